@@ -1,0 +1,13 @@
+module kpe-agent
+
+go 1.26.8
+
+require (
+	github.com/davecgh/go-spew v1.1.1 // indirect
+	github.com/ebfe/scard v0.0.0-20241214075232-7af069cabc25 // indirect
+	github.com/pkg/errors v0.9.1 // indirect
+	github.com/pmezard/go-difflib v1.0.0 // indirect
+	github.com/skythen/apdu v0.2.0 // indirect
+	github.com/stretchr/testify v1.11.1 // indirect
+	gopkg.in/yaml.v3 v3.0.1 // indirect
+)
