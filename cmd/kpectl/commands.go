@@ -1,0 +1,256 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"strings"
+	"time"
+
+	"kpe-agent/apdu"
+	"kpe-agent/apdu/pcsc"
+)
+
+func (c *cli) flags(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet("kpectl "+name, flag.ContinueOnError)
+	fs.SetOutput(c.errOut)
+	return fs
+}
+
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return usageError{err}
+	}
+	return nil
+}
+
+type readerJSON struct {
+	Name        string `json:"name"`
+	CardPresent bool   `json:"card_present"`
+	ATR         string `json:"atr,omitempty"`
+	Exclusive   bool   `json:"exclusive,omitempty"`
+	InUse       bool   `json:"in_use,omitempty"`
+	Mute        bool   `json:"mute,omitempty"`
+}
+
+func (c *cli) readers(ctx context.Context, args []string) error {
+	fs := c.flags("readers")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	tr := pcsc.New(pcsc.Options{})
+	defer tr.Close()
+	rs, err := tr.Readers(ctx)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		out := make([]readerJSON, 0, len(rs))
+		for _, r := range rs {
+			out = append(out, readerJSON{r.Name, r.CardPresent, hexStr(r.ATR), r.Exclusive, r.InUse, r.Mute})
+		}
+		enc := json.NewEncoder(c.out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	}
+	if len(rs) == 0 {
+		fmt.Fprintln(c.out, c.msg.NoReaders)
+		return nil
+	}
+	for i, r := range rs {
+		state := c.msg.NoCard
+		switch {
+		case r.Mute:
+			state = c.msg.Mute
+		case r.CardPresent:
+			state = c.msg.CardPresent + "  ATR " + spaced(r.ATR)
+		}
+		if r.Exclusive {
+			state += "  [" + c.msg.InUseExclusive + "]"
+		}
+		fmt.Fprintf(c.out, "%d: %s\n   %s\n", i, r.Name, state)
+	}
+	return nil
+}
+
+type eventJSON struct {
+	Time   time.Time `json:"time"`
+	Kind   string    `json:"kind"`
+	Reader string    `json:"reader,omitempty"`
+	ATR    string    `json:"atr,omitempty"`
+	Error  string    `json:"error,omitempty"`
+}
+
+func (c *cli) monitor(ctx context.Context, args []string) error {
+	fs := c.flags("monitor")
+	asJSON := fs.Bool("json", false, "print one JSON object per event")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	tr := pcsc.New(pcsc.Options{})
+	defer tr.Close()
+	if !*asJSON {
+		fmt.Fprintln(c.out, c.msg.Watching)
+	}
+	enc := json.NewEncoder(c.out)
+	for ev := range tr.Watch(ctx).Events {
+		if *asJSON {
+			e := eventJSON{Time: ev.Time, Kind: ev.Kind.String(), Reader: ev.Reader, ATR: hexStr(ev.ATR)}
+			if ev.Err != nil {
+				e.Error = ev.Err.Error()
+			}
+			if err := enc.Encode(e); err != nil {
+				return err
+			}
+			continue
+		}
+		line := fmt.Sprintf("%s  %-32s %s", ev.Time.Format("15:04:05.000"), c.msg.Events[ev.Kind], ev.Reader)
+		if len(ev.ATR) > 0 {
+			line += "  ATR " + spaced(ev.ATR)
+		}
+		if ev.Err != nil {
+			line += "  (" + ev.Err.Error() + ")"
+		}
+		fmt.Fprintln(c.out, line)
+	}
+	return nil
+}
+
+// apdu sends APDUs like pcsc-tools' scriptor: each command and its answer
+// are printed; with -auto, 61xx and 6Cxx are handled by the toolkit.
+func (c *cli) apdu(ctx context.Context, args []string) error {
+	fs := c.flags("apdu")
+	reader := fs.String("r", "", "reader name (default: the first reader with a card)")
+	auto := fs.Bool("auto", false, "handle 61xx (GET RESPONSE) and 6Cxx (wrong Le) automatically")
+	timeout := fs.Duration("timeout", 10*time.Second, "deadline per command")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	cmds, err := c.commands(fs.Args())
+	if err != nil {
+		return err
+	}
+	tr := pcsc.New(pcsc.Options{})
+	defer tr.Close()
+	name := *reader
+	if name == "" {
+		if name, err = firstCard(ctx, tr); err != nil {
+			return err
+		}
+	}
+	card, err := tr.Connect(ctx, name)
+	if err != nil {
+		return err
+	}
+	defer card.Close()
+	fmt.Fprintf(c.out, "# %s  ATR %s\n", name, spaced(card.ATR()))
+	if err := card.BeginTransaction(ctx); err != nil {
+		return err
+	}
+	defer card.EndTransaction()
+	client := apdu.NewClient(card, apdu.Limits{})
+	for _, raw := range cmds {
+		fmt.Fprintf(c.out, "> %s\n", spaced(raw))
+		cctx, cancel := context.WithTimeout(ctx, *timeout)
+		var rsp []byte
+		if *auto {
+			var cmd apdu.Command
+			if cmd, err = apdu.ParseCommand(raw); err == nil {
+				var r apdu.Response
+				if r, err = client.Do(cctx, cmd); err == nil {
+					rsp = append(append([]byte(nil), r.Data...), byte(r.SW>>8), byte(r.SW))
+				}
+			}
+		} else {
+			rsp, err = card.Transmit(cctx, raw)
+		}
+		cancel()
+		if err != nil {
+			return err
+		}
+		c.printResponse(rsp)
+	}
+	return nil
+}
+
+func (c *cli) printResponse(rsp []byte) {
+	r, err := apdu.ParseResponse(rsp)
+	if err != nil {
+		fmt.Fprintf(c.out, "< %s : %v\n", spaced(rsp), err)
+		return
+	}
+	if len(r.Data) > 0 {
+		fmt.Fprintf(c.out, "< %s\n", spaced(r.Data))
+	}
+	meaning := "normal processing"
+	if e := r.Err(); e != nil {
+		meaning = e.Error()
+	}
+	fmt.Fprintf(c.out, "< %02X %02X : %s\n", byte(r.SW>>8), byte(r.SW), meaning)
+}
+
+// commands parses hex APDUs from args, or from stdin when there are none.
+func (c *cli) commands(args []string) ([][]byte, error) {
+	var lines []string
+	if len(args) > 0 {
+		lines = args
+	} else {
+		sc := bufio.NewScanner(c.in)
+		for sc.Scan() {
+			lines = append(lines, sc.Text())
+		}
+		if err := sc.Err(); err != nil {
+			return nil, err
+		}
+	}
+	var out [][]byte
+	for i, l := range lines {
+		if j := strings.IndexByte(l, '#'); j >= 0 {
+			l = l[:j]
+		}
+		l = strings.NewReplacer(" ", "", ":", "", "\t", "").Replace(l)
+		if l == "" {
+			continue
+		}
+		b, err := hex.DecodeString(l)
+		if err != nil || len(b) < 4 {
+			return nil, usageError{fmt.Errorf("APDU %d: %q is not a hex command of at least 4 bytes", i+1, lines[i])}
+		}
+		out = append(out, b)
+	}
+	if len(out) == 0 {
+		return nil, usageError{errors.New("no APDU given")}
+	}
+	return out, nil
+}
+
+func firstCard(ctx context.Context, tr *pcsc.Transport) (string, error) {
+	rs, err := tr.Readers(ctx)
+	if err != nil {
+		return "", err
+	}
+	for _, r := range rs {
+		if r.CardPresent && !r.Mute {
+			return r.Name, nil
+		}
+	}
+	return "", fmt.Errorf("kpectl apdu: %w", apdu.ErrNoCard)
+}
+
+func hexStr(b []byte) string { return strings.ToUpper(hex.EncodeToString(b)) }
+
+func spaced(b []byte) string {
+	var sb strings.Builder
+	for i, x := range b {
+		if i > 0 {
+			sb.WriteByte(' ')
+		}
+		fmt.Fprintf(&sb, "%02X", x)
+	}
+	return sb.String()
+}

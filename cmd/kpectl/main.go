@@ -1,0 +1,95 @@
+// Command kpectl is the operator and technician CLI for kpe-agent terminals.
+//
+//	kpectl readers            readers, card present, ATR
+//	kpectl monitor            live reader and card events
+//	kpectl apdu HEX...        send APDUs to a card, like scriptor
+//
+// Messages are in Bahasa Indonesia by default; -lang en switches to English.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `kpectl — alat operator terminal KPE / KPE terminal operator tool
+
+Usage:
+  kpectl [-lang id|en] readers [-json]
+  kpectl [-lang id|en] monitor [-json]
+  kpectl [-lang id|en] apdu [-r READER] [-auto] [-timeout 10s] [-trace] [HEX ...]
+        (without HEX arguments, APDUs are read from standard input, one per line; '#' starts a comment)
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	global := flag.NewFlagSet("kpectl", flag.ContinueOnError)
+	global.SetOutput(stderr)
+	lang := global.String("lang", envOr("KPE_LANG", "id"), "message language: id (Bahasa Indonesia) or en")
+	global.Usage = func() { fmt.Fprint(stderr, usage) }
+	if err := global.Parse(args); err != nil {
+		return 2
+	}
+	m, err := messagesFor(*lang)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	rest := global.Args()
+	if len(rest) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	c := &cli{out: stdout, errOut: stderr, in: stdin, msg: m}
+	switch rest[0] {
+	case "readers":
+		err = c.readers(ctx, rest[1:])
+	case "monitor":
+		err = c.monitor(ctx, rest[1:])
+	case "apdu":
+		err = c.apdu(ctx, rest[1:])
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "%s: %q\n\n%s", m.UnknownCommand, rest[0], usage)
+		return 2
+	}
+	var ue usageError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ue):
+		fmt.Fprintln(stderr, err)
+		return 2
+	default:
+		fmt.Fprintln(stderr, c.explain(err))
+		return 1
+	}
+}
+
+type usageError struct{ error }
+
+type cli struct {
+	out, errOut io.Writer
+	in          io.Reader
+	msg         messages
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
