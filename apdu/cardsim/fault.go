@@ -1,0 +1,186 @@
+package cardsim
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// Fault describes failures injected into the APDU exchanges of one vpcd
+// slot or MemReader. APDUs are counted from 1 starting when the fault is
+// armed (SetFault); control messages (power, reset, ATR polls) are never
+// counted, delayed or altered.
+//
+// In JSON, durations are strings such as "500ms":
+//
+//	{"remove_at_apdu": 3, "reinsert_after": "1s", "delay": "200ms",
+//	 "delay_count": 2, "malformed_at_apdu": 5}
+type Fault struct {
+	// RemoveAtAPDU: instead of answering the Nth APDU the card is removed
+	// (vpcd: the connection is closed; MemReader: Transmit fails with
+	// apdu.ErrCardRemoved). The command does not reach the card. 0 = off.
+	RemoveAtAPDU int
+	// ReinsertAfter: after a RemoveAtAPDU removal the same card is
+	// inserted again after this pause. 0 = it stays removed (the slot or
+	// reader becomes empty).
+	ReinsertAfter time.Duration
+	// Delay is added before answering an APDU.
+	Delay time.Duration
+	// DelayCount: only the first DelayCount APDUs are delayed; 0 = every
+	// APDU.
+	DelayCount int
+	// MalformedAtAPDU: the Nth APDU is answered with the single byte 90
+	// (no SW2); the command does not reach the card. 0 = off.
+	MalformedAtAPDU int
+}
+
+// IsZero reports whether f injects nothing.
+func (f Fault) IsZero() bool { return f == Fault{} }
+
+// Validate rejects negative values.
+func (f Fault) Validate() error {
+	if f.RemoveAtAPDU < 0 || f.DelayCount < 0 || f.MalformedAtAPDU < 0 ||
+		f.Delay < 0 || f.ReinsertAfter < 0 {
+		return errors.New("fault: negative values are not allowed")
+	}
+	return nil
+}
+
+type faultJSON struct {
+	RemoveAtAPDU    int    `json:"remove_at_apdu,omitempty"`
+	ReinsertAfter   string `json:"reinsert_after,omitempty"`
+	Delay           string `json:"delay,omitempty"`
+	DelayCount      int    `json:"delay_count,omitempty"`
+	MalformedAtAPDU int    `json:"malformed_at_apdu,omitempty"`
+}
+
+// MarshalJSON encodes durations as strings ("500ms").
+func (f Fault) MarshalJSON() ([]byte, error) {
+	j := faultJSON{RemoveAtAPDU: f.RemoveAtAPDU, DelayCount: f.DelayCount, MalformedAtAPDU: f.MalformedAtAPDU}
+	if f.Delay != 0 {
+		j.Delay = f.Delay.String()
+	}
+	if f.ReinsertAfter != 0 {
+		j.ReinsertAfter = f.ReinsertAfter.String()
+	}
+	return json.Marshal(j)
+}
+
+// UnmarshalJSON decodes the format above strictly (unknown fields and
+// malformed durations are errors).
+func (f *Fault) UnmarshalJSON(b []byte) error {
+	var j faultJSON
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&j); err != nil {
+		return fmt.Errorf("fault: %w", err)
+	}
+	out := Fault{RemoveAtAPDU: j.RemoveAtAPDU, DelayCount: j.DelayCount, MalformedAtAPDU: j.MalformedAtAPDU}
+	var err error
+	if out.Delay, err = parseDuration(j.Delay); err != nil {
+		return fmt.Errorf("fault: delay: %w", err)
+	}
+	if out.ReinsertAfter, err = parseDuration(j.ReinsertAfter); err != nil {
+		return fmt.Errorf("fault: reinsert_after: %w", err)
+	}
+	if err := out.Validate(); err != nil {
+		return err
+	}
+	*f = out
+	return nil
+}
+
+func parseDuration(s string) (time.Duration, error) {
+	if s == "" {
+		return 0, nil
+	}
+	return time.ParseDuration(s)
+}
+
+// faultAction is what the injector decided for one APDU.
+type faultAction struct {
+	n             int // APDU number since arming (0 when no fault is armed)
+	delay         time.Duration
+	remove        bool
+	malformed     bool
+	reinsertAfter time.Duration
+}
+
+// faultState counts APDUs since arming and decides the fault actions. It is
+// shared by vpcd slots and MemReader.
+type faultState struct {
+	mu    sync.Mutex
+	fault Fault
+	count int
+}
+
+func (s *faultState) set(f Fault) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.fault, s.count = f, 0
+}
+
+func (s *faultState) get() (Fault, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.fault, !s.fault.IsZero()
+}
+
+func (s *faultState) next() faultAction {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f := s.fault
+	if f.IsZero() {
+		return faultAction{}
+	}
+	s.count++
+	n := s.count
+	a := faultAction{n: n, reinsertAfter: f.ReinsertAfter}
+	if f.Delay > 0 && (f.DelayCount == 0 || n <= f.DelayCount) {
+		a.delay = f.Delay
+	}
+	a.remove = n == f.RemoveAtAPDU
+	a.malformed = !a.remove && n == f.MalformedAtAPDU
+	return a
+}
+
+// errFaultRemoved: a RemoveAtAPDU fault fired.
+var errFaultRemoved = errors.New("card removed by fault injection")
+
+// malformedResponse is the answer of a MalformedAtAPDU fault.
+var malformedResponse = []byte{0x90}
+
+// exchange passes one APDU through the fault injector and the card. It
+// returns the response, or errFaultRemoved, or ctx's error when ctx ends
+// during an injected delay. The action is returned for logging and for the
+// caller's removal handling.
+func exchange(ctx context.Context, faults *faultState, card Card, cmd []byte, log *slog.Logger) ([]byte, faultAction, error) {
+	act := faults.next()
+	if act.delay > 0 {
+		t := time.NewTimer(act.delay)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, act, ctx.Err()
+		}
+	}
+	switch {
+	case act.remove:
+		if log != nil {
+			log.Info("fault: removing card instead of answering", "apdu", act.n)
+		}
+		return nil, act, errFaultRemoved
+	case act.malformed:
+		if log != nil {
+			log.Info("fault: answering with a malformed 1-byte response", "apdu", act.n)
+		}
+		return bytes.Clone(malformedResponse), act, nil
+	}
+	return processSafely(card, cmd, log), act, nil
+}
