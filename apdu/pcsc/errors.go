@@ -48,10 +48,11 @@ func kindOf(code scard.Error) error {
 	case scard.ErrResetCard:
 		return apdu.ErrCardReset
 	case scard.ErrNoService, scard.ErrServiceStopped, scard.ErrInvalidHandle,
-		scard.ErrNoReadersAvailable:
+		scard.ErrNoReadersAvailable, scard.ErrCommError:
 		// pcsc-lite answers NO_READERS_AVAILABLE on a live context only from
 		// ListReaders, which is handled separately; anywhere else it means
-		// the service is not usable.
+		// the service is not usable. F_COMM_ERROR ("RPC transport error") is
+		// what pcsc-lite's client library returns when pcscd dies under it.
 		return apdu.ErrNoService
 	case scard.ErrSharingViolation:
 		return apdu.ErrSharingViolation

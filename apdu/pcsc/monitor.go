@@ -100,10 +100,11 @@ func (m *Monitor) run(ctx context.Context) {
 		err = wrap("monitor", "", err)
 		if !lost {
 			log.Warn("pcsc: service unavailable; retrying", "err", err)
-			m.forgetAll(ctx)
+			// The cause first, then what it took with it.
 			if !m.emit(ctx, apdu.Event{Kind: apdu.ServiceLost, Err: err}) {
 				return
 			}
+			m.forgetAll(ctx)
 			lost = true
 		}
 		if !sleep(ctx, backoff) {

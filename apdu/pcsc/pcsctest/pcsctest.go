@@ -76,15 +76,19 @@ func pcscdPath() (string, error) {
 	return "", errors.New("not found")
 }
 
-// pid returns the running pcscd's pid, or 0.
+// pid returns the pid of a live pcscd, or 0. The pid file is not trusted: a
+// killed pcscd leaves it behind, and where PID 1 does not reap, a zombie.
 func pid() int {
-	b, err := os.ReadFile("/run/pcscd/pcscd.pid")
-	if err != nil {
-		return 0
-	}
-	n, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-	if n > 0 && processAlive(n) {
-		return n
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		n, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "comm"))
+		if err == nil && strings.TrimSpace(string(b)) == "pcscd" && processAlive(n) {
+			return n
+		}
 	}
 	return 0
 }
@@ -103,8 +107,10 @@ func Start() error {
 		return err
 	}
 	if pid() == 0 {
-		// A stale socket from a killed pcscd makes a new one refuse to start.
+		// A stale socket and pid file from a killed pcscd make a new one
+		// refuse to start. Only removed when no pcscd lives.
 		_ = os.Remove("/run/pcscd/pcscd.comm")
+		_ = os.Remove("/run/pcscd/pcscd.pid")
 		out, err := exec.Command(bin).CombinedOutput()
 		if err != nil {
 			return fmt.Errorf("starting %s: %v: %s", bin, err, out)

@@ -1,0 +1,79 @@
+# kpe-agent — see README.md. The two commands are `make run` and `make test`.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+GO        ?= go
+BIN       := bin
+FUZZTIME  ?= 8s
+# Debian packages the lab and the tests need (pcscd with the vsmartcard vpcd
+# driver; opensc and pcsc-tools are the independent tools the acceptance
+# checks use).
+SYS_PKGS  := pcscd libpcsclite-dev vsmartcard-vpcd pcsc-tools opensc curl
+SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: help deps pcscd build run test check unit fuzz-smoke windows bench clean
+
+help:
+	@echo "make run    start the virtual card lab and 'kpectl monitor' (no hardware needed)"
+	@echo "make test   install what is missing, start pcscd, run every check"
+	@echo "make bench  transport benchmarks against a bare scard.Transmit loop"
+
+# Install missing system packages: apt-get update once, then install.
+deps:
+	@missing=""; for p in $(SYS_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo ">> installing:$$missing"; \
+	  $(SUDO) apt-get update -q; \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $$missing; \
+	fi
+
+# Start pcscd when it is not running (there is no systemd in CI containers).
+# Zombies do not count: where PID 1 does not reap, a killed pcscd stays
+# listed, and its stale socket and pid file stop a new one from starting.
+LIVE_PCSCD = ps -C pcscd -o pid=,stat= | awk '$$2 !~ /^Z/ {print $$1; exit}'
+pcscd: deps
+	@if [ -z "$$($(LIVE_PCSCD))" ]; then \
+	  echo ">> starting pcscd"; $(SUDO) rm -f /run/pcscd/pcscd.comm /run/pcscd/pcscd.pid; $(SUDO) pcscd; \
+	  for i in $$(seq 50); do [ -S /run/pcscd/pcscd.comm ] && break; sleep 0.1; done; \
+	fi
+	@pid=$$($(LIVE_PCSCD)); [ -n "$$pid" ] || { echo "pcscd did not start"; exit 1; }; echo ">> pcscd is running (pid $$pid)"
+
+build:
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+# The main job: card lab on pcscd's virtual readers plus the live monitor.
+run: pcscd build
+	@./scripts/run-lab.sh
+
+check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+unit:
+	@./scripts/gotest.sh -race -count=1 ./...
+
+# A short run of every fuzz target (the seed corpora in testdata/ always run
+# as part of the unit tests too).
+fuzz-smoke:
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo ">> fuzz $$pkg $$f ($(FUZZTIME))"; \
+	    $(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) $$pkg >/tmp/kpe-fuzz.log 2>&1 || { cat /tmp/kpe-fuzz.log; exit 1; }; \
+	  done; \
+	done
+
+windows:
+	GOOS=windows GOARCH=amd64 $(GO) build ./...
+	@echo ">> GOOS=windows GOARCH=amd64 go build ./... ok"
+
+test: pcscd check windows unit fuzz-smoke
+
+bench: pcscd
+	$(GO) test -run='^$$' -bench=. -benchtime=2s -count=1 ./apdu/pcsc/
+
+clean:
+	rm -rf $(BIN)

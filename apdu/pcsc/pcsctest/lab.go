@@ -1,0 +1,60 @@
+package pcsctest
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"kpe-agent/apdu/cardsim"
+)
+
+// Readers of the lab's slots, by slot number.
+var SlotReaders = []string{Slot0, Slot1}
+
+// Lab starts a card lab on pcscd's two vpcd slots; it is closed (cards
+// removed) when the test ends.
+func Lab(t testing.TB) *cardsim.Lab {
+	t.Helper()
+	lab, err := cardsim.NewLab(cardsim.LabConfig{CardDir: RepoPath("testdata/cards")})
+	if err != nil {
+		t.Fatalf("card lab: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = lab.Close()
+		// Let pcscd see the removal before the next test takes the slots.
+		for _, r := range SlotReaders {
+			WaitCard(t, r, false, 5*time.Second)
+		}
+	})
+	return lab
+}
+
+// Insert loads testdata/cards/<image> into slot and waits until pcscd
+// reports the card.
+func Insert(t testing.TB, lab *cardsim.Lab, slot int, image string) cardsim.Card {
+	t.Helper()
+	c, err := cardsim.LoadCard(RepoPath(filepath.Join("testdata/cards", image)))
+	if err != nil {
+		t.Fatalf("load %s: %v", image, err)
+	}
+	if err := lab.Insert(slot, c); err != nil {
+		t.Fatalf("insert %s: %v", image, err)
+	}
+	WaitCard(t, SlotReaders[slot], true, 5*time.Second)
+	return c
+}
+
+// RepoPath returns rel resolved against the repository root (the directory
+// holding go.mod), so tests work from any package directory.
+func RepoPath(rel string) string {
+	dir, _ := os.Getwd()
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return filepath.Join(d, rel)
+		}
+		if filepath.Dir(d) == d {
+			return filepath.Join(dir, rel)
+		}
+	}
+}
