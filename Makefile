@@ -7,9 +7,10 @@ GO        ?= go
 BIN       := bin
 FUZZTIME  ?= 8s
 # Debian packages the lab and the tests need (pcscd with the vsmartcard vpcd
-# driver; opensc and pcsc-tools are the independent tools the acceptance
+# driver; gcc and pkg-config for cgo against libpcsclite;
+# opensc and pcsc-tools are the independent tools the acceptance
 # checks use).
-SYS_PKGS  := pcscd libpcsclite-dev vsmartcard-vpcd pcsc-tools opensc curl
+SYS_PKGS  := pcscd libpcsclite-dev vsmartcard-vpcd pcsc-tools opensc curl pkg-config gcc
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: help deps pcscd build run test check unit fuzz-smoke windows bench clean
@@ -70,7 +71,7 @@ windows:
 	GOOS=windows GOARCH=amd64 $(GO) build ./...
 	@echo ">> GOOS=windows GOARCH=amd64 go build ./... ok"
 
-test: pcscd check windows unit fuzz-smoke
+test: pcscd check windows fuzz-smoke unit
 
 bench: pcscd
 	$(GO) test -run='^$$' -bench=. -benchtime=2s -count=1 ./apdu/pcsc/

@@ -54,7 +54,7 @@ func Require(t testing.TB) {
 		t.Fatalf("INTEGRATION FAILED: pcscd is installed (%s) but not usable: %v", bin, err)
 	}
 	announce.Do(func() {
-		fmt.Printf("INTEGRATION: %s runs through real pcscd (pid %d) with the vpcd driver\n",
+		fmt.Printf("INTEGRATION: %s run through real pcscd (pid %d) with the vpcd driver\n",
 			packageOf(t), pid())
 	})
 }
