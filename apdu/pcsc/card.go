@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ebfe/scard"
@@ -13,18 +14,69 @@ import (
 
 // card is a connected card. It is safe for concurrent use, but operations are
 // serialised: the agent gives each reader one owning goroutine anyway.
+//
+// Every blocking PC/SC call runs on the card's worker goroutine, started by
+// Connect. The caller waits for the result or its deadline, whichever comes
+// first. A worker stuck in a call that its caller abandoned does not take
+// new work, so later callers time out by their own deadlines instead of
+// queueing forever. (A persistent worker rather than a goroutine per call:
+// spawning one per APDU let another OS thread steal it and added ~20 us to
+// every round trip; see BenchmarkRoundTrip.)
 type card struct {
 	t      *Transport
 	ctx    *scard.Context
 	sc     *scard.Card
 	reader string
 
+	ops  chan *op
+	quit chan struct{}
+
 	mu     sync.Mutex
 	atr    []byte
 	closed bool
-	// busy is non-nil while a C call that the caller abandoned at its
-	// deadline is still running; it is closed when that call returns.
-	busy chan struct{}
+}
+
+// op is one call handed to the worker. state settles, exactly once, who
+// owns the result: the waiting caller, or (after the caller gave up) the
+// worker, which then runs cleanup.
+type op struct {
+	f       func() error
+	cleanup func(error)
+	err     error
+	done    chan struct{}
+	state   atomic.Int32 // opPending, opDelivered, opAbandoned
+}
+
+const (
+	opPending int32 = iota
+	opDelivered
+	opAbandoned
+)
+
+func newCard(t *Transport, ctx *scard.Context, sc *scard.Card, reader string) *card {
+	c := &card{t: t, ctx: ctx, sc: sc, reader: reader,
+		ops: make(chan *op), quit: make(chan struct{})}
+	go c.work()
+	return c
+}
+
+// work runs calls until Close, then releases the handle and the context.
+func (c *card) work() {
+	for {
+		select {
+		case o := <-c.ops:
+			o.err = o.f()
+			if o.state.CompareAndSwap(opPending, opDelivered) {
+				close(o.done)
+			} else if o.cleanup != nil {
+				o.cleanup(o.err)
+			}
+		case <-c.quit:
+			_ = c.sc.Disconnect(scard.LeaveCard)
+			_ = c.ctx.Release()
+			return
+		}
+	}
 }
 
 func (c *card) Reader() string { return c.reader }
@@ -35,55 +87,39 @@ func (c *card) ATR() []byte {
 	return append([]byte(nil), c.atr...)
 }
 
-// call runs f (a blocking PC/SC call on this card) under ctx. If ctx ends
-// first, the caller gets a timeout at once, f keeps running in the
-// background, and the card is marked busy until f returns; then cleanup runs
-// with f's error (used to undo a transaction that arrived too late).
+// call runs f (a blocking PC/SC call on this card) on the worker under ctx.
+// If ctx ends first, the caller gets a timeout at once; f keeps running, and
+// when it returns, cleanup runs with its error (used to give back a
+// transaction granted too late).
 func (c *card) call(ctx context.Context, op string, f func() error, cleanup func(error)) error {
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return newErr(op, c.reader, apdu.ErrTransport, "card connection is closed")
-	}
-	busy := c.busy
-	c.mu.Unlock()
-	if busy != nil {
-		select {
-		case <-busy:
-		case <-ctx.Done():
-			return newErr(op, c.reader, ctxKind(ctx), "card is still busy with an earlier command that timed out")
-		}
-	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.t.opts.CommandTimeout)
 		defer cancel()
 	}
-	done := make(chan error, 1)
-	go func() { done <- f() }()
+	o := newOp(f, cleanup)
 	select {
-	case err := <-done:
-		return err
+	case c.ops <- o:
+	case <-c.quit:
+		return newErr(op, c.reader, apdu.ErrTransport, "card connection is closed")
 	case <-ctx.Done():
-		ch := make(chan struct{})
-		c.mu.Lock()
-		c.busy = ch
-		c.mu.Unlock()
-		go func() {
-			err := <-done
-			if cleanup != nil {
-				cleanup(err)
-			}
-			c.mu.Lock()
-			if c.busy == ch {
-				c.busy = nil
-			}
-			c.mu.Unlock()
-			close(ch)
-		}()
+		return newErr(op, c.reader, ctxKind(ctx), "card is still busy with an earlier command that timed out")
+	}
+	select {
+	case <-o.done:
+		return o.err
+	case <-ctx.Done():
+		if !o.state.CompareAndSwap(opPending, opAbandoned) {
+			<-o.done // finished in the meantime: the result is ours
+			return o.err
+		}
 		c.t.opts.Logger.Warn("pcsc: card did not answer before the deadline", "reader", c.reader, "op", op)
 		return newErr(op, c.reader, ctxKind(ctx), "the card did not answer in time")
 	}
+}
+
+func newOp(f func() error, cleanup func(error)) *op {
+	return &op{f: f, cleanup: cleanup, done: make(chan struct{})}
 }
 
 func (c *card) Transmit(ctx context.Context, cmd []byte) ([]byte, error) {
@@ -175,15 +211,25 @@ func (c *card) BeginTransaction(ctx context.Context) error {
 }
 
 func (c *card) EndTransaction() error {
-	c.mu.Lock()
-	busy := c.busy != nil
-	c.mu.Unlock()
-	if busy {
-		// The abandoned call still holds the handle; pcsc-lite releases the
-		// transaction when the handle is disconnected.
+	o := newOp(func() error { return c.sc.EndTransaction(scard.LeaveCard) }, nil)
+	select {
+	case c.ops <- o:
+		<-o.done
+		return wrap("end-transaction", c.reader, o.err)
+	case <-c.quit:
+		return nil // Close disconnects, which ends the transaction
+	default:
+		// The worker is stuck in a call whose caller gave up. End the
+		// transaction as soon as it is free; never block the caller here.
+		o.state.Store(opAbandoned)
+		go func() {
+			select {
+			case c.ops <- o:
+			case <-c.quit:
+			}
+		}()
 		return nil
 	}
-	return wrap("end-transaction", c.reader, c.sc.EndTransaction(scard.LeaveCard))
 }
 
 func (c *card) Reconnect(ctx context.Context, reset bool) error {
@@ -213,32 +259,15 @@ func (c *card) reconnect(ctx context.Context, d scard.Disposition) error {
 	return nil
 }
 
-// Close disconnects without resetting the card. If a timed-out call is still
-// running inside PC/SC, Close cancels what can be cancelled and finishes the
-// cleanup in the background when that call returns, so it never blocks.
+// Close disconnects without resetting the card. It never blocks: if the
+// worker is stuck in a call, it disconnects when that call returns.
 func (c *card) Close() error {
 	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return nil
+	defer c.mu.Unlock()
+	if !c.closed {
+		c.closed = true
+		_ = c.ctx.Cancel() // wakes a removal check waiting in GetStatusChange
+		close(c.quit)
 	}
-	c.closed = true
-	busy := c.busy
-	c.mu.Unlock()
-	release := func() error {
-		err := c.sc.Disconnect(scard.LeaveCard)
-		if rerr := c.ctx.Release(); err == nil && !errors.Is(rerr, scard.ErrInvalidHandle) {
-			err = rerr
-		}
-		if errors.Is(err, scard.ErrInvalidHandle) || errors.Is(err, scard.ErrNoService) {
-			return nil // the service is gone and took the handle with it
-		}
-		return wrap("disconnect", c.reader, err)
-	}
-	if busy != nil {
-		_ = c.ctx.Cancel()
-		go func() { <-busy; _ = release() }()
-		return nil
-	}
-	return release()
+	return nil
 }

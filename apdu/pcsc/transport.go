@@ -183,7 +183,7 @@ func (t *Transport) Connect(ctx context.Context, reader string) (apdu.Card, erro
 		_ = c.Release()
 		return nil, wrap("connect", reader, r.err)
 	}
-	pc := &card{t: t, ctx: c, sc: r.card, reader: reader}
+	pc := newCard(t, c, r.card, reader)
 	if st, err := r.card.Status(); err == nil {
 		pc.atr = append([]byte(nil), st.Atr...)
 	}
