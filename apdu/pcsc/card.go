@@ -30,6 +30,9 @@ type card struct {
 
 	ops  chan *op
 	quit chan struct{}
+	// endPending: EndTransaction was called while the worker was stuck;
+	// the worker ends the transaction before taking its next call.
+	endPending atomic.Bool
 
 	mu     sync.Mutex
 	atr    []byte
@@ -70,6 +73,9 @@ func (c *card) work() {
 				close(o.done)
 			} else if o.cleanup != nil {
 				o.cleanup(o.err)
+			}
+			if c.endPending.Swap(false) {
+				_ = c.sc.EndTransaction(scard.LeaveCard)
 			}
 		case <-c.quit:
 			_ = c.sc.Disconnect(scard.LeaveCard)
@@ -210,27 +216,29 @@ func (c *card) BeginTransaction(ctx context.Context) error {
 	return wrap("begin-transaction", c.reader, err)
 }
 
+// EndTransaction never blocks for long. If the worker is stuck in a call
+// whose caller gave up, the transaction is ended by the worker as soon as
+// that call returns and before it takes any other call, so a following
+// BeginTransaction can never be overtaken by this End.
 func (c *card) EndTransaction() error {
 	o := newOp(func() error { return c.sc.EndTransaction(scard.LeaveCard) }, nil)
+	wait := time.NewTimer(endHandoff)
+	defer wait.Stop()
 	select {
 	case c.ops <- o:
 		<-o.done
 		return wrap("end-transaction", c.reader, o.err)
 	case <-c.quit:
 		return nil // Close disconnects, which ends the transaction
-	default:
-		// The worker is stuck in a call whose caller gave up. End the
-		// transaction as soon as it is free; never block the caller here.
-		o.state.Store(opAbandoned)
-		go func() {
-			select {
-			case c.ops <- o:
-			case <-c.quit:
-			}
-		}()
+	case <-wait.C:
+		c.endPending.Store(true)
 		return nil
 	}
 }
+
+// endHandoff is how long EndTransaction waits for an idle worker; an idle
+// worker takes an op within microseconds.
+const endHandoff = 50 * time.Millisecond
 
 func (c *card) Reconnect(ctx context.Context, reset bool) error {
 	d := scard.LeaveCard

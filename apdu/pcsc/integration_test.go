@@ -401,3 +401,32 @@ func TestIntegrationSharingViolation(t *testing.T) {
 	require.NoError(t, holder.Disconnect(scard.LeaveCard))
 	connect(t, tr, pcsctest.Slot0) // free again
 }
+
+// A transaction ended while its card is stuck in a timed-out command is
+// released as soon as the command returns: EndTransaction does not block,
+// and another program gets the card afterwards.
+func TestIntegrationEndTransactionWhileStuck(t *testing.T) {
+	pcsctest.Require(t)
+	lab := pcsctest.Lab(t)
+	pcsctest.Insert(t, lab, 0, "generic-fs.json")
+	tr := pcsc.New(pcsc.Options{})
+	defer tr.Close()
+	ours := connect(t, tr, pcsctest.Slot0)
+	other := connect(t, tr, pcsctest.Slot0)
+
+	require.NoError(t, ours.BeginTransaction(ctxT(t, 5*time.Second)))
+	require.NoError(t, lab.SetFault(0, cardsim.Fault{Delay: 1500 * time.Millisecond, DelayCount: 1}))
+	_, err := ours.Transmit(ctxT(t, 200*time.Millisecond), []byte{0x00, 0x84, 0x00, 0x00, 0x08})
+	require.ErrorIs(t, err, apdu.ErrTimeout)
+
+	start := time.Now()
+	require.NoError(t, ours.EndTransaction())
+	require.Less(t, time.Since(start), 500*time.Millisecond, "EndTransaction must not wait for the stuck card")
+
+	// The other connection gets the card once the slow command is answered.
+	require.NoError(t, other.BeginTransaction(ctxT(t, 10*time.Second)))
+	rsp, err := other.Transmit(ctxT(t, 5*time.Second), []byte{0x00, 0x84, 0x00, 0x00, 0x08})
+	require.NoError(t, err)
+	require.Len(t, rsp, 10)
+	require.NoError(t, other.EndTransaction())
+}
