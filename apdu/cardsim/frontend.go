@@ -72,7 +72,8 @@ type Handler func(cmd Command) ([]byte, SW)
 // processing, so that every simulated applet behaves the same way:
 //
 //   - CLA: proprietary classes (and FF) → 6E00 unless ProprietaryClass is
-//     set (FF is always refused); secure messaging → 6882; a logical
+//     set (FF is always refused); secure messaging → 6882 unless
+//     SecureMessaging is set; a logical
 //     channel other than 0 → 6881.
 //   - Length: malformed length fields, an extended APDU without
 //     Limits.ExtendedLength, or Nc > Limits.MaxCommandData → 6700.
@@ -93,6 +94,10 @@ type Frontend struct {
 	// ProprietaryClass accepts CLA 80..FE, decoded like the first
 	// interindustry values (chaining 0x10, SM 0x0C, channel 0x03).
 	ProprietaryClass bool
+	// SecureMessaging passes commands with a secure-messaging CLA to the
+	// Handler, which unwraps them (applets with SM). Without it they get
+	// 6882.
+	SecureMessaging bool
 
 	chain     *chainState
 	pending   []byte
@@ -128,7 +133,7 @@ func (f *Frontend) Process(raw []byte, h Handler) []byte {
 	switch {
 	case !cls.Interindustry:
 		return f.fail(SWCLANotSupported)
-	case cls.SecureMessaging:
+	case cls.SecureMessaging && !f.SecureMessaging:
 		return f.fail(SWSecureMessagingUnsupported)
 	case cls.Channel != 0:
 		return f.fail(SWLogicalChannelNotSupported)

@@ -17,7 +17,6 @@
 package sm
 
 import (
-	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/des"
@@ -119,8 +118,13 @@ func (s *Session) pad(b []byte) []byte {
 	return out
 }
 
+// unpad removes ISO/IEC 9797-1 method 2 padding (bytes, not runes: the
+// data is binary).
 func unpad(b []byte) ([]byte, error) {
-	i := bytes.LastIndexFunc(b, func(r rune) bool { return r != 0 })
+	i := len(b) - 1
+	for i >= 0 && b[i] == 0 {
+		i--
+	}
 	if i < 0 || b[i] != 0x80 {
 		return nil, ErrBadPadding
 	}

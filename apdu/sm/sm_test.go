@@ -187,3 +187,15 @@ func TestAESWrapOracle(t *testing.T) {
 	require.Equal(t, "871101712F20EC7332C100CD1095DBCFC9A4FD8E08A2467A6FD54A8C9A", strings.ToUpper(hex.EncodeToString(p.Data)))
 	require.Equal(t, byte(0x0C), p.CLA)
 }
+
+// Binary data whose bytes are not valid UTF-8 must survive (an earlier
+// unpad looked for runes, not bytes).
+func TestBinaryPayload(t *testing.T) {
+	term, card := aesPair(t)
+	payload := []byte{0xFF, 0xD8, 0x42, 0xE0, 0x80, 0x00, 0xC3}
+	r, err := card.WrapResponse(apdu.Response{Data: payload, SW: 0x9000})
+	require.NoError(t, err)
+	plain, err := term.Unwrap(r)
+	require.NoError(t, err)
+	require.Equal(t, payload, plain.Data)
+}

@@ -1,0 +1,263 @@
+// Package kpeapp is the KPE / KPE Tambahan applet of the card lab
+// (docs/card-profiles.md §2): EF.CardInfo, EF.SOD and the BIT group are
+// readable in plain; every other data group only inside a secure-messaging
+// session opened by mutual authentication with a genuine SAM's keys.
+package kpeapp
+
+import (
+	"bytes"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"kpe-agent/apdu"
+	"kpe-agent/apdu/cardsim"
+	"kpe-agent/apdu/kpe"
+	"kpe-agent/apdu/sm"
+)
+
+// Config personalises one card.
+type Config struct {
+	Name string
+	ATR  []byte
+	AID  []byte // default kpe.DefaultAID
+	Keys kpe.CardKeys
+	// Files are the EF contents by FID; Plain lists the EFs readable
+	// without secure messaging (default: CardInfo, SOD, BIT).
+	Files map[uint16][]byte
+	Plain map[uint16]bool
+	// MaxResponse is the card's response buffer (default 256).
+	MaxResponse int
+	Rand        io.Reader
+}
+
+// Applet implements cardsim.Card.
+type Applet struct {
+	mu  sync.Mutex
+	cfg Config
+	fe  cardsim.Frontend
+
+	appSelected bool
+	ef          uint16
+	challenge   []byte
+	sess        *sm.Session
+}
+
+// New returns a personalised applet.
+func New(cfg Config) (*Applet, error) {
+	if cfg.AID == nil {
+		cfg.AID = kpe.DefaultAID
+	}
+	if cfg.ATR == nil {
+		cfg.ATR = cardsim.DefaultATR
+	}
+	if err := cardsim.ValidateATR(cfg.ATR); err != nil {
+		return nil, err
+	}
+	if len(cfg.Keys.Enc) != 16 || len(cfg.Keys.MAC) != 16 {
+		return nil, errors.New("kpeapp: card keys must be AES-128")
+	}
+	if cfg.Plain == nil {
+		cfg.Plain = map[uint16]bool{kpe.FIDCardInfo: true, kpe.FIDSOD: true, kpe.FIDBIT: true}
+	}
+	if cfg.MaxResponse == 0 {
+		cfg.MaxResponse = 256
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = rand.Reader
+	}
+	for fid, b := range cfg.Files {
+		if len(b) > 0x7FFF {
+			return nil, fmt.Errorf("kpeapp: EF %04X larger than 32767 bytes", fid)
+		}
+	}
+	a := &Applet{cfg: cfg}
+	a.fe = cardsim.Frontend{
+		Limits:          cardsim.Limits{MaxCommandData: 255, MaxResponseData: cfg.MaxResponse}.WithDefaults(),
+		SecureMessaging: true,
+	}
+	return a, nil
+}
+
+// Name implements cardsim.Named.
+func (a *Applet) Name() string { return a.cfg.Name }
+
+// ATR implements cardsim.Card.
+func (a *Applet) ATR() []byte { return bytes.Clone(a.cfg.ATR) }
+
+// PowerOn implements cardsim.Card.
+func (a *Applet) PowerOn() { a.Reset() }
+
+// PowerOff implements cardsim.Card.
+func (a *Applet) PowerOff() { a.Reset() }
+
+// Reset drops the selection, the challenge and the SM session.
+func (a *Applet) Reset() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.fe.Reset()
+	a.dropSession()
+	a.appSelected, a.ef = false, 0
+}
+
+func (a *Applet) dropSession() {
+	if a.sess != nil {
+		a.sess.Close()
+	}
+	a.sess, a.challenge = nil, nil
+}
+
+// Process implements cardsim.Card.
+func (a *Applet) Process(raw []byte) []byte {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.fe.Process(raw, a.handle)
+}
+
+func (a *Applet) handle(cmd cardsim.Command) ([]byte, cardsim.SW) {
+	if cmd.CLA&0x0C == 0 {
+		return a.dispatch(cmd, false)
+	}
+	if a.sess == nil {
+		return nil, 0x6982
+	}
+	in, err := a.sess.UnwrapCommand(apdu.Command{CLA: cmd.CLA, INS: cmd.INS, P1: cmd.P1, P2: cmd.P2, Data: cmd.Data, Ne: cmd.Ne})
+	if err != nil {
+		a.dropSession()
+		if errors.Is(err, sm.ErrMissingDO) {
+			return nil, 0x6987
+		}
+		return nil, 0x6988
+	}
+	data, sw := a.dispatch(cardsim.Command{CLA: in.CLA, INS: in.INS, P1: in.P1, P2: in.P2, Data: in.Data, Ne: in.Ne}, true)
+	out, err := a.sess.WrapResponse(apdu.Response{Data: data, SW: uint16(sw)})
+	if err != nil {
+		a.dropSession()
+		return nil, 0x6F00
+	}
+	return out.Data, sw
+}
+
+func (a *Applet) dispatch(cmd cardsim.Command, secure bool) ([]byte, cardsim.SW) {
+	switch cmd.INS {
+	case 0xA4:
+		return a.selectFile(cmd, secure)
+	case 0xB0:
+		return a.readBinary(cmd, secure)
+	case 0x84:
+		if secure || cmd.P1 != 0 || cmd.P2 != 0 {
+			return nil, 0x6A86
+		}
+		if cmd.Ne != kpe.RndLen {
+			return nil, 0x6700
+		}
+		a.dropSession()
+		a.challenge = make([]byte, kpe.RndLen)
+		if _, err := io.ReadFull(a.cfg.Rand, a.challenge); err != nil {
+			return nil, 0x6F00
+		}
+		return bytes.Clone(a.challenge), 0x9000
+	case 0x82:
+		if secure {
+			return nil, 0x6985
+		}
+		if a.challenge == nil || !a.appSelected {
+			return nil, 0x6985
+		}
+		challenge := a.challenge
+		a.challenge = nil // single use
+		if len(cmd.Data) != kpe.AuthDataLen {
+			return nil, 0x6700
+		}
+		resp, sess, err := kpe.CardRespond(a.cfg.Keys, challenge, cmd.Data, a.cfg.Rand)
+		if err != nil {
+			return nil, 0x6300
+		}
+		a.sess = sess
+		return resp, 0x9000
+	}
+	return nil, 0x6D00
+}
+
+func (a *Applet) selectFile(cmd cardsim.Command, secure bool) ([]byte, cardsim.SW) {
+	switch cmd.P1 {
+	case 0x04:
+		if secure || !bytes.Equal(cmd.Data, a.cfg.AID) {
+			return nil, 0x6A82
+		}
+		a.dropSession() // selecting the application resets its security state
+		a.appSelected, a.ef = true, 0
+		if cmd.P2&0x0C == 0x0C {
+			return nil, 0x9000
+		}
+		return append([]byte{0x6F, byte(len(a.cfg.AID) + 2), 0x84, byte(len(a.cfg.AID))}, a.cfg.AID...), 0x9000
+	case 0x00, 0x02:
+		if !a.appSelected {
+			return nil, 0x6A82
+		}
+		if len(cmd.Data) != 2 {
+			return nil, 0x6700
+		}
+		fid := uint16(cmd.Data[0])<<8 | uint16(cmd.Data[1])
+		content, ok := a.cfg.Files[fid]
+		if !ok {
+			return nil, 0x6A82
+		}
+		if !secure && !a.cfg.Plain[fid] {
+			return nil, 0x6982
+		}
+		a.ef = fid
+		if cmd.P2&0x0C == 0x0C {
+			return nil, 0x9000
+		}
+		n := len(content)
+		return []byte{0x62, 0x08, 0x80, 0x02, byte(n >> 8), byte(n), 0x83, 0x02, cmd.Data[0], cmd.Data[1]}, 0x9000
+	}
+	return nil, 0x6A86
+}
+
+func (a *Applet) readBinary(cmd cardsim.Command, secure bool) ([]byte, cardsim.SW) {
+	if a.ef == 0 {
+		return nil, 0x6986
+	}
+	if !secure && !a.cfg.Plain[a.ef] {
+		return nil, 0x6982
+	}
+	if cmd.P1&0x80 != 0 {
+		return nil, 0x6A86
+	}
+	if cmd.Ne == 0 {
+		return nil, 0x6700
+	}
+	content := a.cfg.Files[a.ef]
+	off := int(cmd.P1)<<8 | int(cmd.P2)
+	if off >= len(content) {
+		return nil, 0x6B00
+	}
+	n := min(cmd.Ne, len(content)-off, a.plainBudget(secure))
+	out := content[off : off+n]
+	if n < cmd.Ne && off+n == len(content) {
+		return bytes.Clone(out), 0x6282 // end of file before Ne bytes
+	}
+	return bytes.Clone(out), 0x9000
+}
+
+// plainBudget is the most plain data that fits the response buffer: under
+// secure messaging the answer carries DO'87' (indicator, padding), DO'99'
+// and DO'8E' as well.
+func (a *Applet) plainBudget(secure bool) int {
+	if !secure {
+		return a.cfg.MaxResponse
+	}
+	return MaxPlainUnderSM(a.cfg.MaxResponse)
+}
+
+// MaxPlainUnderSM returns the largest plain response that fits a buffer of
+// max bytes once wrapped: DO'87' (tag, length up to 3 bytes, indicator,
+// data padded to 16), DO'99' (4) and DO'8E' (10).
+func MaxPlainUnderSM(max int) int {
+	room := max - 4 - 10 - 1 - 1 - 3
+	return room/16*16 - 1
+}

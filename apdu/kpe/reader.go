@@ -1,0 +1,222 @@
+package kpe
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"kpe-agent/apdu"
+	"kpe-agent/apdu/sm"
+	"kpe-agent/apdu/sod"
+)
+
+// Authenticator is the SAM's part of card authentication: it answers the
+// card's challenge for a card serial, and checks the card's answer.
+type Authenticator interface {
+	BeginCardAuth(ctx context.Context, serial [8]byte, rndIC []byte) (ext []byte, finish func(ctx context.Context, resp []byte) (*sm.Session, error), err error)
+}
+
+// SoftwareSAM keeps the master key in memory. It exists for unit tests and
+// hardware-free demos only; production uses the SAM, which never lets the
+// master key out.
+type SoftwareSAM struct{ Master []byte }
+
+// BeginCardAuth implements Authenticator.
+func (s SoftwareSAM) BeginCardAuth(_ context.Context, serial [8]byte, rndIC []byte) ([]byte, func(context.Context, []byte) (*sm.Session, error), error) {
+	keys, err := DeriveCardKeys(s.Master, serial)
+	if err != nil {
+		return nil, nil, err
+	}
+	a, ext, err := StartAuth(keys, rndIC, rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	return ext, func(_ context.Context, resp []byte) (*sm.Session, error) { return a.Finish(resp) }, nil
+}
+
+// ReadOptions tune Read.
+type ReadOptions struct {
+	AID   []byte         // default DefaultAID
+	Photo bool           // read DG5 (44 KB of the card's memory; off unless asked)
+	Roots *x509.CertPool // trusted BKN issuer CAs
+	Now   time.Time      // time for certificate checks (default time.Now)
+}
+
+// Check is the outcome of one verification.
+type Check struct {
+	OK     bool
+	Reason string // why not, in words for a technician; empty when OK
+}
+
+// Verification lists each check separately (issue 3, §6).
+type Verification struct {
+	CardAuthentic Check // the card proved its key to the SAM (not a clone)
+	DataAuthentic Check // the issuer signature and every group hash hold
+	FailedGroups  []int // data groups whose hash did not match
+}
+
+// Card is what Read returns. It holds personal data: memory only.
+type Card struct {
+	Info         CardInfo
+	Identity     Identity
+	Employment   Employment
+	Family       Family
+	Benefits     Benefits
+	Photo        []byte
+	BIT          []byte
+	Verification Verification
+}
+
+// smMaxPlain is the plain data per READ BINARY under secure messaging with
+// a 256-byte response buffer (DO'87' padding, DO'99', DO'8E').
+const smMaxPlain = 223
+
+// Read reads and verifies a KPE or KPE Tambahan. A card that fails
+// authentication is returned with CardAuthentic false and no protected data
+// (it cannot be read without SM); transport and protocol failures are
+// errors. The caller owns the transaction.
+func Read(ctx context.Context, t apdu.Transmitter, sam Authenticator, opts ReadOptions) (*Card, error) {
+	if opts.AID == nil {
+		opts.AID = DefaultAID
+	}
+	if opts.Now.IsZero() {
+		opts.Now = time.Now()
+	}
+	c := apdu.NewClient(t, apdu.Limits{})
+	if _, err := c.SelectAID(ctx, opts.AID); err != nil {
+		return nil, fmt.Errorf("kpe: select application: %w", err)
+	}
+	raw, err := c.ReadEF(ctx, FIDCardInfo)
+	if err != nil {
+		return nil, fmt.Errorf("kpe: read card info: %w", err)
+	}
+	card := &Card{}
+	if card.Info, err = ParseCardInfo(raw); err != nil {
+		return nil, err
+	}
+
+	sess, err := authenticate(ctx, c, sam, card.Info.Serial)
+	var authErr *authFailure
+	if errors.As(err, &authErr) {
+		card.Verification.CardAuthentic = Check{Reason: authErr.reason}
+		card.Verification.DataAuthentic = Check{Reason: "not checked: the card is not authentic"}
+		return card, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	card.Verification.CardAuthentic = Check{OK: true}
+
+	sc := apdu.NewClient(sm.Transmitter(t, sess), apdu.Limits{MaxResponseData: smMaxPlain})
+	groups := map[int][]byte{}
+	read := func(dg int, fid uint16) ([]byte, error) {
+		b, err := sc.ReadEF(ctx, fid)
+		if errors.Is(err, apdu.ErrFileNotFound) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("kpe: read DG%d (EF %04X): %w", dg, fid, err)
+		}
+		groups[dg] = b
+		return b, nil
+	}
+	if b, err := read(DGIdentity, FIDIdentity); err != nil {
+		return nil, err
+	} else if b != nil {
+		if card.Identity, err = ParseIdentity(b); err != nil {
+			return nil, err
+		}
+	}
+	if b, err := read(DGEmployment, FIDEmployment); err != nil {
+		return nil, err
+	} else if b != nil {
+		if card.Employment, err = ParseEmployment(b); err != nil {
+			return nil, err
+		}
+	}
+	if b, err := read(DGFamily, FIDFamily); err != nil {
+		return nil, err
+	} else if b != nil {
+		if card.Family, err = ParseFamily(b); err != nil {
+			return nil, err
+		}
+	}
+	if b, err := read(DGBenefits, FIDBenefits); err != nil {
+		return nil, err
+	} else if b != nil {
+		if card.Benefits, err = ParseBenefits(b); err != nil {
+			return nil, err
+		}
+	}
+	if card.BIT, err = read(DGBIT, FIDBIT); err != nil {
+		return nil, err
+	}
+	if opts.Photo {
+		if card.Photo, err = read(DGPhoto, FIDPhoto); err != nil {
+			return nil, err
+		}
+	}
+	sodRaw, err := sc.ReadEF(ctx, FIDSOD)
+	if err != nil {
+		return nil, fmt.Errorf("kpe: read EF.SOD: %w", err)
+	}
+	card.Verification.DataAuthentic, card.Verification.FailedGroups = verifyData(sodRaw, groups, opts)
+	return card, nil
+}
+
+type authFailure struct{ reason string }
+
+func (a *authFailure) Error() string { return a.reason }
+
+func authenticate(ctx context.Context, c *apdu.Client, sam Authenticator, serial [8]byte) (*sm.Session, error) {
+	rndIC, err := c.GetChallenge(ctx, RndLen)
+	if err != nil {
+		return nil, fmt.Errorf("kpe: get challenge: %w", err)
+	}
+	ext, finish, err := sam.BeginCardAuth(ctx, serial, rndIC)
+	if err != nil {
+		return nil, fmt.Errorf("kpe: SAM: %w", err)
+	}
+	resp, err := c.Send(ctx, apdu.Command{CLA: 0x00, INS: 0x82, Data: ext, Ne: AuthDataLen})
+	var se *apdu.StatusError
+	if errors.As(err, &se) {
+		return nil, &authFailure{reason: fmt.Sprintf("the card rejected the SAM's cryptogram (%04X): it does not hold a key issued for its serial (clone?)", se.SW)}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("kpe: external authenticate: %w", err)
+	}
+	sess, err := finish(ctx, resp)
+	if errors.Is(err, ErrAuthFailed) || errors.Is(err, ErrAuthFormat) {
+		return nil, &authFailure{reason: "the card's answer does not verify with the SAM: the card is not genuine"}
+	}
+	return sess, err
+}
+
+func verifyData(raw []byte, groups map[int][]byte, opts ReadOptions) (Check, []int) {
+	o, err := sod.Parse(raw)
+	if err != nil {
+		return Check{Reason: "security object unreadable: " + err.Error()}, nil
+	}
+	if err := o.VerifySignature(opts.Roots, opts.Now); err != nil {
+		return Check{Reason: err.Error()}, nil
+	}
+	var failed []int
+	for _, dg := range sortedKeys(groups) {
+		if err := o.CheckGroup(dg, groups[dg]); err != nil {
+			failed = append(failed, dg)
+		}
+	}
+	if len(failed) > 0 {
+		return Check{Reason: fmt.Sprintf("data groups %v do not match the issuer's signature (altered after issue)", failed)}, failed
+	}
+	return Check{OK: true}, nil
+}
+
+func sortedKeys(m map[int][]byte) []int {
+	return slices.Sorted(maps.Keys(m))
+}
