@@ -1,0 +1,67 @@
+package kpeapp_test
+
+import (
+	"bytes"
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"kpe-agent/apdu/kpe"
+	"kpe-agent/apdu/pcsc"
+	"kpe-agent/apdu/pcsc/pcsctest"
+)
+
+// Through real pcscd: a genuine KPE, a clone and a tampered card each get
+// their own verdict.
+func TestIntegrationKPEVerdicts(t *testing.T) {
+	pcsctest.Require(t)
+	is := newIssuer(t)
+	for _, tc := range []struct {
+		name  string
+		check func(t *testing.T, c *kpe.Card)
+	}{
+		{"genuine", func(t *testing.T, c *kpe.Card) {
+			require.True(t, c.Verification.CardAuthentic.OK)
+			require.True(t, c.Verification.DataAuthentic.OK, c.Verification.DataAuthentic.Reason)
+			require.Equal(t, "196608011988031001", c.Identity.NIP)
+			require.Len(t, c.Photo, 12000)
+		}},
+		{"clone", func(t *testing.T, c *kpe.Card) {
+			require.False(t, c.Verification.CardAuthentic.OK, "a clone is never reported genuine")
+			require.Empty(t, c.Identity.NIP)
+		}},
+		{"tampered", func(t *testing.T, c *kpe.Card) {
+			require.True(t, c.Verification.CardAuthentic.OK)
+			require.Equal(t, []int{kpe.DGEmployment}, c.Verification.FailedGroups)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := sampleCard(t, is, master, nil)
+			switch tc.name {
+			case "clone":
+				a = sampleCard(t, is, bytes.Repeat([]byte{0x99}, 16), nil)
+			case "tampered":
+				a = sampleCard(t, is, master, func(f map[uint16][]byte) {
+					f[kpe.FIDEmployment] = kpe.Employment{Status: "PNS", GolonganRuang: "IV/e"}.Encode()
+				})
+			}
+			lab := pcsctest.Lab(t)
+			require.NoError(t, lab.Insert(0, a))
+			pcsctest.WaitCard(t, pcsctest.Slot0, true, 5*time.Second)
+			tr := pcsc.New(pcsc.Options{})
+			defer tr.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			card, err := tr.Connect(ctx, pcsctest.Slot0)
+			require.NoError(t, err)
+			defer card.Close()
+			require.NoError(t, card.BeginTransaction(ctx))
+			defer card.EndTransaction()
+			got, err := kpe.Read(ctx, card, kpe.SoftwareSAM{Master: master}, kpe.ReadOptions{Photo: true, Roots: is.roots, Now: now})
+			require.NoError(t, err)
+			tc.check(t, got)
+		})
+	}
+}
