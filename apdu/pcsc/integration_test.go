@@ -49,6 +49,18 @@ func connect(t *testing.T, tr *pcsc.Transport, reader string) apdu.Card {
 	return c
 }
 
+// onLabCard starts the lab with image in slot 0 and connects to it through
+// pcscd.
+func onLabCard(t *testing.T, image string, opts pcsc.Options) (*cardsim.Lab, *pcsc.Transport, apdu.Card) {
+	t.Helper()
+	pcsctest.Require(t)
+	lab := pcsctest.Lab(t)
+	pcsctest.Insert(t, lab, 0, image)
+	tr := pcsc.New(opts)
+	t.Cleanup(func() { _ = tr.Close() })
+	return lab, tr, connect(t, tr, pcsctest.Slot0)
+}
+
 func ctxT(t *testing.T, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
@@ -175,12 +187,7 @@ func TestIntegrationPCSCDRestart(t *testing.T) {
 }
 
 func TestIntegrationRemovedMidReadBinary(t *testing.T) {
-	pcsctest.Require(t)
-	lab := pcsctest.Lab(t)
-	pcsctest.Insert(t, lab, 0, "generic-fs.json")
-	tr := pcsc.New(pcsc.Options{})
-	defer tr.Close()
-	c := connect(t, tr, pcsctest.Slot0)
+	lab, _, c := onLabCard(t, "generic-fs.json", pcsc.Options{})
 	cl := apdu.NewClient(c, apdu.Limits{})
 	ctx := ctxT(t, 10*time.Second)
 	_, err := cl.SelectAID(ctx, labAID)
@@ -205,12 +212,7 @@ func TestIntegrationRemovedMidReadBinary(t *testing.T) {
 }
 
 func TestIntegrationSlowCardDeadline(t *testing.T) {
-	pcsctest.Require(t)
-	lab := pcsctest.Lab(t)
-	pcsctest.Insert(t, lab, 0, "generic-fs.json")
-	tr := pcsc.New(pcsc.Options{})
-	defer tr.Close()
-	c := connect(t, tr, pcsctest.Slot0)
+	lab, _, c := onLabCard(t, "generic-fs.json", pcsc.Options{})
 
 	require.NoError(t, lab.SetFault(0, cardsim.Fault{Delay: 2 * time.Second, DelayCount: 1}))
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
@@ -233,12 +235,7 @@ func TestIntegrationSlowCardDeadline(t *testing.T) {
 }
 
 func TestIntegrationGetResponseAndWrongLe(t *testing.T) {
-	pcsctest.Require(t)
-	lab := pcsctest.Lab(t)
-	pcsctest.Insert(t, lab, 0, "generic-fs-t0.json") // T0GetResponse + StrictLe
-	tr := pcsc.New(pcsc.Options{})
-	defer tr.Close()
-	c := connect(t, tr, pcsctest.Slot0)
+	_, _, c := onLabCard(t, "generic-fs-t0.json", pcsc.Options{})
 	ctx := ctxT(t, 10*time.Second)
 
 	// Raw: the card answers SELECT with 61xx; the client fetches the FCI.
@@ -272,12 +269,7 @@ func TestIntegrationGetResponseAndWrongLe(t *testing.T) {
 }
 
 func TestIntegrationCommandChaining(t *testing.T) {
-	pcsctest.Require(t)
-	lab := pcsctest.Lab(t)
-	pcsctest.Insert(t, lab, 0, "generic-fs.json")
-	tr := pcsc.New(pcsc.Options{})
-	defer tr.Close()
-	c := connect(t, tr, pcsctest.Slot0)
+	_, _, c := onLabCard(t, "generic-fs.json", pcsc.Options{})
 	ctx := ctxT(t, 10*time.Second)
 	cnt := &counting{Transmitter: c}
 	cl := apdu.NewClient(cnt, apdu.Limits{MaxCommandData: 255})
@@ -340,12 +332,7 @@ func TestIntegrationRead64KiB(t *testing.T) {
 }
 
 func TestIntegrationMalformedResponse(t *testing.T) {
-	pcsctest.Require(t)
-	lab := pcsctest.Lab(t)
-	pcsctest.Insert(t, lab, 0, "generic-fs.json")
-	tr := pcsc.New(pcsc.Options{RemovalGrace: 500 * time.Millisecond})
-	defer tr.Close()
-	c := connect(t, tr, pcsctest.Slot0)
+	lab, _, c := onLabCard(t, "generic-fs.json", pcsc.Options{RemovalGrace: 500 * time.Millisecond})
 	require.NoError(t, lab.SetFault(0, cardsim.Fault{MalformedAtAPDU: 1}))
 	cl := apdu.NewClient(c, apdu.Limits{})
 	_, err := cl.SelectAID(ctxT(t, 5*time.Second), labAID)
@@ -356,12 +343,7 @@ func TestIntegrationMalformedResponse(t *testing.T) {
 }
 
 func TestIntegrationResetByOtherProgram(t *testing.T) {
-	pcsctest.Require(t)
-	lab := pcsctest.Lab(t)
-	pcsctest.Insert(t, lab, 0, "generic-fs.json")
-	tr := pcsc.New(pcsc.Options{})
-	defer tr.Close()
-	ours := connect(t, tr, pcsctest.Slot0)
+	_, tr, ours := onLabCard(t, "generic-fs.json", pcsc.Options{})
 	other := connect(t, tr, pcsctest.Slot0)
 	ctx := ctxT(t, 10*time.Second)
 	require.NoError(t, other.Reconnect(ctx, true))
@@ -406,12 +388,7 @@ func TestIntegrationSharingViolation(t *testing.T) {
 // released as soon as the command returns: EndTransaction does not block,
 // and another program gets the card afterwards.
 func TestIntegrationEndTransactionWhileStuck(t *testing.T) {
-	pcsctest.Require(t)
-	lab := pcsctest.Lab(t)
-	pcsctest.Insert(t, lab, 0, "generic-fs.json")
-	tr := pcsc.New(pcsc.Options{})
-	defer tr.Close()
-	ours := connect(t, tr, pcsctest.Slot0)
+	lab, tr, ours := onLabCard(t, "generic-fs.json", pcsc.Options{})
 	other := connect(t, tr, pcsctest.Slot0)
 
 	require.NoError(t, ours.BeginTransaction(ctxT(t, 5*time.Second)))
