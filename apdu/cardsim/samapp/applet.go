@@ -1,0 +1,278 @@
+// Package samapp is the terminal SAM of the card lab (docs/card-profiles.md
+// §4): serial and state, terminal certificate, activation with a retry
+// counter, and SIGN RECORD with a 32-bit signature counter that is
+// persisted before the SAM answers, so that no value is ever issued twice,
+// even if the lab is killed mid-command. CARD AUTH and SM WRAP/UNWRAP are
+// not implemented yet (6D00).
+package samapp
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"kpe-agent/apdu/cardsim"
+)
+
+// AID of the SAM application (a profile parameter).
+var AID = []byte{0xF0, 0x4B, 0x50, 0x45, 0x53, 0x41, 0x4D, 0x01}
+
+// FIDCert is the EF holding the terminal certificate.
+const FIDCert uint16 = 0x0201
+
+// Config personalises a SAM.
+type Config struct {
+	Name           string
+	ATR            []byte
+	Serial         [8]byte
+	ActivationCode []byte
+	MaxTries       int // default 3
+	Key            *ecdsa.PrivateKey
+	CertDER        []byte
+	// StatePath is the file that keeps activation state, tries left and
+	// the signature counter across restarts.
+	StatePath string
+}
+
+// State is what the SAM keeps in non-volatile memory.
+type State struct {
+	Active  bool   `json:"active"`
+	Tries   int    `json:"tries"`
+	Counter uint32 `json:"counter"`
+}
+
+// Applet implements cardsim.Card.
+type Applet struct {
+	mu       sync.Mutex
+	cfg      Config
+	fe       cardsim.Frontend
+	st       State
+	selected bool
+	ef       uint16
+}
+
+// New loads the SAM's state (a missing file starts inactive with full
+// tries; a corrupt file is an error: a counter must never silently restart).
+func New(cfg Config) (*Applet, error) {
+	if cfg.ATR == nil {
+		cfg.ATR = cardsim.DefaultATR
+	}
+	if cfg.MaxTries == 0 {
+		cfg.MaxTries = 3
+	}
+	if cfg.Key == nil || cfg.StatePath == "" || len(cfg.ActivationCode) == 0 {
+		return nil, errors.New("samapp: key, activation code and state path are required")
+	}
+	a := &Applet{cfg: cfg, st: State{Tries: cfg.MaxTries}}
+	b, err := os.ReadFile(cfg.StatePath)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+	case err != nil:
+		return nil, fmt.Errorf("samapp: state: %w", err)
+	default:
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&a.st); err != nil || a.st.Tries < 0 || a.st.Tries > cfg.MaxTries {
+			return nil, fmt.Errorf("samapp: state file %s is corrupt; refusing to start (move it aside only if you know the counter): %v", cfg.StatePath, err)
+		}
+	}
+	a.fe = cardsim.Frontend{Limits: cardsim.Limits{MaxCommandData: 255, MaxResponseData: 256}.WithDefaults(), ProprietaryClass: true}
+	return a, nil
+}
+
+// Name implements cardsim.Named.
+func (a *Applet) Name() string { return a.cfg.Name }
+
+// ATR implements cardsim.Card.
+func (a *Applet) ATR() []byte { return bytes.Clone(a.cfg.ATR) }
+
+// PowerOn implements cardsim.Card.
+func (a *Applet) PowerOn() { a.Reset() }
+
+// PowerOff implements cardsim.Card.
+func (a *Applet) PowerOff() { a.Reset() }
+
+// Reset implements cardsim.Card.
+func (a *Applet) Reset() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.fe.Reset()
+	a.selected, a.ef = false, 0
+}
+
+// Process implements cardsim.Card.
+func (a *Applet) Process(raw []byte) []byte {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.fe.Process(raw, a.handle)
+}
+
+func (a *Applet) handle(cmd cardsim.Command) ([]byte, cardsim.SW) {
+	if cmd.INS == 0xA4 {
+		return a.selectFile(cmd)
+	}
+	if !a.selected {
+		return nil, 0x6985
+	}
+	switch {
+	case cmd.CLA == 0x80 && cmd.INS == 0xCA && cmd.P1 == 0x01 && cmd.P2 == 0x01:
+		return a.info(), 0x9000
+	case cmd.CLA == 0x00 && cmd.INS == 0xB0:
+		if a.ef != FIDCert {
+			return nil, 0x6986
+		}
+		off := int(cmd.P1&0x7F)<<8 | int(cmd.P2)
+		if off >= len(a.cfg.CertDER) {
+			return nil, 0x6B00
+		}
+		n := min(cmd.Ne, len(a.cfg.CertDER)-off)
+		if n < cmd.Ne {
+			return bytes.Clone(a.cfg.CertDER[off : off+n]), 0x6282
+		}
+		return bytes.Clone(a.cfg.CertDER[off : off+n]), 0x9000
+	case cmd.CLA == 0x80 && cmd.INS == 0x10:
+		return a.activate(cmd)
+	}
+	if a.st.Tries == 0 {
+		return nil, 0x6983
+	}
+	if !a.st.Active {
+		return nil, 0x6982
+	}
+	switch {
+	case cmd.CLA == 0x80 && cmd.INS == 0x40:
+		return a.signRecord(cmd)
+	case cmd.CLA == 0x80 && cmd.INS == 0x42:
+		return binary.BigEndian.AppendUint32(nil, a.st.Counter), 0x9000
+	}
+	return nil, 0x6D00
+}
+
+func (a *Applet) selectFile(cmd cardsim.Command) ([]byte, cardsim.SW) {
+	switch {
+	case cmd.P1 == 0x04 && bytes.Equal(cmd.Data, AID):
+		a.selected, a.ef = true, 0
+		return nil, 0x9000
+	case cmd.P1 == 0x04:
+		return nil, 0x6A82
+	case a.selected && len(cmd.Data) == 2 && uint16(cmd.Data[0])<<8|uint16(cmd.Data[1]) == FIDCert:
+		a.ef = FIDCert
+		return nil, 0x9000
+	}
+	return nil, 0x6A82
+}
+
+func (a *Applet) info() []byte {
+	state := byte(0)
+	switch {
+	case a.st.Tries == 0:
+		state = 2
+	case a.st.Active:
+		state = 1
+	}
+	v := append([]byte{0x80, 0x08}, a.cfg.Serial[:]...)
+	v = append(v, 0x81, 0x01, state, 0x82, 0x01, byte(a.st.Tries), 0x83, 0x04)
+	v = binary.BigEndian.AppendUint32(v, a.st.Counter)
+	return append([]byte{0x70, byte(len(v))}, v...)
+}
+
+func (a *Applet) activate(cmd cardsim.Command) ([]byte, cardsim.SW) {
+	if cmd.P1 != 0x01 {
+		return nil, 0x6A86
+	}
+	if a.st.Tries == 0 {
+		return nil, 0x6983
+	}
+	if subtle.ConstantTimeCompare(cmd.Data, a.cfg.ActivationCode) == 1 {
+		next := a.st
+		next.Active, next.Tries = true, a.cfg.MaxTries
+		if err := a.persist(next); err != nil {
+			return nil, 0x6581
+		}
+		return nil, 0x9000
+	}
+	next := a.st
+	next.Tries--
+	if err := a.persist(next); err != nil {
+		return nil, 0x6581
+	}
+	if next.Tries == 0 {
+		return nil, 0x6983
+	}
+	return nil, cardsim.SW(0x63C0 | next.Tries)
+}
+
+func (a *Applet) signRecord(cmd cardsim.Command) ([]byte, cardsim.SW) {
+	if len(cmd.Data) != sha256.Size {
+		return nil, 0x6700
+	}
+	if a.st.Counter == ^uint32(0) {
+		return nil, 0x6985 // end of life
+	}
+	next := a.st
+	next.Counter++
+	// Persist the new counter before anything leaves the SAM: a value that
+	// was ever answered is on disk, so a restart cannot issue it again.
+	if err := a.persist(next); err != nil {
+		return nil, 0x6581
+	}
+	msg := append(append(bytes.Clone(cmd.Data), binary.BigEndian.AppendUint32(nil, next.Counter)...), a.cfg.Serial[:]...)
+	h := sha256.Sum256(msg)
+	r, s, err := ecdsa.Sign(rand.Reader, a.cfg.Key, h[:])
+	if err != nil {
+		return nil, 0x6F00
+	}
+	out := binary.BigEndian.AppendUint32(nil, next.Counter)
+	out = append(out, r.FillBytes(make([]byte, 32))...)
+	out = append(out, s.FillBytes(make([]byte, 32))...)
+	return out, 0x9000
+}
+
+// persist writes the state durably (temp file, fsync, rename, fsync of the
+// directory) and only then makes it current.
+func (a *Applet) persist(next State) error {
+	b, err := json.Marshal(next)
+	if err != nil {
+		return err
+	}
+	dir := filepath.Dir(a.cfg.StatePath)
+	f, err := os.CreateTemp(dir, ".sam-state-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, a.cfg.StatePath); err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return err
+	}
+	a.st = next
+	return nil
+}

@@ -1,0 +1,250 @@
+package samapp_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	mrand "math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"kpe-agent/apdu"
+	"kpe-agent/apdu/cardsim"
+	"kpe-agent/apdu/cardsim/samapp"
+	"kpe-agent/apdu/pcsc"
+	"kpe-agent/apdu/pcsc/pcsctest"
+	"kpe-agent/apdu/sam"
+)
+
+var serial = [8]byte{0x53, 0x41, 0x4D, 0, 0, 0, 0, 1}
+
+const code = "123456"
+
+// TestMain doubles as the lab process of the kill -9 test.
+func TestMain(m *testing.M) {
+	if keyPath := os.Getenv("KPE_SAMAPP_CHILD_KEY"); keyPath != "" {
+		os.Exit(runChild(keyPath, os.Getenv("KPE_SAMAPP_CHILD_STATE")))
+	}
+	os.Exit(m.Run())
+}
+
+func runChild(keyPath, statePath string) int {
+	b, err := os.ReadFile(keyPath)
+	if err != nil {
+		return 2
+	}
+	blk, _ := pem.Decode(b)
+	key, err := x509.ParseECPrivateKey(blk.Bytes)
+	if err != nil {
+		return 2
+	}
+	a, err := samapp.New(samapp.Config{Name: "sam", Serial: serial, ActivationCode: []byte(code), Key: key, StatePath: statePath})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 3
+	}
+	lab, err := cardsim.NewLab(cardsim.LabConfig{})
+	if err != nil {
+		return 4
+	}
+	if err := lab.Insert(0, a); err != nil {
+		return 5
+	}
+	select {} // until killed
+}
+
+func newSAM(t *testing.T, statePath string) (*samapp.Applet, *ecdsa.PrivateKey) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	a, err := samapp.New(samapp.Config{Name: "sam", Serial: serial, ActivationCode: []byte(code), Key: key, StatePath: statePath})
+	require.NoError(t, err)
+	return a, key
+}
+
+func open(t *testing.T, c cardsim.Card) *sam.SAM {
+	r := cardsim.NewMemReader("mem")
+	r.Insert(c)
+	card, err := r.Connect(context.Background())
+	require.NoError(t, err)
+	s, err := sam.Open(context.Background(), card)
+	require.NoError(t, err)
+	return s
+}
+
+func TestActivationAndSigning(t *testing.T) {
+	ctx := context.Background()
+	state := filepath.Join(t.TempDir(), "sam.json")
+	a, key := newSAM(t, state)
+	s := open(t, a)
+
+	info, err := s.Info(ctx)
+	require.NoError(t, err)
+	require.Equal(t, sam.Inactive, info.State)
+	require.Equal(t, serial, info.Serial)
+
+	_, err = s.SignRecord(ctx, sha256.Sum256([]byte("x")))
+	require.ErrorIs(t, err, sam.ErrNotActivated)
+
+	err = s.Activate(ctx, []byte("000000"))
+	var ae *sam.ActivationError
+	require.True(t, errors.As(err, &ae), "%v", err)
+	require.Equal(t, 2, ae.TriesLeft)
+	require.NoError(t, s.Activate(ctx, []byte(code)))
+
+	var last uint32
+	for i := range 5 {
+		d := sha256.Sum256([]byte{byte(i)})
+		sig, err := s.SignRecord(ctx, d)
+		require.NoError(t, err)
+		require.Greater(t, sig.Counter, last)
+		last = sig.Counter
+		require.True(t, sig.Verify(&key.PublicKey, d, serial))
+		require.False(t, sig.Verify(&key.PublicKey, sha256.Sum256([]byte("other")), serial))
+	}
+	n, err := s.Counter(ctx)
+	require.NoError(t, err)
+	require.Equal(t, last, n)
+
+	// The state survives a restart of the SAM.
+	b, err := samapp.New(samapp.Config{Name: "sam", Serial: serial, ActivationCode: []byte(code), Key: key, StatePath: state})
+	require.NoError(t, err)
+	n, err = open(t, b).Counter(ctx)
+	require.NoError(t, err)
+	require.Equal(t, last, n)
+}
+
+func TestBlockedAfterWrongCodes(t *testing.T) {
+	ctx := context.Background()
+	a, _ := newSAM(t, filepath.Join(t.TempDir(), "sam.json"))
+	s := open(t, a)
+	for range 2 {
+		var ae *sam.ActivationError
+		require.True(t, errors.As(s.Activate(ctx, []byte("bad")), &ae))
+	}
+	require.ErrorIs(t, s.Activate(ctx, []byte("bad")), sam.ErrBlocked)
+	require.ErrorIs(t, s.Activate(ctx, []byte(code)), sam.ErrBlocked, "the right code no longer helps")
+	info, err := s.Info(ctx)
+	require.NoError(t, err)
+	require.Equal(t, sam.Blocked, info.State)
+}
+
+func TestStateFileProblems(t *testing.T) {
+	dir := t.TempDir()
+	state := filepath.Join(dir, "sam.json")
+	require.NoError(t, os.WriteFile(state, []byte(`{"active":true,"tries":3,"counter":`), 0o600))
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	_, err := samapp.New(samapp.Config{Name: "sam", Serial: serial, ActivationCode: []byte(code), Key: key, StatePath: state})
+	require.Error(t, err, "a corrupt counter must never silently restart")
+
+	// Persisting fails (the directory is gone): 6581 and no signature.
+	gone := filepath.Join(dir, "gone", "sam.json")
+	a, _ := newSAM(t, filepath.Join(dir, "ok.json"))
+	s := open(t, a)
+	require.NoError(t, s.Activate(context.Background(), []byte(code)))
+	b, err := samapp.New(samapp.Config{Name: "sam", Serial: serial, ActivationCode: []byte(code), Key: key, StatePath: gone})
+	require.NoError(t, err)
+	s = open(t, b)
+	err = s.Activate(context.Background(), []byte(code))
+	require.ErrorIs(t, err, apdu.ErrCardStatus)
+}
+
+func FuzzParseInfo(f *testing.F) {
+	f.Add([]byte{0x70, 0x14, 0x80, 0x08, 1, 2, 3, 4, 5, 6, 7, 8, 0x81, 0x01, 0x01, 0x82, 0x01, 0x03, 0x83, 0x04, 0, 0, 0, 9})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if _, err := sam.ParseInfo(b); err != nil && !errors.Is(err, sam.ErrFormat) {
+			t.Fatal(err)
+		}
+	})
+}
+
+func FuzzParseSignature(f *testing.F) {
+	f.Add(make([]byte, 68))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		sig, err := sam.ParseSignature(b)
+		if err != nil {
+			if !errors.Is(err, sam.ErrFormat) {
+				t.Fatal(err)
+			}
+			return
+		}
+		_ = sig.Verify(&ecdsa.PublicKey{Curve: elliptic.P256(), X: big.NewInt(1), Y: big.NewInt(1)}, [32]byte{}, serial)
+	})
+}
+
+// The acceptance test of issue 3: the SAM counter is strictly increasing
+// across kill -9 of the lab and restart; no value is issued twice. Gaps are
+// allowed (a value whose answer was lost with the process).
+func TestIntegrationCounterSurvivesKill9(t *testing.T) {
+	pcsctest.Require(t)
+	dir := t.TempDir()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, _ := x509.MarshalECPrivateKey(key)
+	keyPath := filepath.Join(dir, "key.pem")
+	require.NoError(t, os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}), 0o600))
+	statePath := filepath.Join(dir, "sam.json")
+
+	var seen []uint32
+	for cycle := range 5 {
+		child := exec.Command(os.Args[0])
+		child.Env = append(os.Environ(), "KPE_SAMAPP_CHILD_KEY="+keyPath, "KPE_SAMAPP_CHILD_STATE="+statePath)
+		child.Stderr = os.Stderr
+		require.NoError(t, child.Start())
+		t.Cleanup(func() { _ = child.Process.Kill(); _, _ = child.Process.Wait() })
+		pcsctest.WaitCard(t, pcsctest.Slot0, true, 10*time.Second)
+
+		tr := pcsc.New(pcsc.Options{})
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		card, err := tr.Connect(ctx, pcsctest.Slot0)
+		require.NoError(t, err)
+		s, err := sam.Open(ctx, card)
+		require.NoError(t, err)
+		if cycle == 0 {
+			require.NoError(t, s.Activate(ctx, []byte(code)))
+		}
+		var mu sync.Mutex
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for i := 0; ; i++ {
+				d := sha256.Sum256([]byte(fmt.Sprint(cycle, i)))
+				sig, err := s.SignRecord(ctx, d)
+				if err != nil {
+					return // the lab was killed under us
+				}
+				if !sig.Verify(&key.PublicKey, d, serial) {
+					t.Errorf("bad signature for counter %d", sig.Counter)
+				}
+				mu.Lock()
+				seen = append(seen, sig.Counter)
+				mu.Unlock()
+			}
+		}()
+		time.Sleep(time.Duration(150+mrand.IntN(500)) * time.Millisecond)
+		require.NoError(t, child.Process.Signal(syscall.SIGKILL))
+		_, _ = child.Process.Wait()
+		<-done
+		cancel()
+		_ = card.Close()
+		_ = tr.Close()
+		pcsctest.WaitCard(t, pcsctest.Slot0, false, 10*time.Second)
+	}
+	require.Greater(t, len(seen), 20, "the test must really sign across the kills")
+	for i := 1; i < len(seen); i++ {
+		require.Greater(t, seen[i], seen[i-1], "counter values must never repeat or go back (index %d)", i)
+	}
+	t.Logf("5 kill -9 cycles, %d signatures, counters %d..%d all unique and increasing", len(seen), seen[0], seen[len(seen)-1])
+}
