@@ -97,7 +97,7 @@ func (m *Monitor) run(ctx context.Context) {
 				return
 			}
 		}
-		err = wrap("monitor", "", err)
+		err = serviceLost(err)
 		if !lost {
 			log.Warn("pcsc: service unavailable; retrying", "err", err)
 			// The cause first, then what it took with it.
@@ -311,6 +311,20 @@ func (m *Monitor) update(ctx context.Context, name string, s *scard.ReaderState)
 	}
 	v.busy = busy
 	m.known[name] = v
+}
+
+// serviceLost describes why the monitor lost its context. Whatever the
+// platform code (pcsc-lite reports a dying pcscd as F_COMM_ERROR,
+// NO_SERVICE or even W_SECURITY_VIOLATION, seen in CI), the monitor only
+// gets here when its context is unusable, so the event says ErrNoService
+// and keeps the code for diagnostics.
+func serviceLost(err error) error {
+	err = wrap("monitor", "", err)
+	var pe *Error
+	if errors.As(err, &pe) && pe.Kind != apdu.ErrNoService {
+		return &Error{Op: pe.Op, Code: pe.Code, Kind: apdu.ErrNoService, Detail: pe.Kind.Error() + ": " + pe.Detail}
+	}
+	return err
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {
