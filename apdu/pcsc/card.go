@@ -144,7 +144,7 @@ func (c *card) Transmit(ctx context.Context, cmd []byte) ([]byte, error) {
 			return nil, c.afterReset(ctx, "transmit")
 		}
 		if !errors.Is(err, scard.ErrNotTransacted) && !errors.Is(err, scard.ErrCommError) {
-			return nil, wrap("transmit", c.reader, err)
+			return nil, refine(wrap("transmit", c.reader, err))
 		}
 	}
 	if err == nil && len(rsp) >= 2 {
@@ -157,7 +157,7 @@ func (c *card) Transmit(ctx context.Context, cmd []byte) ([]byte, error) {
 		return nil, newErr("transmit", c.reader, apdu.ErrCardRemoved, "card left the reader during the command")
 	}
 	if err != nil {
-		return nil, wrap("transmit", c.reader, err)
+		return nil, refine(wrap("transmit", c.reader, err))
 	}
 	return nil, newErr("transmit", c.reader, apdu.ErrMalformedResponse,
 		"response shorter than a status word")
@@ -213,7 +213,7 @@ func (c *card) BeginTransaction(ctx context.Context) error {
 	if errors.Is(err, scard.ErrResetCard) {
 		return c.afterReset(ctx, "begin-transaction")
 	}
-	return wrap("begin-transaction", c.reader, err)
+	return refine(wrap("begin-transaction", c.reader, err))
 }
 
 // EndTransaction never blocks for long. If the worker is stuck in a call

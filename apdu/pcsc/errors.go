@@ -87,3 +87,23 @@ func newErr(op, reader string, kind error, detail string) error {
 }
 
 func isServiceGone(err error) bool { return errors.Is(err, apdu.ErrNoService) }
+
+// refine re-examines an unclassified failure: if the PC/SC service no longer
+// accepts a context, the real cause is ErrNoService (a dying pcscd is
+// reported with several codes, W_SECURITY_VIOLATION among them, which
+// otherwise also means a policy denial).
+func refine(err error) error {
+	var pe *Error
+	if !errors.As(err, &pe) || pe.Kind != apdu.ErrTransport {
+		return err
+	}
+	c, cerr := scard.EstablishContext()
+	if cerr == nil {
+		_ = c.Release()
+		return err
+	}
+	if errors.Is(wrap("", "", cerr), apdu.ErrNoService) {
+		return &Error{Op: pe.Op, Reader: pe.Reader, Code: pe.Code, Kind: apdu.ErrNoService, Detail: pe.Detail}
+	}
+	return err
+}
