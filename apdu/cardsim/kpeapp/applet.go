@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync"
 
 	"kpe-agent/apdu"
 	"kpe-agent/apdu/cardsim"
@@ -35,9 +34,8 @@ type Config struct {
 
 // Applet implements cardsim.Card.
 type Applet struct {
-	mu  sync.Mutex
+	cardsim.Applet
 	cfg Config
-	fe  cardsim.Frontend
 
 	appSelected bool
 	ef          uint16
@@ -74,30 +72,21 @@ func New(cfg Config) (*Applet, error) {
 		}
 	}
 	a := &Applet{cfg: cfg}
-	a.fe = cardsim.Frontend{
-		Limits:          cardsim.Limits{MaxCommandData: 255, MaxResponseData: cfg.MaxResponse}.WithDefaults(),
-		SecureMessaging: true,
+	a.Applet = cardsim.Applet{
+		Label:  cfg.Name,
+		Answer: cfg.ATR,
+		FE: cardsim.Frontend{
+			Limits:          cardsim.Limits{MaxCommandData: 255, MaxResponseData: cfg.MaxResponse}.WithDefaults(),
+			SecureMessaging: true,
+		},
+		Handle:  a.handle,
+		OnReset: a.reset,
 	}
 	return a, nil
 }
 
-// Name implements cardsim.Named.
-func (a *Applet) Name() string { return a.cfg.Name }
-
-// ATR implements cardsim.Card.
-func (a *Applet) ATR() []byte { return bytes.Clone(a.cfg.ATR) }
-
-// PowerOn implements cardsim.Card.
-func (a *Applet) PowerOn() { a.Reset() }
-
-// PowerOff implements cardsim.Card.
-func (a *Applet) PowerOff() { a.Reset() }
-
-// Reset drops the selection, the challenge and the SM session.
-func (a *Applet) Reset() {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.fe.Reset()
+// reset drops the selection, the challenge and the SM session.
+func (a *Applet) reset() {
 	a.dropSession()
 	a.appSelected, a.ef = false, 0
 }
@@ -107,13 +96,6 @@ func (a *Applet) dropSession() {
 		a.sess.Close()
 	}
 	a.sess, a.challenge = nil, nil
-}
-
-// Process implements cardsim.Card.
-func (a *Applet) Process(raw []byte) []byte {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.fe.Process(raw, a.handle)
 }
 
 func (a *Applet) handle(cmd cardsim.Command) ([]byte, cardsim.SW) {

@@ -18,7 +18,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sync"
 
 	"kpe-agent/apdu/cardsim"
 )
@@ -52,9 +51,8 @@ type State struct {
 
 // Applet implements cardsim.Card.
 type Applet struct {
-	mu       sync.Mutex
+	cardsim.Applet
 	cfg      Config
-	fe       cardsim.Frontend
 	st       State
 	selected bool
 	ef       uint16
@@ -85,35 +83,14 @@ func New(cfg Config) (*Applet, error) {
 			return nil, fmt.Errorf("samapp: state file %s is corrupt; refusing to start (move it aside only if you know the counter): %v", cfg.StatePath, err)
 		}
 	}
-	a.fe = cardsim.Frontend{Limits: cardsim.Limits{MaxCommandData: 255, MaxResponseData: 256}.WithDefaults(), ProprietaryClass: true}
+	a.Applet = cardsim.Applet{
+		Label:   cfg.Name,
+		Answer:  cfg.ATR,
+		FE:      cardsim.Frontend{Limits: cardsim.Limits{MaxCommandData: 255, MaxResponseData: 256}.WithDefaults(), ProprietaryClass: true},
+		Handle:  a.handle,
+		OnReset: func() { a.selected, a.ef = false, 0 },
+	}
 	return a, nil
-}
-
-// Name implements cardsim.Named.
-func (a *Applet) Name() string { return a.cfg.Name }
-
-// ATR implements cardsim.Card.
-func (a *Applet) ATR() []byte { return bytes.Clone(a.cfg.ATR) }
-
-// PowerOn implements cardsim.Card.
-func (a *Applet) PowerOn() { a.Reset() }
-
-// PowerOff implements cardsim.Card.
-func (a *Applet) PowerOff() { a.Reset() }
-
-// Reset implements cardsim.Card.
-func (a *Applet) Reset() {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.fe.Reset()
-	a.selected, a.ef = false, 0
-}
-
-// Process implements cardsim.Card.
-func (a *Applet) Process(raw []byte) []byte {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.fe.Process(raw, a.handle)
 }
 
 func (a *Applet) handle(cmd cardsim.Command) ([]byte, cardsim.SW) {
