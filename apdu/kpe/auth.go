@@ -123,14 +123,46 @@ func StartAuth(keys CardKeys, rndIC []byte, rng io.Reader) (*Auth, []byte, error
 // messaging session. A clone, a tampered answer or an answer to another
 // challenge gives ErrAuthFailed.
 func (a *Auth) Finish(resp []byte) (*sm.Session, error) {
-	plain, err := a.keys.open(resp)
+	k, err := a.FinishKeys(resp)
 	if err != nil {
 		return nil, err
 	}
-	if !bytes.Equal(plain[:RndLen], a.rndIC) || !bytes.Equal(plain[RndLen:2*RndLen], a.rndIFD) {
-		return nil, ErrAuthFailed
+	return k.Session()
+}
+
+// SessionKeys are the AES-128 secure-messaging keys and the initial SSC of
+// one card session. The SAM hands them to the terminal for KPE (§2.3).
+type SessionKeys struct {
+	Enc, MAC, SSC []byte
+}
+
+// Bytes is KS_enc ‖ KS_mac ‖ SSC, the SAM's CARD AUTH COMPLETE answer.
+func (k SessionKeys) Bytes() []byte { return concat(k.Enc, k.MAC, k.SSC) }
+
+// ParseSessionKeys parses KS_enc ‖ KS_mac ‖ SSC (48 bytes).
+func ParseSessionKeys(b []byte) (SessionKeys, error) {
+	if len(b) != 3*RndLen {
+		return SessionKeys{}, fmt.Errorf("%w: session keys of %d bytes, want %d", ErrAuthFormat, len(b), 3*RndLen)
 	}
-	return session(a.kIFD, plain[2*RndLen:], a.rndIC, a.rndIFD)
+	return SessionKeys{Enc: b[:16], MAC: b[16:32], SSC: b[32:48]}, nil
+}
+
+// Session starts secure messaging with these keys.
+func (k SessionKeys) Session() (*sm.Session, error) {
+	return sm.NewSession(sm.AES128, k.Enc, k.MAC, k.SSC)
+}
+
+// FinishKeys is Finish for the SAM, which returns the keys instead of a
+// session.
+func (a *Auth) FinishKeys(resp []byte) (SessionKeys, error) {
+	plain, err := a.keys.open(resp)
+	if err != nil {
+		return SessionKeys{}, err
+	}
+	if !bytes.Equal(plain[:RndLen], a.rndIC) || !bytes.Equal(plain[RndLen:2*RndLen], a.rndIFD) {
+		return SessionKeys{}, ErrAuthFailed
+	}
+	return sessionKeys(a.kIFD, plain[2*RndLen:], a.rndIC, a.rndIFD), nil
 }
 
 // CardRespond is the card side: it checks EXTERNAL AUTHENTICATE data
@@ -152,17 +184,20 @@ func CardRespond(keys CardKeys, rndIC, data []byte, rng io.Reader) ([]byte, *sm.
 	if err != nil {
 		return nil, nil, err
 	}
-	s, err := session(kIFD, kIC, rndIC, rndIFD)
+	s, err := sessionKeys(kIFD, kIC, rndIC, rndIFD).Session()
 	return resp, s, err
 }
 
-// session derives the AES session keys as ICAO 9303 §9.7.1:
+// sessionKeys derives the AES session keys as ICAO 9303 §9.7.1:
 // K_seed = K.IFD ⊕ K.IC, SSC = RND.IC[8:] ‖ RND.IFD[8:].
-func session(kIFD, kIC, rndIC, rndIFD []byte) (*sm.Session, error) {
+func sessionKeys(kIFD, kIC, rndIC, rndIFD []byte) SessionKeys {
 	seed := make([]byte, RndLen)
 	subtle.XORBytes(seed, kIFD, kIC)
-	ssc := concat(rndIC[8:], rndIFD[8:])
-	return sm.NewSession(sm.AES128, sm.DeriveKey(sm.AES128, seed, sm.KDFEnc), sm.DeriveKey(sm.AES128, seed, sm.KDFMAC), ssc)
+	return SessionKeys{
+		Enc: sm.DeriveKey(sm.AES128, seed, sm.KDFEnc),
+		MAC: sm.DeriveKey(sm.AES128, seed, sm.KDFMAC),
+		SSC: concat(rndIC[8:], rndIFD[8:]),
+	}
 }
 
 func concat(parts ...[]byte) []byte {

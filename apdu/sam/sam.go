@@ -13,6 +13,8 @@ import (
 	"math/big"
 
 	"kpe-agent/apdu"
+	"kpe-agent/apdu/kpe"
+	"kpe-agent/apdu/sm"
 	"kpe-agent/apdu/tlv"
 )
 
@@ -169,4 +171,31 @@ func (s *SAM) Counter(ctx context.Context) (uint32, error) {
 		return 0, fmt.Errorf("%w: counter of %d bytes", ErrFormat, len(b))
 	}
 	return binary.BigEndian.Uint32(b), nil
+}
+
+// BeginCardAuth implements kpe.Authenticator with the SAM: CARD AUTH INIT
+// computes the answer to the card's challenge with a key derived inside the
+// SAM, and the returned finish runs CARD AUTH COMPLETE, which checks the
+// card's answer and hands out only that session's keys.
+func (s *SAM) BeginCardAuth(ctx context.Context, serial [8]byte, rndIC []byte) ([]byte, func(context.Context, []byte) (*sm.Session, error), error) {
+	data := tlv.Encode(tlv.New(0x80, serial[:]), tlv.New(0x81, rndIC))
+	ext, err := s.c.Send(ctx, apdu.Command{CLA: 0x80, INS: 0x20, P1: 0x01, Data: data, Ne: 256})
+	if err != nil {
+		return nil, nil, fmt.Errorf("sam: card auth init: %w", mapState(err))
+	}
+	finish := func(ctx context.Context, resp []byte) (*sm.Session, error) {
+		b, err := s.c.Send(ctx, apdu.Command{CLA: 0x80, INS: 0x22, P1: 0x01, Data: resp, Ne: 256})
+		if errors.Is(err, apdu.ErrVerificationFailed) {
+			return nil, fmt.Errorf("%w: %w", kpe.ErrAuthFailed, err)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("sam: card auth complete: %w", mapState(err))
+		}
+		keys, err := kpe.ParseSessionKeys(b)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrFormat, err)
+		}
+		return keys.Session()
+	}
+	return ext, finish, nil
 }

@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"math/big"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -17,7 +18,9 @@ import (
 	"kpe-agent/apdu"
 	"kpe-agent/apdu/cardsim"
 	"kpe-agent/apdu/cardsim/kpeapp"
+	"kpe-agent/apdu/cardsim/samapp"
 	"kpe-agent/apdu/kpe"
+	"kpe-agent/apdu/sam"
 	"kpe-agent/apdu/sod"
 )
 
@@ -84,6 +87,51 @@ func readIn(t *testing.T, a *kpeapp.Applet, photo bool, roots *x509.CertPool) (*
 	c, err := r.Connect(context.Background())
 	require.NoError(t, err)
 	return kpe.Read(context.Background(), c, kpe.SoftwareSAM{Master: master}, kpe.ReadOptions{Photo: photo, Roots: roots, Now: now})
+}
+
+// newLabSAM is a SAM holding the lab KPE master key (activation code 123456).
+func newLabSAM(t testing.TB) *samapp.Applet {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	s, err := samapp.New(samapp.Config{Name: "lab-sam", Serial: [8]byte{0x53, 0x41, 0x4D, 0, 0, 0, 0, 1},
+		ActivationCode: []byte("123456"), Key: key, StatePath: filepath.Join(t.TempDir(), "sam.json"), KPEMaster: master})
+	require.NoError(t, err)
+	return s
+}
+
+// With the SAM applet as authenticator (in-process): genuine and clone.
+func TestReadWithSAM(t *testing.T) {
+	ctx := context.Background()
+	is := newIssuer(t)
+	samReader := cardsim.NewMemReader("sam")
+	samReader.Insert(newLabSAM(t))
+	samCard, err := samReader.Connect(ctx)
+	require.NoError(t, err)
+	s, err := sam.Open(ctx, samCard)
+	require.NoError(t, err)
+
+	read := func(a *kpeapp.Applet) *kpe.Card {
+		r := cardsim.NewMemReader("kpe")
+		r.Insert(a)
+		c, err := r.Connect(ctx)
+		require.NoError(t, err)
+		card, err := kpe.Read(ctx, c, s, kpe.ReadOptions{Roots: is.roots, Now: now})
+		require.NoError(t, err)
+		return card
+	}
+	// Not activated yet: a clear error, not a verdict about the card.
+	r := cardsim.NewMemReader("kpe")
+	r.Insert(sampleCard(t, is, master, nil))
+	c, _ := r.Connect(ctx)
+	_, err = kpe.Read(ctx, c, s, kpe.ReadOptions{Roots: is.roots, Now: now})
+	require.ErrorIs(t, err, sam.ErrNotActivated)
+
+	require.NoError(t, s.Activate(ctx, []byte("123456")))
+	genuine := read(sampleCard(t, is, master, nil))
+	require.True(t, genuine.Verification.CardAuthentic.OK)
+	require.True(t, genuine.Verification.DataAuthentic.OK)
+	clone := read(sampleCard(t, is, bytes.Repeat([]byte{0x99}, 16), nil))
+	require.False(t, clone.Verification.CardAuthentic.OK)
 }
 
 func TestGenuineCard(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 	"kpe-agent/apdu/kpe"
 	"kpe-agent/apdu/pcsc"
 	"kpe-agent/apdu/pcsc/pcsctest"
+	"kpe-agent/apdu/sam"
 )
 
 // Through real pcscd: a genuine KPE, a clone and a tampered card each get
@@ -49,7 +50,9 @@ func TestIntegrationKPEVerdicts(t *testing.T) {
 			}
 			lab := pcsctest.Lab(t)
 			require.NoError(t, lab.Insert(0, a))
+			require.NoError(t, lab.Insert(1, newLabSAM(t)))
 			pcsctest.WaitCard(t, pcsctest.Slot0, true, 5*time.Second)
+			pcsctest.WaitCard(t, pcsctest.Slot1, true, 5*time.Second)
 			tr := pcsc.New(pcsc.Options{})
 			defer tr.Close()
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -57,9 +60,17 @@ func TestIntegrationKPEVerdicts(t *testing.T) {
 			card, err := tr.Connect(ctx, pcsctest.Slot0)
 			require.NoError(t, err)
 			defer card.Close()
+			samCard, err := tr.Connect(ctx, pcsctest.Slot1)
+			require.NoError(t, err)
+			defer samCard.Close()
+			s, err := sam.Open(ctx, samCard)
+			require.NoError(t, err)
+			require.NoError(t, s.Activate(ctx, []byte("123456")))
 			require.NoError(t, card.BeginTransaction(ctx))
 			defer card.EndTransaction()
-			got, err := kpe.Read(ctx, card, kpe.SoftwareSAM{Master: master}, kpe.ReadOptions{Photo: true, Roots: is.roots, Now: now})
+			// The production path: the SAM in the second reader authenticates
+			// the card; the master key never leaves it.
+			got, err := kpe.Read(ctx, card, s, kpe.ReadOptions{Photo: true, Roots: is.roots, Now: now})
 			require.NoError(t, err)
 			tc.check(t, got)
 		})

@@ -2,8 +2,9 @@
 // §4): serial and state, terminal certificate, activation with a retry
 // counter, and SIGN RECORD with a 32-bit signature counter that is
 // persisted before the SAM answers, so that no value is ever issued twice,
-// even if the lab is killed mid-command. CARD AUTH and SM WRAP/UNWRAP are
-// not implemented yet (6D00).
+// even if the lab is killed mid-command; CARD AUTH INIT/COMPLETE for KPE
+// cards with the master key that never leaves the SAM. KTP-el card
+// authentication and SM WRAP/UNWRAP are not implemented yet (6D00).
 package samapp
 
 import (
@@ -20,6 +21,8 @@ import (
 	"path/filepath"
 
 	"kpe-agent/apdu/cardsim"
+	"kpe-agent/apdu/kpe"
+	"kpe-agent/apdu/tlv"
 )
 
 // AID of the SAM application (a profile parameter).
@@ -40,6 +43,8 @@ type Config struct {
 	// StatePath is the file that keeps activation state, tries left and
 	// the signature counter across restarts.
 	StatePath string
+	// KPEMaster is the master key from which KPE card keys are derived.
+	KPEMaster []byte
 }
 
 // State is what the SAM keeps in non-volatile memory.
@@ -56,6 +61,7 @@ type Applet struct {
 	st       State
 	selected bool
 	ef       uint16
+	pending  *kpe.Auth // CARD AUTH INIT done, COMPLETE expected
 }
 
 // New loads the SAM's state (a missing file starts inactive with full
@@ -88,7 +94,7 @@ func New(cfg Config) (*Applet, error) {
 		Answer:  cfg.ATR,
 		FE:      cardsim.Frontend{Limits: cardsim.Limits{MaxCommandData: 255, MaxResponseData: 256}.WithDefaults(), ProprietaryClass: true},
 		Handle:  a.handle,
-		OnReset: func() { a.selected, a.ef = false, 0 },
+		OnReset: func() { a.selected, a.ef, a.pending = false, 0, nil },
 	}
 	return a, nil
 }
@@ -130,8 +136,53 @@ func (a *Applet) handle(cmd cardsim.Command) ([]byte, cardsim.SW) {
 		return a.signRecord(cmd)
 	case cmd.CLA == 0x80 && cmd.INS == 0x42:
 		return binary.BigEndian.AppendUint32(nil, a.st.Counter), 0x9000
+	case cmd.CLA == 0x80 && cmd.INS == 0x20 && cmd.P1 == 0x01:
+		return a.cardAuthInit(cmd)
+	case cmd.CLA == 0x80 && cmd.INS == 0x22 && cmd.P1 == 0x01:
+		return a.cardAuthComplete(cmd)
 	}
 	return nil, 0x6D00
+}
+
+// cardAuthInit: data 80 serial(8) 81 RND.IC(16) → E.IFD ‖ M.IFD.
+func (a *Applet) cardAuthInit(cmd cardsim.Command) ([]byte, cardsim.SW) {
+	a.pending = nil
+	if len(a.cfg.KPEMaster) == 0 {
+		return nil, 0x6A88 // no KPE key in this SAM
+	}
+	dos, err := tlv.Parse(cmd.Data)
+	if err != nil {
+		return nil, 0x6A80
+	}
+	serial, ok1 := tlv.Find(dos, 0x80)
+	rnd, ok2 := tlv.Find(dos, 0x81)
+	if !ok1 || !ok2 || len(serial.Value) != 8 || len(rnd.Value) != kpe.RndLen {
+		return nil, 0x6A80
+	}
+	keys, err := kpe.DeriveCardKeys(a.cfg.KPEMaster, [8]byte(serial.Value))
+	if err != nil {
+		return nil, 0x6F00
+	}
+	auth, ext, err := kpe.StartAuth(keys, rnd.Value, rand.Reader)
+	if err != nil {
+		return nil, 0x6F00
+	}
+	a.pending = auth
+	return ext, 0x9000
+}
+
+// cardAuthComplete: data E.IC ‖ M.IC → KS_enc ‖ KS_mac ‖ SSC.
+func (a *Applet) cardAuthComplete(cmd cardsim.Command) ([]byte, cardsim.SW) {
+	auth := a.pending
+	a.pending = nil // single use
+	if auth == nil {
+		return nil, 0x6985
+	}
+	keys, err := auth.FinishKeys(cmd.Data)
+	if err != nil {
+		return nil, 0x6300
+	}
+	return keys.Bytes(), 0x9000
 }
 
 func (a *Applet) selectFile(cmd cardsim.Command) ([]byte, cardsim.SW) {

@@ -248,3 +248,18 @@ func TestIntegrationCounterSurvivesKill9(t *testing.T) {
 	}
 	t.Logf("5 kill -9 cycles, %d signatures, counters %d..%d all unique and increasing", len(seen), seen[0], seen[len(seen)-1])
 }
+
+func TestCardAuthCommands(t *testing.T) {
+	a, _ := newSAM(t, filepath.Join(t.TempDir(), "sam.json")) // no KPE master
+	send := func(cmd []byte) uint16 {
+		r := a.Process(cmd)
+		return uint16(r[len(r)-2])<<8 | uint16(r[len(r)-1])
+	}
+	require.Equal(t, uint16(0x9000), send(append([]byte{0x00, 0xA4, 0x04, 0x0C, 0x08}, samapp.AID...)))
+	init := append([]byte{0x80, 0x20, 0x01, 0x00, 0x1C, 0x80, 0x08}, make([]byte, 8)...)
+	init = append(append(init, 0x81, 0x10), make([]byte, 16)...)
+	require.Equal(t, uint16(0x6982), send(init), "not activated")
+	require.Equal(t, uint16(0x9000), send(append([]byte{0x80, 0x10, 0x01, 0x00, 0x06}, code...)))
+	require.Equal(t, uint16(0x6A88), send(init), "this SAM holds no KPE master key")
+	require.Equal(t, uint16(0x6985), send(append([]byte{0x80, 0x22, 0x01, 0x00, 0x38}, make([]byte, 56)...)), "complete without init")
+}
