@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"slices"
 	"time"
@@ -24,7 +25,10 @@ type Authenticator interface {
 // SoftwareSAM keeps the master key in memory. It exists for unit tests and
 // hardware-free demos only; production uses the SAM, which never lets the
 // master key out.
-type SoftwareSAM struct{ Master []byte }
+type SoftwareSAM struct {
+	Master []byte
+	Rand   io.Reader // default crypto/rand; benchmarks replay with a fixed one
+}
 
 // BeginCardAuth implements Authenticator.
 func (s SoftwareSAM) BeginCardAuth(_ context.Context, serial [8]byte, rndIC []byte) ([]byte, func(context.Context, []byte) (*sm.Session, error), error) {
@@ -32,7 +36,11 @@ func (s SoftwareSAM) BeginCardAuth(_ context.Context, serial [8]byte, rndIC []by
 	if err != nil {
 		return nil, nil, err
 	}
-	a, ext, err := StartAuth(keys, rndIC, rand.Reader)
+	rng := s.Rand
+	if rng == nil {
+		rng = rand.Reader
+	}
+	a, ext, err := StartAuth(keys, rndIC, rng)
 	if err != nil {
 		return nil, nil, err
 	}

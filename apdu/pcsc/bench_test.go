@@ -30,6 +30,13 @@ func setupBench(b *testing.B, image string) benchCard {
 	pcsctest.Require(b)
 	lab := pcsctest.Lab(b)
 	pcsctest.Insert(b, lab, 0, image)
+	return setupBenchConn(b)
+}
+
+// setupBenchConn connects to the card in slot 0 twice: through our
+// transport and bare.
+func setupBenchConn(b *testing.B) benchCard {
+	b.Helper()
 	tr := pcsc.New(pcsc.Options{})
 	b.Cleanup(func() { _ = tr.Close() })
 	ours, err := tr.Connect(context.Background(), pcsctest.Slot0)

@@ -1,0 +1,56 @@
+package kpeapp
+
+import (
+	"crypto"
+	"crypto/x509"
+	"fmt"
+
+	"kpe-agent/apdu/kpe"
+	"kpe-agent/apdu/sod"
+)
+
+// Profile is the content of one card before personalisation.
+type Profile struct {
+	Info       kpe.CardInfo
+	Identity   kpe.Identity
+	Employment kpe.Employment
+	Family     kpe.Family
+	Benefits   kpe.Benefits
+	Photo      []byte // JPEG; omitted when empty
+	BIT        []byte // biometric information template group; omitted when empty
+}
+
+// Personalise encodes the data groups, signs them with the document signer
+// (EF.SOD) and derives the card keys from the master key, as an issuer's
+// personalisation system would.
+func Personalise(p Profile, master []byte, signer crypto.Signer, cert *x509.Certificate) (Config, error) {
+	files := map[uint16][]byte{
+		kpe.FIDCardInfo:   p.Info.Encode(),
+		kpe.FIDIdentity:   p.Identity.Encode(),
+		kpe.FIDEmployment: p.Employment.Encode(),
+		kpe.FIDFamily:     p.Family.Encode(),
+		kpe.FIDBenefits:   p.Benefits.Encode(),
+	}
+	groups := map[int][]byte{
+		kpe.DGIdentity: files[kpe.FIDIdentity], kpe.DGEmployment: files[kpe.FIDEmployment],
+		kpe.DGFamily: files[kpe.FIDFamily], kpe.DGBenefits: files[kpe.FIDBenefits],
+	}
+	if len(p.Photo) > 0 {
+		files[kpe.FIDPhoto] = p.Photo
+		groups[kpe.DGPhoto] = p.Photo
+	}
+	if len(p.BIT) > 0 {
+		files[kpe.FIDBIT] = p.BIT
+		groups[kpe.DGBIT] = p.BIT
+	}
+	so, err := sod.Sign(groups, signer, cert)
+	if err != nil {
+		return Config{}, fmt.Errorf("kpeapp: sign: %w", err)
+	}
+	files[kpe.FIDSOD] = so
+	keys, err := kpe.DeriveCardKeys(master, p.Info.Serial)
+	if err != nil {
+		return Config{}, err
+	}
+	return Config{Name: fmt.Sprintf("KPE %X", p.Info.Serial), Keys: keys, Files: files, MaxResponse: p.Info.MaxResponse}, nil
+}
