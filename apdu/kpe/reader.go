@@ -7,13 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
-	"slices"
 	"time"
 
 	"kpe-agent/apdu"
 	"kpe-agent/apdu/sm"
-	"kpe-agent/apdu/sod"
+	"kpe-agent/apdu/verdict"
 )
 
 // Authenticator is the SAM's part of card authentication: it answers the
@@ -55,18 +53,11 @@ type ReadOptions struct {
 	Now   time.Time      // time for certificate checks (default time.Now)
 }
 
-// Check is the outcome of one verification.
-type Check struct {
-	OK     bool
-	Reason string // why not, in words for a technician; empty when OK
-}
-
-// Verification lists each check separately (issue 3, §6).
-type Verification struct {
-	CardAuthentic Check // the card proved its key to the SAM (not a clone)
-	DataAuthentic Check // the issuer signature and every group hash hold
-	FailedGroups  []int // data groups whose hash did not match
-}
+// Check and Verification are the shared verdict types.
+type (
+	Check        = verdict.Check
+	Verification = verdict.Verification
+)
 
 // Card is what Read returns. It holds personal data: memory only.
 type Card struct {
@@ -111,8 +102,7 @@ func Read(ctx context.Context, t apdu.Transmitter, sam Authenticator, opts ReadO
 	sess, err := authenticate(ctx, c, sam, card.Info.Serial)
 	var authErr *authFailure
 	if errors.As(err, &authErr) {
-		card.Verification.CardAuthentic = Check{Reason: authErr.reason}
-		card.Verification.DataAuthentic = Check{Reason: "not checked: the card is not authentic"}
+		card.Verification = verdict.NotGenuine(authErr.reason)
 		return card, nil
 	}
 	if err != nil {
@@ -173,7 +163,7 @@ func Read(ctx context.Context, t apdu.Transmitter, sam Authenticator, opts ReadO
 	if err != nil {
 		return nil, fmt.Errorf("kpe: read EF.SOD: %w", err)
 	}
-	card.Verification.DataAuthentic, card.Verification.FailedGroups = verifyData(sodRaw, groups, opts)
+	card.Verification.DataAuthentic, card.Verification.FailedGroups = verdict.CheckData(sodRaw, groups, opts.Roots, opts.Now)
 	return card, nil
 }
 
@@ -203,28 +193,4 @@ func authenticate(ctx context.Context, c *apdu.Client, sam Authenticator, serial
 		return nil, &authFailure{reason: "the card's answer does not verify with the SAM: the card is not genuine"}
 	}
 	return sess, err
-}
-
-func verifyData(raw []byte, groups map[int][]byte, opts ReadOptions) (Check, []int) {
-	o, err := sod.Parse(raw)
-	if err != nil {
-		return Check{Reason: "security object unreadable: " + err.Error()}, nil
-	}
-	if err := o.VerifySignature(opts.Roots, opts.Now); err != nil {
-		return Check{Reason: err.Error()}, nil
-	}
-	var failed []int
-	for _, dg := range sortedKeys(groups) {
-		if err := o.CheckGroup(dg, groups[dg]); err != nil {
-			failed = append(failed, dg)
-		}
-	}
-	if len(failed) > 0 {
-		return Check{Reason: fmt.Sprintf("data groups %v do not match the issuer's signature (altered after issue)", failed)}, failed
-	}
-	return Check{OK: true}, nil
-}
-
-func sortedKeys(m map[int][]byte) []int {
-	return slices.Sorted(maps.Keys(m))
 }

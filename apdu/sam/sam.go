@@ -14,6 +14,7 @@ import (
 
 	"kpe-agent/apdu"
 	"kpe-agent/apdu/kpe"
+	"kpe-agent/apdu/ktpel"
 	"kpe-agent/apdu/sm"
 	"kpe-agent/apdu/tlv"
 )
@@ -198,4 +199,69 @@ func (s *SAM) BeginCardAuth(ctx context.Context, serial [8]byte, rndIC []byte) (
 		return keys.Session()
 	}
 	return ext, finish, nil
+}
+
+// ActivateKTP enables the KTP-el functions with the installation's two
+// secrets (ACTIVATE P1 02); the terminal activation must come first.
+func (s *SAM) ActivateKTP(ctx context.Context, secret1, secret2 []byte) error {
+	data := tlv.Encode(tlv.New(0x80, secret1), tlv.New(0x81, secret2))
+	_, err := s.c.Send(ctx, apdu.Command{CLA: 0x80, INS: 0x10, P1: 0x02, Data: data})
+	return mapState(err)
+}
+
+// BeginKTPAuth implements ktpel.Authenticator: CARD AUTH INIT (profile 02)
+// answers the chip's challenge with a key derived from its UID inside the
+// SAM; finish runs CARD AUTH COMPLETE, after which the SAM holds the
+// session keys and the returned channel wraps and unwraps through it.
+func (s *SAM) BeginKTPAuth(ctx context.Context, uid, rndIC []byte) ([]byte, func(context.Context, []byte) (sm.Channel, error), error) {
+	data := tlv.Encode(tlv.New(0x80, uid), tlv.New(0x81, rndIC))
+	ext, err := s.c.Send(ctx, apdu.Command{CLA: 0x80, INS: 0x20, P1: 0x02, Data: data, Ne: 256})
+	if err != nil {
+		return nil, nil, fmt.Errorf("sam: KTP-el card auth init: %w", mapState(err))
+	}
+	if len(ext) != ktpel.AuthDataLen {
+		return nil, nil, fmt.Errorf("%w: KTP-el cryptogram of %d bytes", ErrFormat, len(ext))
+	}
+	finish := func(ctx context.Context, resp []byte) (sm.Channel, error) {
+		_, err := s.c.Send(ctx, apdu.Command{CLA: 0x80, INS: 0x22, P1: 0x02, Data: resp})
+		if errors.Is(err, apdu.ErrVerificationFailed) {
+			return nil, fmt.Errorf("%w: %w", sm.ErrAuthFailed, err)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("sam: KTP-el card auth complete: %w", mapState(err))
+		}
+		return ktpChannel{s}, nil
+	}
+	return ext, finish, nil
+}
+
+// ktpChannel is secure messaging done by the SAM (SM WRAP / SM UNWRAP).
+type ktpChannel struct{ s *SAM }
+
+func (k ktpChannel) WrapAPDU(ctx context.Context, plain []byte) ([]byte, error) {
+	b, err := k.s.c.Send(ctx, apdu.Command{CLA: 0x80, INS: 0x30, P1: 0x02, Data: plain, Ne: 256})
+	if err != nil {
+		return nil, fmt.Errorf("sam: SM wrap: %w", mapSM(err))
+	}
+	return b, nil
+}
+
+func (k ktpChannel) UnwrapAPDU(ctx context.Context, protected []byte) ([]byte, error) {
+	b, err := k.s.c.Send(ctx, apdu.Command{CLA: 0x80, INS: 0x32, P1: 0x02, Data: protected, Ne: 256})
+	if err != nil {
+		return nil, fmt.Errorf("sam: SM unwrap: %w", mapSM(err))
+	}
+	if len(b) < 2 {
+		return nil, fmt.Errorf("%w: unwrapped response of %d bytes", ErrFormat, len(b))
+	}
+	return b, nil
+}
+
+// mapSM labels the SAM's refusal to unwrap (6988) a secure-messaging
+// failure, so that the reader reports the chip's answer as not verifying.
+func mapSM(err error) error {
+	if errors.Is(err, apdu.ErrSMDataObjectsIncorrect) {
+		return fmt.Errorf("%w: %w", sm.ErrBadMAC, err)
+	}
+	return mapState(err)
 }

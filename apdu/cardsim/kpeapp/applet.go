@@ -2,6 +2,10 @@
 // (docs/card-profiles.md §2): EF.CardInfo, EF.SOD and the BIT group are
 // readable in plain; every other data group only inside a secure-messaging
 // session opened by mutual authentication with a genuine SAM's keys.
+//
+// The same applet, with the KTP-el parameters (3DES suite, DF 7F0A selected
+// by file identifier, a UID answered to FF CA), plays the KTP-el chip of
+// §3; PersonaliseKTPel builds that configuration.
 package kpeapp
 
 import (
@@ -22,7 +26,15 @@ type Config struct {
 	Name string
 	ATR  []byte
 	AID  []byte // default kpe.DefaultAID
-	Keys kpe.CardKeys
+	// DF, when set, replaces the AID: the application is the DF selected
+	// by this file identifier (KTP-el 7F0A).
+	DF uint16
+	// UID, when set, is answered to the PC/SC pseudo-APDU FF CA 00 00 00
+	// (a contactless chip; the lab's reader passes it through).
+	UID []byte
+	// Suite is the mutual authentication (default kpe.Suite, AES-128).
+	Suite sm.Suite
+	Keys  kpe.CardKeys
 	// Files are the EF contents by FID; Plain lists the EFs readable
 	// without secure messaging (default: CardInfo, SOD, BIT).
 	Files map[uint16][]byte
@@ -54,8 +66,11 @@ func New(cfg Config) (*Applet, error) {
 	if err := cardsim.ValidateATR(cfg.ATR); err != nil {
 		return nil, err
 	}
-	if len(cfg.Keys.Enc) != 16 || len(cfg.Keys.MAC) != 16 {
-		return nil, errors.New("kpeapp: card keys must be AES-128")
+	if cfg.Suite == (sm.Suite{}) {
+		cfg.Suite = kpe.Suite
+	}
+	if _, _, err := cfg.Suite.Start(cfg.Keys, make([]byte, cfg.Suite.RndLen), bytes.NewReader(make([]byte, 32))); err != nil {
+		return nil, fmt.Errorf("kpeapp: card keys: %w", err)
 	}
 	if cfg.Plain == nil {
 		cfg.Plain = map[uint16]bool{kpe.FIDCardInfo: true, kpe.FIDSOD: true, kpe.FIDBIT: true}
@@ -132,11 +147,11 @@ func (a *Applet) dispatch(cmd cardsim.Command, secure bool) ([]byte, cardsim.SW)
 		if secure || cmd.P1 != 0 || cmd.P2 != 0 {
 			return nil, 0x6A86
 		}
-		if cmd.Ne != kpe.RndLen {
+		if cmd.Ne != a.cfg.Suite.RndLen {
 			return nil, 0x6700
 		}
 		a.dropSession()
-		a.challenge = make([]byte, kpe.RndLen)
+		a.challenge = make([]byte, a.cfg.Suite.RndLen)
 		if _, err := io.ReadFull(a.cfg.Rand, a.challenge); err != nil {
 			return nil, 0x6F00
 		}
@@ -150,10 +165,10 @@ func (a *Applet) dispatch(cmd cardsim.Command, secure bool) ([]byte, cardsim.SW)
 		}
 		challenge := a.challenge
 		a.challenge = nil // single use
-		if len(cmd.Data) != kpe.AuthDataLen {
+		if len(cmd.Data) != a.cfg.Suite.DataLen() {
 			return nil, 0x6700
 		}
-		resp, sess, err := kpe.CardRespond(a.cfg.Keys, challenge, cmd.Data, a.cfg.Rand)
+		resp, sess, err := a.cfg.Suite.Respond(a.cfg.Keys, challenge, cmd.Data, a.cfg.Rand)
 		if err != nil {
 			return nil, 0x6300
 		}
@@ -166,7 +181,7 @@ func (a *Applet) dispatch(cmd cardsim.Command, secure bool) ([]byte, cardsim.SW)
 func (a *Applet) selectFile(cmd cardsim.Command, secure bool) ([]byte, cardsim.SW) {
 	switch cmd.P1 {
 	case 0x04:
-		if secure || !bytes.Equal(cmd.Data, a.cfg.AID) {
+		if secure || a.cfg.DF != 0 || !bytes.Equal(cmd.Data, a.cfg.AID) {
 			return nil, 0x6A82
 		}
 		a.dropSession() // selecting the application resets its security state
@@ -176,6 +191,14 @@ func (a *Applet) selectFile(cmd cardsim.Command, secure bool) ([]byte, cardsim.S
 		}
 		return append([]byte{0x6F, byte(len(a.cfg.AID) + 2), 0x84, byte(len(a.cfg.AID))}, a.cfg.AID...), 0x9000
 	case 0x00, 0x02:
+		if a.cfg.DF != 0 && cmd.P1 == 0x00 && len(cmd.Data) == 2 && uint16(cmd.Data[0])<<8|uint16(cmd.Data[1]) == a.cfg.DF {
+			if secure {
+				return nil, 0x6985
+			}
+			a.dropSession() // selecting the application resets its security state
+			a.appSelected, a.ef = true, 0
+			return nil, 0x9000
+		}
 		if !a.appSelected {
 			return nil, 0x6A82
 		}
@@ -233,13 +256,30 @@ func (a *Applet) plainBudget(secure bool) int {
 	if !secure {
 		return a.cfg.MaxResponse
 	}
-	return MaxPlainUnderSM(a.cfg.MaxResponse)
+	return MaxPlainUnderSM(a.cfg.MaxResponse, a.cfg.Suite.Cipher)
 }
 
 // MaxPlainUnderSM returns the largest plain response that fits a buffer of
 // max bytes once wrapped: DO'87' (tag, length up to 3 bytes, indicator,
-// data padded to 16), DO'99' (4) and DO'8E' (10).
-func MaxPlainUnderSM(max int) int {
+// data padded to the cipher's block), DO'99' (4) and DO'8E' (10).
+func MaxPlainUnderSM(max int, c sm.Cipher) int {
+	bs := 16
+	if c == sm.TDES || c == sm.TDES3 {
+		bs = 8
+	}
 	room := max - 4 - 10 - 1 - 1 - 3
-	return room/16*16 - 1
+	return room/bs*bs - 1
+}
+
+// Process implements cardsim.Card; a chip with a UID answers the PC/SC
+// GET DATA pseudo-APDU FF CA 00 00 itself (on a real contactless reader
+// the reader answers it).
+func (a *Applet) Process(raw []byte) []byte {
+	if a.cfg.UID != nil && len(raw) >= 4 && raw[0] == 0xFF && raw[1] == 0xCA {
+		if raw[2] != 0 || raw[3] != 0 {
+			return []byte{0x6A, 0x81}
+		}
+		return append(bytes.Clone(a.cfg.UID), 0x90, 0x00)
+	}
+	return a.Applet.Process(raw)
 }

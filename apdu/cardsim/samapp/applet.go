@@ -3,12 +3,14 @@
 // counter, and SIGN RECORD with a 32-bit signature counter that is
 // persisted before the SAM answers, so that no value is ever issued twice,
 // even if the lab is killed mid-command; CARD AUTH INIT/COMPLETE for KPE
-// cards with the master key that never leaves the SAM. KTP-el card
-// authentication and SM WRAP/UNWRAP are not implemented yet (6D00).
+// cards with the master key that never leaves the SAM; KTP-el activation
+// with two secrets, KTP-el card authentication and SM WRAP/UNWRAP with
+// session keys that stay inside the SAM.
 package samapp
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/sha256"
@@ -22,6 +24,8 @@ import (
 
 	"kpe-agent/apdu/cardsim"
 	"kpe-agent/apdu/kpe"
+	"kpe-agent/apdu/ktpel"
+	"kpe-agent/apdu/sm"
 	"kpe-agent/apdu/tlv"
 )
 
@@ -45,13 +49,19 @@ type Config struct {
 	StatePath string
 	// KPEMaster is the master key from which KPE card keys are derived.
 	KPEMaster []byte
+	// KTPMaster is the KTP-el master key; KTP-el functions also need the
+	// per-installation activation with the two secrets KTPSecret1 and
+	// KTPSecret2 (ACTIVATE P1 02).
+	KTPMaster              []byte
+	KTPSecret1, KTPSecret2 []byte
 }
 
 // State is what the SAM keeps in non-volatile memory.
 type State struct {
-	Active  bool   `json:"active"`
-	Tries   int    `json:"tries"`
-	Counter uint32 `json:"counter"`
+	Active    bool   `json:"active"`
+	KTPActive bool   `json:"ktp_active,omitempty"`
+	Tries     int    `json:"tries"`
+	Counter   uint32 `json:"counter"`
 }
 
 // Applet implements cardsim.Card.
@@ -62,6 +72,8 @@ type Applet struct {
 	selected bool
 	ef       uint16
 	pending  *kpe.Auth // CARD AUTH INIT done, COMPLETE expected
+	ktpAuth  *sm.Auth  // KTP-el CARD AUTH INIT done
+	ktpSess  *sm.Session
 }
 
 // New loads the SAM's state (a missing file starts inactive with full
@@ -94,7 +106,7 @@ func New(cfg Config) (*Applet, error) {
 		Answer:  cfg.ATR,
 		FE:      cardsim.Frontend{Limits: cardsim.Limits{MaxCommandData: 255, MaxResponseData: 256}.WithDefaults(), ProprietaryClass: true},
 		Handle:  a.handle,
-		OnReset: func() { a.selected, a.ef, a.pending = false, 0, nil },
+		OnReset: func() { a.selected, a.ef, a.pending = false, 0, nil; a.dropKTP() },
 	}
 	return a, nil
 }
@@ -140,8 +152,84 @@ func (a *Applet) handle(cmd cardsim.Command) ([]byte, cardsim.SW) {
 		return a.cardAuthInit(cmd)
 	case cmd.CLA == 0x80 && cmd.INS == 0x22 && cmd.P1 == 0x01:
 		return a.cardAuthComplete(cmd)
+	case cmd.CLA == 0x80 && (cmd.INS == 0x20 || cmd.INS == 0x22 || cmd.INS == 0x30 || cmd.INS == 0x32) && cmd.P1 == 0x02:
+		if !a.st.KTPActive {
+			return nil, 0x6982
+		}
+		return a.ktp(cmd)
+	case cmd.CLA == 0x80 && (cmd.INS == 0x20 || cmd.INS == 0x22):
+		return nil, 0x6A86
 	}
 	return nil, 0x6D00
+}
+
+func (a *Applet) dropKTP() {
+	if a.ktpSess != nil {
+		a.ktpSess.Close()
+	}
+	a.ktpAuth, a.ktpSess = nil, nil
+}
+
+// ktp runs the KTP-el commands (P1 02): CARD AUTH INIT (80 UID, 81 RND.IC
+// → 40 bytes), CARD AUTH COMPLETE (40 bytes → nothing: the session keys
+// stay here), SM WRAP (plain C-APDU → protected C-APDU) and SM UNWRAP
+// (protected R-APDU → plain R-APDU; a bad one closes the session, 6988).
+func (a *Applet) ktp(cmd cardsim.Command) ([]byte, cardsim.SW) {
+	switch cmd.INS {
+	case 0x20:
+		a.dropKTP()
+		if len(a.cfg.KTPMaster) == 0 {
+			return nil, 0x6A88
+		}
+		dos, err := tlv.Parse(cmd.Data)
+		if err != nil {
+			return nil, 0x6A80
+		}
+		uid, ok1 := tlv.Find(dos, 0x80)
+		rnd, ok2 := tlv.Find(dos, 0x81)
+		if !ok1 || !ok2 || len(rnd.Value) != ktpel.RndLen {
+			return nil, 0x6A80
+		}
+		keys, err := ktpel.DeriveCardKeys(a.cfg.KTPMaster, uid.Value)
+		if err != nil {
+			return nil, 0x6A80
+		}
+		auth, ext, err := ktpel.Suite.Start(keys, rnd.Value, rand.Reader)
+		if err != nil {
+			return nil, 0x6F00
+		}
+		a.ktpAuth = auth
+		return ext, 0x9000
+	case 0x22:
+		auth := a.ktpAuth
+		a.ktpAuth = nil
+		if auth == nil {
+			return nil, 0x6985
+		}
+		keys, err := auth.Finish(cmd.Data)
+		if err != nil {
+			return nil, 0x6300
+		}
+		if a.ktpSess, err = keys.Session(); err != nil {
+			return nil, 0x6F00
+		}
+		return nil, 0x9000
+	}
+	if a.ktpSess == nil {
+		return nil, 0x6985
+	}
+	var out []byte
+	var err error
+	if cmd.INS == 0x30 {
+		out, err = a.ktpSess.WrapAPDU(context.Background(), cmd.Data)
+	} else {
+		out, err = a.ktpSess.UnwrapAPDU(context.Background(), cmd.Data)
+	}
+	if err != nil {
+		a.dropKTP()
+		return nil, 0x6988
+	}
+	return out, 0x9000
 }
 
 // cardAuthInit: data 80 serial(8) 81 RND.IC(16) → E.IFD ‖ M.IFD.
@@ -214,15 +302,44 @@ func (a *Applet) info() []byte {
 }
 
 func (a *Applet) activate(cmd cardsim.Command) ([]byte, cardsim.SW) {
-	if cmd.P1 != 0x01 {
+	if cmd.P1 != 0x01 && cmd.P1 != 0x02 {
 		return nil, 0x6A86
 	}
 	if a.st.Tries == 0 {
 		return nil, 0x6983
 	}
-	if subtle.ConstantTimeCompare(cmd.Data, a.cfg.ActivationCode) == 1 {
+	ok := false
+	if cmd.P1 == 0x01 {
+		ok = subtle.ConstantTimeCompare(cmd.Data, a.cfg.ActivationCode) == 1
+	} else {
+		if !a.st.Active {
+			return nil, 0x6982 // the terminal activation comes first
+		}
+		if len(a.cfg.KTPSecret1) == 0 || len(a.cfg.KTPSecret2) == 0 {
+			return nil, 0x6A88
+		}
+		dos, err := tlv.Parse(cmd.Data)
+		if err != nil {
+			return nil, 0x6A80
+		}
+		s1, ok1 := tlv.Find(dos, 0x80)
+		s2, ok2 := tlv.Find(dos, 0x81)
+		if !ok1 || !ok2 {
+			return nil, 0x6A80
+		}
+		// Both compared, always: no early exit that would time one secret.
+		m1 := subtle.ConstantTimeCompare(s1.Value, a.cfg.KTPSecret1)
+		m2 := subtle.ConstantTimeCompare(s2.Value, a.cfg.KTPSecret2)
+		ok = m1&m2 == 1
+	}
+	if ok {
 		next := a.st
-		next.Active, next.Tries = true, a.cfg.MaxTries
+		next.Tries = a.cfg.MaxTries
+		if cmd.P1 == 0x01 {
+			next.Active = true
+		} else {
+			next.KTPActive = true
+		}
 		if err := a.persist(next); err != nil {
 			return nil, 0x6581
 		}
