@@ -40,3 +40,15 @@ func CheckKPE(c *kpe.Card, ref time.Time) []Warning {
 	}
 	return Merge(lists...)
 }
+
+// CheckKTPel cross-checks a KTP-el's NIK against the birth date
+// (DD-MM-YYYY as printed on the card, or YYYYMMDD) and gender read from the
+// same chip. Like CheckKPE it only warns.
+func CheckKTPel(nik, birthDate, gender string, ref time.Time) []Warning {
+	birth, err := time.Parse("02-01-2006", birthDate)
+	if err != nil {
+		birth, _ = time.Parse("20060102", birthDate) // zero time skips the date check
+	}
+	g, _ := ParseGender(gender)
+	return CheckNIK(nik, birth, g, ref)
+}

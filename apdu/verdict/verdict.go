@@ -4,6 +4,7 @@ package verdict
 
 import (
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -15,8 +16,24 @@ import (
 // Check is the outcome of one verification.
 type Check struct {
 	OK     bool   `json:"ok"`
+	Code   Code   `json:"code,omitempty"`   // why not, for programs; empty when OK
 	Reason string `json:"reason,omitempty"` // why not, in words for a technician; empty when OK
 }
+
+// Code classifies a failed check.
+type Code string
+
+// Failure codes.
+const (
+	CodeNotGenuine      Code = "not-genuine"      // the card failed authentication (clone)
+	CodeNotChecked      Code = "not-checked"      // skipped because an earlier check failed
+	CodeSODUnreadable   Code = "sod-unreadable"   // the security object is malformed
+	CodeBadSignature    Code = "bad-signature"    // the issuer signature does not verify
+	CodeIssuerExpired   Code = "issuer-expired"   // the document signer certificate is outside its validity
+	CodeIssuerUntrusted Code = "issuer-untrusted" // the document signer does not chain to the trust list
+	CodeTampered        Code = "tampered"         // a data group does not match its signed hash
+	CodeInconsistent    Code = "identifiers-inconsistent"
+)
 
 // Verification lists each card-side check separately (issue 3, §6).
 type Verification struct {
@@ -29,8 +46,8 @@ type Verification struct {
 // data was not read, so it cannot be checked either.
 func NotGenuine(reason string) Verification {
 	return Verification{
-		CardAuthentic: Check{Reason: reason},
-		DataAuthentic: Check{Reason: "not checked: the card is not authentic"},
+		CardAuthentic: Check{Code: CodeNotGenuine, Reason: reason},
+		DataAuthentic: Check{Code: CodeNotChecked, Reason: "not checked: the card is not authentic"},
 	}
 }
 
@@ -40,10 +57,17 @@ func NotGenuine(reason string) Verification {
 func CheckData(raw []byte, groups map[int][]byte, roots *x509.CertPool, now time.Time) (Check, []int) {
 	o, err := sod.Parse(raw)
 	if err != nil {
-		return Check{Reason: "security object unreadable: " + err.Error()}, nil
+		return Check{Code: CodeSODUnreadable, Reason: "security object unreadable: " + err.Error()}, nil
 	}
 	if err := o.VerifySignature(roots, now); err != nil {
-		return Check{Reason: err.Error()}, nil
+		var ci x509.CertificateInvalidError
+		switch {
+		case errors.As(err, &ci) && ci.Reason == x509.Expired:
+			return Check{Code: CodeIssuerExpired, Reason: "the issuer's document-signer certificate is expired or not yet valid: " + err.Error()}, nil
+		case errors.Is(err, sod.ErrUntrusted):
+			return Check{Code: CodeIssuerUntrusted, Reason: "the issuer is not in the trust list: " + err.Error()}, nil
+		}
+		return Check{Code: CodeBadSignature, Reason: err.Error()}, nil
 	}
 	var failed []int
 	for _, dg := range slices.Sorted(maps.Keys(groups)) {
@@ -52,7 +76,7 @@ func CheckData(raw []byte, groups map[int][]byte, roots *x509.CertPool, now time
 		}
 	}
 	if len(failed) > 0 {
-		return Check{Reason: fmt.Sprintf("data groups %v do not match the issuer's signature (altered after issue)", failed)}, failed
+		return Check{Code: CodeTampered, Reason: fmt.Sprintf("data groups %v do not match the issuer's signature (altered after issue)", failed)}, failed
 	}
 	return Check{OK: true}, nil
 }

@@ -5,6 +5,12 @@
 //
 //	kpe-cardsim -insert 0=testdata/cards/generic-fs.json
 //	curl -s 127.0.0.1:35990/v1/slots
+//
+// The personalise subcommand makes a new card set (issuer PKI, master keys
+// in a SAM, card images and a manifest) from a spec, e.g. a class set for a
+// training:
+//
+//	kpe-cardsim personalise -spec testdata/cards/lab/spec.json -out /tmp/class
 package main
 
 import (
@@ -23,6 +29,9 @@ import (
 	"time"
 
 	"kpe-agent/apdu/cardsim"
+	_ "kpe-agent/apdu/cardsim/kpeapp" // card images of type kpe and ktpel
+	"kpe-agent/apdu/cardsim/labset"
+	_ "kpe-agent/apdu/cardsim/samapp" // card images of type sam
 )
 
 func main() {
@@ -110,6 +119,9 @@ func checkLoopback(addr string) error {
 }
 
 func run(args []string) error {
+	if len(args) > 0 && args[0] == "personalise" {
+		return personaliseCmd(args[1:])
+	}
 	o, err := parseFlags(args)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -169,4 +181,33 @@ func run(args []string) error {
 		_ = srv.Shutdown(sctx)
 	}
 	return lab.Close()
+}
+
+// personaliseCmd: kpe-cardsim personalise -spec FILE -out DIR.
+func personaliseCmd(args []string) error {
+	fs := flag.NewFlagSet("kpe-cardsim personalise", flag.ContinueOnError)
+	spec := fs.String("spec", "", "card set spec (JSON, see testdata/cards/lab/spec.json)")
+	out := fs.String("out", "", "output directory (cards/, trust/, lab.json)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if *spec == "" || *out == "" || fs.NArg() > 0 {
+		return errors.New("personalise: want -spec FILE -out DIR")
+	}
+	s, err := labset.LoadSpec(*spec)
+	if err != nil {
+		return err
+	}
+	m, err := labset.Generate(s, *out, time.Now())
+	if err != nil {
+		return err
+	}
+	for _, c := range m.Cards {
+		fmt.Printf("%-40s %-14s %s\n", c.Image, c.Kind, c.Expect)
+	}
+	fmt.Printf("manifest: %s\n", *out+"/lab.json")
+	return nil
 }

@@ -54,6 +54,10 @@ type Config struct {
 	// KTPSecret2 (ACTIVATE P1 02).
 	KTPMaster              []byte
 	KTPSecret1, KTPSecret2 []byte
+	// Initial is the state of a SAM whose state file does not exist yet
+	// (default: inactive, MaxTries tries, counter 0); a blocked sample SAM
+	// starts with 0 tries.
+	Initial *State
 }
 
 // State is what the SAM keeps in non-volatile memory.
@@ -89,6 +93,12 @@ func New(cfg Config) (*Applet, error) {
 		return nil, errors.New("samapp: key, activation code and state path are required")
 	}
 	a := &Applet{cfg: cfg, st: State{Tries: cfg.MaxTries}}
+	if cfg.Initial != nil {
+		if cfg.Initial.Tries < 0 || cfg.Initial.Tries > cfg.MaxTries {
+			return nil, fmt.Errorf("samapp: initial tries %d out of range 0..%d", cfg.Initial.Tries, cfg.MaxTries)
+		}
+		a.st = *cfg.Initial
+	}
 	b, err := os.ReadFile(cfg.StatePath)
 	switch {
 	case errors.Is(err, os.ErrNotExist):

@@ -1,0 +1,145 @@
+package cards_test
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"kpe-agent/agent/cards"
+	"kpe-agent/apdu"
+	"kpe-agent/apdu/cardsim"
+	_ "kpe-agent/apdu/cardsim/kpeapp"
+	"kpe-agent/apdu/cardsim/labset"
+	_ "kpe-agent/apdu/cardsim/samapp"
+	"kpe-agent/apdu/pcsc"
+	"kpe-agent/apdu/pcsc/pcsctest"
+	"kpe-agent/apdu/sam"
+)
+
+// lab is the committed sample set with its trust lists and a fresh SAM
+// state directory.
+type lab struct {
+	dir string
+	m   *labset.Manifest
+	o   cards.Options
+}
+
+func loadLab(t *testing.T) lab {
+	t.Setenv("KPE_CARDSIM_STATE_DIR", t.TempDir())
+	dir := pcsctest.RepoPath("testdata/cards/lab")
+	m, err := labset.LoadManifest(dir)
+	require.NoError(t, err)
+	bkn, err := m.Roots(dir, "bkn")
+	require.NoError(t, err)
+	duk, err := m.Roots(dir, "dukcapil")
+	require.NoError(t, err)
+	return lab{dir, m, cards.Options{BKNRoots: bkn, DukcapilRoots: duk, Photo: true}}
+}
+
+func (l lab) load(t *testing.T, file string) cardsim.Card {
+	c, err := cardsim.LoadCard(filepath.Join(l.dir, "cards", file+".json"))
+	require.NoError(t, err)
+	return c
+}
+
+// connectSAM opens and activates the SAM in slot 1 (terminal code and the
+// two KTP-el installation secrets).
+func (l lab) connectSAM(t *testing.T, ctx context.Context, tr *pcsc.Transport) *sam.SAM {
+	c, err := tr.Connect(ctx, pcsctest.Slot1)
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	s, err := sam.Open(ctx, c)
+	require.NoError(t, err)
+	require.NoError(t, s.Activate(ctx, []byte(l.m.SAM.ActivationCode)))
+	require.NoError(t, s.ActivateKTP(ctx, []byte(l.m.SAM.KTPSecret1), []byte(l.m.SAM.KTPSecret2)))
+	return s
+}
+
+// Every sample card ends in its specific verdict, through real pcscd with
+// the lab SAM in the second reader.
+func TestIntegrationSampleVerdicts(t *testing.T) {
+	pcsctest.Require(t)
+	l := loadLab(t)
+	require.GreaterOrEqual(t, len(l.m.Cards), 12)
+	lab := pcsctest.Lab(t)
+	require.NoError(t, lab.Insert(1, l.load(t, "sam")))
+	pcsctest.WaitCard(t, pcsctest.Slot1, true, 5*time.Second)
+	tr := pcsc.New(pcsc.Options{})
+	defer tr.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	s := l.connectSAM(t, ctx, tr)
+
+	for _, mc := range l.m.Cards {
+		t.Run(filepath.Base(mc.Image), func(t *testing.T) {
+			require.NoError(t, lab.Insert(0, l.load(t, trimJSON(mc.Image))))
+			pcsctest.WaitCard(t, pcsctest.Slot0, true, 5*time.Second)
+			defer func() {
+				require.NoError(t, lab.Remove(0))
+				pcsctest.WaitCard(t, pcsctest.Slot0, false, 5*time.Second)
+			}()
+			card, err := tr.Connect(ctx, pcsctest.Slot0)
+			require.NoError(t, err)
+			defer card.Close()
+			require.NoError(t, card.BeginTransaction(ctx))
+			defer card.EndTransaction()
+			r, err := cards.Read(ctx, card, s, l.o)
+			require.NoError(t, err)
+			require.Equal(t, mc.Expect, r.Verdict, "checks: %+v", r.Checks)
+			switch mc.Expect {
+			case "not-genuine":
+				require.False(t, r.Checks.CardAuthentic.OK, "a clone is never reported genuine")
+				require.Empty(t, r.KPE.Identity.NIP, "nothing protected is read from a clone")
+			case "tampered:2":
+				require.Equal(t, []int{2}, r.Checks.FailedGroups, "the tampered group is named")
+				require.Contains(t, r.Checks.DataAuthentic.Reason, "[2]")
+			case "identifiers-inconsistent":
+				require.True(t, r.Checks.CardAuthentic.OK)
+				require.True(t, r.Checks.DataAuthentic.OK)
+				require.NotEmpty(t, r.Warnings)
+			case "genuine":
+				require.True(t, r.Checks.IdentifiersConsistent.OK, r.Checks.IdentifiersConsistent.Reason)
+				if r.KPE != nil {
+					require.NotEmpty(t, r.KPE.Photo)
+				}
+			}
+		})
+	}
+}
+
+// A blocked SAM cannot authenticate cards: the read fails with a clear,
+// typed error rather than a verdict about the card.
+func TestIntegrationBlockedSAM(t *testing.T) {
+	pcsctest.Require(t)
+	l := loadLab(t)
+	lab := pcsctest.Lab(t)
+	require.NoError(t, lab.Insert(0, l.load(t, "kpe-budi")))
+	require.NoError(t, lab.Insert(1, l.load(t, "sam-blocked")))
+	pcsctest.WaitCard(t, pcsctest.Slot0, true, 5*time.Second)
+	pcsctest.WaitCard(t, pcsctest.Slot1, true, 5*time.Second)
+	tr := pcsc.New(pcsc.Options{})
+	defer tr.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	sc, err := tr.Connect(ctx, pcsctest.Slot1)
+	require.NoError(t, err)
+	defer sc.Close()
+	s, err := sam.Open(ctx, sc)
+	require.NoError(t, err)
+	require.ErrorIs(t, s.Activate(ctx, []byte(l.m.SAM.ActivationCode)), sam.ErrBlocked, "even the right code cannot unblock it")
+
+	card, err := tr.Connect(ctx, pcsctest.Slot0)
+	require.NoError(t, err)
+	defer card.Close()
+	_, err = cards.Read(ctx, card, s, l.o)
+	require.ErrorIs(t, err, sam.ErrBlocked)
+	require.ErrorIs(t, err, apdu.ErrAuthenticationBlocked)
+}
+
+func trimJSON(image string) string {
+	return filepath.Base(image[:len(image)-len(".json")])
+}
+

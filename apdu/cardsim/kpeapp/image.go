@@ -1,0 +1,177 @@
+package kpeapp
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+
+	"kpe-agent/apdu/cardsim"
+	"kpe-agent/apdu/ktpel"
+)
+
+// Card images of type "kpe" and "ktpel" hold what the chip holds: its EF
+// contents and its (already diversified) authentication keys, never a
+// master key. A clone image is one whose keys were not derived from the
+// master; a tampered image has an EF altered after the issuer signed it.
+//
+//	{
+//	  "type": "kpe",                 // or "ktpel"
+//	  "name": "KPE Budi Santoso",
+//	  "comment": "...",
+//	  "atr": "3B 8D ...",            // default ATRKPE / ATRKTPel
+//	  "aid": "F0 4B 50 45 01",       // kpe only (default kpe.DefaultAID)
+//	  "uid": "04 52 8A 1C 6D 31 80", // ktpel only, required
+//	  "keys": {"enc": "...", "mac": "..."},  // AES-128 (kpe) or 3-key 3DES (ktpel)
+//	  "max_response": 256,
+//	  "plain": ["0101", "010F", "0107"],     // EFs readable without SM (default per type)
+//	  "files": [{"fid": "0101", "hex": "..."}, {"fid": "0106", "file": "photo.jpg"}]
+//	}
+type image struct {
+	Type        string               `json:"type"`
+	Name        string               `json:"name"`
+	Comment     json.RawMessage      `json:"comment,omitempty"`
+	ATR         string               `json:"atr,omitempty"`
+	AID         string               `json:"aid,omitempty"`
+	UID         string               `json:"uid,omitempty"`
+	Keys        imageKeys            `json:"keys"`
+	MaxResponse int                  `json:"max_response,omitempty"`
+	Plain       []string             `json:"plain,omitempty"`
+	Files       []cardsim.AppletFile `json:"files"`
+}
+
+type imageKeys struct {
+	Enc string `json:"enc"`
+	MAC string `json:"mac"`
+}
+
+func init() {
+	cardsim.RegisterImageType("kpe", parseImage)
+	cardsim.RegisterImageType("ktpel", parseImage)
+}
+
+func parseImage(data []byte, baseDir string) (cardsim.Card, error) {
+	var img image
+	if err := cardsim.DecodeImage(data, &img); err != nil {
+		return nil, fmt.Errorf("%s image: %w", "applet", err)
+	}
+	cfg, err := img.config(baseDir)
+	if err != nil {
+		return nil, fmt.Errorf("%s image %q: %w", img.Type, img.Name, err)
+	}
+	return New(cfg)
+}
+
+func (img image) config(baseDir string) (Config, error) {
+	if err := cardsim.CheckComment(img.Comment); err != nil {
+		return Config{}, fmt.Errorf("comment: %w", err)
+	}
+	if img.Name == "" {
+		return Config{}, errors.New(`"name" is required`)
+	}
+	cfg := Config{Name: img.Name, MaxResponse: img.MaxResponse}
+	hexField := func(name, s string) ([]byte, error) {
+		b, err := cardsim.DecodeHex(s)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		return b, nil
+	}
+	var err error
+	if cfg.Keys.Enc, err = hexField("keys.enc", img.Keys.Enc); err != nil {
+		return Config{}, err
+	}
+	if cfg.Keys.MAC, err = hexField("keys.mac", img.Keys.MAC); err != nil {
+		return Config{}, err
+	}
+	if img.ATR != "" {
+		if cfg.ATR, err = hexField("atr", img.ATR); err != nil {
+			return Config{}, err
+		}
+	}
+	switch img.Type {
+	case "kpe":
+		if img.UID != "" {
+			return Config{}, errors.New(`"uid" is for ktpel images`)
+		}
+		if cfg.ATR == nil {
+			cfg.ATR = ATRKPE
+		}
+		if img.AID != "" {
+			if cfg.AID, err = hexField("aid", img.AID); err != nil {
+				return Config{}, err
+			}
+		}
+	case "ktpel":
+		if img.AID != "" {
+			return Config{}, errors.New(`"aid" is for kpe images (KTP-el selects DF 7F0A)`)
+		}
+		if cfg.UID, err = hexField("uid", img.UID); err != nil || len(cfg.UID) < 4 || len(cfg.UID) > 10 {
+			return Config{}, fmt.Errorf("uid: want 4..10 bytes of hex (%v)", err)
+		}
+		if cfg.ATR == nil {
+			cfg.ATR = ATRKTPel
+		}
+		cfg.DF, cfg.Suite = ktpel.FIDDF, ktpel.Suite
+		cfg.Plain = map[uint16]bool{ktpel.FIDHeader: true}
+	}
+	if img.Plain != nil {
+		cfg.Plain = map[uint16]bool{}
+		for _, p := range img.Plain {
+			b, err := hex.DecodeString(p)
+			if err != nil || len(b) != 2 {
+				return Config{}, fmt.Errorf("plain: %q: want 4 hex digits", p)
+			}
+			cfg.Plain[uint16(b[0])<<8|uint16(b[1])] = true
+		}
+	}
+	if cfg.Files, err = cardsim.LoadAppletFiles(img.Files, baseDir); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+// Image returns the card image of a configuration (the personalisation
+// output). Photos and other EFs listed in external are written as files
+// by the caller; here they become "file" references with the given names.
+func Image(kind string, cfg Config, comment string, external map[uint16]string) ([]byte, error) {
+	if kind != "kpe" && kind != "ktpel" {
+		return nil, fmt.Errorf("kpeapp: image type %q", kind)
+	}
+	img := image{Type: kind, Name: cfg.Name, ATR: spaced(cfg.ATR), MaxResponse: cfg.MaxResponse,
+		Keys: imageKeys{Enc: hex.EncodeToString(cfg.Keys.Enc), MAC: hex.EncodeToString(cfg.Keys.MAC)}}
+	if comment != "" {
+		img.Comment, _ = json.Marshal(comment)
+	}
+	if kind == "kpe" && cfg.AID != nil {
+		img.AID = spaced(cfg.AID)
+	}
+	if kind == "ktpel" {
+		img.UID = spaced(cfg.UID)
+	}
+	fids := make([]int, 0, len(cfg.Files))
+	for fid := range cfg.Files {
+		fids = append(fids, int(fid))
+	}
+	sort.Ints(fids)
+	for _, f := range fids {
+		fid := uint16(f)
+		af := cardsim.AppletFile{FID: fmt.Sprintf("%04X", fid)}
+		if name, ok := external[fid]; ok {
+			af.File = name
+		} else {
+			h := hex.EncodeToString(cfg.Files[fid])
+			af.Hex = &h
+		}
+		img.Files = append(img.Files, af)
+	}
+	return json.MarshalIndent(img, "", "  ")
+}
+
+func spaced(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("% X", b)
+}

@@ -1,0 +1,464 @@
+// Package labset personalises a set of lab cards from a spec: the issuer
+// PKI (BKN and Dukcapil document signers under their CAs, a back-office CA
+// for SAM terminal certificates), a SAM holding freshly generated master
+// keys, and KPE, KPE Tambahan, KTP-el and deliberately faulty cards. It
+// writes card images, the trust lists and a manifest; `kpe-cardsim
+// personalise` is its command line, and the sample set in
+// testdata/cards/lab is its output (docs/card-lab.md).
+package labset
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"image"
+	"image/color"
+	"image/jpeg"
+	"math/big"
+	"os"
+	"path/filepath"
+	"time"
+
+	"kpe-agent/apdu/cardsim"
+	"kpe-agent/apdu/cardsim/kpeapp"
+	"kpe-agent/apdu/cardsim/samapp"
+	"kpe-agent/apdu/kpe"
+	"kpe-agent/apdu/ktpel"
+)
+
+// Spec describes a class set.
+type Spec struct {
+	Comment any        `json:"comment,omitempty"`
+	SAM     SAMSpec    `json:"sam"`
+	Cards   []CardSpec `json:"cards"`
+}
+
+// SAMSpec describes the set's SAM (and, with Blocked set, extra SAMs).
+type SAMSpec struct {
+	Serial         string `json:"serial"`
+	ActivationCode string `json:"activation_code"`
+	KTPSecret1     string `json:"ktp_secret1"`
+	KTPSecret2     string `json:"ktp_secret2"`
+}
+
+// Card kinds and variants.
+const (
+	KindKPE         = "kpe"
+	KindKPETambahan = "kpe-tambahan"
+	KindKTPel       = "ktpel"
+	KindSAM         = "sam"
+	KindUnknown     = "unknown"
+
+	VariantClone           = "clone"            // right data, key not from the master
+	VariantTampered        = "tampered"         // a group altered after signing
+	VariantExpiredIssuer   = "expired-issuer"   // document signer certificate expired
+	VariantUntrustedIssuer = "untrusted-issuer" // signed under a CA not in the trust list
+	VariantBlocked         = "blocked"          // SAM: activation tries exhausted
+)
+
+// CardSpec is one card of the set.
+type CardSpec struct {
+	File    string `json:"file"` // image file name without .json
+	Name    string `json:"name"`
+	Kind    string `json:"kind"`
+	Variant string `json:"variant,omitempty"`
+	// Expect is the verdict the card must end in (see docs/card-lab.md);
+	// the lab's tests check it through pcscd.
+	Expect string `json:"expect"`
+	Serial string `json:"serial,omitempty"` // KPE: 8 bytes hex; SAM: 8 bytes hex
+	UID    string `json:"uid,omitempty"`    // KTP-el
+	// Tamper names the data group a "tampered" card alters (default 2).
+	Tamper     int             `json:"tamper,omitempty"`
+	PhotoSeed  int             `json:"photo_seed,omitempty"`
+	Identity   *kpe.Identity   `json:"identity,omitempty"`
+	Employment *kpe.Employment `json:"employment,omitempty"`
+	Family     *kpe.Family     `json:"family,omitempty"`
+	Benefits   *kpe.Benefits   `json:"benefits,omitempty"`
+	Biodata    *ktpel.Biodata  `json:"biodata,omitempty"`
+	Fingers    []int           `json:"fingers,omitempty"` // KTP-el: the two finger codes
+	AID        string          `json:"aid,omitempty"`     // unknown card: its application
+}
+
+// Manifest is what Generate writes as lab.json: where the trust lists and
+// the images are, the activation secrets of the set's SAM, and each card's
+// expected verdict.
+type Manifest struct {
+	Comment     string            `json:"comment"`
+	Trust       map[string]string `json:"trust"` // bkn, dukcapil, backoffice → PEM file
+	SAM         SAMSpec           `json:"sam"`
+	Cards       []ManifestCard    `json:"cards"`
+	GeneratedAt time.Time         `json:"generated_at"`
+}
+
+// ManifestCard is one card in the manifest.
+type ManifestCard struct {
+	Name    string `json:"name"`
+	Image   string `json:"image"` // relative to the manifest
+	Kind    string `json:"kind"`
+	Variant string `json:"variant,omitempty"`
+	Expect  string `json:"expect"`
+}
+
+// LoadSpec reads a spec file strictly.
+func LoadSpec(path string) (*Spec, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var s Spec
+	if err := cardsim.DecodeImage(b, &s); err != nil {
+		return nil, fmt.Errorf("labset: spec %s: %w", path, err)
+	}
+	return &s, nil
+}
+
+type ca struct {
+	key  *ecdsa.PrivateKey
+	cert *x509.Certificate
+}
+
+func newCA(name string, from, to time.Time, parent *ca, isCA bool, serial int64) (*ca, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name, Organization: []string{"kpe-agent card lab (not a real issuer)"}},
+		NotBefore: from, NotAfter: to, KeyUsage: x509.KeyUsageDigitalSignature}
+	if isCA {
+		tmpl.IsCA, tmpl.BasicConstraintsValid, tmpl.KeyUsage = true, true, x509.KeyUsageCertSign
+	}
+	signer, signerCert := key, tmpl
+	if parent != nil {
+		signer, signerCert = parent.key, parent.cert
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, signerCert, &key.PublicKey, signer)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	return &ca{key, cert}, err
+}
+
+type pki struct {
+	bknCA, bknDS, dukCA, dukDS, boCA, expiredDS, rogueCA, rogueDS *ca
+}
+
+func newPKI(now time.Time) (*pki, error) {
+	var p pki
+	var err error
+	y := func(n int) time.Time { return now.AddDate(n, 0, 0) }
+	steps := []struct {
+		dst      **ca
+		name     string
+		from, to time.Time
+		parent   **ca
+		isCA     bool
+	}{
+		{&p.bknCA, "Lab BKN Root CA", y(-2), y(25), nil, true},
+		{&p.bknDS, "Lab BKN Document Signer", y(-1), y(15), &p.bknCA, false},
+		{&p.expiredDS, "Lab BKN Document Signer (expired)", y(-6), y(-1), &p.bknCA, false},
+		{&p.dukCA, "Lab Dukcapil Root CA", y(-2), y(25), nil, true},
+		{&p.dukDS, "Lab Dukcapil Document Signer", y(-1), y(15), &p.dukCA, false},
+		{&p.boCA, "Lab Back Office CA", y(-2), y(25), nil, true},
+		{&p.rogueCA, "Untrusted Issuer CA", y(-2), y(25), nil, true},
+		{&p.rogueDS, "Untrusted Document Signer", y(-1), y(15), &p.rogueCA, false},
+	}
+	for i, s := range steps {
+		var parent *ca
+		if s.parent != nil {
+			parent = *s.parent
+		}
+		if *s.dst, err = newCA(s.name, s.from, s.to, parent, s.isCA, int64(i+1)); err != nil {
+			return nil, err
+		}
+	}
+	return &p, nil
+}
+
+// Generate personalises the spec's cards into outDir: cards/*.json (and
+// photo files), trust/*.pem and lab.json. Master keys are generated here
+// and exist afterwards only inside the SAM image.
+func Generate(spec *Spec, outDir string, now time.Time) (*Manifest, error) {
+	p, err := newPKI(now)
+	if err != nil {
+		return nil, err
+	}
+	kpeMaster, ktpMaster := randBytes(16), randBytes(24)
+	for _, d := range []string{"cards", "trust"} {
+		if err := os.MkdirAll(filepath.Join(outDir, d), 0o755); err != nil {
+			return nil, err
+		}
+	}
+	m := &Manifest{Comment: "generated by kpe-cardsim personalise; lab keys only, never use for real cards",
+		Trust: map[string]string{"bkn": "trust/bkn-ca.pem", "dukcapil": "trust/dukcapil-ca.pem", "backoffice": "trust/backoffice-ca.pem"},
+		SAM:   spec.SAM, GeneratedAt: now.UTC().Truncate(time.Second)}
+	for name, c := range map[string]*ca{"bkn": p.bknCA, "dukcapil": p.dukCA, "backoffice": p.boCA} {
+		if err := writePEM(filepath.Join(outDir, m.Trust[name]), c.cert.Raw); err != nil {
+			return nil, err
+		}
+	}
+	for _, cs := range spec.Cards {
+		if cs.File == "" || !filepath.IsLocal(cs.File) {
+			return nil, fmt.Errorf("labset: card %q: bad file name", cs.File)
+		}
+		img, extra, err := personalise(cs, spec.SAM, p, kpeMaster, ktpMaster, now)
+		if err != nil {
+			return nil, fmt.Errorf("labset: card %s: %w", cs.File, err)
+		}
+		for name, b := range extra {
+			if err := os.WriteFile(filepath.Join(outDir, "cards", name), b, 0o644); err != nil {
+				return nil, err
+			}
+		}
+		rel := filepath.Join("cards", cs.File+".json")
+		if err := os.WriteFile(filepath.Join(outDir, rel), append(img, '\n'), 0o644); err != nil {
+			return nil, err
+		}
+		m.Cards = append(m.Cards, ManifestCard{Name: cs.Name, Image: rel, Kind: cs.Kind, Variant: cs.Variant, Expect: cs.Expect})
+	}
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return m, os.WriteFile(filepath.Join(outDir, "lab.json"), append(b, '\n'), 0o644)
+}
+
+func personalise(cs CardSpec, ss SAMSpec, p *pki, kpeMaster, ktpMaster []byte, now time.Time) ([]byte, map[string][]byte, error) {
+	signer := map[string]*ca{KindKPE: p.bknDS, KindKPETambahan: p.bknDS, KindKTPel: p.dukDS}[cs.Kind]
+	switch cs.Variant {
+	case VariantExpiredIssuer:
+		signer = p.expiredDS
+	case VariantUntrustedIssuer:
+		signer = p.rogueDS
+	}
+	keyMaster := kpeMaster
+	if cs.Kind == KindKTPel {
+		keyMaster = ktpMaster
+	}
+	if cs.Variant == VariantClone {
+		keyMaster = randBytes(len(keyMaster)) // the cloner does not have the master
+	}
+	switch cs.Kind {
+	case KindKPE, KindKPETambahan:
+		serial, err := hex.DecodeString(cs.Serial)
+		if err != nil || len(serial) != 8 || cs.Identity == nil {
+			return nil, nil, errors.New("a KPE needs an 8-byte hex serial and an identity")
+		}
+		prof := kpeapp.Profile{
+			Info:     kpe.CardInfo{Serial: [8]byte(serial), Type: kpe.CardKPE, ProfileVersion: 1, MaxResponse: 256, IssuerID: "BKN"},
+			Identity: *cs.Identity, Photo: Photo(cs.PhotoSeed, 240, 320),
+		}
+		if cs.Kind == KindKPETambahan {
+			prof.Info.Type = kpe.CardKPETambahan
+		}
+		if cs.Employment != nil {
+			prof.Employment = *cs.Employment
+		}
+		if cs.Family != nil {
+			prof.Family = *cs.Family
+		}
+		if cs.Benefits != nil {
+			prof.Benefits = *cs.Benefits
+		}
+		cfg, err := kpeapp.Personalise(prof, keyMaster, signer.key, signer.cert)
+		if err != nil {
+			return nil, nil, err
+		}
+		cfg.Name, cfg.ATR = cs.Name, kpeapp.ATRKPE
+		if cs.Variant == VariantTampered {
+			tamperKPE(cfg.Files, cs.Tamper)
+		}
+		photo := cs.File + "-photo.jpg"
+		img, err := kpeapp.Image("kpe", cfg, describe(cs), map[uint16]string{kpe.FIDPhoto: photo})
+		return img, map[string][]byte{photo: cfg.Files[kpe.FIDPhoto]}, err
+	case KindKTPel:
+		uid, err := hex.DecodeString(cs.UID)
+		if err != nil || cs.Biodata == nil || len(cs.Fingers) != 2 {
+			return nil, nil, errors.New("a KTP-el needs a hex UID, biodata and two finger codes")
+		}
+		prof := kpeapp.KTPProfile{UID: uid, Header: ktpel.Header{ChipSerial: uid[len(uid)-4:], Version: 1},
+			Biodata: *cs.Biodata, Photo: Photo(cs.PhotoSeed, 240, 320), Signature: Photo(cs.PhotoSeed+1000, 160, 60)}
+		for i, f := range cs.Fingers {
+			prof.Fingerprints[i] = ktpel.Fingerprint{Finger: f, Template: FMR(cs.PhotoSeed*10+i, 38+i*5)}
+		}
+		cfg, err := kpeapp.PersonaliseKTPel(prof, keyMaster, signer.key, signer.cert)
+		if err != nil {
+			return nil, nil, err
+		}
+		cfg.Name = cs.Name
+		if cs.Variant == VariantTampered {
+			cfg.Files[ktpel.FIDBiodata] = bytes.Replace(cfg.Files[ktpel.FIDBiodata], []byte(cs.Biodata.Name), []byte(reverse(cs.Biodata.Name)), 1)
+		}
+		photo, sig := cs.File+"-photo.jpg", cs.File+"-signature.jpg"
+		img, err := kpeapp.Image("ktpel", cfg, describe(cs), map[uint16]string{ktpel.FIDPhoto: photo, ktpel.FIDSignature: sig})
+		return img, map[string][]byte{photo: cfg.Files[ktpel.FIDPhoto], sig: cfg.Files[ktpel.FIDSignature]}, err
+	case KindSAM:
+		serial, err := hex.DecodeString(cs.Serial)
+		if err != nil || len(serial) != 8 {
+			return nil, nil, errors.New("a SAM needs an 8-byte hex serial")
+		}
+		term, err := newCA(fmt.Sprintf("Terminal SAM %X", serial), now.AddDate(0, -1, 0), now.AddDate(10, 0, 0), p.boCA, false, int64(100+serial[7]))
+		if err != nil {
+			return nil, nil, err
+		}
+		cfg := samapp.Config{Name: cs.Name, Serial: [8]byte(serial), ActivationCode: []byte(ss.ActivationCode), MaxTries: 3,
+			Key: term.key, CertDER: term.cert.Raw, KPEMaster: kpeMaster, KTPMaster: ktpMaster,
+			KTPSecret1: []byte(ss.KTPSecret1), KTPSecret2: []byte(ss.KTPSecret2)}
+		if cs.Variant == VariantBlocked {
+			cfg.Initial = &samapp.State{Tries: 0}
+		}
+		img, err := samapp.Image(cfg, describe(cs))
+		return img, nil, err
+	case KindUnknown:
+		aid := cs.AID
+		if aid == "" {
+			aid = "D3 60 00 00 01 01"
+		}
+		img := map[string]any{"type": "filesystem", "name": cs.Name, "comment": describe(cs),
+			"files": []map[string]any{
+				{"path": "3F00/4F00", "type": "df", "aid": aid},
+				{"path": "3F00/4F00/4F01", "type": "ef", "pattern": map[string]int{"size": 512, "seed": cs.PhotoSeed}},
+			}}
+		b, err := json.MarshalIndent(img, "", "  ")
+		return b, nil, err
+	}
+	return nil, nil, fmt.Errorf("unknown kind %q", cs.Kind)
+}
+
+func describe(cs CardSpec) string {
+	s := fmt.Sprintf("lab card (%s", cs.Kind)
+	if cs.Variant != "" {
+		s += ", " + cs.Variant
+	}
+	return s + "); expected verdict: " + cs.Expect
+}
+
+// tamperKPE alters a data group after signing: the issuer's hash no longer
+// matches. The change keeps the group well-formed.
+func tamperKPE(files map[uint16][]byte, dg int) {
+	if dg == 0 {
+		dg = kpe.DGEmployment
+	}
+	fid := kpe.FIDCardInfo + uint16(dg)
+	b := files[fid]
+	// Change the last byte of the last text value: "IV/a" becomes "IV/e".
+	for i := len(b) - 1; i >= 0; i-- {
+		if b[i] >= 'a' && b[i] <= 'z' || b[i] >= 'A' && b[i] <= 'Z' {
+			b[i] ^= 0x04
+			return
+		}
+	}
+}
+
+func reverse(s string) string {
+	r := []rune(s)
+	for i, j := 0, len(r)-1; i < j; i, j = i+1, j-1 {
+		r[i], r[j] = r[j], r[i]
+	}
+	return string(r)
+}
+
+func randBytes(n int) []byte {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand does not fail on supported platforms
+	}
+	return b
+}
+
+func writePEM(path string, der []byte) error {
+	return os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+}
+
+// Photo returns a synthetic JPEG (not a person): smooth gradients with
+// seeded texture, so that its size is realistic for a card photo.
+func Photo(seed, w, h int) []byte {
+	img := image.NewYCbCr(image.Rect(0, 0, w, h), image.YCbCrSubsampleRatio420)
+	noise := cardsim.PatternBytes(w*h, seed)
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			cx, cy := x-w/2, y-h/3
+			d := cx*cx + cy*cy
+			v := 200 - d/(w/2+1) + int(noise[y*w+x]%48)
+			r, g, b := clamp(v), clamp(v-30+seed%40), clamp(v-60)
+			yy, cb, cr := color.RGBToYCbCr(r, g, b)
+			img.Y[img.YOffset(x, y)] = yy
+			img.Cb[img.COffset(x, y)] = cb
+			img.Cr[img.COffset(x, y)] = cr
+		}
+	}
+	var buf bytes.Buffer
+	if err := jpeg.Encode(&buf, img, &jpeg.Options{Quality: 90}); err != nil {
+		panic(err) // encoding to memory does not fail
+	}
+	return buf.Bytes()
+}
+
+func clamp(v int) uint8 { return uint8(max(0, min(255, v))) }
+
+// FMR returns a structurally valid ISO/IEC 19794-2:2005 finger minutiae
+// record with n synthetic minutiae (one view; 500 dpi = 197 px/cm).
+func FMR(seed, n int) []byte {
+	r := cardsim.PatternBytes(6*n, seed)
+	body := []byte{0x00, 0x00, 0x01, 0x00, 0x01, 0x68, 0x00, 0xC5, 0x00, 0xC5, 0x01, 0x00} // equipment, 256x360, 197x197 px/cm, 1 view, reserved
+	body = append(body, 0x01, 0x00, 60, byte(n))                                           // finger, view/impression, quality, minutiae
+	for i := 0; i < n; i++ {
+		x := 10 + int(r[6*i])%236
+		y := 10 + int(r[6*i+1])%340
+		typ := 1 + int(r[6*i+2]&1)
+		body = append(body, byte(typ<<6|x>>8), byte(x), byte(y>>8), byte(y), r[6*i+3], 40+r[6*i+4]%60)
+	}
+	body = append(body, 0x00, 0x00) // no extended data
+	total := 12 + len(body)
+	hdr := append([]byte("FMR\x00 20\x00"), byte(total>>24), byte(total>>16), byte(total>>8), byte(total))
+	return append(hdr, body...)
+}
+
+// LoadManifest reads dir/lab.json.
+func LoadManifest(dir string) (*Manifest, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "lab.json"))
+	if err != nil {
+		return nil, err
+	}
+	var m Manifest
+	if err := cardsim.DecodeImage(b, &m); err != nil {
+		return nil, fmt.Errorf("labset: %s/lab.json: %w", dir, err)
+	}
+	return &m, nil
+}
+
+// Roots loads one of the manifest's trust lists ("bkn", "dukcapil",
+// "backoffice") as a certificate pool.
+func (m *Manifest) Roots(dir, name string) (*x509.CertPool, error) {
+	rel, ok := m.Trust[name]
+	if !ok {
+		return nil, fmt.Errorf("labset: no trust list %q", name)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, rel))
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("labset: %s: no certificates", rel)
+	}
+	return pool, nil
+}
+
+// Card returns the manifest entry of the card whose image is cards/<file>.json.
+func (m *Manifest) Card(file string) (ManifestCard, bool) {
+	for _, c := range m.Cards {
+		if c.Image == filepath.Join("cards", file+".json") {
+			return c, true
+		}
+	}
+	return ManifestCard{}, false
+}
