@@ -142,4 +142,3 @@ func TestIntegrationBlockedSAM(t *testing.T) {
 func trimJSON(image string) string {
 	return filepath.Base(image[:len(image)-len(".json")])
 }
-
