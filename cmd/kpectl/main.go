@@ -3,6 +3,7 @@
 //	kpectl readers            readers, card present, ATR
 //	kpectl monitor            live reader and card events
 //	kpectl apdu HEX...        send APDUs to a card, like scriptor
+//	kpectl read [-json]       read and verify the card (KPE, KPE Tambahan, KTP-el, SAM)
 //
 // Messages are in Bahasa Indonesia by default; -lang en switches to English.
 package main
@@ -25,6 +26,9 @@ Usage:
   kpectl [-lang id|en] monitor [-json]
   kpectl [-lang id|en] apdu [-r READER] [-auto] [-timeout 10s] [-trace] [HEX ...]
         (without HEX arguments, APDUs are read from standard input, one per line; '#' starts a comment)
+  kpectl [-lang id|en] read [-r READER] [-sam READER] [-json] [-photo FILE]
+        [-trust-bkn PEM] [-trust-dukcapil PEM] [-sam-code-file F] [-ktp-secrets-file F] [-lab DIR]
+        (the photo is written only with -photo, never into the JSON; KTP-el data is never printed)
 `
 
 func main() {
@@ -51,7 +55,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	c := &cli{out: stdout, errOut: stderr, in: stdin, msg: m}
+	c := &cli{out: stdout, errOut: stderr, in: stdin, msg: m, lang: *lang}
 	switch rest[0] {
 	case "readers":
 		err = c.readers(ctx, rest[1:])
@@ -59,6 +63,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = c.monitor(ctx, rest[1:])
 	case "apdu":
 		err = c.apdu(ctx, rest[1:])
+	case "read":
+		err = c.read(ctx, rest[1:])
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -85,6 +91,7 @@ type cli struct {
 	out, errOut io.Writer
 	in          io.Reader
 	msg         messages
+	lang        string
 }
 
 func envOr(k, def string) string {

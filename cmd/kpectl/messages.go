@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"kpe-agent/apdu"
+	"kpe-agent/apdu/sam"
 )
 
 // messages holds every operator-facing sentence, in one language.
@@ -19,6 +20,11 @@ type messages struct {
 	Watching       string
 	// Explanations of transport failures, with the action to take.
 	Errs map[error]string
+	// kpectl read.
+	Verdicts                       map[string]string
+	CheckCard, CheckData, CheckIDs string
+	OK, Failed, Holder, PhotoSaved string
+	NoSAM, PhotoKTPel              string
 }
 
 var catalogue = map[string]messages{
@@ -48,7 +54,21 @@ var catalogue = map[string]messages{
 			apdu.ErrNoCard:            "Tidak ada kartu di pembaca. Masukkan kartu.",
 			apdu.ErrNoReader:          "Pembaca kartu tidak ditemukan. Periksa kabel USB dan nama pembaca.",
 			apdu.ErrMalformedResponse: "Jawaban kartu rusak. Cabut dan masukkan kembali kartu; jika berulang, kartu mungkin rusak.",
+			sam.ErrBlocked:            "SAM terblokir (kode aktivasi salah terlalu sering). Hubungi kantor pusat untuk SAM pengganti.",
+			sam.ErrNotActivated:       "SAM belum diaktifkan untuk terminal ini. Berikan kode aktivasi (-sam-code-file) atau rahasia KTP-el (-ktp-secrets-file).",
 		},
+		Verdicts: map[string]string{
+			"genuine": "ASLI: kartu dan data terverifikasi", "not-genuine": "TIDAK ASLI: kartu gagal autentikasi (kemungkinan kloning)",
+			"issuer-expired": "DATA TIDAK TERVERIFIKASI: sertifikat penerbit kedaluwarsa", "issuer-untrusted": "DATA TIDAK TERVERIFIKASI: penerbit tidak dipercaya",
+			"bad-signature": "DATA TIDAK TERVERIFIKASI: tanda tangan penerbit salah", "sod-unreadable": "DATA TIDAK TERVERIFIKASI: objek keamanan rusak",
+			"identifiers-inconsistent": "PERHATIAN: nomor identitas tidak cocok dengan data kartu", "unknown-card": "Kartu tidak dikenal",
+			"sam-ready": "SAM siap", "sam-blocked": "SAM terblokir", "sam-not-activated": "SAM belum diaktifkan",
+			"tampered": "DATA DIUBAH: kelompok data tidak cocok dengan tanda tangan penerbit",
+		},
+		CheckCard: "kartu asli (SAM)", CheckData: "data asli (tanda tangan penerbit)", CheckIDs: "nomor identitas konsisten",
+		OK: "ya", Failed: "TIDAK", Holder: "pemegang", PhotoSaved: "foto disimpan ke",
+		NoSAM:      "Tidak ada SAM di pembaca mana pun. Pasang SAM di pembaca kedua.",
+		PhotoKTPel: "Foto KTP-el tidak boleh disimpan ke disk (data kependudukan).",
 	},
 	"en": {
 		UnknownCommand: "unknown command",
@@ -76,7 +96,21 @@ var catalogue = map[string]messages{
 			apdu.ErrNoCard:            "No card in the reader. Insert a card.",
 			apdu.ErrNoReader:          "Card reader not found. Check the USB cable and the reader name.",
 			apdu.ErrMalformedResponse: "The card's answer was malformed. Re-insert the card; if it repeats, the card may be damaged.",
+			sam.ErrBlocked:            "The SAM is blocked (too many wrong activation codes). Ask the back office for a replacement SAM.",
+			sam.ErrNotActivated:       "The SAM is not activated for this terminal. Give the activation code (-sam-code-file) or the KTP-el secrets (-ktp-secrets-file).",
 		},
+		Verdicts: map[string]string{
+			"genuine": "GENUINE: card and data verified", "not-genuine": "NOT GENUINE: the card failed authentication (possible clone)",
+			"issuer-expired": "DATA NOT VERIFIED: the issuer certificate has expired", "issuer-untrusted": "DATA NOT VERIFIED: the issuer is not trusted",
+			"bad-signature": "DATA NOT VERIFIED: the issuer signature is wrong", "sod-unreadable": "DATA NOT VERIFIED: the security object is damaged",
+			"identifiers-inconsistent": "ATTENTION: identity numbers do not match the card's data", "unknown-card": "Unknown card",
+			"sam-ready": "SAM ready", "sam-blocked": "SAM blocked", "sam-not-activated": "SAM not activated",
+			"tampered": "DATA ALTERED: a data group does not match the issuer's signature",
+		},
+		CheckCard: "card genuine (SAM)", CheckData: "data genuine (issuer signature)", CheckIDs: "identity numbers consistent",
+		OK: "yes", Failed: "NO", Holder: "holder", PhotoSaved: "photo saved to",
+		NoSAM:      "No SAM in any reader. Put the SAM in the second reader.",
+		PhotoKTPel: "A KTP-el photo must not be saved to disk (population data).",
 	},
 }
 

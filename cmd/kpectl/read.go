@@ -1,0 +1,320 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"kpe-agent/agent/cards"
+	"kpe-agent/apdu"
+	"kpe-agent/apdu/cardsim/labset"
+	"kpe-agent/apdu/pcsc"
+	"kpe-agent/apdu/sam"
+)
+
+// read: kpectl read [-r READER] [-sam READER] [-json] [-photo FILE] ...
+//
+// It finds the card and the SAM among the readers (or takes them from -r
+// and -sam), activates the SAM if it is not yet and a code file is given,
+// reads the card with its profile and prints each check. The photo is
+// written only with -photo, never into the JSON; a KTP-el photo is never
+// written.
+func (c *cli) read(ctx context.Context, args []string) error {
+	fs := c.flags("read")
+	reader := fs.String("r", "", "card reader (default: the first reader holding a card that is not a SAM)")
+	samReader := fs.String("sam", "", "SAM reader (default: found by selecting the SAM application)")
+	asJSON := fs.Bool("json", false, "print JSON")
+	photo := fs.String("photo", "", "save the KPE photo (JPEG) to this file")
+	trustBKN := fs.String("trust-bkn", "", "PEM file of trusted BKN issuer CAs")
+	trustDuk := fs.String("trust-dukcapil", "", "PEM file of trusted Dukcapil issuer CAs")
+	codeFile := fs.String("sam-code-file", "", "file holding the SAM activation code (used only if the SAM is inactive)")
+	secretsFile := fs.String("ktp-secrets-file", "", "file holding the two KTP-el installation secrets, one per line")
+	lab := fs.String("lab", "", "card lab directory (lab.json): trust lists and SAM secrets of a lab set; never for real cards")
+	timeout := fs.Duration("timeout", 30*time.Second, "deadline for the whole read")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("kpectl read: unexpected arguments %q", fs.Args())}
+	}
+	var code []byte
+	var secrets [][]byte
+	opts := cards.Options{Photo: *photo != ""}
+	var err error
+	if *lab != "" {
+		m, err := labset.LoadManifest(*lab)
+		if err != nil {
+			return err
+		}
+		if opts.BKNRoots, err = m.Roots(*lab, "bkn"); err != nil {
+			return err
+		}
+		if opts.DukcapilRoots, err = m.Roots(*lab, "dukcapil"); err != nil {
+			return err
+		}
+		code, secrets = []byte(m.SAM.ActivationCode), [][]byte{[]byte(m.SAM.KTPSecret1), []byte(m.SAM.KTPSecret2)}
+	}
+	if *trustBKN != "" {
+		if opts.BKNRoots, err = loadPool(*trustBKN); err != nil {
+			return err
+		}
+	}
+	if *trustDuk != "" {
+		if opts.DukcapilRoots, err = loadPool(*trustDuk); err != nil {
+			return err
+		}
+	}
+	if *codeFile != "" {
+		if code, err = readSecret(*codeFile); err != nil {
+			return err
+		}
+	}
+	if *secretsFile != "" {
+		b, err := readSecret(*secretsFile)
+		if err != nil {
+			return err
+		}
+		secrets = bytes.Split(b, []byte("\n"))
+		if len(secrets) != 2 {
+			return fmt.Errorf("%s: want two lines (the two KTP-el secrets)", *secretsFile)
+		}
+	}
+
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	tr := pcsc.New(pcsc.Options{})
+	defer tr.Close()
+	card, samCard, err := findCards(ctx, tr, *reader, *samReader)
+	if err != nil {
+		return err
+	}
+	defer card.Close()
+	var s *sam.SAM
+	if samCard != nil {
+		defer samCard.Close()
+		if s, err = openSAM(ctx, samCard, code); err != nil {
+			return err
+		}
+	}
+	if err := card.BeginTransaction(ctx); err != nil {
+		return err
+	}
+	defer card.EndTransaction()
+	var cs cards.SAM
+	if s != nil {
+		cs = s
+	}
+	r, err := cards.Read(ctx, card, cs, opts)
+	if errors.Is(err, sam.ErrNotActivated) && secrets != nil {
+		// KTP-el functions need the installation secrets once per SAM.
+		if err = s.ActivateKTP(ctx, secrets[0], secrets[1]); err == nil {
+			r, err = cards.Read(ctx, card, cs, opts)
+		}
+	}
+	if err != nil {
+		if s == nil && strings.Contains(err.Error(), "no SAM") {
+			return errors.New(c.msg.NoSAM)
+		}
+		return err
+	}
+	defer func() {
+		if r.KTPel != nil {
+			r.KTPel.Wipe()
+		}
+	}()
+	if *photo != "" {
+		if r.KTPel != nil {
+			return errors.New(c.msg.PhotoKTPel)
+		}
+		if p := r.Photo(); p != nil {
+			if err := os.WriteFile(*photo, p, 0o600); err != nil {
+				return err
+			}
+		}
+	}
+	v := r.View(c.lang)
+	if *asJSON {
+		enc := json.NewEncoder(c.out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	c.printView(card.Reader(), v, *photo)
+	return nil
+}
+
+func (c *cli) printView(reader string, v cards.View, photo string) {
+	fmt.Fprintf(c.out, "%s  ATR %s\n", reader, v.ATR)
+	verdict := v.Verdict
+	if k, _, ok := strings.Cut(verdict, ":"); ok {
+		verdict = k
+	}
+	fmt.Fprintf(c.out, "%s: %s\n", v.Kind, c.msg.Verdicts[verdict])
+	if v.SAM != nil {
+		fmt.Fprintf(c.out, "  SAM %s  %s  tries %d  counter %d\n", v.SAM.Serial, v.SAM.State, v.SAM.TriesLeft, v.SAM.Counter)
+	}
+	if v.Kind == cards.KindUnknown || v.SAM != nil {
+		return
+	}
+	line := func(name string, ok bool, reason string) {
+		state := c.msg.OK
+		if !ok {
+			state = c.msg.Failed + " — " + reason
+		}
+		fmt.Fprintf(c.out, "  %-36s %s\n", name, state)
+	}
+	line(c.msg.CheckCard, v.Checks.CardAuthentic.OK, v.Checks.CardAuthentic.Reason)
+	line(c.msg.CheckData, v.Checks.DataAuthentic.OK, v.Checks.DataAuthentic.Reason)
+	line(c.msg.CheckIDs, v.Checks.IdentifiersConsistent.OK, v.Checks.IdentifiersConsistent.Reason)
+	for _, w := range v.Warnings {
+		fmt.Fprintf(c.out, "  ! %s\n", w.Message)
+	}
+	if v.Identity != nil {
+		fmt.Fprintf(c.out, "  %s: %s  NIP %s\n", c.msg.Holder, v.Identity.Name, firstNonEmpty(v.Identity.NIP, v.Identity.LinkedNIP))
+	}
+	if v.Photo != nil && photo != "" && v.KTPel == nil {
+		fmt.Fprintf(c.out, "  %s %s (%d bytes)\n", c.msg.PhotoSaved, photo, v.Photo.Bytes)
+	}
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, x := range s {
+		if x != "" {
+			return x
+		}
+	}
+	return ""
+}
+
+// findCards connects to the card and the SAM: the named readers, or else
+// every reader with a card, telling the SAM apart by selecting its
+// application.
+func findCards(ctx context.Context, tr *pcsc.Transport, cardReader, samReader string) (apdu.Card, apdu.Card, error) {
+	rs, err := tr.Readers(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	var card, samCard apdu.Card
+	closeAll := func() {
+		for _, x := range []apdu.Card{card, samCard} {
+			if x != nil {
+				x.Close()
+			}
+		}
+	}
+	for _, r := range rs {
+		if !r.CardPresent || r.Mute {
+			continue
+		}
+		if (cardReader != "" && r.Name == cardReader && card == nil) || (samReader != "" && r.Name == samReader && samCard == nil) {
+			x, err := tr.Connect(ctx, r.Name)
+			if err != nil {
+				closeAll()
+				return nil, nil, err
+			}
+			if r.Name == cardReader {
+				card = x
+			} else {
+				samCard = x
+			}
+			continue
+		}
+		if (card != nil || cardReader != "") && (samCard != nil || samReader != "") {
+			continue
+		}
+		x, err := tr.Connect(ctx, r.Name)
+		if err != nil {
+			continue // busy or mute: not ours to use
+		}
+		kind, err := recognize(ctx, x)
+		switch {
+		case err == nil && kind == cards.KindSAM && samCard == nil && samReader == "":
+			samCard = x
+		case err == nil && kind != cards.KindSAM && card == nil && cardReader == "":
+			card = x
+		default:
+			x.Close()
+		}
+	}
+	if card == nil {
+		closeAll()
+		if cardReader != "" {
+			return nil, nil, fmt.Errorf("kpectl read: %s: %w", cardReader, apdu.ErrNoCard)
+		}
+		return nil, nil, fmt.Errorf("kpectl read: %w", apdu.ErrNoCard)
+	}
+	return card, samCard, nil
+}
+
+func recognize(ctx context.Context, card apdu.Card) (cards.Kind, error) {
+	if err := card.BeginTransaction(ctx); err != nil {
+		return "", err
+	}
+	defer card.EndTransaction()
+	return cards.Recognize(ctx, card, cards.DefaultProfiles)
+}
+
+// openSAM selects the SAM and activates it when it is inactive and a code
+// is known (an active SAM is never sent a code: a wrong one costs a try).
+func openSAM(ctx context.Context, card apdu.Card, code []byte) (*sam.SAM, error) {
+	s, err := sam.Open(ctx, card)
+	if err != nil {
+		return nil, err
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case info.State == sam.Blocked:
+		return nil, sam.ErrBlocked
+	case info.State == sam.Inactive && code != nil:
+		if err := s.Activate(ctx, code); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+func loadPool(path string) (*x509.CertPool, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	p := x509.NewCertPool()
+	if !p.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("%s: no PEM certificates", path)
+	}
+	return p, nil
+}
+
+// readSecret reads a secret file; it refuses files others can read.
+func readSecret(path string) ([]byte, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("%s: permissions %v are too open; use chmod 600", filepath.Clean(path), st.Mode().Perm())
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var lines [][]byte
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if l := bytes.TrimSpace(sc.Bytes()); len(l) > 0 {
+			lines = append(lines, bytes.Clone(l))
+		}
+	}
+	return bytes.Join(lines, []byte("\n")), sc.Err()
+}

@@ -1,0 +1,88 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"kpe-agent/apdu/cardsim"
+	_ "kpe-agent/apdu/cardsim/kpeapp"
+	_ "kpe-agent/apdu/cardsim/samapp"
+	"kpe-agent/apdu/pcsc/pcsctest"
+)
+
+func insertLab(t *testing.T, slot0 string) string {
+	t.Setenv("KPE_CARDSIM_STATE_DIR", t.TempDir())
+	dir := pcsctest.RepoPath("testdata/cards/lab")
+	lab := pcsctest.Lab(t)
+	for slot, name := range []string{slot0, "sam"} {
+		c, err := cardsim.LoadCard(filepath.Join(dir, "cards", name+".json"))
+		require.NoError(t, err)
+		require.NoError(t, lab.Insert(slot, c))
+		pcsctest.WaitCard(t, pcsctest.SlotReaders[slot], true, 5e9)
+	}
+	return dir
+}
+
+// kpectl read --json on the sample KPE prints identity, employment, family,
+// benefits and the verification section; the photo goes to -photo only.
+func TestIntegrationReadJSON(t *testing.T) {
+	pcsctest.Require(t)
+	dir := insertLab(t, "kpe-budi")
+	photo := filepath.Join(t.TempDir(), "budi.jpg")
+	out, errOut, code := runCLI(t, "", "read", "-json", "-lab", dir, "-photo", photo)
+	require.Equal(t, 0, code, errOut)
+
+	var v map[string]any
+	require.NoError(t, json.Unmarshal([]byte(out), &v), out)
+	require.Equal(t, "kpe", v["kind"])
+	require.Equal(t, "genuine", v["verdict"])
+	checks := v["checks"].(map[string]any)
+	for _, k := range []string{"card_authentic", "data_authentic", "identifiers_consistent"} {
+		require.Equal(t, true, checks[k].(map[string]any)["ok"], k)
+	}
+	require.Equal(t, "197208172000031002", v["identity"].(map[string]any)["nip"])
+	require.Equal(t, "IV/c", v["employment"].(map[string]any)["golongan_ruang"])
+	require.Len(t, v["family"], 5)
+	require.Equal(t, "****4321", v["benefits"].(map[string]any)["account_masked"])
+
+	jpg, err := os.ReadFile(photo)
+	require.NoError(t, err)
+	require.Equal(t, []byte{0xFF, 0xD8}, jpg[:2], "a JPEG")
+	require.Equal(t, float64(len(jpg)), v["photo"].(map[string]any)["bytes"])
+	require.NotContains(t, out, "/9j/", "the photo never goes into the JSON")
+	st, _ := os.Stat(photo)
+	require.Equal(t, os.FileMode(0o600), st.Mode().Perm())
+
+	// Human output, Bahasa Indonesia by default.
+	out, errOut, code = runCLI(t, "", "read", "-lab", dir)
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, "ASLI")
+	require.Contains(t, out, "Budi Santoso")
+}
+
+// A clone's verdict in English; a KTP-el whose population data never
+// appears in the output and whose photo is refused for saving.
+func TestIntegrationReadVerdicts(t *testing.T) {
+	pcsctest.Require(t)
+	dir := insertLab(t, "kpe-clone")
+	out, errOut, code := runCLI(t, "", "-lang", "en", "read", "-lab", dir)
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, "NOT GENUINE")
+}
+
+func TestIntegrationReadKTPel(t *testing.T) {
+	pcsctest.Require(t)
+	dir := insertLab(t, "ktpel-siti")
+	out, errOut, code := runCLI(t, "", "read", "-json", "-lab", dir)
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, `"verdict": "genuine"`)
+	require.NotContains(t, out, "3174055203870002")
+	require.NotContains(t, out, "RAHMAWATI")
+	_, errOut, code = runCLI(t, "", "read", "-lab", dir, "-photo", filepath.Join(t.TempDir(), "x.jpg"))
+	require.Equal(t, 1, code)
+	require.Contains(t, errOut, "tidak boleh disimpan")
+}
