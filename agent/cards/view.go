@@ -164,4 +164,3 @@ func (r *Result) Photo() []byte {
 	}
 	return nil
 }
-
