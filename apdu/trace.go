@@ -38,6 +38,10 @@ import (
 //   - every command sent with secure messaging: CLA 00..3F with bits b4-b3
 //     (0x0C) not zero, or CLA 40..7F with bit b6 (0x20) set.
 //
+// Both are redacted for every proprietary class (CLA 80..FE): their
+// meaning is private to the card, and the SAM's SM WRAP / SM UNWRAP carry
+// the plain commands and answers of a KTP-el session (population data).
+//
 // Only the response data field is redacted for READ BINARY (B0, B1), READ
 // RECORD (B2, B3) and GET DATA (CA, CB): file contents are personal data.
 //
@@ -154,7 +158,8 @@ func (tr *Tracer) rules(cmd []byte, continued bool) (redactCmd, redactRsp bool) 
 		return false, false
 	}
 	cla, ins := cmd[0], cmd[1]
-	redactCmd = redactBoth[ins] || secureMessaging(cla)
+	proprietary := cla >= 0x80 && cla != 0xFF
+	redactCmd = redactBoth[ins] || secureMessaging(cla) || proprietary
 	redactRsp = redactCmd || redactResponse[ins] || (ins == 0xC0 && continued)
 	return redactCmd, redactRsp
 }

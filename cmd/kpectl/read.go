@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -39,6 +40,8 @@ func (c *cli) read(ctx context.Context, args []string) error {
 	secretsFile := fs.String("ktp-secrets-file", "", "file holding the two KTP-el installation secrets, one per line")
 	lab := fs.String("lab", "", "card lab directory (lab.json): trust lists and SAM secrets of a lab set; never for real cards")
 	timeout := fs.Duration("timeout", 30*time.Second, "deadline for the whole read")
+	traceFile := fs.String("trace", "", "append an APDU trace of card and SAM (personal data redacted) to this file")
+	logFile := fs.String("log", "", "append a debug log (JSON lines) to this file")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -88,9 +91,28 @@ func (c *cli) read(ctx context.Context, args []string) error {
 		}
 	}
 
+	var tracer *apdu.Tracer
+	if *traceFile != "" {
+		f, err := os.OpenFile(*traceFile, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		tracer = &apdu.Tracer{W: f}
+	}
+	log := slog.New(slog.DiscardHandler)
+	if *logFile != "" {
+		f, err := os.OpenFile(*logFile, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		log = slog.New(slog.NewJSONHandler(f, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	tr := pcsc.New(pcsc.Options{})
+	tr := pcsc.New(pcsc.Options{Logger: log})
 	defer tr.Close()
 	card, samCard, err := findCards(ctx, tr, *reader, *samReader)
 	if err != nil {
@@ -100,10 +122,11 @@ func (c *cli) read(ctx context.Context, args []string) error {
 	var s *sam.SAM
 	if samCard != nil {
 		defer samCard.Close()
-		if s, err = openSAM(ctx, samCard, code); err != nil {
+		if s, err = openSAM(ctx, apdu.Trace(samCard, tracer), code); err != nil {
 			return err
 		}
 	}
+	traced := tracedCard{card, apdu.Trace(card, tracer)}
 	if err := card.BeginTransaction(ctx); err != nil {
 		return err
 	}
@@ -112,14 +135,16 @@ func (c *cli) read(ctx context.Context, args []string) error {
 	if s != nil {
 		cs = s
 	}
-	r, err := cards.Read(ctx, card, cs, opts)
+	r, err := cards.Read(ctx, traced, cs, opts)
 	if errors.Is(err, sam.ErrNotActivated) && secrets != nil {
 		// KTP-el functions need the installation secrets once per SAM.
+		log.Info("activating the SAM for KTP-el")
 		if err = s.ActivateKTP(ctx, secrets[0], secrets[1]); err == nil {
-			r, err = cards.Read(ctx, card, cs, opts)
+			r, err = cards.Read(ctx, traced, cs, opts)
 		}
 	}
 	if err != nil {
+		log.Error("card read failed", "reader", card.Reader(), "err", err)
 		if s == nil && strings.Contains(err.Error(), "no SAM") {
 			return errors.New(c.msg.NoSAM)
 		}
@@ -130,6 +155,8 @@ func (c *cli) read(ctx context.Context, args []string) error {
 			r.KTPel.Wipe()
 		}
 	}()
+	// Checks and verdict only: the result's personal data stays out of logs.
+	log.Info("card read", "reader", card.Reader(), "kind", r.Kind, "verdict", r.Verdict, "checks", r.Checks, "ktpel", r.KTPel)
 	if *photo != "" {
 		if r.KTPel != nil {
 			return errors.New(c.msg.PhotoKTPel)
@@ -182,6 +209,16 @@ func (c *cli) printView(reader string, v cards.View, photo string) {
 	if v.Photo != nil && photo != "" && v.KTPel == nil {
 		fmt.Fprintf(c.out, "  %s %s (%d bytes)\n", c.msg.PhotoSaved, photo, v.Photo.Bytes)
 	}
+}
+
+// tracedCard is a card whose exchanges go through an APDU tracer.
+type tracedCard struct {
+	apdu.Card
+	t apdu.Transmitter
+}
+
+func (c tracedCard) Transmit(ctx context.Context, cmd []byte) ([]byte, error) {
+	return c.t.Transmit(ctx, cmd)
 }
 
 func firstNonEmpty(s ...string) string {
@@ -263,7 +300,7 @@ func recognize(ctx context.Context, card apdu.Card) (cards.Kind, error) {
 
 // openSAM selects the SAM and activates it when it is inactive and a code
 // is known (an active SAM is never sent a code: a wrong one costs a try).
-func openSAM(ctx context.Context, card apdu.Card, code []byte) (*sam.SAM, error) {
+func openSAM(ctx context.Context, card apdu.Transmitter, code []byte) (*sam.SAM, error) {
 	s, err := sam.Open(ctx, card)
 	if err != nil {
 		return nil, err

@@ -1,9 +1,13 @@
 package main
 
 import (
+	"bytes"
+	"encoding/hex"
 	"encoding/json"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -85,4 +89,53 @@ func TestIntegrationReadKTPel(t *testing.T) {
 	_, errOut, code = runCLI(t, "", "read", "-lab", dir, "-photo", filepath.Join(t.TempDir(), "x.jpg"))
 	require.Equal(t, 1, code)
 	require.Contains(t, errOut, "tidak boleh disimpan")
+}
+
+// KTP-el data goes through the whole read path (pcscd, SAM-wrapped secure
+// messaging, parsing, verdict, JSON output, debug log, APDU trace), and
+// then nothing under the data directory holds the NIK or the name, in
+// text or in hex.
+func TestIntegrationKTPelLeavesNoTrace(t *testing.T) {
+	pcsctest.Require(t)
+	data := t.TempDir()
+	for _, d := range []string{"home", "cache", "tmp"} {
+		require.NoError(t, os.MkdirAll(filepath.Join(data, d), 0o700))
+	}
+	t.Setenv("HOME", filepath.Join(data, "home"))
+	t.Setenv("XDG_CACHE_HOME", filepath.Join(data, "cache"))
+	t.Setenv("TMPDIR", filepath.Join(data, "tmp"))
+	dir := insertLab(t, "ktpel-siti")
+	t.Setenv("KPE_CARDSIM_STATE_DIR", filepath.Join(data, "sam-state")) // after insertLab: the SAM image is loaded
+
+	out, errOut, code := runCLI(t, "", "read", "-json", "-lab", dir,
+		"-trace", filepath.Join(data, "apdu.trace"), "-log", filepath.Join(data, "agent.log"))
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, `"verdict": "genuine"`, "the chip was really read")
+	require.NoError(t, os.WriteFile(filepath.Join(data, "stdout.json"), []byte(out+errOut), 0o600))
+	trace, err := os.ReadFile(filepath.Join(data, "apdu.trace"))
+	require.NoError(t, err)
+	require.Contains(t, string(trace), "-> 8032", "the trace covers the SAM's SM UNWRAP")
+	require.Contains(t, string(trace), "-> 0CB0", "and the protected READ BINARY")
+
+	secrets := []string{"3174055203870002", "SITI RAHMAWATI", "RAHMAWATI", "KEMANG RAYA"}
+	var needles [][]byte
+	for _, s := range secrets {
+		needles = append(needles, []byte(s), []byte(strings.ToUpper(hex.EncodeToString([]byte(s)))), []byte(hex.EncodeToString([]byte(s))))
+	}
+	files := 0
+	require.NoError(t, filepath.WalkDir(data, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		files++
+		for _, n := range needles {
+			require.False(t, bytes.Contains(b, n), "%s contains %q", path, n)
+		}
+		return nil
+	}))
+	require.GreaterOrEqual(t, files, 3)
 }
