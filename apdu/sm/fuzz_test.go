@@ -1,6 +1,7 @@
 package sm
 
 import (
+	"bytes"
 	"errors"
 	"testing"
 
@@ -40,6 +41,46 @@ func FuzzUnwrapCommand(f *testing.F) {
 		}
 		if _, err := s.UnwrapCommand(apdu.Command{CLA: cla, INS: ins, P1: 0x02, P2: 0x0C, Data: data}); err != nil && !errors.Is(err, ErrSecureMessaging) {
 			t.Fatalf("error without ErrSecureMessaging: %v", err)
+		}
+	})
+}
+
+// The card side of mutual authentication parses EXTERNAL AUTHENTICATE data
+// from the terminal, and the SAM side parses the card's answer: both must
+// reject anything malformed or forged with a typed error, never panic.
+func FuzzAuthData(f *testing.F) {
+	for _, s := range []Suite{{Cipher: AES128, RndLen: 16}, {Cipher: TDES3, RndLen: 8}} {
+		keys := AuthKeys{Enc: bytes.Repeat([]byte{0x11}, s.Cipher.keyLen()), MAC: bytes.Repeat([]byte{0x22}, s.Cipher.keyLen())}
+		rnd := bytes.Repeat([]byte{0x33}, s.RndLen)
+		_, ext, err := s.Start(keys, rnd, bytes.NewReader(bytes.Repeat([]byte{0x44}, 64)))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(s.RndLen == 8, ext)
+	}
+	f.Add(false, []byte{})
+	f.Fuzz(func(t *testing.T, tdes bool, data []byte) {
+		s := Suite{Cipher: AES128, RndLen: 16}
+		if tdes {
+			s = Suite{Cipher: TDES3, RndLen: 8}
+		}
+		keys := AuthKeys{Enc: bytes.Repeat([]byte{0x11}, s.Cipher.keyLen()), MAC: bytes.Repeat([]byte{0x22}, s.Cipher.keyLen())}
+		rnd := bytes.Repeat([]byte{0x33}, s.RndLen)
+		resp, sess, err := s.Respond(keys, rnd, data, bytes.NewReader(bytes.Repeat([]byte{0x55}, 64)))
+		if err == nil && (sess == nil || len(resp) != s.DataLen()) {
+			t.Fatal("accepted without a session")
+		}
+		if err != nil && !errors.Is(err, ErrAuthFailed) && !errors.Is(err, ErrAuthFormat) {
+			t.Fatalf("untyped error %v", err)
+		}
+		a, _, err := s.Start(keys, rnd, bytes.NewReader(bytes.Repeat([]byte{0x44}, 64)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.Finish(data); err == nil {
+			t.Fatal("the SAM accepted its own cryptogram as the card's answer")
+		} else if !errors.Is(err, ErrAuthFailed) && !errors.Is(err, ErrAuthFormat) {
+			t.Fatalf("untyped error %v", err)
 		}
 	})
 }

@@ -263,3 +263,21 @@ func TestCardAuthCommands(t *testing.T) {
 	require.Equal(t, uint16(0x6A88), send(init), "this SAM holds no KPE master key")
 	require.Equal(t, uint16(0x6985), send(append([]byte{0x80, 0x22, 0x01, 0x00, 0x38}, make([]byte, 56)...)), "complete without init")
 }
+
+// SAM card images are parsed strictly (keys, certificate, serial, state).
+func FuzzParseImage(f *testing.F) {
+	for _, name := range []string{"sam", "sam-blocked"} {
+		b, err := os.ReadFile(filepath.Join("..", "..", "..", "testdata", "cards", "lab", "cards", name+".json"))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		t.Setenv("KPE_CARDSIM_STATE_DIR", t.TempDir())
+		c, err := cardsim.ParseCard(data, "")
+		if err == nil && c == nil {
+			t.Fatal("nil card without error")
+		}
+	})
+}
