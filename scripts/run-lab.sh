@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# `make run`: the virtual card lab on pcscd's vpcd readers, with a card in
-# slot 0, and the live reader monitor in the foreground. Ctrl-C stops both.
+# `make run`: the virtual card lab on pcscd's vpcd readers with the sample
+# KPE in slot 0 and the lab SAM in slot 1, one verified read of the card,
+# then the live reader monitor in the foreground. Ctrl-C stops both.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CONTROL="${KPE_CARDSIM_CONTROL:-127.0.0.1:35990}"
+LAB=testdata/cards/lab
+# The lab SAM keeps its activation state and signature counter here.
+export KPE_CARDSIM_STATE_DIR="${KPE_CARDSIM_STATE_DIR:-${XDG_STATE_HOME:-$HOME/.local/state}/kpe-cardsim}"
 
-bin/kpe-cardsim -control "$CONTROL" -insert 0=testdata/cards/generic-fs.json &
+bin/kpe-cardsim -control "$CONTROL" -card-dir . -insert 0=$LAB/cards/kpe-budi.json -insert 1=$LAB/cards/sam.json &
 lab=$!
 trap 'kill $lab 2>/dev/null; wait $lab 2>/dev/null || true' EXIT INT TERM
 
@@ -15,15 +19,20 @@ for _ in $(seq 50); do
   sleep 0.1
 done
 
+sleep 1
+bin/kpectl read -lab $LAB || true
+
 cat <<MSG
 
-  Card lab running. Control channel: http://$CONTROL/v1/slots
+  Card lab running: sample KPE in slot 0, lab SAM in slot 1. Control: http://$CONTROL/v1/slots
   In another terminal, try:
+    bin/kpectl read -lab $LAB -json
+    curl -s -X POST -d '{"card":"$LAB/cards/kpe-clone.json"}' http://$CONTROL/v1/slots/0/swap
+    curl -s -X POST -d '{"card":"$LAB/cards/ktpel-siti.json"}' http://$CONTROL/v1/slots/0/swap
+    bin/kpectl read -lab $LAB
     bin/kpectl readers
-    bin/kpectl apdu '00 A4 04 00 08 F0 4B 50 45 2D 46 53 01' '00 A4 02 04 02 50 01' '00 B0 00 00 0A'
-    curl -s -X POST http://$CONTROL/v1/slots/0/remove
-    curl -s -X POST -d '{"card":"testdata/cards/generic-fs-t0.json"}' http://$CONTROL/v1/slots/1/insert
     opensc-tool -l
+  Every sample card and its expected verdict: $LAB/lab.json (docs/card-lab.md).
 
 MSG
 bin/kpectl monitor
