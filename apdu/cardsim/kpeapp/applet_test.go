@@ -21,6 +21,7 @@ import (
 	"kpe-agent/apdu/cardsim/samapp"
 	"kpe-agent/apdu/kpe"
 	"kpe-agent/apdu/sam"
+	"kpe-agent/apdu/sm"
 	"kpe-agent/apdu/sod"
 )
 
@@ -218,4 +219,54 @@ func TestAppletAccessControl(t *testing.T) {
 	raw[len(raw)-3] ^= 0x01 // flip a MAC bit
 	require.Equal(t, uint16(0x6988), send(raw), "wrong MAC")
 	require.Equal(t, uint16(0x6982), send(good), "the session is closed after a wrong MAC")
+
+	// A new session: a command recorded and sent again (replayed SSC) is
+	// refused, and the session closes.
+	rnd, err = cl.GetChallenge(ctx, 16)
+	require.NoError(t, err)
+	ext, finish, err = kpe.SoftwareSAM{Master: master}.BeginCardAuth(ctx, [8]byte{0, 0, 0, 0, 0, 0, 0, 1}, rnd)
+	require.NoError(t, err)
+	resp, err = cl.Send(ctx, apdu.Command{INS: 0x82, Data: ext, Ne: 56})
+	require.NoError(t, err)
+	sess, err = finish(ctx, resp)
+	require.NoError(t, err)
+	p, err = sess.Wrap(apdu.Command{INS: 0xA4, P1: 2, P2: 0x0C, Data: []byte{0x01, 0x02}})
+	require.NoError(t, err)
+	recorded, _ := p.Bytes()
+	require.Equal(t, uint16(0x9000), send(recorded))
+	require.Equal(t, uint16(0x6988), send(recorded), "replayed SSC")
+}
+
+// replayer sends the first protected command again in place of the second.
+type replayer struct {
+	t     apdu.Transmitter
+	first []byte
+	n     int
+}
+
+func (r *replayer) Transmit(ctx context.Context, cmd []byte) ([]byte, error) {
+	if cmd[0]&0x0C != 0 {
+		r.n++
+		switch r.n {
+		case 1:
+			r.first = append([]byte(nil), cmd...)
+		case 2:
+			cmd = r.first
+		}
+	}
+	return r.t.Transmit(ctx, cmd)
+}
+
+// The reader says why a read failed when the card refuses a replayed
+// command: a secure-messaging failure with the card's status word.
+func TestReaderReportsReplay(t *testing.T) {
+	is := newIssuer(t)
+	r := cardsim.NewMemReader("mem")
+	r.Insert(sampleCard(t, is, master, nil))
+	c, err := r.Connect(context.Background())
+	require.NoError(t, err)
+	_, err = kpe.Read(context.Background(), &replayer{t: c}, kpe.SoftwareSAM{Master: master}, kpe.ReadOptions{Roots: is.roots, Now: now})
+	require.ErrorIs(t, err, sm.ErrSecureMessaging)
+	require.ErrorIs(t, err, apdu.ErrSMDataObjectsIncorrect, "the card's 6988 is reported")
+	require.ErrorContains(t, err, "DG1")
 }
