@@ -12,7 +12,6 @@ import (
 	"kpe-agent/apdu/cardsim"
 	"kpe-agent/apdu/cardsim/labset"
 	"kpe-agent/apdu/pcsc/pcsctest"
-	"kpe-agent/apdu/sam"
 )
 
 // A freshly personalised set (new PKI and master keys) gives the verdicts
@@ -25,11 +24,7 @@ func TestPersonaliseFreshSet(t *testing.T) {
 	dir := t.TempDir()
 	m, err := labset.Generate(spec, dir, time.Now())
 	require.NoError(t, err)
-	bkn, err := m.Roots(dir, "bkn")
-	require.NoError(t, err)
-	duk, err := m.Roots(dir, "dukcapil")
-	require.NoError(t, err)
-	o := cards.Options{BKNRoots: bkn, DukcapilRoots: duk}
+	o := labOptions(t, dir, m)
 	ctx := context.Background()
 
 	connect := func(image string) *cardsim.MemReader {
@@ -41,10 +36,7 @@ func TestPersonaliseFreshSet(t *testing.T) {
 	}
 	samCard, err := connect("cards/sam.json").Connect(ctx)
 	require.NoError(t, err)
-	s, err := sam.Open(ctx, samCard)
-	require.NoError(t, err)
-	require.NoError(t, s.Activate(ctx, []byte(m.SAM.ActivationCode)))
-	require.NoError(t, s.ActivateKTP(ctx, []byte(m.SAM.KTPSecret1), []byte(m.SAM.KTPSecret2)))
+	s := openLabSAM(t, ctx, samCard, m)
 
 	for _, mc := range m.Cards {
 		card, err := connect(mc.Image).Connect(ctx)

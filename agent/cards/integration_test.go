@@ -32,11 +32,9 @@ func loadLab(t *testing.T) lab {
 	dir := pcsctest.RepoPath("testdata/cards/lab")
 	m, err := labset.LoadManifest(dir)
 	require.NoError(t, err)
-	bkn, err := m.Roots(dir, "bkn")
-	require.NoError(t, err)
-	duk, err := m.Roots(dir, "dukcapil")
-	require.NoError(t, err)
-	return lab{dir, m, cards.Options{BKNRoots: bkn, DukcapilRoots: duk, Photo: true}}
+	o := labOptions(t, dir, m)
+	o.Photo = true
+	return lab{dir, m, o}
 }
 
 func (l lab) load(t *testing.T, file string) cardsim.Card {
@@ -51,11 +49,7 @@ func (l lab) connectSAM(t *testing.T, ctx context.Context, tr *pcsc.Transport) *
 	c, err := tr.Connect(ctx, pcsctest.Slot1)
 	require.NoError(t, err)
 	t.Cleanup(func() { c.Close() })
-	s, err := sam.Open(ctx, c)
-	require.NoError(t, err)
-	require.NoError(t, s.Activate(ctx, []byte(l.m.SAM.ActivationCode)))
-	require.NoError(t, s.ActivateKTP(ctx, []byte(l.m.SAM.KTPSecret1), []byte(l.m.SAM.KTPSecret2)))
-	return s
+	return openLabSAM(t, ctx, c, l.m)
 }
 
 // Every sample card ends in its specific verdict, through real pcscd with

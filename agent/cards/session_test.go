@@ -14,7 +14,6 @@ import (
 	"kpe-agent/apdu/cardsim"
 	"kpe-agent/apdu/cardsim/labset"
 	"kpe-agent/apdu/pcsc/pcsctest"
-	"kpe-agent/apdu/sam"
 )
 
 // Pulling the card at any APDU of a KPE or KTP-el read ends the session
@@ -26,12 +25,8 @@ func TestSessionRemovalAtEveryAPDU(t *testing.T) {
 	dir := pcsctest.RepoPath("testdata/cards/lab")
 	m, err := labset.LoadManifest(dir)
 	require.NoError(t, err)
-	bkn, err := m.Roots(dir, "bkn")
-	require.NoError(t, err)
-	duk, err := m.Roots(dir, "dukcapil")
-	require.NoError(t, err)
 	// Without photos: the loop is quadratic in the APDU count.
-	o := cards.Options{BKNRoots: bkn, DukcapilRoots: duk}
+	o := labOptions(t, dir, m)
 	ctx := context.Background()
 
 	load := func(name string) cardsim.Card {
@@ -43,10 +38,7 @@ func TestSessionRemovalAtEveryAPDU(t *testing.T) {
 	samReader.Insert(load("sam"))
 	samCard, err := samReader.Connect(ctx)
 	require.NoError(t, err)
-	s, err := sam.Open(ctx, samCard)
-	require.NoError(t, err)
-	require.NoError(t, s.Activate(ctx, []byte(m.SAM.ActivationCode)))
-	require.NoError(t, s.ActivateKTP(ctx, []byte(m.SAM.KTPSecret1), []byte(m.SAM.KTPSecret2)))
+	s := openLabSAM(t, ctx, samCard, m)
 
 	for _, name := range []string{"kpe-budi", "ktpel-siti"} {
 		card := load(name)
