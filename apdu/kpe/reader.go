@@ -99,6 +99,15 @@ func Read(ctx context.Context, t apdu.Transmitter, sam Authenticator, opts ReadO
 		return nil, err
 	}
 
+	// EF.SOD is plain: read it first and verify the issuer signature in the
+	// background while the SAM and the card authenticate and the groups
+	// are read (the public-key work then costs no wall time).
+	sodRaw, err := c.ReadEF(ctx, FIDSOD)
+	if err != nil {
+		return nil, fmt.Errorf("kpe: read EF.SOD: %w", err)
+	}
+	sig := verdict.StartSignatureCheck(sodRaw, opts.Roots, opts.Now)
+
 	sess, err := authenticate(ctx, c, sam, card.Info.Serial)
 	var authErr *authFailure
 	if errors.As(err, &authErr) {
@@ -159,11 +168,7 @@ func Read(ctx context.Context, t apdu.Transmitter, sam Authenticator, opts ReadO
 			return nil, err
 		}
 	}
-	sodRaw, err := sc.ReadEF(ctx, FIDSOD)
-	if err != nil {
-		return nil, fmt.Errorf("kpe: read EF.SOD: %w", err)
-	}
-	card.Verification.DataAuthentic, card.Verification.FailedGroups = verdict.CheckData(sodRaw, groups, opts.Roots, opts.Now)
+	card.Verification.DataAuthentic, card.Verification.FailedGroups = sig.Finish(groups)
 	return card, nil
 }
 

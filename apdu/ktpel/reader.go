@@ -161,6 +161,13 @@ func Read(ctx context.Context, t apdu.Transmitter, sam Authenticator, opts ReadO
 	card.Verification.CardAuthentic = verdict.Check{OK: true}
 
 	sc := apdu.NewClient(sm.Transmitter(t, ch), apdu.Limits{MaxResponseData: smMaxPlain})
+	// The security object first: its signature is verified in the
+	// background while the other EFs are read.
+	sodRaw, err := sc.ReadEF(ctx, FIDSOD)
+	if err != nil {
+		return nil, fmt.Errorf("ktpel: read EF %04X: %w", FIDSOD, err)
+	}
+	sig := verdict.StartSignatureCheck(sodRaw, opts.Roots, opts.Now)
 	groups := map[int][]byte{}
 	read := func(fid uint16) ([]byte, error) {
 		b, err := sc.ReadEF(ctx, fid)
@@ -196,10 +203,6 @@ func Read(ctx context.Context, t apdu.Transmitter, sam Authenticator, opts ReadO
 			return nil, err
 		}
 	}
-	sodRaw, err := sc.ReadEF(ctx, FIDSOD)
-	if err != nil {
-		return nil, fmt.Errorf("ktpel: read EF %04X: %w", FIDSOD, err)
-	}
-	card.Verification.DataAuthentic, card.Verification.FailedGroups = verdict.CheckData(sodRaw, groups, opts.Roots, opts.Now)
+	card.Verification.DataAuthentic, card.Verification.FailedGroups = sig.Finish(groups)
 	return card, nil
 }

@@ -115,9 +115,14 @@ func BenchmarkKPERead(b *testing.B) {
 			runRaw := func() {
 				cardRand.Reset()
 				t0 := time.Now()
-				for _, cmd := range rec.cmds {
-					if _, err := c.raw.Transmit(cmd); err != nil {
+				for i, cmd := range rec.cmds {
+					rsp, err := c.raw.Transmit(cmd)
+					if err != nil {
 						b.Fatal(err)
+					}
+					// The replay must make the card do the same work.
+					if !bytes.Equal(rsp, rec.rsps[i]) {
+						b.Fatalf("bare replay diverged at APDU %d: % X, recorded % X", i, rsp, rec.rsps[i])
 					}
 				}
 				raw += time.Since(t0)

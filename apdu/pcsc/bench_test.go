@@ -114,12 +114,14 @@ func alternate(n, k int, a, b func()) {
 // recorder keeps the APDUs the client sends, to replay them bare.
 type recorder struct {
 	apdu.Transmitter
-	cmds [][]byte
+	cmds, rsps [][]byte
 }
 
 func (r *recorder) Transmit(ctx context.Context, cmd []byte) ([]byte, error) {
 	r.cmds = append(r.cmds, append([]byte(nil), cmd...))
-	return r.Transmitter.Transmit(ctx, cmd)
+	rsp, err := r.Transmitter.Transmit(ctx, cmd)
+	r.rsps = append(r.rsps, append([]byte(nil), rsp...))
+	return rsp, err
 }
 
 // BenchmarkRead64KiB: a whole 64 KiB EF with the client's READ BINARY plan

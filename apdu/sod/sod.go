@@ -113,7 +113,7 @@ func Parse(b []byte) (*Object, error) {
 				return nil, err
 			}
 		case tagCert:
-			cert, err := x509.ParseCertificate(c.Value)
+			cert, err := parseCert(c.Value)
 			if err != nil {
 				return nil, fmt.Errorf("%w: signer certificate: %w", ErrFormat, err)
 			}
@@ -171,13 +171,16 @@ func (o *Object) VerifySignature(roots *x509.CertPool, at time.Time) error {
 	if roots == nil {
 		return fmt.Errorf("%w: no issuer CA configured", ErrUntrusted)
 	}
-	_, err := o.Signer.Verify(x509.VerifyOptions{
-		Roots:       roots,
-		CurrentTime: at,
-		KeyUsages:   []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
-	})
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrUntrusted, err)
+	if !verifiedChain(o.Signer, roots, at) {
+		chains, err := o.Signer.Verify(x509.VerifyOptions{
+			Roots:       roots,
+			CurrentTime: at,
+			KeyUsages:   []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
+		})
+		if err != nil {
+			return fmt.Errorf("%w: %w", ErrUntrusted, err)
+		}
+		rememberChain(o.Signer, roots, chains[0])
 	}
 	if o.Signer.KeyUsage != 0 && o.Signer.KeyUsage&x509.KeyUsageDigitalSignature == 0 {
 		return fmt.Errorf("%w: certificate not for digital signatures", ErrUntrusted)

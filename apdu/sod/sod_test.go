@@ -129,3 +129,25 @@ func TestParseErrors(t *testing.T) {
 		require.ErrorIs(t, err, ErrFormat, name)
 	}
 }
+
+// The chain cache never widens trust: a chain verified once is still
+// refused after it expires, before it starts, and under another trust list.
+func TestChainCacheKeepsTimeAndTrust(t *testing.T) {
+	p := newPKI(t, t0.AddDate(0, 6, 0))
+	b, err := Sign(groups(), p.dsKey, p.dsCert)
+	require.NoError(t, err)
+	o, err := Parse(b)
+	require.NoError(t, err)
+	require.NoError(t, o.VerifySignature(p.roots, t0)) // now cached
+	o2, err := Parse(b)
+	require.NoError(t, err)
+	require.Same(t, o.Signer, o2.Signer, "the parsed certificate is shared")
+	require.NoError(t, o2.VerifySignature(p.roots, t0))
+	require.ErrorIs(t, o2.VerifySignature(p.roots, t0.AddDate(1, 0, 0)), ErrUntrusted, "expired")
+	require.ErrorIs(t, o2.VerifySignature(p.roots, t0.AddDate(-2, 0, 0)), ErrUntrusted, "not yet valid")
+	other := newPKI(t, t0.AddDate(2, 0, 0))
+	require.ErrorIs(t, o2.VerifySignature(other.roots, t0), ErrUntrusted, "another trust list")
+	// A forged signature is caught although the chain is cached.
+	o2.Signature[len(o2.Signature)-1] ^= 1
+	require.Error(t, o2.VerifySignature(p.roots, t0))
+}

@@ -135,7 +135,7 @@ func TestKTPelProtection(t *testing.T) {
 	tamper := &flipper{t: card}
 	_, err = ktpel.Read(ctx, tamper, s, ktpel.ReadOptions{Roots: is.roots, Now: now})
 	require.ErrorIs(t, err, sm.ErrSecureMessaging)
-	require.ErrorContains(t, err, "6FF1")
+	require.ErrorContains(t, err, "6FF6", "the reader names the EF whose answer failed")
 }
 
 // flipper flips a bit in the first protected answer (CLA 0C).
