@@ -13,7 +13,7 @@ FUZZTIME  ?= 8s
 SYS_PKGS  := pcscd libpcsclite-dev vsmartcard-vpcd pcsc-tools opensc curl pkg-config gcc
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help deps pcscd build run test check unit fuzz-smoke windows bench clean
+.PHONY: help deps pcscd build run test check unit fuzz-smoke windows bench bio-bench clean
 
 help:
 	@echo "make run    start the virtual card lab and 'kpectl monitor' (no hardware needed)"
@@ -75,8 +75,17 @@ windows:
 
 test: pcscd check windows fuzz-smoke unit
 
-bench: pcscd
+bench: pcscd bio-bench
 	$(GO) test -run='^$$' -bench=. -benchtime=2s -count=1 ./apdu/pcsc/
+
+# The matcher on generated synthetic sets (deterministic seed): EER, FNMR at
+# FMR 1e-2/1e-3/1e-4, comparisons per second, full precision and compact.
+BIODIR ?= /tmp/kpe-bio
+bio-bench: build
+	@for level in easy hard; do \
+	  bin/kpectl bio gen -out $(BIODIR)/$$level -level $$level -fingers 300 -impressions 4 -impostors 0 >/dev/null && \
+	  bin/kpectl bio bench $(BIODIR)/$$level || exit 1; \
+	done
 
 clean:
 	rm -rf $(BIN)

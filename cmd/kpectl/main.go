@@ -29,6 +29,9 @@ Usage:
   kpectl [-lang id|en] read [-r READER] [-sam READER] [-json] [-photo FILE]
         [-trust-bkn PEM] [-trust-dukcapil PEM] [-sam-code-file F] [-ktp-secrets-file F] [-lab DIR]
         (the photo is written only with -photo, never into the JSON; KTP-el data is never printed)
+  kpectl bio match [-json] A B      compare two ISO/ANSI minutiae templates: score and decision
+  kpectl bio bench [-json] DIR      EER, FNMR at FMR 1e-2/1e-3/1e-4, comparisons/s (DIR: *.iso + pairs.csv)
+  kpectl bio gen -out DIR [-level easy|hard] [-fingers N] [-impressions K] [-impostors N] [-seed S]
 `
 
 func main() {
@@ -65,6 +68,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = c.apdu(ctx, rest[1:])
 	case "read":
 		err = c.read(ctx, rest[1:])
+	case "bio":
+		err = c.bio(ctx, rest[1:])
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -87,3 +87,28 @@ func TestIntegrationKpectl(t *testing.T) {
 	require.Equal(t, 1, code)
 	require.Contains(t, errOut, "Tidak ada kartu di pembaca. Masukkan kartu.")
 }
+
+// kpectl bio: a small generated set gives the figures, and two templates
+// compare with a decision.
+func TestBioCommands(t *testing.T) {
+	dir := t.TempDir()
+	out, errOut, code := runCLI(t, "", "bio", "gen", "-out", dir, "-level", "easy", "-fingers", "12", "-impressions", "3", "-impostors", "0")
+	require.Equal(t, 0, code, errOut)
+	out, errOut, code = runCLI(t, "", "bio", "bench", dir)
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, "EER")
+	require.Contains(t, out, "FNMR@FMR=0.01")
+	require.Contains(t, out, "comparisons/s")
+	require.Contains(t, out, "compact card")
+
+	out, errOut, code = runCLI(t, "", "bio", "match", dir+"/f0001_0.iso", dir+"/f0001_1.iso")
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, " match")
+	out, _, code = runCLI(t, "", "bio", "match", "-json", dir+"/f0001_0.iso", dir+"/f0002_1.iso")
+	require.Equal(t, 0, code)
+	require.Contains(t, out, `"match": false`)
+
+	_, errOut, code = runCLI(t, "", "bio", "match", dir+"/pairs.csv", dir+"/f0001_0.iso")
+	require.Equal(t, 1, code)
+	require.Contains(t, errOut, "malformed")
+}
