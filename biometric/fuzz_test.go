@@ -46,3 +46,20 @@ func FuzzParseCompact(f *testing.F) {
 		}
 	})
 }
+
+func FuzzParseBITGroup(f *testing.F) {
+	f.Add(EncodeBITGroup([]BIT{labBIT()}))
+	f.Add([]byte{0x7F, 0x61, 0x03, 0x02, 0x01, 0x00})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		bits, err := ParseBITGroup(b)
+		if err != nil {
+			if !errors.Is(err, ErrBIT) {
+				t.Fatalf("untyped error %v", err)
+			}
+			return
+		}
+		if _, err := ParseBITGroup(EncodeBITGroup(bits)); err != nil {
+			t.Fatalf("re-encoded BIT group does not parse: %v", err)
+		}
+	})
+}
