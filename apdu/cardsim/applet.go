@@ -15,6 +15,11 @@ type Applet struct {
 	FE      Frontend
 	Handle  Handler
 	OnReset func()
+	// Intercept, when set, sees every raw command first (with the lock
+	// held); handled commands bypass the Frontend. Applets use it for what
+	// the Frontend cannot do for them, such as command chaining under
+	// secure messaging, where every segment is protected on its own.
+	Intercept func(raw []byte) (rsp []byte, handled bool)
 
 	mu sync.Mutex
 }
@@ -46,5 +51,10 @@ func (a *Applet) Reset() {
 func (a *Applet) Process(raw []byte) []byte {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if a.Intercept != nil {
+		if rsp, ok := a.Intercept(raw); ok {
+			return rsp
+		}
+	}
 	return a.FE.Process(raw, a.Handle)
 }

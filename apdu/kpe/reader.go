@@ -80,6 +80,23 @@ const smMaxPlain = 223
 // (it cannot be read without SM); transport and protocol failures are
 // errors. The caller owns the transaction.
 func Read(ctx context.Context, t apdu.Transmitter, sam Authenticator, opts ReadOptions) (*Card, error) {
+	c, _, err := ReadSession(ctx, t, sam, opts)
+	return c, err
+}
+
+// ReadSession is Read that also returns the card's secure-messaging
+// channel (nil when the card is not authentic), for commands after the
+// read such as the biometric VERIFY. The channel is valid until the card
+// session ends or a command fails.
+func ReadSession(ctx context.Context, t apdu.Transmitter, sam Authenticator, opts ReadOptions) (*Card, apdu.Transmitter, error) {
+	card, sess, err := read(ctx, t, sam, opts)
+	if err != nil || sess == nil {
+		return card, nil, err
+	}
+	return card, sm.Transmitter(t, sess), nil
+}
+
+func read(ctx context.Context, t apdu.Transmitter, sam Authenticator, opts ReadOptions) (*Card, *sm.Session, error) {
 	if opts.AID == nil {
 		opts.AID = DefaultAID
 	}
@@ -88,15 +105,15 @@ func Read(ctx context.Context, t apdu.Transmitter, sam Authenticator, opts ReadO
 	}
 	c := apdu.NewClient(t, apdu.Limits{})
 	if _, err := c.SelectAID(ctx, opts.AID); err != nil {
-		return nil, fmt.Errorf("kpe: select application: %w", err)
+		return nil, nil, fmt.Errorf("kpe: select application: %w", err)
 	}
 	raw, err := c.ReadEF(ctx, FIDCardInfo)
 	if err != nil {
-		return nil, fmt.Errorf("kpe: read card info: %w", err)
+		return nil, nil, fmt.Errorf("kpe: read card info: %w", err)
 	}
 	card := &Card{}
 	if card.Info, err = ParseCardInfo(raw); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 
 	// EF.SOD is plain: read it first and verify the issuer signature in the
@@ -104,7 +121,7 @@ func Read(ctx context.Context, t apdu.Transmitter, sam Authenticator, opts ReadO
 	// are read (the public-key work then costs no wall time).
 	sodRaw, err := c.ReadEF(ctx, FIDSOD)
 	if err != nil {
-		return nil, fmt.Errorf("kpe: read EF.SOD: %w", err)
+		return nil, nil, fmt.Errorf("kpe: read EF.SOD: %w", err)
 	}
 	sig := verdict.StartSignatureCheck(sodRaw, opts.Roots, opts.Now)
 
@@ -112,10 +129,10 @@ func Read(ctx context.Context, t apdu.Transmitter, sam Authenticator, opts ReadO
 	var authErr *authFailure
 	if errors.As(err, &authErr) {
 		card.Verification = verdict.NotGenuine(authErr.reason)
-		return card, nil
+		return card, nil, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	card.Verification.CardAuthentic = Check{OK: true}
 
@@ -133,43 +150,43 @@ func Read(ctx context.Context, t apdu.Transmitter, sam Authenticator, opts ReadO
 		return b, nil
 	}
 	if b, err := read(DGIdentity, FIDIdentity); err != nil {
-		return nil, err
+		return nil, nil, err
 	} else if b != nil {
 		if card.Identity, err = ParseIdentity(b); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	if b, err := read(DGEmployment, FIDEmployment); err != nil {
-		return nil, err
+		return nil, nil, err
 	} else if b != nil {
 		if card.Employment, err = ParseEmployment(b); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	if b, err := read(DGFamily, FIDFamily); err != nil {
-		return nil, err
+		return nil, nil, err
 	} else if b != nil {
 		if card.Family, err = ParseFamily(b); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	if b, err := read(DGBenefits, FIDBenefits); err != nil {
-		return nil, err
+		return nil, nil, err
 	} else if b != nil {
 		if card.Benefits, err = ParseBenefits(b); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	if card.BIT, err = read(DGBIT, FIDBIT); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if opts.Photo {
 		if card.Photo, err = read(DGPhoto, FIDPhoto); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	card.Verification.DataAuthentic, card.Verification.FailedGroups = sig.Finish(groups)
-	return card, nil
+	return card, sess, nil
 }
 
 type authFailure struct{ reason string }

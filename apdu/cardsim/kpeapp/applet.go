@@ -42,6 +42,8 @@ type Config struct {
 	// MaxResponse is the card's response buffer (default 256).
 	MaxResponse int
 	Rand        io.Reader
+	// Bio enables on-card comparison (VERIFY); nil: no biometric.
+	Bio *BioConfig
 }
 
 // Applet implements cardsim.Card.
@@ -53,6 +55,7 @@ type Applet struct {
 	ef          uint16
 	challenge   []byte
 	sess        *sm.Session
+	bio         *bioState
 }
 
 // New returns a personalised applet.
@@ -86,7 +89,11 @@ func New(cfg Config) (*Applet, error) {
 			return nil, fmt.Errorf("kpeapp: EF %04X larger than 32767 bytes", fid)
 		}
 	}
-	a := &Applet{cfg: cfg}
+	bio, err := newBioState(cfg.Bio)
+	if err != nil {
+		return nil, fmt.Errorf("kpeapp: biometric reference: %w", err)
+	}
+	a := &Applet{cfg: cfg, bio: bio}
 	a.Applet = cardsim.Applet{
 		Label:  cfg.Name,
 		Answer: cfg.ATR,
@@ -94,8 +101,9 @@ func New(cfg Config) (*Applet, error) {
 			Limits:          cardsim.Limits{MaxCommandData: 255, MaxResponseData: cfg.MaxResponse}.WithDefaults(),
 			SecureMessaging: true,
 		},
-		Handle:  a.handle,
-		OnReset: a.reset,
+		Handle:    a.handle,
+		OnReset:   a.reset,
+		Intercept: a.intercept,
 	}
 	return a, nil
 }
@@ -111,6 +119,9 @@ func (a *Applet) dropSession() {
 		a.sess.Close()
 	}
 	a.sess, a.challenge = nil, nil
+	if a.bio != nil {
+		a.bio.verified, a.bio.chain = false, nil
+	}
 }
 
 func (a *Applet) handle(cmd cardsim.Command) ([]byte, cardsim.SW) {
@@ -128,6 +139,12 @@ func (a *Applet) handle(cmd cardsim.Command) ([]byte, cardsim.SW) {
 		}
 		return nil, 0x6988
 	}
+	if a.bio != nil && a.bio.chain != nil {
+		if in.INS == 0x21 {
+			in.Data = append(a.bio.chain, in.Data...)
+		}
+		a.bio.chain = nil
+	}
 	data, sw := a.dispatch(cardsim.Command{CLA: in.CLA, INS: in.INS, P1: in.P1, P2: in.P2, Data: in.Data, Ne: in.Ne}, true)
 	out, err := a.sess.WrapResponse(apdu.Response{Data: data, SW: uint16(sw)})
 	if err != nil {
@@ -143,6 +160,8 @@ func (a *Applet) dispatch(cmd cardsim.Command, secure bool) ([]byte, cardsim.SW)
 		return a.selectFile(cmd, secure)
 	case 0xB0:
 		return a.readBinary(cmd, secure)
+	case 0x21:
+		return a.verify(cmd, secure)
 	case 0x84:
 		if secure || cmd.P1 != 0 || cmd.P2 != 0 {
 			return nil, 0x6A86

@@ -1,0 +1,186 @@
+package kpeapp
+
+import (
+	"bytes"
+	"log/slog"
+
+	"kpe-agent/apdu"
+	"kpe-agent/apdu/cardsim"
+	"kpe-agent/biometric"
+)
+
+// BioConfig is the card's on-card comparison (ISO/IEC 7816-11 VERIFY with
+// biometric data, docs/card-profiles.md §2.6).
+type BioConfig struct {
+	// Reference is the enrolled finger as compact-card minutiae. It never
+	// leaves the card: no command reads it.
+	Reference []byte
+	Ref       byte // VERIFY P2 (default 0x81)
+	MinN      int  // BIT limits (default 12 .. 60)
+	MaxN      int
+	MaxTries  int     // retry counter (default 5)
+	Tries     int     // current value: 0 means MaxTries, negative means blocked
+	Threshold float64 // default biometric.Threshold
+	// Finger names the synthetic finger enrolled (lab sensor).
+	Finger FingerRef
+	Log    *slog.Logger // the form of each VERIFY (7F2E or bare) is logged
+}
+
+// FingerRef identifies a synthetic finger of package biometric/synth.
+type FingerRef struct {
+	Seed uint64 `json:"seed"`
+	ID   int    `json:"id"`
+	Code int    `json:"code"` // ISO finger position
+}
+
+type bioState struct {
+	cfg      BioConfig
+	ref      *biometric.Prepared
+	tries    int
+	verified bool
+	chain    []byte // plain data of SM-chained VERIFY segments
+	lastForm string
+}
+
+func newBioState(c *BioConfig) (*bioState, error) {
+	if c == nil {
+		return nil, nil
+	}
+	cfg := *c
+	if cfg.Ref == 0 {
+		cfg.Ref = 0x81
+	}
+	if cfg.MaxN == 0 {
+		cfg.MinN, cfg.MaxN = 12, 60
+	}
+	if cfg.MaxTries == 0 {
+		cfg.MaxTries = 5
+	}
+	if cfg.Threshold == 0 {
+		cfg.Threshold = biometric.Threshold
+	}
+	rec, err := biometric.ParseCompact(cfg.Reference)
+	if err != nil {
+		return nil, err
+	}
+	ref, err := biometric.Prepare(rec)
+	if err != nil {
+		return nil, err
+	}
+	st := &bioState{cfg: cfg, ref: ref, tries: cfg.MaxTries}
+	switch {
+	case c.Tries < 0:
+		st.tries = 0
+	case c.Tries > 0:
+		st.tries = min(c.Tries, cfg.MaxTries)
+	}
+	return st, nil
+}
+
+// Finger reports which synthetic finger the card holds (for the lab
+// sensor), if any.
+func (a *Applet) Finger() (FingerRef, bool) {
+	if a.bio == nil {
+		return FingerRef{}, false
+	}
+	return a.bio.cfg.Finger, true
+}
+
+// LastVerifyForm is "7F2E", "bare" or "" (for tests of the logging).
+func (a *Applet) LastVerifyForm() string {
+	if a.bio == nil {
+		return ""
+	}
+	return a.bio.lastForm
+}
+
+// verify runs VERIFY (INS 21) inside the SM session: empty data asks for
+// the retry counter; 9000 match (counter reset), 63Cx no match with x
+// tries left, 6983 blocked, 6A80 malformed or outside the BIT limits
+// (counter unchanged).
+func (a *Applet) verify(cmd cardsim.Command, secure bool) ([]byte, cardsim.SW) {
+	b := a.bio
+	switch {
+	case b == nil:
+		return nil, 0x6D00
+	case !secure:
+		return nil, 0x6982
+	case cmd.P1 != 0x00:
+		return nil, 0x6A86
+	case cmd.P2 != b.cfg.Ref:
+		return nil, 0x6A88
+	case b.tries == 0:
+		return nil, 0x6983
+	case len(cmd.Data) == 0:
+		if b.verified {
+			return nil, 0x9000
+		}
+		return nil, cardsim.SW(0x63C0 | min(b.tries, 15))
+	}
+	data, wrapped, err := biometric.ParseVerifyCommandData(cmd.Data)
+	b.lastForm = "bare"
+	if wrapped {
+		b.lastForm = "7F2E"
+	}
+	if b.cfg.Log != nil {
+		b.cfg.Log.Info("VERIFY data", "form", b.lastForm, "bytes", len(cmd.Data))
+	}
+	if err != nil {
+		return nil, 0x6A80
+	}
+	n := len(data) / 3
+	if n < b.cfg.MinN || n > b.cfg.MaxN {
+		return nil, 0x6A80
+	}
+	rec, err := biometric.ParseCompact(data)
+	if err != nil {
+		return nil, 0x6A80
+	}
+	probe, err := biometric.Prepare(rec)
+	rec.Wipe()
+	if err != nil {
+		return nil, 0x6A80
+	}
+	res := biometric.CompareAt(b.ref, probe, b.cfg.Threshold)
+	probe.Wipe()
+	if res.Match {
+		b.tries, b.verified = b.cfg.MaxTries, true
+		return nil, 0x9000
+	}
+	b.verified = false
+	b.tries--
+	if b.tries == 0 {
+		return nil, 0x6983
+	}
+	return nil, cardsim.SW(0x63C0 | min(b.tries, 15))
+}
+
+// intercept takes SM-protected chained VERIFY segments (CLA 1C): each
+// segment is unwrapped on its own, its plain data kept, and a protected
+// 9000 returned; the last segment (CLA 0C) then goes the normal way and
+// handle prepends the kept data.
+func (a *Applet) intercept(raw []byte) ([]byte, bool) {
+	if len(raw) < 4 || raw[0]&0x10 == 0 || raw[0]&0x0C != 0x0C || a.bio == nil {
+		return nil, false
+	}
+	cmd, err := cardsim.ParseCommand(raw)
+	if err != nil || cmd.INS != 0x21 || a.sess == nil {
+		return nil, false
+	}
+	in, err := a.sess.UnwrapCommand(apdu.Command{CLA: cmd.CLA, INS: cmd.INS, P1: cmd.P1, P2: cmd.P2, Data: cmd.Data, Ne: cmd.Ne})
+	if err != nil {
+		a.dropSession()
+		return []byte{0x69, 0x88}, true
+	}
+	if len(a.bio.chain)+len(in.Data) > 4096 {
+		a.bio.chain = nil
+		return []byte{0x6A, 0x84}, true
+	}
+	a.bio.chain = append(a.bio.chain, in.Data...)
+	out, err := a.sess.WrapResponse(apdu.Response{SW: 0x9000})
+	if err != nil {
+		a.dropSession()
+		return []byte{0x6F, 0x00}, true
+	}
+	return append(bytes.Clone(out.Data), 0x90, 0x00), true
+}
