@@ -134,8 +134,11 @@ type Result struct {
 	Checks   Checks             `json:"checks"`
 	Warnings []identity.Warning `json:"-"`
 	KPE      *kpe.Card          `json:"-"`
-	KTPel    *ktpel.Card        `json:"-"`
-	SAMInfo  *sam.Info          `json:"-"`
+	// Channel is the KPE's secure-messaging channel after the read (nil
+	// otherwise), for the fingerprint VERIFY in the same card session.
+	Channel apdu.Transmitter `json:"-"`
+	KTPel   *ktpel.Card      `json:"-"`
+	SAMInfo *sam.Info        `json:"-"`
 }
 
 // Read recognises the card and reads it. The caller owns card (and its
@@ -183,11 +186,11 @@ func Read(ctx context.Context, card apdu.Card, s SAM, o Options) (*Result, error
 			r.Warnings = identity.CheckKTPel(c.Biodata.NIK, c.Biodata.BirthDate, c.Biodata.Gender, o.Now)
 		}
 	} else {
-		c, err := kpe.Read(ctx, card, s, kpe.ReadOptions{AID: o.Profiles.KPEAID, Photo: o.Photo, Roots: o.BKNRoots, Now: o.Now})
+		c, ch, err := kpe.ReadSession(ctx, card, s, kpe.ReadOptions{AID: o.Profiles.KPEAID, Photo: o.Photo, Roots: o.BKNRoots, Now: o.Now})
 		if err != nil {
 			return nil, err
 		}
-		r.KPE, v = c, c.Verification
+		r.KPE, r.Channel, v = c, ch, c.Verification
 		if c.Info.Type == kpe.CardKPETambahan {
 			r.Kind = KindKPETambahan
 		}

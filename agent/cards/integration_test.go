@@ -2,6 +2,7 @@ package cards_test
 
 import (
 	"context"
+	"net/http/httptest"
 	"path/filepath"
 	"testing"
 	"time"
@@ -17,6 +18,8 @@ import (
 	"kpe-agent/apdu/pcsc"
 	"kpe-agent/apdu/pcsc/pcsctest"
 	"kpe-agent/apdu/sam"
+	"kpe-agent/biometric"
+	"kpe-agent/biometric/sensor"
 )
 
 // lab is the committed sample set with its trust lists and a fresh SAM
@@ -135,4 +138,67 @@ func TestIntegrationBlockedSAM(t *testing.T) {
 
 func trimJSON(image string) string {
 	return filepath.Base(image[:len(image)-len(".json")])
+}
+
+// Match-on-card through real pcscd with the lab KPE and the lab sensor:
+// the enrolled finger verifies, an impostor gets 63Cx, a poor capture is
+// never sent, and a card whose fingerprint is blocked says so.
+func TestIntegrationMatchOnCard(t *testing.T) {
+	pcsctest.Require(t)
+	l := loadLab(t)
+	lab := pcsctest.Lab(t)
+	srv := httptest.NewServer(lab.Handler())
+	defer srv.Close()
+	require.NoError(t, lab.Insert(1, l.load(t, "sam")))
+	pcsctest.WaitCard(t, pcsctest.Slot1, true, 5*time.Second)
+	tr := pcsc.New(pcsc.Options{})
+	defer tr.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	s := l.connectSAM(t, ctx, tr)
+	finger := sensor.Lab{Control: srv.URL, Slot: 0}
+
+	read := func(name string) (*cards.Result, apdu.Card) {
+		require.NoError(t, lab.Insert(0, l.load(t, name)))
+		pcsctest.WaitCard(t, pcsctest.Slot0, true, 5*time.Second)
+		card, err := tr.Connect(ctx, pcsctest.Slot0)
+		require.NoError(t, err)
+		require.NoError(t, card.BeginTransaction(ctx))
+		r, err := cards.Read(ctx, card, s, l.o)
+		require.NoError(t, err)
+		require.Equal(t, "genuine", r.Verdict)
+		return r, card
+	}
+	capture := func(mode string) *biometric.Record {
+		require.NoError(t, lab.PlaceFinger(0, mode))
+		rec, err := finger.Capture(ctx)
+		require.NoError(t, err)
+		return rec
+	}
+
+	r, card := read("kpe-budi")
+	out, err := cards.VerifyOnCard(ctx, r.Channel, r.KPE.BIT, capture(cardsim.FingerGenuine), cards.FingerOptions{})
+	require.NoError(t, err)
+	require.True(t, out.Match, "the enrolled finger verifies")
+	out, err = cards.VerifyOnCard(ctx, r.Channel, r.KPE.BIT, capture(cardsim.FingerImpostor), cards.FingerOptions{})
+	require.NoError(t, err)
+	require.False(t, out.Match)
+	require.Equal(t, 4, out.TriesLeft, "63C4")
+	_, err = cards.VerifyOnCard(ctx, r.Channel, r.KPE.BIT, capture(cardsim.FingerPoor), cards.FingerOptions{})
+	require.ErrorIs(t, err, biometric.ErrPlaceAgain)
+	bits, err := biometric.ParseBITGroup(r.KPE.BIT)
+	require.NoError(t, err)
+	tries, _, err := cards.TriesLeft(ctx, r.Channel, bits[0])
+	require.NoError(t, err)
+	require.Equal(t, 4, tries, "the poor capture did not cost a try")
+	card.EndTransaction()
+	card.Close()
+	require.NoError(t, lab.Remove(0))
+	pcsctest.WaitCard(t, pcsctest.Slot0, false, 5*time.Second)
+
+	r, card = read("kpe-finger-blocked")
+	defer card.Close()
+	_, err = cards.VerifyOnCard(ctx, r.Channel, r.KPE.BIT, capture(cardsim.FingerGenuine), cards.FingerOptions{})
+	require.ErrorIs(t, err, cards.ErrFingerBlocked)
+	require.ErrorContains(t, err, "issuing office")
 }

@@ -228,6 +228,9 @@ func (l *Lab) SlotStatus(n int) (SlotStatus, error) {
 
 // Close removes every card and stops all goroutines. It is idempotent.
 func (l *Lab) Close() error {
+	sensors.Lock()
+	delete(sensors.m, l)
+	sensors.Unlock()
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()

@@ -26,7 +26,9 @@ import (
 //	  "keys": {"enc": "...", "mac": "..."},  // AES-128 (kpe) or 3-key 3DES (ktpel)
 //	  "max_response": 256,
 //	  "plain": ["0101", "010F", "0107"],     // EFs readable without SM (default per type)
-//	  "files": [{"fid": "0101", "hex": "..."}, {"fid": "0106", "file": "photo.jpg"}]
+//	  "files": [{"fid": "0101", "hex": "..."}, {"fid": "0106", "file": "photo.jpg"}],
+//	  "biometric": {"reference": "<compact minutiae hex>", "ref": 129, "min": 12, "max": 60,
+//	                "max_tries": 5, "tries": 0, "finger": {"seed": 2026, "id": 257, "code": 7}}
 //	}
 type image struct {
 	Type        string               `json:"type"`
@@ -39,6 +41,20 @@ type image struct {
 	MaxResponse int                  `json:"max_response,omitempty"`
 	Plain       []string             `json:"plain,omitempty"`
 	Files       []cardsim.AppletFile `json:"files"`
+	Biometric   *imageBio            `json:"biometric,omitempty"`
+}
+
+// imageBio is the on-card comparison of a kpe image: the enrolled finger
+// as compact-card minutiae (hex), the BIT limits, the retry counter, and
+// which synthetic finger it is (for the lab sensor).
+type imageBio struct {
+	Reference string    `json:"reference"`
+	Ref       int       `json:"ref,omitempty"`
+	Min       int       `json:"min,omitempty"`
+	Max       int       `json:"max,omitempty"`
+	MaxTries  int       `json:"max_tries,omitempty"`
+	Tries     int       `json:"tries,omitempty"` // 0: max_tries; negative: blocked
+	Finger    FingerRef `json:"finger"`
 }
 
 type imageKeys struct {
@@ -129,6 +145,16 @@ func (img image) config(baseDir string) (Config, error) {
 	if cfg.Files, err = cardsim.LoadAppletFiles(img.Files, baseDir); err != nil {
 		return Config{}, err
 	}
+	if b := img.Biometric; b != nil {
+		ref, err := hexField("biometric.reference", b.Reference)
+		if err != nil {
+			return Config{}, err
+		}
+		if b.Ref < 0 || b.Ref > 255 {
+			return Config{}, errors.New("biometric.ref: want 0..255")
+		}
+		cfg.Bio = &BioConfig{Reference: ref, Ref: byte(b.Ref), MinN: b.Min, MaxN: b.Max, MaxTries: b.MaxTries, Tries: b.Tries, Finger: b.Finger}
+	}
 	return cfg, nil
 }
 
@@ -141,6 +167,10 @@ func Image(kind string, cfg Config, comment string, external map[uint16]string) 
 	}
 	img := image{Type: kind, Name: cfg.Name, ATR: spaced(cfg.ATR), MaxResponse: cfg.MaxResponse,
 		Keys: imageKeys{Enc: hex.EncodeToString(cfg.Keys.Enc), MAC: hex.EncodeToString(cfg.Keys.MAC)}}
+	if b := cfg.Bio; b != nil {
+		img.Biometric = &imageBio{Reference: hex.EncodeToString(b.Reference), Ref: int(b.Ref), Min: b.MinN, Max: b.MaxN,
+			MaxTries: b.MaxTries, Tries: b.Tries, Finger: b.Finger}
+	}
 	if comment != "" {
 		img.Comment, _ = json.Marshal(comment)
 	}

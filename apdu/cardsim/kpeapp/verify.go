@@ -86,6 +86,12 @@ func (a *Applet) Finger() (FingerRef, bool) {
 	return a.bio.cfg.Finger, true
 }
 
+// SyntheticFinger implements cardsim.FingerHolder.
+func (a *Applet) SyntheticFinger() (seed uint64, id, code int, ok bool) {
+	f, ok := a.Finger()
+	return f.Seed, f.ID, f.Code, ok
+}
+
 // LastVerifyForm is "7F2E", "bare" or "" (for tests of the logging).
 func (a *Applet) LastVerifyForm() string {
 	if a.bio == nil {

@@ -32,6 +32,8 @@ import (
 	"kpe-agent/apdu/cardsim/samapp"
 	"kpe-agent/apdu/kpe"
 	"kpe-agent/apdu/ktpel"
+	"kpe-agent/biometric"
+	"kpe-agent/biometric/synth"
 )
 
 // Spec describes a class set.
@@ -83,8 +85,9 @@ type CardSpec struct {
 	Family     *kpe.Family     `json:"family,omitempty"`
 	Benefits   *kpe.Benefits   `json:"benefits,omitempty"`
 	Biodata    *ktpel.Biodata  `json:"biodata,omitempty"`
-	Fingers    []int           `json:"fingers,omitempty"` // KTP-el: the two finger codes
-	AID        string          `json:"aid,omitempty"`     // unknown card: its application
+	Fingers    []int           `json:"fingers,omitempty"`   // KTP-el: the two finger codes
+	AID        string          `json:"aid,omitempty"`       // unknown card: its application
+	BioTries   int             `json:"bio_tries,omitempty"` // KPE: fingerprint retry counter (negative: blocked)
 }
 
 // Manifest is what Generate writes as lab.json: where the trust lists and
@@ -252,9 +255,13 @@ func personalise(cs CardSpec, ss SAMSpec, p *pki, kpeMaster, ktpMaster []byte, n
 		if err != nil || len(serial) != 8 || cs.Identity == nil {
 			return nil, nil, errors.New("a KPE needs an 8-byte hex serial and an identity")
 		}
+		bio, bitGroup, err := enrol(serial, cs)
+		if err != nil {
+			return nil, nil, err
+		}
 		prof := kpeapp.Profile{
 			Info:     kpe.CardInfo{Serial: [8]byte(serial), Type: kpe.CardKPE, ProfileVersion: 1, MaxResponse: 256, IssuerID: "BKN"},
-			Identity: *cs.Identity, Photo: Photo(cs.PhotoSeed, 240, 320),
+			Identity: *cs.Identity, Photo: Photo(cs.PhotoSeed, 240, 320), BIT: bitGroup,
 		}
 		if cs.Kind == KindKPETambahan {
 			prof.Info.Type = kpe.CardKPETambahan
@@ -272,7 +279,7 @@ func personalise(cs CardSpec, ss SAMSpec, p *pki, kpeMaster, ktpMaster []byte, n
 		if err != nil {
 			return nil, nil, err
 		}
-		cfg.Name, cfg.ATR = cs.Name, kpeapp.ATRKPE
+		cfg.Name, cfg.ATR, cfg.Bio = cs.Name, kpeapp.ATRKPE, bio
 		if cs.Variant == VariantTampered {
 			tamperKPE(cfg.Files, cs.Tamper)
 		}
@@ -331,6 +338,32 @@ func personalise(cs CardSpec, ss SAMSpec, p *pki, kpeMaster, ktpMaster []byte, n
 		return b, nil, err
 	}
 	return nil, nil, fmt.Errorf("unknown kind %q", cs.Kind)
+}
+
+// FingerSeed is the synthetic-finger seed of the lab's card holders; a
+// card's finger id is its serial's last two bytes.
+const FingerSeed = 2026
+
+// enrol makes the holder's enrolment: a synthetic finger's first
+// impression as the on-card reference, and the BIT (EF 0107) that says
+// what the card compares. BioTries in the spec sets the retry counter.
+func enrol(serial []byte, cs CardSpec) (*kpeapp.BioConfig, []byte, error) {
+	id := int(serial[6])<<8 | int(serial[7])
+	code := 7 // left index
+	rec := synth.NewFinger(FingerSeed, id).Impression(synth.ParamsFor(synth.Easy), FingerSeed, 0, code)
+	c, _, err := biometric.ToCompact(rec)
+	if err != nil {
+		return nil, nil, err
+	}
+	bit := biometric.BIT{Reference: 0x81, Type: 0x08, Subtype: 0x0A, FormatOwner: 0x0101, FormatType: 0x0006,
+		MinMinutiae: 12, MaxMinutiae: 60, Order: biometric.OrderAscending | biometric.OrderXY}
+	biometric.SortMinutiae(c.Views[0].Minutiae, bit.Order)
+	ref, err := biometric.EncodeCompact(c.Minutiae())
+	if err != nil {
+		return nil, nil, err
+	}
+	return &kpeapp.BioConfig{Reference: ref, Ref: 0x81, MinN: 12, MaxN: 60, MaxTries: 5, Tries: cs.BioTries,
+		Finger: kpeapp.FingerRef{Seed: FingerSeed, ID: id, Code: code}}, biometric.EncodeBITGroup([]biometric.BIT{bit}), nil
 }
 
 func describe(cs CardSpec) string {
