@@ -1,9 +1,15 @@
 package cards_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/hex"
+	"io/fs"
+	"log/slog"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -201,4 +207,101 @@ func TestIntegrationMatchOnCard(t *testing.T) {
 	_, err = cards.VerifyOnCard(ctx, r.Channel, r.KPE.BIT, capture(cardsim.FingerGenuine), cards.FingerOptions{})
 	require.ErrorIs(t, err, cards.ErrFingerBlocked)
 	require.ErrorContains(t, err, "issuing office")
+}
+
+// Match-off-card for the lab KTP-el through the SAM path, with a debug log
+// and an APDU trace on: the templates never reach the data directory.
+func TestIntegrationMatchOffCardLeavesNoTemplate(t *testing.T) {
+	pcsctest.Require(t)
+	l := loadLab(t)
+	data := t.TempDir()
+	lab := pcsctest.Lab(t)
+	srv := httptest.NewServer(lab.Handler())
+	defer srv.Close()
+	require.NoError(t, lab.Insert(0, l.load(t, "ktpel-siti")))
+	require.NoError(t, lab.Insert(1, l.load(t, "sam")))
+	pcsctest.WaitCard(t, pcsctest.Slot0, true, 5*time.Second)
+	pcsctest.WaitCard(t, pcsctest.Slot1, true, 5*time.Second)
+	logFile, err := os.Create(filepath.Join(data, "agent.log"))
+	require.NoError(t, err)
+	defer logFile.Close()
+	traceFile, err := os.Create(filepath.Join(data, "apdu.trace"))
+	require.NoError(t, err)
+	defer traceFile.Close()
+	log := slog.New(slog.NewJSONHandler(logFile, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	tracer := &apdu.Tracer{W: traceFile}
+
+	tr := pcsc.New(pcsc.Options{Logger: log})
+	defer tr.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	samCard, err := tr.Connect(ctx, pcsctest.Slot1)
+	require.NoError(t, err)
+	defer samCard.Close()
+	s := openLabSAM(t, ctx, apdu.Trace(samCard, tracer), l.m)
+	card, err := tr.Connect(ctx, pcsctest.Slot0)
+	require.NoError(t, err)
+	defer card.Close()
+	require.NoError(t, card.BeginTransaction(ctx))
+	defer card.EndTransaction()
+
+	var needles [][]byte
+	for _, mode := range []string{cardsim.FingerGenuine, cardsim.FingerImpostor} {
+		r, err := cards.Read(ctx, tracedCard{card, apdu.Trace(card, tracer)}, s, l.o)
+		require.NoError(t, err)
+		require.Equal(t, "genuine", r.Verdict)
+		require.Len(t, r.KTPel.Fingerprints, 2)
+		for _, f := range r.KTPel.Fingerprints {
+			tmpl := append([]byte(nil), f.Template...)
+			for off := 28; off+12 <= len(tmpl); off += 60 {
+				w := tmpl[off : off+12]
+				needles = append(needles, w, []byte(hex.EncodeToString(w)), []byte(strings.ToUpper(hex.EncodeToString(w))))
+			}
+		}
+		require.NoError(t, lab.PlaceFinger(0, mode))
+		capture, err := sensor.Lab{Control: srv.URL, Slot: 0}.Capture(ctx)
+		require.NoError(t, err)
+		out, err := cards.MatchOffCard(r.KTPel, capture)
+		require.NoError(t, err)
+		// What a careless log line would write: all of it must be redacted.
+		log.Debug("match off card", "result", r, "ktpel", r.KTPel, "capture", capture, "outcome", out)
+		if mode == cardsim.FingerGenuine {
+			require.True(t, out.Match, "the holder's finger matches a chip template")
+			require.Equal(t, 2, out.Finger)
+		} else {
+			require.False(t, out.Match, "another person's finger does not")
+		}
+		for _, f := range r.KTPel.Fingerprints {
+			require.Empty(t, f.Template, "chip templates are wiped after the comparison")
+		}
+		capture.Wipe()
+	}
+	require.NoError(t, logFile.Sync())
+	require.NoError(t, traceFile.Sync())
+	files := 0
+	require.NoError(t, filepath.WalkDir(data, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		files++
+		require.NotEmpty(t, b, path)
+		for _, n := range needles {
+			require.False(t, bytes.Contains(b, n), "%s holds template bytes", path)
+		}
+		return nil
+	}))
+	require.Equal(t, 2, files)
+}
+
+type tracedCard struct {
+	apdu.Card
+	t apdu.Transmitter
+}
+
+func (c tracedCard) Transmit(ctx context.Context, cmd []byte) ([]byte, error) {
+	return c.t.Transmit(ctx, cmd)
 }

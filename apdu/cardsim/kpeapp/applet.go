@@ -44,6 +44,10 @@ type Config struct {
 	Rand        io.Reader
 	// Bio enables on-card comparison (VERIFY); nil: no biometric.
 	Bio *BioConfig
+	// HolderFinger is the holder's synthetic finger on a card without
+	// on-card comparison (KTP-el: the templates are read and compared off
+	// the card); the lab sensor uses it.
+	HolderFinger *FingerRef
 }
 
 // Applet implements cardsim.Card.

@@ -42,6 +42,7 @@ type image struct {
 	Plain       []string             `json:"plain,omitempty"`
 	Files       []cardsim.AppletFile `json:"files"`
 	Biometric   *imageBio            `json:"biometric,omitempty"`
+	Finger      *FingerRef           `json:"finger,omitempty"` // ktpel: the holder's synthetic finger (lab sensor)
 }
 
 // imageBio is the on-card comparison of a kpe image: the enrolled finger
@@ -155,6 +156,7 @@ func (img image) config(baseDir string) (Config, error) {
 		}
 		cfg.Bio = &BioConfig{Reference: ref, Ref: byte(b.Ref), MinN: b.Min, MaxN: b.Max, MaxTries: b.MaxTries, Tries: b.Tries, Finger: b.Finger}
 	}
+	cfg.HolderFinger = img.Finger
 	return cfg, nil
 }
 
@@ -179,6 +181,7 @@ func Image(kind string, cfg Config, comment string, external map[uint16]string) 
 	}
 	if kind == "ktpel" {
 		img.UID = spaced(cfg.UID)
+		img.Finger = cfg.HolderFinger
 	}
 	fids := make([]int, 0, len(cfg.Files))
 	for fid := range cfg.Files {

@@ -80,10 +80,13 @@ func newBioState(c *BioConfig) (*bioState, error) {
 // Finger reports which synthetic finger the card holds (for the lab
 // sensor), if any.
 func (a *Applet) Finger() (FingerRef, bool) {
-	if a.bio == nil {
-		return FingerRef{}, false
+	switch {
+	case a.bio != nil:
+		return a.bio.cfg.Finger, true
+	case a.cfg.HolderFinger != nil:
+		return *a.cfg.HolderFinger, true
 	}
-	return a.bio.cfg.Finger, true
+	return FingerRef{}, false
 }
 
 // SyntheticFinger implements cardsim.FingerHolder.

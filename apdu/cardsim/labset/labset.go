@@ -293,14 +293,23 @@ func personalise(cs CardSpec, ss SAMSpec, p *pki, kpeMaster, ktpMaster []byte, n
 		}
 		prof := kpeapp.KTPProfile{UID: uid, Header: ktpel.Header{ChipSerial: uid[len(uid)-4:], Version: 1},
 			Biodata: *cs.Biodata, Photo: Photo(cs.PhotoSeed, 240, 320), Signature: Photo(cs.PhotoSeed+1000, 160, 60)}
+		// Two fingers of the holder, enrolled from synthetic fingers whose
+		// ids derive from the UID (the lab sensor presents the first).
+		base := 50000 + int(uid[len(uid)-2])<<8 | int(uid[len(uid)-1])
 		for i, f := range cs.Fingers {
-			prof.Fingerprints[i] = ktpel.Fingerprint{Finger: f, Template: FMR(cs.PhotoSeed*10+i, 38+i*5)}
+			rec := synth.NewFinger(FingerSeed, base+i).Impression(synth.ParamsFor(synth.Easy), FingerSeed, 0, f)
+			tmpl, err := rec.Encode()
+			if err != nil {
+				return nil, nil, err
+			}
+			prof.Fingerprints[i] = ktpel.Fingerprint{Finger: f, Template: tmpl}
 		}
 		cfg, err := kpeapp.PersonaliseKTPel(prof, keyMaster, signer.key, signer.cert)
 		if err != nil {
 			return nil, nil, err
 		}
 		cfg.Name = cs.Name
+		cfg.HolderFinger = &kpeapp.FingerRef{Seed: FingerSeed, ID: base, Code: cs.Fingers[0]}
 		if cs.Variant == VariantTampered {
 			cfg.Files[ktpel.FIDBiodata] = bytes.Replace(cfg.Files[ktpel.FIDBiodata], []byte(cs.Biodata.Name), []byte(reverse(cs.Biodata.Name)), 1)
 		}
@@ -436,25 +445,6 @@ func Photo(seed, w, h int) []byte {
 }
 
 func clamp(v int) uint8 { return uint8(max(0, min(255, v))) }
-
-// FMR returns a structurally valid ISO/IEC 19794-2:2005 finger minutiae
-// record with n synthetic minutiae (one view; 500 dpi = 197 px/cm).
-func FMR(seed, n int) []byte {
-	r := cardsim.PatternBytes(6*n, seed)
-	body := []byte{0x00, 0x00, 0x01, 0x00, 0x01, 0x68, 0x00, 0xC5, 0x00, 0xC5, 0x01, 0x00} // equipment, 256x360, 197x197 px/cm, 1 view, reserved
-	body = append(body, 0x01, 0x00, 60, byte(n))                                           // finger, view/impression, quality, minutiae
-	for i := 0; i < n; i++ {
-		x := 10 + int(r[6*i])%236
-		y := 10 + int(r[6*i+1])%340
-		typ := 1 + int(r[6*i+2]&1)
-		body = append(body, byte(typ<<6|x>>8), byte(x), byte(y>>8), byte(y), r[6*i+3], 40+r[6*i+4]%60)
-	}
-	body = append(body, 0x00, 0x00) // no extended data
-	total := 12 + len(body)
-	hdr := append([]byte("FMR\x00 20\x00"), byte(total>>24), byte(total>>16), byte(total>>8), byte(total))
-	return append(hdr, body...)
-}
-
 // LoadManifest reads dir/lab.json.
 func LoadManifest(dir string) (*Manifest, error) {
 	b, err := os.ReadFile(filepath.Join(dir, "lab.json"))
