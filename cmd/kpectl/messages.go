@@ -25,6 +25,9 @@ type messages struct {
 	CheckCard, CheckData, CheckIDs string
 	OK, Failed, Holder, PhotoSaved string
 	NoSAM, PhotoKTPel              string
+	// Fingerprint.
+	Finger, PlaceFinger, FingerMatch, FingerNoMatch, FingerNoMatchTries string
+	FingerPlaceAgain, FingerLastTry, FingerBlocked, FingerError         string
 }
 
 var catalogue = map[string]messages{
@@ -69,6 +72,11 @@ var catalogue = map[string]messages{
 		OK: "ya", Failed: "TIDAK", Holder: "pemegang", PhotoSaved: "foto disimpan ke",
 		NoSAM:      "Tidak ada SAM di pembaca mana pun. Pasang SAM di pembaca kedua.",
 		PhotoKTPel: "Foto KTP-el tidak boleh disimpan ke disk (data kependudukan).",
+		Finger:     "sidik jari", PlaceFinger: "Letakkan jari pada pemindai…",
+		FingerMatch: "COCOK", FingerNoMatch: "TIDAK COCOK", FingerNoMatchTries: "TIDAK COCOK (sisa percobaan pada kartu: %d)",
+		FingerPlaceAgain: "letakkan jari kembali", FingerLastTry: "tinggal satu percobaan di kartu: minta konfirmasi petugas (-confirm-last-try)",
+		FingerBlocked: "verifikasi sidik jari pada kartu terblokir: pemegang kartu harus ke kantor penerbit",
+		FingerError:   "pemindai sidik jari bermasalah",
 	},
 	"en": {
 		UnknownCommand: "unknown command",
@@ -111,6 +119,11 @@ var catalogue = map[string]messages{
 		OK: "yes", Failed: "NO", Holder: "holder", PhotoSaved: "photo saved to",
 		NoSAM:      "No SAM in any reader. Put the SAM in the second reader.",
 		PhotoKTPel: "A KTP-el photo must not be saved to disk (population data).",
+		Finger:     "fingerprint", PlaceFinger: "Place the finger on the sensor…",
+		FingerMatch: "MATCH", FingerNoMatch: "NO MATCH", FingerNoMatchTries: "NO MATCH (tries left on the card: %d)",
+		FingerPlaceAgain: "place your finger again", FingerLastTry: "only one try left on the card: the clerk must confirm (-confirm-last-try)",
+		FingerBlocked: "the card's fingerprint verification is blocked: the holder must go to the issuing office",
+		FingerError:   "fingerprint sensor problem",
 	},
 }
 

@@ -19,6 +19,8 @@ import (
 	"kpe-agent/apdu/cardsim/labset"
 	"kpe-agent/apdu/pcsc"
 	"kpe-agent/apdu/sam"
+	"kpe-agent/biometric"
+	"kpe-agent/biometric/sensor"
 )
 
 // read: kpectl read [-r READER] [-sam READER] [-json] [-photo FILE] ...
@@ -41,6 +43,9 @@ func (c *cli) read(ctx context.Context, args []string) error {
 	lab := fs.String("lab", "", "card lab directory (lab.json): trust lists and SAM secrets of a lab set; never for real cards")
 	timeout := fs.Duration("timeout", 30*time.Second, "deadline for the whole read")
 	traceFile := fs.String("trace", "", "append an APDU trace of card and SAM (personal data redacted) to this file")
+	fingerLab := fs.String("finger-lab", "", "verify the holder's fingerprint with the card lab's sensor at this control URL (slot of the card reader)")
+	fingerCmd := fs.String("finger-cmd", "", "verify the holder's fingerprint with this capture program (vendor SDK; see docs/fingerprint-sensors.md)")
+	confirmLast := fs.Bool("confirm-last-try", false, "allow the card's last fingerprint try")
 	logFile := fs.String("log", "", "append a debug log (JSON lines) to this file")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -168,13 +173,84 @@ func (c *cli) read(ctx context.Context, args []string) error {
 		}
 	}
 	v := r.View(c.lang)
+	var finger *fingerView
+	if (*fingerLab != "" || *fingerCmd != "") && r.Checks.CardAuthentic.OK && (r.KPE != nil || r.KTPel != nil) {
+		finger = c.verifyFinger(ctx, r, card.Reader(), *fingerLab, *fingerCmd, *confirmLast)
+	}
 	if *asJSON {
+		if finger != nil {
+			enc := json.NewEncoder(c.out)
+			enc.SetIndent("", "  ")
+			return enc.Encode(struct {
+				cards.View
+				Fingerprint *fingerView `json:"fingerprint"`
+			}{v, finger})
+		}
 		enc := json.NewEncoder(c.out)
 		enc.SetIndent("", "  ")
 		return enc.Encode(v)
 	}
 	c.printView(card.Reader(), v, *photo)
+	if finger != nil {
+		fmt.Fprintf(c.out, "  %s: %s\n", c.msg.Finger, finger.Message)
+	}
 	return nil
+}
+
+// fingerView is the fingerprint outcome shown to the clerk: no template,
+// no score.
+type fingerView struct {
+	Result    string `json:"result"` // match, no-match, place-again, last-try, blocked, error
+	TriesLeft int    `json:"tries_left,omitempty"`
+	Finger    int    `json:"finger,omitempty"`
+	Message   string `json:"message"`
+}
+
+func (c *cli) verifyFinger(ctx context.Context, r *cards.Result, reader, labURL, command string, confirm bool) *fingerView {
+	var s sensor.Sensor = sensor.External{Command: strings.Fields(command)}
+	if labURL != "" {
+		slot := 0
+		if n := len(reader); n > 0 && reader[n-1] >= '0' && reader[n-1] <= '9' {
+			slot = int(reader[n-1] - '0') // lab readers are "Virtual PCD 00 0n"
+		}
+		s = sensor.Lab{Control: labURL, Slot: slot}
+	}
+	fmt.Fprintln(c.errOut, c.msg.PlaceFinger)
+	capture, err := s.Capture(ctx)
+	if err != nil {
+		return c.fingerError(err, 0)
+	}
+	defer capture.Wipe()
+	if r.KTPel != nil {
+		out, err := cards.MatchOffCard(r.KTPel, capture)
+		if err != nil {
+			return c.fingerError(err, 0)
+		}
+		if out.Match {
+			return &fingerView{Result: "match", Finger: out.Finger, Message: c.msg.FingerMatch}
+		}
+		return &fingerView{Result: "no-match", Message: c.msg.FingerNoMatch}
+	}
+	out, err := cards.VerifyOnCard(ctx, r.Channel, r.KPE.BIT, capture, cards.FingerOptions{ConfirmLastTry: confirm})
+	if err != nil {
+		return c.fingerError(err, out.TriesLeft)
+	}
+	if out.Match {
+		return &fingerView{Result: "match", Message: c.msg.FingerMatch}
+	}
+	return &fingerView{Result: "no-match", TriesLeft: out.TriesLeft, Message: fmt.Sprintf(c.msg.FingerNoMatchTries, out.TriesLeft)}
+}
+
+func (c *cli) fingerError(err error, tries int) *fingerView {
+	switch {
+	case errors.Is(err, biometric.ErrPlaceAgain), errors.Is(err, sensor.ErrNoFinger), errors.Is(err, sensor.ErrTimeout):
+		return &fingerView{Result: "place-again", Message: c.msg.FingerPlaceAgain}
+	case errors.Is(err, cards.ErrLastTry):
+		return &fingerView{Result: "last-try", TriesLeft: tries, Message: c.msg.FingerLastTry}
+	case errors.Is(err, cards.ErrFingerBlocked):
+		return &fingerView{Result: "blocked", Message: c.msg.FingerBlocked}
+	}
+	return &fingerView{Result: "error", Message: c.msg.FingerError + " (" + err.Error() + ")"}
 }
 
 func (c *cli) printView(reader string, v cards.View, photo string) {

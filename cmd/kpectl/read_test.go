@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io/fs"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,10 +19,26 @@ import (
 	"kpe-agent/apdu/pcsc/pcsctest"
 )
 
+var (
+	sensorLab *cardsim.Lab
+	sensorURL string
+)
+
+// insertLabWithSensor is insertLab with the lab's control channel served,
+// for the lab sensor.
+func insertLabWithSensor(t *testing.T, slot0 string) string {
+	dir := insertLab(t, slot0)
+	srv := httptest.NewServer(sensorLab.Handler())
+	t.Cleanup(srv.Close)
+	sensorURL = srv.URL
+	return dir
+}
+
 func insertLab(t *testing.T, slot0 string) string {
 	t.Setenv("KPE_CARDSIM_STATE_DIR", t.TempDir())
 	dir := pcsctest.RepoPath("testdata/cards/lab")
 	lab := pcsctest.Lab(t)
+	sensorLab = lab
 	for slot, name := range []string{slot0, "sam"} {
 		c, err := cardsim.LoadCard(filepath.Join(dir, "cards", name+".json"))
 		require.NoError(t, err)
@@ -138,4 +155,21 @@ func TestIntegrationKTPelLeavesNoTrace(t *testing.T) {
 		return nil
 	}))
 	require.GreaterOrEqual(t, files, 3)
+}
+
+// kpectl read -finger-lab: the clerk's fingerprint check after the read,
+// with the lab's sensor: genuine, impostor, poor capture.
+func TestIntegrationReadFinger(t *testing.T) {
+	pcsctest.Require(t)
+	dir := insertLabWithSensor(t, "kpe-budi")
+	for mode, want := range map[string]string{"genuine": "COCOK", "impostor": "TIDAK COCOK (sisa percobaan pada kartu: 4)", "poor": "letakkan jari kembali"} {
+		require.NoError(t, sensorLab.PlaceFinger(0, mode))
+		out, errOut, code := runCLI(t, "", "read", "-lab", dir, "-finger-lab", sensorURL)
+		require.Equal(t, 0, code, errOut)
+		require.Contains(t, out, "sidik jari: "+want, mode)
+	}
+	require.NoError(t, sensorLab.PlaceFinger(0, "genuine"))
+	out, errOut, code := runCLI(t, "", "-lang", "en", "read", "-json", "-lab", dir, "-finger-lab", sensorURL)
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, `"result": "match"`)
 }
