@@ -445,6 +445,7 @@ func Photo(seed, w, h int) []byte {
 }
 
 func clamp(v int) uint8 { return uint8(max(0, min(255, v))) }
+
 // LoadManifest reads dir/lab.json.
 func LoadManifest(dir string) (*Manifest, error) {
 	b, err := os.ReadFile(filepath.Join(dir, "lab.json"))
