@@ -47,7 +47,8 @@ const (
 	pairTolSlope   = 0.06 // mm per mm from it
 	pairTolMax     = 1.2
 	angleTol       = 0.40 // rad
-	minLoosePairs  = 4
+	minLoosePairs  = 6
+	looseRadius    = 6.0  // mm: the first pass looks only around the anchor
 	voteAngle      = 0.35 // rad: candidates agree on the rotation
 	voteDist       = 1.5  // mm: and on where they put each other
 	consolidations = 4    // alignments consolidated per comparison
@@ -57,7 +58,7 @@ const (
 // Threshold is the decision threshold of Compare's score. It is set from
 // the synthetic hard set at a false match rate of 1e-4 (see
 // docs/fingerprint-matching.md, regenerate with `kpectl bio bench`).
-const Threshold = 0.116
+const Threshold = 0.117
 
 type desc [descWords]uint64
 
@@ -325,7 +326,7 @@ func (t *transform) apply(x, y float32) (float32, float32) {
 // pairUp pairs b's minutiae with a's under t, one to one, best first.
 // A pair is accepted within tol0 + slope·(distance from (cx, cy)) (capped
 // at tolMax) and angTol. It returns the pairs used, sorted by error.
-func pairUp(a, b *Prepared, t *transform, cx, cy, tol0, slope, tolMax, angTol float32, pairs *[512]cp, tx, ty *[maxMinutiae]float32) []cp {
+func pairUp(a, b *Prepared, t *transform, cx, cy, tol0, slope, tolMax, angTol, radius float32, pairs *[512]cp, tx, ty *[maxMinutiae]float32) []cp {
 	nbn := min(b.Len(), maxMinutiae)
 	np := 0
 	g := &a.grid
@@ -333,6 +334,12 @@ func pairUp(a, b *Prepared, t *transform, cx, cy, tol0, slope, tolMax, angTol fl
 	for j := 0; j < nbn; j++ {
 		x, y := t.apply(b.x[j], b.y[j])
 		tx[j], ty[j] = x, y
+		if radius > 0 {
+			// only b's minutiae around the anchor (t's origin)
+			if dx, dy := b.x[j]-t.ox, b.y[j]-t.oy; dx*dx+dy*dy > radius*radius {
+				continue
+			}
+		}
 		gcx := int((x - g.x0) / gridCell)
 		gcy := int((y - g.y0) / gridCell)
 		if x < g.x0-tolMax || y < g.y0-tolMax || gcx > g.nx+reach || gcy > g.ny+reach {
@@ -417,18 +424,18 @@ func consolidate(a, b *Prepared, p lpair) (Result, []cp) {
 	t := transform{c: float32(cos), s: float32(sin), rot: rot, ox: b.x[p.j], oy: b.y[p.j], tx: a.x[p.i], ty: a.y[p.i]}
 	var pairs [512]cp
 	var tx, ty [maxMinutiae]float32
-	ps := pairUp(a, b, &t, a.x[p.i], a.y[p.i], looseTol0, looseSlope, looseMax, looseAngle, &pairs, &tx, &ty)
+	ps := pairUp(a, b, &t, a.x[p.i], a.y[p.i], looseTol0, looseSlope, looseMax, looseAngle, looseRadius, &pairs, &tx, &ty)
 	if len(ps) < minLoosePairs {
 		return Result{}, nil // no support around the anchor: a chance pair
 	}
 	{
 		t = fit(a, b, ps)
 		// the refit's rotation replaces the anchor's noisy direction
-		ps = pairUp(a, b, &t, t.tx, t.ty, pairTol0, pairTolSlope, pairTolMax, angleTol, &pairs, &tx, &ty)
+		ps = pairUp(a, b, &t, t.tx, t.ty, pairTol0, pairTolSlope, pairTolMax, angleTol, 0, &pairs, &tx, &ty)
 		if len(ps) >= 3 {
 			// once more on the larger, better set of pairs
 			t = fit(a, b, ps)
-			ps = pairUp(a, b, &t, t.tx, t.ty, pairTol0, pairTolSlope, pairTolMax, angleTol, &pairs, &tx, &ty)
+			ps = pairUp(a, b, &t, t.tx, t.ty, pairTol0, pairTolSlope, pairTolMax, angleTol, 0, &pairs, &tx, &ty)
 		}
 	}
 	m := len(ps)
