@@ -17,12 +17,15 @@ import (
 //     missing or spurious neighbour flips only its own few bits, and two
 //     descriptors compare with AND and popcount.
 //  2. Global consolidation. The best local pairs each propose an alignment
-//     (rotation and translation). Under each, minutiae are paired one to one
-//     when close in position and direction; the tolerance grows with the
-//     distance from the anchor, which absorbs elastic distortion. The
-//     best alignment's pairs give the score, normalised by the minutiae in
-//     the overlapping area, so a partial capture is not punished for what
-//     it could not see.
+//     (rotation and translation) and vote for each other's; the best
+//     supported alignments are tried. Minutiae near the anchor are paired
+//     loosely, the alignment is refitted by least squares on those pairs,
+//     and all minutiae are paired one to one when close in position and
+//     direction; the tolerance grows with the distance from the pairs'
+//     centre, which absorbs elastic distortion. The best alignment's pairs,
+//     each weighted by how well the two neighbourhoods agree, give the
+//     score, normalised by the minutiae in the overlapping area, so a
+//     partial capture is not punished for what it could not see.
 //
 // The score is in [0, 1]; Threshold is the decision threshold calibrated
 // on the synthetic hard set (docs/fingerprint-matching.md). Everything is
@@ -296,7 +299,7 @@ func CompareAt(a, b *Prepared, threshold float64) Result {
 			break
 		}
 		done[bi] = true
-		r, _ := consolidate(a, b, top[bi])
+		r := consolidate(a, b, top[bi])
 		if r.Score > best.Score {
 			best = r
 		}
@@ -418,7 +421,7 @@ func fit(a, b *Prepared, ps []cp) transform {
 // anchor with a loose tolerance, refits the alignment on those pairs
 // (least squares), and pairs everything again with the tolerance that
 // absorbs elastic distortion.
-func consolidate(a, b *Prepared, p lpair) (Result, []cp) {
+func consolidate(a, b *Prepared, p lpair) Result {
 	rot := angDiff(a.t[p.i], b.t[p.j])
 	sin, cos := math.Sincos(float64(rot))
 	t := transform{c: float32(cos), s: float32(sin), rot: rot, ox: b.x[p.j], oy: b.y[p.j], tx: a.x[p.i], ty: a.y[p.i]}
@@ -426,7 +429,7 @@ func consolidate(a, b *Prepared, p lpair) (Result, []cp) {
 	var tx, ty [maxMinutiae]float32
 	ps := pairUp(a, b, &t, a.x[p.i], a.y[p.i], looseTol0, looseSlope, looseMax, looseAngle, looseRadius, &pairs, &tx, &ty)
 	if len(ps) < minLoosePairs {
-		return Result{}, nil // no support around the anchor: a chance pair
+		return Result{} // no support around the anchor: a chance pair
 	}
 	{
 		t = fit(a, b, ps)
@@ -468,7 +471,7 @@ func consolidate(a, b *Prepared, p lpair) (Result, []cp) {
 	}
 	fa, fb := float64(max(oa, minOverlap, m)), float64(max(ob, minOverlap, m))
 	score := float64(quality) * float64(m) / (fa * fb)
-	return Result{Score: math.Min(score, 1), Paired: m, OverlapA: oa, OverlapB: ob}, ps
+	return Result{Score: math.Min(score, 1), Paired: m, OverlapA: oa, OverlapB: ob}
 }
 
 // gridCell is the cell size of a template's grid: the largest pairing

@@ -90,3 +90,12 @@ func TestEvaluate(t *testing.T) {
 	// genuine 0.05 on the wrong side).
 	require.InDelta(t, 0.2, m.EER, 0.001)
 }
+
+// The comparison itself allocates nothing (the on-card budget): only
+// Prepare does.
+func TestCompareAllocatesNothing(t *testing.T) {
+	fg := synth.NewFinger(3, 2)
+	a := prepared(t, fg.Impression(synth.ParamsFor(synth.Hard), 1, 0, 2))
+	b := prepared(t, fg.Impression(synth.ParamsFor(synth.Hard), 1, 1, 2))
+	require.Zero(t, testing.AllocsPerRun(20, func() { biometric.Compare(a, b) }))
+}
