@@ -54,14 +54,17 @@ const (
 	looseRadius    = 6.0  // mm: the first pass looks only around the anchor
 	voteAngle      = 0.35 // rad: candidates agree on the rotation
 	voteDist       = 1.5  // mm: and on where they put each other
-	consolidations = 4    // alignments consolidated per comparison
+	consolidations = 8    // alignments consolidated per comparison
+	growRadius     = 5.0  // mm: paired neighbours that predict a minutia's distortion
+	growTol        = 0.6  // mm: tolerance after that correction
+	refits         = 1    // least-squares refits after the first pass
 	minOverlap     = 18
 )
 
 // Threshold is the decision threshold of Compare's score. It is set from
 // the synthetic hard set at a false match rate of 1e-4 (see
 // docs/fingerprint-matching.md, regenerate with `kpectl bio bench`).
-const Threshold = 0.117
+const Threshold = 0.111
 
 type desc [descWords]uint64
 
@@ -435,11 +438,14 @@ func consolidate(a, b *Prepared, p lpair) Result {
 		t = fit(a, b, ps)
 		// the refit's rotation replaces the anchor's noisy direction
 		ps = pairUp(a, b, &t, t.tx, t.ty, pairTol0, pairTolSlope, pairTolMax, angleTol, 0, &pairs, &tx, &ty)
-		if len(ps) >= 3 {
+		if refits > 1 && len(ps) >= 3 {
 			// once more on the larger, better set of pairs
 			t = fit(a, b, ps)
 			ps = pairUp(a, b, &t, t.tx, t.ty, pairTol0, pairTolSlope, pairTolMax, angleTol, 0, &pairs, &tx, &ty)
 		}
+	}
+	if len(ps) >= 3 {
+		ps = grow(a, b, ps, t.rot, &pairs, &tx, &ty)
 	}
 	m := len(ps)
 	// Each pair counts by how well its two neighbourhoods agree: chance
@@ -472,6 +478,92 @@ func consolidate(a, b *Prepared, p lpair) Result {
 	fa, fb := float64(max(oa, minOverlap, m)), float64(max(ob, minOverlap, m))
 	score := float64(quality) * float64(m) / (fa * fb)
 	return Result{Score: math.Min(score, 1), Paired: m, OverlapA: oa, OverlapB: ob}
+}
+
+// grow follows elastic distortion: a rigid alignment leaves residuals
+// that vary smoothly over a genuine finger, so each unpaired minutia of b
+// is moved by the mean residual of its nearest paired neighbours and paired
+// with a tight tolerance. An impostor's residuals are noise, and so are
+// its predictions. ps lives in pairs; the result does too.
+func grow(a, b *Prepared, ps []cp, rot float32, pairs *[512]cp, tx, ty *[maxMinutiae]float32) []cp {
+	var usedA, usedB [maxMinutiae]bool
+	for _, q := range ps {
+		usedA[q.i], usedB[q.j] = true, true
+	}
+	n0 := len(ps)
+	g := &a.grid
+	nbn := min(b.Len(), maxMinutiae)
+	for j := 0; j < nbn; j++ {
+		if usedB[j] {
+			continue
+		}
+		// the 3 nearest paired minutiae of b (in aligned coordinates)
+		var bestD [3]float32
+		var bestK [3]int
+		nb := 0
+		for k := 0; k < n0; k++ {
+			q := ps[k]
+			dx, dy := tx[q.j]-tx[j], ty[q.j]-ty[j]
+			d := dx*dx + dy*dy
+			if d > growRadius*growRadius {
+				continue
+			}
+			pos := min(nb, 3)
+			for pos > 0 && bestD[pos-1] > d {
+				if pos < 3 {
+					bestD[pos], bestK[pos] = bestD[pos-1], bestK[pos-1]
+				}
+				pos--
+			}
+			if pos < 3 {
+				bestD[pos], bestK[pos] = d, k
+				if nb < 3 {
+					nb++
+				}
+			}
+		}
+		if nb < 2 {
+			continue
+		}
+		var rx, ry float32
+		for k := 0; k < nb; k++ {
+			q := ps[bestK[k]]
+			rx += a.x[q.i] - tx[q.j]
+			ry += a.y[q.i] - ty[q.j]
+		}
+		x, y := tx[j]+rx/float32(nb), ty[j]+ry/float32(nb)
+		gcx, gcy := int((x-g.x0)/gridCell), int((y-g.y0)/gridCell)
+		best, bi := float32(math.MaxFloat32), -1
+		for gy := max(gcy-1, 0); gy <= min(gcy+1, g.ny-1); gy++ {
+			for gx := max(gcx-1, 0); gx <= min(gcx+1, g.nx-1); gx++ {
+				cell := gy*g.nx + gx
+				for k := g.start[cell]; k < g.start[cell+1]; k++ {
+					i := int(g.idx[k])
+					if usedA[i] {
+						continue
+					}
+					ex, ey := x-a.x[i], y-a.y[i]
+					d2 := ex*ex + ey*ey
+					if d2 > growTol*growTol {
+						continue
+					}
+					da := abs32(angDiff(a.t[i], b.t[j]+rot))
+					if da > angleTol {
+						continue
+					}
+					e := float32(math.Sqrt(float64(d2)))/growTol + da/angleTol
+					if e < best {
+						best, bi = e, i
+					}
+				}
+			}
+		}
+		if bi >= 0 && len(ps) < len(pairs) {
+			usedA[bi], usedB[j] = true, true
+			ps = append(ps, cp{int16(bi), int16(j), best + 1})
+		}
+	}
+	return ps
 }
 
 // gridCell is the cell size of a template's grid: the largest pairing
