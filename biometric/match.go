@@ -27,6 +27,9 @@ import (
 //     score, normalised by the minutiae in the overlapping area, so a
 //     partial capture is not punished for what it could not see.
 //
+// The search ends early once the score is far above the threshold: no
+// other alignment could change the decision.
+//
 // The score is in [0, 1]; Threshold is the decision threshold calibrated
 // on the synthetic hard set (docs/fingerprint-matching.md). Everything is
 // deterministic: no randomness, stable sorts, fixed iteration order.
@@ -59,6 +62,8 @@ const (
 	growTol        = 0.6  // mm: tolerance after that correction
 	refits         = 1    // least-squares refits after the first pass
 	minOverlap     = 18
+	sureMatch      = 0.25 // a score this high (over twice Threshold) ends the search early
+	minPairs       = 8    // pairs after the refit, before growing: fewer ends the alignment
 )
 
 // Threshold is the decision threshold of Compare's score. It is set from
@@ -248,10 +253,10 @@ func CompareAt(a, b *Prepared, threshold float64) Result {
 			common := bits.OnesCount64(ad[0]&d[0]) + bits.OnesCount64(ad[1]&d[1]) + bits.OnesCount64(ad[2]&d[2]) +
 				bits.OnesCount64(ad[3]&d[3]) + bits.OnesCount64(ad[4]&d[4]) + bits.OnesCount64(ad[5]&d[5]) +
 				bits.OnesCount64(ad[6]&d[6])
-			s := 2 * float32(common) / float32(sum)
-			if s <= 0 || (nTop == candidates && s <= top[nTop-1].s) {
+			if common == 0 || (nTop == candidates && 2*float32(common) <= top[nTop-1].s*float32(sum)) {
 				continue
 			}
+			s := 2 * float32(common) / float32(sum)
 			k := min(nTop, candidates-1)
 			for k > 0 && top[k-1].s < s {
 				if k < candidates {
@@ -306,6 +311,9 @@ func CompareAt(a, b *Prepared, threshold float64) Result {
 		if r.Score > best.Score {
 			best = r
 		}
+		if best.Score >= max(sureMatch, threshold) {
+			break // no other alignment can change the decision
+		}
 	}
 	best.Match = best.Score >= threshold
 	return best
@@ -336,30 +344,34 @@ func pairUp(a, b *Prepared, t *transform, cx, cy, tol0, slope, tolMax, angTol, r
 	nbn := min(b.Len(), maxMinutiae)
 	np := 0
 	g := &a.grid
-	reach := int(math.Ceil(float64(tolMax / gridCell)))
 	for j := 0; j < nbn; j++ {
-		x, y := t.apply(b.x[j], b.y[j])
-		tx[j], ty[j] = x, y
 		if radius > 0 {
-			// only b's minutiae around the anchor (t's origin)
+			// only b's minutiae around the anchor (t's origin); tx and ty
+			// are left unset for the others
 			if dx, dy := b.x[j]-t.ox, b.y[j]-t.oy; dx*dx+dy*dy > radius*radius {
 				continue
 			}
 		}
-		gcx := int((x - g.x0) / gridCell)
-		gcy := int((y - g.y0) / gridCell)
-		if x < g.x0-tolMax || y < g.y0-tolMax || gcx > g.nx+reach || gcy > g.ny+reach {
+		x, y := t.apply(b.x[j], b.y[j])
+		tx[j], ty[j] = x, y
+		// No partner of j can lie farther than tolJ: a's minutiae within
+		// tolMax of (x, y) are at most dc + tolMax from the centre.
+		ux, uy := x-cx, y-cy
+		tolJ := min(tol0+slope*(float32(math.Sqrt(float64(ux*ux+uy*uy)))+tolMax), tolMax)
+		gx0, gx1 := int((x-tolJ-g.x0)/gridCell), int((x+tolJ-g.x0)/gridCell)
+		gy0, gy1 := int((y-tolJ-g.y0)/gridCell), int((y+tolJ-g.y0)/gridCell)
+		if x+tolJ < g.x0 || y+tolJ < g.y0 || gx0 >= g.nx || gy0 >= g.ny {
 			continue
 		}
 		bt := b.t[j] + t.rot
-		for gy := max(gcy-reach, 0); gy <= min(gcy+reach, g.ny-1); gy++ {
-			for gx := max(gcx-reach, 0); gx <= min(gcx+reach, g.nx-1); gx++ {
+		for gy := max(gy0, 0); gy <= min(gy1, g.ny-1); gy++ {
+			for gx := max(gx0, 0); gx <= min(gx1, g.nx-1); gx++ {
 				cell := gy*g.nx + gx
 				for k := g.start[cell]; k < g.start[cell+1]; k++ {
 					i := int(g.idx[k])
 					ex, ey := x-a.x[i], y-a.y[i]
 					d2 := ex*ex + ey*ey
-					if d2 > tolMax*tolMax {
+					if d2 > tolJ*tolJ {
 						continue
 					}
 					rx, ry := a.x[i]-cx, a.y[i]-cy
@@ -444,9 +456,10 @@ func consolidate(a, b *Prepared, p lpair) Result {
 			ps = pairUp(a, b, &t, t.tx, t.ty, pairTol0, pairTolSlope, pairTolMax, angleTol, 0, &pairs, &tx, &ty)
 		}
 	}
-	if len(ps) >= 3 {
-		ps = grow(a, b, ps, t.rot, &pairs, &tx, &ty)
+	if len(ps) < minPairs {
+		return Result{} // too few pairs over the whole overlap
 	}
+	ps = grow(a, b, ps, t.rot, &pairs, &tx, &ty)
 	m := len(ps)
 	// Each pair counts by how well its two neighbourhoods agree: chance
 	// pairs of an impostor rarely share their local structure.
