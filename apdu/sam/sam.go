@@ -162,6 +162,19 @@ func (sig Signature) Verify(pub *ecdsa.PublicKey, digest [32]byte, serial [8]byt
 	return ecdsa.Verify(pub, h[:], sig.R, sig.S)
 }
 
+// FIDCert is the EF holding the terminal certificate (DER).
+const FIDCert uint16 = 0x0201
+
+// Certificate reads the terminal certificate (X.509 DER) whose key signs
+// records. The back office checks it against its CA.
+func (s *SAM) Certificate(ctx context.Context) ([]byte, error) {
+	b, err := s.c.ReadEF(ctx, FIDCert)
+	if err != nil {
+		return nil, fmt.Errorf("sam: read certificate: %w", mapState(err))
+	}
+	return b, nil
+}
+
 // Counter reads the signature counter.
 func (s *SAM) Counter(ctx context.Context) (uint32, error) {
 	b, err := s.c.Send(ctx, apdu.Command{CLA: 0x80, INS: 0x42, Ne: 4})

@@ -1,0 +1,45 @@
+package record_test
+
+import (
+	"bytes"
+	"testing"
+
+	"kpe-agent/sync/record"
+)
+
+// Decode never panics, and what it accepts encodes back to the same bytes
+// (one encoding per record).
+func FuzzDecode(f *testing.F) {
+	f.Add(sealed(f))
+	f.Add([]byte("KPR\x01"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := record.Decode(b)
+		if err != nil {
+			return
+		}
+		again, err := r.Encode()
+		if err != nil {
+			t.Fatalf("decoded record does not encode: %v", err)
+		}
+		if !bytes.Equal(again, b) {
+			t.Fatalf("not canonical:\n in %x\nout %x", b, again)
+		}
+	})
+}
+
+// ParseCode never panics, and an accepted code prints back to an
+// equivalent code.
+func FuzzParseCode(f *testing.F) {
+	f.Add("000G-40R4-0M30-E20A")
+	f.Add("oooo-iiii-llll-0000")
+	f.Fuzz(func(t *testing.T, s string) {
+		c, err := record.ParseCode(s)
+		if err != nil {
+			return
+		}
+		again, err := record.ParseCode(c.String())
+		if err != nil || again != c {
+			t.Fatalf("%q -> %q -> %v %v", s, c, again, err)
+		}
+	})
+}

@@ -1,0 +1,381 @@
+// Package record is the signed authentication record: what the terminal
+// keeps in its outbox and the back office trusts. It defines the record,
+// its canonical encoding (docs/records.md), signing through a Signer (the
+// SAM's SIGN RECORD in production and in the lab) and the printed
+// authentication code.
+//
+// A record holds no fingerprint data, no photo and no KTP-el population
+// data: the subject of a KTP-el record is a keyed hash of the NIK unless the
+// configuration says otherwise.
+package record
+
+import (
+	"crypto/ecdsa"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math/big"
+	"time"
+	"unicode/utf8"
+)
+
+// CardType is the kind of card the record is about.
+type CardType uint8
+
+// Card types.
+const (
+	CardKPE         CardType = 1
+	CardKPETambahan CardType = 2
+	CardKTPel       CardType = 3
+)
+
+func (c CardType) String() string {
+	switch c {
+	case CardKPE:
+		return "kpe"
+	case CardKPETambahan:
+		return "kpe-tambahan"
+	case CardKTPel:
+		return "ktpel"
+	}
+	return fmt.Sprintf("card-type(%d)", uint8(c))
+}
+
+// SubjectKind says what Record.Subject holds.
+type SubjectKind uint8
+
+// Subject kinds.
+const (
+	SubjectNIP     SubjectKind = 1 // the civil servant's 18-digit NIP (KPE, KPE Tambahan: the PNS's)
+	SubjectNIKHash SubjectKind = 2 // HMAC-SHA-256 of the NIK under the institution's key, hex
+	SubjectNIK     SubjectKind = 3 // the NIK itself: only where the configuration allows it
+)
+
+func (k SubjectKind) String() string {
+	switch k {
+	case SubjectNIP:
+		return "nip"
+	case SubjectNIKHash:
+		return "nik-hmac"
+	case SubjectNIK:
+		return "nik"
+	}
+	return fmt.Sprintf("subject-kind(%d)", uint8(k))
+}
+
+// NIKHash is the subject of a KTP-el record by default: HMAC-SHA-256 of the
+// NIK under the institution's key, in hex. The back office, holding the
+// same key, can count and look up uses of a NIK (the semester report)
+// without the terminal ever storing it.
+func NIKHash(key []byte, nik string) string {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(nik))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// Outcome is the result of one check.
+type Outcome uint8
+
+// Outcomes. A skipped check carries the reason it was skipped.
+const (
+	Pass    Outcome = 1
+	Fail    Outcome = 2
+	Skipped Outcome = 3
+)
+
+func (o Outcome) String() string {
+	switch o {
+	case Pass:
+		return "pass"
+	case Fail:
+		return "fail"
+	case Skipped:
+		return "skipped"
+	}
+	return fmt.Sprintf("outcome(%d)", uint8(o))
+}
+
+// Check is one check's outcome with a reason code (lower-case ASCII, e.g.
+// "clone", "group-2-hash", "no-sensor"); never a score or a template.
+type Check struct {
+	Outcome Outcome
+	Reason  string
+}
+
+// ClockQuality says how far the record's time can be trusted.
+type ClockQuality uint8
+
+// Clock qualities.
+const (
+	ClockSynced   ClockQuality = 1 // the system clock is synchronised (NTP)
+	ClockUnsynced ClockQuality = 2 // not known to be synchronised
+	ClockSkewed   ClockQuality = 3 // the back office said the clock is far off
+)
+
+func (c ClockQuality) String() string {
+	switch c {
+	case ClockSynced:
+		return "synced"
+	case ClockUnsynced:
+		return "unsynced"
+	case ClockSkewed:
+		return "skewed"
+	}
+	return fmt.Sprintf("clock(%d)", uint8(c))
+}
+
+// SignerKind says what signed the record.
+type SignerKind uint8
+
+// Signer kinds. A software-signed record says so, and the back office can
+// refuse it.
+const (
+	SignerSAM      SignerKind = 1
+	SignerSoftware SignerKind = 2
+)
+
+func (s SignerKind) String() string {
+	switch s {
+	case SignerSAM:
+		return "sam"
+	case SignerSoftware:
+		return "software"
+	}
+	return fmt.Sprintf("signer(%d)", uint8(s))
+}
+
+// Record is one authentication at a terminal.
+type Record struct {
+	ID         [16]byte
+	TerminalID string
+	SiteID     string
+	OperatorID string
+	Service    string // askes, taspen, bapertarum, kiosk, … (configured)
+
+	CardType   CardType
+	CardSerial []byte // the card's serial (KPE) or UID (KTP-el), at most 16 bytes
+
+	SubjectKind SubjectKind
+	Subject     string
+
+	CardAuth    Check // card authentic (SAM mutual authentication)
+	IssuerSig   Check // data authentic (issuer signature)
+	Identifiers Check // identifiers consistent
+	Fingerprint Check // fingerprint verified
+
+	Time  time.Time // kept to the millisecond, UTC
+	Clock ClockQuality
+
+	Signer    SignerKind
+	SAMSerial [8]byte
+	PrevHash  [32]byte // Hash of this terminal's previous record; zero for the first
+
+	// Set by Seal.
+	Counter   uint32   // the SAM's signature counter
+	Signature [64]byte // ECDSA P-256 r ‖ s over Digest ‖ Counter ‖ SAMSerial
+}
+
+// Errors.
+var (
+	// ErrFormat: an encoding that is not a valid record.
+	ErrFormat = errors.New("record: malformed")
+	// ErrInvalid: a record whose fields break the rules (Validate).
+	ErrInvalid = errors.New("record: invalid")
+	// ErrSignature: the signature does not verify.
+	ErrSignature = errors.New("record: signature does not verify")
+)
+
+// Limits of the text fields, in bytes.
+const (
+	maxID      = 64
+	maxService = 32
+	maxReason  = 64
+	maxSubject = 64
+	maxSerial  = 16
+)
+
+func invalid(field, why string) error { return fmt.Errorf("%w: %s %s", ErrInvalid, field, why) }
+
+func checkText(field, s string, max int, allowEmpty bool) error {
+	if len(s) > max {
+		return invalid(field, fmt.Sprintf("longer than %d bytes", max))
+	}
+	if s == "" && !allowEmpty {
+		return invalid(field, "is empty")
+	}
+	if !utf8.ValidString(s) {
+		return invalid(field, "is not UTF-8")
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			return invalid(field, "holds a control character")
+		}
+	}
+	return nil
+}
+
+func checkCode(field, s string, max int) error {
+	if len(s) > max {
+		return invalid(field, fmt.Sprintf("longer than %d bytes", max))
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return invalid(field, "is not lower-case ASCII letters, digits, - _ .")
+		}
+	}
+	return nil
+}
+
+func (c Check) validate(field string) error {
+	switch c.Outcome {
+	case Pass, Fail, Skipped:
+	default:
+		return invalid(field, "has no outcome")
+	}
+	if c.Outcome != Pass && c.Reason == "" {
+		return invalid(field, "failed or was skipped without a reason")
+	}
+	return checkCode(field+" reason", c.Reason, maxReason)
+}
+
+// Validate checks the fields that Seal and Encode rely on.
+func (r *Record) Validate() error {
+	if r.ID == [16]byte{} {
+		return invalid("id", "is zero")
+	}
+	for _, f := range []struct {
+		name, v string
+	}{{"terminal id", r.TerminalID}, {"site id", r.SiteID}, {"operator id", r.OperatorID}} {
+		if err := checkText(f.name, f.v, maxID, false); err != nil {
+			return err
+		}
+	}
+	if r.Service == "" {
+		return invalid("service", "is empty")
+	}
+	if err := checkCode("service", r.Service, maxService); err != nil {
+		return err
+	}
+	switch r.CardType {
+	case CardKPE, CardKPETambahan, CardKTPel:
+	default:
+		return invalid("card type", "is unknown")
+	}
+	if len(r.CardSerial) == 0 || len(r.CardSerial) > maxSerial {
+		return invalid("card serial", fmt.Sprintf("has %d bytes, want 1 to %d", len(r.CardSerial), maxSerial))
+	}
+	switch r.SubjectKind {
+	case SubjectNIP:
+		if !digits(r.Subject, 18) {
+			return invalid("subject", "is not an 18-digit NIP")
+		}
+	case SubjectNIK:
+		if !digits(r.Subject, 16) {
+			return invalid("subject", "is not a 16-digit NIK")
+		}
+	case SubjectNIKHash:
+		if len(r.Subject) != 64 || !lowerHex(r.Subject) {
+			return invalid("subject", "is not a 64-digit hex NIK hash")
+		}
+	default:
+		return invalid("subject kind", "is unknown")
+	}
+	if r.CardType == CardKTPel && r.SubjectKind == SubjectNIP || r.CardType != CardKTPel && r.SubjectKind != SubjectNIP {
+		return invalid("subject kind", fmt.Sprintf("%s does not go with card type %s", r.SubjectKind, r.CardType))
+	}
+	for _, c := range []struct {
+		name string
+		c    Check
+	}{{"card authentication", r.CardAuth}, {"issuer signature", r.IssuerSig}, {"identifiers", r.Identifiers}, {"fingerprint", r.Fingerprint}} {
+		if err := c.c.validate(c.name); err != nil {
+			return err
+		}
+	}
+	if ms := r.Time.UnixMilli(); ms <= 0 {
+		return invalid("time", "is before 1970")
+	}
+	switch r.Clock {
+	case ClockSynced, ClockUnsynced, ClockSkewed:
+	default:
+		return invalid("clock quality", "is unknown")
+	}
+	switch r.Signer {
+	case SignerSAM, SignerSoftware:
+	default:
+		return invalid("signer", "is unknown")
+	}
+	return nil
+}
+
+func digits(s string, n int) bool {
+	if len(s) != n {
+		return false
+	}
+	for i := 0; i < n; i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+func lowerHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !(s[i] >= '0' && s[i] <= '9' || s[i] >= 'a' && s[i] <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// digestDomain separates record digests from anything else the SAM signs.
+const digestDomain = "KPE-RECORD-V1\x00"
+
+// Digest is what the SAM signs (with its counter and serial): SHA-256 of
+// the domain string and the body (the encoding without counter and
+// signature).
+func (r *Record) Digest() ([32]byte, error) {
+	body, err := r.encode(false)
+	if err != nil {
+		return [32]byte{}, err
+	}
+	return sha256.Sum256(append([]byte(digestDomain), body...)), nil
+}
+
+// Hash identifies a sealed record: SHA-256 of its whole encoding. The next
+// record on the terminal carries it as PrevHash, and the printed code is
+// taken from it.
+func (r *Record) Hash() ([32]byte, error) {
+	b, err := r.Encode()
+	if err != nil {
+		return [32]byte{}, err
+	}
+	return sha256.Sum256(b), nil
+}
+
+// SignedMessage is what the signature covers: digest ‖ counter (4 bytes,
+// big-endian) ‖ SAM serial, hashed with SHA-256 by the signer. This is the
+// SAM's SIGN RECORD construction (docs/card-profiles.md).
+func SignedMessage(digest [32]byte, counter uint32, serial [8]byte) []byte {
+	m := append(digest[:], binary.BigEndian.AppendUint32(nil, counter)...)
+	return append(m, serial[:]...)
+}
+
+// Verify checks the record's signature with the signer's public key.
+func (r *Record) Verify(pub *ecdsa.PublicKey) error {
+	d, err := r.Digest()
+	if err != nil {
+		return err
+	}
+	h := sha256.Sum256(SignedMessage(d, r.Counter, r.SAMSerial))
+	R := new(big.Int).SetBytes(r.Signature[:32])
+	S := new(big.Int).SetBytes(r.Signature[32:])
+	if pub == nil || !ecdsa.Verify(pub, h[:], R, S) {
+		return ErrSignature
+	}
+	return nil
+}
