@@ -110,11 +110,25 @@ func Decode(b []byte) (*Record, error) {
 	if len(b) > MaxEncoded {
 		return nil, &FormatError{0, fmt.Sprintf("%d bytes, more than a record can have", len(b))}
 	}
+	r, n, err := DecodePrefix(b)
+	if err != nil {
+		return nil, err
+	}
+	if n != len(b) {
+		return nil, &FormatError{n, fmt.Sprintf("%d bytes after the signature", len(b)-n)}
+	}
+	return r, nil
+}
+
+// DecodePrefix decodes the record at the start of b and returns the number
+// of bytes it took; what follows is not looked at. Salvage uses it to pick
+// records out of a damaged file.
+func DecodePrefix(b []byte) (*Record, int, error) {
 	if len(b) < 4 || [3]byte(b[:3]) != [3]byte(magic[:3]) {
-		return nil, &FormatError{0, "not a record (magic)"}
+		return nil, 0, &FormatError{0, "not a record (magic)"}
 	}
 	if b[3] != Version {
-		return nil, &FormatError{3, fmt.Sprintf("version %d, this software reads %d", b[3], Version)}
+		return nil, 0, &FormatError{3, fmt.Sprintf("version %d, this software reads %d", b[3], Version)}
 	}
 	r := &Record{}
 	off := 4
@@ -216,13 +230,10 @@ func Decode(b []byte) (*Record, error) {
 	})
 	step(func() error { v, err = fixed(tagSignature, 64); copy(r.Signature[:], v); return err })
 	if err != nil {
-		return nil, err
-	}
-	if off != len(b) {
-		return nil, &FormatError{off, fmt.Sprintf("%d bytes after the signature", len(b)-off)}
+		return nil, 0, err
 	}
 	if err := r.Validate(); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrFormat, err)
+		return nil, 0, fmt.Errorf("%w: %w", ErrFormat, err)
 	}
-	return r, nil
+	return r, off, nil
 }

@@ -1,0 +1,457 @@
+// Package outbox is the terminal's crash-safe store of sealed records
+// waiting for the back office, on bbolt.
+//
+// A record is committed and fsynced (bbolt's commit) before Append returns;
+// only then may the agent tell anyone it exists. Records move from pending
+// to sending (claimed by the uploader) to acknowledged, and are deleted only
+// after the back office has acknowledged them and the retention period has
+// passed. Nothing is dropped: at the hard limit new records are refused,
+// a record the back office rejects goes to the dead-letter bucket with the
+// reason, and a database that cannot be opened is moved aside, never
+// deleted (docs/outbox.md).
+package outbox
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"kpe-agent/sync/record"
+)
+
+// State of a record in the outbox.
+type State uint8
+
+// States.
+const (
+	Pending      State = 1
+	Sending      State = 2
+	Acknowledged State = 3
+)
+
+func (s State) String() string {
+	switch s {
+	case Pending:
+		return "pending"
+	case Sending:
+		return "sending"
+	case Acknowledged:
+		return "acknowledged"
+	}
+	return fmt.Sprintf("state(%d)", uint8(s))
+}
+
+// Options configure an outbox. Zero values take the defaults.
+type Options struct {
+	MaxRecords int           // unsynced records at the hard limit (default 100,000)
+	MaxAge     time.Duration // age of the oldest unsynced record at the hard limit (default 30 days)
+	Retention  time.Duration // acknowledged records are kept this long (default 7 days)
+	Now        func() time.Time
+	// OpenTimeout bounds the wait for the file lock (another process has
+	// the outbox open). Default 5 s.
+	OpenTimeout time.Duration
+}
+
+func (o *Options) defaults() {
+	if o.MaxRecords <= 0 {
+		o.MaxRecords = 100_000
+	}
+	if o.MaxAge <= 0 {
+		o.MaxAge = 30 * 24 * time.Hour
+	}
+	if o.Retention <= 0 {
+		o.Retention = 7 * 24 * time.Hour
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.OpenTimeout <= 0 {
+		o.OpenTimeout = 5 * time.Second
+	}
+}
+
+// Errors.
+var (
+	// ErrNotRecorded: the record could not be committed (disk full, I/O
+	// error, refused). The clerk must be told "not recorded" and shown no
+	// code.
+	ErrNotRecorded = errors.New("outbox: not recorded")
+	// ErrFull: a hard limit is reached; new records are refused until the
+	// back office has taken the backlog.
+	ErrFull = errors.New("outbox: full")
+	// ErrChain: the record's previous hash is not the last record's hash.
+	ErrChain = errors.New("outbox: record does not follow the last record")
+	// ErrLocked: another process has the outbox open.
+	ErrLocked = errors.New("outbox: in use by another process")
+	// ErrCorrupt: an entry in the store cannot be read.
+	ErrCorrupt = errors.New("outbox: corrupt entry")
+)
+
+// LimitError says which limit refused a record.
+type LimitError struct {
+	Limit string // "count" or "age"
+	Used  float64
+}
+
+func (e *LimitError) Error() string {
+	return fmt.Sprintf("outbox: full (%s limit, %.0f %%): records are refused until the back office takes the backlog", e.Limit, e.Used*100)
+}
+
+func (e *LimitError) Unwrap() error { return ErrFull }
+
+var (
+	bRecords = []byte("records") // seq → entry
+	bIndex   = []byte("index")   // SAM serial ‖ counter → seq
+	bDead    = []byte("dead")    // seq → reason length (2) ‖ reason ‖ entry
+	bMeta    = []byte("meta")
+	kLast    = []byte("last-hash")
+	kAside   = []byte("moved-aside") // newline-separated file names
+)
+
+// Outbox is an open outbox. Its methods are safe for concurrent use;
+// appends are serialised by bbolt's single writer.
+type Outbox struct {
+	db   *bolt.DB
+	path string
+	o    Options
+	// MovedAside names the damaged file this Open moved aside, if any.
+	MovedAside string
+}
+
+// Open opens or creates the outbox at path. A file that bbolt cannot open
+// or whose consistency check fails is renamed to path.corrupt-<time> (kept
+// for `kpectl queue salvage`) and a fresh outbox is created; MovedAside
+// says so, and Stats reports it until the alarm is cleared. Records that
+// were being sent when the process stopped become pending again.
+func Open(path string, o Options) (*Outbox, error) {
+	o.defaults()
+	db, err := openChecked(path, o)
+	aside := ""
+	if err != nil {
+		if errors.Is(err, ErrLocked) {
+			return nil, err
+		}
+		aside = fmt.Sprintf("%s.corrupt-%s", path, o.Now().UTC().Format("20060102T150405.000"))
+		if rerr := os.Rename(path, aside); rerr != nil {
+			return nil, fmt.Errorf("outbox: %v, and moving it aside failed: %w", err, rerr)
+		}
+		syncDir(filepath.Dir(path))
+		db, err = openChecked(path, o)
+		if err != nil {
+			return nil, err
+		}
+	}
+	ob := &Outbox{db: db, path: path, o: o, MovedAside: aside}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bRecords, bIndex, bDead, bMeta} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		if aside != "" {
+			m := tx.Bucket(bMeta)
+			old := m.Get(kAside)
+			v := append(append([]byte{}, old...), filepath.Base(aside)+"\n"...)
+			if err := m.Put(kAside, v); err != nil {
+				return err
+			}
+		}
+		// sending → pending: the upload in flight died with the process
+		c := tx.Bucket(bRecords).Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			e, err := decodeEntry(v)
+			if err != nil {
+				return fmt.Errorf("%w: record %d: %v", ErrCorrupt, binary.BigEndian.Uint64(k), err)
+			}
+			if e.state == Sending {
+				e.state = Pending
+				if err := c.Bucket().Put(k, e.encode()); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return ob, nil
+}
+
+func openChecked(path string, o Options) (*bolt.DB, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: o.OpenTimeout})
+	if errors.Is(err, bolt.ErrTimeout) {
+		return nil, fmt.Errorf("%w: %s", ErrLocked, path)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var cerr error
+	db.View(func(tx *bolt.Tx) error {
+		for e := range tx.Check() {
+			cerr = errors.Join(cerr, e)
+		}
+		return nil
+	})
+	if cerr != nil {
+		db.Close()
+		return nil, fmt.Errorf("outbox: consistency check of %s: %w", path, cerr)
+	}
+	return db, nil
+}
+
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+}
+
+// Close closes the database.
+func (ob *Outbox) Close() error { return ob.db.Close() }
+
+// Path is the database file.
+func (ob *Outbox) Path() string { return ob.path }
+
+// entry is a record with its bookkeeping: version 1 ‖ state ‖ enqueued
+// (ms) ‖ attempts (4) ‖ acknowledged (ms) ‖ record encoding.
+type entry struct {
+	state    State
+	enqueued int64
+	attempts uint32
+	acked    int64
+	rec      []byte
+}
+
+const entryHead = 1 + 1 + 8 + 4 + 8
+
+func (e entry) encode() []byte {
+	b := make([]byte, entryHead, entryHead+len(e.rec))
+	b[0] = 1
+	b[1] = byte(e.state)
+	binary.BigEndian.PutUint64(b[2:], uint64(e.enqueued))
+	binary.BigEndian.PutUint32(b[10:], e.attempts)
+	binary.BigEndian.PutUint64(b[14:], uint64(e.acked))
+	return append(b, e.rec...)
+}
+
+func decodeEntry(b []byte) (entry, error) {
+	if len(b) < entryHead || b[0] != 1 {
+		return entry{}, errors.New("bad entry header")
+	}
+	e := entry{state: State(b[1]), enqueued: int64(binary.BigEndian.Uint64(b[2:])),
+		attempts: binary.BigEndian.Uint32(b[10:]), acked: int64(binary.BigEndian.Uint64(b[14:])),
+		rec: b[entryHead:]}
+	if e.state < Pending || e.state > Acknowledged {
+		return entry{}, fmt.Errorf("state %d", e.state)
+	}
+	return e, nil
+}
+
+func seqKey(n uint64) []byte { return binary.BigEndian.AppendUint64(nil, n) }
+
+func indexKey(serial [8]byte, counter uint32) []byte {
+	return binary.BigEndian.AppendUint32(append([]byte{}, serial[:]...), counter)
+}
+
+// LastHash is the Hash of the last record appended (zero when none): the
+// next record's PrevHash.
+func (ob *Outbox) LastHash() ([32]byte, error) {
+	var h [32]byte
+	err := ob.db.View(func(tx *bolt.Tx) error {
+		copy(h[:], tx.Bucket(bMeta).Get(kLast))
+		return nil
+	})
+	return h, err
+}
+
+// Append commits a sealed record. When it returns nil the record is on
+// disk (fsynced) and survives kill -9 and power loss; any error means the
+// record is not stored (ErrNotRecorded, with ErrFull or ErrChain where that
+// is the cause).
+func (ob *Outbox) Append(r *record.Record) (uint64, error) {
+	enc, err := r.Encode()
+	if err != nil {
+		return 0, fmt.Errorf("%w: %w", ErrNotRecorded, err)
+	}
+	hash, _ := r.Hash()
+	now := ob.o.Now()
+	var seq uint64
+	err = ob.db.Update(func(tx *bolt.Tx) error {
+		m := tx.Bucket(bMeta)
+		if last := m.Get(kLast); !bytes.Equal(r.PrevHash[:], last) && !(last == nil && r.PrevHash == [32]byte{}) {
+			return ErrChain
+		}
+		st, err := stats(tx, now, ob.o)
+		if err != nil {
+			return err
+		}
+		if st.Unsynced >= ob.o.MaxRecords {
+			return &LimitError{"count", st.CountUsed}
+		}
+		if st.AgeUsed >= 1 {
+			return &LimitError{"age", st.AgeUsed}
+		}
+		recs := tx.Bucket(bRecords)
+		seq, err = recs.NextSequence()
+		if err != nil {
+			return err
+		}
+		if err := recs.Put(seqKey(seq), entry{state: Pending, enqueued: now.UnixMilli(), rec: enc}.encode()); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bIndex).Put(indexKey(r.SAMSerial, r.Counter), seqKey(seq)); err != nil {
+			return err
+		}
+		return m.Put(kLast, hash[:])
+	})
+	if err != nil {
+		return 0, fmt.Errorf("%w: %w", ErrNotRecorded, err)
+	}
+	return seq, nil
+}
+
+// Item is a claimed record on its way to the back office.
+type Item struct {
+	Seq      uint64
+	Encoded  []byte
+	Attempts uint32 // earlier attempts
+}
+
+// Claim marks up to maxN pending records, at most maxBytes of encodings
+// (at least one record), as sending and returns them, oldest first.
+func (ob *Outbox) Claim(maxN, maxBytes int) ([]Item, error) {
+	var out []Item
+	err := ob.db.Update(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bRecords).Cursor()
+		size := 0
+		for k, v := c.First(); k != nil && len(out) < maxN; k, v = c.Next() {
+			e, err := decodeEntry(v)
+			if err != nil {
+				return fmt.Errorf("%w: record %d: %v", ErrCorrupt, binary.BigEndian.Uint64(k), err)
+			}
+			if e.state != Pending {
+				continue
+			}
+			if len(out) > 0 && size+len(e.rec) > maxBytes {
+				break
+			}
+			size += len(e.rec)
+			out = append(out, Item{Seq: binary.BigEndian.Uint64(k), Encoded: bytes.Clone(e.rec), Attempts: e.attempts})
+			e.state = Sending
+			e.attempts++
+			if err := c.Bucket().Put(k, e.encode()); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Outcome is the back office's answer for one record.
+type Outcome uint8
+
+// Outcomes. A duplicate counts as accepted: the back office has it.
+const (
+	Accepted  Outcome = 1
+	Duplicate Outcome = 2
+	Rejected  Outcome = 3 // permanently: to the dead-letter bucket
+	Retry     Outcome = 4 // not taken this time: pending again
+)
+
+// Result settles one claimed record.
+type Result struct {
+	Seq     uint64
+	Outcome Outcome
+	Reason  string // for Rejected
+}
+
+// Settle records the back office's answers in one transaction.
+func (ob *Outbox) Settle(results []Result) error {
+	now := ob.o.Now().UnixMilli()
+	return ob.db.Update(func(tx *bolt.Tx) error {
+		recs := tx.Bucket(bRecords)
+		for _, r := range results {
+			k := seqKey(r.Seq)
+			v := recs.Get(k)
+			if v == nil {
+				continue // settled before
+			}
+			e, err := decodeEntry(v)
+			if err != nil {
+				return fmt.Errorf("%w: record %d: %v", ErrCorrupt, r.Seq, err)
+			}
+			switch r.Outcome {
+			case Accepted, Duplicate:
+				e.state, e.acked = Acknowledged, now
+			case Retry:
+				if e.state == Sending {
+					e.state = Pending
+				}
+			case Rejected:
+				reason := []byte(r.Reason)
+				if len(reason) > 1024 {
+					reason = reason[:1024]
+				}
+				dv := binary.BigEndian.AppendUint16(nil, uint16(len(reason)))
+				dv = append(append(dv, reason...), e.encode()...)
+				if err := tx.Bucket(bDead).Put(k, dv); err != nil {
+					return err
+				}
+				if err := recs.Delete(k); err != nil {
+					return err
+				}
+				continue
+			default:
+				return fmt.Errorf("outbox: unknown outcome %d for record %d", r.Outcome, r.Seq)
+			}
+			if err := recs.Put(k, e.encode()); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Prune deletes acknowledged records older than the retention period and
+// returns how many it deleted. Pending and sending records are never
+// deleted.
+func (ob *Outbox) Prune() (int, error) {
+	cut := ob.o.Now().Add(-ob.o.Retention).UnixMilli()
+	n := 0
+	err := ob.db.Update(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bRecords).Cursor()
+		idx := tx.Bucket(bIndex)
+		for k, v := c.First(); k != nil; {
+			e, err := decodeEntry(v)
+			if err != nil {
+				return fmt.Errorf("%w: record %d: %v", ErrCorrupt, binary.BigEndian.Uint64(k), err)
+			}
+			if e.state != Acknowledged || e.acked > cut {
+				k, v = c.Next()
+				continue
+			}
+			if r, err := record.Decode(e.rec); err == nil {
+				if err := idx.Delete(indexKey(r.SAMSerial, r.Counter)); err != nil {
+					return err
+				}
+			}
+			kc := bytes.Clone(k)
+			if err := c.Delete(); err != nil {
+				return err
+			}
+			n++
+			k, v = c.Seek(kc) // the next key after the deleted one
+		}
+		return nil
+	})
+	return n, err
+}
