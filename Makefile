@@ -13,7 +13,7 @@ FUZZTIME  ?= 8s
 SYS_PKGS  := pcscd libpcsclite-dev vsmartcard-vpcd pcsc-tools opensc curl pkg-config gcc
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help deps pcscd build run test check unit fuzz-smoke windows bench bio-bench clean
+.PHONY: help deps pcscd build run test check unit fuzz-smoke windows bench bio-bench soak clean
 
 help:
 	@echo "make run    start the virtual card lab and 'kpectl monitor' (no hardware needed)"
@@ -67,6 +67,11 @@ windows:
 	@echo ">> GOOS=windows GOARCH=amd64 go build ./... ok"
 
 test: pcscd check windows fuzz-smoke unit
+
+# Long reliability runs. So far: the outbox killed with SIGKILL 500 times
+# while appending (make test runs 20).
+soak:
+	KPE_SOAK_ITERATIONS=500 $(GO) test -count=1 -run 'Kill9' -v ./sync/outbox/
 
 bench: pcscd bio-bench
 	$(GO) test -run='^$$' -bench=. -benchtime=2s -count=1 ./apdu/pcsc/

@@ -272,6 +272,26 @@ func (ob *Outbox) LastHash() ([32]byte, error) {
 	return h, err
 }
 
+// Last returns the last record appended that is still in the outbox (nil
+// when it is empty). At start the agent compares its counter with the
+// SAM's: a SAM ahead of it signed a record whose commit never happened.
+func (ob *Outbox) Last() (*record.Record, error) {
+	var r *record.Record
+	err := ob.db.View(func(tx *bolt.Tx) error {
+		k, v := tx.Bucket(bRecords).Cursor().Last()
+		if k == nil {
+			return nil
+		}
+		e, err := decodeEntry(v)
+		if err != nil {
+			return fmt.Errorf("%w: record %d: %v", ErrCorrupt, binary.BigEndian.Uint64(k), err)
+		}
+		r, err = record.Decode(e.rec)
+		return err
+	})
+	return r, err
+}
+
 // Append commits a sealed record. When it returns nil the record is on
 // disk (fsynced) and survives kill -9 and power loss; any error means the
 // record is not stored (ErrNotRecorded, with ErrFull or ErrChain where that

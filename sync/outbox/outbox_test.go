@@ -1,10 +1,11 @@
 package outbox_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
-	"crypto/rand"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
@@ -30,7 +31,8 @@ func (c *clock) Add(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-var testKey, _ = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+// testKey is fixed so that the crash child (another process) signs with it.
+var testKey, _ = ecdsa.ParseRawPrivateKey(elliptic.P256(), bytes.Repeat([]byte{0x5a}, 32))
 
 // chain makes sealed records that follow each other.
 type chain struct {
@@ -43,6 +45,9 @@ func newChain() *chain {
 }
 
 func (c *chain) next(t testing.TB) *record.Record {
+	if t == nil {
+		t = panicT{}
+	}
 	id, err := record.NewID()
 	require.NoError(t, err)
 	r := &record.Record{
@@ -275,3 +280,10 @@ func TestLockedByAnotherOpen(t *testing.T) {
 	_, err = os.Stat(path)
 	require.NoError(t, err, "a locked file is never moved aside")
 }
+
+// panicT lets the crash child use the test helpers outside a test.
+type panicT struct{ testing.TB }
+
+func (panicT) Errorf(format string, args ...any) { panic(fmt.Sprintf(format, args...)) }
+func (panicT) FailNow()                          { panic("FailNow") }
+func (panicT) Helper()                           {}
