@@ -13,6 +13,7 @@ package outbox
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -301,7 +302,7 @@ func (ob *Outbox) Append(r *record.Record) (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("%w: %w", ErrNotRecorded, err)
 	}
-	hash, _ := r.Hash()
+	hash := sha256.Sum256(enc) // r.Hash() without encoding again
 	now := ob.o.Now()
 	var seq uint64
 	err = ob.db.Update(func(tx *bolt.Tx) error {
