@@ -88,6 +88,36 @@ func memCard(t *testing.T, c cardsim.Card) apdu.Card {
 	return card
 }
 
+// katAuthRead runs the mutual authentication shared by both card profiles
+// (GET CHALLENGE, EXTERNAL AUTHENTICATE with the SAM's randomness A0 A1
+// ...), notes the session keys, and reads 16 bytes of EF fid under secure
+// messaging.
+func katAuthRead(t *testing.T, rec *recorder, suite sm.Suite, keys sm.AuthKeys, authLen int, fid []byte, what string) *sm.Session {
+	ctx := context.Background()
+	c := apdu.NewClient(rec, apdu.Limits{})
+	rndIC, err := c.GetChallenge(ctx, suite.RndLen)
+	require.NoError(t, err)
+	auth, ext, err := suite.Start(keys, rndIC, &counting{0xA0})
+	require.NoError(t, err)
+	resp, err := c.Send(ctx, apdu.Command{INS: 0x82, Data: ext, Ne: authLen})
+	require.NoError(t, err)
+	sk, err := auth.Finish(resp)
+	require.NoError(t, err)
+	rec.note("KS_enc = %X", sk.Enc)
+	rec.note("KS_mac = %X", sk.MAC)
+	rec.note("SSC    = %X", sk.SSC)
+	sess, err := sk.Session()
+	require.NoError(t, err)
+	rec.note("%s", what)
+	sc := apdu.NewClient(sm.Transmitter(rec, sess), apdu.Limits{})
+	_, err = sc.Send(ctx, apdu.Command{INS: 0xA4, P1: 0x02, P2: 0x0C, Data: fid})
+	require.NoError(t, err)
+	plain, err := sc.Send(ctx, apdu.Command{INS: 0xB0, Ne: 16})
+	require.NoError(t, err)
+	rec.note("plain answer: %X", plain)
+	return sess
+}
+
 // katKPE: mutual authentication, a protected SELECT and READ BINARY, and a
 // command with a corrupted MAC (6988).
 func katKPE(t *testing.T) string {
@@ -108,26 +138,8 @@ func katKPE(t *testing.T) string {
 	rec.note("K_mac = %X", keys.MAC)
 	_, err = c.SelectAID(ctx, kpe.DefaultAID)
 	require.NoError(t, err)
-	rndIC, err := c.GetChallenge(ctx, kpe.RndLen)
-	require.NoError(t, err)
-	auth, ext, err := kpe.StartAuth(keys, rndIC, &counting{0xA0})
-	require.NoError(t, err)
-	resp, err := c.Send(ctx, apdu.Command{INS: 0x82, Data: ext, Ne: kpe.AuthDataLen})
-	require.NoError(t, err)
-	sk, err := auth.FinishKeys(resp)
-	require.NoError(t, err)
-	rec.note("KS_enc = %X", sk.Enc)
-	rec.note("KS_mac = %X", sk.MAC)
-	rec.note("SSC    = %X", sk.SSC)
-	sess, err := sk.Session()
-	require.NoError(t, err)
-	rec.note("protected SELECT EF 0102 and READ BINARY of 16 bytes (plain: 00 A4 02 0C 02 01 02, 00 B0 00 00 10)")
-	sc := apdu.NewClient(sm.Transmitter(rec, sess), apdu.Limits{})
-	_, err = sc.Send(ctx, apdu.Command{INS: 0xA4, P1: 0x02, P2: 0x0C, Data: []byte{0x01, 0x02}})
-	require.NoError(t, err)
-	plain, err := sc.Send(ctx, apdu.Command{INS: 0xB0, Ne: 16})
-	require.NoError(t, err)
-	rec.note("plain answer: %X", plain)
+	sess := katAuthRead(t, rec, kpe.Suite, keys, kpe.AuthDataLen, []byte{0x01, 0x02},
+		"protected SELECT EF 0102 and READ BINARY of 16 bytes (plain: 00 A4 02 0C 02 01 02, 00 B0 00 00 10)")
 	rec.note("the same READ BINARY with the last MAC byte flipped: 6988, session closed")
 	p, err := sess.Wrap(apdu.Command{INS: 0xB0, Ne: 16})
 	require.NoError(t, err)
@@ -163,26 +175,8 @@ func katKTPel(t *testing.T) string {
 	require.NoError(t, err)
 	_, err = c.Send(ctx, apdu.Command{INS: 0xA4, P2: 0x0C, Data: []byte{0x7F, 0x0A}})
 	require.NoError(t, err)
-	rndIC, err := c.GetChallenge(ctx, ktpel.RndLen)
-	require.NoError(t, err)
-	auth, ext, err := ktpel.Suite.Start(keys, rndIC, &counting{0xA0})
-	require.NoError(t, err)
-	resp, err := c.Send(ctx, apdu.Command{INS: 0x82, Data: ext, Ne: ktpel.AuthDataLen})
-	require.NoError(t, err)
-	sk, err := auth.Finish(resp)
-	require.NoError(t, err)
-	rec.note("KS_enc = %X", sk.Enc)
-	rec.note("KS_mac = %X", sk.MAC)
-	rec.note("SSC    = %X", sk.SSC)
-	sess, err := sk.Session()
-	require.NoError(t, err)
-	rec.note("protected SELECT EF 6FF1 and READ BINARY of 16 bytes, as the SAM's SM WRAP / SM UNWRAP produce them")
-	sc := apdu.NewClient(sm.Transmitter(rec, sess), apdu.Limits{})
-	_, err = sc.Send(ctx, apdu.Command{INS: 0xA4, P1: 0x02, P2: 0x0C, Data: []byte{0x6F, 0xF1}})
-	require.NoError(t, err)
-	plain, err := sc.Send(ctx, apdu.Command{INS: 0xB0, Ne: 16})
-	require.NoError(t, err)
-	rec.note("plain answer: %X", plain)
+	katAuthRead(t, rec, ktpel.Suite, keys, ktpel.AuthDataLen, []byte{0x6F, 0xF1},
+		"protected SELECT EF 6FF1 and READ BINARY of 16 bytes, as the SAM's SM WRAP / SM UNWRAP produce them")
 	return rec.b.String()
 }
 
