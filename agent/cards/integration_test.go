@@ -1,15 +1,11 @@
 package cards_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/hex"
-	"io/fs"
 	"log/slog"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -26,6 +22,7 @@ import (
 	"kpe-agent/apdu/sam"
 	"kpe-agent/biometric"
 	"kpe-agent/biometric/sensor"
+	"kpe-agent/internal/leaktest"
 )
 
 // lab is the committed sample set with its trust lists and a fresh SAM
@@ -254,8 +251,7 @@ func TestIntegrationMatchOffCardLeavesNoTemplate(t *testing.T) {
 		for _, f := range r.KTPel.Fingerprints {
 			tmpl := append([]byte(nil), f.Template...)
 			for off := 28; off+12 <= len(tmpl); off += 60 {
-				w := tmpl[off : off+12]
-				needles = append(needles, w, []byte(hex.EncodeToString(w)), []byte(strings.ToUpper(hex.EncodeToString(w))))
+				needles = append(needles, leaktest.Needles(tmpl[off:off+12])...)
 			}
 		}
 		require.NoError(t, lab.PlaceFinger(0, mode))
@@ -278,23 +274,11 @@ func TestIntegrationMatchOffCardLeavesNoTemplate(t *testing.T) {
 	}
 	require.NoError(t, logFile.Sync())
 	require.NoError(t, traceFile.Sync())
-	files := 0
-	require.NoError(t, filepath.WalkDir(data, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		files++
-		require.NotEmpty(t, b, path)
-		for _, n := range needles {
-			require.False(t, bytes.Contains(b, n), "%s holds template bytes", path)
-		}
-		return nil
-	}))
-	require.Equal(t, 2, files)
+	files := leaktest.ScanDir(t, data, needles)
+	require.Len(t, files, 2)
+	for path, n := range files {
+		require.NotZero(t, n, path)
+	}
 }
 
 type tracedCard struct {

@@ -1,14 +1,10 @@
 package main
 
 import (
-	"bytes"
-	"encoding/hex"
 	"encoding/json"
-	"io/fs"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -17,6 +13,7 @@ import (
 	_ "kpe-agent/apdu/cardsim/kpeapp"
 	_ "kpe-agent/apdu/cardsim/samapp"
 	"kpe-agent/apdu/pcsc/pcsctest"
+	"kpe-agent/internal/leaktest"
 )
 
 var (
@@ -134,27 +131,8 @@ func TestIntegrationKTPelLeavesNoTrace(t *testing.T) {
 	require.Contains(t, string(trace), "-> 8032", "the trace covers the SAM's SM UNWRAP")
 	require.Contains(t, string(trace), "-> 0CB0", "and the protected READ BINARY")
 
-	secrets := []string{"3174055203870002", "SITI RAHMAWATI", "RAHMAWATI", "KEMANG RAYA"}
-	var needles [][]byte
-	for _, s := range secrets {
-		needles = append(needles, []byte(s), []byte(strings.ToUpper(hex.EncodeToString([]byte(s)))), []byte(hex.EncodeToString([]byte(s))))
-	}
-	files := 0
-	require.NoError(t, filepath.WalkDir(data, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		files++
-		for _, n := range needles {
-			require.False(t, bytes.Contains(b, n), "%s contains %q", path, n)
-		}
-		return nil
-	}))
-	require.GreaterOrEqual(t, files, 3)
+	secrets := leaktest.Needles([]byte("3174055203870002"), []byte("SITI RAHMAWATI"), []byte("RAHMAWATI"), []byte("KEMANG RAYA"))
+	require.GreaterOrEqual(t, len(leaktest.ScanDir(t, data, secrets)), 3)
 }
 
 // kpectl read -finger-lab: the clerk's fingerprint check after the read,
