@@ -3,8 +3,6 @@ package signing_test
 import (
 	"context"
 	"crypto/x509"
-	"encoding/pem"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -56,14 +54,8 @@ func TestIntegrationSAMSealsRecords(t *testing.T) {
 	require.NoError(t, s.Activate(ctx, []byte(m.SAM.ActivationCode)))
 
 	// the certificate chains to the back-office CA
-	caPEM, err := os.ReadFile(filepath.Join(dir, m.Trust["backoffice"]))
+	roots, err := m.Roots(dir, "backoffice")
 	require.NoError(t, err)
-	blk, _ := pem.Decode(caPEM)
-	require.NotNil(t, blk)
-	ca, err := x509.ParseCertificate(blk.Bytes)
-	require.NoError(t, err)
-	roots := x509.NewCertPool()
-	roots.AddCert(ca)
 	_, err = sg.Certificate().Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
 	require.NoError(t, err)
 	assert.Equal(t, record.SignerSAM, sg.Kind())
