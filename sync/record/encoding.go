@@ -1,6 +1,7 @@
 package record
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"time"
@@ -130,110 +131,85 @@ func DecodePrefix(b []byte) (*Record, int, error) {
 	if b[3] != Version {
 		return nil, 0, &FormatError{3, fmt.Sprintf("version %d, this software reads %d", b[3], Version)}
 	}
+	d := &decoder{b: b, off: 4}
 	r := &Record{}
-	off := 4
-	next := func(tag byte) ([]byte, error) {
-		if off+2 > len(b) {
-			return nil, &FormatError{off, fmt.Sprintf("ends before field %02X", tag)}
-		}
-		if b[off] != tag {
-			return nil, &FormatError{off, fmt.Sprintf("field %02X where %02X belongs", b[off], tag)}
-		}
-		n := int(b[off+1])
-		if off+2+n > len(b) {
-			return nil, &FormatError{off, fmt.Sprintf("field %02X runs past the end", tag)}
-		}
-		v := b[off+2 : off+2+n]
-		off += 2 + n
-		return v, nil
+	copy(r.ID[:], d.field(tagID, 16, 16))
+	r.TerminalID = string(d.field(tagTerminal, 0, 255))
+	r.SiteID = string(d.field(tagSite, 0, 255))
+	r.OperatorID = string(d.field(tagOperator, 0, 255))
+	r.Service = string(d.field(tagService, 0, 255))
+	r.CardType = CardType(d.byte(tagCardType))
+	r.CardSerial = bytes.Clone(d.field(tagCardSerial, 0, 255))
+	r.SubjectKind = SubjectKind(d.byte(tagSubjectKind))
+	r.Subject = string(d.field(tagSubject, 0, 255))
+	r.CardAuth = d.check(tagCardAuth)
+	r.IssuerSig = d.check(tagIssuerSig)
+	r.Identifiers = d.check(tagIdentifiers)
+	r.Fingerprint = d.check(tagFingerprint)
+	if v := d.field(tagTime, 8, 8); v != nil {
+		r.Time = time.UnixMilli(int64(binary.BigEndian.Uint64(v))).UTC()
 	}
-	fixed := func(tag byte, n int) ([]byte, error) {
-		at := off
-		v, err := next(tag)
-		if err == nil && len(v) != n {
-			err = &FormatError{at, fmt.Sprintf("field %02X has %d bytes, want %d", tag, len(v), n)}
-		}
-		return v, err
+	r.Clock = ClockQuality(d.byte(tagClock))
+	r.Signer = SignerKind(d.byte(tagSigner))
+	copy(r.SAMSerial[:], d.field(tagSAMSerial, 8, 8))
+	copy(r.PrevHash[:], d.field(tagPrevHash, 32, 32))
+	if v := d.field(tagCounter, 4, 4); v != nil {
+		r.Counter = binary.BigEndian.Uint32(v)
 	}
-	check := func(tag byte) (Check, error) {
-		at := off
-		v, err := next(tag)
-		if err != nil {
-			return Check{}, err
-		}
-		if len(v) < 1 {
-			return Check{}, &FormatError{at, fmt.Sprintf("field %02X has no outcome", tag)}
-		}
-		return Check{Outcome: Outcome(v[0]), Reason: string(v[1:])}, nil
-	}
-	var err error
-	var v []byte
-	step := func(f func() error) {
-		if err == nil {
-			err = f()
-		}
-	}
-	step(func() error { v, err = fixed(tagID, 16); copy(r.ID[:], v); return err })
-	step(func() error { v, err = next(tagTerminal); r.TerminalID = string(v); return err })
-	step(func() error { v, err = next(tagSite); r.SiteID = string(v); return err })
-	step(func() error { v, err = next(tagOperator); r.OperatorID = string(v); return err })
-	step(func() error { v, err = next(tagService); r.Service = string(v); return err })
-	step(func() error {
-		v, err = fixed(tagCardType, 1)
-		if err == nil {
-			r.CardType = CardType(v[0])
-		}
-		return err
-	})
-	step(func() error { v, err = next(tagCardSerial); r.CardSerial = append([]byte(nil), v...); return err })
-	step(func() error {
-		v, err = fixed(tagSubjectKind, 1)
-		if err == nil {
-			r.SubjectKind = SubjectKind(v[0])
-		}
-		return err
-	})
-	step(func() error { v, err = next(tagSubject); r.Subject = string(v); return err })
-	step(func() error { r.CardAuth, err = check(tagCardAuth); return err })
-	step(func() error { r.IssuerSig, err = check(tagIssuerSig); return err })
-	step(func() error { r.Identifiers, err = check(tagIdentifiers); return err })
-	step(func() error { r.Fingerprint, err = check(tagFingerprint); return err })
-	step(func() error {
-		v, err = fixed(tagTime, 8)
-		if err == nil {
-			r.Time = time.UnixMilli(int64(binary.BigEndian.Uint64(v))).UTC()
-		}
-		return err
-	})
-	step(func() error {
-		v, err = fixed(tagClock, 1)
-		if err == nil {
-			r.Clock = ClockQuality(v[0])
-		}
-		return err
-	})
-	step(func() error {
-		v, err = fixed(tagSigner, 1)
-		if err == nil {
-			r.Signer = SignerKind(v[0])
-		}
-		return err
-	})
-	step(func() error { v, err = fixed(tagSAMSerial, 8); copy(r.SAMSerial[:], v); return err })
-	step(func() error { v, err = fixed(tagPrevHash, 32); copy(r.PrevHash[:], v); return err })
-	step(func() error {
-		v, err = fixed(tagCounter, 4)
-		if err == nil {
-			r.Counter = binary.BigEndian.Uint32(v)
-		}
-		return err
-	})
-	step(func() error { v, err = fixed(tagSignature, 64); copy(r.Signature[:], v); return err })
-	if err != nil {
-		return nil, 0, err
+	copy(r.Signature[:], d.field(tagSignature, 64, 64))
+	if d.err != nil {
+		return nil, 0, d.err
 	}
 	if err := r.Validate(); err != nil {
 		return nil, 0, fmt.Errorf("%w: %w", ErrFormat, err)
 	}
-	return r, off, nil
+	return r, d.off, nil
+}
+
+// decoder reads tag ‖ length ‖ value fields in order; after the first
+// error it reads nothing more and every field is nil.
+type decoder struct {
+	b   []byte
+	off int
+	err error
+}
+
+// field reads the next field, which must carry tag and min..max bytes.
+func (d *decoder) field(tag byte, min, max int) []byte {
+	if d.err != nil {
+		return nil
+	}
+	at := d.off
+	switch {
+	case at+2 > len(d.b):
+		d.err = &FormatError{at, fmt.Sprintf("ends before field %02X", tag)}
+	case d.b[at] != tag:
+		d.err = &FormatError{at, fmt.Sprintf("field %02X where %02X belongs", d.b[at], tag)}
+	case at+2+int(d.b[at+1]) > len(d.b):
+		d.err = &FormatError{at, fmt.Sprintf("field %02X runs past the end", tag)}
+	case int(d.b[at+1]) < min || int(d.b[at+1]) > max:
+		d.err = &FormatError{at, fmt.Sprintf("field %02X has %d bytes, want %d to %d", tag, d.b[at+1], min, max)}
+	}
+	if d.err != nil {
+		return nil
+	}
+	d.off = at + 2 + int(d.b[at+1])
+	return d.b[at+2 : d.off]
+}
+
+// byte reads a one-byte field (0 after an error).
+func (d *decoder) byte(tag byte) byte {
+	if v := d.field(tag, 1, 1); v != nil {
+		return v[0]
+	}
+	return 0
+}
+
+// check reads an outcome ‖ reason field.
+func (d *decoder) check(tag byte) Check {
+	v := d.field(tag, 1, 255)
+	if v == nil {
+		return Check{}
+	}
+	return Check{Outcome: Outcome(v[0]), Reason: string(v[1:])}
 }
