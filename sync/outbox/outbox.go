@@ -107,12 +107,16 @@ func (e *LimitError) Error() string {
 func (e *LimitError) Unwrap() error { return ErrFull }
 
 var (
-	bRecords = []byte("records") // seq → entry
-	bIndex   = []byte("index")   // SAM serial ‖ counter → seq
-	bDead    = []byte("dead")    // seq → reason length (2) ‖ reason ‖ entry
-	bMeta    = []byte("meta")
-	kLast    = []byte("last-hash")
-	kAside   = []byte("moved-aside") // newline-separated file names
+	bRecords  = []byte("records")  // seq → entry
+	bUnsynced = []byte("unsynced") // seq → nothing: the pending and sending records, oldest first
+	bDead     = []byte("dead")     // seq → reason length (2) ‖ reason ‖ entry
+	bMeta     = []byte("meta")
+	kLast     = []byte("last-hash")
+	kAside    = []byte("moved-aside") // newline-separated file names
+	// Counters kept with every change, so that Append and Stats need not
+	// walk the records.
+	kUnsynced = []byte("n-unsynced")
+	kAcked    = []byte("n-acknowledged")
 )
 
 // Outbox is an open outbox. Its methods are safe for concurrent use;
@@ -150,7 +154,7 @@ func Open(path string, o Options) (*Outbox, error) {
 	}
 	ob := &Outbox{db: db, path: path, o: o, MovedAside: aside}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bRecords, bIndex, bDead, bMeta} {
+		for _, b := range [][]byte{bRecords, bUnsynced, bDead, bMeta} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -164,20 +168,15 @@ func Open(path string, o Options) (*Outbox, error) {
 			}
 		}
 		// sending → pending: the upload in flight died with the process
-		c := tx.Bucket(bRecords).Cursor()
-		for k, v := c.First(); k != nil; k, v = c.Next() {
-			e, err := decodeEntry(v)
-			if err != nil {
-				return fmt.Errorf("%w: record %d: %v", ErrCorrupt, binary.BigEndian.Uint64(k), err)
+		recs := tx.Bucket(bRecords)
+		return tx.Bucket(bUnsynced).ForEach(func(k, _ []byte) error {
+			e, err := getEntry(recs, k)
+			if err != nil || e.state != Sending {
+				return err
 			}
-			if e.state == Sending {
-				e.state = Pending
-				if err := c.Bucket().Put(k, e.encode()); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
+			e.state = Pending
+			return recs.Put(k, e.encode())
+		})
 	})
 	if err != nil {
 		db.Close()
@@ -258,8 +257,28 @@ func decodeEntry(b []byte) (entry, error) {
 
 func seqKey(n uint64) []byte { return binary.BigEndian.AppendUint64(nil, n) }
 
-func indexKey(serial [8]byte, counter uint32) []byte {
-	return binary.BigEndian.AppendUint32(append([]byte{}, serial[:]...), counter)
+// getEntry reads the entry of seq key k.
+func getEntry(recs *bolt.Bucket, k []byte) (entry, error) {
+	v := recs.Get(k)
+	if v == nil {
+		return entry{}, fmt.Errorf("%w: record %d is indexed but missing", ErrCorrupt, binary.BigEndian.Uint64(k))
+	}
+	e, err := decodeEntry(v)
+	if err != nil {
+		return entry{}, fmt.Errorf("%w: record %d: %v", ErrCorrupt, binary.BigEndian.Uint64(k), err)
+	}
+	return e, nil
+}
+
+func count(m *bolt.Bucket, key []byte) int {
+	if v := m.Get(key); len(v) == 8 {
+		return int(binary.BigEndian.Uint64(v))
+	}
+	return 0
+}
+
+func addCount(m *bolt.Bucket, key []byte, delta int) error {
+	return m.Put(key, binary.BigEndian.AppendUint64(nil, uint64(count(m, key)+delta)))
 }
 
 // LastHash is the Hash of the last record appended (zero when none): the
@@ -310,15 +329,15 @@ func (ob *Outbox) Append(r *record.Record) (uint64, error) {
 		if last := m.Get(kLast); !bytes.Equal(r.PrevHash[:], last) && !(last == nil && r.PrevHash == [32]byte{}) {
 			return ErrChain
 		}
-		st, err := stats(tx, now, ob.o)
+		u, err := unsynced(tx, now, ob.o)
 		if err != nil {
 			return err
 		}
-		if st.Unsynced >= ob.o.MaxRecords {
-			return &LimitError{"count", st.CountUsed}
+		if u.count >= ob.o.MaxRecords {
+			return &LimitError{"count", u.countUsed}
 		}
-		if st.AgeUsed >= 1 {
-			return &LimitError{"age", st.AgeUsed}
+		if u.ageUsed >= 1 {
+			return &LimitError{"age", u.ageUsed}
 		}
 		recs := tx.Bucket(bRecords)
 		seq, err = recs.NextSequence()
@@ -328,7 +347,10 @@ func (ob *Outbox) Append(r *record.Record) (uint64, error) {
 		if err := recs.Put(seqKey(seq), entry{state: Pending, enqueued: now.UnixMilli(), rec: enc}.encode()); err != nil {
 			return err
 		}
-		if err := tx.Bucket(bIndex).Put(indexKey(r.SAMSerial, r.Counter), seqKey(seq)); err != nil {
+		if err := tx.Bucket(bUnsynced).Put(seqKey(seq), nil); err != nil {
+			return err
+		}
+		if err := addCount(m, kUnsynced, 1); err != nil {
 			return err
 		}
 		return m.Put(kLast, hash[:])
@@ -351,12 +373,13 @@ type Item struct {
 func (ob *Outbox) Claim(maxN, maxBytes int) ([]Item, error) {
 	var out []Item
 	err := ob.db.Update(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bRecords).Cursor()
+		recs := tx.Bucket(bRecords)
+		c := tx.Bucket(bUnsynced).Cursor()
 		size := 0
-		for k, v := c.First(); k != nil && len(out) < maxN; k, v = c.Next() {
-			e, err := decodeEntry(v)
+		for k, _ := c.First(); k != nil && len(out) < maxN; k, _ = c.Next() {
+			e, err := getEntry(recs, k)
 			if err != nil {
-				return fmt.Errorf("%w: record %d: %v", ErrCorrupt, binary.BigEndian.Uint64(k), err)
+				return err
 			}
 			if e.state != Pending {
 				continue
@@ -368,7 +391,7 @@ func (ob *Outbox) Claim(maxN, maxBytes int) ([]Item, error) {
 			out = append(out, Item{Seq: binary.BigEndian.Uint64(k), Encoded: bytes.Clone(e.rec), Attempts: e.attempts})
 			e.state = Sending
 			e.attempts++
-			if err := c.Bucket().Put(k, e.encode()); err != nil {
+			if err := recs.Put(k, e.encode()); err != nil {
 				return err
 			}
 		}
@@ -399,24 +422,43 @@ type Result struct {
 func (ob *Outbox) Settle(results []Result) error {
 	now := ob.o.Now().UnixMilli()
 	return ob.db.Update(func(tx *bolt.Tx) error {
-		recs := tx.Bucket(bRecords)
+		recs, unsynced, meta := tx.Bucket(bRecords), tx.Bucket(bUnsynced), tx.Bucket(bMeta)
+		// leave takes a record out of its state's count (and index).
+		leave := func(k []byte, e entry) error {
+			if e.state == Acknowledged {
+				return addCount(meta, kAcked, -1)
+			}
+			if err := unsynced.Delete(k); err != nil {
+				return err
+			}
+			return addCount(meta, kUnsynced, -1)
+		}
 		for _, r := range results {
 			k := seqKey(r.Seq)
-			v := recs.Get(k)
-			if v == nil {
+			if recs.Get(k) == nil {
 				continue // settled before
 			}
-			e, err := decodeEntry(v)
+			e, err := getEntry(recs, k)
 			if err != nil {
-				return fmt.Errorf("%w: record %d: %v", ErrCorrupt, r.Seq, err)
+				return err
 			}
 			switch r.Outcome {
 			case Accepted, Duplicate:
+				if e.state == Acknowledged {
+					continue
+				}
+				if err := leave(k, e); err != nil {
+					return err
+				}
+				if err := addCount(meta, kAcked, 1); err != nil {
+					return err
+				}
 				e.state, e.acked = Acknowledged, now
 			case Retry:
-				if e.state == Sending {
-					e.state = Pending
+				if e.state != Sending {
+					continue
 				}
+				e.state = Pending
 			case Rejected:
 				reason := []byte(r.Reason)
 				if len(reason) > 1024 {
@@ -425,6 +467,9 @@ func (ob *Outbox) Settle(results []Result) error {
 				dv := binary.BigEndian.AppendUint16(nil, uint16(len(reason)))
 				dv = append(append(dv, reason...), e.encode()...)
 				if err := tx.Bucket(bDead).Put(k, dv); err != nil {
+					return err
+				}
+				if err := leave(k, e); err != nil {
 					return err
 				}
 				if err := recs.Delete(k); err != nil {
@@ -450,7 +495,6 @@ func (ob *Outbox) Prune() (int, error) {
 	n := 0
 	err := ob.db.Update(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bRecords).Cursor()
-		idx := tx.Bucket(bIndex)
 		for k, v := c.First(); k != nil; {
 			e, err := decodeEntry(v)
 			if err != nil {
@@ -460,11 +504,6 @@ func (ob *Outbox) Prune() (int, error) {
 				k, v = c.Next()
 				continue
 			}
-			if r, err := record.Decode(e.rec); err == nil {
-				if err := idx.Delete(indexKey(r.SAMSerial, r.Counter)); err != nil {
-					return err
-				}
-			}
 			kc := bytes.Clone(k)
 			if err := c.Delete(); err != nil {
 				return err
@@ -472,7 +511,7 @@ func (ob *Outbox) Prune() (int, error) {
 			n++
 			k, v = c.Seek(kc) // the next key after the deleted one
 		}
-		return nil
+		return addCount(tx.Bucket(bMeta), kAcked, -n)
 	})
 	return n, err
 }

@@ -6,8 +6,11 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"fmt"
+	"maps"
+	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -287,3 +290,92 @@ type panicT struct{ testing.TB }
 func (panicT) Errorf(format string, args ...any) { panic(fmt.Sprintf(format, args...)) }
 func (panicT) FailNow()                          { panic("FailNow") }
 func (panicT) Helper()                           {}
+
+// The counters Stats reports (kept with every change) agree with a model
+// of the outbox over a long random sequence of operations, across
+// reopens.
+func TestCountersFollowTheRecords(t *testing.T) {
+	clk := &clock{t: time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC)}
+	path := filepath.Join(t.TempDir(), "outbox.db")
+	o := outbox.Options{Now: clk.Now, Retention: time.Hour}
+	ob, err := outbox.Open(path, o)
+	require.NoError(t, err)
+	defer func() { ob.Close() }()
+	c := newChain()
+	type rec struct {
+		state string // pending, sending, acked
+		acked time.Time
+	}
+	model := map[uint64]*rec{}
+	dead := 0
+	rng := mrand.New(mrand.NewPCG(1, 2))
+	for step := 0; step < 400; step++ {
+		switch rng.IntN(6) {
+		case 0, 1:
+			r := c.next(t)
+			seq, err := ob.Append(r)
+			require.NoError(t, err)
+			c.appended(r)
+			model[seq] = &rec{state: "pending"}
+		case 2:
+			items, err := ob.Claim(1+rng.IntN(5), 1<<20)
+			require.NoError(t, err)
+			for _, it := range items {
+				require.Equal(t, "pending", model[it.Seq].state)
+				model[it.Seq].state = "sending"
+			}
+		case 3:
+			var res []outbox.Result
+			for _, seq := range slices.Sorted(maps.Keys(model)) { // map order would make the run unrepeatable
+				m := model[seq]
+				if len(res) == 3 || rng.IntN(3) == 0 {
+					continue
+				}
+				out := outbox.Outcome(1 + rng.IntN(4))
+				res = append(res, outbox.Result{Seq: seq, Outcome: out, Reason: "test"})
+				switch {
+				case (out == outbox.Accepted || out == outbox.Duplicate) && m.state != "acked":
+					m.state, m.acked = "acked", clk.Now()
+				case out == outbox.Rejected:
+					delete(model, seq)
+					dead++
+				case out == outbox.Retry && m.state == "sending":
+					m.state = "pending"
+				}
+			}
+			require.NoError(t, ob.Settle(res))
+		case 4:
+			clk.Add(20 * time.Minute)
+			n, err := ob.Prune()
+			require.NoError(t, err)
+			want := 0
+			for seq, m := range model {
+				if m.state == "acked" && !m.acked.After(clk.Now().Add(-time.Hour)) {
+					delete(model, seq)
+					want++
+				}
+			}
+			require.Equal(t, want, n, "step %d", step)
+		case 5:
+			require.NoError(t, ob.Close())
+			ob, err = outbox.Open(path, o)
+			require.NoError(t, err)
+			for _, m := range model {
+				if m.state == "sending" {
+					m.state = "pending"
+				}
+			}
+		}
+		st, err := ob.Stats()
+		require.NoError(t, err)
+		want := map[string]int{}
+		for _, m := range model {
+			want[m.state]++
+		}
+		require.Equal(t, want["pending"], st.Pending, "step %d", step)
+		require.Equal(t, want["sending"], st.Sending, "step %d", step)
+		require.Equal(t, want["pending"]+want["sending"], st.Unsynced, "step %d", step)
+		require.Equal(t, want["acked"], st.Acknowledged, "step %d", step)
+		require.Equal(t, dead, st.Dead, "step %d", step)
+	}
+}

@@ -27,38 +27,51 @@ type Stats struct {
 // Used is the larger of the two limits' use.
 func (s Stats) Used() float64 { return max(s.CountUsed, s.AgeUsed) }
 
-func stats(tx *bolt.Tx, now time.Time, o Options) (Stats, error) {
-	var st Stats
-	var oldest int64
-	err := tx.Bucket(bRecords).ForEach(func(k, v []byte) error {
-		e, err := decodeEntry(v)
+// backlog is what the limits look at: the unsynced records' count (a
+// counter) and the age of the oldest (the first of the unsynced index).
+type backlog struct {
+	count              int
+	oldest             time.Duration
+	countUsed, ageUsed float64
+}
+
+func unsynced(tx *bolt.Tx, now time.Time, o Options) (backlog, error) {
+	b := backlog{count: count(tx.Bucket(bMeta), kUnsynced)}
+	if k, _ := tx.Bucket(bUnsynced).Cursor().First(); k != nil {
+		e, err := getEntry(tx.Bucket(bRecords), k)
 		if err != nil {
-			return fmt.Errorf("%w: record %d: %v", ErrCorrupt, binary.BigEndian.Uint64(k), err)
+			return b, err
 		}
-		switch e.state {
-		case Pending:
-			st.Pending++
-		case Sending:
+		b.oldest = max(now.Sub(time.UnixMilli(e.enqueued)), 0)
+	}
+	b.countUsed = float64(b.count) / float64(o.MaxRecords)
+	b.ageUsed = float64(b.oldest) / float64(o.MaxAge)
+	return b, nil
+}
+
+func stats(tx *bolt.Tx, now time.Time, o Options) (Stats, error) {
+	u, err := unsynced(tx, now, o)
+	if err != nil {
+		return Stats{}, err
+	}
+	st := Stats{Unsynced: u.count, OldestUnsynced: u.oldest, CountUsed: u.countUsed, AgeUsed: u.ageUsed,
+		Acknowledged: count(tx.Bucket(bMeta), kAcked), Dead: tx.Bucket(bDead).Stats().KeyN, FileBytes: tx.Size()}
+	recs := tx.Bucket(bRecords)
+	err = tx.Bucket(bUnsynced).ForEach(func(k, _ []byte) error {
+		e, err := getEntry(recs, k)
+		if err != nil {
+			return err
+		}
+		if e.state == Sending {
 			st.Sending++
-		case Acknowledged:
-			st.Acknowledged++
-			return nil
-		}
-		if oldest == 0 || e.enqueued < oldest {
-			oldest = e.enqueued
+		} else {
+			st.Pending++
 		}
 		return nil
 	})
 	if err != nil {
 		return st, err
 	}
-	st.Dead = tx.Bucket(bDead).Stats().KeyN
-	st.Unsynced = st.Pending + st.Sending
-	if oldest != 0 {
-		st.OldestUnsynced = max(now.Sub(time.UnixMilli(oldest)), 0)
-	}
-	st.CountUsed = float64(st.Unsynced) / float64(o.MaxRecords)
-	st.AgeUsed = float64(st.OldestUnsynced) / float64(o.MaxAge)
 	for _, l := range AlarmLevels {
 		if st.Used() >= l {
 			st.Alarm = l
@@ -70,7 +83,6 @@ func stats(tx *bolt.Tx, now time.Time, o Options) (Stats, error) {
 	if a := tx.Bucket(bMeta).Get(kAside); len(a) > 0 {
 		st.MovedAside = strings.Fields(string(a))
 	}
-	st.FileBytes = tx.Size()
 	return st, nil
 }
 
