@@ -94,6 +94,7 @@ func TestBioCommands(t *testing.T) {
 	dir := t.TempDir()
 	out, errOut, code := runCLI(t, "", "bio", "gen", "-out", dir, "-level", "easy", "-fingers", "12", "-impressions", "3", "-impostors", "0")
 	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, "12 fingers x 3 impressions (easy), pairs.csv")
 	out, errOut, code = runCLI(t, "", "bio", "bench", dir)
 	require.Equal(t, 0, code, errOut)
 	require.Contains(t, out, "EER")
