@@ -44,21 +44,21 @@ const (
 	VerdictIdentifiersBad = string(verdict.CodeInconsistent)
 )
 
-// Profiles are the recognition parameters: ATR patterns that hint at a
-// profile (the selection confirms it) and the applications to select.
+// Profiles are the recognition parameters: an ATR pattern that hints at
+// the SAM (the selection confirms it) and the applications to select.
+// Cards are tried as KPE first, SAM first when the ATR holds SAMHint, and
+// KTP-el first when the ATR is PC/SC's contactless form (3B 8n 80 01).
 type Profiles struct {
-	// ATRHints map a profile to byte strings that, found in an ATR's
-	// historical bytes, suggest it. Default: the pre-issuing data objects
-	// "KPE" and "SAM" of the lab ATRs, and the PC/SC contactless prefix
-	// 3B 8n 80 01 for KTP-el.
-	KPEHint, SAMHint []byte
-	KPEAID, SAMAID   []byte
+	// SAMHint, found in an ATR's historical bytes, suggests a SAM.
+	// Default: the pre-issuing data object "SAM" of the lab SAM's ATR.
+	SAMHint        []byte
+	KPEAID, SAMAID []byte
 }
 
 // DefaultProfiles are the lab profile's parameters.
 var DefaultProfiles = Profiles{
-	KPEHint: []byte{0x64, 0x4B, 0x50, 0x45}, SAMHint: []byte{0x64, 0x53, 0x41, 0x4D},
-	KPEAID: kpe.DefaultAID, SAMAID: sam.AID,
+	SAMHint: []byte{0x64, 0x53, 0x41, 0x4D},
+	KPEAID:  kpe.DefaultAID, SAMAID: sam.AID,
 }
 
 func contactless(atr []byte) bool {
