@@ -127,7 +127,10 @@ func (s *Session) Read(ctx context.Context, sam SAM, o Options) (*Result, error)
 		r, err = Read(ctx, card, sam, o)
 		return err
 	})
-	return r, err
+	if err != nil {
+		return nil, err // r is not read: after ctx ended, fn may still be writing it
+	}
+	return r, nil
 }
 
 // Close ends the session (if it still runs) and waits for its goroutine;
