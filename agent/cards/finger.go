@@ -39,23 +39,32 @@ type FingerOutcome struct {
 // wrapped APDU short (AES padding, DO'87', DO'97', DO'8E').
 const smMaxCommandData = 223
 
+// verifyAnswer reads a VERIFY's status word through the apdu package's
+// typed errors: 9000 (nil) match or verified, 63Cx no match with x tries
+// left, 6983 blocked.
+func verifyAnswer(err error) (tries int, ok bool, _ error) {
+	var re *apdu.RetriesError
+	switch {
+	case err == nil:
+		return -1, true, nil
+	case errors.As(err, &re):
+		return re.Retries, false, nil
+	case errors.Is(err, apdu.ErrAuthenticationBlocked):
+		return 0, false, ErrFingerBlocked
+	}
+	return -1, false, fmt.Errorf("cards: VERIFY: %w", err)
+}
+
 // TriesLeft asks the card (empty VERIFY) how many tries remain; a card
 // already verified in this session answers 9000 (verified true).
 func TriesLeft(ctx context.Context, sm apdu.Transmitter, bit biometric.BIT) (tries int, verified bool, err error) {
 	c := apdu.NewClient(sm, apdu.Limits{MaxCommandData: smMaxCommandData})
-	r, err := c.Do(ctx, apdu.Command{CLA: 0x00, INS: 0x21, P1: 0x00, P2: bit.Reference})
-	if err != nil {
-		return 0, false, err
+	_, err = c.Send(ctx, apdu.Command{CLA: 0x00, INS: 0x21, P1: 0x00, P2: bit.Reference})
+	tries, verified, err = verifyAnswer(err)
+	if err != nil && !errors.Is(err, ErrFingerBlocked) {
+		return 0, false, fmt.Errorf("%w (query)", err)
 	}
-	switch {
-	case r.SW == 0x9000:
-		return -1, true, nil
-	case r.SW&0xFFF0 == 0x63C0:
-		return int(r.SW & 0x0F), false, nil
-	case r.SW == 0x6983:
-		return 0, false, ErrFingerBlocked
-	}
-	return 0, false, fmt.Errorf("cards: VERIFY (query): %w", apdu.StatusWordError(r.SW))
+	return tries, verified, err
 }
 
 // VerifyOnCard checks a capture against the card's reference.
@@ -92,17 +101,7 @@ func VerifyOnCard(ctx context.Context, sm apdu.Transmitter, bitGroup []byte, cap
 	c := apdu.NewClient(sm, apdu.Limits{MaxCommandData: smMaxCommandData})
 	cmdData := biometric.VerifyCommandData(data)
 	defer clear(cmdData)
-	r, err := c.Do(ctx, apdu.Command{CLA: 0x00, INS: 0x21, P1: 0x00, P2: bit.Reference, Data: cmdData})
-	if err != nil {
-		return FingerOutcome{TriesLeft: -1}, err
-	}
-	switch {
-	case r.SW == 0x9000:
-		return FingerOutcome{Match: true, TriesLeft: -1}, nil
-	case r.SW&0xFFF0 == 0x63C0:
-		return FingerOutcome{TriesLeft: int(r.SW & 0x0F)}, nil
-	case r.SW == 0x6983:
-		return FingerOutcome{TriesLeft: 0}, ErrFingerBlocked
-	}
-	return FingerOutcome{TriesLeft: -1}, fmt.Errorf("cards: VERIFY: %w", apdu.StatusWordError(r.SW))
+	_, err = c.Send(ctx, apdu.Command{CLA: 0x00, INS: 0x21, P1: 0x00, P2: bit.Reference, Data: cmdData})
+	tries, match, err := verifyAnswer(err)
+	return FingerOutcome{Match: match, TriesLeft: tries}, err
 }
