@@ -88,6 +88,24 @@ func Trace(t Transmitter, tr *Tracer) Transmitter {
 	return &tracing{t: t, tr: tr}
 }
 
+// TraceCard is Trace for a Card: the exchanges are traced, everything
+// else (transactions, reader, ATR, Close) goes to card itself.
+func TraceCard(card Card, tr *Tracer) Card {
+	if tr == nil || tr.W == nil {
+		return card
+	}
+	return tracedCard{Card: card, t: &tracing{t: card, tr: tr}}
+}
+
+type tracedCard struct {
+	Card
+	t Transmitter
+}
+
+func (c tracedCard) Transmit(ctx context.Context, cmd []byte) ([]byte, error) {
+	return c.t.Transmit(ctx, cmd)
+}
+
 type tracing struct {
 	t  Transmitter
 	tr *Tracer

@@ -208,3 +208,35 @@ func TestTracePassesThrough(t *testing.T) {
 	must(t, err)
 	hexEq(t, rsp, h("01029000"))
 }
+
+// fakeCard is a Card whose exchanges answer 9000 and whose other methods
+// record that they were called.
+type fakeCard struct {
+	Transmitter
+	began, ended, closed bool
+}
+
+func (c *fakeCard) Reader() string                         { return "reader 0" }
+func (c *fakeCard) ATR() []byte                            { return h("3B00") }
+func (c *fakeCard) BeginTransaction(context.Context) error { c.began = true; return nil }
+func (c *fakeCard) EndTransaction() error                  { c.ended = true; return nil }
+func (c *fakeCard) Reconnect(context.Context, bool) error  { return nil }
+func (c *fakeCard) Close() error                           { c.closed = true; return nil }
+
+// TraceCard traces the exchanges and leaves the rest of the card alone.
+func TestTraceCard(t *testing.T) {
+	card := &fakeCard{Transmitter: echoCard("9000", nil)}
+	eq(t, TraceCard(card, nil), Card(card))
+	var buf bytes.Buffer
+	tc := TraceCard(card, &Tracer{W: &buf})
+	eq(t, tc.Reader(), "reader 0")
+	hexEq(t, tc.ATR(), h("3B00"))
+	must(t, tc.BeginTransaction(context.Background()))
+	rsp, err := tc.Transmit(context.Background(), h("00B0000000"))
+	must(t, err)
+	hexEq(t, rsp, h("9000"))
+	must(t, tc.EndTransaction())
+	must(t, tc.Close())
+	check(t, card.began && card.ended && card.closed, "card methods reach the card")
+	check(t, strings.Contains(buf.String(), " -> 00B00000 00 <- 9000 ("), buf.String())
+}

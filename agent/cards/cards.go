@@ -112,6 +112,10 @@ type Options struct {
 	Now           time.Time
 }
 
+// ErrNoSAM: a KPE or KTP-el cannot be read without a SAM to authenticate
+// it.
+var ErrNoSAM = errors.New("cards: no SAM to authenticate the card")
+
 // SAM is what Read needs from the SAM: both card authentications.
 type SAM interface {
 	kpe.Authenticator
@@ -173,7 +177,7 @@ func Read(ctx context.Context, card apdu.Card, s SAM, o Options) (*Result, error
 		return r, nil
 	}
 	if s == nil {
-		return nil, errors.New("cards: no SAM to authenticate the card")
+		return nil, ErrNoSAM
 	}
 	var v verdict.Verification
 	if kind == KindKTPel {

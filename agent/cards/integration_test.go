@@ -244,7 +244,7 @@ func TestIntegrationMatchOffCardLeavesNoTemplate(t *testing.T) {
 
 	var needles [][]byte
 	for _, mode := range []string{cardsim.FingerGenuine, cardsim.FingerImpostor} {
-		r, err := cards.Read(ctx, tracedCard{card, apdu.Trace(card, tracer)}, s, l.o)
+		r, err := cards.Read(ctx, apdu.TraceCard(card, tracer), s, l.o)
 		require.NoError(t, err)
 		require.Equal(t, "genuine", r.Verdict)
 		require.Len(t, r.KTPel.Fingerprints, 2)
@@ -279,13 +279,4 @@ func TestIntegrationMatchOffCardLeavesNoTemplate(t *testing.T) {
 	for path, n := range files {
 		require.NotZero(t, n, path)
 	}
-}
-
-type tracedCard struct {
-	apdu.Card
-	t apdu.Transmitter
-}
-
-func (c tracedCard) Transmit(ctx context.Context, cmd []byte) ([]byte, error) {
-	return c.t.Transmit(ctx, cmd)
 }

@@ -131,7 +131,7 @@ func (c *cli) read(ctx context.Context, args []string) error {
 			return err
 		}
 	}
-	traced := tracedCard{card, apdu.Trace(card, tracer)}
+	traced := apdu.TraceCard(card, tracer)
 	if err := card.BeginTransaction(ctx); err != nil {
 		return err
 	}
@@ -150,7 +150,7 @@ func (c *cli) read(ctx context.Context, args []string) error {
 	}
 	if err != nil {
 		log.Error("card read failed", "reader", card.Reader(), "err", err)
-		if s == nil && strings.Contains(err.Error(), "no SAM") {
+		if errors.Is(err, cards.ErrNoSAM) {
 			return errors.New(c.msg.NoSAM)
 		}
 		return err
@@ -178,17 +178,16 @@ func (c *cli) read(ctx context.Context, args []string) error {
 		finger = c.verifyFinger(ctx, r, card.Reader(), *fingerLab, *fingerCmd, *confirmLast)
 	}
 	if *asJSON {
+		var out any = v
 		if finger != nil {
-			enc := json.NewEncoder(c.out)
-			enc.SetIndent("", "  ")
-			return enc.Encode(struct {
+			out = struct {
 				cards.View
 				Fingerprint *fingerView `json:"fingerprint"`
-			}{v, finger})
+			}{v, finger}
 		}
 		enc := json.NewEncoder(c.out)
 		enc.SetIndent("", "  ")
-		return enc.Encode(v)
+		return enc.Encode(out)
 	}
 	c.printView(card.Reader(), v, *photo)
 	if finger != nil {
@@ -285,16 +284,6 @@ func (c *cli) printView(reader string, v cards.View, photo string) {
 	if v.Photo != nil && photo != "" && v.KTPel == nil {
 		fmt.Fprintf(c.out, "  %s %s (%d bytes)\n", c.msg.PhotoSaved, photo, v.Photo.Bytes)
 	}
-}
-
-// tracedCard is a card whose exchanges go through an APDU tracer.
-type tracedCard struct {
-	apdu.Card
-	t apdu.Transmitter
-}
-
-func (c tracedCard) Transmit(ctx context.Context, cmd []byte) ([]byte, error) {
-	return c.t.Transmit(ctx, cmd)
 }
 
 func firstNonEmpty(s ...string) string {
