@@ -151,3 +151,14 @@ func TestIntegrationReadFinger(t *testing.T) {
 	require.Equal(t, 0, code, errOut)
 	require.Contains(t, out, `"result": "match"`)
 }
+
+// Without a SAM the clerk is told to put one in, not shown a Go error.
+func TestIntegrationReadWithoutSAM(t *testing.T) {
+	pcsctest.Require(t)
+	dir := insertLab(t, "kpe-budi")
+	require.NoError(t, sensorLab.Remove(1))
+	pcsctest.WaitCard(t, pcsctest.SlotReaders[1], false, 5e9)
+	_, errOut, code := runCLI(t, "", "read", "-lab", dir)
+	require.Equal(t, 1, code)
+	require.Contains(t, errOut, "Tidak ada SAM di pembaca mana pun.")
+}
