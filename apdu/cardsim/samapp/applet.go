@@ -191,20 +191,15 @@ func (a *Applet) ktp(cmd cardsim.Command) ([]byte, cardsim.SW) {
 		if len(a.cfg.KTPMaster) == 0 {
 			return nil, 0x6A88
 		}
-		dos, err := tlv.Parse(cmd.Data)
+		uid, rnd, ok := twoDOs(cmd.Data)
+		if !ok || len(rnd) != ktpel.RndLen {
+			return nil, 0x6A80
+		}
+		keys, err := ktpel.DeriveCardKeys(a.cfg.KTPMaster, uid)
 		if err != nil {
 			return nil, 0x6A80
 		}
-		uid, ok1 := tlv.Find(dos, 0x80)
-		rnd, ok2 := tlv.Find(dos, 0x81)
-		if !ok1 || !ok2 || len(rnd.Value) != ktpel.RndLen {
-			return nil, 0x6A80
-		}
-		keys, err := ktpel.DeriveCardKeys(a.cfg.KTPMaster, uid.Value)
-		if err != nil {
-			return nil, 0x6A80
-		}
-		auth, ext, err := ktpel.Suite.Start(keys, rnd.Value, rand.Reader)
+		auth, ext, err := ktpel.Suite.Start(keys, rnd, rand.Reader)
 		if err != nil {
 			return nil, 0x6F00
 		}
@@ -248,20 +243,15 @@ func (a *Applet) cardAuthInit(cmd cardsim.Command) ([]byte, cardsim.SW) {
 	if len(a.cfg.KPEMaster) == 0 {
 		return nil, 0x6A88 // no KPE key in this SAM
 	}
-	dos, err := tlv.Parse(cmd.Data)
-	if err != nil {
+	serial, rnd, ok := twoDOs(cmd.Data)
+	if !ok || len(serial) != 8 || len(rnd) != kpe.RndLen {
 		return nil, 0x6A80
 	}
-	serial, ok1 := tlv.Find(dos, 0x80)
-	rnd, ok2 := tlv.Find(dos, 0x81)
-	if !ok1 || !ok2 || len(serial.Value) != 8 || len(rnd.Value) != kpe.RndLen {
-		return nil, 0x6A80
-	}
-	keys, err := kpe.DeriveCardKeys(a.cfg.KPEMaster, [8]byte(serial.Value))
+	keys, err := kpe.DeriveCardKeys(a.cfg.KPEMaster, [8]byte(serial))
 	if err != nil {
 		return nil, 0x6F00
 	}
-	auth, ext, err := kpe.StartAuth(keys, rnd.Value, rand.Reader)
+	auth, ext, err := kpe.StartAuth(keys, rnd, rand.Reader)
 	if err != nil {
 		return nil, 0x6F00
 	}
@@ -328,18 +318,13 @@ func (a *Applet) activate(cmd cardsim.Command) ([]byte, cardsim.SW) {
 		if len(a.cfg.KTPSecret1) == 0 || len(a.cfg.KTPSecret2) == 0 {
 			return nil, 0x6A88
 		}
-		dos, err := tlv.Parse(cmd.Data)
-		if err != nil {
-			return nil, 0x6A80
-		}
-		s1, ok1 := tlv.Find(dos, 0x80)
-		s2, ok2 := tlv.Find(dos, 0x81)
-		if !ok1 || !ok2 {
+		s1, s2, ok2 := twoDOs(cmd.Data)
+		if !ok2 {
 			return nil, 0x6A80
 		}
 		// Both compared, always: no early exit that would time one secret.
-		m1 := subtle.ConstantTimeCompare(s1.Value, a.cfg.KTPSecret1)
-		m2 := subtle.ConstantTimeCompare(s2.Value, a.cfg.KTPSecret2)
+		m1 := subtle.ConstantTimeCompare(s1, a.cfg.KTPSecret1)
+		m2 := subtle.ConstantTimeCompare(s2, a.cfg.KTPSecret2)
 		ok = m1&m2 == 1
 	}
 	if ok {
@@ -430,4 +415,15 @@ func (a *Applet) persist(next State) error {
 	}
 	a.st = next
 	return nil
+}
+
+// twoDOs reads command data of the form 80 { a } 81 { b }.
+func twoDOs(data []byte) (a, b []byte, ok bool) {
+	dos, err := tlv.Parse(data)
+	if err != nil {
+		return nil, nil, false
+	}
+	da, ok1 := tlv.Find(dos, 0x80)
+	db, ok2 := tlv.Find(dos, 0x81)
+	return da.Value, db.Value, ok1 && ok2
 }
