@@ -30,6 +30,7 @@ type card struct {
 
 	ops  chan *op
 	quit chan struct{}
+	gone chan struct{} // closed when the worker has disconnected and exited
 	// endPending: EndTransaction was called while the worker was stuck;
 	// the worker ends the transaction before taking its next call.
 	endPending atomic.Bool
@@ -58,13 +59,14 @@ const (
 
 func newCard(t *Transport, ctx *scard.Context, sc *scard.Card, reader string) *card {
 	c := &card{t: t, ctx: ctx, sc: sc, reader: reader,
-		ops: make(chan *op), quit: make(chan struct{})}
+		ops: make(chan *op), quit: make(chan struct{}), gone: make(chan struct{})}
 	go c.work()
 	return c
 }
 
 // work runs calls until Close, then releases the handle and the context.
 func (c *card) work() {
+	defer close(c.gone)
 	for {
 		select {
 		case o := <-c.ops:
@@ -78,8 +80,8 @@ func (c *card) work() {
 				_ = c.sc.EndTransaction(scard.LeaveCard)
 			}
 		case <-c.quit:
-			_ = c.sc.Disconnect(scard.LeaveCard)
-			_ = c.ctx.Release()
+			_ = disconnect(c.sc)
+			_ = release(c.ctx)
 			return
 		}
 	}
@@ -267,15 +269,27 @@ func (c *card) reconnect(ctx context.Context, d scard.Disposition) error {
 	return nil
 }
 
-// Close disconnects without resetting the card. It never blocks: if the
-// worker is stuck in a call, it disconnects when that call returns.
+// Close disconnects without resetting the card and waits for that (up to
+// closeWait): if the worker is stuck in a call, it disconnects when that
+// call returns.
 func (c *card) Close() error {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if !c.closed {
 		c.closed = true
 		_ = c.ctx.Cancel() // wakes a removal check waiting in GetStatusChange
 		close(c.quit)
 	}
+	c.mu.Unlock()
+	// Wait for the disconnect, so that nothing of this card is still inside
+	// the PC/SC library when the caller moves on (or the process exits);
+	// a worker stuck in an abandoned call is not waited for past closeWait.
+	select {
+	case <-c.gone:
+	case <-time.After(closeWait):
+		c.t.opts.Logger.Warn("pcsc: card still busy at close; it disconnects when its call returns", "reader", c.reader)
+	}
 	return nil
 }
+
+// closeWait bounds how long Close waits for the card's worker.
+const closeWait = 2 * time.Second

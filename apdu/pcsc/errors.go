@@ -97,9 +97,9 @@ func refine(err error) error {
 	if !errors.As(err, &pe) || pe.Kind != apdu.ErrTransport {
 		return err
 	}
-	c, cerr := scard.EstablishContext()
+	c, cerr := establish()
 	if cerr == nil {
-		_ = c.Release()
+		_ = release(c)
 		return err
 	}
 	if errors.Is(wrap("", "", cerr), apdu.ErrNoService) {

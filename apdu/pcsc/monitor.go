@@ -80,19 +80,19 @@ func (m *Monitor) run(ctx context.Context) {
 	lost := false
 	for ctx.Err() == nil {
 		m.stats.establish.Add(1)
-		sc, err := scard.EstablishContext()
+		sc, err := establish()
 		if err == nil {
 			if lost {
 				log.Info("pcsc: service is back")
 				if !m.emit(ctx, apdu.Event{Kind: apdu.ServiceRestored}) {
-					_ = sc.Release()
+					_ = release(sc)
 					return
 				}
 				lost = false
 			}
 			backoff = m.t.opts.MinBackoff
 			err = m.watch(ctx, sc)
-			_ = sc.Release()
+			_ = release(sc)
 			if ctx.Err() != nil {
 				return
 			}

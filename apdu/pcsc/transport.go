@@ -73,7 +73,7 @@ func (t *Transport) Close() error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.ctx != nil {
-		err := t.ctx.Release()
+		err := release(t.ctx)
 		t.ctx = nil
 		return wrap("release", "", err)
 	}
@@ -87,7 +87,7 @@ func (t *Transport) control(op string, f func(*scard.Context) error) error {
 	defer t.mu.Unlock()
 	for attempt := 0; attempt < 2; attempt++ {
 		if t.ctx == nil {
-			c, err := scard.EstablishContext()
+			c, err := establish()
 			if err != nil {
 				return wrap(op, "", err)
 			}
@@ -97,7 +97,7 @@ func (t *Transport) control(op string, f func(*scard.Context) error) error {
 		if !isServiceGone(err) {
 			return err
 		}
-		_ = t.ctx.Release()
+		_ = release(t.ctx)
 		t.ctx = nil
 	}
 	return newErr(op, "", apdu.ErrNoService, "PC/SC service did not accept a new context")
@@ -151,7 +151,7 @@ func readerInfo(s scard.ReaderState) apdu.ReaderInfo {
 // Connect connects to the card in reader in shared mode with T=0 or T=1.
 // The returned card owns a PC/SC context of its own.
 func (t *Transport) Connect(ctx context.Context, reader string) (apdu.Card, error) {
-	c, err := scard.EstablishContext()
+	c, err := establish()
 	if err != nil {
 		return nil, wrap("connect", reader, err)
 	}
@@ -161,7 +161,7 @@ func (t *Transport) Connect(ctx context.Context, reader string) (apdu.Card, erro
 	}
 	done := make(chan result, 1)
 	go func() {
-		sc, err := c.Connect(reader, scard.ShareShared, scard.ProtocolAny)
+		sc, err := connect(c, reader)
 		done <- result{sc, err}
 	}()
 	var r result
@@ -173,14 +173,14 @@ func (t *Transport) Connect(ctx context.Context, reader string) (apdu.Card, erro
 		go func() {
 			r := <-done
 			if r.card != nil {
-				_ = r.card.Disconnect(scard.LeaveCard)
+				_ = disconnect(r.card)
 			}
-			_ = c.Release()
+			_ = release(c)
 		}()
 		return nil, newErr("connect", reader, ctxKind(ctx), ctx.Err().Error())
 	}
 	if r.err != nil {
-		_ = c.Release()
+		_ = release(c)
 		return nil, wrap("connect", reader, r.err)
 	}
 	pc := newCard(t, c, r.card, reader)
