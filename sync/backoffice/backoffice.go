@@ -1,0 +1,366 @@
+// Package backoffice is the reference back office: it takes batches of
+// sealed records from terminals, verifies every record (SAM certificate
+// chain, signature, per-SAM counter sequence, per-terminal hash chain),
+// stores them idempotently, and answers code verifications, terminal
+// status and the semester report (docs/backoffice.md).
+//
+// Storage is a Store: PostgreSQL (OpenPostgres) for production, an
+// embedded bbolt file (OpenBolt) as the zero-setup default.
+package backoffice
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"kpe-agent/sync/record"
+	"kpe-agent/sync/wire"
+)
+
+// Config configures the back office's checks.
+type Config struct {
+	// CA holds the roots SAM terminal certificates must chain to.
+	CA *x509.CertPool
+	// AcceptSoftware accepts records signed in software (demos without a
+	// SAM). Off by default: production records come from a SAM.
+	AcceptSoftware bool
+	// SkewTolerance is how far a terminal's clock may be from the back
+	// office's before it is told (default 5 minutes).
+	SkewTolerance time.Duration
+	// Institutions maps a site id to the institution it reports under in
+	// the semester report; a site not listed reports under its own id.
+	Institutions map[string]string
+	// Workers verify signatures in parallel (default GOMAXPROCS).
+	Workers int
+	Now     func() time.Time
+}
+
+// Service is the back office over a Store.
+type Service struct {
+	store Store
+	cfg   Config
+
+	mu   sync.Mutex
+	keys map[[8]byte]*ecdsa.PublicKey // SAM serial → verified key
+}
+
+// New makes a Service. The store stays the caller's to close.
+func New(store Store, cfg Config) (*Service, error) {
+	if cfg.CA == nil {
+		return nil, errors.New("backoffice: no CA for SAM certificates configured")
+	}
+	if cfg.SkewTolerance <= 0 {
+		cfg.SkewTolerance = 5 * time.Minute
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = runtime.GOMAXPROCS(0)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Service{store: store, cfg: cfg, keys: map[[8]byte]*ecdsa.PublicKey{}}, nil
+}
+
+// Errors.
+var (
+	// ErrNotFound: no such record or terminal.
+	ErrNotFound = errors.New("backoffice: not found")
+	// ErrCertificate: a SAM certificate that does not chain to the CA or
+	// does not name a SAM.
+	ErrCertificate = errors.New("backoffice: SAM certificate not acceptable")
+	// ErrBatch: a batch beyond the limits.
+	ErrBatch = errors.New("backoffice: batch not acceptable")
+)
+
+// samCNPrefix: a SAM terminal certificate's subject common name is this
+// prefix and the SAM's serial in 16 upper-case hex digits; that binds the
+// certificate's key to the serial records carry.
+const samCNPrefix = "Terminal SAM "
+
+// SAMCertificate checks a SAM terminal certificate against the CA and
+// returns the SAM serial it names and its P-256 key.
+func (s *Service) SAMCertificate(der []byte) ([8]byte, *ecdsa.PublicKey, error) {
+	var serial [8]byte
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return serial, nil, fmt.Errorf("%w: %v", ErrCertificate, err)
+	}
+	if _, err := cert.Verify(x509.VerifyOptions{Roots: s.cfg.CA, CurrentTime: s.cfg.Now(),
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+		return serial, nil, fmt.Errorf("%w: %v", ErrCertificate, err)
+	}
+	hexSerial, ok := strings.CutPrefix(cert.Subject.CommonName, samCNPrefix)
+	b, err := hex.DecodeString(hexSerial)
+	if !ok || err != nil || len(b) != 8 {
+		return serial, nil, fmt.Errorf("%w: subject %q does not name a SAM serial", ErrCertificate, cert.Subject.CommonName)
+	}
+	pub, ok := cert.PublicKey.(*ecdsa.PublicKey)
+	if !ok || pub.Curve != elliptic.P256() {
+		return serial, nil, fmt.Errorf("%w: key is not ECDSA P-256", ErrCertificate)
+	}
+	return [8]byte(b), pub, nil
+}
+
+// key returns the verified key of a SAM: from the cache, or from the
+// store's certificate checked again against the CA.
+func (s *Service) key(ctx context.Context, serial [8]byte) (*ecdsa.PublicKey, error) {
+	s.mu.Lock()
+	k := s.keys[serial]
+	s.mu.Unlock()
+	if k != nil {
+		return k, nil
+	}
+	der, err := s.store.SAMCertificate(ctx, serial)
+	if err != nil || der == nil {
+		return nil, err
+	}
+	got, pub, err := s.SAMCertificate(der)
+	if err != nil || got != serial {
+		return nil, nil // a stored certificate that no longer chains: unknown
+	}
+	s.mu.Lock()
+	s.keys[serial] = pub
+	s.mu.Unlock()
+	return pub, nil
+}
+
+// Ingest verifies and stores a batch. clientTerminal is the terminal id the
+// TLS client certificate names ("" when there is none); records of another
+// terminal are refused.
+func (s *Service) Ingest(ctx context.Context, b *wire.Batch, clientTerminal string) (*wire.BatchResult, error) {
+	if len(b.Records) > wire.MaxBatchRecords {
+		return nil, fmt.Errorf("%w: %d records, at most %d", ErrBatch, len(b.Records), wire.MaxBatchRecords)
+	}
+	now := s.cfg.Now()
+	out := &wire.BatchResult{Results: make([]wire.Result, len(b.Records)), ServerTime: now.UTC()}
+	if !b.SentAt.IsZero() {
+		skew := now.Sub(b.SentAt)
+		out.ClockSkewMillis = skew.Milliseconds()
+		out.ClockSkewed = skew > s.cfg.SkewTolerance || -skew > s.cfg.SkewTolerance
+	}
+	for _, der := range b.Certificates {
+		serial, pub, err := s.SAMCertificate(der)
+		if err != nil {
+			continue // its records are then from an unknown SAM
+		}
+		s.mu.Lock()
+		_, known := s.keys[serial]
+		s.keys[serial] = pub
+		s.mu.Unlock()
+		if !known {
+			if err := s.store.PutSAMCertificate(ctx, serial, der); err != nil {
+				return nil, err
+			}
+		}
+	}
+
+	// decode
+	entries := make([]Entry, len(b.Records))
+	for i, enc := range b.Records {
+		r, err := record.Decode(enc)
+		if err != nil {
+			out.Results[i] = wire.Result{Status: wire.Rejected, Reason: wire.ReasonMalformed + ": " + err.Error()}
+			continue
+		}
+		entries[i] = Entry{Rec: r, Encoded: enc}
+	}
+	// keys, policy
+	keys := map[[8]byte]*ecdsa.PublicKey{}
+	for i := range entries {
+		e := &entries[i]
+		if e.Rec == nil {
+			continue
+		}
+		switch {
+		case e.Rec.Signer == record.SignerSoftware && !s.cfg.AcceptSoftware:
+			out.Results[i] = wire.Result{Status: wire.Rejected, Reason: wire.ReasonSoftwareSigner}
+		case clientTerminal != "" && e.Rec.TerminalID != clientTerminal:
+			out.Results[i] = wire.Result{Status: wire.Rejected, Reason: wire.ReasonTerminal}
+		}
+		if out.Results[i].Status != "" {
+			e.Rec = nil
+			continue
+		}
+		k, seen := keys[e.Rec.SAMSerial]
+		if !seen {
+			var err error
+			if k, err = s.key(ctx, e.Rec.SAMSerial); err != nil {
+				return nil, err
+			}
+			keys[e.Rec.SAMSerial] = k
+		}
+		if k == nil {
+			out.Results[i] = wire.Result{Status: wire.Rejected, Reason: wire.ReasonUnknownSAM}
+			e.Rec = nil
+		}
+	}
+	// signatures, in parallel
+	s.verifyAll(entries, keys, out.Results)
+
+	var keep []Entry
+	var at []int
+	for i, e := range entries {
+		if e.Rec == nil {
+			continue
+		}
+		if e.Rec.Time.After(now.Add(s.cfg.SkewTolerance)) {
+			e.Flags = append(e.Flags, wire.FlagClockSkewed)
+		}
+		keep = append(keep, e)
+		at = append(at, i)
+	}
+	if len(keep) > 0 {
+		res, err := s.store.Ingest(ctx, keep, Meta{Now: now, SkewMillis: out.ClockSkewMillis})
+		if err != nil {
+			return nil, err
+		}
+		for j, r := range res {
+			out.Results[at[j]] = r
+		}
+	}
+	return out, nil
+}
+
+// verifyAll checks each entry's signature, in parallel; a failure clears
+// the entry and sets its result.
+func (s *Service) verifyAll(entries []Entry, keys map[[8]byte]*ecdsa.PublicKey, results []wire.Result) {
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for w := 0; w < s.cfg.Workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				e := &entries[i]
+				if err := e.Rec.Verify(keys[e.Rec.SAMSerial]); err != nil {
+					results[i] = wire.Result{Status: wire.Rejected, Reason: wire.ReasonSignature}
+					e.Rec = nil
+					continue
+				}
+				h, err := e.Rec.Hash()
+				if err != nil {
+					results[i] = wire.Result{Status: wire.Rejected, Reason: wire.ReasonMalformed + ": " + err.Error()}
+					e.Rec = nil
+					continue
+				}
+				e.Hash = h
+				e.Code = record.CodeOf(h).String()
+			}
+		}()
+	}
+	for i := range entries {
+		if entries[i].Rec != nil {
+			next <- i
+		}
+	}
+	close(next)
+	wg.Wait()
+}
+
+// Verify answers a printed code: valid or not, and what the record says.
+// A code whose check symbol is wrong is reported as such (a typo) without
+// a lookup.
+func (s *Service) Verify(ctx context.Context, typed string) (*wire.Verdict, error) {
+	code, err := record.ParseCode(typed)
+	if err != nil {
+		reason := "check-symbol"
+		switch {
+		case errors.Is(err, record.ErrCodeLength):
+			reason = "length"
+		case errors.Is(err, record.ErrCodeSymbol):
+			reason = "symbol"
+		}
+		return &wire.Verdict{Valid: false, Code: strings.TrimSpace(typed), Reason: reason}, nil
+	}
+	st, err := s.store.ByCode(ctx, code.String())
+	if errors.Is(err, ErrNotFound) {
+		return &wire.Verdict{Valid: false, Code: code.String(), Reason: "unknown"}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	r := st.Rec
+	return &wire.Verdict{
+		Valid: true, Code: code.String(), Service: r.Service, Time: r.Time.UTC(), Clock: r.Clock.String(),
+		TerminalID: r.TerminalID, SiteID: r.SiteID, CardType: r.CardType.String(),
+		Checks: wire.Checks{CardAuth: checkText(r.CardAuth), IssuerSig: checkText(r.IssuerSig),
+			Identifiers: checkText(r.Identifiers), Fingerprint: checkText(r.Fingerprint)},
+		Signer: r.Signer.String(), SAMSerial: hex.EncodeToString(r.SAMSerial[:]), Counter: r.Counter,
+		ReceivedAt: st.ReceivedAt.UTC(), Flags: st.Flags,
+	}, nil
+}
+
+func checkText(c record.Check) string {
+	if c.Reason == "" {
+		return c.Outcome.String()
+	}
+	return c.Outcome.String() + ": " + c.Reason
+}
+
+// Terminal returns a terminal's status.
+func (s *Service) Terminal(ctx context.Context, id string) (*wire.TerminalStatus, error) {
+	return s.store.Terminal(ctx, id)
+}
+
+// Store is where the back office keeps records. Ingest must be atomic per
+// call and serialise calls that touch the same SAM.
+type Store interface {
+	// SAMCertificate returns the stored certificate of a SAM, nil when
+	// the SAM is unknown.
+	SAMCertificate(ctx context.Context, serial [8]byte) ([]byte, error)
+	PutSAMCertificate(ctx context.Context, serial [8]byte, der []byte) error
+	// Ingest stores verified entries and returns one result each:
+	// accepted (with flags: gap-before, fills-gap, chain-break,
+	// chain-start), duplicate (the same record is stored), or rejected
+	// with counter-conflict (another record holds its SAM serial and
+	// counter; an alarm is raised).
+	Ingest(ctx context.Context, entries []Entry, m Meta) ([]wire.Result, error)
+	// ByCode finds a record by its authentication code (ErrNotFound).
+	ByCode(ctx context.Context, code string) (*Stored, error)
+	// Terminal is a terminal's status (ErrNotFound).
+	Terminal(ctx context.Context, id string) (*wire.TerminalStatus, error)
+	// Usage lists KTP-el records with time in [from, to), grouped.
+	Usage(ctx context.Context, from, to time.Time) ([]UsageRow, error)
+	// Alarms lists the alarms, newest first, at most limit.
+	Alarms(ctx context.Context, limit int) ([]wire.Alarm, error)
+	Close() error
+}
+
+// Entry is a verified record on its way into the store.
+type Entry struct {
+	Rec     *record.Record
+	Encoded []byte
+	Hash    [32]byte
+	Code    string
+	Flags   []string // flags found before storage (clock)
+}
+
+// Meta is what a store needs to know about the batch.
+type Meta struct {
+	Now        time.Time
+	SkewMillis int64
+}
+
+// Stored is a stored record.
+type Stored struct {
+	Rec        *record.Record
+	ReceivedAt time.Time
+	Flags      []string
+}
+
+// UsageRow counts KTP-el records of one site, terminal, service, subject
+// and fingerprint outcome.
+type UsageRow struct {
+	Site, Terminal, Service string
+	Subject                 string
+	Fingerprint             record.Outcome
+	Count                   int64
+}

@@ -1,0 +1,222 @@
+// Package labpki makes the keys and certificates of a back-office lab: a
+// TLS CA with a server certificate and terminal client certificates (for
+// mutual TLS), and a SAM CA with stand-in SAMs for back-office tests and
+// benchmarks. Lab keys only: never for real terminals.
+package labpki
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"kpe-agent/sync/record"
+)
+
+// CA is a certificate authority with its key in memory.
+type CA struct {
+	Key  *ecdsa.PrivateKey
+	Cert *x509.Certificate
+}
+
+// NewCA makes a self-signed CA valid from yesterday for ten years.
+func NewCA(name string) (*CA, error) {
+	return issue(nil, &x509.Certificate{Subject: pkix.Name{CommonName: name, Organization: []string{"kpe-agent lab (not a real CA)"}},
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign})
+}
+
+func issue(parent *CA, tmpl *x509.Certificate) (*CA, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	sn, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 120))
+	if err != nil {
+		return nil, err
+	}
+	tmpl.SerialNumber = sn
+	tmpl.NotBefore = time.Now().Add(-24 * time.Hour)
+	tmpl.NotAfter = time.Now().AddDate(10, 0, 0)
+	signKey, signCert := key, tmpl
+	if parent != nil {
+		signKey, signCert = parent.Key, parent.Cert
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, signCert, &key.PublicKey, signKey)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	return &CA{Key: key, Cert: cert}, err
+}
+
+// Pool is a pool holding the CA's certificate.
+func (c *CA) Pool() *x509.CertPool {
+	p := x509.NewCertPool()
+	p.AddCert(c.Cert)
+	return p
+}
+
+// Server issues a TLS server certificate for localhost and 127.0.0.1 (and
+// the given extra names).
+func (c *CA) Server(names ...string) (tls.Certificate, error) {
+	tmpl := &x509.Certificate{Subject: pkix.Name{CommonName: "kpe-backoffice"}, DNSNames: append([]string{"localhost"}, names...),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+		KeyUsage:    x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	return c.tlsCert(tmpl)
+}
+
+// Terminal issues a TLS client certificate whose common name is the
+// terminal id.
+func (c *CA) Terminal(id string) (tls.Certificate, error) {
+	tmpl := &x509.Certificate{Subject: pkix.Name{CommonName: id, Organization: []string{"kpe-agent lab terminal"}},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	return c.tlsCert(tmpl)
+}
+
+func (c *CA) tlsCert(tmpl *x509.Certificate) (tls.Certificate, error) {
+	leaf, err := issue(c, tmpl)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.Certificate{Certificate: [][]byte{leaf.Cert.Raw}, PrivateKey: leaf.Key, Leaf: leaf.Cert}, nil
+}
+
+// SAM stands in for a terminal SAM in back-office tests and benchmarks:
+// its records say SignerSAM although the key is in memory. Lab only; the
+// real SAM signs over APDU (agent/signing).
+type SAM struct {
+	Key    *ecdsa.PrivateKey
+	Cert   []byte // DER, subject "Terminal SAM <serial hex>"
+	serial [8]byte
+
+	mu      sync.Mutex
+	counter uint32
+}
+
+// NewSAM issues a stand-in SAM with the given serial under c.
+func (c *CA) NewSAM(serial [8]byte) (*SAM, error) {
+	leaf, err := issue(c, &x509.Certificate{Subject: pkix.Name{CommonName: fmt.Sprintf("Terminal SAM %X", serial[:])},
+		KeyUsage: x509.KeyUsageDigitalSignature})
+	if err != nil {
+		return nil, err
+	}
+	return &SAM{Key: leaf.Key, Cert: leaf.Cert.Raw, serial: serial}, nil
+}
+
+// Kind says SAM (see the type's comment).
+func (s *SAM) Kind() record.SignerKind { return record.SignerSAM }
+
+// Serial is the SAM's serial.
+func (s *SAM) Serial() [8]byte { return s.serial }
+
+// Counter is the last counter issued.
+func (s *SAM) Counter() uint32 { s.mu.Lock(); defer s.mu.Unlock(); return s.counter }
+
+// SetCounter sets the last counter issued (to make gaps in tests).
+func (s *SAM) SetCounter(c uint32) { s.mu.Lock(); s.counter = c; s.mu.Unlock() }
+
+// Sign issues the next counter and signs like SIGN RECORD.
+func (s *SAM) Sign(ctx context.Context, digest [32]byte) (uint32, [64]byte, error) {
+	s.mu.Lock()
+	s.counter++
+	c := s.counter
+	s.mu.Unlock()
+	return c, s.SignAt(digest, c), nil
+}
+
+// SignAt signs digest with a chosen counter (for forgery and replay
+// tests).
+func (s *SAM) SignAt(digest [32]byte, counter uint32) [64]byte {
+	h := sha256.Sum256(record.SignedMessage(digest, counter, s.serial))
+	r, ss, err := ecdsa.Sign(rand.Reader, s.Key, h[:])
+	var sig [64]byte
+	if err != nil {
+		return sig
+	}
+	r.FillBytes(sig[:32])
+	ss.FillBytes(sig[32:])
+	return sig
+}
+
+// Files are the PEM files of a lab written by Write.
+type Files struct {
+	Dir                       string
+	TLSCA                     string // CA of servers and terminal client certificates
+	ServerCert, ServerKey     string
+	TerminalCert, TerminalKey string
+}
+
+// Write makes a TLS CA, a server certificate and a client certificate for
+// terminal, and writes them as PEM files into dir (keys with mode 0600).
+// Existing files are kept: a lab keeps its keys across restarts.
+func Write(dir, terminal string) (*Files, error) {
+	f := &Files{Dir: dir, TLSCA: filepath.Join(dir, "tls-ca.pem"), ServerCert: filepath.Join(dir, "server.pem"), ServerKey: filepath.Join(dir, "server-key.pem"),
+		TerminalCert: filepath.Join(dir, "terminal.pem"), TerminalKey: filepath.Join(dir, "terminal-key.pem")}
+	if _, err := os.Stat(f.TerminalKey); err == nil {
+		return f, nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	ca, err := NewCA("kpe-backoffice lab TLS CA")
+	if err != nil {
+		return nil, err
+	}
+	srv, err := ca.Server()
+	if err != nil {
+		return nil, err
+	}
+	term, err := ca.Terminal(terminal)
+	if err != nil {
+		return nil, err
+	}
+	if err := writeCert(f.TLSCA, ca.Cert.Raw); err != nil {
+		return nil, err
+	}
+	for _, p := range []struct {
+		c         tls.Certificate
+		cert, key string
+	}{{srv, f.ServerCert, f.ServerKey}, {term, f.TerminalCert, f.TerminalKey}} {
+		if err := writeCert(p.cert, p.c.Certificate[0]); err != nil {
+			return nil, err
+		}
+		der, err := x509.MarshalPKCS8PrivateKey(p.c.PrivateKey)
+		if err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(p.key, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+			return nil, err
+		}
+	}
+	return f, nil
+}
+
+func writeCert(path string, der []byte) error {
+	return os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+}
+
+// LoadPool reads PEM certificates into a pool.
+func LoadPool(path string) (*x509.CertPool, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	p := x509.NewCertPool()
+	if !p.AppendCertsFromPEM(b) {
+		return nil, errors.New("labpki: no PEM certificate in " + path)
+	}
+	return p, nil
+}

@@ -1,0 +1,508 @@
+package backoffice
+
+import (
+	"context"
+	"embed"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"kpe-agent/sync/record"
+	"kpe-agent/sync/wire"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// PGStore keeps the back office in PostgreSQL.
+type PGStore struct{ pool *pgxpool.Pool }
+
+// OpenPostgres connects to dsn and applies the embedded migrations that
+// the database has not seen (under an advisory lock, so several back-office
+// processes can start together).
+func OpenPostgres(ctx context.Context, dsn string) (*PGStore, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("backoffice: database address: %w", err)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("backoffice: database: %w", err)
+	}
+	if err := migrate(ctx, pool); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return &PGStore{pool: pool}, nil
+}
+
+// Close closes the pool.
+func (s *PGStore) Close() error { s.pool.Close(); return nil }
+
+// Pool is the connection pool (for tests and tools).
+func (s *PGStore) Pool() *pgxpool.Pool { return s.pool }
+
+const migrationLock = 0x4b5045 // "KPE"
+
+func migrate(ctx context.Context, pool *pgxpool.Pool) error {
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("backoffice: database: %w", err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", migrationLock); err != nil {
+		return fmt.Errorf("backoffice: migrate: %w", err)
+	}
+	defer conn.Exec(context.Background(), "SELECT pg_advisory_unlock($1)", migrationLock)
+	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version int PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
+		return fmt.Errorf("backoffice: migrate: %w", err)
+	}
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return err
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		v, err := strconv.Atoi(strings.SplitN(strings.TrimPrefix(name, "migrations/"), "_", 2)[0])
+		if err != nil {
+			return fmt.Errorf("backoffice: migration %s: name must start with its number", name)
+		}
+		var done bool
+		if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = $1)", v).Scan(&done); err != nil {
+			return fmt.Errorf("backoffice: migrate: %w", err)
+		}
+		if done {
+			continue
+		}
+		sql, err := migrations.ReadFile(name)
+		if err != nil {
+			return err
+		}
+		err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, string(sql)); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, "INSERT INTO schema_migrations (version) VALUES ($1)", v)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("backoffice: migration %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// SAMCertificate implements Store.
+func (s *PGStore) SAMCertificate(ctx context.Context, serial [8]byte) ([]byte, error) {
+	var cert []byte
+	err := s.pool.QueryRow(ctx, "SELECT cert FROM sams WHERE serial = $1", serial[:]).Scan(&cert)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	return cert, err
+}
+
+// PutSAMCertificate implements Store.
+func (s *PGStore) PutSAMCertificate(ctx context.Context, serial [8]byte, der []byte) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO sams (serial, cert) VALUES ($1, $2)
+		ON CONFLICT (serial) DO UPDATE SET cert = EXCLUDED.cert`, serial[:], der)
+	return err
+}
+
+type pgTerminal struct {
+	records, breaks int64
+	seen            bool
+	site            string
+	sams            map[string]bool
+}
+
+// Ingest implements Store in one transaction: the SAM and terminal rows
+// are locked first (in key order), so batches touching the same SAM run
+// one after the other; the inserts use ON CONFLICT DO NOTHING RETURNING,
+// and a record the database did not take although the checks under the
+// lock said it was new fails the batch (the terminal retries).
+func (s *PGStore) Ingest(ctx context.Context, entries []Entry, m Meta) ([]wire.Result, error) {
+	var out []wire.Result
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var err error
+		out, err = s.ingest(ctx, tx, entries, m)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("backoffice: store: %w", err)
+	}
+	return out, nil
+}
+
+func (s *PGStore) ingest(ctx context.Context, tx pgx.Tx, entries []Entry, m Meta) ([]wire.Result, error) {
+	out := make([]wire.Result, len(entries))
+	var serials [][]byte
+	var termIDs []string
+	seenSerial, seenTerm := map[[8]byte]bool{}, map[string]bool{}
+	for _, e := range entries {
+		if !seenSerial[e.Rec.SAMSerial] {
+			seenSerial[e.Rec.SAMSerial] = true
+			serials = append(serials, e.Rec.SAMSerial[:])
+		}
+		if !seenTerm[e.Rec.TerminalID] {
+			seenTerm[e.Rec.TerminalID] = true
+			termIDs = append(termIDs, e.Rec.TerminalID)
+		}
+	}
+	slices.SortFunc(serials, func(a, b []byte) int { return strings.Compare(string(a), string(b)) })
+	slices.Sort(termIDs)
+
+	// lock the SAMs and terminals
+	ledgers := map[[8]byte]*counters{}
+	rows, err := tx.Query(ctx, "SELECT serial, counters FROM sams WHERE serial = ANY($1) ORDER BY serial FOR UPDATE", serials)
+	if err != nil {
+		return nil, err
+	}
+	for rows.Next() {
+		var serial, raw []byte
+		if err := rows.Scan(&serial, &raw); err != nil {
+			return nil, err
+		}
+		l := &counters{}
+		if err := json.Unmarshal(raw, l); err != nil {
+			return nil, fmt.Errorf("damaged counters of SAM %x: %w", serial, err)
+		}
+		ledgers[[8]byte(serial)] = l
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for _, sn := range serials {
+		if ledgers[[8]byte(sn)] == nil {
+			return nil, fmt.Errorf("SAM %x has no row (its certificate was never stored)", sn)
+		}
+	}
+	if _, err := tx.Exec(ctx, "INSERT INTO terminals (terminal_id) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING", termIDs); err != nil {
+		return nil, err
+	}
+	if _, err := tx.Exec(ctx, "SELECT 1 FROM terminals WHERE terminal_id = ANY($1) ORDER BY terminal_id FOR UPDATE", termIDs); err != nil {
+		return nil, err
+	}
+	terms := map[string]*pgTerminal{}
+	rows, err = tx.Query(ctx, `SELECT t.terminal_id, t.records, t.chain_breaks, t.site_id,
+		coalesce(array_agg(encode(ts.sam_serial, 'hex')) FILTER (WHERE ts.sam_serial IS NOT NULL), '{}')
+		FROM terminals t LEFT JOIN terminal_sams ts USING (terminal_id)
+		WHERE t.terminal_id = ANY($1) GROUP BY t.terminal_id ORDER BY t.terminal_id`, termIDs)
+	if err != nil {
+		return nil, err
+	}
+	for rows.Next() {
+		t := &pgTerminal{sams: map[string]bool{}}
+		var id string
+		var sams []string
+		if err := rows.Scan(&id, &t.records, &t.breaks, &t.site, &sams); err != nil {
+			return nil, err
+		}
+		for _, sn := range sams {
+			t.sams[sn] = true
+		}
+		terms[id] = t
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+
+	// what is stored already, and the predecessors
+	var ks [][]byte
+	var kc []int64
+	var prevs [][]byte
+	for _, e := range entries {
+		ks = append(ks, e.Rec.SAMSerial[:])
+		kc = append(kc, int64(e.Rec.Counter))
+		prevs = append(prevs, e.Rec.PrevHash[:])
+	}
+	type skey struct {
+		serial  [8]byte
+		counter uint32
+	}
+	stored := map[skey][32]byte{}
+	rows, err = tx.Query(ctx, `SELECT r.sam_serial, r.counter, r.hash FROM records r
+		JOIN unnest($1::bytea[], $2::bigint[]) AS k(s, c) ON r.sam_serial = k.s AND r.counter = k.c`, ks, kc)
+	if err != nil {
+		return nil, err
+	}
+	for rows.Next() {
+		var sn, h []byte
+		var c int64
+		if err := rows.Scan(&sn, &c, &h); err != nil {
+			return nil, err
+		}
+		stored[skey{[8]byte(sn), uint32(c)}] = [32]byte(h)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	prevTerminal := map[[32]byte]string{}
+	rows, err = tx.Query(ctx, "SELECT hash, terminal_id FROM records WHERE hash = ANY($1)", prevs)
+	if err != nil {
+		return nil, err
+	}
+	for rows.Next() {
+		var h []byte
+		var t string
+		if err := rows.Scan(&h, &t); err != nil {
+			return nil, err
+		}
+		prevTerminal[[32]byte(h)] = t
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+
+	// decide, in batch order
+	var ins struct {
+		serial, hash, id, prev, enc [][]byte
+		counter                     []int64
+		code, term, site, svc, subj []string
+		card, fp                    []int16
+		at                          []time.Time
+		flags                       []string // comma-joined, split in SQL
+	}
+	var idx []int
+	var alarms []wire.Alarm
+	for i, e := range entries {
+		r := e.Rec
+		k := skey{r.SAMSerial, r.Counter}
+		if h, ok := stored[k]; ok {
+			if h == e.Hash {
+				out[i] = wire.Result{Status: wire.Duplicate, Code: e.Code}
+			} else {
+				out[i] = wire.Result{Status: wire.Rejected, Reason: wire.ReasonConflict}
+				alarms = append(alarms, conflictAlarm(r, m.Now))
+			}
+			continue
+		}
+		stored[k] = e.Hash
+		t := terms[r.TerminalID]
+		flags := slices.Clone(e.Flags)
+		gap, fills := ledgers[r.SAMSerial].observe(r.Counter)
+		if gap {
+			flags = append(flags, wire.FlagGapBefore)
+		}
+		if fills {
+			flags = append(flags, wire.FlagFillsGap)
+		}
+		if r.PrevHash == ([32]byte{}) {
+			flags = append(flags, wire.FlagChainStart)
+			if t.records > 0 {
+				alarms = append(alarms, wire.Alarm{Kind: "chain-restart", TerminalID: r.TerminalID, SAMSerial: hex.EncodeToString(r.SAMSerial[:]),
+					Counter: r.Counter, Detail: "the terminal started a new record chain (a new or damaged outbox)", At: m.Now})
+			}
+		} else if pt, ok := prevTerminal[r.PrevHash]; !ok || pt != r.TerminalID {
+			flags = append(flags, wire.FlagChainBreak)
+			t.breaks++
+		}
+		prevTerminal[e.Hash] = r.TerminalID
+		t.records++
+		t.seen = true
+		t.site = r.SiteID
+		t.sams[hex.EncodeToString(r.SAMSerial[:])] = true
+		out[i] = wire.Result{Status: wire.Accepted, Code: e.Code, Flags: flags}
+		idx = append(idx, i)
+		ins.serial = append(ins.serial, r.SAMSerial[:])
+		ins.counter = append(ins.counter, int64(r.Counter))
+		ins.hash = append(ins.hash, e.Hash[:])
+		ins.code = append(ins.code, e.Code)
+		ins.id = append(ins.id, r.ID[:])
+		ins.term = append(ins.term, r.TerminalID)
+		ins.site = append(ins.site, r.SiteID)
+		ins.svc = append(ins.svc, r.Service)
+		ins.card = append(ins.card, int16(r.CardType))
+		ins.subj = append(ins.subj, r.Subject)
+		ins.fp = append(ins.fp, int16(r.Fingerprint.Outcome))
+		ins.at = append(ins.at, r.Time)
+		ins.prev = append(ins.prev, r.PrevHash[:])
+		ins.flags = append(ins.flags, strings.Join(flags, ","))
+		ins.enc = append(ins.enc, e.Encoded)
+	}
+
+	if len(idx) > 0 {
+		rows, err := tx.Query(ctx, `INSERT INTO records (sam_serial, counter, hash, code, record_id, terminal_id, site_id, service,
+				card_type, subject, fingerprint, rec_time, prev_hash, flags, received_at, encoded)
+			SELECT s, c, h, code, id, term, site, svc, card, subj, fp, at, prev,
+				CASE WHEN f = '' THEN '{}'::text[] ELSE string_to_array(f, ',') END, $16, enc
+			FROM unnest($1::bytea[], $2::bigint[], $3::bytea[], $4::text[], $5::bytea[], $6::text[], $7::text[], $8::text[],
+				$9::smallint[], $10::text[], $11::smallint[], $12::timestamptz[], $13::bytea[], $14::text[], $15::bytea[])
+				AS u(s, c, h, code, id, term, site, svc, card, subj, fp, at, prev, f, enc)
+			ON CONFLICT DO NOTHING
+			RETURNING sam_serial, counter`,
+			ins.serial, ins.counter, ins.hash, ins.code, ins.id, ins.term, ins.site, ins.svc,
+			ins.card, ins.subj, ins.fp, ins.at, ins.prev, ins.flags, ins.enc, m.Now)
+		if err != nil {
+			return nil, err
+		}
+		n := 0
+		for rows.Next() {
+			n++
+		}
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+		if n != len(idx) {
+			return nil, fmt.Errorf("%d of %d new records were not inserted (a unique constraint other than SAM and counter: an authentication-code collision)", len(idx)-n, len(idx))
+		}
+		// records that waited for one of these as their predecessor
+		rows, err = tx.Query(ctx, `UPDATE records r SET flags = array_remove(r.flags, 'chain-break')
+			FROM records p WHERE p.hash = ANY($1) AND r.prev_hash = p.hash AND r.terminal_id = p.terminal_id
+			AND 'chain-break' = ANY(r.flags) RETURNING r.terminal_id`, ins.hash)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				return nil, err
+			}
+			if t := terms[id]; t != nil {
+				t.breaks--
+			} else if _, err := tx.Exec(ctx, "UPDATE terminals SET chain_breaks = chain_breaks - 1 WHERE terminal_id = $1", id); err != nil {
+				return nil, err
+			}
+		}
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+
+	b := &pgx.Batch{}
+	for serial, l := range ledgers {
+		raw, err := json.Marshal(l)
+		if err != nil {
+			return nil, err
+		}
+		b.Queue("UPDATE sams SET counters = $2 WHERE serial = $1", serial[:], raw)
+	}
+	for id, t := range terms {
+		if !t.seen {
+			continue
+		}
+		b.Queue(`UPDATE terminals SET records = $2, chain_breaks = $3, site_id = $4, last_seen = $5, skew_ms = $6 WHERE terminal_id = $1`,
+			id, t.records, t.breaks, t.site, m.Now, m.SkewMillis)
+		for sn := range t.sams {
+			serial, _ := hex.DecodeString(sn)
+			b.Queue("INSERT INTO terminal_sams (terminal_id, sam_serial) VALUES ($1, $2) ON CONFLICT DO NOTHING", id, serial)
+		}
+	}
+	for _, a := range alarms {
+		serial, _ := hex.DecodeString(a.SAMSerial)
+		b.Queue("INSERT INTO alarms (kind, terminal_id, sam_serial, counter, detail, at) VALUES ($1, $2, $3, $4, $5, $6)",
+			a.Kind, a.TerminalID, serial, int64(a.Counter), a.Detail, a.At)
+	}
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ByCode implements Store.
+func (s *PGStore) ByCode(ctx context.Context, code string) (*Stored, error) {
+	var enc []byte
+	st := &Stored{}
+	err := s.pool.QueryRow(ctx, "SELECT encoded, received_at, flags FROM records WHERE code = $1", code).Scan(&enc, &st.ReceivedAt, &st.Flags)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	if st.Rec, err = record.Decode(enc); err != nil {
+		return nil, err
+	}
+	if len(st.Flags) == 0 {
+		st.Flags = nil
+	}
+	return st, nil
+}
+
+// Terminal implements Store.
+func (s *PGStore) Terminal(ctx context.Context, id string) (*wire.TerminalStatus, error) {
+	out := &wire.TerminalStatus{TerminalID: id}
+	var seen *time.Time
+	err := s.pool.QueryRow(ctx, "SELECT site_id, records, chain_breaks, last_seen, skew_ms FROM terminals WHERE terminal_id = $1", id).
+		Scan(&out.SiteID, &out.Records, &out.ChainBreaks, &seen, &out.ClockSkewMillis)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	if seen != nil {
+		out.LastSeen = seen.UTC()
+	}
+	rows, err := s.pool.Query(ctx, `SELECT s.serial, s.counters FROM sams s JOIN terminal_sams ts ON ts.sam_serial = s.serial
+		WHERE ts.terminal_id = $1 ORDER BY s.serial`, id)
+	if err != nil {
+		return nil, err
+	}
+	for rows.Next() {
+		var serial, raw []byte
+		if err := rows.Scan(&serial, &raw); err != nil {
+			return nil, err
+		}
+		var l counters
+		if err := json.Unmarshal(raw, &l); err != nil {
+			return nil, err
+		}
+		out.SAMs = append(out.SAMs, wire.SAMInfo{Serial: hex.EncodeToString(serial), LastCounter: l.Max, Gaps: l.Gaps})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	out.Alarms, err = s.alarms(ctx, "WHERE terminal_id = $1 ORDER BY id", id)
+	return out, err
+}
+
+// Usage implements Store, grouped in SQL.
+func (s *PGStore) Usage(ctx context.Context, from, to time.Time) ([]UsageRow, error) {
+	rows, err := s.pool.Query(ctx, `SELECT site_id, terminal_id, service, subject, fingerprint, count(*) FROM records
+		WHERE card_type = $1 AND rec_time >= $2 AND rec_time < $3 GROUP BY 1, 2, 3, 4, 5`, int16(record.CardKTPel), from, to)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (UsageRow, error) {
+		var u UsageRow
+		var fp int16
+		err := row.Scan(&u.Site, &u.Terminal, &u.Service, &u.Subject, &fp, &u.Count)
+		u.Fingerprint = record.Outcome(fp)
+		return u, err
+	})
+}
+
+// Alarms implements Store.
+func (s *PGStore) Alarms(ctx context.Context, limit int) ([]wire.Alarm, error) {
+	return s.alarms(ctx, "ORDER BY id DESC LIMIT $1", limit)
+}
+
+func (s *PGStore) alarms(ctx context.Context, where string, arg any) ([]wire.Alarm, error) {
+	rows, err := s.pool.Query(ctx, "SELECT kind, terminal_id, sam_serial, counter, detail, at FROM alarms "+where, arg)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (wire.Alarm, error) {
+		var a wire.Alarm
+		var serial []byte
+		var counter *int64
+		err := row.Scan(&a.Kind, &a.TerminalID, &serial, &counter, &a.Detail, &a.At)
+		a.SAMSerial = hex.EncodeToString(serial)
+		if counter != nil {
+			a.Counter = uint32(*counter)
+		}
+		a.At = a.At.UTC()
+		return a, err
+	})
+}

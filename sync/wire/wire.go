@@ -1,0 +1,183 @@
+// Package wire is the JSON the uploader and the back office exchange
+// (docs/backoffice-api.yaml). Both sides import it, so they cannot drift.
+package wire
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Paths of the back-office API.
+const (
+	PathRecords  = "/v1/records"
+	PathVerify   = "/v1/verify/"   // + code
+	PathTerminal = "/v1/terminals/" // + terminal id
+	PathReport   = "/v1/reports/semester"
+	PathHealth   = "/v1/health"
+)
+
+// Limits the back office enforces on one batch.
+const (
+	MaxBatchRecords = 1000
+	MaxBatchBytes   = 8 << 20 // after gzip decompression
+)
+
+// Batch is the body of POST /v1/records (optionally gzip-compressed with
+// Content-Encoding: gzip).
+type Batch struct {
+	// Certificates are the SAM terminal certificates (DER) of the SAMs
+	// that signed the records, so a back office that has not seen a SAM
+	// yet can check it against its CA. Usually one.
+	Certificates [][]byte `json:"certificates,omitempty"`
+	// Records are canonical record encodings (docs/records.md), oldest
+	// first.
+	Records [][]byte `json:"records"`
+	// SentAt is the terminal's clock when it sent the batch; the back
+	// office compares it with its own.
+	SentAt time.Time `json:"sent_at"`
+}
+
+// Status of one record in a batch.
+type Status string
+
+// Statuses. A duplicate counts as accepted (the back office has it).
+// A rejected record is not taken, ever (the terminal moves it to its
+// dead letters with the reason); retry means not taken this time.
+const (
+	Accepted  Status = "accepted"
+	Duplicate Status = "duplicate"
+	Rejected  Status = "rejected"
+	Retry     Status = "retry"
+)
+
+// Reasons for a rejection, and flags on a taken record.
+const (
+	ReasonMalformed      = "malformed"       // not a valid record encoding
+	ReasonUnknownSAM     = "unknown-sam"     // no certificate chaining to the CA for this SAM
+	ReasonSignature      = "bad-signature"   // the signature does not verify
+	ReasonSoftwareSigner = "software-signer" // signed in software and this back office refuses that
+	ReasonTerminal       = "terminal-mismatch"
+	ReasonConflict       = "counter-conflict" // same SAM and counter as a different record: an alarm
+
+	FlagGapBefore   = "gap-before"   // counters are missing before this record
+	FlagFillsGap    = "fills-gap"    // this record fills a counter that was missing
+	FlagChainBreak  = "chain-break"  // its previous record is unknown (yet)
+	FlagChainStart  = "chain-start"  // a terminal's first record, or a restarted chain
+	FlagClockSkewed = "clock-skewed" // the record's time is far from the back office's receipt time
+)
+
+// Result is the back office's answer for one record.
+type Result struct {
+	Status Status   `json:"status"`
+	Reason string   `json:"reason,omitempty"`
+	Code   string   `json:"code,omitempty"`
+	Flags  []string `json:"flags,omitempty"`
+}
+
+// BatchResult is the body of a 200 answer to POST /v1/records: one result
+// per record, in order.
+type BatchResult struct {
+	Results    []Result  `json:"results"`
+	ServerTime time.Time `json:"server_time"`
+	// ClockSkewMillis is the back office's time minus the batch's sent_at
+	// (network delay included); ClockSkewed says it is beyond tolerance.
+	ClockSkewMillis int64 `json:"clock_skew_ms"`
+	ClockSkewed     bool  `json:"clock_skewed"`
+}
+
+// Problem is the body of an error answer.
+type Problem struct {
+	Error  string `json:"error"`
+	Detail string `json:"detail,omitempty"`
+}
+
+// ErrResponse: a reply that does not fit the protocol.
+var ErrResponse = errors.New("wire: bad response from the back office")
+
+// DecodeBatchResult reads a batch answer and checks it covers the batch.
+func DecodeBatchResult(b []byte, n int) (*BatchResult, error) {
+	var br BatchResult
+	if err := json.Unmarshal(b, &br); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrResponse, err)
+	}
+	if len(br.Results) != n {
+		return nil, fmt.Errorf("%w: %d results for %d records", ErrResponse, len(br.Results), n)
+	}
+	for i, r := range br.Results {
+		switch r.Status {
+		case Accepted, Duplicate, Retry:
+		case Rejected:
+			if r.Reason == "" {
+				return nil, fmt.Errorf("%w: record %d rejected without a reason", ErrResponse, i)
+			}
+		default:
+			return nil, fmt.Errorf("%w: record %d has status %q", ErrResponse, i, r.Status)
+		}
+	}
+	return &br, nil
+}
+
+// Verdict is the answer to GET /v1/verify/{code}.
+type Verdict struct {
+	Valid      bool      `json:"valid"`
+	Code       string    `json:"code"`
+	Reason     string    `json:"reason,omitempty"` // when not valid: "length", "symbol", "check-symbol" (a typo), "unknown"
+	Service    string    `json:"service,omitempty"`
+	Time       time.Time `json:"time,omitempty"`
+	Clock      string    `json:"clock,omitempty"`
+	TerminalID string    `json:"terminal_id,omitempty"`
+	SiteID     string    `json:"site_id,omitempty"`
+	CardType   string    `json:"card_type,omitempty"`
+	Checks     Checks    `json:"checks"`
+	Signer     string    `json:"signer,omitempty"`
+	SAMSerial  string    `json:"sam_serial,omitempty"`
+	Counter    uint32    `json:"counter,omitempty"`
+	ReceivedAt time.Time `json:"received_at,omitempty"`
+	Flags      []string  `json:"flags,omitempty"`
+}
+
+// Checks are the record's check outcomes ("pass", "fail: reason",
+// "skipped: reason").
+type Checks struct {
+	CardAuth    string `json:"card_auth,omitempty"`
+	IssuerSig   string `json:"issuer_signature,omitempty"`
+	Identifiers string `json:"identifiers,omitempty"`
+	Fingerprint string `json:"fingerprint,omitempty"`
+}
+
+// TerminalStatus is the answer to GET /v1/terminals/{id}.
+type TerminalStatus struct {
+	TerminalID      string    `json:"terminal_id"`
+	SiteID          string    `json:"site_id"`
+	Records         int64     `json:"records"`
+	LastSeen        time.Time `json:"last_seen"`
+	ClockSkewMillis int64     `json:"clock_skew_ms"`
+	SAMs            []SAMInfo `json:"sams"`
+	ChainBreaks     int64     `json:"chain_breaks"`
+	Alarms          []Alarm   `json:"alarms,omitempty"`
+}
+
+// SAMInfo is one SAM's counter state.
+type SAMInfo struct {
+	Serial      string  `json:"serial"`
+	LastCounter uint32  `json:"last_counter"`
+	Gaps        []Range `json:"gaps,omitempty"` // missing counters, until filled
+}
+
+// Range is an inclusive range of counters.
+type Range struct {
+	From uint32 `json:"from"`
+	To   uint32 `json:"to"`
+}
+
+// Alarm is something a back-office operator must look at.
+type Alarm struct {
+	Kind       string    `json:"kind"`
+	TerminalID string    `json:"terminal_id,omitempty"`
+	SAMSerial  string    `json:"sam_serial,omitempty"`
+	Counter    uint32    `json:"counter,omitempty"`
+	Detail     string    `json:"detail,omitempty"`
+	At         time.Time `json:"at"`
+}
