@@ -12,7 +12,7 @@ import (
 // Paths of the back-office API.
 const (
 	PathRecords  = "/v1/records"
-	PathVerify   = "/v1/verify/"   // + code
+	PathVerify   = "/v1/verify/"    // + code
 	PathTerminal = "/v1/terminals/" // + terminal id
 	PathReport   = "/v1/reports/semester"
 	PathHealth   = "/v1/health"

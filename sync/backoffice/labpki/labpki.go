@@ -220,3 +220,9 @@ func LoadPool(path string) (*x509.CertPool, error) {
 	}
 	return p, nil
 }
+
+// SAMFrom rebuilds a stand-in SAM from its key and certificate, its last
+// counter being counter (a test's child process continues its parent's).
+func SAMFrom(key *ecdsa.PrivateKey, cert []byte, serial [8]byte, counter uint32) *SAM {
+	return &SAM{Key: key, Cert: cert, serial: serial, counter: counter}
+}

@@ -1,0 +1,395 @@
+// Package uploader sends the outbox's records to the back office: HTTPS
+// with mutual TLS, through the proxy the environment names, gzip batches
+// bounded by count and bytes, an attempt as soon as a record is new and,
+// after a failure, retries with capped exponential backoff and full jitter
+// that honour Retry-After. Each record's answer settles it in the outbox:
+// accepted and duplicate acknowledge it, rejected moves it to the dead
+// letters with the reason, retry leaves it pending (docs/uploader.md).
+package uploader
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"kpe-agent/sync/outbox"
+	"kpe-agent/sync/wire"
+)
+
+// Config configures an Uploader. Zero values take the defaults.
+type Config struct {
+	URL string // the back office's base URL, e.g. https://backoffice.example:8443
+	// TLS holds the terminal's client certificate and the roots the
+	// back office's certificate must chain to.
+	TLS *tls.Config
+	// Certificates are the SAM terminal certificates sent with each
+	// batch.
+	Certificates [][]byte
+	MaxRecords   int           // per batch (default 200, at most wire.MaxBatchRecords)
+	MaxBytes     int           // record bytes per batch before compression (default 512 KiB)
+	MinBackoff   time.Duration // first retry delay ceiling (default 1 s)
+	MaxBackoff   time.Duration // cap of the delay, Retry-After included (default 5 min)
+	Interval     time.Duration // look at the outbox this often when idle (default 30 s)
+	Timeout      time.Duration // one request (default 30 s)
+	// Proxy chooses the proxy (default http.ProxyFromEnvironment:
+	// HTTPS_PROXY, NO_PROXY).
+	Proxy func(*http.Request) (*url.URL, error)
+	Log   *slog.Logger
+	// Rand returns a number in [0, 1) for the jitter (default math/rand).
+	Rand func() float64
+}
+
+func (c *Config) defaults() {
+	if c.MaxRecords <= 0 || c.MaxRecords > wire.MaxBatchRecords {
+		c.MaxRecords = 200
+	}
+	if c.MaxBytes <= 0 {
+		c.MaxBytes = 512 << 10
+	}
+	if c.MinBackoff <= 0 {
+		c.MinBackoff = time.Second
+	}
+	if c.MaxBackoff <= 0 {
+		c.MaxBackoff = 5 * time.Minute
+	}
+	if c.Interval <= 0 {
+		c.Interval = 30 * time.Second
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = 30 * time.Second
+	}
+	if c.Proxy == nil {
+		c.Proxy = http.ProxyFromEnvironment
+	}
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
+	}
+	if c.Rand == nil {
+		c.Rand = rand.Float64
+	}
+}
+
+// Status is what the uploader knows about the link to the back office.
+type Status struct {
+	LastAttempt time.Time
+	LastSuccess time.Time
+	LastError   string
+	Failures    int // consecutive failed attempts
+	NextAttempt time.Time
+	// ClockSkewed: the back office said this terminal's clock is beyond
+	// its tolerance; ClockSkew is its time minus ours.
+	ClockSkewed bool
+	ClockSkew   time.Duration
+	Accepted    uint64
+	Duplicates  uint64
+	Rejected    uint64
+}
+
+// Uploader drains an outbox to the back office. Run it in one goroutine.
+type Uploader struct {
+	ob     *outbox.Outbox
+	cfg    Config
+	client *http.Client
+	kick   chan struct{}
+	maxN   int // shrinks after a 413
+
+	mu sync.Mutex
+	st Status
+}
+
+// New makes an Uploader.
+func New(ob *outbox.Outbox, cfg Config) (*Uploader, error) {
+	cfg.defaults()
+	u, err := url.Parse(cfg.URL)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return nil, fmt.Errorf("uploader: back-office URL %q: want https://host[:port]", cfg.URL)
+	}
+	tr := &http.Transport{Proxy: cfg.Proxy, TLSClientConfig: cfg.TLS, ForceAttemptHTTP2: true,
+		MaxIdleConns: 2, IdleConnTimeout: 90 * time.Second, TLSHandshakeTimeout: 15 * time.Second, ResponseHeaderTimeout: cfg.Timeout}
+	return &Uploader{ob: ob, cfg: cfg, client: &http.Client{Transport: tr, Timeout: cfg.Timeout},
+		kick: make(chan struct{}, 1), maxN: cfg.MaxRecords}, nil
+}
+
+// Kick asks for an attempt now (a record is new). It never blocks; while
+// the uploader is backing off after a failure, kicks wait for the backoff.
+func (u *Uploader) Kick() {
+	select {
+	case u.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Status returns a copy of the status.
+func (u *Uploader) Status() Status {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.st
+}
+
+// ClockSkewed says whether the back office last said the clock is off;
+// the agent then gives new records the clock quality "skewed".
+func (u *Uploader) ClockSkewed() bool { return u.Status().ClockSkewed }
+
+// Run sends until ctx ends.
+func (u *Uploader) Run(ctx context.Context) error {
+	for {
+		_, err := u.Drain(ctx)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		var wait time.Duration
+		idle := err == nil
+		if idle {
+			wait = u.cfg.Interval
+		} else {
+			wait = u.backoff(err)
+			u.cfg.Log.Warn("back office not reached; records stay queued", "err", err, "retry_in", wait.Round(time.Millisecond))
+		}
+		u.mu.Lock()
+		u.st.NextAttempt = time.Now().Add(wait)
+		u.mu.Unlock()
+		t := time.NewTimer(wait)
+		kick := u.kick
+		if !idle {
+			kick = nil // no hot loop: new records wait for the backoff
+		}
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		case <-kick:
+			t.Stop()
+		}
+	}
+}
+
+// backoff is the delay after a failure: the server's Retry-After when it
+// gave one, else full jitter over an exponential ceiling; both capped.
+func (u *Uploader) backoff(err error) time.Duration {
+	var ra *RetryAfterError
+	if errors.As(err, &ra) && ra.After > 0 {
+		return min(ra.After, u.cfg.MaxBackoff)
+	}
+	u.mu.Lock()
+	n := u.st.Failures
+	u.mu.Unlock()
+	ceil := u.cfg.MinBackoff
+	for i := 1; i < n && ceil < u.cfg.MaxBackoff; i++ {
+		ceil *= 2
+	}
+	ceil = min(ceil, u.cfg.MaxBackoff)
+	return time.Duration(u.cfg.Rand() * float64(ceil))
+}
+
+// Report counts one Drain's results.
+type Report struct {
+	Batches                        int
+	Accepted, Duplicates, Rejected int
+}
+
+// Errors.
+var (
+	// ErrNoProgress: the back office took none of a batch (every record
+	// "retry"); the uploader backs off rather than asking again at once.
+	ErrNoProgress = errors.New("uploader: the back office took none of the batch")
+	// ErrRefused: the back office refused the batch as a whole (4xx); a
+	// configuration problem (certificate, URL) or a bug, not the records.
+	ErrRefused = errors.New("uploader: the back office refused the batch")
+)
+
+// RetryAfterError: the back office is busy or down and said when to come
+// back.
+type RetryAfterError struct {
+	Status int
+	After  time.Duration
+}
+
+func (e *RetryAfterError) Error() string {
+	return fmt.Sprintf("uploader: back office answered %d, retry after %s", e.Status, e.After)
+}
+
+// Drain sends batches until the outbox has no pending record or an attempt
+// fails. Claimed records that were not settled by an answer go back to
+// pending.
+func (u *Uploader) Drain(ctx context.Context) (Report, error) {
+	var rep Report
+	for {
+		items, err := u.ob.Claim(u.maxN, u.cfg.MaxBytes)
+		if err != nil {
+			return rep, err
+		}
+		if len(items) == 0 {
+			return rep, nil
+		}
+		res, err := u.send(ctx, items)
+		u.note(err)
+		if err != nil {
+			if errors.Is(err, errTooLarge) && u.maxN > 1 {
+				u.maxN = max(1, u.maxN/2)
+				err = nil
+			}
+			if serr := u.settleRetry(items); serr != nil {
+				return rep, serr
+			}
+			if err != nil {
+				return rep, err
+			}
+			continue
+		}
+		rep.Batches++
+		results := make([]outbox.Result, len(items))
+		progress := false
+		for i, r := range res.Results {
+			results[i] = outbox.Result{Seq: items[i].Seq}
+			switch r.Status {
+			case wire.Accepted:
+				results[i].Outcome = outbox.Accepted
+				rep.Accepted++
+			case wire.Duplicate:
+				results[i].Outcome = outbox.Duplicate
+				rep.Duplicates++
+			case wire.Rejected:
+				results[i].Outcome, results[i].Reason = outbox.Rejected, r.Reason
+				rep.Rejected++
+				u.cfg.Log.Error("the back office rejected a record; it is kept in the dead letters", "seq", items[i].Seq, "reason", r.Reason)
+			default:
+				results[i].Outcome = outbox.Retry
+				continue
+			}
+			progress = true
+		}
+		if err := u.ob.Settle(results); err != nil {
+			return rep, err
+		}
+		u.mu.Lock()
+		u.st.Accepted += uint64(rep.Accepted)
+		u.st.Duplicates += uint64(rep.Duplicates)
+		u.st.Rejected += uint64(rep.Rejected)
+		u.st.ClockSkewed = res.ClockSkewed
+		u.st.ClockSkew = time.Duration(res.ClockSkewMillis) * time.Millisecond
+		u.mu.Unlock()
+		if res.ClockSkewed {
+			u.cfg.Log.Warn("the back office says this terminal's clock is off; new records are marked clock-skewed",
+				"skew", (time.Duration(res.ClockSkewMillis) * time.Millisecond).String())
+		}
+		if !progress {
+			return rep, ErrNoProgress
+		}
+		if u.maxN < u.cfg.MaxRecords {
+			u.maxN = min(u.cfg.MaxRecords, u.maxN*2)
+		}
+	}
+}
+
+func (u *Uploader) settleRetry(items []outbox.Item) error {
+	results := make([]outbox.Result, len(items))
+	for i, it := range items {
+		results[i] = outbox.Result{Seq: it.Seq, Outcome: outbox.Retry}
+	}
+	return u.ob.Settle(results)
+}
+
+func (u *Uploader) note(err error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	now := time.Now()
+	u.st.LastAttempt = now
+	if err != nil && !errors.Is(err, errTooLarge) {
+		u.st.Failures++
+		u.st.LastError = err.Error()
+		return
+	}
+	u.st.Failures, u.st.LastError, u.st.LastSuccess = 0, "", now
+}
+
+var errTooLarge = errors.New("uploader: batch too large for the back office")
+
+// send posts one batch and reads the per-record answer.
+func (u *Uploader) send(ctx context.Context, items []outbox.Item) (*wire.BatchResult, error) {
+	b := wire.Batch{Certificates: u.cfg.Certificates, SentAt: time.Now().UTC()}
+	for _, it := range items {
+		b.Records = append(b.Records, it.Encoded)
+	}
+	var body bytes.Buffer
+	zw := gzip.NewWriter(&body)
+	if err := json.NewEncoder(zw).Encode(&b); err != nil {
+		return nil, err
+	}
+	if err := zw.Close(); err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(u.cfg.URL, "/")+wire.PathRecords, &body)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Content-Encoding", "gzip")
+	resp, err := u.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("uploader: %w", err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err != nil {
+		return nil, fmt.Errorf("uploader: reading the answer: %w", err)
+	}
+	switch {
+	case resp.StatusCode == http.StatusOK:
+		return wire.DecodeBatchResult(raw, len(items))
+	case resp.StatusCode == http.StatusRequestEntityTooLarge:
+		return nil, errTooLarge
+	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable:
+		return nil, &RetryAfterError{Status: resp.StatusCode, After: retryAfter(resp.Header.Get("Retry-After"), time.Now())}
+	case resp.StatusCode >= 500:
+		if d := retryAfter(resp.Header.Get("Retry-After"), time.Now()); d > 0 {
+			return nil, &RetryAfterError{Status: resp.StatusCode, After: d}
+		}
+		return nil, fmt.Errorf("uploader: back office answered %s", resp.Status)
+	default:
+		return nil, fmt.Errorf("%w: %s: %s", ErrRefused, resp.Status, problemText(raw))
+	}
+}
+
+func problemText(raw []byte) string {
+	var p wire.Problem
+	if json.Unmarshal(raw, &p) == nil && p.Error != "" {
+		return strings.TrimSpace(p.Error + " " + p.Detail)
+	}
+	if len(raw) > 200 {
+		raw = raw[:200]
+	}
+	return strings.ToValidUTF8(string(raw), "?")
+}
+
+// retryAfter reads a Retry-After header: seconds or an HTTP date. Zero when
+// absent or unreadable.
+func retryAfter(h string, now time.Time) time.Duration {
+	h = strings.TrimSpace(h)
+	if h == "" {
+		return 0
+	}
+	if s, err := strconv.Atoi(h); err == nil {
+		if s < 0 {
+			return 0
+		}
+		return time.Duration(min(s, 86400)) * time.Second
+	}
+	if t, err := http.ParseTime(h); err == nil {
+		return max(t.Sub(now), 0)
+	}
+	return 0
+}
