@@ -17,6 +17,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
@@ -58,6 +59,13 @@ type Options struct {
 	// OpenTimeout bounds the wait for the file lock (another process has
 	// the outbox open). Default 5 s.
 	OpenTimeout time.Duration
+	// ReadOnly opens an existing outbox for reading only (kpectl queue
+	// stats and list): nothing in the file changes. A missing file is
+	// ErrNoOutbox and a damaged one ErrDamaged (it is not moved aside);
+	// records being sent stay in sending. It takes a shared lock, so an
+	// agent that has the outbox open still makes it ErrLocked after
+	// OpenTimeout. Methods that write fail.
+	ReadOnly bool
 }
 
 func (o *Options) defaults() {
@@ -93,6 +101,12 @@ var (
 	ErrLocked = errors.New("outbox: in use by another process")
 	// ErrCorrupt: an entry in the store cannot be read.
 	ErrCorrupt = errors.New("outbox: corrupt entry")
+	// ErrDamaged: the file is not a sound outbox (bbolt cannot open it,
+	// its consistency check fails, or it lacks the outbox's buckets).
+	// Open moves such a file aside; a ReadOnly Open reports it.
+	ErrDamaged = errors.New("outbox: file damaged")
+	// ErrNoOutbox: a ReadOnly Open of a file that does not exist.
+	ErrNoOutbox = errors.New("outbox: no such outbox file")
 )
 
 // LimitError says which limit refused a record.
@@ -134,9 +148,13 @@ type Outbox struct {
 // or whose consistency check fails is renamed to path.corrupt-<time> (kept
 // for `kpectl queue salvage`) and a fresh outbox is created; MovedAside
 // says so, and Stats reports it until the alarm is cleared. Records that
-// were being sent when the process stopped become pending again.
+// were being sent when the process stopped become pending again. With
+// Options.ReadOnly none of this happens (see there).
 func Open(path string, o Options) (*Outbox, error) {
 	o.defaults()
+	if o.ReadOnly {
+		return openReadOnly(path, o)
+	}
 	db, err := openChecked(path, o)
 	aside := ""
 	if err != nil {
@@ -186,8 +204,39 @@ func Open(path string, o Options) (*Outbox, error) {
 	return ob, nil
 }
 
+// openReadOnly opens an existing outbox without changing it.
+func openReadOnly(path string, o Options) (*Outbox, error) {
+	if _, err := os.Stat(path); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%w: %w", ErrNoOutbox, err)
+		}
+		return nil, fmt.Errorf("outbox: %w", err)
+	}
+	db, err := openChecked(path, o)
+	if err != nil {
+		var pe *fs.PathError
+		if errors.Is(err, ErrLocked) || errors.Is(err, ErrDamaged) || errors.As(err, &pe) {
+			return nil, err // locked, checked, or the operating system's error (permission)
+		}
+		return nil, fmt.Errorf("%w: %s: %w", ErrDamaged, path, err) // bbolt's: not a database, checksum
+	}
+	err = db.View(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bRecords, bUnsynced, bDead, bMeta} {
+			if tx.Bucket(b) == nil {
+				return fmt.Errorf("%w: %s has no %q bucket: not an outbox", ErrDamaged, path, b)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return &Outbox{db: db, path: path, o: o}, nil
+}
+
 func openChecked(path string, o Options) (*bolt.DB, error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: o.OpenTimeout})
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: o.OpenTimeout, ReadOnly: o.ReadOnly})
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("%w: %s", ErrLocked, path)
 	}
@@ -203,7 +252,7 @@ func openChecked(path string, o Options) (*bolt.DB, error) {
 	})
 	if cerr != nil {
 		db.Close()
-		return nil, fmt.Errorf("outbox: consistency check of %s: %w", path, cerr)
+		return nil, fmt.Errorf("%w: consistency check of %s: %w", ErrDamaged, path, cerr)
 	}
 	return db, nil
 }

@@ -125,16 +125,16 @@ type Verdict struct {
 	Code       string    `json:"code"`
 	Reason     string    `json:"reason,omitempty"` // when not valid: "length", "symbol", "check-symbol" (a typo), "unknown"
 	Service    string    `json:"service,omitempty"`
-	Time       time.Time `json:"time,omitempty"`
+	Time       time.Time `json:"time,omitzero"`
 	Clock      string    `json:"clock,omitempty"`
 	TerminalID string    `json:"terminal_id,omitempty"`
 	SiteID     string    `json:"site_id,omitempty"`
 	CardType   string    `json:"card_type,omitempty"`
-	Checks     Checks    `json:"checks"`
+	Checks     Checks    `json:"checks,omitzero"`
 	Signer     string    `json:"signer,omitempty"`
 	SAMSerial  string    `json:"sam_serial,omitempty"`
 	Counter    uint32    `json:"counter,omitempty"`
-	ReceivedAt time.Time `json:"received_at,omitempty"`
+	ReceivedAt time.Time `json:"received_at,omitzero"`
 	Flags      []string  `json:"flags,omitempty"`
 }
 
