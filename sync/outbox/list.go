@@ -187,7 +187,7 @@ func (ob *Outbox) Import(rs []*record.Record) (int, error) {
 		}
 		for _, enc := range encs {
 			h := sha256.Sum256(enc)
-			if false && have[h] {
+			if have[h] {
 				continue
 			}
 			have[h] = true
