@@ -9,11 +9,11 @@ FUZZTIME  ?= 8s
 # Debian packages the lab and the tests need (pcscd with the vsmartcard vpcd
 # driver; gcc and pkg-config for cgo against libpcsclite;
 # opensc and pcsc-tools are the independent tools the acceptance
-# checks use).
-SYS_PKGS  := pcscd libpcsclite-dev vsmartcard-vpcd pcsc-tools opensc curl pkg-config gcc
+# checks use; PostgreSQL for the back office; chromium for its page).
+SYS_PKGS  := pcscd libpcsclite-dev vsmartcard-vpcd pcsc-tools opensc curl pkg-config gcc postgresql chromium
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help deps pcscd build run test check unit fuzz-smoke windows bench bio-bench soak clean
+.PHONY: help deps pcscd postgres build run test check unit fuzz-smoke windows bench bio-bench soak clean
 
 help:
 	@echo "make run    start the virtual card lab and 'kpectl monitor' (no hardware needed)"
@@ -42,6 +42,10 @@ pcscd: deps
 	fi
 	@pid=$$($(LIVE_PCSCD)); [ -n "$$pid" ] || { echo "pcscd did not start"; exit 1; }; echo ">> pcscd is running (pid $$pid)"
 
+# Start the PostgreSQL cluster and the kpe role the tests use.
+postgres: deps
+	@./scripts/postgres.sh
+
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
 
@@ -66,15 +70,17 @@ windows:
 	GOOS=windows GOARCH=amd64 $(GO) build ./...
 	@echo ">> GOOS=windows GOARCH=amd64 go build ./... ok"
 
-test: pcscd check windows fuzz-smoke unit
+test: pcscd postgres check windows fuzz-smoke unit
 
-# Long reliability runs. So far: the outbox killed with SIGKILL 500 times
-# while appending (make test runs 20).
-soak:
-	KPE_SOAK_ITERATIONS=500 $(GO) test -count=1 -run 'Kill9' -v ./sync/outbox/
+# Long reliability runs: the outbox killed with SIGKILL 500 times while
+# appending, and a terminal killed 500 times while appending and uploading
+# to the back office on PostgreSQL (make test runs 20 of each).
+soak: postgres
+	KPE_SOAK_ITERATIONS=500 $(GO) test -count=1 -run 'Kill9' -v ./sync/outbox/ ./sync/uploader/ | grep -E 'kills|^(---|ok|FAIL)' 
 
-bench: pcscd bio-bench
+bench: pcscd postgres bio-bench
 	$(GO) test -run='^$$' -bench=. -benchtime=2s -count=1 ./apdu/pcsc/
+	$(GO) test -run='^$$' -bench=. -benchtime=1x -count=1 ./sync/uploader/
 
 # The matcher on generated synthetic sets (deterministic seed): EER, FNMR at
 # FMR 1e-2/1e-3/1e-4, comparisons per second, full precision and compact.

@@ -37,7 +37,7 @@ var samSerial = [8]byte{0x53, 0x41, 0x4d, 0, 0, 0, 0, 1}
 // rig is a terminal (outbox, stand-in SAM, TLS client certificate) and a
 // back office (service over a store, served over mutual TLS).
 type rig struct {
-	t        *testing.T
+	t        testing.TB
 	tlsCA    *labpki.CA
 	samCA    *labpki.CA
 	sam      *labpki.SAM
@@ -51,7 +51,7 @@ type rig struct {
 	svcClock func() time.Time
 }
 
-func newRig(t *testing.T, pg bool) *rig {
+func newRig(t testing.TB, pg bool) *rig {
 	r := &rig{t: t}
 	var err error
 	r.tlsCA, err = labpki.NewCA("test TLS CA")
