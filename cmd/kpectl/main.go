@@ -4,6 +4,7 @@
 //	kpectl monitor            live reader and card events
 //	kpectl apdu HEX...        send APDUs to a card, like scriptor
 //	kpectl read [-json]       read and verify the card (KPE, KPE Tambahan, KTP-el, SAM)
+//	kpectl queue stats|list|retry|salvage   the agent's outbox of records
 //
 // Messages are in Bahasa Indonesia by default; -lang en switches to English.
 package main
@@ -32,6 +33,13 @@ Usage:
   kpectl bio match [-json] A B      compare two ISO/ANSI minutiae templates: score and decision
   kpectl bio bench [-json] DIR      EER, FNMR at FMR 1e-2/1e-3/1e-4, comparisons/s (DIR: *.iso + pairs.csv)
   kpectl bio gen -out DIR [-level easy|hard] [-fingers N] [-impressions K] [-impostors N] [-seed S]
+  kpectl [-lang id|en] queue stats [-outbox FILE] [-json] [-max-records N] [-max-age 720h]
+  kpectl [-lang id|en] queue list [-outbox FILE] [-json] [-state pending|sending|acknowledged|dead|all] [-n 100]
+  kpectl [-lang id|en] queue retry [-outbox FILE] [-json] SEQ ... | -all
+  kpectl [-lang id|en] queue salvage [-json] FILE [-out NEWFILE]
+        (the agent's outbox; -outbox defaults to $KPE_OUTBOX, else /var/lib/kpe-agent/outbox.db.
+         stats and list only read; retry and salvage -out write: stop the agent first.
+         list never prints a record's subject (NIP, NIK hash) or card serial)
 `
 
 func main() {
@@ -70,6 +78,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = c.read(ctx, rest[1:])
 	case "bio":
 		err = c.bio(ctx, rest[1:])
+	case "queue":
+		err = c.queue(ctx, rest[1:])
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

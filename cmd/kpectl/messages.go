@@ -6,6 +6,7 @@ import (
 
 	"kpe-agent/apdu"
 	"kpe-agent/apdu/sam"
+	"kpe-agent/sync/outbox"
 )
 
 // messages holds every operator-facing sentence, in one language.
@@ -28,6 +29,28 @@ type messages struct {
 	// Fingerprint.
 	Finger, PlaceFinger, FingerMatch, FingerNoMatch, FingerNoMatchTries string
 	FingerPlaceAgain, FingerLastTry, FingerBlocked, FingerError         string
+	// kpectl queue.
+	Queue queueMessages
+}
+
+// queueMessages are kpectl queue's sentences, for a technician.
+type queueMessages struct {
+	Outbox, Pending, Sending, Acknowledged, Dead, Oldest, Use string
+	UseLine                                                   string // count %, age %, max records, max age
+	Alarm, AlarmNone, AlarmFull                               string
+	AlarmWarning                                              string // percent
+	MovedAside, SalvageHint                                   string // SalvageHint: the file
+	UnderAMinute, Days, Hours, Minutes                        string
+	NoRecords, Unreadable                                     string
+	ListHeader                                                []string
+	More                                                      string // how many are shown
+	Requeued                                                  string // how many
+	Recovered                                                 string // how many, from which file
+	SAMLine                                                   string // records, first and last counter
+	NoneMissing                                               string
+	Missing                                                   string // how many, which
+	Repeated                                                  string // which
+	Written                                                   string // how many, to which file
 }
 
 var catalogue = map[string]messages{
@@ -59,6 +82,12 @@ var catalogue = map[string]messages{
 			apdu.ErrMalformedResponse: "Jawaban kartu rusak. Cabut dan masukkan kembali kartu; jika berulang, kartu mungkin rusak.",
 			sam.ErrBlocked:            "SAM terblokir (kode aktivasi salah terlalu sering). Hubungi kantor pusat untuk SAM pengganti.",
 			sam.ErrNotActivated:       "SAM belum diaktifkan untuk terminal ini. Berikan kode aktivasi (-sam-code-file) atau rahasia KTP-el (-ktp-secrets-file).",
+			outbox.ErrLocked:          "Agen sedang berjalan (outbox sedang dipakai); hentikan agen dulu atau gunakan API lokal.",
+			outbox.ErrNoOutbox:        "Berkas outbox tidak ada. Periksa -outbox atau KPE_OUTBOX.",
+			outbox.ErrDamaged:         "Berkas outbox rusak. Pulihkan catatannya dengan kpectl queue salvage BERKAS -out BARU.db; saat mulai, agen memindahkan berkas rusak dan membuat outbox baru.",
+			outbox.ErrCorrupt:         "Ada catatan di outbox yang tidak terbaca. Pulihkan catatannya dengan kpectl queue salvage BERKAS -out BARU.db.",
+			outbox.ErrNotDead:         "Nomor itu tidak ada di antrean catatan ditolak (dead). Lihat kpectl queue list -state dead.",
+			errOutExists:              "Berkas -out sudah ada. Pilih nama berkas baru; kpectl tidak menimpa berkas.",
 		},
 		Verdicts: map[string]string{
 			"genuine": "ASLI: kartu dan data terverifikasi", "not-genuine": "TIDAK ASLI: kartu gagal autentikasi (kemungkinan kloning)",
@@ -77,6 +106,24 @@ var catalogue = map[string]messages{
 		FingerPlaceAgain: "letakkan jari kembali", FingerLastTry: "tinggal satu percobaan di kartu: minta konfirmasi petugas (-confirm-last-try)",
 		FingerBlocked: "verifikasi sidik jari pada kartu terblokir: pemegang kartu harus ke kantor penerbit",
 		FingerError:   "pemindai sidik jari bermasalah",
+		Queue: queueMessages{
+			Outbox: "Outbox", Pending: "menunggu dikirim (pending)", Sending: "sedang dikirim (sending)",
+			Acknowledged: "diterima kantor pusat (acknowledged)", Dead: "ditolak (dead)",
+			Oldest: "umur tertua belum terkirim", Use: "pemakaian", UseLine: "jumlah %.1f %%, umur %.1f %% (batas %d catatan, %s)",
+			Alarm: "alarm", AlarmNone: "tidak ada",
+			AlarmWarning: "PERINGATAN: outbox terisi %d %%. Catatan menumpuk karena belum diterima kantor pusat; periksa koneksi jaringan ke kantor pusat.",
+			AlarmFull:    "PENUH: catatan baru DITOLAK (petugas melihat \"tidak tercatat\") sampai kantor pusat menerima antrean. Segera periksa koneksi ke kantor pusat.",
+			MovedAside:   "berkas rusak dipindahkan", SalvageHint: "pulihkan catatannya: kpectl queue salvage %s -out BARU.db",
+			UnderAMinute: "< 1 menit", Days: "hari", Hours: "jam", Minutes: "menit",
+			NoRecords: "Tidak ada catatan.", Unreadable: "tidak terbaca",
+			ListHeader: []string{"NO", "STATUS", "MASUK", "PERCOBAAN", "SAM", "PENGHITUNG", "LAYANAN", "TERMINAL", "WAKTU", "KODE", "ALASAN"},
+			More:       "… masih ada catatan lain; %d yang pertama ditampilkan (-n 0 untuk semua).",
+			Requeued:   "%d catatan dikembalikan ke antrean (pending); agen akan mengirimnya lagi.",
+			Recovered:  "%d catatan dipulihkan dari %s", SAMLine: "%d catatan, penghitung %d–%d",
+			NoneMissing: "tidak ada yang hilang", Missing: "%d hilang: %s",
+			Repeated: "penghitung yang dipakai dua kali (catatan berbeda): %s",
+			Written:  "%d catatan ditulis ke %s sebagai pending (menunggu dikirim).",
+		},
 	},
 	"en": {
 		UnknownCommand: "unknown command",
@@ -106,6 +153,12 @@ var catalogue = map[string]messages{
 			apdu.ErrMalformedResponse: "The card's answer was malformed. Re-insert the card; if it repeats, the card may be damaged.",
 			sam.ErrBlocked:            "The SAM is blocked (too many wrong activation codes). Ask the back office for a replacement SAM.",
 			sam.ErrNotActivated:       "The SAM is not activated for this terminal. Give the activation code (-sam-code-file) or the KTP-el secrets (-ktp-secrets-file).",
+			outbox.ErrLocked:          "The agent is running (it has the outbox open); stop it first or use the local API.",
+			outbox.ErrNoOutbox:        "The outbox file does not exist. Check -outbox or KPE_OUTBOX.",
+			outbox.ErrDamaged:         "The outbox file is damaged. Recover its records with kpectl queue salvage FILE -out NEW.db; when it starts, the agent moves a damaged file aside and starts a new outbox.",
+			outbox.ErrCorrupt:         "A record in the outbox cannot be read. Recover the records with kpectl queue salvage FILE -out NEW.db.",
+			outbox.ErrNotDead:         "That number is not in the dead-letter queue (dead). See kpectl queue list -state dead.",
+			errOutExists:              "The -out file exists. Choose a new file name; kpectl does not overwrite files.",
 		},
 		Verdicts: map[string]string{
 			"genuine": "GENUINE: card and data verified", "not-genuine": "NOT GENUINE: the card failed authentication (possible clone)",
@@ -124,6 +177,23 @@ var catalogue = map[string]messages{
 		FingerPlaceAgain: "place your finger again", FingerLastTry: "only one try left on the card: the clerk must confirm (-confirm-last-try)",
 		FingerBlocked: "the card's fingerprint verification is blocked: the holder must go to the issuing office",
 		FingerError:   "fingerprint sensor problem",
+		Queue: queueMessages{
+			Outbox: "Outbox", Pending: "pending", Sending: "sending", Acknowledged: "acknowledged", Dead: "dead (rejected)",
+			Oldest: "oldest unsynced", Use: "use", UseLine: "count %.1f %%, age %.1f %% (limits %d records, %s)",
+			Alarm: "alarm", AlarmNone: "none",
+			AlarmWarning: "WARNING: the outbox is %d %% full. Records are piling up because the back office has not taken them; check the network connection to the back office.",
+			AlarmFull:    "FULL: new records are REFUSED (clerks see \"not recorded\") until the back office takes the backlog. Check the connection to the back office now.",
+			MovedAside:   "damaged file moved aside", SalvageHint: "recover its records: kpectl queue salvage %s -out NEW.db",
+			UnderAMinute: "< 1 min", Days: "d", Hours: "h", Minutes: "min",
+			NoRecords: "No records.", Unreadable: "unreadable",
+			ListHeader: []string{"SEQ", "STATE", "ENQUEUED", "TRIES", "SAM", "COUNTER", "SERVICE", "TERMINAL", "TIME", "CODE", "REASON"},
+			More:       "… more records; the first %d are shown (-n 0 for all).",
+			Requeued:   "%d record(s) moved back to the queue (pending); the agent will send them again.",
+			Recovered:  "%d records recovered from %s", SAMLine: "%d records, counters %d–%d",
+			NoneMissing: "none missing", Missing: "%d missing: %s",
+			Repeated: "counters used twice (different records): %s",
+			Written:  "%d records written to %s as pending (waiting to be sent).",
+		},
 	},
 }
 

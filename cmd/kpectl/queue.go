@@ -1,0 +1,590 @@
+package main
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"kpe-agent/sync/outbox"
+	"kpe-agent/sync/record"
+)
+
+const (
+	defaultOutbox = "/var/lib/kpe-agent/outbox.db"
+	// queueOpenTimeout: a running agent holds the outbox's lock; say so
+	// soon instead of hanging.
+	queueOpenTimeout = time.Second
+	// listDefault is how many records queue list prints without -n.
+	listDefault = 100
+)
+
+// errOutExists: queue salvage -out names a file that exists.
+var errOutExists = errors.New("kpectl queue salvage: the -out file exists")
+
+// queue: kpectl queue stats | list | retry | salvage.
+func (c *cli) queue(_ context.Context, args []string) error {
+	if len(args) == 0 {
+		return usageError{errors.New("kpectl queue: want stats, list, retry or salvage")}
+	}
+	switch args[0] {
+	case "stats":
+		return c.queueStats(args[1:])
+	case "list":
+		return c.queueList(args[1:])
+	case "retry":
+		return c.queueRetry(args[1:])
+	case "salvage":
+		return c.queueSalvage(args[1:])
+	}
+	return usageError{fmt.Errorf("kpectl queue: unknown subcommand %q", args[0])}
+}
+
+// queueFlags are the flags every queue subcommand takes.
+func (c *cli) queueFlags(name string) (fs *flag.FlagSet, path *string, asJSON *bool) {
+	fs = c.flags("queue " + name)
+	path = fs.String("outbox", envOr("KPE_OUTBOX", defaultOutbox), "the agent's outbox file (default $KPE_OUTBOX, else "+defaultOutbox+")")
+	asJSON = fs.Bool("json", false, "print JSON")
+	return fs, path, asJSON
+}
+
+// parseInterleaved parses flags before, between and after the positional
+// arguments (queue salvage FILE -out NEW) and returns the positional ones.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := parse(fs, args); err != nil {
+			return nil, err
+		}
+		if used := len(args) - fs.NArg(); used > 0 && args[used-1] == "--" {
+			return append(pos, fs.Args()...), nil
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
+func openQueue(path string, readOnly bool) (*outbox.Outbox, error) {
+	return outbox.Open(path, outbox.Options{ReadOnly: readOnly, OpenTimeout: queueOpenTimeout})
+}
+
+func (c *cli) printJSON(v any) error {
+	enc := json.NewEncoder(c.out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+type queueStatsJSON struct {
+	Outbox                string   `json:"outbox"`
+	Pending               int      `json:"pending"`
+	Sending               int      `json:"sending"`
+	Acknowledged          int      `json:"acknowledged"`
+	Dead                  int      `json:"dead"`
+	Unsynced              int      `json:"unsynced"`
+	OldestUnsyncedSeconds float64  `json:"oldest_unsynced_seconds"`
+	CountUsedPercent      float64  `json:"count_used_percent"`
+	AgeUsedPercent        float64  `json:"age_used_percent"`
+	AlarmPercent          int      `json:"alarm_percent"` // 0, 50, 80, 95 or 100 (full: new records refused)
+	Alarm                 string   `json:"alarm"`         // none, warning or full
+	MaxRecords            int      `json:"max_records"`
+	MaxAgeSeconds         float64  `json:"max_age_seconds"`
+	MovedAside            []string `json:"moved_aside"`
+	FileBytes             int64    `json:"file_bytes"`
+}
+
+func (c *cli) queueStats(args []string) error {
+	fs, path, asJSON := c.queueFlags("stats")
+	maxRecords := fs.Int("max-records", 100_000, "the agent's limit of unsynced records (the file does not hold it)")
+	maxAge := fs.Duration("max-age", 30*24*time.Hour, "the agent's limit of the oldest unsynced record's age")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("kpectl queue stats: unexpected argument %q", fs.Arg(0))}
+	}
+	if *maxRecords <= 0 || *maxAge <= 0 {
+		return usageError{errors.New("kpectl queue stats: -max-records and -max-age must be positive")}
+	}
+	ob, err := outbox.Open(*path, outbox.Options{ReadOnly: true, OpenTimeout: queueOpenTimeout, MaxRecords: *maxRecords, MaxAge: *maxAge})
+	if err != nil {
+		return err
+	}
+	defer ob.Close()
+	st, err := ob.Stats()
+	if err != nil {
+		return err
+	}
+	level := alarmLevel(st.Alarm)
+	if *asJSON {
+		return c.printJSON(queueStatsJSON{
+			Outbox: *path, Pending: st.Pending, Sending: st.Sending, Acknowledged: st.Acknowledged, Dead: st.Dead,
+			Unsynced: st.Unsynced, OldestUnsyncedSeconds: st.OldestUnsynced.Seconds(),
+			CountUsedPercent: percent(st.CountUsed), AgeUsedPercent: percent(st.AgeUsed),
+			AlarmPercent: int(st.Alarm*100 + 0.5), Alarm: level,
+			MaxRecords: *maxRecords, MaxAgeSeconds: maxAge.Seconds(),
+			MovedAside: append([]string{}, st.MovedAside...), FileBytes: st.FileBytes,
+		})
+	}
+	q := c.msg.Queue
+	w := tabwriter.NewWriter(c.out, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(w, "%s %s (%s)\n", q.Outbox, *path, byteSize(st.FileBytes))
+	fmt.Fprintf(w, "  %s\t%d\n", q.Pending, st.Pending)
+	fmt.Fprintf(w, "  %s\t%d\n", q.Sending, st.Sending)
+	fmt.Fprintf(w, "  %s\t%d\n", q.Acknowledged, st.Acknowledged)
+	fmt.Fprintf(w, "  %s\t%d\n", q.Dead, st.Dead)
+	oldest := "-"
+	if st.Unsynced > 0 {
+		oldest = c.age(st.OldestUnsynced)
+	}
+	fmt.Fprintf(w, "  %s\t%s\n", q.Oldest, oldest)
+	fmt.Fprintf(w, "  %s\t"+q.UseLine+"\n", q.Use, percent(st.CountUsed), percent(st.AgeUsed), *maxRecords, c.age(*maxAge))
+	fmt.Fprintf(w, "  %s\t%s\n", q.Alarm, c.alarmText(st.Alarm))
+	for _, name := range st.MovedAside {
+		fmt.Fprintf(w, "  %s\t%s\n", q.MovedAside, name)
+		fmt.Fprintf(w, "  \t"+q.SalvageHint+"\n", filepath.Join(filepath.Dir(*path), name))
+	}
+	return w.Flush()
+}
+
+func alarmLevel(a float64) string {
+	switch {
+	case a >= 1:
+		return "full"
+	case a > 0:
+		return "warning"
+	}
+	return "none"
+}
+
+func (c *cli) alarmText(a float64) string {
+	switch {
+	case a >= 1:
+		return c.msg.Queue.AlarmFull
+	case a > 0:
+		return fmt.Sprintf(c.msg.Queue.AlarmWarning, int(a*100+0.5))
+	}
+	return c.msg.Queue.AlarmNone
+}
+
+// percent is a fraction in percent, to one decimal.
+func percent(f float64) float64 { return float64(int64(f*1000+0.5)) / 10 }
+
+// age prints a duration for a technician: the two largest of days, hours
+// and minutes.
+func (c *cli) age(d time.Duration) string {
+	q := c.msg.Queue
+	if d < time.Minute {
+		return q.UnderAMinute
+	}
+	days, hours, mins := int(d/(24*time.Hour)), int(d%(24*time.Hour)/time.Hour), int(d%time.Hour/time.Minute)
+	var parts []string
+	for _, p := range []struct {
+		n    int
+		unit string
+	}{{days, q.Days}, {hours, q.Hours}, {mins, q.Minutes}} {
+		if p.n > 0 || len(parts) > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", p.n, p.unit))
+		}
+	}
+	if len(parts) > 2 {
+		parts = parts[:2]
+	}
+	if len(parts) == 2 && strings.HasPrefix(parts[1], "0 ") {
+		parts = parts[:1]
+	}
+	return strings.Join(parts, " ")
+}
+
+func byteSize(n int64) string {
+	switch {
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+// queueItemJSON is one line of queue list. It never holds the record's
+// subject (a NIP or a NIK hash) or the card serial: personal data.
+type queueItemJSON struct {
+	Seq          uint64     `json:"seq"`
+	State        string     `json:"state"`
+	Enqueued     *time.Time `json:"enqueued,omitempty"`
+	Attempts     *uint32    `json:"attempts,omitempty"`
+	Acknowledged *time.Time `json:"acknowledged,omitempty"`
+	SAMSerial    string     `json:"sam_serial,omitempty"`
+	Counter      uint32     `json:"counter,omitempty"`
+	Service      string     `json:"service,omitempty"`
+	Terminal     string     `json:"terminal,omitempty"`
+	Time         *time.Time `json:"time,omitempty"`
+	Code         string     `json:"code,omitempty"`
+	Reason       string     `json:"reason,omitempty"` // why the back office rejected it (dead)
+	Error        string     `json:"error,omitempty"`  // the record could not be decoded
+}
+
+type queueListJSON struct {
+	Outbox    string          `json:"outbox"`
+	Records   []queueItemJSON `json:"records"`
+	Truncated bool            `json:"truncated"` // more records than -n
+}
+
+var listStates = map[string]outbox.State{"pending": outbox.Pending, "sending": outbox.Sending, "acknowledged": outbox.Acknowledged}
+
+func (c *cli) queueList(args []string) error {
+	fs, path, asJSON := c.queueFlags("list")
+	stateName := fs.String("state", "all", "pending, sending, acknowledged, dead or all")
+	n := fs.Int("n", listDefault, "list at most N records, oldest first (0: all)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("kpectl queue list: unexpected argument %q", fs.Arg(0))}
+	}
+	state, ok := listStates[*stateName]
+	if !ok && *stateName != "all" && *stateName != "dead" {
+		return usageError{fmt.Errorf("kpectl queue list: -state %q: want pending, sending, acknowledged, dead or all", *stateName)}
+	}
+	if *n < 0 {
+		return usageError{errors.New("kpectl queue list: -n must not be negative")}
+	}
+	ob, err := openQueue(*path, true)
+	if err != nil {
+		return err
+	}
+	defer ob.Close()
+
+	var items []queueItemJSON
+	if *stateName != "dead" {
+		limit := 0
+		if *n > 0 {
+			limit = *n + 1 // one more than asked, to know whether there are more
+		}
+		recs, err := ob.List(state, limit)
+		if err != nil {
+			return err
+		}
+		for _, it := range recs {
+			items = append(items, listItem(it))
+		}
+	}
+	if *stateName == "dead" || *stateName == "all" {
+		dead, err := ob.Dead()
+		if err != nil {
+			return err
+		}
+		for _, d := range dead {
+			items = append(items, deadItem(d))
+		}
+		slices.SortFunc(items, func(a, b queueItemJSON) int { return cmp.Compare(a.Seq, b.Seq) })
+	}
+	truncated := *n > 0 && len(items) > *n
+	if truncated {
+		items = items[:*n]
+	}
+	if *asJSON {
+		if items == nil {
+			items = []queueItemJSON{}
+		}
+		return c.printJSON(queueListJSON{Outbox: *path, Records: items, Truncated: truncated})
+	}
+	q := c.msg.Queue
+	if len(items) == 0 {
+		fmt.Fprintln(c.out, q.NoRecords)
+		return nil
+	}
+	w := tabwriter.NewWriter(c.out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, strings.Join(q.ListHeader, "\t"))
+	local := func(t *time.Time) string {
+		if t == nil {
+			return "-"
+		}
+		return t.Local().Format("2006-01-02 15:04:05")
+	}
+	for _, it := range items {
+		attempts := "-"
+		if it.Attempts != nil {
+			attempts = strconv.FormatUint(uint64(*it.Attempts), 10)
+		}
+		fields := []string{strconv.FormatUint(it.Seq, 10), it.State, local(it.Enqueued), attempts}
+		if it.Error != "" {
+			fields = append(fields, "", "", "", "", "", q.Unreadable+": "+it.Error)
+		} else {
+			fields = append(fields, it.SAMSerial, strconv.FormatUint(uint64(it.Counter), 10), it.Service, it.Terminal, local(it.Time), it.Code)
+		}
+		if it.Reason != "" {
+			fields = append(fields, oneLine(it.Reason))
+		}
+		fmt.Fprintln(w, strings.Join(fields, "\t"))
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	if truncated {
+		fmt.Fprintf(c.out, q.More+"\n", *n)
+	}
+	return nil
+}
+
+func recordFields(out *queueItemJSON, enc []byte) {
+	r, err := record.Decode(enc)
+	if err != nil {
+		out.Error = err.Error()
+		return
+	}
+	t := r.Time
+	out.SAMSerial = hex.EncodeToString(r.SAMSerial[:])
+	out.Counter = r.Counter
+	out.Service = r.Service
+	out.Terminal = r.TerminalID
+	out.Time = &t
+	out.Code = record.CodeOf(sha256.Sum256(enc)).String()
+}
+
+func listItem(it outbox.ListItem) queueItemJSON {
+	enq, attempts := it.Enqueued.UTC(), it.Attempts
+	out := queueItemJSON{Seq: it.Seq, State: it.State.String(), Enqueued: &enq, Attempts: &attempts}
+	if !it.Acked.IsZero() {
+		acked := it.Acked.UTC()
+		out.Acknowledged = &acked
+	}
+	recordFields(&out, it.Encoded)
+	return out
+}
+
+func deadItem(d outbox.DeadItem) queueItemJSON {
+	out := queueItemJSON{Seq: d.Seq, State: "dead", Reason: d.Reason}
+	recordFields(&out, d.Encoded)
+	return out
+}
+
+// oneLine keeps a back-office reason on its line.
+func oneLine(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
+}
+
+type queueRetryJSON struct {
+	Outbox   string   `json:"outbox"`
+	Requeued int      `json:"requeued"`
+	Seqs     []uint64 `json:"seqs"`
+}
+
+// queueRetry moves dead records back to pending. It writes, so the agent
+// must be stopped; the file is checked read-only first, so that a damaged
+// file is reported, not moved aside.
+func (c *cli) queueRetry(args []string) error {
+	fs, path, asJSON := c.queueFlags("retry")
+	all := fs.Bool("all", false, "every record in the dead-letter bucket")
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return err
+	}
+	if *all == (len(pos) > 0) {
+		return usageError{errors.New("kpectl queue retry: give the records' SEQ numbers (kpectl queue list -state dead) or -all")}
+	}
+	seqs := []uint64{}
+	for _, a := range pos {
+		v, err := strconv.ParseUint(a, 10, 64)
+		if err != nil || v == 0 {
+			return usageError{fmt.Errorf("kpectl queue retry: %q is not a record's SEQ number", a)}
+		}
+		seqs = append(seqs, v)
+	}
+	ro, err := openQueue(*path, true)
+	if err != nil {
+		return err
+	}
+	ro.Close()
+	ob, err := openQueue(*path, false)
+	if err != nil {
+		return err
+	}
+	defer ob.Close()
+	if *all {
+		dead, err := ob.Dead()
+		if err != nil {
+			return err
+		}
+		for _, d := range dead {
+			seqs = append(seqs, d.Seq)
+		}
+	}
+	n, err := ob.Requeue(seqs)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		slices.Sort(seqs)
+		return c.printJSON(queueRetryJSON{Outbox: *path, Requeued: n, Seqs: slices.Compact(seqs)})
+	}
+	fmt.Fprintf(c.out, c.msg.Queue.Requeued+"\n", n)
+	if st, err := ob.Stats(); err == nil && st.Alarm > 0 {
+		fmt.Fprintf(c.out, "%s: %s\n", c.msg.Queue.Alarm, c.alarmText(st.Alarm))
+	}
+	return nil
+}
+
+// samSummary is what salvage recovered of one SAM's records.
+type samSummary struct {
+	SAMSerial    string      `json:"sam_serial"`
+	Records      int         `json:"records"`
+	FirstCounter uint32      `json:"first_counter"`
+	LastCounter  uint32      `json:"last_counter"`
+	Missing      [][2]uint32 `json:"missing"`       // ranges of counters between first and last with no record
+	MissingCount uint64      `json:"missing_count"` // counters in those ranges
+	Repeated     []uint32    `json:"repeated"`      // counters with more than one (different) record
+}
+
+type queueSalvageJSON struct {
+	File      string       `json:"file"`
+	Recovered int          `json:"recovered"`
+	SAMs      []samSummary `json:"sams"`
+	Out       string       `json:"out,omitempty"`
+	Written   int          `json:"written"`
+}
+
+// summarise groups records (ordered by SAM serial and counter, as Salvage
+// returns them) by SAM.
+func summarise(recs []*record.Record) []samSummary {
+	var out []samSummary
+	for i := 0; i < len(recs); {
+		j := i
+		for j < len(recs) && bytes.Equal(recs[j].SAMSerial[:], recs[i].SAMSerial[:]) {
+			j++
+		}
+		group := recs[i:j]
+		s := samSummary{SAMSerial: hex.EncodeToString(group[0].SAMSerial[:]), Records: len(group),
+			FirstCounter: group[0].Counter, LastCounter: group[len(group)-1].Counter, Missing: [][2]uint32{}, Repeated: []uint32{}}
+		for k := 1; k < len(group); k++ {
+			prev, cur := group[k-1].Counter, group[k].Counter
+			switch {
+			case cur == prev:
+				if len(s.Repeated) == 0 || s.Repeated[len(s.Repeated)-1] != cur {
+					s.Repeated = append(s.Repeated, cur)
+				}
+			case cur > prev+1:
+				s.Missing = append(s.Missing, [2]uint32{prev + 1, cur - 1})
+				s.MissingCount += uint64(cur - 1 - prev)
+			}
+		}
+		out = append(out, s)
+		i = j
+	}
+	return out
+}
+
+// maxRanges is how many missing ranges a SAM's line shows.
+const maxRanges = 20
+
+func ranges(rs [][2]uint32) string {
+	var parts []string
+	for i, r := range rs {
+		if i == maxRanges {
+			parts = append(parts, fmt.Sprintf("… (+%d)", len(rs)-maxRanges))
+			break
+		}
+		if r[0] == r[1] {
+			parts = append(parts, strconv.FormatUint(uint64(r[0]), 10))
+		} else {
+			parts = append(parts, fmt.Sprintf("%d-%d", r[0], r[1]))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// queueSalvage recovers the records of a damaged outbox file (it only
+// reads it) and, with -out, writes them into a new outbox as pending.
+func (c *cli) queueSalvage(args []string) error {
+	fs := c.flags("queue salvage")
+	asJSON := fs.Bool("json", false, "print JSON")
+	out := fs.String("out", "", "write the recovered records as pending into this new outbox file")
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageError{errors.New("kpectl queue salvage: want one damaged outbox file (e.g. outbox.db.corrupt-…)")}
+	}
+	file := pos[0]
+	if *out != "" {
+		if _, err := os.Lstat(*out); err == nil {
+			return fmt.Errorf("%w: %s", errOutExists, *out)
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	recs, err := outbox.Salvage(file)
+	if err != nil {
+		return err
+	}
+	res := queueSalvageJSON{File: file, Recovered: len(recs), SAMs: summarise(recs), Out: *out}
+	if res.SAMs == nil {
+		res.SAMs = []samSummary{}
+	}
+	if *out != "" {
+		ob, err := openQueue(*out, false)
+		if err != nil {
+			return err
+		}
+		n, err := ob.Import(recs)
+		if cerr := ob.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("kpectl queue salvage: writing %s: %w", *out, err)
+		}
+		res.Written = n
+	}
+	if *asJSON {
+		return c.printJSON(res)
+	}
+	q := c.msg.Queue
+	fmt.Fprintf(c.out, q.Recovered+"\n", res.Recovered, file)
+	for _, s := range res.SAMs {
+		fmt.Fprintf(c.out, "  SAM %s: "+q.SAMLine, s.SAMSerial, s.Records, s.FirstCounter, s.LastCounter)
+		if len(s.Missing) == 0 {
+			fmt.Fprintf(c.out, ", %s\n", q.NoneMissing)
+		} else {
+			fmt.Fprintf(c.out, ", "+q.Missing+"\n", s.MissingCount, ranges(s.Missing))
+		}
+		if len(s.Repeated) > 0 {
+			fmt.Fprintf(c.out, "    "+q.Repeated+"\n", ranges(counterRanges(s.Repeated)))
+		}
+	}
+	if *out != "" {
+		fmt.Fprintf(c.out, q.Written+"\n", res.Written, *out)
+	}
+	return nil
+}
+
+func counterRanges(cs []uint32) [][2]uint32 {
+	var out [][2]uint32
+	for _, c := range cs {
+		if n := len(out); n > 0 && out[n-1][1]+1 == c {
+			out[n-1][1] = c
+		} else {
+			out = append(out, [2]uint32{c, c})
+		}
+	}
+	return out
+}
