@@ -71,20 +71,6 @@ func (ob *Outbox) List(state State, limit int) ([]ListItem, error) {
 	return out, err
 }
 
-// decodeDead reads a dead-letter value: reason length (2) ‖ reason ‖
-// entry.
-func decodeDead(k, v []byte) (reason string, e entry, err error) {
-	if len(v) < 2 || len(v) < 2+int(binary.BigEndian.Uint16(v)) {
-		return "", entry{}, fmt.Errorf("%w: dead record %d", ErrCorrupt, binary.BigEndian.Uint64(k))
-	}
-	n := int(binary.BigEndian.Uint16(v))
-	e, err = decodeEntry(v[2+n:])
-	if err != nil {
-		return "", entry{}, fmt.Errorf("%w: dead record %d: %v", ErrCorrupt, binary.BigEndian.Uint64(k), err)
-	}
-	return string(v[2 : 2+n]), e, nil
-}
-
 // Requeue moves records from the dead-letter bucket back to pending (after
 // whatever made the back office reject them has been fixed) and returns
 // how many it moved. It is one transaction: a seq that is not in the

@@ -510,13 +510,7 @@ func (ob *Outbox) Settle(results []Result) error {
 				}
 				e.state = Pending
 			case Rejected:
-				reason := []byte(r.Reason)
-				if len(reason) > 1024 {
-					reason = reason[:1024]
-				}
-				dv := binary.BigEndian.AppendUint16(nil, uint16(len(reason)))
-				dv = append(append(dv, reason...), e.encode()...)
-				if err := tx.Bucket(bDead).Put(k, dv); err != nil {
+				if err := tx.Bucket(bDead).Put(k, encodeDead(r.Reason, e)); err != nil {
 					return err
 				}
 				if err := leave(k, e); err != nil {

@@ -109,20 +109,40 @@ type DeadItem struct {
 	Encoded []byte
 }
 
+// encodeDead makes a dead-letter value: reason length (2) ‖ reason (at
+// most 1 KiB) ‖ entry.
+func encodeDead(reason string, e entry) []byte {
+	if len(reason) > 1024 {
+		reason = reason[:1024]
+	}
+	v := binary.BigEndian.AppendUint16(nil, uint16(len(reason)))
+	return append(append(v, reason...), e.encode()...)
+}
+
+// decodeDead reads a dead-letter value: reason length (2) ‖ reason ‖
+// entry.
+func decodeDead(k, v []byte) (reason string, e entry, err error) {
+	if len(v) < 2 || len(v) < 2+int(binary.BigEndian.Uint16(v)) {
+		return "", entry{}, fmt.Errorf("%w: dead record %d", ErrCorrupt, binary.BigEndian.Uint64(k))
+	}
+	n := int(binary.BigEndian.Uint16(v))
+	e, err = decodeEntry(v[2+n:])
+	if err != nil {
+		return "", entry{}, fmt.Errorf("%w: dead record %d: %v", ErrCorrupt, binary.BigEndian.Uint64(k), err)
+	}
+	return string(v[2 : 2+n]), e, nil
+}
+
 // Dead lists the dead-letter bucket.
 func (ob *Outbox) Dead() ([]DeadItem, error) {
 	var out []DeadItem
 	err := ob.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bDead).ForEach(func(k, v []byte) error {
-			if len(v) < 2 || len(v) < 2+int(binary.BigEndian.Uint16(v)) {
-				return fmt.Errorf("%w: dead record %d", ErrCorrupt, binary.BigEndian.Uint64(k))
-			}
-			n := int(binary.BigEndian.Uint16(v))
-			e, err := decodeEntry(v[2+n:])
+			reason, e, err := decodeDead(k, v)
 			if err != nil {
-				return fmt.Errorf("%w: dead record %d: %v", ErrCorrupt, binary.BigEndian.Uint64(k), err)
+				return err
 			}
-			out = append(out, DeadItem{Seq: binary.BigEndian.Uint64(k), Reason: string(v[2 : 2+n]), Encoded: append([]byte(nil), e.rec...)})
+			out = append(out, DeadItem{Seq: binary.BigEndian.Uint64(k), Reason: reason, Encoded: append([]byte(nil), e.rec...)})
 			return nil
 		})
 	})
