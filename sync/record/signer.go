@@ -91,14 +91,25 @@ func (s *SoftwareSigner) Sign(ctx context.Context, digest [32]byte) (uint32, [64
 		return 0, [64]byte{}, errors.New("software signer: counter exhausted")
 	}
 	c := s.counter + 1
-	h := sha256.Sum256(SignedMessage(digest, c, s.SerialNo))
-	r, ss, err := ecdsa.Sign(rand.Reader, s.Key, h[:])
+	sig, err := SignDigest(s.Key, digest, c, s.SerialNo)
 	if err != nil {
 		return 0, [64]byte{}, err
 	}
-	var sig [64]byte
-	r.FillBytes(sig[:32])
-	ss.FillBytes(sig[32:])
 	s.counter = c
 	return c, sig, nil
+}
+
+// SignDigest is what SIGN RECORD computes, with a key in memory: the ECDSA
+// P-256 signature (r ‖ s) over SHA-256(SignedMessage(digest, counter,
+// serial)). For software signers and test stand-ins only.
+func SignDigest(key *ecdsa.PrivateKey, digest [32]byte, counter uint32, serial [8]byte) ([64]byte, error) {
+	var sig [64]byte
+	h := sha256.Sum256(SignedMessage(digest, counter, serial))
+	r, s, err := ecdsa.Sign(rand.Reader, key, h[:])
+	if err != nil {
+		return sig, err
+	}
+	r.FillBytes(sig[:32])
+	s.FillBytes(sig[32:])
+	return sig, nil
 }
