@@ -187,25 +187,13 @@ func (s *BoltStore) Ingest(_ context.Context, entries []Entry, m Meta) ([]wire.R
 				}
 				terminals[r.TerminalID] = ts
 			}
-			flags := slices.Clone(e.Flags)
-			gap, fills := led.Counters.observe(r.Counter)
-			if gap {
-				flags = append(flags, wire.FlagGapBefore)
-			}
-			if fills {
-				flags = append(flags, wire.FlagFillsGap)
-			}
-			// the hash chain
-			if r.PrevHash == ([32]byte{}) {
-				flags = append(flags, wire.FlagChainStart)
-				if ts.Records > 0 {
-					if err := alarm(wire.Alarm{Kind: "chain-restart", TerminalID: r.TerminalID, SAMSerial: hex.EncodeToString(r.SAMSerial[:]),
-						Counter: r.Counter, Detail: "the terminal started a new record chain (a new or damaged outbox)", At: m.Now}); err != nil {
-						return err
-					}
+			flags, broken, raised := linkage(r, &led.Counters, s.follows(recs, byHash, r), ts.Records, m.Now, e.Flags)
+			if raised != nil {
+				if err := alarm(*raised); err != nil {
+					return err
 				}
-			} else if !s.follows(recs, byHash, r) {
-				flags = append(flags, wire.FlagChainBreak)
+			}
+			if broken {
 				ts.ChainBreaks++
 				if err := waiting.Put(append(r.PrevHash[:], key...), nil); err != nil {
 					return err

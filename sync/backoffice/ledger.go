@@ -1,8 +1,11 @@
 package backoffice
 
 import (
+	"encoding/hex"
 	"slices"
+	"time"
 
+	"kpe-agent/sync/record"
 	"kpe-agent/sync/wire"
 )
 
@@ -60,4 +63,32 @@ func (l *counters) missing() uint64 {
 		n += uint64(r.To-r.From) + 1
 	}
 	return n
+}
+
+// linkage is the one rule both stores apply to a record about to be
+// stored: its SAM's counter sequence (led is updated) and its place in its
+// terminal's hash chain. follows says its previous hash names a stored
+// record of the same terminal; terminalRecords is how many records the
+// terminal has stored. It returns the record's flags (after the given
+// ones), whether it is a chain break, and the alarm it raises, if any.
+func linkage(r *record.Record, led *counters, follows bool, terminalRecords int64, now time.Time, flags []string) ([]string, bool, *wire.Alarm) {
+	flags = slices.Clone(flags)
+	gap, fills := led.observe(r.Counter)
+	if gap {
+		flags = append(flags, wire.FlagGapBefore)
+	}
+	if fills {
+		flags = append(flags, wire.FlagFillsGap)
+	}
+	switch {
+	case r.PrevHash == [32]byte{}:
+		flags = append(flags, wire.FlagChainStart)
+		if terminalRecords > 0 {
+			return flags, false, &wire.Alarm{Kind: "chain-restart", TerminalID: r.TerminalID, SAMSerial: hex.EncodeToString(r.SAMSerial[:]),
+				Counter: r.Counter, Detail: "the terminal started a new record chain (a new or damaged outbox)", At: now}
+		}
+	case !follows:
+		return append(flags, wire.FlagChainBreak), true, nil
+	}
+	return flags, false, nil
 }

@@ -289,22 +289,12 @@ func (s *PGStore) ingest(ctx context.Context, tx pgx.Tx, entries []Entry, m Meta
 		}
 		stored[k] = e.Hash
 		t := terms[r.TerminalID]
-		flags := slices.Clone(e.Flags)
-		gap, fills := ledgers[r.SAMSerial].observe(r.Counter)
-		if gap {
-			flags = append(flags, wire.FlagGapBefore)
+		pt, ok := prevTerminal[r.PrevHash]
+		flags, broken, raised := linkage(r, ledgers[r.SAMSerial], ok && pt == r.TerminalID, t.records, m.Now, e.Flags)
+		if raised != nil {
+			alarms = append(alarms, *raised)
 		}
-		if fills {
-			flags = append(flags, wire.FlagFillsGap)
-		}
-		if r.PrevHash == ([32]byte{}) {
-			flags = append(flags, wire.FlagChainStart)
-			if t.records > 0 {
-				alarms = append(alarms, wire.Alarm{Kind: "chain-restart", TerminalID: r.TerminalID, SAMSerial: hex.EncodeToString(r.SAMSerial[:]),
-					Counter: r.Counter, Detail: "the terminal started a new record chain (a new or damaged outbox)", At: m.Now})
-			}
-		} else if pt, ok := prevTerminal[r.PrevHash]; !ok || pt != r.TerminalID {
-			flags = append(flags, wire.FlagChainBreak)
+		if broken {
 			t.breaks++
 		}
 		prevTerminal[e.Hash] = r.TerminalID
