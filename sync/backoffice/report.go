@@ -44,14 +44,13 @@ func (s Semester) Bounds(loc *time.Location) (time.Time, time.Time) {
 // for one service, or a total (Terminal "TOTAL" per institution, and
 // Institution "TOTAL" for everything).
 type ReportLine struct {
-	Semester                 string
-	Institution, Site        string
-	Terminal, Service        string
-	Uses                     int64 // authentications with a KTP-el
-	DistinctNIK              int64 // distinct NIKs (by keyed hash)
-	FingerPass, FingerFail   int64
-	FingerSkipped            int64
-	distinctSubjectsInternal map[string]bool
+	Semester               string
+	Institution, Site      string
+	Terminal, Service      string
+	Uses                   int64 // authentications with a KTP-el
+	DistinctNIK            int64 // distinct NIKs (by keyed hash)
+	FingerPass, FingerFail int64
+	FingerSkipped          int64
 }
 
 // Report builds the semester report: one line per institution, site,
@@ -66,14 +65,15 @@ func (s *Service) Report(ctx context.Context, sem Semester, loc *time.Location) 
 	}
 	type key struct{ inst, site, term, svc string }
 	lines := map[key]*ReportLine{}
+	subjects := map[key]map[string]bool{}
 	add := func(k key, u UsageRow) {
 		l := lines[k]
 		if l == nil {
-			l = &ReportLine{Semester: sem.String(), Institution: k.inst, Site: k.site, Terminal: k.term, Service: k.svc, distinctSubjectsInternal: map[string]bool{}}
-			lines[k] = l
+			l = &ReportLine{Semester: sem.String(), Institution: k.inst, Site: k.site, Terminal: k.term, Service: k.svc}
+			lines[k], subjects[k] = l, map[string]bool{}
 		}
 		l.Uses += u.Count
-		l.distinctSubjectsInternal[u.Subject] = true
+		subjects[k][u.Subject] = true
 		switch u.Fingerprint {
 		case record.Pass:
 			l.FingerPass += u.Count
@@ -93,9 +93,8 @@ func (s *Service) Report(ctx context.Context, sem Semester, loc *time.Location) 
 		add(key{"TOTAL", "", "", ""}, u)
 	}
 	var out []ReportLine
-	for _, l := range lines {
-		l.DistinctNIK = int64(len(l.distinctSubjectsInternal))
-		l.distinctSubjectsInternal = nil
+	for k, l := range lines {
+		l.DistinctNIK = int64(len(subjects[k]))
 		out = append(out, *l)
 	}
 	rank := func(l ReportLine) int {
