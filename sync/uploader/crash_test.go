@@ -102,12 +102,7 @@ func crashChild(dir string) {
 	go u.Run(context.Background())
 	w := bufio.NewWriter(os.Stdout)
 	for {
-		id, _ := record.NewID()
-		rec := &record.Record{ID: id, TerminalID: terminal, SiteID: "pkm-a", OperatorID: "clerk", Service: "askes",
-			CardType: record.CardKPE, CardSerial: []byte{1, 2, 3, 4}, SubjectKind: record.SubjectNIP, Subject: "196608011988031001",
-			CardAuth: record.Check{Outcome: record.Pass}, IssuerSig: record.Check{Outcome: record.Pass},
-			Identifiers: record.Check{Outcome: record.Pass}, Fingerprint: record.Check{Outcome: record.Pass},
-			Time: time.Now(), Clock: record.ClockSynced, PrevHash: prev}
+		rec := sampleRec(prev)
 		if err := record.Seal(context.Background(), rec, sam); err != nil {
 			fail(err)
 		}

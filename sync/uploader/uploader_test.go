@@ -110,18 +110,22 @@ func (r *rig) uploader(mod func(*uploader.Config)) *uploader.Uploader {
 	return u
 }
 
+func sampleRec(prev [32]byte) *record.Record {
+	id, _ := record.NewID()
+	return &record.Record{ID: id, TerminalID: terminal, SiteID: "pkm-a", OperatorID: "clerk", Service: "askes",
+		CardType: record.CardKPE, CardSerial: []byte{1, 2, 3, 4}, SubjectKind: record.SubjectNIP, Subject: "196608011988031001",
+		CardAuth: record.Check{Outcome: record.Pass}, IssuerSig: record.Check{Outcome: record.Pass},
+		Identifiers: record.Check{Outcome: record.Pass}, Fingerprint: record.Check{Outcome: record.Pass},
+		Time: time.Now(), Clock: record.ClockSynced, PrevHash: prev}
+}
+
 // add seals and appends n records.
 func (r *rig) add(n int, signer record.Signer) {
 	if signer == nil {
 		signer = r.sam
 	}
 	for i := 0; i < n; i++ {
-		id, _ := record.NewID()
-		rec := &record.Record{ID: id, TerminalID: terminal, SiteID: "pkm-a", OperatorID: "clerk", Service: "askes",
-			CardType: record.CardKPE, CardSerial: []byte{1, 2, 3, 4}, SubjectKind: record.SubjectNIP, Subject: "196608011988031001",
-			CardAuth: record.Check{Outcome: record.Pass}, IssuerSig: record.Check{Outcome: record.Pass},
-			Identifiers: record.Check{Outcome: record.Pass}, Fingerprint: record.Check{Outcome: record.Pass},
-			Time: time.Now(), Clock: record.ClockSynced, PrevHash: r.prev}
+		rec := sampleRec(r.prev)
 		require.NoError(r.t, record.Seal(context.Background(), rec, signer))
 		_, err := r.ob.Append(rec)
 		require.NoError(r.t, err)
