@@ -358,11 +358,9 @@ func (s *PGStore) ingest(ctx context.Context, tx pgx.Tx, entries []Entry, m Meta
 			if err := rows.Scan(&id); err != nil {
 				return nil, err
 			}
-			if t := terms[id]; t != nil {
-				t.breaks--
-			} else if _, err := tx.Exec(ctx, "UPDATE terminals SET chain_breaks = chain_breaks - 1 WHERE terminal_id = $1", id); err != nil {
-				return nil, err
-			}
+			// the predecessor is of this batch and of the same
+			// terminal, so the terminal is locked and in terms
+			terms[id].breaks--
 		}
 		if err := rows.Err(); err != nil {
 			return nil, err
