@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -65,9 +64,7 @@ func (c *cli) bioMatch(args []string) error {
 	}
 	res := biometric.Compare(ps[0], ps[1])
 	if *asJSON {
-		enc := json.NewEncoder(c.out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(map[string]any{
+		return c.printJSON(map[string]any{
 			"score": res.Score, "threshold": biometric.Threshold, "match": res.Match,
 			"paired_minutiae": res.Paired, "overlap_a": res.OverlapA, "overlap_b": res.OverlapB,
 			"a": map[string]any{"file": fs.Arg(0), "format": formats[0], "minutiae": counts[0]},
@@ -96,9 +93,7 @@ func (c *cli) bioBench(args []string) error {
 		return err
 	}
 	if *asJSON {
-		enc := json.NewEncoder(c.out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(benchJSON(rep))
+		return c.printJSON(benchJSON(rep))
 	}
 	fmt.Fprintf(c.out, "%s: %d templates (%.1f minutiae on average), %d genuine and %d impostor pairs\n",
 		fs.Arg(0), rep.Templates, rep.AvgMinutiae, rep.Full.Genuine, rep.Full.Impostor)

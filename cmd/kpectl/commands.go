@@ -54,9 +54,7 @@ func (c *cli) readers(ctx context.Context, args []string) error {
 		for _, r := range rs {
 			out = append(out, readerJSON{r.Name, r.CardPresent, hexStr(r.ATR), r.Exclusive, r.InUse, r.Mute})
 		}
-		enc := json.NewEncoder(c.out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(out)
+		return c.printJSON(out)
 	}
 	if len(rs) == 0 {
 		fmt.Fprintln(c.out, c.msg.NoReaders)
@@ -253,4 +251,12 @@ func spaced(b []byte) string {
 		fmt.Fprintf(&sb, "%02X", x)
 	}
 	return sb.String()
+}
+
+// printJSON prints v as indented JSON (every -json output but monitor's
+// stream, which is one object a line).
+func (c *cli) printJSON(v any) error {
+	enc := json.NewEncoder(c.out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }

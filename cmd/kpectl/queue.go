@@ -6,7 +6,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -81,12 +80,6 @@ func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 
 func openQueue(path string, readOnly bool) (*outbox.Outbox, error) {
 	return outbox.Open(path, outbox.Options{ReadOnly: readOnly, OpenTimeout: queueOpenTimeout})
-}
-
-func (c *cli) printJSON(v any) error {
-	enc := json.NewEncoder(c.out)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
 }
 
 type queueStatsJSON struct {

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -185,9 +184,7 @@ func (c *cli) read(ctx context.Context, args []string) error {
 				Fingerprint *fingerView `json:"fingerprint"`
 			}{v, finger}
 		}
-		enc := json.NewEncoder(c.out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(out)
+		return c.printJSON(out)
 	}
 	c.printView(card.Reader(), v, *photo)
 	if finger != nil {
