@@ -164,22 +164,9 @@ func (s *PGStore) ingest(ctx context.Context, tx pgx.Tx, entries []Entry, m Meta
 
 	// lock the SAMs and terminals
 	ledgers := map[[8]byte]*counters{}
-	rows, err := tx.Query(ctx, "SELECT serial, counters FROM sams WHERE serial = ANY($1) ORDER BY serial FOR UPDATE", serials)
+	err := eachCounters(tx.Query(ctx, "SELECT serial, counters FROM sams WHERE serial = ANY($1) ORDER BY serial FOR UPDATE", serials))(
+		func(serial []byte, l *counters) { ledgers[[8]byte(serial)] = l })
 	if err != nil {
-		return nil, err
-	}
-	for rows.Next() {
-		var serial, raw []byte
-		if err := rows.Scan(&serial, &raw); err != nil {
-			return nil, err
-		}
-		l := &counters{}
-		if err := json.Unmarshal(raw, l); err != nil {
-			return nil, fmt.Errorf("damaged counters of SAM %x: %w", serial, err)
-		}
-		ledgers[[8]byte(serial)] = l
-	}
-	if err := rows.Err(); err != nil {
 		return nil, err
 	}
 	for _, sn := range serials {
@@ -194,7 +181,7 @@ func (s *PGStore) ingest(ctx context.Context, tx pgx.Tx, entries []Entry, m Meta
 		return nil, err
 	}
 	terms := map[string]*pgTerminal{}
-	rows, err = tx.Query(ctx, `SELECT t.terminal_id, t.records, t.chain_breaks, t.site_id,
+	rows, err := tx.Query(ctx, `SELECT t.terminal_id, t.records, t.chain_breaks, t.site_id,
 		coalesce(array_agg(encode(ts.sam_serial, 'hex')) FILTER (WHERE ts.sam_serial IS NOT NULL), '{}')
 		FROM terminals t LEFT JOIN terminal_sams ts USING (terminal_id)
 		WHERE t.terminal_id = ANY($1) GROUP BY t.terminal_id ORDER BY t.terminal_id`, termIDs)
@@ -397,6 +384,29 @@ func (s *PGStore) ingest(ctx context.Context, tx pgx.Tx, entries []Entry, m Meta
 	return out, nil
 }
 
+// eachCounters reads rows of (SAM serial, counters JSON) from a query and
+// hands each to f.
+func eachCounters(rows pgx.Rows, err error) func(f func(serial []byte, l *counters)) error {
+	return func(f func([]byte, *counters)) error {
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var serial, raw []byte
+			if err := rows.Scan(&serial, &raw); err != nil {
+				return err
+			}
+			l := &counters{}
+			if err := json.Unmarshal(raw, l); err != nil {
+				return fmt.Errorf("damaged counters of SAM %x: %w", serial, err)
+			}
+			f(serial, l)
+		}
+		return rows.Err()
+	}
+}
+
 // ByCode implements Store.
 func (s *PGStore) ByCode(ctx context.Context, code string) (*Stored, error) {
 	var enc []byte
@@ -432,23 +442,11 @@ func (s *PGStore) Terminal(ctx context.Context, id string) (*wire.TerminalStatus
 	if seen != nil {
 		out.LastSeen = seen.UTC()
 	}
-	rows, err := s.pool.Query(ctx, `SELECT s.serial, s.counters FROM sams s JOIN terminal_sams ts ON ts.sam_serial = s.serial
-		WHERE ts.terminal_id = $1 ORDER BY s.serial`, id)
-	if err != nil {
-		return nil, err
-	}
-	for rows.Next() {
-		var serial, raw []byte
-		if err := rows.Scan(&serial, &raw); err != nil {
-			return nil, err
-		}
-		var l counters
-		if err := json.Unmarshal(raw, &l); err != nil {
-			return nil, err
-		}
+	err = eachCounters(s.pool.Query(ctx, `SELECT s.serial, s.counters FROM sams s JOIN terminal_sams ts ON ts.sam_serial = s.serial
+		WHERE ts.terminal_id = $1 ORDER BY s.serial`, id))(func(serial []byte, l *counters) {
 		out.SAMs = append(out.SAMs, wire.SAMInfo{Serial: hex.EncodeToString(serial), LastCounter: l.Max, Gaps: l.Gaps})
-	}
-	if err := rows.Err(); err != nil {
+	})
+	if err != nil {
 		return nil, err
 	}
 	out.Alarms, err = s.alarms(ctx, "WHERE terminal_id = $1 ORDER BY id", id)

@@ -82,10 +82,7 @@ func BenchmarkCommit(b *testing.B) {
 // records to the back office on PostgreSQL over mutual TLS, end to end
 // with signature verification. Reports records/s.
 func BenchmarkBacklogDrain(b *testing.B) {
-	total := 100_000
-	if s := os.Getenv("KPE_BENCH_BACKLOG"); s != "" {
-		total, _ = strconv.Atoi(s)
-	}
+	total := envInt(b, "KPE_BENCH_BACKLOG", 100_000)
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		r := newRig(b, true)
@@ -111,10 +108,7 @@ func BenchmarkBacklogDrain(b *testing.B) {
 // BenchmarkIngest: the back office alone (verification and PostgreSQL),
 // batches of 500 handed to Service.Ingest. Reports records/s.
 func BenchmarkIngest(b *testing.B) {
-	total := 50_000
-	if s := os.Getenv("KPE_BENCH_INGEST"); s != "" {
-		total, _ = strconv.Atoi(s)
-	}
+	total := envInt(b, "KPE_BENCH_INGEST", 50_000)
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		r := newRig(b, true)
@@ -157,4 +151,17 @@ func sealMany(b *testing.B, r *rig, n int) []*record.Record {
 		out = append(out, rec)
 	}
 	return out
+}
+
+// envInt reads a positive count from the environment, or def.
+func envInt(b *testing.B, name string, def int) int {
+	s := os.Getenv(name)
+	if s == "" {
+		return def
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n <= 0 {
+		b.Fatalf("%s=%q: want a positive number", name, s)
+	}
+	return n
 }
