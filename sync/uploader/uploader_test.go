@@ -424,13 +424,19 @@ func TestThroughProxy(t *testing.T) {
 			http.Error(w, err.Error(), http.StatusBadGateway)
 			return
 		}
-		w.WriteHeader(http.StatusOK)
-		conn, _, err := w.(http.Hijacker).Hijack()
+		// take the connection first, then answer on it: no header left in
+		// net/http's buffers, and bytes the client sent early are in brw
+		conn, brw, err := w.(http.Hijacker).Hijack()
 		if err != nil {
 			up.Close()
 			return
 		}
-		go func() { io.Copy(up, conn); up.Close() }()
+		if _, err := io.WriteString(conn, "HTTP/1.1 200 Connection established\r\n\r\n"); err != nil {
+			up.Close()
+			conn.Close()
+			return
+		}
+		go func() { io.Copy(up, brw); up.Close() }()
 		io.Copy(conn, up)
 		conn.Close()
 	}))
