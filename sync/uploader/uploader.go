@@ -251,42 +251,42 @@ func (u *Uploader) Drain(ctx context.Context) (Report, error) {
 			continue
 		}
 		rep.Batches++
+		var batch Report // this batch's counts
 		results := make([]outbox.Result, len(items))
-		progress := false
 		for i, r := range res.Results {
 			results[i] = outbox.Result{Seq: items[i].Seq}
 			switch r.Status {
 			case wire.Accepted:
 				results[i].Outcome = outbox.Accepted
-				rep.Accepted++
+				batch.Accepted++
 			case wire.Duplicate:
 				results[i].Outcome = outbox.Duplicate
-				rep.Duplicates++
+				batch.Duplicates++
 			case wire.Rejected:
 				results[i].Outcome, results[i].Reason = outbox.Rejected, r.Reason
-				rep.Rejected++
+				batch.Rejected++
 				u.cfg.Log.Error("the back office rejected a record; it is kept in the dead letters", "seq", items[i].Seq, "reason", r.Reason)
 			default:
 				results[i].Outcome = outbox.Retry
-				continue
 			}
-			progress = true
 		}
 		if err := u.ob.Settle(results); err != nil {
 			return rep, err
 		}
+		rep.Accepted += batch.Accepted
+		rep.Duplicates += batch.Duplicates
+		rep.Rejected += batch.Rejected
+		skew := time.Duration(res.ClockSkewMillis) * time.Millisecond
 		u.mu.Lock()
-		u.st.Accepted += uint64(rep.Accepted)
-		u.st.Duplicates += uint64(rep.Duplicates)
-		u.st.Rejected += uint64(rep.Rejected)
-		u.st.ClockSkewed = res.ClockSkewed
-		u.st.ClockSkew = time.Duration(res.ClockSkewMillis) * time.Millisecond
+		u.st.Accepted += uint64(batch.Accepted)
+		u.st.Duplicates += uint64(batch.Duplicates)
+		u.st.Rejected += uint64(batch.Rejected)
+		u.st.ClockSkewed, u.st.ClockSkew = res.ClockSkewed, skew
 		u.mu.Unlock()
 		if res.ClockSkewed {
-			u.cfg.Log.Warn("the back office says this terminal's clock is off; new records are marked clock-skewed",
-				"skew", (time.Duration(res.ClockSkewMillis) * time.Millisecond).String())
+			u.cfg.Log.Warn("the back office says this terminal's clock is off; new records are marked clock-skewed", "skew", skew.String())
 		}
-		if !progress {
+		if batch.Accepted+batch.Duplicates+batch.Rejected == 0 {
 			return rep, ErrNoProgress
 		}
 		if u.maxN < u.cfg.MaxRecords {

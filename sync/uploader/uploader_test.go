@@ -165,6 +165,7 @@ func TestUploadToPostgres(t *testing.T) {
 	assert.Equal(t, 120, st.Acknowledged)
 	r.checkStored(120)
 	assert.False(t, u.ClockSkewed())
+	assert.Equal(t, uint64(120), u.Status().Accepted, "the status counts each record once, over all batches")
 
 	// again: nothing to send
 	rep, err = u.Drain(context.Background())
