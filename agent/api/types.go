@@ -1,0 +1,199 @@
+// Package api is the agent's local API for frontline applications (the
+// hospital information system, the Taspen counter application, the kiosk)
+// and for kpectl: HTTP JSON plus a Server-Sent Events stream on loopback,
+// guarded by a bearer token and strict Origin and Host checks
+// (docs/local-api.md, docs/local-api.yaml).
+//
+// This file is the wire contract: paths and JSON types shared by the
+// server and the Go client.
+package api
+
+import "time"
+
+// Paths of the local API. Every path but PathHealth needs the bearer token
+// (Authorization: Bearer <token>); PathHealth without a token answers only
+// {"status": ...}.
+const (
+	PathHealth  = "/v1/health"          // GET  Health
+	PathReaders = "/v1/readers"         // GET  []Reader
+	PathCard    = "/v1/card"            // GET  ?reader=NAME → cards.View of the card in the reader (privacy rules apply)
+	PathPrefill = "/v1/card/askes-form" // GET  ?reader=NAME → Prefill (KPE and KPE Tambahan only)
+	PathAuth    = "/v1/auth"            // POST AuthRequest → AuthResult, or ErrorBody (409 while the reader is busy)
+	PathCancel  = "/v1/cancel"          // POST CancelRequest → 204, 404 when nothing runs
+	PathQueue   = "/v1/queue"           // GET  QueueStatus
+	PathSync    = "/v1/sync"            // POST → SyncResult (send the outbox now)
+	PathEvents  = "/v1/events"          // GET  text/event-stream of Event (event: <type>, id: <seq>, data: JSON)
+	PathMetrics = "/metrics"            // GET  Prometheus text format
+	PathOpenAPI = "/v1/openapi.yaml"    // GET  the OpenAPI document
+)
+
+// DefaultListen is the API's default address (loopback only).
+const DefaultListen = "127.0.0.1:7531"
+
+// Health is the agent's state in one look.
+type Health struct {
+	Status   string    `json:"status"` // "ok", or "degraded" with Problems
+	Version  string    `json:"version,omitempty"`
+	Started  time.Time `json:"started,omitempty"`
+	Terminal string    `json:"terminal,omitempty"`
+	PCSC     string    `json:"pcsc,omitempty"` // "ok" or "unavailable"
+	Readers  int       `json:"readers"`
+	SAM      *SAM      `json:"sam,omitempty"`
+	Problems []Error   `json:"problems,omitempty"`
+}
+
+// SAM is the terminal SAM's state.
+type SAM struct {
+	Present   bool   `json:"present"`
+	Reader    string `json:"reader,omitempty"`
+	Serial    string `json:"serial,omitempty"`
+	State     string `json:"state,omitempty"` // active, inactive, blocked
+	TriesLeft int    `json:"tries_left,omitempty"`
+	Counter   uint32 `json:"signature_counter,omitempty"`
+}
+
+// Reader is one PC/SC reader as the agent sees it.
+type Reader struct {
+	Name        string `json:"name"`
+	Role        string `json:"role"` // "card", "sam" or "ignored"
+	CardPresent bool   `json:"card_present"`
+	Kind        string `json:"card_kind,omitempty"` // kpe, kpe-tambahan, ktpel, sam, unknown
+	State       string `json:"state"`               // session state (State* constants)
+	Busy        bool   `json:"busy"`                // a workflow (authentication) runs
+	Error       *Error `json:"error,omitempty"`     // why the last step failed, or why the reader is unusable
+}
+
+// Session states, in order; StateFailed and StateIdle stand apart.
+const (
+	StateIdle          = "idle"          // no card
+	StateDetected      = "detected"      // a card is in the reader
+	StateIdentified    = "identified"    // KPE / KPE Tambahan / KTP-el / unknown
+	StateAuthenticated = "authenticated" // card and data authenticated
+	StateFingerprint   = "fingerprint"   // waiting for the holder's finger
+	StateVerified      = "verified"      // fingerprint verified
+	StateRecorded      = "recorded"      // record committed, code issued
+	StateRemoved       = "removed"       // the card was taken out
+	StateFailed        = "failed"        // a step failed (Error says why)
+)
+
+// AuthRequest starts an authentication on a card reader.
+type AuthRequest struct {
+	Reader   string `json:"reader,omitempty"` // default: the only card reader, or the one holding a card
+	Service  string `json:"service"`          // askes, taspen, bapertarum, kiosk (configured list)
+	Operator string `json:"operator"`         // the clerk's ID, recorded with the code
+	// WaitSeconds: how long to wait for a card when none is in the reader
+	// (default 0: fail at once with no-card; at most 300).
+	WaitSeconds int `json:"wait_seconds,omitempty"`
+	// ConfirmLastTry allows the card's last fingerprint try.
+	ConfirmLastTry bool   `json:"confirm_last_try,omitempty"`
+	Lang           string `json:"lang,omitempty"` // id (default) or en, for messages
+}
+
+// AuthResult is a committed authentication: the record is stored and will
+// be synced.
+type AuthResult struct {
+	Code     string    `json:"code"` // the authentication code, XXXX-XXXX-XXXX form
+	RecordID string    `json:"record_id"`
+	Service  string    `json:"service"`
+	Reader   string    `json:"reader"`
+	CardKind string    `json:"card_kind"`
+	Counter  uint32    `json:"signature_counter"`
+	Time     time.Time `json:"time"`
+	Message  string    `json:"message"` // what to tell the clerk
+}
+
+// CancelRequest cancels the workflow on a reader (all readers when empty).
+type CancelRequest struct {
+	Reader string `json:"reader,omitempty"`
+}
+
+// Error is a symbolic error: Code is stable for programs, Message is for
+// people (in the request's language), Retriable says whether trying again
+// (after the action the message names) can succeed.
+type Error struct {
+	Code      string `json:"code"`
+	Message   string `json:"message"`
+	Retriable bool   `json:"retriable"`
+	TriesLeft int    `json:"tries_left,omitempty"` // fingerprint tries left on the card
+}
+
+// ErrorBody is every error answer's body.
+type ErrorBody struct {
+	Error Error `json:"error"`
+}
+
+// Prefill is the ASKES / BPJS Kesehatan form filled from the card (seed
+// 001): only what the form needs.
+type Prefill struct {
+	CardKind      string `json:"card_kind"`
+	Name          string `json:"nama"`
+	NIP           string `json:"nip,omitempty"`         // the holder's NIP (KPE)
+	LinkedNIP     string `json:"nip_pegawai,omitempty"` // the civil servant's NIP (KPE Tambahan)
+	Relation      string `json:"hubungan,omitempty"`    // KPE Tambahan: spouse, child
+	BirthPlace    string `json:"tempat_lahir,omitempty"`
+	BirthDate     string `json:"tanggal_lahir,omitempty"` // YYYY-MM-DD
+	Gender        string `json:"jenis_kelamin,omitempty"`
+	Address       string `json:"alamat,omitempty"`
+	BPJS          string `json:"no_askes_bpjs,omitempty"`
+	Agency        string `json:"instansi,omitempty"`
+	GolonganRuang string `json:"golongan_ruang,omitempty"`
+	Verified      bool   `json:"data_verified"` // card and data authenticated
+}
+
+// QueueStatus is the outbox and the link to the back office.
+type QueueStatus struct {
+	Pending        int        `json:"pending"`
+	Sending        int        `json:"sending"`
+	Acknowledged   int        `json:"acknowledged"`
+	Dead           int        `json:"dead"`
+	OldestUnsynced float64    `json:"oldest_unsynced_seconds"`
+	Used           float64    `json:"used"` // share of the outbox's limit in use (1 = full)
+	Sync           SyncStatus `json:"sync"`
+}
+
+// SyncStatus is the uploader's state.
+type SyncStatus struct {
+	Enabled     bool      `json:"enabled"`
+	URL         string    `json:"url,omitempty"`
+	LastAttempt time.Time `json:"last_attempt,omitzero"`
+	LastSuccess time.Time `json:"last_success,omitzero"`
+	LastError   string    `json:"last_error,omitempty"`
+	Failures    int       `json:"failures"`
+	NextAttempt time.Time `json:"next_attempt,omitzero"`
+	ClockSkewed bool      `json:"clock_skewed,omitempty"`
+	Accepted    uint64    `json:"accepted"`
+	Duplicates  uint64    `json:"duplicates"`
+	Rejected    uint64    `json:"rejected"`
+}
+
+// SyncResult is one "send now".
+type SyncResult struct {
+	Sent       int    `json:"sent"`
+	Accepted   int    `json:"accepted"`
+	Duplicates int    `json:"duplicates"`
+	Rejected   int    `json:"rejected"`
+	Remaining  int    `json:"remaining"` // unsynced records left
+	Error      *Error `json:"error,omitempty"`
+}
+
+// Event types on PathEvents.
+const (
+	EventReader  = "reader"  // a reader appeared or went away
+	EventSession = "session" // a card session changed state
+	EventSAM     = "sam"     // the SAM appeared, went away, changed state
+	EventSync    = "sync"    // a sync attempt ended
+	EventService = "service" // PC/SC lost or restored
+)
+
+// Event is one change, streamed on PathEvents.
+type Event struct {
+	Seq      uint64    `json:"seq"`
+	Time     time.Time `json:"time"`
+	Type     string    `json:"type"`
+	Reader   string    `json:"reader,omitempty"`
+	State    string    `json:"state,omitempty"`
+	CardKind string    `json:"card_kind,omitempty"`
+	Code     string    `json:"code,omitempty"` // the authentication code, on StateRecorded
+	Error    *Error    `json:"error,omitempty"`
+	Message  string    `json:"message,omitempty"` // what to show the clerk (agent's language)
+}

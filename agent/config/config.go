@@ -1,0 +1,116 @@
+// Package config is the agent's configuration: the schema below, loaded by
+// viper from the YAML file, KPE_* environment variables and flags, strictly
+// validated, and published as immutable snapshots (configs/agent.yaml
+// documents every key).
+package config
+
+import "time"
+
+// Config is one immutable snapshot of the configuration. Never modify a
+// Config after Load returned it; a reload makes a new one.
+type Config struct {
+	Terminal    Terminal    `mapstructure:"terminal"`
+	Readers     Readers     `mapstructure:"readers"`
+	SAM         SAM         `mapstructure:"sam"`
+	Trust       Trust       `mapstructure:"trust"`
+	Fingerprint Fingerprint `mapstructure:"fingerprint"`
+	Session     Session     `mapstructure:"session"`
+	Services    []string    `mapstructure:"services"`
+	Outbox      Outbox      `mapstructure:"outbox"`
+	Sync        Sync        `mapstructure:"sync"`
+	API         API         `mapstructure:"api"`
+	Log         Log         `mapstructure:"log"`
+	Messages    Messages    `mapstructure:"messages"`
+
+	// File is the configuration file this snapshot was read from ("" when
+	// none); not a key.
+	File string `mapstructure:"-"`
+}
+
+// Terminal identifies this terminal in records.
+type Terminal struct {
+	ID       string `mapstructure:"id"`       // terminal ID (must match the mTLS client certificate's CN)
+	Site     string `mapstructure:"site"`     // site (Puskesmas, hospital, Taspen office) ID
+	Language string `mapstructure:"language"` // id or en: the language of events and logs for the clerk
+	// Lab: this terminal works with the virtual card lab (lab trust
+	// lists and secrets are accepted). Never on a production terminal.
+	Lab bool `mapstructure:"lab"`
+}
+
+// Readers assigns PC/SC readers to roles. Patterns are path.Match globs
+// against the reader name ("*" matches any run of characters).
+type Readers struct {
+	Card   []string `mapstructure:"card"`   // card readers; empty: every reader not otherwise assigned
+	SAM    []string `mapstructure:"sam"`    // SAM readers; empty: found by probing (selecting the SAM application)
+	Ignore []string `mapstructure:"ignore"` // readers the agent never touches
+}
+
+// SAM holds the paths of the SAM's secrets (files readable by the agent
+// only: mode 0600 or 0400).
+type SAM struct {
+	ActivationCodeFile string `mapstructure:"activation_code_file"`
+	KTPSecretsFile     string `mapstructure:"ktp_secrets_file"` // two lines: the KTP-el installation secrets
+}
+
+// Trust holds the issuers' CA lists (PEM).
+type Trust struct {
+	BKN      string `mapstructure:"bkn"`
+	Dukcapil string `mapstructure:"dukcapil"`
+}
+
+// Fingerprint configures the sensor.
+type Fingerprint struct {
+	Sensor         string        `mapstructure:"sensor"`  // lab, command, none
+	LabURL         string        `mapstructure:"lab_url"` // sensor = lab: the card lab's control URL
+	Command        []string      `mapstructure:"command"` // sensor = command: the capture program and its arguments
+	Timeout        time.Duration `mapstructure:"timeout"` // waiting for a finger
+	ConfirmLastTry bool          `mapstructure:"confirm_last_try"`
+}
+
+// Session bounds each step of a card session.
+type Session struct {
+	ReadTimeout   time.Duration `mapstructure:"read_timeout"`   // recognise, authenticate and read the card
+	SignTimeout   time.Duration `mapstructure:"sign_timeout"`   // SAM signature and commit
+	MaxWait       time.Duration `mapstructure:"max_wait"`       // longest wait for a card an API request may ask for
+	ShutdownGrace time.Duration `mapstructure:"shutdown_grace"` // finish a session in flight on shutdown
+}
+
+// Outbox is the local store of records.
+type Outbox struct {
+	Path       string        `mapstructure:"path"`
+	MaxRecords int           `mapstructure:"max_records"`
+	MaxAge     time.Duration `mapstructure:"max_age"`
+}
+
+// Sync is the link to the back office.
+type Sync struct {
+	URL        string        `mapstructure:"url"` // "" disables syncing
+	Interval   time.Duration `mapstructure:"interval"`
+	ClientCert string        `mapstructure:"client_cert"` // PEM certificate of this terminal (mTLS)
+	ClientKey  string        `mapstructure:"client_key"`  // PEM key (secret file)
+	CA         string        `mapstructure:"ca"`          // PEM roots for the back office's certificate
+}
+
+// API is the local API.
+type API struct {
+	Listen         string   `mapstructure:"listen"`          // host:port; loopback unless AllowRemote
+	AllowRemote    bool     `mapstructure:"allow_remote"`    // allow a non-loopback Listen
+	TokenFile      string   `mapstructure:"token_file"`      // bearer token (secret file)
+	AllowedOrigins []string `mapstructure:"allowed_origins"` // browser origins allowed to call the API
+	AllowedHosts   []string `mapstructure:"allowed_hosts"`   // extra Host names besides loopback ones
+}
+
+// Log configures logging.
+type Log struct {
+	Level    string `mapstructure:"level"` // debug, info, warn, error
+	File     string `mapstructure:"file"`  // "" logs to standard error (the service manager's journal)
+	MaxSize  int    `mapstructure:"max_size_mb"`
+	MaxFiles int    `mapstructure:"max_files"`
+}
+
+// Messages overrides clerk-facing messages by symbolic code, per language:
+// messages.id.no-card: "Silakan masukkan kartu".
+type Messages struct {
+	ID map[string]string `mapstructure:"id"`
+	EN map[string]string `mapstructure:"en"`
+}
