@@ -13,7 +13,7 @@ FUZZTIME  ?= 8s
 SYS_PKGS  := pcscd libpcsclite-dev vsmartcard-vpcd pcsc-tools opensc curl pkg-config gcc postgresql chromium
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help deps pcscd postgres build run test check unit fuzz-smoke windows bench bio-bench soak clean
+.PHONY: help deps pcscd postgres build run test check unit fuzz-smoke windows bench bio-bench soak clean package
 
 help:
 	@echo "make run    start the virtual card lab and 'kpectl monitor' (no hardware needed)"
@@ -93,3 +93,16 @@ bio-bench: build
 
 clean:
 	rm -rf $(BIN)
+
+# ---- packaging (make package) ----------------------------------------------
+# build/pkg/: the .deb and .rpm (nfpm, installer/nfpm.yaml) and
+# kpe-agent-windows-amd64.zip; installer/package.sh does the work and
+# docs/install.md says what the packages do. nfpm runs through `go run` at a
+# pinned version; it is not a dependency of the module.
+NFPM           ?= $(GO) run github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.43.0
+PKG_DIR        ?= build/pkg
+KPE_AGENT_YAML ?= configs/agent.yaml
+
+package:
+	@GO="$(GO)" NFPM="$(NFPM)" PKG_DIR="$(PKG_DIR)" KPE_AGENT_YAML="$(KPE_AGENT_YAML)" ./installer/package.sh
+# ---- end packaging ----------------------------------------------------------
