@@ -100,6 +100,10 @@ type AuthResult struct {
 	Counter  uint32    `json:"signature_counter"`
 	Time     time.Time `json:"time"`
 	Message  string    `json:"message"` // what to tell the clerk
+	// TapToCodeMS: card detected to record committed, when the request
+	// waited for the card (human steps, such as placing the finger,
+	// included).
+	TapToCodeMS float64 `json:"tap_to_code_ms,omitempty"`
 }
 
 // CancelRequest cancels the workflow on a reader (all readers when empty).

@@ -23,6 +23,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"kpe-agent/sync/outbox"
@@ -48,6 +49,9 @@ type Config struct {
 	// HTTPS_PROXY, NO_PROXY).
 	Proxy func(*http.Request) (*url.URL, error)
 	Log   *slog.Logger
+	// OnSend, when set, is told each batch's round trip and outcome (the
+	// agent's sync metrics).
+	OnSend func(records int, took time.Duration, err error)
 	// Rand returns a number in [0, 1) for the jitter (default math/rand).
 	Rand func() float64
 }
@@ -104,7 +108,9 @@ type Uploader struct {
 	cfg    Config
 	client *http.Client
 	kick   chan struct{}
-	maxN   int // shrinks after a 413
+	drain  sync.Mutex   // one Drain at a time (Run's and "sync now")
+	maxN   int          // shrinks after a 413; guarded by drain
+	every  atomic.Int64 // Interval, changeable by SetInterval
 
 	mu sync.Mutex
 	st Status
@@ -119,8 +125,26 @@ func New(ob *outbox.Outbox, cfg Config) (*Uploader, error) {
 	}
 	tr := &http.Transport{Proxy: cfg.Proxy, TLSClientConfig: cfg.TLS, ForceAttemptHTTP2: true,
 		MaxIdleConns: 2, IdleConnTimeout: 90 * time.Second, TLSHandshakeTimeout: 15 * time.Second, ResponseHeaderTimeout: cfg.Timeout}
-	return &Uploader{ob: ob, cfg: cfg, client: &http.Client{Transport: tr, Timeout: cfg.Timeout},
-		kick: make(chan struct{}, 1), maxN: cfg.MaxRecords}, nil
+	up := &Uploader{ob: ob, cfg: cfg, client: &http.Client{Transport: tr, Timeout: cfg.Timeout},
+		kick: make(chan struct{}, 1), maxN: cfg.MaxRecords}
+	up.every.Store(int64(cfg.Interval))
+	return up, nil
+}
+
+// SetCertificates replaces the SAM certificates sent with each batch (the
+// agent learns its SAM's certificate when the SAM is inserted).
+func (u *Uploader) SetCertificates(certs [][]byte) {
+	u.mu.Lock()
+	u.cfg.Certificates = certs
+	u.mu.Unlock()
+}
+
+// SetInterval changes how often an idle uploader looks at the outbox (a
+// configuration reload); it takes effect after the current wait.
+func (u *Uploader) SetInterval(d time.Duration) {
+	if d > 0 {
+		u.every.Store(int64(d))
+	}
 }
 
 // Kick asks for an attempt now (a record is new). It never blocks; while
@@ -153,7 +177,7 @@ func (u *Uploader) Run(ctx context.Context) error {
 		var wait time.Duration
 		idle := err == nil
 		if idle {
-			wait = u.cfg.Interval
+			wait = time.Duration(u.every.Load())
 		} else {
 			wait = u.backoff(err)
 			u.cfg.Log.Warn("back office not reached; records stay queued", "err", err, "retry_in", wait.Round(time.Millisecond))
@@ -226,6 +250,8 @@ func (e *RetryAfterError) Error() string {
 // fails. Claimed records that were not settled by an answer go back to
 // pending.
 func (u *Uploader) Drain(ctx context.Context) (Report, error) {
+	u.drain.Lock()
+	defer u.drain.Unlock()
 	var rep Report
 	for {
 		items, err := u.ob.Claim(u.maxN, u.cfg.MaxBytes)
@@ -235,7 +261,11 @@ func (u *Uploader) Drain(ctx context.Context) (Report, error) {
 		if len(items) == 0 {
 			return rep, nil
 		}
+		t0 := time.Now()
 		res, err := u.send(ctx, items)
+		if u.cfg.OnSend != nil {
+			u.cfg.OnSend(len(items), time.Since(t0), err)
+		}
 		u.note(err)
 		if err != nil {
 			if errors.Is(err, errTooLarge) && u.maxN > 1 {
@@ -320,7 +350,10 @@ var errTooLarge = errors.New("uploader: batch too large for the back office")
 
 // send posts one batch and reads the per-record answer.
 func (u *Uploader) send(ctx context.Context, items []outbox.Item) (*wire.BatchResult, error) {
-	b := wire.Batch{Certificates: u.cfg.Certificates, SentAt: time.Now().UTC()}
+	u.mu.Lock()
+	certs := u.cfg.Certificates
+	u.mu.Unlock()
+	b := wire.Batch{Certificates: certs, SentAt: time.Now().UTC()}
 	for _, it := range items {
 		b.Records = append(b.Records, it.Encoded)
 	}

@@ -1,0 +1,370 @@
+package api
+
+import (
+	"context"
+	"crypto/subtle"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Backend is what the server serves: the daemon.
+type Backend interface {
+	Health(lang string) Health
+	Readers(lang string) []Reader
+	CardView(reader, lang string) (any, error)
+	Prefill(reader string) (Prefill, error)
+	Authenticate(ctx context.Context, req AuthRequest) (AuthResult, error)
+	Cancel(reader string) bool
+	Queue() (QueueStatus, error)
+	Sync(ctx context.Context) (SyncResult, error)
+	Subscribe(after uint64) ([]Event, <-chan Event, func())
+	// ErrorFor renders a Backend error: HTTP status and body.
+	ErrorFor(err error, lang string) (int, Error)
+}
+
+// ServerConfig configures the handler.
+type ServerConfig struct {
+	// Token is the bearer token every request but the bare health check
+	// must carry.
+	Token []byte
+	// Port is the port the API listens on; Host headers must name it.
+	Port int
+	// AllowedOrigins are the browser origins (scheme://host[:port]) that
+	// may call the API; requests with any other Origin are refused.
+	AllowedOrigins []string
+	// AllowedHosts are Host names accepted besides 127.0.0.1, [::1] and
+	// localhost (for a deliberately remote-reachable API).
+	AllowedHosts []string
+	// Metrics serves /metrics (nil: 404).
+	Metrics http.Handler
+	Log     *slog.Logger
+	// Heartbeat is the keep-alive period of the event stream (default 15 s).
+	Heartbeat time.Duration
+}
+
+//go:embed openapi.yaml
+var openAPI []byte
+
+// NewHandler returns the local API's handler.
+func NewHandler(b Backend, c ServerConfig) http.Handler {
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
+	}
+	if c.Heartbeat <= 0 {
+		c.Heartbeat = 15 * time.Second
+	}
+	s := &server{b: b, c: c}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+PathHealth, s.health)
+	mux.HandleFunc("GET "+PathReaders, s.auth(s.readers))
+	mux.HandleFunc("GET "+PathCard, s.auth(s.card))
+	mux.HandleFunc("GET "+PathPrefill, s.auth(s.prefill))
+	mux.HandleFunc("POST "+PathAuth, s.auth(s.authenticate))
+	mux.HandleFunc("POST "+PathCancel, s.auth(s.cancel))
+	mux.HandleFunc("GET "+PathQueue, s.auth(s.queue))
+	mux.HandleFunc("POST "+PathSync, s.auth(s.sync))
+	mux.HandleFunc("GET "+PathEvents, s.auth(s.events))
+	mux.HandleFunc("GET "+PathOpenAPI, func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/yaml")
+		w.Write(openAPI)
+	})
+	if c.Metrics != nil {
+		mux.Handle("GET "+PathMetrics, s.auth(c.Metrics.ServeHTTP))
+	}
+	return s.guard(mux)
+}
+
+type server struct {
+	b Backend
+	c ServerConfig
+}
+
+// Codes of the API's own refusals.
+const (
+	CodeUnauthorized    = "unauthorized"
+	CodeForbiddenOrigin = "forbidden-origin"
+	CodeForbiddenHost   = "forbidden-host"
+	CodeNotFound        = "not-found"
+	CodeBadRequest      = "bad-request"
+)
+
+var refusals = map[string][2]string{
+	CodeUnauthorized:    {"Token API tidak ada atau salah.", "The API token is missing or wrong."},
+	CodeForbiddenOrigin: {"Asal (Origin) permintaan tidak diizinkan.", "The request's Origin is not allowed."},
+	CodeForbiddenHost:   {"Nama host permintaan tidak diizinkan.", "The request's Host is not allowed."},
+	CodeNotFound:        {"Tidak ditemukan.", "Not found."},
+	CodeBadRequest:      {"Permintaan tidak valid.", "Invalid request."},
+}
+
+func langOf(r *http.Request) string {
+	if l := r.URL.Query().Get("lang"); l == "en" || l == "id" {
+		return l
+	}
+	if strings.HasPrefix(r.Header.Get("Accept-Language"), "en") {
+		return "en"
+	}
+	return ""
+}
+
+func (s *server) refuse(w http.ResponseWriter, r *http.Request, status int, code, detail string) {
+	msg := refusals[code][0]
+	if langOf(r) == "en" {
+		msg = refusals[code][1]
+	}
+	if detail != "" {
+		msg += " (" + detail + ")"
+	}
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="kpe-agent"`)
+	}
+	writeJSON(w, status, ErrorBody{Error: Error{Code: code, Message: msg}})
+}
+
+// guard checks Host and Origin on every request, answers CORS preflights
+// for allowed origins, and bounds request bodies. A page from another
+// site, or one reached through DNS rebinding (its Host is then the
+// attacker's name), cannot drive the card reader.
+func (s *server) guard(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.hostAllowed(r.Host) {
+			s.c.Log.Warn("local API: request with a foreign Host refused", "host", r.Host, "path", r.URL.Path)
+			s.refuse(w, r, http.StatusForbidden, CodeForbiddenHost, "")
+			return
+		}
+		origin := r.Header.Get("Origin")
+		if origin != "" {
+			if !slices.Contains(s.c.AllowedOrigins, origin) {
+				s.c.Log.Warn("local API: request from a foreign Origin refused", "origin", origin, "path", r.URL.Path)
+				s.refuse(w, r, http.StatusForbidden, CodeForbiddenOrigin, "")
+				return
+			}
+			h := w.Header()
+			h.Set("Access-Control-Allow-Origin", origin)
+			h.Add("Vary", "Origin")
+			if r.Method == http.MethodOptions {
+				h.Set("Access-Control-Allow-Methods", "GET, POST")
+				h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Last-Event-ID")
+				h.Set("Access-Control-Max-Age", "600")
+				w.WriteHeader(http.StatusNoContent)
+				return
+			}
+		}
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.Header().Set("Cache-Control", "no-store")
+		r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *server) hostAllowed(host string) bool {
+	h, port, err := net.SplitHostPort(host)
+	if err != nil {
+		h, port = host, ""
+	}
+	if s.c.Port != 0 && port != strconv.Itoa(s.c.Port) {
+		return false
+	}
+	h = strings.ToLower(strings.TrimSuffix(strings.Trim(h, "[]"), "."))
+	switch h {
+	case "127.0.0.1", "::1", "localhost":
+		return true
+	}
+	return slices.Contains(s.c.AllowedHosts, h)
+}
+
+func (s *server) tokenOK(r *http.Request) bool {
+	h := r.Header.Get("Authorization")
+	tok, ok := strings.CutPrefix(h, "Bearer ")
+	if !ok || len(s.c.Token) == 0 {
+		return false
+	}
+	return subtle.ConstantTimeCompare([]byte(strings.TrimSpace(tok)), s.c.Token) == 1
+}
+
+func (s *server) auth(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !s.tokenOK(r) {
+			s.refuse(w, r, http.StatusUnauthorized, CodeUnauthorized, "")
+			return
+		}
+		h(w, r)
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+}
+
+func (s *server) fail(w http.ResponseWriter, r *http.Request, err error, lang string) {
+	status, e := s.b.ErrorFor(err, lang)
+	if status < 400 {
+		status = http.StatusInternalServerError
+	}
+	writeJSON(w, status, ErrorBody{Error: e})
+}
+
+// decode reads a JSON body strictly: unknown fields and trailing data are
+// errors.
+func decode(r *http.Request, v any) error {
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	if dec.More() {
+		return errors.New("trailing data after the JSON object")
+	}
+	return nil
+}
+
+func (s *server) health(w http.ResponseWriter, r *http.Request) {
+	h := s.b.Health(langOf(r))
+	if !s.tokenOK(r) {
+		// without the token: up or not, nothing more
+		writeJSON(w, http.StatusOK, map[string]string{"status": h.Status})
+		return
+	}
+	writeJSON(w, http.StatusOK, h)
+}
+
+func (s *server) readers(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, s.b.Readers(langOf(r)))
+}
+
+func (s *server) card(w http.ResponseWriter, r *http.Request) {
+	v, err := s.b.CardView(r.URL.Query().Get("reader"), langOf(r))
+	if err != nil {
+		s.fail(w, r, err, langOf(r))
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+func (s *server) prefill(w http.ResponseWriter, r *http.Request) {
+	p, err := s.b.Prefill(r.URL.Query().Get("reader"))
+	if err != nil {
+		s.fail(w, r, err, langOf(r))
+		return
+	}
+	writeJSON(w, http.StatusOK, p)
+}
+
+func (s *server) authenticate(w http.ResponseWriter, r *http.Request) {
+	var req AuthRequest
+	if err := decode(r, &req); err != nil {
+		s.refuse(w, r, http.StatusBadRequest, CodeBadRequest, err.Error())
+		return
+	}
+	lang := req.Lang
+	if lang == "" {
+		lang = langOf(r)
+	}
+	req.Lang = lang
+	res, err := s.b.Authenticate(r.Context(), req)
+	if err != nil {
+		s.fail(w, r, err, lang)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+func (s *server) cancel(w http.ResponseWriter, r *http.Request) {
+	var req CancelRequest
+	if err := decode(r, &req); err != nil {
+		s.refuse(w, r, http.StatusBadRequest, CodeBadRequest, err.Error())
+		return
+	}
+	if !s.b.Cancel(req.Reader) {
+		s.refuse(w, r, http.StatusNotFound, CodeNotFound, "no workflow runs")
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *server) queue(w http.ResponseWriter, r *http.Request) {
+	q, err := s.b.Queue()
+	if err != nil {
+		s.fail(w, r, err, langOf(r))
+		return
+	}
+	writeJSON(w, http.StatusOK, q)
+}
+
+func (s *server) sync(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Minute)
+	defer cancel()
+	res, err := s.b.Sync(ctx)
+	if err != nil {
+		s.fail(w, r, err, langOf(r))
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+// events streams Server-Sent Events: "id: <seq>", "event: <type>",
+// "data: <Event JSON>". A client reconnecting with Last-Event-ID gets the
+// events it missed while the agent still holds them.
+func (s *server) events(w http.ResponseWriter, r *http.Request) {
+	fl, ok := w.(http.Flusher)
+	if !ok {
+		s.refuse(w, r, http.StatusInternalServerError, CodeBadRequest, "streaming unsupported")
+		return
+	}
+	var after uint64
+	if v := r.Header.Get("Last-Event-ID"); v != "" {
+		after, _ = strconv.ParseUint(v, 10, 64)
+	}
+	backlog, ch, stop := s.b.Subscribe(after)
+	defer stop()
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	fmt.Fprint(w, ": kpe-agent events\n\n")
+	send := func(ev Event) bool {
+		b, err := json.Marshal(ev)
+		if err != nil {
+			return false
+		}
+		_, err = fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", ev.Seq, ev.Type, b)
+		fl.Flush()
+		return err == nil
+	}
+	for _, ev := range backlog {
+		if !send(ev) {
+			return
+		}
+	}
+	fl.Flush()
+	tick := time.NewTicker(s.c.Heartbeat)
+	defer tick.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case ev, ok := <-ch:
+			if !ok || !send(ev) {
+				return
+			}
+		case <-tick.C:
+			if _, err := fmt.Fprint(w, ": keep-alive\n\n"); err != nil {
+				return
+			}
+			fl.Flush()
+		}
+	}
+}

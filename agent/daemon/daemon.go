@@ -1,0 +1,488 @@
+// Package daemon is the agent's orchestration: it follows the PC/SC
+// readers, gives each reader its own goroutine and each card its own
+// session (agent/cards.Session), keeps the terminal SAM, runs the
+// authentication workflow (card → data → fingerprint → SAM-signed record
+// → outbox), publishes every state change as an event, and answers the
+// local API (agent/api) through its Backend methods.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"kpe-agent/agent/api"
+	"kpe-agent/agent/cards"
+	"kpe-agent/agent/config"
+	"kpe-agent/apdu"
+	"kpe-agent/biometric/sensor"
+	"kpe-agent/sync/outbox"
+	"kpe-agent/sync/uploader"
+)
+
+// Transport is what the daemon needs from PC/SC (apdu/pcsc.Transport).
+type Transport interface {
+	Readers(ctx context.Context) ([]apdu.ReaderInfo, error)
+	Connect(ctx context.Context, reader string) (apdu.Card, error)
+}
+
+// Options configure a Daemon.
+type Options struct {
+	// Config returns the current configuration snapshot (it may change on
+	// reload; the daemon reads it at each use).
+	Config    func() *config.Config
+	Transport Transport
+	// Watch starts the reader monitor (apdu/pcsc.Transport.Watch(ctx).Events).
+	Watch    func(ctx context.Context) <-chan apdu.Event
+	Outbox   *outbox.Outbox
+	Uploader *uploader.Uploader // nil: syncing is off
+	// Sensor returns the fingerprint sensor for a card reader; nil takes
+	// it from the configuration (fingerprint.sensor).
+	Sensor func(reader string) (sensor.Sensor, error)
+	// Cards holds the trust lists (BKN, Dukcapil roots).
+	Cards cards.Options
+	// SAMCode activates an inactive SAM (nil: never activate);
+	// KTPSecrets activate its KTP-el function; NIKKey keys the NIK hash of
+	// KTP-el records (nil: KTP-el authentication is refused).
+	SAMCode    []byte
+	KTPSecrets [][]byte
+	NIKKey     []byte
+	Log        *slog.Logger
+	Metrics    *Metrics
+	Version    string
+}
+
+// Daemon is the running agent.
+type Daemon struct {
+	o       Options
+	log     *slog.Logger
+	m       *Metrics
+	ob      *outbox.Outbox
+	up      *uploader.Uploader
+	events  *hub
+	sam     *samHolder
+	started time.Time
+	pcscOK  atomic.Bool
+	closing atomic.Bool
+
+	chain sync.Mutex // one record sealed and appended at a time (hash chain)
+
+	mu      sync.Mutex
+	readers map[string]*reader
+	flows   sync.WaitGroup // workflows in flight
+}
+
+// New makes a Daemon; Run starts it.
+func New(o Options) (*Daemon, error) {
+	if o.Config == nil || o.Transport == nil || o.Watch == nil || o.Outbox == nil {
+		return nil, errors.New("daemon: Config, Transport, Watch and Outbox are required")
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Metrics == nil {
+		o.Metrics = NewMetrics()
+	}
+	d := &Daemon{o: o, log: o.Log, m: o.Metrics, ob: o.Outbox, up: o.Uploader, events: newHub(),
+		readers: map[string]*reader{}, started: time.Now()}
+	d.sam = newSAMHolder(d)
+	d.m.registerOutbox(d)
+	return d, nil
+}
+
+// Metrics returns the daemon's metrics.
+func (d *Daemon) Metrics() *Metrics { return d.m }
+
+func (d *Daemon) cfg() *config.Config { return d.o.Config() }
+
+// Run follows the readers until ctx ends, then shuts down: new workflows
+// are refused, the one in flight gets the configured grace to finish and
+// is then cancelled, every card session is closed, and the outbox gets one
+// last bounded attempt to sync. Records are durable as soon as they are
+// committed, so nothing depends on that attempt.
+func (d *Daemon) Run(ctx context.Context) error {
+	wctx, stopWatch := context.WithCancel(context.Background())
+	defer stopWatch()
+	events := d.o.Watch(wctx)
+	d.pcscOK.Store(true)
+	var upDone chan struct{}
+	upCtx, stopUp := context.WithCancel(context.Background())
+	defer stopUp()
+	if d.up != nil {
+		upDone = make(chan struct{})
+		go func() {
+			defer close(upDone)
+			_ = d.up.Run(upCtx)
+		}()
+	}
+	d.log.Info("agent running", "terminal", d.cfg().Terminal.ID, "version", d.o.Version)
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case ev, ok := <-events:
+			if !ok {
+				break loop
+			}
+			d.dispatch(ev)
+		}
+	}
+	d.shutdown(stopWatch)
+	if d.up != nil {
+		stopUp()
+		<-upDone
+		fctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		if rep, err := d.up.Drain(fctx); err != nil {
+			d.log.Info("last sync before stopping did not finish; records stay queued", "err", err)
+		} else if rep.Batches > 0 {
+			d.log.Info("last sync before stopping", "accepted", rep.Accepted)
+		}
+		cancel()
+	}
+	d.log.Info("agent stopped")
+	return nil
+}
+
+// shutdown refuses new workflows, lets the ones in flight finish within
+// the grace, cancels them after it, and closes every session.
+func (d *Daemon) shutdown(stopWatch func()) {
+	d.closing.Store(true)
+	grace := d.cfg().Session.ShutdownGrace
+	done := make(chan struct{})
+	go func() { d.flows.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(grace):
+		d.log.Warn("a card workflow did not finish within the shutdown grace; cancelling it", "grace", grace)
+		d.cancelAll()
+		<-done
+	}
+	stopWatch()
+	d.mu.Lock()
+	rs := make([]*reader, 0, len(d.readers))
+	for _, r := range d.readers {
+		rs = append(rs, r)
+	}
+	d.readers = map[string]*reader{}
+	d.mu.Unlock()
+	for _, r := range rs {
+		r.stop()
+	}
+	d.sam.drop("")
+}
+
+func (d *Daemon) cancelAll() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, r := range d.readers {
+		r.cancelFlow()
+	}
+}
+
+// dispatch routes a monitor event to its reader's goroutine.
+func (d *Daemon) dispatch(ev apdu.Event) {
+	switch ev.Kind {
+	case apdu.ServiceLost:
+		d.pcscOK.Store(false)
+		d.log.Warn("smart-card service lost; waiting for it to come back", "err", ev.Err)
+		d.publish(api.Event{Type: api.EventService, State: "lost", Error: d.apiError(fail(CodePCSCUnavailable, ev.Err), "")})
+		d.dropAllReaders()
+		return
+	case apdu.ServiceRestored:
+		d.pcscOK.Store(true)
+		d.log.Info("smart-card service back")
+		d.publish(api.Event{Type: api.EventService, State: "restored"})
+		return
+	case apdu.ReaderRemoved:
+		d.mu.Lock()
+		r := d.readers[ev.Reader]
+		delete(d.readers, ev.Reader)
+		n := len(d.readers)
+		d.mu.Unlock()
+		d.m.readers.Set(float64(n))
+		if r != nil {
+			r.stop()
+			d.publish(api.Event{Type: api.EventReader, Reader: ev.Reader, State: "removed"})
+		}
+		return
+	}
+	r := d.readerFor(ev.Reader)
+	if r == nil {
+		return // ignored by configuration
+	}
+	switch ev.Kind {
+	case apdu.CardRemoved:
+		// a read in progress ends now rather than at its next command,
+		// and a workflow waiting for the finger ends too
+		r.cancelStep()
+		r.abortFlow(apdu.ErrCardRemoved)
+	case apdu.ReaderBusy:
+		r.setError(fail(CodeReaderInUse, apdu.ErrSharingViolation))
+	}
+	r.send(ev)
+}
+
+func (d *Daemon) dropAllReaders() {
+	d.mu.Lock()
+	rs := d.readers
+	d.readers = map[string]*reader{}
+	d.mu.Unlock()
+	d.m.readers.Set(0)
+	for name, r := range rs {
+		r.stop()
+		d.publish(api.Event{Type: api.EventReader, Reader: name, State: "removed"})
+	}
+}
+
+// readerFor returns the reader's worker, starting it on first sight; nil
+// for an ignored reader.
+func (d *Daemon) readerFor(name string) *reader {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if r, ok := d.readers[name]; ok {
+		return r
+	}
+	role := d.roleOf(name)
+	if role == roleIgnored {
+		return nil
+	}
+	r := newReader(d, name, role)
+	d.readers[name] = r
+	d.m.readers.Set(float64(len(d.readers)))
+	go r.loop()
+	d.publish(api.Event{Type: api.EventReader, Reader: name, State: "added"})
+	return r
+}
+
+// Reader roles.
+const (
+	roleCard    = "card"
+	roleSAM     = "sam"
+	roleProbe   = "probe" // not configured: a SAM if its card is one
+	roleIgnored = "ignored"
+)
+
+func matchAny(patterns []string, name string) bool {
+	for _, p := range patterns {
+		if ok, _ := path.Match(p, name); ok {
+			return true
+		}
+	}
+	return false
+}
+
+func (d *Daemon) roleOf(name string) string {
+	c := d.cfg().Readers
+	switch {
+	case matchAny(c.Ignore, name):
+		return roleIgnored
+	case matchAny(c.SAM, name):
+		return roleSAM
+	case matchAny(c.Card, name):
+		return roleCard
+	case len(c.Card) > 0 && len(c.SAM) > 0:
+		return roleIgnored // both lists given and neither names it
+	case len(c.SAM) > 0:
+		return roleCard
+	}
+	return roleProbe
+}
+
+func (d *Daemon) publish(ev api.Event) {
+	if ev.Error != nil && ev.Message == "" {
+		ev.Message = ev.Error.Message
+	}
+	d.events.publish(ev)
+}
+
+func (d *Daemon) texts() Texts {
+	m := d.cfg().Messages
+	return Texts{ID: m.ID, EN: m.EN}
+}
+
+func (d *Daemon) lang(l string) string {
+	if l == "" {
+		l = d.cfg().Terminal.Language
+	}
+	return l
+}
+
+// apiError renders err for the API and events.
+func (d *Daemon) apiError(err error, lang string) *api.Error {
+	_, e := d.texts().APIError(err, d.lang(lang))
+	return &e
+}
+
+// message is the clerk-facing text of a code in the agent's language.
+func (d *Daemon) message(code string) string { return d.texts().Message(code, d.lang("")) }
+
+// countFailure feeds the session and APDU metrics.
+func (d *Daemon) countFailure(err error) string {
+	f := classify(err)
+	d.m.sessions.WithLabelValues(f.Code).Inc()
+	if l := swLabel(err); l != "" {
+		d.m.apduErrors.WithLabelValues(l).Inc()
+	}
+	return f.Code
+}
+
+// Readers lists the readers (API).
+func (d *Daemon) Readers(lang string) []api.Reader {
+	d.mu.Lock()
+	rs := make([]*reader, 0, len(d.readers))
+	for _, r := range d.readers {
+		rs = append(rs, r)
+	}
+	d.mu.Unlock()
+	sort.Slice(rs, func(i, j int) bool { return rs[i].name < rs[j].name })
+	out := make([]api.Reader, 0, len(rs))
+	for _, r := range rs {
+		out = append(out, r.snapshot(lang))
+	}
+	return out
+}
+
+// Health is the agent's state in one look (API).
+func (d *Daemon) Health(lang string) api.Health {
+	c := d.cfg()
+	h := api.Health{Status: "ok", Version: d.o.Version, Started: d.started, Terminal: c.Terminal.ID, PCSC: "ok"}
+	d.mu.Lock()
+	h.Readers = len(d.readers)
+	d.mu.Unlock()
+	problem := func(code string, err error) {
+		h.Problems = append(h.Problems, *d.apiError(fail(code, err), lang))
+	}
+	if !d.pcscOK.Load() {
+		h.PCSC = "unavailable"
+		problem(CodePCSCUnavailable, nil)
+	} else if h.Readers == 0 {
+		problem(CodeNoReader, nil)
+	}
+	s := d.sam.status()
+	h.SAM = &s
+	switch {
+	case !s.Present:
+		problem(CodeNoSAM, nil)
+	case d.sam.problemCode() != "":
+		problem(d.sam.problemCode(), nil)
+	}
+	if q := d.queueNumbers(); q.err == nil && q.used >= 1 {
+		problem(CodeOutboxFull, nil)
+	}
+	if d.closing.Load() {
+		problem(CodeShuttingDown, nil)
+	}
+	if len(h.Problems) > 0 {
+		h.Status = "degraded"
+	}
+	return h
+}
+
+type queueNumbers struct {
+	unsynced, dead int
+	oldest         time.Duration
+	used           float64
+	stats          outbox.Stats
+	err            error
+}
+
+func (d *Daemon) queueNumbers() queueNumbers {
+	st, err := d.ob.Stats()
+	return queueNumbers{unsynced: st.Unsynced, dead: st.Dead, oldest: st.OldestUnsynced, used: st.Used(), stats: st, err: err}
+}
+
+// Queue is the outbox and sync status (API).
+func (d *Daemon) Queue() (api.QueueStatus, error) {
+	q := d.queueNumbers()
+	if q.err != nil {
+		return api.QueueStatus{}, q.err
+	}
+	st := q.stats
+	out := api.QueueStatus{Pending: st.Pending, Sending: st.Sending, Acknowledged: st.Acknowledged, Dead: st.Dead,
+		OldestUnsynced: st.OldestUnsynced.Seconds(), Used: st.Used()}
+	out.Sync.URL = d.cfg().Sync.URL
+	if d.up != nil {
+		s := d.up.Status()
+		out.Sync = api.SyncStatus{Enabled: true, URL: d.cfg().Sync.URL, LastAttempt: s.LastAttempt, LastSuccess: s.LastSuccess,
+			LastError: s.LastError, Failures: s.Failures, NextAttempt: s.NextAttempt, ClockSkewed: s.ClockSkewed,
+			Accepted: s.Accepted, Duplicates: s.Duplicates, Rejected: s.Rejected}
+	}
+	return out, nil
+}
+
+// Sync sends the outbox now (API).
+func (d *Daemon) Sync(ctx context.Context) (api.SyncResult, error) {
+	if d.up == nil {
+		return api.SyncResult{}, fail(CodeSyncDisabled, nil)
+	}
+	rep, err := d.up.Drain(ctx)
+	res := api.SyncResult{Sent: rep.Accepted + rep.Duplicates + rep.Rejected, Accepted: rep.Accepted, Duplicates: rep.Duplicates, Rejected: rep.Rejected}
+	if q := d.queueNumbers(); q.err == nil {
+		res.Remaining = q.unsynced
+	}
+	ev := api.Event{Type: api.EventSync, State: "ok"}
+	if err != nil {
+		res.Error = d.apiError(fail(CodeSyncFailed, err), "")
+		ev.State, ev.Error = "failed", res.Error
+	}
+	d.publish(ev)
+	return res, nil
+}
+
+// Subscribe streams events (API): those after seq still held, then new
+// ones until cancel.
+func (d *Daemon) Subscribe(after uint64) ([]api.Event, <-chan api.Event, func()) {
+	return d.events.subscribe(after)
+}
+
+// Cancel cancels the workflow on reader, or on every reader when it is
+// "" (API). It reports whether one was running.
+func (d *Daemon) Cancel(name string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	any := false
+	for n, r := range d.readers {
+		if name == "" || n == name {
+			any = r.cancelFlow() || any
+		}
+	}
+	return any
+}
+
+// ErrorFor renders an error of the daemon for the API: status and body.
+func (d *Daemon) ErrorFor(err error, lang string) (int, api.Error) {
+	return d.texts().APIError(err, d.lang(lang))
+}
+
+func (d *Daemon) sensorFor(reader string) (sensor.Sensor, error) {
+	if d.o.Sensor != nil {
+		return d.o.Sensor(reader)
+	}
+	f := d.cfg().Fingerprint
+	switch f.Sensor {
+	case "lab":
+		return sensor.Lab{Control: f.LabURL, Slot: labSlot(reader)}, nil
+	case "command":
+		return sensor.External{Command: f.Command}, nil
+	}
+	return nil, fail(CodeNoSensor, errors.New("fingerprint.sensor is none"))
+}
+
+// labSlot is the vpcd slot of a lab reader ("Virtual PCD 00 01" → 1).
+func labSlot(reader string) int {
+	if n := len(reader); n > 0 && reader[n-1] >= '0' && reader[n-1] <= '9' {
+		return int(reader[n-1] - '0')
+	}
+	return 0
+}
+
+func (d *Daemon) String() string { return fmt.Sprintf("daemon(%s)", d.cfg().Terminal.ID) }
+
+var _ api.Backend = (*Daemon)(nil)

@@ -1,0 +1,468 @@
+package daemon_test
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"kpe-agent/agent/api"
+	"kpe-agent/agent/cards"
+	"kpe-agent/agent/config"
+	"kpe-agent/agent/daemon"
+	"kpe-agent/apdu"
+	"kpe-agent/apdu/cardsim"
+	"kpe-agent/apdu/cardsim/labset"
+	_ "kpe-agent/apdu/cardsim/samapp"
+	"kpe-agent/apdu/pcsc"
+	"kpe-agent/apdu/pcsc/pcsctest"
+	"kpe-agent/internal/pgtest"
+	"kpe-agent/sync/backoffice"
+	"kpe-agent/sync/backoffice/labpki"
+	"kpe-agent/sync/outbox"
+	"kpe-agent/sync/uploader"
+)
+
+const (
+	labDir   = "testdata/cards/lab"
+	terminal = "pkm-e2e-01"
+	token    = "e2e-token-0123456789abcdef"
+)
+
+// rig is the whole terminal on this machine: the card lab on pcscd's vpcd
+// readers (card in slot 0, SAM in slot 1), the lab's fingerprint sensor,
+// the daemon with its local API on a loopback port, and the back office
+// on PostgreSQL behind mTLS.
+type rig struct {
+	t      *testing.T
+	lab    *cardsim.Lab
+	svc    *backoffice.Service
+	ob     *outbox.Outbox
+	d      *daemon.Daemon
+	base   string
+	cfg    *config.Config
+	stop   func()
+	stopMu sync.Mutex
+}
+
+func newRig(t *testing.T) *rig {
+	pcsctest.Require(t)
+	t.Setenv("KPE_CARDSIM_STATE_DIR", t.TempDir())
+	r := &rig{t: t, lab: pcsctest.Lab(t)}
+	dir := pcsctest.RepoPath(labDir)
+	m, err := labset.LoadManifest(dir)
+	require.NoError(t, err)
+	bkn, err := m.Roots(dir, "bkn")
+	require.NoError(t, err)
+	samCA, err := m.Roots(dir, "backoffice")
+	require.NoError(t, err)
+
+	// the lab's control API serves the fingerprint sensor
+	labSrv := httptest.NewServer(r.lab.Handler())
+	t.Cleanup(labSrv.Close)
+
+	// back office on PostgreSQL, terminal listener with mTLS
+	store, err := backoffice.OpenPostgres(context.Background(), pgtest.DB(t))
+	require.NoError(t, err)
+	t.Cleanup(func() { store.Close() })
+	r.svc, err = backoffice.New(store, backoffice.Config{CA: samCA})
+	require.NoError(t, err)
+	tlsCA, err := labpki.NewCA("e2e TLS CA")
+	require.NoError(t, err)
+	bo := httptest.NewUnstartedServer(r.svc.TerminalHandler(nil))
+	srvCert, err := tlsCA.Server()
+	require.NoError(t, err)
+	bo.TLS = &tls.Config{Certificates: []tls.Certificate{srvCert}, ClientCAs: tlsCA.Pool(), ClientAuth: tls.RequireAndVerifyClientCert}
+	bo.StartTLS()
+	t.Cleanup(bo.Close)
+	client, err := tlsCA.Terminal(terminal)
+	require.NoError(t, err)
+
+	r.cfg = &config.Config{
+		Terminal:    config.Terminal{ID: terminal, Site: "pkm-e2e", Language: "id", Lab: true},
+		Readers:     config.Readers{SAM: []string{pcsctest.Slot1}},
+		Fingerprint: config.Fingerprint{Sensor: "lab", LabURL: labSrv.URL, Timeout: 3 * time.Second},
+		Session:     config.Session{ReadTimeout: 15 * time.Second, SignTimeout: 10 * time.Second, MaxWait: time.Minute, ShutdownGrace: 5 * time.Second},
+		Services:    []string{"askes", "taspen", "bapertarum", "kiosk"},
+		Sync:        config.Sync{URL: bo.URL, Interval: time.Hour},
+	}
+	r.ob, err = outbox.Open(filepath.Join(t.TempDir(), "outbox.db"), outbox.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { r.ob.Close() })
+	up, err := uploader.New(r.ob, uploader.Config{URL: bo.URL, TLS: &tls.Config{Certificates: []tls.Certificate{client}, RootCAs: tlsCA.Pool()},
+		Interval: time.Hour, MinBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond})
+	require.NoError(t, err)
+
+	tr := pcsc.New(pcsc.Options{})
+	t.Cleanup(func() { tr.Close() })
+	r.d, err = daemon.New(daemon.Options{
+		Config: func() *config.Config { return r.cfg }, Transport: tr,
+		Watch:  func(ctx context.Context) <-chan apdu.Event { return tr.Watch(ctx).Events },
+		Outbox: r.ob, Uploader: up, Cards: cards.Options{BKNRoots: bkn}, SAMCode: []byte(m.SAM.ActivationCode),
+		Version: "e2e",
+	})
+	require.NoError(t, err)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	srv := &http.Server{Handler: api.NewHandler(r.d, api.ServerConfig{Token: []byte(token), Port: ln.Addr().(*net.TCPAddr).Port,
+		AllowedOrigins: []string{"http://his.puskesmas.local"}, Heartbeat: 200 * time.Millisecond, Metrics: r.d.Metrics().Handler()})}
+	go srv.Serve(ln)
+	r.base = "http://" + ln.Addr().String()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.d.Run(ctx); close(done) }()
+	r.stop = func() {
+		r.stopMu.Lock()
+		defer r.stopMu.Unlock()
+		if cancel != nil {
+			cancel()
+			<-done
+			srv.Close()
+			cancel = nil
+		}
+	}
+	t.Cleanup(r.stop)
+	return r
+}
+
+func (r *rig) insert(slot int, image string) {
+	pcsctest.Insert(r.t, r.lab, slot, filepath.Join("lab/cards", image))
+}
+
+// call makes an API request with the token and decodes the answer into
+// out (when not nil); it returns the status and the error body, if any.
+func (r *rig) call(method, path string, body, out any, hdr ...string) (int, api.Error) {
+	r.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		require.NoError(r.t, err)
+		rd = strings.NewReader(string(b))
+	}
+	req, err := http.NewRequest(method, r.base+path, rd)
+	require.NoError(r.t, err)
+	req.Header.Set("Authorization", "Bearer "+token)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		if hdr[i] == "Host" {
+			req.Host = hdr[i+1]
+			continue
+		}
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(r.t, err)
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	require.NoError(r.t, err)
+	var eb api.ErrorBody
+	if resp.StatusCode >= 400 {
+		require.NoError(r.t, json.Unmarshal(raw, &eb), "%s", raw)
+		return resp.StatusCode, eb.Error
+	}
+	if out != nil && len(raw) > 0 {
+		require.NoError(r.t, json.Unmarshal(raw, out), "%s", raw)
+	}
+	return resp.StatusCode, api.Error{}
+}
+
+// waitHealth waits until the health check satisfies ok.
+func (r *rig) waitHealth(ok func(api.Health) bool) api.Health {
+	r.t.Helper()
+	var h api.Health
+	require.Eventually(r.t, func() bool {
+		r.call("GET", api.PathHealth, nil, &h)
+		return ok(h)
+	}, 20*time.Second, 50*time.Millisecond, "health never got there: %+v", h)
+	return h
+}
+
+func samReady(h api.Health) bool { return h.SAM != nil && h.SAM.Present && h.SAM.State == "active" }
+
+// events follows the SSE stream and returns the session states seen.
+func (r *rig) events(ctx context.Context) <-chan api.Event {
+	req, err := http.NewRequestWithContext(ctx, "GET", r.base+api.PathEvents, nil)
+	require.NoError(r.t, err)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(r.t, err)
+	require.Equal(r.t, 200, resp.StatusCode)
+	require.Equal(r.t, "text/event-stream", resp.Header.Get("Content-Type"))
+	out := make(chan api.Event, 256)
+	go func() {
+		defer close(out)
+		defer resp.Body.Close()
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			if data, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+				var ev api.Event
+				if json.Unmarshal([]byte(data), &ev) == nil {
+					out <- ev
+				}
+			}
+		}
+	}()
+	return out
+}
+
+func TestEndToEnd(t *testing.T) {
+	r := newRig(t)
+	r.insert(1, "sam.json")
+	r.waitHealth(samReady)
+
+	t.Run("refusals", func(t *testing.T) {
+		// no token
+		resp, err := http.Get(r.base + api.PathReaders)
+		require.NoError(t, err)
+		resp.Body.Close()
+		assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+		status, e := r.call("GET", api.PathReaders, nil, nil, "Authorization", "Bearer wrong")
+		assert.Equal(t, http.StatusUnauthorized, status)
+		assert.Equal(t, api.CodeUnauthorized, e.Code)
+		// a page from another site: refused even with the token
+		status, e = r.call("POST", api.PathAuth, api.AuthRequest{Service: "askes", Operator: "x"}, nil, "Origin", "http://evil.example")
+		assert.Equal(t, http.StatusForbidden, status)
+		assert.Equal(t, api.CodeForbiddenOrigin, e.Code)
+		// DNS rebinding: the attacker's name in Host
+		status, e = r.call("GET", api.PathHealth, nil, nil, "Host", "evil.example:"+strings.Split(r.base, ":")[2])
+		assert.Equal(t, http.StatusForbidden, status)
+		assert.Equal(t, api.CodeForbiddenHost, e.Code)
+		// the allowed origin gets CORS headers
+		req, _ := http.NewRequest("OPTIONS", r.base+api.PathAuth, nil)
+		req.Header.Set("Origin", "http://his.puskesmas.local")
+		resp, err = http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		assert.Equal(t, http.StatusNoContent, resp.StatusCode)
+		assert.Equal(t, "http://his.puskesmas.local", resp.Header.Get("Access-Control-Allow-Origin"))
+		// health without the token says only up or not
+		resp, err = http.Get(r.base + api.PathHealth)
+		require.NoError(t, err)
+		var h map[string]any
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&h))
+		resp.Body.Close()
+		assert.Equal(t, map[string]any{"status": "ok"}, h)
+	})
+
+	t.Run("askes", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		evs := r.events(ctx)
+		require.NoError(t, r.lab.PlaceFinger(0, cardsim.FingerGenuine))
+		// the clerk starts the workflow, then the card is inserted
+		type answer struct {
+			res    api.AuthResult
+			status int
+			err    api.Error
+		}
+		got := make(chan answer, 1)
+		go func() {
+			var a answer
+			a.status, a.err = r.call("POST", api.PathAuth, api.AuthRequest{Service: "askes", Operator: "clerk-01", WaitSeconds: 30}, &a.res)
+			got <- a
+		}()
+		time.Sleep(200 * time.Millisecond)
+		r.insert(0, "kpe-budi.json")
+		a := <-got
+		require.Equal(t, 200, a.status, "%+v", a.err)
+		assert.Regexp(t, `^[0-9A-Z]{4}(-[0-9A-Z]{4}){3}$`, a.res.Code)
+		assert.Equal(t, "kpe", a.res.CardKind)
+		assert.Equal(t, pcsctest.Slot0, a.res.Reader)
+		assert.Positive(t, a.res.TapToCodeMS)
+		assert.NotEmpty(t, a.res.Message)
+
+		// every state, in order
+		var states []string
+		timeout := time.After(5 * time.Second)
+	collect:
+		for {
+			select {
+			case ev := <-evs:
+				if ev.Type == api.EventSession && ev.Reader == pcsctest.Slot0 {
+					states = append(states, ev.State)
+					if ev.State == api.StateRecorded {
+						assert.Equal(t, a.res.Code, ev.Code)
+						break collect
+					}
+				}
+			case <-timeout:
+				break collect
+			}
+		}
+		assert.Equal(t, []string{api.StateDetected, api.StateIdentified, api.StateAuthenticated, api.StateFingerprint, api.StateVerified, api.StateRecorded}, states)
+
+		// synced: the back office verifies the code
+		require.Eventually(t, func() bool {
+			v, err := r.svc.Verify(context.Background(), a.res.Code)
+			return err == nil && v.Valid
+		}, 10*time.Second, 50*time.Millisecond)
+		v, err := r.svc.Verify(context.Background(), a.res.Code)
+		require.NoError(t, err)
+		assert.Equal(t, "askes", v.Service)
+		assert.Equal(t, terminal, v.TerminalID)
+		assert.Equal(t, "sam", v.Signer)
+		assert.Equal(t, a.res.Counter, v.Counter)
+		var q api.QueueStatus
+		r.call("GET", api.PathQueue, nil, &q)
+		assert.Equal(t, 1, q.Acknowledged)
+		assert.Zero(t, q.Pending+q.Sending)
+		assert.Equal(t, uint64(1), q.Sync.Accepted)
+
+		// the card's data and the ASKES form, read when the card stays in
+		var readers []api.Reader
+		r.call("GET", api.PathReaders, nil, &readers)
+		require.Len(t, readers, 2)
+		assert.Equal(t, "card", readers[0].Role)
+		assert.Equal(t, "sam", readers[1].Role)
+		var p api.Prefill
+		status, e := r.call("GET", api.PathPrefill, nil, &p)
+		require.Equal(t, 200, status, "%+v", e)
+		assert.True(t, p.Verified)
+		assert.Len(t, p.NIP, 18)
+		assert.NotEmpty(t, p.Name)
+		assert.NotEmpty(t, p.BPJS)
+		var view map[string]any
+		status, _ = r.call("GET", api.PathCard+"?reader="+url.QueryEscape(pcsctest.Slot0), nil, &view)
+		require.Equal(t, 200, status)
+		assert.Equal(t, "genuine", view["verdict"])
+		assert.NotContains(t, fmt.Sprint(view), "template")
+
+		// metrics
+		req, _ := http.NewRequest("GET", r.base+api.PathMetrics, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		assert.Contains(t, string(b), `kpe_card_sessions_total{outcome="recorded"} 1`)
+		assert.Contains(t, string(b), "kpe_readers 2")
+		assert.Contains(t, string(b), "kpe_outbox_commit_seconds_count 1")
+	})
+
+	t.Run("busy-409-and-cancel", func(t *testing.T) {
+		require.NoError(t, r.lab.PlaceFinger(0, "")) // no finger: the first workflow waits for one
+		r.cfg.Fingerprint.Timeout = 20 * time.Second
+		defer func() { r.cfg.Fingerprint.Timeout = 3 * time.Second }()
+		got := make(chan api.Error, 1)
+		go func() {
+			_, e := r.call("POST", api.PathAuth, api.AuthRequest{Service: "askes", Operator: "clerk-01"}, nil)
+			got <- e
+		}()
+		require.Eventually(t, func() bool {
+			var rs []api.Reader
+			r.call("GET", api.PathReaders, nil, &rs)
+			return len(rs) > 0 && rs[0].State == api.StateFingerprint
+		}, 10*time.Second, 20*time.Millisecond)
+		status, e := r.call("POST", api.PathAuth, api.AuthRequest{Service: "taspen", Operator: "clerk-02"}, nil)
+		assert.Equal(t, http.StatusConflict, status)
+		assert.Equal(t, daemon.CodeReaderBusy, e.Code)
+		assert.True(t, e.Retriable)
+		assert.Contains(t, e.Message, "Pembaca sedang")
+		status, _ = r.call("POST", api.PathCancel, api.CancelRequest{Reader: pcsctest.Slot0}, nil)
+		assert.Equal(t, http.StatusNoContent, status)
+		select {
+		case e := <-got:
+			assert.Equal(t, daemon.CodeCancelled, e.Code)
+		case <-time.After(5 * time.Second):
+			t.Fatal("the cancelled workflow did not end")
+		}
+	})
+
+	t.Run("card-pulled-mid-session", func(t *testing.T) {
+		require.NoError(t, r.lab.PlaceFinger(0, ""))
+		r.cfg.Fingerprint.Timeout = 20 * time.Second
+		defer func() { r.cfg.Fingerprint.Timeout = 3 * time.Second }()
+		got := make(chan api.Error, 1)
+		go func() {
+			_, e := r.call("POST", api.PathAuth, api.AuthRequest{Service: "askes", Operator: "clerk-01", Lang: "en"}, nil)
+			got <- e
+		}()
+		require.Eventually(t, func() bool {
+			var rs []api.Reader
+			r.call("GET", api.PathReaders, nil, &rs)
+			return len(rs) > 0 && rs[0].State == api.StateFingerprint
+		}, 10*time.Second, 20*time.Millisecond)
+		require.NoError(t, r.lab.Remove(0))
+		select {
+		case e := <-got:
+			assert.Equal(t, daemon.CodeCardRemoved, e.Code)
+			assert.Contains(t, e.Message, "removed")
+			assert.True(t, e.Retriable)
+		case <-time.After(10 * time.Second):
+			t.Fatal("the workflow did not end when the card was pulled")
+		}
+		// nothing was recorded for it
+		var q api.QueueStatus
+		r.call("GET", api.PathQueue, nil, &q)
+		assert.Equal(t, 1, q.Pending+q.Sending+q.Acknowledged)
+	})
+
+	t.Run("unknown-card", func(t *testing.T) {
+		r.insert(0, "unknown-card.json")
+		status, e := r.call("POST", api.PathAuth, api.AuthRequest{Service: "askes", Operator: "clerk-01"}, nil)
+		assert.Equal(t, http.StatusUnprocessableEntity, status)
+		assert.Equal(t, daemon.CodeUnknownCard, e.Code)
+		assert.Contains(t, e.Message, "Kartu tidak dikenal")
+		require.NoError(t, r.lab.Remove(0))
+		pcsctest.WaitCard(t, pcsctest.Slot0, false, 5*time.Second)
+	})
+
+	t.Run("pcscd-restarted-mid-shift", func(t *testing.T) {
+		require.NoError(t, pcsctest.Stop())
+		t.Cleanup(func() { _ = pcsctest.Start() })
+		r.waitHealth(func(h api.Health) bool { return h.PCSC == "unavailable" })
+		require.NoError(t, pcsctest.Start())
+		require.NoError(t, pcsctest.WaitReaders(15*time.Second))
+		r.waitHealth(samReady)
+		require.NoError(t, r.lab.PlaceFinger(0, cardsim.FingerGenuine))
+		r.insert(0, "kpe-budi.json")
+		var res api.AuthResult
+		status, e := r.call("POST", api.PathAuth, api.AuthRequest{Service: "askes", Operator: "clerk-01", WaitSeconds: 10}, &res)
+		require.Equal(t, 200, status, "%+v", e)
+		v, err := func() (bool, error) {
+			var ok bool
+			require.Eventually(t, func() bool {
+				vv, err := r.svc.Verify(context.Background(), res.Code)
+				ok = err == nil && vv.Valid
+				return ok
+			}, 10*time.Second, 50*time.Millisecond)
+			return ok, nil
+		}()
+		require.NoError(t, err)
+		assert.True(t, v)
+		require.NoError(t, r.lab.Remove(0))
+		pcsctest.WaitCard(t, pcsctest.Slot0, false, 5*time.Second)
+	})
+
+	t.Run("missing-sam", func(t *testing.T) {
+		require.NoError(t, r.lab.Remove(1))
+		h := r.waitHealth(func(h api.Health) bool { return h.SAM != nil && !h.SAM.Present })
+		assert.Equal(t, "degraded", h.Status)
+		require.NotEmpty(t, h.Problems)
+		assert.Equal(t, daemon.CodeNoSAM, h.Problems[0].Code)
+		r.insert(0, "kpe-budi.json")
+		status, e := r.call("POST", api.PathAuth, api.AuthRequest{Service: "askes", Operator: "clerk-01"}, nil)
+		assert.Equal(t, http.StatusServiceUnavailable, status)
+		assert.Equal(t, daemon.CodeNoSAM, e.Code)
+		assert.Contains(t, e.Message, "SAM tidak ditemukan")
+	})
+
+	// the agent stops cleanly and the outbox keeps both records
+	r.stop()
+	st, err := r.ob.Stats()
+	require.NoError(t, err)
+	assert.Equal(t, 2, st.Acknowledged)
+}

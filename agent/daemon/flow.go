@@ -1,0 +1,430 @@
+package daemon
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"time"
+
+	"kpe-agent/agent/api"
+	"kpe-agent/agent/cards"
+	"kpe-agent/apdu"
+	"kpe-agent/apdu/kpe"
+	"kpe-agent/apdu/sam"
+	"kpe-agent/biometric"
+	"kpe-agent/biometric/sensor"
+	"kpe-agent/sync/outbox"
+	"kpe-agent/sync/record"
+)
+
+// readCard recognises and reads the card in s with the SAM, inside one
+// PC/SC transaction. It reports identified and authenticated on the way.
+// A card that is not genuine, or whose data is not, is an error.
+func (d *Daemon) readCard(ctx context.Context, r *reader, s *cards.Session) (*cards.Result, error) {
+	var res *cards.Result
+	err := s.Do(ctx, func(ctx context.Context, card apdu.Card) error {
+		var err error
+		res, err = d.readLocked(ctx, r, card, nil)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// readLocked is readCard inside the card's session goroutine; lease is
+// the SAM when the caller holds it already.
+func (d *Daemon) readLocked(ctx context.Context, r *reader, card apdu.Card, lease *samLease) (*cards.Result, error) {
+	if err := card.BeginTransaction(ctx); err != nil {
+		return nil, err
+	}
+	defer card.EndTransaction()
+	kind, err := cards.Recognize(ctx, card, cards.DefaultProfiles)
+	if err != nil {
+		return nil, err
+	}
+	r.setState(api.StateIdentified, kind, nil)
+	switch kind {
+	case cards.KindUnknown:
+		return nil, fail(CodeUnknownCard, nil)
+	case cards.KindSAM:
+		return nil, fail(CodeUnknownCard, errors.New("a SAM in a card reader"))
+	}
+	if lease == nil {
+		if lease, err = d.sam.lease(ctx); err != nil {
+			return nil, err
+		}
+		defer lease.release()
+	}
+	opts := d.o.Cards
+	res, err := cards.Read(ctx, card, lease.s, opts)
+	if errors.Is(err, sam.ErrNotActivated) && kind == cards.KindKTPel && len(d.o.KTPSecrets) == 2 {
+		d.log.Info("activating the SAM's KTP-el function")
+		if err = lease.s.ActivateKTP(ctx, d.o.KTPSecrets[0], d.o.KTPSecrets[1]); err == nil {
+			res, err = cards.Read(ctx, card, lease.s, opts)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case !res.Checks.CardAuthentic.OK:
+		wipe(res)
+		return nil, fail(CodeCardNotGenuine, fmt.Errorf("%s: %s", res.Checks.CardAuthentic.Code, res.Checks.CardAuthentic.Reason))
+	case !res.Checks.DataAuthentic.OK:
+		wipe(res)
+		return nil, fail(CodeDataNotGenuine, fmt.Errorf("%s: %s", res.Checks.DataAuthentic.Code, res.Checks.DataAuthentic.Reason))
+	}
+	r.setState(api.StateAuthenticated, res.Kind, nil)
+	return res, nil
+}
+
+func wipe(res *cards.Result) {
+	if res != nil && res.KTPel != nil {
+		res.KTPel.Wipe()
+	}
+}
+
+var operatorRE = regexp.MustCompile(`^[A-Za-z0-9._@-]{1,64}$`)
+
+// Authenticate runs the workflow on a card reader (API): it waits for a
+// card if asked, reads and authenticates the card, verifies the holder's
+// fingerprint, has the SAM sign the record, commits it to the outbox and
+// returns the code. Every step is an event; every failure a *Failure.
+func (d *Daemon) Authenticate(ctx context.Context, req api.AuthRequest) (api.AuthResult, error) {
+	c := d.cfg()
+	switch {
+	case d.closing.Load():
+		return api.AuthResult{}, fail(CodeShuttingDown, nil)
+	case !slices.Contains(c.Services, req.Service):
+		return api.AuthResult{}, fail(CodeUnknownService, fmt.Errorf("service %q is not one of %v", req.Service, c.Services))
+	case !operatorRE.MatchString(req.Operator):
+		return api.AuthResult{}, fail(CodeBadRequest, errors.New("operator: want 1 to 64 of A-Z a-z 0-9 . _ @ -"))
+	case req.WaitSeconds < 0 || time.Duration(req.WaitSeconds)*time.Second > c.Session.MaxWait:
+		return api.AuthResult{}, fail(CodeBadRequest, fmt.Errorf("wait_seconds: want 0 to %.0f", c.Session.MaxWait.Seconds()))
+	}
+	r, err := d.pickReader(req.Reader)
+	if err != nil {
+		return api.AuthResult{}, err
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	if err := r.begin(cancel); err != nil {
+		return api.AuthResult{}, err
+	}
+	d.flows.Add(1)
+	defer d.flows.Done()
+	defer r.end()
+	res, err := d.authenticate(ctx, r, req)
+	if err != nil && ctx.Err() != nil {
+		// why the workflow was cut short: the card pulled, the operator's
+		// cancel, the caller gone
+		switch cause := context.Cause(ctx); {
+		case errors.Is(cause, apdu.ErrCardRemoved):
+			err = fail(CodeCardRemoved, err)
+		case errors.Is(cause, context.Canceled):
+			err = fail(CodeCancelled, err)
+		}
+	}
+	if err != nil {
+		code := d.countFailure(err)
+		d.log.Info("authentication failed", "reader", r.name, "service", req.Service, "code", code, "err", err)
+		r.setState(api.StateFailed, "", err)
+		return api.AuthResult{}, err
+	}
+	d.m.sessions.WithLabelValues("recorded").Inc()
+	return res, nil
+}
+
+func (d *Daemon) pickReader(name string) (*reader, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if name != "" {
+		r, ok := d.readers[name]
+		if !ok {
+			return nil, fail(CodeNoReader, fmt.Errorf("no reader %q", name))
+		}
+		return r, nil
+	}
+	var candidates, withCard []*reader
+	samReader := d.sam.readerName()
+	for _, r := range d.readers {
+		r.mu.Lock()
+		role, present := r.role, r.present
+		r.mu.Unlock()
+		if role == roleSAM || r.name == samReader {
+			continue
+		}
+		candidates = append(candidates, r)
+		if present {
+			withCard = append(withCard, r)
+		}
+	}
+	switch {
+	case len(withCard) == 1:
+		return withCard[0], nil
+	case len(candidates) == 1:
+		return candidates[0], nil
+	case len(candidates) == 0:
+		return nil, fail(CodeNoReader, nil)
+	}
+	return nil, fail(CodeBadRequest, errors.New("several card readers: name one in \"reader\""))
+}
+
+func (d *Daemon) authenticate(ctx context.Context, r *reader, req api.AuthRequest) (api.AuthResult, error) {
+	c := d.cfg()
+	s, detected, waited, err := r.session(ctx, time.Duration(req.WaitSeconds)*time.Second)
+	if err != nil {
+		return api.AuthResult{}, err
+	}
+	var out api.AuthResult
+	err = s.Do(ctx, func(ctx context.Context, card apdu.Card) error {
+		lease, err := d.sam.lease(ctx)
+		if err != nil {
+			return err
+		}
+		defer lease.release()
+		rctx, cancel := context.WithTimeout(ctx, c.Session.ReadTimeout)
+		res, err := d.readLocked(rctx, r, card, lease)
+		cancel()
+		if err != nil {
+			return err
+		}
+		defer wipe(res)
+		if res.KTPel != nil && d.o.NIKKey == nil {
+			return fail(CodeKTPelNotSetUp, errors.New("no NIK hash key configured"))
+		}
+		r.setState(api.StateFingerprint, "", nil)
+		if err := d.verifyFinger(ctx, r, res, req.ConfirmLastTry || c.Fingerprint.ConfirmLastTry); err != nil {
+			return err
+		}
+		r.setState(api.StateVerified, "", nil)
+		rec, err := d.newRecord(res, req)
+		if err != nil {
+			return err
+		}
+		sctx, cancel := context.WithTimeout(ctx, c.Session.SignTimeout)
+		defer cancel()
+		if err := d.commit(sctx, lease, rec); err != nil {
+			return err
+		}
+		code, err := rec.Hash()
+		if err != nil {
+			return err
+		}
+		if res.KPE != nil {
+			r.mu.Lock()
+			r.result = res // for the card view and the ASKES form while the card stays in
+			r.mu.Unlock()
+		}
+		out = api.AuthResult{Code: record.CodeOf(code).String(), RecordID: hex.EncodeToString(rec.ID[:]), Service: rec.Service,
+			Reader: r.name, CardKind: string(res.Kind), Counter: rec.Counter, Time: rec.Time}
+		return nil
+	})
+	if err != nil {
+		return api.AuthResult{}, err
+	}
+	if waited {
+		took := time.Since(detected)
+		out.TapToCodeMS = float64(took.Microseconds()) / 1000
+		d.m.tapToCode.Observe(took.Seconds())
+	}
+	out.Message = d.texts().Message("recorded", d.lang(req.Lang))
+	r.mu.Lock()
+	r.state, r.err = api.StateRecorded, nil
+	r.mu.Unlock()
+	d.publish(api.Event{Type: api.EventSession, Reader: r.name, State: api.StateRecorded, CardKind: out.CardKind, Code: out.Code, Message: d.message("recorded")})
+	d.log.Info("authentication recorded", "reader", r.name, "service", out.Service, "counter", out.Counter, "record", out.RecordID)
+	return out, nil
+}
+
+// verifyFinger captures the holder's finger until the fingerprint timeout
+// and verifies it: on the card for a KPE (match-on-card), on the host for
+// a KTP-el (its templates never leave memory).
+func (d *Daemon) verifyFinger(ctx context.Context, r *reader, res *cards.Result, confirm bool) error {
+	sn, err := d.sensorFor(r.name)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, d.cfg().Fingerprint.Timeout)
+	defer cancel()
+	for {
+		capture, err := sn.Capture(ctx)
+		if errors.Is(err, sensor.ErrNoFinger) || errors.Is(err, biometric.ErrPlaceAgain) {
+			// nothing on the sensor yet, or a poor capture: try again
+			select {
+			case <-ctx.Done():
+				return fail(CodeFingerAgain, err)
+			case <-time.After(200 * time.Millisecond):
+				continue
+			}
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return fail(CodeFingerAgain, err)
+			}
+			return err
+		}
+		err = d.matchFinger(ctx, res, capture, confirm)
+		capture.Wipe()
+		if errors.Is(err, biometric.ErrPlaceAgain) {
+			continue
+		}
+		return err
+	}
+}
+
+func (d *Daemon) matchFinger(ctx context.Context, res *cards.Result, capture *biometric.Record, confirm bool) error {
+	if res.KTPel != nil {
+		out, err := cards.MatchOffCard(res.KTPel, capture)
+		if err != nil {
+			return err
+		}
+		if !out.Match {
+			return fail(CodeFingerNoMatch, nil)
+		}
+		return nil
+	}
+	out, err := cards.VerifyOnCard(ctx, res.Channel, res.KPE.BIT, capture, cards.FingerOptions{ConfirmLastTry: confirm})
+	if err != nil {
+		if errors.Is(err, cards.ErrLastTry) {
+			return &Failure{Code: CodeFingerLastTry, TriesLeft: 1, Err: err}
+		}
+		return err
+	}
+	if !out.Match {
+		return &Failure{Code: CodeFingerNoMatch, TriesLeft: max(out.TriesLeft, 0)}
+	}
+	return nil
+}
+
+// newRecord builds the authentication record of a verified card: the
+// minimum the back office needs, never a template, photo or KTP-el
+// population data (the NIK only as its keyed hash).
+func (d *Daemon) newRecord(res *cards.Result, req api.AuthRequest) (*record.Record, error) {
+	c := d.cfg()
+	id, err := record.NewID()
+	if err != nil {
+		return nil, err
+	}
+	r := &record.Record{ID: id, TerminalID: c.Terminal.ID, SiteID: c.Terminal.Site, OperatorID: req.Operator, Service: req.Service,
+		CardAuth: record.Check{Outcome: record.Pass}, IssuerSig: record.Check{Outcome: record.Pass},
+		Identifiers: record.Check{Outcome: record.Pass}, Fingerprint: record.Check{Outcome: record.Pass},
+		Time: time.Now(), Clock: d.clockQuality()}
+	if !res.Checks.IdentifiersConsistent.OK {
+		r.Identifiers = record.Check{Outcome: record.Fail, Reason: string(res.Checks.IdentifiersConsistent.Code)}
+	}
+	switch {
+	case res.KPE != nil:
+		k := res.KPE
+		r.CardType, r.CardSerial = record.CardKPE, k.Info.Serial[:]
+		r.SubjectKind, r.Subject = record.SubjectNIP, k.Identity.NIP
+		if k.Info.Type == kpe.CardKPETambahan {
+			r.CardType, r.Subject = record.CardKPETambahan, k.Identity.LinkedNIP
+		}
+	case res.KTPel != nil:
+		r.CardType, r.CardSerial = record.CardKTPel, res.KTPel.UID
+		r.SubjectKind, r.Subject = record.SubjectNIKHash, record.NIKHash(d.o.NIKKey, res.KTPel.Biodata.NIK)
+	default:
+		return nil, fail(CodeUnknownCard, nil)
+	}
+	return r, nil
+}
+
+// commit seals rec with the SAM and appends it to the outbox, one record
+// at a time so that each one's PrevHash is the last record's hash. A
+// record is reported only after the outbox has committed it durably.
+func (d *Daemon) commit(ctx context.Context, lease *samLease, rec *record.Record) error {
+	d.chain.Lock()
+	defer d.chain.Unlock()
+	prev, err := d.ob.LastHash()
+	if err != nil {
+		return fail(CodeNotRecorded, err)
+	}
+	rec.PrevHash = prev
+	if err := record.Seal(ctx, rec, lease.signer); err != nil {
+		return err
+	}
+	d.sam.counterUsed(rec.Counter)
+	t0 := time.Now()
+	_, err = d.ob.Append(rec)
+	d.m.commit.Observe(time.Since(t0).Seconds())
+	if err != nil {
+		if errors.Is(err, outbox.ErrFull) {
+			return fail(CodeOutboxFull, err)
+		}
+		return fail(CodeNotRecorded, err)
+	}
+	if d.up != nil {
+		d.up.Kick()
+	}
+	return nil
+}
+
+func (d *Daemon) clockQuality() record.ClockQuality {
+	if d.up != nil && d.up.ClockSkewed() {
+		return record.ClockSkewed
+	}
+	if clockSynced() {
+		return record.ClockSynced
+	}
+	return record.ClockUnsynced
+}
+
+// current returns the identify read of the card in the named reader (or
+// the only reader holding one).
+func (d *Daemon) current(name string) (*cards.Result, error) {
+	r, err := d.pickReader(name)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case !r.present:
+		return nil, fail(CodeNoCard, nil)
+	case r.result == nil && r.err != nil:
+		return nil, r.err
+	case r.result == nil:
+		return nil, fail(CodeNotAvailable, errors.New("the card has not been read (yet)"))
+	}
+	return r.result, nil
+}
+
+// CardView is the current card's data within the privacy rules (API):
+// no photo, template or KTP-el population data.
+func (d *Daemon) CardView(name, lang string) (any, error) {
+	res, err := d.current(name)
+	if err != nil {
+		return nil, err
+	}
+	return res.View(d.lang(lang)), nil
+}
+
+// Prefill is the ASKES / BPJS form filled from the current KPE (API).
+func (d *Daemon) Prefill(name string) (api.Prefill, error) {
+	res, err := d.current(name)
+	if err != nil {
+		return api.Prefill{}, err
+	}
+	if res.KPE == nil {
+		return api.Prefill{}, fail(CodeNotAvailable, errors.New("only a KPE or KPE Tambahan fills the ASKES form"))
+	}
+	v := res.View("id")
+	p := api.Prefill{CardKind: string(res.Kind), Verified: res.Checks.CardAuthentic.OK && res.Checks.DataAuthentic.OK}
+	if id := v.Identity; id != nil {
+		p.Name, p.NIP, p.LinkedNIP, p.Relation = id.Name, id.NIP, id.LinkedNIP, id.Relation
+		p.BirthPlace, p.BirthDate, p.Gender, p.Address = id.BirthPlace, id.BirthDate, id.Gender, id.Address
+	}
+	if b := v.Benefits; b != nil {
+		p.BPJS = b.BPJS
+	}
+	if e := v.Employment; e != nil {
+		p.Agency, p.GolonganRuang = e.WorkingAgency, e.GolonganRuang
+	}
+	return p, nil
+}

@@ -1,0 +1,103 @@
+package daemon
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics are the agent's Prometheus metrics, served on the local API's
+// /metrics. None carries personal data: labels are outcomes, status words
+// and results.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	sessions   *prometheus.CounterVec
+	apduErrors *prometheus.CounterVec
+	readers    prometheus.Gauge
+	samCounter prometheus.Gauge
+	syncTime   prometheus.Histogram
+	syncSends  *prometheus.CounterVec
+	commit     prometheus.Histogram
+	tapToCode  prometheus.Histogram
+}
+
+// latency buckets from 1 ms to about 16 s.
+var latencyBuckets = prometheus.ExponentialBuckets(0.001, 2, 15)
+
+// NewMetrics makes the registry with every metric but the outbox gauges
+// (added by New).
+func NewMetrics() *Metrics {
+	m := &Metrics{
+		Registry: prometheus.NewRegistry(),
+		sessions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kpe_card_sessions_total",
+			Help: "Card workflows by outcome: recorded, or the symbolic error code."}, []string{"outcome"}),
+		apduErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kpe_apdu_errors_total",
+			Help: "Failed card or SAM exchanges by status word (hex) or transport error kind."}, []string{"status"}),
+		readers: prometheus.NewGauge(prometheus.GaugeOpts{Name: "kpe_readers", Help: "PC/SC readers present."}),
+		samCounter: prometheus.NewGauge(prometheus.GaugeOpts{Name: "kpe_sam_signature_counter",
+			Help: "The terminal SAM's signature counter (last value read or used)."}),
+		syncTime: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "kpe_sync_request_seconds",
+			Help: "Round trip of one batch to the back office.", Buckets: latencyBuckets}),
+		syncSends: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kpe_sync_requests_total",
+			Help: "Batches sent to the back office by result (ok or error)."}, []string{"result"}),
+		commit: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "kpe_outbox_commit_seconds",
+			Help: "Durable commit of one record to the outbox.", Buckets: latencyBuckets}),
+		tapToCode: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "kpe_tap_to_code_seconds",
+			Help: "Card detected to record committed, for workflows that waited for the card (human steps included).", Buckets: latencyBuckets}),
+	}
+	m.Registry.MustRegister(m.sessions, m.apduErrors, m.readers, m.samCounter, m.syncTime, m.syncSends, m.commit, m.tapToCode,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// registerOutbox adds the gauges read from the outbox and the uploader at
+// scrape time.
+func (m *Metrics) registerOutbox(d *Daemon) {
+	stats := func(f func(q queueNumbers) float64) func() float64 {
+		return func() float64 { return f(d.queueNumbers()) }
+	}
+	m.Registry.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "kpe_outbox_unsynced", Help: "Records not yet acknowledged by the back office."},
+			stats(func(q queueNumbers) float64 { return float64(q.unsynced) })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "kpe_outbox_oldest_unsynced_seconds", Help: "Age of the oldest unsynced record."},
+			stats(func(q queueNumbers) float64 { return q.oldest.Seconds() })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "kpe_outbox_dead", Help: "Records the back office rejected (dead letters)."},
+			stats(func(q queueNumbers) float64 { return float64(q.dead) })),
+	)
+	if d.up != nil {
+		for _, r := range []struct {
+			name string
+			f    func() uint64
+		}{
+			{"accepted", func() uint64 { return d.up.Status().Accepted }},
+			{"duplicate", func() uint64 { return d.up.Status().Duplicates }},
+			{"rejected", func() uint64 { return d.up.Status().Rejected }},
+		} {
+			f := r.f
+			m.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "kpe_sync_records_total",
+				Help: "Records the back office answered, by result.", ConstLabels: prometheus.Labels{"result": r.name}},
+				func() float64 { return float64(f()) }))
+		}
+	}
+}
+
+func (m *Metrics) observeSend(_ int, took time.Duration, err error) {
+	m.syncTime.Observe(took.Seconds())
+	if err != nil {
+		m.syncSends.WithLabelValues("error").Inc()
+		return
+	}
+	m.syncSends.WithLabelValues("ok").Inc()
+}
+
+// OnSend is the uploader hook feeding the sync metrics.
+func (m *Metrics) OnSend() func(int, time.Duration, error) { return m.observeSend }
+
+// Handler serves the metrics in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+}

@@ -1,0 +1,327 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"kpe-agent/agent/api"
+	"kpe-agent/agent/cards"
+	"kpe-agent/apdu"
+)
+
+// reader is one PC/SC reader. Its goroutine (loop) handles the reader's
+// events in order: it connects to an inserted card and starts the card's
+// session (the goroutine that owns the card), identifies and authenticates
+// a card nobody is waiting for, hands a SAM to the SAM holder, and ends
+// the session when the card goes. Workflows from the API run their card
+// steps through the session.
+type reader struct {
+	d    *Daemon
+	name string
+	evs  chan apdu.Event
+	quit chan struct{}
+	done chan struct{}
+	once sync.Once
+
+	mu       sync.Mutex
+	role     string
+	sess     *cards.Session
+	present  bool
+	detected time.Time // when the present card was seen
+	kind     cards.Kind
+	state    string
+	err      *Failure
+	result   *cards.Result // the last identify read (KPE only; KTP-el data is never kept)
+	ready    chan struct{} // closed when the inserted card's session is up (or failed)
+	stepStop context.CancelFunc
+	busy     bool
+	flowStop context.CancelCauseFunc
+	waiting  int // workflows waiting for a card
+}
+
+func newReader(d *Daemon, name, role string) *reader {
+	return &reader{d: d, name: name, role: role, evs: make(chan apdu.Event, 64), quit: make(chan struct{}), done: make(chan struct{}),
+		state: api.StateIdle, ready: make(chan struct{})}
+}
+
+func (r *reader) send(ev apdu.Event) {
+	select {
+	case r.evs <- ev:
+	case <-r.quit:
+	}
+}
+
+// stop ends the reader's goroutine and its card session.
+func (r *reader) stop() {
+	r.once.Do(func() { close(r.quit) })
+	r.cancelStep()
+	r.cancelFlow()
+	<-r.done
+}
+
+func (r *reader) loop() {
+	defer close(r.done)
+	defer r.endCard(false)
+	for {
+		select {
+		case <-r.quit:
+			return
+		case ev := <-r.evs:
+			switch ev.Kind {
+			case apdu.CardInserted:
+				r.inserted(ev)
+			case apdu.CardRemoved:
+				r.endCard(true)
+			}
+		}
+	}
+}
+
+func (r *reader) setState(state string, kind cards.Kind, err error) {
+	r.mu.Lock()
+	r.state = state
+	if kind != "" {
+		r.kind = kind
+	}
+	r.err = nil
+	if err != nil {
+		r.err = classify(err)
+	}
+	k := r.kind
+	r.mu.Unlock()
+	ev := api.Event{Type: api.EventSession, Reader: r.name, State: state, CardKind: string(k)}
+	if err != nil {
+		ev.Error = r.d.apiError(err, "")
+	} else if state == api.StateFingerprint {
+		ev.Message = r.d.message("place-finger")
+	}
+	r.d.publish(ev)
+}
+
+func (r *reader) setError(f *Failure) {
+	r.mu.Lock()
+	r.err = f
+	r.mu.Unlock()
+}
+
+// inserted connects to the new card and starts its session.
+func (r *reader) inserted(ev apdu.Event) {
+	r.endCard(false) // a missed removal
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	r.mu.Lock()
+	r.present, r.detected, r.kind, r.result = true, ev.Time, "", nil
+	if r.detected.IsZero() {
+		r.detected = time.Now()
+	}
+	role := r.role
+	r.mu.Unlock()
+	r.setState(api.StateDetected, "", nil)
+	if role == roleSAM || role == roleProbe {
+		if ok := r.d.sam.tryTake(ctx, r); ok {
+			return
+		}
+		if role == roleSAM {
+			r.markReady()
+			return
+		}
+	}
+	card, err := r.d.o.Transport.Connect(ctx, r.name)
+	if err != nil {
+		r.d.log.Warn("cannot connect to the card", "reader", r.name, "err", err)
+		r.setState(api.StateFailed, "", err)
+		r.markReady()
+		return
+	}
+	s := cards.Start(card)
+	r.mu.Lock()
+	r.sess = s
+	waiting := r.waiting > 0
+	r.mu.Unlock()
+	r.markReady()
+	if !waiting {
+		r.identify(s)
+	}
+}
+
+func (r *reader) markReady() {
+	r.mu.Lock()
+	select {
+	case <-r.ready:
+	default:
+		close(r.ready)
+	}
+	r.mu.Unlock()
+}
+
+// identify reads a card that was inserted with no workflow waiting: the
+// clerk's application can then show the card's data and prefill forms.
+func (r *reader) identify(s *cards.Session) {
+	ctx, cancel := context.WithTimeout(context.Background(), r.d.cfg().Session.ReadTimeout)
+	r.mu.Lock()
+	r.stepStop = cancel
+	r.mu.Unlock()
+	defer func() {
+		cancel()
+		r.mu.Lock()
+		r.stepStop = nil
+		r.mu.Unlock()
+	}()
+	res, err := r.d.readCard(ctx, r, s)
+	if err != nil {
+		r.d.countFailure(err)
+		r.setState(api.StateFailed, "", err)
+		return
+	}
+	if res.KTPel != nil {
+		res.KTPel.Wipe() // population data stays in the transaction
+		res.KTPel = nil
+	}
+	r.mu.Lock()
+	r.result = res
+	r.mu.Unlock()
+	r.setState(api.StateAuthenticated, "", nil)
+}
+
+// endCard closes the card's session; removed says the card was taken out.
+func (r *reader) endCard(removed bool) {
+	r.cancelStep()
+	r.mu.Lock()
+	s := r.sess
+	wasPresent := r.present
+	r.sess, r.present, r.result = nil, false, nil
+	r.ready = make(chan struct{})
+	r.mu.Unlock()
+	if s != nil {
+		s.Close()
+	}
+	r.d.sam.drop(r.name)
+	if removed && wasPresent {
+		r.setState(api.StateRemoved, "", nil)
+		r.mu.Lock()
+		r.state, r.kind = api.StateIdle, ""
+		r.mu.Unlock()
+	}
+}
+
+func (r *reader) cancelStep() {
+	r.mu.Lock()
+	f := r.stepStop
+	r.mu.Unlock()
+	if f != nil {
+		f()
+	}
+}
+
+// cancelFlow cancels the API workflow (the operator's cancel, shutdown).
+func (r *reader) cancelFlow() bool { return r.abortFlow(context.Canceled) }
+
+// abortFlow ends the API workflow with cause.
+func (r *reader) abortFlow(cause error) bool {
+	r.mu.Lock()
+	f := r.flowStop
+	r.mu.Unlock()
+	if f != nil {
+		f(cause)
+		return true
+	}
+	return false
+}
+
+// begin marks the reader busy for an API workflow: reader-busy when one
+// runs already.
+func (r *reader) begin(cancel context.CancelCauseFunc) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.busy {
+		return fail(CodeReaderBusy, nil)
+	}
+	r.busy, r.flowStop = true, cancel
+	return nil
+}
+
+func (r *reader) end() {
+	r.mu.Lock()
+	r.busy, r.flowStop = false, nil
+	r.mu.Unlock()
+}
+
+// session waits up to wait for a card and returns its session and when it
+// was detected; waited says the card arrived during the wait.
+func (r *reader) session(ctx context.Context, wait time.Duration) (s *cards.Session, detected time.Time, waited bool, err error) {
+	r.mu.Lock()
+	r.waiting++
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		r.waiting--
+		r.mu.Unlock()
+	}()
+	var timer <-chan time.Time
+	if wait > 0 {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		timer = t.C
+	}
+	for {
+		r.mu.Lock()
+		present, ready, sess, role := r.present, r.ready, r.sess, r.role
+		r.mu.Unlock()
+		if role == roleSAM {
+			return nil, time.Time{}, false, fail(CodeBadRequest, errors.New("that reader holds the SAM"))
+		}
+		if present {
+			select {
+			case <-ready:
+				r.mu.Lock()
+				sess, detected, rerr := r.sess, r.detected, r.err
+				r.mu.Unlock()
+				if sess == nil {
+					if rerr != nil {
+						return nil, time.Time{}, false, rerr
+					}
+					return nil, time.Time{}, false, fail(CodeCardError, errors.New("no session with the card"))
+				}
+				return sess, detected, waited, nil
+			case <-ctx.Done():
+				return nil, time.Time{}, false, ctx.Err()
+			}
+		}
+		_ = sess
+		if timer == nil {
+			return nil, time.Time{}, false, fail(CodeNoCard, nil)
+		}
+		waited = true
+		// wait for an insertion: the ready channel is replaced on removal
+		// and closed once the new card's session is up.
+		select {
+		case <-ready:
+		case <-timer:
+			return nil, time.Time{}, false, fail(CodeNoCard, errors.New("no card within the wait"))
+		case <-ctx.Done():
+			return nil, time.Time{}, false, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+			// present may have changed without ready closing yet
+		}
+	}
+}
+
+// snapshot is the reader for the API.
+func (r *reader) snapshot(lang string) api.Reader {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	role := r.role
+	if role == roleProbe {
+		role = roleCard
+		if r.d.sam.readerName() == r.name {
+			role = roleSAM
+		}
+	}
+	out := api.Reader{Name: r.name, Role: role, CardPresent: r.present, Kind: string(r.kind), State: r.state, Busy: r.busy}
+	if r.err != nil {
+		out.Error = r.d.apiError(r.err, lang)
+	}
+	return out
+}
