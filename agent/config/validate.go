@@ -1,0 +1,296 @@
+package config
+
+import (
+	"net"
+	"net/url"
+	"path"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+var (
+	idPattern      = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+	servicePattern = regexp.MustCompile(`^[a-z0-9-]{1,32}$`)
+	hostPattern    = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$`)
+)
+
+const idWant = "1 to 64 characters among A-Z a-z 0-9 . _ - (e.g. PKM-CIBINONG-01)"
+
+// validate checks the merged configuration's values.
+func (l *loader) validate(c *Config) {
+	l.checkID("terminal.id", c.Terminal.ID)
+	l.checkID("terminal.site", c.Terminal.Site)
+	l.oneOf("terminal.language", c.Terminal.Language, "id", "en")
+
+	l.patterns("readers.card", c.Readers.Card)
+	l.patterns("readers.sam", c.Readers.SAM)
+	l.patterns("readers.ignore", c.Readers.Ignore)
+
+	if l.oneOf("fingerprint.sensor", c.Fingerprint.Sensor, "lab", "command", "none") {
+		switch c.Fingerprint.Sensor {
+		case "lab":
+			if c.Fingerprint.LabURL == "" {
+				l.invalid("fingerprint.lab_url", "", "missing (fingerprint.sensor is lab)", "the card lab's URL, e.g. http://127.0.0.1:7600")
+			} else if reason := checkHTTPURL(c.Fingerprint.LabURL); reason != "" {
+				l.invalid("fingerprint.lab_url", c.Fingerprint.LabURL, reason, "the card lab's URL, e.g. http://127.0.0.1:7600")
+			}
+		case "command":
+			if len(c.Fingerprint.Command) == 0 || c.Fingerprint.Command[0] == "" {
+				l.invalid("fingerprint.command", "", "missing (fingerprint.sensor is command)", "the capture program and its arguments, e.g. [/usr/lib/kpe-agent/capture, --device, 0]")
+			}
+		}
+	}
+
+	for _, lf := range schemaKeys.ordered {
+		if lf.kind != kindDuration {
+			continue
+		}
+		if d := lf.field(c).Interface().(time.Duration); d <= 0 {
+			l.invalid(lf.key, d.String(), "is not positive", "a duration above zero, e.g. 30s or 5m")
+		}
+	}
+
+	l.checkServices(c.Services)
+
+	if c.Outbox.Path == "" {
+		l.invalid("outbox.path", "", "missing", "the outbox file, e.g. "+DefaultOutboxPath())
+	}
+	if c.Outbox.MaxRecords <= 0 {
+		l.invalid("outbox.max_records", strconv.Itoa(c.Outbox.MaxRecords), "is not positive", "a number of records above zero, e.g. 100000")
+	}
+
+	l.checkSync(c)
+	l.checkAPI(&c.API)
+
+	l.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
+	l.between("log.max_size_mb", c.Log.MaxSize, 1, 1024)
+	l.between("log.max_files", c.Log.MaxFiles, 1, 100)
+}
+
+func (l *loader) checkID(key, v string) {
+	if v == "" {
+		l.invalid(key, "", "missing", idWant)
+	} else if !idPattern.MatchString(v) {
+		l.invalid(key, v, "is not a valid ID", idWant)
+	}
+}
+
+// oneOf reports whether v is one of allowed, recording a problem if not.
+func (l *loader) oneOf(key, v string, allowed ...string) bool {
+	for _, a := range allowed {
+		if v == a {
+			return true
+		}
+	}
+	reason := "is not allowed"
+	if v == "" {
+		reason = "is empty"
+	}
+	l.invalid(key, v, reason, "one of "+strings.Join(allowed, ", "))
+	return false
+}
+
+func (l *loader) between(key string, v, lo, hi int) {
+	if v < lo || v > hi {
+		l.invalid(key, strconv.Itoa(v), "is out of range", "a whole number from "+strconv.Itoa(lo)+" to "+strconv.Itoa(hi))
+	}
+}
+
+func (l *loader) patterns(key string, list []string) {
+	const want = `reader name patterns such as "ACS ACR39U*" (path.Match syntax: * ? [a-z] \)`
+	for _, p := range list {
+		if p == "" {
+			l.invalid(key, "", "has an empty pattern", want)
+			return
+		}
+		if _, err := path.Match(p, ""); err != nil {
+			l.invalid(key, p, "is not a valid pattern", want)
+			return
+		}
+	}
+}
+
+func (l *loader) checkServices(list []string) {
+	const want = "a list of service names of a-z, 0-9 and - (1 to 32 characters), e.g. [askes, taspen, bapertarum, kiosk]"
+	if len(list) == 0 {
+		l.invalid("services", "", "is empty", want)
+		return
+	}
+	seen := map[string]bool{}
+	for _, s := range list {
+		if !servicePattern.MatchString(s) {
+			l.invalid("services", s, "is not a valid service name", want)
+			return
+		}
+		if seen[s] {
+			l.invalid("services", s, "is listed twice", "each service once")
+			return
+		}
+		seen[s] = true
+	}
+}
+
+func (l *loader) checkSync(c *Config) {
+	const want = "\"\" (no syncing) or the back office's https://host[:port]"
+	u := c.Sync.URL
+	if u == "" {
+		return
+	}
+	if reason := checkSyncURL(u, c.Terminal.Lab); reason != "" {
+		l.invalid("sync.url", u, reason, want)
+		return
+	}
+	for _, k := range []struct{ key, v, want string }{
+		{"sync.client_cert", c.Sync.ClientCert, "this terminal's certificate (PEM file)"},
+		{"sync.client_key", c.Sync.ClientKey, "this terminal's private key (PEM file, mode 0600)"},
+		{"sync.ca", c.Sync.CA, "the back office's CA certificates (PEM file)"},
+	} {
+		if k.v == "" {
+			l.invalid(k.key, "", "missing (sync.url is set)", k.want)
+		}
+	}
+}
+
+func checkSyncURL(s string, lab bool) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "is not a URL"
+	}
+	switch u.Scheme {
+	case "https":
+	case "http":
+		if !lab {
+			return "uses http (allowed only when terminal.lab is true)"
+		}
+	default:
+		return "is not an https URL"
+	}
+	if u.Opaque != "" || u.Host == "" || u.Hostname() == "" {
+		return "has no host"
+	}
+	if u.User != nil {
+		return "has user information"
+	}
+	if u.Path != "" && u.Path != "/" {
+		return "has a path"
+	}
+	if u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
+		return "has a query or fragment"
+	}
+	if reason := checkPort(u.Port()); reason != "" {
+		return reason
+	}
+	return ""
+}
+
+func checkHTTPURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "is not a URL"
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return "is not an http or https URL"
+	}
+	if u.Host == "" || u.Hostname() == "" {
+		return "has no host"
+	}
+	return checkPort(u.Port())
+}
+
+func checkPort(p string) string {
+	if p == "" {
+		return ""
+	}
+	n, err := strconv.Atoi(p)
+	if err != nil || n < 1 || n > 65535 {
+		return "has an invalid port"
+	}
+	return ""
+}
+
+func (l *loader) checkAPI(a *API) {
+	const listenWant = "host:port on a loopback address, e.g. 127.0.0.1:7531 (any address only with api.allow_remote: true)"
+	host, port, err := net.SplitHostPort(a.Listen)
+	switch {
+	case err != nil:
+		l.invalid("api.listen", a.Listen, "is not host:port", listenWant)
+	case checkPort(port) != "" || port == "":
+		l.invalid("api.listen", a.Listen, "has an invalid port", listenWant)
+	case !a.AllowRemote && !isLoopback(host):
+		l.invalid("api.listen", a.Listen, "is not a loopback address", listenWant)
+	}
+	if a.TokenFile == "" {
+		l.invalid("api.token_file", "", "missing", "the file holding the API's bearer token, e.g. "+DefaultTokenFile())
+	}
+	for _, o := range a.AllowedOrigins {
+		if reason := checkOrigin(o); reason != "" {
+			l.invalid("api.allowed_origins", o, reason, "origins such as https://portal.example.go.id or http://localhost:3000 (scheme://host[:port], no path, no trailing slash)")
+			break
+		}
+	}
+	for _, h := range a.AllowedHosts {
+		if reason := checkHost(h); reason != "" {
+			l.invalid("api.allowed_hosts", h, reason, "host names such as kiosk-01.local or kiosk-01.local:7531")
+			break
+		}
+	}
+}
+
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func checkOrigin(s string) string {
+	if s == "*" || strings.Contains(s, "*") {
+		return "is a wildcard (list each origin)"
+	}
+	if s == "null" {
+		return "is the null origin (not allowed)"
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return "is not a URL"
+	}
+	if u.Scheme == "" || u.Opaque != "" || u.Host == "" {
+		return "is not scheme://host"
+	}
+	if u.User != nil {
+		return "has user information"
+	}
+	if u.Path == "/" {
+		return "has a trailing slash"
+	}
+	if u.Path != "" {
+		return "has a path"
+	}
+	if u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
+		return "has a query or fragment"
+	}
+	if u.Hostname() == "" {
+		return "has no host"
+	}
+	return checkPort(u.Port())
+}
+
+func checkHost(s string) string {
+	host := s
+	if h, p, err := net.SplitHostPort(s); err == nil {
+		if reason := checkPort(p); reason != "" || p == "" {
+			return "has an invalid port"
+		}
+		host = h
+	}
+	if net.ParseIP(strings.Trim(host, "[]")) != nil {
+		return ""
+	}
+	if !hostPattern.MatchString(host) {
+		return "is not a host name"
+	}
+	return ""
+}
