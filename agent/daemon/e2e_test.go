@@ -48,7 +48,7 @@ const (
 // the daemon with its local API on a loopback port, and the back office
 // on PostgreSQL behind mTLS.
 type rig struct {
-	t      *testing.T
+	t      testing.TB
 	lab    *cardsim.Lab
 	svc    *backoffice.Service
 	ob     *outbox.Outbox
@@ -59,7 +59,7 @@ type rig struct {
 	stopMu sync.Mutex
 }
 
-func newRig(t *testing.T) *rig {
+func newRig(t testing.TB) *rig {
 	pcsctest.Require(t)
 	t.Setenv("KPE_CARDSIM_STATE_DIR", t.TempDir())
 	r := &rig{t: t, lab: pcsctest.Lab(t)}
