@@ -10,11 +10,18 @@ import (
 	"path/filepath"
 
 	"go.yaml.in/yaml/v3"
+
+	"kpe-agent/agent/config"
 )
 
+// defaultAPITokenFile is the local API's bearer-token file that install and
+// the packages create: api.token_file's default (config.DefaultTokenFile).
+func defaultAPITokenFile() string { return config.DefaultTokenFile() }
+
 // tokenFileFromConfig is the API token file the agent will read with this
-// configuration: api.token_file when the file sets it, else
-// defaultAPITokenFile().
+// configuration: api.token_file when the file sets it (a relative path is
+// relative to the file's directory, as for the agent), else
+// defaultAPITokenFile(). configFile must be absolute.
 func tokenFileFromConfig(configFile string) (string, error) {
 	b, err := os.ReadFile(configFile)
 	if err != nil {
@@ -32,7 +39,8 @@ func tokenFileFromConfig(configFile string) (string, error) {
 		return defaultAPITokenFile(), nil
 	}
 	if !filepath.IsAbs(c.API.TokenFile) {
-		return "", fmt.Errorf("config file %s: api.token_file %q must be an absolute path for the service", configFile, c.API.TokenFile)
+		// As the agent reads it: relative to the configuration file.
+		return filepath.Join(filepath.Dir(configFile), c.API.TokenFile), nil
 	}
 	return filepath.Clean(c.API.TokenFile), nil
 }

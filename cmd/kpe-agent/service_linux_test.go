@@ -197,3 +197,26 @@ func TestInstallUninstall(t *testing.T) {
 		}
 	}
 }
+
+// TestTokenPathsAgree: the packages' postinstall and the shipped
+// configuration name the same token file as the agent's default.
+func TestTokenPathsAgree(t *testing.T) {
+	const pkg = "/etc/kpe-agent/secrets/api-token" // installer/linux/postinstall.sh
+	if got := defaultAPITokenFile(); got != pkg {
+		t.Errorf("api.token_file's default is %s, the packages create %s", got, pkg)
+	}
+	script, err := os.ReadFile("../../installer/linux/postinstall.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(script), "token="+pkg+"\n") {
+		t.Errorf("installer/linux/postinstall.sh does not create %s", pkg)
+	}
+	abs, err := filepath.Abs("../../configs/agent.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := tokenFileFromConfig(abs); err != nil || got != pkg {
+		t.Errorf("configs/agent.yaml: api.token_file %q (%v), want %s", got, err, pkg)
+	}
+}

@@ -26,11 +26,6 @@ const (
 	sysvInitDir     = "/etc/init.d"
 )
 
-// defaultAPITokenFile is the local API's bearer-token file that install
-// and the packages create, and the default of the config key
-// api.token_file: keep the two the same.
-func defaultAPITokenFile() string { return "/etc/kpe-agent/secrets/api-token" }
-
 func defaultInstallConfigFile() string { return defaultConfigFile() }
 
 func defaultAccountName() string { return "root" }

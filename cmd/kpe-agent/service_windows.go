@@ -19,12 +19,6 @@ func programData() string {
 	return `C:\ProgramData`
 }
 
-// defaultAPITokenFile is the local API's bearer-token file that install
-// and install.ps1 create, and what api.token_file must name on Windows.
-func defaultAPITokenFile() string {
-	return filepath.Join(programData(), "kpe-agent", "secrets", "api-token")
-}
-
 func defaultInstallConfigFile() string {
 	if v := os.Getenv("KPE_CONFIG"); v != "" {
 		return v
