@@ -1,0 +1,9 @@
+//go:build !unix
+
+package config
+
+import "os"
+
+// reloadSignals make Watch reload: none where there is no SIGHUP
+// (Windows); file changes still do.
+var reloadSignals []os.Signal
