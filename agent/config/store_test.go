@@ -6,10 +6,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -217,18 +215,4 @@ func TestWatchFileChange(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(filepath.Dir(p), "other.yaml"), []byte("x"), 0o644))
 	time.Sleep(3 * debounce)
 	require.Equal(t, before, strings.Count(logs.String(), "\n"))
-}
-
-func TestWatchSIGHUP(t *testing.T) {
-	if runtime.GOOS == "windows" {
-		t.Skip("no SIGHUP")
-	}
-	s, p := newTestStore(t, storeBase)
-	// Changed before Watch watches: only the signal can make it reload.
-	rewrite(t, p, strings.Replace(storeBase, "interval: 30s", "interval: 45s", 1))
-	changes, _ := startWatch(t, s)
-	require.NoError(t, syscall.Kill(os.Getpid(), syscall.SIGHUP))
-	ch := waitChange(t, changes)
-	require.Equal(t, []string{"sync.interval"}, ch.Applied)
-	require.Equal(t, 45*time.Second, s.Current().Sync.Interval)
 }
