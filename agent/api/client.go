@@ -280,9 +280,18 @@ func (c *Client) Sync(ctx context.Context) (SyncResult, error) {
 // answered, so that no event after that moment is missed. Close the
 // stream when done; cancelling ctx ends it too.
 func (c *Client) OpenEvents(ctx context.Context) (*EventStream, error) {
+	return c.OpenEventsAfter(ctx, 0)
+}
+
+// OpenEventsAfter is OpenEvents for a client that reconnects: the agent
+// first sends the events after seq that it still holds (Last-Event-ID).
+func (c *Client) OpenEventsAfter(ctx context.Context, seq uint64) (*EventStream, error) {
 	req, err := c.request(ctx, http.MethodGet, PathEvents, nil, nil)
 	if err != nil {
 		return nil, err
+	}
+	if seq > 0 {
+		req.Header.Set("Last-Event-ID", strconv.FormatUint(seq, 10))
 	}
 	req.Header.Set("Accept", "text/event-stream")
 	req.Header.Set("Cache-Control", "no-cache")

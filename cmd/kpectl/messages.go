@@ -3,7 +3,10 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net/http"
 
+	"kpe-agent/agent/api"
+	"kpe-agent/agent/doctor"
 	"kpe-agent/apdu"
 	"kpe-agent/apdu/sam"
 	"kpe-agent/sync/outbox"
@@ -31,6 +34,53 @@ type messages struct {
 	FingerPlaceAgain, FingerLastTry, FingerBlocked, FingerError         string
 	// kpectl queue.
 	Queue queueMessages
+	// kpectl status, auth, sync, monitor -agent: the agent's local API.
+	Agent agentMessages
+	// kpectl doctor.
+	Doctor doctorMessages
+}
+
+// agentMessages are the sentences of the commands that go through the
+// agent's local API.
+type agentMessages struct {
+	NoToken                     string // token file, cause
+	TokenRejected               string // token file
+	APIError                    string // code, HTTP status
+	Agent, Version, Terminal    string
+	Started, PCSC, SAM, Readers string
+	Outbox, Sync, Problems      string
+	SAMMissing                  string
+	SAMLine                     string // state, serial, counter, reader
+	Roles                       map[string]string
+	Busy, NoReaders             string
+	QueueLine                   string // pending, sending, dead, used %, oldest
+	SyncOff, Never              string
+	LastSuccess, LastAttempt    string
+	NextAttempt, LastError      string
+	Failures, ClockSkewed       string
+	SyncTotals                  string // accepted, duplicates, rejected
+	States                      map[string]string
+	Waiting                     string // seconds
+	Recorded, RecordLine        string // RecordLine: counter, reader, card kind
+	Cancelled, CancelFailed     string
+	LastTryHint                 string
+	Failed                      string // code
+	TriesLeft                   string // tries
+	SendingNow                  string
+	SyncResult                  string // sent, accepted, duplicates, rejected, remaining
+	SyncFailed                  string
+	WatchingAgent, Reconnecting string
+	FromAgent                   string // outbox file
+	Events                      map[string]string
+}
+
+// doctorMessages are kpectl doctor's sentences.
+type doctorMessages struct {
+	Title    string // when, how long
+	Marks    map[doctor.Status]string
+	Action   string
+	Checking string // done, total
+	Summary  string // ok, warnings, failures, skipped
 }
 
 // queueMessages are kpectl queue's sentences, for a technician.
@@ -88,6 +138,7 @@ var catalogue = map[string]messages{
 			outbox.ErrCorrupt:         "Ada catatan di outbox yang tidak terbaca. Pulihkan catatannya dengan kpectl queue salvage BERKAS -out BARU.db.",
 			outbox.ErrNotDead:         "Nomor itu tidak ada di antrean catatan ditolak (dead). Lihat kpectl queue list -state dead.",
 			errOutExists:              "Berkas -out sudah ada. Pilih nama berkas baru; kpectl tidak menimpa berkas.",
+			api.ErrNotRunning:         "Agen tidak berjalan. Jalankan: sudo systemctl start kpe-agent (Windows, sebagai Administrator: sc start kpe-agent); periksa dengan kpectl doctor.",
 		},
 		Verdicts: map[string]string{
 			"genuine": "ASLI: kartu dan data terverifikasi", "not-genuine": "TIDAK ASLI: kartu gagal autentikasi (kemungkinan kloning)",
@@ -124,6 +175,45 @@ var catalogue = map[string]messages{
 			Repeated: "penghitung yang dipakai dua kali (catatan berbeda): %s",
 			Written:  "%d catatan ditulis ke %s sebagai pending (menunggu dikirim).",
 		},
+		Agent: agentMessages{
+			NoToken:       "Token API agen tidak terbaca (%s): jalankan dengan sudo, atau beri -token-file BERKAS.\n  (%v)",
+			TokenRejected: "Agen menolak token API (%s). Pakai token agen ini (-token-file); token berubah saat agen dipasang ulang.",
+			APIError:      "[%s, HTTP %d]",
+			Agent:         "Agen", Version: "versi", Terminal: "terminal", Started: "mulai",
+			PCSC: "Layanan kartu pintar", SAM: "SAM", Readers: "Pembaca", Outbox: "Outbox", Sync: "Sinkronisasi", Problems: "Masalah",
+			SAMMissing: "tidak ada SAM",
+			SAMLine:    "%s, serial %s, penghitung %d, pembaca %q",
+			Roles:      map[string]string{"card": "kartu", "sam": "SAM", "ignored": "diabaikan"},
+			Busy:       "sedang melayani", NoReaders: "tidak ada pembaca",
+			QueueLine: "menunggu %d, sedang dikirim %d, ditolak (dead) %d, terpakai %.1f %%, tertua %s",
+			SyncOff:   "tidak dikonfigurasi", Never: "belum pernah",
+			LastSuccess: "terakhir berhasil", LastAttempt: "percobaan terakhir", NextAttempt: "percobaan berikutnya",
+			LastError: "kesalahan terakhir", Failures: "gagal berturut-turut", ClockSkewed: "PERINGATAN: jam terminal berbeda dari kantor pusat",
+			SyncTotals: "diterima %d, duplikat %d, ditolak %d",
+			States: map[string]string{
+				api.StateIdle: "Menunggu kartu", api.StateDetected: "Kartu terdeteksi", api.StateIdentified: "Kartu dikenali",
+				api.StateAuthenticated: "Kartu dan data asli", api.StateFingerprint: "Letakkan jari pada sensor",
+				api.StateVerified: "Sidik jari cocok", api.StateRecorded: "Tercatat", api.StateRemoved: "Kartu dicabut", api.StateFailed: "Gagal",
+			},
+			Waiting:  "Menunggu kartu (paling lama %d detik)… Ctrl-C untuk membatalkan.",
+			Recorded: "TERCATAT. Kode autentikasi:", RecordLine: "penghitung SAM %d, pembaca %q, kartu %s",
+			Cancelled: "Transaksi dibatalkan.", CancelFailed: "Pembatalan tidak terkirim ke agen: %v",
+			LastTryHint: "Tinggal satu percobaan sidik jari: ulangi dengan -confirm-last-try setelah petugas mengonfirmasi.",
+			Failed:      "GAGAL (%s)", TriesLeft: "sisa percobaan sidik jari pada kartu: %d",
+			SendingNow:    "Mengirim antrean ke kantor pusat…",
+			SyncResult:    "Terkirim %d: diterima %d, duplikat %d, ditolak %d. Sisa belum terkirim: %d.",
+			SyncFailed:    "Sinkronisasi gagal:",
+			WatchingAgent: "Memantau kejadian agen %s (Ctrl-C untuk berhenti)…", Reconnecting: "Koneksi ke agen terputus (%v); mencoba lagi…",
+			FromAgent: "Outbox %s dipakai agen yang sedang berjalan; angka berikut dari API agen (/v1/queue).",
+			Events:    map[string]string{api.EventReader: "pembaca", api.EventSession: "sesi", api.EventSAM: "SAM", api.EventSync: "sinkronisasi", api.EventService: "layanan"},
+		},
+		Doctor: doctorMessages{
+			Title:    "kpectl doctor — pemeriksaan terminal (%s, %s)",
+			Marks:    map[doctor.Status]string{doctor.OK: "OK", doctor.Warn: "PERINGATAN", doctor.Fail: "GAGAL", doctor.Skip: "DILEWATI"},
+			Action:   "Tindakan",
+			Checking: "Memeriksa… (%d/%d)",
+			Summary:  "Ringkasan: %d OK, %d peringatan, %d gagal, %d dilewati.",
+		},
 	},
 	"en": {
 		UnknownCommand: "unknown command",
@@ -159,6 +249,7 @@ var catalogue = map[string]messages{
 			outbox.ErrCorrupt:         "A record in the outbox cannot be read. Recover the records with kpectl queue salvage FILE -out NEW.db.",
 			outbox.ErrNotDead:         "That number is not in the dead-letter queue (dead). See kpectl queue list -state dead.",
 			errOutExists:              "The -out file exists. Choose a new file name; kpectl does not overwrite files.",
+			api.ErrNotRunning:         "The agent is not running. Start it: sudo systemctl start kpe-agent (Windows, as Administrator: sc start kpe-agent); check with kpectl doctor.",
 		},
 		Verdicts: map[string]string{
 			"genuine": "GENUINE: card and data verified", "not-genuine": "NOT GENUINE: the card failed authentication (possible clone)",
@@ -194,6 +285,45 @@ var catalogue = map[string]messages{
 			Repeated: "counters used twice (different records): %s",
 			Written:  "%d records written to %s as pending (waiting to be sent).",
 		},
+		Agent: agentMessages{
+			NoToken:       "The agent's API token cannot be read (%s): run with sudo, or give -token-file FILE.\n  (%v)",
+			TokenRejected: "The agent refuses the API token (%s). Use this agent's token (-token-file); it changes when the agent is reinstalled.",
+			APIError:      "[%s, HTTP %d]",
+			Agent:         "Agent", Version: "version", Terminal: "terminal", Started: "started",
+			PCSC: "Smart-card service", SAM: "SAM", Readers: "Readers", Outbox: "Outbox", Sync: "Sync", Problems: "Problems",
+			SAMMissing: "no SAM",
+			SAMLine:    "%s, serial %s, counter %d, reader %q",
+			Roles:      map[string]string{"card": "card", "sam": "SAM", "ignored": "ignored"},
+			Busy:       "busy", NoReaders: "no readers",
+			QueueLine: "pending %d, sending %d, dead %d, used %.1f %%, oldest %s",
+			SyncOff:   "not configured", Never: "never",
+			LastSuccess: "last success", LastAttempt: "last attempt", NextAttempt: "next attempt",
+			LastError: "last error", Failures: "failures in a row", ClockSkewed: "WARNING: the terminal's clock differs from the back office's",
+			SyncTotals: "accepted %d, duplicates %d, rejected %d",
+			States: map[string]string{
+				api.StateIdle: "Waiting for a card", api.StateDetected: "Card detected", api.StateIdentified: "Card identified",
+				api.StateAuthenticated: "Card and data authenticated", api.StateFingerprint: "Place the finger on the sensor",
+				api.StateVerified: "Fingerprint verified", api.StateRecorded: "Recorded", api.StateRemoved: "Card removed", api.StateFailed: "Failed",
+			},
+			Waiting:  "Waiting for a card (at most %d seconds)… Ctrl-C to cancel.",
+			Recorded: "RECORDED. Authentication code:", RecordLine: "SAM counter %d, reader %q, card %s",
+			Cancelled: "The transaction was cancelled.", CancelFailed: "The cancel did not reach the agent: %v",
+			LastTryHint: "One fingerprint try left: run again with -confirm-last-try once the clerk has confirmed.",
+			Failed:      "FAILED (%s)", TriesLeft: "fingerprint tries left on the card: %d",
+			SendingNow:    "Sending the queue to the back office…",
+			SyncResult:    "Sent %d: accepted %d, duplicates %d, rejected %d. Still unsent: %d.",
+			SyncFailed:    "Sync failed:",
+			WatchingAgent: "Watching the agent's events at %s (Ctrl-C to stop)…", Reconnecting: "Connection to the agent lost (%v); retrying…",
+			FromAgent: "The outbox %s is held by the running agent; these figures come from the agent's API (/v1/queue).",
+			Events:    map[string]string{api.EventReader: "reader", api.EventSession: "session", api.EventSAM: "SAM", api.EventSync: "sync", api.EventService: "service"},
+		},
+		Doctor: doctorMessages{
+			Title:    "kpectl doctor — terminal diagnosis (%s, %s)",
+			Marks:    map[doctor.Status]string{doctor.OK: "OK", doctor.Warn: "WARNING", doctor.Fail: "FAIL", doctor.Skip: "SKIPPED"},
+			Action:   "Action",
+			Checking: "Checking… (%d/%d)",
+			Summary:  "Summary: %d OK, %d warnings, %d failed, %d skipped.",
+		},
 	},
 }
 
@@ -208,6 +338,20 @@ func messagesFor(lang string) (messages, error) {
 // explain turns an error into the operator's sentence plus the technical
 // detail on a second line.
 func (c *cli) explain(err error) string {
+	var ae *api.APIError
+	if errors.As(err, &ae) {
+		if ae.Status == http.StatusUnauthorized {
+			if c.tokenErr != nil {
+				return fmt.Sprintf(c.msg.Agent.NoToken, c.tokenPath, c.tokenErr) + "\n  (" + err.Error() + ")"
+			}
+			return fmt.Sprintf(c.msg.Agent.TokenRejected, c.tokenPath) + "\n  (" + err.Error() + ")"
+		}
+		msg := ae.Err.Message
+		if msg == "" {
+			msg = err.Error()
+		}
+		return msg + " " + fmt.Sprintf(c.msg.Agent.APIError, ae.Err.Code, ae.Status)
+	}
 	for kind, text := range c.msg.Errs {
 		if errors.Is(err, kind) {
 			return text + "\n  (" + err.Error() + ")"

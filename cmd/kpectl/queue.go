@@ -34,13 +34,13 @@ const (
 var errOutExists = errors.New("kpectl queue salvage: the -out file exists")
 
 // queue: kpectl queue stats | list | retry | salvage.
-func (c *cli) queue(_ context.Context, args []string) error {
+func (c *cli) queue(ctx context.Context, args []string) error {
 	if len(args) == 0 {
 		return usageError{errors.New("kpectl queue: want stats, list, retry or salvage")}
 	}
 	switch args[0] {
 	case "stats":
-		return c.queueStats(args[1:])
+		return c.queueStats(ctx, args[1:])
 	case "list":
 		return c.queueList(args[1:])
 	case "retry":
@@ -83,6 +83,7 @@ func openQueue(path string, readOnly bool) (*outbox.Outbox, error) {
 }
 
 type queueStatsJSON struct {
+	Source                string   `json:"source"` // "file"; "agent" is queueAgentStatsJSON
 	Outbox                string   `json:"outbox"`
 	Pending               int      `json:"pending"`
 	Sending               int      `json:"sending"`
@@ -100,7 +101,7 @@ type queueStatsJSON struct {
 	FileBytes             int64    `json:"file_bytes"`
 }
 
-func (c *cli) queueStats(args []string) error {
+func (c *cli) queueStats(ctx context.Context, args []string) error {
 	fs, path, asJSON := c.queueFlags("stats")
 	maxRecords := fs.Int("max-records", 100_000, "the agent's limit of unsynced records (the file does not hold it)")
 	maxAge := fs.Duration("max-age", 30*24*time.Hour, "the agent's limit of the oldest unsynced record's age")
@@ -114,6 +115,10 @@ func (c *cli) queueStats(args []string) error {
 		return usageError{errors.New("kpectl queue stats: -max-records and -max-age must be positive")}
 	}
 	ob, err := outbox.Open(*path, outbox.Options{ReadOnly: true, OpenTimeout: queueOpenTimeout, MaxRecords: *maxRecords, MaxAge: *maxAge})
+	if errors.Is(err, outbox.ErrLocked) {
+		// The running agent holds the file: ask it instead.
+		return c.queueStatsFromAgent(ctx, *path, *asJSON, err)
+	}
 	if err != nil {
 		return err
 	}
@@ -125,7 +130,7 @@ func (c *cli) queueStats(args []string) error {
 	level := alarmLevel(st.Alarm)
 	if *asJSON {
 		return c.printJSON(queueStatsJSON{
-			Outbox: *path, Pending: st.Pending, Sending: st.Sending, Acknowledged: st.Acknowledged, Dead: st.Dead,
+			Source: "file", Outbox: *path, Pending: st.Pending, Sending: st.Sending, Acknowledged: st.Acknowledged, Dead: st.Dead,
 			Unsynced: st.Unsynced, OldestUnsyncedSeconds: st.OldestUnsynced.Seconds(),
 			CountUsedPercent: percent(st.CountUsed), AgeUsedPercent: percent(st.AgeUsed),
 			AlarmPercent: int(st.Alarm*100 + 0.5), Alarm: level,

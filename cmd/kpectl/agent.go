@@ -1,0 +1,646 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"kpe-agent/agent/api"
+	"kpe-agent/agent/config"
+	"kpe-agent/agent/doctor"
+	"kpe-agent/sync/outbox"
+)
+
+// loadConfig loads the agent's configuration: file (-config or
+// $KPE_CONFIG), else the default file, which may be missing: then the
+// defaults and the KPE_* variables apply, with placeholders for
+// terminal.id and terminal.site (the agent needs them, kpectl does not).
+// The returned configuration is usable also when loading failed (err
+// says why): the defaults and the KPE_* variables.
+func (c *cli) loadConfig(file string) (config.Config, error) {
+	if file == "" {
+		file = doctor.DefaultConfigFile()
+		if _, err := os.Stat(file); errors.Is(err, os.ErrNotExist) {
+			file = ""
+		}
+	}
+	cfg, err := config.Load(config.Source{File: file, Environ: os.Environ()})
+	if err == nil {
+		return doctor.ApplyDefaults(cfg), nil
+	}
+	set := map[string]string{}
+	for key, env := range map[string]string{"terminal.id": "KPE_TERMINAL_ID", "terminal.site": "KPE_TERMINAL_SITE"} {
+		if os.Getenv(env) == "" {
+			set[key] = "unconfigured"
+		}
+	}
+	fallback, ferr := config.Load(config.Source{Environ: os.Environ(), Set: set})
+	if ferr != nil {
+		fallback = nil // the KPE_* variables are wrong too: the defaults alone
+	} else {
+		fallback.Terminal.ID, fallback.Terminal.Site = "", ""
+	}
+	if file == "" {
+		if ferr == nil {
+			return doctor.ApplyDefaults(fallback), nil
+		}
+		return doctor.ApplyDefaults(nil), ferr
+	}
+	return doctor.ApplyDefaults(fallback), err
+}
+
+// agentFor returns a client of the agent: -agent or the configuration's
+// api.listen, with the token of -token-file or api.token_file. tokenErr
+// says why the client has no token.
+func (c *cli) agentFor(cfg config.Config) (cl *api.Client, tokenErr error, err error) {
+	url := c.agentURL
+	if url == "" {
+		url = cfg.API.Listen
+	}
+	token, tokenErr := config.ReadSecret(c.tokenFileOr(cfg.API.TokenFile))
+	if tokenErr != nil {
+		token = nil
+	}
+	cl, err = api.NewClient(url, strings.TrimSpace(string(token)))
+	if err != nil {
+		return nil, nil, usageError{err}
+	}
+	return cl, tokenErr, nil
+}
+
+// tokenFileOr is -token-file, else def (else the default token file).
+func (c *cli) tokenFileOr(def ...string) string {
+	if c.tokenFile != "" {
+		return c.tokenFile
+	}
+	for _, d := range def {
+		if d != "" {
+			return d
+		}
+	}
+	return config.DefaultTokenFile()
+}
+
+// agent is agentFor with the configuration loaded; a client without token
+// is an error unless anonymous (health only).
+func (c *cli) agent() (*api.Client, error) {
+	cfg, err := c.loadConfig(c.configFile)
+	if err != nil && c.agentURL == "" {
+		fmt.Fprintln(c.errOut, err)
+	}
+	cl, tokenErr, err := c.agentFor(cfg)
+	if err != nil {
+		return nil, err
+	}
+	// Said only if the agent refuses the call (explain).
+	c.tokenErr = tokenErr
+	c.tokenPath = c.tokenFileOr(cfg.API.TokenFile)
+	return cl, nil
+}
+
+type statusJSON struct {
+	Agent   string           `json:"agent"`
+	Health  api.Health       `json:"health"`
+	Readers []api.Reader     `json:"readers"`
+	Queue   *api.QueueStatus `json:"queue"`
+}
+
+// status: kpectl status [-json].
+func (c *cli) status(ctx context.Context, args []string) error {
+	fs := c.flags("status")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("kpectl status: unexpected argument %q", fs.Arg(0))}
+	}
+	cl, err := c.agent()
+	if err != nil {
+		return err
+	}
+	h, err := cl.Health(ctx)
+	if err != nil {
+		return err
+	}
+	rs, err := cl.Readers(ctx)
+	if err != nil {
+		return err
+	}
+	q, err := cl.Queue(ctx)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		if rs == nil {
+			rs = []api.Reader{}
+		}
+		return c.printJSON(statusJSON{Agent: cl.URL(), Health: h, Readers: rs, Queue: &q})
+	}
+	a := c.msg.Agent
+	w := tabwriter.NewWriter(c.out, 0, 0, 2, ' ', 0)
+	line := h.Status
+	if h.Version != "" {
+		line += ", " + a.Version + " " + h.Version
+	}
+	if h.Terminal != "" {
+		line += ", " + a.Terminal + " " + h.Terminal
+	}
+	if !h.Started.IsZero() {
+		line += ", " + a.Started + " " + h.Started.Local().Format("2006-01-02 15:04:05")
+	}
+	fmt.Fprintf(w, "%s\t%s  (%s)\n", a.Agent, line, cl.URL())
+	fmt.Fprintf(w, "%s\t%s\n", a.PCSC, h.PCSC)
+	if s := h.SAM; s != nil && s.Present {
+		fmt.Fprintf(w, "%s\t"+a.SAMLine+"\n", a.SAM, s.State, s.Serial, s.Counter, s.Reader)
+	} else {
+		fmt.Fprintf(w, "%s\t%s\n", a.SAM, a.SAMMissing)
+	}
+	if len(rs) == 0 {
+		fmt.Fprintf(w, "%s\t%s\n", a.Readers, a.NoReaders)
+	}
+	for i, r := range rs {
+		label := ""
+		if i == 0 {
+			label = a.Readers
+		}
+		role := a.Roles[r.Role]
+		if role == "" {
+			role = r.Role
+		}
+		desc := fmt.Sprintf("%q [%s]", r.Name, role)
+		if r.CardPresent {
+			kind := r.Kind
+			if kind == "" {
+				kind = "?"
+			}
+			desc += " " + c.msg.CardPresent + ": " + kind
+		}
+		if st := a.States[r.State]; st != "" && r.State != api.StateIdle {
+			desc += ", " + st
+		}
+		if r.Busy {
+			desc += ", " + a.Busy
+		}
+		if r.Error != nil {
+			desc += " — " + r.Error.Message + " [" + r.Error.Code + "]"
+		}
+		fmt.Fprintf(w, "%s\t%s\n", label, desc)
+	}
+	oldest := "-"
+	if q.Pending+q.Sending > 0 {
+		oldest = c.age(time.Duration(q.OldestUnsynced * float64(time.Second)))
+	}
+	fmt.Fprintf(w, "%s\t"+a.QueueLine+"\n", a.Outbox, q.Pending, q.Sending, q.Dead, percent(q.Used), oldest)
+	c.printSync(w, q.Sync)
+	for i, p := range h.Problems {
+		label := ""
+		if i == 0 {
+			label = a.Problems
+		}
+		fmt.Fprintf(w, "%s\t%s [%s]\n", label, p.Message, p.Code)
+	}
+	return w.Flush()
+}
+
+func (c *cli) printSync(w *tabwriter.Writer, s api.SyncStatus) {
+	a := c.msg.Agent
+	if !s.Enabled {
+		fmt.Fprintf(w, "%s\t%s\n", a.Sync, a.SyncOff)
+		return
+	}
+	when := func(t time.Time) string {
+		if t.IsZero() {
+			return a.Never
+		}
+		return t.Local().Format("2006-01-02 15:04:05")
+	}
+	fmt.Fprintf(w, "%s\t%s\n", a.Sync, s.URL)
+	fmt.Fprintf(w, "\t%s: %s, %s: %s\n", a.LastSuccess, when(s.LastSuccess), a.LastAttempt, when(s.LastAttempt))
+	if !s.NextAttempt.IsZero() {
+		fmt.Fprintf(w, "\t%s: %s\n", a.NextAttempt, when(s.NextAttempt))
+	}
+	if s.Failures > 0 || s.LastError != "" {
+		fmt.Fprintf(w, "\t%s: %d, %s: %s\n", a.Failures, s.Failures, a.LastError, oneLine(s.LastError))
+	}
+	fmt.Fprintf(w, "\t"+a.SyncTotals+"\n", s.Accepted, s.Duplicates, s.Rejected)
+	if s.ClockSkewed {
+		fmt.Fprintf(w, "\t%s\n", a.ClockSkewed)
+	}
+}
+
+// maxWait is the longest wait for a card the agent accepts.
+const maxWait = 300 * time.Second
+
+// auth: kpectl auth -service S -operator ID [-reader R] [-wait 30s]
+// [-confirm-last-try] [-json] [-timeout 5m]. While the agent works, the
+// session's progress is printed from its event stream; Ctrl-C cancels the
+// session on the agent.
+func (c *cli) auth(ctx context.Context, args []string) error {
+	fs := c.flags("auth")
+	service := fs.String("service", "", "service: askes, taspen, bapertarum, kiosk (the terminal's configured list)")
+	operator := fs.String("operator", "", "the clerk's ID, recorded with the code")
+	reader := fs.String("reader", "", "card reader (default: the agent's choice: the only card reader, or the one holding a card)")
+	wait := fs.Duration("wait", 30*time.Second, "how long the agent waits for a card (0: the card must be in the reader; at most 5m)")
+	confirm := fs.Bool("confirm-last-try", false, "allow the card's last fingerprint try (the clerk confirmed)")
+	asJSON := fs.Bool("json", false, "print the result (or the error) as JSON")
+	timeout := fs.Duration("timeout", 5*time.Minute, "give up after this long")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	switch {
+	case fs.NArg() > 0:
+		return usageError{fmt.Errorf("kpectl auth: unexpected argument %q", fs.Arg(0))}
+	case *service == "" || *operator == "":
+		return usageError{errors.New("kpectl auth: -service and -operator are required")}
+	case *wait < 0 || *wait > maxWait:
+		return usageError{fmt.Errorf("kpectl auth: -wait must be between 0 and %v", maxWait)}
+	case *timeout <= 0:
+		return usageError{errors.New("kpectl auth: -timeout must be positive")}
+	}
+	cl, err := c.agent()
+	if err != nil {
+		return err
+	}
+	a := c.msg.Agent
+	req := api.AuthRequest{Reader: *reader, Service: *service, Operator: *operator,
+		WaitSeconds: int(wait.Round(time.Second) / time.Second), ConfirmLastTry: *confirm, Lang: c.lang}
+
+	// Follow the events from before the request, so none is missed.
+	start := time.Now()
+	ectx, stopEvents := context.WithCancel(ctx)
+	defer stopEvents()
+	events := make(chan api.Event)
+	if !*asJSON {
+		if s, err := cl.OpenEvents(ectx); err == nil {
+			go func() {
+				defer close(events)
+				defer s.Close()
+				for {
+					ev, err := s.Next()
+					if err != nil {
+						return
+					}
+					select {
+					case events <- ev:
+					case <-ectx.Done():
+						return
+					}
+				}
+			}()
+		} else if errors.Is(err, api.ErrNotRunning) {
+			return err
+		} else {
+			close(events)
+		}
+	} else {
+		close(events)
+	}
+
+	actx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	type result struct {
+		res api.AuthResult
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		r, err := cl.Auth(actx, req)
+		done <- result{r, err}
+	}()
+	if req.WaitSeconds > 0 && !*asJSON {
+		fmt.Fprintf(c.out, a.Waiting+"\n", req.WaitSeconds)
+	}
+	followed := *reader
+	last := ""
+	var res result
+wait:
+	for {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				events = nil
+				continue
+			}
+			if ev.Type != api.EventSession || (!ev.Time.IsZero() && ev.Time.Before(start.Add(-time.Second))) {
+				continue
+			}
+			if followed == "" && ev.State != api.StateIdle && ev.State != api.StateRemoved {
+				followed = ev.Reader
+			}
+			if ev.Reader != followed || ev.State == last {
+				continue
+			}
+			last = ev.State
+			// The outcome (recorded or failed) is printed from the answer.
+			if ev.State == api.StateRecorded || ev.State == api.StateFailed || ev.State == api.StateIdle {
+				continue
+			}
+			text := a.States[ev.State]
+			if text == "" {
+				text = ev.State
+			}
+			if ev.State == api.StateIdentified && ev.CardKind != "" {
+				text += ": " + ev.CardKind
+			}
+			fmt.Fprintf(c.out, "%s  %s\n", time.Now().Format("15:04:05"), text)
+		case res = <-done:
+			break wait
+		}
+	}
+	stopEvents()
+
+	if ctx.Err() != nil {
+		// Interrupted (Ctrl-C): cancel the session on the agent too.
+		cctx, ccancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer ccancel()
+		if err := cl.Cancel(cctx, followed); err != nil && !isNotFound(err) {
+			fmt.Fprintf(c.errOut, a.CancelFailed+"\n", err)
+		}
+		if *asJSON {
+			_ = c.printJSON(api.ErrorBody{Error: api.Error{Code: "cancelled", Message: a.Cancelled, Retriable: true}})
+		} else {
+			fmt.Fprintln(c.out, a.Cancelled)
+		}
+		return errReported
+	}
+	if res.err != nil {
+		var ae *api.APIError
+		if !errors.As(res.err, &ae) || ae.Status == http.StatusUnauthorized {
+			return res.err
+		}
+		if *asJSON {
+			_ = c.printJSON(api.ErrorBody{Error: ae.Err})
+			return errReported
+		}
+		fmt.Fprintf(c.out, a.Failed+": %s\n", ae.Err.Code, ae.Err.Message)
+		if ae.Err.TriesLeft > 0 {
+			fmt.Fprintf(c.out, "  "+a.TriesLeft+"\n", ae.Err.TriesLeft)
+		}
+		if ae.Err.Code == "finger-last-try" {
+			fmt.Fprintln(c.out, "  "+a.LastTryHint)
+		}
+		return errReported
+	}
+	r := res.res
+	if *asJSON {
+		return c.printJSON(r)
+	}
+	fmt.Fprintf(c.out, "%s  %s %s\n", time.Now().Format("15:04:05"), a.Recorded, r.Code)
+	fmt.Fprintf(c.out, "  "+a.RecordLine+"\n", r.Counter, r.Reader, r.CardKind)
+	if r.Message != "" {
+		fmt.Fprintln(c.out, "  "+r.Message)
+	}
+	return nil
+}
+
+func isNotFound(err error) bool {
+	var ae *api.APIError
+	return errors.As(err, &ae) && ae.Status == http.StatusNotFound
+}
+
+// sync: kpectl sync now [-json] [-timeout 2m].
+func (c *cli) sync(ctx context.Context, args []string) error {
+	if len(args) == 0 || args[0] != "now" {
+		return usageError{errors.New("kpectl sync: want: kpectl sync now")}
+	}
+	fs := c.flags("sync now")
+	asJSON := fs.Bool("json", false, "print JSON")
+	timeout := fs.Duration("timeout", 2*time.Minute, "give up after this long")
+	if err := parse(fs, args[1:]); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("kpectl sync now: unexpected argument %q", fs.Arg(0))}
+	}
+	cl, err := c.agent()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	p := c.newProgress()
+	start := time.Now()
+	stop := make(chan struct{})
+	go func() {
+		t := time.NewTicker(250 * time.Millisecond)
+		defer t.Stop()
+		for {
+			p.Show("%s %s", c.msg.Agent.SendingNow, time.Since(start).Round(time.Second))
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	r, err := cl.Sync(ctx)
+	close(stop)
+	p.Clear()
+	a := c.msg.Agent
+	var ae *api.APIError
+	switch {
+	case errors.As(err, &ae) && ae.Status != http.StatusUnauthorized:
+		if *asJSON {
+			_ = c.printJSON(api.ErrorBody{Error: ae.Err})
+		} else {
+			fmt.Fprintf(c.out, "%s %s %s\n", a.SyncFailed, ae.Err.Message, fmt.Sprintf(a.APIError, ae.Err.Code, ae.Status))
+		}
+		return errReported
+	case err != nil:
+		return err
+	}
+	if *asJSON {
+		if err := c.printJSON(r); err != nil {
+			return err
+		}
+		if r.Error != nil {
+			return errReported
+		}
+		return nil
+	}
+	fmt.Fprintf(c.out, a.SyncResult+"\n", r.Sent, r.Accepted, r.Duplicates, r.Rejected, r.Remaining)
+	if r.Error != nil {
+		fmt.Fprintf(c.out, "%s %s [%s]\n", a.SyncFailed, r.Error.Message, r.Error.Code)
+		return errReported
+	}
+	return nil
+}
+
+// monitorCmd: kpectl monitor [-json] watches PC/SC directly; with -agent
+// it streams the agent's events instead.
+func (c *cli) monitorCmd(ctx context.Context, args []string) error {
+	fs := c.flags("monitor")
+	viaAgent := fs.Bool("agent", false, "stream the agent's events (local API) instead of watching PC/SC directly")
+	asJSON := fs.Bool("json", false, "print one JSON object per event")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if !*viaAgent {
+		return c.monitor(ctx, args)
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("kpectl monitor: unexpected argument %q", fs.Arg(0))}
+	}
+	cl, err := c.agent()
+	if err != nil {
+		return err
+	}
+	a := c.msg.Agent
+	enc := json.NewEncoder(c.out)
+	var lastSeq uint64
+	first := true
+	for ctx.Err() == nil {
+		s, err := cl.OpenEventsAfter(ctx, lastSeq)
+		if err != nil {
+			var ae *api.APIError
+			if first || errors.As(err, &ae) {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return err
+			}
+		} else {
+			if first && !*asJSON {
+				fmt.Fprintf(c.out, a.WatchingAgent+"\n", cl.URL())
+			}
+			first = false
+			for {
+				ev, nerr := s.Next()
+				if nerr != nil {
+					err = nerr
+					break
+				}
+				lastSeq = ev.Seq
+				if *asJSON {
+					if err := enc.Encode(ev); err != nil {
+						s.Close()
+						return err
+					}
+					continue
+				}
+				fmt.Fprintln(c.out, c.eventLine(ev))
+			}
+			s.Close()
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		fmt.Fprintf(c.errOut, a.Reconnecting+"\n", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(2 * time.Second):
+		}
+	}
+	return nil
+}
+
+// eventLine is one of the agent's events for a technician.
+func (c *cli) eventLine(ev api.Event) string {
+	a := c.msg.Agent
+	t := ev.Time
+	if t.IsZero() {
+		t = time.Now()
+	}
+	kind := a.Events[ev.Type]
+	if kind == "" {
+		kind = ev.Type
+	}
+	line := fmt.Sprintf("%s  %-12s", t.Local().Format("15:04:05.000"), kind)
+	if ev.Reader != "" {
+		line += fmt.Sprintf(" %q", ev.Reader)
+	}
+	if ev.State != "" {
+		st := ev.State
+		if ev.Type == api.EventSession && a.States[ev.State] != "" {
+			st = a.States[ev.State]
+		}
+		line += "  " + st
+	}
+	if ev.CardKind != "" {
+		line += " (" + ev.CardKind + ")"
+	}
+	if ev.Code != "" {
+		line += "  " + ev.Code
+	}
+	if ev.Error != nil {
+		line += fmt.Sprintf("  [%s] %s", ev.Error.Code, ev.Error.Message)
+	} else if ev.Message != "" {
+		line += "  " + ev.Message
+	}
+	return oneLine(line)
+}
+
+// queueAgentStatsJSON is queue stats -json when the running agent holds
+// the outbox: the fields the agent's /v1/queue gives.
+type queueAgentStatsJSON struct {
+	Source                string         `json:"source"` // "agent"
+	Outbox                string         `json:"outbox"`
+	Agent                 string         `json:"agent"`
+	Pending               int            `json:"pending"`
+	Sending               int            `json:"sending"`
+	Acknowledged          int            `json:"acknowledged"`
+	Dead                  int            `json:"dead"`
+	Unsynced              int            `json:"unsynced"`
+	OldestUnsyncedSeconds float64        `json:"oldest_unsynced_seconds"`
+	UsedPercent           float64        `json:"used_percent"`
+	AlarmPercent          int            `json:"alarm_percent"`
+	Alarm                 string         `json:"alarm"`
+	Sync                  api.SyncStatus `json:"sync"`
+}
+
+// queueStatsFromAgent is queue stats through the agent's API, for when the
+// agent holds the outbox (locked). Without an agent answer, the lock error
+// stands.
+func (c *cli) queueStatsFromAgent(ctx context.Context, path string, asJSON bool, locked error) error {
+	cl, err := c.agent()
+	if err != nil {
+		return locked
+	}
+	q, err := cl.Queue(ctx)
+	if err != nil {
+		fmt.Fprintln(c.errOut, c.explain(err))
+		return locked
+	}
+	alarm := 0.0
+	for _, l := range outbox.AlarmLevels {
+		if q.Used >= l {
+			alarm = l
+		}
+	}
+	if q.Used >= 1 {
+		alarm = 1
+	}
+	if asJSON {
+		return c.printJSON(queueAgentStatsJSON{Source: "agent", Outbox: path, Agent: cl.URL(),
+			Pending: q.Pending, Sending: q.Sending, Acknowledged: q.Acknowledged, Dead: q.Dead, Unsynced: q.Pending + q.Sending,
+			OldestUnsyncedSeconds: q.OldestUnsynced, UsedPercent: percent(q.Used), AlarmPercent: int(alarm*100 + 0.5),
+			Alarm: alarmLevel(alarm), Sync: q.Sync})
+	}
+	fmt.Fprintf(c.out, c.msg.Agent.FromAgent+"\n", path)
+	qm := c.msg.Queue
+	w := tabwriter.NewWriter(c.out, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(w, "  %s\t%d\n", qm.Pending, q.Pending)
+	fmt.Fprintf(w, "  %s\t%d\n", qm.Sending, q.Sending)
+	fmt.Fprintf(w, "  %s\t%d\n", qm.Acknowledged, q.Acknowledged)
+	fmt.Fprintf(w, "  %s\t%d\n", qm.Dead, q.Dead)
+	oldest := "-"
+	if q.Pending+q.Sending > 0 {
+		oldest = c.age(time.Duration(q.OldestUnsynced * float64(time.Second)))
+	}
+	fmt.Fprintf(w, "  %s\t%s\n", qm.Oldest, oldest)
+	fmt.Fprintf(w, "  %s\t%.1f %%\n", qm.Use, percent(q.Used))
+	fmt.Fprintf(w, "  %s\t%s\n", qm.Alarm, c.alarmText(alarm))
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	w = tabwriter.NewWriter(c.out, 0, 0, 2, ' ', 0)
+	c.printSync(w, q.Sync)
+	return w.Flush()
+}
