@@ -46,7 +46,7 @@ type Readers struct {
 }
 
 // SAM holds the paths of the SAM's secrets (files readable by the agent
-// only: mode 0600 or 0400).
+// only: mode 0600 or 0400, or 0640 with the agent's group; see ReadSecret).
 type SAM struct {
 	ActivationCodeFile string `mapstructure:"activation_code_file"`
 	KTPSecretsFile     string `mapstructure:"ktp_secrets_file"` // two lines: the KTP-el installation secrets
@@ -104,8 +104,8 @@ type API struct {
 type Log struct {
 	Level    string `mapstructure:"level"` // debug, info, warn, error
 	File     string `mapstructure:"file"`  // "" logs to standard error (the service manager's journal)
-	MaxSize  int    `mapstructure:"max_size_mb"`
-	MaxFiles int    `mapstructure:"max_files"`
+	MaxSize  int    `mapstructure:"max_size_mb"` // rotate the file before it exceeds this many MB (1..1024)
+	MaxFiles int    `mapstructure:"max_files"`   // files kept, the current one included (1..100)
 }
 
 // Messages overrides clerk-facing messages by symbolic code, per language:

@@ -403,3 +403,13 @@ func TestLongValueShortened(t *testing.T) {
 	_, err := Load(Source{Set: map[string]string{"terminal.id": strings.Repeat("x", 5000), "terminal.site": "S"}})
 	require.Less(t, len(problemFor(t, err, "terminal.id").Error()), 300)
 }
+
+// TestHermetic: only src.Environ is read, never the process environment.
+func TestHermetic(t *testing.T) {
+	t.Setenv("KPE_SYNC_INTERVAL", "abc")
+	t.Setenv("KPE_TERMINAL_ID", "FROM-OS")
+	c, err := Load(Source{File: writeFile(t, minimal)})
+	require.NoError(t, err)
+	require.Equal(t, "T-01", c.Terminal.ID)
+	require.Equal(t, 30*time.Second, c.Sync.Interval)
+}
