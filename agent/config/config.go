@@ -102,8 +102,8 @@ type API struct {
 
 // Log configures logging.
 type Log struct {
-	Level    string `mapstructure:"level"` // debug, info, warn, error
-	File     string `mapstructure:"file"`  // "" logs to standard error (the service manager's journal)
+	Level    string `mapstructure:"level"`       // debug, info, warn, error
+	File     string `mapstructure:"file"`        // "" logs to standard error (the service manager's journal)
 	MaxSize  int    `mapstructure:"max_size_mb"` // rotate the file before it exceeds this many MB (1..1024)
 	MaxFiles int    `mapstructure:"max_files"`   // files kept, the current one included (1..100)
 }
