@@ -347,13 +347,13 @@ func Run(ctx context.Context, o Options) Report {
 // in time (a PC/SC call that ignores its context), its result is dropped.
 func bounded[T any](ctx context.Context, d time.Duration, f func(context.Context) (T, error)) (T, error) {
 	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
 	type result struct {
 		v   T
 		err error
 	}
 	ch := make(chan result, 1)
 	go func() {
-		defer cancel()
 		defer func() {
 			if p := recover(); p != nil {
 				ch <- result{err: fmt.Errorf("internal error: %v", p)}
@@ -366,6 +366,11 @@ func bounded[T any](ctx context.Context, d time.Duration, f func(context.Context
 	case r := <-ch:
 		return r.v, r.err
 	case <-ctx.Done():
+		select {
+		case r := <-ch: // it ended just in time
+			return r.v, r.err
+		default:
+		}
 		var zero T
 		return zero, fmt.Errorf("no answer within %v: %w", d, ctx.Err())
 	}
