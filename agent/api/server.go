@@ -63,8 +63,19 @@ func NewHandler(b Backend, c ServerConfig) http.Handler {
 	if c.Heartbeat <= 0 {
 		c.Heartbeat = 15 * time.Second
 	}
+	hosts := make([]string, 0, len(c.AllowedHosts))
+	for _, h := range c.AllowedHosts {
+		if n, _, err := net.SplitHostPort(h); err == nil {
+			h = n // the port is checked against Port
+		}
+		hosts = append(hosts, strings.ToLower(strings.TrimSuffix(strings.Trim(h, "[]"), ".")))
+	}
+	c.AllowedHosts = hosts
 	s := &server{b: b, c: c}
 	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		s.refuse(w, r, http.StatusNotFound, CodeNotFound, "")
+	})
 	mux.HandleFunc("GET "+PathHealth, s.health)
 	mux.HandleFunc("GET "+PathReaders, s.auth(s.readers))
 	mux.HandleFunc("GET "+PathCard, s.auth(s.card))
@@ -183,9 +194,8 @@ func (s *server) hostAllowed(host string) bool {
 }
 
 func (s *server) tokenOK(r *http.Request) bool {
-	h := r.Header.Get("Authorization")
-	tok, ok := strings.CutPrefix(h, "Bearer ")
-	if !ok || len(s.c.Token) == 0 {
+	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || len(s.c.Token) == 0 {
 		return false
 	}
 	return subtle.ConstantTimeCompare([]byte(strings.TrimSpace(tok)), s.c.Token) == 1

@@ -2,7 +2,8 @@
 // hospital information system, the Taspen counter application, the kiosk)
 // and for kpectl: HTTP JSON plus a Server-Sent Events stream on loopback,
 // guarded by a bearer token and strict Origin and Host checks
-// (docs/local-api.md, docs/local-api.yaml).
+// (docs/local-api.md; the OpenAPI document is openapi.yaml in this
+// package, served at PathOpenAPI).
 //
 // This file is the wire contract: paths and JSON types shared by the
 // server and the Go client.
@@ -34,7 +35,7 @@ const DefaultListen = "127.0.0.1:7531"
 type Health struct {
 	Status   string    `json:"status"` // "ok", or "degraded" with Problems
 	Version  string    `json:"version,omitempty"`
-	Started  time.Time `json:"started,omitempty"`
+	Started  time.Time `json:"started,omitzero"`
 	Terminal string    `json:"terminal,omitempty"`
 	PCSC     string    `json:"pcsc,omitempty"` // "ok" or "unavailable"
 	Readers  int       `json:"readers"`
@@ -92,7 +93,7 @@ type AuthRequest struct {
 // AuthResult is a committed authentication: the record is stored and will
 // be synced.
 type AuthResult struct {
-	Code     string    `json:"code"` // the authentication code, XXXX-XXXX-XXXX form
+	Code     string    `json:"code"` // the authentication code: 16 symbols in four groups of four, the last a check symbol
 	RecordID string    `json:"record_id"`
 	Service  string    `json:"service"`
 	Reader   string    `json:"reader"`
