@@ -16,9 +16,10 @@ SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 .PHONY: help deps pcscd postgres build run test check unit fuzz-smoke windows bench bio-bench soak clean package
 
 help:
-	@echo "make run    start the virtual card lab and 'kpectl monitor' (no hardware needed)"
-	@echo "make test   install what is missing, start pcscd, run every check"
-	@echo "make bench  transport benchmarks against a bare scard.Transmit loop"
+	@echo "make run    back office + virtual card lab + agent; one ASKES authentication, then stays up (no hardware needed)"
+	@echo "make test   install what is missing, start pcscd and PostgreSQL, run every check"
+	@echo "make bench  benchmarks: transport, sync, tap-to-code and the agent's idle footprint (about 2 minutes)"
+	@echo "make package  .deb, .rpm and the Windows zip into build/pkg/"
 
 # Install missing system packages: apt-get update once, then install.
 deps:
@@ -49,7 +50,8 @@ postgres: deps
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
 
-# The main job: card lab on pcscd's virtual readers plus the live monitor.
+# The main job: the back office, the card lab on pcscd's virtual readers and
+# the agent; one ASKES authentication through the local API, then it stays up.
 run: pcscd build
 	@./scripts/run-lab.sh
 
@@ -78,9 +80,12 @@ test: pcscd postgres check windows fuzz-smoke unit
 soak: postgres
 	KPE_SOAK_ITERATIONS=500 $(GO) test -count=1 -run 'Kill9' -v ./sync/outbox/ ./sync/uploader/ | grep -E 'kills|^(---|ok|FAIL)' 
 
+BENCH_IDLE ?= 60s
 bench: pcscd postgres bio-bench
 	$(GO) test -run='^$$' -bench=. -benchtime=2s -count=1 ./apdu/pcsc/
 	$(GO) test -run='^$$' -bench=. -benchtime=1x -count=1 ./sync/uploader/
+	$(GO) test -run='^$$' -bench=TapToCode -benchtime=40x -count=1 ./agent/daemon/
+	KPE_BENCH_IDLE=$(BENCH_IDLE) $(GO) test -run='^$$' -bench=IdleFootprint -benchtime=1x -count=1 ./cmd/kpe-agent/
 
 # The matcher on generated synthetic sets (deterministic seed): EER, FNMR at
 # FMR 1e-2/1e-3/1e-4, comparisons per second, full precision and compact.

@@ -1,38 +1,104 @@
 #!/usr/bin/env bash
-# `make run`: the virtual card lab on pcscd's vpcd readers with the sample
-# KPE in slot 0 and the lab SAM in slot 1, one verified read of the card,
-# then the live reader monitor in the foreground. Ctrl-C stops both.
+# `make run`: the whole terminal on this machine, no hardware.
+#   1. the reference back office (embedded store) with a lab TLS PKI,
+#   2. the virtual card lab on pcscd's vpcd readers: the sample KPE in
+#      slot 0, the lab SAM in slot 1, and the lab's fingerprint sensor,
+#   3. the agent (configs/lab.yaml) with its local API on 127.0.0.1:7531,
+# then one ASKES authentication through the local API: the code is printed
+# and checked on the back office. Everything stays up until Ctrl-C.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CONTROL="${KPE_CARDSIM_CONTROL:-127.0.0.1:35990}"
+AGENT=127.0.0.1:7531
+BO_TERMINAL=127.0.0.1:8443
+BO_STAFF=127.0.0.1:8080
 LAB=testdata/cards/lab
+STATE="${KPE_LAB_STATE:-${XDG_STATE_HOME:-$HOME/.local/state}/kpe-lab}"
+mkdir -p "$STATE" && chmod 700 "$STATE"
 # The lab SAM keeps its activation state and signature counter here.
-export KPE_CARDSIM_STATE_DIR="${KPE_CARDSIM_STATE_DIR:-${XDG_STATE_HOME:-$HOME/.local/state}/kpe-cardsim}"
+export KPE_CARDSIM_STATE_DIR="$STATE/cardsim"
 
-bin/kpe-cardsim -control "$CONTROL" -card-dir . -insert 0=$LAB/cards/kpe-budi.json -insert 1=$LAB/cards/sam.json &
-lab=$!
-trap 'kill $lab 2>/dev/null; wait $lab 2>/dev/null || true' EXIT INT TERM
+say() { printf '\n>> %s\n' "$*"; }
+# Children run in their own sessions (setsid): Ctrl-C reaches only this
+# script, whose cleanup then stops each child once, gracefully.
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
-for _ in $(seq 50); do
-  curl -fsS "http://$CONTROL/v1/slots" >/dev/null 2>&1 && break
-  kill -0 $lab 2>/dev/null || { echo "kpe-cardsim exited; see its log above" >&2; exit 1; }
+# wait_for NAME PID CMD...: retry CMD for up to 15 s while PID lives.
+wait_for() {
+  local name=$1 pid=$2; shift 2
+  for _ in $(seq 150); do
+    "$@" >/dev/null 2>&1 && return 0
+    kill -0 "$pid" 2>/dev/null || { echo "$name exited; see its log above" >&2; exit 1; }
+    sleep 0.1
+  done
+  echo "$name did not come up within 15 s" >&2; exit 1
+}
+
+# secrets of the lab terminal (files readable by this user only)
+umask 077
+[ -s "$STATE/api-token" ] || od -An -N32 -tx1 /dev/urandom | tr -d ' \n' >"$STATE/api-token"
+grep -o '"activation_code": *"[^"]*"' $LAB/lab.json | sed 's/.*"\([^"]*\)"$/\1/' >"$STATE/sam-code"
+TOKEN=$(cat "$STATE/api-token")
+bin/kpe-backoffice lab-pki -dir "$STATE/pki" -terminal lab-01 >/dev/null
+
+say "back office: terminals https://$BO_TERMINAL, staff page http://$BO_STAFF"
+setsid bin/kpe-backoffice serve -listen "$BO_TERMINAL" -staff-listen "$BO_STAFF" -db "$STATE/backoffice.db" \
+  -sam-ca $LAB/trust/backoffice-ca.pem -tls-cert "$STATE/pki/server.pem" -tls-key "$STATE/pki/server-key.pem" \
+  -client-ca "$STATE/pki/tls-ca.pem" -institution lab=Lab &
+pids+=($!)
+wait_for "kpe-backoffice" $! curl -fsS "http://$BO_STAFF/"
+
+say "card lab: sample KPE in slot 0, lab SAM in slot 1 (control http://$CONTROL)"
+setsid bin/kpe-cardsim -control "$CONTROL" -card-dir . -insert 0=$LAB/cards/kpe-budi.json -insert 1=$LAB/cards/sam.json &
+pids+=($!)
+wait_for "kpe-cardsim" $! curl -fsS "http://$CONTROL/v1/slots"
+
+say "agent: local API http://$AGENT"
+export KPE_OUTBOX_PATH="$STATE/outbox.db" KPE_API_TOKEN_FILE="$STATE/api-token" KPE_SAM_ACTIVATION_CODE_FILE="$STATE/sam-code" \
+  KPE_SYNC_CLIENT_CERT="$STATE/pki/terminal.pem" KPE_SYNC_CLIENT_KEY="$STATE/pki/terminal-key.pem" KPE_SYNC_CA="$STATE/pki/tls-ca.pem"
+setsid bin/kpe-agent run -config configs/lab.yaml &
+agent=$!
+pids+=($agent)
+api() { curl -fsS -H "Authorization: Bearer $TOKEN" "$@"; }
+sam_ready() { api "http://$AGENT/v1/health" | grep -q '"state":"active"'; }
+wait_for "kpe-agent" $agent sam_ready
+
+say "ASKES authentication: the holder places a finger on the lab sensor"
+curl -fsS -X PUT -d '{"mode":"genuine"}' "http://$CONTROL/v1/slots/0/finger" >/dev/null
+answer=$(curl -sS -H "Authorization: Bearer $TOKEN" -X POST -d '{"service":"askes","operator":"demo-clerk","wait_seconds":30}' "http://$AGENT/v1/auth")
+code=$(printf '%s' "$answer" | grep -o '"code":"[^"]*"' | head -1 | cut -d'"' -f4)
+if [ -z "$code" ]; then echo "authentication failed: $answer" >&2; exit 1; fi
+echo "   authentication code: $code"
+
+synced=""
+for _ in $(seq 150); do
+  if curl -fsS "http://$BO_STAFF/v1/verify/$code" 2>/dev/null | grep -q '"valid":true'; then synced=yes; break; fi
   sleep 0.1
 done
-
-sleep 1
-bin/kpectl read -lab $LAB || true
+if [ -z "$synced" ]; then echo "the back office does not know $code yet (see the agent's log)" >&2; exit 1; fi
+echo "   the back office verifies it: synced"
 
 cat <<MSG
 
-  Card lab running: sample KPE in slot 0, lab SAM in slot 1. Control: http://$CONTROL/v1/slots
-  In another terminal, try:
-    bin/kpectl read -lab $LAB -json
-    curl -s -X POST -d '{"card":"$LAB/cards/kpe-clone.json"}' http://$CONTROL/v1/slots/0/swap
-    curl -s -X POST -d '{"card":"$LAB/cards/ktpel-siti.json"}' http://$CONTROL/v1/slots/0/swap
-    bin/kpectl read -lab $LAB
+  Running: back office, card lab and agent. Ctrl-C stops them all.
+  Token: $STATE/api-token   State: $STATE
+
+  Try:
+    curl -s -H "Authorization: Bearer \$(cat $STATE/api-token)" http://$AGENT/v1/readers
+    curl -s -H "Authorization: Bearer \$(cat $STATE/api-token)" http://$AGENT/v1/card/askes-form
+    curl -sN -H "Authorization: Bearer \$(cat $STATE/api-token)" http://$AGENT/v1/events
+    bin/kpectl -agent http://$AGENT -token-file $STATE/api-token status
+    bin/kpectl -agent http://$AGENT -token-file $STATE/api-token auth -service taspen -operator demo-clerk
     bin/kpectl readers
-    opensc-tool -l
-  Every sample card and its expected verdict: $LAB/lab.json (docs/card-lab.md).
+    open http://$BO_STAFF/?code=$code   (the back office's verify page)
+    curl -s -X POST -d '{"card":"$LAB/cards/kpe-clone.json"}' http://$CONTROL/v1/slots/0/swap
+  Local API: docs/local-api.md. Every sample card: $LAB/lab.json (docs/card-lab.md).
 
 MSG
-bin/kpectl monitor
+wait $agent

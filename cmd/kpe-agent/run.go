@@ -1,12 +1,30 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"strings"
+	"time"
+
+	"kpe-agent/agent/api"
+	"kpe-agent/agent/cards"
+	"kpe-agent/agent/config"
+	"kpe-agent/agent/daemon"
+	"kpe-agent/agent/logging"
+	"kpe-agent/apdu"
+	"kpe-agent/apdu/pcsc"
+	"kpe-agent/sync/outbox"
+	"kpe-agent/sync/uploader"
 )
 
 // runOptions are the flags of run and check-config.
@@ -44,9 +62,14 @@ func parseRunFlags(name string, args []string, stderr io.Writer) (runOptions, er
 		return o, err
 	}
 	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "kpe-agent %s: unexpected arguments %q\n", name, fs.Args())
 		return o, fmt.Errorf("kpe-agent %s: unexpected arguments %q", name, fs.Args())
 	}
 	return o, nil
+}
+
+func (o runOptions) source() config.Source {
+	return config.Source{File: o.ConfigFile, Set: o.Set, Environ: os.Environ()}
 }
 
 func runCommand(args []string, stderr io.Writer) int {
@@ -57,17 +80,214 @@ func runCommand(args []string, stderr io.Writer) int {
 	return runService(o, stderr)
 }
 
+func checkConfigCommand(args []string, stdout, stderr io.Writer) int {
+	o, err := parseRunFlags("check-config", args, stderr)
+	if err != nil {
+		return 2
+	}
+	cfg, err := config.Load(o.source())
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	if _, err := loadSecrets(cfg); err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: ok (terminal %s)\n", cfg.File, cfg.Terminal.ID)
+	return 0
+}
+
+// secrets are read from files once at start; they are never logged.
+type secrets struct {
+	token      []byte
+	samCode    []byte
+	ktpSecrets [][]byte
+}
+
+func loadSecrets(c *config.Config) (secrets, error) {
+	var s secrets
+	var err error
+	if s.token, err = config.ReadSecret(c.API.TokenFile); err != nil {
+		return s, fmt.Errorf("api.token_file: %w (kpe-agent install creates it)", err)
+	}
+	if f := c.SAM.ActivationCodeFile; f != "" {
+		if s.samCode, err = config.ReadSecret(f); err != nil {
+			return s, fmt.Errorf("sam.activation_code_file: %w", err)
+		}
+	}
+	if f := c.SAM.KTPSecretsFile; f != "" {
+		b, err := config.ReadSecret(f)
+		if err != nil {
+			return s, fmt.Errorf("sam.ktp_secrets_file: %w", err)
+		}
+		if s.ktpSecrets = bytes.Fields(b); len(s.ktpSecrets) != 2 {
+			return s, fmt.Errorf("sam.ktp_secrets_file: %s: want two lines (the two KTP-el installation secrets)", f)
+		}
+	}
+	return s, nil
+}
+
+func loadPool(key, file string) (*x509.CertPool, error) {
+	if file == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", key, err)
+	}
+	p := x509.NewCertPool()
+	if !p.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("%s: %s holds no PEM certificate", key, file)
+	}
+	return p, nil
+}
+
+// syncTLS is the terminal's mTLS client configuration.
+func syncTLS(c config.Sync) (*tls.Config, error) {
+	certPEM, err := os.ReadFile(c.ClientCert)
+	if err != nil {
+		return nil, fmt.Errorf("sync.client_cert: %w", err)
+	}
+	keyPEM, err := config.ReadSecret(c.ClientKey)
+	if err != nil {
+		return nil, fmt.Errorf("sync.client_key: %w", err)
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	clear(keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("sync.client_cert / sync.client_key: %w", err)
+	}
+	roots, err := loadPool("sync.ca", c.CA)
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: roots, MinVersion: tls.VersionTLS12}, nil
+}
+
 // runAgent runs the agent until ctx ends, then shuts down gracefully.
 // ready is called once the agent serves its API.
 func runAgent(ctx context.Context, o runOptions, ready func()) error {
+	src := o.source()
+	cfg, err := config.Load(src)
+	if err != nil {
+		return err
+	}
+	store := config.NewStore(src, cfg)
+	level := new(slog.LevelVar)
+	lv, err := logging.ParseLevel(cfg.Log.Level)
+	if err != nil {
+		return err
+	}
+	level.Set(lv)
+	log, closer, err := logging.New(cfg.Log, level)
+	if err != nil {
+		return err
+	}
+	defer closer.Close()
+	err = serve(ctx, store, log, level, ready)
+	if err != nil {
+		log.Error("agent stopped with an error", "err", err)
+	}
+	return err
+}
+
+func serve(ctx context.Context, store *config.Store, log *slog.Logger, level *slog.LevelVar, ready func()) error {
+	cfg := store.Current()
+	sec, err := loadSecrets(cfg)
+	if err != nil {
+		return err
+	}
+	var copts cards.Options
+	if copts.BKNRoots, err = loadPool("trust.bkn", cfg.Trust.BKN); err != nil {
+		return err
+	}
+	if copts.DukcapilRoots, err = loadPool("trust.dukcapil", cfg.Trust.Dukcapil); err != nil {
+		return err
+	}
+	ob, err := outbox.Open(cfg.Outbox.Path, outbox.Options{MaxRecords: cfg.Outbox.MaxRecords, MaxAge: cfg.Outbox.MaxAge})
+	if err != nil {
+		return fmt.Errorf("outbox.path: %w", err)
+	}
+	defer ob.Close()
+	metrics := daemon.NewMetrics()
+	var up *uploader.Uploader
+	if cfg.Sync.URL != "" {
+		var tc *tls.Config
+		if strings.HasPrefix(cfg.Sync.URL, "https://") {
+			if tc, err = syncTLS(cfg.Sync); err != nil {
+				return err
+			}
+		}
+		if up, err = uploader.New(ob, uploader.Config{URL: cfg.Sync.URL, TLS: tc, Interval: cfg.Sync.Interval,
+			Log: log.With("part", "sync"), OnSend: metrics.OnSend()}); err != nil {
+			return err
+		}
+	}
+	tr := pcsc.New(pcsc.Options{Logger: log.With("part", "pcsc")})
+	defer tr.Close()
+	d, err := daemon.New(daemon.Options{
+		Config: store.Current, Transport: tr,
+		Watch:  func(ctx context.Context) <-chan apdu.Event { return tr.Watch(ctx).Events },
+		Outbox: ob, Uploader: up, Cards: copts, SAMCode: sec.samCode, KTPSecrets: sec.ktpSecrets,
+		Log: log, Metrics: metrics, Version: version,
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.API.Listen)
+	if err != nil {
+		return fmt.Errorf("api.listen: %w", err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	h := api.NewHandler(d, api.ServerConfig{Token: sec.token, Port: port, AllowedOrigins: cfg.API.AllowedOrigins,
+		AllowedHosts: cfg.API.AllowedHosts, Log: log.With("part", "api"),
+		Metrics: metrics.Handler()})
+	// Requests run under base, cancelled at shutdown so event streams end.
+	base, stopRequests := context.WithCancel(context.Background())
+	defer stopRequests()
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		BaseContext: func(net.Listener) context.Context { return base },
+		ErrorLog:    slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	srvErr := make(chan error, 1)
+	go func() { srvErr <- srv.Serve(ln) }()
+
+	rctx, stopReload := context.WithCancel(ctx)
+	defer stopReload()
+	go store.Watch(rctx, log, func(c *config.Config, ch config.Change) {
+		if l, err := logging.ParseLevel(c.Log.Level); err == nil {
+			level.Set(l)
+		}
+		if up != nil {
+			up.SetInterval(c.Sync.Interval)
+		}
+	})
+
+	runDone := make(chan error, 1)
+	dctx, stopDaemon := context.WithCancel(context.Background())
+	defer stopDaemon()
+	go func() { runDone <- d.Run(dctx) }()
+	log.Info("local API listening", "addr", ln.Addr().String())
 	if ready != nil {
 		ready()
 	}
-	<-ctx.Done()
-	return nil
-}
-
-func checkConfigCommand(args []string, stdout, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "kpe-agent check-config: not built yet")
-	return 1
+	select {
+	case <-ctx.Done():
+	case err = <-srvErr:
+		err = fmt.Errorf("local API: %w", err)
+	case err = <-runDone:
+		runDone <- err
+	}
+	log.Info("stopping")
+	// Workflows in flight finish (within session.shutdown_grace) before
+	// the API closes, so their callers get their codes.
+	stopDaemon()
+	derr := <-runDone
+	stopRequests()
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if serr := srv.Shutdown(sctx); serr != nil && !errors.Is(serr, http.ErrServerClosed) {
+		srv.Close()
+	}
+	return errors.Join(err, derr)
 }
