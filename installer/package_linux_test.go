@@ -1,0 +1,399 @@
+//go:build linux
+
+// Package installer_test builds the packages with make package and
+// installs the .deb on this machine: files, owners and modes, the account,
+// the conffile kept on upgrade, the token, then removal and purge.
+package installer_test
+
+import (
+	"archive/zip"
+	"bytes"
+	"io"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+const pkg = "kpe-agent"
+
+// need skips a test whose prerequisite is missing, loudly; under CI=true
+// it fails instead.
+func need(t *testing.T, ok bool, what string) {
+	t.Helper()
+	if ok {
+		return
+	}
+	msg := "NOT RUN: " + what
+	if os.Getenv("CI") == "true" {
+		t.Fatal(msg + "; CI=true: a missing prerequisite is a failure")
+	}
+	t.Skip(msg)
+}
+
+// lockServiceTests serialises the tests that register the kpe-agent
+// service or install the package (cmd/kpe-agent's and this one).
+func lockServiceTests(t *testing.T) {
+	t.Helper()
+	f, err := os.OpenFile(filepath.Join(os.TempDir(), "kpe-agent-service-tests.lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+}
+
+func run(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// dpkgStatus is the package's dpkg status ("" when dpkg knows nothing).
+func dpkgStatus() string {
+	out, err := exec.Command("dpkg-query", "-W", "-f=${Status}", pkg).Output()
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(out))
+}
+
+type fileWant struct {
+	path        string
+	mode        os.FileMode
+	owner, grp  string
+	dir         bool
+	contains    []string
+	sameContent string // a source file the installed one must equal
+}
+
+func checkFile(t *testing.T, w fileWant) {
+	t.Helper()
+	fi, err := os.Lstat(w.path)
+	if err != nil {
+		t.Errorf("%s: %v", w.path, err)
+		return
+	}
+	if fi.IsDir() != w.dir {
+		t.Errorf("%s: directory %v, want %v", w.path, fi.IsDir(), w.dir)
+	}
+	if fi.Mode().Perm() != w.mode {
+		t.Errorf("%s: mode %04o, want %04o", w.path, fi.Mode().Perm(), w.mode)
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	if u, err := user.LookupId(itoa(st.Uid)); err != nil || u.Username != w.owner {
+		t.Errorf("%s: owner uid %d (%v), want %s", w.path, st.Uid, err, w.owner)
+	}
+	if g, err := user.LookupGroupId(itoa(st.Gid)); err != nil || g.Name != w.grp {
+		t.Errorf("%s: group gid %d (%v), want %s", w.path, st.Gid, err, w.grp)
+	}
+	if len(w.contains) == 0 && w.sameContent == "" {
+		return
+	}
+	b, err := os.ReadFile(w.path)
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	for _, s := range w.contains {
+		if !strings.Contains(string(b), s) {
+			t.Errorf("%s lacks %q", w.path, s)
+		}
+	}
+	if w.sameContent != "" {
+		src, err := os.ReadFile(w.sameContent)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(src, b) {
+			t.Errorf("%s differs from %s", w.path, w.sameContent)
+		}
+	}
+}
+
+func itoa(n uint32) string {
+	var b [10]byte
+	i := len(b)
+	for {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+		if n == 0 {
+			return string(b[i:])
+		}
+	}
+}
+
+// buildPackages runs make package into a temporary directory and returns
+// the .deb, the .rpm and the zip.
+func buildPackages(t *testing.T, root string) (deb, rpm, zipFile string) {
+	t.Helper()
+	dir := t.TempDir()
+	conf := filepath.Join(root, "configs", "agent.yaml")
+	if _, err := os.Stat(conf); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("configs/agent.yaml: %v", err)
+		}
+		conf = filepath.Join(dir, "agent.yaml")
+		t.Logf("configs/agent.yaml is missing; packaging a placeholder configuration")
+		if err := os.WriteFile(conf, []byte("# placeholder for the test\nterminal:\n  id: T-TEST\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command("make", "--no-print-directory", "package")
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "PKG_DIR="+dir, "KPE_AGENT_YAML="+conf)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("make package: %v\n%s", err, out)
+	}
+	one := func(pattern string) string {
+		m, _ := filepath.Glob(filepath.Join(dir, pattern))
+		if len(m) != 1 {
+			t.Fatalf("make package: %d files match %s, want 1", len(m), pattern)
+		}
+		return m[0]
+	}
+	return one("kpe-agent_*_amd64.deb"), one("kpe-agent-*.x86_64.rpm"), one("kpe-agent-windows-amd64.zip")
+}
+
+func TestPackages(t *testing.T) {
+	need(t, os.Geteuid() == 0, "installing the kpe-agent .deb needs root")
+	_, dpkgErr := exec.LookPath("dpkg")
+	need(t, dpkgErr == nil, "installing the kpe-agent .deb needs dpkg (a Debian system)")
+	lockServiceTests(t)
+	if s := dpkgStatus(); s != "" && !strings.HasSuffix(s, "not-installed") {
+		t.Fatalf("the kpe-agent package is on this machine (%s); the test would remove it: dpkg -P kpe-agent first", s)
+	}
+	if _, err := user.Lookup(pkg); err == nil {
+		t.Fatal("the account kpe-agent exists on this machine; the test's purge would delete it: userdel kpe-agent first")
+	}
+	if _, err := os.Stat("/etc/kpe-agent"); err == nil {
+		t.Fatal("/etc/kpe-agent exists on this machine; the test's purge would delete it: move it away first")
+	}
+	root, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deb, rpm, zipFile := buildPackages(t, root)
+
+	t.Run("zip", func(t *testing.T) { checkZip(t, zipFile) })
+	t.Run("rpm", func(t *testing.T) {
+		if fi, err := os.Stat(rpm); err != nil || fi.Size() < 1<<20 {
+			t.Errorf("%s: %v (size %v)", rpm, err, fi)
+		}
+	})
+	t.Run("deb", func(t *testing.T) { checkDeb(t, root, deb) })
+}
+
+func checkZip(t *testing.T, zipFile string) {
+	zr, err := zip.OpenReader(zipFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zr.Close()
+	var names []string
+	files := map[string]*zip.File{}
+	for _, f := range zr.File {
+		names = append(names, f.Name)
+		files[f.Name] = f
+	}
+	want := []string{"kpe-agent/kpe-agent.exe", "kpe-agent/kpectl.exe", "kpe-agent/install.ps1",
+		"kpe-agent/uninstall.ps1", "kpe-agent/README-windows.txt", "kpe-agent/agent.yaml"}
+	if strings.Join(names, " ") != strings.Join(want, " ") {
+		t.Errorf("zip holds %q, want %q", names, want)
+	}
+	read := func(name string) []byte {
+		f := files[name]
+		if f == nil {
+			t.Fatalf("zip lacks %s", name)
+		}
+		r, err := f.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		b, err := io.ReadAll(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	if exe := read("kpe-agent/kpe-agent.exe"); !bytes.HasPrefix(exe, []byte("MZ")) {
+		t.Error("kpe-agent.exe is not a Windows executable")
+	}
+	conf := string(read("kpe-agent/agent.yaml"))
+	if regexp.MustCompile(`(?m)^[^#]*/(etc|var/lib|var/log)/kpe-agent`).MatchString(conf) {
+		t.Errorf("the Windows agent.yaml still has Linux paths:\n%s", conf)
+	}
+	if strings.Contains(conf, "token_file:") && !strings.Contains(conf, `token_file: C:\ProgramData\kpe-agent\secrets\api-token`) {
+		t.Errorf("the Windows agent.yaml's token_file is not under ProgramData:\n%s", conf)
+	}
+	if strings.Contains(conf, "\nlog:") && !strings.Contains(conf, `  file: C:\ProgramData\kpe-agent\logs\agent.log`) {
+		t.Errorf("the Windows agent.yaml does not set log.file (a service has no standard error):\n%s", conf)
+	}
+	ps := string(read("kpe-agent/install.ps1"))
+	for _, s := range []string{"'install', '-config', $config", "'failure', $name, 'reset=', '86400', 'actions=', 'restart/5000/restart/5000/restart/30000'",
+		"'failureflag', $name, '1'", "'SCardSvr'", "*S-1-5-18:(OI)(CI)F", "*S-1-5-32-544:(OI)(CI)F"} {
+		if !strings.Contains(ps, s) {
+			t.Errorf("install.ps1 lacks %q", s)
+		}
+	}
+}
+
+func checkDeb(t *testing.T, root, deb string) {
+	t.Cleanup(func() {
+		if s := dpkgStatus(); s != "" && !strings.HasSuffix(s, "not-installed") {
+			t.Logf("cleanup: purging kpe-agent (%s)", s)
+			exec.Command("dpkg", "-P", pkg).Run()
+		}
+	})
+	t.Logf("dpkg -i %s:\n%s", filepath.Base(deb), run(t, "dpkg", "-i", deb))
+	if s := dpkgStatus(); s != "install ok installed" {
+		t.Fatalf("dpkg status %q", s)
+	}
+
+	// The account.
+	u, err := user.Lookup(pkg)
+	if err != nil {
+		t.Fatalf("account kpe-agent: %v", err)
+	}
+	g, err := user.LookupGroup(pkg)
+	if err != nil {
+		t.Fatalf("group kpe-agent: %v", err)
+	}
+	if u.Gid != g.Gid || u.HomeDir != "/var/lib/kpe-agent" {
+		t.Errorf("account kpe-agent: gid %s (group %s), home %s", u.Gid, g.Gid, u.HomeDir)
+	}
+	if passwd := run(t, "getent", "passwd", pkg); !strings.Contains(passwd, "nologin") {
+		t.Errorf("account kpe-agent has a login shell: %s", passwd)
+	}
+
+	// Files, owners, modes.
+	for _, w := range []fileWant{
+		{path: "/usr/bin/kpe-agent", mode: 0o755, owner: "root", grp: "root"},
+		{path: "/usr/bin/kpectl", mode: 0o755, owner: "root", grp: "root"},
+		{path: "/lib/systemd/system/kpe-agent.service", mode: 0o644, owner: "root", grp: "root",
+			sameContent: filepath.Join(root, "installer/linux/kpe-agent.service"),
+			contains: []string{"\nRestart=always\n", "\nRestartSec=5\n", "\nUser=kpe-agent\n", "\nGroup=kpe-agent\n",
+				"\nAfter=network-online.target pcscd.socket pcscd.service\n", "\nWants=network-online.target pcscd.socket\n",
+				"\nExecStart=/usr/bin/kpe-agent \"run\" \"-config\" \"/etc/kpe-agent/agent.yaml\"\n"}},
+		{path: "/etc/kpe-agent", mode: 0o755, owner: "root", grp: "root", dir: true},
+		{path: "/etc/kpe-agent/agent.yaml", mode: 0o644, owner: "root", grp: "root"},
+		{path: "/etc/kpe-agent/secrets", mode: 0o750, owner: "root", grp: pkg, dir: true},
+		{path: "/etc/kpe-agent/secrets/api-token", mode: 0o640, owner: "root", grp: pkg},
+		{path: "/var/lib/kpe-agent", mode: 0o750, owner: pkg, grp: pkg, dir: true},
+		{path: "/var/log/kpe-agent", mode: 0o750, owner: pkg, grp: pkg, dir: true},
+		{path: "/usr/share/polkit-1/rules.d/60-kpe-agent-pcscd.rules", mode: 0o644, owner: "root", grp: "root",
+			contains: []string{`"org.debian.pcsc-lite.access_pcsc"`, `"org.debian.pcsc-lite.access_card"`, `subject.user == "kpe-agent"`}},
+		{path: "/usr/share/doc/kpe-agent/install.md", mode: 0o644, owner: "root", grp: "root"},
+	} {
+		checkFile(t, w)
+	}
+
+	// The token: 64 hex digits, readable by the account.
+	const token = "/etc/kpe-agent/secrets/api-token"
+	tok, err := os.ReadFile(token)
+	if err != nil || !regexp.MustCompile(`^[0-9a-f]{64}\n$`).Match(tok) {
+		t.Errorf("API token %q (%v): want 64 hex digits and a newline", tok, err)
+	}
+	if out := run(t, "su", "-s", "/bin/sh", pkg, "-c", "cat "+token); out != string(tok) {
+		t.Errorf("the kpe-agent account reads %q from the token", out)
+	}
+
+	// dpkg's view: the conffile and the dependencies.
+	if c := run(t, "dpkg-query", "-W", "-f=${Conffiles}", pkg); !strings.Contains(c, "/etc/kpe-agent/agent.yaml ") {
+		t.Errorf("conffiles %q lack /etc/kpe-agent/agent.yaml", c)
+	}
+	if d := run(t, "dpkg-query", "-W", "-f=${Depends}", pkg); !strings.Contains(d, "libpcsclite1") || !strings.Contains(d, "pcscd") {
+		t.Errorf("Depends %q lack libpcsclite1 and pcscd", d)
+	}
+
+	// The binaries run and find libpcsclite.
+	version := strings.TrimSpace(run(t, "dpkg-query", "-W", "-f=${Version}", pkg))
+	if out := run(t, "/usr/bin/kpe-agent", "version"); strings.TrimSpace(out) != "kpe-agent "+version {
+		t.Errorf("kpe-agent version = %q, want kpe-agent %s", out, version)
+	}
+	for _, bin := range []string{"/usr/bin/kpe-agent", "/usr/bin/kpectl"} {
+		out := run(t, "ldd", bin)
+		if strings.Contains(out, "not found") {
+			t.Errorf("ldd %s: a library is missing:\n%s", bin, out)
+		}
+		if bin == "/usr/bin/kpectl" && !strings.Contains(out, "libpcsclite.so.1 => /") {
+			t.Errorf("ldd %s: not linked with libpcsclite (built without cgo?):\n%s", bin, out)
+		}
+	}
+	// The package owns the service: kpe-agent install refuses.
+	if out, err := exec.Command("/usr/bin/kpe-agent", "install").CombinedOutput(); err == nil || !strings.Contains(string(out), "kpe-agent package") {
+		t.Errorf("kpe-agent install with the package installed: %v\n%s", err, out)
+	}
+	if _, err := exec.LookPath("systemd-analyze"); err == nil {
+		run(t, "systemd-analyze", "verify", "/lib/systemd/system/kpe-agent.service")
+	} else {
+		t.Log("systemd-analyze is not here: the unit is not verified by systemd")
+	}
+
+	// Upgrade path: a local change to the conffile survives installing
+	// the package again; the token is kept.
+	f, err := os.OpenFile("/etc/kpe-agent/agent.yaml", os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const local = "# local change by the package test\n"
+	if _, err := f.WriteString(local); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	run(t, "dpkg", "-i", deb)
+	if b, _ := os.ReadFile("/etc/kpe-agent/agent.yaml"); !strings.HasSuffix(string(b), local) {
+		t.Error("installing the package again replaced the modified /etc/kpe-agent/agent.yaml")
+	}
+	if b, _ := os.ReadFile(token); !bytes.Equal(b, tok) {
+		t.Error("installing the package again replaced the API token")
+	}
+
+	// Remove: the programs go, the configuration, the token and the
+	// account stay.
+	run(t, "dpkg", "-r", pkg)
+	for _, p := range []string{"/usr/bin/kpe-agent", "/usr/bin/kpectl", "/lib/systemd/system/kpe-agent.service",
+		"/usr/share/polkit-1/rules.d/60-kpe-agent-pcscd.rules", "/etc/systemd/system/multi-user.target.wants/kpe-agent.service"} {
+		if _, err := os.Lstat(p); !os.IsNotExist(err) {
+			t.Errorf("%s is still there after dpkg -r (%v)", p, err)
+		}
+	}
+	for _, p := range []string{"/etc/kpe-agent/agent.yaml", token} {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("dpkg -r removed %s: %v", p, err)
+		}
+	}
+	if _, err := user.Lookup(pkg); err != nil {
+		t.Errorf("dpkg -r removed the account: %v", err)
+	}
+
+	// Purge: everything goes.
+	run(t, "dpkg", "-P", pkg)
+	for _, p := range []string{"/etc/kpe-agent", "/var/lib/kpe-agent", "/var/log/kpe-agent"} {
+		if _, err := os.Lstat(p); !os.IsNotExist(err) {
+			t.Errorf("%s is still there after dpkg -P (%v)", p, err)
+		}
+	}
+	if _, err := user.Lookup(pkg); err == nil {
+		t.Error("the account kpe-agent is still there after dpkg -P")
+	}
+	if _, err := user.LookupGroup(pkg); err == nil {
+		t.Error("the group kpe-agent is still there after dpkg -P")
+	}
+	if s := dpkgStatus(); s != "" && !strings.HasSuffix(s, "not-installed") {
+		t.Errorf("dpkg status after purge: %q", s)
+	}
+}
