@@ -50,6 +50,10 @@ type Readers struct {
 type SAM struct {
 	ActivationCodeFile string `mapstructure:"activation_code_file"`
 	KTPSecretsFile     string `mapstructure:"ktp_secrets_file"` // two lines: the KTP-el installation secrets
+	// NIKKeyFile holds the institution's key for the NIK hash that is a
+	// KTP-el record's subject (the back office holds the same key);
+	// without it KTP-el authentication is refused.
+	NIKKeyFile string `mapstructure:"nik_key_file"`
 }
 
 // Trust holds the issuers' CA lists (PEM).

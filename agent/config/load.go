@@ -552,6 +552,7 @@ func listWant(key string) string {
 var pathKeys = map[string]bool{
 	"sam.activation_code_file": true,
 	"sam.ktp_secrets_file":     true,
+	"sam.nik_key_file":         true,
 	"trust.bkn":                true,
 	"trust.dukcapil":           true,
 	"outbox.path":              true,

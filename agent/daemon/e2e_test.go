@@ -69,6 +69,8 @@ func newRig(t testing.TB) *rig {
 	require.NoError(t, err)
 	bkn, err := m.Roots(dir, "bkn")
 	require.NoError(t, err)
+	dukcapil, err := m.Roots(dir, "dukcapil")
+	require.NoError(t, err)
 	samCA, err := m.Roots(dir, "backoffice")
 	require.NoError(t, err)
 
@@ -113,7 +115,8 @@ func newRig(t testing.TB) *rig {
 	r.d, err = daemon.New(daemon.Options{
 		Config: func() *config.Config { return r.cfg }, Transport: tr,
 		Watch:  func(ctx context.Context) <-chan apdu.Event { return tr.Watch(ctx).Events },
-		Outbox: r.ob, Uploader: up, Cards: cards.Options{BKNRoots: bkn}, SAMCode: []byte(m.SAM.ActivationCode),
+		Outbox: r.ob, Uploader: up, Cards: cards.Options{BKNRoots: bkn, DukcapilRoots: dukcapil}, SAMCode: []byte(m.SAM.ActivationCode),
+		KTPSecrets: [][]byte{[]byte(m.SAM.KTPSecret1), []byte(m.SAM.KTPSecret2)}, NIKKey: []byte("e2e institution NIK key"),
 		Version: "e2e",
 	})
 	require.NoError(t, err)
@@ -449,6 +452,29 @@ func TestEndToEnd(t *testing.T) {
 		pcsctest.WaitCard(t, pcsctest.Slot0, false, 5*time.Second)
 	})
 
+	t.Run("ktpel", func(t *testing.T) {
+		require.NoError(t, r.lab.PlaceFinger(0, cardsim.FingerGenuine))
+		r.insert(0, "ktpel-siti.json")
+		defer func() {
+			require.NoError(t, r.lab.Remove(0))
+			pcsctest.WaitCard(t, pcsctest.Slot0, false, 5*time.Second)
+		}()
+		var res api.AuthResult
+		status, e := r.call("POST", api.PathAuth, api.AuthRequest{Service: "kiosk", Operator: "clerk-01", WaitSeconds: 10}, &res)
+		require.Equal(t, 200, status, "%+v", e)
+		assert.Equal(t, "ktpel", res.CardKind)
+		// the view never holds population data; the ASKES form is for KPE only
+		var view map[string]any
+		r.call("GET", api.PathCard, nil, &view)
+		assert.NotContains(t, fmt.Sprint(view), "Siti")
+		status, e = r.call("GET", api.PathPrefill, nil, nil)
+		assert.Equal(t, http.StatusNotFound, status, "%+v", e)
+		require.Eventually(t, func() bool {
+			v, err := r.svc.Verify(context.Background(), res.Code)
+			return err == nil && v.Valid && v.CardType == "ktpel"
+		}, 10*time.Second, 50*time.Millisecond)
+	})
+
 	t.Run("missing-sam", func(t *testing.T) {
 		require.NoError(t, r.lab.Remove(1))
 		h := r.waitHealth(func(h api.Health) bool { return h.SAM != nil && !h.SAM.Present })
@@ -466,5 +492,5 @@ func TestEndToEnd(t *testing.T) {
 	r.stop()
 	st, err := r.ob.Stats()
 	require.NoError(t, err)
-	assert.Equal(t, 2, st.Acknowledged)
+	assert.Equal(t, 3, st.Acknowledged)
 }

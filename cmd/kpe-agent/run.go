@@ -103,6 +103,7 @@ type secrets struct {
 	token      []byte
 	samCode    []byte
 	ktpSecrets [][]byte
+	nikKey     []byte
 }
 
 func loadSecrets(c *config.Config) (secrets, error) {
@@ -123,6 +124,11 @@ func loadSecrets(c *config.Config) (secrets, error) {
 		}
 		if s.ktpSecrets = bytes.Fields(b); len(s.ktpSecrets) != 2 {
 			return s, fmt.Errorf("sam.ktp_secrets_file: %s: want two lines (the two KTP-el installation secrets)", f)
+		}
+	}
+	if f := c.SAM.NIKKeyFile; f != "" {
+		if s.nikKey, err = config.ReadSecret(f); err != nil {
+			return s, fmt.Errorf("sam.nik_key_file: %w", err)
 		}
 	}
 	return s, nil
@@ -229,7 +235,7 @@ func serve(ctx context.Context, store *config.Store, log *slog.Logger, level *sl
 	d, err := daemon.New(daemon.Options{
 		Config: store.Current, Transport: tr,
 		Watch:  func(ctx context.Context) <-chan apdu.Event { return tr.Watch(ctx).Events },
-		Outbox: ob, Uploader: up, Cards: copts, SAMCode: sec.samCode, KTPSecrets: sec.ktpSecrets,
+		Outbox: ob, Uploader: up, Cards: copts, SAMCode: sec.samCode, KTPSecrets: sec.ktpSecrets, NIKKey: sec.nikKey,
 		Log: log, Metrics: metrics, Version: version,
 	})
 	if err != nil {
