@@ -188,12 +188,42 @@ func TestPackages(t *testing.T) {
 	deb, rpm, zipFile := buildPackages(t, root)
 
 	t.Run("zip", func(t *testing.T) { checkZip(t, zipFile) })
-	t.Run("rpm", func(t *testing.T) {
-		if fi, err := os.Stat(rpm); err != nil || fi.Size() < 1<<20 {
-			t.Errorf("%s: %v (size %v)", rpm, err, fi)
-		}
-	})
+	t.Run("rpm", func(t *testing.T) { checkRPM(t, rpm) })
 	t.Run("deb", func(t *testing.T) { checkDeb(t, root, deb) })
+}
+
+// checkRPM reads the .rpm's header with rpm when it is here (it is not
+// installed: this is a Debian machine).
+func checkRPM(t *testing.T, rpm string) {
+	if fi, err := os.Stat(rpm); err != nil || fi.Size() < 1<<20 {
+		t.Fatalf("%s: %v (size %v)", rpm, err, fi)
+	}
+	if _, err := exec.LookPath("rpm"); err != nil {
+		t.Log("rpm is not here (apt-get install rpm): the .rpm's header is not inspected")
+		return
+	}
+	if req := run(t, "rpm", "-qpR", rpm); !strings.Contains(req, "pcsc-lite-libs\n") || !strings.Contains(req, "pcsc-lite\n") {
+		t.Errorf("rpm requires:\n%s", req)
+	}
+	if conf := run(t, "rpm", "-qpc", rpm); strings.TrimSpace(conf) != "/etc/kpe-agent/agent.yaml" {
+		t.Errorf("rpm config files: %q", conf)
+	}
+	list := run(t, "rpm", "-qp", "--qf", "[%{FILEMODES:perms} %{FILEUSERNAME}:%{FILEGROUPNAME} %{FILENAMES}\n]", rpm)
+	for _, want := range []string{
+		"-rwxr-xr-x root:root /usr/bin/kpe-agent\n",
+		"-rwxr-xr-x root:root /usr/bin/kpectl\n",
+		"-rw-r--r-- root:root /usr/lib/systemd/system/kpe-agent.service\n",
+		"drwxr-x--- root:kpe-agent /etc/kpe-agent/secrets\n",
+		"drwxr-x--- kpe-agent:kpe-agent /var/lib/kpe-agent\n",
+		"drwxr-x--- kpe-agent:kpe-agent /var/log/kpe-agent\n",
+	} {
+		if !strings.Contains(list, want) {
+			t.Errorf("the .rpm lacks %q; it holds:\n%s", want, list)
+		}
+	}
+	if scripts := run(t, "rpm", "-qp", "--scripts", rpm); strings.Count(scripts, "scriptlet (using /bin/sh)") != 4 {
+		t.Errorf("the .rpm's scripts:\n%s", scripts)
+	}
 }
 
 func checkZip(t *testing.T, zipFile string) {
