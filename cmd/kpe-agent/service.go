@@ -197,6 +197,7 @@ func newServiceConfig(goos, configFile, user, group string) *service.Config {
 		"Wants=network-online.target pcscd.socket",
 	}
 	c.Option["Restart"] = "always"
+	c.Option["ReloadSignal"] = "HUP" // systemctl reload: the agent rereads its configuration
 	c.Option["SystemdScript"] = systemdUnitTemplate
 	c.Option[optionGroup] = group
 	return c
@@ -226,6 +227,9 @@ User={{.UserName}}
 {{- with index .Option "KPEGroup"}}
 Group={{.}}
 {{- end}}
+{{- end}}
+{{- if .ReloadSignal}}
+ExecReload=/bin/kill -{{.ReloadSignal}} $MAINPID
 {{- end}}
 EnvironmentFile=-/etc/default/{{.Name}}
 EnvironmentFile=-/etc/sysconfig/{{.Name}}
@@ -260,9 +264,6 @@ func runService(o runOptions, stderr io.Writer) int {
 }
 
 func runServiceWith(o runOptions, stderr io.Writer, agent agentFunc, stopTimeout time.Duration) int {
-	if abs, err := filepath.Abs(o.ConfigFile); err == nil {
-		o.ConfigFile = abs
-	}
 	p := newProgram(o, agent, stopTimeout, stderr)
 	cfg := newServiceConfig(runtime.GOOS, o.ConfigFile, "", "")
 	cfg.Option["RunWait"] = p.runWait

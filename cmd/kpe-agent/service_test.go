@@ -201,6 +201,8 @@ func TestKardianosOptionNames(t *testing.T) {
 		{common, `optionRestart\s*=\s*"Restart"`},
 		{common, `optionSystemdScript\s*=\s*"SystemdScript"`},
 		{common, `optionRunWait\s*=\s*"RunWait"`},
+		{common, `optionReloadSignal\s*=\s*"ReloadSignal"`},
+		{systemd, `s\.Option\.string\(optionReloadSignal, ""\)`},
 		{systemd, `s\.Option\.string\(optionRestart, "always"\)`},
 		{systemd, `\.Option\.funcSingle\(optionRunWait`},
 		{windows, `StartType\s*=\s*"StartType"`},
@@ -231,6 +233,7 @@ func renderSystemdUnit(t *testing.T, c *service.Config, path string) string {
 		t.Fatal(err)
 	}
 	restart, _ := c.Option["Restart"].(string)
+	reload, _ := c.Option["ReloadSignal"].(string)
 	data := &struct {
 		*service.Config
 		Path                 string
@@ -242,7 +245,7 @@ func renderSystemdUnit(t *testing.T, c *service.Config, path string) string {
 		SuccessExitStatus    string
 		LogOutput            bool
 		LogDirectory         string
-	}{c, path, true, "", "", -1, restart, "", false, "/var/log"}
+	}{c, path, true, reload, "", -1, restart, "", false, "/var/log"}
 	var b bytes.Buffer
 	if err := tmpl.Execute(&b, data); err != nil {
 		t.Fatal(err)
@@ -264,6 +267,7 @@ func TestSystemdUnit(t *testing.T) {
 		"\nUser=kpe-agent\nGroup=kpe-agent\n",
 		"\nRestart=always\n",
 		"\nRestartSec=5\n",
+		"\nExecReload=/bin/kill -HUP $MAINPID\n",
 		"\nNoNewPrivileges=yes\n",
 		"\nProtectSystem=strict\n",
 		"\nReadWritePaths=-/var/lib/kpe-agent -/var/log/kpe-agent\n",
