@@ -66,3 +66,13 @@ func programData() string {
 	}
 	return `C:\ProgramData`
 }
+
+// DefaultFile is the configuration file's default location:
+// /etc/kpe-agent/agent.yaml, on Windows %ProgramData%\kpe-agent\agent.yaml
+// (where the Windows installer puts it).
+func DefaultFile() string {
+	if runtime.GOOS == "windows" {
+		return filepath.Join(programData(), "kpe-agent", "agent.yaml")
+	}
+	return "/etc/kpe-agent/agent.yaml"
+}

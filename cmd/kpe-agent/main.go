@@ -6,7 +6,7 @@
 //
 //	kpe-agent run [-config FILE] [-set key=value ...]   in the foreground (or under the service manager)
 //	kpe-agent install [-config FILE] [-user USER]       register the OS service (restart on failure)
-//	kpe-agent uninstall | start | stop | status         manage the OS service
+//	kpe-agent uninstall | start | stop | status         manage the OS service (status exits 0 running, 3 stopped, 4 not installed)
 //	kpe-agent check-config [-config FILE]               validate the configuration and exit
 //	kpe-agent version
 package main
@@ -25,11 +25,13 @@ const usage = `kpe-agent — KPE / KTP-el card terminal agent
 Usage:
   kpe-agent run [-config FILE] [-set key=value ...]
   kpe-agent check-config [-config FILE] [-set key=value ...]
-  kpe-agent install [-config FILE]
+  kpe-agent install [-config FILE] [-user USER]
   kpe-agent uninstall | start | stop | status
+        (status exits 0 when running, 3 when stopped or failed, 4 when not installed)
   kpe-agent version
 
 The configuration file defaults to $KPE_CONFIG, else /etc/kpe-agent/agent.yaml
+(%ProgramData%\kpe-agent\agent.yaml on Windows)
 (configs/agent.yaml documents every key). Precedence: -set flags, then KPE_*
 environment variables (KPE_SYNC_URL for sync.url), then the file, then defaults.
 `

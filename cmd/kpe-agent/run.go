@@ -37,7 +37,7 @@ func defaultConfigFile() string {
 	if v := os.Getenv("KPE_CONFIG"); v != "" {
 		return v
 	}
-	return "/etc/kpe-agent/agent.yaml"
+	return config.DefaultFile()
 }
 
 type setFlag map[string]string
