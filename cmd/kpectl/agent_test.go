@@ -56,8 +56,8 @@ func (a *cannedAgent) serve(w http.ResponseWriter, r *http.Request) {
 	switch r.Method + " " + r.URL.Path {
 	case "GET " + api.PathHealth:
 		send(api.Health{Status: "degraded", Version: "1.2.3", Terminal: "PKM-TEST-01", PCSC: "ok", Readers: 2,
-			Started: time.Date(2026, 11, 23, 7, 0, 0, 0, time.UTC),
-			SAM:     &api.SAM{Present: true, Reader: "Virtual PCD 00 01", Serial: "53414D0000000001", State: "active", Counter: 42},
+			Started:  time.Date(2026, 11, 23, 7, 0, 0, 0, time.UTC),
+			SAM:      &api.SAM{Present: true, Reader: "Virtual PCD 00 01", Serial: "53414D0000000001", State: "active", Counter: 42},
 			Problems: []api.Error{{Code: "sync-failed", Message: "Sinkronisasi gagal"}}})
 	case "GET " + api.PathReaders:
 		send([]api.Reader{
