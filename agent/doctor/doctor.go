@@ -14,7 +14,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -179,14 +178,8 @@ type Options struct {
 }
 
 // DefaultConfigFile is the agent's configuration file when neither
-// -config nor KPE_CONFIG names one: /etc/kpe-agent/agent.yaml, on Windows
-// %ProgramData%\kpe-agent\agent.yaml.
-func DefaultConfigFile() string {
-	if runtime.GOOS == "windows" {
-		return filepath.Join(filepath.Dir(filepath.Dir(config.DefaultOutboxPath())), "kpe-agent", "agent.yaml")
-	}
-	return "/etc/kpe-agent/agent.yaml"
-}
+// -config nor KPE_CONFIG names one (config.DefaultFile).
+func DefaultConfigFile() string { return config.DefaultFile() }
 
 // ApplyDefaults returns a copy of c (nil: none) with the documented
 // defaults in the zero fields doctor and kpectl use (config.Load fills
