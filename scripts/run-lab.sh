@@ -67,7 +67,11 @@ agent=$!
 pids+=($agent)
 api() { curl -fsS -H "Authorization: Bearer $TOKEN" "$@"; }
 sam_ready() { api "http://$AGENT/v1/health" | grep -q '"state":"active"'; }
-wait_for "kpe-agent" $agent sam_ready
+if ! (wait_for "kpe-agent" $agent sam_ready); then
+  echo "the agent's health:" >&2; api "http://$AGENT/v1/health" >&2 || true; echo >&2
+  echo "(is pcscd running? 'make run' starts it; 'bin/kpectl doctor' says more)" >&2
+  exit 1
+fi
 
 say "ASKES authentication: the holder places a finger on the lab sensor"
 curl -fsS -X PUT -d '{"mode":"genuine"}' "http://$CONTROL/v1/slots/0/finger" >/dev/null
