@@ -17,37 +17,13 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"kpe-agent/internal/systest"
 )
 
 const pkg = "kpe-agent"
 
-// need skips a test whose prerequisite is missing, loudly; under CI=true
-// it fails instead.
-func need(t *testing.T, ok bool, what string) {
-	t.Helper()
-	if ok {
-		return
-	}
-	msg := "NOT RUN: " + what
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg + "; CI=true: a missing prerequisite is a failure")
-	}
-	t.Skip(msg)
-}
-
-// lockServiceTests serialises the tests that register the kpe-agent
-// service or install the package (cmd/kpe-agent's and this one).
-func lockServiceTests(t *testing.T) {
-	t.Helper()
-	f, err := os.OpenFile(filepath.Join(os.TempDir(), "kpe-agent-service-tests.lock"), os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-}
+func need(t *testing.T, ok bool, what string) { t.Helper(); systest.Need(t, ok, what) }
 
 func run(t *testing.T, name string, args ...string) string {
 	t.Helper()
@@ -171,7 +147,7 @@ func TestPackages(t *testing.T) {
 	need(t, os.Geteuid() == 0, "installing the kpe-agent .deb needs root")
 	_, dpkgErr := exec.LookPath("dpkg")
 	need(t, dpkgErr == nil, "installing the kpe-agent .deb needs dpkg (a Debian system)")
-	lockServiceTests(t)
+	systest.LockService(t)
 	if s := dpkgStatus(); s != "" && !strings.HasSuffix(s, "not-installed") {
 		t.Fatalf("the kpe-agent package is on this machine (%s); the test would remove it: dpkg -P kpe-agent first", s)
 	}

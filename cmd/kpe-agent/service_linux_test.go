@@ -10,35 +10,15 @@ import (
 	"testing"
 
 	"github.com/kardianos/service"
+
+	"kpe-agent/internal/systest"
 )
 
 // requireRoot skips a test that needs root, loudly; under CI=true a
 // missing prerequisite fails instead.
 func requireRoot(t *testing.T, what string) {
 	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	msg := "NOT RUN: " + what + " needs root (run the tests as root, e.g. in the CI container)"
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg + "; CI=true: a missing prerequisite is a failure")
-	}
-	t.Skip(msg)
-}
-
-// lockServiceTests serialises the tests that register the kpe-agent
-// service or install the package on this machine (this package's and
-// installer's, which go test may run at the same time).
-func lockServiceTests(t *testing.T) {
-	t.Helper()
-	f, err := os.OpenFile(filepath.Join(os.TempDir(), "kpe-agent-service-tests.lock"), os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() }) // closing releases the lock
+	systest.Need(t, os.Geteuid() == 0, what+" needs root (run the tests as root, e.g. in the CI container)")
 }
 
 // kpeAgent runs the built binary.
@@ -63,7 +43,7 @@ func kpeAgent(t *testing.T, bin string, args ...string) (int, string, string) {
 // without systemd) and the API token, then uninstalls it.
 func TestInstallUninstall(t *testing.T) {
 	requireRoot(t, "registering the kpe-agent service")
-	lockServiceTests(t)
+	systest.LockService(t)
 	platform := service.ChosenSystem().String()
 	t.Logf("service system detected here: %s", platform)
 	if unit := packagedUnit(); unit != "" {
