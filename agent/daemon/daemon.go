@@ -153,7 +153,9 @@ loop:
 // shutdown refuses new workflows, lets the ones in flight finish within
 // the grace, cancels them after it, and closes every session.
 func (d *Daemon) shutdown(stopWatch func()) {
+	d.mu.Lock()
 	d.closing.Store(true)
+	d.mu.Unlock()
 	grace := d.cfg().Session.ShutdownGrace
 	done := make(chan struct{})
 	go func() { d.flows.Wait(); close(done) }()

@@ -111,13 +111,21 @@ func (d *Daemon) Authenticate(ctx context.Context, req api.AuthRequest) (api.Aut
 	if err != nil {
 		return api.AuthResult{}, err
 	}
+	// counted under d.mu, so that shutdown, which sets closing under it,
+	// waits for every workflow that got past this point
+	d.mu.Lock()
+	if d.closing.Load() {
+		d.mu.Unlock()
+		return api.AuthResult{}, fail(CodeShuttingDown, nil)
+	}
+	d.flows.Add(1)
+	d.mu.Unlock()
+	defer d.flows.Done()
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	if err := r.begin(cancel); err != nil {
 		return api.AuthResult{}, err
 	}
-	d.flows.Add(1)
-	defer d.flows.Done()
 	defer r.end()
 	res, err := d.authenticate(ctx, r, req)
 	if err != nil && ctx.Err() != nil {
