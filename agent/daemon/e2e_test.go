@@ -135,7 +135,10 @@ func newRig(t testing.TB) *rig {
 		if cancel != nil {
 			cancel()
 			<-done
-			srv.Close()
+			// as kpe-agent does: answers in flight are written first
+			sctx, stop := context.WithTimeout(context.Background(), 5*time.Second)
+			srv.Shutdown(sctx)
+			stop()
 			cancel = nil
 		}
 	}
@@ -220,6 +223,26 @@ func (r *rig) events(ctx context.Context) <-chan api.Event {
 		}
 	}()
 	return out
+}
+
+// waitingForFinger starts req with nothing on the sensor and returns once
+// the workflow waits for the finger; its error arrives on the channel.
+func (r *rig) waitingForFinger(t *testing.T, req api.AuthRequest) <-chan api.Error {
+	t.Helper()
+	require.NoError(t, r.lab.PlaceFinger(0, ""))
+	r.cfg.Fingerprint.Timeout = 20 * time.Second
+	t.Cleanup(func() { r.cfg.Fingerprint.Timeout = 3 * time.Second })
+	got := make(chan api.Error, 1)
+	go func() {
+		_, e := r.call("POST", api.PathAuth, req, nil)
+		got <- e
+	}()
+	require.Eventually(t, func() bool {
+		var rs []api.Reader
+		r.call("GET", api.PathReaders, nil, &rs)
+		return len(rs) > 0 && rs[0].State == api.StateFingerprint
+	}, 10*time.Second, 20*time.Millisecond)
+	return got
 }
 
 func TestEndToEnd(t *testing.T) {
@@ -358,19 +381,7 @@ func TestEndToEnd(t *testing.T) {
 	})
 
 	t.Run("busy-409-and-cancel", func(t *testing.T) {
-		require.NoError(t, r.lab.PlaceFinger(0, "")) // no finger: the first workflow waits for one
-		r.cfg.Fingerprint.Timeout = 20 * time.Second
-		defer func() { r.cfg.Fingerprint.Timeout = 3 * time.Second }()
-		got := make(chan api.Error, 1)
-		go func() {
-			_, e := r.call("POST", api.PathAuth, api.AuthRequest{Service: "askes", Operator: "clerk-01"}, nil)
-			got <- e
-		}()
-		require.Eventually(t, func() bool {
-			var rs []api.Reader
-			r.call("GET", api.PathReaders, nil, &rs)
-			return len(rs) > 0 && rs[0].State == api.StateFingerprint
-		}, 10*time.Second, 20*time.Millisecond)
+		got := r.waitingForFinger(t, api.AuthRequest{Service: "askes", Operator: "clerk-01"})
 		status, e := r.call("POST", api.PathAuth, api.AuthRequest{Service: "taspen", Operator: "clerk-02"}, nil)
 		assert.Equal(t, http.StatusConflict, status)
 		assert.Equal(t, daemon.CodeReaderBusy, e.Code)
@@ -387,19 +398,7 @@ func TestEndToEnd(t *testing.T) {
 	})
 
 	t.Run("card-pulled-mid-session", func(t *testing.T) {
-		require.NoError(t, r.lab.PlaceFinger(0, ""))
-		r.cfg.Fingerprint.Timeout = 20 * time.Second
-		defer func() { r.cfg.Fingerprint.Timeout = 3 * time.Second }()
-		got := make(chan api.Error, 1)
-		go func() {
-			_, e := r.call("POST", api.PathAuth, api.AuthRequest{Service: "askes", Operator: "clerk-01", Lang: "en"}, nil)
-			got <- e
-		}()
-		require.Eventually(t, func() bool {
-			var rs []api.Reader
-			r.call("GET", api.PathReaders, nil, &rs)
-			return len(rs) > 0 && rs[0].State == api.StateFingerprint
-		}, 10*time.Second, 20*time.Millisecond)
+		got := r.waitingForFinger(t, api.AuthRequest{Service: "askes", Operator: "clerk-01", Lang: "en"})
 		require.NoError(t, r.lab.Remove(0))
 		select {
 		case e := <-got:
@@ -486,9 +485,41 @@ func TestEndToEnd(t *testing.T) {
 		assert.Equal(t, http.StatusServiceUnavailable, status)
 		assert.Equal(t, daemon.CodeNoSAM, e.Code)
 		assert.Contains(t, e.Message, "SAM tidak ditemukan")
+
+		// a card that is not a SAM in the SAM reader: that reader says why
+		r.insert(1, "kpe-budi.json")
+		require.Eventually(t, func() bool {
+			var rs []api.Reader
+			r.call("GET", api.PathReaders, nil, &rs)
+			for _, rd := range rs {
+				if rd.Name == pcsctest.Slot1 {
+					return rd.CardPresent && rd.State == api.StateFailed && rd.Error != nil && rd.Error.Code == daemon.CodeNoSAM
+				}
+			}
+			return false
+		}, 10*time.Second, 20*time.Millisecond)
+		require.NoError(t, r.lab.Remove(1))
 	})
 
-	// the agent stops cleanly and the outbox keeps both records
+	t.Run("shutdown-cancels-the-workflow-after-the-grace", func(t *testing.T) {
+		r.insert(1, "sam.json")
+		r.waitHealth(samReady)
+		r.cfg.Session.ShutdownGrace = time.Second
+		got := r.waitingForFinger(t, api.AuthRequest{Service: "askes", Operator: "clerk-01"})
+		t0 := time.Now()
+		r.stop()
+		took := time.Since(t0)
+		assert.Less(t, took, 5*time.Second)
+		assert.GreaterOrEqual(t, took, time.Second, "the workflow gets the grace first")
+		select {
+		case e := <-got:
+			assert.Equal(t, daemon.CodeCancelled, e.Code)
+		case <-time.After(5 * time.Second):
+			t.Fatal("the workflow did not end at shutdown")
+		}
+	})
+
+	// the outbox keeps the records of the agent that stopped
 	r.stop()
 	st, err := r.ob.Stats()
 	require.NoError(t, err)

@@ -124,6 +124,7 @@ func (r *reader) inserted(ev apdu.Event) {
 			return
 		}
 		if role == roleSAM {
+			r.setState(api.StateFailed, "", fail(CodeNoSAM, errors.New("the card in the SAM reader is not a SAM")))
 			r.markReady()
 			return
 		}
