@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // DefaultTimeout bounds every call of a Client but Auth, Sync and the
@@ -432,7 +433,8 @@ func (e *StreamError) Unwrap() []error {
 //
 // Stricter than a browser: an unknown field, an id that is not a number, a
 // data block that is not one JSON Event, an event: type that contradicts
-// the JSON's, or an over-long line is a *StreamError, and the reader stays
+// the JSON's, a line that is not UTF-8, or an over-long line is a
+// *StreamError, and the reader stays
 // failed.
 type SSEReader struct {
 	r    io.Reader
@@ -526,6 +528,10 @@ func (p *SSEReader) next() (Event, error) {
 		}
 		if line[0] == ':' {
 			continue // comment: keep-alive
+		}
+		if !utf8.ValidString(line) {
+			// a browser would decode it to U+FFFD; the agent writes UTF-8
+			return Event{}, &StreamError{Line: p.line, Reason: "line is not UTF-8"}
 		}
 		if start == 0 {
 			start = p.line

@@ -252,14 +252,16 @@ func TestSSEReader(t *testing.T) {
 
 func TestSSEReaderGarbage(t *testing.T) {
 	for name, in := range map[string]string{
-		"not json":      "data: hello\n\n",
-		"two values":    "data: {} {}\n\n",
-		"bad id":        "id: x1\ndata: {\"type\":\"sam\"}\n\n",
-		"id vs seq":     "id: 4\ndata: {\"seq\":5,\"type\":\"sam\"}\n\n",
-		"type mismatch": "event: sam\ndata: {\"type\":\"sync\"}\n\n",
-		"unknown field": "bogus: 1\ndata: {}\n\n",
-		"long line":     "data: " + strings.Repeat("x", sseMaxLine+10) + "\n\n",
-		"binary":        "\x00\x01\x02\n\n",
+		"not json":       "data: hello\n\n",
+		"two values":     "data: {} {}\n\n",
+		"bad id":         "id: x1\ndata: {\"type\":\"sam\"}\n\n",
+		"id vs seq":      "id: 4\ndata: {\"seq\":5,\"type\":\"sam\"}\n\n",
+		"type mismatch":  "event: sam\ndata: {\"type\":\"sync\"}\n\n",
+		"unknown field":  "bogus: 1\ndata: {}\n\n",
+		"long line":      "data: " + strings.Repeat("x", sseMaxLine+10) + "\n\n",
+		"binary":         "\x00\x01\x02\n\n",
+		"not utf-8":      "event: \xedon\ndata: {}\n\n",
+		"not utf-8 data": "data: {\"type\":\"\xff\"}\n\n",
 	} {
 		t.Run(name, func(t *testing.T) {
 			p := NewSSEReader(strings.NewReader(in))
