@@ -2,7 +2,10 @@
 
 // Package installer_test builds the packages with make package and
 // installs the .deb on this machine: files, owners and modes, the account,
-// the conffile kept on upgrade, the token, then removal and purge.
+// the conffile kept on upgrade, the token, when postinstall starts the
+// service (under a faked running systemd), then removal and purge. It also
+// erases the .rpm in a scratch root when rpm is here, and checks the text
+// of the Windows install.ps1.
 package installer_test
 
 import (
@@ -157,6 +160,9 @@ func TestPackages(t *testing.T) {
 	if _, err := os.Stat("/etc/kpe-agent"); err == nil {
 		t.Fatal("/etc/kpe-agent exists on this machine; the test's purge would delete it: move it away first")
 	}
+	if _, err := os.Stat("/etc/default/kpe-agent"); err == nil {
+		t.Fatal("/etc/default/kpe-agent exists on this machine; the test writes and deletes it: move it away first")
+	}
 	root, err := filepath.Abs("..")
 	if err != nil {
 		t.Fatal(err)
@@ -199,6 +205,43 @@ func checkRPM(t *testing.T, rpm string) {
 	}
 	if scripts := run(t, "rpm", "-qp", "--scripts", rpm); strings.Count(scripts, "scriptlet (using /bin/sh)") != 4 {
 		t.Errorf("the .rpm's scripts:\n%s", scripts)
+	}
+	checkRPMErase(t, rpm)
+}
+
+// checkRPMErase installs the .rpm into a scratch root (no scripts, no
+// dependencies) and erases it, twice: rpm deletes an unchanged
+// agent.yaml (config|noreplace) and renames a changed one to
+// agent.yaml.rpmsave, as docs/install.md says.
+func checkRPMErase(t *testing.T, rpm string) {
+	root := t.TempDir()
+	rpmIn := func(args ...string) string {
+		t.Helper()
+		return run(t, "rpm", append([]string{"--root", root, "--dbpath", "/var/lib/rpm"}, args...)...)
+	}
+	rpmIn("--initdb")
+	conf := filepath.Join(root, "etc/kpe-agent/agent.yaml")
+	for _, changed := range []bool{false, true} {
+		rpmIn("-i", "--nodeps", "--noscripts", "--nosignature", rpm)
+		if changed {
+			f, err := os.OpenFile(conf, os.O_APPEND|os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.WriteString("# local change\n")
+			f.Close()
+		}
+		rpmIn("-e", "--nodeps", "--noscripts", pkg)
+		_, errConf := os.Stat(conf)
+		save, errSave := os.ReadFile(conf + ".rpmsave")
+		switch {
+		case !os.IsNotExist(errConf):
+			t.Errorf("rpm -e (agent.yaml changed: %v): agent.yaml is still there (%v)", changed, errConf)
+		case changed && (errSave != nil || !strings.HasSuffix(string(save), "# local change\n")):
+			t.Errorf("rpm -e of a changed agent.yaml: agent.yaml.rpmsave %v", errSave)
+		case !changed && !os.IsNotExist(errSave):
+			t.Errorf("rpm -e of an unchanged agent.yaml: agent.yaml.rpmsave exists (%v)", errSave)
+		}
 	}
 }
 
@@ -248,12 +291,61 @@ func checkZip(t *testing.T, zipFile string) {
 	if strings.Contains(conf, "\nlog:") && !strings.Contains(conf, `  file: C:\ProgramData\kpe-agent\logs\agent.log`) {
 		t.Errorf("the Windows agent.yaml does not set log.file (a service has no standard error):\n%s", conf)
 	}
-	ps := string(read("kpe-agent/install.ps1"))
+	if !strings.Contains(conf, "\n  id: \"\"\n") || !strings.Contains(conf, "\n  site: \"\"\n") {
+		t.Errorf("the Windows agent.yaml names a terminal (terminal.id and terminal.site must be empty until set):\n%s", conf)
+	}
+	checkInstallPS1(t, string(read("kpe-agent/install.ps1")))
+}
+
+// checkInstallPS1 checks the text of install.ps1 (PowerShell does not run
+// here): the service's recovery actions, the ACLs by SID, and no start
+// with a configuration the agent refuses.
+func checkInstallPS1(t *testing.T, ps string) {
 	for _, s := range []string{"'install', '-config', $config", "'failure', $name, 'reset=', '86400', 'actions=', 'restart/5000/restart/5000/restart/30000'",
-		"'failureflag', $name, '1'", "'SCardSvr'", "*S-1-5-18:(OI)(CI)F", "*S-1-5-32-544:(OI)(CI)F"} {
+		"'failureflag', $name, '1'", "'SCardSvr'",
+		// The data folder: SYSTEM and Administrators only, owned by
+		// Administrators, its files reset to what they inherit.
+		"@($DataDir, '/inheritance:r', '/grant:r', '*S-1-5-18:(OI)(CI)F', '*S-1-5-32-544:(OI)(CI)F'",
+		"@($DataDir, '/setowner', '*S-1-5-32-544', '/T'",
+		"@((Join-Path $DataDir '*'), '/reset', '/T'",
+		"@($DataDir, '/remove', \"*$sid\"",
+		// Users read the configuration, and nothing else.
+		"@($config, '/grant:r', '*S-1-5-32-545:R'",
+		// Secrets: SYSTEM and Administrators only.
+		"@($secrets, '/inheritance:r', '/grant:r', '*S-1-5-18:(OI)(CI)F', '*S-1-5-32-544:(OI)(CI)F')",
+		"& $exe check-config -config $config 2>&1",
+	} {
 		if !strings.Contains(ps, s) {
 			t.Errorf("install.ps1 lacks %q", s)
 		}
+	}
+	code := regexp.MustCompile(`(?m)^\s*#.*$`).ReplaceAllString(ps, "")
+	if n := strings.Count(code, "S-1-5-32-545"); n != 1 {
+		t.Errorf("install.ps1 grants Users (S-1-5-32-545) %d times, want once (read on agent.yaml)", n)
+	}
+	for _, name := range []string{"Users", "Administrators", "SYSTEM", "Everyone"} {
+		if strings.Contains(code, name+":") {
+			t.Errorf("install.ps1 names the account %s (localised on Windows): use its SID", name)
+		}
+	}
+	// The order: the data folder is restricted before anything is written
+	// in it; the agent is started only after check-config.
+	before := func(a, b string) {
+		t.Helper()
+		i, j := strings.Index(code, a), strings.Index(code, b)
+		if i < 0 || j < 0 || i > j {
+			t.Errorf("install.ps1: %q (at %d) must come before %q (at %d)", a, i, b, j)
+		}
+	}
+	restrict := "@($DataDir, '/inheritance:r'"
+	before(restrict, "[IO.File]::WriteAllText($config")
+	before(restrict, "[IO.File]::WriteAllText($token")
+	before(restrict, "New-Item -ItemType Directory -Force -Path (Join-Path $DataDir 'logs')")
+	before(restrict, "New-Item -ItemType Directory -Force -Path $secrets")
+	before("[IO.File]::WriteAllText($config", "'*S-1-5-32-545:R'")
+	before("& $exe check-config", "Start-Service -Name $name")
+	if strings.Count(code, "Start-Service -Name $name") != 1 {
+		t.Error("install.ps1 starts kpe-agent in more than one place")
 	}
 }
 
@@ -349,6 +441,8 @@ func checkDeb(t *testing.T, root, deb string) {
 		t.Log("systemd-analyze is not here: the unit is not verified by systemd")
 	}
 
+	t.Run("service", func(t *testing.T) { checkServiceStart(t, deb) })
+
 	// Upgrade path: a local change to the conffile survives installing
 	// the package again; the token is kept.
 	f, err := os.OpenFile("/etc/kpe-agent/agent.yaml", os.O_APPEND|os.O_WRONLY, 0)
@@ -401,5 +495,151 @@ func checkDeb(t *testing.T, root, deb string) {
 	}
 	if s := dpkgStatus(); s != "" && !strings.HasSuffix(s, "not-installed") {
 		t.Errorf("dpkg status after purge: %q", s)
+	}
+}
+
+// fakeSystemd runs commands (dpkg, a package script) as if systemd were
+// running: in a private mount namespace with a tmpfs on /run holding
+// /run/systemd/system, and a systemctl first in PATH that logs its
+// arguments and answers is-active from a flag. The real systemd is not
+// touched.
+type fakeSystemd struct{ dir, log, active string }
+
+func newFakeSystemd(t *testing.T) *fakeSystemd {
+	t.Helper()
+	f := &fakeSystemd{dir: t.TempDir()}
+	f.log = filepath.Join(f.dir, "calls")
+	f.active = filepath.Join(f.dir, "active")
+	script := "#!/bin/sh\necho \"$*\" >>" + f.log + "\n" +
+		"if [ \"$1\" = is-active ]; then [ -e " + f.active + " ]; exit; fi\nexit 0\n"
+	if err := os.WriteFile(filepath.Join(f.dir, "systemctl"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c",
+		"mount -t tmpfs kpe-test /run && mkdir -p /run/systemd/system").CombinedOutput()
+	need(t, err == nil, "a private mount namespace (unshare --mount) to fake a running systemd: "+strings.TrimSpace(string(out)))
+	return f
+}
+
+func (f *fakeSystemd) setActive(t *testing.T, active bool) {
+	t.Helper()
+	if active {
+		if err := os.WriteFile(f.active, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	} else if err := os.Remove(f.active); err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+}
+
+// run runs the command and returns its output and the systemctl calls it
+// made, one a line.
+func (f *fakeSystemd) run(t *testing.T, name string, args ...string) (out, calls string) {
+	t.Helper()
+	if err := os.WriteFile(f.log, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("unshare", append([]string{"--mount", "--propagation", "private", "sh", "-c",
+		`mount -t tmpfs kpe-test /run && mkdir -p /run/systemd/system && exec "$@"`, "sh", name}, args...)...)
+	cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive", "PATH="+f.dir+":"+os.Getenv("PATH"))
+	b, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s (fake systemd): %v\n%s", name, strings.Join(args, " "), err, b)
+	}
+	c, err := os.ReadFile(f.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b), string(c)
+}
+
+// hasCall reports whether calls holds the systemctl command line.
+func hasCall(calls, line string) bool {
+	return strings.Contains("\n"+calls, "\n"+line+"\n")
+}
+
+// checkServiceStart: what postinstall does with the service under a
+// running systemd. The installed configuration has no terminal.id or
+// terminal.site, so the agent refuses it; postinstall then enables but
+// does not start the service. Once they are set (in /etc/default/kpe-agent
+// or agent.yaml) it starts the stopped service, also after dpkg -r and
+// dpkg -i (dpkg passes the old version then, as on an upgrade), and
+// restarts a running one.
+func checkServiceStart(t *testing.T, deb string) {
+	cc, err := exec.Command("/usr/bin/kpe-agent", "check-config", "-config", "/etc/kpe-agent/agent.yaml").CombinedOutput()
+	if err == nil || !strings.Contains(string(cc), "terminal.id: missing") || !strings.Contains(string(cc), "terminal.site: missing") {
+		t.Errorf("kpe-agent check-config on the installed agent.yaml: %v, want terminal.id and terminal.site missing:\n%s", err, cc)
+	}
+
+	f := newFakeSystemd(t)
+	noStart := func(calls string) {
+		t.Helper()
+		if hasCall(calls, "start kpe-agent.service") || hasCall(calls, "try-restart kpe-agent.service") {
+			t.Errorf("the service was started or restarted; systemctl calls:\n%s", calls)
+		}
+	}
+
+	// Not configured: enabled, not started, and the technician is told why.
+	out, calls := f.run(t, "dpkg", "-i", deb)
+	if !hasCall(calls, "enable kpe-agent.service") {
+		t.Errorf("the service was not enabled; systemctl calls:\n%s", calls)
+	}
+	noStart(calls)
+	for _, s := range []string{"kpe-agent: config: /etc/kpe-agent/agent.yaml:", "terminal.id: missing", "enabled but not started", "systemctl start kpe-agent"} {
+		if !strings.Contains(out, s) {
+			t.Errorf("dpkg -i with no terminal.id: the output lacks %q:\n%s", s, out)
+		}
+	}
+
+	// Configured by the service's environment file: started.
+	const env = "/etc/default/kpe-agent"
+	if err := os.WriteFile(env, []byte("KPE_TERMINAL_ID=PKM-TEST-01\nKPE_TERMINAL_SITE=PKM-TEST\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, calls = f.run(t, "dpkg", "-i", deb)
+	os.Remove(env)
+	if !hasCall(calls, "start kpe-agent.service") || hasCall(calls, "try-restart kpe-agent.service") {
+		t.Errorf("terminal.id set in %s, service stopped: want start; systemctl calls:\n%s\noutput:\n%s", env, calls, out)
+	}
+
+	// Configured in agent.yaml (a local change dpkg keeps).
+	b, err := os.ReadFile("/etc/kpe-agent/agent.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := strings.Replace(strings.Replace(string(b), "\n  id: \"\"\n", "\n  id: PKM-TEST-01\n", 1), "\n  site: \"\"\n", "\n  site: PKM-TEST\n", 1)
+	if conf == string(b) {
+		t.Fatal("the installed agent.yaml has no empty terminal.id / terminal.site line to set")
+	}
+	if err := os.WriteFile("/etc/kpe-agent/agent.yaml", []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("/usr/bin/kpe-agent", "check-config", "-config", "/etc/kpe-agent/agent.yaml").CombinedOutput(); err != nil {
+		t.Fatalf("kpe-agent check-config with terminal.id set: %v\n%s", err, out)
+	}
+
+	// Running: restarted with the new binary.
+	f.setActive(t, true)
+	_, calls = f.run(t, "dpkg", "-i", deb)
+	if !hasCall(calls, "try-restart kpe-agent.service") || hasCall(calls, "start kpe-agent.service") {
+		t.Errorf("upgrade of a running service: want try-restart; systemctl calls:\n%s", calls)
+	}
+
+	// apt remove, then apt install: dpkg gives postinstall the old
+	// version, but the service is stopped: started.
+	f.setActive(t, false)
+	_, calls = f.run(t, "dpkg", "-r", pkg)
+	if !hasCall(calls, "stop kpe-agent.service") || !hasCall(calls, "disable kpe-agent.service") {
+		t.Errorf("dpkg -r: want stop and disable; systemctl calls:\n%s", calls)
+	}
+	_, calls = f.run(t, "dpkg", "-i", deb)
+	if !hasCall(calls, "enable kpe-agent.service") || !hasCall(calls, "start kpe-agent.service") {
+		t.Errorf("dpkg -i after dpkg -r: want enable and start; systemctl calls:\n%s", calls)
+	}
+
+	// rpm's upgrade (2) of a stopped service: started too.
+	_, calls = f.run(t, "sh", "/var/lib/dpkg/info/kpe-agent.postinst", "2")
+	if !hasCall(calls, "start kpe-agent.service") {
+		t.Errorf("postinstall 2 (rpm upgrade), service stopped: want start; systemctl calls:\n%s", calls)
 	}
 }

@@ -57,15 +57,23 @@ func TestRequired(t *testing.T) {
 	require.Equal(t, p, e.File, "a missing key is the file's")
 }
 
-// TestExample: configs/agent.yaml loads, holds the defaults and lists
-// every key.
+// TestExample: configs/agent.yaml (also the packages' configuration)
+// leaves terminal.id and terminal.site empty, so it is refused until a
+// technician sets them; with them set it loads, holds the defaults and
+// lists every key.
 func TestExample(t *testing.T) {
 	const example = "../../configs/agent.yaml"
-	c, err := Load(Source{File: example})
+	_, err := Load(Source{File: example})
+	require.ErrorIs(t, err, ErrInvalid)
+	require.ErrorContains(t, err, "terminal.id: missing")
+	require.ErrorContains(t, err, "terminal.site: missing")
+
+	ids := map[string]string{"terminal.id": "PKM-CIBINONG-01", "terminal.site": "PKM-CIBINONG"}
+	c, err := Load(Source{File: example, Set: ids})
 	require.NoError(t, err)
 	abs, _ := filepath.Abs(example)
 	require.Equal(t, abs, c.File)
-	d, err := Load(Source{Set: map[string]string{"terminal.id": c.Terminal.ID, "terminal.site": c.Terminal.Site}})
+	d, err := Load(Source{Set: ids})
 	require.NoError(t, err)
 	d.File = c.File
 	require.Equal(t, d, c, "the example holds the defaults")
