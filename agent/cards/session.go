@@ -51,7 +51,10 @@ func (s *Session) run(card apdu.Card) {
 		case <-s.quit:
 			return
 		case req := <-s.reqs:
-			err := req.fn(req.ctx, card)
+			err := req.ctx.Err() // a caller that gave up meanwhile: fn does not run
+			if err == nil {
+				err = req.fn(req.ctx, card)
+			}
 			req.res <- err
 			if ends(err) {
 				s.end(err)
@@ -93,26 +96,56 @@ func (s *Session) Done() <-chan struct{} { return s.done }
 // If ctx ends first, Do returns ctx's error; fn, if it started, sees the
 // same ctx and stops at its next card command.
 func (s *Session) Do(ctx context.Context, fn func(context.Context, apdu.Card) error) error {
+	res, err := s.submit(ctx, fn)
+	if err != nil {
+		return err
+	}
+	select {
+	case err := <-res:
+		return result(err)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// DoWait is Do for work with a point of no return, such as a record
+// committed to the outbox, whose outcome the caller must learn: ctx bounds
+// only the wait for the session to take fn; once fn has started, DoWait
+// waits for it to return. fn must honour ctx up to its point of no return
+// and bound whatever follows it.
+func (s *Session) DoWait(ctx context.Context, fn func(context.Context, apdu.Card) error) error {
+	res, err := s.submit(ctx, fn)
+	if err != nil {
+		return err
+	}
+	return result(<-res)
+}
+
+// submit hands fn to the session's goroutine; fn's error arrives on the
+// channel.
+func (s *Session) submit(ctx context.Context, fn func(context.Context, apdu.Card) error) (<-chan error, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	req := request{ctx: ctx, fn: fn, res: make(chan error, 1)}
 	select {
 	case s.reqs <- req:
+		return req.res, nil
 	case <-s.done:
 		if err := s.Err(); err != nil {
-			return err
+			return nil, err
 		}
-		return fmt.Errorf("%w: closed", ErrSessionEnded)
+		return nil, fmt.Errorf("%w: closed", ErrSessionEnded)
 	case <-ctx.Done():
-		return ctx.Err()
+		return nil, ctx.Err()
 	}
-	select {
-	case err := <-req.res:
-		if ends(err) {
-			return fmt.Errorf("%w: %w", ErrSessionEnded, err)
-		}
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
+}
+
+func result(err error) error {
+	if ends(err) {
+		return fmt.Errorf("%w: %w", ErrSessionEnded, err)
 	}
+	return err
 }
 
 // Read recognises and reads the card inside a PC/SC transaction.

@@ -75,3 +75,45 @@ func TestSessionRemovalAtEveryAPDU(t *testing.T) {
 		}
 	}
 }
+
+// Do gives up when its context ends; DoWait, once fn has started, waits
+// for fn's own result (a workflow past its point of no return).
+func TestSessionDoWait(t *testing.T) {
+	dir := pcsctest.RepoPath("testdata/cards/lab")
+	c, err := cardsim.LoadCard(filepath.Join(dir, "cards", "kpe-budi.json"))
+	require.NoError(t, err)
+	r := cardsim.NewMemReader("kpe")
+	r.Insert(c)
+	card, err := r.Connect(context.Background())
+	require.NoError(t, err)
+	sess := cards.Start(card)
+	defer sess.Close()
+
+	for _, wait := range []bool{false, true} {
+		ctx, cancel := context.WithCancel(context.Background())
+		started, finished := make(chan struct{}), make(chan struct{})
+		fn := func(ctx context.Context, _ apdu.Card) error {
+			close(started)
+			<-ctx.Done()
+			time.Sleep(50 * time.Millisecond) // the step past the point of no return
+			close(finished)
+			return nil
+		}
+		go func() { <-started; cancel() }()
+		if wait {
+			require.NoError(t, sess.DoWait(ctx, fn), "fn's own result")
+			select {
+			case <-finished:
+			default:
+				t.Fatal("DoWait returned before fn")
+			}
+		} else {
+			require.ErrorIs(t, sess.Do(ctx, fn), context.Canceled)
+			<-finished
+		}
+	}
+	// a context that has ended before fn is taken: nothing runs
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	require.ErrorIs(t, sess.DoWait(ctx, func(context.Context, apdu.Card) error { t.Error("ran"); return nil }), context.Canceled)
+}

@@ -414,6 +414,47 @@ func TestEndToEnd(t *testing.T) {
 		assert.Equal(t, 1, q.Pending+q.Sending+q.Acknowledged)
 	})
 
+	// The card pulled while the SAM signs (slowed down here): the record
+	// is committed, so the clerk gets its code, not "nothing recorded".
+	t.Run("card-pulled-during-the-signature", func(t *testing.T) {
+		r.insert(0, "kpe-budi.json")
+		ctx, stop := context.WithCancel(context.Background())
+		defer stop()
+		evs := r.events(ctx)
+		var res api.AuthResult
+		status := make(chan int, 1)
+		require.NoError(t, r.lab.PlaceFinger(0, ""))
+		go func() {
+			st, _ := r.call("POST", api.PathAuth, api.AuthRequest{Service: "taspen", Operator: "clerk-01", WaitSeconds: 10}, &res)
+			status <- st
+		}()
+		for ev := range evs {
+			if ev.Type == api.EventSession && ev.State == api.StateFingerprint {
+				break
+			}
+		}
+		require.NoError(t, r.lab.SetFault(1, cardsim.Fault{Delay: 700 * time.Millisecond}))
+		defer r.lab.ClearFault(1)
+		require.NoError(t, r.lab.PlaceFinger(0, "genuine"))
+		for ev := range evs {
+			if ev.Type == api.EventSession && ev.State == api.StateVerified {
+				break
+			}
+		}
+		require.NoError(t, r.lab.Remove(0))
+		select {
+		case st := <-status:
+			require.Equal(t, http.StatusOK, st)
+		case <-time.After(15 * time.Second):
+			t.Fatal("the workflow did not end")
+		}
+		_, err := record.ParseCode(res.Code)
+		require.NoError(t, err, res.Code)
+		var q api.QueueStatus
+		r.call("GET", api.PathQueue, nil, &q)
+		assert.Equal(t, 2, q.Pending+q.Sending+q.Acknowledged)
+	})
+
 	t.Run("unknown-card", func(t *testing.T) {
 		r.insert(0, "unknown-card.json")
 		status, e := r.call("POST", api.PathAuth, api.AuthRequest{Service: "askes", Operator: "clerk-01"}, nil)
@@ -523,5 +564,5 @@ func TestEndToEnd(t *testing.T) {
 	r.stop()
 	st, err := r.ob.Stats()
 	require.NoError(t, err)
-	assert.Equal(t, 3, st.Acknowledged)
+	assert.Equal(t, 4, st.Pending+st.Sending+st.Acknowledged)
 }

@@ -158,20 +158,7 @@ func (d *Daemon) pickReader(name string) (*reader, error) {
 		}
 		return r, nil
 	}
-	var candidates, withCard []*reader
-	samReader := d.sam.readerName()
-	for _, r := range d.readers {
-		r.mu.Lock()
-		role, present := r.role, r.present
-		r.mu.Unlock()
-		if role == roleSAM || r.name == samReader {
-			continue
-		}
-		candidates = append(candidates, r)
-		if present {
-			withCard = append(withCard, r)
-		}
-	}
+	candidates, withCard := d.cardReadersLocked()
 	switch {
 	case len(withCard) == 1:
 		return withCard[0], nil
@@ -183,6 +170,25 @@ func (d *Daemon) pickReader(name string) (*reader, error) {
 	return nil, fail(CodeBadRequest, errors.New("several card readers: name one in \"reader\""))
 }
 
+// cardReadersLocked returns the readers for cards (not the SAM's), and
+// those of them holding a card; d.mu is held.
+func (d *Daemon) cardReadersLocked() (all, withCard []*reader) {
+	samReader := d.sam.readerName()
+	for _, r := range d.readers {
+		r.mu.Lock()
+		role, present := r.role, r.present
+		r.mu.Unlock()
+		if role == roleSAM || r.name == samReader {
+			continue
+		}
+		all = append(all, r)
+		if present {
+			withCard = append(withCard, r)
+		}
+	}
+	return all, withCard
+}
+
 func (d *Daemon) authenticate(ctx context.Context, r *reader, req api.AuthRequest) (api.AuthResult, error) {
 	c := d.cfg()
 	s, detected, waited, err := r.session(ctx, time.Duration(req.WaitSeconds)*time.Second)
@@ -190,14 +196,13 @@ func (d *Daemon) authenticate(ctx context.Context, r *reader, req api.AuthReques
 		return api.AuthResult{}, err
 	}
 	var out api.AuthResult
-	err = s.Do(ctx, func(ctx context.Context, card apdu.Card) error {
-		lease, err := d.sam.lease(ctx)
-		if err != nil {
-			return err
-		}
-		defer lease.release()
+	// DoWait: once the record is committed the caller must hear so, even
+	// when the card was pulled or the operator cancelled meanwhile.
+	err = s.DoWait(ctx, func(ctx context.Context, card apdu.Card) error {
+		// the SAM is leased for the read and again for the signature, not
+		// while the holder finds the sensor: other readers use it meanwhile
 		rctx, cancel := context.WithTimeout(ctx, c.Session.ReadTimeout)
-		res, err := d.readLocked(rctx, r, card, lease)
+		res, err := d.readLocked(rctx, r, card, nil)
 		cancel()
 		if err != nil {
 			return err
@@ -215,8 +220,18 @@ func (d *Daemon) authenticate(ctx context.Context, r *reader, req api.AuthReques
 		if err != nil {
 			return err
 		}
-		sctx, cancel := context.WithTimeout(ctx, c.Session.SignTimeout)
+		if err := ctx.Err(); err != nil {
+			return err // cancelled before the point of no return: nothing signed
+		}
+		// From here the signature and the commit run to their end, bounded
+		// by the signing timeout only: a record the SAM signed is kept.
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.Session.SignTimeout)
 		defer cancel()
+		lease, err := d.sam.lease(sctx)
+		if err != nil {
+			return err
+		}
+		defer lease.release()
 		if err := d.commit(sctx, lease, rec); err != nil {
 			return err
 		}
