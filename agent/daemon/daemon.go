@@ -70,6 +70,10 @@ type Daemon struct {
 	started time.Time
 	pcscOK  atomic.Bool
 	closing atomic.Bool
+	// halt ends when shutdown starts: what the API runs outside workflows
+	// ("sync now") stops with it
+	halt     context.Context
+	haltStop context.CancelFunc
 
 	chain sync.Mutex // one record sealed and appended at a time (hash chain)
 
@@ -92,6 +96,7 @@ func New(o Options) (*Daemon, error) {
 	d := &Daemon{o: o, log: o.Log, m: o.Metrics, ob: o.Outbox, up: o.Uploader, events: newHub(),
 		readers: map[string]*reader{}, started: time.Now()}
 	d.sam = newSAMHolder(d)
+	d.halt, d.haltStop = context.WithCancel(context.Background())
 	d.m.registerOutbox(d)
 	return d, nil
 }
@@ -156,6 +161,7 @@ func (d *Daemon) shutdown(stopWatch func()) {
 	d.mu.Lock()
 	d.closing.Store(true)
 	d.mu.Unlock()
+	d.haltStop()
 	grace := d.cfg().Session.ShutdownGrace
 	done := make(chan struct{})
 	go func() { d.flows.Wait(); close(done) }()
@@ -164,7 +170,13 @@ func (d *Daemon) shutdown(stopWatch func()) {
 	case <-time.After(grace):
 		d.log.Warn("a card workflow did not finish within the shutdown grace; cancelling it", "grace", grace)
 		d.cancelAll()
-		<-done
+		// a cancelled workflow ends at its next step; one past its point of
+		// no return finishes its signature and commit (session.sign_timeout)
+		select {
+		case <-done:
+		case <-time.After(d.cfg().Session.SignTimeout + 2*time.Second):
+			d.log.Error("a card workflow did not end after it was cancelled; stopping anyway")
+		}
 	}
 	stopWatch()
 	d.mu.Lock()
@@ -223,7 +235,7 @@ func (d *Daemon) dispatch(ev apdu.Event) {
 	case apdu.CardRemoved:
 		// a read in progress ends now rather than at its next command,
 		// and a workflow waiting for the finger ends too
-		r.cancelStep()
+		r.cancelStep(apdu.ErrCardRemoved)
 		r.abortFlow(apdu.ErrCardRemoved)
 	case apdu.ReaderBusy:
 		r.setError(fail(CodeReaderInUse, apdu.ErrSharingViolation))
@@ -357,6 +369,7 @@ func (d *Daemon) Health(lang string) api.Health {
 	h := api.Health{Status: "ok", Version: d.o.Version, Started: d.started, Terminal: c.Terminal.ID, PCSC: "ok"}
 	d.mu.Lock()
 	h.Readers = len(d.readers)
+	cardReaders, _ := d.cardReadersLocked()
 	d.mu.Unlock()
 	problem := func(code string, err error) {
 		h.Problems = append(h.Problems, *d.apiError(fail(code, err), lang))
@@ -366,6 +379,8 @@ func (d *Daemon) Health(lang string) api.Health {
 		problem(CodePCSCUnavailable, nil)
 	} else if h.Readers == 0 {
 		problem(CodeNoReader, nil)
+	} else if len(cardReaders) == 0 {
+		problem(CodeNoReader, errors.New("the only reader holds the SAM: no reader for the cards"))
 	}
 	s := d.sam.status()
 	h.SAM = &s
@@ -424,6 +439,13 @@ func (d *Daemon) Sync(ctx context.Context) (api.SyncResult, error) {
 	if d.up == nil {
 		return api.SyncResult{}, fail(CodeSyncDisabled, nil)
 	}
+	if d.closing.Load() {
+		return api.SyncResult{}, fail(CodeShuttingDown, nil)
+	}
+	// shutdown's last attempt must not wait behind this one
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(d.halt, cancel)()
 	rep, err := d.up.Drain(ctx)
 	res := api.SyncResult{Sent: rep.Accepted + rep.Duplicates + rep.Rejected, Accepted: rep.Accepted, Duplicates: rep.Duplicates, Rejected: rep.Rejected}
 	if q := d.queueNumbers(); q.err == nil {

@@ -35,7 +35,7 @@ type reader struct {
 	err      *Failure
 	result   *cards.Result // the last identify read (KPE only; KTP-el data is never kept)
 	ready    chan struct{} // closed when the inserted card's session is up (or failed)
-	stepStop context.CancelFunc
+	stepStop context.CancelCauseFunc
 	busy     bool
 	flowStop context.CancelCauseFunc
 	waiting  int // workflows waiting for a card
@@ -56,7 +56,7 @@ func (r *reader) send(ev apdu.Event) {
 // stop ends the reader's goroutine and its card session.
 func (r *reader) stop() {
 	r.once.Do(func() { close(r.quit) })
-	r.cancelStep()
+	r.cancelStep(errReaderStopped)
 	r.cancelFlow()
 	<-r.done
 }
@@ -160,18 +160,28 @@ func (r *reader) markReady() {
 // identify reads a card that was inserted with no workflow waiting: the
 // clerk's application can then show the card's data and prefill forms.
 func (r *reader) identify(s *cards.Session) {
-	ctx, cancel := context.WithTimeout(context.Background(), r.d.cfg().Session.ReadTimeout)
+	ctx, stop := context.WithCancelCause(context.Background())
+	ctx, cancel := context.WithTimeout(ctx, r.d.cfg().Session.ReadTimeout)
 	r.mu.Lock()
-	r.stepStop = cancel
+	r.stepStop = stop
 	r.mu.Unlock()
 	defer func() {
 		cancel()
+		stop(nil)
 		r.mu.Lock()
 		r.stepStop = nil
 		r.mu.Unlock()
 	}()
 	res, err := r.d.readCard(ctx, r, s)
 	if err != nil {
+		switch cause := context.Cause(ctx); {
+		case errors.Is(cause, apdu.ErrCardRemoved):
+			// the removal's own event follows; the reader goes idle
+			r.d.countFailure(fail(CodeCardRemoved, err))
+			return
+		case errors.Is(cause, errReaderStopped):
+			return
+		}
 		r.d.countFailure(err)
 		r.setState(api.StateFailed, "", err)
 		return
@@ -188,7 +198,11 @@ func (r *reader) identify(s *cards.Session) {
 
 // endCard closes the card's session; removed says the card was taken out.
 func (r *reader) endCard(removed bool) {
-	r.cancelStep()
+	if removed {
+		r.cancelStep(apdu.ErrCardRemoved)
+	} else {
+		r.cancelStep(errReaderStopped)
+	}
 	r.mu.Lock()
 	s := r.sess
 	wasPresent := r.present
@@ -207,14 +221,19 @@ func (r *reader) endCard(removed bool) {
 	}
 }
 
-func (r *reader) cancelStep() {
+// cancelStep ends the automatic read in progress, if any, with cause.
+func (r *reader) cancelStep(cause error) {
 	r.mu.Lock()
 	f := r.stepStop
 	r.mu.Unlock()
 	if f != nil {
-		f()
+		f(cause)
 	}
 }
+
+// errReaderStopped ends what a reader does when the agent stops or the
+// reader goes away.
+var errReaderStopped = errors.New("the reader's goroutine stopped")
 
 // cancelFlow cancels the API workflow (the operator's cancel, shutdown).
 func (r *reader) cancelFlow() bool { return r.abortFlow(context.Canceled) }
@@ -236,6 +255,11 @@ func (r *reader) abortFlow(cause error) bool {
 func (r *reader) begin(cancel context.CancelCauseFunc) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	select {
+	case <-r.quit: // the reader went away (or the agent stops) since it was picked
+		return fail(CodeNoReader, errReaderStopped)
+	default:
+	}
 	if r.busy {
 		return fail(CodeReaderBusy, nil)
 	}
@@ -270,7 +294,7 @@ func (r *reader) session(ctx context.Context, wait time.Duration) (s *cards.Sess
 		r.mu.Lock()
 		present, ready, sess, role := r.present, r.ready, r.sess, r.role
 		r.mu.Unlock()
-		if role == roleSAM {
+		if role == roleSAM || r.d.sam.readerName() == r.name {
 			return nil, time.Time{}, false, fail(CodeBadRequest, errors.New("that reader holds the SAM"))
 		}
 		if present {

@@ -79,10 +79,18 @@ func (h *samHolder) tryTake(ctx context.Context, r *reader) bool {
 		}
 	}
 	h.mu.Lock()
+	if h.card != nil && h.reader != r.name {
+		// another reader's SAM was taken meanwhile
+		h.mu.Unlock()
+		card.Close()
+		return false
+	}
 	h.reader, h.card, h.s, h.signer, h.info, h.problem = r.name, card, s, signer, info, problem
 	h.mu.Unlock()
+	// the role stays: a probed reader is the SAM's while it holds it
+	// (readerName), and a card reader again once the SAM is taken out
 	r.mu.Lock()
-	r.role, r.kind = roleSAM, cards.KindSAM
+	r.kind = cards.KindSAM
 	r.mu.Unlock()
 	h.d.m.samCounter.Set(float64(info.Counter))
 	serial := strings.ToUpper(hex.EncodeToString(info.Serial[:]))
