@@ -108,9 +108,9 @@ type Uploader struct {
 	cfg    Config
 	client *http.Client
 	kick   chan struct{}
-	drain  sync.Mutex   // one Drain at a time (Run's and "sync now")
-	maxN   int          // shrinks after a 413; guarded by drain
-	every  atomic.Int64 // Interval, changeable by SetInterval
+	drain  chan struct{} // one Drain at a time (Run's and "sync now"); a wait bounded by its context
+	maxN   int           // shrinks after a 413; guarded by drain
+	every  atomic.Int64  // Interval, changeable by SetInterval
 
 	mu sync.Mutex
 	st Status
@@ -126,7 +126,7 @@ func New(ob *outbox.Outbox, cfg Config) (*Uploader, error) {
 	tr := &http.Transport{Proxy: cfg.Proxy, TLSClientConfig: cfg.TLS, ForceAttemptHTTP2: true,
 		MaxIdleConns: 2, IdleConnTimeout: 90 * time.Second, TLSHandshakeTimeout: 15 * time.Second, ResponseHeaderTimeout: cfg.Timeout}
 	up := &Uploader{ob: ob, cfg: cfg, client: &http.Client{Transport: tr, Timeout: cfg.Timeout},
-		kick: make(chan struct{}, 1), maxN: cfg.MaxRecords}
+		kick: make(chan struct{}, 1), drain: make(chan struct{}, 1), maxN: cfg.MaxRecords}
 	up.every.Store(int64(cfg.Interval))
 	return up, nil
 }
@@ -250,8 +250,12 @@ func (e *RetryAfterError) Error() string {
 // fails. Claimed records that were not settled by an answer go back to
 // pending.
 func (u *Uploader) Drain(ctx context.Context) (Report, error) {
-	u.drain.Lock()
-	defer u.drain.Unlock()
+	select {
+	case u.drain <- struct{}{}:
+	case <-ctx.Done():
+		return Report{}, ctx.Err()
+	}
+	defer func() { <-u.drain }()
 	var rep Report
 	for {
 		items, err := u.ob.Claim(u.maxN, u.cfg.MaxBytes)

@@ -460,3 +460,36 @@ func TestBadURL(t *testing.T) {
 		assert.Error(t, err, u)
 	}
 }
+
+// A Drain waiting behind another one (a slow "sync now") gives up when its
+// own context ends: the agent's last attempt at shutdown is bounded.
+func TestDrainWaitIsBounded(t *testing.T) {
+	r := newRig(t, false)
+	release := make(chan struct{})
+	entered := make(chan struct{}, 1)
+	r.wrap = func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			select {
+			case entered <- struct{}{}:
+			default:
+			}
+			<-release
+			h.ServeHTTP(w, req)
+		})
+	}
+	r.start("")
+	r.add(3, nil)
+	u := r.uploader(nil)
+	first := make(chan error, 1)
+	go func() { _, err := u.Drain(context.Background()); first <- err }()
+	<-entered // the first Drain is in its batch
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	t0 := time.Now()
+	_, err := u.Drain(ctx)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.Less(t, time.Since(t0), 3*time.Second)
+	close(release)
+	require.NoError(t, <-first)
+	r.checkStored(3)
+}
