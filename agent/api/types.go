@@ -186,7 +186,7 @@ const (
 	EventReader  = "reader"  // a reader appeared or went away
 	EventSession = "session" // a card session changed state
 	EventSAM     = "sam"     // the SAM appeared, went away, changed state
-	EventSync    = "sync"    // a sync attempt ended
+	EventSync    = "sync"    // a sync requested through PathSync ended
 	EventService = "service" // PC/SC lost or restored
 )
 
