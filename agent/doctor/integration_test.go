@@ -91,6 +91,24 @@ func TestIntegrationDoctorSAM(t *testing.T) {
 	require.Equal(t, "active", f.Code)
 	require.False(t, rep.Failed())
 
+	// Another program holds the SAM reader in a transaction: the SAM is
+	// not called missing, the reader is named as not probed.
+	func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		tr := pcsc.New(pcsc.Options{})
+		defer tr.Close()
+		card, err := tr.Connect(ctx, pcsctest.Slot1)
+		require.NoError(t, err)
+		defer card.Close()
+		require.NoError(t, card.BeginTransaction(ctx))
+		defer card.EndTransaction()
+		rep := Run(context.Background(), Options{Config: &config.Config{}, Agent: noAgent(t), Only: pcscChecks, GOOS: "linux", CheckTimeout: time.Second})
+		f := find(t, rep, CheckSAM)
+		requireAction(t, f, Fail, "not-probed", "Tutup program lain yang memakai pembaca kartu", "Close any other program using the card reader")
+		require.Contains(t, f.Detail, pcsctest.Slot1)
+	}()
+
 	// readers.sam names another reader: the SAM there is missing.
 	rep = runPCSC(t, &config.Config{Readers: config.Readers{SAM: []string{pcsctest.Slot0}}}, "linux")
 	require.Equal(t, "missing", find(t, rep, CheckSAM).Code)

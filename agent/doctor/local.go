@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"kpe-agent/agent/api"
-	"kpe-agent/agent/cards"
 	"kpe-agent/apdu"
 	"kpe-agent/apdu/pcsc"
 	"kpe-agent/apdu/sam"
@@ -231,7 +230,11 @@ type samInfo struct {
 func (r *run) checkSAM(ctx context.Context, ag *agentState, readers []apdu.ReaderInfo, pcscOK bool) {
 	f := Finding{ID: CheckSAM}
 	defer func() { r.add(f) }()
-	var info *samInfo
+	var (
+		info     *samInfo
+		skipped  []string // readers the probe could not use
+		probeErr error
+	)
 	switch {
 	case ag.running && ag.health != nil:
 		s := ag.health.SAM
@@ -249,16 +252,23 @@ func (r *run) checkSAM(ctx context.Context, ag *agentState, readers []apdu.Reade
 		f.Message = tf("Tidak diperiksa: layanan kartu pintar tidak tersedia.", "Not checked: the smart-card service is not available.")
 		return
 	default:
-		var skipped []string
-		var err error
-		info, skipped, err = r.probeSAM(ctx, readers)
+		info, skipped, probeErr = r.probeSAM(ctx, readers)
 		f.Detail = "probed directly (the agent is not running)"
 		if len(skipped) > 0 {
 			f.Detail += "; not probed (held by another program): " + strings.Join(skipped, ", ")
 		}
-		if err != nil {
-			f.Detail += "; " + err.Error()
+		if probeErr != nil {
+			f.Detail += "; " + probeErr.Error()
 		}
+	}
+	if info == nil && (len(skipped) > 0 || probeErr != nil) {
+		// the SAM may be in a reader that could not be probed
+		f.Status, f.Code = Fail, "not-probed"
+		f.Message = tf("SAM tidak dapat diperiksa: pembaca dipakai program lain atau tidak menjawab.",
+			"The SAM could not be checked: a reader is held by another program or did not answer.")
+		f.Action = tf("Tutup program lain yang memakai pembaca kartu (mis. aplikasi sidik jari vendor), cabut-pasang pembaca bila perlu, lalu jalankan ulang kpectl doctor.",
+			"Close any other program using the card reader (e.g. a vendor's fingerprint application), replug the reader if needed, then run kpectl doctor again.")
+		return
 	}
 	if info == nil {
 		f.Status, f.Code = Fail, "missing"
@@ -349,8 +359,10 @@ func match(patterns []string, name string) bool {
 	return false
 }
 
-// probeReader recognises the card in reader inside a transaction and,
-// when it is the SAM, reads its state (nothing else: no activation).
+// probeReader selects the SAM application on the card in reader inside a
+// transaction and, when the card has it, reads its state (nothing else:
+// no activation). Nothing else is sent: a citizen's card left in a reader
+// sees one SELECT it refuses.
 func probeReader(ctx context.Context, reader string) (*samInfo, error) {
 	tr := pcsc.New(pcsc.Options{})
 	defer tr.Close()
@@ -363,11 +375,10 @@ func probeReader(ctx context.Context, reader string) (*samInfo, error) {
 		return nil, err
 	}
 	defer card.EndTransaction()
-	kind, err := cards.Recognize(ctx, card, cards.DefaultProfiles)
-	if err != nil || kind != cards.KindSAM {
-		return nil, err
-	}
 	s, err := sam.Open(ctx, card)
+	if se := (*apdu.StatusError)(nil); errors.As(err, &se) {
+		return nil, nil // not a SAM
+	}
 	if err != nil {
 		return nil, err
 	}
