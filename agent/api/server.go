@@ -329,11 +329,19 @@ func (s *server) sync(w http.ResponseWriter, r *http.Request) {
 // events streams Server-Sent Events: "id: <seq>", "event: <type>",
 // "data: <Event JSON>". A client reconnecting with Last-Event-ID gets the
 // events it missed while the agent still holds them.
+// sseWriteTimeout bounds each write of the event stream.
+const sseWriteTimeout = 30 * time.Second
+
 func (s *server) events(w http.ResponseWriter, r *http.Request) {
-	fl, ok := w.(http.Flusher)
-	if !ok {
-		s.refuse(w, r, http.StatusInternalServerError, CodeBadRequest, "streaming unsupported")
-		return
+	// every write has a deadline: a client that stops reading is dropped
+	// instead of holding its goroutine until the agent stops
+	rc := http.NewResponseController(w)
+	write := func(format string, a ...any) bool {
+		_ = rc.SetWriteDeadline(time.Now().Add(sseWriteTimeout))
+		if _, err := fmt.Fprintf(w, format, a...); err != nil {
+			return false
+		}
+		return rc.Flush() == nil
 	}
 	var after uint64
 	if v := r.Header.Get("Last-Event-ID"); v != "" {
@@ -345,22 +353,21 @@ func (s *server) events(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
-	fmt.Fprint(w, ": kpe-agent events\n\n")
+	if !write(": kpe-agent events\n\n") {
+		return
+	}
 	send := func(ev Event) bool {
 		b, err := json.Marshal(ev)
 		if err != nil {
 			return false
 		}
-		_, err = fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", ev.Seq, ev.Type, b)
-		fl.Flush()
-		return err == nil
+		return write("id: %d\nevent: %s\ndata: %s\n\n", ev.Seq, ev.Type, b)
 	}
 	for _, ev := range backlog {
 		if !send(ev) {
 			return
 		}
 	}
-	fl.Flush()
 	tick := time.NewTicker(s.c.Heartbeat)
 	defer tick.Stop()
 	for {
@@ -372,10 +379,9 @@ func (s *server) events(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		case <-tick.C:
-			if _, err := fmt.Fprint(w, ": keep-alive\n\n"); err != nil {
+			if !write(": keep-alive\n\n") {
 				return
 			}
-			fl.Flush()
 		}
 	}
 }
