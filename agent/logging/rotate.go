@@ -3,6 +3,7 @@ package logging
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -18,6 +19,17 @@ import (
 // so a log line is never split (a single write larger than the maximum
 // goes alone into a fresh file). Files are created with mode 0640. Safe
 // for concurrent use.
+//
+// A rotation loses no file when it fails. The current file is moved
+// aside first (to agent.log.rotating) and the others are shifted only
+// once that worked. When it cannot be renamed (on Windows, while another
+// program holds it open), it is copied aside and emptied instead, as
+// logrotate's copytruncate does. When that fails too, the writer keeps
+// appending to the current file, reports the failure on standard error
+// once, and tries again only after another maximum size's worth of
+// bytes. As a last resort, a current file that has grown to the whole
+// budget (maxFiles times the maximum size) is emptied: the log must not
+// fill the disk the outbox is on.
 type RotatingWriter struct {
 	mu       sync.Mutex
 	path     string
@@ -27,22 +39,48 @@ type RotatingWriter struct {
 	size     int64
 	closed   bool
 
-	rotateFailed bool // reported on stderr; reset by a rotation that works
+	rotateFailed bool  // reported on stderr; reset by a rotation that works
+	retryAt      int64 // after a failed rotation: the size at which to try again
+
+	fs fileOps
+}
+
+// fileOps are the file operations rotation uses (tests inject failures).
+type fileOps struct {
+	rename   func(oldpath, newpath string) error
+	remove   func(name string) error
+	truncate func(name string) error     // empty a file
+	copy     func(from, to string) error // to must not exist
+}
+
+var osFileOps = fileOps{
+	rename:   os.Rename,
+	remove:   os.Remove,
+	truncate: func(name string) error { return os.Truncate(name, 0) },
+	copy:     copyFile,
 }
 
 // NewRotatingWriter opens (appending) or creates path, creating its
-// directory (0750) if needed, and removes rotated files beyond maxFiles
-// left by a larger setting. maxBytes and maxFiles must be positive.
+// directory (0750) if needed, finishes a rotation a crash interrupted,
+// and removes rotated files beyond maxFiles left by a larger setting.
+// maxBytes and maxFiles must be positive.
 func NewRotatingWriter(path string, maxBytes int64, maxFiles int) (*RotatingWriter, error) {
+	return newRotatingWriter(path, maxBytes, maxFiles, osFileOps)
+}
+
+func newRotatingWriter(path string, maxBytes int64, maxFiles int, ops fileOps) (*RotatingWriter, error) {
 	if maxBytes <= 0 || maxFiles <= 0 {
 		return nil, fmt.Errorf("logging: %s: size %d and file count %d must be positive", path, maxBytes, maxFiles)
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("logging: %w", err)
 	}
-	w := &RotatingWriter{path: path, maxBytes: maxBytes, maxFiles: maxFiles}
+	w := &RotatingWriter{path: path, maxBytes: maxBytes, maxFiles: maxFiles, fs: ops}
 	if err := w.open(); err != nil {
 		return nil, err
+	}
+	if exists(w.aside()) {
+		_ = w.shiftIn() // a crash between moving agent.log aside and shifting
 	}
 	w.removeStale()
 	return w, nil
@@ -69,7 +107,7 @@ func (w *RotatingWriter) removeStale() {
 	for _, m := range matches {
 		n, err := strconv.Atoi(strings.TrimPrefix(m, w.path+"."))
 		if err == nil && n >= w.maxFiles {
-			os.Remove(m)
+			_ = w.fs.remove(m)
 		}
 	}
 }
@@ -87,6 +125,14 @@ func globEscape(s string) string {
 
 func (w *RotatingWriter) rotated(n int) string { return w.path + "." + strconv.Itoa(n) }
 
+// aside is where the current file goes while the others are shifted.
+func (w *RotatingWriter) aside() string { return w.path + ".rotating" }
+
+func exists(name string) bool {
+	_, err := os.Lstat(name)
+	return err == nil
+}
+
 // Write writes p to the current file, rotating first if p would not fit.
 func (w *RotatingWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
@@ -94,19 +140,21 @@ func (w *RotatingWriter) Write(p []byte) (int, error) {
 	if w.closed {
 		return 0, os.ErrClosed
 	}
-	if w.size > 0 && w.size+int64(len(p)) > w.maxBytes {
+	if next := w.size + int64(len(p)); w.size > 0 && next > w.maxBytes && next > w.retryAt {
 		if err := w.rotate(); err != nil {
 			if w.f == nil {
 				return 0, err // no file to write to
 			}
 			// The line still goes to the current file: the log is the
-			// only place to tell, and a line lost would hide more.
+			// only place to tell, and a line lost would hide more. The
+			// next attempt waits for another maxBytes.
+			w.retryAt = w.size + w.maxBytes
 			if !w.rotateFailed {
 				w.rotateFailed = true
-				fmt.Fprintf(os.Stderr, "logging: rotating %s: %v\n", w.path, err)
+				fmt.Fprintf(os.Stderr, "logging: rotating %s: %v (trying again after another %d bytes)\n", w.path, err, w.maxBytes)
 			}
 		} else {
-			w.rotateFailed = false
+			w.rotateFailed, w.retryAt = false, 0
 		}
 	}
 	n, err := w.f.Write(p)
@@ -114,29 +162,113 @@ func (w *RotatingWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// rotate shifts the files and opens a fresh current one. On failure the
-// writer keeps a file open when it can, so no line is lost.
+// rotate starts a fresh current file, keeping the old ones as
+// path.1 ... On failure no file is lost and the writer keeps a file open
+// when it can.
 func (w *RotatingWriter) rotate() error {
-	_ = w.f.Close()
+	_ = w.f.Close() // Windows renames no file that is open
 	w.f = nil
-	var err error
-	if w.maxFiles == 1 {
-		err = os.Remove(w.path)
-	} else {
-		_ = os.Remove(w.rotated(w.maxFiles - 1))
-		for i := w.maxFiles - 2; i >= 1; i-- {
-			if e := os.Rename(w.rotated(i), w.rotated(i+1)); e != nil && !errors.Is(e, fs.ErrNotExist) {
-				err = e
-			}
-		}
-		if e := os.Rename(w.path, w.rotated(1)); e != nil {
-			err = e
+	err := w.rotateFiles()
+	if err != nil && w.size >= w.maxBytes*int64(w.maxFiles) {
+		// Last resort: the current file alone holds the whole budget.
+		if terr := w.fs.truncate(w.path); terr == nil {
+			fmt.Fprintf(os.Stderr, "logging: %s emptied: it reached %d bytes and could not be rotated: %v\n", w.path, w.size, err)
+			err = nil
 		}
 	}
 	if oerr := w.open(); oerr != nil {
 		return errors.Join(err, oerr)
 	}
 	return err
+}
+
+func (w *RotatingWriter) rotateFiles() error {
+	if w.maxFiles == 1 {
+		rerr := w.fs.remove(w.path)
+		if rerr == nil || errors.Is(rerr, fs.ErrNotExist) {
+			return nil
+		}
+		// Nothing is kept with one file: emptying it is the same.
+		if terr := w.fs.truncate(w.path); terr != nil {
+			return errors.Join(rerr, terr)
+		}
+		return nil
+	}
+	aside := w.aside()
+	if exists(aside) {
+		// Left by a rotation that could not finish: in place first, or
+		// it would be overwritten.
+		if err := w.shiftIn(); err != nil {
+			return err
+		}
+	}
+	if rerr := w.fs.rename(w.path, aside); errors.Is(rerr, fs.ErrNotExist) {
+		return nil // removed by someone else: open makes a fresh one
+	} else if rerr != nil {
+		// Another program holds it open (Windows): copy it aside and
+		// empty it, the old files untouched until both worked.
+		if cerr := w.copyTruncate(aside); cerr != nil {
+			return errors.Join(rerr, cerr)
+		}
+	}
+	return w.shiftIn()
+}
+
+// copyTruncate copies the current file to aside, then empties it. If
+// either step fails, aside is removed and the current file is as it was.
+func (w *RotatingWriter) copyTruncate(aside string) error {
+	err := w.fs.copy(w.path, aside)
+	if err == nil {
+		err = w.fs.truncate(w.path)
+	}
+	if err != nil {
+		_ = os.Remove(aside)
+	}
+	return err
+}
+
+func copyFile(from, to string) error {
+	src, err := os.Open(from)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	dst, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(dst, src); err != nil {
+		dst.Close()
+		return err
+	}
+	return dst.Close()
+}
+
+// shiftIn moves the file set aside to path.1, making room by renaming
+// path.i to path.i+1 down from the first free number, and removing the
+// oldest, path.(maxFiles-1), only when there is none. If a rename fails,
+// the files stay where they are, the one aside included, and the free
+// number is then lower: the next attempt removes nothing.
+func (w *RotatingWriter) shiftIn() error {
+	if w.maxFiles == 1 {
+		return w.fs.remove(w.aside()) // no rotated file is kept
+	}
+	free := 1
+	for free < w.maxFiles && exists(w.rotated(free)) {
+		free++
+	}
+	if free == w.maxFiles {
+		free = w.maxFiles - 1
+		if err := w.fs.remove(w.rotated(free)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	for i := free - 1; i >= 1; i-- {
+		if err := w.fs.rename(w.rotated(i), w.rotated(i+1)); err != nil {
+			return err
+		}
+	}
+	return w.fs.rename(w.aside(), w.rotated(1))
 }
 
 // Close closes the current file; later writes fail with os.ErrClosed.

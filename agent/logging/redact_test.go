@@ -1,0 +1,152 @@
+package logging
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestIsPersonalWider(t *testing.T) {
+	for _, k := range []string{
+		"nik_hash", "nikHash", "NIKHash", "nikhash", "nip_baru", "NIP",
+		"holder_name", "holderName", "HolderName", "holdername", "full_name", "nama_lengkap", "namaLengkap", "nama_ibu",
+		"mother_name", "user_name", "username", "surname",
+		"no_kk", "noKK", "nomor_kk", "NomorKK", "kk",
+		"bpjs", "no_bpjs", "bpjsNumber", "BPJSNumber", "npwp",
+		"birth_place", "tanggal_lahir", "tempatLahir", "dob",
+		"address", "home_address", "homeAddress", "alamat_rumah",
+		"phone", "phone_number", "no_hp", "telepon", "email", "email_address",
+		"photo", "face_photo", "foto", "templates", "finger_template", "minutiae",
+		"card_uid", "cardUID", "subject_id", "gender", "jenis_kelamin", "agama",
+	} {
+		require.True(t, IsPersonal(k), k)
+	}
+	for _, k := range []string{
+		"reader", "reader_name", "readerName", "ReaderName", "readername", "service", "service_name",
+		"file", "filename", "file_name", "host", "hostname", "addr", "ip_address", "listen_address", "remote_addr",
+		"terminal", "site", "code", "err", "names", "serial", "sam_serial", "counter", "sam_counter",
+		"last_record_counter", "record", "records", "part", "kind", "verdict", "checks", "operator", "trigger",
+		"keys", "applied", "version", "outcome", "reason", "path", "slot", "role", "snippet", "bookkeeping",
+		"uuid", "retry_in", "skew", "finger", "cert", "type_name", "typename", "namespace",
+	} {
+		require.False(t, IsPersonal(k), k)
+	}
+}
+
+func TestWords(t *testing.T) {
+	for k, want := range map[string][]string{
+		"nik_hash": {"nik", "hash"}, "NIKHash": {"nik", "hash"}, "nikHash": {"nik", "hash"},
+		"noKK": {"no", "kk"}, "card-serial": {"card", "serial"}, "HTTPServer2Name": {"http", "server2", "name"},
+		"": nil, "__": nil, "tanggal lahir": {"tanggal", "lahir"},
+	} {
+		require.Equal(t, want, words(k), k)
+	}
+}
+
+type address struct {
+	Street string `json:"jalan"`
+	City   string
+}
+
+type holder struct {
+	NIKHash  string            `json:"subject_key"`
+	FullName string            `json:"nama"`
+	Kind     string            `json:"kind"`
+	Home     *address          `json:"home_address"`
+	Work     address           `json:"work"`
+	Family   []member          `json:"family"`
+	Extra    map[string]string `json:"extra"`
+	When     time.Time         `json:"when"`
+	IP       net.IP            `json:"ip"`
+	Skip     string            `json:"-"`
+	hidden   string
+	member
+}
+
+type member struct {
+	Relation string `json:"relation"`
+	NoKK     string `json:"no_kk"`
+}
+
+// Personal data is redacted however deep it is: maps in slices in maps,
+// struct fields by Go name or JSON name, through pointers, embedded
+// structs inline.
+func TestRedactNested(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(Redact(slog.NewJSONHandler(&buf, nil)))
+	when := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+	h := holder{
+		NIKHash: "hash-3201", FullName: "Budi Santoso", Kind: "KPE", Home: &address{Street: "Jl. Merdeka", City: "Bogor"},
+		Work:   address{Street: "Jl. Veteran", City: "Jakarta"},
+		Family: []member{{Relation: "istri", NoKK: "3201-KK"}},
+		Extra:  map[string]string{"bpjs": "0001234", "phone_number": "0812", "service": "askes"},
+		When:   when, IP: net.ParseIP("10.0.0.5"), Skip: "skipped", hidden: "h",
+		member: member{Relation: "self", NoKK: "3201-KK-2"},
+	}
+	log.Info("read",
+		"holder", h,
+		"ptr", &h,
+		"rows", []map[string]any{{"reader_name": "ACS ACR39U 00", "holder_name": "Siti", "nested": map[string]any{"nik_hash": "hash-9"}}},
+		"ids", map[int]map[string]string{1: {"no_kk": "3201-KK-3", "state": "ok"}},
+		"arr", [2]any{map[string]string{"alamat": "Jl. Sudirman"}, "plain"},
+		"any", any(map[string]any{"list": []any{map[string]string{"email": "budi@example.id"}}}),
+		"reader_name", "Gemalto 00",
+		"service", "taspen",
+		"err", errors.New("card error"),
+	)
+	out := buf.String()
+	for _, secret := range []string{"hash-3201", "Budi", "Merdeka", "Bogor", "3201-KK", "0001234", "0812", "Siti", "hash-9",
+		"Sudirman", "budi@example", "skipped"} {
+		require.NotContains(t, out, secret)
+	}
+	for _, kept := range []string{`"reader_name":"ACS ACR39U 00"`, `"reader_name":"Gemalto 00"`, `"service":"taspen"`, `"service":"askes"`,
+		`"kind":"KPE"`, `"relation":"istri"`, `"relation":"self"`, `"City":"Jakarta"`, `"jalan":"Jl. Veteran"`,
+		`"when":"2025-01-02T03:04:05Z"`, `"ip":"10.0.0.5"`, `"state":"ok"`, `"plain"`, `"err":"card error"`} {
+		require.Contains(t, out, kept)
+	}
+	require.Contains(t, out, `"subject_key":"[redacted]"`, "by Go name NIKHash")
+	require.Contains(t, out, `"nama":"[redacted]"`)
+	require.Contains(t, out, `"home_address":"[redacted]"`)
+	require.Contains(t, out, `"no_kk":"[redacted]"`)
+	require.NotContains(t, out, "hidden")
+}
+
+// Values with nothing personal are logged as they were (same types).
+func TestRedactLeavesOthers(t *testing.T) {
+	type point struct{ X, Y int }
+	var a, b bytes.Buffer
+	plain := slog.New(slog.NewJSONHandler(&a, nil))
+	red := slog.New(Redact(slog.NewJSONHandler(&b, nil)))
+	args := []any{"p", point{1, 2}, "ps", []point{{3, 4}}, "m", map[string]int{"b": 1, "a": 2}, "bytes", []byte("xy"),
+		"nilp", (*point)(nil), "nilm", map[string]any(nil), "d", time.Second, "keys", []string{"log.level"}}
+	plain.Info("x", args...)
+	red.Info("x", args...)
+	withoutTime := func(s string) map[string]any {
+		var m map[string]any
+		require.NoError(t, json.Unmarshal([]byte(s), &m))
+		delete(m, "time")
+		return m
+	}
+	require.Equal(t, withoutTime(a.String()), withoutTime(b.String()))
+	require.Contains(t, b.String(), `"p":{"X":1,"Y":2}`)
+}
+
+type loop struct {
+	Next *loop
+	Name string
+}
+
+// A cycle is cut at the depth bound, redacted rather than followed.
+func TestRedactCycle(t *testing.T) {
+	var buf bytes.Buffer
+	l := &loop{Name: "Budi"}
+	l.Next = l
+	slog.New(Redact(slog.NewJSONHandler(&buf, nil))).Info("x", "l", l, "m", map[string]any{"deep": map[string]any{"deeper": l}})
+	require.NotContains(t, buf.String(), "Budi")
+}
