@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -208,8 +209,24 @@ func (l *loader) invalid(key, value, reason, want string) {
 // ---- the file
 
 func (l *loader) parseFile(data []byte) {
-	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
+	var doc, next yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	err := dec.Decode(&doc)
+	if errors.Is(err, io.EOF) {
+		return // empty file
+	}
+	if err == nil {
+		// One document only: a second one (after ---) would be ignored
+		// by a plain decode, its keys never checked.
+		if err = dec.Decode(&next); errors.Is(err, io.EOF) {
+			err = nil
+		} else if err == nil {
+			l.fileBroken = true
+			l.fail(&Error{File: l.file, Line: next.Line, Reason: "starts a second YAML document (---): a configuration file is one document",
+				Want: "one YAML mapping of keys as in configs/agent.yaml (a --- line only at the very top, if at all)"})
+		}
+	}
+	if err != nil {
 		msg := strings.TrimPrefix(err.Error(), "yaml: ")
 		l.fileBroken = true
 		l.fail(&Error{File: l.file, Reason: "is not valid YAML: " + msg, Want: "a YAML mapping of keys as in configs/agent.yaml"})

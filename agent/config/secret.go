@@ -16,16 +16,22 @@ var ErrInsecureSecret = errors.New("secret file readable or writable by others")
 // maxSecretSize bounds a secret file.
 const maxSecretSize = 64 << 10
 
+// AgentGroup is the group the Linux packages create for the agent: they
+// install secrets 0640 root:kpe-agent.
+const AgentGroup = "kpe-agent"
+
 // ReadSecret reads a secret file (the API token, the SAM activation
 // code): its content with surrounding white space trimmed.
 //
 // It refuses a file that is not a regular file, that others (not owner,
 // not group) can read, write or execute, or that its group can write:
 // mode 0600, 0400, 0640 or 0440 are fine (packages install secrets 0640
-// root:kpe-agent). The check is skipped on Windows, where file modes do
-// not describe access (ACLs do: the installer restricts the secrets
-// folder). An empty secret is an error. The content never appears in an
-// error.
+// root:kpe-agent). A file its group can read must belong to a group
+// trusted with it: root's (gid 0), this process's own (effective) group
+// or AgentGroup; 0640 with a group such as users is refused. The checks
+// are skipped on Windows, where file modes do not describe access (ACLs
+// do: the installer restricts the secrets folder). An empty secret is an
+// error. The content never appears in an error.
 func ReadSecret(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -47,6 +53,12 @@ func ReadSecret(path string) ([]byte, error) {
 			}
 			return nil, fmt.Errorf("secret %s: mode %04o: %s: %w; run chmod 600 %s (or 640 with a group of the agent's)",
 				path, perm, who, ErrInsecureSecret, path)
+		}
+		if perm := info.Mode().Perm(); perm&0o040 != 0 {
+			if gid, ok := fileGroup(info); ok && !trustedGroup(gid) {
+				return nil, fmt.Errorf("secret %s: mode %04o: its group %s can read it, and that is not the agent's group: %w; run chmod 600 %s or chgrp %s %s",
+					path, perm, groupName(gid), ErrInsecureSecret, path, AgentGroup, path)
+			}
 		}
 	}
 	data, err := io.ReadAll(io.LimitReader(f, maxSecretSize+1))

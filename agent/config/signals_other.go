@@ -4,6 +4,6 @@ package config
 
 import "os"
 
-// reloadSignals make Watch reload: none where there is no SIGHUP
+// reloadSignals make Watch reload (see CatchReloadSignals): none where there is no SIGHUP
 // (Windows); file changes still do.
 var reloadSignals []os.Signal

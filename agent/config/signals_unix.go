@@ -7,5 +7,5 @@ import (
 	"syscall"
 )
 
-// reloadSignals make Watch reload.
+// reloadSignals make Watch reload (see CatchReloadSignals).
 var reloadSignals = []os.Signal{syscall.SIGHUP}

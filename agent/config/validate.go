@@ -16,6 +16,12 @@ var (
 	hostPattern    = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$`)
 )
 
+// MaxShutdownGrace bounds session.shutdown_grace. The service wrapper
+// waits 30 s for the agent after a stop request (cmd/kpe-agent's
+// agentStopTimeout); after the grace, the shutdown still closes the card
+// sessions and gives the uploader up to 3 s and the API up to 5 s.
+const MaxShutdownGrace = 20 * time.Second
+
 const idWant = "1 to 64 characters among A-Z a-z 0-9 . _ - (e.g. PKM-CIBINONG-01)"
 
 // validate checks the merged configuration's values.
@@ -50,6 +56,12 @@ func (l *loader) validate(c *Config) {
 		if d := lf.field(c).Interface().(time.Duration); d <= 0 {
 			l.invalid(lf.key, d.String(), "is not positive", "a duration above zero, e.g. 30s or 5m")
 		}
+	}
+
+	if g := c.Session.ShutdownGrace; g > MaxShutdownGrace {
+		l.invalid("session.shutdown_grace", g.String(), "is too long",
+			"at most "+MaxShutdownGrace.String()+" (the service manager stops waiting for the agent after 30s, "+
+				"and the shutdown also closes the card sessions, the last sync attempt and the API)")
 	}
 
 	l.checkServices(c.Services)
@@ -142,6 +154,9 @@ func (l *loader) checkSync(c *Config) {
 		l.invalid("sync.url", u, reason, want)
 		return
 	}
+	// https://bo.example:8443/ is the same back office: the slash is
+	// dropped, so the snapshot holds the URL without a path.
+	c.Sync.URL = strings.TrimSuffix(u, "/")
 	for _, k := range []struct{ key, v, want string }{
 		{"sync.client_cert", c.Sync.ClientCert, "this terminal's certificate (PEM file)"},
 		{"sync.client_key", c.Sync.ClientKey, "this terminal's private key (PEM file, mode 0600)"},

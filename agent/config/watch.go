@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -15,23 +16,48 @@ import (
 // before reloading (editors write a file in several steps).
 const debounce = 200 * time.Millisecond
 
+// caught is the process's one channel of reload signals.
+var caught struct {
+	once sync.Once
+	c    chan os.Signal
+}
+
+// CatchReloadSignals starts catching the reload signal (SIGHUP on Unix;
+// there is none on Windows, where it returns nil) for the rest of the
+// process's life, and returns the channel it arrives on. From the first
+// call on, a SIGHUP no longer terminates the process, which is what Go
+// does with a SIGHUP nobody catches: a program that may get one
+// (systemctl reload) calls this first thing. Later calls return the
+// same channel.
+//
+// Watch reads the channel. While no Watch runs (before it starts, after
+// it stopped), one signal is kept pending, however many arrive; the next
+// Watch reloads for it as soon as it starts. So a reload asked for while
+// the agent starts is done once it is ready, and one asked for during
+// its shutdown is ignored. One Watch at a time should run in a process.
+func CatchReloadSignals() <-chan os.Signal {
+	caught.once.Do(func() {
+		if len(reloadSignals) > 0 {
+			caught.c = make(chan os.Signal, 1)
+			signal.Notify(caught.c, reloadSignals...)
+		}
+	})
+	return caught.c
+}
+
 // Watch reloads the configuration until ctx ends: on SIGHUP (Unix; on
-// Windows only file changes count) and when the file changes (its
-// directory is watched, as editors replace files; changes are debounced
-// for 200 ms). It logs what was applied and which changed keys need a
-// restart (key names only, never values), keeps the current snapshot
-// when the new file is invalid (logging why), and calls onChange (if
-// not nil) with the new snapshot after a reload that changed something.
+// Windows only file changes count; see CatchReloadSignals, which Watch
+// calls) and when the file changes (its directory is watched, as
+// editors replace files; changes are debounced for 200 ms). It logs
+// what was applied and which changed keys need a restart (key names
+// only, never values), keeps the current snapshot when the new file is
+// invalid (logging why), and calls onChange (if not nil) with the new
+// snapshot after a reload that changed something.
 func (s *Store) Watch(ctx context.Context, log *slog.Logger, onChange func(*Config, Change)) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	var sigs chan os.Signal
-	if len(reloadSignals) > 0 {
-		sigs = make(chan os.Signal, 1)
-		signal.Notify(sigs, reloadSignals...)
-		defer signal.Stop(sigs)
-	}
+	sigs := CatchReloadSignals()
 	var (
 		events <-chan fsnotify.Event
 		errs   <-chan error
