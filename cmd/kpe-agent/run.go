@@ -73,6 +73,10 @@ func (o runOptions) source() config.Source {
 }
 
 func runCommand(args []string, stderr io.Writer) int {
+	// A SIGHUP (systemctl reload) must not kill the agent at any time,
+	// and Go's default for a SIGHUP nobody catches is to exit: catch it
+	// before anything else (runAgent does too, for its other callers).
+	config.CatchReloadSignals()
 	o, err := parseRunFlags("run", args, stderr)
 	if err != nil {
 		return 2
@@ -90,7 +94,12 @@ func checkConfigCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	if _, err := loadSecrets(cfg); err != nil {
+	// Every file run reads at start, read the same way: a secret with a
+	// wrong mode, a key that does not match its certificate or a CA file
+	// with no certificate fails here rather than at each service start.
+	f, err := loadFiles(cfg)
+	f.wipe()
+	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
@@ -106,32 +115,77 @@ type secrets struct {
 	nikKey     []byte
 }
 
+// startFiles is what the agent reads at start from the files the
+// configuration names (the outbox aside): the secrets, the issuers' CA
+// lists and the back office's TLS configuration.
+type startFiles struct {
+	secrets
+	cards   cards.Options // BKNRoots, DukcapilRoots
+	syncTLS *tls.Config   // nil unless sync.url is https
+}
+
+// loadFiles reads every file the agent needs at start. It is both run's
+// and check-config's: check-config accepts what run can start with. All
+// problems are reported (joined), each naming its key.
+func loadFiles(c *config.Config) (startFiles, error) {
+	var f startFiles
+	var errs []error
+	var err error
+	if f.secrets, err = loadSecrets(c); err != nil {
+		errs = append(errs, err)
+	}
+	if f.cards.BKNRoots, err = loadPool("trust.bkn", c.Trust.BKN); err != nil {
+		errs = append(errs, err)
+	}
+	if f.cards.DukcapilRoots, err = loadPool("trust.dukcapil", c.Trust.Dukcapil); err != nil {
+		errs = append(errs, err)
+	}
+	if strings.HasPrefix(c.Sync.URL, "https://") {
+		if f.syncTLS, err = syncTLS(c.Sync); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return f, errors.Join(errs...)
+}
+
+// wipe clears the secrets' bytes (check-config has no use for them).
+func (s *secrets) wipe() {
+	clear(s.token)
+	clear(s.samCode)
+	for _, b := range s.ktpSecrets {
+		clear(b)
+	}
+	clear(s.nikKey)
+}
+
+// loadSecrets reads the secret files, reporting every problem.
 func loadSecrets(c *config.Config) (secrets, error) {
 	var s secrets
+	var errs []error
 	var err error
 	if s.token, err = config.ReadSecret(c.API.TokenFile); err != nil {
-		return s, fmt.Errorf("api.token_file: %w (kpe-agent install creates it)", err)
+		errs = append(errs, fmt.Errorf("api.token_file: %w (kpe-agent install creates it)", err))
 	}
 	if f := c.SAM.ActivationCodeFile; f != "" {
 		if s.samCode, err = config.ReadSecret(f); err != nil {
-			return s, fmt.Errorf("sam.activation_code_file: %w", err)
+			errs = append(errs, fmt.Errorf("sam.activation_code_file: %w", err))
 		}
 	}
 	if f := c.SAM.KTPSecretsFile; f != "" {
-		b, err := config.ReadSecret(f)
-		if err != nil {
-			return s, fmt.Errorf("sam.ktp_secrets_file: %w", err)
-		}
-		if s.ktpSecrets = bytes.Fields(b); len(s.ktpSecrets) != 2 {
-			return s, fmt.Errorf("sam.ktp_secrets_file: %s: want two lines (the two KTP-el installation secrets)", f)
+		if b, err := config.ReadSecret(f); err != nil {
+			errs = append(errs, fmt.Errorf("sam.ktp_secrets_file: %w", err))
+		} else if s.ktpSecrets = bytes.Fields(b); len(s.ktpSecrets) != 2 {
+			clear(b)
+			s.ktpSecrets = nil
+			errs = append(errs, fmt.Errorf("sam.ktp_secrets_file: %s: want two lines (the two KTP-el installation secrets)", f))
 		}
 	}
 	if f := c.SAM.NIKKeyFile; f != "" {
 		if s.nikKey, err = config.ReadSecret(f); err != nil {
-			return s, fmt.Errorf("sam.nik_key_file: %w", err)
+			errs = append(errs, fmt.Errorf("sam.nik_key_file: %w", err))
 		}
 	}
-	return s, nil
+	return s, errors.Join(errs...)
 }
 
 func loadPool(key, file string) (*x509.CertPool, error) {
@@ -173,7 +227,13 @@ func syncTLS(c config.Sync) (*tls.Config, error) {
 
 // runAgent runs the agent until ctx ends, then shuts down gracefully.
 // ready is called once the agent serves its API.
+//
+// SIGHUP (reload) is caught from its first line to the process's exit
+// (config.CatchReloadSignals): one arriving while the agent starts is
+// kept and acted on once the configuration is watched; one arriving
+// during the shutdown, or after an error, is ignored.
 func runAgent(ctx context.Context, o runOptions, ready func()) error {
+	config.CatchReloadSignals()
 	src := o.source()
 	cfg, err := config.Load(src)
 	if err != nil {
@@ -200,17 +260,11 @@ func runAgent(ctx context.Context, o runOptions, ready func()) error {
 
 func serve(ctx context.Context, store *config.Store, log *slog.Logger, level *slog.LevelVar, ready func()) error {
 	cfg := store.Current()
-	sec, err := loadSecrets(cfg)
+	files, err := loadFiles(cfg)
 	if err != nil {
 		return err
 	}
-	var copts cards.Options
-	if copts.BKNRoots, err = loadPool("trust.bkn", cfg.Trust.BKN); err != nil {
-		return err
-	}
-	if copts.DukcapilRoots, err = loadPool("trust.dukcapil", cfg.Trust.Dukcapil); err != nil {
-		return err
-	}
+	sec, copts := files.secrets, files.cards
 	ob, err := outbox.Open(cfg.Outbox.Path, outbox.Options{MaxRecords: cfg.Outbox.MaxRecords, MaxAge: cfg.Outbox.MaxAge})
 	if err != nil {
 		return fmt.Errorf("outbox.path: %w", err)
@@ -219,13 +273,7 @@ func serve(ctx context.Context, store *config.Store, log *slog.Logger, level *sl
 	metrics := daemon.NewMetrics()
 	var up *uploader.Uploader
 	if cfg.Sync.URL != "" {
-		var tc *tls.Config
-		if strings.HasPrefix(cfg.Sync.URL, "https://") {
-			if tc, err = syncTLS(cfg.Sync); err != nil {
-				return err
-			}
-		}
-		if up, err = uploader.New(ob, uploader.Config{URL: cfg.Sync.URL, TLS: tc, Interval: cfg.Sync.Interval,
+		if up, err = uploader.New(ob, uploader.Config{URL: cfg.Sync.URL, TLS: files.syncTLS, Interval: cfg.Sync.Interval,
 			Log: log.With("part", "sync"), OnSend: metrics.OnSend()}); err != nil {
 			return err
 		}
