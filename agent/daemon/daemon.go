@@ -192,6 +192,15 @@ func (d *Daemon) shutdown(stopWatch func()) {
 	d.sam.drop("")
 }
 
+// samReady tells every reader that the SAM is ready.
+func (d *Daemon) samReady() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, r := range d.readers {
+		r.samReady()
+	}
+}
+
 func (d *Daemon) cancelAll() {
 	d.mu.Lock()
 	defer d.mu.Unlock()

@@ -540,10 +540,24 @@ func TestEndToEnd(t *testing.T) {
 			return false
 		}, 10*time.Second, 20*time.Millisecond)
 		require.NoError(t, r.lab.Remove(1))
+
+		// the SAM arrives: the KPE whose read failed for want of it is
+		// read again, without being taken out
+		r.insert(1, "sam.json")
+		r.waitHealth(samReady)
+		require.Eventually(t, func() bool {
+			var rs []api.Reader
+			r.call("GET", api.PathReaders, nil, &rs)
+			for _, rd := range rs {
+				if rd.Name == pcsctest.Slot0 {
+					return rd.State == api.StateAuthenticated && rd.Error == nil
+				}
+			}
+			return false
+		}, 10*time.Second, 20*time.Millisecond)
 	})
 
 	t.Run("shutdown-cancels-the-workflow-after-the-grace", func(t *testing.T) {
-		r.insert(1, "sam.json")
 		r.waitHealth(samReady)
 		r.cfg.Session.ShutdownGrace = time.Second
 		got := r.waitingForFinger(t, api.AuthRequest{Service: "askes", Operator: "clerk-01"})

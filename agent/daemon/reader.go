@@ -21,9 +21,12 @@ type reader struct {
 	d    *Daemon
 	name string
 	evs  chan apdu.Event
-	quit chan struct{}
-	done chan struct{}
-	once sync.Once
+	// retry asks the goroutine to read the present card again (its read
+	// failed for want of a SAM, and the SAM is ready now)
+	retry chan struct{}
+	quit  chan struct{}
+	done  chan struct{}
+	once  sync.Once
 
 	mu       sync.Mutex
 	role     string
@@ -42,7 +45,7 @@ type reader struct {
 }
 
 func newReader(d *Daemon, name, role string) *reader {
-	return &reader{d: d, name: name, role: role, evs: make(chan apdu.Event, 64), quit: make(chan struct{}), done: make(chan struct{}),
+	return &reader{d: d, name: name, role: role, evs: make(chan apdu.Event, 64), retry: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{}),
 		state: api.StateIdle, ready: make(chan struct{})}
 }
 
@@ -75,7 +78,25 @@ func (r *reader) loop() {
 			case apdu.CardRemoved:
 				r.endCard(true)
 			}
+		case <-r.retry:
+			r.mu.Lock()
+			s := r.sess
+			again := s != nil && r.present && r.waiting == 0 && !r.busy && r.err != nil && r.err.Code == CodeNoSAM
+			r.mu.Unlock()
+			if again {
+				r.identify(s)
+			}
 		}
+	}
+}
+
+// samReady asks the reader to read its card again when that read failed
+// for want of a SAM: at start, a card already in its reader may be read
+// before the SAM in the other reader is taken.
+func (r *reader) samReady() {
+	select {
+	case r.retry <- struct{}{}:
+	default: // one pending is enough
 	}
 }
 

@@ -103,6 +103,7 @@ func (h *samHolder) tryTake(ctx context.Context, r *reader) bool {
 			h.d.up.SetCertificates([][]byte{signer.Certificate().Raw})
 		}
 		r.setState(api.StateIdentified, cards.KindSAM, nil)
+		h.d.samReady()
 	}
 	ev := api.Event{Type: api.EventSAM, Reader: r.name, State: "ready"}
 	if problem != "" {
