@@ -405,7 +405,7 @@ func (l *loader) parseEnv(environ []string) {
 	seen := map[string]bool{}
 	for _, kv := range environ {
 		name, value, ok := strings.Cut(kv, "=")
-		if !ok || !strings.HasPrefix(name, "KPE_") || value == "" {
+		if !ok || !strings.HasPrefix(name, envPrefix) || value == "" {
 			continue
 		}
 		lf := schemaKeys.byEnv[name]

@@ -74,7 +74,7 @@ func buildSchema() *schema {
 		if l.kind == kindMap {
 			continue
 		}
-		l.env = "KPE_" + strings.ToUpper(strings.ReplaceAll(l.key, ".", "_"))
+		l.env = envPrefix + strings.ToUpper(strings.ReplaceAll(l.key, ".", "_"))
 		if other, dup := s.byEnv[l.env]; dup {
 			s.problems = append(s.problems, l.key+" and "+other.key+" share "+l.env)
 		}

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"runtime"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -23,24 +25,36 @@ import (
 // terminal.id and terminal.site (the agent needs them, kpectl does not).
 // The returned configuration is usable also when loading failed (err
 // says why): the defaults and the KPE_* variables.
+//
+// With the default file (the installed agent's), the KPE_* variables the
+// service gets from its environment files (/etc/default/kpe-agent,
+// /etc/sysconfig/kpe-agent) apply too, under the caller's own: doctor
+// checks what the service uses.
 func (c *cli) loadConfig(file string) (config.Config, error) {
+	environ := os.Environ()
 	if file == "" {
 		file = doctor.DefaultConfigFile()
 		if _, err := os.Stat(file); errors.Is(err, os.ErrNotExist) {
 			file = ""
 		}
+		if runtime.GOOS != "windows" {
+			var err error
+			if environ, err = config.ServiceEnviron(environ, serviceEnvFiles...); err != nil {
+				fmt.Fprintf(c.errOut, "kpectl: %v\n", err)
+			}
+		}
 	}
-	cfg, err := config.Load(config.Source{File: file, Environ: os.Environ()})
+	cfg, err := config.Load(config.Source{File: file, Environ: environ})
 	if err == nil {
 		return doctor.ApplyDefaults(cfg), nil
 	}
 	set := map[string]string{}
 	for key, env := range map[string]string{"terminal.id": "KPE_TERMINAL_ID", "terminal.site": "KPE_TERMINAL_SITE"} {
-		if os.Getenv(env) == "" {
+		if !slices.ContainsFunc(environ, func(kv string) bool { return strings.HasPrefix(kv, env+"=") && len(kv) > len(env)+1 }) {
 			set[key] = "unconfigured"
 		}
 	}
-	fallback, ferr := config.Load(config.Source{Environ: os.Environ(), Set: set})
+	fallback, ferr := config.Load(config.Source{Environ: environ, Set: set})
 	if ferr != nil {
 		fallback = nil // the KPE_* variables are wrong too: the defaults alone
 	} else {
@@ -54,6 +68,10 @@ func (c *cli) loadConfig(file string) (config.Config, error) {
 	}
 	return doctor.ApplyDefaults(fallback), err
 }
+
+// serviceEnvFiles: the installed service's environment files (a test
+// points it elsewhere).
+var serviceEnvFiles = config.ServiceEnvFiles
 
 // agentFor returns a client of the agent: -agent or the configuration's
 // api.listen, with the token of -token-file or api.token_file. tokenErr

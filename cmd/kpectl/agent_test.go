@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"kpe-agent/agent/api"
@@ -364,4 +365,27 @@ func TestQueueStatsFromAgent(t *testing.T) {
 	require.Equal(t, 4, q.Unsynced)
 	require.Equal(t, 80, q.AlarmPercent)
 	require.Equal(t, "warning", q.Alarm)
+}
+
+// With the default configuration file, the variables of the service's
+// environment files apply (under the caller's own), so doctor and status
+// look where the service does.
+func TestLoadConfigServiceEnvFiles(t *testing.T) {
+	envFile := filepath.Join(t.TempDir(), "kpe-agent")
+	require.NoError(t, os.WriteFile(envFile, []byte("KPE_API_LISTEN=127.0.0.1:7999\nKPE_LOG_LEVEL=debug\n"), 0o644))
+	old := serviceEnvFiles
+	serviceEnvFiles = []string{envFile}
+	t.Cleanup(func() { serviceEnvFiles = old })
+	t.Setenv("KPE_LOG_LEVEL", "warn")
+	c := &cli{out: io.Discard, errOut: io.Discard}
+	cfg, _ := c.loadConfig("")
+	assert.Equal(t, "127.0.0.1:7999", cfg.API.Listen)
+	assert.Equal(t, "warn", cfg.Log.Level, "the caller's own variable wins")
+
+	// a file named with -config is taken as it is
+	conf := filepath.Join(t.TempDir(), "agent.yaml")
+	require.NoError(t, os.WriteFile(conf, []byte("terminal:\n  id: T1\n  site: S1\n"), 0o644))
+	cfg, err := c.loadConfig(conf)
+	require.NoError(t, err)
+	assert.NotEqual(t, "127.0.0.1:7999", cfg.API.Listen)
 }

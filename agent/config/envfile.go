@@ -1,0 +1,92 @@
+package config
+
+import (
+	"bufio"
+	"errors"
+	"io/fs"
+	"os"
+	"strings"
+)
+
+// envPrefix starts the agent's environment variables.
+const envPrefix = "KPE_"
+
+// ServiceEnvFiles are the files whose variables the packaged systemd unit
+// gives the agent (EnvironmentFile=): a tool that inspects the installed
+// agent (kpectl doctor) reads them to see the configuration the service
+// sees.
+var ServiceEnvFiles = []string{"/etc/default/kpe-agent", "/etc/sysconfig/kpe-agent"}
+
+// ServiceEnviron returns environ with the KPE_* variables of the files
+// (systemd EnvironmentFile= syntax: KEY=VALUE lines, # and ; comments,
+// the value optionally in single or double quotes) added where environ
+// does not set them: a variable of the caller's own environment wins. A
+// missing file is skipped; an unreadable one is an error naming it.
+func ServiceEnviron(environ []string, files ...string) ([]string, error) {
+	have := map[string]bool{}
+	for _, kv := range environ {
+		if k, _, ok := strings.Cut(kv, "="); ok {
+			have[k] = true
+		}
+	}
+	out := append([]string(nil), environ...)
+	var errs []error
+	for _, name := range files {
+		vars, err := readEnvFile(name)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, kv := range vars {
+			k, _, _ := strings.Cut(kv, "=")
+			if !have[k] {
+				have[k] = true
+				out = append(out, kv)
+			}
+		}
+	}
+	return out, errors.Join(errs...)
+}
+
+// readEnvFile returns the KPE_* assignments of an environment file, in
+// order; a later one for the same key replaces an earlier one.
+func readEnvFile(name string) ([]string, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var keys []string
+	vals := map[string]string{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || line[0] == '#' || line[0] == ';' {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		k = strings.TrimSpace(k)
+		if !ok || !strings.HasPrefix(k, envPrefix) {
+			continue
+		}
+		v = strings.TrimSpace(v)
+		if len(v) >= 2 && (v[0] == '"' || v[0] == '\'') && v[len(v)-1] == v[0] {
+			v = v[1 : len(v)-1]
+		}
+		if _, seen := vals[k]; !seen {
+			keys = append(keys, k)
+		}
+		vals[k] = v
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	out := make([]string, 0, len(keys))
+	for _, k := range keys {
+		out = append(out, k+"="+vals[k])
+	}
+	return out, nil
+}
