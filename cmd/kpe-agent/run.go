@@ -225,6 +225,20 @@ func syncTLS(c config.Sync) (*tls.Config, error) {
 	return &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: roots, MinVersion: tls.VersionTLS12}, nil
 }
 
+// exitConfig is the exit code of an agent that cannot start with its
+// configuration (EX_CONFIG of sysexits.h; systemd shows it as
+// status=78/CONFIG). The unit does not restart the agent after it
+// (RestartPreventExitStatus): only a technician's fix helps.
+const exitConfig = 78
+
+// configError marks an error of the configuration or of the files it
+// names (secrets, certificates, trust lists, the log file): the agent
+// cannot start until someone fixes them.
+type configError struct{ err error }
+
+func (e configError) Error() string { return e.err.Error() }
+func (e configError) Unwrap() error { return e.err }
+
 // runAgent runs the agent until ctx ends, then shuts down gracefully.
 // ready is called once the agent serves its API.
 //
@@ -237,18 +251,18 @@ func runAgent(ctx context.Context, o runOptions, ready func()) error {
 	src := o.source()
 	cfg, err := config.Load(src)
 	if err != nil {
-		return err
+		return configError{err}
 	}
 	store := config.NewStore(src, cfg)
 	level := new(slog.LevelVar)
 	lv, err := logging.ParseLevel(cfg.Log.Level)
 	if err != nil {
-		return err
+		return configError{err}
 	}
 	level.Set(lv)
 	log, closer, err := logging.New(cfg.Log, level)
 	if err != nil {
-		return err
+		return configError{err}
 	}
 	defer closer.Close()
 	err = serve(ctx, store, log, level, ready)
@@ -262,7 +276,7 @@ func serve(ctx context.Context, store *config.Store, log *slog.Logger, level *sl
 	cfg := store.Current()
 	files, err := loadFiles(cfg)
 	if err != nil {
-		return err
+		return configError{err}
 	}
 	sec, copts := files.secrets, files.cards
 	ob, err := outbox.Open(cfg.Outbox.Path, outbox.Options{MaxRecords: cfg.Outbox.MaxRecords, MaxAge: cfg.Outbox.MaxAge})

@@ -235,6 +235,7 @@ EnvironmentFile=-/etc/default/{{.Name}}
 EnvironmentFile=-/etc/sysconfig/{{.Name}}
 Restart={{.Restart}}
 RestartSec=5
+RestartPreventExitStatus=78
 TimeoutStopSec=45
 StateDirectory={{.Name}}
 StateDirectoryMode=0750
@@ -257,7 +258,8 @@ WantedBy=multi-user.target
 `
 
 // runService runs the agent until the service manager, Ctrl-C or SIGTERM
-// stops it. The exit code is 1 when the agent failed, stopped by itself or
+// stops it. The exit code is 78 (exitConfig) when the configuration keeps
+// the agent from starting, 1 when the agent failed, stopped by itself or
 // did not stop in time.
 func runService(o runOptions, stderr io.Writer) int {
 	return runServiceWith(o, stderr, runAgent, agentStopTimeout)
@@ -282,11 +284,16 @@ func runServiceWith(o runOptions, stderr io.Writer, agent agentFunc, stopTimeout
 	}
 	watchAgent(p, stderr, logger)
 	if err := s.Run(); err != nil {
+		code := 1
+		if errors.As(err, new(configError)) {
+			code = exitConfig
+			err = fmt.Errorf("%w\n(the configuration must be fixed: check it with kpe-agent check-config, then start the service; it is not restarted until then)", err)
+		}
 		fmt.Fprintf(stderr, "kpe-agent: %v\n", err)
 		if logger != nil {
 			_ = logger.Errorf("kpe-agent: %v", err)
 		}
-		return 1
+		return code
 	}
 	return 0
 }

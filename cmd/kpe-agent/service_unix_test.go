@@ -42,6 +42,10 @@ func serviceChild(mode string) int {
 		}
 	case "exit":
 		agent = func(context.Context, runOptions, func()) error { return errors.New("config: terminal.id is required") }
+	case "exitconfig":
+		agent = func(context.Context, runOptions, func()) error {
+			return configError{errors.New("config: agent.yaml:3: terminal.id: missing")}
+		}
 	case "exitnil":
 		agent = func(context.Context, runOptions, func()) error { return nil }
 	case "hang", "hang-long":
@@ -121,6 +125,7 @@ func TestRunServiceSignals(t *testing.T) {
 		{"SIGINT stops the agent", "wait", []syscall.Signal{syscall.SIGINT}, 0, ""},
 		{"a failed shutdown exits 1", "fail", []syscall.Signal{syscall.SIGTERM}, 1, "outbox: close: disk full"},
 		{"an agent error exits 1 at once", "exit", nil, 1, "config: terminal.id is required"},
+		{"a configuration that keeps the agent from starting exits 78", "exitconfig", nil, exitConfig, "kpe-agent check-config"},
 		{"an agent returning nil by itself exits 1", "exitnil", nil, 1, errAgentExited.Error()},
 		{"a hung shutdown exits 1 after the stop timeout", "hang", []syscall.Signal{syscall.SIGTERM}, 1, errStopTimeout.Error()},
 		{"a second signal exits at once", "hang-long", []syscall.Signal{syscall.SIGTERM, syscall.SIGTERM}, 1, "second signal"},
