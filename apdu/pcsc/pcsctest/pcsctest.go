@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -132,6 +133,21 @@ func Stop() error {
 	for processAlive(p) {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("pcscd (pid %d) did not exit", p)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// The thread-group leader shows as a zombie while pcscd's other
+	// threads may still be exiting with the socket open: wait until it
+	// refuses connections, or the first client call after this may still
+	// reach it (and fail with SCARD_E_NO_ACCESS rather than NO_SERVICE).
+	for {
+		c, err := net.Dial("unix", "/run/pcscd/pcscd.comm")
+		if err != nil {
+			break
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			return fmt.Errorf("pcscd (pid %d) exited but its socket still accepts connections", p)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
