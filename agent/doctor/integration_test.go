@@ -10,7 +10,6 @@ import (
 	"kpe-agent/agent/config"
 	_ "kpe-agent/apdu/cardsim/kpeapp" // card images of type kpe
 	_ "kpe-agent/apdu/cardsim/samapp" // card images of type sam
-	"kpe-agent/apdu/pcsc"
 	"kpe-agent/apdu/pcsc/pcsctest"
 	"kpe-agent/apdu/sam"
 )
@@ -93,21 +92,15 @@ func TestIntegrationDoctorSAM(t *testing.T) {
 
 	// Another program holds the SAM reader in a transaction: the SAM is
 	// not called missing, the reader is named as not probed.
-	func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		tr := pcsc.New(pcsc.Options{})
-		defer tr.Close()
-		card, err := tr.Connect(ctx, pcsctest.Slot1)
-		require.NoError(t, err)
-		defer card.Close()
-		require.NoError(t, card.BeginTransaction(ctx))
+	t.Run("reader-held", func(t *testing.T) {
+		card := pcsctest.Connect(t, pcsctest.Slot1)
+		require.NoError(t, card.BeginTransaction(context.Background()))
 		defer card.EndTransaction()
 		rep := Run(context.Background(), Options{Config: &config.Config{}, Agent: noAgent(t), Only: pcscChecks, GOOS: "linux", CheckTimeout: time.Second})
 		f := find(t, rep, CheckSAM)
 		requireAction(t, f, Fail, "not-probed", "Tutup program lain yang memakai pembaca kartu", "Close any other program using the card reader")
 		require.Contains(t, f.Detail, pcsctest.Slot1)
-	}()
+	})
 
 	// readers.sam names another reader: the SAM there is missing.
 	rep = runPCSC(t, &config.Config{Readers: config.Readers{SAM: []string{pcsctest.Slot0}}}, "linux")
@@ -124,12 +117,7 @@ func activate(t *testing.T, reader, code string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	tr := pcsc.New(pcsc.Options{})
-	defer tr.Close()
-	card, err := tr.Connect(ctx, reader)
-	require.NoError(t, err)
-	defer card.Close()
-	s, err := sam.Open(ctx, card)
+	s, err := sam.Open(ctx, pcsctest.Connect(t, reader))
 	require.NoError(t, err)
 	require.NoError(t, s.Activate(ctx, []byte(code)))
 }

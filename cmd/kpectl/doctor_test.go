@@ -20,7 +20,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"kpe-agent/agent/doctor"
-	"kpe-agent/apdu/pcsc"
 	"kpe-agent/apdu/pcsc/pcsctest"
 	"kpe-agent/apdu/sam"
 )
@@ -113,10 +112,7 @@ func TestIntegrationDoctorExitCodes(t *testing.T) {
 	pcsctest.Insert(t, lab, 1, "lab/cards/sam.json")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	tr := pcsc.New(pcsc.Options{})
-	defer tr.Close()
-	card, err := tr.Connect(ctx, pcsctest.Slot1)
-	require.NoError(t, err)
+	card := pcsctest.Connect(t, pcsctest.Slot1)
 	s, err := sam.Open(ctx, card)
 	require.NoError(t, err)
 	require.NoError(t, s.Activate(ctx, []byte("123456")))

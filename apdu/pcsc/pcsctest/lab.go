@@ -1,12 +1,15 @@
 package pcsctest
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"kpe-agent/apdu"
 	"kpe-agent/apdu/cardsim"
+	"kpe-agent/apdu/pcsc"
 )
 
 // Readers of the lab's slots, by slot number.
@@ -57,4 +60,21 @@ func RepoPath(rel string) string {
 			return filepath.Join(dir, rel)
 		}
 	}
+}
+
+// Connect connects to the card in reader through a transport of its own
+// (a PC/SC context apart from the code under test, as another program
+// would be); card and transport are closed when the test ends.
+func Connect(t testing.TB, reader string) apdu.Card {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	tr := pcsc.New(pcsc.Options{})
+	t.Cleanup(func() { tr.Close() })
+	card, err := tr.Connect(ctx, reader)
+	if err != nil {
+		t.Fatalf("connecting to the card in %q: %v", reader, err)
+	}
+	t.Cleanup(func() { card.Close() })
+	return card
 }
