@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"slices"
 	"strings"
 )
 
@@ -17,16 +18,28 @@ const envPrefix = "KPE_"
 // sees.
 var ServiceEnvFiles = []string{"/etc/default/kpe-agent", "/etc/sysconfig/kpe-agent"}
 
-// ServiceEnviron returns environ with the KPE_* variables of the files
+// ProxyVars are the proxy variables the agent's uploader follows (Go's
+// http.ProxyFromEnvironment); ServiceEnviron takes them from the service's
+// files too.
+var ProxyVars = []string{"HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy"}
+
+// serviceVar reports whether an environment file's variable is one the
+// agent reads.
+func serviceVar(k string) bool {
+	return strings.HasPrefix(k, envPrefix) || slices.Contains(ProxyVars, k)
+}
+
+// ServiceEnviron returns environ with the KPE_* and proxy variables of the files
 // (systemd EnvironmentFile= syntax: KEY=VALUE lines, # and ; comments,
 // the value optionally in single or double quotes) added where environ
-// does not set them: a variable of the caller's own environment wins. A
+// does not set them (or sets them empty): a variable of the caller's own
+// environment wins. A
 // missing file is skipped; an unreadable one is an error naming it.
 func ServiceEnviron(environ []string, files ...string) ([]string, error) {
 	have := map[string]bool{}
 	for _, kv := range environ {
-		if k, _, ok := strings.Cut(kv, "="); ok {
-			have[k] = true
+		if k, v, ok := strings.Cut(kv, "="); ok && v != "" {
+			have[k] = true // an empty one is as good as unset, as for Load
 		}
 	}
 	out := append([]string(nil), environ...)
@@ -51,7 +64,7 @@ func ServiceEnviron(environ []string, files ...string) ([]string, error) {
 	return out, errors.Join(errs...)
 }
 
-// readEnvFile returns the KPE_* assignments of an environment file, in
+// readEnvFile returns the KPE_* and proxy assignments of an environment file, in
 // order; a later one for the same key replaces an earlier one.
 func readEnvFile(name string) ([]string, error) {
 	f, err := os.Open(name)
@@ -69,7 +82,7 @@ func readEnvFile(name string) ([]string, error) {
 		}
 		k, v, ok := strings.Cut(line, "=")
 		k = strings.TrimSpace(k)
-		if !ok || !strings.HasPrefix(k, envPrefix) {
+		if !ok || !serviceVar(k) {
 			continue
 		}
 		v = strings.TrimSpace(v)

@@ -9,7 +9,8 @@ import (
 )
 
 // The service's environment files add their KPE_* variables under the
-// caller's own; comments, quotes and other variables are handled.
+// caller's own, and so do the proxy variables; comments, quotes and
+// other variables are handled.
 func TestServiceEnviron(t *testing.T) {
 	dir := t.TempDir()
 	def := filepath.Join(dir, "default")
@@ -20,6 +21,7 @@ KPE_LOG_LEVEL = 'debug'
 KPE_TERMINAL_ID=PKM-01
 KPE_TERMINAL_ID=PKM-02
 HTTPS_PROXY=http://proxy:3128
+LANG=C
 not a line
 `), 0o644))
 	sys := filepath.Join(dir, "sysconfig")
@@ -28,7 +30,7 @@ not a line
 	env, err := ServiceEnviron([]string{"PATH=/bin", "KPE_LOG_LEVEL=warn"}, def, filepath.Join(dir, "missing"), sys)
 	require.NoError(t, err)
 	require.Equal(t, []string{"PATH=/bin", "KPE_LOG_LEVEL=warn",
-		"KPE_SYNC_URL=https://bo.example.go.id", "KPE_TERMINAL_ID=PKM-02", "KPE_API_LISTEN=127.0.0.1:9000"}, env)
+		"KPE_SYNC_URL=https://bo.example.go.id", "KPE_TERMINAL_ID=PKM-02", "HTTPS_PROXY=http://proxy:3128", "KPE_API_LISTEN=127.0.0.1:9000"}, env)
 
 	// an unreadable file is named
 	bad := filepath.Join(dir, "dir")

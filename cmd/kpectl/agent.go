@@ -26,10 +26,10 @@ import (
 // The returned configuration is usable also when loading failed (err
 // says why): the defaults and the KPE_* variables.
 //
-// With the default file (the installed agent's), the KPE_* variables the
-// service gets from its environment files (/etc/default/kpe-agent,
-// /etc/sysconfig/kpe-agent) apply too, under the caller's own: doctor
-// checks what the service uses.
+// With the default file (the installed agent's), the KPE_* and proxy
+// variables the service gets from its environment files
+// (/etc/default/kpe-agent, /etc/sysconfig/kpe-agent) apply too, under the
+// caller's own: doctor checks what the service uses.
 func (c *cli) loadConfig(file string) (config.Config, error) {
 	environ := os.Environ()
 	if file == "" {
@@ -41,6 +41,14 @@ func (c *cli) loadConfig(file string) (config.Config, error) {
 			var err error
 			if environ, err = config.ServiceEnviron(environ, serviceEnvFiles...); err != nil {
 				fmt.Fprintf(c.errOut, "kpectl: %v\n", err)
+			}
+			// the service's proxy, for doctor's back-office check (Go's
+			// HTTP client reads the proxy from the process environment;
+			// sudo drops the caller's)
+			for _, kv := range environ {
+				if k, v, _ := strings.Cut(kv, "="); slices.Contains(config.ProxyVars, k) && os.Getenv(k) == "" {
+					os.Setenv(k, v)
+				}
 			}
 		}
 	}

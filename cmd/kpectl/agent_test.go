@@ -372,15 +372,17 @@ func TestQueueStatsFromAgent(t *testing.T) {
 // look where the service does.
 func TestLoadConfigServiceEnvFiles(t *testing.T) {
 	envFile := filepath.Join(t.TempDir(), "kpe-agent")
-	require.NoError(t, os.WriteFile(envFile, []byte("KPE_API_LISTEN=127.0.0.1:7999\nKPE_LOG_LEVEL=debug\n"), 0o644))
+	require.NoError(t, os.WriteFile(envFile, []byte("KPE_API_LISTEN=127.0.0.1:7999\nKPE_LOG_LEVEL=debug\nhttps_proxy=http://proxy.example:3128\n"), 0o644))
 	old := serviceEnvFiles
 	serviceEnvFiles = []string{envFile}
 	t.Cleanup(func() { serviceEnvFiles = old })
 	t.Setenv("KPE_LOG_LEVEL", "warn")
+	t.Setenv("https_proxy", "") // restored when the test ends
 	c := &cli{out: io.Discard, errOut: io.Discard}
 	cfg, _ := c.loadConfig("")
 	assert.Equal(t, "127.0.0.1:7999", cfg.API.Listen)
 	assert.Equal(t, "warn", cfg.Log.Level, "the caller's own variable wins")
+	assert.Equal(t, "http://proxy.example:3128", os.Getenv("https_proxy"), "the service's proxy, for doctor")
 
 	// a file named with -config is taken as it is
 	conf := filepath.Join(t.TempDir(), "agent.yaml")
