@@ -18,14 +18,16 @@ import (
 //     descriptors compare with AND and popcount.
 //  2. Global consolidation. The best local pairs each propose an alignment
 //     (rotation and translation) and vote for each other's; the best
-//     supported alignments are tried. Minutiae near the anchor are paired
+//     supported alignments are tried, each starting from the rotation its
+//     voters agree on (least squares). Minutiae near the anchor are paired
 //     loosely, the alignment is refitted by least squares on those pairs,
 //     and all minutiae are paired one to one when close in position and
 //     direction; the tolerance grows with the distance from the pairs'
 //     centre, which absorbs elastic distortion. The best alignment's pairs,
-//     each weighted by how well the two neighbourhoods agree, give the
-//     score, normalised by the minutiae in the overlapping area, so a
-//     partial capture is not punished for what it could not see.
+//     each weighted by how well the two neighbourhoods agree (and less
+//     when the types differ), give the score, normalised by the minutiae
+//     in the overlapping area, so a partial capture is not punished for
+//     what it could not see.
 //
 // The search ends early once the score is far above the threshold: no
 // other alignment could change the decision.
@@ -44,7 +46,7 @@ const (
 	descWords      = (descBits + 63) / 64 // 7: CompareAt unrolls the AND-popcount over them
 	softEdge       = 0.3                  // fraction of a bin near its border that also sets the neighbour bin
 	minDescBits    = 6
-	candidates     = 14
+	candidates     = 24  // local pairs kept; at most 32 (a vote mask per candidate)
 	looseTol0      = 0.8 // first pass, around the anchor: mm
 	looseSlope     = 0.10
 	looseMax       = 2.0
@@ -58,23 +60,27 @@ const (
 	voteAngle      = 0.35 // rad: candidates agree on the rotation
 	voteDist       = 1.5  // mm: and on where they put each other
 	consolidations = 8    // alignments consolidated per comparison
-	growRadius     = 5.0  // mm: paired neighbours that predict a minutia's distortion
+	growRadius     = 7.0  // mm: paired neighbours that predict a minutia's distortion
 	growTol        = 0.6  // mm: tolerance after that correction
 	refits         = 1    // least-squares refits after the first pass
 	minOverlap     = 18
 	sureMatch      = 0.25 // a score this high (over twice Threshold) ends the search early
 	minPairs       = 8    // pairs after the refit, before growing: fewer ends the alignment
+	typeMismatch   = 0.8  // weight of a pair whose types (ending, bifurcation) differ
 )
 
 // Threshold is the decision threshold of Compare's score. It is set from
 // the synthetic hard set at a false match rate of 1e-4 (see
 // docs/fingerprint-matching.md, regenerate with `kpectl bio bench`).
-const Threshold = 0.111
+const Threshold = 0.117
 
 type desc [descWords]uint64
 
 // CompareAt unrolls the descriptor words: keep them at 7.
 var _ = [1]struct{}{}[descWords-7]
+
+// The voters of a candidate are a bit mask.
+var _ [32 - candidates]struct{}
 
 // Prepared is a template ready for comparison: minutiae in millimetres and
 // radians, with local descriptors. Prepare once, compare many times.
@@ -276,6 +282,7 @@ func CompareAt(a, b *Prepared, threshold float64) Result {
 	// consolidated (the expensive stage).
 	var tr [candidates]transform
 	var votes [candidates]float32
+	var voters [candidates]uint32 // k voted for c: bit k of voters[c]
 	for c := 0; c < nTop; c++ {
 		rot := angDiff(a.t[top[c].i], b.t[top[c].j])
 		sin, cos := math.Sincos(float64(rot))
@@ -291,6 +298,7 @@ func CompareAt(a, b *Prepared, threshold float64) Result {
 			dx, dy := x-a.x[top[k].i], y-a.y[top[k].i]
 			if dx*dx+dy*dy <= voteDist*voteDist {
 				votes[c] += top[k].s
+				voters[c] |= 1 << k
 			}
 		}
 	}
@@ -307,7 +315,17 @@ func CompareAt(a, b *Prepared, threshold float64) Result {
 			break
 		}
 		done[bi] = true
-		r := consolidate(a, b, top[bi])
+		// The alignment starts from the candidates that agree with it: their
+		// positions fix the rotation better than one minutia's direction.
+		var agree [candidates]cp
+		na := 0
+		for k := 0; k < nTop; k++ {
+			if voters[bi]&(1<<k) != 0 {
+				agree[na] = cp{int16(top[k].i), int16(top[k].j), 0}
+				na++
+			}
+		}
+		r := consolidate(a, b, top[bi], agree[:na])
 		if r.Score > best.Score {
 			best = r
 		}
@@ -435,11 +453,20 @@ func fit(a, b *Prepared, ps []cp) transform {
 // consolidate aligns b onto a from one local pair, pairs minutiae near the
 // anchor with a loose tolerance, refits the alignment on those pairs
 // (least squares), and pairs everything again with the tolerance that
-// absorbs elastic distortion.
-func consolidate(a, b *Prepared, p lpair) Result {
+// absorbs elastic distortion. agree holds the local pairs that voted for
+// p's alignment (p among them): with two or more, their least-squares
+// rotation replaces the one from p's directions, which carry the angle
+// noise of two minutiae.
+func consolidate(a, b *Prepared, p lpair, agree []cp) Result {
 	rot := angDiff(a.t[p.i], b.t[p.j])
 	sin, cos := math.Sincos(float64(rot))
 	t := transform{c: float32(cos), s: float32(sin), rot: rot, ox: b.x[p.j], oy: b.y[p.j], tx: a.x[p.i], ty: a.y[p.i]}
+	if len(agree) >= 2 {
+		f := fit(a, b, agree)
+		// the same rotation, expressed around the anchor
+		t.c, t.s, t.rot = f.c, f.s, f.rot
+		t.tx, t.ty = f.apply(t.ox, t.oy)
+	}
 	var pairs [512]cp
 	var tx, ty [maxMinutiae]float32
 	ps := pairUp(a, b, &t, a.x[p.i], a.y[p.i], looseTol0, looseSlope, looseMax, looseAngle, looseRadius, &pairs, &tx, &ty)
@@ -463,9 +490,15 @@ func consolidate(a, b *Prepared, p lpair) Result {
 	m := len(ps)
 	// Each pair counts by how well its two neighbourhoods agree: chance
 	// pairs of an impostor rarely share their local structure.
+	// A pair of an ending and a bifurcation counts less (types flip, but
+	// less often than chance would have them differ).
 	var quality float32
 	for _, q := range ps {
-		quality += (1 - q.e/4) * descSim(&a.d[q.i], a.bits[q.i], &b.d[q.j], b.bits[q.j])
+		w := (1 - q.e/4) * descSim(&a.d[q.i], a.bits[q.i], &b.d[q.j], b.bits[q.j])
+		if ta, tb := a.typ[q.i], b.typ[q.j]; ta != tb && ta != TypeOther && tb != TypeOther {
+			w *= typeMismatch
+		}
+		quality += w
 	}
 	nbn := min(b.Len(), maxMinutiae)
 	minX, minY, maxX, maxY := float32(math.Inf(1)), float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.Inf(-1))
