@@ -91,6 +91,10 @@ type Prepared struct {
 	bits                   []int32
 	grid                   grid
 	minX, minY, maxX, maxY float32
+	// near[nearStart[j]:nearStart[j+1]]: the minutiae within looseRadius
+	// of minutia j (j among them), in index order
+	nearStart []int32
+	near      []int16
 }
 
 // ErrEmpty: a template without minutiae cannot be compared.
@@ -139,6 +143,15 @@ func Prepare(r *Record) (*Prepared, error) {
 		p.bits[i] = int32(c)
 	}
 	p.buildGrid()
+	p.nearStart = make([]int32, n+1)
+	for j := 0; j < n; j++ {
+		for k := 0; k < n; k++ {
+			if dx, dy := p.x[k]-p.x[j], p.y[k]-p.y[j]; dx*dx+dy*dy <= looseRadius*looseRadius {
+				p.near = append(p.near, int16(k))
+			}
+		}
+		p.nearStart[j+1] = int32(len(p.near))
+	}
 	return p, nil
 }
 
@@ -184,6 +197,7 @@ func (p *Prepared) Wipe() {
 	clear(p.y)
 	clear(p.t)
 	clear(p.d)
+	clear(p.near)
 }
 
 // angDiff returns a-b wrapped to (-π, π].
@@ -290,7 +304,10 @@ func CompareAt(a, b *Prepared, threshold float64) Result {
 	}
 	for c := 0; c < nTop; c++ {
 		for k := 0; k < nTop; k++ {
-			if abs32(angDiff(tr[c].rot, tr[k].rot)) > voteAngle {
+			// |angDiff(rc, rk)| > voteAngle without its loops: both
+			// rotations lie in (-π, π], so |rc-rk| < 2π and the wrapped
+			// difference is |rc-rk| or 2π - |rc-rk|.
+			if d := abs32(tr[c].rot - tr[k].rot); d > voteAngle && 2*math.Pi-d > voteAngle {
 				continue
 			}
 			// where c's alignment puts k's b minutia, against k's a minutia
@@ -357,18 +374,22 @@ func (t *transform) apply(x, y float32) (float32, float32) {
 
 // pairUp pairs b's minutiae with a's under t, one to one, best first.
 // A pair is accepted within tol0 + slope·(distance from (cx, cy)) (capped
-// at tolMax) and angTol. It returns the pairs used, sorted by error.
-func pairUp(a, b *Prepared, t *transform, cx, cy, tol0, slope, tolMax, angTol, radius float32, pairs *[512]cp, tx, ty *[maxMinutiae]float32) []cp {
+// at tolMax) and angTol. It returns the pairs used, sorted by error. With
+// anchor >= 0 only b's minutiae within looseRadius of b's minutia anchor
+// are paired (b.near lists them); tx and ty are left unset for the others.
+func pairUp(a, b *Prepared, t *transform, cx, cy, tol0, slope, tolMax, angTol float32, anchor int, pairs *[512]cp, tx, ty *[maxMinutiae]float32) []cp {
 	nbn := min(b.Len(), maxMinutiae)
+	var near []int16
+	if anchor >= 0 {
+		near = b.near[b.nearStart[anchor]:b.nearStart[anchor+1]]
+		nbn = len(near)
+	}
 	np := 0
 	g := &a.grid
-	for j := 0; j < nbn; j++ {
-		if radius > 0 {
-			// only b's minutiae around the anchor (t's origin); tx and ty
-			// are left unset for the others
-			if dx, dy := b.x[j]-t.ox, b.y[j]-t.oy; dx*dx+dy*dy > radius*radius {
-				continue
-			}
+	for q := 0; q < nbn; q++ {
+		j := q
+		if near != nil {
+			j = int(near[q])
 		}
 		x, y := t.apply(b.x[j], b.y[j])
 		tx[j], ty[j] = x, y
@@ -382,34 +403,34 @@ func pairUp(a, b *Prepared, t *transform, cx, cy, tol0, slope, tolMax, angTol, r
 			continue
 		}
 		bt := b.t[j] + t.rot
+		gx0, gx1 = max(gx0, 0), min(gx1, g.nx-1)
 		for gy := max(gy0, 0); gy <= min(gy1, g.ny-1); gy++ {
-			for gx := max(gx0, 0); gx <= min(gx1, g.nx-1); gx++ {
-				cell := gy*g.nx + gx
-				for k := g.start[cell]; k < g.start[cell+1]; k++ {
-					i := int(g.idx[k])
-					ex, ey := x-a.x[i], y-a.y[i]
-					d2 := ex*ex + ey*ey
-					if d2 > tolJ*tolJ {
-						continue
-					}
-					rx, ry := a.x[i]-cx, a.y[i]-cy
-					tol := min(tol0+slope*float32(math.Sqrt(float64(rx*rx+ry*ry))), tolMax)
-					if d2 > tol*tol {
-						continue
-					}
-					da := abs32(angDiff(a.t[i], bt))
-					if da > angTol || np == len(pairs) {
-						continue
-					}
-					e := float32(math.Sqrt(float64(d2)))/tol + da/angTol
-					q := np
-					for q > 0 && pairs[q-1].e > e {
-						pairs[q] = pairs[q-1]
-						q--
-					}
-					pairs[q] = cp{int16(i), int16(j), e}
-					np++
+			// the cells gx0..gx1 of a row are contiguous in idx: one span
+			row := gy * g.nx
+			for k := g.start[row+gx0]; k < g.start[row+gx1+1]; k++ {
+				i := int(g.idx[k])
+				ex, ey := x-a.x[i], y-a.y[i]
+				d2 := ex*ex + ey*ey
+				if d2 > tolJ*tolJ {
+					continue
 				}
+				rx, ry := a.x[i]-cx, a.y[i]-cy
+				tol := min(tol0+slope*float32(math.Sqrt(float64(rx*rx+ry*ry))), tolMax)
+				if d2 > tol*tol {
+					continue
+				}
+				da := abs32(angDiff(a.t[i], bt))
+				if da > angTol || np == len(pairs) {
+					continue
+				}
+				e := float32(math.Sqrt(float64(d2)))/tol + da/angTol
+				q := np
+				for q > 0 && pairs[q-1].e > e {
+					pairs[q] = pairs[q-1]
+					q--
+				}
+				pairs[q] = cp{int16(i), int16(j), e}
+				np++
 			}
 		}
 	}
@@ -469,18 +490,18 @@ func consolidate(a, b *Prepared, p lpair, agree []cp) Result {
 	}
 	var pairs [512]cp
 	var tx, ty [maxMinutiae]float32
-	ps := pairUp(a, b, &t, a.x[p.i], a.y[p.i], looseTol0, looseSlope, looseMax, looseAngle, looseRadius, &pairs, &tx, &ty)
+	ps := pairUp(a, b, &t, a.x[p.i], a.y[p.i], looseTol0, looseSlope, looseMax, looseAngle, p.j, &pairs, &tx, &ty)
 	if len(ps) < minLoosePairs {
 		return Result{} // no support around the anchor: a chance pair
 	}
 	{
 		t = fit(a, b, ps)
 		// the refit's rotation replaces the anchor's noisy direction
-		ps = pairUp(a, b, &t, t.tx, t.ty, pairTol0, pairTolSlope, pairTolMax, angleTol, 0, &pairs, &tx, &ty)
+		ps = pairUp(a, b, &t, t.tx, t.ty, pairTol0, pairTolSlope, pairTolMax, angleTol, -1, &pairs, &tx, &ty)
 		if refits > 1 && len(ps) >= 3 {
 			// once more on the larger, better set of pairs
 			t = fit(a, b, ps)
-			ps = pairUp(a, b, &t, t.tx, t.ty, pairTol0, pairTolSlope, pairTolMax, angleTol, 0, &pairs, &tx, &ty)
+			ps = pairUp(a, b, &t, t.tx, t.ty, pairTol0, pairTolSlope, pairTolMax, angleTol, -1, &pairs, &tx, &ty)
 		}
 	}
 	if len(ps) < minPairs {
@@ -580,27 +601,26 @@ func grow(a, b *Prepared, ps []cp, rot float32, pairs *[512]cp, tx, ty *[maxMinu
 		x, y := tx[j]+rx/float32(nb), ty[j]+ry/float32(nb)
 		gcx, gcy := int((x-g.x0)/gridCell), int((y-g.y0)/gridCell)
 		best, bi := float32(math.MaxFloat32), -1
-		for gy := max(gcy-1, 0); gy <= min(gcy+1, g.ny-1); gy++ {
-			for gx := max(gcx-1, 0); gx <= min(gcx+1, g.nx-1); gx++ {
-				cell := gy*g.nx + gx
-				for k := g.start[cell]; k < g.start[cell+1]; k++ {
-					i := int(g.idx[k])
-					if usedA[i] {
-						continue
-					}
-					ex, ey := x-a.x[i], y-a.y[i]
-					d2 := ex*ex + ey*ey
-					if d2 > growTol*growTol {
-						continue
-					}
-					da := abs32(angDiff(a.t[i], b.t[j]+rot))
-					if da > angleTol {
-						continue
-					}
-					e := float32(math.Sqrt(float64(d2)))/growTol + da/angleTol
-					if e < best {
-						best, bi = e, i
-					}
+		gx0, gx1 := max(gcx-1, 0), min(gcx+1, g.nx-1)
+		for gy := max(gcy-1, 0); gx0 <= gx1 && gy <= min(gcy+1, g.ny-1); gy++ {
+			row := gy * g.nx
+			for k := g.start[row+gx0]; k < g.start[row+gx1+1]; k++ {
+				i := int(g.idx[k])
+				if usedA[i] {
+					continue
+				}
+				ex, ey := x-a.x[i], y-a.y[i]
+				d2 := ex*ex + ey*ey
+				if d2 > growTol*growTol {
+					continue
+				}
+				da := abs32(angDiff(a.t[i], b.t[j]+rot))
+				if da > angleTol {
+					continue
+				}
+				e := float32(math.Sqrt(float64(d2)))/growTol + da/angleTol
+				if e < best {
+					best, bi = e, i
 				}
 			}
 		}
