@@ -44,7 +44,7 @@ const (
 	dirBins        = 6   // neighbour's relative direction, 60° each
 	descBits       = radBins * angBins * dirBins
 	descWords      = (descBits + 63) / 64 // 7: CompareAt unrolls the AND-popcount over them
-	softEdge       = 0.3                  // fraction of a bin near its border that also sets the neighbour bin
+	softEdge       = 0.1                  // fraction of a bin near its border that also sets the neighbour bin
 	minDescBits    = 6
 	candidates     = 24  // local pairs kept; at most 32 (a vote mask per candidate)
 	looseTol0      = 0.8 // first pass, around the anchor: mm
@@ -64,15 +64,15 @@ const (
 	growTol        = 0.6  // mm: tolerance after that correction
 	refits         = 1    // least-squares refits after the first pass
 	minOverlap     = 18
-	sureMatch      = 0.25 // a score this high (over twice Threshold) ends the search early
+	sureMatch      = 0.25 // a score this high (three times Threshold) ends the search early
 	minPairs       = 8    // pairs after the refit, before growing: fewer ends the alignment
-	typeMismatch   = 0.8  // weight of a pair whose types (ending, bifurcation) differ
+	typeMismatch   = 0.7  // weight of a pair whose types (ending, bifurcation) differ
 )
 
 // Threshold is the decision threshold of Compare's score. It is set from
 // the synthetic hard set at a false match rate of 1e-4 (see
 // docs/fingerprint-matching.md, regenerate with `kpectl bio bench`).
-const Threshold = 0.117
+const Threshold = 0.082
 
 type desc [descWords]uint64
 
