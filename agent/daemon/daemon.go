@@ -245,7 +245,7 @@ func (d *Daemon) dispatch(ev apdu.Event) {
 		// a read in progress ends now rather than at its next command,
 		// and a workflow waiting for the finger ends too
 		r.cancelStep(apdu.ErrCardRemoved)
-		r.abortFlow(apdu.ErrCardRemoved)
+		r.abortCard(apdu.ErrCardRemoved)
 	case apdu.ReaderBusy:
 		r.setError(fail(CodeReaderInUse, apdu.ErrSharingViolation))
 	}

@@ -7,11 +7,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -58,12 +60,147 @@ type rig struct {
 	cfg    *config.Config
 	stop   func()
 	stopMu sync.Mutex
+	gate   *eventGate // holds back card removals on the agent's way
+	logs   *logTap    // the agent's log messages
+}
+
+// eventGate stands between pcscd's reader events and the agent: while it
+// holds, a card removal and whatever follows it wait until release (the
+// agent hears of a pulled card late, as under load).
+type eventGate struct {
+	mu      sync.Mutex
+	holding bool
+	release chan struct{}
+}
+
+func (g *eventGate) hold() {
+	g.mu.Lock()
+	g.holding = true
+	g.mu.Unlock()
+}
+
+// open lets the held events through, in order.
+func (g *eventGate) open() {
+	g.mu.Lock()
+	g.holding = false
+	g.mu.Unlock()
+	g.release <- struct{}{}
+}
+
+func (g *eventGate) pipe(ctx context.Context, in <-chan apdu.Event) <-chan apdu.Event {
+	out := make(chan apdu.Event)
+	go func() {
+		defer close(out)
+		var held []apdu.Event
+		send := func(ev apdu.Event) bool {
+			select {
+			case out <- ev:
+				return true
+			case <-ctx.Done():
+				return false
+			}
+		}
+		for {
+			select {
+			case ev, ok := <-in:
+				if !ok {
+					return
+				}
+				g.mu.Lock()
+				holding := g.holding
+				g.mu.Unlock()
+				if holding && (ev.Kind == apdu.CardRemoved || len(held) > 0) {
+					held = append(held, ev)
+					continue
+				}
+				if !send(ev) {
+					return
+				}
+			case <-g.release:
+				for _, ev := range held {
+					if !send(ev) {
+						return
+					}
+				}
+				held = nil
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out
+}
+
+// logTap keeps the agent's log messages (info and up) for the test to
+// wait on, and passes everything on to the debug log when there is one.
+type logTap struct {
+	mu   sync.Mutex
+	msgs []string
+	next slog.Handler
+}
+
+func (l *logTap) Enabled(ctx context.Context, lv slog.Level) bool {
+	return lv >= slog.LevelInfo || (l.next != nil && l.next.Enabled(ctx, lv))
+}
+
+func (l *logTap) Handle(ctx context.Context, rec slog.Record) error {
+	if rec.Level >= slog.LevelInfo {
+		l.mu.Lock()
+		l.msgs = append(l.msgs, rec.Message)
+		l.mu.Unlock()
+	}
+	if l.next != nil && l.next.Enabled(ctx, rec.Level) {
+		return l.next.Handle(ctx, rec)
+	}
+	return nil
+}
+
+func (l *logTap) WithAttrs(as []slog.Attr) slog.Handler {
+	if l.next == nil {
+		return l
+	}
+	return &logTapView{l, l.next.WithAttrs(as)}
+}
+
+func (l *logTap) WithGroup(name string) slog.Handler {
+	if l.next == nil {
+		return l
+	}
+	return &logTapView{l, l.next.WithGroup(name)}
+}
+
+// logTapView is the tap under a derived debug handler.
+type logTapView struct {
+	*logTap
+	h slog.Handler
+}
+
+func (v *logTapView) Handle(ctx context.Context, rec slog.Record) error {
+	if rec.Level >= slog.LevelInfo {
+		v.mu.Lock()
+		v.msgs = append(v.msgs, rec.Message)
+		v.mu.Unlock()
+	}
+	if v.h.Enabled(ctx, rec.Level) {
+		return v.h.Handle(ctx, rec)
+	}
+	return nil
+}
+
+// seen reports whether the agent has logged msg.
+func (l *logTap) seen(msg string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Contains(l.msgs, msg)
 }
 
 func newRig(t testing.TB) *rig {
 	pcsctest.Require(t)
 	t.Setenv("KPE_CARDSIM_STATE_DIR", t.TempDir())
-	r := &rig{t: t, lab: pcsctest.Lab(t)}
+	r := &rig{t: t, lab: pcsctest.Lab(t), gate: &eventGate{release: make(chan struct{})}, logs: &logTap{}}
+	if l := pcsctest.DebugLog("agent"); l != nil {
+		r.logs.next = l.Handler()
+	}
 	dir := pcsctest.RepoPath(labDir)
 	m, err := labset.LoadManifest(dir)
 	require.NoError(t, err)
@@ -110,14 +247,14 @@ func newRig(t testing.TB) *rig {
 		Interval: time.Hour, MinBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond})
 	require.NoError(t, err)
 
-	tr := pcsc.New(pcsc.Options{})
+	tr := pcsc.New(pcsc.Options{Logger: pcsctest.DebugLog("pcsc")})
 	t.Cleanup(func() { tr.Close() })
 	r.d, err = daemon.New(daemon.Options{
 		Config: func() *config.Config { return r.cfg }, Transport: tr,
-		Watch:  func(ctx context.Context) <-chan apdu.Event { return tr.Watch(ctx).Events },
+		Watch:  func(ctx context.Context) <-chan apdu.Event { return r.gate.pipe(ctx, tr.Watch(ctx).Events) },
 		Outbox: r.ob, Uploader: up, Cards: cards.Options{BKNRoots: bkn, DukcapilRoots: dukcapil}, SAMCode: []byte(m.SAM.ActivationCode),
 		KTPSecrets: [][]byte{[]byte(m.SAM.KTPSecret1), []byte(m.SAM.KTPSecret2)}, NIKKey: []byte("e2e institution NIK key"),
-		Version: "e2e",
+		Version: "e2e", Log: slog.New(r.logs),
 	})
 	require.NoError(t, err)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -455,6 +592,60 @@ func TestEndToEnd(t *testing.T) {
 		assert.Equal(t, 2, q.Pending+q.Sending+q.Acknowledged)
 	})
 
+	// The last holder's card pulled as the next request comes in, before
+	// the agent has heard of the removal (held back here): the workflow
+	// finds that card gone before it could begin with it and waits for
+	// the next card instead of failing with card-removed.
+	t.Run("card-pulled-before-the-workflow-used-it", func(t *testing.T) {
+		pcsctest.WaitCard(t, pcsctest.Slot0, false, 5*time.Second)
+		require.NoError(t, r.lab.PlaceFinger(0, cardsim.FingerGenuine))
+		r.insert(0, "kpe-budi.json")
+		require.Eventually(t, func() bool {
+			var rs []api.Reader
+			r.call("GET", api.PathReaders, nil, &rs)
+			return len(rs) > 0 && rs[0].CardPresent && rs[0].State == api.StateAuthenticated
+		}, 10*time.Second, 20*time.Millisecond)
+		r.gate.hold()
+		require.NoError(t, r.lab.Remove(0))
+		pcsctest.WaitCard(t, pcsctest.Slot0, false, 5*time.Second)
+		var rs []api.Reader
+		r.call("GET", api.PathReaders, nil, &rs)
+		require.True(t, rs[0].CardPresent, "the agent should not know yet")
+
+		var res api.AuthResult
+		got := make(chan api.Error, 1)
+		go func() {
+			_, e := r.call("POST", api.PathAuth, api.AuthRequest{Service: "askes", Operator: "clerk-01", WaitSeconds: 20}, &res)
+			got <- e
+		}()
+		for deadline := time.Now().Add(10 * time.Second); !r.logs.seen("the card left before the workflow could use it; waiting for the next card"); {
+			select {
+			case e := <-got:
+				t.Fatalf("the workflow ended on the gone card: %+v", e)
+			case <-time.After(10 * time.Millisecond):
+			}
+			require.True(t, time.Now().Before(deadline), "the workflow never tried the gone card")
+		}
+		r.gate.open()
+		require.Eventually(t, func() bool {
+			var rs []api.Reader
+			r.call("GET", api.PathReaders, nil, &rs)
+			return len(rs) > 0 && !rs[0].CardPresent && rs[0].Busy
+		}, 10*time.Second, 10*time.Millisecond)
+		r.insert(0, "kpe-budi.json")
+		select {
+		case e := <-got:
+			require.Empty(t, e.Code, "%+v", e)
+		case <-time.After(15 * time.Second):
+			t.Fatal("the workflow did not end")
+		}
+		_, err := record.ParseCode(res.Code)
+		require.NoError(t, err, res.Code)
+		assert.Positive(t, res.TapToCodeMS, "the code comes from the next card, which the workflow waited for")
+		require.NoError(t, r.lab.Remove(0))
+		pcsctest.WaitCard(t, pcsctest.Slot0, false, 5*time.Second)
+	})
+
 	t.Run("unknown-card", func(t *testing.T) {
 		r.insert(0, "unknown-card.json")
 		status, e := r.call("POST", api.PathAuth, api.AuthRequest{Service: "askes", Operator: "clerk-01"}, nil)
@@ -578,5 +769,5 @@ func TestEndToEnd(t *testing.T) {
 	r.stop()
 	st, err := r.ob.Stats()
 	require.NoError(t, err)
-	assert.Equal(t, 4, st.Pending+st.Sending+st.Acknowledged)
+	assert.Equal(t, 5, st.Pending+st.Sending+st.Acknowledged)
 }

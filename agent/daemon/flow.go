@@ -27,7 +27,7 @@ func (d *Daemon) readCard(ctx context.Context, r *reader, s *cards.Session) (*ca
 	var res *cards.Result
 	err := s.Do(ctx, func(ctx context.Context, card apdu.Card) error {
 		var err error
-		res, err = d.readLocked(ctx, r, card, nil)
+		res, err = d.readLocked(ctx, r, card, nil, nil)
 		return err
 	})
 	if err != nil {
@@ -37,12 +37,16 @@ func (d *Daemon) readCard(ctx context.Context, r *reader, s *cards.Session) (*ca
 }
 
 // readLocked is readCard inside the card's session goroutine; lease is
-// the SAM when the caller holds it already.
-func (d *Daemon) readLocked(ctx context.Context, r *reader, card apdu.Card, lease *samLease) (*cards.Result, error) {
+// the SAM when the caller holds it already. *began, when not nil, is set
+// once the card's PC/SC transaction has begun.
+func (d *Daemon) readLocked(ctx context.Context, r *reader, card apdu.Card, lease *samLease, began *bool) (*cards.Result, error) {
 	if err := card.BeginTransaction(ctx); err != nil {
 		return nil, err
 	}
 	defer card.EndTransaction()
+	if began != nil {
+		*began = true
+	}
 	kind, err := cards.Recognize(ctx, card, cards.DefaultProfiles)
 	if err != nil {
 		return nil, err
@@ -128,15 +132,10 @@ func (d *Daemon) Authenticate(ctx context.Context, req api.AuthRequest) (api.Aut
 	}
 	defer r.end()
 	res, err := d.authenticate(ctx, r, req)
-	if err != nil && ctx.Err() != nil {
-		// why the workflow was cut short: the card pulled, the operator's
-		// cancel, the caller gone
-		switch cause := context.Cause(ctx); {
-		case errors.Is(cause, apdu.ErrCardRemoved):
-			err = fail(CodeCardRemoved, err)
-		case errors.Is(cause, context.Canceled):
-			err = fail(CodeCancelled, err)
-		}
+	if err != nil && ctx.Err() != nil && errors.Is(context.Cause(ctx), context.Canceled) {
+		// cut short by the operator's cancel or the caller gone (a pulled
+		// card is told apart in authenticate)
+		err = fail(CodeCancelled, err)
 	}
 	if err != nil {
 		code := d.countFailure(err)
@@ -190,19 +189,84 @@ func (d *Daemon) cardReadersLocked() (all, withCard []*reader) {
 }
 
 func (d *Daemon) authenticate(ctx context.Context, r *reader, req api.AuthRequest) (api.AuthResult, error) {
-	c := d.cfg()
-	s, detected, waited, err := r.session(ctx, time.Duration(req.WaitSeconds)*time.Second)
-	if err != nil {
-		return api.AuthResult{}, err
+	wait := time.Duration(req.WaitSeconds) * time.Second
+	deadline := time.Now().Add(wait)
+	var stale *cards.Session
+	for {
+		left := time.Until(deadline)
+		if stale != nil && left <= 0 {
+			return api.AuthResult{}, fail(CodeNoCard, errors.New("no card within the wait"))
+		}
+		s, detected, waited, err := r.session(ctx, max(left, 0), stale)
+		if err != nil {
+			return api.AuthResult{}, err
+		}
+		// the card's removal ends this attempt (cause apdu.ErrCardRemoved);
+		// the operator's cancel and shutdown end the whole workflow
+		actx, stop := context.WithCancelCause(ctx)
+		used := false
+		var out api.AuthResult
+		if r.holdCard(s, stop) {
+			out, err = d.useCard(actx, r, s, req, &used)
+		} else {
+			err = fail(CodeCardRemoved, apdu.ErrCardRemoved)
+		}
+		r.releaseCard()
+		if err != nil && ctx.Err() == nil && errors.Is(context.Cause(actx), apdu.ErrCardRemoved) {
+			err = fail(CodeCardRemoved, err)
+		}
+		stop(nil)
+		if err != nil && !used && !waited && wait > 0 && stale == nil && ctx.Err() == nil && cardGone(err) {
+			// The card the reader showed when the workflow began left
+			// before the workflow could begin with it (the last holder's
+			// card pulled as the next request came in): wait for the
+			// next card rather than fail. Once only.
+			d.log.Info("the card left before the workflow could use it; waiting for the next card", "reader", r.name, "err", err)
+			stale = s
+			continue
+		}
+		if err != nil {
+			return api.AuthResult{}, err
+		}
+		if waited {
+			took := time.Since(detected)
+			out.TapToCodeMS = float64(took.Microseconds()) / 1000
+			d.m.tapToCode.Observe(took.Seconds())
+		}
+		out.Message = d.texts().Message("recorded", d.lang(req.Lang))
+		r.mu.Lock()
+		r.state, r.err = api.StateRecorded, nil
+		r.mu.Unlock()
+		d.publish(api.Event{Type: api.EventSession, Reader: r.name, State: api.StateRecorded, CardKind: out.CardKind, Code: out.Code, Message: d.message("recorded")})
+		d.log.Info("authentication recorded", "reader", r.name, "service", out.Service, "counter", out.Counter, "record", out.RecordID)
+		return out, nil
 	}
+}
+
+// cardGone says err is the card (not the service, not the reader) gone.
+func cardGone(err error) bool {
+	if errors.Is(err, apdu.ErrNoService) || errors.Is(err, apdu.ErrNoReader) {
+		return false
+	}
+	var f *Failure
+	if errors.As(err, &f) && f.Code == CodeCardRemoved {
+		return true
+	}
+	return errors.Is(err, apdu.ErrCardRemoved) || errors.Is(err, apdu.ErrNoCard) || errors.Is(err, cards.ErrSessionEnded)
+}
+
+// useCard runs the workflow's card steps on s; *used is set once the
+// workflow has the card to itself (its PC/SC transaction began).
+func (d *Daemon) useCard(ctx context.Context, r *reader, s *cards.Session, req api.AuthRequest, used *bool) (api.AuthResult, error) {
+	c := d.cfg()
 	var out api.AuthResult
 	// DoWait: once the record is committed the caller must hear so, even
 	// when the card was pulled or the operator cancelled meanwhile.
-	err = s.DoWait(ctx, func(ctx context.Context, card apdu.Card) error {
+	err := s.DoWait(ctx, func(ctx context.Context, card apdu.Card) error {
 		// the SAM is leased for the read and again for the signature, not
 		// while the holder finds the sensor: other readers use it meanwhile
 		rctx, cancel := context.WithTimeout(ctx, c.Session.ReadTimeout)
-		res, err := d.readLocked(rctx, r, card, nil)
+		res, err := d.readLocked(rctx, r, card, nil, used)
 		cancel()
 		if err != nil {
 			return err
@@ -248,21 +312,7 @@ func (d *Daemon) authenticate(ctx context.Context, r *reader, req api.AuthReques
 			Reader: r.name, CardKind: string(res.Kind), Counter: rec.Counter, Time: rec.Time}
 		return nil
 	})
-	if err != nil {
-		return api.AuthResult{}, err
-	}
-	if waited {
-		took := time.Since(detected)
-		out.TapToCodeMS = float64(took.Microseconds()) / 1000
-		d.m.tapToCode.Observe(took.Seconds())
-	}
-	out.Message = d.texts().Message("recorded", d.lang(req.Lang))
-	r.mu.Lock()
-	r.state, r.err = api.StateRecorded, nil
-	r.mu.Unlock()
-	d.publish(api.Event{Type: api.EventSession, Reader: r.name, State: api.StateRecorded, CardKind: out.CardKind, Code: out.Code, Message: d.message("recorded")})
-	d.log.Info("authentication recorded", "reader", r.name, "service", out.Service, "counter", out.Counter, "record", out.RecordID)
-	return out, nil
+	return out, err
 }
 
 // verifyFinger captures the holder's finger until the fingerprint timeout

@@ -41,6 +41,10 @@ type reader struct {
 	stepStop context.CancelCauseFunc
 	busy     bool
 	flowStop context.CancelCauseFunc
+	// cardStop ends the workflow's use of the card session flowSess when
+	// that card is pulled; a workflow still waiting for a card holds none
+	cardStop context.CancelCauseFunc
+	flowSess *cards.Session
 	waiting  int // workflows waiting for a card
 }
 
@@ -294,9 +298,42 @@ func (r *reader) end() {
 	r.mu.Unlock()
 }
 
+// holdCard registers stop as what ends the workflow's use of s when its
+// card is pulled. It is false when s is no longer the reader's session:
+// the card went between the handing out of s and now.
+func (r *reader) holdCard(s *cards.Session, stop context.CancelCauseFunc) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.sess != s {
+		return false
+	}
+	r.cardStop, r.flowSess = stop, s
+	return true
+}
+
+func (r *reader) releaseCard() {
+	r.mu.Lock()
+	r.cardStop, r.flowSess = nil, nil
+	r.mu.Unlock()
+}
+
+// abortCard ends the workflow's use of the card with cause (the card was
+// pulled). A workflow waiting for a card is not touched: the next card
+// is the one it waits for.
+func (r *reader) abortCard(cause error) {
+	r.mu.Lock()
+	f := r.cardStop
+	r.mu.Unlock()
+	if f != nil {
+		f(cause)
+	}
+}
+
 // session waits up to wait for a card and returns its session and when it
-// was detected; waited says the card arrived during the wait.
-func (r *reader) session(ctx context.Context, wait time.Duration) (s *cards.Session, detected time.Time, waited bool, err error) {
+// was detected; waited says the card arrived during the wait. skip, when
+// not nil, is a session whose card is known gone: it is not handed out
+// again, session waits for the next card instead.
+func (r *reader) session(ctx context.Context, wait time.Duration, skip *cards.Session) (s *cards.Session, detected time.Time, waited bool, err error) {
 	r.mu.Lock()
 	r.waiting++
 	r.mu.Unlock()
@@ -318,12 +355,15 @@ func (r *reader) session(ctx context.Context, wait time.Duration) (s *cards.Sess
 		if role == roleSAM || r.d.sam.readerName() == r.name {
 			return nil, time.Time{}, false, fail(CodeBadRequest, errors.New("that reader holds the SAM"))
 		}
-		if present {
+		if present && (skip == nil || sess != skip) {
 			select {
 			case <-ready:
 				r.mu.Lock()
 				sess, detected, rerr := r.sess, r.detected, r.err
 				r.mu.Unlock()
+				if skip != nil && sess == skip {
+					continue // the gone card's removal is on its way
+				}
 				if sess == nil {
 					if rerr != nil {
 						return nil, time.Time{}, false, rerr
@@ -335,13 +375,16 @@ func (r *reader) session(ctx context.Context, wait time.Duration) (s *cards.Sess
 				return nil, time.Time{}, false, ctx.Err()
 			}
 		}
-		_ = sess
 		if timer == nil {
 			return nil, time.Time{}, false, fail(CodeNoCard, nil)
 		}
 		waited = true
 		// wait for an insertion: the ready channel is replaced on removal
-		// and closed once the new card's session is up.
+		// and closed once the new card's session is up (the gone card's
+		// channel is closed already: not waited on)
+		if skip != nil && sess == skip {
+			ready = nil
+		}
 		select {
 		case <-ready:
 		case <-timer:

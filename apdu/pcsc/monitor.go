@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 	"sort"
 	"sync/atomic"
 	"time"
@@ -34,9 +36,12 @@ type MonitorStats struct {
 	Waits int64
 	// IdleWakeups counts GetStatusChange returns that carried no change.
 	IdleWakeups int64
+	// Rechecks counts answers asked again because a reader's event count
+	// went backwards (readers mixed up in one answer).
+	Rechecks int64
 }
 
-type monitorCounters struct{ establish, waits, idle atomic.Int64 }
+type monitorCounters struct{ establish, waits, idle, rechecks atomic.Int64 }
 
 type readerView struct {
 	present bool
@@ -60,6 +65,7 @@ func (m *Monitor) Stats() MonitorStats {
 		Establish:   m.stats.establish.Load(),
 		Waits:       m.stats.waits.Load(),
 		IdleWakeups: m.stats.idle.Load(),
+		Rechecks:    m.stats.rechecks.Load(),
 	}
 }
 
@@ -153,13 +159,27 @@ func (m *Monitor) watch(ctx context.Context, sc *scard.Context) error {
 	if err != nil {
 		return err
 	}
-	quick := 0
+	quick, rechecks := 0, 0
+	asked := make([]scard.ReaderState, 0, len(states))
 	for ctx.Err() == nil {
 		m.stats.waits.Add(1)
 		began := time.Now()
+		asked = append(asked[:0], states...)
 		err := sc.GetStatusChange(states, -1)
 		switch {
 		case err == nil:
+			if r := m.backwards(states); r != "" && rechecks < maxRechecks {
+				// A reader's event count went back: that answer mixed up
+				// readers (seen with pcsc-lite when several contexts of one
+				// process wait at once). Ask again rather than report a
+				// removal and an insertion that never happened.
+				rechecks++
+				m.stats.rechecks.Add(1)
+				m.t.opts.Logger.Debug("pcsc: inconsistent reader states; asking again", "reader", r)
+				copy(states, asked)
+				continue
+			}
+			rechecks = 0
 		case errors.Is(err, scard.ErrCancelled):
 			if ctx.Err() != nil {
 				return nil
@@ -283,6 +303,31 @@ func (m *Monitor) refresh(ctx context.Context, sc *scard.Context, old []scard.Re
 	return append(states, pnp), nil
 }
 
+// maxRechecks bounds the answers in a row the monitor asks again for
+// (backwards); past it, the answer is taken as it is.
+const maxRechecks = 3
+
+// backwards returns the first reader whose changed state carries a card
+// event count lower than the one last seen for it (pcsc-lite and WinSCard
+// count card events in the high word; the count only grows, modulo 2^16),
+// or "" when every count is plausible.
+func (m *Monitor) backwards(states []scard.ReaderState) string {
+	for i := range states {
+		s := &states[i]
+		if s.Reader == pnpReader || s.EventState&scard.StateChanged == 0 {
+			continue
+		}
+		v, ok := m.known[s.Reader]
+		if !ok || v.events == 0 {
+			continue
+		}
+		if int16(uint16(uint32(s.EventState)>>16)-uint16(v.events)) < 0 {
+			return s.Reader
+		}
+	}
+	return ""
+}
+
 // update compares a reader's reported state with what was last emitted.
 func (m *Monitor) update(ctx context.Context, name string, s *scard.ReaderState) {
 	v := m.known[name]
@@ -293,6 +338,9 @@ func (m *Monitor) update(ctx context.Context, name string, s *scard.ReaderState)
 	// it was swapped, even for an identical ATR.
 	events := uint32(s.EventState) >> 16
 	swapped := v.present && present && (!bytes.Equal(s.Atr, v.atr) || (v.events != 0 && events != v.events))
+	if l := m.t.opts.Logger; l.Enabled(ctx, slog.LevelDebug) {
+		l.Debug("pcsc: reader state", "reader", name, "state", fmt.Sprintf("%#x", uint32(s.EventState)), "atr", fmt.Sprintf("%X", s.Atr), "was_present", v.present, "was_events", v.events)
+	}
 	v.events = events
 	switch {
 	case present && !v.present:

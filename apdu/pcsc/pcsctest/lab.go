@@ -2,6 +2,7 @@ package pcsctest
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
@@ -19,7 +20,7 @@ var SlotReaders = []string{Slot0, Slot1}
 // removed) when the test ends.
 func Lab(t testing.TB) *cardsim.Lab {
 	t.Helper()
-	lab, err := cardsim.NewLab(cardsim.LabConfig{CardDir: RepoPath("testdata/cards")})
+	lab, err := cardsim.NewLab(cardsim.LabConfig{CardDir: RepoPath("testdata/cards"), Logger: DebugLog("lab")})
 	if err != nil {
 		t.Fatalf("card lab: %v", err)
 	}
@@ -31,6 +32,17 @@ func Lab(t testing.TB) *cardsim.Lab {
 		}
 	})
 	return lab
+}
+
+// DebugLog is a debug-level logger on stderr, tagged with who, when
+// KPE_TEST_LOG=debug is set (to follow a flaky lab test: card lab slot
+// events, the agent's reader loop); otherwise nil, which the lab and the
+// agent take as "discard".
+func DebugLog(who string) *slog.Logger {
+	if os.Getenv("KPE_TEST_LOG") != "debug" {
+		return nil
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("who", who)
 }
 
 // Insert loads testdata/cards/<image> into slot and waits until pcscd
