@@ -143,14 +143,17 @@ func (l *logTap) Enabled(ctx context.Context, lv slog.Level) bool {
 	return lv >= slog.LevelInfo || (l.next != nil && l.next.Enabled(ctx, lv))
 }
 
-func (l *logTap) Handle(ctx context.Context, rec slog.Record) error {
+func (l *logTap) Handle(ctx context.Context, rec slog.Record) error { return l.pass(ctx, rec, l.next) }
+
+// pass keeps rec's message and hands rec on to next, if any.
+func (l *logTap) pass(ctx context.Context, rec slog.Record, next slog.Handler) error {
 	if rec.Level >= slog.LevelInfo {
 		l.mu.Lock()
 		l.msgs = append(l.msgs, rec.Message)
 		l.mu.Unlock()
 	}
-	if l.next != nil && l.next.Enabled(ctx, rec.Level) {
-		return l.next.Handle(ctx, rec)
+	if next != nil && next.Enabled(ctx, rec.Level) {
+		return next.Handle(ctx, rec)
 	}
 	return nil
 }
@@ -176,15 +179,7 @@ type logTapView struct {
 }
 
 func (v *logTapView) Handle(ctx context.Context, rec slog.Record) error {
-	if rec.Level >= slog.LevelInfo {
-		v.mu.Lock()
-		v.msgs = append(v.msgs, rec.Message)
-		v.mu.Unlock()
-	}
-	if v.h.Enabled(ctx, rec.Level) {
-		return v.h.Handle(ctx, rec)
-	}
-	return nil
+	return v.pass(ctx, rec, v.h)
 }
 
 // seen reports whether the agent has logged msg.
