@@ -9,8 +9,9 @@ FUZZTIME  ?= 8s
 # Debian packages the lab and the tests need (pcscd with the vsmartcard vpcd
 # driver; gcc and pkg-config for cgo against libpcsclite;
 # opensc and pcsc-tools are the independent tools the acceptance
-# checks use; PostgreSQL for the back office; chromium for its page).
-SYS_PKGS  := pcscd libpcsclite-dev vsmartcard-vpcd pcsc-tools opensc curl pkg-config gcc postgresql chromium
+# checks use; PostgreSQL for the back office; chromium for its page;
+# rpm so the package test reads the .rpm's header).
+SYS_PKGS  := pcscd libpcsclite-dev vsmartcard-vpcd pcsc-tools opensc curl pkg-config gcc postgresql chromium rpm
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: help deps pcscd postgres build run test check unit fuzz-smoke windows bench bio-bench soak clean package
