@@ -567,7 +567,8 @@ func (p *SSEReader) dispatch(line int, data []byte, id, typ string, hasID, hasTy
 	if err := dec.Decode(&ev); err != nil {
 		return Event{}, &StreamError{Line: line, Reason: "data is not a JSON event", Err: err}
 	}
-	if dec.More() {
+	// Token, not More: More says false before a stray '}' or ']'
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return Event{}, &StreamError{Line: line, Reason: "data holds more than one JSON value"}
 	}
 	if hasID && id != "" {

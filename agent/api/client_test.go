@@ -254,6 +254,8 @@ func TestSSEReaderGarbage(t *testing.T) {
 	for name, in := range map[string]string{
 		"not json":       "data: hello\n\n",
 		"two values":     "data: {} {}\n\n",
+		"stray brace":    "data: {\"seq\":1} }\n\n",
+		"stray bracket":  "data: {\"seq\":1}]\n\n",
 		"bad id":         "id: x1\ndata: {\"type\":\"sam\"}\n\n",
 		"id vs seq":      "id: 4\ndata: {\"seq\":5,\"type\":\"sam\"}\n\n",
 		"type mismatch":  "event: sam\ndata: {\"type\":\"sync\"}\n\n",

@@ -131,8 +131,8 @@ func (d *Daemon) Authenticate(ctx context.Context, req api.AuthRequest) (api.Aut
 		return api.AuthResult{}, err
 	}
 	defer r.end()
-	res, err := d.authenticate(ctx, r, req)
-	if err != nil && ctx.Err() != nil && errors.Is(context.Cause(ctx), context.Canceled) {
+	res, signing, err := d.authenticate(ctx, r, req)
+	if err != nil && !signing && ctx.Err() != nil && errors.Is(context.Cause(ctx), context.Canceled) {
 		// cut short by the operator's cancel or the caller gone (a pulled
 		// card is told apart in authenticate)
 		err = fail(CodeCancelled, err)
@@ -188,45 +188,52 @@ func (d *Daemon) cardReadersLocked() (all, withCard []*reader) {
 	return all, withCard
 }
 
-func (d *Daemon) authenticate(ctx context.Context, r *reader, req api.AuthRequest) (api.AuthResult, error) {
+// authenticate runs the workflow on r; signing says it got past its
+// point of no return (its error, if any, is then not to be told as a
+// cancel or a pulled card).
+func (d *Daemon) authenticate(ctx context.Context, r *reader, req api.AuthRequest) (res api.AuthResult, signing bool, err error) {
 	wait := time.Duration(req.WaitSeconds) * time.Second
 	deadline := time.Now().Add(wait)
 	var stale *cards.Session
+	var staleErr error
 	for {
 		left := time.Until(deadline)
 		if stale != nil && left <= 0 {
-			return api.AuthResult{}, fail(CodeNoCard, errors.New("no card within the wait"))
+			return api.AuthResult{}, false, fail(CodeNoCard, errors.New("no card within the wait"))
 		}
 		s, detected, waited, err := r.session(ctx, max(left, 0), stale)
+		if errors.Is(err, errStillThere) {
+			return api.AuthResult{}, false, staleErr // no removal came: the first failure stands
+		}
 		if err != nil {
-			return api.AuthResult{}, err
+			return api.AuthResult{}, false, err
 		}
 		// the card's removal ends this attempt (cause apdu.ErrCardRemoved);
 		// the operator's cancel and shutdown end the whole workflow
 		actx, stop := context.WithCancelCause(ctx)
-		used := false
+		var at attempt
 		var out api.AuthResult
 		if r.holdCard(s, stop) {
-			out, err = d.useCard(actx, r, s, req, &used)
+			out, err = d.useCard(actx, r, s, req, &at)
 		} else {
 			err = fail(CodeCardRemoved, apdu.ErrCardRemoved)
 		}
 		r.releaseCard()
-		if err != nil && ctx.Err() == nil && errors.Is(context.Cause(actx), apdu.ErrCardRemoved) {
+		if err != nil && !at.signing && ctx.Err() == nil && errors.Is(context.Cause(actx), apdu.ErrCardRemoved) {
 			err = fail(CodeCardRemoved, err)
 		}
 		stop(nil)
-		if err != nil && !used && !waited && wait > 0 && stale == nil && ctx.Err() == nil && cardGone(err) {
+		if err != nil && !at.used && !waited && wait > 0 && stale == nil && ctx.Err() == nil && cardGone(err) {
 			// The card the reader showed when the workflow began left
 			// before the workflow could begin with it (the last holder's
 			// card pulled as the next request came in): wait for the
 			// next card rather than fail. Once only.
 			d.log.Info("the card left before the workflow could use it; waiting for the next card", "reader", r.name, "err", err)
-			stale = s
+			stale, staleErr = s, err
 			continue
 		}
 		if err != nil {
-			return api.AuthResult{}, err
+			return api.AuthResult{}, at.signing, err
 		}
 		if waited {
 			took := time.Since(detected)
@@ -239,13 +246,14 @@ func (d *Daemon) authenticate(ctx context.Context, r *reader, req api.AuthReques
 		r.mu.Unlock()
 		d.publish(api.Event{Type: api.EventSession, Reader: r.name, State: api.StateRecorded, CardKind: out.CardKind, Code: out.Code, Message: d.message("recorded")})
 		d.log.Info("authentication recorded", "reader", r.name, "service", out.Service, "counter", out.Counter, "record", out.RecordID)
-		return out, nil
+		return out, true, nil
 	}
 }
 
-// cardGone says err is the card (not the service, not the reader) gone.
+// cardGone says err is the card (not the service, not the reader, not
+// a reset by another program: that card is still there) gone.
 func cardGone(err error) bool {
-	if errors.Is(err, apdu.ErrNoService) || errors.Is(err, apdu.ErrNoReader) {
+	if errors.Is(err, apdu.ErrNoService) || errors.Is(err, apdu.ErrNoReader) || errors.Is(err, apdu.ErrCardReset) {
 		return false
 	}
 	var f *Failure
@@ -255,9 +263,15 @@ func cardGone(err error) bool {
 	return errors.Is(err, apdu.ErrCardRemoved) || errors.Is(err, apdu.ErrNoCard) || errors.Is(err, cards.ErrSessionEnded)
 }
 
-// useCard runs the workflow's card steps on s; *used is set once the
-// workflow has the card to itself (its PC/SC transaction began).
-func (d *Daemon) useCard(ctx context.Context, r *reader, s *cards.Session, req api.AuthRequest, used *bool) (api.AuthResult, error) {
+// attempt is how far one try of a workflow on a card got.
+type attempt struct {
+	used    bool // the workflow had the card to itself (its PC/SC transaction began)
+	signing bool // past the point of no return: the SAM was asked to sign
+}
+
+// useCard runs the workflow's card steps on s and records in at how far
+// they got.
+func (d *Daemon) useCard(ctx context.Context, r *reader, s *cards.Session, req api.AuthRequest, at *attempt) (api.AuthResult, error) {
 	c := d.cfg()
 	var out api.AuthResult
 	// DoWait: once the record is committed the caller must hear so, even
@@ -266,7 +280,7 @@ func (d *Daemon) useCard(ctx context.Context, r *reader, s *cards.Session, req a
 		// the SAM is leased for the read and again for the signature, not
 		// while the holder finds the sensor: other readers use it meanwhile
 		rctx, cancel := context.WithTimeout(ctx, c.Session.ReadTimeout)
-		res, err := d.readLocked(rctx, r, card, nil, used)
+		res, err := d.readLocked(rctx, r, card, nil, &at.used)
 		cancel()
 		if err != nil {
 			return err
@@ -284,18 +298,26 @@ func (d *Daemon) useCard(ctx context.Context, r *reader, s *cards.Session, req a
 		if err != nil {
 			return err
 		}
-		if err := ctx.Err(); err != nil {
-			return err // cancelled before the point of no return: nothing signed
-		}
-		// From here the signature and the commit run to their end, bounded
-		// by the signing timeout only: a record the SAM signed is kept.
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.Session.SignTimeout)
-		defer cancel()
-		lease, err := d.sam.lease(sctx)
+		// The wait for the SAM (another reader may be reading with it) is
+		// still before the point of no return: a cancel or a pulled card
+		// ends it, and nothing is signed.
+		lctx, lcancel := context.WithTimeout(ctx, c.Session.SignTimeout)
+		lease, err := d.sam.lease(lctx)
+		lcancel()
 		if err != nil {
 			return err
 		}
 		defer lease.release()
+		if err := ctx.Err(); err != nil {
+			return err // cancelled before the point of no return: nothing signed
+		}
+		// From here the signature and the commit run to their end, bounded
+		// by the signing timeout only: a record the SAM signed is kept, and
+		// whatever fails now is told as it is (not as the card pulled or
+		// the operator's cancel meanwhile).
+		at.signing = true
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.Session.SignTimeout)
+		defer cancel()
 		if err := d.commit(sctx, lease, rec); err != nil {
 			return err
 		}

@@ -329,10 +329,19 @@ func (r *reader) abortCard(cause error) {
 	}
 }
 
+// staleGrace is how long session waits for the removal of a card found
+// gone (skip) before it takes that card as still there (errStillThere).
+const staleGrace = 2 * time.Second
+
+// errStillThere: the card found gone was not reported removed within
+// staleGrace.
+var errStillThere = errors.New("the card found gone is still reported in the reader")
+
 // session waits up to wait for a card and returns its session and when it
 // was detected; waited says the card arrived during the wait. skip, when
-// not nil, is a session whose card is known gone: it is not handed out
-// again, session waits for the next card instead.
+// not nil, is a session whose card was found gone: it is not handed out
+// again, session waits for the next card instead (errStillThere when no
+// removal is reported within staleGrace).
 func (r *reader) session(ctx context.Context, wait time.Duration, skip *cards.Session) (s *cards.Session, detected time.Time, waited bool, err error) {
 	r.mu.Lock()
 	r.waiting++
@@ -348,6 +357,7 @@ func (r *reader) session(ctx context.Context, wait time.Duration, skip *cards.Se
 		defer t.Stop()
 		timer = t.C
 	}
+	began := time.Now()
 	for {
 		r.mu.Lock()
 		present, ready, sess, role := r.present, r.ready, r.sess, r.role
@@ -383,6 +393,9 @@ func (r *reader) session(ctx context.Context, wait time.Duration, skip *cards.Se
 		// and closed once the new card's session is up (the gone card's
 		// channel is closed already: not waited on)
 		if skip != nil && sess == skip {
+			if time.Since(began) > staleGrace {
+				return nil, time.Time{}, false, errStillThere
+			}
 			ready = nil
 		}
 		select {

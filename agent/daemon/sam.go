@@ -61,9 +61,9 @@ func (h *samHolder) tryTake(ctx context.Context, r *reader) bool {
 		card.Close()
 		return false
 	}
-	defer card.EndTransaction()
 	s, err := sam.Open(ctx, card)
 	if err != nil {
+		card.EndTransaction()
 		card.Close()
 		h.d.log.Warn("the SAM does not answer", "reader", r.name, "err", err)
 		r.setState(api.StateFailed, cards.KindSAM, err)
@@ -78,6 +78,9 @@ func (h *samHolder) tryTake(ctx context.Context, r *reader) bool {
 			h.d.log.Error("the SAM's terminal certificate is not usable", "err", err)
 		}
 	}
+	// the transaction ends before the SAM is handed out: a lease begins
+	// its own on the same handle
+	card.EndTransaction()
 	h.mu.Lock()
 	if h.card != nil && h.reader != r.name {
 		// another reader's SAM was taken meanwhile

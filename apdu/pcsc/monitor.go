@@ -39,9 +39,11 @@ type MonitorStats struct {
 	// Rechecks counts answers asked again because a reader's event count
 	// went backwards (readers mixed up in one answer).
 	Rechecks int64
+	// Confirms counts removals and swaps confirmed by a second answer.
+	Confirms int64
 }
 
-type monitorCounters struct{ establish, waits, idle, rechecks atomic.Int64 }
+type monitorCounters struct{ establish, waits, idle, rechecks, confirms atomic.Int64 }
 
 type readerView struct {
 	present bool
@@ -66,6 +68,7 @@ func (m *Monitor) Stats() MonitorStats {
 		Waits:       m.stats.waits.Load(),
 		IdleWakeups: m.stats.idle.Load(),
 		Rechecks:    m.stats.rechecks.Load(),
+		Confirms:    m.stats.confirms.Load(),
 	}
 }
 
@@ -180,6 +183,7 @@ func (m *Monitor) watch(ctx context.Context, sc *scard.Context) error {
 				continue
 			}
 			rechecks = 0
+			m.confirm(sc, states, asked)
 		case errors.Is(err, scard.ErrCancelled):
 			if ctx.Err() != nil {
 				return nil
@@ -326,6 +330,50 @@ func (m *Monitor) backwards(states []scard.ReaderState) string {
 		}
 	}
 	return ""
+}
+
+// confirm asks pcscd again, at once, for the state of every reader whose
+// answer would report its card removed or swapped, and takes the new
+// answer for those readers: a card (above all the SAM) is not dropped on
+// the word of one answer that may have mixed readers up (see backwards).
+// asked holds the states the answer was asked against. When the second
+// answer fails, or goes back itself, the first one stands.
+func (m *Monitor) confirm(sc *scard.Context, states, asked []scard.ReaderState) {
+	var idx []int
+	for i := range states {
+		s := &states[i]
+		if s.Reader == pnpReader || s.EventState&scard.StateChanged == 0 {
+			continue
+		}
+		if v, ok := m.known[s.Reader]; ok && v.present {
+			idx = append(idx, i)
+		}
+	}
+	if len(idx) == 0 {
+		return
+	}
+	probe := make([]scard.ReaderState, len(idx))
+	for k, i := range idx {
+		probe[k] = scard.ReaderState{Reader: states[i].Reader, CurrentState: scard.StateUnaware}
+	}
+	if err := sc.GetStatusChange(probe, 0); err != nil && !errors.Is(err, scard.ErrTimeout) {
+		return
+	}
+	for k := range probe {
+		probe[k].EventState |= scard.StateChanged // judged like any answer
+	}
+	if m.backwards(probe) != "" {
+		return
+	}
+	m.stats.confirms.Add(1)
+	for k, i := range idx {
+		now := probe[k].EventState &^ scard.StateChanged
+		states[i].Atr = probe[k].Atr
+		states[i].EventState = now
+		if now != asked[i].CurrentState {
+			states[i].EventState |= scard.StateChanged
+		}
+	}
 }
 
 // update compares a reader's reported state with what was last emitted.
