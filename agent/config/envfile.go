@@ -33,8 +33,10 @@ func serviceVar(k string) bool {
 // (systemd EnvironmentFile= syntax: KEY=VALUE lines, # and ; comments,
 // the value optionally in single or double quotes) added where environ
 // does not set them (or sets them empty): a variable of the caller's own
-// environment wins. A
-// missing file is skipped; an unreadable one is an error naming it.
+// environment wins. Among the files, a later one overrides an earlier one,
+// as systemd applies the unit's EnvironmentFile= lines in order
+// (/etc/sysconfig/kpe-agent over /etc/default/kpe-agent). A missing file
+// is skipped; an unreadable one is an error naming it.
 func ServiceEnviron(environ []string, files ...string) ([]string, error) {
 	have := map[string]bool{}
 	for _, kv := range environ {
@@ -42,7 +44,10 @@ func ServiceEnviron(environ []string, files ...string) ([]string, error) {
 			have[k] = true // an empty one is as good as unset, as for Load
 		}
 	}
-	out := append([]string(nil), environ...)
+	// the files' variables merged: the order in which each key first
+	// appears, the value of the last file that sets it
+	var keys []string
+	vals := map[string]string{}
 	var errs []error
 	for _, name := range files {
 		vars, err := readEnvFile(name)
@@ -54,11 +59,17 @@ func ServiceEnviron(environ []string, files ...string) ([]string, error) {
 			continue
 		}
 		for _, kv := range vars {
-			k, _, _ := strings.Cut(kv, "=")
-			if !have[k] {
-				have[k] = true
-				out = append(out, kv)
+			k, v, _ := strings.Cut(kv, "=")
+			if _, seen := vals[k]; !seen {
+				keys = append(keys, k)
 			}
+			vals[k] = v
+		}
+	}
+	out := append([]string(nil), environ...)
+	for _, k := range keys {
+		if !have[k] {
+			out = append(out, k+"="+vals[k])
 		}
 	}
 	return out, errors.Join(errs...)

@@ -30,7 +30,10 @@ type Error struct {
 	// Key is the dotted key (sync.interval), or "" for a problem with
 	// the whole file (not YAML, not a mapping).
 	Key string
-	// Value is the offending value as written ("" when missing).
+	// Value is the offending value as written ("" when missing), except
+	// that the validation replaces a URL's user information by ***
+	// (redactUserinfo). The message never shows user information either
+	// way.
 	Value string
 	// Reason says what is wrong ("is not a duration", "unknown key").
 	Reason string
@@ -57,7 +60,7 @@ func (e *Error) Error() string {
 		b.WriteString(": ")
 	}
 	if e.Value != "" {
-		v := e.Value
+		v := redactUserinfo(e.Value)
 		if len(v) > maxShownValue {
 			v = v[:maxShownValue] + "…"
 		}
@@ -74,3 +77,24 @@ func (e *Error) Error() string {
 
 // Unwrap makes errors.Is(err, ErrInvalid) true.
 func (e *Error) Unwrap() error { return ErrInvalid }
+
+// redactUserinfo returns s with what could be a URL's user information
+// (https://kpe:S3cret@bo.example: a password) replaced by ***: everything
+// before the last @, after the scheme's :// (or a leading //) when there
+// is one. It errs on the side of hiding: an @ further on (a path, a
+// query, a list of URLs) hides more than the user information, never
+// less, also when s is not a valid URL (a password with a space or a /).
+// A value without @ is returned as is.
+func redactUserinfo(s string) string {
+	at := strings.LastIndexByte(s, '@')
+	if at < 0 {
+		return s
+	}
+	start := 0
+	if i := strings.Index(s[:at], "://"); i >= 0 {
+		start = i + len("://")
+	} else if strings.HasPrefix(s, "//") {
+		start = len("//")
+	}
+	return s[:start] + "***" + s[at:]
+}

@@ -40,7 +40,7 @@ func (l *loader) validate(c *Config) {
 			if c.Fingerprint.LabURL == "" {
 				l.invalid("fingerprint.lab_url", "", "missing (fingerprint.sensor is lab)", "the card lab's URL, e.g. http://127.0.0.1:7600")
 			} else if reason := checkHTTPURL(c.Fingerprint.LabURL); reason != "" {
-				l.invalid("fingerprint.lab_url", c.Fingerprint.LabURL, reason, "the card lab's URL, e.g. http://127.0.0.1:7600")
+				l.invalid("fingerprint.lab_url", redactUserinfo(c.Fingerprint.LabURL), reason, "the card lab's URL, e.g. http://127.0.0.1:7600")
 			}
 		case "command":
 			if len(c.Fingerprint.Command) == 0 || c.Fingerprint.Command[0] == "" {
@@ -151,7 +151,7 @@ func (l *loader) checkSync(c *Config) {
 		return
 	}
 	if reason := checkSyncURL(u, c.Terminal.Lab); reason != "" {
-		l.invalid("sync.url", u, reason, want)
+		l.invalid("sync.url", redactUserinfo(u), reason, want)
 		return
 	}
 	// https://bo.example:8443/ is the same back office: the slash is
@@ -191,13 +191,20 @@ func checkSyncURL(s string, lab bool) string {
 	if u.Path != "" && u.Path != "/" {
 		return "has a path"
 	}
-	if u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
+	if u.RawQuery != "" || u.ForceQuery || hasFragment(s) {
 		return "has a query or fragment"
 	}
 	if reason := checkPort(u.Port()); reason != "" {
 		return reason
 	}
 	return ""
+}
+
+// hasFragment reports whether the URL s has a fragment, an empty one
+// (https://bo.example/#) too: url.URL's Fragment does not tell that one
+// from none.
+func hasFragment(s string) bool {
+	return strings.Contains(s, "#")
 }
 
 func checkHTTPURL(s string) string {
@@ -241,7 +248,7 @@ func (l *loader) checkAPI(a *API) {
 	}
 	for _, o := range a.AllowedOrigins {
 		if reason := checkOrigin(o); reason != "" {
-			l.invalid("api.allowed_origins", o, reason, "origins such as https://portal.example.go.id or http://localhost:3000 (scheme://host[:port], no path, no trailing slash)")
+			l.invalid("api.allowed_origins", redactUserinfo(o), reason, "origins such as https://portal.example.go.id or http://localhost:3000 (scheme://host[:port], no path, no trailing slash)")
 			break
 		}
 	}
@@ -284,7 +291,7 @@ func checkOrigin(s string) string {
 	if u.Path != "" {
 		return "has a path"
 	}
-	if u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
+	if u.RawQuery != "" || u.ForceQuery || hasFragment(s) {
 		return "has a query or fragment"
 	}
 	if u.Hostname() == "" {

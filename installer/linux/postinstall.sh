@@ -3,9 +3,10 @@
 # 2 upgrade). Makes sure of the account and the ownership, creates the
 # local API token when it is missing, and enables the service. Only when
 # systemd is running: restarts the service when it is running (an
-# upgrade), else starts it, but only when kpe-agent check-config accepts
-# the configuration (a fresh install ships no terminal.id or
-# terminal.site: the technician sets them first). Never fails the
+# upgrade), else starts it, in both cases only when kpe-agent
+# check-config accepts the configuration (a fresh install ships no
+# terminal.id or terminal.site: the technician sets them first; an
+# upgrade may refuse a value the old version accepted). Never fails the
 # installation because of the service.
 set -e
 
@@ -50,19 +51,77 @@ if [ ! -e "$token" ]; then
 	echo "kpe-agent: created the local API token $token"
 fi
 
+# service_env prints the KPE_* and proxy assignments of the service's
+# EnvironmentFile= files (see kpe-agent.service), one KEY=VALUE a line, in
+# the unit's order, so a later one overrides an earlier one. The files are
+# read as systemd reads them, not run by the shell: KEY=VALUE lines, blanks
+# around the key and the value ignored, # and ; comments, the value
+# optionally in single or double quotes (KPE_TERMINAL_SITE=RS (Umum) and
+# KPE_READERS_CARD=ACS ACR39U* are plain values). Nothing is evaluated.
+service_env() {
+	for f in /etc/default/kpe-agent /etc/sysconfig/kpe-agent; do
+		[ -r "$f" ] || continue
+		sed -n -e 's/^[[:space:]]*//' -e 's/[[:space:]]*$//' -e '/^[#;]/d' \
+			-e 's/^\([A-Za-z_][A-Za-z0-9_]*\)[[:space:]]*=[[:space:]]*/\1=/p' "$f" |
+			while IFS= read -r kv; do
+				case ${kv%%=*} in
+				KPE_* | HTTPS_PROXY | https_proxy | HTTP_PROXY | http_proxy | NO_PROXY | no_proxy) ;;
+				*) continue ;;
+				esac
+				v=${kv#*=}
+				case $v in
+				\"*\" | \'*\')
+					v=${v#?}
+					v=${v%?}
+					;;
+				esac
+				printf '%s=%s\n' "${kv%%=*}" "$v"
+			done
+	done
+}
+
+# as_agent prints the command prefix that runs a command as the service's
+# account (User=kpe-agent in the unit), so that a file the agent could not
+# read is caught; nothing (root) when the account or a tool to switch to
+# it is missing.
+as_agent() {
+	getent passwd kpe-agent >/dev/null 2>&1 || return 0
+	uid=$(id -u kpe-agent 2>/dev/null) && gid=$(id -g kpe-agent 2>/dev/null) || return 0
+	if command -v setpriv >/dev/null 2>&1 &&
+		setpriv --reuid="$uid" --regid="$gid" --init-groups -- true >/dev/null 2>&1; then
+		echo "setpriv --reuid=$uid --regid=$gid --init-groups --"
+	elif command -v runuser >/dev/null 2>&1 &&
+		runuser -u kpe-agent -- true >/dev/null 2>&1; then
+		echo "runuser -u kpe-agent --"
+	fi
+}
+
 # check_config runs kpe-agent check-config on the configuration as the
-# service would see it: with the KPE_* variables of its EnvironmentFile=
-# (see kpe-agent.service) and nothing from the package manager's
-# environment. Its output is the agent's own messages.
+# service would see it: as its account, from /, with the KPE_* and proxy
+# variables of its EnvironmentFile= files and nothing from the package
+# manager's environment. Its output is the agent's own messages.
 check_config() {
-	env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin sh -c '
-		set -a
-		for f in /etc/default/kpe-agent /etc/sysconfig/kpe-agent; do
-			if [ -r "$f" ]; then . "$f"; fi
+	(
+		set -f # the values are not patterns
+		IFS='
+'
+		set --
+		for kv in $(service_env); do
+			set -- "$@" "$kv"
 		done
-		set +a
-		exec /usr/bin/kpe-agent check-config -config /etc/kpe-agent/agent.yaml
-	' 2>&1
+		unset IFS
+		cd /
+		# $(as_agent) is split into its words on purpose
+		# shellcheck disable=SC2046
+		exec $(as_agent) env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin "$@" \
+			/usr/bin/kpe-agent check-config -config /etc/kpe-agent/agent.yaml
+	) 2>&1
+}
+
+# not_accepted prints check-config's output ($1), then what to do ($2).
+not_accepted() {
+	echo "$1" | sed 's/^/kpe-agent: /' >&2
+	echo "kpe-agent: $2" >&2
 }
 
 if command -v systemctl >/dev/null 2>&1; then
@@ -71,13 +130,19 @@ if command -v systemctl >/dev/null 2>&1; then
 		systemctl enable kpe-agent.service || echo "kpe-agent: could not enable the service" >&2
 		# Not "is this an upgrade" ($2): after apt remove, apt install
 		# passes the old version too, with the service stopped.
+		# Either way only when this version accepts the configuration:
+		# a value an older version accepted may be refused now, and the
+		# agent would exit 78, which the unit does not restart.
 		if systemctl is-active --quiet kpe-agent.service; then
-			systemctl try-restart kpe-agent.service || echo "kpe-agent: could not restart the service; see journalctl -u kpe-agent" >&2
+			if out=$(check_config); then
+				systemctl try-restart kpe-agent.service || echo "kpe-agent: could not restart the service; see journalctl -u kpe-agent" >&2
+			else
+				not_accepted "$out" "this version does not accept the configuration, so the running service was NOT restarted: it keeps running the previous version until it stops, but it will not start again (at the next boot or restart it fails with status 78 and stays stopped) until the configuration is fixed. Fix /etc/kpe-agent/agent.yaml (or the KPE_* variables of /etc/default/kpe-agent), check it with kpe-agent check-config, then systemctl restart kpe-agent"
+			fi
 		elif out=$(check_config); then
 			systemctl start kpe-agent.service || echo "kpe-agent: could not start the service; see journalctl -u kpe-agent" >&2
 		else
-			echo "$out" | sed 's/^/kpe-agent: /' >&2
-			echo "kpe-agent: the service is enabled but not started: set terminal.id and terminal.site (and the SAM and sync settings) in /etc/kpe-agent/agent.yaml, check it with kpe-agent check-config, then systemctl start kpe-agent" >&2
+			not_accepted "$out" "the service is enabled but not started: set terminal.id and terminal.site (and the SAM and sync settings) in /etc/kpe-agent/agent.yaml, check it with kpe-agent check-config, then systemctl start kpe-agent"
 		fi
 	else
 		# No systemd running (a container, an image being built): enable
@@ -85,8 +150,7 @@ if command -v systemctl >/dev/null 2>&1; then
 		systemctl enable kpe-agent.service >/dev/null 2>&1 || true
 		echo "kpe-agent: systemd is not running; the service is not started (run kpe-agent run -config /etc/kpe-agent/agent.yaml in the foreground)"
 		if ! out=$(check_config); then
-			echo "$out" | sed 's/^/kpe-agent: /' >&2
-			echo "kpe-agent: set terminal.id and terminal.site (and the SAM and sync settings) in /etc/kpe-agent/agent.yaml before the service starts; kpe-agent check-config checks it" >&2
+			not_accepted "$out" "set terminal.id and terminal.site (and the SAM and sync settings) in /etc/kpe-agent/agent.yaml before the service starts; kpe-agent check-config checks it"
 		fi
 	fi
 fi
