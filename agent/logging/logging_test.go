@@ -142,19 +142,31 @@ func TestRotatingWriter(t *testing.T) {
 	require.NoError(t, w.Close())
 	require.Equal(t, map[string]int64{"agent.log": 39}, files(t, filepath.Dir(p)), "one file: rotation truncates")
 
-	// A write larger than the maximum goes alone into a fresh file.
+	// A write larger than the maximum goes alone into a fresh file; the
+	// oldest file goes when the files would exceed the budget (300 bytes).
 	w, err = NewRotatingWriter(p, 100, 3)
 	require.NoError(t, err)
 	big := bytes.Repeat([]byte("y"), 250)
 	_, err = w.Write(big)
 	require.NoError(t, err)
+	b, _ := os.ReadFile(p + ".1")
+	require.Equal(t, line(10), b, "250 + 39 fit in the budget")
 	_, err = w.Write(line(11))
 	require.NoError(t, err)
 	require.NoError(t, w.Close())
-	b, _ := os.ReadFile(p + ".1")
+	b, _ = os.ReadFile(p + ".1")
 	require.Equal(t, big, b)
-	b, _ = os.ReadFile(p + ".2")
-	require.Equal(t, line(10), b)
+	require.NoFileExists(t, p+".2", "250 + 39 + 39 do not")
+	b, _ = os.ReadFile(p)
+	require.Equal(t, line(11), b)
+	// Into an empty current file too (here at the start).
+	require.NoError(t, os.Truncate(p, 0))
+	w, err = NewRotatingWriter(p, 100, 3)
+	require.NoError(t, err)
+	_, err = w.Write(big[:100])
+	require.NoError(t, err)
+	require.NoError(t, w.Close())
+	require.Equal(t, map[string]int64{"agent.log": 100}, files(t, filepath.Dir(p)), "250 + 100 do not fit")
 
 	_, err = NewRotatingWriter(p, 0, 1)
 	require.Error(t, err)

@@ -19,16 +19,20 @@ const Redacted = "[redacted]"
 // does not catch snippet, nor kk bookkeeping.
 var (
 	// personalWords are words that make a key personal data wherever
-	// they appear: nik_hash, no_kk, bpjs_number, card_uid.
+	// they appear: nik_hash, no_kk, bpjs_number, card_uid, no_ktp,
+	// mother, kpe_tambahan (a family member's card).
 	personalWords = set("nik", "nip", "kk", "nokk", "bpjs", "npwp", "uid", "subject", "dob",
-		"gender", "sex", "kelamin", "agama", "religion", "passport", "paspor", "hp", "telp")
+		"gender", "sex", "kelamin", "agama", "religion", "passport", "paspor", "hp", "telp",
+		"ktp", "ibu", "mother", "mothers", "maiden", "tambahan")
 	// personalParts make a key personal data when the key (its words
 	// joined) contains them: tanggal_lahir, birthDate, face_photo,
-	// finger_templates, homephone.
+	// finger_templates, homephone, id_pns, no_taspen, card_number,
+	// nomor_induk, ibu_kandung, chip_serial.
 	personalParts = []string{"birth", "lahir", "phone", "telepon", "email", "photo", "foto",
-		"template", "minutiae"}
+		"template", "minutiae", "idpns", "taspen", "taperum", "ktpnum", "noktp", "cardnum",
+		"nomorkartu", "nokartu", "nomorinduk", "noinduk", "kandung", "cardserial", "chipserial"}
 	// personalKeys are whole keys (words joined) that are personal data.
-	personalKeys = set("cardserial", "nomorkk", "fullname", "namalengkap")
+	personalKeys = set("cardno", "nomorkk", "fullname", "namalengkap")
 	// nameWords name a person, or a place where one lives, unless the key
 	// is about something technical (reader_name, file_name, ip_address):
 	// holder_name, nama_ibu, home_address.
@@ -88,17 +92,25 @@ func words(key string) []string {
 // Birth-Date):
 //
 //   - a key with the word nik, nip, kk, bpjs, npwp, uid, subject, dob,
-//     gender, sex, kelamin, agama, religion, passport, paspor, hp or telp
-//     (nik_hash, no_kk, no_bpjs, card_uid), or starting with nik or nip
-//     (nikhash);
+//     gender, sex, kelamin, agama, religion, passport, paspor, hp, telp,
+//     ktp, ibu, mother, mothers, maiden or tambahan (nik_hash, no_kk,
+//     no_bpjs, card_uid, no_ktp, tambahan_card), or starting with nik or
+//     nip (nikhash);
 //   - a key containing birth, lahir, phone, telepon, email, photo, foto,
-//     template or minutiae (tanggal_lahir, face_photo, templates);
-//   - card_serial, nomor_kk, full_name, nama_lengkap;
+//     template, minutiae, idpns, taspen, taperum, ktpnum, noktp, cardnum,
+//     nomorkartu, nokartu, nomorinduk, noinduk, kandung, cardserial or
+//     chipserial (tanggal_lahir, face_photo, templates, id_pns, IDPNS,
+//     taspen, taperum_status, ktp_number, card_number, nomor_induk,
+//     ibu_kandung, card_serial, chip_serial);
+//   - card_no, nomor_kk, full_name, nama_lengkap;
 //   - a key with the word name, nama, address or alamat, or ending in
 //     name or nama (holder_name, holdername, nama_ibu, home_address),
 //     unless another word of it says it is about something technical:
 //     reader_name, filename, hostname, service_name, ip_address and
 //     listen_address are kept. names is kept too.
+//
+// serial, sam_serial and reader are not personal: a SAM's serial and the
+// readers' names are what technicians need.
 func IsPersonal(key string) bool {
 	ws := words(key)
 	if len(ws) == 0 {
@@ -142,14 +154,18 @@ func IsPersonal(key string) bool {
 // Redact wraps h so that the values of personal-data attributes (see
 // IsPersonal) are written as "[redacted]": at the top level, inside
 // groups, in attributes given to WithAttrs, everything inside a group
-// named like one (WithGroup("subject")), the values of LogValuers, and
-// inside any other value, however nested: the keys of maps, the fields
-// of structs (by Go name and by JSON name) and the elements of slices
-// and arrays, through pointers and interfaces. Values that marshal
-// themselves (json.Marshaler, encoding.TextMarshaler: time.Time, net.IP)
-// and errors are left as they are. Defense in depth: the agent never
-// logs such data on purpose. The message itself and other values (an
-// error's text) are not inspected.
+// named like one (WithGroup("subject")), the values of LogValuers (also
+// nested ones, which are logged as their LogValue), and inside any other
+// value, however nested: the keys of maps, the fields of structs (by Go
+// name and by JSON name) and the elements of slices and arrays, through
+// pointers and interfaces. So is, under any key, a string of exactly 16
+// or 18 ASCII digits (the shape of a NIK or a NIP), except under a key
+// with the word serial (serial, sam_serial): a SAM's serial is 16 hex
+// digits, which may all be decimal ones. Values that marshal themselves
+// (json.Marshaler, encoding.TextMarshaler: time.Time, net.IP) and errors
+// are left as they are. Defense in depth: the agent never logs such data
+// on purpose. The message itself and other values (an error's text, a
+// number) are not inspected.
 func Redact(h slog.Handler) slog.Handler {
 	if r, ok := h.(*redactor); ok {
 		return r
@@ -192,12 +208,46 @@ func (r *redactor) WithGroup(name string) slog.Handler {
 // deeper values are redacted whole.
 const maxDepth = 16
 
+// idShaped reports whether s has the shape of a NIK (16 digits) or a NIP
+// (18 digits).
+func idShaped(s string) bool {
+	if len(s) != 16 && len(s) != 18 {
+		return false
+	}
+	for i := range len(s) {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// serialKey reports whether key names a serial (serial, sam_serial,
+// SAMSerial), whose value is kept even when idShaped: a SAM's serial is
+// 16 hex digits, and they may all be decimal ones (5357000000000007).
+// Personal serials (card_serial, chip_serial) are redacted by their key.
+func serialKey(key string) bool {
+	for _, w := range words(key) {
+		if w == "serial" {
+			return true
+		}
+	}
+	return false
+}
+
 func redactAttr(a slog.Attr, all bool, depth int) slog.Attr {
 	if all || IsPersonal(a.Key) {
 		return slog.String(a.Key, Redacted)
 	}
 	a.Value = a.Value.Resolve()
+	if serialKey(a.Key) && isString(a.Value) {
+		return a
+	}
 	switch a.Value.Kind() {
+	case slog.KindString:
+		if idShaped(a.Value.String()) {
+			return slog.String(a.Key, Redacted)
+		}
 	case slog.KindGroup:
 		if depth >= maxDepth {
 			return slog.String(a.Key, Redacted)
@@ -216,13 +266,35 @@ func redactAttr(a slog.Attr, all bool, depth int) slog.Attr {
 	return a
 }
 
+// isString reports whether v holds a string, of any string type.
+func isString(v slog.Value) bool {
+	if v.Kind() == slog.KindString {
+		return true
+	}
+	return v.Kind() == slog.KindAny && v.Any() != nil && reflect.ValueOf(v.Any()).Kind() == reflect.String
+}
+
 var anyType = reflect.TypeFor[any]()
+
+// redactKeyed is redactValue for the value of key (a map's, a struct
+// field's).
+func redactKeyed(key string, v any, depth int) (any, bool) {
+	if IsPersonal(key) {
+		return Redacted, true
+	}
+	if serialKey(key) && isString(slog.AnyValue(v)) {
+		return v, false
+	}
+	return redactValue(v, depth)
+}
 
 // redactValue returns v with personal data inside it redacted, and
 // whether anything was (if not, v itself is returned, so values with
 // nothing personal are logged exactly as before). A map comes back as a
 // map with the same key type, a struct as a map[string]any keyed by the
-// fields' JSON names, a slice or an array as a []any.
+// fields' JSON names, a slice or an array as a []any. A LogValuer always
+// comes back as its (redacted) LogValue: left to the handler, a nested
+// one would be written as its raw fields.
 func redactValue(v any, depth int) (any, bool) {
 	if v == nil {
 		return nil, false
@@ -233,19 +305,22 @@ func redactValue(v any, depth int) (any, bool) {
 	switch x := v.(type) {
 	case slog.LogValuer:
 		val := slog.AnyValue(x).Resolve()
-		if val.Kind() == slog.KindGroup {
+		switch val.Kind() {
+		case slog.KindGroup:
 			m := map[string]any{}
 			for _, a := range val.Group() {
 				m[a.Key] = redactAttr(a, false, depth+1).Value.Any()
 			}
 			return m, true
-		}
-		if val.Kind() == slog.KindAny {
-			if r, changed := redactValue(val.Any(), depth+1); changed {
-				return r, true
+		case slog.KindAny:
+			r, _ := redactValue(val.Any(), depth+1)
+			return r, true
+		case slog.KindString:
+			if idShaped(val.String()) {
+				return Redacted, true
 			}
 		}
-		return v, false
+		return val.Any(), true
 	case error, json.Marshaler, encoding.TextMarshaler:
 		return v, false
 	}
@@ -283,6 +358,10 @@ func redactValue(v any, depth int) (any, bool) {
 			return v, false
 		}
 		return m, true
+	case reflect.String:
+		if idShaped(rv.String()) {
+			return Redacted, true
+		}
 	}
 	return v, false
 }
@@ -304,13 +383,13 @@ func redactMap(v any, rv reflect.Value, depth int) (any, bool) {
 			return v, false
 		}
 		var nv any
-		if k.Kind() == reflect.String && IsPersonal(k.String()) {
-			nv, changed = Redacted, true
+		var c bool
+		if k.Kind() == reflect.String {
+			nv, c = redactKeyed(k.String(), e.Interface(), depth+1)
 		} else {
-			var c bool
 			nv, c = redactValue(e.Interface(), depth+1)
-			changed = changed || c
 		}
+		changed = changed || c
 		if nv == nil {
 			out.SetMapIndex(k, reflect.Zero(anyType))
 		} else {
@@ -356,8 +435,12 @@ func redactStruct(rv reflect.Value, m map[string]any, depth int) bool {
 			m[name], changed = Redacted, true
 			continue
 		}
+		key := name
+		if serialKey(f.Name) {
+			key = f.Name
+		}
 		var c bool
-		m[name], c = redactValue(fv.Interface(), depth+1)
+		m[name], c = redactKeyed(key, fv.Interface(), depth+1)
 		changed = changed || c
 	}
 	return changed

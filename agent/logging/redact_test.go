@@ -150,3 +150,128 @@ func TestRedactCycle(t *testing.T) {
 	slog.New(Redact(slog.NewJSONHandler(&buf, nil))).Info("x", "l", l, "m", map[string]any{"deep": map[string]any{"deeper": l}})
 	require.NotContains(t, buf.String(), "Budi")
 }
+
+// hider hides its fields behind a plain value.
+type hider struct{ Name, NIK string }
+
+func (h hider) LogValue() slog.Value { return slog.StringValue("hider(hidden)") }
+
+// hiderAny resolves to a value of another type, which is redacted in turn.
+type hiderAny struct{ NIK string }
+
+func (h hiderAny) LogValue() slog.Value {
+	return slog.AnyValue(map[string]string{"nik": h.NIK, "state": "resolved"})
+}
+
+// A LogValuer nested in a map, a slice or a struct is logged as its
+// LogValue, as at the top level, not as its raw fields.
+func TestRedactNestedLogValuer(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(Redact(slog.NewJSONHandler(&buf, nil)))
+	h := hider{Name: "Budi Contoh", NIK: "fake-nik-0001"}
+	type box struct{ V any }
+	log.Info("x",
+		"top", h,
+		"m", map[string]any{"v": h},
+		"s", []any{h, &h},
+		"st", box{V: h},
+		"a", map[string]any{"v": hiderAny{NIK: "fake-nik-0002"}},
+	)
+	out := buf.String()
+	for _, secret := range []string{"Budi", "fake-nik-0001", "fake-nik-0002"} {
+		require.NotContains(t, out, secret)
+	}
+	require.Contains(t, out, `"top":"hider(hidden)"`)
+	require.Contains(t, out, `"m":{"v":"hider(hidden)"}`)
+	require.Contains(t, out, `"s":["hider(hidden)","hider(hidden)"]`)
+	require.Contains(t, out, `"st":{"V":"hider(hidden)"}`)
+	require.Contains(t, out, `"a":{"v":{"nik":"[redacted]","state":"resolved"}}`)
+}
+
+func TestIsPersonalIdentifiers(t *testing.T) {
+	for _, k := range []string{
+		"id_pns", "IDPNS", "idPns", "nomor_id_pns", "taspen", "no_taspen", "nomorTaspen", "taperum", "TaperumStatus",
+		"ktp_number", "no_ktp", "nomor_ktp", "ktp", "card_number", "cardNumber", "CARDNUMBER", "card_no", "nomor_kartu",
+		"nomor_induk", "NomorInduk", "no_induk", "ibu_kandung", "nama_ibu_kandung", "mother", "mothers_maiden_name",
+		"ibu", "tambahan_card", "TambahanCard", "kpe_tambahan", "chip_serial", "ChipSerial", "card_serial_hex",
+	} {
+		require.True(t, IsPersonal(k), k)
+	}
+	for _, k := range []string{
+		"serial", "sam_serial", "SAMSerial", "reader", "reader_name", "ktpel", "KTPel", "card", "card_kind",
+		"no_card", "card_not_found", "counter", "sam_counter", "record", "seq", "gap", "problem", "state",
+	} {
+		require.False(t, IsPersonal(k), k)
+	}
+}
+
+// A string of exactly 16 or 18 digits (a NIK's or a NIP's shape) is
+// redacted under any key, however nested, but a SAM serial (16 hex
+// digits, which may all be decimal) is kept under a serial key.
+func TestRedactDigitStrings(t *testing.T) {
+	type note struct {
+		Ref    string
+		Serial string `json:"serial"`
+	}
+	type card struct {
+		Serial string `json:"card_serial"`
+	}
+	type id string
+	var buf bytes.Buffer
+	log := slog.New(Redact(slog.NewJSONHandler(&buf, nil)))
+	log.Info("x",
+		"ref", "1234567890123456",
+		"other", "123456789012345678",
+		"typed", id("6543210987654321"),
+		slog.Group("g", "v", "1111222233334444"),
+		"m", map[string]any{"v": "2222333344445555", "list": []string{"3333444455556666", "kept"}},
+		"st", note{Ref: "4444555566667777", Serial: "0100000000000000"},
+		"serial", "5357000000000007",
+		"sam_serial", "0200000000000000",
+		"card", card{Serial: "0000000000000101"},
+		"d15", "123456789012345", "d17", "12345678901234567", "d19", "1234567890123456789",
+		"hex16", "53414D0000000001", "spaced", "1234 5678 9012 3456",
+	)
+	out := buf.String()
+	for _, secret := range []string{"1234567890123456\"", "123456789012345678\"", "6543210987654321", "1111222233334444",
+		"2222333344445555", "3333444455556666", "4444555566667777"} {
+		require.NotContains(t, out, secret)
+	}
+	for _, kept := range []string{`"ref":"[redacted]"`, `"other":"[redacted]"`, `"typed":"[redacted]"`, `"g":{"v":"[redacted]"}`,
+		`"kept"`, `"serial":"0100000000000000"`, `"serial":"5357000000000007"`, `"sam_serial":"0200000000000000"`,
+		`"d15":"123456789012345"`, `"d17":"12345678901234567"`, `"d19":"1234567890123456789"`,
+		`"hex16":"53414D0000000001"`, `"spaced":"1234 5678 9012 3456"`, `"card":{"card_serial":"[redacted]"}`} {
+		require.Contains(t, out, kept)
+	}
+}
+
+// What the agent logs to run (see the log calls in agent/, sync/ and
+// apdu/pcsc) goes through unchanged: reader names, SAM serials, counters,
+// record IDs, terminal IDs, services, error codes, durations, addresses.
+func TestRedactKeepsOperational(t *testing.T) {
+	var a, b bytes.Buffer
+	plain := slog.New(slog.NewJSONHandler(&a, nil))
+	red := slog.New(Redact(slog.NewJSONHandler(&b, nil)))
+	args := []any{
+		"reader", "ACS ACR39U ICC Reader 00 00", "serial", "5357000000000007", "counter", uint32(4242),
+		"sam_counter", uint32(17), "last_record_counter", uint32(15), "gap", uint32(2),
+		"record", "0123456789abcdef0123456789abcdef", "terminal", "PKM-BOGOR-01", "version", "1.4.2",
+		"service", "taspen", "code", "sam-counter", "problem", "sam-blocked", "part", "sync",
+		"trigger", "sighup", "applied", []string{"log.level", "services"}, "keys", []string{"sync.url"},
+		"accepted", 12, "seq", int64(1234567890123456), "reason", "duplicate", "retry_in", 1500 * time.Millisecond,
+		"skew", "3m0s", "grace", 10 * time.Second, "addr", "127.0.0.1:7780", "host", "evil.example", "path", "/v1/card",
+		"origin", "https://sis.example.go.id", "kind", "kpe-tambahan", "verdict", "genuine", "checks", []string{"sod", "dg1"},
+		"atr", "3B8F8001804F0CA0000003060300030000000068", "state", "0x22", "was_present", true, "op", "transmit",
+		"file", "/etc/kpe-agent/agent.yaml", "records", 3, "err", errors.New("pcsc: transmit: card removed"),
+	}
+	plain.Info("x", args...)
+	red.Info("x", args...)
+	withoutTime := func(s string) map[string]any {
+		var m map[string]any
+		require.NoError(t, json.Unmarshal([]byte(s), &m))
+		delete(m, "time")
+		return m
+	}
+	require.Equal(t, withoutTime(a.String()), withoutTime(b.String()))
+	require.NotContains(t, b.String(), Redacted)
+}

@@ -27,9 +27,16 @@ import (
 // logrotate's copytruncate does. When that fails too, the writer keeps
 // appending to the current file, reports the failure on standard error
 // once, and tries again only after another maximum size's worth of
-// bytes. As a last resort, a current file that has grown to the whole
-// budget (maxFiles times the maximum size) is emptied: the log must not
-// fill the disk the outbox is on.
+// bytes, or before a write would take the files together (the current
+// one, the rotated ones and one set aside) past the budget, maxFiles
+// times the maximum size, whichever comes first. If rotation fails then
+// too, the current file is emptied as a last resort: the log must not
+// fill the disk the outbox is on. When a rotation works, rotated files
+// that would keep the files over the budget (grown while rotation
+// failed, or a single write larger than the maximum) are removed, oldest
+// first. So the files never hold more than the budget, unless the
+// current file cannot be emptied either, or a single write is larger
+// than the whole budget.
 type RotatingWriter struct {
 	mu       sync.Mutex
 	path     string
@@ -37,6 +44,7 @@ type RotatingWriter struct {
 	maxFiles int
 	f        *os.File
 	size     int64
+	others   int64 // bytes in the rotated files and the one set aside
 	closed   bool
 
 	rotateFailed bool  // reported on stderr; reset by a rotation that works
@@ -83,7 +91,32 @@ func newRotatingWriter(path string, maxBytes int64, maxFiles int, ops fileOps) (
 		_ = w.shiftIn() // a crash between moving agent.log aside and shifting
 	}
 	w.removeStale()
+	w.measure()
 	return w, nil
+}
+
+// budget is the most the files may hold together.
+func (w *RotatingWriter) budget() int64 { return w.maxBytes * int64(w.maxFiles) }
+
+// measure sets others to the bytes in the rotated files and the one set
+// aside.
+func (w *RotatingWriter) measure() {
+	w.others = 0
+	for _, name := range w.otherFiles() {
+		if info, err := os.Lstat(name); err == nil {
+			w.others += info.Size()
+		}
+	}
+}
+
+// otherFiles are the names of the rotated files, newest first, and of
+// the one set aside.
+func (w *RotatingWriter) otherFiles() []string {
+	names := make([]string, 0, w.maxFiles)
+	for i := 1; i < w.maxFiles; i++ {
+		names = append(names, w.rotated(i))
+	}
+	return append(names, w.aside())
 }
 
 func (w *RotatingWriter) open() error {
@@ -133,53 +166,98 @@ func exists(name string) bool {
 	return err == nil
 }
 
-// Write writes p to the current file, rotating first if p would not fit.
+// Write writes p to the current file, rotating first if p would not fit
+// in it or in the budget.
 func (w *RotatingWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
 		return 0, os.ErrClosed
 	}
-	if next := w.size + int64(len(p)); w.size > 0 && next > w.maxBytes && next > w.retryAt {
-		if err := w.rotate(); err != nil {
+	n := int64(len(p))
+	if next := w.size + n; w.size > 0 && next > w.retryAt && (next > w.maxBytes || w.others+next > w.budget()) {
+		emptied, err := w.rotate(n)
+		switch {
+		case err != nil:
 			if w.f == nil {
 				return 0, err // no file to write to
 			}
 			// The line still goes to the current file: the log is the
 			// only place to tell, and a line lost would hide more. The
-			// next attempt waits for another maxBytes.
+			// next attempt waits for another maxBytes, but comes before
+			// the files would exceed the budget, so that the last resort
+			// is in time. If it came too late (the current file could
+			// not be emptied), only the maxBytes spacing holds.
 			w.retryAt = w.size + w.maxBytes
+			if room := w.budget() - w.others; w.size+n <= room {
+				w.retryAt = min(w.retryAt, room)
+			}
 			if !w.rotateFailed {
 				w.rotateFailed = true
-				fmt.Fprintf(os.Stderr, "logging: rotating %s: %v (trying again after another %d bytes)\n", w.path, err, w.maxBytes)
+				fmt.Fprintf(os.Stderr, "logging: rotating %s: %v (trying again after another %d bytes at most)\n", w.path, err, w.maxBytes)
 			}
-		} else {
+		case emptied:
+			w.retryAt = 0 // the next attempt after another maxBytes
+		default:
 			w.rotateFailed, w.retryAt = false, 0
 		}
 	}
-	n, err := w.f.Write(p)
-	w.size += int64(n)
-	return n, err
+	if w.size == 0 && w.others+n > w.budget() {
+		w.trim(n) // a write larger than the maximum, into an empty file
+	}
+	written, err := w.f.Write(p)
+	w.size += int64(written)
+	return written, err
 }
 
-// rotate starts a fresh current file, keeping the old ones as
-// path.1 ... On failure no file is lost and the writer keeps a file open
-// when it can.
-func (w *RotatingWriter) rotate() error {
+// rotate starts a fresh current file before a write of n bytes, keeping
+// the old ones as path.1 ... and then removing, oldest first, those that
+// would take the files past the budget. On failure no file is lost,
+// unless the write would take the files past the budget: the current
+// file is then emptied (emptied is true, err nil). The writer keeps a
+// file open when it can.
+func (w *RotatingWriter) rotate(n int64) (emptied bool, err error) {
 	_ = w.f.Close() // Windows renames no file that is open
 	w.f = nil
-	err := w.rotateFiles()
-	if err != nil && w.size >= w.maxBytes*int64(w.maxFiles) {
-		// Last resort: the current file alone holds the whole budget.
-		if terr := w.fs.truncate(w.path); terr == nil {
-			fmt.Fprintf(os.Stderr, "logging: %s emptied: it reached %d bytes and could not be rotated: %v\n", w.path, w.size, err)
-			err = nil
+	err = w.rotateFiles()
+	w.measure()
+	if err != nil {
+		cur := w.size
+		if info, serr := os.Lstat(w.path); serr == nil {
+			cur = info.Size()
+		} else if errors.Is(serr, fs.ErrNotExist) {
+			cur = 0 // set aside before the shift failed: counted in others
+		}
+		if w.others+cur+n > w.budget() {
+			// Last resort: the files would exceed the budget.
+			if terr := w.fs.truncate(w.path); terr == nil {
+				fmt.Fprintf(os.Stderr, "logging: %s emptied: it could not be rotated and the log files would have exceeded %d bytes: %v\n",
+					w.path, w.budget(), err)
+				emptied, err = true, nil
+			}
 		}
 	}
 	if oerr := w.open(); oerr != nil {
-		return errors.Join(err, oerr)
+		return false, errors.Join(err, oerr)
 	}
-	return err
+	if err == nil {
+		w.trim(n)
+	}
+	return emptied, err
+}
+
+// trim removes rotated files, oldest first, while the files and a write
+// of n bytes would exceed the budget.
+func (w *RotatingWriter) trim(n int64) {
+	for i := w.maxFiles - 1; i >= 1 && w.others+w.size+n > w.budget(); i-- {
+		info, err := os.Lstat(w.rotated(i))
+		if err != nil {
+			continue
+		}
+		if err := w.fs.remove(w.rotated(i)); err == nil {
+			w.others -= info.Size()
+		}
+	}
 }
 
 func (w *RotatingWriter) rotateFiles() error {

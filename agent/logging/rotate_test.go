@@ -117,7 +117,7 @@ func writeLines(t *testing.T, w *RotatingWriter, from, to int) {
 // When agent.log cannot be renamed and cannot be emptied either, a
 // rotation loses nothing (the old files were deleted one a line before),
 // is tried again only after another maximum size's worth of bytes, and
-// the rotation that works later keeps every line.
+// the rotation that works later brings the files back within the budget.
 func TestRotationFailureLosesNothing(t *testing.T) {
 	w, o, p := newTestWriter(t, 3)
 	writeLines(t, w, 0, 5) // .2: 0 1, .1: 2 3, agent.log: 4 5
@@ -136,17 +136,21 @@ func TestRotationFailureLosesNothing(t *testing.T) {
 	require.Equal(t, old2, b2, "untouched")
 	require.NoFileExists(t, p+".rotating")
 	// One attempt per 100 bytes written past the limit (every second
-	// line here), not one a line.
-	require.LessOrEqual(t, o.liveRenames.Load(), int32(20))
+	// line here), not one a line, and one more before the files would
+	// exceed the budget (the last resort, which fails here).
+	require.LessOrEqual(t, o.liveRenames.Load(), int32(21))
 	require.GreaterOrEqual(t, o.liveRenames.Load(), int32(10))
 
-	// Released: the next attempt works, and the big file is kept whole.
+	// Released: the next attempt works, and the files are back within
+	// the budget: the file that grew past it on its own goes, after the
+	// older ones.
 	o.lockLive.Store(false)
 	o.noTruncate.Store(false)
 	writeLines(t, w, 46, 49)
 	lines := logLines(t, p, 3)
 	consecutive(t, lines, lines[0], 49)
-	require.LessOrEqual(t, lines[0], 4, "the file that grew, 4 to 47, is agent.log.1 or .2")
+	require.Greater(t, lines[0], 45)
+	require.LessOrEqual(t, totalSize(t, filepath.Dir(p)), int64(300))
 	require.NoFileExists(t, p+".3")
 }
 
@@ -183,9 +187,9 @@ func TestRotationShiftFailure(t *testing.T) {
 	require.Greater(t, o.removals.Load(), removed)
 }
 
-// When nothing works but emptying it, agent.log is emptied once it holds
-// the whole budget (maxFiles times the maximum): bounded, not lost
-// before that.
+// When nothing works but emptying it, agent.log is emptied before it
+// would exceed the whole budget (maxFiles times the maximum): bounded,
+// not lost before that.
 func TestRotationLastResort(t *testing.T) {
 	w, o, p := newTestWriter(t, 3)
 	o.lockLive.Store(true)
@@ -197,8 +201,8 @@ func TestRotationLastResort(t *testing.T) {
 		require.NoError(t, err)
 		maxSeen = max(maxSeen, info.Size())
 	}
-	require.LessOrEqual(t, maxSeen, int64(3*100+100+39))
-	require.Greater(t, maxSeen, int64(3*100), "kept until the budget")
+	require.LessOrEqual(t, maxSeen, int64(3*100))
+	require.Greater(t, maxSeen, int64(3*100-39), "kept until the budget")
 	require.NoFileExists(t, p+".1")
 }
 
@@ -225,4 +229,55 @@ func TestRotationResumedAtStart(t *testing.T) {
 	require.NoError(t, w.Close())
 	consecutive(t, logLines(t, p, 3), 1, 3)
 	require.NoFileExists(t, p+".rotating")
+}
+
+// totalSize is the bytes in all the files of dir.
+func totalSize(t *testing.T, dir string) int64 {
+	t.Helper()
+	n := int64(0)
+	for _, size := range files(t, dir) {
+		n += size
+	}
+	return n
+}
+
+// While rotation keeps failing, the log files together (agent.log, the
+// rotated ones and one set aside) never exceed the budget, maxFiles times
+// the maximum: agent.log is emptied before a line would take them past
+// it, whether or not rotated files are there. Once rotation works again,
+// the files that grew too large go first, oldest first.
+func TestRotationBudget(t *testing.T) {
+	for _, before := range []int{0, 6} { // none rotated yet; .2, .1 and agent.log full
+		t.Run(strconv.Itoa(before), func(t *testing.T) {
+			w, o, p := newTestWriter(t, 3)
+			dir := filepath.Dir(p)
+			writeLines(t, w, 0, before-1)
+			o.lockLive.Store(true)
+			o.noCopy.Store(true)
+			maxSeen := int64(0)
+			for i := before; i < before+100; i++ {
+				writeLines(t, w, i, i)
+				maxSeen = max(maxSeen, totalSize(t, dir))
+				require.LessOrEqual(t, maxSeen, int64(300), "line %d", i)
+			}
+			require.Greater(t, maxSeen, int64(300-39), "used up to the budget")
+			require.Greater(t, o.truncates.Load(), int32(0), "agent.log emptied")
+			cur := logLines(t, p, 0)
+			consecutive(t, cur, cur[0], before+99)
+			if before > 0 {
+				consecutive(t, logLines(t, p+".1", 0), 2, 3) // untouched
+				consecutive(t, logLines(t, p+".2", 0), 0, 1)
+			}
+
+			o.lockLive.Store(false)
+			o.noCopy.Store(false)
+			for i := before + 100; i < before+140; i++ {
+				writeLines(t, w, i, i)
+				require.LessOrEqual(t, totalSize(t, dir), int64(300), "line %d", i)
+			}
+			lines := logLines(t, p, 3)
+			consecutive(t, lines, lines[0], before+139)
+			require.NoFileExists(t, p+".rotating")
+		})
+	}
 }
