@@ -462,7 +462,11 @@ func (d *Daemon) Sync(ctx context.Context) (api.SyncResult, error) {
 	}
 	ev := api.Event{Type: api.EventSync, State: "ok"}
 	if err != nil {
-		res.Error = d.apiError(fail(CodeSyncFailed, err), "")
+		code := CodeSyncFailed
+		if d.halt.Err() != nil {
+			code = CodeShuttingDown // cut short by the shutdown; its last attempt follows
+		}
+		res.Error = d.apiError(fail(code, err), "")
 		ev.State, ev.Error = "failed", res.Error
 	}
 	d.publish(ev)

@@ -512,6 +512,30 @@ func TestEndToEnd(t *testing.T) {
 		assert.Contains(t, string(b), "kpe_outbox_commit_seconds_count 1")
 	})
 
+	// sync now: nothing left after the ASKES record, and the sync event
+	t.Run("sync-now", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		evs := r.events(ctx)
+		var res api.SyncResult
+		status, e := r.call("POST", api.PathSync, nil, &res)
+		require.Equal(t, http.StatusOK, status, "%+v", e)
+		assert.Nil(t, res.Error)
+		assert.Zero(t, res.Remaining)
+		timeout := time.After(5 * time.Second)
+		for {
+			select {
+			case ev := <-evs:
+				if ev.Type == api.EventSync {
+					assert.Equal(t, "ok", ev.State)
+					return
+				}
+			case <-timeout:
+				t.Fatal("no sync event")
+			}
+		}
+	})
+
 	t.Run("busy-409-and-cancel", func(t *testing.T) {
 		got := r.waitingForFinger(t, api.AuthRequest{Service: "askes", Operator: "clerk-01"})
 		status, e := r.call("POST", api.PathAuth, api.AuthRequest{Service: "taspen", Operator: "clerk-02"}, nil)
