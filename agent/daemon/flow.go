@@ -197,32 +197,14 @@ func (d *Daemon) authenticate(ctx context.Context, r *reader, req api.AuthReques
 	var stale *cards.Session
 	var staleErr error
 	for {
-		left := time.Until(deadline)
-		if stale != nil && left <= 0 {
-			return api.AuthResult{}, false, fail(CodeNoCard, errors.New("no card within the wait"))
-		}
-		s, detected, waited, err := r.session(ctx, max(left, 0), stale)
+		s, detected, waited, err := r.session(ctx, max(time.Until(deadline), 0), stale)
 		if errors.Is(err, errStillThere) {
 			return api.AuthResult{}, false, staleErr // no removal came: the first failure stands
 		}
 		if err != nil {
 			return api.AuthResult{}, false, err
 		}
-		// the card's removal ends this attempt (cause apdu.ErrCardRemoved);
-		// the operator's cancel and shutdown end the whole workflow
-		actx, stop := context.WithCancelCause(ctx)
-		var at attempt
-		var out api.AuthResult
-		if r.holdCard(s, stop) {
-			out, err = d.useCard(actx, r, s, req, &at)
-		} else {
-			err = fail(CodeCardRemoved, apdu.ErrCardRemoved)
-		}
-		r.releaseCard()
-		if err != nil && !at.signing && ctx.Err() == nil && errors.Is(context.Cause(actx), apdu.ErrCardRemoved) {
-			err = fail(CodeCardRemoved, err)
-		}
-		stop(nil)
+		out, at, err := d.tryCard(ctx, r, s, req)
 		if err != nil && !at.used && !waited && wait > 0 && stale == nil && ctx.Err() == nil && cardGone(err) {
 			// The card the reader showed when the workflow began left
 			// before the workflow could begin with it (the last holder's
@@ -240,14 +222,39 @@ func (d *Daemon) authenticate(ctx context.Context, r *reader, req api.AuthReques
 			out.TapToCodeMS = float64(took.Microseconds()) / 1000
 			d.m.tapToCode.Observe(took.Seconds())
 		}
-		out.Message = d.texts().Message("recorded", d.lang(req.Lang))
-		r.mu.Lock()
-		r.state, r.err = api.StateRecorded, nil
-		r.mu.Unlock()
-		d.publish(api.Event{Type: api.EventSession, Reader: r.name, State: api.StateRecorded, CardKind: out.CardKind, Code: out.Code, Message: d.message("recorded")})
-		d.log.Info("authentication recorded", "reader", r.name, "service", out.Service, "counter", out.Counter, "record", out.RecordID)
+		d.recorded(r, req, &out)
 		return out, true, nil
 	}
+}
+
+// tryCard runs the workflow's card steps on s, ended early (card-removed)
+// when that card is pulled, and says how far they got.
+func (d *Daemon) tryCard(ctx context.Context, r *reader, s *cards.Session, req api.AuthRequest) (api.AuthResult, attempt, error) {
+	// the card's removal ends this attempt (cause apdu.ErrCardRemoved);
+	// the operator's cancel and shutdown end the whole workflow
+	actx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	if !r.holdCard(s, stop) {
+		return api.AuthResult{}, attempt{}, fail(CodeCardRemoved, apdu.ErrCardRemoved)
+	}
+	var at attempt
+	out, err := d.useCard(actx, r, s, req, &at)
+	r.releaseCard()
+	if err != nil && !at.signing && ctx.Err() == nil && errors.Is(context.Cause(actx), apdu.ErrCardRemoved) {
+		err = fail(CodeCardRemoved, err)
+	}
+	return out, at, err
+}
+
+// recorded tells the reader, the event stream and the log of a workflow
+// that recorded out.
+func (d *Daemon) recorded(r *reader, req api.AuthRequest, out *api.AuthResult) {
+	out.Message = d.texts().Message("recorded", d.lang(req.Lang))
+	r.mu.Lock()
+	r.state, r.err = api.StateRecorded, nil
+	r.mu.Unlock()
+	d.publish(api.Event{Type: api.EventSession, Reader: r.name, State: api.StateRecorded, CardKind: out.CardKind, Code: out.Code, Message: d.message("recorded")})
+	d.log.Info("authentication recorded", "reader", r.name, "service", out.Service, "counter", out.Counter, "record", out.RecordID)
 }
 
 // cardGone says err is the card (not the service, not the reader, not

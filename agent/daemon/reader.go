@@ -41,10 +41,9 @@ type reader struct {
 	stepStop context.CancelCauseFunc
 	busy     bool
 	flowStop context.CancelCauseFunc
-	// cardStop ends the workflow's use of the card session flowSess when
-	// that card is pulled; a workflow still waiting for a card holds none
+	// cardStop ends the workflow's use of the card it holds when that
+	// card is pulled; a workflow still waiting for a card holds none
 	cardStop context.CancelCauseFunc
-	flowSess *cards.Session
 	waiting  int // workflows waiting for a card
 }
 
@@ -246,34 +245,28 @@ func (r *reader) endCard(removed bool) {
 	}
 }
 
-// cancelStep ends the automatic read in progress, if any, with cause.
-func (r *reader) cancelStep(cause error) {
+// fire calls the cancel function in *stop (a field guarded by r.mu), if
+// any, with cause, and reports whether there was one.
+func (r *reader) fire(stop *context.CancelCauseFunc, cause error) bool {
 	r.mu.Lock()
-	f := r.stepStop
+	f := *stop
 	r.mu.Unlock()
-	if f != nil {
-		f(cause)
+	if f == nil {
+		return false
 	}
+	f(cause)
+	return true
 }
+
+// cancelStep ends the automatic read in progress, if any, with cause.
+func (r *reader) cancelStep(cause error) { r.fire(&r.stepStop, cause) }
 
 // errReaderStopped ends what a reader does when the agent stops or the
 // reader goes away.
 var errReaderStopped = errors.New("the reader's goroutine stopped")
 
 // cancelFlow cancels the API workflow (the operator's cancel, shutdown).
-func (r *reader) cancelFlow() bool { return r.abortFlow(context.Canceled) }
-
-// abortFlow ends the API workflow with cause.
-func (r *reader) abortFlow(cause error) bool {
-	r.mu.Lock()
-	f := r.flowStop
-	r.mu.Unlock()
-	if f != nil {
-		f(cause)
-		return true
-	}
-	return false
-}
+func (r *reader) cancelFlow() bool { return r.fire(&r.flowStop, context.Canceled) }
 
 // begin marks the reader busy for an API workflow: reader-busy when one
 // runs already.
@@ -307,27 +300,20 @@ func (r *reader) holdCard(s *cards.Session, stop context.CancelCauseFunc) bool {
 	if r.sess != s {
 		return false
 	}
-	r.cardStop, r.flowSess = stop, s
+	r.cardStop = stop
 	return true
 }
 
 func (r *reader) releaseCard() {
 	r.mu.Lock()
-	r.cardStop, r.flowSess = nil, nil
+	r.cardStop = nil
 	r.mu.Unlock()
 }
 
 // abortCard ends the workflow's use of the card with cause (the card was
 // pulled). A workflow waiting for a card is not touched: the next card
 // is the one it waits for.
-func (r *reader) abortCard(cause error) {
-	r.mu.Lock()
-	f := r.cardStop
-	r.mu.Unlock()
-	if f != nil {
-		f(cause)
-	}
-}
+func (r *reader) abortCard(cause error) { r.fire(&r.cardStop, cause) }
 
 // staleGrace is how long session waits for the removal of a card found
 // gone (skip) before it takes that card as still there (errStillThere).
