@@ -346,7 +346,9 @@ func (m *Monitor) confirm(sc *scard.Context, states, asked []scard.ReaderState) 
 			continue
 		}
 		if v, ok := m.known[s.Reader]; ok && v.present {
-			idx = append(idx, i)
+			if present, swapped := judge(v, s); !present || swapped {
+				idx = append(idx, i)
+			}
 		}
 	}
 	if len(idx) == 0 {
@@ -376,16 +378,25 @@ func (m *Monitor) confirm(sc *scard.Context, states, asked []scard.ReaderState) 
 	}
 }
 
-// update compares a reader's reported state with what was last emitted.
-func (m *Monitor) update(ctx context.Context, name string, s *scard.ReaderState) {
-	v := m.known[name]
-	present := s.EventState&scard.StatePresent != 0 && s.EventState&scard.StateMute == 0
-	busy := s.EventState&scard.StateExclusive != 0
+// judge reads a reader's reported state against what was last emitted
+// for it (v): whether a card is present, and whether it is another card
+// than the one reported.
+func judge(v readerView, s *scard.ReaderState) (present, swapped bool) {
+	present = s.EventState&scard.StatePresent != 0 && s.EventState&scard.StateMute == 0
 	// The high word of the event state counts card events in the reader
 	// (pcsc-lite and WinSCard): a change with the card still present means
 	// it was swapped, even for an identical ATR.
 	events := uint32(s.EventState) >> 16
-	swapped := v.present && present && (!bytes.Equal(s.Atr, v.atr) || (v.events != 0 && events != v.events))
+	swapped = v.present && present && (!bytes.Equal(s.Atr, v.atr) || (v.events != 0 && events != v.events))
+	return present, swapped
+}
+
+// update compares a reader's reported state with what was last emitted.
+func (m *Monitor) update(ctx context.Context, name string, s *scard.ReaderState) {
+	v := m.known[name]
+	present, swapped := judge(v, s)
+	busy := s.EventState&scard.StateExclusive != 0
+	events := uint32(s.EventState) >> 16
 	if l := m.t.opts.Logger; l.Enabled(ctx, slog.LevelDebug) {
 		l.Debug("pcsc: reader state", "reader", name, "state", fmt.Sprintf("%#x", uint32(s.EventState)), "atr", fmt.Sprintf("%X", s.Atr), "was_present", v.present, "was_events", v.events)
 	}

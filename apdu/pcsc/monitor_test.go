@@ -36,3 +36,30 @@ func TestMonitorBackwards(t *testing.T) {
 		assert.Equal(t, tc.want, m.backwards(tc.states), tc.name)
 	}
 }
+
+// judge decides which answers confirm asks again about: a present card
+// reported gone or swapped, not a flag of the same card changing.
+func TestMonitorJudge(t *testing.T) {
+	atr := []byte{0x3b, 0x8d}
+	known := readerView{present: true, atr: atr, events: 675}
+	st := func(events uint32, flags scard.StateFlag, atr []byte) *scard.ReaderState {
+		return &scard.ReaderState{EventState: scard.StateFlag(events<<16) | flags, Atr: atr}
+	}
+	for _, tc := range []struct {
+		name             string
+		v                readerView
+		s                *scard.ReaderState
+		present, swapped bool
+	}{
+		{"same card, now in use", known, st(675, scard.StatePresent|scard.StateInuse, atr), true, false},
+		{"card gone", known, st(676, scard.StateEmpty, nil), false, false},
+		{"mute card counts as gone", known, st(675, scard.StatePresent|scard.StateMute, atr), false, false},
+		{"another ATR", known, st(675, scard.StatePresent, []byte{0x3b, 0x8f}), true, true},
+		{"same ATR, events moved", known, st(677, scard.StatePresent, atr), true, true},
+		{"inserted into an empty reader", readerView{}, st(1, scard.StatePresent, atr), true, false},
+	} {
+		present, swapped := judge(tc.v, tc.s)
+		assert.Equal(t, tc.present, present, tc.name)
+		assert.Equal(t, tc.swapped, swapped, tc.name)
+	}
+}
