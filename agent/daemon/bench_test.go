@@ -54,7 +54,7 @@ func BenchmarkTapToCode(b *testing.B) {
 			}
 			got <- res
 		}()
-		waitWaiting(b, r)
+		r.waitReader(b, pcsctest.Slot0, waitingForCard)
 		r.insert(0, "kpe-budi.json")
 		res := <-got
 		taps = append(taps, time.Duration(res.TapToCodeMS*float64(time.Millisecond)))
@@ -74,15 +74,9 @@ func BenchmarkTapToCode(b *testing.B) {
 		len(taps), p50.Round(time.Microsecond), p95.Round(time.Microsecond), bp50.Round(time.Microsecond), float64(p50)/float64(bp50))
 }
 
-// waitWaiting waits until the workflow waits for the card (the card
-// reader busy and empty).
-func waitWaiting(b *testing.B, r *rig) {
-	require.Eventually(b, func() bool {
-		var rs []api.Reader
-		r.call("GET", api.PathReaders, nil, &rs)
-		return len(rs) > 0 && rs[0].Busy && !rs[0].CardPresent
-	}, 10*time.Second, 2*time.Millisecond)
-}
+// waitingForCard: a workflow waits for the card (the reader busy and
+// empty).
+func waitingForCard(rd api.Reader) bool { return rd.Busy && !rd.CardPresent }
 
 func bareRead(b *testing.B) time.Duration {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -61,7 +61,7 @@ type rig struct {
 	stop   func()
 	stopMu sync.Mutex
 	gate   *eventGate // holds back card removals on the agent's way
-	logs   *logTap    // the agent's log messages
+	logs   logTap     // the agent's log messages
 }
 
 // eventGate stands between pcscd's reader events and the agent: while it
@@ -132,67 +132,58 @@ func (g *eventGate) pipe(ctx context.Context, in <-chan apdu.Event) <-chan apdu.
 }
 
 // logTap keeps the agent's log messages (info and up) for the test to
-// wait on, and passes everything on to the debug log when there is one.
+// wait on, and passes every record on to next (the debug log, or none).
 type logTap struct {
-	mu   sync.Mutex
-	msgs []string
+	kept *keptLogs
 	next slog.Handler
 }
 
-func (l *logTap) Enabled(ctx context.Context, lv slog.Level) bool {
-	return lv >= slog.LevelInfo || (l.next != nil && l.next.Enabled(ctx, lv))
+type keptLogs struct {
+	mu   sync.Mutex
+	msgs []string
 }
 
-func (l *logTap) Handle(ctx context.Context, rec slog.Record) error { return l.pass(ctx, rec, l.next) }
+func (l logTap) Enabled(ctx context.Context, lv slog.Level) bool {
+	return lv >= slog.LevelInfo || l.next.Enabled(ctx, lv)
+}
 
-// pass keeps rec's message and hands rec on to next, if any.
-func (l *logTap) pass(ctx context.Context, rec slog.Record, next slog.Handler) error {
+func (l logTap) Handle(ctx context.Context, rec slog.Record) error {
 	if rec.Level >= slog.LevelInfo {
-		l.mu.Lock()
-		l.msgs = append(l.msgs, rec.Message)
-		l.mu.Unlock()
+		l.kept.mu.Lock()
+		l.kept.msgs = append(l.kept.msgs, rec.Message)
+		l.kept.mu.Unlock()
 	}
-	if next != nil && next.Enabled(ctx, rec.Level) {
-		return next.Handle(ctx, rec)
+	if l.next.Enabled(ctx, rec.Level) {
+		return l.next.Handle(ctx, rec)
 	}
 	return nil
 }
 
-func (l *logTap) WithAttrs(as []slog.Attr) slog.Handler {
-	if l.next == nil {
-		return l
-	}
-	return &logTapView{l, l.next.WithAttrs(as)}
-}
-
-func (l *logTap) WithGroup(name string) slog.Handler {
-	if l.next == nil {
-		return l
-	}
-	return &logTapView{l, l.next.WithGroup(name)}
-}
-
-// logTapView is the tap under a derived debug handler.
-type logTapView struct {
-	*logTap
-	h slog.Handler
-}
-
-func (v *logTapView) Handle(ctx context.Context, rec slog.Record) error {
-	return v.pass(ctx, rec, v.h)
-}
+func (l logTap) WithAttrs(as []slog.Attr) slog.Handler { return logTap{l.kept, l.next.WithAttrs(as)} }
+func (l logTap) WithGroup(name string) slog.Handler    { return logTap{l.kept, l.next.WithGroup(name)} }
 
 // seen reports whether the agent has logged msg.
-func (l *logTap) seen(msg string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return slices.Contains(l.msgs, msg)
+func (l logTap) seen(msg string) bool {
+	l.kept.mu.Lock()
+	defer l.kept.mu.Unlock()
+	return slices.Contains(l.kept.msgs, msg)
+}
+
+// waitReader waits until the reader named name satisfies ok.
+func (r *rig) waitReader(t testing.TB, name string, ok func(api.Reader) bool) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		var rs []api.Reader
+		r.call("GET", api.PathReaders, nil, &rs)
+		i := slices.IndexFunc(rs, func(rd api.Reader) bool { return rd.Name == name })
+		return i >= 0 && ok(rs[i])
+	}, 10*time.Second, 10*time.Millisecond)
 }
 
 func newRig(t testing.TB) *rig {
 	pcsctest.Require(t)
 	t.Setenv("KPE_CARDSIM_STATE_DIR", t.TempDir())
-	r := &rig{t: t, lab: pcsctest.Lab(t), gate: &eventGate{release: make(chan struct{})}, logs: &logTap{}}
+	r := &rig{t: t, lab: pcsctest.Lab(t), gate: &eventGate{release: make(chan struct{})}, logs: logTap{&keptLogs{}, slog.DiscardHandler}}
 	if l := pcsctest.DebugLog("agent"); l != nil {
 		r.logs.next = l.Handler()
 	}
@@ -369,11 +360,7 @@ func (r *rig) waitingForFinger(t *testing.T, req api.AuthRequest) <-chan api.Err
 		_, e := r.call("POST", api.PathAuth, req, nil)
 		got <- e
 	}()
-	require.Eventually(t, func() bool {
-		var rs []api.Reader
-		r.call("GET", api.PathReaders, nil, &rs)
-		return len(rs) > 0 && rs[0].State == api.StateFingerprint
-	}, 10*time.Second, 20*time.Millisecond)
+	r.waitReader(t, pcsctest.Slot0, func(rd api.Reader) bool { return rd.State == api.StateFingerprint })
 	return got
 }
 
@@ -619,11 +606,7 @@ func TestEndToEnd(t *testing.T) {
 		pcsctest.WaitCard(t, pcsctest.Slot0, false, 5*time.Second)
 		require.NoError(t, r.lab.PlaceFinger(0, cardsim.FingerGenuine))
 		r.insert(0, "kpe-budi.json")
-		require.Eventually(t, func() bool {
-			var rs []api.Reader
-			r.call("GET", api.PathReaders, nil, &rs)
-			return len(rs) > 0 && rs[0].CardPresent && rs[0].State == api.StateAuthenticated
-		}, 10*time.Second, 20*time.Millisecond)
+		r.waitReader(t, pcsctest.Slot0, func(rd api.Reader) bool { return rd.CardPresent && rd.State == api.StateAuthenticated })
 		r.gate.hold()
 		require.NoError(t, r.lab.Remove(0))
 		pcsctest.WaitCard(t, pcsctest.Slot0, false, 5*time.Second)
@@ -646,11 +629,7 @@ func TestEndToEnd(t *testing.T) {
 			require.True(t, time.Now().Before(deadline), "the workflow never tried the gone card")
 		}
 		r.gate.open()
-		require.Eventually(t, func() bool {
-			var rs []api.Reader
-			r.call("GET", api.PathReaders, nil, &rs)
-			return len(rs) > 0 && !rs[0].CardPresent && rs[0].Busy
-		}, 10*time.Second, 10*time.Millisecond)
+		r.waitReader(t, pcsctest.Slot0, waitingForCard)
 		r.insert(0, "kpe-budi.json")
 		select {
 		case e := <-got:
@@ -739,32 +718,16 @@ func TestEndToEnd(t *testing.T) {
 
 		// a card that is not a SAM in the SAM reader: that reader says why
 		r.insert(1, "kpe-budi.json")
-		require.Eventually(t, func() bool {
-			var rs []api.Reader
-			r.call("GET", api.PathReaders, nil, &rs)
-			for _, rd := range rs {
-				if rd.Name == pcsctest.Slot1 {
-					return rd.CardPresent && rd.State == api.StateFailed && rd.Error != nil && rd.Error.Code == daemon.CodeNoSAM
-				}
-			}
-			return false
-		}, 10*time.Second, 20*time.Millisecond)
+		r.waitReader(t, pcsctest.Slot1, func(rd api.Reader) bool {
+			return rd.CardPresent && rd.State == api.StateFailed && rd.Error != nil && rd.Error.Code == daemon.CodeNoSAM
+		})
 		require.NoError(t, r.lab.Remove(1))
 
 		// the SAM arrives: the KPE whose read failed for want of it is
 		// read again, without being taken out
 		r.insert(1, "sam.json")
 		r.waitHealth(samReady)
-		require.Eventually(t, func() bool {
-			var rs []api.Reader
-			r.call("GET", api.PathReaders, nil, &rs)
-			for _, rd := range rs {
-				if rd.Name == pcsctest.Slot0 {
-					return rd.State == api.StateAuthenticated && rd.Error == nil
-				}
-			}
-			return false
-		}, 10*time.Second, 20*time.Millisecond)
+		r.waitReader(t, pcsctest.Slot0, func(rd api.Reader) bool { return rd.State == api.StateAuthenticated && rd.Error == nil })
 	})
 
 	t.Run("shutdown-cancels-the-workflow-after-the-grace", func(t *testing.T) {

@@ -117,6 +117,19 @@ func TestRedactNested(t *testing.T) {
 	require.NotContains(t, out, "hidden")
 }
 
+// requireSameRecord: the JSON log lines a and b are the same but for
+// their time.
+func requireSameRecord(t *testing.T, a, b string) {
+	t.Helper()
+	withoutTime := func(s string) map[string]any {
+		var m map[string]any
+		require.NoError(t, json.Unmarshal([]byte(s), &m))
+		delete(m, "time")
+		return m
+	}
+	require.Equal(t, withoutTime(a), withoutTime(b))
+}
+
 // Values with nothing personal are logged as they were (same types).
 func TestRedactLeavesOthers(t *testing.T) {
 	type point struct{ X, Y int }
@@ -127,13 +140,7 @@ func TestRedactLeavesOthers(t *testing.T) {
 		"nilp", (*point)(nil), "nilm", map[string]any(nil), "d", time.Second, "keys", []string{"log.level"}}
 	plain.Info("x", args...)
 	red.Info("x", args...)
-	withoutTime := func(s string) map[string]any {
-		var m map[string]any
-		require.NoError(t, json.Unmarshal([]byte(s), &m))
-		delete(m, "time")
-		return m
-	}
-	require.Equal(t, withoutTime(a.String()), withoutTime(b.String()))
+	requireSameRecord(t, a.String(), b.String())
 	require.Contains(t, b.String(), `"p":{"X":1,"Y":2}`)
 }
 
@@ -266,12 +273,6 @@ func TestRedactKeepsOperational(t *testing.T) {
 	}
 	plain.Info("x", args...)
 	red.Info("x", args...)
-	withoutTime := func(s string) map[string]any {
-		var m map[string]any
-		require.NoError(t, json.Unmarshal([]byte(s), &m))
-		delete(m, "time")
-		return m
-	}
-	require.Equal(t, withoutTime(a.String()), withoutTime(b.String()))
+	requireSameRecord(t, a.String(), b.String())
 	require.NotContains(t, b.String(), Redacted)
 }
