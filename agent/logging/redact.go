@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"reflect"
+	"slices"
 	"strings"
 	"unicode"
 )
@@ -276,13 +277,14 @@ func isString(v slog.Value) bool {
 
 var anyType = reflect.TypeFor[any]()
 
-// redactKeyed is redactValue for the value of key (a map's, a struct
-// field's).
-func redactKeyed(key string, v any, depth int) (any, bool) {
-	if IsPersonal(key) {
+// redactKeyed is redactValue for a value found under keys (a map's key;
+// a struct field's Go and JSON names): redacted whole when one of them
+// is personal, kept when one names a serial and v is a string.
+func redactKeyed(v any, depth int, keys ...string) (any, bool) {
+	if slices.ContainsFunc(keys, IsPersonal) {
 		return Redacted, true
 	}
-	if serialKey(key) && isString(slog.AnyValue(v)) {
+	if slices.ContainsFunc(keys, serialKey) && isString(slog.AnyValue(v)) {
 		return v, false
 	}
 	return redactValue(v, depth)
@@ -385,7 +387,7 @@ func redactMap(v any, rv reflect.Value, depth int) (any, bool) {
 		var nv any
 		var c bool
 		if k.Kind() == reflect.String {
-			nv, c = redactKeyed(k.String(), e.Interface(), depth+1)
+			nv, c = redactKeyed(e.Interface(), depth+1, k.String())
 		} else {
 			nv, c = redactValue(e.Interface(), depth+1)
 		}
@@ -431,16 +433,8 @@ func redactStruct(rv reflect.Value, m map[string]any, depth int) bool {
 		if !f.IsExported() || !fv.CanInterface() {
 			continue
 		}
-		if IsPersonal(f.Name) || IsPersonal(name) {
-			m[name], changed = Redacted, true
-			continue
-		}
-		key := name
-		if serialKey(f.Name) {
-			key = f.Name
-		}
 		var c bool
-		m[name], c = redactKeyed(key, fv.Interface(), depth+1)
+		m[name], c = redactKeyed(fv.Interface(), depth+1, f.Name, name)
 		changed = changed || c
 	}
 	return changed

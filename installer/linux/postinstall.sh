@@ -58,6 +58,9 @@ fi
 # around the key and the value ignored, # and ; comments, the value
 # optionally in single or double quotes (KPE_TERMINAL_SITE=RS (Umum) and
 # KPE_READERS_CARD=ACS ACR39U* are plain values). Nothing is evaluated.
+# (config.ServiceEnviron reads them the same way for kpectl; here they are
+# read as root, as systemd does, while the check below runs as the
+# service's account, which may not be able to read them.)
 service_env() {
 	for f in /etc/default/kpe-agent /etc/sysconfig/kpe-agent; do
 		[ -r "$f" ] || continue
