@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 
-	"kpe-agent/apdu/tlv"
+	"kpe-agent/internal/tlv"
 )
 
 // Limits describes how much data the card accepts and returns per APDU.

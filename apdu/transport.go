@@ -5,7 +5,7 @@
 //
 // The interfaces in this file are the only view the rest of the code has of a
 // card reader. The PC/SC implementation lives in apdu/pcsc (the only package
-// that imports github.com/ebfe/scard and cgo); the card lab in apdu/cardsim
+// that imports github.com/ebfe/scard and cgo); the card lab in lab/cardsim
 // implements the same interfaces in-process for tests and hardware-free demos.
 package apdu
 

@@ -7,7 +7,7 @@ import (
 	"math"
 	"slices"
 
-	"kpe-agent/apdu/tlv"
+	"kpe-agent/internal/tlv"
 )
 
 // The biometric information template (ISO/IEC 7816-11, NIST SP 800-76-2

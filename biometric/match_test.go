@@ -7,7 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"kpe-agent/biometric"
-	"kpe-agent/biometric/synth"
+	"kpe-agent/lab/synth"
 )
 
 func prepared(t testing.TB, r *biometric.Record) *biometric.Prepared {

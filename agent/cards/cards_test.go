@@ -9,9 +9,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"kpe-agent/agent/cards"
-	"kpe-agent/apdu/cardsim"
-	"kpe-agent/apdu/cardsim/labset"
-	"kpe-agent/apdu/pcsc/pcsctest"
+	"kpe-agent/lab/cardsim"
+	"kpe-agent/lab/labset"
+	"kpe-agent/lab/pcsctest"
 )
 
 // A freshly personalised set (new PKI and master keys) gives the verdicts

@@ -16,11 +16,11 @@ import (
 
 	"kpe-agent/agent/cards"
 	"kpe-agent/apdu"
-	"kpe-agent/apdu/cardsim"
-	"kpe-agent/apdu/cardsim/kpeapp"
 	"kpe-agent/apdu/kpe"
 	"kpe-agent/biometric"
-	"kpe-agent/biometric/synth"
+	"kpe-agent/lab/cardsim"
+	"kpe-agent/lab/cardsim/kpeapp"
+	"kpe-agent/lab/synth"
 )
 
 var fingerMaster = bytes.Repeat([]byte{0x4B}, 16)

@@ -8,8 +8,8 @@ import (
 
 	"kpe-agent/agent/cards"
 	"kpe-agent/apdu"
-	"kpe-agent/apdu/cardsim/labset"
 	"kpe-agent/apdu/sam"
+	"kpe-agent/lab/labset"
 )
 
 // labOptions trusts the set's BKN and Dukcapil issuers.

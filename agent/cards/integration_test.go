@@ -13,16 +13,16 @@ import (
 
 	"kpe-agent/agent/cards"
 	"kpe-agent/apdu"
-	"kpe-agent/apdu/cardsim"
-	_ "kpe-agent/apdu/cardsim/kpeapp"
-	"kpe-agent/apdu/cardsim/labset"
-	_ "kpe-agent/apdu/cardsim/samapp"
 	"kpe-agent/apdu/pcsc"
-	"kpe-agent/apdu/pcsc/pcsctest"
 	"kpe-agent/apdu/sam"
 	"kpe-agent/biometric"
 	"kpe-agent/biometric/sensor"
 	"kpe-agent/internal/leaktest"
+	"kpe-agent/lab/cardsim"
+	_ "kpe-agent/lab/cardsim/kpeapp"
+	_ "kpe-agent/lab/cardsim/samapp"
+	"kpe-agent/lab/labset"
+	"kpe-agent/lab/pcsctest"
 )
 
 // lab is the committed sample set with its trust lists and a fresh SAM

@@ -11,9 +11,9 @@ import (
 
 	"kpe-agent/agent/cards"
 	"kpe-agent/apdu"
-	"kpe-agent/apdu/cardsim"
-	"kpe-agent/apdu/cardsim/labset"
-	"kpe-agent/apdu/pcsc/pcsctest"
+	"kpe-agent/lab/cardsim"
+	"kpe-agent/lab/labset"
+	"kpe-agent/lab/pcsctest"
 )
 
 // Pulling the card at any APDU of a KPE or KTP-el read ends the session

@@ -11,11 +11,11 @@ import (
 
 	"kpe-agent/agent/api"
 	"kpe-agent/agent/cards"
-	"kpe-agent/apdu/cardsim"
-	"kpe-agent/apdu/cardsim/labset"
 	"kpe-agent/apdu/pcsc"
-	"kpe-agent/apdu/pcsc/pcsctest"
 	"kpe-agent/apdu/sam"
+	"kpe-agent/lab/cardsim"
+	"kpe-agent/lab/labset"
+	"kpe-agent/lab/pcsctest"
 )
 
 // BenchmarkTapToCode: a workflow waits for the card; the card is inserted

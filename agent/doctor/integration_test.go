@@ -8,10 +8,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"kpe-agent/agent/config"
-	_ "kpe-agent/apdu/cardsim/kpeapp" // card images of type kpe
-	_ "kpe-agent/apdu/cardsim/samapp" // card images of type sam
-	"kpe-agent/apdu/pcsc/pcsctest"
 	"kpe-agent/apdu/sam"
+	_ "kpe-agent/lab/cardsim/kpeapp" // card images of type kpe
+	_ "kpe-agent/lab/cardsim/samapp" // card images of type sam
+	"kpe-agent/lab/pcsctest"
 )
 
 var pcscChecks = []string{CheckPCSC, CheckReaders, CheckSAM}

@@ -11,12 +11,12 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"kpe-agent/agent/signing"
-	"kpe-agent/apdu/cardsim"
-	"kpe-agent/apdu/cardsim/labset"
-	_ "kpe-agent/apdu/cardsim/samapp"
 	"kpe-agent/apdu/pcsc"
-	"kpe-agent/apdu/pcsc/pcsctest"
 	"kpe-agent/apdu/sam"
+	"kpe-agent/lab/cardsim"
+	_ "kpe-agent/lab/cardsim/samapp"
+	"kpe-agent/lab/labset"
+	"kpe-agent/lab/pcsctest"
 	"kpe-agent/sync/record"
 )
 

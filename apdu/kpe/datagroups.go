@@ -18,7 +18,7 @@ import (
 	"slices"
 	"unicode/utf8"
 
-	"kpe-agent/apdu/tlv"
+	"kpe-agent/internal/tlv"
 )
 
 // File identifiers of the KPE application (profile parameters with these

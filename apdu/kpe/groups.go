@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"strconv"
 
-	"kpe-agent/apdu/tlv"
+	"kpe-agent/internal/tlv"
 )
 
 // ParseCardInfo parses EF.CardInfo: 70 { 80 serial, 81 type, 82 version,

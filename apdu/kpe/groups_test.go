@@ -6,7 +6,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"kpe-agent/apdu/tlv"
+	"kpe-agent/internal/tlv"
 )
 
 // Sample data: invented people, realistic shapes.

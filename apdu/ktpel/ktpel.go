@@ -16,7 +16,7 @@ import (
 	"log/slog"
 	"unicode/utf8"
 
-	"kpe-agent/apdu/tlv"
+	"kpe-agent/internal/tlv"
 )
 
 // File identifiers (profile parameters with these defaults).

@@ -16,9 +16,9 @@ import (
 	"time"
 
 	"kpe-agent/apdu"
-	"kpe-agent/apdu/cardsim/kpeapp"
 	"kpe-agent/apdu/kpe"
-	"kpe-agent/apdu/pcsc/pcsctest"
+	"kpe-agent/lab/cardsim/kpeapp"
+	"kpe-agent/lab/pcsctest"
 )
 
 // detRand is a resettable deterministic byte source, so that a card session

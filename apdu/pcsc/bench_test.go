@@ -9,7 +9,7 @@ import (
 
 	"kpe-agent/apdu"
 	"kpe-agent/apdu/pcsc"
-	"kpe-agent/apdu/pcsc/pcsctest"
+	"kpe-agent/lab/pcsctest"
 )
 
 // Benchmarks run through pcscd and a vpcd lab card, and compare our

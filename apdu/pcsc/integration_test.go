@@ -12,9 +12,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"kpe-agent/apdu"
-	"kpe-agent/apdu/cardsim"
 	"kpe-agent/apdu/pcsc"
-	"kpe-agent/apdu/pcsc/pcsctest"
+	"kpe-agent/lab/cardsim"
+	"kpe-agent/lab/pcsctest"
 )
 
 // The generic lab card (testdata/cards/generic-fs*.json).

@@ -9,7 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"kpe-agent/apdu/pcsc/pcsctest"
+	"kpe-agent/lab/pcsctest"
 )
 
 // TestIntegrationOpenSC checks the lab with standard tools nobody here

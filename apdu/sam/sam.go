@@ -16,7 +16,7 @@ import (
 	"kpe-agent/apdu/kpe"
 	"kpe-agent/apdu/ktpel"
 	"kpe-agent/apdu/sm"
-	"kpe-agent/apdu/tlv"
+	"kpe-agent/internal/tlv"
 )
 
 // AID is the SAM application identifier (a profile parameter).

@@ -25,7 +25,7 @@ import (
 	"fmt"
 
 	"kpe-agent/apdu"
-	"kpe-agent/apdu/tlv"
+	"kpe-agent/internal/tlv"
 )
 
 // Errors. All of them match ErrSecureMessaging.

@@ -31,7 +31,7 @@ import (
 	"slices"
 	"time"
 
-	"kpe-agent/apdu/tlv"
+	"kpe-agent/internal/tlv"
 )
 
 // Errors. Parse errors match ErrFormat; verification failures match one of

@@ -11,7 +11,7 @@ import (
 
 	"kpe-agent/biometric"
 	"kpe-agent/biometric/sensor"
-	"kpe-agent/biometric/synth"
+	"kpe-agent/lab/synth"
 )
 
 // standIn writes a small capture program that behaves like a vendor tool.

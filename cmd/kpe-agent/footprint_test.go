@@ -18,9 +18,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"kpe-agent/apdu/cardsim/labset"
-	_ "kpe-agent/apdu/cardsim/samapp"
-	"kpe-agent/apdu/pcsc/pcsctest"
+	_ "kpe-agent/lab/cardsim/samapp"
+	"kpe-agent/lab/labset"
+	"kpe-agent/lab/pcsctest"
 )
 
 // BenchmarkIdleFootprint runs the real kpe-agent binary against the card

@@ -25,8 +25,8 @@ import (
 	"syscall"
 	"time"
 
+	"kpe-agent/lab/labpki"
 	"kpe-agent/sync/backoffice"
-	"kpe-agent/sync/backoffice/labpki"
 )
 
 const usage = `kpe-backoffice — reference back office for kpe-agent terminals

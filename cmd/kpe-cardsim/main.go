@@ -28,10 +28,10 @@ import (
 	"syscall"
 	"time"
 
-	"kpe-agent/apdu/cardsim"
-	_ "kpe-agent/apdu/cardsim/kpeapp" // card images of type kpe and ktpel
-	"kpe-agent/apdu/cardsim/labset"
-	_ "kpe-agent/apdu/cardsim/samapp" // card images of type sam
+	"kpe-agent/lab/cardsim"
+	_ "kpe-agent/lab/cardsim/kpeapp" // card images of type kpe and ktpel
+	_ "kpe-agent/lab/cardsim/samapp" // card images of type sam
+	"kpe-agent/lab/labset"
 )
 
 func main() {

@@ -8,7 +8,7 @@ import (
 	"os"
 
 	"kpe-agent/biometric"
-	"kpe-agent/biometric/synth"
+	"kpe-agent/lab/synth"
 )
 
 // bio: kpectl bio match A B | bio bench DIR | bio gen -out DIR.

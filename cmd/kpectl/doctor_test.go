@@ -20,8 +20,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"kpe-agent/agent/doctor"
-	"kpe-agent/apdu/pcsc/pcsctest"
 	"kpe-agent/apdu/sam"
+	"kpe-agent/lab/pcsctest"
 )
 
 // doctorEnv is a configuration file and an agent address where nothing

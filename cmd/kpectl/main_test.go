@@ -8,7 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"kpe-agent/apdu/pcsc/pcsctest"
+	"kpe-agent/lab/pcsctest"
 )
 
 func runCLI(t *testing.T, stdin string, args ...string) (string, string, int) {

@@ -15,11 +15,11 @@ import (
 
 	"kpe-agent/agent/cards"
 	"kpe-agent/apdu"
-	"kpe-agent/apdu/cardsim/labset"
 	"kpe-agent/apdu/pcsc"
 	"kpe-agent/apdu/sam"
 	"kpe-agent/biometric"
 	"kpe-agent/biometric/sensor"
+	"kpe-agent/lab/labset"
 )
 
 // read: kpectl read [-r READER] [-sam READER] [-json] [-photo FILE] ...

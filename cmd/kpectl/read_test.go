@@ -9,11 +9,11 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"kpe-agent/apdu/cardsim"
-	_ "kpe-agent/apdu/cardsim/kpeapp"
-	_ "kpe-agent/apdu/cardsim/samapp"
-	"kpe-agent/apdu/pcsc/pcsctest"
 	"kpe-agent/internal/leaktest"
+	"kpe-agent/lab/cardsim"
+	_ "kpe-agent/lab/cardsim/kpeapp"
+	_ "kpe-agent/lab/cardsim/samapp"
+	"kpe-agent/lab/pcsctest"
 )
 
 var (

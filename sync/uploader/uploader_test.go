@@ -22,8 +22,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"kpe-agent/internal/pgtest"
+	"kpe-agent/lab/labpki"
 	"kpe-agent/sync/backoffice"
-	"kpe-agent/sync/backoffice/labpki"
 	"kpe-agent/sync/outbox"
 	"kpe-agent/sync/record"
 	"kpe-agent/sync/uploader"

@@ -10,7 +10,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"kpe-agent/apdu/cardsim"
+	"kpe-agent/lab/cardsim"
 )
 
 // A card image of type "sam":

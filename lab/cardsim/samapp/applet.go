@@ -22,11 +22,11 @@ import (
 	"os"
 	"path/filepath"
 
-	"kpe-agent/apdu/cardsim"
 	"kpe-agent/apdu/kpe"
 	"kpe-agent/apdu/ktpel"
 	"kpe-agent/apdu/sm"
-	"kpe-agent/apdu/tlv"
+	"kpe-agent/internal/tlv"
+	"kpe-agent/lab/cardsim"
 )
 
 // AID of the SAM application (a profile parameter).

@@ -6,7 +6,7 @@ import (
 	"net/http"
 	"sync"
 
-	"kpe-agent/biometric/synth"
+	"kpe-agent/lab/synth"
 )
 
 // The lab's fingerprint sensor: the trainer (or a test) places a virtual

@@ -16,9 +16,9 @@ import (
 	"io"
 
 	"kpe-agent/apdu"
-	"kpe-agent/apdu/cardsim"
 	"kpe-agent/apdu/kpe"
 	"kpe-agent/apdu/sm"
+	"kpe-agent/lab/cardsim"
 )
 
 // Config personalises one card.

@@ -4,8 +4,8 @@ import (
 	"os"
 	"testing"
 
-	"kpe-agent/apdu/cardsim"
-	"kpe-agent/apdu/pcsc/pcsctest"
+	"kpe-agent/lab/cardsim"
+	"kpe-agent/lab/pcsctest"
 )
 
 // Card images of type kpe and ktpel are parsed strictly: anything malformed

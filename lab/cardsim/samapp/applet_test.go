@@ -23,11 +23,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"kpe-agent/apdu"
-	"kpe-agent/apdu/cardsim"
-	"kpe-agent/apdu/cardsim/samapp"
 	"kpe-agent/apdu/pcsc"
-	"kpe-agent/apdu/pcsc/pcsctest"
 	"kpe-agent/apdu/sam"
+	"kpe-agent/lab/cardsim"
+	"kpe-agent/lab/cardsim/samapp"
+	"kpe-agent/lab/pcsctest"
 )
 
 var serial = [8]byte{0x53, 0x41, 0x4D, 0, 0, 0, 0, 1}

@@ -27,13 +27,13 @@ import (
 	"path/filepath"
 	"time"
 
-	"kpe-agent/apdu/cardsim"
-	"kpe-agent/apdu/cardsim/kpeapp"
-	"kpe-agent/apdu/cardsim/samapp"
 	"kpe-agent/apdu/kpe"
 	"kpe-agent/apdu/ktpel"
 	"kpe-agent/biometric"
-	"kpe-agent/biometric/synth"
+	"kpe-agent/lab/cardsim"
+	"kpe-agent/lab/cardsim/kpeapp"
+	"kpe-agent/lab/cardsim/samapp"
+	"kpe-agent/lab/synth"
 )
 
 // Spec describes a class set.

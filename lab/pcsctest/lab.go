@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"kpe-agent/apdu"
-	"kpe-agent/apdu/cardsim"
 	"kpe-agent/apdu/pcsc"
+	"kpe-agent/lab/cardsim"
 )
 
 // Readers of the lab's slots, by slot number.

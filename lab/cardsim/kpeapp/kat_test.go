@@ -17,20 +17,20 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"kpe-agent/apdu"
-	"kpe-agent/apdu/cardsim"
-	"kpe-agent/apdu/cardsim/kpeapp"
-	"kpe-agent/apdu/cardsim/samapp"
 	"kpe-agent/apdu/kpe"
 	"kpe-agent/apdu/ktpel"
-	"kpe-agent/apdu/pcsc/pcsctest"
 	"kpe-agent/apdu/sam"
 	"kpe-agent/apdu/sm"
+	"kpe-agent/lab/cardsim"
+	"kpe-agent/lab/cardsim/kpeapp"
+	"kpe-agent/lab/cardsim/samapp"
+	"kpe-agent/lab/pcsctest"
 )
 
 // The worked examples of docs/card-profiles.md §6 are transcripts of these
 // scenarios, run against the lab applets with fixed keys and fixed
 // randomness. The test compares every byte with the document;
-// `go test ./apdu/cardsim/kpeapp -run KAT -update-kat` rewrites them.
+// `go test ./lab/cardsim/kpeapp -run KAT -update-kat` rewrites them.
 var updateKAT = flag.Bool("update-kat", false, "rewrite the worked examples in docs/card-profiles.md")
 
 // counting is a deterministic "random" source: start, start+1, ...

@@ -10,8 +10,8 @@ import (
 
 	"kpe-agent/apdu/kpe"
 	"kpe-agent/apdu/pcsc"
-	"kpe-agent/apdu/pcsc/pcsctest"
 	"kpe-agent/apdu/sam"
+	"kpe-agent/lab/pcsctest"
 )
 
 // Through real pcscd: a genuine KPE, a clone and a tampered card each get

@@ -5,8 +5,8 @@ import (
 	"log/slog"
 
 	"kpe-agent/apdu"
-	"kpe-agent/apdu/cardsim"
 	"kpe-agent/biometric"
+	"kpe-agent/lab/cardsim"
 )
 
 // BioConfig is the card's on-card comparison (ISO/IEC 7816-11 VERIFY with
@@ -26,7 +26,7 @@ type BioConfig struct {
 	Log    *slog.Logger // the form of each VERIFY (7F2E or bare) is logged
 }
 
-// FingerRef identifies a synthetic finger of package biometric/synth.
+// FingerRef identifies a synthetic finger of package lab/synth.
 type FingerRef struct {
 	Seed uint64 `json:"seed"`
 	ID   int    `json:"id"`

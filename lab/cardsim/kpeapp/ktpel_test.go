@@ -12,12 +12,12 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"kpe-agent/apdu"
-	"kpe-agent/apdu/cardsim"
-	"kpe-agent/apdu/cardsim/kpeapp"
-	"kpe-agent/apdu/cardsim/samapp"
 	"kpe-agent/apdu/ktpel"
 	"kpe-agent/apdu/sam"
 	"kpe-agent/apdu/sm"
+	"kpe-agent/lab/cardsim"
+	"kpe-agent/lab/cardsim/kpeapp"
+	"kpe-agent/lab/cardsim/samapp"
 )
 
 var (

@@ -7,8 +7,8 @@ import (
 	"fmt"
 	"sort"
 
-	"kpe-agent/apdu/cardsim"
 	"kpe-agent/apdu/ktpel"
+	"kpe-agent/lab/cardsim"
 )
 
 // Card images of type "kpe" and "ktpel" hold what the chip holds: its EF
