@@ -1,0 +1,5 @@
+package i18n
+
+// doctor holds kpectl doctor's findings and actions, for the technician
+// (doctor.*).
+var doctor = table{}

@@ -1,0 +1,5 @@
+package i18n
+
+// kpectl holds the sentences of the operator and technician CLI
+// (kpectl.*).
+var kpectl = table{}
