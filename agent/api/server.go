@@ -15,21 +15,28 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"kpe-agent/internal/i18n"
 )
 
 // Backend is what the server serves: the daemon.
 type Backend interface {
-	Health(lang string) Health
-	Readers(lang string) []Reader
-	CardView(reader, lang string) (any, error)
+	Health(loc Locale) Health
+	Readers(loc Locale) []Reader
+	CardView(reader string, loc Locale) (any, error)
 	Prefill(reader string) (Prefill, error)
 	Authenticate(ctx context.Context, req AuthRequest) (AuthResult, error)
 	Cancel(reader string) bool
 	Queue() (QueueStatus, error)
 	Sync(ctx context.Context) (SyncResult, error)
 	Subscribe(after uint64) ([]Event, <-chan Event, func())
+	// Localize words an event's messages for one subscriber.
+	Localize(ev Event, loc Locale) Event
+	// Language is the terminal's configured language (terminal.language),
+	// the last step of the language rule.
+	Language() i18n.Lang
 	// ErrorFor renders a Backend error: HTTP status and body.
-	ErrorFor(err error, lang string) (int, Error)
+	ErrorFor(err error, loc Locale) (int, Error)
 }
 
 // ServerConfig configures the handler.
@@ -76,15 +83,15 @@ func NewHandler(b Backend, c ServerConfig) http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, http.StatusNotFound, CodeNotFound, "")
 	})
-	mux.HandleFunc("GET "+PathHealth, s.health)
-	mux.HandleFunc("GET "+PathReaders, s.auth(s.readers))
-	mux.HandleFunc("GET "+PathCard, s.auth(s.card))
-	mux.HandleFunc("GET "+PathPrefill, s.auth(s.prefill))
+	mux.HandleFunc("GET "+PathHealth, s.withLocale(s.health))
+	mux.HandleFunc("GET "+PathReaders, s.auth(s.withLocale(s.readers)))
+	mux.HandleFunc("GET "+PathCard, s.auth(s.withLocale(s.card)))
+	mux.HandleFunc("GET "+PathPrefill, s.auth(s.withLocale(s.prefill)))
 	mux.HandleFunc("POST "+PathAuth, s.auth(s.authenticate))
 	mux.HandleFunc("POST "+PathCancel, s.auth(s.cancel))
-	mux.HandleFunc("GET "+PathQueue, s.auth(s.queue))
-	mux.HandleFunc("POST "+PathSync, s.auth(s.sync))
-	mux.HandleFunc("GET "+PathEvents, s.auth(s.events))
+	mux.HandleFunc("GET "+PathQueue, s.auth(s.withLocale(s.queue)))
+	mux.HandleFunc("POST "+PathSync, s.auth(s.withLocale(s.sync)))
+	mux.HandleFunc("GET "+PathEvents, s.auth(s.withLocale(s.events)))
 	mux.HandleFunc("GET "+PathOpenAPI, func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/yaml")
 		w.Write(openAPI)
@@ -109,29 +116,42 @@ const (
 	CodeBadRequest      = "bad-request"
 )
 
-var refusals = map[string][2]string{
-	CodeUnauthorized:    {"Token API tidak ada atau salah.", "The API token is missing or wrong."},
-	CodeForbiddenOrigin: {"Asal (Origin) permintaan tidak diizinkan.", "The request's Origin is not allowed."},
-	CodeForbiddenHost:   {"Nama host permintaan tidak diizinkan.", "The request's Host is not allowed."},
-	CodeNotFound:        {"Tidak ditemukan.", "Not found."},
-	CodeBadRequest:      {"Permintaan tidak valid.", "Invalid request."},
+// locale applies the language rule (i18n.Negotiate) to a request: its
+// lang parameter, then body's lang (given by the caller, "" when there is
+// no body), then Accept-Language, then the configured language. The
+// audience is the audience parameter, else the body's, else the clerk; an
+// unknown audience is an error.
+func (s *server) locale(r *http.Request, bodyLang, bodyAudience string) (Locale, error) {
+	conf := i18n.Default
+	if s.b != nil {
+		conf = s.b.Language()
+	}
+	q := r.URL.Query()
+	loc := Locale{Lang: i18n.Negotiate(q.Get("lang"), bodyLang, r.Header.Get("Accept-Language"), conf)}
+	a := q.Get("audience")
+	if a == "" {
+		a = bodyAudience
+	}
+	var err error
+	loc.Audience, err = i18n.ParseAudience(a)
+	return loc, err
 }
 
-func langOf(r *http.Request) string {
-	if l := r.URL.Query().Get("lang"); l == "en" || l == "id" {
-		return l
+// localeOf is locale for a request without a body; an unknown audience
+// words the refusal for the clerk.
+func (s *server) localeOf(r *http.Request) Locale {
+	loc, _ := s.locale(r, "", "")
+	if loc.Audience == "" {
+		loc.Audience = i18n.Clerk
 	}
-	if strings.HasPrefix(r.Header.Get("Accept-Language"), "en") {
-		return "en"
-	}
-	return ""
+	return loc
 }
 
+// refuse answers with one of the API's own refusals, worded by the
+// request's locale (detail, technical, is added in parentheses).
 func (s *server) refuse(w http.ResponseWriter, r *http.Request, status int, code, detail string) {
-	msg := refusals[code][0]
-	if langOf(r) == "en" {
-		msg = refusals[code][1]
-	}
+	loc := s.localeOf(r)
+	msg := loc.Lang.T(loc.Audience.Key(code))
 	if detail != "" {
 		msg += " (" + detail + ")"
 	}
@@ -219,8 +239,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = enc.Encode(v)
 }
 
-func (s *server) fail(w http.ResponseWriter, r *http.Request, err error, lang string) {
-	status, e := s.b.ErrorFor(err, lang)
+func (s *server) fail(w http.ResponseWriter, err error, loc Locale) {
+	status, e := s.b.ErrorFor(err, loc)
 	if status < 400 {
 		status = http.StatusInternalServerError
 	}
@@ -242,8 +262,21 @@ func decode(r *http.Request, v any) error {
 	return nil
 }
 
-func (s *server) health(w http.ResponseWriter, r *http.Request) {
-	h := s.b.Health(langOf(r))
+// withLocale words a GET handler's answer by the request's locale; an
+// unknown audience is a bad request.
+func (s *server) withLocale(h func(http.ResponseWriter, *http.Request, Locale)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		loc, err := s.locale(r, "", "")
+		if err != nil {
+			s.refuse(w, r, http.StatusBadRequest, CodeBadRequest, err.Error())
+			return
+		}
+		h(w, r, loc)
+	}
+}
+
+func (s *server) health(w http.ResponseWriter, r *http.Request, loc Locale) {
+	h := s.b.Health(loc)
 	if !s.tokenOK(r) {
 		// without the token: up or not, nothing more
 		writeJSON(w, http.StatusOK, map[string]string{"status": h.Status})
@@ -252,23 +285,23 @@ func (s *server) health(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, h)
 }
 
-func (s *server) readers(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, s.b.Readers(langOf(r)))
+func (s *server) readers(w http.ResponseWriter, r *http.Request, loc Locale) {
+	writeJSON(w, http.StatusOK, s.b.Readers(loc))
 }
 
-func (s *server) card(w http.ResponseWriter, r *http.Request) {
-	v, err := s.b.CardView(r.URL.Query().Get("reader"), langOf(r))
+func (s *server) card(w http.ResponseWriter, r *http.Request, loc Locale) {
+	v, err := s.b.CardView(r.URL.Query().Get("reader"), loc)
 	if err != nil {
-		s.fail(w, r, err, langOf(r))
+		s.fail(w, err, loc)
 		return
 	}
 	writeJSON(w, http.StatusOK, v)
 }
 
-func (s *server) prefill(w http.ResponseWriter, r *http.Request) {
+func (s *server) prefill(w http.ResponseWriter, r *http.Request, loc Locale) {
 	p, err := s.b.Prefill(r.URL.Query().Get("reader"))
 	if err != nil {
-		s.fail(w, r, err, langOf(r))
+		s.fail(w, err, loc)
 		return
 	}
 	writeJSON(w, http.StatusOK, p)
@@ -280,14 +313,15 @@ func (s *server) authenticate(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, http.StatusBadRequest, CodeBadRequest, err.Error())
 		return
 	}
-	lang := req.Lang
-	if lang == "" {
-		lang = langOf(r)
+	loc, err := s.locale(r, req.Lang, req.Audience)
+	if err != nil {
+		s.refuse(w, r, http.StatusBadRequest, CodeBadRequest, err.Error())
+		return
 	}
-	req.Lang = lang
+	req.Lang, req.Audience = string(loc.Lang), string(loc.Audience)
 	res, err := s.b.Authenticate(r.Context(), req)
 	if err != nil {
-		s.fail(w, r, err, lang)
+		s.fail(w, err, loc)
 		return
 	}
 	writeJSON(w, http.StatusOK, res)
@@ -306,21 +340,21 @@ func (s *server) cancel(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (s *server) queue(w http.ResponseWriter, r *http.Request) {
+func (s *server) queue(w http.ResponseWriter, r *http.Request, loc Locale) {
 	q, err := s.b.Queue()
 	if err != nil {
-		s.fail(w, r, err, langOf(r))
+		s.fail(w, err, loc)
 		return
 	}
 	writeJSON(w, http.StatusOK, q)
 }
 
-func (s *server) sync(w http.ResponseWriter, r *http.Request) {
+func (s *server) sync(w http.ResponseWriter, r *http.Request, loc Locale) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Minute)
 	defer cancel()
 	res, err := s.b.Sync(ctx)
 	if err != nil {
-		s.fail(w, r, err, langOf(r))
+		s.fail(w, err, loc)
 		return
 	}
 	writeJSON(w, http.StatusOK, res)
@@ -332,7 +366,7 @@ func (s *server) sync(w http.ResponseWriter, r *http.Request) {
 // sseWriteTimeout bounds each write of the event stream.
 const sseWriteTimeout = 30 * time.Second
 
-func (s *server) events(w http.ResponseWriter, r *http.Request) {
+func (s *server) events(w http.ResponseWriter, r *http.Request, loc Locale) {
 	// every write has a deadline: a client that stops reading is dropped
 	// instead of holding its goroutine until the agent stops
 	rc := http.NewResponseController(w)
@@ -357,7 +391,7 @@ func (s *server) events(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	send := func(ev Event) bool {
-		b, err := json.Marshal(ev)
+		b, err := json.Marshal(s.b.Localize(ev, loc))
 		if err != nil {
 			return false
 		}

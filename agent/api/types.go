@@ -9,7 +9,11 @@
 // server and the Go client.
 package api
 
-import "time"
+import (
+	"time"
+
+	"kpe-agent/internal/i18n"
+)
 
 // Paths of the local API. Every path but PathHealth needs the bearer token
 // (Authorization: Bearer <token>); PathHealth without a token answers only
@@ -86,8 +90,20 @@ type AuthRequest struct {
 	// (default 0: fail at once with no-card; at most 300).
 	WaitSeconds int `json:"wait_seconds,omitempty"`
 	// ConfirmLastTry allows the card's last fingerprint try.
-	ConfirmLastTry bool   `json:"confirm_last_try,omitempty"`
-	Lang           string `json:"lang,omitempty"` // id (default) or en, for messages
+	ConfirmLastTry bool `json:"confirm_last_try,omitempty"`
+	// Lang is the messages' language: id or en (docs/i18n.md has the rule
+	// when it is not given).
+	Lang string `json:"lang,omitempty"`
+	// Audience is who reads the messages: clerk (default), or holder at a
+	// self-service kiosk.
+	Audience string `json:"audience,omitempty"`
+}
+
+// Locale is how a response's messages are worded: the language, and who
+// reads them (the clerk at a counter or the card holder at a kiosk).
+type Locale struct {
+	Lang     i18n.Lang
+	Audience i18n.Audience
 }
 
 // AuthResult is a committed authentication: the record is stored and will
@@ -100,7 +116,7 @@ type AuthResult struct {
 	CardKind string    `json:"card_kind"`
 	Counter  uint32    `json:"signature_counter"`
 	Time     time.Time `json:"time"`
-	Message  string    `json:"message"` // what to tell the clerk
+	Message  string    `json:"message"` // what to tell the clerk (or the holder)
 	// TapToCodeMS: card detected to record committed, when the request
 	// waited for the card (human steps, such as placing the finger,
 	// included).
@@ -200,5 +216,9 @@ type Event struct {
 	CardKind string    `json:"card_kind,omitempty"`
 	Code     string    `json:"code,omitempty"` // the authentication code, on StateRecorded
 	Error    *Error    `json:"error,omitempty"`
-	Message  string    `json:"message,omitempty"` // what to show the clerk (agent's language)
+	// MessageCode names a prompt or outcome for programs (place-finger,
+	// recorded); Message is its text, or the error's, in the subscriber's
+	// language and for its audience.
+	MessageCode string `json:"message_code,omitempty"`
+	Message     string `json:"message,omitempty"`
 }

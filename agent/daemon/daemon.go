@@ -22,6 +22,7 @@ import (
 	"kpe-agent/agent/config"
 	"kpe-agent/apdu"
 	"kpe-agent/biometric/sensor"
+	"kpe-agent/internal/i18n"
 	"kpe-agent/sync/outbox"
 	"kpe-agent/sync/uploader"
 )
@@ -215,7 +216,7 @@ func (d *Daemon) dispatch(ev apdu.Event) {
 	case apdu.ServiceLost:
 		d.pcscOK.Store(false)
 		d.log.Warn("smart-card service lost; waiting for it to come back", "err", ev.Err)
-		d.publish(api.Event{Type: api.EventService, State: "lost", Error: d.apiError(fail(CodePCSCUnavailable, ev.Err), "")})
+		d.publish(api.Event{Type: api.EventService, State: "lost", Error: d.apiError(fail(CodePCSCUnavailable, ev.Err), api.Locale{})})
 		d.dropAllReaders()
 		return
 	case apdu.ServiceRestored:
@@ -318,11 +319,10 @@ func (d *Daemon) roleOf(name string) string {
 	return roleProbe
 }
 
+// publish sends ev to the event stream, worded for the clerk in the
+// terminal's language; each subscriber gets it reworded (Localize).
 func (d *Daemon) publish(ev api.Event) {
-	if ev.Error != nil && ev.Message == "" {
-		ev.Message = ev.Error.Message
-	}
-	d.events.publish(ev)
+	d.events.publish(d.Localize(ev, api.Locale{}))
 }
 
 func (d *Daemon) texts() Texts {
@@ -330,21 +330,45 @@ func (d *Daemon) texts() Texts {
 	return Texts{ID: m.ID, EN: m.EN}
 }
 
-func (d *Daemon) lang(l string) string {
-	if l == "" {
-		l = d.cfg().Terminal.Language
+// locale is loc with the terminal's language when it names none, and the
+// clerk when it names no audience (the defaults of events and logs).
+func (d *Daemon) locale(loc api.Locale) api.Locale {
+	if loc.Lang == "" {
+		loc.Lang = d.Language()
 	}
-	return l
+	loc.Lang = loc.Lang.OrDefault()
+	if loc.Audience == "" {
+		loc.Audience = i18n.Clerk
+	}
+	return loc
 }
 
+// Language is the terminal's configured language (terminal.language),
+// the last step of the language rule (API).
+func (d *Daemon) Language() i18n.Lang { return i18n.Lang(d.cfg().Terminal.Language).OrDefault() }
+
 // apiError renders err for the API and events.
-func (d *Daemon) apiError(err error, lang string) *api.Error {
-	_, e := d.texts().APIError(err, d.lang(lang))
+func (d *Daemon) apiError(err error, loc api.Locale) *api.Error {
+	_, e := d.texts().APIError(err, d.locale(loc))
 	return &e
 }
 
-// message is the clerk-facing text of a code in the agent's language.
-func (d *Daemon) message(code string) string { return d.texts().Message(code, d.lang("")) }
+// Localize words an event for one subscriber of the event stream: its
+// error and its prompt (message_code) in the subscriber's language and
+// for its audience (API).
+func (d *Daemon) Localize(ev api.Event, loc api.Locale) api.Event {
+	loc = d.locale(loc)
+	t := d.texts()
+	if ev.Error != nil {
+		e := *ev.Error
+		e.Message = t.Message(e.Code, loc)
+		ev.Error = &e
+		ev.Message = e.Message
+	} else if ev.MessageCode != "" {
+		ev.Message = t.Message(ev.MessageCode, loc)
+	}
+	return ev
+}
 
 // countFailure feeds the session and APDU metrics.
 func (d *Daemon) countFailure(err error) string {
@@ -357,7 +381,7 @@ func (d *Daemon) countFailure(err error) string {
 }
 
 // Readers lists the readers (API).
-func (d *Daemon) Readers(lang string) []api.Reader {
+func (d *Daemon) Readers(loc api.Locale) []api.Reader {
 	d.mu.Lock()
 	rs := make([]*reader, 0, len(d.readers))
 	for _, r := range d.readers {
@@ -367,13 +391,13 @@ func (d *Daemon) Readers(lang string) []api.Reader {
 	sort.Slice(rs, func(i, j int) bool { return rs[i].name < rs[j].name })
 	out := make([]api.Reader, 0, len(rs))
 	for _, r := range rs {
-		out = append(out, r.snapshot(lang))
+		out = append(out, r.snapshot(loc))
 	}
 	return out
 }
 
 // Health is the agent's state in one look (API).
-func (d *Daemon) Health(lang string) api.Health {
+func (d *Daemon) Health(loc api.Locale) api.Health {
 	c := d.cfg()
 	h := api.Health{Status: "ok", Version: d.o.Version, Started: d.started, Terminal: c.Terminal.ID, PCSC: "ok"}
 	d.mu.Lock()
@@ -381,7 +405,7 @@ func (d *Daemon) Health(lang string) api.Health {
 	cardReaders, _ := d.cardReadersLocked()
 	d.mu.Unlock()
 	problem := func(code string, err error) {
-		h.Problems = append(h.Problems, *d.apiError(fail(code, err), lang))
+		h.Problems = append(h.Problems, *d.apiError(fail(code, err), loc))
 	}
 	if !d.pcscOK.Load() {
 		h.PCSC = "unavailable"
@@ -466,7 +490,7 @@ func (d *Daemon) Sync(ctx context.Context) (api.SyncResult, error) {
 		if d.halt.Err() != nil {
 			code = CodeShuttingDown // cut short by the shutdown; its last attempt follows
 		}
-		res.Error = d.apiError(fail(code, err), "")
+		res.Error = d.apiError(fail(code, err), api.Locale{})
 		ev.State, ev.Error = "failed", res.Error
 	}
 	d.publish(ev)
@@ -494,8 +518,8 @@ func (d *Daemon) Cancel(name string) bool {
 }
 
 // ErrorFor renders an error of the daemon for the API: status and body.
-func (d *Daemon) ErrorFor(err error, lang string) (int, api.Error) {
-	return d.texts().APIError(err, d.lang(lang))
+func (d *Daemon) ErrorFor(err error, loc api.Locale) (int, api.Error) {
+	return d.texts().APIError(err, d.locale(loc))
 }
 
 func (d *Daemon) sensorFor(reader string) (sensor.Sensor, error) {

@@ -323,8 +323,8 @@ func (r *rig) waitHealth(ok func(api.Health) bool) api.Health {
 func samReady(h api.Health) bool { return h.SAM != nil && h.SAM.Present && h.SAM.State == "active" }
 
 // events follows the SSE stream and returns the session states seen.
-func (r *rig) events(ctx context.Context) <-chan api.Event {
-	req, err := http.NewRequestWithContext(ctx, "GET", r.base+api.PathEvents, nil)
+func (r *rig) events(ctx context.Context, query ...string) <-chan api.Event {
+	req, err := http.NewRequestWithContext(ctx, "GET", r.base+api.PathEvents+strings.Join(query, ""), nil)
 	require.NoError(r.t, err)
 	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := http.DefaultClient.Do(req)
@@ -403,10 +403,45 @@ func TestEndToEnd(t *testing.T) {
 		assert.Equal(t, map[string]any{"status": "ok"}, h)
 	})
 
+	// The language rule (docs/i18n.md): ?lang, then the body's lang, then
+	// Accept-Language, then terminal.language (id here).
+	t.Run("languages", func(t *testing.T) {
+		msgOf := func(path string, body any, hdr ...string) api.Error {
+			t.Helper()
+			_, e := r.call("POST", path, body, nil, hdr...)
+			return e
+		}
+		// the API's own refusal
+		_, e := r.call("GET", api.PathReaders+"?lang=en", nil, nil, "Authorization", "Bearer wrong")
+		assert.Equal(t, "The API token is missing or wrong.", e.Message)
+		_, e = r.call("GET", api.PathReaders, nil, nil, "Authorization", "Bearer wrong", "Accept-Language", "en-GB,en;q=0.8")
+		assert.Equal(t, "The API token is missing or wrong.", e.Message)
+		_, e = r.call("GET", api.PathReaders, nil, nil, "Authorization", "Bearer wrong")
+		assert.Equal(t, "Token API tidak ada atau salah.", e.Message)
+		// a workflow's error: the query beats the body, the body beats the header
+		req := api.AuthRequest{Service: "no-such-service", Operator: "x", Lang: "en"}
+		assert.Equal(t, "Unknown service on this terminal.", msgOf(api.PathAuth, req, "Accept-Language", "id").Message)
+		assert.Equal(t, "Layanan tidak dikenal pada terminal ini.", msgOf(api.PathAuth+"?lang=id", req).Message)
+		req.Lang = ""
+		assert.Equal(t, "Unknown service on this terminal.", msgOf(api.PathAuth, req, "Accept-Language", "en").Message)
+		assert.Equal(t, "Layanan tidak dikenal pada terminal ini.", msgOf(api.PathAuth, req).Message)
+		// the card holder at a kiosk is addressed, not the clerk
+		req.Audience = "holder"
+		assert.Equal(t, "Layanan ini tidak tersedia di anjungan ini.", msgOf(api.PathAuth, req).Message)
+		req.Audience = "kiosk"
+		e = msgOf(api.PathAuth, req)
+		assert.Equal(t, api.CodeBadRequest, e.Code)
+		assert.Contains(t, e.Message, "audience")
+		status, e := r.call("GET", api.PathReaders+"?audience=nobody", nil, nil)
+		assert.Equal(t, http.StatusBadRequest, status)
+		assert.Equal(t, api.CodeBadRequest, e.Code)
+	})
+
 	t.Run("askes", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		evs := r.events(ctx)
+		kiosk := r.events(ctx, "?lang=en&audience=holder")
 		require.NoError(t, r.lab.PlaceFinger(0, cardsim.FingerGenuine))
 		// the clerk starts the workflow, then the card is inserted
 		type answer struct {
@@ -432,24 +467,41 @@ func TestEndToEnd(t *testing.T) {
 		assert.NotEmpty(t, a.res.Message)
 
 		// every state, in order
-		var states []string
-		timeout := time.After(5 * time.Second)
-	collect:
-		for {
-			select {
-			case ev := <-evs:
-				if ev.Type == api.EventSession && ev.Reader == pcsctest.Slot0 {
-					states = append(states, ev.State)
-					if ev.State == api.StateRecorded {
-						assert.Equal(t, a.res.Code, ev.Code)
-						break collect
+		// every state, in order, worded for each subscriber: the clerk in the
+		// terminal's language, the kiosk's card holder in English
+		sessionEvents := func(evs <-chan api.Event) (states []string, prompts map[string]string) {
+			prompts = map[string]string{}
+			timeout := time.After(5 * time.Second)
+			for {
+				select {
+				case ev := <-evs:
+					if ev.Type == api.EventSession && ev.Reader == pcsctest.Slot0 {
+						states = append(states, ev.State)
+						if ev.MessageCode != "" {
+							prompts[ev.MessageCode] = ev.Message
+						}
+						if ev.State == api.StateRecorded {
+							assert.Equal(t, a.res.Code, ev.Code)
+							return
+						}
 					}
+				case <-timeout:
+					return
 				}
-			case <-timeout:
-				break collect
 			}
 		}
+		states, prompts := sessionEvents(evs)
 		assert.Equal(t, []string{api.StateDetected, api.StateIdentified, api.StateAuthenticated, api.StateFingerprint, api.StateVerified, api.StateRecorded}, states)
+		assert.Equal(t, map[string]string{
+			daemon.PromptPlaceFinger: "Letakkan jari pemegang kartu pada sensor sidik jari.",
+			daemon.OutcomeRecorded:   "Autentikasi berhasil dan tercatat. Tuliskan kode autentikasi pada formulir.",
+		}, prompts)
+		states, prompts = sessionEvents(kiosk)
+		assert.Len(t, states, 6)
+		assert.Equal(t, map[string]string{
+			daemon.PromptPlaceFinger: "Place your finger on the fingerprint sensor.",
+			daemon.OutcomeRecorded:   "Authentication succeeded and is recorded. Keep your authentication code.",
+		}, prompts)
 
 		// synced: the back office verifies the code
 		require.Eventually(t, func() bool {
@@ -645,11 +697,34 @@ func TestEndToEnd(t *testing.T) {
 	})
 
 	t.Run("unknown-card", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		evs := r.events(ctx, "?lang=en")
 		r.insert(0, "unknown-card.json")
 		status, e := r.call("POST", api.PathAuth, api.AuthRequest{Service: "askes", Operator: "clerk-01"}, nil)
 		assert.Equal(t, http.StatusUnprocessableEntity, status)
 		assert.Equal(t, daemon.CodeUnknownCard, e.Code)
 		assert.Contains(t, e.Message, "Kartu tidak dikenal")
+		// the reader's error, and its event, in English on request
+		var readers []api.Reader
+		r.call("GET", api.PathReaders+"?lang=en", nil, &readers)
+		require.NotEmpty(t, readers)
+		require.NotNil(t, readers[0].Error)
+		assert.Equal(t, "Unknown card. Use a KPE, KPE Tambahan or KTP-el.", readers[0].Error.Message)
+		var failed *api.Event
+		timeout := time.After(5 * time.Second)
+		for failed == nil {
+			select {
+			case ev := <-evs:
+				if ev.Type == api.EventSession && ev.Error != nil && ev.Error.Code == daemon.CodeUnknownCard {
+					failed = &ev
+				}
+			case <-timeout:
+				t.Fatal("no unknown-card event on the English stream")
+			}
+		}
+		assert.Equal(t, "Unknown card. Use a KPE, KPE Tambahan or KTP-el.", failed.Error.Message)
+		assert.Equal(t, failed.Error.Message, failed.Message)
 		require.NoError(t, r.lab.Remove(0))
 		pcsctest.WaitCard(t, pcsctest.Slot0, false, 5*time.Second)
 	})

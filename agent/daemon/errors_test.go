@@ -9,29 +9,37 @@ import (
 
 	"github.com/stretchr/testify/assert"
 
+	"kpe-agent/agent/api"
 	"kpe-agent/agent/cards"
 	"kpe-agent/agent/config"
 	"kpe-agent/apdu"
 	"kpe-agent/apdu/sam"
 	"kpe-agent/biometric"
 	"kpe-agent/biometric/sensor"
+	"kpe-agent/internal/i18n"
 	"kpe-agent/sync/outbox"
 )
 
-// Every code has both languages, a status, and no message is shared by
-// two codes (a clerk must be able to tell them apart).
-func TestMessagesComplete(t *testing.T) {
+// Every code has a status and its words for the clerk and the card holder
+// in the catalogue, and no clerk message is shared by two codes (a clerk
+// must be able to tell them apart; a card holder is sent to staff alike
+// for many of them).
+func TestEveryCodeHasItsWords(t *testing.T) {
 	seen := map[string]string{}
-	for code, m := range messages {
-		assert.NotEmpty(t, m.id, code)
-		assert.NotEmpty(t, m.en, code)
-		assert.NotEqual(t, m.id, m.en, "%s: not translated", code)
-		if prev, ok := seen[m.id]; ok {
+	for code, c := range codes {
+		assert.GreaterOrEqual(t, c.status, 400, code)
+		for _, a := range []i18n.Audience{i18n.Clerk, i18n.Holder} {
+			assert.True(t, i18n.Has(a.Key(code)), "%s has no %s wording", code, a)
+		}
+		id := i18n.Indonesian.T(i18n.Clerk.Key(code))
+		if prev, ok := seen[id]; ok {
 			t.Errorf("%s and %s share a message", code, prev)
 		}
-		seen[m.id] = code
-		if m.status != 0 {
-			assert.GreaterOrEqual(t, m.status, 400, code)
+		seen[id] = code
+	}
+	for _, code := range []string{PromptPlaceFinger, OutcomeRecorded} {
+		for _, a := range []i18n.Audience{i18n.Clerk, i18n.Holder} {
+			assert.True(t, i18n.Has(a.Key(code)), "%s has no %s wording", code, a)
 		}
 	}
 }
@@ -65,15 +73,23 @@ func TestClassify(t *testing.T) {
 	} {
 		assert.Equal(t, c.code, classify(c.err).Code, "%v", c.err)
 	}
-	status, e := Texts{}.APIError(&Failure{Code: CodeFingerNoMatch, TriesLeft: 2}, "en")
+	en := api.Locale{Lang: i18n.English, Audience: i18n.Clerk}
+	status, e := Texts{}.APIError(&Failure{Code: CodeFingerNoMatch, TriesLeft: 2}, en)
 	assert.Equal(t, http.StatusUnprocessableEntity, status)
 	assert.Equal(t, 2, e.TriesLeft)
 	assert.True(t, e.Retriable)
 	assert.Contains(t, e.Message, "does not match")
-	// configured wording wins, per language
+	// the card holder is addressed, not the clerk
+	_, e = Texts{}.APIError(&Failure{Code: CodeFingerNoMatch}, api.Locale{Lang: i18n.English, Audience: i18n.Holder})
+	assert.Equal(t, "Your fingerprint does not match. Clean your finger, then try again.", e.Message)
+	// an unknown code is worded as an internal error
+	assert.Equal(t, i18n.English.T("clerk.internal"), Texts{}.Message("no-such-code", en))
+	// configured wording wins, per language, for the clerk only
+	id := api.Locale{Lang: i18n.Indonesian, Audience: i18n.Clerk}
 	tx := Texts{ID: map[string]string{CodeNoCard: "Masukkan KPE Anda"}}
-	assert.Equal(t, "Masukkan KPE Anda", tx.Message(CodeNoCard, "id"))
-	assert.Equal(t, messages[CodeNoCard].en, tx.Message(CodeNoCard, "en"))
+	assert.Equal(t, "Masukkan KPE Anda", tx.Message(CodeNoCard, id))
+	assert.Equal(t, i18n.English.T("clerk.no-card"), tx.Message(CodeNoCard, en))
+	assert.Equal(t, i18n.Indonesian.T("holder.no-card"), tx.Message(CodeNoCard, api.Locale{Lang: i18n.Indonesian, Audience: i18n.Holder}))
 }
 
 func TestSWLabel(t *testing.T) {

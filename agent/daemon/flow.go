@@ -16,6 +16,7 @@ import (
 	"kpe-agent/apdu/sam"
 	"kpe-agent/biometric"
 	"kpe-agent/biometric/sensor"
+	"kpe-agent/internal/i18n"
 	"kpe-agent/sync/outbox"
 	"kpe-agent/sync/record"
 )
@@ -249,11 +250,11 @@ func (d *Daemon) tryCard(ctx context.Context, r *reader, s *cards.Session, req a
 // recorded tells the reader, the event stream and the log of a workflow
 // that recorded out.
 func (d *Daemon) recorded(r *reader, req api.AuthRequest, out *api.AuthResult) {
-	out.Message = d.texts().Message("recorded", d.lang(req.Lang))
+	out.Message = d.texts().Message(OutcomeRecorded, d.locale(api.Locale{Lang: i18n.Lang(req.Lang), Audience: i18n.Audience(req.Audience)}))
 	r.mu.Lock()
 	r.state, r.err = api.StateRecorded, nil
 	r.mu.Unlock()
-	d.publish(api.Event{Type: api.EventSession, Reader: r.name, State: api.StateRecorded, CardKind: out.CardKind, Code: out.Code, Message: d.message("recorded")})
+	d.publish(api.Event{Type: api.EventSession, Reader: r.name, State: api.StateRecorded, CardKind: out.CardKind, Code: out.Code, MessageCode: OutcomeRecorded})
 	d.log.Info("authentication recorded", "reader", r.name, "service", out.Service, "counter", out.Counter, "record", out.RecordID)
 }
 
@@ -499,12 +500,12 @@ func (d *Daemon) current(name string) (*cards.Result, error) {
 
 // CardView is the current card's data within the privacy rules (API):
 // no photo, template or KTP-el population data.
-func (d *Daemon) CardView(name, lang string) (any, error) {
+func (d *Daemon) CardView(name string, loc api.Locale) (any, error) {
 	res, err := d.current(name)
 	if err != nil {
 		return nil, err
 	}
-	return res.View(d.lang(lang)), nil
+	return res.View(string(d.locale(loc).Lang)), nil
 }
 
 // Prefill is the ASKES / BPJS form filled from the current KPE (API).

@@ -117,9 +117,9 @@ func (r *reader) setState(state string, kind cards.Kind, err error) {
 	r.mu.Unlock()
 	ev := api.Event{Type: api.EventSession, Reader: r.name, State: state, CardKind: string(k)}
 	if err != nil {
-		ev.Error = r.d.apiError(err, "")
+		ev.Error = r.d.apiError(err, api.Locale{})
 	} else if state == api.StateFingerprint {
-		ev.Message = r.d.message("place-finger")
+		ev.MessageCode = PromptPlaceFinger
 	}
 	r.d.publish(ev)
 }
@@ -397,7 +397,7 @@ func (r *reader) session(ctx context.Context, wait time.Duration, skip *cards.Se
 }
 
 // snapshot is the reader for the API.
-func (r *reader) snapshot(lang string) api.Reader {
+func (r *reader) snapshot(loc api.Locale) api.Reader {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	role := r.role
@@ -409,7 +409,7 @@ func (r *reader) snapshot(lang string) api.Reader {
 	}
 	out := api.Reader{Name: r.name, Role: role, CardPresent: r.present, Kind: string(r.kind), State: r.state, Busy: r.busy}
 	if r.err != nil {
-		out.Error = r.d.apiError(r.err, lang)
+		out.Error = r.d.apiError(r.err, loc)
 	}
 	return out
 }

@@ -110,7 +110,7 @@ func (h *samHolder) tryTake(ctx context.Context, r *reader) bool {
 	}
 	ev := api.Event{Type: api.EventSAM, Reader: r.name, State: "ready"}
 	if problem != "" {
-		ev.State, ev.Error = "unusable", h.d.apiError(fail(problem, nil), "")
+		ev.State, ev.Error = "unusable", h.d.apiError(fail(problem, nil), api.Locale{})
 	}
 	h.d.publish(ev)
 	r.markReady()
@@ -174,7 +174,7 @@ func (h *samHolder) drop(reader string) {
 	h.mu.Unlock()
 	card.Close()
 	h.d.log.Warn("SAM removed", "reader", name)
-	h.d.publish(api.Event{Type: api.EventSAM, Reader: name, State: "removed", Error: h.d.apiError(fail(CodeNoSAM, nil), "")})
+	h.d.publish(api.Event{Type: api.EventSAM, Reader: name, State: "removed", Error: h.d.apiError(fail(CodeNoSAM, nil), api.Locale{})})
 }
 
 func (h *samHolder) readerName() string {

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"html/template"
 	"io"
 	"log/slog"
 	"net/http"
@@ -16,11 +17,51 @@ import (
 	"strings"
 	"time"
 
+	"kpe-agent/internal/i18n"
 	"kpe-agent/sync/wire"
 )
 
 //go:embed page/verify.html
-var verifyPage []byte
+var verifyHTML string
+
+// verifyPage is the code verification page: its words come from the
+// catalogue (staff.verify.*) in both languages, so the page can switch
+// without a round trip; the server picks the first language by the
+// language rule (?lang, then Accept-Language, then Indonesian).
+var verifyPage = template.Must(template.New("verify").Parse(verifyHTML))
+
+// verifyTexts is the page's table, as JSON safe inside a script element
+// (json.Marshal escapes <, > and &).
+var verifyTexts = func() template.JS {
+	t := map[i18n.Lang]map[string]string{}
+	for _, l := range i18n.Langs {
+		t[l] = i18n.WithPrefix("staff.verify.", l)
+	}
+	b, err := json.Marshal(t)
+	if err != nil {
+		panic(err) // a map of strings always marshals
+	}
+	return template.JS(b)
+}()
+
+func serveVerifyPage(w http.ResponseWriter, r *http.Request) {
+	l := i18n.Negotiate(r.URL.Query().Get("lang"), "", r.Header.Get("Accept-Language"), i18n.Default)
+	var buf bytes.Buffer
+	if err := verifyPage.Execute(&buf, struct {
+		Lang  i18n.Lang
+		Title string
+		Texts template.JS
+	}{l, l.T("staff.verify.title"), verifyTexts}); err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Content-Security-Policy", "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Vary", "Accept-Language")
+	w.Write(buf.Bytes())
+}
 
 // TerminalHandler serves the terminals' side: POST /v1/records and
 // GET /v1/health. Mount it on a TLS server that requires and verifies
@@ -104,12 +145,7 @@ func readBatch(r *http.Request) (*wire.Batch, int, error) {
 func (s *Service) StaffHandler(log *slog.Logger, loc *time.Location) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+wire.PathHealth, health)
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'")
-		w.Header().Set("X-Frame-Options", "DENY")
-		w.Write(verifyPage)
-	})
+	mux.HandleFunc("GET /{$}", serveVerifyPage)
 	mux.HandleFunc("GET "+wire.PathVerify+"{code}", func(w http.ResponseWriter, r *http.Request) {
 		v, err := s.Verify(r.Context(), r.PathValue("code"))
 		if err != nil {

@@ -38,11 +38,12 @@ func chromium(t *testing.T) string {
 
 // dom loads the page in headless Chromium, lets its script run, and
 // returns the resulting DOM.
-func dom(t *testing.T, bin, u string) string {
+func dom(t *testing.T, bin, u string, flags ...string) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-		"--no-first-run", "--user-data-dir="+t.TempDir(), "--virtual-time-budget=10000", "--dump-dom", u)
+	args := append([]string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+		"--no-first-run", "--disable-background-networking", "--user-data-dir=" + t.TempDir(), "--virtual-time-budget=10000"}, flags...)
+	cmd := exec.CommandContext(ctx, bin, append(args, "--dump-dom", u)...)
 	cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
 	out, err := cmd.Output()
 	require.NoError(t, err, "chromium: %s", out)
@@ -85,4 +86,38 @@ func TestVerifyPageInChromium(t *testing.T) {
 	assert.Regexp(t, `data-reason="unknown"`, page)
 	assert.Contains(t, page, "Code NOT VALID")
 	assert.True(t, regexp.MustCompile(`<html lang="en"`).MatchString(page))
+
+	// a browser set to English gets the page in English (Accept-Language)
+	page = dom(t, bin, srv.URL+"/?code="+unknown, "--accept-lang=en-GB,en")
+	assert.Contains(t, page, "Code NOT VALID")
+	assert.Contains(t, page, "<title>KPE Authentication Code Verification</title>")
+}
+
+// The page's words are the catalogue's, in the language the request asks
+// for by the language rule.
+func TestVerifyPageLanguage(t *testing.T) {
+	st, err := backoffice.OpenBolt(filepath.Join(t.TempDir(), "bo.db"))
+	require.NoError(t, err)
+	defer st.Close()
+	l := newLab(t, st)
+	h := l.svc.StaffHandler(nil, time.UTC)
+	get := func(path, accept string) string {
+		req := httptest.NewRequest("GET", path, nil)
+		if accept != "" {
+			req.Header.Set("Accept-Language", accept)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		require.Equal(t, 200, rec.Code)
+		assert.Equal(t, "Accept-Language", rec.Header().Get("Vary"))
+		return rec.Body.String()
+	}
+	assert.Contains(t, get("/", ""), `<html lang="id">`)
+	assert.Contains(t, get("/", "en-US,en;q=0.9"), `<html lang="en">`)
+	assert.Contains(t, get("/?lang=id", "en"), `<html lang="id">`)
+	page := get("/?lang=en", "")
+	assert.Contains(t, page, "<title>KPE Authentication Code Verification</title>")
+	// both languages travel with the page, so it switches in place
+	assert.Contains(t, page, "Periksa kembali setiap karakter")
+	assert.Contains(t, page, "Check every character again")
 }
