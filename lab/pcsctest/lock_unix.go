@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -45,3 +46,21 @@ func processAlive(pid int) bool {
 }
 
 func kill(pid int) error { return syscall.Kill(pid, syscall.SIGKILL) }
+
+// keepFDsFromChildren marks every inherited descriptor above stderr
+// close-on-exec, so that a pcscd started by the rig holds none of them: a
+// lock taken by whatever ran `go test` (flock(1) passes its descriptor
+// down) would otherwise stay held as long as that pcscd lives. Go opens
+// its own files close-on-exec already. Where /proc is missing, nothing is
+// done.
+func keepFDsFromChildren() {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
+			syscall.CloseOnExec(fd)
+		}
+	}
+}

@@ -112,6 +112,7 @@ func Start() error {
 		// refuse to start. Only removed when no pcscd lives.
 		_ = os.Remove("/run/pcscd/pcscd.comm")
 		_ = os.Remove("/run/pcscd/pcscd.pid")
+		keepFDsFromChildren()
 		out, err := exec.Command(bin).CombinedOutput()
 		if err != nil {
 			return fmt.Errorf("starting %s: %v: %s", bin, err, out)
