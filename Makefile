@@ -10,22 +10,29 @@ FUZZTIME  ?= 8s
 # driver; gcc and pkg-config for cgo against libpcsclite;
 # opensc and pcsc-tools are the independent tools the acceptance
 # checks use; PostgreSQL for the back office; chromium for its page;
-# rpm so the package test reads the .rpm's header).
-SYS_PKGS  := pcscd libpcsclite-dev vsmartcard-vpcd pcsc-tools opensc curl pkg-config gcc postgresql chromium rpm
+# rpm so the package test reads the .rpm's header; Node.js and npm for the
+# OpenAPI linter, make openapi-lint).
+SYS_PKGS  := pcscd libpcsclite-dev vsmartcard-vpcd pcsc-tools opensc curl pkg-config gcc postgresql chromium rpm nodejs npm
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help deps pcscd postgres build run test check unit fuzz-smoke windows bench bio-bench soak clean package
+.PHONY: help deps pcscd postgres build run test check openapi-lint unit fuzz-smoke windows bench bio-bench soak clean package
 
 help:
 	@echo "make run    back office + virtual card lab + agent; one ASKES authentication, then stays up (no hardware needed)"
 	@echo "make test   install what is missing, start pcscd and PostgreSQL, run every check"
 	@echo "make bench  benchmarks: transport, sync, tap-to-code and the agent's idle footprint (about 2 minutes)"
 	@echo "make package  .deb, .rpm and the Windows zip into build/pkg/"
+	@echo "make openapi-lint  lint the OpenAPI documents with the pinned Redocly CLI (part of make test)"
 
-# Install missing system packages: apt-get update once, then install.
+# Install missing system packages: apt-get update once, then install. A
+# package counts as there when an installed package provides it (a Node.js
+# build that bundles npm provides npm, and conflicts with Debian's).
 deps:
-	@missing=""; for p in $(SYS_PKGS); do \
-	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	@provided=" $$(dpkg-query -W -f='$${db:Status-Abbrev}|$${Provides}\n' 2>/dev/null | \
+	  awk -F'|' '$$1 ~ /^ii/ {print $$2}' | tr ',' '\n' | sed 's/(.*)//; s/ //g' | sort -u | tr '\n' ' ') "; \
+	missing=""; for p in $(SYS_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || \
+	    [[ "$$provided" == *" $$p "* ]] || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
 	  echo ">> installing:$$missing"; \
@@ -73,7 +80,29 @@ windows:
 	GOOS=windows GOARCH=amd64 $(GO) build ./...
 	@echo ">> GOOS=windows GOARCH=amd64 go build ./... ok"
 
-test: pcscd postgres check windows fuzz-smoke unit
+test: pcscd postgres check openapi-lint windows fuzz-smoke unit
+
+# The OpenAPI documents (agent/api/openapi.yaml, docs/backoffice-api.yaml)
+# linted by Redocly CLI with redocly.yaml's rules; any problem fails. The CLI
+# is the version pinned in tools/openapi/package-lock.json, installed with
+# `npm ci` into build/tools/openapi (git-ignored), never globally; it is
+# installed again when the lock file changes. It needs Node.js 20.19+ or
+# 22.12+ (Debian bookworm's own nodejs is 18: then this says so and fails).
+OPENAPI_TOOLS := build/tools/openapi
+REDOCLY       := $(OPENAPI_TOOLS)/node_modules/.bin/redocly
+NODE_CHECK    := const [a, b] = process.versions.node.split(".").map(Number); \
+  if (!((a === 20 && b >= 19) || (a === 22 && b >= 12) || a > 22)) { \
+  console.error("openapi-lint: Redocly CLI needs Node.js 20.19+ or 22.12+, this is " + process.version); process.exit(1) }
+
+$(OPENAPI_TOOLS)/.installed: tools/openapi/package.json tools/openapi/package-lock.json | deps
+	@node -e '$(NODE_CHECK)'
+	rm -rf $(OPENAPI_TOOLS) && mkdir -p $(OPENAPI_TOOLS)
+	cp tools/openapi/package.json tools/openapi/package-lock.json $(OPENAPI_TOOLS)/
+	cd $(OPENAPI_TOOLS) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	@touch $@
+
+openapi-lint: $(OPENAPI_TOOLS)/.installed
+	REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true $(REDOCLY) lint --config redocly.yaml
 
 # Long reliability runs: the outbox killed with SIGKILL 500 times while
 # appending, and a terminal killed 500 times while appending and uploading

@@ -37,6 +37,6 @@ done
 
 $GO run installer/winzip.go -o "$PKG_DIR/kpe-agent-windows-amd64.zip" -config "$KPE_AGENT_YAML" \
   "$stage/windows-amd64/kpe-agent.exe" "$stage/windows-amd64/kpectl.exe" \
-  installer/windows/install.ps1 installer/windows/uninstall.ps1 installer/windows/README-windows.txt
+  installer/windows/install.ps1 installer/windows/uninstall.ps1 installer/windows/README-windows.txt LICENSE
 rm -rf "$stage"
 ls -l "$PKG_DIR"/kpe-agent_*.deb "$PKG_DIR"/kpe-agent-*.rpm "$PKG_DIR/kpe-agent-windows-amd64.zip"

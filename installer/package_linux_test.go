@@ -186,6 +186,9 @@ func checkRPM(t *testing.T, rpm string) {
 	if req := run(t, "rpm", "-qpR", rpm); !strings.Contains(req, "pcsc-lite-libs\n") || !strings.Contains(req, "pcsc-lite\n") {
 		t.Errorf("rpm requires:\n%s", req)
 	}
+	if lic := run(t, "rpm", "-qp", "--qf", "%{LICENSE}", rpm); lic != "Apache-2.0" {
+		t.Errorf("rpm licence %q, want Apache-2.0", lic)
+	}
 	if conf := run(t, "rpm", "-qpc", rpm); strings.TrimSpace(conf) != "/etc/kpe-agent/agent.yaml" {
 		t.Errorf("rpm config files: %q", conf)
 	}
@@ -197,6 +200,7 @@ func checkRPM(t *testing.T, rpm string) {
 		"drwxr-x--- root:kpe-agent /etc/kpe-agent/secrets\n",
 		"drwxr-x--- kpe-agent:kpe-agent /var/lib/kpe-agent\n",
 		"drwxr-x--- kpe-agent:kpe-agent /var/log/kpe-agent\n",
+		"-rw-r--r-- root:root /usr/share/licenses/kpe-agent/LICENSE\n",
 	} {
 		if !strings.Contains(list, want) {
 			t.Errorf("the .rpm lacks %q; it holds:\n%s", want, list)
@@ -257,7 +261,7 @@ func checkZip(t *testing.T, zipFile string) {
 		files[f.Name] = f
 	}
 	want := []string{"kpe-agent/kpe-agent.exe", "kpe-agent/kpectl.exe", "kpe-agent/install.ps1",
-		"kpe-agent/uninstall.ps1", "kpe-agent/README-windows.txt", "kpe-agent/agent.yaml"}
+		"kpe-agent/uninstall.ps1", "kpe-agent/README-windows.txt", "kpe-agent/LICENSE", "kpe-agent/agent.yaml"}
 	if strings.Join(names, " ") != strings.Join(want, " ") {
 		t.Errorf("zip holds %q, want %q", names, want)
 	}
@@ -394,6 +398,8 @@ func checkDeb(t *testing.T, root, deb string) {
 		{path: "/usr/share/polkit-1/rules.d/60-kpe-agent-pcscd.rules", mode: 0o644, owner: "root", grp: "root",
 			contains: []string{`"org.debian.pcsc-lite.access_pcsc"`, `"org.debian.pcsc-lite.access_card"`, `subject.user == "kpe-agent"`}},
 		{path: "/usr/share/doc/kpe-agent/install.md", mode: 0o644, owner: "root", grp: "root"},
+		{path: "/usr/share/doc/kpe-agent/copyright", mode: 0o644, owner: "root", grp: "root",
+			sameContent: filepath.Join(root, "LICENSE")},
 	} {
 		checkFile(t, w)
 	}

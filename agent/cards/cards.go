@@ -1,7 +1,7 @@
 // Package cards recognises the card in a reader (docs/card-profiles.md §5)
 // and reads it with its profile's reader, returning one Result that lists
 // each check separately: card authentic (SAM), data authentic (issuer
-// signature), identifiers consistent (domain.md §3), with the reason for
+// signature), identifiers consistent (docs/background.md §3), with the reason for
 // any failure, and one verdict code that names the outcome.
 package cards
 

@@ -11,7 +11,7 @@ import (
 // View is a Result made ready for JSON (kpectl read --json, and later the
 // local API). It never carries a photo, a template or KTP-el population
 // data: the photo is reported by size only, and a KTP-el shows only its
-// checks (domain.md §4; KTP-el data stays in memory for the transaction).
+// checks (docs/background.md §4; KTP-el data stays in memory for the transaction).
 type View struct {
 	ATR        string          `json:"atr"`
 	Kind       Kind            `json:"kind"`

@@ -7,7 +7,7 @@ import (
 )
 
 // CheckKPE cross-checks the identifiers on a KPE or KPE Tambahan against
-// the holder's birth date and gender on the card (domain.md §3). Mismatches
+// the holder's birth date and gender on the card (docs/background.md §3). Mismatches
 // are warnings for the clerk, never errors. On a KPE Tambahan the NIP is the
 // civil servant's (the link), so only the holder's NIK is checked against
 // the holder's data, and the linked NIP only for its own structure.

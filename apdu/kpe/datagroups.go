@@ -9,7 +9,7 @@
 // add fields); an unknown constructed tag rejects the group.
 //
 // These structs hold personal data. They are for memory only: never log or
-// persist them (domain.md §4).
+// persist them (docs/background.md §4).
 package kpe
 
 import (

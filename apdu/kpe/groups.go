@@ -184,8 +184,8 @@ func (d Employment) Encode() []byte {
 	return tlv.NewConstructed(tagEmployment, kids...).Bytes()
 }
 
-// maxMembers bounds DG3 (the seed budgets 10 % of 68 KB each for spouses
-// and children; far fewer than this fit).
+// maxMembers bounds DG3 (the chip budgets 10 % of 68 KB each for spouses
+// and children, docs/background.md §2; far fewer than this fit).
 const maxMembers = 64
 
 // ParseFamily parses DG3.

@@ -2,7 +2,7 @@
 // file identifiers and the data read from the chip as typed Go structs with
 // strict parsers.
 //
-// KTP-el population data must never be stored (seed 003, Pasal 2(2)j): the
+// KTP-el population data must never be stored (docs/background.md §4): the
 // structs here live in memory for one transaction. To make an accidental
 // log line or dump harmless, Biodata and Fingerprint render as "[redacted]"
 // for fmt, log/slog and encoding/json, also when nested in other structs.
@@ -91,7 +91,7 @@ func (h Header) Encode() []byte {
 	return tlv.NewConstructed(0x70, tlv.New(0x80, h.ChipSerial), tlv.New(0x81, []byte{byte(h.Version)})).Bytes()
 }
 
-// Biodata is EF 6FF1 (fields of domain.md §2): 71 { 80 NIK, 81 name, ... }.
+// Biodata is EF 6FF1 (fields of docs/background.md §2): 71 { 80 NIK, 81 name, ... }.
 type Biodata struct {
 	NIK, Name, BirthPlace, BirthDate, Gender, BloodType          string
 	Address, RT, RW, Village, District, Regency, Province        string

@@ -14,8 +14,8 @@ import (
 	"kpe-agent/sync/record"
 )
 
-// Semester is half a calendar year (seed 003, Pasal 4: the institution
-// reports its use of NIK and KTP-el to Dukcapil every semester).
+// Semester is half a calendar year (the institution reports its use of NIK
+// and KTP-el to Dukcapil every semester: docs/background.md §4).
 type Semester struct {
 	Year int
 	Half int // 1: January–June, 2: July–December
