@@ -6,6 +6,7 @@ import (
 
 	"kpe-agent/apdu/kpe"
 	"kpe-agent/apdu/sam"
+	"kpe-agent/internal/i18n"
 )
 
 // View is a Result made ready for JSON (kpectl read --json, and later the
@@ -110,15 +111,12 @@ type SAMView struct {
 	Counter   uint32 `json:"signature_counter"`
 }
 
-// View builds the view; lang ("id" or "en") picks the warning language.
+// View builds the view; lang ("id" or "en", see i18n.Parse) picks the
+// warning language, Bahasa Indonesia for any other.
 func (r *Result) View(lang string) View {
 	v := View{ATR: strings.ToUpper(hex.EncodeToString(r.ATR)), Kind: r.Kind, Verdict: r.Verdict, Checks: r.Checks}
 	for _, w := range r.Warnings {
-		msg := w.ID
-		if lang == "en" {
-			msg = w.EN
-		}
-		v.Warnings = append(v.Warnings, WarningView{Code: w.Code, Message: msg})
+		v.Warnings = append(v.Warnings, WarningView{Code: w.Code, Message: w.In(i18n.Lang(lang))})
 	}
 	if c := r.KPE; c != nil {
 		typ := "KPE"

@@ -68,8 +68,9 @@
 // clerk's screen. They never fail and never panic: an invalid identifier
 // or a mismatch between an identifier and the card's birth date or gender
 // becomes a Warning with a stable Code and a polite, actionable message in
-// Bahasa Indonesia (ID) and English (EN). Real cards carry data-entry
-// errors; deciding what to do is the clerk's job, not the software's.
+// Bahasa Indonesia (ID) and English (EN), from the message catalogue
+// (internal/i18n, identity.*). Real cards carry data-entry errors;
+// deciding what to do is the clerk's job, not the software's.
 // Use Merge to combine the results of several checks without duplicates.
 //
 // # Personal data

@@ -6,6 +6,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"kpe-agent/internal/i18n"
 )
 
 var ref2025 = d(2025, time.June, 15)
@@ -156,8 +158,9 @@ func TestParseNIKErrors(t *testing.T) {
 			n, err := ParseNIK(tc.in, tc.ref)
 			requireInvalid(t, err, tc.sentinel, tc.field, tc.in)
 			assert.Equal(t, NIK{}, n)
-			assert.NotEmpty(t, lookupReason(err).id, "no clerk text for %s/%v", tc.field, tc.sentinel)
-			assert.NotEmpty(t, lookupReason(err).en)
+			r, ok := lookupReason(err)
+			assert.True(t, ok, "no clerk text for %s/%v", tc.field, tc.sentinel)
+			assert.True(t, i18n.Has(r.key), "%s/%v: %q is not in the catalogue", tc.field, tc.sentinel, r.key)
 		})
 	}
 }

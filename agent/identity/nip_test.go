@@ -6,6 +6,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"kpe-agent/internal/i18n"
 )
 
 func TestParseNIPDomainExample(t *testing.T) {
@@ -110,8 +112,9 @@ func TestParseNIPErrors(t *testing.T) {
 			n, err := ParseNIP(tc.in)
 			requireInvalid(t, err, tc.sentinel, tc.field, tc.in)
 			assert.Equal(t, NIP{}, n)
-			assert.NotEmpty(t, lookupReason(err).id, "no clerk text for %s/%v", tc.field, tc.sentinel)
-			assert.NotEmpty(t, lookupReason(err).en)
+			r, ok := lookupReason(err)
+			assert.True(t, ok, "no clerk text for %s/%v", tc.field, tc.sentinel)
+			assert.True(t, i18n.Has(r.key), "%s/%v: %q is not in the catalogue", tc.field, tc.sentinel, r.key)
 		})
 	}
 }

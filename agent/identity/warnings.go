@@ -2,8 +2,10 @@ package identity
 
 import (
 	"errors"
-	"fmt"
+	"strings"
 	"time"
+
+	"kpe-agent/internal/i18n"
 )
 
 // Warning is a problem found while checking identifiers, to be shown to the
@@ -16,6 +18,12 @@ type Warning struct {
 	ID string
 	// EN is the message in English.
 	EN string
+}
+
+// In returns the message in lang (Bahasa Indonesia for any language other
+// than English).
+func (w Warning) In(lang i18n.Lang) string {
+	return i18n.Text{ID: w.ID, EN: w.EN}.In(lang)
 }
 
 // Warning codes.
@@ -147,148 +155,99 @@ func sameDateMod100(a, b time.Time) bool {
 	return mod(ay, 100) == mod(by, 100) && am == bm && ad == bd
 }
 
-// Texts. Keep them short, polite and actionable for a frontline clerk, and
-// never put identifier values in them.
+// Texts. They live in the catalogue (internal/i18n, identity.*): keep them
+// short, polite and actionable for a frontline clerk, and never put
+// identifier values in them.
 
-const checkDocsID = "Periksa dokumen pendukung."
-const checkDocsEN = "Check supporting documents."
-
-var warnings = map[string]Warning{
-	CodeNIPBirthDateMismatch: {
-		Code: CodeNIPBirthDateMismatch,
-		ID:   "Tanggal lahir pada NIP tidak sama dengan tanggal lahir di kartu. " + checkDocsID,
-		EN:   "The birth date in the NIP does not match the card's birth date. " + checkDocsEN,
-	},
-	CodeNIPGenderMismatch: {
-		Code: CodeNIPGenderMismatch,
-		ID:   "Jenis kelamin pada NIP tidak sama dengan jenis kelamin di kartu. " + checkDocsID,
-		EN:   "The gender in the NIP does not match the gender on the card. " + checkDocsEN,
-	},
-	CodeNIKBirthDateMismatch: {
-		Code: CodeNIKBirthDateMismatch,
-		ID:   "Tanggal lahir pada NIK tidak sama dengan tanggal lahir di kartu. " + checkDocsID,
-		EN:   "The birth date in the NIK does not match the card's birth date. " + checkDocsEN,
-	},
-	CodeNIKGenderMismatch: {
-		Code: CodeNIKGenderMismatch,
-		ID:   "Jenis kelamin pada NIK tidak sama dengan jenis kelamin di kartu. " + checkDocsID,
-		EN:   "The gender in the NIK does not match the gender on the card. " + checkDocsEN,
-	},
-	CodeNIKUnknownProvince: {
-		Code: CodeNIKUnknownProvince,
-		ID: "Kode provinsi pada NIK belum dikenal oleh terminal ini. Transaksi tetap dapat dilanjutkan. " +
-			"Jika ragu, periksa KTP-el atau Kartu Keluarga dan laporkan ke teknisi agar daftar provinsi diperbarui.",
-		EN: "The province code in the NIK is not known to this terminal. The transaction can continue. " +
-			"If in doubt, check the KTP-el or family card (Kartu Keluarga) and tell a technician so the province list can be updated.",
-	},
+// newWarning returns the warning code with the catalogue text of key.
+func newWarning(code, key string) Warning {
+	t := i18n.Both(key)
+	return Warning{Code: code, ID: t.ID, EN: t.EN}
 }
 
-const sameHolderID = " Pastikan KPE dan KTP-el milik orang yang sama, lalu periksa dokumen pendukung."
-const sameHolderEN = " Make sure the KPE and the KTP-el belong to the same person, then check supporting documents."
+var warnings = map[string]Warning{
+	CodeNIPBirthDateMismatch: newWarning(CodeNIPBirthDateMismatch, "identity.nip.birthdate_mismatch"),
+	CodeNIPGenderMismatch:    newWarning(CodeNIPGenderMismatch, "identity.nip.gender_mismatch"),
+	CodeNIKBirthDateMismatch: newWarning(CodeNIKBirthDateMismatch, "identity.nik.birthdate_mismatch"),
+	CodeNIKGenderMismatch:    newWarning(CodeNIKGenderMismatch, "identity.nik.gender_mismatch"),
+	CodeNIKUnknownProvince:   newWarning(CodeNIKUnknownProvince, "identity.nik.unknown_province"),
+}
 
 var (
-	nipNIKBirth = Warning{
-		Code: CodeNIPNIKMismatch,
-		ID:   "Tanggal lahir pada NIP dan NIK tidak sama." + sameHolderID,
-		EN:   "The birth dates in the NIP and the NIK differ." + sameHolderEN,
-	}
-	nipNIKGender = Warning{
-		Code: CodeNIPNIKMismatch,
-		ID:   "Jenis kelamin pada NIP dan NIK tidak sama." + sameHolderID,
-		EN:   "The genders in the NIP and the NIK differ." + sameHolderEN,
-	}
-	nipNIKBoth = Warning{
-		Code: CodeNIPNIKMismatch,
-		ID:   "Tanggal lahir dan jenis kelamin pada NIP dan NIK tidak sama." + sameHolderID,
-		EN:   "The birth dates and genders in the NIP and the NIK differ." + sameHolderEN,
-	}
+	nipNIKBirth  = newWarning(CodeNIPNIKMismatch, "identity.nip_nik.birthdate_mismatch")
+	nipNIKGender = newWarning(CodeNIPNIKMismatch, "identity.nip_nik.gender_mismatch")
+	nipNIKBoth   = newWarning(CodeNIPNIKMismatch, "identity.nip_nik.both_mismatch")
 )
 
-// reason is a bilingual explanation of why an identifier is invalid.
-type reason struct{ id, en string }
+// reason is the catalogue key (and its arguments) of a clerk-facing
+// explanation of why an identifier is invalid.
+type reason struct {
+	key  string
+	args []any
+}
 
 // invalidReasons maps (Error.Field, sentinel) to a clerk-facing reason.
 var invalidReasons = map[string]map[error]reason{
 	FieldNIP: {
-		ErrLength:    {"NIP harus terdiri dari 18 digit angka.", "A NIP must have exactly 18 digits."},
-		ErrNotDigits: {"NIP hanya boleh berisi angka.", "A NIP may contain digits only."},
+		ErrLength:    {key: "identity.nip.reason.length"},
+		ErrNotDigits: {key: "identity.nip.reason.not_digits"},
 	},
 	FieldNIPBirthDate: {
-		ErrBadDate: {"Bagian tanggal lahir (digit 1-8) bukan tanggal yang valid.",
-			"The birth-date part (digits 1-8) is not a valid date."},
+		ErrBadDate: {key: "identity.nip.reason.birth_date"},
 	},
 	FieldNIPAppointment: {
-		ErrBadDate: {"Bagian bulan pengangkatan CPNS (digit 9-14) tidak valid.",
-			"The CPNS appointment part (digits 9-14) is not a valid month."},
-		ErrAppointmentBeforeBirth: {"Bulan pengangkatan CPNS lebih awal dari tanggal lahir.",
-			"The CPNS appointment month is earlier than the birth date."},
-		ErrImplausibleAge: {
-			fmt.Sprintf("Usia saat pengangkatan CPNS tidak wajar (di luar %d-%d tahun).", MinAppointmentAge, MaxAppointmentAge),
-			fmt.Sprintf("The age at CPNS appointment is implausible (outside %d-%d years).", MinAppointmentAge, MaxAppointmentAge)},
+		ErrBadDate:                {key: "identity.nip.reason.appointment_date"},
+		ErrAppointmentBeforeBirth: {key: "identity.nip.reason.appointment_before_birth"},
+		ErrImplausibleAge:         {key: "identity.nip.reason.appointment_age", args: []any{MinAppointmentAge, MaxAppointmentAge}},
 	},
 	FieldNIPGender: {
-		ErrBadGender: {"Digit jenis kelamin (digit ke-15) harus 1 atau 2.",
-			"The gender digit (15th digit) must be 1 or 2."},
+		ErrBadGender: {key: "identity.nip.reason.gender_digit"},
 	},
 	FieldNIPSequence: {
-		ErrBadSequence: {"Nomor urut (digit 16-18) tidak boleh 000.",
-			"The sequence number (digits 16-18) must not be 000."},
+		ErrBadSequence: {key: "identity.nip.reason.sequence"},
 	},
 	FieldNIK: {
-		ErrLength:    {"NIK harus terdiri dari 16 digit angka.", "A NIK must have exactly 16 digits."},
-		ErrNotDigits: {"NIK hanya boleh berisi angka.", "A NIK may contain digits only."},
+		ErrLength:    {key: "identity.nik.reason.length"},
+		ErrNotDigits: {key: "identity.nik.reason.not_digits"},
 	},
 	FieldNIKRegion: {
-		ErrBadRegion: {"Kode wilayah (digit 1-6) tidak valid.", "The region code (digits 1-6) is not valid."},
+		ErrBadRegion: {key: "identity.nik.reason.region"},
 	},
 	FieldNIKBirthDate: {
-		ErrBadDate: {"Bagian tanggal lahir (digit 7-12) bukan tanggal yang valid.",
-			"The birth-date part (digits 7-12) is not a valid date."},
+		ErrBadDate: {key: "identity.nik.reason.birth_date"},
 	},
 	FieldNIKSequence: {
-		ErrBadSequence: {"Nomor urut (digit 13-16) tidak boleh 0000.",
-			"The sequence number (digits 13-16) must not be 0000."},
+		ErrBadSequence: {key: "identity.nik.reason.sequence"},
 	},
 }
 
-func lookupReason(err error) reason {
+// lookupReason returns err's reason; ok is false for an error without one.
+func lookupReason(err error) (r reason, ok bool) {
 	var e *Error
 	if errors.As(err, &e) {
-		if r, ok := invalidReasons[e.Field][e.Err]; ok {
-			return r
-		}
+		r, ok = invalidReasons[e.Field][e.Err]
 	}
-	return reason{}
+	return r, ok
 }
 
 func nipInvalid(err error) Warning {
-	r := lookupReason(err)
-	return Warning{
-		Code: CodeNIPInvalid,
-		ID:   join("NIP tidak valid.", r.id, "Mohon periksa kembali NIP pada kartu dan dokumen kepegawaian."),
-		EN:   join("The NIP is not valid.", r.en, "Please check the NIP on the card against the personnel documents."),
-	}
+	return invalidWarning(CodeNIPInvalid, "identity.nip.invalid", "identity.nip.recheck", err)
 }
 
 func nikInvalid(err error) Warning {
-	r := lookupReason(err)
-	return Warning{
-		Code: CodeNIKInvalid,
-		ID:   join("NIK tidak valid.", r.id, "Mohon periksa kembali NIK pada KTP-el atau Kartu Keluarga."),
-		EN:   join("The NIK is not valid.", r.en, "Please check the NIK on the KTP-el or the family card (Kartu Keluarga)."),
-	}
+	return invalidWarning(CodeNIKInvalid, "identity.nik.invalid", "identity.nik.recheck", err)
 }
 
-func join(parts ...string) string {
-	out := ""
-	for _, p := range parts {
-		if p == "" {
-			continue
+// invalidWarning says, in each language, that an identifier is invalid
+// (headline), why (when err has a known reason) and what to check.
+func invalidWarning(code, headline, recheck string, err error) Warning {
+	r, ok := lookupReason(err)
+	text := func(l i18n.Lang) string {
+		parts := []string{l.T(headline)}
+		if ok {
+			parts = append(parts, l.T(r.key, r.args...))
 		}
-		if out != "" {
-			out += " "
-		}
-		out += p
+		return strings.Join(append(parts, l.T(recheck)), " ")
 	}
-	return out
+	return Warning{Code: code, ID: text(i18n.Indonesian), EN: text(i18n.English)}
 }

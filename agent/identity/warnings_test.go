@@ -1,12 +1,15 @@
 package identity
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"kpe-agent/internal/i18n"
 )
 
 const (
@@ -168,6 +171,34 @@ func TestWarningTable(t *testing.T) {
 		warnings[CodeNIPBirthDateMismatch].ID)
 	assert.Equal(t, "The birth date in the NIP does not match the card's birth date. Check supporting documents.",
 		warnings[CodeNIPBirthDateMismatch].EN)
+}
+
+func TestWarningIn(t *testing.T) {
+	w := warnings[CodeNIKUnknownProvince]
+	assert.Equal(t, w.ID, w.In(i18n.Indonesian))
+	assert.Equal(t, w.EN, w.In(i18n.English))
+	assert.Equal(t, w.EN, w.In("en-GB"))
+	assert.Equal(t, w.ID, w.In("fr"), "any other language is Bahasa Indonesia")
+	assert.Equal(t, w.ID, w.In(""))
+}
+
+// The reason of an implausible age names the limits in both languages.
+func TestImplausibleAgeReason(t *testing.T) {
+	ws := CheckNIP("196608011981071001", time.Time{}, GenderUnknown) // appointed at 14
+	require.Len(t, ws, 1)
+	assert.Equal(t, "NIP tidak valid. Usia saat pengangkatan CPNS tidak wajar (di luar 15-60 tahun). "+
+		"Mohon periksa kembali NIP pada kartu dan dokumen kepegawaian.", ws[0].ID)
+	assert.Equal(t, "The NIP is not valid. The age at CPNS appointment is implausible (outside 15-60 years). "+
+		"Please check the NIP on the card against the personnel documents.", ws[0].EN)
+}
+
+// An invalid identifier whose error has no known reason still says that
+// it is invalid and what to check, in two sentences.
+func TestInvalidWarningWithoutReason(t *testing.T) {
+	w := nikInvalid(errors.New("not an identity error"))
+	assert.Equal(t, CodeNIKInvalid, w.Code)
+	assert.Equal(t, "NIK tidak valid. Mohon periksa kembali NIK pada KTP-el atau Kartu Keluarga.", w.ID)
+	assert.Equal(t, "The NIK is not valid. Please check the NIK on the KTP-el or the family card (Kartu Keluarga).", w.EN)
 }
 
 func assertWarningText(t *testing.T, input string, w Warning) {

@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"kpe-agent/agent/api"
+	"kpe-agent/internal/i18n"
 	"kpe-agent/sync/outbox"
 )
 
@@ -251,7 +252,7 @@ func TestAuthCancel(t *testing.T) {
 		<-r.Context().Done()
 	}
 	var out, errOut lockedBuffer
-	c := &cli{out: &out, errOut: &errOut, msg: catalogue["en"], lang: "en", agentURL: a.url, tokenFile: tokenFile(t, agentToken)}
+	c := &cli{out: &out, errOut: &errOut, msg: messagesIn(i18n.English), lang: "en", agentURL: a.url, tokenFile: tokenFile(t, agentToken)}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- c.auth(ctx, []string{"-service", "askes", "-operator", "op-1"}) }()
