@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"kpe-agent/internal/i18n"
 	"kpe-agent/sync/wire"
 )
 
@@ -43,7 +44,7 @@ func (r *run) backOffice(ctx context.Context) {
 	r.add(r.checkClientCert())
 	if strings.TrimSpace(r.cfg.Sync.URL) == "" {
 		skip := Finding{Status: Skip, Code: "no-sync-url", Detail: "sync.url is empty: syncing is not configured",
-			Message: tf("Tidak diperiksa: sinkronisasi ke kantor pusat tidak dikonfigurasi (sync.url kosong).", "Not checked: syncing to the back office is not configured (sync.url is empty).")}
+			Message: i18n.Both("doctor.needs-sync-url.message")}
 		for _, id := range []string{CheckBackOffice, CheckClock, CheckServerCert} {
 			s := skip
 			s.ID = id
@@ -54,12 +55,11 @@ func (r *run) backOffice(ctx context.Context) {
 	p, cfgErr := r.probeBackOffice(ctx)
 	if cfgErr != nil {
 		r.add(Finding{ID: CheckBackOffice, Status: Fail, Code: "tls-config", Detail: cfgErr.Error(),
-			Message: tf("Berkas sertifikat untuk koneksi ke kantor pusat tidak dapat dipakai.", "The certificate files for the back-office connection cannot be used."),
-			Action: tf("Periksa sync.client_cert, sync.client_key dan sync.ca di konfigurasi agen: berkasnya ada, berformat PEM dan saling cocok. Bila hilang, pasang ulang sertifikat melalui penerbit/pemasang.",
-				"Check sync.client_cert, sync.client_key and sync.ca in the agent's configuration: the files exist, are PEM and belong together. If they are lost, reinstall the certificate through the issuer/installer.")})
+			Message: i18n.Both("doctor.backoffice.tls-config.message"),
+			Action:  i18n.Both("doctor.backoffice.tls-config.action")})
 		for _, id := range []string{CheckClock, CheckServerCert} {
 			r.add(Finding{ID: id, Status: Skip, Code: "no-connection", Detail: "no connection to the back office",
-				Message: tf("Tidak diperiksa: tidak ada koneksi ke kantor pusat.", "Not checked: no connection to the back office.")})
+				Message: i18n.Both("doctor.needs-connection.message")})
 		}
 		return
 	}
@@ -228,8 +228,7 @@ func netCode(err error) string {
 }
 
 func (r *run) networkAction() Text {
-	return tf("Periksa koneksi jaringan terminal (kabel/Wi-Fi, modem), firewall, dan proxy: bila jaringan kantor memakai proxy, atur HTTPS_PROXY untuk agen. Periksa juga sync.url. Catatan tetap tersimpan dan dikirim saat koneksi pulih.",
-		"Check the terminal's network connection (cable/Wi-Fi, modem), the firewall and the proxy: if the office network uses a proxy, set HTTPS_PROXY for the agent. Check sync.url too. Records stay stored and are sent when the link is back.")
+	return i18n.Both("doctor.backoffice.network.action")
 }
 
 func (r *run) backOfficeFinding(p *probe) Finding {
@@ -251,37 +250,32 @@ func (r *run) backOfficeFinding(p *probe) Finding {
 		f.Status = Fail
 		switch f.Code {
 		case "dns":
-			f.Message = tf("Nama server kantor pusat (%s) tidak dapat ditemukan (DNS).", "The back office's name (%s) cannot be resolved (DNS).", host)
-			f.Action = tf("Periksa koneksi jaringan dan pengaturan DNS terminal (coba buka situs lain), dan ejaan sync.url. Bila jaringan memakai proxy, atur HTTPS_PROXY untuk agen.",
-				"Check the terminal's network connection and DNS settings (try another site) and the spelling of sync.url. If the network uses a proxy, set HTTPS_PROXY for the agent.")
+			f.Message = i18n.Both("doctor.backoffice.dns.message", host)
+			f.Action = i18n.Both("doctor.backoffice.dns.action")
 		case "refused":
-			f.Message = tf("Kantor pusat (%s) menolak koneksi.", "The back office (%s) refused the connection.", host)
+			f.Message = i18n.Both("doctor.backoffice.refused.message", host)
 			f.Action = r.networkAction()
 		case "timeout", "network":
-			f.Message = tf("Kantor pusat (%s) tidak dapat dihubungi.", "The back office (%s) cannot be reached.", host)
+			f.Message = i18n.Both("doctor.backoffice.unreachable.message", host)
 			f.Action = r.networkAction()
 		case "proxy":
-			f.Message = tf("Proxy %s tidak dapat dipakai untuk menghubungi kantor pusat.", "The proxy %s cannot be used to reach the back office.", p.proxyURL)
-			f.Action = tf("Periksa HTTPS_PROXY (alamat, port, akun proxy) atau hapus bila jaringan tidak memakai proxy.",
-				"Check HTTPS_PROXY (address, port, proxy account), or unset it if the network has no proxy.")
+			f.Message = i18n.Both("doctor.backoffice.proxy.message", p.proxyURL)
+			f.Action = i18n.Both("doctor.backoffice.proxy.action")
 		case "tls-rejected":
 			if p.noKey {
 				f.Status, f.Code = Warn, "client-key-unreadable"
-				f.Message = tf("Kantor pusat meminta sertifikat klien, tetapi kunci terminal tidak terbaca oleh pengguna ini.", "The back office asks for the client certificate, but this user cannot read the terminal's key.")
-				f.Action = tf("Jalankan kpectl doctor sebagai root (sudo) untuk memeriksa koneksi lengkap.", "Run kpectl doctor as root (sudo) to check the full connection.")
+				f.Message = i18n.Both("doctor.backoffice.client-key-unreadable.asked.message")
+				f.Action = i18n.Both("doctor.backoffice.client-key-unreadable.action")
 				break
 			}
-			f.Message = tf("Kantor pusat menolak sertifikat klien terminal ini.", "The back office rejected this terminal's client certificate.")
-			f.Action = tf("Sertifikat klien tidak cocok atau kedaluwarsa: perbarui sertifikat terminal melalui penerbit/pemasang (installer), lalu mulai ulang agen.",
-				"The client certificate does not match or has expired: renew the terminal's certificate through the issuer/installer, then restart the agent.")
+			f.Message = i18n.Both("doctor.backoffice.tls-rejected.message")
+			f.Action = i18n.Both("doctor.backoffice.tls-rejected.action")
 		case "tls-expired":
-			f.Message = tf("Sertifikat server kantor pusat kedaluwarsa atau belum berlaku.", "The back office's server certificate has expired or is not yet valid.")
-			f.Action = tf("Periksa jam terminal (temuan clock); bila jam benar, hubungi kantor pusat untuk memperbarui sertifikat servernya.",
-				"Check the terminal's clock (the clock finding); if it is right, ask the back office to renew its server certificate.")
+			f.Message = i18n.Both("doctor.backoffice.tls-expired.message")
+			f.Action = i18n.Both("doctor.backoffice.tls-expired.action")
 		default: // tls, tls-unknown-authority, tls-hostname, tls-not-tls
-			f.Message = tf("Sertifikat tidak cocok: sertifikat server kantor pusat tidak dipercaya dengan CA di sync.ca.", "Certificate mismatch: the back office's server certificate is not trusted with the CA in sync.ca.")
-			f.Action = tf("Periksa sync.url (alamat server yang benar, https) dan sync.ca (berkas CA dari kantor pusat/pemasang). Jaringan yang menyadap HTTPS (proxy/antivirus) juga menyebabkan ini: kecualikan alamat kantor pusat.",
-				"Check sync.url (the right server, https) and sync.ca (the CA file from the back office/installer). A network that intercepts HTTPS (proxy/antivirus) causes this too: exempt the back office's address.")
+			f.Message = i18n.Both("doctor.backoffice.tls-mismatch.message")
+			f.Action = i18n.Both("doctor.backoffice.tls-mismatch.action")
 		}
 		return f
 	}
@@ -289,22 +283,20 @@ func (r *run) backOfficeFinding(p *probe) Finding {
 	switch sc := p.resp.StatusCode; {
 	case sc == http.StatusOK:
 		f.Status, f.Code = OK, "reachable"
-		f.Message = tf("Kantor pusat dapat dihubungi (%s).", "The back office is reachable (%s).", host)
+		f.Message = i18n.Both("doctor.backoffice.reachable.message", host)
 		if p.noKey {
 			f.Status, f.Code = Warn, "client-key-unreadable"
-			f.Message = tf("Kantor pusat dapat dihubungi, tetapi sertifikat klien tidak diuji: kunci terminal tidak terbaca oleh pengguna ini.", "The back office is reachable, but the client certificate was not tested: this user cannot read the terminal's key.")
-			f.Action = tf("Jalankan kpectl doctor sebagai root (sudo) untuk memeriksa koneksi lengkap.", "Run kpectl doctor as root (sudo) to check the full connection.")
+			f.Message = i18n.Both("doctor.backoffice.client-key-unreadable.reachable.message")
+			f.Action = i18n.Both("doctor.backoffice.client-key-unreadable.action")
 		}
 	case sc == http.StatusUnauthorized || sc == http.StatusForbidden:
 		f.Status, f.Code = Fail, fmt.Sprintf("http-%d", sc)
-		f.Message = tf("Kantor pusat menolak terminal ini (HTTP %d).", "The back office refuses this terminal (HTTP %d).", sc)
-		f.Action = tf("Pastikan terminal terdaftar di kantor pusat dan sertifikat kliennya (sync.client_cert) benar; hubungi kantor pusat.",
-			"Make sure the terminal is registered at the back office and its client certificate (sync.client_cert) is right; contact the back office.")
+		f.Message = i18n.Both("doctor.backoffice.http-unauthorized.message", sc)
+		f.Action = i18n.Both("doctor.backoffice.http-unauthorized.action")
 	default:
 		f.Status, f.Code = Fail, fmt.Sprintf("http-%d", sc)
-		f.Message = tf("Kantor pusat menjawab dengan kesalahan HTTP %d.", "The back office answers with HTTP error %d.", sc)
-		f.Action = tf("Periksa sync.url (alamat dan path); bila benar, kantor pusat sedang bermasalah: coba lagi nanti dan hubungi kantor pusat bila berlanjut. Catatan tetap tersimpan.",
-			"Check sync.url (address and path); if it is right, the back office has a problem: try again later and contact it if it persists. Records stay stored.")
+		f.Message = i18n.Both("doctor.backoffice.http-error.message", sc)
+		f.Action = i18n.Both("doctor.backoffice.http-error.action")
 	}
 	return f
 }
@@ -313,7 +305,7 @@ func (r *run) clockFinding(p *probe) Finding {
 	f := Finding{ID: CheckClock}
 	if p.date.IsZero() {
 		f.Status, f.Code, f.Detail = Skip, "no-date", "no Date header from the back office to compare with"
-		f.Message = tf("Tidak diperiksa: jam kantor pusat tidak diketahui.", "Not checked: the back office's time is unknown.")
+		f.Message = i18n.Both("doctor.clock.no-date.message")
 		return f
 	}
 	now := r.now()
@@ -324,17 +316,15 @@ func (r *run) clockFinding(p *probe) Finding {
 	}
 	if skew.Abs() <= MaxClockSkew {
 		f.Status, f.Code = OK, "synced"
-		f.Message = tf("Jam terminal sesuai dengan kantor pusat (selisih %v).", "The terminal's clock agrees with the back office (skew %v).", skew.Abs())
+		f.Message = i18n.Both("doctor.clock.synced.message", skew.Abs())
 		return f
 	}
 	f.Status, f.Code = Warn, "skewed"
-	f.Message = tf("Jam terminal berbeda %v dari kantor pusat; waktu pada catatan akan salah.", "The terminal's clock is %v off the back office's; records will carry a wrong time.", skew.Abs())
+	f.Message = i18n.Both("doctor.clock.skewed.message", skew.Abs())
 	if r.goos == "windows" {
-		f.Action = tf("Aktifkan sinkronisasi waktu: jalankan sebagai Administrator w32tm /resync (layanan Windows Time harus berjalan: sc start w32time), dan periksa zona waktu.",
-			"Turn on time synchronisation: as Administrator run w32tm /resync (the Windows Time service must run: sc start w32time), and check the time zone.")
+		f.Action = i18n.Both("doctor.clock.skewed.action.windows")
 	} else {
-		f.Action = tf("Aktifkan sinkronisasi waktu (NTP): sudo timedatectl set-ntp true, dan periksa zona waktu (timedatectl).",
-			"Turn on time synchronisation (NTP): sudo timedatectl set-ntp true, and check the time zone (timedatectl).")
+		f.Action = i18n.Both("doctor.clock.skewed.action.ntp")
 	}
 	return f
 }
@@ -349,28 +339,34 @@ func (r *run) certFinding(id string, c *x509.Certificate, renew Text) Finding {
 	switch {
 	case now.After(c.NotAfter):
 		f.Status, f.Code = Fail, "expired"
-		f.Message = tf("Sertifikat kedaluwarsa pada %s.", "The certificate expired on %s.", date)
+		f.Message = i18n.Both("doctor.cert.expired.message", date)
 		f.Action = renew
 	case now.Before(c.NotBefore):
 		f.Status, f.Code = Fail, "not-yet-valid"
-		f.Message = tf("Sertifikat belum berlaku (mulai %s): periksa jam terminal.", "The certificate is not valid yet (from %s): check the terminal's clock.", c.NotBefore.Local().Format("2006-01-02"))
-		f.Action = tf("Periksa jam dan zona waktu terminal (temuan clock).", "Check the terminal's clock and time zone (the clock finding).")
+		f.Message = i18n.Both("doctor.cert.not-yet-valid.message", c.NotBefore.Local().Format("2006-01-02"))
+		f.Action = i18n.Both("doctor.cert.not-yet-valid.action")
 	case left < CertWarning:
 		f.Status, f.Code = Warn, "expires-soon"
-		f.Message = tf("Sertifikat kedaluwarsa dalam %d hari (%s).", "The certificate expires in %d days (%s).", int(left.Hours()/24), date)
+		f.Message = i18n.Both("doctor.cert.expires-soon.message", int(left.Hours()/24), date)
 		f.Action = renew
 	default:
 		f.Status, f.Code = OK, "valid"
-		f.Message = tf("Sertifikat berlaku sampai %s.", "The certificate is valid until %s.", date)
+		f.Message = i18n.Both("doctor.cert.valid.message", date)
 	}
 	return f
+}
+
+// labelled puts a certificate's label (key: a format whose one %s is the
+// finding's message) around each language of t.
+func labelled(key string, t Text) Text {
+	return Text{ID: i18n.Indonesian.T(key, t.ID), EN: i18n.English.T(key, t.EN)}
 }
 
 func (r *run) checkClientCert() Finding {
 	path := r.cfg.Sync.ClientCert
 	if path == "" {
 		return Finding{ID: CheckClientCert, Status: Skip, Code: "not-configured", Detail: "sync.client_cert is empty",
-			Message: tf("Tidak diperiksa: tidak ada sertifikat klien (sync.client_cert).", "Not checked: no client certificate (sync.client_cert).")}
+			Message: i18n.Both("doctor.client-cert.not-configured.message")}
 	}
 	b, err := os.ReadFile(path)
 	var c *x509.Certificate
@@ -384,24 +380,21 @@ func (r *run) checkClientCert() Finding {
 	}
 	if err != nil {
 		return Finding{ID: CheckClientCert, Status: Fail, Code: "unreadable", Detail: fmt.Sprintf("sync.client_cert %s: %v", path, err),
-			Message: tf("Sertifikat klien terminal tidak dapat dibaca.", "The terminal's client certificate cannot be read."),
-			Action: tf("Periksa sync.client_cert (berkas PEM sertifikat terminal); bila hilang, pasang ulang sertifikat melalui penerbit/pemasang.",
-				"Check sync.client_cert (the terminal's PEM certificate file); if it is lost, reinstall the certificate through the issuer/installer.")}
+			Message: i18n.Both("doctor.client-cert.unreadable.message"),
+			Action:  i18n.Both("doctor.client-cert.unreadable.action")}
 	}
-	f := r.certFinding(CheckClientCert, c, tf("Perbarui sertifikat klien terminal melalui penerbit/pemasang (installer), lalu mulai ulang agen.",
-		"Renew the terminal's client certificate through the issuer/installer, then restart the agent."))
+	f := r.certFinding(CheckClientCert, c, i18n.Both("doctor.client-cert.renew.action"))
 	f.Detail = path + ": " + f.Detail
-	f.Message = Text{ID: "Klien: " + f.Message.ID, EN: "Client: " + f.Message.EN}
+	f.Message = labelled("doctor.client-cert.label", f.Message)
 	return f
 }
 
 func (r *run) serverCertFinding(p *probe) Finding {
 	if p.peer == nil {
 		return Finding{ID: CheckServerCert, Status: Skip, Code: "no-certificate", Detail: "no server certificate seen (no TLS connection)",
-			Message: tf("Tidak diperiksa: sertifikat server kantor pusat tidak diterima.", "Not checked: no server certificate was received from the back office.")}
+			Message: i18n.Both("doctor.server-cert.no-certificate.message")}
 	}
-	f := r.certFinding(CheckServerCert, p.peer, tf("Hubungi kantor pusat: sertifikat server mereka harus diperbarui.",
-		"Contact the back office: its server certificate must be renewed."))
-	f.Message = Text{ID: "Server: " + f.Message.ID, EN: "Server: " + f.Message.EN}
+	f := r.certFinding(CheckServerCert, p.peer, i18n.Both("doctor.server-cert.renew.action"))
+	f.Message = labelled("doctor.server-cert.label", f.Message)
 	return f
 }

@@ -22,6 +22,7 @@ import (
 
 	"kpe-agent/agent/api"
 	"kpe-agent/agent/config"
+	"kpe-agent/internal/i18n"
 )
 
 // Status of a finding.
@@ -48,27 +49,9 @@ func (s Status) rank() int {
 	return 3
 }
 
-// Text is a sentence in Bahasa Indonesia and in English.
-type Text struct {
-	ID string `json:"id"`
-	EN string `json:"en"`
-}
-
-// In returns the text in lang ("en", else Bahasa Indonesia).
-func (t Text) In(lang string) string {
-	if lang == "en" {
-		return t.EN
-	}
-	return t.ID
-}
-
-// IsZero reports an empty text.
-func (t Text) IsZero() bool { return t.ID == "" && t.EN == "" }
-
-// tf formats both languages with the same arguments.
-func tf(id, en string, args ...any) Text {
-	return Text{ID: fmt.Sprintf(id, args...), EN: fmt.Sprintf(en, args...)}
-}
+// Text is a sentence in Bahasa Indonesia and in English, from the
+// catalogue (internal/i18n, doctor.*).
+type Text = i18n.Text
 
 // Check IDs, in the order of a report.
 const (
@@ -329,8 +312,8 @@ func Run(ctx context.Context, o Options) Report {
 		if !got[id] && r.wants(id) {
 			findings = append(findings, Finding{ID: id, Status: Fail, Code: "timeout",
 				Detail:  fmt.Sprintf("the check did not end within doctor's %v budget", o.Timeout),
-				Message: tf("Pemeriksaan tidak selesai tepat waktu.", "The check did not finish in time."),
-				Action:  tf("Jalankan ulang kpectl doctor; bila berulang, laporkan ke teknisi tingkat berikutnya.", "Run kpectl doctor again; if it repeats, escalate to second-level support.")})
+				Message: i18n.Both("doctor.timeout.message"),
+				Action:  i18n.Both("doctor.timeout.action")})
 		}
 	}
 	slices.SortStableFunc(findings, func(a, b Finding) int {
@@ -381,15 +364,14 @@ func (r *run) checkConfig() Finding {
 	switch {
 	case r.o.ConfigErr != nil:
 		f.Status, f.Code, f.Detail = Fail, "invalid", r.o.ConfigErr.Error()
-		f.Message = tf("Konfigurasi agen tidak dapat dimuat.", "The agent's configuration cannot be loaded.")
-		f.Action = tf("Perbaiki berkas konfigurasi sesuai pesan di atas (contoh lengkap: configs/agent.yaml), lalu jalankan ulang kpectl doctor. Pemeriksaan lain memakai nilai bawaan.",
-			"Fix the configuration file as the detail says (full example: configs/agent.yaml), then run kpectl doctor again. The other checks use the defaults.")
+		f.Message = i18n.Both("doctor.config.invalid.message")
+		f.Action = i18n.Both("doctor.config.invalid.action")
 	case r.cfg.File == "":
 		f.Status, f.Code, f.Detail = OK, "defaults", "no configuration file: the defaults apply"
-		f.Message = tf("Tidak ada berkas konfigurasi; nilai bawaan dipakai.", "No configuration file; the defaults apply.")
+		f.Message = i18n.Both("doctor.config.defaults.message")
 	default:
 		f.Status, f.Code, f.Detail = OK, "loaded", "loaded from "+r.cfg.File
-		f.Message = tf("Konfigurasi dimuat dari %s.", "Configuration loaded from %s.", r.cfg.File)
+		f.Message = i18n.Both("doctor.config.loaded.message", r.cfg.File)
 	}
 	return f
 }

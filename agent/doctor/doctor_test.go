@@ -238,6 +238,11 @@ func TestCertificatesExpiry(t *testing.T) {
 	requireAction(t, find(t, rep, CheckServerCert), Fail, "expired", "Hubungi kantor pusat", "Contact the back office")
 	requireAction(t, find(t, rep, CheckClientCert), Warn, "expires-soon", "Perbarui sertifikat klien", "Renew the terminal's client certificate")
 	require.Contains(t, find(t, rep, CheckClientCert).Message.EN, "expires in 9 days")
+	// Each certificate's message carries its label, in each language.
+	require.True(t, strings.HasPrefix(find(t, rep, CheckClientCert).Message.ID, "Klien: Sertifikat kedaluwarsa dalam "), find(t, rep, CheckClientCert).Message.ID)
+	require.True(t, strings.HasPrefix(find(t, rep, CheckClientCert).Message.EN, "Client: The certificate expires in "), find(t, rep, CheckClientCert).Message.EN)
+	require.True(t, strings.HasPrefix(find(t, rep, CheckServerCert).Message.ID, "Server: Sertifikat kedaluwarsa pada "), find(t, rep, CheckServerCert).Message.ID)
+	require.True(t, strings.HasPrefix(find(t, rep, CheckServerCert).Message.EN, "Server: The certificate expired on "), find(t, rep, CheckServerCert).Message.EN)
 
 	// An expired client certificate fails.
 	certFile, _ = p.clientFiles(t, time.Now().Add(-time.Minute))

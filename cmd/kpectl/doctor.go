@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"kpe-agent/agent/doctor"
+	"kpe-agent/internal/i18n"
 )
 
 // doctor: kpectl doctor [-json] [-config FILE] [-timeout 40s]. One line per
@@ -65,12 +66,12 @@ func (c *cli) printReport(rep doctor.Report) {
 	indent := strings.Repeat(" ", width+1+13)
 	for _, f := range rep.Findings {
 		mark := "[" + d.Marks[f.Status] + "]"
-		fmt.Fprintf(c.out, "%-*s %-12s %s\n", width, mark, f.ID, f.Message.In(c.lang))
+		fmt.Fprintf(c.out, "%-*s %-12s %s\n", width, mark, f.ID, f.Message.In(i18n.Lang(c.lang)))
 		if f.Detail != "" {
 			fmt.Fprintf(c.out, "%s%s\n", indent, oneLine(f.Detail))
 		}
 		if !f.Action.IsZero() && f.Status != doctor.OK {
-			fmt.Fprintf(c.out, "%s→ %s: %s\n", indent, d.Action, f.Action.In(c.lang))
+			fmt.Fprintf(c.out, "%s→ %s: %s\n", indent, d.Action, f.Action.In(i18n.Lang(c.lang)))
 		}
 	}
 	s := rep.Summary
