@@ -13,3 +13,5 @@ func Lock(t testing.TB) {}
 func processAlive(pid int) bool { return false }
 
 func kill(pid int) error { return errors.New("not supported on this platform") }
+
+func closeInheritedOnExec() {}

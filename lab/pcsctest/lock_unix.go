@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -45,3 +46,19 @@ func processAlive(pid int) bool {
 }
 
 func kill(pid int) error { return syscall.Kill(pid, syscall.SIGKILL) }
+
+// closeInheritedOnExec marks every open descriptor above standard error
+// close-on-exec. Go opens its own descriptors so, but not those inherited
+// from the parent process (flock(1)'s lock), which a child started with
+// os/exec would otherwise inherit in turn.
+func closeInheritedOnExec() {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return // no /proc: nothing known to close
+	}
+	for _, e := range ents {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
+			syscall.CloseOnExec(fd)
+		}
+	}
+}

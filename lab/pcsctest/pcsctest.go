@@ -112,6 +112,11 @@ func Start() error {
 		// refuse to start. Only removed when no pcscd lives.
 		_ = os.Remove("/run/pcscd/pcscd.comm")
 		_ = os.Remove("/run/pcscd/pcscd.pid")
+		// pcscd lives on after the test: it must not inherit the
+		// descriptors this process got from its parent, above all the
+		// lock of `flock /tmp/kpe-vpcd.lock go test ...`, which it would
+		// hold for its whole life and so block every later run.
+		closeInheritedOnExec()
 		out, err := exec.Command(bin).CombinedOutput()
 		if err != nil {
 			return fmt.Errorf("starting %s: %v: %s", bin, err, out)
