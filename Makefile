@@ -43,10 +43,13 @@ deps:
 # Start pcscd when it is not running (there is no systemd in CI containers).
 # Zombies do not count: where PID 1 does not reap, a killed pcscd stays
 # listed, and its stale socket and pid file stop a new one from starting.
+# pcscd gets no descriptor beyond 0-2: under `flock /tmp/kpe-vpcd.lock make
+# ...` it would inherit the lock and hold it for its whole life.
 LIVE_PCSCD = ps -C pcscd -o pid=,stat= | awk '$$2 !~ /^Z/ {print $$1; exit}'
 pcscd: deps
 	@if [ -z "$$($(LIVE_PCSCD))" ]; then \
-	  echo ">> starting pcscd"; $(SUDO) rm -f /run/pcscd/pcscd.comm /run/pcscd/pcscd.pid; $(SUDO) pcscd; \
+	  echo ">> starting pcscd"; $(SUDO) rm -f /run/pcscd/pcscd.comm /run/pcscd/pcscd.pid; \
+	  ( for fd in $$(ls /proc/$$BASHPID/fd); do [ $$fd -le 2 ] || eval "exec $$fd>&-"; done; exec $(SUDO) pcscd ); \
 	  for i in $$(seq 50); do [ -S /run/pcscd/pcscd.comm ] && break; sleep 0.1; done; \
 	fi
 	@pid=$$($(LIVE_PCSCD)); [ -n "$$pid" ] || { echo "pcscd did not start"; exit 1; }; echo ">> pcscd is running (pid $$pid)"

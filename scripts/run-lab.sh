@@ -44,6 +44,10 @@ wait_for() {
 umask 077
 [ -s "$STATE/api-token" ] || od -An -N32 -tx1 /dev/urandom | tr -d ' \n' >"$STATE/api-token"
 grep -o '"activation_code": *"[^"]*"' $LAB/lab.json | sed 's/.*"\([^"]*\)"$/\1/' >"$STATE/sam-code"
+# KTP-el: the SAM's two installation secrets (two lines) and the NIK hash key
+grep -o '"ktp_secret[12]": *"[^"]*"' $LAB/lab.json | sed 's/.*"\([^"]*\)"$/\1/' >"$STATE/ktp-secrets"
+[ -s "$STATE/nik-key" ] || od -An -N32 -tx1 /dev/urandom | tr -d ' \n' >"$STATE/nik-key"
+export KPE_SAM_KTP_SECRETS_FILE="$STATE/ktp-secrets" KPE_SAM_NIK_KEY_FILE="$STATE/nik-key"
 TOKEN=$(cat "$STATE/api-token")
 bin/kpe-backoffice lab-pki -dir "$STATE/pki" -terminal lab-01 >/dev/null
 

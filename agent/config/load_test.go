@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -213,6 +214,10 @@ func TestBadValues(t *testing.T) {
 		{map[string]string{"fingerprint.sensor": "usb"}, "fingerprint.sensor", "want one of lab, command, none"},
 		{map[string]string{"fingerprint.sensor": "lab"}, "fingerprint.lab_url", "missing (fingerprint.sensor is lab)"},
 		{map[string]string{"fingerprint.sensor": "lab", "fingerprint.lab_url": "ftp://x"}, "fingerprint.lab_url", "is not an http or https URL"},
+		{map[string]string{"fingerprint.sensor": "lab", "fingerprint.lab_url": "http://127.0.0.1:35990"}, "fingerprint.sensor",
+			`"lab" is allowed only when terminal.lab is true`},
+		{map[string]string{"terminal.lab": "true", "fingerprint.sensor": "lab", "fingerprint.lab_url": "http://10.0.0.5:35990"}, "fingerprint.lab_url",
+			`"http://10.0.0.5:35990" is not on a loopback host; want the URL of the card lab on this machine`},
 		{map[string]string{"fingerprint.sensor": "command"}, "fingerprint.command", "missing (fingerprint.sensor is command)"},
 		{map[string]string{"session.max_wait": "0s"}, "session.max_wait", `"0s" is not positive; want a duration above zero`},
 		{map[string]string{"fingerprint.timeout": "-1s"}, "fingerprint.timeout", "is not positive"},
@@ -263,7 +268,7 @@ func TestGoodValues(t *testing.T) {
 	c, err := Load(Source{Set: map[string]string{
 		"terminal.id": "PKM_01.a-b", "terminal.site": "S", "terminal.language": "en",
 		"readers.card": "ACS ACR39U*, Gemalto?", "readers.ignore": `Yubico\*`,
-		"fingerprint.sensor": "lab", "fingerprint.lab_url": "http://127.0.0.1:7600",
+		"terminal.lab": "true", "fingerprint.sensor": "lab", "fingerprint.lab_url": "http://127.0.0.1:35990",
 		"services": "askes, kiosk-2",
 		"sync.url": "https://bo.example.go.id:8443/", "sync.client_cert": "/c", "sync.client_key": "/k", "sync.ca": "/ca",
 		"api.listen": "[::1]:7531", "api.allowed_origins": "https://portal.example.go.id,http://localhost:3000",
@@ -283,6 +288,69 @@ func TestGoodValues(t *testing.T) {
 	require.NoError(t, err, "remote with api.allow_remote")
 	_, err = Load(Source{Set: map[string]string{"terminal.id": "T", "terminal.site": "S", "fingerprint.sensor": "command", "fingerprint.command": "/bin/capture,-d,0"}})
 	require.NoError(t, err)
+}
+
+// The lab sensor presents whatever finger the card lab is told to: it is
+// accepted only on a lab terminal and only from a loopback host, and each
+// refusal names the file and line of the value refused.
+func TestLabSensorOnlyOnLabTerminals(t *testing.T) {
+	const sensor = "fingerprint:\n  sensor: lab\n  lab_url: %s\n"
+	labTerminal := "terminal:\n  id: T-01\n  site: S-01\n  lab: true\n"
+
+	// not a lab terminal: refused at the sensor's line (the fifth), also
+	// when a flag says so
+	p := writeFile(t, minimal+fmt.Sprintf(sensor, "http://127.0.0.1:35990"))
+	_, err := Load(Source{File: p})
+	e := problemFor(t, err, "fingerprint.sensor")
+	require.Equal(t, &Error{File: p, Line: 5, Key: "fingerprint.sensor", Value: "lab", Reason: "is allowed only when terminal.lab is true",
+		Want: "command (the terminal's sensor) or none; lab only on a card-lab terminal (terminal.lab: true)"}, e)
+	require.Equal(t, "config: "+p+":5: fingerprint.sensor: \"lab\" is allowed only when terminal.lab is true; "+
+		"want command (the terminal's sensor) or none; lab only on a card-lab terminal (terminal.lab: true)", e.Error())
+	require.Len(t, problems(t, err), 1)
+	_, err = Load(Source{File: p, Set: map[string]string{"terminal.lab": "false"}})
+	require.Equal(t, "config: "+p+":5: fingerprint.sensor: \"lab\" is allowed only when terminal.lab is true; "+
+		"want command (the terminal's sensor) or none; lab only on a card-lab terminal (terminal.lab: true)",
+		problemFor(t, err, "fingerprint.sensor").Error())
+	_, err = Load(Source{Set: map[string]string{"terminal.id": "T", "terminal.site": "S", "fingerprint.sensor": "lab", "fingerprint.lab_url": "http://localhost:1"}})
+	require.Contains(t, problemFor(t, err, "fingerprint.sensor").Error(), `config: -set fingerprint.sensor: "lab" is allowed only when terminal.lab is true`)
+
+	// a lab terminal with a lab URL that is not on this machine: refused
+	// at the URL's line (the seventh)
+	for _, u := range []string{"http://10.0.0.5:35990", "https://lab.example", "http://128.0.0.1:35990", "http://[::2]:35990",
+		"http://localhost.example:35990", "http://0.0.0.0:35990", "http://[fe80::1%25lo]:35990"} {
+		p := writeFile(t, labTerminal+fmt.Sprintf(sensor, u))
+		_, err := Load(Source{File: p})
+		e := problemFor(t, err, "fingerprint.lab_url")
+		require.Equal(t, p, e.File, u)
+		require.Equal(t, 7, e.Line, u)
+		require.Equal(t, "is not on a loopback host", e.Reason, u)
+		require.ErrorIs(t, e, ErrInvalid)
+		require.Contains(t, e.Error(), "config: "+p+":7: fingerprint.lab_url: \""+u+"\" is not on a loopback host; "+
+			"want the URL of the card lab on this machine (a loopback host: 127.0.0.0/8, ::1 or localhost)", u)
+		require.Len(t, problems(t, err), 1, u)
+	}
+	// from the environment: the variable is named
+	_, err = Load(Source{File: writeFile(t, labTerminal+fmt.Sprintf(sensor, "http://127.0.0.1:35990")),
+		Environ: []string{"KPE_FINGERPRINT_LAB_URL=http://192.168.1.9:35990"}})
+	require.Equal(t, `config: KPE_FINGERPRINT_LAB_URL: fingerprint.lab_url: "http://192.168.1.9:35990" is not on a loopback host; `+
+		"want the URL of the card lab on this machine (a loopback host: 127.0.0.0/8, ::1 or localhost), e.g. http://127.0.0.1:35990",
+		problemFor(t, err, "fingerprint.lab_url").Error())
+
+	// both at once: both reported
+	_, err = Load(Source{File: writeFile(t, minimal+fmt.Sprintf(sensor, "http://10.0.0.5:35990"))})
+	problemFor(t, err, "fingerprint.sensor")
+	problemFor(t, err, "fingerprint.lab_url")
+
+	// accepted: a lab terminal with the card lab on a loopback host
+	for _, u := range []string{"http://127.0.0.1:35990", "http://127.8.9.10:35990", "https://localhost:35990", "http://LOCALHOST",
+		"http://[::1]:35990", "http://127.0.0.1:35990/"} {
+		c, err := Load(Source{File: writeFile(t, labTerminal+fmt.Sprintf(sensor, u))})
+		require.NoError(t, err, u)
+		require.Equal(t, u, c.Fingerprint.LabURL)
+	}
+	// other sensors need no lab terminal
+	_, err = Load(Source{File: writeFile(t, minimal+"fingerprint:\n  sensor: none\n  lab_url: http://10.0.0.5:1\n")})
+	require.NoError(t, err, "lab_url is not used without the lab sensor")
 }
 
 func TestSourcesNamed(t *testing.T) {

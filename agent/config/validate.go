@@ -37,10 +37,18 @@ func (l *loader) validate(c *Config) {
 	if l.oneOf("fingerprint.sensor", c.Fingerprint.Sensor, "lab", "command", "none") {
 		switch c.Fingerprint.Sensor {
 		case "lab":
+			// The lab sensor hands the agent whatever finger the card lab's
+			// control channel was told to present: only on a lab terminal,
+			// and only from the card lab on this machine.
+			if !c.Terminal.Lab {
+				l.invalid("fingerprint.sensor", "lab", "is allowed only when terminal.lab is true",
+					"command (the terminal's sensor) or none; lab only on a card-lab terminal (terminal.lab: true)")
+			}
+			const labURLWant = "the URL of the card lab on this machine (a loopback host: 127.0.0.0/8, ::1 or localhost), e.g. http://127.0.0.1:35990"
 			if c.Fingerprint.LabURL == "" {
-				l.invalid("fingerprint.lab_url", "", "missing (fingerprint.sensor is lab)", "the card lab's URL, e.g. http://127.0.0.1:7600")
-			} else if reason := checkHTTPURL(c.Fingerprint.LabURL); reason != "" {
-				l.invalid("fingerprint.lab_url", redactUserinfo(c.Fingerprint.LabURL), reason, "the card lab's URL, e.g. http://127.0.0.1:7600")
+				l.invalid("fingerprint.lab_url", "", "missing (fingerprint.sensor is lab)", labURLWant)
+			} else if reason := checkLabURL(c.Fingerprint.LabURL); reason != "" {
+				l.invalid("fingerprint.lab_url", redactUserinfo(c.Fingerprint.LabURL), reason, labURLWant)
 			}
 		case "command":
 			if len(c.Fingerprint.Command) == 0 || c.Fingerprint.Command[0] == "" {
@@ -219,6 +227,18 @@ func checkHTTPURL(s string) string {
 		return "has no host"
 	}
 	return checkPort(u.Port())
+}
+
+// checkLabURL checks the card lab's URL: http(s) on a loopback host.
+func checkLabURL(s string) string {
+	if reason := checkHTTPURL(s); reason != "" {
+		return reason
+	}
+	u, _ := url.Parse(s) // checkHTTPURL parsed it
+	if !isLoopback(u.Hostname()) {
+		return "is not on a loopback host"
+	}
+	return ""
 }
 
 func checkPort(p string) string {

@@ -14,4 +14,4 @@ func processAlive(pid int) bool { return false }
 
 func kill(pid int) error { return errors.New("not supported on this platform") }
 
-func keepFDsFromChildren() {}
+func closeInheritedOnExec() {}

@@ -47,16 +47,14 @@ func processAlive(pid int) bool {
 
 func kill(pid int) error { return syscall.Kill(pid, syscall.SIGKILL) }
 
-// keepFDsFromChildren marks every inherited descriptor above stderr
-// close-on-exec, so that a pcscd started by the rig holds none of them: a
-// lock taken by whatever ran `go test` (flock(1) passes its descriptor
-// down) would otherwise stay held as long as that pcscd lives. Go opens
-// its own files close-on-exec already. Where /proc is missing, nothing is
-// done.
-func keepFDsFromChildren() {
+// closeInheritedOnExec marks every open descriptor above standard error
+// close-on-exec. Go opens its own descriptors so, but not those inherited
+// from the parent process (flock(1)'s lock), which a child started with
+// os/exec would otherwise inherit in turn.
+func closeInheritedOnExec() {
 	ents, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
-		return
+		return // no /proc: nothing known to close
 	}
 	for _, e := range ents {
 		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {

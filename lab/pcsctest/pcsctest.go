@@ -1,7 +1,7 @@
 // Package pcsctest is test support for integration tests that run through the
 // real pcscd with the vsmartcard vpcd driver and the card lab.
 //
-// Policy (docs/testing.md): a test may skip only when pcscd is not installed,
+// Policy (DEVELOPERS.md): a test may skip only when pcscd is not installed,
 // and says so loudly; under CI (CI set in the environment) it fails instead.
 // When pcscd is installed but not running, the harness starts it.
 //
@@ -112,7 +112,11 @@ func Start() error {
 		// refuse to start. Only removed when no pcscd lives.
 		_ = os.Remove("/run/pcscd/pcscd.comm")
 		_ = os.Remove("/run/pcscd/pcscd.pid")
-		keepFDsFromChildren()
+		// pcscd lives on after the test: it must not inherit the
+		// descriptors this process got from its parent, above all the
+		// lock of `flock /tmp/kpe-vpcd.lock go test ...`, which it would
+		// hold for its whole life and so block every later run.
+		closeInheritedOnExec()
 		out, err := exec.Command(bin).CombinedOutput()
 		if err != nil {
 			return fmt.Errorf("starting %s: %v: %s", bin, err, out)
