@@ -34,7 +34,7 @@ type messages struct {
 	FingerPlaceAgain, FingerLastTry, FingerBlocked, FingerError         string
 	// kpectl queue.
 	Queue queueMessages
-	// kpectl status, auth, sync, monitor -agent: the agent's local API.
+	// kpectl status, auth, sync, monitor --via-agent: the agent's local API.
 	Agent agentMessages
 	// kpectl doctor.
 	Doctor doctorMessages
@@ -131,13 +131,13 @@ var catalogue = map[string]messages{
 			apdu.ErrNoReader:          "Pembaca kartu tidak ditemukan. Periksa kabel USB dan nama pembaca.",
 			apdu.ErrMalformedResponse: "Jawaban kartu rusak. Cabut dan masukkan kembali kartu; jika berulang, kartu mungkin rusak.",
 			sam.ErrBlocked:            "SAM terblokir (kode aktivasi salah terlalu sering). Hubungi kantor pusat untuk SAM pengganti.",
-			sam.ErrNotActivated:       "SAM belum diaktifkan untuk terminal ini. Berikan kode aktivasi (-sam-code-file) atau rahasia KTP-el (-ktp-secrets-file).",
+			sam.ErrNotActivated:       "SAM belum diaktifkan untuk terminal ini. Berikan kode aktivasi (--sam-code-file) atau rahasia KTP-el (--ktp-secrets-file).",
 			outbox.ErrLocked:          "Agen sedang berjalan (outbox sedang dipakai); hentikan agen dulu atau gunakan API lokal.",
-			outbox.ErrNoOutbox:        "Berkas outbox tidak ada. Periksa -outbox atau KPE_OUTBOX.",
-			outbox.ErrDamaged:         "Berkas outbox rusak. Pulihkan catatannya dengan kpectl queue salvage BERKAS -out BARU.db; saat mulai, agen memindahkan berkas rusak dan membuat outbox baru.",
-			outbox.ErrCorrupt:         "Ada catatan di outbox yang tidak terbaca. Pulihkan catatannya dengan kpectl queue salvage BERKAS -out BARU.db.",
-			outbox.ErrNotDead:         "Nomor itu tidak ada di antrean catatan ditolak (dead). Lihat kpectl queue list -state dead.",
-			errOutExists:              "Berkas -out sudah ada. Pilih nama berkas baru; kpectl tidak menimpa berkas.",
+			outbox.ErrNoOutbox:        "Berkas outbox tidak ada. Periksa --outbox atau KPE_OUTBOX.",
+			outbox.ErrDamaged:         "Berkas outbox rusak. Pulihkan catatannya dengan kpectl queue salvage BERKAS --out BARU.db; saat mulai, agen memindahkan berkas rusak dan membuat outbox baru.",
+			outbox.ErrCorrupt:         "Ada catatan di outbox yang tidak terbaca. Pulihkan catatannya dengan kpectl queue salvage BERKAS --out BARU.db.",
+			outbox.ErrNotDead:         "Nomor itu tidak ada di antrean catatan ditolak (dead). Lihat kpectl queue list --state dead.",
+			errOutExists:              "Berkas --out sudah ada. Pilih nama berkas baru; kpectl tidak menimpa berkas.",
 			api.ErrNotRunning:         "Agen tidak berjalan. Jalankan: sudo systemctl start kpe-agent (Windows, sebagai Administrator: sc start kpe-agent); periksa dengan kpectl doctor.",
 		},
 		Verdicts: map[string]string{
@@ -154,7 +154,7 @@ var catalogue = map[string]messages{
 		PhotoKTPel: "Foto KTP-el tidak boleh disimpan ke disk (data kependudukan).",
 		Finger:     "sidik jari", PlaceFinger: "Letakkan jari pada pemindai…",
 		FingerMatch: "COCOK", FingerNoMatch: "TIDAK COCOK", FingerNoMatchTries: "TIDAK COCOK (sisa percobaan pada kartu: %d)",
-		FingerPlaceAgain: "letakkan jari kembali", FingerLastTry: "tinggal satu percobaan di kartu: minta konfirmasi petugas (-confirm-last-try)",
+		FingerPlaceAgain: "letakkan jari kembali", FingerLastTry: "tinggal satu percobaan di kartu: minta konfirmasi petugas (--confirm-last-try)",
 		FingerBlocked: "verifikasi sidik jari pada kartu terblokir: pemegang kartu harus ke kantor penerbit",
 		FingerError:   "pemindai sidik jari bermasalah",
 		Queue: queueMessages{
@@ -164,7 +164,7 @@ var catalogue = map[string]messages{
 			Alarm: "alarm", AlarmNone: "tidak ada",
 			AlarmWarning: "PERINGATAN: outbox terisi %d %%. Catatan menumpuk karena belum diterima kantor pusat; periksa koneksi jaringan ke kantor pusat.",
 			AlarmFull:    "PENUH: catatan baru DITOLAK (petugas melihat \"tidak tercatat\") sampai kantor pusat menerima antrean. Segera periksa koneksi ke kantor pusat.",
-			MovedAside:   "berkas rusak dipindahkan", SalvageHint: "pulihkan catatannya: kpectl queue salvage %s -out BARU.db",
+			MovedAside:   "berkas rusak dipindahkan", SalvageHint: "pulihkan catatannya: kpectl queue salvage %s --out BARU.db",
 			UnderAMinute: "< 1 menit", Days: "hari", Hours: "jam", Minutes: "menit",
 			NoRecords: "Tidak ada catatan.", Unreadable: "tidak terbaca",
 			ListHeader: []string{"NO", "STATUS", "MASUK", "PERCOBAAN", "SAM", "PENGHITUNG", "LAYANAN", "TERMINAL", "WAKTU", "KODE", "ALASAN"},
@@ -176,8 +176,8 @@ var catalogue = map[string]messages{
 			Written:  "%d catatan ditulis ke %s sebagai pending (menunggu dikirim).",
 		},
 		Agent: agentMessages{
-			NoToken:       "Token API agen tidak terbaca (%s): jalankan dengan sudo, atau beri -token-file BERKAS.\n  (%v)",
-			TokenRejected: "Agen menolak token API (%s). Pakai token agen ini (-token-file); token berubah saat agen dipasang ulang.",
+			NoToken:       "Token API agen tidak terbaca (%s): jalankan dengan sudo, atau beri --token-file BERKAS.\n  (%v)",
+			TokenRejected: "Agen menolak token API (%s). Pakai token agen ini (--token-file); token berubah saat agen dipasang ulang.",
 			APIError:      "[%s, HTTP %d]",
 			Agent:         "Agen", Version: "versi", Terminal: "terminal", Started: "mulai",
 			PCSC: "Layanan kartu pintar", SAM: "SAM", Readers: "Pembaca", Outbox: "Outbox", Sync: "Sinkronisasi", Problems: "Masalah",
@@ -198,7 +198,7 @@ var catalogue = map[string]messages{
 			Waiting:  "Menunggu kartu (paling lama %d detik)… Ctrl-C untuk membatalkan.",
 			Recorded: "TERCATAT. Kode autentikasi:", RecordLine: "penghitung SAM %d, pembaca %q, kartu %s",
 			Cancelled: "Transaksi dibatalkan.", CancelFailed: "Pembatalan tidak terkirim ke agen: %v",
-			LastTryHint: "Tinggal satu percobaan sidik jari: ulangi dengan -confirm-last-try setelah petugas mengonfirmasi.",
+			LastTryHint: "Tinggal satu percobaan sidik jari: ulangi dengan --confirm-last-try setelah petugas mengonfirmasi.",
 			Failed:      "GAGAL (%s)", TriesLeft: "sisa percobaan sidik jari pada kartu: %d",
 			SendingNow:    "Mengirim antrean ke kantor pusat…",
 			SyncResult:    "Terkirim %d: diterima %d, duplikat %d, ditolak %d. Sisa belum terkirim: %d.",
@@ -242,13 +242,13 @@ var catalogue = map[string]messages{
 			apdu.ErrNoReader:          "Card reader not found. Check the USB cable and the reader name.",
 			apdu.ErrMalformedResponse: "The card's answer was malformed. Re-insert the card; if it repeats, the card may be damaged.",
 			sam.ErrBlocked:            "The SAM is blocked (too many wrong activation codes). Ask the back office for a replacement SAM.",
-			sam.ErrNotActivated:       "The SAM is not activated for this terminal. Give the activation code (-sam-code-file) or the KTP-el secrets (-ktp-secrets-file).",
+			sam.ErrNotActivated:       "The SAM is not activated for this terminal. Give the activation code (--sam-code-file) or the KTP-el secrets (--ktp-secrets-file).",
 			outbox.ErrLocked:          "The agent is running (it has the outbox open); stop it first or use the local API.",
-			outbox.ErrNoOutbox:        "The outbox file does not exist. Check -outbox or KPE_OUTBOX.",
-			outbox.ErrDamaged:         "The outbox file is damaged. Recover its records with kpectl queue salvage FILE -out NEW.db; when it starts, the agent moves a damaged file aside and starts a new outbox.",
-			outbox.ErrCorrupt:         "A record in the outbox cannot be read. Recover the records with kpectl queue salvage FILE -out NEW.db.",
-			outbox.ErrNotDead:         "That number is not in the dead-letter queue (dead). See kpectl queue list -state dead.",
-			errOutExists:              "The -out file exists. Choose a new file name; kpectl does not overwrite files.",
+			outbox.ErrNoOutbox:        "The outbox file does not exist. Check --outbox or KPE_OUTBOX.",
+			outbox.ErrDamaged:         "The outbox file is damaged. Recover its records with kpectl queue salvage FILE --out NEW.db; when it starts, the agent moves a damaged file aside and starts a new outbox.",
+			outbox.ErrCorrupt:         "A record in the outbox cannot be read. Recover the records with kpectl queue salvage FILE --out NEW.db.",
+			outbox.ErrNotDead:         "That number is not in the dead-letter queue (dead). See kpectl queue list --state dead.",
+			errOutExists:              "The --out file exists. Choose a new file name; kpectl does not overwrite files.",
 			api.ErrNotRunning:         "The agent is not running. Start it: sudo systemctl start kpe-agent (Windows, as Administrator: sc start kpe-agent); check with kpectl doctor.",
 		},
 		Verdicts: map[string]string{
@@ -265,7 +265,7 @@ var catalogue = map[string]messages{
 		PhotoKTPel: "A KTP-el photo must not be saved to disk (population data).",
 		Finger:     "fingerprint", PlaceFinger: "Place the finger on the sensor…",
 		FingerMatch: "MATCH", FingerNoMatch: "NO MATCH", FingerNoMatchTries: "NO MATCH (tries left on the card: %d)",
-		FingerPlaceAgain: "place your finger again", FingerLastTry: "only one try left on the card: the clerk must confirm (-confirm-last-try)",
+		FingerPlaceAgain: "place your finger again", FingerLastTry: "only one try left on the card: the clerk must confirm (--confirm-last-try)",
 		FingerBlocked: "the card's fingerprint verification is blocked: the holder must go to the issuing office",
 		FingerError:   "fingerprint sensor problem",
 		Queue: queueMessages{
@@ -274,7 +274,7 @@ var catalogue = map[string]messages{
 			Alarm: "alarm", AlarmNone: "none",
 			AlarmWarning: "WARNING: the outbox is %d %% full. Records are piling up because the back office has not taken them; check the network connection to the back office.",
 			AlarmFull:    "FULL: new records are REFUSED (clerks see \"not recorded\") until the back office takes the backlog. Check the connection to the back office now.",
-			MovedAside:   "damaged file moved aside", SalvageHint: "recover its records: kpectl queue salvage %s -out NEW.db",
+			MovedAside:   "damaged file moved aside", SalvageHint: "recover its records: kpectl queue salvage %s --out NEW.db",
 			UnderAMinute: "< 1 min", Days: "d", Hours: "h", Minutes: "min",
 			NoRecords: "No records.", Unreadable: "unreadable",
 			ListHeader: []string{"SEQ", "STATE", "ENQUEUED", "TRIES", "SAM", "COUNTER", "SERVICE", "TERMINAL", "TIME", "CODE", "REASON"},
@@ -286,8 +286,8 @@ var catalogue = map[string]messages{
 			Written:  "%d records written to %s as pending (waiting to be sent).",
 		},
 		Agent: agentMessages{
-			NoToken:       "The agent's API token cannot be read (%s): run with sudo, or give -token-file FILE.\n  (%v)",
-			TokenRejected: "The agent refuses the API token (%s). Use this agent's token (-token-file); it changes when the agent is reinstalled.",
+			NoToken:       "The agent's API token cannot be read (%s): run with sudo, or give --token-file FILE.\n  (%v)",
+			TokenRejected: "The agent refuses the API token (%s). Use this agent's token (--token-file); it changes when the agent is reinstalled.",
 			APIError:      "[%s, HTTP %d]",
 			Agent:         "Agent", Version: "version", Terminal: "terminal", Started: "started",
 			PCSC: "Smart-card service", SAM: "SAM", Readers: "Readers", Outbox: "Outbox", Sync: "Sync", Problems: "Problems",
@@ -308,7 +308,7 @@ var catalogue = map[string]messages{
 			Waiting:  "Waiting for a card (at most %d seconds)… Ctrl-C to cancel.",
 			Recorded: "RECORDED. Authentication code:", RecordLine: "SAM counter %d, reader %q, card %s",
 			Cancelled: "The transaction was cancelled.", CancelFailed: "The cancel did not reach the agent: %v",
-			LastTryHint: "One fingerprint try left: run again with -confirm-last-try once the clerk has confirmed.",
+			LastTryHint: "One fingerprint try left: run again with --confirm-last-try once the clerk has confirmed.",
 			Failed:      "FAILED (%s)", TriesLeft: "fingerprint tries left on the card: %d",
 			SendingNow:    "Sending the queue to the back office…",
 			SyncResult:    "Sent %d: accepted %d, duplicates %d, rejected %d. Still unsent: %d.",
@@ -330,7 +330,7 @@ var catalogue = map[string]messages{
 func messagesFor(lang string) (messages, error) {
 	m, ok := catalogue[lang]
 	if !ok {
-		return messages{}, fmt.Errorf("unsupported -lang %q: use id (Bahasa Indonesia) or en", lang)
+		return messages{}, fmt.Errorf("unsupported --lang %q: use id (Bahasa Indonesia) or en", lang)
 	}
 	return m, nil
 }
