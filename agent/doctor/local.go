@@ -76,8 +76,8 @@ func (r *run) checkAgent(ctx context.Context) *agentState {
 		}
 		f.Message = tf("Agen berjalan, tetapi token API tidak terbaca: SAM dan outbox tidak dapat diperiksa lewat agen.",
 			"The agent runs, but the API token cannot be read: the SAM and the outbox cannot be checked through the agent.")
-		f.Action = tf("Jalankan kpectl doctor sebagai root (sudo kpectl doctor) atau beri -token-file BERKAS (bawaan %s).",
-			"Run kpectl doctor as root (sudo kpectl doctor) or give -token-file FILE (default %s).", r.cfg.API.TokenFile)
+		f.Action = tf("Jalankan kpectl doctor sebagai root (sudo kpectl doctor) atau beri --token-file BERKAS (bawaan %s).",
+			"Run kpectl doctor as root (sudo kpectl doctor) or give --token-file FILE (default %s).", r.cfg.API.TokenFile)
 		return st
 	}
 	q, err := bounded(ctx, r.o.CheckTimeout, c.Queue)
@@ -86,8 +86,8 @@ func (r *run) checkAgent(ctx context.Context) *agentState {
 		f.Status, f.Code = Warn, "token-rejected"
 		f.Detail += fmt.Sprintf("; the agent refused the token (HTTP %d)", ae.Status)
 		f.Message = tf("Agen berjalan, tetapi menolak token API.", "The agent runs, but refuses the API token.")
-		f.Action = tf("Pakai token agen ini: -token-file %s (token berubah saat dipasang ulang).",
-			"Use this agent's token: -token-file %s (the token changes on reinstall).", r.cfg.API.TokenFile)
+		f.Action = tf("Pakai token agen ini: --token-file %s (token berubah saat dipasang ulang).",
+			"Use this agent's token: --token-file %s (the token changes on reinstall).", r.cfg.API.TokenFile)
 		return st
 	}
 	st.health = &h

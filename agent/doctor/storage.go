@@ -113,8 +113,8 @@ func (r *run) checkOutbox(ctx context.Context, ag *agentState) {
 		case errors.Is(err, outbox.ErrDamaged), errors.Is(err, outbox.ErrCorrupt):
 			r.add(Finding{ID: CheckOutbox, Status: Fail, Code: "damaged", Detail: fmt.Sprintf("%s: %v", path, err),
 				Message: tf("Berkas outbox rusak.", "The outbox file is damaged."),
-				Action: tf("Saat mulai, agen memindahkan berkas rusak dan membuat outbox baru: mulai agen. Lalu pulihkan catatannya: kpectl queue salvage %s.corrupt-… -out BARU.db (agen dihentikan), dan laporkan ke kantor pusat.",
-					"When it starts, the agent moves the damaged file aside and starts a new outbox: start the agent. Then recover the records: kpectl queue salvage %s.corrupt-… -out NEW.db (agent stopped), and tell the back office.", path)})
+				Action: tf("Saat mulai, agen memindahkan berkas rusak dan membuat outbox baru: mulai agen. Lalu pulihkan catatannya: kpectl queue salvage %s.corrupt-… --out BARU.db (agen dihentikan), dan laporkan ke kantor pusat.",
+					"When it starts, the agent moves the damaged file aside and starts a new outbox: start the agent. Then recover the records: kpectl queue salvage %s.corrupt-… --out NEW.db (agent stopped), and tell the back office.", path)})
 			return
 		case err != nil:
 			r.add(Finding{ID: CheckOutbox, Status: Warn, Code: "unreadable", Detail: fmt.Sprintf("%s: %v", path, err),
@@ -152,16 +152,16 @@ func (r *run) checkOutbox(ctx context.Context, ag *agentState) {
 	if u.dead > 0 {
 		r.add(Finding{ID: CheckOutbox + "-dead", Status: Warn, Code: "dead", Detail: fmt.Sprintf("%d record(s) rejected by the back office", u.dead),
 			Message: tf("%d catatan ditolak kantor pusat (dead).", "%d record(s) were rejected by the back office (dead).", u.dead),
-			Action: tf("Lihat alasannya: kpectl queue list -state dead. Setelah penyebabnya diperbaiki (mis. terminal didaftarkan), kirim ulang: hentikan agen, kpectl queue retry -all.",
-				"See why: kpectl queue list -state dead. Once the cause is fixed (e.g. the terminal is registered), send them again: stop the agent, kpectl queue retry -all.")})
+			Action: tf("Lihat alasannya: kpectl queue list --state dead. Setelah penyebabnya diperbaiki (mis. terminal didaftarkan), kirim ulang: hentikan agen, kpectl queue retry --all.",
+				"See why: kpectl queue list --state dead. Once the cause is fixed (e.g. the terminal is registered), send them again: stop the agent, kpectl queue retry --all.")})
 	}
 	if len(u.movedAside) > 0 {
 		sort.Strings(u.movedAside)
 		first := filepath.Join(filepath.Dir(path), filepath.Base(u.movedAside[0]))
 		r.add(Finding{ID: CheckOutbox + "-damaged", Status: Warn, Code: "moved-aside", Detail: fmt.Sprintf("damaged outbox file(s) moved aside: %v", u.movedAside),
 			Message: tf("Berkas outbox rusak telah dipindahkan (%d); catatannya belum dipulihkan.", "Damaged outbox file(s) were moved aside (%d); their records are not recovered yet.", len(u.movedAside)),
-			Action: tf("Pulihkan catatannya: kpectl queue salvage %s -out BARU.db (agen dihentikan), lalu laporkan ke kantor pusat.",
-				"Recover the records: kpectl queue salvage %s -out NEW.db (agent stopped), then tell the back office.", first)})
+			Action: tf("Pulihkan catatannya: kpectl queue salvage %s --out BARU.db (agen dihentikan), lalu laporkan ke kantor pusat.",
+				"Recover the records: kpectl queue salvage %s --out NEW.db (agent stopped), then tell the back office.", first)})
 	}
 }
 

@@ -157,7 +157,7 @@ func TestIntegrationKTPelLeavesNoTrace(t *testing.T) {
 	require.GreaterOrEqual(t, len(leaktest.ScanDir(t, data, secrets)), 3)
 }
 
-// kpectl read -finger-lab: the clerk's fingerprint check after the read,
+// kpectl read --finger-lab: the clerk's fingerprint check after the read,
 // with the lab's sensor: genuine, impostor, poor capture.
 func TestIntegrationReadFinger(t *testing.T) {
 	pcsctest.Require(t)
