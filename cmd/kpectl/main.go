@@ -63,6 +63,10 @@ func (c *cli) exit(cmd *cobra.Command, args []string, err error) int {
 		return clikit.ExitFailure
 	case clikit.IsUsage(err):
 		code = clikit.ExitUsage
+		// The command line was refused before --lang was applied.
+		if m, lerr := messagesFor(c.langArg(args)); lerr == nil {
+			c.msg = m
+		}
 	}
 	if clikit.JSONRequested(cmd, args) {
 		if perr := c.printJSON(c.errorBody(err)); perr != nil {
@@ -101,6 +105,27 @@ type cli struct {
 	// The token file read for the agent and why it gave no token.
 	tokenPath string
 	tokenErr  error
+}
+
+// langArg is the value of the last --lang (-l) in args, else the
+// current language.
+func (c *cli) langArg(args []string) string {
+	lang := c.lang
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--":
+			return lang
+		case (a == "--lang" || a == "-l") && i+1 < len(args):
+			lang = args[i+1]
+			i++
+		case strings.HasPrefix(a, "--lang="):
+			lang = strings.TrimPrefix(a, "--lang=")
+		case strings.HasPrefix(a, "-l") && len(a) > 2 && !strings.HasPrefix(a, "--"):
+			lang = strings.TrimPrefix(a[2:], "=")
+		}
+	}
+	return lang
 }
 
 func envOr(k, def string) string {

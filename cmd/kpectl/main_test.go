@@ -30,6 +30,9 @@ func TestUsageErrors(t *testing.T) {
 	_, errOut, code = runCLI(t, "", "--lang", "en", "frobnicate")
 	require.Equal(t, 2, code)
 	require.Contains(t, errOut, "unknown command")
+	_, errOut, code = runCLI(t, "", "stauts", "--lang", "en")
+	require.Equal(t, 2, code)
+	require.Equal(t, "unknown command: \"stauts\"\n  (status?)\nRun 'kpectl --help' for usage.\n", errOut)
 
 	_, errOut, code = runCLI(t, "", "--lang", "fr", "readers")
 	require.Equal(t, 2, code)
@@ -186,7 +189,7 @@ func TestIntegrationKpectl(t *testing.T) {
 	require.Contains(t, out, "< 6A 82 : 6A82: file or application not found")
 
 	// --json, and --trace writes the redacted trace: the READ BINARY's
-	// answer (file contents) is not in it.
+	// answer (file contents, here fetched by GET RESPONSE) is not in it.
 	trace := filepath.Join(t.TempDir(), "apdu.trace")
 	out, errOut, code = runCLI(t, "", "apdu", "--json", "--auto", "-r", pcsctest.Slot0, "--trace", trace,
 		"00A4040C08F04B50452D465301", "00A4020C025001", "00B0000000")
@@ -199,7 +202,8 @@ func TestIntegrationKpectl(t *testing.T) {
 		SW: "9000", Meaning: "normal processing"}, ex.Exchanges[2])
 	b, err := os.ReadFile(trace)
 	require.NoError(t, err)
-	require.Contains(t, string(b), "-> 00B00000 00 <- <redacted 10 bytes> 9000")
+	require.Contains(t, string(b), "-> 00B00000 00 <- 6C0A")
+	require.Contains(t, string(b), "-> 00C00000 0A <- <redacted 10 bytes> 9000", "the GET RESPONSE of a READ BINARY")
 	require.NotContains(t, string(b), "0102030405060708090A")
 
 	// No card: a clear message with the action, in Bahasa Indonesia.

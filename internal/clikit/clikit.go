@@ -170,6 +170,9 @@ func checkGroup(root *cobra.Command, args []string) (*cobra.Command, error) {
 	case len(pos) == 0 && err == nil:
 		return cmd, UsageError{ErrNoCommand}
 	case len(pos) > 0:
+		if cmd.SuggestionsMinimumDistance <= 0 {
+			cmd.SuggestionsMinimumDistance = 2 // cobra's default, set only for the root's own check
+		}
 		return cmd, UsageError{&UnknownCommandError{Name: pos[0], Parent: cmd.CommandPath(), Suggestions: cmd.SuggestionsFor(pos[0])}}
 	}
 	return cmd, nil
