@@ -517,19 +517,49 @@ func checkDeb(t *testing.T, root, deb string) {
 func manInclude(t *testing.T) []string {
 	t.Helper()
 	files, _ := filepath.Glob("/etc/dpkg/dpkg.cfg.d/*")
-	for _, f := range append(files, "/etc/dpkg/dpkg.cfg") {
+	opts, why := manIncludeFor(append(files, "/etc/dpkg/dpkg.cfg"))
+	if why != "" {
+		t.Logf("%s: installing with %s", why, strings.Join(opts, " "))
+	}
+	return opts
+}
+
+// manIncludeFor is manInclude for these dpkg configuration files; why
+// names the exclusion.
+func manIncludeFor(files []string) (opts []string, why string) {
+	for _, f := range files {
 		b, err := os.ReadFile(f)
 		if err != nil {
 			continue
 		}
 		for _, line := range strings.Split(string(b), "\n") {
-			if p, ok := strings.CutPrefix(strings.TrimSpace(line), "path-exclude"); ok && strings.Contains(p, "/usr/share/man") {
-				t.Logf("%s excludes the man pages (%s): installing with --path-include for kpe-agent's", f, strings.TrimSpace(line))
-				return []string{"--path-include=/usr/share/man/man1/kpe*"}
+			line = strings.TrimSpace(line)
+			if p, ok := strings.CutPrefix(line, "path-exclude"); ok && strings.Contains(p, "/usr/share/man") {
+				return []string{"--path-include=/usr/share/man/man1/kpe*"}, f + " excludes the man pages (" + line + ")"
 			}
 		}
 	}
-	return nil
+	return nil, ""
+}
+
+func TestManIncludeFor(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	speedup := write("docker-apt-speedup", "force-unsafe-io\n")
+	excludes := write("excludes", "# minimised\npath-exclude=/usr/share/man/*\npath-include=/usr/share/man/man1/dpkg*\n")
+	if opts, why := manIncludeFor([]string{speedup, filepath.Join(dir, "missing")}); opts != nil || why != "" {
+		t.Errorf("no exclusion: %q %q", opts, why)
+	}
+	opts, why := manIncludeFor([]string{speedup, excludes})
+	if strings.Join(opts, " ") != "--path-include=/usr/share/man/man1/kpe*" || !strings.Contains(why, "path-exclude=/usr/share/man/*") {
+		t.Errorf("exclusion: %q %q", opts, why)
+	}
 }
 
 // checkMan reads the installed man pages with man(1): kpectl(1), a
