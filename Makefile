@@ -10,9 +10,9 @@ FUZZTIME  ?= 8s
 # driver; gcc and pkg-config for cgo against libpcsclite;
 # opensc and pcsc-tools are the independent tools the acceptance
 # checks use; PostgreSQL for the back office; chromium for its page;
-# rpm so the package test reads the .rpm's header; Node.js and npm for the
-# OpenAPI linter, make openapi-lint).
-SYS_PKGS  := pcscd libpcsclite-dev vsmartcard-vpcd pcsc-tools opensc curl pkg-config gcc postgresql chromium rpm nodejs npm
+# rpm so the package test reads the .rpm's header; man-db so it reads the
+# installed man pages; Node.js and npm for the OpenAPI linter, make openapi-lint).
+SYS_PKGS  := pcscd libpcsclite-dev vsmartcard-vpcd pcsc-tools opensc curl pkg-config gcc postgresql chromium rpm man-db nodejs npm
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: help deps pcscd postgres build run test check openapi-lint unit fuzz-smoke windows bench bio-bench soak clean package
@@ -58,8 +58,17 @@ pcscd: deps
 postgres: deps
 	@./scripts/postgres.sh
 
+# The binaries' `version` reads the commit from Go's VCS stamp: -buildvcs=auto
+# overrides a -buildvcs=false in GOFLAGS (go env). The version, the build
+# date and the commit (for a linked git worktree, which Go does not stamp)
+# are also set with -X (internal/buildinfo).
+BUILDINFO   = kpe-agent/internal/buildinfo
+BUILD_DATE  = $(shell date -u $${SOURCE_DATE_EPOCH:+-d @$$SOURCE_DATE_EPOCH} +%Y-%m-%dT%H:%M:%SZ)
+GIT_COMMIT  = $(shell git rev-parse HEAD 2>/dev/null)
+GO_LDFLAGS ?= -X $(BUILDINFO).version=$(shell installer/version.sh) -X $(BUILDINFO).buildDate=$(BUILD_DATE) -X $(BUILDINFO).commit=$(GIT_COMMIT)
+
 build:
-	$(GO) build -o $(BIN)/ ./cmd/...
+	$(GO) build -buildvcs=auto -ldflags "$(GO_LDFLAGS)" -o $(BIN)/ ./cmd/...
 
 # The main job: the back office, the card lab on pcscd's virtual readers and
 # the agent; one ASKES authentication through the local API, then it stays up.
@@ -125,7 +134,7 @@ bench: pcscd postgres bio-bench
 BIODIR ?= /tmp/kpe-bio
 bio-bench: build
 	@for level in easy hard; do \
-	  bin/kpectl bio gen -out $(BIODIR)/$$level -level $$level -fingers 300 -impressions 4 -impostors 0 >/dev/null && \
+	  bin/kpe-cardsim bio gen --out $(BIODIR)/$$level --level $$level --fingers 300 --impressions 4 --impostors 0 >/dev/null && \
 	  bin/kpectl bio bench $(BIODIR)/$$level || exit 1; \
 	done
 

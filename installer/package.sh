@@ -2,7 +2,8 @@
 # make package: builds into $PKG_DIR (default build/pkg)
 #   kpe-agent_<version>_amd64.deb and kpe-agent-<version>-1.x86_64.rpm
 #     (nfpm, installer/nfpm.yaml; kpe-agent and kpectl for linux/amd64 with
-#     cgo, as they link libpcsclite)
+#     cgo, as they link libpcsclite, and their man pages, gzipped, made by
+#     their hidden `man` command)
 #   kpe-agent-windows-amd64.zip
 #     (kpe-agent.exe and kpectl.exe for windows/amd64 without cgo, agent.yaml
 #     with Windows paths, install.ps1, uninstall.ps1, README-windows.txt)
@@ -25,10 +26,29 @@ rm -rf "$stage"
 rm -f "$PKG_DIR"/kpe-agent_*.deb "$PKG_DIR"/kpe-agent-*.rpm "$PKG_DIR"/kpe-agent-windows-amd64.zip
 mkdir -p "$stage/linux-amd64" "$stage/windows-amd64"
 
-ldflags="-X main.version=$PKG_VERSION"
+# The version and the build date (SOURCE_DATE_EPOCH when set, for a
+# reproducible build) go into internal/buildinfo; the commit comes from Go's
+# VCS stamp (-buildvcs=auto overrides a -buildvcs=false in GOFLAGS), and is
+# set with -X too for a linked git worktree, which Go does not stamp.
+buildinfo=kpe-agent/internal/buildinfo
+build_date=$(date -u ${SOURCE_DATE_EPOCH:+-d @$SOURCE_DATE_EPOCH} +%Y-%m-%dT%H:%M:%SZ)
+ldflags="-X $buildinfo.version=$PKG_VERSION -X $buildinfo.buildDate=$build_date"
+if commit=$(git rev-parse HEAD 2>/dev/null); then
+	ldflags="$ldflags -X $buildinfo.commit=$commit"
+fi
 echo ">> kpe-agent $PKG_VERSION: building linux/amd64 (cgo) and windows/amd64"
-CGO_ENABLED=1 GOOS=linux GOARCH=amd64 $GO build -trimpath -ldflags "$ldflags" -o "$stage/linux-amd64/" ./cmd/kpe-agent ./cmd/kpectl
-CGO_ENABLED=0 GOOS=windows GOARCH=amd64 $GO build -trimpath -ldflags "$ldflags" -o "$stage/windows-amd64/" ./cmd/kpe-agent ./cmd/kpectl
+CGO_ENABLED=1 GOOS=linux GOARCH=amd64 $GO build -buildvcs=auto -trimpath -ldflags "$ldflags" -o "$stage/linux-amd64/" ./cmd/kpe-agent ./cmd/kpectl
+CGO_ENABLED=0 GOOS=windows GOARCH=amd64 $GO build -buildvcs=auto -trimpath -ldflags "$ldflags" -o "$stage/windows-amd64/" ./cmd/kpe-agent ./cmd/kpectl
+
+# Man pages (section 1) of both binaries and each of their commands, gzipped
+# as Debian policy wants (-n: no name or time stamp in the .gz). The linux
+# binaries run here: building them with cgo already needs a linux/amd64 host.
+man=$stage/linux-amd64/man
+mkdir -p "$man"
+for bin in kpe-agent kpectl; do
+	"$stage/linux-amd64/$bin" man --dir "$man"
+done
+gzip -9n "$man"/*.1
 
 export PKG_VERSION PKG_MAINTAINER KPE_AGENT_YAML KPE_STAGE="$stage/linux-amd64"
 for p in deb rpm; do

@@ -196,6 +196,9 @@ func checkRPM(t *testing.T, rpm string) {
 	for _, want := range []string{
 		"-rwxr-xr-x root:root /usr/bin/kpe-agent\n",
 		"-rwxr-xr-x root:root /usr/bin/kpectl\n",
+		"-rw-r--r-- root:root /usr/share/man/man1/kpectl.1.gz\n",
+		"-rw-r--r-- root:root /usr/share/man/man1/kpe-agent.1.gz\n",
+		"-rw-r--r-- root:root /usr/share/man/man1/kpectl-read.1.gz\n",
 		"-rw-r--r-- root:root /usr/lib/systemd/system/kpe-agent.service\n",
 		"drwxr-x--- root:kpe-agent /etc/kpe-agent/secrets\n",
 		"drwxr-x--- kpe-agent:kpe-agent /var/lib/kpe-agent\n",
@@ -304,7 +307,7 @@ func checkZip(t *testing.T, zipFile string) {
 // here): the service's recovery actions, the ACLs by SID, and no start
 // with a configuration the agent refuses.
 func checkInstallPS1(t *testing.T, ps string) {
-	for _, s := range []string{"'install', '-config', $config", "'failure', $name, 'reset=', '86400', 'actions=', 'restart/5000/restart/5000/restart/30000'",
+	for _, s := range []string{"'install', '--config', $config", "'failure', $name, 'reset=', '86400', 'actions=', 'restart/5000/restart/5000/restart/30000'",
 		"'failureflag', $name, '1'", "'SCardSvr'",
 		// The data folder: SYSTEM and Administrators only, owned by
 		// Administrators, its files reset to what they inherit.
@@ -316,7 +319,7 @@ func checkInstallPS1(t *testing.T, ps string) {
 		"@($config, '/grant:r', '*S-1-5-32-545:R'",
 		// Secrets: SYSTEM and Administrators only.
 		"@($secrets, '/inheritance:r', '/grant:r', '*S-1-5-18:(OI)(CI)F', '*S-1-5-32-544:(OI)(CI)F')",
-		"& $exe check-config -config $config 2>&1",
+		"& $exe check-config --config $config 2>&1",
 	} {
 		if !strings.Contains(ps, s) {
 			t.Errorf("install.ps1 lacks %q", s)
@@ -359,7 +362,7 @@ func checkDeb(t *testing.T, root, deb string) {
 			exec.Command("dpkg", "-P", pkg).Run()
 		}
 	})
-	t.Logf("dpkg -i %s:\n%s", filepath.Base(deb), run(t, "dpkg", "-i", deb))
+	t.Logf("dpkg -i %s:\n%s", filepath.Base(deb), run(t, "dpkg", append(manInclude(t), "-i", deb)...))
 	if s := dpkgStatus(); s != "install ok installed" {
 		t.Fatalf("dpkg status %q", s)
 	}
@@ -388,7 +391,7 @@ func checkDeb(t *testing.T, root, deb string) {
 			sameContent: filepath.Join(root, "installer/linux/kpe-agent.service"),
 			contains: []string{"\nRestart=always\n", "\nRestartSec=5\n", "\nUser=kpe-agent\n", "\nGroup=kpe-agent\n",
 				"\nAfter=network-online.target pcscd.socket pcscd.service\n", "\nWants=network-online.target pcscd.socket\n",
-				"\nExecStart=/usr/bin/kpe-agent \"run\" \"-config\" \"/etc/kpe-agent/agent.yaml\"\n"}},
+				"\nExecStart=/usr/bin/kpe-agent \"run\" \"--config\" \"/etc/kpe-agent/agent.yaml\"\n"}},
 		{path: "/etc/kpe-agent", mode: 0o755, owner: "root", grp: "root", dir: true},
 		{path: "/etc/kpe-agent/agent.yaml", mode: 0o644, owner: "root", grp: "root"},
 		{path: "/etc/kpe-agent/secrets", mode: 0o750, owner: "root", grp: pkg, dir: true},
@@ -400,6 +403,9 @@ func checkDeb(t *testing.T, root, deb string) {
 		{path: "/usr/share/doc/kpe-agent/install.md", mode: 0o644, owner: "root", grp: "root"},
 		{path: "/usr/share/doc/kpe-agent/copyright", mode: 0o644, owner: "root", grp: "root",
 			sameContent: filepath.Join(root, "LICENSE")},
+		{path: "/usr/share/man/man1/kpectl.1.gz", mode: 0o644, owner: "root", grp: "root"},
+		{path: "/usr/share/man/man1/kpe-agent.1.gz", mode: 0o644, owner: "root", grp: "root"},
+		{path: "/usr/share/man/man1/kpectl-queue-salvage.1.gz", mode: 0o644, owner: "root", grp: "root"},
 	} {
 		checkFile(t, w)
 	}
@@ -422,10 +428,15 @@ func checkDeb(t *testing.T, root, deb string) {
 		t.Errorf("Depends %q lack libpcsclite1 and pcscd", d)
 	}
 
-	// The binaries run and find libpcsclite.
+	// The binaries run and find libpcsclite, and say which build they
+	// are: the package's version and the commit it was built from.
 	version := strings.TrimSpace(run(t, "dpkg-query", "-W", "-f=${Version}", pkg))
-	if out := run(t, "/usr/bin/kpe-agent", "version"); strings.TrimSpace(out) != "kpe-agent "+version {
-		t.Errorf("kpe-agent version = %q, want kpe-agent %s", out, version)
+	commit := strings.TrimSpace(run(t, "git", "-C", root, "rev-parse", "HEAD"))
+	for _, bin := range []string{"kpe-agent", "kpectl"} {
+		out := run(t, "/usr/bin/"+bin, "version")
+		if !strings.HasPrefix(out, bin+" "+version+"\n") || !strings.Contains(out, "\n  commit:       "+commit) {
+			t.Errorf("%s version = %q, want %s %s and commit %s", bin, out, bin, version, commit)
+		}
 	}
 	for _, bin := range []string{"/usr/bin/kpe-agent", "/usr/bin/kpectl"} {
 		out := run(t, "ldd", bin)
@@ -440,6 +451,7 @@ func checkDeb(t *testing.T, root, deb string) {
 	if out, err := exec.Command("/usr/bin/kpe-agent", "install").CombinedOutput(); err == nil || !strings.Contains(string(out), "kpe-agent package") {
 		t.Errorf("kpe-agent install with the package installed: %v\n%s", err, out)
 	}
+	t.Run("man", func(t *testing.T) { checkMan(t) })
 	if _, err := exec.LookPath("systemd-analyze"); err == nil {
 		run(t, "systemd-analyze", "verify", "/lib/systemd/system/kpe-agent.service")
 	} else {
@@ -470,7 +482,7 @@ func checkDeb(t *testing.T, root, deb string) {
 	// Remove: the programs go, the configuration, the token and the
 	// account stay.
 	run(t, "dpkg", "-r", pkg)
-	for _, p := range []string{"/usr/bin/kpe-agent", "/usr/bin/kpectl", "/lib/systemd/system/kpe-agent.service",
+	for _, p := range []string{"/usr/bin/kpe-agent", "/usr/bin/kpectl", "/lib/systemd/system/kpe-agent.service", "/usr/share/man/man1/kpectl.1.gz",
 		"/usr/share/polkit-1/rules.d/60-kpe-agent-pcscd.rules", "/etc/systemd/system/multi-user.target.wants/kpe-agent.service"} {
 		if _, err := os.Lstat(p); !os.IsNotExist(err) {
 			t.Errorf("%s is still there after dpkg -r (%v)", p, err)
@@ -500,6 +512,93 @@ func checkDeb(t *testing.T, root, deb string) {
 	}
 	if s := dpkgStatus(); s != "" && !strings.HasSuffix(s, "not-installed") {
 		t.Errorf("dpkg status after purge: %q", s)
+	}
+}
+
+// manInclude is the dpkg option that installs the package's man pages
+// where a dpkg configuration excludes /usr/share/man (minimal Debian and
+// Ubuntu images: path-exclude in /etc/dpkg/dpkg.cfg.d/), so that the man
+// check below sees the pages: a command-line option comes after the
+// configuration files' and wins. None when nothing excludes them.
+func manInclude(t *testing.T) []string {
+	t.Helper()
+	files, _ := filepath.Glob("/etc/dpkg/dpkg.cfg.d/*")
+	opts, why := manIncludeFor(append(files, "/etc/dpkg/dpkg.cfg"))
+	if why != "" {
+		t.Logf("%s: installing with %s", why, strings.Join(opts, " "))
+	}
+	return opts
+}
+
+// manIncludeFor is manInclude for these dpkg configuration files; why
+// names the exclusion.
+func manIncludeFor(files []string) (opts []string, why string) {
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			line = strings.TrimSpace(line)
+			if p, ok := strings.CutPrefix(line, "path-exclude"); ok && strings.Contains(p, "/usr/share/man") {
+				return []string{"--path-include=/usr/share/man/man1/kpe*"}, f + " excludes the man pages (" + line + ")"
+			}
+		}
+	}
+	return nil, ""
+}
+
+func TestManIncludeFor(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	speedup := write("docker-apt-speedup", "force-unsafe-io\n")
+	excludes := write("excludes", "# minimised\npath-exclude=/usr/share/man/*\npath-include=/usr/share/man/man1/dpkg*\n")
+	if opts, why := manIncludeFor([]string{speedup, filepath.Join(dir, "missing")}); opts != nil || why != "" {
+		t.Errorf("no exclusion: %q %q", opts, why)
+	}
+	opts, why := manIncludeFor([]string{speedup, excludes})
+	if strings.Join(opts, " ") != "--path-include=/usr/share/man/man1/kpe*" || !strings.Contains(why, "path-exclude=/usr/share/man/*") {
+		t.Errorf("exclusion: %q %q", opts, why)
+	}
+}
+
+// checkMan reads the installed man pages with man(1): kpectl(1), a
+// command's page, kpe-agent(1).
+func checkMan(t *testing.T) {
+	_, err := exec.LookPath("man")
+	systest.Need(t, err == nil, "man is not installed (make deps installs man-db): the man pages are not read")
+	man := func(page string) string {
+		t.Helper()
+		cmd := exec.Command("man", page)
+		// No pager, no terminal formatting, wide enough not to wrap.
+		cmd.Env = append(os.Environ(), "MANPAGER=cat", "PAGER=cat", "MANWIDTH=200", "MAN_KEEP_FORMATTING=", "LC_ALL=C")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("man %s: %v\n%s", page, err, out)
+		}
+		// Undo the line breaks (and the hyphenations at line ends).
+		return strings.Join(strings.Fields(regexp.MustCompile(`-\n\s+`).ReplaceAllString(string(out), "-")), " ")
+	}
+	if p := strings.TrimSpace(run(t, "man", "-w", "kpectl")); p != "/usr/share/man/man1/kpectl.1.gz" {
+		t.Errorf("man -w kpectl = %q", p)
+	}
+	for page, want := range map[string][]string{
+		"kpectl":      {"KPECTL(1)", "kpectl - KPE terminal operator tool", "--lang", "--token-file", "kpectl-doctor(1)", "kpectl-completion(1)"},
+		"kpectl-read": {"kpectl read", "--trust-bkn", "--sam-code-file", "--ktp-secrets-file"},
+		"kpe-agent":   {"KPE-AGENT(1)", "kpe-agent - KPE / KTP-el card terminal agent", "kpe-agent-run(1)", "kpe-agent-version(1)"},
+	} {
+		out := man(page)
+		for _, w := range want {
+			if !strings.Contains(out, w) {
+				t.Errorf("man %s lacks %q:\n%s", page, w, out)
+			}
+		}
 	}
 }
 
@@ -571,7 +670,7 @@ func hasCall(calls, line string) bool {
 // dpkg -i (dpkg passes the old version then, as on an upgrade), and
 // restarts a running one.
 func checkServiceStart(t *testing.T, deb string) {
-	cc, err := exec.Command("/usr/bin/kpe-agent", "check-config", "-config", "/etc/kpe-agent/agent.yaml").CombinedOutput()
+	cc, err := exec.Command("/usr/bin/kpe-agent", "check-config", "--config", "/etc/kpe-agent/agent.yaml").CombinedOutput()
 	if err == nil || !strings.Contains(string(cc), "terminal.id: missing") || !strings.Contains(string(cc), "terminal.site: missing") {
 		t.Errorf("kpe-agent check-config on the installed agent.yaml: %v, want terminal.id and terminal.site missing:\n%s", err, cc)
 	}
@@ -619,7 +718,7 @@ func checkServiceStart(t *testing.T, deb string) {
 	if err := os.WriteFile("/etc/kpe-agent/agent.yaml", []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := exec.Command("/usr/bin/kpe-agent", "check-config", "-config", "/etc/kpe-agent/agent.yaml").CombinedOutput(); err != nil {
+	if out, err := exec.Command("/usr/bin/kpe-agent", "check-config", "--config", "/etc/kpe-agent/agent.yaml").CombinedOutput(); err != nil {
 		t.Fatalf("kpe-agent check-config with terminal.id set: %v\n%s", err, out)
 	}
 

@@ -43,30 +43,30 @@ wait_for() {
 # secrets of the lab terminal (files readable by this user only)
 umask 077
 [ -s "$STATE/api-token" ] || od -An -N32 -tx1 /dev/urandom | tr -d ' \n' >"$STATE/api-token"
-grep -o '"activation_code": *"[^"]*"' $LAB/lab.json | sed 's/.*"\([^"]*\)"$/\1/' >"$STATE/sam-code"
-# KTP-el: the SAM's two installation secrets (two lines) and the NIK hash key
-grep -o '"ktp_secret[12]": *"[^"]*"' $LAB/lab.json | sed 's/.*"\([^"]*\)"$/\1/' >"$STATE/ktp-secrets"
+# the lab SAM's activation code and its two KTP-el installation secrets,
+# from lab.json (secrets/sam-code, secrets/ktp-secrets), and a NIK hash key
+bin/kpe-cardsim secrets --lab $LAB --out "$STATE/secrets" >/dev/null
 [ -s "$STATE/nik-key" ] || od -An -N32 -tx1 /dev/urandom | tr -d ' \n' >"$STATE/nik-key"
-export KPE_SAM_KTP_SECRETS_FILE="$STATE/ktp-secrets" KPE_SAM_NIK_KEY_FILE="$STATE/nik-key"
+export KPE_SAM_KTP_SECRETS_FILE="$STATE/secrets/ktp-secrets" KPE_SAM_NIK_KEY_FILE="$STATE/nik-key"
 TOKEN=$(cat "$STATE/api-token")
-bin/kpe-backoffice lab-pki -dir "$STATE/pki" -terminal lab-01 >/dev/null
+bin/kpe-cardsim pki --dir "$STATE/pki" --terminal lab-01 >/dev/null
 
 say "back office: terminals https://$BO_TERMINAL, staff page http://$BO_STAFF"
-setsid bin/kpe-backoffice serve -listen "$BO_TERMINAL" -staff-listen "$BO_STAFF" -db "$STATE/backoffice.db" \
-  -sam-ca $LAB/trust/backoffice-ca.pem -tls-cert "$STATE/pki/server.pem" -tls-key "$STATE/pki/server-key.pem" \
-  -client-ca "$STATE/pki/tls-ca.pem" -institution lab=Lab &
+setsid bin/kpe-backoffice serve --listen "$BO_TERMINAL" --staff-listen "$BO_STAFF" --db "$STATE/backoffice.db" \
+  --sam-ca $LAB/trust/backoffice-ca.pem --tls-cert "$STATE/pki/server.pem" --tls-key "$STATE/pki/server-key.pem" \
+  --client-ca "$STATE/pki/tls-ca.pem" --institution lab=Lab &
 pids+=($!)
 wait_for "kpe-backoffice" $! curl -fsS "http://$BO_STAFF/"
 
 say "card lab: sample KPE in slot 0, lab SAM in slot 1 (control http://$CONTROL)"
-setsid bin/kpe-cardsim -control "$CONTROL" -card-dir . -insert 0=$LAB/cards/kpe-budi.json -insert 1=$LAB/cards/sam.json &
+setsid bin/kpe-cardsim serve --control "$CONTROL" --card-dir . --insert 0=$LAB/cards/kpe-budi.json --insert 1=$LAB/cards/sam.json &
 pids+=($!)
 wait_for "kpe-cardsim" $! curl -fsS "http://$CONTROL/v1/slots"
 
 say "agent: local API http://$AGENT"
-export KPE_OUTBOX_PATH="$STATE/outbox.db" KPE_API_TOKEN_FILE="$STATE/api-token" KPE_SAM_ACTIVATION_CODE_FILE="$STATE/sam-code" \
+export KPE_OUTBOX_PATH="$STATE/outbox.db" KPE_API_TOKEN_FILE="$STATE/api-token" KPE_SAM_ACTIVATION_CODE_FILE="$STATE/secrets/sam-code" \
   KPE_SYNC_CLIENT_CERT="$STATE/pki/terminal.pem" KPE_SYNC_CLIENT_KEY="$STATE/pki/terminal-key.pem" KPE_SYNC_CA="$STATE/pki/tls-ca.pem"
-setsid bin/kpe-agent run -config configs/lab.yaml &
+setsid bin/kpe-agent run --config configs/lab.yaml &
 agent=$!
 pids+=($agent)
 api() { curl -fsS -H "Authorization: Bearer $TOKEN" "$@"; }
@@ -101,8 +101,8 @@ cat <<MSG
     curl -s -H "Authorization: Bearer \$(cat $STATE/api-token)" http://$AGENT/v1/readers
     curl -s -H "Authorization: Bearer \$(cat $STATE/api-token)" http://$AGENT/v1/card/askes-form
     curl -sN -H "Authorization: Bearer \$(cat $STATE/api-token)" http://$AGENT/v1/events
-    bin/kpectl -agent http://$AGENT -token-file $STATE/api-token status
-    bin/kpectl -agent http://$AGENT -token-file $STATE/api-token auth -service taspen -operator demo-clerk
+    bin/kpectl status --agent http://$AGENT --token-file $STATE/api-token
+    bin/kpectl auth --service taspen --operator demo-clerk --agent http://$AGENT --token-file $STATE/api-token
     bin/kpectl readers
     open http://$BO_STAFF/?code=$code   (the back office's verify page)
     curl -s -X POST -d '{"card":"$LAB/cards/kpe-clone.json"}' http://$CONTROL/v1/slots/0/swap

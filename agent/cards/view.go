@@ -154,7 +154,7 @@ func (r *Result) View(lang string) View {
 	return v
 }
 
-// Photo returns the photo bytes read from a KPE (for kpectl read -photo),
+// Photo returns the photo bytes read from a KPE (for kpectl read --photo),
 // or nil. KTP-el photos are never handed out for saving.
 func (r *Result) Photo() []byte {
 	if r.KPE != nil {

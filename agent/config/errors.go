@@ -17,12 +17,12 @@ var ErrInvalid = errors.New("invalid configuration")
 //
 //	config: /etc/kpe-agent/agent.yaml:12: sync.interval: "abc" is not a duration; want e.g. 30s or 5m
 //
-// and names KPE_SYNC_INTERVAL or -set sync.interval instead of the file
+// and names KPE_SYNC_INTERVAL or --set sync.interval instead of the file
 // when the value came from the environment or a flag.
 type Error struct {
 	// File is where the value came from: the configuration file's path,
 	// the environment variable (KPE_SYNC_INTERVAL) or the flag
-	// (-set sync.interval); "" when a required key is set nowhere and
+	// (--set sync.interval); "" when a required key is set nowhere and
 	// there is no file.
 	File string
 	// Line is the value's line in File (0 when unknown or not a file).
@@ -55,7 +55,7 @@ func (e *Error) Error() string {
 		}
 		b.WriteString(": ")
 	}
-	if e.Key != "" && e.File != "-set "+e.Key {
+	if e.Key != "" && e.File != "--set "+e.Key {
 		b.WriteString(e.Key)
 		b.WriteString(": ")
 	}

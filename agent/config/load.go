@@ -30,7 +30,7 @@ const maxFileSize = 1 << 20
 
 // Load reads, merges and validates a configuration.
 //
-// Keys come from, highest precedence first: src.Set (the -set flags; a
+// Keys come from, highest precedence first: src.Set (the --set flags; a
 // list is comma-separated, messages.id.<code> sets one message), the
 // KPE_* variables of src.Environ (KPE_ + the key upper-cased with dots
 // as underscores: KPE_SYNC_CLIENT_CERT sets sync.client_cert; an empty
@@ -81,7 +81,7 @@ func readConfigFile(name string) ([]byte, error) {
 
 // origin is where a key's value came from.
 type origin struct {
-	where string // file path, KPE_X or "-set x"; "" for a default
+	where string // file path, KPE_X or "--set x"; "" for a default
 	line  int
 }
 
@@ -432,7 +432,7 @@ func (l *loader) parseSet(set map[string]string) {
 	sort.Strings(names)
 	for _, key := range names {
 		value := set[key]
-		o := origin{where: "-set " + key}
+		o := origin{where: "--set " + key}
 		if code, ok := cutMessageKey(key); ok {
 			if !messageCode.MatchString(code) {
 				l.fail(&Error{File: o.where, Key: key, Reason: "is not a message code", Want: messageCodeWant})
@@ -487,7 +487,7 @@ func unknownPart(key string) (group, name string) {
 	return group, key
 }
 
-// textValue converts a KPE_* or -set value.
+// textValue converts a KPE_* or --set value.
 func (l *loader) textValue(lf *leaf, text string, o origin, layer int) (any, bool) {
 	val, reason := parseText(lf, text)
 	if reason != "" {
@@ -562,7 +562,7 @@ func exampleInt(key string) string {
 
 func listWant(key string) string {
 	return "a YAML list such as [a, b] (comma-separated in KPE_" +
-		strings.ToUpper(strings.ReplaceAll(key, ".", "_")) + " and -set " + key + "=a,b)"
+		strings.ToUpper(strings.ReplaceAll(key, ".", "_")) + " and --set " + key + "=a,b)"
 }
 
 // pathKeys are the keys holding file paths.

@@ -153,7 +153,7 @@ func TestUnknownSetKeys(t *testing.T) {
 		"messages.id":  "x",
 		"terminal.id.": "x",
 	}})
-	require.Equal(t, "config: -set sync.urll: unknown key; want one of the keys of sync: ca, client_cert, client_key, interval, url (did you mean sync.url?)",
+	require.Equal(t, "config: --set sync.urll: unknown key; want one of the keys of sync: ca, client_cert, client_key, interval, url (did you mean sync.url?)",
 		problemFor(t, err, "sync.urll").Error())
 	require.Contains(t, problemFor(t, err, "synk.url").Error(), "(did you mean sync?)")
 	require.Contains(t, problemFor(t, err, "sync").Error(), "is a group of keys; want one of its keys: sync.ca, sync.client_cert")
@@ -258,8 +258,8 @@ func TestBadValues(t *testing.T) {
 		e := problemFor(t, err, tc.key)
 		require.Contains(t, e.Error(), tc.want, "%v", tc.set)
 		if _, ok := tc.set[tc.key]; ok {
-			require.Equal(t, "-set "+tc.key, e.File)
-			require.Contains(t, e.Error(), "config: -set "+tc.key+": ")
+			require.Equal(t, "--set "+tc.key, e.File)
+			require.Contains(t, e.Error(), "config: --set "+tc.key+": ")
 		}
 	}
 }
@@ -361,7 +361,7 @@ func TestSourcesNamed(t *testing.T) {
 	require.Equal(t, `config: KPE_LOG_LEVEL: log.level: "loud" is not allowed; want one of debug, info, warn, error`, problemFor(t, err, "log.level").Error())
 
 	_, err = Load(Source{File: p, Set: map[string]string{"sync.interval": "abc"}})
-	require.Equal(t, `config: -set sync.interval: "abc" is not a duration; want e.g. 30s or 5m`, problemFor(t, err, "sync.interval").Error())
+	require.Equal(t, `config: --set sync.interval: "abc" is not a duration; want e.g. 30s or 5m`, problemFor(t, err, "sync.interval").Error())
 
 	// A bad file value overridden by a good variable is still reported:
 	// the file is wrong.
@@ -414,7 +414,7 @@ func TestPrecedence(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 2*time.Minute, c.Sync.Interval)
 
-	// Empty variables count as unset; an empty -set is a value.
+	// Empty variables count as unset; an empty --set is a value.
 	c, err = Load(Source{File: p, Environ: []string{"KPE_TERMINAL_SITE="}})
 	require.NoError(t, err)
 	require.Equal(t, "file", c.Terminal.Site)
@@ -454,7 +454,7 @@ trust:
 	require.Equal(t, "/abs/bkn.pem", c.Trust.BKN)
 	require.Equal(t, filepath.Join(filepath.Dir(dir), "dukcapil.pem"), c.Trust.Dukcapil)
 	require.Equal(t, filepath.Join(wd, "data", "outbox.db"), c.Outbox.Path, "from the environment: the working directory")
-	require.Equal(t, filepath.Join(wd, "tok"), c.API.TokenFile, "from -set: the working directory")
+	require.Equal(t, filepath.Join(wd, "tok"), c.API.TokenFile, "from --set: the working directory")
 	require.Equal(t, "", c.SAM.KTPSecretsFile, "empty stays empty")
 }
 

@@ -57,7 +57,7 @@ func TestErrorHidesUserinfo(t *testing.T) {
 
 	// The message quotes the value without its user information.
 	_, err := Load(Source{Set: map[string]string{"terminal.id": "T", "terminal.site": "S", "sync.url": "https://kpe:S3cret@bo.example"}})
-	require.Equal(t, `config: -set sync.url: "https://***@bo.example" has user information; want "" (no syncing) or the back office's https://host[:port]`,
+	require.Equal(t, `config: --set sync.url: "https://***@bo.example" has user information; want "" (no syncing) or the back office's https://host[:port]`,
 		problemFor(t, err, "sync.url").Error())
 
 	// Whatever made the Error, its message hides the user information.

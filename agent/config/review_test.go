@@ -55,7 +55,7 @@ func TestShutdownGraceBounded(t *testing.T) {
 	for _, v := range []string{"21s", "30s", "5m"} {
 		_, err := with(v)
 		e := problemFor(t, err, "session.shutdown_grace")
-		require.Equal(t, "-set session.shutdown_grace", e.File)
+		require.Equal(t, "--set session.shutdown_grace", e.File)
 		require.Contains(t, e.Error(), "is too long; want at most 20s", v)
 	}
 	p := writeFile(t, minimal+"session:\n  shutdown_grace: 1m\n")

@@ -16,7 +16,7 @@ const (
 	kindBool
 	kindInt
 	kindDuration
-	kindList // []string; comma-separated in KPE_* and -set
+	kindList // []string; comma-separated in KPE_* and --set
 	kindMap  // map[string]string (messages.id, messages.en): free-form keys
 )
 

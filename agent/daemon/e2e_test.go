@@ -549,6 +549,7 @@ func TestEndToEnd(t *testing.T) {
 		assert.Contains(t, string(b), `kpe_card_sessions_total{outcome="recorded"} 1`)
 		assert.Contains(t, string(b), "kpe_readers 2")
 		assert.Contains(t, string(b), "kpe_outbox_commit_seconds_count 1")
+		assert.Contains(t, string(b), "kpe_build_info{")
 	})
 
 	// sync now: nothing left after the ASKES record, and the sync event

@@ -7,6 +7,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"kpe-agent/internal/buildinfo"
 )
 
 // Metrics are the agent's Prometheus metrics, served on the local API's
@@ -23,6 +25,7 @@ type Metrics struct {
 	syncSends  *prometheus.CounterVec
 	commit     prometheus.Histogram
 	tapToCode  prometheus.Histogram
+	buildInfo  *prometheus.GaugeVec
 }
 
 // latency buckets from 1 ms to about 16 s.
@@ -48,8 +51,12 @@ func NewMetrics() *Metrics {
 			Help: "Durable commit of one record to the outbox.", Buckets: latencyBuckets}),
 		tapToCode: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "kpe_tap_to_code_seconds",
 			Help: "Card detected to record committed, for workflows that waited for the card (human steps included).", Buckets: latencyBuckets}),
+		buildInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "kpe_build_info",
+			Help: "Always 1; the labels say which build runs: its version, commit and Go version."}, []string{"version", "commit", "go_version"}),
 	}
-	m.Registry.MustRegister(m.sessions, m.apduErrors, m.readers, m.samCounter, m.syncTime, m.syncSends, m.commit, m.tapToCode,
+	bi := buildinfo.Read()
+	m.buildInfo.WithLabelValues(bi.Version, bi.Commit, bi.GoVersion).Set(1)
+	m.Registry.MustRegister(m.sessions, m.apduErrors, m.readers, m.samCounter, m.syncTime, m.syncSends, m.commit, m.tapToCode, m.buildInfo,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -314,7 +314,7 @@ func TestAgentRunning(t *testing.T) {
 	requireAction(t, sam, Warn, "inactive", "sam.activation_code_file", "sam.activation_code_file")
 	require.Contains(t, sam.Detail, "as reported by the agent")
 	requireAction(t, find(t, rep, CheckOutbox), Warn, "filling", "kpectl sync now", "kpectl sync now")
-	requireAction(t, find(t, rep, "outbox-dead"), Warn, "dead", "kpectl queue list -state dead", "kpectl queue list -state dead")
+	requireAction(t, find(t, rep, "outbox-dead"), Warn, "dead", "kpectl queue list --state dead", "kpectl queue list --state dead")
 	requireAction(t, find(t, rep, "outbox-damaged"), Warn, "moved-aside", "kpectl queue salvage", "kpectl queue salvage")
 	require.Equal(t, []string{CheckAgent, CheckSAM, CheckOutbox, "outbox-dead", "outbox-damaged"}, ids(rep))
 
@@ -343,7 +343,7 @@ func TestAgentToken(t *testing.T) {
 	h := api.Health{Status: "ok"}
 	// Rejected token.
 	rep := Run(context.Background(), Options{Config: cfg, Agent: fakeAgent(t, h, api.QueueStatus{}, "bad"), Only: []string{CheckAgent, CheckSAM, CheckOutbox}})
-	requireAction(t, find(t, rep, CheckAgent), Warn, "token-rejected", "-token-file", "-token-file")
+	requireAction(t, find(t, rep, CheckAgent), Warn, "token-rejected", "--token-file", "--token-file")
 	require.Equal(t, Skip, find(t, rep, CheckSAM).Status)
 	require.Equal(t, Skip, find(t, rep, CheckOutbox).Status)
 	// No token at all.

@@ -39,7 +39,7 @@ func TestCheckConfig(t *testing.T) {
 		{"good", good, nil, 0, []string{"ok (terminal pkm-01)"}},
 		{"unknown key", good + "log: {levle: debug}\n", nil, 1, []string{"agent.yaml:4", "log.levle", "unknown key", "did you mean log.level"}},
 		{"bad value", good + "sync: {interval: soon}\n", nil, 1, []string{"agent.yaml:4", "sync.interval", `"soon"`, "30s"}},
-		{"bad flag value", good, []string{"-set", "api.listen=0.0.0.0:7531"}, 1, []string{"-set api.listen", "loopback"}},
+		{"bad flag value", good, []string{"--set", "api.listen=0.0.0.0:7531"}, 1, []string{"--set api.listen", "loopback"}},
 		{"token too open", good, nil, 1, []string{"api.token_file", "chmod 600"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -49,7 +49,7 @@ func TestCheckConfig(t *testing.T) {
 			}
 			require.NoError(t, os.Chmod(filepath.Join(dir, "token"), mode))
 			var out, errOut bytes.Buffer
-			code := run(append([]string{"check-config", "-config", write(c.body)}, c.args...), &out, &errOut)
+			code := run(append([]string{"check-config", "--config", write(c.body)}, c.args...), &out, &errOut)
 			assert.Equal(t, c.code, code, "stdout %q stderr %q", out.String(), errOut.String())
 			for _, w := range c.want {
 				assert.Contains(t, out.String()+errOut.String(), w)
@@ -93,9 +93,9 @@ trust: {bkn: ca.pem, dukcapil: ca.pem}
 `), 0o600))
 	check := func(t *testing.T, set ...string) (int, string) {
 		t.Helper()
-		args := []string{"check-config", "-config", cfgFile}
+		args := []string{"check-config", "--config", cfgFile}
 		for _, s := range set {
-			args = append(args, "-set", s)
+			args = append(args, "--set", s)
 		}
 		var out, errOut bytes.Buffer
 		code := run(args, &out, &errOut)

@@ -65,7 +65,7 @@ func BenchmarkIdleFootprint(b *testing.B) {
 	bare := execs[len(execs)/2]
 
 	for b.Loop() {
-		cmd := exec.Command(bin, "run", "-config", cfg)
+		cmd := exec.Command(bin, "run", "--config", cfg)
 		cmd.Stderr = os.Stderr
 		t0 := time.Now()
 		require.NoError(b, cmd.Start())

@@ -272,8 +272,10 @@ func imageName(image string) string { return strings.TrimSuffix(filepath.Base(im
 // runLabFiles makes the per-run files scripts/run-lab.sh points the
 // agent (and the card lab) at with KPE_*="$STATE/..." variables, in
 // state, and returns those variables. The secrets the script takes from
-// lab.json are made by the script's own lines (run with bash, as the
-// script runs them); the others as the script makes them. A variable the
+// lab.json are made as the script makes them: its `kpe-cardsim secrets
+// --lab $LAB --out "$STATE/DIR"` line by the function that command runs
+// (labset's WriteSecrets), and any line that reads $LAB/lab.json itself
+// with bash; the other files as the script makes them. A variable the
 // script sets and this test does not know fails: the test must learn
 // what that file holds.
 func runLabFiles(t *testing.T, script, state string, token string) []string {
@@ -285,7 +287,20 @@ func runLabFiles(t *testing.T, script, state string, token string) []string {
 	require.NotNil(t, lab, "%s: no LAB=... line", script)
 	fromLab := map[string]bool{}
 	writes := regexp.MustCompile(`>"\$STATE/([^"]+)"\s*$`)
+	cardsimSecrets := regexp.MustCompile(`kpe-cardsim secrets --lab \$LAB --out "\$STATE/([^"]+)"`)
 	for _, line := range strings.Split(string(raw), "\n") {
+		if w := cardsimSecrets.FindStringSubmatch(line); w != nil {
+			m, err := labset.LoadManifest(filepath.Join(repo, lab[1]))
+			require.NoError(t, err)
+			f, err := m.WriteSecrets(filepath.Join(state, filepath.FromSlash(w[1])))
+			require.NoError(t, err, "%s: %s", script, line)
+			for _, p := range []string{f.SAMCode, f.KTPSecrets} {
+				rel, err := filepath.Rel(state, p)
+				require.NoError(t, err)
+				fromLab[filepath.ToSlash(rel)] = true
+			}
+			continue
+		}
 		w := writes.FindStringSubmatch(line)
 		if w == nil || !strings.Contains(line, "$LAB/lab.json") {
 			continue
@@ -308,14 +323,14 @@ func runLabFiles(t *testing.T, script, state string, token string) []string {
 		require.NoError(t, err, "%s does not make it from $LAB/lab.json", script)
 	}
 	files := map[string]func(path string){
-		"api-token":   secret(token),
-		"sam-code":    madeByScript, // the activation code
-		"ktp-secrets": madeByScript, // the two KTP-el installation secrets
-		"nik-key":     secret(hex.EncodeToString(nik)),
-		"outbox.db":   func(string) {}, // the agent creates it
+		"api-token":           secret(token),
+		"secrets/sam-code":    madeByScript, // the activation code
+		"secrets/ktp-secrets": madeByScript, // the two KTP-el installation secrets
+		"nik-key":             secret(hex.EncodeToString(nik)),
+		"outbox.db":           func(string) {}, // the agent creates it
 		// the lab SAMs' state
 		"cardsim": func(p string) { require.NoError(t, os.Mkdir(p, 0o700)) },
-		// kpe-backoffice lab-pki writes these (the caller: labpki.Write)
+		// kpe-cardsim pki writes these (the caller: labpki.Write)
 		"pki/terminal.pem": func(string) {}, "pki/terminal-key.pem": func(string) {}, "pki/tls-ca.pem": func(string) {},
 	}
 	var env []string

@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -40,8 +39,11 @@ func defaultConfigFile() string {
 	return config.DefaultFile()
 }
 
+// setFlag is --set key=value, repeatable (a pflag.Value: a value may hold
+// commas, --set api.allowed_origins=a,b).
 type setFlag map[string]string
 
+func (s setFlag) Type() string   { return "key=value" }
 func (s setFlag) String() string { return "" }
 func (s setFlag) Set(v string) error {
 	k, val, ok := strings.Cut(v, "=")
@@ -52,43 +54,20 @@ func (s setFlag) Set(v string) error {
 	return nil
 }
 
-func parseRunFlags(name string, args []string, stderr io.Writer) (runOptions, error) {
-	o := runOptions{Set: map[string]string{}}
-	fs := flag.NewFlagSet("kpe-agent "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.StringVar(&o.ConfigFile, "config", defaultConfigFile(), "configuration file (YAML)")
-	fs.Var(setFlag(o.Set), "set", "override a key: -set sync.url=https://bo.example:8443 (repeatable)")
-	if err := fs.Parse(args); err != nil {
-		return o, err
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "kpe-agent %s: unexpected arguments %q\n", name, fs.Args())
-		return o, fmt.Errorf("kpe-agent %s: unexpected arguments %q", name, fs.Args())
-	}
-	return o, nil
-}
-
 func (o runOptions) source() config.Source {
 	return config.Source{File: o.ConfigFile, Set: o.Set, Environ: os.Environ()}
 }
 
-func runCommand(args []string, stderr io.Writer) int {
+func runCommand(o runOptions, stderr io.Writer) int {
 	// A SIGHUP (systemctl reload) must not kill the agent at any time,
 	// and Go's default for a SIGHUP nobody catches is to exit: catch it
-	// before anything else (runAgent does too, for its other callers).
+	// (run catches it earlier still, before parsing the command line;
+	// runAgent does too, for its other callers).
 	config.CatchReloadSignals()
-	o, err := parseRunFlags("run", args, stderr)
-	if err != nil {
-		return 2
-	}
 	return runService(o, stderr)
 }
 
-func checkConfigCommand(args []string, stdout, stderr io.Writer) int {
-	o, err := parseRunFlags("check-config", args, stderr)
-	if err != nil {
-		return 2
-	}
+func checkConfigCommand(o runOptions, stdout, stderr io.Writer) int {
 	cfg, err := config.Load(o.source())
 	if err != nil {
 		fmt.Fprintln(stderr, err)
@@ -298,7 +277,7 @@ func serve(ctx context.Context, store *config.Store, log *slog.Logger, level *sl
 		Config: store.Current, Transport: tr,
 		Watch:  func(ctx context.Context) <-chan apdu.Event { return tr.Watch(ctx).Events },
 		Outbox: ob, Uploader: up, Cards: copts, SAMCode: sec.samCode, KTPSecrets: sec.ktpSecrets, NIKKey: sec.nikKey,
-		Log: log, Metrics: metrics, Version: version,
+		Log: log, Metrics: metrics, Version: version(),
 	})
 	if err != nil {
 		return err

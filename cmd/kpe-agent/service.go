@@ -9,7 +9,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -173,7 +172,7 @@ func newServiceConfig(goos, configFile, user, group string) *service.Config {
 		DisplayName: serviceDisplayName,
 		Description: serviceDescription,
 		UserName:    user,
-		Arguments:   []string{"run", "-config", configFile},
+		Arguments:   []string{"run", "--config", configFile},
 		Option:      service.KeyValue{},
 	}
 	if goos == "windows" {
@@ -298,55 +297,14 @@ func runServiceWith(o runOptions, stderr io.Writer, agent agentFunc, stopTimeout
 	return 0
 }
 
-// serviceCommand runs install, uninstall, start, stop and status.
-func serviceCommand(cmd string, args []string, stdout, stderr io.Writer) int {
-	switch cmd {
-	case "install":
-		return installCommand(args, stdout, stderr)
-	case "status":
-		return statusCommand(args, stdout, stderr)
-	case "uninstall", "start", "stop":
-		return controlCommand(cmd, args, stdout, stderr)
-	}
-	fmt.Fprintf(stderr, "kpe-agent: unknown service command %q\n", cmd)
-	return 2
-}
-
-// noArgs parses a command that takes no flags and no arguments (-h works).
-func noArgs(cmd string, args []string, stderr io.Writer) bool {
-	fs := flag.NewFlagSet("kpe-agent "+cmd, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	if err := fs.Parse(args); err != nil {
-		return false
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "kpe-agent %s: unexpected arguments %q\n", cmd, fs.Args())
-		return false
-	}
-	return true
-}
-
 // controlService is the service handle of install/uninstall/start/stop/
 // status; only the name matters for the latter four.
 func controlService(cfg *service.Config) (service.Service, error) {
 	return service.New(newProgram(runOptions{}, nil, 0, io.Discard), cfg)
 }
 
-func installCommand(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("kpe-agent install", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	configFile := fs.String("config", defaultInstallConfigFile(), "configuration file the service runs with")
-	userName := fs.String("user", "", "account the service runs as (Linux default: "+serviceAccount+" when it exists, else root)")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "kpe-agent install: unexpected arguments %q\n", fs.Args())
-		return 2
-	}
-	userSet := false
-	fs.Visit(func(f *flag.Flag) { userSet = userSet || f.Name == "user" })
-	if err := install(*configFile, *userName, userSet, stdout); err != nil {
+func installCommand(configFile, userName string, userSet bool, stdout, stderr io.Writer) int {
+	if err := install(configFile, userName, userSet, stdout); err != nil {
 		fmt.Fprintf(stderr, "kpe-agent install: %v\n", err)
 		return 1
 	}
@@ -362,7 +320,7 @@ func install(configFile, userName string, userSet bool, stdout io.Writer) error 
 		return fmt.Errorf("config file %q: %w", configFile, err)
 	}
 	if fi, err := os.Stat(abs); err != nil {
-		return fmt.Errorf("config file: %w (write it first, or pass -config)", err)
+		return fmt.Errorf("config file: %w (write it first, or pass --config)", err)
 	} else if !fi.Mode().IsRegular() {
 		return fmt.Errorf("config file %s is not a regular file", abs)
 	}
@@ -404,7 +362,7 @@ func install(configFile, userName string, userSet bool, stdout io.Writer) error 
 	}
 	fmt.Fprintln(stdout, ")")
 	exe, _ := os.Executable()
-	fmt.Fprintf(stdout, "  runs:      %s run -config %s\n", exe, abs)
+	fmt.Fprintf(stdout, "  runs:      %s run --config %s\n", exe, abs)
 	if user == "" {
 		user = defaultAccountName()
 	}
@@ -421,10 +379,7 @@ func install(configFile, userName string, userSet bool, stdout io.Writer) error 
 	return nil
 }
 
-func controlCommand(cmd string, args []string, stdout, stderr io.Writer) int {
-	if !noArgs(cmd, args, stderr) {
-		return 2
-	}
+func controlCommand(cmd string, stdout, stderr io.Writer) int {
 	if err := control(cmd, stdout); err != nil {
 		fmt.Fprintf(stderr, "kpe-agent %s: %v\n", cmd, err)
 		return 1
@@ -483,10 +438,7 @@ func control(cmd string, stdout io.Writer) error {
 	return nil
 }
 
-func statusCommand(args []string, stdout, stderr io.Writer) int {
-	if !noArgs("status", args, stderr) {
-		return 2
-	}
+func statusCommand(stdout, stderr io.Writer) int {
 	s, err := controlService(newServiceConfig(runtime.GOOS, "", "", ""))
 	if err != nil {
 		fmt.Fprintf(stderr, "kpe-agent status: %v\n", err)

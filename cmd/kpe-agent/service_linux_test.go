@@ -64,10 +64,10 @@ func TestInstallUninstall(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if code, _, stderr := kpeAgent(t, bin, "install", "-config", config, "-user", "no-such-user-kpe"); code != 1 || !strings.Contains(stderr, "no-such-user-kpe") {
+	if code, _, stderr := kpeAgent(t, bin, "install", "--config", config, "--user", "no-such-user-kpe"); code != 1 || !strings.Contains(stderr, "no-such-user-kpe") {
 		t.Fatalf("install -user no-such-user-kpe = %d (%q), want 1 and the name", code, stderr)
 	}
-	code, out, stderr := kpeAgent(t, bin, "install", "-config", config)
+	code, out, stderr := kpeAgent(t, bin, "install", "--config", config)
 	t.Cleanup(func() {
 		if c, _, _ := kpeAgent(t, bin, "status"); c != exitStatusNotInstalled {
 			kpeAgent(t, bin, "uninstall")
@@ -89,7 +89,7 @@ func TestInstallUninstall(t *testing.T) {
 			t.Fatal(err)
 		}
 		script := string(b)
-		wantCmd := `cmd="` + bin + ` "run" "-config" "` + config + `""`
+		wantCmd := `cmd="` + bin + ` "run" "--config" "` + config + `""`
 		for _, want := range []string{wantCmd, "# Short-Description: KPE terminal agent", "status)"} {
 			if !strings.Contains(script, want) {
 				t.Errorf("%s lacks %q:\n%s", def, want, script)
@@ -110,7 +110,7 @@ func TestInstallUninstall(t *testing.T) {
 		}
 		unit := string(b)
 		for _, want := range []string{
-			"\nExecStart=" + bin + ` "run" "-config" "` + config + `"` + "\n",
+			"\nExecStart=" + bin + ` "run" "--config" "` + config + `"` + "\n",
 			"\nRestart=always\n", "\nRestartSec=5\n",
 			"\nAfter=network-online.target pcscd.socket pcscd.service\n",
 			"\nWants=network-online.target pcscd.socket\n",
@@ -147,7 +147,7 @@ func TestInstallUninstall(t *testing.T) {
 	if code, out, _ := kpeAgent(t, bin, "status"); code != exitStatusStopped || !strings.HasPrefix(out, "stopped") {
 		t.Errorf("status after install = %d %q, want %d stopped", code, out, exitStatusStopped)
 	}
-	if code, _, stderr := kpeAgent(t, bin, "install", "-config", config); code != 1 || !strings.Contains(stderr, "already installed") {
+	if code, _, stderr := kpeAgent(t, bin, "install", "--config", config); code != 1 || !strings.Contains(stderr, "already installed") {
 		t.Errorf("second install = %d %q, want 1 already installed", code, stderr)
 	}
 	if code, _, stderr := kpeAgent(t, bin, "stop"); code != 0 {

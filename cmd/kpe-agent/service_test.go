@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -131,7 +132,7 @@ func TestServiceConfigLinux(t *testing.T) {
 	if c.Name != "kpe-agent" || c.DisplayName != "KPE terminal agent" || c.Description == "" {
 		t.Errorf("names: %q %q %q", c.Name, c.DisplayName, c.Description)
 	}
-	if got := strings.Join(c.Arguments, " "); got != "run -config /etc/kpe-agent/agent.yaml" {
+	if got := strings.Join(c.Arguments, " "); got != "run --config /etc/kpe-agent/agent.yaml" {
 		t.Errorf("Arguments = %q", got)
 	}
 	if c.UserName != "kpe-agent" || c.Option[optionGroup] != "kpe-agent" {
@@ -153,7 +154,7 @@ func TestServiceConfigLinux(t *testing.T) {
 
 func TestServiceConfigWindows(t *testing.T) {
 	c := newServiceConfig("windows", `C:\ProgramData\kpe-agent\agent.yaml`, "", "")
-	if got := strings.Join(c.Arguments, " "); got != `run -config C:\ProgramData\kpe-agent\agent.yaml` {
+	if got := strings.Join(c.Arguments, " "); got != `run --config C:\ProgramData\kpe-agent\agent.yaml` {
 		t.Errorf("Arguments = %q", got)
 	}
 	if len(c.Dependencies) != 0 {
@@ -263,7 +264,7 @@ func TestSystemdUnit(t *testing.T) {
 		"\nAfter=network-online.target pcscd.socket pcscd.service\n",
 		"\nWants=network-online.target pcscd.socket\n",
 		"\nStartLimitIntervalSec=0\n",
-		"\nExecStart=/usr/bin/kpe-agent \"run\" \"-config\" \"/etc/kpe-agent/agent.yaml\"\n",
+		"\nExecStart=/usr/bin/kpe-agent \"run\" \"--config\" \"/etc/kpe-agent/agent.yaml\"\n",
 		"\nUser=kpe-agent\nGroup=kpe-agent\n",
 		"\nRestart=always\n",
 		"\nRestartSec=5\n",
@@ -294,7 +295,7 @@ func TestSystemdUnit(t *testing.T) {
 	if strings.Contains(root, "User=") || strings.Contains(root, "Group=") {
 		t.Errorf("a root unit names an account:\n%s", root)
 	}
-	if !strings.Contains(root, `ExecStart=/opt/kpe\x20agent/kpe-agent "run" "-config" "/srv/a b/agent.yaml"`) {
+	if !strings.Contains(root, `ExecStart=/opt/kpe\x20agent/kpe-agent "run" "--config" "/srv/a b/agent.yaml"`) {
 		t.Errorf("ExecStart with spaces:\n%s", root)
 	}
 }
@@ -372,28 +373,70 @@ func TestEnsureAPIToken(t *testing.T) {
 	}
 }
 
-func TestServiceCommandUsage(t *testing.T) {
+// Usage errors exit 2 and say so; help and version exit 0.
+func TestCommandLine(t *testing.T) {
 	for _, c := range []struct {
-		cmd  string
 		args []string
 		code int
+		want string // in stdout+stderr
 	}{
-		{"status", []string{"extra"}, 2},
-		{"start", []string{"-x"}, 2},
-		{"install", []string{"-bogus"}, 2},
-		{"install", []string{"-config", "a", "b"}, 2},
-		{"reload", nil, 2},
+		{[]string{"status", "extra"}, 2, `unknown command "extra" for "kpe-agent status"`},
+		{[]string{"start", "-x"}, 2, "unknown shorthand flag: 'x'"},
+		{[]string{"install", "--bogus"}, 2, "unknown flag: --bogus"},
+		{[]string{"install", "--config", "a", "b"}, 2, `unknown command "b"`},
+		{[]string{"install", "-config", "a"}, 2, "-config: long flags take two dashes: --config"},
+		{[]string{"check-config", "--set", "nokey"}, 2, `want key=value, got "nokey"`},
+		{[]string{"reload"}, 2, `unknown command "reload" for "kpe-agent"`},
+		{nil, 2, "Usage:"},
+		{[]string{"-h"}, 0, "Usage:"},
+		{[]string{"help", "run"}, 0, "--set key=value"},
+		{[]string{"status", "--help"}, 0, "4 not installed"},
+		{[]string{"completion", "bash"}, 0, "__start_kpe-agent"},
+		{[]string{"version"}, 0, "kpe-agent "},
 	} {
 		var out, errb bytes.Buffer
-		if got := serviceCommand(c.cmd, c.args, &out, &errb); got != c.code {
-			t.Errorf("%s %q = %d, want %d (stderr %q)", c.cmd, c.args, got, c.code, errb.String())
+		if got := run(c.args, &out, &errb); got != c.code || !strings.Contains(out.String()+errb.String(), c.want) {
+			t.Errorf("kpe-agent %q = %d, want %d and %q\nstdout %q\nstderr %q", c.args, got, c.code, c.want, out.String(), errb.String())
 		}
+	}
+}
+
+// An installed service may start the agent with the single-dash flags of
+// older versions: run accepts them, with a warning.
+func TestRunAcceptsLegacyFlags(t *testing.T) {
+	var errb bytes.Buffer
+	root := rootCommand(io.Discard, &errb)
+	args := legacyRunFlags(root, []string{"run", "-config", "/etc/kpe-agent/agent.yaml", "-set=log.level=debug", "-c", "x", "--", "-config"}, &errb)
+	want := []string{"run", "--config", "/etc/kpe-agent/agent.yaml", "--set=log.level=debug", "-c", "x", "--", "-config"}
+	if strings.Join(args, " ") != strings.Join(want, " ") {
+		t.Errorf("args %q, want %q", args, want)
+	}
+	if !strings.Contains(errb.String(), "warning: -config -set: single-dash flags are the old syntax; use --config") {
+		t.Errorf("warning %q", errb.String())
+	}
+	errb.Reset()
+	if args := legacyRunFlags(root, []string{"check-config", "-config", "x"}, &errb); args[1] != "-config" || errb.Len() > 0 {
+		t.Errorf("check-config rewritten: %q %q", args, errb.String())
+	}
+
+	// The whole path: an old unit's command line reaches the agent with
+	// the configuration (here one that fails to load: exit 78).
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "agent.yaml")
+	if err := os.WriteFile(bad, []byte("terminal: {id: x}\nlog: {levle: debug}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	errb.Reset()
+	code := run([]string{"run", "-config", bad}, &out, &errb)
+	if code != exitConfig || !strings.Contains(errb.String(), "log.levle") || !strings.Contains(errb.String(), "use --config") {
+		t.Errorf("run -config %s = %d\nstderr %s", bad, code, errb.String())
 	}
 }
 
 func TestInstallRefusesMissingConfig(t *testing.T) {
 	var out, errb bytes.Buffer
-	code := serviceCommand("install", []string{"-config", filepath.Join(t.TempDir(), "nope.yaml")}, &out, &errb)
+	code := run([]string{"install", "--config", filepath.Join(t.TempDir(), "nope.yaml")}, &out, &errb)
 	if code != 1 {
 		t.Fatalf("install with a missing config = %d, want 1", code)
 	}

@@ -66,11 +66,11 @@ func serviceUser(name string, set bool) (string, string, error) {
 	}
 	u, err := user.Lookup(name)
 	if err != nil {
-		return "", "", fmt.Errorf("-user %s: %w", name, err)
+		return "", "", fmt.Errorf("--user %s: %w", name, err)
 	}
 	g, err := user.LookupGroupId(u.Gid)
 	if err != nil {
-		return "", "", fmt.Errorf("-user %s: primary group %s: %w", name, u.Gid, err)
+		return "", "", fmt.Errorf("--user %s: primary group %s: %w", name, u.Gid, err)
 	}
 	return u.Username, g.Name, nil
 }

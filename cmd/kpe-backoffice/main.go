@@ -3,17 +3,19 @@
 // at terminal status and alarms, and download the semester report.
 //
 //	kpe-backoffice serve [flags]       run the back office
-//	kpe-backoffice lab-pki -dir DIR    make lab TLS keys (server, one terminal)
+//	kpe-backoffice version [--json]
 //
-// Storage is an embedded bbolt file by default (-db FILE) or PostgreSQL
-// (-pg DSN, or KPE_BACKOFFICE_PG). See docs/backoffice.md.
+// Storage is an embedded bbolt file by default (--db FILE) or PostgreSQL
+// (--pg DSN, or KPE_BACKOFFICE_PG). The lab's TLS keys come from
+// kpe-cardsim pki (the shipped binaries do not link the card lab). See
+// docs/backoffice.md.
 package main
 
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -25,54 +27,80 @@ import (
 	"syscall"
 	"time"
 
-	"kpe-agent/lab/labpki"
+	"github.com/spf13/cobra"
+
+	"kpe-agent/internal/clikit"
 	"kpe-agent/sync/backoffice"
 )
-
-const usage = `kpe-backoffice — reference back office for kpe-agent terminals
-
-Usage:
-  kpe-backoffice serve -sam-ca PEM -tls-cert PEM -tls-key PEM -client-ca PEM
-        [-listen :8443] [-staff-listen 127.0.0.1:8080] [-db FILE | -pg DSN]
-        [-accept-software] [-skew 5m] [-institution SITE=NAME ...]
-  kpe-backoffice lab-pki -dir DIR [-terminal ID]
-        make a lab TLS CA, a server certificate and one terminal's client certificate
-`
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return 2
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	root := rootCommand(stdout, stderr)
+	clikit.Prepare(root, stdout, stderr)
+	cmd, err := clikit.Execute(ctx, root, args)
+	if err == nil || clikit.IsUsage(err) {
+		return clikit.Report(stderr, cmd, err)
 	}
-	var err error
-	switch args[0] {
-	case "serve":
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		defer stop()
-		err = serve(ctx, args[1:], stdout, stderr)
-	case "lab-pki":
-		err = labPKI(args[1:], stdout, stderr)
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		return 0
-	default:
-		fmt.Fprintf(stderr, "unknown command %q\n\n%s", args[0], usage)
-		return 2
+	fmt.Fprintln(stderr, "kpe-backoffice:", err)
+	return clikit.ExitFailure
+}
+
+// serveOptions are serve's flags.
+type serveOptions struct {
+	listen, staff, dbPath, pg        string
+	samCA, tlsCert, tlsKey, clientCA string
+	soft                             bool
+	skew                             time.Duration
+	zone                             string
+	inst                             multi
+}
+
+func rootCommand(stdout, stderr io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "kpe-backoffice",
+		Short: "Reference back office for kpe-agent terminals",
+		Long: `kpe-backoffice is the reference back office: terminals send their records over mutual TLS; staff
+verify printed codes on a web page, look at terminal status and alarms, and download the semester
+report. See docs/backoffice.md.
+
+Exit codes: 0 success; 1 failure; 2 usage error.`,
+		Example: `  kpe-cardsim pki --dir /tmp/pki --terminal lab-01
+  kpe-backoffice serve --sam-ca testdata/cards/lab/trust/backoffice-ca.pem \
+      --tls-cert /tmp/pki/server.pem --tls-key /tmp/pki/server-key.pem --client-ca /tmp/pki/tls-ca.pem`,
 	}
-	if errors.Is(err, flag.ErrHelp) {
-		return 2
+	o := serveOptions{inst: multi{}}
+	serveCmd := &cobra.Command{
+		Use:   "serve --sam-ca PEM --tls-cert PEM --tls-key PEM --client-ca PEM [flags]",
+		Short: "Run the back office: the terminal API (mTLS) and the staff page",
+		Args:  cobra.NoArgs,
+		RunE:  func(cmd *cobra.Command, _ []string) error { return serve(cmd.Context(), o, stdout, stderr) },
 	}
-	if err != nil {
-		fmt.Fprintln(stderr, "kpe-backoffice:", err)
-		return 1
+	f := serveCmd.Flags()
+	f.StringVar(&o.listen, "listen", ":8443", "terminal API address (HTTPS with client certificates)")
+	f.StringVar(&o.staff, "staff-listen", "127.0.0.1:8080", "staff page and API address (plain HTTP; keep it on the staff network)")
+	f.StringVar(&o.dbPath, "db", "backoffice.db", "embedded store file (when --pg is not given)")
+	f.StringVar(&o.pg, "pg", os.Getenv("KPE_BACKOFFICE_PG"), "PostgreSQL DSN (postgres://user:pass@host/db; $KPE_BACKOFFICE_PG)")
+	f.StringVar(&o.samCA, "sam-ca", "", "PEM: the CA SAM terminal certificates chain to")
+	f.StringVar(&o.tlsCert, "tls-cert", "", "PEM: server certificate")
+	f.StringVar(&o.tlsKey, "tls-key", "", "PEM: server key")
+	f.StringVar(&o.clientCA, "client-ca", "", "PEM: the CA terminal client certificates chain to")
+	f.BoolVar(&o.soft, "accept-software", false, "accept software-signed records (demos without a SAM only)")
+	f.DurationVar(&o.skew, "skew", 5*time.Minute, "clock difference beyond which a terminal is told its clock is off")
+	f.StringVar(&o.zone, "zone", "Asia/Jakarta", "time zone of the semester report")
+	f.Var(o.inst, "institution", "SITE=INSTITUTION: report a site under an institution (repeatable)")
+	for _, name := range []string{"sam-ca", "tls-cert", "tls-key", "client-ca"} {
+		_ = serveCmd.MarkFlagRequired(name)
 	}
-	return 0
+	root.AddCommand(serveCmd)
+	return root
 }
 
 type multi map[string]string
 
+func (m multi) Type() string   { return "SITE=NAME" }
 func (m multi) String() string { return fmt.Sprint(map[string]string(m)) }
 func (m multi) Set(s string) error {
 	k, v, ok := strings.Cut(s, "=")
@@ -83,68 +111,45 @@ func (m multi) Set(s string) error {
 	return nil
 }
 
-func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	listen := fs.String("listen", ":8443", "terminal API address (HTTPS with client certificates)")
-	staff := fs.String("staff-listen", "127.0.0.1:8080", "staff page and API address (plain HTTP; keep it on the staff network)")
-	dbPath := fs.String("db", "backoffice.db", "embedded store file (when -pg is not given)")
-	pg := fs.String("pg", os.Getenv("KPE_BACKOFFICE_PG"), "PostgreSQL DSN (postgres://user:pass@host/db)")
-	samCA := fs.String("sam-ca", "", "PEM: the CA SAM terminal certificates chain to")
-	tlsCert := fs.String("tls-cert", "", "PEM: server certificate")
-	tlsKey := fs.String("tls-key", "", "PEM: server key")
-	clientCA := fs.String("client-ca", "", "PEM: the CA terminal client certificates chain to")
-	soft := fs.Bool("accept-software", false, "accept software-signed records (demos without a SAM only)")
-	skew := fs.Duration("skew", 5*time.Minute, "clock difference beyond which a terminal is told its clock is off")
-	zone := fs.String("zone", "Asia/Jakarta", "time zone of the semester report")
-	inst := multi{}
-	fs.Var(inst, "institution", "SITE=INSTITUTION: report a site under an institution (repeatable)")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	for name, v := range map[string]string{"-sam-ca": *samCA, "-tls-cert": *tlsCert, "-tls-key": *tlsKey, "-client-ca": *clientCA} {
-		if v == "" {
-			return fmt.Errorf("%s is required", name)
-		}
-	}
-	roots, err := labpki.LoadPool(*samCA)
+func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error {
+	roots, err := loadPool(o.samCA)
 	if err != nil {
-		return fmt.Errorf("-sam-ca: %w", err)
+		return fmt.Errorf("--sam-ca: %w", err)
 	}
-	clients, err := labpki.LoadPool(*clientCA)
+	clients, err := loadPool(o.clientCA)
 	if err != nil {
-		return fmt.Errorf("-client-ca: %w", err)
+		return fmt.Errorf("--client-ca: %w", err)
 	}
-	cert, err := tls.LoadX509KeyPair(*tlsCert, *tlsKey)
+	cert, err := tls.LoadX509KeyPair(o.tlsCert, o.tlsKey)
 	if err != nil {
-		return fmt.Errorf("-tls-cert/-tls-key: %w", err)
+		return fmt.Errorf("--tls-cert/--tls-key: %w", err)
 	}
-	loc, err := time.LoadLocation(*zone)
+	loc, err := time.LoadLocation(o.zone)
 	if err != nil {
-		return fmt.Errorf("-zone: %w", err)
+		return fmt.Errorf("--zone: %w", err)
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 
 	var store backoffice.Store
-	if *pg != "" {
-		store, err = backoffice.OpenPostgres(ctx, *pg)
+	if o.pg != "" {
+		store, err = backoffice.OpenPostgres(ctx, o.pg)
 	} else {
-		store, err = backoffice.OpenBolt(*dbPath)
+		store, err = backoffice.OpenBolt(o.dbPath)
 	}
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	svc, err := backoffice.New(store, backoffice.Config{CA: roots, AcceptSoftware: *soft, SkewTolerance: *skew, Institutions: inst})
+	svc, err := backoffice.New(store, backoffice.Config{CA: roots, AcceptSoftware: o.soft, SkewTolerance: o.skew, Institutions: o.inst})
 	if err != nil {
 		return err
 	}
 
-	tl, err := net.Listen("tcp", *listen)
+	tl, err := net.Listen("tcp", o.listen)
 	if err != nil {
 		return err
 	}
-	sl, err := net.Listen("tcp", *staff)
+	sl, err := net.Listen("tcp", o.staff)
 	if err != nil {
 		tl.Close()
 		return err
@@ -155,8 +160,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	errc := make(chan error, 2)
 	go func() { errc <- terminals.ServeTLS(tl, "", "") }()
 	go func() { errc <- staffSrv.Serve(sl) }()
-	storeKind := "bbolt " + *dbPath
-	if *pg != "" {
+	storeKind := "bbolt " + o.dbPath
+	if o.pg != "" {
 		storeKind = "PostgreSQL"
 	}
 	fmt.Fprintf(stdout, "kpe-backoffice ready: terminals https://%s, staff page http://%s/ (store: %s)\n", tl.Addr(), sl.Addr(), storeKind)
@@ -174,21 +179,15 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return err
 }
 
-func labPKI(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("lab-pki", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	dir := fs.String("dir", "", "directory for the PEM files")
-	terminal := fs.String("terminal", "lab-01", "terminal id (the client certificate's common name)")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if *dir == "" {
-		return errors.New("-dir is required")
-	}
-	f, err := labpki.Write(*dir, *terminal)
+// loadPool reads PEM certificates into a pool.
+func loadPool(path string) (*x509.CertPool, error) {
+	b, err := os.ReadFile(path)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	fmt.Fprintf(stdout, "TLS CA %s\nserver %s %s\nterminal %s %s\n", f.TLSCA, f.ServerCert, f.ServerKey, f.TerminalCert, f.TerminalKey)
-	return nil
+	p := x509.NewCertPool()
+	if !p.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("%s: no PEM certificate", path)
+	}
+	return p, nil
 }

@@ -16,6 +16,7 @@ import (
 	"kpe-agent/agent/api"
 	"kpe-agent/agent/config"
 	"kpe-agent/agent/doctor"
+	"kpe-agent/internal/clikit"
 	"kpe-agent/sync/outbox"
 )
 
@@ -95,7 +96,7 @@ func (c *cli) agentFor(cfg config.Config) (cl *api.Client, tokenErr error, err e
 	}
 	cl, err = api.NewClient(url, strings.TrimSpace(string(token)))
 	if err != nil {
-		return nil, nil, usageError{err}
+		return nil, nil, clikit.UsageError{Err: err}
 	}
 	return cl, tokenErr, nil
 }
@@ -137,16 +138,8 @@ type statusJSON struct {
 	Queue   *api.QueueStatus `json:"queue"`
 }
 
-// status: kpectl status [-json].
-func (c *cli) status(ctx context.Context, args []string) error {
-	fs := c.flags("status")
-	asJSON := fs.Bool("json", false, "print JSON")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("kpectl status: unexpected argument %q", fs.Arg(0))}
-	}
+// status: kpectl status [--json].
+func (c *cli) status(ctx context.Context, asJSON bool) error {
 	cl, err := c.agent()
 	if err != nil {
 		return err
@@ -163,7 +156,7 @@ func (c *cli) status(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *asJSON {
+	if asJSON {
 		if rs == nil {
 			rs = []api.Reader{}
 		}
@@ -264,46 +257,40 @@ func (c *cli) printSync(w *tabwriter.Writer, s api.SyncStatus) {
 // maxWait is the longest wait for a card the agent accepts.
 const maxWait = 300 * time.Second
 
-// auth: kpectl auth -service S -operator ID [-reader R] [-wait 30s]
-// [-confirm-last-try] [-json] [-timeout 5m]. While the agent works, the
+// authOptions are kpectl auth's flags.
+type authOptions struct {
+	service, operator, reader string
+	wait, timeout             time.Duration
+	confirm, asJSON           bool
+}
+
+// auth: kpectl auth --service S --operator ID [-r READER] [--wait 30s]
+// [--confirm-last-try] [--json] [--timeout 5m]. While the agent works, the
 // session's progress is printed from its event stream; Ctrl-C cancels the
 // session on the agent.
-func (c *cli) auth(ctx context.Context, args []string) error {
-	fs := c.flags("auth")
-	service := fs.String("service", "", "service: askes, taspen, bapertarum, kiosk (the terminal's configured list)")
-	operator := fs.String("operator", "", "the clerk's ID, recorded with the code")
-	reader := fs.String("reader", "", "card reader (default: the agent's choice: the only card reader, or the one holding a card)")
-	wait := fs.Duration("wait", 30*time.Second, "how long the agent waits for a card (0: the card must be in the reader; at most 5m)")
-	confirm := fs.Bool("confirm-last-try", false, "allow the card's last fingerprint try (the clerk confirmed)")
-	asJSON := fs.Bool("json", false, "print the result (or the error) as JSON")
-	timeout := fs.Duration("timeout", 5*time.Minute, "give up after this long")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
+func (c *cli) auth(ctx context.Context, o authOptions) error {
 	switch {
-	case fs.NArg() > 0:
-		return usageError{fmt.Errorf("kpectl auth: unexpected argument %q", fs.Arg(0))}
-	case *service == "" || *operator == "":
-		return usageError{errors.New("kpectl auth: -service and -operator are required")}
-	case *wait < 0 || *wait > maxWait:
-		return usageError{fmt.Errorf("kpectl auth: -wait must be between 0 and %v", maxWait)}
-	case *timeout <= 0:
-		return usageError{errors.New("kpectl auth: -timeout must be positive")}
+	case o.service == "" || o.operator == "":
+		return clikit.Usagef("--service and --operator must not be empty")
+	case o.wait < 0 || o.wait > maxWait:
+		return clikit.Usagef("--wait must be between 0 and %v", maxWait)
+	case o.timeout <= 0:
+		return clikit.Usagef("--timeout must be positive")
 	}
 	cl, err := c.agent()
 	if err != nil {
 		return err
 	}
 	a := c.msg.Agent
-	req := api.AuthRequest{Reader: *reader, Service: *service, Operator: *operator,
-		WaitSeconds: int(wait.Round(time.Second) / time.Second), ConfirmLastTry: *confirm, Lang: c.lang}
+	req := api.AuthRequest{Reader: o.reader, Service: o.service, Operator: o.operator,
+		WaitSeconds: int(o.wait.Round(time.Second) / time.Second), ConfirmLastTry: o.confirm, Lang: c.lang}
 
 	// Follow the events from before the request, so none is missed.
 	start := time.Now()
 	ectx, stopEvents := context.WithCancel(ctx)
 	defer stopEvents()
 	events := make(chan api.Event)
-	if !*asJSON {
+	if !o.asJSON {
 		if s, err := cl.OpenEvents(ectx); err == nil {
 			go func() {
 				defer close(events)
@@ -329,7 +316,7 @@ func (c *cli) auth(ctx context.Context, args []string) error {
 		close(events)
 	}
 
-	actx, cancel := context.WithTimeout(ctx, *timeout)
+	actx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
 	type result struct {
 		res api.AuthResult
@@ -340,10 +327,10 @@ func (c *cli) auth(ctx context.Context, args []string) error {
 		r, err := cl.Auth(actx, req)
 		done <- result{r, err}
 	}()
-	if req.WaitSeconds > 0 && !*asJSON {
+	if req.WaitSeconds > 0 && !o.asJSON {
 		fmt.Fprintf(c.out, a.Waiting+"\n", req.WaitSeconds)
 	}
-	followed := *reader
+	followed := o.reader
 	last := ""
 	var res result
 wait:
@@ -389,7 +376,7 @@ wait:
 		if err := cl.Cancel(cctx, followed); err != nil && !isNotFound(err) {
 			fmt.Fprintf(c.errOut, a.CancelFailed+"\n", err)
 		}
-		if *asJSON {
+		if o.asJSON {
 			_ = c.printJSON(api.ErrorBody{Error: api.Error{Code: "cancelled", Message: a.Cancelled, Retriable: true}})
 		} else {
 			fmt.Fprintln(c.out, a.Cancelled)
@@ -401,7 +388,7 @@ wait:
 		if !errors.As(res.err, &ae) || ae.Status == http.StatusUnauthorized {
 			return res.err
 		}
-		if *asJSON {
+		if o.asJSON {
 			_ = c.printJSON(api.ErrorBody{Error: ae.Err})
 			return errReported
 		}
@@ -415,7 +402,7 @@ wait:
 		return errReported
 	}
 	r := res.res
-	if *asJSON {
+	if o.asJSON {
 		return c.printJSON(r)
 	}
 	fmt.Fprintf(c.out, "%s  %s %s\n", time.Now().Format("15:04:05"), a.Recorded, r.Code)
@@ -431,25 +418,16 @@ func isNotFound(err error) bool {
 	return errors.As(err, &ae) && ae.Status == http.StatusNotFound
 }
 
-// sync: kpectl sync now [-json] [-timeout 2m].
-func (c *cli) sync(ctx context.Context, args []string) error {
-	if len(args) == 0 || args[0] != "now" {
-		return usageError{errors.New("kpectl sync: want: kpectl sync now")}
-	}
-	fs := c.flags("sync now")
-	asJSON := fs.Bool("json", false, "print JSON")
-	timeout := fs.Duration("timeout", 2*time.Minute, "give up after this long")
-	if err := parse(fs, args[1:]); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("kpectl sync now: unexpected argument %q", fs.Arg(0))}
+// sync: kpectl sync now [--json] [--timeout 2m].
+func (c *cli) sync(ctx context.Context, asJSON bool, timeout time.Duration) error {
+	if timeout <= 0 {
+		return clikit.Usagef("--timeout must be positive")
 	}
 	cl, err := c.agent()
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	p := c.newProgress()
 	start := time.Now()
@@ -473,7 +451,7 @@ func (c *cli) sync(ctx context.Context, args []string) error {
 	var ae *api.APIError
 	switch {
 	case errors.As(err, &ae) && ae.Status != http.StatusUnauthorized:
-		if *asJSON {
+		if asJSON {
 			_ = c.printJSON(api.ErrorBody{Error: ae.Err})
 		} else {
 			fmt.Fprintf(c.out, "%s %s %s\n", a.SyncFailed, ae.Err.Message, fmt.Sprintf(a.APIError, ae.Err.Code, ae.Status))
@@ -482,7 +460,7 @@ func (c *cli) sync(ctx context.Context, args []string) error {
 	case err != nil:
 		return err
 	}
-	if *asJSON {
+	if asJSON {
 		if err := c.printJSON(r); err != nil {
 			return err
 		}
@@ -499,21 +477,9 @@ func (c *cli) sync(ctx context.Context, args []string) error {
 	return nil
 }
 
-// monitorCmd: kpectl monitor [-json] watches PC/SC directly; with -agent
-// it streams the agent's events instead.
-func (c *cli) monitorCmd(ctx context.Context, args []string) error {
-	fs := c.flags("monitor")
-	viaAgent := fs.Bool("agent", false, "stream the agent's events (local API) instead of watching PC/SC directly")
-	asJSON := fs.Bool("json", false, "print one JSON object per event")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if !*viaAgent {
-		return c.monitor(ctx, args)
-	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("kpectl monitor: unexpected argument %q", fs.Arg(0))}
-	}
+// monitorAgent: kpectl monitor --via-agent [--json] streams the agent's
+// events, reconnecting when the agent restarts.
+func (c *cli) monitorAgent(ctx context.Context, asJSON bool) error {
 	cl, err := c.agent()
 	if err != nil {
 		return err
@@ -533,7 +499,7 @@ func (c *cli) monitorCmd(ctx context.Context, args []string) error {
 				return err
 			}
 		} else {
-			if first && !*asJSON {
+			if first && !asJSON {
 				fmt.Fprintf(c.out, a.WatchingAgent+"\n", cl.URL())
 			}
 			first = false
@@ -544,7 +510,7 @@ func (c *cli) monitorCmd(ctx context.Context, args []string) error {
 					break
 				}
 				lastSeq = ev.Seq
-				if *asJSON {
+				if asJSON {
 					if err := enc.Encode(ev); err != nil {
 						s.Close()
 						return err
@@ -603,7 +569,7 @@ func (c *cli) eventLine(ev api.Event) string {
 	return oneLine(line)
 }
 
-// queueAgentStatsJSON is queue stats -json when the running agent holds
+// queueAgentStatsJSON is queue stats --json when the running agent holds
 // the outbox: the fields the agent's /v1/queue gives.
 type queueAgentStatsJSON struct {
 	Source                string         `json:"source"` // "agent"

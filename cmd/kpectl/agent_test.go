@@ -128,7 +128,7 @@ func tokenFile(t *testing.T, token string) string {
 }
 
 func agentArgs(t *testing.T, a *cannedAgent, args ...string) []string {
-	return append([]string{"-agent", a.url, "-token-file", tokenFile(t, agentToken)}, args...)
+	return append([]string{"--agent", a.url, "--token-file", tokenFile(t, agentToken)}, args...)
 }
 
 func TestStatus(t *testing.T) {
@@ -146,7 +146,7 @@ func TestStatus(t *testing.T) {
 		require.Contains(t, out, want)
 	}
 
-	out, errOut, code = runCLI(t, "", agentArgs(t, a, "-lang", "en", "status", "-json")...)
+	out, errOut, code = runCLI(t, "", agentArgs(t, a, "--lang", "en", "status", "--json")...)
 	require.Equal(t, 0, code, errOut)
 	var st statusJSON
 	require.NoError(t, json.Unmarshal([]byte(out), &st), out)
@@ -161,19 +161,19 @@ func TestStatusErrors(t *testing.T) {
 	require.NoError(t, err)
 	addr := ln.Addr().String()
 	require.NoError(t, ln.Close())
-	_, errOut, code := runCLI(t, "", "-agent", addr, "-token-file", tokenFile(t, "x"), "status")
+	_, errOut, code := runCLI(t, "", "--agent", addr, "--token-file", tokenFile(t, "x"), "status")
 	require.Equal(t, 1, code)
 	require.Contains(t, errOut, "Agen tidak berjalan. Jalankan: sudo systemctl start kpe-agent")
-	_, errOut, code = runCLI(t, "", "-lang", "en", "-agent", addr, "-token-file", tokenFile(t, "x"), "status")
+	_, errOut, code = runCLI(t, "", "--lang", "en", "--agent", addr, "--token-file", tokenFile(t, "x"), "status")
 	require.Equal(t, 1, code)
 	require.Contains(t, errOut, "The agent is not running. Start it: sudo systemctl start kpe-agent")
 
 	// A wrong token, and an unreadable one.
 	a := newCannedAgent(t)
-	_, errOut, code = runCLI(t, "", "-lang", "en", "-agent", a.url, "-token-file", tokenFile(t, "wrong"), "status")
+	_, errOut, code = runCLI(t, "", "--lang", "en", "--agent", a.url, "--token-file", tokenFile(t, "wrong"), "status")
 	require.Equal(t, 1, code)
 	require.Contains(t, errOut, "The agent refuses the API token")
-	_, errOut, code = runCLI(t, "", "-lang", "en", "-agent", a.url, "-token-file", filepath.Join(t.TempDir(), "none"), "status")
+	_, errOut, code = runCLI(t, "", "--lang", "en", "--agent", a.url, "--token-file", filepath.Join(t.TempDir(), "none"), "status")
 	require.Equal(t, 1, code)
 	require.Contains(t, errOut, "The agent's API token cannot be read")
 }
@@ -197,7 +197,7 @@ func TestAuth(t *testing.T) {
 		_ = json.NewEncoder(w).Encode(api.AuthResult{Code: "ABCD-EFGH-JKLM", RecordID: "r1", Service: got.Service,
 			Reader: "Virtual PCD 00 00", CardKind: "kpe", Counter: 43, Message: "Autentikasi berhasil."})
 	}
-	out, errOut, code := runCLI(t, "", agentArgs(t, a, "auth", "-service", "taspen", "-operator", "op-17", "-wait", "20s", "-confirm-last-try")...)
+	out, errOut, code := runCLI(t, "", agentArgs(t, a, "auth", "--service", "taspen", "--operator", "op-17", "--wait", "20s", "--confirm-last-try")...)
 	require.Equal(t, 0, code, errOut)
 	require.Equal(t, api.AuthRequest{Service: "taspen", Operator: "op-17", WaitSeconds: 20, ConfirmLastTry: true, Lang: "id"}, got)
 	order := []string{"Menunggu kartu (paling lama 20 detik)", "Kartu terdeteksi", "Kartu dikenali: kpe", "Kartu dan data asli",
@@ -210,7 +210,7 @@ func TestAuth(t *testing.T) {
 	}
 
 	// -json prints the result only.
-	out, errOut, code = runCLI(t, "", agentArgs(t, a, "auth", "-json", "-service", "askes", "-operator", "op-1")...)
+	out, errOut, code = runCLI(t, "", agentArgs(t, a, "auth", "--json", "--service", "askes", "--operator", "op-1")...)
 	require.Equal(t, 0, code, errOut)
 	var res api.AuthResult
 	require.NoError(t, json.Unmarshal([]byte(out), &res), out)
@@ -225,21 +225,21 @@ func TestAuthFailure(t *testing.T) {
 		_ = json.NewEncoder(w).Encode(api.ErrorBody{Error: api.Error{Code: "finger-last-try",
 			Message: "One fingerprint try left. The clerk must confirm before it is used.", Retriable: true, TriesLeft: 1}})
 	}
-	out, _, code := runCLI(t, "", agentArgs(t, a, "-lang", "en", "auth", "-service", "askes", "-operator", "op-1", "-wait", "0s")...)
+	out, _, code := runCLI(t, "", agentArgs(t, a, "--lang", "en", "auth", "--service", "askes", "--operator", "op-1", "--wait", "0s")...)
 	require.Equal(t, 1, code)
 	require.Contains(t, out, "FAILED (finger-last-try): One fingerprint try left.")
 	require.Contains(t, out, "fingerprint tries left on the card: 1")
-	require.Contains(t, out, "-confirm-last-try")
+	require.Contains(t, out, "--confirm-last-try")
 
-	out, _, code = runCLI(t, "", agentArgs(t, a, "auth", "-json", "-service", "askes", "-operator", "op-1")...)
+	out, _, code = runCLI(t, "", agentArgs(t, a, "auth", "--json", "--service", "askes", "--operator", "op-1")...)
 	require.Equal(t, 1, code)
 	var eb api.ErrorBody
 	require.NoError(t, json.Unmarshal([]byte(out), &eb), out)
 	require.Equal(t, "finger-last-try", eb.Error.Code)
 
-	_, errOut, code := runCLI(t, "", agentArgs(t, a, "auth", "-service", "askes")...)
+	_, errOut, code := runCLI(t, "", agentArgs(t, a, "auth", "--service", "askes")...)
 	require.Equal(t, 2, code)
-	require.Contains(t, errOut, "-operator are required")
+	require.Contains(t, errOut, `required flag(s) "operator" not set`)
 }
 
 // Ctrl-C while the agent waits for the finger cancels the session on the
@@ -255,7 +255,9 @@ func TestAuthCancel(t *testing.T) {
 	c := &cli{out: &out, errOut: &errOut, msg: messagesIn(i18n.English), lang: "en", agentURL: a.url, tokenFile: tokenFile(t, agentToken)}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- c.auth(ctx, []string{"-service", "askes", "-operator", "op-1"}) }()
+	go func() {
+		done <- c.auth(ctx, authOptions{service: "askes", operator: "op-1", wait: 30 * time.Second, timeout: time.Minute})
+	}()
 	require.Eventually(t, func() bool { return strings.Contains(out.String(), "Place the finger on the sensor") }, 5*time.Second, 10*time.Millisecond)
 	cancel()
 	select {
@@ -303,14 +305,14 @@ func TestSyncNow(t *testing.T) {
 		w.WriteHeader(http.StatusConflict)
 		_ = json.NewEncoder(w).Encode(api.ErrorBody{Error: api.Error{Code: "sync-disabled", Message: "Syncing is not configured on this terminal."}})
 	}
-	out, _, code = runCLI(t, "", agentArgs(t, a, "-lang", "en", "sync", "now")...)
+	out, _, code = runCLI(t, "", agentArgs(t, a, "--lang", "en", "sync", "now")...)
 	require.Equal(t, 1, code)
 	require.Contains(t, out, "Sync failed: Syncing is not configured on this terminal. [sync-disabled, HTTP 409]")
 
 	a.sync = func(w http.ResponseWriter) {
 		_ = json.NewEncoder(w).Encode(api.SyncResult{Sent: 2, Remaining: 2, Error: &api.Error{Code: "sync-failed", Message: "Syncing failed"}})
 	}
-	out, _, code = runCLI(t, "", agentArgs(t, a, "sync", "now", "-json")...)
+	out, _, code = runCLI(t, "", agentArgs(t, a, "sync", "now", "--json")...)
 	require.Equal(t, 1, code)
 	var r api.SyncResult
 	require.NoError(t, json.Unmarshal([]byte(out), &r), out)
@@ -327,7 +329,7 @@ func TestMonitorAgent(t *testing.T) {
 		Error: &api.Error{Code: "card-removed", Message: "Kartu dicabut"}})
 	a.events <- sse(api.Event{Seq: 3, Type: api.EventSession, Reader: "Virtual PCD 00 00", State: api.StateRecorded, Code: "ABCD-EFGH-JKLM"})
 	close(a.events) // the stream ends; the reconnect is refused
-	out, errOut, code := runCLI(t, "", agentArgs(t, a, "monitor", "-agent")...)
+	out, errOut, code := runCLI(t, "", agentArgs(t, a, "monitor", "--via-agent")...)
 	require.Equal(t, 1, code, errOut)
 	require.Contains(t, out, "Memantau kejadian agen")
 	require.Contains(t, out, `pembaca      "Virtual PCD 00 00"  added`)
@@ -338,7 +340,7 @@ func TestMonitorAgent(t *testing.T) {
 	b := newCannedAgent(t)
 	b.events <- sse(api.Event{Seq: 7, Type: api.EventSAM, State: "active"})
 	close(b.events)
-	out, _, _ = runCLI(t, "", agentArgs(t, b, "monitor", "-agent", "-json")...)
+	out, _, _ = runCLI(t, "", agentArgs(t, b, "monitor", "--via-agent", "--json")...)
 	var ev api.Event
 	require.NoError(t, json.Unmarshal([]byte(strings.Split(out, "\n")[0]), &ev), out)
 	require.Equal(t, uint64(7), ev.Seq)
@@ -352,13 +354,13 @@ func TestQueueStatsFromAgent(t *testing.T) {
 	require.NoError(t, err)
 	defer ob.Close()
 
-	out, errOut, code := runCLI(t, "", agentArgs(t, a, "queue", "stats", "-outbox", path)...)
+	out, errOut, code := runCLI(t, "", agentArgs(t, a, "queue", "stats", "--outbox", path)...)
 	require.Equal(t, 0, code, errOut)
 	require.Contains(t, out, "dipakai agen yang sedang berjalan; angka berikut dari API agen")
 	require.Regexp(t, `menunggu dikirim \(pending\) +3\n`, out)
 	require.Contains(t, out, "82.0 %")
 
-	out, errOut, code = runCLI(t, "", agentArgs(t, a, "queue", "stats", "-json", "-outbox", path)...)
+	out, errOut, code = runCLI(t, "", agentArgs(t, a, "queue", "stats", "--json", "--outbox", path)...)
 	require.Equal(t, 0, code, errOut)
 	var q queueAgentStatsJSON
 	require.NoError(t, json.Unmarshal([]byte(out), &q), out)

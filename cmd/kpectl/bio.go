@@ -1,31 +1,12 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"math"
 	"os"
 
 	"kpe-agent/biometric"
-	"kpe-agent/lab/synth"
 )
-
-// bio: kpectl bio match A B | bio bench DIR | bio gen -out DIR.
-func (c *cli) bio(_ context.Context, args []string) error {
-	if len(args) == 0 {
-		return usageError{errors.New("kpectl bio: want match, bench or gen")}
-	}
-	switch args[0] {
-	case "match":
-		return c.bioMatch(args[1:])
-	case "bench":
-		return c.bioBench(args[1:])
-	case "gen":
-		return c.bioGen(args[1:])
-	}
-	return usageError{fmt.Errorf("kpectl bio: unknown subcommand %q", args[0])}
-}
 
 func loadTemplate(path string) (*biometric.Record, error) {
 	b, err := os.ReadFile(path)
@@ -39,19 +20,12 @@ func loadTemplate(path string) (*biometric.Record, error) {
 	return r, nil
 }
 
-func (c *cli) bioMatch(args []string) error {
-	fs := c.flags("bio match")
-	asJSON := fs.Bool("json", false, "print JSON with the details")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() != 2 {
-		return usageError{errors.New("kpectl bio match: want two template files (ISO/IEC 19794-2 or ANSI INCITS 378)")}
-	}
+// bioMatch: kpectl bio match A B [--json].
+func (c *cli) bioMatch(a, b string, asJSON bool) error {
 	var ps [2]*biometric.Prepared
 	var formats [2]string
 	var counts [2]int
-	for i, path := range fs.Args() {
+	for i, path := range []string{a, b} {
 		r, err := loadTemplate(path)
 		if err != nil {
 			return err
@@ -63,12 +37,12 @@ func (c *cli) bioMatch(args []string) error {
 		r.Wipe()
 	}
 	res := biometric.Compare(ps[0], ps[1])
-	if *asJSON {
+	if asJSON {
 		return c.printJSON(map[string]any{
 			"score": res.Score, "threshold": biometric.Threshold, "match": res.Match,
 			"paired_minutiae": res.Paired, "overlap_a": res.OverlapA, "overlap_b": res.OverlapB,
-			"a": map[string]any{"file": fs.Arg(0), "format": formats[0], "minutiae": counts[0]},
-			"b": map[string]any{"file": fs.Arg(1), "format": formats[1], "minutiae": counts[1]},
+			"a": map[string]any{"file": a, "format": formats[0], "minutiae": counts[0]},
+			"b": map[string]any{"file": b, "format": formats[1], "minutiae": counts[1]},
 		})
 	}
 	decision := "no match"
@@ -79,24 +53,17 @@ func (c *cli) bioMatch(args []string) error {
 	return nil
 }
 
-func (c *cli) bioBench(args []string) error {
-	fs := c.flags("bio bench")
-	asJSON := fs.Bool("json", false, "print JSON")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() != 1 {
-		return usageError{errors.New("kpectl bio bench: want a directory with *.iso files and pairs.csv (a,b,genuine)")}
-	}
-	rep, err := biometric.RunBench(fs.Arg(0))
+// bioBench: kpectl bio bench DIR [--json].
+func (c *cli) bioBench(dir string, asJSON bool) error {
+	rep, err := biometric.RunBench(dir)
 	if err != nil {
 		return err
 	}
-	if *asJSON {
+	if asJSON {
 		return c.printJSON(benchJSON(rep))
 	}
 	fmt.Fprintf(c.out, "%s: %d templates (%.1f minutiae on average), %d genuine and %d impostor pairs\n",
-		fs.Arg(0), rep.Templates, rep.AvgMinutiae, rep.Full.Genuine, rep.Full.Impostor)
+		dir, rep.Templates, rep.AvgMinutiae, rep.Full.Genuine, rep.Full.Impostor)
 	for _, row := range []struct {
 		name string
 		m    biometric.Metrics
@@ -139,26 +106,4 @@ func benchJSON(r *biometric.BenchReport) map[string]any {
 	}
 	return map[string]any{"templates": r.Templates, "avg_minutiae": r.AvgMinutiae, "full": m(r.Full, r.ComparisonsPerS),
 		"compact": m(r.Compact, r.CompactPerS), "compact_dropped": r.CompactDropped}
-}
-
-func (c *cli) bioGen(args []string) error {
-	fs := c.flags("bio gen")
-	out := fs.String("out", "", "output directory")
-	level := fs.String("level", "hard", "easy or hard")
-	fingers := fs.Int("fingers", 300, "synthetic fingers")
-	impressions := fs.Int("impressions", 4, "impressions per finger")
-	impostors := fs.Int("impostors", 50000, "impostor pairs in pairs.csv (0: all)")
-	seed := fs.Uint64("seed", 1, "seed (the same seed gives the same set)")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	lv := map[string]synth.Level{"easy": synth.Easy, "hard": synth.Hard}[*level]
-	if *out == "" || lv == 0 || *fingers < 2 || *impressions < 2 {
-		return usageError{errors.New("kpectl bio gen: want -out DIR, -level easy|hard, at least 2 fingers and 2 impressions")}
-	}
-	if err := synth.WriteSet(*out, synth.SetOptions{Fingers: *fingers, Impressions: *impressions, Level: lv, Seed: *seed, ImpostorPairs: *impostors}); err != nil {
-		return err
-	}
-	fmt.Fprintf(c.out, "%s: %d fingers x %d impressions (%s), pairs.csv\n", *out, *fingers, *impressions, *level)
-	return nil
 }

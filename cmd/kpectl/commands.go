@@ -5,28 +5,15 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
 	"kpe-agent/apdu"
 	"kpe-agent/apdu/pcsc"
+	"kpe-agent/internal/clikit"
 )
-
-func (c *cli) flags(name string) *flag.FlagSet {
-	fs := flag.NewFlagSet("kpectl "+name, flag.ContinueOnError)
-	fs.SetOutput(c.errOut)
-	return fs
-}
-
-func parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		return usageError{err}
-	}
-	return nil
-}
 
 type readerJSON struct {
 	Name        string `json:"name"`
@@ -37,19 +24,14 @@ type readerJSON struct {
 	Mute        bool   `json:"mute,omitempty"`
 }
 
-func (c *cli) readers(ctx context.Context, args []string) error {
-	fs := c.flags("readers")
-	asJSON := fs.Bool("json", false, "print JSON")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
+func (c *cli) readers(ctx context.Context, asJSON bool) error {
 	tr := pcsc.New(pcsc.Options{})
 	defer tr.Close()
 	rs, err := tr.Readers(ctx)
 	if err != nil {
 		return err
 	}
-	if *asJSON {
+	if asJSON {
 		out := make([]readerJSON, 0, len(rs))
 		for _, r := range rs {
 			out = append(out, readerJSON{r.Name, r.CardPresent, hexStr(r.ATR), r.Exclusive, r.InUse, r.Mute})
@@ -84,20 +66,15 @@ type eventJSON struct {
 	Error  string    `json:"error,omitempty"`
 }
 
-func (c *cli) monitor(ctx context.Context, args []string) error {
-	fs := c.flags("monitor")
-	asJSON := fs.Bool("json", false, "print one JSON object per event")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
+func (c *cli) monitor(ctx context.Context, asJSON bool) error {
 	tr := pcsc.New(pcsc.Options{})
 	defer tr.Close()
-	if !*asJSON {
+	if !asJSON {
 		fmt.Fprintln(c.out, c.msg.Watching)
 	}
 	enc := json.NewEncoder(c.out)
 	for ev := range tr.Watch(ctx).Events {
-		if *asJSON {
+		if asJSON {
 			e := eventJSON{Time: ev.Time, Kind: ev.Kind.String(), Reader: ev.Reader, ATR: hexStr(ev.ATR)}
 			if ev.Err != nil {
 				e.Error = ev.Err.Error()
@@ -119,61 +96,120 @@ func (c *cli) monitor(ctx context.Context, args []string) error {
 	return nil
 }
 
+type apduOptions struct {
+	reader  string
+	auto    bool
+	timeout time.Duration
+	trace   string
+	asJSON  bool
+}
+
+// apduJSON is apdu --json.
+type apduJSON struct {
+	Reader    string         `json:"reader"`
+	ATR       string         `json:"atr"`
+	Exchanges []exchangeJSON `json:"exchanges"`
+}
+
+// exchangeJSON is one command and its answer.
+type exchangeJSON struct {
+	Command  string `json:"command"`
+	Response string `json:"response"`       // the whole answer, data and SW1-SW2
+	Data     string `json:"data,omitempty"` // the data field
+	SW       string `json:"sw"`
+	Meaning  string `json:"meaning"`
+}
+
 // apdu sends APDUs like pcsc-tools' scriptor: each command and its answer
-// are printed; with -auto, 61xx and 6Cxx are handled by the toolkit.
-func (c *cli) apdu(ctx context.Context, args []string) error {
-	fs := c.flags("apdu")
-	reader := fs.String("r", "", "reader name (default: the first reader with a card)")
-	auto := fs.Bool("auto", false, "handle 61xx (GET RESPONSE) and 6Cxx (wrong Le) automatically")
-	timeout := fs.Duration("timeout", 10*time.Second, "deadline per command")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	cmds, err := c.commands(fs.Args())
+// are printed; with --auto, 61xx and 6Cxx are handled by the toolkit.
+func (c *cli) apdu(ctx context.Context, o apduOptions, args []string) error {
+	cmds, err := c.commands(args)
 	if err != nil {
 		return err
 	}
+	var tracer *apdu.Tracer
+	if o.trace != "" {
+		f, err := os.OpenFile(o.trace, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		tracer = &apdu.Tracer{W: f}
+	}
 	tr := pcsc.New(pcsc.Options{})
 	defer tr.Close()
-	name := *reader
+	name := o.reader
 	if name == "" {
 		if name, err = firstCard(ctx, tr); err != nil {
 			return err
 		}
 	}
-	card, err := tr.Connect(ctx, name)
+	raw, err := tr.Connect(ctx, name)
 	if err != nil {
 		return err
 	}
-	defer card.Close()
-	fmt.Fprintf(c.out, "# %s  ATR %s\n", name, spaced(card.ATR()))
+	defer raw.Close()
+	card := apdu.TraceCard(raw, tracer)
+	out := apduJSON{Reader: name, ATR: hexStr(card.ATR()), Exchanges: []exchangeJSON{}}
+	if !o.asJSON {
+		fmt.Fprintf(c.out, "# %s  ATR %s\n", name, spaced(card.ATR()))
+	}
 	if err := card.BeginTransaction(ctx); err != nil {
 		return err
 	}
 	defer card.EndTransaction()
 	client := apdu.NewClient(card, apdu.Limits{})
-	for _, raw := range cmds {
-		fmt.Fprintf(c.out, "> %s\n", spaced(raw))
-		cctx, cancel := context.WithTimeout(ctx, *timeout)
+	for _, cmdBytes := range cmds {
+		if !o.asJSON {
+			fmt.Fprintf(c.out, "> %s\n", spaced(cmdBytes))
+		}
+		cctx, cancel := context.WithTimeout(ctx, o.timeout)
 		var rsp []byte
-		if *auto {
+		if o.auto {
 			var cmd apdu.Command
-			if cmd, err = apdu.ParseCommand(raw); err == nil {
+			if cmd, err = apdu.ParseCommand(cmdBytes); err == nil {
 				var r apdu.Response
 				if r, err = client.Do(cctx, cmd); err == nil {
 					rsp = append(append([]byte(nil), r.Data...), byte(r.SW>>8), byte(r.SW))
 				}
 			}
 		} else {
-			rsp, err = card.Transmit(cctx, raw)
+			rsp, err = card.Transmit(cctx, cmdBytes)
 		}
 		cancel()
 		if err != nil {
 			return err
 		}
+		if o.asJSON {
+			out.Exchanges = append(out.Exchanges, exchange(cmdBytes, rsp))
+			continue
+		}
 		c.printResponse(rsp)
 	}
+	if o.asJSON {
+		return c.printJSON(out)
+	}
 	return nil
+}
+
+// exchange describes a command and its answer for apdu --json.
+func exchange(cmd, rsp []byte) exchangeJSON {
+	e := exchangeJSON{Command: hexStr(cmd), Response: hexStr(rsp)}
+	r, err := apdu.ParseResponse(rsp)
+	if err != nil {
+		e.Meaning = err.Error()
+		return e
+	}
+	e.Data, e.SW, e.Meaning = hexStr(r.Data), fmt.Sprintf("%04X", r.SW), swMeaning(r)
+	return e
+}
+
+// swMeaning is the ISO meaning of r's status word.
+func swMeaning(r apdu.Response) string {
+	if e := r.Err(); e != nil {
+		return e.Error()
+	}
+	return "normal processing"
 }
 
 func (c *cli) printResponse(rsp []byte) {
@@ -185,11 +221,7 @@ func (c *cli) printResponse(rsp []byte) {
 	if len(r.Data) > 0 {
 		fmt.Fprintf(c.out, "< %s\n", spaced(r.Data))
 	}
-	meaning := "normal processing"
-	if e := r.Err(); e != nil {
-		meaning = e.Error()
-	}
-	fmt.Fprintf(c.out, "< %02X %02X : %s\n", byte(r.SW>>8), byte(r.SW), meaning)
+	fmt.Fprintf(c.out, "< %02X %02X : %s\n", byte(r.SW>>8), byte(r.SW), swMeaning(r))
 }
 
 // commands parses hex APDUs from args, or from stdin when there are none.
@@ -217,12 +249,12 @@ func (c *cli) commands(args []string) ([][]byte, error) {
 		}
 		b, err := hex.DecodeString(l)
 		if err != nil || len(b) < 4 {
-			return nil, usageError{fmt.Errorf("APDU %d: %q is not a hex command of at least 4 bytes", i+1, lines[i])}
+			return nil, clikit.Usagef("APDU %d: %q is not a hex command of at least 4 bytes", i+1, lines[i])
 		}
 		out = append(out, b)
 	}
 	if len(out) == 0 {
-		return nil, usageError{errors.New("no APDU given")}
+		return nil, clikit.Usagef("no APDU given")
 	}
 	return out, nil
 }
@@ -251,12 +283,4 @@ func spaced(b []byte) string {
 		fmt.Fprintf(&sb, "%02X", x)
 	}
 	return sb.String()
-}
-
-// printJSON prints v as indented JSON (every -json output but monitor's
-// stream, which is one object a line).
-func (c *cli) printJSON(v any) error {
-	enc := json.NewEncoder(c.out)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
 }

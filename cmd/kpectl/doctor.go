@@ -2,34 +2,29 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"kpe-agent/agent/doctor"
+	"kpe-agent/internal/clikit"
 	"kpe-agent/internal/i18n"
 )
 
-// doctor: kpectl doctor [-json] [-config FILE] [-timeout 40s]. One line per
-// check with its mark, the technical detail and the action; exit code 1
-// when a check fails.
-func (c *cli) doctor(ctx context.Context, args []string) error {
-	fs := c.flags("doctor")
-	asJSON := fs.Bool("json", false, "print the report as JSON (both languages)")
-	configFile := fs.String("config", c.configFile, "the agent's configuration file (default "+doctor.DefaultConfigFile()+")")
-	timeout := fs.Duration("timeout", 40*time.Second, "bound of the whole diagnosis")
-	checkTimeout := fs.Duration("check-timeout", 5*time.Second, "bound of each check")
-	if err := parse(fs, args); err != nil {
-		return err
+// doctorOptions are kpectl doctor's flags.
+type doctorOptions struct {
+	asJSON                bool
+	timeout, checkTimeout time.Duration
+}
+
+// doctor: kpectl doctor [--json] [--timeout 40s] [--check-timeout 5s].
+// One line per check with its mark, the technical detail and the action;
+// exit code 1 when a check fails.
+func (c *cli) doctor(ctx context.Context, o doctorOptions) error {
+	if o.timeout <= 0 || o.checkTimeout <= 0 {
+		return clikit.Usagef("--timeout and --check-timeout must be positive")
 	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("kpectl doctor: unexpected argument %q", fs.Arg(0))}
-	}
-	if *timeout <= 0 || *checkTimeout <= 0 {
-		return usageError{errors.New("kpectl doctor: -timeout and -check-timeout must be positive")}
-	}
-	cfg, cfgErr := c.loadConfig(*configFile)
+	cfg, cfgErr := c.loadConfig(c.configFile)
 	cl, tokenErr, err := c.agentFor(cfg)
 	if err != nil {
 		return err
@@ -37,13 +32,13 @@ func (c *cli) doctor(ctx context.Context, args []string) error {
 	p := c.newProgress()
 	rep := doctor.Run(ctx, doctor.Options{
 		Config: &cfg, ConfigErr: cfgErr, Agent: cl, TokenErr: tokenErr,
-		Timeout: *timeout, CheckTimeout: *checkTimeout,
+		Timeout: o.timeout, CheckTimeout: o.checkTimeout,
 		Progress: func(done, total int, f doctor.Finding) {
 			p.Show(c.msg.Doctor.Checking+" %s", done, total, f.ID)
 		},
 	})
 	p.Clear()
-	if *asJSON {
+	if o.asJSON {
 		if err := c.printJSON(rep); err != nil {
 			return err
 		}

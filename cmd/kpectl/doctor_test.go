@@ -36,7 +36,7 @@ func doctorEnv(t *testing.T, syncURL string) []string {
 	}
 	file := filepath.Join(dir, "agent.yaml")
 	require.NoError(t, os.WriteFile(file, []byte(cfg), 0o600))
-	return []string{"-config", file, "-agent", closedPort(t), "-token-file", filepath.Join(dir, "no-token")}
+	return []string{"--config", file, "--agent", closedPort(t), "--token-file", filepath.Join(dir, "no-token")}
 }
 
 // testCerts writes a self-signed CA and a client certificate it issued.
@@ -94,7 +94,7 @@ func TestIntegrationDoctorPCSCStopped(t *testing.T) {
 	require.Regexp(t, `\[PERINGATAN\] +agent`, out)
 	require.Contains(t, out, "Ringkasan:")
 
-	out, errOut, code = runCLI(t, "", append(append([]string{"-lang", "en"}, env...), "doctor")...)
+	out, errOut, code = runCLI(t, "", append(append([]string{"--lang", "en"}, env...), "doctor")...)
 	require.Equal(t, 1, code, errOut)
 	require.Regexp(t, `\[FAIL\] +pcsc +The smart-card service \(pcscd\) is not running\.`, out)
 	require.Contains(t, out, "→ Action: Start the pcscd service: sudo systemctl start pcscd")
@@ -130,7 +130,7 @@ func TestIntegrationDoctorExitCodes(t *testing.T) {
 	require.Contains(t, out, "→ Tindakan: Periksa koneksi jaringan terminal")
 	require.Contains(t, out, "atur HTTPS_PROXY untuk agen")
 
-	out, errOut, code = runCLI(t, "", append(append([]string{"-lang", "en"}, env...), "doctor", "-json")...)
+	out, errOut, code = runCLI(t, "", append(append([]string{"--lang", "en"}, env...), "doctor", "--json")...)
 	require.Equal(t, 1, code, errOut)
 	var rep doctor.Report
 	require.NoError(t, json.Unmarshal([]byte(out), &rep), out)

@@ -1,152 +1,95 @@
 // Command kpectl is the operator and technician CLI for kpe-agent terminals.
 //
-//	kpectl readers            readers, card present, ATR
-//	kpectl monitor            live reader and card events
-//	kpectl apdu HEX...        send APDUs to a card, like scriptor
-//	kpectl read [-json]       read and verify the card (KPE, KPE Tambahan, KTP-el, SAM)
+//	kpectl readers               readers, card present, ATR
+//	kpectl monitor               live reader and card events
+//	kpectl apdu HEX...           send APDUs to a card, like scriptor
+//	kpectl read [--json]         read and verify the card (KPE, KPE Tambahan, KTP-el, SAM)
 //	kpectl queue stats|list|retry|salvage   the agent's outbox of records
-//	kpectl doctor             diagnose the terminal: what is wrong and what to do
-//	kpectl status             the agent, its readers, SAM, queue and sync in one view
-//	kpectl auth               authenticate a card holder through the agent
-//	kpectl sync now           send the outbox to the back office now
-//	kpectl monitor -agent     the agent's live events
+//	kpectl doctor                diagnose the terminal: what is wrong and what to do
+//	kpectl status                the agent, its readers, SAM, queue and sync in one view
+//	kpectl auth                  authenticate a card holder through the agent
+//	kpectl sync now              send the outbox to the back office now
+//	kpectl monitor --via-agent   the agent's live events
+//	kpectl bio match|bench       the fingerprint matcher on template files
 //
-// See docs/kpectl.md.
+// Flags are GNU-style (--json, -r READER) and may come anywhere on the
+// command line. See docs/kpectl.md.
 //
-// Messages are in Bahasa Indonesia by default; -lang en switches to English.
+// Messages are in Bahasa Indonesia by default; --lang en switches to English.
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
-	"kpe-agent/agent/doctor"
+	"github.com/spf13/cobra"
+
+	"kpe-agent/internal/clikit"
+	"kpe-agent/internal/i18n"
 )
-
-const usage = `kpectl — alat operator terminal KPE / KPE terminal operator tool
-
-Usage:
-  kpectl [global flags] COMMAND [flags]
-
-Global flags:
-  -lang id|en        message language (default $KPE_LANG, else id)
-  -config FILE       the agent's configuration (default $KPE_CONFIG, else /etc/kpe-agent/agent.yaml;
-                     a missing default file is fine: the defaults apply)
-  -agent URL         the agent's local API (default $KPE_AGENT_URL, else http://<api.listen>)
-  -token-file FILE   the API's bearer token (default $KPE_TOKEN_FILE, else api.token_file)
-
-Diagnosis and the agent (local API):
-  kpectl doctor [-json] [-config FILE] [-timeout 40s]
-        checks PC/SC, readers, SAM, agent, clock, back office, certificates, disk, outbox;
-        each problem with its action; exit code 1 when a check fails
-  kpectl status [-json]               agent health, readers, SAM, queue and sync in one view
-  kpectl auth -service S -operator ID [-reader R] [-wait 30s] [-confirm-last-try] [-json] [-timeout 5m]
-        authenticate the card holder (card, data, fingerprint) and print the code; Ctrl-C cancels
-  kpectl sync now [-json] [-timeout 2m]   send the outbox to the back office now
-  kpectl monitor -agent [-json]       the agent's live events (reconnects when the agent restarts)
-
-Direct access (the agent must not hold the reader):
-  kpectl [-lang id|en] readers [-json]
-  kpectl [-lang id|en] monitor [-json]
-  kpectl [-lang id|en] apdu [-r READER] [-auto] [-timeout 10s] [-trace] [HEX ...]
-        (without HEX arguments, APDUs are read from standard input, one per line; '#' starts a comment)
-  kpectl [-lang id|en] read [-r READER] [-sam READER] [-json] [-photo FILE]
-        [-trust-bkn PEM] [-trust-dukcapil PEM] [-sam-code-file F] [-ktp-secrets-file F] [-lab DIR]
-        (the photo is written only with -photo, never into the JSON; KTP-el data is never printed)
-  kpectl bio match [-json] A B      compare two ISO/ANSI minutiae templates: score and decision
-  kpectl bio bench [-json] DIR      EER, FNMR at FMR 1e-2/1e-3/1e-4, comparisons/s (DIR: *.iso + pairs.csv)
-  kpectl bio gen -out DIR [-level easy|hard] [-fingers N] [-impressions K] [-impostors N] [-seed S]
-  kpectl [-lang id|en] queue stats [-outbox FILE] [-json] [-max-records N] [-max-age 720h]
-  kpectl [-lang id|en] queue list [-outbox FILE] [-json] [-state pending|sending|acknowledged|dead|all] [-n 100]
-  kpectl [-lang id|en] queue retry [-outbox FILE] [-json] SEQ ... | -all
-  kpectl [-lang id|en] queue salvage [-json] FILE [-out NEWFILE]
-        (the agent's outbox; -outbox defaults to $KPE_OUTBOX, else /var/lib/kpe-agent/outbox.db.
-         stats and list only read; retry and salvage -out write: stop the agent first.
-         stats asks the agent when it holds the outbox.
-         list never prints a record's subject (NIP, NIK hash) or card serial)
-
-Exit codes: 0 success, 1 failure (doctor: a check failed), 2 usage error.
-`
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	global := flag.NewFlagSet("kpectl", flag.ContinueOnError)
-	global.SetOutput(stderr)
-	lang := global.String("lang", envOr("KPE_LANG", "id"), "message language: id (Bahasa Indonesia) or en")
-	agentURL := global.String("agent", os.Getenv("KPE_AGENT_URL"), "the agent's local API URL (default from the configuration's api.listen)")
-	tokenFile := global.String("token-file", os.Getenv("KPE_TOKEN_FILE"), "the local API's bearer token file (default the configuration's api.token_file)")
-	configFile := global.String("config", os.Getenv("KPE_CONFIG"), "the agent's configuration file (default "+doctor.DefaultConfigFile()+")")
-	global.Usage = func() { fmt.Fprint(stderr, usage) }
-	if err := global.Parse(args); err != nil {
-		return 2
-	}
-	m, err := messagesFor(*lang)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return 2
-	}
-	rest := global.Args()
-	if len(rest) == 0 {
-		fmt.Fprint(stderr, usage)
-		return 2
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	c := &cli{out: stdout, errOut: stderr, in: stdin, msg: m, lang: *lang,
-		agentURL: *agentURL, tokenFile: *tokenFile, configFile: *configFile}
-	switch rest[0] {
-	case "readers":
-		err = c.readers(ctx, rest[1:])
-	case "monitor":
-		err = c.monitorCmd(ctx, rest[1:])
-	case "apdu":
-		err = c.apdu(ctx, rest[1:])
-	case "read":
-		err = c.read(ctx, rest[1:])
-	case "bio":
-		err = c.bio(ctx, rest[1:])
-	case "queue":
-		err = c.queue(ctx, rest[1:])
-	case "doctor":
-		err = c.doctor(ctx, rest[1:])
-	case "status":
-		err = c.status(ctx, rest[1:])
-	case "auth":
-		err = c.auth(ctx, rest[1:])
-	case "sync":
-		err = c.sync(ctx, rest[1:])
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		return 0
-	default:
-		fmt.Fprintf(stderr, "%s: %q\n\n%s", m.UnknownCommand, rest[0], usage)
-		return 2
+	c := &cli{out: stdout, errOut: stderr, in: stdin, lang: string(i18n.Default), msg: messagesIn(i18n.Default)}
+	if l, err := i18n.Parse(envOr("KPE_LANG", "id")); err == nil {
+		c.msg, c.lang = messagesIn(l), string(l)
 	}
-	var ue usageError
-	switch {
-	case err == nil:
-		return 0
-	case errors.Is(err, errReported):
-		return 1
-	case errors.As(err, &ue):
-		fmt.Fprintln(stderr, err)
-		return 2
-	default:
-		fmt.Fprintln(stderr, c.explain(err))
-		return 1
-	}
+	root := c.rootCommand()
+	clikit.Prepare(root, stdout, stderr)
+	cmd, err := clikit.Execute(ctx, root, args)
+	return c.exit(cmd, args, err)
 }
 
-type usageError struct{ error }
+// exit reports err (of cmd) and returns the exit code: 0 success, 1
+// failure, 2 usage error. With --json the error is a JSON object on
+// standard output ({"error": {"code": ..., "message": ...}}).
+func (c *cli) exit(cmd *cobra.Command, args []string, err error) int {
+	code := clikit.ExitFailure
+	switch {
+	case err == nil:
+		return clikit.ExitOK
+	case errors.Is(err, errReported):
+		return clikit.ExitFailure
+	case clikit.IsUsage(err):
+		code = clikit.ExitUsage
+		// The command line was refused before --lang was applied.
+		if m, lerr := messagesFor(c.langArg(args)); lerr == nil {
+			c.msg = m
+		}
+	}
+	if clikit.JSONRequested(cmd, args) {
+		if perr := c.printJSON(c.errorBody(err)); perr != nil {
+			fmt.Fprintln(c.errOut, c.explain(err))
+		}
+		return code
+	}
+	var unknown *clikit.UnknownCommandError
+	switch {
+	case errors.As(err, &unknown):
+		fmt.Fprintf(c.errOut, "%s: %q\n", c.msg.UnknownCommand, unknown.Name)
+		if len(unknown.Suggestions) > 0 {
+			fmt.Fprintf(c.errOut, "  (%s?)\n", strings.Join(unknown.Suggestions, ", "))
+		}
+		fmt.Fprintf(c.errOut, "Run '%s --help' for usage.\n", cmd.CommandPath())
+	case code == clikit.ExitUsage:
+		clikit.Report(c.errOut, cmd, err)
+	default:
+		fmt.Fprintln(c.errOut, c.explain(err))
+	}
+	return code
+}
 
 // errReported: the command failed and has said why; exit code 1 without
 // another message.
@@ -165,9 +108,38 @@ type cli struct {
 	tokenErr  error
 }
 
+// langArg is the value of the last --lang (-l) in args, else the
+// current language.
+func (c *cli) langArg(args []string) string {
+	lang := c.lang
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--":
+			return lang
+		case (a == "--lang" || a == "-l") && i+1 < len(args):
+			lang = args[i+1]
+			i++
+		case strings.HasPrefix(a, "--lang="):
+			lang = strings.TrimPrefix(a, "--lang=")
+		case strings.HasPrefix(a, "-l") && len(a) > 2 && !strings.HasPrefix(a, "--"):
+			lang = strings.TrimPrefix(a[2:], "=")
+		}
+	}
+	return lang
+}
+
 func envOr(k, def string) string {
 	if v := os.Getenv(k); v != "" {
 		return v
 	}
 	return def
+}
+
+// printJSON prints v as indented JSON (every --json output but the
+// monitors' streams, which are one object a line).
+func (c *cli) printJSON(v any) error {
+	enc := json.NewEncoder(c.out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }

@@ -36,7 +36,7 @@ type messages struct {
 	FingerPlaceAgain, FingerLastTry, FingerBlocked, FingerError         string
 	// kpectl queue.
 	Queue queueMessages
-	// kpectl status, auth, sync, monitor -agent: the agent's local API.
+	// kpectl status, auth, sync, monitor --via-agent: the agent's local API.
 	Agent agentMessages
 	// kpectl doctor.
 	Doctor doctorMessages
@@ -111,7 +111,7 @@ type queueMessages struct {
 func messagesFor(lang string) (messages, error) {
 	l, err := i18n.Parse(lang)
 	if err != nil {
-		return messages{}, fmt.Errorf("unsupported -lang: %w", err)
+		return messages{}, fmt.Errorf("--lang: %w", err)
 	}
 	return messagesIn(l), nil
 }
@@ -287,7 +287,7 @@ func messagesIn(l i18n.Lang) messages {
 			SyncResult: l.T("kpectl.sync.result"),
 			SyncFailed: l.T("kpectl.sync.failed"),
 
-			// kpectl monitor -agent
+			// kpectl monitor --via-agent
 			WatchingAgent: l.T("kpectl.monitor.agent.watching"),
 			Reconnecting:  l.T("kpectl.monitor.agent.reconnecting"),
 			Events: map[string]string{

@@ -84,6 +84,6 @@ func TestMessagesForReadsTheLanguage(t *testing.T) {
 		var unsupported *i18n.ErrUnsupported
 		require.True(t, errors.As(err, &unsupported), "%q: %v", s, err)
 		assert.Equal(t, s, unsupported.Value)
-		assert.Contains(t, err.Error(), "unsupported -lang")
+		assert.Contains(t, err.Error(), "--lang: unsupported language")
 	}
 }

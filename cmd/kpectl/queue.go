@@ -7,7 +7,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -17,6 +16,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"kpe-agent/internal/clikit"
 	"kpe-agent/sync/outbox"
 	"kpe-agent/sync/record"
 )
@@ -26,57 +26,12 @@ const (
 	// queueOpenTimeout: a running agent holds the outbox's lock; say so
 	// soon instead of hanging.
 	queueOpenTimeout = time.Second
-	// listDefault is how many records queue list prints without -n.
+	// listDefault is how many records queue list prints without --limit.
 	listDefault = 100
 )
 
 // errOutExists: queue salvage -out names a file that exists.
-var errOutExists = errors.New("kpectl queue salvage: the -out file exists")
-
-// queue: kpectl queue stats | list | retry | salvage.
-func (c *cli) queue(ctx context.Context, args []string) error {
-	if len(args) == 0 {
-		return usageError{errors.New("kpectl queue: want stats, list, retry or salvage")}
-	}
-	switch args[0] {
-	case "stats":
-		return c.queueStats(ctx, args[1:])
-	case "list":
-		return c.queueList(args[1:])
-	case "retry":
-		return c.queueRetry(args[1:])
-	case "salvage":
-		return c.queueSalvage(args[1:])
-	}
-	return usageError{fmt.Errorf("kpectl queue: unknown subcommand %q", args[0])}
-}
-
-// queueFlags are the flags every queue subcommand takes.
-func (c *cli) queueFlags(name string) (fs *flag.FlagSet, path *string, asJSON *bool) {
-	fs = c.flags("queue " + name)
-	path = fs.String("outbox", envOr("KPE_OUTBOX", defaultOutbox), "the agent's outbox file (default $KPE_OUTBOX, else "+defaultOutbox+")")
-	asJSON = fs.Bool("json", false, "print JSON")
-	return fs, path, asJSON
-}
-
-// parseInterleaved parses flags before, between and after the positional
-// arguments (queue salvage FILE -out NEW) and returns the positional ones.
-func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := parse(fs, args); err != nil {
-			return nil, err
-		}
-		if used := len(args) - fs.NArg(); used > 0 && args[used-1] == "--" {
-			return append(pos, fs.Args()...), nil
-		}
-		if fs.NArg() == 0 {
-			return pos, nil
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
-	}
-}
+var errOutExists = errors.New("kpectl queue salvage: the --out file exists")
 
 func openQueue(path string, readOnly bool) (*outbox.Outbox, error) {
 	return outbox.Open(path, outbox.Options{ReadOnly: readOnly, OpenTimeout: queueOpenTimeout})
@@ -101,23 +56,22 @@ type queueStatsJSON struct {
 	FileBytes             int64    `json:"file_bytes"`
 }
 
-func (c *cli) queueStats(ctx context.Context, args []string) error {
-	fs, path, asJSON := c.queueFlags("stats")
-	maxRecords := fs.Int("max-records", 100_000, "the agent's limit of unsynced records (the file does not hold it)")
-	maxAge := fs.Duration("max-age", 30*24*time.Hour, "the agent's limit of the oldest unsynced record's age")
-	if err := parse(fs, args); err != nil {
-		return err
+// queueStatsOptions are kpectl queue stats's flags.
+type queueStatsOptions struct {
+	path       string
+	asJSON     bool
+	maxRecords int
+	maxAge     time.Duration
+}
+
+func (c *cli) queueStats(ctx context.Context, o queueStatsOptions) error {
+	if o.maxRecords <= 0 || o.maxAge <= 0 {
+		return clikit.Usagef("--max-records and --max-age must be positive")
 	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("kpectl queue stats: unexpected argument %q", fs.Arg(0))}
-	}
-	if *maxRecords <= 0 || *maxAge <= 0 {
-		return usageError{errors.New("kpectl queue stats: -max-records and -max-age must be positive")}
-	}
-	ob, err := outbox.Open(*path, outbox.Options{ReadOnly: true, OpenTimeout: queueOpenTimeout, MaxRecords: *maxRecords, MaxAge: *maxAge})
+	ob, err := outbox.Open(o.path, outbox.Options{ReadOnly: true, OpenTimeout: queueOpenTimeout, MaxRecords: o.maxRecords, MaxAge: o.maxAge})
 	if errors.Is(err, outbox.ErrLocked) {
 		// The running agent holds the file: ask it instead.
-		return c.queueStatsFromAgent(ctx, *path, *asJSON, err)
+		return c.queueStatsFromAgent(ctx, o.path, o.asJSON, err)
 	}
 	if err != nil {
 		return err
@@ -128,19 +82,19 @@ func (c *cli) queueStats(ctx context.Context, args []string) error {
 		return err
 	}
 	level := alarmLevel(st.Alarm)
-	if *asJSON {
+	if o.asJSON {
 		return c.printJSON(queueStatsJSON{
-			Source: "file", Outbox: *path, Pending: st.Pending, Sending: st.Sending, Acknowledged: st.Acknowledged, Dead: st.Dead,
+			Source: "file", Outbox: o.path, Pending: st.Pending, Sending: st.Sending, Acknowledged: st.Acknowledged, Dead: st.Dead,
 			Unsynced: st.Unsynced, OldestUnsyncedSeconds: st.OldestUnsynced.Seconds(),
 			CountUsedPercent: percent(st.CountUsed), AgeUsedPercent: percent(st.AgeUsed),
 			AlarmPercent: int(st.Alarm*100 + 0.5), Alarm: level,
-			MaxRecords: *maxRecords, MaxAgeSeconds: maxAge.Seconds(),
+			MaxRecords: o.maxRecords, MaxAgeSeconds: o.maxAge.Seconds(),
 			MovedAside: append([]string{}, st.MovedAside...), FileBytes: st.FileBytes,
 		})
 	}
 	q := c.msg.Queue
 	w := tabwriter.NewWriter(c.out, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(w, "%s %s (%s)\n", q.Outbox, *path, byteSize(st.FileBytes))
+	fmt.Fprintf(w, "%s %s (%s)\n", q.Outbox, o.path, byteSize(st.FileBytes))
 	fmt.Fprintf(w, "  %s\t%d\n", q.Pending, st.Pending)
 	fmt.Fprintf(w, "  %s\t%d\n", q.Sending, st.Sending)
 	fmt.Fprintf(w, "  %s\t%d\n", q.Acknowledged, st.Acknowledged)
@@ -150,11 +104,11 @@ func (c *cli) queueStats(ctx context.Context, args []string) error {
 		oldest = c.age(st.OldestUnsynced)
 	}
 	fmt.Fprintf(w, "  %s\t%s\n", q.Oldest, oldest)
-	fmt.Fprintf(w, "  %s\t"+q.UseLine+"\n", q.Use, percent(st.CountUsed), percent(st.AgeUsed), *maxRecords, c.age(*maxAge))
+	fmt.Fprintf(w, "  %s\t"+q.UseLine+"\n", q.Use, percent(st.CountUsed), percent(st.AgeUsed), o.maxRecords, c.age(o.maxAge))
 	fmt.Fprintf(w, "  %s\t%s\n", q.Alarm, c.alarmText(st.Alarm))
 	for _, name := range st.MovedAside {
 		fmt.Fprintf(w, "  %s\t%s\n", q.MovedAside, name)
-		fmt.Fprintf(w, "  \t"+q.SalvageHint+"\n", filepath.Join(filepath.Dir(*path), name))
+		fmt.Fprintf(w, "  \t"+q.SalvageHint+"\n", filepath.Join(filepath.Dir(o.path), name))
 	}
 	return w.Flush()
 }
@@ -239,39 +193,38 @@ type queueItemJSON struct {
 type queueListJSON struct {
 	Outbox    string          `json:"outbox"`
 	Records   []queueItemJSON `json:"records"`
-	Truncated bool            `json:"truncated"` // more records than -n
+	Truncated bool            `json:"truncated"` // more records than --limit
 }
 
 var listStates = map[string]outbox.State{"pending": outbox.Pending, "sending": outbox.Sending, "acknowledged": outbox.Acknowledged}
 
-func (c *cli) queueList(args []string) error {
-	fs, path, asJSON := c.queueFlags("list")
-	stateName := fs.String("state", "all", "pending, sending, acknowledged, dead or all")
-	n := fs.Int("n", listDefault, "list at most N records, oldest first (0: all)")
-	if err := parse(fs, args); err != nil {
-		return err
+// queueListOptions are kpectl queue list's flags.
+type queueListOptions struct {
+	path   string
+	asJSON bool
+	state  string
+	limit  int
+}
+
+func (c *cli) queueList(o queueListOptions) error {
+	state, ok := listStates[o.state]
+	if !ok && o.state != "all" && o.state != "dead" {
+		return clikit.Usagef("--state %q: want pending, sending, acknowledged, dead or all", o.state)
 	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("kpectl queue list: unexpected argument %q", fs.Arg(0))}
+	if o.limit < 0 {
+		return clikit.Usagef("--limit (-n) must not be negative")
 	}
-	state, ok := listStates[*stateName]
-	if !ok && *stateName != "all" && *stateName != "dead" {
-		return usageError{fmt.Errorf("kpectl queue list: -state %q: want pending, sending, acknowledged, dead or all", *stateName)}
-	}
-	if *n < 0 {
-		return usageError{errors.New("kpectl queue list: -n must not be negative")}
-	}
-	ob, err := openQueue(*path, true)
+	ob, err := openQueue(o.path, true)
 	if err != nil {
 		return err
 	}
 	defer ob.Close()
 
 	var items []queueItemJSON
-	if *stateName != "dead" {
+	if o.state != "dead" {
 		limit := 0
-		if *n > 0 {
-			limit = *n + 1 // one more than asked, to know whether there are more
+		if o.limit > 0 {
+			limit = o.limit + 1 // one more than asked, to know whether there are more
 		}
 		recs, err := ob.List(state, limit)
 		if err != nil {
@@ -281,7 +234,7 @@ func (c *cli) queueList(args []string) error {
 			items = append(items, listItem(it))
 		}
 	}
-	if *stateName == "dead" || *stateName == "all" {
+	if o.state == "dead" || o.state == "all" {
 		dead, err := ob.Dead()
 		if err != nil {
 			return err
@@ -291,15 +244,15 @@ func (c *cli) queueList(args []string) error {
 		}
 		slices.SortFunc(items, func(a, b queueItemJSON) int { return cmp.Compare(a.Seq, b.Seq) })
 	}
-	truncated := *n > 0 && len(items) > *n
+	truncated := o.limit > 0 && len(items) > o.limit
 	if truncated {
-		items = items[:*n]
+		items = items[:o.limit]
 	}
-	if *asJSON {
+	if o.asJSON {
 		if items == nil {
 			items = []queueItemJSON{}
 		}
-		return c.printJSON(queueListJSON{Outbox: *path, Records: items, Truncated: truncated})
+		return c.printJSON(queueListJSON{Outbox: o.path, Records: items, Truncated: truncated})
 	}
 	q := c.msg.Queue
 	if len(items) == 0 {
@@ -334,7 +287,7 @@ func (c *cli) queueList(args []string) error {
 		return err
 	}
 	if truncated {
-		fmt.Fprintf(c.out, q.More+"\n", *n)
+		fmt.Fprintf(c.out, q.More+"\n", o.limit)
 	}
 	return nil
 }
@@ -390,35 +343,35 @@ type queueRetryJSON struct {
 // queueRetry moves dead records back to pending. It writes, so the agent
 // must be stopped; the file is checked read-only first, so that a damaged
 // file is reported, not moved aside.
-func (c *cli) queueRetry(args []string) error {
-	fs, path, asJSON := c.queueFlags("retry")
-	all := fs.Bool("all", false, "every record in the dead-letter bucket")
-	pos, err := parseInterleaved(fs, args)
-	if err != nil {
-		return err
-	}
-	if *all == (len(pos) > 0) {
-		return usageError{errors.New("kpectl queue retry: give the records' SEQ numbers (kpectl queue list -state dead) or -all")}
+// queueRetryOptions are kpectl queue retry's flags.
+type queueRetryOptions struct {
+	path        string
+	asJSON, all bool
+}
+
+func (c *cli) queueRetry(o queueRetryOptions, pos []string) error {
+	if o.all == (len(pos) > 0) {
+		return clikit.Usagef("give the records' SEQ numbers (kpectl queue list --state dead) or --all")
 	}
 	seqs := []uint64{}
 	for _, a := range pos {
 		v, err := strconv.ParseUint(a, 10, 64)
 		if err != nil || v == 0 {
-			return usageError{fmt.Errorf("kpectl queue retry: %q is not a record's SEQ number", a)}
+			return clikit.Usagef("%q is not a record's SEQ number", a)
 		}
 		seqs = append(seqs, v)
 	}
-	ro, err := openQueue(*path, true)
+	ro, err := openQueue(o.path, true)
 	if err != nil {
 		return err
 	}
 	ro.Close()
-	ob, err := openQueue(*path, false)
+	ob, err := openQueue(o.path, false)
 	if err != nil {
 		return err
 	}
 	defer ob.Close()
-	if *all {
+	if o.all {
 		dead, err := ob.Dead()
 		if err != nil {
 			return err
@@ -431,9 +384,9 @@ func (c *cli) queueRetry(args []string) error {
 	if err != nil {
 		return err
 	}
-	if *asJSON {
+	if o.asJSON {
 		slices.Sort(seqs)
-		return c.printJSON(queueRetryJSON{Outbox: *path, Requeued: n, Seqs: slices.Compact(seqs)})
+		return c.printJSON(queueRetryJSON{Outbox: o.path, Requeued: n, Seqs: slices.Compact(seqs)})
 	}
 	fmt.Fprintf(c.out, c.msg.Queue.Requeued+"\n", n)
 	if st, err := ob.Stats(); err == nil && st.Alarm > 0 {
@@ -511,22 +464,17 @@ func ranges(rs [][2]uint32) string {
 }
 
 // queueSalvage recovers the records of a damaged outbox file (it only
-// reads it) and, with -out, writes them into a new outbox as pending.
-func (c *cli) queueSalvage(args []string) error {
-	fs := c.flags("queue salvage")
-	asJSON := fs.Bool("json", false, "print JSON")
-	out := fs.String("out", "", "write the recovered records as pending into this new outbox file")
-	pos, err := parseInterleaved(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 1 {
-		return usageError{errors.New("kpectl queue salvage: want one damaged outbox file (e.g. outbox.db.corrupt-…)")}
-	}
-	file := pos[0]
-	if *out != "" {
-		if _, err := os.Lstat(*out); err == nil {
-			return fmt.Errorf("%w: %s", errOutExists, *out)
+// reads it) and, with --out, writes them into a new outbox as pending.
+// queueSalvageOptions are kpectl queue salvage's flags.
+type queueSalvageOptions struct {
+	asJSON bool
+	out    string
+}
+
+func (c *cli) queueSalvage(o queueSalvageOptions, file string) error {
+	if o.out != "" {
+		if _, err := os.Lstat(o.out); err == nil {
+			return fmt.Errorf("%w: %s", errOutExists, o.out)
 		} else if !errors.Is(err, os.ErrNotExist) {
 			return err
 		}
@@ -535,12 +483,12 @@ func (c *cli) queueSalvage(args []string) error {
 	if err != nil {
 		return err
 	}
-	res := queueSalvageJSON{File: file, Recovered: len(recs), SAMs: summarise(recs), Out: *out}
+	res := queueSalvageJSON{File: file, Recovered: len(recs), SAMs: summarise(recs), Out: o.out}
 	if res.SAMs == nil {
 		res.SAMs = []samSummary{}
 	}
-	if *out != "" {
-		ob, err := openQueue(*out, false)
+	if o.out != "" {
+		ob, err := openQueue(o.out, false)
 		if err != nil {
 			return err
 		}
@@ -549,11 +497,11 @@ func (c *cli) queueSalvage(args []string) error {
 			err = cerr
 		}
 		if err != nil {
-			return fmt.Errorf("kpectl queue salvage: writing %s: %w", *out, err)
+			return fmt.Errorf("kpectl queue salvage: writing %s: %w", o.out, err)
 		}
 		res.Written = n
 	}
-	if *asJSON {
+	if o.asJSON {
 		return c.printJSON(res)
 	}
 	q := c.msg.Queue
@@ -569,8 +517,8 @@ func (c *cli) queueSalvage(args []string) error {
 			fmt.Fprintf(c.out, "    "+q.Repeated+"\n", ranges(counterRanges(s.Repeated)))
 		}
 	}
-	if *out != "" {
-		fmt.Fprintf(c.out, q.Written+"\n", res.Written, *out)
+	if o.out != "" {
+		fmt.Fprintf(c.out, q.Written+"\n", res.Written, o.out)
 	}
 	return nil
 }

@@ -98,7 +98,7 @@ func noPersonalData(t *testing.T, out string) {
 
 func TestQueueStats(t *testing.T) {
 	f := newQueueFixture(t)
-	out, errOut, code := runCLI(t, "", "queue", "stats", "-outbox", f.path, "-json")
+	out, errOut, code := runCLI(t, "", "queue", "stats", "--outbox", f.path, "--json")
 	require.Equal(t, 0, code, errOut)
 	var st queueStatsJSON
 	require.NoError(t, json.Unmarshal([]byte(out), &st))
@@ -113,7 +113,7 @@ func TestQueueStats(t *testing.T) {
 	assert.Positive(t, st.FileBytes)
 	assert.Equal(t, []string{}, st.MovedAside)
 
-	out, errOut, code = runCLI(t, "", "queue", "stats", "-outbox", f.path)
+	out, errOut, code = runCLI(t, "", "queue", "stats", "--outbox", f.path)
 	require.Equal(t, 0, code, errOut)
 	assert.Contains(t, out, "Outbox "+f.path)
 	assert.Regexp(t, `menunggu dikirim \(pending\) +2\n`, out)
@@ -123,29 +123,29 @@ func TestQueueStats(t *testing.T) {
 	assert.Regexp(t, `alarm +tidak ada\n`, out)
 
 	// the agent's limits: 3 of 5 unsynced is the 50 % alarm, 3 of 3 full
-	out, errOut, code = runCLI(t, "", "-lang", "en", "queue", "stats", "-outbox", f.path, "-max-records", "5")
+	out, errOut, code = runCLI(t, "", "--lang", "en", "queue", "stats", "--outbox", f.path, "--max-records", "5")
 	require.Equal(t, 0, code, errOut)
 	assert.Regexp(t, `pending +2\n`, out)
 	assert.Contains(t, out, "count 60.0 %")
 	assert.Contains(t, out, "WARNING: the outbox is 50 % full")
-	out, errOut, code = runCLI(t, "", "queue", "stats", "-outbox", f.path, "-max-records", "3")
+	out, errOut, code = runCLI(t, "", "queue", "stats", "--outbox", f.path, "--max-records", "3")
 	require.Equal(t, 0, code, errOut)
 	assert.Contains(t, out, "PENUH: catatan baru DITOLAK")
-	out, _, _ = runCLI(t, "", "queue", "stats", "-outbox", f.path, "-max-records", "3", "-json")
+	out, _, _ = runCLI(t, "", "queue", "stats", "--outbox", f.path, "--max-records", "3", "--json")
 	require.NoError(t, json.Unmarshal([]byte(out), &st))
 	assert.Equal(t, "full", st.Alarm)
 	assert.Equal(t, 100, st.AlarmPercent)
 
 	// the default file comes from KPE_OUTBOX
 	t.Setenv("KPE_OUTBOX", f.path)
-	out, errOut, code = runCLI(t, "", "queue", "stats", "-json")
+	out, errOut, code = runCLI(t, "", "queue", "stats", "--json")
 	require.Equal(t, 0, code, errOut)
 	assert.Contains(t, out, `"pending": 2`)
 }
 
 func TestQueueList(t *testing.T) {
 	f := newQueueFixture(t)
-	out, errOut, code := runCLI(t, "", "queue", "list", "-outbox", f.path, "-json")
+	out, errOut, code := runCLI(t, "", "queue", "list", "--outbox", f.path, "--json")
 	require.Equal(t, 0, code, errOut)
 	noPersonalData(t, out)
 	var l queueListJSON
@@ -171,7 +171,7 @@ func TestQueueList(t *testing.T) {
 	assert.Equal(t, uint32(1), *l.Records[3].Attempts)
 
 	for _, lang := range []string{"id", "en"} {
-		out, errOut, code = runCLI(t, "", "-lang", lang, "queue", "list", "-outbox", f.path)
+		out, errOut, code = runCLI(t, "", "--lang", lang, "queue", "list", "--outbox", f.path)
 		require.Equal(t, 0, code, errOut)
 		noPersonalData(t, out)
 		lines := strings.Split(strings.TrimSpace(out), "\n")
@@ -187,7 +187,7 @@ func TestQueueList(t *testing.T) {
 		state string
 		want  []int
 	}{{"pending", []int{4, 5}}, {"sending", []int{3}}, {"acknowledged", []int{0, 1}}, {"dead", []int{2}}} {
-		out, errOut, code = runCLI(t, "", "queue", "list", "-outbox", f.path, "-state", tc.state, "-json")
+		out, errOut, code = runCLI(t, "", "queue", "list", "--outbox", f.path, "--state", tc.state, "--json")
 		require.Equal(t, 0, code, errOut)
 		require.NoError(t, json.Unmarshal([]byte(out), &l))
 		var got []int
@@ -197,20 +197,20 @@ func TestQueueList(t *testing.T) {
 		assert.Equal(t, tc.want, got, tc.state)
 	}
 
-	out, errOut, code = runCLI(t, "", "queue", "list", "-outbox", f.path, "-n", "3", "-json")
+	out, errOut, code = runCLI(t, "", "queue", "list", "--outbox", f.path, "-n", "3", "--json")
 	require.Equal(t, 0, code, errOut)
 	require.NoError(t, json.Unmarshal([]byte(out), &l))
 	assert.Len(t, l.Records, 3)
 	assert.True(t, l.Truncated)
 	assert.Equal(t, "dead", l.Records[2].State)
-	out, _, code = runCLI(t, "", "-lang", "en", "queue", "list", "-outbox", f.path, "-n", "2")
+	out, _, code = runCLI(t, "", "--lang", "en", "queue", "list", "--outbox", f.path, "-n", "2")
 	require.Equal(t, 0, code)
 	assert.Contains(t, out, "the first 2 are shown")
 
-	_, errOut, code = runCLI(t, "", "queue", "list", "-outbox", f.path, "-state", "lost")
+	_, errOut, code = runCLI(t, "", "queue", "list", "--outbox", f.path, "--state", "lost")
 	assert.Equal(t, 2, code)
-	assert.Contains(t, errOut, `-state "lost"`)
-	out, errOut, code = runCLI(t, "", "queue", "list", "-outbox", filepath.Join(t.TempDir(), "empty.db"))
+	assert.Contains(t, errOut, `--state "lost"`)
+	out, errOut, code = runCLI(t, "", "queue", "list", "--outbox", filepath.Join(t.TempDir(), "empty.db"))
 	assert.Equal(t, 1, code)
 	assert.Empty(t, out)
 	assert.Contains(t, errOut, "Berkas outbox tidak ada")
@@ -218,25 +218,25 @@ func TestQueueList(t *testing.T) {
 
 func TestQueueRetry(t *testing.T) {
 	f := newQueueFixture(t)
-	_, errOut, code := runCLI(t, "", "queue", "retry", "-outbox", f.path)
+	_, errOut, code := runCLI(t, "", "queue", "retry", "--outbox", f.path)
 	assert.Equal(t, 2, code)
 	assert.Contains(t, errOut, "SEQ")
-	_, _, code = runCLI(t, "", "queue", "retry", "-outbox", f.path, "-all", "3")
+	_, _, code = runCLI(t, "", "queue", "retry", "--outbox", f.path, "--all", "3")
 	assert.Equal(t, 2, code)
-	_, errOut, code = runCLI(t, "", "queue", "retry", "-outbox", f.path, "three")
+	_, errOut, code = runCLI(t, "", "queue", "retry", "--outbox", f.path, "three")
 	assert.Equal(t, 2, code)
 	assert.Contains(t, errOut, `"three"`)
 
 	// a record that is not dead: nothing moves
-	_, errOut, code = runCLI(t, "", "-lang", "en", "queue", "retry", "-outbox", f.path, strconv.FormatUint(f.seqs[4], 10))
+	_, errOut, code = runCLI(t, "", "--lang", "en", "queue", "retry", "--outbox", f.path, strconv.FormatUint(f.seqs[4], 10))
 	assert.Equal(t, 1, code)
 	assert.Contains(t, errOut, "not in the dead-letter queue")
 
 	// SEQ before the flags, as a technician may type it
-	out, errOut, code := runCLI(t, "", "queue", "retry", strconv.FormatUint(f.seqs[2], 10), "-outbox", f.path)
+	out, errOut, code := runCLI(t, "", "queue", "retry", strconv.FormatUint(f.seqs[2], 10), "--outbox", f.path)
 	require.Equal(t, 0, code, errOut)
 	assert.Contains(t, out, "1 catatan dikembalikan ke antrean (pending)")
-	out, errOut, code = runCLI(t, "", "queue", "stats", "-outbox", f.path, "-json")
+	out, errOut, code = runCLI(t, "", "queue", "stats", "--outbox", f.path, "--json")
 	require.Equal(t, 0, code, errOut)
 	var st queueStatsJSON
 	require.NoError(t, json.Unmarshal([]byte(out), &st))
@@ -244,7 +244,7 @@ func TestQueueRetry(t *testing.T) {
 	assert.Equal(t, 4, st.Pending, "the retried record and the one the agent was sending (the writable open resets it)")
 	assert.Equal(t, 4, st.Unsynced)
 
-	out, errOut, code = runCLI(t, "", "queue", "retry", "-outbox", f.path, "-all", "-json")
+	out, errOut, code = runCLI(t, "", "queue", "retry", "--outbox", f.path, "--all", "--json")
 	require.Equal(t, 0, code, errOut)
 	assert.Contains(t, out, `"requeued": 0`)
 }
@@ -255,15 +255,15 @@ func TestQueueLockedByTheAgent(t *testing.T) {
 	require.NoError(t, err)
 	defer agent.Close()
 	for _, args := range [][]string{
-		{"queue", "stats", "-outbox", f.path},
-		{"queue", "list", "-outbox", f.path},
-		{"-lang", "en", "queue", "retry", "-outbox", f.path, "-all"},
+		{"queue", "stats", "--outbox", f.path},
+		{"queue", "list", "--outbox", f.path},
+		{"--lang", "en", "queue", "retry", "--outbox", f.path, "--all"},
 	} {
 		start := time.Now()
 		_, errOut, code := runCLI(t, "", args...)
 		assert.Equal(t, 1, code, args)
 		assert.Less(t, time.Since(start), 3*time.Second, "no hang")
-		if args[0] == "-lang" {
+		if args[0] == "--lang" {
 			assert.Contains(t, errOut, "The agent is running (it has the outbox open); stop it first or use the local API.")
 		} else {
 			assert.Contains(t, errOut, "Agen sedang berjalan")
@@ -275,11 +275,11 @@ func TestQueueDamagedFileIsNotMovedAside(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "outbox.db")
 	require.NoError(t, os.WriteFile(path, bytes.Repeat([]byte("garbage "), 2048), 0o600))
 	for _, sub := range []string{"stats", "list"} {
-		_, errOut, code := runCLI(t, "", "queue", sub, "-outbox", path)
+		_, errOut, code := runCLI(t, "", "queue", sub, "--outbox", path)
 		assert.Equal(t, 1, code)
 		assert.Contains(t, errOut, "Berkas outbox rusak")
 	}
-	_, errOut, code := runCLI(t, "", "queue", "retry", "-outbox", path, "-all")
+	_, errOut, code := runCLI(t, "", "queue", "retry", "--outbox", path, "--all")
 	assert.Equal(t, 1, code)
 	assert.Contains(t, errOut, "Berkas outbox rusak")
 	names, err := filepath.Glob(path + "*")
@@ -295,7 +295,7 @@ func TestQueueSalvage(t *testing.T) {
 	_, err = w.WriteAt(make([]byte, 8192), 0)
 	require.NoError(t, err)
 	require.NoError(t, w.Close())
-	_, errOut, code := runCLI(t, "", "queue", "stats", "-outbox", f.path)
+	_, errOut, code := runCLI(t, "", "queue", "stats", "--outbox", f.path)
 	require.Equal(t, 1, code)
 	require.Contains(t, errOut, "rusak")
 
@@ -306,7 +306,7 @@ func TestQueueSalvage(t *testing.T) {
 	noPersonalData(t, out)
 
 	newPath := filepath.Join(t.TempDir(), "salvaged.db")
-	out, errOut, code = runCLI(t, "", "-lang", "en", "queue", "salvage", f.path, "-out", newPath, "-json")
+	out, errOut, code = runCLI(t, "", "--lang", "en", "queue", "salvage", f.path, "--out", newPath, "--json")
 	require.Equal(t, 0, code, errOut)
 	var res queueSalvageJSON
 	require.NoError(t, json.Unmarshal([]byte(out), &res))
@@ -332,9 +332,9 @@ func TestQueueSalvage(t *testing.T) {
 	require.NoError(t, ob.Close())
 
 	// -out never overwrites
-	_, errOut, code = runCLI(t, "", "-lang", "en", "queue", "salvage", f.path, "-out", newPath)
+	_, errOut, code = runCLI(t, "", "--lang", "en", "queue", "salvage", f.path, "--out", newPath)
 	assert.Equal(t, 1, code)
-	assert.Contains(t, errOut, "The -out file exists")
+	assert.Contains(t, errOut, "The --out file exists")
 	_, errOut, code = runCLI(t, "", "queue", "salvage")
 	assert.Equal(t, 2, code)
 	assert.Contains(t, errOut, "want one damaged outbox file")
@@ -374,13 +374,18 @@ func TestSalvageSummary(t *testing.T) {
 }
 
 func TestQueueUsage(t *testing.T) {
+	// Without a subcommand: the usage, listing them, on standard error.
 	_, errOut, code := runCLI(t, "", "queue")
 	assert.Equal(t, 2, code)
-	assert.Contains(t, errOut, "want stats, list, retry or salvage")
+	assert.Regexp(t, `(?s)stats.*list.*retry.*salvage`, errOut)
 	_, errOut, code = runCLI(t, "", "queue", "flush")
 	assert.Equal(t, 2, code)
-	assert.Contains(t, errOut, `unknown subcommand "flush"`)
-	out, _, code := runCLI(t, "", "help")
+	assert.Contains(t, errOut, `perintah tidak dikenal: "flush"`)
+	assert.Contains(t, errOut, "Run 'kpectl queue --help' for usage.")
+	out, _, code := runCLI(t, "", "queue", "--help")
 	assert.Equal(t, 0, code)
-	assert.Contains(t, out, "queue salvage")
+	assert.Contains(t, out, "salvage")
+	_, errOut, code = runCLI(t, "", "queue", "list", "-n", "-1")
+	assert.Equal(t, 2, code)
+	assert.Contains(t, errOut, "--limit (-n) must not be negative")
 }

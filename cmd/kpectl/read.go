@@ -19,85 +19,62 @@ import (
 	"kpe-agent/apdu/sam"
 	"kpe-agent/biometric"
 	"kpe-agent/biometric/sensor"
-	"kpe-agent/lab/labset"
 )
 
-// read: kpectl read [-r READER] [-sam READER] [-json] [-photo FILE] ...
+// readOptions are kpectl read's flags.
+type readOptions struct {
+	reader, samReader       string
+	asJSON                  bool
+	photo                   string
+	trustBKN, trustDukcapil string
+	codeFile, secretsFile   string
+	timeout                 time.Duration
+	trace, logFile          string
+	fingerLab, fingerCmd    string
+	confirmLast             bool
+}
+
+// read: kpectl read [-r READER] [--sam READER] [--json] [--photo FILE] ...
 //
 // It finds the card and the SAM among the readers (or takes them from -r
-// and -sam), activates the SAM if it is not yet and a code file is given,
+// and --sam), activates the SAM if it is not yet and a code file is given,
 // reads the card with its profile and prints each check. The photo is
-// written only with -photo, never into the JSON; a KTP-el photo is never
+// written only with --photo, never into the JSON; a KTP-el photo is never
 // written.
-func (c *cli) read(ctx context.Context, args []string) error {
-	fs := c.flags("read")
-	reader := fs.String("r", "", "card reader (default: the first reader holding a card that is not a SAM)")
-	samReader := fs.String("sam", "", "SAM reader (default: found by selecting the SAM application)")
-	asJSON := fs.Bool("json", false, "print JSON")
-	photo := fs.String("photo", "", "save the KPE photo (JPEG) to this file")
-	trustBKN := fs.String("trust-bkn", "", "PEM file of trusted BKN issuer CAs")
-	trustDuk := fs.String("trust-dukcapil", "", "PEM file of trusted Dukcapil issuer CAs")
-	codeFile := fs.String("sam-code-file", "", "file holding the SAM activation code (used only if the SAM is inactive)")
-	secretsFile := fs.String("ktp-secrets-file", "", "file holding the two KTP-el installation secrets, one per line")
-	lab := fs.String("lab", "", "card lab directory (lab.json): trust lists and SAM secrets of a lab set; never for real cards")
-	timeout := fs.Duration("timeout", 30*time.Second, "deadline for the whole read")
-	traceFile := fs.String("trace", "", "append an APDU trace of card and SAM (personal data redacted) to this file")
-	fingerLab := fs.String("finger-lab", "", "verify the holder's fingerprint with the card lab's sensor at this control URL (slot of the card reader)")
-	fingerCmd := fs.String("finger-cmd", "", "verify the holder's fingerprint with this capture program (vendor SDK; see docs/fingerprint-sensors.md)")
-	confirmLast := fs.Bool("confirm-last-try", false, "allow the card's last fingerprint try")
-	logFile := fs.String("log", "", "append a debug log (JSON lines) to this file")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("kpectl read: unexpected arguments %q", fs.Args())}
-	}
+func (c *cli) read(ctx context.Context, o readOptions) error {
 	var code []byte
 	var secrets [][]byte
-	opts := cards.Options{Photo: *photo != ""}
+	opts := cards.Options{Photo: o.photo != ""}
 	var err error
-	if *lab != "" {
-		m, err := labset.LoadManifest(*lab)
-		if err != nil {
-			return err
-		}
-		if opts.BKNRoots, err = m.Roots(*lab, "bkn"); err != nil {
-			return err
-		}
-		if opts.DukcapilRoots, err = m.Roots(*lab, "dukcapil"); err != nil {
-			return err
-		}
-		code, secrets = []byte(m.SAM.ActivationCode), [][]byte{[]byte(m.SAM.KTPSecret1), []byte(m.SAM.KTPSecret2)}
-	}
-	if *trustBKN != "" {
-		if opts.BKNRoots, err = loadPool(*trustBKN); err != nil {
+	if o.trustBKN != "" {
+		if opts.BKNRoots, err = loadPool(o.trustBKN); err != nil {
 			return err
 		}
 	}
-	if *trustDuk != "" {
-		if opts.DukcapilRoots, err = loadPool(*trustDuk); err != nil {
+	if o.trustDukcapil != "" {
+		if opts.DukcapilRoots, err = loadPool(o.trustDukcapil); err != nil {
 			return err
 		}
 	}
-	if *codeFile != "" {
-		if code, err = readSecret(*codeFile); err != nil {
+	if o.codeFile != "" {
+		if code, err = readSecret(o.codeFile); err != nil {
 			return err
 		}
 	}
-	if *secretsFile != "" {
-		b, err := readSecret(*secretsFile)
+	if o.secretsFile != "" {
+		b, err := readSecret(o.secretsFile)
 		if err != nil {
 			return err
 		}
 		secrets = bytes.Split(b, []byte("\n"))
 		if len(secrets) != 2 {
-			return fmt.Errorf("%s: want two lines (the two KTP-el secrets)", *secretsFile)
+			return fmt.Errorf("%s: want two lines (the two KTP-el secrets)", o.secretsFile)
 		}
 	}
 
 	var tracer *apdu.Tracer
-	if *traceFile != "" {
-		f, err := os.OpenFile(*traceFile, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if o.trace != "" {
+		f, err := os.OpenFile(o.trace, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 		if err != nil {
 			return err
 		}
@@ -105,8 +82,8 @@ func (c *cli) read(ctx context.Context, args []string) error {
 		tracer = &apdu.Tracer{W: f}
 	}
 	log := slog.New(slog.DiscardHandler)
-	if *logFile != "" {
-		f, err := os.OpenFile(*logFile, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if o.logFile != "" {
+		f, err := os.OpenFile(o.logFile, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 		if err != nil {
 			return err
 		}
@@ -114,11 +91,11 @@ func (c *cli) read(ctx context.Context, args []string) error {
 		log = slog.New(slog.NewJSONHandler(f, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
 	tr := pcsc.New(pcsc.Options{Logger: log})
 	defer tr.Close()
-	card, samCard, err := findCards(ctx, tr, *reader, *samReader)
+	card, samCard, err := findCards(ctx, tr, o.reader, o.samReader)
 	if err != nil {
 		return err
 	}
@@ -150,7 +127,7 @@ func (c *cli) read(ctx context.Context, args []string) error {
 	if err != nil {
 		log.Error("card read failed", "reader", card.Reader(), "err", err)
 		if errors.Is(err, cards.ErrNoSAM) {
-			return errors.New(c.msg.NoSAM)
+			return sentenceError{c.msg.NoSAM, err}
 		}
 		return err
 	}
@@ -161,22 +138,22 @@ func (c *cli) read(ctx context.Context, args []string) error {
 	}()
 	// Checks and verdict only: the result's personal data stays out of logs.
 	log.Info("card read", "reader", card.Reader(), "kind", r.Kind, "verdict", r.Verdict, "checks", r.Checks, "ktpel", r.KTPel)
-	if *photo != "" {
+	if o.photo != "" {
 		if r.KTPel != nil {
 			return errors.New(c.msg.PhotoKTPel)
 		}
 		if p := r.Photo(); p != nil {
-			if err := os.WriteFile(*photo, p, 0o600); err != nil {
+			if err := os.WriteFile(o.photo, p, 0o600); err != nil {
 				return err
 			}
 		}
 	}
 	v := r.View(c.lang)
 	var finger *fingerView
-	if (*fingerLab != "" || *fingerCmd != "") && r.Checks.CardAuthentic.OK && (r.KPE != nil || r.KTPel != nil) {
-		finger = c.verifyFinger(ctx, r, card.Reader(), *fingerLab, *fingerCmd, *confirmLast)
+	if (o.fingerLab != "" || o.fingerCmd != "") && r.Checks.CardAuthentic.OK && (r.KPE != nil || r.KTPel != nil) {
+		finger = c.verifyFinger(ctx, r, card.Reader(), o.fingerLab, o.fingerCmd, o.confirmLast)
 	}
-	if *asJSON {
+	if o.asJSON {
 		var out any = v
 		if finger != nil {
 			out = struct {
@@ -186,12 +163,21 @@ func (c *cli) read(ctx context.Context, args []string) error {
 		}
 		return c.printJSON(out)
 	}
-	c.printView(card.Reader(), v, *photo)
+	c.printView(card.Reader(), v, o.photo)
 	if finger != nil {
 		fmt.Fprintf(c.out, "  %s: %s\n", c.msg.Finger, finger.Message)
 	}
 	return nil
 }
+
+// sentenceError is an error explained by a sentence for the operator.
+type sentenceError struct {
+	sentence string
+	err      error
+}
+
+func (e sentenceError) Error() string { return e.sentence }
+func (e sentenceError) Unwrap() error { return e.err }
 
 // fingerView is the fingerprint outcome shown to the clerk: no template,
 // no score.

@@ -13,6 +13,7 @@ import (
 	"kpe-agent/lab/cardsim"
 	_ "kpe-agent/lab/cardsim/kpeapp"
 	_ "kpe-agent/lab/cardsim/samapp"
+	"kpe-agent/lab/labset"
 	"kpe-agent/lab/pcsctest"
 )
 
@@ -29,6 +30,27 @@ func insertLabWithSensor(t *testing.T, slot0 string) string {
 	t.Cleanup(srv.Close)
 	sensorURL = srv.URL
 	return dir
+}
+
+// labFlags are kpectl read's flags for the lab set in dir: its trust
+// lists, and its SAM's activation code and KTP-el secrets in files as
+// kpe-cardsim secrets writes them.
+func labFlags(t *testing.T, dir string) []string {
+	t.Helper()
+	m, err := labset.LoadManifest(dir)
+	require.NoError(t, err)
+	f, err := m.WriteSecrets(t.TempDir())
+	require.NoError(t, err)
+	bkn, err := m.TrustFile(dir, "bkn")
+	require.NoError(t, err)
+	dukcapil, err := m.TrustFile(dir, "dukcapil")
+	require.NoError(t, err)
+	return []string{"--trust-bkn", bkn, "--trust-dukcapil", dukcapil, "--sam-code-file", f.SAMCode, "--ktp-secrets-file", f.KTPSecrets}
+}
+
+// readArgs is kpectl read with args and the lab set's flags.
+func readArgs(t *testing.T, dir string, args ...string) []string {
+	return append(append([]string{"read"}, args...), labFlags(t, dir)...)
 }
 
 func insertLab(t *testing.T, slot0 string) string {
@@ -51,7 +73,7 @@ func TestIntegrationReadJSON(t *testing.T) {
 	pcsctest.Require(t)
 	dir := insertLab(t, "kpe-budi")
 	photo := filepath.Join(t.TempDir(), "budi.jpg")
-	out, errOut, code := runCLI(t, "", "read", "-json", "-lab", dir, "-photo", photo)
+	out, errOut, code := runCLI(t, "", readArgs(t, dir, "--json", "--photo", photo)...)
 	require.Equal(t, 0, code, errOut)
 
 	var v map[string]any
@@ -76,7 +98,7 @@ func TestIntegrationReadJSON(t *testing.T) {
 	require.Equal(t, os.FileMode(0o600), st.Mode().Perm())
 
 	// Human output, Bahasa Indonesia by default.
-	out, errOut, code = runCLI(t, "", "read", "-lab", dir)
+	out, errOut, code = runCLI(t, "", readArgs(t, dir)...)
 	require.Equal(t, 0, code, errOut)
 	require.Contains(t, out, "ASLI")
 	require.Contains(t, out, "Budi Santoso")
@@ -87,7 +109,7 @@ func TestIntegrationReadJSON(t *testing.T) {
 func TestIntegrationReadVerdicts(t *testing.T) {
 	pcsctest.Require(t)
 	dir := insertLab(t, "kpe-clone")
-	out, errOut, code := runCLI(t, "", "-lang", "en", "read", "-lab", dir)
+	out, errOut, code := runCLI(t, "", readArgs(t, dir, "--lang", "en")...)
 	require.Equal(t, 0, code, errOut)
 	require.Contains(t, out, "NOT GENUINE")
 }
@@ -95,12 +117,12 @@ func TestIntegrationReadVerdicts(t *testing.T) {
 func TestIntegrationReadKTPel(t *testing.T) {
 	pcsctest.Require(t)
 	dir := insertLab(t, "ktpel-siti")
-	out, errOut, code := runCLI(t, "", "read", "-json", "-lab", dir)
+	out, errOut, code := runCLI(t, "", readArgs(t, dir, "--json")...)
 	require.Equal(t, 0, code, errOut)
 	require.Contains(t, out, `"verdict": "genuine"`)
 	require.NotContains(t, out, "3174055203870002")
 	require.NotContains(t, out, "RAHMAWATI")
-	_, errOut, code = runCLI(t, "", "read", "-lab", dir, "-photo", filepath.Join(t.TempDir(), "x.jpg"))
+	_, errOut, code = runCLI(t, "", readArgs(t, dir, "--photo", filepath.Join(t.TempDir(), "x.jpg"))...)
 	require.Equal(t, 1, code)
 	require.Contains(t, errOut, "tidak boleh disimpan")
 }
@@ -121,8 +143,8 @@ func TestIntegrationKTPelLeavesNoTrace(t *testing.T) {
 	dir := insertLab(t, "ktpel-siti")
 	t.Setenv("KPE_CARDSIM_STATE_DIR", filepath.Join(data, "sam-state")) // after insertLab: the SAM image is loaded
 
-	out, errOut, code := runCLI(t, "", "read", "-json", "-lab", dir,
-		"-trace", filepath.Join(data, "apdu.trace"), "-log", filepath.Join(data, "agent.log"))
+	out, errOut, code := runCLI(t, "", readArgs(t, dir, "--json",
+		"--trace", filepath.Join(data, "apdu.trace"), "--log", filepath.Join(data, "agent.log"))...)
 	require.Equal(t, 0, code, errOut)
 	require.Contains(t, out, `"verdict": "genuine"`, "the chip was really read")
 	require.NoError(t, os.WriteFile(filepath.Join(data, "stdout.json"), []byte(out+errOut), 0o600))
@@ -135,19 +157,19 @@ func TestIntegrationKTPelLeavesNoTrace(t *testing.T) {
 	require.GreaterOrEqual(t, len(leaktest.ScanDir(t, data, secrets)), 3)
 }
 
-// kpectl read -finger-lab: the clerk's fingerprint check after the read,
+// kpectl read --finger-lab: the clerk's fingerprint check after the read,
 // with the lab's sensor: genuine, impostor, poor capture.
 func TestIntegrationReadFinger(t *testing.T) {
 	pcsctest.Require(t)
 	dir := insertLabWithSensor(t, "kpe-budi")
 	for mode, want := range map[string]string{"genuine": "COCOK", "impostor": "TIDAK COCOK (sisa percobaan pada kartu: 4)", "poor": "letakkan jari kembali"} {
 		require.NoError(t, sensorLab.PlaceFinger(0, mode))
-		out, errOut, code := runCLI(t, "", "read", "-lab", dir, "-finger-lab", sensorURL)
+		out, errOut, code := runCLI(t, "", readArgs(t, dir, "--finger-lab", sensorURL)...)
 		require.Equal(t, 0, code, errOut)
 		require.Contains(t, out, "sidik jari: "+want, mode)
 	}
 	require.NoError(t, sensorLab.PlaceFinger(0, "genuine"))
-	out, errOut, code := runCLI(t, "", "-lang", "en", "read", "-json", "-lab", dir, "-finger-lab", sensorURL)
+	out, errOut, code := runCLI(t, "", readArgs(t, dir, "--lang", "en", "--json", "--finger-lab", sensorURL)...)
 	require.Equal(t, 0, code, errOut)
 	require.Contains(t, out, `"result": "match"`)
 }
@@ -158,7 +180,7 @@ func TestIntegrationReadWithoutSAM(t *testing.T) {
 	dir := insertLab(t, "kpe-budi")
 	require.NoError(t, sensorLab.Remove(1))
 	pcsctest.WaitCard(t, pcsctest.SlotReaders[1], false, 5e9)
-	_, errOut, code := runCLI(t, "", "read", "-lab", dir)
+	_, errOut, code := runCLI(t, "", readArgs(t, dir)...)
 	require.Equal(t, 1, code)
 	require.Contains(t, errOut, "Tidak ada SAM di pembaca mana pun.")
 }

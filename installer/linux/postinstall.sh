@@ -117,7 +117,7 @@ check_config() {
 		# $(as_agent) is split into its words on purpose
 		# shellcheck disable=SC2046
 		exec $(as_agent) env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin "$@" \
-			/usr/bin/kpe-agent check-config -config /etc/kpe-agent/agent.yaml
+			/usr/bin/kpe-agent check-config --config /etc/kpe-agent/agent.yaml
 	) 2>&1
 }
 
@@ -151,7 +151,7 @@ if command -v systemctl >/dev/null 2>&1; then
 		# No systemd running (a container, an image being built): enable
 		# it for the next boot; systemctl does that offline.
 		systemctl enable kpe-agent.service >/dev/null 2>&1 || true
-		echo "kpe-agent: systemd is not running; the service is not started (run kpe-agent run -config /etc/kpe-agent/agent.yaml in the foreground)"
+		echo "kpe-agent: systemd is not running; the service is not started (run kpe-agent run --config /etc/kpe-agent/agent.yaml in the foreground)"
 		if ! out=$(check_config); then
 			not_accepted "$out" "set terminal.id and terminal.site (and the SAM and sync settings) in /etc/kpe-agent/agent.yaml before the service starts; kpe-agent check-config checks it"
 		fi

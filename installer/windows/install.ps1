@@ -13,7 +13,7 @@
      kept) and lets Users read that file only,
   4. restricts %ProgramData%\kpe-agent\secrets to SYSTEM and Administrators
      and creates the local API token there if it is missing,
-  5. registers the service (kpe-agent.exe install -config ...) unless it
+  5. registers the service (kpe-agent.exe install --config ...) unless it
      exists, and sets its recovery actions: restart after 5 s, 5 s and
      30 s, failure count reset after a day, also when the agent exits
      with an error,
@@ -145,7 +145,7 @@ if (Test-Path $token) {
 
 # 5. The service and its recovery actions.
 if (-not $svc) {
-    Invoke-Native $exe @('install', '-config', $config)
+    Invoke-Native $exe @('install', '--config', $config)
 } else {
     Write-Host "The service $name exists; kept its registration (uninstall.ps1 first to change it)"
 }
@@ -178,12 +178,12 @@ if ($NoStart) {
     # Windows PowerShell turns the redirected standard error into errors,
     # which 'Stop' would throw.
     $ErrorActionPreference = 'Continue'
-    $check = & $exe check-config -config $config 2>&1
+    $check = & $exe check-config --config $config 2>&1
     $checked = $LASTEXITCODE
     $ErrorActionPreference = 'Stop'
     if ($checked -ne 0) {
         $check | ForEach-Object { Write-Warning "$_" }
-        Write-Warning "Installed but not started: set terminal.id and terminal.site (and the SAM and sync settings) in $config, check it with: & '$exe' check-config -config '$config', then: Start-Service $name"
+        Write-Warning "Installed but not started: set terminal.id and terminal.site (and the SAM and sync settings) in $config, check it with: & '$exe' check-config --config '$config', then: Start-Service $name"
     } else {
         Start-Service -Name $name
         Write-Host "Installed and started. Check it with: & '$exe' status"

@@ -6,7 +6,7 @@ package i18n
 // action that depends on the platform ends in it (.windows, .macos, ...).
 // doctor.needs-*.message say why a check that depends on another was not
 // run. Commands, flags and configuration keys in the texts (sudo systemctl
-// ..., -token-file, sync.url) are typed as they are, in both languages.
+// ..., --token-file, sync.url) are typed as they are, in both languages.
 var doctor = table{
 	// The configuration (config).
 	"doctor.config.invalid.message": {"Konfigurasi agen tidak dapat dimuat.", "The agent's configuration cannot be loaded."},
@@ -24,7 +24,7 @@ var doctor = table{
 		"Jalankan agen: sudo systemctl start kpe-agent (log: journalctl -u kpe-agent), lalu jalankan ulang kpectl doctor.",
 		"Start the agent: sudo systemctl start kpe-agent (logs: journalctl -u kpe-agent), then run kpectl doctor again."},
 	"doctor.agent.no-address.message":  {"Alamat API agen tidak valid.", "The agent's API address is not valid."},
-	"doctor.agent.no-address.action":   {"Periksa api.listen di konfigurasi atau -agent.", "Check api.listen in the configuration, or -agent."},
+	"doctor.agent.no-address.action":   {"Periksa api.listen di konfigurasi atau --agent.", "Check api.listen in the configuration, or --agent."},
 	"doctor.agent.not-running.message": {"Agen tidak berjalan (%s).", "The agent is not running (%s)."},
 	"doctor.agent.error.message":       {"Agen tidak menjawab dengan benar.", "The agent does not answer properly."},
 	"doctor.agent.error.action": {
@@ -34,12 +34,12 @@ var doctor = table{
 		"Agen berjalan, tetapi token API tidak terbaca: SAM dan outbox tidak dapat diperiksa lewat agen.",
 		"The agent runs, but the API token cannot be read: the SAM and the outbox cannot be checked through the agent."},
 	"doctor.agent.no-token.action": {
-		"Jalankan kpectl doctor sebagai root (sudo kpectl doctor) atau beri -token-file BERKAS (bawaan %s).",
-		"Run kpectl doctor as root (sudo kpectl doctor) or give -token-file FILE (default %s)."},
+		"Jalankan kpectl doctor sebagai root (sudo kpectl doctor) atau beri --token-file BERKAS (bawaan %s).",
+		"Run kpectl doctor as root (sudo kpectl doctor) or give --token-file FILE (default %s)."},
 	"doctor.agent.token-rejected.message": {"Agen berjalan, tetapi menolak token API.", "The agent runs, but refuses the API token."},
 	"doctor.agent.token-rejected.action": {
-		"Pakai token agen ini: -token-file %s (token berubah saat dipasang ulang).",
-		"Use this agent's token: -token-file %s (the token changes on reinstall)."},
+		"Pakai token agen ini: --token-file %s (token berubah saat dipasang ulang).",
+		"Use this agent's token: --token-file %s (the token changes on reinstall)."},
 	"doctor.agent.degraded.message": {"Agen berjalan dengan masalah: %s.", "The agent runs with problems: %s."},
 	"doctor.agent.degraded.action":  {"Lihat temuan lain di bawah untuk tindakannya.", "See the other findings below for what to do."},
 	"doctor.agent.running.message":  {"Agen berjalan.", "The agent is running."},
@@ -251,8 +251,8 @@ var doctor = table{
 		"No outbox yet (the agent creates it when it first runs)."},
 	"doctor.outbox.damaged.message": {"Berkas outbox rusak.", "The outbox file is damaged."},
 	"doctor.outbox.damaged.action": {
-		"Saat mulai, agen memindahkan berkas rusak dan membuat outbox baru: mulai agen. Lalu pulihkan catatannya: kpectl queue salvage %s.corrupt-… -out BARU.db (agen dihentikan), dan laporkan ke kantor pusat.",
-		"When it starts, the agent moves the damaged file aside and starts a new outbox: start the agent. Then recover the records: kpectl queue salvage %s.corrupt-… -out NEW.db (agent stopped), and tell the back office."},
+		"Saat mulai, agen memindahkan berkas rusak dan membuat outbox baru: mulai agen. Lalu pulihkan catatannya: kpectl queue salvage %s.corrupt-… --out BARU.db (agen dihentikan), dan laporkan ke kantor pusat.",
+		"When it starts, the agent moves the damaged file aside and starts a new outbox: start the agent. Then recover the records: kpectl queue salvage %s.corrupt-… --out NEW.db (agent stopped), and tell the back office."},
 	"doctor.outbox.unreadable.message": {"Outbox tidak dapat dibaca.", "The outbox cannot be read."},
 	"doctor.outbox.unreadable.action": {
 		"Jalankan kpectl doctor sebagai root (sudo), atau periksa outbox.path di konfigurasi.",
@@ -278,14 +278,14 @@ var doctor = table{
 	"doctor.outbox.healthy.message": {"Outbox sehat: %d catatan menunggu dikirim.", "The outbox is healthy: %d record(s) waiting to be sent."},
 	"doctor.outbox.dead.message":    {"%d catatan ditolak kantor pusat (dead).", "%d record(s) were rejected by the back office (dead)."},
 	"doctor.outbox.dead.action": {
-		"Lihat alasannya: kpectl queue list -state dead. Setelah penyebabnya diperbaiki (mis. terminal didaftarkan), kirim ulang: hentikan agen, kpectl queue retry -all.",
-		"See why: kpectl queue list -state dead. Once the cause is fixed (e.g. the terminal is registered), send them again: stop the agent, kpectl queue retry -all."},
+		"Lihat alasannya: kpectl queue list --state dead. Setelah penyebabnya diperbaiki (mis. terminal didaftarkan), kirim ulang: hentikan agen, kpectl queue retry --all.",
+		"See why: kpectl queue list --state dead. Once the cause is fixed (e.g. the terminal is registered), send them again: stop the agent, kpectl queue retry --all."},
 	"doctor.outbox.moved-aside.message": {
 		"Berkas outbox rusak telah dipindahkan (%d); catatannya belum dipulihkan.",
 		"Damaged outbox file(s) were moved aside (%d); their records are not recovered yet."},
 	"doctor.outbox.moved-aside.action": {
-		"Pulihkan catatannya: kpectl queue salvage %s -out BARU.db (agen dihentikan), lalu laporkan ke kantor pusat.",
-		"Recover the records: kpectl queue salvage %s -out NEW.db (agent stopped), then tell the back office."},
+		"Pulihkan catatannya: kpectl queue salvage %s --out BARU.db (agen dihentikan), lalu laporkan ke kantor pusat.",
+		"Recover the records: kpectl queue salvage %s --out NEW.db (agent stopped), then tell the back office."},
 
 	// A check that did not end within the run's budget (any check).
 	"doctor.timeout.message": {"Pemeriksaan tidak selesai tepat waktu.", "The check did not finish in time."},

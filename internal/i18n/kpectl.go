@@ -31,13 +31,13 @@ var kpectl = table{
 	"kpectl.error.no-reader":          {"Pembaca kartu tidak ditemukan. Periksa kabel USB dan nama pembaca.", "Card reader not found. Check the USB cable and the reader name."},
 	"kpectl.error.malformed-response": {"Jawaban kartu rusak. Cabut dan masukkan kembali kartu; jika berulang, kartu mungkin rusak.", "The card's answer was malformed. Re-insert the card; if it repeats, the card may be damaged."},
 	"kpectl.error.sam-blocked":        {"SAM terblokir (kode aktivasi salah terlalu sering). Hubungi kantor pusat untuk SAM pengganti.", "The SAM is blocked (too many wrong activation codes). Ask the back office for a replacement SAM."},
-	"kpectl.error.sam-not-activated":  {"SAM belum diaktifkan untuk terminal ini. Berikan kode aktivasi (-sam-code-file) atau rahasia KTP-el (-ktp-secrets-file).", "The SAM is not activated for this terminal. Give the activation code (-sam-code-file) or the KTP-el secrets (-ktp-secrets-file)."},
+	"kpectl.error.sam-not-activated":  {"SAM belum diaktifkan untuk terminal ini. Berikan kode aktivasi (--sam-code-file) atau rahasia KTP-el (--ktp-secrets-file).", "The SAM is not activated for this terminal. Give the activation code (--sam-code-file) or the KTP-el secrets (--ktp-secrets-file)."},
 	"kpectl.error.outbox-locked":      {"Agen sedang berjalan (outbox sedang dipakai); hentikan agen dulu atau gunakan API lokal.", "The agent is running (it has the outbox open); stop it first or use the local API."},
-	"kpectl.error.no-outbox":          {"Berkas outbox tidak ada. Periksa -outbox atau KPE_OUTBOX.", "The outbox file does not exist. Check -outbox or KPE_OUTBOX."},
-	"kpectl.error.outbox-damaged":     {"Berkas outbox rusak. Pulihkan catatannya dengan kpectl queue salvage BERKAS -out BARU.db; saat mulai, agen memindahkan berkas rusak dan membuat outbox baru.", "The outbox file is damaged. Recover its records with kpectl queue salvage FILE -out NEW.db; when it starts, the agent moves a damaged file aside and starts a new outbox."},
-	"kpectl.error.outbox-corrupt":     {"Ada catatan di outbox yang tidak terbaca. Pulihkan catatannya dengan kpectl queue salvage BERKAS -out BARU.db.", "A record in the outbox cannot be read. Recover the records with kpectl queue salvage FILE -out NEW.db."},
-	"kpectl.error.not-dead":           {"Nomor itu tidak ada di antrean catatan ditolak (dead). Lihat kpectl queue list -state dead.", "That number is not in the dead-letter queue (dead). See kpectl queue list -state dead."},
-	"kpectl.error.out-exists":         {"Berkas -out sudah ada. Pilih nama berkas baru; kpectl tidak menimpa berkas.", "The -out file exists. Choose a new file name; kpectl does not overwrite files."},
+	"kpectl.error.no-outbox":          {"Berkas outbox tidak ada. Periksa --outbox atau KPE_OUTBOX.", "The outbox file does not exist. Check --outbox or KPE_OUTBOX."},
+	"kpectl.error.outbox-damaged":     {"Berkas outbox rusak. Pulihkan catatannya dengan kpectl queue salvage BERKAS --out BARU.db; saat mulai, agen memindahkan berkas rusak dan membuat outbox baru.", "The outbox file is damaged. Recover its records with kpectl queue salvage FILE --out NEW.db; when it starts, the agent moves a damaged file aside and starts a new outbox."},
+	"kpectl.error.outbox-corrupt":     {"Ada catatan di outbox yang tidak terbaca. Pulihkan catatannya dengan kpectl queue salvage BERKAS --out BARU.db.", "A record in the outbox cannot be read. Recover the records with kpectl queue salvage FILE --out NEW.db."},
+	"kpectl.error.not-dead":           {"Nomor itu tidak ada di antrean catatan ditolak (dead). Lihat kpectl queue list --state dead.", "That number is not in the dead-letter queue (dead). See kpectl queue list --state dead."},
+	"kpectl.error.out-exists":         {"Berkas --out sudah ada. Pilih nama berkas baru; kpectl tidak menimpa berkas.", "The --out file exists. Choose a new file name; kpectl does not overwrite files."},
 	"kpectl.error.agent-not-running":  {"Agen tidak berjalan. Jalankan: sudo systemctl start kpe-agent (Windows, sebagai Administrator: sc start kpe-agent); periksa dengan kpectl doctor.", "The agent is not running. Start it: sudo systemctl start kpe-agent (Windows, as Administrator: sc start kpe-agent); check with kpectl doctor."},
 
 	// kpectl read: the verdict, the checks, the holder.
@@ -70,7 +70,7 @@ var kpectl = table{
 	"kpectl.finger.no-match":       {"TIDAK COCOK", "NO MATCH"},
 	"kpectl.finger.no-match-tries": {"TIDAK COCOK (sisa percobaan pada kartu: %d)", "NO MATCH (tries left on the card: %d)"},
 	"kpectl.finger.place-again":    {"letakkan jari kembali", "place your finger again"},
-	"kpectl.finger.last-try":       {"tinggal satu percobaan di kartu: minta konfirmasi petugas (-confirm-last-try)", "only one try left on the card: the clerk must confirm (-confirm-last-try)"},
+	"kpectl.finger.last-try":       {"tinggal satu percobaan di kartu: minta konfirmasi petugas (--confirm-last-try)", "only one try left on the card: the clerk must confirm (--confirm-last-try)"},
 	"kpectl.finger.blocked":        {"verifikasi sidik jari pada kartu terblokir: pemegang kartu harus ke kantor penerbit", "the card's fingerprint verification is blocked: the holder must go to the issuing office"},
 	"kpectl.finger.error":          {"pemindai sidik jari bermasalah", "fingerprint sensor problem"},
 
@@ -88,7 +88,7 @@ var kpectl = table{
 	"kpectl.queue.alarm-full":      {"PENUH: catatan baru DITOLAK (petugas melihat \"tidak tercatat\") sampai kantor pusat menerima antrean. Segera periksa koneksi ke kantor pusat.", "FULL: new records are REFUSED (clerks see \"not recorded\") until the back office takes the backlog. Check the connection to the back office now."},
 	"kpectl.queue.alarm-warning":   {"PERINGATAN: outbox terisi %d %%. Catatan menumpuk karena belum diterima kantor pusat; periksa koneksi jaringan ke kantor pusat.", "WARNING: the outbox is %d %% full. Records are piling up because the back office has not taken them; check the network connection to the back office."},
 	"kpectl.queue.moved-aside":     {"berkas rusak dipindahkan", "damaged file moved aside"},
-	"kpectl.queue.salvage-hint":    {"pulihkan catatannya: kpectl queue salvage %s -out BARU.db", "recover its records: kpectl queue salvage %s -out NEW.db"},
+	"kpectl.queue.salvage-hint":    {"pulihkan catatannya: kpectl queue salvage %s --out BARU.db", "recover its records: kpectl queue salvage %s --out NEW.db"},
 	"kpectl.queue.under-a-minute":  {"< 1 menit", "< 1 min"},
 	"kpectl.queue.days":            {"hari", "d"},
 	"kpectl.queue.hours":           {"jam", "h"},
@@ -117,8 +117,8 @@ var kpectl = table{
 	"kpectl.queue.from-agent":      {"Outbox %s dipakai agen yang sedang berjalan; angka berikut dari API agen (/v1/queue).", "The outbox %s is held by the running agent; these figures come from the agent's API (/v1/queue)."},
 
 	// The agent's local API: the token, its errors, a session's states.
-	"kpectl.agent.no-token":            {"Token API agen tidak terbaca (%s): jalankan dengan sudo, atau beri -token-file BERKAS.\n  (%v)", "The agent's API token cannot be read (%s): run with sudo, or give -token-file FILE.\n  (%v)"},
-	"kpectl.agent.token-rejected":      {"Agen menolak token API (%s). Pakai token agen ini (-token-file); token berubah saat agen dipasang ulang.", "The agent refuses the API token (%s). Use this agent's token (-token-file); it changes when the agent is reinstalled."},
+	"kpectl.agent.no-token":            {"Token API agen tidak terbaca (%s): jalankan dengan sudo, atau beri --token-file BERKAS.\n  (%v)", "The agent's API token cannot be read (%s): run with sudo, or give --token-file FILE.\n  (%v)"},
+	"kpectl.agent.token-rejected":      {"Agen menolak token API (%s). Pakai token agen ini (--token-file); token berubah saat agen dipasang ulang.", "The agent refuses the API token (%s). Use this agent's token (--token-file); it changes when the agent is reinstalled."},
 	"kpectl.agent.api-error":           {"[%s, HTTP %d]", "[%s, HTTP %d]"},
 	"kpectl.agent.state.authenticated": {"Kartu dan data asli", "Card and data authenticated"},
 	"kpectl.agent.state.detected":      {"Kartu terdeteksi", "Card detected"},
@@ -165,7 +165,7 @@ var kpectl = table{
 	"kpectl.auth.record-line":   {"penghitung SAM %d, pembaca %q, kartu %s", "SAM counter %d, reader %q, card %s"},
 	"kpectl.auth.cancelled":     {"Transaksi dibatalkan.", "The transaction was cancelled."},
 	"kpectl.auth.cancel-failed": {"Pembatalan tidak terkirim ke agen: %v", "The cancel did not reach the agent: %v"},
-	"kpectl.auth.last-try-hint": {"Tinggal satu percobaan sidik jari: ulangi dengan -confirm-last-try setelah petugas mengonfirmasi.", "One fingerprint try left: run again with -confirm-last-try once the clerk has confirmed."},
+	"kpectl.auth.last-try-hint": {"Tinggal satu percobaan sidik jari: ulangi dengan --confirm-last-try setelah petugas mengonfirmasi.", "One fingerprint try left: run again with --confirm-last-try once the clerk has confirmed."},
 	"kpectl.auth.failed":        {"GAGAL (%s)", "FAILED (%s)"},
 	"kpectl.auth.tries-left":    {"sisa percobaan sidik jari pada kartu: %d", "fingerprint tries left on the card: %d"},
 
@@ -174,7 +174,7 @@ var kpectl = table{
 	"kpectl.sync.result":  {"Terkirim %d: diterima %d, duplikat %d, ditolak %d. Sisa belum terkirim: %d.", "Sent %d: accepted %d, duplicates %d, rejected %d. Still unsent: %d."},
 	"kpectl.sync.failed":  {"Sinkronisasi gagal:", "Sync failed:"},
 
-	// kpectl monitor -agent.
+	// kpectl monitor --via-agent.
 	"kpectl.monitor.agent.watching":      {"Memantau kejadian agen %s (Ctrl-C untuk berhenti)…", "Watching the agent's events at %s (Ctrl-C to stop)…"},
 	"kpectl.monitor.agent.reconnecting":  {"Koneksi ke agen terputus (%v); mencoba lagi…", "Connection to the agent lost (%v); retrying…"},
 	"kpectl.monitor.agent.event.reader":  {"pembaca", "reader"},

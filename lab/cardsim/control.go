@@ -197,7 +197,7 @@ func writeError(w http.ResponseWriter, code int, err error) {
 	writeJSON(w, code, ErrorBody{Error: err.Error()})
 }
 
-// ControlClient talks to a lab's HTTP control API (kpe-cardsim -control).
+// ControlClient talks to a lab's HTTP control API (kpe-cardsim serve --control).
 type ControlClient struct {
 	// BaseURL such as "http://127.0.0.1:35990".
 	BaseURL string

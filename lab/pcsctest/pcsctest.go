@@ -1,7 +1,7 @@
 // Package pcsctest is test support for integration tests that run through the
 // real pcscd with the vsmartcard vpcd driver and the card lab.
 //
-// Policy (DEVELOPERS.md): a test may skip only when pcscd is not installed,
+// Policy (docs/testing.md): a test may skip only when pcscd is not installed,
 // and says so loudly; under CI (CI set in the environment) it fails instead.
 // When pcscd is installed but not running, the harness starts it.
 //

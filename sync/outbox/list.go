@@ -132,7 +132,7 @@ func (ob *Outbox) Requeue(seqs []uint64) (int, error) {
 // limits do not refuse an import (nothing recovered is dropped), but the
 // records count toward them, enqueued now. Last reports the record with
 // the highest seq, which after an import is an imported one until the
-// next Append; import into a file of its own (kpectl queue salvage -out).
+// next Append; import into a file of its own (kpectl queue salvage --out).
 func (ob *Outbox) Import(rs []*record.Record) (int, error) {
 	encs := make([][]byte, len(rs))
 	for i, r := range rs {

@@ -1,0 +1,95 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+
+	"kpe-agent/agent/api"
+	"kpe-agent/agent/cards"
+	"kpe-agent/apdu"
+	"kpe-agent/apdu/sam"
+	"kpe-agent/internal/clikit"
+	"kpe-agent/sync/outbox"
+)
+
+// errorJSON is the error of a command run with --json, printed on
+// standard output: the symbolic code (the local API's codes where the
+// error is the same, docs/local-api.md), the operator's sentence and the
+// technical cause.
+type errorJSON struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+		Detail  string `json:"detail,omitempty"`
+	} `json:"error"`
+}
+
+// errorCodes are the codes of the errors kpectl explains (c.msg.Errs),
+// checked in order.
+var errorCodes = []struct {
+	err  error
+	code string
+}{
+	{apdu.ErrCardRemoved, "card-removed"},
+	{apdu.ErrCardReset, "card-removed"},
+	{apdu.ErrTimeout, "timeout"},
+	{apdu.ErrNoService, "pcsc-unavailable"},
+	{apdu.ErrSharingViolation, "reader-in-use"},
+	{apdu.ErrNoReader, "no-reader"},
+	{apdu.ErrNoCard, "no-card"},
+	{apdu.ErrMalformedResponse, "card-error"},
+	{cards.ErrNoSAM, "no-sam"},
+	{sam.ErrBlocked, "sam-blocked"},
+	{sam.ErrNotActivated, "sam-not-activated"},
+	{outbox.ErrLocked, "outbox-locked"},
+	{outbox.ErrNoOutbox, "no-outbox"},
+	{outbox.ErrDamaged, "outbox-damaged"},
+	{outbox.ErrCorrupt, "outbox-corrupt"},
+	{outbox.ErrNotDead, "not-dead"},
+	{errOutExists, "out-exists"},
+	{api.ErrNotRunning, "agent-not-running"},
+	{context.DeadlineExceeded, "timeout"},
+	{context.Canceled, "cancelled"},
+}
+
+// errorCode is err's symbolic code: "usage" for a command-line error, the
+// agent's code for its API errors, else the table's, else "failed".
+func errorCode(err error) string {
+	var ae *api.APIError
+	switch {
+	case clikit.IsUsage(err):
+		return "usage"
+	case errors.As(err, &ae) && ae.Status == http.StatusUnauthorized:
+		return "unauthorized"
+	case errors.As(err, &ae) && ae.Err.Code != "":
+		return ae.Err.Code
+	}
+	for _, e := range errorCodes {
+		if errors.Is(err, e.err) {
+			return e.code
+		}
+	}
+	return "failed"
+}
+
+// errorBody is err for --json: the sentence of explain without its
+// technical line, which goes into detail.
+func (c *cli) errorBody(err error) errorJSON {
+	var b errorJSON
+	b.Error.Code = errorCode(err)
+	msg := c.explain(err)
+	if clikit.IsUsage(err) {
+		var unknown *clikit.UnknownCommandError
+		if errors.As(err, &unknown) {
+			msg = c.msg.UnknownCommand + ": " + unknown.Name
+		}
+	}
+	if sentence, detail, ok := strings.Cut(msg, "\n"); ok {
+		msg = sentence
+		b.Error.Detail = strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(detail), "("), ")")
+	}
+	b.Error.Message = msg
+	return b
+}
