@@ -312,7 +312,7 @@ func TestLabSensorOnlyOnLabTerminals(t *testing.T) {
 		"want command (the terminal's sensor) or none; lab only on a card-lab terminal (terminal.lab: true)",
 		problemFor(t, err, "fingerprint.sensor").Error())
 	_, err = Load(Source{Set: map[string]string{"terminal.id": "T", "terminal.site": "S", "fingerprint.sensor": "lab", "fingerprint.lab_url": "http://localhost:1"}})
-	require.Contains(t, problemFor(t, err, "fingerprint.sensor").Error(), `config: -set fingerprint.sensor: "lab" is allowed only when terminal.lab is true`)
+	require.Contains(t, problemFor(t, err, "fingerprint.sensor").Error(), `config: --set fingerprint.sensor: "lab" is allowed only when terminal.lab is true`)
 
 	// a lab terminal with a lab URL that is not on this machine: refused
 	// at the URL's line (the seventh)
