@@ -224,7 +224,7 @@ func (c *Client) exchange(ctx context.Context, cmd Command) (Response, error) {
 		if rounds >= limit {
 			return Response{}, fmt.Errorf("apdu: %s: %w: more than %d GET RESPONSE rounds", insName(cmd.INS), ErrMalformedResponse, limit)
 		}
-		gr := Command{CLA: getResponseCLA(cmd.CLA), INS: 0xC0, Ne: min(retryLen(r.SW2()), maxNe)}
+		gr := Command{CLA: getResponseCLA(cmd.CLA), INS: InsGetResponse, Ne: min(retryLen(r.SW2()), maxNe)}
 		if r, err = c.exchangeOnce(ctx, gr); err != nil {
 			return Response{}, err
 		}
@@ -272,23 +272,42 @@ func (c *Client) Send(ctx context.Context, cmd Command) ([]byte, error) {
 // 00 A4 04 00, first or only occurrence) and returns the FCI the card sends
 // (possibly empty).
 func (c *Client) SelectAID(ctx context.Context, aid []byte) ([]byte, error) {
-	if len(aid) == 0 || len(aid) > 16 {
-		return nil, fmt.Errorf("%w: AID of %d bytes (want 1..16)", ErrInvalidCommand, len(aid))
+	if err := checkAID(aid); err != nil {
+		return nil, err
 	}
-	return c.Send(ctx, Command{CLA: 0x00, INS: 0xA4, P1: 0x04, P2: 0x00, Data: aid, Ne: MaxShortNe})
+	return c.Send(ctx, Command{CLA: CLAInterindustry, INS: InsSelect, P1: SelectByName, P2: SelectReturnFCI, Data: aid, Ne: MaxShortNe})
+}
+
+// SelectAIDNoResponse selects an application by its AID without asking for
+// its FCI (00 A4 04 0C, no Le): the form recognition uses, where only the
+// status word matters.
+func (c *Client) SelectAIDNoResponse(ctx context.Context, aid []byte) error {
+	if err := checkAID(aid); err != nil {
+		return err
+	}
+	_, err := c.Send(ctx, Command{CLA: CLAInterindustry, INS: InsSelect, P1: SelectByName, P2: SelectNoResponse, Data: aid})
+	return err
+}
+
+func checkAID(aid []byte) error {
+	if len(aid) == 0 || len(aid) > MaxAIDLen {
+		return fmt.Errorf("%w: AID of %d bytes (want 1..%d)", ErrInvalidCommand, len(aid), MaxAIDLen)
+	}
+	return nil
 }
 
 // SelectFID selects a file by its file identifier (00 A4 00 04 fid, i.e.
 // P1 00: MF, DF or EF, looked up under the current DF; 3F00 selects the
 // MF) and returns the FCP template the card sends (tag 62).
 func (c *Client) SelectFID(ctx context.Context, fid uint16) ([]byte, error) {
-	return c.Send(ctx, Command{CLA: 0x00, INS: 0xA4, P1: 0x00, P2: 0x04, Data: fidBytes(fid), Ne: MaxShortNe})
+	return c.Send(ctx, Command{CLA: CLAInterindustry, INS: InsSelect, P1: SelectByFID, P2: SelectReturnFCP, Data: fidBytes(fid), Ne: MaxShortNe})
 }
 
-// selectFIDNoResponse selects a file without asking for response data
-// (P2 0C), for cards that refuse to return an FCP.
-func (c *Client) selectFIDNoResponse(ctx context.Context, fid uint16) error {
-	_, err := c.Send(ctx, Command{CLA: 0x00, INS: 0xA4, P1: 0x00, P2: 0x0C, Data: fidBytes(fid)})
+// SelectFIDNoResponse selects a file by its file identifier without asking
+// for response data (00 A4 00 0C fid, no Le): for a DF whose FCP is not
+// needed, and for cards that refuse to return an FCP.
+func (c *Client) SelectFIDNoResponse(ctx context.Context, fid uint16) error {
+	_, err := c.Send(ctx, Command{CLA: CLAInterindustry, INS: InsSelect, P1: SelectByFID, P2: SelectNoResponse, Data: fidBytes(fid)})
 	return err
 }
 
@@ -303,7 +322,7 @@ func (c *Client) selectForRead(ctx context.Context, fid uint16) ([]byte, error) 
 	case err == nil:
 		return fcp, nil
 	case errors.Is(err, ErrWrongP1P2), errors.Is(err, ErrFunctionNotSupported):
-		return nil, c.selectFIDNoResponse(ctx, fid)
+		return nil, c.SelectFIDNoResponse(ctx, fid)
 	case errors.As(err, &se) && IsWarning(se.SW):
 		return fcp, nil
 	}
@@ -484,14 +503,14 @@ func PlanReadBinary(size int, l Limits) int {
 // data object 54 and Ne covering the 53 wrapper of the answer.
 func readBinaryCommand(off, n int, odd bool) Command {
 	if !odd {
-		return Command{CLA: 0x00, INS: 0xB0, P1: byte(off >> 8), P2: byte(off), Ne: n}
+		return Command{CLA: CLAInterindustry, INS: InsReadBinary, P1: byte(off >> 8), P2: byte(off), Ne: n}
 	}
 	var ob []byte
 	for v := off; v > 0 || len(ob) == 0; v >>= 8 {
 		ob = append([]byte{byte(v)}, ob...)
 	}
 	data := append([]byte{0x54, byte(len(ob))}, ob...)
-	return Command{CLA: 0x00, INS: 0xB1, P1: 0x00, P2: 0x00, Data: data, Ne: n + b1Overhead(n)}
+	return Command{CLA: CLAInterindustry, INS: InsReadBinaryOdd, P1: 0x00, P2: 0x00, Data: data, Ne: n + b1Overhead(n)}
 }
 
 // readChunk sends one READ BINARY and returns the file content it carried
@@ -649,7 +668,7 @@ func (c *Client) GetChallenge(ctx context.Context, n int) ([]byte, error) {
 	if _, maxNe := c.Limits.effective(); n <= 0 || n > maxNe {
 		return nil, fmt.Errorf("%w: challenge of %d bytes (want 1..%d)", ErrInvalidCommand, n, maxNe)
 	}
-	b, err := c.Send(ctx, Command{CLA: 0x00, INS: 0x84, P1: 0x00, P2: 0x00, Ne: n})
+	b, err := c.Send(ctx, Command{CLA: CLAInterindustry, INS: InsGetChallenge, P1: 0x00, P2: 0x00, Ne: n})
 	if err != nil {
 		return nil, err
 	}
@@ -657,6 +676,19 @@ func (c *Client) GetChallenge(ctx context.Context, n int) ([]byte, error) {
 		return nil, fmt.Errorf("apdu: GET CHALLENGE: %w: %d bytes instead of %d", ErrMalformedResponse, len(b), n)
 	}
 	return b, nil
+}
+
+// ExternalAuthenticate sends the terminal's cryptogram in EXTERNAL
+// AUTHENTICATE (00 82 00 00, no key reference: the card knows its key) and
+// returns the card's answer. With ne > 0 it is the mutual form of ICAO
+// Doc 9303 BAC, where the card answers with its own cryptogram of ne bytes;
+// the answer is returned as it came (checking it is the authentication's
+// business). A refused cryptogram is the card's status error.
+func (c *Client) ExternalAuthenticate(ctx context.Context, data []byte, ne int) ([]byte, error) {
+	if len(data) == 0 {
+		return nil, fmt.Errorf("%w: EXTERNAL AUTHENTICATE without a cryptogram", ErrInvalidCommand)
+	}
+	return c.Send(ctx, Command{CLA: CLAInterindustry, INS: InsExternalAuthenticate, P1: 0x00, P2: 0x00, Data: data, Ne: ne})
 }
 
 // File identifiers and tags used by ReadLimits.

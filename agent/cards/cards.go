@@ -57,12 +57,8 @@ type Profiles struct {
 
 // DefaultProfiles are the lab profile's parameters.
 var DefaultProfiles = Profiles{
-	SAMHint: []byte{0x64, 0x53, 0x41, 0x4D},
+	SAMHint: sam.ATRHint,
 	KPEAID:  kpe.DefaultAID, SAMAID: sam.AID,
-}
-
-func contactless(atr []byte) bool {
-	return len(atr) >= 4 && atr[0] == 0x3B && atr[1]&0xF0 == 0x80 && atr[2] == 0x80 && atr[3] == 0x01
 }
 
 // Recognize identifies the card: by ATR hint first, then by selection in
@@ -72,7 +68,7 @@ func Recognize(ctx context.Context, card apdu.Card, p Profiles) (Kind, error) {
 	atr := card.ATR()
 	order := []Kind{KindKPE, KindSAM, KindKTPel}
 	switch {
-	case contactless(atr):
+	case apdu.ContactlessATR(atr):
 		order = []Kind{KindKTPel, KindKPE, KindSAM}
 	case p.SAMHint != nil && bytes.Contains(atr, p.SAMHint):
 		order = []Kind{KindSAM, KindKPE, KindKTPel}
@@ -82,19 +78,17 @@ func Recognize(ctx context.Context, card apdu.Card, p Profiles) (Kind, error) {
 		var err error
 		switch k {
 		case KindKPE:
-			_, err = c.Send(ctx, apdu.Command{CLA: 0x00, INS: 0xA4, P1: 0x04, P2: 0x0C, Data: p.KPEAID})
+			err = kpe.Select(ctx, c, p.KPEAID)
 		case KindSAM:
-			_, err = c.Send(ctx, apdu.Command{CLA: 0x00, INS: 0xA4, P1: 0x04, P2: 0x0C, Data: p.SAMAID})
+			err = sam.Select(ctx, c, p.SAMAID)
 		case KindKTPel:
-			if _, err = c.Send(ctx, apdu.Command{CLA: 0xFF, INS: 0xCA, Ne: 256}); err == nil {
-				_, err = c.Send(ctx, apdu.Command{CLA: 0x00, INS: 0xA4, P1: 0x00, P2: 0x0C, Data: []byte{byte(ktpel.FIDDF >> 8), byte(ktpel.FIDDF & 0xFF)}})
-			}
+			_, err = ktpel.Select(ctx, c)
 		}
 		var se *apdu.StatusError
 		switch {
 		case err == nil:
 			return k, nil
-		case errors.As(err, &se):
+		case errors.As(err, &se), errors.Is(err, ktpel.ErrUID):
 			continue // not this profile
 		default:
 			return KindUnknown, err // transport: removed, reset, timeout
@@ -164,7 +158,7 @@ func Read(ctx context.Context, card apdu.Card, s SAM, o Options) (*Result, error
 		r.Verdict = VerdictUnknownCard
 		return r, nil
 	case KindSAM:
-		sm, err := sam.Open(ctx, card)
+		sm, err := sam.OpenAID(ctx, card, o.Profiles.SAMAID)
 		if err != nil {
 			return nil, err
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"kpe-agent/apdu"
+	"kpe-agent/apdu/kpe"
 	"kpe-agent/biometric"
 )
 
@@ -35,20 +36,13 @@ type FingerOutcome struct {
 	TriesLeft int // after the attempt; -1 unknown
 }
 
-// smMaxCommandData is the plain data per protected command that keeps the
-// wrapped APDU short (AES padding, DO'87', DO'97', DO'8E').
-const smMaxCommandData = 223
-
-// verifyAnswer reads a VERIFY's status word through the apdu package's
-// typed errors: 9000 (nil) match or verified, 63Cx no match with x tries
-// left, 6983 blocked.
-func verifyAnswer(err error) (tries int, ok bool, _ error) {
-	var re *apdu.RetriesError
+// verifyAnswer turns the card's answer to VERIFY (kpe.VerifyFinger) into
+// the outcome: verified (9000: match, or already verified), tries left
+// (63Cx; -1 when not told), and 6983 as ErrFingerBlocked.
+func verifyAnswer(a kpe.FingerAnswer, err error) (tries int, ok bool, _ error) {
 	switch {
 	case err == nil:
-		return -1, true, nil
-	case errors.As(err, &re):
-		return re.Retries, false, nil
+		return a.TriesLeft, a.Verified, nil
 	case errors.Is(err, apdu.ErrAuthenticationBlocked):
 		return 0, false, ErrFingerBlocked
 	}
@@ -58,9 +52,7 @@ func verifyAnswer(err error) (tries int, ok bool, _ error) {
 // TriesLeft asks the card (empty VERIFY) how many tries remain; a card
 // already verified in this session answers 9000 (verified true).
 func TriesLeft(ctx context.Context, sm apdu.Transmitter, bit biometric.BIT) (tries int, verified bool, err error) {
-	c := apdu.NewClient(sm, apdu.Limits{MaxCommandData: smMaxCommandData})
-	_, err = c.Send(ctx, apdu.Command{CLA: 0x00, INS: 0x21, P1: 0x00, P2: bit.Reference})
-	tries, verified, err = verifyAnswer(err)
+	tries, verified, err = verifyAnswer(kpe.FingerTriesLeft(ctx, sm, bit.Reference))
 	if err != nil && !errors.Is(err, ErrFingerBlocked) {
 		return 0, false, fmt.Errorf("%w (query)", err)
 	}
@@ -98,10 +90,8 @@ func VerifyOnCard(ctx context.Context, sm apdu.Transmitter, bitGroup []byte, cap
 	if tries == 1 && !o.ConfirmLastTry {
 		return FingerOutcome{TriesLeft: 1}, ErrLastTry
 	}
-	c := apdu.NewClient(sm, apdu.Limits{MaxCommandData: smMaxCommandData})
 	cmdData := biometric.VerifyCommandData(data)
 	defer clear(cmdData)
-	_, err = c.Send(ctx, apdu.Command{CLA: 0x00, INS: 0x21, P1: 0x00, P2: bit.Reference, Data: cmdData})
-	tries, match, err := verifyAnswer(err)
+	tries, match, err := verifyAnswer(kpe.VerifyFinger(ctx, sm, bit.Reference, cmdData))
 	return FingerOutcome{Match: match, TriesLeft: tries}, err
 }

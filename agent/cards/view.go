@@ -5,7 +5,6 @@ import (
 	"strings"
 
 	"kpe-agent/apdu/kpe"
-	"kpe-agent/apdu/sam"
 	"kpe-agent/internal/i18n"
 )
 
@@ -119,11 +118,7 @@ func (r *Result) View(lang string) View {
 		v.Warnings = append(v.Warnings, WarningView{Code: w.Code, Message: w.In(i18n.Lang(lang))})
 	}
 	if c := r.KPE; c != nil {
-		typ := "KPE"
-		if c.Info.Type == kpe.CardKPETambahan {
-			typ = "KPE Tambahan"
-		}
-		v.CardInfo = &CardInfoView{Serial: strings.ToUpper(hex.EncodeToString(c.Info.Serial[:])), Type: typ, ProfileVersion: c.Info.ProfileVersion, Issuer: c.Info.IssuerID}
+		v.CardInfo = &CardInfoView{Serial: strings.ToUpper(hex.EncodeToString(c.Info.Serial[:])), Type: c.Info.Type.String(), ProfileVersion: c.Info.ProfileVersion, Issuer: c.Info.IssuerID}
 		if r.Checks.CardAuthentic.OK {
 			id, e, b := c.Identity, c.Employment, c.Benefits
 			v.Identity = &IdentityView{id.NIP, id.Name, id.BirthPlace, id.BirthDate, id.Gender, id.Address, id.NIK, id.IDPNS, id.LinkedNIP, id.Relation}
@@ -149,7 +144,7 @@ func (r *Result) View(lang string) View {
 	}
 	if s := r.SAMInfo; s != nil {
 		v.SAM = &SAMView{Serial: strings.ToUpper(hex.EncodeToString(s.Serial[:])), TriesLeft: s.TriesLeft, Counter: s.Counter,
-			State: map[sam.State]string{sam.Inactive: "inactive", sam.Active: "active", sam.Blocked: "blocked"}[s.State]}
+			State: s.State.String()}
 	}
 	return v
 }

@@ -196,7 +196,7 @@ func (h *samHolder) status() api.SAM {
 		return api.SAM{}
 	}
 	return api.SAM{Present: true, Reader: h.reader, Serial: strings.ToUpper(hex.EncodeToString(h.info.Serial[:])),
-		State:     map[sam.State]string{sam.Inactive: "inactive", sam.Active: "active", sam.Blocked: "blocked"}[h.info.State],
+		State:     h.info.State.String(),
 		TriesLeft: h.info.TriesLeft, Counter: h.info.Counter}
 }
 

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"unicode/utf8"
+
+	"kpe-agent/apdu/kpe"
 )
 
 // Gender as encoded in identifiers and on cards.
@@ -41,9 +43,9 @@ func (g Gender) String() string {
 // Note that "P" means perempuan (female), as on the KTP-el, not "pria".
 func ParseGender(code string) (Gender, error) {
 	switch strings.ToUpper(strings.TrimSpace(code)) {
-	case "L", "LAKI-LAKI", "LAKI LAKI", "LAKILAKI", "PRIA", "M", "MALE", "1":
+	case kpe.GenderMale, "LAKI-LAKI", "LAKI LAKI", "LAKILAKI", "PRIA", "M", "MALE", "1":
 		return Male, nil
-	case "P", "PEREMPUAN", "WANITA", "F", "FEMALE", "2":
+	case kpe.GenderFemale, "PEREMPUAN", "WANITA", "F", "FEMALE", "2":
 		return Female, nil
 	}
 	return GenderUnknown, newError(FieldGender,

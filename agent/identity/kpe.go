@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"kpe-agent/apdu/kpe"
+	"kpe-agent/apdu/ktpel"
 )
 
 // CheckKPE cross-checks the identifiers on a KPE or KPE Tambahan against
@@ -13,8 +14,8 @@ import (
 // the holder's data, and the linked NIP only for its own structure.
 func CheckKPE(c *kpe.Card, ref time.Time) []Warning {
 	id := c.Identity
-	birth, _ := time.Parse("20060102", id.BirthDate) // zero time skips the date check
-	gender, _ := ParseGender(id.Gender)              // unknown skips the gender check
+	birth, _ := time.Parse(kpe.DateLayout, id.BirthDate) // zero time skips the date check
+	gender, _ := ParseGender(id.Gender)                  // unknown skips the gender check
 	var lists [][]Warning
 	if c.Info.Type == kpe.CardKPETambahan {
 		if id.LinkedNIP != "" {
@@ -35,7 +36,7 @@ func CheckKPE(c *kpe.Card, ref time.Time) []Warning {
 		if m.NIK == "" {
 			continue
 		}
-		mb, _ := time.Parse("20060102", m.BirthDate)
+		mb, _ := time.Parse(kpe.DateLayout, m.BirthDate)
 		lists = append(lists, CheckNIK(m.NIK, mb, GenderUnknown, ref))
 	}
 	return Merge(lists...)
@@ -45,9 +46,9 @@ func CheckKPE(c *kpe.Card, ref time.Time) []Warning {
 // (DD-MM-YYYY as printed on the card, or YYYYMMDD) and gender read from the
 // same chip. Like CheckKPE it only warns.
 func CheckKTPel(nik, birthDate, gender string, ref time.Time) []Warning {
-	birth, err := time.Parse("02-01-2006", birthDate)
+	birth, err := time.Parse(ktpel.DateLayout, birthDate)
 	if err != nil {
-		birth, _ = time.Parse("20060102", birthDate) // zero time skips the date check
+		birth, _ = time.Parse(kpe.DateLayout, birthDate) // zero time skips the date check
 	}
 	g, _ := ParseGender(gender)
 	return CheckNIK(nik, birth, g, ref)

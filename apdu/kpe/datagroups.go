@@ -47,6 +47,40 @@ const (
 	DGBIT        = 6
 )
 
+// GroupFID returns the EF that holds data group dg, and false for a
+// number the profile does not define.
+func GroupFID(dg int) (uint16, bool) {
+	switch dg {
+	case DGIdentity:
+		return FIDIdentity, true
+	case DGEmployment:
+		return FIDEmployment, true
+	case DGFamily:
+		return FIDFamily, true
+	case DGBenefits:
+		return FIDBenefits, true
+	case DGPhoto:
+		return FIDPhoto, true
+	case DGBIT:
+		return FIDBIT, true
+	}
+	return 0, false
+}
+
+// PlainEFs returns the EFs readable without secure messaging (§2.1):
+// EF.CardInfo, the BIT group (public by design) and EF.SOD.
+func PlainEFs() []uint16 { return []uint16{FIDCardInfo, FIDBIT, FIDSOD} }
+
+// DateLayout is the layout of every date on the card (§1: 8 ASCII digits
+// YYYYMMDD), for time.Parse.
+const DateLayout = "20060102"
+
+// Codes of DG1's gender (tag 84).
+const (
+	GenderMale   = "L" // laki-laki
+	GenderFemale = "P" // perempuan
+)
+
 // Application tags of the data-group templates.
 const (
 	tagCardInfo   tlv.Tag = 0x70
@@ -112,8 +146,8 @@ type Identity struct {
 	NIP        string
 	Name       string // with titles
 	BirthPlace string
-	BirthDate  string // YYYYMMDD
-	Gender     string // "L" or "P"
+	BirthDate  string // YYYYMMDD (DateLayout)
+	Gender     string // GenderMale or GenderFemale
 	Address    string
 	NIK        string
 	IDPNS      string // 32 characters

@@ -71,10 +71,6 @@ type Card struct {
 	Verification Verification
 }
 
-// smMaxPlain is the plain data per READ BINARY under secure messaging with
-// a 256-byte response buffer (DO'87' padding, DO'99', DO'8E').
-const smMaxPlain = 223
-
 // Read reads and verifies a KPE or KPE Tambahan. A card that fails
 // authentication is returned with CardAuthentic false and no protected data
 // (it cannot be read without SM); transport and protocol failures are
@@ -104,8 +100,8 @@ func read(ctx context.Context, t apdu.Transmitter, sam Authenticator, opts ReadO
 		opts.Now = time.Now()
 	}
 	c := apdu.NewClient(t, apdu.Limits{})
-	if _, err := c.SelectAID(ctx, opts.AID); err != nil {
-		return nil, nil, fmt.Errorf("kpe: select application: %w", err)
+	if err := selectApplication(ctx, c, opts.AID); err != nil {
+		return nil, nil, err
 	}
 	raw, err := c.ReadEF(ctx, FIDCardInfo)
 	if err != nil {
@@ -136,9 +132,10 @@ func read(ctx context.Context, t apdu.Transmitter, sam Authenticator, opts ReadO
 	}
 	card.Verification.CardAuthentic = Check{OK: true}
 
-	sc := apdu.NewClient(sm.Transmitter(t, sess), apdu.Limits{MaxResponseData: smMaxPlain})
+	sc := apdu.NewClient(sm.Transmitter(t, sess), apdu.Limits{MaxResponseData: SMMaxResponseData})
 	groups := map[int][]byte{}
-	read := func(dg int, fid uint16) ([]byte, error) {
+	read := func(dg int) ([]byte, error) {
+		fid, _ := GroupFID(dg)
 		b, err := sc.ReadEF(ctx, fid)
 		if errors.Is(err, apdu.ErrFileNotFound) {
 			return nil, nil
@@ -149,39 +146,39 @@ func read(ctx context.Context, t apdu.Transmitter, sam Authenticator, opts ReadO
 		groups[dg] = b
 		return b, nil
 	}
-	if b, err := read(DGIdentity, FIDIdentity); err != nil {
+	if b, err := read(DGIdentity); err != nil {
 		return nil, nil, err
 	} else if b != nil {
 		if card.Identity, err = ParseIdentity(b); err != nil {
 			return nil, nil, err
 		}
 	}
-	if b, err := read(DGEmployment, FIDEmployment); err != nil {
+	if b, err := read(DGEmployment); err != nil {
 		return nil, nil, err
 	} else if b != nil {
 		if card.Employment, err = ParseEmployment(b); err != nil {
 			return nil, nil, err
 		}
 	}
-	if b, err := read(DGFamily, FIDFamily); err != nil {
+	if b, err := read(DGFamily); err != nil {
 		return nil, nil, err
 	} else if b != nil {
 		if card.Family, err = ParseFamily(b); err != nil {
 			return nil, nil, err
 		}
 	}
-	if b, err := read(DGBenefits, FIDBenefits); err != nil {
+	if b, err := read(DGBenefits); err != nil {
 		return nil, nil, err
 	} else if b != nil {
 		if card.Benefits, err = ParseBenefits(b); err != nil {
 			return nil, nil, err
 		}
 	}
-	if card.BIT, err = read(DGBIT, FIDBIT); err != nil {
+	if card.BIT, err = read(DGBIT); err != nil {
 		return nil, nil, err
 	}
 	if opts.Photo {
-		if card.Photo, err = read(DGPhoto, FIDPhoto); err != nil {
+		if card.Photo, err = read(DGPhoto); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -202,7 +199,7 @@ func authenticate(ctx context.Context, c *apdu.Client, sam Authenticator, serial
 	if err != nil {
 		return nil, fmt.Errorf("kpe: SAM: %w", err)
 	}
-	resp, err := c.Send(ctx, apdu.Command{CLA: 0x00, INS: 0x82, Data: ext, Ne: AuthDataLen})
+	resp, err := externalAuthenticate(ctx, c, ext)
 	var se *apdu.StatusError
 	if errors.As(err, &se) {
 		return nil, &authFailure{reason: fmt.Sprintf("the card rejected the SAM's cryptogram (%04X): it does not hold a key issued for its serial (clone?)", se.SW)}

@@ -32,7 +32,7 @@ func DeriveCardKeys(master, uid []byte) (CardKeys, error) {
 	if len(master) < 16 || len(master) > 32 {
 		return CardKeys{}, fmt.Errorf("ktpel: master key of %d bytes, want 16..32", len(master))
 	}
-	if len(uid) < 4 || len(uid) > 10 {
+	if len(uid) < MinUIDLen || len(uid) > MaxUIDLen {
 		return CardKeys{}, fmt.Errorf("%w: UID of %d bytes", ErrFormat, len(uid))
 	}
 	seed := append(append([]byte(nil), master...), uid...)

@@ -40,9 +40,38 @@ const (
 	DGFinger2   = 5
 )
 
-// GetUID is the PC/SC pseudo-APDU that asks a contactless reader for the
-// card's UID.
-var GetUID = []byte{0xFF, 0xCA, 0x00, 0x00, 0x00}
+// GroupFID returns the EF under the DF that holds data group dg, and false
+// for a number the profile does not define.
+func GroupFID(dg int) (uint16, bool) {
+	switch dg {
+	case DGBiodata:
+		return FIDBiodata, true
+	case DGPhoto:
+		return FIDPhoto, true
+	case DGSignature:
+		return FIDSignature, true
+	case DGFinger1:
+		return FIDFinger1, true
+	case DGFinger2:
+		return FIDFinger2, true
+	}
+	return 0, false
+}
+
+// PlainEFs returns the EFs readable without secure messaging (§3): the
+// header.
+func PlainEFs() []uint16 { return []uint16{FIDHeader} }
+
+// Lengths of a chip's UID (ISO/IEC 14443-3: 4, 7 or 10 bytes), answered
+// by the reader to the PC/SC GET DATA pseudo-APDU (apdu.GetUIDCommand).
+const (
+	MinUIDLen = 4
+	MaxUIDLen = 10
+)
+
+// DateLayout is the layout of the biodata's dates as printed on the card
+// (DD-MM-YYYY), for time.Parse.
+const DateLayout = "02-01-2006"
 
 // ErrFormat is matched by every parse error.
 var ErrFormat = errors.New("ktpel: malformed data")

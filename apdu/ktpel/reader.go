@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/x509"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -99,10 +98,6 @@ func (c *Card) Wipe() {
 	c.Photo, c.Signature, c.Fingerprints, c.Biodata = nil, nil, nil, Biodata{}
 }
 
-// smMaxPlain is the plain data per READ BINARY under 3DES secure messaging
-// with a 256-byte response buffer.
-const smMaxPlain = 231
-
 // Read reads and verifies a KTP-el through the SAM: UID, DF 7F0A, the
 // plain header, mutual authentication, then the protected EFs with every
 // command wrapped and every answer unwrapped by the SAM. A chip that fails
@@ -114,15 +109,9 @@ func Read(ctx context.Context, t apdu.Transmitter, sam Authenticator, opts ReadO
 		opts.Now = time.Now()
 	}
 	c := apdu.NewClient(t, apdu.Limits{})
-	uid, err := c.Send(ctx, apdu.Command{CLA: 0xFF, INS: 0xCA, Ne: 256})
+	uid, err := Select(ctx, c)
 	if err != nil {
-		return nil, fmt.Errorf("ktpel: get UID: %w", err)
-	}
-	if len(uid) < 4 || len(uid) > 10 {
-		return nil, fmt.Errorf("ktpel: %w: UID of %d bytes", apdu.ErrMalformedResponse, len(uid))
-	}
-	if _, err := c.Send(ctx, apdu.Command{CLA: 0x00, INS: 0xA4, P1: 0x00, P2: 0x0C, Data: binary.BigEndian.AppendUint16(nil, FIDDF)}); err != nil {
-		return nil, fmt.Errorf("ktpel: select DF %04X: %w", FIDDF, err)
+		return nil, err
 	}
 	raw, err := c.ReadEF(ctx, FIDHeader)
 	if err != nil {
@@ -141,7 +130,7 @@ func Read(ctx context.Context, t apdu.Transmitter, sam Authenticator, opts ReadO
 	if err != nil {
 		return nil, fmt.Errorf("ktpel: SAM: %w", err)
 	}
-	resp, err := c.Send(ctx, apdu.Command{CLA: 0x00, INS: 0x82, Data: ext, Ne: AuthDataLen})
+	resp, err := externalAuthenticate(ctx, c, ext)
 	var se *apdu.StatusError
 	if errors.As(err, &se) {
 		card.Verification = verdict.NotGenuine(fmt.Sprintf("the chip rejected the SAM's cryptogram (%04X): it does not hold a key issued for its UID (clone?)", se.SW))
@@ -160,7 +149,7 @@ func Read(ctx context.Context, t apdu.Transmitter, sam Authenticator, opts ReadO
 	}
 	card.Verification.CardAuthentic = verdict.Check{OK: true}
 
-	sc := apdu.NewClient(sm.Transmitter(t, ch), apdu.Limits{MaxResponseData: smMaxPlain})
+	sc := apdu.NewClient(sm.Transmitter(t, ch), apdu.Limits{MaxResponseData: SMMaxResponseData})
 	// The security object first: its signature is verified in the
 	// background while the other EFs are read.
 	sodRaw, err := sc.ReadEF(ctx, FIDSOD)
@@ -169,23 +158,24 @@ func Read(ctx context.Context, t apdu.Transmitter, sam Authenticator, opts ReadO
 	}
 	sig := verdict.StartSignatureCheck(sodRaw, opts.Roots, opts.Now)
 	groups := map[int][]byte{}
-	read := func(fid uint16) ([]byte, error) {
+	read := func(dg int) ([]byte, error) {
+		fid, _ := GroupFID(dg)
 		b, err := sc.ReadEF(ctx, fid)
 		if err != nil {
 			return nil, fmt.Errorf("ktpel: read EF %04X: %w", fid, err)
 		}
-		groups[int(fid-FIDHeader)] = b
+		groups[dg] = b
 		return b, nil
 	}
-	b, err := read(FIDBiodata)
+	b, err := read(DGBiodata)
 	if err != nil {
 		return nil, err
 	}
 	if card.Biodata, err = ParseBiodata(b); err != nil {
 		return nil, err
 	}
-	for _, fid := range []uint16{FIDFinger1, FIDFinger2} {
-		b, err := read(fid)
+	for _, dg := range []int{DGFinger1, DGFinger2} {
+		b, err := read(dg)
 		if err != nil {
 			return nil, err
 		}
@@ -196,10 +186,10 @@ func Read(ctx context.Context, t apdu.Transmitter, sam Authenticator, opts ReadO
 		card.Fingerprints = append(card.Fingerprints, f)
 	}
 	if opts.Photo {
-		if card.Photo, err = read(FIDPhoto); err != nil {
+		if card.Photo, err = read(DGPhoto); err != nil {
 			return nil, err
 		}
-		if card.Signature, err = read(FIDSignature); err != nil {
+		if card.Signature, err = read(DGSignature); err != nil {
 			return nil, err
 		}
 	}

@@ -22,6 +22,12 @@ import (
 // AID is the SAM application identifier (a profile parameter).
 var AID = []byte{0xF0, 0x4B, 0x50, 0x45, 0x53, 0x41, 0x4D, 0x01}
 
+// ATRHint is what the lab SAM's ATR carries in its historical bytes: the
+// pre-issuing data object (compact-TLV tag 6, length 4) "SAM" v1 without
+// its version byte. Recognition tries a card whose ATR holds it as a SAM
+// first (docs/card-profiles.md §5).
+var ATRHint = []byte{0x64, 0x53, 0x41, 0x4D}
+
 // Errors.
 var (
 	ErrBlocked      = errors.New("sam: blocked (activation tries exhausted)")
@@ -40,7 +46,7 @@ func (e *ActivationError) Error() string {
 }
 func (e *ActivationError) Unwrap() error { return e.Err }
 
-// State of a SAM.
+// State of a SAM, as GET DATA reports it.
 type State byte
 
 const (
@@ -48,6 +54,20 @@ const (
 	Active   State = 1
 	Blocked  State = 2
 )
+
+// String returns "inactive", "active" or "blocked" (the words of the
+// local API and the logs).
+func (s State) String() string {
+	switch s {
+	case Inactive:
+		return "inactive"
+	case Active:
+		return "active"
+	case Blocked:
+		return "blocked"
+	}
+	return fmt.Sprintf("State(%d)", byte(s))
+}
 
 // Info is the SAM's GET DATA answer.
 type Info struct {
@@ -62,18 +82,36 @@ type SAM struct {
 	c *apdu.Client
 }
 
-// Open selects the SAM application.
+// Select selects the SAM application aid (nil: AID) without asking for
+// its FCI (00 A4 04 0C): recognition's probe, and the first step of Open.
+func Select(ctx context.Context, c *apdu.Client, aid []byte) error {
+	if aid == nil {
+		aid = AID
+	}
+	if err := c.SelectAIDNoResponse(ctx, aid); err != nil {
+		return fmt.Errorf("sam: select: %w", err)
+	}
+	return nil
+}
+
+// Open selects the SAM application (AID).
 func Open(ctx context.Context, t apdu.Transmitter) (*SAM, error) {
+	return OpenAID(ctx, t, nil)
+}
+
+// OpenAID selects the SAM application aid (nil: AID), for a SAM whose
+// application identifier is configured.
+func OpenAID(ctx context.Context, t apdu.Transmitter, aid []byte) (*SAM, error) {
 	s := &SAM{c: apdu.NewClient(t, apdu.Limits{})}
-	if _, err := s.c.Send(ctx, apdu.Command{CLA: 0x00, INS: 0xA4, P1: 0x04, P2: 0x0C, Data: AID}); err != nil {
-		return nil, fmt.Errorf("sam: select: %w", err)
+	if err := Select(ctx, s.c, aid); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
 
 // Info reads serial, state, tries left and the signature counter.
 func (s *SAM) Info(ctx context.Context) (Info, error) {
-	b, err := s.c.Send(ctx, apdu.Command{CLA: 0x80, INS: 0xCA, P1: 0x01, P2: 0x01, Ne: 256})
+	b, err := s.c.Send(ctx, getInfoCommand())
 	if err != nil {
 		return Info{}, fmt.Errorf("sam: get data: %w", err)
 	}
@@ -83,20 +121,20 @@ func (s *SAM) Info(ctx context.Context) (Info, error) {
 // ParseInfo parses 70 { 80 serial, 81 state, 82 tries, 83 counter }.
 func ParseInfo(b []byte) (Info, error) {
 	t, err := tlv.ParseOne(b)
-	if err != nil || t.Tag != 0x70 {
+	if err != nil || t.Tag != tagInfo {
 		return Info{}, fmt.Errorf("%w: info template: %v", ErrFormat, err)
 	}
 	var in Info
 	got := 0
 	for _, c := range t.Children {
 		switch {
-		case c.Tag == 0x80 && len(c.Value) == 8:
+		case c.Tag == tagInfoSerial && len(c.Value) == SerialLen:
 			copy(in.Serial[:], c.Value)
-		case c.Tag == 0x81 && len(c.Value) == 1 && c.Value[0] <= 2:
+		case c.Tag == tagInfoState && len(c.Value) == 1 && c.Value[0] <= byte(Blocked):
 			in.State = State(c.Value[0])
-		case c.Tag == 0x82 && len(c.Value) == 1:
+		case c.Tag == tagInfoTries && len(c.Value) == 1:
 			in.TriesLeft = int(c.Value[0])
-		case c.Tag == 0x83 && len(c.Value) == 4:
+		case c.Tag == tagInfoCounter && len(c.Value) == CounterLen:
 			in.Counter = binary.BigEndian.Uint32(c.Value)
 		default:
 			return Info{}, fmt.Errorf("%w: info field %s", ErrFormat, c.Tag)
@@ -107,6 +145,16 @@ func ParseInfo(b []byte) (Info, error) {
 		return Info{}, fmt.Errorf("%w: info has %d of 4 fields", ErrFormat, got)
 	}
 	return in, nil
+}
+
+// Encode returns the GET DATA answer for in (the lab SAM's side).
+func (in Info) Encode() []byte {
+	return tlv.NewConstructed(tagInfo,
+		tlv.New(tagInfoSerial, in.Serial[:]),
+		tlv.New(tagInfoState, []byte{byte(in.State)}),
+		tlv.New(tagInfoTries, []byte{byte(in.TriesLeft)}),
+		tlv.New(tagInfoCounter, binary.BigEndian.AppendUint32(nil, in.Counter)),
+	).Bytes()
 }
 
 func mapState(err error) error {
@@ -124,7 +172,10 @@ func mapState(err error) error {
 
 // Activate activates the SAM for this terminal with its activation code.
 func (s *SAM) Activate(ctx context.Context, code []byte) error {
-	_, err := s.c.Send(ctx, apdu.Command{CLA: 0x80, INS: 0x10, P1: 0x01, Data: code})
+	if len(code) == 0 {
+		return fmt.Errorf("%w: empty activation code", apdu.ErrInvalidCommand)
+	}
+	_, err := s.c.Send(ctx, activateCommand(ActivateTerminal, code))
 	return mapState(err)
 }
 
@@ -136,7 +187,7 @@ type Signature struct {
 
 // SignRecord has the SAM sign digest with its next counter value.
 func (s *SAM) SignRecord(ctx context.Context, digest [32]byte) (Signature, error) {
-	b, err := s.c.Send(ctx, apdu.Command{CLA: 0x80, INS: 0x40, Data: digest[:], Ne: 256})
+	b, err := s.c.Send(ctx, signRecordCommand(digest))
 	if err != nil {
 		return Signature{}, fmt.Errorf("sam: sign record: %w", mapState(err))
 	}
@@ -145,25 +196,47 @@ func (s *SAM) SignRecord(ctx context.Context, digest [32]byte) (Signature, error
 
 // ParseSignature parses counter (4) ‖ r (32) ‖ s (32).
 func ParseSignature(b []byte) (Signature, error) {
-	if len(b) != 68 {
-		return Signature{}, fmt.Errorf("%w: signature of %d bytes, want 68", ErrFormat, len(b))
+	if len(b) != SignatureLen {
+		return Signature{}, fmt.Errorf("%w: signature of %d bytes, want %d", ErrFormat, len(b), SignatureLen)
 	}
 	return Signature{
 		Counter: binary.BigEndian.Uint32(b),
-		R:       new(big.Int).SetBytes(b[4:36]),
-		S:       new(big.Int).SetBytes(b[36:68]),
+		R:       new(big.Int).SetBytes(b[CounterLen : CounterLen+scalarLen]),
+		S:       new(big.Int).SetBytes(b[CounterLen+scalarLen:]),
 	}, nil
+}
+
+// Bytes encodes the signature as SIGN RECORD answers it: counter (4) ‖
+// r (32) ‖ s (32), the scalars left-padded with zeros. It fails with an
+// error wrapping ErrFormat when R or S is missing, negative or longer
+// than 32 bytes.
+func (sig Signature) Bytes() ([]byte, error) {
+	if sig.R == nil || sig.S == nil || sig.R.Sign() < 0 || sig.S.Sign() < 0 ||
+		sig.R.BitLen() > 8*scalarLen || sig.S.BitLen() > 8*scalarLen {
+		return nil, fmt.Errorf("%w: signature scalars do not fit %d bytes", ErrFormat, scalarLen)
+	}
+	out := binary.BigEndian.AppendUint32(make([]byte, 0, SignatureLen), sig.Counter)
+	out = append(out, sig.R.FillBytes(make([]byte, scalarLen))...)
+	return append(out, sig.S.FillBytes(make([]byte, scalarLen))...), nil
+}
+
+// SignedMessage is what SIGN RECORD signs (ECDSA P-256 with SHA-256):
+// digest ‖ counter (4, big-endian) ‖ SAM serial (8).
+func SignedMessage(digest [DigestLen]byte, counter uint32, serial [SerialLen]byte) []byte {
+	msg := make([]byte, 0, DigestLen+CounterLen+SerialLen)
+	msg = append(msg, digest[:]...)
+	msg = binary.BigEndian.AppendUint32(msg, counter)
+	return append(msg, serial[:]...)
 }
 
 // Verify checks the signature over digest ‖ counter ‖ serial.
 func (sig Signature) Verify(pub *ecdsa.PublicKey, digest [32]byte, serial [8]byte) bool {
-	msg := append(append(digest[:], binary.BigEndian.AppendUint32(nil, sig.Counter)...), serial[:]...)
-	h := sha256.Sum256(msg)
+	if sig.R == nil || sig.S == nil {
+		return false
+	}
+	h := sha256.Sum256(SignedMessage(digest, sig.Counter, serial))
 	return ecdsa.Verify(pub, h[:], sig.R, sig.S)
 }
-
-// FIDCert is the EF holding the terminal certificate (DER).
-const FIDCert uint16 = 0x0201
 
 // Certificate reads the terminal certificate (X.509 DER) whose key signs
 // records. The back office checks it against its CA.
@@ -177,11 +250,11 @@ func (s *SAM) Certificate(ctx context.Context) ([]byte, error) {
 
 // Counter reads the signature counter.
 func (s *SAM) Counter(ctx context.Context) (uint32, error) {
-	b, err := s.c.Send(ctx, apdu.Command{CLA: 0x80, INS: 0x42, Ne: 4})
+	b, err := s.c.Send(ctx, getCounterCommand())
 	if err != nil {
 		return 0, fmt.Errorf("sam: get counter: %w", mapState(err))
 	}
-	if len(b) != 4 {
+	if len(b) != CounterLen {
 		return 0, fmt.Errorf("%w: counter of %d bytes", ErrFormat, len(b))
 	}
 	return binary.BigEndian.Uint32(b), nil
@@ -192,13 +265,12 @@ func (s *SAM) Counter(ctx context.Context) (uint32, error) {
 // SAM, and the returned finish runs CARD AUTH COMPLETE, which checks the
 // card's answer and hands out only that session's keys.
 func (s *SAM) BeginCardAuth(ctx context.Context, serial [8]byte, rndIC []byte) ([]byte, func(context.Context, []byte) (*sm.Session, error), error) {
-	data := tlv.Encode(tlv.New(0x80, serial[:]), tlv.New(0x81, rndIC))
-	ext, err := s.c.Send(ctx, apdu.Command{CLA: 0x80, INS: 0x20, P1: 0x01, Data: data, Ne: 256})
+	ext, err := s.c.Send(ctx, cardAuthInitCommand(ProfileKPE, serial[:], rndIC))
 	if err != nil {
 		return nil, nil, fmt.Errorf("sam: card auth init: %w", mapState(err))
 	}
 	finish := func(ctx context.Context, resp []byte) (*sm.Session, error) {
-		b, err := s.c.Send(ctx, apdu.Command{CLA: 0x80, INS: 0x22, P1: 0x01, Data: resp, Ne: 256})
+		b, err := s.c.Send(ctx, cardAuthCompleteCommand(ProfileKPE, resp))
 		if errors.Is(err, apdu.ErrVerificationFailed) {
 			return nil, fmt.Errorf("%w: %w", kpe.ErrAuthFailed, err)
 		}
@@ -217,8 +289,7 @@ func (s *SAM) BeginCardAuth(ctx context.Context, serial [8]byte, rndIC []byte) (
 // ActivateKTP enables the KTP-el functions with the installation's two
 // secrets (ACTIVATE P1 02); the terminal activation must come first.
 func (s *SAM) ActivateKTP(ctx context.Context, secret1, secret2 []byte) error {
-	data := tlv.Encode(tlv.New(0x80, secret1), tlv.New(0x81, secret2))
-	_, err := s.c.Send(ctx, apdu.Command{CLA: 0x80, INS: 0x10, P1: 0x02, Data: data})
+	_, err := s.c.Send(ctx, activateCommand(ActivateKTPel, EncodePair(secret1, secret2)))
 	return mapState(err)
 }
 
@@ -227,8 +298,7 @@ func (s *SAM) ActivateKTP(ctx context.Context, secret1, secret2 []byte) error {
 // SAM; finish runs CARD AUTH COMPLETE, after which the SAM holds the
 // session keys and the returned channel wraps and unwraps through it.
 func (s *SAM) BeginKTPAuth(ctx context.Context, uid, rndIC []byte) ([]byte, func(context.Context, []byte) (sm.Channel, error), error) {
-	data := tlv.Encode(tlv.New(0x80, uid), tlv.New(0x81, rndIC))
-	ext, err := s.c.Send(ctx, apdu.Command{CLA: 0x80, INS: 0x20, P1: 0x02, Data: data, Ne: 256})
+	ext, err := s.c.Send(ctx, cardAuthInitCommand(ProfileKTPel, uid, rndIC))
 	if err != nil {
 		return nil, nil, fmt.Errorf("sam: KTP-el card auth init: %w", mapState(err))
 	}
@@ -236,7 +306,7 @@ func (s *SAM) BeginKTPAuth(ctx context.Context, uid, rndIC []byte) ([]byte, func
 		return nil, nil, fmt.Errorf("%w: KTP-el cryptogram of %d bytes", ErrFormat, len(ext))
 	}
 	finish := func(ctx context.Context, resp []byte) (sm.Channel, error) {
-		_, err := s.c.Send(ctx, apdu.Command{CLA: 0x80, INS: 0x22, P1: 0x02, Data: resp})
+		_, err := s.c.Send(ctx, cardAuthCompleteCommand(ProfileKTPel, resp))
 		if errors.Is(err, apdu.ErrVerificationFailed) {
 			return nil, fmt.Errorf("%w: %w", sm.ErrAuthFailed, err)
 		}
@@ -252,7 +322,7 @@ func (s *SAM) BeginKTPAuth(ctx context.Context, uid, rndIC []byte) ([]byte, func
 type ktpChannel struct{ s *SAM }
 
 func (k ktpChannel) WrapAPDU(ctx context.Context, plain []byte) ([]byte, error) {
-	b, err := k.s.c.Send(ctx, apdu.Command{CLA: 0x80, INS: 0x30, P1: 0x02, Data: plain, Ne: 256})
+	b, err := k.s.c.Send(ctx, smCommand(InsSMWrap, plain))
 	if err != nil {
 		return nil, fmt.Errorf("sam: SM wrap: %w", mapSM(err))
 	}
@@ -260,7 +330,7 @@ func (k ktpChannel) WrapAPDU(ctx context.Context, plain []byte) ([]byte, error) 
 }
 
 func (k ktpChannel) UnwrapAPDU(ctx context.Context, protected []byte) ([]byte, error) {
-	b, err := k.s.c.Send(ctx, apdu.Command{CLA: 0x80, INS: 0x32, P1: 0x02, Data: protected, Ne: 256})
+	b, err := k.s.c.Send(ctx, smCommand(InsSMUnwrap, protected))
 	if err != nil {
 		return nil, fmt.Errorf("sam: SM unwrap: %w", mapSM(err))
 	}

@@ -199,3 +199,28 @@ func TestBinaryPayload(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, payload, plain.Data)
 }
+
+// The sizes the readers use: 223 plain bytes per AES-protected short
+// APDU (KPE) and 231 per 3DES-protected response (KTP-el), and what a
+// session really produces at those sizes fits the short length fields.
+func TestMaxPlainSizes(t *testing.T) {
+	require.Equal(t, 223, MaxPlainResponse(256, AES128))
+	require.Equal(t, 231, MaxPlainResponse(256, TDES3))
+	require.Equal(t, 223, MaxPlainCommand(255, AES128))
+	require.Equal(t, 0, MaxPlainResponse(10, AES128))
+	for _, c := range []Cipher{AES128, TDES3} {
+		kl := c.keyLen()
+		s, err := NewSession(c, make([]byte, kl), make([]byte, kl), make([]byte, c.blockSize()))
+		require.NoError(t, err)
+		n := MaxPlainCommand(255, c)
+		w, err := s.Wrap(apdu.Command{INS: 0xB0, Data: make([]byte, n), Ne: 16})
+		require.NoError(t, err)
+		require.LessOrEqual(t, len(w.Data), 255, c)
+		w, err = s.Wrap(apdu.Command{INS: 0xB0, Data: make([]byte, n+1), Ne: 16})
+		require.NoError(t, err)
+		require.Greater(t, len(w.Data), 255, c)
+		r, err := s.WrapResponse(apdu.Response{Data: make([]byte, MaxPlainResponse(256, c)), SW: 0x9000})
+		require.NoError(t, err)
+		require.LessOrEqual(t, len(r.Data), 256, c)
+	}
+}

@@ -18,14 +18,19 @@ const (
 	SWOK                         SW = 0x9000
 	SWBytesRemaining             SW = 0x6100 // SW2 = bytes still available (00 = 256 or more)
 	SWEndOfFile                  SW = 0x6282 // end of file reached before Ne bytes were read
+	SWVerificationFailed         SW = 0x6300 // authentication failed, no retry counter (63Cx: SWTriesLeft)
+	SWMemoryFailure              SW = 0x6581
 	SWWrongLength                SW = 0x6700
 	SWLogicalChannelNotSupported SW = 0x6881
 	SWSecureMessagingUnsupported SW = 0x6882
 	SWLastCommandOfChainExpected SW = 0x6883
 	SWChainingNotSupported       SW = 0x6884
 	SWSecurityStatusNotSatisfied SW = 0x6982
+	SWAuthenticationBlocked      SW = 0x6983
 	SWConditionsNotSatisfied     SW = 0x6985
 	SWCommandNotAllowedNoEF      SW = 0x6986
+	SWSMDataObjectsMissing       SW = 0x6987 // expected secure-messaging data objects missing
+	SWSMDataObjectsIncorrect     SW = 0x6988 // incorrect secure-messaging data objects (MAC, SSC)
 	SWWrongData                  SW = 0x6A80
 	SWFunctionNotSupported       SW = 0x6A81
 	SWFileNotFound               SW = 0x6A82
@@ -38,6 +43,10 @@ const (
 	SWCLANotSupported            SW = 0x6E00
 	SWUnknown                    SW = 0x6F00
 )
+
+// SWTriesLeft returns 63Cx: verification failed, x tries left, n clamped
+// to 0..15.
+func SWTriesLeft(n int) SW { return 0x63C0 | SW(min(max(n, 0), 15)) }
 
 // Bytes returns SW1 SW2.
 func (s SW) Bytes() []byte { return []byte{byte(s >> 8), byte(s)} }

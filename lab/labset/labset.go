@@ -281,7 +281,9 @@ func personalise(cs CardSpec, ss SAMSpec, p *pki, kpeMaster, ktpMaster []byte, n
 		}
 		cfg.Name, cfg.ATR, cfg.Bio = cs.Name, kpeapp.ATRKPE, bio
 		if cs.Variant == VariantTampered {
-			tamperKPE(cfg.Files, cs.Tamper)
+			if err := tamperKPE(cfg.Files, cs.Tamper); err != nil {
+				return nil, nil, err
+			}
 		}
 		photo := cs.File + "-photo.jpg"
 		img, err := kpeapp.Image("kpe", cfg, describe(cs), map[uint16]string{kpe.FIDPhoto: photo})
@@ -364,14 +366,14 @@ func enrol(serial []byte, cs CardSpec) (*kpeapp.BioConfig, []byte, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	bit := biometric.BIT{Reference: 0x81, Type: 0x08, Subtype: 0x0A, FormatOwner: 0x0101, FormatType: 0x0006,
-		MinMinutiae: 12, MaxMinutiae: 60, Order: biometric.OrderAscending | biometric.OrderXY}
+	bit := biometric.BIT{Reference: kpe.DefaultFingerReference, Type: 0x08, Subtype: 0x0A, FormatOwner: 0x0101, FormatType: 0x0006,
+		MinMinutiae: kpe.DefaultMinMinutiae, MaxMinutiae: kpe.DefaultMaxMinutiae, Order: biometric.OrderAscending | biometric.OrderXY}
 	biometric.SortMinutiae(c.Views[0].Minutiae, bit.Order)
 	ref, err := biometric.EncodeCompact(c.Minutiae())
 	if err != nil {
 		return nil, nil, err
 	}
-	return &kpeapp.BioConfig{Reference: ref, Ref: 0x81, MinN: 12, MaxN: 60, MaxTries: 5, Tries: cs.BioTries,
+	return &kpeapp.BioConfig{Reference: ref, Ref: bit.Reference, MinN: bit.MinMinutiae, MaxN: bit.MaxMinutiae, MaxTries: kpe.DefaultFingerTries, Tries: cs.BioTries,
 		Finger: kpeapp.FingerRef{Seed: FingerSeed, ID: id, Code: code}}, biometric.EncodeBITGroup([]biometric.BIT{bit}), nil
 }
 
@@ -385,19 +387,23 @@ func describe(cs CardSpec) string {
 
 // tamperKPE alters a data group after signing: the issuer's hash no longer
 // matches. The change keeps the group well-formed.
-func tamperKPE(files map[uint16][]byte, dg int) {
+func tamperKPE(files map[uint16][]byte, dg int) error {
 	if dg == 0 {
 		dg = kpe.DGEmployment
 	}
-	fid := kpe.FIDCardInfo + uint16(dg)
+	fid, ok := kpe.GroupFID(dg)
+	if !ok || files[fid] == nil {
+		return fmt.Errorf("tamper: the card has no data group %d", dg)
+	}
 	b := files[fid]
 	// Change the last byte of the last text value: "IV/a" becomes "IV/e".
 	for i := len(b) - 1; i >= 0; i-- {
 		if b[i] >= 'a' && b[i] <= 'z' || b[i] >= 'A' && b[i] <= 'Z' {
 			b[i] ^= 0x04
-			return
+			return nil
 		}
 	}
+	return fmt.Errorf("tamper: data group %d holds no letter to alter", dg)
 }
 
 func reverse(s string) string {

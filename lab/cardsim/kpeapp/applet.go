@@ -11,6 +11,7 @@ package kpeapp
 import (
 	"bytes"
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -30,13 +31,15 @@ type Config struct {
 	// by this file identifier (KTP-el 7F0A).
 	DF uint16
 	// UID, when set, is answered to the PC/SC pseudo-APDU FF CA 00 00 00
-	// (a contactless chip; the lab's reader passes it through).
+	// (apdu.GetUIDCommand: a contactless chip; the lab's reader passes it
+	// through).
 	UID []byte
 	// Suite is the mutual authentication (default kpe.Suite, AES-128).
 	Suite sm.Suite
 	Keys  kpe.CardKeys
 	// Files are the EF contents by FID; Plain lists the EFs readable
-	// without secure messaging (default: CardInfo, SOD, BIT).
+	// without secure messaging (default: kpe.PlainEFs, that is CardInfo,
+	// BIT and SOD).
 	Files map[uint16][]byte
 	Plain map[uint16]bool
 	// MaxResponse is the card's response buffer (default 256).
@@ -80,7 +83,7 @@ func New(cfg Config) (*Applet, error) {
 		return nil, fmt.Errorf("kpeapp: card keys: %w", err)
 	}
 	if cfg.Plain == nil {
-		cfg.Plain = map[uint16]bool{kpe.FIDCardInfo: true, kpe.FIDSOD: true, kpe.FIDBIT: true}
+		cfg.Plain = PlainSet(kpe.PlainEFs())
 	}
 	if cfg.MaxResponse == 0 {
 		cfg.MaxResponse = 256
@@ -133,18 +136,18 @@ func (a *Applet) handle(cmd cardsim.Command) ([]byte, cardsim.SW) {
 		return a.dispatch(cmd, false)
 	}
 	if a.sess == nil {
-		return nil, 0x6982
+		return nil, cardsim.SWSecurityStatusNotSatisfied
 	}
 	in, err := a.sess.UnwrapCommand(apdu.Command{CLA: cmd.CLA, INS: cmd.INS, P1: cmd.P1, P2: cmd.P2, Data: cmd.Data, Ne: cmd.Ne})
 	if err != nil {
 		a.dropSession()
 		if errors.Is(err, sm.ErrMissingDO) {
-			return nil, 0x6987
+			return nil, cardsim.SWSMDataObjectsMissing
 		}
-		return nil, 0x6988
+		return nil, cardsim.SWSMDataObjectsIncorrect
 	}
 	if a.bio != nil && a.bio.chain != nil {
-		if in.INS == 0x21 {
+		if in.INS == kpe.InsVerifyFinger {
 			in.Data = append(a.bio.chain, in.Data...)
 		}
 		a.bio.chain = nil
@@ -153,156 +156,155 @@ func (a *Applet) handle(cmd cardsim.Command) ([]byte, cardsim.SW) {
 	out, err := a.sess.WrapResponse(apdu.Response{Data: data, SW: uint16(sw)})
 	if err != nil {
 		a.dropSession()
-		return nil, 0x6F00
+		return nil, cardsim.SWUnknown
 	}
 	return out.Data, sw
 }
 
 func (a *Applet) dispatch(cmd cardsim.Command, secure bool) ([]byte, cardsim.SW) {
 	switch cmd.INS {
-	case 0xA4:
+	case apdu.InsSelect:
 		return a.selectFile(cmd, secure)
-	case 0xB0:
+	case apdu.InsReadBinary:
 		return a.readBinary(cmd, secure)
-	case 0x21:
+	case kpe.InsVerifyFinger:
 		return a.verify(cmd, secure)
-	case 0x84:
+	case apdu.InsGetChallenge:
 		if secure || cmd.P1 != 0 || cmd.P2 != 0 {
-			return nil, 0x6A86
+			return nil, cardsim.SWIncorrectP1P2
 		}
 		if cmd.Ne != a.cfg.Suite.RndLen {
-			return nil, 0x6700
+			return nil, cardsim.SWWrongLength
 		}
 		a.dropSession()
 		a.challenge = make([]byte, a.cfg.Suite.RndLen)
 		if _, err := io.ReadFull(a.cfg.Rand, a.challenge); err != nil {
-			return nil, 0x6F00
+			return nil, cardsim.SWUnknown
 		}
-		return bytes.Clone(a.challenge), 0x9000
-	case 0x82:
+		return bytes.Clone(a.challenge), cardsim.SWOK
+	case apdu.InsExternalAuthenticate:
 		if secure {
-			return nil, 0x6985
+			return nil, cardsim.SWConditionsNotSatisfied
 		}
 		if a.challenge == nil || !a.appSelected {
-			return nil, 0x6985
+			return nil, cardsim.SWConditionsNotSatisfied
 		}
 		challenge := a.challenge
 		a.challenge = nil // single use
 		if len(cmd.Data) != a.cfg.Suite.DataLen() {
-			return nil, 0x6700
+			return nil, cardsim.SWWrongLength
 		}
 		resp, sess, err := a.cfg.Suite.Respond(a.cfg.Keys, challenge, cmd.Data, a.cfg.Rand)
 		if err != nil {
-			return nil, 0x6300
+			return nil, cardsim.SWVerificationFailed
 		}
 		a.sess = sess
-		return resp, 0x9000
+		return resp, cardsim.SWOK
 	}
-	return nil, 0x6D00
+	return nil, cardsim.SWINSNotSupported
 }
 
 func (a *Applet) selectFile(cmd cardsim.Command, secure bool) ([]byte, cardsim.SW) {
 	switch cmd.P1 {
-	case 0x04:
+	case apdu.SelectByName:
 		if secure || a.cfg.DF != 0 || !bytes.Equal(cmd.Data, a.cfg.AID) {
-			return nil, 0x6A82
+			return nil, cardsim.SWFileNotFound
 		}
 		a.dropSession() // selecting the application resets its security state
 		a.appSelected, a.ef = true, 0
-		if cmd.P2&0x0C == 0x0C {
-			return nil, 0x9000
+		if cmd.P2&apdu.SelectNoResponse == apdu.SelectNoResponse {
+			return nil, cardsim.SWOK
 		}
-		return append([]byte{0x6F, byte(len(a.cfg.AID) + 2), 0x84, byte(len(a.cfg.AID))}, a.cfg.AID...), 0x9000
-	case 0x00, 0x02:
-		if a.cfg.DF != 0 && cmd.P1 == 0x00 && len(cmd.Data) == 2 && uint16(cmd.Data[0])<<8|uint16(cmd.Data[1]) == a.cfg.DF {
+		return append([]byte{0x6F, byte(len(a.cfg.AID) + 2), 0x84, byte(len(a.cfg.AID))}, a.cfg.AID...), cardsim.SWOK
+	case apdu.SelectByFID, apdu.SelectChildEF:
+		if a.cfg.DF != 0 && cmd.P1 == apdu.SelectByFID && len(cmd.Data) == 2 && binary.BigEndian.Uint16(cmd.Data) == a.cfg.DF {
 			if secure {
-				return nil, 0x6985
+				return nil, cardsim.SWConditionsNotSatisfied
 			}
 			a.dropSession() // selecting the application resets its security state
 			a.appSelected, a.ef = true, 0
-			return nil, 0x9000
+			return nil, cardsim.SWOK
 		}
 		if !a.appSelected {
-			return nil, 0x6A82
+			return nil, cardsim.SWFileNotFound
 		}
 		if len(cmd.Data) != 2 {
-			return nil, 0x6700
+			return nil, cardsim.SWWrongLength
 		}
-		fid := uint16(cmd.Data[0])<<8 | uint16(cmd.Data[1])
+		fid := binary.BigEndian.Uint16(cmd.Data)
 		content, ok := a.cfg.Files[fid]
 		if !ok {
-			return nil, 0x6A82
+			return nil, cardsim.SWFileNotFound
 		}
 		if !secure && !a.cfg.Plain[fid] {
-			return nil, 0x6982
+			return nil, cardsim.SWSecurityStatusNotSatisfied
 		}
 		a.ef = fid
-		if cmd.P2&0x0C == 0x0C {
-			return nil, 0x9000
+		if cmd.P2&apdu.SelectNoResponse == apdu.SelectNoResponse {
+			return nil, cardsim.SWOK
 		}
 		n := len(content)
-		return []byte{0x62, 0x08, 0x80, 0x02, byte(n >> 8), byte(n), 0x83, 0x02, cmd.Data[0], cmd.Data[1]}, 0x9000
+		return []byte{0x62, 0x08, 0x80, 0x02, byte(n >> 8), byte(n), 0x83, 0x02, cmd.Data[0], cmd.Data[1]}, cardsim.SWOK
 	}
-	return nil, 0x6A86
+	return nil, cardsim.SWIncorrectP1P2
 }
 
 func (a *Applet) readBinary(cmd cardsim.Command, secure bool) ([]byte, cardsim.SW) {
 	if a.ef == 0 {
-		return nil, 0x6986
+		return nil, cardsim.SWCommandNotAllowedNoEF
 	}
 	if !secure && !a.cfg.Plain[a.ef] {
-		return nil, 0x6982
+		return nil, cardsim.SWSecurityStatusNotSatisfied
 	}
 	if cmd.P1&0x80 != 0 {
-		return nil, 0x6A86
+		return nil, cardsim.SWIncorrectP1P2
 	}
 	if cmd.Ne == 0 {
-		return nil, 0x6700
+		return nil, cardsim.SWWrongLength
 	}
 	content := a.cfg.Files[a.ef]
 	off := int(cmd.P1)<<8 | int(cmd.P2)
 	if off >= len(content) {
-		return nil, 0x6B00
+		return nil, cardsim.SWWrongP1P2
 	}
 	n := min(cmd.Ne, len(content)-off, a.plainBudget(secure))
 	out := content[off : off+n]
 	if n < cmd.Ne && off+n == len(content) {
-		return bytes.Clone(out), 0x6282 // end of file before Ne bytes
+		return bytes.Clone(out), cardsim.SWEndOfFile // end of file before Ne bytes
 	}
-	return bytes.Clone(out), 0x9000
+	return bytes.Clone(out), cardsim.SWOK
 }
 
 // plainBudget is the most plain data that fits the response buffer: under
 // secure messaging the answer carries DO'87' (indicator, padding), DO'99'
-// and DO'8E' as well.
+// and DO'8E' as well (sm.MaxPlainResponse, which the readers size their
+// READ BINARY with).
 func (a *Applet) plainBudget(secure bool) int {
 	if !secure {
 		return a.cfg.MaxResponse
 	}
-	return MaxPlainUnderSM(a.cfg.MaxResponse, a.cfg.Suite.Cipher)
+	return sm.MaxPlainResponse(a.cfg.MaxResponse, a.cfg.Suite.Cipher)
 }
 
-// MaxPlainUnderSM returns the largest plain response that fits a buffer of
-// max bytes once wrapped: DO'87' (tag, length up to 3 bytes, indicator,
-// data padded to the cipher's block), DO'99' (4) and DO'8E' (10).
-func MaxPlainUnderSM(max int, c sm.Cipher) int {
-	bs := 16
-	if c == sm.TDES || c == sm.TDES3 {
-		bs = 8
+// PlainSet turns a profile's list of EFs readable without secure
+// messaging (kpe.PlainEFs, ktpel.PlainEFs) into Config.Plain.
+func PlainSet(fids []uint16) map[uint16]bool {
+	m := make(map[uint16]bool, len(fids))
+	for _, fid := range fids {
+		m[fid] = true
 	}
-	room := max - 4 - 10 - 1 - 1 - 3
-	return room/bs*bs - 1
+	return m
 }
 
 // Process implements cardsim.Card; a chip with a UID answers the PC/SC
 // GET DATA pseudo-APDU FF CA 00 00 itself (on a real contactless reader
 // the reader answers it).
 func (a *Applet) Process(raw []byte) []byte {
-	if a.cfg.UID != nil && len(raw) >= 4 && raw[0] == 0xFF && raw[1] == 0xCA {
+	if a.cfg.UID != nil && apdu.IsGetUID(raw) {
 		if raw[2] != 0 || raw[3] != 0 {
-			return []byte{0x6A, 0x81}
+			return cardsim.SWFunctionNotSupported.Bytes()
 		}
-		return append(bytes.Clone(a.cfg.UID), 0x90, 0x00)
+		return cardsim.Respond(a.cfg.UID, cardsim.SWOK)
 	}
 	return a.Applet.Process(raw)
 }

@@ -124,14 +124,14 @@ func (img image) config(baseDir string) (Config, error) {
 		if img.AID != "" {
 			return Config{}, errors.New(`"aid" is for kpe images (KTP-el selects DF 7F0A)`)
 		}
-		if cfg.UID, err = hexField("uid", img.UID); err != nil || len(cfg.UID) < 4 || len(cfg.UID) > 10 {
-			return Config{}, fmt.Errorf("uid: want 4..10 bytes of hex (%v)", err)
+		if cfg.UID, err = hexField("uid", img.UID); err != nil || len(cfg.UID) < ktpel.MinUIDLen || len(cfg.UID) > ktpel.MaxUIDLen {
+			return Config{}, fmt.Errorf("uid: want %d..%d bytes of hex (%v)", ktpel.MinUIDLen, ktpel.MaxUIDLen, err)
 		}
 		if cfg.ATR == nil {
 			cfg.ATR = ATRKTPel
 		}
 		cfg.DF, cfg.Suite = ktpel.FIDDF, ktpel.Suite
-		cfg.Plain = map[uint16]bool{ktpel.FIDHeader: true}
+		cfg.Plain = PlainSet(ktpel.PlainEFs())
 	}
 	if img.Plain != nil {
 		cfg.Plain = map[uint16]bool{}

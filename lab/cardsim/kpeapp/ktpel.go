@@ -14,9 +14,9 @@ import (
 // pre-issuing data object (compact-TLV tag 6) naming the profile; the
 // KTP-el ATR is the one a PC/SC contactless reader builds for an ISO 14443-4
 // chip (PC/SC part 3: 3B 8n 80 01 and the chip's answer bytes).
+// The SAM's is samapp.ATRSAM.
 var (
 	ATRKPE   = []byte{0x3B, 0x8D, 0x81, 0x31, 0xFE, 0x45, 0x80, 0x73, 0x94, 0x01, 0xA0, 0x64, 0x4B, 0x50, 0x45, 0x01, 0x82, 0x90, 0x00, 0x69}
-	ATRSAM   = []byte{0x3B, 0x8D, 0x81, 0x31, 0xFE, 0x45, 0x80, 0x73, 0x94, 0x01, 0xA0, 0x64, 0x53, 0x41, 0x4D, 0x01, 0x82, 0x90, 0x00, 0x68}
 	ATRKTPel = []byte{0x3B, 0x88, 0x80, 0x01, 0x4B, 0x54, 0x50, 0x45, 0x4C, 0x00, 0x77, 0x81, 0xB9}
 )
 
@@ -43,11 +43,12 @@ func PersonaliseKTPel(p KTPProfile, master []byte, signer crypto.Signer, cert *x
 		ktpel.FIDFinger2:   p.Fingerprints[1].Encode(),
 	}
 	groups := map[int][]byte{}
-	for fid := ktpel.FIDBiodata; fid <= ktpel.FIDFinger2; fid++ {
+	for dg := ktpel.DGBiodata; dg <= ktpel.DGFinger2; dg++ {
+		fid, _ := ktpel.GroupFID(dg)
 		if len(files[fid]) == 0 {
 			return Config{}, fmt.Errorf("kpeapp: KTP-el EF %04X is empty", fid)
 		}
-		groups[int(fid-ktpel.FIDHeader)] = files[fid]
+		groups[dg] = files[fid]
 	}
 	so, err := sod.Sign(groups, signer, cert)
 	if err != nil {
@@ -61,6 +62,6 @@ func PersonaliseKTPel(p KTPProfile, master []byte, signer crypto.Signer, cert *x
 	return Config{
 		Name: fmt.Sprintf("KTP-el %X", p.UID), ATR: ATRKTPel, DF: ktpel.FIDDF, UID: p.UID,
 		Suite: ktpel.Suite, Keys: keys, Files: files,
-		Plain: map[uint16]bool{ktpel.FIDHeader: true},
+		Plain: PlainSet(ktpel.PlainEFs()),
 	}, nil
 }

@@ -31,17 +31,18 @@ func Personalise(p Profile, master []byte, signer crypto.Signer, cert *x509.Cert
 		kpe.FIDFamily:     p.Family.Encode(),
 		kpe.FIDBenefits:   p.Benefits.Encode(),
 	}
-	groups := map[int][]byte{
-		kpe.DGIdentity: files[kpe.FIDIdentity], kpe.DGEmployment: files[kpe.FIDEmployment],
-		kpe.DGFamily: files[kpe.FIDFamily], kpe.DGBenefits: files[kpe.FIDBenefits],
-	}
 	if len(p.Photo) > 0 {
 		files[kpe.FIDPhoto] = p.Photo
-		groups[kpe.DGPhoto] = p.Photo
 	}
 	if len(p.BIT) > 0 {
 		files[kpe.FIDBIT] = p.BIT
-		groups[kpe.DGBIT] = p.BIT
+	}
+	// The security object covers every data group on the card.
+	groups := map[int][]byte{}
+	for dg := kpe.DGIdentity; dg <= kpe.DGBIT; dg++ {
+		if fid, _ := kpe.GroupFID(dg); files[fid] != nil {
+			groups[dg] = files[fid]
+		}
 	}
 	so, err := sod.Sign(groups, signer, cert)
 	if err != nil {

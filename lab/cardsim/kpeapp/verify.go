@@ -1,10 +1,10 @@
 package kpeapp
 
 import (
-	"bytes"
 	"log/slog"
 
 	"kpe-agent/apdu"
+	"kpe-agent/apdu/kpe"
 	"kpe-agent/biometric"
 	"kpe-agent/lab/cardsim"
 )
@@ -15,10 +15,10 @@ type BioConfig struct {
 	// Reference is the enrolled finger as compact-card minutiae. It never
 	// leaves the card: no command reads it.
 	Reference []byte
-	Ref       byte // VERIFY P2 (default 0x81)
-	MinN      int  // BIT limits (default 12 .. 60)
+	Ref       byte // VERIFY P2 (default kpe.DefaultFingerReference)
+	MinN      int  // BIT limits (default kpe.DefaultMinMinutiae .. DefaultMaxMinutiae)
 	MaxN      int
-	MaxTries  int     // retry counter (default 5)
+	MaxTries  int     // retry counter (default kpe.DefaultFingerTries)
 	Tries     int     // current value: 0 means MaxTries, negative means blocked
 	Threshold float64 // default biometric.Threshold
 	// Finger names the synthetic finger enrolled (lab sensor).
@@ -48,13 +48,13 @@ func newBioState(c *BioConfig) (*bioState, error) {
 	}
 	cfg := *c
 	if cfg.Ref == 0 {
-		cfg.Ref = 0x81
+		cfg.Ref = kpe.DefaultFingerReference
 	}
 	if cfg.MaxN == 0 {
-		cfg.MinN, cfg.MaxN = 12, 60
+		cfg.MinN, cfg.MaxN = kpe.DefaultMinMinutiae, kpe.DefaultMaxMinutiae
 	}
 	if cfg.MaxTries == 0 {
-		cfg.MaxTries = 5
+		cfg.MaxTries = kpe.DefaultFingerTries
 	}
 	if cfg.Threshold == 0 {
 		cfg.Threshold = biometric.Threshold
@@ -103,7 +103,7 @@ func (a *Applet) LastVerifyForm() string {
 	return a.bio.lastForm
 }
 
-// verify runs VERIFY (INS 21) inside the SM session: empty data asks for
+// verify runs VERIFY (kpe.InsVerifyFinger) inside the SM session: empty data asks for
 // the retry counter; 9000 match (counter reset), 63Cx no match with x
 // tries left, 6983 blocked, 6A80 malformed or outside the BIT limits
 // (counter unchanged).
@@ -111,20 +111,20 @@ func (a *Applet) verify(cmd cardsim.Command, secure bool) ([]byte, cardsim.SW) {
 	b := a.bio
 	switch {
 	case b == nil:
-		return nil, 0x6D00
+		return nil, cardsim.SWINSNotSupported
 	case !secure:
-		return nil, 0x6982
-	case cmd.P1 != 0x00:
-		return nil, 0x6A86
+		return nil, cardsim.SWSecurityStatusNotSatisfied
+	case cmd.P1 != kpe.VerifyFingerP1:
+		return nil, cardsim.SWIncorrectP1P2
 	case cmd.P2 != b.cfg.Ref:
-		return nil, 0x6A88
+		return nil, cardsim.SWReferencedDataNotFound
 	case b.tries == 0:
-		return nil, 0x6983
+		return nil, cardsim.SWAuthenticationBlocked
 	case len(cmd.Data) == 0:
 		if b.verified {
-			return nil, 0x9000
+			return nil, cardsim.SWOK
 		}
-		return nil, cardsim.SW(0x63C0 | min(b.tries, 15))
+		return nil, cardsim.SWTriesLeft(b.tries)
 	}
 	data, wrapped, err := biometric.ParseVerifyCommandData(cmd.Data)
 	b.lastForm = "bare"
@@ -135,33 +135,33 @@ func (a *Applet) verify(cmd cardsim.Command, secure bool) ([]byte, cardsim.SW) {
 		b.cfg.Log.Info("VERIFY data", "form", b.lastForm, "bytes", len(cmd.Data))
 	}
 	if err != nil {
-		return nil, 0x6A80
+		return nil, cardsim.SWWrongData
 	}
 	n := len(data) / 3
 	if n < b.cfg.MinN || n > b.cfg.MaxN {
-		return nil, 0x6A80
+		return nil, cardsim.SWWrongData
 	}
 	rec, err := biometric.ParseCompact(data)
 	if err != nil {
-		return nil, 0x6A80
+		return nil, cardsim.SWWrongData
 	}
 	probe, err := biometric.Prepare(rec)
 	rec.Wipe()
 	if err != nil {
-		return nil, 0x6A80
+		return nil, cardsim.SWWrongData
 	}
 	res := biometric.CompareAt(b.ref, probe, b.cfg.Threshold)
 	probe.Wipe()
 	if res.Match {
 		b.tries, b.verified = b.cfg.MaxTries, true
-		return nil, 0x9000
+		return nil, cardsim.SWOK
 	}
 	b.verified = false
 	b.tries--
 	if b.tries == 0 {
-		return nil, 0x6983
+		return nil, cardsim.SWAuthenticationBlocked
 	}
-	return nil, cardsim.SW(0x63C0 | min(b.tries, 15))
+	return nil, cardsim.SWTriesLeft(b.tries)
 }
 
 // intercept takes SM-protected chained VERIFY segments (CLA 1C): each
@@ -173,23 +173,23 @@ func (a *Applet) intercept(raw []byte) ([]byte, bool) {
 		return nil, false
 	}
 	cmd, err := cardsim.ParseCommand(raw)
-	if err != nil || cmd.INS != 0x21 || a.sess == nil {
+	if err != nil || cmd.INS != kpe.InsVerifyFinger || a.sess == nil {
 		return nil, false
 	}
 	in, err := a.sess.UnwrapCommand(apdu.Command{CLA: cmd.CLA, INS: cmd.INS, P1: cmd.P1, P2: cmd.P2, Data: cmd.Data, Ne: cmd.Ne})
 	if err != nil {
 		a.dropSession()
-		return []byte{0x69, 0x88}, true
+		return cardsim.SWSMDataObjectsIncorrect.Bytes(), true
 	}
 	if len(a.bio.chain)+len(in.Data) > 4096 {
 		a.bio.chain = nil
-		return []byte{0x6A, 0x84}, true
+		return cardsim.SWNotEnoughMemory.Bytes(), true
 	}
 	a.bio.chain = append(a.bio.chain, in.Data...)
-	out, err := a.sess.WrapResponse(apdu.Response{SW: 0x9000})
+	out, err := a.sess.WrapResponse(apdu.Response{SW: uint16(cardsim.SWOK)})
 	if err != nil {
 		a.dropSession()
-		return []byte{0x6F, 0x00}, true
+		return cardsim.SWUnknown.Bytes(), true
 	}
-	return append(bytes.Clone(out.Data), 0x90, 0x00), true
+	return cardsim.Respond(out.Data, cardsim.SWOK), true
 }

@@ -22,24 +22,24 @@ import (
 	"os"
 	"path/filepath"
 
+	"kpe-agent/apdu"
 	"kpe-agent/apdu/kpe"
 	"kpe-agent/apdu/ktpel"
+	"kpe-agent/apdu/sam"
 	"kpe-agent/apdu/sm"
-	"kpe-agent/internal/tlv"
 	"kpe-agent/lab/cardsim"
 )
 
-// AID of the SAM application (a profile parameter).
-var AID = []byte{0xF0, 0x4B, 0x50, 0x45, 0x53, 0x41, 0x4D, 0x01}
-
-// FIDCert is the EF holding the terminal certificate.
-const FIDCert uint16 = 0x0201
+// The applet plays the SAM profile of package apdu/sam: it answers the
+// application sam.AID, dispatches on sam's class and instruction
+// constants, and encodes its answers with sam's encoders, so that the
+// terminal's client and the lab's SAM cannot disagree.
 
 // Config personalises a SAM.
 type Config struct {
 	Name           string
 	ATR            []byte
-	Serial         [8]byte
+	Serial         [sam.SerialLen]byte
 	ActivationCode []byte
 	MaxTries       int // default 3
 	Key            *ecdsa.PrivateKey
@@ -122,55 +122,57 @@ func New(cfg Config) (*Applet, error) {
 }
 
 func (a *Applet) handle(cmd cardsim.Command) ([]byte, cardsim.SW) {
-	if cmd.INS == 0xA4 {
+	if cmd.INS == apdu.InsSelect {
 		return a.selectFile(cmd)
 	}
 	if !a.selected {
-		return nil, 0x6985
+		return nil, cardsim.SWConditionsNotSatisfied
 	}
 	switch {
-	case cmd.CLA == 0x80 && cmd.INS == 0xCA && cmd.P1 == 0x01 && cmd.P2 == 0x01:
-		return a.info(), 0x9000
-	case cmd.CLA == 0x00 && cmd.INS == 0xB0:
-		if a.ef != FIDCert {
-			return nil, 0x6986
+	case cmd.CLA == sam.CLA && cmd.INS == sam.InsGetData && cmd.P1 == sam.InfoP1 && cmd.P2 == sam.InfoP2:
+		return a.info(), cardsim.SWOK
+	case cmd.CLA == apdu.CLAInterindustry && cmd.INS == apdu.InsReadBinary:
+		if a.ef != sam.FIDCert {
+			return nil, cardsim.SWCommandNotAllowedNoEF
 		}
 		off := int(cmd.P1&0x7F)<<8 | int(cmd.P2)
 		if off >= len(a.cfg.CertDER) {
-			return nil, 0x6B00
+			return nil, cardsim.SWWrongP1P2
 		}
 		n := min(cmd.Ne, len(a.cfg.CertDER)-off)
 		if n < cmd.Ne {
-			return bytes.Clone(a.cfg.CertDER[off : off+n]), 0x6282
+			return bytes.Clone(a.cfg.CertDER[off : off+n]), cardsim.SWEndOfFile
 		}
-		return bytes.Clone(a.cfg.CertDER[off : off+n]), 0x9000
-	case cmd.CLA == 0x80 && cmd.INS == 0x10:
+		return bytes.Clone(a.cfg.CertDER[off : off+n]), cardsim.SWOK
+	case cmd.CLA == sam.CLA && cmd.INS == sam.InsActivate:
 		return a.activate(cmd)
 	}
 	if a.st.Tries == 0 {
-		return nil, 0x6983
+		return nil, cardsim.SWAuthenticationBlocked
 	}
 	if !a.st.Active {
-		return nil, 0x6982
+		return nil, cardsim.SWSecurityStatusNotSatisfied
 	}
+	cardAuth := cmd.INS == sam.InsCardAuthInit || cmd.INS == sam.InsCardAuthComplete
 	switch {
-	case cmd.CLA == 0x80 && cmd.INS == 0x40:
+	case cmd.CLA != sam.CLA:
+	case cmd.INS == sam.InsSignRecord:
 		return a.signRecord(cmd)
-	case cmd.CLA == 0x80 && cmd.INS == 0x42:
-		return binary.BigEndian.AppendUint32(nil, a.st.Counter), 0x9000
-	case cmd.CLA == 0x80 && cmd.INS == 0x20 && cmd.P1 == 0x01:
+	case cmd.INS == sam.InsGetCounter:
+		return binary.BigEndian.AppendUint32(nil, a.st.Counter), cardsim.SWOK
+	case cmd.INS == sam.InsCardAuthInit && cmd.P1 == sam.ProfileKPE:
 		return a.cardAuthInit(cmd)
-	case cmd.CLA == 0x80 && cmd.INS == 0x22 && cmd.P1 == 0x01:
+	case cmd.INS == sam.InsCardAuthComplete && cmd.P1 == sam.ProfileKPE:
 		return a.cardAuthComplete(cmd)
-	case cmd.CLA == 0x80 && (cmd.INS == 0x20 || cmd.INS == 0x22 || cmd.INS == 0x30 || cmd.INS == 0x32) && cmd.P1 == 0x02:
+	case (cardAuth || cmd.INS == sam.InsSMWrap || cmd.INS == sam.InsSMUnwrap) && cmd.P1 == sam.ProfileKTPel:
 		if !a.st.KTPActive {
-			return nil, 0x6982
+			return nil, cardsim.SWSecurityStatusNotSatisfied
 		}
 		return a.ktp(cmd)
-	case cmd.CLA == 0x80 && (cmd.INS == 0x20 || cmd.INS == 0x22):
-		return nil, 0x6A86
+	case cardAuth:
+		return nil, cardsim.SWIncorrectP1P2
 	}
-	return nil, 0x6D00
+	return nil, cardsim.SWINSNotSupported
 }
 
 func (a *Applet) dropKTP() {
@@ -186,77 +188,77 @@ func (a *Applet) dropKTP() {
 // (protected R-APDU → plain R-APDU; a bad one closes the session, 6988).
 func (a *Applet) ktp(cmd cardsim.Command) ([]byte, cardsim.SW) {
 	switch cmd.INS {
-	case 0x20:
+	case sam.InsCardAuthInit:
 		a.dropKTP()
 		if len(a.cfg.KTPMaster) == 0 {
-			return nil, 0x6A88
+			return nil, cardsim.SWReferencedDataNotFound
 		}
-		uid, rnd, ok := twoDOs(cmd.Data)
-		if !ok || len(rnd) != ktpel.RndLen {
-			return nil, 0x6A80
+		uid, rnd, err := sam.ParsePair(cmd.Data)
+		if err != nil || len(rnd) != ktpel.RndLen {
+			return nil, cardsim.SWWrongData
 		}
 		keys, err := ktpel.DeriveCardKeys(a.cfg.KTPMaster, uid)
 		if err != nil {
-			return nil, 0x6A80
+			return nil, cardsim.SWWrongData
 		}
 		auth, ext, err := ktpel.Suite.Start(keys, rnd, rand.Reader)
 		if err != nil {
-			return nil, 0x6F00
+			return nil, cardsim.SWUnknown
 		}
 		a.ktpAuth = auth
-		return ext, 0x9000
-	case 0x22:
+		return ext, cardsim.SWOK
+	case sam.InsCardAuthComplete:
 		auth := a.ktpAuth
 		a.ktpAuth = nil
 		if auth == nil {
-			return nil, 0x6985
+			return nil, cardsim.SWConditionsNotSatisfied
 		}
 		keys, err := auth.Finish(cmd.Data)
 		if err != nil {
-			return nil, 0x6300
+			return nil, cardsim.SWVerificationFailed
 		}
 		if a.ktpSess, err = keys.Session(); err != nil {
-			return nil, 0x6F00
+			return nil, cardsim.SWUnknown
 		}
-		return nil, 0x9000
+		return nil, cardsim.SWOK
 	}
 	if a.ktpSess == nil {
-		return nil, 0x6985
+		return nil, cardsim.SWConditionsNotSatisfied
 	}
 	var out []byte
 	var err error
-	if cmd.INS == 0x30 {
+	if cmd.INS == sam.InsSMWrap {
 		out, err = a.ktpSess.WrapAPDU(context.Background(), cmd.Data)
 	} else {
 		out, err = a.ktpSess.UnwrapAPDU(context.Background(), cmd.Data)
 	}
 	if err != nil {
 		a.dropKTP()
-		return nil, 0x6988
+		return nil, cardsim.SWSMDataObjectsIncorrect
 	}
-	return out, 0x9000
+	return out, cardsim.SWOK
 }
 
 // cardAuthInit: data 80 serial(8) 81 RND.IC(16) → E.IFD ‖ M.IFD.
 func (a *Applet) cardAuthInit(cmd cardsim.Command) ([]byte, cardsim.SW) {
 	a.pending = nil
 	if len(a.cfg.KPEMaster) == 0 {
-		return nil, 0x6A88 // no KPE key in this SAM
+		return nil, cardsim.SWReferencedDataNotFound // no KPE key in this SAM
 	}
-	serial, rnd, ok := twoDOs(cmd.Data)
-	if !ok || len(serial) != 8 || len(rnd) != kpe.RndLen {
-		return nil, 0x6A80
+	serial, rnd, err := sam.ParsePair(cmd.Data)
+	if err != nil || len(serial) != 8 || len(rnd) != kpe.RndLen {
+		return nil, cardsim.SWWrongData
 	}
 	keys, err := kpe.DeriveCardKeys(a.cfg.KPEMaster, [8]byte(serial))
 	if err != nil {
-		return nil, 0x6F00
+		return nil, cardsim.SWUnknown
 	}
 	auth, ext, err := kpe.StartAuth(keys, rnd, rand.Reader)
 	if err != nil {
-		return nil, 0x6F00
+		return nil, cardsim.SWUnknown
 	}
 	a.pending = auth
-	return ext, 0x9000
+	return ext, cardsim.SWOK
 }
 
 // cardAuthComplete: data E.IC ‖ M.IC → KS_enc ‖ KS_mac ‖ SSC.
@@ -264,63 +266,60 @@ func (a *Applet) cardAuthComplete(cmd cardsim.Command) ([]byte, cardsim.SW) {
 	auth := a.pending
 	a.pending = nil // single use
 	if auth == nil {
-		return nil, 0x6985
+		return nil, cardsim.SWConditionsNotSatisfied
 	}
 	keys, err := auth.FinishKeys(cmd.Data)
 	if err != nil {
-		return nil, 0x6300
+		return nil, cardsim.SWVerificationFailed
 	}
-	return keys.Bytes(), 0x9000
+	return keys.Bytes(), cardsim.SWOK
 }
 
 func (a *Applet) selectFile(cmd cardsim.Command) ([]byte, cardsim.SW) {
 	switch {
-	case cmd.P1 == 0x04 && bytes.Equal(cmd.Data, AID):
+	case cmd.P1 == apdu.SelectByName && bytes.Equal(cmd.Data, sam.AID):
 		a.selected, a.ef = true, 0
-		return nil, 0x9000
-	case cmd.P1 == 0x04:
-		return nil, 0x6A82
-	case a.selected && len(cmd.Data) == 2 && uint16(cmd.Data[0])<<8|uint16(cmd.Data[1]) == FIDCert:
-		a.ef = FIDCert
-		return nil, 0x9000
+		return nil, cardsim.SWOK
+	case cmd.P1 == apdu.SelectByName:
+		return nil, cardsim.SWFileNotFound
+	case a.selected && len(cmd.Data) == 2 && binary.BigEndian.Uint16(cmd.Data) == sam.FIDCert:
+		a.ef = sam.FIDCert
+		return nil, cardsim.SWOK
 	}
-	return nil, 0x6A82
+	return nil, cardsim.SWFileNotFound
 }
 
 func (a *Applet) info() []byte {
-	state := byte(0)
+	in := sam.Info{Serial: a.cfg.Serial, State: sam.Inactive, TriesLeft: a.st.Tries, Counter: a.st.Counter}
 	switch {
 	case a.st.Tries == 0:
-		state = 2
+		in.State = sam.Blocked
 	case a.st.Active:
-		state = 1
+		in.State = sam.Active
 	}
-	v := append([]byte{0x80, 0x08}, a.cfg.Serial[:]...)
-	v = append(v, 0x81, 0x01, state, 0x82, 0x01, byte(a.st.Tries), 0x83, 0x04)
-	v = binary.BigEndian.AppendUint32(v, a.st.Counter)
-	return append([]byte{0x70, byte(len(v))}, v...)
+	return in.Encode()
 }
 
 func (a *Applet) activate(cmd cardsim.Command) ([]byte, cardsim.SW) {
-	if cmd.P1 != 0x01 && cmd.P1 != 0x02 {
-		return nil, 0x6A86
+	if cmd.P1 != sam.ActivateTerminal && cmd.P1 != sam.ActivateKTPel {
+		return nil, cardsim.SWIncorrectP1P2
 	}
 	if a.st.Tries == 0 {
-		return nil, 0x6983
+		return nil, cardsim.SWAuthenticationBlocked
 	}
 	ok := false
-	if cmd.P1 == 0x01 {
+	if cmd.P1 == sam.ActivateTerminal {
 		ok = subtle.ConstantTimeCompare(cmd.Data, a.cfg.ActivationCode) == 1
 	} else {
 		if !a.st.Active {
-			return nil, 0x6982 // the terminal activation comes first
+			return nil, cardsim.SWSecurityStatusNotSatisfied // the terminal activation comes first
 		}
 		if len(a.cfg.KTPSecret1) == 0 || len(a.cfg.KTPSecret2) == 0 {
-			return nil, 0x6A88
+			return nil, cardsim.SWReferencedDataNotFound
 		}
-		s1, s2, ok2 := twoDOs(cmd.Data)
-		if !ok2 {
-			return nil, 0x6A80
+		s1, s2, err := sam.ParsePair(cmd.Data)
+		if err != nil {
+			return nil, cardsim.SWWrongData
 		}
 		// Both compared, always: no early exit that would time one secret.
 		m1 := subtle.ConstantTimeCompare(s1, a.cfg.KTPSecret1)
@@ -330,51 +329,51 @@ func (a *Applet) activate(cmd cardsim.Command) ([]byte, cardsim.SW) {
 	if ok {
 		next := a.st
 		next.Tries = a.cfg.MaxTries
-		if cmd.P1 == 0x01 {
+		if cmd.P1 == sam.ActivateTerminal {
 			next.Active = true
 		} else {
 			next.KTPActive = true
 		}
 		if err := a.persist(next); err != nil {
-			return nil, 0x6581
+			return nil, cardsim.SWMemoryFailure
 		}
-		return nil, 0x9000
+		return nil, cardsim.SWOK
 	}
 	next := a.st
 	next.Tries--
 	if err := a.persist(next); err != nil {
-		return nil, 0x6581
+		return nil, cardsim.SWMemoryFailure
 	}
 	if next.Tries == 0 {
-		return nil, 0x6983
+		return nil, cardsim.SWAuthenticationBlocked
 	}
-	return nil, cardsim.SW(0x63C0 | next.Tries)
+	return nil, cardsim.SWTriesLeft(next.Tries)
 }
 
 func (a *Applet) signRecord(cmd cardsim.Command) ([]byte, cardsim.SW) {
-	if len(cmd.Data) != sha256.Size {
-		return nil, 0x6700
+	if len(cmd.Data) != sam.DigestLen {
+		return nil, cardsim.SWWrongLength
 	}
 	if a.st.Counter == ^uint32(0) {
-		return nil, 0x6985 // end of life
+		return nil, cardsim.SWConditionsNotSatisfied // end of life
 	}
 	next := a.st
 	next.Counter++
 	// Persist the new counter before anything leaves the SAM: a value that
 	// was ever answered is on disk, so a restart cannot issue it again.
 	if err := a.persist(next); err != nil {
-		return nil, 0x6581
+		return nil, cardsim.SWMemoryFailure
 	}
-	msg := append(append(bytes.Clone(cmd.Data), binary.BigEndian.AppendUint32(nil, next.Counter)...), a.cfg.Serial[:]...)
-	h := sha256.Sum256(msg)
+	h := sha256.Sum256(sam.SignedMessage([sam.DigestLen]byte(cmd.Data), next.Counter, a.cfg.Serial))
 	r, s, err := ecdsa.Sign(rand.Reader, a.cfg.Key, h[:])
 	if err != nil {
-		return nil, 0x6F00
+		return nil, cardsim.SWUnknown
 	}
-	out := binary.BigEndian.AppendUint32(nil, next.Counter)
-	out = append(out, r.FillBytes(make([]byte, 32))...)
-	out = append(out, s.FillBytes(make([]byte, 32))...)
-	return out, 0x9000
+	out, err := sam.Signature{Counter: next.Counter, R: r, S: s}.Bytes()
+	if err != nil {
+		return nil, cardsim.SWUnknown
+	}
+	return out, cardsim.SWOK
 }
 
 // persist writes the state durably (temp file, fsync, rename, fsync of the
@@ -415,15 +414,4 @@ func (a *Applet) persist(next State) error {
 	}
 	a.st = next
 	return nil
-}
-
-// twoDOs reads command data of the form 80 { a } 81 { b }.
-func twoDOs(data []byte) (a, b []byte, ok bool) {
-	dos, err := tlv.Parse(data)
-	if err != nil {
-		return nil, nil, false
-	}
-	da, ok1 := tlv.Find(dos, 0x80)
-	db, ok2 := tlv.Find(dos, 0x81)
-	return da.Value, db.Value, ok1 && ok2
 }

@@ -255,7 +255,7 @@ func TestCardAuthCommands(t *testing.T) {
 		r := a.Process(cmd)
 		return uint16(r[len(r)-2])<<8 | uint16(r[len(r)-1])
 	}
-	require.Equal(t, uint16(0x9000), send(append([]byte{0x00, 0xA4, 0x04, 0x0C, 0x08}, samapp.AID...)))
+	require.Equal(t, uint16(0x9000), send(append([]byte{0x00, 0xA4, 0x04, 0x0C, 0x08}, sam.AID...)))
 	init := append([]byte{0x80, 0x20, 0x01, 0x00, 0x1C, 0x80, 0x08}, make([]byte, 8)...)
 	init = append(append(init, 0x81, 0x10), make([]byte, 16)...)
 	require.Equal(t, uint16(0x6982), send(init), "not activated")

@@ -1,0 +1,162 @@
+package sam_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"math/big"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"kpe-agent/apdu"
+	"kpe-agent/apdu/sam"
+	"kpe-agent/lab/cardsim"
+	"kpe-agent/lab/cardsim/samapp"
+)
+
+// recorder keeps the commands sent to the card.
+type recorder struct {
+	t    apdu.Transmitter
+	cmds [][]byte
+}
+
+func (r *recorder) Transmit(ctx context.Context, cmd []byte) ([]byte, error) {
+	r.cmds = append(r.cmds, bytes.Clone(cmd))
+	return r.t.Transmit(ctx, cmd)
+}
+
+// labSAM is the lab's SAM applet in an in-memory reader.
+func labSAM(t *testing.T) (*recorder, *ecdsa.PrivateKey, [8]byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	serial := [8]byte{0x53, 0x41, 0x4D, 0, 0, 0, 0, 7}
+	a, err := samapp.New(samapp.Config{Serial: serial, ActivationCode: []byte("123456"), Key: key,
+		StatePath: filepath.Join(t.TempDir(), "sam.json")})
+	require.NoError(t, err)
+	r := cardsim.NewMemReader("sam")
+	r.Insert(a)
+	card, err := r.Connect(context.Background())
+	require.NoError(t, err)
+	return &recorder{t: card}, key, serial
+}
+
+// Select and OpenAID against the lab SAM: the recognition probe is
+// 00 A4 04 0C with the AID, and a wrong AID is the card's 6A82.
+func TestSelect(t *testing.T) {
+	ctx := context.Background()
+	rec, _, serial := labSAM(t)
+	c := apdu.NewClient(rec, apdu.Limits{})
+	require.NoError(t, sam.Select(ctx, c, nil))
+	require.Equal(t, append([]byte{0x00, 0xA4, 0x04, 0x0C, 0x08}, sam.AID...), rec.cmds[0])
+	require.NoError(t, sam.Select(ctx, c, sam.AID))
+	require.ErrorIs(t, sam.Select(ctx, c, []byte{0xF0, 0x4B, 0x50, 0x45, 0x01}), apdu.ErrFileNotFound)
+	_, err := sam.OpenAID(ctx, rec, []byte{0xA0, 0, 0, 0, 0x01})
+	require.ErrorIs(t, err, apdu.ErrFileNotFound)
+
+	s, err := sam.OpenAID(ctx, rec, sam.AID)
+	require.NoError(t, err)
+	in, err := s.Info(ctx)
+	require.NoError(t, err)
+	require.Equal(t, sam.Info{Serial: serial, State: sam.Inactive, TriesLeft: 3}, in)
+	require.Equal(t, "inactive", in.State.String())
+}
+
+// Activation, SIGN RECORD and the counter against the lab SAM, which
+// encodes its answers with this package's encoders.
+func TestActivateSignCounter(t *testing.T) {
+	ctx := context.Background()
+	rec, key, serial := labSAM(t)
+	s, err := sam.Open(ctx, rec)
+	require.NoError(t, err)
+
+	n := len(rec.cmds)
+	require.ErrorIs(t, s.Activate(ctx, nil), apdu.ErrInvalidCommand)
+	require.Len(t, rec.cmds, n, "an empty code is refused before it costs a try")
+
+	var ae *sam.ActivationError
+	require.ErrorAs(t, s.Activate(ctx, []byte("000000")), &ae)
+	require.Equal(t, 2, ae.TriesLeft)
+	_, err = s.SignRecord(ctx, [32]byte{})
+	require.ErrorIs(t, err, sam.ErrNotActivated)
+	require.NoError(t, s.Activate(ctx, []byte("123456")))
+	in, err := s.Info(ctx)
+	require.NoError(t, err)
+	require.Equal(t, sam.Active, in.State)
+	require.Equal(t, 3, in.TriesLeft)
+
+	digest := sha256.Sum256([]byte("record"))
+	sig, err := s.SignRecord(ctx, digest)
+	require.NoError(t, err)
+	require.Equal(t, uint32(1), sig.Counter)
+	require.True(t, sig.Verify(&key.PublicKey, digest, serial))
+	require.False(t, sig.Verify(&key.PublicKey, digest, [8]byte{}), "the serial is signed")
+	n2, err := s.Counter(ctx)
+	require.NoError(t, err)
+	require.Equal(t, uint32(1), n2)
+}
+
+func TestInfoEncoding(t *testing.T) {
+	in := sam.Info{Serial: [8]byte{1, 2, 3, 4, 5, 6, 7, 8}, State: sam.Blocked, TriesLeft: 0, Counter: 0x01020304}
+	b := in.Encode()
+	require.Equal(t, []byte{0x70, 0x16, 0x80, 0x08, 1, 2, 3, 4, 5, 6, 7, 8, 0x81, 0x01, 0x02, 0x82, 0x01, 0x00, 0x83, 0x04, 1, 2, 3, 4}, b)
+	got, err := sam.ParseInfo(b)
+	require.NoError(t, err)
+	require.Equal(t, in, got)
+	for _, bad := range [][]byte{nil, {0x71, 0x00}, {0x70, 0x03, 0x81, 0x01, 0x03}, b[:len(b)-1]} {
+		_, err := sam.ParseInfo(bad)
+		require.ErrorIs(t, err, sam.ErrFormat, "%X", bad)
+	}
+	require.Equal(t, "State(9)", sam.State(9).String())
+}
+
+func TestSignatureEncoding(t *testing.T) {
+	sig := sam.Signature{Counter: 0x0A0B0C0D, R: big.NewInt(1), S: new(big.Int).Lsh(big.NewInt(1), 255)}
+	b, err := sig.Bytes()
+	require.NoError(t, err)
+	require.Len(t, b, sam.SignatureLen)
+	require.Equal(t, []byte{0x0A, 0x0B, 0x0C, 0x0D}, b[:4])
+	require.Equal(t, byte(1), b[35])
+	require.Equal(t, byte(0x80), b[36])
+	back, err := sam.ParseSignature(b)
+	require.NoError(t, err)
+	require.Equal(t, sig.Counter, back.Counter)
+	require.Zero(t, sig.R.Cmp(back.R))
+	require.Zero(t, sig.S.Cmp(back.S))
+	_, err = sam.ParseSignature(b[1:])
+	require.ErrorIs(t, err, sam.ErrFormat)
+	for _, bad := range []sam.Signature{{}, {R: big.NewInt(-1), S: big.NewInt(1)}, {R: big.NewInt(1), S: new(big.Int).Lsh(big.NewInt(1), 256)}} {
+		_, err := bad.Bytes()
+		require.ErrorIs(t, err, sam.ErrFormat)
+	}
+	require.False(t, sam.Signature{}.Verify(&ecdsa.PublicKey{}, [32]byte{}, [8]byte{}))
+
+	msg := sam.SignedMessage([32]byte{0xAA}, 0x01020304, [8]byte{9})
+	require.Len(t, msg, 32+4+8)
+	require.Equal(t, byte(0xAA), msg[0])
+	require.Equal(t, uint32(0x01020304), binary.BigEndian.Uint32(msg[32:36]))
+	require.Equal(t, byte(9), msg[36])
+}
+
+func TestPair(t *testing.T) {
+	data := sam.EncodePair([]byte{1, 2}, []byte{3})
+	require.Equal(t, []byte{0x80, 0x02, 1, 2, 0x81, 0x01, 3}, data)
+	a, b, err := sam.ParsePair(data)
+	require.NoError(t, err)
+	require.Equal(t, []byte{1, 2}, a)
+	require.Equal(t, []byte{3}, b)
+	a, b, err = sam.ParsePair([]byte{0x81, 0x01, 3, 0x80, 0x00})
+	require.NoError(t, err, "any order")
+	require.Empty(t, a)
+	require.Equal(t, []byte{3}, b)
+	for _, bad := range [][]byte{nil, {0x80, 0x01, 1}, {0x80, 0x05, 1}} {
+		_, _, err := sam.ParsePair(bad)
+		require.ErrorIs(t, err, sam.ErrFormat, "%X", bad)
+	}
+}
