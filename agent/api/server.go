@@ -28,7 +28,8 @@ type Backend interface {
 	Authenticate(ctx context.Context, req AuthRequest) (AuthResult, error)
 	Cancel(reader string) bool
 	Queue() (QueueStatus, error)
-	Sync(ctx context.Context) (SyncResult, error)
+	// Sync sends the outbox now; a failed attempt's error is worded for loc.
+	Sync(ctx context.Context, loc Locale) (SyncResult, error)
 	Subscribe(after uint64) ([]Event, <-chan Event, func())
 	// Localize words an event's messages for one subscriber.
 	Localize(ev Event, loc Locale) Event
@@ -83,7 +84,8 @@ func NewHandler(b Backend, c ServerConfig) http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, http.StatusNotFound, CodeNotFound, "")
 	})
-	mux.HandleFunc("GET "+PathHealth, s.withLocale(s.health))
+	// health answers anyone, so an unknown audience is the clerk's there
+	mux.HandleFunc("GET "+PathHealth, func(w http.ResponseWriter, r *http.Request) { s.health(w, r, s.localeOf(r)) })
 	mux.HandleFunc("GET "+PathReaders, s.auth(s.withLocale(s.readers)))
 	mux.HandleFunc("GET "+PathCard, s.auth(s.withLocale(s.card)))
 	mux.HandleFunc("GET "+PathPrefill, s.auth(s.withLocale(s.prefill)))
@@ -137,8 +139,8 @@ func (s *server) locale(r *http.Request, bodyLang, bodyAudience string) (Locale,
 	return loc, err
 }
 
-// localeOf is locale for a request without a body; an unknown audience
-// words the refusal for the clerk.
+// localeOf is locale for a request without a body, for the API's own
+// refusals: an unknown audience is the clerk's (the refusal says so).
 func (s *server) localeOf(r *http.Request) Locale {
 	loc, _ := s.locale(r, "", "")
 	if loc.Audience == "" {
@@ -148,11 +150,17 @@ func (s *server) localeOf(r *http.Request) Locale {
 }
 
 // refuse answers with one of the API's own refusals, worded by the
-// request's locale (detail, technical, is added in parentheses).
+// request's locale.
 func (s *server) refuse(w http.ResponseWriter, r *http.Request, status int, code, detail string) {
-	loc := s.localeOf(r)
+	s.refuseIn(w, s.localeOf(r), status, code, detail)
+}
+
+// refuseIn answers with a refusal worded for loc. The technical detail is
+// added in parentheses for the clerk (and the developer behind the
+// counter application), never for a card holder.
+func (s *server) refuseIn(w http.ResponseWriter, loc Locale, status int, code, detail string) {
 	msg := loc.Lang.T(loc.Audience.Key(code))
-	if detail != "" {
+	if detail != "" && loc.Audience != i18n.Holder {
 		msg += " (" + detail + ")"
 	}
 	if status == http.StatusUnauthorized {
@@ -262,17 +270,25 @@ func decode(r *http.Request, v any) error {
 	return nil
 }
 
-// withLocale words a GET handler's answer by the request's locale; an
-// unknown audience is a bad request.
+// withLocale words a handler's answer by the request's locale; an unknown
+// audience is a bad request.
 func (s *server) withLocale(h func(http.ResponseWriter, *http.Request, Locale)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		loc, err := s.locale(r, "", "")
 		if err != nil {
-			s.refuse(w, r, http.StatusBadRequest, CodeBadRequest, err.Error())
+			s.refuseIn(w, loc.withAudience(i18n.Clerk), http.StatusBadRequest, CodeBadRequest, err.Error())
 			return
 		}
 		h(w, r, loc)
 	}
+}
+
+// withAudience is loc with audience a when it names none.
+func (loc Locale) withAudience(a i18n.Audience) Locale {
+	if loc.Audience == "" {
+		loc.Audience = a
+	}
+	return loc
 }
 
 func (s *server) health(w http.ResponseWriter, r *http.Request, loc Locale) {
@@ -315,7 +331,8 @@ func (s *server) authenticate(w http.ResponseWriter, r *http.Request) {
 	}
 	loc, err := s.locale(r, req.Lang, req.Audience)
 	if err != nil {
-		s.refuse(w, r, http.StatusBadRequest, CodeBadRequest, err.Error())
+		// worded in the language the request asked for, body included
+		s.refuseIn(w, loc.withAudience(i18n.Clerk), http.StatusBadRequest, CodeBadRequest, err.Error())
 		return
 	}
 	req.Lang, req.Audience = string(loc.Lang), string(loc.Audience)
@@ -352,7 +369,7 @@ func (s *server) queue(w http.ResponseWriter, r *http.Request, loc Locale) {
 func (s *server) sync(w http.ResponseWriter, r *http.Request, loc Locale) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Minute)
 	defer cancel()
-	res, err := s.b.Sync(ctx)
+	res, err := s.b.Sync(ctx, loc)
 	if err != nil {
 		s.fail(w, err, loc)
 		return

@@ -112,10 +112,10 @@ type SAMView struct {
 
 // View builds the view; lang ("id" or "en", see i18n.Parse) picks the
 // warning language, Bahasa Indonesia for any other.
-func (r *Result) View(lang string) View {
+func (r *Result) View(lang i18n.Lang) View {
 	v := View{ATR: strings.ToUpper(hex.EncodeToString(r.ATR)), Kind: r.Kind, Verdict: r.Verdict, Checks: r.Checks}
 	for _, w := range r.Warnings {
-		v.Warnings = append(v.Warnings, WarningView{Code: w.Code, Message: w.In(i18n.Lang(lang))})
+		v.Warnings = append(v.Warnings, WarningView{Code: w.Code, Message: w.In(lang)})
 	}
 	if c := r.KPE; c != nil {
 		v.CardInfo = &CardInfoView{Serial: strings.ToUpper(hex.EncodeToString(c.Info.Serial[:])), Type: c.Info.Type.String(), ProfileVersion: c.Info.ProfileVersion, Issuer: c.Info.IssuerID}

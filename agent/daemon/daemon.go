@@ -468,7 +468,7 @@ func (d *Daemon) Queue() (api.QueueStatus, error) {
 }
 
 // Sync sends the outbox now (API).
-func (d *Daemon) Sync(ctx context.Context) (api.SyncResult, error) {
+func (d *Daemon) Sync(ctx context.Context, loc api.Locale) (api.SyncResult, error) {
 	if d.up == nil {
 		return api.SyncResult{}, fail(CodeSyncDisabled, nil)
 	}
@@ -490,8 +490,8 @@ func (d *Daemon) Sync(ctx context.Context) (api.SyncResult, error) {
 		if d.halt.Err() != nil {
 			code = CodeShuttingDown // cut short by the shutdown; its last attempt follows
 		}
-		res.Error = d.apiError(fail(code, err), api.Locale{})
-		ev.State, ev.Error = "failed", res.Error
+		res.Error = d.apiError(fail(code, err), loc)
+		ev.State, ev.Error = "failed", d.apiError(fail(code, err), api.Locale{})
 	}
 	d.publish(ev)
 	return res, nil

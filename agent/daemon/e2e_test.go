@@ -493,7 +493,7 @@ func TestEndToEnd(t *testing.T) {
 		states, prompts := sessionEvents(evs)
 		assert.Equal(t, []string{api.StateDetected, api.StateIdentified, api.StateAuthenticated, api.StateFingerprint, api.StateVerified, api.StateRecorded}, states)
 		assert.Equal(t, map[string]string{
-			daemon.PromptPlaceFinger: "Letakkan jari pemegang kartu pada sensor sidik jari.",
+			daemon.PromptPlaceFinger: "Minta pemegang kartu meletakkan jarinya pada sensor sidik jari.",
 			daemon.OutcomeRecorded:   "Autentikasi berhasil dan tercatat. Tuliskan kode autentikasi pada formulir.",
 		}, prompts)
 		states, prompts = sessionEvents(kiosk)

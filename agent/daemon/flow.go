@@ -505,7 +505,7 @@ func (d *Daemon) CardView(name string, loc api.Locale) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return res.View(string(d.locale(loc).Lang)), nil
+	return res.View(d.locale(loc).Lang), nil
 }
 
 // Prefill is the ASKES / BPJS form filled from the current KPE (API).
@@ -517,7 +517,7 @@ func (d *Daemon) Prefill(name string) (api.Prefill, error) {
 	if res.KPE == nil {
 		return api.Prefill{}, fail(CodeNotAvailable, errors.New("only a KPE or KPE Tambahan fills the ASKES form"))
 	}
-	v := res.View("id")
+	v := res.View(i18n.Indonesian)
 	p := api.Prefill{CardKind: string(res.Kind), Verified: res.Checks.CardAuthentic.OK && res.Checks.DataAuthentic.OK}
 	if id := v.Identity; id != nil {
 		p.Name, p.NIP, p.LinkedNIP, p.Relation = id.Name, id.NIP, id.LinkedNIP, id.Relation

@@ -16,7 +16,7 @@ import (
 // ErrUID: the reader's answer to GET DATA (UID) is not 4 to 10 bytes long,
 // so the card is no ISO/IEC 14443 chip. Recognition takes it as "not a
 // KTP-el"; it also wraps apdu.ErrMalformedResponse.
-var ErrUID = errors.New("ktpel: the reader's UID is not 4 to 10 bytes long")
+var ErrUID = errors.New("the reader's UID is not 4 to 10 bytes long")
 
 // Select asks the reader for the chip's UID (the PC/SC part 3 pseudo-APDU
 // FF CA 00 00 00, apdu.GetUIDCommand) and selects the DF FIDDF by file

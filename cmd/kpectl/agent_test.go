@@ -223,7 +223,7 @@ func TestAuthFailure(t *testing.T) {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusConflict)
 		_ = json.NewEncoder(w).Encode(api.ErrorBody{Error: api.Error{Code: "finger-last-try",
-			Message: "One fingerprint try left. The clerk must confirm before it is used.", Retriable: true, TriesLeft: 1}})
+			Message: "One fingerprint try left on the card. Confirm before it is used.", Retriable: true, TriesLeft: 1}})
 	}
 	out, _, code := runCLI(t, "", agentArgs(t, a, "--lang", "en", "auth", "--service", "askes", "--operator", "op-1", "--wait", "0s")...)
 	require.Equal(t, 1, code)

@@ -19,6 +19,7 @@ import (
 	"kpe-agent/apdu/sam"
 	"kpe-agent/biometric"
 	"kpe-agent/biometric/sensor"
+	"kpe-agent/internal/i18n"
 )
 
 // readOptions are kpectl read's flags.
@@ -148,7 +149,7 @@ func (c *cli) read(ctx context.Context, o readOptions) error {
 			}
 		}
 	}
-	v := r.View(c.lang)
+	v := r.View(i18n.Lang(c.lang))
 	var finger *fingerView
 	if (o.fingerLab != "" || o.fingerCmd != "") && r.Checks.CardAuthentic.OK && (r.KPE != nil || r.KTPel != nil) {
 		finger = c.verifyFinger(ctx, r, card.Reader(), o.fingerLab, o.fingerCmd, o.confirmLast)

@@ -15,7 +15,7 @@ import (
 )
 
 func TestEveryMessageHasBothLanguages(t *testing.T) {
-	for _, k := range Keys() {
+	for _, k := range keys() {
 		m := catalogue[k]
 		if strings.TrimSpace(m.ID) == "" {
 			t.Errorf("%s: no Bahasa Indonesia text", k)
@@ -37,7 +37,7 @@ func TestNoKeyIsDefinedTwice(t *testing.T) {
 
 func TestKeysAreWellFormed(t *testing.T) {
 	re := regexp.MustCompile(`^[a-z][a-z0-9]*(\.[a-z0-9][a-z0-9_-]*)+$`)
-	for _, k := range Keys() {
+	for _, k := range keys() {
 		if !re.MatchString(k) {
 			t.Errorf("%q: a key is dot-separated lower-case words", k)
 		}
@@ -70,7 +70,7 @@ func verbs(s string) []string {
 }
 
 func TestBothLanguagesTakeTheSameArguments(t *testing.T) {
-	for _, k := range Keys() {
+	for _, k := range keys() {
 		m := catalogue[k]
 		id, en := verbs(m.ID), verbs(m.EN)
 		if !slices.Equal(id, en) {
@@ -80,7 +80,7 @@ func TestBothLanguagesTakeTheSameArguments(t *testing.T) {
 }
 
 func TestEveryFrontlineCodeSpeaksToBothAudiences(t *testing.T) {
-	for _, k := range Keys() {
+	for _, k := range keys() {
 		code, ok := strings.CutPrefix(k, "clerk.")
 		if ok && !Has(Holder.Key(code)) {
 			t.Errorf("%s has no card-holder wording (%s)", k, Holder.Key(code))
@@ -183,7 +183,7 @@ func moduleRoot(t *testing.T) string {
 // (WithPrefix), and a key is used when the page names the rest.
 func TestEveryMessageIsUsed(t *testing.T) {
 	lits := literals(t)
-	for _, k := range Keys() {
+	for _, k := range keys() {
 		if _, ok := lits[k]; ok {
 			continue
 		}

@@ -16,7 +16,6 @@ package i18n
 
 import (
 	"fmt"
-	"slices"
 	"sort"
 	"strings"
 
@@ -126,14 +125,8 @@ func Has(key string) bool {
 	return ok
 }
 
-// Lookup returns key's entry.
-func Lookup(key string) (Message, bool) {
-	m, ok := catalogue[key]
-	return m, ok
-}
-
-// Keys returns every key, sorted.
-func Keys() []string {
+// keys returns every key, sorted.
+func keys() []string {
 	keys := make([]string, 0, len(catalogue))
 	for k := range catalogue {
 		keys = append(keys, k)
@@ -203,42 +196,27 @@ func Negotiate(query, body, acceptLanguage string, configured Lang) Lang {
 }
 
 // fromAcceptLanguage picks the catalogue language the header prefers most
-// (RFC 9110 quality values; q=0 refuses a language).
+// (RFC 9110 quality values; a language with q=0 is never picked). Each
+// entry is read on its own, so one malformed entry does not discard the
+// others.
 func fromAcceptLanguage(h string) (Lang, bool) {
-	if strings.TrimSpace(h) == "" {
-		return "", false
-	}
-	tags, qs, err := language.ParseAcceptLanguage(h)
-	if err != nil {
-		return "", false
-	}
-	type cand struct {
-		l   Lang
-		q   float32
-		pos int
-	}
-	var cs []cand
-	for i, t := range tags {
-		base, _ := t.Base()
-		l, err := Parse(base.String())
-		if err != nil || qs[i] <= 0 {
+	var best Lang
+	var bestQ float32
+	for _, entry := range strings.Split(h, ",") {
+		if strings.TrimSpace(entry) == "" {
 			continue
 		}
-		cs = append(cs, cand{l, qs[i], i})
-	}
-	if len(cs) == 0 {
-		return "", false
-	}
-	best := slices.MaxFunc(cs, func(a, b cand) int {
-		switch {
-		case a.q != b.q:
-			if a.q < b.q {
-				return -1
-			}
-			return 1
-		default:
-			return b.pos - a.pos // earlier wins on equal quality
+		tags, qs, err := language.ParseAcceptLanguage(entry)
+		if err != nil || len(tags) != 1 {
+			continue
 		}
-	})
-	return best.l, true
+		base, _ := tags[0].Base()
+		l, err := Parse(base.String())
+		// the first of equal quality wins
+		if err != nil || qs[0] <= 0 || qs[0] <= bestQ {
+			continue
+		}
+		best, bestQ = l, qs[0]
+	}
+	return best, best != ""
 }

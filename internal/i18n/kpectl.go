@@ -63,7 +63,7 @@ var kpectl = table{
 	"kpectl.read.no-sam":                           {"Tidak ada SAM di pembaca mana pun. Pasang SAM di pembaca kedua.", "No SAM in any reader. Put the SAM in the second reader."},
 	"kpectl.read.photo-ktpel":                      {"Foto KTP-el tidak boleh disimpan ke disk (data kependudukan).", "A KTP-el photo must not be saved to disk (population data)."},
 
-	// Fingerprint verification (kpectl read -finger).
+	// Fingerprint verification (kpectl read --finger-lab, --finger-cmd).
 	"kpectl.finger.label":          {"sidik jari", "fingerprint"},
 	"kpectl.finger.place":          {"Letakkan jari pada pemindai…", "Place the finger on the sensor…"},
 	"kpectl.finger.match":          {"COCOK", "MATCH"},
