@@ -43,10 +43,14 @@ CGO_ENABLED=0 GOOS=windows GOARCH=amd64 $GO build -buildvcs=auto -trimpath -ldfl
 # Man pages (section 1) of both binaries and each of their commands, gzipped
 # as Debian policy wants (-n: no name or time stamp in the .gz). The linux
 # binaries run here: building them with cgo already needs a linux/amd64 host.
+# They run with an empty environment: flags whose defaults come from
+# KPE_* variables would otherwise ship the packager's values; the page date
+# is the commit's, so the pages are reproducible.
 man=$stage/linux-amd64/man
 mkdir -p "$man"
+epoch=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}
 for bin in kpe-agent kpectl; do
-	"$stage/linux-amd64/$bin" man --dir "$man"
+	env -i PATH="$PATH" SOURCE_DATE_EPOCH="$epoch" "$stage/linux-amd64/$bin" man --dir "$man"
 done
 gzip -9n "$man"/*.1
 

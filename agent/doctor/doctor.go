@@ -161,7 +161,7 @@ type Options struct {
 }
 
 // DefaultConfigFile is the agent's configuration file when neither
-// -config nor KPE_CONFIG names one (config.DefaultFile).
+// --config nor KPE_CONFIG names one (config.DefaultFile).
 func DefaultConfigFile() string { return config.DefaultFile() }
 
 // ApplyDefaults returns a copy of c (nil: none) with the documented

@@ -48,7 +48,7 @@ func packagedUnit() string {
 }
 
 // serviceUser resolves the account the service runs as and its primary
-// group. Without -user: kpe-agent when that account exists, else root
+// group. Without --user: kpe-agent when that account exists, else root
 // (""). root also gives "" (the service manager's default).
 func serviceUser(name string, set bool) (string, string, error) {
 	if !set {

@@ -34,7 +34,7 @@ func checkServicePrivileges() error { return nil }
 
 func packagedUnit() string { return "" }
 
-// serviceUser: LocalSystem unless -user names an account that needs no
+// serviceUser: LocalSystem unless --user names an account that needs no
 // password (NT AUTHORITY\LocalService, for instance).
 func serviceUser(name string, set bool) (string, string, error) {
 	if !set {

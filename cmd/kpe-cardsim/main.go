@@ -135,20 +135,6 @@ func (o options) check() error {
 	return nil
 }
 
-// parseFlags parses serve's flags (the tests' entry).
-func parseFlags(args []string) (options, error) {
-	var o options
-	cmd := &cobra.Command{Use: "serve"}
-	serveFlags(cmd, &o)
-	if err := cmd.ParseFlags(args); err != nil {
-		return o, err
-	}
-	if rest := cmd.Flags().Args(); len(rest) > 0 {
-		return o, fmt.Errorf("unexpected arguments: %q", rest)
-	}
-	return o, o.check()
-}
-
 func serveCommand(_, stderr io.Writer) *cobra.Command {
 	var o options
 	cmd := &cobra.Command{

@@ -2,12 +2,15 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/spf13/cobra"
 )
 
 func TestParseFlags(t *testing.T) {
@@ -128,4 +131,18 @@ func TestLabCommands(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "bio", "pairs.csv")); err != nil {
 		t.Error(err)
 	}
+}
+
+// parseFlags parses serve's flags as serve does (serveFlags, then check).
+func parseFlags(args []string) (options, error) {
+	var o options
+	cmd := &cobra.Command{Use: "serve"}
+	serveFlags(cmd, &o)
+	if err := cmd.ParseFlags(args); err != nil {
+		return o, err
+	}
+	if rest := cmd.Flags().Args(); len(rest) > 0 {
+		return o, fmt.Errorf("unexpected arguments: %q", rest)
+	}
+	return o, o.check()
 }

@@ -82,8 +82,8 @@ func (c *cli) loadConfig(file string) (config.Config, error) {
 // points it elsewhere).
 var serviceEnvFiles = config.ServiceEnvFiles
 
-// agentFor returns a client of the agent: -agent or the configuration's
-// api.listen, with the token of -token-file or api.token_file. tokenErr
+// agentFor returns a client of the agent: --agent or the configuration's
+// api.listen, with the token of --token-file or api.token_file. tokenErr
 // says why the client has no token.
 func (c *cli) agentFor(cfg config.Config) (cl *api.Client, tokenErr error, err error) {
 	url := c.agentURL
@@ -101,7 +101,7 @@ func (c *cli) agentFor(cfg config.Config) (cl *api.Client, tokenErr error, err e
 	return cl, tokenErr, nil
 }
 
-// tokenFileOr is -token-file, else def (else the default token file).
+// tokenFileOr is --token-file, else def (else the default token file).
 func (c *cli) tokenFileOr(def ...string) string {
 	if c.tokenFile != "" {
 		return c.tokenFile

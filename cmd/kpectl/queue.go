@@ -30,7 +30,7 @@ const (
 	listDefault = 100
 )
 
-// errOutExists: queue salvage -out names a file that exists.
+// errOutExists: queue salvage --out names a file that exists.
 var errOutExists = errors.New("kpectl queue salvage: the --out file exists")
 
 func openQueue(path string, readOnly bool) (*outbox.Outbox, error) {

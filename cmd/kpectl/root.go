@@ -168,6 +168,7 @@ restarts. --json prints one JSON object per event.`,
 	}
 	cmd.Flags().BoolVar(&viaAgent, "via-agent", false, "stream the agent's events (local API) instead of watching PC/SC directly")
 	jsonFlag(cmd, &asJSON, "print one JSON object per event")
+	clikit.LegacyFlag(cmd, "agent", "renamed: use --via-agent (--agent URL is the agent's address)")
 	return cmd
 }
 
@@ -194,7 +195,12 @@ line; '#' starts a comment. --auto handles 61xx (GET RESPONSE) and 6Cxx (wrong L
 --trace appends the exchanges to FILE in the redacted trace format of kpectl read --trace.`,
 		Example: `  kpectl apdu 00A4040007A0000000871002 00B0000000
   echo "00 A4 04 00 07 A0 00 00 00 87 10 02" | kpectl apdu -r "ACS ACR39U 00 00" --json`,
-		RunE: func(cmd *cobra.Command, args []string) error { return c.apdu(cmd.Context(), o, args) },
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if o.timeout <= 0 {
+				return clikit.Usagef("--timeout must be positive")
+			}
+			return c.apdu(cmd.Context(), o, args)
+		},
 	}
 	f := cmd.Flags()
 	f.StringVarP(&o.reader, "reader", "r", "", "reader name (default: the first reader with a card)")
@@ -216,8 +222,15 @@ The photo is written only with --photo, never into the JSON; KTP-el data is neve
 KTP-el photo is never written. For the card lab, kpe-cardsim secrets writes the code and secrets
 files of a lab set.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return c.read(cmd.Context(), o) },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.timeout <= 0 {
+				return clikit.Usagef("--timeout must be positive")
+			}
+			return c.read(cmd.Context(), o)
+		},
 	}
+	clikit.LegacyFlag(cmd, "lab", "removed: kpe-cardsim secrets --lab DIR --out OUT writes the lab's code and secrets files "+
+		"(--sam-code-file OUT/sam-code --ktp-secrets-file OUT/ktp-secrets); the trust lists are DIR/trust/bkn-ca.pem and dukcapil-ca.pem")
 	f := cmd.Flags()
 	f.StringVarP(&o.reader, "reader", "r", "", "card reader (default: the first reader holding a card that is not a SAM)")
 	f.StringVar(&o.samReader, "sam", "", "SAM reader (default: found by selecting the SAM application)")

@@ -17,6 +17,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"kpe-agent/internal/buildinfo"
 )
 
 func init() {
@@ -70,10 +72,29 @@ func (e *UnknownCommandError) Error() string {
 
 // SingleDashError: a long flag was given with one dash (-json), the Go
 // flag package's syntax the binaries used before; it takes two (--json).
-type SingleDashError struct{ Arg, Flag string }
+// Hint, when set, replaces that advice: the old flag was renamed or
+// removed (see LegacyFlag).
+type SingleDashError struct{ Arg, Flag, Hint string }
 
 func (e *SingleDashError) Error() string {
+	if e.Hint != "" {
+		return fmt.Sprintf("%s: %s", e.Arg, e.Hint)
+	}
 	return fmt.Sprintf("%s: long flags take two dashes: --%s", e.Arg, e.Flag)
+}
+
+// legacyPrefix marks the annotations LegacyFlag sets.
+const legacyPrefix = "clikit.legacy-flag."
+
+// LegacyFlag tells cmd's users what became of a flag of the old
+// single-dash syntax that no longer exists under its name: "-agent" on
+// kpectl monitor is now --via-agent, "-lab" on kpectl read is gone. hint
+// is the whole advice ("renamed: use --via-agent").
+func LegacyFlag(cmd *cobra.Command, name, hint string) {
+	if cmd.Annotations == nil {
+		cmd.Annotations = map[string]string{}
+	}
+	cmd.Annotations[legacyPrefix+name] = hint
 }
 
 // Prepare sets root up for Execute, once its commands are added: cobra's own printing of errors and
@@ -88,8 +109,34 @@ func Prepare(root *cobra.Command, out, errOut io.Writer) {
 	root.SetErr(errOut)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return UsageError{err} })
 	root.AddCommand(VersionCommand(), ManCommand())
+	root.SetHelpCommand(helpCommand())
 	root.InitDefaultHelpCmd()
 	root.InitDefaultCompletionCmd()
+	// --version as well as the version command (the binaries took
+	// --version before they moved to cobra)
+	root.Version = buildinfo.Read().Version
+	root.SetVersionTemplate(`{{.Name}} {{.Version}}` + "\n")
+	root.InitDefaultVersionFlag()
+}
+
+// helpCommand is `help [command]`: the command's help, and a usage error
+// (exit code 2) for a command that does not exist (cobra's own prints
+// "Unknown help topic" and exits 0).
+func helpCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "help [command]",
+		Short: "Help about any command",
+		RunE: func(c *cobra.Command, args []string) error {
+			cmd, rest, err := c.Root().Find(args)
+			if err != nil || cmd == nil || len(rest) > 0 {
+				name := strings.Join(args, " ")
+				return UsageError{&UnknownCommandError{Name: name, Parent: c.Root().CommandPath(), Suggestions: c.Root().SuggestionsFor(name)}}
+			}
+			cmd.InitDefaultHelpFlag()
+			cmd.InitDefaultVersionFlag()
+			return cmd.Help()
+		},
+	}
 }
 
 // Execute runs root (set up by Prepare) on args. It returns the command
@@ -168,6 +215,14 @@ func checkGroup(root *cobra.Command, args []string) (*cobra.Command, error) {
 	case help:
 		return cmd, nil
 	case len(pos) == 0 && err == nil:
+		// an unknown flag is named, not hidden behind the usage
+		cmd.InitDefaultHelpFlag()
+		if perr := cmd.ParseFlags(rest); perr != nil {
+			return cmd, UsageError{perr}
+		}
+		if v := cmd.Flags().Lookup("version"); v != nil && v.Changed {
+			return cmd, nil // cobra prints the version
+		}
 		return cmd, UsageError{ErrNoCommand}
 	case len(pos) > 0:
 		if cmd.SuggestionsMinimumDistance <= 0 {
@@ -206,15 +261,32 @@ func positional(cmd *cobra.Command, args []string) (pos []string, help bool) {
 }
 
 // checkSingleDash refuses -name and -name=value where name is a long flag
-// of some command of root: pflag would read it as shorthand flags
-// (-config as -c onfig) and fail in a confusing way, or not at all.
+// of the command args name (its own or inherited), or an old flag of it
+// that LegacyFlag describes: pflag would read it as shorthand flags
+// (-config as -c onfig) and fail in a confusing way, or not at all. When
+// the command cannot be told, every long flag of root counts.
 func checkSingleDash(root *cobra.Command, args []string) error {
-	names := LongFlags(root)
+	cmd, _, err := root.Find(args)
+	known := func(name string) bool {
+		if err != nil || cmd == nil {
+			return slices.Contains(LongFlags(root), name)
+		}
+		return cmd.Flags().Lookup(name) != nil || cmd.InheritedFlags().Lookup(name) != nil
+	}
 	for _, a := range args {
 		if a == "--" {
 			return nil
 		}
-		if name, ok := singleDashName(a); ok && slices.Contains(names, name) {
+		name, ok := singleDashName(a)
+		if !ok {
+			continue
+		}
+		if cmd != nil {
+			if hint, ok := cmd.Annotations[legacyPrefix+name]; ok {
+				return &SingleDashError{Arg: a, Flag: name, Hint: hint}
+			}
+		}
+		if known(name) {
 			return &SingleDashError{Arg: a, Flag: name}
 		}
 	}

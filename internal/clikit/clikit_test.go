@@ -33,6 +33,7 @@ func testTree(ran *[]string) (*cobra.Command, *bytes.Buffer, *bytes.Buffer) {
 	sub := &cobra.Command{Use: "sub", Args: cobra.NoArgs, RunE: func(*cobra.Command, []string) error { *ran = append(*ran, "sub"); return nil }}
 	sub.Flags().String("out", "", "output")
 	_ = sub.MarkFlagRequired("out")
+	LegacyFlag(sub, "old", "renamed: use --out")
 	group.AddCommand(sub)
 	root.AddCommand(leaf, group)
 	var out, errOut bytes.Buffer
@@ -72,6 +73,25 @@ func TestExecuteClassifiesErrors(t *testing.T) {
 		{[]string{"group", "sub", "--out", "f"}, 0, "sub", nil},
 		{[]string{"group", "-h"}, 0, "", nil},
 		{[]string{"leaf", "--", "-json"}, 0, "leaf -json", nil},
+		// an unknown flag on a command that only groups is named
+		{[]string{"group", "--bogus"}, 2, "", func(err error) bool { return strings.Contains(err.Error(), "unknown flag: --bogus") }},
+		{[]string{"--bogus"}, 2, "", func(err error) bool { return strings.Contains(err.Error(), "unknown flag: --bogus") }},
+		{[]string{"--version"}, 0, "", nil},
+		{[]string{"help", "leaf"}, 0, "", nil},
+		{[]string{"help", "nope"}, 2, "", func(err error) bool {
+			var u *UnknownCommandError
+			return errors.As(err, &u) && u.Name == "nope"
+		}},
+		// a single-dash name counts only as a flag of the command it is given to
+		{[]string{"group", "sub", "-json"}, 2, "", func(err error) bool {
+			var sd *SingleDashError
+			return !errors.As(err, &sd) && IsUsage(err)
+		}},
+		// an old flag that was renamed says what it became
+		{[]string{"group", "sub", "--out", "f", "-old"}, 2, "", func(err error) bool {
+			var sd *SingleDashError
+			return errors.As(err, &sd) && sd.Error() == "-old: renamed: use --out"
+		}},
 	} {
 		var ran []string
 		root, _, errOut := testTree(&ran)
