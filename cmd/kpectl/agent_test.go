@@ -227,7 +227,7 @@ func TestAuthFailure(t *testing.T) {
 	}
 	out, _, code := runCLI(t, "", agentArgs(t, a, "--lang", "en", "auth", "--service", "askes", "--operator", "op-1", "--wait", "0s")...)
 	require.Equal(t, 1, code)
-	require.Contains(t, out, "FAILED (finger-last-try): One fingerprint try left.")
+	require.Contains(t, out, "FAILED (finger-last-try): One fingerprint try left on the card.")
 	require.Contains(t, out, "fingerprint tries left on the card: 1")
 	require.Contains(t, out, "--confirm-last-try")
 
