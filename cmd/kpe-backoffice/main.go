@@ -22,9 +22,7 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -36,16 +34,7 @@ import (
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	root := rootCommand(stdout, stderr)
-	clikit.Prepare(root, stdout, stderr)
-	cmd, err := clikit.Execute(ctx, root, args)
-	if err == nil || clikit.IsUsage(err) {
-		return clikit.Report(stderr, cmd, err)
-	}
-	fmt.Fprintln(stderr, "kpe-backoffice:", err)
-	return clikit.ExitFailure
+	return clikit.Main(rootCommand(stdout, stderr), args, stdout, stderr)
 }
 
 // serveOptions are serve's flags.

@@ -25,10 +25,8 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -47,16 +45,7 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	root := rootCommand(stdout, stderr)
-	clikit.Prepare(root, stdout, stderr)
-	cmd, err := clikit.Execute(ctx, root, args)
-	if err == nil || clikit.IsUsage(err) {
-		return clikit.Report(stderr, cmd, err)
-	}
-	fmt.Fprintln(stderr, "kpe-cardsim:", err)
-	return clikit.ExitFailure
+	return clikit.Main(rootCommand(stdout, stderr), args, stdout, stderr)
 }
 
 func rootCommand(stdout, stderr io.Writer) *cobra.Command {

@@ -127,15 +127,11 @@ func (c *cli) apdu(ctx context.Context, o apduOptions, args []string) error {
 	if err != nil {
 		return err
 	}
-	var tracer *apdu.Tracer
-	if o.trace != "" {
-		f, err := os.OpenFile(o.trace, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		tracer = &apdu.Tracer{W: f}
+	tracer, closeTrace, err := openTrace(o.trace)
+	if err != nil {
+		return err
 	}
+	defer closeTrace()
 	tr := pcsc.New(pcsc.Options{})
 	defer tr.Close()
 	name := o.reader
@@ -283,4 +279,17 @@ func spaced(b []byte) string {
 		fmt.Fprintf(&sb, "%02X", x)
 	}
 	return sb.String()
+}
+
+// openTrace opens the redacted APDU trace that --trace names (appended
+// to, mode 0600); no file, no tracer. The returned function closes it.
+func openTrace(path string) (*apdu.Tracer, func(), error) {
+	if path == "" {
+		return nil, func() {}, nil
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &apdu.Tracer{W: f}, func() { f.Close() }, nil
 }

@@ -73,15 +73,11 @@ func (c *cli) read(ctx context.Context, o readOptions) error {
 		}
 	}
 
-	var tracer *apdu.Tracer
-	if o.trace != "" {
-		f, err := os.OpenFile(o.trace, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		tracer = &apdu.Tracer{W: f}
+	tracer, closeTrace, err := openTrace(o.trace)
+	if err != nil {
+		return err
 	}
+	defer closeTrace()
 	log := slog.New(slog.DiscardHandler)
 	if o.logFile != "" {
 		f, err := os.OpenFile(o.logFile, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)

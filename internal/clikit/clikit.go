@@ -12,8 +12,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
 	"slices"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -362,4 +365,20 @@ func JSONRequested(cmd *cobra.Command, args []string) bool {
 		}
 	}
 	return false
+}
+
+// Main sets root up (Prepare), runs it on args with a context cancelled
+// by SIGINT and SIGTERM, reports a usage error, prints any other error as
+// "NAME: error" on errOut, and returns the exit code: what a binary with
+// no exit codes of its own does in main.
+func Main(root *cobra.Command, args []string, out, errOut io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	Prepare(root, out, errOut)
+	cmd, err := Execute(ctx, root, args)
+	if err == nil || IsUsage(err) {
+		return Report(errOut, cmd, err)
+	}
+	fmt.Fprintf(errOut, "%s: %v\n", root.Name(), err)
+	return ExitFailure
 }
