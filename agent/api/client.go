@@ -261,6 +261,14 @@ func (c *Client) Cancel(ctx context.Context, reader string) error {
 	return c.do(ctx, http.MethodPost, PathCancel, nil, CancelRequest{Reader: reader}, nil, true)
 }
 
+// AnswerPrompt answers the prompt a workflow waits on (an Event or
+// Reader of state StatePrompt): answer is AnswerContinue or
+// AnswerCancel. An *APIError with Status 404 says no such prompt waits
+// (already answered, timed out, or the workflow ended).
+func (c *Client) AnswerPrompt(ctx context.Context, reader, id, answer string) error {
+	return c.do(ctx, http.MethodPost, PathPrompt, nil, PromptRequest{Reader: reader, ID: id, Answer: answer}, nil, true)
+}
+
 // Queue is the outbox's and the uploader's state.
 func (c *Client) Queue(ctx context.Context) (QueueStatus, error) {
 	var q QueueStatus

@@ -21,9 +21,11 @@ import (
 // errors and events with the catalogue, as the daemon does (without
 // configured overrides).
 type localeBackend struct {
-	conf   i18n.Lang
-	got    []Locale
-	events chan Event
+	conf    i18n.Lang
+	got     []Locale
+	events  chan Event
+	answers []PromptRequest // prompt answers taken
+	waiting string          // the ID of the prompt that waits ("" none)
 }
 
 func (b *localeBackend) word(code string, loc Locale) string {
@@ -45,6 +47,14 @@ func (b *localeBackend) Authenticate(_ context.Context, req AuthRequest) (AuthRe
 	return AuthResult{}, errUnknownService
 }
 func (b *localeBackend) Cancel(string) bool { return false }
+func (b *localeBackend) AnswerPrompt(req PromptRequest) bool {
+	if b.waiting == "" || req.ID != b.waiting {
+		return false
+	}
+	b.waiting = ""
+	b.answers = append(b.answers, req)
+	return true
+}
 func (b *localeBackend) Queue() (QueueStatus, error) {
 	return QueueStatus{}, nil
 }

@@ -209,6 +209,8 @@ func TestOpenAPISchemas(t *testing.T) {
 		{"AuthRequest", AuthRequest{}, false},
 		{"AuthResult", AuthResult{}, true},
 		{"CancelRequest", CancelRequest{}, false},
+		{"Prompt", Prompt{}, true},
+		{"PromptRequest", PromptRequest{}, false},
 		{"Error", Error{}, true},
 		{"ErrorBody", ErrorBody{}, true},
 		{"Prefill", Prefill{}, true},
@@ -224,10 +226,13 @@ func TestOpenAPISchemas(t *testing.T) {
 	}
 	// the session states and event types of types.go
 	states := oaStrs(oaNode(schemas, "SessionState", "enum"))
-	for _, s := range []string{StateIdle, StateDetected, StateIdentified, StateAuthenticated, StateFingerprint, StateVerified, StateRecorded, StateRemoved, StateFailed} {
+	for _, s := range []string{StateIdle, StateDetected, StateIdentified, StateAuthenticated, StateFingerprint, StatePrompt, StateVerified, StateRecorded, StateRemoved, StateFailed} {
 		assert.Contains(t, states, s)
 	}
-	assert.Len(t, states, 9)
+	assert.Len(t, states, 10)
+	// the prompt kinds and answers of types.go
+	assert.Equal(t, []string{PromptLastTry}, oaStrs(oaNode(schemas, "Prompt", "properties", "kind", "enum")))
+	assert.Equal(t, []string{AnswerCancel, AnswerContinue}, oaStrs(oaNode(schemas, "PromptRequest", "properties", "answer", "enum")))
 	types := oaStrs(oaNode(schemas, "Event", "properties", "type", "enum"))
 	assert.Equal(t, []string{EventReader, EventSAM, EventService, EventSession, EventSync}, types)
 }

@@ -27,6 +27,10 @@ type Backend interface {
 	Prefill(reader string) (Prefill, error)
 	Authenticate(ctx context.Context, req AuthRequest) (AuthResult, error)
 	Cancel(reader string) bool
+	// AnswerPrompt gives the answer to the prompt req.ID waiting on
+	// req.Reader (any reader when ""); false when no such prompt waits.
+	// The answer is AnswerContinue or AnswerCancel.
+	AnswerPrompt(req PromptRequest) bool
 	Queue() (QueueStatus, error)
 	// Sync sends the outbox now; a failed attempt's error is worded for loc.
 	Sync(ctx context.Context, loc Locale) (SyncResult, error)
@@ -91,6 +95,7 @@ func NewHandler(b Backend, c ServerConfig) http.Handler {
 	mux.HandleFunc("GET "+PathPrefill, s.auth(s.withLocale(s.prefill)))
 	mux.HandleFunc("POST "+PathAuth, s.auth(s.authenticate))
 	mux.HandleFunc("POST "+PathCancel, s.auth(s.cancel))
+	mux.HandleFunc("POST "+PathPrompt, s.auth(s.prompt))
 	mux.HandleFunc("GET "+PathQueue, s.auth(s.withLocale(s.queue)))
 	mux.HandleFunc("POST "+PathSync, s.auth(s.withLocale(s.sync)))
 	mux.HandleFunc("GET "+PathEvents, s.auth(s.withLocale(s.events)))
@@ -352,6 +357,30 @@ func (s *server) cancel(w http.ResponseWriter, r *http.Request) {
 	}
 	if !s.b.Cancel(req.Reader) {
 		s.refuse(w, r, http.StatusNotFound, CodeNotFound, "no workflow runs")
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// prompt answers the prompt a workflow waits on: 204 when taken, 404
+// when no such prompt waits (a wrong ID, or one already answered or timed
+// out).
+func (s *server) prompt(w http.ResponseWriter, r *http.Request) {
+	var req PromptRequest
+	if err := decode(r, &req); err != nil {
+		s.refuse(w, r, http.StatusBadRequest, CodeBadRequest, err.Error())
+		return
+	}
+	switch {
+	case req.ID == "":
+		s.refuse(w, r, http.StatusBadRequest, CodeBadRequest, "id: the prompt's id is required")
+		return
+	case req.Answer != AnswerContinue && req.Answer != AnswerCancel:
+		s.refuse(w, r, http.StatusBadRequest, CodeBadRequest, fmt.Sprintf("answer %q: want %s or %s", req.Answer, AnswerContinue, AnswerCancel))
+		return
+	}
+	if !s.b.AnswerPrompt(req) {
+		s.refuse(w, r, http.StatusNotFound, CodeNotFound, "no such prompt waits")
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)

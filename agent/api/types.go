@@ -25,6 +25,7 @@ const (
 	PathPrefill = "/v1/card/askes-form" // GET  ?reader=NAME → Prefill (KPE and KPE Tambahan only)
 	PathAuth    = "/v1/auth"            // POST AuthRequest → AuthResult, or ErrorBody (409 while the reader is busy)
 	PathCancel  = "/v1/cancel"          // POST CancelRequest → 204, 404 when nothing runs
+	PathPrompt  = "/v1/prompt"          // POST PromptRequest → 204, 404 when no such prompt waits
 	PathQueue   = "/v1/queue"           // GET  QueueStatus
 	PathSync    = "/v1/sync"            // POST → SyncResult (send the outbox now)
 	PathEvents  = "/v1/events"          // GET  text/event-stream of Event (event: <type>, id: <seq>, data: JSON)
@@ -66,15 +67,20 @@ type Reader struct {
 	State       string `json:"state"`               // session state (State* constants)
 	Busy        bool   `json:"busy"`                // a workflow (authentication) runs
 	Error       *Error `json:"error,omitempty"`     // why the last step failed, or why the reader is unusable
+	// Prompt is the question the workflow waits on (state StatePrompt):
+	// answer it with PathPrompt.
+	Prompt *Prompt `json:"prompt,omitempty"`
 }
 
-// Session states, in order; StateFailed and StateIdle stand apart.
+// Session states, in order; StateFailed and StateIdle stand apart, and
+// StatePrompt comes only within a workflow that asked for prompts.
 const (
 	StateIdle          = "idle"          // no card
 	StateDetected      = "detected"      // a card is in the reader
 	StateIdentified    = "identified"    // KPE / KPE Tambahan / KTP-el / unknown
 	StateAuthenticated = "authenticated" // card and data authenticated
 	StateFingerprint   = "fingerprint"   // waiting for the holder's finger
+	StatePrompt        = "prompt"        // waiting for the answer to a Prompt (PathPrompt)
 	StateVerified      = "verified"      // fingerprint verified
 	StateRecorded      = "recorded"      // record committed, code issued
 	StateRemoved       = "removed"       // the card was taken out
@@ -91,6 +97,11 @@ type AuthRequest struct {
 	WaitSeconds int `json:"wait_seconds,omitempty"`
 	// ConfirmLastTry allows the card's last fingerprint try.
 	ConfirmLastTry bool `json:"confirm_last_try,omitempty"`
+	// Prompts lets the workflow ask within itself instead of failing:
+	// with one fingerprint try left (and no ConfirmLastTry) it publishes a
+	// Prompt and waits for its answer (PathPrompt) rather than failing
+	// with finger-last-try.
+	Prompts bool `json:"prompts,omitempty"`
 	// Lang is the messages' language: id or en (docs/i18n.md has the rule
 	// when it is not given).
 	Lang string `json:"lang,omitempty"`
@@ -127,6 +138,33 @@ type AuthResult struct {
 type CancelRequest struct {
 	Reader string `json:"reader,omitempty"`
 }
+
+// Prompt is a question a running workflow (started with Prompts) waits
+// on: in the session event of state StatePrompt and in Reader.Prompt.
+type Prompt struct {
+	ID   string `json:"id"`   // random, single use: name it in the PromptRequest
+	Kind string `json:"kind"` // what is asked (Prompt* kinds)
+}
+
+// Prompt kinds.
+const (
+	// PromptLastTry: the card has one fingerprint try left; continue uses
+	// it (as ConfirmLastTry would), cancel ends the workflow.
+	PromptLastTry = "last-try"
+)
+
+// PromptRequest answers the Prompt waiting on a reader.
+type PromptRequest struct {
+	Reader string `json:"reader,omitempty"` // the reader; empty: whichever holds the prompt ID
+	ID     string `json:"id"`
+	Answer string `json:"answer"` // AnswerContinue or AnswerCancel
+}
+
+// Answers to a Prompt.
+const (
+	AnswerContinue = "continue" // go on (PromptLastTry: use the last try)
+	AnswerCancel   = "cancel"   // end the workflow as PathCancel does (499 cancelled, nothing recorded)
+)
 
 // Error is a symbolic error: Code is stable for programs, Message is for
 // people (in the request's language), Retriable says whether trying again
@@ -221,4 +259,10 @@ type Event struct {
 	// language and for its audience.
 	MessageCode string `json:"message_code,omitempty"`
 	Message     string `json:"message,omitempty"`
+	// TriesLeft: the card's fingerprint tries left, when the workflow
+	// knows it (StatePrompt of a PromptLastTry, the fingerprint state
+	// after it).
+	TriesLeft int `json:"tries_left,omitempty"`
+	// Prompt is the question the workflow waits on (StatePrompt).
+	Prompt *Prompt `json:"prompt,omitempty"`
 }

@@ -780,6 +780,178 @@ func TestEndToEnd(t *testing.T) {
 		}, 10*time.Second, 50*time.Millisecond)
 	})
 
+	// The last fingerprint try answered inside the workflow (prompts):
+	// asked on the event stream and in GET /v1/readers, then continued,
+	// cancelled, left unanswered, or cut short by the card's removal.
+	// Without prompts the request still fails with finger-last-try.
+	t.Run("last-try-prompt", func(t *testing.T) {
+		r.cfg.Fingerprint.Timeout = 20 * time.Second
+		t.Cleanup(func() { r.cfg.Fingerprint.Timeout = 3 * time.Second })
+		r.insert(0, "kpe-budi.json")
+		r.waitReader(t, pcsctest.Slot0, func(rd api.Reader) bool { return rd.CardPresent && rd.State == api.StateAuthenticated })
+		plain := api.AuthRequest{Service: "askes", Operator: "clerk-01"}
+		withPrompts := plain
+		withPrompts.Prompts = true
+		type answer struct {
+			res    api.AuthResult
+			status int
+			err    api.Error
+		}
+		auth := func(req api.AuthRequest) <-chan answer {
+			got := make(chan answer, 1)
+			go func() {
+				var a answer
+				a.status, a.err = r.call("POST", api.PathAuth, req, &a.res)
+				got <- a
+			}()
+			return got
+		}
+		ended := func(got <-chan answer) answer {
+			t.Helper()
+			select {
+			case a := <-got:
+				return a
+			case <-time.After(30 * time.Second):
+				t.Fatal("the workflow did not end")
+			}
+			return answer{}
+		}
+		// an impostor's finger until the card has one try left
+		toLastTry := func() {
+			t.Helper()
+			require.NoError(t, r.lab.PlaceFinger(0, cardsim.FingerImpostor))
+			for want := 4; want >= 1; want-- {
+				status, e := r.call("POST", api.PathAuth, plain, nil)
+				require.Equal(t, http.StatusUnprocessableEntity, status, "%+v", e)
+				require.Equal(t, daemon.CodeFingerNoMatch, e.Code)
+				require.Equal(t, want, e.TriesLeft)
+			}
+			require.NoError(t, r.lab.PlaceFinger(0, cardsim.FingerGenuine))
+		}
+		recorded := func() int {
+			t.Helper()
+			var q api.QueueStatus
+			status, e := r.call("GET", api.PathQueue, nil, &q)
+			require.Equal(t, http.StatusOK, status, "%+v", e)
+			return q.Pending + q.Sending + q.Acknowledged
+		}
+		// nextSession is the reader's next session event whose state is in states
+		nextSession := func(evs <-chan api.Event, states ...string) api.Event {
+			t.Helper()
+			timeout := time.After(20 * time.Second)
+			for {
+				select {
+				case ev := <-evs:
+					if ev.Type == api.EventSession && ev.Reader == pcsctest.Slot0 && slices.Contains(states, ev.State) {
+						return ev
+					}
+				case <-timeout:
+					t.Fatalf("no session event %v", states)
+				}
+			}
+		}
+		answerPrompt := func(id, ans string) (int, api.Error) {
+			return r.call("POST", api.PathPrompt, api.PromptRequest{Reader: pcsctest.Slot0, ID: id, Answer: ans}, nil)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+
+		toLastTry()
+		// without prompts, as before: finger-last-try, and no try used
+		status, e := r.call("POST", api.PathAuth, plain, nil)
+		require.Equal(t, http.StatusConflict, status, "%+v", e)
+		assert.Equal(t, daemon.CodeFingerLastTry, e.Code)
+		assert.Equal(t, 1, e.TriesLeft)
+
+		// asked, then continued: the last try is used and the code issued
+		evs := r.events(ctx)
+		hctx, hcancel := context.WithCancel(ctx)
+		holder := r.events(hctx, "?lang=en&audience=holder")
+		before := recorded()
+		got := auth(withPrompts)
+		ev := nextSession(evs, api.StatePrompt)
+		require.NotNil(t, ev.Prompt)
+		assert.Regexp(t, `^[0-9a-f]{32}$`, ev.Prompt.ID)
+		assert.Equal(t, api.PromptLastTry, ev.Prompt.Kind)
+		assert.Equal(t, 1, ev.TriesLeft)
+		assert.Equal(t, "kpe", ev.CardKind)
+		assert.Equal(t, daemon.PromptConfirmLastTry, ev.MessageCode)
+		assert.Equal(t, "Tinggal satu kesempatan sidik jari pada kartu; jika gagal, verifikasi sidik jari kartu terblokir. Konfirmasikan untuk memakainya, atau batalkan.", ev.Message)
+		hev := nextSession(holder, api.StatePrompt)
+		hcancel()
+		assert.Equal(t, ev.Prompt, hev.Prompt)
+		assert.Equal(t, "Your card has one fingerprint try left. Touch Continue to try once more, or Cancel. If it fails again, your card's fingerprint check is blocked and you must visit the office that issued your card.", hev.Message)
+		var rs []api.Reader
+		r.call("GET", api.PathReaders, nil, &rs)
+		i := slices.IndexFunc(rs, func(rd api.Reader) bool { return rd.Name == pcsctest.Slot0 })
+		require.GreaterOrEqual(t, i, 0)
+		assert.Equal(t, api.StatePrompt, rs[i].State)
+		assert.True(t, rs[i].Busy)
+		assert.Equal(t, ev.Prompt, rs[i].Prompt)
+		status, e = answerPrompt("0123456789abcdef0123456789abcdef", api.AnswerContinue)
+		assert.Equal(t, http.StatusNotFound, status, "a wrong id")
+		assert.Equal(t, api.CodeNotFound, e.Code)
+		status, e = answerPrompt(ev.Prompt.ID, "maybe")
+		assert.Equal(t, http.StatusBadRequest, status)
+		assert.Equal(t, api.CodeBadRequest, e.Code)
+		status, e = answerPrompt(ev.Prompt.ID, api.AnswerContinue)
+		require.Equal(t, http.StatusNoContent, status, "%+v", e)
+		fp := nextSession(evs, api.StateFingerprint, api.StateFailed)
+		require.Equal(t, api.StateFingerprint, fp.State, "%+v", fp.Error)
+		assert.Equal(t, 1, fp.TriesLeft)
+		assert.Equal(t, daemon.PromptPlaceFinger, fp.MessageCode)
+		a := ended(got)
+		require.Equal(t, http.StatusOK, a.status, "%+v", a.err)
+		_, err := record.ParseCode(a.res.Code)
+		require.NoError(t, err, a.res.Code)
+		assert.Equal(t, a.res.Code, nextSession(evs, api.StateRecorded).Code)
+		assert.Equal(t, before+1, recorded())
+		status, e = answerPrompt(ev.Prompt.ID, api.AnswerContinue)
+		assert.Equal(t, http.StatusNotFound, status, "a prompt takes one answer")
+		assert.Equal(t, api.CodeNotFound, e.Code)
+
+		// asked, then cancelled: 499, nothing recorded, the last try kept
+		toLastTry()
+		before = recorded()
+		got = auth(withPrompts)
+		ev = nextSession(evs, api.StatePrompt)
+		status, e = answerPrompt(ev.Prompt.ID, api.AnswerCancel)
+		require.Equal(t, http.StatusNoContent, status, "%+v", e)
+		a = ended(got)
+		assert.Equal(t, 499, a.status)
+		assert.Equal(t, daemon.CodeCancelled, a.err.Code)
+		assert.Equal(t, before, recorded())
+		r.waitReader(t, pcsctest.Slot0, func(rd api.Reader) bool {
+			return !rd.Busy && rd.State == api.StateFailed && rd.Prompt == nil && rd.Error != nil && rd.Error.Code == daemon.CodeCancelled
+		})
+		status, e = r.call("POST", api.PathAuth, plain, nil)
+		require.Equal(t, http.StatusConflict, status, "%+v", e)
+		assert.Equal(t, daemon.CodeFingerLastTry, e.Code, "the cancelled prompt used no try")
+
+		// left unanswered: timeout after fingerprint.timeout
+		r.cfg.Fingerprint.Timeout = time.Second
+		got = auth(withPrompts)
+		ev = nextSession(evs, api.StatePrompt)
+		a = ended(got)
+		assert.Equal(t, http.StatusGatewayTimeout, a.status)
+		assert.Equal(t, daemon.CodeTimeout, a.err.Code)
+		status, _ = answerPrompt(ev.Prompt.ID, api.AnswerContinue)
+		assert.Equal(t, http.StatusNotFound, status, "a timed-out prompt answers nothing")
+		r.cfg.Fingerprint.Timeout = 20 * time.Second
+
+		// the card pulled while asked
+		got = auth(withPrompts)
+		ev = nextSession(evs, api.StatePrompt)
+		require.NoError(t, r.lab.Remove(0))
+		a = ended(got)
+		assert.Equal(t, http.StatusConflict, a.status)
+		assert.Equal(t, daemon.CodeCardRemoved, a.err.Code)
+		status, _ = answerPrompt(ev.Prompt.ID, api.AnswerContinue)
+		assert.Equal(t, http.StatusNotFound, status)
+		assert.Equal(t, before, recorded())
+		pcsctest.WaitCard(t, pcsctest.Slot0, false, 5*time.Second)
+	})
+
 	t.Run("missing-sam", func(t *testing.T) {
 		require.NoError(t, r.lab.Remove(1))
 		h := r.waitHealth(func(h api.Health) bool { return h.SAM != nil && !h.SAM.Present })
@@ -827,5 +999,5 @@ func TestEndToEnd(t *testing.T) {
 	r.stop()
 	st, err := r.ob.Stats()
 	require.NoError(t, err)
-	assert.Equal(t, 5, st.Pending+st.Sending+st.Acknowledged)
+	assert.Equal(t, 6, st.Pending+st.Sending+st.Acknowledged)
 }

@@ -100,8 +100,9 @@ var codes = map[string]codeInfo{
 // Prompts and outcomes that are not errors, with words in the catalogue
 // too (clerk.<code>, holder.<code>); events carry them as message_code.
 const (
-	PromptPlaceFinger = "place-finger"
-	OutcomeRecorded   = "recorded"
+	PromptPlaceFinger    = "place-finger"
+	PromptConfirmLastTry = "confirm-last-try" // one fingerprint try left: continue or cancel (api.PromptLastTry)
+	OutcomeRecorded      = "recorded"
 )
 
 // Failure is an error with its symbolic code; the daemon returns it for

@@ -298,7 +298,7 @@ func (d *Daemon) useCard(ctx context.Context, r *reader, s *cards.Session, req a
 			return fail(CodeKTPelNotSetUp, errors.New("no NIK hash key configured"))
 		}
 		r.setState(api.StateFingerprint, "", nil)
-		if err := d.verifyFinger(ctx, r, res, req.ConfirmLastTry || c.Fingerprint.ConfirmLastTry); err != nil {
+		if err := d.verifyFinger(ctx, r, res, req.ConfirmLastTry || c.Fingerprint.ConfirmLastTry, req.Prompts); err != nil {
 			return err
 		}
 		r.setState(api.StateVerified, "", nil)
@@ -347,12 +347,32 @@ func (d *Daemon) useCard(ctx context.Context, r *reader, s *cards.Session, req a
 
 // verifyFinger captures the holder's finger until the fingerprint timeout
 // and verifies it: on the card for a KPE (match-on-card), on the host for
-// a KTP-el (its templates never leave memory).
-func (d *Daemon) verifyFinger(ctx context.Context, r *reader, res *cards.Result, confirm bool) error {
+// a KTP-el (its templates never leave memory). With one try left on the
+// card and confirm false, a workflow with prompts asks whether to use it
+// (and captures again, once more within the timeout, when told to
+// continue); one without fails with finger-last-try.
+func (d *Daemon) verifyFinger(ctx context.Context, r *reader, res *cards.Result, confirm, prompts bool) error {
 	sn, err := d.sensorFor(r.name)
 	if err != nil {
 		return err
 	}
+	for {
+		err := d.captureAndMatch(ctx, sn, res, confirm)
+		var f *Failure
+		if !prompts || confirm || !errors.As(err, &f) || f.Code != CodeFingerLastTry {
+			return err
+		}
+		if err := d.confirmLastTry(ctx, r); err != nil {
+			return err
+		}
+		confirm = true
+		r.fingerprintAgain(1)
+	}
+}
+
+// captureAndMatch captures the finger until the fingerprint timeout and
+// matches it (matchFinger).
+func (d *Daemon) captureAndMatch(ctx context.Context, sn sensor.Sensor, res *cards.Result, confirm bool) error {
 	ctx, cancel := context.WithTimeout(ctx, d.cfg().Fingerprint.Timeout)
 	defer cancel()
 	for {

@@ -85,6 +85,13 @@ func TestOpenAPIErrorCodes(t *testing.T) {
 		}
 	}
 	assert.Greater(t, checked, 20)
+
+	// the events' message codes: the prompts and outcomes of errors.go
+	var msgCodes []string
+	for _, c := range oaLookup(doc, "components", "schemas", "Event", "properties", "message_code", "enum").([]any) {
+		msgCodes = append(msgCodes, c.(string))
+	}
+	assert.ElementsMatch(t, []string{PromptPlaceFinger, PromptConfirmLastTry, OutcomeRecorded}, msgCodes)
 }
 
 func oaLookup(m any, keys ...string) any {

@@ -45,6 +45,8 @@ type reader struct {
 	// card is pulled; a workflow still waiting for a card holds none
 	cardStop context.CancelCauseFunc
 	waiting  int // workflows waiting for a card
+	// prompt is the question the workflow waits on (state prompt)
+	prompt *waitingPrompt
 }
 
 func newReader(d *Daemon, name, role string) *reader {
@@ -410,6 +412,10 @@ func (r *reader) snapshot(loc api.Locale) api.Reader {
 	out := api.Reader{Name: r.name, Role: role, CardPresent: r.present, Kind: string(r.kind), State: r.state, Busy: r.busy}
 	if r.err != nil {
 		out.Error = r.d.apiError(r.err, loc)
+	}
+	if r.prompt != nil && r.state == api.StatePrompt {
+		p := r.prompt.Prompt
+		out.Prompt = &p
 	}
 	return out
 }

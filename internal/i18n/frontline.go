@@ -45,6 +45,7 @@ var frontline = table{
 	"clerk.forbidden-host":       {"Nama host permintaan tidak diizinkan.", "The request's Host is not allowed."},
 	"clerk.not-found":            {"Tidak ditemukan.", "Not found."},
 	"clerk.place-finger":         {"Minta pemegang kartu meletakkan jarinya pada sensor sidik jari.", "Ask the cardholder to place a finger on the fingerprint sensor."},
+	"clerk.confirm-last-try":     {"Tinggal satu kesempatan sidik jari pada kartu; jika gagal, verifikasi sidik jari kartu terblokir. Konfirmasikan untuk memakainya, atau batalkan.", "One fingerprint try left on the card; if it fails, the card's fingerprint check is blocked. Confirm to use it, or cancel."},
 	"clerk.recorded":             {"Autentikasi berhasil dan tercatat. Tuliskan kode autentikasi pada formulir.", "Authentication succeeded and is recorded. Write the authentication code on the form."},
 
 	// The card holder at a self-service kiosk: addressed as "Anda", told
@@ -87,5 +88,6 @@ var frontline = table{
 	"holder.forbidden-host":       {"Anjungan sedang tidak dapat melayani. Silakan hubungi petugas.", "The kiosk is out of service. Please ask a member of staff."},
 	"holder.not-found":            {"Terjadi kesalahan. Silakan mulai lagi.", "Something went wrong. Please start again."},
 	"holder.place-finger":         {"Letakkan jari Anda pada sensor sidik jari.", "Place your finger on the fingerprint sensor."},
+	"holder.confirm-last-try":     {"Tinggal satu kesempatan sidik jari pada kartu Anda. Sentuh Lanjutkan untuk mencoba sekali lagi, atau Batal. Jika gagal lagi, verifikasi sidik jari kartu Anda terblokir dan Anda harus datang ke kantor penerbit kartu Anda.", "Your card has one fingerprint try left. Touch Continue to try once more, or Cancel. If it fails again, your card's fingerprint check is blocked and you must visit the office that issued your card."},
 	"holder.recorded":             {"Autentikasi berhasil dan tercatat. Simpan kode autentikasi Anda.", "Authentication succeeded and is recorded. Keep your authentication code."},
 }
