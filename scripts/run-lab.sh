@@ -77,6 +77,8 @@ if ! (wait_for "kpe-agent" $agent sam_ready); then
   exit 1
 fi
 
+curl -fsS -o /dev/null "http://$AGENT/kiosk/" || { echo "the agent does not serve its kiosk page" >&2; exit 1; }
+
 say "ASKES authentication: the holder places a finger on the lab sensor"
 curl -fsS -X PUT -d '{"mode":"genuine"}' "http://$CONTROL/v1/slots/0/finger" >/dev/null
 answer=$(curl -sS -H "Authorization: Bearer $TOKEN" -X POST -d '{"service":"askes","operator":"demo-clerk","wait_seconds":30}' "http://$AGENT/v1/auth")
@@ -96,6 +98,7 @@ cat <<MSG
 
   Running: back office, card lab and agent. Ctrl-C stops them all.
   Token: $STATE/api-token   State: $STATE
+  Kiosk: http://$AGENT/kiosk/   (kiosk.enabled in configs/lab.yaml)
 
   Try:
     curl -s -H "Authorization: Bearer \$(cat $STATE/api-token)" http://$AGENT/v1/readers

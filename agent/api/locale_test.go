@@ -72,6 +72,10 @@ func (b *localeBackend) Localize(ev Event, loc Locale) Event {
 	return ev
 }
 func (b *localeBackend) Language() i18n.Lang { return b.conf }
+func (b *localeBackend) KioskView(string, string) (KioskView, error) {
+	return KioskView{}, errUnknownService
+}
+func (b *localeBackend) KioskPhoto(string, string) ([]byte, error) { return nil, errUnknownService }
 func (b *localeBackend) ErrorFor(err error, loc Locale) (int, Error) {
 	return http.StatusBadRequest, Error{Code: "unknown-service", Message: b.word("unknown-service", loc)}
 }

@@ -42,6 +42,15 @@ type Backend interface {
 	Language() i18n.Lang
 	// ErrorFor renders a Backend error: HTTP status and body.
 	ErrorFor(err error, loc Locale) (int, Error)
+	// KioskView is the self-service view of the card in reader, kept
+	// since a successful authentication with service kiosk of that card
+	// until its removal; credential is the requester's kiosk credential
+	// (KioskCredential): "" (scope full) reads any, another only the view
+	// its own authentication left.
+	KioskView(reader, credential string) (KioskView, error)
+	// KioskPhoto is that view's photo (JPEG), a copy the caller clears
+	// after use.
+	KioskPhoto(reader, credential string) ([]byte, error)
 }
 
 // ServerConfig configures the handler.
@@ -62,6 +71,25 @@ type ServerConfig struct {
 	Log     *slog.Logger
 	// Heartbeat is the keep-alive period of the event stream (default 15 s).
 	Heartbeat time.Duration
+	// Kiosk is the self-service kiosk (kiosk.*).
+	Kiosk KioskConfig
+
+	now func() time.Time // tests: the kiosk credentials' clock
+}
+
+// KioskConfig is the self-service kiosk's part of the API.
+type KioskConfig struct {
+	// Enabled serves the kiosk page (PathKiosk) and accepts the kiosk
+	// credential it hands out; off, the page is 404 and no kiosk cookie
+	// counts.
+	Enabled bool
+	// IdleTimeout and IdleWarning are the page's idle timeout and how
+	// long before it the page warns (kiosk.idle_timeout, kiosk.idle_warning).
+	IdleTimeout, IdleWarning time.Duration
+	// VerifyURL is the back office's verify page (kiosk.verify_url): the
+	// receipt's QR code (PathKioskQR) opens <VerifyURL>?code=<code>; ""
+	// makes PathKioskQR 404.
+	VerifyURL string
 }
 
 //go:embed openapi.yaml
@@ -84,6 +112,9 @@ func NewHandler(b Backend, c ServerConfig) http.Handler {
 	}
 	c.AllowedHosts = hosts
 	s := &server{b: b, c: c}
+	if c.Kiosk.Enabled {
+		s.kiosk = newKioskCredentials(c.now)
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, http.StatusNotFound, CodeNotFound, "")
@@ -106,12 +137,14 @@ func NewHandler(b Backend, c ServerConfig) http.Handler {
 	if c.Metrics != nil {
 		mux.Handle("GET "+PathMetrics, s.auth(c.Metrics.ServeHTTP))
 	}
-	return s.guard(mux)
+	s.routeKiosk(mux)
+	return s.guard(s.scope(mux))
 }
 
 type server struct {
-	b Backend
-	c ServerConfig
+	b     Backend
+	c     ServerConfig
+	kiosk *kioskCredentials // nil: the kiosk is off
 }
 
 // Codes of the API's own refusals.
@@ -121,6 +154,7 @@ const (
 	CodeForbiddenHost   = "forbidden-host"
 	CodeNotFound        = "not-found"
 	CodeBadRequest      = "bad-request"
+	CodeForbiddenScope  = "forbidden-scope" // the credential may not do this (scope.go)
 )
 
 // locale applies the language rule (i18n.Negotiate) to a request: its
@@ -135,6 +169,11 @@ func (s *server) locale(r *http.Request, bodyLang, bodyAudience string) (Locale,
 	}
 	q := r.URL.Query()
 	loc := Locale{Lang: i18n.Negotiate(q.Get("lang"), bodyLang, r.Header.Get("Accept-Language"), conf)}
+	if isKiosk(r) {
+		// the kiosk credential speaks to the card holder, whatever it asks
+		loc.Audience = i18n.Holder
+		return loc, nil
+	}
 	a := q.Get("audience")
 	if a == "" {
 		a = bodyAudience
@@ -186,7 +225,7 @@ func (s *server) guard(next http.Handler) http.Handler {
 			return
 		}
 		origin := r.Header.Get("Origin")
-		if origin != "" {
+		if origin != "" && !s.sameOrigin(r, origin) {
 			if !slices.Contains(s.c.AllowedOrigins, origin) {
 				s.c.Log.Warn("local API: request from a foreign Origin refused", "origin", origin, "path", r.URL.Path)
 				s.refuse(w, r, http.StatusForbidden, CodeForbiddenOrigin, "")
@@ -208,6 +247,17 @@ func (s *server) guard(next http.Handler) http.Handler {
 		r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 		next.ServeHTTP(w, r)
 	})
+}
+
+// sameOrigin says origin is the agent's own (the request's Host, checked
+// already): a page the agent served, such as the kiosk's, which browsers
+// send Origin with on POST.
+func (s *server) sameOrigin(r *http.Request, origin string) bool {
+	scheme := "http://"
+	if r.TLS != nil {
+		scheme = "https://"
+	}
+	return strings.EqualFold(origin, scheme+r.Host)
 }
 
 func (s *server) hostAllowed(host string) bool {
@@ -234,9 +284,11 @@ func (s *server) tokenOK(r *http.Request) bool {
 	return subtle.ConstantTimeCompare([]byte(strings.TrimSpace(tok)), s.c.Token) == 1
 }
 
+// auth lets through a request with the token, or with the kiosk
+// credential (scope has let it through to this path).
 func (s *server) auth(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if !s.tokenOK(r) {
+		if !s.tokenOK(r) && !isKiosk(r) {
 			s.refuse(w, r, http.StatusUnauthorized, CodeUnauthorized, "")
 			return
 		}
@@ -298,7 +350,7 @@ func (loc Locale) withAudience(a i18n.Audience) Locale {
 
 func (s *server) health(w http.ResponseWriter, r *http.Request, loc Locale) {
 	h := s.b.Health(loc)
-	if !s.tokenOK(r) {
+	if !s.tokenOK(r) && !isKiosk(r) {
 		// without the token: up or not, nothing more
 		writeJSON(w, http.StatusOK, map[string]string{"status": h.Status})
 		return
@@ -339,6 +391,13 @@ func (s *server) authenticate(w http.ResponseWriter, r *http.Request) {
 		// worded in the language the request asked for, body included
 		s.refuseIn(w, loc.withAudience(i18n.Clerk), http.StatusBadRequest, CodeBadRequest, err.Error())
 		return
+	}
+	if isKiosk(r) {
+		if req.Service != ServiceKiosk {
+			s.refuseIn(w, loc, http.StatusForbidden, CodeForbiddenScope, "service "+req.Service)
+			return
+		}
+		req.Operator = ServiceKiosk // the clerk is nobody: recorded as the kiosk
 	}
 	req.Lang, req.Audience = string(loc.Lang), string(loc.Audience)
 	res, err := s.b.Authenticate(r.Context(), req)

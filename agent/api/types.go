@@ -15,9 +15,11 @@ import (
 	"kpe-agent/internal/i18n"
 )
 
-// Paths of the local API. Every path but PathHealth needs the bearer token
-// (Authorization: Bearer <token>); PathHealth without a token answers only
-// {"status": ...}.
+// Paths of the local API. Every path but PathHealth, PathOpenAPI and
+// PathKiosk needs a credential: the bearer token (Authorization: Bearer
+// <token>, scope full), or on the few paths scope.go lets it call, the
+// kiosk page's credential (scope kiosk). PathHealth without one answers
+// only {"status": ...}.
 const (
 	PathHealth  = "/v1/health"          // GET  Health
 	PathReaders = "/v1/readers"         // GET  []Reader
@@ -31,7 +33,18 @@ const (
 	PathEvents  = "/v1/events"          // GET  text/event-stream of Event (event: <type>, id: <seq>, data: JSON)
 	PathMetrics = "/metrics"            // GET  Prometheus text format
 	PathOpenAPI = "/v1/openapi.yaml"    // GET  the OpenAPI document
+
+	// The self-service kiosk (kiosk.enabled): its page, which hands out
+	// the kiosk credential (scope.go), and the card holder's own view.
+	PathKiosk      = "/kiosk/"         // GET  the kiosk page (text/html) and a fresh kiosk credential (cookie KioskCookie)
+	PathKioskView  = "/v1/kiosk/view"  // GET  ?reader=NAME → KioskView, after a kiosk authentication of that card
+	PathKioskPhoto = "/v1/kiosk/photo" // GET  ?reader=NAME → the KPE's photo (image/jpeg), same condition
+	PathKioskQR    = "/v1/kiosk/qr"    // GET  ?code=CODE → PNG QR code of <kiosk.verify_url>?code=CODE
 )
+
+// ServiceKiosk is the service of a self-service kiosk session, the only
+// one the kiosk credential may run.
+const ServiceKiosk = "kiosk"
 
 // DefaultListen is the API's default address (loopback only).
 const DefaultListen = "127.0.0.1:7531"
@@ -265,4 +278,81 @@ type Event struct {
 	TriesLeft int `json:"tries_left,omitempty"`
 	// Prompt is the question the workflow waits on (StatePrompt).
 	Prompt *Prompt `json:"prompt,omitempty"`
+}
+
+// KioskView is the card holder's own data at the self-service kiosk
+// (PathKioskView): what the card carries, worded by nobody (field values
+// are the card's data; dates are YYYY-MM-DD). It exists only after a
+// successful authentication with service kiosk of the card in the reader,
+// and only until the card is removed. A KTP-el shows only Kind and
+// Verified (identity confirmation; no population data).
+type KioskView struct {
+	Kind     string `json:"kind"`     // kpe, kpe-tambahan, ktpel
+	Verified bool   `json:"verified"` // card and data proven genuine: "Data terverifikasi dari chip KPE"
+	// Identity, Employment, Family, Benefits: as the card holds them;
+	// each left out when the card holds none of it.
+	Identity   *KioskIdentity   `json:"identity,omitempty"`
+	Employment *KioskEmployment `json:"employment,omitempty"`
+	Family     []KioskMember    `json:"family,omitempty"`
+	Benefits   *KioskBenefits   `json:"benefits,omitempty"`
+	Tambahan   *KioskTambahan   `json:"tambahan,omitempty"` // a KPE Tambahan: the civil servant it belongs to
+	Photo      bool             `json:"photo,omitempty"`    // PathKioskPhoto has the card's photo
+}
+
+// KioskIdentity is who the holder is.
+type KioskIdentity struct {
+	Name       string `json:"name"`
+	NIP        string `json:"nip,omitempty"` // a KPE's holder (a KPE Tambahan's holder has none: Tambahan.NIP)
+	BirthPlace string `json:"birth_place,omitempty"`
+	BirthDate  string `json:"birth_date,omitempty"`
+	Gender     string `json:"gender,omitempty"` // L or P
+	Address    string `json:"address,omitempty"`
+}
+
+// KioskEmployment is the civil servant's employment (kepegawaian).
+type KioskEmployment struct {
+	Status        string          `json:"status,omitempty"` // CPNS, PNS, PENSIUN
+	Pangkat       string          `json:"pangkat,omitempty"`
+	GolonganRuang string          `json:"golongan_ruang,omitempty"`
+	TMTPangkat    string          `json:"tmt_pangkat,omitempty"`
+	Jabatan       string          `json:"jabatan,omitempty"`
+	TMTJabatan    string          `json:"tmt_jabatan,omitempty"`
+	ParentAgency  string          `json:"parent_agency,omitempty"`  // instansi induk
+	WorkingAgency string          `json:"working_agency,omitempty"` // instansi kerja
+	WorkUnits     []KioskWorkUnit `json:"work_units,omitempty"`     // unit kerja, echelon I to III in order
+	WorkLocation  string          `json:"work_location,omitempty"`
+}
+
+// KioskWorkUnit is one level of the work unit.
+type KioskWorkUnit struct {
+	Level int    `json:"level"`
+	Name  string `json:"name"`
+}
+
+// KioskMember is one family member on a KPE.
+type KioskMember struct {
+	Role      string `json:"role"`               // spouse or child
+	Relation  string `json:"relation,omitempty"` // as the card words it (Istri, Anak Kandung)
+	Name      string `json:"name"`
+	BirthDate string `json:"birth_date,omitempty"`
+	Dependant bool   `json:"dependant"`
+	Tambahan  bool   `json:"kpe_tambahan"` // the member has a KPE Tambahan
+}
+
+// KioskBenefits are the holder's facilities as the card holds them
+// (ASKES / BPJS Kesehatan, Taspen, Taperum); each omitted when the card
+// lacks it.
+type KioskBenefits struct {
+	BPJS          string `json:"askes_bpjs,omitempty"`
+	Taspen        string `json:"taspen,omitempty"`
+	Taperum       string `json:"taperum,omitempty"`
+	TaperumStatus string `json:"taperum_status,omitempty"`
+	Bank          string `json:"bank,omitempty"`
+	Account       string `json:"account_masked,omitempty"` // only the last four digits are on the card
+}
+
+// KioskTambahan links a KPE Tambahan to its civil servant.
+type KioskTambahan struct {
+	NIP      string `json:"nip"`      // the civil servant's NIP
+	Relation string `json:"relation"` // spouse or child
 }

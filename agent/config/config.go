@@ -19,6 +19,7 @@ type Config struct {
 	Outbox      Outbox      `mapstructure:"outbox"`
 	Sync        Sync        `mapstructure:"sync"`
 	API         API         `mapstructure:"api"`
+	Kiosk       Kiosk       `mapstructure:"kiosk"`
 	Log         Log         `mapstructure:"log"`
 	Messages    Messages    `mapstructure:"messages"`
 
@@ -102,6 +103,17 @@ type API struct {
 	TokenFile      string   `mapstructure:"token_file"`      // bearer token (secret file)
 	AllowedOrigins []string `mapstructure:"allowed_origins"` // browser origins allowed to call the API
 	AllowedHosts   []string `mapstructure:"allowed_hosts"`   // extra Host names besides loopback ones
+}
+
+// Kiosk is the self-service kiosk the agent serves at /kiosk/ (the
+// e-Kiosk page for card holders, same-origin with the local API).
+type Kiosk struct {
+	Enabled     bool          `mapstructure:"enabled"`      // serve /kiosk/ and accept its credential
+	IdleTimeout time.Duration `mapstructure:"idle_timeout"` // the page returns to its attract screen after this long untouched
+	IdleWarning time.Duration `mapstructure:"idle_warning"` // and warns this long before (less than idle_timeout)
+	// VerifyURL is the back office's verify page: the receipt's QR code
+	// opens <VerifyURL>?code=<code>; "" shows no QR code.
+	VerifyURL string `mapstructure:"verify_url"`
 }
 
 // Log configures logging.

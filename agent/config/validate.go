@@ -83,6 +83,7 @@ func (l *loader) validate(c *Config) {
 
 	l.checkSync(c)
 	l.checkAPI(&c.API)
+	l.checkKiosk(&c.Kiosk)
 
 	l.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 	l.between("log.max_size_mb", c.Log.MaxSize, 1, 1024)
@@ -278,6 +279,36 @@ func (l *loader) checkAPI(a *API) {
 			break
 		}
 	}
+}
+
+func (l *loader) checkKiosk(k *Kiosk) {
+	// each duration is checked above zero with the others
+	if k.IdleWarning > 0 && k.IdleTimeout > 0 && k.IdleWarning >= k.IdleTimeout {
+		l.invalid("kiosk.idle_warning", k.IdleWarning.String(), "is not shorter than kiosk.idle_timeout ("+k.IdleTimeout.String()+")",
+			"a warning shorter than the idle timeout, e.g. 10s with idle_timeout 60s")
+	}
+	if k.VerifyURL != "" {
+		if reason := checkVerifyURL(k.VerifyURL); reason != "" {
+			l.invalid("kiosk.verify_url", redactUserinfo(k.VerifyURL), reason,
+				"\"\" (no QR code) or the back office's verify page, http(s)://host[:port][/path] with no query or fragment, e.g. https://bo.example.go.id/")
+		}
+	}
+}
+
+// checkVerifyURL checks the back office's verify page: the kiosk's QR
+// code adds ?code=<code> to it, so it has no query or fragment.
+func checkVerifyURL(s string) string {
+	if reason := checkHTTPURL(s); reason != "" {
+		return reason
+	}
+	u, _ := url.Parse(s) // checkHTTPURL parsed it
+	switch {
+	case u.User != nil:
+		return "has user information"
+	case u.RawQuery != "" || u.ForceQuery || hasFragment(s):
+		return "has a query or fragment"
+	}
+	return ""
 }
 
 func isLoopback(host string) bool {

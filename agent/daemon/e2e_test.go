@@ -225,6 +225,7 @@ func newRig(t testing.TB) *rig {
 		Session:     config.Session{ReadTimeout: 15 * time.Second, SignTimeout: 10 * time.Second, MaxWait: time.Minute, ShutdownGrace: 5 * time.Second},
 		Services:    []string{"askes", "taspen", "bapertarum", "kiosk"},
 		Sync:        config.Sync{URL: bo.URL, Interval: time.Hour},
+		Kiosk:       config.Kiosk{Enabled: true, IdleTimeout: time.Minute, IdleWarning: 10 * time.Second, VerifyURL: kioskVerifyURL},
 	}
 	r.ob, err = outbox.Open(filepath.Join(t.TempDir(), "outbox.db"), outbox.Options{})
 	require.NoError(t, err)
@@ -246,7 +247,9 @@ func newRig(t testing.TB) *rig {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	srv := &http.Server{Handler: api.NewHandler(r.d, api.ServerConfig{Token: []byte(token), Port: ln.Addr().(*net.TCPAddr).Port,
-		AllowedOrigins: []string{"http://his.puskesmas.local"}, Heartbeat: 200 * time.Millisecond, Metrics: r.d.Metrics().Handler()})}
+		AllowedOrigins: []string{"http://his.puskesmas.local"}, Heartbeat: 200 * time.Millisecond, Metrics: r.d.Metrics().Handler(),
+		Kiosk: api.KioskConfig{Enabled: r.cfg.Kiosk.Enabled, IdleTimeout: r.cfg.Kiosk.IdleTimeout, IdleWarning: r.cfg.Kiosk.IdleWarning,
+			VerifyURL: r.cfg.Kiosk.VerifyURL}})}
 	go srv.Serve(ln)
 	r.base = "http://" + ln.Addr().String()
 	ctx, cancel := context.WithCancel(context.Background())

@@ -28,7 +28,7 @@ func (d *Daemon) readCard(ctx context.Context, r *reader, s *cards.Session) (*ca
 	var res *cards.Result
 	err := s.Do(ctx, func(ctx context.Context, card apdu.Card) error {
 		var err error
-		res, err = d.readLocked(ctx, r, card, nil, nil)
+		res, err = d.readLocked(ctx, r, card, nil, nil, false)
 		return err
 	})
 	if err != nil {
@@ -39,8 +39,9 @@ func (d *Daemon) readCard(ctx context.Context, r *reader, s *cards.Session) (*ca
 
 // readLocked is readCard inside the card's session goroutine; lease is
 // the SAM when the caller holds it already. *began, when not nil, is set
-// once the card's PC/SC transaction has begun.
-func (d *Daemon) readLocked(ctx context.Context, r *reader, card apdu.Card, lease *samLease, began *bool) (*cards.Result, error) {
+// once the card's PC/SC transaction has begun. photo reads a KPE's photo
+// too (the kiosk's self-service view shows it).
+func (d *Daemon) readLocked(ctx context.Context, r *reader, card apdu.Card, lease *samLease, began *bool, photo bool) (*cards.Result, error) {
 	if err := card.BeginTransaction(ctx); err != nil {
 		return nil, err
 	}
@@ -66,6 +67,7 @@ func (d *Daemon) readLocked(ctx context.Context, r *reader, card apdu.Card, leas
 		defer lease.release()
 	}
 	opts := d.o.Cards
+	opts.Photo = photo && kind == cards.KindKPE
 	res, err := cards.Read(ctx, card, lease.s, opts)
 	if errors.Is(err, sam.ErrNotActivated) && kind == cards.KindKTPel && len(d.o.KTPSecrets) == 2 {
 		d.log.Info("activating the SAM's KTP-el function")
@@ -88,9 +90,16 @@ func (d *Daemon) readLocked(ctx context.Context, r *reader, card apdu.Card, leas
 	return res, nil
 }
 
+// wipe zeroes what a read holds that is kept nowhere: KTP-el data, and a
+// KPE's photo that no self-service view took.
 func wipe(res *cards.Result) {
 	if res != nil && res.KTPel != nil {
 		res.KTPel.Wipe()
+	}
+	if res != nil && res.KPE != nil && res.KPE.Photo != nil {
+		// (a result kept for the card view has none: not written here)
+		clear(res.KPE.Photo)
+		res.KPE.Photo = nil
 	}
 }
 
@@ -282,13 +291,15 @@ type attempt struct {
 func (d *Daemon) useCard(ctx context.Context, r *reader, s *cards.Session, req api.AuthRequest, at *attempt) (api.AuthResult, error) {
 	c := d.cfg()
 	var out api.AuthResult
+	kiosk := req.Service == api.ServiceKiosk
+	credential := api.KioskCredential(ctx)
 	// DoWait: once the record is committed the caller must hear so, even
 	// when the card was pulled or the operator cancelled meanwhile.
 	err := s.DoWait(ctx, func(ctx context.Context, card apdu.Card) error {
 		// the SAM is leased for the read and again for the signature, not
 		// while the holder finds the sensor: other readers use it meanwhile
 		rctx, cancel := context.WithTimeout(ctx, c.Session.ReadTimeout)
-		res, err := d.readLocked(rctx, r, card, nil, &at.used)
+		res, err := d.readLocked(rctx, r, card, nil, &at.used, kiosk)
 		cancel()
 		if err != nil {
 			return err
@@ -332,6 +343,9 @@ func (d *Daemon) useCard(ctx context.Context, r *reader, s *cards.Session, req a
 		code, err := rec.Hash()
 		if err != nil {
 			return err
+		}
+		if kiosk {
+			r.keepSelfService(s, credential, res) // takes the photo: r.result keeps none
 		}
 		if res.KPE != nil {
 			r.mu.Lock()

@@ -29,6 +29,7 @@ func TestOpenAPIErrorCodes(t *testing.T) {
 		api.CodeUnauthorized:    http.StatusUnauthorized,
 		api.CodeForbiddenOrigin: http.StatusForbidden,
 		api.CodeForbiddenHost:   http.StatusForbidden,
+		api.CodeForbiddenScope:  http.StatusForbidden,
 		api.CodeNotFound:        http.StatusNotFound,
 		api.CodeBadRequest:      http.StatusBadRequest,
 	}

@@ -37,6 +37,7 @@ type reader struct {
 	state    string
 	err      *Failure
 	result   *cards.Result // the last identify read (KPE only; KTP-el data is never kept)
+	self     *selfService  // the last kiosk authentication's view of the card (selfservice.go)
 	ready    chan struct{} // closed when the inserted card's session is up (or failed)
 	stepStop context.CancelCauseFunc
 	busy     bool
@@ -235,6 +236,7 @@ func (r *reader) endCard(removed bool) {
 	r.sess, r.present, r.result = nil, false, nil
 	r.ready = make(chan struct{})
 	r.mu.Unlock()
+	r.wipeSelfService()
 	if s != nil {
 		s.Close()
 	}

@@ -289,7 +289,9 @@ func serve(ctx context.Context, store *config.Store, log *slog.Logger, level *sl
 	port := ln.Addr().(*net.TCPAddr).Port
 	h := api.NewHandler(d, api.ServerConfig{Token: sec.token, Port: port, AllowedOrigins: cfg.API.AllowedOrigins,
 		AllowedHosts: cfg.API.AllowedHosts, Log: log.With("part", "api"),
-		Metrics: metrics.Handler()})
+		Metrics: metrics.Handler(),
+		Kiosk: api.KioskConfig{Enabled: cfg.Kiosk.Enabled, IdleTimeout: cfg.Kiosk.IdleTimeout, IdleWarning: cfg.Kiosk.IdleWarning,
+			VerifyURL: cfg.Kiosk.VerifyURL}})
 	// Requests run under base, cancelled at shutdown so event streams end.
 	base, stopRequests := context.WithCancel(context.Background())
 	defer stopRequests()
@@ -315,6 +317,9 @@ func serve(ctx context.Context, store *config.Store, log *slog.Logger, level *sl
 	defer stopDaemon()
 	go func() { runDone <- d.Run(dctx) }()
 	log.Info("local API listening", "addr", ln.Addr().String())
+	if cfg.Kiosk.Enabled {
+		log.Info("kiosk page served", "url", "http://"+ln.Addr().String()+api.PathKiosk)
+	}
 	if ready != nil {
 		ready()
 	}
