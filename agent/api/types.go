@@ -30,6 +30,10 @@ const (
 	PathEvents  = "/v1/events"          // GET  text/event-stream of Event (event: <type>, id: <seq>, data: JSON)
 	PathMetrics = "/metrics"            // GET  Prometheus text format
 	PathOpenAPI = "/v1/openapi.yaml"    // GET  the OpenAPI document
+	// The JavaScript client (an ES module) and its TypeScript declarations;
+	// no token needed.
+	PathClientJS  = "/v1/client.js"   // GET  text/javascript
+	PathClientDTS = "/v1/client.d.ts" // GET  application/typescript
 )
 
 // DefaultListen is the API's default address (loopback only).
