@@ -1,7 +1,5 @@
 // Type check of the JavaScript client's declarations (docs/local-api.md,
-// "JavaScript client"): compiled, never run, with
-//   npx -y typescript@5.6.3 tsc --noEmit --strict --target es2022 --module es2022 \
-//     --moduleResolution bundler --lib es2022,dom agent/api/testdata/client-check.ts
+// "JavaScript client" has the command): compiled, never run.
 import { createClient, KpeClient, KpeError, type AuthResult, type KpeEvent, type Reader, type StreamStatus } from "../client.js";
 
 async function counter(token: string): Promise<string | undefined> {
