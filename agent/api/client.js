@@ -155,7 +155,11 @@ function sleep(ms, signal) {
   });
 }
 
-/** An exception of the caller's onEvent, carried out of the parser. */
+/**
+ * An error that ends the event stream for good (an exception of the
+ * caller's onEvent or onStatus among them), carried out of the parser and
+ * the loop unchanged.
+ */
 class HandlerFailure {
   /** @param {unknown} error */
   constructor(error) {
@@ -562,7 +566,9 @@ export class KpeClient {
     const min = o.retryMinMs ?? 500;
     const max = o.retryMaxMs ?? 5000;
     if (!(min > 0 && max >= min && Number.isFinite(max))) throw new TypeError("kpe-agent client: want 0 < retryMinMs <= retryMaxMs");
-    return this.#follow(o, min, max);
+    return this.#follow(o, min, max).catch((e) => {
+      throw e instanceof HandlerFailure ? e.error : e;
+    });
   }
 
   /**
@@ -577,7 +583,13 @@ export class KpeClient {
     let delay = base;
     let attempt = 0;
     /** @param {import("./client.js").StreamStatus} s */
-    const status = (s) => onStatus?.(s);
+    const status = (s) => {
+      try {
+        onStatus?.(s);
+      } catch (e) {
+        throw new HandlerFailure(e);
+      }
+    };
     for (;;) {
       if (signal?.aborted) break;
       attempt++;
@@ -611,10 +623,10 @@ export class KpeClient {
           status({ state: "closed", attempt, lastEventId: lastId, error: e });
           throw e;
         } else {
-          status({ state: "open", attempt, lastEventId: lastId });
+          const openedAfter = attempt;
           attempt = 0;
           delay = base;
-          /** @type {unknown} */
+          /** @type {{error: unknown} | undefined} what ends the stream for good */
           let fatal;
           const parser = new SSEParser(
             (msg) => {
@@ -650,6 +662,7 @@ export class KpeClient {
           const reader = res.body?.getReader();
           const dec = new TextDecoder();
           try {
+            status({ state: "open", attempt: openedAfter, lastEventId: lastId });
             if (!reader) throw new TypeError("no body");
             for (;;) {
               const { value, done } = await reader.read();
@@ -663,17 +676,17 @@ export class KpeClient {
             // a broken connection is retried; a garbled stream or a
             // failing onEvent is not
             if (signal?.aborted) fatal = undefined;
-            else if (e instanceof HandlerFailure) fatal = e.error;
-            else if (e instanceof KpeError) fatal = e;
-            else if (e instanceof RangeError) fatal = this.#own("bad-response", { status: 200, cause: e });
+            else if (e instanceof HandlerFailure) fatal = { error: e.error };
+            else if (e instanceof KpeError) fatal = { error: e };
+            else if (e instanceof RangeError) fatal = { error: this.#own("bad-response", { status: 200, cause: e }) };
           } finally {
             // never leave a reader (and its connection) behind
             reader?.cancel().catch(() => {});
           }
           if (signal?.aborted) break;
-          if (fatal !== undefined) {
-            status({ state: "closed", attempt, lastEventId: lastId, error: fatal instanceof KpeError ? fatal : undefined });
-            throw fatal;
+          if (fatal) {
+            status({ state: "closed", attempt, lastEventId: lastId, error: fatal.error instanceof KpeError ? fatal.error : undefined });
+            throw new HandlerFailure(fatal.error);
           }
           err = this.#own("network", { retriable: true, cause: new Error("the event stream ended") });
         }

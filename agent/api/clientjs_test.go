@@ -696,6 +696,30 @@ func TestClientJSEventsFailures(t *testing.T) {
 		assert.Equal(t, "the page's bug", f.Error.Message)
 		a.requests("")
 	})
+
+	t.Run("onStatus-throws", func(t *testing.T) {
+		b := b.For(t)
+		closed := make(chan struct{}, 1)
+		a.handle("GET "+PathEvents, func(w http.ResponseWriter, r *http.Request) {
+			sseHeaders(w)
+			<-r.Context().Done()
+			closed <- struct{}{}
+		})
+		b.Eval(`window.st = {done: null, error: null};
+			c.events({onEvent() {}, onStatus(s) { if (s.state === "open") throw new Error("light broken"); }})
+			 .then(() => { st.done = "resolved"; }, (e) => { st.done = "rejected"; st.error = err(e); }), true`, nil)
+		b.Wait(`st.done !== null`, 5*time.Second)
+		var f jsFollow
+		b.Eval(`({done: st.done, error: st.error})`, &f)
+		assert.Equal(t, "rejected", *f.Done)
+		assert.Equal(t, "light broken", f.Error.Message)
+		select {
+		case <-closed:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the stream's connection stayed open")
+		}
+		a.requests("")
+	})
 }
 
 // The client against the agent's real handler from a page on another
