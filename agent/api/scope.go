@@ -55,7 +55,7 @@ var kioskRoutes = map[string]bool{
 	"GET " + PathKioskView:  true,
 	"GET " + PathKioskPhoto: true,
 	"GET " + PathKioskQR:    true,
-	"GET /v1/client.js":     true, // the JavaScript client the kiosk page runs
+	"GET " + PathClientJS:   true, // the JavaScript client the kiosk page runs
 }
 
 // kioskMay says whether scope kiosk may make request r.

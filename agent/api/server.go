@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
 	_ "embed"
@@ -95,6 +96,47 @@ type KioskConfig struct {
 //go:embed openapi.yaml
 var openAPI []byte
 
+// The JavaScript client for frontline pages (client.js, an ES module kept
+// as it is served) and its TypeScript declarations.
+var (
+	//go:embed client.js
+	clientJSSource []byte
+	//go:embed client.d.ts
+	clientDTS []byte
+	clientJS  = withClientWords(clientJSSource)
+)
+
+// clientWordsMarker is where client.js holds the words of its own errors;
+// the agent serves it with the catalogue's words in their place.
+const clientWordsMarker = "/* kpe:words */ {}"
+
+// clientCodes are the codes of the JavaScript client's own errors: no
+// answer from the agent, and an answer that is not the API's. They never
+// travel on the wire.
+var clientCodes = []string{"network", "bad-response"}
+
+// withClientWords fills client.js's table of its own errors' words, by
+// language and audience, from the catalogue (clerk.network, holder.network,
+// ...), so that the client says nothing the catalogue does not hold.
+func withClientWords(src []byte) []byte {
+	words := map[i18n.Lang]map[i18n.Audience]map[string]string{}
+	for _, l := range i18n.Langs {
+		words[l] = map[i18n.Audience]map[string]string{}
+		for _, a := range []i18n.Audience{i18n.Clerk, i18n.Holder} {
+			words[l][a] = map[string]string{}
+			for _, code := range clientCodes {
+				words[l][a][code] = l.T(a.Key(code))
+			}
+		}
+	}
+	// json.Marshal escapes <, >, & and U+2028/U+2029: safe in a script
+	b, err := json.Marshal(words)
+	if err != nil {
+		return src // maps of strings always marshal
+	}
+	return bytes.Replace(src, []byte(clientWordsMarker), []byte("/* kpe:words */ "+string(b)), 1)
+}
+
 // NewHandler returns the local API's handler.
 func NewHandler(b Backend, c ServerConfig) http.Handler {
 	if c.Log == nil {
@@ -133,6 +175,16 @@ func NewHandler(b Backend, c ServerConfig) http.Handler {
 	mux.HandleFunc("GET "+PathOpenAPI, func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/yaml")
 		w.Write(openAPI)
+	})
+	// the JavaScript client: no token, so that a page can load it before it
+	// has one (the guard's Host and Origin checks still apply)
+	mux.HandleFunc("GET "+PathClientJS, func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
+		w.Write(clientJS)
+	})
+	mux.HandleFunc("GET "+PathClientDTS, func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/typescript; charset=utf-8")
+		w.Write(clientDTS)
 	})
 	if c.Metrics != nil {
 		mux.Handle("GET "+PathMetrics, s.auth(c.Metrics.ServeHTTP))

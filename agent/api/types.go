@@ -40,6 +40,11 @@ const (
 	PathKioskView  = "/v1/kiosk/view"  // GET  ?reader=NAME → KioskView, after a kiosk authentication of that card
 	PathKioskPhoto = "/v1/kiosk/photo" // GET  ?reader=NAME → the KPE's photo (image/jpeg), same condition
 	PathKioskQR    = "/v1/kiosk/qr"    // GET  ?code=CODE → PNG QR code of <kiosk.verify_url>?code=CODE
+
+	// The JavaScript client (an ES module) and its TypeScript declarations;
+	// no token needed.
+	PathClientJS  = "/v1/client.js"   // GET  text/javascript
+	PathClientDTS = "/v1/client.d.ts" // GET  application/typescript
 )
 
 // ServiceKiosk is the service of a self-service kiosk session, the only

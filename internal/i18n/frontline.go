@@ -48,6 +48,10 @@ var frontline = table{
 	"clerk.place-finger":         {"Minta pemegang kartu meletakkan jarinya pada sensor sidik jari.", "Ask the cardholder to place a finger on the fingerprint sensor."},
 	"clerk.confirm-last-try":     {"Tinggal satu kesempatan sidik jari pada kartu; jika gagal, verifikasi sidik jari kartu terblokir. Konfirmasikan untuk memakainya, atau batalkan.", "One fingerprint try left on the card; if it fails, the card's fingerprint check is blocked. Confirm to use it, or cancel."},
 	"clerk.recorded":             {"Autentikasi berhasil dan tercatat. Tuliskan kode autentikasi pada formulir.", "Authentication succeeded and is recorded. Write the authentication code on the form."},
+	// The JavaScript client's own errors (agent/api/client.js): no answer
+	// from the agent, and an answer that is not the API's.
+	"clerk.network":      {"Agen KPE di komputer ini tidak menjawab. Pastikan layanan kpe-agent berjalan, lalu ulangi.", "The KPE agent on this PC does not answer. Check that the kpe-agent service runs, then retry."},
+	"clerk.bad-response": {"Jawaban agen KPE tidak dapat dibaca. Hubungi teknisi.", "The KPE agent's answer cannot be read. Call a technician."},
 
 	// The card holder at a self-service kiosk: addressed as "Anda", told
 	// what to do themselves, and sent to staff for anything a technician
@@ -92,4 +96,6 @@ var frontline = table{
 	"holder.place-finger":         {"Letakkan jari Anda pada sensor sidik jari.", "Place your finger on the fingerprint sensor."},
 	"holder.confirm-last-try":     {"Tinggal satu kesempatan sidik jari pada kartu Anda. Sentuh Lanjutkan untuk mencoba sekali lagi, atau Batal. Jika gagal lagi, verifikasi sidik jari kartu Anda terblokir dan Anda harus datang ke kantor penerbit kartu Anda.", "Your card has one fingerprint try left. Touch Continue to try once more, or Cancel. If it fails again, your card's fingerprint check is blocked and you must visit the office that issued your card."},
 	"holder.recorded":             {"Autentikasi berhasil dan tercatat. Simpan kode autentikasi Anda.", "Authentication succeeded and is recorded. Keep your authentication code."},
+	"holder.network":              {"Anjungan sedang tidak dapat melayani. Silakan hubungi petugas.", "The kiosk is out of service. Please ask a member of staff."},
+	"holder.bad-response":         {"Anjungan sedang tidak dapat melayani. Silakan hubungi petugas.", "The kiosk is out of service. Please ask a member of staff."},
 }

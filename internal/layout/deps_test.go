@@ -11,7 +11,8 @@ import (
 // The shipped binaries (the .deb, the .rpm and the Windows zip hold
 // kpe-agent and kpectl; kpe-backoffice runs at the back office) must not
 // link the card lab: no kpe-agent/lab/... package among their
-// dependencies, on Linux or Windows. Tests may import the lab.
+// dependencies, on Linux or Windows. Tests may import the lab. Nor do they
+// link the browser-test harness (internal/browsertest, chromedp).
 func TestShippedBinariesDoNotLinkTheLab(t *testing.T) {
 	for _, goos := range []string{"linux", "windows"} {
 		for _, bin := range []string{"kpe-agent/cmd/kpe-agent", "kpe-agent/cmd/kpectl", "kpe-agent/cmd/kpe-backoffice"} {
@@ -19,6 +20,12 @@ func TestShippedBinariesDoNotLinkTheLab(t *testing.T) {
 				graph := deps(t, goos, bin)
 				for _, pkg := range labPackages(graph) {
 					t.Errorf("%s (GOOS=%s) links the card lab: %s", bin, goos, strings.Join(chain(graph, bin, pkg), " → "))
+				}
+				// nor the browser-test harness and the browser driver
+				for pkg := range graph {
+					if pkg == "kpe-agent/internal/browsertest" || strings.HasPrefix(pkg, "github.com/chromedp/") {
+						t.Errorf("%s (GOOS=%s) links browser-test support: %s", bin, goos, strings.Join(chain(graph, bin, pkg), " → "))
+					}
 				}
 			})
 		}
