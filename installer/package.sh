@@ -6,7 +6,9 @@
 #     their hidden `man` command)
 #   kpe-agent-windows-amd64.zip
 #     (kpe-agent.exe and kpectl.exe for windows/amd64 without cgo, agent.yaml
-#     with Windows paths, install.ps1, uninstall.ps1, README-windows.txt)
+#     with Windows paths, install.ps1, uninstall.ps1, README-windows.txt,
+#     and kpe-kiosk-edge.reg, the example Edge policies of a kiosk PC, which
+#     install.ps1 does not apply)
 # Environment: GO, NFPM (the nfpm command), PKG_DIR, KPE_AGENT_YAML (the
 # configuration to ship), PKG_VERSION (default: installer/version.sh),
 # PKG_MAINTAINER.
@@ -61,6 +63,7 @@ done
 
 $GO run installer/winzip.go -o "$PKG_DIR/kpe-agent-windows-amd64.zip" -config "$KPE_AGENT_YAML" \
   "$stage/windows-amd64/kpe-agent.exe" "$stage/windows-amd64/kpectl.exe" \
-  installer/windows/install.ps1 installer/windows/uninstall.ps1 installer/windows/README-windows.txt LICENSE
+  installer/windows/install.ps1 installer/windows/uninstall.ps1 installer/windows/README-windows.txt \
+  installer/windows/kpe-kiosk-edge.reg LICENSE
 rm -rf "$stage"
 ls -l "$PKG_DIR"/kpe-agent_*.deb "$PKG_DIR"/kpe-agent-*.rpm "$PKG_DIR/kpe-agent-windows-amd64.zip"
