@@ -12,6 +12,7 @@ package installer_test
 import (
 	"archive/zip"
 	"bytes"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -204,6 +205,10 @@ func checkRPM(t *testing.T, rpm string) {
 		"drwxr-x--- kpe-agent:kpe-agent /var/lib/kpe-agent\n",
 		"drwxr-x--- kpe-agent:kpe-agent /var/log/kpe-agent\n",
 		"-rw-r--r-- root:root /usr/share/licenses/kpe-agent/LICENSE\n",
+		"-rw-r--r-- root:root /usr/lib/systemd/user/kpe-kiosk.service\n",
+		"-rwxr-xr-x root:root /usr/libexec/kpe-agent/kpe-kiosk-browser\n",
+		"-rw-r--r-- root:root /usr/share/doc/kpe-agent/kiosk/kpe-kiosk.json\n",
+		"-rw-r--r-- root:root /usr/share/doc/kpe-agent/kiosk-id.md\n",
 	} {
 		if !strings.Contains(list, want) {
 			t.Errorf("the .rpm lacks %q; it holds:\n%s", want, list)
@@ -264,7 +269,8 @@ func checkZip(t *testing.T, zipFile string) {
 		files[f.Name] = f
 	}
 	want := []string{"kpe-agent/kpe-agent.exe", "kpe-agent/kpectl.exe", "kpe-agent/install.ps1",
-		"kpe-agent/uninstall.ps1", "kpe-agent/README-windows.txt", "kpe-agent/LICENSE", "kpe-agent/agent.yaml"}
+		"kpe-agent/uninstall.ps1", "kpe-agent/README-windows.txt", "kpe-agent/kpe-kiosk-edge.reg",
+		"kpe-agent/LICENSE", "kpe-agent/agent.yaml"}
 	if strings.Join(names, " ") != strings.Join(want, " ") {
 		t.Errorf("zip holds %q, want %q", names, want)
 	}
@@ -301,6 +307,11 @@ func checkZip(t *testing.T, zipFile string) {
 		t.Errorf("the Windows agent.yaml names a terminal (terminal.id and terminal.site must be empty until set):\n%s", conf)
 	}
 	checkInstallPS1(t, string(read("kpe-agent/install.ps1")))
+	// The kiosk's Edge policies: byte for byte (CRLF kept), and not
+	// applied by install.ps1.
+	if reg, err := os.ReadFile(kioskEdgeSrc); err != nil || !bytes.Equal(read("kpe-agent/kpe-kiosk-edge.reg"), reg) {
+		t.Errorf("kpe-kiosk-edge.reg in the zip differs from %s (%v)", kioskEdgeSrc, err)
+	}
 }
 
 // checkInstallPS1 checks the text of install.ps1 (PowerShell does not run
@@ -326,6 +337,11 @@ func checkInstallPS1(t *testing.T, ps string) {
 		}
 	}
 	code := regexp.MustCompile(`(?m)^\s*#.*$`).ReplaceAllString(ps, "")
+	for _, s := range []string{"kpe-kiosk-edge", `Policies\Microsoft\Edge`, "reg import", "regedit"} {
+		if strings.Contains(code, s) {
+			t.Errorf("install.ps1 mentions %q: the kiosk's Edge policies are an example it must not apply", s)
+		}
+	}
 	if n := strings.Count(code, "S-1-5-32-545"); n != 1 {
 		t.Errorf("install.ps1 grants Users (S-1-5-32-545) %d times, want once (read on agent.yaml)", n)
 	}
@@ -406,8 +422,35 @@ func checkDeb(t *testing.T, root, deb string) {
 		{path: "/usr/share/man/man1/kpectl.1.gz", mode: 0o644, owner: "root", grp: "root"},
 		{path: "/usr/share/man/man1/kpe-agent.1.gz", mode: 0o644, owner: "root", grp: "root"},
 		{path: "/usr/share/man/man1/kpectl-queue-salvage.1.gz", mode: 0o644, owner: "root", grp: "root"},
+		// The kiosk (docs/kiosk.md, "Running as a kiosk").
+		{path: "/usr/lib/systemd/user/kpe-kiosk.service", mode: 0o644, owner: "root", grp: "root",
+			sameContent: filepath.Join(root, "installer", kioskUnitSrc)},
+		{path: "/usr/libexec/kpe-agent", mode: 0o755, owner: "root", grp: "root", dir: true},
+		{path: kioskHelperPath, mode: 0o755, owner: "root", grp: "root",
+			sameContent: filepath.Join(root, "installer", kioskHelperSrc)},
+		{path: "/usr/share/doc/kpe-agent/kiosk/kpe-kiosk.json", mode: 0o644, owner: "root", grp: "root",
+			sameContent: filepath.Join(root, "installer", kioskPolicySrc)},
+		{path: "/usr/share/doc/kpe-agent/kiosk.md", mode: 0o644, owner: "root", grp: "root",
+			sameContent: filepath.Join(root, "docs/kiosk.md")},
+		{path: "/usr/share/doc/kpe-agent/kiosk-id.md", mode: 0o644, owner: "root", grp: "root",
+			sameContent: filepath.Join(root, "docs/kiosk-id.md")},
+		{path: "/usr/share/doc/kpe-agent/loket-id.md", mode: 0o644, owner: "root", grp: "root",
+			sameContent: filepath.Join(root, "docs/loket-id.md")},
 	} {
 		checkFile(t, w)
+	}
+	// The kiosk is enabled for no one and locks no browser down: the
+	// package puts nothing where Chromium, Chrome or systemd's global
+	// user units are configured.
+	for _, f := range strings.Split(run(t, "dpkg", "-L", pkg), "\n") {
+		for _, dir := range []string{"/etc/chromium", "/etc/opt/chrome", "/etc/systemd/user", "/etc/xdg/systemd"} {
+			if f == dir || strings.HasPrefix(f, dir+"/") {
+				t.Errorf("the package installs %s", f)
+			}
+		}
+	}
+	if _, err := os.Lstat("/etc/systemd/user/graphical-session.target.wants/kpe-kiosk.service"); !os.IsNotExist(err) {
+		t.Errorf("installing the package enabled kpe-kiosk for every account (%v)", err)
 	}
 
 	// The token: 64 hex digits, readable by the account.
@@ -452,11 +495,7 @@ func checkDeb(t *testing.T, root, deb string) {
 		t.Errorf("kpe-agent install with the package installed: %v\n%s", err, out)
 	}
 	t.Run("man", func(t *testing.T) { checkMan(t) })
-	if _, err := exec.LookPath("systemd-analyze"); err == nil {
-		run(t, "systemd-analyze", "verify", "/lib/systemd/system/kpe-agent.service")
-	} else {
-		t.Log("systemd-analyze is not here: the unit is not verified by systemd")
-	}
+	t.Run("systemd-analyze", func(t *testing.T) { checkUnitsVerify(t) })
 
 	t.Run("service", func(t *testing.T) { checkServiceStart(t, deb) })
 
@@ -483,7 +522,8 @@ func checkDeb(t *testing.T, root, deb string) {
 	// account stay.
 	run(t, "dpkg", "-r", pkg)
 	for _, p := range []string{"/usr/bin/kpe-agent", "/usr/bin/kpectl", "/lib/systemd/system/kpe-agent.service", "/usr/share/man/man1/kpectl.1.gz",
-		"/usr/share/polkit-1/rules.d/60-kpe-agent-pcscd.rules", "/etc/systemd/system/multi-user.target.wants/kpe-agent.service"} {
+		"/usr/share/polkit-1/rules.d/60-kpe-agent-pcscd.rules", "/etc/systemd/system/multi-user.target.wants/kpe-agent.service",
+		"/usr/lib/systemd/user/kpe-kiosk.service", kioskHelperPath, "/usr/libexec/kpe-agent", "/usr/share/doc/kpe-agent/kiosk/kpe-kiosk.json"} {
 		if _, err := os.Lstat(p); !os.IsNotExist(err) {
 			t.Errorf("%s is still there after dpkg -r (%v)", p, err)
 		}
@@ -513,6 +553,39 @@ func checkDeb(t *testing.T, root, deb string) {
 	if s := dpkgStatus(); s != "" && !strings.HasSuffix(s, "not-installed") {
 		t.Errorf("dpkg status after purge: %q", s)
 	}
+}
+
+// checkUnitsVerify has systemd-analyze verify the installed units: the
+// service, and the kiosk's user unit in a user manager's view (with a
+// runtime directory of its own: root has no user session here). Any
+// message fails, warnings too. Without systemd-analyze (an image without
+// systemd) the check is skipped loudly; where it exists it always runs.
+func checkUnitsVerify(t *testing.T) {
+	if _, err := exec.LookPath("systemd-analyze"); err != nil {
+		fmt.Fprintln(os.Stderr, "\n!!!!!!!! NOT RUN: systemd-analyze is not installed: the units are not verified by systemd !!!!!!!!")
+		t.Skip("NOT RUN: systemd-analyze is not installed (it comes with systemd): the units are not verified")
+	}
+	verify := func(user bool, unit string) {
+		t.Helper()
+		args := []string{"verify", unit}
+		env := os.Environ()
+		if user {
+			runtime := t.TempDir()
+			if err := os.Chmod(runtime, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			args = append([]string{"--user"}, args...)
+			env = append(env, "XDG_RUNTIME_DIR="+runtime)
+		}
+		cmd := exec.Command("systemd-analyze", args...)
+		cmd.Env = env
+		out, err := cmd.CombinedOutput()
+		if err != nil || len(bytes.TrimSpace(out)) != 0 {
+			t.Errorf("systemd-analyze %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	verify(false, "/lib/systemd/system/kpe-agent.service")
+	verify(true, "/usr/lib/systemd/user/kpe-kiosk.service")
 }
 
 // manInclude is the dpkg option that installs the package's man pages
