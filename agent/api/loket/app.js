@@ -64,6 +64,8 @@ let prompt = null;
 let stream = null;
 /** The QR code's object URL, revoked when the form is cleared. */
 let qrURL = "";
+/** The terminal's ID, for the printed form. */
+let terminalID = "";
 /** The last list of today's codes, to word it again on a language switch. */
 let codes = null;
 let loggedOut = false;
@@ -299,6 +301,7 @@ async function showForm(p, res) {
   $("form-code").textContent = res.code;
   $("form-time").textContent = String(res.time).slice(0, 19).replace("T", " ");
   $("form-operator").textContent = operator;
+  $("form-terminal").textContent = terminalID;
   $("form").hidden = false;
   if (body.dataset.qr === "true") {
     try {
@@ -412,8 +415,8 @@ async function loadHealth() {
   try {
     const h = await agent.health();
     if (h.terminal) {
+      terminalID = h.terminal;
       $("terminal").textContent = `${t("terminal")} ${h.terminal}`;
-      $("form-terminal").textContent = h.terminal;
     }
   } catch {
     // the light says the agent is away
