@@ -126,6 +126,7 @@ func TestLoketEndToEnd(t *testing.T) {
 		assert.Contains(t, field("nama"), "Budi Santoso")
 		assert.Equal(t, "197208172000031002", field("nip"))
 		assert.Equal(t, "Yogyakarta", field("tempat_lahir"))
+		assert.Equal(t, "1972-08-17", field("tanggal_lahir"), "the API's date form")
 		assert.Equal(t, "0001234567890", field("no_askes_bpjs"))
 		assert.Equal(t, "IV/c", field("golongan_ruang"))
 		var shown []string
@@ -134,6 +135,7 @@ func TestLoketEndToEnd(t *testing.T) {
 		assert.Equal(t, i18n.English.T("loket.form.verified"), b.Text("#form-verified"))
 		assert.Equal(t, code, b.Text("#form-code"))
 		assert.Equal(t, "clerk-07", b.Text("#form-operator"))
+		assert.Regexp(t, `^20[0-9]{2}-[01][0-9]-[0-3][0-9] [0-2][0-9]:[0-5][0-9]:[0-5][0-9]$`, b.Text("#form-time"))
 		assert.Equal(t, terminal, b.Text("#form-terminal"))
 		var qr string
 		b.Eval(`document.getElementById("form-qr").src`, &qr)

@@ -283,6 +283,14 @@ function clearForm() {
   qrURL = "";
 }
 
+/** A time of the API as this PC's local time (the terminal's), YYYY-MM-DD HH:MM:SS. */
+function localTime(iso) {
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return String(iso);
+  const p = (n) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+}
+
 /** The form filled from the card, with the code (and its QR code) to print. */
 async function showForm(p, res) {
   if (!p) {
@@ -299,7 +307,7 @@ async function showForm(p, res) {
   verified.textContent = t(verified.dataset.t);
   verified.dataset.kind = p.data_verified ? "ok" : "error";
   $("form-code").textContent = res.code;
-  $("form-time").textContent = String(res.time).slice(0, 19).replace("T", " ");
+  $("form-time").textContent = localTime(res.time);
   $("form-operator").textContent = operator;
   $("form-terminal").textContent = terminalID;
   $("form").hidden = false;
