@@ -210,6 +210,55 @@ func TestLoketEndToEnd(t *testing.T) {
 		assert.True(t, v.Valid)
 	})
 
+	// The card brought to one fingerprint try left by an impostor: the
+	// screen asks the clerk within the workflow, the clerk uses the last
+	// try, and the genuine finger gets the code. Taspen: no ASKES form.
+	t.Run("last-try-prompt", func(t *testing.T) {
+		b := b.For(t)
+		r.cfg.Fingerprint.Timeout = 20 * time.Second
+		t.Cleanup(func() { r.cfg.Fingerprint.Timeout = 3 * time.Second })
+		r.present(t, "kpe-budi.json")
+		require.NoError(t, r.lab.PlaceFinger(0, cardsim.FingerImpostor))
+		for want := 4; want >= 1; want-- {
+			status, e := r.call("POST", api.PathAuth, api.AuthRequest{Service: "taspen", Operator: "his-02"}, nil)
+			require.Equal(t, http.StatusUnprocessableEntity, status, "%+v", e)
+			require.Equal(t, want, e.TriesLeft)
+		}
+		require.NoError(t, r.lab.PlaceFinger(0, cardsim.FingerGenuine))
+		b.Click(`input[name="service"][value="taspen"]`)
+		b.Click("#start")
+		b.Wait(`!document.getElementById("prompt").hidden`, 20*time.Second)
+		assert.Equal(t, i18n.English.T("clerk.confirm-last-try"), b.Text("#prompt-text"))
+		b.Click("#prompt-continue")
+		b.Wait(`/^[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{3}[0-9A-Z*~$=]$/.test(document.getElementById("code").textContent)`, 30*time.Second)
+		assert.NotEqual(t, code, b.Text("#code"))
+		var hidden [2]bool
+		b.Eval(`[document.getElementById("prompt").hidden, document.getElementById("form").hidden]`, &hidden)
+		assert.Equal(t, [2]bool{true, true}, hidden, "the prompt answered; no ASKES form for Taspen")
+		last, err := r.ob.Last()
+		require.NoError(t, err)
+		assert.Equal(t, "taspen", last.Service)
+		r.pull(t)
+	})
+
+	t.Run("cancel", func(t *testing.T) {
+		b := b.For(t)
+		r.cfg.Fingerprint.Timeout = 20 * time.Second
+		t.Cleanup(func() { r.cfg.Fingerprint.Timeout = 3 * time.Second })
+		r.present(t, "kpe-budi.json")
+		require.NoError(t, r.lab.PlaceFinger(0, ""))
+		b.Click("#start")
+		b.Wait(`[...document.querySelectorAll("#progress li")].some((li) => li.dataset.state === "fingerprint")`, 10*time.Second)
+		b.Click("#cancel")
+		b.Wait(`document.getElementById("message").textContent.endsWith("(cancelled)")`, 10*time.Second)
+		assert.Equal(t, "", b.Text("#code"))
+		r.waitReader(t, pcsctest.Slot0, func(rd api.Reader) bool { return !rd.Busy })
+		var start bool
+		b.Eval(`document.getElementById("start").disabled`, &start)
+		assert.False(t, start, "ready for the next one")
+		r.pull(t)
+	})
+
 	t.Run("link-used", func(t *testing.T) {
 		b := b.For(t)
 		b.Navigate(link)
