@@ -106,6 +106,7 @@ cat <<MSG
     curl -sN -H "Authorization: Bearer \$(cat $STATE/api-token)" http://$AGENT/v1/events
     bin/kpectl status --agent http://$AGENT --token-file $STATE/api-token
     bin/kpectl auth --service taspen --operator demo-clerk --agent http://$AGENT --token-file $STATE/api-token
+    bin/kpectl loket --open --agent http://$AGENT --token-file $STATE/api-token   (the counter screen)
     bin/kpectl readers
     open http://$BO_STAFF/?code=$code   (the back office's verify page)
     curl -s -X POST -d '{"card":"$LAB/cards/kpe-clone.json"}' http://$CONTROL/v1/slots/0/swap

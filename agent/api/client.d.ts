@@ -82,7 +82,7 @@ export interface ClientOptions {
   baseUrl?: string;
   /** The API token (sent as a bearer token). Never store it in localStorage. */
   token?: string;
-  /** "same-origin": the kiosk page's cookie instead of a token. */
+  /** "same-origin": the cookie of the agent's own page (the kiosk, the counter screen) instead of a token. */
   credentials?: "same-origin" | "omit";
   /** Sent with every call; default: the agent's rule (Accept-Language, then the terminal's language). */
   lang?: Lang;
@@ -275,6 +275,25 @@ export interface KioskView {
   photo?: boolean;
 }
 
+/** GET /v1/codes/today: one of this terminal's records of today. */
+export interface TodayCode {
+  code: string;
+  service: string;
+  /** the record's time, with the terminal's UTC offset */
+  time: string;
+  /** queued: on the terminal; synced: the back office has it; rejected: the back office refused it */
+  state: "queued" | "synced" | "rejected";
+}
+
+/** GET /v1/codes/today: this terminal's records of today, newest first; no personal data. */
+export interface TodayCodes {
+  /** today in the terminal's time zone, YYYY-MM-DD */
+  date: string;
+  codes: TodayCode[];
+  /** there may be more than the 1000 listed */
+  truncated: boolean;
+}
+
 export interface SyncStatus {
   enabled: boolean;
   url?: string;
@@ -373,6 +392,8 @@ export class KpeClient {
   answerPrompt(reader: string, id: string, answer: "continue" | "cancel", o?: CallOptions): Promise<boolean>;
   queue(o?: CallOptions): Promise<QueueStatus>;
   sync(o?: CallOptions): Promise<SyncResult>;
+  /** The bearer token or the counter screen's credential. */
+  codesToday(o?: CallOptions): Promise<TodayCodes>;
   kioskView(reader: string, o?: CallOptions): Promise<KioskView>;
   /** image/jpeg */
   kioskPhoto(reader: string, o?: CallOptions): Promise<Blob>;

@@ -285,6 +285,22 @@ func (c *Client) Sync(ctx context.Context) (SyncResult, error) {
 	return r, err
 }
 
+// LoketLogin asks for a one-time login link to the counter screen (the
+// token only). An *APIError with Status 404 says the counter screen is
+// off (loket.enabled).
+func (c *Client) LoketLogin(ctx context.Context) (LoketLogin, error) {
+	var l LoketLogin
+	err := c.do(ctx, http.MethodPost, PathLoketLogin, nil, nil, &l, true)
+	return l, err
+}
+
+// CodesToday lists this terminal's codes of today, newest first.
+func (c *Client) CodesToday(ctx context.Context) (TodayCodes, error) {
+	var t TodayCodes
+	err := c.do(ctx, http.MethodGet, PathCodesToday, nil, nil, &t, true)
+	return t, err
+}
+
 // OpenEvents connects to the event stream; it returns once the agent has
 // answered, so that no event after that moment is missed. Close the
 // stream when done; cancelling ctx ends it too.

@@ -279,10 +279,10 @@ export class KpeClient {
     if (this.#token && !/^[\x21-\x7e]+$/.test(this.#token)) throw new TypeError("kpe-agent client: the token holds characters a token cannot have");
     const cred = oneOf(options.credentials, ["same-origin", "omit"], "credentials");
     if (this.#token && cred === "same-origin") {
-      throw new TypeError("kpe-agent client: give a token or credentials: \"same-origin\" (the kiosk), not both");
+      throw new TypeError("kpe-agent client: give a token or credentials: \"same-origin\" (the agent's own pages), not both");
     }
-    // a bearer token needs no cookie, and a kiosk page sends its cookie
-    // to its own origin only
+    // a bearer token needs no cookie, and the agent's own pages (the kiosk,
+    // the counter screen) send their cookie to their own origin only
     this.#credentials = cred === "same-origin" ? "same-origin" : "omit";
     this.#lang = oneOf(options.lang, LANGS, "lang");
     this.#audience = oneOf(options.audience, AUDIENCES, "audience");
@@ -517,6 +517,15 @@ export class KpeClient {
   /** Sends the queue now (up to 2 minutes; only `signal` bounds it). @param {{signal?: AbortSignal}} [o] */
   sync(o = {}) {
     return this.#call("POST", "/v1/sync", { signal: o.signal, bounded: false });
+  }
+
+  /**
+   * This terminal's codes of today (code, service, time, state), newest
+   * first: no personal data.
+   * @param {{signal?: AbortSignal}} [o]
+   */
+  codesToday(o = {}) {
+    return this.#call("GET", "/v1/codes/today", { signal: o.signal });
   }
 
   /**

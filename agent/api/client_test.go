@@ -78,6 +78,10 @@ func TestClientCalls(t *testing.T) {
 			ctWriteJSON(w, 200, QueueStatus{Pending: 3, Used: 0.25, Sync: SyncStatus{Enabled: true, URL: "https://bo"}})
 		case "POST " + PathSync:
 			ctWriteJSON(w, 200, SyncResult{Sent: 3, Accepted: 3})
+		case "POST " + PathLoketLogin:
+			ctWriteJSON(w, 200, LoketLogin{URL: "http://127.0.0.1:7531/loket/?login=" + strings.Repeat("ab", 32), ExpiresSeconds: 60})
+		case "GET " + PathCodesToday:
+			ctWriteJSON(w, 200, TodayCodes{Date: "2026-03-02", Codes: []TodayCode{{Code: "ABCD-EFGH-JKLM-NPQR", Service: "askes", State: CodeSynced}}})
 		default:
 			http.NotFound(w, r)
 		}
@@ -117,6 +121,16 @@ func TestClientCalls(t *testing.T) {
 	sr, err := c.Sync(ctx)
 	require.NoError(t, err)
 	require.Equal(t, 3, sr.Accepted)
+
+	l, err := c.LoketLogin(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 60, l.ExpiresSeconds)
+	require.Equal(t, "http://127.0.0.1:7531/loket/?login="+strings.Repeat("ab", 32), l.URL)
+
+	tc, err := c.CodesToday(ctx)
+	require.NoError(t, err)
+	require.Equal(t, "2026-03-02", tc.Date)
+	require.Equal(t, CodeSynced, tc.Codes[0].State)
 }
 
 func TestClientErrors(t *testing.T) {

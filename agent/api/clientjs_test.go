@@ -240,6 +240,7 @@ func TestClientJSCalls(t *testing.T) {
 		a.handle("GET "+PathPrefill, fixedAnswer(200, Prefill{CardKind: "kpe", Name: "Budi", Verified: true}))
 		a.handle("GET "+PathQueue, fixedAnswer(200, QueueStatus{Pending: 3}))
 		a.handle("POST "+PathSync, fixedAnswer(200, SyncResult{Sent: 3, Accepted: 3}))
+		a.handle("GET "+PathCodesToday, fixedAnswer(200, TodayCodes{Date: "2026-03-02", Codes: []TodayCode{{Code: "7K3M-Q0ZD-9XH2-WB4*", Service: "askes", State: CodeSynced}}}))
 		a.handle("GET /v1/kiosk/view", fixedAnswer(200, map[string]any{"kind": "kpe", "verified": true, "photo": true}))
 		a.handle("GET /v1/kiosk/photo", func(w http.ResponseWriter, _ *http.Request) {
 			w.Header().Set("Content-Type", "image/jpeg")
@@ -252,7 +253,7 @@ func TestClientJSCalls(t *testing.T) {
 		var got map[string]any
 		b.Eval(`(async () => ({
 			health: await c.health(), readers: await c.readers(), card: await c.card("R 0"), prefill: await c.prefill(),
-			queue: await c.queue(), sync: await c.sync(), view: await c.kioskView("R 0"),
+			queue: await c.queue(), sync: await c.sync(), codes: await c.codesToday(), view: await c.kioskView("R 0"),
 			photo: await c.kioskPhoto("R 0").then(async (b) => b.type + " " + b.size),
 			qr: await c.kioskQR("7K3M-Q0ZD-9XH2-WB4*").then(async (b) => b.type + " " + b.size),
 		}))()`, &got)
@@ -262,12 +263,13 @@ func TestClientJSCalls(t *testing.T) {
 		assert.Equal(t, true, got["prefill"].(map[string]any)["data_verified"])
 		assert.EqualValues(t, 3, got["queue"].(map[string]any)["pending"])
 		assert.EqualValues(t, 3, got["sync"].(map[string]any)["accepted"])
+		assert.Equal(t, "synced", got["codes"].(map[string]any)["codes"].([]any)[0].(map[string]any)["state"])
 		assert.Equal(t, true, got["view"].(map[string]any)["verified"])
 		assert.Equal(t, "image/jpeg 4", got["photo"])
 		assert.Equal(t, "image/png 4", got["qr"])
 
 		for path, query := range map[string]string{
-			PathHealth: "lang=en&audience=holder", PathCard: "reader=R+0&lang=en&audience=holder", PathPrefill: "lang=en&audience=holder",
+			PathHealth: "lang=en&audience=holder", PathCard: "reader=R+0&lang=en&audience=holder", PathPrefill: "lang=en&audience=holder", PathCodesToday: "lang=en&audience=holder",
 			"/v1/kiosk/view": "reader=R+0&lang=en&audience=holder", "/v1/kiosk/qr": "code=7K3M-Q0ZD-9XH2-WB4*&lang=en&audience=holder",
 		} {
 			a.mu.Lock()

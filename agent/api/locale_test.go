@@ -76,6 +76,7 @@ func (b *localeBackend) KioskView(string, string) (KioskView, error) {
 	return KioskView{}, errUnknownService
 }
 func (b *localeBackend) KioskPhoto(string, string) ([]byte, error) { return nil, errUnknownService }
+func (b *localeBackend) CodesToday() (TodayCodes, error)           { return TodayCodes{}, errUnknownService }
 func (b *localeBackend) ErrorFor(err error, loc Locale) (int, Error) {
 	return http.StatusBadRequest, Error{Code: "unknown-service", Message: b.word("unknown-service", loc)}
 }

@@ -107,7 +107,7 @@ func TestOpenAPIPaths(t *testing.T) {
 		for method, op := range item.(map[string]any) {
 			responses, ok := oaNode(op, "responses").(map[string]any)
 			require.True(t, ok, "%s %s: no responses", method, p)
-			if !slices.Contains([]string{PathHealth, PathOpenAPI, PathKiosk, PathClientJS, PathClientDTS}, p) {
+			if !slices.Contains([]string{PathHealth, PathOpenAPI, PathKiosk, PathLoket, PathClientJS, PathClientDTS}, p) {
 				assert.Contains(t, responses, "401", "%s %s needs the token: document 401", method, p)
 			}
 			assert.Contains(t, responses, "403", "%s %s: the Host and Origin checks apply", method, p)
@@ -220,6 +220,8 @@ func TestOpenAPISchemas(t *testing.T) {
 		{"Event", Event{}, true},
 		{"CardView", cards.View{}, true},
 		{"KioskView", KioskView{}, true},
+		{"LoketLogin", LoketLogin{}, true},
+		{"TodayCodes", TodayCodes{}, true},
 	} {
 		s := oaNode(schemas, c.name)
 		require.NotNil(t, s, "schema %s missing", c.name)
@@ -234,6 +236,7 @@ func TestOpenAPISchemas(t *testing.T) {
 	// the prompt kinds and answers of types.go
 	assert.Equal(t, []string{PromptLastTry}, oaStrs(oaNode(schemas, "Prompt", "properties", "kind", "enum")))
 	assert.Equal(t, []string{AnswerCancel, AnswerContinue}, oaStrs(oaNode(schemas, "PromptRequest", "properties", "answer", "enum")))
+	assert.Equal(t, []string{CodeQueued, CodeRejected, CodeSynced}, oaStrs(oaNode(schemas, "TodayCode", "properties", "state", "enum")))
 	types := oaStrs(oaNode(schemas, "Event", "properties", "type", "enum"))
 	assert.Equal(t, []string{EventReader, EventSAM, EventService, EventSession, EventSync}, types)
 }

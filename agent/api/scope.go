@@ -7,6 +7,7 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,11 +29,25 @@ import (
 //     self-service view that a kiosk authentication leaves is readable by
 //     the credential that ran it (and by scope full) only.
 //
+//   - The counter credential has scope counter: the counter screen
+//     (PathLoket, served only with loket.enabled) of a clerk whose own
+//     system has no integration. Only a holder of the token can start
+//     one: POST PathLoketLogin hands out a one-time login code (loketLogin,
+//     single use, loketLoginLife), and the page turns it into a cookie of
+//     32 random bytes (the last loketKeep, each for loketLifetime). A
+//     request with a valid counter cookie and no Authorization header may
+//     do what a counter does (counterRoutes; POST PathAuth with any
+//     service but kiosk and an operator, its messages worded for the
+//     clerk); anything else is 403 forbidden-scope. A valid counter
+//     cookie decides over a kiosk cookie beside it (one browser profile
+//     that opened both pages); the counter screen's own files are served
+//     whatever kiosk cookie comes with them, so that a clerk can log in.
+//
 // The Host and Origin checks (guard) come first, for every credential: a
 // page of another origin, or one reached through DNS rebinding, gets
-// nothing. The cookie is SameSite=Strict and counts only on requests the
+// nothing. The cookies are SameSite=Strict and count only on requests the
 // browser marks as same-origin (Sec-Fetch-Site), so a page of another
-// port on this machine (same site, another origin) cannot use it either.
+// port on this machine (same site, another origin) cannot use them either.
 
 // KioskCookie is the name of the kiosk credential's cookie.
 const KioskCookie = "kpe_kiosk"
@@ -71,13 +86,17 @@ func kioskMay(r *http.Request) bool {
 	return kioskRoutes[m+" "+p]
 }
 
-// kioskCredentials are the kiosk credentials handed out: the last
-// kioskKeep, each valid for kioskLifetime. Only their SHA-256 is kept.
-type kioskCredentials struct {
-	now  func() time.Time
-	mu   sync.Mutex
-	list []kioskCredential // oldest first
-	seq  uint64
+// credentials are the cookie credentials of one kind handed out (the
+// kiosk's, the counter screen's, or the counter screen's one-time login
+// codes): the last keep, each valid for life. Only their SHA-256 is kept.
+type credentials struct {
+	now    func() time.Time
+	keep   int
+	life   time.Duration
+	prefix string // of the IDs: kiosk-1, kiosk-2, ...
+	mu     sync.Mutex
+	list   []kioskCredential // oldest first
+	seq    uint64
 }
 
 type kioskCredential struct {
@@ -86,32 +105,46 @@ type kioskCredential struct {
 	expires time.Time
 }
 
-func newKioskCredentials(now func() time.Time) *kioskCredentials {
+func newCredentials(now func() time.Time, keep int, life time.Duration, prefix string) *credentials {
 	if now == nil {
 		now = time.Now
 	}
-	return &kioskCredentials{now: now}
+	return &credentials{now: now, keep: keep, life: life, prefix: prefix}
+}
+
+func newKioskCredentials(now func() time.Time) *credentials {
+	return newCredentials(now, kioskKeep, kioskLifetime, "kiosk-")
 }
 
 // mint hands out a new credential (the cookie's value: hex), dropping the
-// oldest beyond kioskKeep.
-func (k *kioskCredentials) mint() string {
+// oldest beyond keep.
+func (k *credentials) mint() string {
 	b := make([]byte, kioskSecret)
 	rand.Read(b) // never fails (it crashes the program instead)
 	secret := hex.EncodeToString(b)
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.seq++
-	k.list = append(k.list, kioskCredential{hash: sha256.Sum256([]byte(secret)), id: "kiosk-" + strconv.FormatUint(k.seq, 10), expires: k.now().Add(kioskLifetime)})
-	if n := len(k.list) - kioskKeep; n > 0 {
+	k.list = append(k.list, kioskCredential{hash: sha256.Sum256([]byte(secret)), id: k.prefix + strconv.FormatUint(k.seq, 10), expires: k.now().Add(k.life)})
+	if n := len(k.list) - k.keep; n > 0 {
 		k.list = append(k.list[:0], k.list[n:]...)
 	}
 	return secret
 }
 
 // check returns the ID of the credential secret, if it is one of those
-// kept and not expired. Every kept one is compared, in constant time.
-func (k *kioskCredentials) check(secret string) (string, bool) {
+// kept and not expired.
+func (k *credentials) check(secret string) (string, bool) { return k.lookup(secret, false) }
+
+// take is check for a one-time credential: a valid secret is forgotten.
+func (k *credentials) take(secret string) bool {
+	_, ok := k.lookup(secret, true)
+	return ok
+}
+
+// lookup finds secret among the credentials kept and not expired, every
+// kept one compared in constant time, and forgets it when remove.
+func (k *credentials) lookup(secret string, remove bool) (string, bool) {
 	if len(secret) != 2*kioskSecret {
 		return "", false
 	}
@@ -119,19 +152,27 @@ func (k *kioskCredentials) check(secret string) (string, bool) {
 	now := k.now()
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	id := ""
-	for _, c := range k.list {
+	found := -1
+	for i, c := range k.list {
 		if subtle.ConstantTimeCompare(h[:], c.hash[:]) == 1 && now.Before(c.expires) {
-			id = c.id
+			found = i
 		}
 	}
-	return id, id != ""
+	if found < 0 {
+		return "", false
+	}
+	id := k.list[found].id
+	if remove {
+		k.list = slices.Delete(k.list, found, found+1)
+	}
+	return id, true
 }
 
 // credential is who made a request, once scope has looked.
 type credential struct {
-	kiosk bool
-	id    string // the kiosk credential's ID
+	kiosk   bool   // scope kiosk
+	counter bool   // scope counter
+	id      string // the kiosk credential's ID
 }
 
 type credentialKey struct{}
@@ -150,13 +191,30 @@ func isKiosk(r *http.Request) bool {
 	return c.kiosk
 }
 
-// scope gives a request carrying a valid kiosk cookie and no
-// Authorization header scope kiosk, and refuses with 403 forbidden-scope
-// what that scope may not do. Other requests pass as they are: the token
-// is checked by auth.
+func isCounter(r *http.Request) bool {
+	c, _ := r.Context().Value(credentialKey{}).(credential)
+	return c.counter
+}
+
+// hasPageCredential says r carries the kiosk's or the counter screen's
+// credential (scope has let it through to its path).
+func hasPageCredential(r *http.Request) bool { return isKiosk(r) || isCounter(r) }
+
+// scope gives a request carrying a valid counter cookie and no
+// Authorization header scope counter, else one carrying a valid kiosk
+// cookie scope kiosk, and refuses with 403 forbidden-scope what that
+// scope may not do. Other requests pass as they are: the token is checked
+// by auth.
 func (s *server) scope(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if id, ok := s.kioskCookie(r); ok {
+		if _, ok := s.loketCookie(r); ok {
+			r = r.WithContext(context.WithValue(r.Context(), credentialKey{}, credential{counter: true}))
+			if !counterMay(r) {
+				s.c.Log.Warn("local API: the counter credential may not do this", "method", r.Method, "path", r.URL.Path)
+				s.refuse(w, r, http.StatusForbidden, CodeForbiddenScope, r.Method+" "+r.URL.Path)
+				return
+			}
+		} else if id, ok := s.kioskCookie(r); ok && !(s.loket != nil && isLoketPage(r)) {
 			r = r.WithContext(context.WithValue(r.Context(), credentialKey{}, credential{kiosk: true, id: id}))
 			if !kioskMay(r) {
 				s.c.Log.Warn("local API: the kiosk credential may not do this", "method", r.Method, "path", r.URL.Path)
@@ -189,7 +247,8 @@ func (s *server) kioskCookie(r *http.Request) (string, bool) {
 // user (a typed address, a kiosk browser's start page): its
 // Sec-Fetch-Site is same-origin or none. Programs send none of it. A
 // request from a page of another origin (same-site: another port of this
-// machine; cross-site) neither uses nor gets the kiosk credential.
+// machine; cross-site) neither uses nor gets the kiosk or counter
+// credential.
 func ownFetch(r *http.Request) bool {
 	switch r.Header.Get("Sec-Fetch-Site") {
 	case "", "same-origin", "none":

@@ -555,3 +555,8 @@ func TestKioskCredentials(t *testing.T) {
 }
 
 func (b *scopeBackend) AnswerPrompt(PromptRequest) bool { return true }
+
+func (b *scopeBackend) CodesToday() (TodayCodes, error) {
+	return TodayCodes{Date: "2026-03-02", Codes: []TodayCode{{Code: goodCode, Service: "askes",
+		Time: time.Date(2026, 3, 2, 9, 15, 0, 0, time.FixedZone("WIB", 7*3600)), State: CodeQueued}}}, nil
+}

@@ -52,6 +52,9 @@ type Backend interface {
 	// KioskPhoto is that view's photo (JPEG), a copy the caller clears
 	// after use.
 	KioskPhoto(reader, credential string) ([]byte, error)
+	// CodesToday are this terminal's records of today, in its time zone:
+	// code, service, time and state only.
+	CodesToday() (TodayCodes, error)
 }
 
 // ServerConfig configures the handler.
@@ -74,8 +77,10 @@ type ServerConfig struct {
 	Heartbeat time.Duration
 	// Kiosk is the self-service kiosk (kiosk.*).
 	Kiosk KioskConfig
+	// Loket is the counter screen (loket.*).
+	Loket LoketConfig
 
-	now func() time.Time // tests: the kiosk credentials' clock
+	now func() time.Time // tests: the kiosk and counter credentials' clock
 }
 
 // KioskConfig is the self-service kiosk's part of the API.
@@ -157,6 +162,10 @@ func NewHandler(b Backend, c ServerConfig) http.Handler {
 	if c.Kiosk.Enabled {
 		s.kiosk = newKioskCredentials(c.now)
 	}
+	if c.Loket.Enabled {
+		s.loket = newCredentials(c.now, loketKeep, loketLifetime, "loket-")
+		s.loketLogins = newCredentials(c.now, loketLoginKeep, loketLoginLife, "login-")
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, http.StatusNotFound, CodeNotFound, "")
@@ -190,13 +199,17 @@ func NewHandler(b Backend, c ServerConfig) http.Handler {
 		mux.Handle("GET "+PathMetrics, s.auth(c.Metrics.ServeHTTP))
 	}
 	s.routeKiosk(mux)
+	s.routeLoket(mux)
 	return s.guard(s.scope(mux))
 }
 
 type server struct {
 	b     Backend
 	c     ServerConfig
-	kiosk *kioskCredentials // nil: the kiosk is off
+	kiosk *credentials // nil: the kiosk is off
+	// loket (nil: the counter screen is off) are the counter credentials,
+	// loketLogins the one-time login codes that open them
+	loket, loketLogins *credentials
 }
 
 // Codes of the API's own refusals.
@@ -224,6 +237,11 @@ func (s *server) locale(r *http.Request, bodyLang, bodyAudience string) (Locale,
 	if isKiosk(r) {
 		// the kiosk credential speaks to the card holder, whatever it asks
 		loc.Audience = i18n.Holder
+		return loc, nil
+	}
+	if isCounter(r) {
+		// the counter screen speaks to the clerk
+		loc.Audience = i18n.Clerk
 		return loc, nil
 	}
 	a := q.Get("audience")
@@ -336,11 +354,11 @@ func (s *server) tokenOK(r *http.Request) bool {
 	return subtle.ConstantTimeCompare([]byte(strings.TrimSpace(tok)), s.c.Token) == 1
 }
 
-// auth lets through a request with the token, or with the kiosk
-// credential (scope has let it through to this path).
+// auth lets through a request with the token, or with the kiosk or
+// counter credential (scope has let it through to this path).
 func (s *server) auth(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if !s.tokenOK(r) && !isKiosk(r) {
+		if !s.tokenOK(r) && !hasPageCredential(r) {
 			s.refuse(w, r, http.StatusUnauthorized, CodeUnauthorized, "")
 			return
 		}
@@ -402,7 +420,7 @@ func (loc Locale) withAudience(a i18n.Audience) Locale {
 
 func (s *server) health(w http.ResponseWriter, r *http.Request, loc Locale) {
 	h := s.b.Health(loc)
-	if !s.tokenOK(r) && !isKiosk(r) {
+	if !s.tokenOK(r) && !hasPageCredential(r) {
 		// without the token: up or not, nothing more
 		writeJSON(w, http.StatusOK, map[string]string{"status": h.Status})
 		return
@@ -450,6 +468,17 @@ func (s *server) authenticate(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		req.Operator = ServiceKiosk // the clerk is nobody: recorded as the kiosk
+	}
+	if isCounter(r) {
+		switch {
+		case req.Service == ServiceKiosk:
+			// a kiosk session is the card holder's own, at a kiosk
+			s.refuseIn(w, loc, http.StatusForbidden, CodeForbiddenScope, "service "+req.Service)
+			return
+		case req.Operator == "":
+			s.refuseIn(w, loc, http.StatusBadRequest, CodeBadRequest, "operator: the clerk's ID is required")
+			return
+		}
 	}
 	req.Lang, req.Audience = string(loc.Lang), string(loc.Audience)
 	res, err := s.b.Authenticate(r.Context(), req)

@@ -15,10 +15,11 @@ import (
 	"kpe-agent/internal/i18n"
 )
 
-// Paths of the local API. Every path but PathHealth, PathOpenAPI and
-// PathKiosk needs a credential: the bearer token (Authorization: Bearer
-// <token>, scope full), or on the few paths scope.go lets it call, the
-// kiosk page's credential (scope kiosk). PathHealth without one answers
+// Paths of the local API. Every path but PathHealth, PathOpenAPI,
+// PathKiosk and PathLoket needs a credential: the bearer token
+// (Authorization: Bearer <token>, scope full), or on the few paths
+// scope.go lets them call, the kiosk page's credential (scope kiosk) or
+// the counter screen's (scope counter). PathHealth without one answers
 // only {"status": ...}.
 const (
 	PathHealth  = "/v1/health"          // GET  Health
@@ -40,6 +41,13 @@ const (
 	PathKioskView  = "/v1/kiosk/view"  // GET  ?reader=NAME → KioskView, after a kiosk authentication of that card
 	PathKioskPhoto = "/v1/kiosk/photo" // GET  ?reader=NAME → the KPE's photo (image/jpeg), same condition
 	PathKioskQR    = "/v1/kiosk/qr"    // GET  ?code=CODE → PNG QR code of <kiosk.verify_url>?code=CODE
+
+	// The counter screen (loket.enabled) for clerks without an integrated
+	// system: a one-time login link (token only), its page, which turns
+	// the link into the counter credential (scope.go), and today's codes.
+	PathLoket      = "/loket/"         // GET  the counter screen (text/html); ?login=CODE sets the counter credential (cookie LoketCookie) and redirects here
+	PathLoketLogin = "/v1/loket/login" // POST → LoketLogin: a one-time login link to the counter screen (the token only)
+	PathCodesToday = "/v1/codes/today" // GET  TodayCodes: this terminal's records of today (no personal data)
 
 	// The JavaScript client (an ES module) and its TypeScript declarations;
 	// no token needed.
@@ -361,3 +369,36 @@ type KioskTambahan struct {
 	NIP      string `json:"nip"`      // the civil servant's NIP
 	Relation string `json:"relation"` // spouse or child
 }
+
+// LoketLogin is a one-time login link to the counter screen
+// (PathLoketLogin): opened within ExpiresSeconds, once, in the browser of
+// the clerk at this PC, it gives that browser the counter credential.
+type LoketLogin struct {
+	URL            string `json:"url"` // http://127.0.0.1:7531/loket/?login=<one-time code>
+	ExpiresSeconds int    `json:"expires_seconds"`
+}
+
+// TodayCodes are this terminal's records of today (PathCodesToday), in
+// the terminal's time zone (the PC's local time), newest first: the code,
+// the service, the time and whether the back office has it. Never a name,
+// NIP, NIK hash or card serial.
+type TodayCodes struct {
+	Date      string      `json:"date"` // YYYY-MM-DD, the terminal's today
+	Codes     []TodayCode `json:"codes"`
+	Truncated bool        `json:"truncated"` // more than the answer holds: the newest are listed
+}
+
+// TodayCode is one record of today.
+type TodayCode struct {
+	Code    string    `json:"code"`
+	Service string    `json:"service"`
+	Time    time.Time `json:"time"`  // the record's time, with the terminal's UTC offset
+	State   string    `json:"state"` // CodeQueued, CodeSynced or CodeRejected
+}
+
+// States of a TodayCode.
+const (
+	CodeQueued   = "queued"   // stored on the terminal, not yet taken by the back office
+	CodeSynced   = "synced"   // the back office has it: the code verifies there
+	CodeRejected = "rejected" // the back office refused the record: the code does not verify
+)

@@ -20,6 +20,7 @@ type Config struct {
 	Sync        Sync        `mapstructure:"sync"`
 	API         API         `mapstructure:"api"`
 	Kiosk       Kiosk       `mapstructure:"kiosk"`
+	Loket       Loket       `mapstructure:"loket"`
 	Log         Log         `mapstructure:"log"`
 	Messages    Messages    `mapstructure:"messages"`
 
@@ -114,6 +115,12 @@ type Kiosk struct {
 	// VerifyURL is the back office's verify page: the receipt's QR code
 	// opens <VerifyURL>?code=<code>; "" shows no QR code.
 	VerifyURL string `mapstructure:"verify_url"`
+}
+
+// Loket is the counter screen the agent serves at /loket/ for the clerk
+// at this PC whose own system has no integration (docs/loket.md).
+type Loket struct {
+	Enabled bool `mapstructure:"enabled"` // serve /loket/ and its login links (kpectl loket), and accept its credential
 }
 
 // Log configures logging.

@@ -37,6 +37,7 @@ func defaults() map[string]any {
 		"kiosk.idle_timeout":     60 * time.Second,
 		"kiosk.idle_warning":     10 * time.Second,
 		"kiosk.verify_url":       "",
+		"loket.enabled":          false,
 		"log.level":              "info",
 		"log.file":               "",
 		"log.max_size_mb":        10,

@@ -61,3 +61,18 @@ func TestKioskValues(t *testing.T) {
 	_, err = Load(Source{File: p})
 	require.Contains(t, problemFor(t, err, "kiosk.verify_url").Error(), p+":6: kiosk.verify_url: ")
 }
+
+func TestLoketEnabled(t *testing.T) {
+	c, err := Load(Source{Set: map[string]string{"terminal.id": "T", "terminal.site": "S"}})
+	require.NoError(t, err)
+	require.False(t, c.Loket.Enabled, "off by default")
+	c, err = Load(Source{Set: map[string]string{"terminal.id": "T", "terminal.site": "S", "loket.enabled": "true"}})
+	require.NoError(t, err)
+	require.True(t, c.Loket.Enabled)
+	_, err = Load(Source{Set: map[string]string{"terminal.id": "T", "terminal.site": "S", "loket.enabled": "ya"}})
+	require.Contains(t, problemFor(t, err, "loket.enabled").Error(), "ya")
+	p := writeFile(t, minimal+"loket:\n  enabled: true\n")
+	c, err = Load(Source{File: p})
+	require.NoError(t, err)
+	require.True(t, c.Loket.Enabled)
+}

@@ -249,7 +249,8 @@ func newRig(t testing.TB) *rig {
 	srv := &http.Server{Handler: api.NewHandler(r.d, api.ServerConfig{Token: []byte(token), Port: ln.Addr().(*net.TCPAddr).Port,
 		AllowedOrigins: []string{"http://his.puskesmas.local"}, Heartbeat: 200 * time.Millisecond, Metrics: r.d.Metrics().Handler(),
 		Kiosk: api.KioskConfig{Enabled: r.cfg.Kiosk.Enabled, IdleTimeout: r.cfg.Kiosk.IdleTimeout, IdleWarning: r.cfg.Kiosk.IdleWarning,
-			VerifyURL: r.cfg.Kiosk.VerifyURL}})}
+			VerifyURL: r.cfg.Kiosk.VerifyURL},
+		Loket: api.LoketConfig{Enabled: true}, Log: slog.New(r.logs)})}
 	go srv.Serve(ln)
 	r.base = "http://" + ln.Addr().String()
 	ctx, cancel := context.WithCancel(context.Background())

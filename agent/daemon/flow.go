@@ -555,7 +555,7 @@ func (d *Daemon) Prefill(name string) (api.Prefill, error) {
 	p := api.Prefill{CardKind: string(res.Kind), Verified: res.Checks.CardAuthentic.OK && res.Checks.DataAuthentic.OK}
 	if id := v.Identity; id != nil {
 		p.Name, p.NIP, p.LinkedNIP, p.Relation = id.Name, id.NIP, id.LinkedNIP, id.Relation
-		p.BirthPlace, p.BirthDate, p.Gender, p.Address = id.BirthPlace, id.BirthDate, id.Gender, id.Address
+		p.BirthPlace, p.BirthDate, p.Gender, p.Address = id.BirthPlace, isoDate(id.BirthDate), id.Gender, id.Address
 	}
 	if b := v.Benefits; b != nil {
 		p.BPJS = b.BPJS

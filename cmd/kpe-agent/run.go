@@ -291,7 +291,8 @@ func serve(ctx context.Context, store *config.Store, log *slog.Logger, level *sl
 		AllowedHosts: cfg.API.AllowedHosts, Log: log.With("part", "api"),
 		Metrics: metrics.Handler(),
 		Kiosk: api.KioskConfig{Enabled: cfg.Kiosk.Enabled, IdleTimeout: cfg.Kiosk.IdleTimeout, IdleWarning: cfg.Kiosk.IdleWarning,
-			VerifyURL: cfg.Kiosk.VerifyURL}})
+			VerifyURL: cfg.Kiosk.VerifyURL},
+		Loket: api.LoketConfig{Enabled: cfg.Loket.Enabled}})
 	// Requests run under base, cancelled at shutdown so event streams end.
 	base, stopRequests := context.WithCancel(context.Background())
 	defer stopRequests()
@@ -319,6 +320,9 @@ func serve(ctx context.Context, store *config.Store, log *slog.Logger, level *sl
 	log.Info("local API listening", "addr", ln.Addr().String())
 	if cfg.Kiosk.Enabled {
 		log.Info("kiosk page served", "url", "http://"+ln.Addr().String()+api.PathKiosk)
+	}
+	if cfg.Loket.Enabled {
+		log.Info("counter screen served; open it with kpectl loket --open", "url", "http://"+ln.Addr().String()+api.PathLoket)
 	}
 	if ready != nil {
 		ready()

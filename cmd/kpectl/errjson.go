@@ -50,6 +50,7 @@ var errorCodes = []struct {
 	{outbox.ErrNotDead, "not-dead"},
 	{errOutExists, "out-exists"},
 	{api.ErrNotRunning, "agent-not-running"},
+	{errLoketOff, "loket-disabled"},
 	{context.DeadlineExceeded, "timeout"},
 	{context.Canceled, "cancelled"},
 }

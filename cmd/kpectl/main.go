@@ -10,6 +10,7 @@
 //	kpectl auth                  authenticate a card holder through the agent
 //	kpectl sync now              send the outbox to the back office now
 //	kpectl monitor --via-agent   the agent's live events
+//	kpectl loket [--open]        a one-time login link to the agent's counter screen
 //	kpectl bio match|bench       the fingerprint matcher on template files
 //
 // Flags are GNU-style (--json, -r READER) and may come anywhere on the

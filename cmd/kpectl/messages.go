@@ -40,6 +40,16 @@ type messages struct {
 	Agent agentMessages
 	// kpectl doctor.
 	Doctor doctorMessages
+	// kpectl loket.
+	Loket loketMessages
+}
+
+// loketMessages are kpectl loket's sentences, for the clerk.
+type loketMessages struct {
+	Link       string // seconds
+	Opened     string
+	OpenFailed string // error
+	Root       string
 }
 
 // agentMessages are the sentences of the commands that go through the
@@ -153,6 +163,7 @@ func messagesIn(l i18n.Lang) messages {
 			outbox.ErrNotDead:         l.T("kpectl.error.not-dead"),
 			errOutExists:              l.T("kpectl.error.out-exists"),
 			api.ErrNotRunning:         l.T("kpectl.error.agent-not-running"),
+			errLoketOff:               l.T("kpectl.loket.off"),
 		},
 		Verdicts: map[string]string{
 			"genuine":                  l.T("kpectl.read.verdict.genuine"),
@@ -313,6 +324,13 @@ func messagesIn(l i18n.Lang) messages {
 			Action:   l.T("kpectl.doctor.action"),
 			Checking: l.T("kpectl.doctor.checking"),
 			Summary:  l.T("kpectl.doctor.summary"),
+		},
+
+		Loket: loketMessages{
+			Link:       l.T("kpectl.loket.link"),
+			Opened:     l.T("kpectl.loket.opened"),
+			OpenFailed: l.T("kpectl.loket.open-failed"),
+			Root:       l.T("kpectl.loket.root"),
 		},
 	}
 }

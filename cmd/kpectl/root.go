@@ -62,7 +62,7 @@ See docs/kpectl.md.`,
 
 	root.AddGroup(&cobra.Group{ID: groupAgent, Title: "Diagnosis and the agent (local API):"},
 		&cobra.Group{ID: groupDirect, Title: "Direct access (the agent must not hold the reader or the outbox):"})
-	for _, cmd := range []*cobra.Command{c.doctorCommand(), c.statusCommand(), c.authCommand(), c.syncCommand(), c.monitorCommand()} {
+	for _, cmd := range []*cobra.Command{c.doctorCommand(), c.statusCommand(), c.authCommand(), c.syncCommand(), c.monitorCommand(), c.loketCommand()} {
 		cmd.GroupID = groupAgent
 		root.AddCommand(cmd)
 	}
@@ -169,6 +169,27 @@ restarts. --json prints one JSON object per event.`,
 	cmd.Flags().BoolVar(&viaAgent, "via-agent", false, "stream the agent's events (local API) instead of watching PC/SC directly")
 	jsonFlag(cmd, &asJSON, "print one JSON object per event")
 	clikit.LegacyFlag(cmd, "agent", "renamed: use --via-agent (--agent URL is the agent's address)")
+	return cmd
+}
+
+func (c *cli) loketCommand() *cobra.Command {
+	var o loketOptions
+	cmd := &cobra.Command{
+		Use:   "loket [--open] [--json]",
+		Short: "Open the counter screen: print a one-time login link (valid 60 s) and, with --open, open it",
+		Long: `Asks the agent for a one-time login link to its counter screen (layar loket,
+http://127.0.0.1:7531/loket/; loket.enabled) and prints it. Opened within 60 seconds in the
+browser of the clerk at this PC, the link logs that browser in for 12 hours (a session cookie);
+it works once. Reading the agent's token is required, as for the other agent commands: add the
+clerk's account to the kpe-agent group rather than using sudo, which cannot open the clerk's
+browser. See docs/loket.md.`,
+		Example: `  kpectl loket --open
+  kpectl loket --json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return c.loket(cmd.Context(), o) },
+	}
+	cmd.Flags().BoolVar(&o.open, "open", false, "open the link in the desktop's default browser (xdg-open; on Windows, as start does)")
+	jsonFlag(cmd, &o.asJSON, "print JSON: url, expires_seconds, opened")
 	return cmd
 }
 

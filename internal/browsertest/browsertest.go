@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 )
 
@@ -289,6 +291,21 @@ func (b *Browser) SetValue(selector, value string) {
 	})()`, sel, val), &ok)
 	if !ok {
 		b.fail("set value of "+selector, errors.New("no such element"))
+	}
+}
+
+// EmulateMedia lays the page out for the CSS media type media ("print"
+// as printing would, "screen"; "" goes back to the default).
+func (b *Browser) EmulateMedia(media string) {
+	b.t.Helper()
+	ctx, cancel := b.step()
+	defer cancel()
+	set := chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := cdp.Call(ctx, t, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{Media: media})
+		return err
+	})
+	if err := chromedp.Do(ctx, set); err != nil {
+		b.fail("emulate media "+media, err)
 	}
 }
 

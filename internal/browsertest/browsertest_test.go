@@ -16,7 +16,8 @@ import (
 )
 
 const page = `<!doctype html>
-<html><head><meta charset="utf-8"><title>t</title></head><body>
+<html><head><meta charset="utf-8"><title>t</title>
+<style>@media print { #go { display: none } }</style></head><body>
 <input id="name"><button id="go">go</button><p id="out"></p>
 <script>
 document.getElementById("go").addEventListener("click", () => {
@@ -51,6 +52,17 @@ func TestBrowser(t *testing.T) {
 	b.Wait(`document.getElementById("out").textContent !== ""`, 5*time.Second)
 	assert.Equal(t, `hello Budi "B" <Santoso>`, b.Text("#out"))
 	assert.Equal(t, "", b.Text("#nothing"))
+
+	// the print layout, and back
+	display := func() string {
+		var d string
+		b.Eval(`getComputedStyle(document.getElementById("go")).display`, &d)
+		return d
+	}
+	b.EmulateMedia("print")
+	assert.Equal(t, "none", display())
+	b.EmulateMedia("")
+	assert.Equal(t, "inline-block", display())
 
 	var n int
 	b.Eval(`new Promise((ok) => setTimeout(() => ok(42), 50))`, &n)

@@ -43,7 +43,7 @@ var frontline = table{
 	"clerk.unauthorized":         {"Token API tidak ada atau salah.", "The API token is missing or wrong."},
 	"clerk.forbidden-origin":     {"Asal (Origin) permintaan tidak diizinkan.", "The request's Origin is not allowed."},
 	"clerk.forbidden-host":       {"Nama host permintaan tidak diizinkan.", "The request's Host is not allowed."},
-	"clerk.forbidden-scope":      {"Kredensial anjungan tidak boleh melakukan permintaan ini.", "The kiosk's credential may not make this request."},
+	"clerk.forbidden-scope":      {"Kredensial halaman ini (anjungan atau layar loket) tidak boleh melakukan permintaan ini.", "This page's credential (the kiosk's or the counter screen's) may not make this request."},
 	"clerk.not-found":            {"Tidak ditemukan.", "Not found."},
 	"clerk.place-finger":         {"Minta pemegang kartu meletakkan jarinya pada sensor sidik jari.", "Ask the cardholder to place a finger on the fingerprint sensor."},
 	"clerk.confirm-last-try":     {"Tinggal satu kesempatan sidik jari pada kartu; jika gagal, verifikasi sidik jari kartu terblokir. Konfirmasikan untuk memakainya, atau batalkan.", "One fingerprint try left on the card; if it fails, the card's fingerprint check is blocked. Confirm to use it, or cancel."},

@@ -183,6 +183,13 @@ var kpectl = table{
 	"kpectl.monitor.agent.event.session": {"sesi", "session"},
 	"kpectl.monitor.agent.event.sync":    {"sinkronisasi", "sync"},
 
+	// kpectl loket: the counter screen's one-time login link.
+	"kpectl.loket.link":        {"Tautan masuk layar loket (berlaku %d detik, sekali pakai; buka di peramban petugas di PC ini):", "Login link to the counter screen (valid for %d seconds, once; open it in the clerk's browser on this PC):"},
+	"kpectl.loket.opened":      {"Tautan dibuka di peramban.", "The link was opened in the browser."},
+	"kpectl.loket.open-failed": {"Peramban tidak dapat dibuka (%v): buka tautan di atas secara manual.", "The browser could not be opened (%v): open the link above by hand."},
+	"kpectl.loket.root":        {"kpectl berjalan sebagai root, jadi peramban tidak dibuka (ia akan berjalan sebagai root). Buka tautan di atas di peramban petugas, atau tambahkan akun petugas ke grup kpe-agent lalu jalankan kpectl loket --open tanpa sudo.", "kpectl runs as root, so no browser was opened (it would run as root). Open the link above in the clerk's browser, or add the clerk's account to the kpe-agent group and run kpectl loket --open without sudo."},
+	"kpectl.loket.off":         {"Layar loket tidak aktif di agen ini. Atur loket.enabled: true di konfigurasi agen, lalu mulai ulang agen.", "The counter screen is off on this agent. Set loket.enabled: true in the agent's configuration, then restart the agent."},
+
 	// kpectl doctor's frame (the findings are doctor.*).
 	"kpectl.doctor.title":     {"kpectl doctor — pemeriksaan terminal (%s, %s)", "kpectl doctor — terminal diagnosis (%s, %s)"},
 	"kpectl.doctor.mark.fail": {"GAGAL", "FAIL"},

@@ -1,0 +1,257 @@
+package api
+
+import (
+	"bytes"
+	"embed"
+	"encoding/json"
+	"html/template"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"kpe-agent/internal/i18n"
+)
+
+// The counter screen (loket): its page for the clerk at this PC, the
+// one-time login link that opens it, and today's codes. Who may call
+// what: scope.go; the design and its threats: docs/loket.md.
+
+// LoketCookie is the name of the counter credential's cookie.
+const LoketCookie = "kpe_loket"
+
+const (
+	loketKeep      = 8                // counter credentials kept: the last ones handed out
+	loketLifetime  = 12 * time.Hour   // each one's life: a shift
+	loketLoginKeep = 8                // one-time login codes kept
+	loketLoginLife = 60 * time.Second // a login link's life
+)
+
+// LoketConfig is the counter screen's part of the API.
+type LoketConfig struct {
+	// Enabled serves the counter screen (PathLoket) and its login links
+	// (PathLoketLogin), and accepts the counter credential; off, the page
+	// and the login are 404 and no counter cookie counts.
+	Enabled bool
+}
+
+// counterRoutes are the calls scope counter may make ("METHOD path"; HEAD
+// counts as GET), besides the counter screen's own files (PathLoket and
+// below). The receipt's QR code (PathKioskQR) draws the code the screen
+// has just been given and the configured verify page: nothing the
+// counter does not hold already, so the screen uses the kiosk's route
+// (one generator, one route) rather than a copy of it.
+var counterRoutes = map[string]bool{
+	"GET " + PathHealth:     true,
+	"GET " + PathReaders:    true,
+	"GET " + PathEvents:     true,
+	"POST " + PathAuth:      true, // any service but kiosk, with an operator
+	"POST " + PathCancel:    true,
+	"POST " + PathPrompt:    true,
+	"GET " + PathPrefill:    true, // the ASKES form
+	"GET " + PathCodesToday: true,
+	"GET " + PathKioskQR:    true, // the printed form's QR code
+	"GET " + PathClientJS:   true,
+}
+
+// isLoketPage says r asks for the counter screen or one of its files.
+func isLoketPage(r *http.Request) bool {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return false
+	}
+	p := r.URL.Path
+	return p == strings.TrimSuffix(PathLoket, "/") || strings.HasPrefix(p, PathLoket)
+}
+
+// counterMay says whether scope counter may make request r.
+func counterMay(r *http.Request) bool {
+	if isLoketPage(r) {
+		return true
+	}
+	m := r.Method
+	if m == http.MethodHead {
+		m = http.MethodGet
+	}
+	return counterRoutes[m+" "+r.URL.Path]
+}
+
+// loketCookie returns the ID of the request's counter credential: with
+// the counter screen enabled, no Authorization header, a same-origin
+// request (or one the browser does not mark) and a valid cookie.
+func (s *server) loketCookie(r *http.Request) (string, bool) {
+	if s.loket == nil || r.Header.Get("Authorization") != "" || !ownFetch(r) {
+		return "", false
+	}
+	c, err := r.Cookie(LoketCookie)
+	if err != nil {
+		return "", false
+	}
+	return s.loket.check(c.Value)
+}
+
+// loketFiles are the counter screen: its page (a template) and static
+// files, served under PathLoket.
+//
+//go:embed loket/index.html loket/app.js loket/app.css
+var loketFiles embed.FS
+
+var loketTemplate = template.Must(template.ParseFS(loketFiles, "loket/index.html"))
+
+// loketCSP is the counter screen's Content-Security-Policy: the agent's
+// own files only, no inline script or style, no framing; images from the
+// agent or from the page's own blobs (the QR code it fetched).
+const loketCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:; connect-src 'self'; " +
+	"font-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+
+// loketStatic are the static files and their types.
+var loketStatic = map[string]string{
+	"app.js":  "text/javascript; charset=utf-8",
+	"app.css": "text/css; charset=utf-8",
+}
+
+// loketWords is the page's table, both languages, as JSON: the entries
+// under "loket." of the catalogue.
+var loketWords = func() string {
+	t := map[i18n.Lang]map[string]string{}
+	for _, l := range i18n.Langs {
+		t[l] = i18n.WithPrefix("loket.", l)
+	}
+	b, err := json.Marshal(t)
+	if err != nil {
+		return "{}" // maps of strings always marshal
+	}
+	return string(b)
+}()
+
+// Login states of the page.
+const (
+	loketLoggedIn = "ok"      // a valid counter credential came with the request
+	loketNeeded   = "needed"  // none: the page says how to log in
+	loketExpired  = "expired" // a login link that is used, expired or unknown
+)
+
+func (s *server) routeLoket(mux *http.ServeMux) {
+	mux.HandleFunc("POST "+PathLoketLogin, s.auth(s.withLocale(s.loketLogin)))
+	mux.HandleFunc("GET "+PathCodesToday, s.auth(s.withLocale(s.codesToday)))
+	if s.loket != nil {
+		mux.HandleFunc("GET "+PathLoket, s.loketPage)
+	}
+}
+
+// loketLogin hands out a one-time login link to the counter screen. Only
+// the token may ask (scope): kpectl loket, run by whoever can read it.
+func (s *server) loketLogin(w http.ResponseWriter, r *http.Request, loc Locale) {
+	if s.loket == nil {
+		s.refuseIn(w, loc, http.StatusNotFound, CodeNotFound, "the counter screen is off (loket.enabled: false)")
+		return
+	}
+	scheme := "http://"
+	if r.TLS != nil {
+		scheme = "https://"
+	}
+	// the Host is one the guard accepted: the address the caller reached
+	// the agent by, and the one the browser on this PC reaches it by
+	u := scheme + r.Host + PathLoket + "?login=" + url.QueryEscape(s.loketLogins.mint())
+	s.c.Log.Info("local API: a login link to the counter screen was handed out")
+	writeJSON(w, http.StatusOK, LoketLogin{URL: u, ExpiresSeconds: int(loketLoginLife / time.Second)})
+}
+
+func (s *server) codesToday(w http.ResponseWriter, r *http.Request, loc Locale) {
+	c, err := s.b.CodesToday()
+	if err != nil {
+		s.fail(w, err, loc)
+		return
+	}
+	if c.Codes == nil {
+		c.Codes = []TodayCode{}
+	}
+	writeJSON(w, http.StatusOK, c)
+}
+
+// loketPage serves the counter screen and its files. With ?login=CODE, a
+// valid one-time code gives the browser a fresh counter credential and
+// sends it on to the page without the code (out of the address bar and
+// the history); a used, expired or unknown one is refused.
+func (s *server) loketPage(w http.ResponseWriter, r *http.Request) {
+	name := strings.TrimPrefix(r.URL.Path, PathLoket)
+	if name != "" {
+		s.loketFile(w, r, name)
+		return
+	}
+	if !ownFetch(r) {
+		// another origin's page loading the counter screen (a frame, a
+		// link with a stolen code): nothing
+		s.c.Log.Warn("local API: the counter screen requested by another origin's page refused", "sec-fetch-site", r.Header.Get("Sec-Fetch-Site"))
+		s.refuse(w, r, http.StatusForbidden, CodeForbiddenOrigin, "")
+		return
+	}
+	state, status := loketNeeded, http.StatusOK
+	if q := r.URL.Query(); q.Has("login") {
+		if s.loketLogins.take(q.Get("login")) {
+			// a session cookie: gone when the browser closes; the agent
+			// honours it for loketLifetime at most
+			http.SetCookie(w, &http.Cookie{Name: LoketCookie, Value: s.loket.mint(), Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode})
+			s.c.Log.Info("local API: the counter screen was opened with a login link")
+			w.Header().Set("Referrer-Policy", "no-referrer")
+			w.Header().Set("Location", PathLoket)
+			w.WriteHeader(http.StatusSeeOther)
+			return
+		}
+		s.c.Log.Warn("local API: a used, expired or unknown login link to the counter screen refused")
+		state, status = loketExpired, http.StatusForbidden
+	} else if _, ok := s.loketCookie(r); ok {
+		state = loketLoggedIn
+	}
+	conf := i18n.Default
+	if s.b != nil {
+		conf = s.b.Language()
+	}
+	lang := i18n.Negotiate(r.URL.Query().Get("lang"), "", r.Header.Get("Accept-Language"), conf)
+	var b bytes.Buffer
+	err := loketTemplate.Execute(&b, struct {
+		Lang         i18n.Lang
+		W            map[string]string
+		Words, Login string
+		QR           bool
+	}{lang, i18n.WithPrefix("loket.", lang), loketWords, state, s.c.Kiosk.VerifyURL != ""})
+	if err != nil {
+		s.refuse(w, r, http.StatusInternalServerError, "internal", "the counter screen cannot be rendered")
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Content-Security-Policy", loketCSP)
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Cross-Origin-Opener-Policy", "same-origin")
+	h.Set("Cross-Origin-Resource-Policy", "same-origin")
+	h.Set("Vary", "Accept-Language, Cookie")
+	h.Set("Content-Length", strconv.Itoa(b.Len()))
+	w.WriteHeader(status)
+	if r.Method != http.MethodHead {
+		w.Write(b.Bytes())
+	}
+}
+
+// loketFile serves one of the counter screen's static files.
+func (s *server) loketFile(w http.ResponseWriter, r *http.Request, name string) {
+	typ, ok := loketStatic[name]
+	if !ok {
+		s.refuse(w, r, http.StatusNotFound, CodeNotFound, "")
+		return
+	}
+	b, err := loketFiles.ReadFile("loket/" + name)
+	if err != nil {
+		s.refuse(w, r, http.StatusNotFound, CodeNotFound, "")
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", typ)
+	h.Set("Cross-Origin-Resource-Policy", "same-origin")
+	h.Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		w.Write(b)
+	}
+}
