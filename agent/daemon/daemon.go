@@ -423,8 +423,16 @@ func (d *Daemon) Health(loc api.Locale) api.Health {
 	case d.sam.problemCode() != "":
 		problem(d.sam.problemCode(), nil)
 	}
-	if q := d.queueNumbers(); q.err == nil && q.used >= 1 {
+	q := d.queueNumbers()
+	if q.err == nil && q.used >= 1 {
 		problem(CodeOutboxFull, nil)
+	}
+	h.BackOffice = &api.BackOffice{State: api.BackOfficeDisabled, Queued: q.unsynced}
+	if d.up != nil {
+		h.BackOffice.State = api.BackOfficeOnline
+		if d.up.Status().Failures > 0 {
+			h.BackOffice.State = api.BackOfficeOffline
+		}
 	}
 	if d.closing.Load() {
 		problem(CodeShuttingDown, nil)
