@@ -30,6 +30,8 @@ var (
 	kioskJS []byte
 	//go:embed kiosk/kiosk.css
 	kioskCSS []byte
+	//go:embed kiosk/icon.svg
+	kioskIcon []byte
 )
 
 // kioskWordsPrefix is the catalogue's part for the kiosk page: the page's
@@ -64,11 +66,14 @@ var kioskFiles = map[string]struct {
 }{
 	PathKiosk + "kiosk.js":  {"text/javascript; charset=utf-8", kioskJS},
 	PathKiosk + "kiosk.css": {"text/css; charset=utf-8", kioskCSS},
+	PathKiosk + "icon.svg":  {"image/svg+xml", kioskIcon}, // the page's icon: the browser asks for /favicon.ico otherwise
 }
 
 // kioskCSP is the kiosk page's Content-Security-Policy: nothing but the
-// agent's own files, no inline script or style, no framing.
-const kioskCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; " +
+// agent's own files, no inline script or style, no framing. Images may be
+// object URLs (blob:, which only the page's own script can make): the
+// card's photo and the receipt's QR code are shown from memory.
+const kioskCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:; connect-src 'self'; " +
 	"font-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
 // Defaults of KioskConfig's timeouts (kiosk.idle_timeout, kiosk.idle_warning)

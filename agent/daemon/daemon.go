@@ -156,11 +156,22 @@ loop:
 	return nil
 }
 
-// shutdown refuses new workflows, lets the ones in flight finish within
-// the grace, cancels them after it, and closes every session.
+// shutdown refuses new workflows, cancels those still waiting for a card,
+// lets the others finish within the grace, cancels them after it, and
+// closes every session.
 func (d *Daemon) shutdown(stopWatch func()) {
 	d.mu.Lock()
 	d.closing.Store(true)
+	// a workflow still waiting for a card (a kiosk's attract screen) has
+	// nothing to finish: it ends now, not after the grace
+	for _, r := range d.readers {
+		r.mu.Lock()
+		waiting := r.waiting > 0
+		r.mu.Unlock()
+		if waiting {
+			r.cancelFlow()
+		}
+	}
 	d.mu.Unlock()
 	d.haltStop()
 	grace := d.cfg().Session.ShutdownGrace

@@ -316,6 +316,12 @@ function stopSession() {
 /** The authentication ended without a record. */
 function ended(e) {
   if (wiping || !(e instanceof KpeError)) return;
+  if (screen === "attract" && (e.code === "cancelled" || e.code === "timeout")) {
+    // the wait for the card ended before a card came (another program
+    // cancelled it, the agent is stopping): nobody's session failed
+    setTimeout(ready, 1000);
+    return;
+  }
   switch (e.code) {
     case "no-card": // nobody came within the wait: wait again
       if (screen === "attract") ready();
