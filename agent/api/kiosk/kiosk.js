@@ -69,6 +69,8 @@ let shown = {
 /** The object URLs made for the photo and the QR code, revoked by the wipe. */
 const objectURLs = [];
 let lastTouch = Date.now();
+/** When this page last closed its own waiting authentication. */
+let lastRestart = 0;
 let lastSeq = "";
 let stream = /** @type {AbortController | null} */ (null);
 
@@ -283,6 +285,9 @@ function begin(now) {
   const ctl = new AbortController();
   life.signal.addEventListener("abort", () => ctl.abort(), { once: true });
   session = { ctl };
+  // the language the authentication's answer comes in (for the tests and
+  // for anyone diagnosing the page)
+  body.dataset.session = lang;
   shown.steps = [];
   shown.current = "";
   shown.message = { text: "", key: "" };
@@ -295,11 +300,13 @@ function begin(now) {
       (res) => {
         if (session?.ctl !== ctl) return;
         session = null;
+        delete body.dataset.session;
         recorded(res);
       },
       (e) => {
         if (session?.ctl !== ctl) return;
         session = null;
+        delete body.dataset.session;
         ended(e);
       },
     );
@@ -309,6 +316,7 @@ function stopSession() {
   if (session) {
     const s = session;
     session = null;
+    delete body.dataset.session;
     s.ctl.abort(); // closing the request cancels the workflow
   }
 }
@@ -331,6 +339,11 @@ function ended(e) {
       wipe();
       return;
     case "reader-busy":
+      if (Date.now() - lastRestart < 3000) {
+        // the workflow this page just closed is still ending
+        setTimeout(ready, 300);
+        return;
+      }
       show("attract");
       $("start").hidden = true;
       note(e.message);
@@ -672,6 +685,13 @@ function setLang(l) {
   applyWords();
   renderLights();
   renderProgress();
+  if (session && screen === "attract") {
+    // the authentication waiting for the card words its answer in the
+    // language it was started with: start it again in this one
+    lastRestart = Date.now();
+    stopSession();
+    setTimeout(ready, 300);
+  }
   if (shown.view) {
     const p = shown.panel;
     renderResult();
