@@ -35,6 +35,7 @@ const OUT_OF_SERVICE = new Set([
   "forbidden-origin", "forbidden-host", "forbidden-scope", "unknown-service", "bad-request",
 ]);
 
+/** @type {"id" | "en"} the page's language */
 let lang = "id";
 const agent = createClient({ credentials: "same-origin", audience: "holder", lang });
 
@@ -674,8 +675,9 @@ function reload() {
 
 // ---- the language --------------------------------------------------------
 
+/** @param {string} l */
 function setLang(l) {
-  if (l === lang || !WORDS[l]) return;
+  if (l === lang || (l !== "id" && l !== "en") || !WORDS[l]) return;
   lang = l;
   agent.lang = l;
   document.documentElement.lang = l;
