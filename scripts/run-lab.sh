@@ -98,7 +98,8 @@ cat <<MSG
 
   Running: back office, card lab and agent. Ctrl-C stops them all.
   Token: $STATE/api-token   State: $STATE
-  Kiosk: http://$AGENT/kiosk/   (kiosk.enabled in configs/lab.yaml)
+  Kiosk: http://$AGENT/kiosk/   (kiosk.enabled in configs/lab.yaml; open it in Chromium:
+         the lab KPE is in the reader, touch Mulai; docs/kiosk.md)
 
   Try:
     curl -s -H "Authorization: Bearer \$(cat $STATE/api-token)" http://$AGENT/v1/readers

@@ -130,6 +130,15 @@ export interface Health extends HealthStatus {
   readers?: number;
   sam?: SAM;
   problems?: ApiError[];
+  /** The link to the back office in one look (a status light). */
+  back_office?: BackOffice;
+}
+
+export interface BackOffice {
+  /** online: the last attempt to send reached it; offline: it failed, records wait; disabled: no back office. */
+  state: "online" | "offline" | "disabled";
+  /** Records not yet acknowledged by the back office. */
+  queued: number;
 }
 
 /** A prompt of a running workflow, answered with answerPrompt. */

@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	_ "embed"
+	"encoding/json"
 	"html/template"
 	"net/http"
 	"net/url"
@@ -11,26 +12,77 @@ import (
 
 	qrcode "github.com/skip2/go-qrcode"
 
+	"kpe-agent/internal/i18n"
 	"kpe-agent/sync/record"
 )
 
 // The self-service kiosk: its page (PathKiosk), and the card holder's own
 // view, photo and receipt QR code. Who may call them: scope.go.
 
-//go:embed kiosk/index.html
-var kioskPageSource string
+// The kiosk page: index.html, rendered once with html/template (its words
+// from the catalogue's kiosk.* entries, the configuration's timeouts), and
+// its script and stylesheet, served as they are under PathKiosk. No
+// library, no build step.
+var (
+	//go:embed kiosk/index.html
+	kioskPageSource string
+	//go:embed kiosk/kiosk.js
+	kioskJS []byte
+	//go:embed kiosk/kiosk.css
+	kioskCSS []byte
+	//go:embed kiosk/icon.svg
+	kioskIcon []byte
+)
 
-var kioskTemplate = template.Must(template.New("kiosk").Parse(kioskPageSource))
+// kioskWordsPrefix is the catalogue's part for the kiosk page: the page's
+// table is the entries under it, in both languages (i18n.WithPrefix).
+const kioskWordsPrefix = "kiosk."
+
+var kioskTemplate = template.Must(template.New("kiosk").Funcs(template.FuncMap{
+	// the page's first words, in Bahasa Indonesia; the script words it
+	// again from the table when the holder switches language
+	"t": func(key string) string { return i18n.Indonesian.T(kioskWordsPrefix + key) },
+}).Parse(kioskPageSource))
+
+// kioskWords is the page's table, by language, as JSON safe inside a
+// script element (json.Marshal escapes <, > and &).
+var kioskWords = func() template.JS {
+	t := map[i18n.Lang]map[string]string{}
+	for _, l := range i18n.Langs {
+		t[l] = i18n.WithPrefix(kioskWordsPrefix, l)
+	}
+	b, err := json.Marshal(t)
+	if err != nil {
+		panic(err) // a map of strings always marshals
+	}
+	return template.JS(b)
+}()
+
+// kioskFiles are the page's static files under PathKiosk, with their
+// types.
+var kioskFiles = map[string]struct {
+	typ  string
+	body []byte
+}{
+	PathKiosk + "kiosk.js":  {"text/javascript; charset=utf-8", kioskJS},
+	PathKiosk + "kiosk.css": {"text/css; charset=utf-8", kioskCSS},
+	PathKiosk + "icon.svg":  {"image/svg+xml", kioskIcon}, // the page's icon: the browser asks for /favicon.ico otherwise
+}
 
 // kioskCSP is the kiosk page's Content-Security-Policy: nothing but the
-// agent's own files, no inline script or style, no framing.
-const kioskCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; " +
+// agent's own files, no inline script or style, no framing. Images may be
+// object URLs (blob:, which only the page's own script can make): the
+// card's photo and the receipt's QR code are shown from memory.
+const kioskCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:; connect-src 'self'; " +
 	"font-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
-// Defaults of KioskConfig's timeouts (kiosk.idle_timeout, kiosk.idle_warning).
+// Defaults of KioskConfig's timeouts (kiosk.idle_timeout, kiosk.idle_warning)
+// and the bounds of one wait for the card (KioskConfig.CardWait).
 const (
 	defaultKioskIdle    = 60 * time.Second
 	defaultKioskWarning = 10 * time.Second
+	defaultCardWait     = 30 * time.Second
+	maxCardWait         = 60 * time.Second
 )
 
 // qrSize is the side of the receipt's QR code, in pixels.
@@ -59,16 +111,34 @@ func (s *server) renderKioskPage() ([]byte, error) {
 	if warn <= 0 || warn >= idle {
 		warn = min(defaultKioskWarning, idle/2)
 	}
+	wait := k.CardWait
+	if wait <= 0 {
+		wait = defaultCardWait
+	}
+	wait = min(wait, maxCardWait)
 	var b bytes.Buffer
 	err := kioskTemplate.Execute(&b, struct {
-		IdleTimeout, IdleWarning int
-		ReceiptQR                bool
-	}{int(idle.Seconds()), int(warn.Seconds()), k.VerifyURL != ""})
+		IdleTimeout, IdleWarning, CardWait int
+		ReceiptQR                          bool
+		Words                              template.JS
+	}{int(idle.Seconds()), int(warn.Seconds()), max(1, int(wait.Seconds())), k.VerifyURL != "", kioskWords})
 	return b.Bytes(), err
 }
 
-// kioskPage serves the kiosk page with a fresh kiosk credential.
+// kioskPage serves the kiosk page with a fresh kiosk credential, and its
+// script and stylesheet.
 func (s *server) kioskPage(w http.ResponseWriter, r *http.Request, page []byte) {
+	if f, ok := kioskFiles[r.URL.Path]; ok {
+		h := w.Header()
+		h.Set("Content-Type", f.typ)
+		h.Set("Cross-Origin-Resource-Policy", "same-origin")
+		h.Set("Content-Length", strconv.Itoa(len(f.body)))
+		w.WriteHeader(http.StatusOK)
+		if r.Method != http.MethodHead {
+			w.Write(f.body)
+		}
+		return
+	}
 	if r.URL.Path != PathKiosk {
 		s.refuse(w, r, http.StatusNotFound, CodeNotFound, "")
 		return

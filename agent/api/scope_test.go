@@ -391,11 +391,26 @@ func TestKioskPage(t *testing.T) {
 	assert.Contains(t, csp, "default-src 'none';")
 	assert.Contains(t, csp, "frame-ancestors 'none'")
 	assert.NotContains(t, csp, "unsafe")
-	assert.Contains(t, string(a.body), "Masukkan kartu Anda")
-	assert.Contains(t, string(a.body), `data-idle-timeout="60"`)
-	assert.Contains(t, string(a.body), `data-idle-warning="10"`)
-	assert.Contains(t, string(a.body), `data-receipt-qr="true"`)
-	assert.NotContains(t, string(a.body), "<script>", "no inline script")
+	page := string(a.body)
+	assert.Contains(t, page, "<h2 id=\"attract-title\" data-t=\"attract.title\">Masukkan KPE Anda</h2>", "first words in Bahasa Indonesia")
+	assert.Contains(t, page, `data-idle-timeout="60"`)
+	assert.Contains(t, page, `data-idle-warning="10"`)
+	assert.Contains(t, page, `data-card-wait="30"`, "the default wait for a card")
+	assert.Contains(t, page, `data-receipt-qr="true"`)
+	assert.NotContains(t, page, "<script>", "no inline script")
+	assert.NotContains(t, page, "style=", "no inline style")
+	assert.Contains(t, page, `<script type="module" src="/kiosk/kiosk.js"></script>`)
+	assert.Contains(t, page, `<link rel="stylesheet" href="/kiosk/kiosk.css">`)
+	// the page's words: the catalogue's kiosk entries, both languages, as
+	// a data block (not run: the CSP allows no inline script)
+	m := regexp.MustCompile(`(?s)<script type="application/json" id="kiosk-words">(.*?)</script>`).FindStringSubmatch(page)
+	require.Len(t, m, 2, "the words' data block")
+	var words map[string]map[string]string
+	require.NoError(t, json.Unmarshal([]byte(m[1]), &words))
+	for _, l := range i18n.Langs {
+		assert.Equal(t, i18n.WithPrefix("kiosk.", l), words[string(l)], "words in %s", l)
+	}
+	assert.Equal(t, "Insert your KPE", words["en"]["attract.title"])
 
 	set := a.header.Values("Set-Cookie")
 	require.Len(t, set, 1)
@@ -419,6 +434,59 @@ func TestKioskPage(t *testing.T) {
 	a = r.do(t, "HEAD", PathKiosk, "")
 	assert.Equal(t, http.StatusOK, a.status)
 	assert.Empty(t, a.body)
+
+	// the wait for a card follows session.max_wait, at most a minute
+	for _, c := range []struct {
+		wait time.Duration
+		want string
+	}{{10 * time.Second, "10"}, {5 * time.Minute, "60"}, {0, "30"}} {
+		k := enabled
+		k.CardWait = c.wait
+		a = newScopeRig(t, k).do(t, "GET", PathKiosk, "")
+		assert.Contains(t, string(a.body), `data-card-wait="`+c.want+`"`, "%v", c.wait)
+	}
+}
+
+// The page's script and stylesheet: their types, never cached, for the
+// agent's own pages only, with or without a credential.
+func TestKioskFiles(t *testing.T) {
+	r := newScopeRig(t, enabled)
+	for path, typ := range map[string]string{
+		PathKiosk + "kiosk.js":  "text/javascript; charset=utf-8",
+		PathKiosk + "kiosk.css": "text/css; charset=utf-8",
+	} {
+		for _, hdr := range [][]string{nil, {"Cookie", KioskCookie + "=" + r.mint(t)}, {"Authorization", "Bearer " + testToken}} {
+			a := r.do(t, "GET", path, "", hdr...)
+			require.Equal(t, http.StatusOK, a.status, "%s %v", path, hdr)
+			assert.Equal(t, typ, a.header.Get("Content-Type"), path)
+			assert.Equal(t, "no-store", a.header.Get("Cache-Control"), path)
+			assert.Equal(t, "nosniff", a.header.Get("X-Content-Type-Options"), path)
+			assert.Equal(t, "same-origin", a.header.Get("Cross-Origin-Resource-Policy"), path)
+			assert.Empty(t, a.header.Values("Set-Cookie"), "only the page hands out a credential")
+			assert.NotEmpty(t, a.body)
+		}
+	}
+	js := string(r.do(t, "GET", PathKiosk+"kiosk.js", "").body)
+	assert.Contains(t, js, `from "/v1/client.js"`, "the page talks to the agent through the client")
+	assert.NotContains(t, js, "localStorage")
+	assert.NotContains(t, js, "sessionStorage")
+	assert.NotContains(t, js, "indexedDB")
+	assert.NotContains(t, js, "innerHTML", "the holder's data is written as text")
+	css := string(r.do(t, "GET", PathKiosk+"kiosk.css", "").body)
+	assert.Contains(t, css, "@media print")
+	assert.Contains(t, css, "80mm")
+
+	// another origin's page gets nothing
+	a := r.do(t, "GET", PathKiosk+"kiosk.js", "", "Origin", "http://evil.example")
+	assert.Equal(t, http.StatusForbidden, a.status)
+	// nothing else is served there, and nothing with the kiosk off
+	for _, p := range []string{PathKiosk + "index.html", PathKiosk + "kiosk.go", PathKiosk + "Kiosk.js"} {
+		a = r.do(t, "GET", p, "")
+		assert.Equal(t, http.StatusNotFound, a.status, p)
+	}
+	off := newScopeRig(t, KioskConfig{})
+	a = off.do(t, "GET", PathKiosk+"kiosk.js", "")
+	assert.Equal(t, http.StatusNotFound, a.status)
 }
 
 // Cookies the agent does not honour: unknown, expired, pushed out by

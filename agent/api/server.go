@@ -96,6 +96,11 @@ type KioskConfig struct {
 	// receipt's QR code (PathKioskQR) opens <VerifyURL>?code=<code>; ""
 	// makes PathKioskQR 404.
 	VerifyURL string
+	// CardWait is the longest wait for a card the daemon allows
+	// (session.max_wait): the page's attract screen keeps a kiosk
+	// authentication waiting for the card this long (at most 60 s; 0: 30 s)
+	// and then starts another.
+	CardWait time.Duration
 }
 
 //go:embed openapi.yaml

@@ -72,6 +72,23 @@ type Health struct {
 	Readers  int       `json:"readers"`
 	SAM      *SAM      `json:"sam,omitempty"`
 	Problems []Error   `json:"problems,omitempty"`
+	// BackOffice is the link to the back office in one look, for a
+	// status light (the kiosk's attract screen); no personal data.
+	BackOffice *BackOffice `json:"back_office,omitempty"`
+}
+
+// States of BackOffice.
+const (
+	BackOfficeOnline   = "online"   // the last attempt to send reached it (or nothing had to be sent yet)
+	BackOfficeOffline  = "offline"  // the last attempt failed: records wait in the outbox, the agent retries
+	BackOfficeDisabled = "disabled" // no back office configured (sync.url empty)
+)
+
+// BackOffice is the link to the back office: whether it is reached, and
+// how many records wait for it.
+type BackOffice struct {
+	State  string `json:"state"`  // BackOfficeOnline, BackOfficeOffline or BackOfficeDisabled
+	Queued int    `json:"queued"` // records not yet acknowledged by the back office
 }
 
 // SAM is the terminal SAM's state.

@@ -156,11 +156,22 @@ loop:
 	return nil
 }
 
-// shutdown refuses new workflows, lets the ones in flight finish within
-// the grace, cancels them after it, and closes every session.
+// shutdown refuses new workflows, cancels those still waiting for a card,
+// lets the others finish within the grace, cancels them after it, and
+// closes every session.
 func (d *Daemon) shutdown(stopWatch func()) {
 	d.mu.Lock()
 	d.closing.Store(true)
+	// a workflow still waiting for a card (a kiosk's attract screen) has
+	// nothing to finish: it ends now, not after the grace
+	for _, r := range d.readers {
+		r.mu.Lock()
+		waiting := r.waiting > 0
+		r.mu.Unlock()
+		if waiting {
+			r.cancelFlow()
+		}
+	}
 	d.mu.Unlock()
 	d.haltStop()
 	grace := d.cfg().Session.ShutdownGrace
@@ -423,8 +434,16 @@ func (d *Daemon) Health(loc api.Locale) api.Health {
 	case d.sam.problemCode() != "":
 		problem(d.sam.problemCode(), nil)
 	}
-	if q := d.queueNumbers(); q.err == nil && q.used >= 1 {
+	q := d.queueNumbers()
+	if q.err == nil && q.used >= 1 {
 		problem(CodeOutboxFull, nil)
+	}
+	h.BackOffice = &api.BackOffice{State: api.BackOfficeDisabled, Queued: q.unsynced}
+	if d.up != nil {
+		h.BackOffice.State = api.BackOfficeOnline
+		if d.up.Status().Failures > 0 {
+			h.BackOffice.State = api.BackOfficeOffline
+		}
 	}
 	if d.closing.Load() {
 		problem(CodeShuttingDown, nil)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -60,8 +61,11 @@ type rig struct {
 	cfg    *config.Config
 	stop   func()
 	stopMu sync.Mutex
-	gate   *eventGate // holds back card removals on the agent's way
-	logs   logTap     // the agent's log messages
+	// startAgent starts the daemon and its API on addr ("127.0.0.1:0"
+	// the first time); restart stops them and starts them again there
+	startAgent func(addr string)
+	gate       *eventGate // holds back card removals on the agent's way
+	logs       logTap     // the agent's log messages
 }
 
 // eventGate stands between pcscd's reader events and the agent: while it
@@ -236,6 +240,15 @@ func newRig(t testing.TB) *rig {
 
 	tr := pcsc.New(pcsc.Options{Logger: pcsctest.DebugLog("pcsc")})
 	t.Cleanup(func() { tr.Close() })
+	r.startAgent = func(addr string) { r.start(t, addr, tr, up, m, bkn, dukcapil) }
+	r.startAgent("127.0.0.1:0")
+	t.Cleanup(func() { r.stop() })
+	return r
+}
+
+// start starts the daemon and its local API on addr.
+func (r *rig) start(t testing.TB, addr string, tr *pcsc.Transport, up *uploader.Uploader, m *labset.Manifest, bkn, dukcapil *x509.CertPool) {
+	var err error
 	r.d, err = daemon.New(daemon.Options{
 		Config: func() *config.Config { return r.cfg }, Transport: tr,
 		Watch:  func(ctx context.Context) <-chan apdu.Event { return r.gate.pipe(ctx, tr.Watch(ctx).Events) },
@@ -244,13 +257,17 @@ func newRig(t testing.TB) *rig {
 		Version: "e2e", Log: slog.New(r.logs),
 	})
 	require.NoError(t, err)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", addr)
 	require.NoError(t, err)
 	srv := &http.Server{Handler: api.NewHandler(r.d, api.ServerConfig{Token: []byte(token), Port: ln.Addr().(*net.TCPAddr).Port,
-		AllowedOrigins: []string{"http://his.puskesmas.local"}, Heartbeat: 200 * time.Millisecond, Metrics: r.d.Metrics().Handler(),
+		AllowedOrigins: []string{"http://his.puskesmas.local"}, Heartbeat: 200 * time.Millisecond, Metrics: r.d.Metrics().Handler(), Log: slog.New(r.logs),
 		Kiosk: api.KioskConfig{Enabled: r.cfg.Kiosk.Enabled, IdleTimeout: r.cfg.Kiosk.IdleTimeout, IdleWarning: r.cfg.Kiosk.IdleWarning,
-			VerifyURL: r.cfg.Kiosk.VerifyURL},
-		Loket: api.LoketConfig{Enabled: true}, Log: slog.New(r.logs)})}
+			VerifyURL: r.cfg.Kiosk.VerifyURL, CardWait: r.cfg.Session.MaxWait},
+		Loket: api.LoketConfig{Enabled: true}})}
+	// requests run under base, cancelled at shutdown so that event
+	// streams end, as in kpe-agent
+	base, stopRequests := context.WithCancel(context.Background())
+	srv.BaseContext = func(net.Listener) context.Context { return base }
 	go srv.Serve(ln)
 	r.base = "http://" + ln.Addr().String()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -263,14 +280,22 @@ func newRig(t testing.TB) *rig {
 			cancel()
 			<-done
 			// as kpe-agent does: answers in flight are written first
+			stopRequests()
 			sctx, stop := context.WithTimeout(context.Background(), 5*time.Second)
 			srv.Shutdown(sctx)
 			stop()
 			cancel = nil
 		}
 	}
-	t.Cleanup(r.stop)
-	return r
+}
+
+// restart stops the agent and starts a new one on the same address, as
+// restarting the service does: a new daemon (its event seq from 1) and
+// new kiosk credentials (none of the old ones counts).
+func (r *rig) restart() {
+	r.t.Helper()
+	r.stop()
+	r.startAgent(strings.TrimPrefix(r.base, "http://"))
 }
 
 func (r *rig) insert(slot int, image string) {

@@ -43,7 +43,7 @@ func (r *rig) kioskPage(t *testing.T) *kioskBrowser {
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode, "%s", body)
-	assert.Contains(t, string(body), "Masukkan kartu Anda")
+	assert.Contains(t, string(body), "Masukkan KPE Anda")
 	for _, c := range resp.Cookies() {
 		if c.Name == api.KioskCookie {
 			assert.True(t, c.HttpOnly)

@@ -291,7 +291,7 @@ func serve(ctx context.Context, store *config.Store, log *slog.Logger, level *sl
 		AllowedHosts: cfg.API.AllowedHosts, Log: log.With("part", "api"),
 		Metrics: metrics.Handler(),
 		Kiosk: api.KioskConfig{Enabled: cfg.Kiosk.Enabled, IdleTimeout: cfg.Kiosk.IdleTimeout, IdleWarning: cfg.Kiosk.IdleWarning,
-			VerifyURL: cfg.Kiosk.VerifyURL},
+			VerifyURL: cfg.Kiosk.VerifyURL, CardWait: cfg.Session.MaxWait},
 		Loket: api.LoketConfig{Enabled: cfg.Loket.Enabled}})
 	// Requests run under base, cancelled at shutdown so event streams end.
 	base, stopRequests := context.WithCancel(context.Background())

@@ -245,7 +245,8 @@ func (b *Browser) WaitErr(expr string, d time.Duration) error {
 		case errors.Is(err, chromedp.ErrPollingTimeout) || errors.Is(err, context.DeadlineExceeded):
 			return fmt.Errorf("%w: %s (%v)", ErrTimeout, short(expr), d)
 		case strings.Contains(err.Error(), "Cannot find context with specified id"),
-			strings.Contains(err.Error(), "Execution context was destroyed"):
+			strings.Contains(err.Error(), "Execution context was destroyed"),
+			strings.Contains(err.Error(), "Inspected target navigated or closed"):
 			time.Sleep(20 * time.Millisecond) // a navigation replaced the page
 		default:
 			return err
@@ -317,6 +318,48 @@ func (b *Browser) Text(selector string) string {
 	var s string
 	b.Eval(fmt.Sprintf(`(document.querySelector(%s)?.textContent ?? "").trim()`, sel), &s)
 	return s
+}
+
+// Viewport makes the page's viewport width×height CSS pixels from now on
+// (a kiosk's portrait or landscape screen), drawn at scale device pixels
+// per CSS pixel (1 is the screen's own; 0.5 makes screenshots half as
+// large each way).
+func (b *Browser) Viewport(width, height int, scale float64) {
+	b.t.Helper()
+	ctx, cancel := b.step()
+	defer cancel()
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(int64(width), int64(height), chromedp.EmulateScale(scale))); err != nil {
+		b.fail(fmt.Sprintf("viewport %d×%d", width, height), err)
+	}
+}
+
+// Media makes CSS media queries see the media type ("print", "screen";
+// "" ends the override): a print stylesheet can be checked on screen.
+func (b *Browser) Media(media string) {
+	b.t.Helper()
+	ctx, cancel := b.step()
+	defer cancel()
+	set := func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
+		_, err := cdp.Call(ctx, t, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{Media: media})
+		return chromedp.Void{}, err
+	}
+	if err := chromedp.Do(ctx, set); err != nil {
+		b.fail("media "+media, err)
+	}
+}
+
+// Screenshot writes a PNG of the viewport to path.
+func (b *Browser) Screenshot(path string) {
+	b.t.Helper()
+	ctx, cancel := b.step()
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	if err == nil {
+		err = os.WriteFile(path, png, 0o644)
+	}
+	if err != nil {
+		b.fail("screenshot "+path, err)
+	}
 }
 
 func short(s string) string {

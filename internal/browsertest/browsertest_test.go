@@ -3,8 +3,11 @@ package browsertest_test
 import (
 	"errors"
 	"fmt"
+	"image/png"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -85,4 +88,27 @@ func TestBrowser(t *testing.T) {
 		}
 		return false
 	}, 5*time.Second, 20*time.Millisecond, "console: %q", b.Console())
+
+	// a kiosk's portrait screen, drawn at half scale; print media; a
+	// screenshot of the viewport
+	b.Viewport(540, 960, 0.5)
+	var size []int
+	b.Eval(`[innerWidth, innerHeight]`, &size)
+	assert.Equal(t, []int{540, 960}, size)
+	shot := filepath.Join(t.TempDir(), "shot.png")
+	b.Screenshot(shot)
+	f, err := os.Open(shot)
+	require.NoError(t, err)
+	defer f.Close()
+	img, err := png.Decode(f)
+	require.NoError(t, err)
+	assert.Equal(t, 270, img.Bounds().Dx(), "half scale")
+	assert.Equal(t, 480, img.Bounds().Dy())
+	var print bool
+	b.Media("print")
+	b.Eval(`matchMedia("print").matches`, &print)
+	assert.True(t, print)
+	b.Media("")
+	b.Eval(`matchMedia("print").matches`, &print)
+	assert.False(t, print)
 }

@@ -2,10 +2,10 @@ package i18n
 
 // The catalogue is assembled from one table per area, each in a file of
 // its own (frontline.go, identity.go, doctor.go, kpectl.go,
-// backoffice.go, loket.go). A key must
+// backoffice.go, kiosk.go, loket.go). A key must
 // be unique across tables; duplicates lists any that is not, for the
 // tests.
-var catalogue, duplicates = assemble(frontline, identity, doctor, kpectl, backoffice, loket)
+var catalogue, duplicates = assemble(frontline, identity, doctor, kpectl, backoffice, kiosk, loket)
 
 type table map[string]Message
 
