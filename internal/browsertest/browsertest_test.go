@@ -112,3 +112,70 @@ func TestBrowser(t *testing.T) {
 	b.Eval(`matchMedia("print").matches`, &print)
 	assert.False(t, print)
 }
+
+// The benchmarks' helpers: a script in every new document (past the
+// page's Content-Security-Policy), the bytes of each request on the wire,
+// and the page's heap after a forced garbage collection.
+func TestPerf(t *testing.T) {
+	script := strings.Repeat("/* padding */\n", 300) + `window.kept = [];`
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/":
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			w.Header().Set("Content-Security-Policy", "script-src 'self'")
+			fmt.Fprint(w, `<!doctype html><html><head><link rel="stylesheet" href="/a.css"><script src="/a.js"></script></head><body><p>hi</p></body></html>`)
+		case "/a.css":
+			w.Header().Set("Content-Type", "text/css")
+			fmt.Fprint(w, "p { color: #111 }")
+		case "/a.js":
+			w.Header().Set("Content-Type", "text/javascript")
+			w.Header().Set("Content-Length", fmt.Sprint(len(script)))
+			fmt.Fprint(w, script)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	b := browsertest.Start(t, browsertest.WindowSize(800, 600))
+	b.OnNewDocument(`window.early = typeof document.body;`)
+	rec := b.RecordNetwork()
+	b.Navigate(srv.URL + "/")
+	var early string
+	b.Eval(`window.early`, &early)
+	assert.Equal(t, "object", early, "the script ran before the body was there (typeof null)")
+
+	rec.Stop()
+	byType := map[string]browsertest.Transfer{}
+	for _, x := range rec.Transfers() {
+		byType[x.Type] = x
+	}
+	require.Contains(t, byType, "Document")
+	require.Contains(t, byType, "Stylesheet")
+	require.Contains(t, byType, "Script")
+	js := byType["Script"]
+	assert.Equal(t, srv.URL+"/a.js", js.URL)
+	assert.Equal(t, 200, js.Status)
+	assert.True(t, js.Done)
+	assert.Equal(t, int64(len(script)), js.Body)
+	assert.Greater(t, js.Bytes, js.Body, "the headers count on the wire")
+	all, body := browsertest.Sum(rec.Transfers(), nil)
+	jsOnly, _ := browsertest.Sum(rec.Transfers(), func(x browsertest.Transfer) bool { return x.Type == "Script" })
+	assert.Equal(t, js.Bytes, jsOnly)
+	assert.Greater(t, all, body)
+	rec.Reset()
+	assert.Empty(t, rec.Transfers())
+	b.Navigate(srv.URL + "/")
+	assert.Empty(t, rec.Transfers(), "stopped")
+
+	// objects kept (some 10 MB of the heap), then let go: the heap after a
+	// collection shows both
+	before := b.HeapAfterGC()
+	assert.Positive(t, before.Used)
+	assert.GreaterOrEqual(t, before.Total, before.Used)
+	b.Eval(`(() => { window.kept = Array.from({length: 200000}, (_, i) => ({i, s: "item " + i})); return true; })()`, nil)
+	held := b.HeapAfterGC()
+	assert.Greater(t, held.Used-before.Used, int64(4<<20), "%+v then %+v", before, held)
+	b.Eval(`(() => { window.kept = []; return true; })()`, nil)
+	after := b.HeapAfterGC()
+	assert.Less(t, after.Used, before.Used+(1<<20), "%+v then %+v", before, after)
+}
