@@ -54,13 +54,74 @@ import (
 // card lab's control URL and the back office get free loopback ports, on
 // the hosts configs/lab.yaml names), so a running lab is not disturbed.
 func TestMakeRunSampleCards(t *testing.T) {
+	labDir := pcsctest.RepoPath("testdata/cards/lab")
+	m, err := labset.LoadManifest(labDir)
+	require.NoError(t, err)
+	rows := makeRunTable(t, pcsctest.RepoPath("docs/card-lab.md"))
+	checkTableCoversLab(t, m, labDir, rows)
+	lt := startLabTerminal(t)
+	cfg, lab, bo, a := lt.cfg, lt.lab, lt.bo, lt.agent
+
+	for _, c := range m.Cards {
+		name := imageName(c.Image)
+		row := rows[name]
+		t.Run(name, func(t *testing.T) {
+			a.swap(t, lab, c.Image)
+			require.NoError(t, lab.PlaceFinger(0, row.finger))
+			var res api.AuthResult
+			status, e := a.call(t, "POST", api.PathAuth, api.AuthRequest{Service: "askes", Operator: "lab-test", WaitSeconds: 10}, &res)
+			if row.answer != answerCode {
+				require.GreaterOrEqual(t, status, 400, "docs/card-lab.md says %s answers %s; it gave a code %+v", name, row.answer, res)
+				require.Equal(t, row.answer, e.Code, "docs/card-lab.md says %s answers %s (%s); the agent: %d %+v", name, row.answer, row.why, status, e)
+				return
+			}
+			require.Equal(t, http.StatusOK, status, "docs/card-lab.md says %s gets a code (%s); the agent: %+v", name, row.why, e)
+			_, err := record.ParseCode(res.Code)
+			require.NoError(t, err, res.Code)
+			require.Equal(t, c.Kind, res.CardKind)
+			// as make run checks its code: the back office verifies it
+			var v *wire.Verdict
+			require.Eventually(t, func() bool {
+				got, err := bo.Verify(context.Background(), res.Code)
+				if err != nil || !got.Valid {
+					return false
+				}
+				v = got
+				return true
+			}, 20*time.Second, 50*time.Millisecond, "the back office does not verify %s's code %s", name, res.Code)
+			require.Equal(t, cfg.Terminal.ID, v.TerminalID)
+			require.Equal(t, "askes", v.Service)
+			// an inconsistent identifier is recorded, not refused
+			identifiers := "pass"
+			if c.Expect == "identifiers-inconsistent" {
+				identifiers = "fail: " + c.Expect
+			}
+			require.Equal(t, wire.Checks{CardAuth: "pass", IssuerSig: "pass", Identifiers: identifiers, Fingerprint: "pass"}, v.Checks)
+		})
+	}
+}
+
+// labTerminal is the terminal `make run` starts (TestMakeRunSampleCards
+// says how it differs), running: the agent's binary on configs/lab.yaml,
+// the card lab with the lab SAM in slot 1 and ready, the back office.
+type labTerminal struct {
+	labDir   string
+	manifest *labset.Manifest
+	cfg      *config.Config
+	lab      *cardsim.Lab
+	bo       *backoffice.Service
+	agent    *agentProc
+}
+
+// startLabTerminal starts the terminal of make run (TestMakeRunSampleCards)
+// and waits until its SAM is ready; everything stops when t ends.
+func startLabTerminal(t testing.TB) *labTerminal {
+	t.Helper()
 	pcsctest.Require(t)
 	repo := pcsctest.RepoPath(".")
 	labDir := filepath.Join(repo, "testdata/cards/lab")
 	m, err := labset.LoadManifest(labDir)
 	require.NoError(t, err)
-	rows := makeRunTable(t, filepath.Join(repo, "docs/card-lab.md"))
-	checkTableCoversLab(t, m, labDir, rows)
 
 	// the per-run files, where run-lab.sh's variables point them
 	state := t.TempDir()
@@ -103,44 +164,7 @@ func TestMakeRunSampleCards(t *testing.T) {
 
 	pcsctest.Insert(t, lab, 1, "lab/cards/sam.json")
 	a.waitHealth(t, func(h api.Health) bool { return h.SAM != nil && h.SAM.Present && h.SAM.State == "active" })
-
-	for _, c := range m.Cards {
-		name := imageName(c.Image)
-		row := rows[name]
-		t.Run(name, func(t *testing.T) {
-			a.swap(t, lab, c.Image)
-			require.NoError(t, lab.PlaceFinger(0, row.finger))
-			var res api.AuthResult
-			status, e := a.call(t, "POST", api.PathAuth, api.AuthRequest{Service: "askes", Operator: "lab-test", WaitSeconds: 10}, &res)
-			if row.answer != answerCode {
-				require.GreaterOrEqual(t, status, 400, "docs/card-lab.md says %s answers %s; it gave a code %+v", name, row.answer, res)
-				require.Equal(t, row.answer, e.Code, "docs/card-lab.md says %s answers %s (%s); the agent: %d %+v", name, row.answer, row.why, status, e)
-				return
-			}
-			require.Equal(t, http.StatusOK, status, "docs/card-lab.md says %s gets a code (%s); the agent: %+v", name, row.why, e)
-			_, err := record.ParseCode(res.Code)
-			require.NoError(t, err, res.Code)
-			require.Equal(t, c.Kind, res.CardKind)
-			// as make run checks its code: the back office verifies it
-			var v *wire.Verdict
-			require.Eventually(t, func() bool {
-				got, err := bo.Verify(context.Background(), res.Code)
-				if err != nil || !got.Valid {
-					return false
-				}
-				v = got
-				return true
-			}, 20*time.Second, 50*time.Millisecond, "the back office does not verify %s's code %s", name, res.Code)
-			require.Equal(t, cfg.Terminal.ID, v.TerminalID)
-			require.Equal(t, "askes", v.Service)
-			// an inconsistent identifier is recorded, not refused
-			identifiers := "pass"
-			if c.Expect == "identifiers-inconsistent" {
-				identifiers = "fail: " + c.Expect
-			}
-			require.Equal(t, wire.Checks{CardAuth: "pass", IssuerSig: "pass", Identifiers: identifiers, Fingerprint: "pass"}, v.Checks)
-		})
-	}
+	return &labTerminal{labDir: labDir, manifest: m, cfg: cfg, lab: lab, bo: bo, agent: a}
 }
 
 // The parts of TestMakeRunSampleCards that need no pcscd, so that they
@@ -278,7 +302,7 @@ func imageName(image string) string { return strings.TrimSuffix(filepath.Base(im
 // with bash; the other files as the script makes them. A variable the
 // script sets and this test does not know fails: the test must learn
 // what that file holds.
-func runLabFiles(t *testing.T, script, state string, token string) []string {
+func runLabFiles(t testing.TB, script, state string, token string) []string {
 	t.Helper()
 	raw, err := os.ReadFile(script)
 	require.NoError(t, err)
@@ -356,7 +380,7 @@ func runLabFiles(t *testing.T, script, state string, token string) []string {
 	return env
 }
 
-func hostOf(t *testing.T, rawURL string) string {
+func hostOf(t testing.TB, rawURL string) string {
 	t.Helper()
 	u, err := url.Parse(rawURL)
 	require.NoError(t, err)
@@ -365,7 +389,7 @@ func hostOf(t *testing.T, rawURL string) string {
 }
 
 // freePort returns host:port with a port free at the time of the call.
-func freePort(t *testing.T, host string) string {
+func freePort(t testing.TB, host string) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	require.NoError(t, err)
@@ -376,7 +400,7 @@ func freePort(t *testing.T, host string) string {
 
 // serveOn serves h on a free port of host (over TLS when cfg is not nil)
 // until the test ends, and returns its URL.
-func serveOn(t *testing.T, host string, h http.Handler, cfg *tls.Config) string {
+func serveOn(t testing.TB, host string, h http.Handler, cfg *tls.Config) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	require.NoError(t, err)
@@ -396,6 +420,7 @@ func serveOn(t *testing.T, host string, h http.Handler, cfg *tls.Config) string 
 // agentProc is the kpe-agent binary running `run`.
 type agentProc struct {
 	base, token string
+	pid         int
 	log         *lockedBuffer
 }
 
@@ -419,7 +444,7 @@ func (l *lockedBuffer) String() string {
 // startAgent builds kpe-agent and runs `kpe-agent run` with env added to
 // this process's environment; it is stopped (SIGTERM) when the test
 // ends, and its log shown if the test failed.
-func startAgent(t *testing.T, dir string, env []string, base, token string) *agentProc {
+func startAgent(t testing.TB, dir string, env []string, base, token string) *agentProc {
 	t.Helper()
 	bin := filepath.Join(dir, "kpe-agent")
 	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
@@ -429,6 +454,7 @@ func startAgent(t *testing.T, dir string, env []string, base, token string) *age
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = a.log, a.log
 	require.NoError(t, cmd.Start())
+	a.pid = cmd.Process.Pid
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	t.Cleanup(func() {
@@ -465,7 +491,7 @@ func startAgent(t *testing.T, dir string, env []string, base, token string) *age
 
 // call makes an API request with the token, decoding a success into out;
 // it returns the status and the error of a failure.
-func (a *agentProc) call(t *testing.T, method, path string, body, out any) (int, api.Error) {
+func (a *agentProc) call(t testing.TB, method, path string, body, out any) (int, api.Error) {
 	t.Helper()
 	var rd io.Reader
 	if body != nil {
@@ -492,7 +518,7 @@ func (a *agentProc) call(t *testing.T, method, path string, body, out any) (int,
 	return resp.StatusCode, api.Error{}
 }
 
-func (a *agentProc) waitHealth(t *testing.T, ok func(api.Health) bool) {
+func (a *agentProc) waitHealth(t testing.TB, ok func(api.Health) bool) {
 	t.Helper()
 	var h api.Health
 	require.Eventually(t, func() bool {
@@ -503,7 +529,7 @@ func (a *agentProc) waitHealth(t *testing.T, ok func(api.Health) bool) {
 }
 
 // reader returns the card reader's state as the agent sees it.
-func (a *agentProc) reader(t *testing.T) api.Reader {
+func (a *agentProc) reader(t testing.TB) api.Reader {
 	t.Helper()
 	var rs []api.Reader
 	a.call(t, "GET", api.PathReaders, nil, &rs)
@@ -515,7 +541,7 @@ func (a *agentProc) reader(t *testing.T) api.Reader {
 // swap puts the lab card image (relative to testdata/cards/lab) into the
 // card reader, as POST /v1/slots/0/swap does, and waits until the agent
 // has heard of the removal and then read (or failed to read) the card.
-func (a *agentProc) swap(t *testing.T, lab *cardsim.Lab, image string) {
+func (a *agentProc) swap(t testing.TB, lab *cardsim.Lab, image string) {
 	t.Helper()
 	st, err := lab.SlotStatus(0)
 	require.NoError(t, err)

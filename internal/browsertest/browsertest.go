@@ -54,6 +54,7 @@ type config struct {
 	width     int
 	height    int
 	timeout   time.Duration
+	poll      time.Duration
 }
 
 // MapHost makes the browser resolve host to addr ("127.0.0.1:8080"): a page
@@ -73,12 +74,19 @@ func Timeout(d time.Duration) Option {
 	return func(c *config) { c.timeout = d }
 }
 
+// PollEvery sets how often Wait evaluates its condition (default 20 ms);
+// a benchmark that times what it waits for polls more often.
+func PollEvery(d time.Duration) Option {
+	return func(c *config) { c.poll = d }
+}
+
 // Browser is one headless Chromium with one tab, closed when the test
 // ends. Its methods fail the test on an error; the *Err forms return it.
 type Browser struct {
 	t       testing.TB
 	ctx     context.Context
 	timeout time.Duration
+	poll    time.Duration
 	console *console
 }
 
@@ -100,7 +108,7 @@ func (b *Browser) For(t testing.TB) *Browser {
 func Start(t testing.TB, opts ...Option) *Browser {
 	t.Helper()
 	bin := Chromium(t)
-	c := config{width: 1280, height: 900, timeout: 30 * time.Second}
+	c := config{width: 1280, height: 900, timeout: 30 * time.Second, poll: 20 * time.Millisecond}
 	for _, o := range opts {
 		o(&c)
 	}
@@ -127,7 +135,7 @@ func Start(t testing.TB, opts ...Option) *Browser {
 	}
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), aopts...)
 	ctx, cancelTab := chromedp.NewContext(actx)
-	b := &Browser{t: t, ctx: ctx, timeout: c.timeout, console: &console{}}
+	b := &Browser{t: t, ctx: ctx, timeout: c.timeout, poll: c.poll, console: &console{}}
 	t.Cleanup(func() {
 		cancelTab()
 		cancelAlloc()
@@ -237,7 +245,7 @@ func (b *Browser) WaitErr(expr string, d time.Duration) error {
 		}
 		ctx, cancel := context.WithTimeout(b.ctx, left+5*time.Second)
 		_, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](expr,
-			chromedp.WithPollingInterval(20*time.Millisecond), chromedp.WithPollingTimeout(left)))
+			chromedp.WithPollingInterval(b.poll), chromedp.WithPollingTimeout(left)))
 		cancel()
 		switch {
 		case err == nil:
@@ -247,7 +255,7 @@ func (b *Browser) WaitErr(expr string, d time.Duration) error {
 		case strings.Contains(err.Error(), "Cannot find context with specified id"),
 			strings.Contains(err.Error(), "Execution context was destroyed"),
 			strings.Contains(err.Error(), "Inspected target navigated or closed"):
-			time.Sleep(20 * time.Millisecond) // a navigation replaced the page
+			time.Sleep(b.poll) // a navigation replaced the page
 		default:
 			return err
 		}

@@ -136,7 +136,7 @@ func TestPerf(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	b := browsertest.Start(t, browsertest.WindowSize(800, 600))
+	b := browsertest.Start(t, browsertest.WindowSize(800, 600), browsertest.PollEvery(5*time.Millisecond))
 	b.OnNewDocument(`window.early = typeof document.body;`)
 	rec := b.RecordNetwork()
 	b.Navigate(srv.URL + "/")
