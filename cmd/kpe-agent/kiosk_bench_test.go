@@ -449,7 +449,9 @@ func BenchmarkKioskMemory(b *testing.B) {
 	start := time.Now()
 	for b.Loop() {
 		pcsctest.Insert(b, k.lab, 0, "lab/cards/kpe-budi.json")
-		k.readerIs(b, "the card read", func(r api.Reader) bool { return r.CardPresent && !r.Busy && (r.State == api.StateAuthenticated || r.State == api.StateFailed) })
+		k.readerIs(b, "the card read", func(r api.Reader) bool {
+			return r.CardPresent && !r.Busy && (r.State == api.StateAuthenticated || r.State == api.StateFailed)
+		})
 		k.b.Navigate(k.kiosk)
 		k.offered(b, 0)
 		for i := 1; i <= sessions; i++ {
