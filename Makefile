@@ -21,7 +21,7 @@ SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 help:
 	@echo "make run    back office + virtual card lab + agent; one ASKES authentication, then stays up (no hardware needed)"
 	@echo "make test   install what is missing, start pcscd and PostgreSQL, run every check"
-	@echo "make bench  benchmarks: transport, sync, tap-to-code and the agent's idle footprint (about 2 minutes)"
+	@echo "make bench  benchmarks: transport, sync, tap-to-code, the kiosk in Chromium and the agent's idle footprint (about 6 minutes)"
 	@echo "make package  .deb, .rpm and the Windows zip into build/pkg/"
 	@echo "make openapi-lint  lint the OpenAPI documents with the pinned Redocly CLI (part of make test)"
 
@@ -124,11 +124,15 @@ openapi-lint: $(OPENAPI_TOOLS)/.installed
 soak: postgres
 	KPE_SOAK_ITERATIONS=500 $(GO) test -count=1 -run 'Kill9' -v ./sync/outbox/ ./sync/uploader/ | grep -E 'kills|^(---|ok|FAIL)' 
 
+# The kiosk's benchmarks (cmd/kpe-agent/kiosk_bench_test.go, docs/kiosk.md):
+# first paint and page weight, card to profile over 50 sessions, memory
+# over 500 sessions, in headless Chromium through the make-run terminal.
 BENCH_IDLE ?= 60s
 bench: pcscd postgres bio-bench
 	$(GO) test -run='^$$' -bench=. -benchtime=2s -count=1 ./apdu/pcsc/
 	$(GO) test -run='^$$' -bench=. -benchtime=1x -count=1 ./sync/uploader/
 	$(GO) test -run='^$$' -bench=TapToCode -benchtime=40x -count=1 ./agent/daemon/
+	$(GO) test -run='^$$' -bench=Kiosk -benchtime=1x -count=1 -timeout=30m ./cmd/kpe-agent/
 	KPE_BENCH_IDLE=$(BENCH_IDLE) $(GO) test -run='^$$' -bench=IdleFootprint -benchtime=1x -count=1 ./cmd/kpe-agent/
 
 # The matcher on generated synthetic sets (deterministic seed): EER, FNMR at
