@@ -83,7 +83,39 @@ func newKioskRig(b *testing.B) *kioskRig {
 func (k *kioskRig) readerIs(b *testing.B, what string, ok func(api.Reader) bool) {
 	b.Helper()
 	var r api.Reader
-	require.Eventually(b, func() bool { r = k.agent.reader(b); return ok(r) }, 20*time.Second, 5*time.Millisecond, "the card reader: %s; it is %+v", what, r)
+	var err error
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if r, err = k.cardReader(); err == nil && ok(r) {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("the card reader: %s; it is %+v (%v)", what, r, err)
+		}
+	}
+}
+
+// cardReader is the card reader's state, as the agent's API gives it.
+func (k *kioskRig) cardReader() (api.Reader, error) {
+	req, err := http.NewRequest("GET", k.agent.base+api.PathReaders, nil)
+	if err != nil {
+		return api.Reader{}, err
+	}
+	req.Header.Set("Authorization", "Bearer "+k.agent.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return api.Reader{}, err
+	}
+	defer resp.Body.Close()
+	var rs []api.Reader
+	if err := json.NewDecoder(resp.Body).Decode(&rs); err != nil {
+		return api.Reader{}, fmt.Errorf("GET %s: %d: %w", api.PathReaders, resp.StatusCode, err)
+	}
+	for _, r := range rs {
+		if r.Name == pcsctest.Slot0 {
+			return r, nil
+		}
+	}
+	return api.Reader{}, fmt.Errorf("no %s among the readers", pcsctest.Slot0)
 }
 
 func waitingForCard(r api.Reader) bool { return r.Busy && !r.CardPresent }
