@@ -94,6 +94,13 @@ done
 if [ -z "$synced" ]; then echo "the back office does not know $code yet (see the agent's log)" >&2; exit 1; fi
 echo "   the back office verifies it: synced"
 
+# On a desktop, open the kiosk in the user's browser (not as root, whose
+# browser would need its sandbox turned off); KPE_LAB_NO_BROWSER=1 does not.
+if [ -z "${KPE_LAB_NO_BROWSER:-}" ] && [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ] && [ "$(id -u)" != 0 ] && command -v xdg-open >/dev/null; then
+  setsid xdg-open "http://$AGENT/kiosk/" >/dev/null 2>&1 </dev/null &
+  echo "   the kiosk is opening in your browser"
+fi
+
 cat <<MSG
 
   Running: back office, card lab and agent. Ctrl-C stops them all.
