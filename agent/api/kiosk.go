@@ -122,7 +122,10 @@ func (s *server) renderKioskPage() ([]byte, error) {
 		ReceiptQR                          bool
 		Words                              template.JS
 	}{int(idle.Seconds()), int(warn.Seconds()), max(1, int(wait.Seconds())), k.VerifyURL != "", kioskWords})
-	return b.Bytes(), err
+	if err != nil {
+		return nil, err // never serve a half-written page
+	}
+	return b.Bytes(), nil
 }
 
 // kioskPage serves the kiosk page with a fresh kiosk credential, and its
@@ -143,7 +146,7 @@ func (s *server) kioskPage(w http.ResponseWriter, r *http.Request, page []byte) 
 		s.refuse(w, r, http.StatusNotFound, CodeNotFound, "")
 		return
 	}
-	if !ownFetch(r) {
+	if !s.ownFetch(r) {
 		// another origin's page loading the kiosk page (a frame, an image)
 		// would push the kiosk's own credential out
 		s.c.Log.Warn("local API: the kiosk page requested by another origin's page refused", "sec-fetch-site", r.Header.Get("Sec-Fetch-Site"))

@@ -46,8 +46,8 @@ func (b *localeBackend) Authenticate(_ context.Context, req AuthRequest) (AuthRe
 	b.got = append(b.got, Locale{Lang: i18n.Lang(req.Lang), Audience: i18n.Audience(req.Audience)})
 	return AuthResult{}, errUnknownService
 }
-func (b *localeBackend) Cancel(string) bool { return false }
-func (b *localeBackend) AnswerPrompt(req PromptRequest) bool {
+func (b *localeBackend) Cancel(context.Context, string) bool { return false }
+func (b *localeBackend) AnswerPrompt(_ context.Context, req PromptRequest) bool {
 	if b.waiting == "" || req.ID != b.waiting {
 		return false
 	}

@@ -80,7 +80,7 @@ func counterMay(r *http.Request) bool {
 // the counter screen enabled, no Authorization header, a same-origin
 // request (or one the browser does not mark) and a valid cookie.
 func (s *server) loketCookie(r *http.Request) (string, bool) {
-	if s.loket == nil || r.Header.Get("Authorization") != "" || !ownFetch(r) {
+	if s.loket == nil || r.Header.Get("Authorization") != "" || !s.ownFetch(r) {
 		return "", false
 	}
 	c, err := r.Cookie(LoketCookie)
@@ -179,7 +179,7 @@ func (s *server) loketPage(w http.ResponseWriter, r *http.Request) {
 		s.loketFile(w, r, name)
 		return
 	}
-	if !ownFetch(r) {
+	if !s.ownFetch(r) {
 		// another origin's page loading the counter screen (a frame, a
 		// link with a stolen code): nothing
 		s.c.Log.Warn("local API: the counter screen requested by another origin's page refused", "sec-fetch-site", r.Header.Get("Sec-Fetch-Site"))

@@ -183,6 +183,18 @@ type credentialKey struct{}
 // view for that credential.
 func KioskCredential(ctx context.Context) string {
 	c, _ := ctx.Value(credentialKey{}).(credential)
+	if !c.kiosk {
+		return ""
+	}
+	return c.id
+}
+
+// Caller returns the ID of the page credential (the kiosk's or the
+// counter screen's) ctx's request was made with, or "" for the bearer
+// token. A page credential may cancel, or answer the prompt of, only a
+// workflow it started itself; the token may do so for any.
+func Caller(ctx context.Context) string {
+	c, _ := ctx.Value(credentialKey{}).(credential)
 	return c.id
 }
 
@@ -207,8 +219,8 @@ func hasPageCredential(r *http.Request) bool { return isKiosk(r) || isCounter(r)
 // by auth.
 func (s *server) scope(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, ok := s.loketCookie(r); ok {
-			r = r.WithContext(context.WithValue(r.Context(), credentialKey{}, credential{counter: true}))
+		if id, ok := s.loketCookie(r); ok {
+			r = r.WithContext(context.WithValue(r.Context(), credentialKey{}, credential{counter: true, id: id}))
 			if !counterMay(r) {
 				s.c.Log.Warn("local API: the counter credential may not do this", "method", r.Method, "path", r.URL.Path)
 				s.refuse(w, r, http.StatusForbidden, CodeForbiddenScope, r.Method+" "+r.URL.Path)
@@ -233,7 +245,7 @@ func (s *server) kioskCookie(r *http.Request) (string, bool) {
 	if s.kiosk == nil || r.Header.Get("Authorization") != "" {
 		return "", false
 	}
-	if !ownFetch(r) {
+	if !s.ownFetch(r) {
 		return "", false
 	}
 	c, err := r.Cookie(KioskCookie)
@@ -245,11 +257,16 @@ func (s *server) kioskCookie(r *http.Request) (string, bool) {
 
 // ownFetch says the browser made r for the agent's own page, or for the
 // user (a typed address, a kiosk browser's start page): its
-// Sec-Fetch-Site is same-origin or none. Programs send none of it. A
-// request from a page of another origin (same-site: another port of this
-// machine; cross-site) neither uses nor gets the kiosk or counter
-// credential.
-func ownFetch(r *http.Request) bool {
+// Sec-Fetch-Site is same-origin or none, and an Origin it carries is the
+// agent's own. Programs send neither. A request from a page of another
+// origin (same-site: another port of this machine; cross-site) neither
+// uses nor gets the kiosk or counter credential, also from a browser
+// that sends no Fetch Metadata, and also when that origin is one of
+// api.allowed_origins (those may call the API with the token only).
+func (s *server) ownFetch(r *http.Request) bool {
+	if o := r.Header.Get("Origin"); o != "" && !s.sameOrigin(r, o) {
+		return false
+	}
 	switch r.Header.Get("Sec-Fetch-Site") {
 	case "", "same-origin", "none":
 		return true

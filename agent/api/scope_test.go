@@ -58,8 +58,8 @@ func (b *scopeBackend) Authenticate(ctx context.Context, req AuthRequest) (AuthR
 	b.creds = append(b.creds, KioskCredential(ctx))
 	return AuthResult{Code: goodCode, Service: req.Service}, nil
 }
-func (b *scopeBackend) Cancel(string) bool          { return true }
-func (b *scopeBackend) Queue() (QueueStatus, error) { return QueueStatus{}, nil }
+func (b *scopeBackend) Cancel(context.Context, string) bool { return true }
+func (b *scopeBackend) Queue() (QueueStatus, error)         { return QueueStatus{}, nil }
 func (b *scopeBackend) Sync(context.Context, Locale) (SyncResult, error) {
 	return SyncResult{}, nil
 }
@@ -535,6 +535,12 @@ func TestScopeRefusedCookies(t *testing.T) {
 	// (another port of this machine) does not carry the kiosk's scope
 	refused(c, "Sec-Fetch-Site", "same-site")
 	refused(c, "Sec-Fetch-Site", "cross-site")
+	// nor one from another origin, even an allowed one (it may call with
+	// the token only), also from a browser that sends no Fetch Metadata
+	refused(c, "Origin", "http://his.example")
+	refused(c, "Origin", "http://his.example", "Sec-Fetch-Site", "same-origin")
+	a = r.do(t, "POST", PathCancel, `{}`, "Cookie", KioskCookie+"="+c, "Origin", "http://his.example", "Content-Type", "text/plain")
+	assert.Equal(t, http.StatusUnauthorized, a.status, "a text/plain POST from an allowed origin with the cookie: %s", a.body)
 	a = r.do(t, "GET", PathReaders, "", "Cookie", KioskCookie+"="+c, "Sec-Fetch-Site", "same-origin")
 	assert.Equal(t, http.StatusOK, a.status)
 
@@ -577,10 +583,11 @@ func TestScopeHostAndOrigin(t *testing.T) {
 	a := r.do(t, "POST", PathAuth, `{"service":"kiosk"}`, "Cookie", cookie, "Origin", r.srv.URL)
 	assert.Equal(t, http.StatusOK, a.status, "%s", a.body)
 	assert.Empty(t, a.header.Get("Access-Control-Allow-Origin"), "same origin: no CORS")
-	// an allowed origin with the kiosk's cookie is still the kiosk's scope
+	// an allowed origin's page does not get the kiosk's scope from the
+	// cookie: it may call with the token only
 	a = r.do(t, "GET", PathQueue, "", "Cookie", cookie, "Origin", "http://his.example")
-	assert.Equal(t, http.StatusForbidden, a.status)
-	assert.Equal(t, CodeForbiddenScope, a.err.Code)
+	assert.Equal(t, http.StatusUnauthorized, a.status)
+	assert.Equal(t, CodeUnauthorized, a.err.Code)
 }
 
 // The calls of the kiosk's scope, by method and path.
@@ -622,7 +629,7 @@ func TestKioskCredentials(t *testing.T) {
 	assert.Equal(t, "kiosk-2", id)
 }
 
-func (b *scopeBackend) AnswerPrompt(PromptRequest) bool { return true }
+func (b *scopeBackend) AnswerPrompt(context.Context, PromptRequest) bool { return true }
 
 func (b *scopeBackend) CodesToday() (TodayCodes, error) {
 	return TodayCodes{Date: "2026-03-02", Codes: []TodayCode{{Code: goodCode, Service: "askes",

@@ -27,11 +27,15 @@ type Backend interface {
 	CardView(reader string, loc Locale) (any, error)
 	Prefill(reader string) (Prefill, error)
 	Authenticate(ctx context.Context, req AuthRequest) (AuthResult, error)
-	Cancel(reader string) bool
+	// Cancel cancels the workflow on reader (every reader when ""); a
+	// page credential (Caller(ctx) not "") cancels only a workflow it
+	// started. False when none ran.
+	Cancel(ctx context.Context, reader string) bool
 	// AnswerPrompt gives the answer to the prompt req.ID waiting on
-	// req.Reader (any reader when ""); false when no such prompt waits.
+	// req.Reader (any reader when ""); false when no such prompt waits,
+	// or when it belongs to a workflow another page credential started.
 	// The answer is AnswerContinue or AnswerCancel.
-	AnswerPrompt(req PromptRequest) bool
+	AnswerPrompt(ctx context.Context, req PromptRequest) bool
 	Queue() (QueueStatus, error)
 	// Sync sends the outbox now; a failed attempt's error is worded for loc.
 	Sync(ctx context.Context, loc Locale) (SyncResult, error)
@@ -500,7 +504,7 @@ func (s *server) cancel(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, http.StatusBadRequest, CodeBadRequest, err.Error())
 		return
 	}
-	if !s.b.Cancel(req.Reader) {
+	if !s.b.Cancel(r.Context(), req.Reader) {
 		s.refuse(w, r, http.StatusNotFound, CodeNotFound, "no workflow runs")
 		return
 	}
@@ -524,7 +528,7 @@ func (s *server) prompt(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, http.StatusBadRequest, CodeBadRequest, fmt.Sprintf("answer %q: want %s or %s", req.Answer, AnswerContinue, AnswerCancel))
 		return
 	}
-	if !s.b.AnswerPrompt(req) {
+	if !s.b.AnswerPrompt(r.Context(), req) {
 		s.refuse(w, r, http.StatusNotFound, CodeNotFound, "no such prompt waits")
 		return
 	}

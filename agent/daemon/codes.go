@@ -60,8 +60,13 @@ func codesOn(ob *outbox.Outbox, now time.Time) (api.TodayCodes, error) {
 	}
 	// newest first; a record's time orders them, the dead ones among them
 	slices.SortStableFunc(out.Codes, func(a, b api.TodayCode) int { return b.Time.Compare(a.Time) })
-	// the walk back stopped at its limit: there may be more of today
-	out.Truncated = len(items) > maxTodayCodes
+	// the walk back stopped at its limit while still in today: there may
+	// be more of today (items are newest first; when the oldest one read
+	// is yesterday's, today's are all there)
+	if len(items) > maxTodayCodes {
+		oldest, err := record.Decode(items[len(items)-1].Encoded)
+		out.Truncated = err != nil || !oldest.Time.Before(start)
+	}
 	if len(out.Codes) > maxTodayCodes {
 		out.Codes, out.Truncated = out.Codes[:maxTodayCodes], true
 	}

@@ -523,13 +523,16 @@ func (d *Daemon) Subscribe(after uint64) ([]api.Event, <-chan api.Event, func())
 }
 
 // Cancel cancels the workflow on reader, or on every reader when it is
-// "" (API). It reports whether one was running.
-func (d *Daemon) Cancel(name string) bool {
+// "" (API). It reports whether one was running. A page credential (the
+// kiosk's, the counter screen's: api.Caller) cancels only what it
+// started.
+func (d *Daemon) Cancel(ctx context.Context, name string) bool {
+	caller := api.Caller(ctx)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	any := false
 	for n, r := range d.readers {
-		if name == "" || n == name {
+		if (name == "" || n == name) && r.mayControl(caller) {
 			any = r.cancelFlow() || any
 		}
 	}

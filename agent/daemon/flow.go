@@ -137,7 +137,7 @@ func (d *Daemon) Authenticate(ctx context.Context, req api.AuthRequest) (api.Aut
 	defer d.flows.Done()
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	if err := r.begin(cancel); err != nil {
+	if err := r.begin(cancel, api.Caller(ctx)); err != nil {
 		return api.AuthResult{}, err
 	}
 	defer r.end()

@@ -247,6 +247,42 @@ func TestKioskEndToEnd(t *testing.T) {
 		r.pull(t)
 	})
 
+	// Another kiosk credential (another page load, or any local program
+	// that loaded one) cannot cancel the kiosk's session or answer its
+	// prompt; the token can.
+	t.Run("only-its-own-workflow", func(t *testing.T) {
+		require.NoError(t, r.lab.PlaceFinger(0, ""))
+		type answer struct {
+			status int
+			e      api.Error
+		}
+		got := make(chan answer, 1)
+		go func() {
+			var a answer
+			a.status, a.e, _, _ = k.call(t, "POST", api.PathAuth, map[string]any{"service": "kiosk", "wait_seconds": 30}, nil)
+			got <- a
+		}()
+		r.waitReader(t, pcsctest.Slot0, func(rd api.Reader) bool { return rd.Busy })
+		other := r.kioskPage(t)
+		for _, body := range []any{map[string]any{"reader": pcsctest.Slot0}, map[string]any{}} {
+			status, e, _, _ := other.call(t, "POST", api.PathCancel, body, nil)
+			assert.Equal(t, http.StatusNotFound, status, "another kiosk credential's cancel %v", body)
+			assert.Equal(t, api.CodeNotFound, e.Code)
+		}
+		status, e, _, _ := other.call(t, "POST", api.PathPrompt, api.PromptRequest{Reader: pcsctest.Slot0, ID: "0123456789abcdef0123456789abcdef", Answer: api.AnswerContinue}, nil)
+		assert.Equal(t, http.StatusNotFound, status, "%+v", e)
+		select {
+		case a := <-got:
+			t.Fatalf("the kiosk's session ended: %+v", a)
+		case <-time.After(300 * time.Millisecond):
+		}
+		// its own page may cancel it
+		status, e, _, _ = k.call(t, "POST", api.PathCancel, map[string]any{"reader": pcsctest.Slot0}, nil)
+		require.Equal(t, http.StatusNoContent, status, "%+v", e)
+		a := <-got
+		assert.Equal(t, daemon.CodeCancelled, a.e.Code)
+	})
+
 	t.Run("kpe-tambahan", func(t *testing.T) {
 		r.present(t, "kpe-tambahan-sri.json")
 		k.authenticate(t)

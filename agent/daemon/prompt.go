@@ -134,11 +134,12 @@ func (d *Daemon) confirmLastTry(ctx context.Context, r *reader) error {
 // AnswerPrompt answers the prompt req.ID on req.Reader, or on whichever
 // reader holds it when req.Reader is "" (API). It reports whether such a
 // prompt waited.
-func (d *Daemon) AnswerPrompt(req api.PromptRequest) bool {
+func (d *Daemon) AnswerPrompt(ctx context.Context, req api.PromptRequest) bool {
+	caller := api.Caller(ctx)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for n, r := range d.readers {
-		if (req.Reader == "" || n == req.Reader) && r.answer(req.ID, req.Answer) {
+		if (req.Reader == "" || n == req.Reader) && r.mayControl(caller) && r.answer(req.ID, req.Answer) {
 			return true
 		}
 	}

@@ -80,10 +80,10 @@ func TestPromptAnsweredOnce(t *testing.T) {
 	require.NotNil(t, rd.Prompt)
 	assert.Equal(t, *ev.Prompt, *rd.Prompt)
 
-	assert.False(t, d.AnswerPrompt(api.PromptRequest{ID: "0123456789abcdef0123456789abcdef", Answer: api.AnswerContinue}), "a wrong id")
-	assert.False(t, d.AnswerPrompt(api.PromptRequest{Reader: "R9", ID: ev.Prompt.ID, Answer: api.AnswerContinue}), "another reader")
-	assert.True(t, d.AnswerPrompt(api.PromptRequest{Reader: "R0", ID: ev.Prompt.ID, Answer: api.AnswerContinue}))
-	assert.False(t, d.AnswerPrompt(api.PromptRequest{ID: ev.Prompt.ID, Answer: api.AnswerCancel}), "single use")
+	assert.False(t, d.AnswerPrompt(context.Background(), api.PromptRequest{ID: "0123456789abcdef0123456789abcdef", Answer: api.AnswerContinue}), "a wrong id")
+	assert.False(t, d.AnswerPrompt(context.Background(), api.PromptRequest{Reader: "R9", ID: ev.Prompt.ID, Answer: api.AnswerContinue}), "another reader")
+	assert.True(t, d.AnswerPrompt(context.Background(), api.PromptRequest{Reader: "R0", ID: ev.Prompt.ID, Answer: api.AnswerContinue}))
+	assert.False(t, d.AnswerPrompt(context.Background(), api.PromptRequest{ID: ev.Prompt.ID, Answer: api.AnswerCancel}), "single use")
 	select {
 	case res := <-got:
 		require.NoError(t, res.err)
@@ -97,7 +97,7 @@ func TestPromptAnsweredOnce(t *testing.T) {
 	got = askAsync(context.Background(), r, time.Minute)
 	ev2 := asked(t, evs)
 	assert.NotEqual(t, ev.Prompt.ID, ev2.Prompt.ID)
-	assert.True(t, d.AnswerPrompt(api.PromptRequest{ID: ev2.Prompt.ID, Answer: api.AnswerCancel}))
+	assert.True(t, d.AnswerPrompt(context.Background(), api.PromptRequest{ID: ev2.Prompt.ID, Answer: api.AnswerCancel}))
 	assert.Equal(t, api.AnswerCancel, (<-got).answer)
 }
 
@@ -113,7 +113,7 @@ func TestPromptTimeoutAndCancel(t *testing.T) {
 	require.ErrorAs(t, res.err, &f)
 	assert.Equal(t, CodeTimeout, f.Code)
 	assert.ErrorIs(t, res.err, errPromptTimeout)
-	assert.False(t, d.AnswerPrompt(api.PromptRequest{ID: ev.Prompt.ID, Answer: api.AnswerContinue}))
+	assert.False(t, d.AnswerPrompt(context.Background(), api.PromptRequest{ID: ev.Prompt.ID, Answer: api.AnswerContinue}))
 
 	ctx, cancel := context.WithCancelCause(context.Background())
 	got = askAsync(ctx, r, time.Minute)
@@ -121,7 +121,7 @@ func TestPromptTimeoutAndCancel(t *testing.T) {
 	cancel(context.Canceled)
 	res = <-got
 	assert.True(t, errors.Is(res.err, context.Canceled), "%v", res.err)
-	assert.False(t, d.AnswerPrompt(api.PromptRequest{ID: ev.Prompt.ID, Answer: api.AnswerContinue}))
+	assert.False(t, d.AnswerPrompt(context.Background(), api.PromptRequest{ID: ev.Prompt.ID, Answer: api.AnswerContinue}))
 }
 
 // confirmLastTry: continue uses the last try; cancel (or anything else)
@@ -135,7 +135,7 @@ func TestConfirmLastTry(t *testing.T) {
 		done := make(chan error, 1)
 		go func() { done <- d.confirmLastTry(context.Background(), r) }()
 		ev := asked(t, evs)
-		require.True(t, d.AnswerPrompt(api.PromptRequest{ID: ev.Prompt.ID, Answer: c.answer}))
+		require.True(t, d.AnswerPrompt(context.Background(), api.PromptRequest{ID: ev.Prompt.ID, Answer: c.answer}))
 		err := <-done
 		if c.code == "" {
 			assert.NoError(t, err)
@@ -143,4 +143,22 @@ func TestConfirmLastTry(t *testing.T) {
 		}
 		assert.Equal(t, c.code, classify(err).Code)
 	}
+}
+
+// A page credential controls only the workflow it started: the token
+// controls any, another page credential none.
+func TestMayControlOnlyItsOwnWorkflow(t *testing.T) {
+	_, r, _ := promptDaemon(t)
+	assert.False(t, r.mayControl("kiosk-1"), "no workflow runs")
+	assert.True(t, r.mayControl(""), "the token")
+	require.NoError(t, r.begin(func(error) {}, "kiosk-1"))
+	assert.True(t, r.mayControl("kiosk-1"))
+	assert.False(t, r.mayControl("kiosk-2"))
+	assert.False(t, r.mayControl("loket-1"))
+	assert.True(t, r.mayControl(""))
+	r.end()
+	assert.False(t, r.mayControl("kiosk-1"), "its workflow ended")
+	require.NoError(t, r.begin(func(error) {}, ""))
+	assert.False(t, r.mayControl("kiosk-1"), "a workflow the token started")
+	r.end()
 }

@@ -42,6 +42,9 @@ type reader struct {
 	stepStop context.CancelCauseFunc
 	busy     bool
 	flowStop context.CancelCauseFunc
+	// flowOwner is the page credential that started the running workflow
+	// (api.Caller), "" for the token.
+	flowOwner string
 	// cardStop ends the workflow's use of the card it holds when that
 	// card is pulled; a workflow still waiting for a card holds none
 	cardStop context.CancelCauseFunc
@@ -274,7 +277,7 @@ func (r *reader) cancelFlow() bool { return r.fire(&r.flowStop, context.Canceled
 
 // begin marks the reader busy for an API workflow: reader-busy when one
 // runs already.
-func (r *reader) begin(cancel context.CancelCauseFunc) error {
+func (r *reader) begin(cancel context.CancelCauseFunc, owner string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	select {
@@ -285,14 +288,28 @@ func (r *reader) begin(cancel context.CancelCauseFunc) error {
 	if r.busy {
 		return fail(CodeReaderBusy, nil)
 	}
-	r.busy, r.flowStop = true, cancel
+	r.busy, r.flowStop, r.flowOwner = true, cancel, owner
 	return nil
 }
 
 func (r *reader) end() {
 	r.mu.Lock()
-	r.busy, r.flowStop = false, nil
+	r.busy, r.flowStop, r.flowOwner = false, nil, ""
 	r.mu.Unlock()
+}
+
+// mayControl says caller (api.Caller: "" for the token) may cancel the
+// reader's workflow or answer its prompt: the token may, a page
+// credential only when it started the workflow. Another kiosk page, or
+// any local process that loaded one, cannot cancel the kiosk's session
+// or spend a card's last fingerprint try.
+func (r *reader) mayControl(caller string) bool {
+	if caller == "" {
+		return true
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.busy && r.flowOwner == caller
 }
 
 // holdCard registers stop as what ends the workflow's use of s when its

@@ -60,7 +60,7 @@ var frontline = table{
 	"holder.card-removed":         {"Kartu Anda tercabut sebelum selesai. Masukkan kembali kartu Anda, lalu ulangi.", "Your card was removed before the end. Insert it again, then try again."},
 	"holder.unknown-card":         {"Kartu ini tidak dikenal. Gunakan KPE, KPE Tambahan, atau KTP-el Anda.", "This card is not recognised. Use your KPE, KPE Tambahan or KTP-el."},
 	"holder.no-reader":            {"Anjungan belum dapat membaca kartu. Silakan hubungi petugas.", "The kiosk cannot read cards right now. Please ask a member of staff."},
-	"holder.reader-busy":          {"Anjungan sedang melayani transaksi lain. Mohon tunggu sebentar.", "The kiosk is busy with another transaction. Please wait a moment."},
+	"holder.reader-busy":          {"Anjungan sedang melayani transaksi lain. Mohon tunggu, dan jangan meletakkan jari sebelum layar memintanya.", "The kiosk is busy with another transaction. Please wait, and do not place your finger until the screen asks for it."},
 	"holder.reader-in-use":        {"Anjungan belum dapat membaca kartu. Silakan hubungi petugas.", "The kiosk cannot read cards right now. Please ask a member of staff."},
 	"holder.pcsc-unavailable":     {"Anjungan sedang tidak dapat melayani. Silakan hubungi petugas.", "The kiosk is out of service. Please ask a member of staff."},
 	"holder.no-sam":               {"Anjungan sedang tidak dapat melayani. Silakan hubungi petugas.", "The kiosk is out of service. Please ask a member of staff."},
