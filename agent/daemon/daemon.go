@@ -434,6 +434,11 @@ func (d *Daemon) Health(loc api.Locale) api.Health {
 	case d.sam.problemCode() != "":
 		problem(d.sam.problemCode(), nil)
 	}
+	// no sensor configured: no authentication can end well (the kiosk's
+	// out-of-service screen learns it here, not from each failed session)
+	if _, err := d.sensorFor(""); err != nil {
+		problem(CodeNoSensor, err)
+	}
 	q := d.queueNumbers()
 	if q.err == nil && q.used >= 1 {
 		problem(CodeOutboxFull, nil)

@@ -981,6 +981,22 @@ func TestEndToEnd(t *testing.T) {
 		pcsctest.WaitCard(t, pcsctest.Slot0, false, 5*time.Second)
 	})
 
+	// No fingerprint sensor configured: health says so (a kiosk shows out
+	// of service from it, not from each failed session).
+	t.Run("no-sensor-in-health", func(t *testing.T) {
+		r.cfg.Fingerprint.Sensor = "none"
+		t.Cleanup(func() { r.cfg.Fingerprint.Sensor = "lab" })
+		var h api.Health
+		status, e := r.call("GET", api.PathHealth, nil, &h)
+		require.Equal(t, http.StatusOK, status, "%+v", e)
+		assert.Equal(t, "degraded", h.Status)
+		var codes []string
+		for _, p := range h.Problems {
+			codes = append(codes, p.Code)
+		}
+		assert.Contains(t, codes, daemon.CodeNoSensor)
+	})
+
 	t.Run("missing-sam", func(t *testing.T) {
 		require.NoError(t, r.lab.Remove(1))
 		h := r.waitHealth(func(h api.Health) bool { return h.SAM != nil && !h.SAM.Present })
