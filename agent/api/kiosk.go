@@ -3,11 +3,9 @@ package api
 import (
 	"bytes"
 	_ "embed"
-	"encoding/json"
 	"html/template"
 	"net/http"
 	"net/url"
-	"strconv"
 	"time"
 
 	qrcode "github.com/skip2/go-qrcode"
@@ -45,18 +43,8 @@ var kioskTemplate = template.Must(template.New("kiosk").Funcs(template.FuncMap{
 }).Parse(kioskPageSource))
 
 // kioskWords is the page's table, by language, as JSON safe inside a
-// script element (json.Marshal escapes <, > and &).
-var kioskWords = func() template.JS {
-	t := map[i18n.Lang]map[string]string{}
-	for _, l := range i18n.Langs {
-		t[l] = i18n.WithPrefix(kioskWordsPrefix, l)
-	}
-	b, err := json.Marshal(t)
-	if err != nil {
-		panic(err) // a map of strings always marshals
-	}
-	return template.JS(b)
-}()
+// script element.
+var kioskWords = template.JS(i18n.TableJSON(kioskWordsPrefix))
 
 // kioskFiles are the page's static files under PathKiosk, with their
 // types.
@@ -68,13 +56,6 @@ var kioskFiles = map[string]struct {
 	PathKiosk + "kiosk.css": {"text/css; charset=utf-8", kioskCSS},
 	PathKiosk + "icon.svg":  {"image/svg+xml", kioskIcon}, // the page's icon: the browser asks for /favicon.ico otherwise
 }
-
-// kioskCSP is the kiosk page's Content-Security-Policy: nothing but the
-// agent's own files, no inline script or style, no framing. Images may be
-// object URLs (blob:, which only the page's own script can make): the
-// card's photo and the receipt's QR code are shown from memory.
-const kioskCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:; connect-src 'self'; " +
-	"font-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
 // Defaults of KioskConfig's timeouts (kiosk.idle_timeout, kiosk.idle_warning)
 // and the bounds of one wait for the card (KioskConfig.CardWait).
@@ -132,14 +113,7 @@ func (s *server) renderKioskPage() ([]byte, error) {
 // script and stylesheet.
 func (s *server) kioskPage(w http.ResponseWriter, r *http.Request, page []byte) {
 	if f, ok := kioskFiles[r.URL.Path]; ok {
-		h := w.Header()
-		h.Set("Content-Type", f.typ)
-		h.Set("Cross-Origin-Resource-Policy", "same-origin")
-		h.Set("Content-Length", strconv.Itoa(len(f.body)))
-		w.WriteHeader(http.StatusOK)
-		if r.Method != http.MethodHead {
-			w.Write(f.body)
-		}
+		writeBody(w, r, http.StatusOK, f.typ, f.body)
 		return
 	}
 	if r.URL.Path != PathKiosk {
@@ -158,24 +132,8 @@ func (s *server) kioskPage(w http.ResponseWriter, r *http.Request, page []byte) 
 		return
 	}
 	s.mintKiosk(w)
-	h := w.Header()
-	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Content-Security-Policy", kioskCSP)
-	h.Set("X-Frame-Options", "DENY")
-	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("Cross-Origin-Opener-Policy", "same-origin")
-	h.Set("Cross-Origin-Resource-Policy", "same-origin")
-	h.Set("Content-Length", strconv.Itoa(len(page)))
-	w.WriteHeader(http.StatusOK)
-	if r.Method != http.MethodHead {
-		w.Write(page)
-	}
-}
-
-// kioskData marks an answer carrying the holder's data as the agent's own:
-// no other origin may embed it (an <img> of another port's page).
-func kioskData(w http.ResponseWriter) {
-	w.Header().Set("Cross-Origin-Resource-Policy", "same-origin")
+	pageHeaders(w.Header())
+	writeBody(w, r, http.StatusOK, "text/html; charset=utf-8", page)
 }
 
 func (s *server) kioskView(w http.ResponseWriter, r *http.Request, loc Locale) {
@@ -184,7 +142,8 @@ func (s *server) kioskView(w http.ResponseWriter, r *http.Request, loc Locale) {
 		s.fail(w, err, loc)
 		return
 	}
-	kioskData(w)
+	// the holder's data: no other origin may embed it
+	w.Header().Set("Cross-Origin-Resource-Policy", "same-origin")
 	writeJSON(w, http.StatusOK, v)
 }
 
@@ -195,13 +154,7 @@ func (s *server) kioskPhoto(w http.ResponseWriter, r *http.Request, loc Locale) 
 		return
 	}
 	defer clear(b)
-	kioskData(w)
-	w.Header().Set("Content-Type", "image/jpeg")
-	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
-	w.WriteHeader(http.StatusOK)
-	if r.Method != http.MethodHead {
-		w.Write(b)
-	}
+	writeBody(w, r, http.StatusOK, "image/jpeg", b)
 }
 
 // kioskQR answers the receipt's QR code: a PNG of
@@ -223,11 +176,5 @@ func (s *server) kioskQR(w http.ResponseWriter, r *http.Request, loc Locale) {
 		s.refuseIn(w, loc, http.StatusInternalServerError, "internal", err.Error())
 		return
 	}
-	kioskData(w)
-	w.Header().Set("Content-Type", "image/png")
-	w.Header().Set("Content-Length", strconv.Itoa(len(png)))
-	w.WriteHeader(http.StatusOK)
-	if r.Method != http.MethodHead {
-		w.Write(png)
-	}
+	writeBody(w, r, http.StatusOK, "image/png", png)
 }

@@ -3,11 +3,9 @@ package api
 import (
 	"bytes"
 	"embed"
-	"encoding/json"
 	"html/template"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -98,12 +96,6 @@ var loketFiles embed.FS
 
 var loketTemplate = template.Must(template.ParseFS(loketFiles, "loket/index.html"))
 
-// loketCSP is the counter screen's Content-Security-Policy: the agent's
-// own files only, no inline script or style, no framing; images from the
-// agent or from the page's own blobs (the QR code it fetched).
-const loketCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:; connect-src 'self'; " +
-	"font-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-
 // loketStatic are the static files and their types.
 var loketStatic = map[string]string{
 	"app.js":  "text/javascript; charset=utf-8",
@@ -112,17 +104,7 @@ var loketStatic = map[string]string{
 
 // loketWords is the page's table, both languages, as JSON: the entries
 // under "loket." of the catalogue.
-var loketWords = func() string {
-	t := map[i18n.Lang]map[string]string{}
-	for _, l := range i18n.Langs {
-		t[l] = i18n.WithPrefix("loket.", l)
-	}
-	b, err := json.Marshal(t)
-	if err != nil {
-		return "{}" // maps of strings always marshal
-	}
-	return string(b)
-}()
+var loketWords = string(i18n.TableJSON("loket."))
 
 // Login states of the page.
 const (
@@ -146,13 +128,9 @@ func (s *server) loketLogin(w http.ResponseWriter, r *http.Request, loc Locale) 
 		s.refuseIn(w, loc, http.StatusNotFound, CodeNotFound, "the counter screen is off (loket.enabled: false)")
 		return
 	}
-	scheme := "http://"
-	if r.TLS != nil {
-		scheme = "https://"
-	}
 	// the Host is one the guard accepted: the address the caller reached
 	// the agent by, and the one the browser on this PC reaches it by
-	u := scheme + r.Host + PathLoket + "?login=" + url.QueryEscape(s.loketLogins.mint())
+	u := ownOrigin(r) + PathLoket + "?login=" + url.QueryEscape(s.loketLogins.mint())
 	s.c.Log.Info("local API: a login link to the counter screen was handed out")
 	writeJSON(w, http.StatusOK, LoketLogin{URL: u, ExpiresSeconds: int(loketLoginLife / time.Second)})
 }
@@ -219,19 +197,9 @@ func (s *server) loketPage(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, http.StatusInternalServerError, "internal", "the counter screen cannot be rendered")
 		return
 	}
-	h := w.Header()
-	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Content-Security-Policy", loketCSP)
-	h.Set("X-Frame-Options", "DENY")
-	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("Cross-Origin-Opener-Policy", "same-origin")
-	h.Set("Cross-Origin-Resource-Policy", "same-origin")
-	h.Set("Vary", "Accept-Language, Cookie")
-	h.Set("Content-Length", strconv.Itoa(b.Len()))
-	w.WriteHeader(status)
-	if r.Method != http.MethodHead {
-		w.Write(b.Bytes())
-	}
+	pageHeaders(w.Header())
+	w.Header().Set("Vary", "Accept-Language, Cookie")
+	writeBody(w, r, status, "text/html; charset=utf-8", b.Bytes())
 }
 
 // loketFile serves one of the counter screen's static files.
@@ -246,12 +214,5 @@ func (s *server) loketFile(w http.ResponseWriter, r *http.Request, name string) 
 		s.refuse(w, r, http.StatusNotFound, CodeNotFound, "")
 		return
 	}
-	h := w.Header()
-	h.Set("Content-Type", typ)
-	h.Set("Cross-Origin-Resource-Policy", "same-origin")
-	h.Set("Content-Length", strconv.Itoa(len(b)))
-	w.WriteHeader(http.StatusOK)
-	if r.Method != http.MethodHead {
-		w.Write(b)
-	}
+	writeBody(w, r, http.StatusOK, typ, b)
 }

@@ -266,10 +266,7 @@ func (s *server) locale(r *http.Request, bodyLang, bodyAudience string) (Locale,
 // refusals: an unknown audience is the clerk's (the refusal says so).
 func (s *server) localeOf(r *http.Request) Locale {
 	loc, _ := s.locale(r, "", "")
-	if loc.Audience == "" {
-		loc.Audience = i18n.Clerk
-	}
-	return loc
+	return loc.withAudience(i18n.Clerk)
 }
 
 // refuse answers with one of the API's own refusals, worded by the
@@ -332,11 +329,7 @@ func (s *server) guard(next http.Handler) http.Handler {
 // already): a page the agent served, such as the kiosk's, which browsers
 // send Origin with on POST.
 func (s *server) sameOrigin(r *http.Request, origin string) bool {
-	scheme := "http://"
-	if r.TLS != nil {
-		scheme = "https://"
-	}
-	return strings.EqualFold(origin, scheme+r.Host)
+	return strings.EqualFold(origin, ownOrigin(r))
 }
 
 func (s *server) hostAllowed(host string) bool {

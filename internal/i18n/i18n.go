@@ -15,6 +15,7 @@
 package i18n
 
 import (
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
@@ -145,6 +146,20 @@ func WithPrefix(prefix string, l Lang) map[string]string {
 		}
 	}
 	return out
+}
+
+// TableJSON is the entries under prefix in every language, keyed by
+// language and by the rest of the key, as JSON: the word table a page
+// carries so that it can switch language without a round trip.
+// json.Marshal escapes <, > and &, so the table is safe inside a script
+// element or an attribute.
+func TableJSON(prefix string) []byte {
+	t := map[Lang]map[string]string{}
+	for _, l := range Langs {
+		t[l] = WithPrefix(prefix, l)
+	}
+	b, _ := json.Marshal(t) // maps of strings always marshal
+	return b
 }
 
 // Audience is who reads a sentence.

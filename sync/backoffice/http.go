@@ -30,19 +30,8 @@ var verifyHTML string
 // language rule (?lang, then Accept-Language, then Indonesian).
 var verifyPage = template.Must(template.New("verify").Parse(verifyHTML))
 
-// verifyTexts is the page's table, as JSON safe inside a script element
-// (json.Marshal escapes <, > and &).
-var verifyTexts = func() template.JS {
-	t := map[i18n.Lang]map[string]string{}
-	for _, l := range i18n.Langs {
-		t[l] = i18n.WithPrefix("staff.verify.", l)
-	}
-	b, err := json.Marshal(t)
-	if err != nil {
-		panic(err) // a map of strings always marshals
-	}
-	return template.JS(b)
-}()
+// verifyTexts is the page's table, as JSON safe inside a script element.
+var verifyTexts = template.JS(i18n.TableJSON("staff.verify."))
 
 func serveVerifyPage(w http.ResponseWriter, r *http.Request) {
 	l := i18n.Negotiate(r.URL.Query().Get("lang"), "", r.Header.Get("Accept-Language"), i18n.Default)
