@@ -26,33 +26,35 @@ type errorJSON struct {
 	} `json:"error"`
 }
 
-// errorCodes are the codes of the errors kpectl explains (c.msg.Errs),
-// checked in order.
-var errorCodes = []struct {
-	err  error
-	code string
+// knownErrors are the errors kpectl explains, checked in order: the
+// symbolic code of each (the local API's codes where the error is the
+// same, docs/local-api.md) and the catalogue key of the operator's
+// sentence (messages.Errs; none for the two context errors).
+var knownErrors = []struct {
+	err       error
+	code, key string
 }{
-	{apdu.ErrCardRemoved, "card-removed"},
-	{apdu.ErrCardReset, "card-removed"},
-	{apdu.ErrTimeout, "timeout"},
-	{apdu.ErrNoService, "pcsc-unavailable"},
-	{apdu.ErrSharingViolation, "reader-in-use"},
-	{apdu.ErrNoReader, "no-reader"},
-	{apdu.ErrNoCard, "no-card"},
-	{apdu.ErrMalformedResponse, "card-error"},
-	{cards.ErrNoSAM, "no-sam"},
-	{sam.ErrBlocked, "sam-blocked"},
-	{sam.ErrNotActivated, "sam-not-activated"},
-	{outbox.ErrLocked, "outbox-locked"},
-	{outbox.ErrNoOutbox, "no-outbox"},
-	{outbox.ErrDamaged, "outbox-damaged"},
-	{outbox.ErrCorrupt, "outbox-corrupt"},
-	{outbox.ErrNotDead, "not-dead"},
-	{errOutExists, "out-exists"},
-	{api.ErrNotRunning, "agent-not-running"},
-	{errLoketOff, "loket-disabled"},
-	{context.DeadlineExceeded, "timeout"},
-	{context.Canceled, "cancelled"},
+	{apdu.ErrCardRemoved, "card-removed", "kpectl.error.card-removed"},
+	{apdu.ErrCardReset, "card-removed", "kpectl.error.card-reset"},
+	{apdu.ErrTimeout, "timeout", "kpectl.error.timeout"},
+	{apdu.ErrNoService, "pcsc-unavailable", "kpectl.error.no-service"},
+	{apdu.ErrSharingViolation, "reader-in-use", "kpectl.error.sharing-violation"},
+	{apdu.ErrNoReader, "no-reader", "kpectl.error.no-reader"},
+	{apdu.ErrNoCard, "no-card", "kpectl.error.no-card"},
+	{apdu.ErrMalformedResponse, "card-error", "kpectl.error.malformed-response"},
+	{cards.ErrNoSAM, "no-sam", ""},
+	{sam.ErrBlocked, "sam-blocked", "kpectl.error.sam-blocked"},
+	{sam.ErrNotActivated, "sam-not-activated", "kpectl.error.sam-not-activated"},
+	{outbox.ErrLocked, "outbox-locked", "kpectl.error.outbox-locked"},
+	{outbox.ErrNoOutbox, "no-outbox", "kpectl.error.no-outbox"},
+	{outbox.ErrDamaged, "outbox-damaged", "kpectl.error.outbox-damaged"},
+	{outbox.ErrCorrupt, "outbox-corrupt", "kpectl.error.outbox-corrupt"},
+	{outbox.ErrNotDead, "not-dead", "kpectl.error.not-dead"},
+	{errOutExists, "out-exists", "kpectl.error.out-exists"},
+	{api.ErrNotRunning, "agent-not-running", "kpectl.error.agent-not-running"},
+	{errLoketOff, "loket-disabled", "kpectl.loket.off"},
+	{context.DeadlineExceeded, "timeout", ""},
+	{context.Canceled, "cancelled", ""},
 }
 
 // errorCode is err's symbolic code: "usage" for a command-line error, the
@@ -67,7 +69,7 @@ func errorCode(err error) string {
 	case errors.As(err, &ae) && ae.Err.Code != "":
 		return ae.Err.Code
 	}
-	for _, e := range errorCodes {
+	for _, e := range knownErrors {
 		if errors.Is(err, e.err) {
 			return e.code
 		}

@@ -8,9 +8,7 @@ import (
 	"kpe-agent/agent/api"
 	"kpe-agent/agent/doctor"
 	"kpe-agent/apdu"
-	"kpe-agent/apdu/sam"
 	"kpe-agent/internal/i18n"
-	"kpe-agent/sync/outbox"
 )
 
 // messages holds every operator-facing sentence, in one language; the
@@ -128,7 +126,7 @@ func messagesFor(lang string) (messages, error) {
 
 // messagesIn builds kpectl's sentences in l from the catalogue (kpectl.*).
 func messagesIn(l i18n.Lang) messages {
-	return messages{
+	m := messages{
 		UnknownCommand: l.T("kpectl.unknown-command"),
 		NoReaders:      l.T("kpectl.readers.none"),
 		CardPresent:    l.T("kpectl.readers.card-present"),
@@ -144,26 +142,6 @@ func messagesIn(l i18n.Lang) messages {
 			apdu.ReaderBusy:      l.T("kpectl.monitor.event.reader-busy"),
 			apdu.ServiceLost:     l.T("kpectl.monitor.event.service-lost"),
 			apdu.ServiceRestored: l.T("kpectl.monitor.event.service-restored"),
-		},
-		Errs: map[error]string{
-			apdu.ErrCardRemoved:       l.T("kpectl.error.card-removed"),
-			apdu.ErrCardReset:         l.T("kpectl.error.card-reset"),
-			apdu.ErrTimeout:           l.T("kpectl.error.timeout"),
-			apdu.ErrNoService:         l.T("kpectl.error.no-service"),
-			apdu.ErrSharingViolation:  l.T("kpectl.error.sharing-violation"),
-			apdu.ErrNoCard:            l.T("kpectl.error.no-card"),
-			apdu.ErrNoReader:          l.T("kpectl.error.no-reader"),
-			apdu.ErrMalformedResponse: l.T("kpectl.error.malformed-response"),
-			sam.ErrBlocked:            l.T("kpectl.error.sam-blocked"),
-			sam.ErrNotActivated:       l.T("kpectl.error.sam-not-activated"),
-			outbox.ErrLocked:          l.T("kpectl.error.outbox-locked"),
-			outbox.ErrNoOutbox:        l.T("kpectl.error.no-outbox"),
-			outbox.ErrDamaged:         l.T("kpectl.error.outbox-damaged"),
-			outbox.ErrCorrupt:         l.T("kpectl.error.outbox-corrupt"),
-			outbox.ErrNotDead:         l.T("kpectl.error.not-dead"),
-			errOutExists:              l.T("kpectl.error.out-exists"),
-			api.ErrNotRunning:         l.T("kpectl.error.agent-not-running"),
-			errLoketOff:               l.T("kpectl.loket.off"),
 		},
 		Verdicts: map[string]string{
 			"genuine":                  l.T("kpectl.read.verdict.genuine"),
@@ -333,6 +311,13 @@ func messagesIn(l i18n.Lang) messages {
 			Root:       l.T("kpectl.loket.root"),
 		},
 	}
+	m.Errs = map[error]string{}
+	for _, e := range knownErrors {
+		if e.key != "" {
+			m.Errs[e.err] = l.T(e.key)
+		}
+	}
+	return m
 }
 
 // explain turns an error into the operator's sentence plus the technical
