@@ -90,8 +90,10 @@ func (s *server) renderKioskPage() ([]byte, error) {
 		idle = defaultKioskIdle
 	}
 	if warn <= 0 || warn >= idle {
-		warn = min(defaultKioskWarning, idle/2)
+		warn = defaultKioskWarning
 	}
+	// the warning takes at most half the idle time (the page's one rule)
+	warn = min(warn, idle/2)
 	wait := k.CardWait
 	if wait <= 0 {
 		wait = defaultCardWait

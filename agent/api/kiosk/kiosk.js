@@ -20,7 +20,7 @@ const body = document.body;
 /** The page's words, by language: the catalogue's kiosk entries. */
 const WORDS = JSON.parse($("kiosk-words").textContent || "{}");
 const IDLE_MS = (Number(body.dataset.idleTimeout) || 60) * 1000;
-const WARN_MS = Math.min((Number(body.dataset.idleWarning) || 10) * 1000, IDLE_MS / 2);
+const WARN_MS = (Number(body.dataset.idleWarning) || 10) * 1000; // at most half IDLE_MS: the agent's rule
 const CARD_WAIT = Math.max(1, Number(body.dataset.cardWait) || 30);
 const RECEIPT_QR = body.dataset.receiptQr === "true";
 const HEALTH_EVERY_MS = 5000;
