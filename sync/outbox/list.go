@@ -29,6 +29,17 @@ type ListItem struct {
 	Encoded  []byte
 }
 
+// item is e, stored under key k, as List and Recent give it (a copy of
+// the record's bytes).
+func (e entry) item(k []byte) ListItem {
+	it := ListItem{Seq: binary.BigEndian.Uint64(k), State: e.state, Enqueued: time.UnixMilli(e.enqueued),
+		Attempts: e.attempts, Encoded: bytes.Clone(e.rec)}
+	if e.acked != 0 {
+		it.Acked = time.UnixMilli(e.acked)
+	}
+	return it
+}
+
 // List returns up to limit records (every one when limit <= 0) in state,
 // or in any state when state is 0, oldest first. It only reads. The
 // dead-letter bucket is listed by Dead.
@@ -59,12 +70,7 @@ func (ob *Outbox) List(state State, limit int) ([]ListItem, error) {
 			if state != 0 && e.state != state {
 				continue
 			}
-			it := ListItem{Seq: binary.BigEndian.Uint64(k), State: e.state, Enqueued: time.UnixMilli(e.enqueued),
-				Attempts: e.attempts, Encoded: bytes.Clone(e.rec)}
-			if e.acked != 0 {
-				it.Acked = time.UnixMilli(e.acked)
-			}
-			out = append(out, it)
+			out = append(out, e.item(k))
 		}
 		return nil
 	})

@@ -1,7 +1,6 @@
 package outbox
 
 import (
-	"bytes"
 	"encoding/binary"
 	"fmt"
 	"time"
@@ -28,12 +27,7 @@ func (ob *Outbox) Recent(since time.Time, limit int) ([]ListItem, error) {
 				// seqs follow the enqueue order: the rest is older
 				break
 			}
-			it := ListItem{Seq: binary.BigEndian.Uint64(k), State: e.state, Enqueued: time.UnixMilli(e.enqueued),
-				Attempts: e.attempts, Encoded: bytes.Clone(e.rec)}
-			if e.acked != 0 {
-				it.Acked = time.UnixMilli(e.acked)
-			}
-			out = append(out, it)
+			out = append(out, e.item(k))
 		}
 		return nil
 	})
