@@ -135,7 +135,7 @@ func TestFindOutsideRefs(t *testing.T) {
 	bad := []string{
 		"// identifiers consistent (domain" + ".md §3)",
 		"see ../../DEVELOPERS" + ".md",
-		"read ../" + "shared/docs/style.md",
+		"read ../" + "shared" + "/docs/" + "style" + ".md",
 		"the text in seeds" + "/003.txt",
 		"(Seed " + "003, Pasal 4)",
 	}
