@@ -31,7 +31,10 @@ type CA struct {
 	Cert *x509.Certificate
 }
 
-// NewCA makes a self-signed CA valid from yesterday for ten years.
+// NewCA makes a self-signed CA valid from yesterday for ten years. (A
+// template's NotBefore and NotAfter, where set, are kept by every issuing
+// function below; unset, a certificate is valid from yesterday for ten
+// years.)
 func NewCA(name string) (*CA, error) {
 	return issue(nil, &x509.Certificate{Subject: pkix.Name{CommonName: name, Organization: []string{"kpe-agent lab (not a real CA)"}},
 		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign})
@@ -47,8 +50,12 @@ func issue(parent *CA, tmpl *x509.Certificate) (*CA, error) {
 		return nil, err
 	}
 	tmpl.SerialNumber = sn
-	tmpl.NotBefore = time.Now().Add(-24 * time.Hour)
-	tmpl.NotAfter = time.Now().AddDate(10, 0, 0)
+	if tmpl.NotBefore.IsZero() {
+		tmpl.NotBefore = time.Now().Add(-24 * time.Hour)
+	}
+	if tmpl.NotAfter.IsZero() {
+		tmpl.NotAfter = time.Now().AddDate(10, 0, 0)
+	}
 	signKey, signCert := key, tmpl
 	if parent != nil {
 		signKey, signCert = parent.Key, parent.Cert
@@ -85,6 +92,11 @@ func (c *CA) Terminal(id string) (tls.Certificate, error) {
 	return c.tlsCert(tmpl)
 }
 
+// ClientCert issues a TLS client certificate from a template as it is
+// (for tests of odd terminal identities: no common name, two common
+// names).
+func (c *CA) ClientCert(tmpl *x509.Certificate) (tls.Certificate, error) { return c.tlsCert(tmpl) }
+
 func (c *CA) tlsCert(tmpl *x509.Certificate) (tls.Certificate, error) {
 	leaf, err := issue(c, tmpl)
 	if err != nil {
@@ -105,14 +117,46 @@ type SAM struct {
 	counter uint32
 }
 
+// SAMTemplate is the certificate template of a SAM terminal certificate
+// as the back office wants it (docs/backoffice.md): subject "Terminal SAM"
+// and the serial in 16 upper-case hex digits, key usage digitalSignature,
+// basic constraints CA:false, no extended key usage.
+func SAMTemplate(serial [8]byte) *x509.Certificate {
+	return &x509.Certificate{Subject: pkix.Name{CommonName: fmt.Sprintf("Terminal SAM %X", serial[:])},
+		KeyUsage: x509.KeyUsageDigitalSignature, BasicConstraintsValid: true, IsCA: false}
+}
+
 // NewSAM issues a stand-in SAM with the given serial under c.
-func (c *CA) NewSAM(serial [8]byte) (*SAM, error) {
-	leaf, err := issue(c, &x509.Certificate{Subject: pkix.Name{CommonName: fmt.Sprintf("Terminal SAM %X", serial[:])},
-		KeyUsage: x509.KeyUsageDigitalSignature})
+func (c *CA) NewSAM(serial [8]byte) (*SAM, error) { return c.NewSAMFrom(serial, SAMTemplate(serial)) }
+
+// NewSAMFrom issues a stand-in SAM whose certificate is made from tmpl
+// (for tests of the back office's certificate checks: another key usage,
+// a CA, an expired certificate). Its records carry serial whatever tmpl's
+// subject says.
+func (c *CA) NewSAMFrom(serial [8]byte, tmpl *x509.Certificate) (*SAM, error) {
+	leaf, err := issue(c, tmpl)
 	if err != nil {
 		return nil, err
 	}
 	return &SAM{Key: leaf.Key, Cert: leaf.Cert.Raw, serial: serial}, nil
+}
+
+// Revoked is the revocation list entry of a SAM's certificate, revoked at
+// at.
+func Revoked(s *SAM, at time.Time) (x509.RevocationListEntry, error) {
+	cert, err := x509.ParseCertificate(s.Cert)
+	if err != nil {
+		return x509.RevocationListEntry{}, err
+	}
+	return x509.RevocationListEntry{SerialNumber: cert.SerialNumber, RevocationTime: at}, nil
+}
+
+// CRL issues an X.509 revocation list (DER) signed by c, with the given
+// number, valid from an hour ago for a week, listing entries.
+func (c *CA) CRL(number int64, entries ...x509.RevocationListEntry) ([]byte, error) {
+	now := time.Now()
+	return x509.CreateRevocationList(rand.Reader, &x509.RevocationList{Number: big.NewInt(number),
+		ThisUpdate: now.Add(-time.Hour), NextUpdate: now.AddDate(0, 0, 7), RevokedCertificateEntries: entries}, c.Cert, c.Key)
 }
 
 // Kind says SAM (see the type's comment).
