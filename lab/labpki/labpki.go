@@ -31,10 +31,16 @@ type CA struct {
 	Cert *x509.Certificate
 }
 
-// NewCA makes a self-signed CA valid from yesterday for ten years. (A
-// template's NotBefore and NotAfter, where set, are kept by every issuing
-// function below; unset, a certificate is valid from yesterday for ten
-// years.)
+// LabEpoch is when lab certificates become valid unless a template says
+// otherwise: early enough that records a test dates in the past (a
+// semester's report) fall within their SAM certificate's validity, which
+// the back office judges at each record's signing time.
+var LabEpoch = time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// NewCA makes a self-signed CA valid from LabEpoch until ten years from
+// now. (A template's NotBefore and NotAfter, where set, are kept by every
+// issuing function below; unset, a certificate is valid from LabEpoch
+// until ten years from now.)
 func NewCA(name string) (*CA, error) {
 	return issue(nil, &x509.Certificate{Subject: pkix.Name{CommonName: name, Organization: []string{"kpe-agent lab (not a real CA)"}},
 		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign})
@@ -51,7 +57,7 @@ func issue(parent *CA, tmpl *x509.Certificate) (*CA, error) {
 	}
 	tmpl.SerialNumber = sn
 	if tmpl.NotBefore.IsZero() {
-		tmpl.NotBefore = time.Now().Add(-24 * time.Hour)
+		tmpl.NotBefore = LabEpoch
 	}
 	if tmpl.NotAfter.IsZero() {
 		tmpl.NotAfter = time.Now().AddDate(10, 0, 0)

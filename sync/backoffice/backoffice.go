@@ -11,7 +11,6 @@ package backoffice
 import (
 	"context"
 	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
@@ -20,6 +19,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"kpe-agent/sync/record"
@@ -42,6 +42,14 @@ type Config struct {
 	// Workers verify signatures in parallel (default GOMAXPROCS).
 	Workers int
 	Now     func() time.Time
+	// CertificateSkew widens a SAM certificate's validity on both sides
+	// when a record's signing time is judged against it: the terminal's
+	// clock may be that far off (default DefaultCertificateSkew, 24 h).
+	CertificateSkew time.Duration
+	// PlaintextTerminals takes batches over plain HTTP, without a
+	// terminal identity: their records are not bound to a terminal. For
+	// lab and test set-ups only; kpe-backoffice never sets it.
+	PlaintextTerminals bool
 }
 
 // Service is the back office over a Store.
@@ -49,8 +57,10 @@ type Service struct {
 	store Store
 	cfg   Config
 
-	mu   sync.Mutex
-	keys map[[8]byte]*ecdsa.PublicKey // SAM serial → verified key
+	mu      sync.Mutex
+	keys    map[[8]byte]*samKey  // SAM serial → its pinned certificate, checked
+	alarmed map[conflictKey]bool // conflicting certificates already reported
+	revs    atomic.Pointer[RevocationList]
 }
 
 // New makes a Service. The store stays the caller's to close.
@@ -67,7 +77,10 @@ func New(store Store, cfg Config) (*Service, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Service{store: store, cfg: cfg, keys: map[[8]byte]*ecdsa.PublicKey{}}, nil
+	if cfg.CertificateSkew <= 0 {
+		cfg.CertificateSkew = DefaultCertificateSkew
+	}
+	return &Service{store: store, cfg: cfg, keys: map[[8]byte]*samKey{}, alarmed: map[conflictKey]bool{}}, nil
 }
 
 // Errors.
@@ -81,62 +94,9 @@ var (
 	ErrBatch = errors.New("backoffice: batch not acceptable")
 )
 
-// samCNPrefix: a SAM terminal certificate's subject common name is this
-// prefix and the SAM's serial in 16 upper-case hex digits; that binds the
-// certificate's key to the serial records carry.
-const samCNPrefix = "Terminal SAM "
-
-// SAMCertificate checks a SAM terminal certificate against the CA and
-// returns the SAM serial it names and its P-256 key.
-func (s *Service) SAMCertificate(der []byte) ([8]byte, *ecdsa.PublicKey, error) {
-	var serial [8]byte
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return serial, nil, fmt.Errorf("%w: %v", ErrCertificate, err)
-	}
-	if _, err := cert.Verify(x509.VerifyOptions{Roots: s.cfg.CA, CurrentTime: s.cfg.Now(),
-		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
-		return serial, nil, fmt.Errorf("%w: %v", ErrCertificate, err)
-	}
-	hexSerial, ok := strings.CutPrefix(cert.Subject.CommonName, samCNPrefix)
-	b, err := hex.DecodeString(hexSerial)
-	if !ok || err != nil || len(b) != 8 {
-		return serial, nil, fmt.Errorf("%w: subject %q does not name a SAM serial", ErrCertificate, cert.Subject.CommonName)
-	}
-	pub, ok := cert.PublicKey.(*ecdsa.PublicKey)
-	if !ok || pub.Curve != elliptic.P256() {
-		return serial, nil, fmt.Errorf("%w: key is not ECDSA P-256", ErrCertificate)
-	}
-	return [8]byte(b), pub, nil
-}
-
-// key returns the verified key of a SAM: from the cache, or from the
-// store's certificate checked again against the CA.
-func (s *Service) key(ctx context.Context, serial [8]byte) (*ecdsa.PublicKey, error) {
-	s.mu.Lock()
-	k := s.keys[serial]
-	s.mu.Unlock()
-	if k != nil {
-		return k, nil
-	}
-	der, err := s.store.SAMCertificate(ctx, serial)
-	if err != nil || der == nil {
-		return nil, err
-	}
-	got, pub, err := s.SAMCertificate(der)
-	if err != nil || got != serial {
-		return nil, nil // a stored certificate that no longer chains: unknown
-	}
-	s.mu.Lock()
-	s.keys[serial] = pub
-	s.mu.Unlock()
-	return pub, nil
-}
-
-// Ingest verifies and stores a batch. clientTerminal is the terminal id the
-// TLS client certificate names ("" when there is none); records of another
-// terminal are refused.
-func (s *Service) Ingest(ctx context.Context, b *wire.Batch, clientTerminal string) (*wire.BatchResult, error) {
+// Ingest verifies and stores a batch sent by peer: records are bound to
+// the sender and their SAM by bindRecord.
+func (s *Service) Ingest(ctx context.Context, b *wire.Batch, peer Identity) (*wire.BatchResult, error) {
 	if len(b.Records) > wire.MaxBatchRecords {
 		return nil, fmt.Errorf("%w: %d records, at most %d", ErrBatch, len(b.Records), wire.MaxBatchRecords)
 	}
@@ -148,18 +108,8 @@ func (s *Service) Ingest(ctx context.Context, b *wire.Batch, clientTerminal stri
 		out.ClockSkewed = skew > s.cfg.SkewTolerance || -skew > s.cfg.SkewTolerance
 	}
 	for _, der := range b.Certificates {
-		serial, pub, err := s.SAMCertificate(der)
-		if err != nil {
-			continue // its records are then from an unknown SAM
-		}
-		s.mu.Lock()
-		_, known := s.keys[serial]
-		s.keys[serial] = pub
-		s.mu.Unlock()
-		if !known {
-			if err := s.store.PutSAMCertificate(ctx, serial, der); err != nil {
-				return nil, err
-			}
+		if err := s.offer(ctx, der, peer, now); err != nil {
+			return nil, err
 		}
 	}
 
@@ -173,33 +123,37 @@ func (s *Service) Ingest(ctx context.Context, b *wire.Batch, clientTerminal stri
 		}
 		entries[i] = Entry{Rec: r, Encoded: enc}
 	}
-	// keys, policy
+	// keys, policy, binding
+	sams := map[[8]byte]*samKey{}
 	keys := map[[8]byte]*ecdsa.PublicKey{}
 	for i := range entries {
 		e := &entries[i]
 		if e.Rec == nil {
 			continue
 		}
-		switch {
-		case e.Rec.Signer == record.SignerSoftware && !s.cfg.AcceptSoftware:
+		if e.Rec.Signer == record.SignerSoftware && !s.cfg.AcceptSoftware {
 			out.Results[i] = wire.Result{Status: wire.Rejected, Reason: wire.ReasonSoftwareSigner}
-		case clientTerminal != "" && e.Rec.TerminalID != clientTerminal:
-			out.Results[i] = wire.Result{Status: wire.Rejected, Reason: wire.ReasonTerminal}
-		}
-		if out.Results[i].Status != "" {
 			e.Rec = nil
 			continue
 		}
-		k, seen := keys[e.Rec.SAMSerial]
+		k, seen := sams[e.Rec.SAMSerial]
 		if !seen {
-			var err error
-			if k, err = s.key(ctx, e.Rec.SAMSerial); err != nil {
+			pinned, err := s.key(ctx, e.Rec.SAMSerial)
+			if err != nil {
 				return nil, err
 			}
-			keys[e.Rec.SAMSerial] = k
+			if pinned != nil {
+				// this batch's view: the pinned certificate and its
+				// revocation under the list in force now
+				v := *pinned
+				v.revokedAt, v.revoked = s.revocation(pinned)
+				k = &v
+				keys[e.Rec.SAMSerial] = k.pub
+			}
+			sams[e.Rec.SAMSerial] = k
 		}
-		if k == nil {
-			out.Results[i] = wire.Result{Status: wire.Rejected, Reason: wire.ReasonUnknownSAM}
+		if reason := bindRecord(peer, e.Rec, k, s.cfg.CertificateSkew); reason != "" {
+			out.Results[i] = wire.Result{Status: wire.Rejected, Reason: reason}
 			e.Rec = nil
 		}
 	}
@@ -314,7 +268,11 @@ type Store interface {
 	// SAMCertificate returns the stored certificate of a SAM, nil when
 	// the SAM is unknown.
 	SAMCertificate(ctx context.Context, serial [8]byte) ([]byte, error)
-	PutSAMCertificate(ctx context.Context, serial [8]byte, der []byte) error
+	// PinSAMCertificate stores der as the SAM's certificate unless one is
+	// stored already (first write wins, atomically), and returns the
+	// stored one. When that differs from der, it raises conflict, at
+	// most once per serial and certificate (SHA-256 of der).
+	PinSAMCertificate(ctx context.Context, serial [8]byte, der []byte, conflict wire.Alarm) ([]byte, error)
 	// Ingest stores verified entries and returns one result each:
 	// accepted (with flags: gap-before, fills-gap, chain-break,
 	// chain-start), duplicate (the same record is stored), or rejected

@@ -32,6 +32,9 @@ type lab struct {
 
 var samSerial = [8]byte{0x53, 0x41, 0x4d, 0, 0, 0, 0, 7}
 
+// t01 is the identity of terminal t-01's client certificate.
+var t01 = backoffice.Identity{Terminal: "t-01"}
+
 // eachStore runs f against the bbolt store and against PostgreSQL.
 func eachStore(t *testing.T, f func(t *testing.T, l *lab)) {
 	for _, kind := range []string{"bolt", "postgres"} {
@@ -91,8 +94,13 @@ func (l *lab) records(n int, terminal string) [][]byte {
 	return out
 }
 
+// ingest sends records as the terminal of the first (its client
+// certificate's identity).
 func (l *lab) ingest(recs ...[]byte) []wire.Result {
-	res, err := l.svc.Ingest(context.Background(), &wire.Batch{Certificates: [][]byte{l.sam.Cert}, Records: recs, SentAt: time.Now()}, "")
+	r, err := record.Decode(recs[0])
+	require.NoError(l.t, err)
+	res, err := l.svc.Ingest(context.Background(), &wire.Batch{Certificates: [][]byte{l.sam.Cert}, Records: recs, SentAt: time.Now()},
+		backoffice.Identity{Terminal: r.TerminalID})
 	require.NoError(l.t, err)
 	require.Len(l.t, res.Results, len(recs))
 	return res.Results
@@ -213,14 +221,14 @@ func TestRejections(t *testing.T) {
 		require.NoError(t, err)
 		rogue, err := rogueCA.NewSAM([8]byte{9, 9, 9, 9, 9, 9, 9, 9})
 		require.NoError(t, err)
-		rogueRec := l.seal(baseRecord("t-09"), rogue)
+		rogueRec := l.seal(baseRecord("t-01"), rogue)
 
 		// software signed
 		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		soft := l.seal(baseRecord("t-08"), record.NewSoftwareSigner(key, [8]byte{1}, 0))
+		soft := l.seal(baseRecord("t-01"), record.NewSoftwareSigner(key, [8]byte{1}, 0))
 
 		res, err := l.svc.Ingest(context.Background(), &wire.Batch{Certificates: [][]byte{l.sam.Cert, rogue.Cert},
-			Records: [][]byte{good, forged, altered, rogueRec, soft, []byte("KPR\x01garbage")}}, "")
+			Records: [][]byte{good, forged, altered, rogueRec, soft, []byte("KPR\x01garbage")}}, t01)
 		require.NoError(t, err)
 		got := res.Results
 		assert.Equal(t, wire.Accepted, got[0].Status)
@@ -232,13 +240,13 @@ func TestRejections(t *testing.T) {
 		assert.Contains(t, got[5].Reason, wire.ReasonMalformed)
 
 		// the rogue SAM stays unknown without its certificate too
-		res, err = l.svc.Ingest(context.Background(), &wire.Batch{Records: [][]byte{rogueRec}}, "")
+		res, err = l.svc.Ingest(context.Background(), &wire.Batch{Records: [][]byte{rogueRec}}, t01)
 		require.NoError(t, err)
 		assert.Equal(t, wire.ReasonUnknownSAM, res.Results[0].Reason)
 
 		// a terminal's TLS identity must match the records it sends
 		other := l.records(1, "t-02")[0]
-		res, err = l.svc.Ingest(context.Background(), &wire.Batch{Records: [][]byte{other}}, "t-01")
+		res, err = l.svc.Ingest(context.Background(), &wire.Batch{Records: [][]byte{other}}, t01)
 		require.NoError(t, err)
 		assert.Equal(t, wire.ReasonTerminal, res.Results[0].Reason)
 

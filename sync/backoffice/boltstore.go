@@ -3,6 +3,7 @@ package backoffice
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
@@ -29,6 +30,9 @@ var (
 	bbWaiting   = []byte("waiting")   // previous hash ‖ serial ‖ counter: records whose predecessor is not here yet
 	bbTerminals = []byte("terminals") // id → terminalState (JSON)
 	bbAlarms    = []byte("alarms")    // sequence → wire.Alarm (JSON)
+	// serial ‖ SHA-256 of a certificate that conflicted with the pinned
+	// one → nothing: its alarm is raised
+	bbSAMConflicts = []byte("sam-conflicts")
 )
 
 type samState struct {
@@ -52,7 +56,7 @@ func OpenBolt(path string) (*BoltStore, error) {
 		return nil, fmt.Errorf("backoffice: open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bbSAMs, bbRecords, bbByHash, bbByCode, bbWaiting, bbTerminals, bbAlarms} {
+		for _, b := range [][]byte{bbSAMs, bbRecords, bbByHash, bbByCode, bbWaiting, bbTerminals, bbAlarms, bbSAMConflicts} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -102,17 +106,39 @@ func (s *BoltStore) SAMCertificate(_ context.Context, serial [8]byte) ([]byte, e
 	return st.Cert, err
 }
 
-// PutSAMCertificate implements Store.
-func (s *BoltStore) PutSAMCertificate(_ context.Context, serial [8]byte, der []byte) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+// PinSAMCertificate implements Store, in one transaction.
+func (s *BoltStore) PinSAMCertificate(_ context.Context, serial [8]byte, der []byte, conflict wire.Alarm) ([]byte, error) {
+	var pinned []byte
+	err := s.db.Update(func(tx *bolt.Tx) error {
 		var st samState
 		b := tx.Bucket(bbSAMs)
 		if _, err := getJSON(b, serial[:], &st); err != nil {
 			return err
 		}
-		st.Cert = der
-		return putJSON(b, serial[:], st)
+		if st.Cert == nil {
+			st.Cert, pinned = der, der
+			return putJSON(b, serial[:], st)
+		}
+		pinned = st.Cert
+		if bytes.Equal(st.Cert, der) {
+			return nil
+		}
+		h := sha256.Sum256(der)
+		seen, k := tx.Bucket(bbSAMConflicts), append(serial[:], h[:]...)
+		if seen.Get(k) != nil {
+			return nil
+		}
+		if err := seen.Put(k, []byte{1}); err != nil {
+			return err
+		}
+		alarms := tx.Bucket(bbAlarms)
+		seq, err := alarms.NextSequence()
+		if err != nil {
+			return err
+		}
+		return putJSON(alarms, binary.BigEndian.AppendUint64(nil, seq), conflict)
 	})
+	return bytes.Clone(pinned), err
 }
 
 func encodeStored(received time.Time, flags []string, enc []byte) []byte {

@@ -54,17 +54,18 @@ func serveVerifyPage(w http.ResponseWriter, r *http.Request) {
 
 // TerminalHandler serves the terminals' side: POST /v1/records and
 // GET /v1/health. Mount it on a TLS server that requires and verifies
-// client certificates; the certificate's common name is the terminal id
-// records must carry.
+// client certificates; the certificate's one common name is the terminal
+// id records must carry. A request without a verified certificate is
+// refused (401 client-certificate), as is a certificate that names no
+// usable terminal id (403 terminal-identity); plain HTTP only with
+// Config.PlaintextTerminals (unbound, lab only).
 func (s *Service) TerminalHandler(log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+wire.PathHealth, health)
 	mux.HandleFunc("POST "+wire.PathRecords, func(w http.ResponseWriter, r *http.Request) {
-		terminal := ""
-		if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
-			terminal = r.TLS.PeerCertificates[0].Subject.CommonName
-		} else if r.TLS != nil {
-			problem(w, http.StatusUnauthorized, "client-certificate", "a terminal must present its TLS client certificate")
+		peer, status, code, detail := s.peer(r)
+		if status != 0 {
+			problem(w, status, code, detail)
 			return
 		}
 		b, status, err := readBatch(r)
@@ -72,14 +73,14 @@ func (s *Service) TerminalHandler(log *slog.Logger) http.Handler {
 			problem(w, status, "bad-batch", err.Error())
 			return
 		}
-		res, err := s.Ingest(r.Context(), b, terminal)
+		res, err := s.Ingest(r.Context(), b, peer)
 		switch {
 		case errors.Is(err, ErrBatch):
 			problem(w, http.StatusRequestEntityTooLarge, "batch-too-large", err.Error())
 			return
 		case err != nil:
 			if log != nil {
-				log.Error("ingest failed", "terminal", terminal, "records", len(b.Records), "err", err)
+				log.Error("ingest failed", "terminal", peer.Terminal, "records", len(b.Records), "err", err)
 			}
 			w.Header().Set("Retry-After", "5")
 			problem(w, http.StatusServiceUnavailable, "store-unavailable", "the records were not stored; send them again")

@@ -22,7 +22,10 @@ func TestTerminalHandlerBadInput(t *testing.T) {
 	require.NoError(t, err)
 	defer st.Close()
 	l := newLab(t, st)
-	srv := httptest.NewServer(l.svc.TerminalHandler(nil))
+	// plain HTTP: the bad input is refused before any identity matters
+	svc, err := backoffice.New(st, backoffice.Config{CA: l.ca.Pool(), PlaintextTerminals: true})
+	require.NoError(t, err)
+	srv := httptest.NewServer(svc.TerminalHandler(nil))
 	defer srv.Close()
 	post := func(body []byte, enc string) (int, []byte) {
 		req, _ := http.NewRequest(http.MethodPost, srv.URL+wire.PathRecords, bytes.NewReader(body))

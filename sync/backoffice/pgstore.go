@@ -1,7 +1,9 @@
 package backoffice
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"embed"
 	"encoding/hex"
 	"encoding/json"
@@ -112,11 +114,32 @@ func (s *PGStore) SAMCertificate(ctx context.Context, serial [8]byte) ([]byte, e
 	return cert, err
 }
 
-// PutSAMCertificate implements Store.
-func (s *PGStore) PutSAMCertificate(ctx context.Context, serial [8]byte, der []byte) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO sams (serial, cert) VALUES ($1, $2)
-		ON CONFLICT (serial) DO UPDATE SET cert = EXCLUDED.cert`, serial[:], der)
-	return err
+// PinSAMCertificate implements Store in one transaction: the upsert keeps
+// a stored certificate (first write wins; the row lock serialises
+// concurrent pins), and a conflict is recorded once by its primary key.
+func (s *PGStore) PinSAMCertificate(ctx context.Context, serial [8]byte, der []byte, conflict wire.Alarm) ([]byte, error) {
+	var pinned []byte
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := tx.QueryRow(ctx, `INSERT INTO sams (serial, cert) VALUES ($1, $2)
+			ON CONFLICT (serial) DO UPDATE SET cert = coalesce(sams.cert, EXCLUDED.cert) RETURNING cert`, serial[:], der).Scan(&pinned); err != nil {
+			return err
+		}
+		if bytes.Equal(pinned, der) {
+			return nil
+		}
+		h := sha256.Sum256(der)
+		tag, err := tx.Exec(ctx, "INSERT INTO sam_certificate_conflicts (serial, cert_hash) VALUES ($1, $2) ON CONFLICT DO NOTHING", serial[:], h[:])
+		if err != nil || tag.RowsAffected() == 0 {
+			return err
+		}
+		_, err = tx.Exec(ctx, "INSERT INTO alarms (kind, terminal_id, sam_serial, detail, at) VALUES ($1, $2, $3, $4, $5)",
+			conflict.Kind, conflict.TerminalID, serial[:], conflict.Detail, conflict.At)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("backoffice: store: %w", err)
+	}
+	return pinned, nil
 }
 
 type pgTerminal struct {

@@ -124,7 +124,7 @@ func BenchmarkIngest(b *testing.B) {
 		b.StartTimer()
 		t0 := time.Now()
 		for j := 0; j < len(raw); j += 500 {
-			res, err := svc.Ingest(context.Background(), &wire.Batch{Certificates: [][]byte{r.sam.Cert}, Records: raw[j:min(j+500, len(raw))]}, "")
+			res, err := svc.Ingest(context.Background(), &wire.Batch{Certificates: [][]byte{r.sam.Cert}, Records: raw[j:min(j+500, len(raw))]}, backoffice.Identity{Terminal: terminal})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -60,6 +60,12 @@ const (
 	ReasonSoftwareSigner = "software-signer" // signed in software and this back office refuses that
 	ReasonTerminal       = "terminal-mismatch"
 	ReasonConflict       = "counter-conflict" // same SAM and counter as a different record: an alarm
+	// The SAM certificate was not valid when the record was signed (its
+	// time outside the certificate's validity, beyond the back office's
+	// clock allowance), or was revoked at or before that time.
+	ReasonSAMExpired     = "sam-certificate-expired"
+	ReasonSAMNotYetValid = "sam-certificate-not-yet-valid"
+	ReasonRevoked        = "revoked-sam"
 
 	FlagGapBefore   = "gap-before"   // counters are missing before this record
 	FlagFillsGap    = "fills-gap"    // this record fills a counter that was missing
