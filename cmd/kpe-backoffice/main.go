@@ -15,6 +15,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -22,7 +23,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -42,7 +45,9 @@ type serveOptions struct {
 	listen, staff, dbPath, pg        string
 	samCA, tlsCert, tlsKey, clientCA string
 	soft                             bool
-	skew                             time.Duration
+	skew, certSkew                   time.Duration
+	crl                              string
+	crlPoll                          time.Duration
 	zone                             string
 	inst                             multi
 }
@@ -78,6 +83,10 @@ Exit codes: 0 success; 1 failure; 2 usage error.`,
 	f.StringVar(&o.clientCA, "client-ca", "", "PEM: the CA terminal client certificates chain to")
 	f.BoolVar(&o.soft, "accept-software", false, "accept software-signed records (demos without a SAM only)")
 	f.DurationVar(&o.skew, "skew", 5*time.Minute, "clock difference beyond which a terminal is told its clock is off")
+	f.DurationVar(&o.certSkew, "sam-cert-skew", backoffice.DefaultCertificateSkew,
+		"allowance for a terminal's clock when a record's signing time is judged against its SAM certificate's validity")
+	f.StringVar(&o.crl, "sam-crl", "", "file: X.509 CRLs (PEM or DER) of the SAM CA; reloaded when it changes and on SIGHUP")
+	f.DurationVar(&o.crlPoll, "sam-crl-poll", time.Minute, "how often --sam-crl is checked for changes")
 	f.StringVar(&o.zone, "zone", "Asia/Jakarta", "time zone of the semester report")
 	f.Var(o.inst, "institution", "SITE=INSTITUTION: report a site under an institution (repeatable)")
 	for _, name := range []string{"sam-ca", "tls-cert", "tls-key", "client-ca"} {
@@ -101,13 +110,16 @@ func (m multi) Set(s string) error {
 }
 
 func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error {
-	roots, err := loadPool(o.samCA)
+	roots, samCAs, err := loadPool(o.samCA)
 	if err != nil {
 		return fmt.Errorf("--sam-ca: %w", err)
 	}
-	clients, err := loadPool(o.clientCA)
+	clients, _, err := loadPool(o.clientCA)
 	if err != nil {
 		return fmt.Errorf("--client-ca: %w", err)
+	}
+	if o.crlPoll <= 0 {
+		return fmt.Errorf("--sam-crl-poll: %v is not a positive duration", o.crlPoll)
 	}
 	cert, err := tls.LoadX509KeyPair(o.tlsCert, o.tlsKey)
 	if err != nil {
@@ -129,9 +141,22 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 		return err
 	}
 	defer store.Close()
-	svc, err := backoffice.New(store, backoffice.Config{CA: roots, AcceptSoftware: o.soft, SkewTolerance: o.skew, Institutions: o.inst})
+	svc, err := backoffice.New(store, backoffice.Config{CA: roots, AcceptSoftware: o.soft, SkewTolerance: o.skew, Institutions: o.inst,
+		CertificateSkew: o.certSkew})
 	if err != nil {
 		return err
+	}
+	if o.crl != "" {
+		crl, err := svc.LoadCRLFile(o.crl, samCAs)
+		if err != nil {
+			return fmt.Errorf("--sam-crl: %w", err)
+		}
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		watch, stop := context.WithCancel(ctx)
+		defer stop()
+		go crl.Watch(watch, o.crlPoll, hup, log)
 	}
 
 	tl, err := net.Listen("tcp", o.listen)
@@ -168,15 +193,32 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 	return err
 }
 
-// loadPool reads PEM certificates into a pool.
-func loadPool(path string) (*x509.CertPool, error) {
+// loadPool reads PEM certificates into a pool, and returns them too.
+func loadPool(path string) (*x509.CertPool, []*x509.Certificate, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	p := x509.NewCertPool()
-	if !p.AppendCertsFromPEM(b) {
-		return nil, fmt.Errorf("%s: no PEM certificate", path)
+	var certs []*x509.Certificate
+	for {
+		var blk *pem.Block
+		blk, b = pem.Decode(b)
+		if blk == nil {
+			break
+		}
+		if blk.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", path, err)
+		}
+		p.AddCert(c)
+		certs = append(certs, c)
 	}
-	return p, nil
+	if len(certs) == 0 {
+		return nil, nil, fmt.Errorf("%s: no PEM certificate", path)
+	}
+	return p, certs, nil
 }

@@ -24,6 +24,8 @@ func TestCommandLine(t *testing.T) {
 		{[]string{"serve", "--institution", "nosite"}, 2, `want SITE=INSTITUTION, got "nosite"`},
 		{[]string{"lab-pki", "--dir", "x"}, 2, `unknown command "lab-pki" for "kpe-backoffice"`},
 		{[]string{"serve", "--sam-ca", missing, "--tls-cert", "c", "--tls-key", "k", "--client-ca", "ca"}, 1, "kpe-backoffice: --sam-ca: open " + missing},
+		{[]string{"serve", "--sam-ca", "../../testdata/cards/lab/trust/backoffice-ca.pem", "--tls-cert", "c", "--tls-key", "k", "--client-ca",
+			"../../testdata/cards/lab/trust/backoffice-ca.pem", "--sam-crl-poll", "0s"}, 1, "kpe-backoffice: --sam-crl-poll: 0s is not a positive duration"},
 		{[]string{"version", "--json"}, 0, `"name": "kpe-backoffice"`},
 	} {
 		var out, errOut bytes.Buffer
