@@ -115,7 +115,9 @@ func TestServeReloadsCRLOnSIGHUP(t *testing.T) {
 	writeCRL(e)
 	assert.Equal(t, wire.Accepted, send().Status, "not reloaded before the poll or SIGHUP")
 	require.NoError(t, syscall.Kill(os.Getpid(), syscall.SIGHUP))
-	require.Eventually(t, func() bool { return regexp.MustCompile(`SAM revocation list loaded.*revoked=1`).MatchString(stderr.String()) },
+	require.Eventually(t, func() bool {
+		return regexp.MustCompile(`SAM revocation list loaded.*revoked=1`).MatchString(stderr.String())
+	},
 		10*time.Second, 10*time.Millisecond, "%s", stderr.String())
 	assert.Equal(t, wire.Result{Status: wire.Rejected, Reason: wire.ReasonRevoked}, send())
 }
