@@ -87,8 +87,9 @@ func New(store Store, cfg Config) (*Service, error) {
 var (
 	// ErrNotFound: no such record or terminal.
 	ErrNotFound = errors.New("backoffice: not found")
-	// ErrCertificate: a SAM certificate that does not chain to the CA or
-	// does not name a SAM.
+	// ErrCertificate: a SAM certificate that breaks a rule of
+	// SAMCertificate (chain, key usage, CA flag, extended key usage,
+	// subject naming the serial, key type).
 	ErrCertificate = errors.New("backoffice: SAM certificate not acceptable")
 	// ErrBatch: a batch beyond the limits.
 	ErrBatch = errors.New("backoffice: batch not acceptable")
