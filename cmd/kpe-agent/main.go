@@ -142,7 +142,8 @@ message naming the key, the file and line, and the expected form.`,
 			return codeOf(installCommand(configFile, userName, cmd.Flags().Changed("user"), stdout, stderr))
 		},
 	}
-	installCmd.Flags().StringVarP(&configFile, "config", "c", defaultInstallConfigFile(), "configuration file the service runs with")
+	installCmd.Flags().StringVarP(&configFile, "config", "c", defaultInstallConfigFile(), "configuration file the service runs with ($KPE_CONFIG when set)")
+	clikit.EnvDefault(installCmd.Flags(), "config", "KPE_CONFIG")
 	installCmd.Flags().StringVar(&userName, "user", "", "account the service runs as (Linux default: "+serviceAccount+" when it exists, else root)")
 
 	control := func(name, short string) *cobra.Command {
@@ -168,7 +169,8 @@ message naming the key, the file and line, and the expected form.`,
 // runFlags are the flags of run and check-config.
 func runFlags(cmd *cobra.Command, o *runOptions) {
 	o.Set = map[string]string{}
-	cmd.Flags().StringVarP(&o.ConfigFile, "config", "c", defaultConfigFile(), "configuration file (YAML; $KPE_CONFIG)")
+	cmd.Flags().StringVarP(&o.ConfigFile, "config", "c", defaultConfigFile(), "configuration file (YAML; $KPE_CONFIG when set)")
+	clikit.EnvDefault(cmd.Flags(), "config", "KPE_CONFIG")
 	cmd.Flags().Var(setFlag(o.Set), "set", "override a key: --set sync.url=https://bo.example:8443 (repeatable)")
 }
 

@@ -32,12 +32,9 @@ type runOptions struct {
 	Set        map[string]string
 }
 
-func defaultConfigFile() string {
-	if v := os.Getenv("KPE_CONFIG"); v != "" {
-		return v
-	}
-	return config.DefaultFile()
-}
+// defaultConfigFile is --config's default, shown in the usage; $KPE_CONFIG
+// overrides it (clikit.EnvDefault) without being shown.
+func defaultConfigFile() string { return config.DefaultFile() }
 
 // setFlag is --set key=value, repeatable (a pflag.Value: a value may hold
 // commas, --set api.allowed_origins=a,b).

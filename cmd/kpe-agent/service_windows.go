@@ -19,10 +19,9 @@ func programData() string {
 	return `C:\ProgramData`
 }
 
+// defaultInstallConfigFile is install's --config default; $KPE_CONFIG
+// overrides it (clikit.EnvDefault).
 func defaultInstallConfigFile() string {
-	if v := os.Getenv("KPE_CONFIG"); v != "" {
-		return v
-	}
 	return filepath.Join(programData(), "kpe-agent", "agent.yaml")
 }
 

@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -50,6 +51,8 @@ type serveOptions struct {
 	crlPoll                          time.Duration
 	zone                             string
 	inst                             multi
+	staffHosts                       []string
+	perClient, total                 backoffice.Limit
 }
 
 func rootCommand(stdout, stderr io.Writer) *cobra.Command {
@@ -75,8 +78,14 @@ Exit codes: 0 success; 1 failure; 2 usage error.`,
 	f := serveCmd.Flags()
 	f.StringVar(&o.listen, "listen", ":8443", "terminal API address (HTTPS with client certificates)")
 	f.StringVar(&o.staff, "staff-listen", "127.0.0.1:8080", "staff page and API address (plain HTTP; keep it on the staff network)")
+	f.StringArrayVar(&o.staffHosts, "staff-host", nil, "a host name staff reach the staff listener by (repeatable); other Host headers are refused")
+	f.Float64Var(&o.perClient.Rate, "verify-rate", backoffice.DefaultVerifyPerClient.Rate, "code verifications a second per client address, on average")
+	f.IntVar(&o.perClient.Burst, "verify-burst", backoffice.DefaultVerifyPerClient.Burst, "code verifications per client address at once")
+	f.Float64Var(&o.total.Rate, "verify-total-rate", backoffice.DefaultVerifyTotal.Rate, "code verifications a second for all clients, on average")
+	f.IntVar(&o.total.Burst, "verify-total-burst", backoffice.DefaultVerifyTotal.Burst, "code verifications for all clients at once")
 	f.StringVar(&o.dbPath, "db", "backoffice.db", "embedded store file (when --pg is not given)")
-	f.StringVar(&o.pg, "pg", os.Getenv("KPE_BACKOFFICE_PG"), "PostgreSQL DSN (postgres://user:pass@host/db; $KPE_BACKOFFICE_PG)")
+	f.StringVar(&o.pg, "pg", "", "PostgreSQL DSN (postgres://user:pass@host/db; default $KPE_BACKOFFICE_PG, never printed)")
+	clikit.EnvDefault(f, "pg", "KPE_BACKOFFICE_PG")
 	f.StringVar(&o.samCA, "sam-ca", "", "PEM: the CA SAM terminal certificates chain to")
 	f.StringVar(&o.tlsCert, "tls-cert", "", "PEM: server certificate")
 	f.StringVar(&o.tlsKey, "tls-key", "", "PEM: server key")
@@ -110,6 +119,16 @@ func (m multi) Set(s string) error {
 }
 
 func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error {
+	for name, v := range map[string]float64{"--verify-rate": o.perClient.Rate, "--verify-burst": float64(o.perClient.Burst),
+		"--verify-total-rate": o.total.Rate, "--verify-total-burst": float64(o.total.Burst)} {
+		if !(v > 0) || math.IsInf(v, 0) {
+			return clikit.Usagef("%s: want a number above 0", name)
+		}
+	}
+	staffHosts, err := backoffice.StaffHosts(o.staff, o.staffHosts)
+	if err != nil {
+		return clikit.UsageError{Err: fmt.Errorf("--staff-host/--staff-listen: %w", err)}
+	}
 	roots, samCAs, err := loadPool(o.samCA)
 	if err != nil {
 		return fmt.Errorf("--sam-ca: %w", err)
@@ -170,7 +189,8 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 	}
 	terminals := &http.Server{Handler: svc.TerminalHandler(log), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, WriteTimeout: time.Minute,
 		TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, ClientCAs: clients, ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12}}
-	staffSrv := &http.Server{Handler: svc.StaffHandler(log, loc), ReadHeaderTimeout: 10 * time.Second, WriteTimeout: time.Minute}
+	staff := svc.StaffHandler(backoffice.StaffConfig{Log: log, Zone: loc, Hosts: staffHosts, VerifyPerClient: o.perClient, VerifyTotal: o.total})
+	staffSrv := &http.Server{Handler: staff, ReadHeaderTimeout: 10 * time.Second, WriteTimeout: time.Minute}
 	errc := make(chan error, 2)
 	go func() { errc <- terminals.ServeTLS(tl, "", "") }()
 	go func() { errc <- staffSrv.Serve(sl) }()

@@ -54,11 +54,15 @@ See docs/kpectl.md.`,
 		},
 	}
 	pf := root.PersistentFlags()
-	pf.StringVarP(&c.lang, "lang", "l", envOr("KPE_LANG", "id"), "message language: id (Bahasa Indonesia) or en ($KPE_LANG)")
-	pf.StringVarP(&c.configFile, "config", "c", envOr("KPE_CONFIG", ""),
+	// defaults from the environment are never shown (clikit.EnvDefault)
+	pf.StringVarP(&c.lang, "lang", "l", "id", "message language: id (Bahasa Indonesia) or en ($KPE_LANG)")
+	pf.StringVarP(&c.configFile, "config", "c", "",
 		"the agent's configuration file ($KPE_CONFIG, default "+doctor.DefaultConfigFile()+"; a missing default file is fine)")
-	pf.StringVar(&c.agentURL, "agent", envOr("KPE_AGENT_URL", ""), "the agent's local API URL ($KPE_AGENT_URL, default http:// and api.listen)")
-	pf.StringVar(&c.tokenFile, "token-file", envOr("KPE_TOKEN_FILE", ""), "the local API's bearer token file ($KPE_TOKEN_FILE, default api.token_file)")
+	pf.StringVar(&c.agentURL, "agent", "", "the agent's local API URL ($KPE_AGENT_URL, default http:// and api.listen)")
+	pf.StringVar(&c.tokenFile, "token-file", "", "the local API's bearer token file ($KPE_TOKEN_FILE, default api.token_file)")
+	for flag, env := range map[string]string{"lang": "KPE_LANG", "config": "KPE_CONFIG", "agent": "KPE_AGENT_URL", "token-file": "KPE_TOKEN_FILE"} {
+		clikit.EnvDefault(pf, flag, env)
+	}
 
 	root.AddGroup(&cobra.Group{ID: groupAgent, Title: "Diagnosis and the agent (local API):"},
 		&cobra.Group{ID: groupDirect, Title: "Direct access (the agent must not hold the reader or the outbox):"})
@@ -315,7 +319,8 @@ stats and list only read; retry and salvage --out write: stop the agent first. s
 agent when it holds the outbox. list never prints a record's subject (NIP, NIK hash) or card serial.`,
 	}
 	outboxFlag := func(sub *cobra.Command, path *string) {
-		sub.Flags().StringVar(path, "outbox", envOr("KPE_OUTBOX", defaultOutbox), "the agent's outbox file ($KPE_OUTBOX)")
+		sub.Flags().StringVar(path, "outbox", defaultOutbox, "the agent's outbox file ($KPE_OUTBOX)")
+		clikit.EnvDefault(sub.Flags(), "outbox", "KPE_OUTBOX")
 	}
 
 	var so queueStatsOptions

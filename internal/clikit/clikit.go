@@ -100,6 +100,24 @@ func LegacyFlag(cmd *cobra.Command, name, hint string) {
 	cmd.Annotations[legacyPrefix+name] = hint
 }
 
+// EnvDefault makes the environment variable env, when set and not empty,
+// the default of the string flag name of fs without showing its value:
+// the usage, the usage errors and the man pages keep the flag's own
+// default, so a secret in the variable (a DSN with its password) is never
+// printed. A value on the command line wins. Name $env in the flag's
+// usage. Call it once the flag is defined.
+func EnvDefault(fs *pflag.FlagSet, name, env string) {
+	f := fs.Lookup(name)
+	if f == nil || f.Value.Type() != "string" {
+		panic("clikit.EnvDefault: no string flag --" + name)
+	}
+	if v := os.Getenv(env); v != "" {
+		def := f.DefValue
+		_ = f.Value.Set(v) // a string flag takes any value
+		f.DefValue = def
+	}
+}
+
 // Prepare sets root up for Execute, once its commands are added: cobra's own printing of errors and
 // usage is off (Report does it), flag errors are UsageErrors, help goes to
 // out and everything else to errOut, and the version, man and completion

@@ -10,6 +10,9 @@ import (
 	"testing"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // testTree is a small command tree: root → leaf (--json, -n/--count, an
@@ -172,4 +175,52 @@ func TestVersionAndMan(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "tool-man.1")); err == nil {
 		t.Error("the hidden man command has a page")
 	}
+}
+
+// A flag whose default comes from the environment takes the variable's
+// value, shows only its own default in the help, and gives way to the
+// command line.
+func TestEnvDefault(t *testing.T) {
+	const secret = "postgres://u:S3cretPw@h/db"
+	t.Setenv("TOOL_DSN", secret)
+	t.Setenv("TOOL_EMPTY", "")
+	newRoot := func(got *[2]string) (*cobra.Command, *bytes.Buffer, *bytes.Buffer) {
+		root := &cobra.Command{Use: "tool"}
+		var dsn, other string
+		sub := &cobra.Command{Use: "serve", Args: cobra.NoArgs, RunE: func(*cobra.Command, []string) error {
+			*got = [2]string{dsn, other}
+			return nil
+		}}
+		sub.Flags().StringVar(&dsn, "pg", "", "DSN ($TOOL_DSN)")
+		EnvDefault(sub.Flags(), "pg", "TOOL_DSN")
+		sub.Flags().StringVar(&other, "other", "fallback", "other ($TOOL_EMPTY)")
+		EnvDefault(sub.Flags(), "other", "TOOL_EMPTY")
+		root.AddCommand(sub)
+		var out, errOut bytes.Buffer
+		Prepare(root, &out, &errOut)
+		return root, &out, &errOut
+	}
+	var got [2]string
+	root, _, _ := newRoot(&got)
+	_, err := Execute(context.Background(), root, []string{"serve"})
+	require.NoError(t, err)
+	assert.Equal(t, [2]string{secret, "fallback"}, got)
+
+	root, _, _ = newRoot(&got)
+	_, err = Execute(context.Background(), root, []string{"serve", "--pg", "postgres:///given", "--other", "x"})
+	require.NoError(t, err)
+	assert.Equal(t, [2]string{"postgres:///given", "x"}, got)
+
+	for _, args := range [][]string{{"serve", "-h"}, {"serve", "--bogus"}, {"help", "serve"}} {
+		root, out, errOut := newRoot(&got)
+		cmd, err := Execute(context.Background(), root, args)
+		Report(errOut, cmd, err)
+		text := out.String() + errOut.String()
+		assert.NotContains(t, text, "S3cret", args)
+		if args[1] != "--bogus" {
+			assert.Contains(t, text, "DSN ($TOOL_DSN)", args)
+			assert.Contains(t, text, `(default "fallback")`, args)
+		}
+	}
+	assert.Panics(t, func() { EnvDefault(pflag.NewFlagSet("x", pflag.ContinueOnError), "pg", "TOOL_DSN") })
 }

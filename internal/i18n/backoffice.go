@@ -16,6 +16,7 @@ var backoffice = table{
 	"staff.verify.symbol":           {"Ada karakter yang bukan bagian dari kode.", "A character is not part of the code alphabet."},
 	"staff.verify.unknown":          {"Kode ini tidak dikenal oleh back office: belum tersinkron dari terminal, atau bukan kode yang sah.", "The back office does not know this code: not yet synced from the terminal, or not a genuine code."},
 	"staff.verify.error":            {"Back office tidak dapat menjawab. Coba lagi.", "The back office cannot answer. Try again."},
+	"staff.verify.rate-limited":     {"Terlalu banyak pemeriksaan dalam waktu singkat. Tunggu sebentar, lalu coba lagi.", "Too many checks in a short time. Wait a moment, then try again."},
 	"staff.verify.service":          {"Layanan", "Service"},
 	"staff.verify.time":             {"Waktu", "Time"},
 	"staff.verify.clock":            {"Kualitas jam", "Clock quality"},

@@ -2,7 +2,6 @@ package backoffice
 
 import (
 	"bytes"
-	"cmp"
 	"compress/gzip"
 	"context"
 	_ "embed"
@@ -13,9 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"strings"
-	"time"
 
 	"kpe-agent/internal/i18n"
 	"kpe-agent/sync/wire"
@@ -46,9 +43,7 @@ func serveVerifyPage(w http.ResponseWriter, r *http.Request) {
 	}
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Content-Security-Policy", "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'")
-	h.Set("X-Frame-Options", "DENY")
-	h.Set("Vary", "Accept-Language")
+	h.Set("Vary", "Accept-Language") // the policy and the other headers: StaffHandler
 	w.Write(buf.Bytes())
 }
 
@@ -125,66 +120,6 @@ func readBatch(r *http.Request) (*wire.Batch, int, error) {
 		return nil, http.StatusBadRequest, fmt.Errorf("batch JSON: %v", err)
 	}
 	return &b, 0, nil // the record count is Ingest's to check (ErrBatch)
-}
-
-// StaffHandler serves back-office staff: the code verification page (/),
-// GET /v1/verify/{code}, GET /v1/terminals/{id}, GET /v1/alarms and
-// GET /v1/reports/semester?semester=2026-1 (CSV). It holds no personal
-// data beyond what a verification shows; put it behind the institution's
-// staff network or proxy.
-func (s *Service) StaffHandler(log *slog.Logger, loc *time.Location) http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET "+wire.PathHealth, health)
-	mux.HandleFunc("GET /{$}", serveVerifyPage)
-	mux.HandleFunc("GET "+wire.PathVerify+"{code}", func(w http.ResponseWriter, r *http.Request) {
-		v, err := s.Verify(r.Context(), r.PathValue("code"))
-		if err != nil {
-			s.internal(w, log, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, v)
-	})
-	mux.HandleFunc("GET "+wire.PathTerminal+"{id}", func(w http.ResponseWriter, r *http.Request) {
-		st, err := s.Terminal(r.Context(), r.PathValue("id"))
-		if errors.Is(err, ErrNotFound) {
-			problem(w, http.StatusNotFound, "unknown-terminal", "no record from this terminal has arrived")
-			return
-		}
-		if err != nil {
-			s.internal(w, log, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, st)
-	})
-	mux.HandleFunc("GET /v1/alarms", func(w http.ResponseWriter, r *http.Request) {
-		limit, err := strconv.Atoi(cmp.Or(r.URL.Query().Get("limit"), "100"))
-		if err != nil || limit < 1 || limit > 10000 {
-			problem(w, http.StatusBadRequest, "bad-limit", "limit must be 1..10000")
-			return
-		}
-		a, err := s.store.Alarms(r.Context(), limit)
-		if err != nil {
-			s.internal(w, log, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, map[string]any{"alarms": nonNil(a)})
-	})
-	mux.HandleFunc("GET "+wire.PathReport, func(w http.ResponseWriter, r *http.Request) {
-		sem, err := ParseSemester(r.URL.Query().Get("semester"))
-		if err != nil {
-			problem(w, http.StatusBadRequest, "bad-semester", err.Error())
-			return
-		}
-		lines, err := s.Report(r.Context(), sem, loc)
-		if err != nil {
-			s.internal(w, log, err)
-			return
-		}
-		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
-		w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="ktpel-usage-%s.csv"`, sem))
-		WriteReportCSV(w, lines)
-	})
-	return mux
 }
 
 func nonNil[T any](s []T) []T {

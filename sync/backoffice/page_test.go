@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"kpe-agent/internal/browsertest"
 	"kpe-agent/sync/backoffice"
 )
 
@@ -61,7 +62,7 @@ func TestVerifyPageInChromium(t *testing.T) {
 	l := newLab(t, st)
 	recs := l.records(3, "t-01")
 	l.ingest(recs...)
-	srv := httptest.NewServer(l.svc.StaffHandler(nil, time.UTC))
+	srv := httptest.NewServer(l.svc.StaffHandler(backoffice.StaffConfig{}))
 	defer srv.Close()
 	fmt.Println("INTEGRATION: verify page run in real headless", bin)
 
@@ -100,7 +101,7 @@ func TestVerifyPageLanguage(t *testing.T) {
 	require.NoError(t, err)
 	defer st.Close()
 	l := newLab(t, st)
-	h := l.svc.StaffHandler(nil, time.UTC)
+	h := l.svc.StaffHandler(backoffice.StaffConfig{Hosts: []string{"example.com"}}) // httptest's requests' Host
 	get := func(path, accept string) string {
 		req := httptest.NewRequest("GET", path, nil)
 		if accept != "" {
@@ -120,4 +121,62 @@ func TestVerifyPageLanguage(t *testing.T) {
 	// both languages travel with the page, so it switches in place
 	assert.Contains(t, page, "Periksa kembali setiap karakter")
 	assert.Contains(t, page, "Check every character again")
+}
+
+// The page under its policy in a real browser (DevTools protocol): the
+// form verifies a typed code, nothing the page needs is refused by the
+// policy, an inline script added to the page does not run (the policy
+// blocks it and the browser reports it), and the page reached through
+// DNS rebinding (a foreign name resolving to the listener) is refused.
+func TestVerifyPagePolicyInChromium(t *testing.T) {
+	l, recs := staffLab(t)
+	srv := httptest.NewServer(l.svc.StaffHandler(backoffice.StaffConfig{}))
+	defer srv.Close()
+	b := browsertest.Start(t, browsertest.MapHost("rebind.example", strings.TrimPrefix(srv.URL, "http://")))
+
+	b.Navigate(srv.URL + "/?lang=en")
+	b.Wait(`document.querySelector("h1").textContent !== ""`, 10*time.Second)
+	code := codeOf(t, recs[2])
+	b.SetValue("#code", code)
+	b.Click("#check")
+	b.Wait(`document.getElementById("verdict").dataset.valid === "true"`, 10*time.Second)
+	assert.Contains(t, b.Text("#verdict h2"), "Code VALID")
+	assert.Equal(t, "t-01", b.Text(`[data-field="terminal"]`))
+	// the style sheet applies (a file now, not an inline element)
+	var display string
+	b.Eval(`getComputedStyle(document.getElementById("verdict")).display`, &display)
+	assert.Equal(t, "block", display)
+	for _, line := range b.Console() {
+		assert.NotContains(t, line, "Content Security Policy", "the page itself violates nothing")
+	}
+
+	b.Eval(`(() => {
+		const s = document.createElement("script");
+		s.textContent = "window.inlineRan = true";
+		document.body.append(s);
+		return true;
+	})()`, nil)
+	var ran bool
+	b.Eval(`window.inlineRan === true`, &ran)
+	assert.False(t, ran, "an inline script ran")
+	assert.Eventually(t, func() bool {
+		for _, line := range b.Console() {
+			if strings.Contains(line, "Content Security Policy") && strings.Contains(line, "inline") {
+				return true
+			}
+		}
+		return false
+	}, 5*time.Second, 20*time.Millisecond, "the browser reports the refused inline script: %q", b.Console())
+
+	b.Navigate("http://rebind.example/")
+	assert.Contains(t, b.Text("body"), "forbidden-host")
+
+	// beyond the rate limit the page says to wait
+	slow := httptest.NewServer(l.svc.StaffHandler(backoffice.StaffConfig{VerifyPerClient: backoffice.Limit{Rate: 0.001, Burst: 1}}))
+	defer slow.Close()
+	b.Navigate(slow.URL + "/?code=" + url.QueryEscape(code))
+	b.Wait(`document.getElementById("verdict").dataset.valid === "true"`, 10*time.Second)
+	b.Click("#check")
+	b.Wait(`document.querySelector("[data-reason]")?.dataset.reason === "rate-limited"`, 10*time.Second)
+	assert.Contains(t, b.Text("#verdict p"), "Wait a moment")
 }

@@ -90,7 +90,7 @@ func TestSemesterReport(t *testing.T) {
 		assert.NotContains(t, buf.String(), record.NIKHash(key, "3171010101900001"), "nor its hash")
 
 		// the same over HTTP
-		srv := httptest.NewServer(l.svc.StaffHandler(nil, wib))
+		srv := httptest.NewServer(l.svc.StaffHandler(backoffice.StaffConfig{Zone: wib}))
 		defer srv.Close()
 		resp, err := srv.Client().Get(srv.URL + "/v1/reports/semester?semester=2026-2")
 		require.NoError(t, err)

@@ -1,0 +1,239 @@
+package backoffice
+
+import (
+	"cmp"
+	"embed"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"kpe-agent/sync/wire"
+)
+
+// StaffConfig configures the staff listener's handler (StaffHandler).
+// The zero value serves loopback names only, in UTC, with the default
+// verification limits.
+type StaffConfig struct {
+	Log  *slog.Logger   // nil: no log
+	Zone *time.Location // of the semester report; nil: UTC
+
+	// Hosts are the Host names (or IP addresses) the listener answers
+	// to besides localhost, 127.0.0.1 and ::1, which it always answers
+	// to: a request naming any other host is refused (403
+	// forbidden-host), which is what a page reached through DNS
+	// rebinding sends. A port in an entry is ignored, and so is the
+	// request's (behind a proxy it is the proxy's). StaffHosts builds
+	// the list from the listen address.
+	Hosts []string
+
+	// VerifyPerClient limits GET /v1/verify/{code} per client address
+	// (an IPv6 client by its /64), VerifyTotal for all clients together;
+	// beyond either the answer is 429 with Retry-After. A zero field
+	// takes the default (DefaultVerifyPerClient, DefaultVerifyTotal).
+	VerifyPerClient, VerifyTotal Limit
+	// MaxClients bounds the addresses the per-client limit tracks
+	// (default DefaultMaxClients). Idle ones are dropped; beyond the
+	// bound, new addresses share one limit.
+	MaxClients int
+}
+
+// Limit is a token bucket: Rate requests a second on average, Burst at
+// once.
+type Limit struct {
+	Rate  float64
+	Burst int
+}
+
+// The default verification limits: a clerk checking forms by hand is far
+// below them; a script walking the code space is held to a crawl (the
+// codes are 75 bits: guessing is hopeless anyway, the limit keeps the
+// store's load bounded).
+var (
+	DefaultVerifyPerClient = Limit{Rate: 1, Burst: 20}
+	DefaultVerifyTotal     = Limit{Rate: 20, Burst: 100}
+)
+
+// DefaultMaxClients is StaffConfig.MaxClients' default.
+const DefaultMaxClients = 10000
+
+func (l Limit) orDefault(d Limit) Limit {
+	if l.Rate <= 0 {
+		l.Rate = d.Rate
+	}
+	if l.Burst <= 0 {
+		l.Burst = d.Burst
+	}
+	return l
+}
+
+// staffCSP is the policy of every staff answer: the page's own files
+// only, no inline script or style, no framing, no plugins.
+const staffCSP = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; " +
+	"base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+
+//go:embed page/verify.js page/verify.css
+var staffAssets embed.FS
+
+// StaffHandler serves back-office staff: the code verification page (/)
+// and its files (/assets/), GET /v1/verify/{code}, GET /v1/terminals/{id},
+// GET /v1/alarms and GET /v1/reports/semester?semester=2026-1 (CSV). It
+// holds no personal data beyond what a verification shows, and signs no
+// one in: put it behind the institution's staff network or proxy.
+//
+// Every request is checked first for its Host (StaffConfig.Hosts); every
+// answer carries the security headers (staffCSP, nosniff, no framing, no
+// referrer, no caching); verification is rate limited.
+func (s *Service) StaffHandler(c StaffConfig) http.Handler {
+	log := c.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	loc := cmp.Or(c.Zone, time.UTC)
+	limits := newVerifyLimiter(c.VerifyPerClient.orDefault(DefaultVerifyPerClient), c.VerifyTotal.orDefault(DefaultVerifyTotal),
+		cmp.Or(c.MaxClients, DefaultMaxClients), log)
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+wire.PathHealth, health)
+	mux.HandleFunc("GET /{$}", serveVerifyPage)
+	for _, name := range []string{"verify.js", "verify.css"} {
+		body, err := staffAssets.ReadFile("page/" + name)
+		if err != nil {
+			panic(err) // embedded above
+		}
+		typ := "text/javascript; charset=utf-8"
+		if strings.HasSuffix(name, ".css") {
+			typ = "text/css; charset=utf-8"
+		}
+		mux.HandleFunc("GET /assets/"+name, func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", typ)
+			w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+			w.Write(body)
+		})
+	}
+	mux.HandleFunc("GET "+wire.PathVerify+"{code}", func(w http.ResponseWriter, r *http.Request) {
+		if wait, ok := limits.allow(r.RemoteAddr, time.Now()); !ok {
+			secs := int((wait + time.Second - 1) / time.Second)
+			w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
+			problem(w, http.StatusTooManyRequests, "rate-limited", fmt.Sprintf("too many verifications; try again in %d s", max(secs, 1)))
+			return
+		}
+		v, err := s.Verify(r.Context(), r.PathValue("code"))
+		if err != nil {
+			s.internal(w, log, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, v)
+	})
+	mux.HandleFunc("GET "+wire.PathTerminal+"{id}", func(w http.ResponseWriter, r *http.Request) {
+		st, err := s.Terminal(r.Context(), r.PathValue("id"))
+		if errors.Is(err, ErrNotFound) {
+			problem(w, http.StatusNotFound, "unknown-terminal", "no record from this terminal has arrived")
+			return
+		}
+		if err != nil {
+			s.internal(w, log, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, st)
+	})
+	mux.HandleFunc("GET /v1/alarms", func(w http.ResponseWriter, r *http.Request) {
+		limit, err := strconv.Atoi(cmp.Or(r.URL.Query().Get("limit"), "100"))
+		if err != nil || limit < 1 || limit > 10000 {
+			problem(w, http.StatusBadRequest, "bad-limit", "limit must be 1..10000")
+			return
+		}
+		a, err := s.store.Alarms(r.Context(), limit)
+		if err != nil {
+			s.internal(w, log, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"alarms": nonNil(a)})
+	})
+	mux.HandleFunc("GET "+wire.PathReport, func(w http.ResponseWriter, r *http.Request) {
+		sem, err := ParseSemester(r.URL.Query().Get("semester"))
+		if err != nil {
+			problem(w, http.StatusBadRequest, "bad-semester", err.Error())
+			return
+		}
+		lines, err := s.Report(r.Context(), sem, loc)
+		if err != nil {
+			s.internal(w, log, err)
+			return
+		}
+		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+		w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="ktpel-usage-%s.csv"`, sem))
+		WriteReportCSV(w, lines)
+	})
+
+	hosts := make([]string, 0, len(c.Hosts)+3)
+	for _, h := range append([]string{"localhost", "127.0.0.1", "::1"}, c.Hosts...) {
+		hosts = append(hosts, hostName(h))
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", staffCSP)
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Cross-Origin-Opener-Policy", "same-origin")
+		h.Set("Cross-Origin-Resource-Policy", "same-origin")
+		h.Set("Cache-Control", "no-store")
+		if !slices.Contains(hosts, hostName(r.Host)) {
+			log.Warn("staff: request with a foreign Host refused", "host", r.Host, "path", r.URL.Path, "client", r.RemoteAddr)
+			problem(w, http.StatusForbidden, "forbidden-host", "this server does not answer to that host name")
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// hostName is the host of a Host header or a configured name, as
+// compared: without port, brackets and a final dot, lower case.
+func hostName(host string) string {
+	h, _, err := net.SplitHostPort(host)
+	if err != nil {
+		h = host
+	}
+	return strings.ToLower(strings.TrimSuffix(strings.Trim(h, "[]"), "."))
+}
+
+// StaffHosts is StaffConfig.Hosts for a listener on listen (host:port)
+// and the names staff reach it by (--staff-host): the names, and the
+// listen address's host when it is one; for a listener on every address
+// (":8080", "0.0.0.0:8080", "[::]:8080") the machine's interface
+// addresses instead. A name must be a bare host name or IP address
+// (a port is allowed and ignored).
+func StaffHosts(listen string, names []string) ([]string, error) {
+	var out []string
+	for _, n := range names {
+		h := hostName(n)
+		if h == "" || strings.ContainsAny(h, "/@?#* \t") || strings.Contains(n, "://") {
+			return nil, fmt.Errorf("staff host %q: want a host name or IP address, such as bo.example.go.id", n)
+		}
+		out = append(out, h)
+	}
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return nil, fmt.Errorf("staff listen address %q: %v", listen, err)
+	}
+	if ip, err := netip.ParseAddr(host); host != "" && (err != nil || !ip.IsUnspecified()) {
+		return append(out, hostName(host)), nil
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil, fmt.Errorf("staff listen address %q: the machine's addresses: %v", listen, err)
+	}
+	for _, a := range addrs {
+		if p, err := netip.ParsePrefix(a.String()); err == nil {
+			out = append(out, p.Addr().WithZone("").String())
+		}
+	}
+	return out, nil
+}
