@@ -242,10 +242,13 @@ func TestRejections(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, wire.ReasonTerminal, res.Results[0].Reason)
 
-		// nothing of the rejected was stored: the forged record's code is unknown
-		v, err := l.svc.Verify(context.Background(), codeOf(t, forged))
+		// nothing of the rejected was stored: the altered record's code is unknown
+		v, err := l.svc.Verify(context.Background(), codeOf(t, altered))
 		require.NoError(t, err)
 		assert.False(t, v.Valid)
+		// a forged signature makes no code of its own: the code is the
+		// signed content's (docs/records.md), here the good record's
+		assert.Equal(t, codeOf(t, good), codeOf(t, forged))
 	})
 }
 

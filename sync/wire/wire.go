@@ -59,7 +59,8 @@ const (
 	ReasonSignature      = "bad-signature"   // the signature does not verify
 	ReasonSoftwareSigner = "software-signer" // signed in software and this back office refuses that
 	ReasonTerminal       = "terminal-mismatch"
-	ReasonConflict       = "counter-conflict" // same SAM and counter as a different record: an alarm
+	ReasonConflict       = "counter-conflict"        // same SAM and counter as a different record: an alarm
+	ReasonNonCanonical   = "non-canonical-signature" // a version-2 record whose signature is not in low-s form (a malleated twin)
 
 	FlagGapBefore   = "gap-before"   // counters are missing before this record
 	FlagFillsGap    = "fills-gap"    // this record fills a counter that was missing
