@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"crypto/sha256"
 	"slices"
 	"time"
 
@@ -37,7 +36,11 @@ func codesOn(ob *outbox.Outbox, now time.Time) (api.TodayCodes, error) {
 		if err != nil || r.Time.Before(start) || !r.Time.Before(end) {
 			return // not today's (an unreadable one is kpectl queue list's to show)
 		}
-		out.Codes = append(out.Codes, api.TodayCode{Code: record.CodeOf(sha256.Sum256(enc)).String(), Service: r.Service,
+		h, err := r.Hash()
+		if err != nil {
+			return
+		}
+		out.Codes = append(out.Codes, api.TodayCode{Code: record.CodeOf(h).String(), Service: r.Service,
 			Time: r.Time.In(now.Location()), State: state})
 	}
 	items, err := ob.Recent(start.Add(-todaySlack), maxTodayCodes+1)

@@ -61,7 +61,9 @@ func (s *SAMSigner) PublicKey() *ecdsa.PublicKey { return s.cert.PublicKey.(*ecd
 
 // Sign runs SIGN RECORD. The SAM persists its counter before it answers, so
 // a value is never issued twice; an answer lost on the way (card pulled,
-// power cut) leaves a gap in the counter sequence, never a repeat.
+// power cut) leaves a gap in the counter sequence, never a repeat. A SAM
+// may answer either s of its ECDSA signature; Sign returns the low one
+// (record.LowS), the only one a version-2 record takes.
 func (s *SAMSigner) Sign(ctx context.Context, digest [32]byte) (uint32, [64]byte, error) {
 	sig, err := s.sam.SignRecord(ctx, digest)
 	if err != nil {
@@ -73,5 +75,5 @@ func (s *SAMSigner) Sign(ctx context.Context, digest [32]byte) (uint32, [64]byte
 	}
 	sig.R.FillBytes(out[:32])
 	sig.S.FillBytes(out[32:])
-	return sig.Counter, out, nil
+	return sig.Counter, record.LowS(out), nil
 }

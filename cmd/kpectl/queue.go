@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -304,7 +303,9 @@ func recordFields(out *queueItemJSON, enc []byte) {
 	out.Service = r.Service
 	out.Terminal = r.TerminalID
 	out.Time = &t
-	out.Code = record.CodeOf(sha256.Sum256(enc)).String()
+	if h, err := r.Hash(); err == nil {
+		out.Code = record.CodeOf(h).String()
+	}
 }
 
 func listItem(it outbox.ListItem) queueItemJSON {

@@ -11,7 +11,6 @@ package backoffice
 import (
 	"context"
 	"crypto/ecdsa"
-	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
 	"errors"
@@ -118,6 +117,10 @@ func (s *Service) Ingest(ctx context.Context, b *wire.Batch, peer Identity) (*wi
 	entries := make([]Entry, len(b.Records))
 	for i, enc := range b.Records {
 		r, err := record.Decode(enc)
+		if errors.Is(err, record.ErrHighS) {
+			out.Results[i] = wire.Result{Status: wire.Rejected, Reason: wire.ReasonNonCanonical}
+			continue
+		}
 		if err != nil {
 			out.Results[i] = wire.Result{Status: wire.Rejected, Reason: wire.ReasonMalformed + ": " + err.Error()}
 			continue
@@ -201,9 +204,17 @@ func (s *Service) verifyAll(entries []Entry, keys map[[8]byte]*ecdsa.PublicKey, 
 					e.Rec = nil
 					continue
 				}
-				// Decode accepts only the canonical encoding, so the
-				// received bytes are what Hash would encode again.
-				h := sha256.Sum256(e.Encoded)
+				// the record's own rule (record.Hash): the code the
+				// terminal printed, and the hash its successor names
+				h, err := e.Rec.Hash()
+				if err == nil {
+					e.Content, err = e.Rec.ContentHash()
+				}
+				if err != nil { // a decoded record encodes: cannot happen
+					results[i] = wire.Result{Status: wire.Rejected, Reason: wire.ReasonMalformed + ": " + err.Error()}
+					e.Rec = nil
+					continue
+				}
 				e.Hash = h
 				e.Code = record.CodeOf(h).String()
 			}
@@ -276,9 +287,13 @@ type Store interface {
 	PinSAMCertificate(ctx context.Context, serial [8]byte, der []byte, conflict wire.Alarm) ([]byte, error)
 	// Ingest stores verified entries and returns one result each:
 	// accepted (with flags: gap-before, fills-gap, chain-break,
-	// chain-start), duplicate (the same record is stored), or rejected
-	// with counter-conflict (another record holds its SAM serial and
-	// counter; an alarm is raised).
+	// chain-start), duplicate (the same record is stored: the same
+	// content hash under its SAM serial and counter), or rejected with
+	// counter-conflict (another content holds its SAM serial and counter;
+	// an alarm is raised, once per SAM serial, counter and content hash).
+	// A duplicate whose Hash differs from the stored one's (a version-1
+	// record with another signature: version 1 takes any s) is stored as
+	// an alias: its code and hash then find the stored record too.
 	Ingest(ctx context.Context, entries []Entry, m Meta) ([]wire.Result, error)
 	// ByCode finds a record by its authentication code (ErrNotFound).
 	ByCode(ctx context.Context, code string) (*Stored, error)
@@ -295,7 +310,8 @@ type Store interface {
 type Entry struct {
 	Rec     *record.Record
 	Encoded []byte
-	Hash    [32]byte
+	Hash    [32]byte // record.Hash: the chain hash, and the code's source
+	Content [32]byte // record.ContentHash: the same for every encoding of the record
 	Code    string
 	Flags   []string // flags found before storage (clock)
 }

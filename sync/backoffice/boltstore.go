@@ -25,14 +25,15 @@ type BoltStore struct{ db *bolt.DB }
 var (
 	bbSAMs      = []byte("sams")      // serial → samState (JSON)
 	bbRecords   = []byte("records")   // serial ‖ counter → received (8) ‖ flags length (1) ‖ flags ‖ encoding
-	bbByHash    = []byte("by-hash")   // hash → serial ‖ counter
-	bbByCode    = []byte("by-code")   // code → serial ‖ counter
+	bbByHash    = []byte("by-hash")   // hash → serial ‖ counter (a version-1 twin's hash too)
+	bbByCode    = []byte("by-code")   // code → serial ‖ counter (a version-1 twin's code too)
 	bbWaiting   = []byte("waiting")   // previous hash ‖ serial ‖ counter: records whose predecessor is not here yet
 	bbTerminals = []byte("terminals") // id → terminalState (JSON)
 	bbAlarms    = []byte("alarms")    // sequence → wire.Alarm (JSON)
 	// serial ‖ SHA-256 of a certificate that conflicted with the pinned
 	// one → nothing: its alarm is raised
 	bbSAMConflicts = []byte("sam-conflicts")
+	bbConflicts    = []byte("conflicts") // serial ‖ counter ‖ content hash → nil: the counter-conflict alarms raised
 )
 
 type samState struct {
@@ -56,7 +57,7 @@ func OpenBolt(path string) (*BoltStore, error) {
 		return nil, fmt.Errorf("backoffice: open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bbSAMs, bbRecords, bbByHash, bbByCode, bbWaiting, bbTerminals, bbAlarms, bbSAMConflicts} {
+		for _, b := range [][]byte{bbSAMs, bbRecords, bbByHash, bbByCode, bbWaiting, bbTerminals, bbAlarms, bbSAMConflicts, bbConflicts} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -179,6 +180,17 @@ func (s *BoltStore) Ingest(_ context.Context, entries []Entry, m Meta) ([]wire.R
 			}
 			return putJSON(alarms, binary.BigEndian.AppendUint64(nil, seq), a)
 		}
+		terminal := func(id string) (*terminalState, error) {
+			ts := terminals[id]
+			if ts == nil {
+				ts = &terminalState{}
+				if _, err := getJSON(terms, []byte(id), ts); err != nil {
+					return nil, err
+				}
+				terminals[id] = ts
+			}
+			return ts, nil
+		}
 		for i, e := range entries {
 			r := e.Rec
 			key := recKey(r.SAMSerial, r.Counter)
@@ -187,14 +199,11 @@ func (s *BoltStore) Ingest(_ context.Context, entries []Entry, m Meta) ([]wire.R
 				if err != nil {
 					return err
 				}
-				if h, _ := prev.Rec.Hash(); h == e.Hash {
-					out[i] = wire.Result{Status: wire.Duplicate, Code: e.Code}
-					continue
-				}
-				out[i] = wire.Result{Status: wire.Rejected, Reason: wire.ReasonConflict}
-				if err := alarm(conflictAlarm(r, m.Now)); err != nil {
+				res, err := s.again(tx, prev.Rec, key, e, m.Now, terminal, alarm)
+				if err != nil {
 					return err
 				}
+				out[i] = res
 				continue
 			}
 			led := ledgers[r.SAMSerial]
@@ -205,13 +214,9 @@ func (s *BoltStore) Ingest(_ context.Context, entries []Entry, m Meta) ([]wire.R
 				}
 				ledgers[r.SAMSerial] = led
 			}
-			ts := terminals[r.TerminalID]
-			if ts == nil {
-				ts = &terminalState{}
-				if _, err := getJSON(terms, []byte(r.TerminalID), ts); err != nil {
-					return err
-				}
-				terminals[r.TerminalID] = ts
+			ts, err := terminal(r.TerminalID)
+			if err != nil {
+				return err
 			}
 			flags, broken, raised := linkage(r, &led.Counters, s.follows(recs, byHash, r), ts.Records, m.Now, e.Flags)
 			if raised != nil {
@@ -263,6 +268,61 @@ func (s *BoltStore) Ingest(_ context.Context, entries []Entry, m Meta) ([]wire.R
 		return nil, err
 	}
 	return out, nil
+}
+
+// again decides on an entry whose SAM serial and counter are stored
+// already (stored, under key). The same content hash is the same record: a
+// duplicate. When its Hash differs (a version-1 record with the other
+// signature) its hash and code are added as aliases of the stored record,
+// and records of its terminal that waited for that hash are no longer
+// chain breaks. Another content is a counter conflict: rejected, with one
+// alarm per SAM serial, counter and content hash (the conflicts bucket, in
+// bbolt's one write transaction).
+func (s *BoltStore) again(tx *bolt.Tx, stored *record.Record, key []byte, e Entry, now time.Time,
+	terminal func(string) (*terminalState, error), alarm func(wire.Alarm) error) (wire.Result, error) {
+	h, err := stored.Hash()
+	if err != nil {
+		return wire.Result{}, err
+	}
+	c, err := stored.ContentHash()
+	if err != nil {
+		return wire.Result{}, err
+	}
+	switch {
+	case h == e.Hash:
+		return wire.Result{Status: wire.Duplicate, Code: e.Code}, nil
+	case c == e.Content:
+		byHash, byCode := tx.Bucket(bbByHash), tx.Bucket(bbByCode)
+		if byHash.Get(e.Hash[:]) == nil {
+			if err := byHash.Put(e.Hash[:], key); err != nil {
+				return wire.Result{}, err
+			}
+			if err := byCode.Put([]byte(e.Code), key); err != nil {
+				return wire.Result{}, err
+			}
+			ts, err := terminal(stored.TerminalID)
+			if err != nil {
+				return wire.Result{}, err
+			}
+			resolved, err := s.resolve(tx.Bucket(bbRecords), tx.Bucket(bbWaiting), e.Hash, stored.TerminalID)
+			if err != nil {
+				return wire.Result{}, err
+			}
+			ts.ChainBreaks -= resolved
+		}
+		return wire.Result{Status: wire.Duplicate, Code: e.Code}, nil
+	}
+	once := append(append([]byte(nil), key...), e.Content[:]...)
+	conflicts := tx.Bucket(bbConflicts)
+	if conflicts.Get(once) == nil {
+		if err := conflicts.Put(once, nil); err != nil {
+			return wire.Result{}, err
+		}
+		if err := alarm(conflictAlarm(e.Rec, now)); err != nil {
+			return wire.Result{}, err
+		}
+	}
+	return wire.Result{Status: wire.Rejected, Reason: wire.ReasonConflict}, nil
 }
 
 // follows says whether r's previous record is stored and from the same

@@ -240,25 +240,46 @@ func (s *PGStore) ingest(ctx context.Context, tx pgx.Tx, entries []Entry, m Meta
 		serial  [8]byte
 		counter uint32
 	}
-	stored := map[skey][32]byte{}
-	rows, err = tx.Query(ctx, `SELECT r.sam_serial, r.counter, r.hash FROM records r
-		JOIN unnest($1::bytea[], $2::bigint[]) AS k(s, c) ON r.sam_serial = k.s AND r.counter = k.c`, ks, kc)
+	// what holds a SAM serial and counter: its hash, content hash and
+	// terminal, and the hashes stored as its aliases
+	type held struct {
+		hash, content [32]byte
+		terminal      string
+		aliases       map[[32]byte]bool
+	}
+	stored := map[skey]*held{}
+	rows, err = tx.Query(ctx, `SELECT r.sam_serial, r.counter, r.hash, r.encoded,
+		coalesce((SELECT array_agg(a.hash) FROM record_aliases a WHERE a.sam_serial = r.sam_serial AND a.counter = r.counter), '{}')
+		FROM records r JOIN unnest($1::bytea[], $2::bigint[]) AS k(s, c) ON r.sam_serial = k.s AND r.counter = k.c`, ks, kc)
 	if err != nil {
 		return nil, err
 	}
 	for rows.Next() {
-		var sn, h []byte
+		var sn, h, enc []byte
 		var c int64
-		if err := rows.Scan(&sn, &c, &h); err != nil {
+		var aliases [][]byte
+		if err := rows.Scan(&sn, &c, &h, &enc, &aliases); err != nil {
 			return nil, err
 		}
-		stored[skey{[8]byte(sn), uint32(c)}] = [32]byte(h)
+		r, err := record.Decode(enc)
+		if err != nil {
+			return nil, fmt.Errorf("stored record of SAM %x counter %d: %w", sn, c, err)
+		}
+		hd := &held{hash: [32]byte(h), terminal: r.TerminalID, aliases: map[[32]byte]bool{}}
+		if hd.content, err = r.ContentHash(); err != nil {
+			return nil, err
+		}
+		for _, a := range aliases {
+			hd.aliases[[32]byte(a)] = true
+		}
+		stored[skey{[8]byte(sn), uint32(c)}] = hd
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
 	prevTerminal := map[[32]byte]string{}
-	rows, err = tx.Query(ctx, "SELECT hash, terminal_id FROM records WHERE hash = ANY($1)", prevs)
+	rows, err = tx.Query(ctx, `SELECT hash, terminal_id FROM records WHERE hash = ANY($1)
+		UNION ALL SELECT a.hash, r.terminal_id FROM record_aliases a JOIN records r USING (sam_serial, counter) WHERE a.hash = ANY($1)`, prevs)
 	if err != nil {
 		return nil, err
 	}
@@ -284,25 +305,48 @@ func (s *PGStore) ingest(ctx context.Context, tx pgx.Tx, entries []Entry, m Meta
 		flags                       []string // comma-joined, split in SQL
 	}
 	var idx []int
-	var alarms []wire.Alarm
+	var alarms []pgAlarm
+	// aliases: a version-1 record's other encoding (docs/records.md)
+	var al struct {
+		hash, serial [][]byte
+		code         []string
+		counter      []int64
+	}
+	// hashes newly stored, records or aliases, with their terminal:
+	// records of the terminal that waited for them are chain breaks no more
+	var found struct {
+		hash [][]byte
+		term []string
+	}
 	for i, e := range entries {
 		r := e.Rec
 		k := skey{r.SAMSerial, r.Counter}
-		if h, ok := stored[k]; ok {
-			if h == e.Hash {
+		if hd, ok := stored[k]; ok {
+			switch {
+			case hd.hash == e.Hash || hd.aliases[e.Hash]:
 				out[i] = wire.Result{Status: wire.Duplicate, Code: e.Code}
-			} else {
+			case hd.content == e.Content:
+				out[i] = wire.Result{Status: wire.Duplicate, Code: e.Code}
+				hd.aliases[e.Hash] = true
+				al.hash = append(al.hash, e.Hash[:])
+				al.code = append(al.code, e.Code)
+				al.serial = append(al.serial, r.SAMSerial[:])
+				al.counter = append(al.counter, int64(r.Counter))
+				found.hash = append(found.hash, e.Hash[:])
+				found.term = append(found.term, hd.terminal)
+				prevTerminal[e.Hash] = hd.terminal
+			default:
 				out[i] = wire.Result{Status: wire.Rejected, Reason: wire.ReasonConflict}
-				alarms = append(alarms, conflictAlarm(r, m.Now))
+				alarms = append(alarms, pgAlarm{conflictAlarm(r, m.Now), e.Content[:]})
 			}
 			continue
 		}
-		stored[k] = e.Hash
+		stored[k] = &held{hash: e.Hash, content: e.Content, terminal: r.TerminalID, aliases: map[[32]byte]bool{}}
 		t := terms[r.TerminalID]
 		pt, ok := prevTerminal[r.PrevHash]
 		flags, broken, raised := linkage(r, ledgers[r.SAMSerial], ok && pt == r.TerminalID, t.records, m.Now, e.Flags)
 		if raised != nil {
-			alarms = append(alarms, *raised)
+			alarms = append(alarms, pgAlarm{Alarm: *raised})
 		}
 		if broken {
 			t.breaks++
@@ -329,6 +373,8 @@ func (s *PGStore) ingest(ctx context.Context, tx pgx.Tx, entries []Entry, m Meta
 		ins.prev = append(ins.prev, r.PrevHash[:])
 		ins.flags = append(ins.flags, strings.Join(flags, ","))
 		ins.enc = append(ins.enc, e.Encoded)
+		found.hash = append(found.hash, e.Hash[:])
+		found.term = append(found.term, r.TerminalID)
 	}
 
 	if len(idx) > 0 {
@@ -356,10 +402,20 @@ func (s *PGStore) ingest(ctx context.Context, tx pgx.Tx, entries []Entry, m Meta
 		if n != len(idx) {
 			return nil, fmt.Errorf("%d of %d new records were not inserted (a unique constraint other than SAM and counter: an authentication-code collision)", len(idx)-n, len(idx))
 		}
+	}
+	if len(al.hash) > 0 {
+		if _, err := tx.Exec(ctx, `INSERT INTO record_aliases (hash, code, sam_serial, counter)
+			SELECT * FROM unnest($1::bytea[], $2::text[], $3::bytea[], $4::bigint[]) ON CONFLICT DO NOTHING`,
+			al.hash, al.code, al.serial, al.counter); err != nil {
+			return nil, err
+		}
+	}
+	if len(found.hash) > 0 {
 		// records that waited for one of these as their predecessor
-		rows, err = tx.Query(ctx, `UPDATE records r SET flags = array_remove(r.flags, 'chain-break')
-			FROM records p WHERE p.hash = ANY($1) AND r.prev_hash = p.hash AND r.terminal_id = p.terminal_id
-			AND 'chain-break' = ANY(r.flags) RETURNING r.terminal_id`, ins.hash)
+		rows, err := tx.Query(ctx, `UPDATE records r SET flags = array_remove(r.flags, 'chain-break')
+			FROM unnest($1::bytea[], $2::text[]) AS p(hash, terminal_id)
+			WHERE r.prev_hash = p.hash AND r.terminal_id = p.terminal_id
+			AND 'chain-break' = ANY(r.flags) RETURNING r.terminal_id`, found.hash, found.term)
 		if err != nil {
 			return nil, err
 		}
@@ -368,9 +424,11 @@ func (s *PGStore) ingest(ctx context.Context, tx pgx.Tx, entries []Entry, m Meta
 			if err := rows.Scan(&id); err != nil {
 				return nil, err
 			}
-			// the predecessor is of this batch and of the same
-			// terminal, so the terminal is locked and in terms
+			// the predecessor (or the record an alias names) is of
+			// this batch's terminals, so the terminal is locked and in
+			// terms
 			terms[id].breaks--
+			terms[id].seen = true
 		}
 		if err := rows.Err(); err != nil {
 			return nil, err
@@ -398,13 +456,23 @@ func (s *PGStore) ingest(ctx context.Context, tx pgx.Tx, entries []Entry, m Meta
 	}
 	for _, a := range alarms {
 		serial, _ := hex.DecodeString(a.SAMSerial)
-		b.Queue("INSERT INTO alarms (kind, terminal_id, sam_serial, counter, detail, at) VALUES ($1, $2, $3, $4, $5, $6)",
-			a.Kind, a.TerminalID, serial, int64(a.Counter), a.Detail, a.At)
+		// a counter conflict's alarm carries the content hash: the unique
+		// index alarms_once keeps one per SAM serial, counter and content
+		b.Queue(`INSERT INTO alarms (kind, terminal_id, sam_serial, counter, detail, at, content) VALUES ($1, $2, $3, $4, $5, $6, $7)
+			ON CONFLICT (kind, sam_serial, counter, content) WHERE content IS NOT NULL DO NOTHING`,
+			a.Kind, a.TerminalID, serial, int64(a.Counter), a.Detail, a.At, a.once)
 	}
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return nil, err
 	}
 	return out, nil
+}
+
+// pgAlarm is an alarm on its way into the table; once, when set, is the
+// conflicting record's content hash.
+type pgAlarm struct {
+	wire.Alarm
+	once []byte
 }
 
 // eachCounters reads rows of (SAM serial, counters JSON) from a query and
@@ -434,7 +502,9 @@ func eachCounters(rows pgx.Rows, err error) func(f func(serial []byte, l *counte
 func (s *PGStore) ByCode(ctx context.Context, code string) (*Stored, error) {
 	var enc []byte
 	st := &Stored{}
-	err := s.pool.QueryRow(ctx, "SELECT encoded, received_at, flags FROM records WHERE code = $1", code).Scan(&enc, &st.ReceivedAt, &st.Flags)
+	err := s.pool.QueryRow(ctx, `SELECT encoded, received_at, flags FROM records WHERE code = $1
+		UNION ALL SELECT r.encoded, r.received_at, r.flags FROM record_aliases a JOIN records r USING (sam_serial, counter) WHERE a.code = $1
+		LIMIT 1`, code).Scan(&enc, &st.ReceivedAt, &st.Flags)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, ErrNotFound
 	}

@@ -2,7 +2,6 @@ package outbox
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -141,6 +140,7 @@ func (ob *Outbox) Requeue(seqs []uint64) (int, error) {
 // next Append; import into a file of its own (kpectl queue salvage --out).
 func (ob *Outbox) Import(rs []*record.Record) (int, error) {
 	encs := make([][]byte, len(rs))
+	hashes := make([][32]byte, len(rs))
 	for i, r := range rs {
 		if r == nil {
 			return 0, fmt.Errorf("outbox: import: record %d is nil", i)
@@ -149,19 +149,29 @@ func (ob *Outbox) Import(rs []*record.Record) (int, error) {
 		if err != nil {
 			return 0, fmt.Errorf("outbox: import: record %d: %w", i, err)
 		}
+		if hashes[i], err = r.Hash(); err != nil {
+			return 0, fmt.Errorf("outbox: import: record %d: %w", i, err)
+		}
 		encs[i] = enc
+	}
+	// have notes the hash of a stored encoding (record.Hash, the one rule);
+	// one that does not decode is no record an import could repeat
+	have := map[[32]byte]bool{}
+	note := func(enc []byte) {
+		if h, err := record.HashOf(enc); err == nil {
+			have[h] = true
+		}
 	}
 	now := ob.o.Now().UnixMilli()
 	n := 0
 	err := ob.db.Update(func(tx *bolt.Tx) error {
 		recs, meta := tx.Bucket(bRecords), tx.Bucket(bMeta)
-		have := map[[32]byte]bool{}
 		err := recs.ForEach(func(k, v []byte) error {
 			e, err := decodeEntry(v)
 			if err != nil {
 				return fmt.Errorf("%w: record %d: %v", ErrCorrupt, binary.BigEndian.Uint64(k), err)
 			}
-			have[sha256.Sum256(e.rec)] = true
+			note(e.rec)
 			return nil
 		})
 		if err != nil {
@@ -170,15 +180,15 @@ func (ob *Outbox) Import(rs []*record.Record) (int, error) {
 		err = tx.Bucket(bDead).ForEach(func(k, v []byte) error {
 			_, e, err := decodeDead(k, v)
 			if err == nil {
-				have[sha256.Sum256(e.rec)] = true
+				note(e.rec)
 			}
 			return err
 		})
 		if err != nil {
 			return err
 		}
-		for _, enc := range encs {
-			h := sha256.Sum256(enc)
+		for i, enc := range encs {
+			h := hashes[i]
 			if have[h] {
 				continue
 			}

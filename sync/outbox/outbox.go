@@ -13,7 +13,6 @@ package outbox
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -371,7 +370,10 @@ func (ob *Outbox) Append(r *record.Record) (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("%w: %w", ErrNotRecorded, err)
 	}
-	hash := sha256.Sum256(enc) // r.Hash() without encoding again
+	hash, err := r.Hash() // the record's rule: the next record's PrevHash
+	if err != nil {
+		return 0, fmt.Errorf("%w: %w", ErrNotRecorded, err)
+	}
 	now := ob.o.Now()
 	var seq uint64
 	err = ob.db.Update(func(tx *bolt.Tx) error {

@@ -23,9 +23,11 @@ func Salvage(path string) ([]*record.Record, error) {
 	return SalvageBytes(b), nil
 }
 
-// SalvageBytes is Salvage over bytes in memory.
+// SalvageBytes is Salvage over bytes in memory. It finds records of every
+// encoding version Decode reads (1 and 2), and tells them apart by
+// record.Hash.
 func SalvageBytes(b []byte) []*record.Record {
-	magic := []byte{'K', 'P', 'R', record.Version}
+	magic := []byte{'K', 'P', 'R'}
 	seen := map[[32]byte]bool{}
 	var out []*record.Record
 	for off := 0; off < len(b); {

@@ -7,20 +7,30 @@ import (
 	"time"
 )
 
-// The canonical encoding, version 1 (docs/records.md):
+// The canonical encoding, version 2 (docs/records.md):
 //
-//	"KPR" 01, then every field once, in increasing tag order, each as
+//	"KPR" 02, then every field once, in increasing tag order, each as
 //	tag (1 byte) ‖ length (1 byte) ‖ value.
 //
 // Integers are big-endian and fixed-width, text is UTF-8 as given, time is
 // milliseconds since 1970 (UTC). Tags 01–12 are the body (what Digest
 // covers); 20 (counter) and 21 (signature) complete a sealed record. There
-// is exactly one encoding of a record, and Decode accepts only that one.
+// is exactly one encoding of a record, and Decode accepts only that one:
+// in version 2 that includes the signature, whose s must be low (at most
+// n/2), so a record has one signature too.
+//
+// Version 1 is the same layout under "KPR" 01, with any s. Terminals
+// wrote it before version 2; Decode still reads it, and Encode writes a
+// decoded version-1 record back as it was. Seal writes version 2 only.
 
-var magic = [4]byte{'K', 'P', 'R', 1}
+// magic is the encoding's first three bytes; the fourth is the version.
+var magic = [3]byte{'K', 'P', 'R'}
 
-// Version is the encoding version this package writes and reads.
-const Version = 1
+// Encoding versions. Version is the one Seal writes.
+const (
+	VersionLegacy = 1
+	Version       = 2
+)
 
 // Field tags.
 const (
@@ -49,6 +59,20 @@ const (
 // MaxEncoded bounds an encoded record.
 const MaxEncoded = 4 + 20*(2+255)
 
+// signatureField is the length of the encoding's last field, the
+// signature: tag, length and 64 bytes.
+const signatureField = 2 + 64
+
+// What encode writes: the body (what Digest covers), the body and the
+// counter (what Hash covers in version 2), or the sealed record.
+type part int
+
+const (
+	partBody part = iota
+	partContent
+	partSealed
+)
+
 func put(b []byte, tag byte, v []byte) []byte {
 	return append(append(b, tag, byte(len(v))), v...)
 }
@@ -57,15 +81,21 @@ func putCheck(b []byte, tag byte, c Check) []byte {
 	return put(b, tag, append([]byte{byte(c.Outcome)}, c.Reason...))
 }
 
-// Encode returns the canonical encoding of a sealed record.
-func (r *Record) Encode() ([]byte, error) { return r.encode(true) }
+// Encode returns the canonical encoding of a sealed record, in the
+// record's version. A version-2 record whose signature has the high s is
+// not encoded (ErrInvalid and ErrHighS): Decode would refuse it.
+func (r *Record) Encode() ([]byte, error) { return r.encode(partSealed) }
 
-func (r *Record) encode(sealed bool) ([]byte, error) {
+func (r *Record) encode(p part) ([]byte, error) {
 	if err := r.Validate(); err != nil {
 		return nil, err
 	}
+	if p == partSealed && r.version() >= Version && !lowS(r.Signature) {
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, ErrHighS)
+	}
 	b := make([]byte, 0, 512)
 	b = append(b, magic[:]...)
+	b = append(b, r.version())
 	b = put(b, tagID, r.ID[:])
 	b = put(b, tagTerminal, []byte(r.TerminalID))
 	b = put(b, tagSite, []byte(r.SiteID))
@@ -84,39 +114,49 @@ func (r *Record) encode(sealed bool) ([]byte, error) {
 	b = put(b, tagSigner, []byte{byte(r.Signer)})
 	b = put(b, tagSAMSerial, r.SAMSerial[:])
 	b = put(b, tagPrevHash, r.PrevHash[:])
-	if sealed {
+	if p >= partContent {
 		b = put(b, tagCounter, binary.BigEndian.AppendUint32(nil, r.Counter))
+	}
+	if p >= partSealed {
 		b = put(b, tagSignature, r.Signature[:])
 	}
 	return b, nil
 }
 
-// FormatError says where an encoding went wrong.
+// FormatError says where an encoding went wrong. It unwraps to ErrFormat,
+// and to Err where that says more (ErrHighS).
 type FormatError struct {
 	Offset int
 	What   string
+	Err    error
 }
 
 func (e *FormatError) Error() string {
 	return fmt.Sprintf("record: malformed at byte %d: %s", e.Offset, e.What)
 }
 
-func (e *FormatError) Unwrap() error { return ErrFormat }
+func (e *FormatError) Unwrap() []error {
+	if e.Err != nil {
+		return []error{ErrFormat, e.Err}
+	}
+	return []error{ErrFormat}
+}
 
 // Decode parses a sealed record's canonical encoding strictly: magic and
-// version, every field once in order with its exact length, valid values
-// (Validate), nothing after the signature. It does not verify the
+// version (1 or 2), every field once in order with its exact length, valid
+// values (Validate), in version 2 a low s (a *FormatError that is also
+// ErrHighS otherwise), nothing after the signature. It does not verify the
 // signature.
 func Decode(b []byte) (*Record, error) {
 	if len(b) > MaxEncoded {
-		return nil, &FormatError{0, fmt.Sprintf("%d bytes, more than a record can have", len(b))}
+		return nil, &FormatError{Offset: 0, What: fmt.Sprintf("%d bytes, more than a record can have", len(b))}
 	}
 	r, n, err := DecodePrefix(b)
 	if err != nil {
 		return nil, err
 	}
 	if n != len(b) {
-		return nil, &FormatError{n, fmt.Sprintf("%d bytes after the signature", len(b)-n)}
+		return nil, &FormatError{Offset: n, What: fmt.Sprintf("%d bytes after the signature", len(b)-n)}
 	}
 	return r, nil
 }
@@ -125,14 +165,14 @@ func Decode(b []byte) (*Record, error) {
 // of bytes it took; what follows is not looked at. Salvage uses it to pick
 // records out of a damaged file.
 func DecodePrefix(b []byte) (*Record, int, error) {
-	if len(b) < 4 || [3]byte(b[:3]) != [3]byte(magic[:3]) {
-		return nil, 0, &FormatError{0, "not a record (magic)"}
+	if len(b) < 4 || [3]byte(b[:3]) != magic {
+		return nil, 0, &FormatError{Offset: 0, What: "not a record (magic)"}
 	}
-	if b[3] != Version {
-		return nil, 0, &FormatError{3, fmt.Sprintf("version %d, this software reads %d", b[3], Version)}
+	if b[3] != VersionLegacy && b[3] != Version {
+		return nil, 0, &FormatError{Offset: 3, What: fmt.Sprintf("version %d, this software reads %d and %d", b[3], VersionLegacy, Version)}
 	}
 	d := &decoder{b: b, off: 4}
-	r := &Record{}
+	r := &Record{Version: b[3]}
 	copy(r.ID[:], d.field(tagID, 16, 16))
 	r.TerminalID = string(d.field(tagTerminal, 0, 255))
 	r.SiteID = string(d.field(tagSite, 0, 255))
@@ -156,9 +196,13 @@ func DecodePrefix(b []byte) (*Record, int, error) {
 	if v := d.field(tagCounter, 4, 4); v != nil {
 		r.Counter = binary.BigEndian.Uint32(v)
 	}
+	sigAt := d.off
 	copy(r.Signature[:], d.field(tagSignature, 64, 64))
 	if d.err != nil {
 		return nil, 0, d.err
+	}
+	if r.Version >= Version && !lowS(r.Signature) {
+		return nil, 0, &FormatError{Offset: sigAt, What: "signature s is above n/2 (version 2 takes the low s only)", Err: ErrHighS}
 	}
 	if err := r.Validate(); err != nil {
 		return nil, 0, fmt.Errorf("%w: %w", ErrFormat, err)
@@ -182,13 +226,13 @@ func (d *decoder) field(tag byte, min, max int) []byte {
 	at := d.off
 	switch {
 	case at+2 > len(d.b):
-		d.err = &FormatError{at, fmt.Sprintf("ends before field %02X", tag)}
+		d.err = &FormatError{Offset: at, What: fmt.Sprintf("ends before field %02X", tag)}
 	case d.b[at] != tag:
-		d.err = &FormatError{at, fmt.Sprintf("field %02X where %02X belongs", d.b[at], tag)}
+		d.err = &FormatError{Offset: at, What: fmt.Sprintf("field %02X where %02X belongs", d.b[at], tag)}
 	case at+2+int(d.b[at+1]) > len(d.b):
-		d.err = &FormatError{at, fmt.Sprintf("field %02X runs past the end", tag)}
+		d.err = &FormatError{Offset: at, What: fmt.Sprintf("field %02X runs past the end", tag)}
 	case int(d.b[at+1]) < min || int(d.b[at+1]) > max:
-		d.err = &FormatError{at, fmt.Sprintf("field %02X has %d bytes, want %d to %d", tag, d.b[at+1], min, max)}
+		d.err = &FormatError{Offset: at, What: fmt.Sprintf("field %02X has %d bytes, want %d to %d", tag, d.b[at+1], min, max)}
 	}
 	if d.err != nil {
 		return nil

@@ -12,6 +12,10 @@ import (
 func FuzzDecode(f *testing.F) {
 	f.Add(sealed(f))
 	f.Add([]byte("KPR\x01"))
+	f.Add([]byte("KPR\x02"))
+	g := legacy(f) // version 1, with the low and the high s
+	f.Add(unhex(f, g["enc"]))
+	f.Add(unhex(f, g["twin"]))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, err := record.Decode(b)
 		if err != nil {

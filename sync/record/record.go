@@ -11,6 +11,7 @@ package record
 
 import (
 	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
@@ -175,7 +176,20 @@ type Record struct {
 
 	// Set by Seal.
 	Counter   uint32   // the SAM's signature counter
-	Signature [64]byte // ECDSA P-256 r ‖ s over Digest ‖ Counter ‖ SAMSerial
+	Signature [64]byte // ECDSA P-256 r ‖ s over Digest ‖ Counter ‖ SAMSerial; s low (at most n/2)
+
+	// Version is the encoding version (docs/records.md). Seal sets
+	// Version; Decode sets what it read. Zero encodes as Version: only a
+	// decoded legacy record is written back as version 1.
+	Version uint8
+}
+
+// version is the encoding version r is written in.
+func (r *Record) version() uint8 {
+	if r.Version == 0 {
+		return Version
+	}
+	return r.Version
 }
 
 // Errors.
@@ -186,6 +200,12 @@ var (
 	ErrInvalid = errors.New("record: invalid")
 	// ErrSignature: the signature does not verify.
 	ErrSignature = errors.New("record: signature does not verify")
+	// ErrHighS: a version-2 record whose signature has s above n/2. The
+	// other s (n - s) is the record's one signature; the high one is a
+	// second encoding of the same record, so Decode refuses it (with
+	// ErrFormat), and so do Verify (with ErrSignature) and Encode (with
+	// ErrInvalid).
+	ErrHighS = errors.New("record: signature is not in low-s form")
 )
 
 // Limits of the text fields, in bytes.
@@ -295,6 +315,11 @@ func (r *Record) Validate() error {
 			return err
 		}
 	}
+	switch r.Version {
+	case 0, VersionLegacy, Version:
+	default:
+		return invalid("version", fmt.Sprintf("%d is unknown", r.Version))
+	}
 	if ms := r.Time.UnixMilli(); ms <= 0 {
 		return invalid("time", "is before 1970")
 	}
@@ -333,28 +358,66 @@ func lowerHex(s string) bool {
 }
 
 // digestDomain separates record digests from anything else the SAM signs.
+// It is the same in both versions: the body starts with the magic and the
+// version, so the digests of the two versions differ anyway.
 const digestDomain = "KPE-RECORD-V1\x00"
+
+// contentDomain separates the content hash from the digest.
+const contentDomain = "KPE-RECORD-CONTENT\x00"
 
 // Digest is what the SAM signs (with its counter and serial): SHA-256 of
 // the domain string and the body (the encoding without counter and
 // signature).
 func (r *Record) Digest() ([32]byte, error) {
-	body, err := r.encode(false)
+	body, err := r.encode(partBody)
 	if err != nil {
 		return [32]byte{}, err
 	}
 	return sha256.Sum256(append([]byte(digestDomain), body...)), nil
 }
 
-// Hash identifies a sealed record: SHA-256 of its whole encoding. The next
-// record on the terminal carries it as PrevHash, and the printed code is
-// taken from it.
+// ContentHash is what a record says and was signed for, without the
+// signature: SHA-256 of "KPE-RECORD-CONTENT" 00 and the encoding up to the
+// counter (magic and version, body, counter; the SAM serial is in the
+// body). Two encodings of one record, a signature and its malleated twin,
+// have the same content hash. It is the Hash of a version-2 record, and
+// what the back office compares to tell a duplicate from a conflict.
+func (r *Record) ContentHash() ([32]byte, error) {
+	b, err := r.encode(partContent)
+	if err != nil {
+		return [32]byte{}, err
+	}
+	return sha256.Sum256(append([]byte(contentDomain), b...)), nil
+}
+
+// Hash identifies a sealed record: the next record on the terminal carries
+// it as PrevHash, and the printed code is taken from it (CodeOf). It is the
+// one rule for both; nothing else hashes an encoding for a code or a
+// chain.
+//
+// Version 2: the ContentHash, so a signature cannot change it. Version 1
+// (legacy): SHA-256 of the whole encoding, signature included, as the
+// version-1 code computed it, so the codes printed for those records stay
+// valid.
 func (r *Record) Hash() ([32]byte, error) {
+	if r.version() >= Version {
+		return r.ContentHash()
+	}
 	b, err := r.Encode()
 	if err != nil {
 		return [32]byte{}, err
 	}
 	return sha256.Sum256(b), nil
+}
+
+// HashOf is the Hash of a sealed record's encoding (Decode's errors when it
+// is not one).
+func HashOf(enc []byte) ([32]byte, error) {
+	r, err := Decode(enc)
+	if err != nil {
+		return [32]byte{}, err
+	}
+	return r.Hash()
 }
 
 // SignedMessage is what the signature covers: digest ‖ counter (4 bytes,
@@ -365,11 +428,16 @@ func SignedMessage(digest [32]byte, counter uint32, serial [8]byte) []byte {
 	return append(m, serial[:]...)
 }
 
-// Verify checks the record's signature with the signer's public key.
+// Verify checks the record's signature with the signer's public key. A
+// version-2 record's signature must have the low s (ErrSignature and
+// ErrHighS otherwise).
 func (r *Record) Verify(pub *ecdsa.PublicKey) error {
 	d, err := r.Digest()
 	if err != nil {
 		return err
+	}
+	if r.version() >= Version && !lowS(r.Signature) {
+		return fmt.Errorf("%w: %w", ErrSignature, ErrHighS)
 	}
 	h := sha256.Sum256(SignedMessage(d, r.Counter, r.SAMSerial))
 	R := new(big.Int).SetBytes(r.Signature[:32])
@@ -378,4 +446,21 @@ func (r *Record) Verify(pub *ecdsa.PublicKey) error {
 		return ErrSignature
 	}
 	return nil
+}
+
+// halfOrder is n/2 for P-256: a low s is at most this.
+var halfOrder = new(big.Int).Rsh(elliptic.P256().Params().N, 1)
+
+func lowS(sig [64]byte) bool { return new(big.Int).SetBytes(sig[32:]).Cmp(halfOrder) <= 0 }
+
+// LowS returns the signature with s replaced by n - s when s is above n/2:
+// the same signature in low-s form, valid for the same message and key.
+// Seal applies it to whatever the signer (the SAM) answers.
+func LowS(sig [64]byte) [64]byte {
+	if lowS(sig) {
+		return sig
+	}
+	s := new(big.Int).SetBytes(sig[32:])
+	new(big.Int).Sub(elliptic.P256().Params().N, s).FillBytes(sig[32:])
+	return sig
 }

@@ -181,10 +181,11 @@ func TestDecodeRefuses(t *testing.T) {
 		require.ErrorIs(t, err, record.ErrFormat, "truncated to %d", n)
 	}
 	cases := map[string][]byte{
-		"magic":    append([]byte("XPR"), b[3:]...),
-		"version":  append([]byte{'K', 'P', 'R', 2}, b[4:]...),
-		"trailing": append(append([]byte{}, b...), 0),
-		"too long": make([]byte, record.MaxEncoded+1),
+		"magic":     append([]byte("XPR"), b[3:]...),
+		"version":   append([]byte{'K', 'P', 'R', 3}, b[4:]...),
+		"version 0": append([]byte{'K', 'P', 'R', 0}, b[4:]...),
+		"trailing":  append(append([]byte{}, b...), 0),
+		"too long":  make([]byte, record.MaxEncoded+1),
 	}
 	// field order: swap the terminal and site fields
 	i := 4 + 2 + 16

@@ -32,10 +32,12 @@ func NewID() ([16]byte, error) {
 }
 
 // Seal completes r with the signer's kind and serial, signs it and fills in
-// Counter and Signature. Time is cut to the millisecond (what the encoding
-// keeps). r is unchanged when it fails.
+// Counter and Signature (in low-s form, whatever s the signer answered).
+// The record is written in the current encoding version. Time is cut to the
+// millisecond (what the encoding keeps). r is unchanged when it fails.
 func Seal(ctx context.Context, r *Record, s Signer) error {
 	c := *r
+	c.Version = Version
 	c.Time = time.UnixMilli(r.Time.UnixMilli()).UTC()
 	c.Signer = s.Kind()
 	c.SAMSerial = s.Serial()
@@ -47,6 +49,7 @@ func Seal(ctx context.Context, r *Record, s Signer) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrSign, err)
 	}
+	c.Signature = LowS(c.Signature)
 	*r = c
 	return nil
 }
@@ -100,8 +103,8 @@ func (s *SoftwareSigner) Sign(ctx context.Context, digest [32]byte) (uint32, [64
 }
 
 // SignDigest is what SIGN RECORD computes, with a key in memory: the ECDSA
-// P-256 signature (r ‖ s) over SHA-256(SignedMessage(digest, counter,
-// serial)). For software signers and test stand-ins only.
+// P-256 signature (r ‖ s, s low) over SHA-256(SignedMessage(digest,
+// counter, serial)). For software signers and test stand-ins only.
 func SignDigest(key *ecdsa.PrivateKey, digest [32]byte, counter uint32, serial [8]byte) ([64]byte, error) {
 	var sig [64]byte
 	h := sha256.Sum256(SignedMessage(digest, counter, serial))
@@ -111,5 +114,5 @@ func SignDigest(key *ecdsa.PrivateKey, digest [32]byte, counter uint32, serial [
 	}
 	r.FillBytes(sig[:32])
 	s.FillBytes(sig[32:])
-	return sig, nil
+	return LowS(sig), nil
 }

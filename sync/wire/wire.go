@@ -59,7 +59,8 @@ const (
 	ReasonSignature      = "bad-signature"   // the signature does not verify
 	ReasonSoftwareSigner = "software-signer" // signed in software and this back office refuses that
 	ReasonTerminal       = "terminal-mismatch"
-	ReasonConflict       = "counter-conflict" // same SAM and counter as a different record: an alarm
+	ReasonConflict       = "counter-conflict"        // same SAM and counter as a different record: an alarm
+	ReasonNonCanonical   = "non-canonical-signature" // a version-2 record whose signature is not in low-s form (a malleated twin)
 	// The SAM certificate was not valid when the record was signed (its
 	// time outside the certificate's validity, beyond the back office's
 	// clock allowance), or was revoked at or before that time.
