@@ -19,6 +19,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -27,6 +28,13 @@ import (
 )
 
 const pkg = "kpe-agent"
+
+// apiGroup is the group of the API token's readers; apiReader the
+// frontline account the test puts in it.
+const (
+	apiGroup  = "kpe-agent-api"
+	apiReader = "kpe-test-frontline"
+)
 
 func need(t *testing.T, ok bool, what string) { t.Helper(); systest.Need(t, ok, what) }
 
@@ -159,6 +167,14 @@ func TestPackages(t *testing.T) {
 	if _, err := user.Lookup(pkg); err == nil {
 		t.Fatal("the account kpe-agent exists on this machine; the test's purge would delete it: userdel kpe-agent first")
 	}
+	for _, g := range []string{pkg, apiGroup} {
+		if _, err := user.LookupGroup(g); err == nil {
+			t.Fatalf("the group %s exists on this machine; the test's purge would delete it: groupdel %s first", g, g)
+		}
+	}
+	if _, err := user.Lookup(apiReader); err == nil {
+		t.Fatalf("the account %s exists on this machine; the test creates and deletes it: userdel %s first", apiReader, apiReader)
+	}
 	if _, err := os.Stat("/etc/kpe-agent"); err == nil {
 		t.Fatal("/etc/kpe-agent exists on this machine; the test's purge would delete it: move it away first")
 	}
@@ -201,7 +217,7 @@ func checkRPM(t *testing.T, rpm string) {
 		"-rw-r--r-- root:root /usr/share/man/man1/kpe-agent.1.gz\n",
 		"-rw-r--r-- root:root /usr/share/man/man1/kpectl-read.1.gz\n",
 		"-rw-r--r-- root:root /usr/lib/systemd/system/kpe-agent.service\n",
-		"drwxr-x--- root:kpe-agent /etc/kpe-agent/secrets\n",
+		"drwx--x--- root:kpe-agent-api /etc/kpe-agent/secrets\n",
 		"drwxr-x--- kpe-agent:kpe-agent /var/lib/kpe-agent\n",
 		"drwxr-x--- kpe-agent:kpe-agent /var/log/kpe-agent\n",
 		"-rw-r--r-- root:root /usr/share/licenses/kpe-agent/LICENSE\n",
@@ -410,8 +426,8 @@ func checkDeb(t *testing.T, root, deb string) {
 				"\nExecStart=/usr/bin/kpe-agent \"run\" \"--config\" \"/etc/kpe-agent/agent.yaml\"\n"}},
 		{path: "/etc/kpe-agent", mode: 0o755, owner: "root", grp: "root", dir: true},
 		{path: "/etc/kpe-agent/agent.yaml", mode: 0o644, owner: "root", grp: "root"},
-		{path: "/etc/kpe-agent/secrets", mode: 0o750, owner: "root", grp: pkg, dir: true},
-		{path: "/etc/kpe-agent/secrets/api-token", mode: 0o640, owner: "root", grp: pkg},
+		{path: "/etc/kpe-agent/secrets", mode: 0o710, owner: "root", grp: apiGroup, dir: true},
+		{path: "/etc/kpe-agent/secrets/api-token", mode: 0o640, owner: "root", grp: apiGroup},
 		{path: "/var/lib/kpe-agent", mode: 0o750, owner: pkg, grp: pkg, dir: true},
 		{path: "/var/log/kpe-agent", mode: 0o750, owner: pkg, grp: pkg, dir: true},
 		{path: "/usr/share/polkit-1/rules.d/60-kpe-agent-pcscd.rules", mode: 0o644, owner: "root", grp: "root",
@@ -462,6 +478,11 @@ func checkDeb(t *testing.T, root, deb string) {
 	if out := run(t, "su", "-s", "/bin/sh", pkg, "-c", "cat "+token); out != string(tok) {
 		t.Errorf("the kpe-agent account reads %q from the token", out)
 	}
+	// a frontline application's account, given the token as
+	// docs/local-api.md says
+	run(t, "useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "--groups", apiGroup, apiReader)
+	t.Cleanup(func() { exec.Command("userdel", apiReader).Run() })
+	t.Run("secrets-split", func(t *testing.T) { checkSecretsSplit(t, token, tok) })
 
 	// dpkg's view: the conffile and the dependencies.
 	if c := run(t, "dpkg-query", "-W", "-f=${Conffiles}", pkg); !strings.Contains(c, "/etc/kpe-agent/agent.yaml ") {
@@ -510,7 +531,26 @@ func checkDeb(t *testing.T, root, deb string) {
 		t.Fatal(err)
 	}
 	f.Close()
-	run(t, "dpkg", "-i", deb)
+	// An installation of an older version: the token 0640 root:kpe-agent,
+	// a frontline account in the kpe-agent group to read it. The upgrade
+	// moves the token to kpe-agent-api and the account with it.
+	run(t, "chgrp", pkg, token)
+	run(t, "chmod", "0750", "/etc/kpe-agent/secrets")
+	run(t, "chgrp", pkg, "/etc/kpe-agent/secrets")
+	run(t, "gpasswd", "-d", apiReader, apiGroup)
+	run(t, "gpasswd", "-a", apiReader, pkg)
+	out := run(t, "dpkg", "-i", deb)
+	if !strings.Contains(out, "moved "+apiReader+" from the group kpe-agent to kpe-agent-api") {
+		t.Errorf("the upgrade does not say it moved %s to %s:\n%s", apiReader, apiGroup, out)
+	}
+	checkFile(t, fileWant{path: token, mode: 0o640, owner: "root", grp: apiGroup})
+	checkFile(t, fileWant{path: "/etc/kpe-agent/secrets", mode: 0o710, owner: "root", grp: apiGroup, dir: true})
+	if m := groupMembers(t, pkg); len(m) != 0 {
+		t.Errorf("after the upgrade the group kpe-agent has members %v, want none", m)
+	}
+	if m := groupMembers(t, apiGroup); !slices.Contains(m, apiReader) || !slices.Contains(m, pkg) {
+		t.Errorf("after the upgrade the group kpe-agent-api has members %v, want %s and %s", m, pkg, apiReader)
+	}
 	if b, _ := os.ReadFile("/etc/kpe-agent/agent.yaml"); !strings.HasSuffix(string(b), local) {
 		t.Error("installing the package again replaced the modified /etc/kpe-agent/agent.yaml")
 	}
@@ -547,11 +587,105 @@ func checkDeb(t *testing.T, root, deb string) {
 	if _, err := user.Lookup(pkg); err == nil {
 		t.Error("the account kpe-agent is still there after dpkg -P")
 	}
-	if _, err := user.LookupGroup(pkg); err == nil {
-		t.Error("the group kpe-agent is still there after dpkg -P")
+	for _, g := range []string{pkg, apiGroup} {
+		if _, err := user.LookupGroup(g); err == nil {
+			t.Errorf("the group %s is still there after dpkg -P", g)
+		}
 	}
 	if s := dpkgStatus(); s != "" && !strings.HasSuffix(s, "not-installed") {
 		t.Errorf("dpkg status after purge: %q", s)
+	}
+}
+
+// groupMembers lists the secondary members of group (getent group).
+func groupMembers(t *testing.T, group string) []string {
+	t.Helper()
+	f := strings.Split(strings.TrimSpace(run(t, "getent", "group", group)), ":")
+	if len(f) != 4 || f[3] == "" {
+		return nil
+	}
+	return strings.Split(f[3], ",")
+}
+
+// checkSecretsSplit: the API token's readers (the group kpe-agent-api)
+// read the token and nothing else. With the secrets laid out as
+// docs/install.md says (0640 root:kpe-agent) and a log file as the agent
+// writes it, a frontline account in kpe-agent-api (apiReader, made by the
+// caller) reads the token but not
+// the SAM activation code, the KTP-el secrets, the pseudonym key, the TLS
+// key or the logs, and cannot list the secrets; the agent's account reads
+// them all. The group kpe-agent has no member: the account's primary
+// group only.
+func checkSecretsSplit(t *testing.T, token string, tok []byte) {
+	if _, err := user.LookupGroup(apiGroup); err != nil {
+		t.Fatalf("group %s: %v", apiGroup, err)
+	}
+	if m := groupMembers(t, pkg); len(m) != 0 {
+		t.Errorf("the group kpe-agent has members %v: only the service's own account may read its secrets", m)
+	}
+	if m := groupMembers(t, apiGroup); !slices.Contains(m, pkg) {
+		t.Errorf("the account kpe-agent is not in %s (members %v): it could not read the token", apiGroup, m)
+	}
+
+	secrets := map[string]string{
+		"/etc/kpe-agent/secrets/sam-code":       "123456\n",
+		"/etc/kpe-agent/secrets/ktp-secrets":    "one\ntwo\n",
+		"/etc/kpe-agent/secrets/nik-key":        strings.Repeat("k", 32) + "\n",
+		"/etc/kpe-agent/secrets/client-key.pem": "-----BEGIN EC PRIVATE KEY-----\n",
+		"/var/log/kpe-agent/agent.log":          "{\"msg\":\"agent running\"}\n",
+	}
+	for path, content := range secrets {
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.Remove(path) })
+		owner := "root:" + pkg
+		if strings.HasPrefix(path, "/var/log/") {
+			owner = pkg + ":" + pkg
+		}
+		run(t, "chown", owner, path)
+		run(t, "chmod", "0640", path)
+	}
+	as := func(account string, args ...string) (string, error) {
+		t.Helper()
+		u, err := user.Lookup(account)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command("setpriv", append([]string{"--reuid=" + u.Uid, "--regid=" + u.Gid, "--init-groups", "--"}, args...)...)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := as(apiReader, "cat", token); err != nil || out != string(tok) {
+		t.Errorf("%s (in %s) cannot read the token: %v\n%s", apiReader, apiGroup, err, out)
+	}
+	for path := range secrets {
+		if out, err := as(apiReader, "cat", path); err == nil {
+			t.Errorf("%s (in %s) reads %s:\n%s", apiReader, apiGroup, path, out)
+		}
+		if out, err := as(pkg, "cat", path); err != nil || out != secrets[path] {
+			t.Errorf("the kpe-agent account cannot read %s: %v\n%s", path, err, out)
+		}
+	}
+	for _, dir := range []string{"/etc/kpe-agent/secrets", "/var/log/kpe-agent", "/var/lib/kpe-agent"} {
+		if out, err := as(apiReader, "ls", dir); err == nil {
+			t.Errorf("%s (in %s) lists %s:\n%s", apiReader, apiGroup, dir, out)
+		}
+	}
+	// the agent accepts the token in kpe-agent-api and the other secrets
+	// in kpe-agent; a secret in kpe-agent-api is refused
+	conf := "/etc/kpe-agent/secrets-split-test.yaml"
+	t.Cleanup(func() { os.Remove(conf) })
+	if err := os.WriteFile(conf, []byte("terminal:\n  id: T-SPLIT\n  site: S-SPLIT\nsam:\n  activation_code_file: /etc/kpe-agent/secrets/sam-code\n"+
+		"  ktp_secrets_file: /etc/kpe-agent/secrets/ktp-secrets\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := as(pkg, "/usr/bin/kpe-agent", "check-config", "--config", conf); err != nil {
+		t.Errorf("kpe-agent check-config as the kpe-agent account with the secrets split: %v\n%s", err, out)
+	}
+	run(t, "chgrp", apiGroup, "/etc/kpe-agent/secrets/sam-code")
+	if out, err := as(pkg, "/usr/bin/kpe-agent", "check-config", "--config", conf); err == nil || !strings.Contains(out, "kpe-agent-api") {
+		t.Errorf("kpe-agent check-config accepts the activation code in the group kpe-agent-api: %v\n%s", err, out)
 	}
 }
 

@@ -44,10 +44,10 @@ wait_for() {
 umask 077
 [ -s "$STATE/api-token" ] || od -An -N32 -tx1 /dev/urandom | tr -d ' \n' >"$STATE/api-token"
 # the lab SAM's activation code and its two KTP-el installation secrets,
-# from lab.json (secrets/sam-code, secrets/ktp-secrets), and a NIK hash key
+# from lab.json (secrets/sam-code, secrets/ktp-secrets); the lab SAM
+# computes the KTP-el pseudonyms with its own key (ktpel.pseudonym: sam)
 bin/kpe-cardsim secrets --lab $LAB --out "$STATE/secrets" >/dev/null
-[ -s "$STATE/nik-key" ] || od -An -N32 -tx1 /dev/urandom | tr -d ' \n' >"$STATE/nik-key"
-export KPE_SAM_KTP_SECRETS_FILE="$STATE/secrets/ktp-secrets" KPE_SAM_NIK_KEY_FILE="$STATE/nik-key"
+export KPE_SAM_KTP_SECRETS_FILE="$STATE/secrets/ktp-secrets"
 TOKEN=$(cat "$STATE/api-token")
 bin/kpe-cardsim pki --dir "$STATE/pki" --terminal lab-01 >/dev/null
 

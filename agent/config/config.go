@@ -12,6 +12,7 @@ type Config struct {
 	Terminal    Terminal    `mapstructure:"terminal"`
 	Readers     Readers     `mapstructure:"readers"`
 	SAM         SAM         `mapstructure:"sam"`
+	KTPel       KTPel       `mapstructure:"ktpel"`
 	Trust       Trust       `mapstructure:"trust"`
 	Fingerprint Fingerprint `mapstructure:"fingerprint"`
 	Session     Session     `mapstructure:"session"`
@@ -48,15 +49,31 @@ type Readers struct {
 }
 
 // SAM holds the paths of the SAM's secrets (files readable by the agent
-// only: mode 0600 or 0400, or 0640 with the agent's group; see ReadSecret).
+// only: mode 0600 or 0400, or 0640 with the agent's group, never the API
+// token readers' group; see ReadSecret).
 type SAM struct {
 	ActivationCodeFile string `mapstructure:"activation_code_file"`
 	KTPSecretsFile     string `mapstructure:"ktp_secrets_file"` // two lines: the KTP-el installation secrets
-	// NIKKeyFile holds the institution's key for the NIK hash that is a
-	// KTP-el record's subject (the back office holds the same key);
-	// without it KTP-el authentication is refused.
+	// NIKKeyFile holds the key of the KTP-el pseudonym fallback
+	// (ktpel.pseudonym: file), at least 32 bytes; unused with the default
+	// ktpel.pseudonym: sam.
 	NIKKeyFile string `mapstructure:"nik_key_file"`
 }
+
+// KTPel configures the KTP-el records.
+type KTPel struct {
+	// Pseudonym is where the KTP-el record's pseudonyms (its subject, from
+	// the NIK, and its card serial, from the chip UID) are computed:
+	// PseudonymSAM (the default), or PseudonymFile, the explicit fallback
+	// with the key of sam.nik_key_file on the host.
+	Pseudonym string `mapstructure:"pseudonym"`
+}
+
+// Values of ktpel.pseudonym.
+const (
+	PseudonymSAM  = "sam"
+	PseudonymFile = "file"
+)
 
 // Trust holds the issuers' CA lists (PEM).
 type Trust struct {

@@ -16,6 +16,7 @@ func defaults() map[string]any {
 		"readers.card":           []string{},
 		"readers.sam":            []string{},
 		"readers.ignore":         []string{},
+		"ktpel.pseudonym":        PseudonymSAM,
 		"fingerprint.sensor":     "none",
 		"fingerprint.timeout":    30 * time.Second,
 		"fingerprint.command":    []string{},

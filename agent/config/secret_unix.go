@@ -29,6 +29,22 @@ var agentGroupID = func() (uint32, bool) {
 	return uint32(id), err == nil
 }
 
+// apiGroupID looks APIGroup up (tests replace it).
+var apiGroupID = func() (uint32, bool) {
+	g, err := user.LookupGroup(APIGroup)
+	if err != nil {
+		return 0, false
+	}
+	id, err := strconv.ParseUint(g.Gid, 10, 32)
+	return uint32(id), err == nil
+}
+
+// apiGroup reports whether gid is APIGroup.
+func apiGroup(gid uint32) bool {
+	id, ok := apiGroupID()
+	return ok && id == gid
+}
+
 // trustedGroup reports whether members of gid may read a secret: root's
 // group, this process's effective group (the agent's, when it runs as
 // the kpe-agent account) and AgentGroup (for check-config or kpectl run

@@ -34,6 +34,12 @@ func (l *loader) validate(c *Config) {
 	l.patterns("readers.sam", c.Readers.SAM)
 	l.patterns("readers.ignore", c.Readers.Ignore)
 
+	if l.oneOf("ktpel.pseudonym", c.KTPel.Pseudonym, PseudonymSAM, PseudonymFile) &&
+		c.KTPel.Pseudonym == PseudonymFile && c.SAM.NIKKeyFile == "" {
+		l.invalid("sam.nik_key_file", "", "missing (ktpel.pseudonym is file)",
+			"the file of the KTP-el pseudonym key (at least 32 bytes, a secret file), or ktpel.pseudonym: sam")
+	}
+
 	if l.oneOf("fingerprint.sensor", c.Fingerprint.Sensor, "lab", "command", "none") {
 		switch c.Fingerprint.Sensor {
 		case "lab":

@@ -49,8 +49,10 @@ type Options struct {
 	// Cards holds the trust lists (BKN, Dukcapil roots).
 	Cards cards.Options
 	// SAMCode activates an inactive SAM (nil: never activate);
-	// KTPSecrets activate its KTP-el function; NIKKey keys the NIK hash of
-	// KTP-el records (nil: KTP-el authentication is refused).
+	// KTPSecrets activate its KTP-el function. NIKKey is the KTP-el
+	// pseudonym fallback key (ktpel.pseudonym: file): with it the agent
+	// computes a KTP-el record's pseudonyms itself (and warns at start);
+	// nil: the SAM computes them (PSEUDONYM), the default.
 	SAMCode    []byte
 	KTPSecrets [][]byte
 	NIKKey     []byte
@@ -128,6 +130,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}()
 	}
 	d.log.Info("agent running", "terminal", d.cfg().Terminal.ID, "version", d.o.Version)
+	if d.o.NIKKey != nil {
+		d.log.Warn(PseudonymFileWarning, "key_file", d.cfg().SAM.NIKKeyFile)
+	} else if f := d.cfg().SAM.NIKKeyFile; f != "" {
+		d.log.Warn("sam.nik_key_file is set but not used: the SAM computes the KTP-el pseudonyms (ktpel.pseudonym: sam); delete the key file, or set ktpel.pseudonym: file to use it", "key_file", f)
+	}
 loop:
 	for {
 		select {

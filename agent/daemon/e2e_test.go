@@ -66,6 +66,9 @@ type rig struct {
 	startAgent func(addr string)
 	gate       *eventGate // holds back card removals on the agent's way
 	logs       logTap     // the agent's log messages
+	// nikKey is the KTP-el pseudonym fallback key the agent starts with
+	// (ktpel.pseudonym: file); nil: the SAM computes the pseudonyms
+	nikKey []byte
 }
 
 // eventGate stands between pcscd's reader events and the agent: while it
@@ -253,7 +256,7 @@ func (r *rig) start(t testing.TB, addr string, tr *pcsc.Transport, up *uploader.
 		Config: func() *config.Config { return r.cfg }, Transport: tr,
 		Watch:  func(ctx context.Context) <-chan apdu.Event { return r.gate.pipe(ctx, tr.Watch(ctx).Events) },
 		Outbox: r.ob, Uploader: up, Cards: cards.Options{BKNRoots: bkn, DukcapilRoots: dukcapil}, SAMCode: []byte(m.SAM.ActivationCode),
-		KTPSecrets: [][]byte{[]byte(m.SAM.KTPSecret1), []byte(m.SAM.KTPSecret2)}, NIKKey: []byte("e2e institution NIK key"),
+		KTPSecrets: [][]byte{[]byte(m.SAM.KTPSecret1), []byte(m.SAM.KTPSecret2)}, NIKKey: r.nikKey,
 		Version: "e2e", Log: slog.New(r.logs),
 	})
 	require.NoError(t, err)

@@ -305,15 +305,23 @@ func (d *Daemon) useCard(ctx context.Context, r *reader, s *cards.Session, req a
 			return err
 		}
 		defer wipe(res)
-		if res.KTPel != nil && d.o.NIKKey == nil {
-			return fail(CodeKTPelNotSetUp, errors.New("no NIK hash key configured"))
+		// A KTP-el record's pseudonyms, before the holder is asked for a
+		// finger: a SAM without the pseudonym key ends the workflow here.
+		var ps *pseudonyms
+		if res.KTPel != nil {
+			pctx, cancel := context.WithTimeout(ctx, c.Session.ReadTimeout)
+			ps, err = d.ktpPseudonyms(pctx, res.KTPel.UID, res.KTPel.Biodata.NIK)
+			cancel()
+			if err != nil {
+				return err
+			}
 		}
 		r.setState(api.StateFingerprint, "", nil)
 		if err := d.verifyFinger(ctx, r, res, req.ConfirmLastTry || c.Fingerprint.ConfirmLastTry, req.Prompts); err != nil {
 			return err
 		}
 		r.setState(api.StateVerified, "", nil)
-		rec, err := d.newRecord(res, req)
+		rec, err := d.newRecord(res, req, ps)
 		if err != nil {
 			return err
 		}
@@ -439,10 +447,53 @@ func (d *Daemon) matchFinger(ctx context.Context, res *cards.Result, capture *bi
 	return nil
 }
 
+// PseudonymFileWarning is what the agent logs at start when it computes
+// the KTP-el pseudonyms itself, with a key file (ktpel.pseudonym: file).
+const PseudonymFileWarning = "KTP-el pseudonyms are computed on this PC with a key file (ktpel.pseudonym: file), not inside the SAM: whoever reads the key file can test NIKs against the records' subjects; use ktpel.pseudonym: sam"
+
+// pseudonyms are a KTP-el record's subject (the NIK's pseudonym, hex)
+// and card serial (the first 16 bytes of the chip UID's pseudonym).
+type pseudonyms struct {
+	subject string
+	serial  []byte
+}
+
+// ktpPseudonyms computes a KTP-el record's pseudonyms: inside the SAM
+// (PSEUDONYM, with the institution's key that never leaves it), or with
+// the fallback key file when one is configured (NIKKey). A SAM without
+// the key is ktpel-not-configured.
+func (d *Daemon) ktpPseudonyms(ctx context.Context, uid []byte, nik string) (*pseudonyms, error) {
+	compute := func(dom sam.Domain, v []byte) ([sam.PseudonymLen]byte, error) {
+		return sam.PseudonymOf(d.o.NIKKey, dom, v), nil
+	}
+	if d.o.NIKKey == nil {
+		lease, err := d.sam.lease(ctx)
+		if err != nil {
+			return nil, err
+		}
+		defer lease.release()
+		compute = func(dom sam.Domain, v []byte) ([sam.PseudonymLen]byte, error) { return lease.s.Pseudonym(ctx, dom, v) }
+	}
+	nb := []byte(nik)
+	defer clear(nb)
+	n, err := compute(sam.DomainNIK, nb)
+	if err == nil {
+		var u [sam.PseudonymLen]byte
+		if u, err = compute(sam.DomainChipUID, uid); err == nil {
+			return &pseudonyms{subject: hex.EncodeToString(n[:]), serial: u[:16]}, nil
+		}
+	}
+	if errors.Is(err, sam.ErrNoPseudonym) {
+		return nil, fail(CodeKTPelNotSetUp, err)
+	}
+	return nil, err
+}
+
 // newRecord builds the authentication record of a verified card: the
 // minimum the back office needs, never a template, photo or KTP-el
-// population data (the NIK only as its keyed hash).
-func (d *Daemon) newRecord(res *cards.Result, req api.AuthRequest) (*record.Record, error) {
+// population data (a KTP-el's NIK and chip UID only as their pseudonyms,
+// ps).
+func (d *Daemon) newRecord(res *cards.Result, req api.AuthRequest, ps *pseudonyms) (*record.Record, error) {
 	c := d.cfg()
 	id, err := record.NewID()
 	if err != nil {
@@ -463,9 +514,9 @@ func (d *Daemon) newRecord(res *cards.Result, req api.AuthRequest) (*record.Reco
 		if k.Info.Type == kpe.CardKPETambahan {
 			r.CardType, r.Subject = record.CardKPETambahan, k.Identity.LinkedNIP
 		}
-	case res.KTPel != nil:
-		r.CardType, r.CardSerial = record.CardKTPel, res.KTPel.UID
-		r.SubjectKind, r.Subject = record.SubjectNIKHash, record.NIKHash(d.o.NIKKey, res.KTPel.Biodata.NIK)
+	case res.KTPel != nil && ps != nil:
+		r.CardType, r.CardSerial = record.CardKTPel, ps.serial
+		r.SubjectKind, r.Subject = record.SubjectNIKHash, ps.subject
 	default:
 		return nil, fail(CodeUnknownCard, nil)
 	}

@@ -1,6 +1,7 @@
 package sam
 
 import (
+	"crypto/hmac"
 	"crypto/sha256"
 	"fmt"
 
@@ -26,6 +27,7 @@ const (
 	InsSMUnwrap         byte = 0x32 // SM UNWRAP (P1: ProfileKTPel)
 	InsSignRecord       byte = 0x40 // SIGN RECORD
 	InsGetCounter       byte = 0x42 // GET COUNTER
+	InsPseudonym        byte = 0x50 // PSEUDONYM (P1: the Domain)
 	InsGetData          byte = 0xCA // GET DATA (P1-P2: InfoP1, InfoP2)
 )
 
@@ -47,6 +49,42 @@ const (
 	InfoP2 byte = 0x01
 )
 
+// Domain is what a pseudonym stands for: PSEUDONYM's P1 and the first
+// byte of the input its HMAC is computed over, so that the pseudonym of
+// a value in one domain is never that of the same bytes in another.
+type Domain byte
+
+// Pseudonym domains.
+const (
+	DomainNIK     Domain = 0x01 // a KTP-el holder's NIK (16 ASCII digits)
+	DomainChipUID Domain = 0x02 // a KTP-el chip's UID
+)
+
+// String returns "nik" or "chip-uid".
+func (d Domain) String() string {
+	switch d {
+	case DomainNIK:
+		return "nik"
+	case DomainChipUID:
+		return "chip-uid"
+	}
+	return fmt.Sprintf("Domain(%d)", byte(d))
+}
+
+// Known reports whether d is one of the domains above.
+func (d Domain) Known() bool { return d == DomainNIK || d == DomainChipUID }
+
+// PseudonymOf is what PSEUDONYM computes inside a SAM whose institution
+// pseudonym key is key: HMAC-SHA-256(key, domain ‖ value). The agent
+// computes it on the host only in the explicit file fallback
+// (ktpel.pseudonym: file); the lab SAM computes it with its key.
+func PseudonymOf(key []byte, d Domain, value []byte) [PseudonymLen]byte {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte{byte(d)})
+	m.Write(value)
+	return [PseudonymLen]byte(m.Sum(nil))
+}
+
 // FIDCert is the EF holding the terminal certificate (DER), read with
 // READ BINARY after selecting it by file identifier.
 const FIDCert uint16 = 0x0201
@@ -58,7 +96,10 @@ const (
 	DigestLen    = sha256.Size              // SIGN RECORD's input
 	scalarLen    = 32                       // ECDSA P-256 r and s
 	SignatureLen = CounterLen + 2*scalarLen // SIGN RECORD's answer: 68 bytes
-	responseNe   = apdu.MaxShortNe          // Le 00 of the commands that answer data
+	PseudonymLen = sha256.Size              // PSEUDONYM's answer: 32 bytes
+	// MaxPseudonymInput bounds PSEUDONYM's value (the command data).
+	MaxPseudonymInput = 64
+	responseNe        = apdu.MaxShortNe // Le 00 of the commands that answer data
 )
 
 // Tags of GET DATA's information template: 70 { 80 serial, 81 state,
@@ -134,4 +175,10 @@ func cardAuthCompleteCommand(profile byte, resp []byte) apdu.Command {
 // smCommand is SM WRAP or SM UNWRAP of the KTP-el session.
 func smCommand(ins byte, data []byte) apdu.Command {
 	return apdu.Command{CLA: CLA, INS: ins, P1: ProfileKTPel, Data: data, Ne: responseNe}
+}
+
+// pseudonymCommand is PSEUDONYM: P1 the domain, data the value, answer
+// the 32-byte pseudonym.
+func pseudonymCommand(d Domain, value []byte) apdu.Command {
+	return apdu.Command{CLA: CLA, INS: InsPseudonym, P1: byte(d), Data: value, Ne: PseudonymLen}
 }

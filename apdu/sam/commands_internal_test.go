@@ -33,6 +33,8 @@ func TestCommandBytes(t *testing.T) {
 		{"CARD AUTH COMPLETE KTP-el", cardAuthCompleteCommand(ProfileKTPel, []byte{0xEE}), "80220200 01 EE"},
 		{"SM WRAP", smCommand(InsSMWrap, []byte{0x00, 0xB0, 0x00, 0x00, 0x10}), "80300200 05 00B0000010 00"},
 		{"SM UNWRAP", smCommand(InsSMUnwrap, []byte{0x90, 0x00}), "80320200 02 9000 00"},
+		{"PSEUDONYM NIK", pseudonymCommand(DomainNIK, []byte("3174096112900001")), "80500100 10 33313734303936313132393030303031 20"},
+		{"PSEUDONYM chip UID", pseudonymCommand(DomainChipUID, []byte{0x04, 0x11, 0x22, 0x33}), "80500200 04 04112233 20"},
 	} {
 		b, err := tc.cmd.Bytes()
 		if err != nil {

@@ -33,6 +33,9 @@ var (
 	ErrBlocked      = errors.New("sam: blocked (activation tries exhausted)")
 	ErrNotActivated = errors.New("sam: not activated")
 	ErrFormat       = errors.New("sam: malformed answer")
+	// ErrNoPseudonym: the SAM computes no pseudonyms: it holds no
+	// institution pseudonym key (6A88) or does not know PSEUDONYM (6D00).
+	ErrNoPseudonym = errors.New("sam: no pseudonym key (PSEUDONYM not available)")
 )
 
 // ActivationError is a wrong activation code; TriesLeft more are allowed.
@@ -347,4 +350,35 @@ func mapSM(err error) error {
 		return fmt.Errorf("%w: %w", sm.ErrBadMAC, err)
 	}
 	return mapState(err)
+}
+
+// Pseudonym has the SAM compute the pseudonym of value in domain d
+// (PSEUDONYM): HMAC-SHA-256 under its institution pseudonym key, which
+// never leaves the SAM, of d ‖ value (PseudonymOf). value is 1 to
+// MaxPseudonymInput bytes; an unknown domain or a bad length is refused
+// before anything is sent (apdu.ErrInvalidCommand). A SAM without the key
+// or the command gives ErrNoPseudonym; one not activated ErrNotActivated.
+func (s *SAM) Pseudonym(ctx context.Context, d Domain, value []byte) ([PseudonymLen]byte, error) {
+	switch {
+	case !d.Known():
+		return [PseudonymLen]byte{}, fmt.Errorf("%w: pseudonym domain %s", apdu.ErrInvalidCommand, d)
+	case len(value) == 0 || len(value) > MaxPseudonymInput:
+		return [PseudonymLen]byte{}, fmt.Errorf("%w: pseudonym value of %d bytes (want 1..%d)", apdu.ErrInvalidCommand, len(value), MaxPseudonymInput)
+	}
+	b, err := s.c.Send(ctx, pseudonymCommand(d, value))
+	if errors.Is(err, apdu.ErrReferenceNotFound) || errors.Is(err, apdu.ErrINSNotSupported) {
+		return [PseudonymLen]byte{}, fmt.Errorf("%w: %w", ErrNoPseudonym, err)
+	}
+	if err != nil {
+		return [PseudonymLen]byte{}, fmt.Errorf("sam: pseudonym: %w", mapState(err))
+	}
+	return ParsePseudonym(b)
+}
+
+// ParsePseudonym parses PSEUDONYM's answer: exactly PseudonymLen bytes.
+func ParsePseudonym(b []byte) ([PseudonymLen]byte, error) {
+	if len(b) != PseudonymLen {
+		return [PseudonymLen]byte{}, fmt.Errorf("%w: pseudonym of %d bytes, want %d", ErrFormat, len(b), PseudonymLen)
+	}
+	return [PseudonymLen]byte(b), nil
 }

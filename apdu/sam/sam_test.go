@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
@@ -159,4 +160,90 @@ func TestPair(t *testing.T) {
 		_, _, err := sam.ParsePair(bad)
 		require.ErrorIs(t, err, sam.ErrFormat, "%X", bad)
 	}
+}
+
+// labSAMWith is the lab's SAM applet with an institution pseudonym key
+// (nil: none), activated.
+func labSAMWith(t *testing.T, pseudonymKey []byte) *sam.SAM {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	a, err := samapp.New(samapp.Config{Serial: [8]byte{0x53, 0x41, 0x4D, 0, 0, 0, 0, 8}, ActivationCode: []byte("123456"), Key: key,
+		StatePath: filepath.Join(t.TempDir(), "sam.json"), PseudonymKey: pseudonymKey})
+	require.NoError(t, err)
+	r := cardsim.NewMemReader("sam")
+	r.Insert(a)
+	card, err := r.Connect(context.Background())
+	require.NoError(t, err)
+	s, err := sam.Open(context.Background(), card)
+	require.NoError(t, err)
+	return s
+}
+
+// PSEUDONYM: HMAC-SHA-256 under the SAM's institution pseudonym key of
+// the domain byte ‖ the value, computed inside the SAM; the same as
+// PseudonymOf on the host with that key; one domain's pseudonym is not
+// another's; bad arguments are refused before anything is sent; a SAM
+// without the key (or without the command) is ErrNoPseudonym.
+func TestPseudonym(t *testing.T) {
+	ctx := context.Background()
+	key := bytes.Repeat([]byte{0x5A}, 32)
+	s := labSAMWith(t, key)
+	nik := []byte("3174096112900001")
+
+	_, err := s.Pseudonym(ctx, sam.DomainNIK, nik)
+	require.ErrorIs(t, err, sam.ErrNotActivated, "the terminal activation comes first")
+	require.NoError(t, s.Activate(ctx, []byte("123456")))
+
+	got, err := s.Pseudonym(ctx, sam.DomainNIK, nik)
+	require.NoError(t, err)
+	m := hmac.New(sha256.New, key)
+	m.Write(append([]byte{0x01}, nik...))
+	require.Equal(t, m.Sum(nil), got[:], "HMAC-SHA-256(key, 01 ‖ NIK)")
+	require.Equal(t, sam.PseudonymOf(key, sam.DomainNIK, nik), got)
+	again, err := s.Pseudonym(ctx, sam.DomainNIK, nik)
+	require.NoError(t, err)
+	require.Equal(t, got, again, "stable")
+
+	uid, err := s.Pseudonym(ctx, sam.DomainChipUID, nik)
+	require.NoError(t, err)
+	require.NotEqual(t, got, uid, "domain-separated")
+	require.Equal(t, sam.PseudonymOf(key, sam.DomainChipUID, nik), uid)
+	require.NotEqual(t, sam.PseudonymOf(bytes.Repeat([]byte{0x5B}, 32), sam.DomainNIK, nik), got, "keyed")
+
+	for name, bad := range map[string]struct {
+		d sam.Domain
+		v []byte
+	}{
+		"no value":       {sam.DomainNIK, nil},
+		"value too long": {sam.DomainChipUID, make([]byte, sam.MaxPseudonymInput+1)},
+		"unknown domain": {sam.Domain(9), nik},
+		"zero domain":    {sam.Domain(0), nik},
+	} {
+		_, err := s.Pseudonym(ctx, bad.d, bad.v)
+		require.ErrorIs(t, err, apdu.ErrInvalidCommand, name)
+	}
+	_, err = s.Pseudonym(ctx, sam.DomainChipUID, make([]byte, sam.MaxPseudonymInput))
+	require.NoError(t, err, "the longest value")
+
+	none := labSAMWith(t, nil)
+	require.NoError(t, none.Activate(ctx, []byte("123456")))
+	_, err = none.Pseudonym(ctx, sam.DomainNIK, nik)
+	require.ErrorIs(t, err, sam.ErrNoPseudonym)
+	require.ErrorIs(t, err, apdu.ErrReferenceNotFound)
+}
+
+// ParsePseudonym takes exactly 32 bytes.
+func TestParsePseudonym(t *testing.T) {
+	b := bytes.Repeat([]byte{7}, sam.PseudonymLen)
+	p, err := sam.ParsePseudonym(b)
+	require.NoError(t, err)
+	require.Equal(t, b, p[:])
+	for _, bad := range [][]byte{nil, b[1:], append(b, 0)} {
+		_, err := sam.ParsePseudonym(bad)
+		require.ErrorIs(t, err, sam.ErrFormat, "%d bytes", len(bad))
+	}
+	require.Equal(t, "nik", sam.DomainNIK.String())
+	require.Equal(t, "chip-uid", sam.DomainChipUID.String())
+	require.Equal(t, "Domain(9)", sam.Domain(9).String())
 }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -117,14 +118,17 @@ trust: {bkn: ca.pem, dukcapil: ca.pem}
 		{"no CA certificate", []string{"sync.ca=" + at("empty.pem")}, []string{"sync.ca", "holds no PEM certificate"}},
 		{"missing BKN list", []string{"trust.bkn=" + at("nope.pem")}, []string{"trust.bkn", "nope.pem"}},
 		{"Dukcapil list without a certificate", []string{"trust.dukcapil=" + at("empty.pem")}, []string{"trust.dukcapil", "holds no PEM certificate"}},
-		{"every problem at once", []string{"sync.ca=" + at("empty.pem"), "trust.bkn=" + at("nope.pem"), "sam.nik_key_file=" + at("nope")},
+		{"every problem at once", []string{"sync.ca=" + at("empty.pem"), "trust.bkn=" + at("nope.pem"), "ktpel.pseudonym=file", "sam.nik_key_file=" + at("nope")},
 			[]string{"sync.ca", "trust.bkn", "sam.nik_key_file"}},
+		{"pseudonym fallback key too short", []string{"ktpel.pseudonym=file", "sam.nik_key_file=" + at("short-key")},
+			[]string{"sam.nik_key_file", "short-key", "31 bytes", "key shorter than 32 bytes"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			b, err := os.ReadFile(at("client-key.pem"))
 			require.NoError(t, err)
 			require.NoError(t, os.WriteFile(at("open-key.pem"), b, 0o600))
 			require.NoError(t, os.Chmod(at("open-key.pem"), 0o644))
+			require.NoError(t, os.WriteFile(at("short-key"), []byte(strings.Repeat("k", 31)+"\n"), 0o600))
 			code, out := check(t, c.set...)
 			if c.name == "client key readable by others" && runtime.GOOS == "windows" {
 				require.Equal(t, 0, code, out)

@@ -132,6 +132,8 @@ func startLabTerminal(t testing.TB) *labTerminal {
 	require.NoError(t, err, "configs/lab.yaml with run-lab.sh's variables")
 	require.True(t, cfg.Terminal.Lab)
 	require.Equal(t, "lab", cfg.Fingerprint.Sensor)
+	require.Equal(t, config.PseudonymSAM, cfg.KTPel.Pseudonym)
+	require.Empty(t, cfg.SAM.NIKKeyFile, "make run sets no pseudonym key file: the lab SAM has the key")
 	require.Equal(t, []string{pcsctest.Slot1}, cfg.Readers.SAM, "run-lab.sh puts the lab SAM in slot 1")
 	pki, err := labpki.Write(filepath.Join(state, "pki"), cfg.Terminal.ID)
 	require.NoError(t, err)
@@ -170,7 +172,8 @@ func startLabTerminal(t testing.TB) *labTerminal {
 // The parts of TestMakeRunSampleCards that need no pcscd, so that they
 // run everywhere: docs/card-lab.md's table covers lab.json's cards, and
 // configs/lab.yaml loads with run-lab.sh's variables into a lab terminal
-// with the KTP-el secrets, the NIK hash key and the lab sensor.
+// with the KTP-el secrets and the lab sensor; the lab SAM computes the
+// KTP-el pseudonyms (no key file).
 func TestMakeRunConfiguration(t *testing.T) {
 	repo := pcsctest.RepoPath(".")
 	labDir := filepath.Join(repo, "testdata/cards/lab")
@@ -184,8 +187,10 @@ func TestMakeRunConfiguration(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, cfg.Terminal.Lab)
 	require.Equal(t, "lab", cfg.Fingerprint.Sensor)
+	require.Equal(t, config.PseudonymSAM, cfg.KTPel.Pseudonym)
+	require.Empty(t, cfg.SAM.NIKKeyFile, "make run sets no pseudonym key file: the lab SAM has the key")
 	for key, file := range map[string]string{"sam.activation_code_file": cfg.SAM.ActivationCodeFile,
-		"sam.ktp_secrets_file": cfg.SAM.KTPSecretsFile, "sam.nik_key_file": cfg.SAM.NIKKeyFile, "api.token_file": cfg.API.TokenFile} {
+		"sam.ktp_secrets_file": cfg.SAM.KTPSecretsFile, "api.token_file": cfg.API.TokenFile} {
 		require.NotEmpty(t, file, "make run sets no %s", key)
 		_, err := config.ReadSecret(file)
 		require.NoError(t, err, key)

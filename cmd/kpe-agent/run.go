@@ -139,7 +139,7 @@ func loadSecrets(c *config.Config) (secrets, error) {
 	var s secrets
 	var errs []error
 	var err error
-	if s.token, err = config.ReadSecret(c.API.TokenFile); err != nil {
+	if s.token, err = config.ReadToken(c.API.TokenFile); err != nil {
 		errs = append(errs, fmt.Errorf("api.token_file: %w (kpe-agent install creates it)", err))
 	}
 	if f := c.SAM.ActivationCodeFile; f != "" {
@@ -156,8 +156,11 @@ func loadSecrets(c *config.Config) (secrets, error) {
 			errs = append(errs, fmt.Errorf("sam.ktp_secrets_file: %s: want two lines (the two KTP-el installation secrets)", f))
 		}
 	}
-	if f := c.SAM.NIKKeyFile; f != "" {
-		if s.nikKey, err = config.ReadSecret(f); err != nil {
+	// The pseudonym key file only for the explicit fallback; with
+	// ktpel.pseudonym: sam the SAM computes the pseudonyms (the daemon
+	// warns at start about a key file set but unused).
+	if f := c.SAM.NIKKeyFile; f != "" && c.KTPel.Pseudonym == config.PseudonymFile {
+		if s.nikKey, err = config.ReadPseudonymKey(f); err != nil {
 			errs = append(errs, fmt.Errorf("sam.nik_key_file: %w", err))
 		}
 	}

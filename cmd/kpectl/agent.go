@@ -90,7 +90,7 @@ func (c *cli) agentFor(cfg config.Config) (cl *api.Client, tokenErr error, err e
 	if url == "" {
 		url = cfg.API.Listen
 	}
-	token, tokenErr := config.ReadSecret(c.tokenFileOr(cfg.API.TokenFile))
+	token, tokenErr := config.ReadToken(c.tokenFileOr(cfg.API.TokenFile))
 	if tokenErr != nil {
 		token = nil
 	}

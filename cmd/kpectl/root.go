@@ -185,7 +185,7 @@ func (c *cli) loketCommand() *cobra.Command {
 http://127.0.0.1:7531/loket/; loket.enabled) and prints it. Opened within 60 seconds in the
 browser of the clerk at this PC, the link logs that browser in for 12 hours (a session cookie);
 it works once. Reading the agent's token is required, as for the other agent commands: add the
-clerk's account to the kpe-agent group rather than using sudo, which cannot open the clerk's
+clerk's account to the kpe-agent-api group rather than using sudo, which cannot open the clerk's
 browser. See docs/loket.md.`,
 		Example: `  kpectl loket --open
   kpectl loket --json`,

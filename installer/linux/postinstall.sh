@@ -1,7 +1,9 @@
 #!/bin/sh
 # kpe-agent package: after unpacking (deb: configure, rpm: 1 install,
-# 2 upgrade). Makes sure of the account and the ownership, creates the
-# local API token when it is missing, and enables the service. Only when
+# 2 upgrade). Makes sure of the account, the groups and the ownership
+# (the secrets split: the API token's readers, group kpe-agent-api, read
+# the token and nothing else; the group kpe-agent is the service's own),
+# creates the local API token when it is missing, and enables the service. Only when
 # systemd is running: restarts the service when it is running (an
 # upgrade), else starts it, in both cases only when kpe-agent
 # check-config accepts the configuration (a fresh install ships no
@@ -20,26 +22,49 @@ esac
 nologin=/usr/sbin/nologin
 [ -x "$nologin" ] || nologin=/sbin/nologin
 getent group kpe-agent >/dev/null || groupadd --system kpe-agent
+getent group kpe-agent-api >/dev/null || groupadd --system kpe-agent-api
 getent passwd kpe-agent >/dev/null ||
-	useradd --system --gid kpe-agent --home-dir /var/lib/kpe-agent --no-create-home \
+	useradd --system --gid kpe-agent --groups kpe-agent-api --home-dir /var/lib/kpe-agent --no-create-home \
 		--shell "$nologin" --comment "KPE terminal agent" kpe-agent
+# The agent reads the token as a member of kpe-agent-api (an account made
+# by an older version is not yet).
+id -nG kpe-agent | tr ' ' '\n' | grep -qx kpe-agent-api || usermod -a -G kpe-agent-api kpe-agent
+
+# Older versions told frontline applications to join the group kpe-agent
+# to read the token; that group also reads the service's secrets and
+# logs. Each such member moves to kpe-agent-api, which reads the token
+# only.
+members=$(getent group kpe-agent | cut -d: -f4 | tr ',' ' ')
+for m in $members; do
+	[ "$m" = kpe-agent ] && continue
+	usermod -a -G kpe-agent-api "$m"
+	gpasswd -d "$m" kpe-agent >/dev/null
+	echo "kpe-agent: moved $m from the group kpe-agent to kpe-agent-api: it reads the local API token and no other secret (see /usr/share/doc/kpe-agent/install.md)"
+done
 
 for d in /var/lib/kpe-agent /var/log/kpe-agent; do
 	mkdir -p "$d"
 	chown kpe-agent:kpe-agent "$d"
 	chmod 0750 "$d"
 done
+# The secrets directory: entered (not listed) by the token's readers and
+# the agent (a member of kpe-agent-api); its files say who reads them.
 mkdir -p /etc/kpe-agent/secrets
-chown root:kpe-agent /etc/kpe-agent/secrets
-chmod 0750 /etc/kpe-agent/secrets
+chown root:kpe-agent-api /etc/kpe-agent/secrets
+chmod 0710 /etc/kpe-agent/secrets
 
 # The local API's bearer token (api.token_file's default): 32 random
-# bytes in hex, 0640 root:kpe-agent. An existing token is kept.
+# bytes in hex, 0640 root:kpe-agent-api. An existing token is kept, and
+# given that owner and mode (an older version made it root:kpe-agent).
 token=/etc/kpe-agent/secrets/api-token
+if [ -f "$token" ] && [ ! -L "$token" ]; then
+	chown root:kpe-agent-api "$token"
+	chmod 0640 "$token"
+fi
 if [ ! -e "$token" ]; then
 	tmp=$(mktemp /etc/kpe-agent/secrets/.api-token.XXXXXX)
 	chmod 0640 "$tmp"
-	chown root:kpe-agent "$tmp"
+	chown root:kpe-agent-api "$tmp"
 	od -An -N32 -tx1 /dev/urandom | tr -d ' \n' >"$tmp"
 	echo >>"$tmp"
 	if [ "$(tr -d '\n' <"$tmp" | wc -c)" -ne 64 ]; then

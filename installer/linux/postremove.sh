@@ -2,7 +2,7 @@
 # kpe-agent package: after removal (deb: remove|purge|upgrade|..., rpm:
 # 0 erase, 1 upgrade). Only purge (Debian) deletes the data: the outbox in
 # /var/lib/kpe-agent (records not yet synced are lost), the logs, the API
-# token and the kpe-agent account. Other files in /etc/kpe-agent/secrets
+# token, the kpe-agent account and the groups kpe-agent and kpe-agent-api. Other files in /etc/kpe-agent/secrets
 # (SAM and TLS keys an operator put there) are kept. rpm has no purge:
 # an erase keeps everything but the package's files.
 set -e
@@ -24,9 +24,11 @@ purge)
 	if getent passwd kpe-agent >/dev/null; then
 		userdel kpe-agent || echo "kpe-agent: could not delete the account kpe-agent" >&2
 	fi
-	if getent group kpe-agent >/dev/null; then
-		groupdel kpe-agent || echo "kpe-agent: could not delete the group kpe-agent" >&2
-	fi
+	for g in kpe-agent kpe-agent-api; do
+		if getent group "$g" >/dev/null; then
+			groupdel "$g" || echo "kpe-agent: could not delete the group $g" >&2
+		fi
+	done
 	;;
 esac
 exit 0

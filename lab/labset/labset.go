@@ -187,14 +187,17 @@ func newPKI(now time.Time) (*pki, error) {
 }
 
 // Generate personalises the spec's cards into outDir: cards/*.json (and
-// photo files), trust/*.pem and lab.json. Master keys are generated here
-// and exist afterwards only inside the SAM image.
+// photo files), trust/*.pem and lab.json. Master keys and the
+// institution's pseudonym key are generated here and exist afterwards
+// only inside the SAM image.
 func Generate(spec *Spec, outDir string, now time.Time) (*Manifest, error) {
 	p, err := newPKI(now)
 	if err != nil {
 		return nil, err
 	}
-	kpeMaster, ktpMaster := randBytes(16), randBytes(24)
+	// The institution's pseudonym key goes into every SAM of the set, as
+	// an institution's SAMs share it (one KTP-el holder, one subject).
+	kpeMaster, ktpMaster, pseudonymKey := randBytes(16), randBytes(24), randBytes(samapp.MinPseudonymKey)
 	for _, d := range []string{"cards", "trust"} {
 		if err := os.MkdirAll(filepath.Join(outDir, d), 0o755); err != nil {
 			return nil, err
@@ -212,7 +215,7 @@ func Generate(spec *Spec, outDir string, now time.Time) (*Manifest, error) {
 		if cs.File == "" || !filepath.IsLocal(cs.File) {
 			return nil, fmt.Errorf("labset: card %q: bad file name", cs.File)
 		}
-		img, extra, err := personalise(cs, spec.SAM, p, kpeMaster, ktpMaster, now)
+		img, extra, err := personalise(cs, spec.SAM, p, kpeMaster, ktpMaster, pseudonymKey, now)
 		if err != nil {
 			return nil, fmt.Errorf("labset: card %s: %w", cs.File, err)
 		}
@@ -234,7 +237,7 @@ func Generate(spec *Spec, outDir string, now time.Time) (*Manifest, error) {
 	return m, os.WriteFile(filepath.Join(outDir, "lab.json"), append(b, '\n'), 0o644)
 }
 
-func personalise(cs CardSpec, ss SAMSpec, p *pki, kpeMaster, ktpMaster []byte, now time.Time) ([]byte, map[string][]byte, error) {
+func personalise(cs CardSpec, ss SAMSpec, p *pki, kpeMaster, ktpMaster, pseudonymKey []byte, now time.Time) ([]byte, map[string][]byte, error) {
 	signer := map[string]*ca{KindKPE: p.bknDS, KindKPETambahan: p.bknDS, KindKTPel: p.dukDS}[cs.Kind]
 	switch cs.Variant {
 	case VariantExpiredIssuer:
@@ -329,7 +332,7 @@ func personalise(cs CardSpec, ss SAMSpec, p *pki, kpeMaster, ktpMaster []byte, n
 		}
 		cfg := samapp.Config{Name: cs.Name, Serial: [8]byte(serial), ActivationCode: []byte(ss.ActivationCode), MaxTries: 3,
 			Key: term.key, CertDER: term.cert.Raw, KPEMaster: kpeMaster, KTPMaster: ktpMaster,
-			KTPSecret1: []byte(ss.KTPSecret1), KTPSecret2: []byte(ss.KTPSecret2)}
+			KTPSecret1: []byte(ss.KTPSecret1), KTPSecret2: []byte(ss.KTPSecret2), PseudonymKey: pseudonymKey}
 		if cs.Variant == VariantBlocked {
 			cfg.Initial = &samapp.State{Tries: 0}
 		}

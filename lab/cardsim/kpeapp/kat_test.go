@@ -219,10 +219,38 @@ func katSAM(t *testing.T) string {
 	return rec.b.String()
 }
 
+// katPseudonym: PSEUDONYM of a NIK and of a chip UID with a fixed
+// institution pseudonym key, each checked against HMAC-SHA-256 on the host.
+func katPseudonym(t *testing.T) string {
+	ctx := context.Background()
+	key, err := ecdsa.ParseRawPrivateKey(elliptic.P256(), bytes.Repeat([]byte{0x17}, 32))
+	require.NoError(t, err)
+	pkey := bytes.Repeat([]byte{0x5A}, 32)
+	a, err := samapp.New(samapp.Config{Serial: [8]byte{0x53, 0x41, 0x4D, 0, 0, 0, 0, 1}, ActivationCode: []byte("123456"), Key: key,
+		StatePath: filepath.Join(t.TempDir(), "sam.json"), PseudonymKey: pkey})
+	require.NoError(t, err)
+	rec := &recorder{t: memCard(t, a)}
+	rec.note("institution pseudonym key = 5A x 32; the SAM activated as in 6.3")
+	s, err := sam.Open(ctx, rec)
+	require.NoError(t, err)
+	require.NoError(t, s.Activate(ctx, []byte("123456")))
+	rec.note("PSEUDONYM of the NIK \"3174096112900001\": HMAC-SHA-256(key, 01 ‖ NIK)")
+	nik := []byte("3174096112900001")
+	p, err := s.Pseudonym(ctx, sam.DomainNIK, nik)
+	require.NoError(t, err)
+	require.Equal(t, sam.PseudonymOf(pkey, sam.DomainNIK, nik), p)
+	rec.note("PSEUDONYM of the chip UID 04 11 22 33 44 55 66: HMAC-SHA-256(key, 02 ‖ UID)")
+	uid := []byte{0x04, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66}
+	p, err = s.Pseudonym(ctx, sam.DomainChipUID, uid)
+	require.NoError(t, err)
+	require.Equal(t, sam.PseudonymOf(pkey, sam.DomainChipUID, uid), p)
+	return rec.b.String()
+}
+
 var katBlock = regexp.MustCompile("(?s)(<!-- kat:([a-z-]+) -->\n```\n)(.*?)(```)")
 
 func TestKAT(t *testing.T) {
-	scenarios := map[string]func(*testing.T) string{"kpe-auth": katKPE, "ktpel-auth": katKTPel, "sam-sign": katSAM}
+	scenarios := map[string]func(*testing.T) string{"kpe-auth": katKPE, "ktpel-auth": katKTPel, "sam-sign": katSAM, "sam-pseudonym": katPseudonym}
 	path := pcsctest.RepoPath("docs/card-profiles.md")
 	doc, err := os.ReadFile(path)
 	require.NoError(t, err)

@@ -5,7 +5,8 @@
 // even if the lab is killed mid-command; CARD AUTH INIT/COMPLETE for KPE
 // cards with the master key that never leaves the SAM; KTP-el activation
 // with two secrets, KTP-el card authentication and SM WRAP/UNWRAP with
-// session keys that stay inside the SAM.
+// session keys that stay inside the SAM; PSEUDONYM with the institution's
+// pseudonym key, which never leaves it either.
 package samapp
 
 import (
@@ -54,6 +55,10 @@ type Config struct {
 	// KTPSecret2 (ACTIVATE P1 02).
 	KTPMaster              []byte
 	KTPSecret1, KTPSecret2 []byte
+	// PseudonymKey is the institution's pseudonym key (PSEUDONYM: the
+	// KTP-el record's subject and card serial); nil: the SAM has none and
+	// answers PSEUDONYM with 6A88.
+	PseudonymKey []byte
 	// Initial is the state of a SAM whose state file does not exist yet
 	// (default: inactive, MaxTries tries, counter 0); a blocked sample SAM
 	// starts with 0 tries.
@@ -160,6 +165,8 @@ func (a *Applet) handle(cmd cardsim.Command) ([]byte, cardsim.SW) {
 		return a.signRecord(cmd)
 	case cmd.INS == sam.InsGetCounter:
 		return binary.BigEndian.AppendUint32(nil, a.st.Counter), cardsim.SWOK
+	case cmd.INS == sam.InsPseudonym:
+		return a.pseudonym(cmd)
 	case cmd.INS == sam.InsCardAuthInit && cmd.P1 == sam.ProfileKPE:
 		return a.cardAuthInit(cmd)
 	case cmd.INS == sam.InsCardAuthComplete && cmd.P1 == sam.ProfileKPE:
@@ -237,6 +244,22 @@ func (a *Applet) ktp(cmd cardsim.Command) ([]byte, cardsim.SW) {
 		return nil, cardsim.SWSMDataObjectsIncorrect
 	}
 	return out, cardsim.SWOK
+}
+
+// pseudonym: P1 the domain, P2 00, data the value (1 to 64 bytes) →
+// HMAC-SHA-256(pseudonym key, P1 ‖ value), 32 bytes.
+func (a *Applet) pseudonym(cmd cardsim.Command) ([]byte, cardsim.SW) {
+	d := sam.Domain(cmd.P1)
+	switch {
+	case !d.Known() || cmd.P2 != 0:
+		return nil, cardsim.SWIncorrectP1P2
+	case len(cmd.Data) == 0 || len(cmd.Data) > sam.MaxPseudonymInput:
+		return nil, cardsim.SWWrongLength
+	case len(a.cfg.PseudonymKey) == 0:
+		return nil, cardsim.SWReferencedDataNotFound // no pseudonym key in this SAM
+	}
+	p := sam.PseudonymOf(a.cfg.PseudonymKey, d, cmd.Data)
+	return p[:], cardsim.SWOK
 }
 
 // cardAuthInit: data 80 serial(8) 81 RND.IC(16) → E.IFD ‖ M.IFD.

@@ -281,3 +281,95 @@ func FuzzParseImage(f *testing.F) {
 		}
 	})
 }
+
+// PSEUDONYM in raw APDUs: only once activated, with the SAM's institution
+// pseudonym key (6A88 without one), a known domain in P1 and P2 00 (6A86
+// otherwise), a value of 1 to 64 bytes (6700 otherwise); the answer is
+// HMAC-SHA-256(key, P1 ‖ value).
+func TestPseudonymCommand(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	pkey := []byte("lab institution pseudonym key 32")
+	mk := func(pk []byte) *samapp.Applet {
+		a, err := samapp.New(samapp.Config{Name: "sam", Serial: serial, ActivationCode: []byte(code), Key: key,
+			StatePath: filepath.Join(t.TempDir(), "sam.json"), PseudonymKey: pk})
+		require.NoError(t, err)
+		return a
+	}
+	send := func(a *samapp.Applet, cmd []byte) ([]byte, uint16) {
+		r := a.Process(cmd)
+		return r[:len(r)-2], uint16(r[len(r)-2])<<8 | uint16(r[len(r)-1])
+	}
+	pseudonym := func(p1, p2 byte, value []byte) []byte {
+		return append(append([]byte{0x80, 0x50, p1, p2, byte(len(value))}, value...), 0x20)
+	}
+	nik := []byte("3174096112900001")
+	a := mk(pkey)
+	_, sw := send(a, append([]byte{0x00, 0xA4, 0x04, 0x0C, 0x08}, sam.AID...))
+	require.Equal(t, uint16(0x9000), sw)
+	_, sw = send(a, pseudonym(0x01, 0x00, nik))
+	require.Equal(t, uint16(0x6982), sw, "not activated")
+	_, sw = send(a, append([]byte{0x80, 0x10, 0x01, 0x00, 0x06}, code...))
+	require.Equal(t, uint16(0x9000), sw)
+
+	out, sw := send(a, pseudonym(0x01, 0x00, nik))
+	require.Equal(t, uint16(0x9000), sw)
+	want := sam.PseudonymOf(pkey, sam.DomainNIK, nik)
+	require.Equal(t, want[:], out)
+	out, sw = send(a, pseudonym(0x02, 0x00, []byte{4, 0x11, 0x22, 0x33}))
+	require.Equal(t, uint16(0x9000), sw)
+	want = sam.PseudonymOf(pkey, sam.DomainChipUID, []byte{4, 0x11, 0x22, 0x33})
+	require.Equal(t, want[:], out)
+
+	for name, c := range map[string]struct {
+		cmd []byte
+		sw  uint16
+	}{
+		"unknown domain": {pseudonym(0x03, 0x00, nik), 0x6A86},
+		"domain 00":      {pseudonym(0x00, 0x00, nik), 0x6A86},
+		"P2 not 00":      {pseudonym(0x01, 0x01, nik), 0x6A86},
+		"no value":       {[]byte{0x80, 0x50, 0x01, 0x00, 0x20}, 0x6700},
+		"value too long": {pseudonym(0x02, 0x00, make([]byte, 65)), 0x6700},
+	} {
+		out, sw := send(a, c.cmd)
+		require.Equal(t, c.sw, sw, name)
+		require.Empty(t, out, name)
+	}
+
+	none := mk(nil)
+	send(none, append([]byte{0x00, 0xA4, 0x04, 0x0C, 0x08}, sam.AID...))
+	send(none, append([]byte{0x80, 0x10, 0x01, 0x00, 0x06}, code...))
+	_, sw = send(none, pseudonym(0x01, 0x00, nik))
+	require.Equal(t, uint16(0x6A88), sw, "this SAM holds no pseudonym key")
+}
+
+// The lab set's SAM (testdata/cards/lab/cards/sam.json) computes
+// pseudonyms through pcscd with the key of its image, which the client
+// of apdu/sam reads; the blocked sample SAM computes none.
+func TestIntegrationPseudonymThroughPCSC(t *testing.T) {
+	pcsctest.Require(t)
+	t.Setenv("KPE_CARDSIM_STATE_DIR", t.TempDir())
+	lab := pcsctest.Lab(t)
+	pcsctest.Insert(t, lab, 1, "lab/cards/sam.json")
+	img, err := os.ReadFile(pcsctest.RepoPath("testdata/cards/lab/cards/sam.json"))
+	require.NoError(t, err)
+	pkey, err := samapp.ImagePseudonymKey(img)
+	require.NoError(t, err)
+	require.Len(t, pkey, 32)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	s, err := sam.Open(ctx, pcsctest.Connect(t, pcsctest.Slot1))
+	require.NoError(t, err)
+	_, err = s.Pseudonym(ctx, sam.DomainNIK, []byte("3174096112900001"))
+	require.ErrorIs(t, err, sam.ErrNotActivated)
+	require.NoError(t, s.Activate(ctx, []byte(code)))
+	for _, c := range []struct {
+		d sam.Domain
+		v []byte
+	}{{sam.DomainNIK, []byte("3174096112900001")}, {sam.DomainChipUID, []byte{0x04, 0xA1, 0xB2, 0xC3, 0xD4, 0xE5, 0xF6}}} {
+		got, err := s.Pseudonym(ctx, c.d, c.v)
+		require.NoError(t, err, c.d)
+		require.Equal(t, sam.PseudonymOf(pkey, c.d, c.v), got, c.d)
+	}
+}

@@ -26,6 +26,7 @@ import (
 //	  "cert": "<X.509 DER hex>",          // terminal certificate
 //	  "kpe_master": "<hex>", "ktp_master": "<hex>",
 //	  "ktp_secret1": "...", "ktp_secret2": "...",
+//	  "pseudonym_key": "<hex>",           // institution pseudonym key (PSEUDONYM), 32 bytes or more
 //	  "initial_state": {"active": false, "tries": 3, "counter": 0}
 //	}
 //
@@ -47,6 +48,7 @@ type image struct {
 	KTPMaster      string          `json:"ktp_master,omitempty"`
 	KTPSecret1     string          `json:"ktp_secret1,omitempty"`
 	KTPSecret2     string          `json:"ktp_secret2,omitempty"`
+	PseudonymKey   string          `json:"pseudonym_key,omitempty"`
 	InitialState   *State          `json:"initial_state,omitempty"`
 }
 
@@ -123,6 +125,9 @@ func (img image) config() (Config, error) {
 	if cfg.KTPMaster, err = cardsim.DecodeHex(img.KTPMaster); err != nil {
 		return Config{}, fmt.Errorf("ktp_master: %w", err)
 	}
+	if cfg.PseudonymKey, err = imagePseudonymKey(img.PseudonymKey); err != nil {
+		return Config{}, err
+	}
 	dir, err := StateDir()
 	if err != nil {
 		return Config{}, err
@@ -143,9 +148,39 @@ func Image(cfg Config, comment string) ([]byte, error) {
 	img := image{Type: "sam", Name: cfg.Name, Serial: fmt.Sprintf("% X", cfg.Serial[:]), ActivationCode: string(cfg.ActivationCode),
 		MaxTries: cfg.MaxTries, Key: hex.EncodeToString(der), Cert: hex.EncodeToString(cfg.CertDER),
 		KPEMaster: hex.EncodeToString(cfg.KPEMaster), KTPMaster: hex.EncodeToString(cfg.KTPMaster),
-		KTPSecret1: string(cfg.KTPSecret1), KTPSecret2: string(cfg.KTPSecret2), InitialState: cfg.Initial}
+		KTPSecret1: string(cfg.KTPSecret1), KTPSecret2: string(cfg.KTPSecret2), PseudonymKey: hex.EncodeToString(cfg.PseudonymKey),
+		InitialState: cfg.Initial}
 	if comment != "" {
 		img.Comment, _ = json.Marshal(comment)
 	}
 	return json.MarshalIndent(img, "", "  ")
+}
+
+// MinPseudonymKey is the shortest institution pseudonym key a SAM image
+// may hold.
+const MinPseudonymKey = 32
+
+func imagePseudonymKey(h string) ([]byte, error) {
+	k, err := cardsim.DecodeHex(h)
+	if err != nil {
+		return nil, fmt.Errorf("pseudonym_key: %w", err)
+	}
+	if len(k) > 0 && len(k) < MinPseudonymKey {
+		return nil, fmt.Errorf("pseudonym_key: %d bytes, want at least %d", len(k), MinPseudonymKey)
+	}
+	return k, nil
+}
+
+// ImagePseudonymKey returns the institution pseudonym key personalised in
+// a lab SAM's card image (nil when it has none): what a test compares the
+// pseudonyms the agent stored against. A real SAM's key never leaves it.
+func ImagePseudonymKey(data []byte) ([]byte, error) {
+	var img image
+	if err := cardsim.DecodeImage(data, &img); err != nil {
+		return nil, fmt.Errorf("sam image: %w", err)
+	}
+	if img.Type != "sam" {
+		return nil, fmt.Errorf("sam image: type %q", img.Type)
+	}
+	return imagePseudonymKey(img.PseudonymKey)
 }
