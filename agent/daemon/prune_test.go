@@ -7,9 +7,13 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -138,6 +142,9 @@ func TestAgentPrunesAcknowledgedRecords(t *testing.T) {
 			retry[string(it.Encoded)] = true
 		}
 	}
+	every := pruneEvery
+	pruneEvery = 20 * time.Millisecond
+	t.Cleanup(func() { pruneEvery = every })
 	up, err := uploader.New(ob, uploader.Config{URL: bo.URL, Interval: time.Hour})
 	require.NoError(t, err)
 	cfg := &config.Config{Terminal: config.Terminal{ID: "pkm-01"}, Session: config.Session{ShutdownGrace: time.Second, SignTimeout: time.Second}}
@@ -158,7 +165,7 @@ func TestAgentPrunesAcknowledgedRecords(t *testing.T) {
 	require.Eventually(t, func() bool { st := stats(); return st.Acknowledged == len(fresh) }, 10*time.Second, 10*time.Millisecond,
 		"the old acknowledged records are pruned once the retention has passed")
 	st := stats()
-	require.Equal(t, 1, st.Pending, "a record not acknowledged is kept")
+	require.Equal(t, 1, st.Unsynced, "a record not acknowledged is kept")
 	require.Equal(t, 1, st.Dead, "a dead letter is kept")
 	all, err := ob.List(0, 0)
 	require.NoError(t, err)
@@ -167,4 +174,56 @@ func TestAgentPrunesAcknowledgedRecords(t *testing.T) {
 		seqs = append(seqs, it.Seq)
 	}
 	require.Equal(t, append([]uint64{stuck}, fresh...), seqs)
+
+	// the timer: once the fresh records are past the retention too, they
+	// go without another batch, but for the last one
+	clk.Add(72 * time.Hour)
+	require.Eventually(t, func() bool { return stats().Acknowledged == 1 }, 10*time.Second, 10*time.Millisecond,
+		"the timer prunes the records past the retention")
+	last, err := ob.Last()
+	require.NoError(t, err)
+	items, err = ob.List(0, 0)
+	require.NoError(t, err)
+	require.Len(t, items, 2)
+	require.Equal(t, []uint64{stuck, fresh[1]}, []uint64{items[0].Seq, items[1].Seq})
+	lastEnc, err := last.Encode()
+	require.NoError(t, err)
+	require.Equal(t, items[1].Encoded, lastEnc, "the last record is kept for the SAM counter check")
+	st = stats()
+	require.Equal(t, 1, st.Unsynced)
+	require.Equal(t, 1, st.Dead)
+}
+
+// The metrics say how big the outbox file is and how much of it is free
+// pages (docs/outbox.md bounds the size).
+func TestOutboxSizeMetrics(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "outbox.db")
+	ob, err := outbox.Open(path, outbox.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { ob.Close() })
+	cfg := &config.Config{}
+	d, err := New(Options{Config: func() *config.Config { return cfg }, Transport: noReaders{},
+		Watch: func(context.Context) <-chan apdu.Event { return nil }, Outbox: ob})
+	require.NoError(t, err)
+	srv := httptest.NewServer(d.Metrics().Handler())
+	defer srv.Close()
+	resp, err := srv.Client().Get(srv.URL)
+	require.NoError(t, err)
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	fi, err := os.Stat(path)
+	require.NoError(t, err)
+	st, err := ob.Stats()
+	require.NoError(t, err)
+	gauge := func(name string) float64 {
+		t.Helper()
+		m := regexp.MustCompile(`(?m)^# TYPE ` + name + ` gauge\n` + name + ` (\S+)$`).FindStringSubmatch(string(b))
+		require.NotNil(t, m, "no gauge %s", name)
+		v, err := strconv.ParseFloat(m[1], 64)
+		require.NoError(t, err)
+		return v
+	}
+	require.Equal(t, float64(fi.Size()), gauge("kpe_outbox_file_bytes"))
+	require.Equal(t, float64(st.FreeBytes), gauge("kpe_outbox_free_bytes"))
 }
