@@ -32,5 +32,5 @@ func TestOutboxRetention(t *testing.T) {
 		require.Contains(t, e.Error(), "want", v)
 	}
 	_, err = Load(Source{Set: map[string]string{"terminal.id": "T", "terminal.site": "S", "outbox.retention": "36h"}})
-	require.Contains(t, problemFor(t, err, "outbox.retention").Error(), `outbox.retention: "36h" is too short; want at least 48h0m0s`)
+	require.Contains(t, problemFor(t, err, "outbox.retention").Error(), `outbox.retention: "36h0m0s" is too short; want at least 48h0m0s`)
 }
