@@ -227,3 +227,49 @@ func TestOutboxSizeMetrics(t *testing.T) {
 	require.Equal(t, float64(fi.Size()), gauge("kpe_outbox_file_bytes"))
 	require.Equal(t, float64(st.FreeBytes), gauge("kpe_outbox_free_bytes"))
 }
+
+// The counter screen's list of today's codes reads the outbox: with the
+// least retention outbox.retention allows, pruning at the end of the day
+// keeps every record of the day, acknowledged ones too (a retention of
+// half a day would lose the morning's).
+func TestPruneKeepsTodaysCodes(t *testing.T) {
+	wib := time.FixedZone("WIB", 7*3600)
+	for _, tc := range []struct {
+		retention time.Duration
+		want      int
+	}{{config.MinOutboxRetention, 4}, {12 * time.Hour, 2}} {
+		clk := &pruneClock{t: time.Date(2026, 3, 2, 0, 5, 0, 0, wib)}
+		ob, err := outbox.Open(filepath.Join(t.TempDir(), "outbox.db"), outbox.Options{Now: clk.Now, Retention: tc.retention})
+		require.NoError(t, err)
+		key, err := ecdsa.ParseRawPrivateKey(elliptic.P256(), bytes.Repeat([]byte{0x44}, 32))
+		require.NoError(t, err)
+		signer := record.NewSoftwareSigner(key, [8]byte{'S', 'W', 0, 0, 0, 0, 0, 8}, 0)
+		var prev [32]byte
+		// records at 00:05, 08:00, 15:00 and 23:00, each acknowledged
+		// when it was made
+		for _, step := range []time.Duration{0, 7*time.Hour + 55*time.Minute, 7 * time.Hour, 8 * time.Hour} {
+			clk.Add(step)
+			id, err := record.NewID()
+			require.NoError(t, err)
+			r := &record.Record{ID: id, TerminalID: "pkm-01", SiteID: "pkm", OperatorID: "clerk", Service: "askes",
+				CardType: record.CardKPE, CardSerial: []byte{1, 2, 3, 4}, SubjectKind: record.SubjectNIP, Subject: "197208172000031002",
+				CardAuth: record.Check{Outcome: record.Pass}, IssuerSig: record.Check{Outcome: record.Pass},
+				Identifiers: record.Check{Outcome: record.Pass}, Fingerprint: record.Check{Outcome: record.Pass},
+				Time: clk.Now(), Clock: record.ClockSynced, PrevHash: prev}
+			require.NoError(t, record.Seal(context.Background(), r, signer))
+			seq, err := ob.Append(r)
+			require.NoError(t, err)
+			prev, _ = r.Hash()
+			_, err = ob.Claim(10, 1<<20)
+			require.NoError(t, err)
+			require.NoError(t, ob.Settle([]outbox.Result{{Seq: seq, Outcome: outbox.Accepted}}))
+		}
+		clk.Add(59 * time.Minute) // 23:59
+		_, err = ob.Prune()
+		require.NoError(t, err)
+		got, err := codesOn(ob, clk.Now())
+		require.NoError(t, err)
+		require.Len(t, got.Codes, tc.want, "retention %s", tc.retention)
+		require.NoError(t, ob.Close())
+	}
+}
