@@ -119,10 +119,14 @@ openapi-lint: $(OPENAPI_TOOLS)/.installed
 	REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true $(REDOCLY) lint --config redocly.yaml
 
 # Long reliability runs: the outbox killed with SIGKILL 500 times while
-# appending, and a terminal killed 500 times while appending and uploading
-# to the back office on PostgreSQL (make test runs 20 of each).
+# appending and 500 times while compacting, and a terminal killed 500
+# times while appending and uploading to the back office on PostgreSQL
+# (make test runs 20 of each); and the outbox's size under a steady load
+# with acknowledgements and pruning, over 100,000 records (5,000 in make
+# test).
 soak: postgres
 	KPE_SOAK_ITERATIONS=500 $(GO) test -count=1 -run 'Kill9' -v ./sync/outbox/ ./sync/uploader/ | grep -E 'kills|^(---|ok|FAIL)' 
+	KPE_SOAK_RECORDS=100000 $(GO) test -count=1 -timeout=30m -run 'TestSteadyStateOutboxSize' -v ./sync/uploader/ | grep -E 'records of|^(---|ok|FAIL)'
 
 # The kiosk's benchmarks (cmd/kpe-agent/kiosk_bench_test.go, docs/kiosk.md):
 # first paint and page weight, card to profile over 50 sessions, memory

@@ -103,6 +103,9 @@ type Outbox struct {
 	Path       string        `mapstructure:"path"`
 	MaxRecords int           `mapstructure:"max_records"`
 	MaxAge     time.Duration `mapstructure:"max_age"`
+	// Retention: acknowledged records are pruned this long after the
+	// back office acknowledged them (at least MinOutboxRetention).
+	Retention time.Duration `mapstructure:"retention"`
 }
 
 // Sync is the link to the back office.

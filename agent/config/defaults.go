@@ -28,6 +28,7 @@ func defaults() map[string]any {
 		"outbox.path":            DefaultOutboxPath(),
 		"outbox.max_records":     100000,
 		"outbox.max_age":         720 * time.Hour,
+		"outbox.retention":       720 * time.Hour,
 		"sync.url":               "",
 		"sync.interval":          30 * time.Second,
 		"api.listen":             "127.0.0.1:7531",

@@ -37,7 +37,7 @@ func TestDefaults(t *testing.T) {
 	require.Equal(t, 30*time.Second, c.Fingerprint.Timeout)
 	require.Equal(t, Session{ReadTimeout: 15 * time.Second, SignTimeout: 10 * time.Second, MaxWait: 5 * time.Minute, ShutdownGrace: 10 * time.Second}, c.Session)
 	require.Equal(t, []string{"askes", "taspen", "bapertarum", "kiosk"}, c.Services)
-	require.Equal(t, Outbox{Path: "/var/lib/kpe-agent/outbox.db", MaxRecords: 100000, MaxAge: 720 * time.Hour}, c.Outbox)
+	require.Equal(t, Outbox{Path: "/var/lib/kpe-agent/outbox.db", MaxRecords: 100000, MaxAge: 720 * time.Hour, Retention: 720 * time.Hour}, c.Outbox)
 	require.Equal(t, "", c.Sync.URL)
 	require.Equal(t, 30*time.Second, c.Sync.Interval)
 	require.Equal(t, "127.0.0.1:7531", c.API.Listen)

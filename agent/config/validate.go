@@ -22,6 +22,12 @@ var (
 // sessions and gives the uploader up to 3 s and the API up to 5 s.
 const MaxShutdownGrace = 20 * time.Second
 
+// MinOutboxRetention is outbox.retention's least value: the counter
+// screen's list of today's codes (GET /v1/codes/today) reads the outbox
+// back to an hour before midnight, up to 25 hours before now, and a record
+// is acknowledged after it is enqueued; two days keep every one of them.
+const MinOutboxRetention = 48 * time.Hour
+
 const idWant = "1 to 64 characters among A-Z a-z 0-9 . _ - (e.g. PKM-CIBINONG-01)"
 
 // validate checks the merged configuration's values.
@@ -85,6 +91,10 @@ func (l *loader) validate(c *Config) {
 	}
 	if c.Outbox.MaxRecords <= 0 {
 		l.invalid("outbox.max_records", strconv.Itoa(c.Outbox.MaxRecords), "is not positive", "a number of records above zero, e.g. 100000")
+	}
+	if r := c.Outbox.Retention; r > 0 && r < MinOutboxRetention {
+		l.invalid("outbox.retention", r.String(), "is too short",
+			"at least "+MinOutboxRetention.String()+" (the counter screen lists today's codes from the outbox, reaching back to yesterday evening), e.g. 720h")
 	}
 
 	l.checkSync(c)

@@ -113,7 +113,9 @@ func (d *Daemon) cfg() *config.Config { return d.o.Config() }
 // are refused, the one in flight gets the configured grace to finish and
 // is then cancelled, every card session is closed, and the outbox gets one
 // last bounded attempt to sync. Records are durable as soon as they are
-// committed, so nothing depends on that attempt.
+// committed, so nothing depends on that attempt. While it runs, it prunes
+// the outbox's acknowledged records past the retention at start and every
+// hour (the uploader also prunes after each acknowledged batch).
 func (d *Daemon) Run(ctx context.Context) error {
 	wctx, stopWatch := context.WithCancel(context.Background())
 	defer stopWatch()
@@ -129,6 +131,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 			_ = d.up.Run(upCtx)
 		}()
 	}
+	pruneDone := make(chan struct{})
+	go func() {
+		defer close(pruneDone)
+		d.pruneLoop(upCtx)
+	}()
 	d.log.Info("agent running", "terminal", d.cfg().Terminal.ID, "version", d.o.Version)
 	if d.o.NIKKey != nil {
 		d.log.Warn(PseudonymFileWarning, "key_file", d.cfg().SAM.NIKKeyFile)
@@ -148,8 +155,9 @@ loop:
 		}
 	}
 	d.shutdown(stopWatch)
+	stopUp()
+	<-pruneDone
 	if d.up != nil {
-		stopUp()
 		<-upDone
 		fctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		if rep, err := d.up.Drain(fctx); err != nil {
@@ -161,6 +169,31 @@ loop:
 	}
 	d.log.Info("agent stopped")
 	return nil
+}
+
+// pruneEvery is how often the agent prunes the outbox besides after each
+// acknowledged batch (the uploader's): an agent whose back office is off
+// or unreachable still lets old acknowledged records go.
+var pruneEvery = time.Hour
+
+// pruneLoop prunes the outbox's acknowledged records past the retention
+// (outbox.retention) at start and then every pruneEvery, until ctx ends.
+func (d *Daemon) pruneLoop(ctx context.Context) {
+	t := time.NewTicker(pruneEvery)
+	defer t.Stop()
+	for {
+		switch n, err := d.ob.Prune(); {
+		case err != nil:
+			d.log.Error("pruning the outbox failed; acknowledged records stay until the next attempt", "err", err)
+		case n > 0:
+			d.log.Info("pruned acknowledged records past the retention", "records", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // shutdown refuses new workflows, cancels those still waiting for a card,

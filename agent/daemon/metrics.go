@@ -74,6 +74,12 @@ func (m *Metrics) registerOutbox(d *Daemon) {
 			stats(func(q queueNumbers) float64 { return q.oldest.Seconds() })),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "kpe_outbox_dead", Help: "Records the back office rejected (dead letters)."},
 			stats(func(q queueNumbers) float64 { return float64(q.dead) })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "kpe_outbox_file_bytes",
+			Help: "Size of the outbox file. It stays flat under a steady load once the retention has passed (docs/outbox.md); bbolt never shrinks it (kpectl queue compact does)."},
+			stats(func(q queueNumbers) float64 { return float64(q.stats.FileBytes) })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "kpe_outbox_free_bytes",
+			Help: "Free pages in the outbox file, reused by new records."},
+			stats(func(q queueNumbers) float64 { return float64(q.stats.FreeBytes) })),
 	)
 	if d.up != nil {
 		for _, r := range []struct {

@@ -258,7 +258,8 @@ func serve(ctx context.Context, store *config.Store, log *slog.Logger, level *sl
 		return configError{err}
 	}
 	sec, copts := files.secrets, files.cards
-	ob, err := outbox.Open(cfg.Outbox.Path, outbox.Options{MaxRecords: cfg.Outbox.MaxRecords, MaxAge: cfg.Outbox.MaxAge})
+	ob, err := outbox.Open(cfg.Outbox.Path, outbox.Options{MaxRecords: cfg.Outbox.MaxRecords, MaxAge: cfg.Outbox.MaxAge,
+		Retention: cfg.Outbox.Retention})
 	if err != nil {
 		return fmt.Errorf("outbox.path: %w", err)
 	}

@@ -4,7 +4,7 @@
 //	kpectl monitor               live reader and card events
 //	kpectl apdu HEX...           send APDUs to a card, like scriptor
 //	kpectl read [--json]         read and verify the card (KPE, KPE Tambahan, KTP-el, SAM)
-//	kpectl queue stats|list|retry|salvage   the agent's outbox of records
+//	kpectl queue stats|list|retry|salvage|compact   the agent's outbox of records
 //	kpectl doctor                diagnose the terminal: what is wrong and what to do
 //	kpectl status                the agent, its readers, SAM, queue and sync in one view
 //	kpectl auth                  authenticate a card holder through the agent

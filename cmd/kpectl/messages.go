@@ -111,6 +111,8 @@ type queueMessages struct {
 	Missing                                                   string // how many, which
 	Repeated                                                  string // which
 	Written                                                   string // how many, to which file
+	Compacted                                                 string // file, size before, size after
+	CompactTemp                                               string // the temporary file removed
 }
 
 // messagesFor returns kpectl's sentences in the language lang names ("id",
@@ -212,6 +214,8 @@ func messagesIn(l i18n.Lang) messages {
 			Missing:     l.T("kpectl.queue.missing"),
 			Repeated:    l.T("kpectl.queue.repeated"),
 			Written:     l.T("kpectl.queue.written"),
+			Compacted:   l.T("kpectl.queue.compacted"),
+			CompactTemp: l.T("kpectl.queue.compact-temp"),
 		},
 
 		Agent: agentMessages{

@@ -535,3 +535,40 @@ func counterRanges(cs []uint32) [][2]uint32 {
 	}
 	return out
 }
+
+type queueCompactJSON struct {
+	Outbox      string `json:"outbox"`
+	BeforeBytes int64  `json:"before_bytes"`
+	AfterBytes  int64  `json:"after_bytes"`
+	// RemovedTemp names the temporary file an interrupted compaction left,
+	// removed first ("" when there was none).
+	RemovedTemp string `json:"removed_temp,omitempty"`
+}
+
+// queueCompactOptions are kpectl queue compact's flags.
+type queueCompactOptions struct {
+	path   string
+	asJSON bool
+}
+
+// queueCompact copies the outbox into a new, compact file that replaces
+// it (outbox.Compact): the agent must be stopped; a kill at any point
+// leaves the old file or the new one.
+func (c *cli) queueCompact(o queueCompactOptions) error {
+	res, err := outbox.Compact(o.path, outbox.Options{OpenTimeout: queueOpenTimeout})
+	if err != nil {
+		return err
+	}
+	out := queueCompactJSON{Outbox: o.path, BeforeBytes: res.Before, AfterBytes: res.After}
+	if res.RemovedTemp {
+		out.RemovedTemp = o.path + outbox.CompactTempSuffix
+	}
+	if o.asJSON {
+		return c.printJSON(out)
+	}
+	if out.RemovedTemp != "" {
+		fmt.Fprintf(c.out, c.msg.Queue.CompactTemp+"\n", out.RemovedTemp)
+	}
+	fmt.Fprintf(c.out, c.msg.Queue.Compacted+"\n", o.path, byteSize(res.Before), byteSize(res.After))
+	return nil
+}

@@ -313,9 +313,9 @@ func exactArgs(n int, why string) cobra.PositionalArgs {
 func (c *cli) queueCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "queue",
-		Short: "The agent's outbox of records: stats, list, retry, salvage",
+		Short: "The agent's outbox of records: stats, list, retry, salvage, compact",
 		Long: `The agent's outbox (--outbox, default $KPE_OUTBOX, else ` + defaultOutbox + `; see docs/outbox.md).
-stats and list only read; retry and salvage --out write: stop the agent first. stats asks the
+stats and list only read; retry, salvage --out and compact write: stop the agent first. stats asks the
 agent when it holds the outbox. list never prints a record's subject (NIP, NIK hash) or card serial.`,
 	}
 	outboxFlag := func(sub *cobra.Command, path *string) {
@@ -367,6 +367,20 @@ agent when it holds the outbox. list never prints a record's subject (NIP, NIK h
 	jsonFlag(salvage, &vo.asJSON, "print JSON")
 	salvage.Flags().StringVarP(&vo.out, "out", "o", "", "write the recovered records as pending into this new outbox file")
 
-	cmd.AddCommand(stats, list, retry, salvage)
+	var co queueCompactOptions
+	compact := &cobra.Command{
+		Use:   "compact [--outbox FILE] [--json]",
+		Short: "Shrink the outbox file to what it holds (stop the agent first; safe if interrupted)",
+		Long: `Copies the outbox into a new file without its free pages and renames it over the old one
+(bbolt reuses freed pages but never gives them back). Everything in the outbox is kept. The agent
+must be stopped: while it holds the outbox, compact refuses. Killed at any point, it leaves the old
+file or the new one, complete; the next run removes a temporary file left behind.`,
+		Args: cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error { return c.queueCompact(co) },
+	}
+	outboxFlag(compact, &co.path)
+	jsonFlag(compact, &co.asJSON, "print JSON")
+
+	cmd.AddCommand(stats, list, retry, salvage, compact)
 	return cmd
 }

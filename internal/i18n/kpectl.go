@@ -114,6 +114,8 @@ var kpectl = table{
 	"kpectl.queue.missing":         {"%d hilang: %s", "%d missing: %s"},
 	"kpectl.queue.repeated":        {"penghitung yang dipakai dua kali (catatan berbeda): %s", "counters used twice (different records): %s"},
 	"kpectl.queue.written":         {"%d catatan ditulis ke %s sebagai pending (menunggu dikirim).", "%d records written to %s as pending (waiting to be sent)."},
+	"kpectl.queue.compacted":       {"Outbox %s dipadatkan: %s → %s", "Outbox %s compacted: %s → %s"},
+	"kpectl.queue.compact-temp":    {"Berkas sementara dari pemadatan yang terputus dihapus: %s", "Removed the temporary file of an interrupted compaction: %s"},
 	"kpectl.queue.from-agent":      {"Outbox %s dipakai agen yang sedang berjalan; angka berikut dari API agen (/v1/queue).", "The outbox %s is held by the running agent; these figures come from the agent's API (/v1/queue)."},
 
 	// The agent's local API: the token, its errors, a session's states.

@@ -105,7 +105,8 @@ func TestRequeue(t *testing.T) {
 	before, err := ob.Stats()
 	require.NoError(t, err)
 	assert.Equal(t, outbox.Stats{Pending: 2, Acknowledged: 1, Dead: 2, Unsynced: 2, OldestUnsynced: time.Hour,
-		CountUsed: 2.0 / 100000, AgeUsed: float64(time.Hour) / float64(30*24*time.Hour), FileBytes: before.FileBytes}, before)
+		CountUsed: 2.0 / 100000, AgeUsed: float64(time.Hour) / float64(30*24*time.Hour), FileBytes: before.FileBytes,
+		DataBytes: before.DataBytes, FreeBytes: before.FreeBytes}, before)
 
 	// an unknown seq moves nothing
 	_, err = ob.Requeue([]uint64{seqs[0], 999})

@@ -53,7 +53,7 @@ func (s State) String() string {
 type Options struct {
 	MaxRecords int           // unsynced records at the hard limit (default 100,000)
 	MaxAge     time.Duration // age of the oldest unsynced record at the hard limit (default 30 days)
-	Retention  time.Duration // acknowledged records are kept this long (default 7 days)
+	Retention  time.Duration // acknowledged records are kept this long (default 30 days; Prune)
 	Now        func() time.Time
 	// OpenTimeout bounds the wait for the file lock (another process has
 	// the outbox open). Default 5 s.
@@ -75,7 +75,7 @@ func (o *Options) defaults() {
 		o.MaxAge = 30 * 24 * time.Hour
 	}
 	if o.Retention <= 0 {
-		o.Retention = 7 * 24 * time.Hour
+		o.Retention = 30 * 24 * time.Hour
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -235,10 +235,7 @@ func openReadOnly(path string, o Options) (*Outbox, error) {
 }
 
 func openChecked(path string, o Options) (*bolt.DB, error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: o.OpenTimeout, ReadOnly: o.ReadOnly})
-	if errors.Is(err, berrors.ErrTimeout) {
-		return nil, fmt.Errorf("%w: %s", ErrLocked, path)
-	}
+	db, err := openLocked(path, o)
 	if err != nil {
 		return nil, err
 	}
@@ -254,6 +251,44 @@ func openChecked(path string, o Options) (*bolt.DB, error) {
 		return nil, fmt.Errorf("%w: consistency check of %s: %w", ErrDamaged, path, cerr)
 	}
 	return db, nil
+}
+
+// openLocked opens path with bbolt and its file lock, and makes sure the
+// file it locked is still the one at path: a process that held the lock
+// may have replaced the file before letting go (Compact renames the
+// compacted copy over it), and what is written to a replaced file is
+// lost. Then it opens again, within OpenTimeout.
+func openLocked(path string, o Options) (*bolt.DB, error) {
+	deadline := time.Now().Add(o.OpenTimeout)
+	for {
+		var f *os.File
+		openFile := func(name string, flag int, perm os.FileMode) (*os.File, error) {
+			var err error
+			f, err = os.OpenFile(name, flag, perm)
+			return f, err
+		}
+		db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: max(time.Until(deadline), time.Millisecond), ReadOnly: o.ReadOnly, OpenFile: openFile})
+		if errors.Is(err, berrors.ErrTimeout) {
+			return nil, fmt.Errorf("%w: %s", ErrLocked, path)
+		}
+		if err != nil {
+			return nil, err
+		}
+		held, herr := f.Stat()
+		now, nerr := os.Stat(path)
+		if herr == nil && nerr == nil && os.SameFile(held, now) {
+			return db, nil
+		}
+		db.Close()
+		if herr != nil {
+			return nil, fmt.Errorf("outbox: %w", herr)
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("%w: %s (the file was replaced while waiting for it)", ErrLocked, path)
+		}
+		// replaced (or removed: the next open creates it, or a read-only
+		// one reports it) while waiting for the lock: open what is there now
+	}
 }
 
 func syncDir(dir string) {
@@ -535,29 +570,61 @@ func (ob *Outbox) Settle(results []Result) error {
 
 // Prune deletes acknowledged records older than the retention period and
 // returns how many it deleted. Pending and sending records are never
-// deleted.
+// deleted, nor are the dead letters (another bucket) or the last record
+// appended, which Last returns for the agent's SAM counter check (the
+// chain's last hash is kept apart, in the meta bucket). The records are
+// walked oldest first and the walk stops at the first one enqueued after
+// the cut: a record cannot be acknowledged before it was enqueued (after
+// the clock was set back, a record behind that one waits for a later
+// Prune). When nothing is due it only reads.
 func (ob *Outbox) Prune() (int, error) {
 	cut := ob.o.Now().Add(-ob.o.Retention).UnixMilli()
-	n := 0
-	err := ob.db.Update(func(tx *bolt.Tx) error {
+	var due [][]byte
+	err := ob.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bRecords).Cursor()
-		for k, v := c.First(); k != nil; {
+		last, _ := c.Last()
+		for k, v := c.First(); k != nil && !bytes.Equal(k, last); k, v = c.Next() {
+			e, err := decodeEntry(v)
+			if err != nil {
+				return fmt.Errorf("%w: record %d: %v", ErrCorrupt, binary.BigEndian.Uint64(k), err)
+			}
+			if e.enqueued > cut {
+				break
+			}
+			if e.state == Acknowledged && e.acked <= cut {
+				due = append(due, bytes.Clone(k))
+			}
+		}
+		return nil
+	})
+	if err != nil || len(due) == 0 {
+		return 0, err
+	}
+	n := 0
+	err = ob.db.Update(func(tx *bolt.Tx) error {
+		recs := tx.Bucket(bRecords)
+		last, _ := recs.Cursor().Last()
+		for _, k := range due {
+			v := recs.Get(k)
+			if v == nil || bytes.Equal(k, last) {
+				continue // settled or pruned since, or the last one now
+			}
 			e, err := decodeEntry(v)
 			if err != nil {
 				return fmt.Errorf("%w: record %d: %v", ErrCorrupt, binary.BigEndian.Uint64(k), err)
 			}
 			if e.state != Acknowledged || e.acked > cut {
-				k, v = c.Next()
 				continue
 			}
-			kc := bytes.Clone(k)
-			if err := c.Delete(); err != nil {
+			if err := recs.Delete(k); err != nil {
 				return err
 			}
 			n++
-			k, v = c.Seek(kc) // the next key after the deleted one
 		}
 		return addCount(tx.Bucket(bMeta), kAcked, -n)
 	})
-	return n, err
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
 }

@@ -3,6 +3,7 @@ package outbox
 import (
 	"encoding/binary"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -21,7 +22,11 @@ type Stats struct {
 	CountUsed, AgeUsed                   float64       // against MaxRecords and MaxAge; 1 is the hard limit
 	Alarm                                float64       // highest AlarmLevels crossed (0 none, 1 full)
 	MovedAside                           []string      // damaged files moved aside (kept for salvage)
-	FileBytes                            int64
+	// FileBytes is the size of the file on disk. bbolt grows it ahead of
+	// use and never shrinks it (Compact does). DataBytes is the part in
+	// use up to the last page written (bbolt's high-water mark), FreeBytes
+	// the free pages below it that new records reuse.
+	FileBytes, DataBytes, FreeBytes int64
 }
 
 // Used is the larger of the two limits' use.
@@ -55,7 +60,7 @@ func stats(tx *bolt.Tx, now time.Time, o Options) (Stats, error) {
 		return Stats{}, err
 	}
 	st := Stats{Unsynced: u.count, OldestUnsynced: u.oldest, CountUsed: u.countUsed, AgeUsed: u.ageUsed,
-		Acknowledged: count(tx.Bucket(bMeta), kAcked), Dead: tx.Bucket(bDead).Stats().KeyN, FileBytes: tx.Size()}
+		Acknowledged: count(tx.Bucket(bMeta), kAcked), Dead: tx.Bucket(bDead).Stats().KeyN, FileBytes: tx.Size(), DataBytes: tx.Size()}
 	recs := tx.Bucket(bRecords)
 	err = tx.Bucket(bUnsynced).ForEach(func(k, _ []byte) error {
 		e, err := getEntry(recs, k)
@@ -94,6 +99,11 @@ func (ob *Outbox) Stats() (Stats, error) {
 		st, err = stats(tx, ob.o.Now(), ob.o)
 		return err
 	})
+	if fi, serr := os.Stat(ob.path); serr == nil {
+		st.FileBytes = fi.Size()
+	}
+	bs := ob.db.Stats()
+	st.FreeBytes = int64(bs.FreePageN+bs.PendingPageN) * int64(ob.db.Info().PageSize)
 	return st, err
 }
 

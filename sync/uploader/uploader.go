@@ -5,6 +5,8 @@
 // that honour Retry-After. Each record's answer settles it in the outbox:
 // accepted and duplicate acknowledge it, rejected moves it to the dead
 // letters with the reason, retry leaves it pending (docs/uploader.md).
+// After each batch that acknowledged records, the acknowledged records
+// past the outbox's retention are pruned (docs/outbox.md).
 package uploader
 
 import (
@@ -223,6 +225,9 @@ func (u *Uploader) backoff(err error) time.Duration {
 type Report struct {
 	Batches                        int
 	Accepted, Duplicates, Rejected int
+	// Pruned: acknowledged records past the outbox's retention deleted
+	// after the batches (outbox.Prune).
+	Pruned int
 }
 
 // Errors.
@@ -306,6 +311,17 @@ func (u *Uploader) Drain(ctx context.Context) (Report, error) {
 		}
 		if err := u.ob.Settle(results); err != nil {
 			return rep, err
+		}
+		if batch.Accepted+batch.Duplicates > 0 {
+			// the outbox's records past the retention go with each
+			// acknowledged batch; a failure is logged, the batch stands
+			n, err := u.ob.Prune()
+			if err != nil {
+				u.cfg.Log.Error("pruning acknowledged records failed", "err", err)
+			} else if n > 0 {
+				rep.Pruned += n
+				u.cfg.Log.Debug("pruned acknowledged records past the retention", "records", n)
+			}
 		}
 		rep.Accepted += batch.Accepted
 		rep.Duplicates += batch.Duplicates
