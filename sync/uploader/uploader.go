@@ -4,7 +4,7 @@
 // after a failure, retries with capped exponential backoff and full jitter
 // that honour Retry-After. Each record's answer settles it in the outbox:
 // accepted and duplicate acknowledge it, rejected moves it to the dead
-// letters with the reason, retry leaves it pending (docs/uploader.md).
+// letters with the reason, retry leaves it pending (docs/backoffice.md, "The uploader").
 // After each batch that acknowledged records, the acknowledged records
 // past the outbox's retention are pruned (docs/outbox.md).
 package uploader
