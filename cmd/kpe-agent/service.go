@@ -219,7 +219,8 @@ ConditionFileIsExecutable={{.Path|cmdEscape}}
 StartLimitIntervalSec=0
 
 [Service]
-Type=simple
+Type=notify
+NotifyAccess=main
 ExecStart={{.Path|cmdEscape}}{{range .Arguments}} {{.|cmd}}{{end}}
 {{- if .UserName}}
 User={{.UserName}}

@@ -267,6 +267,8 @@ func TestSystemdUnit(t *testing.T) {
 		"\nExecStart=/usr/bin/kpe-agent \"run\" \"--config\" \"/etc/kpe-agent/agent.yaml\"\n",
 		"\nUser=kpe-agent\nGroup=kpe-agent\n",
 		"\nRestart=always\n",
+		// the agent sends READY=1 when its local API listens (internal/sdnotify)
+		"\nType=notify\nNotifyAccess=main\n",
 		"\nRestartSec=5\n",
 		"\nExecReload=/bin/kill -HUP $MAINPID\n",
 		"\nNoNewPrivileges=yes\n",
