@@ -84,7 +84,10 @@ wait_for "kpe-backoffice" $! curl -fsS -m 5 "http://$BO_STAFF/"
 
 say "card lab: sample KPE in slot 0, lab SAM in slot 1 (control http://$CONTROL)"
 start bin/kpe-cardsim serve --control "$CONTROL" --card-dir . --insert 0=$LAB/cards/kpe-budi.json --insert 1=$LAB/cards/sam.json
-wait_for "kpe-cardsim" $! curl -fsS -m 5 "http://$CONTROL/v1/slots"
+# up once vpcd has taken both cards (each slot "active"): the agent then
+# starts with the card and the SAM already in their readers
+cards_active() { [ "$(curl -fsS -m 5 "http://$CONTROL/v1/slots" | grep -o '"active":true' | wc -l)" -ge 2 ]; }
+wait_for "kpe-cardsim" $! cards_active
 
 say "agent: local API http://$AGENT"
 export KPE_OUTBOX_PATH="$STATE/outbox.db" KPE_API_TOKEN_FILE="$STATE/api-token" KPE_SAM_ACTIVATION_CODE_FILE="$STATE/secrets/sam-code" \
