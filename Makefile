@@ -73,8 +73,12 @@ build:
 
 # The main job: the back office, the card lab on pcscd's virtual readers and
 # the agent; one ASKES authentication through the local API, then it stays up.
+# The script is tethered to make (kpe-cardsim tether: SIGTERM to it when make
+# dies, even by SIGKILL), as it tethers what it starts to itself; Ctrl-C,
+# SIGTERM or SIGHUP to make's process group stop everything
+# (docs/card-lab.md, "Stopping make run").
 run: pcscd build
-	@./scripts/run-lab.sh
+	@exec $(BIN)/kpe-cardsim tether --parent $$PPID -- ./scripts/run-lab.sh
 
 check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

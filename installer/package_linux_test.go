@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -517,6 +518,7 @@ func checkDeb(t *testing.T, root, deb string) {
 	}
 	t.Run("man", func(t *testing.T) { checkMan(t) })
 	t.Run("systemd-analyze", func(t *testing.T) { checkUnitsVerify(t) })
+	t.Run("systemd-analyze-security", func(t *testing.T) { checkUnitSecurity(t, "/lib/systemd/system/kpe-agent.service") })
 
 	t.Run("service", func(t *testing.T) { checkServiceStart(t, deb) })
 
@@ -725,6 +727,83 @@ func checkUnitsVerify(t *testing.T) {
 	}
 	verify(false, "/lib/systemd/system/kpe-agent.service")
 	verify(true, "/usr/lib/systemd/user/kpe-kiosk.service")
+}
+
+// maxUnitExposure is the highest "Overall exposure level" systemd-analyze
+// security may give the installed kpe-agent.service (issue 16: 3.0 or
+// lower; docs/install.md lists the options that get it there).
+const maxUnitExposure = 3.0
+
+// checkUnitSecurity has systemd-analyze security rate the installed unit
+// offline (no running systemd needed) and checks the overall exposure
+// level, and that the hardening keeps what the agent needs: the read-only
+// adjtimex call (clock status) is allowed by the system call filter, and
+// no capability can set the clock.
+func checkUnitSecurity(t *testing.T, unit string) {
+	if _, err := exec.LookPath("systemd-analyze"); err != nil {
+		msg := "systemd-analyze is not installed (package systemd; make deps installs it): the unit's exposure is not rated"
+		if os.Getenv("CI") != "" {
+			t.Fatal("NOT RUN under CI: " + msg)
+		}
+		fmt.Fprintln(os.Stderr, "\n!!!!!!!! NOT RUN: "+msg+" !!!!!!!!")
+		t.Skip("NOT RUN: " + msg)
+	}
+	cmd := exec.Command("systemd-analyze", "security", "--offline=true", "--no-pager", unit)
+	// the C locale: ASCII marks, + for a restriction in place, - for one missing
+	cmd.Env = append(os.Environ(), "LC_ALL=C")
+	out, err := cmd.CombinedOutput()
+	// systemd-analyze security exits non-zero only when it cannot rate
+	// the unit (or the level is above --threshold, which is not given).
+	if err != nil {
+		t.Fatalf("systemd-analyze security %s: %v\n%s", unit, err, out)
+	}
+	level, err := exposureLevel(string(out))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	t.Logf("systemd-analyze security %s: overall exposure %.1f", unit, level)
+	if level > maxUnitExposure {
+		t.Errorf("systemd-analyze security rates %s %.1f, want %.1f or lower:\n%s", unit, level, maxUnitExposure, out)
+	}
+	for _, want := range []*regexp.Regexp{
+		// adjtimex stays callable (the agent reads whether the clock is
+		// synchronised), and it is the only clock call the filter names
+		regexp.MustCompile(`(?m)^- SystemCallFilter=~@clock .*\(e\.g\. adjtimex is allowed\)`),
+		// ...but nothing may set the clock
+		regexp.MustCompile(`(?m)^\+ CapabilityBoundingSet=~CAP_SYS_TIME\s`),
+		regexp.MustCompile(`(?m)^\+ SystemCallFilter=~@resources\s`),
+		regexp.MustCompile(`(?m)^\+ RestrictAddressFamilies=~AF_PACKET\s`),
+	} {
+		if !want.MatchString(string(out)) {
+			t.Errorf("systemd-analyze security %s: no line matches %s:\n%s", unit, want, out)
+		}
+	}
+}
+
+// exposureLevel reads the overall exposure level from systemd-analyze
+// security's output ("-> Overall exposure level for kpe-agent.service: 1.7 OK :-)"
+// in the C locale).
+func exposureLevel(out string) (float64, error) {
+	m := regexp.MustCompile(`Overall exposure level for \S+: ([0-9]+\.[0-9]+) `).FindStringSubmatch(out)
+	if m == nil {
+		return 0, fmt.Errorf("systemd-analyze security: no \"Overall exposure level\" line")
+	}
+	return strconv.ParseFloat(m[1], 64)
+}
+
+func TestExposureLevel(t *testing.T) {
+	for out, want := range map[string]float64{
+		"+ NotifyAccess=  ...\n\n-> Overall exposure level for kpe-agent.service: 7.6 EXPOSED :-(\n": 7.6,
+		"-> Overall exposure level for kpe-agent.service: 1.7 OK :-)":                                1.7,
+		"→ Overall exposure level for x.service: 10.0 UNSAFE 😨\n":                                    10,
+	} {
+		if got, err := exposureLevel(out); err != nil || got != want {
+			t.Errorf("exposureLevel(%q) = %v, %v; want %v", out, got, err, want)
+		}
+	}
+	if _, err := exposureLevel("Unit kpe-agent.service not found.\n"); err == nil {
+		t.Error("exposureLevel of output without the level: no error")
+	}
 }
 
 // manInclude is the dpkg option that installs the package's man pages

@@ -19,15 +19,34 @@ mkdir -p "$STATE" && chmod 700 "$STATE"
 export KPE_CARDSIM_STATE_DIR="$STATE/cardsim"
 
 say() { printf '\n>> %s\n' "$*"; }
-# Children run in their own sessions (setsid): Ctrl-C reaches only this
-# script, whose cleanup then stops each child once, gracefully.
+# Stopping. Each child runs in a session of its own, so Ctrl-C in the
+# terminal, or a signal to make's process group (timeout(1), a CI runner,
+# kill -TERM -PGID), reaches only this script (and make), whose cleanup
+# then stops the children one by one, the agent first, each gracefully.
+# Each is also tethered to this shell (kpe-cardsim tether): should the
+# shell die without its cleanup (SIGKILL), the kernel sends every child
+# SIGTERM. make run starts this script tethered to make in the same way.
 pids=()
+start() { bin/kpe-cardsim tether --parent $$ --setsid -- "$@" & pids+=($!); }
+# alive PID: PID runs (it is not a zombie waiting to be reaped)
+alive() { local s; s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1; s=${s##*) }; [ "${s%% *}" != Z ]; }
 cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  # make passes its SIGTERM on and a process group gets one of its own:
+  # a second signal must not cut the teardown short
+  trap '' INT TERM HUP
+  local i p
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+    p=${pids[i]}
+    kill -TERM "$p" 2>/dev/null || continue
+    for _ in $(seq 150); do alive "$p" || break; sleep 0.1; done
+    kill -KILL "$p" 2>/dev/null || true
+    wait "$p" 2>/dev/null || true
+  done
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'exit 129' HUP
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 # wait_for NAME PID CMD...: retry CMD for up to 15 s while PID lives.
 wait_for() {
@@ -39,6 +58,12 @@ wait_for() {
   done
   echo "$name did not come up within 15 s" >&2; exit 1
 }
+
+# A lab from an earlier run, or anything else, on one of the lab's ports:
+# say which process holds it rather than fail later with "address already
+# in use".
+bin/kpe-cardsim check-ports >/dev/null "$BO_TERMINAL=the back office for terminals" "$BO_STAFF=the back office's staff page" \
+  "$CONTROL=the card lab's control API" "$AGENT=the agent's local API" || exit 1
 
 # secrets of the lab terminal (files readable by this user only)
 umask 077
@@ -52,24 +77,24 @@ TOKEN=$(cat "$STATE/api-token")
 bin/kpe-cardsim pki --dir "$STATE/pki" --terminal lab-01 >/dev/null
 
 say "back office: terminals https://$BO_TERMINAL, staff page http://$BO_STAFF"
-setsid bin/kpe-backoffice serve --listen "$BO_TERMINAL" --staff-listen "$BO_STAFF" --db "$STATE/backoffice.db" \
+start bin/kpe-backoffice serve --listen "$BO_TERMINAL" --staff-listen "$BO_STAFF" --db "$STATE/backoffice.db" \
   --sam-ca $LAB/trust/backoffice-ca.pem --tls-cert "$STATE/pki/server.pem" --tls-key "$STATE/pki/server-key.pem" \
-  --client-ca "$STATE/pki/tls-ca.pem" --institution lab=Lab &
-pids+=($!)
-wait_for "kpe-backoffice" $! curl -fsS "http://$BO_STAFF/"
+  --client-ca "$STATE/pki/tls-ca.pem" --institution lab=Lab
+wait_for "kpe-backoffice" $! curl -fsS -m 5 "http://$BO_STAFF/"
 
 say "card lab: sample KPE in slot 0, lab SAM in slot 1 (control http://$CONTROL)"
-setsid bin/kpe-cardsim serve --control "$CONTROL" --card-dir . --insert 0=$LAB/cards/kpe-budi.json --insert 1=$LAB/cards/sam.json &
-pids+=($!)
-wait_for "kpe-cardsim" $! curl -fsS "http://$CONTROL/v1/slots"
+start bin/kpe-cardsim serve --control "$CONTROL" --card-dir . --insert 0=$LAB/cards/kpe-budi.json --insert 1=$LAB/cards/sam.json
+# up once vpcd has taken both cards (each slot "active"): the agent then
+# starts with the card and the SAM already in their readers
+cards_active() { [ "$(curl -fsS -m 5 "http://$CONTROL/v1/slots" | grep -o '"active":true' | wc -l)" -ge 2 ]; }
+wait_for "kpe-cardsim" $! cards_active
 
 say "agent: local API http://$AGENT"
 export KPE_OUTBOX_PATH="$STATE/outbox.db" KPE_API_TOKEN_FILE="$STATE/api-token" KPE_SAM_ACTIVATION_CODE_FILE="$STATE/secrets/sam-code" \
   KPE_SYNC_CLIENT_CERT="$STATE/pki/terminal.pem" KPE_SYNC_CLIENT_KEY="$STATE/pki/terminal-key.pem" KPE_SYNC_CA="$STATE/pki/tls-ca.pem"
-setsid bin/kpe-agent run --config configs/lab.yaml &
+start bin/kpe-agent run --config configs/lab.yaml
 agent=$!
-pids+=($agent)
-api() { curl -fsS -H "Authorization: Bearer $TOKEN" "$@"; }
+api() { curl -fsS -m 10 -H "Authorization: Bearer $TOKEN" "$@"; }
 sam_ready() { api "http://$AGENT/v1/health" | grep -q '"state":"active"'; }
 if ! (wait_for "kpe-agent" $agent sam_ready); then
   echo "the agent's health:" >&2; api "http://$AGENT/v1/health" >&2 || true; echo >&2
@@ -77,18 +102,18 @@ if ! (wait_for "kpe-agent" $agent sam_ready); then
   exit 1
 fi
 
-curl -fsS -o /dev/null "http://$AGENT/kiosk/" || { echo "the agent does not serve its kiosk page" >&2; exit 1; }
+curl -fsS -m 10 -o /dev/null "http://$AGENT/kiosk/" || { echo "the agent does not serve its kiosk page" >&2; exit 1; }
 
 say "ASKES authentication: the holder places a finger on the lab sensor"
-curl -fsS -X PUT -d '{"mode":"genuine"}' "http://$CONTROL/v1/slots/0/finger" >/dev/null
-answer=$(curl -sS -H "Authorization: Bearer $TOKEN" -X POST -d '{"service":"askes","operator":"demo-clerk","wait_seconds":30}' "http://$AGENT/v1/auth")
+curl -fsS -m 10 -X PUT -d '{"mode":"genuine"}' "http://$CONTROL/v1/slots/0/finger" >/dev/null
+answer=$(curl -sS -m 45 -H "Authorization: Bearer $TOKEN" -X POST -d '{"service":"askes","operator":"demo-clerk","wait_seconds":30}' "http://$AGENT/v1/auth")
 code=$(printf '%s' "$answer" | grep -o '"code":"[^"]*"' | head -1 | cut -d'"' -f4)
 if [ -z "$code" ]; then echo "authentication failed: $answer" >&2; exit 1; fi
 echo "   authentication code: $code"
 
 synced=""
 for _ in $(seq 150); do
-  if curl -fsS "http://$BO_STAFF/v1/verify/$code" 2>/dev/null | grep -q '"valid":true'; then synced=yes; break; fi
+  if curl -fsS -m 5 "http://$BO_STAFF/v1/verify/$code" 2>/dev/null | grep -q '"valid":true'; then synced=yes; break; fi
   sleep 0.1
 done
 if [ -z "$synced" ]; then echo "the back office does not know $code yet (see the agent's log)" >&2; exit 1; fi

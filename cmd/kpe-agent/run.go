@@ -22,6 +22,7 @@ import (
 	"kpe-agent/agent/logging"
 	"kpe-agent/apdu"
 	"kpe-agent/apdu/pcsc"
+	"kpe-agent/internal/sdnotify"
 	"kpe-agent/sync/outbox"
 	"kpe-agent/sync/uploader"
 )
@@ -328,6 +329,9 @@ func serve(ctx context.Context, store *config.Store, log *slog.Logger, level *sl
 	if ready != nil {
 		ready()
 	}
+	// Type=notify (installer/linux/kpe-agent.service): systemd's start job
+	// ends when the local API listens, not when the process has started.
+	notifyManager(log, sdnotify.Ready+"\nSTATUS=local API listening on "+ln.Addr().String())
 	select {
 	case <-ctx.Done():
 	case err = <-srvErr:
@@ -336,6 +340,7 @@ func serve(ctx context.Context, store *config.Store, log *slog.Logger, level *sl
 		runDone <- err
 	}
 	log.Info("stopping")
+	notifyManager(log, sdnotify.Stopping)
 	// Workflows in flight finish (within session.shutdown_grace) before
 	// the API closes, so their callers get their codes.
 	stopDaemon()
@@ -347,4 +352,13 @@ func serve(ctx context.Context, store *config.Store, log *slog.Logger, level *sl
 		srv.Close()
 	}
 	return errors.Join(err, derr)
+}
+
+// notifyManager tells the service manager the agent's state when it
+// listens ($NOTIFY_SOCKET; nothing otherwise). A failure is logged: the
+// service manager then times the start out and says so.
+func notifyManager(log *slog.Logger, state string) {
+	if _, err := sdnotify.Notify(state); err != nil {
+		log.Warn("could not notify the service manager", "err", err)
+	}
 }

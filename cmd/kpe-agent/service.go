@@ -219,7 +219,8 @@ ConditionFileIsExecutable={{.Path|cmdEscape}}
 StartLimitIntervalSec=0
 
 [Service]
-Type=simple
+Type=notify
+NotifyAccess=main
 ExecStart={{.Path|cmdEscape}}{{range .Arguments}} {{.|cmd}}{{end}}
 {{- if .UserName}}
 User={{.UserName}}
@@ -251,6 +252,25 @@ ProtectControlGroups=yes
 RestrictRealtime=yes
 RestrictSUIDSGID=yes
 LockPersonality=yes
+UMask=0077
+CapabilityBoundingSet=
+AmbientCapabilities=
+PrivateDevices=yes
+DevicePolicy=closed
+PrivateMounts=yes
+ProtectKernelLogs=yes
+ProtectHostname=yes
+ProtectProc=invisible
+ProcSubset=pid
+RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6
+RestrictNamespaces=yes
+RemoveIPC=yes
+MemoryDenyWriteExecute=yes
+SystemCallArchitectures=native
+SystemCallFilter=@system-service
+SystemCallFilter=~@privileged @resources
+SystemCallFilter=adjtimex
+SystemCallErrorNumber=EPERM
 
 [Install]
 WantedBy=multi-user.target

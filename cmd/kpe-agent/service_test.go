@@ -267,17 +267,27 @@ func TestSystemdUnit(t *testing.T) {
 		"\nExecStart=/usr/bin/kpe-agent \"run\" \"--config\" \"/etc/kpe-agent/agent.yaml\"\n",
 		"\nUser=kpe-agent\nGroup=kpe-agent\n",
 		"\nRestart=always\n",
+		// the agent sends READY=1 when its local API listens (internal/sdnotify)
+		"\nType=notify\nNotifyAccess=main\n",
 		"\nRestartSec=5\n",
 		"\nExecReload=/bin/kill -HUP $MAINPID\n",
 		"\nNoNewPrivileges=yes\n",
 		"\nProtectSystem=strict\n",
 		"\nReadWritePaths=-/var/lib/kpe-agent -/var/log/kpe-agent\n",
 		"\nStateDirectory=kpe-agent\n",
+		// the hardening of issue 16 (docs/install.md): no capability, and
+		// the system call filter keeps the read-only adjtimex
+		"\nCapabilityBoundingSet=\n",
+		"\nSystemCallFilter=@system-service\nSystemCallFilter=~@privileged @resources\nSystemCallFilter=adjtimex\nSystemCallErrorNumber=EPERM\n",
+		"\nRestrictAddressFamilies=AF_UNIX AF_INET AF_INET6\n",
 		"\nWantedBy=multi-user.target\n",
 	} {
 		if !strings.Contains(unit, want) {
 			t.Errorf("the unit lacks %q:\n%s", want, unit)
 		}
+	}
+	if strings.Contains(unit, "ProtectClock=") {
+		t.Errorf("the unit sets ProtectClock=, which denies the agent's adjtimex (clock status):\n%s", unit)
 	}
 	if strings.Contains(unit, "\n\n\n") || strings.Contains(unit, "{{") {
 		t.Errorf("the unit has stray blank lines or template text:\n%s", unit)

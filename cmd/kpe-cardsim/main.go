@@ -14,6 +14,9 @@
 //	kpe-cardsim pki --dir /tmp/pki --terminal lab-01                                 lab TLS keys for the back office
 //	kpe-cardsim bio gen --out /tmp/bio --level hard                                  synthetic fingerprint sets
 //
+// and two that make run (scripts/run-lab.sh) uses to stop everything it
+// started and to name what holds a port it needs: tether, check-ports.
+//
 // Without a command it prints its usage and exits 2. See docs/card-lab.md.
 package main
 
@@ -63,7 +66,8 @@ Exit codes: 0 success; 1 failure; 2 usage error.`,
   kpe-cardsim secrets --lab testdata/cards/lab --out /tmp/lab-secrets
   kpe-cardsim bio gen --out /tmp/kpe-bio/easy --level easy`,
 	}
-	root.AddCommand(serveCommand(stdout, stderr), personaliseCommand(stdout), secretsCommand(stdout), pkiCommand(stdout), bioCommand(stdout))
+	root.AddCommand(serveCommand(stdout, stderr), personaliseCommand(stdout), secretsCommand(stdout), pkiCommand(stdout), bioCommand(stdout),
+		tetherCommand(), checkPortsCommand(stdout))
 	return root
 }
 
