@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -320,7 +319,7 @@ func (s *server) guard(next http.Handler) http.Handler {
 		}
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		w.Header().Set("Cache-Control", "no-store")
-		r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 		next.ServeHTTP(w, r)
 	})
 }
@@ -384,19 +383,24 @@ func (s *server) fail(w http.ResponseWriter, err error, loc Locale) {
 	writeJSON(w, status, ErrorBody{Error: e})
 }
 
-// decode reads a JSON body strictly: unknown fields and trailing data are
-// errors.
-func decode(r *http.Request, v any) error {
-	dec := json.NewDecoder(r.Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
-		return err
+// refuseBody answers a request whose body decode or noBody refused:
+// 400 bad-request, worded by the catalogue for the kind of refusal (the
+// clerk's sentence names the key; the card holder is told to start
+// again).
+func (s *server) refuseBody(w http.ResponseWriter, r *http.Request, err error) {
+	loc := s.localeOf(r)
+	var be *BodyError
+	if !errors.As(err, &be) {
+		s.refuseIn(w, loc, http.StatusBadRequest, CodeBadRequest, err.Error())
+		return
 	}
-	// Token, not More: More says false before a stray '}' or ']'
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return errors.New("trailing data after the JSON object")
+	var msg string
+	if loc.Audience == i18n.Holder {
+		msg = loc.Lang.T(loc.Audience.Key(be.Kind))
+	} else {
+		msg = loc.Lang.T(loc.Audience.Key(be.Kind), be.args()...)
 	}
-	return nil
+	writeJSON(w, http.StatusBadRequest, ErrorBody{Error: Error{Code: CodeBadRequest, Message: msg}})
 }
 
 // withLocale words a handler's answer by the request's locale; an unknown
@@ -455,7 +459,7 @@ func (s *server) prefill(w http.ResponseWriter, r *http.Request, loc Locale) {
 func (s *server) authenticate(w http.ResponseWriter, r *http.Request) {
 	var req AuthRequest
 	if err := decode(r, &req); err != nil {
-		s.refuse(w, r, http.StatusBadRequest, CodeBadRequest, err.Error())
+		s.refuseBody(w, r, err)
 		return
 	}
 	loc, err := s.locale(r, req.Lang, req.Audience)
@@ -494,7 +498,7 @@ func (s *server) authenticate(w http.ResponseWriter, r *http.Request) {
 func (s *server) cancel(w http.ResponseWriter, r *http.Request) {
 	var req CancelRequest
 	if err := decode(r, &req); err != nil {
-		s.refuse(w, r, http.StatusBadRequest, CodeBadRequest, err.Error())
+		s.refuseBody(w, r, err)
 		return
 	}
 	if !s.b.Cancel(r.Context(), req.Reader) {
@@ -510,7 +514,7 @@ func (s *server) cancel(w http.ResponseWriter, r *http.Request) {
 func (s *server) prompt(w http.ResponseWriter, r *http.Request) {
 	var req PromptRequest
 	if err := decode(r, &req); err != nil {
-		s.refuse(w, r, http.StatusBadRequest, CodeBadRequest, err.Error())
+		s.refuseBody(w, r, err)
 		return
 	}
 	switch {
@@ -538,6 +542,10 @@ func (s *server) queue(w http.ResponseWriter, r *http.Request, loc Locale) {
 }
 
 func (s *server) sync(w http.ResponseWriter, r *http.Request, loc Locale) {
+	if err := noBody(r); err != nil {
+		s.refuseBody(w, r, err)
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Minute)
 	defer cancel()
 	res, err := s.b.Sync(ctx, loc)
