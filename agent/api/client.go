@@ -255,10 +255,23 @@ func (c *Client) Auth(ctx context.Context, req AuthRequest) (AuthResult, error) 
 	return r, err
 }
 
-// Cancel cancels the workflow on reader (every reader when ""). An
-// *APIError with Status 404 says nothing was running.
+// ErrNoReader is Cancel's error for an empty reader name: the agent
+// cancels every workflow only when asked to (CancelAll).
+var ErrNoReader = errors.New("api: cancel: no reader named (CancelAll cancels every workflow)")
+
+// Cancel cancels the workflow on reader, which must be named (ErrNoReader
+// otherwise). An *APIError with Status 404 says nothing was running.
 func (c *Client) Cancel(ctx context.Context, reader string) error {
+	if reader == "" {
+		return ErrNoReader
+	}
 	return c.do(ctx, http.MethodPost, PathCancel, nil, CancelRequest{Reader: reader}, nil, true)
+}
+
+// CancelAll cancels the workflows on every reader ({"all": true}). An
+// *APIError with Status 404 says nothing was running.
+func (c *Client) CancelAll(ctx context.Context) error {
+	return c.do(ctx, http.MethodPost, PathCancel, nil, CancelRequest{All: true}, nil, true)
 }
 
 // AnswerPrompt answers the prompt a workflow waits on (an Event or

@@ -34,6 +34,11 @@ const (
 	BodyWrongType    = "body-wrong-type"    // a value of the wrong JSON type
 	BodyNullValue    = "body-null-value"    // a key whose value is null
 	BodyUnexpected   = "body-unexpected"    // a body on a request that takes none
+
+	// POST /v1/cancel's body, well-formed, but naming neither a reader
+	// nor "all": true, or both
+	CancelUnnamed = "cancel-unnamed"
+	CancelBoth    = "cancel-both"
 )
 
 // BodyError is a request body the API refuses: 400 bad-request, with a

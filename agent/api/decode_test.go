@@ -107,7 +107,7 @@ func TestBodyErrorsAreWorded(t *testing.T) {
 		{Kind: BodyEmpty}, {Kind: BodyNull}, {Kind: BodyNotObject}, {Kind: BodySyntax}, {Kind: BodyTrailing},
 		{Kind: BodyTooLarge}, {Kind: BodyDuplicateKey, Key: "k1"}, {Kind: BodyKeyCase, Key: "K1", Want: "k1"},
 		{Kind: BodyUnknownKey, Key: "k1"}, {Kind: BodyWrongType, Key: "k1"}, {Kind: BodyNullValue, Key: "k1"},
-		{Kind: BodyUnexpected},
+		{Kind: BodyUnexpected}, {Kind: CancelUnnamed}, {Kind: CancelBoth},
 	}
 	for _, e := range kinds {
 		for _, l := range i18n.Langs {

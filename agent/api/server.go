@@ -26,9 +26,10 @@ type Backend interface {
 	CardView(reader string, loc Locale) (any, error)
 	Prefill(reader string) (Prefill, error)
 	Authenticate(ctx context.Context, req AuthRequest) (AuthResult, error)
-	// Cancel cancels the workflow on reader (every reader when ""); a
-	// page credential (Caller(ctx) not "") cancels only a workflow it
-	// started. False when none ran.
+	// Cancel cancels the workflow on reader (every reader when "": the
+	// server passes "" only for a request with "all": true); a page
+	// credential (Caller(ctx) not "") cancels only a workflow it started.
+	// False when none ran.
 	Cancel(ctx context.Context, reader string) bool
 	// AnswerPrompt gives the answer to the prompt req.ID waiting on
 	// req.Reader (any reader when ""); false when no such prompt waits,
@@ -499,6 +500,16 @@ func (s *server) cancel(w http.ResponseWriter, r *http.Request) {
 	var req CancelRequest
 	if err := decode(r, &req); err != nil {
 		s.refuseBody(w, r, err)
+		return
+	}
+	// an empty cancel names nothing: it cancels nothing (every workflow
+	// only when asked in so many words)
+	switch {
+	case req.Reader == "" && !req.All:
+		s.refuseBody(w, r, &BodyError{Kind: CancelUnnamed})
+		return
+	case req.Reader != "" && req.All:
+		s.refuseBody(w, r, &BodyError{Kind: CancelBoth})
 		return
 	}
 	if !s.b.Cancel(r.Context(), req.Reader) {

@@ -93,6 +93,11 @@ func TestStrictBodiesPerEndpoint(t *testing.T) {
 			{`{"reader":"R0"} x`, "body-trailing", nil},
 			{`{"reader":"R0","x":1}`, "body-unknown-key", []any{"x"}},
 			{`{"reader":null}`, "body-null-value", []any{"reader"}},
+			// well-formed, but naming nothing to cancel, or two things
+			{`{}`, "cancel-unnamed", nil},
+			{`{"reader":""}`, "cancel-unnamed", nil},
+			{`{"all":false}`, "cancel-unnamed", nil},
+			{`{"reader":"R0","all":true}`, "cancel-both", nil},
 		}},
 		{PathPrompt, `{"reader":"R0","id":"p1","answer":"continue"}`, []bad{
 			{`{"reader":"R0","id":"p1","answer":"cancel","answer":"continue"}`, "body-duplicate-key", []any{"answer"}},

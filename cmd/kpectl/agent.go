@@ -370,11 +370,16 @@ wait:
 	stopEvents()
 
 	if ctx.Err() != nil {
-		// Interrupted (Ctrl-C): cancel the session on the agent too.
-		cctx, ccancel := context.WithTimeout(context.Background(), 3*time.Second)
-		defer ccancel()
-		if err := cl.Cancel(cctx, followed); err != nil && !isNotFound(err) {
-			fmt.Fprintf(c.errOut, a.CancelFailed+"\n", err)
+		// Interrupted (Ctrl-C): cancel the session on the agent too. The
+		// request closed with ctx already ends it; the cancel names the
+		// reader, and without one known (no event seen) nothing more is
+		// sent: never a cancel of every reader's workflow.
+		if followed != "" {
+			cctx, ccancel := context.WithTimeout(context.Background(), 3*time.Second)
+			defer ccancel()
+			if err := cl.Cancel(cctx, followed); err != nil && !isNotFound(err) {
+				fmt.Fprintf(c.errOut, a.CancelFailed+"\n", err)
+			}
 		}
 		if o.asJSON {
 			_ = c.printJSON(api.ErrorBody{Error: api.Error{Code: "cancelled", Message: a.Cancelled, Retriable: true}})
