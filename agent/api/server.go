@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"kpe-agent/internal/i18n"
@@ -83,6 +84,10 @@ type ServerConfig struct {
 	Kiosk KioskConfig
 	// Loket is the counter screen (loket.*).
 	Loket LoketConfig
+	// MaxEventStreams caps the event streams open at once
+	// (api.max_event_streams; 0: DefaultMaxEventStreams): one more is 429
+	// CodeTooManyStreams with Retry-After.
+	MaxEventStreams int
 
 	now func() time.Time // tests: the kiosk and counter credentials' clock
 }
@@ -159,6 +164,9 @@ func NewHandler(b Backend, c ServerConfig) http.Handler {
 	if c.Heartbeat <= 0 {
 		c.Heartbeat = 15 * time.Second
 	}
+	if c.MaxEventStreams <= 0 {
+		c.MaxEventStreams = DefaultMaxEventStreams
+	}
 	hosts := make([]string, 0, len(c.AllowedHosts))
 	for _, h := range c.AllowedHosts {
 		if n, _, err := net.SplitHostPort(h); err == nil {
@@ -219,7 +227,16 @@ type server struct {
 	// loket (nil: the counter screen is off) are the counter credentials,
 	// loketLogins the one-time login codes that open them
 	loket, loketLogins *credentials
+	// streams are the event streams open now (at most MaxEventStreams)
+	streams atomic.Int64
 }
+
+// DefaultMaxEventStreams is ServerConfig.MaxEventStreams's default.
+const DefaultMaxEventStreams = 16
+
+// streamRetryAfter is the Retry-After of a refused event stream, in
+// seconds: a client reconnecting in a loop waits this long.
+const streamRetryAfter = "5"
 
 // Codes of the API's own refusals.
 const (
@@ -228,7 +245,8 @@ const (
 	CodeForbiddenHost   = "forbidden-host"
 	CodeNotFound        = "not-found"
 	CodeBadRequest      = "bad-request"
-	CodeForbiddenScope  = "forbidden-scope" // the credential may not do this (scope.go)
+	CodeForbiddenScope  = "forbidden-scope"  // the credential may not do this (scope.go)
+	CodeTooManyStreams  = "too-many-streams" // 429: api.max_event_streams event streams are open
 )
 
 // locale applies the language rule (i18n.Negotiate) to a request: its
@@ -301,6 +319,14 @@ func (s *server) guard(next http.Handler) http.Handler {
 			return
 		}
 		origin := r.Header.Get("Origin")
+		if origin != "" && r.TLS != nil && !strings.HasPrefix(strings.ToLower(origin), "https://") {
+			// served over TLS (api.tls_cert_file): a page that came over
+			// plain http may have been changed on its way, whatever
+			// api.allowed_origins says
+			s.c.Log.Warn("local API: request from a non-https Origin refused (the API serves HTTPS)", "origin", origin, "path", r.URL.Path)
+			s.refuse(w, r, http.StatusForbidden, CodeForbiddenOrigin, "")
+			return
+		}
 		if origin != "" && !s.sameOrigin(r, origin) {
 			if !slices.Contains(s.c.AllowedOrigins, origin) {
 				s.c.Log.Warn("local API: request from a foreign Origin refused", "origin", origin, "path", r.URL.Path)
@@ -574,6 +600,17 @@ func (s *server) sync(w http.ResponseWriter, r *http.Request, loc Locale) {
 const sseWriteTimeout = 30 * time.Second
 
 func (s *server) events(w http.ResponseWriter, r *http.Request, loc Locale) {
+	// each stream holds a goroutine, a subscription and a connection
+	// until it closes: at most MaxEventStreams at once
+	if n := s.streams.Add(1); n > int64(s.c.MaxEventStreams) {
+		s.streams.Add(-1)
+		s.c.Log.Warn("local API: event stream refused: too many open", "open", n-1, "max", s.c.MaxEventStreams)
+		w.Header().Set("Retry-After", streamRetryAfter)
+		e := Error{Code: CodeTooManyStreams, Message: loc.Lang.T(loc.Audience.Key(CodeTooManyStreams)), Retriable: true}
+		writeJSON(w, http.StatusTooManyRequests, ErrorBody{Error: e})
+		return
+	}
+	defer s.streams.Add(-1)
 	// every write has a deadline: a client that stops reading is dropped
 	// instead of holding its goroutine until the agent stops
 	rc := http.NewResponseController(w)

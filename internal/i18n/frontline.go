@@ -64,6 +64,7 @@ var frontline = table{
 	"clerk.body-unexpected":    {"Permintaan tidak valid: permintaan ini tidak memakai isi.", "Invalid request: this request takes no body."},
 	"clerk.cancel-unnamed":     {"Permintaan tidak valid: sebutkan pembaca yang dibatalkan (\"reader\"), atau kirim \"all\": true untuk membatalkan semuanya.", "Invalid request: name the reader to cancel (\"reader\"), or send \"all\": true to cancel every workflow."},
 	"clerk.cancel-both":        {"Permintaan tidak valid: kirim \"reader\" atau \"all\", tidak keduanya.", "Invalid request: send \"reader\" or \"all\", not both."},
+	"clerk.too-many-streams":   {"Terlalu banyak aliran peristiwa terbuka ke agen. Tutup jendela atau aplikasi yang tidak dipakai, lalu ulangi.", "Too many event streams are open to the agent. Close windows or applications not in use, then retry."},
 	// The JavaScript client's own errors (agent/api/client.js): no answer
 	// from the agent, and an answer that is not the API's.
 	"clerk.network":      {"Agen KPE di komputer ini tidak menjawab. Pastikan layanan kpe-agent berjalan, lalu ulangi.", "The KPE agent on this PC does not answer. Check that the kpe-agent service runs, then retry."},
@@ -126,6 +127,7 @@ var frontline = table{
 	"holder.body-unexpected":      {"Terjadi kesalahan. Silakan mulai lagi.", "Something went wrong. Please start again."},
 	"holder.cancel-unnamed":       {"Terjadi kesalahan. Silakan mulai lagi.", "Something went wrong. Please start again."},
 	"holder.cancel-both":          {"Terjadi kesalahan. Silakan mulai lagi.", "Something went wrong. Please start again."},
+	"holder.too-many-streams":     {"Anjungan sedang tidak dapat melayani. Silakan hubungi petugas.", "The kiosk is out of service. Please ask a member of staff."},
 	"holder.network":              {"Anjungan sedang tidak dapat melayani. Silakan hubungi petugas.", "The kiosk is out of service. Please ask a member of staff."},
 	"holder.bad-response":         {"Anjungan sedang tidak dapat melayani. Silakan hubungi petugas.", "The kiosk is out of service. Please ask a member of staff."},
 }
