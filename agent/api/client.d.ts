@@ -395,8 +395,10 @@ export class KpeClient {
   card(reader?: string, o?: CallOptions): Promise<CardView>;
   prefill(reader?: string, o?: CallOptions): Promise<Prefill>;
   authenticate(req: AuthOptions): Promise<AuthResult>;
-  /** true: a workflow was cancelled; false: none ran. */
-  cancel(reader?: string, o?: CallOptions): Promise<boolean>;
+  /** true: a workflow was cancelled; false: none ran. reader must be named (TypeError otherwise). */
+  cancel(reader: string, o?: CallOptions): Promise<boolean>;
+  /** Every reader's workflow ({"all": true}); true: one was cancelled; false: none ran. */
+  cancelAll(o?: CallOptions): Promise<boolean>;
   /** true: taken; false: no such prompt waits. */
   answerPrompt(reader: string, id: string, answer: "continue" | "cancel", o?: CallOptions): Promise<boolean>;
   queue(o?: CallOptions): Promise<QueueStatus>;

@@ -3,7 +3,10 @@ package api
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -62,6 +65,7 @@ type Client struct {
 	token   string
 	hc      *http.Client // without a client timeout: every call has a context
 	timeout time.Duration
+	pin     []byte // PinnedCert's certificate (DER), nil: the system's roots
 }
 
 // Option configures a Client.
@@ -83,6 +87,44 @@ func WithTimeout(d time.Duration) Option {
 		if d > 0 {
 			c.timeout = d
 		}
+	}
+}
+
+// PinnedCert trusts exactly the certificate in certPEM (the agent's
+// api.tls_cert_file) for an https:// agent: its first PEM CERTIFICATE
+// block must be the certificate the agent presents, whatever its names
+// and issuer (the agent's own pair, often self-signed, reached at
+// 127.0.0.1 or at the address it listens on).
+func PinnedCert(certPEM []byte) (Option, error) {
+	for rest := certPEM; ; {
+		var b *pem.Block
+		if b, rest = pem.Decode(rest); b == nil {
+			return nil, errors.New("api: pinned certificate: no PEM CERTIFICATE block")
+		}
+		if b.Type != "CERTIFICATE" {
+			continue
+		}
+		if _, err := x509.ParseCertificate(b.Bytes); err != nil {
+			return nil, fmt.Errorf("api: pinned certificate: %w", err)
+		}
+		der := bytes.Clone(b.Bytes)
+		return func(c *Client) { c.pin = der }, nil
+	}
+}
+
+// pinned is the TLS configuration that accepts only the certificate der.
+func pinned(der []byte) *tls.Config {
+	return &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		// the chain and names are not what is checked: the certificate
+		// itself is, byte for byte, in VerifyConnection
+		InsecureSkipVerify: true,
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 || !bytes.Equal(cs.PeerCertificates[0].Raw, der) {
+				return errors.New("api: the agent's certificate is not the pinned one (api.tls_cert_file)")
+			}
+			return nil
+		},
 	}
 }
 
@@ -113,6 +155,13 @@ func NewClient(baseURL, token string, opts ...Option) (*Client, error) {
 	}}
 	for _, o := range opts {
 		o(c)
+	}
+	if c.pin != nil {
+		if tr, ok := c.hc.Transport.(*http.Transport); ok {
+			tr = tr.Clone()
+			tr.TLSClientConfig = pinned(c.pin)
+			c.hc = &http.Client{Transport: tr, CheckRedirect: c.hc.CheckRedirect, Jar: c.hc.Jar}
+		}
 	}
 	return c, nil
 }
@@ -255,10 +304,23 @@ func (c *Client) Auth(ctx context.Context, req AuthRequest) (AuthResult, error) 
 	return r, err
 }
 
-// Cancel cancels the workflow on reader (every reader when ""). An
-// *APIError with Status 404 says nothing was running.
+// ErrNoReader is Cancel's error for an empty reader name: the agent
+// cancels every workflow only when asked to (CancelAll).
+var ErrNoReader = errors.New("api: cancel: no reader named (CancelAll cancels every workflow)")
+
+// Cancel cancels the workflow on reader, which must be named (ErrNoReader
+// otherwise). An *APIError with Status 404 says nothing was running.
 func (c *Client) Cancel(ctx context.Context, reader string) error {
+	if reader == "" {
+		return ErrNoReader
+	}
 	return c.do(ctx, http.MethodPost, PathCancel, nil, CancelRequest{Reader: reader}, nil, true)
+}
+
+// CancelAll cancels the workflows on every reader ({"all": true}). An
+// *APIError with Status 404 says nothing was running.
+func (c *Client) CancelAll(ctx context.Context) error {
+	return c.do(ctx, http.MethodPost, PathCancel, nil, CancelRequest{All: true}, nil, true)
 }
 
 // AnswerPrompt answers the prompt a workflow waits on (an Event or

@@ -485,14 +485,25 @@ export class KpeClient {
   }
 
   /**
-   * Cancels the workflow on `reader` (every reader when none): true when
-   * one was cancelled, false when none ran.
-   * @param {string} [reader] @param {{signal?: AbortSignal}} [o]
+   * Cancels the workflow on `reader`, which must be named (a TypeError
+   * otherwise: {@link cancelAll} cancels every workflow): true when one
+   * was cancelled, false when none ran.
+   * @param {string} reader @param {{signal?: AbortSignal}} [o]
    * @returns {Promise<boolean>}
    */
   cancel(reader, o = {}) {
-    const r = optString(reader, "reader");
-    return this.#call("POST", "/v1/cancel", { body: r ? { reader: r } : {}, signal: o.signal, expect: "none" });
+    const body = { reader: needString(reader, "reader") };
+    return this.#call("POST", "/v1/cancel", { body, signal: o.signal, expect: "none" });
+  }
+
+  /**
+   * Cancels the workflows on every reader (with a page credential: those
+   * it started): true when one was cancelled, false when none ran.
+   * @param {{signal?: AbortSignal}} [o]
+   * @returns {Promise<boolean>}
+   */
+  cancelAll(o = {}) {
+    return this.#call("POST", "/v1/cancel", { body: { all: true }, signal: o.signal, expect: "none" });
   }
 
   /**

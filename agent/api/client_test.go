@@ -111,7 +111,14 @@ func TestClientCalls(t *testing.T) {
 	require.Equal(t, AuthRequest{Service: "taspen", Operator: "op-1", WaitSeconds: 30, ConfirmLastTry: true}, gotAuth)
 
 	require.NoError(t, c.Cancel(ctx, "R0"))
-	require.Equal(t, "R0", gotCancel.Reader)
+	require.Equal(t, CancelRequest{Reader: "R0"}, gotCancel)
+	gotCancel = CancelRequest{}
+	require.NoError(t, c.CancelAll(ctx))
+	require.Equal(t, CancelRequest{All: true}, gotCancel)
+	// an empty reader is not "every reader": refused before sending
+	gotCancel = CancelRequest{Reader: "untouched"}
+	require.ErrorIs(t, c.Cancel(ctx, ""), ErrNoReader)
+	require.Equal(t, CancelRequest{Reader: "untouched"}, gotCancel)
 
 	q, err := c.Queue(ctx)
 	require.NoError(t, err)
@@ -155,7 +162,7 @@ func TestClientErrors(t *testing.T) {
 	require.Equal(t, "reader-busy", ae.Err.Code)
 	require.True(t, ae.Err.Retriable)
 
-	err = c.Cancel(ctx, "")
+	err = c.Cancel(ctx, "R0")
 	require.ErrorAs(t, err, &ae)
 	require.Equal(t, http.StatusNotFound, ae.Status)
 

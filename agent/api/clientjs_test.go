@@ -315,12 +315,12 @@ func TestClientJSCalls(t *testing.T) {
 		a.handle("POST "+PathCancel, fixedAnswer(http.StatusNoContent, nil))
 		a.handle("POST "+PathPrompt, fixedAnswer(http.StatusNoContent, nil))
 		var got []any
-		b.Eval(`(async () => [await c.cancel("R 0"), await c.cancel(), await c.answerPrompt("R 0", "a1b2", "continue")])()`, &got)
+		b.Eval(`(async () => [await c.cancel("R 0"), await c.cancelAll(), await c.answerPrompt("R 0", "a1b2", "continue")])()`, &got)
 		assert.Equal(t, []any{true, true, true}, got)
 		reqs := a.requests(PathCancel)
 		require.Len(t, reqs, 2)
 		assert.JSONEq(t, `{"reader":"R 0"}`, reqs[0].Body)
-		assert.JSONEq(t, `{}`, reqs[1].Body)
+		assert.JSONEq(t, `{"all":true}`, reqs[1].Body)
 		reqs = a.requests("/v1/prompt")
 		require.Len(t, reqs, 1)
 		assert.JSONEq(t, `{"reader":"R 0","id":"a1b2","answer":"continue"}`, reqs[0].Body)
@@ -416,6 +416,8 @@ func TestClientJSCalls(t *testing.T) {
 			`c.authenticate({service: "askes", waitSeconds: 1.5})`,
 			`c.answerPrompt("R 0", "a1", "maybe")`,
 			`c.answerPrompt("", "a1", "continue")`,
+			`c.cancel()`, // every workflow is cancelAll, never a missing reader
+			`c.cancel("")`,
 			`c.kioskView()`,
 			`c.events({})`,
 			`(() => { c.lang = "de"; })()`,

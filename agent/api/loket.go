@@ -128,6 +128,10 @@ func (s *server) loketLogin(w http.ResponseWriter, r *http.Request, loc Locale) 
 		s.refuseIn(w, loc, http.StatusNotFound, CodeNotFound, "the counter screen is off (loket.enabled: false)")
 		return
 	}
+	if err := noBody(r); err != nil {
+		s.refuseBody(w, r, err)
+		return
+	}
 	// the Host is one the guard accepted: the address the caller reached
 	// the agent by, and the one the browser on this PC reaches it by
 	u := ownOrigin(r) + PathLoket + "?login=" + url.QueryEscape(s.loketLogins.mint())

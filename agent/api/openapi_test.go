@@ -264,7 +264,7 @@ func errorEnums(n any, found func(codes []string)) {
 }
 
 // refusals are the API's own error codes (server.go).
-var refusals = []string{CodeUnauthorized, CodeForbiddenOrigin, CodeForbiddenHost, CodeNotFound, CodeBadRequest, CodeForbiddenScope}
+var refusals = []string{CodeUnauthorized, CodeForbiddenOrigin, CodeForbiddenHost, CodeNotFound, CodeBadRequest, CodeForbiddenScope, CodeTooManyStreams}
 
 func TestOpenAPIRefusalCodes(t *testing.T) {
 	doc := loadOpenAPI(t)

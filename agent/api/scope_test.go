@@ -226,7 +226,7 @@ func TestScopeRoutes(t *testing.T) {
 		{"GET", PathPrefill, "", [4]int{e401, e403, e401, ok}},
 		{"POST", PathAuth, kioskAuth, [4]int{e401, ok, e401, ok}},
 		{"POST", PathAuth, `{"service":"askes","operator":"clerk-01"}`, [4]int{e401, e403, e401, ok}},
-		{"POST", PathCancel, `{}`, [4]int{e401, ok, e401, ok}},
+		{"POST", PathCancel, `{"all":true}`, [4]int{e401, ok, e401, ok}},
 		{"GET", PathQueue, "", [4]int{e401, e403, e401, ok}},
 		{"POST", PathSync, "", [4]int{e401, e403, e401, ok}},
 		{"GET", PathEvents, "", [4]int{e401, ok, e401, ok}},
@@ -539,7 +539,7 @@ func TestScopeRefusedCookies(t *testing.T) {
 	// the token only), also from a browser that sends no Fetch Metadata
 	refused(c, "Origin", "http://his.example")
 	refused(c, "Origin", "http://his.example", "Sec-Fetch-Site", "same-origin")
-	a = r.do(t, "POST", PathCancel, `{}`, "Cookie", KioskCookie+"="+c, "Origin", "http://his.example", "Content-Type", "text/plain")
+	a = r.do(t, "POST", PathCancel, `{"all":true}`, "Cookie", KioskCookie+"="+c, "Origin", "http://his.example", "Content-Type", "text/plain")
 	assert.Equal(t, http.StatusUnauthorized, a.status, "a text/plain POST from an allowed origin with the cookie: %s", a.body)
 	a = r.do(t, "GET", PathReaders, "", "Cookie", KioskCookie+"="+c, "Sec-Fetch-Site", "same-origin")
 	assert.Equal(t, http.StatusOK, a.status)

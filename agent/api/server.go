@@ -8,13 +8,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"kpe-agent/internal/i18n"
@@ -27,9 +27,10 @@ type Backend interface {
 	CardView(reader string, loc Locale) (any, error)
 	Prefill(reader string) (Prefill, error)
 	Authenticate(ctx context.Context, req AuthRequest) (AuthResult, error)
-	// Cancel cancels the workflow on reader (every reader when ""); a
-	// page credential (Caller(ctx) not "") cancels only a workflow it
-	// started. False when none ran.
+	// Cancel cancels the workflow on reader (every reader when "": the
+	// server passes "" only for a request with "all": true); a page
+	// credential (Caller(ctx) not "") cancels only a workflow it started.
+	// False when none ran.
 	Cancel(ctx context.Context, reader string) bool
 	// AnswerPrompt gives the answer to the prompt req.ID waiting on
 	// req.Reader (any reader when ""); false when no such prompt waits,
@@ -83,6 +84,10 @@ type ServerConfig struct {
 	Kiosk KioskConfig
 	// Loket is the counter screen (loket.*).
 	Loket LoketConfig
+	// MaxEventStreams caps the event streams open at once
+	// (api.max_event_streams; 0: DefaultMaxEventStreams): one more is 429
+	// CodeTooManyStreams with Retry-After.
+	MaxEventStreams int
 
 	now func() time.Time // tests: the kiosk and counter credentials' clock
 }
@@ -159,6 +164,9 @@ func NewHandler(b Backend, c ServerConfig) http.Handler {
 	if c.Heartbeat <= 0 {
 		c.Heartbeat = 15 * time.Second
 	}
+	if c.MaxEventStreams <= 0 {
+		c.MaxEventStreams = DefaultMaxEventStreams
+	}
 	hosts := make([]string, 0, len(c.AllowedHosts))
 	for _, h := range c.AllowedHosts {
 		if n, _, err := net.SplitHostPort(h); err == nil {
@@ -219,7 +227,16 @@ type server struct {
 	// loket (nil: the counter screen is off) are the counter credentials,
 	// loketLogins the one-time login codes that open them
 	loket, loketLogins *credentials
+	// streams are the event streams open now (at most MaxEventStreams)
+	streams atomic.Int64
 }
+
+// DefaultMaxEventStreams is ServerConfig.MaxEventStreams's default.
+const DefaultMaxEventStreams = 16
+
+// streamRetryAfter is the Retry-After of a refused event stream, in
+// seconds: a client reconnecting in a loop waits this long.
+const streamRetryAfter = "5"
 
 // Codes of the API's own refusals.
 const (
@@ -228,7 +245,8 @@ const (
 	CodeForbiddenHost   = "forbidden-host"
 	CodeNotFound        = "not-found"
 	CodeBadRequest      = "bad-request"
-	CodeForbiddenScope  = "forbidden-scope" // the credential may not do this (scope.go)
+	CodeForbiddenScope  = "forbidden-scope"  // the credential may not do this (scope.go)
+	CodeTooManyStreams  = "too-many-streams" // 429: api.max_event_streams event streams are open
 )
 
 // locale applies the language rule (i18n.Negotiate) to a request: its
@@ -301,6 +319,14 @@ func (s *server) guard(next http.Handler) http.Handler {
 			return
 		}
 		origin := r.Header.Get("Origin")
+		if origin != "" && r.TLS != nil && !strings.HasPrefix(strings.ToLower(origin), "https://") {
+			// served over TLS (api.tls_cert_file): a page that came over
+			// plain http may have been changed on its way, whatever
+			// api.allowed_origins says
+			s.c.Log.Warn("local API: request from a non-https Origin refused (the API serves HTTPS)", "origin", origin, "path", r.URL.Path)
+			s.refuse(w, r, http.StatusForbidden, CodeForbiddenOrigin, "")
+			return
+		}
 		if origin != "" && !s.sameOrigin(r, origin) {
 			if !slices.Contains(s.c.AllowedOrigins, origin) {
 				s.c.Log.Warn("local API: request from a foreign Origin refused", "origin", origin, "path", r.URL.Path)
@@ -320,7 +346,7 @@ func (s *server) guard(next http.Handler) http.Handler {
 		}
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		w.Header().Set("Cache-Control", "no-store")
-		r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 		next.ServeHTTP(w, r)
 	})
 }
@@ -384,19 +410,24 @@ func (s *server) fail(w http.ResponseWriter, err error, loc Locale) {
 	writeJSON(w, status, ErrorBody{Error: e})
 }
 
-// decode reads a JSON body strictly: unknown fields and trailing data are
-// errors.
-func decode(r *http.Request, v any) error {
-	dec := json.NewDecoder(r.Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
-		return err
+// refuseBody answers a request whose body decode or noBody refused:
+// 400 bad-request, worded by the catalogue for the kind of refusal (the
+// clerk's sentence names the key; the card holder is told to start
+// again).
+func (s *server) refuseBody(w http.ResponseWriter, r *http.Request, err error) {
+	loc := s.localeOf(r)
+	var be *BodyError
+	if !errors.As(err, &be) {
+		s.refuseIn(w, loc, http.StatusBadRequest, CodeBadRequest, err.Error())
+		return
 	}
-	// Token, not More: More says false before a stray '}' or ']'
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return errors.New("trailing data after the JSON object")
+	var msg string
+	if loc.Audience == i18n.Holder {
+		msg = loc.Lang.T(loc.Audience.Key(be.Kind))
+	} else {
+		msg = loc.Lang.T(loc.Audience.Key(be.Kind), be.args()...)
 	}
-	return nil
+	writeJSON(w, http.StatusBadRequest, ErrorBody{Error: Error{Code: CodeBadRequest, Message: msg}})
 }
 
 // withLocale words a handler's answer by the request's locale; an unknown
@@ -455,7 +486,7 @@ func (s *server) prefill(w http.ResponseWriter, r *http.Request, loc Locale) {
 func (s *server) authenticate(w http.ResponseWriter, r *http.Request) {
 	var req AuthRequest
 	if err := decode(r, &req); err != nil {
-		s.refuse(w, r, http.StatusBadRequest, CodeBadRequest, err.Error())
+		s.refuseBody(w, r, err)
 		return
 	}
 	loc, err := s.locale(r, req.Lang, req.Audience)
@@ -494,7 +525,17 @@ func (s *server) authenticate(w http.ResponseWriter, r *http.Request) {
 func (s *server) cancel(w http.ResponseWriter, r *http.Request) {
 	var req CancelRequest
 	if err := decode(r, &req); err != nil {
-		s.refuse(w, r, http.StatusBadRequest, CodeBadRequest, err.Error())
+		s.refuseBody(w, r, err)
+		return
+	}
+	// an empty cancel names nothing: it cancels nothing (every workflow
+	// only when asked in so many words)
+	switch {
+	case req.Reader == "" && !req.All:
+		s.refuseBody(w, r, &BodyError{Kind: CancelUnnamed})
+		return
+	case req.Reader != "" && req.All:
+		s.refuseBody(w, r, &BodyError{Kind: CancelBoth})
 		return
 	}
 	if !s.b.Cancel(r.Context(), req.Reader) {
@@ -510,7 +551,7 @@ func (s *server) cancel(w http.ResponseWriter, r *http.Request) {
 func (s *server) prompt(w http.ResponseWriter, r *http.Request) {
 	var req PromptRequest
 	if err := decode(r, &req); err != nil {
-		s.refuse(w, r, http.StatusBadRequest, CodeBadRequest, err.Error())
+		s.refuseBody(w, r, err)
 		return
 	}
 	switch {
@@ -538,6 +579,10 @@ func (s *server) queue(w http.ResponseWriter, r *http.Request, loc Locale) {
 }
 
 func (s *server) sync(w http.ResponseWriter, r *http.Request, loc Locale) {
+	if err := noBody(r); err != nil {
+		s.refuseBody(w, r, err)
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Minute)
 	defer cancel()
 	res, err := s.b.Sync(ctx, loc)
@@ -555,6 +600,17 @@ func (s *server) sync(w http.ResponseWriter, r *http.Request, loc Locale) {
 const sseWriteTimeout = 30 * time.Second
 
 func (s *server) events(w http.ResponseWriter, r *http.Request, loc Locale) {
+	// each stream holds a goroutine, a subscription and a connection
+	// until it closes: at most MaxEventStreams at once
+	if n := s.streams.Add(1); n > int64(s.c.MaxEventStreams) {
+		s.streams.Add(-1)
+		s.c.Log.Warn("local API: event stream refused: too many open", "open", n-1, "max", s.c.MaxEventStreams)
+		w.Header().Set("Retry-After", streamRetryAfter)
+		e := Error{Code: CodeTooManyStreams, Message: loc.Lang.T(loc.Audience.Key(CodeTooManyStreams)), Retriable: true}
+		writeJSON(w, http.StatusTooManyRequests, ErrorBody{Error: e})
+		return
+	}
+	defer s.streams.Add(-1)
 	// every write has a deadline: a client that stops reading is dropped
 	// instead of holding its goroutine until the agent stops
 	rc := http.NewResponseController(w)

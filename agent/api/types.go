@@ -27,7 +27,7 @@ const (
 	PathCard    = "/v1/card"            // GET  ?reader=NAME → cards.View of the card in the reader (privacy rules apply)
 	PathPrefill = "/v1/card/askes-form" // GET  ?reader=NAME → Prefill (KPE and KPE Tambahan only)
 	PathAuth    = "/v1/auth"            // POST AuthRequest → AuthResult, or ErrorBody (409 while the reader is busy)
-	PathCancel  = "/v1/cancel"          // POST CancelRequest → 204, 404 when nothing runs
+	PathCancel  = "/v1/cancel"          // POST CancelRequest ({"reader": NAME} or {"all": true}) → 204, 404 when nothing runs
 	PathPrompt  = "/v1/prompt"          // POST PromptRequest → 204, 404 when no such prompt waits
 	PathQueue   = "/v1/queue"           // GET  QueueStatus
 	PathSync    = "/v1/sync"            // POST → SyncResult (send the outbox now)
@@ -177,9 +177,14 @@ type AuthResult struct {
 	TapToCodeMS float64 `json:"tap_to_code_ms,omitempty"`
 }
 
-// CancelRequest cancels the workflow on a reader (all readers when empty).
+// CancelRequest cancels the workflow on a reader, or on every reader:
+// exactly one of Reader and All. A request that names neither (or both)
+// is 400 bad-request: an empty cancel cancels nothing.
 type CancelRequest struct {
 	Reader string `json:"reader,omitempty"`
+	// All cancels the workflows on every reader (a page credential's
+	// only those it started).
+	All bool `json:"all,omitempty"`
 }
 
 // Prompt is a question a running workflow (started with Prompts) waits

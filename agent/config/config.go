@@ -124,7 +124,18 @@ type API struct {
 	TokenFile      string   `mapstructure:"token_file"`      // bearer token (secret file)
 	AllowedOrigins []string `mapstructure:"allowed_origins"` // browser origins allowed to call the API
 	AllowedHosts   []string `mapstructure:"allowed_hosts"`   // extra Host names besides loopback ones
+	// TLSCertFile and TLSKeyFile are the API's certificate (PEM) and its
+	// key (PEM, a secret file): set, the API serves HTTPS only. Required
+	// with AllowRemote: the token never crosses the network in clear.
+	TLSCertFile string `mapstructure:"tls_cert_file"`
+	TLSKeyFile  string `mapstructure:"tls_key_file"`
+	// MaxEventStreams caps the open event streams (GET /v1/events): one
+	// more is 429 until one closes.
+	MaxEventStreams int `mapstructure:"max_event_streams"`
 }
+
+// TLS reports whether the API serves HTTPS (api.tls_cert_file set).
+func (a API) TLS() bool { return a.TLSCertFile != "" }
 
 // Kiosk is the self-service kiosk the agent serves at /kiosk/ (the
 // e-Kiosk page for card holders, same-origin with the local API).

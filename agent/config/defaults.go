@@ -35,6 +35,9 @@ func defaults() map[string]any {
 		"api.token_file":         DefaultTokenFile(),
 		"api.allowed_origins":    []string{},
 		"api.allowed_hosts":      []string{},
+		"api.tls_cert_file":      "",
+		"api.tls_key_file":       "",
+		"api.max_event_streams":  DefaultMaxEventStreams,
 		"kiosk.enabled":          false,
 		"kiosk.idle_timeout":     60 * time.Second,
 		"kiosk.idle_warning":     10 * time.Second,
@@ -46,6 +49,9 @@ func defaults() map[string]any {
 		"log.max_files":          5,
 	}
 }
+
+// DefaultMaxEventStreams is api.max_event_streams's default.
+const DefaultMaxEventStreams = 16
 
 // DefaultOutboxPath is outbox.path's default:
 // /var/lib/kpe-agent/outbox.db, on Windows

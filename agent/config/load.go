@@ -39,7 +39,8 @@ const maxFileSize = 1 << 20
 // none; a file named but missing is an error), then the defaults.
 //
 // Relative paths (sam.*, trust.*, outbox.path, sync.client_cert,
-// sync.client_key, sync.ca, api.token_file, log.file) are resolved
+// sync.client_key, sync.ca, api.token_file, api.tls_cert_file,
+// api.tls_key_file, log.file) are resolved
 // against the file's directory when they come from the file, against
 // the working directory otherwise.
 //
@@ -577,6 +578,8 @@ var pathKeys = map[string]bool{
 	"sync.client_key":          true,
 	"sync.ca":                  true,
 	"api.token_file":           true,
+	"api.tls_cert_file":        true,
+	"api.tls_key_file":         true,
 	"log.file":                 true,
 }
 

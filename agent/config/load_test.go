@@ -284,8 +284,11 @@ func TestGoodValues(t *testing.T) {
 	_, err = Load(Source{Set: map[string]string{"terminal.id": "T", "terminal.site": "S", "terminal.lab": "true", "sync.url": "http://127.0.0.1:8080",
 		"sync.client_cert": "c", "sync.client_key": "k", "sync.ca": "ca"}})
 	require.NoError(t, err, "http with terminal.lab")
-	_, err = Load(Source{Set: map[string]string{"terminal.id": "T", "terminal.site": "S", "api.listen": "0.0.0.0:7531", "api.allow_remote": "true"}})
-	require.NoError(t, err, "remote with api.allow_remote")
+	c, err = Load(Source{Set: map[string]string{"terminal.id": "T", "terminal.site": "S", "api.listen": "0.0.0.0:7531", "api.allow_remote": "true",
+		"api.tls_cert_file": "/c", "api.tls_key_file": "/k", "api.max_event_streams": "4"}})
+	require.NoError(t, err, "remote with api.allow_remote and TLS")
+	require.True(t, c.API.TLS())
+	require.Equal(t, 4, c.API.MaxEventStreams)
 	_, err = Load(Source{Set: map[string]string{"terminal.id": "T", "terminal.site": "S", "fingerprint.sensor": "command", "fingerprint.command": "/bin/capture,-d,0"}})
 	require.NoError(t, err)
 }

@@ -288,7 +288,27 @@ func (l *loader) checkAPI(a *API) {
 			l.invalid("api.allowed_origins", redactUserinfo(o), reason, "origins such as https://portal.example.go.id or http://localhost:3000 (scheme://host[:port], no path, no trailing slash)")
 			break
 		}
+		if a.TLS() && strings.HasPrefix(strings.ToLower(o), "http://") {
+			// a page loaded over http may be anyone's on the way: it
+			// must not drive an API that serves HTTPS for that reason
+			l.invalid("api.allowed_origins", redactUserinfo(o), "is an http:// origin (the API serves HTTPS: api.tls_cert_file is set)",
+				"https:// origins only, e.g. https://kiosk-01.example.go.id")
+			break
+		}
 	}
+	// Off loopback the token and the card holders' data cross the
+	// network: only over TLS.
+	const pairWant = "the API's certificate (PEM file) and its key (PEM, a secret file: mode 0600), both set, e.g. /etc/kpe-agent/api.crt and /etc/kpe-agent/secrets/api.key"
+	switch {
+	case a.TLSCertFile == "" && a.TLSKeyFile != "":
+		l.invalid("api.tls_cert_file", "", "missing (api.tls_key_file is set)", pairWant)
+	case a.TLSCertFile != "" && a.TLSKeyFile == "":
+		l.invalid("api.tls_key_file", "", "missing (api.tls_cert_file is set)", pairWant)
+	case a.AllowRemote && !a.TLS():
+		l.invalid("api.allow_remote", "true", "needs TLS: api.tls_cert_file and api.tls_key_file are not set (the token would cross the network in clear)",
+			"false (loopback only), or a certificate pair in api.tls_cert_file and api.tls_key_file")
+	}
+	l.between("api.max_event_streams", a.MaxEventStreams, 1, 1024)
 	for _, h := range a.AllowedHosts {
 		if reason := checkHost(h); reason != "" {
 			l.invalid("api.allowed_hosts", h, reason, "host names such as kiosk-01.local or kiosk-01.local:7531")

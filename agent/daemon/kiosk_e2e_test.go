@@ -264,7 +264,7 @@ func TestKioskEndToEnd(t *testing.T) {
 		}()
 		r.waitReader(t, pcsctest.Slot0, func(rd api.Reader) bool { return rd.Busy })
 		other := r.kioskPage(t)
-		for _, body := range []any{map[string]any{"reader": pcsctest.Slot0}, map[string]any{}} {
+		for _, body := range []any{map[string]any{"reader": pcsctest.Slot0}, map[string]any{"all": true}} {
 			status, e, _, _ := other.call(t, "POST", api.PathCancel, body, nil)
 			assert.Equal(t, http.StatusNotFound, status, "another kiosk credential's cancel %v", body)
 			assert.Equal(t, api.CodeNotFound, e.Code)

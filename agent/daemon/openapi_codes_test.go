@@ -32,6 +32,7 @@ func TestOpenAPIErrorCodes(t *testing.T) {
 		api.CodeForbiddenScope:  http.StatusForbidden,
 		api.CodeNotFound:        http.StatusNotFound,
 		api.CodeBadRequest:      http.StatusBadRequest,
+		api.CodeTooManyStreams:  http.StatusTooManyRequests,
 	}
 	statusOf := func(code string) (int, bool) {
 		if c, ok := codes[code]; ok {

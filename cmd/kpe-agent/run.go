@@ -99,6 +99,7 @@ type startFiles struct {
 	secrets
 	cards   cards.Options // BKNRoots, DukcapilRoots
 	syncTLS *tls.Config   // nil unless sync.url is https
+	apiTLS  *tls.Config   // nil unless api.tls_cert_file is set: the API serves HTTPS
 }
 
 // loadFiles reads every file the agent needs at start. It is both run's
@@ -119,6 +120,11 @@ func loadFiles(c *config.Config) (startFiles, error) {
 	}
 	if strings.HasPrefix(c.Sync.URL, "https://") {
 		if f.syncTLS, err = syncTLS(c.Sync); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if c.API.TLS() {
+		if f.apiTLS, err = apiTLS(c.API); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -289,12 +295,15 @@ func serve(ctx context.Context, store *config.Store, log *slog.Logger, level *sl
 		return fmt.Errorf("api.listen: %w", err)
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
+	if files.apiTLS != nil {
+		ln = tls.NewListener(ln, files.apiTLS)
+	}
 	h := api.NewHandler(d, api.ServerConfig{Token: sec.token, Port: port, AllowedOrigins: cfg.API.AllowedOrigins,
 		AllowedHosts: cfg.API.AllowedHosts, Log: log.With("part", "api"),
 		Metrics: metrics.Handler(),
 		Kiosk: api.KioskConfig{Enabled: cfg.Kiosk.Enabled, IdleTimeout: cfg.Kiosk.IdleTimeout, IdleWarning: cfg.Kiosk.IdleWarning,
 			VerifyURL: cfg.Kiosk.VerifyURL, CardWait: cfg.Session.MaxWait},
-		Loket: api.LoketConfig{Enabled: cfg.Loket.Enabled}})
+		Loket: api.LoketConfig{Enabled: cfg.Loket.Enabled}, MaxEventStreams: cfg.API.MaxEventStreams})
 	// Requests run under base, cancelled at shutdown so event streams end.
 	base, stopRequests := context.WithCancel(context.Background())
 	defer stopRequests()
@@ -319,12 +328,12 @@ func serve(ctx context.Context, store *config.Store, log *slog.Logger, level *sl
 	dctx, stopDaemon := context.WithCancel(context.Background())
 	defer stopDaemon()
 	go func() { runDone <- d.Run(dctx) }()
-	log.Info("local API listening", "addr", ln.Addr().String())
+	log.Info("local API listening", "addr", ln.Addr().String(), "scheme", apiScheme(files))
 	if cfg.Kiosk.Enabled {
-		log.Info("kiosk page served", "url", "http://"+ln.Addr().String()+api.PathKiosk)
+		log.Info("kiosk page served", "url", apiScheme(files)+"://"+ln.Addr().String()+api.PathKiosk)
 	}
 	if cfg.Loket.Enabled {
-		log.Info("counter screen served; open it with kpectl loket --open", "url", "http://"+ln.Addr().String()+api.PathLoket)
+		log.Info("counter screen served; open it with kpectl loket --open", "url", apiScheme(files)+"://"+ln.Addr().String()+api.PathLoket)
 	}
 	if ready != nil {
 		ready()

@@ -90,11 +90,28 @@ func (c *cli) agentFor(cfg config.Config) (cl *api.Client, tokenErr error, err e
 	if url == "" {
 		url = cfg.API.Listen
 	}
+	var opts []api.Option
+	if cfg.API.TLS() {
+		// the agent serves HTTPS only (api.tls_cert_file): trust exactly
+		// its certificate
+		if !strings.Contains(url, "://") {
+			url = "https://" + url
+		}
+		pem, err := os.ReadFile(cfg.API.TLSCertFile)
+		if err != nil {
+			return nil, nil, fmt.Errorf("api.tls_cert_file: %w", err)
+		}
+		pin, err := api.PinnedCert(pem)
+		if err != nil {
+			return nil, nil, fmt.Errorf("api.tls_cert_file %s: %w", cfg.API.TLSCertFile, err)
+		}
+		opts = append(opts, pin)
+	}
 	token, tokenErr := config.ReadToken(c.tokenFileOr(cfg.API.TokenFile))
 	if tokenErr != nil {
 		token = nil
 	}
-	cl, err = api.NewClient(url, strings.TrimSpace(string(token)))
+	cl, err = api.NewClient(url, strings.TrimSpace(string(token)), opts...)
 	if err != nil {
 		return nil, nil, clikit.UsageError{Err: err}
 	}
@@ -370,11 +387,16 @@ wait:
 	stopEvents()
 
 	if ctx.Err() != nil {
-		// Interrupted (Ctrl-C): cancel the session on the agent too.
-		cctx, ccancel := context.WithTimeout(context.Background(), 3*time.Second)
-		defer ccancel()
-		if err := cl.Cancel(cctx, followed); err != nil && !isNotFound(err) {
-			fmt.Fprintf(c.errOut, a.CancelFailed+"\n", err)
+		// Interrupted (Ctrl-C): cancel the session on the agent too. The
+		// request closed with ctx already ends it; the cancel names the
+		// reader, and without one known (no event seen) nothing more is
+		// sent: never a cancel of every reader's workflow.
+		if followed != "" {
+			cctx, ccancel := context.WithTimeout(context.Background(), 3*time.Second)
+			defer ccancel()
+			if err := cl.Cancel(cctx, followed); err != nil && !isNotFound(err) {
+				fmt.Fprintf(c.errOut, a.CancelFailed+"\n", err)
+			}
 		}
 		if o.asJSON {
 			_ = c.printJSON(api.ErrorBody{Error: api.Error{Code: "cancelled", Message: a.Cancelled, Retriable: true}})

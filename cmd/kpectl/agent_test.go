@@ -272,6 +272,49 @@ func TestAuthCancel(t *testing.T) {
 	require.Equal(t, []api.CancelRequest{{Reader: "Virtual PCD 00 00"}}, a.cancels)
 }
 
+// Ctrl-C before any event named the reader: the closed request ends the
+// session, and no cancel goes out, least of all an empty one (which older
+// agents took as "every reader", ending other counters' sessions).
+func TestAuthCancelWithoutReaderSendsNoCancelAll(t *testing.T) {
+	a := newCannedAgent(t)
+	started := make(chan struct{})
+	ended := make(chan struct{})
+	a.auth = func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		close(started)
+		<-r.Context().Done()
+		close(ended)
+	}
+	var out, errOut lockedBuffer
+	c := &cli{out: &out, errOut: &errOut, msg: messagesIn(i18n.English), lang: "en", agentURL: a.url, tokenFile: tokenFile(t, agentToken)}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- c.auth(ctx, authOptions{service: "askes", operator: "op-1", wait: 30 * time.Second, timeout: time.Minute})
+	}()
+	select {
+	case <-started:
+	case <-time.After(5 * time.Second):
+		t.Fatal("auth did not reach the agent")
+	}
+	cancel()
+	select {
+	case err := <-done:
+		require.ErrorIs(t, err, errReported)
+	case <-time.After(5 * time.Second):
+		t.Fatal("auth did not end after the interrupt")
+	}
+	select {
+	case <-ended:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the agent did not see the request closed")
+	}
+	require.Contains(t, out.String(), "The transaction was cancelled.")
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	require.Empty(t, a.cancels)
+}
+
 // lockedBuffer is a buffer one goroutine writes while another reads.
 type lockedBuffer struct {
 	mu  sync.Mutex

@@ -175,8 +175,11 @@ async function run(req) {
 
 $("cancel").addEventListener("click", async () => {
   try {
-    // the running authentication then fails with "cancelled"
-    if (!(await agent.cancel(reader()))) running?.abort();
+    // the running authentication then fails with "cancelled"; without a
+    // reader chosen, closing its request ends it (a cancel names its
+    // reader: agent.cancelAll() would end every window's workflow)
+    const r = reader();
+    if (!r || !(await agent.cancel(r))) running?.abort();
   } catch (err) {
     say(describe(err), "error");
   }

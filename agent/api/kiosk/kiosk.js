@@ -715,7 +715,10 @@ function wire() {
     begin(true);
   });
   $("cancel").addEventListener("click", () => {
-    agent.cancel(reader, { signal: life.signal }).catch(trouble);
+    // the agent cancels only a named reader's workflow; without one,
+    // closing the authentication's request ends it
+    if (reader) agent.cancel(reader, { signal: life.signal }).catch(trouble);
+    else session?.ctl.abort();
   });
   $("prompt-continue").addEventListener("click", () => answer("continue"));
   $("prompt-cancel").addEventListener("click", () => answer("cancel"));

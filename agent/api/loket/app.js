@@ -263,8 +263,10 @@ $("cancel").addEventListener("click", async () => {
   const run = running;
   if (!run) return;
   try {
-    // the agent ends the workflow; the authentication then fails with "cancelled"
-    if (!(await agent.cancel(run.reader))) run.ctl.abort();
+    // the agent ends the workflow; the authentication then fails with
+    // "cancelled". Without a reader chosen, closing the request ends it
+    // (a cancel names its reader: never every workflow).
+    if (!run.reader || !(await agent.cancel(run.reader))) run.ctl.abort();
   } catch (err) {
     run.ctl.abort();
     say(describe(err), "error");
