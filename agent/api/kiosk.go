@@ -133,7 +133,7 @@ func (s *server) kioskPage(w http.ResponseWriter, r *http.Request, page []byte) 
 		s.refuse(w, r, http.StatusInternalServerError, "internal", "the kiosk page cannot be rendered")
 		return
 	}
-	s.mintKiosk(w)
+	s.mintKiosk(w, r)
 	pageHeaders(w.Header())
 	writeBody(w, r, http.StatusOK, "text/html; charset=utf-8", page)
 }

@@ -119,3 +119,38 @@ func TestTLSRefusesHTTPOrigins(t *testing.T) {
 		}
 	}
 }
+
+// Over TLS the kiosk and counter credentials are Secure cookies: a browser
+// never sends them over plain http. On the loopback's plain http they
+// cannot be (no browser would store them).
+func TestPageCookiesSecureOverTLS(t *testing.T) {
+	for _, tls := range []bool{true, false} {
+		r := &scopeRig{b: &scopeBackend{}, now: time.Date(2026, 3, 2, 8, 0, 0, 0, time.UTC)}
+		r.conf = ServerConfig{Token: []byte(testToken), Heartbeat: time.Hour, Metrics: metricsStub{}, Kiosk: enabled,
+			Loket: LoketConfig{Enabled: true}, now: r.clock}
+		if tls {
+			r.srv = httptest.NewTLSServer(NewHandler(r.b, r.conf))
+		} else {
+			r.srv = httptest.NewServer(NewHandler(r.b, r.conf))
+		}
+		t.Cleanup(r.srv.Close)
+
+		a := r.do(t, "GET", PathKiosk, "")
+		require.Equal(t, http.StatusOK, a.status, "tls %v: %s", tls, a.body)
+		kiosk := (&http.Response{Header: a.header}).Cookies()
+		require.Len(t, kiosk, 1)
+		assert.Equal(t, KioskCookie, kiosk[0].Name)
+		assert.Equal(t, tls, kiosk[0].Secure, "tls %v: the kiosk cookie's Secure", tls)
+
+		a = r.do(t, "POST", PathLoketLogin, "", "Authorization", "Bearer "+testToken)
+		require.Equal(t, http.StatusOK, a.status, "%s", a.body)
+		var l LoketLogin
+		require.NoError(t, json.Unmarshal(a.body, &l))
+		a = r.open(t, l.URL)
+		require.Equal(t, http.StatusSeeOther, a.status, "tls %v: %s", tls, a.body)
+		loket := (&http.Response{Header: a.header}).Cookies()
+		require.Len(t, loket, 1)
+		assert.Equal(t, LoketCookie, loket[0].Name)
+		assert.Equal(t, tls, loket[0].Secure, "tls %v: the counter cookie's Secure", tls)
+	}
+}

@@ -274,7 +274,9 @@ func (s *server) ownFetch(r *http.Request) bool {
 	return false
 }
 
-// mintKiosk sets a fresh kiosk credential on the answer.
-func (s *server) mintKiosk(w http.ResponseWriter) {
-	http.SetCookie(w, &http.Cookie{Name: KioskCookie, Value: s.kiosk.mint(), Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode})
+// mintKiosk sets a fresh kiosk credential on the answer; over TLS
+// (api.tls_cert_file) the cookie is Secure, so it never travels in clear.
+func (s *server) mintKiosk(w http.ResponseWriter, r *http.Request) {
+	http.SetCookie(w, &http.Cookie{Name: KioskCookie, Value: s.kiosk.mint(), Path: "/", HttpOnly: true,
+		Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
 }
