@@ -137,7 +137,18 @@ func NewClient(baseURL, token string, opts ...Option) (*Client, error) {
 	}
 	u, err := url.Parse(baseURL)
 	if err != nil {
-		return nil, fmt.Errorf("api: agent URL %q: %w", baseURL, err)
+		// url.Error repeats the whole URL, which may hold a password:
+		// name the reason only
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, fmt.Errorf("api: agent URL: %w", err)
+	}
+	if u.User != nil {
+		// The agent takes a bearer token, never user:password@; such a URL
+		// is a mistake that would put a secret in error messages and logs.
+		return nil, errors.New("api: agent URL: user:password@ is not taken (the local API token comes from its file)")
 	}
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("api: agent URL %q: want http://host:port", baseURL)

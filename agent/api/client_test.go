@@ -219,6 +219,17 @@ func TestClientURL(t *testing.T) {
 	require.False(t, c.HasToken())
 }
 
+// An agent URL with user:password@ (KPE_AGENT_URL=http://u:pw@...) is
+// refused, and no error repeats the password.
+func TestClientURLNoUserinfo(t *testing.T) {
+	for _, bad := range []string{"http://u:S3cretPw@127.0.0.1:7531", "https://S3cretPw@127.0.0.1:7531",
+		"u:S3cretPw@127.0.0.1:7531", "http://u:S3cretPw@127.0.0.1:7531/%zz", "http://u:S3cretPw@[::1"} {
+		_, err := NewClient(bad, "")
+		require.Error(t, err, bad)
+		require.NotContains(t, err.Error(), "S3cretPw", bad)
+	}
+}
+
 // A call on an agent that does not answer is bounded by the client's
 // timeout, not left hanging.
 func TestClientTimeout(t *testing.T) {
