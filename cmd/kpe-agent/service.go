@@ -368,7 +368,8 @@ func install(configFile, userName string, userSet bool, stdout io.Writer) error 
 	case !errors.Is(err, service.ErrNotInstalled):
 		return fmt.Errorf("checking whether the service exists: %w", err)
 	}
-	created, err := ensureAPIToken(tokenFile, group)
+	tg, tokenNote := tokenGroup(user, group)
+	created, err := ensureAPIToken(tokenFile, tg)
 	if err != nil {
 		return err
 	}
@@ -392,6 +393,9 @@ func install(configFile, userName string, userSet bool, stdout io.Writer) error 
 		state = "created"
 	}
 	fmt.Fprintf(stdout, "  API token: %s (%s)\n", tokenFile, state)
+	if created && tokenNote != "" {
+		fmt.Fprintf(stdout, "  note:      %s\n", tokenNote)
+	}
 	for _, w := range platformWarnings(s.Platform(), user) {
 		fmt.Fprintf(stdout, "  note:      %s\n", w)
 	}

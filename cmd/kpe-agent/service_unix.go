@@ -11,10 +11,13 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/kardianos/service"
+
+	"kpe-agent/agent/config"
 )
 
 // Where kardianos writes the service definition on the platforms a Linux
@@ -208,3 +211,38 @@ func platformWarnings(platform, user string) []string {
 
 // watchAgent: on Unix the RunWait option ends Run when the agent returns.
 func watchAgent(*program, io.Writer, service.Logger) {}
+
+// tokenGroup is the group the API token file gets at install: the
+// packages' kpe-agent-api (config.APIGroup: the token's readers, who read
+// nothing else) when that group exists and the service account is in it,
+// so it can read the token too; else the service's own group, with a note
+// saying how to split them (docs/install.md).
+func tokenGroup(account, group string) (string, string) {
+	api, err := user.LookupGroup(config.APIGroup)
+	if err != nil {
+		return group, tokenGroupNote(account, group)
+	}
+	if account == "" || account == "root" {
+		return config.APIGroup, ""
+	}
+	u, err := user.Lookup(account)
+	if err != nil {
+		return group, tokenGroupNote(account, group)
+	}
+	ids, err := u.GroupIds()
+	if err != nil || !slices.Contains(ids, api.Gid) {
+		return group, tokenGroupNote(account, group)
+	}
+	return config.APIGroup, ""
+}
+
+// tokenGroupNote says that the token's group also reads the service's
+// secrets, and how to give the token readers a group of their own.
+func tokenGroupNote(account, group string) string {
+	if group == "" {
+		return ""
+	}
+	return fmt.Sprintf("the API token is readable by group %s, which may also read the service's other secrets: "+
+		"create group %s, add %s to it, chgrp %s the token, and add the token's readers to %s, not %s (docs/install.md)",
+		group, config.APIGroup, account, config.APIGroup, config.APIGroup, group)
+}

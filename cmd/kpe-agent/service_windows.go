@@ -59,6 +59,9 @@ func makeSecretsDir(dir, _ string) error {
 
 func protectSecretFile(*os.File, string) error { return nil }
 
+// tokenGroup: Windows protects the token by the secrets directory's ACL.
+func tokenGroup(_, group string) (string, string) { return group, "" }
+
 func definitionPath(string) string { return "" }
 
 func serviceStatus(s service.Service) (service.Status, error) { return s.Status() }
