@@ -289,6 +289,12 @@ func TestSystemdUnit(t *testing.T) {
 	if strings.Contains(unit, "ProtectClock=") {
 		t.Errorf("the unit sets ProtectClock=, which denies the agent's adjtimex (clock status):\n%s", unit)
 	}
+	// the fingerprint sensor's capture program runs in the agent's
+	// sandbox and opens its USB or hidraw node
+	if strings.Contains(unit, "PrivateDevices=yes") || !strings.Contains(unit, "DeviceAllow=char-usb_device rw") ||
+		!strings.Contains(unit, "DeviceAllow=char-hidraw rw") {
+		t.Errorf("the unit hides the fingerprint sensor's device nodes from the capture program:\n%s", unit)
+	}
 	if strings.Contains(unit, "\n\n\n") || strings.Contains(unit, "{{") {
 		t.Errorf("the unit has stray blank lines or template text:\n%s", unit)
 	}
