@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"kpe-agent/lab/labpki"
+	"kpe-agent/sync/backoffice"
 	"kpe-agent/sync/record"
 	"kpe-agent/sync/wire"
 )
@@ -68,7 +69,8 @@ func TestServeReloadsCRLOnSIGHUP(t *testing.T) {
 	done := make(chan error, 1)
 	o := serveOptions{listen: "127.0.0.1:0", staff: "127.0.0.1:0", dbPath: filepath.Join(dir, "bo.db"), samCA: samCA,
 		tlsCert: pki.ServerCert, tlsKey: pki.ServerKey, clientCA: pki.TLSCA, skew: time.Minute, certSkew: time.Hour,
-		crl: crlFile, crlPoll: time.Hour, zone: "UTC", inst: multi{}}
+		crl: crlFile, crlPoll: time.Hour, zone: "UTC", inst: multi{},
+		perClient: backoffice.DefaultVerifyPerClient, total: backoffice.DefaultVerifyTotal}
 	go func() { done <- serve(ctx, o, &stdout, &stderr) }()
 	defer func() {
 		cancel()
