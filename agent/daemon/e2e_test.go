@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -58,7 +59,7 @@ type rig struct {
 	ob     *outbox.Outbox
 	d      *daemon.Daemon
 	base   string
-	cfg    *config.Config
+	cfgp   atomic.Pointer[config.Config] // the daemon reads it while tests change it: setConf
 	stop   func()
 	stopMu sync.Mutex
 	// startAgent starts the daemon and its API on addr ("127.0.0.1:0"
@@ -225,7 +226,7 @@ func newRig(t testing.TB) *rig {
 	client, err := tlsCA.Terminal(terminal)
 	require.NoError(t, err)
 
-	r.cfg = &config.Config{
+	r.cfgp.Store(&config.Config{
 		Terminal:    config.Terminal{ID: terminal, Site: "pkm-e2e", Language: "id", Lab: true},
 		Readers:     config.Readers{SAM: []string{pcsctest.Slot1}},
 		Fingerprint: config.Fingerprint{Sensor: "lab", LabURL: labSrv.URL, Timeout: 3 * time.Second},
@@ -233,7 +234,7 @@ func newRig(t testing.TB) *rig {
 		Services:    []string{"askes", "taspen", "bapertarum", "kiosk"},
 		Sync:        config.Sync{URL: bo.URL, Interval: time.Hour},
 		Kiosk:       config.Kiosk{Enabled: true, IdleTimeout: time.Minute, IdleWarning: 10 * time.Second, VerifyURL: kioskVerifyURL},
-	}
+	})
 	r.ob, err = outbox.Open(filepath.Join(t.TempDir(), "outbox.db"), outbox.Options{})
 	require.NoError(t, err)
 	t.Cleanup(func() { r.ob.Close() })
@@ -253,7 +254,7 @@ func newRig(t testing.TB) *rig {
 func (r *rig) start(t testing.TB, addr string, tr *pcsc.Transport, up *uploader.Uploader, m *labset.Manifest, bkn, dukcapil *x509.CertPool) {
 	var err error
 	r.d, err = daemon.New(daemon.Options{
-		Config: func() *config.Config { return r.cfg }, Transport: tr,
+		Config: r.conf, Transport: tr,
 		Watch:  func(ctx context.Context) <-chan apdu.Event { return r.gate.pipe(ctx, tr.Watch(ctx).Events) },
 		Outbox: r.ob, Uploader: up, Cards: cards.Options{BKNRoots: bkn, DukcapilRoots: dukcapil}, SAMCode: []byte(m.SAM.ActivationCode),
 		KTPSecrets: [][]byte{[]byte(m.SAM.KTPSecret1), []byte(m.SAM.KTPSecret2)}, NIKKey: r.nikKey,
@@ -264,8 +265,8 @@ func (r *rig) start(t testing.TB, addr string, tr *pcsc.Transport, up *uploader.
 	require.NoError(t, err)
 	srv := &http.Server{Handler: api.NewHandler(r.d, api.ServerConfig{Token: []byte(token), Port: ln.Addr().(*net.TCPAddr).Port,
 		AllowedOrigins: []string{"http://his.puskesmas.local"}, Heartbeat: 200 * time.Millisecond, Metrics: r.d.Metrics().Handler(), Log: slog.New(r.logs),
-		Kiosk: api.KioskConfig{Enabled: r.cfg.Kiosk.Enabled, IdleTimeout: r.cfg.Kiosk.IdleTimeout, IdleWarning: r.cfg.Kiosk.IdleWarning,
-			VerifyURL: r.cfg.Kiosk.VerifyURL, CardWait: r.cfg.Session.MaxWait},
+		Kiosk: api.KioskConfig{Enabled: r.conf().Kiosk.Enabled, IdleTimeout: r.conf().Kiosk.IdleTimeout, IdleWarning: r.conf().Kiosk.IdleWarning,
+			VerifyURL: r.conf().Kiosk.VerifyURL, CardWait: r.conf().Session.MaxWait},
 		Loket: api.LoketConfig{Enabled: true}})}
 	// requests run under base, cancelled at shutdown so that event
 	// streams end, as in kpe-agent
@@ -342,6 +343,18 @@ func (r *rig) call(method, path string, body, out any, hdr ...string) (int, api.
 }
 
 // waitHealth waits until the health check satisfies ok.
+// conf is the configuration the daemon reads now.
+func (r *rig) conf() *config.Config { return r.cfgp.Load() }
+
+// setConf changes the configuration the daemon reads as the agent's
+// reload does: a changed copy, swapped in at once, never a field written
+// under the daemon's goroutines.
+func (r *rig) setConf(change func(*config.Config)) {
+	c := *r.cfgp.Load()
+	change(&c)
+	r.cfgp.Store(&c)
+}
+
 func (r *rig) waitHealth(ok func(api.Health) bool) api.Health {
 	r.t.Helper()
 	var h api.Health
@@ -385,8 +398,8 @@ func (r *rig) events(ctx context.Context, query ...string) <-chan api.Event {
 func (r *rig) waitingForFinger(t *testing.T, req api.AuthRequest) <-chan api.Error {
 	t.Helper()
 	require.NoError(t, r.lab.PlaceFinger(0, ""))
-	r.cfg.Fingerprint.Timeout = 20 * time.Second
-	t.Cleanup(func() { r.cfg.Fingerprint.Timeout = 3 * time.Second })
+	r.setConf(func(c *config.Config) { c.Fingerprint.Timeout = 20 * time.Second })
+	t.Cleanup(func() { r.setConf(func(c *config.Config) { c.Fingerprint.Timeout = 3 * time.Second }) })
 	got := make(chan api.Error, 1)
 	go func() {
 		_, e := r.call("POST", api.PathAuth, req, nil)
@@ -817,8 +830,8 @@ func TestEndToEnd(t *testing.T) {
 	// cancelled, left unanswered, or cut short by the card's removal.
 	// Without prompts the request still fails with finger-last-try.
 	t.Run("last-try-prompt", func(t *testing.T) {
-		r.cfg.Fingerprint.Timeout = 20 * time.Second
-		t.Cleanup(func() { r.cfg.Fingerprint.Timeout = 3 * time.Second })
+		r.setConf(func(c *config.Config) { c.Fingerprint.Timeout = 20 * time.Second })
+		t.Cleanup(func() { r.setConf(func(c *config.Config) { c.Fingerprint.Timeout = 3 * time.Second }) })
 		r.insert(0, "kpe-budi.json")
 		r.waitReader(t, pcsctest.Slot0, func(rd api.Reader) bool { return rd.CardPresent && rd.State == api.StateAuthenticated })
 		plain := api.AuthRequest{Service: "askes", Operator: "clerk-01"}
@@ -961,7 +974,7 @@ func TestEndToEnd(t *testing.T) {
 		assert.Equal(t, daemon.CodeFingerLastTry, e.Code, "the cancelled prompt used no try")
 
 		// left unanswered: timeout after fingerprint.timeout
-		r.cfg.Fingerprint.Timeout = time.Second
+		r.setConf(func(c *config.Config) { c.Fingerprint.Timeout = time.Second })
 		got = auth(withPrompts)
 		ev = nextSession(evs, api.StatePrompt)
 		a = ended(got)
@@ -969,7 +982,7 @@ func TestEndToEnd(t *testing.T) {
 		assert.Equal(t, daemon.CodeTimeout, a.err.Code)
 		status, _ = answerPrompt(ev.Prompt.ID, api.AnswerContinue)
 		assert.Equal(t, http.StatusNotFound, status, "a timed-out prompt answers nothing")
-		r.cfg.Fingerprint.Timeout = 20 * time.Second
+		r.setConf(func(c *config.Config) { c.Fingerprint.Timeout = 20 * time.Second })
 
 		// the card pulled while asked
 		got = auth(withPrompts)
@@ -987,8 +1000,8 @@ func TestEndToEnd(t *testing.T) {
 	// No fingerprint sensor configured: health says so (a kiosk shows out
 	// of service from it, not from each failed session).
 	t.Run("no-sensor-in-health", func(t *testing.T) {
-		r.cfg.Fingerprint.Sensor = "none"
-		t.Cleanup(func() { r.cfg.Fingerprint.Sensor = "lab" })
+		r.setConf(func(c *config.Config) { c.Fingerprint.Sensor = "none" })
+		t.Cleanup(func() { r.setConf(func(c *config.Config) { c.Fingerprint.Sensor = "lab" }) })
 		var h api.Health
 		status, e := r.call("GET", api.PathHealth, nil, &h)
 		require.Equal(t, http.StatusOK, status, "%+v", e)
@@ -1028,7 +1041,7 @@ func TestEndToEnd(t *testing.T) {
 
 	t.Run("shutdown-cancels-the-workflow-after-the-grace", func(t *testing.T) {
 		r.waitHealth(samReady)
-		r.cfg.Session.ShutdownGrace = time.Second
+		r.setConf(func(c *config.Config) { c.Session.ShutdownGrace = time.Second })
 		got := r.waitingForFinger(t, api.AuthRequest{Service: "askes", Operator: "clerk-01"})
 		t0 := time.Now()
 		r.stop()

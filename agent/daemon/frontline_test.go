@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"kpe-agent/agent/api"
+	"kpe-agent/agent/config"
 	"kpe-agent/internal/browsertest"
 	"kpe-agent/lab/cardsim"
 	"kpe-agent/lab/pcsctest"
@@ -83,8 +84,8 @@ func TestFrontlineExamplePage(t *testing.T) {
 	t.Run("cancel", func(t *testing.T) {
 		b := b.For(t)
 		require.NoError(t, r.lab.PlaceFinger(0, ""))
-		r.cfg.Fingerprint.Timeout = 20 * time.Second
-		t.Cleanup(func() { r.cfg.Fingerprint.Timeout = 3 * time.Second })
+		r.setConf(func(c *config.Config) { c.Fingerprint.Timeout = 20 * time.Second })
+		t.Cleanup(func() { r.setConf(func(c *config.Config) { c.Fingerprint.Timeout = 3 * time.Second }) })
 		b.Click("#start")
 		b.Wait(`[...document.querySelectorAll("#progress li")].some((li) => li.dataset.state === "fingerprint")`, 10*time.Second)
 		b.Click("#cancel")
@@ -98,8 +99,8 @@ func TestFrontlineExamplePage(t *testing.T) {
 	// the genuine finger gets the code, in the same workflow.
 	t.Run("last-try-prompt", func(t *testing.T) {
 		b := b.For(t)
-		r.cfg.Fingerprint.Timeout = 20 * time.Second
-		t.Cleanup(func() { r.cfg.Fingerprint.Timeout = 3 * time.Second })
+		r.setConf(func(c *config.Config) { c.Fingerprint.Timeout = 20 * time.Second })
+		t.Cleanup(func() { r.setConf(func(c *config.Config) { c.Fingerprint.Timeout = 3 * time.Second }) })
 		require.NoError(t, r.lab.PlaceFinger(0, cardsim.FingerImpostor))
 		plain := api.AuthRequest{Service: "askes", Operator: "clerk-07"}
 		for want := 4; want >= 1; want-- {

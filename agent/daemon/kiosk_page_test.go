@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"kpe-agent/agent/api"
+	"kpe-agent/agent/config"
 	"kpe-agent/internal/browsertest"
 	"kpe-agent/internal/i18n"
 	"kpe-agent/lab/cardsim"
@@ -229,8 +230,8 @@ func TestKioskPage(t *testing.T) {
 	b.Viewport(kioskScreens[0].width, kioskScreens[0].height, shotScale)
 	kt := &kioskTab{t: t, r: r, b: b}
 	longFinger := func(t *testing.T) {
-		r.cfg.Fingerprint.Timeout = 20 * time.Second
-		t.Cleanup(func() { r.cfg.Fingerprint.Timeout = 3 * time.Second })
+		r.setConf(func(c *config.Config) { c.Fingerprint.Timeout = 20 * time.Second })
+		t.Cleanup(func() { r.setConf(func(c *config.Config) { c.Fingerprint.Timeout = 3 * time.Second }) })
 	}
 	records := func(t *testing.T) int {
 		var q api.QueueStatus
@@ -626,7 +627,7 @@ func TestKioskPage(t *testing.T) {
 	// browser keeps nothing of the holder.
 	t.Run("idle-timeout", func(t *testing.T) {
 		k := kt.in(t)
-		r.cfg.Kiosk.IdleTimeout, r.cfg.Kiosk.IdleWarning = 6*time.Second, 3*time.Second
+		r.setConf(func(c *config.Config) { c.Kiosk.IdleTimeout, c.Kiosk.IdleWarning = 6*time.Second, 3*time.Second })
 		r.restart()
 		r.waitHealth(samReady)
 		k.open()

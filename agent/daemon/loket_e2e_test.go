@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"kpe-agent/agent/api"
+	"kpe-agent/agent/config"
 	"kpe-agent/internal/browsertest"
 	"kpe-agent/internal/i18n"
 	"kpe-agent/lab/cardsim"
@@ -215,8 +216,8 @@ func TestLoketEndToEnd(t *testing.T) {
 	// try, and the genuine finger gets the code. Taspen: no ASKES form.
 	t.Run("last-try-prompt", func(t *testing.T) {
 		b := b.For(t)
-		r.cfg.Fingerprint.Timeout = 20 * time.Second
-		t.Cleanup(func() { r.cfg.Fingerprint.Timeout = 3 * time.Second })
+		r.setConf(func(c *config.Config) { c.Fingerprint.Timeout = 20 * time.Second })
+		t.Cleanup(func() { r.setConf(func(c *config.Config) { c.Fingerprint.Timeout = 3 * time.Second }) })
 		r.present(t, "kpe-budi.json")
 		require.NoError(t, r.lab.PlaceFinger(0, cardsim.FingerImpostor))
 		for want := 4; want >= 1; want-- {
@@ -243,8 +244,8 @@ func TestLoketEndToEnd(t *testing.T) {
 
 	t.Run("cancel", func(t *testing.T) {
 		b := b.For(t)
-		r.cfg.Fingerprint.Timeout = 20 * time.Second
-		t.Cleanup(func() { r.cfg.Fingerprint.Timeout = 3 * time.Second })
+		r.setConf(func(c *config.Config) { c.Fingerprint.Timeout = 20 * time.Second })
+		t.Cleanup(func() { r.setConf(func(c *config.Config) { c.Fingerprint.Timeout = 3 * time.Second }) })
 		r.present(t, "kpe-budi.json")
 		require.NoError(t, r.lab.PlaceFinger(0, ""))
 		b.Click("#start")
