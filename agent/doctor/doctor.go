@@ -264,7 +264,7 @@ func Run(ctx context.Context, o Options) Report {
 		r.now = time.Now
 	}
 	if o.Agent == nil {
-		if c, err := api.NewClient(r.cfg.API.Listen, ""); err == nil {
+		if c, err := LocalAgent(r.cfg.API, "", ""); err == nil {
 			r.o.Agent = c
 		}
 	}

@@ -86,33 +86,15 @@ var serviceEnvFiles = config.ServiceEnvFiles
 // api.listen, with the token of --token-file or api.token_file. tokenErr
 // says why the client has no token.
 func (c *cli) agentFor(cfg config.Config) (cl *api.Client, tokenErr error, err error) {
-	url := c.agentURL
-	if url == "" {
-		url = cfg.API.Listen
-	}
-	var opts []api.Option
-	if cfg.API.TLS() {
-		// the agent serves HTTPS only (api.tls_cert_file): trust exactly
-		// its certificate
-		if !strings.Contains(url, "://") {
-			url = "https://" + url
-		}
-		pem, err := os.ReadFile(cfg.API.TLSCertFile)
-		if err != nil {
-			return nil, nil, fmt.Errorf("api.tls_cert_file: %w", err)
-		}
-		pin, err := api.PinnedCert(pem)
-		if err != nil {
-			return nil, nil, fmt.Errorf("api.tls_cert_file %s: %w", cfg.API.TLSCertFile, err)
-		}
-		opts = append(opts, pin)
-	}
 	token, tokenErr := config.ReadToken(c.tokenFileOr(cfg.API.TokenFile))
 	if tokenErr != nil {
 		token = nil
 	}
-	cl, err = api.NewClient(url, strings.TrimSpace(string(token)), opts...)
-	if err != nil {
+	cl, err = doctor.LocalAgent(cfg.API, c.agentURL, strings.TrimSpace(string(token)))
+	switch {
+	case errors.Is(err, doctor.ErrAgentCert):
+		return nil, nil, err
+	case err != nil:
 		return nil, nil, clikit.UsageError{Err: err}
 	}
 	return cl, tokenErr, nil
