@@ -369,6 +369,13 @@ func (r *run) checkConfig() Finding {
 	case r.cfg.File == "":
 		f.Status, f.Code, f.Detail = OK, "defaults", "no configuration file: the defaults apply"
 		f.Message = i18n.Both("doctor.config.defaults.message")
+	case r.cfg.KTPel.Pseudonym == config.PseudonymFile:
+		// the explicit fallback: the agent logs it at start; the doctor
+		// keeps it in front of the technician
+		f.Status, f.Code = Warn, "pseudonym-file"
+		f.Detail = "loaded from " + r.cfg.File + "; ktpel.pseudonym: file (the KTP-el pseudonym key is a file on this PC, not in the SAM)"
+		f.Message = i18n.Both("doctor.config.pseudonym-file.message", r.cfg.File)
+		f.Action = i18n.Both("doctor.config.pseudonym-file.action")
 	default:
 		f.Status, f.Code, f.Detail = OK, "loaded", "loaded from "+r.cfg.File
 		f.Message = i18n.Both("doctor.config.loaded.message", r.cfg.File)

@@ -421,3 +421,20 @@ func ids(rep Report) []string {
 	}
 	return out
 }
+
+// The explicit key-file fallback for the KTP-el pseudonyms is a warning
+// the technician sees, with what to do; the SAM (the default) is not.
+func TestConfigPseudonymFileWarns(t *testing.T) {
+	file := &config.Config{File: "/etc/kpe-agent/agent.yaml", KTPel: config.KTPel{Pseudonym: config.PseudonymFile}}
+	f := find(t, Run(context.Background(), Options{Config: file, Agent: noAgent(t), Only: []string{CheckConfig}}), CheckConfig)
+	require.Equal(t, Warn, f.Status)
+	require.Equal(t, "pseudonym-file", f.Code)
+	require.Contains(t, f.Message.EN, "/etc/kpe-agent/agent.yaml")
+	require.NotEmpty(t, f.Action.ID)
+	require.NotEmpty(t, f.Action.EN)
+
+	sam := &config.Config{File: "/etc/kpe-agent/agent.yaml", KTPel: config.KTPel{Pseudonym: config.PseudonymSAM}}
+	f = find(t, Run(context.Background(), Options{Config: sam, Agent: noAgent(t), Only: []string{CheckConfig}}), CheckConfig)
+	require.Equal(t, OK, f.Status)
+	require.Equal(t, "loaded", f.Code)
+}

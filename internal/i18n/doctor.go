@@ -15,6 +15,12 @@ var doctor = table{
 		"Fix the configuration file as the detail says (full example: configs/agent.yaml), then run kpectl doctor again. The other checks use the defaults."},
 	"doctor.config.defaults.message": {"Tidak ada berkas konfigurasi; nilai bawaan dipakai.", "No configuration file; the defaults apply."},
 	"doctor.config.loaded.message":   {"Konfigurasi dimuat dari %s.", "Configuration loaded from %s."},
+	"doctor.config.pseudonym-file.message": {
+		"Konfigurasi dimuat dari %s, tetapi pseudonim KTP-el dihitung di PC ini dengan berkas kunci (ktpel.pseudonym: file), bukan di dalam SAM.",
+		"Configuration loaded from %s, but the KTP-el pseudonyms are computed on this PC with a key file (ktpel.pseudonym: file), not inside the SAM."},
+	"doctor.config.pseudonym-file.action": {
+		"Siapa pun yang dapat membaca berkas kunci dapat mencocokkan NIK dengan catatan. Pasang SAM yang memuat kunci pseudonim, hapus ktpel.pseudonym: file dan sam.nik_key_file, lalu mulai ulang agen.",
+		"Whoever reads the key file can test NIKs against the records. Use a SAM that holds the pseudonym key, remove ktpel.pseudonym: file and sam.nik_key_file, then restart the agent."},
 
 	// The running agent (agent).
 	"doctor.agent.start.windows": {
