@@ -178,6 +178,12 @@ func (r *makeRun) requireAllGone(t *testing.T, d time.Duration) {
 	case <-time.After(time.Until(deadline)):
 		t.Fatalf("make has not exited within %v", d)
 	}
+	// The run's card lab is gone; let pcscd see its cards leave before the
+	// next run, or another package's test under the vpcd lock, takes the
+	// slots (a card still shown present there is this run's, not theirs).
+	for _, reader := range pcsctest.SlotReaders {
+		pcsctest.WaitCard(t, reader, false, 5*time.Second)
+	}
 }
 
 // requireNoProcessOf fails unless, within d, no process of the make run
