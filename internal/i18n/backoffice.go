@@ -31,4 +31,8 @@ var backoffice = table{
 	"staff.verify.sam":              {"SAM / penghitung", "SAM / counter"},
 	"staff.verify.received":         {"Diterima", "Received"},
 	"staff.verify.flags":            {"Catatan", "Notes"},
+	// The semester report's XLSX document properties (WriteReportXLSX).
+	"staff.report.title":   {"Laporan Semester Penggunaan NIK dan KTP-el %s", "Semester Report on NIK and KTP-el Use %s"},
+	"staff.report.subject": {"Instansi: %s", "Institutions: %s"},
+	"staff.report.period":  {"Periode %s s.d. %s (%s, UTC%s)", "Period %s to %s (%s, UTC%s)"},
 }

@@ -120,17 +120,35 @@ func (s *Service) Report(ctx context.Context, sem Semester, loc *time.Location) 
 var ReportHeader = []string{"semester", "institution", "site", "terminal", "service", "ktpel_uses", "distinct_nik",
 	"fingerprint_pass", "fingerprint_fail", "fingerprint_skipped"}
 
+// Cells are a report line's cells in ReportHeader's order: text as
+// string, counts as int64. It is the one place that turns a line into a
+// row; WriteReportCSV and WriteReportXLSX both write what it returns.
+func (l ReportLine) Cells() []any {
+	return []any{l.Semester, l.Institution, l.Site, l.Terminal, l.Service, l.Uses, l.DistinctNIK,
+		l.FingerPass, l.FingerFail, l.FingerSkipped}
+}
+
 // WriteReportCSV writes the report as CSV (RFC 4180) with a header line.
-// It holds counts only: no NIK, no hash, no name.
+// It holds counts only: no NIK, no hash, no name. A text cell that would
+// start a spreadsheet formula is quoted (cell).
 func WriteReportCSV(w io.Writer, lines []ReportLine) error {
 	cw := csv.NewWriter(w)
 	if err := cw.Write(ReportHeader); err != nil {
 		return err
 	}
-	n := func(v int64) string { return strconv.FormatInt(v, 10) }
+	row := make([]string, len(ReportHeader))
 	for _, l := range lines {
-		if err := cw.Write([]string{l.Semester, cell(l.Institution), cell(l.Site), cell(l.Terminal), cell(l.Service), n(l.Uses), n(l.DistinctNIK),
-			n(l.FingerPass), n(l.FingerFail), n(l.FingerSkipped)}); err != nil {
+		for i, c := range l.Cells() {
+			switch c := c.(type) {
+			case string:
+				row[i] = cell(c)
+			case int64:
+				row[i] = strconv.FormatInt(c, 10)
+			default:
+				return fmt.Errorf("backoffice: report cell %d of type %T", i, c)
+			}
+		}
+		if err := cw.Write(row); err != nil {
 			return err
 		}
 	}

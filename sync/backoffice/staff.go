@@ -1,6 +1,7 @@
 package backoffice
 
 import (
+	"bytes"
 	"cmp"
 	"embed"
 	"errors"
@@ -14,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"kpe-agent/internal/i18n"
 	"kpe-agent/sync/wire"
 )
 
@@ -83,9 +85,10 @@ var staffAssets embed.FS
 
 // StaffHandler serves back-office staff: the code verification page (/)
 // and its files (/assets/), GET /v1/verify/{code}, GET /v1/terminals/{id},
-// GET /v1/alarms and GET /v1/reports/semester?semester=2026-1 (CSV). It
-// holds no personal data beyond what a verification shows, and signs no
-// one in: put it behind the institution's staff network or proxy.
+// GET /v1/alarms and GET /v1/reports/semester?semester=2026-1 (CSV, or
+// XLSX with &format=xlsx). It holds no personal data beyond what a
+// verification shows, and signs no one in: put it behind the
+// institution's staff network or proxy.
 //
 // Every request is checked first for its Host (StaffConfig.Hosts); every
 // answer carries the security headers (staffCSP, nosniff, no framing, no
@@ -162,14 +165,35 @@ func (s *Service) StaffHandler(c StaffConfig) http.Handler {
 			problem(w, http.StatusBadRequest, "bad-semester", err.Error())
 			return
 		}
+		format := cmp.Or(r.URL.Query().Get("format"), "csv")
+		if format != "csv" && format != "xlsx" {
+			problem(w, http.StatusBadRequest, "bad-format", fmt.Sprintf("format %q: want csv (the default) or xlsx", format))
+			return
+		}
 		lines, err := s.Report(r.Context(), sem, loc)
 		if err != nil {
 			s.internal(w, log, err)
 			return
 		}
-		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
-		w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="ktpel-usage-%s.csv"`, sem))
-		WriteReportCSV(w, lines)
+		name := fmt.Sprintf("ktpel-usage-%s.%s", sem, format)
+		if format == "csv" {
+			w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+			w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s"`, name))
+			WriteReportCSV(w, lines)
+			return
+		}
+		// The whole workbook first: a failure is a problem answer, not
+		// half a file.
+		var buf bytes.Buffer
+		lang := i18n.Negotiate(r.URL.Query().Get("lang"), "", r.Header.Get("Accept-Language"), i18n.Default)
+		if err := WriteReportXLSX(&buf, ReportMeta{Semester: sem, Zone: loc, Lang: lang, Created: time.Now()}, lines); err != nil {
+			s.internal(w, log, err)
+			return
+		}
+		w.Header().Set("Content-Type", XLSXType)
+		w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s"`, name))
+		w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
+		w.Write(buf.Bytes())
 	})
 
 	hosts := make([]string, 0, len(c.Hosts)+3)
