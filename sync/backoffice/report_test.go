@@ -122,6 +122,18 @@ func TestSemesterReport(t *testing.T) {
 		assert.Equal(t, "no-store", h.Get("Cache-Control"))
 		assert.Equal(t, "nosniff", h.Get("X-Content-Type-Options"))
 		assert.Equal(t, rows, readReportXLSX(t, body, sem))
+		for q, title := range map[string]string{"": "Laporan Semester Penggunaan NIK dan KTP-el 2026-2", "&lang=en": "Semester Report on NIK and KTP-el Use 2026-2"} {
+			body, _ := getReport(t, srv, "semester=2026-2&format=xlsx"+q, 200)
+			f, err := excelize.OpenReader(bytes.NewReader(body))
+			require.NoError(t, err)
+			props, err := f.GetDocProps()
+			require.NoError(t, err)
+			f.Close()
+			assert.Equal(t, title, props.Title, q)
+			assert.Equal(t, "Institutions: Dinkes Kota A, pkm-c", strings.Replace(props.Subject, "Instansi:", "Institutions:", 1), q)
+			assert.Contains(t, props.Description, "2026-07-01", q)
+			assert.Contains(t, props.Description, "2026-12-31 (WIB, UTC+07:00)", q)
+		}
 		csvBody, h := getReport(t, srv, "semester=2026-2&format=csv", 200)
 		assert.Equal(t, "text/csv; charset=utf-8", h.Get("Content-Type"))
 		assert.Equal(t, `attachment; filename="ktpel-usage-2026-2.csv"`, h.Get("Content-Disposition"))
