@@ -281,6 +281,13 @@ func TestReportXLSXCells(t *testing.T) {
 	assert.Equal(t, "Laporan Semester Penggunaan NIK dan KTP-el 2026-1", props.Title)
 	assert.Equal(t, "Periode 2026-01-01 s.d. 2026-06-30 (UTC, UTC+00:00)", props.Description)
 	assert.Equal(t, "id-ID", props.Language)
+
+	// bad input: an error, and nothing written
+	xb.Reset()
+	assert.Error(t, backoffice.WriteReportXLSX(&xb, backoffice.ReportMeta{}, nil), "no semester")
+	assert.Error(t, backoffice.WriteReportXLSX(&xb, backoffice.ReportMeta{Semester: backoffice.Semester{Year: 2026, Half: 3}}, nil))
+	assert.Error(t, backoffice.WriteReportXLSX(&xb, backoffice.ReportMeta{Semester: backoffice.Semester{Year: 2026, Half: 1}}, lines), "lines of 2026-2")
+	assert.Zero(t, xb.Len())
 }
 
 // readReportXLSX opens a report workbook, checks it has the semester's

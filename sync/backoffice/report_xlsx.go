@@ -46,7 +46,18 @@ const (
 // names the semester, the subject the institutions in the report. The
 // header row is bold, frozen and filterable, total rows are bold, and
 // each column is as wide as its longest cell.
+//
+// A semester that ParseSemester would not give, or a line of another
+// semester, is an error and writes nothing.
 func WriteReportXLSX(w io.Writer, m ReportMeta, lines []ReportLine) (err error) {
+	if _, err := ParseSemester(m.Semester.String()); err != nil {
+		return err
+	}
+	for _, l := range lines {
+		if l.Semester != m.Semester.String() {
+			return fmt.Errorf("backoffice: XLSX report of semester %s: a line of semester %q", m.Semester, l.Semester)
+		}
+	}
 	loc := cmp.Or(m.Zone, time.UTC)
 	created := m.Created
 	if created.IsZero() {
@@ -143,11 +154,11 @@ func WriteReportXLSX(w io.Writer, m ReportMeta, lines []ReportLine) (err error) 
 	if err := sw.SetRow("A1", header); err != nil {
 		return wrap(err)
 	}
+	style := map[[2]bool]int{{false, false}: 0, {true, false}: bold, {false, true}: count, {true, true}: boldCount} // by {total, number}
 	for r, row := range rows {
 		total := lines[r].Institution == "TOTAL" || lines[r].Terminal == "TOTAL"
 		cells := make([]any, len(row))
 		for i, c := range row {
-			style := map[[2]bool]int{{false, false}: 0, {true, false}: bold, {false, true}: count, {true, true}: boldCount}
 			_, number := c.(int64)
 			cells[i] = excelize.Cell{StyleID: style[[2]bool{total, number}], Value: c}
 		}
