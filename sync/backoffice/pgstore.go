@@ -54,7 +54,7 @@ func OpenPostgres(ctx context.Context, dsn string) (*PGStore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("backoffice: database: %w", err)
 	}
-	if err := migrate(ctx, pool); err != nil {
+	if err := migrate(ctx, pool, 0); err != nil {
 		pool.Close()
 		return nil, err
 	}
@@ -116,7 +116,9 @@ func (s *PGStore) Pool() *pgxpool.Pool { return s.pool }
 
 const migrationLock = 0x4b5045 // "KPE"
 
-func migrate(ctx context.Context, pool *pgxpool.Pool) error {
+// migrate applies the embedded migrations the database has not seen, up
+// to version upTo (0: all).
+func migrate(ctx context.Context, pool *pgxpool.Pool, upTo int) error {
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("backoffice: database: %w", err)
@@ -138,6 +140,9 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) error {
 		v, err := strconv.Atoi(strings.SplitN(strings.TrimPrefix(name, "migrations/"), "_", 2)[0])
 		if err != nil {
 			return fmt.Errorf("backoffice: migration %s: name must start with its number", name)
+		}
+		if upTo > 0 && v > upTo {
+			break
 		}
 		var done bool
 		if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = $1)", v).Scan(&done); err != nil {
