@@ -1,6 +1,7 @@
 package backoffice_test
 
 import (
+	"cmp"
 	"context"
 	"math/rand/v2"
 	"slices"
@@ -126,6 +127,11 @@ func stateOf(t *testing.T, st *backoffice.PGStore, svc *backoffice.Service, term
 		ts.Alarms, ts.LastSeen, ts.ClockSkewMillis = nil, time.Time{}, 0
 		s.Terminals = append(s.Terminals, *ts)
 	}
+	// alarms in id order: the order they were raised in, which depends on
+	// the nodes' timing
+	slices.SortFunc(s.Alarms, func(a, b wire.Alarm) int {
+		return cmp.Or(cmp.Compare(a.TerminalID, b.TerminalID), cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.Counter, b.Counter))
+	})
 	pool := st.Pool()
 	rows, err := pool.Query(ctx, "SELECT code, 'chain-break' = ANY(flags) FROM records ORDER BY code")
 	require.NoError(t, err)
