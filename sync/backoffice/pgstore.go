@@ -10,10 +10,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -27,11 +29,22 @@ import (
 var migrations embed.FS
 
 // PGStore keeps the back office in PostgreSQL.
-type PGStore struct{ pool *pgxpool.Pool }
+type PGStore struct {
+	pool *pgxpool.Pool
+	stop chan struct{} // closed by Close: the partition maintenance ends
+	done chan struct{} // closed when it has ended
+	once sync.Once
+}
 
-// OpenPostgres connects to dsn and applies the embedded migrations that
-// the database has not seen (under an advisory lock, so several back-office
-// processes can start together).
+// PartitionInterval is how often a PGStore makes the monthly record
+// partitions of the current and the next month (EnsurePartitions).
+const PartitionInterval = 6 * time.Hour
+
+// OpenPostgres connects to dsn, applies the embedded migrations that the
+// database has not seen (under an advisory lock, so several back-office
+// processes can start together), makes the record partitions of this
+// month and the next, and keeps making them every PartitionInterval
+// until Close.
 func OpenPostgres(ctx context.Context, dsn string) (*PGStore, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
@@ -41,22 +54,71 @@ func OpenPostgres(ctx context.Context, dsn string) (*PGStore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("backoffice: database: %w", err)
 	}
-	if err := migrate(ctx, pool); err != nil {
+	if err := migrate(ctx, pool, 0); err != nil {
 		pool.Close()
 		return nil, err
 	}
-	return &PGStore{pool: pool}, nil
+	s := &PGStore{pool: pool, stop: make(chan struct{}), done: make(chan struct{})}
+	if err := s.EnsurePartitions(ctx, time.Now()); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	go s.maintain()
+	return s, nil
 }
 
-// Close closes the pool.
-func (s *PGStore) Close() error { s.pool.Close(); return nil }
+// maintain runs EnsurePartitions every PartitionInterval until Close.
+func (s *PGStore) maintain() {
+	defer close(s.done)
+	t := time.NewTicker(PartitionInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			if err := s.EnsurePartitions(ctx, time.Now()); err != nil {
+				// the next month's partition was made a month ahead: the
+				// next tick tries again
+				slog.Default().Error("backoffice: record partitions", "err", err)
+			}
+			cancel()
+		}
+	}
+}
+
+// EnsurePartitions makes the record partitions of the UTC months holding
+// now and a month after now, where missing (docs/backoffice.md,
+// "Storage"). Records of those months the DEFAULT partition caught move
+// into the new partition. Safe from several processes at once: the
+// database function serialises on the migration's advisory lock.
+func (s *PGStore) EnsurePartitions(ctx context.Context, now time.Time) error {
+	month := time.Date(now.UTC().Year(), now.UTC().Month(), 1, 0, 0, 0, 0, time.UTC)
+	if _, err := s.pool.Exec(ctx, "SELECT kpe_record_partition($1), kpe_record_partition($2)", month, month.AddDate(0, 1, 0)); err != nil {
+		return fmt.Errorf("backoffice: record partitions: %w", err)
+	}
+	return nil
+}
+
+// Close ends the partition maintenance and closes the pool.
+func (s *PGStore) Close() error {
+	s.once.Do(func() {
+		close(s.stop)
+		<-s.done
+		s.pool.Close()
+	})
+	return nil
+}
 
 // Pool is the connection pool (for tests and tools).
 func (s *PGStore) Pool() *pgxpool.Pool { return s.pool }
 
 const migrationLock = 0x4b5045 // "KPE"
 
-func migrate(ctx context.Context, pool *pgxpool.Pool) error {
+// migrate applies the embedded migrations the database has not seen, up
+// to version upTo (0: all).
+func migrate(ctx context.Context, pool *pgxpool.Pool, upTo int) error {
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("backoffice: database: %w", err)
@@ -78,6 +140,9 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) error {
 		v, err := strconv.Atoi(strings.SplitN(strings.TrimPrefix(name, "migrations/"), "_", 2)[0])
 		if err != nil {
 			return fmt.Errorf("backoffice: migration %s: name must start with its number", name)
+		}
+		if upTo > 0 && v > upTo {
+			break
 		}
 		var done bool
 		if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = $1)", v).Scan(&done); err != nil {
@@ -250,7 +315,9 @@ func (s *PGStore) ingest(ctx context.Context, tx pgx.Tx, entries []Entry, m Meta
 	stored := map[skey]*held{}
 	rows, err = tx.Query(ctx, `SELECT r.sam_serial, r.counter, r.hash, r.encoded,
 		coalesce((SELECT array_agg(a.hash) FROM record_aliases a WHERE a.sam_serial = r.sam_serial AND a.counter = r.counter), '{}')
-		FROM records r JOIN unnest($1::bytea[], $2::bigint[]) AS k(s, c) ON r.sam_serial = k.s AND r.counter = k.c`, ks, kc)
+		FROM unnest($1::bytea[], $2::bigint[]) AS k(s, c)
+		JOIN record_keys rk ON rk.sam_serial = k.s AND rk.counter = k.c
+		JOIN records r ON r.sam_serial = rk.sam_serial AND r.counter = rk.counter AND r.received_at = rk.received_at`, ks, kc)
 	if err != nil {
 		return nil, err
 	}
@@ -278,8 +345,9 @@ func (s *PGStore) ingest(ctx context.Context, tx pgx.Tx, entries []Entry, m Meta
 		return nil, err
 	}
 	prevTerminal := map[[32]byte]string{}
-	rows, err = tx.Query(ctx, `SELECT hash, terminal_id FROM records WHERE hash = ANY($1)
-		UNION ALL SELECT a.hash, r.terminal_id FROM record_aliases a JOIN records r USING (sam_serial, counter) WHERE a.hash = ANY($1)`, prevs)
+	rows, err = tx.Query(ctx, `SELECT k.hash, r.terminal_id FROM record_keys k JOIN records r USING (sam_serial, counter, received_at) WHERE k.hash = ANY($1)
+		UNION ALL SELECT a.hash, r.terminal_id FROM record_aliases a JOIN record_keys k USING (sam_serial, counter)
+		JOIN records r ON r.sam_serial = k.sam_serial AND r.counter = k.counter AND r.received_at = k.received_at WHERE a.hash = ANY($1)`, prevs)
 	if err != nil {
 		return nil, err
 	}
@@ -378,17 +446,12 @@ func (s *PGStore) ingest(ctx context.Context, tx pgx.Tx, entries []Entry, m Meta
 	}
 
 	if len(idx) > 0 {
-		rows, err := tx.Query(ctx, `INSERT INTO records (sam_serial, counter, hash, code, record_id, terminal_id, site_id, service,
-				card_type, subject, fingerprint, rec_time, prev_hash, flags, received_at, encoded)
-			SELECT s, c, h, code, id, term, site, svc, card, subj, fp, at, prev,
-				CASE WHEN f = '' THEN '{}'::text[] ELSE string_to_array(f, ',') END, $16, enc
-			FROM unnest($1::bytea[], $2::bigint[], $3::bytea[], $4::text[], $5::bytea[], $6::text[], $7::text[], $8::text[],
-				$9::smallint[], $10::text[], $11::smallint[], $12::timestamptz[], $13::bytea[], $14::text[], $15::bytea[])
-				AS u(s, c, h, code, id, term, site, svc, card, subj, fp, at, prev, f, enc)
+		// the keys first: record_keys holds the uniqueness the partitioned
+		// records table cannot (migration 004)
+		rows, err := tx.Query(ctx, `INSERT INTO record_keys (sam_serial, counter, hash, code, received_at)
+			SELECT s, c, h, code, $5::timestamptz FROM unnest($1::bytea[], $2::bigint[], $3::bytea[], $4::text[]) AS u(s, c, h, code)
 			ON CONFLICT DO NOTHING
-			RETURNING sam_serial, counter`,
-			ins.serial, ins.counter, ins.hash, ins.code, ins.id, ins.term, ins.site, ins.svc,
-			ins.card, ins.subj, ins.fp, ins.at, ins.prev, ins.flags, ins.enc, m.Now)
+			RETURNING sam_serial, counter`, ins.serial, ins.counter, ins.hash, ins.code, m.Now)
 		if err != nil {
 			return nil, err
 		}
@@ -401,6 +464,17 @@ func (s *PGStore) ingest(ctx context.Context, tx pgx.Tx, entries []Entry, m Meta
 		}
 		if n != len(idx) {
 			return nil, fmt.Errorf("%d of %d new records were not inserted (a unique constraint other than SAM and counter: an authentication-code collision)", len(idx)-n, len(idx))
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO records (sam_serial, counter, hash, code, record_id, terminal_id, site_id, service,
+				card_type, subject, fingerprint, rec_time, prev_hash, flags, received_at, encoded)
+			SELECT s, c, h, code, id, term, site, svc, card, subj, fp, at, prev,
+				CASE WHEN f = '' THEN '{}'::text[] ELSE string_to_array(f, ',') END, $16, enc
+			FROM unnest($1::bytea[], $2::bigint[], $3::bytea[], $4::text[], $5::bytea[], $6::text[], $7::text[], $8::text[],
+				$9::smallint[], $10::text[], $11::smallint[], $12::timestamptz[], $13::bytea[], $14::text[], $15::bytea[])
+				AS u(s, c, h, code, id, term, site, svc, card, subj, fp, at, prev, f, enc)`,
+			ins.serial, ins.counter, ins.hash, ins.code, ins.id, ins.term, ins.site, ins.svc,
+			ins.card, ins.subj, ins.fp, ins.at, ins.prev, ins.flags, ins.enc, m.Now); err != nil {
+			return nil, err
 		}
 	}
 	if len(al.hash) > 0 {
@@ -502,8 +576,9 @@ func eachCounters(rows pgx.Rows, err error) func(f func(serial []byte, l *counte
 func (s *PGStore) ByCode(ctx context.Context, code string) (*Stored, error) {
 	var enc []byte
 	st := &Stored{}
-	err := s.pool.QueryRow(ctx, `SELECT encoded, received_at, flags FROM records WHERE code = $1
-		UNION ALL SELECT r.encoded, r.received_at, r.flags FROM record_aliases a JOIN records r USING (sam_serial, counter) WHERE a.code = $1
+	err := s.pool.QueryRow(ctx, `SELECT r.encoded, r.received_at, r.flags FROM record_keys k JOIN records r USING (sam_serial, counter, received_at) WHERE k.code = $1
+		UNION ALL SELECT r.encoded, r.received_at, r.flags FROM record_aliases a JOIN record_keys k USING (sam_serial, counter)
+		JOIN records r ON r.sam_serial = k.sam_serial AND r.counter = k.counter AND r.received_at = k.received_at WHERE a.code = $1
 		LIMIT 1`, code).Scan(&enc, &st.ReceivedAt, &st.Flags)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, ErrNotFound
