@@ -100,7 +100,11 @@ func New(o Options) (*Daemon, error) {
 		readers: map[string]*reader{}, started: time.Now()}
 	d.sam = newSAMHolder(d)
 	d.halt, d.haltStop = context.WithCancel(context.Background())
-	d.m.registerOutbox(d)
+	var status func() uploader.Status
+	if d.up != nil {
+		status = d.up.Status
+	}
+	d.m.registerOutbox(d.queueNumbers, status)
 	return d, nil
 }
 

@@ -7,8 +7,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 
 	"kpe-agent/internal/buildinfo"
+	"kpe-agent/sync/uploader"
 )
 
 // Metrics are the agent's Prometheus metrics, served on the local API's
@@ -62,10 +64,11 @@ func NewMetrics() *Metrics {
 }
 
 // registerOutbox adds the gauges read from the outbox and the uploader at
-// scrape time.
-func (m *Metrics) registerOutbox(d *Daemon) {
+// scrape time: numbers reads the outbox, status the uploader (nil: no
+// uploader).
+func (m *Metrics) registerOutbox(numbers func() queueNumbers, status func() uploader.Status) {
 	stats := func(f func(q queueNumbers) float64) func() float64 {
-		return func() float64 { return f(d.queueNumbers()) }
+		return func() float64 { return f(numbers()) }
 	}
 	m.Registry.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "kpe_outbox_unsynced", Help: "Records not yet acknowledged by the back office."},
@@ -81,14 +84,14 @@ func (m *Metrics) registerOutbox(d *Daemon) {
 			Help: "Free pages in the outbox file, reused by new records."},
 			stats(func(q queueNumbers) float64 { return float64(q.stats.FreeBytes) })),
 	)
-	if d.up != nil {
+	if status != nil {
 		for _, r := range []struct {
 			name string
 			f    func() uint64
 		}{
-			{"accepted", func() uint64 { return d.up.Status().Accepted }},
-			{"duplicate", func() uint64 { return d.up.Status().Duplicates }},
-			{"rejected", func() uint64 { return d.up.Status().Rejected }},
+			{"accepted", func() uint64 { return status().Accepted }},
+			{"duplicate", func() uint64 { return status().Duplicates }},
+			{"rejected", func() uint64 { return status().Rejected }},
 		} {
 			f := r.f
 			m.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "kpe_sync_records_total",
@@ -105,6 +108,35 @@ func (m *Metrics) observeSend(_ int, took time.Duration, err error) {
 		return
 	}
 	m.syncSends.WithLabelValues("ok").Inc()
+}
+
+// MetricNames lists every series name the agent's /metrics can carry,
+// histograms with their _bucket, _sum and _count series: what the
+// dashboards and alert rules in installer/ may use. It gathers a
+// throwaway registry holding a zero snapshot (each labelled metric with
+// one placeholder series), without a daemon, a reader or an outbox.
+func MetricNames() ([]string, error) {
+	m := NewMetrics()
+	m.registerOutbox(func() queueNumbers { return queueNumbers{} }, func() uploader.Status { return uploader.Status{} })
+	m.sessions.WithLabelValues("")
+	m.apduErrors.WithLabelValues("")
+	m.syncSends.WithLabelValues("")
+	fams, err := m.Registry.Gather()
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, f := range fams {
+		switch f.GetType() {
+		case dto.MetricType_HISTOGRAM, dto.MetricType_GAUGE_HISTOGRAM:
+			out = append(out, f.GetName()+"_bucket", f.GetName()+"_sum", f.GetName()+"_count")
+		case dto.MetricType_SUMMARY:
+			out = append(out, f.GetName(), f.GetName()+"_sum", f.GetName()+"_count")
+		default:
+			out = append(out, f.GetName())
+		}
+	}
+	return out, nil
 }
 
 // OnSend is the uploader hook feeding the sync metrics.

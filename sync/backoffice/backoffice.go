@@ -60,6 +60,8 @@ type Service struct {
 	keys    map[[8]byte]*samKey  // SAM serial → its pinned certificate, checked
 	alarmed map[conflictKey]bool // conflicting certificates already reported
 	revs    atomic.Pointer[RevocationList]
+
+	metrics *serviceMetrics // metrics.go
 }
 
 // New makes a Service. The store stays the caller's to close.
@@ -79,7 +81,9 @@ func New(store Store, cfg Config) (*Service, error) {
 	if cfg.CertificateSkew <= 0 {
 		cfg.CertificateSkew = DefaultCertificateSkew
 	}
-	return &Service{store: store, cfg: cfg, keys: map[[8]byte]*samKey{}, alarmed: map[conflictKey]bool{}}, nil
+	s := &Service{store: store, cfg: cfg, keys: map[[8]byte]*samKey{}, alarmed: map[conflictKey]bool{}}
+	s.metrics = newServiceMetrics(s)
+	return s, nil
 }
 
 // Errors.
@@ -94,11 +98,11 @@ var (
 	ErrBatch = errors.New("backoffice: batch not acceptable")
 )
 
-// Ingest verifies and stores a batch sent by peer: records are bound to
-// the sender and their SAM by bindRecord.
-func (s *Service) Ingest(ctx context.Context, b *wire.Batch, peer Identity) (*wire.BatchResult, error) {
+// ingest is Ingest without the metrics; it returns the decoded entries
+// too, index for index with the results (nil Rec: not stored).
+func (s *Service) ingest(ctx context.Context, b *wire.Batch, peer Identity) (*wire.BatchResult, []Entry, error) {
 	if len(b.Records) > wire.MaxBatchRecords {
-		return nil, fmt.Errorf("%w: %d records, at most %d", ErrBatch, len(b.Records), wire.MaxBatchRecords)
+		return nil, nil, fmt.Errorf("%w: %d records, at most %d", ErrBatch, len(b.Records), wire.MaxBatchRecords)
 	}
 	now := s.cfg.Now()
 	out := &wire.BatchResult{Results: make([]wire.Result, len(b.Records)), ServerTime: now.UTC()}
@@ -109,7 +113,7 @@ func (s *Service) Ingest(ctx context.Context, b *wire.Batch, peer Identity) (*wi
 	}
 	for _, der := range b.Certificates {
 		if err := s.offer(ctx, der, peer, now); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 
@@ -144,7 +148,7 @@ func (s *Service) Ingest(ctx context.Context, b *wire.Batch, peer Identity) (*wi
 		if !seen {
 			pinned, err := s.key(ctx, e.Rec.SAMSerial)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			if pinned != nil {
 				// this batch's view: the pinned certificate and its
@@ -179,13 +183,13 @@ func (s *Service) Ingest(ctx context.Context, b *wire.Batch, peer Identity) (*wi
 	if len(keep) > 0 {
 		res, err := s.store.Ingest(ctx, keep, Meta{Now: now, SkewMillis: out.ClockSkewMillis})
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		for j, r := range res {
 			out.Results[at[j]] = r
 		}
 	}
-	return out, nil
+	return out, entries, nil
 }
 
 // verifyAll checks each entry's signature, in parallel; a failure clears
@@ -229,10 +233,8 @@ func (s *Service) verifyAll(entries []Entry, keys map[[8]byte]*ecdsa.PublicKey, 
 	wg.Wait()
 }
 
-// Verify answers a printed code: valid or not, and what the record says.
-// A code whose check symbol is wrong is reported as such (a typo) without
-// a lookup.
-func (s *Service) Verify(ctx context.Context, typed string) (*wire.Verdict, error) {
+// verify is Verify without the metrics.
+func (s *Service) verify(ctx context.Context, typed string) (*wire.Verdict, error) {
 	code, err := record.ParseCode(typed)
 	if err != nil {
 		reason := "check-symbol"

@@ -104,6 +104,7 @@ func (s *Service) StaffHandler(c StaffConfig) http.Handler {
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+wire.PathHealth, health)
+	mux.Handle("GET /metrics", s.MetricsHandler()) // Prometheus (metrics.go): staff network only, like the rest
 	mux.HandleFunc("GET /{$}", serveVerifyPage)
 	for _, name := range []string{"verify.js", "verify.css"} {
 		body, err := staffAssets.ReadFile("page/" + name)
