@@ -303,8 +303,18 @@ type Store interface {
 	Terminal(ctx context.Context, id string) (*wire.TerminalStatus, error)
 	// Usage lists KTP-el records with time in [from, to), grouped.
 	Usage(ctx context.Context, from, to time.Time) ([]UsageRow, error)
-	// Alarms lists the alarms, newest first, at most limit.
-	Alarms(ctx context.Context, limit int) ([]wire.Alarm, error)
+	// Alarms lists the alarms in q.State ("": all), newest first, at most
+	// q.Limit, each with its id, state and last acknowledgement, without
+	// history.
+	Alarms(ctx context.Context, q AlarmQuery) ([]wire.Alarm, error)
+	// Alarm is one alarm with its whole history, oldest event first
+	// (ErrNotFound).
+	Alarm(ctx context.Context, id int64) (*wire.Alarm, error)
+	// AckAlarm acknowledges an open alarm, atomically: ev (its By,
+	// Comment and At; the type is set) joins the history and the alarm
+	// is acknowledged. ErrNotFound for an unknown id, ErrAcknowledged
+	// when it is acknowledged already (by this or a concurrent call).
+	AckAlarm(ctx context.Context, id int64, ev wire.AlarmEvent) error
 	Close() error
 }
 

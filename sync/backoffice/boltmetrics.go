@@ -43,12 +43,14 @@ func (s *BoltStore) Gauges(_ context.Context, now time.Time, silent []time.Durat
 		if err != nil {
 			return err
 		}
-		return tx.Bucket(bbAlarms).ForEach(func(_, v []byte) error {
-			var a wire.Alarm
-			if err := json.Unmarshal(v, &a); err != nil {
-				return fmt.Errorf("alarm: %w", err)
+		return tx.Bucket(bbAlarms).ForEach(func(k, v []byte) error {
+			a, err := decodeBoltAlarm(k, v)
+			if err != nil {
+				return err
 			}
-			g.Alarms[a.Kind]++
+			if a.State == wire.AlarmOpen {
+				g.Alarms[a.Kind]++
+			}
 			return nil
 		})
 	})

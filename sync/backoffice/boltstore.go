@@ -29,7 +29,7 @@ var (
 	bbByCode    = []byte("by-code")   // code → serial ‖ counter (a version-1 twin's code too)
 	bbWaiting   = []byte("waiting")   // previous hash ‖ serial ‖ counter: records whose predecessor is not here yet
 	bbTerminals = []byte("terminals") // id → terminalState (JSON)
-	bbAlarms    = []byte("alarms")    // sequence → wire.Alarm (JSON)
+	bbAlarms    = []byte("alarms")    // id (the bucket's sequence) → wire.Alarm with state and history (JSON; boltalarms.go)
 	// serial ‖ SHA-256 of a certificate that conflicted with the pinned
 	// one → nothing: its alarm is raised
 	bbSAMConflicts = []byte("sam-conflicts")
@@ -132,12 +132,7 @@ func (s *BoltStore) PinSAMCertificate(_ context.Context, serial [8]byte, der []b
 		if err := seen.Put(k, []byte{1}); err != nil {
 			return err
 		}
-		alarms := tx.Bucket(bbAlarms)
-		seq, err := alarms.NextSequence()
-		if err != nil {
-			return err
-		}
-		return putJSON(alarms, binary.BigEndian.AppendUint64(nil, seq), conflict)
+		return raiseBolt(tx.Bucket(bbAlarms), conflict)
 	})
 	return bytes.Clone(pinned), err
 }
@@ -173,13 +168,7 @@ func (s *BoltStore) Ingest(_ context.Context, entries []Entry, m Meta) ([]wire.R
 		waiting, terms, alarms := tx.Bucket(bbWaiting), tx.Bucket(bbTerminals), tx.Bucket(bbAlarms)
 		ledgers := map[[8]byte]*samState{}
 		terminals := map[string]*terminalState{}
-		alarm := func(a wire.Alarm) error {
-			seq, err := alarms.NextSequence()
-			if err != nil {
-				return err
-			}
-			return putJSON(alarms, binary.BigEndian.AppendUint64(nil, seq), a)
-		}
+		alarm := func(a wire.Alarm) error { return raiseBolt(alarms, a) }
 		terminal := func(id string) (*terminalState, error) {
 			ts := terminals[id]
 			if ts == nil {
@@ -409,13 +398,13 @@ func (s *BoltStore) Terminal(_ context.Context, id string) (*wire.TerminalStatus
 			}
 			out.SAMs = append(out.SAMs, wire.SAMInfo{Serial: sn, LastCounter: st.Counters.Max, Gaps: st.Counters.Gaps})
 		}
-		return tx.Bucket(bbAlarms).ForEach(func(_, v []byte) error {
-			var a wire.Alarm
-			if err := json.Unmarshal(v, &a); err != nil {
+		return tx.Bucket(bbAlarms).ForEach(func(k, v []byte) error {
+			a, err := decodeBoltAlarm(k, v)
+			if err != nil {
 				return err
 			}
 			if a.TerminalID == id {
-				out.Alarms = append(out.Alarms, a)
+				out.Alarms = append(out.Alarms, a.listed())
 			}
 			return nil
 		})
@@ -450,21 +439,4 @@ func (s *BoltStore) Usage(_ context.Context, from, to time.Time) ([]UsageRow, er
 		rows = append(rows, UsageRow{Site: key.site, Terminal: key.term, Service: key.svc, Subject: key.subj, Fingerprint: key.fp, Count: n})
 	}
 	return rows, err
-}
-
-// Alarms implements Store.
-func (s *BoltStore) Alarms(_ context.Context, limit int) ([]wire.Alarm, error) {
-	var out []wire.Alarm
-	err := s.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bbAlarms).Cursor()
-		for k, v := c.Last(); k != nil && len(out) < limit; k, v = c.Prev() {
-			var a wire.Alarm
-			if err := json.Unmarshal(v, &a); err != nil {
-				return err
-			}
-			out = append(out, a)
-		}
-		return nil
-	})
-	return out, err
 }

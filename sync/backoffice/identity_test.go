@@ -335,7 +335,7 @@ func TestSAMCertificatePinned(t *testing.T) {
 		res = ingestAs(t, svc, &wire.Batch{Records: [][]byte{l.seal(baseRecord("t-01"), genuine)}, SentAt: time.Now()}, "t-01")
 		assert.Equal(t, wire.Accepted, res[0].Status, "%+v", res[0])
 		conflicts := func(st backoffice.Store) int {
-			as, err := st.Alarms(context.Background(), 100)
+			as, err := st.Alarms(context.Background(), backoffice.AlarmQuery{Limit: 100})
 			require.NoError(t, err)
 			n := 0
 			for _, a := range as {

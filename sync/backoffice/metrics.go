@@ -81,8 +81,8 @@ type StoreGauges struct {
 	// SAMsWithGaps counts SAMs with counters missing below their
 	// highest; MissingCounters is how many are missing in all.
 	SAMsWithGaps, MissingCounters int64
-	// Alarms counts the alarms by kind (none is acknowledged yet: every
-	// alarm is open).
+	// Alarms counts the open alarms by kind (acknowledged ones are not
+	// counted).
 	Alarms map[string]int64
 }
 
@@ -232,7 +232,7 @@ var (
 	descMissing = prometheus.NewDesc("kpe_backoffice_sam_counters_missing",
 		"Signature counters missing below each SAM's highest, over all SAMs.", nil, nil)
 	descAlarms = prometheus.NewDesc("kpe_backoffice_alarms_open",
-		"Alarms by kind; none is acknowledged yet, so every stored alarm is open.", []string{"kind"}, nil)
+		"Open (not yet acknowledged) alarms by kind.", []string{"kind"}, nil)
 	descStoreSeconds = prometheus.NewDesc("kpe_backoffice_store_scrape_seconds",
 		"Time the store took to compute the gauges of this scrape.", nil, nil)
 	descStoreUp = prometheus.NewDesc("kpe_backoffice_store_up",

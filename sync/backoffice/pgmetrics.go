@@ -30,7 +30,7 @@ func (s *PGStore) Gauges(ctx context.Context, now time.Time, silent []time.Durat
 	if err != nil {
 		return g, fmt.Errorf("backoffice: metrics: counter gaps: %w", err)
 	}
-	rows, err := tx.Query(ctx, "SELECT kind, count(*) FROM alarms GROUP BY kind")
+	rows, err := tx.Query(ctx, "SELECT kind, count(*) FROM alarms WHERE state = 'open' GROUP BY kind")
 	if err != nil {
 		return g, fmt.Errorf("backoffice: metrics: alarms: %w", err)
 	}

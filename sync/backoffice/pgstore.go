@@ -617,7 +617,7 @@ func (s *PGStore) Terminal(ctx context.Context, id string) (*wire.TerminalStatus
 	if err != nil {
 		return nil, err
 	}
-	out.Alarms, err = s.alarms(ctx, "WHERE terminal_id = $1 ORDER BY id", id)
+	out.Alarms, err = s.alarms(ctx, "WHERE a.terminal_id = $1 ORDER BY a.id", id)
 	return out, err
 }
 
@@ -638,25 +638,96 @@ func (s *PGStore) Usage(ctx context.Context, from, to time.Time) ([]UsageRow, er
 }
 
 // Alarms implements Store.
-func (s *PGStore) Alarms(ctx context.Context, limit int) ([]wire.Alarm, error) {
-	return s.alarms(ctx, "ORDER BY id DESC LIMIT $1", limit)
+func (s *PGStore) Alarms(ctx context.Context, q AlarmQuery) ([]wire.Alarm, error) {
+	if q.State == "" {
+		return s.alarms(ctx, "ORDER BY a.id DESC LIMIT $1", q.Limit)
+	}
+	return s.alarms(ctx, "WHERE a.state = $2 ORDER BY a.id DESC LIMIT $1", q.Limit, string(q.State))
 }
 
-func (s *PGStore) alarms(ctx context.Context, where string, arg any) ([]wire.Alarm, error) {
-	rows, err := s.pool.Query(ctx, "SELECT kind, terminal_id, sam_serial, counter, detail, at FROM alarms "+where, arg)
+// alarmColumns are the columns alarms and Alarm read: the alarm and its
+// last acknowledgement.
+const alarmColumns = `SELECT a.id, a.state, a.kind, a.terminal_id, a.sam_serial, a.counter, a.detail, a.at, e.actor, e.comment, e.at FROM alarms a
+	LEFT JOIN LATERAL (SELECT actor, comment, at FROM alarm_events WHERE alarm_id = a.id AND type = 'acknowledged' ORDER BY id DESC LIMIT 1) e ON true `
+
+func (s *PGStore) alarms(ctx context.Context, where string, args ...any) ([]wire.Alarm, error) {
+	rows, err := s.pool.Query(ctx, alarmColumns+where, args...)
 	if err != nil {
 		return nil, err
 	}
-	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (wire.Alarm, error) {
-		var a wire.Alarm
-		var serial []byte
-		var counter *int64
-		err := row.Scan(&a.Kind, &a.TerminalID, &serial, &counter, &a.Detail, &a.At)
-		a.SAMSerial = hex.EncodeToString(serial)
-		if counter != nil {
-			a.Counter = uint32(*counter)
+	return pgx.CollectRows(rows, scanAlarm)
+}
+
+func scanAlarm(row pgx.CollectableRow) (wire.Alarm, error) {
+	var a wire.Alarm
+	var serial []byte
+	var counter *int64
+	var by, comment *string
+	var ackAt *time.Time
+	err := row.Scan(&a.ID, &a.State, &a.Kind, &a.TerminalID, &serial, &counter, &a.Detail, &a.At, &by, &comment, &ackAt)
+	a.SAMSerial = hex.EncodeToString(serial)
+	if counter != nil {
+		a.Counter = uint32(*counter)
+	}
+	a.At = a.At.UTC()
+	if by != nil && comment != nil && ackAt != nil {
+		a.Acknowledged = &wire.AlarmEvent{Type: wire.AlarmEventAcknowledged, At: ackAt.UTC(), By: *by, Comment: *comment}
+	}
+	return a, err
+}
+
+// Alarm implements Store.
+func (s *PGStore) Alarm(ctx context.Context, id int64) (*wire.Alarm, error) {
+	rows, err := s.pool.Query(ctx, alarmColumns+"WHERE a.id = $1", id)
+	if err != nil {
+		return nil, err
+	}
+	a, err := pgx.CollectExactlyOneRow(rows, scanAlarm)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	a.History = []wire.AlarmEvent{{Type: wire.AlarmEventRaised, At: a.At}}
+	rows, err = s.pool.Query(ctx, "SELECT type, at, actor, comment FROM alarm_events WHERE alarm_id = $1 ORDER BY id", id)
+	if err != nil {
+		return nil, err
+	}
+	events, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (wire.AlarmEvent, error) {
+		var ev wire.AlarmEvent
+		err := row.Scan(&ev.Type, &ev.At, &ev.By, &ev.Comment)
+		ev.At = ev.At.UTC()
+		return ev, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.History = append(a.History, events...)
+	return &a, nil
+}
+
+// AckAlarm implements Store in one transaction: the conditional update
+// takes the row lock, so of two concurrent acknowledgements (on one node
+// or two) one changes the state and the other finds it changed.
+func (s *PGStore) AckAlarm(ctx context.Context, id int64, ev wire.AlarmEvent) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, "UPDATE alarms SET state = 'acknowledged' WHERE id = $1 AND state = 'open'", id)
+		if err != nil {
+			return err
 		}
-		a.At = a.At.UTC()
-		return a, err
+		if tag.RowsAffected() == 0 {
+			var exists bool
+			if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM alarms WHERE id = $1)", id).Scan(&exists); err != nil {
+				return err
+			}
+			if exists {
+				return ErrAcknowledged
+			}
+			return ErrNotFound
+		}
+		_, err = tx.Exec(ctx, "INSERT INTO alarm_events (alarm_id, type, actor, comment, at) VALUES ($1, 'acknowledged', $2, $3, $4)",
+			id, ev.By, ev.Comment, ev.At)
+		return err
 	})
 }

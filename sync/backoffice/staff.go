@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"cmp"
 	"embed"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -85,14 +87,16 @@ var staffAssets embed.FS
 
 // StaffHandler serves back-office staff: the code verification page (/)
 // and its files (/assets/), GET /v1/verify/{code}, GET /v1/terminals/{id},
-// GET /v1/alarms and GET /v1/reports/semester?semester=2026-1 (CSV, or
+// GET /v1/alarms (?state=open|acknowledged|all), GET /v1/alarms/{id}
+// (with its history), POST /v1/alarms/{id}/ack and GET /v1/reports/semester?semester=2026-1 (CSV, or
 // XLSX with &format=xlsx). It holds no personal data beyond what a
 // verification shows, and signs no one in: put it behind the
 // institution's staff network or proxy.
 //
 // Every request is checked first for its Host (StaffConfig.Hosts); every
 // answer carries the security headers (staffCSP, nosniff, no framing, no
-// referrer, no caching); verification is rate limited.
+// referrer, no caching); verification is rate limited; a cross-site
+// browser request that changes state is refused (403 cross-site).
 func (s *Service) StaffHandler(c StaffConfig) http.Handler {
 	log := c.Log
 	if log == nil {
@@ -147,18 +151,71 @@ func (s *Service) StaffHandler(c StaffConfig) http.Handler {
 		}
 		writeJSON(w, http.StatusOK, st)
 	})
-	mux.HandleFunc("GET /v1/alarms", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET "+wire.PathAlarms, func(w http.ResponseWriter, r *http.Request) {
 		limit, err := strconv.Atoi(cmp.Or(r.URL.Query().Get("limit"), "100"))
 		if err != nil || limit < 1 || limit > 10000 {
 			problem(w, http.StatusBadRequest, "bad-limit", "limit must be 1..10000")
 			return
 		}
-		a, err := s.store.Alarms(r.Context(), limit)
+		q := AlarmQuery{Limit: limit}
+		switch st := cmp.Or(r.URL.Query().Get("state"), "all"); st {
+		case "all":
+		case string(wire.AlarmOpen), string(wire.AlarmAcknowledged):
+			q.State = wire.AlarmState(st)
+		default:
+			problem(w, http.StatusBadRequest, "bad-state", fmt.Sprintf("state %q: want open, acknowledged or all (the default)", st))
+			return
+		}
+		a, err := s.Alarms(r.Context(), q)
 		if err != nil {
 			s.internal(w, log, err)
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"alarms": nonNil(a)})
+	})
+	mux.HandleFunc("GET "+wire.PathAlarms+"/{id}", func(w http.ResponseWriter, r *http.Request) {
+		id, ok := alarmID(w, r)
+		if !ok {
+			return
+		}
+		a, err := s.Alarm(r.Context(), id)
+		if errors.Is(err, ErrNotFound) {
+			problem(w, http.StatusNotFound, "unknown-alarm", "no alarm has this id")
+			return
+		}
+		if err != nil {
+			s.internal(w, log, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, a)
+	})
+	mux.HandleFunc("POST "+wire.PathAlarms+"/{id}/ack", func(w http.ResponseWriter, r *http.Request) {
+		id, ok := alarmID(w, r)
+		if !ok {
+			return
+		}
+		ack, err := decodeAck(w, r)
+		if err != nil {
+			status := http.StatusBadRequest
+			if errors.Is(err, errMediaType) {
+				status = http.StatusUnsupportedMediaType
+			}
+			problem(w, status, "bad-ack", err.Error())
+			return
+		}
+		switch err := s.AckAlarm(r.Context(), id, ack); {
+		case errors.Is(err, ErrAck):
+			problem(w, http.StatusBadRequest, "bad-ack", strings.TrimPrefix(err.Error(), "backoffice: "))
+		case errors.Is(err, ErrNotFound):
+			problem(w, http.StatusNotFound, "unknown-alarm", "no alarm has this id")
+		case errors.Is(err, ErrAcknowledged):
+			problem(w, http.StatusConflict, "already-acknowledged", "the alarm is acknowledged already; its history shows by whom")
+		case err != nil:
+			s.internal(w, log, err)
+		default:
+			log.Info("staff: alarm acknowledged", "alarm", id, "by", ack.By, "client", r.RemoteAddr)
+			w.WriteHeader(http.StatusNoContent)
+		}
 	})
 	mux.HandleFunc("GET "+wire.PathReport, func(w http.ResponseWriter, r *http.Request) {
 		sem, err := ParseSemester(r.URL.Query().Get("semester"))
@@ -197,6 +254,20 @@ func (s *Service) StaffHandler(c StaffConfig) http.Handler {
 		w.Write(buf.Bytes())
 	})
 
+	// The staff listener has a state-changing call (acknowledging an
+	// alarm) and no sign-in yet, hence no CSRF token: a browser request
+	// that is not same-origin (Sec-Fetch-Site, or else Origin against
+	// Host) is refused for every method but GET, HEAD and OPTIONS.
+	// Clients that send neither header (curl, scripts) are not browsers
+	// and pass.
+	csrf := http.NewCrossOriginProtection()
+	csrf.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		log.Warn("staff: cross-site request refused", "method", r.Method, "path", r.URL.Path, "origin", r.Header.Get("Origin"),
+			"sec_fetch_site", r.Header.Get("Sec-Fetch-Site"), "client", r.RemoteAddr)
+		problem(w, http.StatusForbidden, "cross-site", "cross-site requests that change state are refused")
+	}))
+	guarded := csrf.Handler(mux)
+
 	hosts := make([]string, 0, len(c.Hosts)+3)
 	for _, h := range append([]string{"localhost", "127.0.0.1", "::1"}, c.Hosts...) {
 		hosts = append(hosts, hostName(h))
@@ -215,8 +286,51 @@ func (s *Service) StaffHandler(c StaffConfig) http.Handler {
 			problem(w, http.StatusForbidden, "forbidden-host", "this server does not answer to that host name")
 			return
 		}
-		mux.ServeHTTP(w, r)
+		guarded.ServeHTTP(w, r)
 	})
+}
+
+// maxAckBody bounds the body of POST /v1/alarms/{id}/ack: the longest
+// acceptable acknowledgement, every character escaped, fits.
+const maxAckBody = 8 << 10
+
+var errMediaType = errors.New("the body must be JSON (Content-Type: application/json)")
+
+// decodeAck reads an acknowledgement strictly: a JSON body holding one
+// object with only the keys by and comment, nothing after it. CheckAck
+// judges the values.
+func decodeAck(w http.ResponseWriter, r *http.Request) (wire.AlarmAck, error) {
+	var a wire.AlarmAck
+	if mt, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";"); !strings.EqualFold(strings.TrimSpace(mt), "application/json") {
+		return a, errMediaType
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxAckBody))
+	if err != nil {
+		return a, fmt.Errorf("the body is unreadable or longer than %d bytes", maxAckBody)
+	}
+	if t := bytes.TrimLeft(body, " \t\r\n"); len(t) == 0 || t[0] != '{' {
+		return a, errors.New(`the body must be one JSON object: {"by": "...", "comment": "..."}`)
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&a); err != nil {
+		return a, fmt.Errorf("the body is not an acknowledgement: %v", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return a, errors.New("the body must hold one JSON object and nothing after it")
+	}
+	return a, nil
+}
+
+// alarmID is the {id} of an alarm path: a positive decimal integer, else
+// a 400 answer is written and ok is false.
+func alarmID(w http.ResponseWriter, r *http.Request) (id int64, ok bool) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || id <= 0 {
+		problem(w, http.StatusBadRequest, "bad-alarm-id", "an alarm id is a positive whole number")
+		return 0, false
+	}
+	return id, true
 }
 
 // hostName is the host of a Host header or a configured name, as

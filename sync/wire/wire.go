@@ -15,6 +15,7 @@ const (
 	PathVerify   = "/v1/verify/"    // + code
 	PathTerminal = "/v1/terminals/" // + terminal id
 	PathReport   = "/v1/reports/semester"
+	PathAlarms   = "/v1/alarms" // staff listener; + /{id}, /{id}/ack
 	PathHealth   = "/v1/health"
 )
 
@@ -179,12 +180,56 @@ type Range struct {
 	To   uint32 `json:"to"`
 }
 
-// Alarm is something a back-office operator must look at.
+// Alarm is something a back-office operator must look at. ID and State
+// are the back office's (zero in an alarm on its way into a store); an
+// alarm is open until a person acknowledges it, and stays acknowledged:
+// the condition repeating raises nothing new (one alarm per key).
 type Alarm struct {
-	Kind       string    `json:"kind"`
-	TerminalID string    `json:"terminal_id,omitempty"`
-	SAMSerial  string    `json:"sam_serial,omitempty"`
-	Counter    uint32    `json:"counter,omitempty"`
-	Detail     string    `json:"detail,omitempty"`
-	At         time.Time `json:"at"`
+	ID         int64      `json:"id,omitempty"`
+	State      AlarmState `json:"state,omitempty"`
+	Kind       string     `json:"kind"`
+	TerminalID string     `json:"terminal_id,omitempty"`
+	SAMSerial  string     `json:"sam_serial,omitempty"`
+	Counter    uint32     `json:"counter,omitempty"`
+	Detail     string     `json:"detail,omitempty"`
+	At         time.Time  `json:"at"`
+	// Acknowledged is the last acknowledgement, nil while open.
+	Acknowledged *AlarmEvent `json:"acknowledged,omitempty"`
+	// History is every event, oldest first (raised, acknowledged): in
+	// GET /v1/alarms/{id} only.
+	History []AlarmEvent `json:"history,omitempty"`
+}
+
+// AlarmState is an alarm's state.
+type AlarmState string
+
+// The alarm states.
+const (
+	AlarmOpen         AlarmState = "open"
+	AlarmAcknowledged AlarmState = "acknowledged"
+)
+
+// AlarmEvent is one event in an alarm's history.
+type AlarmEvent struct {
+	Type AlarmEventType `json:"type"`
+	At   time.Time      `json:"at"`
+	// By is who acted (empty for "raised": the back office). Until staff
+	// sign-in lands it is the name the person declared in the request.
+	By      string `json:"by,omitempty"`
+	Comment string `json:"comment,omitempty"`
+}
+
+// AlarmEventType is the kind of an AlarmEvent.
+type AlarmEventType string
+
+// The alarm event types.
+const (
+	AlarmEventRaised       AlarmEventType = "raised"
+	AlarmEventAcknowledged AlarmEventType = "acknowledged"
+)
+
+// AlarmAck is the body of POST /v1/alarms/{id}/ack.
+type AlarmAck struct {
+	By      string `json:"by"`
+	Comment string `json:"comment"`
 }
