@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"kpe-agent/internal/i18n"
 	"kpe-agent/sync/wire"
@@ -307,6 +308,10 @@ func decodeAck(w http.ResponseWriter, r *http.Request) (wire.AlarmAck, error) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxAckBody))
 	if err != nil {
 		return a, fmt.Errorf("the body is unreadable or longer than %d bytes", maxAckBody)
+	}
+	if !utf8.Valid(body) {
+		// encoding/json would turn the bad bytes into U+FFFD
+		return a, errors.New("the body is not valid UTF-8")
 	}
 	if t := bytes.TrimLeft(body, " \t\r\n"); len(t) == 0 || t[0] != '{' {
 		return a, errors.New(`the body must be one JSON object: {"by": "...", "comment": "..."}`)
