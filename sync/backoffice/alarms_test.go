@@ -2,17 +2,22 @@ package backoffice_test
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.etcd.io/bbolt"
 
+	"kpe-agent/internal/pgtest"
 	"kpe-agent/sync/backoffice"
 	"kpe-agent/sync/record"
 	"kpe-agent/sync/wire"
@@ -349,5 +354,71 @@ func TestAlarmAckRace(t *testing.T) {
 		a, err := l.svc.Alarm(context.Background(), as[0].ID)
 		require.NoError(t, err)
 		assert.Len(t, a.History, 2, "one acknowledgement in the history")
+	})
+}
+
+// Alarms stored before alarms had a state: a PostgreSQL database left by
+// version 4 and a bbolt file written without state or history. Both read
+// as open, raised at their time, keep their ids, count in the gauge and
+// can be acknowledged.
+func TestAlarmsFromBeforeStates(t *testing.T) {
+	ctx := context.Background()
+	at := time.Date(2026, 10, 1, 8, 30, 0, 0, time.UTC)
+	check := func(t *testing.T, st backoffice.Store, id int64) {
+		l := newLab(t, st)
+		h := l.svc.StaffHandler(backoffice.StaffConfig{})
+		open := alarmList(t, h, "?state=open")
+		require.Len(t, open, 1)
+		assert.Equal(t, id, open[0].ID)
+		assert.Equal(t, "chain-restart", open[0].Kind)
+		assert.Equal(t, "t-07", open[0].TerminalID)
+		assert.Equal(t, at, open[0].At)
+		assert.Equal(t, 1.0, scrape(t, l.svc)[`kpe_backoffice_alarms_open{kind="chain-restart"}`])
+		assert.Equal(t, []wire.AlarmEvent{{Type: wire.AlarmEventRaised, At: at}}, alarmOf(t, h, id).History)
+		a := staffCall(h, http.MethodPost, fmt.Sprintf("%s/%d/ack", wire.PathAlarms, id), `{"by":"Siti","comment":"outbox dipulihkan"}`)
+		require.Equal(t, http.StatusNoContent, a.status, a.body)
+		full := alarmOf(t, h, id)
+		assert.Equal(t, wire.AlarmAcknowledged, full.State)
+		require.Len(t, full.History, 2)
+		assert.Equal(t, wire.AlarmEvent{Type: wire.AlarmEventRaised, At: at}, full.History[0])
+		assert.Equal(t, "outbox dipulihkan", full.History[1].Comment)
+		assert.Equal(t, 0.0, scrape(t, l.svc)[`kpe_backoffice_alarms_open{kind="chain-restart"}`])
+	}
+	t.Run("postgres", func(t *testing.T) {
+		dsn := pgtest.DB(t)
+		require.NoError(t, backoffice.MigratePostgres(ctx, dsn, 4))
+		pool, err := pgxpool.New(ctx, dsn)
+		require.NoError(t, err)
+		var id int64
+		require.NoError(t, pool.QueryRow(ctx, "INSERT INTO alarms (kind, terminal_id, detail, at) VALUES ('chain-restart', 't-07', 'a second chain start', $1) RETURNING id", at).Scan(&id))
+		pool.Close()
+		st, err := backoffice.OpenPostgres(ctx, dsn)
+		require.NoError(t, err)
+		t.Cleanup(func() { st.Close() })
+		check(t, st, id)
+	})
+	t.Run("bolt", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "bo.db")
+		st, err := backoffice.OpenBolt(path)
+		require.NoError(t, err)
+		require.NoError(t, st.Close())
+		db, err := bbolt.Open(path, 0o600, nil)
+		require.NoError(t, err)
+		var id int64
+		require.NoError(t, db.Update(func(tx *bbolt.Tx) error {
+			b := tx.Bucket([]byte("alarms"))
+			seq, err := b.NextSequence()
+			if err != nil {
+				return err
+			}
+			id = int64(seq)
+			// the JSON of the alarm as written before alarms had a state
+			return b.Put(binary.BigEndian.AppendUint64(nil, seq), []byte(`{"kind":"chain-restart","terminal_id":"t-07","detail":"a second chain start","at":"2026-10-01T08:30:00Z"}`))
+		}))
+		require.NoError(t, db.Close())
+		st, err = backoffice.OpenBolt(path)
+		require.NoError(t, err)
+		t.Cleanup(func() { st.Close() })
+		check(t, st, id)
 	})
 }
