@@ -676,34 +676,36 @@ func scanAlarm(row pgx.CollectableRow) (wire.Alarm, error) {
 	return a, err
 }
 
-// Alarm implements Store.
+// Alarm implements Store, from one snapshot (the alarm's state and its
+// events agree).
 func (s *PGStore) Alarm(ctx context.Context, id int64) (*wire.Alarm, error) {
-	rows, err := s.pool.Query(ctx, alarmColumns+"WHERE a.id = $1", id)
-	if err != nil {
-		return nil, err
-	}
-	a, err := pgx.CollectExactlyOneRow(rows, scanAlarm)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, ErrNotFound
-	}
-	if err != nil {
-		return nil, err
-	}
-	a.History = []wire.AlarmEvent{{Type: wire.AlarmEventRaised, At: a.At}}
-	rows, err = s.pool.Query(ctx, "SELECT type, at, actor, comment FROM alarm_events WHERE alarm_id = $1 ORDER BY id", id)
-	if err != nil {
-		return nil, err
-	}
-	events, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (wire.AlarmEvent, error) {
-		var ev wire.AlarmEvent
-		err := row.Scan(&ev.Type, &ev.At, &ev.By, &ev.Comment)
-		ev.At = ev.At.UTC()
-		return ev, err
+	var a wire.Alarm
+	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, alarmColumns+"WHERE a.id = $1", id)
+		if err != nil {
+			return err
+		}
+		if a, err = pgx.CollectExactlyOneRow(rows, scanAlarm); errors.Is(err, pgx.ErrNoRows) {
+			return ErrNotFound
+		} else if err != nil {
+			return err
+		}
+		rows, err = tx.Query(ctx, "SELECT type, at, actor, comment FROM alarm_events WHERE alarm_id = $1 ORDER BY id", id)
+		if err != nil {
+			return err
+		}
+		events, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (wire.AlarmEvent, error) {
+			var ev wire.AlarmEvent
+			err := row.Scan(&ev.Type, &ev.At, &ev.By, &ev.Comment)
+			ev.At = ev.At.UTC()
+			return ev, err
+		})
+		a.History = append([]wire.AlarmEvent{{Type: wire.AlarmEventRaised, At: a.At}}, events...)
+		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	a.History = append(a.History, events...)
 	return &a, nil
 }
 
