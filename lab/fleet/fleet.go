@@ -181,6 +181,7 @@ type terminal struct {
 // ready to Run (once).
 type Fleet struct {
 	cfg       Config
+	run       [2]byte // in the SAM serials: another fleet, other SAMs
 	terminals []*terminal
 }
 
@@ -192,6 +193,8 @@ func New(ctx context.Context, cfg Config) (*Fleet, error) {
 		return nil, err
 	}
 	f := &Fleet{cfg: cfg, terminals: make([]*terminal, cfg.Terminals)}
+	x := rand.Uint32()
+	f.run = [2]byte{byte(x >> 8), byte(x)}
 	var next atomic.Int64
 	errs := make(chan error, 8)
 	var wg sync.WaitGroup
@@ -230,14 +233,7 @@ func (f *Fleet) newTerminal(ctx context.Context, i int) (*terminal, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fleet: terminal %s certificate: %w", id, err)
 	}
-	var serial [8]byte
-	serial[0], serial[1] = 0xF1, 0xEE // lab SAM serials of the fleet
-	serial[2] = byte(len(f.cfg.TerminalPrefix))
-	for j := range f.cfg.TerminalPrefix {
-		serial[3] ^= f.cfg.TerminalPrefix[j] // another prefix, other serials
-		serial[3] = serial[3]<<1 | serial[3]>>7
-	}
-	serial[4], serial[5], serial[6], serial[7] = byte(i>>24), byte(i>>16), byte(i>>8), byte(i)
+	serial := [8]byte{0xF1, 0xEE, f.run[0], f.run[1], byte(i >> 24), byte(i >> 16), byte(i >> 8), byte(i)}
 	sam, err := f.cfg.SAMCA.NewSAM(serial)
 	if err != nil {
 		return nil, fmt.Errorf("fleet: terminal %s SAM: %w", id, err)
