@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
@@ -93,4 +94,63 @@ func TestBadConfig(t *testing.T) {
 	assert.Equal(t, fleet.Steady, s)
 	_, err = fleet.New(context.Background(), fleet.Config{URL: "https://127.0.0.1:1", Terminals: 1, Records: 1})
 	assert.True(t, errors.Is(err, fleet.ErrConfig), "no PKI: %v", err)
+}
+
+// A steady run: each terminal's records one by one over the period,
+// through a front that answers every terminal's first batch 503 and its
+// second 429, both with Retry-After: 1 (a node going down, then a
+// limiter). The terminals wait as told and send again; every record is
+// stored once, and the busy answers are counted.
+func TestSteadyBusyRetryAfter(t *testing.T) {
+	const terminals, records = 20, 3
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var mu sync.Mutex
+	seen := map[string]int{}
+	var lastBusy sync.Map // terminal → when it was last told to wait
+	early := 0
+	wrap := func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			id := r.TLS.PeerCertificates[0].Subject.CommonName
+			mu.Lock()
+			seen[id]++
+			n := seen[id]
+			if at, ok := lastBusy.Load(id); ok && n <= 3 && time.Since(at.(time.Time)) < 900*time.Millisecond {
+				early++ // came back before the Retry-After
+			}
+			mu.Unlock()
+			switch n {
+			case 1, 2:
+				lastBusy.Store(id, time.Now())
+				w.Header().Set("Retry-After", "1")
+				w.WriteHeader(map[int]int{1: http.StatusServiceUnavailable, 2: http.StatusTooManyRequests}[n])
+				return
+			}
+			h.ServeHTTP(w, r)
+		})
+	}
+	l, err := fleet.StartLocal(ctx, pgtest.DB(t), fleet.LocalOptions{Wrap: wrap})
+	require.NoError(t, err)
+	defer l.Close()
+	cfg := l.Config()
+	cfg.Terminals, cfg.Records, cfg.Scenario, cfg.Period = terminals, records, fleet.Steady, 2*time.Second
+	f, err := fleet.New(ctx, cfg)
+	require.NoError(t, err)
+	t0 := time.Now()
+	rep, err := f.Run(ctx)
+	require.NoError(t, err)
+	t.Logf("\n%s", rep)
+	const n = terminals * records
+	assert.GreaterOrEqual(t, time.Since(t0), 2*time.Second, "two Retry-After waits")
+	assert.Equal(t, terminals, rep.Answers503)
+	assert.Equal(t, terminals, rep.Answers429)
+	assert.Equal(t, 2*terminals, rep.RetryAfter)
+	assert.Zero(t, early, "a terminal came back before its Retry-After")
+	assert.Equal(t, n, rep.Accepted)
+	assert.Zero(t, rep.Duplicate+rep.Rejected)
+	assert.Equal(t, n+2*terminals, rep.Sent, "one record a batch, the first twice refused")
+	assert.Equal(t, n, rep.Batches)
+	var rows int
+	require.NoError(t, l.Store.Pool().QueryRow(ctx, "SELECT count(*) FROM records").Scan(&rows))
+	assert.Equal(t, n, rows)
 }

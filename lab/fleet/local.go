@@ -36,6 +36,10 @@ type LocalOptions struct {
 	// verification limits (default: 1000 a second, burst 1000, both:
 	// the prober is one client and must not be held to a clerk's limit).
 	VerifyPerClient, VerifyTotal backoffice.Limit
+	// Wrap, when set, wraps the terminal API's handler: a load balancer
+	// or an overloaded node in front of the back office (tests answer
+	// 429 or 503 with it).
+	Wrap func(http.Handler) http.Handler
 }
 
 // StartLocal starts a back office on the PostgreSQL database dsn (its
@@ -76,7 +80,11 @@ func StartLocal(ctx context.Context, dsn string, o LocalOptions) (*Local, error)
 		st.Close()
 		return nil, err
 	}
-	term := &http.Server{Handler: svc.TerminalHandler(nil), ReadHeaderTimeout: 30 * time.Second,
+	th := svc.TerminalHandler(nil)
+	if o.Wrap != nil {
+		th = o.Wrap(th)
+	}
+	term := &http.Server{Handler: th, ReadHeaderTimeout: 30 * time.Second,
 		TLSConfig: &tls.Config{Certificates: []tls.Certificate{srvCert}, ClientCAs: tlsCA.Pool(),
 			ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12}}
 	sl, err := net.Listen("tcp", "127.0.0.1:0")
