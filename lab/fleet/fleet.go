@@ -600,17 +600,60 @@ type probeResult struct {
 }
 
 // probe verifies accepted codes on the staff listener at the probe rate
-// until ctx ends.
+// until ctx ends. It is open-loop: each verification starts on its tick,
+// whether or not the ones before have been answered (a slow answer does
+// not thin the sample), at most maxProbes in flight (a tick beyond that
+// counts as an error: the staff listener is not answering).
 func (r *run) probe(ctx context.Context) probeResult {
-	var pr probeResult
-	c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: r.f.cfg.Roots}}}
+	const maxProbes = 256
+	var (
+		mu sync.Mutex
+		pr probeResult
+		wg sync.WaitGroup
+	)
+	c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: r.f.cfg.Roots}, MaxIdleConnsPerHost: 64}}
 	defer c.CloseIdleConnections()
 	tick := time.NewTicker(time.Duration(float64(time.Second) / r.f.cfg.ProbeRate))
 	defer tick.Stop()
 	base := strings.TrimSuffix(r.f.cfg.StaffURL, "/") + wire.PathVerify
+	slots := make(chan struct{}, maxProbes)
+	one := func(code string) {
+		defer func() { <-slots; wg.Done() }()
+		req, err := http.NewRequestWithContext(context.WithoutCancel(ctx), http.MethodGet, base+code, nil)
+		if err != nil {
+			mu.Lock()
+			pr.errs++
+			mu.Unlock()
+			return
+		}
+		t0 := time.Now()
+		resp, err := c.Do(req)
+		var v wire.Verdict
+		var derr error
+		if err == nil {
+			derr = json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&v)
+			resp.Body.Close()
+		}
+		took := time.Since(t0)
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case err != nil:
+			pr.errs++
+		case resp.StatusCode == http.StatusTooManyRequests:
+			pr.n429++
+		case resp.StatusCode != http.StatusOK || derr != nil:
+			pr.errs++
+		case !v.Valid:
+			pr.wrong++
+		default:
+			pr.lat = append(pr.lat, took)
+		}
+	}
 	for {
 		select {
 		case <-ctx.Done():
+			wg.Wait() // the ones in flight finish (bounded by the client's timeout)
 			return pr
 		case <-tick.C:
 		}
@@ -623,32 +666,14 @@ func (r *run) probe(ctx context.Context) probeResult {
 		if code == "" {
 			continue
 		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+code, nil)
-		if err != nil {
-			pr.errs++
-			continue
-		}
-		t0 := time.Now()
-		resp, err := c.Do(req)
-		if err != nil {
-			if ctx.Err() == nil {
-				pr.errs++
-			}
-			continue
-		}
-		var v wire.Verdict
-		derr := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&v)
-		resp.Body.Close()
-		took := time.Since(t0)
-		switch {
-		case resp.StatusCode == http.StatusTooManyRequests:
-			pr.n429++
-		case resp.StatusCode != http.StatusOK || derr != nil:
-			pr.errs++
-		case !v.Valid:
-			pr.wrong++
+		select {
+		case slots <- struct{}{}:
+			wg.Add(1)
+			go one(code)
 		default:
-			pr.lat = append(pr.lat, took)
+			mu.Lock()
+			pr.errs++
+			mu.Unlock()
 		}
 	}
 }
