@@ -154,3 +154,29 @@ func TestSteadyBusyRetryAfter(t *testing.T) {
 	require.NoError(t, l.Store.Pool().QueryRow(ctx, "SELECT count(*) FROM records").Scan(&rows))
 	assert.Equal(t, n, rows)
 }
+
+// A storm through admission control (MaxInFlight 2): most batches are
+// answered 503 with Retry-After at first; the terminals come back as
+// told until every record is stored, once.
+func TestStormAdmissionControl(t *testing.T) {
+	const terminals, records = 30, 5
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	l, err := fleet.StartLocal(ctx, pgtest.DB(t), fleet.LocalOptions{MaxInFlight: 2})
+	require.NoError(t, err)
+	defer l.Close()
+	cfg := l.Config()
+	cfg.Terminals, cfg.Records, cfg.MaxBackoff = terminals, records, 3*time.Second
+	f, err := fleet.New(ctx, cfg)
+	require.NoError(t, err)
+	rep, err := f.Run(ctx)
+	require.NoError(t, err)
+	t.Logf("\n%s", rep)
+	assert.Positive(t, rep.Answers503, "30 terminals at once through 2 slots")
+	assert.Equal(t, rep.Answers503, rep.RetryAfter)
+	assert.Equal(t, terminals*records, rep.Accepted)
+	assert.Equal(t, terminals*records+records*rep.Answers503, rep.Sent)
+	var rows int
+	require.NoError(t, l.Store.Pool().QueryRow(ctx, "SELECT count(*) FROM records").Scan(&rows))
+	assert.Equal(t, terminals*records, rows)
+}

@@ -40,6 +40,28 @@ type LocalOptions struct {
 	// or an overloaded node in front of the back office (tests answer
 	// 429 or 503 with it).
 	Wrap func(http.Handler) http.Handler
+	// MaxInFlight, when above 0, puts admission control in front of the
+	// terminal API, as a load balancer's queue limit would: beyond that
+	// many batches in flight a batch is answered 503 with Retry-After: 1
+	// at once, before its body is read. (The back office itself takes
+	// every batch it is sent; the fleet run shows what that does to
+	// verification during a storm.)
+	MaxInFlight int
+}
+
+// admit answers 503 with Retry-After beyond max requests in flight.
+func admit(h http.Handler, max int) http.Handler {
+	slots := make(chan struct{}, max)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case slots <- struct{}{}:
+			defer func() { <-slots }()
+			h.ServeHTTP(w, r)
+		default:
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, "busy: too many batches in flight", http.StatusServiceUnavailable)
+		}
+	})
 }
 
 // StartLocal starts a back office on the PostgreSQL database dsn (its
@@ -81,6 +103,9 @@ func StartLocal(ctx context.Context, dsn string, o LocalOptions) (*Local, error)
 		return nil, err
 	}
 	th := svc.TerminalHandler(nil)
+	if o.MaxInFlight > 0 {
+		th = admit(th, o.MaxInFlight)
+	}
 	if o.Wrap != nil {
 		th = o.Wrap(th)
 	}
