@@ -13,6 +13,7 @@
 //	kpe-cardsim secrets --lab testdata/cards/lab --out /tmp/secrets                its SAM code and KTP-el secrets
 //	kpe-cardsim pki --dir /tmp/pki --terminal lab-01                                 lab TLS keys for the back office
 //	kpe-cardsim bio gen --out /tmp/bio --level hard                                  synthetic fingerprint sets
+//	kpe-cardsim fleet --pg DSN --terminals 2000 --records 100                        load-test a back office
 //
 // and two that make run (scripts/run-lab.sh) uses to stop everything it
 // started and to name what holds a port it needs: tether, check-ports.
@@ -66,7 +67,7 @@ Exit codes: 0 success; 1 failure; 2 usage error.`,
   kpe-cardsim secrets --lab testdata/cards/lab --out /tmp/lab-secrets
   kpe-cardsim bio gen --out /tmp/kpe-bio/easy --level easy`,
 	}
-	root.AddCommand(serveCommand(stdout, stderr), personaliseCommand(stdout), secretsCommand(stdout), pkiCommand(stdout), bioCommand(stdout),
+	root.AddCommand(serveCommand(stdout, stderr), personaliseCommand(stdout), secretsCommand(stdout), pkiCommand(stdout), bioCommand(stdout), fleetCommand(stdout),
 		tetherCommand(), checkPortsCommand(stdout))
 	return root
 }

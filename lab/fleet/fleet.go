@@ -1,0 +1,679 @@
+// Package fleet is the back office's load tool: it simulates a fleet of
+// terminals uploading to a running back office over real mutual TLS and
+// measures what the back office does with them (docs/backoffice.md,
+// "Fleet run").
+//
+// Every simulated terminal has its own terminal id and TLS client
+// certificate (from one terminal CA), its own stand-in SAM (key and SAM
+// certificate from a SAM CA the back office trusts), its own hash chain
+// and counter, and a backlog of sealed version-2 records of the three
+// services. It posts the wire format the uploader posts (sync/wire
+// batches, gzip JSON, at most Config.BatchRecords records a batch, oldest
+// first), and like the uploader it honours 429 and 503 with Retry-After,
+// backs off with full jitter after other failures, halves its batch after
+// a 413, and sends again the records answered "retry". It does not drive
+// sync/uploader itself: that needs a bbolt outbox per terminal with an
+// fsync per record, and a fleet of them measures this machine's disk,
+// not the back office.
+//
+// Two scenarios: Storm (every terminal online at once with its whole
+// backlog: the morning a region's network comes back) and Steady (each
+// terminal's records trickle in one by one, spread over Config.Period).
+// While the fleet uploads, a prober verifies codes already accepted on
+// the staff listener (GET /v1/verify/{code}).
+//
+// Lab only: the shipped binaries never link it (kpe-cardsim fleet runs
+// it).
+package fleet
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"kpe-agent/lab/labpki"
+	"kpe-agent/sync/record"
+	"kpe-agent/sync/wire"
+)
+
+// Scenario is how the fleet's backlog reaches the back office.
+type Scenario string
+
+// Scenarios.
+const (
+	// Storm: every terminal comes online at once with its whole backlog.
+	Storm Scenario = "storm"
+	// Steady: each terminal sends its records one at a time, at random
+	// moments spread over the period.
+	Steady Scenario = "steady"
+)
+
+// ParseScenario reads a scenario name.
+func ParseScenario(s string) (Scenario, error) {
+	switch Scenario(s) {
+	case Storm, Steady:
+		return Scenario(s), nil
+	}
+	return "", fmt.Errorf("%w: scenario %q: storm or steady", ErrConfig, s)
+}
+
+// Services are the services the records are for, in turn.
+var Services = []string{"askes", "taspen", "bapertarum"}
+
+// Config configures a fleet run.
+type Config struct {
+	// URL is the back office's terminal API (mutual TLS), e.g.
+	// https://127.0.0.1:8443.
+	URL string
+	// StaffURL is its staff listener, where the prober verifies codes;
+	// empty: no prober.
+	StaffURL string
+	// Roots are the roots the back office's server certificate chains to.
+	Roots *x509.CertPool
+	// TerminalCA issues the terminals' TLS client certificates; the back
+	// office must trust it for client certificates.
+	TerminalCA *labpki.CA
+	// SAMCA issues the terminals' SAM certificates; the back office must
+	// trust it for SAM certificates.
+	SAMCA *labpki.CA
+
+	Terminals int // simulated terminals (at least 1)
+	Records   int // each terminal's backlog (at least 1)
+	Scenario  Scenario
+	// Period spreads a steady run's records (default one minute).
+	Period time.Duration
+	// BatchRecords is the largest batch (default 200, the uploader's
+	// default; at most wire.MaxBatchRecords).
+	BatchRecords int
+	// Timeout bounds one request (default 2 minutes: in a storm the back
+	// office queues); a timed-out batch is sent again.
+	Timeout time.Duration
+	// MinBackoff and MaxBackoff bound the retry delays as in the
+	// uploader (defaults 1 s and 30 s; Retry-After is capped by
+	// MaxBackoff too).
+	MinBackoff, MaxBackoff time.Duration
+	// ProbeRate is the prober's verifications a second (default 20).
+	ProbeRate float64
+	// DBSize, when set, gives the back office's database size in bytes
+	// (PostgreSQL: pg_database_size), read before and after the run.
+	DBSize func(context.Context) (int64, error)
+	// TerminalPrefix starts the terminal ids (default "fleet-"): a run
+	// against a back office that has seen another run's terminals uses
+	// another prefix.
+	TerminalPrefix string
+}
+
+// ErrConfig: a configuration the fleet cannot run.
+var ErrConfig = errors.New("fleet: bad configuration")
+
+// ErrIncomplete: the run ended (its context) before every record was
+// taken.
+var ErrIncomplete = errors.New("fleet: not every record was taken")
+
+func (c *Config) check() error {
+	switch {
+	case c.URL == "":
+		return fmt.Errorf("%w: no back-office URL", ErrConfig)
+	case c.Roots == nil || c.TerminalCA == nil || c.SAMCA == nil:
+		return fmt.Errorf("%w: the server roots, the terminal CA and the SAM CA are all needed", ErrConfig)
+	case c.Terminals < 1 || c.Records < 1:
+		return fmt.Errorf("%w: %d terminals × %d records: want at least 1 of each", ErrConfig, c.Terminals, c.Records)
+	case c.Terminals > 1_000_000 || c.Records > 1_000_000:
+		return fmt.Errorf("%w: %d terminals × %d records: at most a million of each", ErrConfig, c.Terminals, c.Records)
+	case c.BatchRecords < 0 || c.BatchRecords > wire.MaxBatchRecords:
+		return fmt.Errorf("%w: batch of %d records: at most %d", ErrConfig, c.BatchRecords, wire.MaxBatchRecords)
+	case c.Period < 0 || c.Timeout < 0 || c.MinBackoff < 0 || c.MaxBackoff < 0 || c.ProbeRate < 0:
+		return fmt.Errorf("%w: negative duration or rate", ErrConfig)
+	}
+	if c.Scenario == "" {
+		c.Scenario = Storm
+	}
+	if _, err := ParseScenario(string(c.Scenario)); err != nil {
+		return err
+	}
+	if c.Period == 0 {
+		c.Period = time.Minute
+	}
+	if c.BatchRecords == 0 {
+		c.BatchRecords = 200
+	}
+	if c.Timeout == 0 {
+		c.Timeout = 2 * time.Minute
+	}
+	if c.MinBackoff == 0 {
+		c.MinBackoff = time.Second
+	}
+	if c.MaxBackoff == 0 {
+		c.MaxBackoff = 30 * time.Second
+	}
+	if c.ProbeRate == 0 {
+		c.ProbeRate = 20
+	}
+	if c.TerminalPrefix == "" {
+		c.TerminalPrefix = "fleet-"
+	}
+	return nil
+}
+
+// terminal is one simulated terminal.
+type terminal struct {
+	id      string
+	client  *http.Client
+	certs   [][]byte // its SAM certificate
+	backlog [][]byte // sealed records, oldest first
+}
+
+// Fleet is a prepared fleet: keys, certificates and sealed backlogs made,
+// ready to Run (once).
+type Fleet struct {
+	cfg       Config
+	run       [2]byte // in the SAM serials: another fleet, other SAMs
+	terminals []*terminal
+}
+
+// New prepares a fleet: a TLS client certificate, a SAM and a sealed
+// backlog for each terminal. This is the slow part for a big fleet (a
+// signature per record) and is not part of the measured run.
+func New(ctx context.Context, cfg Config) (*Fleet, error) {
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
+	f := &Fleet{cfg: cfg, terminals: make([]*terminal, cfg.Terminals)}
+	x := rand.Uint32()
+	f.run = [2]byte{byte(x >> 8), byte(x)}
+	var next atomic.Int64
+	errs := make(chan error, 8)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= cfg.Terminals || ctx.Err() != nil {
+					return
+				}
+				t, err := f.newTerminal(ctx, i)
+				if err != nil {
+					errs <- err
+					return
+				}
+				f.terminals[i] = t
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+func (f *Fleet) newTerminal(ctx context.Context, i int) (*terminal, error) {
+	id := fmt.Sprintf("%s%05d", f.cfg.TerminalPrefix, i)
+	cert, err := f.cfg.TerminalCA.Terminal(id)
+	if err != nil {
+		return nil, fmt.Errorf("fleet: terminal %s certificate: %w", id, err)
+	}
+	serial := [8]byte{0xF1, 0xEE, f.run[0], f.run[1], byte(i >> 24), byte(i >> 16), byte(i >> 8), byte(i)}
+	sam, err := f.cfg.SAMCA.NewSAM(serial)
+	if err != nil {
+		return nil, fmt.Errorf("fleet: terminal %s SAM: %w", id, err)
+	}
+	t := &terminal{id: id, certs: [][]byte{sam.Cert}}
+	// the records' times: a backlog that built up over the last hour
+	start := time.Now().Add(-time.Hour)
+	step := time.Hour / time.Duration(f.cfg.Records+1)
+	var prev [32]byte
+	for k := range f.cfg.Records {
+		rid, err := record.NewID()
+		if err != nil {
+			return nil, err
+		}
+		r := &record.Record{
+			ID: rid, TerminalID: id, SiteID: fmt.Sprintf("site-%03d", i%500), OperatorID: "clerk-1",
+			Service:  Services[(i+k)%len(Services)],
+			CardType: record.CardKPE, CardSerial: []byte{byte(i >> 8), byte(i), byte(k >> 8), byte(k)},
+			SubjectKind: record.SubjectNIP, Subject: fmt.Sprintf("1966080119880%05d", (i*7+k)%100000),
+			CardAuth: record.Check{Outcome: record.Pass}, IssuerSig: record.Check{Outcome: record.Pass},
+			Identifiers: record.Check{Outcome: record.Pass}, Fingerprint: record.Check{Outcome: record.Pass},
+			Time: start.Add(time.Duration(k+1) * step), Clock: record.ClockSynced, PrevHash: prev,
+		}
+		if err := record.Seal(ctx, r, sam); err != nil {
+			return nil, fmt.Errorf("fleet: terminal %s record %d: %w", id, k, err)
+		}
+		if prev, err = r.Hash(); err != nil {
+			return nil, err
+		}
+		enc, err := r.Encode()
+		if err != nil {
+			return nil, err
+		}
+		t.backlog = append(t.backlog, enc)
+	}
+	tr := &http.Transport{TLSClientConfig: &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: f.cfg.Roots, MinVersion: tls.VersionTLS12},
+		ForceAttemptHTTP2: true, MaxIdleConns: 2, IdleConnTimeout: 90 * time.Second, TLSHandshakeTimeout: f.cfg.Timeout, ResponseHeaderTimeout: f.cfg.Timeout}
+	t.client = &http.Client{Transport: tr, Timeout: f.cfg.Timeout}
+	return t, nil
+}
+
+// Codes are the verification codes of every record of the fleet.
+func (f *Fleet) Codes() ([]string, error) {
+	var out []string
+	for _, t := range f.terminals {
+		for _, enc := range t.backlog {
+			r, err := record.Decode(enc)
+			if err != nil {
+				return nil, err
+			}
+			h, err := r.Hash()
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, record.CodeOf(h).String())
+		}
+	}
+	return out, nil
+}
+
+// Report is what a run measured.
+type Report struct {
+	Scenario  Scenario
+	Terminals int
+	Records   int // the fleet's records (terminals × backlog)
+	// Sent counts records posted, resends included; Accepted, Duplicate
+	// and Rejected count the back office's answers (a duplicate is a
+	// record it had already: a resend after a lost answer).
+	Sent, Accepted, Duplicate, Rejected int
+	// RejectReasons counts the rejections by reason.
+	RejectReasons map[string]int
+	Batches       int // batches answered 200
+	// Answers429 and Answers503 count the batches answered busy, and
+	// RetryAfter those that carried a Retry-After; OtherFailures the
+	// batches that failed otherwise (timeouts, 5xx, connection errors),
+	// all sent again.
+	Answers429, Answers503, RetryAfter, OtherFailures int
+	Elapsed                                           time.Duration // from the first upload to the last record taken
+	Rate                                              float64       // records taken (accepted + duplicate) a second
+	UploadP50, UploadP99, UploadMax                   time.Duration // per answered batch
+
+	// The prober's verifications during the run: how many, their
+	// latency, the 429 answers, and the answers that did not find a
+	// code known to be accepted (must be zero).
+	Verifies                          int
+	VerifyP50, VerifyP99, VerifyMax   time.Duration
+	Verify429, VerifyWrong, VerifyErr int
+
+	// DBBefore and DBAfter are the database sizes (Config.DBSize);
+	// BytesPerRecord their difference over the records taken.
+	DBBefore, DBAfter int64
+	BytesPerRecord    float64
+}
+
+// String is the report as the command prints it.
+func (r *Report) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "fleet %s: %d terminals × %d records = %d records\n", r.Scenario, r.Terminals, r.Records/max(r.Terminals, 1), r.Records)
+	fmt.Fprintf(&b, "records: sent %d, accepted %d, duplicate %d, rejected %d", r.Sent, r.Accepted, r.Duplicate, r.Rejected)
+	if len(r.RejectReasons) > 0 {
+		fmt.Fprintf(&b, " %v", r.RejectReasons)
+	}
+	fmt.Fprintf(&b, "\ndrained in %s: %.0f records/s over %d batches\n", r.Elapsed.Round(time.Millisecond), r.Rate, r.Batches)
+	fmt.Fprintf(&b, "upload latency per batch: p50 %s, p99 %s, max %s\n", ms(r.UploadP50), ms(r.UploadP99), ms(r.UploadMax))
+	fmt.Fprintf(&b, "busy answers: 429 ×%d, 503 ×%d (%d with Retry-After); other failures %d\n", r.Answers429, r.Answers503, r.RetryAfter, r.OtherFailures)
+	if r.Verifies > 0 || r.Verify429 > 0 || r.VerifyErr > 0 {
+		fmt.Fprintf(&b, "verify during the run: %d answers, p50 %s, p99 %s, max %s; 429 ×%d, wrong %d, errors %d\n",
+			r.Verifies, ms(r.VerifyP50), ms(r.VerifyP99), ms(r.VerifyMax), r.Verify429, r.VerifyWrong, r.VerifyErr)
+	}
+	if r.DBAfter > 0 {
+		fmt.Fprintf(&b, "database: %d → %d bytes, %.0f bytes per record (%.2f GB per million)\n",
+			r.DBBefore, r.DBAfter, r.BytesPerRecord, r.BytesPerRecord*1e6/1e9)
+	}
+	return b.String()
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond)) }
+
+// run state shared by the terminals.
+type run struct {
+	f     *Fleet
+	mu    sync.Mutex
+	rep   Report
+	lat   []time.Duration
+	codes []string // accepted codes, for the prober
+}
+
+// Run uploads every terminal's backlog by the scenario and reports. It
+// returns the report with ErrIncomplete when ctx ends first.
+func (f *Fleet) Run(ctx context.Context) (*Report, error) {
+	r := &run{f: f, rep: Report{Scenario: f.cfg.Scenario, Terminals: len(f.terminals), RejectReasons: map[string]int{}}}
+	for _, t := range f.terminals {
+		r.rep.Records += len(t.backlog)
+	}
+	if f.cfg.DBSize != nil {
+		n, err := f.cfg.DBSize(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("fleet: database size: %w", err)
+		}
+		r.rep.DBBefore = n
+	}
+	probeCtx, stopProbe := context.WithCancel(ctx)
+	probeDone := make(chan probeResult, 1)
+	if f.cfg.StaffURL != "" {
+		go func() { probeDone <- r.probe(probeCtx) }()
+	} else {
+		probeDone <- probeResult{}
+	}
+	start := time.Now()
+	var wg sync.WaitGroup
+	for _, t := range f.terminals {
+		wg.Add(1)
+		go func() { defer wg.Done(); r.terminal(ctx, t) }()
+	}
+	wg.Wait()
+	r.rep.Elapsed = time.Since(start)
+	stopProbe()
+	pr := <-probeDone
+
+	rep := &r.rep
+	taken := rep.Accepted + rep.Duplicate
+	if rep.Elapsed > 0 {
+		rep.Rate = float64(taken) / rep.Elapsed.Seconds()
+	}
+	rep.UploadP50, rep.UploadP99, rep.UploadMax = quantiles(r.lat)
+	rep.Verifies, rep.Verify429, rep.VerifyWrong, rep.VerifyErr = len(pr.lat), pr.n429, pr.wrong, pr.errs
+	rep.VerifyP50, rep.VerifyP99, rep.VerifyMax = quantiles(pr.lat)
+	if f.cfg.DBSize != nil && ctx.Err() == nil {
+		n, err := f.cfg.DBSize(ctx)
+		if err != nil {
+			return rep, fmt.Errorf("fleet: database size: %w", err)
+		}
+		rep.DBAfter = n
+		if rep.Accepted > 0 {
+			rep.BytesPerRecord = float64(n-rep.DBBefore) / float64(rep.Accepted)
+		}
+	}
+	if taken+rep.Rejected < rep.Records {
+		return rep, fmt.Errorf("%w: %d of %d answered (%v)", ErrIncomplete, taken+rep.Rejected, rep.Records, ctx.Err())
+	}
+	return rep, nil
+}
+
+// quantiles: p50, p99 and the maximum (nearest rank).
+func quantiles(d []time.Duration) (p50, p99, mx time.Duration) {
+	if len(d) == 0 {
+		return 0, 0, 0
+	}
+	s := slices.Clone(d)
+	slices.Sort(s)
+	at := func(q float64) time.Duration { return s[int(q*float64(len(s)-1)+0.5)] }
+	return at(.5), at(.99), s[len(s)-1]
+}
+
+// terminal uploads one terminal's backlog.
+func (r *run) terminal(ctx context.Context, t *terminal) {
+	cfg := r.f.cfg
+	pending := t.backlog
+	per := cfg.BatchRecords
+	if cfg.Scenario == Steady {
+		per = 1
+	}
+	// steady: the moments each record is made and sent, spread over the
+	// period, in order
+	var due []time.Duration
+	if cfg.Scenario == Steady {
+		for range pending {
+			due = append(due, time.Duration(rand.Int64N(int64(cfg.Period))))
+		}
+		slices.Sort(due)
+	}
+	start := time.Now()
+	failures := 0
+	maxN := per
+	for len(pending) > 0 && ctx.Err() == nil {
+		if cfg.Scenario == Steady {
+			i := len(t.backlog) - len(pending)
+			if !sleep(ctx, time.Until(start.Add(due[i]))) {
+				return
+			}
+		}
+		n := min(maxN, len(pending))
+		res, status, after, took, err := r.send(ctx, t, pending[:n])
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			failures++
+			r.mu.Lock()
+			switch status {
+			case http.StatusTooManyRequests:
+				r.rep.Answers429++
+			case http.StatusServiceUnavailable:
+				r.rep.Answers503++
+			case http.StatusRequestEntityTooLarge:
+			default:
+				r.rep.OtherFailures++
+			}
+			if after > 0 {
+				r.rep.RetryAfter++
+			}
+			r.rep.Sent += n
+			r.mu.Unlock()
+			if status == http.StatusRequestEntityTooLarge && maxN > 1 {
+				maxN = max(1, maxN/2)
+				continue
+			}
+			if !sleep(ctx, r.backoff(failures, after)) {
+				return
+			}
+			continue
+		}
+		failures = 0
+		var retry [][]byte
+		r.mu.Lock()
+		r.rep.Sent += n
+		r.rep.Batches++
+		r.lat = append(r.lat, took)
+		for i, x := range res.Results {
+			switch x.Status {
+			case wire.Accepted:
+				r.rep.Accepted++
+				r.codes = append(r.codes, x.Code)
+			case wire.Duplicate:
+				r.rep.Duplicate++
+			case wire.Rejected:
+				r.rep.Rejected++
+				r.rep.RejectReasons[x.Reason]++
+			default:
+				retry = append(retry, pending[i])
+			}
+		}
+		r.mu.Unlock()
+		if len(retry) == n { // no progress: back off like the uploader
+			failures++
+			if !sleep(ctx, r.backoff(failures, 0)) {
+				return
+			}
+		}
+		pending = append(retry, pending[n:]...)
+		if maxN < per {
+			maxN = min(per, maxN*2)
+		}
+	}
+}
+
+// backoff is the uploader's rule: Retry-After when given, else full
+// jitter over an exponential ceiling; both capped.
+func (r *run) backoff(failures int, after time.Duration) time.Duration {
+	cfg := r.f.cfg
+	if after > 0 {
+		return min(after, cfg.MaxBackoff)
+	}
+	ceil := cfg.MinBackoff
+	for i := 1; i < failures && ceil < cfg.MaxBackoff; i++ {
+		ceil *= 2
+	}
+	return time.Duration(rand.Float64() * float64(min(ceil, cfg.MaxBackoff)))
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// send posts one batch as the uploader does; on failure it returns the
+// HTTP status (0: no answer) and the Retry-After.
+func (r *run) send(ctx context.Context, t *terminal, recs [][]byte) (*wire.BatchResult, int, time.Duration, time.Duration, error) {
+	var body bytes.Buffer
+	zw := gzip.NewWriter(&body)
+	if err := json.NewEncoder(zw).Encode(&wire.Batch{Certificates: t.certs, Records: recs, SentAt: time.Now().UTC()}); err != nil {
+		return nil, 0, 0, 0, err
+	}
+	if err := zw.Close(); err != nil {
+		return nil, 0, 0, 0, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(r.f.cfg.URL, "/")+wire.PathRecords, &body)
+	if err != nil {
+		return nil, 0, 0, 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Content-Encoding", "gzip")
+	t0 := time.Now()
+	resp, err := t.client.Do(req)
+	if err != nil {
+		return nil, 0, 0, 0, err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	took := time.Since(t0)
+	if err != nil {
+		return nil, 0, 0, took, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, resp.StatusCode, retryAfter(resp.Header.Get("Retry-After")), took,
+			fmt.Errorf("fleet: terminal %s: back office answered %s: %.200s", t.id, resp.Status, raw)
+	}
+	res, err := wire.DecodeBatchResult(raw, len(recs))
+	return res, resp.StatusCode, 0, took, err
+}
+
+// retryAfter reads Retry-After in seconds (the back office's form); an
+// HTTP date or nonsense is zero (the backoff rule applies).
+func retryAfter(h string) time.Duration {
+	s, err := strconv.Atoi(strings.TrimSpace(h))
+	if err != nil || s <= 0 {
+		return 0
+	}
+	return time.Duration(min(s, 86400)) * time.Second
+}
+
+type probeResult struct {
+	lat               []time.Duration
+	n429, wrong, errs int
+}
+
+// probe verifies accepted codes on the staff listener at the probe rate
+// until ctx ends. It is open-loop: each verification starts on its tick,
+// whether or not the ones before have been answered (a slow answer does
+// not thin the sample), at most maxProbes in flight (a tick beyond that
+// counts as an error: the staff listener is not answering).
+func (r *run) probe(ctx context.Context) probeResult {
+	const maxProbes = 256
+	var (
+		mu sync.Mutex
+		pr probeResult
+		wg sync.WaitGroup
+	)
+	c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: r.f.cfg.Roots}, MaxIdleConnsPerHost: 64}}
+	defer c.CloseIdleConnections()
+	tick := time.NewTicker(time.Duration(float64(time.Second) / r.f.cfg.ProbeRate))
+	defer tick.Stop()
+	base := strings.TrimSuffix(r.f.cfg.StaffURL, "/") + wire.PathVerify
+	slots := make(chan struct{}, maxProbes)
+	one := func(code string) {
+		defer func() { <-slots; wg.Done() }()
+		req, err := http.NewRequestWithContext(context.WithoutCancel(ctx), http.MethodGet, base+code, nil)
+		if err != nil {
+			mu.Lock()
+			pr.errs++
+			mu.Unlock()
+			return
+		}
+		t0 := time.Now()
+		resp, err := c.Do(req)
+		var v wire.Verdict
+		var derr error
+		if err == nil {
+			derr = json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&v)
+			resp.Body.Close()
+		}
+		took := time.Since(t0)
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case err != nil:
+			pr.errs++
+		case resp.StatusCode == http.StatusTooManyRequests:
+			pr.n429++
+		case resp.StatusCode != http.StatusOK || derr != nil:
+			pr.errs++
+		case !v.Valid:
+			pr.wrong++
+		default:
+			pr.lat = append(pr.lat, took)
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			wg.Wait() // the ones in flight finish (bounded by the client's timeout)
+			return pr
+		case <-tick.C:
+		}
+		r.mu.Lock()
+		var code string
+		if len(r.codes) > 0 {
+			code = r.codes[rand.IntN(len(r.codes))]
+		}
+		r.mu.Unlock()
+		if code == "" {
+			continue
+		}
+		select {
+		case slots <- struct{}{}:
+			wg.Add(1)
+			go one(code)
+		default:
+			mu.Lock()
+			pr.errs++
+			mu.Unlock()
+		}
+	}
+}

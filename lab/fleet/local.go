@@ -1,0 +1,153 @@
+package fleet
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"kpe-agent/lab/labpki"
+	"kpe-agent/sync/backoffice"
+)
+
+// Local is a back office run in this process for a fleet run: the
+// PostgreSQL store, the terminal API on a TLS listener that requires and
+// verifies client certificates of its terminal CA, and the staff listener
+// (plain HTTP on loopback, like kpe-backoffice serve's), both on
+// 127.0.0.1 with ports of the system's choosing.
+type Local struct {
+	Store    *backoffice.PGStore
+	Service  *backoffice.Service
+	URL      string // terminal API
+	StaffURL string
+	// The lab PKI: the TLS CA (server and terminal certificates) and the
+	// SAM CA.
+	TLSCA, SAMCA *labpki.CA
+
+	servers []*http.Server
+}
+
+// LocalOptions configures StartLocal.
+type LocalOptions struct {
+	// VerifyPerClient and VerifyTotal are the staff listener's
+	// verification limits (default: 1000 a second, burst 1000, both:
+	// the prober is one client and must not be held to a clerk's limit).
+	VerifyPerClient, VerifyTotal backoffice.Limit
+	// Wrap, when set, wraps the terminal API's handler: a load balancer
+	// or an overloaded node in front of the back office (tests answer
+	// 429 or 503 with it).
+	Wrap func(http.Handler) http.Handler
+	// MaxInFlight, when above 0, puts admission control in front of the
+	// terminal API, as a load balancer's queue limit would: beyond that
+	// many batches in flight a batch is answered 503 with Retry-After: 1
+	// at once, before its body is read. (The back office itself takes
+	// every batch it is sent; the fleet run shows what that does to
+	// verification during a storm.)
+	MaxInFlight int
+}
+
+// admit answers 503 with Retry-After beyond max requests in flight.
+func admit(h http.Handler, max int) http.Handler {
+	slots := make(chan struct{}, max)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case slots <- struct{}{}:
+			defer func() { <-slots }()
+			h.ServeHTTP(w, r)
+		default:
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, "busy: too many batches in flight", http.StatusServiceUnavailable)
+		}
+	})
+}
+
+// StartLocal starts a back office on the PostgreSQL database dsn (its
+// migrations run) with a fresh lab PKI.
+func StartLocal(ctx context.Context, dsn string, o LocalOptions) (*Local, error) {
+	tlsCA, err := labpki.NewCA("kpe fleet lab TLS CA")
+	if err != nil {
+		return nil, err
+	}
+	samCA, err := labpki.NewCA("kpe fleet lab SAM CA")
+	if err != nil {
+		return nil, err
+	}
+	srvCert, err := tlsCA.Server()
+	if err != nil {
+		return nil, err
+	}
+	st, err := backoffice.OpenPostgres(ctx, dsn)
+	if err != nil {
+		return nil, fmt.Errorf("fleet: back office store: %w", err)
+	}
+	svc, err := backoffice.New(st, backoffice.Config{CA: samCA.Pool()})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	l := &Local{Store: st, Service: svc, TLSCA: tlsCA, SAMCA: samCA}
+	lim := backoffice.Limit{Rate: 1000, Burst: 1000}
+	if o.VerifyPerClient.Rate == 0 {
+		o.VerifyPerClient = lim
+	}
+	if o.VerifyTotal.Rate == 0 {
+		o.VerifyTotal = lim
+	}
+
+	tl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	th := svc.TerminalHandler(nil)
+	if o.MaxInFlight > 0 {
+		th = admit(th, o.MaxInFlight)
+	}
+	if o.Wrap != nil {
+		th = o.Wrap(th)
+	}
+	term := &http.Server{Handler: th, ReadHeaderTimeout: 30 * time.Second,
+		TLSConfig: &tls.Config{Certificates: []tls.Certificate{srvCert}, ClientCAs: tlsCA.Pool(),
+			ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12}}
+	sl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tl.Close()
+		st.Close()
+		return nil, err
+	}
+	staff := &http.Server{Handler: svc.StaffHandler(backoffice.StaffConfig{VerifyPerClient: o.VerifyPerClient, VerifyTotal: o.VerifyTotal}),
+		ReadHeaderTimeout: 30 * time.Second}
+	l.servers = []*http.Server{term, staff}
+	go term.ServeTLS(tl, "", "")
+	go staff.Serve(sl)
+	l.URL = "https://" + tl.Addr().String()
+	l.StaffURL = "http://" + sl.Addr().String()
+	return l, nil
+}
+
+// Config is a fleet configuration aimed at this back office (its URLs,
+// PKI and database size), to be completed with the fleet's size and
+// scenario.
+func (l *Local) Config() Config {
+	return Config{URL: l.URL, StaffURL: l.StaffURL, Roots: l.TLSCA.Pool(), TerminalCA: l.TLSCA, SAMCA: l.SAMCA,
+		DBSize: func(ctx context.Context) (int64, error) {
+			var n int64
+			err := l.Store.Pool().QueryRow(ctx, "SELECT pg_database_size(current_database())").Scan(&n)
+			return n, err
+		}}
+}
+
+// Close stops the listeners and closes the store.
+func (l *Local) Close() error {
+	var errs []error
+	for _, s := range l.servers {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		errs = append(errs, s.Shutdown(ctx))
+		cancel()
+	}
+	errs = append(errs, l.Store.Close())
+	return errors.Join(errs...)
+}
