@@ -1,7 +1,6 @@
 package config
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"os"
@@ -12,6 +11,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"kpe-agent/internal/systest"
 )
 
 const storeBase = minimal + `sync:
@@ -132,28 +133,10 @@ func TestConcurrentCurrent(t *testing.T) {
 	wg.Wait()
 }
 
-// syncBuffer is a log sink for a Watch running in another goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // startWatch runs Watch until the test ends and returns its changes.
-func startWatch(t *testing.T, s *Store) (<-chan Change, *syncBuffer) {
+func startWatch(t *testing.T, s *Store) (<-chan Change, *systest.Buffer) {
 	t.Helper()
-	logs := new(syncBuffer)
+	logs := new(systest.Buffer)
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	changes := make(chan Change, 16)
 	ready := make(chan struct{})

@@ -17,6 +17,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"kpe-agent/internal/systest"
 	"kpe-agent/lab/pcsctest"
 )
 
@@ -94,7 +95,7 @@ type makeRun struct {
 	state        string
 	make, script int           // their pids; make's is its process group
 	exited       chan struct{} // closed when make has exited
-	out          *lockedBuffer
+	out          *systest.Buffer
 }
 
 // startMakeRun starts `setsid make run` (its build and pcscd steps done
@@ -113,7 +114,7 @@ func startMakeRun(t *testing.T, repo, state string) *makeRun {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	require.NoError(t, cmd.Start())
 	w.Close()
-	run := &makeRun{state: state, make: cmd.Process.Pid, exited: make(chan struct{}), out: &lockedBuffer{}}
+	run := &makeRun{state: state, make: cmd.Process.Pid, exited: make(chan struct{}), out: &systest.Buffer{}}
 	go func() { _ = cmd.Wait(); close(run.exited) }()
 	t.Cleanup(func() {
 		for _, p := range processesOf(state) {

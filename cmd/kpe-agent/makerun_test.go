@@ -19,7 +19,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -28,6 +27,7 @@ import (
 
 	"kpe-agent/agent/api"
 	"kpe-agent/agent/config"
+	"kpe-agent/internal/systest"
 	"kpe-agent/lab/cardsim"
 	_ "kpe-agent/lab/cardsim/samapp"
 	"kpe-agent/lab/labpki"
@@ -426,24 +426,7 @@ func serveOn(t testing.TB, host string, h http.Handler, cfg *tls.Config) string 
 type agentProc struct {
 	base, token string
 	pid         int
-	log         *lockedBuffer
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+	log         *systest.Buffer
 }
 
 // startAgent builds kpe-agent and runs `kpe-agent run` with env added to
@@ -454,7 +437,7 @@ func startAgent(t testing.TB, dir string, env []string, base, token string) *age
 	bin := filepath.Join(dir, "kpe-agent")
 	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
 	require.NoError(t, err, "%s", out)
-	a := &agentProc{base: base, token: token, log: &lockedBuffer{}}
+	a := &agentProc{base: base, token: token, log: &systest.Buffer{}}
 	cmd := exec.Command(bin, "run")
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = a.log, a.log

@@ -18,6 +18,7 @@ import (
 	"kpe-agent/agent/api"
 	"kpe-agent/agent/config"
 	"kpe-agent/internal/sdnotify"
+	"kpe-agent/internal/systest"
 	"kpe-agent/lab/labpki"
 	"kpe-agent/lab/pcsctest"
 )
@@ -66,7 +67,7 @@ func TestAgentNotifiesServiceManager(t *testing.T) {
 	cmd.Env = append(os.Environ(), append(env, "KPE_CONFIG="+cfgFile, "KPE_API_LISTEN="+listen,
 		"KPE_SYNC_URL=https://127.0.0.1:1", "PCSCLITE_CSOCK_NAME="+filepath.Join(state, "no-pcscd.comm"),
 		sdnotify.EnvSocket+"="+socket)...)
-	log := &lockedBuffer{}
+	log := &systest.Buffer{}
 	cmd.Stdout, cmd.Stderr = log, log
 	require.NoError(t, cmd.Start())
 	done := make(chan error, 1)

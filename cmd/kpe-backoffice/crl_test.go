@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -19,29 +18,12 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"kpe-agent/internal/systest"
 	"kpe-agent/lab/labpki"
 	"kpe-agent/sync/backoffice"
 	"kpe-agent/sync/record"
 	"kpe-agent/sync/wire"
 )
-
-// lockedBuffer is a buffer serve writes to while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // kpe-backoffice serve --sam-crl FILE: a revoking CRL written to the file
 // takes effect on SIGHUP (the poll interval is an hour here), and the
@@ -65,7 +47,7 @@ func TestServeReloadsCRLOnSIGHUP(t *testing.T) {
 	writeCRL()
 
 	ctx, cancel := context.WithCancel(context.Background())
-	var stdout, stderr lockedBuffer
+	var stdout, stderr systest.Buffer
 	done := make(chan error, 1)
 	o := serveOptions{listen: "127.0.0.1:0", staff: "127.0.0.1:0", dbPath: filepath.Join(dir, "bo.db"), samCA: samCA,
 		tlsCert: pki.ServerCert, tlsKey: pki.ServerKey, clientCA: pki.TLSCA, skew: time.Minute, certSkew: time.Hour,

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -21,6 +20,7 @@ import (
 
 	"kpe-agent/agent/api"
 	"kpe-agent/internal/i18n"
+	"kpe-agent/internal/systest"
 	"kpe-agent/sync/outbox"
 )
 
@@ -251,7 +251,7 @@ func TestAuthCancel(t *testing.T) {
 		a.events <- sse(api.Event{Seq: 1, Type: api.EventSession, Reader: "Virtual PCD 00 00", State: api.StateFingerprint})
 		<-r.Context().Done()
 	}
-	var out, errOut lockedBuffer
+	var out, errOut systest.Buffer
 	c := &cli{out: &out, errOut: &errOut, msg: messagesIn(i18n.English), lang: "en", agentURL: a.url, tokenFile: tokenFile(t, agentToken)}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -285,7 +285,7 @@ func TestAuthCancelWithoutReaderSendsNoCancelAll(t *testing.T) {
 		<-r.Context().Done()
 		close(ended)
 	}
-	var out, errOut lockedBuffer
+	var out, errOut systest.Buffer
 	c := &cli{out: &out, errOut: &errOut, msg: messagesIn(i18n.English), lang: "en", agentURL: a.url, tokenFile: tokenFile(t, agentToken)}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -313,24 +313,6 @@ func TestAuthCancelWithoutReaderSendsNoCancelAll(t *testing.T) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	require.Empty(t, a.cancels)
-}
-
-// lockedBuffer is a buffer one goroutine writes while another reads.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func TestSyncNow(t *testing.T) {

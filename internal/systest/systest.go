@@ -3,7 +3,8 @@
 // Package systest holds what the tests that change this machine (register
 // the kpe-agent service, install its package) share: the loud skip that
 // fails under CI, and the lock that keeps them from overlapping (go test
-// runs packages in parallel).
+// runs packages in parallel). Buffer (every platform) is the output sink
+// tests read while a process or a goroutine writes it.
 package systest
 
 import (
