@@ -172,9 +172,8 @@ func (s *server) loketPage(w http.ResponseWriter, r *http.Request) {
 	if q := r.URL.Query(); q.Has("login") {
 		if s.loketLogins.take(q.Get("login")) {
 			// a session cookie: gone when the browser closes; the agent
-			// honours it for loketLifetime at most; Secure over TLS
-			http.SetCookie(w, &http.Cookie{Name: LoketCookie, Value: s.loket.mint(), Path: "/", HttpOnly: true,
-				Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
+			// honours it for loketLifetime at most
+			setPageCookie(w, r, LoketCookie, s.loket.mint())
 			s.c.Log.Info("local API: the counter screen was opened with a login link")
 			w.Header().Set("Referrer-Policy", "no-referrer")
 			w.Header().Set("Location", PathLoket)

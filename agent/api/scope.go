@@ -274,9 +274,15 @@ func (s *server) ownFetch(r *http.Request) bool {
 	return false
 }
 
-// mintKiosk sets a fresh kiosk credential on the answer; over TLS
-// (api.tls_cert_file) the cookie is Secure, so it never travels in clear.
+// mintKiosk sets a fresh kiosk credential on the answer.
 func (s *server) mintKiosk(w http.ResponseWriter, r *http.Request) {
-	http.SetCookie(w, &http.Cookie{Name: KioskCookie, Value: s.kiosk.mint(), Path: "/", HttpOnly: true,
+	setPageCookie(w, r, KioskCookie, s.kiosk.mint())
+}
+
+// setPageCookie sets a page credential (kiosk, counter screen): a session
+// cookie for this origin only, out of the page's script's reach; over TLS
+// (api.tls_cert_file) it is Secure, so it never travels in clear.
+func setPageCookie(w http.ResponseWriter, r *http.Request, name, value string) {
+	http.SetCookie(w, &http.Cookie{Name: name, Value: value, Path: "/", HttpOnly: true,
 		Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
 }
