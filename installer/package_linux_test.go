@@ -39,6 +39,14 @@ const (
 
 func need(t *testing.T, ok bool, what string) { t.Helper(); systest.Need(t, ok, what) }
 
+// needSystemdAnalyze: systemd-analyze comes with the systemd package, which
+// make deps installs; without it the check named by unchecked is not run.
+func needSystemdAnalyze(t *testing.T, unchecked string) {
+	t.Helper()
+	_, err := exec.LookPath("systemd-analyze")
+	need(t, err == nil, "systemd-analyze is not installed (package systemd; make deps installs it): "+unchecked)
+}
+
 func run(t *testing.T, name string, args ...string) string {
 	t.Helper()
 	cmd := exec.Command(name, args...)
@@ -698,14 +706,7 @@ func checkSecretsSplit(t *testing.T, token string, tok []byte) {
 // package, which make deps installs (it needs no running systemd);
 // without it the check is a loud skip outside CI and fails under CI.
 func checkUnitsVerify(t *testing.T) {
-	if _, err := exec.LookPath("systemd-analyze"); err != nil {
-		msg := "systemd-analyze is not installed (package systemd; make deps installs it): the units are not verified"
-		if os.Getenv("CI") != "" {
-			t.Fatal("NOT RUN under CI: " + msg)
-		}
-		fmt.Fprintln(os.Stderr, "\n!!!!!!!! NOT RUN: "+msg+" !!!!!!!!")
-		t.Skip("NOT RUN: " + msg)
-	}
+	needSystemdAnalyze(t, "the units are not verified")
 	verify := func(user bool, unit string) {
 		t.Helper()
 		args := []string{"verify", unit}
@@ -740,14 +741,7 @@ const maxUnitExposure = 3.0
 // adjtimex call (clock status) is allowed by the system call filter, and
 // no capability can set the clock.
 func checkUnitSecurity(t *testing.T, unit string) {
-	if _, err := exec.LookPath("systemd-analyze"); err != nil {
-		msg := "systemd-analyze is not installed (package systemd; make deps installs it): the unit's exposure is not rated"
-		if os.Getenv("CI") != "" {
-			t.Fatal("NOT RUN under CI: " + msg)
-		}
-		fmt.Fprintln(os.Stderr, "\n!!!!!!!! NOT RUN: "+msg+" !!!!!!!!")
-		t.Skip("NOT RUN: " + msg)
-	}
+	needSystemdAnalyze(t, "the unit's exposure is not rated")
 	cmd := exec.Command("systemd-analyze", "security", "--offline=true", "--no-pager", unit)
 	// the C locale: ASCII marks, + for a restriction in place, - for one missing
 	cmd.Env = append(os.Environ(), "LC_ALL=C")

@@ -8,6 +8,7 @@
 package systest
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -25,6 +26,7 @@ func Need(t testing.TB, ok bool, what string) {
 	if os.Getenv("CI") == "true" {
 		t.Fatal(msg + "; CI=true: a missing prerequisite is a failure")
 	}
+	fmt.Fprintln(os.Stderr, "\n!!!!!!!! "+msg+" !!!!!!!!")
 	t.Skip(msg)
 }
 
