@@ -67,10 +67,12 @@ func (k SubjectKind) String() string {
 	return fmt.Sprintf("subject-kind(%d)", uint8(k))
 }
 
-// NIKHash is the subject of a KTP-el record by default: HMAC-SHA-256 of the
-// NIK under the institution's key, in hex. The back office, holding the
-// same key, can count and look up uses of a NIK (the semester report)
-// without the terminal ever storing it.
+// NIKHash is the subject KTP-el records carried before the pseudonym moved
+// into the SAM: HMAC-SHA-256 of the NIK alone under the institution's key
+// file, in hex. Those records keep it (docs/records.md); new records carry
+// the SAM's pseudonym (apdu/sam PSEUDONYM, or sam.PseudonymOf with the
+// explicit key-file fallback), which is of the same kind and length. Tests
+// use NIKHash to make such legacy records.
 func NIKHash(key []byte, nik string) string {
 	m := hmac.New(sha256.New, key)
 	m.Write([]byte(nik))
