@@ -209,12 +209,11 @@ func (s *Service) verifyAll(entries []Entry, keys map[[8]byte]*ecdsa.PublicKey, 
 					continue
 				}
 				// the record's own rule (record.Hash): the code the
-				// terminal printed, and the hash its successor names
-				h, err := e.Rec.Hash()
-				if err == nil {
-					e.Content, err = e.Rec.ContentHash()
-				}
-				if err != nil { // a decoded record encodes: cannot happen
+				// terminal printed, and the hash its successor names;
+				// from the bytes Decode accepted, not encoded again
+				h, content, err := record.HashesOf(e.Encoded)
+				e.Content = content
+				if err != nil { // Decode accepted it: cannot happen
 					results[i] = wire.Result{Status: wire.Rejected, Reason: wire.ReasonMalformed + ": " + err.Error()}
 					e.Rec = nil
 					continue

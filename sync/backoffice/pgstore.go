@@ -333,7 +333,7 @@ func (s *PGStore) ingest(ctx context.Context, tx pgx.Tx, entries []Entry, m Meta
 			return nil, fmt.Errorf("stored record of SAM %x counter %d: %w", sn, c, err)
 		}
 		hd := &held{hash: [32]byte(h), terminal: r.TerminalID, aliases: map[[32]byte]bool{}}
-		if hd.content, err = r.ContentHash(); err != nil {
+		if _, hd.content, err = record.HashesOf(enc); err != nil {
 			return nil, err
 		}
 		for _, a := range aliases {

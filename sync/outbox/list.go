@@ -149,7 +149,7 @@ func (ob *Outbox) Import(rs []*record.Record) (int, error) {
 		if err != nil {
 			return 0, fmt.Errorf("outbox: import: record %d: %w", i, err)
 		}
-		if hashes[i], err = r.Hash(); err != nil {
+		if hashes[i], _, err = record.HashesOf(enc); err != nil {
 			return 0, fmt.Errorf("outbox: import: record %d: %w", i, err)
 		}
 		encs[i] = enc

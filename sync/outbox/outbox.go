@@ -405,7 +405,7 @@ func (ob *Outbox) Append(r *record.Record) (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("%w: %w", ErrNotRecorded, err)
 	}
-	hash, err := r.Hash() // the record's rule: the next record's PrevHash
+	hash, _, err := record.HashesOf(enc) // the record's rule (record.Hash): the next record's PrevHash
 	if err != nil {
 		return 0, fmt.Errorf("%w: %w", ErrNotRecorded, err)
 	}

@@ -210,3 +210,34 @@ func TestHashV2IsContentHash(t *testing.T) {
 	_, err = r.Encode()
 	assert.ErrorIs(t, err, record.ErrInvalid)
 }
+
+// HashesOf gives, from the bytes alone, what Hash and ContentHash give
+// from the decoded record, for both versions; a frame that is not a
+// sealed record's is ErrFormat.
+func TestHashesOfMatchesTheRecord(t *testing.T) {
+	g := legacy(t)
+	for name, enc := range map[string][]byte{"v2": sealed(t), "v1": unhex(t, g["enc"]), "v1-twin": unhex(t, g["twin"])} {
+		r, err := record.Decode(enc)
+		require.NoError(t, err, name)
+		wantHash, err := r.Hash()
+		require.NoError(t, err, name)
+		wantContent, err := r.ContentHash()
+		require.NoError(t, err, name)
+		hash, content, err := record.HashesOf(enc)
+		require.NoError(t, err, name)
+		assert.Equal(t, wantHash, hash, name)
+		assert.Equal(t, wantContent, content, name)
+	}
+	enc := sealed(t)
+	for name, bad := range map[string][]byte{
+		"empty":         nil,
+		"short":         enc[:40],
+		"magic":         append([]byte("XPR"), enc[3:]...),
+		"version":       append([]byte{'K', 'P', 'R', 9}, enc[4:]...),
+		"no signature":  enc[:len(enc)-1],
+		"trailing byte": append(append([]byte(nil), enc...), 0),
+	} {
+		_, _, err := record.HashesOf(bad)
+		assert.ErrorIs(t, err, record.ErrFormat, name)
+	}
+}

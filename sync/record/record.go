@@ -412,6 +412,26 @@ func (r *Record) Hash() ([32]byte, error) {
 	return sha256.Sum256(b), nil
 }
 
+// HashesOf returns the Hash and the ContentHash of a sealed record's
+// canonical encoding (one Encode wrote or Decode accepted) from its bytes,
+// without decoding and encoding it again: the content is the encoding
+// without its last field, the signature. It checks only the frame (magic,
+// version, the signature field at the end); an encoding that is not
+// canonical gives ErrFormat or hashes that match no record.
+func HashesOf(enc []byte) (hash, content [32]byte, err error) {
+	n := len(enc)
+	if n < len(magic)+1+signatureField || [3]byte(enc[:3]) != magic ||
+		(enc[3] != VersionLegacy && enc[3] != Version) ||
+		enc[n-signatureField] != tagSignature || enc[n-signatureField+1] != signatureField-2 {
+		return hash, content, &FormatError{Offset: 0, What: "not a sealed record's encoding"}
+	}
+	content = sha256.Sum256(append([]byte(contentDomain), enc[:n-signatureField]...))
+	if enc[3] >= Version {
+		return content, content, nil
+	}
+	return sha256.Sum256(enc), content, nil
+}
+
 // HashOf is the Hash of a sealed record's encoding (Decode's errors when it
 // is not one).
 func HashOf(enc []byte) ([32]byte, error) {
