@@ -57,8 +57,8 @@ type Service struct {
 	cfg   Config
 
 	mu      sync.Mutex
-	keys    map[[8]byte]*samKey  // SAM serial → its pinned certificate, checked
-	alarmed map[conflictKey]bool // conflicting certificates already reported
+	keys    map[[8]byte]*samKey // SAM serial → its pinned certificate, checked
+	settled map[[32]byte]bool   // SAM certificates (SHA-256) pinned or reported as conflicting
 	revs    atomic.Pointer[RevocationList]
 
 	metrics *serviceMetrics // metrics.go
@@ -81,7 +81,7 @@ func New(store Store, cfg Config) (*Service, error) {
 	if cfg.CertificateSkew <= 0 {
 		cfg.CertificateSkew = DefaultCertificateSkew
 	}
-	s := &Service{store: store, cfg: cfg, keys: map[[8]byte]*samKey{}, alarmed: map[conflictKey]bool{}}
+	s := &Service{store: store, cfg: cfg, keys: map[[8]byte]*samKey{}, settled: map[[32]byte]bool{}}
 	s.metrics = newServiceMetrics(s)
 	return s, nil
 }

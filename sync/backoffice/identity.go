@@ -244,36 +244,40 @@ func (s *Service) key(ctx context.Context, serial [8]byte) (*samKey, error) {
 // sam-certificate-conflict alarm once per serial and certificate (the
 // store keeps that too, so a restart does not raise it again).
 func (s *Service) offer(ctx context.Context, der []byte, peer Identity, now time.Time) error {
+	// Terminals send their SAM's certificate with every batch: one already
+	// settled (pinned, or its conflict reported) costs a hash, not a chain
+	// verification. The hash fixes the certificate, so its serial too.
+	h := sha256.Sum256(der)
+	s.mu.Lock()
+	done := s.settled[h]
+	s.mu.Unlock()
+	if done {
+		return nil
+	}
 	serial, k, err := s.samCert(der)
 	if err != nil {
 		return nil // its records are then from an unknown SAM
 	}
-	seen := conflictKey{serial, k.hash}
 	s.mu.Lock()
-	pinned, alarmed := s.keys[serial], s.alarmed[seen]
+	pinned := s.keys[serial]
 	s.mu.Unlock()
-	if pinned != nil && pinned.hash == k.hash || alarmed {
-		return nil
-	}
-	a := wire.Alarm{Kind: AlarmSAMConflict, TerminalID: peer.Terminal, SAMSerial: hex.EncodeToString(serial[:]), At: now.UTC(),
-		Detail: fmt.Sprintf("a second valid certificate (SHA-256 %x) for a SAM serial that has another pinned: not used; a cloned or re-issued SAM, or a CA issuing twice", k.hash)}
-	stored, err := s.store.PinSAMCertificate(ctx, serial, der, a)
-	if err != nil {
-		return err
+	if pinned == nil || pinned.hash != k.hash {
+		a := wire.Alarm{Kind: AlarmSAMConflict, TerminalID: peer.Terminal, SAMSerial: hex.EncodeToString(serial[:]), At: now.UTC(),
+			Detail: fmt.Sprintf("a second valid certificate (SHA-256 %x) for a SAM serial that has another pinned: not used; a cloned or re-issued SAM, or a CA issuing twice", k.hash)}
+		stored, err := s.store.PinSAMCertificate(ctx, serial, der, a)
+		if err != nil {
+			return err
+		}
+		if bytes.Equal(stored, der) {
+			s.mu.Lock()
+			s.keys[serial] = k
+			s.mu.Unlock()
+		}
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if bytes.Equal(stored, der) {
-		s.keys[serial] = k
-	} else {
-		s.alarmed[seen] = true
-	}
+	s.settled[h] = true
+	s.mu.Unlock()
 	return nil
-}
-
-type conflictKey struct {
-	serial [8]byte
-	hash   [32]byte
 }
 
 // bindRecord is the one rule that binds a record to its sender and its
