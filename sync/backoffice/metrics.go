@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -173,10 +174,8 @@ func (m *serviceMetrics) observeIngest(entries []Entry, results []wire.Result) {
 				m.services.WithLabelValues(m.serviceLabel(entries[i].Rec.Service)).Inc()
 			}
 			for _, f := range r.Flags {
-				for _, known := range recordFlags {
-					if f == known {
-						m.flags.WithLabelValues(f).Inc()
-					}
+				if slices.Contains(recordFlags, f) {
+					m.flags.WithLabelValues(f).Inc()
 				}
 			}
 		case wire.Duplicate:
@@ -189,11 +188,8 @@ func (m *serviceMetrics) observeIngest(entries []Entry, results []wire.Result) {
 
 // reasonLabel is a rejection reason without its detail ("malformed: …").
 func reasonLabel(reason string) string {
-	head, _, _ := strings.Cut(reason, ":")
-	for _, r := range rejectReasons {
-		if head == r {
-			return r
-		}
+	if head, _, _ := strings.Cut(reason, ":"); slices.Contains(rejectReasons, head) {
+		return head
 	}
 	return "other"
 }
@@ -205,10 +201,8 @@ func verifyLabel(v *wire.Verdict, err error) string {
 	case v.Valid:
 		return "valid"
 	}
-	for _, r := range verifyResults {
-		if v.Reason == r {
-			return r
-		}
+	if slices.Contains(verifyResults, v.Reason) {
+		return v.Reason
 	}
 	return "unknown"
 }
@@ -299,20 +293,11 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	var other int64
 	for k, n := range g.Alarms {
-		if !isAlarmKind(k) {
+		if !slices.Contains(AlarmKinds, k) {
 			other += n
 		}
 	}
 	gauge(descAlarms, float64(other), "other")
-}
-
-func isAlarmKind(k string) bool {
-	for _, a := range AlarmKinds {
-		if a == k {
-			return true
-		}
-	}
-	return false
 }
 
 // durationLabel writes whole hours as "24h", as Prometheus durations do.

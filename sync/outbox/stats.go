@@ -60,7 +60,7 @@ func stats(tx *bolt.Tx, now time.Time, o Options) (Stats, error) {
 		return Stats{}, err
 	}
 	st := Stats{Unsynced: u.count, OldestUnsynced: u.oldest, CountUsed: u.countUsed, AgeUsed: u.ageUsed,
-		Acknowledged: count(tx.Bucket(bMeta), kAcked), Dead: tx.Bucket(bDead).Stats().KeyN, FileBytes: tx.Size(), DataBytes: tx.Size()}
+		Acknowledged: count(tx.Bucket(bMeta), kAcked), Dead: tx.Bucket(bDead).Stats().KeyN, DataBytes: tx.Size()}
 	recs := tx.Bucket(bRecords)
 	err = tx.Bucket(bUnsynced).ForEach(func(k, _ []byte) error {
 		e, err := getEntry(recs, k)
@@ -99,6 +99,7 @@ func (ob *Outbox) Stats() (Stats, error) {
 		st, err = stats(tx, ob.o.Now(), ob.o)
 		return err
 	})
+	st.FileBytes = st.DataBytes // what bbolt maps, when the file cannot be stat'ed
 	if fi, serr := os.Stat(ob.path); serr == nil {
 		st.FileBytes = fi.Size()
 	}
