@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"runtime"
+
+	"kpe-agent/apdu/sam"
 )
 
 // ErrInsecureSecret is returned by ReadSecret for a secret file others
@@ -27,8 +29,9 @@ const AgentGroup = "kpe-agent"
 // ReadSecret refuses any other secret its group can read.
 const APIGroup = "kpe-agent-api"
 
-// MinPseudonymKeyLen is the shortest key ReadPseudonymKey accepts.
-const MinPseudonymKeyLen = 32
+// MinPseudonymKeyLen is the shortest key ReadPseudonymKey accepts: the
+// SAM's own minimum.
+const MinPseudonymKeyLen = sam.MinPseudonymKeyLen
 
 // ErrShortKey is returned by ReadPseudonymKey for a key file shorter than
 // MinPseudonymKeyLen bytes.

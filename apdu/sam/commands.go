@@ -99,7 +99,10 @@ const (
 	PseudonymLen = sha256.Size              // PSEUDONYM's answer: 32 bytes
 	// MaxPseudonymInput bounds PSEUDONYM's value (the command data).
 	MaxPseudonymInput = 64
-	responseNe        = apdu.MaxShortNe // Le 00 of the commands that answer data
+	// MinPseudonymKeyLen is the shortest institution pseudonym key: in a
+	// SAM, or in the agent's explicit key-file fallback.
+	MinPseudonymKeyLen = 32
+	responseNe         = apdu.MaxShortNe // Le 00 of the commands that answer data
 )
 
 // Tags of GET DATA's information template: 70 { 80 serial, 81 state,

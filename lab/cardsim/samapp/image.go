@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"kpe-agent/apdu/sam"
 	"kpe-agent/lab/cardsim"
 )
 
@@ -158,7 +159,7 @@ func Image(cfg Config, comment string) ([]byte, error) {
 
 // MinPseudonymKey is the shortest institution pseudonym key a SAM image
 // may hold.
-const MinPseudonymKey = 32
+const MinPseudonymKey = sam.MinPseudonymKeyLen
 
 func imagePseudonymKey(h string) ([]byte, error) {
 	k, err := cardsim.DecodeHex(h)
