@@ -106,6 +106,16 @@ var loketStatic = map[string]string{
 // under "loket." of the catalogue.
 var loketWords = string(i18n.TableJSON("loket."))
 
+// loketText is the page's entries per language, for the server-rendered
+// first words: built once, not per request.
+var loketText = func() map[i18n.Lang]map[string]string {
+	m := map[i18n.Lang]map[string]string{}
+	for _, l := range i18n.Langs {
+		m[l] = i18n.WithPrefix("loket.", l)
+	}
+	return m
+}()
+
 // Login states of the page.
 const (
 	loketLoggedIn = "ok"      // a valid counter credential came with the request
@@ -196,7 +206,7 @@ func (s *server) loketPage(w http.ResponseWriter, r *http.Request) {
 		W            map[string]string
 		Words, Login string
 		QR           bool
-	}{lang, i18n.WithPrefix("loket.", lang), loketWords, state, s.c.Kiosk.VerifyURL != ""})
+	}{lang, loketText[lang], loketWords, state, s.c.Kiosk.VerifyURL != ""})
 	if err != nil {
 		s.refuse(w, r, http.StatusInternalServerError, "internal", "the counter screen cannot be rendered")
 		return
