@@ -143,7 +143,7 @@ func TestLoketEndToEnd(t *testing.T) {
 		assert.True(t, strings.HasPrefix(qr, "blob:"+r.base+"/"), qr)
 
 		// printed on A4: the form and its code alone
-		b.EmulateMedia("print")
+		b.Media("print")
 		var layout struct {
 			Form, Work, Codes, Header, Print string
 			Text                             string
@@ -158,7 +158,7 @@ func TestLoketEndToEnd(t *testing.T) {
 				print: document.getElementById("print").getClientRects().length === 0 ? "none" : "shown",
 				text: f.innerText, width: f.getBoundingClientRect().width, qr: qr.width > 0 && qr.height > 0};
 		})()`, &layout)
-		b.EmulateMedia("")
+		b.Media("")
 		assert.Equal(t, "block", layout.Form)
 		assert.Equal(t, "none", layout.Work)
 		assert.Equal(t, "none", layout.Codes)

@@ -303,21 +303,6 @@ func (b *Browser) SetValue(selector, value string) {
 	}
 }
 
-// EmulateMedia lays the page out for the CSS media type media ("print"
-// as printing would, "screen"; "" goes back to the default).
-func (b *Browser) EmulateMedia(media string) {
-	b.t.Helper()
-	ctx, cancel := b.step()
-	defer cancel()
-	set := chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
-		_, err := cdp.Call(ctx, t, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{Media: media})
-		return err
-	})
-	if err := chromedp.Do(ctx, set); err != nil {
-		b.fail("emulate media "+media, err)
-	}
-}
-
 // Text returns the text of the first element matching the CSS selector
 // ("" when there is none).
 func (b *Browser) Text(selector string) string {

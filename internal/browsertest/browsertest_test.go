@@ -62,9 +62,9 @@ func TestBrowser(t *testing.T) {
 		b.Eval(`getComputedStyle(document.getElementById("go")).display`, &d)
 		return d
 	}
-	b.EmulateMedia("print")
+	b.Media("print")
 	assert.Equal(t, "none", display())
-	b.EmulateMedia("")
+	b.Media("")
 	assert.Equal(t, "inline-block", display())
 
 	var n int
