@@ -27,8 +27,6 @@
 package fleet
 
 import (
-	"bytes"
-	"compress/gzip"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -39,7 +37,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -551,47 +548,27 @@ func sleep(ctx context.Context, d time.Duration) bool {
 // send posts one batch as the uploader does; on failure it returns the
 // HTTP status (0: no answer) and the Retry-After.
 func (r *run) send(ctx context.Context, t *terminal, recs [][]byte) (*wire.BatchResult, int, time.Duration, time.Duration, error) {
-	var body bytes.Buffer
-	zw := gzip.NewWriter(&body)
-	if err := json.NewEncoder(zw).Encode(&wire.Batch{Certificates: t.certs, Records: recs, SentAt: time.Now().UTC()}); err != nil {
-		return nil, 0, 0, 0, err
-	}
-	if err := zw.Close(); err != nil {
-		return nil, 0, 0, 0, err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(r.f.cfg.URL, "/")+wire.PathRecords, &body)
+	req, err := wire.NewBatchRequest(ctx, r.f.cfg.URL, &wire.Batch{Certificates: t.certs, Records: recs, SentAt: time.Now().UTC()})
 	if err != nil {
 		return nil, 0, 0, 0, err
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Content-Encoding", "gzip")
 	t0 := time.Now()
 	resp, err := t.client.Do(req)
 	if err != nil {
 		return nil, 0, 0, 0, err
 	}
 	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, wire.MaxBatchAnswer))
 	took := time.Since(t0)
 	if err != nil {
 		return nil, 0, 0, took, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, resp.StatusCode, retryAfter(resp.Header.Get("Retry-After")), took,
+		return nil, resp.StatusCode, wire.RetryAfter(resp.Header.Get("Retry-After"), time.Now()), took,
 			fmt.Errorf("fleet: terminal %s: back office answered %s: %.200s", t.id, resp.Status, raw)
 	}
 	res, err := wire.DecodeBatchResult(raw, len(recs))
 	return res, resp.StatusCode, 0, took, err
-}
-
-// retryAfter reads Retry-After in seconds (the back office's form); an
-// HTTP date or nonsense is zero (the backoff rule applies).
-func retryAfter(h string) time.Duration {
-	s, err := strconv.Atoi(strings.TrimSpace(h))
-	if err != nil || s <= 0 {
-		return 0
-	}
-	return time.Duration(min(s, 86400)) * time.Second
 }
 
 type probeResult struct {

@@ -10,8 +10,6 @@
 package uploader
 
 import (
-	"bytes"
-	"compress/gzip"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -22,7 +20,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -377,26 +374,16 @@ func (u *Uploader) send(ctx context.Context, items []outbox.Item) (*wire.BatchRe
 	for _, it := range items {
 		b.Records = append(b.Records, it.Encoded)
 	}
-	var body bytes.Buffer
-	zw := gzip.NewWriter(&body)
-	if err := json.NewEncoder(zw).Encode(&b); err != nil {
-		return nil, err
-	}
-	if err := zw.Close(); err != nil {
-		return nil, err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(u.cfg.URL, "/")+wire.PathRecords, &body)
+	req, err := wire.NewBatchRequest(ctx, u.cfg.URL, &b)
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Content-Encoding", "gzip")
 	resp, err := u.client.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("uploader: %w", err)
 	}
 	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, wire.MaxBatchAnswer))
 	if err != nil {
 		return nil, fmt.Errorf("uploader: reading the answer: %w", err)
 	}
@@ -406,9 +393,9 @@ func (u *Uploader) send(ctx context.Context, items []outbox.Item) (*wire.BatchRe
 	case resp.StatusCode == http.StatusRequestEntityTooLarge:
 		return nil, errTooLarge
 	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable:
-		return nil, &RetryAfterError{Status: resp.StatusCode, After: retryAfter(resp.Header.Get("Retry-After"), time.Now())}
+		return nil, &RetryAfterError{Status: resp.StatusCode, After: wire.RetryAfter(resp.Header.Get("Retry-After"), time.Now())}
 	case resp.StatusCode >= 500:
-		if d := retryAfter(resp.Header.Get("Retry-After"), time.Now()); d > 0 {
+		if d := wire.RetryAfter(resp.Header.Get("Retry-After"), time.Now()); d > 0 {
 			return nil, &RetryAfterError{Status: resp.StatusCode, After: d}
 		}
 		return nil, fmt.Errorf("uploader: back office answered %s", resp.Status)
@@ -426,23 +413,4 @@ func problemText(raw []byte) string {
 		raw = raw[:200]
 	}
 	return strings.ToValidUTF8(string(raw), "?")
-}
-
-// retryAfter reads a Retry-After header: seconds or an HTTP date. Zero when
-// absent or unreadable.
-func retryAfter(h string, now time.Time) time.Duration {
-	h = strings.TrimSpace(h)
-	if h == "" {
-		return 0
-	}
-	if s, err := strconv.Atoi(h); err == nil {
-		if s < 0 {
-			return 0
-		}
-		return time.Duration(min(s, 86400)) * time.Second
-	}
-	if t, err := http.ParseTime(h); err == nil {
-		return max(t.Sub(now), 0)
-	}
-	return 0
 }
