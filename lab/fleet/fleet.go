@@ -172,6 +172,7 @@ type terminal struct {
 	client  *http.Client
 	certs   [][]byte // its SAM certificate
 	backlog [][]byte // sealed records, oldest first
+	codes   []string // the backlog's codes, in its order
 }
 
 // Fleet is a prepared fleet: keys, certificates and sealed backlogs made,
@@ -265,6 +266,7 @@ func (f *Fleet) newTerminal(ctx context.Context, i int) (*terminal, error) {
 			return nil, err
 		}
 		t.backlog = append(t.backlog, enc)
+		t.codes = append(t.codes, record.CodeOf(prev).String())
 	}
 	tr := &http.Transport{TLSClientConfig: &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: f.cfg.Roots, MinVersion: tls.VersionTLS12},
 		ForceAttemptHTTP2: true, MaxIdleConns: 2, IdleConnTimeout: 90 * time.Second, TLSHandshakeTimeout: f.cfg.Timeout, ResponseHeaderTimeout: f.cfg.Timeout}
@@ -276,17 +278,7 @@ func (f *Fleet) newTerminal(ctx context.Context, i int) (*terminal, error) {
 func (f *Fleet) Codes() ([]string, error) {
 	var out []string
 	for _, t := range f.terminals {
-		for _, enc := range t.backlog {
-			r, err := record.Decode(enc)
-			if err != nil {
-				return nil, err
-			}
-			h, err := r.Hash()
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, record.CodeOf(h).String())
-		}
+		out = append(out, t.codes...)
 	}
 	return out, nil
 }
