@@ -53,14 +53,10 @@ func (r *reader) ask(ctx context.Context, kind, msg string, triesLeft int, timeo
 		return "", err
 	}
 	p := &waitingPrompt{Prompt: api.Prompt{ID: id, Kind: kind}, answer: make(chan string, 1)}
-	r.mu.Lock()
-	r.prompt = p
-	r.state, r.err = api.StatePrompt, nil
-	k := r.kind
-	r.mu.Unlock()
 	pr := p.Prompt
-	r.d.publish(api.Event{Type: api.EventSession, Reader: r.name, State: api.StatePrompt, CardKind: string(k),
-		MessageCode: msg, TriesLeft: triesLeft, Prompt: &pr})
+	r.transition(api.StatePrompt, "", nil, func() { r.prompt = p }, func(ev *api.Event) {
+		ev.MessageCode, ev.TriesLeft, ev.Prompt = msg, triesLeft, &pr
+	})
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	select {
@@ -106,12 +102,7 @@ func (r *reader) answer(id, answer string) bool {
 // fingerprintAgain puts r back in state fingerprint after a prompt, with
 // the tries left.
 func (r *reader) fingerprintAgain(triesLeft int) {
-	r.mu.Lock()
-	r.state, r.err = api.StateFingerprint, nil
-	k := r.kind
-	r.mu.Unlock()
-	r.d.publish(api.Event{Type: api.EventSession, Reader: r.name, State: api.StateFingerprint, CardKind: string(k),
-		MessageCode: PromptPlaceFinger, TriesLeft: triesLeft})
+	r.transition(api.StateFingerprint, "", nil, nil, func(ev *api.Event) { ev.TriesLeft = triesLeft })
 }
 
 // confirmLastTry asks whether the card's last fingerprint try is to be

@@ -110,6 +110,14 @@ func (r *reader) samReady() {
 }
 
 func (r *reader) setState(state string, kind cards.Kind, err error) {
+	r.transition(state, kind, err, nil, nil)
+}
+
+// transition sets the reader's state (its card kind too when kind is
+// given, and its error) and publishes the session event. hold, when not
+// nil, runs under the same lock (a prompt put up with its state); more
+// adds to the event (a prompt, the tries left).
+func (r *reader) transition(state string, kind cards.Kind, err error, hold func(), more func(*api.Event)) {
 	r.mu.Lock()
 	r.state = state
 	if kind != "" {
@@ -119,6 +127,9 @@ func (r *reader) setState(state string, kind cards.Kind, err error) {
 	if err != nil {
 		r.err = classify(err)
 	}
+	if hold != nil {
+		hold()
+	}
 	k := r.kind
 	r.mu.Unlock()
 	ev := api.Event{Type: api.EventSession, Reader: r.name, State: state, CardKind: string(k)}
@@ -126,6 +137,9 @@ func (r *reader) setState(state string, kind cards.Kind, err error) {
 		ev.Error = r.d.apiError(err, api.Locale{})
 	} else if state == api.StateFingerprint {
 		ev.MessageCode = PromptPlaceFinger
+	}
+	if more != nil {
+		more(&ev)
 	}
 	r.d.publish(ev)
 }
