@@ -54,38 +54,15 @@ var counterRoutes = map[string]bool{
 }
 
 // isLoketPage says r asks for the counter screen or one of its files.
-func isLoketPage(r *http.Request) bool {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		return false
-	}
-	p := r.URL.Path
-	return p == strings.TrimSuffix(PathLoket, "/") || strings.HasPrefix(p, PathLoket)
-}
+func isLoketPage(r *http.Request) bool { return onPage(r, PathLoket) }
 
 // counterMay says whether scope counter may make request r.
-func counterMay(r *http.Request) bool {
-	if isLoketPage(r) {
-		return true
-	}
-	m := r.Method
-	if m == http.MethodHead {
-		m = http.MethodGet
-	}
-	return counterRoutes[m+" "+r.URL.Path]
-}
+func counterMay(r *http.Request) bool { return pageMay(r, PathLoket, counterRoutes) }
 
-// loketCookie returns the ID of the request's counter credential: with
-// the counter screen enabled, no Authorization header, a same-origin
-// request (or one the browser does not mark) and a valid cookie.
+// loketCookie returns the ID of the request's counter credential (as
+// pageCookie).
 func (s *server) loketCookie(r *http.Request) (string, bool) {
-	if s.loket == nil || r.Header.Get("Authorization") != "" || !s.ownFetch(r) {
-		return "", false
-	}
-	c, err := r.Cookie(LoketCookie)
-	if err != nil {
-		return "", false
-	}
-	return s.loket.check(c.Value)
+	return s.pageCookie(r, s.loket, LoketCookie)
 }
 
 // loketFiles are the counter screen: its page (a template) and static

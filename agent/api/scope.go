@@ -74,16 +74,28 @@ var kioskRoutes = map[string]bool{
 }
 
 // kioskMay says whether scope kiosk may make request r.
-func kioskMay(r *http.Request) bool {
+func kioskMay(r *http.Request) bool { return pageMay(r, PathKiosk, kioskRoutes) }
+
+// pageMay says whether a page credential may make request r: its own page
+// and files under page, or one of its routes ("METHOD path"; HEAD as GET).
+func pageMay(r *http.Request, page string, routes map[string]bool) bool {
+	if onPage(r, page) {
+		return true
+	}
 	m := r.Method
 	if m == http.MethodHead {
 		m = http.MethodGet
 	}
-	p := r.URL.Path
-	if m == http.MethodGet && (p == strings.TrimSuffix(PathKiosk, "/") || strings.HasPrefix(p, PathKiosk)) {
-		return true
+	return routes[m+" "+r.URL.Path]
+}
+
+// onPage says r asks for the page under page ("/kiosk/") or one of its files.
+func onPage(r *http.Request, page string) bool {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return false
 	}
-	return kioskRoutes[m+" "+p]
+	p := r.URL.Path
+	return p == strings.TrimSuffix(page, "/") || strings.HasPrefix(p, page)
 }
 
 // credentials are the cookie credentials of one kind handed out (the
@@ -242,17 +254,22 @@ func (s *server) scope(next http.Handler) http.Handler {
 // kiosk enabled, no Authorization header, a same-origin request (or one
 // the browser does not mark) and a valid cookie.
 func (s *server) kioskCookie(r *http.Request) (string, bool) {
-	if s.kiosk == nil || r.Header.Get("Authorization") != "" {
+	return s.pageCookie(r, s.kiosk, KioskCookie)
+}
+
+// pageCookie returns the ID of the request's page credential of one kind
+// (creds, held in cookie name): with that kind enabled (creds not nil), no
+// Authorization header, a same-origin request (or one the browser does
+// not mark) and a valid cookie.
+func (s *server) pageCookie(r *http.Request, creds *credentials, name string) (string, bool) {
+	if creds == nil || r.Header.Get("Authorization") != "" || !s.ownFetch(r) {
 		return "", false
 	}
-	if !s.ownFetch(r) {
-		return "", false
-	}
-	c, err := r.Cookie(KioskCookie)
+	c, err := r.Cookie(name)
 	if err != nil {
 		return "", false
 	}
-	return s.kiosk.check(c.Value)
+	return creds.check(c.Value)
 }
 
 // ownFetch says the browser made r for the agent's own page, or for the
