@@ -98,3 +98,20 @@ func requireRole(next http.Handler, roles ...Role) http.Handler {
 		}
 	})
 }
+
+type csrfKey struct{}
+
+// WithCSRFToken returns ctx carrying the signed-in session's CSRF token.
+func WithCSRFToken(ctx context.Context, token string) context.Context {
+	return context.WithValue(ctx, csrfKey{}, token)
+}
+
+// CSRFTokenFrom is the session's CSRF token the sign-in put on the
+// request's context ("" when nobody is signed in). A page puts it in
+// every form as the hidden field csrf_token, and a script sends it as
+// the X-CSRF-Token header; a request that changes state without the
+// right one is refused.
+func CSRFTokenFrom(ctx context.Context) string {
+	t, _ := ctx.Value(csrfKey{}).(string)
+	return t
+}
