@@ -107,7 +107,6 @@ func (c apiClient) all(key string, limit int) []string {
 	return nil
 }
 
-
 // One institution sees only its own services' records: ASKES cannot
 // verify or list Taspen's records, nor the reverse; a record of another
 // service answers exactly as an unknown code. Unknown, disabled and
