@@ -88,6 +88,20 @@ func (c apiClient) get(key, path string, v any) int {
 	return resp.StatusCode
 }
 
+// allOf waits until the feed as key sees it holds n records (on
+// PostgreSQL a writing transaction anywhere on the server holds the feed
+// back while it is open: other tests' too), and returns them.
+func (c apiClient) allOf(key string, limit, n int) []string {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		got := c.all(key, limit)
+		if len(got) >= n || time.Now().After(deadline) {
+			return got
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // page walks the whole feed as key sees it, limit records a page.
 func (c apiClient) all(key string, limit int) []string {
 	var codes []string
@@ -152,8 +166,8 @@ func TestInstitutionScoping(t *testing.T) {
 		assert.Equal(t, http.StatusBadRequest, c.get(askesKey, "/institution/v1/verify/ABC", nil))
 
 		// listing: each its own records, all of them, in commit order
-		assert.Equal(t, askes, c.all(askesKey, 3))
-		assert.Equal(t, taspen, c.all(taspenKey, 1))
+		assert.Equal(t, askes, c.allOf(askesKey, 3, len(askes)))
+		assert.Equal(t, taspen, c.allOf(taspenKey, 1, len(taspen)))
 		assert.Equal(t, taspen, c.all(taspenKey, 1000))
 
 		// bad cursors and limits
@@ -247,7 +261,7 @@ func TestInstitutionClientCertificate(t *testing.T) {
 			return apiClient{t: t, url: srv.URL, http: &http.Client{Transport: &http.Transport{TLSClientConfig: cfg}}}
 		}
 		c := client(&askesCert)
-		assert.Equal(t, askes, c.all("", 10))
+		assert.Equal(t, askes, c.allOf("", 10, len(askes)))
 		assert.Equal(t, http.StatusOK, c.get("", "/institution/v1/verify/"+askes[0], nil))
 		assert.Equal(t, http.StatusNotFound, c.get("", "/institution/v1/verify/"+taspen[0], nil))
 		assert.Equal(t, http.StatusUnauthorized, client(&strangerCert).get("", "/institution/v1/records", nil))
@@ -419,13 +433,12 @@ func TestFeedExactlyOnceUnderConcurrentIngest(t *testing.T) {
 	resumed, err := backoffice.ParseCursor(cursor.String())
 	require.NoError(t, err)
 	cursor = resumed
-	for {
-		n := len(got)
+	total := writers*batches*per + per
+	for deadline := time.Now().Add(30 * time.Second); len(got) < total && time.Now().Before(deadline); {
 		read()
-		if len(got) == n {
-			break
-		}
+		time.Sleep(5 * time.Millisecond)
 	}
+	read() // and nothing more
 	seen := map[string]int{}
 	for _, c := range got {
 		seen[c]++
@@ -433,7 +446,7 @@ func TestFeedExactlyOnceUnderConcurrentIngest(t *testing.T) {
 	for c, n := range seen {
 		assert.Equal(t, 1, n, "record %s paged %d times", c, n)
 	}
-	assert.Len(t, got, writers*batches*per+per)
+	assert.Len(t, got, total)
 	for c := range want {
 		assert.Contains(t, seen, c)
 	}
