@@ -100,7 +100,8 @@ windows:
 
 test: pcscd postgres check openapi-lint windows fuzz-smoke unit
 
-# The OpenAPI documents (agent/api/openapi.yaml, docs/backoffice-api.yaml)
+# The OpenAPI documents (agent/api/openapi.yaml, docs/backoffice-api.yaml,
+# docs/institution-api.yaml)
 # linted by Redocly CLI with redocly.yaml's rules; any problem fails. The CLI
 # is the version pinned in tools/openapi/package-lock.json, installed with
 # `npm ci` into build/tools/openapi (git-ignored), never globally; it is

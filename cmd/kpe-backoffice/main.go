@@ -3,6 +3,7 @@
 // at terminal status and alarms, and download the semester report.
 //
 //	kpe-backoffice serve [flags]       run the back office
+//	kpe-backoffice institution ...     the institutions of the institutions' API
 //	kpe-backoffice version [--json]
 //
 // Storage is an embedded bbolt file by default (--db FILE) or PostgreSQL
@@ -53,6 +54,7 @@ type serveOptions struct {
 	inst                             multi
 	staffHosts                       []string
 	perClient, total                 backoffice.Limit
+	instListen, instClientCA         string // institution.go
 }
 
 func rootCommand(stdout, stderr io.Writer) *cobra.Command {
@@ -98,10 +100,12 @@ Exit codes: 0 success; 1 failure; 2 usage error.`,
 	f.DurationVar(&o.crlPoll, "sam-crl-poll", time.Minute, "how often --sam-crl is checked for changes")
 	f.StringVar(&o.zone, "zone", "Asia/Jakarta", "time zone of the semester report")
 	f.Var(o.inst, "institution", "SITE=INSTITUTION: report a site under an institution (repeatable)")
+	f.StringVar(&o.instListen, "institution-listen", "", "institutions' API address (HTTPS with --tls-cert; off when empty; docs/institutions.md)")
+	f.StringVar(&o.instClientCA, "institution-client-ca", "", "PEM: the CA institutions' client certificates chain to (optional; API keys otherwise)")
 	for _, name := range []string{"sam-ca", "tls-cert", "tls-key", "client-ca"} {
 		_ = serveCmd.MarkFlagRequired(name)
 	}
-	root.AddCommand(serveCmd)
+	root.AddCommand(serveCmd, institutionCommand(stdout))
 	return root
 }
 
@@ -187,11 +191,19 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 		tl.Close()
 		return err
 	}
+	inst, err := newInstitutionServer(o, svc, cert, log)
+	if err != nil {
+		tl.Close()
+		sl.Close()
+		return err
+	}
+	defer startWebhooks(ctx, svc, log)()
 	terminals := &http.Server{Handler: svc.TerminalHandler(log), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, WriteTimeout: time.Minute,
 		TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, ClientCAs: clients, ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12}}
 	staff := svc.StaffHandler(backoffice.StaffConfig{Log: log, Zone: loc, Hosts: staffHosts, VerifyPerClient: o.perClient, VerifyTotal: o.total})
 	staffSrv := &http.Server{Handler: staff, ReadHeaderTimeout: 10 * time.Second, WriteTimeout: time.Minute}
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
+	inst.serve(errc)
 	go func() { errc <- terminals.ServeTLS(tl, "", "") }()
 	go func() { errc <- staffSrv.Serve(sl) }()
 	storeKind := "bbolt " + o.dbPath
@@ -199,6 +211,9 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 		storeKind = "PostgreSQL"
 	}
 	fmt.Fprintf(stdout, "kpe-backoffice ready: terminals https://%s, staff page http://%s/ (store: %s)\n", tl.Addr(), sl.Addr(), storeKind)
+	if inst != nil {
+		fmt.Fprintf(stdout, "institutions' API %s\n", inst.url())
+	}
 	select {
 	case <-ctx.Done():
 	case err = <-errc:
@@ -207,6 +222,7 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 	defer cancel()
 	terminals.Shutdown(shut)
 	staffSrv.Shutdown(shut)
+	inst.shutdown(shut)
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}

@@ -252,15 +252,21 @@ func (s *Service) verify(ctx context.Context, typed string) (*wire.Verdict, erro
 	if err != nil {
 		return nil, err
 	}
+	return verdictOf(code.String(), st), nil
+}
+
+// verdictOf is what a verification shows of a stored record found by
+// code: the staff page's and the institutions' answer (no more).
+func verdictOf(code string, st *Stored) *wire.Verdict {
 	r := st.Rec
 	return &wire.Verdict{
-		Valid: true, Code: code.String(), Service: r.Service, Time: r.Time.UTC(), Clock: r.Clock.String(),
+		Valid: true, Code: code, Service: r.Service, Time: r.Time.UTC(), Clock: r.Clock.String(),
 		TerminalID: r.TerminalID, SiteID: r.SiteID, CardType: r.CardType.String(),
 		Checks: wire.Checks{CardAuth: checkText(r.CardAuth), IssuerSig: checkText(r.IssuerSig),
 			Identifiers: checkText(r.Identifiers), Fingerprint: checkText(r.Fingerprint)},
 		Signer: r.Signer.String(), SAMSerial: hex.EncodeToString(r.SAMSerial[:]), Counter: r.Counter,
 		ReceivedAt: st.ReceivedAt.UTC(), Flags: st.Flags,
-	}, nil
+	}
 }
 
 func checkText(c record.Check) string {

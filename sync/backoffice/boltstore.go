@@ -219,6 +219,9 @@ func (s *BoltStore) Ingest(_ context.Context, entries []Entry, m Meta) ([]wire.R
 					return err
 				}
 			}
+			if err := feedBolt(tx, key, r.Service); err != nil { // boltinstitution.go
+				return err
+			}
 			if err := recs.Put(key, encodeStored(m.Now, flags, e.Encoded)); err != nil {
 				return err
 			}

@@ -16,3 +16,17 @@ func MigratePostgres(ctx context.Context, dsn string, upTo int) error {
 	defer pool.Close()
 	return migrate(ctx, pool, upTo)
 }
+
+// IngestOpen stores entries as Ingest does, in a transaction it leaves
+// open until commit is called: a writer that commits late.
+func (s *PGStore) IngestOpen(ctx context.Context, entries []Entry, m Meta) (commit func() error, err error) {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.ingest(ctx, tx, entries, m); err != nil {
+		tx.Rollback(ctx)
+		return nil, err
+	}
+	return func() error { return tx.Commit(ctx) }, nil
+}

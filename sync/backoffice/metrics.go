@@ -67,6 +67,7 @@ type serviceMetrics struct {
 	batchDur prometheus.Histogram
 	verify   *prometheus.CounterVec // result
 	verDur   prometheus.Histogram
+	webhook  *webhookMetrics // webhook.go
 
 	mu    sync.Mutex
 	named map[string]bool // service labels in use
@@ -144,6 +145,7 @@ func newServiceMetrics(s *Service) *serviceMetrics {
 	build.WithLabelValues(bi.Version, bi.Commit, bi.GoVersion).Set(1)
 	m.reg.MustRegister(m.records, m.flags, m.services, m.batches, m.batchDur, m.verify, m.verDur, build,
 		&storeCollector{s: s}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.webhook = newWebhookMetrics(m.reg)
 	return m
 }
 

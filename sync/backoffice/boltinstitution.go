@@ -1,0 +1,234 @@
+package backoffice
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+var (
+	bbInstitutions = []byte("institutions") // name → institutionJSON
+	// the record feed: sequence (8, big-endian; the bucket's sequence,
+	// taken in the ingest transaction) → serial ‖ counter ‖ service.
+	// bbolt has one writer at a time, so sequence order is commit order.
+	bbFeed = []byte("feed")
+)
+
+// feedBolt appends the record under key (serial ‖ counter) of service to
+// the feed, in the ingest transaction. The first time (a file written
+// before the feed existed), the feed starts with every record stored so
+// far, in key order.
+func feedBolt(tx *bolt.Tx, key []byte, service string) error {
+	feed := tx.Bucket(bbFeed)
+	if feed == nil {
+		var err error
+		if feed, err = tx.CreateBucket(bbFeed); err != nil {
+			return err
+		}
+		err = tx.Bucket(bbRecords).ForEach(func(k, v []byte) error {
+			st, err := decodeStored(v)
+			if err != nil {
+				return err
+			}
+			return appendFeed(feed, k, st.Rec.Service)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return appendFeed(feed, key, service)
+}
+
+func appendFeed(feed *bolt.Bucket, key []byte, service string) error {
+	seq, err := feed.NextSequence()
+	if err != nil {
+		return err
+	}
+	return feed.Put(binary.BigEndian.AppendUint64(nil, seq), append(bytes.Clone(key), service...))
+}
+
+// Feed implements InstitutionStore: the feed bucket in sequence order.
+func (s *BoltStore) Feed(_ context.Context, services []string, after Cursor, limit int) ([]FeedRecord, bool, error) {
+	if after.XID != 0 {
+		return nil, false, fmt.Errorf("%w: not a cursor of this store", ErrCursor)
+	}
+	var out []FeedRecord
+	more := false
+	err := s.db.View(func(tx *bolt.Tx) error {
+		feed := tx.Bucket(bbFeed)
+		if feed == nil {
+			return nil
+		}
+		recs := tx.Bucket(bbRecords)
+		c := feed.Cursor()
+		for k, v := c.Seek(binary.BigEndian.AppendUint64(nil, after.Seq+1)); k != nil; k, v = c.Next() {
+			if len(k) != 8 || len(v) < 12 {
+				return fmt.Errorf("backoffice: damaged feed entry %x", k)
+			}
+			if !slices.Contains(services, string(v[12:])) {
+				continue
+			}
+			if len(out) == limit {
+				more = true
+				return nil
+			}
+			st, err := decodeStored(recs.Get(v[:12]))
+			if err != nil {
+				return err
+			}
+			code, err := codeOf(st.Rec)
+			if err != nil {
+				return err
+			}
+			out = append(out, FeedRecord{Stored: *st, Code: code, Cursor: Cursor{Seq: binary.BigEndian.Uint64(k)}})
+		}
+		return nil
+	})
+	return out, more, err
+}
+
+// AddInstitution implements InstitutionStore.
+func (s *BoltStore) AddInstitution(_ context.Context, in Institution) error {
+	if err := CheckInstitution(in); err != nil {
+		return err
+	}
+	raw, err := in.toJSON()
+	if err != nil {
+		return err
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(bbInstitutions)
+		if err != nil {
+			return err
+		}
+		if b.Get([]byte(in.Name)) != nil {
+			return fmt.Errorf("%w: %s", ErrInstitutionExists, in.Name)
+		}
+		// a certificate is one institution's
+		err = b.ForEach(func(_, v []byte) error {
+			other, err := institutionFromJSON(v)
+			if err != nil {
+				return err
+			}
+			for _, c := range in.Certs {
+				if slices.Contains(other.Certs, c) {
+					return fmt.Errorf("%w: %s: the client certificate is registered for %s", ErrInstitution, in.Name, other.Name)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte(in.Name), raw)
+	})
+}
+
+// Institutions implements InstitutionStore.
+func (s *BoltStore) Institutions(_ context.Context) ([]Institution, error) {
+	var out []Institution
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bbInstitutions)
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(_, v []byte) error {
+			in, err := institutionFromJSON(v)
+			if err != nil {
+				return err
+			}
+			out = append(out, *in)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// Institution implements InstitutionStore.
+func (s *BoltStore) Institution(_ context.Context, name string) (*Institution, error) {
+	var in *Institution
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bbInstitutions)
+		if b == nil || b.Get([]byte(name)) == nil {
+			return fmt.Errorf("%w: institution %s", ErrNotFound, name)
+		}
+		var err error
+		in, err = institutionFromJSON(b.Get([]byte(name)))
+		return err
+	})
+	return in, err
+}
+
+// updateInstitution changes one institution in one transaction.
+func (s *BoltStore) updateInstitution(name string, f func(*Institution) error) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bbInstitutions)
+		if b == nil || b.Get([]byte(name)) == nil {
+			return fmt.Errorf("%w: institution %s", ErrNotFound, name)
+		}
+		in, err := institutionFromJSON(b.Get([]byte(name)))
+		if err != nil {
+			return err
+		}
+		if err := f(in); err != nil {
+			return err
+		}
+		raw, err := in.toJSON()
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte(name), raw)
+	})
+}
+
+// RotateInstitutionKey implements InstitutionStore.
+func (s *BoltStore) RotateInstitutionKey(_ context.Context, name string, key APIKey, oldExpires time.Time) error {
+	return s.updateInstitution(name, func(in *Institution) error {
+		rotateKeys(in, key, oldExpires)
+		return nil
+	})
+}
+
+// SetInstitutionEnabled implements InstitutionStore.
+func (s *BoltStore) SetInstitutionEnabled(_ context.Context, name string, enabled bool) error {
+	return s.updateInstitution(name, func(in *Institution) error {
+		in.Enabled = enabled
+		return nil
+	})
+}
+
+// SetDelivered implements InstitutionStore.
+func (s *BoltStore) SetDelivered(_ context.Context, name string, from, to Cursor) error {
+	return s.updateInstitution(name, func(in *Institution) error {
+		if in.Delivered != from {
+			return ErrDeliveryMoved
+		}
+		in.Delivered = to
+		return nil
+	})
+}
+
+// boltLeases are the delivery leases of the bbolt stores: a bbolt file
+// is open in one process only, so a lease in memory is enough.
+var boltLeases sync.Map // boltLease → struct{}
+
+type boltLease struct {
+	s    *BoltStore
+	name string
+}
+
+// DeliveryLease implements InstitutionStore.
+func (s *BoltStore) DeliveryLease(_ context.Context, name string) (func(), error) {
+	k := boltLease{s, name}
+	if _, held := boltLeases.LoadOrStore(k, struct{}{}); held {
+		return nil, ErrLeaseHeld
+	}
+	var once sync.Once
+	return func() { once.Do(func() { boltLeases.Delete(k) }) }, nil
+}

@@ -1,0 +1,282 @@
+package backoffice
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"kpe-agent/sync/record"
+)
+
+// Feed implements InstitutionStore over record_feed (migration 007): the
+// rows of transactions below the xmin of the query's snapshot, which have
+// all ended, in (xid, seq) order. A transaction still open holds back
+// every row after it, so a record committed late is never skipped; the
+// feed rows are not partitioned, and the records' partitions are reached
+// through record_keys (received_at). Several nodes on one database share
+// the transaction ids, so the order is the same seen from any node.
+func (s *PGStore) Feed(ctx context.Context, services []string, after Cursor, limit int) ([]FeedRecord, bool, error) {
+	if after.XID == 0 && after.Seq != 0 {
+		return nil, false, fmt.Errorf("%w: not a cursor of this store", ErrCursor)
+	}
+	rows, err := s.pool.Query(ctx, `SELECT f.xid::text, f.seq, r.encoded, r.received_at, r.flags
+		FROM record_feed f
+		JOIN record_keys k ON k.sam_serial = f.sam_serial AND k.counter = f.counter
+		JOIN records r ON r.sam_serial = k.sam_serial AND r.counter = k.counter AND r.received_at = k.received_at
+		WHERE f.service = ANY($1) AND (f.xid, f.seq) > ($2::text::xid8, $3::bigint)
+		AND f.xid < pg_snapshot_xmin(pg_current_snapshot())
+		ORDER BY f.xid, f.seq LIMIT $4`, services, strconv.FormatUint(after.XID, 10), int64(after.Seq), limit+1)
+	if err != nil {
+		return nil, false, fmt.Errorf("backoffice: feed: %w", err)
+	}
+	defer rows.Close()
+	var out []FeedRecord
+	for rows.Next() {
+		var xid string
+		var seq int64
+		var enc []byte
+		var fr FeedRecord
+		if err := rows.Scan(&xid, &seq, &enc, &fr.ReceivedAt, &fr.Flags); err != nil {
+			return nil, false, err
+		}
+		x, err := strconv.ParseUint(xid, 10, 64)
+		if err != nil {
+			return nil, false, fmt.Errorf("backoffice: feed: transaction id %q: %w", xid, err)
+		}
+		fr.Cursor = Cursor{XID: x, Seq: uint64(seq)}
+		if fr.Rec, err = record.Decode(enc); err != nil {
+			return nil, false, err
+		}
+		if len(fr.Flags) == 0 {
+			fr.Flags = nil
+		}
+		if fr.Code, err = codeOf(fr.Rec); err != nil {
+			return nil, false, err
+		}
+		out = append(out, fr)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, false, fmt.Errorf("backoffice: feed: %w", err)
+	}
+	if len(out) > limit {
+		return out[:limit], true, nil
+	}
+	return out, false, nil
+}
+
+// AddInstitution implements InstitutionStore, in one transaction.
+func (s *PGStore) AddInstitution(ctx context.Context, in Institution) error {
+	if err := CheckInstitution(in); err != nil {
+		return err
+	}
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO institutions (name, services, enabled, webhook_url, webhook_secret, delivered)
+			VALUES ($1, $2, $3, $4, $5, $6)`, in.Name, in.Services, in.Enabled, in.WebhookURL, nonNil(in.WebhookSecret), in.Delivered.String()); err != nil {
+			return err
+		}
+		for _, k := range in.Keys {
+			if _, err := tx.Exec(ctx, "INSERT INTO institution_keys (hash, institution, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+				k.Hash[:], in.Name, k.Created, nullTime(k.Expires)); err != nil {
+				return err
+			}
+		}
+		for _, c := range in.Certs {
+			if _, err := tx.Exec(ctx, "INSERT INTO institution_certs (fingerprint, institution) VALUES ($1, $2)", c[:], in.Name); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "23505" {
+		if pe.TableName == "institution_certs" {
+			return fmt.Errorf("%w: %s: the client certificate is registered for another institution", ErrInstitution, in.Name)
+		}
+		return fmt.Errorf("%w: %s", ErrInstitutionExists, in.Name)
+	}
+	return err
+}
+
+func nullTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+// Institutions implements InstitutionStore, from one snapshot.
+func (s *PGStore) Institutions(ctx context.Context) ([]Institution, error) {
+	return s.institutions(ctx, "")
+}
+
+// Institution implements InstitutionStore.
+func (s *PGStore) Institution(ctx context.Context, name string) (*Institution, error) {
+	all, err := s.institutions(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if len(all) == 0 {
+		return nil, fmt.Errorf("%w: institution %s", ErrNotFound, name)
+	}
+	return &all[0], nil
+}
+
+// institutions reads the institution named name, or all ("").
+func (s *PGStore) institutions(ctx context.Context, name string) ([]Institution, error) {
+	var out []Institution
+	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		out = nil
+		rows, err := tx.Query(ctx, `SELECT name, services, enabled, webhook_url, webhook_secret, delivered FROM institutions
+			WHERE $1 = '' OR name = $1 ORDER BY name`, name)
+		if err != nil {
+			return err
+		}
+		at := map[string]int{}
+		for rows.Next() {
+			var in Institution
+			var delivered string
+			if err := rows.Scan(&in.Name, &in.Services, &in.Enabled, &in.WebhookURL, &in.WebhookSecret, &delivered); err != nil {
+				return err
+			}
+			if in.Delivered, err = ParseCursor(delivered); err != nil {
+				return err
+			}
+			if len(in.WebhookSecret) == 0 {
+				in.WebhookSecret = nil
+			}
+			at[in.Name] = len(out)
+			out = append(out, in)
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		rows, err = tx.Query(ctx, `SELECT institution, hash, created_at, expires_at FROM institution_keys
+			WHERE $1 = '' OR institution = $1 ORDER BY created_at, hash`, name)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var owner string
+			var h []byte
+			var k APIKey
+			var exp *time.Time
+			if err := rows.Scan(&owner, &h, &k.Created, &exp); err != nil {
+				return err
+			}
+			k.Hash = [32]byte(h)
+			if exp != nil {
+				k.Expires = *exp
+			}
+			if i, ok := at[owner]; ok {
+				out[i].Keys = append(out[i].Keys, k)
+			}
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		rows, err = tx.Query(ctx, "SELECT institution, fingerprint FROM institution_certs WHERE $1 = '' OR institution = $1 ORDER BY fingerprint", name)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var owner string
+			var fp []byte
+			if err := rows.Scan(&owner, &fp); err != nil {
+				return err
+			}
+			if i, ok := at[owner]; ok {
+				out[i].Certs = append(out[i].Certs, [32]byte(fp))
+			}
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("backoffice: institutions: %w", err)
+	}
+	return out, nil
+}
+
+// RotateInstitutionKey implements InstitutionStore, in one transaction.
+func (s *PGStore) RotateInstitutionKey(ctx context.Context, name string, key APIKey, oldExpires time.Time) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, "SELECT 1 FROM institutions WHERE name = $1 FOR UPDATE", name)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return fmt.Errorf("%w: institution %s", ErrNotFound, name)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE institution_keys SET expires_at = $2 WHERE institution = $1
+			AND (expires_at IS NULL OR expires_at > $2)`, name, oldExpires); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, "INSERT INTO institution_keys (hash, institution, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+			key.Hash[:], name, key.Created, nullTime(key.Expires))
+		return err
+	})
+}
+
+// SetInstitutionEnabled implements InstitutionStore.
+func (s *PGStore) SetInstitutionEnabled(ctx context.Context, name string, enabled bool) error {
+	tag, err := s.pool.Exec(ctx, "UPDATE institutions SET enabled = $2 WHERE name = $1", name, enabled)
+	if err != nil {
+		return err
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("%w: institution %s", ErrNotFound, name)
+	}
+	return nil
+}
+
+// SetDelivered implements InstitutionStore: a conditional update, so of
+// two dispatchers only the one that read the cursor where it is moves it.
+func (s *PGStore) SetDelivered(ctx context.Context, name string, from, to Cursor) error {
+	tag, err := s.pool.Exec(ctx, "UPDATE institutions SET delivered = $3 WHERE name = $1 AND delivered = $2", name, from.String(), to.String())
+	if err != nil {
+		return err
+	}
+	if tag.RowsAffected() == 0 {
+		if _, err := s.Institution(ctx, name); err != nil {
+			return err
+		}
+		return ErrDeliveryMoved
+	}
+	return nil
+}
+
+// deliveryLock is the first key of the delivery leases' advisory locks
+// ("KPW"); the second is hashtext of the institution's name.
+const deliveryLock = 0x4b5057
+
+// DeliveryLease implements InstitutionStore with a session advisory lock
+// on a connection of its own: every node on the database sees it, and it
+// ends with the connection when the process dies.
+func (s *PGStore) DeliveryLease(ctx context.Context, name string) (func(), error) {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var got bool
+	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1, hashtext($2))", int32(deliveryLock), name).Scan(&got); err != nil {
+		conn.Release()
+		return nil, err
+	}
+	if !got {
+		conn.Release()
+		return nil, ErrLeaseHeld
+	}
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if _, err := conn.Exec(ctx, "SELECT pg_advisory_unlock($1, hashtext($2))", int32(deliveryLock), name); err != nil {
+			// the lock must not outlive the lease: close the session
+			conn.Conn().Close(ctx)
+		}
+		conn.Release()
+	}, nil
+}

@@ -1,0 +1,211 @@
+package backoffice_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"kpe-agent/internal/pgtest"
+	"kpe-agent/sync/backoffice"
+)
+
+// receiver is an institution's webhook endpoint: it checks every
+// signature, refuses the first fail deliveries (500), and keeps the
+// records of the events it acknowledges.
+type receiver struct {
+	t      *testing.T
+	secret []byte
+	delay  time.Duration
+
+	mu       sync.Mutex
+	fail     int
+	refused  []string // event ids answered 500
+	events   []string // event ids acknowledged
+	codes    []string // records acknowledged, in order
+	inFlight int
+	overlap  bool // two deliveries at once
+}
+
+func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(r.Body)
+	require.NoError(rc.t, err)
+	if err := backoffice.VerifyWebhookSignature(rc.secret, []byte(r.Header.Get(backoffice.SignatureHeader)), body, 5*time.Minute, time.Now()); err != nil {
+		rc.t.Errorf("a delivery's signature: %v", err)
+		w.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	var ev backoffice.WebhookEvent
+	require.NoError(rc.t, json.Unmarshal(body, &ev))
+	rc.mu.Lock()
+	rc.inFlight++
+	if rc.inFlight > 1 {
+		rc.overlap = true
+	}
+	rc.mu.Unlock()
+	time.Sleep(rc.delay)
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	rc.inFlight--
+	if rc.fail > 0 {
+		rc.fail--
+		rc.refused = append(rc.refused, ev.ID)
+		w.WriteHeader(http.StatusInternalServerError)
+		return
+	}
+	rc.events = append(rc.events, ev.ID)
+	for _, v := range ev.Records {
+		rc.codes = append(rc.codes, v.Code)
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (rc *receiver) got() []string {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return append([]string(nil), rc.codes...)
+}
+
+// waitFor waits until the receiver has n records.
+func (rc *receiver) waitFor(t *testing.T, n int) {
+	deadline := time.Now().Add(30 * time.Second)
+	for len(rc.got()) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("the receiver has %d records, want %d", len(rc.got()), n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func register(t *testing.T, st backoffice.Store, name, service, hook string, secret []byte) {
+	_, key := backoffice.NewAPIKey(time.Now())
+	require.NoError(t, st.(backoffice.InstitutionStore).AddInstitution(context.Background(), backoffice.Institution{Name: name,
+		Services: []string{service}, Enabled: true, Keys: []backoffice.APIKey{key}, WebhookURL: hook, WebhookSecret: secret}))
+}
+
+var fastHooks = backoffice.WebhookConfig{Poll: 10 * time.Millisecond, Batch: 4, MinBackoff: 5 * time.Millisecond, MaxBackoff: 40 * time.Millisecond}
+
+// A receiver that fails three times and then succeeds gets every record
+// of its service exactly once, in order, signed; the refused event is
+// sent again unchanged (the same id); records ingested later follow.
+func TestWebhookRetriesUntilAcknowledged(t *testing.T) {
+	eachStore(t, func(t *testing.T, l *lab) {
+		secret := backoffice.NewWebhookSecret()
+		rc := &receiver{t: t, secret: secret, fail: 3}
+		srv := httptest.NewServer(rc)
+		defer srv.Close()
+		register(t, l.store, "askes", "askes", srv.URL+"/hook", secret)
+		want := codesOf(t, l.ingest(l.serviceRecords(6, "t-01", "askes")...))
+		l.ingest(l.serviceRecords(3, "t-01", "taspen")...)
+		want = append(want, codesOf(t, l.ingest(l.serviceRecords(3, "t-01", "askes")...))...)
+
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { done <- l.svc.RunWebhooks(ctx, fastHooks) }()
+		rc.waitFor(t, len(want))
+		want = append(want, codesOf(t, l.ingest(l.serviceRecords(5, "t-01", "askes")...))...)
+		rc.waitFor(t, len(want))
+		time.Sleep(50 * time.Millisecond) // a few more rounds: nothing more may come
+		cancel()
+		require.NoError(t, <-done)
+
+		assert.Equal(t, want, rc.got())
+		require.Len(t, rc.refused, 3)
+		assert.Equal(t, rc.refused[0], rc.refused[2], "a refused event is sent again unchanged")
+		assert.Equal(t, rc.refused[0], rc.events[0])
+		in, err := l.store.(backoffice.InstitutionStore).Institution(context.Background(), "askes")
+		require.NoError(t, err)
+		assert.NotEqual(t, backoffice.Cursor{}, in.Delivered, "the delivery cursor is stored")
+
+		rec := httptest.NewRecorder()
+		l.svc.MetricsHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+		assert.Contains(t, rec.Body.String(), `kpe_backoffice_webhook_deliveries_total{outcome="refused"} 3`)
+		assert.Contains(t, rec.Body.String(), `kpe_backoffice_webhook_pending_records{institution="askes"} 0`)
+	})
+}
+
+// Two nodes' dispatchers on one PostgreSQL deliver each record once: the
+// advisory-lock lease lets one deliver at a time, and each reads the
+// stored cursor after taking it.
+func TestWebhookTwoDispatchersDeliverOnce(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.DB(t)
+	var svcs []*backoffice.Service
+	var l *lab
+	for i := 0; i < 2; i++ {
+		st, err := backoffice.OpenPostgres(ctx, dsn)
+		require.NoError(t, err)
+		defer st.Close()
+		if l == nil {
+			l = newLab(t, st)
+			svcs = append(svcs, l.svc)
+			continue
+		}
+		svc, err := backoffice.New(st, backoffice.Config{CA: l.ca.Pool()})
+		require.NoError(t, err)
+		svcs = append(svcs, svc)
+	}
+	secret := backoffice.NewWebhookSecret()
+	rc := &receiver{t: t, secret: secret, fail: 2, delay: 5 * time.Millisecond}
+	srv := httptest.NewServer(rc)
+	defer srv.Close()
+	register(t, l.store, "askes", "askes", srv.URL, secret)
+
+	run, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for _, svc := range svcs {
+		wg.Add(1)
+		go func() { defer wg.Done(); svc.RunWebhooks(run, fastHooks) }()
+	}
+	var want []string
+	for b := 0; b < 8; b++ {
+		want = append(want, codesOf(t, l.ingest(l.serviceRecords(5, "t-01", "askes")...))...)
+		time.Sleep(15 * time.Millisecond)
+	}
+	rc.waitFor(t, len(want))
+	time.Sleep(100 * time.Millisecond)
+	cancel()
+	wg.Wait()
+	assert.Equal(t, want, rc.got())
+	assert.False(t, rc.overlap, "two deliveries to one institution at once")
+}
+
+// VerifyWebhookSignature accepts what the dispatcher signs and refuses a
+// tampered body, a wrong secret, an old or future timestamp and
+// malformed headers, each with its typed error.
+func TestVerifyWebhookSignature(t *testing.T) {
+	secret := []byte("kpew_secret-of-the-institution")
+	body := []byte(`{"id":"evt_1","records":[]}`)
+	now := time.Unix(1_790_000_000, 0)
+	h := backoffice.SignWebhook(secret, body, now)
+	require.True(t, strings.HasPrefix(h, "t=1790000000,v1="), h)
+	ok := func(header string, at time.Time) error {
+		return backoffice.VerifyWebhookSignature(secret, []byte(header), body, 5*time.Minute, at)
+	}
+	assert.NoError(t, ok(h, now))
+	assert.NoError(t, ok(h, now.Add(4*time.Minute)))
+	// a second v1 (a rotated secret) and an unknown scheme are fine
+	other := backoffice.SignWebhook([]byte("another secret"), body, now)
+	assert.NoError(t, ok(other+","+strings.Split(h, ",")[1]+",v0=zz", now))
+
+	assert.ErrorIs(t, backoffice.VerifyWebhookSignature(secret, []byte(h), []byte(`{"id":"evt_2","records":[]}`), 5*time.Minute, now),
+		backoffice.ErrSignatureMismatch)
+	assert.ErrorIs(t, backoffice.VerifyWebhookSignature([]byte("wrong"), []byte(h), body, 5*time.Minute, now), backoffice.ErrSignatureMismatch)
+	assert.ErrorIs(t, ok(h, now.Add(6*time.Minute)), backoffice.ErrSignatureTimestamp)
+	assert.ErrorIs(t, ok(h, now.Add(-6*time.Minute)), backoffice.ErrSignatureTimestamp)
+	// the timestamp is signed: moving it breaks the signature
+	moved := strings.Replace(h, "t=1790000000", "t=1790000001", 1)
+	assert.ErrorIs(t, ok(moved, now), backoffice.ErrSignatureMismatch)
+	for _, bad := range []string{"", "t=1790000000", strings.Split(h, ",")[1], "t=x," + strings.Split(h, ",")[1],
+		"t=+1790000000," + strings.Split(h, ",")[1], "t=1790000000,v1=abc", "t=1,t=2," + strings.Split(h, ",")[1], "garbage"} {
+		assert.ErrorIs(t, ok(bad, now), backoffice.ErrSignatureHeader, bad)
+	}
+}
