@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -74,8 +76,11 @@ func TestMigrationsConcurrentStart(t *testing.T) {
 	require.NoError(t, pool.QueryRow(context.Background(), "SELECT count(*), count(DISTINCT version), max(version) FROM schema_migrations").Scan(&n, &distinct, &maxV))
 	files, err := filepath.Glob("migrations/*.sql")
 	require.NoError(t, err)
-	assert.Equal(t, len(files), maxV, "every migration applied")
-	assert.Equal(t, maxV, n, "each migration once")
+	// numbers may skip (a branch holds a later one first): count the files
+	last, err := strconv.Atoi(strings.SplitN(filepath.Base(files[len(files)-1]), "_", 2)[0])
+	require.NoError(t, err)
+	assert.Equal(t, last, maxV, "every migration applied")
+	assert.Equal(t, len(files), n, "each migration once")
 	assert.Equal(t, n, distinct)
 	var strategy string
 	require.NoError(t, pool.QueryRow(context.Background(), "SELECT partstrat::text FROM pg_partitioned_table WHERE partrelid = 'records'::regclass").Scan(&strategy))

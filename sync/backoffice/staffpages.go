@@ -27,7 +27,7 @@ import (
 // sheet is /assets/staff.css, and the pages need no script). Each route
 // requires a role (requireRole); who acts is the signed-in principal.
 
-//go:embed page/staff/*.html page/staff/staff.css
+//go:embed page/staff/*.html page/staff/staff.css page/staff/favicon.svg
 var staffPageFS embed.FS
 
 // staffTemplates are the pages, each parsed with the layout.
@@ -104,15 +104,17 @@ func (s *Service) staffPages(mux *http.ServeMux, c StaffConfig) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	loc := cmp.Or(c.Zone, time.UTC)
-	css, err := staffPageFS.ReadFile("page/staff/staff.css")
-	if err != nil {
-		panic(err) // embedded above
+	for name, typ := range map[string]string{"staff.css": "text/css; charset=utf-8", "favicon.svg": "image/svg+xml"} {
+		body, err := staffPageFS.ReadFile("page/staff/" + name)
+		if err != nil {
+			panic(err) // embedded above
+		}
+		mux.HandleFunc("GET /assets/"+name, func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", typ)
+			w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+			w.Write(body)
+		})
 	}
-	mux.HandleFunc("GET /assets/staff.css", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/css; charset=utf-8")
-		w.Header().Set("Content-Length", strconv.Itoa(len(css)))
-		w.Write(css)
-	})
 	render := func(w http.ResponseWriter, r *http.Request, status int, page, title string, body any) {
 		d := &pageData{Lang: i18n.Negotiate(r.URL.Query().Get("lang"), "", r.Header.Get("Accept-Language"), i18n.Default),
 			Title: title, Page: page, Body: body, CSRF: CSRFTokenFrom(r.Context()), p: PrincipalFrom(r.Context()), r: r, zone: loc}
