@@ -52,6 +52,7 @@ func TestBatchCarriesBacklogAndVersion(t *testing.T) {
 		b := batches[i]
 		require.NotNil(t, b.Backlog, "batch %d", i)
 		assert.Equal(t, want, *b.Backlog, "batch %d", i)
+		assert.NotEmpty(t, b.Agent)
 		assert.Equal(t, buildinfo.Read().Version, b.Agent)
 		assert.False(t, b.OldestQueued.IsZero(), "batch %d: its own records are queued", i)
 		assert.False(t, b.OldestQueued.After(b.SentAt), "batch %d", i)
