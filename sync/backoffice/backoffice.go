@@ -189,6 +189,9 @@ func (s *Service) ingest(ctx context.Context, b *wire.Batch, peer Identity) (*wi
 			out.Results[at[j]] = r
 		}
 	}
+	if err := s.noteUpload(ctx, b, peer, entries, out.Results, now); err != nil {
+		return nil, nil, err
+	}
 	return out, entries, nil
 }
 
@@ -246,11 +249,14 @@ func (s *Service) verify(ctx context.Context, typed string) (*wire.Verdict, erro
 		return &wire.Verdict{Valid: false, Code: strings.TrimSpace(typed), Reason: reason}, nil
 	}
 	st, err := s.store.ByCode(ctx, code.String())
-	if errors.Is(err, ErrNotFound) {
-		return &wire.Verdict{Valid: false, Code: code.String(), Reason: "unknown"}, nil
-	}
-	if err != nil {
+	if err != nil && !errors.Is(err, ErrNotFound) {
 		return nil, err
+	}
+	if err := s.countVerification(ctx, st != nil); err != nil {
+		return nil, err
+	}
+	if st == nil {
+		return &wire.Verdict{Valid: false, Code: code.String(), Reason: "unknown"}, nil
 	}
 	return verdictOf(code.String(), st), nil
 }

@@ -62,7 +62,7 @@ func OpenBolt(path string) (*BoltStore, error) {
 				return err
 			}
 		}
-		return nil
+		return pageBuckets(tx)
 	})
 	if err != nil {
 		db.Close()

@@ -111,6 +111,7 @@ func (s *Service) StaffHandler(c StaffConfig) http.Handler {
 	mux.HandleFunc("GET "+wire.PathHealth, health)
 	mux.Handle("GET /metrics", s.MetricsHandler()) // Prometheus (metrics.go): staff network only, like the rest
 	mux.HandleFunc("GET /{$}", serveVerifyPage)
+	s.staffPages(mux, c) // the staff pages (staffpages.go)
 	for _, name := range []string{"verify.js", "verify.css"} {
 		body, err := staffAssets.ReadFile("page/" + name)
 		if err != nil {

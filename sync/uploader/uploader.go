@@ -25,6 +25,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"kpe-agent/internal/buildinfo"
 	"kpe-agent/sync/outbox"
 	"kpe-agent/sync/wire"
 )
@@ -365,14 +366,26 @@ func (u *Uploader) note(err error) {
 
 var errTooLarge = errors.New("uploader: batch too large for the back office")
 
+// agentVersion is the running agent's version, as batches carry it.
+var agentVersion = sync.OnceValue(func() string { return buildinfo.Read().Version })
+
 // send posts one batch and reads the per-record answer.
 func (u *Uploader) send(ctx context.Context, items []outbox.Item) (*wire.BatchResult, error) {
 	u.mu.Lock()
 	certs := u.cfg.Certificates
 	u.mu.Unlock()
-	b := wire.Batch{Certificates: certs, SentAt: time.Now().UTC()}
+	b := wire.Batch{Certificates: certs, SentAt: time.Now().UTC(), Agent: agentVersion()}
 	for _, it := range items {
 		b.Records = append(b.Records, it.Encoded)
+	}
+	// what is still queued besides this batch, for the back office's
+	// terminals page; an outbox that cannot say sends without it
+	if st, err := u.ob.Stats(); err == nil {
+		backlog := int64(max(st.Unsynced-len(items), 0))
+		b.Backlog = &backlog
+		if st.OldestUnsynced > 0 {
+			b.OldestQueued = b.SentAt.Add(-st.OldestUnsynced).Truncate(time.Second)
+		}
 	}
 	req, err := wire.NewBatchRequest(ctx, u.cfg.URL, &b)
 	if err != nil {

@@ -38,6 +38,15 @@ type Batch struct {
 	// SentAt is the terminal's clock when it sent the batch; the back
 	// office compares it with its own.
 	SentAt time.Time `json:"sent_at"`
+	// Agent is the sending agent's version (optional; the staff
+	// terminals page shows it).
+	Agent string `json:"agent,omitempty"`
+	// Backlog is how many records the terminal still holds unsent after
+	// this batch (optional: nil when the sender does not say).
+	Backlog *int64 `json:"backlog,omitempty"`
+	// OldestQueued is when the oldest record not yet acknowledged (this
+	// batch's included) was queued (optional).
+	OldestQueued time.Time `json:"oldest_queued,omitzero"`
 }
 
 // Status of one record in a batch.
