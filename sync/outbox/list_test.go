@@ -107,6 +107,9 @@ func TestRequeue(t *testing.T) {
 	assert.Equal(t, outbox.Stats{Pending: 2, Acknowledged: 1, Dead: 2, Unsynced: 2, OldestUnsynced: time.Hour,
 		CountUsed: 2.0 / 100000, AgeUsed: float64(time.Hour) / float64(30*24*time.Hour), FileBytes: before.FileBytes,
 		DataBytes: before.DataBytes, FreeBytes: before.FreeBytes}, before)
+	n, oldest, err := ob.Backlog()
+	require.NoError(t, err)
+	assert.Equal(t, [2]any{before.Unsynced, before.OldestUnsynced}, [2]any{n, oldest}, "Backlog is Stats' backlog")
 
 	// an unknown seq moves nothing
 	_, err = ob.Requeue([]uint64{seqs[0], 999})
@@ -118,7 +121,7 @@ func TestRequeue(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, before, st)
 
-	n, err := ob.Requeue([]uint64{seqs[0], seqs[0]})
+	n, err = ob.Requeue([]uint64{seqs[0], seqs[0]})
 	require.NoError(t, err)
 	assert.Equal(t, 1, n)
 	after, err := ob.Stats()

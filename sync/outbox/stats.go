@@ -159,3 +159,15 @@ func (ob *Outbox) Dead() ([]DeadItem, error) {
 	})
 	return out, err
 }
+
+// Backlog is Stats' Unsynced and OldestUnsynced alone, read from the
+// counter and the first unsynced entry (Stats walks every unsynced entry:
+// too much to do for each batch of a large backlog).
+func (ob *Outbox) Backlog() (count int, oldest time.Duration, err error) {
+	err = ob.db.View(func(tx *bolt.Tx) error {
+		b, err := unsynced(tx, ob.o.Now(), ob.o)
+		count, oldest = b.count, b.oldest
+		return err
+	})
+	return count, oldest, err
+}

@@ -380,11 +380,11 @@ func (u *Uploader) send(ctx context.Context, items []outbox.Item) (*wire.BatchRe
 	}
 	// what is still queued besides this batch, for the back office's
 	// terminals page; an outbox that cannot say sends without it
-	if st, err := u.ob.Stats(); err == nil {
-		backlog := int64(max(st.Unsynced-len(items), 0))
+	if n, oldest, err := u.ob.Backlog(); err == nil {
+		backlog := int64(max(n-len(items), 0))
 		b.Backlog = &backlog
-		if st.OldestUnsynced > 0 {
-			b.OldestQueued = b.SentAt.Add(-st.OldestUnsynced).Truncate(time.Second)
+		if oldest > 0 {
+			b.OldestQueued = b.SentAt.Add(-oldest).Truncate(time.Second)
 		}
 	}
 	req, err := wire.NewBatchRequest(ctx, u.cfg.URL, &b)
