@@ -62,7 +62,7 @@ func TestVerifyPageInChromium(t *testing.T) {
 	l := newLab(t, st)
 	recs := l.records(3, "t-01")
 	l.ingest(recs...)
-	srv := httptest.NewServer(l.svc.StaffHandler(backoffice.StaffConfig{}))
+	srv := httptest.NewServer(asStaff(t, l, l.svc.StaffHandler(backoffice.StaffConfig{})))
 	defer srv.Close()
 	fmt.Println("INTEGRATION: verify page run in real headless", bin)
 
@@ -101,7 +101,7 @@ func TestVerifyPageLanguage(t *testing.T) {
 	require.NoError(t, err)
 	defer st.Close()
 	l := newLab(t, st)
-	h := l.svc.StaffHandler(backoffice.StaffConfig{Hosts: []string{"example.com"}}) // httptest's requests' Host
+	h := asStaff(t, l, l.svc.StaffHandler(backoffice.StaffConfig{Hosts: []string{"example.com"}})) // httptest's requests' Host
 	get := func(path, accept string) string {
 		req := httptest.NewRequest("GET", path, nil)
 		if accept != "" {
@@ -130,7 +130,7 @@ func TestVerifyPageLanguage(t *testing.T) {
 // DNS rebinding (a foreign name resolving to the listener) is refused.
 func TestVerifyPagePolicyInChromium(t *testing.T) {
 	l, recs := staffLab(t)
-	srv := httptest.NewServer(l.svc.StaffHandler(backoffice.StaffConfig{}))
+	srv := httptest.NewServer(asStaff(t, l, l.svc.StaffHandler(backoffice.StaffConfig{})))
 	defer srv.Close()
 	b := browsertest.Start(t, browsertest.MapHost("rebind.example", strings.TrimPrefix(srv.URL, "http://")))
 
@@ -172,7 +172,7 @@ func TestVerifyPagePolicyInChromium(t *testing.T) {
 	assert.Contains(t, b.Text("body"), "forbidden-host")
 
 	// beyond the rate limit the page says to wait
-	slow := httptest.NewServer(l.svc.StaffHandler(backoffice.StaffConfig{VerifyPerClient: backoffice.Limit{Rate: 0.001, Burst: 1}}))
+	slow := httptest.NewServer(asStaff(t, l, l.svc.StaffHandler(backoffice.StaffConfig{VerifyPerClient: backoffice.Limit{Rate: 0.001, Burst: 1}})))
 	defer slow.Close()
 	b.Navigate(slow.URL + "/?code=" + url.QueryEscape(code))
 	b.Wait(`document.getElementById("verdict").dataset.valid === "true"`, 10*time.Second)
