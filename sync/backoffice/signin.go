@@ -46,6 +46,7 @@ const (
 	secureLoginCookie   = "__Host-kpe_login_csrf"
 	sessionAccount      = "account"
 	sessionCSRF         = "csrf"
+	sessionSince        = "since" // sign-in time by the Service's clock: SessionLifetime is judged by it too
 )
 
 // sessionStore is scs's store over an AccountStore: the sessions live in
@@ -174,11 +175,12 @@ func (a *staffAuth) gate(next http.Handler) http.Handler {
 		var p *Principal
 		if name := sm.GetString(ctx, sessionAccount); name != "" {
 			acc, err := a.st.Account(ctx, name)
+			expired := a.s.cfg.Now().Sub(time.Unix(0, sm.GetInt64(ctx, sessionSince))) >= SessionLifetime
 			switch {
-			case err == nil && !acc.Disabled:
+			case err == nil && !acc.Disabled && !expired:
 				p = acc.Principal() // roles as stored now: a change applies at the next request
 			case err == nil || errors.Is(err, ErrNotFound):
-				if err := sm.Destroy(ctx); err != nil { // disabled or removed: signed out
+				if err := sm.Destroy(ctx); err != nil { // expired, disabled or removed: signed out
 					a.s.internal(w, a.log, err)
 					return
 				}
@@ -339,6 +341,7 @@ func (a *staffAuth) postLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	sm.Put(r.Context(), sessionAccount, acc.Name)
 	sm.Put(r.Context(), sessionCSRF, randomToken())
+	sm.Put(r.Context(), sessionSince, a.s.cfg.Now().UnixNano())
 	a.log.Info("staff: signed in", "account", acc.Name, "client", r.RemoteAddr)
 	http.Redirect(w, r, localNext(r.PostFormValue("next")), http.StatusSeeOther)
 }
