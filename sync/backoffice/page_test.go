@@ -180,3 +180,55 @@ func TestVerifyPagePolicyInChromium(t *testing.T) {
 	b.Wait(`document.querySelector("[data-reason]")?.dataset.reason === "rate-limited"`, 10*time.Second)
 	assert.Contains(t, b.Text("#verdict p"), "Wait a moment")
 }
+
+// Sign-in in a real browser: the form refuses a wrong password (and says
+// so in the page's language), signs in with the right one and lands on
+// the page asked for, which verifies a code under the policy; sign-out
+// goes back to the form, and the page then asks for sign-in again.
+func TestSignInInChromium(t *testing.T) {
+	l, recs := staffLab(t)
+	addAccount(t, l.svc, "siti", []backoffice.Role{backoffice.RoleVerifier})
+	srv := httptest.NewServer(l.svc.StaffHandler(backoffice.StaffConfig{}))
+	defer srv.Close()
+	b := browsertest.Start(t)
+
+	b.Navigate(srv.URL + "/?lang=en")
+	b.Wait(`location.pathname === "/login" && document.getElementById("user") !== null`, 10*time.Second)
+	b.SetValue("#user", "siti")
+	b.SetValue("#password", "not the password")
+	b.Click("#signin")
+	b.Wait(`document.getElementById("message") !== null`, 10*time.Second)
+	assert.Contains(t, b.Text("#message"), "nama pengguna atau kata sandi salah")
+
+	b.SetValue("#user", "siti")
+	b.SetValue("#password", testPassword)
+	b.Click("#signin")
+	b.Wait(`location.pathname === "/" && document.getElementById("code") !== null`, 10*time.Second)
+	var search string
+	b.Eval(`location.search`, &search)
+	assert.Equal(t, "?lang=en", search, "back to the page asked for")
+	assert.Equal(t, "siti", b.Text("#account"))
+	code := codeOf(t, recs[0])
+	b.SetValue("#code", code)
+	b.Click("#check")
+	b.Wait(`document.getElementById("verdict").dataset.valid === "true"`, 10*time.Second)
+	assert.Contains(t, b.Text("#verdict h2"), "Code VALID")
+	var cookies string
+	b.Eval(`document.cookie`, &cookies)
+	assert.NotContains(t, cookies, "kpe_staff", "the session cookie is HttpOnly")
+	for _, line := range b.Console() {
+		assert.NotContains(t, line, "Content Security Policy", "the pages violate nothing")
+	}
+
+	b.Click(`#signout button`)
+	b.Wait(`location.pathname === "/login" && document.getElementById("message") !== null`, 10*time.Second)
+	b.Navigate(srv.URL + "/")
+	b.Wait(`location.pathname === "/login"`, 10*time.Second)
+	entries, err := l.svc.AuditLog(context.Background(), backoffice.AuditQuery{Limit: 10})
+	require.NoError(t, err)
+	var acts []string
+	for _, e := range entries {
+		acts = append(acts, e.Action+":"+e.Outcome)
+	}
+	assert.Equal(t, []string{"sign-out:ok", "verify:valid", "sign-in:ok", "sign-in:failed", "account-add:ok"}, acts)
+}

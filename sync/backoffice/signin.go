@@ -232,6 +232,8 @@ func localNext(next string) string {
 	return next
 }
 
+const base64url = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
 func randomToken() string {
 	b := make([]byte, 32)
 	rand.Read(b) // never fails (crypto/rand)
@@ -257,18 +259,23 @@ var loginMessages = map[string]string{
 	"signed":  "staff.signin.signed-out",
 }
 
-// loginForm writes the sign-in form with a fresh pre-session CSRF token:
+// loginForm writes the sign-in form with a pre-session CSRF token:
 // a random value in a cookie (HttpOnly, SameSite=Strict, Path=/login;
 // __Host- and Secure over TLS) and the same in the form's hidden field;
 // the POST must bring both, equal (double submit). Nothing on the server
 // is kept before sign-in.
 func (a *staffAuth) loginForm(w http.ResponseWriter, r *http.Request, status int, msg string) {
 	l := i18n.Negotiate(r.URL.Query().Get("lang"), "", r.Header.Get("Accept-Language"), i18n.Default)
-	tok := randomToken()
 	name := loginCookie
 	path := "/login"
 	if r.TLS != nil {
 		name, path = secureLoginCookie, "/"
+	}
+	// the browser's token stays while it has one: another form (a second
+	// tab, the favicon's redirect) must not void the first
+	tok := randomToken()
+	if c, err := r.Cookie(name); err == nil && len(c.Value) == len(tok) && strings.Trim(c.Value, base64url) == "" {
+		tok = c.Value
 	}
 	http.SetCookie(w, &http.Cookie{Name: name, Value: tok, Path: path, HttpOnly: true, Secure: r.TLS != nil,
 		SameSite: http.SameSiteStrictMode, MaxAge: int(time.Hour / time.Second)})
