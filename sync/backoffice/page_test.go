@@ -198,7 +198,7 @@ func TestSignInInChromium(t *testing.T) {
 	b.SetValue("#password", "not the password")
 	b.Click("#signin")
 	b.Wait(`document.getElementById("message") !== null`, 10*time.Second)
-	assert.Contains(t, b.Text("#message"), "nama pengguna atau kata sandi salah")
+	assert.Contains(t, b.Text("#message"), "the user name or password is wrong") // the browser asks for English
 
 	b.SetValue("#user", "siti")
 	b.SetValue("#password", testPassword)

@@ -195,7 +195,7 @@ func TestSignIn(t *testing.T) {
 
 	rec := do(h, request{method: "GET", path: "/?lang=en&code=" + code})
 	assert.Equal(t, http.StatusSeeOther, rec.Code)
-	assert.Equal(t, "/login?next=%2F%3Flang%3Den%26code%3D"+code, rec.Header().Get("Location"))
+	assert.Equal(t, "/login?next="+url.QueryEscape("/?lang=en&code="+code), rec.Header().Get("Location"))
 	for _, path := range []string{wire.PathVerify + code, "/v1/alarms", wire.PathTerminal + "t-01", wire.PathReport + "?semester=2026-1", "/v1/audit", "/v1/accounts"} {
 		rec = do(h, request{method: "GET", path: path})
 		assert.Equal(t, http.StatusUnauthorized, rec.Code, path)
