@@ -3,6 +3,7 @@
 // at terminal status and alarms, and download the semester report.
 //
 //	kpe-backoffice serve [flags]       run the back office
+//	kpe-backoffice user add|passwd|disable|list   staff accounts
 //	kpe-backoffice version [--json]
 //
 // Storage is an embedded bbolt file by default (--db FILE) or PostgreSQL
@@ -102,6 +103,7 @@ Exit codes: 0 success; 1 failure; 2 usage error.`,
 		_ = serveCmd.MarkFlagRequired(name)
 	}
 	root.AddCommand(serveCmd)
+	root.AddCommand(userCommand(stdout))
 	return root
 }
 
@@ -150,12 +152,7 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 
-	var store backoffice.Store
-	if o.pg != "" {
-		store, err = backoffice.OpenPostgres(ctx, o.pg)
-	} else {
-		store, err = backoffice.OpenBolt(o.dbPath)
-	}
+	store, storeKind, err := openStore(ctx, o.dbPath, o.pg)
 	if err != nil {
 		return err
 	}
@@ -194,10 +191,6 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 	errc := make(chan error, 2)
 	go func() { errc <- terminals.ServeTLS(tl, "", "") }()
 	go func() { errc <- staffSrv.Serve(sl) }()
-	storeKind := "bbolt " + o.dbPath
-	if o.pg != "" {
-		storeKind = "PostgreSQL"
-	}
 	fmt.Fprintf(stdout, "kpe-backoffice ready: terminals https://%s, staff page http://%s/ (store: %s)\n", tl.Addr(), sl.Addr(), storeKind)
 	select {
 	case <-ctx.Done():
