@@ -356,3 +356,35 @@ func TestStaffRoles(t *testing.T) {
 	assert.Equal(t, http.StatusUnauthorized, login(t, h, "rina", testPassword, "/", "").Code, "the old password")
 	assert.Equal(t, http.StatusSeeOther, login(t, h, "rina", "another long password", "/", "").Code, "the new one")
 }
+
+// SignInClient signs a program's client in over a real connection; a
+// wrong password is an error; StaffCSRFToken gives the token a POST needs.
+func TestSignInClient(t *testing.T) {
+	l, recs := staffLab(t)
+	addAccount(t, l.svc, "prober", []backoffice.Role{backoffice.RoleAuditor})
+	srv := httptest.NewServer(l.svc.StaffHandler(backoffice.StaffConfig{}))
+	defer srv.Close()
+	ctx := context.Background()
+	bad := &http.Client{}
+	assert.ErrorContains(t, backoffice.SignInClient(ctx, bad, srv.URL, "prober", "wrong password!"), "401 Unauthorized")
+	c := &http.Client{}
+	require.NoError(t, backoffice.SignInClient(ctx, c, srv.URL, "prober", testPassword))
+	resp, err := c.Get(srv.URL + wire.PathVerify + codeOf(t, recs[0]))
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	tok, err := backoffice.StaffCSRFToken(ctx, c, srv.URL)
+	require.NoError(t, err)
+	l.conflict("taspen")
+	as, err := l.svc.Alarms(ctx, backoffice.AlarmQuery{Limit: 1})
+	require.NoError(t, err)
+	req, _ := http.NewRequest("POST", fmt.Sprintf("%s%s/%d/ack", srv.URL, wire.PathAlarms, as[0].ID), strings.NewReader(`{"comment":"ok"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-CSRF-Token", tok)
+	resp, err = c.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusNoContent, resp.StatusCode)
+	_, err = backoffice.StaffCSRFToken(ctx, bad, srv.URL)
+	assert.Error(t, err)
+}
