@@ -54,6 +54,7 @@ type serveOptions struct {
 	inst                             multi
 	staffHosts                       []string
 	perClient, total                 backoffice.Limit
+	oidc                             backoffice.OIDCConfig
 }
 
 func rootCommand(stdout, stderr io.Writer) *cobra.Command {
@@ -99,6 +100,11 @@ Exit codes: 0 success; 1 failure; 2 usage error.`,
 	f.DurationVar(&o.crlPoll, "sam-crl-poll", time.Minute, "how often --sam-crl is checked for changes")
 	f.StringVar(&o.zone, "zone", "Asia/Jakarta", "time zone of the semester report")
 	f.Var(o.inst, "institution", "SITE=INSTITUTION: report a site under an institution (repeatable)")
+	f.StringVar(&o.oidc.Issuer, "oidc-issuer", "", "staff sign-in through this OpenID Connect provider (its issuer URL; docs/staff-signin.md)")
+	f.StringVar(&o.oidc.ClientID, "oidc-client-id", "", "the back office's client id at the OIDC provider")
+	f.StringVar(&o.oidc.RedirectURL, "oidc-redirect-url", "", "the staff listener's https://HOST/login/oidc/callback, as registered at the provider")
+	f.StringVar(&o.oidc.ClientSecret, "oidc-client-secret", "", "the client secret (default $KPE_BACKOFFICE_OIDC_SECRET, never printed)")
+	clikit.EnvDefault(f, "oidc-client-secret", "KPE_BACKOFFICE_OIDC_SECRET")
 	for _, name := range []string{"sam-ca", "tls-cert", "tls-key", "client-ca"} {
 		_ = serveCmd.MarkFlagRequired(name)
 	}
@@ -126,6 +132,9 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 		if !(v > 0) || math.IsInf(v, 0) {
 			return clikit.Usagef("%s: want a number above 0", name)
 		}
+	}
+	if (o.oidc.Issuer != "") != (o.oidc.ClientID != "") || (o.oidc.Issuer != "") != (o.oidc.RedirectURL != "") {
+		return clikit.Usagef("--oidc-issuer, --oidc-client-id and --oidc-redirect-url go together")
 	}
 	staffHosts, err := backoffice.StaffHosts(o.staff, o.staffHosts)
 	if err != nil {
@@ -186,7 +195,15 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 	}
 	terminals := &http.Server{Handler: svc.TerminalHandler(log), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, WriteTimeout: time.Minute,
 		TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, ClientCAs: clients, ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12}}
-	staff := svc.StaffHandler(backoffice.StaffConfig{Log: log, Zone: loc, Hosts: staffHosts, VerifyPerClient: o.perClient, VerifyTotal: o.total})
+	staffCfg := backoffice.StaffConfig{Log: log, Zone: loc, Hosts: staffHosts, VerifyPerClient: o.perClient, VerifyTotal: o.total}
+	if o.oidc.Issuer != "" {
+		if staffCfg.OIDC, err = backoffice.NewOIDC(ctx, o.oidc); err != nil {
+			tl.Close()
+			sl.Close()
+			return fmt.Errorf("--oidc-issuer: %w", err)
+		}
+	}
+	staff := svc.StaffHandler(staffCfg)
 	staffSrv := &http.Server{Handler: staff, ReadHeaderTimeout: 10 * time.Second, WriteTimeout: time.Minute}
 	errc := make(chan error, 2)
 	go func() { errc <- terminals.ServeTLS(tl, "", "") }()

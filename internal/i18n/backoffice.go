@@ -42,6 +42,7 @@ var backoffice = table{
 	"staff.signin.rate-limited": {"Terlalu banyak percobaan masuk dari alamat ini. Tunggu sebentar, lalu coba lagi.", "Too many sign-in attempts from this address. Wait a moment, then try again."},
 	"staff.signin.expired":      {"Formulir sudah kedaluwarsa. Silakan coba lagi.", "The form has expired. Please try again."},
 	"staff.signin.signed-out":   {"Anda sudah keluar.", "You are signed out."},
+	"staff.signin.oidc":         {"Masuk dengan akun instansi Anda (OpenID Connect)", "Sign in with your institution's account (OpenID Connect)"},
 	"staff.signin.signout":      {"Keluar", "Sign out"},
 	// The semester report's XLSX document properties (WriteReportXLSX).
 	"staff.report.title":   {"Laporan Semester Penggunaan NIK dan KTP-el %s", "Semester Report on NIK and KTP-el Use %s"},

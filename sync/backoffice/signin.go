@@ -87,8 +87,7 @@ type staffAuth struct {
 	plain, secure *scs.SessionManager // the request came over plain HTTP, over TLS
 	limits        *verifyLimiter
 	log           *slog.Logger
-	dummyOnce     sync.Once
-	dummy         string // a hash of nothing, checked for unknown names so they cost the same time
+	oidc          *OIDC // nil: no OIDC sign-in (oidc.go)
 }
 
 func newStaffAuth(s *Service, limit Limit, maxClients int, log *slog.Logger) *staffAuth {
@@ -152,6 +151,8 @@ func open(r *http.Request) bool {
 	switch {
 	case p == "/login":
 		return r.Method == http.MethodGet || r.Method == http.MethodHead || r.Method == http.MethodPost
+	case p == oidcStart || p == oidcCallback:
+		return r.Method == http.MethodGet
 	case strings.HasPrefix(p, "/assets/"):
 		return true
 	case p == "/v1/health" || p == "/metrics":
@@ -285,6 +286,9 @@ func (a *staffAuth) loginForm(w http.ResponseWriter, r *http.Request, status int
 	}
 	if msg != "" {
 		words["Message"] = l.T(loginMessages[msg])
+	}
+	if a.oidc != nil {
+		words["OIDC"] = l.T("staff.signin.oidc")
 	}
 	next := localNext(r.FormValue("next"))
 	var buf bytes.Buffer

@@ -52,6 +52,10 @@ type StaffConfig struct {
 	// DefaultLoginPerClient); beyond it the answer is 429 with
 	// Retry-After. The lock-out per account is separate (accounts.go).
 	LoginPerClient Limit
+
+	// OIDC, when set, adds sign-in through the institution's OpenID
+	// Connect provider (NewOIDC): GET /login/oidc and its callback.
+	OIDC *OIDC
 }
 
 // Limit is a token bucket: Rate requests a second on average, Burst at
@@ -129,6 +133,11 @@ func (s *Service) StaffHandler(c StaffConfig) http.Handler {
 	mux.HandleFunc("GET /login", auth.getLogin)
 	mux.HandleFunc("POST /login", auth.postLogin)
 	mux.Handle("POST /logout", anyRole(auth.postLogout))
+	if c.OIDC != nil {
+		auth.oidc = c.OIDC
+		mux.HandleFunc("GET "+oidcStart, auth.oidcBegin)
+		mux.HandleFunc("GET "+oidcCallback, auth.oidcCallback)
+	}
 	for _, name := range []string{"verify.js", "verify.css"} {
 		body, err := staffAssets.ReadFile("page/" + name)
 		if err != nil {
