@@ -76,11 +76,25 @@ export KPE_SAM_KTP_SECRETS_FILE="$STATE/secrets/ktp-secrets"
 TOKEN=$(cat "$STATE/api-token")
 bin/kpe-cardsim pki --dir "$STATE/pki" --terminal lab-01 >/dev/null
 
+# the lab's staff account: an admin with a random password kept in the
+# state dir (readable by this user only); the back office is not running
+# yet, so its store file is free
+[ -s "$STATE/staff-password" ] || od -An -N18 -tx1 /dev/urandom | tr -d ' \n' >"$STATE/staff-password"
+bin/kpe-backoffice user add lab-admin --role admin --password-stdin --db "$STATE/backoffice.db" <"$STATE/staff-password" >/dev/null 2>&1 ||
+  bin/kpe-backoffice user passwd lab-admin --password-stdin --db "$STATE/backoffice.db" <"$STATE/staff-password" >/dev/null
+
 say "back office: terminals https://$BO_TERMINAL, staff page http://$BO_STAFF"
 start bin/kpe-backoffice serve --listen "$BO_TERMINAL" --staff-listen "$BO_STAFF" --db "$STATE/backoffice.db" \
   --sam-ca $LAB/trust/backoffice-ca.pem --tls-cert "$STATE/pki/server.pem" --tls-key "$STATE/pki/server-key.pem" \
   --client-ca "$STATE/pki/tls-ca.pem" --institution lab=Lab
-wait_for "kpe-backoffice" $! curl -fsS -m 5 "http://$BO_STAFF/"
+wait_for "kpe-backoffice" $! curl -fsS -m 5 "http://$BO_STAFF/v1/health"
+# signed in as lab-admin for the checks below (a cookie jar in the state dir;
+# the password goes from its file into the form, never onto a command line)
+JAR="$STATE/staff-cookies"
+rm -f "$JAR"
+form_token=$(curl -fsS -m 5 -c "$JAR" -b "$JAR" "http://$BO_STAFF/login" | grep -o 'name="csrf_token" value="[^"]*"' | cut -d'"' -f4)
+curl -fsS -m 10 -o /dev/null -c "$JAR" -b "$JAR" --data-urlencode "csrf_token=$form_token" --data-urlencode "user=lab-admin" \
+  --data-urlencode "password@$STATE/staff-password" "http://$BO_STAFF/login"
 
 say "card lab: sample KPE in slot 0, lab SAM in slot 1 (control http://$CONTROL)"
 start bin/kpe-cardsim serve --control "$CONTROL" --card-dir . --insert 0=$LAB/cards/kpe-budi.json --insert 1=$LAB/cards/sam.json
@@ -113,7 +127,7 @@ echo "   authentication code: $code"
 
 synced=""
 for _ in $(seq 150); do
-  if curl -fsS -m 5 "http://$BO_STAFF/v1/verify/$code" 2>/dev/null | grep -q '"valid":true'; then synced=yes; break; fi
+  if curl -fsS -m 5 -b "$JAR" "http://$BO_STAFF/v1/verify/$code" 2>/dev/null | grep -q '"valid":true'; then synced=yes; break; fi
   sleep 0.1
 done
 if [ -z "$synced" ]; then echo "the back office does not know $code yet (see the agent's log)" >&2; exit 1; fi
@@ -130,6 +144,7 @@ cat <<MSG
 
   Running: back office, card lab and agent. Ctrl-C stops them all.
   Token: $STATE/api-token   State: $STATE
+  Staff sign-in: http://$BO_STAFF/login as lab-admin, password in $STATE/staff-password
   Kiosk: http://$AGENT/kiosk/   (kiosk.enabled in configs/lab.yaml; open it in Chromium:
          the lab KPE is in the reader, touch Mulai; docs/kiosk.md)
 
@@ -141,7 +156,7 @@ cat <<MSG
     bin/kpectl auth --service taspen --operator demo-clerk --agent http://$AGENT --token-file $STATE/api-token
     bin/kpectl loket --open --agent http://$AGENT --token-file $STATE/api-token   (the counter screen)
     bin/kpectl readers
-    open http://$BO_STAFF/?code=$code   (the back office's verify page)
+    open http://$BO_STAFF/?code=$code   (the back office's verify page; sign in as lab-admin)
     curl -s -X POST -d '{"card":"$LAB/cards/kpe-clone.json"}' http://$CONTROL/v1/slots/0/swap
   Local API: docs/local-api.md. Every sample card: $LAB/lab.json (docs/card-lab.md).
 

@@ -4,6 +4,7 @@
 //
 //	kpe-backoffice serve [flags]       run the back office
 //	kpe-backoffice institution ...     the institutions of the institutions' API
+//	kpe-backoffice user add|passwd|disable|list   staff accounts
 //	kpe-backoffice version [--json]
 //
 // Storage is an embedded bbolt file by default (--db FILE) or PostgreSQL
@@ -55,6 +56,7 @@ type serveOptions struct {
 	staffHosts                       []string
 	perClient, total                 backoffice.Limit
 	instListen, instClientCA         string // institution.go
+	oidc                             backoffice.OIDCConfig
 }
 
 func rootCommand(stdout, stderr io.Writer) *cobra.Command {
@@ -102,10 +104,15 @@ Exit codes: 0 success; 1 failure; 2 usage error.`,
 	f.Var(o.inst, "institution", "SITE=INSTITUTION: report a site under an institution (repeatable)")
 	f.StringVar(&o.instListen, "institution-listen", "", "institutions' API address (HTTPS with --tls-cert; off when empty; docs/institutions.md)")
 	f.StringVar(&o.instClientCA, "institution-client-ca", "", "PEM: the CA institutions' client certificates chain to (optional; API keys otherwise)")
+	f.StringVar(&o.oidc.Issuer, "oidc-issuer", "", "staff sign-in through this OpenID Connect provider (its issuer URL; docs/staff-signin.md)")
+	f.StringVar(&o.oidc.ClientID, "oidc-client-id", "", "the back office's client id at the OIDC provider")
+	f.StringVar(&o.oidc.RedirectURL, "oidc-redirect-url", "", "the staff listener's https://HOST/login/oidc/callback, as registered at the provider")
+	f.StringVar(&o.oidc.ClientSecret, "oidc-client-secret", "", "the client secret (default $KPE_BACKOFFICE_OIDC_SECRET, never printed)")
+	clikit.EnvDefault(f, "oidc-client-secret", "KPE_BACKOFFICE_OIDC_SECRET")
 	for _, name := range []string{"sam-ca", "tls-cert", "tls-key", "client-ca"} {
 		_ = serveCmd.MarkFlagRequired(name)
 	}
-	root.AddCommand(serveCmd, institutionCommand(stdout))
+	root.AddCommand(serveCmd, institutionCommand(stdout), userCommand(stdout))
 	return root
 }
 
@@ -128,6 +135,9 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 		if !(v > 0) || math.IsInf(v, 0) {
 			return clikit.Usagef("%s: want a number above 0", name)
 		}
+	}
+	if (o.oidc.Issuer != "") != (o.oidc.ClientID != "") || (o.oidc.Issuer != "") != (o.oidc.RedirectURL != "") {
+		return clikit.Usagef("--oidc-issuer, --oidc-client-id and --oidc-redirect-url go together")
 	}
 	staffHosts, err := backoffice.StaffHosts(o.staff, o.staffHosts)
 	if err != nil {
@@ -154,12 +164,7 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 
-	var store backoffice.Store
-	if o.pg != "" {
-		store, err = backoffice.OpenPostgres(ctx, o.pg)
-	} else {
-		store, err = backoffice.OpenBolt(o.dbPath)
-	}
+	store, storeKind, err := openStore(ctx, o.dbPath, o.pg)
 	if err != nil {
 		return err
 	}
@@ -200,16 +205,20 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 	defer startWebhooks(ctx, svc, log)()
 	terminals := &http.Server{Handler: svc.TerminalHandler(log), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, WriteTimeout: time.Minute,
 		TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, ClientCAs: clients, ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12}}
-	staff := svc.StaffHandler(backoffice.StaffConfig{Log: log, Zone: loc, Hosts: staffHosts, VerifyPerClient: o.perClient, VerifyTotal: o.total})
+	staffCfg := backoffice.StaffConfig{Log: log, Zone: loc, Hosts: staffHosts, VerifyPerClient: o.perClient, VerifyTotal: o.total}
+	if o.oidc.Issuer != "" {
+		if staffCfg.OIDC, err = backoffice.NewOIDC(ctx, o.oidc); err != nil {
+			tl.Close()
+			sl.Close()
+			return fmt.Errorf("--oidc-issuer: %w", err)
+		}
+	}
+	staff := svc.StaffHandler(staffCfg)
 	staffSrv := &http.Server{Handler: staff, ReadHeaderTimeout: 10 * time.Second, WriteTimeout: time.Minute}
 	errc := make(chan error, 3)
 	inst.serve(errc)
 	go func() { errc <- terminals.ServeTLS(tl, "", "") }()
 	go func() { errc <- staffSrv.Serve(sl) }()
-	storeKind := "bbolt " + o.dbPath
-	if o.pg != "" {
-		storeKind = "PostgreSQL"
-	}
 	fmt.Fprintf(stdout, "kpe-backoffice ready: terminals https://%s, staff page http://%s/ (store: %s)\n", tl.Addr(), sl.Addr(), storeKind)
 	if inst != nil {
 		fmt.Fprintf(stdout, "institutions' API %s\n", inst.url())

@@ -35,6 +35,7 @@ func TestCommandLine(t *testing.T) {
 		{append([]string{"serve", "--verify-rate", "0"}, pems...), 2, "--verify-rate: want a number above 0"},
 		{append([]string{"serve", "--verify-total-burst", "-1"}, pems...), 2, "--verify-total-burst: want a number above 0"},
 		{[]string{"serve", "--help"}, 0, "--staff-host stringArray"},
+		{append([]string{"serve", "--oidc-issuer", "https://id.example"}, pems...), 2, "--oidc-issuer, --oidc-client-id and --oidc-redirect-url go together"},
 	} {
 		var out, errOut bytes.Buffer
 		if code := run(c.args, &out, &errOut); code != c.code || !strings.Contains(out.String()+errOut.String(), c.want) {
@@ -48,11 +49,12 @@ func TestCommandLine(t *testing.T) {
 func TestPGFromEnvironmentNotShown(t *testing.T) {
 	const dsn = "postgres://u:S3cretPw@127.0.0.1:1/db"
 	t.Setenv("KPE_BACKOFFICE_PG", dsn)
+	t.Setenv("KPE_BACKOFFICE_OIDC_SECRET", "OidcS3cretValue")
 	for _, args := range [][]string{{"serve", "-h"}, {"serve", "--help"}, {"help", "serve"}, {"serve", "--bogus"}, {"serve"}, {"serve", "-pg", "x"}} {
 		var out, errOut bytes.Buffer
 		run(args, &out, &errOut)
 		text := out.String() + errOut.String()
-		if strings.Contains(text, "S3cretPw") {
+		if strings.Contains(text, "S3cretPw") || strings.Contains(text, "OidcS3cretValue") {
 			t.Errorf("kpe-backoffice %q prints the DSN's password:\n%s", args, text)
 		}
 		if args[0] == "help" && !strings.Contains(text, "$KPE_BACKOFFICE_PG") {

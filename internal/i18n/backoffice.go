@@ -31,6 +31,19 @@ var backoffice = table{
 	"staff.verify.sam":              {"SAM / penghitung", "SAM / counter"},
 	"staff.verify.received":         {"Diterima", "Received"},
 	"staff.verify.flags":            {"Catatan", "Notes"},
+	// The staff sign-in (sync/backoffice/signin.go). A failure never
+	// tells whether the name exists or the account is locked.
+	"staff.signin.title":        {"Masuk Back Office KPE", "KPE Back Office Sign-in"},
+	"staff.signin.intro":        {"Masuk dengan akun petugas Anda.", "Sign in with your staff account."},
+	"staff.signin.user":         {"Nama pengguna", "User name"},
+	"staff.signin.password":     {"Kata sandi", "Password"},
+	"staff.signin.button":       {"Masuk", "Sign in"},
+	"staff.signin.failed":       {"Gagal masuk: nama pengguna atau kata sandi salah, atau akun sedang dikunci sementara.", "Sign-in failed: the user name or password is wrong, or the account is locked for a while."},
+	"staff.signin.rate-limited": {"Terlalu banyak percobaan masuk dari alamat ini. Tunggu sebentar, lalu coba lagi.", "Too many sign-in attempts from this address. Wait a moment, then try again."},
+	"staff.signin.expired":      {"Formulir sudah kedaluwarsa. Silakan coba lagi.", "The form has expired. Please try again."},
+	"staff.signin.signed-out":   {"Anda sudah keluar.", "You are signed out."},
+	"staff.signin.oidc":         {"Masuk dengan akun instansi Anda (OpenID Connect)", "Sign in with your institution's account (OpenID Connect)"},
+	"staff.signin.signout":      {"Keluar", "Sign out"},
 	// The semester report's XLSX document properties (WriteReportXLSX).
 	"staff.report.title":   {"Laporan Semester Penggunaan NIK dan KTP-el %s", "Semester Report on NIK and KTP-el Use %s"},
 	"staff.report.subject": {"Instansi: %s", "Institutions: %s"},

@@ -43,6 +43,7 @@ import (
 	"time"
 
 	"kpe-agent/lab/labpki"
+	"kpe-agent/sync/backoffice"
 	"kpe-agent/sync/record"
 	"kpe-agent/sync/wire"
 )
@@ -79,6 +80,9 @@ type Config struct {
 	// StaffURL is its staff listener, where the prober verifies codes;
 	// empty: no prober.
 	StaffURL string
+	// StaffUser and StaffPassword sign the prober in on the staff
+	// listener (a verifier account).
+	StaffUser, StaffPassword string
 	// Roots are the roots the back office's server certificate chains to.
 	Roots *x509.CertPool
 	// TerminalCA issues the terminals' TLS client certificates; the back
@@ -367,7 +371,14 @@ func (f *Fleet) Run(ctx context.Context) (*Report, error) {
 	probeCtx, stopProbe := context.WithCancel(ctx)
 	probeDone := make(chan probeResult, 1)
 	if f.cfg.StaffURL != "" {
-		go func() { probeDone <- r.probe(probeCtx) }()
+		// signed in before the run starts: a verifier account (argon2id
+		// takes its time, which is not the run's)
+		c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: f.cfg.Roots}, MaxIdleConnsPerHost: 64}}
+		if err := backoffice.SignInClient(ctx, c, f.cfg.StaffURL, f.cfg.StaffUser, f.cfg.StaffPassword); err != nil {
+			stopProbe()
+			return nil, fmt.Errorf("fleet: the prober's sign-in on the staff listener: %w", err)
+		}
+		go func() { probeDone <- r.probe(probeCtx, c) }()
 	} else {
 		probeDone <- probeResult{}
 	}
@@ -573,14 +584,13 @@ type probeResult struct {
 // whether or not the ones before have been answered (a slow answer does
 // not thin the sample), at most maxProbes in flight (a tick beyond that
 // counts as an error: the staff listener is not answering).
-func (r *run) probe(ctx context.Context) probeResult {
+func (r *run) probe(ctx context.Context, c *http.Client) probeResult {
 	const maxProbes = 256
 	var (
 		mu sync.Mutex
 		pr probeResult
 		wg sync.WaitGroup
 	)
-	c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: r.f.cfg.Roots}, MaxIdleConnsPerHost: 64}}
 	defer c.CloseIdleConnections()
 	tick := time.NewTicker(time.Duration(float64(time.Second) / r.f.cfg.ProbeRate))
 	defer tick.Stop()

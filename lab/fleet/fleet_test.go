@@ -14,6 +14,7 @@ import (
 
 	"kpe-agent/internal/pgtest"
 	"kpe-agent/lab/fleet"
+	"kpe-agent/sync/backoffice"
 	"kpe-agent/sync/wire"
 )
 
@@ -64,8 +65,10 @@ func TestStorm(t *testing.T) {
 	codes, err := f.Codes()
 	require.NoError(t, err)
 	require.Len(t, codes, n)
+	staff := &http.Client{}
+	require.NoError(t, backoffice.SignInClient(ctx, staff, l.StaffURL, l.StaffUser, l.StaffPassword))
 	for i := 0; i < n; i += 97 { // a sample, on the staff listener
-		resp, err := http.Get(l.StaffURL + wire.PathVerify + codes[i])
+		resp, err := staff.Get(l.StaffURL + wire.PathVerify + codes[i])
 		require.NoError(t, err)
 		var v wire.Verdict
 		require.NoError(t, json.NewDecoder(resp.Body).Decode(&v))

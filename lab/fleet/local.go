@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -23,6 +24,9 @@ type Local struct {
 	Service  *backoffice.Service
 	URL      string // terminal API
 	StaffURL string
+	// StaffUser and StaffPassword are a verifier account on the staff
+	// listener, for the prober (staff sign-in, docs/staff-signin.md).
+	StaffUser, StaffPassword string
 	// The lab PKI: the TLS CA (server and terminal certificates) and the
 	// SAM CA.
 	TLSCA, SAMCA *labpki.CA
@@ -89,6 +93,15 @@ func StartLocal(ctx context.Context, dsn string, o LocalOptions) (*Local, error)
 		return nil, err
 	}
 	l := &Local{Store: st, Service: svc, TLSCA: tlsCA, SAMCA: samCA}
+	l.StaffUser, l.StaffPassword = "fleet-prober", rand.Text()
+	err = svc.AddAccount(ctx, backoffice.NewAccount{Name: l.StaffUser, Roles: []backoffice.Role{backoffice.RoleVerifier}, Password: l.StaffPassword}, backoffice.Actor{})
+	if errors.Is(err, backoffice.ErrAccountExists) { // a database of an earlier run
+		err = svc.SetPassword(ctx, l.StaffUser, l.StaffPassword, backoffice.Actor{})
+	}
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("fleet: the prober's staff account: %w", err)
+	}
 	lim := backoffice.Limit{Rate: 1000, Burst: 1000}
 	if o.VerifyPerClient.Rate == 0 {
 		o.VerifyPerClient = lim
@@ -132,7 +145,7 @@ func StartLocal(ctx context.Context, dsn string, o LocalOptions) (*Local, error)
 // PKI and database size), to be completed with the fleet's size and
 // scenario.
 func (l *Local) Config() Config {
-	return Config{URL: l.URL, StaffURL: l.StaffURL, Roots: l.TLSCA.Pool(), TerminalCA: l.TLSCA, SAMCA: l.SAMCA,
+	return Config{URL: l.URL, StaffURL: l.StaffURL, StaffUser: l.StaffUser, StaffPassword: l.StaffPassword, Roots: l.TLSCA.Pool(), TerminalCA: l.TLSCA, SAMCA: l.SAMCA,
 		DBSize: func(ctx context.Context) (int64, error) {
 			var n int64
 			err := l.Store.Pool().QueryRow(ctx, "SELECT pg_database_size(current_database())").Scan(&n)

@@ -36,14 +36,15 @@ var (
 	ErrAck = errors.New("backoffice: acknowledgement not acceptable")
 )
 
-// CheckAck checks an acknowledgement: by is 1..MaxAckBy characters and
-// comment 1..MaxAckComment, both valid UTF-8 without control characters
-// and not blank. The error wraps ErrAck and names the field.
-func CheckAck(a wire.AlarmAck) error {
+// CheckAck checks an acknowledgement: by (the signed-in account) is
+// 1..MaxAckBy characters and comment 1..MaxAckComment, both valid UTF-8
+// without control characters and not blank. The error wraps ErrAck and
+// names the field.
+func CheckAck(by string, a wire.AlarmAck) error {
 	for _, f := range []struct {
 		name, v string
 		max     int
-	}{{"by", a.By, MaxAckBy}, {"comment", a.Comment, MaxAckComment}} {
+	}{{"by", by, MaxAckBy}, {"comment", a.Comment, MaxAckComment}} {
 		switch n := utf8.RuneCountInString(f.v); {
 		case !utf8.ValidString(f.v):
 			return fmt.Errorf("%w: %s is not valid UTF-8", ErrAck, f.name)
@@ -68,13 +69,12 @@ func (s *Service) Alarm(ctx context.Context, id int64) (*wire.Alarm, error) {
 	return s.store.Alarm(ctx, id)
 }
 
-// AckAlarm acknowledges alarm id now. a.By is the actor: until staff
-// sign-in lands, the name the person declared; sign-in will pass the
-// session's user instead. Errors: ErrAck (checked first), ErrNotFound,
-// ErrAcknowledged.
-func (s *Service) AckAlarm(ctx context.Context, id int64, a wire.AlarmAck) error {
-	if err := CheckAck(a); err != nil {
+// AckAlarm acknowledges alarm id now, by the account by (the staff
+// listener passes the session's). Errors: ErrAck (checked first),
+// ErrNotFound, ErrAcknowledged.
+func (s *Service) AckAlarm(ctx context.Context, id int64, by string, a wire.AlarmAck) error {
+	if err := CheckAck(by, a); err != nil {
 		return err
 	}
-	return s.store.AckAlarm(ctx, id, wire.AlarmEvent{Type: wire.AlarmEventAcknowledged, At: s.cfg.Now().UTC(), By: a.By, Comment: a.Comment})
+	return s.store.AckAlarm(ctx, id, wire.AlarmEvent{Type: wire.AlarmEventAcknowledged, At: s.cfg.Now().UTC(), By: by, Comment: a.Comment})
 }

@@ -98,7 +98,8 @@ func TestAlarmAcknowledged(t *testing.T) {
 	reopenable(t, func(t *testing.T, open func() backoffice.Store) {
 		st := open()
 		l := newLab(t, st)
-		h := l.svc.StaffHandler(backoffice.StaffConfig{})
+		hs := l.svc.StaffHandler(backoffice.StaffConfig{})
+		h := signInAs(t, l.svc, hs, "siti.rahayu", []backoffice.Role{backoffice.RoleAuditor}).as(hs)
 		l.ingest(l.records(2, "t-01")...)
 		first := l.conflict("taspen")
 		l.conflict("bapertarum")
@@ -119,7 +120,7 @@ func TestAlarmAcknowledged(t *testing.T) {
 		assert.Equal(t, 2.0, m[`kpe_backoffice_alarms_open{kind="counter-conflict"}`])
 
 		before := time.Now().UTC().Truncate(time.Millisecond)
-		ack := `{"by": "Siti Rahayu", "comment": "SAM t-01 diganti; kartu lama dikembalikan ke BKN"}`
+		ack := `{"comment": "SAM t-01 diganti; kartu lama dikembalikan ke BKN"}`
 		a := staffCall(h, http.MethodPost, fmt.Sprintf("%s/%d/ack", wire.PathAlarms, older.ID), ack)
 		require.Equal(t, http.StatusNoContent, a.status, a.body)
 		assert.Empty(t, a.body)
@@ -131,7 +132,7 @@ func TestAlarmAcknowledged(t *testing.T) {
 			assert.Equal(t, older.ID, acked[0].ID)
 			assert.Equal(t, wire.AlarmAcknowledged, acked[0].State)
 			require.NotNil(t, acked[0].Acknowledged)
-			assert.Equal(t, "Siti Rahayu", acked[0].Acknowledged.By)
+			assert.Equal(t, "siti.rahayu", acked[0].Acknowledged.By)
 			assert.Equal(t, "SAM t-01 diganti; kartu lama dikembalikan ke BKN", acked[0].Acknowledged.Comment)
 			assert.Equal(t, []int64{newer.ID, older.ID}, ids(alarmList(t, h, "")))
 			assert.Equal(t, []int64{newer.ID}, ids(alarmList(t, h, "?limit=1")))
@@ -144,7 +145,7 @@ func TestAlarmAcknowledged(t *testing.T) {
 			require.Len(t, full.History, 2, "%+v", full.History)
 			assert.Equal(t, wire.AlarmEvent{Type: wire.AlarmEventRaised, At: older.At}, full.History[0])
 			assert.Equal(t, wire.AlarmEventAcknowledged, full.History[1].Type)
-			assert.Equal(t, "Siti Rahayu", full.History[1].By)
+			assert.Equal(t, "siti.rahayu", full.History[1].By)
 			assert.Equal(t, "SAM t-01 diganti; kartu lama dikembalikan ke BKN", full.History[1].Comment)
 			assert.False(t, full.History[1].At.Before(before), "%v before %v", full.History[1].At, before)
 			assert.WithinDuration(t, time.Now(), full.History[1].At, time.Minute)
@@ -157,7 +158,7 @@ func TestAlarmAcknowledged(t *testing.T) {
 		check(t, h)
 
 		// a second acknowledgement, by someone else: 409, nothing kept
-		a = staffCall(h, http.MethodPost, fmt.Sprintf("%s/%d/ack", wire.PathAlarms, older.ID), `{"by": "Budi", "comment": "cek ulang"}`)
+		a = staffCall(h, http.MethodPost, fmt.Sprintf("%s/%d/ack", wire.PathAlarms, older.ID), `{"comment": "cek ulang"}`)
 		assert.Equal(t, http.StatusConflict, a.status, a.body)
 		assert.Equal(t, "already-acknowledged", problemCode(t, []byte(a.body)))
 		// the same conflict again: no new alarm, not reopened
@@ -172,12 +173,12 @@ func TestAlarmAcknowledged(t *testing.T) {
 		t.Cleanup(func() { st.Close() })
 		l2 := newLab(t, st)
 		l2.ca, l2.sam, l2.prev = l.ca, l.sam, l.prev
-		svc, err := backoffice.New(st, backoffice.Config{CA: l.ca.Pool()})
+		svc, err := backoffice.New(st, backoffice.Config{CA: l.ca.Pool(), Password: cheap})
 		require.NoError(t, err)
 		l2.svc = svc
-		h = svc.StaffHandler(backoffice.StaffConfig{})
+		h = asStaff(t, l2, svc.StaffHandler(backoffice.StaffConfig{}))
 		check(t, h)
-		a = staffCall(h, http.MethodPost, fmt.Sprintf("%s/%d/ack", wire.PathAlarms, older.ID), `{"by": "Budi", "comment": "cek ulang"}`)
+		a = staffCall(h, http.MethodPost, fmt.Sprintf("%s/%d/ack", wire.PathAlarms, older.ID), `{"comment": "cek ulang"}`)
 		assert.Equal(t, http.StatusConflict, a.status, "still acknowledged after the restart")
 		assert.Equal(t, wire.Result{Status: wire.Rejected, Reason: wire.ReasonConflict}, l2.ingest(first)[0])
 		assert.Len(t, alarmList(t, h, ""), 2, "a repeat after the restart raises nothing either")
@@ -201,13 +202,13 @@ func TestAlarmAcknowledged(t *testing.T) {
 // and the alarm stays open.
 func TestAlarmAckRefused(t *testing.T) {
 	eachStore(t, func(t *testing.T, l *lab) {
-		h := l.svc.StaffHandler(backoffice.StaffConfig{})
+		h := asStaff(t, l, l.svc.StaffHandler(backoffice.StaffConfig{}))
 		l.ingest(l.records(2, "t-01")...)
 		l.conflict("taspen")
 		as := alarmList(t, h, "")
 		require.Len(t, as, 1)
 		ackPath := fmt.Sprintf("%s/%d/ack", wire.PathAlarms, as[0].ID)
-		good := `{"by":"Siti","comment":"diperiksa"}`
+		good := `{"comment":"diperiksa"}`
 
 		for _, c := range []struct {
 			method, path, body string
@@ -232,24 +233,22 @@ func TestAlarmAckRefused(t *testing.T) {
 		for name, body := range map[string]string{
 			"empty":            ``,
 			"null":             `null`,
-			"array":            `[{"by":"Siti","comment":"x"}]`,
+			"array":            `[{"comment":"x"}]`,
 			"string":           `"ok"`,
 			"not JSON":         `by=Siti&comment=x`,
-			"truncated":        `{"by":"Siti","comment":"x"`,
+			"truncated":        `{"comment":"x"`,
 			"two objects":      good + good,
 			"trailing garbage": good + ` x`,
-			"unknown key":      `{"by":"Siti","comment":"x","state":"open"}`,
-			"wrong type":       `{"by":"Siti","comment":42}`,
-			"no by":            `{"comment":"x"}`,
-			"no comment":       `{"by":"Siti"}`,
-			"empty comment":    `{"by":"Siti","comment":""}`,
-			"blank by":         `{"by":"   ","comment":"x"}`,
-			"by too long":      fmt.Sprintf(`{"by":%q,"comment":"x"}`, long(65)),
-			"comment too long": fmt.Sprintf(`{"by":"Siti","comment":%q}`, long(501)),
-			"control in by":    `{"by":"Siti\u0007","comment":"x"}`,
-			"newline":          `{"by":"Siti","comment":"a\nb"}`,
-			"invalid UTF-8":    "{\"by\":\"Siti\",\"comment\":\"\xff\"}",
-			"huge":             fmt.Sprintf(`{"by":"Siti","comment":%q}`, strings.Repeat("x", 20000)),
+			"unknown key":      `{"comment":"x","state":"open"}`,
+			"wrong type":       `{"comment":42}`,
+			"no comment":       `{}`,
+			"empty comment":    `{"comment":""}`,
+			"by in the body":   `{"by":"Siti","comment":"x"}`, // who acknowledges is the session's account
+			"comment too long": fmt.Sprintf(`{"comment":%q}`, long(501)),
+			"control":          `{"comment":"a\u0007"}`,
+			"newline":          `{"comment":"a\nb"}`,
+			"invalid UTF-8":    "{\"comment\":\"\xff\"}",
+			"huge":             fmt.Sprintf(`{"comment":%q}`, strings.Repeat("x", 20000)),
 		} {
 			a := staffCall(h, http.MethodPost, ackPath, body)
 			if body == "" {
@@ -264,27 +263,27 @@ func TestAlarmAckRefused(t *testing.T) {
 
 		assert.Equal(t, wire.AlarmOpen, alarmOf(t, h, as[0].ID).State, "nothing refused changed the alarm")
 		// the limits are inclusive, counted in characters
-		a = staffCall(h, http.MethodPost, ackPath, fmt.Sprintf(`{"by":%q,"comment":%q}`, long(64), long(500)))
+		a = staffCall(h, http.MethodPost, ackPath, fmt.Sprintf(`{"comment":%q}`, long(500)))
 		assert.Equal(t, http.StatusNoContent, a.status, a.body)
 		got := alarmOf(t, h, as[0].ID)
-		assert.Equal(t, long(64), got.History[1].By)
+		assert.Regexp(t, `^admin-[0-9]+$`, got.History[1].By, "the signed-in account")
 		assert.Equal(t, long(500), got.History[1].Comment)
 	})
 }
 
-// CSRF: until sign-in adds tokens, a browser's cross-site POST (by
+// CSRF: besides the session's token, a browser's cross-site POST (by
 // Sec-Fetch-Site, or by an Origin other than the Host) is refused with
 // 403 cross-site before anything is read or changed; a same-origin one
 // and one without browser headers (a script) pass; GETs are not affected.
 // The Host check and the security headers still apply to the POST.
 func TestAlarmAckCrossSiteRefused(t *testing.T) {
 	l, _ := staffLab(t)
-	h := l.svc.StaffHandler(backoffice.StaffConfig{})
+	h := asStaff(t, l, l.svc.StaffHandler(backoffice.StaffConfig{}))
 	l.conflict("taspen")
 	as := alarmList(t, h, "")
 	require.Len(t, as, 1)
 	ackPath := fmt.Sprintf("%s/%d/ack", wire.PathAlarms, as[0].ID)
-	good := `{"by":"Siti","comment":"diperiksa"}`
+	good := `{"comment":"diperiksa"}`
 
 	for name, hdr := range map[string][]string{
 		"cross-site fetch":        {"Sec-Fetch-Site", "cross-site"},
@@ -330,13 +329,13 @@ func TestAlarmAckRace(t *testing.T) {
 		as, err := l.svc.Alarms(context.Background(), backoffice.AlarmQuery{Limit: 10})
 		require.NoError(t, err)
 		require.Len(t, as, 1)
-		srv := httptest.NewServer(l.svc.StaffHandler(backoffice.StaffConfig{}))
+		srv := httptest.NewServer(asStaff(t, l, l.svc.StaffHandler(backoffice.StaffConfig{})))
 		t.Cleanup(srv.Close)
 		const n = 8
 		codes := make(chan int, n)
 		for i := range n {
 			go func() {
-				body := fmt.Sprintf(`{"by":"petugas-%d","comment":"diperiksa"}`, i)
+				body := fmt.Sprintf(`{"comment":"diperiksa %d"}`, i)
 				resp, err := http.Post(fmt.Sprintf("%s%s/%d/ack", srv.URL, wire.PathAlarms, as[0].ID), "application/json", strings.NewReader(body))
 				if err != nil {
 					codes <- 0
@@ -366,7 +365,7 @@ func TestAlarmsFromBeforeStates(t *testing.T) {
 	at := time.Date(2026, 10, 1, 8, 30, 0, 0, time.UTC)
 	check := func(t *testing.T, st backoffice.Store, id int64) {
 		l := newLab(t, st)
-		h := l.svc.StaffHandler(backoffice.StaffConfig{})
+		h := asStaff(t, l, l.svc.StaffHandler(backoffice.StaffConfig{}))
 		open := alarmList(t, h, "?state=open")
 		require.Len(t, open, 1)
 		assert.Equal(t, id, open[0].ID)
@@ -375,7 +374,7 @@ func TestAlarmsFromBeforeStates(t *testing.T) {
 		assert.Equal(t, at, open[0].At)
 		assert.Equal(t, 1.0, scrape(t, l.svc)[`kpe_backoffice_alarms_open{kind="chain-restart"}`])
 		assert.Equal(t, []wire.AlarmEvent{{Type: wire.AlarmEventRaised, At: at}}, alarmOf(t, h, id).History)
-		a := staffCall(h, http.MethodPost, fmt.Sprintf("%s/%d/ack", wire.PathAlarms, id), `{"by":"Siti","comment":"outbox dipulihkan"}`)
+		a := staffCall(h, http.MethodPost, fmt.Sprintf("%s/%d/ack", wire.PathAlarms, id), `{"comment":"outbox dipulihkan"}`)
 		require.Equal(t, http.StatusNoContent, a.status, a.body)
 		full := alarmOf(t, h, id)
 		assert.Equal(t, wire.AlarmAcknowledged, full.State)

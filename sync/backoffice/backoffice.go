@@ -49,6 +49,9 @@ type Config struct {
 	// terminal identity: their records are not bound to a terminal. For
 	// lab and test set-ups only; kpe-backoffice never sets it.
 	PlaintextTerminals bool
+	// Password is the argon2id cost of new staff passwords (zero:
+	// DefaultHashParams); a stored hash carries its own.
+	Password HashParams
 }
 
 // Service is the back office over a Store.

@@ -58,7 +58,8 @@ func newLab(t *testing.T, st backoffice.Store) *lab {
 	require.NoError(t, err)
 	sam, err := ca.NewSAM(samSerial)
 	require.NoError(t, err)
-	svc, err := backoffice.New(st, backoffice.Config{CA: ca.Pool(), Institutions: map[string]string{"pkm-a": "Dinkes Kota A", "pkm-b": "Dinkes Kota A"}})
+	svc, err := backoffice.New(st, backoffice.Config{CA: ca.Pool(), Institutions: map[string]string{"pkm-a": "Dinkes Kota A", "pkm-b": "Dinkes Kota A"},
+		Password: cheap})
 	require.NoError(t, err)
 	return &lab{t: t, ca: ca, sam: sam, store: st, svc: svc, prev: map[string][32]byte{}, now: time.Now()}
 }

@@ -33,11 +33,15 @@ var verifyTexts = template.JS(i18n.TableJSON("staff.verify."))
 func serveVerifyPage(w http.ResponseWriter, r *http.Request) {
 	l := i18n.Negotiate(r.URL.Query().Get("lang"), "", r.Header.Get("Accept-Language"), i18n.Default)
 	var buf bytes.Buffer
+	p := PrincipalFrom(r.Context())
 	if err := verifyPage.Execute(&buf, struct {
-		Lang  i18n.Lang
-		Title string
-		Texts template.JS
-	}{l, l.T("staff.verify.title"), verifyTexts}); err != nil {
+		Lang    i18n.Lang
+		Title   string
+		Texts   template.JS
+		Account string // the signed-in account, with a sign-out form
+		CSRF    string
+		SignOut string
+	}{l, l.T("staff.verify.title"), verifyTexts, p.name(), CSRFTokenFrom(r.Context()), l.T("staff.signin.signout")}); err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}

@@ -62,7 +62,7 @@ func TestVerifyPageInChromium(t *testing.T) {
 	l := newLab(t, st)
 	recs := l.records(3, "t-01")
 	l.ingest(recs...)
-	srv := httptest.NewServer(l.svc.StaffHandler(backoffice.StaffConfig{}))
+	srv := httptest.NewServer(asStaff(t, l, l.svc.StaffHandler(backoffice.StaffConfig{})))
 	defer srv.Close()
 	fmt.Println("INTEGRATION: verify page run in real headless", bin)
 
@@ -101,7 +101,7 @@ func TestVerifyPageLanguage(t *testing.T) {
 	require.NoError(t, err)
 	defer st.Close()
 	l := newLab(t, st)
-	h := l.svc.StaffHandler(backoffice.StaffConfig{Hosts: []string{"example.com"}}) // httptest's requests' Host
+	h := asStaff(t, l, l.svc.StaffHandler(backoffice.StaffConfig{Hosts: []string{"example.com"}})) // httptest's requests' Host
 	get := func(path, accept string) string {
 		req := httptest.NewRequest("GET", path, nil)
 		if accept != "" {
@@ -130,7 +130,7 @@ func TestVerifyPageLanguage(t *testing.T) {
 // DNS rebinding (a foreign name resolving to the listener) is refused.
 func TestVerifyPagePolicyInChromium(t *testing.T) {
 	l, recs := staffLab(t)
-	srv := httptest.NewServer(l.svc.StaffHandler(backoffice.StaffConfig{}))
+	srv := httptest.NewServer(asStaff(t, l, l.svc.StaffHandler(backoffice.StaffConfig{})))
 	defer srv.Close()
 	b := browsertest.Start(t, browsertest.MapHost("rebind.example", strings.TrimPrefix(srv.URL, "http://")))
 
@@ -172,11 +172,63 @@ func TestVerifyPagePolicyInChromium(t *testing.T) {
 	assert.Contains(t, b.Text("body"), "forbidden-host")
 
 	// beyond the rate limit the page says to wait
-	slow := httptest.NewServer(l.svc.StaffHandler(backoffice.StaffConfig{VerifyPerClient: backoffice.Limit{Rate: 0.001, Burst: 1}}))
+	slow := httptest.NewServer(asStaff(t, l, l.svc.StaffHandler(backoffice.StaffConfig{VerifyPerClient: backoffice.Limit{Rate: 0.001, Burst: 1}})))
 	defer slow.Close()
 	b.Navigate(slow.URL + "/?code=" + url.QueryEscape(code))
 	b.Wait(`document.getElementById("verdict").dataset.valid === "true"`, 10*time.Second)
 	b.Click("#check")
 	b.Wait(`document.querySelector("[data-reason]")?.dataset.reason === "rate-limited"`, 10*time.Second)
 	assert.Contains(t, b.Text("#verdict p"), "Wait a moment")
+}
+
+// Sign-in in a real browser: the form refuses a wrong password (and says
+// so in the page's language), signs in with the right one and lands on
+// the page asked for, which verifies a code under the policy; sign-out
+// goes back to the form, and the page then asks for sign-in again.
+func TestSignInInChromium(t *testing.T) {
+	l, recs := staffLab(t)
+	addAccount(t, l.svc, "siti", []backoffice.Role{backoffice.RoleVerifier})
+	srv := httptest.NewServer(l.svc.StaffHandler(backoffice.StaffConfig{}))
+	defer srv.Close()
+	b := browsertest.Start(t)
+
+	b.Navigate(srv.URL + "/?lang=en")
+	b.Wait(`location.pathname === "/login" && document.getElementById("user") !== null`, 10*time.Second)
+	b.SetValue("#user", "siti")
+	b.SetValue("#password", "not the password")
+	b.Click("#signin")
+	b.Wait(`document.getElementById("message") !== null`, 10*time.Second)
+	assert.Contains(t, b.Text("#message"), "the user name or password is wrong") // the browser asks for English
+
+	b.SetValue("#user", "siti")
+	b.SetValue("#password", testPassword)
+	b.Click("#signin")
+	b.Wait(`location.pathname === "/" && document.getElementById("code") !== null`, 10*time.Second)
+	var search string
+	b.Eval(`location.search`, &search)
+	assert.Equal(t, "?lang=en", search, "back to the page asked for")
+	assert.Equal(t, "siti", b.Text("#account"))
+	code := codeOf(t, recs[0])
+	b.SetValue("#code", code)
+	b.Click("#check")
+	b.Wait(`document.getElementById("verdict").dataset.valid === "true"`, 10*time.Second)
+	assert.Contains(t, b.Text("#verdict h2"), "Code VALID")
+	var cookies string
+	b.Eval(`document.cookie`, &cookies)
+	assert.NotContains(t, cookies, "kpe_staff", "the session cookie is HttpOnly")
+	for _, line := range b.Console() {
+		assert.NotContains(t, line, "Content Security Policy", "the pages violate nothing")
+	}
+
+	b.Click(`#signout button`)
+	b.Wait(`location.pathname === "/login" && document.getElementById("message") !== null`, 10*time.Second)
+	b.Navigate(srv.URL + "/")
+	b.Wait(`location.pathname === "/login"`, 10*time.Second)
+	entries, err := l.svc.AuditLog(context.Background(), backoffice.AuditQuery{Limit: 10})
+	require.NoError(t, err)
+	var acts []string
+	for _, e := range entries {
+		acts = append(acts, e.Action+":"+e.Outcome)
+	}
+	assert.Equal(t, []string{"sign-out:ok", "verify:valid", "sign-in:ok", "sign-in:failed", "account-add:ok"}, acts)
 }

@@ -98,7 +98,7 @@ func TestSemesterReport(t *testing.T) {
 		assert.NotContains(t, buf.String(), record.NIKHash(key, "3171010101900001"), "nor its hash")
 
 		// the same over HTTP
-		srv := httptest.NewServer(l.svc.StaffHandler(backoffice.StaffConfig{Zone: wib}))
+		srv := httptest.NewServer(asStaff(t, l, l.svc.StaffHandler(backoffice.StaffConfig{Zone: wib})))
 		defer srv.Close()
 		resp, err := srv.Client().Get(srv.URL + "/v1/reports/semester?semester=2026-2")
 		require.NoError(t, err)
@@ -156,7 +156,7 @@ func TestSemesterReportEmpty(t *testing.T) {
 		require.NoError(t, err)
 		assert.Empty(t, lines)
 
-		srv := httptest.NewServer(l.svc.StaffHandler(backoffice.StaffConfig{}))
+		srv := httptest.NewServer(asStaff(t, l, l.svc.StaffHandler(backoffice.StaffConfig{})))
 		defer srv.Close()
 		csvBody, _ := getReport(t, srv, "semester=2026-1", 200)
 		rows, err := csv.NewReader(bytes.NewReader(csvBody)).ReadAll()
@@ -175,7 +175,7 @@ func TestSemesterReportBadFormat(t *testing.T) {
 	require.NoError(t, err)
 	defer st.Close()
 	l := newLab(t, st)
-	srv := httptest.NewServer(l.svc.StaffHandler(backoffice.StaffConfig{}))
+	srv := httptest.NewServer(asStaff(t, l, l.svc.StaffHandler(backoffice.StaffConfig{})))
 	defer srv.Close()
 	for _, q := range []string{"format=pdf", "format=XLSX", "format=xls", "format=csv%00", "format=+xlsx"} {
 		body, h := getReport(t, srv, "semester=2026-2&"+q, 400)

@@ -47,6 +47,15 @@ type StaffConfig struct {
 	// (default DefaultMaxClients). Idle ones are dropped; beyond the
 	// bound, new addresses share one limit.
 	MaxClients int
+
+	// LoginPerClient limits POST /login per client address (default
+	// DefaultLoginPerClient); beyond it the answer is 429 with
+	// Retry-After. The lock-out per account is separate (accounts.go).
+	LoginPerClient Limit
+
+	// OIDC, when set, adds sign-in through the institution's OpenID
+	// Connect provider (NewOIDC): GET /login/oidc and its callback.
+	OIDC *OIDC
 }
 
 // Limit is a token bucket: Rate requests a second on average, Burst at
@@ -86,18 +95,23 @@ const staffCSP = "default-src 'none'; script-src 'self'; style-src 'self'; conne
 //go:embed page/verify.js page/verify.css
 var staffAssets embed.FS
 
-// StaffHandler serves back-office staff: the code verification page (/)
-// and its files (/assets/), GET /v1/verify/{code}, GET /v1/terminals/{id},
-// GET /v1/alarms (?state=open|acknowledged|all), GET /v1/alarms/{id}
-// (with its history), POST /v1/alarms/{id}/ack and GET /v1/reports/semester?semester=2026-1 (CSV, or
-// XLSX with &format=xlsx). It holds no personal data beyond what a
-// verification shows, and signs no one in: put it behind the
-// institution's staff network or proxy.
+// StaffHandler serves back-office staff: the sign-in (GET/POST /login,
+// POST /logout), the code verification page (/) and its files
+// (/assets/), GET /v1/verify/{code}, GET /v1/terminals/{id}, GET
+// /v1/alarms (?state=open|acknowledged|all), GET /v1/alarms/{id} (with
+// its history), POST /v1/alarms/{id}/ack, GET
+// /v1/reports/semester?semester=2026-1 (CSV, or XLSX with
+// &format=xlsx), GET /v1/audit and the admin's /v1/accounts.
 //
 // Every request is checked first for its Host (StaffConfig.Hosts); every
 // answer carries the security headers (staffCSP, nosniff, no framing, no
-// referrer, no caching); verification is rate limited; a cross-site
-// browser request that changes state is refused (403 cross-site).
+// referrer, no caching); everything but /login, /assets/, GET
+// /v1/health and GET /metrics needs a signed-in account with a role the
+// route allows (docs/staff-signin.md); verification and sign-in are rate
+// limited; a request that changes state needs the session's CSRF token,
+// and a cross-site browser request that changes state is refused (403
+// cross-site). Verifications, report downloads, sign-ins and outs,
+// account changes and alarm acknowledgements go into the audit log.
 func (s *Service) StaffHandler(c StaffConfig) http.Handler {
 	log := c.Log
 	if log == nil {
@@ -106,11 +120,24 @@ func (s *Service) StaffHandler(c StaffConfig) http.Handler {
 	loc := cmp.Or(c.Zone, time.UTC)
 	limits := newVerifyLimiter(c.VerifyPerClient.orDefault(DefaultVerifyPerClient), c.VerifyTotal.orDefault(DefaultVerifyTotal),
 		cmp.Or(c.MaxClients, DefaultMaxClients), log)
+	auth := newStaffAuth(s, c.LoginPerClient.orDefault(DefaultLoginPerClient), cmp.Or(c.MaxClients, DefaultMaxClients), log)
+	staff := func(roles ...Role) func(http.HandlerFunc) http.Handler {
+		return func(f http.HandlerFunc) http.Handler { return requireRole(f, roles...) }
+	}
+	anyRole, auditor := staff(Roles...), staff(RoleAuditor, RoleAdmin)
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+wire.PathHealth, health)
 	mux.Handle("GET /metrics", s.MetricsHandler()) // Prometheus (metrics.go): staff network only, like the rest
-	mux.HandleFunc("GET /{$}", serveVerifyPage)
+	mux.Handle("GET /{$}", anyRole(serveVerifyPage))
+	mux.HandleFunc("GET /login", auth.getLogin)
+	mux.HandleFunc("POST /login", auth.postLogin)
+	mux.Handle("POST /logout", anyRole(auth.postLogout))
+	if c.OIDC != nil {
+		auth.oidc = c.OIDC
+		mux.HandleFunc("GET "+oidcStart, auth.oidcBegin)
+		mux.HandleFunc("GET "+oidcCallback, auth.oidcCallback)
+	}
 	s.staffPages(mux, c) // the staff pages (staffpages.go)
 	for _, name := range []string{"verify.js", "verify.css"} {
 		body, err := staffAssets.ReadFile("page/" + name)
@@ -127,7 +154,7 @@ func (s *Service) StaffHandler(c StaffConfig) http.Handler {
 			w.Write(body)
 		})
 	}
-	mux.HandleFunc("GET "+wire.PathVerify+"{code}", func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("GET "+wire.PathVerify+"{code}", anyRole(func(w http.ResponseWriter, r *http.Request) {
 		if wait, ok := limits.allow(r.RemoteAddr, time.Now()); !ok {
 			secs := int((wait + time.Second - 1) / time.Second)
 			w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
@@ -139,9 +166,22 @@ func (s *Service) StaffHandler(c StaffConfig) http.Handler {
 			s.internal(w, log, err)
 			return
 		}
+		p := PrincipalFrom(r.Context())
+		outcome, detail := "valid", ""
+		if v.Valid && !p.MaySee(v.Service) {
+			// another service's record: exactly what an unknown code gets
+			v, detail = &wire.Verdict{Valid: false, Code: v.Code, Reason: "unknown"}, "another service's record (out of scope)"
+		}
+		if !v.Valid {
+			outcome = "invalid: " + v.Reason
+		}
+		if err := s.audit(r.Context(), p, AuditVerify, v.Code, r.RemoteAddr, outcome, detail); err != nil {
+			s.internal(w, log, err)
+			return
+		}
 		writeJSON(w, http.StatusOK, v)
-	})
-	mux.HandleFunc("GET "+wire.PathTerminal+"{id}", func(w http.ResponseWriter, r *http.Request) {
+	}))
+	mux.Handle("GET "+wire.PathTerminal+"{id}", auditor(func(w http.ResponseWriter, r *http.Request) {
 		st, err := s.Terminal(r.Context(), r.PathValue("id"))
 		if errors.Is(err, ErrNotFound) {
 			problem(w, http.StatusNotFound, "unknown-terminal", "no record from this terminal has arrived")
@@ -152,8 +192,8 @@ func (s *Service) StaffHandler(c StaffConfig) http.Handler {
 			return
 		}
 		writeJSON(w, http.StatusOK, st)
-	})
-	mux.HandleFunc("GET "+wire.PathAlarms, func(w http.ResponseWriter, r *http.Request) {
+	}))
+	mux.Handle("GET "+wire.PathAlarms, auditor(func(w http.ResponseWriter, r *http.Request) {
 		limit, err := strconv.Atoi(cmp.Or(r.URL.Query().Get("limit"), "100"))
 		if err != nil || limit < 1 || limit > 10000 {
 			problem(w, http.StatusBadRequest, "bad-limit", "limit must be 1..10000")
@@ -174,8 +214,8 @@ func (s *Service) StaffHandler(c StaffConfig) http.Handler {
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"alarms": nonNil(a)})
-	})
-	mux.HandleFunc("GET "+wire.PathAlarms+"/{id}", func(w http.ResponseWriter, r *http.Request) {
+	}))
+	mux.Handle("GET "+wire.PathAlarms+"/{id}", auditor(func(w http.ResponseWriter, r *http.Request) {
 		id, ok := alarmID(w, r)
 		if !ok {
 			return
@@ -190,8 +230,8 @@ func (s *Service) StaffHandler(c StaffConfig) http.Handler {
 			return
 		}
 		writeJSON(w, http.StatusOK, a)
-	})
-	mux.HandleFunc("POST "+wire.PathAlarms+"/{id}/ack", func(w http.ResponseWriter, r *http.Request) {
+	}))
+	mux.Handle("POST "+wire.PathAlarms+"/{id}/ack", auditor(func(w http.ResponseWriter, r *http.Request) {
 		id, ok := alarmID(w, r)
 		if !ok {
 			return
@@ -205,7 +245,7 @@ func (s *Service) StaffHandler(c StaffConfig) http.Handler {
 			problem(w, status, "bad-ack", err.Error())
 			return
 		}
-		switch err := s.AckAlarm(r.Context(), id, ack); {
+		switch err := s.ackAs(r, log, id, ack); {
 		case errors.Is(err, ErrAck):
 			problem(w, http.StatusBadRequest, "bad-ack", strings.TrimPrefix(err.Error(), "backoffice: "))
 		case errors.Is(err, ErrNotFound):
@@ -215,11 +255,10 @@ func (s *Service) StaffHandler(c StaffConfig) http.Handler {
 		case err != nil:
 			s.internal(w, log, err)
 		default:
-			log.Info("staff: alarm acknowledged", "alarm", id, "by", ack.By, "client", r.RemoteAddr)
 			w.WriteHeader(http.StatusNoContent)
 		}
-	})
-	mux.HandleFunc("GET "+wire.PathReport, func(w http.ResponseWriter, r *http.Request) {
+	}))
+	mux.Handle("GET "+wire.PathReport, auditor(func(w http.ResponseWriter, r *http.Request) {
 		sem, err := ParseSemester(r.URL.Query().Get("semester"))
 		if err != nil {
 			problem(w, http.StatusBadRequest, "bad-semester", err.Error())
@@ -236,6 +275,10 @@ func (s *Service) StaffHandler(c StaffConfig) http.Handler {
 			return
 		}
 		name := fmt.Sprintf("ktpel-usage-%s.%s", sem, format)
+		if err := s.audit(r.Context(), PrincipalFrom(r.Context()), AuditReport, sem.String(), r.RemoteAddr, "ok", format); err != nil {
+			s.internal(w, log, err)
+			return
+		}
 		if format == "csv" {
 			w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 			w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s"`, name))
@@ -254,21 +297,21 @@ func (s *Service) StaffHandler(c StaffConfig) http.Handler {
 		w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s"`, name))
 		w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
 		w.Write(buf.Bytes())
-	})
+	}))
+	s.accountRoutes(mux, log)
 
-	// The staff listener has a state-changing call (acknowledging an
-	// alarm) and no sign-in yet, hence no CSRF token: a browser request
+	// Besides the session's CSRF token (signin.go), a browser request
 	// that is not same-origin (Sec-Fetch-Site, or else Origin against
 	// Host) is refused for every method but GET, HEAD and OPTIONS.
 	// Clients that send neither header (curl, scripts) are not browsers
-	// and pass.
+	// and pass this check (not the token's).
 	csrf := http.NewCrossOriginProtection()
 	csrf.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		log.Warn("staff: cross-site request refused", "method", r.Method, "path", r.URL.Path, "origin", r.Header.Get("Origin"),
 			"sec_fetch_site", r.Header.Get("Sec-Fetch-Site"), "client", r.RemoteAddr)
 		problem(w, http.StatusForbidden, "cross-site", "cross-site requests that change state are refused")
 	}))
-	guarded := csrf.Handler(mux)
+	guarded := csrf.Handler(auth.wrap(mux))
 
 	hosts := make([]string, 0, len(c.Hosts)+3)
 	for _, h := range append([]string{"localhost", "127.0.0.1", "::1"}, c.Hosts...) {
@@ -292,6 +335,24 @@ func (s *Service) StaffHandler(c StaffConfig) http.Handler {
 	})
 }
 
+// ackAs acknowledges alarm id as the request's principal, and logs and
+// audits it (done or refused): the API and the alarm page both use it.
+func (s *Service) ackAs(r *http.Request, log *slog.Logger, id int64, ack wire.AlarmAck) error {
+	p := PrincipalFrom(r.Context())
+	err := s.AckAlarm(r.Context(), id, p.name(), ack)
+	outcome := "ok"
+	if err != nil {
+		outcome = "refused: " + strings.TrimPrefix(err.Error(), "backoffice: ")
+	}
+	if aerr := s.audit(r.Context(), p, AuditAlarmAck, strconv.FormatInt(id, 10), r.RemoteAddr, outcome, ack.Comment); aerr != nil && err == nil {
+		err = aerr
+	}
+	if err == nil {
+		log.Info("staff: alarm acknowledged", "alarm", id, "by", p.name(), "client", r.RemoteAddr)
+	}
+	return err
+}
+
 // maxAckBody bounds the body of POST /v1/alarms/{id}/ack: the longest
 // acceptable acknowledgement, every character escaped, fits.
 const maxAckBody = 8 << 10
@@ -299,8 +360,8 @@ const maxAckBody = 8 << 10
 var errMediaType = errors.New("the body must be JSON (Content-Type: application/json)")
 
 // decodeAck reads an acknowledgement strictly: a JSON body holding one
-// object with only the keys by and comment, nothing after it. CheckAck
-// judges the values.
+// object with only the key comment, nothing after it (who acknowledges
+// is the session's account). CheckAck judges the value.
 func decodeAck(w http.ResponseWriter, r *http.Request) (wire.AlarmAck, error) {
 	var a wire.AlarmAck
 	if mt, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";"); !strings.EqualFold(strings.TrimSpace(mt), "application/json") {
@@ -315,7 +376,7 @@ func decodeAck(w http.ResponseWriter, r *http.Request) (wire.AlarmAck, error) {
 		return a, errors.New("the body is not valid UTF-8")
 	}
 	if t := bytes.TrimLeft(body, " \t\r\n"); len(t) == 0 || t[0] != '{' {
-		return a, errors.New(`the body must be one JSON object: {"by": "...", "comment": "..."}`)
+		return a, errors.New(`the body must be one JSON object: {"comment": "..."}`)
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()

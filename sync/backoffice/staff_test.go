@@ -70,7 +70,7 @@ func get(h http.Handler, host, remote, path string) answer {
 // the loopback names still work. Over a real connection too.
 func TestStaffRefusesForeignHost(t *testing.T) {
 	l, recs := staffLab(t)
-	h := l.svc.StaffHandler(backoffice.StaffConfig{})
+	h := asStaff(t, l, l.svc.StaffHandler(backoffice.StaffConfig{}))
 	code := codeOf(t, recs[0])
 	for path, want := range staffPaths(code) {
 		for _, host := range []string{"evil.example", "evil.example:8080", "EVIL.example.", "", "127.0.0.1.evil.example", "localhost.evil.example:8080"} {
@@ -92,7 +92,7 @@ func TestStaffRefusesForeignHost(t *testing.T) {
 	}
 
 	// the configured names, besides the loopback ones
-	h = l.svc.StaffHandler(backoffice.StaffConfig{Hosts: []string{"BO.example.go.id", "10.0.0.5:8080", "[2001:db8::5]"}})
+	h = asStaff(t, l, l.svc.StaffHandler(backoffice.StaffConfig{Hosts: []string{"BO.example.go.id", "10.0.0.5:8080", "[2001:db8::5]"}}))
 	for host, want := range map[string]int{"bo.example.go.id": 200, "bo.example.go.id.:443": 200, "10.0.0.5:9999": 200, "[2001:db8::5]:8080": 200,
 		"localhost:8080": 200, "evil.example": 403, "10.0.0.6": 403, "example.go.id": 403, "bo.example.go.id.evil.example": 403} {
 		a := get(h, host, "", "/v1/alarms")
@@ -118,7 +118,7 @@ func TestStaffRefusesForeignHost(t *testing.T) {
 // allows no inline script or style, and the page has none.
 func TestStaffSecurityHeaders(t *testing.T) {
 	l, recs := staffLab(t)
-	h := l.svc.StaffHandler(backoffice.StaffConfig{})
+	h := asStaff(t, l, l.svc.StaffHandler(backoffice.StaffConfig{}))
 	code := codeOf(t, recs[0])
 	paths := staffPaths(code)
 	paths["/assets/verify.js"] = 200
@@ -167,7 +167,7 @@ func TestStaffSecurityHeaders(t *testing.T) {
 // client is not held up by the first.
 func TestStaffVerifyRateLimit(t *testing.T) {
 	l, recs := staffLab(t)
-	h := l.svc.StaffHandler(backoffice.StaffConfig{})
+	h := asStaff(t, l, l.svc.StaffHandler(backoffice.StaffConfig{}))
 	code := codeOf(t, recs[0])
 	limited := -1
 	var a answer
@@ -192,7 +192,7 @@ func TestStaffVerifyRateLimit(t *testing.T) {
 	// configured: 3 per client, 5 in total, refilling slowly (one every
 	// 1000 s): the fourth of a client is refused, and once five passed
 	// every client is
-	h = l.svc.StaffHandler(backoffice.StaffConfig{VerifyPerClient: backoffice.Limit{Rate: 0.001, Burst: 3}, VerifyTotal: backoffice.Limit{Rate: 0.001, Burst: 5}})
+	h = asStaff(t, l, l.svc.StaffHandler(backoffice.StaffConfig{VerifyPerClient: backoffice.Limit{Rate: 0.001, Burst: 3}, VerifyTotal: backoffice.Limit{Rate: 0.001, Burst: 5}}))
 	verify := func(remote string) answer { return get(h, "localhost", remote, wire.PathVerify+code) }
 	for range 3 {
 		assert.Equal(t, 200, verify("192.0.2.1:1000").status)

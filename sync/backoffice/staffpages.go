@@ -3,7 +3,6 @@ package backoffice
 import (
 	"bytes"
 	"cmp"
-	"crypto/subtle"
 	"embed"
 	"errors"
 	"fmt"
@@ -242,19 +241,8 @@ func (s *Service) staffPages(mux *http.ServeMux, c StaffConfig) {
 		if !ok {
 			return
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, maxAckBody)
-		if err := r.ParseForm(); err != nil {
-			problem(w, http.StatusBadRequest, "bad-ack", "the form is unreadable or too long")
-			return
-		}
-		want := CSRFTokenFrom(r.Context())
-		if want == "" || subtle.ConstantTimeCompare([]byte(r.PostForm.Get("csrf_token")), []byte(want)) != 1 {
-			log.Warn("staff: alarm acknowledgement without the session's CSRF token refused", "alarm", id, "client", r.RemoteAddr)
-			problem(w, http.StatusForbidden, "csrf", "the form's token does not match your session; reload the page")
-			return
-		}
-		p := PrincipalFrom(r.Context())
-		switch err := s.AckAlarm(r.Context(), id, wire.AlarmAck{By: p.Account, Comment: r.PostForm.Get("comment")}); {
+		// the sign-in checked the form's csrf_token (and bounded the body)
+		switch err := s.ackAs(r, log, id, wire.AlarmAck{Comment: r.PostFormValue("comment")}); {
 		case errors.Is(err, ErrAck):
 			showAlarm(w, r, http.StatusBadRequest, id, "staff.alarm.bad-comment")
 		case errors.Is(err, ErrAcknowledged):
@@ -264,7 +252,6 @@ func (s *Service) staffPages(mux *http.ServeMux, c StaffConfig) {
 		case err != nil:
 			s.internal(w, log, err)
 		default:
-			log.Info("staff: alarm acknowledged", "alarm", id, "by", p.Account, "client", r.RemoteAddr)
 			http.Redirect(w, r, fmt.Sprintf("/alarms/%d?lang=%s", id, lang(r)), http.StatusSeeOther)
 		}
 	}), auditRoles...))

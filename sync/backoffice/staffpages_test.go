@@ -29,13 +29,25 @@ import (
 //	go test ./sync/backoffice -run TestStaffPagesInChromium -staff-screenshots "$PWD/docs/img/backoffice"
 var staffShots = flag.String("staff-screenshots", "", "write a PNG of every staff page into this directory")
 
-// asStaff serves h for principal p with the session's CSRF token csrf:
-// a stand-in for staff sign-in, which puts both on the request's context.
-func asStaff(h http.Handler, p *backoffice.Principal, csrf string) http.Handler {
+// signedIn is h signed in through the form as a new account named and
+// holding roles and services as p: every request carries the session's cookie, and
+// tok is the session's CSRF token (a form brings its own, right or
+// wrong).
+func signedIn(t *testing.T, l *lab, h http.Handler, p *backoffice.Principal) (_ http.Handler, tok string) {
+	t.Helper()
+	s := signInAs(t, l.svc, h, p.Account, p.Roles, p.Services...)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx := backoffice.WithCSRFToken(backoffice.WithPrincipal(r.Context(), p), csrf)
-		h.ServeHTTP(w, r.WithContext(ctx))
-	})
+		r = r.Clone(r.Context())
+		cookies := r.Cookies() // a browser's own (another test server's session: cookies ignore ports) give way
+		r.Header.Del("Cookie")
+		for _, c := range cookies {
+			if c.Name != s.cookie.Name {
+				r.AddCookie(c)
+			}
+		}
+		r.AddCookie(s.cookie)
+		h.ServeHTTP(w, r)
+	}), s.csrf
 }
 
 var (
@@ -80,21 +92,24 @@ func getPage(t *testing.T, h http.Handler, path string) answer {
 	return staffCall(h, "GET", path, "")
 }
 
-// Each page requires its role: nobody signed in gets 401, a verifier 403
+// Each page requires its role: nobody signed in is sent to the sign-in, a verifier 403
 // everywhere but the verify page, an institution account the dashboard
 // only, an auditor every page. Bad parameters are 400.
 func TestStaffPagesRoles(t *testing.T) {
 	l, _ := pagesLab(t)
 	h := l.svc.StaffHandler(backoffice.StaffConfig{Zone: wib})
 	pages := []string{"/dashboard", "/terminals", "/alarms", "/alarms/1", "/reports"}
+	ver, verTok := signedIn(t, l, h, verifier)
+	as, tok := signedIn(t, l, h, auditor)
+	inst, _ := signedIn(t, l, h, institution)
 	for _, p := range pages {
 		a := getPage(t, h, p)
-		assert.Equal(t, 401, a.status, p)
-		assert.Contains(t, a.body, "signin-required", p)
-		a = getPage(t, asStaff(h, verifier, "tok"), p)
+		assert.Equal(t, 303, a.status, p)
+		assert.Equal(t, "/login?next="+url.QueryEscape(p), a.header.Get("Location"), "nobody signed in: to the sign-in")
+		a = getPage(t, ver, p)
 		assert.Equal(t, 403, a.status, p)
 		assert.Contains(t, a.body, "forbidden-role", p)
-		a = getPage(t, asStaff(h, auditor, "tok"), p)
+		a = getPage(t, as, p)
 		assert.Equal(t, 200, a.status, "%s: %s", p, a.body)
 		assert.Equal(t, "text/html; charset=utf-8", a.header.Get("Content-Type"), p)
 		assert.Contains(t, a.header.Get("Content-Security-Policy"), "script-src 'self'", p)
@@ -102,12 +117,11 @@ func TestStaffPagesRoles(t *testing.T) {
 		if p == "/dashboard" {
 			want = 200
 		}
-		assert.Equal(t, want, getPage(t, asStaff(h, institution, "tok"), p).status, p)
+		assert.Equal(t, want, getPage(t, inst, p).status, p)
 	}
-	assert.Equal(t, 200, getPage(t, asStaff(h, verifier, "tok"), "/").status)
+	assert.Equal(t, 200, getPage(t, ver, "/").status)
 	assert.Equal(t, 200, getPage(t, h, "/assets/staff.css").status)
 
-	as := asStaff(h, auditor, "tok")
 	for path, code := range map[string]string{
 		"/dashboard?from=2026-02-30":               "bad-range",
 		"/dashboard?from=2026-03-01&to=2026-02-01": "bad-range",
@@ -129,12 +143,12 @@ func TestStaffPagesRoles(t *testing.T) {
 	a := staffCall(as, "POST", "/alarms/1", form, "Content-Type", "application/x-www-form-urlencoded")
 	assert.Equal(t, 403, a.status)
 	assert.Contains(t, a.body, `"csrf"`)
-	a = staffCall(asStaff(h, auditor, ""), "POST", "/alarms/1", url.Values{"comment": {"x"}, "csrf_token": {""}}.Encode(), "Content-Type", "application/x-www-form-urlencoded")
+	a = staffCall(as, "POST", "/alarms/1", url.Values{"comment": {"x"}, "csrf_token": {""}}.Encode(), "Content-Type", "application/x-www-form-urlencoded")
 	assert.Equal(t, 403, a.status, "no session token: refused")
-	a = staffCall(as, "POST", "/alarms/1", url.Values{"comment": {"  "}, "csrf_token": {"tok"}}.Encode(), "Content-Type", "application/x-www-form-urlencoded")
+	a = staffCall(as, "POST", "/alarms/1", url.Values{"comment": {"  "}, "csrf_token": {tok}}.Encode(), "Content-Type", "application/x-www-form-urlencoded")
 	assert.Equal(t, 400, a.status)
 	assert.Contains(t, a.body, "Komentar wajib diisi")
-	assert.Equal(t, 403, staffCall(asStaff(h, verifier, "tok"), "POST", "/alarms/1", url.Values{"comment": {"x"}, "csrf_token": {"tok"}}.Encode(),
+	assert.Equal(t, 403, staffCall(ver, "POST", "/alarms/1", url.Values{"comment": {"x"}, "csrf_token": {verTok}}.Encode(),
 		"Content-Type", "application/x-www-form-urlencoded").status)
 }
 
@@ -169,7 +183,8 @@ func bars(b *browsertest.Browser, chart string) []string {
 func TestStaffPagesInChromium(t *testing.T) {
 	l, day0 := pagesLab(t)
 	h := l.svc.StaffHandler(backoffice.StaffConfig{Zone: wib})
-	srv := httptest.NewServer(asStaff(h, auditor, "csrf-token-1"))
+	aud, _ := signedIn(t, l, h, auditor)
+	srv := httptest.NewServer(aud)
 	defer srv.Close()
 	b := browsertest.Start(t, browsertest.WindowSize(1280, 1000))
 	shot := func(name string) {
@@ -294,7 +309,8 @@ func TestStaffPagesInChromium(t *testing.T) {
 	assert.Empty(t, b.Console(), "no console errors and no policy violations")
 
 	// an institution account: its service only, no terminals
-	inst := httptest.NewServer(asStaff(h, institution, "csrf-token-2"))
+	instH, _ := signedIn(t, l, h, institution)
+	inst := httptest.NewServer(instH)
 	defer inst.Close()
 	b.Navigate(inst.URL + "/dashboard?lang=en")
 	assert.Equal(t, []string{"taspen|" + label(0) + "|1", "taspen|" + label(2) + "|2"}, bars(b, "by-service"))
@@ -308,7 +324,8 @@ func TestStaffPagesInChromium(t *testing.T) {
 	assert.Contains(t, b.Text("body"), "forbidden-role")
 
 	// a verifier is refused the terminals page
-	ver := httptest.NewServer(asStaff(h, verifier, "csrf-token-3"))
+	verH, _ := signedIn(t, l, h, verifier)
+	ver := httptest.NewServer(verH)
 	defer ver.Close()
 	resp, err := http.Get(ver.URL + "/terminals")
 	require.NoError(t, err)

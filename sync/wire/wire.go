@@ -222,8 +222,8 @@ const (
 type AlarmEvent struct {
 	Type AlarmEventType `json:"type"`
 	At   time.Time      `json:"at"`
-	// By is who acted (empty for "raised": the back office). Until staff
-	// sign-in lands it is the name the person declared in the request.
+	// By is who acted: the signed-in staff account (empty for "raised":
+	// the back office).
 	By      string `json:"by,omitempty"`
 	Comment string `json:"comment,omitempty"`
 }
@@ -237,8 +237,8 @@ const (
 	AlarmEventAcknowledged AlarmEventType = "acknowledged"
 )
 
-// AlarmAck is the body of POST /v1/alarms/{id}/ack.
+// AlarmAck is the body of POST /v1/alarms/{id}/ack; who acknowledges is
+// the signed-in account, not the body's say.
 type AlarmAck struct {
-	By      string `json:"by"`
 	Comment string `json:"comment"`
 }

@@ -1,0 +1,272 @@
+package backoffice
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"golang.org/x/crypto/argon2"
+)
+
+// Staff accounts: who may sign in on the staff listener, with which
+// roles (principal.go), and the audit log of what they did
+// (docs/staff-signin.md).
+
+// Account is a staff account.
+type Account struct {
+	Name     string
+	Roles    []Role
+	Services []string // the services an institution account sees (Principal.Services)
+	Disabled bool
+	// PasswordHash is the argon2id hash in PHC form (HashPassword), ""
+	// for an account that signs in through OIDC only.
+	PasswordHash string
+	OIDC         bool // may sign in through the institution's OpenID Connect provider
+	Created      time.Time
+	// Failures counts the consecutive failed sign-ins since the last
+	// success or lock-out; LockedUntil is when a lock-out ends.
+	Failures    int
+	LockedUntil time.Time
+}
+
+// Principal is who a request signed in as this account acts for.
+func (a *Account) Principal() *Principal {
+	return &Principal{Account: a.Name, Roles: slices.Clone(a.Roles), Services: slices.Clone(a.Services)}
+}
+
+// Sign-in limits: MaxLoginFailures consecutive failures lock an account
+// for LockoutDuration.
+const (
+	MaxLoginFailures = 5
+	LockoutDuration  = 15 * time.Minute
+	MaxPassword      = 256 // bytes; argon2 takes any length, a bound keeps requests cheap
+	MinPassword      = 12
+)
+
+// Errors of accounts.
+var (
+	// ErrAccount: an account that breaks CheckAccount's rules, or a
+	// password that breaks CheckPassword's.
+	ErrAccount = errors.New("backoffice: account not acceptable")
+	// ErrAccountExists: an account of that name exists already.
+	ErrAccountExists = errors.New("backoffice: account exists already")
+)
+
+var userName = regexp.MustCompile(`^[a-z0-9][a-z0-9._@-]{1,63}$`)
+var serviceName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
+
+// CheckAccount checks an account's fields: the name is 2..64 characters
+// of a-z, 0-9, '.', '_', '@', '-' starting with a letter or digit (an
+// e-mail address fits, lower case); at least one valid role, none twice;
+// services (lower-case names) required when the account holds only
+// institution, refused when it holds no institution role; a password
+// hash or OIDC (or both).
+func CheckAccount(a *Account) error {
+	if !userName.MatchString(a.Name) {
+		return fmt.Errorf("%w: user name %q: 2..64 characters of a-z 0-9 . _ @ -, starting with a letter or digit", ErrAccount, a.Name)
+	}
+	if len(a.Roles) == 0 {
+		return fmt.Errorf("%w: %s: at least one role (%s)", ErrAccount, a.Name, roleList())
+	}
+	for i, r := range a.Roles {
+		if !r.Valid() {
+			return fmt.Errorf("%w: role %q: want one of %s", ErrAccount, r, roleList())
+		}
+		if slices.Contains(a.Roles[:i], r) {
+			return fmt.Errorf("%w: role %q twice", ErrAccount, r)
+		}
+	}
+	for _, s := range a.Services {
+		if !serviceName.MatchString(s) {
+			return fmt.Errorf("%w: service %q: a lower-case service name such as askes", ErrAccount, s)
+		}
+	}
+	p := a.Principal()
+	switch {
+	case p.Scoped() && len(a.Services) == 0:
+		return fmt.Errorf("%w: %s holds only the institution role: name its services (--service askes)", ErrAccount, a.Name)
+	case !p.Has(RoleInstitution) && len(a.Services) > 0:
+		return fmt.Errorf("%w: %s: services scope the institution role only", ErrAccount, a.Name)
+	case a.PasswordHash == "" && !a.OIDC:
+		return fmt.Errorf("%w: %s signs in neither with a password nor through OIDC", ErrAccount, a.Name)
+	}
+	return nil
+}
+
+func roleList() string {
+	s := make([]string, len(Roles))
+	for i, r := range Roles {
+		s[i] = string(r)
+	}
+	return strings.Join(s, ", ")
+}
+
+// CheckPassword checks a new password: MinPassword..MaxPassword bytes of
+// valid UTF-8, not blank.
+func CheckPassword(pw string) error {
+	switch {
+	case !utf8.ValidString(pw):
+		return fmt.Errorf("%w: the password is not valid UTF-8", ErrAccount)
+	case len(pw) < MinPassword:
+		return fmt.Errorf("%w: the password has %d bytes, at least %d", ErrAccount, len(pw), MinPassword)
+	case len(pw) > MaxPassword:
+		return fmt.Errorf("%w: the password has %d bytes, at most %d", ErrAccount, len(pw), MaxPassword)
+	}
+	return nil
+}
+
+// HashParams are argon2id's cost parameters.
+type HashParams struct {
+	Time    uint32 // passes
+	Memory  uint32 // KiB
+	Threads uint8
+}
+
+// DefaultHashParams is RFC 9106's second recommended option (section
+// 4): argon2id with t=3 passes, 64 MiB of memory and p=4 lanes, a 128-bit
+// salt and a 256-bit tag. The back office hashes only at sign-in and on
+// account changes, so the 64 MiB is taken rarely and briefly.
+var DefaultHashParams = HashParams{Time: 3, Memory: 64 << 10, Threads: 4}
+
+const (
+	saltLen = 16
+	keyLen  = 32
+)
+
+// HashPassword hashes pw with argon2id under p, in the PHC string format:
+// $argon2id$v=19$m=65536,t=3,p=4$SALT$HASH (unpadded standard base64).
+func HashPassword(pw string, p HashParams) (string, error) {
+	salt := make([]byte, saltLen)
+	if _, err := rand.Read(salt); err != nil {
+		return "", err
+	}
+	return phc(p, salt, argon2.IDKey([]byte(pw), salt, p.Time, p.Memory, p.Threads, keyLen)), nil
+}
+
+func phc(p HashParams, salt, key []byte) string {
+	b := base64.RawStdEncoding
+	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, p.Memory, p.Time, p.Threads, b.EncodeToString(salt), b.EncodeToString(key))
+}
+
+// ErrHash: a stored hash that is not an argon2id PHC string this code
+// makes.
+var ErrHash = errors.New("backoffice: password hash not understood")
+
+// parseHash splits a PHC argon2id string.
+func parseHash(h string) (p HashParams, salt, key []byte, err error) {
+	parts := strings.Split(h, "$")
+	if len(parts) != 6 || parts[0] != "" || parts[1] != "argon2id" || parts[2] != fmt.Sprintf("v=%d", argon2.Version) {
+		return p, nil, nil, ErrHash
+	}
+	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &p.Memory, &p.Time, &p.Threads); err != nil ||
+		p.Time < 1 || p.Threads < 1 || p.Memory < 8*uint32(p.Threads) || p.Memory > 4<<20 || p.Time > 100 {
+		return p, nil, nil, ErrHash
+	}
+	if salt, err = base64.RawStdEncoding.DecodeString(parts[4]); err != nil || len(salt) < 8 {
+		return p, nil, nil, ErrHash
+	}
+	if key, err = base64.RawStdEncoding.DecodeString(parts[5]); err != nil || len(key) < 16 || len(key) > 64 {
+		return p, nil, nil, ErrHash
+	}
+	return p, salt, key, nil
+}
+
+// CheckPasswordHash reports whether pw matches the PHC hash h (constant
+// time over the derived key).
+func CheckPasswordHash(h, pw string) (bool, error) {
+	p, salt, key, err := parseHash(h)
+	if err != nil {
+		return false, err
+	}
+	got := argon2.IDKey([]byte(pw), salt, p.Time, p.Memory, p.Threads, uint32(len(key)))
+	return subtle.ConstantTimeCompare(got, key) == 1, nil
+}
+
+// AuditEntry is one line of the audit log: who did what, when, from
+// where, with which outcome.
+type AuditEntry struct {
+	ID      int64     `json:"id"`
+	At      time.Time `json:"at"`
+	Actor   string    `json:"actor"`   // the account ("" when nobody is signed in)
+	Action  string    `json:"action"`  // one of the Audit* constants
+	Target  string    `json:"target"`  // the code, semester, account or alarm acted on
+	Client  string    `json:"client"`  // the client's address
+	Outcome string    `json:"outcome"` // ok, failed, locked, refused, or a verdict
+	Detail  string    `json:"detail,omitempty"`
+}
+
+// Audit actions.
+const (
+	AuditVerify        = "verify"
+	AuditReport        = "report-download"
+	AuditSignIn        = "sign-in"
+	AuditSignOut       = "sign-out"
+	AuditAccountAdd    = "account-add"
+	AuditAccountRoles  = "account-roles"
+	AuditAccountPasswd = "account-password"
+	AuditAccountOff    = "account-disable"
+	AuditAlarmAck      = "alarm-ack"
+)
+
+// AuditQuery pages the audit log, newest first: entries with an id
+// below Before (0: from the newest), at most Limit.
+type AuditQuery struct {
+	Before int64
+	Limit  int
+}
+
+// AccountStore keeps staff accounts, their sign-in failures, the
+// sessions and the audit log. Both back-office stores implement it, so
+// several back-office nodes on one database share accounts, lock-outs
+// and sessions.
+type AccountStore interface {
+	// CreateAccount stores a new account (ErrAccountExists).
+	CreateAccount(ctx context.Context, a *Account) error
+	// Account is the account of that name (ErrNotFound).
+	Account(ctx context.Context, name string) (*Account, error)
+	// Accounts lists every account by name.
+	Accounts(ctx context.Context) ([]Account, error)
+	// UpdateAccount changes an account atomically: f gets the stored
+	// account and changes it in place (ErrNotFound; f's error aborts).
+	UpdateAccount(ctx context.Context, name string, f func(*Account) error) error
+	// LoginFailed counts a failed sign-in of the account at now: at
+	// MaxLoginFailures consecutive failures it is locked until
+	// now+LockoutDuration and the count starts again. It returns the
+	// lock's end (zero when not locked). An unknown name is a no-op.
+	LoginFailed(ctx context.Context, name string, now time.Time) (time.Time, error)
+	// LoginSucceeded clears the account's failure count.
+	LoginSucceeded(ctx context.Context, name string) error
+
+	// SessionFind, SessionCommit, SessionDelete keep scs sessions:
+	// token → data until expiry. SessionFind does not find a session
+	// expired at now.
+	SessionFind(ctx context.Context, token string, now time.Time) ([]byte, bool, error)
+	SessionCommit(ctx context.Context, token string, data []byte, expiry time.Time) error
+	SessionDelete(ctx context.Context, token string) error
+
+	// AppendAudit adds e to the audit log (append-only) and sets its id.
+	AppendAudit(ctx context.Context, e *AuditEntry) error
+	// AuditLog pages the audit log, newest first.
+	AuditLog(ctx context.Context, q AuditQuery) ([]AuditEntry, error)
+}
+
+// lockAfterFailure is LoginFailed's rule on one account, shared by the
+// stores.
+func lockAfterFailure(a *Account, now time.Time) {
+	if a.LockedUntil.After(now) {
+		return // locked already: failures during the lock-out do not extend it
+	}
+	a.Failures++
+	if a.Failures >= MaxLoginFailures {
+		a.Failures = 0
+		a.LockedUntil = now.Add(LockoutDuration).UTC()
+	}
+}

@@ -1,0 +1,193 @@
+package backoffice
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// The PostgreSQL side of AccountStore (migrations/006_staff_accounts.sql).
+
+var _ AccountStore = (*PGStore)(nil)
+
+const accountColumns = "name, roles, services, disabled, password_hash, oidc, created, failures, locked_until"
+
+func scanAccount(row pgx.Row) (*Account, error) {
+	var a Account
+	var roles []string
+	var locked *time.Time
+	if err := row.Scan(&a.Name, &roles, &a.Services, &a.Disabled, &a.PasswordHash, &a.OIDC, &a.Created, &a.Failures, &locked); err != nil {
+		return nil, err
+	}
+	for _, r := range roles {
+		a.Roles = append(a.Roles, Role(r))
+	}
+	if len(a.Services) == 0 {
+		a.Services = nil
+	}
+	if locked != nil {
+		a.LockedUntil = locked.UTC()
+	}
+	a.Created = a.Created.UTC()
+	return &a, nil
+}
+
+func accountArgs(a *Account) []any {
+	roles := make([]string, len(a.Roles))
+	for i, r := range a.Roles {
+		roles[i] = string(r)
+	}
+	services := a.Services
+	if services == nil {
+		services = []string{}
+	}
+	var locked *time.Time
+	if !a.LockedUntil.IsZero() {
+		locked = &a.LockedUntil
+	}
+	return []any{a.Name, roles, services, a.Disabled, a.PasswordHash, a.OIDC, a.Created, a.Failures, locked}
+}
+
+// CreateAccount implements AccountStore.
+func (s *PGStore) CreateAccount(ctx context.Context, a *Account) error {
+	_, err := s.pool.Exec(ctx, "INSERT INTO staff_accounts ("+accountColumns+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)", accountArgs(a)...)
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "23505" {
+		return fmt.Errorf("%w: %s", ErrAccountExists, a.Name)
+	}
+	if err != nil {
+		return fmt.Errorf("backoffice: account %s: %w", a.Name, err)
+	}
+	return nil
+}
+
+// Account implements AccountStore.
+func (s *PGStore) Account(ctx context.Context, name string) (*Account, error) {
+	a, err := scanAccount(s.pool.QueryRow(ctx, "SELECT "+accountColumns+" FROM staff_accounts WHERE name = $1", name))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("%w: account %s", ErrNotFound, name)
+	}
+	return a, err
+}
+
+// Accounts implements AccountStore.
+func (s *PGStore) Accounts(ctx context.Context) ([]Account, error) {
+	rows, err := s.pool.Query(ctx, "SELECT "+accountColumns+" FROM staff_accounts ORDER BY name")
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Account
+	for rows.Next() {
+		a, err := scanAccount(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *a)
+	}
+	return out, rows.Err()
+}
+
+// UpdateAccount implements AccountStore: the row is locked while f runs.
+func (s *PGStore) UpdateAccount(ctx context.Context, name string, f func(*Account) error) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		a, err := scanAccount(tx.QueryRow(ctx, "SELECT "+accountColumns+" FROM staff_accounts WHERE name = $1 FOR UPDATE", name))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("%w: account %s", ErrNotFound, name)
+		}
+		if err != nil {
+			return err
+		}
+		if err := f(a); err != nil {
+			return err
+		}
+		a.Name = name
+		_, err = tx.Exec(ctx, "UPDATE staff_accounts SET roles = $2, services = $3, disabled = $4, password_hash = $5, oidc = $6, created = $7, failures = $8, locked_until = $9 WHERE name = $1",
+			accountArgs(a)...)
+		return err
+	})
+}
+
+// LoginFailed implements AccountStore.
+func (s *PGStore) LoginFailed(ctx context.Context, name string, now time.Time) (time.Time, error) {
+	var until time.Time
+	err := s.UpdateAccount(ctx, name, func(a *Account) error {
+		lockAfterFailure(a, now)
+		if a.LockedUntil.After(now) {
+			until = a.LockedUntil
+		}
+		return nil
+	})
+	if errors.Is(err, ErrNotFound) {
+		return time.Time{}, nil
+	}
+	return until, err
+}
+
+// LoginSucceeded implements AccountStore.
+func (s *PGStore) LoginSucceeded(ctx context.Context, name string) error {
+	_, err := s.pool.Exec(ctx, "UPDATE staff_accounts SET failures = 0 WHERE name = $1", name)
+	return err
+}
+
+// SessionFind implements AccountStore.
+func (s *PGStore) SessionFind(ctx context.Context, token string, now time.Time) ([]byte, bool, error) {
+	var data []byte
+	err := s.pool.QueryRow(ctx, "SELECT data FROM staff_sessions WHERE token = $1 AND expiry > $2", token, now).Scan(&data)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	return data, true, nil
+}
+
+// SessionCommit implements AccountStore; expired sessions are deleted on
+// the way.
+func (s *PGStore) SessionCommit(ctx context.Context, token string, data []byte, expiry time.Time) error {
+	b := &pgx.Batch{}
+	b.Queue("DELETE FROM staff_sessions WHERE expiry < now() - interval '1 minute'")
+	b.Queue("INSERT INTO staff_sessions (token, data, expiry) VALUES ($1, $2, $3) ON CONFLICT (token) DO UPDATE SET data = EXCLUDED.data, expiry = EXCLUDED.expiry",
+		token, data, expiry)
+	return s.pool.SendBatch(ctx, b).Close()
+}
+
+// SessionDelete implements AccountStore.
+func (s *PGStore) SessionDelete(ctx context.Context, token string) error {
+	_, err := s.pool.Exec(ctx, "DELETE FROM staff_sessions WHERE token = $1", token)
+	return err
+}
+
+// AppendAudit implements AccountStore.
+func (s *PGStore) AppendAudit(ctx context.Context, e *AuditEntry) error {
+	return s.pool.QueryRow(ctx, "INSERT INTO staff_audit (at, actor, action, target, client, outcome, detail) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+		e.At, e.Actor, e.Action, e.Target, e.Client, e.Outcome, e.Detail).Scan(&e.ID)
+}
+
+// AuditLog implements AccountStore.
+func (s *PGStore) AuditLog(ctx context.Context, q AuditQuery) ([]AuditEntry, error) {
+	before := q.Before
+	if before <= 0 {
+		before = 1<<63 - 1
+	}
+	rows, err := s.pool.Query(ctx, "SELECT id, at, actor, action, target, client, outcome, detail FROM staff_audit WHERE id < $1 ORDER BY id DESC LIMIT $2", before, q.Limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []AuditEntry
+	for rows.Next() {
+		var e AuditEntry
+		if err := rows.Scan(&e.ID, &e.At, &e.Actor, &e.Action, &e.Target, &e.Client, &e.Outcome, &e.Detail); err != nil {
+			return nil, err
+		}
+		e.At = e.At.UTC()
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
