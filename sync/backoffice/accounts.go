@@ -160,6 +160,15 @@ func phc(p HashParams, salt, key []byte) string {
 // makes.
 var ErrHash = errors.New("backoffice: password hash not understood")
 
+// The costliest parameters a stored hash may ask for: four times the
+// memory and over six times the passes of DefaultHashParams. A hash
+// beyond them (planted in the store, or from a misconfiguration) is
+// refused rather than allowed to take a node's memory at every sign-in.
+const (
+	maxHashMemory = 256 << 10 // KiB
+	maxHashTime   = 20
+)
+
 // parseHash splits a PHC argon2id string.
 func parseHash(h string) (p HashParams, salt, key []byte, err error) {
 	parts := strings.Split(h, "$")
@@ -167,7 +176,7 @@ func parseHash(h string) (p HashParams, salt, key []byte, err error) {
 		return p, nil, nil, ErrHash
 	}
 	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &p.Memory, &p.Time, &p.Threads); err != nil ||
-		p.Time < 1 || p.Threads < 1 || p.Memory < 8*uint32(p.Threads) || p.Memory > 4<<20 || p.Time > 100 {
+		p.Time < 1 || p.Threads < 1 || p.Memory < 8*uint32(p.Threads) || p.Memory > maxHashMemory || p.Time > maxHashTime {
 		return p, nil, nil, ErrHash
 	}
 	if salt, err = base64.RawStdEncoding.DecodeString(parts[4]); err != nil || len(salt) < 8 {
