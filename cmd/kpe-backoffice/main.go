@@ -53,6 +53,7 @@ type serveOptions struct {
 	inst                             multi
 	staffHosts                       []string
 	perClient, total                 backoffice.Limit
+	maxIngest, pgConns, staffConns   int
 }
 
 func rootCommand(stdout, stderr io.Writer) *cobra.Command {
@@ -86,6 +87,9 @@ Exit codes: 0 success; 1 failure; 2 usage error.`,
 	f.StringVar(&o.dbPath, "db", "backoffice.db", "embedded store file (when --pg is not given)")
 	f.StringVar(&o.pg, "pg", "", "PostgreSQL DSN (postgres://user:pass@host/db; default $KPE_BACKOFFICE_PG, never printed)")
 	clikit.EnvDefault(f, "pg", "KPE_BACKOFFICE_PG")
+	f.IntVar(&o.maxIngest, "max-ingest", 0, "batches taken at once; beyond it 503 busy with a jittered Retry-After (0: the ingest pool's size, at least GOMAXPROCS; -1: no limit)")
+	f.IntVar(&o.pgConns, "pg-conns", 0, "PostgreSQL: ingest pool connections (0: the DSN's pool_max_conns, else max(4, CPUs))")
+	f.IntVar(&o.staffConns, "pg-staff-conns", backoffice.DefaultStaffConns, "PostgreSQL: connections kept for verification and the staff's reads")
 	f.StringVar(&o.samCA, "sam-ca", "", "PEM: the CA SAM terminal certificates chain to")
 	f.StringVar(&o.tlsCert, "tls-cert", "", "PEM: server certificate")
 	f.StringVar(&o.tlsKey, "tls-key", "", "PEM: server key")
@@ -125,6 +129,9 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 			return clikit.Usagef("%s: want a number above 0", name)
 		}
 	}
+	if o.maxIngest < -1 || o.pgConns < 0 || o.staffConns < 1 {
+		return clikit.Usagef("--max-ingest: want -1, 0 or more; --pg-conns: 0 or more; --pg-staff-conns: 1 or more")
+	}
 	staffHosts, err := backoffice.StaffHosts(o.staff, o.staffHosts)
 	if err != nil {
 		return clikit.UsageError{Err: fmt.Errorf("--staff-host/--staff-listen: %w", err)}
@@ -152,7 +159,7 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 
 	var store backoffice.Store
 	if o.pg != "" {
-		store, err = backoffice.OpenPostgres(ctx, o.pg)
+		store, err = backoffice.OpenPostgresWith(ctx, o.pg, backoffice.PGOptions{Conns: o.pgConns, StaffConns: o.staffConns})
 	} else {
 		store, err = backoffice.OpenBolt(o.dbPath)
 	}
@@ -187,7 +194,7 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 		tl.Close()
 		return err
 	}
-	terminals := &http.Server{Handler: svc.TerminalHandler(log), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, WriteTimeout: time.Minute,
+	terminals := &http.Server{Handler: svc.Terminals(log, backoffice.TerminalOptions{MaxIngest: o.maxIngest}), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, WriteTimeout: time.Minute,
 		TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, ClientCAs: clients, ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12}}
 	staff := svc.StaffHandler(backoffice.StaffConfig{Log: log, Zone: loc, Hosts: staffHosts, VerifyPerClient: o.perClient, VerifyTotal: o.total})
 	staffSrv := &http.Server{Handler: staff, ReadHeaderTimeout: 10 * time.Second, WriteTimeout: time.Minute}

@@ -9,7 +9,8 @@
 // and counter, and a backlog of sealed version-2 records of the three
 // services. It posts the wire format the uploader posts (sync/wire
 // batches, gzip JSON, at most Config.BatchRecords records a batch, oldest
-// first), and like the uploader it honours 429 and 503 with Retry-After,
+// first), and like the uploader it honours 429 and 503 with Retry-After
+// (plus jitter),
 // backs off with full jitter after other failures, halves its batch after
 // a 413, and sends again the records answered "retry". It does not drive
 // sync/uploader itself: that needs a bbolt outbox per terminal with an
@@ -76,9 +77,22 @@ type Config struct {
 	// URL is the back office's terminal API (mutual TLS), e.g.
 	// https://127.0.0.1:8443.
 	URL string
+	// URLs, when set, are several back-office nodes' terminal APIs (URL
+	// is then ignored): terminal i starts on node i mod len(URLs) and,
+	// after a connection error or a request with no answer, fails over to
+	// the next node.
+	URLs []string
 	// StaffURL is its staff listener, where the prober verifies codes;
 	// empty: no prober.
 	StaffURL string
+	// StaffURLs, when set, are several nodes' staff listeners (StaffURL
+	// is then ignored): the prober takes them in turn and tries the next
+	// one after a connection error.
+	StaffURLs []string
+	// Verifier is the prober's HTTP client (default: one trusting Roots,
+	// 30 s timeout). Give one with a cookie jar or credentials when the
+	// staff listener wants a signed-in user.
+	Verifier *http.Client
 	// Roots are the roots the back office's server certificate chains to.
 	Roots *x509.CertPool
 	// TerminalCA issues the terminals' TLS client certificates; the back
@@ -123,8 +137,10 @@ var ErrIncomplete = errors.New("fleet: not every record was taken")
 
 func (c *Config) check() error {
 	switch {
-	case c.URL == "":
+	case c.URL == "" && len(c.URLs) == 0:
 		return fmt.Errorf("%w: no back-office URL", ErrConfig)
+	case slices.Contains(c.URLs, "") || slices.Contains(c.StaffURLs, ""):
+		return fmt.Errorf("%w: an empty back-office URL", ErrConfig)
 	case c.Roots == nil || c.TerminalCA == nil || c.SAMCA == nil:
 		return fmt.Errorf("%w: the server roots, the terminal CA and the SAM CA are all needed", ErrConfig)
 	case c.Terminals < 1 || c.Records < 1:
@@ -163,12 +179,19 @@ func (c *Config) check() error {
 	if c.TerminalPrefix == "" {
 		c.TerminalPrefix = "fleet-"
 	}
+	if len(c.URLs) == 0 {
+		c.URLs = []string{c.URL}
+	}
+	if len(c.StaffURLs) == 0 && c.StaffURL != "" {
+		c.StaffURLs = []string{c.StaffURL}
+	}
 	return nil
 }
 
 // terminal is one simulated terminal.
 type terminal struct {
 	id      string
+	node    int // index in Config.URLs it sends to now
 	client  *http.Client
 	certs   [][]byte // its SAM certificate
 	backlog [][]byte // sealed records, oldest first
@@ -236,7 +259,7 @@ func (f *Fleet) newTerminal(ctx context.Context, i int) (*terminal, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fleet: terminal %s SAM: %w", id, err)
 	}
-	t := &terminal{id: id, certs: [][]byte{sam.Cert}}
+	t := &terminal{id: id, certs: [][]byte{sam.Cert}, node: i % len(f.cfg.URLs)}
 	// the records' times: a backlog that built up over the last hour
 	start := time.Now().Add(-time.Hour)
 	step := time.Hour / time.Duration(f.cfg.Records+1)
@@ -300,9 +323,13 @@ type Report struct {
 	// batches that failed otherwise (timeouts, 5xx, connection errors),
 	// all sent again.
 	Answers429, Answers503, RetryAfter, OtherFailures int
-	Elapsed                                           time.Duration // from the first upload to the last record taken
-	Rate                                              float64       // records taken (accepted + duplicate) a second
-	UploadP50, UploadP99, UploadMax                   time.Duration // per answered batch
+	// Failovers counts terminals moving to the next node after a
+	// connection error or a request with no answer (Config.URLs);
+	// VerifyFailovers the prober's.
+	Failovers, VerifyFailovers      int
+	Elapsed                         time.Duration // from the first upload to the last record taken
+	Rate                            float64       // records taken (accepted + duplicate) a second
+	UploadP50, UploadP99, UploadMax time.Duration // per answered batch
 
 	// The prober's verifications during the run: how many, their
 	// latency, the 429 answers, and the answers that did not find a
@@ -327,7 +354,7 @@ func (r *Report) String() string {
 	}
 	fmt.Fprintf(&b, "\ndrained in %s: %.0f records/s over %d batches\n", r.Elapsed.Round(time.Millisecond), r.Rate, r.Batches)
 	fmt.Fprintf(&b, "upload latency per batch: p50 %s, p99 %s, max %s\n", ms(r.UploadP50), ms(r.UploadP99), ms(r.UploadMax))
-	fmt.Fprintf(&b, "busy answers: 429 ×%d, 503 ×%d (%d with Retry-After); other failures %d\n", r.Answers429, r.Answers503, r.RetryAfter, r.OtherFailures)
+	fmt.Fprintf(&b, "busy answers: 429 ×%d, 503 ×%d (%d with Retry-After); other failures %d; fail-overs %d\n", r.Answers429, r.Answers503, r.RetryAfter, r.OtherFailures, r.Failovers)
 	if r.Verifies > 0 || r.Verify429 > 0 || r.VerifyErr > 0 {
 		fmt.Fprintf(&b, "verify during the run: %d answers, p50 %s, p99 %s, max %s; 429 ×%d, wrong %d, errors %d\n",
 			r.Verifies, ms(r.VerifyP50), ms(r.VerifyP99), ms(r.VerifyMax), r.Verify429, r.VerifyWrong, r.VerifyErr)
@@ -366,7 +393,7 @@ func (f *Fleet) Run(ctx context.Context) (*Report, error) {
 	}
 	probeCtx, stopProbe := context.WithCancel(ctx)
 	probeDone := make(chan probeResult, 1)
-	if f.cfg.StaffURL != "" {
+	if len(f.cfg.StaffURLs) > 0 {
 		go func() { probeDone <- r.probe(probeCtx) }()
 	} else {
 		probeDone <- probeResult{}
@@ -388,7 +415,7 @@ func (f *Fleet) Run(ctx context.Context) (*Report, error) {
 		rep.Rate = float64(taken) / rep.Elapsed.Seconds()
 	}
 	rep.UploadP50, rep.UploadP99, rep.UploadMax = quantiles(r.lat)
-	rep.Verifies, rep.Verify429, rep.VerifyWrong, rep.VerifyErr = len(pr.lat), pr.n429, pr.wrong, pr.errs
+	rep.Verifies, rep.Verify429, rep.VerifyWrong, rep.VerifyErr, rep.VerifyFailovers = len(pr.lat), pr.n429, pr.wrong, pr.errs, pr.failovers
 	rep.VerifyP50, rep.VerifyP99, rep.VerifyMax = quantiles(pr.lat)
 	if f.cfg.DBSize != nil && ctx.Err() == nil {
 		n, err := f.cfg.DBSize(ctx)
@@ -465,6 +492,10 @@ func (r *run) terminal(ctx context.Context, t *terminal) {
 				r.rep.RetryAfter++
 			}
 			r.rep.Sent += n
+			if status == 0 && len(cfg.URLs) > 1 { // no answer: try the next node
+				t.node = (t.node + 1) % len(cfg.URLs)
+				r.rep.Failovers++
+			}
 			r.mu.Unlock()
 			if status == http.StatusRequestEntityTooLarge && maxN > 1 {
 				maxN = max(1, maxN/2)
@@ -509,12 +540,13 @@ func (r *run) terminal(ctx context.Context, t *terminal) {
 	}
 }
 
-// backoff is the uploader's rule: Retry-After when given, else full
-// jitter over an exponential ceiling; both capped.
+// backoff is the uploader's rule: Retry-After plus full jitter over as
+// long again when given, else full jitter over an exponential ceiling;
+// both capped.
 func (r *run) backoff(failures int, after time.Duration) time.Duration {
 	cfg := r.f.cfg
 	if after > 0 {
-		return min(after, cfg.MaxBackoff)
+		return min(after+time.Duration(rand.Float64()*float64(after)), cfg.MaxBackoff)
 	}
 	ceil := cfg.MinBackoff
 	for i := 1; i < failures && ceil < cfg.MaxBackoff; i++ {
@@ -540,7 +572,7 @@ func sleep(ctx context.Context, d time.Duration) bool {
 // send posts one batch as the uploader does; on failure it returns the
 // HTTP status (0: no answer) and the Retry-After.
 func (r *run) send(ctx context.Context, t *terminal, recs [][]byte) (*wire.BatchResult, int, time.Duration, time.Duration, error) {
-	req, err := wire.NewBatchRequest(ctx, r.f.cfg.URL, &wire.Batch{Certificates: t.certs, Records: recs, SentAt: time.Now().UTC()})
+	req, err := wire.NewBatchRequest(ctx, r.f.cfg.URLs[t.node], &wire.Batch{Certificates: t.certs, Records: recs, SentAt: time.Now().UTC()})
 	if err != nil {
 		return nil, 0, 0, 0, err
 	}
@@ -564,8 +596,8 @@ func (r *run) send(ctx context.Context, t *terminal, recs [][]byte) (*wire.Batch
 }
 
 type probeResult struct {
-	lat               []time.Duration
-	n429, wrong, errs int
+	lat                          []time.Duration
+	n429, wrong, errs, failovers int
 }
 
 // probe verifies accepted codes on the staff listener at the probe rate
@@ -580,23 +612,41 @@ func (r *run) probe(ctx context.Context) probeResult {
 		pr probeResult
 		wg sync.WaitGroup
 	)
-	c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: r.f.cfg.Roots}, MaxIdleConnsPerHost: 64}}
-	defer c.CloseIdleConnections()
+	c := r.f.cfg.Verifier
+	if c == nil {
+		c = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: r.f.cfg.Roots}, MaxIdleConnsPerHost: 64}}
+		defer c.CloseIdleConnections()
+	}
+	staff := r.f.cfg.StaffURLs
+	var turn atomic.Int64
 	tick := time.NewTicker(time.Duration(float64(time.Second) / r.f.cfg.ProbeRate))
 	defer tick.Stop()
-	base := strings.TrimSuffix(r.f.cfg.StaffURL, "/") + wire.PathVerify
 	slots := make(chan struct{}, maxProbes)
 	one := func(code string) {
 		defer func() { <-slots; wg.Done() }()
-		req, err := http.NewRequestWithContext(context.WithoutCancel(ctx), http.MethodGet, base+code, nil)
-		if err != nil {
-			mu.Lock()
-			pr.errs++
-			mu.Unlock()
-			return
+		first := int(turn.Add(1)) % len(staff)
+		var (
+			resp *http.Response
+			err  error
+			t0   time.Time
+		)
+		for k := range staff { // the next node after a connection error
+			var req *http.Request
+			req, err = http.NewRequestWithContext(context.WithoutCancel(ctx), http.MethodGet,
+				strings.TrimSuffix(staff[(first+k)%len(staff)], "/")+wire.PathVerify+code, nil)
+			if err != nil {
+				break
+			}
+			t0 = time.Now()
+			if resp, err = c.Do(req); err == nil {
+				break
+			}
+			if k+1 < len(staff) {
+				mu.Lock()
+				pr.failovers++
+				mu.Unlock()
+			}
 		}
-		t0 := time.Now()
-		resp, err := c.Do(req)
 		var v wire.Verdict
 		var derr error
 		if err == nil {
