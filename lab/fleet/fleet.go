@@ -297,6 +297,9 @@ func (f *Fleet) newTerminal(ctx context.Context, i int) (*terminal, error) {
 	return t, nil
 }
 
+// URLs are the nodes the fleet uploads to.
+func (f *Fleet) URLs() []string { return slices.Clone(f.cfg.URLs) }
+
 // Codes are the verification codes of every record of the fleet.
 func (f *Fleet) Codes() ([]string, error) {
 	var out []string
@@ -356,8 +359,8 @@ func (r *Report) String() string {
 	fmt.Fprintf(&b, "upload latency per batch: p50 %s, p99 %s, max %s\n", ms(r.UploadP50), ms(r.UploadP99), ms(r.UploadMax))
 	fmt.Fprintf(&b, "busy answers: 429 ×%d, 503 ×%d (%d with Retry-After); other failures %d; fail-overs %d\n", r.Answers429, r.Answers503, r.RetryAfter, r.OtherFailures, r.Failovers)
 	if r.Verifies > 0 || r.Verify429 > 0 || r.VerifyErr > 0 {
-		fmt.Fprintf(&b, "verify during the run: %d answers, p50 %s, p99 %s, max %s; 429 ×%d, wrong %d, errors %d\n",
-			r.Verifies, ms(r.VerifyP50), ms(r.VerifyP99), ms(r.VerifyMax), r.Verify429, r.VerifyWrong, r.VerifyErr)
+		fmt.Fprintf(&b, "verify during the run: %d answers, p50 %s, p99 %s, max %s; 429 ×%d, wrong %d, errors %d, fail-overs %d\n",
+			r.Verifies, ms(r.VerifyP50), ms(r.VerifyP99), ms(r.VerifyMax), r.Verify429, r.VerifyWrong, r.VerifyErr, r.VerifyFailovers)
 	}
 	if r.DBAfter > 0 {
 		fmt.Fprintf(&b, "database: %d → %d bytes, %.0f bytes per record (%.2f GB per million)\n",
