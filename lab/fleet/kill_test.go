@@ -31,7 +31,7 @@ var readyLine = regexp.MustCompile(`ready: terminals (https://\S+), staff page (
 
 // startNode starts kpe-backoffice serve on dsn with the fleet's PKI, on
 // ports of the system's choosing, and waits for its ready line.
-func startNode(t *testing.T, bin, dsn string, pki fleet.PKIFiles, extra ...string) *node {
+func startNode(t testing.TB, bin, dsn string, pki fleet.PKIFiles, extra ...string) *node {
 	args := append([]string{"serve", "--pg", dsn, "--listen", "127.0.0.1:0", "--staff-listen", "127.0.0.1:0",
 		"--verify-rate", "1000", "--verify-burst", "1000", "--verify-total-rate", "1000", "--verify-total-burst", "1000"}, pki.ServeArgs()...)
 	cmd := exec.Command(bin, append(args, extra...)...)

@@ -51,7 +51,7 @@ func TestAdmissionFullNodeAnswersBusyAtOnce(t *testing.T) {
 	st := &gateStore{Store: bolt, in: make(chan struct{}, 8), gate: make(chan struct{})}
 	svc, err := backoffice.New(st, backoffice.Config{CA: l.ca.Pool(), PlaintextTerminals: true})
 	require.NoError(t, err)
-	srv := httptest.NewServer(svc.Terminals(nil, backoffice.TerminalOptions{MaxIngest: 2, BusyRetry: 3 * time.Second}))
+	srv := httptest.NewServer(svc.Terminals(nil, backoffice.TerminalOptions{MaxIngest: 2, MaxQueue: -1, BusyRetry: 3 * time.Second}))
 	defer srv.Close()
 	client := &http.Client{Timeout: 10 * time.Second}
 	post := func(recs [][]byte) (*http.Response, []byte) {
@@ -106,6 +106,61 @@ func TestAdmissionFullNodeAnswersBusyAtOnce(t *testing.T) {
 	assert.Equal(t, 0.0, m["kpe_backoffice_ingest_inflight"])
 }
 
+// Beyond the slots a batch waits in a short queue: it is taken when a
+// slot frees within the queue wait, answered busy when none does (never
+// held longer), and a batch finding the queue full is answered busy at
+// once.
+func TestAdmissionQueue(t *testing.T) {
+	bolt, err := backoffice.OpenBolt(filepath.Join(t.TempDir(), "bo.db"))
+	require.NoError(t, err)
+	defer bolt.Close()
+	l := newLab(t, bolt)
+	st := &gateStore{Store: bolt, in: make(chan struct{}, 8), gate: make(chan struct{})}
+	svc, err := backoffice.New(st, backoffice.Config{CA: l.ca.Pool(), PlaintextTerminals: true})
+	require.NoError(t, err)
+	const wait = 400 * time.Millisecond
+	srv := httptest.NewServer(svc.Terminals(nil, backoffice.TerminalOptions{MaxIngest: 1, MaxQueue: 1, QueueWait: wait}))
+	defer srv.Close()
+	client := &http.Client{Timeout: 10 * time.Second}
+	recs := l.records(3, "t-01")
+	type answer struct {
+		status int
+		took   time.Duration
+	}
+	post := func(recs [][]byte) answer {
+		body, _ := json.Marshal(wire.Batch{Certificates: [][]byte{l.sam.Cert}, Records: recs})
+		t0 := time.Now()
+		resp, err := client.Post(srv.URL+wire.PathRecords, "application/json", bytes.NewReader(body))
+		require.NoError(t, err)
+		resp.Body.Close()
+		return answer{resp.StatusCode, time.Since(t0)}
+	}
+	first := make(chan answer, 1)
+	go func() { first <- post(recs[0:1]) }()
+	<-st.in // the slot is taken
+
+	queued := make(chan answer, 1)
+	go func() { queued <- post(recs[1:2]) }()
+	require.Eventually(t, func() bool { return scrape(t, svc)["kpe_backoffice_ingest_waiting"] == 1 }, 5*time.Second, 5*time.Millisecond)
+	full := post(recs[1:2]) // the queue is full: at once
+	assert.Equal(t, 503, full.status)
+	assert.Less(t, full.took, wait/2, "a full queue answers at once")
+	q := <-queued // no slot within the wait: busy, after the wait and not much later
+	assert.Equal(t, 503, q.status)
+	assert.GreaterOrEqual(t, q.took, wait-50*time.Millisecond)
+	assert.Less(t, q.took, 4*wait, "held no longer than the queue wait")
+
+	go func() { queued <- post(recs[1:3]) }()
+	require.Eventually(t, func() bool { return scrape(t, svc)["kpe_backoffice_ingest_waiting"] == 1 }, 5*time.Second, 5*time.Millisecond)
+	close(st.gate) // the slot frees while it waits: taken
+	assert.Equal(t, 200, (<-first).status)
+	assert.Equal(t, 200, (<-queued).status)
+	m := scrape(t, svc)
+	assert.Equal(t, 2.0, m["kpe_backoffice_ingest_admitted_total"])
+	assert.Equal(t, 2.0, m["kpe_backoffice_ingest_busy_total"])
+	assert.Equal(t, 0.0, m["kpe_backoffice_ingest_waiting"])
+}
+
 // Busy answers spread their Retry-After over the window (not every
 // refused terminal back in the same second), and the default limit
 // follows the store: at least GOMAXPROCS.
@@ -123,7 +178,7 @@ func TestAdmissionRetryAfterSpread(t *testing.T) {
 	}{{0, "1"}, {0.24, "1"}, {0.26, "2"}, {0.5, "3"}, {0.9999, "4"}} {
 		svc, err := backoffice.New(st, backoffice.Config{CA: l.ca.Pool(), PlaintextTerminals: true})
 		require.NoError(t, err)
-		h := svc.Terminals(nil, backoffice.TerminalOptions{MaxIngest: 1, Rand: func() float64 { return c.rand }})
+		h := svc.Terminals(nil, backoffice.TerminalOptions{MaxIngest: 1, MaxQueue: -1, Rand: func() float64 { return c.rand }})
 		srv := httptest.NewServer(h)
 		body, _ := json.Marshal(wire.Batch{Certificates: [][]byte{l.sam.Cert}, Records: l.records(1, "t-01")})
 		go http.Post(srv.URL+wire.PathRecords, "application/json", bytes.NewReader(body)) // holds the slot

@@ -74,7 +74,7 @@ func (s *Service) Terminals(log *slog.Logger, o TerminalOptions) http.Handler {
 			problem(w, status, code, detail)
 			return
 		}
-		if !adm.enter() {
+		if !adm.enter(r.Context()) {
 			adm.busy(w)
 			return
 		}

@@ -71,6 +71,7 @@ type serviceMetrics struct {
 	// admission control (admission.go)
 	admitted, busy       prometheus.Counter
 	inflight, admitLimit prometheus.Gauge
+	waiting              prometheus.Gauge
 
 	mu    sync.Mutex
 	named map[string]bool // service labels in use
@@ -131,6 +132,8 @@ func newServiceMetrics(s *Service) *serviceMetrics {
 			Help: "Batches answered 503 busy (with Retry-After) because the node took its limit of batches at once."}),
 		inflight: prometheus.NewGauge(prometheus.GaugeOpts{Name: "kpe_backoffice_ingest_inflight",
 			Help: "Batches being read, verified and stored now."}),
+		waiting: prometheus.NewGauge(prometheus.GaugeOpts{Name: "kpe_backoffice_ingest_waiting",
+			Help: "Batches waiting for an ingest slot now."}),
 		admitLimit: prometheus.NewGauge(prometheus.GaugeOpts{Name: "kpe_backoffice_ingest_limit",
 			Help: "The most batches taken at once (--max-ingest; 0: no limit)."}),
 		named: map[string]bool{},
@@ -155,7 +158,7 @@ func newServiceMetrics(s *Service) *serviceMetrics {
 		Help: "Always 1; the labels say which build runs: its version, commit and Go version."}, []string{"version", "commit", "go_version"})
 	build.WithLabelValues(bi.Version, bi.Commit, bi.GoVersion).Set(1)
 	m.reg.MustRegister(m.records, m.flags, m.services, m.batches, m.batchDur, m.verify, m.verDur, build,
-		m.admitted, m.busy, m.inflight, m.admitLimit,
+		m.admitted, m.busy, m.inflight, m.waiting, m.admitLimit,
 		&storeCollector{s: s}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
