@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"math/rand/v2"
 	"os"
 	"os/signal"
 	"slices"
@@ -15,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
 
@@ -29,7 +31,8 @@ func fleetCommand(stdout io.Writer) *cobra.Command {
 	var dsn, scenario, pkiDir string
 	var targets, staffs []string
 	var terminals, records, batch, maxIngest, pgConns, staffConns int
-	var pkiOnly bool
+	var pkiOnly, probeOnly bool
+	var probeFor time.Duration
 	var period, timeout time.Duration
 	var probeRate float64
 	cmd := &cobra.Command{
@@ -45,6 +48,10 @@ With --target (repeatable) it drives running kpe-backoffice serve nodes instead:
 over them and fail over to the next on connection errors; --staff (repeatable) names their staff
 listeners, --pki DIR the lab PKI they were started with (made and written there when DIR holds none;
 --pki-only writes it, prints the serve flags and exits). --pg then only measures the database size.
+
+--probe-only runs only the verifier, in this process of its own, against --staff for --duration (or
+until interrupted), verifying codes sampled from the database --pg: start it beside a fleet run so the
+fleet's own load on its process does not count as verification latency.
 
 A prober verifies accepted codes on the staff listener(s) meanwhile. Prints records
 sent/accepted/duplicate/rejected, the ingest rate, upload latency p50/p99, 429/503 answers, verify
@@ -71,6 +78,12 @@ See docs/backoffice.md, "Fleet run".`,
 				fmt.Fprintf(stdout, "PKI in %s; start each node with:\n  kpe-backoffice serve %s --pg DSN --verify-rate 1000 --verify-burst 1000 --verify-total-rate 1000 --verify-total-burst 1000\n",
 					pkiDir, strings.Join(files.ServeArgs(), " "))
 				return nil
+			}
+			if probeOnly {
+				if len(staffs) == 0 || dsn == "" || probeFor <= 0 || probeRate <= 0 {
+					return clikit.Usagef("--probe-only: want --staff URL, --pg DSN, --duration above 0 and --probe-rate above 0")
+				}
+				return probeOnlyRun(dsn, staffs, probeRate, probeFor, stdout)
 			}
 			switch {
 			case dsn == "" && len(targets) == 0:
@@ -157,6 +170,8 @@ See docs/backoffice.md, "Fleet run".`,
 	f.StringArrayVar(&staffs, "staff", nil, "a node's staff listener for the prober, http://HOST:PORT (repeatable; with --target)")
 	f.StringVar(&pkiDir, "pki", "", "directory of the lab PKI shared with the serve nodes (made when empty)")
 	f.BoolVar(&pkiOnly, "pki-only", false, "write the PKI into --pki, print the serve flags and exit")
+	f.BoolVar(&probeOnly, "probe-only", false, "only verify codes from --pg on --staff, for --duration")
+	f.DurationVar(&probeFor, "duration", 5*time.Minute, "--probe-only: how long")
 	return cmd
 }
 
@@ -198,4 +213,70 @@ func (e *errorCounts) print(w io.Writer) {
 	for _, k := range keys {
 		fmt.Fprintf(w, "back-office error ×%d: %s\n", e.n[k], k)
 	}
+}
+
+// probeOnlyRun verifies codes sampled from the database on the staff
+// listeners until the duration ends or the process is interrupted.
+func probeOnlyRun(dsn string, staffs []string, rate float64, d time.Duration, stdout io.Writer) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	pool, err := pgxpool.New(ctx, dsn)
+	if err != nil {
+		return fmt.Errorf("--pg: %w", err)
+	}
+	defer pool.Close()
+	var mu sync.Mutex
+	var codes []string
+	load := func() error {
+		var got []string
+		for _, q := range []string{"SELECT code FROM record_keys TABLESAMPLE SYSTEM (1) LIMIT 5000", "SELECT code FROM record_keys LIMIT 5000"} {
+			rows, err := pool.Query(ctx, q)
+			if err != nil {
+				return err
+			}
+			if got, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+				return err
+			}
+			if len(got) > 0 {
+				break
+			}
+		}
+		mu.Lock()
+		codes = got
+		mu.Unlock()
+		return nil
+	}
+	if err := load(); err != nil {
+		return fmt.Errorf("--pg: the codes: %w", err)
+	}
+	go func() { // new records' codes as they come
+		t := time.NewTicker(2 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				load()
+			}
+		}
+	}()
+	rep, err := fleet.Probe(ctx, fleet.ProbeConfig{StaffURLs: staffs, Rate: rate, Code: func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(codes) == 0 {
+			return ""
+		}
+		return codes[rand.IntN(len(codes))]
+	}})
+	if err != nil {
+		return err
+	}
+	fmt.Fprint(stdout, rep)
+	if rep.Wrong > 0 || rep.Errors > 0 {
+		return fmt.Errorf("fleet: %d codes not found, %d errors", rep.Wrong, rep.Errors)
+	}
+	return nil
 }

@@ -37,6 +37,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -373,17 +374,23 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/float
 
 // run state shared by the terminals.
 type run struct {
-	f     *Fleet
-	mu    sync.Mutex
-	rep   Report
-	lat   []time.Duration
-	codes []string // accepted codes, for the prober
+	f *Fleet
+	// encode bounds the terminals compressing a batch at once to the
+	// cores: thousands of goroutines gzipping at once would fill the Go
+	// run queue and delay every other goroutine of this process by
+	// seconds, the prober's timing included (a real terminal has its own
+	// CPU; here they share this process's).
+	encode chan struct{}
+	mu     sync.Mutex
+	rep    Report
+	lat    []time.Duration
+	codes  []string // accepted codes, for the prober
 }
 
 // Run uploads every terminal's backlog by the scenario and reports. It
 // returns the report with ErrIncomplete when ctx ends first.
 func (f *Fleet) Run(ctx context.Context) (*Report, error) {
-	r := &run{f: f, rep: Report{Scenario: f.cfg.Scenario, Terminals: len(f.terminals), RejectReasons: map[string]int{}}}
+	r := &run{f: f, encode: make(chan struct{}, runtime.GOMAXPROCS(0)), rep: Report{Scenario: f.cfg.Scenario, Terminals: len(f.terminals), RejectReasons: map[string]int{}}}
 	for _, t := range f.terminals {
 		r.rep.Records += len(t.backlog)
 	}
@@ -575,7 +582,13 @@ func sleep(ctx context.Context, d time.Duration) bool {
 // send posts one batch as the uploader does; on failure it returns the
 // HTTP status (0: no answer) and the Retry-After.
 func (r *run) send(ctx context.Context, t *terminal, recs [][]byte) (*wire.BatchResult, int, time.Duration, time.Duration, error) {
+	select {
+	case r.encode <- struct{}{}:
+	case <-ctx.Done():
+		return nil, 0, 0, 0, ctx.Err()
+	}
 	req, err := wire.NewBatchRequest(ctx, r.f.cfg.URLs[t.node], &wire.Batch{Certificates: t.certs, Records: recs, SentAt: time.Now().UTC()})
+	<-r.encode
 	if err != nil {
 		return nil, 0, 0, 0, err
 	}
@@ -609,20 +622,72 @@ type probeResult struct {
 // not thin the sample), at most maxProbes in flight (a tick beyond that
 // counts as an error: the staff listener is not answering).
 func (r *run) probe(ctx context.Context) probeResult {
+	return probe(ctx, r.f.cfg.Verifier, r.f.cfg.Roots, r.f.cfg.StaffURLs, r.f.cfg.ProbeRate, func() string {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if len(r.codes) == 0 {
+			return ""
+		}
+		return r.codes[rand.IntN(len(r.codes))]
+	})
+}
+
+// ProbeConfig configures Probe: a verifier on its own, in a process of
+// its own (kpe-cardsim fleet --probe-only), so a fleet saturating its own
+// process's scheduler does not show up as verification latency.
+type ProbeConfig struct {
+	StaffURLs []string
+	// Client is the verifier's HTTP client (default: plain, trusting
+	// Roots, 30 s timeout); give one with a cookie jar or credentials
+	// when the staff listener wants a signed-in user.
+	Client *http.Client
+	Roots  *x509.CertPool
+	Rate   float64 // verifications a second (default 20)
+	// Code gives a code to verify, one known to be stored; "" skips the
+	// tick.
+	Code func() string
+}
+
+// ProbeReport is what Probe measured.
+type ProbeReport struct {
+	Verifies                             int
+	P50, P99, Max                        time.Duration
+	Answers429, Wrong, Errors, Failovers int
+}
+
+// String is the report as the command prints it.
+func (p ProbeReport) String() string {
+	return fmt.Sprintf("verify: %d answers, p50 %s, p99 %s, max %s; 429 ×%d, wrong %d, errors %d, fail-overs %d\n",
+		p.Verifies, ms(p.P50), ms(p.P99), ms(p.Max), p.Answers429, p.Wrong, p.Errors, p.Failovers)
+}
+
+// Probe verifies codes on the staff listeners at the rate until ctx ends.
+func Probe(ctx context.Context, pc ProbeConfig) (ProbeReport, error) {
+	if len(pc.StaffURLs) == 0 || pc.Code == nil || pc.Rate < 0 {
+		return ProbeReport{}, fmt.Errorf("%w: the prober wants staff URLs, a code source and a rate of 0 (the default) or more", ErrConfig)
+	}
+	if pc.Rate == 0 {
+		pc.Rate = 20
+	}
+	pr := probe(ctx, pc.Client, pc.Roots, pc.StaffURLs, pc.Rate, pc.Code)
+	out := ProbeReport{Verifies: len(pr.lat), Answers429: pr.n429, Wrong: pr.wrong, Errors: pr.errs, Failovers: pr.failovers}
+	out.P50, out.P99, out.Max = quantiles(pr.lat)
+	return out, nil
+}
+
+func probe(ctx context.Context, c *http.Client, roots *x509.CertPool, staff []string, rate float64, pick func() string) probeResult {
 	const maxProbes = 256
 	var (
 		mu sync.Mutex
 		pr probeResult
 		wg sync.WaitGroup
 	)
-	c := r.f.cfg.Verifier
 	if c == nil {
-		c = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: r.f.cfg.Roots}, MaxIdleConnsPerHost: 64}}
+		c = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}, MaxIdleConnsPerHost: 64}}
 		defer c.CloseIdleConnections()
 	}
-	staff := r.f.cfg.StaffURLs
 	var turn atomic.Int64
-	tick := time.NewTicker(time.Duration(float64(time.Second) / r.f.cfg.ProbeRate))
+	tick := time.NewTicker(time.Duration(float64(time.Second) / rate))
 	defer tick.Stop()
 	slots := make(chan struct{}, maxProbes)
 	one := func(code string) {
@@ -679,12 +744,7 @@ func (r *run) probe(ctx context.Context) probeResult {
 			return pr
 		case <-tick.C:
 		}
-		r.mu.Lock()
-		var code string
-		if len(r.codes) > 0 {
-			code = r.codes[rand.IntN(len(r.codes))]
-		}
-		r.mu.Unlock()
+		code := pick()
 		if code == "" {
 			continue
 		}

@@ -143,7 +143,10 @@ func TestNodeKilledMidStorm(t *testing.T) {
 	assert.Equal(t, n, rows, "stored exactly once")
 	assert.Equal(t, n, codes)
 	assert.Equal(t, terminals, terms)
-	assert.Equal(t, n, rep.Accepted, "accepted once each; the rest answered duplicate")
+	// a batch the killed node committed but did not answer is sent again to
+	// the other node and answered duplicate: accepted + duplicate = n
+	// (above) while the rows stay n
+	assert.LessOrEqual(t, rep.Accepted, n)
 	q(`SELECT count(*) FROM (SELECT sam_serial, count(*) c, min(counter) lo, max(counter) hi FROM records GROUP BY sam_serial) s
 		WHERE c <> 20 OR lo <> 1 OR hi <> 20`, &badSAMs)
 	assert.Zero(t, badSAMs, "each SAM's counters 1…20, none missing or doubled")
