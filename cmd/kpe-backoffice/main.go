@@ -129,8 +129,8 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 			return clikit.Usagef("%s: want a number above 0", name)
 		}
 	}
-	if o.maxIngest < -1 || o.pgConns < 0 || o.staffConns < 1 {
-		return clikit.Usagef("--max-ingest: want -1, 0 or more; --pg-conns: 0 or more; --pg-staff-conns: 1 or more")
+	if o.maxIngest < -1 || o.pgConns < 0 || o.staffConns < 0 {
+		return clikit.Usagef("--max-ingest: want -1, 0 or more; --pg-conns and --pg-staff-conns: 0 (the default) or more")
 	}
 	staffHosts, err := backoffice.StaffHosts(o.staff, o.staffHosts)
 	if err != nil {

@@ -35,7 +35,7 @@ func TestCommandLine(t *testing.T) {
 		{append([]string{"serve", "--verify-rate", "0"}, pems...), 2, "--verify-rate: want a number above 0"},
 		{append([]string{"serve", "--verify-total-burst", "-1"}, pems...), 2, "--verify-total-burst: want a number above 0"},
 		{append([]string{"serve", "--max-ingest", "-2"}, pems...), 2, "--max-ingest: want -1, 0 or more"},
-		{append([]string{"serve", "--pg-staff-conns", "0"}, pems...), 2, "--pg-staff-conns: 1 or more"},
+		{append([]string{"serve", "--pg-staff-conns", "-1"}, pems...), 2, "--pg-staff-conns: 0 (the default) or more"},
 		{[]string{"serve", "--help"}, 0, "--staff-host stringArray"},
 	} {
 		var out, errOut bytes.Buffer

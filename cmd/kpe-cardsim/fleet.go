@@ -96,8 +96,8 @@ See docs/backoffice.md, "Fleet run".`,
 				return clikit.Usagef("--terminals and --records: want at least 1")
 			case batch < 1 || batch > 1000:
 				return clikit.Usagef("--batch: want 1 to 1000")
-			case maxIngest < -1 || pgConns < 0 || staffConns < 1:
-				return clikit.Usagef("--max-ingest: want -1 (no limit), 0 (the default) or more; --pg-conns 0 or more; --pg-staff-conns 1 or more")
+			case maxIngest < -1 || pgConns < 0 || staffConns < 0:
+				return clikit.Usagef("--max-ingest: want -1 (no limit), 0 (the default) or more; --pg-conns and --pg-staff-conns 0 (the default) or more")
 			case probeRate <= 0 || period <= 0 || timeout <= 0:
 				return clikit.Usagef("--probe-rate, --period and --timeout: want more than 0")
 			}
