@@ -57,6 +57,7 @@ type serveOptions struct {
 	perClient, total                 backoffice.Limit
 	instListen, instClientCA         string // institution.go
 	oidc                             backoffice.OIDCConfig
+	maxIngest, pgConns, staffConns   int
 }
 
 func rootCommand(stdout, stderr io.Writer) *cobra.Command {
@@ -90,6 +91,9 @@ Exit codes: 0 success; 1 failure; 2 usage error.`,
 	f.StringVar(&o.dbPath, "db", "backoffice.db", "embedded store file (when --pg is not given)")
 	f.StringVar(&o.pg, "pg", "", "PostgreSQL DSN (postgres://user:pass@host/db; default $KPE_BACKOFFICE_PG, never printed)")
 	clikit.EnvDefault(f, "pg", "KPE_BACKOFFICE_PG")
+	f.IntVar(&o.maxIngest, "max-ingest", 0, "batches taken at once; beyond it 503 busy with a jittered Retry-After (0: the ingest pool's size, at least GOMAXPROCS; -1: no limit)")
+	f.IntVar(&o.pgConns, "pg-conns", 0, "PostgreSQL: ingest pool connections (0: the DSN's pool_max_conns, else max(4, CPUs))")
+	f.IntVar(&o.staffConns, "pg-staff-conns", backoffice.DefaultStaffConns, "PostgreSQL: connections kept for verification and the staff's reads")
 	f.StringVar(&o.samCA, "sam-ca", "", "PEM: the CA SAM terminal certificates chain to")
 	f.StringVar(&o.tlsCert, "tls-cert", "", "PEM: server certificate")
 	f.StringVar(&o.tlsKey, "tls-key", "", "PEM: server key")
@@ -139,6 +143,9 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 	if (o.oidc.Issuer != "") != (o.oidc.ClientID != "") || (o.oidc.Issuer != "") != (o.oidc.RedirectURL != "") {
 		return clikit.Usagef("--oidc-issuer, --oidc-client-id and --oidc-redirect-url go together")
 	}
+	if o.maxIngest < -1 || o.pgConns < 0 || o.staffConns < 0 {
+		return clikit.Usagef("--max-ingest: want -1, 0 or more; --pg-conns and --pg-staff-conns: 0 (the default) or more")
+	}
 	staffHosts, err := backoffice.StaffHosts(o.staff, o.staffHosts)
 	if err != nil {
 		return clikit.UsageError{Err: fmt.Errorf("--staff-host/--staff-listen: %w", err)}
@@ -164,7 +171,7 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 
-	store, storeKind, err := openStore(ctx, o.dbPath, o.pg)
+	store, storeKind, err := openStore(ctx, o.dbPath, o.pg, backoffice.PGOptions{Conns: o.pgConns, StaffConns: o.staffConns})
 	if err != nil {
 		return err
 	}
@@ -203,7 +210,7 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 		return err
 	}
 	defer startWebhooks(ctx, svc, log)()
-	terminals := &http.Server{Handler: svc.TerminalHandler(log), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, WriteTimeout: time.Minute,
+	terminals := &http.Server{Handler: svc.TerminalHandlerWith(log, backoffice.TerminalOptions{MaxIngest: o.maxIngest}), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, WriteTimeout: time.Minute,
 		TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, ClientCAs: clients, ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12}}
 	staffCfg := backoffice.StaffConfig{Log: log, Zone: loc, Hosts: staffHosts, VerifyPerClient: o.perClient, VerifyTotal: o.total}
 	if o.oidc.Issuer != "" {

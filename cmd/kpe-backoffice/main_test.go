@@ -34,6 +34,8 @@ func TestCommandLine(t *testing.T) {
 		{append([]string{"serve", "--staff-listen", "8080"}, pems...), 2, `--staff-listen: staff listen address "8080"`},
 		{append([]string{"serve", "--verify-rate", "0"}, pems...), 2, "--verify-rate: want a number above 0"},
 		{append([]string{"serve", "--verify-total-burst", "-1"}, pems...), 2, "--verify-total-burst: want a number above 0"},
+		{append([]string{"serve", "--max-ingest", "-2"}, pems...), 2, "--max-ingest: want -1, 0 or more"},
+		{append([]string{"serve", "--pg-staff-conns", "-1"}, pems...), 2, "--pg-staff-conns: 0 (the default) or more"},
 		{[]string{"serve", "--help"}, 0, "--staff-host stringArray"},
 		{append([]string{"serve", "--oidc-issuer", "https://id.example"}, pems...), 2, "--oidc-issuer, --oidc-client-id and --oidc-redirect-url go together"},
 	} {

@@ -33,9 +33,9 @@ func (s *storeFlags) add(f *pflag.FlagSet) {
 
 // openStore opens PostgreSQL when pg is given, else the bbolt file; kind
 // names it for messages.
-func openStore(ctx context.Context, dbPath, pg string) (store backoffice.Store, kind string, err error) {
+func openStore(ctx context.Context, dbPath, pg string, po backoffice.PGOptions) (store backoffice.Store, kind string, err error) {
 	if pg != "" {
-		st, err := backoffice.OpenPostgres(ctx, pg)
+		st, err := backoffice.OpenPostgresWith(ctx, pg, po)
 		return st, "PostgreSQL", err
 	}
 	st, err := backoffice.OpenBolt(dbPath)
@@ -45,7 +45,7 @@ func openStore(ctx context.Context, dbPath, pg string) (store backoffice.Store, 
 // withAccounts runs f on a Service over the store of s. The Service
 // verifies no records here, so its SAM CA is an empty pool.
 func (s storeFlags) withAccounts(ctx context.Context, f func(*backoffice.Service) error) error {
-	store, _, err := openStore(ctx, s.dbPath, s.pg)
+	store, _, err := openStore(ctx, s.dbPath, s.pg, backoffice.PGOptions{})
 	if err != nil {
 		return err
 	}

@@ -21,10 +21,25 @@ func TestFleetCommand(t *testing.T) {
 		{[]string{"fleet", "--pg", "postgres://x", "--terminals", "0"}, "at least 1"},
 		{[]string{"fleet", "--pg", "postgres://x", "--batch", "1001"}, "1 to 1000"},
 		{[]string{"fleet", "--pg", "postgres://x", "--probe-rate", "0"}, "more than 0"},
+		{[]string{"fleet", "--target", "https://127.0.0.1:1"}, "--pki DIR"},
+		{[]string{"fleet", "--pg", "postgres://x", "--staff", "http://127.0.0.1:1"}, "only with --target"},
+		{[]string{"fleet", "--pki-only"}, "--pki-only: want --pki DIR"},
+		{[]string{"fleet", "--pg", "postgres://x", "--max-ingest", "-2"}, "--max-ingest"},
 	} {
 		var out, errb bytes.Buffer
 		if code := run(tc.args, &out, &errb); code != 2 || !strings.Contains(errb.String(), tc.want) {
 			t.Errorf("%v: exit %d, stderr %q; want 2 and %q", tc.args, code, errb.String(), tc.want)
+		}
+	}
+	// --pki-only writes the PKI the serve nodes are started with
+	var pout, perr bytes.Buffer
+	dir := t.TempDir()
+	if code := run([]string{"fleet", "--pki", dir, "--pki-only"}, &pout, &perr); code != 0 {
+		t.Fatalf("--pki-only: exit %d: %s", code, perr.String())
+	}
+	for _, want := range []string{"kpe-backoffice serve --tls-cert " + dir + "/server.pem", "--client-ca " + dir + "/tls-ca.pem", "--sam-ca " + dir + "/sam-ca.pem"} {
+		if !strings.Contains(pout.String(), want) {
+			t.Errorf("--pki-only output lacks %q:\n%s", want, pout.String())
 		}
 	}
 	var out, errb bytes.Buffer

@@ -9,7 +9,8 @@
 // and counter, and a backlog of sealed version-2 records of the three
 // services. It posts the wire format the uploader posts (sync/wire
 // batches, gzip JSON, at most Config.BatchRecords records a batch, oldest
-// first), and like the uploader it honours 429 and 503 with Retry-After,
+// first), and like the uploader it honours 429 and 503 with Retry-After
+// (plus jitter),
 // backs off with full jitter after other failures, halves its batch after
 // a 413, and sends again the records answered "retry". It does not drive
 // sync/uploader itself: that needs a bbolt outbox per terminal with an
@@ -36,6 +37,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -77,12 +79,25 @@ type Config struct {
 	// URL is the back office's terminal API (mutual TLS), e.g.
 	// https://127.0.0.1:8443.
 	URL string
+	// URLs, when set, are several back-office nodes' terminal APIs (URL
+	// is then ignored): terminal i starts on node i mod len(URLs) and,
+	// after a connection error or a request with no answer, fails over to
+	// the next node.
+	URLs []string
 	// StaffURL is its staff listener, where the prober verifies codes;
 	// empty: no prober.
 	StaffURL string
 	// StaffUser and StaffPassword sign the prober in on the staff
 	// listener (a verifier account).
 	StaffUser, StaffPassword string
+	// StaffURLs, when set, are several nodes' staff listeners (StaffURL
+	// is then ignored): the prober takes them in turn and tries the next
+	// one after a connection error.
+	StaffURLs []string
+	// Verifier is the prober's HTTP client (default: one trusting Roots,
+	// 30 s timeout). Give one with a cookie jar or credentials when the
+	// staff listener wants a signed-in user.
+	Verifier *http.Client
 	// Roots are the roots the back office's server certificate chains to.
 	Roots *x509.CertPool
 	// TerminalCA issues the terminals' TLS client certificates; the back
@@ -127,8 +142,10 @@ var ErrIncomplete = errors.New("fleet: not every record was taken")
 
 func (c *Config) check() error {
 	switch {
-	case c.URL == "":
+	case c.URL == "" && len(c.URLs) == 0:
 		return fmt.Errorf("%w: no back-office URL", ErrConfig)
+	case slices.Contains(c.URLs, "") || slices.Contains(c.StaffURLs, ""):
+		return fmt.Errorf("%w: an empty back-office URL", ErrConfig)
 	case c.Roots == nil || c.TerminalCA == nil || c.SAMCA == nil:
 		return fmt.Errorf("%w: the server roots, the terminal CA and the SAM CA are all needed", ErrConfig)
 	case c.Terminals < 1 || c.Records < 1:
@@ -167,12 +184,19 @@ func (c *Config) check() error {
 	if c.TerminalPrefix == "" {
 		c.TerminalPrefix = "fleet-"
 	}
+	if len(c.URLs) == 0 {
+		c.URLs = []string{c.URL}
+	}
+	if len(c.StaffURLs) == 0 && c.StaffURL != "" {
+		c.StaffURLs = []string{c.StaffURL}
+	}
 	return nil
 }
 
 // terminal is one simulated terminal.
 type terminal struct {
 	id      string
+	node    int // index in Config.URLs it sends to now
 	client  *http.Client
 	certs   [][]byte // its SAM certificate
 	backlog [][]byte // sealed records, oldest first
@@ -240,7 +264,7 @@ func (f *Fleet) newTerminal(ctx context.Context, i int) (*terminal, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fleet: terminal %s SAM: %w", id, err)
 	}
-	t := &terminal{id: id, certs: [][]byte{sam.Cert}}
+	t := &terminal{id: id, certs: [][]byte{sam.Cert}, node: i % len(f.cfg.URLs)}
 	// the records' times: a backlog that built up over the last hour
 	start := time.Now().Add(-time.Hour)
 	step := time.Hour / time.Duration(f.cfg.Records+1)
@@ -278,6 +302,9 @@ func (f *Fleet) newTerminal(ctx context.Context, i int) (*terminal, error) {
 	return t, nil
 }
 
+// URLs are the nodes the fleet uploads to.
+func (f *Fleet) URLs() []string { return slices.Clone(f.cfg.URLs) }
+
 // Codes are the verification codes of every record of the fleet.
 func (f *Fleet) Codes() ([]string, error) {
 	var out []string
@@ -304,9 +331,13 @@ type Report struct {
 	// batches that failed otherwise (timeouts, 5xx, connection errors),
 	// all sent again.
 	Answers429, Answers503, RetryAfter, OtherFailures int
-	Elapsed                                           time.Duration // from the first upload to the last record taken
-	Rate                                              float64       // records taken (accepted + duplicate) a second
-	UploadP50, UploadP99, UploadMax                   time.Duration // per answered batch
+	// Failovers counts terminals moving to the next node after a
+	// connection error or a request with no answer (Config.URLs);
+	// VerifyFailovers the prober's.
+	Failovers, VerifyFailovers      int
+	Elapsed                         time.Duration // from the first upload to the last record taken
+	Rate                            float64       // records taken (accepted + duplicate) a second
+	UploadP50, UploadP99, UploadMax time.Duration // per answered batch
 
 	// The prober's verifications during the run: how many, their
 	// latency, the 429 answers, and the answers that did not find a
@@ -331,10 +362,10 @@ func (r *Report) String() string {
 	}
 	fmt.Fprintf(&b, "\ndrained in %s: %.0f records/s over %d batches\n", r.Elapsed.Round(time.Millisecond), r.Rate, r.Batches)
 	fmt.Fprintf(&b, "upload latency per batch: p50 %s, p99 %s, max %s\n", ms(r.UploadP50), ms(r.UploadP99), ms(r.UploadMax))
-	fmt.Fprintf(&b, "busy answers: 429 ×%d, 503 ×%d (%d with Retry-After); other failures %d\n", r.Answers429, r.Answers503, r.RetryAfter, r.OtherFailures)
+	fmt.Fprintf(&b, "busy answers: 429 ×%d, 503 ×%d (%d with Retry-After); other failures %d; fail-overs %d\n", r.Answers429, r.Answers503, r.RetryAfter, r.OtherFailures, r.Failovers)
 	if r.Verifies > 0 || r.Verify429 > 0 || r.VerifyErr > 0 {
-		fmt.Fprintf(&b, "verify during the run: %d answers, p50 %s, p99 %s, max %s; 429 ×%d, wrong %d, errors %d\n",
-			r.Verifies, ms(r.VerifyP50), ms(r.VerifyP99), ms(r.VerifyMax), r.Verify429, r.VerifyWrong, r.VerifyErr)
+		fmt.Fprintf(&b, "verify during the run: %d answers, p50 %s, p99 %s, max %s; 429 ×%d, wrong %d, errors %d, fail-overs %d\n",
+			r.Verifies, ms(r.VerifyP50), ms(r.VerifyP99), ms(r.VerifyMax), r.Verify429, r.VerifyWrong, r.VerifyErr, r.VerifyFailovers)
 	}
 	if r.DBAfter > 0 {
 		fmt.Fprintf(&b, "database: %d → %d bytes, %.0f bytes per record (%.2f GB per million)\n",
@@ -347,17 +378,23 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/float
 
 // run state shared by the terminals.
 type run struct {
-	f     *Fleet
-	mu    sync.Mutex
-	rep   Report
-	lat   []time.Duration
-	codes []string // accepted codes, for the prober
+	f *Fleet
+	// encode bounds the terminals compressing a batch at once to the
+	// cores: thousands of goroutines gzipping at once would fill the Go
+	// run queue and delay every other goroutine of this process by
+	// seconds, the prober's timing included (a real terminal has its own
+	// CPU; here they share this process's).
+	encode chan struct{}
+	mu     sync.Mutex
+	rep    Report
+	lat    []time.Duration
+	codes  []string // accepted codes, for the prober
 }
 
 // Run uploads every terminal's backlog by the scenario and reports. It
 // returns the report with ErrIncomplete when ctx ends first.
 func (f *Fleet) Run(ctx context.Context) (*Report, error) {
-	r := &run{f: f, rep: Report{Scenario: f.cfg.Scenario, Terminals: len(f.terminals), RejectReasons: map[string]int{}}}
+	r := &run{f: f, encode: make(chan struct{}, runtime.GOMAXPROCS(0)), rep: Report{Scenario: f.cfg.Scenario, Terminals: len(f.terminals), RejectReasons: map[string]int{}}}
 	for _, t := range f.terminals {
 		r.rep.Records += len(t.backlog)
 	}
@@ -370,13 +407,13 @@ func (f *Fleet) Run(ctx context.Context) (*Report, error) {
 	}
 	probeCtx, stopProbe := context.WithCancel(ctx)
 	probeDone := make(chan probeResult, 1)
-	if f.cfg.StaffURL != "" {
-		// signed in before the run starts: a verifier account (argon2id
-		// takes its time, which is not the run's)
-		c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: f.cfg.Roots}, MaxIdleConnsPerHost: 64}}
-		if err := backoffice.SignInClient(ctx, c, f.cfg.StaffURL, f.cfg.StaffUser, f.cfg.StaffPassword); err != nil {
+	if len(f.cfg.StaffURLs) > 0 {
+		// signed in before the run starts (argon2id takes its time,
+		// which is not the run's)
+		c, err := verifierClient(ctx, f.cfg.Verifier, f.cfg.Roots, f.cfg.StaffURLs, f.cfg.StaffUser, f.cfg.StaffPassword)
+		if err != nil {
 			stopProbe()
-			return nil, fmt.Errorf("fleet: the prober's sign-in on the staff listener: %w", err)
+			return nil, err
 		}
 		go func() { probeDone <- r.probe(probeCtx, c) }()
 	} else {
@@ -399,7 +436,7 @@ func (f *Fleet) Run(ctx context.Context) (*Report, error) {
 		rep.Rate = float64(taken) / rep.Elapsed.Seconds()
 	}
 	rep.UploadP50, rep.UploadP99, rep.UploadMax = quantiles(r.lat)
-	rep.Verifies, rep.Verify429, rep.VerifyWrong, rep.VerifyErr = len(pr.lat), pr.n429, pr.wrong, pr.errs
+	rep.Verifies, rep.Verify429, rep.VerifyWrong, rep.VerifyErr, rep.VerifyFailovers = len(pr.lat), pr.n429, pr.wrong, pr.errs, pr.failovers
 	rep.VerifyP50, rep.VerifyP99, rep.VerifyMax = quantiles(pr.lat)
 	if f.cfg.DBSize != nil && ctx.Err() == nil {
 		n, err := f.cfg.DBSize(ctx)
@@ -476,6 +513,10 @@ func (r *run) terminal(ctx context.Context, t *terminal) {
 				r.rep.RetryAfter++
 			}
 			r.rep.Sent += n
+			if status == 0 && len(cfg.URLs) > 1 { // no answer: try the next node
+				t.node = (t.node + 1) % len(cfg.URLs)
+				r.rep.Failovers++
+			}
 			r.mu.Unlock()
 			if status == http.StatusRequestEntityTooLarge && maxN > 1 {
 				maxN = max(1, maxN/2)
@@ -520,12 +561,13 @@ func (r *run) terminal(ctx context.Context, t *terminal) {
 	}
 }
 
-// backoff is the uploader's rule: Retry-After when given, else full
-// jitter over an exponential ceiling; both capped.
+// backoff is the uploader's rule: Retry-After plus full jitter over as
+// long again when given, else full jitter over an exponential ceiling;
+// both capped.
 func (r *run) backoff(failures int, after time.Duration) time.Duration {
 	cfg := r.f.cfg
 	if after > 0 {
-		return min(after, cfg.MaxBackoff)
+		return min(after+time.Duration(rand.Float64()*float64(after)), cfg.MaxBackoff)
 	}
 	ceil := cfg.MinBackoff
 	for i := 1; i < failures && ceil < cfg.MaxBackoff; i++ {
@@ -551,7 +593,13 @@ func sleep(ctx context.Context, d time.Duration) bool {
 // send posts one batch as the uploader does; on failure it returns the
 // HTTP status (0: no answer) and the Retry-After.
 func (r *run) send(ctx context.Context, t *terminal, recs [][]byte) (*wire.BatchResult, int, time.Duration, time.Duration, error) {
-	req, err := wire.NewBatchRequest(ctx, r.f.cfg.URL, &wire.Batch{Certificates: t.certs, Records: recs, SentAt: time.Now().UTC()})
+	select {
+	case r.encode <- struct{}{}:
+	case <-ctx.Done():
+		return nil, 0, 0, 0, ctx.Err()
+	}
+	req, err := wire.NewBatchRequest(ctx, r.f.cfg.URLs[t.node], &wire.Batch{Certificates: t.certs, Records: recs, SentAt: time.Now().UTC()})
+	<-r.encode
 	if err != nil {
 		return nil, 0, 0, 0, err
 	}
@@ -575,8 +623,8 @@ func (r *run) send(ctx context.Context, t *terminal, recs [][]byte) (*wire.Batch
 }
 
 type probeResult struct {
-	lat               []time.Duration
-	n429, wrong, errs int
+	lat                          []time.Duration
+	n429, wrong, errs, failovers int
 }
 
 // probe verifies accepted codes on the staff listener at the probe rate
@@ -585,28 +633,121 @@ type probeResult struct {
 // not thin the sample), at most maxProbes in flight (a tick beyond that
 // counts as an error: the staff listener is not answering).
 func (r *run) probe(ctx context.Context, c *http.Client) probeResult {
+	return probe(ctx, c, r.f.cfg.StaffURLs, r.f.cfg.ProbeRate, func() string {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if len(r.codes) == 0 {
+			return ""
+		}
+		return r.codes[rand.IntN(len(r.codes))]
+	})
+}
+
+// ProbeConfig configures Probe: a verifier on its own, in a process of
+// its own (kpe-cardsim fleet --probe-only), so a fleet saturating its own
+// process's scheduler does not show up as verification latency.
+type ProbeConfig struct {
+	StaffURLs []string
+	// Client is the verifier's HTTP client (default: plain, trusting
+	// Roots, 30 s timeout); give one with a cookie jar or credentials
+	// when the staff listener wants a signed-in user.
+	Client *http.Client
+	Roots  *x509.CertPool
+	// User and Password sign the client in on every staff listener (a
+	// verifier account); empty: the client is used as it is.
+	User, Password string
+	Rate   float64 // verifications a second (default 20)
+	// Code gives a code to verify, one known to be stored; "" skips the
+	// tick.
+	Code func() string
+}
+
+// ProbeReport is what Probe measured.
+type ProbeReport struct {
+	Verifies                             int
+	P50, P99, Max                        time.Duration
+	Answers429, Wrong, Errors, Failovers int
+}
+
+// String is the report as the command prints it.
+func (p ProbeReport) String() string {
+	return fmt.Sprintf("verify: %d answers, p50 %s, p99 %s, max %s; 429 ×%d, wrong %d, errors %d, fail-overs %d\n",
+		p.Verifies, ms(p.P50), ms(p.P99), ms(p.Max), p.Answers429, p.Wrong, p.Errors, p.Failovers)
+}
+
+// Probe verifies codes on the staff listeners at the rate until ctx ends.
+func Probe(ctx context.Context, pc ProbeConfig) (ProbeReport, error) {
+	if len(pc.StaffURLs) == 0 || pc.Code == nil || pc.Rate < 0 {
+		return ProbeReport{}, fmt.Errorf("%w: the prober wants staff URLs, a code source and a rate of 0 (the default) or more", ErrConfig)
+	}
+	if pc.Rate == 0 {
+		pc.Rate = 20
+	}
+	c, err := verifierClient(ctx, pc.Client, pc.Roots, pc.StaffURLs, pc.User, pc.Password)
+	if err != nil {
+		return ProbeReport{}, err
+	}
+	defer c.CloseIdleConnections()
+	pr := probe(ctx, c, pc.StaffURLs, pc.Rate, pc.Code)
+	out := ProbeReport{Verifies: len(pr.lat), Answers429: pr.n429, Wrong: pr.wrong, Errors: pr.errs, Failovers: pr.failovers}
+	out.P50, out.P99, out.Max = quantiles(pr.lat)
+	return out, nil
+}
+
+// verifierClient is c (default: plain, trusting roots, 30 s timeout)
+// signed in as user on each staff listener (sessions live in the shared
+// database, but a cookie belongs to a host).
+func verifierClient(ctx context.Context, c *http.Client, roots *x509.CertPool, staff []string, user, password string) (*http.Client, error) {
+	if c == nil {
+		c = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}, MaxIdleConnsPerHost: 64}}
+	}
+	if user == "" {
+		return c, nil
+	}
+	for _, u := range staff {
+		if err := backoffice.SignInClient(ctx, c, u, user, password); err != nil {
+			return nil, fmt.Errorf("fleet: the prober's sign-in on the staff listener %s: %w", u, err)
+		}
+	}
+	return c, nil
+}
+
+func probe(ctx context.Context, c *http.Client, staff []string, rate float64, pick func() string) probeResult {
 	const maxProbes = 256
 	var (
 		mu sync.Mutex
 		pr probeResult
 		wg sync.WaitGroup
 	)
-	defer c.CloseIdleConnections()
-	tick := time.NewTicker(time.Duration(float64(time.Second) / r.f.cfg.ProbeRate))
+	var turn atomic.Int64
+	tick := time.NewTicker(time.Duration(float64(time.Second) / rate))
 	defer tick.Stop()
-	base := strings.TrimSuffix(r.f.cfg.StaffURL, "/") + wire.PathVerify
 	slots := make(chan struct{}, maxProbes)
 	one := func(code string) {
 		defer func() { <-slots; wg.Done() }()
-		req, err := http.NewRequestWithContext(context.WithoutCancel(ctx), http.MethodGet, base+code, nil)
-		if err != nil {
-			mu.Lock()
-			pr.errs++
-			mu.Unlock()
-			return
+		first := int(turn.Add(1)) % len(staff)
+		var (
+			resp *http.Response
+			err  error
+			t0   time.Time
+		)
+		for k := range staff { // the next node after a connection error
+			var req *http.Request
+			req, err = http.NewRequestWithContext(context.WithoutCancel(ctx), http.MethodGet,
+				strings.TrimSuffix(staff[(first+k)%len(staff)], "/")+wire.PathVerify+code, nil)
+			if err != nil {
+				break
+			}
+			t0 = time.Now()
+			if resp, err = c.Do(req); err == nil {
+				break
+			}
+			if k+1 < len(staff) {
+				mu.Lock()
+				pr.failovers++
+				mu.Unlock()
+			}
 		}
-		t0 := time.Now()
-		resp, err := c.Do(req)
 		var v wire.Verdict
 		var derr error
 		if err == nil {
@@ -636,12 +777,7 @@ func (r *run) probe(ctx context.Context, c *http.Client) probeResult {
 			return pr
 		case <-tick.C:
 		}
-		r.mu.Lock()
-		var code string
-		if len(r.codes) > 0 {
-			code = r.codes[rand.IntN(len(r.codes))]
-		}
-		r.mu.Unlock()
+		code := pick()
 		if code == "" {
 			continue
 		}

@@ -158,14 +158,14 @@ func TestSteadyBusyRetryAfter(t *testing.T) {
 	assert.Equal(t, n, rows)
 }
 
-// A storm through admission control (MaxInFlight 2): most batches are
-// answered 503 with Retry-After at first; the terminals come back as
-// told until every record is stored, once.
+// A storm through the back office's admission control (MaxIngest 2):
+// most batches are answered 503 busy with Retry-After at first; the
+// terminals come back as told until every record is stored, once.
 func TestStormAdmissionControl(t *testing.T) {
 	const terminals, records = 30, 5
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	l, err := fleet.StartLocal(ctx, pgtest.DB(t), fleet.LocalOptions{MaxInFlight: 2})
+	l, err := fleet.StartLocal(ctx, pgtest.DB(t), fleet.LocalOptions{MaxIngest: 2})
 	require.NoError(t, err)
 	defer l.Close()
 	cfg := l.Config()

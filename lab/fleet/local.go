@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"time"
@@ -44,46 +45,31 @@ type LocalOptions struct {
 	// or an overloaded node in front of the back office (tests answer
 	// 429 or 503 with it).
 	Wrap func(http.Handler) http.Handler
-	// MaxInFlight, when above 0, puts admission control in front of the
-	// terminal API, as a load balancer's queue limit would: beyond that
-	// many batches in flight a batch is answered 503 with Retry-After: 1
-	// at once, before its body is read. (The back office itself takes
-	// every batch it is sent; the fleet run shows what that does to
-	// verification during a storm.)
-	MaxInFlight int
-}
-
-// admit answers 503 with Retry-After beyond max requests in flight.
-func admit(h http.Handler, max int) http.Handler {
-	slots := make(chan struct{}, max)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case slots <- struct{}{}:
-			defer func() { <-slots }()
-			h.ServeHTTP(w, r)
-		default:
-			w.Header().Set("Retry-After", "1")
-			http.Error(w, "busy: too many batches in flight", http.StatusServiceUnavailable)
-		}
-	})
+	// MaxIngest is the back office's admission limit (kpe-backoffice
+	// serve --max-ingest): 0 its default, below 0 none.
+	MaxIngest int
+	// Pools sizes the store's connection pools (--pg-conns,
+	// --pg-staff-conns).
+	Pools backoffice.PGOptions
+	// Log, when set, gets the terminal API's errors (an ingest that
+	// failed: why a batch was answered store-unavailable).
+	Log *slog.Logger
+	// PKI, when set, is used instead of a fresh one.
+	PKI *PKI
 }
 
 // StartLocal starts a back office on the PostgreSQL database dsn (its
 // migrations run) with a fresh lab PKI.
 func StartLocal(ctx context.Context, dsn string, o LocalOptions) (*Local, error) {
-	tlsCA, err := labpki.NewCA("kpe fleet lab TLS CA")
-	if err != nil {
-		return nil, err
+	pki := o.PKI
+	if pki == nil {
+		var err error
+		if pki, err = NewPKI(); err != nil {
+			return nil, err
+		}
 	}
-	samCA, err := labpki.NewCA("kpe fleet lab SAM CA")
-	if err != nil {
-		return nil, err
-	}
-	srvCert, err := tlsCA.Server()
-	if err != nil {
-		return nil, err
-	}
-	st, err := backoffice.OpenPostgres(ctx, dsn)
+	tlsCA, samCA, srvCert := pki.TLSCA, pki.SAMCA, pki.Server
+	st, err := backoffice.OpenPostgresWith(ctx, dsn, o.Pools)
 	if err != nil {
 		return nil, fmt.Errorf("fleet: back office store: %w", err)
 	}
@@ -115,10 +101,7 @@ func StartLocal(ctx context.Context, dsn string, o LocalOptions) (*Local, error)
 		st.Close()
 		return nil, err
 	}
-	th := svc.TerminalHandler(nil)
-	if o.MaxInFlight > 0 {
-		th = admit(th, o.MaxInFlight)
-	}
+	th := svc.TerminalHandlerWith(o.Log, backoffice.TerminalOptions{MaxIngest: o.MaxIngest})
 	if o.Wrap != nil {
 		th = o.Wrap(th)
 	}

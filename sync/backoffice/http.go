@@ -58,7 +58,18 @@ func serveVerifyPage(w http.ResponseWriter, r *http.Request) {
 // refused (401 client-certificate), as is a certificate that names no
 // usable terminal id (403 terminal-identity); plain HTTP only with
 // Config.PlaintextTerminals (unbound, lab only).
+//
+// Admission control is on with the defaults (TerminalOptions);
+// TerminalHandlerWith configures it.
 func (s *Service) TerminalHandler(log *slog.Logger) http.Handler {
+	return s.TerminalHandlerWith(log, TerminalOptions{})
+}
+
+// TerminalHandlerWith is TerminalHandler with admission control configured: beyond
+// o.MaxIngest batches at once a batch is answered 503 busy with a
+// jittered Retry-After before its body is read.
+func (s *Service) TerminalHandlerWith(log *slog.Logger, o TerminalOptions) http.Handler {
+	adm := newAdmission(s, o)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+wire.PathHealth, health)
 	mux.HandleFunc("POST "+wire.PathRecords, func(w http.ResponseWriter, r *http.Request) {
@@ -67,6 +78,11 @@ func (s *Service) TerminalHandler(log *slog.Logger) http.Handler {
 			problem(w, status, code, detail)
 			return
 		}
+		if !adm.enter(r.Context()) {
+			adm.busy(w)
+			return
+		}
+		defer adm.leave()
 		b, status, err := readBatch(r)
 		if err != nil {
 			problem(w, status, "bad-batch", err.Error())

@@ -69,6 +69,11 @@ type serviceMetrics struct {
 	verDur   prometheus.Histogram
 	webhook  *webhookMetrics // webhook.go
 
+	// admission control (admission.go)
+	admitted, busy       prometheus.Counter
+	inflight, admitLimit prometheus.Gauge
+	waiting              prometheus.Gauge
+
 	mu    sync.Mutex
 	named map[string]bool // service labels in use
 }
@@ -122,6 +127,16 @@ func newServiceMetrics(s *Service) *serviceMetrics {
 			Help: "Code verifications by result: valid, unknown, length, symbol, check-symbol (a typo), error."}, []string{"result"}),
 		verDur: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "kpe_backoffice_verification_seconds",
 			Help: "Time to answer one code verification.", Buckets: latencyBuckets}),
+		admitted: prometheus.NewCounter(prometheus.CounterOpts{Name: "kpe_backoffice_ingest_admitted_total",
+			Help: "Batches admitted by the terminal API's admission control."}),
+		busy: prometheus.NewCounter(prometheus.CounterOpts{Name: "kpe_backoffice_ingest_busy_total",
+			Help: "Batches answered 503 busy (with Retry-After) because the node took its limit of batches at once."}),
+		inflight: prometheus.NewGauge(prometheus.GaugeOpts{Name: "kpe_backoffice_ingest_inflight",
+			Help: "Batches being read, verified and stored now."}),
+		waiting: prometheus.NewGauge(prometheus.GaugeOpts{Name: "kpe_backoffice_ingest_waiting",
+			Help: "Batches waiting for an ingest slot now."}),
+		admitLimit: prometheus.NewGauge(prometheus.GaugeOpts{Name: "kpe_backoffice_ingest_limit",
+			Help: "The most batches taken at once (--max-ingest; 0: no limit)."}),
 		named: map[string]bool{},
 	}
 	for _, r := range []wire.Status{wire.Accepted, wire.Duplicate} {
@@ -144,6 +159,7 @@ func newServiceMetrics(s *Service) *serviceMetrics {
 		Help: "Always 1; the labels say which build runs: its version, commit and Go version."}, []string{"version", "commit", "go_version"})
 	build.WithLabelValues(bi.Version, bi.Commit, bi.GoVersion).Set(1)
 	m.reg.MustRegister(m.records, m.flags, m.services, m.batches, m.batchDur, m.verify, m.verDur, build,
+		m.admitted, m.busy, m.inflight, m.waiting, m.admitLimit,
 		&storeCollector{s: s}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.webhook = newWebhookMetrics(m.reg)
 	return m

@@ -22,7 +22,7 @@ type series map[string]float64
 
 func scrape(t *testing.T, svc *backoffice.Service) series {
 	t.Helper()
-	a := get(svc.StaffHandler(backoffice.StaffConfig{}), "localhost", "", "/metrics")
+	a := get(svc.MetricsHandler(), "localhost", "", "/metrics") // the staff listener serves it as it is, without sign-in (TestSignIn)
 	require.Equal(t, 200, a.status, a.body)
 	require.Contains(t, a.header.Get("Content-Type"), "text/plain")
 	out := series{}

@@ -54,7 +54,7 @@ func accountArgs(a *Account) []any {
 
 // CreateAccount implements AccountStore.
 func (s *PGStore) CreateAccount(ctx context.Context, a *Account) error {
-	_, err := s.pool.Exec(ctx, "INSERT INTO staff_accounts ("+accountColumns+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)", accountArgs(a)...)
+	_, err := s.staff.Exec(ctx, "INSERT INTO staff_accounts ("+accountColumns+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)", accountArgs(a)...)
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) && pe.Code == "23505" {
 		return fmt.Errorf("%w: %s", ErrAccountExists, a.Name)
@@ -67,7 +67,7 @@ func (s *PGStore) CreateAccount(ctx context.Context, a *Account) error {
 
 // Account implements AccountStore.
 func (s *PGStore) Account(ctx context.Context, name string) (*Account, error) {
-	a, err := scanAccount(s.pool.QueryRow(ctx, "SELECT "+accountColumns+" FROM staff_accounts WHERE name = $1", name))
+	a, err := scanAccount(s.staff.QueryRow(ctx, "SELECT "+accountColumns+" FROM staff_accounts WHERE name = $1", name))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("%w: account %s", ErrNotFound, name)
 	}
@@ -76,7 +76,7 @@ func (s *PGStore) Account(ctx context.Context, name string) (*Account, error) {
 
 // Accounts implements AccountStore.
 func (s *PGStore) Accounts(ctx context.Context) ([]Account, error) {
-	rows, err := s.pool.Query(ctx, "SELECT "+accountColumns+" FROM staff_accounts ORDER BY name")
+	rows, err := s.staff.Query(ctx, "SELECT "+accountColumns+" FROM staff_accounts ORDER BY name")
 	if err != nil {
 		return nil, err
 	}
@@ -94,7 +94,7 @@ func (s *PGStore) Accounts(ctx context.Context) ([]Account, error) {
 
 // UpdateAccount implements AccountStore: the row is locked while f runs.
 func (s *PGStore) UpdateAccount(ctx context.Context, name string, f func(*Account) error) error {
-	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	return pgx.BeginFunc(ctx, s.staff, func(tx pgx.Tx) error {
 		a, err := scanAccount(tx.QueryRow(ctx, "SELECT "+accountColumns+" FROM staff_accounts WHERE name = $1 FOR UPDATE", name))
 		if errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("%w: account %s", ErrNotFound, name)
@@ -130,14 +130,14 @@ func (s *PGStore) LoginFailed(ctx context.Context, name string, now time.Time) (
 
 // LoginSucceeded implements AccountStore.
 func (s *PGStore) LoginSucceeded(ctx context.Context, name string) error {
-	_, err := s.pool.Exec(ctx, "UPDATE staff_accounts SET failures = 0 WHERE name = $1", name)
+	_, err := s.staff.Exec(ctx, "UPDATE staff_accounts SET failures = 0 WHERE name = $1", name)
 	return err
 }
 
 // SessionFind implements AccountStore.
 func (s *PGStore) SessionFind(ctx context.Context, token string, now time.Time) ([]byte, bool, error) {
 	var data []byte
-	err := s.pool.QueryRow(ctx, "SELECT data FROM staff_sessions WHERE token = $1 AND expiry > $2", token, now).Scan(&data)
+	err := s.staff.QueryRow(ctx, "SELECT data FROM staff_sessions WHERE token = $1 AND expiry > $2", token, now).Scan(&data)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, false, nil
 	}
@@ -154,18 +154,18 @@ func (s *PGStore) SessionCommit(ctx context.Context, token string, data []byte, 
 	b.Queue("DELETE FROM staff_sessions WHERE expiry < now() - interval '1 minute'")
 	b.Queue("INSERT INTO staff_sessions (token, data, expiry) VALUES ($1, $2, $3) ON CONFLICT (token) DO UPDATE SET data = EXCLUDED.data, expiry = EXCLUDED.expiry",
 		token, data, expiry)
-	return s.pool.SendBatch(ctx, b).Close()
+	return s.staff.SendBatch(ctx, b).Close()
 }
 
 // SessionDelete implements AccountStore.
 func (s *PGStore) SessionDelete(ctx context.Context, token string) error {
-	_, err := s.pool.Exec(ctx, "DELETE FROM staff_sessions WHERE token = $1", token)
+	_, err := s.staff.Exec(ctx, "DELETE FROM staff_sessions WHERE token = $1", token)
 	return err
 }
 
 // AppendAudit implements AccountStore.
 func (s *PGStore) AppendAudit(ctx context.Context, e *AuditEntry) error {
-	return s.pool.QueryRow(ctx, "INSERT INTO staff_audit (at, actor, action, target, client, outcome, detail) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+	return s.staff.QueryRow(ctx, "INSERT INTO staff_audit (at, actor, action, target, client, outcome, detail) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
 		e.At, e.Actor, e.Action, e.Target, e.Client, e.Outcome, e.Detail).Scan(&e.ID)
 }
 
@@ -175,7 +175,7 @@ func (s *PGStore) AuditLog(ctx context.Context, q AuditQuery) ([]AuditEntry, err
 	if before <= 0 {
 		before = 1<<63 - 1
 	}
-	rows, err := s.pool.Query(ctx, "SELECT id, at, actor, action, target, client, outcome, detail FROM staff_audit WHERE id < $1 ORDER BY id DESC LIMIT $2", before, q.Limit)
+	rows, err := s.staff.Query(ctx, "SELECT id, at, actor, action, target, client, outcome, detail FROM staff_audit WHERE id < $1 ORDER BY id DESC LIMIT $2", before, q.Limit)
 	if err != nil {
 		return nil, err
 	}

@@ -18,7 +18,7 @@ var _ PageStore = (*PGStore)(nil)
 
 // AuthHours implements PageStore, grouped in SQL.
 func (s *PGStore) AuthHours(ctx context.Context, from, to time.Time, services []string) ([]HourCount, error) {
-	rows, err := s.pool.Query(ctx, `SELECT date_trunc('hour', rec_time AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', service, site_id, count(*)
+	rows, err := s.staff.Query(ctx, `SELECT date_trunc('hour', rec_time AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', service, site_id, count(*)
 		FROM records WHERE rec_time >= $1 AND rec_time < $2 AND ($3::text[] IS NULL OR service = ANY($3))
 		GROUP BY 1, 2, 3`, from, to, services)
 	if err != nil {
@@ -38,7 +38,7 @@ func (s *PGStore) CountVerification(ctx context.Context, at time.Time, found boo
 	if found {
 		f, n = 1, 0
 	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO verification_counts (hour, found, not_found) VALUES ($1, $2, $3)
+	_, err := s.staff.Exec(ctx, `INSERT INTO verification_counts (hour, found, not_found) VALUES ($1, $2, $3)
 		ON CONFLICT (hour) DO UPDATE SET found = verification_counts.found + EXCLUDED.found, not_found = verification_counts.not_found + EXCLUDED.not_found`,
 		at.UTC().Truncate(time.Hour), f, n)
 	return err
@@ -46,7 +46,7 @@ func (s *PGStore) CountVerification(ctx context.Context, at time.Time, found boo
 
 // VerificationHours implements PageStore.
 func (s *PGStore) VerificationHours(ctx context.Context, from, to time.Time) ([]VerifyHour, error) {
-	rows, err := s.pool.Query(ctx, "SELECT hour, found, not_found FROM verification_counts WHERE hour >= $1 AND hour < $2 ORDER BY hour", from, to)
+	rows, err := s.staff.Query(ctx, "SELECT hour, found, not_found FROM verification_counts WHERE hour >= $1 AND hour < $2 ORDER BY hour", from, to)
 	if err != nil {
 		return nil, err
 	}
@@ -86,7 +86,7 @@ func (s *PGStore) Terminals(ctx context.Context, q TerminalQuery) ([]TerminalRow
 	if !q.SilentSince.IsZero() {
 		silent = &q.SilentSince
 	}
-	rows, err := s.pool.Query(ctx, `SELECT coalesce(t.terminal_id, u.terminal_id), coalesce(t.site_id, ''), coalesce(t.records, 0),
+	rows, err := s.staff.Query(ctx, `SELECT coalesce(t.terminal_id, u.terminal_id), coalesce(t.site_id, ''), coalesce(t.records, 0),
 			coalesce(t.chain_breaks, 0), t.last_seen, coalesce(u.last_contact, t.last_seen), u.last_record, coalesce(u.agent, ''),
 			u.backlog, u.oldest_queued
 		FROM terminals t FULL JOIN terminal_uploads u ON u.terminal_id = t.terminal_id
@@ -110,7 +110,7 @@ func (s *PGStore) Terminals(ctx context.Context, q TerminalQuery) ([]TerminalRow
 	for i, t := range out {
 		at[t.ID], ids[i] = i, t.ID
 	}
-	rows, err = s.pool.Query(ctx, `SELECT ts.terminal_id, s.serial, s.counters FROM sams s JOIN terminal_sams ts ON ts.sam_serial = s.serial
+	rows, err = s.staff.Query(ctx, `SELECT ts.terminal_id, s.serial, s.counters FROM sams s JOIN terminal_sams ts ON ts.sam_serial = s.serial
 		WHERE ts.terminal_id = ANY($1) ORDER BY ts.terminal_id, s.serial`, ids)
 	if err != nil {
 		return nil, err
@@ -142,6 +142,6 @@ func utcOf(t *time.Time) time.Time {
 // OpenAlarms implements PageStore.
 func (s *PGStore) OpenAlarms(ctx context.Context) (int64, error) {
 	var n int64
-	err := s.pool.QueryRow(ctx, "SELECT count(*) FROM alarms WHERE state = 'open'").Scan(&n)
+	err := s.staff.QueryRow(ctx, "SELECT count(*) FROM alarms WHERE state = 'open'").Scan(&n)
 	return n, err
 }

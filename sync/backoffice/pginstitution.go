@@ -24,7 +24,7 @@ func (s *PGStore) Feed(ctx context.Context, services []string, after Cursor, lim
 	if after.XID == 0 && after.Seq != 0 {
 		return nil, false, fmt.Errorf("%w: not a cursor of this store", ErrCursor)
 	}
-	rows, err := s.pool.Query(ctx, `SELECT f.xid::text, f.seq, r.encoded, r.received_at, r.flags
+	rows, err := s.staff.Query(ctx, `SELECT f.xid::text, f.seq, r.encoded, r.received_at, r.flags
 		FROM record_feed f
 		JOIN record_keys k ON k.sam_serial = f.sam_serial AND k.counter = f.counter
 		JOIN records r ON r.sam_serial = k.sam_serial AND r.counter = k.counter AND r.received_at = k.received_at
@@ -129,7 +129,7 @@ func (s *PGStore) Institution(ctx context.Context, name string) (*Institution, e
 // institutions reads the institution named name, or all ("").
 func (s *PGStore) institutions(ctx context.Context, name string) ([]Institution, error) {
 	var out []Institution
-	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+	err := pgx.BeginTxFunc(ctx, s.staff, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
 		out = nil
 		rows, err := tx.Query(ctx, `SELECT name, services, enabled, webhook_url, webhook_secret, delivered FROM institutions
 			WHERE $1 = '' OR name = $1 ORDER BY name`, name)

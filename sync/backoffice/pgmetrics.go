@@ -10,7 +10,7 @@ import (
 // one read-only transaction so the figures agree with each other.
 func (s *PGStore) Gauges(ctx context.Context, now time.Time, silent []time.Duration) (StoreGauges, error) {
 	g := StoreGauges{Silent: make([]int64, len(silent)), Alarms: map[string]int64{}}
-	tx, err := s.pool.Begin(ctx)
+	tx, err := s.staff.Begin(ctx)
 	if err != nil {
 		return g, fmt.Errorf("backoffice: metrics: %w", err)
 	}

@@ -30,7 +30,13 @@ var migrations embed.FS
 
 // PGStore keeps the back office in PostgreSQL.
 type PGStore struct {
-	pool *pgxpool.Pool
+	pool *pgxpool.Pool // ingest and the other writes
+	// staff is the staff's pool: verification, terminal status, alarms,
+	// reports, the staff pages, sign-in, sessions and the audit log, the
+	// institutions' API and the metrics' gauges run on their own
+	// connections, so they never queue behind ingest in a storm
+	// (PGOptions).
+	staff *pgxpool.Pool
 	stop chan struct{} // closed by Close: the partition maintenance ends
 	done chan struct{} // closed when it has ended
 	once sync.Once
@@ -45,22 +51,60 @@ const PartitionInterval = 6 * time.Hour
 // processes can start together), makes the record partitions of this
 // month and the next, and keeps making them every PartitionInterval
 // until Close.
+//
+// The pools are the defaults of PGOptions; OpenPostgresWith sets them.
 func OpenPostgres(ctx context.Context, dsn string) (*PGStore, error) {
+	return OpenPostgresWith(ctx, dsn, PGOptions{})
+}
+
+// PGOptions sizes a PGStore's two connection pools.
+type PGOptions struct {
+	// Conns is the ingest pool's size (0: the DSN's pool_max_conns, else
+	// pgxpool's default, max(4, CPUs)).
+	Conns int
+	// StaffConns is the staff pool's size (0: DefaultStaffConns):
+	// connections only verification and the staff's reads use.
+	StaffConns int
+}
+
+// DefaultStaffConns is the staff pool's default size.
+const DefaultStaffConns = 2
+
+// OpenPostgresWith is OpenPostgres with the pools sized by o.
+func OpenPostgresWith(ctx context.Context, dsn string, o PGOptions) (*PGStore, error) {
+	if o.Conns < 0 || o.StaffConns < 0 {
+		return nil, fmt.Errorf("backoffice: database pools: %d and %d connections: want 0 (the default) or more", o.Conns, o.StaffConns)
+	}
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("backoffice: database address: %w", err)
+	}
+	rcfg := cfg.Copy()
+	if o.Conns > 0 {
+		cfg.MaxConns = int32(o.Conns)
+	}
+	rcfg.MaxConns = DefaultStaffConns
+	if o.StaffConns > 0 {
+		rcfg.MaxConns = int32(o.StaffConns)
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("backoffice: database: %w", err)
 	}
+	read, err := pgxpool.NewWithConfig(ctx, rcfg)
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("backoffice: database: %w", err)
+	}
 	if err := migrate(ctx, pool, 0); err != nil {
 		pool.Close()
+		read.Close()
 		return nil, err
 	}
-	s := &PGStore{pool: pool, stop: make(chan struct{}), done: make(chan struct{})}
+	s := &PGStore{pool: pool, staff: read, stop: make(chan struct{}), done: make(chan struct{})}
 	if err := s.EnsurePartitions(ctx, time.Now()); err != nil {
 		pool.Close()
+		read.Close()
 		return nil, err
 	}
 	go s.maintain()
@@ -107,11 +151,12 @@ func (s *PGStore) Close() error {
 		close(s.stop)
 		<-s.done
 		s.pool.Close()
+		s.staff.Close()
 	})
 	return nil
 }
 
-// Pool is the connection pool (for tests and tools).
+// Pool is the ingest connection pool (for tests and tools).
 func (s *PGStore) Pool() *pgxpool.Pool { return s.pool }
 
 const migrationLock = 0x4b5045 // "KPE"
@@ -576,7 +621,7 @@ func eachCounters(rows pgx.Rows, err error) func(f func(serial []byte, l *counte
 func (s *PGStore) ByCode(ctx context.Context, code string) (*Stored, error) {
 	var enc []byte
 	st := &Stored{}
-	err := s.pool.QueryRow(ctx, `SELECT r.encoded, r.received_at, r.flags FROM record_keys k JOIN records r USING (sam_serial, counter, received_at) WHERE k.code = $1
+	err := s.staff.QueryRow(ctx, `SELECT r.encoded, r.received_at, r.flags FROM record_keys k JOIN records r USING (sam_serial, counter, received_at) WHERE k.code = $1
 		UNION ALL SELECT r.encoded, r.received_at, r.flags FROM record_aliases a JOIN record_keys k USING (sam_serial, counter)
 		JOIN records r ON r.sam_serial = k.sam_serial AND r.counter = k.counter AND r.received_at = k.received_at WHERE a.code = $1
 		LIMIT 1`, code).Scan(&enc, &st.ReceivedAt, &st.Flags)
@@ -599,7 +644,7 @@ func (s *PGStore) ByCode(ctx context.Context, code string) (*Stored, error) {
 func (s *PGStore) Terminal(ctx context.Context, id string) (*wire.TerminalStatus, error) {
 	out := &wire.TerminalStatus{TerminalID: id}
 	var seen *time.Time
-	err := s.pool.QueryRow(ctx, "SELECT site_id, records, chain_breaks, last_seen, skew_ms FROM terminals WHERE terminal_id = $1", id).
+	err := s.staff.QueryRow(ctx, "SELECT site_id, records, chain_breaks, last_seen, skew_ms FROM terminals WHERE terminal_id = $1", id).
 		Scan(&out.SiteID, &out.Records, &out.ChainBreaks, &seen, &out.ClockSkewMillis)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, ErrNotFound
@@ -610,7 +655,7 @@ func (s *PGStore) Terminal(ctx context.Context, id string) (*wire.TerminalStatus
 	if seen != nil {
 		out.LastSeen = seen.UTC()
 	}
-	err = eachCounters(s.pool.Query(ctx, `SELECT s.serial, s.counters FROM sams s JOIN terminal_sams ts ON ts.sam_serial = s.serial
+	err = eachCounters(s.staff.Query(ctx, `SELECT s.serial, s.counters FROM sams s JOIN terminal_sams ts ON ts.sam_serial = s.serial
 		WHERE ts.terminal_id = $1 ORDER BY s.serial`, id))(func(serial []byte, l *counters) {
 		out.SAMs = append(out.SAMs, wire.SAMInfo{Serial: hex.EncodeToString(serial), LastCounter: l.Max, Gaps: l.Gaps})
 	})
@@ -623,7 +668,7 @@ func (s *PGStore) Terminal(ctx context.Context, id string) (*wire.TerminalStatus
 
 // Usage implements Store, grouped in SQL.
 func (s *PGStore) Usage(ctx context.Context, from, to time.Time) ([]UsageRow, error) {
-	rows, err := s.pool.Query(ctx, `SELECT site_id, terminal_id, service, subject, fingerprint, count(*) FROM records
+	rows, err := s.staff.Query(ctx, `SELECT site_id, terminal_id, service, subject, fingerprint, count(*) FROM records
 		WHERE card_type = $1 AND rec_time >= $2 AND rec_time < $3 GROUP BY 1, 2, 3, 4, 5`, int16(record.CardKTPel), from, to)
 	if err != nil {
 		return nil, err
@@ -651,7 +696,7 @@ const alarmColumns = `SELECT a.id, a.state, a.kind, a.terminal_id, a.sam_serial,
 	LEFT JOIN LATERAL (SELECT actor, comment, at FROM alarm_events WHERE alarm_id = a.id AND type = 'acknowledged' ORDER BY id DESC LIMIT 1) e ON true `
 
 func (s *PGStore) alarms(ctx context.Context, where string, args ...any) ([]wire.Alarm, error) {
-	rows, err := s.pool.Query(ctx, alarmColumns+where, args...)
+	rows, err := s.staff.Query(ctx, alarmColumns+where, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -680,7 +725,7 @@ func scanAlarm(row pgx.CollectableRow) (wire.Alarm, error) {
 // events agree).
 func (s *PGStore) Alarm(ctx context.Context, id int64) (*wire.Alarm, error) {
 	var a wire.Alarm
-	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+	err := pgx.BeginTxFunc(ctx, s.staff, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, alarmColumns+"WHERE a.id = $1", id)
 		if err != nil {
 			return err

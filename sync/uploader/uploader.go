@@ -42,7 +42,7 @@ type Config struct {
 	MaxRecords   int           // per batch (default 200, at most wire.MaxBatchRecords)
 	MaxBytes     int           // record bytes per batch before compression (default 512 KiB)
 	MinBackoff   time.Duration // first retry delay ceiling (default 1 s)
-	MaxBackoff   time.Duration // cap of the delay, Retry-After included (default 5 min)
+	MaxBackoff   time.Duration // cap of the delay, Retry-After and its jitter included (default 5 min)
 	Interval     time.Duration // look at the outbox this often when idle (default 30 s)
 	Timeout      time.Duration // one request (default 30 s)
 	// Proxy chooses the proxy (default http.ProxyFromEnvironment:
@@ -201,12 +201,15 @@ func (u *Uploader) Run(ctx context.Context) error {
 	}
 }
 
-// backoff is the delay after a failure: the server's Retry-After when it
-// gave one, else full jitter over an exponential ceiling; both capped.
+// backoff is the delay after a failure: the server's Retry-After plus
+// full jitter over as long again when it gave one (never sooner than
+// asked; the terminals a busy node refused in the same second do not all
+// come back in the same second), else full jitter over an exponential
+// ceiling; both capped at MaxBackoff.
 func (u *Uploader) backoff(err error) time.Duration {
 	var ra *RetryAfterError
 	if errors.As(err, &ra) && ra.After > 0 {
-		return min(ra.After, u.cfg.MaxBackoff)
+		return min(ra.After+time.Duration(u.cfg.Rand()*float64(ra.After)), u.cfg.MaxBackoff)
 	}
 	u.mu.Lock()
 	n := u.st.Failures
