@@ -656,7 +656,7 @@ type ProbeConfig struct {
 	// User and Password sign the client in on every staff listener (a
 	// verifier account); empty: the client is used as it is.
 	User, Password string
-	Rate   float64 // verifications a second (default 20)
+	Rate           float64 // verifications a second (default 20)
 	// Code gives a code to verify, one known to be stored; "" skips the
 	// tick.
 	Code func() string

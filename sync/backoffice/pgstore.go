@@ -37,9 +37,9 @@ type PGStore struct {
 	// connections, so they never queue behind ingest in a storm
 	// (PGOptions).
 	staff *pgxpool.Pool
-	stop chan struct{} // closed by Close: the partition maintenance ends
-	done chan struct{} // closed when it has ended
-	once sync.Once
+	stop  chan struct{} // closed by Close: the partition maintenance ends
+	done  chan struct{} // closed when it has ended
+	once  sync.Once
 }
 
 // PartitionInterval is how often a PGStore makes the monthly record
