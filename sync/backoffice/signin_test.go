@@ -368,7 +368,12 @@ func TestSignInClient(t *testing.T) {
 	bad := &http.Client{}
 	assert.ErrorContains(t, backoffice.SignInClient(ctx, bad, srv.URL, "prober", "wrong password!"), "401 Unauthorized")
 	c := &http.Client{}
+	assert.False(t, backoffice.HasSession(c, srv.URL), "no jar yet")
 	require.NoError(t, backoffice.SignInClient(ctx, c, srv.URL, "prober", testPassword))
+	assert.True(t, backoffice.HasSession(c, srv.URL))
+	assert.True(t, backoffice.HasSession(c, "http://127.0.0.1:1/"), "a cookie belongs to the host, whatever the port")
+	assert.False(t, backoffice.HasSession(c, "http://localhost/"), "another host")
+	assert.False(t, backoffice.HasSession(bad, srv.URL), "a failed sign-in leaves no session")
 	resp, err := c.Get(srv.URL + wire.PathVerify + codeOf(t, recs[0]))
 	require.NoError(t, err)
 	resp.Body.Close()

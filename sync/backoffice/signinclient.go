@@ -41,6 +41,24 @@ func SignInClient(ctx context.Context, c *http.Client, staffURL, user, password 
 	return nil
 }
 
+// HasSession reports whether c's cookie jar holds a staff session cookie
+// for staffURL. Sessions live in the database, so one signed in on a node
+// is signed in on every node the cookie reaches (cookies belong to a
+// host, not a port); signing in again with it would be refused (a
+// signed-in POST /login needs the session's CSRF token).
+func HasSession(c *http.Client, staffURL string) bool {
+	u, err := url.Parse(staffURL)
+	if err != nil || c.Jar == nil {
+		return false
+	}
+	for _, k := range c.Jar.Cookies(u) {
+		if k.Name == sessionCookie || k.Name == secureSessionCookie {
+			return true
+		}
+	}
+	return false
+}
+
 // StaffCSRFToken is the CSRF token of c's session on the staff listener
 // (from the page's sign-out form), for the X-CSRF-Token header.
 func StaffCSRFToken(ctx context.Context, c *http.Client, staffURL string) (string, error) {
