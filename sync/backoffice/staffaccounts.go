@@ -231,7 +231,9 @@ func (s *Service) accountAnswer(w http.ResponseWriter, log *slog.Logger, err err
 }
 
 // actorOf is who acts in r: the signed-in principal from its address.
-func actorOf(r *http.Request) Actor { return Actor{P: PrincipalFrom(r.Context()), Client: r.RemoteAddr} }
+func actorOf(r *http.Request) Actor {
+	return Actor{P: PrincipalFrom(r.Context()), Client: r.RemoteAddr}
+}
 
 // accountRoutes registers the admin's account API and the audit log on
 // mux (StaffHandler).

@@ -3,7 +3,9 @@ package backoffice_test
 import (
 	"context"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"kpe-agent/internal/browsertest"
 	"kpe-agent/internal/pgtest"
 	"kpe-agent/sync/backoffice"
 )
@@ -377,4 +380,173 @@ func TestAuditQueryFilters(t *testing.T) {
 	assert.Len(t, es, 4)
 	es, _ = bolt.AuditLog(ctx, backoffice.AuditQuery{Limit: 3, Account: "b", Before: 20})
 	assert.Len(t, es, 3)
+}
+
+// The accounts and audit pages in headless Chromium under the staff
+// listener's policy, signed in through /login as a browser is: an admin
+// adds an institution account through the form (a mistyped password
+// first: the error on the page), signs out; the new account signs in
+// in the same browser and its dashboard shows its service only, and no
+// admin or audit links; the admin (on the other host name, so the
+// browser keeps a second session) disables it, and its session has
+// ended; the audit page shows the events, newest first, and its filters
+// work; both languages; no console errors or policy violations.
+func TestAdminPagesInChromium(t *testing.T) {
+	l, day0 := pagesLab(t)
+	h := l.svc.StaffHandler(backoffice.StaffConfig{Zone: wib})
+	addAccount(t, l.svc, "admin.dewi", []backoffice.Role{backoffice.RoleAdmin})
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	_, port, _ := strings.Cut(srv.URL, "127.0.0.1:")
+	inst, adm := "http://127.0.0.1:"+port, "http://localhost:"+port // two hosts: two cookie jars in one browser
+	b := browsertest.Start(t, browsertest.WindowSize(1280, 1000))
+	shot := func(name string) {
+		if *staffShots != "" {
+			require.NoError(t, os.MkdirAll(*staffShots, 0o755))
+			b.Screenshot(filepath.Join(*staffShots, name+".png"))
+		}
+	}
+	path := func() string {
+		var p string
+		b.Eval(`location.pathname`, &p)
+		return p
+	}
+	signIn := func(user, password string) {
+		t.Helper()
+		b.Wait(`document.getElementById("login") !== null`, 10*time.Second)
+		b.SetValue("#user", user)
+		b.SetValue("#password", password)
+		b.Click("#signin")
+		b.Wait(`location.pathname !== "/login"`, 10*time.Second)
+	}
+
+	// the admin signs in on the way to the accounts page
+	b.Navigate(inst + "/accounts?lang=id")
+	assert.Equal(t, "/login", path(), "to the sign-in first")
+	signIn("admin.dewi", testPassword)
+	assert.Equal(t, "/accounts", path())
+	assert.Equal(t, "Akun", b.Text("h1"))
+	assert.Equal(t, "page", attr(b, `header nav a[href^="/accounts"]`, "aria-current"))
+	shot("accounts-id")
+
+	// a mistyped second password: the error on the page, the name kept
+	b.SetValue("#add-name", "askes.ani")
+	b.Click("#add-role-institution")
+	b.SetValue("#add-services", "askes")
+	b.SetValue("#add-password", "rahasia-yang-panjang-1")
+	b.SetValue("#add-password2", "rahasia-yang-panjang-2")
+	b.Click("#add-button")
+	b.Wait(`document.getElementById("error") !== null`, 10*time.Second)
+	assert.Equal(t, "Kedua kata sandi tidak sama.", b.Text("#error"))
+	var kept struct {
+		Name string
+		Inst bool
+	}
+	b.Eval(`({Name: document.getElementById("add-name").value, Inst: document.getElementById("add-role-institution").checked})`, &kept)
+	assert.Equal(t, "askes.ani", kept.Name)
+	assert.True(t, kept.Inst)
+	shot("accounts-error-id")
+	b.SetValue("#add-password", "rahasia-yang-panjang-1")
+	b.SetValue("#add-password2", "rahasia-yang-panjang-1")
+	b.Click("#add-button")
+	b.Wait(`document.getElementById("done") !== null`, 10*time.Second)
+	assert.Equal(t, "Akun askes.ani ditambahkan.", b.Text("#done"))
+	assert.Equal(t, "Instansi", b.Text(`tr[data-account="askes.ani"] [data-field="roles"]`))
+	assert.Equal(t, "askes", b.Text(`tr[data-account="askes.ani"] [data-field="services"]`))
+	assert.Equal(t, "Kata sandi", b.Text(`tr[data-account="askes.ani"] [data-field="method"]`))
+	shot("accounts-added-id")
+
+	// sign out; the new account signs in in the same browser
+	b.Click("#signout-button")
+	b.Wait(`location.pathname === "/login"`, 10*time.Second)
+	assert.NotEmpty(t, b.Text("#message"))
+	signIn("askes.ani", "rahasia-yang-panjang-1")
+	b.Navigate(inst + "/dashboard?lang=en")
+	assert.Equal(t, "Dashboard", b.Text("h1"))
+	assert.Equal(t, "askes.ani", b.Text("#who"))
+	label := func(d int) string { return day0.AddDate(0, 0, d).Format("02-01") }
+	assert.Equal(t, []string{"askes|" + label(0) + "|2", "askes|" + label(1) + "|1", "askes|" + label(2) + "|1", "askes|" + label(3) + "|1"}, bars(b, "by-service"))
+	var links []string
+	b.Eval(`[...document.querySelectorAll("header nav a")].map(a => new URL(a.href).pathname)`, &links)
+	assert.Equal(t, []string{"/dashboard", "/"}, links, "an institution account's navigation: its dashboard and the verify page")
+	shot("accounts-new-account-dashboard-en")
+
+	// the admin, on the other host name, disables it in English
+	b.Navigate(adm + "/accounts?lang=en")
+	signIn("admin.dewi", testPassword)
+	assert.Equal(t, "Accounts", b.Text("h1"))
+	b.Click(`tr[data-account="askes.ani"] summary`)
+	shot("accounts-change-en")
+	b.Click(`tr[data-account="askes.ani"] form.disable button`)
+	b.Wait(`document.getElementById("done") !== null`, 10*time.Second)
+	assert.Equal(t, "Account askes.ani is disabled; its sessions have ended.", b.Text("#done"))
+	assert.Equal(t, "true", attr(b, `tr[data-account="askes.ani"]`, "data-disabled"))
+	assert.Equal(t, "Disabled", b.Text(`tr[data-account="askes.ani"] [data-field="state"]`))
+	shot("accounts-disabled-en")
+
+	// its session has ended
+	b.Navigate(inst + "/dashboard?lang=en")
+	assert.Equal(t, "/login", path(), "the disabled account is signed out")
+
+	// the audit page: the events, newest first
+	b.Navigate(adm + "/audit?lang=id")
+	assert.Equal(t, "Log audit", b.Text("h1"))
+	type row struct{ ID, Action, Actor, Target, Outcome string }
+	rows := func() []row {
+		var out []row
+		b.Eval(`[...document.querySelectorAll("#audit tbody tr[data-entry]")].map(r => ({ID: r.dataset.entry, Action: r.dataset.action, Actor: r.dataset.actor, Target: r.dataset.target, Outcome: r.dataset.outcome}))`, &out)
+		return out
+	}
+	all := rows()
+	require.NotEmpty(t, all)
+	var seq []string
+	for i, r := range all {
+		if i > 0 {
+			assert.Greater(t, mustInt(t, all[i-1].ID), mustInt(t, r.ID), "newest first")
+		}
+		if r.Target == "askes.ani" || r.Actor == "askes.ani" {
+			seq = append(seq, r.Actor+" "+r.Action+" "+r.Outcome)
+		}
+	}
+	assert.Equal(t, []string{"admin.dewi account-disable ok", " sign-in ok", "admin.dewi account-add ok"}, seq,
+		"its disabling, its sign-in (before anyone acts: no actor), its creation")
+	assert.Equal(t, "Akun dinonaktifkan", b.Text(`#audit tr[data-action="account-disable"] [data-field="action"]`))
+	shot("audit-id")
+
+	// filters: by account, then by action
+	b.SetValue("#f-account", "askes.ani")
+	b.Click("#filter")
+	b.Wait(`new URL(location.href).searchParams.get("account") === "askes.ani"`, 10*time.Second)
+	filtered := rows()
+	assert.Len(t, filtered, len(seq))
+	for _, r := range filtered {
+		assert.True(t, r.Actor == "askes.ani" || r.Target == "askes.ani", "%+v", r)
+	}
+	b.SetValue("#f-action", "account-disable")
+	b.Click("#filter")
+	b.Wait(`new URL(location.href).searchParams.get("action") === "account-disable"`, 10*time.Second)
+	filtered = rows()
+	require.Len(t, filtered, 1)
+	assert.Equal(t, "admin.dewi", filtered[0].Actor)
+	shot("audit-filtered-id")
+	b.Navigate(adm + "/audit?lang=en&action=sign-in")
+	assert.Equal(t, "Audit log", b.Text("h1"))
+	for _, r := range rows() {
+		assert.Equal(t, "sign-in", r.Action)
+	}
+	assert.Equal(t, "Sign-in", b.Text(`#audit tbody [data-field="action"]`))
+	shot("audit-en")
+	b.Navigate(adm + "/audit?lang=en&from=2026-03-10&to=2026-03-01")
+	assert.Equal(t, "The end date must be on or after the start date.", b.Text("#error"))
+
+	// the two pages answered 400 on purpose (the mistyped password, the
+	// bad range) are the only errors
+	var errs []string
+	for _, line := range b.Console() {
+		if strings.Contains(line, "status of 400") && (strings.Contains(line, inst+"/accounts?lang=id:") || strings.Contains(line, adm+"/audit?lang=en&from=2026-03-10&to=2026-03-01:")) {
+			continue
+		}
+		errs = append(errs, line)
+	}
+	assert.Empty(t, errs, "no console errors and no policy violations")
 }
