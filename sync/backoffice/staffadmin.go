@@ -139,6 +139,7 @@ func formServices(v string) []string {
 
 // formRoles reads the role checkboxes.
 func formRoles(r *http.Request) []Role {
+	r.ParseForm() // parsed already unless the token came in X-CSRF-Token; a bad body reads as empty
 	var out []Role
 	for _, v := range r.PostForm["role"] {
 		out = append(out, Role(v))
