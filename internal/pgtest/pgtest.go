@@ -70,8 +70,19 @@ func DB(t testing.TB) string {
 			return
 		}
 		defer c.Close(ctx)
-		if _, err := c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-			t.Errorf("drop database %s: %v", name, err)
+		// FORCE ends the database's other sessions, but a background
+		// process of the server's (autovacuum starting on the new
+		// database) may be one this role may not end: try again briefly.
+		for try := 0; ; try++ {
+			_, err := c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+			if err == nil {
+				break
+			}
+			if try == 20 || ctx.Err() != nil {
+				t.Errorf("drop database %s: %v", name, err)
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
 	})
 	cfg, err := pgx.ParseConfig(AdminDSN())

@@ -60,6 +60,37 @@ var (
 	ErrAccountExists = errors.New("backoffice: account exists already")
 )
 
+// AccountError is an account or password that breaks CheckAccount's or
+// CheckPassword's rules: errors.Is(err, ErrAccount); Reason names the
+// rule broken (the Reason* constants), so a page can say it in the
+// user's language (staff.accounts.err.<reason>).
+type AccountError struct {
+	Reason string
+	msg    string
+}
+
+func (e *AccountError) Error() string        { return ErrAccount.Error() + ": " + e.msg }
+func (e *AccountError) Is(target error) bool { return target == ErrAccount }
+
+// The rules an account or password can break (AccountError.Reason).
+const (
+	ReasonName          = "name"
+	ReasonNoRole        = "no-role"
+	ReasonBadRole       = "bad-role"
+	ReasonRoleTwice     = "role-twice"
+	ReasonBadService    = "bad-service"
+	ReasonNeedsService  = "needs-service"
+	ReasonServiceScope  = "service-scope"
+	ReasonNoMethod      = "no-method"
+	ReasonPasswordUTF8  = "password-utf8"
+	ReasonPasswordShort = "password-short"
+	ReasonPasswordLong  = "password-long"
+)
+
+func accountErr(reason, format string, args ...any) error {
+	return &AccountError{Reason: reason, msg: fmt.Sprintf(format, args...)}
+}
+
 var userName = regexp.MustCompile(`^[a-z0-9][a-z0-9._@-]{1,63}$`)
 var serviceName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
 
@@ -71,32 +102,32 @@ var serviceName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
 // hash or OIDC (or both).
 func CheckAccount(a *Account) error {
 	if !userName.MatchString(a.Name) {
-		return fmt.Errorf("%w: user name %q: 2..64 characters of a-z 0-9 . _ @ -, starting with a letter or digit", ErrAccount, a.Name)
+		return accountErr(ReasonName, "user name %q: 2..64 characters of a-z 0-9 . _ @ -, starting with a letter or digit", a.Name)
 	}
 	if len(a.Roles) == 0 {
-		return fmt.Errorf("%w: %s: at least one role (%s)", ErrAccount, a.Name, roleList())
+		return accountErr(ReasonNoRole, "%s: at least one role (%s)", a.Name, roleList())
 	}
 	for i, r := range a.Roles {
 		if !r.Valid() {
-			return fmt.Errorf("%w: role %q: want one of %s", ErrAccount, r, roleList())
+			return accountErr(ReasonBadRole, "role %q: want one of %s", r, roleList())
 		}
 		if slices.Contains(a.Roles[:i], r) {
-			return fmt.Errorf("%w: role %q twice", ErrAccount, r)
+			return accountErr(ReasonRoleTwice, "role %q twice", r)
 		}
 	}
 	for _, s := range a.Services {
 		if !serviceName.MatchString(s) {
-			return fmt.Errorf("%w: service %q: a lower-case service name such as askes", ErrAccount, s)
+			return accountErr(ReasonBadService, "service %q: a lower-case service name such as askes", s)
 		}
 	}
 	p := a.Principal()
 	switch {
 	case p.Scoped() && len(a.Services) == 0:
-		return fmt.Errorf("%w: %s holds only the institution role: name its services (--service askes)", ErrAccount, a.Name)
+		return accountErr(ReasonNeedsService, "%s holds only the institution role: name its services (--service askes)", a.Name)
 	case !p.Has(RoleInstitution) && len(a.Services) > 0:
-		return fmt.Errorf("%w: %s: services scope the institution role only", ErrAccount, a.Name)
+		return accountErr(ReasonServiceScope, "%s: services scope the institution role only", a.Name)
 	case a.PasswordHash == "" && !a.OIDC:
-		return fmt.Errorf("%w: %s signs in neither with a password nor through OIDC", ErrAccount, a.Name)
+		return accountErr(ReasonNoMethod, "%s signs in neither with a password nor through OIDC", a.Name)
 	}
 	return nil
 }
@@ -114,11 +145,11 @@ func roleList() string {
 func CheckPassword(pw string) error {
 	switch {
 	case !utf8.ValidString(pw):
-		return fmt.Errorf("%w: the password is not valid UTF-8", ErrAccount)
+		return accountErr(ReasonPasswordUTF8, "the password is not valid UTF-8")
 	case len(pw) < MinPassword:
-		return fmt.Errorf("%w: the password has %d bytes, at least %d", ErrAccount, len(pw), MinPassword)
+		return accountErr(ReasonPasswordShort, "the password has %d bytes, at least %d", len(pw), MinPassword)
 	case len(pw) > MaxPassword:
-		return fmt.Errorf("%w: the password has %d bytes, at most %d", ErrAccount, len(pw), MaxPassword)
+		return accountErr(ReasonPasswordLong, "the password has %d bytes, at most %d", len(pw), MaxPassword)
 	}
 	return nil
 }
@@ -222,14 +253,33 @@ const (
 	AuditAccountRoles  = "account-roles"
 	AuditAccountPasswd = "account-password"
 	AuditAccountOff    = "account-disable"
+	AuditAccountOn     = "account-enable"
 	AuditAlarmAck      = "alarm-ack"
 )
 
+// AuditActions are the audit log's actions.
+var AuditActions = []string{AuditSignIn, AuditSignOut, AuditVerify, AuditReport, AuditAlarmAck,
+	AuditAccountAdd, AuditAccountRoles, AuditAccountPasswd, AuditAccountOff, AuditAccountOn}
+
 // AuditQuery pages the audit log, newest first: entries with an id
-// below Before (0: from the newest), at most Limit.
+// below Before (0: from the newest), at most Limit, and only those that
+// match every filter given: Account (the actor or the target: a
+// sign-in, made before anyone acts, names the account as its target),
+// Action, and At in [From, To) (zero: unbounded).
 type AuditQuery struct {
-	Before int64
-	Limit  int
+	Before   int64
+	Limit    int
+	Account  string
+	Action   string
+	From, To time.Time
+}
+
+// matches reports whether e passes q's filters.
+func (q AuditQuery) matches(e *AuditEntry) bool {
+	return (q.Account == "" || e.Actor == q.Account || e.Target == q.Account) &&
+		(q.Action == "" || e.Action == q.Action) &&
+		(q.From.IsZero() || !e.At.Before(q.From)) &&
+		(q.To.IsZero() || e.At.Before(q.To))
 }
 
 // AccountStore keeps staff accounts, their sign-in failures, the

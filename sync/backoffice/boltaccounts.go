@@ -201,7 +201,9 @@ func (s *BoltStore) AuditLog(_ context.Context, q AuditQuery) ([]AuditEntry, err
 			if err := json.Unmarshal(v, &e); err != nil {
 				return err
 			}
-			out = append(out, e)
+			if q.matches(&e) {
+				out = append(out, e)
+			}
 		}
 		return nil
 	})

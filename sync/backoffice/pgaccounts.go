@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -175,7 +176,25 @@ func (s *PGStore) AuditLog(ctx context.Context, q AuditQuery) ([]AuditEntry, err
 	if before <= 0 {
 		before = 1<<63 - 1
 	}
-	rows, err := s.staff.Query(ctx, "SELECT id, at, actor, action, target, client, outcome, detail FROM staff_audit WHERE id < $1 ORDER BY id DESC LIMIT $2", before, q.Limit)
+	where, args := "id < $1", []any{before}
+	arg := func(cond string, v any) {
+		args = append(args, v)
+		where += " AND " + strings.ReplaceAll(cond, "$", fmt.Sprintf("$%d", len(args)))
+	}
+	if q.Account != "" {
+		arg("(actor = $ OR target = $)", q.Account)
+	}
+	if q.Action != "" {
+		arg("action = $", q.Action)
+	}
+	if !q.From.IsZero() {
+		arg("at >= $", q.From)
+	}
+	if !q.To.IsZero() {
+		arg("at < $", q.To)
+	}
+	args = append(args, q.Limit)
+	rows, err := s.staff.Query(ctx, fmt.Sprintf("SELECT id, at, actor, action, target, client, outcome, detail FROM staff_audit WHERE %s ORDER BY id DESC LIMIT $%d", where, len(args)), args...)
 	if err != nil {
 		return nil, err
 	}

@@ -121,6 +121,15 @@ func (s *Service) DisableAccount(ctx context.Context, name string, by Actor) err
 	})
 }
 
+// EnableAccount enables a disabled account again (its sessions ended
+// when it was disabled: it signs in anew).
+func (s *Service) EnableAccount(ctx context.Context, name string, by Actor) error {
+	return s.changeAccount(ctx, name, AuditAccountOn, by, func(a *Account) error {
+		a.Disabled = false
+		return nil
+	})
+}
+
 // SetPassword sets a new password (CheckPassword) and lifts a lock-out.
 func (s *Service) SetPassword(ctx context.Context, name, password string, by Actor) error {
 	if err := CheckPassword(password); err != nil {
@@ -221,10 +230,14 @@ func (s *Service) accountAnswer(w http.ResponseWriter, log *slog.Logger, err err
 	}
 }
 
+// actorOf is who acts in r: the signed-in principal from its address.
+func actorOf(r *http.Request) Actor {
+	return Actor{P: PrincipalFrom(r.Context()), Client: r.RemoteAddr}
+}
+
 // accountRoutes registers the admin's account API and the audit log on
 // mux (StaffHandler).
 func (s *Service) accountRoutes(mux *http.ServeMux, log *slog.Logger) {
-	actor := func(r *http.Request) Actor { return Actor{P: PrincipalFrom(r.Context()), Client: r.RemoteAddr} }
 	mux.Handle("GET /v1/accounts", requireRole(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		v, err := s.ListAccounts(r.Context())
 		if err != nil {
@@ -237,7 +250,7 @@ func (s *Service) accountRoutes(mux *http.ServeMux, log *slog.Logger) {
 		var n NewAccount
 		err := decodeJSON(w, r, &n)
 		if err == nil {
-			err = s.AddAccount(r.Context(), n, actor(r))
+			err = s.AddAccount(r.Context(), n, actorOf(r))
 		}
 		s.accountAnswer(w, log, err, http.StatusCreated)
 	}), RoleAdmin))
@@ -248,12 +261,15 @@ func (s *Service) accountRoutes(mux *http.ServeMux, log *slog.Logger) {
 		}
 		err := decodeJSON(w, r, &b)
 		if err == nil {
-			err = s.SetRoles(r.Context(), r.PathValue("name"), b.Roles, b.Services, actor(r))
+			err = s.SetRoles(r.Context(), r.PathValue("name"), b.Roles, b.Services, actorOf(r))
 		}
 		s.accountAnswer(w, log, err, http.StatusNoContent)
 	}), RoleAdmin))
 	mux.Handle("POST /v1/accounts/{name}/disable", requireRole(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.accountAnswer(w, log, s.DisableAccount(r.Context(), r.PathValue("name"), actor(r)), http.StatusNoContent)
+		s.accountAnswer(w, log, s.DisableAccount(r.Context(), r.PathValue("name"), actorOf(r)), http.StatusNoContent)
+	}), RoleAdmin))
+	mux.Handle("POST /v1/accounts/{name}/enable", requireRole(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.accountAnswer(w, log, s.EnableAccount(r.Context(), r.PathValue("name"), actorOf(r)), http.StatusNoContent)
 	}), RoleAdmin))
 	mux.Handle("POST /v1/accounts/{name}/password", requireRole(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var b struct {
@@ -261,7 +277,7 @@ func (s *Service) accountRoutes(mux *http.ServeMux, log *slog.Logger) {
 		}
 		err := decodeJSON(w, r, &b)
 		if err == nil {
-			err = s.SetPassword(r.Context(), r.PathValue("name"), b.Password, actor(r))
+			err = s.SetPassword(r.Context(), r.PathValue("name"), b.Password, actorOf(r))
 		}
 		s.accountAnswer(w, log, err, http.StatusNoContent)
 	}), RoleAdmin))

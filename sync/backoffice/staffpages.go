@@ -32,7 +32,7 @@ var staffPageFS embed.FS
 // staffTemplates are the pages, each parsed with the layout.
 var staffTemplates = func() map[string]*template.Template {
 	out := map[string]*template.Template{}
-	for _, name := range []string{"dashboard", "terminals", "alarms", "alarm", "reports"} {
+	for _, name := range []string{"dashboard", "terminals", "alarms", "alarm", "reports", "accounts", "audit"} {
 		out[name] = template.Must(template.ParseFS(staffPageFS, "page/staff/layout.html", "page/staff/"+name+".html"))
 	}
 	return out
@@ -42,6 +42,7 @@ var staffTemplates = func() map[string]*template.Template {
 var (
 	dashboardRoles = []Role{RoleAuditor, RoleAdmin, RoleInstitution}
 	auditRoles     = []Role{RoleAuditor, RoleAdmin}
+	accountRoles   = []Role{RoleAdmin}
 )
 
 // pageData is what the layout and every page read.
@@ -65,8 +66,11 @@ func (d *pageData) Account() string { return d.p.Account }
 // May says whether the principal may open a page (the navigation shows
 // only those).
 func (d *pageData) May(page string) bool {
-	if page == "dashboard" {
+	switch page {
+	case "dashboard":
 		return d.p.Has(dashboardRoles...)
+	case "accounts":
+		return d.p.Has(accountRoles...)
 	}
 	return d.p.Has(auditRoles...)
 }
@@ -114,7 +118,7 @@ func (s *Service) staffPages(mux *http.ServeMux, c StaffConfig) {
 			w.Write(body)
 		})
 	}
-	render := func(w http.ResponseWriter, r *http.Request, status int, page, title string, body any) {
+	var render renderFunc = func(w http.ResponseWriter, r *http.Request, status int, page, title string, body any) {
 		d := &pageData{Lang: i18n.Negotiate(r.URL.Query().Get("lang"), "", r.Header.Get("Accept-Language"), i18n.Default),
 			Title: title, Page: page, Body: body, CSRF: CSRFTokenFrom(r.Context()), p: PrincipalFrom(r.Context()), r: r, zone: loc}
 		if v, ok := body.(interface{ localise(*pageData) }); ok {
@@ -281,7 +285,13 @@ func (s *Service) staffPages(mux *http.ServeMux, c StaffConfig) {
 		v.XLSX = wire.PathReport + "?" + url.Values{"semester": {sem.String()}, "format": {"xlsx"}, "lang": {string(l)}}.Encode()
 		render(w, r, http.StatusOK, "reports", "staff.reports.title", v)
 	}), auditRoles...))
+
+	s.adminPages(mux, render, log, loc) // accounts and the audit log (staffadmin.go)
 }
+
+// renderFunc writes a staff page: its template, title (catalogue key)
+// and view, with the layout.
+type renderFunc func(w http.ResponseWriter, r *http.Request, status int, page, title string, body any)
 
 // previous is the semester before s.
 func (s Semester) previous() Semester {
