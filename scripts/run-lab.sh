@@ -12,6 +12,7 @@ CONTROL="${KPE_CARDSIM_CONTROL:-127.0.0.1:35990}"
 AGENT=127.0.0.1:7531
 BO_TERMINAL=127.0.0.1:8443
 BO_STAFF=127.0.0.1:8080
+BO_INSTITUTIONS=127.0.0.1:8444
 LAB=testdata/cards/lab
 STATE="${KPE_LAB_STATE:-${XDG_STATE_HOME:-$HOME/.local/state}/kpe-lab}"
 mkdir -p "$STATE" && chmod 700 "$STATE"
@@ -63,6 +64,7 @@ wait_for() {
 # say which process holds it rather than fail later with "address already
 # in use".
 bin/kpe-cardsim check-ports >/dev/null "$BO_TERMINAL=the back office for terminals" "$BO_STAFF=the back office's staff page" \
+  "$BO_INSTITUTIONS=the back office's institutions' API" \
   "$CONTROL=the card lab's control API" "$AGENT=the agent's local API" || exit 1
 
 # secrets of the lab terminal (files readable by this user only)
@@ -82,11 +84,18 @@ bin/kpe-cardsim pki --dir "$STATE/pki" --terminal lab-01 >/dev/null
 [ -s "$STATE/staff-password" ] || od -An -N18 -tx1 /dev/urandom | tr -d ' \n' >"$STATE/staff-password"
 bin/kpe-backoffice user add lab-admin --role admin --password-stdin --db "$STATE/backoffice.db" <"$STATE/staff-password" >/dev/null 2>&1 ||
   bin/kpe-backoffice user passwd lab-admin --password-stdin --db "$STATE/backoffice.db" <"$STATE/staff-password" >/dev/null
+# ASKES as an institution of the institutions' API, its key in the state
+# dir (shown once at registration: a lost file means a new key)
+if [ ! -s "$STATE/askes-api-key" ]; then
+  { bin/kpe-backoffice institution add askes --service askes --db "$STATE/backoffice.db" 2>/dev/null ||
+    bin/kpe-backoffice institution rotate-key askes --db "$STATE/backoffice.db"; } | sed -n 's/^API key: //p' >"$STATE/askes-api-key"
+  [ -s "$STATE/askes-api-key" ] || { echo "could not register the lab institution askes" >&2; exit 1; }
+fi
 
 say "back office: terminals https://$BO_TERMINAL, staff page http://$BO_STAFF"
 start bin/kpe-backoffice serve --listen "$BO_TERMINAL" --staff-listen "$BO_STAFF" --db "$STATE/backoffice.db" \
   --sam-ca $LAB/trust/backoffice-ca.pem --tls-cert "$STATE/pki/server.pem" --tls-key "$STATE/pki/server-key.pem" \
-  --client-ca "$STATE/pki/tls-ca.pem" --institution lab=Lab
+  --client-ca "$STATE/pki/tls-ca.pem" --institution lab=Lab --institution-listen "$BO_INSTITUTIONS"
 wait_for "kpe-backoffice" $! curl -fsS -m 5 "http://$BO_STAFF/v1/health"
 # signed in as lab-admin for the checks below (a cookie jar in the state dir;
 # the password goes from its file into the form, never onto a command line)
@@ -132,6 +141,10 @@ for _ in $(seq 150); do
 done
 if [ -z "$synced" ]; then echo "the back office does not know $code yet (see the agent's log)" >&2; exit 1; fi
 echo "   the back office verifies it: synced"
+inst() { curl -fsS -m 5 --cacert "$STATE/pki/tls-ca.pem" -H "Authorization: Bearer $(cat "$STATE/askes-api-key")" "$@"; }
+inst "https://$BO_INSTITUTIONS/institution/v1/verify/$code" | grep -q '"valid":true' ||
+  { echo "ASKES's institutions' API does not verify $code" >&2; exit 1; }
+echo "   ASKES's system verifies it through the institutions' API"
 
 # On a desktop, open the kiosk in the user's browser (not as root, whose
 # browser would need its sandbox turned off); KPE_LAB_NO_BROWSER=1 does not.
@@ -145,6 +158,7 @@ cat <<MSG
   Running: back office, card lab and agent. Ctrl-C stops them all.
   Token: $STATE/api-token   State: $STATE
   Staff sign-in: http://$BO_STAFF/login as lab-admin, password in $STATE/staff-password
+  Institutions' API: https://$BO_INSTITUTIONS/institution/v1/ as askes, key in $STATE/askes-api-key
   Kiosk: http://$AGENT/kiosk/   (kiosk.enabled in configs/lab.yaml; open it in Chromium:
          the lab KPE is in the reader, touch Mulai; docs/kiosk.md)
 
@@ -157,6 +171,7 @@ cat <<MSG
     bin/kpectl loket --open --agent http://$AGENT --token-file $STATE/api-token   (the counter screen)
     bin/kpectl readers
     open http://$BO_STAFF/?code=$code   (the back office's verify page; sign in as lab-admin)
+    curl -s --cacert $STATE/pki/tls-ca.pem -H "Authorization: Bearer \$(cat $STATE/askes-api-key)" https://$BO_INSTITUTIONS/institution/v1/records
     curl -s -X POST -d '{"card":"$LAB/cards/kpe-clone.json"}' http://$CONTROL/v1/slots/0/swap
   Local API: docs/local-api.md. Every sample card: $LAB/lab.json (docs/card-lab.md).
 

@@ -32,7 +32,7 @@ import (
 // someone else: make run refuses to start and names the process holding
 // it.
 //
-// make run uses the lab's fixed ports (127.0.0.1:7531, 8443, 8080, 35990)
+// make run uses the lab's fixed ports (127.0.0.1:7531, 8443, 8080, 8444, 35990)
 // and pcscd's vpcd readers: run it under the vpcd lock, with no lab of
 // your own running.
 func TestMakeRunStops(t *testing.T) {
