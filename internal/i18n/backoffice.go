@@ -41,6 +41,7 @@ var backoffice = table{
 	"staff.signin.failed":       {"Gagal masuk: nama pengguna atau kata sandi salah, atau akun sedang dikunci sementara.", "Sign-in failed: the user name or password is wrong, or the account is locked for a while."},
 	"staff.signin.rate-limited": {"Terlalu banyak percobaan masuk dari alamat ini. Tunggu sebentar, lalu coba lagi.", "Too many sign-in attempts from this address. Wait a moment, then try again."},
 	"staff.signin.expired":      {"Formulir sudah kedaluwarsa. Silakan coba lagi.", "The form has expired. Please try again."},
+	"staff.signin.busy":         {"Layanan masuk sedang sibuk. Tunggu beberapa detik, lalu coba lagi.", "Sign-in is busy. Wait a few seconds, then try again."},
 	"staff.signin.signed-out":   {"Anda sudah keluar.", "You are signed out."},
 	"staff.signin.oidc":         {"Masuk dengan akun instansi Anda (OpenID Connect)", "Sign in with your institution's account (OpenID Connect)"},
 	"staff.signin.signout":      {"Keluar", "Sign out"},

@@ -3,6 +3,7 @@ package backoffice
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
@@ -35,6 +36,15 @@ type Account struct {
 	// success or lock-out; LockedUntil is when a lock-out ends.
 	Failures    int
 	LockedUntil time.Time
+	// SessionsAfter ends every session signed in before it (set by a
+	// new password, disable, enable and a change of roles).
+	SessionsAfter time.Time
+	// OIDCIssuer and OIDCSubject bind the account to one identity at the
+	// OIDC provider (the ID token's iss and sub): bound at the first OIDC
+	// sign-in, or given at creation (NewAccount.OIDCSubject; the issuer
+	// is then filled at the first sign-in). "": not bound yet.
+	OIDCIssuer  string
+	OIDCSubject string
 }
 
 // Principal is who a request signed in as this account acts for.
@@ -299,10 +309,15 @@ type AccountStore interface {
 	// LoginFailed counts a failed sign-in of the account at now: at
 	// MaxLoginFailures consecutive failures it is locked until
 	// now+LockoutDuration and the count starts again. It returns the
-	// lock's end (zero when not locked). An unknown name is a no-op.
+	// lock's end (zero when not locked). An unknown name is counted too,
+	// in a bucket of its hash (unknownBucket), so that every failure
+	// writes to the store whether the name exists or not.
 	LoginFailed(ctx context.Context, name string, now time.Time) (time.Time, error)
-	// LoginSucceeded clears the account's failure count.
-	LoginSucceeded(ctx context.Context, name string) error
+	// LoginSucceeded clears the account's failure count in one atomic
+	// step, only if the account at now is not locked, not disabled and
+	// still has the password hash the sign-in checked: false (and nothing
+	// changed) otherwise, or when there is no such account.
+	LoginSucceeded(ctx context.Context, name, hash string, now time.Time) (bool, error)
 
 	// SessionFind, SessionCommit, SessionDelete keep scs sessions:
 	// token → data until expiry. SessionFind does not find a session
@@ -315,6 +330,18 @@ type AccountStore interface {
 	AppendAudit(ctx context.Context, e *AuditEntry) error
 	// AuditLog pages the audit log, newest first.
 	AuditLog(ctx context.Context, q AuditQuery) ([]AuditEntry, error)
+}
+
+// unknownBucket is the bucket an unknown name's failures are counted in:
+// the first two bytes of its SHA-256 (at most 65536 buckets).
+func unknownBucket(name string) int {
+	h := sha256.Sum256([]byte(name))
+	return int(h[0])<<8 | int(h[1])
+}
+
+// loginAllowed is LoginSucceeded's rule on one account.
+func loginAllowed(a *Account, hash string, now time.Time) bool {
+	return !a.Disabled && a.PasswordHash != "" && a.PasswordHash == hash && !a.LockedUntil.After(now)
 }
 
 // lockAfterFailure is LoginFailed's rule on one account, shared by the

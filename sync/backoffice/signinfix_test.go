@@ -1,0 +1,109 @@
+package backoffice_test
+
+import (
+	"context"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"kpe-agent/sync/backoffice"
+)
+
+// A right password checked against a copy of the account read before a
+// lock-out is refused: the success is one store step that judges the lock
+// as stored at that moment (both stores). Then many wrong guesses in
+// parallel with a right one after the lock: the right one is refused.
+func TestLockoutHoldsAgainstParallelGuesses(t *testing.T) {
+	eachStore(t, func(t *testing.T, l *lab) {
+		ctx := context.Background()
+		st := l.store.(backoffice.AccountStore)
+		addAccount(t, l.svc, "siti", []backoffice.Role{backoffice.RoleVerifier})
+		stale, err := st.Account(ctx, "siti") // read before the lock, as SignIn does before hashing
+		require.NoError(t, err)
+		now := time.Now()
+		for range backoffice.MaxLoginFailures {
+			_, err := st.LoginFailed(ctx, "siti", now)
+			require.NoError(t, err)
+		}
+		ok, err := st.LoginSucceeded(ctx, "siti", stale.PasswordHash, now)
+		require.NoError(t, err)
+		assert.False(t, ok, "locked now: the success is refused")
+		after, err := st.Account(ctx, "siti")
+		require.NoError(t, err)
+		assert.True(t, after.LockedUntil.After(now), "the lock stays")
+		ok, err = st.LoginSucceeded(ctx, "siti", "$argon2id$other", now.Add(backoffice.LockoutDuration+time.Second))
+		require.NoError(t, err)
+		assert.False(t, ok, "a hash that is no longer the account's")
+		ok, err = st.LoginSucceeded(ctx, "siti", stale.PasswordHash, now.Add(backoffice.LockoutDuration+time.Second))
+		require.NoError(t, err)
+		assert.True(t, ok, "after the lock-out")
+
+		// through SignIn: N wrong guesses at once, then the right one
+		var wg sync.WaitGroup
+		for range 3 * backoffice.MaxLoginFailures {
+			wg.Go(func() { _, _ = l.svc.SignIn(ctx, "siti", "wrong password!", "192.0.2.1:1") })
+		}
+		wg.Wait()
+		_, err = l.svc.SignIn(ctx, "siti", testPassword, "192.0.2.1:2")
+		assert.ErrorIs(t, err, backoffice.ErrSignIn, "the right password after the lock")
+	})
+}
+
+// The hashing slots bound the sign-ins' memory: with every slot held, a
+// sign-in waits backoffice.HashWait and is answered 503 with Retry-After.
+func TestSignInBusy(t *testing.T) {
+	l, _ := staffLab(t)
+	h := l.svc.StaffHandler(backoffice.StaffConfig{})
+	addAccount(t, l.svc, "siti", []backoffice.Role{backoffice.RoleVerifier})
+	release := l.svc.HoldHashSlots()
+	start := time.Now()
+	rec := login(t, h, "siti", testPassword, "/", "192.0.2.3:1")
+	took := time.Since(start)
+	release()
+	assert.Equal(t, http.StatusServiceUnavailable, rec.Code)
+	assert.Equal(t, "5", rec.Header().Get("Retry-After"))
+	assert.Contains(t, rec.Body.String(), "sedang sibuk")
+	assert.GreaterOrEqual(t, took, backoffice.HashWait)
+	_, err := l.svc.SignIn(context.Background(), "siti", testPassword, "")
+	assert.NoError(t, err, "slots free again")
+
+	// a request that ends while waiting gets ErrBusy at once
+	release = l.svc.HoldHashSlots()
+	defer release()
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	_, err = l.svc.SignIn(ctx, "siti", testPassword, "")
+	assert.ErrorIs(t, err, backoffice.ErrBusy)
+}
+
+// A failed sign-in of an unknown name writes to the store like one of a
+// known name (PostgreSQL: its hash's bucket in staff_signin_unknown), and
+// a name breaking the rules is audited as "(invalid name)".
+func TestUnknownNameWrites(t *testing.T) {
+	eachStore(t, func(t *testing.T, l *lab) {
+		ctx := context.Background()
+		for range 2 {
+			_, err := l.svc.SignIn(ctx, "nobody-here", "wrong password!", "192.0.2.1:1")
+			require.ErrorIs(t, err, backoffice.ErrSignIn)
+		}
+		if pg, ok := l.store.(*backoffice.PGStore); ok {
+			var n int64
+			require.NoError(t, pg.Pool().QueryRow(ctx, "SELECT failures FROM staff_signin_unknown WHERE bucket = $1",
+				backoffice.UnknownBucket("nobody-here")).Scan(&n))
+			assert.Equal(t, int64(2), n, "both failures written")
+		}
+		long := "x" + string(make([]byte, 200))
+		_, err := l.svc.SignIn(ctx, long, "wrong password!", "192.0.2.1:1")
+		require.ErrorIs(t, err, backoffice.ErrSignIn)
+		e, err := l.svc.AuditLog(ctx, backoffice.AuditQuery{Limit: 3})
+		require.NoError(t, err)
+		require.Len(t, e, 3)
+		assert.Equal(t, "(invalid name)", e[0].Target)
+		assert.Equal(t, "nobody-here", e[1].Target)
+		assert.Equal(t, "failed", e[1].Outcome)
+	})
+}
