@@ -176,12 +176,15 @@ func (a *staffAuth) gate(next http.Handler) http.Handler {
 		var p *Principal
 		if name := sm.GetString(ctx, sessionAccount); name != "" {
 			acc, err := a.st.Account(ctx, name)
-			expired := a.s.cfg.Now().Sub(time.Unix(0, sm.GetInt64(ctx, sessionSince))) >= SessionLifetime
+			since := time.Unix(0, sm.GetInt64(ctx, sessionSince))
+			expired := a.s.cfg.Now().Sub(since) >= SessionLifetime
 			switch {
-			case err == nil && !acc.Disabled && !expired:
-				p = acc.Principal() // roles as stored now: a change applies at the next request
+			case err == nil && !acc.Disabled && !expired && !since.Before(acc.SessionsAfter):
+				p = acc.Principal()
 			case err == nil || errors.Is(err, ErrNotFound):
-				if err := sm.Destroy(ctx); err != nil { // expired, disabled or removed: signed out
+				// expired, disabled, removed, or signed in before a new
+				// password, roles, disable or enable: signed out
+				if err := sm.Destroy(ctx); err != nil {
 					a.s.internal(w, a.log, err)
 					return
 				}

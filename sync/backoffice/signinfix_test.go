@@ -107,3 +107,38 @@ func TestUnknownNameWrites(t *testing.T) {
 		assert.Equal(t, "failed", e[1].Outcome)
 	})
 }
+
+// A new password, disable then enable, and new roles each end the
+// account's open sessions (Account.SessionsAfter), on both stores; a new
+// sign-in afterwards works.
+func TestChangesEndSessions(t *testing.T) {
+	eachStore(t, func(t *testing.T, l *lab) {
+		ctx := context.Background()
+		h := l.svc.StaffHandler(backoffice.StaffConfig{})
+		addAccount(t, l.svc, "siti", []backoffice.Role{backoffice.RoleVerifier})
+		page := func(s session) int { return do(h, request{method: "GET", path: "/", cookies: []*http.Cookie{s.cookie}}).Code }
+		for name, change := range map[string]func() error{
+			"password": func() error { return l.svc.SetPassword(ctx, "siti", testPassword, backoffice.Actor{}) },
+			"disable and enable": func() error {
+				if err := l.svc.DisableAccount(ctx, "siti", backoffice.Actor{}); err != nil {
+					return err
+				}
+				return l.svc.EnableAccount(ctx, "siti", backoffice.Actor{})
+			},
+			"enable": func() error { return l.svc.EnableAccount(ctx, "siti", backoffice.Actor{}) },
+			"roles": func() error {
+				return l.svc.SetRoles(ctx, "siti", []backoffice.Role{backoffice.RoleVerifier, backoffice.RoleAuditor}, nil, backoffice.Actor{})
+			},
+		} {
+			s := sessionOf(t, h, "siti")
+			require.Equal(t, http.StatusOK, page(s), name)
+			time.Sleep(time.Millisecond) // PostgreSQL keeps microseconds
+			require.NoError(t, change(), name)
+			assert.Equal(t, http.StatusSeeOther, page(s), "%s: the old session ended", name)
+			assert.Equal(t, http.StatusOK, page(sessionOf(t, h, "siti")), "%s: a new sign-in", name)
+		}
+		a, err := l.store.(backoffice.AccountStore).Account(ctx, "siti")
+		require.NoError(t, err)
+		assert.WithinDuration(t, time.Now(), a.SessionsAfter, time.Minute, "stored")
+	})
+}

@@ -104,7 +104,8 @@ func describe(a *Account) string {
 }
 
 // SetRoles replaces an account's roles and services (ErrAccount,
-// ErrNotFound).
+// ErrNotFound); the account's open sessions end (it signs in anew under
+// the new roles).
 func (s *Service) SetRoles(ctx context.Context, name string, roles []Role, services []string, by Actor) error {
 	return s.changeAccount(ctx, name, AuditAccountRoles, by, func(a *Account) error {
 		a.Roles, a.Services = roles, services
@@ -113,7 +114,8 @@ func (s *Service) SetRoles(ctx context.Context, name string, roles []Role, servi
 }
 
 // DisableAccount disables an account: it can no longer sign in, and its
-// open sessions end at their next request.
+// open sessions end at their next request (Account.SessionsAfter), also
+// when it is enabled again before that.
 func (s *Service) DisableAccount(ctx context.Context, name string, by Actor) error {
 	return s.changeAccount(ctx, name, AuditAccountOff, by, func(a *Account) error {
 		a.Disabled = true
@@ -121,8 +123,8 @@ func (s *Service) DisableAccount(ctx context.Context, name string, by Actor) err
 	})
 }
 
-// EnableAccount enables a disabled account again (its sessions ended
-// when it was disabled: it signs in anew).
+// EnableAccount enables a disabled account again; sessions signed in
+// before stay ended (Account.SessionsAfter): it signs in anew.
 func (s *Service) EnableAccount(ctx context.Context, name string, by Actor) error {
 	return s.changeAccount(ctx, name, AuditAccountOn, by, func(a *Account) error {
 		a.Disabled = false
@@ -130,7 +132,8 @@ func (s *Service) EnableAccount(ctx context.Context, name string, by Actor) erro
 	})
 }
 
-// SetPassword sets a new password (CheckPassword) and lifts a lock-out.
+// SetPassword sets a new password (CheckPassword), lifts a lock-out and
+// ends the account's open sessions.
 func (s *Service) SetPassword(ctx context.Context, name, password string, by Actor) error {
 	if err := CheckPassword(password); err != nil {
 		return err
@@ -145,6 +148,10 @@ func (s *Service) SetPassword(ctx context.Context, name, password string, by Act
 	})
 }
 
+// changeAccount changes an account through f and audits it. Every
+// change it makes (roles, disable, enable, password) ends the sessions
+// signed in before it: the gate refuses a session older than
+// Account.SessionsAfter.
 func (s *Service) changeAccount(ctx context.Context, name, action string, by Actor, f func(*Account) error) error {
 	st, err := s.accounts()
 	if err != nil {
@@ -155,6 +162,7 @@ func (s *Service) changeAccount(ctx context.Context, name, action string, by Act
 		if err := f(a); err != nil {
 			return err
 		}
+		a.SessionsAfter = s.cfg.Now().UTC()
 		after = a
 		return nil
 	})
