@@ -156,6 +156,8 @@ var backoffice = table{
 	"staff.accounts.err.bad-service":      {"Nama layanan tidak sah: huruf kecil, angka, garis bawah atau tanda hubung, misalnya askes.", "A service name is not valid: lower-case letters, digits, underscore or hyphen, such as askes."},
 	"staff.accounts.err.needs-service":    {"Akun yang hanya berperan instansi memerlukan layanannya (misalnya askes).", "An account with the institution role only needs its services (such as askes)."},
 	"staff.accounts.err.service-scope":    {"Layanan hanya membatasi peran instansi: kosongkan layanan atau pilih peran instansi.", "Services scope the institution role only: leave them empty or choose the institution role."},
+	"staff.accounts.err.services-mixed":   {"Layanan hanya membatasi akun yang memegang peran instansi saja; dengan peran lain akun ini melihat semua layanan: kosongkan layanan atau pilih hanya peran instansi.", "Services scope an account holding the institution role alone; with another role it sees every service: leave them empty or choose only the institution role."},
+	"staff.accounts.err.oidc-subject":     {"Subjek OIDC memerlukan OIDC dan paling banyak 255 byte ASCII yang dapat dicetak.", "An OIDC subject needs OIDC and is at most 255 bytes of printable ASCII."},
 	"staff.accounts.err.no-method":        {"Akun memerlukan kata sandi atau OpenID Connect.", "The account needs a password or OpenID Connect."},
 	"staff.accounts.err.password-utf8":    {"Kata sandi berisi karakter yang tidak sah.", "The password holds characters that are not valid."},
 	"staff.accounts.err.password-short":   {"Kata sandi terlalu pendek: paling sedikit %d byte.", "The password is too short: at least %d bytes."},

@@ -91,6 +91,8 @@ const (
 	ReasonBadService    = "bad-service"
 	ReasonNeedsService  = "needs-service"
 	ReasonServiceScope  = "service-scope"
+	ReasonServicesMixed = "services-mixed"
+	ReasonOIDCSubject   = "oidc-subject"
 	ReasonNoMethod      = "no-method"
 	ReasonPasswordUTF8  = "password-utf8"
 	ReasonPasswordShort = "password-short"
@@ -108,8 +110,10 @@ var serviceName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
 // of a-z, 0-9, '.', '_', '@', '-' starting with a letter or digit (an
 // e-mail address fits, lower case); at least one valid role, none twice;
 // services (lower-case names) required when the account holds only
-// institution, refused when it holds no institution role; a password
-// hash or OIDC (or both).
+// institution, refused otherwise (with no institution role, and with
+// institution beside an unscoped role, which would see every service
+// anyway); a password hash or OIDC (or both); an OIDC subject only with
+// OIDC, at most 255 bytes of printable ASCII.
 func CheckAccount(a *Account) error {
 	if !userName.MatchString(a.Name) {
 		return accountErr(ReasonName, "user name %q: 2..64 characters of a-z 0-9 . _ @ -, starting with a letter or digit", a.Name)
@@ -136,11 +140,17 @@ func CheckAccount(a *Account) error {
 		return accountErr(ReasonNeedsService, "%s holds only the institution role: name its services (--service askes)", a.Name)
 	case !p.Has(RoleInstitution) && len(a.Services) > 0:
 		return accountErr(ReasonServiceScope, "%s: services scope the institution role only", a.Name)
+	case !p.Scoped() && len(a.Services) > 0:
+		return accountErr(ReasonServicesMixed, "%s: services scope an account holding the institution role alone; with another role it sees every service", a.Name)
+	case a.OIDCSubject != "" && (!a.OIDC || len(a.OIDCSubject) > 255 || strings.Trim(a.OIDCSubject, printableASCII) != ""):
+		return accountErr(ReasonOIDCSubject, "%s: an OIDC subject needs OIDC and is at most 255 bytes of printable ASCII", a.Name)
 	case a.PasswordHash == "" && !a.OIDC:
 		return accountErr(ReasonNoMethod, "%s signs in neither with a password nor through OIDC", a.Name)
 	}
 	return nil
 }
+
+const printableASCII = "!\"#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`abcdefghijklmnopqrstuvwxyz{|}~"
 
 func roleList() string {
 	s := make([]string, len(Roles))

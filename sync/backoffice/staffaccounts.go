@@ -25,6 +25,10 @@ type NewAccount struct {
 	Services []string `json:"services,omitempty"`
 	Password string   `json:"password,omitempty"` // "": none (then OIDC)
 	OIDC     bool     `json:"oidc,omitempty"`
+	// OIDCSubject binds the account to this subject (the ID token's sub)
+	// at the OIDC provider from the start; "" : bound at its first OIDC
+	// sign-in. Implies OIDC.
+	OIDCSubject string `json:"oidc_subject,omitempty"`
 }
 
 // AccountView is an account as the API and `user list` show it: never
@@ -36,6 +40,8 @@ type AccountView struct {
 	Disabled    bool      `json:"disabled"`
 	Password    bool      `json:"password"`
 	OIDC        bool      `json:"oidc"`
+	OIDCIssuer  string    `json:"oidc_issuer,omitempty"` // the OIDC identity it is bound to ("": not yet)
+	OIDCSubject string    `json:"oidc_subject,omitempty"`
 	Created     time.Time `json:"created"`
 	LockedUntil time.Time `json:"locked_until,omitzero"`
 }
@@ -43,7 +49,7 @@ type AccountView struct {
 // View is a's public view.
 func (a *Account) View() AccountView {
 	return AccountView{Name: a.Name, Roles: a.Roles, Services: a.Services, Disabled: a.Disabled, Password: a.PasswordHash != "",
-		OIDC: a.OIDC, Created: a.Created, LockedUntil: a.LockedUntil}
+		OIDC: a.OIDC, OIDCIssuer: a.OIDCIssuer, OIDCSubject: a.OIDCSubject, Created: a.Created, LockedUntil: a.LockedUntil}
 }
 
 // Actor is who changes accounts: a signed-in principal (nil: the
@@ -67,7 +73,8 @@ func (s *Service) AddAccount(ctx context.Context, n NewAccount, by Actor) error 
 	if err != nil {
 		return err
 	}
-	a := &Account{Name: n.Name, Roles: n.Roles, Services: n.Services, OIDC: n.OIDC, Created: s.cfg.Now().UTC()}
+	a := &Account{Name: n.Name, Roles: n.Roles, Services: n.Services, OIDC: n.OIDC || n.OIDCSubject != "", OIDCSubject: n.OIDCSubject,
+		Created: s.cfg.Now().UTC()}
 	if n.Password != "" {
 		if err := CheckPassword(n.Password); err != nil {
 			return err
@@ -99,6 +106,9 @@ func describe(a *Account) string {
 	}
 	if a.OIDC {
 		d += " oidc"
+	}
+	if a.OIDCSubject != "" {
+		d += " oidc-subject=" + a.OIDCSubject
 	}
 	return d
 }

@@ -11,7 +11,6 @@ ALTER TABLE staff_accounts ADD COLUMN sessions_after timestamptz;
 -- sign-in fills it). '' : not bound yet.
 ALTER TABLE staff_accounts ADD COLUMN oidc_issuer  text NOT NULL DEFAULT '';
 ALTER TABLE staff_accounts ADD COLUMN oidc_subject text NOT NULL DEFAULT '';
-CREATE UNIQUE INDEX staff_accounts_oidc_subject ON staff_accounts (oidc_issuer, oidc_subject) WHERE oidc_subject <> '';
 
 -- Failed sign-ins of names that have no account, counted per bucket of
 -- the name's SHA-256 (its first two bytes: at most 65536 rows), so that
