@@ -116,7 +116,9 @@ func TestChangesEndSessions(t *testing.T) {
 		ctx := context.Background()
 		h := l.svc.StaffHandler(backoffice.StaffConfig{})
 		addAccount(t, l.svc, "siti", []backoffice.Role{backoffice.RoleVerifier})
-		page := func(s session) int { return do(h, request{method: "GET", path: "/", cookies: []*http.Cookie{s.cookie}}).Code }
+		page := func(s session) int {
+			return do(h, request{method: "GET", path: "/", cookies: []*http.Cookie{s.cookie}}).Code
+		}
 		for name, change := range map[string]func() error{
 			"password": func() error { return l.svc.SetPassword(ctx, "siti", testPassword, backoffice.Actor{}) },
 			"disable and enable": func() error {
