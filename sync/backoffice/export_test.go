@@ -46,3 +46,6 @@ func (s *Service) HoldHashSlots() (release func()) {
 
 // UnknownBucket is the bucket of an unknown name's failures.
 func UnknownBucket(name string) int { return unknownBucket(name) }
+
+// AuditSQL is the PostgreSQL store's audit query for q.
+func AuditSQL(q AuditQuery) (string, []any) { return auditSQL(q) }

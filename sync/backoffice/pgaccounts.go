@@ -195,31 +195,14 @@ func (s *PGStore) AppendAudit(ctx context.Context, e *AuditEntry) error {
 		e.At, e.Actor, e.Action, e.Target, e.Client, e.Outcome, e.Detail).Scan(&e.ID)
 }
 
-// AuditLog implements AccountStore.
+// AuditLog implements AccountStore. Every filter goes by an index of
+// migration 009: (actor, id), (target, id), (action, id), (at). The
+// account filter (actor or target) is two index scans joined by UNION ALL
+// (the second leaves out what the first found), each newest first and
+// limited, not an OR that would scan the table.
 func (s *PGStore) AuditLog(ctx context.Context, q AuditQuery) ([]AuditEntry, error) {
-	before := q.Before
-	if before <= 0 {
-		before = 1<<63 - 1
-	}
-	where, args := "id < $1", []any{before}
-	arg := func(cond string, v any) {
-		args = append(args, v)
-		where += " AND " + strings.ReplaceAll(cond, "$", fmt.Sprintf("$%d", len(args)))
-	}
-	if q.Account != "" {
-		arg("(actor = $ OR target = $)", q.Account)
-	}
-	if q.Action != "" {
-		arg("action = $", q.Action)
-	}
-	if !q.From.IsZero() {
-		arg("at >= $", q.From)
-	}
-	if !q.To.IsZero() {
-		arg("at < $", q.To)
-	}
-	args = append(args, q.Limit)
-	rows, err := s.staff.Query(ctx, fmt.Sprintf("SELECT id, at, actor, action, target, client, outcome, detail FROM staff_audit WHERE %s ORDER BY id DESC LIMIT $%d", where, len(args)), args...)
+	query, args := auditSQL(q)
+	rows, err := s.staff.Query(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -234,4 +217,38 @@ func (s *PGStore) AuditLog(ctx context.Context, q AuditQuery) ([]AuditEntry, err
 		out = append(out, e)
 	}
 	return out, rows.Err()
+}
+
+// auditSQL is AuditLog's query and its arguments.
+func auditSQL(q AuditQuery) (string, []any) {
+	before := q.Before
+	if before <= 0 {
+		before = 1<<63 - 1
+	}
+	where, args := "id < $1", []any{before}
+	arg := func(cond string, v any) {
+		args = append(args, v)
+		where += " AND " + strings.ReplaceAll(cond, "$", fmt.Sprintf("$%d", len(args)))
+	}
+	if q.Action != "" {
+		arg("action = $", q.Action)
+	}
+	if !q.From.IsZero() {
+		arg("at >= $", q.From)
+	}
+	if !q.To.IsZero() {
+		arg("at < $", q.To)
+	}
+	args = append(args, q.Limit)
+	limit := fmt.Sprintf("$%d", len(args))
+	const cols = "id, at, actor, action, target, client, outcome, detail"
+	query := "SELECT " + cols + " FROM staff_audit WHERE " + where + " ORDER BY id DESC LIMIT " + limit
+	if q.Account != "" {
+		args = append(args, q.Account)
+		a := fmt.Sprintf("$%d", len(args))
+		query = "SELECT " + cols + " FROM ((SELECT " + cols + " FROM staff_audit WHERE actor = " + a + " AND " + where + " ORDER BY id DESC LIMIT " + limit + ")" +
+			" UNION ALL (SELECT " + cols + " FROM staff_audit WHERE target = " + a + " AND actor <> " + a + " AND " + where + " ORDER BY id DESC LIMIT " + limit + ")) u" +
+			" ORDER BY id DESC LIMIT " + limit
+	}
+	return query, args
 }
