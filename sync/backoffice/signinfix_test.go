@@ -182,3 +182,20 @@ func TestAuditQueryPlanUsesIndexes(t *testing.T) {
 		assert.NotContains(t, plan.String(), "Seq Scan", "%+v:\n%s", *q, plan.String())
 	}
 }
+
+// The audit table refuses UPDATE, DELETE and TRUNCATE (migrations 006
+// and 009).
+func TestAuditAppendOnly(t *testing.T) {
+	ctx := context.Background()
+	pg, err := backoffice.OpenPostgres(ctx, pgtest.DB(t))
+	require.NoError(t, err)
+	t.Cleanup(func() { pg.Close() })
+	require.NoError(t, pg.AppendAudit(ctx, &backoffice.AuditEntry{At: time.Now(), Action: backoffice.AuditSignIn, Target: "siti", Outcome: "ok"}))
+	for _, stmt := range []string{"UPDATE staff_audit SET outcome = 'failed'", "DELETE FROM staff_audit", "TRUNCATE staff_audit"} {
+		_, err := pg.Pool().Exec(ctx, stmt)
+		assert.ErrorContains(t, err, "append-only", stmt)
+	}
+	e, err := pg.AuditLog(ctx, backoffice.AuditQuery{Limit: 10})
+	require.NoError(t, err)
+	assert.Len(t, e, 1)
+}
