@@ -113,6 +113,7 @@ Exit codes: 0 success; 1 failure; 2 usage error.`,
 	f.StringVar(&o.oidc.RedirectURL, "oidc-redirect-url", "", "the staff listener's https://HOST/login/oidc/callback, as registered at the provider")
 	f.StringVar(&o.oidc.ClientSecret, "oidc-client-secret", "", "the client secret (default $KPE_BACKOFFICE_OIDC_SECRET, never printed)")
 	clikit.EnvDefault(f, "oidc-client-secret", "KPE_BACKOFFICE_OIDC_SECRET")
+	f.BoolVar(&o.oidc.AllowAdmin, "oidc-allow-admin", false, "let accounts holding the admin role sign in through OIDC (default: admins use their password)")
 	for _, name := range []string{"sam-ca", "tls-cert", "tls-key", "client-ca"} {
 		_ = serveCmd.MarkFlagRequired(name)
 	}

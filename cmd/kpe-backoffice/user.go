@@ -85,17 +85,19 @@ log), admin (accounts and everything the auditor may). Passwords come from stand
 
 	var roles, services []string
 	var stdinPw, oidc bool
+	var oidcSubject string
 	add := &cobra.Command{
-		Use:   "add NAME --role ROLE [--role ROLE]... [--service SERVICE]... [--password-stdin] [--oidc]",
+		Use:   "add NAME --role ROLE [--role ROLE]... [--service SERVICE]... [--password-stdin] [--oidc] [--oidc-subject SUB]",
 		Short: "Add a staff account",
 		Example: `  printf '%s\n' "$PASSWORD" | kpe-backoffice user add siti --role verifier --password-stdin
   kpe-backoffice user add askes.staff@bpjs.go.id --role institution --service askes --oidc`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			oidc = oidc || oidcSubject != ""
 			if !stdinPw && !oidc {
 				return clikit.Usagef("give --password-stdin (the password on standard input) or --oidc, or both")
 			}
-			n := backoffice.NewAccount{Name: args[0], Services: services, OIDC: oidc}
+			n := backoffice.NewAccount{Name: args[0], Services: services, OIDC: oidc, OIDCSubject: oidcSubject}
 			for _, r := range roles {
 				n.Roles = append(n.Roles, backoffice.Role(r))
 			}
@@ -118,7 +120,8 @@ log), admin (accounts and everything the auditor may). Passwords come from stand
 	add.Flags().StringArrayVar(&roles, "role", nil, "a role: verifier, institution, auditor or admin (repeatable)")
 	add.Flags().StringArrayVar(&services, "service", nil, "a service an institution account sees, such as askes (repeatable)")
 	add.Flags().BoolVar(&stdinPw, "password-stdin", false, "read the password from standard input (one line)")
-	add.Flags().BoolVar(&oidc, "oidc", false, "the account may sign in through the institution's OpenID Connect provider")
+	add.Flags().BoolVar(&oidc, "oidc", false, "the account may sign in through the institution's OpenID Connect provider (bound to the identity of its first OIDC sign-in)")
+	add.Flags().StringVar(&oidcSubject, "oidc-subject", "", "bind the account to this subject (sub) at the OIDC provider from the start (implies --oidc)")
 	_ = add.MarkFlagRequired("role")
 
 	var passwdStdin bool

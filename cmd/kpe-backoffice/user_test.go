@@ -40,6 +40,8 @@ func TestUserCommands(t *testing.T) {
 		{"a long password\n", []string{"add", "siti", "--role", "verifier", "--password-stdin"}, 0, "account siti added"},
 		{"a long password\n", []string{"add", "siti", "--role", "verifier", "--password-stdin"}, 1, "account exists already"},
 		{"", []string{"add", "askes@bpjs.go.id", "--role", "institution", "--service", "askes", "--oidc"}, 0, "added"},
+		{"", []string{"add", "bound@bpjs.go.id", "--role", "verifier", "--oidc-subject", "248289761001"}, 0, "added"},
+		{"", []string{"add", "bad@bpjs.go.id", "--role", "verifier", "--oidc-subject", "two words"}, 1, "OIDC subject"},
 		{"", []string{"passwd", "siti"}, 2, "give --password-stdin"},
 		{"another long one\r\n", []string{"passwd", "siti", "--password-stdin"}, 0, "password of siti set"},
 		{"another long one\n", []string{"passwd", "nobody", "--password-stdin"}, 1, "not found"},
@@ -84,7 +86,7 @@ func TestUserCommands(t *testing.T) {
 			acts = append(acts, e.Action+" "+e.Target)
 		}
 	}
-	if want := "account-disable askes@bpjs.go.id,account-password siti,account-add askes@bpjs.go.id,account-add siti"; strings.Join(acts, ",") != want {
+	if want := "account-disable askes@bpjs.go.id,account-password siti,account-add bound@bpjs.go.id,account-add askes@bpjs.go.id,account-add siti"; strings.Join(acts, ",") != want {
 		t.Errorf("audit: %q, want %q", strings.Join(acts, ","), want)
 	}
 }

@@ -705,7 +705,11 @@ func verifierClient(ctx context.Context, c *http.Client, roots *x509.CertPool, s
 		return c, nil
 	}
 	for _, u := range staff {
-		if backoffice.HasSession(c, u) {
+		live, err := backoffice.HasSession(ctx, c, u)
+		if err != nil {
+			return nil, fmt.Errorf("fleet: the prober's session on the staff listener %s: %w", u, err)
+		}
+		if live {
 			continue // another node's session: cookies belong to a host, not a port, and sessions to the database
 		}
 		if err := backoffice.SignInClient(ctx, c, u, user, password); err != nil {

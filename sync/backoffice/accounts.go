@@ -3,6 +3,7 @@ package backoffice
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
@@ -35,6 +36,15 @@ type Account struct {
 	// success or lock-out; LockedUntil is when a lock-out ends.
 	Failures    int
 	LockedUntil time.Time
+	// SessionsAfter ends every session signed in before it (set by a
+	// new password, disable, enable and a change of roles).
+	SessionsAfter time.Time
+	// OIDCIssuer and OIDCSubject bind the account to one identity at the
+	// OIDC provider (the ID token's iss and sub): bound at the first OIDC
+	// sign-in, or given at creation (NewAccount.OIDCSubject; the issuer
+	// is then filled at the first sign-in). "": not bound yet.
+	OIDCIssuer  string
+	OIDCSubject string
 }
 
 // Principal is who a request signed in as this account acts for.
@@ -81,6 +91,8 @@ const (
 	ReasonBadService    = "bad-service"
 	ReasonNeedsService  = "needs-service"
 	ReasonServiceScope  = "service-scope"
+	ReasonServicesMixed = "services-mixed"
+	ReasonOIDCSubject   = "oidc-subject"
 	ReasonNoMethod      = "no-method"
 	ReasonPasswordUTF8  = "password-utf8"
 	ReasonPasswordShort = "password-short"
@@ -98,8 +110,10 @@ var serviceName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
 // of a-z, 0-9, '.', '_', '@', '-' starting with a letter or digit (an
 // e-mail address fits, lower case); at least one valid role, none twice;
 // services (lower-case names) required when the account holds only
-// institution, refused when it holds no institution role; a password
-// hash or OIDC (or both).
+// institution, refused otherwise (with no institution role, and with
+// institution beside an unscoped role, which would see every service
+// anyway); a password hash or OIDC (or both); an OIDC subject only with
+// OIDC, at most 255 bytes of printable ASCII.
 func CheckAccount(a *Account) error {
 	if !userName.MatchString(a.Name) {
 		return accountErr(ReasonName, "user name %q: 2..64 characters of a-z 0-9 . _ @ -, starting with a letter or digit", a.Name)
@@ -126,11 +140,17 @@ func CheckAccount(a *Account) error {
 		return accountErr(ReasonNeedsService, "%s holds only the institution role: name its services (--service askes)", a.Name)
 	case !p.Has(RoleInstitution) && len(a.Services) > 0:
 		return accountErr(ReasonServiceScope, "%s: services scope the institution role only", a.Name)
+	case !p.Scoped() && len(a.Services) > 0:
+		return accountErr(ReasonServicesMixed, "%s: services scope an account holding the institution role alone; with another role it sees every service", a.Name)
+	case a.OIDCSubject != "" && (!a.OIDC || len(a.OIDCSubject) > 255 || strings.Trim(a.OIDCSubject, printableASCII) != ""):
+		return accountErr(ReasonOIDCSubject, "%s: an OIDC subject needs OIDC and is at most 255 bytes of printable ASCII", a.Name)
 	case a.PasswordHash == "" && !a.OIDC:
 		return accountErr(ReasonNoMethod, "%s signs in neither with a password nor through OIDC", a.Name)
 	}
 	return nil
 }
+
+const printableASCII = "!\"#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`abcdefghijklmnopqrstuvwxyz{|}~"
 
 func roleList() string {
 	s := make([]string, len(Roles))
@@ -299,10 +319,15 @@ type AccountStore interface {
 	// LoginFailed counts a failed sign-in of the account at now: at
 	// MaxLoginFailures consecutive failures it is locked until
 	// now+LockoutDuration and the count starts again. It returns the
-	// lock's end (zero when not locked). An unknown name is a no-op.
+	// lock's end (zero when not locked). An unknown name is counted too,
+	// in a bucket of its hash (unknownBucket), so that every failure
+	// writes to the store whether the name exists or not.
 	LoginFailed(ctx context.Context, name string, now time.Time) (time.Time, error)
-	// LoginSucceeded clears the account's failure count.
-	LoginSucceeded(ctx context.Context, name string) error
+	// LoginSucceeded clears the account's failure count in one atomic
+	// step, only if the account at now is not locked, not disabled and
+	// still has the password hash the sign-in checked: false (and nothing
+	// changed) otherwise, or when there is no such account.
+	LoginSucceeded(ctx context.Context, name, hash string, now time.Time) (bool, error)
 
 	// SessionFind, SessionCommit, SessionDelete keep scs sessions:
 	// token → data until expiry. SessionFind does not find a session
@@ -315,6 +340,18 @@ type AccountStore interface {
 	AppendAudit(ctx context.Context, e *AuditEntry) error
 	// AuditLog pages the audit log, newest first.
 	AuditLog(ctx context.Context, q AuditQuery) ([]AuditEntry, error)
+}
+
+// unknownBucket is the bucket an unknown name's failures are counted in:
+// the first two bytes of its SHA-256 (at most 65536 buckets).
+func unknownBucket(name string) int {
+	h := sha256.Sum256([]byte(name))
+	return int(h[0])<<8 | int(h[1])
+}
+
+// loginAllowed is LoginSucceeded's rule on one account.
+func loginAllowed(a *Account, hash string, now time.Time) bool {
+	return !a.Disabled && a.PasswordHash != "" && a.PasswordHash == hash && !a.LockedUntil.After(now)
 }
 
 // lockAfterFailure is LoginFailed's rule on one account, shared by the

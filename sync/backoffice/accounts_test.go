@@ -40,7 +40,7 @@ func TestCheckAccount(t *testing.T) {
 	good := []backoffice.Account{
 		{Name: "siti", Roles: []backoffice.Role{backoffice.RoleVerifier}, PasswordHash: "h"},
 		{Name: "askes.staff@bpjs.go.id", Roles: []backoffice.Role{backoffice.RoleInstitution}, Services: []string{"askes"}, OIDC: true},
-		{Name: "ops", Roles: []backoffice.Role{backoffice.RoleAdmin, backoffice.RoleInstitution}, Services: []string{"taspen"}, PasswordHash: "h"},
+		{Name: "bound", Roles: []backoffice.Role{backoffice.RoleVerifier}, OIDC: true, OIDCSubject: "248289761001"},
 		{Name: "ops2", Roles: []backoffice.Role{backoffice.RoleAdmin, backoffice.RoleInstitution}, PasswordHash: "h"},
 	}
 	for _, a := range good {
@@ -57,10 +57,18 @@ func TestCheckAccount(t *testing.T) {
 		{Name: "siti", Roles: []backoffice.Role{backoffice.RoleAuditor}, Services: []string{"askes"}, PasswordHash: "h"},
 		{Name: "siti", Roles: []backoffice.Role{backoffice.RoleInstitution}, Services: []string{"ASKES"}, PasswordHash: "h"},
 		{Name: "siti", Roles: []backoffice.Role{backoffice.RoleVerifier}},
+		// services with an unscoped role beside institution: they would be ignored
+		{Name: "ops", Roles: []backoffice.Role{backoffice.RoleAdmin, backoffice.RoleInstitution}, Services: []string{"taspen"}, PasswordHash: "h"},
+		{Name: "siti", Roles: []backoffice.Role{backoffice.RoleVerifier}, PasswordHash: "h", OIDCSubject: "s1"},
+		{Name: "siti", Roles: []backoffice.Role{backoffice.RoleVerifier}, OIDC: true, OIDCSubject: "two words"},
 	}
 	for _, a := range bad {
 		assert.ErrorIs(t, backoffice.CheckAccount(&a), backoffice.ErrAccount, "%+v", a)
 	}
+	var ae *backoffice.AccountError
+	mixed := backoffice.Account{Name: "ops", Roles: []backoffice.Role{backoffice.RoleVerifier, backoffice.RoleInstitution}, Services: []string{"askes"}, PasswordHash: "h"}
+	require.ErrorAs(t, backoffice.CheckAccount(&mixed), &ae)
+	assert.Equal(t, backoffice.ReasonServicesMixed, ae.Reason)
 	assert.ErrorIs(t, backoffice.CheckPassword("short"), backoffice.ErrAccount)
 	assert.ErrorIs(t, backoffice.CheckPassword(string(make([]byte, 300))), backoffice.ErrAccount)
 	assert.ErrorIs(t, backoffice.CheckPassword("abcdefghijk\xff"), backoffice.ErrAccount)
@@ -119,7 +127,13 @@ func TestAccountStore(t *testing.T) {
 		assert.True(t, until.IsZero())
 		_, err = st.LoginFailed(ctx, "budi", now)
 		require.NoError(t, err)
-		require.NoError(t, st.LoginSucceeded(ctx, "budi"))
+		done, err := st.LoginSucceeded(ctx, "budi", "", now)
+		require.NoError(t, err)
+		assert.False(t, done, "no password (OIDC only)")
+		require.NoError(t, st.UpdateAccount(ctx, "budi", func(a *backoffice.Account) error { a.PasswordHash, a.Disabled = "h1", false; return nil }))
+		done, err = st.LoginSucceeded(ctx, "budi", "h1", now)
+		require.NoError(t, err)
+		assert.True(t, done)
 		got, err = st.Account(ctx, "budi")
 		require.NoError(t, err)
 		assert.Zero(t, got.Failures)

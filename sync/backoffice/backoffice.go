@@ -52,6 +52,9 @@ type Config struct {
 	// Password is the argon2id cost of new staff passwords (zero:
 	// DefaultHashParams); a stored hash carries its own.
 	Password HashParams
+	// HashSlots bounds the sign-ins hashing at once (zero:
+	// DefaultHashSlots; see SignIn).
+	HashSlots int
 }
 
 // Service is the back office over a Store.
@@ -65,6 +68,8 @@ type Service struct {
 	revs    atomic.Pointer[RevocationList]
 
 	metrics *serviceMetrics // metrics.go
+
+	hashSlots chan struct{} // SignIn's argon2id hashes at once (signin.go)
 }
 
 // New makes a Service. The store stays the caller's to close.
@@ -84,7 +89,11 @@ func New(store Store, cfg Config) (*Service, error) {
 	if cfg.CertificateSkew <= 0 {
 		cfg.CertificateSkew = DefaultCertificateSkew
 	}
-	s := &Service{store: store, cfg: cfg, keys: map[[8]byte]*samKey{}, settled: map[[32]byte]bool{}}
+	if cfg.HashSlots <= 0 {
+		cfg.HashSlots = DefaultHashSlots
+	}
+	s := &Service{store: store, cfg: cfg, keys: map[[8]byte]*samKey{}, settled: map[[32]byte]bool{},
+		hashSlots: make(chan struct{}, cfg.HashSlots)}
 	s.metrics = newServiceMetrics(s)
 	return s, nil
 }

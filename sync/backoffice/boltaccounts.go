@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -15,9 +14,10 @@ import (
 // The bbolt side of AccountStore. The buckets are made on first write,
 // so OpenBolt's list stays the records' own.
 var (
-	bbAccounts = []byte("accounts") // name → Account (JSON)
-	bbSessions = []byte("sessions") // token → expiry (8, Unix ns) ‖ data
-	bbAudit    = []byte("audit")    // id (the bucket's sequence, 8 big-endian) → AuditEntry (JSON); only ever appended
+	bbAccounts = []byte("accounts")       // name → Account (JSON)
+	bbSessions = []byte("sessions")       // token → expiry (8, Unix ns) ‖ data
+	bbAudit    = []byte("audit")          // id (the bucket's sequence, 8 big-endian) → AuditEntry (JSON); only ever appended
+	bbUnknown  = []byte("signin-unknown") // unknownBucket (2, big-endian) → failed sign-ins of unknown names (8, big-endian)
 )
 
 var _ AccountStore = (*BoltStore)(nil)
@@ -104,14 +104,28 @@ func (s *BoltStore) UpdateAccount(_ context.Context, name string, f func(*Accoun
 	})
 }
 
-// LoginFailed implements AccountStore.
+// LoginFailed implements AccountStore: one transaction that writes one
+// key, the account's or, for an unknown name, its bucket's in
+// "signin-unknown".
 func (s *BoltStore) LoginFailed(_ context.Context, name string, now time.Time) (time.Time, error) {
 	var until time.Time
 	err := s.update(bbAccounts, func(b *bolt.Bucket) error {
 		var a Account
 		found, err := getJSON(b, []byte(name), &a)
-		if err != nil || !found {
+		if err != nil {
 			return err
+		}
+		if !found {
+			u, err := b.Tx().CreateBucketIfNotExists(bbUnknown)
+			if err != nil {
+				return err
+			}
+			k := binary.BigEndian.AppendUint16(nil, uint16(unknownBucket(name)))
+			var n uint64
+			if v := u.Get(k); len(v) == 8 {
+				n = binary.BigEndian.Uint64(v)
+			}
+			return u.Put(k, binary.BigEndian.AppendUint64(nil, n+1))
 		}
 		lockAfterFailure(&a, now)
 		if a.LockedUntil.After(now) {
@@ -122,13 +136,21 @@ func (s *BoltStore) LoginFailed(_ context.Context, name string, now time.Time) (
 	return until, err
 }
 
-// LoginSucceeded implements AccountStore.
-func (s *BoltStore) LoginSucceeded(ctx context.Context, name string) error {
-	err := s.UpdateAccount(ctx, name, func(a *Account) error { a.Failures = 0; return nil })
-	if err != nil && !errors.Is(err, ErrNotFound) {
-		return err
-	}
-	return nil
+// LoginSucceeded implements AccountStore: the check and the reset in one
+// transaction.
+func (s *BoltStore) LoginSucceeded(_ context.Context, name, hash string, now time.Time) (bool, error) {
+	ok := false
+	err := s.update(bbAccounts, func(b *bolt.Bucket) error {
+		var a Account
+		found, err := getJSON(b, []byte(name), &a)
+		if err != nil || !found || !loginAllowed(&a, hash, now) {
+			return err
+		}
+		ok = true
+		a.Failures = 0
+		return putJSON(b, []byte(name), &a)
+	})
+	return ok, err
 }
 
 // SessionFind implements AccountStore.

@@ -30,3 +30,22 @@ func (s *PGStore) IngestOpen(ctx context.Context, entries []Entry, m Meta) (comm
 	}
 	return func() error { return tx.Commit(ctx) }, nil
 }
+
+// HoldHashSlots takes every sign-in hashing slot until the returned
+// function is called: a node busy hashing.
+func (s *Service) HoldHashSlots() (release func()) {
+	for range cap(s.hashSlots) {
+		s.hashSlots <- struct{}{}
+	}
+	return func() {
+		for range cap(s.hashSlots) {
+			<-s.hashSlots
+		}
+	}
+}
+
+// UnknownBucket is the bucket of an unknown name's failures.
+func UnknownBucket(name string) int { return unknownBucket(name) }
+
+// AuditSQL is the PostgreSQL store's audit query for q.
+func AuditSQL(q AuditQuery) (string, []any) { return auditSQL(q) }

@@ -3,6 +3,7 @@ package backoffice
 import (
 	"context"
 	"crypto/subtle"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"html/template"
@@ -19,7 +20,13 @@ import (
 // (docs/staff-signin.md, "OIDC"): the authorization code flow with
 // state, nonce and PKCE (S256). The provider's verified e-mail address
 // must name an enabled local account made with --oidc; the roles are
-// that account's.
+// that account's. The account is bound to one identity at the provider,
+// the ID token's (iss, sub): at its first OIDC sign-in, or from its
+// creation (--oidc-subject); then only that identity signs in as it, even
+// if the provider later gives its e-mail address to someone else. An
+// account holding admin may not sign in through OIDC unless
+// OIDCConfig.AllowAdmin says so: the provider, run by the institution,
+// would otherwise hold the keys to the back office's accounts.
 
 // OIDCConfig configures the provider.
 type OIDCConfig struct {
@@ -29,13 +36,17 @@ type OIDCConfig struct {
 	RedirectURL  string // this listener's /login/oidc/callback, as the provider knows it
 	// HTTPClient reaches the provider (nil: http.DefaultClient).
 	HTTPClient *http.Client
+	// AllowAdmin lets accounts holding the admin role sign in through
+	// the provider (default: refused; they sign in with a password).
+	AllowAdmin bool
 }
 
 // OIDC is a discovered provider, for StaffConfig.OIDC.
 type OIDC struct {
-	oauth    oauth2.Config
-	verifier *oidc.IDTokenVerifier
-	client   *http.Client
+	oauth      oauth2.Config
+	verifier   *oidc.IDTokenVerifier
+	client     *http.Client
+	allowAdmin bool
 }
 
 // NewOIDC discovers the provider at c.Issuer (its
@@ -58,8 +69,9 @@ func NewOIDC(ctx context.Context, c OIDCConfig) (*OIDC, error) {
 	return &OIDC{
 		oauth: oauth2.Config{ClientID: c.ClientID, ClientSecret: c.ClientSecret, RedirectURL: c.RedirectURL,
 			Endpoint: p.Endpoint(), Scopes: []string{oidc.ScopeOpenID, "email"}},
-		verifier: p.Verifier(&oidc.Config{ClientID: c.ClientID}),
-		client:   client,
+		verifier:   p.Verifier(&oidc.Config{ClientID: c.ClientID}),
+		client:     client,
+		allowAdmin: c.AllowAdmin,
 	}, nil
 }
 
@@ -89,7 +101,8 @@ func (a *staffAuth) oidcBegin(w http.ResponseWriter, r *http.Request) {
 	if r.TLS != nil {
 		path = "/"
 	}
-	http.SetCookie(w, &http.Cookie{Name: oidcCookieName(r), Value: strings.Join([]string{state, nonce, verifier, url.QueryEscape(next)}, "."),
+	// next may hold dots: base64url keeps it one field of the cookie
+	http.SetCookie(w, &http.Cookie{Name: oidcCookieName(r), Value: strings.Join([]string{state, nonce, verifier, base64.RawURLEncoding.EncodeToString([]byte(next))}, "."),
 		Path: path, HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode, MaxAge: int(oidcFlowTime / time.Second)})
 	http.Redirect(w, r, a.oidc.oauth.AuthCodeURL(state, oidc.Nonce(nonce), oauth2.S256ChallengeOption(verifier)), http.StatusSeeOther)
 }
@@ -167,8 +180,8 @@ func (a *staffAuth) oidcAccount(r *http.Request) (acc *Account, next, detail str
 		return refuse("a malformed flow cookie")
 	}
 	state, nonce, verifier := parts[0], parts[1], parts[2]
-	next, _ = url.QueryUnescape(parts[3])
-	next = localNext(next)
+	n, _ := base64.RawURLEncoding.DecodeString(parts[3])
+	next = localNext(string(n))
 	q := r.URL.Query()
 	if e := q.Get("error"); e != "" {
 		return refuse("the provider answered " + e)
@@ -215,6 +228,29 @@ func (a *staffAuth) oidcAccount(r *http.Request) (acc *Account, next, detail str
 		return acc, "/", "account disabled", errOIDC
 	case !acc.OIDC:
 		return acc, "/", "the account may not sign in through OIDC", errOIDC
+	case acc.Principal().Has(RoleAdmin) && !a.oidc.allowAdmin:
+		return acc, "/", "an admin account signs in with its password (OIDC for admins is not allowed here)", errOIDC
+	case id.Subject == "" || len(id.Subject) > 255:
+		return acc, "/", "the ID token's subject is empty or too long", errOIDC
+	case acc.OIDCSubject != "" && (acc.OIDCSubject != id.Subject || acc.OIDCIssuer != "" && acc.OIDCIssuer != id.Issuer):
+		return acc, "/", "the account is bound to another identity at the provider", errOIDC
+	}
+	if acc.OIDCIssuer == "" {
+		// bind: the first identity to sign in is the only one from now on
+		err := a.st.UpdateAccount(r.Context(), acc.Name, func(b *Account) error {
+			if b.OIDCSubject != "" && (b.OIDCSubject != id.Subject || b.OIDCIssuer != "" && b.OIDCIssuer != id.Issuer) {
+				return errOIDC // another sign-in bound it meanwhile
+			}
+			b.OIDCIssuer, b.OIDCSubject = id.Issuer, id.Subject
+			return nil
+		})
+		if errors.Is(err, errOIDC) {
+			return acc, "/", "the account is bound to another identity at the provider", errOIDC
+		}
+		if err != nil {
+			return nil, "/", "", err
+		}
+		a.log.Info("staff: account bound to its OIDC identity", "account", acc.Name, "issuer", id.Issuer, "subject", id.Subject)
 	}
 	return acc, next, "", nil
 }

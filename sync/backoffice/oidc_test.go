@@ -8,12 +8,14 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -202,4 +204,74 @@ func TestOIDCSignIn(t *testing.T) {
 	}
 	assert.Equal(t, 1, ok)
 	assert.Equal(t, 9, failed)
+}
+
+// OIDC binds an account to one identity at the provider (iss, sub): the
+// first sign-in binds it, another subject with the same verified e-mail
+// is refused; an account made with a subject takes only that one; an
+// admin account is refused unless AllowAdmin; a next holding dots
+// survives the flow cookie.
+func TestOIDCBinding(t *testing.T) {
+	eachStore(t, func(t *testing.T, l *lab) {
+		p := newProvider(t)
+		ctx := context.Background()
+		mux := http.NewServeMux()
+		staff := httptest.NewServer(mux)
+		defer staff.Close()
+		cfg := backoffice.OIDCConfig{Issuer: p.srv.URL, ClientID: "kpe-bo", ClientSecret: "s3cret", RedirectURL: staff.URL + "/login/oidc/callback"}
+		o, err := backoffice.NewOIDC(ctx, cfg)
+		require.NoError(t, err)
+		cfg.AllowAdmin = true
+		withAdmin, err := backoffice.NewOIDC(ctx, cfg)
+		require.NoError(t, err)
+		var h atomic.Value // the staff handler: one without AllowAdmin, then one with
+		h.Store(l.svc.StaffHandler(backoffice.StaffConfig{OIDC: o}))
+		mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.Load().(http.Handler).ServeHTTP(w, r) }))
+		add := func(n backoffice.NewAccount) { require.NoError(t, l.svc.AddAccount(ctx, n, backoffice.Actor{})) }
+		add(backoffice.NewAccount{Name: "rina@askes.example", Roles: []backoffice.Role{backoffice.RoleVerifier}, OIDC: true})
+		add(backoffice.NewAccount{Name: "given@askes.example", Roles: []backoffice.Role{backoffice.RoleVerifier}, OIDCSubject: "u7"})
+		add(backoffice.NewAccount{Name: "boss@askes.example", Roles: []backoffice.Role{backoffice.RoleAdmin}, OIDC: true})
+		assert.ErrorIs(t, l.svc.AddAccount(ctx, backoffice.NewAccount{Name: "x@askes.example", Roles: []backoffice.Role{backoffice.RoleVerifier},
+			OIDCSubject: "bad subject\n"}, backoffice.Actor{}), backoffice.ErrAccount)
+
+		signIn := func(email, sub, next string) (int, string) {
+			p.as(email, func(c map[string]any) { c["sub"] = sub })
+			jar, _ := cookiejar.New(nil)
+			c := &http.Client{Jar: jar}
+			resp, err := c.Get(staff.URL + "/login/oidc?next=" + url.QueryEscape(next))
+			require.NoError(t, err)
+			defer resp.Body.Close()
+			var b strings.Builder
+			_, _ = io.Copy(&b, resp.Body)
+			return resp.StatusCode, b.String()
+		}
+		account := func(name string) *backoffice.Account {
+			a, err := l.store.(backoffice.AccountStore).Account(ctx, name)
+			require.NoError(t, err)
+			return a
+		}
+
+		code, body := signIn("rina@askes.example", "u1", "/audit?account=a.b")
+		assert.Equal(t, http.StatusOK, code)
+		assert.Contains(t, body, `url=/audit?account=a.b"`, "next with dots")
+		assert.Equal(t, p.srv.URL, account("rina@askes.example").OIDCIssuer, "bound at the first sign-in")
+		assert.Equal(t, "u1", account("rina@askes.example").OIDCSubject)
+		code, _ = signIn("rina@askes.example", "u2", "/")
+		assert.Equal(t, http.StatusUnauthorized, code, "another identity with the same e-mail")
+		code, _ = signIn("rina@askes.example", "u1", "/")
+		assert.Equal(t, http.StatusOK, code, "the bound identity again")
+
+		code, _ = signIn("given@askes.example", "u1", "/")
+		assert.Equal(t, http.StatusUnauthorized, code, "not the subject given at creation")
+		code, _ = signIn("given@askes.example", "u7", "/")
+		assert.Equal(t, http.StatusOK, code, "the subject given at creation")
+		assert.Equal(t, p.srv.URL, account("given@askes.example").OIDCIssuer, "its issuer filled at the first sign-in")
+
+		code, _ = signIn("boss@askes.example", "u9", "/")
+		assert.Equal(t, http.StatusUnauthorized, code, "admin through OIDC: refused by default")
+		assert.Empty(t, account("boss@askes.example").OIDCSubject, "a refused sign-in binds nothing")
+		h.Store(l.svc.StaffHandler(backoffice.StaffConfig{OIDC: withAdmin}))
+		code, _ = signIn("boss@askes.example", "u9", "/")
+		assert.Equal(t, http.StatusOK, code, "admin through OIDC when allowed")
+	})
 }

@@ -15,13 +15,14 @@ import (
 
 var _ AccountStore = (*PGStore)(nil)
 
-const accountColumns = "name, roles, services, disabled, password_hash, oidc, created, failures, locked_until"
+const accountColumns = "name, roles, services, disabled, password_hash, oidc, created, failures, locked_until, sessions_after, oidc_issuer, oidc_subject"
 
 func scanAccount(row pgx.Row) (*Account, error) {
 	var a Account
 	var roles []string
-	var locked *time.Time
-	if err := row.Scan(&a.Name, &roles, &a.Services, &a.Disabled, &a.PasswordHash, &a.OIDC, &a.Created, &a.Failures, &locked); err != nil {
+	var locked, after *time.Time
+	if err := row.Scan(&a.Name, &roles, &a.Services, &a.Disabled, &a.PasswordHash, &a.OIDC, &a.Created, &a.Failures, &locked,
+		&after, &a.OIDCIssuer, &a.OIDCSubject); err != nil {
 		return nil, err
 	}
 	for _, r := range roles {
@@ -32,6 +33,9 @@ func scanAccount(row pgx.Row) (*Account, error) {
 	}
 	if locked != nil {
 		a.LockedUntil = locked.UTC()
+	}
+	if after != nil {
+		a.SessionsAfter = after.UTC()
 	}
 	a.Created = a.Created.UTC()
 	return &a, nil
@@ -46,16 +50,19 @@ func accountArgs(a *Account) []any {
 	if services == nil {
 		services = []string{}
 	}
-	var locked *time.Time
+	var locked, after *time.Time
 	if !a.LockedUntil.IsZero() {
 		locked = &a.LockedUntil
 	}
-	return []any{a.Name, roles, services, a.Disabled, a.PasswordHash, a.OIDC, a.Created, a.Failures, locked}
+	if !a.SessionsAfter.IsZero() {
+		after = &a.SessionsAfter
+	}
+	return []any{a.Name, roles, services, a.Disabled, a.PasswordHash, a.OIDC, a.Created, a.Failures, locked, after, a.OIDCIssuer, a.OIDCSubject}
 }
 
 // CreateAccount implements AccountStore.
 func (s *PGStore) CreateAccount(ctx context.Context, a *Account) error {
-	_, err := s.staff.Exec(ctx, "INSERT INTO staff_accounts ("+accountColumns+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)", accountArgs(a)...)
+	_, err := s.staff.Exec(ctx, "INSERT INTO staff_accounts ("+accountColumns+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)", accountArgs(a)...)
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) && pe.Code == "23505" {
 		return fmt.Errorf("%w: %s", ErrAccountExists, a.Name)
@@ -107,32 +114,50 @@ func (s *PGStore) UpdateAccount(ctx context.Context, name string, f func(*Accoun
 			return err
 		}
 		a.Name = name
-		_, err = tx.Exec(ctx, "UPDATE staff_accounts SET roles = $2, services = $3, disabled = $4, password_hash = $5, oidc = $6, created = $7, failures = $8, locked_until = $9 WHERE name = $1",
+		_, err = tx.Exec(ctx, "UPDATE staff_accounts SET roles = $2, services = $3, disabled = $4, password_hash = $5, oidc = $6, created = $7, failures = $8, locked_until = $9, sessions_after = $10, oidc_issuer = $11, oidc_subject = $12 WHERE name = $1",
 			accountArgs(a)...)
 		return err
 	})
 }
 
-// LoginFailed implements AccountStore.
+// LoginFailed implements AccountStore: one transaction that writes one
+// row, the account's or, for an unknown name, its bucket's in
+// staff_signin_unknown.
 func (s *PGStore) LoginFailed(ctx context.Context, name string, now time.Time) (time.Time, error) {
 	var until time.Time
-	err := s.UpdateAccount(ctx, name, func(a *Account) error {
+	err := pgx.BeginFunc(ctx, s.staff, func(tx pgx.Tx) error {
+		a, err := scanAccount(tx.QueryRow(ctx, "SELECT "+accountColumns+" FROM staff_accounts WHERE name = $1 FOR UPDATE", name))
+		if errors.Is(err, pgx.ErrNoRows) {
+			_, err = tx.Exec(ctx, "INSERT INTO staff_signin_unknown (bucket, failures, last) VALUES ($1, 1, $2) "+
+				"ON CONFLICT (bucket) DO UPDATE SET failures = staff_signin_unknown.failures + 1, last = EXCLUDED.last", unknownBucket(name), now)
+			return err
+		}
+		if err != nil {
+			return err
+		}
 		lockAfterFailure(a, now)
 		if a.LockedUntil.After(now) {
 			until = a.LockedUntil
 		}
-		return nil
+		var locked *time.Time
+		if !a.LockedUntil.IsZero() {
+			locked = &a.LockedUntil
+		}
+		_, err = tx.Exec(ctx, "UPDATE staff_accounts SET failures = $2, locked_until = $3 WHERE name = $1", name, a.Failures, locked)
+		return err
 	})
-	if errors.Is(err, ErrNotFound) {
-		return time.Time{}, nil
-	}
 	return until, err
 }
 
-// LoginSucceeded implements AccountStore.
-func (s *PGStore) LoginSucceeded(ctx context.Context, name string) error {
-	_, err := s.staff.Exec(ctx, "UPDATE staff_accounts SET failures = 0 WHERE name = $1", name)
-	return err
+// LoginSucceeded implements AccountStore: one UPDATE that refuses a
+// locked or disabled account, or one whose hash changed meanwhile.
+func (s *PGStore) LoginSucceeded(ctx context.Context, name, hash string, now time.Time) (bool, error) {
+	err := s.staff.QueryRow(ctx, "UPDATE staff_accounts SET failures = 0 WHERE name = $1 AND password_hash = $2 AND password_hash <> '' "+
+		"AND NOT disabled AND (locked_until IS NULL OR locked_until <= $3) RETURNING name", name, hash, now).Scan(&name)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // SessionFind implements AccountStore.
@@ -170,31 +195,14 @@ func (s *PGStore) AppendAudit(ctx context.Context, e *AuditEntry) error {
 		e.At, e.Actor, e.Action, e.Target, e.Client, e.Outcome, e.Detail).Scan(&e.ID)
 }
 
-// AuditLog implements AccountStore.
+// AuditLog implements AccountStore. Every filter goes by an index of
+// migration 009: (actor, id), (target, id), (action, id), (at). The
+// account filter (actor or target) is two index scans joined by UNION ALL
+// (the second leaves out what the first found), each newest first and
+// limited, not an OR that would scan the table.
 func (s *PGStore) AuditLog(ctx context.Context, q AuditQuery) ([]AuditEntry, error) {
-	before := q.Before
-	if before <= 0 {
-		before = 1<<63 - 1
-	}
-	where, args := "id < $1", []any{before}
-	arg := func(cond string, v any) {
-		args = append(args, v)
-		where += " AND " + strings.ReplaceAll(cond, "$", fmt.Sprintf("$%d", len(args)))
-	}
-	if q.Account != "" {
-		arg("(actor = $ OR target = $)", q.Account)
-	}
-	if q.Action != "" {
-		arg("action = $", q.Action)
-	}
-	if !q.From.IsZero() {
-		arg("at >= $", q.From)
-	}
-	if !q.To.IsZero() {
-		arg("at < $", q.To)
-	}
-	args = append(args, q.Limit)
-	rows, err := s.staff.Query(ctx, fmt.Sprintf("SELECT id, at, actor, action, target, client, outcome, detail FROM staff_audit WHERE %s ORDER BY id DESC LIMIT $%d", where, len(args)), args...)
+	query, args := auditSQL(q)
+	rows, err := s.staff.Query(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -209,4 +217,38 @@ func (s *PGStore) AuditLog(ctx context.Context, q AuditQuery) ([]AuditEntry, err
 		out = append(out, e)
 	}
 	return out, rows.Err()
+}
+
+// auditSQL is AuditLog's query and its arguments.
+func auditSQL(q AuditQuery) (string, []any) {
+	before := q.Before
+	if before <= 0 {
+		before = 1<<63 - 1
+	}
+	where, args := "id < $1", []any{before}
+	arg := func(cond string, v any) {
+		args = append(args, v)
+		where += " AND " + strings.ReplaceAll(cond, "$", fmt.Sprintf("$%d", len(args)))
+	}
+	if q.Action != "" {
+		arg("action = $", q.Action)
+	}
+	if !q.From.IsZero() {
+		arg("at >= $", q.From)
+	}
+	if !q.To.IsZero() {
+		arg("at < $", q.To)
+	}
+	args = append(args, q.Limit)
+	limit := fmt.Sprintf("$%d", len(args))
+	const cols = "id, at, actor, action, target, client, outcome, detail"
+	query := "SELECT " + cols + " FROM staff_audit WHERE " + where + " ORDER BY id DESC LIMIT " + limit
+	if q.Account != "" {
+		args = append(args, q.Account)
+		a := fmt.Sprintf("$%d", len(args))
+		query = "SELECT " + cols + " FROM ((SELECT " + cols + " FROM staff_audit WHERE actor = " + a + " AND " + where + " ORDER BY id DESC LIMIT " + limit + ")" +
+			" UNION ALL (SELECT " + cols + " FROM staff_audit WHERE target = " + a + " AND actor <> " + a + " AND " + where + " ORDER BY id DESC LIMIT " + limit + ")) u" +
+			" ORDER BY id DESC LIMIT " + limit
+	}
+	return query, args
 }

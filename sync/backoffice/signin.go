@@ -176,12 +176,15 @@ func (a *staffAuth) gate(next http.Handler) http.Handler {
 		var p *Principal
 		if name := sm.GetString(ctx, sessionAccount); name != "" {
 			acc, err := a.st.Account(ctx, name)
-			expired := a.s.cfg.Now().Sub(time.Unix(0, sm.GetInt64(ctx, sessionSince))) >= SessionLifetime
+			since := time.Unix(0, sm.GetInt64(ctx, sessionSince))
+			expired := a.s.cfg.Now().Sub(since) >= SessionLifetime
 			switch {
-			case err == nil && !acc.Disabled && !expired:
-				p = acc.Principal() // roles as stored now: a change applies at the next request
+			case err == nil && !acc.Disabled && !expired && !since.Before(acc.SessionsAfter):
+				p = acc.Principal()
 			case err == nil || errors.Is(err, ErrNotFound):
-				if err := sm.Destroy(ctx); err != nil { // expired, disabled or removed: signed out
+				// expired, disabled, removed, or signed in before a new
+				// password, roles, disable or enable: signed out
+				if err := sm.Destroy(ctx); err != nil {
 					a.s.internal(w, a.log, err)
 					return
 				}
@@ -258,6 +261,7 @@ var loginMessages = map[string]string{
 	"limited": "staff.signin.rate-limited",
 	"expired": "staff.signin.expired",
 	"signed":  "staff.signin.signed-out",
+	"busy":    "staff.signin.busy",
 }
 
 // loginForm writes the sign-in form with a pre-session CSRF token:
@@ -341,6 +345,11 @@ func (a *staffAuth) postLogin(w http.ResponseWriter, r *http.Request) {
 		a.loginForm(w, r, http.StatusUnauthorized, "failed")
 		return
 	}
+	if errors.Is(err, ErrBusy) {
+		w.Header().Set("Retry-After", "5")
+		a.loginForm(w, r, http.StatusServiceUnavailable, "busy")
+		return
+	}
 	if err != nil {
 		a.s.internal(w, a.log, err)
 		return
@@ -407,17 +416,58 @@ func (s *Service) dummyHash() string {
 	return h
 }
 
+// DefaultHashSlots is how many sign-ins hash at once by default: with
+// DefaultHashParams each argon2id hash takes 64 MiB, so the sign-in's
+// memory budget is 4 × 64 MiB = 256 MiB per node however many requests
+// arrive. A sign-in waits at most HashWait for a slot, then is refused
+// with ErrBusy (POST /login: 503 and Retry-After).
+const (
+	DefaultHashSlots = 4
+	HashWait         = 2 * time.Second
+)
+
+// ErrBusy: every hashing slot stayed taken for HashWait; try again later.
+var ErrBusy = errors.New("backoffice: sign-in busy, try again")
+
+// checkPassword checks pw against hash in one of the Service's hashing
+// slots (ErrBusy when none frees within HashWait or ctx ends first).
+func (s *Service) checkPassword(ctx context.Context, hash, pw string) (bool, error) {
+	t := time.NewTimer(HashWait)
+	defer t.Stop()
+	select {
+	case s.hashSlots <- struct{}{}:
+	case <-t.C:
+		return false, ErrBusy
+	case <-ctx.Done():
+		return false, ErrBusy
+	}
+	defer func() { <-s.hashSlots }()
+	return CheckPasswordHash(hash, pw)
+}
+
+// auditName is the sign-in's audit target: the name when it is a valid
+// user name (at most 64 bytes), else "(invalid name)".
+func auditName(name string) string {
+	if userName.MatchString(name) {
+		return name
+	}
+	return "(invalid name)"
+}
+
 // SignIn checks name and password at the Service's clock and returns the
-// account, or ErrSignIn. Every attempt costs one argon2id hash, whether
-// the name exists or not; a failure counts against the account
-// (MaxLoginFailures, then LockoutDuration); each is audited (sign-in:
-// ok, failed or locked).
+// account, or ErrSignIn (ErrBusy when no hashing slot frees in time).
+// Every attempt costs one argon2id hash, whether the name exists or not,
+// and one write to the store: a failure counts against the account
+// (MaxLoginFailures, then LockoutDuration) or, for an unknown name,
+// against its hash's bucket; a success clears the count in one atomic
+// step that refuses an account locked, disabled or given a new password
+// meanwhile. Each attempt is audited (sign-in: ok, failed or locked).
 func (s *Service) SignIn(ctx context.Context, name, password, client string) (*Account, error) {
 	st, err := s.accounts()
 	if err != nil {
 		return nil, err
 	}
-	now := s.cfg.Now()
+	name = auditName(name) // a name breaking the rules (NUL, too long, …) names no account
 	acc, err := st.Account(ctx, name)
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return nil, err
@@ -427,39 +477,54 @@ func (s *Service) SignIn(ctx context.Context, name, password, client string) (*A
 	if usable {
 		hash = acc.PasswordHash
 	}
-	ok, err := CheckPasswordHash(hash, password)
+	ok, err := s.checkPassword(ctx, hash, password)
+	if errors.Is(err, ErrBusy) {
+		return nil, err
+	}
 	if err != nil {
 		return nil, fmt.Errorf("backoffice: account %s: %w", name, err)
+	}
+	now := s.cfg.Now() // after the hash: the lock is judged when the answer is given
+	target := name
+	if usable && ok {
+		done, err := st.LoginSucceeded(ctx, name, hash, now)
+		if err != nil {
+			return nil, err
+		}
+		if done {
+			if err := s.audit(ctx, nil, AuditSignIn, target, client, "ok", "password"); err != nil {
+				return nil, err
+			}
+			return acc, nil
+		}
+		// locked, disabled or a new password since the account was read
+		outcome, detail := "locked", "right password refused: locked, disabled or changed meanwhile"
+		if err := s.audit(ctx, nil, AuditSignIn, target, client, outcome, detail); err != nil {
+			return nil, err
+		}
+		return nil, ErrSignIn
+	}
+	until, err := st.LoginFailed(ctx, name, now)
+	if err != nil {
+		return nil, err
 	}
 	outcome, detail := "failed", ""
 	switch {
 	case acc == nil:
 		detail = "unknown name"
-	case acc.LockedUntil.After(now):
-		outcome, detail = "locked", "locked until "+acc.LockedUntil.UTC().Format(time.RFC3339)
 	case acc.Disabled:
 		detail = "disabled"
 	case acc.PasswordHash == "":
 		detail = "no password (OIDC only)"
-	case !ok:
+	case acc.LockedUntil.After(now):
+		outcome, detail = "locked", "locked until "+acc.LockedUntil.UTC().Format(time.RFC3339)
+	default:
 		detail = "wrong password"
-		until, err := st.LoginFailed(ctx, name, now)
-		if err != nil {
-			return nil, err
-		}
 		if !until.IsZero() {
 			outcome, detail = "locked", "wrong password; locked until "+until.UTC().Format(time.RFC3339)
 		}
-	default:
-		if err := st.LoginSucceeded(ctx, name); err != nil {
-			return nil, err
-		}
-		if err := s.audit(ctx, nil, AuditSignIn, name, client, "ok", "password"); err != nil {
-			return nil, err
-		}
-		return acc, nil
 	}
-	if err := s.audit(ctx, nil, AuditSignIn, name, client, outcome, detail); err != nil {
+	if err := s.audit(ctx, nil, AuditSignIn, target, client, outcome, detail); err != nil {
 		return nil, err
 	}
 	return nil, ErrSignIn

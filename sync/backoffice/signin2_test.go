@@ -151,7 +151,7 @@ func TestAuditEntries(t *testing.T) {
 	rec := do(admin, request{method: "POST", path: "/v1/accounts", ctype: "application/json", remote: "10.1.1.1:5",
 		body: `{"name":"siti","roles":["institution"],"services":["askes"],"password":"` + testPassword + `"}`})
 	require.Equal(t, http.StatusCreated, rec.Code, rec.Body.String())
-	do(admin, request{method: "POST", path: "/v1/accounts/siti/roles", ctype: "application/json", body: `{"roles":["auditor","institution"],"services":["askes"]}`})
+	do(admin, request{method: "POST", path: "/v1/accounts/siti/roles", ctype: "application/json", body: `{"roles":["institution"],"services":["askes","taspen"]}`})
 	do(admin, request{method: "POST", path: "/v1/accounts/siti/password", ctype: "application/json", body: `{"password":"` + testPassword + `"}`})
 	code := codeOf(t, recs[0])
 	do(admin, request{method: "GET", path: wire.PathVerify + code, remote: "10.1.1.1:6"})

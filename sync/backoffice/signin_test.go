@@ -367,13 +367,33 @@ func TestSignInClient(t *testing.T) {
 	ctx := context.Background()
 	bad := &http.Client{}
 	assert.ErrorContains(t, backoffice.SignInClient(ctx, bad, srv.URL, "prober", "wrong password!"), "401 Unauthorized")
+	srv2 := httptest.NewServer(l.svc.StaffHandler(backoffice.StaffConfig{})) // another node on the same host and store
+	defer srv2.Close()
+	has := func(c *http.Client, u string) bool {
+		t.Helper()
+		ok, err := backoffice.HasSession(ctx, c, u)
+		require.NoError(t, err)
+		return ok
+	}
 	c := &http.Client{}
-	assert.False(t, backoffice.HasSession(c, srv.URL), "no jar yet")
+	assert.False(t, has(c, srv.URL), "no jar yet")
 	require.NoError(t, backoffice.SignInClient(ctx, c, srv.URL, "prober", testPassword))
-	assert.True(t, backoffice.HasSession(c, srv.URL))
-	assert.True(t, backoffice.HasSession(c, "http://127.0.0.1:1/"), "a cookie belongs to the host, whatever the port")
-	assert.False(t, backoffice.HasSession(c, "http://localhost/"), "another host")
-	assert.False(t, backoffice.HasSession(bad, srv.URL), "a failed sign-in leaves no session")
+	assert.True(t, has(c, srv.URL))
+	assert.True(t, has(c, srv2.URL), "a cookie belongs to the host, whatever the port, and the session to the store")
+	assert.False(t, has(c, "http://localhost/"), "another host")
+	assert.False(t, has(bad, srv.URL), "a failed sign-in leaves no session")
+	_, err := backoffice.HasSession(ctx, c, "http://127.0.0.1:1/")
+	assert.Error(t, err, "no server there")
+
+	// a stale cookie: the session ended on the server (a new password)
+	stale := &http.Client{}
+	require.NoError(t, backoffice.SignInClient(ctx, stale, srv.URL, "prober", testPassword))
+	require.True(t, has(stale, srv.URL))
+	require.NoError(t, l.svc.SetPassword(ctx, "prober", testPassword, backoffice.Actor{}))
+	assert.False(t, has(stale, srv.URL), "the cookie is there, the session is not")
+	require.NoError(t, backoffice.SignInClient(ctx, stale, srv.URL, "prober", testPassword), "so the client signs in anew")
+	assert.True(t, has(stale, srv.URL))
+	require.NoError(t, backoffice.SignInClient(ctx, c, srv.URL, "prober", testPassword))
 	resp, err := c.Get(srv.URL + wire.PathVerify + codeOf(t, recs[0]))
 	require.NoError(t, err)
 	resp.Body.Close()

@@ -41,22 +41,50 @@ func SignInClient(ctx context.Context, c *http.Client, staffURL, user, password 
 	return nil
 }
 
-// HasSession reports whether c's cookie jar holds a staff session cookie
-// for staffURL. Sessions live in the database, so one signed in on a node
-// is signed in on every node the cookie reaches (cookies belong to a
-// host, not a port); signing in again with it would be refused (a
-// signed-in POST /login needs the session's CSRF token).
-func HasSession(c *http.Client, staffURL string) bool {
+// HasSession reports whether c holds a live staff session on staffURL:
+// a session cookie for its host in c's cookie jar that the server still
+// accepts (a GET of the signed-in page "/", its redirect to /login not
+// followed). Sessions live in the database, so one signed in on a node is
+// signed in on every node the cookie reaches (cookies belong to a host,
+// not a port). Signing in again while signed in would not work: GET
+// /login redirects a signed-in client, so there is no form and no form
+// token to post. A cookie the server no longer knows (expired, signed
+// out, ended by an account change) is no session: false. An answer other
+// than 200 or a redirect is an error.
+func HasSession(ctx context.Context, c *http.Client, staffURL string) (bool, error) {
 	u, err := url.Parse(staffURL)
-	if err != nil || c.Jar == nil {
-		return false
+	if err != nil {
+		return false, fmt.Errorf("backoffice: staff URL %q: %w", staffURL, err)
 	}
+	if c.Jar == nil {
+		return false, nil
+	}
+	has := false
 	for _, k := range c.Jar.Cookies(u) {
-		if k.Name == sessionCookie || k.Name == secureSessionCookie {
-			return true
-		}
+		has = has || k.Name == sessionCookie || k.Name == secureSessionCookie
 	}
-	return false
+	if !has {
+		return false, nil
+	}
+	nc := *c
+	nc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(staffURL, "/")+"/", nil)
+	if err != nil {
+		return false, err
+	}
+	resp, err := nc.Do(req)
+	if err != nil {
+		return false, fmt.Errorf("backoffice: staff session check: %w", err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+	switch {
+	case resp.StatusCode == http.StatusOK:
+		return true, nil
+	case resp.StatusCode/100 == 3:
+		return false, nil
+	}
+	return false, fmt.Errorf("backoffice: staff session check at %s: %s", staffURL, resp.Status)
 }
 
 // StaffCSRFToken is the CSRF token of c's session on the staff listener

@@ -25,6 +25,10 @@ type NewAccount struct {
 	Services []string `json:"services,omitempty"`
 	Password string   `json:"password,omitempty"` // "": none (then OIDC)
 	OIDC     bool     `json:"oidc,omitempty"`
+	// OIDCSubject binds the account to this subject (the ID token's sub)
+	// at the OIDC provider from the start; "" : bound at its first OIDC
+	// sign-in. Implies OIDC.
+	OIDCSubject string `json:"oidc_subject,omitempty"`
 }
 
 // AccountView is an account as the API and `user list` show it: never
@@ -36,6 +40,8 @@ type AccountView struct {
 	Disabled    bool      `json:"disabled"`
 	Password    bool      `json:"password"`
 	OIDC        bool      `json:"oidc"`
+	OIDCIssuer  string    `json:"oidc_issuer,omitempty"` // the OIDC identity it is bound to ("": not yet)
+	OIDCSubject string    `json:"oidc_subject,omitempty"`
 	Created     time.Time `json:"created"`
 	LockedUntil time.Time `json:"locked_until,omitzero"`
 }
@@ -43,7 +49,7 @@ type AccountView struct {
 // View is a's public view.
 func (a *Account) View() AccountView {
 	return AccountView{Name: a.Name, Roles: a.Roles, Services: a.Services, Disabled: a.Disabled, Password: a.PasswordHash != "",
-		OIDC: a.OIDC, Created: a.Created, LockedUntil: a.LockedUntil}
+		OIDC: a.OIDC, OIDCIssuer: a.OIDCIssuer, OIDCSubject: a.OIDCSubject, Created: a.Created, LockedUntil: a.LockedUntil}
 }
 
 // Actor is who changes accounts: a signed-in principal (nil: the
@@ -67,7 +73,8 @@ func (s *Service) AddAccount(ctx context.Context, n NewAccount, by Actor) error 
 	if err != nil {
 		return err
 	}
-	a := &Account{Name: n.Name, Roles: n.Roles, Services: n.Services, OIDC: n.OIDC, Created: s.cfg.Now().UTC()}
+	a := &Account{Name: n.Name, Roles: n.Roles, Services: n.Services, OIDC: n.OIDC || n.OIDCSubject != "", OIDCSubject: n.OIDCSubject,
+		Created: s.cfg.Now().UTC()}
 	if n.Password != "" {
 		if err := CheckPassword(n.Password); err != nil {
 			return err
@@ -100,11 +107,15 @@ func describe(a *Account) string {
 	if a.OIDC {
 		d += " oidc"
 	}
+	if a.OIDCSubject != "" {
+		d += " oidc-subject=" + a.OIDCSubject
+	}
 	return d
 }
 
 // SetRoles replaces an account's roles and services (ErrAccount,
-// ErrNotFound).
+// ErrNotFound); the account's open sessions end (it signs in anew under
+// the new roles).
 func (s *Service) SetRoles(ctx context.Context, name string, roles []Role, services []string, by Actor) error {
 	return s.changeAccount(ctx, name, AuditAccountRoles, by, func(a *Account) error {
 		a.Roles, a.Services = roles, services
@@ -113,7 +124,8 @@ func (s *Service) SetRoles(ctx context.Context, name string, roles []Role, servi
 }
 
 // DisableAccount disables an account: it can no longer sign in, and its
-// open sessions end at their next request.
+// open sessions end at their next request (Account.SessionsAfter), also
+// when it is enabled again before that.
 func (s *Service) DisableAccount(ctx context.Context, name string, by Actor) error {
 	return s.changeAccount(ctx, name, AuditAccountOff, by, func(a *Account) error {
 		a.Disabled = true
@@ -121,8 +133,8 @@ func (s *Service) DisableAccount(ctx context.Context, name string, by Actor) err
 	})
 }
 
-// EnableAccount enables a disabled account again (its sessions ended
-// when it was disabled: it signs in anew).
+// EnableAccount enables a disabled account again; sessions signed in
+// before stay ended (Account.SessionsAfter): it signs in anew.
 func (s *Service) EnableAccount(ctx context.Context, name string, by Actor) error {
 	return s.changeAccount(ctx, name, AuditAccountOn, by, func(a *Account) error {
 		a.Disabled = false
@@ -130,7 +142,8 @@ func (s *Service) EnableAccount(ctx context.Context, name string, by Actor) erro
 	})
 }
 
-// SetPassword sets a new password (CheckPassword) and lifts a lock-out.
+// SetPassword sets a new password (CheckPassword), lifts a lock-out and
+// ends the account's open sessions.
 func (s *Service) SetPassword(ctx context.Context, name, password string, by Actor) error {
 	if err := CheckPassword(password); err != nil {
 		return err
@@ -145,6 +158,10 @@ func (s *Service) SetPassword(ctx context.Context, name, password string, by Act
 	})
 }
 
+// changeAccount changes an account through f and audits it. Every
+// change it makes (roles, disable, enable, password) ends the sessions
+// signed in before it: the gate refuses a session older than
+// Account.SessionsAfter.
 func (s *Service) changeAccount(ctx context.Context, name, action string, by Actor, f func(*Account) error) error {
 	st, err := s.accounts()
 	if err != nil {
@@ -155,6 +172,7 @@ func (s *Service) changeAccount(ctx context.Context, name, action string, by Act
 		if err := f(a); err != nil {
 			return err
 		}
+		a.SessionsAfter = s.cfg.Now().UTC()
 		after = a
 		return nil
 	})

@@ -219,17 +219,19 @@ func TestAccountsPageForms(t *testing.T) {
 	a = bad("/accounts/askes.ani/roles", url.Values{"role": {"institution"}}, 400, "memerlukan layanannya", "needs its services")
 	assert.Contains(t, a.body, `data-account="askes.ani">askes.ani: `, "the error names the account")
 	assert.Contains(t, a.body, `<details open>`, "its form is open")
-	a = postForm(adm, "/accounts/askes.ani/roles", tok, url.Values{"role": {"institution", "verifier"}, "services": {"askes, taspen"}})
+	bad("/accounts/askes.ani/roles", url.Values{"role": {"institution", "verifier"}, "services": {"askes"}}, 400,
+		"memegang peran instansi saja", "holding the institution role alone")
+	a = postForm(adm, "/accounts/askes.ani/roles", tok, url.Values{"role": {"institution"}, "services": {"askes, taspen"}})
 	require.Equal(t, 303, a.status, a.body)
 	e = auditOf(t, l.svc, backoffice.AuditAccountRoles, "askes.ani")
 	require.Len(t, e, 1)
 	// a script's post with the token in the header instead of the form reads the same form
-	a = staffCall(adm, "POST", "/accounts/askes.ani/roles", url.Values{"role": {"institution", "verifier"}, "services": {"askes, taspen"}}.Encode(),
+	a = staffCall(adm, "POST", "/accounts/askes.ani/roles", url.Values{"role": {"institution"}, "services": {"askes, taspen"}}.Encode(),
 		"Content-Type", "application/x-www-form-urlencoded", "X-CSRF-Token", tok)
 	require.Equal(t, 303, a.status, a.body)
 	e = auditOf(t, l.svc, backoffice.AuditAccountRoles, "askes.ani")
 	require.Len(t, e, 2)
-	assert.Equal(t, "roles=institution,verifier services=askes,taspen", e[0].Detail)
+	assert.Equal(t, "roles=institution services=askes,taspen", e[0].Detail)
 	assert.Equal(t, e[0].Detail, e[1].Detail)
 	assert.Equal(t, "admin.dewi", e[0].Actor)
 	bad("/accounts/nobody/roles", url.Values{"role": {"auditor"}}, 404, "Tidak ada akun dengan nama itu.", "No account has that name.")
