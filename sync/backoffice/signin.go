@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
 	_ "embed"
 	"encoding/base64"
@@ -55,8 +56,65 @@ const (
 // expiry is judged by the Service's clock (Config.Now). scs keeps the
 // SHA-256 of the token there (HashTokenInStore), not the token.
 type sessionStore struct {
-	st  AccountStore
-	now func() time.Time
+	st     AccountStore
+	now    func() time.Time
+	recent *recentCommits
+}
+
+// sessionTouch is how far a session's expiry may move before it is
+// written again when nothing else in it changed. scs commits the session
+// on every request to push its idle expiry on (IdleTimeout), which would
+// be a database write (and a WAL flush) per staff request, verification
+// included; the idle timeout is instead kept to within this much.
+const sessionTouch = time.Minute
+
+// recentCommits remembers, per session (the token's hash, as stored),
+// what this node last wrote: the data's SHA-256 and the expiry.
+type recentCommits struct {
+	mu sync.Mutex
+	m  map[string]recentCommit
+}
+
+type recentCommit struct {
+	sum    [32]byte
+	expiry time.Time
+}
+
+// maxRecentCommits bounds recentCommits; beyond it the expired entries
+// go, and if that is not enough, all of them (the next commit of each
+// session is then written, as without the cache).
+const maxRecentCommits = 10000
+
+// skip reports whether a commit of data with expiry may be left out: this
+// node wrote the same data less than sessionTouch before, with an expiry
+// not yet passed.
+func (r *recentCommits) skip(token string, sum [32]byte, expiry, now time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c, ok := r.m[token]
+	return ok && c.sum == sum && c.expiry.After(now) && expiry.Sub(c.expiry) < sessionTouch
+}
+
+func (r *recentCommits) note(token string, sum [32]byte, expiry, now time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.m) >= maxRecentCommits {
+		for k, c := range r.m {
+			if !c.expiry.After(now) {
+				delete(r.m, k)
+			}
+		}
+		if len(r.m) >= maxRecentCommits {
+			clear(r.m)
+		}
+	}
+	r.m[token] = recentCommit{sum, expiry}
+}
+
+func (r *recentCommits) forget(token string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.m, token)
 }
 
 func (s sessionStore) Find(token string) ([]byte, bool, error) {
@@ -73,10 +131,24 @@ func (s sessionStore) FindCtx(ctx context.Context, token string) ([]byte, bool, 
 // CommitCtx stores the session. scs reckons expiry by the wall clock;
 // the store judges it by the Service's clock, so the difference between
 // the two (none in production) is carried over.
+// A commit that changes nothing but moves the expiry by less than
+// sessionTouch is left out (recentCommits).
 func (s sessionStore) CommitCtx(ctx context.Context, token string, b []byte, expiry time.Time) error {
-	return s.st.SessionCommit(ctx, token, b, expiry.Add(s.now().Sub(time.Now())))
+	now := s.now()
+	expiry = expiry.Add(now.Sub(time.Now()))
+	sum := sha256.Sum256(b)
+	if s.recent.skip(token, sum, expiry, now) {
+		return nil
+	}
+	if err := s.st.SessionCommit(ctx, token, b, expiry); err != nil {
+		s.recent.forget(token)
+		return err
+	}
+	s.recent.note(token, sum, expiry, now)
+	return nil
 }
 func (s sessionStore) DeleteCtx(ctx context.Context, token string) error {
+	s.recent.forget(token)
 	return s.st.SessionDelete(ctx, token)
 }
 
@@ -97,9 +169,10 @@ func newStaffAuth(s *Service, limit Limit, maxClients int, log *slog.Logger) *st
 	}
 	a := &staffAuth{s: s, st: st, log: log,
 		limits: newVerifyLimiter(limit, Limit{Rate: 1e6, Burst: 1 << 30}, maxClients, log)}
+	recent := &recentCommits{m: map[string]recentCommit{}}
 	for i, sm := range []**scs.SessionManager{&a.plain, &a.secure} {
 		m := scs.New()
-		m.Store = sessionStore{st: st, now: s.cfg.Now}
+		m.Store = sessionStore{st: st, now: s.cfg.Now, recent: recent}
 		m.IdleTimeout = SessionIdleTimeout
 		m.Lifetime = SessionLifetime
 		m.HashTokenInStore = true
