@@ -114,8 +114,8 @@ func VerifyWebhookSignature(secret, header, body []byte, tolerance time.Duration
 	if err != nil || strconv.FormatInt(sec, 10) != ts {
 		return fmt.Errorf("%w: timestamp %q", ErrSignatureHeader, ts)
 	}
-	if d := now.Sub(time.Unix(sec, 0)); d > tolerance || -d > tolerance {
-		return fmt.Errorf("%w: signed %s from now", ErrSignatureTimestamp, d.Round(time.Second))
+	if !withinSeconds(sec, now.Unix(), tolerance) {
+		return fmt.Errorf("%w: signed at %d, now %d", ErrSignatureTimestamp, sec, now.Unix())
 	}
 	want := webhookMAC(secret, ts, body)
 	ok := false
@@ -128,6 +128,21 @@ func VerifyWebhookSignature(secret, header, body []byte, tolerance time.Duration
 		return ErrSignatureMismatch
 	}
 	return nil
+}
+
+// withinSeconds reports whether the signed second sec is at most
+// tolerance (whole seconds) from now, in integers: a time.Duration of the
+// difference overflows for timestamps some 292 years away (t=2^40 would
+// pass), the difference of two int64 fits in a uint64.
+func withinSeconds(sec, now int64, tolerance time.Duration) bool {
+	if tolerance < 0 {
+		return false
+	}
+	tol := uint64(tolerance / time.Second)
+	if sec >= now {
+		return uint64(sec)-uint64(now) <= tol
+	}
+	return uint64(now)-uint64(sec) <= tol
 }
 
 // checkWebhookURL accepts absolute http(s) URLs without credentials.
@@ -144,7 +159,8 @@ func checkWebhookURL(s string) error {
 
 // WebhookConfig configures the dispatcher.
 type WebhookConfig struct {
-	// Client posts the events (default: 30 s timeout).
+	// Client posts the events (default: 30 s timeout). Redirects are
+	// never followed, whatever its CheckRedirect: a 3xx is a refusal.
 	Client *http.Client
 	// Poll is how often new records and new institutions are looked for
 	// (default 2 s).
@@ -204,6 +220,13 @@ func (s *Service) RunWebhooks(ctx context.Context, cfg WebhookConfig) error {
 	if cfg.Client == nil {
 		cfg.Client = &http.Client{Timeout: 30 * time.Second}
 	}
+	// never follow a redirect: a client would turn the POST into a GET
+	// on 301/302/303 and take the final 2xx of another URL for the
+	// institution's acknowledgement; a 3xx is a refusal. A supplied
+	// client is copied, not changed.
+	noRedirects := *cfg.Client
+	noRedirects.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	cfg.Client = &noRedirects
 	if cfg.Poll <= 0 {
 		cfg.Poll = 2 * time.Second
 	}

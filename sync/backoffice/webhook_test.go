@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -201,6 +202,12 @@ func TestVerifyWebhookSignature(t *testing.T) {
 	assert.ErrorIs(t, backoffice.VerifyWebhookSignature([]byte("wrong"), []byte(h), body, 5*time.Minute, now), backoffice.ErrSignatureMismatch)
 	assert.ErrorIs(t, ok(h, now.Add(6*time.Minute)), backoffice.ErrSignatureTimestamp)
 	assert.ErrorIs(t, ok(h, now.Add(-6*time.Minute)), backoffice.ErrSignatureTimestamp)
+	// far-future and far-past timestamps, signed with the right secret: a
+	// time.Duration of the difference would overflow and pass
+	for _, ts := range []int64{1 << 40, 1<<62 + 12345, math.MaxInt64, -(1 << 40), math.MinInt64} {
+		far := backoffice.SignWebhook(secret, body, time.Unix(ts, 0))
+		assert.ErrorIs(t, ok(far, now), backoffice.ErrSignatureTimestamp, far)
+	}
 	// the timestamp is signed: moving it breaks the signature
 	moved := strings.Replace(h, "t=1790000000", "t=1790000001", 1)
 	assert.ErrorIs(t, ok(moved, now), backoffice.ErrSignatureMismatch)
@@ -208,4 +215,53 @@ func TestVerifyWebhookSignature(t *testing.T) {
 		"t=+1790000000," + strings.Split(h, ",")[1], "t=1790000000,v1=abc", "t=1,t=2," + strings.Split(h, ",")[1], "garbage"} {
 		assert.ErrorIs(t, ok(bad, now), backoffice.ErrSignatureHeader, bad)
 	}
+}
+
+// A webhook URL that redirects is refused, never acknowledged: not by
+// the default client, nor by a supplied one that follows redirects (a
+// POST turned into a GET on 302/303 answered 200 elsewhere). The
+// delivery cursor stays where it was, and the metrics count refusals.
+func TestWebhookRedirectIsNotAnAck(t *testing.T) {
+	eachStore(t, func(t *testing.T, l *lab) {
+		var mu sync.Mutex
+		got := map[string]int{}
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			got[r.Method+" "+r.URL.Path]++
+			mu.Unlock()
+			switch r.URL.Path {
+			case "/hook":
+				http.Redirect(w, r, "/elsewhere", http.StatusFound)
+			case "/hook303":
+				http.Redirect(w, r, "/elsewhere", http.StatusSeeOther)
+			default:
+				w.WriteHeader(http.StatusOK)
+			}
+		}))
+		defer srv.Close()
+		register(t, l.store, "askes", "askes", srv.URL+"/hook", backoffice.NewWebhookSecret())
+		register(t, l.store, "taspen", "taspen", srv.URL+"/hook303", backoffice.NewWebhookSecret())
+		l.ingest(l.serviceRecords(2, "t-01", "askes")...)
+		l.ingest(l.serviceRecords(2, "t-01", "taspen")...)
+		for _, client := range []*http.Client{nil, {Timeout: 5 * time.Second}} {
+			cfg := fastHooks
+			cfg.Client = client
+			ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
+			require.NoError(t, l.svc.RunWebhooks(ctx, cfg))
+			cancel()
+		}
+		mu.Lock()
+		assert.Zero(t, got["GET /elsewhere"]+got["POST /elsewhere"], "a redirect was followed: %v", got)
+		assert.NotZero(t, got["POST /hook"])
+		assert.NotZero(t, got["POST /hook303"])
+		mu.Unlock()
+		for _, name := range []string{"askes", "taspen"} {
+			in, err := l.store.(backoffice.InstitutionStore).Institution(context.Background(), name)
+			require.NoError(t, err)
+			assert.Equal(t, backoffice.Cursor{}, in.Delivered, "%s: a redirect moved the cursor", name)
+		}
+		rec := httptest.NewRecorder()
+		l.svc.MetricsHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+		assert.Contains(t, rec.Body.String(), `kpe_backoffice_webhook_deliveries_total{outcome="delivered"} 0`)
+	})
 }
