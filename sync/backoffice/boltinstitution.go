@@ -203,32 +203,58 @@ func (s *BoltStore) SetInstitutionEnabled(_ context.Context, name string, enable
 	})
 }
 
-// SetDelivered implements InstitutionStore.
-func (s *BoltStore) SetDelivered(_ context.Context, name string, from, to Cursor) error {
-	return s.updateInstitution(name, func(in *Institution) error {
-		if in.Delivered != from {
-			return ErrDeliveryMoved
-		}
-		in.Delivered = to
-		return nil
-	})
-}
-
 // boltLeases are the delivery leases of the bbolt stores: a bbolt file
 // is open in one process only, so a lease in memory is enough.
-var boltLeases sync.Map // boltLease → struct{}
+var boltLeases sync.Map // boltLeaseKey → struct{}
 
-type boltLease struct {
+type boltLeaseKey struct {
 	s    *BoltStore
 	name string
 }
 
+type boltLease struct {
+	k    boltLeaseKey
+	once sync.Once
+}
+
 // DeliveryLease implements InstitutionStore.
-func (s *BoltStore) DeliveryLease(_ context.Context, name string) (func(), error) {
-	k := boltLease{s, name}
+func (s *BoltStore) DeliveryLease(_ context.Context, name string) (DeliveryLease, error) {
+	k := boltLeaseKey{s, name}
 	if _, held := boltLeases.LoadOrStore(k, struct{}{}); held {
 		return nil, ErrLeaseHeld
 	}
-	var once sync.Once
-	return func() { once.Do(func() { boltLeases.Delete(k) }) }, nil
+	return &boltLease{k: k}, nil
+}
+
+// Release implements DeliveryLease.
+func (l *boltLease) Release() { l.once.Do(func() { boltLeases.Delete(l.k) }) }
+
+// SetPending implements DeliveryLease.
+func (l *boltLease) SetPending(_ context.Context, from, to Cursor) error {
+	return l.k.s.updateInstitution(l.k.name, func(in *Institution) error {
+		if in.Delivered != from {
+			return ErrDeliveryMoved
+		}
+		in.Pending = to
+		return nil
+	})
+}
+
+// SetDelivered implements DeliveryLease.
+func (l *boltLease) SetDelivered(_ context.Context, from, to Cursor) error {
+	return l.k.s.updateInstitution(l.k.name, func(in *Institution) error {
+		if in.Delivered != from {
+			return ErrDeliveryMoved
+		}
+		in.Delivered, in.Pending, in.Failures, in.NextAttempt = to, Cursor{}, 0, time.Time{}
+		return nil
+	})
+}
+
+// SetBackoff implements DeliveryLease.
+func (l *boltLease) SetBackoff(_ context.Context, failures int, next time.Time) error {
+	return l.k.s.updateInstitution(l.k.name, func(in *Institution) error {
+		in.Failures, in.NextAttempt = failures, next.UTC()
+		return nil
+	})
 }

@@ -48,9 +48,20 @@ type Institution struct {
 	// with WebhookSecret.
 	WebhookURL    string
 	WebhookSecret []byte
+	// InsecureWebhook allows an http:// WebhookURL (a lab); without it
+	// the URL must be https.
+	InsecureWebhook bool
 	// Delivered is the webhook's delivery cursor: the records up to it
 	// were acknowledged.
 	Delivered Cursor
+	// Pending, when not zero, is the end of the event in flight: the
+	// records in (Delivered, Pending] were posted and not acknowledged.
+	// A retry sends exactly them again, with the same event id.
+	Pending Cursor
+	// Failures counts the failed deliveries in a row; no delivery is
+	// tried before NextAttempt. Shared by every node (webhook.go).
+	Failures    int
+	NextAttempt time.Time
 }
 
 // APIKey is a stored API key: its SHA-256 hash, and when a rotated key
@@ -100,12 +111,27 @@ type InstitutionStore interface {
 	// appears once in the feed, and a record never appears before one
 	// the feed already passed (exactly-once paging).
 	Feed(ctx context.Context, services []string, after Cursor, limit int) ([]FeedRecord, bool, error)
-	// SetDelivered moves an institution's delivery cursor from from to
-	// to (ErrDeliveryMoved when it is not at from).
-	SetDelivered(ctx context.Context, name string, from, to Cursor) error
 	// DeliveryLease takes the institution's delivery lease, for every
-	// process on the store (ErrLeaseHeld); release gives it back.
-	DeliveryLease(ctx context.Context, name string) (release func(), err error)
+	// process on the store (ErrLeaseHeld). The delivery state changes
+	// only through it.
+	DeliveryLease(ctx context.Context, name string) (DeliveryLease, error)
+}
+
+// DeliveryLease is a held delivery lease on one institution: the
+// changes of its delivery state, each a compare-and-set on the cursor.
+// On PostgreSQL they run on the lease's own session, so a lease whose
+// session was lost changes nothing.
+type DeliveryLease interface {
+	// SetPending records the event in flight, (from, to], before it is
+	// first posted (ErrDeliveryMoved when the cursor is not at from).
+	SetPending(ctx context.Context, from, to Cursor) error
+	// SetDelivered moves the delivery cursor from from to to, and
+	// clears the event in flight and the failures (ErrDeliveryMoved).
+	SetDelivered(ctx context.Context, from, to Cursor) error
+	// SetBackoff stores the failures in a row and the next attempt.
+	SetBackoff(ctx context.Context, failures int, next time.Time) error
+	// Release gives the lease back.
+	Release()
 }
 
 // FeedRecord is a record in the feed, and the cursor just after it.
@@ -170,7 +196,7 @@ func CheckInstitution(in Institution) error {
 		}
 	}
 	if in.WebhookURL != "" {
-		if err := checkWebhookURL(in.WebhookURL); err != nil {
+		if err := checkWebhookURL(in.WebhookURL, in.InsecureWebhook); err != nil {
 			return fmt.Errorf("%w: %s: %v", ErrInstitution, in.Name, err)
 		}
 		if len(in.WebhookSecret) < 16 {
@@ -426,7 +452,11 @@ type institutionJSON struct {
 	Certs         [][]byte  `json:"certs"`
 	WebhookURL    string    `json:"webhook_url,omitempty"`
 	WebhookSecret []byte    `json:"webhook_secret,omitempty"`
+	Insecure      bool      `json:"insecure_webhook,omitempty"`
 	Delivered     string    `json:"delivered,omitempty"`
+	Pending       string    `json:"pending,omitempty"`
+	Failures      int       `json:"failures,omitempty"`
+	NextAttempt   time.Time `json:"next_attempt,omitzero"`
 }
 
 type keyJSON struct {
@@ -437,7 +467,8 @@ type keyJSON struct {
 
 func (in *Institution) toJSON() ([]byte, error) {
 	j := institutionJSON{Name: in.Name, Services: in.Services, Enabled: in.Enabled, WebhookURL: in.WebhookURL,
-		WebhookSecret: in.WebhookSecret, Delivered: in.Delivered.String(), Certs: [][]byte{}, Keys: []keyJSON{}}
+		WebhookSecret: in.WebhookSecret, Insecure: in.InsecureWebhook, Delivered: in.Delivered.String(), Pending: in.Pending.String(),
+		Failures: in.Failures, NextAttempt: in.NextAttempt, Certs: [][]byte{}, Keys: []keyJSON{}}
 	for _, k := range in.Keys {
 		j.Keys = append(j.Keys, keyJSON{Hash: k.Hash[:], Created: k.Created, Expires: k.Expires})
 	}
@@ -452,9 +483,13 @@ func institutionFromJSON(raw []byte) (*Institution, error) {
 	if err := json.Unmarshal(raw, &j); err != nil {
 		return nil, fmt.Errorf("backoffice: damaged institution entry: %w", err)
 	}
-	in := &Institution{Name: j.Name, Services: j.Services, Enabled: j.Enabled, WebhookURL: j.WebhookURL, WebhookSecret: j.WebhookSecret}
+	in := &Institution{Name: j.Name, Services: j.Services, Enabled: j.Enabled, WebhookURL: j.WebhookURL, WebhookSecret: j.WebhookSecret,
+		InsecureWebhook: j.Insecure, Failures: j.Failures, NextAttempt: j.NextAttempt}
 	var err error
 	if in.Delivered, err = ParseCursor(j.Delivered); err != nil {
+		return nil, err
+	}
+	if in.Pending, err = ParseCursor(j.Pending); err != nil {
 		return nil, err
 	}
 	for _, k := range j.Keys {

@@ -89,7 +89,8 @@ func (rc *receiver) waitFor(t *testing.T, n int) {
 func register(t *testing.T, st backoffice.Store, name, service, hook string, secret []byte) {
 	_, key := backoffice.NewAPIKey(time.Now())
 	require.NoError(t, st.(backoffice.InstitutionStore).AddInstitution(context.Background(), backoffice.Institution{Name: name,
-		Services: []string{service}, Enabled: true, Keys: []backoffice.APIKey{key}, WebhookURL: hook, WebhookSecret: secret}))
+		Services: []string{service}, Enabled: true, Keys: []backoffice.APIKey{key}, WebhookURL: hook, WebhookSecret: secret,
+		InsecureWebhook: strings.HasPrefix(hook, "http:")}))
 }
 
 var fastHooks = backoffice.WebhookConfig{Poll: 10 * time.Millisecond, Batch: 4, MinBackoff: 5 * time.Millisecond, MaxBackoff: 40 * time.Millisecond}
@@ -263,5 +264,121 @@ func TestWebhookRedirectIsNotAnAck(t *testing.T) {
 		rec := httptest.NewRecorder()
 		l.svc.MetricsHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 		assert.Contains(t, rec.Body.String(), `kpe_backoffice_webhook_deliveries_total{outcome="delivered"} 0`)
+	})
+}
+
+// A lost acknowledgement (the receiver stores the event, then answers
+// 500) while new records arrive: the retry is the same event, the same
+// id and exactly the same records, so the receiver can drop it; the new
+// records come in the next event. Both stores.
+func TestWebhookRetryIsTheSameEvent(t *testing.T) {
+	eachStore(t, func(t *testing.T, l *lab) {
+		secret := backoffice.NewWebhookSecret()
+		type event struct {
+			id    string
+			codes []string
+		}
+		var mu sync.Mutex
+		var events []event
+		lost := 1
+		ingested := make(chan struct{})
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			var ev backoffice.WebhookEvent
+			require.NoError(t, json.NewDecoder(r.Body).Decode(&ev))
+			var codes []string
+			for _, v := range ev.Records {
+				codes = append(codes, v.Code)
+			}
+			mu.Lock()
+			events = append(events, event{ev.ID, codes})
+			first := lost > 0
+			lost--
+			mu.Unlock()
+			if first {
+				<-ingested // new records while the ack is lost
+				w.WriteHeader(http.StatusInternalServerError)
+				return
+			}
+			w.WriteHeader(http.StatusOK)
+		}))
+		defer srv.Close()
+		register(t, l.store, "askes", "askes", srv.URL, secret)
+		first := codesOf(t, l.ingest(l.serviceRecords(2, "t-01", "askes")...))
+
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { done <- l.svc.RunWebhooks(ctx, fastHooks) }()
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			mu.Lock()
+			n := len(events)
+			mu.Unlock()
+			if n > 0 {
+				break
+			}
+			require.True(t, time.Now().Before(deadline), "no delivery")
+			time.Sleep(5 * time.Millisecond)
+		}
+		later := codesOf(t, l.ingest(l.serviceRecords(1, "t-01", "askes")...))
+		close(ingested)
+		for {
+			mu.Lock()
+			n := 0
+			for _, e := range events {
+				n += len(e.codes)
+			}
+			mu.Unlock()
+			if n >= 5 {
+				break
+			}
+			require.True(t, time.Now().Before(deadline), "the retry and the new records did not come")
+			time.Sleep(5 * time.Millisecond)
+		}
+		cancel()
+		require.NoError(t, <-done)
+		mu.Lock()
+		defer mu.Unlock()
+		require.GreaterOrEqual(t, len(events), 3, "%v", events)
+		assert.Equal(t, events[0], events[1], "the retry after a lost ack is the same event")
+		assert.Equal(t, first, events[0].codes)
+		assert.Equal(t, later, events[2].codes)
+		assert.NotEqual(t, events[0].id, events[2].id)
+		in, err := l.store.(backoffice.InstitutionStore).Institution(context.Background(), "askes")
+		require.NoError(t, err)
+		assert.Equal(t, backoffice.Cursor{}, in.Pending, "nothing in flight once acknowledged")
+		assert.Zero(t, in.Failures)
+	})
+}
+
+// The backoff is the institution's, in the store: after a refusal the
+// failures and the next attempt are stored, and a dispatcher started
+// afterwards (a restart, another node) waits for it instead of posting
+// at once.
+func TestWebhookBackoffIsStored(t *testing.T) {
+	eachStore(t, func(t *testing.T, l *lab) {
+		secret := backoffice.NewWebhookSecret()
+		rc := &receiver{t: t, secret: secret, fail: 1}
+		srv := httptest.NewServer(rc)
+		defer srv.Close()
+		register(t, l.store, "askes", "askes", srv.URL, secret)
+		l.ingest(l.serviceRecords(2, "t-01", "askes")...)
+		cfg := fastHooks
+		cfg.MinBackoff, cfg.MaxBackoff = time.Hour, 2*time.Hour
+		run := func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
+			defer cancel()
+			require.NoError(t, l.svc.RunWebhooks(ctx, cfg))
+		}
+		run()
+		in, err := l.store.(backoffice.InstitutionStore).Institution(context.Background(), "askes")
+		require.NoError(t, err)
+		assert.Equal(t, 1, in.Failures)
+		assert.True(t, in.NextAttempt.After(time.Now().Add(29*time.Minute)), "next attempt %v", in.NextAttempt)
+		assert.NotEqual(t, backoffice.Cursor{}, in.Pending, "the event in flight is stored")
+		run() // restarted: still within the backoff
+		rc.mu.Lock()
+		assert.Len(t, rc.refused, 1, "a new dispatcher retried within the stored backoff")
+		assert.Empty(t, rc.events)
+		rc.mu.Unlock()
 	})
 }
