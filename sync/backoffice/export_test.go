@@ -30,3 +30,14 @@ func (s *PGStore) IngestOpen(ctx context.Context, entries []Entry, m Meta) (comm
 	}
 	return func() error { return tx.Commit(ctx) }, nil
 }
+
+// TerminateAdvisoryHolders ends the sessions of this database that hold
+// a delivery lease's advisory lock: a lease's session lost behind its
+// back. It answers how many it ended.
+func (s *PGStore) TerminateAdvisoryHolders(ctx context.Context) (int, error) {
+	var n int
+	err := s.pool.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_locks
+		WHERE locktype = 'advisory' AND classid = $1::int::oid AND granted
+		AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`, int32(deliveryLock)).Scan(&n)
+	return n, err
+}

@@ -382,3 +382,51 @@ func TestWebhookBackoffIsStored(t *testing.T) {
 		rc.mu.Unlock()
 	})
 }
+
+// The PostgreSQL delivery lease is a session of its own: holding it takes
+// no ingest connection (ingest works on a one-connection pool while it is
+// held), and when its session is lost (terminated) the lock is gone and
+// the lease can no longer move the cursor, while another node can take
+// the lease.
+func TestPGDeliveryLeaseOwnSession(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.DB(t)
+	st, err := backoffice.OpenPostgresWith(ctx, dsn, backoffice.PGOptions{Conns: 1})
+	require.NoError(t, err)
+	defer st.Close()
+	l := newLab(t, st)
+	register(t, st, "askes", "askes", "https://askes.example/hook", backoffice.NewWebhookSecret())
+	lease, err := st.DeliveryLease(ctx, "askes")
+	require.NoError(t, err)
+	defer lease.Release()
+	_, err = st.DeliveryLease(ctx, "askes")
+	require.ErrorIs(t, err, backoffice.ErrLeaseHeld)
+
+	done := make(chan struct{})
+	go func() { defer close(done); l.ingest(l.serviceRecords(2, "t-01", "askes")...) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("ingest waits for the connection the lease holds")
+	}
+	recs, _, err := st.Feed(ctx, []string{"askes"}, backoffice.Cursor{}, 10)
+	require.NoError(t, err)
+	require.Len(t, recs, 2)
+	require.NoError(t, lease.SetPending(ctx, backoffice.Cursor{}, recs[1].Cursor))
+
+	// the lease's session ends behind its back
+	other, err := backoffice.OpenPostgres(ctx, dsn)
+	require.NoError(t, err)
+	defer other.Close()
+	killed, err := other.TerminateAdvisoryHolders(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, killed)
+	assert.Error(t, lease.SetDelivered(ctx, backoffice.Cursor{}, recs[1].Cursor), "a lost lease moved the cursor")
+	in, err := st.Institution(ctx, "askes")
+	require.NoError(t, err)
+	assert.Equal(t, backoffice.Cursor{}, in.Delivered)
+	again, err := other.DeliveryLease(ctx, "askes")
+	require.NoError(t, err, "the lock ended with the session")
+	require.NoError(t, again.SetDelivered(ctx, backoffice.Cursor{}, recs[1].Cursor))
+	again.Release()
+}
