@@ -2,6 +2,7 @@ package backoffice_test
 
 import (
 	"context"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -186,4 +187,46 @@ func TestTerminalRows(t *testing.T) {
 		require.NotNil(t, rows[0].Backlog)
 		assert.Equal(t, int64(42), *rows[0].Backlog)
 	})
+}
+
+// On bbolt a verification does not wait for the one writer (an ingest
+// holding it): its counter is kept in memory, shown at once, written
+// when the writer is free, and kept across a reopen.
+func TestBoltVerificationCounterDoesNotWaitForIngest(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bo.db")
+	st, err := backoffice.OpenBolt(path)
+	require.NoError(t, err)
+	l := newLab(t, st)
+	code := codesOf(t, l.ingest(l.serviceRecords(1, "t-01", "askes")...))[0]
+	release := st.HoldWriter()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < 5; i++ {
+			v, err := l.svc.Verify(context.Background(), code)
+			assert.NoError(t, err)
+			assert.True(t, v.Valid)
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("verifications wait for the writer")
+	}
+	total := func(st *backoffice.BoltStore) int64 {
+		hours, err := st.VerificationHours(context.Background(), time.Now().Add(-2*time.Hour), time.Now().Add(time.Hour))
+		require.NoError(t, err)
+		var n int64
+		for _, h := range hours {
+			n += h.Found
+		}
+		return n
+	}
+	assert.EqualValues(t, 5, total(st), "counts not written yet are shown")
+	release()
+	require.NoError(t, st.Close())
+	st, err = backoffice.OpenBolt(path)
+	require.NoError(t, err)
+	defer st.Close()
+	assert.EqualValues(t, 5, total(st), "counts written by Close")
 }

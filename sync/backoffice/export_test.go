@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	bolt "go.etcd.io/bbolt"
 )
 
 // MigratePostgres applies the embedded migrations up to version upTo to
@@ -40,4 +41,20 @@ func (s *PGStore) TerminateAdvisoryHolders(ctx context.Context) (int, error) {
 		WHERE locktype = 'advisory' AND classid = $1::int::oid AND granted
 		AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`, int32(deliveryLock)).Scan(&n)
 	return n, err
+}
+
+// DropVerificationCounts drops the verification counters' table: a
+// counter that cannot be written.
+func (s *PGStore) DropVerificationCounts(ctx context.Context) error {
+	_, err := s.pool.Exec(ctx, "DROP TABLE verification_counts")
+	return err
+}
+
+// HoldWriter holds bbolt's one write transaction open until release: an
+// ingest that takes long.
+func (s *BoltStore) HoldWriter() (release func()) {
+	held, done := make(chan struct{}), make(chan struct{})
+	go s.db.Update(func(*bolt.Tx) error { close(held); <-done; return nil })
+	<-held
+	return func() { close(done) }
 }

@@ -372,23 +372,40 @@ func (a *institutionAPI) allow(name string) (time.Duration, bool) {
 	return 0, true
 }
 
+// AuditInstitutionRecords is the audit action of a page of records an
+// institution read (its verifications are AuditVerify).
+const AuditInstitutionRecords = "records"
+
+// auditActor is the audit log's actor of an institution's request.
+func auditActor(in *Institution) *Principal { return &Principal{Account: "institution:" + in.Name} }
+
 // verify answers GET verify/{code}: 200 with the verdict for a record of
 // the institution's services; a record of another service answers
-// exactly as an unknown code (404); a malformed code 400.
+// exactly as an unknown code (404); a malformed code 400. Every
+// verification is in the audit log (actor institution:NAME); when it
+// cannot be written the request fails (503), as the staff's do.
 func (a *institutionAPI) verify(w http.ResponseWriter, r *http.Request, in *Institution) {
 	v, err := a.s.Verify(r.Context(), r.PathValue("code"))
 	if err != nil {
 		a.s.internal(w, a.cfg.Log, err)
 		return
 	}
+	status, answer, outcome, detail := http.StatusOK, v, "valid", v.Service
 	switch {
 	case v.Valid && slices.Contains(in.Services, v.Service):
-		writeJSON(w, http.StatusOK, v)
 	case v.Valid || v.Reason == "unknown":
-		writeJSON(w, http.StatusNotFound, &wire.Verdict{Valid: false, Code: v.Code, Reason: "unknown"})
+		status, answer, outcome = http.StatusNotFound, &wire.Verdict{Valid: false, Code: v.Code, Reason: "unknown"}, "invalid: unknown"
+		if v.Valid {
+			outcome = "not-visible" // another service's record: answered as unknown
+		}
 	default:
-		writeJSON(w, http.StatusBadRequest, v)
+		status, outcome, detail = http.StatusBadRequest, "invalid: "+v.Reason, ""
 	}
+	if err := a.s.audit(r.Context(), auditActor(in), AuditVerify, v.Code, r.RemoteAddr, outcome, detail); err != nil {
+		a.s.internal(w, a.cfg.Log, err)
+		return
+	}
+	writeJSON(w, status, answer)
 }
 
 // records answers GET records?cursor=C&limit=N.
@@ -414,6 +431,11 @@ func (a *institutionAPI) records(w http.ResponseWriter, r *http.Request, in *Ins
 		return
 	}
 	if err != nil {
+		a.s.internal(w, a.cfg.Log, err)
+		return
+	}
+	if err := a.s.audit(r.Context(), auditActor(in), AuditInstitutionRecords, after.String(), r.RemoteAddr, "ok",
+		fmt.Sprintf("%d records, next cursor %s", len(page.Records), page.NextCursor)); err != nil {
 		a.s.internal(w, a.cfg.Log, err)
 		return
 	}

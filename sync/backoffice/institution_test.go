@@ -454,3 +454,59 @@ func TestFeedExactlyOnceUnderConcurrentIngest(t *testing.T) {
 		assert.Equal(t, e.Code, got[i], "the late transaction's records come first (its xid is the lowest)")
 	}
 }
+
+// Every verification and every page of records an institution asks for
+// is in the audit log, as institution:NAME, with the code or cursor and
+// the outcome (another service's record is "not-visible", though the
+// institution is answered as for an unknown code).
+func TestInstitutionRequestsAudited(t *testing.T) {
+	eachStore(t, func(t *testing.T, l *lab) {
+		askesKey, _ := institutions(t, l, nil)
+		askes := codesOf(t, l.ingest(l.serviceRecords(2, "t-01", "askes")...))
+		taspen := codesOf(t, l.ingest(l.serviceRecords(1, "t-01", "taspen")...))
+		h, err := l.svc.InstitutionHandler(backoffice.InstitutionConfig{})
+		require.NoError(t, err)
+		srv := httptest.NewServer(h)
+		defer srv.Close()
+		c := apiClient{t: t, url: srv.URL, http: srv.Client()}
+		require.Equal(t, http.StatusOK, c.get(askesKey, "/institution/v1/verify/"+askes[0], nil))
+		require.Equal(t, http.StatusNotFound, c.get(askesKey, "/institution/v1/verify/"+taspen[0], nil))
+		require.Equal(t, http.StatusBadRequest, c.get(askesKey, "/institution/v1/verify/ABC", nil))
+		var page backoffice.RecordPage
+		require.Equal(t, http.StatusOK, c.get(askesKey, "/institution/v1/records?limit=1", &page))
+
+		log, err := l.store.(backoffice.AccountStore).AuditLog(context.Background(), backoffice.AuditQuery{Account: "institution:askes", Limit: 10})
+		require.NoError(t, err)
+		require.Len(t, log, 4)
+		type row struct{ action, target, outcome string }
+		var got []row
+		for i := len(log) - 1; i >= 0; i-- { // oldest first
+			got = append(got, row{log[i].Action, log[i].Target, log[i].Outcome})
+			assert.Equal(t, "institution:askes", log[i].Actor)
+			assert.NotEmpty(t, log[i].Client)
+		}
+		assert.Equal(t, []row{
+			{backoffice.AuditVerify, askes[0], "valid"},
+			{backoffice.AuditVerify, taspen[0], "not-visible"},
+			{backoffice.AuditVerify, "ABC", "invalid: length"},
+			{backoffice.AuditInstitutionRecords, "", "ok"},
+		}, got)
+		assert.Contains(t, log[0].Detail, "1 records, next cursor "+page.NextCursor)
+	})
+}
+
+// A verification counter that cannot be written (its table gone) does
+// not fail the verification: it is logged.
+func TestVerificationCounterFailureDoesNotFailVerify(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.DB(t)
+	st, err := backoffice.OpenPostgres(ctx, dsn)
+	require.NoError(t, err)
+	defer st.Close()
+	l := newLab(t, st)
+	code := codesOf(t, l.ingest(l.serviceRecords(1, "t-01", "askes")...))[0]
+	require.NoError(t, st.DropVerificationCounts(ctx))
+	v, err := l.svc.Verify(ctx, code)
+	require.NoError(t, err)
+	assert.True(t, v.Valid)
+}
