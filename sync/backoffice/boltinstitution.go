@@ -165,6 +165,22 @@ func (s *BoltStore) Institution(_ context.Context, name string) (*Institution, e
 	return in, err
 }
 
+// InstitutionByCredential implements InstitutionStore: the bbolt store
+// has few institutions, read from memory-mapped pages.
+func (s *BoltStore) InstitutionByCredential(ctx context.Context, hash [32]byte, cert bool) (*Institution, error) {
+	all, err := s.Institutions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for i := range all {
+		if cert && slices.Contains(all[i].Certs, hash) ||
+			!cert && slices.ContainsFunc(all[i].Keys, func(k APIKey) bool { return k.Hash == hash }) {
+			return &all[i], nil
+		}
+	}
+	return nil, fmt.Errorf("%w: credential", ErrNotFound)
+}
+
 // updateInstitution changes one institution in one transaction.
 func (s *BoltStore) updateInstitution(name string, f func(*Institution) error) error {
 	return s.db.Update(func(tx *bolt.Tx) error {

@@ -100,6 +100,12 @@ type InstitutionStore interface {
 	Institutions(ctx context.Context) ([]Institution, error)
 	// Institution is one institution (ErrNotFound).
 	Institution(ctx context.Context, name string) (*Institution, error)
+	// InstitutionByCredential is the institution with the API key of
+	// SHA-256 hash (cert false), or the client certificate of SHA-256
+	// fingerprint hash (cert true), looked up by it: ErrNotFound when
+	// none has it (whether enabled or the key live is the caller's to
+	// check).
+	InstitutionByCredential(ctx context.Context, hash [32]byte, cert bool) (*Institution, error)
 	// RotateInstitutionKey adds key; the keys that work until rotated
 	// or beyond oldExpires now stop at oldExpires (ErrNotFound).
 	RotateInstitutionKey(ctx context.Context, name string, key APIKey, oldExpires time.Time) error
@@ -231,12 +237,20 @@ type InstitutionConfig struct {
 	// Rate limits each institution's requests (default
 	// DefaultInstitutionRate).
 	Rate Limit
+	// ClientRate limits the requests of each client address before
+	// they are authenticated, so bad credentials cost little (default
+	// DefaultInstitutionClientRate).
+	ClientRate Limit
 	Now  func() time.Time
 }
 
 // DefaultInstitutionRate: 50 requests a second, 200 at once, per
 // institution.
 var DefaultInstitutionRate = Limit{Rate: 50, Burst: 200}
+
+// DefaultInstitutionClientRate: 100 requests a second, 400 at once, per
+// client address (IPv6: per /64), authenticated or not.
+var DefaultInstitutionClientRate = Limit{Rate: 100, Burst: 400}
 
 // Paging limits of GET /institution/v1/records.
 const (
@@ -257,6 +271,8 @@ type institutionAPI struct {
 	cfg   InstitutionConfig
 	mu    sync.Mutex
 	lims  map[string]*rate.Limiter
+	// clients limits each address before authentication
+	clients *verifyLimiter
 }
 
 // InstitutionHandler serves the institutions' API under PathInstitution.
@@ -271,13 +287,17 @@ func (s *Service) InstitutionHandler(cfg InstitutionConfig) (http.Handler, error
 	if cfg.Rate.Rate <= 0 || cfg.Rate.Burst <= 0 {
 		cfg.Rate = DefaultInstitutionRate
 	}
+	if cfg.ClientRate.Rate <= 0 || cfg.ClientRate.Burst <= 0 {
+		cfg.ClientRate = DefaultInstitutionClientRate
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	a := &institutionAPI{s: s, store: is, cfg: cfg, lims: map[string]*rate.Limiter{}}
+	a := &institutionAPI{s: s, store: is, cfg: cfg, lims: map[string]*rate.Limiter{},
+		clients: newVerifyLimiter(cfg.ClientRate, Limit{Rate: math.Inf(1), Burst: 1}, 10000, cfg.Log.With("api", "institutions"))}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+PathInstitution+"verify/{code}", a.guard(a.verify))
 	mux.HandleFunc("GET "+PathInstitution+"records", a.guard(a.records))
@@ -290,6 +310,13 @@ func (s *Service) InstitutionHandler(cfg InstitutionConfig) (http.Handler, error
 // guard authenticates the institution and applies its rate limit.
 func (a *institutionAPI) guard(h func(http.ResponseWriter, *http.Request, *Institution)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		// per address first: a flood of bad credentials is refused
+		// before it costs a lookup
+		if wait, ok := a.clients.allow(r.RemoteAddr, a.cfg.Now()); !ok {
+			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+			problem(w, http.StatusTooManyRequests, "rate-limited", "too many requests from this address; try again later")
+			return
+		}
 		in, err := a.authenticate(r)
 		if err != nil {
 			a.s.internal(w, a.cfg.Log, err)
@@ -310,9 +337,10 @@ func (a *institutionAPI) guard(h func(http.ResponseWriter, *http.Request, *Insti
 }
 
 // authenticate finds the enabled institution the request authenticates
-// as: by API key when an Authorization header is present (every stored
-// hash compared in constant time), else by a verified client
-// certificate's fingerprint. nil: none.
+// as: by API key when an Authorization header is present, else by a
+// verified client certificate's fingerprint; looked up by the hash (one
+// indexed query for a credential nobody has), the key's hash then
+// compared in constant time and its expiry checked. nil: none.
 func (a *institutionAPI) authenticate(r *http.Request) (*Institution, error) {
 	var want [32]byte
 	var byKey bool
@@ -327,32 +355,31 @@ func (a *institutionAPI) authenticate(r *http.Request) (*Institution, error) {
 	} else {
 		return nil, nil
 	}
-	all, err := a.store.Institutions(r.Context())
+	in, err := a.store.InstitutionByCredential(r.Context(), want, !byKey)
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil
+	}
 	if err != nil {
 		return nil, err
 	}
 	now := a.cfg.Now()
-	var found *Institution
-	for i := range all {
-		in := &all[i]
-		match := 0
-		if byKey {
-			for _, k := range in.Keys {
-				live := k.Expires.IsZero() || now.Before(k.Expires)
-				if subtle.ConstantTimeCompare(k.Hash[:], want[:]) == 1 && live {
-					match = 1
-				}
-			}
-		} else {
-			for _, c := range in.Certs {
-				match |= subtle.ConstantTimeCompare(c[:], want[:])
+	match := 0
+	if byKey {
+		for _, k := range in.Keys {
+			live := k.Expires.IsZero() || now.Before(k.Expires)
+			if subtle.ConstantTimeCompare(k.Hash[:], want[:]) == 1 && live {
+				match = 1
 			}
 		}
-		if match == 1 && in.Enabled {
-			found = in
+	} else {
+		for _, c := range in.Certs {
+			match |= subtle.ConstantTimeCompare(c[:], want[:])
 		}
 	}
-	return found, nil
+	if match != 1 || !in.Enabled {
+		return nil, nil
+	}
+	return in, nil
 }
 
 func (a *institutionAPI) allow(name string) (time.Duration, bool) {

@@ -510,3 +510,30 @@ func TestVerificationCounterFailureDoesNotFailVerify(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, v.Valid)
 }
+
+// Requests are limited per client address before authentication: a
+// flood of bad keys from one address is answered 429 without a lookup,
+// and the limit is the address's, not the institution's.
+func TestInstitutionClientRateBeforeAuth(t *testing.T) {
+	eachStore(t, func(t *testing.T, l *lab) {
+		askesKey, _ := institutions(t, l, nil)
+		h, err := l.svc.InstitutionHandler(backoffice.InstitutionConfig{ClientRate: backoffice.Limit{Rate: 0.001, Burst: 3}})
+		require.NoError(t, err)
+		call := func(remote, key string) int {
+			r := httptest.NewRequest("GET", "/institution/v1/records", nil)
+			r.RemoteAddr = remote
+			if key != "" {
+				r.Header.Set("Authorization", "Bearer "+key)
+			}
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, r)
+			return w.Code
+		}
+		for i := 0; i < 3; i++ {
+			assert.Equal(t, http.StatusUnauthorized, call("192.0.2.7:4000", "kpei_guess"))
+		}
+		assert.Equal(t, http.StatusTooManyRequests, call("192.0.2.7:4001", "kpei_guess"))
+		assert.Equal(t, http.StatusTooManyRequests, call("192.0.2.7:4002", askesKey), "the address's limit holds for a good key too")
+		assert.Equal(t, http.StatusOK, call("192.0.2.8:4000", askesKey), "another address is not limited")
+	})
+}

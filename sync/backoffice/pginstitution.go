@@ -127,6 +127,24 @@ func (s *PGStore) Institution(ctx context.Context, name string) (*Institution, e
 	return &all[0], nil
 }
 
+// InstitutionByCredential implements InstitutionStore: the key's or the
+// certificate's primary key finds the owner.
+func (s *PGStore) InstitutionByCredential(ctx context.Context, hash [32]byte, cert bool) (*Institution, error) {
+	q := "SELECT institution FROM institution_keys WHERE hash = $1"
+	if cert {
+		q = "SELECT institution FROM institution_certs WHERE fingerprint = $1"
+	}
+	var name string
+	err := s.staff.QueryRow(ctx, q, hash[:]).Scan(&name)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("%w: credential", ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("backoffice: institution credential: %w", err)
+	}
+	return s.Institution(ctx, name)
+}
+
 // institutions reads the institution named name, or all ("").
 func (s *PGStore) institutions(ctx context.Context, name string) ([]Institution, error) {
 	var out []Institution

@@ -334,6 +334,16 @@ func TestWebhookRetryIsTheSameEvent(t *testing.T) {
 			require.True(t, time.Now().Before(deadline), "the retry and the new records did not come")
 			time.Sleep(5 * time.Millisecond)
 		}
+		// the last acknowledgement reaches the store
+		for {
+			in, err := l.store.(backoffice.InstitutionStore).Institution(context.Background(), "askes")
+			require.NoError(t, err)
+			if in.Pending == (backoffice.Cursor{}) {
+				break
+			}
+			require.True(t, time.Now().Before(deadline), "the event in flight is not cleared")
+			time.Sleep(5 * time.Millisecond)
+		}
 		cancel()
 		require.NoError(t, <-done)
 		mu.Lock()
