@@ -54,11 +54,14 @@ func appendFeed(feed *bolt.Bucket, key []byte, service string) error {
 }
 
 // Feed implements InstitutionStore: the feed bucket in sequence order.
-func (s *BoltStore) Feed(_ context.Context, services []string, after Cursor, limit int) ([]FeedRecord, bool, error) {
+// The horizon is the last sequence given out (every record up to it is
+// committed: bbolt has one writer).
+func (s *BoltStore) Feed(_ context.Context, services []string, after Cursor, limit int) ([]FeedRecord, Cursor, bool, error) {
 	if after.XID != 0 {
-		return nil, false, fmt.Errorf("%w: not a cursor of this store", ErrCursor)
+		return nil, Cursor{}, false, fmt.Errorf("%w: not a cursor of this store", ErrCursor)
 	}
 	var out []FeedRecord
+	next := after
 	more := false
 	err := s.db.View(func(tx *bolt.Tx) error {
 		feed := tx.Bucket(bbFeed)
@@ -87,10 +90,16 @@ func (s *BoltStore) Feed(_ context.Context, services []string, after Cursor, lim
 				return err
 			}
 			out = append(out, FeedRecord{Stored: *st, Code: code, Cursor: Cursor{Seq: binary.BigEndian.Uint64(k)}})
+			next = out[len(out)-1].Cursor
 		}
+		// read to the end: the horizon
+		next.Seq = max(next.Seq, feed.Sequence())
 		return nil
 	})
-	return out, more, err
+	if err != nil {
+		return nil, Cursor{}, false, err
+	}
+	return out, next, more, nil
 }
 
 // AddInstitution implements InstitutionStore.

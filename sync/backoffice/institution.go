@@ -113,10 +113,14 @@ type InstitutionStore interface {
 	// (ErrNotFound).
 	SetInstitutionEnabled(ctx context.Context, name string, enabled bool) error
 	// Feed returns up to limit records of services committed after the
-	// cursor, in commit order, and whether more follow. Every record
-	// appears once in the feed, and a record never appears before one
-	// the feed already passed (exactly-once paging).
-	Feed(ctx context.Context, services []string, after Cursor, limit int) ([]FeedRecord, bool, error)
+	// cursor, in commit order, the cursor to go on from, and whether
+	// more follow. Every record appears once in the feed, and a record
+	// never appears before one the feed already passed (exactly-once
+	// paging). When no more follow, next is the scan's horizon (not
+	// before the last record): the feed up to it was read, matching or
+	// not, so a caught-up reader does not scan the other services'
+	// records again.
+	Feed(ctx context.Context, services []string, after Cursor, limit int) (recs []FeedRecord, next Cursor, more bool, err error)
 	// DeliveryLease takes the institution's delivery lease, for every
 	// process on the store (ErrLeaseHeld). The delivery state changes
 	// only through it.
@@ -471,14 +475,13 @@ func (a *institutionAPI) records(w http.ResponseWriter, r *http.Request, in *Ins
 
 // feedPage is one page of the feed as the API and the webhooks show it.
 func feedPage(ctx context.Context, st InstitutionStore, services []string, after Cursor, limit int) (*RecordPage, error) {
-	recs, more, err := st.Feed(ctx, services, after, limit)
+	recs, next, more, err := st.Feed(ctx, services, after, limit)
 	if err != nil {
 		return nil, err
 	}
-	page := &RecordPage{Records: []*wire.Verdict{}, NextCursor: after.String(), HasMore: more}
+	page := &RecordPage{Records: []*wire.Verdict{}, NextCursor: next.String(), HasMore: more}
 	for i := range recs {
 		page.Records = append(page.Records, verdictOf(recs[i].Code, &recs[i].Stored))
-		page.NextCursor = recs[i].Cursor.String()
 	}
 	return page, nil
 }

@@ -303,7 +303,7 @@ func TestFeedCursorSurvivesReopenBolt(t *testing.T) {
 	require.NoError(t, err)
 	l := newLab(t, st)
 	codes := codesOf(t, l.ingest(l.serviceRecords(7, "t-01", "askes")...))
-	recs, more, err := st.Feed(context.Background(), []string{"askes"}, backoffice.Cursor{}, 4)
+	recs, _, more, err := st.Feed(context.Background(), []string{"askes"}, backoffice.Cursor{}, 4)
 	require.NoError(t, err)
 	require.True(t, more)
 	cursor := recs[3].Cursor.String()
@@ -313,7 +313,7 @@ func TestFeedCursorSurvivesReopenBolt(t *testing.T) {
 	defer st.Close()
 	after, err := backoffice.ParseCursor(cursor)
 	require.NoError(t, err)
-	rest, more, err := st.Feed(context.Background(), []string{"askes"}, after, 100)
+	rest, _, more, err := st.Feed(context.Background(), []string{"askes"}, after, 100)
 	require.NoError(t, err)
 	assert.False(t, more)
 	var got []string
@@ -321,7 +321,7 @@ func TestFeedCursorSurvivesReopenBolt(t *testing.T) {
 		got = append(got, r.Code)
 	}
 	assert.Equal(t, codes, got)
-	_, _, err = st.Feed(context.Background(), []string{"askes"}, backoffice.Cursor{XID: 9, Seq: 1}, 10)
+	_, _, _, err = st.Feed(context.Background(), []string{"askes"}, backoffice.Cursor{XID: 9, Seq: 1}, 10)
 	assert.ErrorIs(t, err, backoffice.ErrCursor)
 }
 
@@ -385,12 +385,13 @@ func TestFeedExactlyOnceUnderConcurrentIngest(t *testing.T) {
 	var got []string
 	cursor := backoffice.Cursor{}
 	read := func() {
-		recs, _, err := st.Feed(ctx, svc, cursor, 7)
+		recs, next, _, err := st.Feed(ctx, svc, cursor, 7)
 		require.NoError(t, err)
 		for _, r := range recs {
 			got = append(got, r.Code)
-			cursor = r.Cursor
 		}
+		require.False(t, next.Less(cursor), "the feed went back")
+		cursor = next // the horizon too, when caught up
 	}
 	var wg sync.WaitGroup
 	for w := 0; w < writers; w++ {
@@ -535,5 +536,58 @@ func TestInstitutionClientRateBeforeAuth(t *testing.T) {
 		assert.Equal(t, http.StatusTooManyRequests, call("192.0.2.7:4001", "kpei_guess"))
 		assert.Equal(t, http.StatusTooManyRequests, call("192.0.2.7:4002", askesKey), "the address's limit holds for a good key too")
 		assert.Equal(t, http.StatusOK, call("192.0.2.8:4000", askesKey), "another address is not limited")
+	})
+}
+
+// A caught-up institution's cursor moves past the other services'
+// records: the page is empty but next_cursor is the scan's horizon, so
+// the next poll starts there; a record of its own written later still
+// comes, once. Both stores.
+func TestFeedHorizonWhenCaughtUp(t *testing.T) {
+	eachStore(t, func(t *testing.T, l *lab) {
+		st := l.store.(backoffice.InstitutionStore)
+		ctx := context.Background()
+		mine := codesOf(t, l.ingest(l.serviceRecords(2, "t-01", "askes")...))
+		deadline := time.Now().Add(30 * time.Second)
+		var recs []backoffice.FeedRecord
+		var next backoffice.Cursor
+		var more bool
+		var err error
+		for len(recs) < 2 {
+			require.True(t, time.Now().Before(deadline), "the records never reach the feed")
+			recs, next, more, err = st.Feed(ctx, []string{"askes"}, backoffice.Cursor{}, 10)
+			require.NoError(t, err)
+		}
+		require.False(t, more)
+		require.Len(t, recs, 2)
+		assert.False(t, next.Less(recs[1].Cursor))
+		caughtUp := next
+
+		l.ingest(l.serviceRecords(3, "t-01", "taspen")...)
+		// on PostgreSQL the feed waits for every older transaction of the
+		// cluster to end (xmin): poll until taspen's records are readable
+		var taspen []backoffice.FeedRecord
+		for len(taspen) < 3 {
+			require.True(t, time.Now().Before(deadline), "taspen's records never reach the feed")
+			taspen, _, _, err = st.Feed(ctx, []string{"taspen"}, backoffice.Cursor{}, 10)
+			require.NoError(t, err)
+			time.Sleep(10 * time.Millisecond)
+		}
+		recs, next, more, err = st.Feed(ctx, []string{"askes"}, caughtUp, 10)
+		require.NoError(t, err)
+		assert.Empty(t, recs)
+		assert.False(t, more)
+		assert.True(t, caughtUp.Less(next), "the cursor stays before taspen's records: %v", next)
+		assert.False(t, next.Less(taspen[2].Cursor), "the horizon is past the records scanned")
+
+		later := codesOf(t, l.ingest(l.serviceRecords(1, "t-01", "askes")...))
+		for recs = nil; len(recs) == 0; time.Sleep(10 * time.Millisecond) {
+			require.True(t, time.Now().Before(deadline), "the later record never reaches the feed")
+			recs, _, _, err = st.Feed(ctx, []string{"askes"}, next, 10)
+			require.NoError(t, err)
+		}
+		require.Len(t, recs, 1)
+		assert.Equal(t, later[0], recs[0].Code)
+		assert.NotEqual(t, mine[1], recs[0].Code)
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -21,53 +22,81 @@ import (
 // feed rows are not partitioned, and the records' partitions are reached
 // through record_keys (received_at). Several nodes on one database share
 // the transaction ids, so the order is the same seen from any node.
-func (s *PGStore) Feed(ctx context.Context, services []string, after Cursor, limit int) ([]FeedRecord, bool, error) {
+//
+// Each service is read on its own from the index (service, xid, seq),
+// at most limit+1 rows each (LATERAL), and the few merged: the tail of
+// the other services is never scanned nor sorted. When no more follow,
+// next is (xmin, 0): every row below xmin was seen, and a row written
+// later has a larger xid.
+func (s *PGStore) Feed(ctx context.Context, services []string, after Cursor, limit int) ([]FeedRecord, Cursor, bool, error) {
 	if after.XID == 0 && after.Seq != 0 {
-		return nil, false, fmt.Errorf("%w: not a cursor of this store", ErrCursor)
+		return nil, Cursor{}, false, fmt.Errorf("%w: not a cursor of this store", ErrCursor)
 	}
-	rows, err := s.staff.Query(ctx, `SELECT f.xid::text, f.seq, r.encoded, r.received_at, r.flags
-		FROM record_feed f
-		JOIN record_keys k ON k.sam_serial = f.sam_serial AND k.counter = f.counter
-		JOIN records r ON r.sam_serial = k.sam_serial AND r.counter = k.counter AND r.received_at = k.received_at
-		WHERE f.service = ANY($1) AND (f.xid, f.seq) > ($2::text::xid8, $3::bigint)
-		AND f.xid < pg_snapshot_xmin(pg_current_snapshot())
-		ORDER BY f.xid, f.seq LIMIT $4`, services, strconv.FormatUint(after.XID, 10), int64(after.Seq), limit+1)
+	services = slices.Compact(slices.Sorted(slices.Values(services)))
+	rows, err := s.staff.Query(ctx, `WITH h AS MATERIALIZED (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin)
+		SELECT h.xmin::text, x.xid::text, x.seq, x.encoded, x.received_at, x.flags FROM h LEFT JOIN (
+			SELECT f.xid, f.seq, r.encoded, r.received_at, r.flags
+			FROM unnest($1::text[]) AS sv(service)
+			CROSS JOIN LATERAL (SELECT f.xid, f.seq, f.sam_serial, f.counter FROM record_feed f
+				WHERE f.service = sv.service AND (f.xid, f.seq) > ($2::text::xid8, $3::bigint)
+				AND f.xid < (SELECT xmin FROM h)
+				ORDER BY f.xid, f.seq LIMIT $4) f
+			JOIN record_keys k ON k.sam_serial = f.sam_serial AND k.counter = f.counter
+			JOIN records r ON r.sam_serial = k.sam_serial AND r.counter = k.counter AND r.received_at = k.received_at
+			ORDER BY f.xid, f.seq LIMIT $4) x ON true
+		ORDER BY x.xid, x.seq`, services, strconv.FormatUint(after.XID, 10), int64(after.Seq), limit+1)
 	if err != nil {
-		return nil, false, fmt.Errorf("backoffice: feed: %w", err)
+		return nil, Cursor{}, false, fmt.Errorf("backoffice: feed: %w", err)
 	}
 	defer rows.Close()
 	var out []FeedRecord
+	var horizon string
 	for rows.Next() {
-		var xid string
-		var seq int64
+		var xid *string
+		var seq *int64
 		var enc []byte
+		var at *time.Time
 		var fr FeedRecord
-		if err := rows.Scan(&xid, &seq, &enc, &fr.ReceivedAt, &fr.Flags); err != nil {
-			return nil, false, err
+		if err := rows.Scan(&horizon, &xid, &seq, &enc, &at, &fr.Flags); err != nil {
+			return nil, Cursor{}, false, err
 		}
-		x, err := strconv.ParseUint(xid, 10, 64)
+		if xid == nil {
+			continue // no row: the horizon alone
+		}
+		x, err := strconv.ParseUint(*xid, 10, 64)
 		if err != nil {
-			return nil, false, fmt.Errorf("backoffice: feed: transaction id %q: %w", xid, err)
+			return nil, Cursor{}, false, fmt.Errorf("backoffice: feed: transaction id %q: %w", *xid, err)
 		}
-		fr.Cursor = Cursor{XID: x, Seq: uint64(seq)}
+		fr.Cursor, fr.ReceivedAt = Cursor{XID: x, Seq: uint64(*seq)}, *at
 		if fr.Rec, err = record.Decode(enc); err != nil {
-			return nil, false, err
+			return nil, Cursor{}, false, err
 		}
 		if len(fr.Flags) == 0 {
 			fr.Flags = nil
 		}
 		if fr.Code, err = codeOf(fr.Rec); err != nil {
-			return nil, false, err
+			return nil, Cursor{}, false, err
 		}
 		out = append(out, fr)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, false, fmt.Errorf("backoffice: feed: %w", err)
+		return nil, Cursor{}, false, fmt.Errorf("backoffice: feed: %w", err)
 	}
 	if len(out) > limit {
-		return out[:limit], true, nil
+		return out[:limit], out[limit-1].Cursor, true, nil
 	}
-	return out, false, nil
+	next := after
+	if len(out) > 0 {
+		next = out[len(out)-1].Cursor
+	}
+	xmin, err := strconv.ParseUint(horizon, 10, 64)
+	if err != nil {
+		return nil, Cursor{}, false, fmt.Errorf("backoffice: feed: snapshot xmin %q: %w", horizon, err)
+	}
+	if h := (Cursor{XID: xmin}); next.Less(h) {
+		next = h
+	}
+	return out, next, false, nil
 }
 
 // AddInstitution implements InstitutionStore, in one transaction.

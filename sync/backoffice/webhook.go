@@ -276,7 +276,7 @@ func (d *dispatcher) round(ctx context.Context) {
 		if in.Pending == (Cursor{}) {
 			// nothing in flight: take the lease (a session of its
 			// own on PostgreSQL) only when there is something to send
-			recs, _, err := d.store.Feed(ctx, in.Services, in.Delivered, 1)
+			recs, _, _, err := d.store.Feed(ctx, in.Services, in.Delivered, 1)
 			if err != nil {
 				d.storeError(ctx, nil, in, err)
 				continue
@@ -369,7 +369,7 @@ func (d *dispatcher) event(ctx context.Context, lease DeliveryLease, in *Institu
 func feedRange(ctx context.Context, st InstitutionStore, services []string, from, to Cursor) (*RecordPage, error) {
 	page := &RecordPage{Records: []*wire.Verdict{}, NextCursor: to.String()}
 	for after := from; ; {
-		recs, more, err := st.Feed(ctx, services, after, MaxPageSize)
+		recs, _, more, err := st.Feed(ctx, services, after, MaxPageSize)
 		if err != nil {
 			return nil, err
 		}

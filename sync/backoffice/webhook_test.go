@@ -419,7 +419,7 @@ func TestPGDeliveryLeaseOwnSession(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("ingest waits for the connection the lease holds")
 	}
-	recs, _, err := st.Feed(ctx, []string{"askes"}, backoffice.Cursor{}, 10)
+	recs, _, _, err := st.Feed(ctx, []string{"askes"}, backoffice.Cursor{}, 10)
 	require.NoError(t, err)
 	require.Len(t, recs, 2)
 	require.NoError(t, lease.SetPending(ctx, backoffice.Cursor{}, recs[1].Cursor))
