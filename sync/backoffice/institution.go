@@ -245,7 +245,7 @@ type InstitutionConfig struct {
 	// they are authenticated, so bad credentials cost little (default
 	// DefaultInstitutionClientRate).
 	ClientRate Limit
-	Now  func() time.Time
+	Now        func() time.Time
 }
 
 // DefaultInstitutionRate: 50 requests a second, 200 at once, per
