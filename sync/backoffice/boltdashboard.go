@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/hex"
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -41,34 +42,69 @@ func pageBuckets(tx *bolt.Tx) error {
 			return err
 		}
 	}
-	return nil
+	if tx.Bucket(bbAuthHours) != nil {
+		return nil
+	}
+	// the rollup starts with every record stored so far, once
+	hours, err := tx.CreateBucket(bbAuthHours)
+	if err != nil {
+		return err
+	}
+	return tx.Bucket(bbRecords).ForEach(func(_, v []byte) error {
+		st, err := decodeStored(v)
+		if err != nil {
+			return err
+		}
+		return addAuthHour(hours, st.Rec.Time, st.Rec.Service, st.Rec.SiteID, 1)
+	})
 }
 
-// AuthHours implements PageStore.
+// bbAuthHours is the dashboard's hourly rollup of the records, kept in
+// the ingest transaction: UTC hour (Unix seconds, 8) ‖ len(service) (1) ‖
+// service ‖ site → count (8).
+var bbAuthHours = []byte("auth-hours")
+
+func authHourKey(hour time.Time, service, site string) []byte {
+	k := binary.BigEndian.AppendUint64(nil, uint64(hour.UTC().Truncate(time.Hour).Unix()))
+	k = append(k, byte(len(service)))
+	return append(append(k, service...), site...)
+}
+
+// addAuthHour counts n records of service at site at t.
+func addAuthHour(b *bolt.Bucket, t time.Time, service, site string, n int64) error {
+	if len(service) > 255 {
+		return fmt.Errorf("backoffice: service name of %d bytes", len(service))
+	}
+	k := authHourKey(t, service, site)
+	var c uint64
+	if v := b.Get(k); len(v) == 8 {
+		c = binary.BigEndian.Uint64(v)
+	}
+	return b.Put(k, binary.BigEndian.AppendUint64(nil, c+uint64(n)))
+}
+
+// AuthHours implements PageStore from the rollup (bbAuthHours).
 func (s *BoltStore) AuthHours(_ context.Context, from, to time.Time, services []string) ([]HourCount, error) {
-	type key struct {
-		hour      int64
-		svc, site string
-	}
-	counts := map[key]int64{}
+	var out []HourCount
 	err := s.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bbRecords).ForEach(func(_, v []byte) error {
-			st, err := decodeStored(v)
-			if err != nil {
-				return err
+		c := tx.Bucket(bbAuthHours).Cursor()
+		lo := binary.BigEndian.AppendUint64(nil, uint64(from.UTC().Truncate(time.Hour).Unix()))
+		for k, v := c.Seek(lo); k != nil; k, v = c.Next() {
+			if len(k) < 9 || len(k) < 9+int(k[8]) || len(v) != 8 {
+				return fmt.Errorf("backoffice: damaged dashboard entry %x", k)
 			}
-			r := st.Rec
-			if r.Time.Before(from) || !r.Time.Before(to) || (services != nil && !slices.Contains(services, r.Service)) {
-				return nil
+			h := time.Unix(int64(binary.BigEndian.Uint64(k)), 0).UTC()
+			if !h.Before(to) {
+				break
 			}
-			counts[key{r.Time.UTC().Truncate(time.Hour).Unix(), r.Service, r.SiteID}]++
-			return nil
-		})
+			svc, site := string(k[9:9+int(k[8])]), string(k[9+int(k[8]):])
+			if services != nil && !slices.Contains(services, svc) {
+				continue
+			}
+			out = append(out, HourCount{Hour: h, Service: svc, Site: site, Count: int64(binary.BigEndian.Uint64(v))})
+		}
+		return nil
 	})
-	out := make([]HourCount, 0, len(counts))
-	for k, n := range counts {
-		out = append(out, HourCount{Hour: time.Unix(k.hour, 0).UTC(), Service: k.svc, Site: k.site, Count: n})
-	}
 	return out, err
 }
 

@@ -233,6 +233,9 @@ func (s *BoltStore) Ingest(_ context.Context, entries []Entry, m Meta) ([]wire.R
 			if err := feedBolt(tx, key, r.Service); err != nil { // boltinstitution.go
 				return err
 			}
+			if err := addAuthHour(tx.Bucket(bbAuthHours), r.Time, r.Service, r.SiteID, 1); err != nil { // boltdashboard.go
+				return err
+			}
 			if err := recs.Put(key, encodeStored(m.Now, flags, e.Encoded)); err != nil {
 				return err
 			}

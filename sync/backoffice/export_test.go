@@ -58,3 +58,27 @@ func (s *BoltStore) HoldWriter() (release func()) {
 	<-held
 	return func() { close(done) }
 }
+
+// ReopenWithoutAuthHours drops the dashboard's rollup, as a file written
+// before it existed, and opens the file again.
+func (s *BoltStore) ReopenWithoutAuthHours() (*BoltStore, error) {
+	path := s.db.Path()
+	if err := s.db.Update(func(tx *bolt.Tx) error { return tx.DeleteBucket(bbAuthHours) }); err != nil {
+		return nil, err
+	}
+	if err := s.Close(); err != nil {
+		return nil, err
+	}
+	return OpenBolt(path)
+}
+
+// UndoMigration010 takes the database back to version 9's dashboard: no
+// rollup (its trigger and table dropped), records_rec_time back, and
+// version 10 not applied, so the next open applies it again.
+func (s *PGStore) UndoMigration010(ctx context.Context) error {
+	_, err := s.pool.Exec(ctx, `DROP TRIGGER records_auth_hours ON records; DROP FUNCTION kpe_auth_hours(); DROP TABLE auth_hours;
+		ALTER TABLE institutions DROP COLUMN pending, DROP COLUMN failures, DROP COLUMN next_attempt, DROP COLUMN insecure_webhook;
+		CREATE INDEX records_rec_time ON records (rec_time);
+		DELETE FROM schema_migrations WHERE version = 10`)
+	return err
+}
