@@ -63,13 +63,14 @@ the institutions' API (serve --institution-listen) and by signed webhook. See do
 
 	var services, certs []string
 	var hook string
+	var insecureHook bool
 	add := &cobra.Command{
-		Use:   "add NAME --service S [--service S] [--webhook-url URL] [--client-cert PEM]",
+		Use:   "add NAME --service S [--service S] [--webhook-url URL [--insecure-webhook]] [--client-cert PEM]",
 		Short: "Register an institution; prints its API key (and webhook secret) once",
 		Args:  cobra.ExactArgs(1),
 		RunE: with(func(ctx context.Context, st backoffice.InstitutionStore, args []string) error {
 			key, stored := backoffice.NewAPIKey(time.Now())
-			in := backoffice.Institution{Name: args[0], Services: services, Enabled: true, Keys: []backoffice.APIKey{stored}, WebhookURL: hook}
+			in := backoffice.Institution{Name: args[0], Services: services, Enabled: true, Keys: []backoffice.APIKey{stored}, WebhookURL: hook, InsecureWebhook: insecureHook}
 			for _, path := range certs {
 				fp, err := certFingerprint(path)
 				if err != nil {
@@ -97,6 +98,7 @@ the institutions' API (serve --institution-listen) and by signed webhook. See do
 	}
 	add.Flags().StringArrayVar(&services, "service", nil, "a record service the institution may see (repeatable; at least one)")
 	add.Flags().StringVar(&hook, "webhook-url", "", "https URL that receives the institution's records (signed webhooks)")
+	add.Flags().BoolVar(&insecureHook, "insecure-webhook", false, "allow an http:// --webhook-url (a lab only: the records travel in clear)")
 	add.Flags().StringArrayVar(&certs, "client-cert", nil, "PEM: a client certificate the institution authenticates with (repeatable)")
 	_ = add.MarkFlagRequired("service")
 

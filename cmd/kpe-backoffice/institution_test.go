@@ -53,6 +53,8 @@ func TestInstitutionCommands(t *testing.T) {
 	assert.Contains(t, cli(2, "institution", "add", "Bad Name", "--service", "x"), `name "Bad Name"`)
 	assert.Contains(t, cli(2, "institution", "add", "bapertarum"), `required flag(s) "service" not set`)
 	assert.Contains(t, cli(2, "institution", "add", "bapertarum", "--service", "b", "--webhook-url", "ftp://x"), "want https://host/path")
+	assert.Contains(t, cli(2, "institution", "add", "bapertarum", "--service", "b", "--webhook-url", "http://lab.example/hook"), "https is required")
+	assert.Regexp(t, secretLine, cli(0, "institution", "add", "lab", "--service", "lab", "--webhook-url", "http://lab.example/hook", "--insecure-webhook"))
 	assert.Contains(t, cli(1, "institution", "add", "bapertarum", "--service", "b", "--client-cert", filepath.Join(dir, "none.pem")), "--client-cert: open")
 	assert.Contains(t, cli(1, "institution", "rotate-key", "nobody"), "not found")
 	assert.Contains(t, cli(2, "institution", "rotate-key", "askes", "--grace", "-1h"), "--grace: -1h0m0s is negative")

@@ -178,7 +178,7 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 	}
 	defer store.Close()
 	svc, err := backoffice.New(store, backoffice.Config{CA: roots, AcceptSoftware: o.soft, SkewTolerance: o.skew, Institutions: o.inst,
-		CertificateSkew: o.certSkew})
+		CertificateSkew: o.certSkew, Log: log})
 	if err != nil {
 		return err
 	}

@@ -10,15 +10,20 @@ import (
 )
 
 // Admission control on the terminal API (docs/backoffice.md, "Fleet
-// run"): at most MaxIngest batches are read, verified and stored at once
-// on a node. A batch beyond that waits for a slot in a short queue (at
-// most MaxQueue batches, each at most QueueWait: the slots stay busy
-// between a storm's retries) and otherwise is answered 503 "busy",
-// before its body is read, with a Retry-After spread over a window so a
-// storm of refused terminals does not come back in step. A full queue
-// answers at once: a node never holds a terminal longer than QueueWait. Without it a reconnect
-// storm queues thousands of batches for the CPU and the database pool,
-// and a clerk's verification waits behind them (the 10,000-terminal run:
+// run"), in two stages. A batch's body is read first, under a larger
+// bound: at most MaxBodies bodies are being read or held at once (a
+// memory budget: each is at most wire.MaxBatchBytes), beyond which a
+// batch is answered 503 "busy" at once. Then at most MaxIngest batches
+// are verified and stored at once on a node: a batch beyond that waits
+// for an ingest slot in a short queue (at most MaxQueue batches, each at
+// most QueueWait: the slots stay busy between a storm's retries) and
+// otherwise is answered 503 "busy", with a Retry-After spread over a
+// window so a storm of refused terminals does not come back in step. A
+// full queue answers at once: a node never holds a terminal longer than
+// QueueWait for a slot. A slow uplink holds only a body place while it
+// sends, never an ingest slot. Without admission a reconnect storm
+// queues thousands of batches for the CPU and the database pool, and a
+// clerk's verification waits behind them (the 10,000-terminal run:
 // verify p99 27 s).
 
 // DefaultQueueWait is how long a batch waits for a slot at most.
@@ -39,6 +44,11 @@ type TerminalOptions struct {
 	// QueueWait is how long a batch waits for a slot at most (0:
 	// DefaultQueueWait).
 	QueueWait time.Duration
+	// MaxBodies is the most batch bodies being read or held at once
+	// (0: DefaultMaxBodies of the ingest limit; below 0: no limit). Its
+	// memory is at most MaxBodies × wire.MaxBatchBytes, twice that while
+	// decoded.
+	MaxBodies int
 	// BusyRetry is the Retry-After window of a busy answer (0:
 	// DefaultBusyRetry; at least 1 s).
 	BusyRetry time.Duration
@@ -59,14 +69,19 @@ func DefaultMaxIngest(st Store) int {
 	return max(n, 1)
 }
 
-// admission is the ingest slots of one terminal handler.
+// DefaultMaxBodies is the body budget for an ingest limit of n: four
+// bodies per slot, at least 32 (256 MiB of batches at most).
+func DefaultMaxBodies(n int) int { return max(4*n, 32) }
+
+// admission is the body places and ingest slots of one terminal handler.
 type admission struct {
-	slots chan struct{} // nil: no limit
-	queue chan struct{} // places to wait for a slot; nil: none
-	wait  time.Duration
-	retry time.Duration
-	rand  func() float64
-	m     *serviceMetrics
+	bodies chan struct{} // nil: no limit
+	slots  chan struct{} // nil: no limit
+	queue  chan struct{} // places to wait for a slot; nil: none
+	wait   time.Duration
+	retry  time.Duration
+	rand   func() float64
+	m      *serviceMetrics
 }
 
 func newAdmission(s *Service, o TerminalOptions) *admission {
@@ -80,6 +95,12 @@ func newAdmission(s *Service, o TerminalOptions) *admission {
 	n := o.MaxIngest
 	if n == 0 {
 		n = DefaultMaxIngest(s.store)
+	}
+	if b := o.MaxBodies; b > 0 || b == 0 && n > 0 {
+		if b == 0 {
+			b = DefaultMaxBodies(n)
+		}
+		a.bodies = make(chan struct{}, b)
 	}
 	if n > 0 {
 		a.slots = make(chan struct{}, n)
@@ -97,6 +118,27 @@ func newAdmission(s *Service, o TerminalOptions) *admission {
 		a.wait = DefaultQueueWait
 	}
 	return a
+}
+
+// read takes a body place, at once or not at all (false: the node holds
+// as many bodies as it may); leaveBody gives it back.
+func (a *admission) read() bool {
+	if a.bodies == nil {
+		return true
+	}
+	select {
+	case a.bodies <- struct{}{}:
+		return true
+	default:
+		a.m.busy.Inc()
+		return false
+	}
+}
+
+func (a *admission) leaveBody() {
+	if a.bodies != nil {
+		<-a.bodies
+	}
 }
 
 // enter takes a slot, waiting in the queue for one at most the queue

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -232,4 +233,70 @@ func TestVerifyDoesNotQueueBehindIngest(t *testing.T) {
 	_, err = l.svc.Ingest(ictx, &wire.Batch{Certificates: [][]byte{l.sam.Cert}, Records: l.records(1, "t-01"), SentAt: time.Now()},
 		backoffice.Identity{Terminal: "t-01"})
 	assert.ErrorIs(t, err, context.DeadlineExceeded)
+}
+
+// A batch's body is read before it takes an ingest slot: a terminal on a
+// slow uplink, still sending, holds no slot, and another batch is taken
+// meanwhile. The body budget bounds the bodies read at once: beyond it a
+// batch is answered busy at once.
+func TestAdmissionSlowBodyHoldsNoSlot(t *testing.T) {
+	bolt, err := backoffice.OpenBolt(filepath.Join(t.TempDir(), "bo.db"))
+	require.NoError(t, err)
+	defer bolt.Close()
+	l := newLab(t, bolt)
+	svc, err := backoffice.New(bolt, backoffice.Config{CA: l.ca.Pool(), PlaintextTerminals: true})
+	require.NoError(t, err)
+	srv := httptest.NewServer(svc.TerminalHandlerWith(nil, backoffice.TerminalOptions{MaxIngest: 1, MaxQueue: -1, MaxBodies: 2}))
+	defer srv.Close()
+	client := &http.Client{Timeout: 10 * time.Second}
+	recs := l.records(3, "t-01")
+	batch := func(recs [][]byte) []byte {
+		body, _ := json.Marshal(wire.Batch{Certificates: [][]byte{l.sam.Cert}, Records: recs})
+		return body
+	}
+
+	// the slow terminal: half its body sent, the rest later
+	slowBody := batch(recs[2:3])
+	pr, pw := io.Pipe()
+	slow := make(chan int, 1)
+	go func() {
+		req, _ := http.NewRequest("POST", srv.URL+wire.PathRecords, pr)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
+		if err != nil {
+			slow <- 0
+			return
+		}
+		resp.Body.Close()
+		slow <- resp.StatusCode
+	}()
+	_, err = pw.Write(slowBody[:len(slowBody)/2])
+	require.NoError(t, err)
+
+	resp, err := client.Post(srv.URL+wire.PathRecords, "application/json", bytes.NewReader(batch(recs[0:2])))
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode, "the slow body holds the only ingest slot")
+
+	// a second slow body fills the budget of two: the next batch is busy
+	pr2, pw2 := io.Pipe()
+	go func() {
+		req, _ := http.NewRequest("POST", srv.URL+wire.PathRecords, pr2)
+		if resp, err := client.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	pw2.Write([]byte(`{"records":`))
+	require.Eventually(t, func() bool {
+		resp, err := client.Post(srv.URL+wire.PathRecords, "application/json", bytes.NewReader(batch(recs[0:1])))
+		require.NoError(t, err)
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusServiceUnavailable
+	}, 5*time.Second, 10*time.Millisecond, "beyond the body budget: busy")
+	pw2.CloseWithError(io.ErrUnexpectedEOF)
+
+	_, err = pw.Write(slowBody[len(slowBody)/2:])
+	require.NoError(t, err)
+	require.NoError(t, pw.Close())
+	assert.Equal(t, http.StatusOK, <-slow)
 }

@@ -4,8 +4,11 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/hex"
+	"fmt"
+	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -39,59 +42,204 @@ func pageBuckets(tx *bolt.Tx) error {
 			return err
 		}
 	}
-	return nil
+	if tx.Bucket(bbAuthHours) != nil {
+		return nil
+	}
+	// the rollup starts with every record stored so far, once
+	hours, err := tx.CreateBucket(bbAuthHours)
+	if err != nil {
+		return err
+	}
+	return tx.Bucket(bbRecords).ForEach(func(_, v []byte) error {
+		st, err := decodeStored(v)
+		if err != nil {
+			return err
+		}
+		return addAuthHour(hours, st.Rec.Time, st.Rec.Service, st.Rec.SiteID, 1)
+	})
 }
 
-// AuthHours implements PageStore.
+// bbAuthHours is the dashboard's hourly rollup of the records, kept in
+// the ingest transaction: UTC hour (Unix seconds, 8) ‖ len(service) (1) ‖
+// service ‖ site → count (8).
+var bbAuthHours = []byte("auth-hours")
+
+func authHourKey(hour time.Time, service, site string) []byte {
+	k := binary.BigEndian.AppendUint64(nil, uint64(hour.UTC().Truncate(time.Hour).Unix()))
+	k = append(k, byte(len(service)))
+	return append(append(k, service...), site...)
+}
+
+// addAuthHour counts n records of service at site at t.
+func addAuthHour(b *bolt.Bucket, t time.Time, service, site string, n int64) error {
+	if len(service) > 255 {
+		return fmt.Errorf("backoffice: service name of %d bytes", len(service))
+	}
+	k := authHourKey(t, service, site)
+	var c uint64
+	if v := b.Get(k); len(v) == 8 {
+		c = binary.BigEndian.Uint64(v)
+	}
+	return b.Put(k, binary.BigEndian.AppendUint64(nil, c+uint64(n)))
+}
+
+// AuthHours implements PageStore from the rollup (bbAuthHours).
 func (s *BoltStore) AuthHours(_ context.Context, from, to time.Time, services []string) ([]HourCount, error) {
-	type key struct {
-		hour      int64
-		svc, site string
-	}
-	counts := map[key]int64{}
+	var out []HourCount
 	err := s.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bbRecords).ForEach(func(_, v []byte) error {
-			st, err := decodeStored(v)
-			if err != nil {
-				return err
+		c := tx.Bucket(bbAuthHours).Cursor()
+		lo := binary.BigEndian.AppendUint64(nil, uint64(from.UTC().Truncate(time.Hour).Unix()))
+		for k, v := c.Seek(lo); k != nil; k, v = c.Next() {
+			if len(k) < 9 || len(k) < 9+int(k[8]) || len(v) != 8 {
+				return fmt.Errorf("backoffice: damaged dashboard entry %x", k)
 			}
-			r := st.Rec
-			if r.Time.Before(from) || !r.Time.Before(to) || (services != nil && !slices.Contains(services, r.Service)) {
-				return nil
+			h := time.Unix(int64(binary.BigEndian.Uint64(k)), 0).UTC()
+			if !h.Before(to) {
+				break
 			}
-			counts[key{r.Time.UTC().Truncate(time.Hour).Unix(), r.Service, r.SiteID}]++
-			return nil
-		})
+			svc, site := string(k[9:9+int(k[8])]), string(k[9+int(k[8]):])
+			if services != nil && !slices.Contains(services, svc) {
+				continue
+			}
+			out = append(out, HourCount{Hour: h, Service: svc, Site: site, Count: int64(binary.BigEndian.Uint64(v))})
+		}
+		return nil
 	})
-	out := make([]HourCount, 0, len(counts))
-	for k, n := range counts {
-		out = append(out, HourCount{Hour: time.Unix(k.hour, 0).UTC(), Service: k.svc, Site: k.site, Count: n})
-	}
 	return out, err
 }
 
-// CountVerification implements PageStore.
+// boltVerifyCounts are the verification counters not yet written.
+// bbolt has one writer: a verification that wrote its counter itself
+// would wait behind every ingest transaction. CountVerification adds to
+// memory and one goroutine at a time writes what gathered, as a
+// numbered batch in one transaction that also stores the batch's number
+// (bbVerifyFlushed); VerificationHours adds the batches the file it
+// reads does not have yet, so no count is shown twice or missed. Best
+// effort: the counts of a process that dies before its flush are lost
+// (Close flushes).
+type boltVerifyCounts struct {
+	mu       sync.Mutex
+	pending  map[int64][2]int64 // UTC hour (Unix) → found, not found
+	taken    map[int64][2]int64 // the batch being written
+	takenN   uint64             // its number
+	last     uint64             // the last batch number given
+	flushing bool
+	idle     *sync.Cond // signalled when flushing ends
+	write    sync.Mutex // one writer of batches at a time
+}
+
+// bbVerifyFlushed holds the number of the last batch of verification
+// counters written (key "n", 8 bytes).
+var bbVerifyFlushed = []byte("verifications-flushed")
+
+// flushedBatch is the number of the last batch written in tx's view.
+func flushedBatch(tx *bolt.Tx) uint64 {
+	if b := tx.Bucket(bbVerifyFlushed); b != nil {
+		if v := b.Get([]byte("n")); len(v) == 8 {
+			return binary.BigEndian.Uint64(v)
+		}
+	}
+	return 0
+}
+
+// CountVerification implements PageStore, in memory (boltVerifyCounts).
 func (s *BoltStore) CountVerification(_ context.Context, at time.Time, found bool) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	h := at.UTC().Truncate(time.Hour).Unix()
+	s.vc.mu.Lock()
+	defer s.vc.mu.Unlock()
+	c := s.vc.pending[h]
+	if found {
+		c[0]++
+	} else {
+		c[1]++
+	}
+	s.vc.pending[h] = c
+	if !s.vc.flushing {
+		s.vc.flushing = true
+		go s.flushVerifyLoop()
+	}
+	return nil
+}
+
+// flushVerifyLoop writes the pending counters until none are left, or
+// a write fails (they wait for the next count, or Close).
+func (s *BoltStore) flushVerifyLoop() {
+	for s.writeVerifyCounts() {
+	}
+	s.vc.mu.Lock()
+	s.vc.flushing = false
+	s.vc.idle.Broadcast()
+	s.vc.mu.Unlock()
+}
+
+// writeVerifyCounts writes what is pending as the next batch; false when
+// nothing was, or the write failed (the counts go back to pending).
+func (s *BoltStore) writeVerifyCounts() bool {
+	s.vc.write.Lock()
+	defer s.vc.write.Unlock()
+	s.vc.mu.Lock()
+	if len(s.vc.pending) == 0 {
+		s.vc.mu.Unlock()
+		return false
+	}
+	s.vc.last++
+	taken, n := s.vc.pending, s.vc.last
+	s.vc.taken, s.vc.takenN, s.vc.pending = taken, n, map[int64][2]int64{}
+	s.vc.mu.Unlock()
+	err := s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bbVerifications)
-		k := binary.BigEndian.AppendUint64(nil, uint64(at.UTC().Truncate(time.Hour).Unix()))
-		v := make([]byte, 16)
-		if old := b.Get(k); len(old) == 16 {
-			copy(v, old)
+		for h, c := range taken {
+			k := binary.BigEndian.AppendUint64(nil, uint64(h))
+			v := make([]byte, 16)
+			if old := b.Get(k); len(old) == 16 {
+				copy(v, old)
+			}
+			binary.BigEndian.PutUint64(v, binary.BigEndian.Uint64(v)+uint64(c[0]))
+			binary.BigEndian.PutUint64(v[8:], binary.BigEndian.Uint64(v[8:])+uint64(c[1]))
+			if err := b.Put(k, v); err != nil {
+				return err
+			}
 		}
-		i := 8
-		if found {
-			i = 0
+		f, err := tx.CreateBucketIfNotExists(bbVerifyFlushed)
+		if err != nil {
+			return err
 		}
-		binary.BigEndian.PutUint64(v[i:], binary.BigEndian.Uint64(v[i:])+1)
-		return b.Put(k, v)
+		return f.Put([]byte("n"), binary.BigEndian.AppendUint64(nil, n))
 	})
+	s.vc.mu.Lock()
+	defer s.vc.mu.Unlock()
+	if err != nil {
+		for h, c := range taken {
+			p := s.vc.pending[h]
+			s.vc.pending[h] = [2]int64{p[0] + c[0], p[1] + c[1]}
+		}
+	}
+	s.vc.taken = nil
+	return err == nil
+}
+
+// flushVerifyCounts waits for a flush under way and writes the rest.
+func (s *BoltStore) flushVerifyCounts() {
+	s.vc.mu.Lock()
+	for s.vc.flushing {
+		s.vc.idle.Wait()
+	}
+	s.vc.mu.Unlock()
+	s.writeVerifyCounts()
 }
 
 // VerificationHours implements PageStore.
 func (s *BoltStore) VerificationHours(_ context.Context, from, to time.Time) ([]VerifyHour, error) {
 	var out []VerifyHour
+	// the counts not in the file yet: the batch being written (its
+	// number) and the pending ones (the next number, taken whole)
+	s.vc.mu.Lock()
+	taken, takenN := maps.Clone(s.vc.taken), s.vc.takenN
+	pending, pendingN := maps.Clone(s.vc.pending), s.vc.last+1
+	s.vc.mu.Unlock()
+	var flushed uint64
 	err := s.db.View(func(tx *bolt.Tx) error {
+		flushed = flushedBatch(tx)
 		c := tx.Bucket(bbVerifications).Cursor()
 		lo := binary.BigEndian.AppendUint64(nil, uint64(from.UTC().Truncate(time.Hour).Unix()))
 		for k, v := c.Seek(lo); k != nil; k, v = c.Next() {
@@ -109,7 +257,37 @@ func (s *BoltStore) VerificationHours(_ context.Context, from, to time.Time) ([]
 		}
 		return nil
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	unwritten := map[int64][2]int64{}
+	for _, b := range []struct {
+		counts map[int64][2]int64
+		n      uint64
+	}{{taken, takenN}, {pending, pendingN}} {
+		if flushed >= b.n {
+			continue // in the file read
+		}
+		for h, c := range b.counts {
+			u := unwritten[h]
+			unwritten[h] = [2]int64{u[0] + c[0], u[1] + c[1]}
+		}
+	}
+	for hu, c := range unwritten {
+		h := time.Unix(hu, 0).UTC()
+		if h.Before(from) || !h.Before(to) {
+			continue
+		}
+		i := slices.IndexFunc(out, func(v VerifyHour) bool { return v.Hour.Equal(h) })
+		if i < 0 {
+			out = append(out, VerifyHour{Hour: h})
+			i = len(out) - 1
+		}
+		out[i].Found += c[0]
+		out[i].NotFound += c[1]
+	}
+	slices.SortFunc(out, func(a, b VerifyHour) int { return a.Hour.Compare(b.Hour) })
+	return out, nil
 }
 
 // NoteUpload implements PageStore.

@@ -54,11 +54,14 @@ func appendFeed(feed *bolt.Bucket, key []byte, service string) error {
 }
 
 // Feed implements InstitutionStore: the feed bucket in sequence order.
-func (s *BoltStore) Feed(_ context.Context, services []string, after Cursor, limit int) ([]FeedRecord, bool, error) {
+// The horizon is the last sequence given out (every record up to it is
+// committed: bbolt has one writer).
+func (s *BoltStore) Feed(_ context.Context, services []string, after Cursor, limit int) ([]FeedRecord, Cursor, bool, error) {
 	if after.XID != 0 {
-		return nil, false, fmt.Errorf("%w: not a cursor of this store", ErrCursor)
+		return nil, Cursor{}, false, fmt.Errorf("%w: not a cursor of this store", ErrCursor)
 	}
 	var out []FeedRecord
+	next := after
 	more := false
 	err := s.db.View(func(tx *bolt.Tx) error {
 		feed := tx.Bucket(bbFeed)
@@ -87,10 +90,16 @@ func (s *BoltStore) Feed(_ context.Context, services []string, after Cursor, lim
 				return err
 			}
 			out = append(out, FeedRecord{Stored: *st, Code: code, Cursor: Cursor{Seq: binary.BigEndian.Uint64(k)}})
+			next = out[len(out)-1].Cursor
 		}
+		// read to the end: the horizon
+		next.Seq = max(next.Seq, feed.Sequence())
 		return nil
 	})
-	return out, more, err
+	if err != nil {
+		return nil, Cursor{}, false, err
+	}
+	return out, next, more, nil
 }
 
 // AddInstitution implements InstitutionStore.
@@ -165,6 +174,22 @@ func (s *BoltStore) Institution(_ context.Context, name string) (*Institution, e
 	return in, err
 }
 
+// InstitutionByCredential implements InstitutionStore: the bbolt store
+// has few institutions, read from memory-mapped pages.
+func (s *BoltStore) InstitutionByCredential(ctx context.Context, hash [32]byte, cert bool) (*Institution, error) {
+	all, err := s.Institutions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for i := range all {
+		if cert && slices.Contains(all[i].Certs, hash) ||
+			!cert && slices.ContainsFunc(all[i].Keys, func(k APIKey) bool { return k.Hash == hash }) {
+			return &all[i], nil
+		}
+	}
+	return nil, fmt.Errorf("%w: credential", ErrNotFound)
+}
+
 // updateInstitution changes one institution in one transaction.
 func (s *BoltStore) updateInstitution(name string, f func(*Institution) error) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
@@ -203,32 +228,58 @@ func (s *BoltStore) SetInstitutionEnabled(_ context.Context, name string, enable
 	})
 }
 
-// SetDelivered implements InstitutionStore.
-func (s *BoltStore) SetDelivered(_ context.Context, name string, from, to Cursor) error {
-	return s.updateInstitution(name, func(in *Institution) error {
-		if in.Delivered != from {
-			return ErrDeliveryMoved
-		}
-		in.Delivered = to
-		return nil
-	})
-}
-
 // boltLeases are the delivery leases of the bbolt stores: a bbolt file
 // is open in one process only, so a lease in memory is enough.
-var boltLeases sync.Map // boltLease → struct{}
+var boltLeases sync.Map // boltLeaseKey → struct{}
 
-type boltLease struct {
+type boltLeaseKey struct {
 	s    *BoltStore
 	name string
 }
 
+type boltLease struct {
+	k    boltLeaseKey
+	once sync.Once
+}
+
 // DeliveryLease implements InstitutionStore.
-func (s *BoltStore) DeliveryLease(_ context.Context, name string) (func(), error) {
-	k := boltLease{s, name}
+func (s *BoltStore) DeliveryLease(_ context.Context, name string) (DeliveryLease, error) {
+	k := boltLeaseKey{s, name}
 	if _, held := boltLeases.LoadOrStore(k, struct{}{}); held {
 		return nil, ErrLeaseHeld
 	}
-	var once sync.Once
-	return func() { once.Do(func() { boltLeases.Delete(k) }) }, nil
+	return &boltLease{k: k}, nil
+}
+
+// Release implements DeliveryLease.
+func (l *boltLease) Release() { l.once.Do(func() { boltLeases.Delete(l.k) }) }
+
+// SetPending implements DeliveryLease.
+func (l *boltLease) SetPending(_ context.Context, from, to Cursor) error {
+	return l.k.s.updateInstitution(l.k.name, func(in *Institution) error {
+		if in.Delivered != from {
+			return ErrDeliveryMoved
+		}
+		in.Pending = to
+		return nil
+	})
+}
+
+// SetDelivered implements DeliveryLease.
+func (l *boltLease) SetDelivered(_ context.Context, from, to Cursor) error {
+	return l.k.s.updateInstitution(l.k.name, func(in *Institution) error {
+		if in.Delivered != from {
+			return ErrDeliveryMoved
+		}
+		in.Delivered, in.Pending, in.Failures, in.NextAttempt = to, Cursor{}, 0, time.Time{}
+		return nil
+	})
+}
+
+// SetBackoff implements DeliveryLease.
+func (l *boltLease) SetBackoff(_ context.Context, failures int, next time.Time) error {
+	return l.k.s.updateInstitution(l.k.name, func(in *Institution) error {
+		in.Failures, in.NextAttempt = failures, next.UTC()
+		return nil
+	})
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -20,7 +21,10 @@ import (
 
 // BoltStore keeps the back office in one bbolt file: the zero-setup store
 // for `make run` and single-site use.
-type BoltStore struct{ db *bolt.DB }
+type BoltStore struct {
+	db *bolt.DB
+	vc boltVerifyCounts // boltdashboard.go
+}
 
 var (
 	bbSAMs      = []byte("sams")      // serial → samState (JSON)
@@ -68,11 +72,18 @@ func OpenBolt(path string) (*BoltStore, error) {
 		db.Close()
 		return nil, err
 	}
-	return &BoltStore{db: db}, nil
+	s := &BoltStore{db: db}
+	s.vc.pending = map[int64][2]int64{}
+	s.vc.idle = sync.NewCond(&s.vc.mu)
+	db.View(func(tx *bolt.Tx) error { s.vc.last = flushedBatch(tx); return nil })
+	return s, nil
 }
 
 // Close closes the file.
-func (s *BoltStore) Close() error { return s.db.Close() }
+func (s *BoltStore) Close() error {
+	s.flushVerifyCounts()
+	return s.db.Close()
+}
 
 func recKey(serial [8]byte, counter uint32) []byte {
 	return binary.BigEndian.AppendUint32(serial[:], counter)
@@ -220,6 +231,9 @@ func (s *BoltStore) Ingest(_ context.Context, entries []Entry, m Meta) ([]wire.R
 				}
 			}
 			if err := feedBolt(tx, key, r.Service); err != nil { // boltinstitution.go
+				return err
+			}
+			if err := addAuthHour(tx.Bucket(bbAuthHours), r.Time, r.Service, r.SiteID, 1); err != nil { // boltdashboard.go
 				return err
 			}
 			if err := recs.Put(key, encodeStored(m.Now, flags, e.Encoded)); err != nil {

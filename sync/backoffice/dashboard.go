@@ -19,9 +19,10 @@ import (
 // that the records do not hold (verification outcomes, what an upload
 // said about its terminal).
 type PageStore interface {
-	// AuthHours counts the records with time in [from, to) by UTC hour
-	// of their time, service and site; only of services when it is not
-	// nil.
+	// AuthHours counts the records by UTC hour of their time, service
+	// and site, for the hours that start in [from rounded down to the
+	// hour, to); only of services when it is not nil. Both stores keep
+	// an hourly rollup updated in the ingest transaction.
 	AuthHours(ctx context.Context, from, to time.Time, services []string) ([]HourCount, error)
 	// CountVerification adds one lookup of a well-formed code at at,
 	// found or not, to its UTC hour's counters.

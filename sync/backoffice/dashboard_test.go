@@ -1,7 +1,11 @@
 package backoffice_test
 
 import (
+	"cmp"
 	"context"
+	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -185,5 +189,102 @@ func TestTerminalRows(t *testing.T) {
 		assert.Equal(t, "1.4.0", rows[0].Agent)
 		require.NotNil(t, rows[0].Backlog)
 		assert.Equal(t, int64(42), *rows[0].Backlog)
+	})
+}
+
+// On bbolt a verification does not wait for the one writer (an ingest
+// holding it): its counter is kept in memory, shown at once, written
+// when the writer is free, and kept across a reopen.
+func TestBoltVerificationCounterDoesNotWaitForIngest(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bo.db")
+	st, err := backoffice.OpenBolt(path)
+	require.NoError(t, err)
+	l := newLab(t, st)
+	code := codesOf(t, l.ingest(l.serviceRecords(1, "t-01", "askes")...))[0]
+	release := st.HoldWriter()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < 5; i++ {
+			v, err := l.svc.Verify(context.Background(), code)
+			assert.NoError(t, err)
+			assert.True(t, v.Valid)
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("verifications wait for the writer")
+	}
+	total := func(st *backoffice.BoltStore) int64 {
+		hours, err := st.VerificationHours(context.Background(), time.Now().Add(-2*time.Hour), time.Now().Add(time.Hour))
+		require.NoError(t, err)
+		var n int64
+		for _, h := range hours {
+			n += h.Found
+		}
+		return n
+	}
+	assert.EqualValues(t, 5, total(st), "counts not written yet are shown")
+	release()
+	require.NoError(t, st.Close())
+	st, err = backoffice.OpenBolt(path)
+	require.NoError(t, err)
+	defer st.Close()
+	assert.EqualValues(t, 5, total(st), "counts written by Close")
+}
+
+// The dashboard reads an hourly rollup kept in the ingest transaction;
+// built once from the records already stored (PostgreSQL: migration 010,
+// which also drops records_rec_time; bbolt: when the file is opened), it
+// gives the same counts as the one kept by ingest, and ingest after it
+// adds to it.
+func TestAuthHoursRollupBackfill(t *testing.T) {
+	eachStore(t, func(t *testing.T, l *lab) {
+		ctx := context.Background()
+		day0, seeds := seedPages(t, l)
+		from, to := day0.AddDate(0, 0, -1), day0.AddDate(0, 0, 5)
+		hours := func(st backoffice.Store) []backoffice.HourCount {
+			rows, err := st.(backoffice.PageStore).AuthHours(ctx, from, to, nil)
+			require.NoError(t, err)
+			slices.SortFunc(rows, func(a, b backoffice.HourCount) int {
+				return cmp.Or(a.Hour.Compare(b.Hour), strings.Compare(a.Service, b.Service), strings.Compare(a.Site, b.Site))
+			})
+			return rows
+		}
+		kept := hours(l.store)
+		var n int64
+		for _, h := range kept {
+			n += h.Count
+		}
+		require.Equal(t, int64(len(seeds)), n)
+
+		var rebuilt backoffice.Store
+		switch st := l.store.(type) {
+		case *backoffice.BoltStore:
+			re, err := st.ReopenWithoutAuthHours()
+			require.NoError(t, err)
+			t.Cleanup(func() { re.Close() })
+			rebuilt = re
+		case *backoffice.PGStore:
+			require.NoError(t, st.UndoMigration010(ctx))
+			re, err := backoffice.OpenPostgres(ctx, st.Pool().Config().ConnString())
+			require.NoError(t, err)
+			t.Cleanup(func() { re.Close() })
+			var idx int
+			require.NoError(t, re.Pool().QueryRow(ctx, "SELECT count(*) FROM pg_class WHERE relname = 'records_rec_time'").Scan(&idx))
+			assert.Zero(t, idx, "migration 010 drops records_rec_time")
+			rebuilt = re
+		}
+		assert.Equal(t, kept, hours(rebuilt), "the backfilled rollup")
+
+		l.store = rebuilt
+		var err error
+		l.svc, err = backoffice.New(rebuilt, backoffice.Config{CA: l.ca.Pool()})
+		require.NoError(t, err)
+		before := len(hours(rebuilt))
+		l.ingest(l.sealAt("t-01", day0.Add(-20*time.Hour), l.sam)) // an hour with no record yet
+		after := hours(rebuilt)
+		assert.Len(t, after, before+1, "ingest adds to the rebuilt rollup")
 	})
 }

@@ -1,7 +1,10 @@
 package backoffice_test
 
 import (
+	"encoding/binary"
 	"errors"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -45,6 +48,33 @@ func FuzzVerifyWebhookSignature(f *testing.F) {
 		}
 		if err == nil && backoffice.VerifyWebhookSignature([]byte("another secret"), header, body, 5*time.Minute, now) == nil {
 			t.Fatalf("%q verifies under two secrets", header)
+		}
+		// the window: an accepted header has a t= at most 5 minutes
+		// from now, whatever its size
+		if err == nil {
+			var ts int64
+			seen := false
+			for _, part := range strings.Split(string(header), ",") {
+				if v, ok := strings.CutPrefix(strings.TrimSpace(part), "t="); ok {
+					n, perr := strconv.ParseInt(v, 10, 64)
+					if perr != nil {
+						t.Fatalf("%q verifies with timestamp %q", header, v)
+					}
+					ts, seen = n, true
+				}
+			}
+			if !seen || ts < now.Unix()-300 || ts > now.Unix()+300 {
+				t.Fatalf("%q verifies with a timestamp outside the window", header)
+			}
+		}
+		if len(body) > 0 {
+			at := time.Unix(int64(binary.BigEndian.Uint64(append(make([]byte, 8), body...)[len(body):])), 0)
+			signed := []byte(backoffice.SignWebhook(secret, body, at))
+			d := at.Unix() - now.Unix()
+			inside := at.Unix() >= now.Unix()-300 && at.Unix() <= now.Unix()+300
+			if err := backoffice.VerifyWebhookSignature(secret, signed, body, 5*time.Minute, now); inside != (err == nil) {
+				t.Fatalf("signed %d s from now: %v", d, err)
+			}
 		}
 		good := []byte(backoffice.SignWebhook(secret, body, now))
 		if err := backoffice.VerifyWebhookSignature(secret, good, body, 5*time.Minute, now); err != nil {

@@ -65,9 +65,11 @@ func (s *Service) TerminalHandler(log *slog.Logger) http.Handler {
 	return s.TerminalHandlerWith(log, TerminalOptions{})
 }
 
-// TerminalHandlerWith is TerminalHandler with admission control configured: beyond
-// o.MaxIngest batches at once a batch is answered 503 busy with a
-// jittered Retry-After before its body is read.
+// TerminalHandlerWith is TerminalHandler with admission control
+// configured: beyond o.MaxBodies bodies being read or held a batch is
+// answered 503 busy before its body is read; beyond o.MaxIngest batches
+// verified and stored at once (and the queue) after it, with a jittered
+// Retry-After.
 func (s *Service) TerminalHandlerWith(log *slog.Logger, o TerminalOptions) http.Handler {
 	adm := newAdmission(s, o)
 	mux := http.NewServeMux()
@@ -78,17 +80,24 @@ func (s *Service) TerminalHandlerWith(log *slog.Logger, o TerminalOptions) http.
 			problem(w, status, code, detail)
 			return
 		}
-		if !adm.enter(r.Context()) {
+		// the body first, under the body budget; the ingest slot only
+		// around Ingest, so a slow uplink holds no slot while it sends
+		if !adm.read() {
 			adm.busy(w)
 			return
 		}
-		defer adm.leave()
+		defer adm.leaveBody()
 		b, status, err := readBatch(r)
 		if err != nil {
 			problem(w, status, "bad-batch", err.Error())
 			return
 		}
+		if !adm.enter(r.Context()) {
+			adm.busy(w)
+			return
+		}
 		res, err := s.Ingest(r.Context(), b, peer)
+		adm.leave()
 		switch {
 		case errors.Is(err, ErrBatch):
 			problem(w, http.StatusRequestEntityTooLarge, "batch-too-large", err.Error())

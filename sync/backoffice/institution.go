@@ -48,9 +48,20 @@ type Institution struct {
 	// with WebhookSecret.
 	WebhookURL    string
 	WebhookSecret []byte
+	// InsecureWebhook allows an http:// WebhookURL (a lab); without it
+	// the URL must be https.
+	InsecureWebhook bool
 	// Delivered is the webhook's delivery cursor: the records up to it
 	// were acknowledged.
 	Delivered Cursor
+	// Pending, when not zero, is the end of the event in flight: the
+	// records in (Delivered, Pending] were posted and not acknowledged.
+	// A retry sends exactly them again, with the same event id.
+	Pending Cursor
+	// Failures counts the failed deliveries in a row; no delivery is
+	// tried before NextAttempt. Shared by every node (webhook.go).
+	Failures    int
+	NextAttempt time.Time
 }
 
 // APIKey is a stored API key: its SHA-256 hash, and when a rotated key
@@ -89,6 +100,12 @@ type InstitutionStore interface {
 	Institutions(ctx context.Context) ([]Institution, error)
 	// Institution is one institution (ErrNotFound).
 	Institution(ctx context.Context, name string) (*Institution, error)
+	// InstitutionByCredential is the institution with the API key of
+	// SHA-256 hash (cert false), or the client certificate of SHA-256
+	// fingerprint hash (cert true), looked up by it: ErrNotFound when
+	// none has it (whether enabled or the key live is the caller's to
+	// check).
+	InstitutionByCredential(ctx context.Context, hash [32]byte, cert bool) (*Institution, error)
 	// RotateInstitutionKey adds key; the keys that work until rotated
 	// or beyond oldExpires now stop at oldExpires (ErrNotFound).
 	RotateInstitutionKey(ctx context.Context, name string, key APIKey, oldExpires time.Time) error
@@ -96,16 +113,35 @@ type InstitutionStore interface {
 	// (ErrNotFound).
 	SetInstitutionEnabled(ctx context.Context, name string, enabled bool) error
 	// Feed returns up to limit records of services committed after the
-	// cursor, in commit order, and whether more follow. Every record
-	// appears once in the feed, and a record never appears before one
-	// the feed already passed (exactly-once paging).
-	Feed(ctx context.Context, services []string, after Cursor, limit int) ([]FeedRecord, bool, error)
-	// SetDelivered moves an institution's delivery cursor from from to
-	// to (ErrDeliveryMoved when it is not at from).
-	SetDelivered(ctx context.Context, name string, from, to Cursor) error
+	// cursor, in commit order, the cursor to go on from, and whether
+	// more follow. Every record appears once in the feed, and a record
+	// never appears before one the feed already passed (exactly-once
+	// paging). When no more follow, next is the scan's horizon (not
+	// before the last record): the feed up to it was read, matching or
+	// not, so a caught-up reader does not scan the other services'
+	// records again.
+	Feed(ctx context.Context, services []string, after Cursor, limit int) (recs []FeedRecord, next Cursor, more bool, err error)
 	// DeliveryLease takes the institution's delivery lease, for every
-	// process on the store (ErrLeaseHeld); release gives it back.
-	DeliveryLease(ctx context.Context, name string) (release func(), err error)
+	// process on the store (ErrLeaseHeld). The delivery state changes
+	// only through it.
+	DeliveryLease(ctx context.Context, name string) (DeliveryLease, error)
+}
+
+// DeliveryLease is a held delivery lease on one institution: the
+// changes of its delivery state, each a compare-and-set on the cursor.
+// On PostgreSQL they run on the lease's own session, so a lease whose
+// session was lost changes nothing.
+type DeliveryLease interface {
+	// SetPending records the event in flight, (from, to], before it is
+	// first posted (ErrDeliveryMoved when the cursor is not at from).
+	SetPending(ctx context.Context, from, to Cursor) error
+	// SetDelivered moves the delivery cursor from from to to, and
+	// clears the event in flight and the failures (ErrDeliveryMoved).
+	SetDelivered(ctx context.Context, from, to Cursor) error
+	// SetBackoff stores the failures in a row and the next attempt.
+	SetBackoff(ctx context.Context, failures int, next time.Time) error
+	// Release gives the lease back.
+	Release()
 }
 
 // FeedRecord is a record in the feed, and the cursor just after it.
@@ -170,7 +206,7 @@ func CheckInstitution(in Institution) error {
 		}
 	}
 	if in.WebhookURL != "" {
-		if err := checkWebhookURL(in.WebhookURL); err != nil {
+		if err := checkWebhookURL(in.WebhookURL, in.InsecureWebhook); err != nil {
 			return fmt.Errorf("%w: %s: %v", ErrInstitution, in.Name, err)
 		}
 		if len(in.WebhookSecret) < 16 {
@@ -205,12 +241,20 @@ type InstitutionConfig struct {
 	// Rate limits each institution's requests (default
 	// DefaultInstitutionRate).
 	Rate Limit
-	Now  func() time.Time
+	// ClientRate limits the requests of each client address before
+	// they are authenticated, so bad credentials cost little (default
+	// DefaultInstitutionClientRate).
+	ClientRate Limit
+	Now        func() time.Time
 }
 
 // DefaultInstitutionRate: 50 requests a second, 200 at once, per
 // institution.
 var DefaultInstitutionRate = Limit{Rate: 50, Burst: 200}
+
+// DefaultInstitutionClientRate: 100 requests a second, 400 at once, per
+// client address (IPv6: per /64), authenticated or not.
+var DefaultInstitutionClientRate = Limit{Rate: 100, Burst: 400}
 
 // Paging limits of GET /institution/v1/records.
 const (
@@ -231,6 +275,8 @@ type institutionAPI struct {
 	cfg   InstitutionConfig
 	mu    sync.Mutex
 	lims  map[string]*rate.Limiter
+	// clients limits each address before authentication
+	clients *verifyLimiter
 }
 
 // InstitutionHandler serves the institutions' API under PathInstitution.
@@ -245,13 +291,17 @@ func (s *Service) InstitutionHandler(cfg InstitutionConfig) (http.Handler, error
 	if cfg.Rate.Rate <= 0 || cfg.Rate.Burst <= 0 {
 		cfg.Rate = DefaultInstitutionRate
 	}
+	if cfg.ClientRate.Rate <= 0 || cfg.ClientRate.Burst <= 0 {
+		cfg.ClientRate = DefaultInstitutionClientRate
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	a := &institutionAPI{s: s, store: is, cfg: cfg, lims: map[string]*rate.Limiter{}}
+	a := &institutionAPI{s: s, store: is, cfg: cfg, lims: map[string]*rate.Limiter{},
+		clients: newVerifyLimiter(cfg.ClientRate, Limit{Rate: math.Inf(1), Burst: 1}, 10000, cfg.Log.With("api", "institutions"))}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+PathInstitution+"verify/{code}", a.guard(a.verify))
 	mux.HandleFunc("GET "+PathInstitution+"records", a.guard(a.records))
@@ -264,6 +314,13 @@ func (s *Service) InstitutionHandler(cfg InstitutionConfig) (http.Handler, error
 // guard authenticates the institution and applies its rate limit.
 func (a *institutionAPI) guard(h func(http.ResponseWriter, *http.Request, *Institution)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		// per address first: a flood of bad credentials is refused
+		// before it costs a lookup
+		if wait, ok := a.clients.allow(r.RemoteAddr, a.cfg.Now()); !ok {
+			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+			problem(w, http.StatusTooManyRequests, "rate-limited", "too many requests from this address; try again later")
+			return
+		}
 		in, err := a.authenticate(r)
 		if err != nil {
 			a.s.internal(w, a.cfg.Log, err)
@@ -284,9 +341,10 @@ func (a *institutionAPI) guard(h func(http.ResponseWriter, *http.Request, *Insti
 }
 
 // authenticate finds the enabled institution the request authenticates
-// as: by API key when an Authorization header is present (every stored
-// hash compared in constant time), else by a verified client
-// certificate's fingerprint. nil: none.
+// as: by API key when an Authorization header is present, else by a
+// verified client certificate's fingerprint; looked up by the hash (one
+// indexed query for a credential nobody has), the key's hash then
+// compared in constant time and its expiry checked. nil: none.
 func (a *institutionAPI) authenticate(r *http.Request) (*Institution, error) {
 	var want [32]byte
 	var byKey bool
@@ -301,32 +359,31 @@ func (a *institutionAPI) authenticate(r *http.Request) (*Institution, error) {
 	} else {
 		return nil, nil
 	}
-	all, err := a.store.Institutions(r.Context())
+	in, err := a.store.InstitutionByCredential(r.Context(), want, !byKey)
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil
+	}
 	if err != nil {
 		return nil, err
 	}
 	now := a.cfg.Now()
-	var found *Institution
-	for i := range all {
-		in := &all[i]
-		match := 0
-		if byKey {
-			for _, k := range in.Keys {
-				live := k.Expires.IsZero() || now.Before(k.Expires)
-				if subtle.ConstantTimeCompare(k.Hash[:], want[:]) == 1 && live {
-					match = 1
-				}
-			}
-		} else {
-			for _, c := range in.Certs {
-				match |= subtle.ConstantTimeCompare(c[:], want[:])
+	match := 0
+	if byKey {
+		for _, k := range in.Keys {
+			live := k.Expires.IsZero() || now.Before(k.Expires)
+			if subtle.ConstantTimeCompare(k.Hash[:], want[:]) == 1 && live {
+				match = 1
 			}
 		}
-		if match == 1 && in.Enabled {
-			found = in
+	} else {
+		for _, c := range in.Certs {
+			match |= subtle.ConstantTimeCompare(c[:], want[:])
 		}
 	}
-	return found, nil
+	if match != 1 || !in.Enabled {
+		return nil, nil
+	}
+	return in, nil
 }
 
 func (a *institutionAPI) allow(name string) (time.Duration, bool) {
@@ -346,23 +403,40 @@ func (a *institutionAPI) allow(name string) (time.Duration, bool) {
 	return 0, true
 }
 
+// AuditInstitutionRecords is the audit action of a page of records an
+// institution read (its verifications are AuditVerify).
+const AuditInstitutionRecords = "records"
+
+// auditActor is the audit log's actor of an institution's request.
+func auditActor(in *Institution) *Principal { return &Principal{Account: "institution:" + in.Name} }
+
 // verify answers GET verify/{code}: 200 with the verdict for a record of
 // the institution's services; a record of another service answers
-// exactly as an unknown code (404); a malformed code 400.
+// exactly as an unknown code (404); a malformed code 400. Every
+// verification is in the audit log (actor institution:NAME); when it
+// cannot be written the request fails (503), as the staff's do.
 func (a *institutionAPI) verify(w http.ResponseWriter, r *http.Request, in *Institution) {
 	v, err := a.s.Verify(r.Context(), r.PathValue("code"))
 	if err != nil {
 		a.s.internal(w, a.cfg.Log, err)
 		return
 	}
+	status, answer, outcome, detail := http.StatusOK, v, "valid", v.Service
 	switch {
 	case v.Valid && slices.Contains(in.Services, v.Service):
-		writeJSON(w, http.StatusOK, v)
 	case v.Valid || v.Reason == "unknown":
-		writeJSON(w, http.StatusNotFound, &wire.Verdict{Valid: false, Code: v.Code, Reason: "unknown"})
+		status, answer, outcome = http.StatusNotFound, &wire.Verdict{Valid: false, Code: v.Code, Reason: "unknown"}, "invalid: unknown"
+		if v.Valid {
+			outcome = "not-visible" // another service's record: answered as unknown
+		}
 	default:
-		writeJSON(w, http.StatusBadRequest, v)
+		status, outcome, detail = http.StatusBadRequest, "invalid: "+v.Reason, ""
 	}
+	if err := a.s.audit(r.Context(), auditActor(in), AuditVerify, v.Code, r.RemoteAddr, outcome, detail); err != nil {
+		a.s.internal(w, a.cfg.Log, err)
+		return
+	}
+	writeJSON(w, status, answer)
 }
 
 // records answers GET records?cursor=C&limit=N.
@@ -391,19 +465,23 @@ func (a *institutionAPI) records(w http.ResponseWriter, r *http.Request, in *Ins
 		a.s.internal(w, a.cfg.Log, err)
 		return
 	}
+	if err := a.s.audit(r.Context(), auditActor(in), AuditInstitutionRecords, after.String(), r.RemoteAddr, "ok",
+		fmt.Sprintf("%d records, next cursor %s", len(page.Records), page.NextCursor)); err != nil {
+		a.s.internal(w, a.cfg.Log, err)
+		return
+	}
 	writeJSON(w, http.StatusOK, page)
 }
 
 // feedPage is one page of the feed as the API and the webhooks show it.
 func feedPage(ctx context.Context, st InstitutionStore, services []string, after Cursor, limit int) (*RecordPage, error) {
-	recs, more, err := st.Feed(ctx, services, after, limit)
+	recs, next, more, err := st.Feed(ctx, services, after, limit)
 	if err != nil {
 		return nil, err
 	}
-	page := &RecordPage{Records: []*wire.Verdict{}, NextCursor: after.String(), HasMore: more}
+	page := &RecordPage{Records: []*wire.Verdict{}, NextCursor: next.String(), HasMore: more}
 	for i := range recs {
 		page.Records = append(page.Records, verdictOf(recs[i].Code, &recs[i].Stored))
-		page.NextCursor = recs[i].Cursor.String()
 	}
 	return page, nil
 }
@@ -426,7 +504,11 @@ type institutionJSON struct {
 	Certs         [][]byte  `json:"certs"`
 	WebhookURL    string    `json:"webhook_url,omitempty"`
 	WebhookSecret []byte    `json:"webhook_secret,omitempty"`
+	Insecure      bool      `json:"insecure_webhook,omitempty"`
 	Delivered     string    `json:"delivered,omitempty"`
+	Pending       string    `json:"pending,omitempty"`
+	Failures      int       `json:"failures,omitempty"`
+	NextAttempt   time.Time `json:"next_attempt,omitzero"`
 }
 
 type keyJSON struct {
@@ -437,7 +519,8 @@ type keyJSON struct {
 
 func (in *Institution) toJSON() ([]byte, error) {
 	j := institutionJSON{Name: in.Name, Services: in.Services, Enabled: in.Enabled, WebhookURL: in.WebhookURL,
-		WebhookSecret: in.WebhookSecret, Delivered: in.Delivered.String(), Certs: [][]byte{}, Keys: []keyJSON{}}
+		WebhookSecret: in.WebhookSecret, Insecure: in.InsecureWebhook, Delivered: in.Delivered.String(), Pending: in.Pending.String(),
+		Failures: in.Failures, NextAttempt: in.NextAttempt, Certs: [][]byte{}, Keys: []keyJSON{}}
 	for _, k := range in.Keys {
 		j.Keys = append(j.Keys, keyJSON{Hash: k.Hash[:], Created: k.Created, Expires: k.Expires})
 	}
@@ -452,9 +535,13 @@ func institutionFromJSON(raw []byte) (*Institution, error) {
 	if err := json.Unmarshal(raw, &j); err != nil {
 		return nil, fmt.Errorf("backoffice: damaged institution entry: %w", err)
 	}
-	in := &Institution{Name: j.Name, Services: j.Services, Enabled: j.Enabled, WebhookURL: j.WebhookURL, WebhookSecret: j.WebhookSecret}
+	in := &Institution{Name: j.Name, Services: j.Services, Enabled: j.Enabled, WebhookURL: j.WebhookURL, WebhookSecret: j.WebhookSecret,
+		InsecureWebhook: j.Insecure, Failures: j.Failures, NextAttempt: j.NextAttempt}
 	var err error
 	if in.Delivered, err = ParseCursor(j.Delivered); err != nil {
+		return nil, err
+	}
+	if in.Pending, err = ParseCursor(j.Pending); err != nil {
 		return nil, err
 	}
 	for _, k := range j.Keys {

@@ -303,7 +303,7 @@ func TestFeedCursorSurvivesReopenBolt(t *testing.T) {
 	require.NoError(t, err)
 	l := newLab(t, st)
 	codes := codesOf(t, l.ingest(l.serviceRecords(7, "t-01", "askes")...))
-	recs, more, err := st.Feed(context.Background(), []string{"askes"}, backoffice.Cursor{}, 4)
+	recs, _, more, err := st.Feed(context.Background(), []string{"askes"}, backoffice.Cursor{}, 4)
 	require.NoError(t, err)
 	require.True(t, more)
 	cursor := recs[3].Cursor.String()
@@ -313,7 +313,7 @@ func TestFeedCursorSurvivesReopenBolt(t *testing.T) {
 	defer st.Close()
 	after, err := backoffice.ParseCursor(cursor)
 	require.NoError(t, err)
-	rest, more, err := st.Feed(context.Background(), []string{"askes"}, after, 100)
+	rest, _, more, err := st.Feed(context.Background(), []string{"askes"}, after, 100)
 	require.NoError(t, err)
 	assert.False(t, more)
 	var got []string
@@ -321,7 +321,7 @@ func TestFeedCursorSurvivesReopenBolt(t *testing.T) {
 		got = append(got, r.Code)
 	}
 	assert.Equal(t, codes, got)
-	_, _, err = st.Feed(context.Background(), []string{"askes"}, backoffice.Cursor{XID: 9, Seq: 1}, 10)
+	_, _, _, err = st.Feed(context.Background(), []string{"askes"}, backoffice.Cursor{XID: 9, Seq: 1}, 10)
 	assert.ErrorIs(t, err, backoffice.ErrCursor)
 }
 
@@ -385,12 +385,13 @@ func TestFeedExactlyOnceUnderConcurrentIngest(t *testing.T) {
 	var got []string
 	cursor := backoffice.Cursor{}
 	read := func() {
-		recs, _, err := st.Feed(ctx, svc, cursor, 7)
+		recs, next, _, err := st.Feed(ctx, svc, cursor, 7)
 		require.NoError(t, err)
 		for _, r := range recs {
 			got = append(got, r.Code)
-			cursor = r.Cursor
 		}
+		require.False(t, next.Less(cursor), "the feed went back")
+		cursor = next // the horizon too, when caught up
 	}
 	var wg sync.WaitGroup
 	for w := 0; w < writers; w++ {
@@ -453,4 +454,140 @@ func TestFeedExactlyOnceUnderConcurrentIngest(t *testing.T) {
 	for i, e := range late {
 		assert.Equal(t, e.Code, got[i], "the late transaction's records come first (its xid is the lowest)")
 	}
+}
+
+// Every verification and every page of records an institution asks for
+// is in the audit log, as institution:NAME, with the code or cursor and
+// the outcome (another service's record is "not-visible", though the
+// institution is answered as for an unknown code).
+func TestInstitutionRequestsAudited(t *testing.T) {
+	eachStore(t, func(t *testing.T, l *lab) {
+		askesKey, _ := institutions(t, l, nil)
+		askes := codesOf(t, l.ingest(l.serviceRecords(2, "t-01", "askes")...))
+		taspen := codesOf(t, l.ingest(l.serviceRecords(1, "t-01", "taspen")...))
+		h, err := l.svc.InstitutionHandler(backoffice.InstitutionConfig{})
+		require.NoError(t, err)
+		srv := httptest.NewServer(h)
+		defer srv.Close()
+		c := apiClient{t: t, url: srv.URL, http: srv.Client()}
+		require.Equal(t, http.StatusOK, c.get(askesKey, "/institution/v1/verify/"+askes[0], nil))
+		require.Equal(t, http.StatusNotFound, c.get(askesKey, "/institution/v1/verify/"+taspen[0], nil))
+		require.Equal(t, http.StatusBadRequest, c.get(askesKey, "/institution/v1/verify/ABC", nil))
+		var page backoffice.RecordPage
+		require.Equal(t, http.StatusOK, c.get(askesKey, "/institution/v1/records?limit=1", &page))
+
+		log, err := l.store.(backoffice.AccountStore).AuditLog(context.Background(), backoffice.AuditQuery{Account: "institution:askes", Limit: 10})
+		require.NoError(t, err)
+		require.Len(t, log, 4)
+		type row struct{ action, target, outcome string }
+		var got []row
+		for i := len(log) - 1; i >= 0; i-- { // oldest first
+			got = append(got, row{log[i].Action, log[i].Target, log[i].Outcome})
+			assert.Equal(t, "institution:askes", log[i].Actor)
+			assert.NotEmpty(t, log[i].Client)
+		}
+		assert.Equal(t, []row{
+			{backoffice.AuditVerify, askes[0], "valid"},
+			{backoffice.AuditVerify, taspen[0], "not-visible"},
+			{backoffice.AuditVerify, "ABC", "invalid: length"},
+			{backoffice.AuditInstitutionRecords, "", "ok"},
+		}, got)
+		assert.Contains(t, log[0].Detail, "1 records, next cursor "+page.NextCursor)
+	})
+}
+
+// A verification counter that cannot be written (its table gone) does
+// not fail the verification: it is logged.
+func TestVerificationCounterFailureDoesNotFailVerify(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.DB(t)
+	st, err := backoffice.OpenPostgres(ctx, dsn)
+	require.NoError(t, err)
+	defer st.Close()
+	l := newLab(t, st)
+	code := codesOf(t, l.ingest(l.serviceRecords(1, "t-01", "askes")...))[0]
+	require.NoError(t, st.DropVerificationCounts(ctx))
+	v, err := l.svc.Verify(ctx, code)
+	require.NoError(t, err)
+	assert.True(t, v.Valid)
+}
+
+// Requests are limited per client address before authentication: a
+// flood of bad keys from one address is answered 429 without a lookup,
+// and the limit is the address's, not the institution's.
+func TestInstitutionClientRateBeforeAuth(t *testing.T) {
+	eachStore(t, func(t *testing.T, l *lab) {
+		askesKey, _ := institutions(t, l, nil)
+		h, err := l.svc.InstitutionHandler(backoffice.InstitutionConfig{ClientRate: backoffice.Limit{Rate: 0.001, Burst: 3}})
+		require.NoError(t, err)
+		call := func(remote, key string) int {
+			r := httptest.NewRequest("GET", "/institution/v1/records", nil)
+			r.RemoteAddr = remote
+			if key != "" {
+				r.Header.Set("Authorization", "Bearer "+key)
+			}
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, r)
+			return w.Code
+		}
+		for i := 0; i < 3; i++ {
+			assert.Equal(t, http.StatusUnauthorized, call("192.0.2.7:4000", "kpei_guess"))
+		}
+		assert.Equal(t, http.StatusTooManyRequests, call("192.0.2.7:4001", "kpei_guess"))
+		assert.Equal(t, http.StatusTooManyRequests, call("192.0.2.7:4002", askesKey), "the address's limit holds for a good key too")
+		assert.Equal(t, http.StatusOK, call("192.0.2.8:4000", askesKey), "another address is not limited")
+	})
+}
+
+// A caught-up institution's cursor moves past the other services'
+// records: the page is empty but next_cursor is the scan's horizon, so
+// the next poll starts there; a record of its own written later still
+// comes, once. Both stores.
+func TestFeedHorizonWhenCaughtUp(t *testing.T) {
+	eachStore(t, func(t *testing.T, l *lab) {
+		st := l.store.(backoffice.InstitutionStore)
+		ctx := context.Background()
+		mine := codesOf(t, l.ingest(l.serviceRecords(2, "t-01", "askes")...))
+		deadline := time.Now().Add(30 * time.Second)
+		var recs []backoffice.FeedRecord
+		var next backoffice.Cursor
+		var more bool
+		var err error
+		for len(recs) < 2 {
+			require.True(t, time.Now().Before(deadline), "the records never reach the feed")
+			recs, next, more, err = st.Feed(ctx, []string{"askes"}, backoffice.Cursor{}, 10)
+			require.NoError(t, err)
+		}
+		require.False(t, more)
+		require.Len(t, recs, 2)
+		assert.False(t, next.Less(recs[1].Cursor))
+		caughtUp := next
+
+		l.ingest(l.serviceRecords(3, "t-01", "taspen")...)
+		// on PostgreSQL the feed waits for every older transaction of the
+		// cluster to end (xmin): poll until taspen's records are readable
+		var taspen []backoffice.FeedRecord
+		for len(taspen) < 3 {
+			require.True(t, time.Now().Before(deadline), "taspen's records never reach the feed")
+			taspen, _, _, err = st.Feed(ctx, []string{"taspen"}, backoffice.Cursor{}, 10)
+			require.NoError(t, err)
+			time.Sleep(10 * time.Millisecond)
+		}
+		recs, next, more, err = st.Feed(ctx, []string{"askes"}, caughtUp, 10)
+		require.NoError(t, err)
+		assert.Empty(t, recs)
+		assert.False(t, more)
+		assert.True(t, caughtUp.Less(next), "the cursor stays before taspen's records: %v", next)
+		assert.False(t, next.Less(taspen[2].Cursor), "the horizon is past the records scanned")
+
+		later := codesOf(t, l.ingest(l.serviceRecords(1, "t-01", "askes")...))
+		for recs = nil; len(recs) == 0; time.Sleep(10 * time.Millisecond) {
+			require.True(t, time.Now().Before(deadline), "the later record never reaches the feed")
+			recs, _, _, err = st.Feed(ctx, []string{"askes"}, next, 10)
+			require.NoError(t, err)
+		}
+		require.Len(t, recs, 1)
+		assert.Equal(t, later[0], recs[0].Code)
+		assert.NotEqual(t, mine[1], recs[0].Code)
+	})
 }

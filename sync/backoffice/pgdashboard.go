@@ -16,11 +16,12 @@ import (
 
 var _ PageStore = (*PGStore)(nil)
 
-// AuthHours implements PageStore, grouped in SQL.
+// AuthHours implements PageStore from the hourly rollup auth_hours
+// (migration 010), summed over terminals.
 func (s *PGStore) AuthHours(ctx context.Context, from, to time.Time, services []string) ([]HourCount, error) {
-	rows, err := s.staff.Query(ctx, `SELECT date_trunc('hour', rec_time AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', service, site_id, count(*)
-		FROM records WHERE rec_time >= $1 AND rec_time < $2 AND ($3::text[] IS NULL OR service = ANY($3))
-		GROUP BY 1, 2, 3`, from, to, services)
+	rows, err := s.staff.Query(ctx, `SELECT hour, service, site_id, sum(count)::bigint
+		FROM auth_hours WHERE hour >= $1 AND hour < $2 AND ($3::text[] IS NULL OR service = ANY($3))
+		GROUP BY 1, 2, 3`, from.UTC().Truncate(time.Hour), to, services)
 	if err != nil {
 		return nil, err
 	}

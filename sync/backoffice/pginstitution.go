@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -20,53 +22,81 @@ import (
 // feed rows are not partitioned, and the records' partitions are reached
 // through record_keys (received_at). Several nodes on one database share
 // the transaction ids, so the order is the same seen from any node.
-func (s *PGStore) Feed(ctx context.Context, services []string, after Cursor, limit int) ([]FeedRecord, bool, error) {
+//
+// Each service is read on its own from the index (service, xid, seq),
+// at most limit+1 rows each (LATERAL), and the few merged: the tail of
+// the other services is never scanned nor sorted. When no more follow,
+// next is (xmin, 0): every row below xmin was seen, and a row written
+// later has a larger xid.
+func (s *PGStore) Feed(ctx context.Context, services []string, after Cursor, limit int) ([]FeedRecord, Cursor, bool, error) {
 	if after.XID == 0 && after.Seq != 0 {
-		return nil, false, fmt.Errorf("%w: not a cursor of this store", ErrCursor)
+		return nil, Cursor{}, false, fmt.Errorf("%w: not a cursor of this store", ErrCursor)
 	}
-	rows, err := s.staff.Query(ctx, `SELECT f.xid::text, f.seq, r.encoded, r.received_at, r.flags
-		FROM record_feed f
-		JOIN record_keys k ON k.sam_serial = f.sam_serial AND k.counter = f.counter
-		JOIN records r ON r.sam_serial = k.sam_serial AND r.counter = k.counter AND r.received_at = k.received_at
-		WHERE f.service = ANY($1) AND (f.xid, f.seq) > ($2::text::xid8, $3::bigint)
-		AND f.xid < pg_snapshot_xmin(pg_current_snapshot())
-		ORDER BY f.xid, f.seq LIMIT $4`, services, strconv.FormatUint(after.XID, 10), int64(after.Seq), limit+1)
+	services = slices.Compact(slices.Sorted(slices.Values(services)))
+	rows, err := s.staff.Query(ctx, `WITH h AS MATERIALIZED (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin)
+		SELECT h.xmin::text, x.xid::text, x.seq, x.encoded, x.received_at, x.flags FROM h LEFT JOIN (
+			SELECT f.xid, f.seq, r.encoded, r.received_at, r.flags
+			FROM unnest($1::text[]) AS sv(service)
+			CROSS JOIN LATERAL (SELECT f.xid, f.seq, f.sam_serial, f.counter FROM record_feed f
+				WHERE f.service = sv.service AND (f.xid, f.seq) > ($2::text::xid8, $3::bigint)
+				AND f.xid < (SELECT xmin FROM h)
+				ORDER BY f.xid, f.seq LIMIT $4) f
+			JOIN record_keys k ON k.sam_serial = f.sam_serial AND k.counter = f.counter
+			JOIN records r ON r.sam_serial = k.sam_serial AND r.counter = k.counter AND r.received_at = k.received_at
+			ORDER BY f.xid, f.seq LIMIT $4) x ON true
+		ORDER BY x.xid, x.seq`, services, strconv.FormatUint(after.XID, 10), int64(after.Seq), limit+1)
 	if err != nil {
-		return nil, false, fmt.Errorf("backoffice: feed: %w", err)
+		return nil, Cursor{}, false, fmt.Errorf("backoffice: feed: %w", err)
 	}
 	defer rows.Close()
 	var out []FeedRecord
+	var horizon string
 	for rows.Next() {
-		var xid string
-		var seq int64
+		var xid *string
+		var seq *int64
 		var enc []byte
+		var at *time.Time
 		var fr FeedRecord
-		if err := rows.Scan(&xid, &seq, &enc, &fr.ReceivedAt, &fr.Flags); err != nil {
-			return nil, false, err
+		if err := rows.Scan(&horizon, &xid, &seq, &enc, &at, &fr.Flags); err != nil {
+			return nil, Cursor{}, false, err
 		}
-		x, err := strconv.ParseUint(xid, 10, 64)
+		if xid == nil {
+			continue // no row: the horizon alone
+		}
+		x, err := strconv.ParseUint(*xid, 10, 64)
 		if err != nil {
-			return nil, false, fmt.Errorf("backoffice: feed: transaction id %q: %w", xid, err)
+			return nil, Cursor{}, false, fmt.Errorf("backoffice: feed: transaction id %q: %w", *xid, err)
 		}
-		fr.Cursor = Cursor{XID: x, Seq: uint64(seq)}
+		fr.Cursor, fr.ReceivedAt = Cursor{XID: x, Seq: uint64(*seq)}, *at
 		if fr.Rec, err = record.Decode(enc); err != nil {
-			return nil, false, err
+			return nil, Cursor{}, false, err
 		}
 		if len(fr.Flags) == 0 {
 			fr.Flags = nil
 		}
 		if fr.Code, err = codeOf(fr.Rec); err != nil {
-			return nil, false, err
+			return nil, Cursor{}, false, err
 		}
 		out = append(out, fr)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, false, fmt.Errorf("backoffice: feed: %w", err)
+		return nil, Cursor{}, false, fmt.Errorf("backoffice: feed: %w", err)
 	}
 	if len(out) > limit {
-		return out[:limit], true, nil
+		return out[:limit], out[limit-1].Cursor, true, nil
 	}
-	return out, false, nil
+	next := after
+	if len(out) > 0 {
+		next = out[len(out)-1].Cursor
+	}
+	xmin, err := strconv.ParseUint(horizon, 10, 64)
+	if err != nil {
+		return nil, Cursor{}, false, fmt.Errorf("backoffice: feed: snapshot xmin %q: %w", horizon, err)
+	}
+	if h := (Cursor{XID: xmin}); next.Less(h) {
+		next = h
+	}
+	return out, next, false, nil
 }
 
 // AddInstitution implements InstitutionStore, in one transaction.
@@ -75,8 +105,8 @@ func (s *PGStore) AddInstitution(ctx context.Context, in Institution) error {
 		return err
 	}
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `INSERT INTO institutions (name, services, enabled, webhook_url, webhook_secret, delivered)
-			VALUES ($1, $2, $3, $4, $5, $6)`, in.Name, in.Services, in.Enabled, in.WebhookURL, nonNil(in.WebhookSecret), in.Delivered.String()); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO institutions (name, services, enabled, webhook_url, webhook_secret, insecure_webhook, delivered)
+			VALUES ($1, $2, $3, $4, $5, $6, $7)`, in.Name, in.Services, in.Enabled, in.WebhookURL, nonNil(in.WebhookSecret), in.InsecureWebhook, in.Delivered.String()); err != nil {
 			return err
 		}
 		for _, k := range in.Keys {
@@ -126,25 +156,51 @@ func (s *PGStore) Institution(ctx context.Context, name string) (*Institution, e
 	return &all[0], nil
 }
 
+// InstitutionByCredential implements InstitutionStore: the key's or the
+// certificate's primary key finds the owner.
+func (s *PGStore) InstitutionByCredential(ctx context.Context, hash [32]byte, cert bool) (*Institution, error) {
+	q := "SELECT institution FROM institution_keys WHERE hash = $1"
+	if cert {
+		q = "SELECT institution FROM institution_certs WHERE fingerprint = $1"
+	}
+	var name string
+	err := s.staff.QueryRow(ctx, q, hash[:]).Scan(&name)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("%w: credential", ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("backoffice: institution credential: %w", err)
+	}
+	return s.Institution(ctx, name)
+}
+
 // institutions reads the institution named name, or all ("").
 func (s *PGStore) institutions(ctx context.Context, name string) ([]Institution, error) {
 	var out []Institution
 	err := pgx.BeginTxFunc(ctx, s.staff, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
 		out = nil
-		rows, err := tx.Query(ctx, `SELECT name, services, enabled, webhook_url, webhook_secret, delivered FROM institutions
-			WHERE $1 = '' OR name = $1 ORDER BY name`, name)
+		rows, err := tx.Query(ctx, `SELECT name, services, enabled, webhook_url, webhook_secret, insecure_webhook, delivered,
+			pending, failures, next_attempt FROM institutions WHERE $1 = '' OR name = $1 ORDER BY name`, name)
 		if err != nil {
 			return err
 		}
 		at := map[string]int{}
 		for rows.Next() {
 			var in Institution
-			var delivered string
-			if err := rows.Scan(&in.Name, &in.Services, &in.Enabled, &in.WebhookURL, &in.WebhookSecret, &delivered); err != nil {
+			var delivered, pending string
+			var next *time.Time
+			if err := rows.Scan(&in.Name, &in.Services, &in.Enabled, &in.WebhookURL, &in.WebhookSecret, &in.InsecureWebhook, &delivered,
+				&pending, &in.Failures, &next); err != nil {
 				return err
 			}
 			if in.Delivered, err = ParseCursor(delivered); err != nil {
 				return err
+			}
+			if in.Pending, err = ParseCursor(pending); err != nil {
+				return err
+			}
+			if next != nil {
+				in.NextAttempt = *next
 			}
 			if len(in.WebhookSecret) == 0 {
 				in.WebhookSecret = nil
@@ -233,50 +289,84 @@ func (s *PGStore) SetInstitutionEnabled(ctx context.Context, name string, enable
 	return nil
 }
 
-// SetDelivered implements InstitutionStore: a conditional update, so of
-// two dispatchers only the one that read the cursor where it is moves it.
-func (s *PGStore) SetDelivered(ctx context.Context, name string, from, to Cursor) error {
-	tag, err := s.pool.Exec(ctx, "UPDATE institutions SET delivered = $3 WHERE name = $1 AND delivered = $2", name, from.String(), to.String())
+// deliveryLock is the first key of the delivery leases' advisory locks
+// ("KPW"); the second is hashtext of the institution's name.
+const deliveryLock = 0x4b5057
+
+// pgLease is a delivery lease: a session advisory lock on a connection
+// of its own, outside both pools (it neither takes an ingest connection
+// nor is handed back to one). Every node on the database sees the lock;
+// it ends with the session. The delivery state changes run on the same
+// session: when the session is lost (and the lock with it) they fail
+// instead of moving the cursor under another node's lease.
+type pgLease struct {
+	conn *pgx.Conn
+	name string
+	once sync.Once
+}
+
+// DeliveryLease implements InstitutionStore.
+func (s *PGStore) DeliveryLease(ctx context.Context, name string) (DeliveryLease, error) {
+	conn, err := pgx.ConnectConfig(ctx, s.pool.Config().ConnConfig.Copy())
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("backoffice: delivery lease: %w", err)
+	}
+	var got bool
+	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1, hashtext($2))", int32(deliveryLock), name).Scan(&got); err != nil {
+		conn.Close(context.Background())
+		return nil, fmt.Errorf("backoffice: delivery lease: %w", err)
+	}
+	if !got {
+		conn.Close(context.Background())
+		return nil, ErrLeaseHeld
+	}
+	return &pgLease{conn: conn, name: name}, nil
+}
+
+// Release implements DeliveryLease: closing the session ends the lock.
+func (l *pgLease) Release() {
+	l.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		l.conn.Close(ctx)
+	})
+}
+
+// casDelivery runs a compare-and-set of the delivery state on the
+// lease's session: the lock must still be ours (pg_locks of this
+// backend), the cursor at from.
+func (l *pgLease) casDelivery(ctx context.Context, set string, from Cursor, args ...any) error {
+	args = append([]any{l.name, from.String(), int32(deliveryLock)}, args...)
+	tag, err := l.conn.Exec(ctx, `UPDATE institutions SET `+set+` WHERE name = $1 AND delivered = $2
+		AND EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted
+			AND classid = $3::int::oid AND objid = hashtext($1)::oid AND objsubid = 2)`, args...)
+	if err != nil {
+		return fmt.Errorf("backoffice: delivery state: %w", err)
 	}
 	if tag.RowsAffected() == 0 {
-		if _, err := s.Institution(ctx, name); err != nil {
-			return err
-		}
 		return ErrDeliveryMoved
 	}
 	return nil
 }
 
-// deliveryLock is the first key of the delivery leases' advisory locks
-// ("KPW"); the second is hashtext of the institution's name.
-const deliveryLock = 0x4b5057
+// SetPending implements DeliveryLease.
+func (l *pgLease) SetPending(ctx context.Context, from, to Cursor) error {
+	return l.casDelivery(ctx, "pending = $4", from, to.String())
+}
 
-// DeliveryLease implements InstitutionStore with a session advisory lock
-// on a connection of its own: every node on the database sees it, and it
-// ends with the connection when the process dies.
-func (s *PGStore) DeliveryLease(ctx context.Context, name string) (func(), error) {
-	conn, err := s.pool.Acquire(ctx)
+// SetDelivered implements DeliveryLease.
+func (l *pgLease) SetDelivered(ctx context.Context, from, to Cursor) error {
+	return l.casDelivery(ctx, "delivered = $4, pending = '', failures = 0, next_attempt = NULL", from, to.String())
+}
+
+// SetBackoff implements DeliveryLease.
+func (l *pgLease) SetBackoff(ctx context.Context, failures int, next time.Time) error {
+	tag, err := l.conn.Exec(ctx, "UPDATE institutions SET failures = $2, next_attempt = $3 WHERE name = $1", l.name, failures, next)
 	if err != nil {
-		return nil, err
+		return fmt.Errorf("backoffice: delivery state: %w", err)
 	}
-	var got bool
-	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1, hashtext($2))", int32(deliveryLock), name).Scan(&got); err != nil {
-		conn.Release()
-		return nil, err
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("%w: institution %s", ErrNotFound, l.name)
 	}
-	if !got {
-		conn.Release()
-		return nil, ErrLeaseHeld
-	}
-	return func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if _, err := conn.Exec(ctx, "SELECT pg_advisory_unlock($1, hashtext($2))", int32(deliveryLock), name); err != nil {
-			// the lock must not outlive the lease: close the session
-			conn.Conn().Close(ctx)
-		}
-		conn.Release()
-	}, nil
+	return nil
 }

@@ -114,8 +114,8 @@ func VerifyWebhookSignature(secret, header, body []byte, tolerance time.Duration
 	if err != nil || strconv.FormatInt(sec, 10) != ts {
 		return fmt.Errorf("%w: timestamp %q", ErrSignatureHeader, ts)
 	}
-	if d := now.Sub(time.Unix(sec, 0)); d > tolerance || -d > tolerance {
-		return fmt.Errorf("%w: signed %s from now", ErrSignatureTimestamp, d.Round(time.Second))
+	if !withinSeconds(sec, now.Unix(), tolerance) {
+		return fmt.Errorf("%w: signed at %d, now %d", ErrSignatureTimestamp, sec, now.Unix())
 	}
 	want := webhookMAC(secret, ts, body)
 	ok := false
@@ -130,8 +130,25 @@ func VerifyWebhookSignature(secret, header, body []byte, tolerance time.Duration
 	return nil
 }
 
-// checkWebhookURL accepts absolute http(s) URLs without credentials.
-func checkWebhookURL(s string) error {
+// withinSeconds reports whether the signed second sec is at most
+// tolerance (whole seconds) from now, in integers: a time.Duration of the
+// difference overflows for timestamps some 292 years away (t=2^40 would
+// pass), the difference of two int64 fits in a uint64.
+func withinSeconds(sec, now int64, tolerance time.Duration) bool {
+	if tolerance < 0 {
+		return false
+	}
+	tol := uint64(tolerance / time.Second)
+	if sec >= now {
+		return uint64(sec)-uint64(now) <= tol
+	}
+	return uint64(now)-uint64(sec) <= tol
+}
+
+// checkWebhookURL accepts absolute https URLs without credentials, and
+// http ones only when insecure (a lab, registered with
+// --insecure-webhook).
+func checkWebhookURL(s string, insecure bool) error {
 	u, err := url.Parse(s)
 	if err != nil {
 		return fmt.Errorf("webhook URL: %v", err)
@@ -139,12 +156,16 @@ func checkWebhookURL(s string) error {
 	if (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || u.Fragment != "" {
 		return fmt.Errorf("webhook URL %q: want https://host/path (no user, no fragment)", s)
 	}
+	if u.Scheme == "http" && !insecure {
+		return fmt.Errorf("webhook URL %q: https is required (http only when registered as insecure, for a lab)", s)
+	}
 	return nil
 }
 
 // WebhookConfig configures the dispatcher.
 type WebhookConfig struct {
-	// Client posts the events (default: 30 s timeout).
+	// Client posts the events (default: 30 s timeout). Redirects are
+	// never followed, whatever its CheckRedirect: a 3xx is a refusal.
 	Client *http.Client
 	// Poll is how often new records and new institutions are looked for
 	// (default 2 s).
@@ -181,17 +202,12 @@ func newWebhookMetrics(reg *prometheus.Registry) *webhookMetrics {
 	return m
 }
 
-// dispatcher is one node's webhook dispatcher.
+// dispatcher is one node's webhook dispatcher. Its state is in the
+// store: the delivery cursor, the event in flight and the backoff.
 type dispatcher struct {
 	s     *Service
 	store InstitutionStore
 	cfg   WebhookConfig
-	retry map[string]*backoffState // only the RunWebhooks goroutine uses it
-}
-
-type backoffState struct {
-	failures int
-	next     time.Time
 }
 
 // RunWebhooks delivers the institutions' webhooks until ctx ends. Run one
@@ -204,6 +220,13 @@ func (s *Service) RunWebhooks(ctx context.Context, cfg WebhookConfig) error {
 	if cfg.Client == nil {
 		cfg.Client = &http.Client{Timeout: 30 * time.Second}
 	}
+	// never follow a redirect: a client would turn the POST into a GET
+	// on 301/302/303 and take the final 2xx of another URL for the
+	// institution's acknowledgement; a 3xx is a refusal. A supplied
+	// client is copied, not changed.
+	noRedirects := *cfg.Client
+	noRedirects.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	cfg.Client = &noRedirects
 	if cfg.Poll <= 0 {
 		cfg.Poll = 2 * time.Second
 	}
@@ -222,7 +245,7 @@ func (s *Service) RunWebhooks(ctx context.Context, cfg WebhookConfig) error {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	d := &dispatcher{s: s, store: is, cfg: cfg, retry: map[string]*backoffState{}}
+	d := &dispatcher{s: s, store: is, cfg: cfg}
 	t := time.NewTicker(cfg.Poll)
 	defer t.Stop()
 	for {
@@ -247,11 +270,21 @@ func (d *dispatcher) round(ctx context.Context) {
 	}
 	for i := range all {
 		in := &all[i]
-		if !in.Enabled || in.WebhookURL == "" || ctx.Err() != nil {
+		if !in.Enabled || in.WebhookURL == "" || ctx.Err() != nil || d.cfg.Now().Before(in.NextAttempt) {
 			continue
 		}
-		if b := d.retry[in.Name]; b != nil && d.cfg.Now().Before(b.next) {
-			continue
+		if in.Pending == (Cursor{}) {
+			// nothing in flight: take the lease (a session of its
+			// own on PostgreSQL) only when there is something to send
+			recs, _, _, err := d.store.Feed(ctx, in.Services, in.Delivered, 1)
+			if err != nil {
+				d.storeError(ctx, nil, in, err)
+				continue
+			}
+			if len(recs) == 0 {
+				d.s.metrics.webhook.pending.WithLabelValues(in.Name).Set(0)
+				continue
+			}
 		}
 		d.deliver(ctx, in.Name)
 	}
@@ -263,72 +296,111 @@ const eventsPerRound = 20
 // deliver takes the institution's lease and posts events until it is
 // caught up, a delivery fails or it had eventsPerRound.
 func (d *dispatcher) deliver(ctx context.Context, name string) {
-	release, err := d.store.DeliveryLease(ctx, name)
+	lease, err := d.store.DeliveryLease(ctx, name)
 	if errors.Is(err, ErrLeaseHeld) {
 		return // another node delivers
 	}
 	if err != nil {
-		d.storeError(ctx, name, err)
+		d.storeError(ctx, nil, &Institution{Name: name}, err)
 		return
 	}
-	defer release()
+	defer lease.Release()
 	// at most eventsPerRound, so one institution's backlog does not hold
 	// up the others
 	for n := 0; n < eventsPerRound && ctx.Err() == nil; n++ {
-		// the cursor as the store has it now: another node may have
-		// delivered since this one last did
+		// the state as the store has it now: another node may have
+		// delivered, or failed, since this one last looked
 		in, err := d.store.Institution(ctx, name)
 		if err != nil {
-			d.storeError(ctx, name, err)
+			d.storeError(ctx, lease, &Institution{Name: name}, err)
 			return
 		}
-		if !in.Enabled || in.WebhookURL == "" {
+		if !in.Enabled || in.WebhookURL == "" || d.cfg.Now().Before(in.NextAttempt) {
 			return
 		}
-		page, err := feedPage(ctx, d.store, in.Services, in.Delivered, d.cfg.Batch)
+		page, to, err := d.event(ctx, lease, in)
 		if err != nil {
-			d.storeError(ctx, name, err)
+			d.storeError(ctx, lease, in, err)
 			return
 		}
 		d.s.metrics.webhook.pending.WithLabelValues(name).Set(float64(len(page.Records)))
 		if len(page.Records) == 0 {
-			delete(d.retry, name)
 			return
 		}
-		to, err := ParseCursor(page.NextCursor)
-		if err != nil {
-			d.storeError(ctx, name, err)
+		if !d.post(ctx, lease, in, page, to) {
 			return
 		}
-		if !d.post(ctx, in, page, to) {
-			return
-		}
-		if err := d.store.SetDelivered(ctx, name, in.Delivered, to); err != nil {
-			d.storeError(ctx, name, err)
+		if err := lease.SetDelivered(ctx, in.Delivered, to); err != nil {
+			d.storeError(ctx, lease, in, err)
 			return
 		}
 		d.s.metrics.webhook.pending.WithLabelValues(name).Set(0)
-		delete(d.retry, name)
 		if !page.HasMore {
 			return
 		}
 	}
 }
 
+// event is the next event of in and the cursor it ends at: the one in
+// flight when there is one (the same records, so the same id), else the
+// next page of the feed, stored as in flight before it is first posted.
+func (d *dispatcher) event(ctx context.Context, lease DeliveryLease, in *Institution) (*RecordPage, Cursor, error) {
+	if in.Pending != (Cursor{}) && in.Delivered.Less(in.Pending) {
+		page, err := feedRange(ctx, d.store, in.Services, in.Delivered, in.Pending)
+		return page, in.Pending, err
+	}
+	page, err := feedPage(ctx, d.store, in.Services, in.Delivered, d.cfg.Batch)
+	if err != nil || len(page.Records) == 0 {
+		return page, Cursor{}, err
+	}
+	to, err := ParseCursor(page.NextCursor)
+	if err != nil {
+		return nil, Cursor{}, err
+	}
+	if err := lease.SetPending(ctx, in.Delivered, to); err != nil {
+		return nil, Cursor{}, err
+	}
+	return page, to, nil
+}
+
+// feedRange is the records of services in (from, to]: an event in
+// flight. Those records are fixed once the feed passed to (the feed
+// never shows a record before one it passed).
+func feedRange(ctx context.Context, st InstitutionStore, services []string, from, to Cursor) (*RecordPage, error) {
+	page := &RecordPage{Records: []*wire.Verdict{}, NextCursor: to.String()}
+	for after := from; ; {
+		recs, _, more, err := st.Feed(ctx, services, after, MaxPageSize)
+		if err != nil {
+			return nil, err
+		}
+		for i := range recs {
+			if to.Less(recs[i].Cursor) {
+				page.HasMore = true
+				return page, nil
+			}
+			page.Records = append(page.Records, verdictOf(recs[i].Code, &recs[i].Stored))
+			after = recs[i].Cursor
+		}
+		if !more || len(recs) == 0 {
+			return page, nil
+		}
+	}
+}
+
 // post sends one event; false when it was not acknowledged (the backoff
 // is set).
-func (d *dispatcher) post(ctx context.Context, in *Institution, page *RecordPage, to Cursor) bool {
+func (d *dispatcher) post(ctx context.Context, lease DeliveryLease, in *Institution, page *RecordPage, to Cursor) bool {
 	id := sha256.Sum256([]byte(in.Name + "\x00" + in.Delivered.String() + "\x00" + to.String()))
 	now := d.cfg.Now()
 	body, err := json.Marshal(WebhookEvent{ID: "evt_" + hex.EncodeToString(id[:16]), Type: "records", Institution: in.Name,
 		Created: now.UTC(), Records: page.Records, Cursor: page.NextCursor})
 	if err != nil {
-		d.storeError(ctx, in.Name, err)
+		d.storeError(ctx, lease, in, err)
 		return false
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, in.WebhookURL, bytes.NewReader(body))
 	if err != nil {
-		d.fail(in.Name, "failed", err)
+		d.fail(ctx, lease, in, "failed", err)
 		return false
 	}
 	req.Header.Set("Content-Type", "application/json")
@@ -337,44 +409,46 @@ func (d *dispatcher) post(ctx context.Context, in *Institution, page *RecordPage
 	resp, err := d.cfg.Client.Do(req)
 	if err != nil {
 		if ctx.Err() == nil {
-			d.fail(in.Name, "failed", err)
+			d.fail(ctx, lease, in, "failed", err)
 		}
 		return false
 	}
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		d.fail(in.Name, "refused", fmt.Errorf("status %d", resp.StatusCode))
+		d.fail(ctx, lease, in, "refused", fmt.Errorf("status %d", resp.StatusCode))
 		return false
 	}
 	d.s.metrics.webhook.deliveries.WithLabelValues("delivered").Inc()
 	return true
 }
 
-func (d *dispatcher) storeError(ctx context.Context, name string, err error) {
+func (d *dispatcher) storeError(ctx context.Context, lease DeliveryLease, in *Institution, err error) {
 	if ctx.Err() != nil {
 		return
 	}
-	d.fail(name, "error", err)
+	d.fail(ctx, lease, in, "error", err)
 }
 
-// fail counts a failed delivery and sets the institution's next attempt:
-// MinBackoff doubled per failure in a row, at most MaxBackoff, then a
-// random point in its upper half (jitter: nodes and institutions do not
-// retry in step).
-func (d *dispatcher) fail(name, outcome string, err error) {
+// fail counts a failed delivery and, under the lease, stores the
+// institution's next attempt: MinBackoff doubled per failure in a row,
+// at most MaxBackoff, then a random point in its upper half (jitter:
+// institutions do not retry in step). In the store, so every node waits
+// for it and a restart keeps it. Without a lease (the lease itself
+// failed) only the metrics and the log see it.
+func (d *dispatcher) fail(ctx context.Context, lease DeliveryLease, in *Institution, outcome string, err error) {
 	d.s.metrics.webhook.deliveries.WithLabelValues(outcome).Inc()
-	b := d.retry[name]
-	if b == nil {
-		b = &backoffState{}
-		d.retry[name] = b
-	}
-	b.failures++
+	failures := in.Failures + 1
 	wait := d.cfg.MaxBackoff
-	if b.failures < 40 {
-		wait = min(d.cfg.MinBackoff<<(b.failures-1), d.cfg.MaxBackoff)
+	if failures < 40 {
+		wait = min(d.cfg.MinBackoff<<(failures-1), d.cfg.MaxBackoff)
 	}
 	wait = wait/2 + rand.N(wait/2+1)
-	b.next = d.cfg.Now().Add(wait)
-	d.cfg.Log.Warn("webhook delivery failed", "institution", name, "outcome", outcome, "failures", b.failures, "retry_in", wait, "err", err)
+	d.cfg.Log.Warn("webhook delivery failed", "institution", in.Name, "outcome", outcome, "failures", failures, "retry_in", wait, "err", err)
+	if lease == nil {
+		return
+	}
+	if err := lease.SetBackoff(ctx, failures, d.cfg.Now().Add(wait)); err != nil && ctx.Err() == nil {
+		d.cfg.Log.Error("webhook: storing the backoff", "institution", in.Name, "err", err)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -88,7 +89,8 @@ func (rc *receiver) waitFor(t *testing.T, n int) {
 func register(t *testing.T, st backoffice.Store, name, service, hook string, secret []byte) {
 	_, key := backoffice.NewAPIKey(time.Now())
 	require.NoError(t, st.(backoffice.InstitutionStore).AddInstitution(context.Background(), backoffice.Institution{Name: name,
-		Services: []string{service}, Enabled: true, Keys: []backoffice.APIKey{key}, WebhookURL: hook, WebhookSecret: secret}))
+		Services: []string{service}, Enabled: true, Keys: []backoffice.APIKey{key}, WebhookURL: hook, WebhookSecret: secret,
+		InsecureWebhook: strings.HasPrefix(hook, "http:")}))
 }
 
 var fastHooks = backoffice.WebhookConfig{Poll: 10 * time.Millisecond, Batch: 4, MinBackoff: 5 * time.Millisecond, MaxBackoff: 40 * time.Millisecond}
@@ -201,6 +203,12 @@ func TestVerifyWebhookSignature(t *testing.T) {
 	assert.ErrorIs(t, backoffice.VerifyWebhookSignature([]byte("wrong"), []byte(h), body, 5*time.Minute, now), backoffice.ErrSignatureMismatch)
 	assert.ErrorIs(t, ok(h, now.Add(6*time.Minute)), backoffice.ErrSignatureTimestamp)
 	assert.ErrorIs(t, ok(h, now.Add(-6*time.Minute)), backoffice.ErrSignatureTimestamp)
+	// far-future and far-past timestamps, signed with the right secret: a
+	// time.Duration of the difference would overflow and pass
+	for _, ts := range []int64{1 << 40, 1<<62 + 12345, math.MaxInt64, -(1 << 40), math.MinInt64} {
+		far := backoffice.SignWebhook(secret, body, time.Unix(ts, 0))
+		assert.ErrorIs(t, ok(far, now), backoffice.ErrSignatureTimestamp, far)
+	}
 	// the timestamp is signed: moving it breaks the signature
 	moved := strings.Replace(h, "t=1790000000", "t=1790000001", 1)
 	assert.ErrorIs(t, ok(moved, now), backoffice.ErrSignatureMismatch)
@@ -208,4 +216,227 @@ func TestVerifyWebhookSignature(t *testing.T) {
 		"t=+1790000000," + strings.Split(h, ",")[1], "t=1790000000,v1=abc", "t=1,t=2," + strings.Split(h, ",")[1], "garbage"} {
 		assert.ErrorIs(t, ok(bad, now), backoffice.ErrSignatureHeader, bad)
 	}
+}
+
+// A webhook URL that redirects is refused, never acknowledged: not by
+// the default client, nor by a supplied one that follows redirects (a
+// POST turned into a GET on 302/303 answered 200 elsewhere). The
+// delivery cursor stays where it was, and the metrics count refusals.
+func TestWebhookRedirectIsNotAnAck(t *testing.T) {
+	eachStore(t, func(t *testing.T, l *lab) {
+		var mu sync.Mutex
+		got := map[string]int{}
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			got[r.Method+" "+r.URL.Path]++
+			mu.Unlock()
+			switch r.URL.Path {
+			case "/hook":
+				http.Redirect(w, r, "/elsewhere", http.StatusFound)
+			case "/hook303":
+				http.Redirect(w, r, "/elsewhere", http.StatusSeeOther)
+			default:
+				w.WriteHeader(http.StatusOK)
+			}
+		}))
+		defer srv.Close()
+		register(t, l.store, "askes", "askes", srv.URL+"/hook", backoffice.NewWebhookSecret())
+		register(t, l.store, "taspen", "taspen", srv.URL+"/hook303", backoffice.NewWebhookSecret())
+		l.ingest(l.serviceRecords(2, "t-01", "askes")...)
+		l.ingest(l.serviceRecords(2, "t-01", "taspen")...)
+		for _, client := range []*http.Client{nil, {Timeout: 5 * time.Second}} {
+			cfg := fastHooks
+			cfg.Client = client
+			ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
+			require.NoError(t, l.svc.RunWebhooks(ctx, cfg))
+			cancel()
+		}
+		mu.Lock()
+		assert.Zero(t, got["GET /elsewhere"]+got["POST /elsewhere"], "a redirect was followed: %v", got)
+		assert.NotZero(t, got["POST /hook"])
+		assert.NotZero(t, got["POST /hook303"])
+		mu.Unlock()
+		for _, name := range []string{"askes", "taspen"} {
+			in, err := l.store.(backoffice.InstitutionStore).Institution(context.Background(), name)
+			require.NoError(t, err)
+			assert.Equal(t, backoffice.Cursor{}, in.Delivered, "%s: a redirect moved the cursor", name)
+		}
+		rec := httptest.NewRecorder()
+		l.svc.MetricsHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+		assert.Contains(t, rec.Body.String(), `kpe_backoffice_webhook_deliveries_total{outcome="delivered"} 0`)
+	})
+}
+
+// A lost acknowledgement (the receiver stores the event, then answers
+// 500) while new records arrive: the retry is the same event, the same
+// id and exactly the same records, so the receiver can drop it; the new
+// records come in the next event. Both stores.
+func TestWebhookRetryIsTheSameEvent(t *testing.T) {
+	eachStore(t, func(t *testing.T, l *lab) {
+		secret := backoffice.NewWebhookSecret()
+		type event struct {
+			id    string
+			codes []string
+		}
+		var mu sync.Mutex
+		var events []event
+		lost := 1
+		ingested := make(chan struct{})
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			var ev backoffice.WebhookEvent
+			require.NoError(t, json.NewDecoder(r.Body).Decode(&ev))
+			var codes []string
+			for _, v := range ev.Records {
+				codes = append(codes, v.Code)
+			}
+			mu.Lock()
+			events = append(events, event{ev.ID, codes})
+			first := lost > 0
+			lost--
+			mu.Unlock()
+			if first {
+				<-ingested // new records while the ack is lost
+				w.WriteHeader(http.StatusInternalServerError)
+				return
+			}
+			w.WriteHeader(http.StatusOK)
+		}))
+		defer srv.Close()
+		register(t, l.store, "askes", "askes", srv.URL, secret)
+		first := codesOf(t, l.ingest(l.serviceRecords(2, "t-01", "askes")...))
+
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { done <- l.svc.RunWebhooks(ctx, fastHooks) }()
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			mu.Lock()
+			n := len(events)
+			mu.Unlock()
+			if n > 0 {
+				break
+			}
+			require.True(t, time.Now().Before(deadline), "no delivery")
+			time.Sleep(5 * time.Millisecond)
+		}
+		later := codesOf(t, l.ingest(l.serviceRecords(1, "t-01", "askes")...))
+		close(ingested)
+		for {
+			mu.Lock()
+			n := 0
+			for _, e := range events {
+				n += len(e.codes)
+			}
+			mu.Unlock()
+			if n >= 5 {
+				break
+			}
+			require.True(t, time.Now().Before(deadline), "the retry and the new records did not come")
+			time.Sleep(5 * time.Millisecond)
+		}
+		// the last acknowledgement reaches the store
+		for {
+			in, err := l.store.(backoffice.InstitutionStore).Institution(context.Background(), "askes")
+			require.NoError(t, err)
+			if in.Pending == (backoffice.Cursor{}) {
+				break
+			}
+			require.True(t, time.Now().Before(deadline), "the event in flight is not cleared")
+			time.Sleep(5 * time.Millisecond)
+		}
+		cancel()
+		require.NoError(t, <-done)
+		mu.Lock()
+		defer mu.Unlock()
+		require.GreaterOrEqual(t, len(events), 3, "%v", events)
+		assert.Equal(t, events[0], events[1], "the retry after a lost ack is the same event")
+		assert.Equal(t, first, events[0].codes)
+		assert.Equal(t, later, events[2].codes)
+		assert.NotEqual(t, events[0].id, events[2].id)
+		in, err := l.store.(backoffice.InstitutionStore).Institution(context.Background(), "askes")
+		require.NoError(t, err)
+		assert.Equal(t, backoffice.Cursor{}, in.Pending, "nothing in flight once acknowledged")
+		assert.Zero(t, in.Failures)
+	})
+}
+
+// The backoff is the institution's, in the store: after a refusal the
+// failures and the next attempt are stored, and a dispatcher started
+// afterwards (a restart, another node) waits for it instead of posting
+// at once.
+func TestWebhookBackoffIsStored(t *testing.T) {
+	eachStore(t, func(t *testing.T, l *lab) {
+		secret := backoffice.NewWebhookSecret()
+		rc := &receiver{t: t, secret: secret, fail: 1}
+		srv := httptest.NewServer(rc)
+		defer srv.Close()
+		register(t, l.store, "askes", "askes", srv.URL, secret)
+		l.ingest(l.serviceRecords(2, "t-01", "askes")...)
+		cfg := fastHooks
+		cfg.MinBackoff, cfg.MaxBackoff = time.Hour, 2*time.Hour
+		run := func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
+			defer cancel()
+			require.NoError(t, l.svc.RunWebhooks(ctx, cfg))
+		}
+		run()
+		in, err := l.store.(backoffice.InstitutionStore).Institution(context.Background(), "askes")
+		require.NoError(t, err)
+		assert.Equal(t, 1, in.Failures)
+		assert.True(t, in.NextAttempt.After(time.Now().Add(29*time.Minute)), "next attempt %v", in.NextAttempt)
+		assert.NotEqual(t, backoffice.Cursor{}, in.Pending, "the event in flight is stored")
+		run() // restarted: still within the backoff
+		rc.mu.Lock()
+		assert.Len(t, rc.refused, 1, "a new dispatcher retried within the stored backoff")
+		assert.Empty(t, rc.events)
+		rc.mu.Unlock()
+	})
+}
+
+// The PostgreSQL delivery lease is a session of its own: holding it takes
+// no ingest connection (ingest works on a one-connection pool while it is
+// held), and when its session is lost (terminated) the lock is gone and
+// the lease can no longer move the cursor, while another node can take
+// the lease.
+func TestPGDeliveryLeaseOwnSession(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.DB(t)
+	st, err := backoffice.OpenPostgresWith(ctx, dsn, backoffice.PGOptions{Conns: 1})
+	require.NoError(t, err)
+	defer st.Close()
+	l := newLab(t, st)
+	register(t, st, "askes", "askes", "https://askes.example/hook", backoffice.NewWebhookSecret())
+	lease, err := st.DeliveryLease(ctx, "askes")
+	require.NoError(t, err)
+	defer lease.Release()
+	_, err = st.DeliveryLease(ctx, "askes")
+	require.ErrorIs(t, err, backoffice.ErrLeaseHeld)
+
+	done := make(chan struct{})
+	go func() { defer close(done); l.ingest(l.serviceRecords(2, "t-01", "askes")...) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("ingest waits for the connection the lease holds")
+	}
+	recs, _, _, err := st.Feed(ctx, []string{"askes"}, backoffice.Cursor{}, 10)
+	require.NoError(t, err)
+	require.Len(t, recs, 2)
+	require.NoError(t, lease.SetPending(ctx, backoffice.Cursor{}, recs[1].Cursor))
+
+	// the lease's session ends behind its back
+	other, err := backoffice.OpenPostgres(ctx, dsn)
+	require.NoError(t, err)
+	defer other.Close()
+	killed, err := other.TerminateAdvisoryHolders(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, killed)
+	assert.Error(t, lease.SetDelivered(ctx, backoffice.Cursor{}, recs[1].Cursor), "a lost lease moved the cursor")
+	in, err := st.Institution(ctx, "askes")
+	require.NoError(t, err)
+	assert.Equal(t, backoffice.Cursor{}, in.Delivered)
+	again, err := other.DeliveryLease(ctx, "askes")
+	require.NoError(t, err, "the lock ended with the session")
+	require.NoError(t, again.SetDelivered(ctx, backoffice.Cursor{}, recs[1].Cursor))
+	again.Release()
 }

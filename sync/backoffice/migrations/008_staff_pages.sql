@@ -21,6 +21,3 @@ CREATE TABLE terminal_uploads (
     oldest_queued timestamptz,
     last_record   timestamptz
 );
-
--- the dashboard counts records by their time over a range
-CREATE INDEX records_rec_time ON records (rec_time);
