@@ -39,10 +39,10 @@ func (s *PGStore) CountVerification(ctx context.Context, at time.Time, found boo
 	if found {
 		f, n = 1, 0
 	}
-	_, err := s.staff.Exec(ctx, `INSERT INTO verification_counts (hour, found, not_found) VALUES ($1, $2, $3)
+	// a count lost to a database crash is harmless: no flush waited for
+	return s.relaxedCommit(ctx, nil, `INSERT INTO verification_counts (hour, found, not_found) VALUES ($1, $2, $3)
 		ON CONFLICT (hour) DO UPDATE SET found = verification_counts.found + EXCLUDED.found, not_found = verification_counts.not_found + EXCLUDED.not_found`,
 		at.UTC().Truncate(time.Hour), f, n)
-	return err
 }
 
 // VerificationHours implements PageStore.

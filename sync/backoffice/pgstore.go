@@ -68,7 +68,7 @@ type PGOptions struct {
 }
 
 // DefaultStaffConns is the staff pool's default size.
-const DefaultStaffConns = 2
+const DefaultStaffConns = 4
 
 // OpenPostgresWith is OpenPostgres with the pools sized by o.
 func OpenPostgresWith(ctx context.Context, dsn string, o PGOptions) (*PGStore, error) {
