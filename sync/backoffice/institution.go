@@ -179,8 +179,9 @@ func ParseCursor(s string) (Cursor, error) {
 	if s == "" {
 		return Cursor{}, nil
 	}
+	// the decoder skips CR and LF anywhere: a cursor has one spelling
 	b, err := base64.RawURLEncoding.Strict().DecodeString(s)
-	if err != nil || len(b) != 17 || b[0] != cursorVersion {
+	if err != nil || strings.ContainsAny(s, "\r\n") || len(b) != 17 || b[0] != cursorVersion {
 		return Cursor{}, fmt.Errorf("%w: %q", ErrCursor, s)
 	}
 	c := Cursor{XID: binary.BigEndian.Uint64(b[1:]), Seq: binary.BigEndian.Uint64(b[9:])}

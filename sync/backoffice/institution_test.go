@@ -290,7 +290,7 @@ func TestCursor(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, backoffice.Cursor{}, got)
 	good := backoffice.Cursor{XID: 5, Seq: 6}.String()
-	for _, bad := range []string{"x", good + "A", good[:len(good)-1], good + "=", "AgAAAAAAAAAFAAAAAAAAAAY", "AQAAAAAAAAAAAAAAAAAAAAA", "/wAAAAAAAAAFAAAAAAAAAAY"} {
+	for _, bad := range []string{"x", good + "A", good[:len(good)-1], good + "=", "\r" + good, good[:5] + "\n" + good[5:], "AgAAAAAAAAAFAAAAAAAAAAY", "AQAAAAAAAAAAAAAAAAAAAAA", "/wAAAAAAAAAFAAAAAAAAAAY"} {
 		_, err := backoffice.ParseCursor(bad)
 		assert.ErrorIs(t, err, backoffice.ErrCursor, bad)
 	}
