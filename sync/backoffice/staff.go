@@ -201,15 +201,11 @@ func (s *Service) StaffHandler(c StaffConfig) http.Handler {
 			problem(w, http.StatusBadRequest, "bad-limit", "limit must be 1..10000")
 			return
 		}
-		q := AlarmQuery{Limit: limit}
-		switch st := cmp.Or(r.URL.Query().Get("state"), "all"); st {
-		case "all":
-		case string(wire.AlarmOpen), string(wire.AlarmAcknowledged):
-			q.State = wire.AlarmState(st)
-		default:
-			problem(w, http.StatusBadRequest, "bad-state", fmt.Sprintf("state %q: want open, acknowledged or all (the default)", st))
+		_, state, ok := alarmState(w, r, "all")
+		if !ok {
 			return
 		}
+		q := AlarmQuery{Limit: limit, State: state}
 		a, err := s.Alarms(r.Context(), q)
 		if err != nil {
 			s.internal(w, log, err)
@@ -335,6 +331,21 @@ func (s *Service) StaffHandler(c StaffConfig) http.Handler {
 		}
 		guarded.ServeHTTP(w, r)
 	})
+}
+
+// alarmState reads an alarm list's ?state= (def when absent): the value,
+// and the filter it means ("" for all). Anything but open, acknowledged
+// and all is answered 400 bad-state, and ok is false.
+func alarmState(w http.ResponseWriter, r *http.Request, def string) (v string, state wire.AlarmState, ok bool) {
+	v = cmp.Or(r.URL.Query().Get("state"), def)
+	switch v {
+	case "all":
+		return v, "", true
+	case string(wire.AlarmOpen), string(wire.AlarmAcknowledged):
+		return v, wire.AlarmState(v), true
+	}
+	problem(w, http.StatusBadRequest, "bad-state", fmt.Sprintf("state %q: want open, acknowledged or all (the default here: %s)", v, def))
+	return v, "", false
 }
 
 // ackAs acknowledges alarm id as the request's principal, and logs and

@@ -194,16 +194,11 @@ func (s *Service) staffPages(mux *http.ServeMux, c StaffConfig) {
 	}), auditRoles...))
 
 	mux.Handle("GET /alarms", requireRole(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		state := cmp.Or(r.URL.Query().Get("state"), string(wire.AlarmOpen))
-		q := AlarmQuery{Limit: 500}
-		switch state {
-		case "all":
-		case string(wire.AlarmOpen), string(wire.AlarmAcknowledged):
-			q.State = wire.AlarmState(state)
-		default:
-			problem(w, http.StatusBadRequest, "bad-state", fmt.Sprintf("state %q: want open (the default), acknowledged or all", state))
+		state, filter, ok := alarmState(w, r, string(wire.AlarmOpen))
+		if !ok {
 			return
 		}
+		q := AlarmQuery{Limit: 500, State: filter}
 		as, err := s.Alarms(r.Context(), q)
 		if err != nil {
 			s.internal(w, log, err)
