@@ -139,14 +139,9 @@ func (a *staffAuth) oidcCallback(w http.ResponseWriter, r *http.Request) {
 		a.s.internal(w, a.log, err)
 		return
 	}
-	sm := a.sm(r)
-	if err := sm.RenewToken(r.Context()); err != nil {
-		a.s.internal(w, a.log, err)
+	if !a.startSession(w, r, acc.Name) {
 		return
 	}
-	sm.Put(r.Context(), sessionAccount, acc.Name)
-	sm.Put(r.Context(), sessionCSRF, randomToken())
-	sm.Put(r.Context(), sessionSince, a.s.cfg.Now().UnixNano())
 	a.log.Info("staff: signed in through OIDC", "account", acc.Name, "client", r.RemoteAddr)
 	// A page that goes on by itself, not a redirect: the browser came
 	// from the provider's site, and the rest of that navigation would not

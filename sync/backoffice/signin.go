@@ -427,16 +427,26 @@ func (a *staffAuth) postLogin(w http.ResponseWriter, r *http.Request) {
 		a.s.internal(w, a.log, err)
 		return
 	}
-	sm := a.sm(r)
-	if err := sm.RenewToken(r.Context()); err != nil { // no session fixation
-		a.s.internal(w, a.log, err)
+	if !a.startSession(w, r, acc.Name) {
 		return
 	}
-	sm.Put(r.Context(), sessionAccount, acc.Name)
-	sm.Put(r.Context(), sessionCSRF, randomToken())
-	sm.Put(r.Context(), sessionSince, a.s.cfg.Now().UnixNano())
 	a.log.Info("staff: signed in", "account", acc.Name, "client", r.RemoteAddr)
 	http.Redirect(w, r, localNext(r.PostFormValue("next")), http.StatusSeeOther)
+}
+
+// startSession makes r's session the signed-in session of account, under
+// a new token (no session fixation), with a fresh CSRF token and the
+// sign-in time. On a store failure it answers 500 and reports false.
+func (a *staffAuth) startSession(w http.ResponseWriter, r *http.Request, account string) bool {
+	sm := a.sm(r)
+	if err := sm.RenewToken(r.Context()); err != nil {
+		a.s.internal(w, a.log, err)
+		return false
+	}
+	sm.Put(r.Context(), sessionAccount, account)
+	sm.Put(r.Context(), sessionCSRF, randomToken())
+	sm.Put(r.Context(), sessionSince, a.s.cfg.Now().UnixNano())
+	return true
 }
 
 func (a *staffAuth) postLogout(w http.ResponseWriter, r *http.Request) {

@@ -218,16 +218,9 @@ func (s *Service) StaffHandler(c StaffConfig) http.Handler {
 		if !ok {
 			return
 		}
-		a, err := s.Alarm(r.Context(), id)
-		if errors.Is(err, ErrNotFound) {
-			problem(w, http.StatusNotFound, "unknown-alarm", "no alarm has this id")
-			return
+		if a, ok := s.alarmOrProblem(w, r, log, id); ok {
+			writeJSON(w, http.StatusOK, a)
 		}
-		if err != nil {
-			s.internal(w, log, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, a)
 	}))
 	mux.Handle("POST "+wire.PathAlarms+"/{id}/ack", auditor(func(w http.ResponseWriter, r *http.Request) {
 		id, ok := alarmID(w, r)
@@ -346,6 +339,21 @@ func alarmState(w http.ResponseWriter, r *http.Request, def string) (v string, s
 	}
 	problem(w, http.StatusBadRequest, "bad-state", fmt.Sprintf("state %q: want open, acknowledged or all (the default here: %s)", v, def))
 	return v, "", false
+}
+
+// alarmOrProblem is alarm id with its history; when there is none it
+// answers 404 unknown-alarm (500 on a store failure) and ok is false.
+func (s *Service) alarmOrProblem(w http.ResponseWriter, r *http.Request, log *slog.Logger, id int64) (a *wire.Alarm, ok bool) {
+	a, err := s.Alarm(r.Context(), id)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		problem(w, http.StatusNotFound, "unknown-alarm", "no alarm has this id")
+	case err != nil:
+		s.internal(w, log, err)
+	default:
+		return a, true
+	}
+	return nil, false
 }
 
 // ackAs acknowledges alarm id as the request's principal, and logs and

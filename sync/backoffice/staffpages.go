@@ -215,13 +215,8 @@ func (s *Service) staffPages(mux *http.ServeMux, c StaffConfig) {
 	}), auditRoles...))
 
 	showAlarm := func(w http.ResponseWriter, r *http.Request, status int, id int64, errKey string) {
-		a, err := s.Alarm(r.Context(), id)
-		if errors.Is(err, ErrNotFound) {
-			problem(w, http.StatusNotFound, "unknown-alarm", "no alarm has this id")
-			return
-		}
-		if err != nil {
-			s.internal(w, log, err)
+		a, ok := s.alarmOrProblem(w, r, log, id)
+		if !ok {
 			return
 		}
 		v := alarmView{alarmRowView: alarmRow(*a, loc), Detail: a.Detail, Open: a.State == wire.AlarmOpen, Error: errKey}
