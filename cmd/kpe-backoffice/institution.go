@@ -26,25 +26,16 @@ import (
 // institutionCommand is `kpe-backoffice institution`: the institutions
 // that use the institutions' API and webhooks (docs/institutions.md).
 func institutionCommand(stdout io.Writer) *cobra.Command {
-	var dbPath, pg string
+	var sf storeFlags
 	cmd := &cobra.Command{
 		Use:   "institution",
 		Short: "Register and manage the institutions (ASKES, Taspen, Bapertarum …) of the institutions' API",
 		Long: `The institutions' back-office systems verify codes and receive the records of their services over
 the institutions' API (serve --institution-listen) and by signed webhook. See docs/institutions.md.`,
 	}
-	pf := cmd.PersistentFlags()
-	pf.StringVar(&dbPath, "db", "backoffice.db", "embedded store file (when --pg is not given)")
-	pf.StringVar(&pg, "pg", "", "PostgreSQL DSN (default $KPE_BACKOFFICE_PG, never printed)")
-	clikit.EnvDefault(pf, "pg", "KPE_BACKOFFICE_PG")
+	sf.add(cmd.PersistentFlags())
 	open := func(ctx context.Context) (backoffice.InstitutionStore, func() error, error) {
-		var st backoffice.Store
-		var err error
-		if pg != "" {
-			st, err = backoffice.OpenPostgres(ctx, pg)
-		} else {
-			st, err = backoffice.OpenBolt(dbPath)
-		}
+		st, _, err := openStore(ctx, sf.dbPath, sf.pg, backoffice.PGOptions{})
 		if err != nil {
 			return nil, nil, err
 		}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"crypto/x509"
 	"errors"
@@ -193,7 +194,7 @@ log), admin (accounts and everything the auditor may). Passwords come from stand
 					case a.LockedUntil.After(time.Now()):
 						state = "locked until " + a.LockedUntil.Format(time.RFC3339)
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", a.Name, strings.Join(rs, ","), cmpOr(strings.Join(a.Services, ","), "-"), strings.Join(how, ","), state)
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", a.Name, strings.Join(rs, ","), cmp.Or(strings.Join(a.Services, ","), "-"), strings.Join(how, ","), state)
 				}
 				return tw.Flush()
 			})
@@ -201,11 +202,4 @@ log), admin (accounts and everything the auditor may). Passwords come from stand
 	}
 	user.AddCommand(add, passwd, disable, list)
 	return user
-}
-
-func cmpOr(s, d string) string {
-	if s == "" {
-		return d
-	}
-	return s
 }
