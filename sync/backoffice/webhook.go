@@ -430,6 +430,18 @@ func (d *dispatcher) storeError(ctx context.Context, lease DeliveryLease, in *In
 	d.fail(ctx, lease, in, "error", err)
 }
 
+// webhookBackoff is the wait after failures deliveries in a row (at
+// least 1): minB doubled per failure after the first, at most maxB. It
+// doubles step by step, never by a shift that overflows (a shift by
+// failures-1 went negative after some thirty failures).
+func webhookBackoff(failures int, minB, maxB time.Duration) time.Duration {
+	wait := minB
+	for i := 1; i < failures && wait < maxB; i++ {
+		wait *= 2
+	}
+	return min(wait, maxB)
+}
+
 // fail counts a failed delivery and, under the lease, stores the
 // institution's next attempt: MinBackoff doubled per failure in a row,
 // at most MaxBackoff, then a random point in its upper half (jitter:
@@ -439,10 +451,7 @@ func (d *dispatcher) storeError(ctx context.Context, lease DeliveryLease, in *In
 func (d *dispatcher) fail(ctx context.Context, lease DeliveryLease, in *Institution, outcome string, err error) {
 	d.s.metrics.webhook.deliveries.WithLabelValues(outcome).Inc()
 	failures := in.Failures + 1
-	wait := d.cfg.MaxBackoff
-	if failures < 40 {
-		wait = min(d.cfg.MinBackoff<<(failures-1), d.cfg.MaxBackoff)
-	}
+	wait := webhookBackoff(failures, d.cfg.MinBackoff, d.cfg.MaxBackoff)
 	wait = wait/2 + rand.N(wait/2+1)
 	d.cfg.Log.Warn("webhook delivery failed", "institution", in.Name, "outcome", outcome, "failures", failures, "retry_in", wait, "err", err)
 	if lease == nil {
