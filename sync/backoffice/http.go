@@ -30,8 +30,13 @@ var verifyPage = template.Must(template.New("verify").Parse(verifyHTML))
 // verifyTexts is the page's table, as JSON safe inside a script element.
 var verifyTexts = template.JS(i18n.TableJSON("staff.verify."))
 
+// pageLang is the language r asks for.
+func pageLang(r *http.Request) i18n.Lang {
+	return i18n.Negotiate(r.URL.Query().Get("lang"), "", r.Header.Get("Accept-Language"), i18n.Default)
+}
+
 func serveVerifyPage(w http.ResponseWriter, r *http.Request) {
-	l := i18n.Negotiate(r.URL.Query().Get("lang"), "", r.Header.Get("Accept-Language"), i18n.Default)
+	l := pageLang(r)
 	var buf bytes.Buffer
 	p := PrincipalFrom(r.Context())
 	if err := verifyPage.Execute(&buf, struct {

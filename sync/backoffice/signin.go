@@ -19,8 +19,6 @@ import (
 	"time"
 
 	"github.com/alexedwards/scs/v2"
-
-	"kpe-agent/internal/i18n"
 )
 
 // Staff sign-in (docs/staff-signin.md): accounts with argon2id password
@@ -343,7 +341,7 @@ var loginMessages = map[string]string{
 // the POST must bring both, equal (double submit). Nothing on the server
 // is kept before sign-in.
 func (a *staffAuth) loginForm(w http.ResponseWriter, r *http.Request, status int, msg string) {
-	l := i18n.Negotiate(r.URL.Query().Get("lang"), "", r.Header.Get("Accept-Language"), i18n.Default)
+	l := pageLang(r)
 	name := loginCookie
 	path := "/login"
 	if r.TLS != nil {

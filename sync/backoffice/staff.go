@@ -18,7 +18,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"kpe-agent/internal/i18n"
 	"kpe-agent/sync/wire"
 )
 
@@ -279,7 +278,7 @@ func (s *Service) StaffHandler(c StaffConfig) http.Handler {
 		// The whole workbook first: a failure is a problem answer, not
 		// half a file.
 		var buf bytes.Buffer
-		lang := i18n.Negotiate(r.URL.Query().Get("lang"), "", r.Header.Get("Accept-Language"), i18n.Default)
+		lang := pageLang(r)
 		if err := WriteReportXLSX(&buf, ReportMeta{Semester: sem, Zone: loc, Lang: lang, Created: time.Now()}, lines); err != nil {
 			s.internal(w, log, err)
 			return

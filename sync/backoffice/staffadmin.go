@@ -10,8 +10,6 @@ import (
 	"strings"
 	"time"
 	"unicode"
-
-	"kpe-agent/internal/i18n"
 )
 
 // The admin's accounts page and the audit log page (docs/staff-pages.md).
@@ -19,11 +17,6 @@ import (
 // methods as the account API (AddAccount, SetRoles, DisableAccount,
 // EnableAccount, SetPassword), which check and audit every change; the
 // page only reads the forms and says the outcome in the user's language.
-
-// pageLang is the language r asks for.
-func pageLang(r *http.Request) i18n.Lang {
-	return i18n.Negotiate(r.URL.Query().Get("lang"), "", r.Header.Get("Accept-Language"), i18n.Default)
-}
 
 // auditPageSize is how many audit entries one page shows.
 const auditPageSize = 50

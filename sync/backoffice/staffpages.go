@@ -119,7 +119,7 @@ func (s *Service) staffPages(mux *http.ServeMux, c StaffConfig) {
 		})
 	}
 	var render renderFunc = func(w http.ResponseWriter, r *http.Request, status int, page, title string, body any) {
-		d := &pageData{Lang: i18n.Negotiate(r.URL.Query().Get("lang"), "", r.Header.Get("Accept-Language"), i18n.Default),
+		d := &pageData{Lang: pageLang(r),
 			Title: title, Page: page, Body: body, CSRF: CSRFTokenFrom(r.Context()), p: PrincipalFrom(r.Context()), r: r, zone: loc}
 		if v, ok := body.(interface{ localise(*pageData) }); ok {
 			v.localise(d)
@@ -135,10 +135,6 @@ func (s *Service) staffPages(mux *http.ServeMux, c StaffConfig) {
 		w.WriteHeader(status)
 		w.Write(buf.Bytes())
 	}
-	lang := func(r *http.Request) i18n.Lang {
-		return i18n.Negotiate(r.URL.Query().Get("lang"), "", r.Header.Get("Accept-Language"), i18n.Default)
-	}
-
 	mux.Handle("GET /dashboard", requireRole(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p := PrincipalFrom(r.Context())
 		now := s.cfg.Now().In(loc)
@@ -165,7 +161,7 @@ func (s *Service) staffPages(mux *http.ServeMux, c StaffConfig) {
 			s.internal(w, log, err)
 			return
 		}
-		v, err := dashboardView(d, lang(r), from, to, q.Services)
+		v, err := dashboardView(d, pageLang(r), from, to, q.Services)
 		if err != nil {
 			s.internal(w, log, err)
 			return
@@ -246,12 +242,12 @@ func (s *Service) staffPages(mux *http.ServeMux, c StaffConfig) {
 		case err != nil:
 			s.internal(w, log, err)
 		default:
-			http.Redirect(w, r, fmt.Sprintf("/alarms/%d?lang=%s", id, lang(r)), http.StatusSeeOther)
+			http.Redirect(w, r, fmt.Sprintf("/alarms/%d?lang=%s", id, pageLang(r)), http.StatusSeeOther)
 		}
 	}), auditRoles...))
 
 	mux.Handle("GET /reports", requireRole(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		l := lang(r)
+		l := pageLang(r)
 		now := s.cfg.Now().In(loc)
 		cur := Semester{Year: now.Year(), Half: 1 + (int(now.Month())-1)/6}
 		sem := cur
