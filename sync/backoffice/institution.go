@@ -318,7 +318,7 @@ func (a *institutionAPI) guard(h func(http.ResponseWriter, *http.Request, *Insti
 		// per address first: a flood of bad credentials is refused
 		// before it costs a lookup
 		if wait, ok := a.clients.allow(r.RemoteAddr, a.cfg.Now()); !ok {
-			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+			setRetryAfter(w, wait)
 			problem(w, http.StatusTooManyRequests, "rate-limited", "too many requests from this address; try again later")
 			return
 		}
@@ -333,7 +333,7 @@ func (a *institutionAPI) guard(h func(http.ResponseWriter, *http.Request, *Insti
 			return
 		}
 		if wait, ok := a.allow(in.Name); !ok {
-			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+			setRetryAfter(w, wait)
 			problem(w, http.StatusTooManyRequests, "rate-limited", "too many requests for this institution; try again later")
 			return
 		}

@@ -115,7 +115,7 @@ var errOIDC = errors.New("backoffice: OIDC sign-in refused")
 // be the cookie's; its verified e-mail names the account.
 func (a *staffAuth) oidcCallback(w http.ResponseWriter, r *http.Request) {
 	if wait, ok := a.limits.allow(r.RemoteAddr, time.Now()); !ok {
-		w.Header().Set("Retry-After", fmt.Sprint(max(int((wait+time.Second-1)/time.Second), 1)))
+		setRetryAfter(w, wait)
 		a.loginForm(w, r, http.StatusTooManyRequests, "limited")
 		return
 	}

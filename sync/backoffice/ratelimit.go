@@ -2,7 +2,9 @@ package backoffice
 
 import (
 	"log/slog"
+	"net/http"
 	"net/netip"
+	"strconv"
 	"sync"
 	"time"
 
@@ -120,4 +122,12 @@ func (v *verifyLimiter) sweep(now time.Time) {
 		}
 	}
 	v.lastSweep = now
+}
+
+// setRetryAfter sets Retry-After to wait in whole seconds, rounded up and
+// at least 1, and returns them.
+func setRetryAfter(w http.ResponseWriter, wait time.Duration) int {
+	secs := max(int((wait+time.Second-1)/time.Second), 1)
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	return secs
 }

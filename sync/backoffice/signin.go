@@ -405,8 +405,7 @@ func (a *staffAuth) postLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if wait, ok := a.limits.allow(r.RemoteAddr, time.Now()); !ok {
-		secs := int((wait + time.Second - 1) / time.Second)
-		w.Header().Set("Retry-After", fmt.Sprint(max(secs, 1)))
+		setRetryAfter(w, wait)
 		a.loginForm(w, r, http.StatusTooManyRequests, "limited")
 		return
 	}

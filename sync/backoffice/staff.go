@@ -157,9 +157,8 @@ func (s *Service) StaffHandler(c StaffConfig) http.Handler {
 	}
 	mux.Handle("GET "+wire.PathVerify+"{code}", anyRole(func(w http.ResponseWriter, r *http.Request) {
 		if wait, ok := limits.allow(r.RemoteAddr, time.Now()); !ok {
-			secs := int((wait + time.Second - 1) / time.Second)
-			w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
-			problem(w, http.StatusTooManyRequests, "rate-limited", fmt.Sprintf("too many verifications; try again in %d s", max(secs, 1)))
+			secs := setRetryAfter(w, wait)
+			problem(w, http.StatusTooManyRequests, "rate-limited", fmt.Sprintf("too many verifications; try again in %d s", secs))
 			return
 		}
 		v, err := s.Verify(r.Context(), r.PathValue("code"))
