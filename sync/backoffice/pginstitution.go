@@ -34,8 +34,8 @@ func (s *PGStore) Feed(ctx context.Context, services []string, after Cursor, lim
 	}
 	services = slices.Compact(slices.Sorted(slices.Values(services)))
 	rows, err := s.staff.Query(ctx, `WITH h AS MATERIALIZED (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin)
-		SELECT h.xmin::text, x.xid::text, x.seq, x.encoded, x.received_at, x.flags FROM h LEFT JOIN (
-			SELECT f.xid, f.seq, r.encoded, r.received_at, r.flags
+		SELECT h.xmin::text, x.xid::text, x.seq, x.encoded, x.received_at, x.flags, x.code FROM h LEFT JOIN (
+			SELECT f.xid, f.seq, r.encoded, r.received_at, r.flags, k.code
 			FROM unnest($1::text[]) AS sv(service)
 			CROSS JOIN LATERAL (SELECT f.xid, f.seq, f.sam_serial, f.counter FROM record_feed f
 				WHERE f.service = sv.service AND (f.xid, f.seq) > ($2::text::xid8, $3::bigint)
@@ -56,8 +56,9 @@ func (s *PGStore) Feed(ctx context.Context, services []string, after Cursor, lim
 		var seq *int64
 		var enc []byte
 		var at *time.Time
+		var code *string
 		var fr FeedRecord
-		if err := rows.Scan(&horizon, &xid, &seq, &enc, &at, &fr.Flags); err != nil {
+		if err := rows.Scan(&horizon, &xid, &seq, &enc, &at, &fr.Flags, &code); err != nil {
 			return nil, Cursor{}, false, err
 		}
 		if xid == nil {
@@ -67,15 +68,12 @@ func (s *PGStore) Feed(ctx context.Context, services []string, after Cursor, lim
 		if err != nil {
 			return nil, Cursor{}, false, fmt.Errorf("backoffice: feed: transaction id %q: %w", *xid, err)
 		}
-		fr.Cursor, fr.ReceivedAt = Cursor{XID: x, Seq: uint64(*seq)}, *at
+		fr.Cursor, fr.ReceivedAt, fr.Code = Cursor{XID: x, Seq: uint64(*seq)}, *at, *code // the code as ingest stored it
 		if fr.Rec, err = record.Decode(enc); err != nil {
 			return nil, Cursor{}, false, err
 		}
 		if len(fr.Flags) == 0 {
 			fr.Flags = nil
-		}
-		if fr.Code, err = codeOf(fr.Rec); err != nil {
-			return nil, Cursor{}, false, err
 		}
 		out = append(out, fr)
 	}
