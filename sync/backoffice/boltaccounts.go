@@ -167,15 +167,29 @@ func (s *BoltStore) SessionFind(_ context.Context, token string, now time.Time) 
 	return data, data != nil, err
 }
 
-// SessionCommit implements AccountStore. Expired sessions are swept on
-// the way.
+// SessionCommit implements AccountStore. The expired sessions are
+// dropped on the way, at most once a minute (a
+// walk of every session on each commit would make every staff request
+// cost in the number of sessions); SessionFind never answers an expired
+// one meanwhile.
 func (s *BoltStore) SessionCommit(_ context.Context, token string, data []byte, expiry time.Time) error {
+	now := time.Now().UnixNano()
+	last := s.sessionSweep.Load()
+	sweep := now-last >= int64(time.Minute) && s.sessionSweep.CompareAndSwap(last, now)
 	return s.update(bbSessions, func(b *bolt.Bucket) error {
-		now := time.Now().UnixNano()
-		c := b.Cursor()
-		for k, v := c.First(); k != nil; k, v = c.Next() {
-			if len(v) < 8 || int64(binary.BigEndian.Uint64(v)) <= now {
-				if err := c.Delete(); err != nil {
+		if sweep {
+			var expired [][]byte
+			err := b.ForEach(func(k, v []byte) error {
+				if len(v) < 8 || int64(binary.BigEndian.Uint64(v)) <= now {
+					expired = append(expired, k)
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			for _, k := range expired {
+				if err := b.Delete(k); err != nil {
 					return err
 				}
 			}

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -24,6 +25,9 @@ import (
 type BoltStore struct {
 	db *bolt.DB
 	vc boltVerifyCounts // boltdashboard.go
+	// sessionSweep is when SessionCommit last dropped the expired
+	// sessions (Unix ns; boltaccounts.go)
+	sessionSweep atomic.Int64
 }
 
 var (
