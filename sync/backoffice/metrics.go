@@ -182,25 +182,48 @@ func (m *serviceMetrics) serviceLabel(svc string) string {
 
 // observeIngest counts a batch's results; entries are the batch's
 // records as Ingest decoded them, index for index (nil Rec: rejected
-// before storage).
+// before storage). The counts are summed over the batch first, so each
+// series is looked up once a batch, not once a record.
 func (m *serviceMetrics) observeIngest(entries []Entry, results []wire.Result) {
+	var accepted, duplicate int
+	var order []string // services in the order they came: the first MaxServiceLabels get names
+	services, flags, rejected := map[string]int{}, map[string]int{}, map[string]int{}
 	for i, r := range results {
 		switch r.Status {
 		case wire.Accepted:
-			m.records.WithLabelValues(string(wire.Accepted), "").Inc()
+			accepted++
 			if i < len(entries) && entries[i].Rec != nil {
-				m.services.WithLabelValues(m.serviceLabel(entries[i].Rec.Service)).Inc()
+				svc := entries[i].Rec.Service
+				if services[svc] == 0 {
+					order = append(order, svc)
+				}
+				services[svc]++
 			}
 			for _, f := range r.Flags {
 				if slices.Contains(recordFlags, f) {
-					m.flags.WithLabelValues(f).Inc()
+					flags[f]++
 				}
 			}
 		case wire.Duplicate:
-			m.records.WithLabelValues(string(wire.Duplicate), "").Inc()
+			duplicate++
 		case wire.Rejected:
-			m.records.WithLabelValues(string(wire.Rejected), reasonLabel(r.Reason)).Inc()
+			rejected[reasonLabel(r.Reason)]++
 		}
+	}
+	if accepted > 0 {
+		m.records.WithLabelValues(string(wire.Accepted), "").Add(float64(accepted))
+	}
+	if duplicate > 0 {
+		m.records.WithLabelValues(string(wire.Duplicate), "").Add(float64(duplicate))
+	}
+	for _, svc := range order {
+		m.services.WithLabelValues(m.serviceLabel(svc)).Add(float64(services[svc]))
+	}
+	for f, n := range flags {
+		m.flags.WithLabelValues(f).Add(float64(n))
+	}
+	for reason, n := range rejected {
+		m.records.WithLabelValues(string(wire.Rejected), reason).Add(float64(n))
 	}
 }
 
