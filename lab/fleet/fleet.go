@@ -286,11 +286,11 @@ func (f *Fleet) newTerminal(ctx context.Context, i int) (*terminal, error) {
 		if err := record.Seal(ctx, r, sam); err != nil {
 			return nil, fmt.Errorf("fleet: terminal %s record %d: %w", id, k, err)
 		}
-		if prev, err = r.Hash(); err != nil {
-			return nil, err
-		}
 		enc, err := r.Encode()
 		if err != nil {
+			return nil, err
+		}
+		if prev, _, err = record.HashesOf(enc); err != nil { // from the bytes at hand, not a second encoding
 			return nil, err
 		}
 		t.backlog = append(t.backlog, enc)
