@@ -125,7 +125,7 @@ func (s *Service) StaffHandler(c StaffConfig) http.Handler {
 	staff := func(roles ...Role) func(http.HandlerFunc) http.Handler {
 		return func(f http.HandlerFunc) http.Handler { return requireRole(f, roles...) }
 	}
-	anyRole, auditor := staff(Roles...), staff(RoleAuditor, RoleAdmin)
+	anyRole, auditor := staff(Roles...), staff(auditRoles...)
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+wire.PathHealth, health)
@@ -139,7 +139,7 @@ func (s *Service) StaffHandler(c StaffConfig) http.Handler {
 		mux.HandleFunc("GET "+oidcStart, auth.oidcBegin)
 		mux.HandleFunc("GET "+oidcCallback, auth.oidcCallback)
 	}
-	s.staffPages(mux, c) // the staff pages (staffpages.go)
+	s.staffPages(mux, log, loc) // the staff pages (staffpages.go)
 	for _, name := range []string{"verify.js", "verify.css"} {
 		body, err := staffAssets.ReadFile("page/" + name)
 		if err != nil {

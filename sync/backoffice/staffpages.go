@@ -100,13 +100,9 @@ func when(t time.Time, loc *time.Location) string {
 	return t.In(loc).Format("2006-01-02 15:04 MST")
 }
 
-// staffPages registers the staff pages on mux (StaffHandler).
-func (s *Service) staffPages(mux *http.ServeMux, c StaffConfig) {
-	log := c.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	loc := cmp.Or(c.Zone, time.UTC)
+// staffPages registers the staff pages on mux (StaffHandler, which
+// gives its log and the report's zone).
+func (s *Service) staffPages(mux *http.ServeMux, log *slog.Logger, loc *time.Location) {
 	for name, typ := range map[string]string{"staff.css": "text/css; charset=utf-8", "favicon.svg": "image/svg+xml"} {
 		body, err := staffPageFS.ReadFile("page/staff/" + name)
 		if err != nil {
