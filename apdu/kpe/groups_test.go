@@ -23,7 +23,7 @@ func sampleEmployment() Employment {
 		Status: "PNS", Pangkat: "Pembina Utama Muda", GolonganRuang: "IV/c", TMTPangkat: "20180401",
 		Jabatan: "Kepala Bagian Umum", TMTJabatan: "20200115", ParentAgency: "Badan Kepegawaian Negara",
 		WorkingAgency: "Kantor Regional I BKN", WorkLocation: "Yogyakarta",
-		WorkUnits: []WorkUnit{{1, "Kantor Regional I"}, {2, "Bagian Umum"}, {3, "Subbagian Tata Usaha"}},
+		WorkUnits: []WorkUnit{{Level: 1, Name: "Kantor Regional I"}, {Level: 2, Name: "Bagian Umum"}, {Level: 3, Name: "Subbagian Tata Usaha"}},
 	}
 }
 

@@ -10,7 +10,7 @@ import (
 	"slices"
 	"time"
 
-	"kpe-agent/apdu/sod"
+	"kpe-agent/internal/sod"
 )
 
 // Check is the outcome of one verification.

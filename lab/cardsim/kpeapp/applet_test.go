@@ -19,7 +19,7 @@ import (
 	"kpe-agent/apdu/kpe"
 	"kpe-agent/apdu/sam"
 	"kpe-agent/apdu/sm"
-	"kpe-agent/apdu/sod"
+	"kpe-agent/internal/sod"
 	"kpe-agent/lab/cardsim"
 	"kpe-agent/lab/cardsim/kpeapp"
 	"kpe-agent/lab/cardsim/samapp"

@@ -6,7 +6,7 @@ import (
 	"fmt"
 
 	"kpe-agent/apdu/ktpel"
-	"kpe-agent/apdu/sod"
+	"kpe-agent/internal/sod"
 )
 
 // ATRs of the lab's cards (profile parameters; docs/card-profiles.md §5).

@@ -6,7 +6,7 @@ import (
 	"fmt"
 
 	"kpe-agent/apdu/kpe"
-	"kpe-agent/apdu/sod"
+	"kpe-agent/internal/sod"
 )
 
 // Profile is the content of one card before personalisation.

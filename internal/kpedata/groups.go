@@ -1,4 +1,4 @@
-package kpe
+package kpedata
 
 import (
 	"encoding/hex"
