@@ -213,26 +213,46 @@ func (o *Object) Groups() []int {
 
 // Sign builds a security object over the data groups (number → EF content)
 // with the document signer's key and certificate. Used to personalise lab
-// cards; issuers do the same with their HSM.
+// cards; the back office issues renewals with SignHashes and its HSM.
 func Sign(groups map[int][]byte, key crypto.Signer, cert *x509.Certificate) ([]byte, error) {
-	if len(groups) == 0 || len(groups) > maxGroups {
-		return nil, fmt.Errorf("sod: %d data groups, want 1..%d", len(groups), maxGroups)
+	hashes := make(map[int][]byte, len(groups))
+	for dg, content := range groups {
+		h := sha256.Sum256(content)
+		hashes[dg] = h[:]
+	}
+	return SignHashes(hashes, key, cert)
+}
+
+// SignHashes builds a security object over the data groups' SHA-256
+// hashes (number → hash), signed by key (an HSM's crypto.Signer in
+// production: only the digest of the hash list leaves the process) with
+// cert as the document signer. The result is what Parse and
+// VerifySignature accept: the back office issues what the reader checks
+// with the same code.
+func SignHashes(hashes map[int][]byte, key crypto.Signer, cert *x509.Certificate) ([]byte, error) {
+	if len(hashes) == 0 || len(hashes) > maxGroups {
+		return nil, fmt.Errorf("sod: %d data groups, want 1..%d", len(hashes), maxGroups)
+	}
+	if cert == nil {
+		return nil, errors.New("sod: no document-signer certificate")
 	}
 	var dgs []int
-	for dg := range groups {
+	for dg, h := range hashes {
 		if dg < 1 || dg > maxGroups {
 			return nil, fmt.Errorf("sod: data-group number %d out of range", dg)
+		}
+		if len(h) != sha256.Size {
+			return nil, fmt.Errorf("sod: DG%d hash of %d bytes, want %d", dg, len(h), sha256.Size)
 		}
 		dgs = append(dgs, dg)
 	}
 	slices.Sort(dgs)
 	var entries []tlv.TLV
 	for _, dg := range dgs {
-		h := sha256.Sum256(groups[dg])
-		entries = append(entries, tlv.NewConstructed(tagEntry, tlv.New(tagInt, []byte{byte(dg)}), tlv.New(tagOctets, h[:])))
+		entries = append(entries, tlv.NewConstructed(tagEntry, tlv.New(tagInt, []byte{byte(dg)}), tlv.New(tagOctets, hashes[dg])))
 	}
-	hashes := tlv.NewConstructed(tagHashes, entries...)
-	digest := sha256.Sum256(hashes.Bytes())
+	hashList := tlv.NewConstructed(tagHashes, entries...)
+	digest := sha256.Sum256(hashList.Bytes())
 	sig, err := key.Sign(rand.Reader, digest[:], crypto.SHA256)
 	if err != nil {
 		return nil, fmt.Errorf("sod: signing: %w", err)
@@ -240,7 +260,7 @@ func Sign(groups map[int][]byte, key crypto.Signer, cert *x509.Certificate) ([]b
 	return tlv.NewConstructed(tagSOD,
 		tlv.New(tagVersion, []byte{version1}),
 		tlv.New(tagHashAlg, []byte{hashSHA256}),
-		hashes,
+		hashList,
 		tlv.New(tagCert, cert.Raw),
 		tlv.New(tagSig, sig),
 	).Bytes(), nil
