@@ -15,6 +15,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"kpe-agent/sync/issuer"
 	"log/slog"
 	"runtime"
 	"strings"
@@ -59,6 +60,14 @@ type Config struct {
 	// Log gets what the service notes without failing a request (a
 	// verification counter that could not be written). Default: none.
 	Log *slog.Logger
+	// Issuer signs the security objects and authorisations of card data
+	// renewals (docs/renewal.md): a PKCS#11 token in production, a key
+	// file in the lab. Nil: renewal offers are answered 503
+	// renewal-unavailable.
+	Issuer issuer.IssuerSigner
+	// IssuerRoots are the BKN issuer CAs a card's EF.SOD must chain to
+	// before the back office builds a renewal on it.
+	IssuerRoots *x509.CertPool
 }
 
 // Service is the back office over a Store.
