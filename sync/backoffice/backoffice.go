@@ -15,7 +15,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"kpe-agent/sync/issuer"
 	"log/slog"
 	"runtime"
 	"strings"
@@ -23,6 +22,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"kpe-agent/sync/issuer"
 	"kpe-agent/sync/record"
 	"kpe-agent/sync/wire"
 )
