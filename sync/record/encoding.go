@@ -30,6 +30,11 @@ var magic = [3]byte{'K', 'P', 'R'}
 const (
 	VersionLegacy = 1
 	Version       = 2
+	// VersionRenewal is version 2 with the renewal field (tag 13) after
+	// the previous hash: the encoding of a record of ServiceRenewal, and
+	// of no other. Every other record stays version 2, so a back office
+	// that predates renewals reads them all.
+	VersionRenewal = 3
 )
 
 // Field tags.
@@ -52,6 +57,7 @@ const (
 	tagSigner      = 0x10
 	tagSAMSerial   = 0x11
 	tagPrevHash    = 0x12
+	tagRenewal     = 0x13
 	tagCounter     = 0x20
 	tagSignature   = 0x21
 )
@@ -114,6 +120,9 @@ func (r *Record) encode(p part) ([]byte, error) {
 	b = put(b, tagSigner, []byte{byte(r.Signer)})
 	b = put(b, tagSAMSerial, r.SAMSerial[:])
 	b = put(b, tagPrevHash, r.PrevHash[:])
+	if r.version() >= VersionRenewal {
+		b = put(b, tagRenewal, r.Renewal.bytes())
+	}
 	if p >= partContent {
 		b = put(b, tagCounter, binary.BigEndian.AppendUint32(nil, r.Counter))
 	}
@@ -122,6 +131,8 @@ func (r *Record) encode(p part) ([]byte, error) {
 	}
 	return b, nil
 }
+
+func knownVersion(v byte) bool { return v >= VersionLegacy && v <= VersionRenewal }
 
 // FormatError says where an encoding went wrong. It unwraps to ErrFormat,
 // and to Err where that says more (ErrHighS).
@@ -168,8 +179,8 @@ func DecodePrefix(b []byte) (*Record, int, error) {
 	if len(b) < 4 || [3]byte(b[:3]) != magic {
 		return nil, 0, &FormatError{Offset: 0, What: "not a record (magic)"}
 	}
-	if b[3] != VersionLegacy && b[3] != Version {
-		return nil, 0, &FormatError{Offset: 3, What: fmt.Sprintf("version %d, this software reads %d and %d", b[3], VersionLegacy, Version)}
+	if !knownVersion(b[3]) {
+		return nil, 0, &FormatError{Offset: 3, What: fmt.Sprintf("version %d, this software reads %d to %d", b[3], VersionLegacy, VersionRenewal)}
 	}
 	d := &decoder{b: b, off: 4}
 	r := &Record{Version: b[3]}
@@ -193,6 +204,11 @@ func DecodePrefix(b []byte) (*Record, int, error) {
 	r.Signer = SignerKind(d.byte(tagSigner))
 	copy(r.SAMSerial[:], d.field(tagSAMSerial, 8, 8))
 	copy(r.PrevHash[:], d.field(tagPrevHash, 32, 32))
+	if r.Version >= VersionRenewal {
+		if v := d.field(tagRenewal, renewalLen, renewalLen); v != nil {
+			r.Renewal = parseRenewal(v)
+		}
+	}
 	if v := d.field(tagCounter, 4, 4); v != nil {
 		r.Counter = binary.BigEndian.Uint32(v)
 	}

@@ -2,6 +2,7 @@ package record_test
 
 import (
 	"bytes"
+	"context"
 	"testing"
 
 	"kpe-agent/sync/record"
@@ -13,6 +14,8 @@ func FuzzDecode(f *testing.F) {
 	f.Add(sealed(f))
 	f.Add([]byte("KPR\x01"))
 	f.Add([]byte("KPR\x02"))
+	f.Add([]byte("KPR\x03"))
+	f.Add(sealedRenewal(f))
 	g := legacy(f) // version 1, with the low and the high s
 	f.Add(unhex(f, g["enc"]))
 	f.Add(unhex(f, g["twin"]))
@@ -46,4 +49,17 @@ func FuzzParseCode(f *testing.F) {
 			t.Fatalf("%q -> %q -> %v %v", s, c, again, err)
 		}
 	})
+}
+
+// sealedRenewal is a sealed renewal record's encoding (version 3).
+func sealedRenewal(t testing.TB) []byte {
+	r := renewalSample()
+	if err := record.Seal(context.Background(), r, signer(t)); err != nil {
+		t.Fatal(err)
+	}
+	b, err := r.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

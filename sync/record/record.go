@@ -180,18 +180,63 @@ type Record struct {
 	Counter   uint32   // the SAM's signature counter
 	Signature [64]byte // ECDSA P-256 r ‖ s over Digest ‖ Counter ‖ SAMSerial; s low (at most n/2)
 
+	// Renewal is what a card data renewal changed (docs/renewal.md): set
+	// on a record of ServiceRenewal and on no other.
+	Renewal *Renewal
+
 	// Version is the encoding version (docs/records.md). Seal sets
-	// Version; Decode sets what it read. Zero encodes as Version: only a
-	// decoded legacy record is written back as version 1.
+	// Version; Decode sets what it read. Zero encodes as Version, or as
+	// VersionRenewal for a record with Renewal: only a decoded legacy
+	// record is written back as version 1.
 	Version uint8
+}
+
+// ServiceRenewal is the service of the record a card data renewal ends
+// with; only its records carry Renewal.
+const ServiceRenewal = "renewal"
+
+// Renewal is the renewal field: which staged update was written to the
+// card, and the SHA-256 of the card's EF.SOD before and after. No data
+// group content: the hashes say which data the card holds without saying
+// what it is.
+type Renewal struct {
+	UpdateID [16]byte
+	OldSOD   [32]byte
+	NewSOD   [32]byte
+}
+
+// renewalLen is the renewal field's length in the encoding.
+const renewalLen = 16 + 32 + 32
+
+func (n *Renewal) bytes() []byte {
+	b := make([]byte, 0, renewalLen)
+	b = append(b, n.UpdateID[:]...)
+	b = append(b, n.OldSOD[:]...)
+	return append(b, n.NewSOD[:]...)
+}
+
+func parseRenewal(v []byte) *Renewal {
+	var n Renewal
+	copy(n.UpdateID[:], v[:16])
+	copy(n.OldSOD[:], v[16:48])
+	copy(n.NewSOD[:], v[48:])
+	return &n
 }
 
 // version is the encoding version r is written in.
 func (r *Record) version() uint8 {
 	if r.Version == 0 {
-		return Version
+		return currentVersion(r)
 	}
 	return r.Version
+}
+
+// currentVersion is the version Seal writes r in.
+func currentVersion(r *Record) uint8 {
+	if r.Renewal != nil {
+		return VersionRenewal
+	}
+	return Version
 }
 
 // Errors.
@@ -318,9 +363,12 @@ func (r *Record) Validate() error {
 		}
 	}
 	switch r.Version {
-	case 0, VersionLegacy, Version:
+	case 0, VersionLegacy, Version, VersionRenewal:
 	default:
 		return invalid("version", fmt.Sprintf("%d is unknown", r.Version))
+	}
+	if err := r.validateRenewal(); err != nil {
+		return err
 	}
 	if ms := r.Time.UnixMilli(); ms <= 0 {
 		return invalid("time", "is before 1970")
@@ -334,6 +382,33 @@ func (r *Record) Validate() error {
 	case SignerSAM, SignerSoftware:
 	default:
 		return invalid("signer", "is unknown")
+	}
+	return nil
+}
+
+// validateRenewal: the renewal field goes with ServiceRenewal, a KPE and
+// version 3 (or zero, which encodes as 3 with it), and with nothing else.
+func (r *Record) validateRenewal() error {
+	if (r.Service == ServiceRenewal) != (r.Renewal != nil) {
+		return invalid("renewal", fmt.Sprintf("is the field of service %q records and of no other", ServiceRenewal))
+	}
+	if r.Renewal == nil {
+		if r.Version == VersionRenewal {
+			return invalid("version", fmt.Sprintf("%d without the renewal field", VersionRenewal))
+		}
+		return nil
+	}
+	if r.Version != 0 && r.Version != VersionRenewal {
+		return invalid("version", fmt.Sprintf("%d cannot carry the renewal field", r.Version))
+	}
+	if r.CardType != CardKPE {
+		return invalid("renewal", "is for a KPE")
+	}
+	if r.Renewal.UpdateID == [16]byte{} {
+		return invalid("renewal", "has no update id")
+	}
+	if r.Renewal.OldSOD == r.Renewal.NewSOD {
+		return invalid("renewal", "changes nothing (old and new security object are the same)")
 	}
 	return nil
 }
@@ -421,7 +496,7 @@ func (r *Record) Hash() ([32]byte, error) {
 func HashesOf(enc []byte) (hash, content [32]byte, err error) {
 	n := len(enc)
 	if n < len(magic)+1+signatureField || [3]byte(enc[:3]) != magic ||
-		(enc[3] != VersionLegacy && enc[3] != Version) ||
+		!knownVersion(enc[3]) ||
 		enc[n-signatureField] != tagSignature || enc[n-signatureField+1] != signatureField-2 {
 		return hash, content, &FormatError{Offset: 0, What: "not a sealed record's encoding"}
 	}

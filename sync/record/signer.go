@@ -33,11 +33,12 @@ func NewID() ([16]byte, error) {
 
 // Seal completes r with the signer's kind and serial, signs it and fills in
 // Counter and Signature (in low-s form, whatever s the signer answered).
-// The record is written in the current encoding version. Time is cut to the
+// The record is written in the current encoding version (VersionRenewal
+// for a renewal's record, Version for any other). Time is cut to the
 // millisecond (what the encoding keeps). r is unchanged when it fails.
 func Seal(ctx context.Context, r *Record, s Signer) error {
 	c := *r
-	c.Version = Version
+	c.Version = currentVersion(&c)
 	c.Time = time.UnixMilli(r.Time.UnixMilli()).UTC()
 	c.Signer = s.Kind()
 	c.SAMSerial = s.Serial()
