@@ -17,6 +17,29 @@ const (
 	PathReport   = "/v1/reports/semester"
 	PathAlarms   = "/v1/alarms" // staff listener; + /{id}, /{id}/ack
 	PathHealth   = "/v1/health"
+	// PathRenewalOffer: a terminal asks whether a card data renewal is
+	// staged for a card (docs/renewal.md); body RenewalQuery, answer the
+	// offer (internal/renewal's JSON) or 204 when none is staged.
+	PathRenewalOffer = "/v1/renewal/offer"
+)
+
+// RenewalQuery is the body of POST /v1/renewal/offer: the card as the
+// terminal read it, after the holder's fingerprint matched. It holds the
+// NIP and the card's public security object, never data-group content.
+type RenewalQuery struct {
+	CardSerial string `json:"card_serial"` // 16 hex digits
+	NIP        string `json:"nip"`         // 18 digits, from DG1
+	SOD        []byte `json:"sod"`         // the card's EF.SOD as read (base64 in JSON)
+	Sequence   uint32 `json:"sequence"`    // the card's last committed update sequence (0: never renewed)
+}
+
+// MaxRenewalQueryBytes bounds a RenewalQuery body.
+const MaxRenewalQueryBytes = 64 << 10
+
+// Problem codes of the renewal offer.
+const (
+	ProblemBadSOD             = "bad-sod"             // 422: the card's EF.SOD is malformed or does not chain to the issuer roots
+	ProblemRenewalUnavailable = "renewal-unavailable" // 503: this back office has no issuer signer
 )
 
 // Limits the back office enforces on one batch.
