@@ -28,12 +28,12 @@ var DefaultAID = []byte{0xF0, 0x4B, 0x50, 0x45, 0x01}
 
 // Data-group numbers used in the security object.
 const (
-	DGIdentity   = 1
-	DGEmployment = 2
-	DGFamily     = 3
-	DGBenefits   = 4
-	DGPhoto      = 5
-	DGBIT        = 6
+	DGIdentity   = kpedata.DGIdentity
+	DGEmployment = kpedata.DGEmployment
+	DGFamily     = kpedata.DGFamily
+	DGBenefits   = kpedata.DGBenefits
+	DGPhoto      = kpedata.DGPhoto
+	DGBIT        = kpedata.DGBIT
 )
 
 // GroupFID returns the EF that holds data group dg, and false for a

@@ -23,6 +23,17 @@ import (
 	"kpe-agent/internal/tlv"
 )
 
+// Data-group numbers used in the security object (docs/card-profiles.md
+// §2.1).
+const (
+	DGIdentity   = 1
+	DGEmployment = 2
+	DGFamily     = 3
+	DGBenefits   = 4
+	DGPhoto      = 5
+	DGBIT        = 6
+)
+
 // Application tags of the data-group templates.
 const (
 	tagCardInfo   tlv.Tag = 0x70
