@@ -87,32 +87,52 @@ func (o *issuerFlags) pkcs11Config(needCert bool) (issuer.PKCS11Config, error) {
 	return issuer.PKCS11Config{Module: o.module, TokenLabel: o.token, PIN: pin, KeyLabel: o.keyLabel, CertPath: o.cert}, nil
 }
 
-// open opens the signer the flags name; none (nil) when --issuer-signer
-// is empty and no other issuer flag is given.
-func (o *issuerFlags) open() (issuer.IssuerSigner, error) {
+// check refuses flags that do not go together (usage errors), before
+// anything is opened.
+func (o *issuerFlags) check() error {
 	pkcs11Set := o.module != "" || o.token != "" || o.keyLabel != "" || o.pinFile != ""
 	switch o.kind {
 	case "":
 		if o.key != "" || o.cert != "" || pkcs11Set {
-			return nil, clikit.Usagef("--issuer-key, --issuer-cert and --pkcs11-*: give --issuer-signer file or pkcs11 too")
+			return clikit.Usagef("--issuer-key, --issuer-cert and --pkcs11-*: give --issuer-signer file or pkcs11 too")
 		}
-		return nil, nil
 	case signerFile:
 		if pkcs11Set {
-			return nil, clikit.Usagef("--pkcs11-* flags go with --issuer-signer pkcs11, not file")
+			return clikit.Usagef("--pkcs11-* flags go with --issuer-signer pkcs11, not file")
 		}
 		if o.key == "" || o.cert == "" {
-			return nil, clikit.Usagef("--issuer-signer file needs --issuer-key and --issuer-cert")
+			return clikit.Usagef("--issuer-signer file needs --issuer-key and --issuer-cert")
 		}
+	case signerPKCS11:
+		if o.key != "" {
+			return clikit.Usagef("--issuer-key goes with --issuer-signer file: with pkcs11 the key stays in the token")
+		}
+		if _, err := o.pkcs11Config(true); err != nil {
+			var ue clikit.UsageError
+			if errors.As(err, &ue) {
+				return err
+			}
+		}
+	default:
+		return clikit.Usagef("--issuer-signer %q: want file or pkcs11", o.kind)
+	}
+	return nil
+}
+
+// open opens the signer the flags name; none (nil) when --issuer-signer
+// is empty and no other issuer flag is given.
+func (o *issuerFlags) open() (issuer.IssuerSigner, error) {
+	if err := o.check(); err != nil {
+		return nil, err
+	}
+	switch o.kind {
+	case signerFile:
 		s, err := issuer.OpenFile(o.key, o.cert)
 		if err != nil {
 			return nil, fmt.Errorf("--issuer-key/--issuer-cert: %w", err)
 		}
 		return s, nil
 	case signerPKCS11:
-		if o.key != "" {
-			return nil, clikit.Usagef("--issuer-key goes with --issuer-signer file: with pkcs11 the key stays in the token")
-		}
 		cfg, err := o.pkcs11Config(true)
 		if err != nil {
 			return nil, err
@@ -123,7 +143,7 @@ func (o *issuerFlags) open() (issuer.IssuerSigner, error) {
 		}
 		return s, nil
 	}
-	return nil, clikit.Usagef("--issuer-signer %q: want file or pkcs11", o.kind)
+	return nil, nil
 }
 
 // issuerSetup opens the issuer signer of serve and the issuer roots; a
@@ -131,8 +151,8 @@ func (o *issuerFlags) open() (issuer.IssuerSigner, error) {
 // renewal is built on it) and its certificate must chain to them now,
 // else the terminals would refuse every offer.
 func issuerSetup(o *issuerFlags, rootsPath string, now time.Time) (issuer.IssuerSigner, *x509.CertPool, error) {
-	if o.kind != "" && rootsPath == "" {
-		return nil, nil, clikit.Usagef("--issuer-signer needs --issuer-roots (the BKN issuer CAs)")
+	if err := checkIssuerFlags(o, rootsPath); err != nil {
+		return nil, nil, err
 	}
 	var roots *x509.CertPool
 	if rootsPath != "" {
@@ -150,6 +170,14 @@ func issuerSetup(o *issuerFlags, rootsPath string, now time.Time) (issuer.Issuer
 		return nil, nil, fmt.Errorf("--issuer-cert: %w", err)
 	}
 	return s, roots, nil
+}
+
+// checkIssuerFlags is serve's usage check of the issuer flags.
+func checkIssuerFlags(o *issuerFlags, rootsPath string) error {
+	if o.kind != "" && rootsPath == "" {
+		return clikit.Usagef("--issuer-signer needs --issuer-roots (the BKN issuer CAs)")
+	}
+	return o.check()
 }
 
 // checkChain checks that cert chains to roots at now.

@@ -152,6 +152,9 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 	if o.maxIngest < -1 || o.pgConns < 0 || o.staffConns < 0 {
 		return clikit.Usagef("--max-ingest: want -1, 0 or more; --pg-conns and --pg-staff-conns: 0 (the default) or more")
 	}
+	if err := checkIssuerFlags(&o.issuer, o.issuerRoots); err != nil {
+		return err
+	}
 	staffHosts, err := backoffice.StaffHosts(o.staff, o.staffHosts)
 	if err != nil {
 		return clikit.UsageError{Err: fmt.Errorf("--staff-host/--staff-listen: %w", err)}
