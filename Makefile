@@ -12,8 +12,10 @@ FUZZTIME  ?= 8s
 # checks use; PostgreSQL for the back office; chromium for its page;
 # rpm so the package test reads the .rpm's header; man-db so it reads the
 # installed man pages; systemd for systemd-analyze verify of the units (no
-# running systemd needed); Node.js and npm for the OpenAPI linter, make openapi-lint).
-SYS_PKGS  := pcscd libpcsclite-dev vsmartcard-vpcd pcsc-tools opensc curl pkg-config gcc postgresql chromium rpm man-db systemd nodejs npm
+# running systemd needed); Node.js and npm for the OpenAPI linter, make openapi-lint;
+# softhsm2, the PKCS#11 token the issuer signer's tests generate keys in
+# (scripts/softhsm-init.sh, docs/renewal.md).
+SYS_PKGS  := pcscd libpcsclite-dev vsmartcard-vpcd pcsc-tools opensc curl pkg-config gcc postgresql chromium rpm man-db systemd nodejs npm softhsm2
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: help deps pcscd postgres build run test check openapi-lint unit fuzz-smoke windows bench bio-bench soak clean package

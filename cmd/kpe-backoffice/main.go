@@ -5,6 +5,7 @@
 //	kpe-backoffice serve [flags]       run the back office
 //	kpe-backoffice institution ...     the institutions of the institutions' API
 //	kpe-backoffice user add|passwd|disable|list   staff accounts
+//	kpe-backoffice issuer init|show    the issuer's document signer in an HSM
 //	kpe-backoffice version [--json]
 //
 // Storage is an embedded bbolt file by default (--db FILE) or PostgreSQL
@@ -58,6 +59,8 @@ type serveOptions struct {
 	instListen, instClientCA         string // institution.go
 	oidc                             backoffice.OIDCConfig
 	maxIngest, pgConns, staffConns   int
+	issuer                           issuerFlags // issuer.go
+	issuerRoots                      string
 }
 
 func rootCommand(stdout, stderr io.Writer) *cobra.Command {
@@ -114,10 +117,12 @@ Exit codes: 0 success; 1 failure; 2 usage error.`,
 	f.StringVar(&o.oidc.ClientSecret, "oidc-client-secret", "", "the client secret (default $KPE_BACKOFFICE_OIDC_SECRET, never printed)")
 	clikit.EnvDefault(f, "oidc-client-secret", "KPE_BACKOFFICE_OIDC_SECRET")
 	f.BoolVar(&o.oidc.AllowAdmin, "oidc-allow-admin", false, "let accounts holding the admin role sign in through OIDC (default: admins use their password)")
+	o.issuer.addSigner(f, "", "the issuer's document signer for card data renewals: pkcs11 (an HSM) or file (lab only); none: renewal offers are answered 503 (docs/renewal.md)")
+	f.StringVar(&o.issuerRoots, "issuer-roots", "", "PEM: the BKN issuer CAs a card's EF.SOD must chain to (needed with --issuer-signer)")
 	for _, name := range []string{"sam-ca", "tls-cert", "tls-key", "client-ca"} {
 		_ = serveCmd.MarkFlagRequired(name)
 	}
-	root.AddCommand(serveCmd, institutionCommand(stdout), userCommand(stdout))
+	root.AddCommand(serveCmd, institutionCommand(stdout), userCommand(stdout), issuerCommand(stdout))
 	return root
 }
 
@@ -147,6 +152,9 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 	if o.maxIngest < -1 || o.pgConns < 0 || o.staffConns < 0 {
 		return clikit.Usagef("--max-ingest: want -1, 0 or more; --pg-conns and --pg-staff-conns: 0 (the default) or more")
 	}
+	if err := checkIssuerFlags(&o.issuer, o.issuerRoots); err != nil {
+		return err
+	}
 	staffHosts, err := backoffice.StaffHosts(o.staff, o.staffHosts)
 	if err != nil {
 		return clikit.UsageError{Err: fmt.Errorf("--staff-host/--staff-listen: %w", err)}
@@ -170,6 +178,13 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 	if err != nil {
 		return fmt.Errorf("--zone: %w", err)
 	}
+	signer, issuerRoots, err := issuerSetup(&o.issuer, o.issuerRoots, time.Now())
+	if err != nil {
+		return err
+	}
+	if signer != nil {
+		defer signer.Close()
+	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 
 	store, storeKind, err := openStore(ctx, o.dbPath, o.pg, backoffice.PGOptions{Conns: o.pgConns, StaffConns: o.staffConns})
@@ -178,7 +193,7 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 	}
 	defer store.Close()
 	svc, err := backoffice.New(store, backoffice.Config{CA: roots, AcceptSoftware: o.soft, SkewTolerance: o.skew, Institutions: o.inst,
-		CertificateSkew: o.certSkew, Log: log})
+		CertificateSkew: o.certSkew, Log: log, Issuer: signer, IssuerRoots: issuerRoots})
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@
 //	kpe-cardsim personalise --spec testdata/cards/lab/spec.json --out /tmp/class   a new card set
 //	kpe-cardsim secrets --lab testdata/cards/lab --out /tmp/secrets                its SAM code and KTP-el secrets
 //	kpe-cardsim pki --dir /tmp/pki --terminal lab-01                                 lab TLS keys for the back office
+//	kpe-cardsim issuer-cert --ca-cert C --ca-key K --csr ds.csr --out ds.pem         the back office's issuer key certified
 //	kpe-cardsim bio gen --out /tmp/bio --level hard                                  synthetic fingerprint sets
 //	kpe-cardsim fleet --pg DSN --terminals 2000 --records 100                        load-test a back office
 //
@@ -67,7 +68,7 @@ Exit codes: 0 success; 1 failure; 2 usage error.`,
   kpe-cardsim secrets --lab testdata/cards/lab --out /tmp/lab-secrets
   kpe-cardsim bio gen --out /tmp/kpe-bio/easy --level easy`,
 	}
-	root.AddCommand(serveCommand(stdout, stderr), personaliseCommand(stdout), secretsCommand(stdout), pkiCommand(stdout), bioCommand(stdout), fleetCommand(stdout),
+	root.AddCommand(serveCommand(stdout, stderr), personaliseCommand(stdout), secretsCommand(stdout), pkiCommand(stdout), issuerCertCommand(stdout), bioCommand(stdout), fleetCommand(stdout),
 		tetherCommand(), checkPortsCommand(stdout))
 	return root
 }

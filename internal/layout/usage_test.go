@@ -32,6 +32,7 @@ var plantedSecrets = map[string]string{
 	"KPE_SAM_NIK_KEY_FILE":         "/nonexistent/NikKeyS3cret",
 	"KPE_SAM_KTP_SECRETS_FILE":     "/nonexistent/KtpS3cret",
 	"KPE_SYNC_CLIENT_KEY":          "/nonexistent/ClientKeyS3cret",
+	"KPE_PKCS11_PIN":               "Pkcs11PinS3cret",
 	"PGPASSWORD":                   "PgPasswordS3cret",
 }
 

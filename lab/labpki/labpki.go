@@ -6,6 +6,7 @@ package labpki
 
 import (
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -269,3 +270,111 @@ func LoadPool(path string) (*x509.CertPool, error) {
 func SAMFrom(key *ecdsa.PrivateKey, cert []byte, serial [8]byte, counter uint32) *SAM {
 	return &SAM{Key: key, Cert: cert, serial: serial, counter: counter}
 }
+
+// DocumentSignerTemplate is the certificate template of an issuer's
+// document signer (the key that signs EF.SOD and renewal
+// authorisations): key usage digitalSignature only, basic constraints
+// CA:false, valid from a day ago for five years but within the CA's own
+// validity.
+func (c *CA) DocumentSignerTemplate(subject pkix.Name) *x509.Certificate {
+	now := time.Now()
+	from, to := now.Add(-24*time.Hour), now.AddDate(5, 0, 0)
+	if from.Before(c.Cert.NotBefore) {
+		from = c.Cert.NotBefore
+	}
+	if to.After(c.Cert.NotAfter) {
+		to = c.Cert.NotAfter
+	}
+	return &x509.Certificate{Subject: subject, NotBefore: from, NotAfter: to,
+		KeyUsage: x509.KeyUsageDigitalSignature, BasicConstraintsValid: true, IsCA: false}
+}
+
+// DocumentSigner certifies pub, an ECDSA P-256 public key (the issuer's
+// key in an HSM, say), as a document signer named subject under c, the lab
+// issuer CA: the lab BKN root whose certificate is the terminals' issuer
+// trust list (testdata/cards/lab/trust/bkn-ca.pem, made by lab/labset)
+// when c holds that root's key.
+func (c *CA) DocumentSigner(pub crypto.PublicKey, subject pkix.Name) (*x509.Certificate, error) {
+	if k, ok := pub.(*ecdsa.PublicKey); !ok || k.Curve != elliptic.P256() {
+		return nil, fmt.Errorf("labpki: document signer: want an ECDSA P-256 public key, got %T", pub)
+	}
+	tmpl := c.DocumentSignerTemplate(subject)
+	sn, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 120))
+	if err != nil {
+		return nil, err
+	}
+	tmpl.SerialNumber = sn
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, c.Cert, pub, c.Key)
+	if err != nil {
+		return nil, err
+	}
+	return x509.ParseCertificate(der)
+}
+
+// DocumentSignerFromCSR checks a certificate signing request (DER or PEM
+// "CERTIFICATE REQUEST": its signature, an ECDSA P-256 key) and certifies
+// its key and subject as a document signer under c (DocumentSigner).
+func (c *CA) DocumentSignerFromCSR(csr []byte) (*x509.Certificate, error) {
+	if blk, _ := pem.Decode(csr); blk != nil {
+		if blk.Type != "CERTIFICATE REQUEST" {
+			return nil, fmt.Errorf("labpki: PEM %q, want CERTIFICATE REQUEST", blk.Type)
+		}
+		csr = blk.Bytes
+	}
+	req, err := x509.ParseCertificateRequest(csr)
+	if err != nil {
+		return nil, fmt.Errorf("labpki: certificate request: %w", err)
+	}
+	if err := req.CheckSignature(); err != nil {
+		return nil, fmt.Errorf("labpki: certificate request: %w", err)
+	}
+	return c.DocumentSigner(req.PublicKey, req.Subject)
+}
+
+// LoadCA reads a CA's certificate and its private key (PEM; PKCS#8 or
+// SEC1 EC) from files, checking that they belong together.
+func LoadCA(certPath, keyPath string) (*CA, error) {
+	cb, err := os.ReadFile(certPath)
+	if err != nil {
+		return nil, err
+	}
+	kb, err := os.ReadFile(keyPath)
+	if err != nil {
+		return nil, err
+	}
+	cblk, _ := pem.Decode(cb)
+	kblk, _ := pem.Decode(kb)
+	if cblk == nil || cblk.Type != "CERTIFICATE" || kblk == nil {
+		return nil, fmt.Errorf("labpki: %s and %s: want a PEM certificate and a PEM key", certPath, keyPath)
+	}
+	cert, err := x509.ParseCertificate(cblk.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("labpki: %s: %w", certPath, err)
+	}
+	var k any
+	if kblk.Type == "EC PRIVATE KEY" {
+		k, err = x509.ParseECPrivateKey(kblk.Bytes)
+	} else {
+		k, err = x509.ParsePKCS8PrivateKey(kblk.Bytes)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("labpki: %s: %w", keyPath, err)
+	}
+	key, ok := k.(*ecdsa.PrivateKey)
+	if !ok || !key.PublicKey.Equal(cert.PublicKey) {
+		return nil, fmt.Errorf("labpki: %s is not the key of %s", keyPath, certPath)
+	}
+	return &CA{Key: key, Cert: cert}, nil
+}
+
+// WriteKey writes key as a PKCS#8 PEM file readable by its owner only.
+func WriteKey(path string, key *ecdsa.PrivateKey) error {
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
+}
+
+// WriteCert writes a certificate as a PEM file.
+func WriteCert(path string, cert *x509.Certificate) error { return writeCert(path, cert.Raw) }

@@ -1,0 +1,228 @@
+//go:build cgo && unix
+
+package issuer
+
+import (
+	"crypto"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/ThalesGroup/crypto11"
+	"github.com/miekg/pkcs11"
+
+	"kpe-agent/internal/systest"
+	"kpe-agent/lab/labpki"
+)
+
+// softHSMModule is the SoftHSM2 PKCS#11 module of the Debian package
+// softhsm2 (make deps); SOFTHSM2_MODULE overrides it.
+func softHSMModule(t *testing.T) string {
+	t.Helper()
+	mod := os.Getenv("SOFTHSM2_MODULE")
+	if mod == "" {
+		mod = "/usr/lib/softhsm/libsofthsm2.so"
+	}
+	_, modErr := os.Stat(mod)
+	_, utilErr := exec.LookPath("softhsm2-util")
+	systest.Need(t, modErr == nil && utilErr == nil, "SoftHSM2 ("+mod+" and softhsm2-util; Debian package softhsm2, make deps)")
+	return mod
+}
+
+const (
+	testToken = "kpe-issuer-test"
+	testPIN   = "246810"
+	testSOPIN = "13579111"
+)
+
+// newToken initialises a SoftHSM2 token of its own for the test with
+// scripts/softhsm-init.sh, in a temporary directory named by
+// SOFTHSM2_CONF, and answers the configuration of a key labelled label
+// in it.
+func newToken(t *testing.T, label string) PKCS11Config {
+	t.Helper()
+	mod := softHSMModule(t)
+	dir := t.TempDir()
+	out, err := exec.Command("../../scripts/softhsm-init.sh", "--dir", dir, "--label", testToken, "--pin", testPIN, "--so-pin", testSOPIN).CombinedOutput()
+	if err != nil {
+		t.Fatalf("softhsm-init.sh: %v\n%s", err, out)
+	}
+	t.Setenv("SOFTHSM2_CONF", filepath.Join(dir, "softhsm2.conf"))
+	return PKCS11Config{Module: mod, TokenLabel: testToken, PIN: testPIN, KeyLabel: label, CertPath: filepath.Join(dir, "ds.pem")}
+}
+
+// certify has the lab issuer CA certify a CSR as a document signer and
+// writes the certificate to path.
+func certify(t *testing.T, ca *labpki.CA, csr []byte, path string) *x509.Certificate {
+	t.Helper()
+	cert, err := ca.DocumentSignerFromCSR(csr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := labpki.WriteCert(path, cert); err != nil {
+		t.Fatal(err)
+	}
+	return cert
+}
+
+// The issuer's key made in a SoftHSM2 token: the lab issuer CA certifies
+// its CSR as a document signer, the token signs a security object, and a
+// reader's checks (sod.Parse, VerifySignature against the lab root, every
+// group's hash) pass. The key stays in the token: a second opening finds
+// it again, and signing stops at Close.
+func TestTokenSignerIssuesVerifiableSOD(t *testing.T) {
+	cfg := newToken(t, "issuer-ds-1")
+	subject := pkix.Name{CommonName: "Lab BKN Document Signer (HSM)", Organization: []string{"kpe-agent lab"}}
+	csr, err := GenerateInToken(cfg, subject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := x509.ParseCertificateRequest(csr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := req.CheckSignature(); err != nil || req.Subject.CommonName != subject.CommonName {
+		t.Fatalf("CSR: signature %v, subject %v", err, req.Subject)
+	}
+	ca := labIssuer(t)
+	cert := certify(t, ca, csr, cfg.CertPath)
+	if cert.KeyUsage != x509.KeyUsageDigitalSignature || cert.IsCA {
+		t.Errorf("document signer certificate: key usage %v, CA %v", cert.KeyUsage, cert.IsCA)
+	}
+	for i := range 2 { // the key is a token object: found again by a new session
+		s, err := OpenPKCS11(cfg)
+		if err != nil {
+			t.Fatalf("opening %d: %v", i, err)
+		}
+		if !cert.Equal(s.Certificate()) || !req.PublicKey.(interface{ Equal(crypto.PublicKey) bool }).Equal(s.Public()) {
+			t.Error("the signer's certificate or public key is not the CSR's")
+		}
+		signAndVerify(t, s, ca.Pool())
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		d := sha256.Sum256([]byte("after close"))
+		if _, err := s.Sign(rand.Reader, d[:], crypto.SHA256); !errors.Is(err, ErrClosed) {
+			t.Errorf("sign after Close: %v, want ErrClosed", err)
+		}
+	}
+}
+
+// The private key generated in the token cannot leave it: CKA_SENSITIVE
+// true, CKA_EXTRACTABLE false, and C_GetAttributeValue of CKA_VALUE is
+// refused (CKR_ATTRIBUTE_SENSITIVE).
+func TestTokenKeyNotExtractable(t *testing.T) {
+	cfg := newToken(t, "issuer-ds-1")
+	if _, err := GenerateInToken(cfg, pkix.Name{CommonName: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, err := crypto11.Configure(&crypto11.Config{Path: cfg.Module, TokenLabel: cfg.TokenLabel, Pin: cfg.PIN})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ctx.Close()
+	key, err := ctx.FindKeyPair(nil, []byte(cfg.KeyLabel))
+	if err != nil || key == nil {
+		t.Fatalf("key pair %q: %v, %v", cfg.KeyLabel, key, err)
+	}
+	attrs, err := ctx.GetAttributes(key, []crypto11.AttributeType{crypto11.CkaSensitive, crypto11.CkaExtractable, crypto11.CkaPrivate, crypto11.CkaToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for typ, want := range map[crypto11.AttributeType]bool{crypto11.CkaSensitive: true, crypto11.CkaExtractable: false, crypto11.CkaPrivate: true, crypto11.CkaToken: true} {
+		if got := isTrue(attrs[typ]); got != want {
+			t.Errorf("attribute %#x = %v, want %v", typ, got, want)
+		}
+	}
+	v, err := ctx.GetAttribute(key, crypto11.CkaValue)
+	var p11 pkcs11.Error
+	if !errors.As(err, &p11) || p11 != pkcs11.CKR_ATTRIBUTE_SENSITIVE {
+		t.Errorf("reading the private value: %v, %v; want CKR_ATTRIBUTE_SENSITIVE", v, err)
+	}
+}
+
+// Every failure has its typed error: wrong PIN, no such token, no such
+// key, a taken label, a certificate of another key, a key that may leave
+// the token, a module that does not load, an incomplete configuration.
+func TestTokenErrors(t *testing.T) {
+	cfg := newToken(t, "issuer-ds-1")
+	ca := labIssuer(t)
+	csr, err := GenerateInToken(cfg, pkix.Name{CommonName: "ds 1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	certify(t, ca, csr, cfg.CertPath)
+	// a second key and its certificate
+	other := cfg
+	other.KeyLabel, other.CertPath = "issuer-ds-2", filepath.Join(filepath.Dir(cfg.CertPath), "ds2.pem")
+	csr2, err := GenerateInToken(other, pkix.Name{CommonName: "ds 2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	certify(t, ca, csr2, other.CertPath)
+	// a key that may be exported, made as a careless set-up would
+	ctx, err := crypto11.Configure(&crypto11.Config{Path: cfg.Module, TokenLabel: cfg.TokenLabel, Pin: cfg.PIN})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := crypto11.NewAttributeSetWithIDAndLabel([]byte("exportable"), []byte("exportable"))
+	priv := pub.Copy()
+	priv.Set(crypto11.CkaExtractable, true)
+	priv.Set(crypto11.CkaSensitive, false)
+	weak, err := ctx.GenerateECDSAKeyPairWithAttributes(pub, priv, elliptic.P256())
+	if err != nil {
+		t.Fatal(err)
+	}
+	weakCert, err := ca.DocumentSigner(weak.Public(), pkix.Name{CommonName: "exportable"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx.Close()
+	exportable := cfg
+	exportable.KeyLabel, exportable.CertPath = "exportable", filepath.Join(filepath.Dir(cfg.CertPath), "weak.pem")
+	if err := labpki.WriteCert(exportable.CertPath, weakCert); err != nil {
+		t.Fatal(err)
+	}
+
+	with := func(f func(*PKCS11Config)) PKCS11Config { c := cfg; f(&c); return c }
+	for name, c := range map[string]struct {
+		cfg  PKCS11Config
+		want error
+	}{
+		"wrong PIN":    {with(func(c *PKCS11Config) { c.PIN = "999999" }), ErrWrongPIN},
+		"no token":     {with(func(c *PKCS11Config) { c.TokenLabel = "no-such-token" }), ErrNoToken},
+		"no key":       {with(func(c *PKCS11Config) { c.KeyLabel = "no-such-key" }), ErrNoKey},
+		"mismatch":     {with(func(c *PKCS11Config) { c.CertPath = other.CertPath }), ErrKeyMismatch},
+		"exportable":   {exportable, ErrKeyExportable},
+		"no module":    {with(func(c *PKCS11Config) { c.Module = filepath.Join(t.TempDir(), "none.so") }), ErrModule},
+		"no key label": {with(func(c *PKCS11Config) { c.KeyLabel = "" }), ErrConfig},
+		"no cert file": {with(func(c *PKCS11Config) { c.CertPath = filepath.Join(t.TempDir(), "none.pem") }), os.ErrNotExist},
+	} {
+		s, err := OpenPKCS11(c.cfg)
+		if !errors.Is(err, c.want) || s != nil {
+			t.Errorf("%s: OpenPKCS11 = %v, %v; want %v", name, s, err, c.want)
+		}
+		if s != nil {
+			s.Close()
+		}
+	}
+	if _, err := GenerateInToken(cfg, pkix.Name{CommonName: "again"}); !errors.Is(err, ErrKeyExists) {
+		t.Errorf("GenerateInToken over an existing label: %v, want ErrKeyExists", err)
+	}
+	if _, err := GenerateInToken(with(func(c *PKCS11Config) { c.PIN = "1" }), pkix.Name{CommonName: "x"}); !errors.Is(err, ErrWrongPIN) {
+		t.Errorf("GenerateInToken with a wrong PIN: %v, want ErrWrongPIN", err)
+	}
+	// the right key still opens after all that
+	s, err := OpenPKCS11(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+}
