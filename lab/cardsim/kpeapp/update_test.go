@@ -235,7 +235,7 @@ func TestWriteUpdateTear(t *testing.T) {
 
 // session opens a secure-messaging session on c with keyRef and keys
 // (the card side's answer checked), after selecting the application.
-func session(t *testing.T, c apdu.Transmitter, keyRef byte, keys kpe.CardKeys) (*apdu.Client, error) {
+func session(t testing.TB, c apdu.Transmitter, keyRef byte, keys kpe.CardKeys) (*apdu.Client, error) {
 	ctx := context.Background()
 	pc := apdu.NewClient(c, apdu.Limits{})
 	_, err := pc.SelectAID(ctx, kpe.DefaultAID)
