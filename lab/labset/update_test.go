@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -81,6 +82,59 @@ func TestGenerateUpdateKeys(t *testing.T) {
 		var ue *kpe.UpdateError
 		if !errors.As(err, &ue) || ue.Step != tc.step || !errors.Is(err, tc.want) {
 			t.Errorf("%s (serial %s): %v", tc.name, hex.EncodeToString(card.Info.Serial[:]), err)
+		}
+	}
+}
+
+// The committed lab set (testdata/cards/lab): its SAM holds the update
+// master of its KPEs' update keys, not of the clone's.
+func TestLabSetUpdateKeys(t *testing.T) {
+	ctx := context.Background()
+	t.Setenv("KPE_CARDSIM_STATE_DIR", t.TempDir())
+	dir := pcsctest.RepoPath("testdata/cards/lab")
+	m, err := LoadManifest(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	load := func(name string) apdu.Card {
+		c, err := cardsim.LoadCard(filepath.Join(dir, "cards", name+".json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := cardsim.NewMemReader(name)
+		r.Insert(c)
+		conn, err := r.Connect(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return conn
+	}
+	s, err := sam.Open(ctx, load("sam"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Activate(ctx, []byte(m.SAM.ActivationCode)); err != nil {
+		t.Fatal(err)
+	}
+	for _, mc := range m.Cards {
+		if mc.Kind != KindKPE && mc.Kind != KindKPETambahan {
+			continue
+		}
+		name := strings.TrimSuffix(filepath.Base(mc.Image), ".json")
+		conn := load(name)
+		card, err := kpe.Read(ctx, conn, s, kpe.ReadOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := kpe.StepCommitted // authenticated and begun; the old EF.SOD does not match the new DG2
+		if mc.Variant == VariantClone {
+			want = kpe.StepAuthenticated
+		}
+		dg2 := kpe.Employment{Status: "PNS", GolonganRuang: "IV/e"}.Encode()
+		err = kpe.WriteUpdate(ctx, conn, s, card.Info.Serial, kpe.Update{Sequence: 1, Groups: map[int][]byte{kpe.DGEmployment: dg2}, SOD: card.SOD}, kpe.WriteOptions{})
+		var ue *kpe.UpdateError
+		if !errors.As(err, &ue) || ue.Step != want {
+			t.Errorf("%s: %v", name, err)
 		}
 	}
 }

@@ -79,6 +79,16 @@ func connectMem(t testing.TB, r *cardsim.MemReader) apdu.Card {
 	}
 }
 
+// newLabSAMWithUpdate is newLabSAM that also holds updateMaster.
+func newLabSAMWithUpdate(t testing.TB) *samapp.Applet {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	s, err := samapp.New(samapp.Config{Name: "lab-sam", Serial: [8]byte{0x53, 0x41, 0x4D, 0, 0, 0, 0, 1}, ActivationCode: []byte("123456"),
+		Key: key, StatePath: filepath.Join(t.TempDir(), "sam.json"), KPEMaster: master, UpdateMaster: updateMaster})
+	require.NoError(t, err)
+	return s
+}
+
 func activeSAM(t testing.TB, cfg func(*samapp.Config)) *sam.SAM {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	require.NoError(t, err)
