@@ -76,3 +76,39 @@ func TestIntegrationKPEVerdicts(t *testing.T) {
 		})
 	}
 }
+
+// Through real pcscd: the lab SAM in the second reader opens the update
+// session, WriteUpdate renews DG2 and DG3, and the card read back
+// verifies with the new groups and reports the update.
+func TestIntegrationWriteUpdate(t *testing.T) {
+	pcsctest.Require(t)
+	is := newIssuer(t)
+	a := renewableCard(t, is)
+	u, _ := renewal(t, is, a, 1, "IV/d")
+	lab := pcsctest.Lab(t)
+	require.NoError(t, lab.Insert(0, a))
+	require.NoError(t, lab.Insert(1, newLabSAMWithUpdate(t)))
+	pcsctest.WaitCard(t, pcsctest.Slot0, true, 5*time.Second)
+	pcsctest.WaitCard(t, pcsctest.Slot1, true, 5*time.Second)
+	tr := pcsc.New(pcsc.Options{})
+	defer tr.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	card, err := tr.Connect(ctx, pcsctest.Slot0)
+	require.NoError(t, err)
+	defer card.Close()
+	samCard, err := tr.Connect(ctx, pcsctest.Slot1)
+	require.NoError(t, err)
+	defer samCard.Close()
+	s, err := sam.Open(ctx, samCard)
+	require.NoError(t, err)
+	require.NoError(t, s.Activate(ctx, []byte("123456")))
+	require.NoError(t, card.BeginTransaction(ctx))
+	defer card.EndTransaction()
+	require.NoError(t, kpe.WriteUpdate(ctx, card, s, updSerial, u, kpe.WriteOptions{}))
+	got, err := kpe.Read(ctx, card, s, kpe.ReadOptions{Roots: is.roots, Now: now})
+	require.NoError(t, err)
+	require.True(t, got.Verification.DataAuthentic.OK, got.Verification.DataAuthentic.Reason)
+	require.Equal(t, "IV/d", got.Employment.GolonganRuang)
+	require.Equal(t, kpe.UpdateStatus{Supported: true, Sequence: 1, LastID: u.ID}, got.Update)
+}

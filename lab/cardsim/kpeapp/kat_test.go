@@ -247,10 +247,68 @@ func katPseudonym(t *testing.T) string {
 	return rec.b.String()
 }
 
+// katUpdate: the renewal status, the update session (EXTERNAL
+// AUTHENTICATE P2 82 with the update keys), BEGIN UPDATE, one protected
+// UPDATE BINARY and a COMMIT UPDATE refused because EF.SOD was not written
+// (a signed EF.SOD is not deterministic, so the example stops there).
+func katUpdate(t *testing.T) string {
+	ctx := context.Background()
+	serial := [8]byte{0, 0, 0, 0, 0, 0, 0, 1}
+	keys, err := kpe.DeriveCardKeys(bytes.Repeat([]byte{0x4B}, 16), serial)
+	require.NoError(t, err)
+	upd, err := kpe.DeriveUpdateKeys(bytes.Repeat([]byte{0x55}, 16), serial)
+	require.NoError(t, err)
+	a, err := kpeapp.New(kpeapp.Config{Keys: keys, UpdateKeys: upd, Rand: &counting{0xC0}, Files: map[uint16][]byte{
+		kpe.FIDCardInfo:   kpe.CardInfo{Serial: serial, Type: kpe.CardKPE, ProfileVersion: 1, MaxResponse: 256, IssuerID: "BKN"}.Encode(),
+		kpe.FIDEmployment: kpe.Employment{Status: "PNS"}.Encode(),
+		kpe.FIDSOD:        bytes.Repeat([]byte{0x77}, 32),
+	}})
+	require.NoError(t, err)
+	rec := &recorder{t: memCard(t, a)}
+	c := apdu.NewClient(rec, apdu.Limits{})
+	rec.note("K_UM = 55 x 16, serial 0000000000000001; card randomness C0 C1 ..., SAM randomness A0 A1 ...")
+	rec.note("update K_enc = %X", upd.Enc)
+	rec.note("update K_mac = %X", upd.MAC)
+	rec.note("kpe.ReadUpdateStatus: SELECT, then the renewal status (plain GET DATA 80 CA 01 10): never renewed")
+	st, err := kpe.ReadUpdateStatus(ctx, rec, nil)
+	require.NoError(t, err)
+	require.Equal(t, kpe.UpdateStatus{Supported: true}, st)
+	rec.note("update session: EXTERNAL AUTHENTICATE with P2 82 (the update keys)")
+	rndIC, err := c.GetChallenge(ctx, kpe.RndLen)
+	require.NoError(t, err)
+	auth, ext, err := kpe.Suite.Start(upd, rndIC, &counting{0xA0})
+	require.NoError(t, err)
+	resp, err := c.Send(ctx, apdu.Command{INS: 0x82, P2: kpe.KeyRefUpdate, Data: ext, Ne: kpe.AuthDataLen})
+	require.NoError(t, err)
+	sk, err := auth.Finish(resp)
+	require.NoError(t, err)
+	rec.note("KS_enc = %X", sk.Enc)
+	rec.note("KS_mac = %X", sk.MAC)
+	rec.note("SSC    = %X", sk.SSC)
+	sess, err := sk.Session()
+	require.NoError(t, err)
+	sc := apdu.NewClient(sm.Transmitter(rec, sess), apdu.Limits{})
+	dg2 := kpe.Employment{Status: "PNS", GolonganRuang: "IV/d"}.Encode()
+	b := kpe.BeginUpdate{ID: [16]byte{0x1D, 1}, Sequence: 1, EFs: []kpe.StagedEF{{FID: kpe.FIDEmployment, Size: len(dg2)}, {FID: kpe.FIDSOD, Size: 32}}}
+	rec.note("BEGIN UPDATE (plain: 80 54 00 00 %02X %X)", len(b.Encode()), b.Encode())
+	_, err = sc.Send(ctx, apdu.Command{CLA: kpe.CLAProprietary, INS: kpe.InsBeginUpdate, Data: b.Encode()})
+	require.NoError(t, err)
+	rec.note("SELECT EF 0103 and UPDATE BINARY of the new DG2 (plain: 00 D6 00 00 %02X %X)", len(dg2), dg2)
+	_, err = sc.Send(ctx, apdu.Command{INS: 0xA4, P1: 0x02, P2: 0x0C, Data: []byte{0x01, 0x03}})
+	require.NoError(t, err)
+	_, err = sc.Send(ctx, apdu.Command{INS: kpe.InsUpdateBinary, Data: dg2})
+	require.NoError(t, err)
+	rec.note("COMMIT UPDATE (plain: 80 56 00 00) before EF.SOD was written: 6985, the card unchanged")
+	_, err = sc.Send(ctx, apdu.Command{CLA: kpe.CLAProprietary, INS: kpe.InsCommitUpdate})
+	require.ErrorIs(t, err, apdu.ErrConditionsNotSatisfied)
+	require.Equal(t, kpe.Employment{Status: "PNS"}.Encode(), a.File(kpe.FIDEmployment))
+	return rec.b.String()
+}
+
 var katBlock = regexp.MustCompile("(?s)(<!-- kat:([a-z-]+) -->\n```\n)(.*?)(```)")
 
 func TestKAT(t *testing.T) {
-	scenarios := map[string]func(*testing.T) string{"kpe-auth": katKPE, "ktpel-auth": katKTPel, "sam-sign": katSAM, "sam-pseudonym": katPseudonym}
+	scenarios := map[string]func(*testing.T) string{"kpe-auth": katKPE, "ktpel-auth": katKTPel, "sam-sign": katSAM, "sam-pseudonym": katPseudonym, "kpe-update": katUpdate}
 	path := pcsctest.RepoPath("docs/card-profiles.md")
 	doc, err := os.ReadFile(path)
 	require.NoError(t, err)

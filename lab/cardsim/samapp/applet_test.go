@@ -1,6 +1,7 @@
 package samapp_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -23,6 +24,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"kpe-agent/apdu"
+	"kpe-agent/apdu/kpe"
 	"kpe-agent/apdu/pcsc"
 	"kpe-agent/apdu/sam"
 	"kpe-agent/lab/cardsim"
@@ -262,6 +264,72 @@ func TestCardAuthCommands(t *testing.T) {
 	require.Equal(t, uint16(0x9000), send(append([]byte{0x80, 0x10, 0x01, 0x00, 0x06}, code...)))
 	require.Equal(t, uint16(0x6A88), send(init), "this SAM holds no KPE master key")
 	require.Equal(t, uint16(0x6985), send(append([]byte{0x80, 0x22, 0x01, 0x00, 0x38}, make([]byte, 56)...)), "complete without init")
+	upd := bytes.Clone(init)
+	upd[2] = sam.ProfileKPEUpdate
+	require.Equal(t, uint16(0x6A88), send(upd), "this SAM holds no update master")
+}
+
+// CARD AUTH INIT/COMPLETE P1 03 use the update master: the card's update
+// keys answer it, its read keys do not; an INIT of one profile is not
+// completed by the other; the image keeps the update master.
+func TestCardUpdateAuth(t *testing.T) {
+	ctx := context.Background()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	kpeMaster, updMaster := bytes.Repeat([]byte{0x4B}, 16), bytes.Repeat([]byte{0x55}, 16)
+	cfg := samapp.Config{Name: "sam", Serial: serial, ActivationCode: []byte(code), Key: key, StatePath: filepath.Join(t.TempDir(), "sam.json"),
+		KPEMaster: kpeMaster, UpdateMaster: updMaster}
+	a, err := samapp.New(cfg)
+	require.NoError(t, err)
+	s := open(t, a)
+	require.NoError(t, s.Activate(ctx, []byte(code)))
+	card := [8]byte{9}
+	for _, tc := range []struct {
+		master []byte
+		derive func([]byte, [8]byte) (kpe.CardKeys, error)
+		ok     bool
+	}{{updMaster, kpe.DeriveUpdateKeys, true}, {kpeMaster, kpe.DeriveCardKeys, false}} {
+		keys, err := tc.derive(tc.master, card)
+		require.NoError(t, err)
+		rnd := bytes.Repeat([]byte{0x11}, kpe.RndLen)
+		ext, finish, err := s.BeginUpdateAuth(ctx, card, rnd)
+		require.NoError(t, err)
+		resp, cardSess, err := kpe.CardRespond(keys, rnd, ext, rand.Reader)
+		if !tc.ok {
+			require.ErrorIs(t, err, kpe.ErrAuthFailed, "the read keys do not answer the update cryptogram")
+			continue
+		}
+		require.NoError(t, err)
+		sess, err := finish(ctx, resp)
+		require.NoError(t, err)
+		p, err := sess.Wrap(apdu.Command{INS: 0xB0, Ne: 4})
+		require.NoError(t, err)
+		_, err = cardSess.UnwrapCommand(p)
+		require.NoError(t, err, "the SAM's session keys are the card's")
+	}
+	// INIT P1 03, COMPLETE P1 01: refused.
+	send := func(cmd []byte) uint16 {
+		r := a.Process(cmd)
+		return uint16(r[len(r)-2])<<8 | uint16(r[len(r)-1])
+	}
+	init := append([]byte{0x80, 0x20, sam.ProfileKPEUpdate, 0x00, 0x1C, 0x80, 0x08}, make([]byte, 8)...)
+	init = append(append(init, 0x81, 0x10), make([]byte, 16)...)
+	require.Equal(t, uint16(0x9000), send(append(init, 0x00)))
+	require.Equal(t, uint16(0x6985), send(append([]byte{0x80, 0x22, sam.ProfileKPE, 0x00, 0x38}, make([]byte, 56)...)))
+
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour)}
+	cfg.CertDER, err = x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	require.NoError(t, err)
+	img, err := samapp.Image(cfg, "")
+	require.NoError(t, err)
+	require.Contains(t, string(img), `"kpe_update_master"`)
+	t.Setenv("KPE_CARDSIM_STATE_DIR", t.TempDir())
+	c, err := cardsim.ParseCard(img, "")
+	require.NoError(t, err)
+	s2 := open(t, c)
+	require.NoError(t, s2.Activate(ctx, []byte(code)))
+	_, _, err = s2.BeginUpdateAuth(ctx, card, bytes.Repeat([]byte{0x11}, kpe.RndLen))
+	require.NoError(t, err, "the image keeps the update master")
 }
 
 // SAM card images are parsed strictly (keys, certificate, serial, state).
