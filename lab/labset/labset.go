@@ -33,6 +33,7 @@ import (
 	"kpe-agent/lab/cardsim"
 	"kpe-agent/lab/cardsim/kpeapp"
 	"kpe-agent/lab/cardsim/samapp"
+	"kpe-agent/lab/labpki"
 	"kpe-agent/lab/synth"
 )
 
@@ -94,11 +95,24 @@ type CardSpec struct {
 // the images are, the activation secrets of the set's SAM, and each card's
 // expected verdict.
 type Manifest struct {
-	Comment     string            `json:"comment"`
-	Trust       map[string]string `json:"trust"` // bkn, dukcapil, backoffice → PEM file
-	SAM         SAMSpec           `json:"sam"`
-	Cards       []ManifestCard    `json:"cards"`
-	GeneratedAt time.Time         `json:"generated_at"`
+	Comment string            `json:"comment"`
+	Trust   map[string]string `json:"trust"` // bkn, dukcapil, backoffice → PEM file
+	// RenewalCA is the lab's BKN renewal root (docs/renewal.md): its
+	// certificate is in the bkn trust list too, and its key is kept, so
+	// the lab's back office can certify its document-signer key (in a
+	// SoftHSM2 token) with it. Lab only: a real issuer's keys are never
+	// in a file.
+	RenewalCA   *KeyFiles      `json:"renewal_ca,omitempty"`
+	SAM         SAMSpec        `json:"sam"`
+	Cards       []ManifestCard `json:"cards"`
+	GeneratedAt time.Time      `json:"generated_at"`
+}
+
+// KeyFiles names a certificate and its private key (PEM), relative to
+// the manifest.
+type KeyFiles struct {
+	Cert string `json:"cert"`
+	Key  string `json:"key"`
 }
 
 // ManifestCard is one card in the manifest.
@@ -151,7 +165,7 @@ func newCA(name string, from, to time.Time, parent *ca, isCA bool, serial int64)
 }
 
 type pki struct {
-	bknCA, bknDS, dukCA, dukDS, boCA, expiredDS, rogueCA, rogueDS *ca
+	bknCA, bknDS, dukCA, dukDS, boCA, expiredDS, rogueCA, rogueDS, renewalCA *ca
 }
 
 func newPKI(now time.Time) (*pki, error) {
@@ -173,6 +187,7 @@ func newPKI(now time.Time) (*pki, error) {
 		{&p.boCA, "Lab Back Office CA", y(-2), y(25), nil, true},
 		{&p.rogueCA, "Untrusted Issuer CA", y(-2), y(25), nil, true},
 		{&p.rogueDS, "Untrusted Document Signer", y(-1), y(15), &p.rogueCA, false},
+		{&p.renewalCA, "Lab BKN Renewal Root CA", y(-2), y(25), nil, true},
 	}
 	for i, s := range steps {
 		var parent *ca
@@ -213,6 +228,9 @@ func Generate(spec *Spec, outDir string, now time.Time) (*Manifest, error) {
 		if err := writePEM(filepath.Join(outDir, m.Trust[name]), c.cert.Raw); err != nil {
 			return nil, err
 		}
+	}
+	if m.RenewalCA, err = writeRenewalCA(outDir, m.Trust["bkn"], p.renewalCA); err != nil {
+		return nil, err
 	}
 	for _, cs := range spec.Cards {
 		if cs.File == "" || !filepath.IsLocal(cs.File) {
@@ -432,6 +450,35 @@ func randBytes(n int) []byte {
 		panic(err) // crypto/rand does not fail on supported platforms
 	}
 	return b
+}
+
+// writeRenewalCA writes the renewal root's certificate and key into
+// trust/ and adds the certificate to the BKN trust list at bknList.
+func writeRenewalCA(outDir, bknList string, c *ca) (*KeyFiles, error) {
+	kf := &KeyFiles{Cert: "trust/bkn-renewal-ca.pem", Key: "trust/bkn-renewal-ca-key.pem"}
+	if err := labpki.WriteCert(filepath.Join(outDir, kf.Cert), c.cert); err != nil {
+		return nil, err
+	}
+	if err := labpki.WriteKey(filepath.Join(outDir, kf.Key), c.key); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(outDir, bknList), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		return nil, err
+	}
+	_, err = f.Write(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.cert.Raw}))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return kf, err
+}
+
+// RenewalIssuer loads the lab's BKN renewal root with its key (lab only).
+func (m *Manifest) RenewalIssuer(dir string) (*labpki.CA, error) {
+	if m.RenewalCA == nil {
+		return nil, errors.New("labset: the set has no renewal CA")
+	}
+	return labpki.LoadCA(filepath.Join(dir, m.RenewalCA.Cert), filepath.Join(dir, m.RenewalCA.Key))
 }
 
 func writePEM(path string, der []byte) error {
