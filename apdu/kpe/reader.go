@@ -25,7 +25,10 @@ type Authenticator interface {
 // master key out.
 type SoftwareSAM struct {
 	Master []byte
-	Rand   io.Reader // default crypto/rand; benchmarks replay with a fixed one
+	// UpdateMaster is the card update master key (BeginUpdateAuth); nil:
+	// none, renewal answers ErrNoUpdateKey.
+	UpdateMaster []byte
+	Rand         io.Reader // default crypto/rand; benchmarks replay with a fixed one
 }
 
 // BeginCardAuth implements Authenticator.
@@ -69,6 +72,14 @@ type Card struct {
 	Photo        []byte
 	BIT          []byte
 	Verification Verification
+	// SOD is EF.SOD exactly as read.
+	SOD []byte
+	// Groups are the raw contents of the data groups read (DG1..DG4, DG6,
+	// DG5 when read; none when the card is not authentic).
+	Groups map[int][]byte
+	// Update is the card's renewal status, read in plain before
+	// authentication (Supported false on a card without it).
+	Update UpdateStatus
 }
 
 // Read reads and verifies a KPE or KPE Tambahan. A card that fails
@@ -118,6 +129,10 @@ func read(ctx context.Context, t apdu.Transmitter, sam Authenticator, opts ReadO
 	sodRaw, err := c.ReadEF(ctx, FIDSOD)
 	if err != nil {
 		return nil, nil, fmt.Errorf("kpe: read EF.SOD: %w", err)
+	}
+	card.SOD = sodRaw
+	if card.Update, err = readUpdateStatus(ctx, c); err != nil {
+		return nil, nil, err
 	}
 	sig := verdict.StartSignatureCheck(sodRaw, opts.Roots, opts.Now)
 
@@ -182,6 +197,7 @@ func read(ctx context.Context, t apdu.Transmitter, sam Authenticator, opts ReadO
 			return nil, nil, err
 		}
 	}
+	card.Groups = groups
 	card.Verification.DataAuthentic, card.Verification.FailedGroups = sig.Finish(groups)
 	return card, sess, nil
 }

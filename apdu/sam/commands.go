@@ -41,6 +41,11 @@ const (
 const (
 	ProfileKPE   byte = 0x01
 	ProfileKTPel byte = 0x02
+	// ProfileKPEUpdate is CARD AUTH INIT/COMPLETE of a KPE update session
+	// (docs/card-profiles.md §2.7): the same exchange as ProfileKPE with
+	// keys derived from the card update master (kpe.DeriveUpdateKeys). A
+	// SAM without an update master answers 6A88.
+	ProfileKPEUpdate byte = 0x03
 )
 
 // P1-P2 of GET DATA for the SAM's information template.
@@ -169,7 +174,7 @@ func cardAuthInitCommand(profile byte, id, rndIC []byte) apdu.Command {
 // for KTP-el it keeps them and answers nothing.
 func cardAuthCompleteCommand(profile byte, resp []byte) apdu.Command {
 	cmd := apdu.Command{CLA: CLA, INS: InsCardAuthComplete, P1: profile, Data: resp}
-	if profile == ProfileKPE {
+	if profile == ProfileKPE || profile == ProfileKPEUpdate {
 		cmd.Ne = responseNe
 	}
 	return cmd

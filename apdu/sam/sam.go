@@ -35,6 +35,10 @@ var (
 	ErrFormat       = errors.New("sam: malformed answer")
 	// ErrNoPseudonym: the SAM computes no pseudonyms: it holds no
 	// institution pseudonym key (6A88) or does not know PSEUDONYM (6D00).
+	// ErrNoUpdateKey: the SAM holds no KPE update key (CARD AUTH INIT P1 03
+	// answered 6A88; a SAM without the command, 6D00 or 6A86, maps to it
+	// too). It is kpe.ErrNoUpdateKey, so either name matches.
+	ErrNoUpdateKey = kpe.ErrNoUpdateKey
 	ErrNoPseudonym = errors.New("sam: no pseudonym key (PSEUDONYM not available)")
 )
 
@@ -279,6 +283,34 @@ func (s *SAM) BeginCardAuth(ctx context.Context, serial [8]byte, rndIC []byte) (
 		}
 		if err != nil {
 			return nil, fmt.Errorf("sam: card auth complete: %w", mapState(err))
+		}
+		keys, err := kpe.ParseSessionKeys(b)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrFormat, err)
+		}
+		return keys.Session()
+	}
+	return ext, finish, nil
+}
+
+// BeginUpdateAuth implements kpe.UpdateAuthenticator: CARD AUTH INIT and
+// COMPLETE with P1 ProfileKPEUpdate, the card's update keys derived inside
+// the SAM from its update master. A SAM without one gives ErrNoUpdateKey.
+func (s *SAM) BeginUpdateAuth(ctx context.Context, serial [8]byte, rndIC []byte) ([]byte, func(context.Context, []byte) (*sm.Session, error), error) {
+	ext, err := s.c.Send(ctx, cardAuthInitCommand(ProfileKPEUpdate, serial[:], rndIC))
+	if errors.Is(err, apdu.ErrReferenceNotFound) || errors.Is(err, apdu.ErrINSNotSupported) || errors.Is(err, &apdu.StatusError{SW: 0x6A86}) {
+		return nil, nil, fmt.Errorf("%w: %w", ErrNoUpdateKey, err)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("sam: card update auth init: %w", mapState(err))
+	}
+	finish := func(ctx context.Context, resp []byte) (*sm.Session, error) {
+		b, err := s.c.Send(ctx, cardAuthCompleteCommand(ProfileKPEUpdate, resp))
+		if errors.Is(err, apdu.ErrVerificationFailed) {
+			return nil, fmt.Errorf("%w: %w", kpe.ErrAuthFailed, err)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("sam: card update auth complete: %w", mapState(err))
 		}
 		keys, err := kpe.ParseSessionKeys(b)
 		if err != nil {

@@ -112,6 +112,8 @@ func TestControlHTTPErrors(t *testing.T) {
 		{"PUT", "/v1/slots/0/fault", `{"delay":"soon"}`, 400, "delay"},
 		{"PUT", "/v1/slots/0/fault", `{"delay_count":-2}`, 400, "negative"},
 		{"PUT", "/v1/slots/0/fault", `{"remove_at_apdu":2,"reinsert_after":"1s"}`, 200, `"reinsert_after":"1s"`},
+		{"PUT", "/v1/slots/0/fault", `{"answer_lost_at_apdu":3}`, 200, `"answer_lost_at_apdu":3`},
+		{"PUT", "/v1/slots/0/fault", `{"answer_lost_at_apdu":-3}`, 400, "negative"},
 	} {
 		req, err := http.NewRequest(tc.method, cl.BaseURL+tc.path, strings.NewReader(tc.body))
 		noErr(t, err)

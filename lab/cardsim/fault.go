@@ -19,7 +19,7 @@ import (
 // In JSON, durations are strings such as "500ms":
 //
 //	{"remove_at_apdu": 3, "reinsert_after": "1s", "delay": "200ms",
-//	 "delay_count": 2, "malformed_at_apdu": 5}
+//	 "delay_count": 2, "malformed_at_apdu": 5, "answer_lost_at_apdu": 4}
 type Fault struct {
 	// RemoveAtAPDU: instead of answering the Nth APDU the card is removed
 	// (vpcd: the connection is closed; MemReader: Transmit fails with
@@ -37,6 +37,11 @@ type Fault struct {
 	// MalformedAtAPDU: the Nth APDU is answered with the single byte 90
 	// (no SW2); the command does not reach the card. 0 = off.
 	MalformedAtAPDU int
+	// AnswerLostAtAPDU: the Nth APDU reaches the card and is processed,
+	// then the card is removed before its answer is delivered, as
+	// RemoveAtAPDU (ReinsertAfter applies). With RemoveAtAPDU the two
+	// cover a tear just before and just after each APDU. 0 = off.
+	AnswerLostAtAPDU int
 }
 
 // IsZero reports whether f injects nothing.
@@ -44,7 +49,7 @@ func (f Fault) IsZero() bool { return f == Fault{} }
 
 // Validate rejects negative values.
 func (f Fault) Validate() error {
-	if f.RemoveAtAPDU < 0 || f.DelayCount < 0 || f.MalformedAtAPDU < 0 ||
+	if f.RemoveAtAPDU < 0 || f.DelayCount < 0 || f.MalformedAtAPDU < 0 || f.AnswerLostAtAPDU < 0 ||
 		f.Delay < 0 || f.ReinsertAfter < 0 {
 		return errors.New("fault: negative values are not allowed")
 	}
@@ -57,11 +62,12 @@ type faultJSON struct {
 	Delay           string `json:"delay,omitempty"`
 	DelayCount      int    `json:"delay_count,omitempty"`
 	MalformedAtAPDU int    `json:"malformed_at_apdu,omitempty"`
+	AnswerLostAt    int    `json:"answer_lost_at_apdu,omitempty"`
 }
 
 // MarshalJSON encodes durations as strings ("500ms").
 func (f Fault) MarshalJSON() ([]byte, error) {
-	j := faultJSON{RemoveAtAPDU: f.RemoveAtAPDU, DelayCount: f.DelayCount, MalformedAtAPDU: f.MalformedAtAPDU}
+	j := faultJSON{RemoveAtAPDU: f.RemoveAtAPDU, DelayCount: f.DelayCount, MalformedAtAPDU: f.MalformedAtAPDU, AnswerLostAt: f.AnswerLostAtAPDU}
 	if f.Delay != 0 {
 		j.Delay = f.Delay.String()
 	}
@@ -80,7 +86,7 @@ func (f *Fault) UnmarshalJSON(b []byte) error {
 	if err := dec.Decode(&j); err != nil {
 		return fmt.Errorf("fault: %w", err)
 	}
-	out := Fault{RemoveAtAPDU: j.RemoveAtAPDU, DelayCount: j.DelayCount, MalformedAtAPDU: j.MalformedAtAPDU}
+	out := Fault{RemoveAtAPDU: j.RemoveAtAPDU, DelayCount: j.DelayCount, MalformedAtAPDU: j.MalformedAtAPDU, AnswerLostAtAPDU: j.AnswerLostAt}
 	var err error
 	if out.Delay, err = parseDuration(j.Delay); err != nil {
 		return fmt.Errorf("fault: delay: %w", err)
@@ -107,6 +113,7 @@ type faultAction struct {
 	n             int // APDU number since arming (0 when no fault is armed)
 	delay         time.Duration
 	remove        bool
+	answerLost    bool
 	malformed     bool
 	reinsertAfter time.Duration
 }
@@ -145,11 +152,12 @@ func (s *faultState) next() faultAction {
 		a.delay = f.Delay
 	}
 	a.remove = n == f.RemoveAtAPDU
-	a.malformed = !a.remove && n == f.MalformedAtAPDU
+	a.answerLost = !a.remove && n == f.AnswerLostAtAPDU
+	a.malformed = !a.remove && !a.answerLost && n == f.MalformedAtAPDU
 	return a
 }
 
-// errFaultRemoved: a RemoveAtAPDU fault fired.
+// errFaultRemoved: a RemoveAtAPDU or AnswerLostAtAPDU fault fired.
 var errFaultRemoved = errors.New("card removed by fault injection")
 
 // malformedResponse is the answer of a MalformedAtAPDU fault.
@@ -174,6 +182,12 @@ func exchange(ctx context.Context, faults *faultState, card Card, cmd []byte, lo
 	case act.remove:
 		if log != nil {
 			log.Info("fault: removing card instead of answering", "apdu", act.n)
+		}
+		return nil, act, errFaultRemoved
+	case act.answerLost:
+		processSafely(card, cmd, log)
+		if log != nil {
+			log.Info("fault: removing card after processing, before its answer", "apdu", act.n)
 		}
 		return nil, act, errFaultRemoved
 	case act.malformed:

@@ -23,7 +23,8 @@ import (
 //     → apdu.ErrCardReset once, then it works again.
 //   - A ctx deadline passing during an injected Delay → apdu.ErrTimeout;
 //     cancellation → context.Canceled.
-//   - RemoveAtAPDU → apdu.ErrCardRemoved (the reader becomes empty, or the
+//   - RemoveAtAPDU and AnswerLostAtAPDU (after the card processed the
+//     command) → apdu.ErrCardRemoved (the reader becomes empty, or the
 //     card comes back after ReinsertAfter); MalformedAtAPDU → the 1-byte
 //     response 90 with a nil error.
 //   - BeginTransaction takes the reader exclusively (other connections'

@@ -13,16 +13,16 @@ import (
 )
 
 func TestFaultJSON(t *testing.T) {
-	f := Fault{RemoveAtAPDU: 3, ReinsertAfter: time.Second, Delay: 500 * time.Millisecond, DelayCount: 2, MalformedAtAPDU: 5}
+	f := Fault{RemoveAtAPDU: 3, ReinsertAfter: time.Second, Delay: 500 * time.Millisecond, DelayCount: 2, MalformedAtAPDU: 5, AnswerLostAtAPDU: 4}
 	b, err := json.Marshal(f)
 	noErr(t, err)
-	equal(t, string(b), `{"remove_at_apdu":3,"reinsert_after":"1s","delay":"500ms","delay_count":2,"malformed_at_apdu":5}`, "JSON")
+	equal(t, string(b), `{"remove_at_apdu":3,"reinsert_after":"1s","delay":"500ms","delay_count":2,"malformed_at_apdu":5,"answer_lost_at_apdu":4}`, "JSON")
 	var g Fault
 	noErr(t, json.Unmarshal(b, &g))
 	equal(t, g, f, "round trip")
 	noErr(t, json.Unmarshal([]byte(`{}`), &g))
 	equal(t, g.IsZero(), true, "empty fault")
-	for _, bad := range []string{`{"delay":500}`, `{"delay":"5 parsecs"}`, `{"remove_at":1}`, `{"delay_count":-1}`, `{"reinsert_after":"-1s"}`, `[]`} {
+	for _, bad := range []string{`{"delay":500}`, `{"delay":"5 parsecs"}`, `{"remove_at":1}`, `{"delay_count":-1}`, `{"reinsert_after":"-1s"}`, `{"answer_lost_at_apdu":-2}`, `[]`} {
 		if json.Unmarshal([]byte(bad), &g) == nil {
 			t.Fatalf("%s accepted", bad)
 		}
@@ -44,6 +44,57 @@ func TestFaultState(t *testing.T) {
 	}
 	s.set(Fault{RemoveAtAPDU: 1, MalformedAtAPDU: 1})
 	equal(t, s.next(), faultAction{n: 1, remove: true}, "remove wins over malformed")
+	s.set(Fault{AnswerLostAtAPDU: 2, MalformedAtAPDU: 2, RemoveAtAPDU: 3, ReinsertAfter: time.Second})
+	equal(t, s.next(), faultAction{n: 1, reinsertAfter: time.Second}, "apdu 1")
+	equal(t, s.next(), faultAction{n: 2, answerLost: true, reinsertAfter: time.Second}, "answer lost wins over malformed")
+	equal(t, s.next(), faultAction{n: 3, remove: true, reinsertAfter: time.Second}, "apdu 3")
+	s.set(Fault{AnswerLostAtAPDU: 1, RemoveAtAPDU: 1})
+	equal(t, s.next(), faultAction{n: 1, remove: true}, "remove wins over answer lost")
+}
+
+// countingCard counts the APDUs it processed.
+type countingCard struct {
+	shortCard
+	n int
+}
+
+func (c *countingCard) Process([]byte) []byte { c.n++; return []byte{0x90, 0x00} }
+
+// AnswerLostAtAPDU: the card processes the command, the answer is lost
+// with the card (RemoveAtAPDU: the command never reaches it); both come
+// back after ReinsertAfter.
+func TestMemReaderAnswerLost(t *testing.T) {
+	for _, lost := range []bool{true, false} {
+		card := &countingCard{}
+		r := NewMemReader("mem")
+		r.Insert(card)
+		c, err := r.Connect(context.Background())
+		noErr(t, err)
+		transmit(t, c, selAIDNo)
+		f := Fault{RemoveAtAPDU: 1, ReinsertAfter: 20 * time.Millisecond}
+		if lost {
+			f = Fault{AnswerLostAtAPDU: 1, ReinsertAfter: 20 * time.Millisecond}
+		}
+		r.SetFault(f)
+		if _, err := c.Transmit(context.Background(), hx(selAIDNo)); !errors.Is(err, apdu.ErrCardRemoved) {
+			t.Fatalf("lost=%v: %v", lost, err)
+		}
+		want := 1
+		if lost {
+			want = 2
+		}
+		equal(t, card.n, want, "APDUs the card processed")
+		deadline := time.Now().Add(2 * time.Second)
+		for r.Card() == nil {
+			if time.Now().After(deadline) {
+				t.Fatal("card not reinserted")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		noErr(t, c.Reconnect(context.Background(), false))
+		transmit(t, c, selAIDNo)
+		equal(t, card.n, want+1, "after reinsertion")
+	}
 }
 
 // panicCard panics on every APDU.

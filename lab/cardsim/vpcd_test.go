@@ -437,3 +437,25 @@ func TestProcessSafelyAndInsertChecks(t *testing.T) {
 type noATRCard struct{ panicCard }
 
 func (noATRCard) ATR() []byte { return nil }
+
+// AnswerLostAtAPDU through a vpcd slot: the card processes the APDU, the
+// connection closes before the answer, the same card comes back.
+func TestVPCDAnswerLost(t *testing.T) {
+	v := listenVPCD(t, 0)
+	lab := newTestLab(t, v.port, 1)
+	card := &countingCard{}
+	noErr(t, lab.Insert(0, card))
+	noErr(t, lab.SetFault(0, Fault{AnswerLostAtAPDU: 2, ReinsertAfter: 100 * time.Millisecond}))
+	equal(t, lab.Status()[0].Fault.AnswerLostAtAPDU, 2, "status shows the fault")
+	conn := v.mustAccept()
+	if got := conn.apdu(selAIDNo); !bytes.Equal(got, SWOK.Bytes()) {
+		t.Fatalf("apdu 1: %X", got)
+	}
+	conn.send(hx(selAIDNo))
+	conn.expectClosed()
+	conn2 := v.mustAccept()
+	if got := conn2.apdu(selAIDNo); !bytes.Equal(got, SWOK.Bytes()) {
+		t.Fatalf("after reinsertion: %X", got)
+	}
+	equal(t, card.n, 3, "APDUs the card processed (the lost answer's included)")
+}

@@ -198,6 +198,9 @@ func Generate(spec *Spec, outDir string, now time.Time) (*Manifest, error) {
 	// The institution's pseudonym key goes into every SAM of the set, as
 	// an institution's SAMs share it (one KTP-el holder, one subject).
 	kpeMaster, ktpMaster, pseudonymKey := randBytes(16), randBytes(24), randBytes(samapp.MinPseudonymKey)
+	// The card update master (renewal, docs/card-profiles.md §2.7): every
+	// KPE gets update keys derived from it, the lab SAMs hold it.
+	updateMaster := randBytes(16)
 	for _, d := range []string{"cards", "trust"} {
 		if err := os.MkdirAll(filepath.Join(outDir, d), 0o755); err != nil {
 			return nil, err
@@ -215,7 +218,7 @@ func Generate(spec *Spec, outDir string, now time.Time) (*Manifest, error) {
 		if cs.File == "" || !filepath.IsLocal(cs.File) {
 			return nil, fmt.Errorf("labset: card %q: bad file name", cs.File)
 		}
-		img, extra, err := personalise(cs, spec.SAM, p, kpeMaster, ktpMaster, pseudonymKey, now)
+		img, extra, err := personalise(cs, spec.SAM, p, masters{kpe: kpeMaster, update: updateMaster, ktp: ktpMaster, pseudonym: pseudonymKey}, now)
 		if err != nil {
 			return nil, fmt.Errorf("labset: card %s: %w", cs.File, err)
 		}
@@ -237,7 +240,12 @@ func Generate(spec *Spec, outDir string, now time.Time) (*Manifest, error) {
 	return m, os.WriteFile(filepath.Join(outDir, "lab.json"), append(b, '\n'), 0o644)
 }
 
-func personalise(cs CardSpec, ss SAMSpec, p *pki, kpeMaster, ktpMaster, pseudonymKey []byte, now time.Time) ([]byte, map[string][]byte, error) {
+// masters are the set's secret keys, which exist only in the SAM images.
+type masters struct{ kpe, update, ktp, pseudonym []byte }
+
+func personalise(cs CardSpec, ss SAMSpec, p *pki, m masters, now time.Time) ([]byte, map[string][]byte, error) {
+	kpeMaster, ktpMaster, pseudonymKey := m.kpe, m.ktp, m.pseudonym
+	updateMaster := m.update
 	signer := map[string]*ca{KindKPE: p.bknDS, KindKPETambahan: p.bknDS, KindKTPel: p.dukDS}[cs.Kind]
 	switch cs.Variant {
 	case VariantExpiredIssuer:
@@ -251,6 +259,7 @@ func personalise(cs CardSpec, ss SAMSpec, p *pki, kpeMaster, ktpMaster, pseudony
 	}
 	if cs.Variant == VariantClone {
 		keyMaster = randBytes(len(keyMaster)) // the cloner does not have the master
+		updateMaster = randBytes(len(updateMaster))
 	}
 	switch cs.Kind {
 	case KindKPE, KindKPETambahan:
@@ -278,7 +287,7 @@ func personalise(cs CardSpec, ss SAMSpec, p *pki, kpeMaster, ktpMaster, pseudony
 		if cs.Benefits != nil {
 			prof.Benefits = *cs.Benefits
 		}
-		cfg, err := kpeapp.Personalise(prof, keyMaster, signer.key, signer.cert)
+		cfg, err := kpeapp.PersonaliseWithUpdate(prof, keyMaster, updateMaster, signer.key, signer.cert)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -331,7 +340,7 @@ func personalise(cs CardSpec, ss SAMSpec, p *pki, kpeMaster, ktpMaster, pseudony
 			return nil, nil, err
 		}
 		cfg := samapp.Config{Name: cs.Name, Serial: [8]byte(serial), ActivationCode: []byte(ss.ActivationCode), MaxTries: 3,
-			Key: term.key, CertDER: term.cert.Raw, KPEMaster: kpeMaster, KTPMaster: ktpMaster,
+			Key: term.key, CertDER: term.cert.Raw, KPEMaster: kpeMaster, UpdateMaster: m.update, KTPMaster: ktpMaster,
 			KTPSecret1: []byte(ss.KTPSecret1), KTPSecret2: []byte(ss.KTPSecret2), PseudonymKey: pseudonymKey}
 		if cs.Variant == VariantBlocked {
 			cfg.Initial = &samapp.State{Tries: 0}

@@ -37,6 +37,14 @@ type Config struct {
 	// Suite is the mutual authentication (default kpe.Suite, AES-128).
 	Suite sm.Suite
 	Keys  kpe.CardKeys
+	// UpdateKeys are the card's update keys (EXTERNAL AUTHENTICATE with P2
+	// kpe.KeyRefUpdate opens an update session, docs/card-profiles.md
+	// §2.7); zero: the card has none (6A88) and refuses every update.
+	UpdateKeys kpe.CardKeys
+	// UpdateSequence and UpdateID are the renewal status of a card that
+	// was already renewed (default 0: never).
+	UpdateSequence uint32
+	UpdateID       [16]byte
 	// Files are the EF contents by FID; Plain lists the EFs readable
 	// without secure messaging (default: kpe.PlainEFs, that is CardInfo,
 	// BIT and SOD).
@@ -62,7 +70,9 @@ type Applet struct {
 	ef          uint16
 	challenge   []byte
 	sess        *sm.Session
+	update      bool // sess was opened with the update keys
 	bio         *bioState
+	upd         updateState
 }
 
 // New returns a personalised applet.
@@ -82,6 +92,11 @@ func New(cfg Config) (*Applet, error) {
 	if _, _, err := cfg.Suite.Start(cfg.Keys, make([]byte, cfg.Suite.RndLen), bytes.NewReader(make([]byte, 32))); err != nil {
 		return nil, fmt.Errorf("kpeapp: card keys: %w", err)
 	}
+	if cfg.UpdateKeys.Enc != nil || cfg.UpdateKeys.MAC != nil {
+		if _, _, err := cfg.Suite.Start(cfg.UpdateKeys, make([]byte, cfg.Suite.RndLen), bytes.NewReader(make([]byte, 32))); err != nil {
+			return nil, fmt.Errorf("kpeapp: update keys: %w", err)
+		}
+	}
 	if cfg.Plain == nil {
 		cfg.Plain = PlainSet(kpe.PlainEFs())
 	}
@@ -100,13 +115,15 @@ func New(cfg Config) (*Applet, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kpeapp: biometric reference: %w", err)
 	}
-	a := &Applet{cfg: cfg, bio: bio}
+	a := &Applet{cfg: cfg, bio: bio, upd: updateState{seq: cfg.UpdateSequence, id: cfg.UpdateID}}
 	a.Applet = cardsim.Applet{
 		Label:  cfg.Name,
 		Answer: cfg.ATR,
 		FE: cardsim.Frontend{
 			Limits:          cardsim.Limits{MaxCommandData: 255, MaxResponseData: cfg.MaxResponse}.WithDefaults(),
 			SecureMessaging: true,
+			// CLA 80/8C: the renewal commands (§2.7).
+			ProprietaryClass: cfg.DF == 0,
 		},
 		Handle:    a.handle,
 		OnReset:   a.reset,
@@ -125,7 +142,8 @@ func (a *Applet) dropSession() {
 	if a.sess != nil {
 		a.sess.Close()
 	}
-	a.sess, a.challenge = nil, nil
+	a.sess, a.challenge, a.update = nil, nil, false
+	a.upd.staging = nil // an open update transaction is aborted (§2.7)
 	if a.bio != nil {
 		a.bio.verified, a.bio.chain = false, nil
 	}
@@ -162,6 +180,9 @@ func (a *Applet) handle(cmd cardsim.Command) ([]byte, cardsim.SW) {
 }
 
 func (a *Applet) dispatch(cmd cardsim.Command, secure bool) ([]byte, cardsim.SW) {
+	if cmd.CLA == kpe.CLAProprietary || cmd.INS == kpe.InsUpdateBinary {
+		return a.updateCommand(cmd, secure)
+	}
 	switch cmd.INS {
 	case apdu.InsSelect:
 		return a.selectFile(cmd, secure)
@@ -191,14 +212,27 @@ func (a *Applet) dispatch(cmd cardsim.Command, secure bool) ([]byte, cardsim.SW)
 		}
 		challenge := a.challenge
 		a.challenge = nil // single use
+		keys, update := a.cfg.Keys, false
+		switch {
+		case cmd.P1 != 0:
+			return nil, cardsim.SWIncorrectP1P2
+		case cmd.P2 == kpe.KeyRefRead:
+		case cmd.P2 == kpe.KeyRefUpdate && a.cfg.DF == 0:
+			if a.cfg.UpdateKeys.Enc == nil {
+				return nil, cardsim.SWReferencedDataNotFound
+			}
+			keys, update = a.cfg.UpdateKeys, true
+		default:
+			return nil, cardsim.SWIncorrectP1P2
+		}
 		if len(cmd.Data) != a.cfg.Suite.DataLen() {
 			return nil, cardsim.SWWrongLength
 		}
-		resp, sess, err := a.cfg.Suite.Respond(a.cfg.Keys, challenge, cmd.Data, a.cfg.Rand)
+		resp, sess, err := a.cfg.Suite.Respond(keys, challenge, cmd.Data, a.cfg.Rand)
 		if err != nil {
 			return nil, cardsim.SWVerificationFailed
 		}
-		a.sess = sess
+		a.sess, a.update = sess, update
 		return resp, cardsim.SWOK
 	}
 	return nil, cardsim.SWINSNotSupported

@@ -24,6 +24,7 @@ import (
 //	  "aid": "F0 4B 50 45 01",       // kpe only (default kpe.DefaultAID)
 //	  "uid": "04 52 8A 1C 6D 31 80", // ktpel only, required
 //	  "keys": {"enc": "...", "mac": "..."},  // AES-128 (kpe) or 3-key 3DES (ktpel)
+//	  "update_keys": {"enc": "...", "mac": "..."}, // kpe only, optional: the renewal keys (§2.7)
 //	  "max_response": 256,
 //	  "plain": ["0101", "010F", "0107"],     // EFs readable without SM (default per type)
 //	  "files": [{"fid": "0101", "hex": "..."}, {"fid": "0106", "file": "photo.jpg"}],
@@ -38,6 +39,7 @@ type image struct {
 	AID         string               `json:"aid,omitempty"`
 	UID         string               `json:"uid,omitempty"`
 	Keys        imageKeys            `json:"keys"`
+	UpdateKeys  *imageKeys           `json:"update_keys,omitempty"`
 	MaxResponse int                  `json:"max_response,omitempty"`
 	Plain       []string             `json:"plain,omitempty"`
 	Files       []cardsim.AppletFile `json:"files"`
@@ -101,6 +103,17 @@ func (img image) config(baseDir string) (Config, error) {
 	}
 	if cfg.Keys.MAC, err = hexField("keys.mac", img.Keys.MAC); err != nil {
 		return Config{}, err
+	}
+	if u := img.UpdateKeys; u != nil {
+		if img.Type != "kpe" {
+			return Config{}, errors.New(`"update_keys" is for kpe images`)
+		}
+		if cfg.UpdateKeys.Enc, err = hexField("update_keys.enc", u.Enc); err != nil {
+			return Config{}, err
+		}
+		if cfg.UpdateKeys.MAC, err = hexField("update_keys.mac", u.MAC); err != nil {
+			return Config{}, err
+		}
 	}
 	if img.ATR != "" {
 		if cfg.ATR, err = hexField("atr", img.ATR); err != nil {
@@ -172,6 +185,9 @@ func Image(kind string, cfg Config, comment string, external map[uint16]string) 
 	if b := cfg.Bio; b != nil {
 		img.Biometric = &imageBio{Reference: hex.EncodeToString(b.Reference), Ref: int(b.Ref), Min: b.MinN, Max: b.MaxN,
 			MaxTries: b.MaxTries, Tries: b.Tries, Finger: b.Finger}
+	}
+	if cfg.UpdateKeys.Enc != nil || cfg.UpdateKeys.MAC != nil {
+		img.UpdateKeys = &imageKeys{Enc: hex.EncodeToString(cfg.UpdateKeys.Enc), MAC: hex.EncodeToString(cfg.UpdateKeys.MAC)}
 	}
 	if comment != "" {
 		img.Comment, _ = json.Marshal(comment)

@@ -22,8 +22,15 @@ type Profile struct {
 
 // Personalise encodes the data groups, signs them with the document signer
 // (EF.SOD) and derives the card keys from the master key, as an issuer's
-// personalisation system would.
+// personalisation system would. PersonaliseWithUpdate also gives the card
+// its update keys.
 func Personalise(p Profile, master []byte, signer crypto.Signer, cert *x509.Certificate) (Config, error) {
+	return PersonaliseWithUpdate(p, master, nil, signer, cert)
+}
+
+// PersonaliseWithUpdate is Personalise that also derives the card's update
+// keys (docs/card-profiles.md §2.7) from updateMaster; nil: none.
+func PersonaliseWithUpdate(p Profile, master, updateMaster []byte, signer crypto.Signer, cert *x509.Certificate) (Config, error) {
 	files := map[uint16][]byte{
 		kpe.FIDCardInfo:   p.Info.Encode(),
 		kpe.FIDIdentity:   p.Identity.Encode(),
@@ -53,5 +60,11 @@ func Personalise(p Profile, master []byte, signer crypto.Signer, cert *x509.Cert
 	if err != nil {
 		return Config{}, err
 	}
-	return Config{Name: fmt.Sprintf("KPE %X", p.Info.Serial), Keys: keys, Files: files, MaxResponse: p.Info.MaxResponse}, nil
+	cfg := Config{Name: fmt.Sprintf("KPE %X", p.Info.Serial), Keys: keys, Files: files, MaxResponse: p.Info.MaxResponse}
+	if updateMaster != nil {
+		if cfg.UpdateKeys, err = kpe.DeriveUpdateKeys(updateMaster, p.Info.Serial); err != nil {
+			return Config{}, err
+		}
+	}
+	return cfg, nil
 }

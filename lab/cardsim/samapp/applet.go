@@ -50,6 +50,10 @@ type Config struct {
 	StatePath string
 	// KPEMaster is the master key from which KPE card keys are derived.
 	KPEMaster []byte
+	// UpdateMaster is the card update master key from which KPE update
+	// keys are derived (CARD AUTH INIT/COMPLETE P1 03); nil: the SAM has
+	// none and answers 6A88.
+	UpdateMaster []byte
 	// KTPMaster is the KTP-el master key; KTP-el functions also need the
 	// per-installation activation with the two secrets KTPSecret1 and
 	// KTPSecret2 (ACTIVATE P1 02).
@@ -81,6 +85,7 @@ type Applet struct {
 	selected bool
 	ef       uint16
 	pending  *kpe.Auth // CARD AUTH INIT done, COMPLETE expected
+	pendUpd  bool      // pending is an update-key authentication
 	ktpAuth  *sm.Auth  // KTP-el CARD AUTH INIT done
 	ktpSess  *sm.Session
 }
@@ -167,9 +172,9 @@ func (a *Applet) handle(cmd cardsim.Command) ([]byte, cardsim.SW) {
 		return binary.BigEndian.AppendUint32(nil, a.st.Counter), cardsim.SWOK
 	case cmd.INS == sam.InsPseudonym:
 		return a.pseudonym(cmd)
-	case cmd.INS == sam.InsCardAuthInit && cmd.P1 == sam.ProfileKPE:
+	case cmd.INS == sam.InsCardAuthInit && (cmd.P1 == sam.ProfileKPE || cmd.P1 == sam.ProfileKPEUpdate):
 		return a.cardAuthInit(cmd)
-	case cmd.INS == sam.InsCardAuthComplete && cmd.P1 == sam.ProfileKPE:
+	case cmd.INS == sam.InsCardAuthComplete && (cmd.P1 == sam.ProfileKPE || cmd.P1 == sam.ProfileKPEUpdate):
 		return a.cardAuthComplete(cmd)
 	case (cardAuth || cmd.INS == sam.InsSMWrap || cmd.INS == sam.InsSMUnwrap) && cmd.P1 == sam.ProfileKTPel:
 		if !a.st.KTPActive {
@@ -262,17 +267,22 @@ func (a *Applet) pseudonym(cmd cardsim.Command) ([]byte, cardsim.SW) {
 	return p[:], cardsim.SWOK
 }
 
-// cardAuthInit: data 80 serial(8) 81 RND.IC(16) → E.IFD ‖ M.IFD.
+// cardAuthInit: data 80 serial(8) 81 RND.IC(16) → E.IFD ‖ M.IFD; P1 01
+// with the card keys, P1 03 with the card's update keys.
 func (a *Applet) cardAuthInit(cmd cardsim.Command) ([]byte, cardsim.SW) {
-	a.pending = nil
-	if len(a.cfg.KPEMaster) == 0 {
-		return nil, cardsim.SWReferencedDataNotFound // no KPE key in this SAM
+	a.pending, a.pendUpd = nil, false
+	master, derive := a.cfg.KPEMaster, kpe.DeriveCardKeys
+	if cmd.P1 == sam.ProfileKPEUpdate {
+		master, derive = a.cfg.UpdateMaster, kpe.DeriveUpdateKeys
+	}
+	if len(master) == 0 {
+		return nil, cardsim.SWReferencedDataNotFound // no such KPE key in this SAM
 	}
 	serial, rnd, err := sam.ParsePair(cmd.Data)
 	if err != nil || len(serial) != 8 || len(rnd) != kpe.RndLen {
 		return nil, cardsim.SWWrongData
 	}
-	keys, err := kpe.DeriveCardKeys(a.cfg.KPEMaster, [8]byte(serial))
+	keys, err := derive(master, [8]byte(serial))
 	if err != nil {
 		return nil, cardsim.SWUnknown
 	}
@@ -280,15 +290,15 @@ func (a *Applet) cardAuthInit(cmd cardsim.Command) ([]byte, cardsim.SW) {
 	if err != nil {
 		return nil, cardsim.SWUnknown
 	}
-	a.pending = auth
+	a.pending, a.pendUpd = auth, cmd.P1 == sam.ProfileKPEUpdate
 	return ext, cardsim.SWOK
 }
 
 // cardAuthComplete: data E.IC ‖ M.IC → KS_enc ‖ KS_mac ‖ SSC.
 func (a *Applet) cardAuthComplete(cmd cardsim.Command) ([]byte, cardsim.SW) {
-	auth := a.pending
-	a.pending = nil // single use
-	if auth == nil {
+	auth, upd := a.pending, a.pendUpd
+	a.pending, a.pendUpd = nil, false // single use
+	if auth == nil || upd != (cmd.P1 == sam.ProfileKPEUpdate) {
 		return nil, cardsim.SWConditionsNotSatisfied
 	}
 	keys, err := auth.FinishKeys(cmd.Data)

@@ -26,6 +26,7 @@ import (
 //	  "key": "<PKCS#8 DER hex>",          // ECDSA P-256 signing key
 //	  "cert": "<X.509 DER hex>",          // terminal certificate
 //	  "kpe_master": "<hex>", "ktp_master": "<hex>",
+//	  "kpe_update_master": "<hex>",       // card update master (renewal, §2.7); optional
 //	  "ktp_secret1": "...", "ktp_secret2": "...",
 //	  "pseudonym_key": "<hex>",           // institution pseudonym key (PSEUDONYM), 32 bytes or more
 //	  "initial_state": {"active": false, "tries": 3, "counter": 0}
@@ -46,6 +47,7 @@ type image struct {
 	Key            string          `json:"key"`
 	Cert           string          `json:"cert"`
 	KPEMaster      string          `json:"kpe_master,omitempty"`
+	UpdateMaster   string          `json:"kpe_update_master,omitempty"`
 	KTPMaster      string          `json:"ktp_master,omitempty"`
 	KTPSecret1     string          `json:"ktp_secret1,omitempty"`
 	KTPSecret2     string          `json:"ktp_secret2,omitempty"`
@@ -123,6 +125,9 @@ func (img image) config() (Config, error) {
 	if cfg.KPEMaster, err = cardsim.DecodeHex(img.KPEMaster); err != nil {
 		return Config{}, fmt.Errorf("kpe_master: %w", err)
 	}
+	if cfg.UpdateMaster, err = cardsim.DecodeHex(img.UpdateMaster); err != nil {
+		return Config{}, fmt.Errorf("kpe_update_master: %w", err)
+	}
 	if cfg.KTPMaster, err = cardsim.DecodeHex(img.KTPMaster); err != nil {
 		return Config{}, fmt.Errorf("ktp_master: %w", err)
 	}
@@ -148,7 +153,7 @@ func Image(cfg Config, comment string) ([]byte, error) {
 	}
 	img := image{Type: "sam", Name: cfg.Name, Serial: fmt.Sprintf("% X", cfg.Serial[:]), ActivationCode: string(cfg.ActivationCode),
 		MaxTries: cfg.MaxTries, Key: hex.EncodeToString(der), Cert: hex.EncodeToString(cfg.CertDER),
-		KPEMaster: hex.EncodeToString(cfg.KPEMaster), KTPMaster: hex.EncodeToString(cfg.KTPMaster),
+		KPEMaster: hex.EncodeToString(cfg.KPEMaster), UpdateMaster: hex.EncodeToString(cfg.UpdateMaster), KTPMaster: hex.EncodeToString(cfg.KTPMaster),
 		KTPSecret1: string(cfg.KTPSecret1), KTPSecret2: string(cfg.KTPSecret2), PseudonymKey: hex.EncodeToString(cfg.PseudonymKey),
 		InitialState: cfg.Initial}
 	if comment != "" {
