@@ -55,7 +55,6 @@ const (
 	reasonVerifyFailed = "verify-failed"             // the card read back does not hold the new data
 	reasonNotRecorded  = "not-recorded"              // written, but the record could not be stored (the journal keeps it)
 	reasonUnknown      = "unknown-state"             // a journal entry matched neither the old nor the new data
-	reasonInterrupted  = "interrupted"               // an earlier renewal of this card was interrupted: old data
 )
 
 // renewalCard is what a renewal does with the card, each inside the card's
