@@ -257,3 +257,4 @@ func (d *Daemon) sealRenewal(ctx context.Context, rec *record.Record) error {
 	defer cancel2()
 	return d.commitWith(sctx, lease.signer, rec, d.ob.AppendRenewal)
 }
+var _ api.RenewalBackend = (*Daemon)(nil)
