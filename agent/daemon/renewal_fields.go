@@ -35,9 +35,9 @@ func fieldsOf(dg int, b []byte) []groupField {
 		if err != nil {
 			return nil
 		}
-		add("identity.name", id.Name)
-		add("identity.birth", strings.TrimSpace(id.BirthPlace+", "+isoDate(id.BirthDate)))
-		add("identity.address", id.Address)
+		add("personal.name", id.Name)
+		add("personal.birth", strings.TrimSpace(id.BirthPlace+", "+isoDate(id.BirthDate)))
+		add("personal.address", id.Address)
 	case kpedata.DGEmployment:
 		e, err := kpedata.ParseEmployment(b)
 		if err != nil {

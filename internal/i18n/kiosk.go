@@ -162,9 +162,9 @@ var kiosk = table{
 	"kiosk.renewal.interrupted":     {"Pembaruan terputus", "The update was interrupted"},
 	"kiosk.renewal.was-interrupted": {"Pembaruan sebelumnya terputus; kartu Anda masih berisi data lama. Anda dapat memperbaruinya sekarang.", "An earlier update was interrupted; your card still holds the old data. You can update it now."},
 
-	"kiosk.renewal.field.identity.name":             {"Nama", "Name"},
-	"kiosk.renewal.field.identity.birth":            {"Tempat, tanggal lahir", "Place and date of birth"},
-	"kiosk.renewal.field.identity.address":          {"Alamat", "Address"},
+	"kiosk.renewal.field.personal.name":             {"Nama", "Name"},
+	"kiosk.renewal.field.personal.birth":            {"Tempat, tanggal lahir", "Place and date of birth"},
+	"kiosk.renewal.field.personal.address":          {"Alamat", "Address"},
 	"kiosk.renewal.field.employment.status":         {"Status kepegawaian", "Employment status"},
 	"kiosk.renewal.field.employment.pangkat":        {"Pangkat, golongan/ruang", "Rank and grade"},
 	"kiosk.renewal.field.employment.tmt-pangkat":    {"TMT pangkat", "Rank effective from"},
