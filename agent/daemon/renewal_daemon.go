@@ -257,4 +257,5 @@ func (d *Daemon) sealRenewal(ctx context.Context, rec *record.Record) error {
 	defer cancel2()
 	return d.commitWith(sctx, lease.signer, rec, d.ob.AppendRenewal)
 }
+
 var _ api.RenewalBackend = (*Daemon)(nil)
