@@ -26,7 +26,7 @@ import (
 // Reasons an offer request gives no offer.
 const (
 	NoOfferNone        = "none"        // 204: nothing staged for this holder
-	NoOfferUnavailable = "unavailable" // 503 renewal-unavailable: the back office issues no renewals
+	NoOfferUnavailable = "unavailable" // 503 renewal-unavailable (or 404: an older back office): the back office issues no renewals
 	NoOfferOffline     = "offline"     // the back office was not reached, or answered a server error
 	NoOfferTimeout     = "timeout"     // no answer within the offer timeout
 )
@@ -95,7 +95,8 @@ func (u *Uploader) RenewalOffer(ctx context.Context, q wire.RenewalQuery, timeou
 		return OfferAnswer{Offer: &o}, nil
 	case resp.StatusCode == http.StatusNoContent:
 		return OfferAnswer{Reason: NoOfferNone}, nil
-	case resp.StatusCode == http.StatusServiceUnavailable && problemCode(raw) == wire.ProblemRenewalUnavailable:
+	case resp.StatusCode == http.StatusServiceUnavailable && problemCode(raw) == wire.ProblemRenewalUnavailable,
+		resp.StatusCode == http.StatusNotFound: // a back office from before renewals
 		return OfferAnswer{Reason: NoOfferUnavailable}, nil
 	case resp.StatusCode == http.StatusUnprocessableEntity && problemCode(raw) == wire.ProblemBadSOD:
 		return OfferAnswer{}, fmt.Errorf("%w: %s", ErrBadSOD, problemText(raw))

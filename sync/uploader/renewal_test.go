@@ -73,6 +73,11 @@ func TestRenewalOffer(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, uploader.NoOfferUnavailable, a.Reason)
 
+	answer = problem(http.StatusNotFound, "not-found") // a back office from before renewals
+	a, err = ask()
+	require.NoError(t, err)
+	assert.Equal(t, uploader.NoOfferUnavailable, a.Reason)
+
 	answer = problem(http.StatusBadGateway, "")
 	a, err = ask()
 	require.NoError(t, err)

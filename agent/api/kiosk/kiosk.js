@@ -667,7 +667,8 @@ async function refreshRenewal() {
 /** Shows the renewal's view: the banner on the result, or its screen. */
 function renewalShown(v) {
   shown.renewal = v;
-  const quiet = v.state === "none" && v.reason && v.reason !== "none" && v.reason !== "declined";
+  // a back office out of reach is one quiet line; nothing staged, none
+  const quiet = v.state === "none" && (v.reason === "offline" || v.reason === "timeout");
   $("renewal-banner").hidden = !(v.state === "checking" || v.state === "available" || quiet);
   $("renewal-checking").hidden = v.state !== "checking";
   $("renewal-available").hidden = v.state !== "available";
