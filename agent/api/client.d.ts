@@ -272,6 +272,26 @@ export interface CardView {
  * of the card. A KTP-el is only {kind: "ktpel", verified: true}. The sections
  * are as the OpenAPI document's KioskView describes them.
  */
+export interface RenewalField {
+  group: number;
+  key: string;
+  label: string;
+  value: string;
+  changed: boolean;
+}
+
+export interface RenewalView {
+  reader: string;
+  state: "none" | "checking" | "available" | "writing" | "done" | "failed" | "interrupted";
+  reason?: string;
+  message?: string;
+  interrupted?: boolean;
+  card?: RenewalField[];
+  new?: RenewalField[];
+  code?: string;
+  record_id?: string;
+}
+
 export interface KioskView {
   kind: CardKind;
   verified: boolean;
@@ -406,6 +426,12 @@ export class KpeClient {
   /** The bearer token or the counter screen's credential. */
   codesToday(o?: CallOptions): Promise<TodayCodes>;
   kioskView(reader: string, o?: CallOptions): Promise<KioskView>;
+  /** The card data renewal of the card in reader (docs/renewal.md). */
+  renewal(reader: string, o?: CallOptions): Promise<RenewalView>;
+  renewalCheck(reader: string, o?: CallOptions): Promise<RenewalView>;
+  /** Answers when the renewal ended; not bounded by timeoutMs. */
+  renewalApply(reader: string, o?: CallOptions): Promise<RenewalView>;
+  renewalDecline(reader: string, o?: CallOptions): Promise<void>;
   /** image/jpeg */
   kioskPhoto(reader: string, o?: CallOptions): Promise<Blob>;
   /** image/png */

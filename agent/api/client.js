@@ -549,6 +549,41 @@ export class KpeClient {
   }
 
   /**
+   * The card data renewal of the card in `reader` (docs/renewal.md), after
+   * an authentication in which the holder's fingerprint matched.
+   * @param {string} reader @param {{signal?: AbortSignal}} [o]
+   */
+  renewal(reader, o = {}) {
+    return this.#call("GET", "/v1/renewal", { query: { reader: needString(reader, "reader") }, signal: o.signal });
+  }
+
+  /**
+   * Asks the back office for a renewal offer for the card and verifies it.
+   * @param {string} reader @param {{signal?: AbortSignal}} [o]
+   */
+  renewalCheck(reader, o = {}) {
+    return this.#call("POST", "/v1/renewal/check", { body: { reader: needString(reader, "reader") }, signal: o.signal, bounded: false });
+  }
+
+  /**
+   * Writes the offered update to the card (the holder agreed); answers when
+   * it ended (done, failed, interrupted). Not bounded by timeoutMs: the
+   * writing runs to its end.
+   * @param {string} reader @param {{signal?: AbortSignal}} [o]
+   */
+  renewalApply(reader, o = {}) {
+    return this.#call("POST", "/v1/renewal/apply", { body: { reader: needString(reader, "reader") }, signal: o.signal, bounded: false });
+  }
+
+  /**
+   * Puts the offer aside (not now).
+   * @param {string} reader @param {{signal?: AbortSignal}} [o]
+   */
+  async renewalDecline(reader, o = {}) {
+    await this.#call("POST", "/v1/renewal/decline", { body: { reader: needString(reader, "reader") }, signal: o.signal, expect: "none" });
+  }
+
+  /**
    * The KPE's photo (image/jpeg) for the kiosk view. Show it with
    * URL.createObjectURL and revoke that URL when the card leaves.
    * @param {string} reader @param {{signal?: AbortSignal}} [o]

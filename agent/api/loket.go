@@ -51,6 +51,11 @@ var counterRoutes = map[string]bool{
 	"GET " + PathCodesToday: true,
 	"GET " + PathKioskQR:    true, // the printed form's QR code
 	"GET " + PathClientJS:   true,
+	// the card data renewal of the holder this credential authenticated
+	"GET " + PathRenewal:         true,
+	"POST " + PathRenewalCheck:   true,
+	"POST " + PathRenewalApply:   true,
+	"POST " + PathRenewalDecline: true,
 }
 
 // isLoketPage says r asks for the counter screen or one of its files.

@@ -220,6 +220,9 @@ func TestOpenAPISchemas(t *testing.T) {
 		{"Event", Event{}, true},
 		{"CardView", cards.View{}, true},
 		{"KioskView", KioskView{}, true},
+		{"RenewalView", RenewalView{}, true},
+		{"RenewalField", RenewalField{}, true},
+		{"RenewalRequest", RenewalRequest{}, false},
 		{"LoketLogin", LoketLogin{}, true},
 		{"TodayCodes", TodayCodes{}, true},
 	} {
@@ -238,7 +241,7 @@ func TestOpenAPISchemas(t *testing.T) {
 	assert.Equal(t, []string{AnswerCancel, AnswerContinue}, oaStrs(oaNode(schemas, "PromptRequest", "properties", "answer", "enum")))
 	assert.Equal(t, []string{CodeQueued, CodeRejected, CodeSynced}, oaStrs(oaNode(schemas, "TodayCode", "properties", "state", "enum")))
 	types := oaStrs(oaNode(schemas, "Event", "properties", "type", "enum"))
-	assert.Equal(t, []string{EventReader, EventSAM, EventService, EventSession, EventSync}, types)
+	assert.Equal(t, []string{EventReader, EventRenewal, EventSAM, EventService, EventSession, EventSync}, types)
 }
 
 // errorEnums finds every per-response list of error codes: the enum of

@@ -71,6 +71,11 @@ var kioskRoutes = map[string]bool{
 	"GET " + PathKioskPhoto: true,
 	"GET " + PathKioskQR:    true,
 	"GET " + PathClientJS:   true, // the JavaScript client the kiosk page runs
+	// the card data renewal of the holder this credential authenticated
+	"GET " + PathRenewal:         true,
+	"POST " + PathRenewalCheck:   true,
+	"POST " + PathRenewalApply:   true,
+	"POST " + PathRenewalDecline: true,
 }
 
 // kioskMay says whether scope kiosk may make request r.

@@ -34,6 +34,8 @@ type scopeBackend struct {
 	creds  []string // the kiosk credential of each call that takes one
 	locs   []Locale
 	photos [][]byte // the copies handed out
+	// callers are the api.Caller of each renewal call
+	callers []string
 }
 
 var errNoView = errors.New("no view")
@@ -237,6 +239,8 @@ func TestScopeRoutes(t *testing.T) {
 		{"GET", PathKioskView, "", [4]int{e401, ok, e401, ok}},
 		{"GET", PathKioskPhoto, "", [4]int{e401, ok, e401, ok}},
 		{"GET", PathKioskQR + "?code=" + url.QueryEscape(goodCode), "", [4]int{e401, ok, e401, ok}},
+		{"GET", PathRenewal, "", [4]int{e401, ok, e401, ok}},
+		{"POST", PathRenewalApply, `{}`, [4]int{e401, ok, e401, ok}},
 		{"GET", "/v1/no-such-path", "", [4]int{e404, e403, e404, e404}},
 		{"POST", PathReaders, "", [4]int{e404, e403, e404, e404}}, // a method not served
 		{"GET", "/kiosk/no-such-file", "", [4]int{e404, e404, e404, e404}},
@@ -634,4 +638,70 @@ func (b *scopeBackend) AnswerPrompt(context.Context, PromptRequest) bool { retur
 func (b *scopeBackend) CodesToday() (TodayCodes, error) {
 	return TodayCodes{Date: "2026-03-02", Codes: []TodayCode{{Code: goodCode, Service: "askes",
 		Time: time.Date(2026, 3, 2, 9, 15, 0, 0, time.FixedZone("WIB", 7*3600)), State: CodeQueued}}}, nil
+}
+
+// The renewal (RenewalBackend): each call records the caller (api.Caller)
+// it was made for.
+func (b *scopeBackend) RenewalView(ctx context.Context, reader string, loc Locale) (RenewalView, error) {
+	b.noteCaller(ctx)
+	return RenewalView{Reader: reader, State: RenewalAvailable, New: []RenewalField{{Group: 2, Key: "employment.pangkat", Label: "Pangkat", Value: "III/b", Changed: true}}}, nil
+}
+func (b *scopeBackend) RenewalCheck(ctx context.Context, reader string, loc Locale) (RenewalView, error) {
+	b.noteCaller(ctx)
+	return RenewalView{Reader: reader, State: RenewalNone, Reason: "none"}, nil
+}
+func (b *scopeBackend) RenewalApply(ctx context.Context, reader string, loc Locale) (RenewalView, error) {
+	b.noteCaller(ctx)
+	return RenewalView{Reader: reader, State: RenewalDone, Code: goodCode}, nil
+}
+func (b *scopeBackend) RenewalDecline(ctx context.Context, reader string) error {
+	b.noteCaller(ctx)
+	return nil
+}
+
+func (b *scopeBackend) noteCaller(ctx context.Context) {
+	b.mu.Lock()
+	b.callers = append(b.callers, Caller(ctx))
+	b.mu.Unlock()
+}
+
+// The renewal routes: scope kiosk may call them (with its own credential
+// handed to the daemon), nothing without a credential; every answer is
+// no-store and not embeddable by another origin.
+func TestScopeRenewal(t *testing.T) {
+	r := newScopeRig(t, enabled)
+	kiosk := KioskCookie + "=" + r.mint(t)
+	for _, c := range []struct{ method, path, body string }{
+		{"GET", PathRenewal + "?reader=r0", ""},
+		{"POST", PathRenewalCheck, `{"reader":"r0"}`},
+		{"POST", PathRenewalApply, `{"reader":"r0"}`},
+		{"POST", PathRenewalDecline, `{"reader":"r0"}`},
+	} {
+		where := c.method + " " + c.path
+		a := r.do(t, c.method, c.path, c.body)
+		assert.Equal(t, http.StatusUnauthorized, a.status, where)
+		r.b.mu.Lock()
+		r.b.callers = nil
+		r.b.mu.Unlock()
+		a = r.do(t, c.method, c.path, c.body, "Cookie", kiosk)
+		assert.Less(t, a.status, 300, "%s: %s", where, a.body)
+		assert.Equal(t, "no-store", a.header.Get("Cache-Control"), where)
+		if a.status == http.StatusOK {
+			assert.Equal(t, "same-origin", a.header.Get("Cross-Origin-Resource-Policy"), where)
+			var v RenewalView
+			require.NoError(t, json.Unmarshal(a.body, &v), where)
+			assert.Equal(t, "r0", v.Reader, where)
+		}
+		r.b.mu.Lock()
+		assert.Len(t, r.b.callers, 1, where)
+		if len(r.b.callers) == 1 {
+			assert.True(t, strings.HasPrefix(r.b.callers[0], "kiosk-"), "%s: the kiosk's credential reaches the daemon: %q", where, r.b.callers[0])
+		}
+		r.b.mu.Unlock()
+		a = r.do(t, c.method, c.path, c.body, "Authorization", "Bearer "+testToken)
+		assert.Less(t, a.status, 300, "%s with the token: %s", where, a.body)
+	}
+	// a strict body
+	a := r.do(t, "POST", PathRenewalApply, `{"reader":"r0","x":1}`, "Cookie", kiosk)
+	assert.Equal(t, http.StatusBadRequest, a.status)
 }

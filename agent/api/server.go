@@ -217,6 +217,7 @@ func NewHandler(b Backend, c ServerConfig) http.Handler {
 	}
 	s.routeKiosk(mux)
 	s.routeLoket(mux)
+	s.routeRenewal(mux)
 	return s.guard(s.scope(mux))
 }
 

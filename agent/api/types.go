@@ -55,6 +55,16 @@ const (
 	PathClientDTS = "/v1/client.d.ts" // GET  application/typescript
 )
 
+// The card data renewal (docs/renewal.md), after a KPE holder's
+// fingerprint matched in the card's session: its view, the offer check
+// (the kiosk runs it by itself after the authentication), apply, decline.
+const (
+	PathRenewal        = "/v1/renewal"         // GET  ?reader=NAME → RenewalView
+	PathRenewalCheck   = "/v1/renewal/check"   // POST RenewalRequest → RenewalView: ask the back office for an offer
+	PathRenewalApply   = "/v1/renewal/apply"   // POST RenewalRequest → RenewalView: write the offered update (the holder agreed)
+	PathRenewalDecline = "/v1/renewal/decline" // POST RenewalRequest → 204: not now
+)
+
 // ServiceKiosk is the service of a self-service kiosk session, the only
 // one the kiosk credential may run.
 const ServiceKiosk = "kiosk"
@@ -290,6 +300,7 @@ const (
 	EventSAM     = "sam"     // the SAM appeared, went away, changed state
 	EventSync    = "sync"    // a sync requested through PathSync ended
 	EventService = "service" // PC/SC lost or restored
+	EventRenewal = "renewal" // a card data renewal's view changed state (RenewalView.State)
 )
 
 // Event is one change, streamed on PathEvents.
@@ -424,3 +435,51 @@ const (
 	CodeSynced   = "synced"   // the back office has it: the code verifies there
 	CodeRejected = "rejected" // the back office refused the record: the code does not verify
 )
+
+// Renewal states (RenewalView.State).
+const (
+	RenewalNone        = "none"        // no update for this card (Reason says why: none staged, back office offline, declined, ...)
+	RenewalChecking    = "checking"    // the back office is being asked
+	RenewalAvailable   = "available"   // a verified offer waits for the holder's agreement (Card and New)
+	RenewalWriting     = "writing"     // the update is being written: the card must stay in the reader
+	RenewalDone        = "done"        // written, read back, recorded: Code is the renewal record's code
+	RenewalFailed      = "failed"      // Reason says why; the card holds its old data
+	RenewalInterrupted = "interrupted" // the card left during the writing: insert it again
+)
+
+// RenewalRequest names the reader of a renewal ("" : the only card reader
+// holding a card).
+type RenewalRequest struct {
+	Reader string `json:"reader,omitempty"`
+}
+
+// RenewalView is the card data renewal of the card in a reader, for the
+// credential that authenticated its holder: the data on the card and the
+// new data side by side, the changed fields marked.
+type RenewalView struct {
+	Reader string `json:"reader"`
+	State  string `json:"state"`
+	// Reason is a code saying why there is no offer, or why the renewal
+	// failed; Message words it for the caller.
+	Reason  string `json:"reason,omitempty"`
+	Message string `json:"message,omitempty"`
+	// Interrupted: an earlier renewal of this card was interrupted and
+	// the card still holds its old data (the offer is made again).
+	Interrupted bool `json:"interrupted,omitempty"`
+	// Card and New are the fields of the data groups the update changes,
+	// as on the card and as they will be (available, writing, done).
+	Card []RenewalField `json:"card,omitempty"`
+	New  []RenewalField `json:"new,omitempty"`
+	// Code and RecordID are the renewal record's (done).
+	Code     string `json:"code,omitempty"`
+	RecordID string `json:"record_id,omitempty"`
+}
+
+// RenewalField is one field of a data group.
+type RenewalField struct {
+	Group   int    `json:"group"`   // data group: 1 identity, 2 employment, 3 family, 4 benefits
+	Key     string `json:"key"`     // employment.pangkat, family.member.1, ...
+	Label   string `json:"label"`   // worded for the caller
+	Value   string `json:"value"`   // "" when the other side has the field and this one not
+	Changed bool   `json:"changed"` // differs between the card and the new data
+}

@@ -22,6 +22,7 @@ type Config struct {
 	API         API         `mapstructure:"api"`
 	Kiosk       Kiosk       `mapstructure:"kiosk"`
 	Loket       Loket       `mapstructure:"loket"`
+	Renewal     Renewal     `mapstructure:"renewal"`
 	Log         Log         `mapstructure:"log"`
 	Messages    Messages    `mapstructure:"messages"`
 
@@ -153,6 +154,27 @@ type Kiosk struct {
 type Loket struct {
 	Enabled bool `mapstructure:"enabled"` // serve /loket/ and its login links (kpectl loket), and accept its credential
 }
+
+// Renewal is the card data renewal at the kiosk and the counter
+// (docs/renewal.md): after a KPE holder's fingerprint matched, the agent
+// asks the back office whether new data is staged for the card and offers
+// to write it.
+type Renewal struct {
+	// Enabled asks for offers; it needs a back office (sync.url), so the
+	// default (true) means "on when a back office is configured" (On).
+	Enabled bool `mapstructure:"enabled"`
+	// OfferTimeout bounds one offer request to the back office (at most
+	// MaxOfferTimeout); past it the holder is told nothing is available.
+	OfferTimeout time.Duration `mapstructure:"offer_timeout"`
+}
+
+// MaxOfferTimeout bounds renewal.offer_timeout: the holder waits at the
+// kiosk meanwhile.
+const MaxOfferTimeout = time.Minute
+
+// RenewalOn says the terminal asks for renewal offers: renewal.enabled
+// and a back office configured (sync.url).
+func (c *Config) RenewalOn() bool { return c.Renewal.Enabled && c.Sync.URL != "" }
 
 // Log configures logging.
 type Log struct {

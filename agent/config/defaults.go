@@ -43,6 +43,8 @@ func defaults() map[string]any {
 		"kiosk.idle_warning":     10 * time.Second,
 		"kiosk.verify_url":       "",
 		"loket.enabled":          false,
+		"renewal.enabled":        true,
+		"renewal.offer_timeout":  10 * time.Second,
 		"log.level":              "info",
 		"log.file":               "",
 		"log.max_size_mb":        10,

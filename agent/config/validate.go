@@ -100,6 +100,9 @@ func (l *loader) validate(c *Config) {
 	l.checkSync(c)
 	l.checkAPI(&c.API)
 	l.checkKiosk(&c.Kiosk)
+	if t := c.Renewal.OfferTimeout; t > MaxOfferTimeout {
+		l.invalid("renewal.offer_timeout", t.String(), "is too long", "at most "+MaxOfferTimeout.String()+" (the holder waits at the kiosk meanwhile), e.g. 10s")
+	}
 
 	l.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 	l.between("log.max_size_mb", c.Log.MaxSize, 1, 1024)

@@ -345,8 +345,12 @@ func (d *Daemon) useCard(ctx context.Context, r *reader, s *cards.Session, req a
 		at.signing = true
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.Session.SignTimeout)
 		defer cancel()
+		tmpl := *rec // before sealing: a renewal's record starts from it
 		if err := d.commit(sctx, lease, rec); err != nil {
 			return err
+		}
+		if d.renewable(res) {
+			d.keepRenewal(r, s, api.Caller(ctx), kiosk, res, &tmpl)
 		}
 		code, err := rec.Hash()
 		if err != nil {
@@ -527,6 +531,12 @@ func (d *Daemon) newRecord(res *cards.Result, req api.AuthRequest, ps *pseudonym
 // at a time so that each one's PrevHash is the last record's hash. A
 // record is reported only after the outbox has committed it durably.
 func (d *Daemon) commit(ctx context.Context, lease *samLease, rec *record.Record) error {
+	return d.commitWith(ctx, lease.signer, rec, d.ob.Append)
+}
+
+// commitWith is commit with signer and the outbox's append (Append, or
+// AppendRenewal for a renewal's record).
+func (d *Daemon) commitWith(ctx context.Context, signer record.Signer, rec *record.Record, appendRec func(*record.Record) (uint64, error)) error {
 	d.chain.Lock()
 	defer d.chain.Unlock()
 	prev, err := d.ob.LastHash()
@@ -534,12 +544,12 @@ func (d *Daemon) commit(ctx context.Context, lease *samLease, rec *record.Record
 		return fail(CodeNotRecorded, err)
 	}
 	rec.PrevHash = prev
-	if err := record.Seal(ctx, rec, lease.signer); err != nil {
+	if err := record.Seal(ctx, rec, signer); err != nil {
 		return err
 	}
 	d.sam.counterUsed(rec.Counter)
 	t0 := time.Now()
-	_, err = d.ob.Append(rec)
+	_, err = appendRec(rec)
 	d.m.commit.Observe(time.Since(t0).Seconds())
 	if err != nil {
 		if errors.Is(err, outbox.ErrFull) {

@@ -38,10 +38,14 @@ type reader struct {
 	err      *Failure
 	result   *cards.Result // the last identify read (KPE only; KTP-el data is never kept)
 	self     *selfService  // the last kiosk authentication's view of the card (selfservice.go)
-	ready    chan struct{} // closed when the inserted card's session is up (or failed)
-	stepStop context.CancelCauseFunc
-	busy     bool
-	flowStop context.CancelCauseFunc
+	// renewal is the card data renewal of the card session renewalSess,
+	// after its holder's fingerprint matched (renewal.go)
+	renewal     *renewalRun
+	renewalSess *cards.Session
+	ready       chan struct{} // closed when the inserted card's session is up (or failed)
+	stepStop    context.CancelCauseFunc
+	busy        bool
+	flowStop    context.CancelCauseFunc
 	// flowOwner is the page credential that started the running workflow
 	// (api.Caller), "" for the token.
 	flowOwner string
@@ -254,6 +258,7 @@ func (r *reader) endCard(removed bool) {
 	r.ready = make(chan struct{})
 	r.mu.Unlock()
 	r.wipeSelfService()
+	r.wipeRenewal()
 	if s != nil {
 		s.Close()
 	}

@@ -28,6 +28,10 @@ func TestMain(m *testing.M) {
 		crashChild(path)
 		return
 	}
+	if path := os.Getenv(journalChildEnv); path != "" {
+		journalChild(path)
+		return
+	}
 	if path := os.Getenv(compactChildEnv); path != "" {
 		compactChild(path)
 		return

@@ -400,7 +400,11 @@ func (ob *Outbox) Last() (*record.Record, error) {
 // disk (fsynced) and survives kill -9 and power loss; any error means the
 // record is not stored (ErrNotRecorded, with ErrFull or ErrChain where that
 // is the cause).
-func (ob *Outbox) Append(r *record.Record) (uint64, error) {
+func (ob *Outbox) Append(r *record.Record) (uint64, error) { return ob.appendWith(r, nil) }
+
+// appendWith is Append; also, when not nil, runs in the same transaction
+// (its error undoes the append).
+func (ob *Outbox) appendWith(r *record.Record, also func(*bolt.Tx) error) (uint64, error) {
 	enc, err := r.Encode()
 	if err != nil {
 		return 0, fmt.Errorf("%w: %w", ErrNotRecorded, err)
@@ -439,6 +443,11 @@ func (ob *Outbox) Append(r *record.Record) (uint64, error) {
 		}
 		if err := addCount(m, kUnsynced, 1); err != nil {
 			return err
+		}
+		if also != nil {
+			if err := also(tx); err != nil {
+				return err
+			}
 		}
 		return m.Put(kLast, hash[:])
 	})

@@ -63,6 +63,7 @@ let shown = {
   tries: 0,
   /** @type {any} */ result: null,
   /** @type {any} */ view: null,
+  /** @type {any} the card data renewal's view (GET /v1/renewal) */ renewal: null,
   photo: "",
   qr: "",
   panel: "",
@@ -141,14 +142,14 @@ function dl(...rows) {
 
 // ---- screens -------------------------------------------------------------
 
-const SCREENS = ["attract", "oos", "progress", "prompt", "failure", "result"];
+const SCREENS = ["attract", "oos", "progress", "prompt", "failure", "result", "renewal"];
 
 function show(name) {
   screen = name;
   body.dataset.screen = name;
   for (const s of SCREENS) $(s).hidden = s !== name;
   $("cancel").hidden = name !== "progress";
-  $("finish").hidden = name !== "result" && name !== "failure";
+  $("finish").hidden = name !== "result" && name !== "failure" && !(name === "renewal" && renewalEnded());
   $("print").hidden = name !== "result" || shown.panel !== "receipt";
   if (name === "attract" || name === "oos") hideIdle();
   touched();
@@ -425,12 +426,19 @@ function onEvent(ev) {
     refreshHealth();
     return;
   }
+  if (ev.type === "renewal") {
+    if (reader && ev.reader === reader && shown.result && !applying) refreshRenewal();
+    return;
+  }
   if (ev.type !== "session" || !reader || ev.reader !== reader) return;
   const inSession = screen !== "attract" && screen !== "oos";
   if (inSession) touched(); // the holder is at the card and the sensor
   switch (ev.state) {
     case "removed":
     case "idle":
+      // a renewal's writing answers how it ended (interrupted: insert the
+      // card again); its end screen stays until Selesai or the idle timeout
+      if (inSession && screen === "renewal" && (applying || renewalEnded())) return;
       if (inSession) wipe();
       else if (screen === "attract") {
         note("");
@@ -497,6 +505,7 @@ async function recorded(res) {
     return;
   }
   renderResult();
+  refreshRenewal();
   const first = shown.view.kind === "ktpel" ? "ktpel" : shown.view.kind === "kpe-tambahan" ? "tambahan" : "profile";
   panel(first);
   show("result");
@@ -629,6 +638,106 @@ function receipt(res) {
   ].filter(Boolean);
 }
 
+// ---- the card data renewal (docs/renewal.md) -----------------------------
+
+/** The renewal is being written: the card must stay, the session too. */
+let applying = false;
+
+/** The renewal's last view has ended (done, failed, interrupted). */
+function renewalEnded() {
+  const st = shown?.renewal?.state;
+  return st === "done" || st === "failed" || st === "interrupted";
+}
+
+/**
+ * Asks the agent for the renewal of the card: the agent checks the back
+ * office by itself after the authentication and tells of each change
+ * (events of type renewal). Without one (not a KPE, renewal off) nothing
+ * shows.
+ */
+async function refreshRenewal() {
+  try {
+    const v = await agent.renewal(reader, { signal: life.signal });
+    renewalShown(v);
+  } catch (e) {
+    if (!(e instanceof KpeError && e.code === "not-available")) trouble(e);
+  }
+}
+
+/** Shows the renewal's view: the banner on the result, or its screen. */
+function renewalShown(v) {
+  shown.renewal = v;
+  // a back office out of reach is one quiet line; nothing staged, none
+  const quiet = v.state === "none" && (v.reason === "offline" || v.reason === "timeout");
+  $("renewal-banner").hidden = !(v.state === "checking" || v.state === "available" || quiet);
+  $("renewal-checking").hidden = v.state !== "checking";
+  $("renewal-available").hidden = v.state !== "available";
+  $("renewal-quiet").hidden = !quiet;
+  $("renewal-quiet").textContent = quiet ? v.message || "" : "";
+  // a renewal resumed from the journal, or one refused: its own screen
+  if (screen === "renewal" || (screen === "result" && (v.state === "done" || v.state === "failed"))) {
+    renderRenewal();
+    show("renewal");
+  }
+}
+
+/** Renders the renewal screen for its state. */
+function renderRenewal() {
+  const v = shown.renewal;
+  if (!v) return;
+  const part = v.state === "writing" || applying ? "writing" : v.state === "available" ? "offer" : v.state;
+  for (const p of ["offer", "writing", "done", "failed", "interrupted"]) $("renewal-" + p).hidden = p !== part;
+  $("renewal-was-interrupted").hidden = !v.interrupted;
+  fields($("renewal-card-fields"), v.card || []);
+  fields($("renewal-new-fields"), v.new || []);
+  $("renewal-code").textContent = v.code || "";
+  $("renewal-failed-message").textContent = v.message || "";
+  $("renewal-interrupted-message").textContent = v.message || "";
+  $("finish").hidden = !renewalEnded();
+}
+
+/** Fills a definition list with the renewal's fields, the changed ones marked. */
+function fields(list, fs) {
+  const rows = [];
+  for (const f of fs) {
+    const cls = f.changed ? "changed" : "";
+    const dt = el("dt", { class: cls }, f.label);
+    const dd = f.value ? el("dd", { class: cls }, f.value) : el("dd", { class: "absent " + cls, "data-t": "not-held" });
+    if (f.changed) dd.setAttribute("aria-label", f.value + " (" + t("renewal.changed") + ")");
+    rows.push(dt, dd);
+  }
+  list.replaceChildren(...rows);
+}
+
+/** The holder agreed: write the card, then show how it ended. */
+async function applyRenewal() {
+  if (applying) return;
+  applying = true;
+  renderRenewal();
+  try {
+    const v = await agent.renewalApply(reader, { signal: life.signal });
+    applying = false;
+    shown.renewal = v;
+    renderRenewal();
+  } catch (e) {
+    applying = false;
+    if (e instanceof KpeError && (e.code === "not-available" || e.code === "card-removed")) wipe();
+    else trouble(e);
+  }
+}
+
+/** Not now: back to the holder's data. */
+async function declineRenewal() {
+  try {
+    await agent.renewalDecline(reader, { signal: life.signal });
+  } catch (e) {
+    if (!(e instanceof KpeError && e.code === "not-available")) trouble(e);
+  }
+  $("renewal-banner").hidden = true;
+  show("result");
+  panel(shown.panel || "profile");
+}
+
 // ---- the idle timeout and the end of a session ---------------------------
 
 function touched() {
@@ -642,6 +751,10 @@ function hideIdle() {
 
 function checkIdle() {
   if (wiping || screen === "attract" || screen === "oos") return;
+  if (applying) {
+    touched(); // the card is being written: the session never ends meanwhile
+    return;
+  }
   const idle = Date.now() - lastTouch;
   if (idle >= IDLE_MS) {
     wipe();
@@ -699,6 +812,8 @@ function setLang(l) {
     renderResult();
     panel(p);
   }
+  // the renewal's labels and reasons are the agent's words: ask again
+  if (shown.renewal && !applying) refreshRenewal();
   // the event stream's words are chosen when it connects
   follow();
 }
@@ -725,6 +840,12 @@ function wire() {
   $("finish").addEventListener("click", wipe);
   $("print").addEventListener("click", () => window.print());
   $("idle-continue").addEventListener("click", touched);
+  $("renewal-open").addEventListener("click", () => {
+    renderRenewal();
+    show("renewal");
+  });
+  $("renewal-apply").addEventListener("click", applyRenewal);
+  $("renewal-decline").addEventListener("click", declineRenewal);
   for (const b of $("tabs").querySelectorAll("button")) {
     b.addEventListener("click", () => panel(/** @type {HTMLElement} */ (b).dataset.panel || "profile"));
   }

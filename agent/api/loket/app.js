@@ -236,6 +236,7 @@ $("auth").addEventListener("submit", async (e) => {
   hidePrompt();
   $("progress").replaceChildren();
   $("result").hidden = true;
+  hideRenewal();
   $("code").textContent = "";
   say(t("waiting-card"));
   try {
@@ -243,6 +244,7 @@ $("auth").addEventListener("submit", async (e) => {
     say(res.message, "ok");
     $("code").textContent = res.code;
     $("result").hidden = false;
+    if (res.card_kind === "kpe") offerRenewal(res.reader);
     if (run.service === "askes") {
       run.reader = res.reader;
       await showForm(await loadPrefill(run), res);
@@ -270,6 +272,114 @@ $("cancel").addEventListener("click", async () => {
   } catch (err) {
     run.ctl.abort();
     say(describe(err), "error");
+  }
+});
+
+// --- the card data renewal (docs/renewal.md) -------------------------------
+
+/** The reader whose card's renewal the panel shows ("" none). */
+let renewalReader = "";
+let renewalApplying = false;
+/** The last renewal view, to word it again on a language switch. */
+let renewalView = null;
+
+/** After a KPE's authentication: the clerk may ask for a data update. */
+function offerRenewal(r) {
+  renewalReader = r;
+  renewalView = null;
+  $("renewal").hidden = false;
+  $("renewal-check").hidden = false;
+  $("renewal-message").textContent = "";
+  $("renewal-compare").hidden = true;
+  $("renewal-done").hidden = true;
+  $("renewal-was-interrupted").hidden = true;
+}
+
+function hideRenewal() {
+  renewalReader = "";
+  renewalView = null;
+  $("renewal").hidden = true;
+  for (const id of ["renewal-card-fields", "renewal-new-fields"]) $(id).replaceChildren();
+}
+
+async function refreshRenewal() {
+  if (!renewalReader) return;
+  try {
+    showRenewal(await agent.renewal(renewalReader));
+  } catch (err) {
+    if (err instanceof KpeError && err.code === "not-available") hideRenewal();
+    else $("renewal-message").textContent = describe(err);
+  }
+}
+
+/** Renders a renewal view: the comparison, the state's words, the code. */
+function showRenewal(v) {
+  renewalView = v;
+  const words = { checking: "renewal.checking", writing: "renewal.writing", failed: "renewal.failed", interrupted: "renewal.interrupted" };
+  let text = renewalApplying ? t("renewal.writing") : words[v.state] ? t(words[v.state]) : "";
+  if (v.message) text = (text ? text + " " : "") + v.message;
+  $("renewal-message").textContent = text;
+  $("renewal-check").hidden = v.state === "available" || v.state === "writing" || v.state === "done" || renewalApplying;
+  $("renewal-was-interrupted").hidden = !v.interrupted;
+  $("renewal-compare").hidden = v.state !== "available";
+  $("renewal-apply").disabled = renewalApplying;
+  $("renewal-decline").disabled = renewalApplying;
+  renewalFields($("renewal-card-fields"), v.card || []);
+  renewalFields($("renewal-new-fields"), v.new || []);
+  $("renewal-done").hidden = v.state !== "done";
+  $("renewal-code").textContent = v.code || "";
+}
+
+function renewalFields(list, fs) {
+  const rows = [];
+  for (const f of fs) {
+    const dt = document.createElement("dt");
+    dt.textContent = f.label;
+    const dd = document.createElement("dd");
+    dd.textContent = f.value || "—";
+    if (f.changed) {
+      dt.className = dd.className = "changed";
+      dd.title = t("renewal.changed");
+    }
+    rows.push(dt, dd);
+  }
+  list.replaceChildren(...rows);
+}
+
+$("renewal-check").addEventListener("click", async () => {
+  if (!renewalReader) return;
+  $("renewal-message").textContent = t("renewal.checking");
+  try {
+    showRenewal(await agent.renewalCheck(renewalReader));
+  } catch (err) {
+    if (isUnauthorized(err)) return loggedOutNow();
+    $("renewal-message").textContent = describe(err);
+  }
+});
+
+$("renewal-apply").addEventListener("click", async () => {
+  if (!renewalReader || renewalApplying) return;
+  renewalApplying = true;
+  if (renewalView) showRenewal(renewalView);
+  try {
+    const v = await agent.renewalApply(renewalReader);
+    renewalApplying = false;
+    showRenewal(v);
+    loadCodes();
+  } catch (err) {
+    renewalApplying = false;
+    if (isUnauthorized(err)) return loggedOutNow();
+    $("renewal-message").textContent = describe(err);
+  }
+});
+
+$("renewal-decline").addEventListener("click", async () => {
+  if (!renewalReader) return;
+  try {
+    await agent.renewalDecline(renewalReader);
+    await refreshRenewal();
+  } catch (err) {
+    $("renewal-message").textContent = describe(err);
   }
 });
 
@@ -387,7 +497,12 @@ function onEvent(ev) {
     loadCodes();
     return;
   }
+  if (ev.type === "renewal") {
+    if (renewalReader && ev.reader === renewalReader && !renewalApplying) refreshRenewal();
+    return;
+  }
   if (ev.type !== "session") return;
+  if (renewalReader && ev.reader === renewalReader && (ev.state === "removed" || ev.state === "idle") && !renewalApplying) hideRenewal();
   const run = running;
   if (ev.state === "recorded") loadCodes();
   if (!run || (run.reader && ev.reader !== run.reader)) return;
@@ -442,6 +557,7 @@ function setLang(l) {
   translate();
   loadHealth();
   showCodes();
+  if (renewalView && !renewalApplying) refreshRenewal();
   // the agent words the events for each connection: follow them again
   if (!loggedOut && body.dataset.login === "ok") follow();
 }

@@ -1,0 +1,116 @@
+package uploader
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"kpe-agent/internal/renewal"
+	"kpe-agent/sync/wire"
+)
+
+// The renewal offer request (docs/renewal.md): after a KPE holder's
+// fingerprint matched, the agent asks the back office, over the same mTLS
+// client as the records, whether a card data renewal is staged for the
+// card. The answer is an offer the agent verifies (renewal.Verify) before
+// it writes anything, or the reason there is none. A back office that
+// cannot be reached is no error: the holder's authentication stands, the
+// screen says quietly that no update can be checked now.
+
+// Reasons an offer request gives no offer.
+const (
+	NoOfferNone        = "none"        // 204: nothing staged for this holder
+	NoOfferUnavailable = "unavailable" // 503 renewal-unavailable (or 404: an older back office): the back office issues no renewals
+	NoOfferOffline     = "offline"     // the back office was not reached, or answered a server error
+	NoOfferTimeout     = "timeout"     // no answer within the offer timeout
+)
+
+// ErrBadSOD: the back office refused the card's EF.SOD (422 bad-sod): it
+// does not chain to the issuer roots or is malformed. The agent reports it;
+// the card cannot be renewed.
+var ErrBadSOD = errors.New("uploader: the back office refused the card's security object")
+
+// OfferAnswer is the back office's answer to an offer request: the offer,
+// or (Offer nil) the reason there is none (NoOffer*).
+type OfferAnswer struct {
+	Offer  *renewal.Offer
+	Reason string
+}
+
+// RenewalOffer asks the back office for the renewal staged for the card
+// q describes, waiting at most timeout (default 10 s). An error means the
+// back office answered something the agent must report: ErrBadSOD,
+// ErrRefused (401, 403, another 4xx), or an offer that is not one
+// (renewal.ErrFormat, too large); everything else is an answer without an
+// offer and its reason.
+func (u *Uploader) RenewalOffer(ctx context.Context, q wire.RenewalQuery, timeout time.Duration) (OfferAnswer, error) {
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	body, err := json.Marshal(q)
+	if err != nil {
+		return OfferAnswer{}, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(u.cfg.URL, "/")+wire.PathRenewalOffer, bytes.NewReader(body))
+	if err != nil {
+		return OfferAnswer{}, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := u.client.Do(req)
+	if err != nil {
+		if ctx.Err() != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return OfferAnswer{Reason: NoOfferTimeout}, nil
+		}
+		if ctx.Err() != nil {
+			return OfferAnswer{}, ctx.Err() // the caller gave up
+		}
+		u.cfg.Log.Info("renewal: back office not reached for an offer", "err", err)
+		return OfferAnswer{Reason: NoOfferOffline}, nil
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, renewal.MaxOfferBytes+1))
+	if err != nil {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return OfferAnswer{Reason: NoOfferTimeout}, nil
+		}
+		return OfferAnswer{Reason: NoOfferOffline}, nil
+	}
+	switch {
+	case resp.StatusCode == http.StatusOK:
+		if len(raw) > renewal.MaxOfferBytes {
+			return OfferAnswer{}, fmt.Errorf("%w: offer larger than %d bytes", renewal.ErrFormat, renewal.MaxOfferBytes)
+		}
+		var o renewal.Offer
+		if err := o.UnmarshalJSON(raw); err != nil {
+			return OfferAnswer{}, err
+		}
+		return OfferAnswer{Offer: &o}, nil
+	case resp.StatusCode == http.StatusNoContent:
+		return OfferAnswer{Reason: NoOfferNone}, nil
+	case resp.StatusCode == http.StatusServiceUnavailable && problemCode(raw) == wire.ProblemRenewalUnavailable,
+		resp.StatusCode == http.StatusNotFound: // a back office from before renewals
+		return OfferAnswer{Reason: NoOfferUnavailable}, nil
+	case resp.StatusCode == http.StatusUnprocessableEntity && problemCode(raw) == wire.ProblemBadSOD:
+		return OfferAnswer{}, fmt.Errorf("%w: %s", ErrBadSOD, problemText(raw))
+	case resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests:
+		u.cfg.Log.Info("renewal: the back office could not answer an offer request", "status", resp.StatusCode)
+		return OfferAnswer{Reason: NoOfferOffline}, nil
+	}
+	return OfferAnswer{}, fmt.Errorf("%w: %s: %s", ErrRefused, resp.Status, problemText(raw))
+}
+
+func problemCode(raw []byte) string {
+	var p wire.Problem
+	if json.Unmarshal(raw, &p) != nil {
+		return ""
+	}
+	return p.Error
+}
