@@ -391,5 +391,8 @@ func TestRenewalAppliedOnIngest(t *testing.T) {
 		counts, err := rl.svc.RenewalCounts(ctx)
 		require.NoError(t, err)
 		assert.Equal(t, map[backoffice.RenewalStatus]int64{backoffice.RenewalApplied: 1, backoffice.RenewalStaged: 1}, counts)
+		m := scrape(t, rl.svc)
+		assert.Equal(t, 1.0, m[`kpe_backoffice_renewal_updates{status="applied"}`])
+		assert.Equal(t, 2.0, m[`kpe_backoffice_alarms_open{kind="renewal-unmatched"}`], "both unmatched records")
 	})
 }

@@ -259,8 +259,9 @@ func parseCSV(raw []byte, p *problems) []RenewalChange {
 		if err == io.EOF {
 			break
 		}
-		line, _ := r.FieldPos(0)
 		if err != nil {
+			// FieldPos has nothing to say about a line the reader refused
+			line := -1
 			var pe *csv.ParseError
 			if errors.As(err, &pe) {
 				line = pe.StartLine
@@ -271,6 +272,7 @@ func parseCSV(raw []byte, p *problems) []RenewalChange {
 			}
 			continue
 		}
+		line, _ := r.FieldPos(0)
 		if len(out) == MaxRenewalImportRows {
 			p.add(line, "", "more than %d changes in one file", MaxRenewalImportRows)
 			return out

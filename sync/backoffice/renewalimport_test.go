@@ -205,6 +205,9 @@ func TestRenewalImportAllOrNothing(t *testing.T) {
 			assert.Equal(t, backoffice.RenewalStaged, u.Status)
 			assert.Equal(t, res.ImportID, u.ImportID)
 		}
+		one, err := l.svc.RenewalUpdates(ctx, backoffice.RenewalFilter{Limit: 1})
+		require.NoError(t, err)
+		assert.Equal(t, before[:1], one)
 
 		// one good row for a new NIP, one for a staged NIP, one bad
 		bad := csvHeader + "\n" + csvRow("198001012005011003", nil) + "\n" + csvRow("196608011988031001", map[int]string{4: "III/d"}) + "\n" +
