@@ -208,6 +208,7 @@ var backoffice = table{
 	"staff.audit.action.verify":           {"Verifikasi kode", "Code verification"},
 	"staff.audit.action.report-download":  {"Unduh laporan", "Report download"},
 	"staff.audit.action.alarm-ack":        {"Tanggapan alarm", "Alarm acknowledgement"},
+	"staff.audit.action.renewal-import":   {"Impor pembaruan data kartu", "Card data renewal import"},
 	"staff.audit.action.account-add":      {"Akun ditambahkan", "Account added"},
 	"staff.audit.action.account-roles":    {"Peran akun diubah", "Account roles changed"},
 	"staff.audit.action.account-password": {"Kata sandi akun diganti", "Account password set"},

@@ -339,7 +339,8 @@ func renewalOf(e Entry) *RenewalApplication {
 
 // applyRenewal decides on a renewal record inside a store's Ingest
 // transaction: the update becomes applied when it exists and one of its
-// issued offers for the record's card has the record's new EF.SOD hash.
+// issued offers for the record's card has the record's new EF.SOD hash
+// (and its old one as base).
 // Otherwise it returns the alarm to raise (the record is stored all the
 // same: a SAM signed it). An update applied already stays as it is.
 func applyRenewal(a *RenewalApplication, u *RenewalUpdate, offer *IssuedOffer, now time.Time) (*wire.Alarm, bool) {
@@ -347,7 +348,7 @@ func applyRenewal(a *RenewalApplication, u *RenewalUpdate, offer *IssuedOffer, n
 	switch {
 	case u == nil:
 		why = "names an update this back office never staged"
-	case offer == nil || offer.UpdateID != a.UpdateID:
+	case offer == nil || offer.UpdateID != a.UpdateID || offer.BaseSOD != a.OldSOD:
 		why = "its card and new EF.SOD match no offer issued for the update"
 	case u.Status == RenewalApplied:
 		return nil, false

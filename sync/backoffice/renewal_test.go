@@ -367,8 +367,9 @@ func TestRenewalAppliedOnIngest(t *testing.T) {
 		// offered with
 		unknown := l.renewalRecord("t-01", card, [16]byte{0xEE}, old, o.NewSOD)
 		mismatch := l.renewalRecord("t-01", card, newer.ID, o.NewSOD, [32]byte{0x01})
-		res = l.ingest(unknown, mismatch)
-		assert.Equal(t, []wire.Status{wire.Accepted, wire.Accepted}, statuses(res), "signed by a SAM: stored")
+		wrongBase := l.renewalRecord("t-01", card, u.ID, [32]byte{0x02}, o.NewSOD)
+		res = l.ingest(unknown, mismatch, wrongBase)
+		assert.Equal(t, []wire.Status{wire.Accepted, wire.Accepted, wire.Accepted}, statuses(res), "signed by a SAM: stored")
 		alarms, err := l.store.Alarms(ctx, backoffice.AlarmQuery{Limit: 100})
 		require.NoError(t, err)
 		var unmatched []wire.Alarm
@@ -377,13 +378,14 @@ func TestRenewalAppliedOnIngest(t *testing.T) {
 				unmatched = append(unmatched, a)
 			}
 		}
-		require.Len(t, unmatched, 2)
+		require.Len(t, unmatched, 3)
 		for _, a := range unmatched {
 			assert.Equal(t, "t-01", a.TerminalID)
 			assert.NotContains(t, a.Detail, renewalNIP, "no personal data in the alarm")
 		}
-		assert.Contains(t, unmatched[0].Detail+unmatched[1].Detail, "never staged")
-		assert.Contains(t, unmatched[0].Detail+unmatched[1].Detail, "match no offer")
+		details := unmatched[0].Detail + unmatched[1].Detail + unmatched[2].Detail
+		assert.Equal(t, 1, strings.Count(details, "never staged"))
+		assert.Equal(t, 2, strings.Count(details, "match no offer"), "a new EF.SOD never offered; an offer's new EF.SOD on another base")
 		staged, err = l.store.(backoffice.RenewalStore).StagedRenewal(ctx, renewalNIP)
 		require.NoError(t, err)
 		assert.Equal(t, backoffice.RenewalStaged, staged.Status, "a mismatching record applies nothing")
@@ -393,6 +395,6 @@ func TestRenewalAppliedOnIngest(t *testing.T) {
 		assert.Equal(t, map[backoffice.RenewalStatus]int64{backoffice.RenewalApplied: 1, backoffice.RenewalStaged: 1}, counts)
 		m := scrape(t, rl.svc)
 		assert.Equal(t, 1.0, m[`kpe_backoffice_renewal_updates{status="applied"}`])
-		assert.Equal(t, 2.0, m[`kpe_backoffice_alarms_open{kind="renewal-unmatched"}`], "both unmatched records")
+		assert.Equal(t, 3.0, m[`kpe_backoffice_alarms_open{kind="renewal-unmatched"}`], "the three unmatched records")
 	})
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"path"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -120,10 +121,21 @@ func (s *Service) renewalPages(mux *http.ServeMux, render renderFunc, log *slog.
 			if ie.More > 0 {
 				v.Problems = append(v.Problems, "…")
 			}
+			// the audit names the file and the count, not its rows (NIPs)
+			if err := s.audit(r.Context(), PrincipalFrom(r.Context()), AuditRenewalImport, hdr.Filename, r.RemoteAddr, "refused",
+				strconv.Itoa(len(ie.Problems)+ie.More)+" problems"); err != nil {
+				s.internal(w, log, err)
+				return
+			}
 			show(w, r, http.StatusUnprocessableEntity, v)
 		case err != nil:
 			s.internal(w, log, err)
 		default:
+			if err := s.audit(r.Context(), PrincipalFrom(r.Context()), AuditRenewalImport, hex.EncodeToString(res.ImportID[:]), r.RemoteAddr, "ok",
+				strconv.Itoa(len(res.Updates))+" updates staged from "+hdr.Filename); err != nil {
+				s.internal(w, log, err)
+				return
+			}
 			v.Staged = len(res.Updates)
 			show(w, r, http.StatusOK, v)
 		}

@@ -101,4 +101,16 @@ func TestRenewalsPage(t *testing.T) {
 	assert.Contains(t, a.body, "1 pembaruan disiapkan")
 	assert.Contains(t, a.body, "198001012005011003")
 	assert.Contains(t, a.body, "Menunggu kartu (3)")
+
+	audit, err := l.svc.AuditLog(ctx, backoffice.AuditQuery{Action: backoffice.AuditRenewalImport, Limit: 10})
+	require.NoError(t, err)
+	require.Len(t, audit, 2, "the refused and the staged upload")
+	assert.Equal(t, "ok", audit[0].Outcome)
+	assert.Equal(t, "boss", audit[0].Actor)
+	assert.Contains(t, audit[0].Detail, "1 updates staged from changes.csv")
+	assert.Equal(t, "refused", audit[1].Outcome)
+	assert.Equal(t, "changes.csv", audit[1].Target)
+	for _, e := range audit {
+		assert.NotContains(t, e.Detail+e.Target, "198001012005011003", "no NIP in the audit log")
+	}
 }
