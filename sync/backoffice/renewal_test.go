@@ -25,6 +25,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"kpe-agent/internal/kpedata"
+	"kpe-agent/internal/pgtest"
 	"kpe-agent/internal/renewal"
 	"kpe-agent/internal/sod"
 	"kpe-agent/sync/backoffice"
@@ -397,4 +398,52 @@ func TestRenewalAppliedOnIngest(t *testing.T) {
 		assert.Equal(t, 1.0, m[`kpe_backoffice_renewal_updates{status="applied"}`])
 		assert.Equal(t, 3.0, m[`kpe_backoffice_alarms_open{kind="renewal-unmatched"}`], "the three unmatched records")
 	})
+}
+
+// On PostgreSQL the update is applied in the transaction that stores the
+// renewal record: while it is open nobody sees either, and a back office
+// killed before its commit (the transaction rolled back) leaves neither;
+// the terminal sends the record again and both are there.
+func TestRenewalAppliedAtomically(t *testing.T) {
+	ctx := context.Background()
+	st, err := backoffice.OpenPostgres(ctx, pgtest.DB(t))
+	require.NoError(t, err)
+	defer st.Close()
+	l := newLab(t, st)
+	iss := newTestIssuer(t, "BKN")
+	rl := newRenewalLab(t, l, iss)
+	card := newTestCard(t, iss)
+	u := stage(t, rl.svc, "III/b")
+	status, body := rl.askCard(t, card)
+	require.Equal(t, http.StatusOK, status)
+	o := offerOf(t, body)
+	l.ingest(l.records(1, "t-01")...) // the SAM's certificate pinned, the chain started
+
+	enc := l.renewalRecord("t-01", card, u.ID, renewal.SODHash(card.sod), o.NewSOD)
+	r, err := record.Decode(enc)
+	require.NoError(t, err)
+	h, content, err := record.HashesOf(enc)
+	require.NoError(t, err)
+	code := record.CodeOf(h).String()
+	entry := backoffice.Entry{Rec: r, Encoded: enc, Hash: h, Content: content, Code: code}
+	staged := func() backoffice.RenewalStatus {
+		us, err := rl.svc.RenewalUpdates(ctx, backoffice.RenewalFilter{NIP: renewalNIP})
+		require.NoError(t, err)
+		require.Len(t, us, 1)
+		return us[0].Status
+	}
+	err = st.IngestThenAbort(ctx, []backoffice.Entry{entry}, backoffice.Meta{Now: time.Now()}, func() {
+		assert.Equal(t, backoffice.RenewalStaged, staged(), "not applied before the commit")
+		_, err := st.ByCode(ctx, code)
+		assert.ErrorIs(t, err, backoffice.ErrNotFound)
+	})
+	require.NoError(t, err)
+	assert.Equal(t, backoffice.RenewalStaged, staged(), "killed before the commit: not applied")
+	_, err = st.ByCode(ctx, code)
+	assert.ErrorIs(t, err, backoffice.ErrNotFound, "and the record not stored")
+
+	assert.Equal(t, wire.Accepted, l.ingest(enc)[0].Status, "the terminal sends it again")
+	assert.Equal(t, backoffice.RenewalApplied, staged())
+	_, err = st.ByCode(ctx, code)
+	assert.NoError(t, err)
 }
