@@ -6,6 +6,7 @@
 //	kpe-backoffice institution ...     the institutions of the institutions' API
 //	kpe-backoffice user add|passwd|disable|list   staff accounts
 //	kpe-backoffice issuer init|show    the issuer's document signer in an HSM
+//	kpe-backoffice renewal import|list  card data renewal updates
 //	kpe-backoffice version [--json]
 //
 // Storage is an embedded bbolt file by default (--db FILE) or PostgreSQL
@@ -122,7 +123,7 @@ Exit codes: 0 success; 1 failure; 2 usage error.`,
 	for _, name := range []string{"sam-ca", "tls-cert", "tls-key", "client-ca"} {
 		_ = serveCmd.MarkFlagRequired(name)
 	}
-	root.AddCommand(serveCmd, institutionCommand(stdout), userCommand(stdout), issuerCommand(stdout))
+	root.AddCommand(serveCmd, institutionCommand(stdout), userCommand(stdout), issuerCommand(stdout), renewalCommand(stdout))
 	return root
 }
 

@@ -275,10 +275,11 @@ const (
 	AuditAccountOff    = "account-disable"
 	AuditAccountOn     = "account-enable"
 	AuditAlarmAck      = "alarm-ack"
+	AuditRenewalImport = "renewal-import" // target: the import id; detail: how many updates, or the problems
 )
 
 // AuditActions are the audit log's actions.
-var AuditActions = []string{AuditSignIn, AuditSignOut, AuditVerify, AuditReport, AuditAlarmAck,
+var AuditActions = []string{AuditSignIn, AuditSignOut, AuditVerify, AuditReport, AuditAlarmAck, AuditRenewalImport,
 	AuditAccountAdd, AuditAccountRoles, AuditAccountPasswd, AuditAccountOff, AuditAccountOn}
 
 // AuditQuery pages the audit log, newest first: entries with an id

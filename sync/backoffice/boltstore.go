@@ -70,6 +70,9 @@ func OpenBolt(path string) (*BoltStore, error) {
 				return err
 			}
 		}
+		if err := renewalBuckets(tx); err != nil { // boltrenewal.go
+			return err
+		}
 		return pageBuckets(tx)
 	})
 	if err != nil {
@@ -239,6 +242,11 @@ func (s *BoltStore) Ingest(_ context.Context, entries []Entry, m Meta) ([]wire.R
 			}
 			if err := addAuthHour(tx.Bucket(bbAuthHours), r.Time, r.Service, r.SiteID, 1); err != nil { // boltdashboard.go
 				return err
+			}
+			if a := renewalOf(e); a != nil { // boltrenewal.go: applied with the record, atomically
+				if err := applyRenewalBolt(tx, a, m.Now); err != nil {
+					return err
+				}
 			}
 			if err := recs.Put(key, encodeStored(m.Now, flags, e.Encoded)); err != nil {
 				return err

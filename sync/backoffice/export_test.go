@@ -32,6 +32,22 @@ func (s *PGStore) IngestOpen(ctx context.Context, entries []Entry, m Meta) (comm
 	return func() error { return tx.Commit(ctx) }, nil
 }
 
+// IngestThenAbort stores entries as Ingest does and, with the
+// transaction still open, calls during (another connection sees the store
+// as it was); then it rolls back: a back office killed before its commit.
+func (s *PGStore) IngestThenAbort(ctx context.Context, entries []Entry, m Meta, during func()) error {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(ctx)
+	if _, err := s.ingest(ctx, tx, entries, m); err != nil {
+		return err
+	}
+	during()
+	return tx.Rollback(ctx)
+}
+
 // HoldHashSlots takes every sign-in hashing slot until the returned
 // function is called: a node busy hashing.
 func (s *Service) HoldHashSlots() (release func()) {

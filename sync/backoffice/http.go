@@ -117,7 +117,60 @@ func (s *Service) TerminalHandlerWith(log *slog.Logger, o TerminalOptions) http.
 		}
 		writeJSON(w, http.StatusOK, res)
 	})
+	mux.HandleFunc("POST "+wire.PathRenewalOffer, func(w http.ResponseWriter, r *http.Request) {
+		s.serveRenewalOffer(w, r, log)
+	})
 	return mux
+}
+
+// serveRenewalOffer answers POST /v1/renewal/offer (docs/renewal.md):
+// the terminal's identity as for records; the body a strict
+// wire.RenewalQuery of at most wire.MaxRenewalQueryBytes. The log names
+// the terminal and outcome, never the NIP.
+func (s *Service) serveRenewalOffer(w http.ResponseWriter, r *http.Request, log *slog.Logger) {
+	if _, status, code, detail := s.peer(r); status != 0 {
+		problem(w, status, code, detail)
+		return
+	}
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, wire.MaxRenewalQueryBytes))
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		problem(w, http.StatusRequestEntityTooLarge, "bad-query", fmt.Sprintf("query larger than %d bytes", wire.MaxRenewalQueryBytes))
+		return
+	}
+	if err != nil {
+		problem(w, http.StatusBadRequest, "bad-query", err.Error())
+		return
+	}
+	var q wire.RenewalQuery
+	if err := strictJSON(raw, &q); err != nil {
+		problem(w, http.StatusBadRequest, "bad-query", "query JSON: "+err.Error())
+		return
+	}
+	body, err := s.RenewalOffer(r.Context(), &q)
+	switch {
+	case err == nil && body == nil:
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusNoContent)
+	case err == nil:
+		h := w.Header()
+		h.Set("Content-Type", "application/json")
+		h.Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusOK)
+		w.Write(body)
+	case errors.Is(err, ErrRenewalUnavailable), errors.Is(err, ErrNoRenewals):
+		problem(w, http.StatusServiceUnavailable, wire.ProblemRenewalUnavailable, "this back office issues no card data renewals")
+	case errors.Is(err, ErrRenewalQuery):
+		problem(w, http.StatusBadRequest, "bad-query", err.Error())
+	case errors.Is(err, ErrBadCardSOD):
+		problem(w, http.StatusUnprocessableEntity, wire.ProblemBadSOD, err.Error())
+	default:
+		if log != nil && !errors.Is(err, context.Canceled) {
+			log.Error("renewal offer failed", "err", err)
+		}
+		w.Header().Set("Retry-After", "5")
+		problem(w, http.StatusServiceUnavailable, "unavailable", "the back office cannot answer now; try again")
+	}
 }
 
 func health(w http.ResponseWriter, _ *http.Request) {

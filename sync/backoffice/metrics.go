@@ -52,7 +52,7 @@ var verifyResults = []string{"valid", "unknown", "length", "symbol", "check-symb
 
 // AlarmKinds are the kinds of alarm the back office raises; the gauge
 // kpe_backoffice_alarms_open has a series for each, zero included.
-var AlarmKinds = []string{wire.ReasonConflict, "chain-restart", AlarmSAMConflict}
+var AlarmKinds = []string{wire.ReasonConflict, "chain-restart", AlarmSAMConflict, AlarmRenewalUnmatched}
 
 // latencyBuckets: 0.5 ms to about 8 s.
 var latencyBuckets = prometheus.ExponentialBuckets(0.0005, 2, 15)
@@ -67,7 +67,8 @@ type serviceMetrics struct {
 	batchDur prometheus.Histogram
 	verify   *prometheus.CounterVec // result
 	verDur   prometheus.Histogram
-	webhook  *webhookMetrics // webhook.go
+	renewal  *prometheus.CounterVec // result (renewalOfferResults)
+	webhook  *webhookMetrics        // webhook.go
 
 	// admission control (admission.go)
 	admitted, busy       prometheus.Counter
@@ -127,6 +128,8 @@ func newServiceMetrics(s *Service) *serviceMetrics {
 			Help: "Code verifications by result: valid, unknown, length, symbol, check-symbol (a typo), error."}, []string{"result"}),
 		verDur: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "kpe_backoffice_verification_seconds",
 			Help: "Time to answer one code verification.", Buckets: latencyBuckets}),
+		renewal: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kpe_backoffice_renewal_offers_total",
+			Help: "Renewal offer queries by result: issued, served-again (the stored offer for the same card state), applied-again (the card holds an offer's data already), none (nothing staged or nothing changes), refused (no issuer, bad query, bad EF.SOD, store failure)."}, []string{"result"}),
 		admitted: prometheus.NewCounter(prometheus.CounterOpts{Name: "kpe_backoffice_ingest_admitted_total",
 			Help: "Batches admitted by the terminal API's admission control."}),
 		busy: prometheus.NewCounter(prometheus.CounterOpts{Name: "kpe_backoffice_ingest_busy_total",
@@ -154,11 +157,14 @@ func newServiceMetrics(s *Service) *serviceMetrics {
 	for _, r := range verifyResults {
 		m.verify.WithLabelValues(r)
 	}
+	for _, r := range renewalOfferResults {
+		m.renewal.WithLabelValues(r)
+	}
 	bi := buildinfo.Read()
 	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "kpe_backoffice_build_info",
 		Help: "Always 1; the labels say which build runs: its version, commit and Go version."}, []string{"version", "commit", "go_version"})
 	build.WithLabelValues(bi.Version, bi.Commit, bi.GoVersion).Set(1)
-	m.reg.MustRegister(m.records, m.flags, m.services, m.batches, m.batchDur, m.verify, m.verDur, build,
+	m.reg.MustRegister(m.records, m.flags, m.services, m.batches, m.batchDur, m.verify, m.verDur, m.renewal, build,
 		m.admitted, m.busy, m.inflight, m.waiting, m.admitLimit,
 		&storeCollector{s: s}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.webhook = newWebhookMetrics(m.reg)
@@ -227,6 +233,14 @@ func (m *serviceMetrics) observeIngest(entries []Entry, results []wire.Result) {
 	}
 }
 
+// renewalOfferResults are the results of a renewal offer query.
+var renewalOfferResults = []string{offerIssued, offerAgain, offerApplied, offerNone, offerRefused}
+
+// renewalOffer counts one renewal offer query.
+func (m *serviceMetrics) renewalOffer(result string) {
+	m.renewal.WithLabelValues(result).Inc()
+}
+
 // reasonLabel is a rejection reason without its detail ("malformed: …").
 func reasonLabel(reason string) string {
 	if head, _, _ := strings.Cut(reason, ":"); slices.Contains(rejectReasons, head) {
@@ -268,6 +282,8 @@ var (
 		"Signature counters missing below each SAM's highest, over all SAMs.", nil, nil)
 	descAlarms = prometheus.NewDesc("kpe_backoffice_alarms_open",
 		"Open (not yet acknowledged) alarms by kind.", []string{"kind"}, nil)
+	descRenewals = prometheus.NewDesc("kpe_backoffice_renewal_updates",
+		"Staged card data renewal updates by status (staged, applied, superseded).", []string{"status"}, nil)
 	descStoreSeconds = prometheus.NewDesc("kpe_backoffice_store_scrape_seconds",
 		"Time the store took to compute the gauges of this scrape.", nil, nil)
 	descStoreUp = prometheus.NewDesc("kpe_backoffice_store_up",
@@ -285,7 +301,7 @@ var (
 )
 
 func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descTerminals, descSilent, descSAMGaps, descMissing, descAlarms, descStoreSeconds, descStoreUp,
+	for _, d := range []*prometheus.Desc{descTerminals, descSilent, descSAMGaps, descMissing, descAlarms, descRenewals, descStoreSeconds, descStoreUp,
 		descPoolAcquired, descPoolIdle, descPoolTotal, descPoolMax, descPoolAcquires, descPoolEmpty, descPoolWait} {
 		ch <- d
 	}
@@ -318,7 +334,19 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descStoreUp, 0) // the other store gauges are left out
 		return
 	}
+	var counts map[RenewalStatus]int64
+	if rs, ok := c.s.store.(RenewalStore); ok {
+		if counts, err = rs.RenewalCounts(ctx); err != nil {
+			gauge(descStoreUp, 0)
+			return
+		}
+	}
 	gauge(descStoreUp, 1)
+	if counts != nil {
+		for _, st := range RenewalStatuses {
+			gauge(descRenewals, float64(counts[st]), string(st))
+		}
+	}
 	gauge(descTerminals, float64(g.Terminals))
 	for i, d := range SilentAfter {
 		var n int64

@@ -471,6 +471,15 @@ func (s *PGStore) ingest(ctx context.Context, tx pgx.Tx, entries []Entry, m Meta
 		t.sams[hex.EncodeToString(r.SAMSerial[:])] = true
 		out[i] = wire.Result{Status: wire.Accepted, Code: e.Code, Flags: flags}
 		idx = append(idx, i)
+		if a := renewalOf(e); a != nil { // pgrenewal.go: applied with the record, atomically
+			raised, err := applyRenewalPG(ctx, tx, a, m.Now)
+			if err != nil {
+				return nil, err
+			}
+			if raised != nil {
+				alarms = append(alarms, *raised)
+			}
+		}
 		ins.serial = append(ins.serial, r.SAMSerial[:])
 		ins.counter = append(ins.counter, int64(r.Counter))
 		ins.hash = append(ins.hash, e.Hash[:])

@@ -32,7 +32,7 @@ var staffPageFS embed.FS
 // staffTemplates are the pages, each parsed with the layout.
 var staffTemplates = func() map[string]*template.Template {
 	out := map[string]*template.Template{}
-	for _, name := range []string{"dashboard", "terminals", "alarms", "alarm", "reports", "accounts", "audit"} {
+	for _, name := range []string{"dashboard", "terminals", "alarms", "alarm", "reports", "accounts", "audit", "renewals"} {
 		out[name] = template.Must(template.ParseFS(staffPageFS, "page/staff/layout.html", "page/staff/"+name+".html"))
 	}
 	return out
@@ -71,6 +71,8 @@ func (d *pageData) May(page string) bool {
 		return d.p.Has(dashboardRoles...)
 	case "accounts":
 		return d.p.Has(accountRoles...)
+	case "renewals":
+		return d.p.Has(renewalRoles...)
 	}
 	return d.p.Has(auditRoles...)
 }
@@ -268,7 +270,8 @@ func (s *Service) staffPages(mux *http.ServeMux, log *slog.Logger, loc *time.Loc
 		render(w, r, http.StatusOK, "reports", "staff.reports.title", v)
 	}), auditRoles...))
 
-	s.adminPages(mux, render, log, loc) // accounts and the audit log (staffadmin.go)
+	s.adminPages(mux, render, log, loc)   // accounts and the audit log (staffadmin.go)
+	s.renewalPages(mux, render, log, loc) // card data renewals (staffrenewals.go)
 }
 
 // renderFunc writes a staff page: its template, title (catalogue key)
