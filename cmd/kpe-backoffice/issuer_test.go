@@ -9,7 +9,6 @@ import (
 	"crypto/x509/pkix"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,28 +16,14 @@ import (
 
 	"kpe-agent/internal/clikit"
 	"kpe-agent/internal/sod"
-	"kpe-agent/internal/systest"
 	"kpe-agent/lab/labpki"
+	"kpe-agent/lab/softhsm"
 )
 
-// softHSMToken initialises a SoftHSM2 token of the test's own with
-// scripts/softhsm-init.sh (SOFTHSM2_CONF names its directory) and answers
-// the module and the directory.
+// softHSMToken initialises a SoftHSM2 token of the test's own
+// (lab/softhsm) and answers the module and the directory.
 func softHSMToken(t *testing.T, label, pin string) (module, dir string) {
-	t.Helper()
-	module = os.Getenv("SOFTHSM2_MODULE")
-	if module == "" {
-		module = "/usr/lib/softhsm/libsofthsm2.so"
-	}
-	_, modErr := os.Stat(module)
-	_, utilErr := exec.LookPath("softhsm2-util")
-	systest.Need(t, modErr == nil && utilErr == nil, "SoftHSM2 ("+module+" and softhsm2-util; Debian package softhsm2, make deps)")
-	dir = t.TempDir()
-	if out, err := exec.Command("../../scripts/softhsm-init.sh", "--dir", dir, "--label", label, "--pin", pin, "--so-pin", "11223344").CombinedOutput(); err != nil {
-		t.Fatalf("softhsm-init.sh: %v\n%s", err, out)
-	}
-	t.Setenv("SOFTHSM2_CONF", filepath.Join(dir, "softhsm2.conf"))
-	return module, dir
+	return softhsm.Token(t, label, pin)
 }
 
 func runBO(args ...string) (int, string) {

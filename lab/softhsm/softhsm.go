@@ -1,0 +1,84 @@
+// Package softhsm gives tests a real PKCS#11 token: a SoftHSM2 token of
+// their own (Debian package softhsm2, installed by make deps), initialised
+// with scripts/softhsm-init.sh in a temporary directory named by
+// SOFTHSM2_CONF, and the issuer's document signer generated in it and
+// certified by a lab CA (docs/renewal.md, "HSM setup"). Under CI a missing
+// SoftHSM2 fails the test (internal/systest.Need), never skips it.
+package softhsm
+
+import (
+	"crypto/x509/pkix"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"kpe-agent/internal/systest"
+	"kpe-agent/lab/labpki"
+	"kpe-agent/lab/pcsctest"
+	"kpe-agent/sync/issuer"
+)
+
+// DefaultModule is the SoftHSM2 PKCS#11 module of the Debian package;
+// SOFTHSM2_MODULE overrides it.
+const DefaultModule = "/usr/lib/softhsm/libsofthsm2.so"
+
+// SOPIN is the security officer's PIN of the tokens Token makes.
+const SOPIN = "11223344"
+
+// Module is the SoftHSM2 module to load; the test fails under CI (skips
+// elsewhere) when SoftHSM2 is not installed.
+func Module(t testing.TB) string {
+	t.Helper()
+	mod := os.Getenv("SOFTHSM2_MODULE")
+	if mod == "" {
+		mod = DefaultModule
+	}
+	_, modErr := os.Stat(mod)
+	_, utilErr := exec.LookPath("softhsm2-util")
+	systest.Need(t, modErr == nil && utilErr == nil, "SoftHSM2 ("+mod+" and softhsm2-util; Debian package softhsm2, make deps)")
+	return mod
+}
+
+// Token initialises a token labelled label with the user PIN pin in a
+// directory of the test's own, points SOFTHSM2_CONF at it for the rest
+// of the test, and answers the module and the directory.
+func Token(t testing.TB, label, pin string) (module, dir string) {
+	t.Helper()
+	module = Module(t)
+	dir = t.TempDir()
+	script := pcsctest.RepoPath("scripts/softhsm-init.sh")
+	if out, err := exec.Command(script, "--dir", dir, "--label", label, "--pin", pin, "--so-pin", SOPIN).CombinedOutput(); err != nil {
+		t.Fatalf("softhsm-init.sh: %v\n%s", err, out)
+	}
+	t.Setenv("SOFTHSM2_CONF", filepath.Join(dir, "softhsm2.conf"))
+	return module, dir
+}
+
+// Signer makes a token, generates the document signer's key in it (never
+// extractable), has ca certify the key's CSR, and opens the signer
+// through PKCS#11, as a back office does in production. It is closed at
+// the end of the test.
+func Signer(t testing.TB, ca *labpki.CA) issuer.IssuerSigner {
+	t.Helper()
+	const label, pin = "kpe-issuer", "246810"
+	module, dir := Token(t, label, pin)
+	cfg := issuer.PKCS11Config{Module: module, TokenLabel: label, PIN: pin, KeyLabel: "document-signer", CertPath: filepath.Join(dir, "ds.pem")}
+	csr, err := issuer.GenerateInToken(cfg, pkix.Name{CommonName: "Lab BKN Renewal Signer"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := ca.DocumentSignerFromCSR(csr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := labpki.WriteCert(cfg.CertPath, cert); err != nil {
+		t.Fatal(err)
+	}
+	s, err := issuer.OpenPKCS11(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
