@@ -3,8 +3,12 @@ package daemon_test
 import (
 	"bufio"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -36,7 +40,9 @@ import (
 	"kpe-agent/lab/labpki"
 	"kpe-agent/lab/labset"
 	"kpe-agent/lab/pcsctest"
+	"kpe-agent/lab/softhsm"
 	"kpe-agent/sync/backoffice"
+	"kpe-agent/sync/issuer"
 	"kpe-agent/sync/outbox"
 	"kpe-agent/sync/record"
 	"kpe-agent/sync/uploader"
@@ -56,6 +62,8 @@ type rig struct {
 	t      testing.TB
 	lab    *cardsim.Lab
 	svc    *backoffice.Service
+	store  backoffice.Store
+	issuer issuer.IssuerSigner // the back office's renewal signer
 	ob     *outbox.Outbox
 	d      *daemon.Daemon
 	base   string
@@ -188,7 +196,18 @@ func (r *rig) waitReader(t testing.TB, name string, ok func(api.Reader) bool) {
 	}, 10*time.Second, 10*time.Millisecond)
 }
 
-func newRig(t testing.TB) *rig {
+func newRig(t testing.TB) *rig { return newRigWith(t, rigOptions{}) }
+
+// rigOptions vary the rig.
+type rigOptions struct {
+	// hsm: the back office's issuer key is generated in a SoftHSM2 token
+	// (lab/softhsm), as in production; otherwise a key file (lab only).
+	// Either way the lab's BKN renewal root certifies it, so the agent
+	// trusts the renewals it signs.
+	hsm bool
+}
+
+func newRigWith(t testing.TB, o rigOptions) *rig {
 	pcsctest.Require(t)
 	t.Setenv("KPE_CARDSIM_STATE_DIR", t.TempDir())
 	r := &rig{t: t, lab: pcsctest.Lab(t), gate: &eventGate{release: make(chan struct{})}, logs: logTap{&keptLogs{}, slog.DiscardHandler}}
@@ -213,7 +232,9 @@ func newRig(t testing.TB) *rig {
 	store, err := backoffice.OpenPostgres(context.Background(), pgtest.DB(t))
 	require.NoError(t, err)
 	t.Cleanup(func() { store.Close() })
-	r.svc, err = backoffice.New(store, backoffice.Config{CA: samCA})
+	r.store = store
+	r.issuer = rigIssuer(t, m, dir, o.hsm)
+	r.svc, err = backoffice.New(store, backoffice.Config{CA: samCA, Issuer: r.issuer, IssuerRoots: bkn})
 	require.NoError(t, err)
 	tlsCA, err := labpki.NewCA("e2e TLS CA")
 	require.NoError(t, err)
@@ -248,6 +269,30 @@ func newRig(t testing.TB) *rig {
 	r.startAgent("127.0.0.1:0")
 	t.Cleanup(func() { r.stop() })
 	return r
+}
+
+// rigIssuer is the back office's document signer for renewals, certified
+// by the lab's BKN renewal root: in a SoftHSM2 token (hsm) or in key
+// files.
+func rigIssuer(t testing.TB, m *labset.Manifest, dir string, hsm bool) issuer.IssuerSigner {
+	t.Helper()
+	ca, err := m.RenewalIssuer(dir)
+	require.NoError(t, err)
+	if hsm {
+		return softhsm.Signer(t, ca)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	cert, err := ca.DocumentSigner(&key.PublicKey, pkix.Name{CommonName: "Lab BKN Renewal Signer (file)"})
+	require.NoError(t, err)
+	files := t.TempDir()
+	keyPath, certPath := filepath.Join(files, "ds-key.pem"), filepath.Join(files, "ds.pem")
+	require.NoError(t, labpki.WriteKey(keyPath, key))
+	require.NoError(t, labpki.WriteCert(certPath, cert))
+	s, err := issuer.OpenFile(keyPath, certPath)
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close() })
+	return s
 }
 
 // start starts the daemon and its local API on addr.
