@@ -266,12 +266,21 @@ func (s *Service) renewalOffer(ctx context.Context, q *wire.RenewalQuery) (strin
 	}
 	now := s.cfg.Now()
 	current := renewal.SODHash(q.SOD)
-	// the card holds an issued offer's data already: that offer, so the
-	// terminal records the renewal it missed
+	// the card holds an issued offer's data already and its record has
+	// not arrived: that offer, so the terminal records the renewal it
+	// missed. Once the update is applied the offer is not served again
+	// (another renewal record would only repeat it); a newer staged
+	// update is offered instead, built on the card's new EF.SOD.
 	switch o, err := rs.RenewalOfferByNewSOD(ctx, serial, current); {
 	case err == nil:
-		s.cfg.Log.Info("renewal offer: the card holds it already", "update", hex.EncodeToString(o.UpdateID[:]))
-		return offerApplied, o.JSON, nil
+		applied, err := s.renewalApplied(ctx, q.NIP, o.UpdateID)
+		if err != nil {
+			return offerRefused, nil, err
+		}
+		if !applied {
+			s.cfg.Log.Info("renewal offer: the card holds it already", "update", hex.EncodeToString(o.UpdateID[:]))
+			return offerApplied, o.JSON, nil
+		}
 	case !errors.Is(err, ErrNotFound):
 		return offerRefused, nil, err
 	}
@@ -320,6 +329,24 @@ func (s *Service) renewalOffer(ctx context.Context, q *wire.RenewalQuery) (strin
 	}
 	s.cfg.Log.Info("renewal offer issued", "update", hex.EncodeToString(u.ID[:]), "sequence", seq, "groups", o.Changed())
 	return offerIssued, body, nil
+}
+
+// renewalApplied says whether update id, staged for nip, is applied.
+func (s *Service) renewalApplied(ctx context.Context, nip string, id [16]byte) (bool, error) {
+	rs, err := s.renewals()
+	if err != nil {
+		return false, err
+	}
+	applied, err := rs.RenewalUpdates(ctx, RenewalFilter{Status: RenewalApplied, NIP: nip})
+	if err != nil {
+		return false, err
+	}
+	for _, u := range applied {
+		if u.ID == id {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // renewalOf is the application a verified record carries, nil for a

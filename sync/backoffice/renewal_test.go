@@ -361,6 +361,14 @@ func TestRenewalAppliedOnIngest(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, newer.ID, staged.ID, "the newer import stays staged, built on the card's new EF.SOD next time")
 
+		// the card comes back: the applied offer is not served again (its
+		// record is here), the newer update is offered on the new EF.SOD
+		status, body = rl.askCard(t, card)
+		require.Equal(t, http.StatusOK, status)
+		next := offerOf(t, body)
+		assert.Equal(t, newer.ID, next.UpdateID)
+		assert.Equal(t, o.NewSOD, next.BaseSOD)
+
 		// the same record again: a duplicate, nothing changes
 		assert.Equal(t, wire.Duplicate, l.ingest(enc)[0].Status)
 
