@@ -17,6 +17,7 @@ import (
 
 	"kpe-agent/apdu"
 	"kpe-agent/apdu/kpe"
+	"kpe-agent/internal/sod"
 	"kpe-agent/lab/cardsim/kpeapp"
 	"kpe-agent/lab/pcsctest"
 )
@@ -133,4 +134,102 @@ func BenchmarkKPERead(b *testing.B) {
 			b.ReportMetric(float64(len(rec.cmds)), "apdus")
 		})
 	}
+}
+
+// BenchmarkKPERenewal: writing a renewal (update-key authentication,
+// BEGIN UPDATE, DG2 and EF.SOD, COMMIT UPDATE; docs/card-profiles.md
+// §2.7) through pcscd, against a whole read of the same card without the
+// photo in the same run: ratio = write / read. The target
+// (docs/renewal.md, "Speed") is a ratio of at most 2: a holder waits for
+// the write about as long as for the read that came before it.
+func BenchmarkKPERenewal(b *testing.B) {
+	master, updateMaster := bytes.Repeat([]byte{0x4B}, 16), bytes.Repeat([]byte{0x55}, 16)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	now := time.Now()
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "bench issuer"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign}
+	der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	cert, _ := x509.ParseCertificate(der)
+	roots := x509.NewCertPool()
+	roots.AddCert(cert)
+	serial := [8]byte{0, 0, 0, 0, 0, 0, 0, 8}
+	profile := kpeapp.Profile{
+		Info:       kpe.CardInfo{Serial: serial, Type: kpe.CardKPE, ProfileVersion: 1, MaxResponse: 256},
+		Identity:   kpe.Identity{NIP: "196608011988031001", Name: "Bench Card", BirthDate: "19660801", Gender: "L"},
+		Employment: kpe.Employment{Status: "PNS", GolonganRuang: "IV/c"},
+		Family:     kpe.Family{Members: []kpe.Member{{Spouse: true, Name: "Spouse"}, {Name: "Child 1"}, {Name: "Child 2"}}},
+		Benefits:   kpe.Benefits{BPJSNumber: "0001234567890"},
+	}
+	cfg, err := kpeapp.PersonaliseWithUpdate(profile, master, updateMaster, key, cert)
+	if err != nil {
+		b.Fatal(err)
+	}
+	// two versions of DG2 and their EF.SODs: the card goes back and forth
+	groups := map[int][]byte{}
+	for dg := kpe.DGIdentity; dg <= kpe.DGBIT; dg++ {
+		if fid, ok := kpe.GroupFID(dg); ok && cfg.Files[fid] != nil {
+			groups[dg] = cfg.Files[fid]
+		}
+	}
+	var versions [2]kpe.Update
+	for i, gol := range []string{"IV/d", "IV/c"} {
+		e := profile.Employment
+		e.GolonganRuang = gol
+		g := map[int][]byte{}
+		for dg, c := range groups {
+			g[dg] = c
+		}
+		g[kpe.DGEmployment] = e.Encode()
+		newSOD, err := sod.Sign(g, key, cert)
+		if err != nil {
+			b.Fatal(err)
+		}
+		versions[i] = kpe.Update{ID: [16]byte{byte(i + 1)}, Groups: map[int][]byte{kpe.DGEmployment: g[kpe.DGEmployment]}, SOD: newSOD}
+	}
+	applet, err := kpeapp.New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	pcsctest.Require(b)
+	lab := pcsctest.Lab(b)
+	if err := lab.Insert(0, applet); err != nil {
+		b.Fatal(err)
+	}
+	pcsctest.WaitCard(b, pcsctest.Slot0, true, 5*time.Second)
+	c := setupBenchConn(b)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+	defer cancel()
+	sam := kpe.SoftwareSAM{Master: master, UpdateMaster: updateMaster}
+	var seq uint32
+	var write, read time.Duration
+	rec := &recorder{Transmitter: c.ours}
+	runWrite := func() {
+		seq++
+		u := versions[seq%2]
+		u.Sequence = seq
+		t := apdu.Transmitter(c.ours)
+		if seq == 1 {
+			t = rec
+		}
+		t0 := time.Now()
+		if err := kpe.WriteUpdate(ctx, t, sam, serial, u, kpe.WriteOptions{}); err != nil {
+			b.Fatalf("write %d: %v", seq, err)
+		}
+		write += time.Since(t0)
+	}
+	runRead := func() {
+		t0 := time.Now()
+		got, err := kpe.Read(ctx, c.ours, sam, kpe.ReadOptions{Roots: roots})
+		if err != nil || !got.Verification.DataAuthentic.OK || got.Update.Sequence != seq {
+			b.Fatalf("read after write %d: %v %+v %+v", seq, err, got.Verification, got.Update)
+		}
+		read += time.Since(t0)
+	}
+	b.ResetTimer()
+	alternate(b.N, 2, runWrite, runRead)
+	b.ReportMetric(float64(write.Nanoseconds())/float64(b.N), "write-ns/op")
+	b.ReportMetric(float64(read.Nanoseconds())/float64(b.N), "read-ns/op")
+	b.ReportMetric(float64(write)/float64(read), "ratio")
+	b.ReportMetric(float64(len(rec.cmds)), "apdus")
 }
