@@ -267,11 +267,19 @@ func (s *Service) renewalOffer(ctx context.Context, q *wire.RenewalQuery) (strin
 	now := s.cfg.Now()
 	current := renewal.SODHash(q.SOD)
 	// the card holds an issued offer's data already: that offer, so the
-	// terminal records the renewal it missed
+	// terminal records the renewal it missed; once the update is applied
+	// (its record arrived) the card's state is simply the base of the
+	// NIP's next update, if any
 	switch o, err := rs.RenewalOfferByNewSOD(ctx, serial, current); {
 	case err == nil:
-		s.cfg.Log.Info("renewal offer: the card holds it already", "update", hex.EncodeToString(o.UpdateID[:]))
-		return offerApplied, o.JSON, nil
+		applied, err := renewalApplied(ctx, rs, q.NIP, o.UpdateID)
+		if err != nil {
+			return offerRefused, nil, err
+		}
+		if !applied {
+			s.cfg.Log.Info("renewal offer: the card holds it already", "update", hex.EncodeToString(o.UpdateID[:]))
+			return offerApplied, o.JSON, nil
+		}
 	case !errors.Is(err, ErrNotFound):
 		return offerRefused, nil, err
 	}
@@ -320,6 +328,22 @@ func (s *Service) renewalOffer(ctx context.Context, q *wire.RenewalQuery) (strin
 	}
 	s.cfg.Log.Info("renewal offer issued", "update", hex.EncodeToString(u.ID[:]), "sequence", seq, "groups", o.Changed())
 	return offerIssued, body, nil
+}
+
+// renewalApplied says the update id of the NIP is applied (a renewal
+// record for it has arrived). An update of another NIP is not: the
+// offer is served and the terminal's renewal.Verify refuses it.
+func renewalApplied(ctx context.Context, rs RenewalStore, nip string, id [16]byte) (bool, error) {
+	us, err := rs.RenewalUpdates(ctx, RenewalFilter{NIP: nip})
+	if err != nil {
+		return false, err
+	}
+	for _, u := range us {
+		if u.ID == id {
+			return u.Status == RenewalApplied, nil
+		}
+	}
+	return false, nil
 }
 
 // renewalOf is the application a verified record carries, nil for a
