@@ -409,7 +409,7 @@ func TestRenewalEndToEnd(t *testing.T) {
 		mark := card.count()
 		k.authenticate(t, true)
 		// the kiosk asks by itself; the offer is verified, nothing written
-		v := k.waitRenewal(t, api.RenewalAvailable, api.RenewalFailed, api.RenewalNone)
+		v := k.waitRenewal(t, api.RenewalAvailable, api.RenewalFailed)
 		require.Equal(t, api.RenewalAvailable, v.State, "%+v", v)
 		assert.Zero(t, updateCommands(card.since(mark)), "nothing written before the holder agrees")
 		require.Equal(t, len(v.Card), len(v.New))
@@ -484,8 +484,13 @@ func TestRenewalEndToEnd(t *testing.T) {
 		assert.Equal(t, "2026-10-01", kv.Employment.TMTPangkat)
 		require.Len(t, kv.Family, 6)
 		assert.Equal(t, "Bayu Aji Santoso", kv.Family[5].Name)
-		v = k.waitRenewal(t, api.RenewalNone, api.RenewalDone, api.RenewalAvailable, api.RenewalFailed)
+		// asked again once the kiosk's own check is over: nothing staged
+		require.Eventually(t, func() bool {
+			v, status, _ = k.act(t, api.PathRenewalCheck)
+			return status == http.StatusOK
+		}, 10*time.Second, 20*time.Millisecond)
 		assert.Equal(t, api.RenewalNone, v.State, "an applied update is not offered again: %+v", v)
+		assert.Equal(t, "none", v.Reason)
 		rec2, err := r.ob.Last()
 		require.NoError(t, err)
 		assert.Equal(t, "kiosk", rec2.Service, "no second renewal record")
@@ -577,26 +582,44 @@ func TestRenewalTearAtEveryAPDU(t *testing.T) {
 
 	upd := r.stage(t, budiPromotion("20261001"))
 	// run renews a fresh card with fault f armed for the apply; it returns
-	// the APDUs the apply sent and whether the card ends with the new data.
-	run := func(t *testing.T, f cardsim.Fault) (int, bool) {
+	// the APDUs the apply sent, the instructions the card processed in it,
+	// and whether the card ends with the new data. A fault without
+	// ReinsertAfter leaves the card out until the agent has seen it go;
+	// then it is put back, as the holder does.
+	run := func(t *testing.T, f cardsim.Fault) (int, []byte, bool) {
 		card := freshBudi(t)
 		r.insertCard(t, card)
 		k.authenticate(t, true)
-		v := k.waitRenewal(t, api.RenewalAvailable, api.RenewalFailed, api.RenewalNone)
+		v := k.waitRenewal(t, api.RenewalAvailable, api.RenewalFailed)
 		require.Equal(t, api.RenewalAvailable, v.State, "%+v", v)
-		before := r.slotAPDUs(t)
+		before, mark := r.slotAPDUs(t), card.count()
 		if !f.IsZero() {
 			require.NoError(t, r.lab.SetFault(0, f))
 		}
 		applied, status, e := k.act(t, api.PathRenewalApply)
-		sent := r.slotAPDUs(t) - before
+		sent, ins := r.slotAPDUs(t)-before, card.since(mark)
 		if f.IsZero() {
 			require.Equal(t, http.StatusOK, status, "%+v", e)
 			require.Equal(t, api.RenewalDone, applied.State, "%+v", applied)
 		} else {
 			// the card left during the apply: never done in this session
-			if status == http.StatusOK {
-				assert.Contains(t, []string{api.RenewalInterrupted, api.RenewalFailed}, applied.State, "%+v", applied)
+			require.Equal(t, http.StatusOK, status, "%+v", e)
+			if f.ReinsertAfter == 0 {
+				// the agent saw it go
+				assert.Equal(t, api.RenewalInterrupted, applied.State, "%+v", applied)
+				assert.Equal(t, "card-removed", applied.Reason)
+				require.NoError(t, r.lab.ClearFault(0))
+				require.Eventually(t, func() bool {
+					st, err := r.lab.SlotStatus(0)
+					return err == nil && !st.Inserted
+				}, 5*time.Second, 10*time.Millisecond)
+				require.NoError(t, r.lab.Insert(0, card))
+			} else {
+				// back before pcscd noticed: the agent takes the lost
+				// answer for the card's (failed before COMMIT; after it,
+				// it reads the card back and, when it holds the new data,
+				// records the renewal at once) or sees it go
+				assert.Contains(t, []string{api.RenewalInterrupted, api.RenewalFailed, api.RenewalDone}, applied.State, "%+v", applied)
 			}
 			// back in the reader, read by the agent
 			require.Eventually(t, func() bool {
@@ -605,9 +628,13 @@ func TestRenewalTearAtEveryAPDU(t *testing.T) {
 			}, 5*time.Second, 10*time.Millisecond)
 			require.NoError(t, r.lab.ClearFault(0))
 			pcsctest.WaitCard(t, pcsctest.Slot0, true, 5*time.Second)
-			k.authenticate(t, true)
+			if applied.State != api.RenewalDone {
+				k.authenticate(t, true)
+			}
 		}
-		v = k.waitRenewal(t, api.RenewalDone, api.RenewalAvailable, api.RenewalFailed, api.RenewalNone)
+		// settled: the renewal recorded, or offered again (none is the
+		// state before the run has looked at the card)
+		v = k.waitRenewal(t, api.RenewalDone, api.RenewalAvailable, api.RenewalFailed)
 		got := chip.read(t)
 		newData := renewal.SODHash(got.SOD) != renewal.SODHash(old.SOD)
 		j, err := r.ob.Journal(budiSerial)
@@ -642,40 +669,48 @@ func TestRenewalTearAtEveryAPDU(t *testing.T) {
 			assert.Equal(t, backoffice.RenewalStaged, r.update(t, upd.ID).Status)
 		}
 		r.pull(t)
-		return sent, newData
+		return sent, ins, newData
 	}
 
 	// a dry run counts the APDUs of one apply
-	var n int
+	var n, commitAt int
 	t.Run("dry", func(t *testing.T) {
-		var renewed bool
-		n, renewed = run(t, cardsim.Fault{})
+		sent, ins, renewed := run(t, cardsim.Fault{})
 		require.True(t, renewed)
+		require.Len(t, ins, sent, "every APDU of the apply reached the card")
+		n, commitAt = sent, slices.Index(ins, kpe.InsCommitUpdate)+1
 	})
 	require.Positive(t, n)
-	t.Logf("one apply sends %d APDUs to the card", n)
-	var olds, news int
-	for pos := 1; pos <= n; pos++ {
-		for _, lost := range []bool{false, true} {
-			name := fmt.Sprintf("remove-at-%02d", pos)
-			f := cardsim.Fault{RemoveAtAPDU: pos, ReinsertAfter: 200 * time.Millisecond}
-			if lost {
-				name = fmt.Sprintf("answer-lost-at-%02d", pos)
-				f = cardsim.Fault{AnswerLostAtAPDU: pos, ReinsertAfter: 200 * time.Millisecond}
+	require.Positive(t, commitAt)
+	t.Logf("one apply sends %d APDUs to the card (COMMIT UPDATE is #%d; then the read-back)", n, commitAt)
+	var olds, news []string
+	tear := func(name string, f cardsim.Fault) {
+		t.Run(name, func(t *testing.T) {
+			_, _, renewed := run(t, f)
+			if renewed {
+				news = append(news, name)
+			} else {
+				olds = append(olds, name)
 			}
-			t.Run(name, func(t *testing.T) {
-				_, renewed := run(t, f)
-				if renewed {
-					news++
-				} else {
-					olds++
-				}
-			})
-		}
+		})
 	}
-	t.Logf("%d runs: %d cards old, %d new; %s", 2*n, olds, news, time.Since(started).Round(time.Second))
-	assert.Positive(t, olds)
-	assert.Positive(t, news)
+	for pos := 1; pos <= n; pos++ {
+		tear(fmt.Sprintf("remove-at-%02d", pos), cardsim.Fault{RemoveAtAPDU: pos})
+		tear(fmt.Sprintf("answer-lost-at-%02d", pos), cardsim.Fault{AnswerLostAtAPDU: pos})
+	}
+	// the card back before pcscd noticed it left, around the COMMIT
+	for _, pos := range []int{commitAt - 1, commitAt, commitAt + 1} {
+		tear(fmt.Sprintf("quick-remove-at-%02d", pos), cardsim.Fault{RemoveAtAPDU: pos, ReinsertAfter: 200 * time.Millisecond})
+		tear(fmt.Sprintf("quick-answer-lost-at-%02d", pos), cardsim.Fault{AnswerLostAtAPDU: pos, ReinsertAfter: 200 * time.Millisecond})
+	}
+	t.Logf("%d torn renewals: %d cards kept the old data, %d hold the new; %s in all", len(olds)+len(news), len(olds), len(news),
+		time.Since(started).Round(time.Second))
+	t.Logf("new data after: %v", news)
+	// the switch is at COMMIT: a tear before it reaches the card leaves
+	// the old data, once it has been processed the new
+	assert.Contains(t, olds, fmt.Sprintf("remove-at-%02d", commitAt))
+	assert.Contains(t, news, fmt.Sprintf("answer-lost-at-%02d", commitAt))
+	assert.Len(t, news, 2*(n-commitAt)+1+3, "new data iff COMMIT was processed")
 }
 
 // forger stands in front of the back office's terminal listener and
@@ -818,7 +853,7 @@ func TestRenewalForgedOffersRefused(t *testing.T) {
 			return marshalOffer(t, forged)
 		})
 		k.authenticate(t, true)
-		refused(t, k.waitRenewal(t, api.RenewalFailed, api.RenewalAvailable, api.RenewalNone), mark)
+		refused(t, k.waitRenewal(t, api.RenewalFailed, api.RenewalAvailable), mark)
 		assert.ErrorIs(t, fg.refusal(), renewal.ErrIssuer)
 	})
 	t.Run("sod-not-matching-the-groups", func(t *testing.T) {
@@ -865,7 +900,7 @@ func TestRenewalForgedOffersRefused(t *testing.T) {
 		r.insertCard(t, card)
 		mark := card.count()
 		k.authenticate(t, true)
-		refused(t, k.waitRenewal(t, api.RenewalFailed, api.RenewalAvailable, api.RenewalNone), mark)
+		refused(t, k.waitRenewal(t, api.RenewalFailed, api.RenewalAvailable), mark)
 		assert.ErrorIs(t, fg.refusal(), renewal.ErrReplayed)
 		assert.True(t, r.logs.seen("renewal: offer refused; nothing written"))
 		fg.off()
