@@ -205,6 +205,9 @@ type rigOptions struct {
 	// Either way the lab's BKN renewal root certifies it, so the agent
 	// trusts the renewals it signs.
 	hsm bool
+	// wrapTerminal, when set, stands in front of the back office's
+	// terminal listener (a forging proxy in the renewal tests).
+	wrapTerminal func(http.Handler) http.Handler
 }
 
 func newRigWith(t testing.TB, o rigOptions) *rig {
@@ -238,7 +241,11 @@ func newRigWith(t testing.TB, o rigOptions) *rig {
 	require.NoError(t, err)
 	tlsCA, err := labpki.NewCA("e2e TLS CA")
 	require.NoError(t, err)
-	bo := httptest.NewUnstartedServer(r.svc.TerminalHandler(nil))
+	terminalHandler := r.svc.TerminalHandler(nil)
+	if o.wrapTerminal != nil {
+		terminalHandler = o.wrapTerminal(terminalHandler)
+	}
+	bo := httptest.NewUnstartedServer(terminalHandler)
 	srvCert, err := tlsCA.Server()
 	require.NoError(t, err)
 	bo.TLS = &tls.Config{Certificates: []tls.Certificate{srvCert}, ClientCAs: tlsCA.Pool(), ClientAuth: tls.RequireAndVerifyClientCert}

@@ -266,14 +266,13 @@ func (s *Service) renewalOffer(ctx context.Context, q *wire.RenewalQuery) (strin
 	}
 	now := s.cfg.Now()
 	current := renewal.SODHash(q.SOD)
-	// the card holds an issued offer's data already and its record has
-	// not arrived: that offer, so the terminal records the renewal it
-	// missed. Once the update is applied the offer is not served again
-	// (another renewal record would only repeat it); a newer staged
-	// update is offered instead, built on the card's new EF.SOD.
+	// the card holds an issued offer's data already: that offer, so the
+	// terminal records the renewal it missed; once the update is applied
+	// (its record arrived) the card's state is simply the base of the
+	// NIP's next update, if any
 	switch o, err := rs.RenewalOfferByNewSOD(ctx, serial, current); {
 	case err == nil:
-		applied, err := s.renewalApplied(ctx, q.NIP, o.UpdateID)
+		applied, err := renewalApplied(ctx, rs, q.NIP, o.UpdateID)
 		if err != nil {
 			return offerRefused, nil, err
 		}
@@ -331,19 +330,17 @@ func (s *Service) renewalOffer(ctx context.Context, q *wire.RenewalQuery) (strin
 	return offerIssued, body, nil
 }
 
-// renewalApplied says whether update id, staged for nip, is applied.
-func (s *Service) renewalApplied(ctx context.Context, nip string, id [16]byte) (bool, error) {
-	rs, err := s.renewals()
+// renewalApplied says the update id of the NIP is applied (a renewal
+// record for it has arrived). An update of another NIP is not: the
+// offer is served and the terminal's renewal.Verify refuses it.
+func renewalApplied(ctx context.Context, rs RenewalStore, nip string, id [16]byte) (bool, error) {
+	us, err := rs.RenewalUpdates(ctx, RenewalFilter{NIP: nip})
 	if err != nil {
 		return false, err
 	}
-	applied, err := rs.RenewalUpdates(ctx, RenewalFilter{Status: RenewalApplied, NIP: nip})
-	if err != nil {
-		return false, err
-	}
-	for _, u := range applied {
+	for _, u := range us {
 		if u.ID == id {
-			return true, nil
+			return u.Status == RenewalApplied, nil
 		}
 	}
 	return false, nil

@@ -361,14 +361,6 @@ func TestRenewalAppliedOnIngest(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, newer.ID, staged.ID, "the newer import stays staged, built on the card's new EF.SOD next time")
 
-		// the card comes back: the applied offer is not served again (its
-		// record is here), the newer update is offered on the new EF.SOD
-		status, body = rl.askCard(t, card)
-		require.Equal(t, http.StatusOK, status)
-		next := offerOf(t, body)
-		assert.Equal(t, newer.ID, next.UpdateID)
-		assert.Equal(t, o.NewSOD, next.BaseSOD)
-
 		// the same record again: a duplicate, nothing changes
 		assert.Equal(t, wire.Duplicate, l.ingest(enc)[0].Status)
 
@@ -454,4 +446,44 @@ func TestRenewalAppliedAtomically(t *testing.T) {
 	assert.Equal(t, backoffice.RenewalApplied, staged())
 	_, err = st.ByCode(ctx, code)
 	assert.NoError(t, err)
+}
+
+// Once a renewal's record has arrived, a card holding that update's data
+// is not given its offer again (the terminal would record the renewal a
+// second time); the card's new EF.SOD is the base of the NIP's next
+// update. Found by agent/daemon's TestRenewalEndToEnd: every later visit
+// of the renewed card wrote another renewal record, and a newer update
+// staged for the NIP was never offered.
+func TestRenewalOfferAfterApplied(t *testing.T) {
+	eachStore(t, func(t *testing.T, l *lab) {
+		iss := newTestIssuer(t, "BKN")
+		rl := newRenewalLab(t, l, iss)
+		card := newTestCard(t, iss)
+		u := stage(t, rl.svc, "III/b")
+		status, body := rl.askCard(t, card)
+		require.Equal(t, http.StatusOK, status)
+		o := offerOf(t, body)
+		old := renewal.SODHash(card.sod)
+		card.apply(o)
+
+		// the record not yet arrived: the offer, so the terminal records it
+		status, held := rl.askCard(t, card)
+		require.Equal(t, http.StatusOK, status)
+		assert.Equal(t, body, held)
+
+		res := l.ingest(l.renewalRecord("t-01", card, u.ID, old, o.NewSOD))
+		require.Equal(t, wire.Accepted, res[0].Status)
+		status, body = rl.askCard(t, card)
+		assert.Equal(t, http.StatusNoContent, status, "applied: nothing more for this card: %s", body)
+
+		// the NIP's next update is built on the card's new EF.SOD
+		next := stage(t, rl.svc, "III/c")
+		status, body = rl.askCard(t, card)
+		require.Equal(t, http.StatusOK, status, "%s", body)
+		o2 := offerOf(t, body)
+		assert.Equal(t, next.ID, o2.UpdateID)
+		assert.Equal(t, o.NewSOD, o2.BaseSOD)
+		assert.Equal(t, o.Sequence+1, o2.Sequence)
+		require.NoError(t, renewal.Verify(o2, card.state(), iss.pool(), rl.now()))
+	})
 }
