@@ -227,6 +227,12 @@ func (run *renewalRun) check(ctx context.Context) error {
 		run.offer = o
 		run.mu.Unlock()
 		run.set(api.RenewalAvailable, "")
+	case errors.Is(err, renewal.ErrApplied) && run.recorded(o):
+		// the card holds the offer's data and the outbox its record (a
+		// session that ended before the upload, a later visit): nothing
+		// is missing, and a second record would count the renewal twice
+		run.env.log.Info("renewal: the card holds the offered update and its record is in the outbox", "card", run.serialHex(), "update", hex.EncodeToString(o.UpdateID[:]))
+		run.set(api.RenewalNone, reasonNone)
 	case errors.Is(err, renewal.ErrApplied):
 		// the card holds the offer's data already: its record was missed
 		run.env.log.Info("renewal: the card holds the offered update already; writing its missing record", "card", run.serialHex(), "update", hex.EncodeToString(o.UpdateID[:]))
@@ -237,6 +243,27 @@ func (run *renewalRun) check(ctx context.Context) error {
 		run.set(api.RenewalFailed, reasonOfferRefused)
 	}
 	return nil
+}
+
+// recorded says the outbox holds the renewal record of o for this card
+// (in any state but dead-lettered; a record pruned after its
+// acknowledgement is not found: the back office knows it then).
+func (run *renewalRun) recorded(o *renewal.Offer) bool {
+	items, err := run.env.ob.List(0, 0)
+	if err != nil {
+		run.env.log.Error("renewal: the outbox cannot be read", "err", err)
+		return false
+	}
+	for _, it := range items {
+		r, err := record.Decode(it.Encoded)
+		if err != nil || r.Service != record.ServiceRenewal || r.Renewal == nil {
+			continue
+		}
+		if r.Renewal.UpdateID == o.UpdateID && r.Renewal.NewSOD == o.NewSOD && bytes.Equal(r.CardSerial, run.cs.Serial[:]) {
+			return true
+		}
+	}
+	return false
 }
 
 // decline puts an offer aside (the holder said not now).
