@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -77,7 +78,7 @@ func TestRenewalAgentKilledAtEveryStep(t *testing.T) {
 	k := &killRig{t: t, lt: lt, gate: gate, bkn: o.issuerRoots}
 	// a first record, so that the back office knows the SAM's counter
 	k.present(t, nil)
-	k.auth(t, nil)
+	k.auth(t)
 	k.synced(t)
 	require.NoError(t, lt.lab.Remove(0))
 	pcsctest.WaitCard(t, pcsctest.Slot0, false, 5*time.Second)
@@ -182,7 +183,7 @@ func (k *killRig) step(t *testing.T, name string, journal bool, kill func(t *tes
 		update := k.stage(t)
 		card := k.present(t, nil)
 		oldFiles := cardFiles(card)
-		k.auth(t, nil)
+		k.auth(t)
 		k.synced(t) // the authentication's record is in the back office
 		var v api.RenewalView
 		st, e := a.call(t, "POST", api.PathRenewalCheck, api.RenewalRequest{Reader: pcsctest.Slot0}, &v)
@@ -207,7 +208,7 @@ func (k *killRig) step(t *testing.T, name string, journal bool, kill func(t *tes
 		pcsctest.WaitCard(t, pcsctest.Slot0, false, 5*time.Second)
 		require.Eventually(t, func() bool { return !a.reader(t).CardPresent }, 10*time.Second, 20*time.Millisecond, "the agent missed the removal")
 		k.present(t, card)
-		k.auth(t, nil)
+		k.auth(t)
 		// the clerk asks for the offer at once (the kiosk does by itself);
 		// the agent first looks at its journal: new data, record missing →
 		// the record is written (done: nothing to offer); old data →
@@ -281,13 +282,13 @@ func (k *killRig) step(t *testing.T, name string, journal bool, kill func(t *tes
 // gapsBefore is the gaps counted at the last mark.
 func (k *killRig) gapsBefore() int { return k.burnedAtMark }
 
-// stage imports a fresh update for Budi (a promotion) and returns it.
+// stage imports a fresh update for Budi (make run's promotion) and
+// returns it.
 func (k *killRig) stage(t *testing.T) backoffice.RenewalUpdate {
 	t.Helper()
-	csv := "nip,groups,status,pangkat,golongan_ruang,tmt_pangkat,jabatan,tmt_jabatan,parent_agency,working_agency,work_location\n" +
-		budiNIP + ",employment,PNS,Pembina Utama Muda,IV/c,20261001,Kepala Pusat Data dan Informasi Kepegawaian,20261001," +
-		"Badan Kepegawaian Negara,Badan Kepegawaian Negara,Jakarta\n"
-	res, err := k.lt.bo.ImportRenewals(context.Background(), "csv", strings.NewReader(csv))
+	csv, err := os.ReadFile(pcsctest.RepoPath("testdata/renewal/lab-budi.csv")) // make run's sample update
+	require.NoError(t, err)
+	res, err := k.lt.bo.ImportRenewals(context.Background(), "csv", bytes.NewReader(csv))
 	require.NoError(t, err)
 	require.Len(t, res.Updates, 1)
 	return res.Updates[0]
@@ -315,7 +316,7 @@ func (k *killRig) present(t *testing.T, card cardsim.Card) cardsim.Card {
 
 // auth is the clerk's ASKES authentication of the card's holder, the
 // finger on the sensor; the back office must verify its code.
-func (k *killRig) auth(t *testing.T, _ any) string {
+func (k *killRig) auth(t *testing.T) string {
 	t.Helper()
 	a := k.lt.agent
 	require.NoError(t, k.lt.lab.PlaceFinger(0, cardsim.FingerGenuine))
