@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # `make run`: the whole terminal on this machine, no hardware.
-#   1. the reference back office (embedded store) with a lab TLS PKI,
+#   1. the reference back office (embedded store) with a lab TLS PKI, signing
+#      card data renewals with a key generated in a SoftHSM2 token, and a
+#      sample update staged for Budi (scripts/lab-renewal.sh),
 #   2. the virtual card lab on pcscd's vpcd readers: the sample KPE in
 #      slot 0, the lab SAM in slot 1, and the lab's fingerprint sensor,
 #   3. the agent (configs/lab.yaml) with its local API on 127.0.0.1:7531,
 # then one ASKES authentication through the local API: the code is printed
-# and checked on the back office. Everything stays up until Ctrl-C.
+# and checked on the back office, and the back office offers Budi's
+# update. Everything stays up until Ctrl-C.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CONTROL="${KPE_CARDSIM_CONTROL:-127.0.0.1:35990}"
@@ -92,8 +95,16 @@ if [ ! -s "$STATE/askes-api-key" ]; then
   [ -s "$STATE/askes-api-key" ] || { echo "could not register the lab institution askes" >&2; exit 1; }
 fi
 
+# card data renewals (docs/renewal.md): the issuer's key in a SoftHSM2
+# token of the state dir, certified by the lab's BKN renewal root, and a
+# sample update for Budi (kpe-budi.json) staged unless one is; a second run
+# reuses the token, the key and the update
+issuer=$(scripts/lab-renewal.sh "$STATE" "$STATE/backoffice.db") || exit 1
+mapfile -t issuer_flags <<<"$issuer"
+export SOFTHSM2_CONF="$STATE/softhsm/softhsm2.conf" # the token's directory (scripts/softhsm-init.sh)
+
 say "back office: terminals https://$BO_TERMINAL, staff page http://$BO_STAFF"
-start bin/kpe-backoffice serve --listen "$BO_TERMINAL" --staff-listen "$BO_STAFF" --db "$STATE/backoffice.db" \
+start bin/kpe-backoffice serve "${issuer_flags[@]}" --listen "$BO_TERMINAL" --staff-listen "$BO_STAFF" --db "$STATE/backoffice.db" \
   --sam-ca $LAB/trust/backoffice-ca.pem --tls-cert "$STATE/pki/server.pem" --tls-key "$STATE/pki/server-key.pem" \
   --client-ca "$STATE/pki/tls-ca.pem" --institution lab=Lab --institution-listen "$BO_INSTITUTIONS"
 wait_for "kpe-backoffice" $! curl -fsS -m 5 "http://$BO_STAFF/v1/health"
@@ -146,6 +157,11 @@ inst "https://$BO_INSTITUTIONS/institution/v1/verify/$code" | grep -q '"valid":t
   { echo "ASKES's institutions' API does not verify $code" >&2; exit 1; }
 echo "   ASKES's system verifies it through the institutions' API"
 
+say "card data renewal: the back office offers Budi's staged update"
+offer=$(api -X POST -d '{}' "http://$AGENT/v1/renewal/check") || { echo "the agent's renewal check failed" >&2; exit 1; }
+printf '%s' "$offer" | grep -q '"state":"available"' || { echo "no renewal offered for Budi: $offer" >&2; exit 1; }
+echo "   an update is offered, signed in the SoftHSM2 token (kiosk: touch Mulai, finger, Perbarui kartu)"
+
 # On a desktop, open the kiosk in the user's browser (not as root, whose
 # browser would need its sandbox turned off); KPE_LAB_NO_BROWSER=1 does not.
 if [ -z "${KPE_LAB_NO_BROWSER:-}" ] && [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ] && [ "$(id -u)" != 0 ] && command -v xdg-open >/dev/null; then
@@ -161,6 +177,9 @@ cat <<MSG
   Institutions' API: https://$BO_INSTITUTIONS/institution/v1/ as askes, key in $STATE/askes-api-key
   Kiosk: http://$AGENT/kiosk/   (kiosk.enabled in configs/lab.yaml; open it in Chromium:
          the lab KPE is in the reader, touch Mulai; docs/kiosk.md)
+  Renewal: an update waits for Budi; at the kiosk, after the finger, "Data di kartu" |
+         "Data terbaru BKN", then Perbarui kartu (docs/card-lab.md, "In make run")
+         bin/kpe-backoffice renewal list --db $STATE/backoffice.db   (after Ctrl-C: the store is the back office's)
 
   Try:
     curl -s -H "Authorization: Bearer \$(cat $STATE/api-token)" http://$AGENT/v1/readers

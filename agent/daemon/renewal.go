@@ -98,7 +98,8 @@ type renewalRun struct {
 	interrupted bool
 	offer       *renewal.Offer
 	code, recID string
-	busy        bool // a check or an apply runs
+	busy        bool          // a check or an apply runs
+	looked      chan struct{} // closed when begin has looked at the journal
 }
 
 // newRenewalRun keeps the card state of res (copies: the run outlives res).
@@ -108,7 +109,7 @@ func newRenewalRun(env *renewalEnv, card renewalCard, reader, owner string, kios
 	for dg, b := range k.Groups {
 		groups[dg] = bytes.Clone(b)
 	}
-	run := &renewalRun{env: env, card: card, reader: reader, owner: owner, kiosk: kiosk, tmpl: *tmpl, state: api.RenewalNone,
+	run := &renewalRun{env: env, card: card, reader: reader, owner: owner, kiosk: kiosk, tmpl: *tmpl, state: api.RenewalNone, looked: make(chan struct{}),
 		cs: renewal.CardState{Serial: k.Info.Serial, NIP: k.Identity.NIP, SOD: bytes.Clone(k.SOD), Sequence: k.Update.Sequence}, groups: groups}
 	run.tmpl.Service, run.tmpl.Renewal = record.ServiceRenewal, nil
 	return run
@@ -142,6 +143,16 @@ func (run *renewalRun) serialHex() string { return hex.EncodeToString(run.cs.Ser
 // check. A resumed renewal (the card holds the new data, its record is
 // missing) ends done.
 func (run *renewalRun) begin(ctx context.Context, check bool) {
+	ended := run.journaled(ctx)
+	close(run.looked)
+	if !ended && check {
+		run.check(ctx)
+	}
+}
+
+// journaled looks at the card's journal entry: a resumed renewal (or a
+// card in neither state) ends the run (true).
+func (run *renewalRun) journaled(ctx context.Context) bool {
 	j, err := run.env.ob.Journal(run.cs.Serial)
 	if err != nil {
 		run.env.log.Error("renewal: the journal cannot be read", "err", err)
@@ -151,7 +162,7 @@ func (run *renewalRun) begin(ctx context.Context, check bool) {
 		case j.NewSOD:
 			run.env.log.Info("renewal: the card holds the journaled update; writing its missing record", "card", run.serialHex(), "update", hex.EncodeToString(j.UpdateID[:]))
 			run.record(ctx, j.UpdateID, j.OldSOD, j.NewSOD)
-			return
+			return true
 		case j.OldSOD:
 			run.env.log.Warn("renewal: an earlier renewal of this card was interrupted; the card holds its old data", "card", run.serialHex(), "update", hex.EncodeToString(j.UpdateID[:]), "step", j.Step.String())
 			run.mu.Lock()
@@ -167,19 +178,24 @@ func (run *renewalRun) begin(ctx context.Context, check bool) {
 				run.env.log.Error("renewal: the journal entry cannot be removed", "err", err)
 			}
 			run.set(api.RenewalFailed, reasonUnknown)
-			return
+			return true
 		}
 	}
-	if check {
-		run.check(ctx)
-	}
+	return false
 }
 
 // errRenewalBusy: a check or an apply runs already.
 var errRenewalBusy = fail(CodeReaderBusy, errors.New("a renewal step runs already"))
 
-// check asks the back office for an offer and verifies it.
+// check asks the back office for an offer and verifies it, once begin
+// has looked at the journal (a clerk's check right after the
+// authentication must not race a resumed renewal's record).
 func (run *renewalRun) check(ctx context.Context) error {
+	select {
+	case <-run.looked:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 	run.mu.Lock()
 	switch {
 	case run.busy:
@@ -227,6 +243,12 @@ func (run *renewalRun) check(ctx context.Context) error {
 		run.offer = o
 		run.mu.Unlock()
 		run.set(api.RenewalAvailable, "")
+	case errors.Is(err, renewal.ErrApplied) && run.recorded(o):
+		// the card holds the offer's data and the outbox its record (a
+		// session that ended before the upload, a later visit): nothing
+		// is missing, and a second record would count the renewal twice
+		run.env.log.Info("renewal: the card holds the offered update and its record is in the outbox", "card", run.serialHex(), "update", hex.EncodeToString(o.UpdateID[:]))
+		run.set(api.RenewalNone, reasonNone)
 	case errors.Is(err, renewal.ErrApplied):
 		// the card holds the offer's data already: its record was missed
 		run.env.log.Info("renewal: the card holds the offered update already; writing its missing record", "card", run.serialHex(), "update", hex.EncodeToString(o.UpdateID[:]))
@@ -237,6 +259,27 @@ func (run *renewalRun) check(ctx context.Context) error {
 		run.set(api.RenewalFailed, reasonOfferRefused)
 	}
 	return nil
+}
+
+// recorded says the outbox holds the renewal record of o for this card
+// (in any state but dead-lettered; a record pruned after its
+// acknowledgement is not found: the back office knows it then).
+func (run *renewalRun) recorded(o *renewal.Offer) bool {
+	items, err := run.env.ob.List(0, 0)
+	if err != nil {
+		run.env.log.Error("renewal: the outbox cannot be read", "err", err)
+		return false
+	}
+	for _, it := range items {
+		r, err := record.Decode(it.Encoded)
+		if err != nil || r.Service != record.ServiceRenewal || r.Renewal == nil {
+			continue
+		}
+		if r.Renewal.UpdateID == o.UpdateID && r.Renewal.NewSOD == o.NewSOD && bytes.Equal(r.CardSerial, run.cs.Serial[:]) {
+			return true
+		}
+	}
+	return false
 }
 
 // decline puts an offer aside (the holder said not now).

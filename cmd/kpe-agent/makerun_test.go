@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"io"
@@ -34,6 +35,7 @@ import (
 	"kpe-agent/lab/labset"
 	"kpe-agent/lab/pcsctest"
 	"kpe-agent/sync/backoffice"
+	"kpe-agent/sync/issuer"
 	"kpe-agent/sync/record"
 	"kpe-agent/sync/wire"
 )
@@ -110,12 +112,26 @@ type labTerminal struct {
 	cfg      *config.Config
 	lab      *cardsim.Lab
 	bo       *backoffice.Service
+	store    *backoffice.BoltStore
 	agent    *agentProc
 }
 
 // startLabTerminal starts the terminal of make run (TestMakeRunSampleCards)
 // and waits until its SAM is ready; everything stops when t ends.
-func startLabTerminal(t testing.TB) *labTerminal {
+func startLabTerminal(t testing.TB) *labTerminal { return startLabTerminalWith(t, labOptions{}) }
+
+// labOptions vary the terminal of startLabTerminalWith.
+type labOptions struct {
+	// issuer signs renewal offers, trusted with issuerRoots (nil: the
+	// back office issues none)
+	issuer      issuer.IssuerSigner
+	issuerRoots *x509.CertPool
+	// terminalHandler wraps the back office's terminal listener
+	terminalHandler func(http.Handler) http.Handler
+}
+
+// startLabTerminalWith is startLabTerminal with o.
+func startLabTerminalWith(t testing.TB, o labOptions) *labTerminal {
 	t.Helper()
 	pcsctest.Require(t)
 	repo := pcsctest.RepoPath(".")
@@ -148,13 +164,17 @@ func startLabTerminal(t testing.TB) *labTerminal {
 	store, err := backoffice.OpenBolt(filepath.Join(state, "backoffice.db"))
 	require.NoError(t, err)
 	t.Cleanup(func() { store.Close() })
-	bo, err := backoffice.New(store, backoffice.Config{CA: samCA})
+	bo, err := backoffice.New(store, backoffice.Config{CA: samCA, Issuer: o.issuer, IssuerRoots: o.issuerRoots})
 	require.NoError(t, err)
+	var terminal http.Handler = bo.TerminalHandler(nil)
+	if o.terminalHandler != nil {
+		terminal = o.terminalHandler(terminal)
+	}
 	srvCert, err := tls.LoadX509KeyPair(pki.ServerCert, pki.ServerKey)
 	require.NoError(t, err)
 	clients, err := labpki.LoadPool(pki.TLSCA)
 	require.NoError(t, err)
-	boSrv := serveOn(t, hostOf(t, cfg.Sync.URL), bo.TerminalHandler(nil),
+	boSrv := serveOn(t, hostOf(t, cfg.Sync.URL), terminal,
 		&tls.Config{Certificates: []tls.Certificate{srvCert}, ClientCAs: clients, ClientAuth: tls.RequireAndVerifyClientCert})
 
 	// the agent: the binary make run starts, on configs/lab.yaml
@@ -163,10 +183,11 @@ func startLabTerminal(t testing.TB) *labTerminal {
 	listen := freePort(t, apiHost)
 	env = append(env, "KPE_CONFIG="+cfgFile, "KPE_FINGERPRINT_LAB_URL="+labSrv, "KPE_SYNC_URL="+boSrv, "KPE_API_LISTEN="+listen)
 	a := startAgent(t, state, env, "http://"+listen, token)
+	lt := &labTerminal{labDir: labDir, manifest: m, cfg: cfg, lab: lab, bo: bo, agent: a, store: store}
 
 	pcsctest.Insert(t, lab, 1, "lab/cards/sam.json")
 	a.waitHealth(t, func(h api.Health) bool { return h.SAM != nil && h.SAM.Present && h.SAM.State == "active" })
-	return &labTerminal{labDir: labDir, manifest: m, cfg: cfg, lab: lab, bo: bo, agent: a}
+	return lt
 }
 
 // The parts of TestMakeRunSampleCards that need no pcscd, so that they
@@ -427,6 +448,11 @@ type agentProc struct {
 	base, token string
 	pid         int
 	log         *systest.Buffer
+	bin         string
+	env         []string
+	done        chan error // the process's exit
+	killed      bool       // by kill: its exit is no failure
+	owner       testing.TB // the test the agent lives for (restart's t may be a subtest)
 }
 
 // startAgent builds kpe-agent and runs `kpe-agent run` with env added to
@@ -437,15 +463,53 @@ func startAgent(t testing.TB, dir string, env []string, base, token string) *age
 	bin := filepath.Join(dir, "kpe-agent")
 	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
 	require.NoError(t, err, "%s", out)
-	a := &agentProc{base: base, token: token, log: &systest.Buffer{}}
-	cmd := exec.Command(bin, "run")
-	cmd.Env = append(os.Environ(), env...)
+	a := &agentProc{base: base, token: token, log: &systest.Buffer{}, bin: bin, env: env, owner: t}
+	a.run(t)
+	return a
+}
+
+// kill ends the agent with SIGKILL, as a power cut or the OOM killer
+// would: no cleanup of its own runs.
+func (a *agentProc) kill(t testing.TB) {
+	t.Helper()
+	a.killed = true
+	require.NoError(t, syscall.Kill(a.pid, syscall.SIGKILL))
+	select {
+	case <-a.done:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("kpe-agent (pid %d) does not die of SIGKILL", a.pid)
+	}
+}
+
+// restart runs the binary again (after kill), on the same files and
+// address.
+func (a *agentProc) restart(t testing.TB) {
+	t.Helper()
+	require.True(t, a.killed, "restart after kill")
+	a.killed = false
+	a.run(t)
+}
+
+// run starts `kpe-agent run` and waits until its API answers.
+func (a *agentProc) run(t testing.TB) {
+	t.Helper()
+	cmd := exec.Command(a.bin, "run")
+	cmd.Env = append(os.Environ(), a.env...)
 	cmd.Stdout, cmd.Stderr = a.log, a.log
 	require.NoError(t, cmd.Start())
 	a.pid = cmd.Process.Pid
 	done := make(chan error, 1)
+	a.done = done
 	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() {
+	owner := a.owner
+	owner.Cleanup(func() {
+		t := owner
+		if a.killed && a.done == done {
+			return // killed, and not started again
+		}
+		if a.done != done {
+			return // killed and started again: the next run's cleanup stops it
+		}
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case err := <-done:
@@ -460,6 +524,7 @@ func startAgent(t testing.TB, dir string, env []string, base, token string) *age
 			t.Logf("kpe-agent's log:\n%s", a.log.String())
 		}
 	})
+	base := a.base
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		select {
 		case err := <-done:
@@ -470,7 +535,7 @@ func startAgent(t testing.TB, dir string, env []string, base, token string) *age
 		if resp, err := http.Get(base + api.PathHealth); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return a
+				return
 			}
 		}
 		require.True(t, time.Now().Before(deadline), "kpe-agent's API does not answer")

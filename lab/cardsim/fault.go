@@ -19,7 +19,8 @@ import (
 // In JSON, durations are strings such as "500ms":
 //
 //	{"remove_at_apdu": 3, "reinsert_after": "1s", "delay": "200ms",
-//	 "delay_count": 2, "malformed_at_apdu": 5, "answer_lost_at_apdu": 4}
+//	 "delay_count": 2, "malformed_at_apdu": 5, "answer_lost_at_apdu": 4,
+//	 "hold_at_apdu": 2, "hold_ins": 64}
 type Fault struct {
 	// RemoveAtAPDU: instead of answering the Nth APDU the card is removed
 	// (vpcd: the connection is closed; MemReader: Transmit fails with
@@ -42,6 +43,18 @@ type Fault struct {
 	// RemoveAtAPDU (ReinsertAfter applies). With RemoveAtAPDU the two
 	// cover a tear just before and just after each APDU. 0 = off.
 	AnswerLostAtAPDU int
+	// HoldAtAPDU: the Nth APDU is held before it reaches the card until
+	// the hold is released (Lab.ReleaseHold, MemReader.ReleaseHold, or
+	// arming or clearing a fault): it is then processed and answered as
+	// usual. A removal of the card meanwhile drops it (the command never
+	// reaches the card). Lab.WaitHold tells when it is held, and which
+	// command: a test stops the terminal exactly at one APDU of a
+	// session (docs/card-lab.md, "Faults"). 0 = off.
+	HoldAtAPDU int
+	// HoldINS: when not 0, HoldAtAPDU counts only the APDUs whose
+	// instruction byte is HoldINS (the Nth SIGN RECORD of a SAM, the Nth
+	// UPDATE BINARY of a card); 0 counts every APDU.
+	HoldINS byte
 }
 
 // IsZero reports whether f injects nothing.
@@ -50,8 +63,11 @@ func (f Fault) IsZero() bool { return f == Fault{} }
 // Validate rejects negative values.
 func (f Fault) Validate() error {
 	if f.RemoveAtAPDU < 0 || f.DelayCount < 0 || f.MalformedAtAPDU < 0 || f.AnswerLostAtAPDU < 0 ||
-		f.Delay < 0 || f.ReinsertAfter < 0 {
+		f.Delay < 0 || f.ReinsertAfter < 0 || f.HoldAtAPDU < 0 {
 		return errors.New("fault: negative values are not allowed")
+	}
+	if f.HoldINS != 0 && f.HoldAtAPDU == 0 {
+		return errors.New("fault: hold_ins without hold_at_apdu")
 	}
 	return nil
 }
@@ -63,11 +79,14 @@ type faultJSON struct {
 	DelayCount      int    `json:"delay_count,omitempty"`
 	MalformedAtAPDU int    `json:"malformed_at_apdu,omitempty"`
 	AnswerLostAt    int    `json:"answer_lost_at_apdu,omitempty"`
+	HoldAtAPDU      int    `json:"hold_at_apdu,omitempty"`
+	HoldINS         int    `json:"hold_ins,omitempty"`
 }
 
 // MarshalJSON encodes durations as strings ("500ms").
 func (f Fault) MarshalJSON() ([]byte, error) {
-	j := faultJSON{RemoveAtAPDU: f.RemoveAtAPDU, DelayCount: f.DelayCount, MalformedAtAPDU: f.MalformedAtAPDU, AnswerLostAt: f.AnswerLostAtAPDU}
+	j := faultJSON{RemoveAtAPDU: f.RemoveAtAPDU, DelayCount: f.DelayCount, MalformedAtAPDU: f.MalformedAtAPDU, AnswerLostAt: f.AnswerLostAtAPDU,
+		HoldAtAPDU: f.HoldAtAPDU, HoldINS: int(f.HoldINS)}
 	if f.Delay != 0 {
 		j.Delay = f.Delay.String()
 	}
@@ -86,7 +105,11 @@ func (f *Fault) UnmarshalJSON(b []byte) error {
 	if err := dec.Decode(&j); err != nil {
 		return fmt.Errorf("fault: %w", err)
 	}
-	out := Fault{RemoveAtAPDU: j.RemoveAtAPDU, DelayCount: j.DelayCount, MalformedAtAPDU: j.MalformedAtAPDU, AnswerLostAtAPDU: j.AnswerLostAt}
+	if j.HoldINS < 0 || j.HoldINS > 0xFF {
+		return fmt.Errorf("fault: hold_ins: %d is not an instruction byte (0..255)", j.HoldINS)
+	}
+	out := Fault{RemoveAtAPDU: j.RemoveAtAPDU, DelayCount: j.DelayCount, MalformedAtAPDU: j.MalformedAtAPDU, AnswerLostAtAPDU: j.AnswerLostAt,
+		HoldAtAPDU: j.HoldAtAPDU, HoldINS: byte(j.HoldINS)}
 	var err error
 	if out.Delay, err = parseDuration(j.Delay); err != nil {
 		return fmt.Errorf("fault: delay: %w", err)
@@ -115,22 +138,80 @@ type faultAction struct {
 	remove        bool
 	answerLost    bool
 	malformed     bool
+	hold          *hold // the APDU is held until released
 	reinsertAfter time.Duration
 }
+
+// hold is one armed HoldAtAPDU: held is closed once the APDU is held (cmd
+// set), release when it may go on.
+type hold struct {
+	cmd      []byte
+	held     chan struct{}
+	release  chan struct{}
+	released sync.Once
+}
+
+func newHold() *hold { return &hold{held: make(chan struct{}), release: make(chan struct{})} }
+
+func (h *hold) let() { h.released.Do(func() { close(h.release) }) }
 
 // faultState counts APDUs since arming and decides the fault actions. It is
 // shared by vpcd slots and MemReader.
 type faultState struct {
-	mu    sync.Mutex
-	fault Fault
-	count int
+	mu     sync.Mutex
+	fault  Fault
+	count  int
+	held   int   // APDUs counted towards HoldAtAPDU
+	hold   *hold // nil: no HoldAtAPDU armed
+	holdOn bool  // the armed hold's APDU came
 }
 
 func (s *faultState) set(f Fault) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.fault, s.count = f, 0
+	if s.hold != nil {
+		s.hold.let() // a new fault (or none) lets a held APDU go on
+	}
+	s.fault, s.count, s.held, s.hold, s.holdOn = f, 0, 0, nil, false
+	if f.HoldAtAPDU > 0 {
+		s.hold = newHold()
+	}
 }
+
+// armedHold is the armed hold (nil: none).
+func (s *faultState) armedHold() *hold {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.hold
+}
+
+// waitHold waits until the armed hold holds its APDU and returns the
+// command.
+func (s *faultState) waitHold(ctx context.Context) ([]byte, error) {
+	h := s.armedHold()
+	if h == nil {
+		return nil, ErrNoHold
+	}
+	select {
+	case <-h.held:
+		return bytes.Clone(h.cmd), nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// releaseHold lets the held APDU (or the one still to come) go on.
+func (s *faultState) releaseHold() error {
+	h := s.armedHold()
+	if h == nil {
+		return ErrNoHold
+	}
+	h.let()
+	return nil
+}
+
+// ErrNoHold: no HoldAtAPDU fault is armed.
+var ErrNoHold = errors.New("cardsim: no hold_at_apdu fault armed")
 
 func (s *faultState) get() (Fault, bool) {
 	s.mu.Lock()
@@ -138,7 +219,7 @@ func (s *faultState) get() (Fault, bool) {
 	return s.fault, !s.fault.IsZero()
 }
 
-func (s *faultState) next() faultAction {
+func (s *faultState) next(cmd []byte) faultAction {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	f := s.fault
@@ -154,6 +235,14 @@ func (s *faultState) next() faultAction {
 	a.remove = n == f.RemoveAtAPDU
 	a.answerLost = !a.remove && n == f.AnswerLostAtAPDU
 	a.malformed = !a.remove && !a.answerLost && n == f.MalformedAtAPDU
+	if s.hold != nil && !s.holdOn && (f.HoldINS == 0 || len(cmd) >= 2 && cmd[1] == f.HoldINS) {
+		s.held++
+		if s.held == f.HoldAtAPDU {
+			s.holdOn = true
+			s.hold.cmd = bytes.Clone(cmd)
+			a.hold = s.hold
+		}
+	}
 	return a
 }
 
@@ -168,7 +257,18 @@ var malformedResponse = []byte{0x90}
 // during an injected delay. The action is returned for logging and for the
 // caller's removal handling.
 func exchange(ctx context.Context, faults *faultState, card Card, cmd []byte, log *slog.Logger) ([]byte, faultAction, error) {
-	act := faults.next()
+	act := faults.next(cmd)
+	if h := act.hold; h != nil {
+		if log != nil {
+			log.Info("fault: holding the APDU until released", "apdu", act.n)
+		}
+		close(h.held)
+		select {
+		case <-h.release:
+		case <-ctx.Done():
+			return nil, act, ctx.Err() // removed meanwhile: the command never reaches the card
+		}
+	}
 	if act.delay > 0 {
 		t := time.NewTimer(act.delay)
 		select {

@@ -1,6 +1,7 @@
 package cardsim
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -202,6 +203,30 @@ func (l *Lab) ClearFault(n int) error {
 	}
 	s.faults.set(Fault{})
 	s.log.Info("fault cleared")
+	return nil
+}
+
+// WaitHold waits until slot n holds the APDU of its HoldAtAPDU fault and
+// returns that command (ErrNoHold: none armed).
+func (l *Lab) WaitHold(ctx context.Context, n int) ([]byte, error) {
+	s, err := l.slot(n)
+	if err != nil {
+		return nil, err
+	}
+	return s.faults.waitHold(ctx)
+}
+
+// ReleaseHold lets slot n's held APDU reach the card and be answered
+// (ErrNoHold: none armed). Removing the card instead drops it.
+func (l *Lab) ReleaseHold(n int) error {
+	s, err := l.slot(n)
+	if err != nil {
+		return err
+	}
+	if err := s.faults.releaseHold(); err != nil {
+		return err
+	}
+	s.log.Info("fault: hold released")
 	return nil
 }
 

@@ -117,6 +117,13 @@ func (r *MemReader) SetFault(f Fault) { r.faults.set(f) }
 // ClearFault disarms the fault.
 func (r *MemReader) ClearFault() { r.faults.set(Fault{}) }
 
+// WaitHold waits until the reader holds the APDU of its HoldAtAPDU fault
+// and returns that command (ErrNoHold: none armed).
+func (r *MemReader) WaitHold(ctx context.Context) ([]byte, error) { return r.faults.waitHold(ctx) }
+
+// ReleaseHold lets the held APDU reach the card (ErrNoHold: none armed).
+func (r *MemReader) ReleaseHold() error { return r.faults.releaseHold() }
+
 // APDUs counts the command APDUs transmitted through the reader.
 func (r *MemReader) APDUs() uint64 {
 	r.mu.Lock()

@@ -31,25 +31,25 @@ func TestFaultJSON(t *testing.T) {
 
 func TestFaultState(t *testing.T) {
 	var s faultState
-	equal(t, s.next(), faultAction{}, "unarmed")
+	equal(t, s.next(nil), faultAction{}, "unarmed")
 	s.set(Fault{Delay: time.Millisecond, DelayCount: 2, MalformedAtAPDU: 2, RemoveAtAPDU: 3})
-	a1, a2, a3, a4 := s.next(), s.next(), s.next(), s.next()
+	a1, a2, a3, a4 := s.next(nil), s.next(nil), s.next(nil), s.next(nil)
 	equal(t, a1, faultAction{n: 1, delay: time.Millisecond}, "apdu 1")
 	equal(t, a2, faultAction{n: 2, delay: time.Millisecond, malformed: true}, "apdu 2")
 	equal(t, a3, faultAction{n: 3, remove: true}, "apdu 3")
 	equal(t, a4, faultAction{n: 4}, "apdu 4")
 	s.set(Fault{Delay: time.Millisecond}) // re-arming restarts the count; DelayCount 0 = all
 	for i := 1; i <= 5; i++ {
-		equal(t, s.next(), faultAction{n: i, delay: time.Millisecond}, "delay all")
+		equal(t, s.next(nil), faultAction{n: i, delay: time.Millisecond}, "delay all")
 	}
 	s.set(Fault{RemoveAtAPDU: 1, MalformedAtAPDU: 1})
-	equal(t, s.next(), faultAction{n: 1, remove: true}, "remove wins over malformed")
+	equal(t, s.next(nil), faultAction{n: 1, remove: true}, "remove wins over malformed")
 	s.set(Fault{AnswerLostAtAPDU: 2, MalformedAtAPDU: 2, RemoveAtAPDU: 3, ReinsertAfter: time.Second})
-	equal(t, s.next(), faultAction{n: 1, reinsertAfter: time.Second}, "apdu 1")
-	equal(t, s.next(), faultAction{n: 2, answerLost: true, reinsertAfter: time.Second}, "answer lost wins over malformed")
-	equal(t, s.next(), faultAction{n: 3, remove: true, reinsertAfter: time.Second}, "apdu 3")
+	equal(t, s.next(nil), faultAction{n: 1, reinsertAfter: time.Second}, "apdu 1")
+	equal(t, s.next(nil), faultAction{n: 2, answerLost: true, reinsertAfter: time.Second}, "answer lost wins over malformed")
+	equal(t, s.next(nil), faultAction{n: 3, remove: true, reinsertAfter: time.Second}, "apdu 3")
 	s.set(Fault{AnswerLostAtAPDU: 1, RemoveAtAPDU: 1})
-	equal(t, s.next(), faultAction{n: 1, remove: true}, "remove wins over answer lost")
+	equal(t, s.next(nil), faultAction{n: 1, remove: true}, "remove wins over answer lost")
 }
 
 // countingCard counts the APDUs it processed.
