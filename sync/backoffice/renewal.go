@@ -267,11 +267,19 @@ func (s *Service) renewalOffer(ctx context.Context, q *wire.RenewalQuery) (strin
 	now := s.cfg.Now()
 	current := renewal.SODHash(q.SOD)
 	// the card holds an issued offer's data already: that offer, so the
-	// terminal records the renewal it missed
+	// terminal records the renewal it missed, unless a renewal record of
+	// this card has applied it (then the card is up to date with it: a
+	// newer staged update, if any, is offered on the card's new EF.SOD)
 	switch o, err := rs.RenewalOfferByNewSOD(ctx, serial, current); {
 	case err == nil:
-		s.cfg.Log.Info("renewal offer: the card holds it already", "update", hex.EncodeToString(o.UpdateID[:]))
-		return offerApplied, o.JSON, nil
+		recorded, err := appliedTo(ctx, rs, q.NIP, o.UpdateID, serial)
+		if err != nil {
+			return offerRefused, nil, err
+		}
+		if !recorded {
+			s.cfg.Log.Info("renewal offer: the card holds it already", "update", hex.EncodeToString(o.UpdateID[:]))
+			return offerApplied, o.JSON, nil
+		}
 	case !errors.Is(err, ErrNotFound):
 		return offerRefused, nil, err
 	}
@@ -320,6 +328,21 @@ func (s *Service) renewalOffer(ctx context.Context, q *wire.RenewalQuery) (strin
 	}
 	s.cfg.Log.Info("renewal offer issued", "update", hex.EncodeToString(u.ID[:]), "sequence", seq, "groups", o.Changed())
 	return offerIssued, body, nil
+}
+
+// appliedTo says a renewal record of the card serial has applied the
+// update id (staged for nip).
+func appliedTo(ctx context.Context, rs RenewalStore, nip string, id [16]byte, serial [8]byte) (bool, error) {
+	us, err := rs.RenewalUpdates(ctx, RenewalFilter{Status: RenewalApplied, NIP: nip})
+	if err != nil {
+		return false, err
+	}
+	for _, u := range us {
+		if u.ID == id && u.AppliedSerial == serial {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // renewalOf is the application a verified record carries, nil for a

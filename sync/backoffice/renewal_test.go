@@ -360,6 +360,15 @@ func TestRenewalAppliedOnIngest(t *testing.T) {
 		staged, err := l.store.(backoffice.RenewalStore).StagedRenewal(ctx, renewalNIP)
 		require.NoError(t, err)
 		assert.Equal(t, newer.ID, staged.ID, "the newer import stays staged, built on the card's new EF.SOD next time")
+		// the card asks again once its renewal is on record: the newer
+		// update, built on its new EF.SOD, not the applied offer again (the
+		// terminal would record the same renewal at every insertion)
+		status, body = rl.askCard(t, card)
+		require.Equal(t, http.StatusOK, status, "%s", body)
+		next := offerOf(t, body)
+		assert.Equal(t, newer.ID, next.UpdateID)
+		assert.Equal(t, o.NewSOD, next.BaseSOD)
+		require.NoError(t, renewal.Verify(next, card.state(), iss.pool(), rl.now()))
 
 		// the same record again: a duplicate, nothing changes
 		assert.Equal(t, wire.Duplicate, l.ingest(enc)[0].Status)
