@@ -432,6 +432,12 @@ function onEvent(ev) {
   }
   if (ev.type !== "session" || !reader || ev.reader !== reader) return;
   const inSession = screen !== "attract" && screen !== "oos";
+  if (ev.state === "detected" && interruptedShown()) {
+    // the card is back after an interrupted renewal: a fresh page offers
+    // to start with it, and the agent tells what the card holds
+    wipe();
+    return;
+  }
   if (inSession) touched(); // the holder is at the card and the sensor
   switch (ev.state) {
     case "removed":
@@ -649,6 +655,24 @@ function renewalEnded() {
   return st === "done" || st === "failed" || st === "interrupted";
 }
 
+/** The renewal's writing was interrupted (the card left) and says so. */
+function interruptedShown() {
+  return screen === "renewal" && !applying && shown?.renewal?.state === "interrupted";
+}
+
+/**
+ * The card may be back already when the writing's answer comes (the
+ * holder was quick): then as on its insertion.
+ */
+async function cardBack() {
+  try {
+    const rs = await agent.readers({ signal: life.signal });
+    if (interruptedShown() && rs.some((x) => x.name === reader && x.card_present && !x.busy)) wipe();
+  } catch {
+    // the reader's next event says when the card is back
+  }
+}
+
 /**
  * Asks the agent for the renewal of the card: the agent checks the back
  * office by itself after the authentication and tells of each change
@@ -719,6 +743,7 @@ async function applyRenewal() {
     applying = false;
     shown.renewal = v;
     renderRenewal();
+    if (v.state === "interrupted") cardBack();
   } catch (e) {
     applying = false;
     if (e instanceof KpeError && (e.code === "not-available" || e.code === "card-removed")) wipe();
