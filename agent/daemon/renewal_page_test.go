@@ -1,0 +1,377 @@
+package daemon_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"kpe-agent/agent/api"
+	"kpe-agent/agent/config"
+	"kpe-agent/internal/browsertest"
+	"kpe-agent/internal/i18n"
+	"kpe-agent/lab/cardsim"
+	"kpe-agent/lab/pcsctest"
+	"kpe-agent/sync/record"
+)
+
+// budiSerial is the card serial of lab/cards/kpe-budi.json.
+var budiSerial = [8]byte{0, 0, 0, 0, 0, 0, 0x01, 0x01}
+
+// budiPromotion is a SAPK change for kpe-budi (the import format of
+// docs/renewal.md): promoted from Pembina Utama Muda IV/c to Pembina
+// Utama Madya IV/d, and a sixth family member, a newborn child. The other
+// fields are the card's (testdata/cards/lab/spec.json), so only those two
+// and the TMT change.
+const budiPromotion = `nip,groups,status,pangkat,golongan_ruang,tmt_pangkat,jabatan,tmt_jabatan,parent_agency,working_agency,unit_1,unit_2,unit_3,work_location,` +
+	`member_1_kind,member_1_name,member_1_nik,member_1_birth_date,member_1_relation,member_1_dependant,member_1_kpe_tambahan,` +
+	`member_2_kind,member_2_name,member_2_nik,member_2_birth_date,member_2_relation,member_2_dependant,` +
+	`member_3_kind,member_3_name,member_3_nik,member_3_birth_date,member_3_relation,member_3_dependant,` +
+	`member_4_kind,member_4_name,member_4_nik,member_4_birth_date,member_4_relation,member_4_dependant,` +
+	`member_5_kind,member_5_name,member_5_nik,member_5_birth_date,member_5_relation,member_5_dependant,member_5_kpe_tambahan,` +
+	`member_6_kind,member_6_name,member_6_nik,member_6_birth_date,member_6_relation,member_6_dependant
+197208172000031002,employment;family,PNS,Pembina Utama Madya,IV/d,20261001,Kepala Bidang Pelayanan Kesehatan,20210105,` +
+	`Pemerintah Daerah Daerah Istimewa Yogyakarta,Dinas Kesehatan Daerah Istimewa Yogyakarta,Dinas Kesehatan,Bidang Pelayanan Kesehatan,Seksi Pelayanan Kesehatan Rujukan,Kota Yogyakarta,` +
+	`spouse,"Sri Wahyuni, S.Pd.",3471015503750002,19750315,Istri,Y,0000000000000102,` +
+	`child,Andi Prasetyo,3471011204010001,20010412,Anak Kandung,N,` +
+	`child,Rina Kusumawati,3471014807040002,20040708,Anak Kandung,Y,` +
+	`child,Dimas Nugroho,3471010902080003,20080209,Anak Kandung,Y,` +
+	`child,Putri Ayu Lestari,3471016111120004,20121121,Anak Kandung,Y,0000000000000103,` +
+	`child,Bayu Aji Santoso,3471010305260005,20260503,Anak Kandung,Y
+`
+
+// newChild is the family member budiPromotion adds, as the comparison
+// words it in Bahasa Indonesia.
+const newChild = "Bayu Aji Santoso (Anak, 3 Mei 2026, Tanggungan)"
+
+// renewalRig is the rig with renewal on (the rig's configuration has none:
+// renewal.enabled defaults to true in a configuration file) and
+// budiPromotion staged at its back office.
+func renewalRig(t *testing.T) *rig {
+	r := newRig(t)
+	r.setConf(func(c *config.Config) { c.Renewal = config.Renewal{Enabled: true, OfferTimeout: 10 * time.Second} })
+	res, err := r.svc.ImportRenewals(context.Background(), "csv", strings.NewReader(budiPromotion))
+	require.NoError(t, err)
+	require.Len(t, res.Updates, 1)
+	assert.Equal(t, []int{2, 3}, res.Updates[0].Changed())
+	r.insert(1, "sam.json")
+	r.waitHealth(samReady)
+	return r
+}
+
+// renewalRecords counts the renewal records in the agent's outbox.
+func (r *rig) renewalRecords(t *testing.T) int {
+	t.Helper()
+	items, err := r.ob.Recent(time.Time{}, 1000)
+	require.NoError(t, err)
+	n := 0
+	for _, it := range items {
+		rec, err := record.Decode(it.Encoded)
+		require.NoError(t, err)
+		if rec.Service == record.ServiceRenewal {
+			n++
+		}
+	}
+	return n
+}
+
+// verifyUploaded sends the outbox now and has the back office verify
+// code: a renewal record of the terminal.
+func (r *rig) verifyUploaded(t *testing.T, code string) {
+	t.Helper()
+	var res api.SyncResult
+	status, e := r.call("POST", api.PathSync, nil, &res)
+	require.Equal(t, http.StatusOK, status, "%+v", e)
+	require.Nil(t, res.Error)
+	v, err := r.svc.Verify(context.Background(), code)
+	require.NoError(t, err)
+	assert.True(t, v.Valid, "the back office verifies the renewal's code")
+	assert.Equal(t, record.ServiceRenewal, v.Service)
+	assert.Equal(t, terminal, v.TerminalID)
+}
+
+// renewalField is a row of one side of the comparison as shown.
+type renewalField struct {
+	Label   string `json:"label"`
+	Value   string `json:"value"`
+	Changed bool   `json:"changed"`
+}
+
+// side reads one side of the comparison (a dl of dt/dd pairs).
+func side(b *browsertest.Browser, list string) []renewalField {
+	var out []renewalField
+	b.Eval(fmt.Sprintf(`(() => { const out = []; const l = document.getElementById(%q);
+		for (const dt of l.querySelectorAll("dt")) { const dd = dt.nextElementSibling;
+			out.push({label: dt.textContent, value: dd.textContent, changed: dd.classList.contains("changed") && dt.classList.contains("changed")}); }
+		return out; })()`, list), &out)
+	return out
+}
+
+// field finds the row labelled label.
+func field(t *testing.T, fs []renewalField, label string) renewalField {
+	t.Helper()
+	for _, f := range fs {
+		if f.Label == label {
+			return f
+		}
+	}
+	t.Fatalf("no field %q in %+v", label, fs)
+	return renewalField{}
+}
+
+// compareShown checks the comparison of budiPromotion on the kiosk's
+// renewal screen or the counter's panel, in lang: the new child worded
+// child, a field the card lacks shown as absent.
+func compareShown(t *testing.T, b *browsertest.Browser, lang i18n.Lang, child, absent string) {
+	t.Helper()
+	card, offered := side(b, "renewal-card-fields"), side(b, "renewal-new-fields")
+	require.Len(t, offered, len(card), "the same fields side by side")
+	pangkat := lang.T("kiosk.renewal.field.employment.pangkat")
+	assert.Equal(t, renewalField{pangkat, "Pembina Utama Muda IV/c", true}, field(t, card, pangkat))
+	assert.Equal(t, renewalField{pangkat, "Pembina Utama Madya IV/d", true}, field(t, offered, pangkat))
+	tmt := lang.T("kiosk.renewal.field.employment.tmt-pangkat")
+	assert.True(t, field(t, card, tmt).Changed)
+	assert.Contains(t, field(t, offered, tmt).Value, "2026")
+	jabatan := lang.T("kiosk.renewal.field.employment.jabatan")
+	assert.Equal(t, renewalField{jabatan, "Kepala Bidang Pelayanan Kesehatan", false}, field(t, offered, jabatan), "unchanged, not marked")
+	member := lang.T("kiosk.renewal.field.family.member")
+	assert.Equal(t, renewalField{member + " 6", absent, true}, field(t, card, member+" 6"), "not on the card")
+	assert.Equal(t, renewalField{member + " 6", child, true}, field(t, offered, member+" 6"), "the new child, marked")
+	assert.False(t, field(t, offered, member+" 1").Changed, "the spouse is unchanged")
+}
+
+// renewalAnswers are the agent's answers the kiosk page fetched so far,
+// the renewal's among them.
+func (k *kioskTab) renewalAnswers() []string {
+	k.t.Helper()
+	var urls []string
+	k.b.Eval(`performance.getEntriesByType("resource").map((e) => e.name).filter((u) => u.includes("/v1/kiosk/") || u.includes("/v1/readers") || u.includes("/v1/renewal"))`, &urls)
+	return urls
+}
+
+// toOffer waits for the renewal banner on the holder's data (in lang) and
+// opens the comparison; shot names the banner's screenshot, if any.
+func (k *kioskTab) toOffer(lang i18n.Lang, shot string) {
+	k.t.Helper()
+	k.screen("result")
+	k.b.Wait(`!document.getElementById("renewal-available").hidden`, 20*time.Second)
+	assert.Equal(k.t, lang.T("kiosk.renewal.title"), k.text("#renewal-available strong"))
+	if shot != "" {
+		k.check(shot)
+	}
+	k.b.Click("#renewal-open")
+	k.screen("renewal")
+	k.b.Wait(`!document.getElementById("renewal-offer").hidden && document.querySelectorAll("#renewal-new-fields dt").length > 0`, 5*time.Second)
+}
+
+// The kiosk's renewal screens in Chromium through the whole terminal (the
+// card lab, the agent, the back office with its renewal issuer): Budi's
+// card with budiPromotion staged is offered it after the fingerprint; the
+// comparison marks the changes; "Nanti saja" writes nothing; a card pulled
+// while it is written shows the interrupted screen, and on its
+// reinsertion the offer comes again saying so; "Perbarui kartu" shows the
+// progress, then the code the back office verifies; the card then holds
+// the new data. Every screen in both orientations for the kiosk-grade
+// layout (and its screenshot with -kiosk-screenshots), once in English;
+// nothing of the renewal stays in the page or the browser after a session.
+func TestKioskRenewalPage(t *testing.T) {
+	r := renewalRig(t)
+	b := browsertest.Start(t, browsertest.WindowSize(1080, 1920))
+	b.Viewport(kioskScreens[0].width, kioskScreens[0].height, shotScale)
+	kt := &kioskTab{t: t, r: r, b: b}
+	kt.open()
+	kt.waiting()
+	secrets := []string{"Budi", "197208172000031002", "IV/d", "Pembina Utama Madya", "Bayu Aji Santoso"}
+
+	t.Run("decline", func(t *testing.T) {
+		k := kt.in(t)
+		require.NoError(t, r.lab.PlaceFinger(0, cardsim.FingerGenuine))
+		k.present("kpe-budi.json")
+		k.toOffer(i18n.Indonesian, "renewal-available")
+		assert.Equal(t, "Pembaruan data tersedia", k.text("#renewal-title"))
+		assert.Equal(t, "Data di kartu", k.text("#renewal-card h3"))
+		assert.Equal(t, "Data terbaru BKN", k.text("#renewal-new h3"))
+		assert.Equal(t, "Perbarui kartu", k.text("#renewal-apply"))
+		assert.Equal(t, "Nanti saja", k.text("#renewal-decline"))
+		var hidden bool
+		k.b.Eval(`document.getElementById("renewal-was-interrupted").hidden`, &hidden)
+		assert.True(t, hidden, "no earlier renewal was interrupted")
+		compareShown(t, k.b, i18n.Indonesian, newChild, i18n.Indonesian.T("kiosk.not-held"))
+		// the changed values are told to a screen reader as changed
+		var label string
+		k.b.Eval(`document.querySelector("#renewal-new-fields dd.changed").getAttribute("aria-label")`, &label)
+		assert.Contains(t, label, "(berubah)")
+		k.check("renewal-compare")
+
+		k.b.Click("#renewal-decline")
+		k.screen("result")
+		k.b.Wait(`document.getElementById("renewal-banner").hidden`, 5*time.Second)
+		assert.Contains(t, k.text("#panel-profile"), "IV/c", "the holder's data as the card holds it")
+		j, err := r.ob.Journal(budiSerial)
+		require.NoError(t, err)
+		assert.Nil(t, j, "nothing written: no journal entry")
+		assert.Zero(t, r.renewalRecords(t), "no renewal record")
+		var v api.RenewalView
+		status, e := r.call("GET", api.PathRenewal+"?reader="+url.QueryEscape(pcsctest.Slot0), nil, &v)
+		require.Equal(t, http.StatusOK, status, "%+v", e)
+		assert.Equal(t, api.RenewalNone, v.State)
+		assert.Equal(t, "declined", v.Reason)
+
+		answers := k.renewalAnswers()
+		k.pull()
+		k.screen("attract")
+		k.waiting()
+		k.clean(answers, nil, secrets...)
+	})
+
+	// English once: the comparison's words and the agent's labels and
+	// values.
+	t.Run("english", func(t *testing.T) {
+		k := kt.in(t)
+		k.b.Click("#lang-en")
+		k.b.Wait(`document.body.dataset.session === "en"`, 5*time.Second)
+		k.waiting()
+		require.NoError(t, r.lab.PlaceFinger(0, cardsim.FingerGenuine))
+		k.present("kpe-budi.json")
+		k.toOffer(i18n.English, "")
+		assert.Equal(t, "Data update available", k.text("#renewal-title"))
+		assert.Equal(t, "Data on the card", k.text("#renewal-card h3"))
+		assert.Equal(t, "Latest BKN data", k.text("#renewal-new h3"))
+		assert.Equal(t, "Update card", k.text("#renewal-apply"))
+		assert.Equal(t, "Not now", k.text("#renewal-decline"))
+		compareShown(t, k.b, i18n.English, "Bayu Aji Santoso (Child, 3 May 2026, Dependant)", i18n.English.T("kiosk.not-held"))
+		k.check("renewal-compare-en")
+		k.b.Click("#renewal-decline")
+		k.screen("result")
+		k.pull()
+		k.screen("attract")
+		k.b.Wait(`document.documentElement.lang === "id"`, 5*time.Second)
+		k.waiting()
+	})
+
+	// The card pulled while it is written (torn before its COMMIT): the
+	// interrupted screen; the card back in, a fresh page offers to start,
+	// and after the fingerprint the offer comes again, saying that the
+	// last one was interrupted and the card holds its old data. Then the
+	// holder updates the card: the progress screen, then the code, which
+	// the back office verifies once the record is sent.
+	var code string
+	// the lab keeps a card's data only while it is in (kpeapp does not
+	// persist it): from here the card stays in until the test's end
+	keep := func(t *testing.T) {
+		pcsctest.Insert(t, r.lab, 0, "lab/cards/kpe-budi.json")
+	}
+	t.Cleanup(func() {
+		_ = r.lab.Remove(0)
+		pcsctest.WaitCard(t, pcsctest.Slot0, false, 5*time.Second)
+	})
+	t.Run("interrupted-then-applied", func(t *testing.T) {
+		k := kt.in(t)
+		require.NoError(t, r.lab.PlaceFinger(0, cardsim.FingerGenuine))
+		keep(t)
+		k.toOffer(i18n.Indonesian, "")
+		// the 6th command of the write: past the update session's
+		// authentication and BEGIN, before COMMIT
+		require.NoError(t, r.lab.SetFault(0, cardsim.Fault{RemoveAtAPDU: 6}))
+		k.b.Click("#renewal-apply")
+		k.b.Wait(`!document.getElementById("renewal-interrupted").hidden`, 30*time.Second)
+		assert.Equal(t, "Pembaruan terputus", k.text("#renewal-interrupted h2"))
+		assert.Equal(t, i18n.Indonesian.T("kiosk.renewal.reason.card-removed"), k.text("#renewal-interrupted-message"))
+		var finish bool
+		k.b.Eval(`!document.getElementById("finish").hidden`, &finish)
+		assert.True(t, finish, "Selesai ends the session")
+		k.check("renewal-interrupted")
+		j, err := r.ob.Journal(budiSerial)
+		require.NoError(t, err)
+		require.NotNil(t, j, "the journal keeps the interrupted renewal")
+		assert.Zero(t, r.renewalRecords(t))
+
+		// the card comes back: the page starts afresh with it
+		require.NoError(t, r.lab.ClearFault(0))
+		k.b.Eval(`window.before = true`, nil)
+		require.NoError(t, r.lab.PlaceFinger(0, cardsim.FingerGenuine))
+		keep(t)
+		k.b.Wait(`window.before === undefined && document.body.dataset.screen === "attract" && !document.getElementById("start").hidden`, 15*time.Second)
+		k.b.Click("#start")
+		k.toOffer(i18n.Indonesian, "")
+		k.b.Wait(`!document.getElementById("renewal-was-interrupted").hidden`, 5*time.Second)
+		assert.Equal(t, i18n.Indonesian.T("kiosk.renewal.was-interrupted"), k.text("#renewal-was-interrupted"))
+		compareShown(t, k.b, i18n.Indonesian, newChild, i18n.Indonesian.T("kiosk.not-held"))
+		j, err = r.ob.Journal(budiSerial)
+		require.NoError(t, err)
+		assert.Nil(t, j, "the journal entry is cleared once the card is seen with its old data")
+
+		// the write, slowed so that its screen can be looked at
+		require.NoError(t, r.lab.SetFault(0, cardsim.Fault{Delay: 1500 * time.Millisecond, DelayCount: 6}))
+		k.b.Click("#renewal-apply")
+		k.b.Wait(`!document.getElementById("renewal-writing").hidden`, 5*time.Second)
+		assert.Equal(t, "Kartu sedang diperbarui", k.text("#renewal-writing h2"))
+		assert.Equal(t, "Jangan cabut kartu Anda sampai selesai.", k.text("#renewal-writing .warning"))
+		assert.Contains(t, strings.ToLower(k.text("#renewal-writing .warning")), "jangan cabut kartu")
+		var buttons []string
+		k.b.Eval(`[...document.querySelectorAll("button")].filter((b) => b.getClientRects().length > 0 && !b.closest(".lang")).map((b) => b.id)`, &buttons)
+		assert.Empty(t, buttons, "nothing to press while the card is written")
+		k.check("renewal-progress")
+		k.b.Wait(`!document.getElementById("renewal-done").hidden`, 30*time.Second)
+		require.NoError(t, r.lab.ClearFault(0))
+		assert.Equal(t, "Kartu Anda sudah diperbarui", k.text("#renewal-done h2"))
+		code = k.text("#renewal-code")
+		assert.Regexp(t, `^[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{3}[0-9A-Z*~$=]$`, code)
+		k.check("renewal-done")
+		assert.Equal(t, 1, r.renewalRecords(t))
+		j, err = r.ob.Journal(budiSerial)
+		require.NoError(t, err)
+		assert.Nil(t, j, "the journal entry went with the record")
+		r.verifyUploaded(t, code)
+
+		answers := k.renewalAnswers()
+		k.b.Click("#finish")
+		k.screen("attract")
+		k.b.Wait(`!document.getElementById("start").hidden`, 10*time.Second)
+		k.clean(answers, nil, append(secrets, code)...)
+	})
+	require.NotEmpty(t, code)
+
+	// The next session with the card: its profile shows the new data, and
+	// no renewal is offered or recorded again.
+	t.Run("profile-after", func(t *testing.T) {
+		k := kt.in(t)
+		require.NoError(t, r.lab.PlaceFinger(0, cardsim.FingerGenuine))
+		k.b.Click("#start")
+		k.screen("result")
+		k.b.Wait(`document.querySelector("#panel-profile .photo")?.complete === true`, 10*time.Second)
+		profile := k.text("#panel-profile")
+		assert.Contains(t, profile, "Pembina Utama Madya")
+		assert.Contains(t, profile, "IV/d")
+		assert.NotContains(t, profile, "IV/c")
+		assert.Contains(t, profile, "1 Oktober 2026", "the new TMT pangkat")
+		assert.Contains(t, profile, "Bayu Aji Santoso")
+		var family int
+		k.b.Eval(`document.querySelectorAll("#panel-profile table.family tbody tr").length`, &family)
+		assert.Equal(t, 6, family)
+		// the back office has the renewal on record: nothing offered
+		require.Eventually(t, func() bool {
+			var v api.RenewalView
+			status, _ := r.call("GET", api.PathRenewal+"?reader="+url.QueryEscape(pcsctest.Slot0), nil, &v)
+			return status == http.StatusOK && v.State == api.RenewalNone && v.Reason == "none"
+		}, 15*time.Second, 100*time.Millisecond)
+		var hidden bool
+		k.b.Eval(`document.getElementById("renewal-banner").hidden`, &hidden)
+		assert.True(t, hidden)
+		var screen string
+		k.b.Eval(`document.body.dataset.screen`, &screen)
+		assert.Equal(t, "result", screen, "no renewal screen")
+		assert.Equal(t, 1, r.renewalRecords(t), "the renewal is recorded once")
+		answers := k.renewalAnswers()
+		k.pull()
+		k.screen("attract")
+		k.waiting()
+		k.clean(answers, nil, append(secrets, code)...)
+	})
+}
