@@ -712,25 +712,28 @@ function renderRenewal() {
   const part = v.state === "writing" || applying ? "writing" : v.state === "available" ? "offer" : v.state;
   for (const p of ["offer", "writing", "done", "failed", "interrupted"]) $("renewal-" + p).hidden = p !== part;
   $("renewal-was-interrupted").hidden = !v.interrupted;
-  fields($("renewal-card-fields"), v.card || []);
-  fields($("renewal-new-fields"), v.new || []);
+  fields($("renewal-fields"), v.card || [], v.new || []);
   $("renewal-code").textContent = v.code || "";
   $("renewal-failed-message").textContent = v.message || "";
   $("renewal-interrupted-message").textContent = v.message || "";
   $("finish").hidden = !renewalEnded();
 }
 
-/** Fills a definition list with the renewal's fields, the changed ones marked. */
-function fields(list, fs) {
-  const rows = [];
-  for (const f of fs) {
-    const cls = f.changed ? "changed" : "";
-    const dt = el("dt", { class: cls }, f.label);
-    const dd = f.value ? el("dd", { class: cls }, f.value) : el("dd", { class: "absent " + cls, "data-t": "not-held" });
-    if (f.changed) dd.setAttribute("aria-label", f.value + " (" + t("renewal.changed") + ")");
-    rows.push(dt, dd);
-  }
-  list.replaceChildren(...rows);
+/**
+ * Fills the comparison's rows: each field's label, its value on the card
+ * and its new value (the agent gives both sides the same fields in the
+ * same order). The changed rows come first, marked, so that a landscape
+ * screen shows every change before the list scrolls.
+ */
+function fields(tbody, card, fresh) {
+  const cell = (f) => {
+    const td = f?.value ? el("td", {}, f.value) : el("td", { class: "absent", "data-t": "not-held" });
+    if (f?.changed) td.setAttribute("aria-label", (td.textContent || "") + " (" + t("renewal.changed") + ")");
+    return td;
+  };
+  const rows = fresh.map((f, i) => el("tr", f.changed ? { class: "changed" } : {}, el("th", { scope: "row" }, f.label), cell(card[i]), cell(f)));
+  const changed = rows.filter((_, i) => fresh[i].changed);
+  tbody.replaceChildren(...changed, ...rows.filter((_, i) => !fresh[i].changed));
 }
 
 /** The holder agreed: write the card, then show how it ended. */
