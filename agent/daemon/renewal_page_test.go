@@ -2,7 +2,6 @@ package daemon_test
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -96,54 +95,103 @@ func (r *rig) verifyUploaded(t *testing.T, code string) {
 	assert.Equal(t, terminal, v.TerminalID)
 }
 
-// renewalField is a row of one side of the comparison as shown.
-type renewalField struct {
+// compareRow is a row of the renewal's comparison as shown: the field's
+// label, its value on the card and its new value, and whether it is
+// marked changed.
+type compareRow struct {
 	Label   string `json:"label"`
-	Value   string `json:"value"`
+	Card    string `json:"card"`
+	New     string `json:"new"`
 	Changed bool   `json:"changed"`
 }
 
-// side reads one side of the comparison (a dl of dt/dd pairs).
-func side(b *browsertest.Browser, list string) []renewalField {
-	var out []renewalField
-	b.Eval(fmt.Sprintf(`(() => { const out = []; const l = document.getElementById(%q);
-		for (const dt of l.querySelectorAll("dt")) { const dd = dt.nextElementSibling;
-			out.push({label: dt.textContent, value: dd.textContent, changed: dd.classList.contains("changed") && dt.classList.contains("changed")}); }
-		return out; })()`, list), &out)
+// kioskRows reads the kiosk's comparison table.
+func kioskRows(b *browsertest.Browser) []compareRow {
+	var out []compareRow
+	b.Eval(`[...document.querySelectorAll("#renewal-fields tr")].map((tr) => ({label: tr.cells[0].textContent,
+		card: tr.cells[1].textContent, new: tr.cells[2].textContent, changed: tr.classList.contains("changed")}))`, &out)
 	return out
 }
 
-// field finds the row labelled label.
-func field(t *testing.T, fs []renewalField, label string) renewalField {
-	t.Helper()
-	for _, f := range fs {
-		if f.Label == label {
-			return f
-		}
-	}
-	t.Fatalf("no field %q in %+v", label, fs)
-	return renewalField{}
+// loketRows reads the counter's comparison: two definition lists side by
+// side, a row marked changed on both.
+func loketRows(b *browsertest.Browser) []compareRow {
+	var out []compareRow
+	b.Eval(`(() => { const side = (id) => [...document.getElementById(id).querySelectorAll("dt")].map((dt) =>
+			({label: dt.textContent, value: dt.nextElementSibling.textContent, changed: dt.classList.contains("changed") && dt.nextElementSibling.classList.contains("changed")}));
+		const c = side("renewal-card-fields"), n = side("renewal-new-fields");
+		if (c.length !== n.length) return [];
+		return n.map((f, i) => ({label: f.label, card: c[i].label === f.label ? c[i].value : "?", new: f.value, changed: f.changed && c[i].changed})); })()`, &out)
+	return out
 }
 
-// compareShown checks the comparison of budiPromotion on the kiosk's
-// renewal screen or the counter's panel, in lang: the new child worded
-// child, a field the card lacks shown as absent.
-func compareShown(t *testing.T, b *browsertest.Browser, lang i18n.Lang, child, absent string) {
+// row finds the row labelled label.
+func row(t *testing.T, rows []compareRow, label string) compareRow {
 	t.Helper()
-	card, offered := side(b, "renewal-card-fields"), side(b, "renewal-new-fields")
-	require.Len(t, offered, len(card), "the same fields side by side")
+	for _, r := range rows {
+		if r.Label == label {
+			return r
+		}
+	}
+	t.Fatalf("no field %q in %+v", label, rows)
+	return compareRow{}
+}
+
+// compareShown checks the comparison of budiPromotion in lang: the new
+// child worded child, a field the card lacks shown as absent.
+func compareShown(t *testing.T, rows []compareRow, lang i18n.Lang, child, absent string) {
+	t.Helper()
+	require.NotEmpty(t, rows)
 	pangkat := lang.T("kiosk.renewal.field.employment.pangkat")
-	assert.Equal(t, renewalField{pangkat, "Pembina Utama Muda IV/c", true}, field(t, card, pangkat))
-	assert.Equal(t, renewalField{pangkat, "Pembina Utama Madya IV/d", true}, field(t, offered, pangkat))
-	tmt := lang.T("kiosk.renewal.field.employment.tmt-pangkat")
-	assert.True(t, field(t, card, tmt).Changed)
-	assert.Contains(t, field(t, offered, tmt).Value, "2026")
+	assert.Equal(t, compareRow{pangkat, "Pembina Utama Muda IV/c", "Pembina Utama Madya IV/d", true}, row(t, rows, pangkat))
+	tmt := row(t, rows, lang.T("kiosk.renewal.field.employment.tmt-pangkat"))
+	assert.True(t, tmt.Changed)
+	assert.Contains(t, tmt.Card, "2020")
+	assert.Contains(t, tmt.New, "2026")
 	jabatan := lang.T("kiosk.renewal.field.employment.jabatan")
-	assert.Equal(t, renewalField{jabatan, "Kepala Bidang Pelayanan Kesehatan", false}, field(t, offered, jabatan), "unchanged, not marked")
+	assert.Equal(t, compareRow{jabatan, "Kepala Bidang Pelayanan Kesehatan", "Kepala Bidang Pelayanan Kesehatan", false}, row(t, rows, jabatan), "unchanged, not marked")
 	member := lang.T("kiosk.renewal.field.family.member")
-	assert.Equal(t, renewalField{member + " 6", absent, true}, field(t, card, member+" 6"), "not on the card")
-	assert.Equal(t, renewalField{member + " 6", child, true}, field(t, offered, member+" 6"), "the new child, marked")
-	assert.False(t, field(t, offered, member+" 1").Changed, "the spouse is unchanged")
+	assert.Equal(t, compareRow{member + " 6", absent, child, true}, row(t, rows, member+" 6"), "the new child, marked; not on the card")
+	assert.False(t, row(t, rows, member+" 1").Changed, "the spouse is unchanged")
+	changed := 0
+	for _, r := range rows {
+		if r.Changed {
+			changed++
+			assert.NotEqual(t, r.Card, r.New, r.Label)
+		} else {
+			assert.Equal(t, r.Card, r.New, r.Label)
+		}
+	}
+	assert.Equal(t, 3, changed, "pangkat, its TMT and the new child")
+}
+
+// changesFirst checks that the kiosk lists the changed rows first.
+func changesFirst(t *testing.T, rows []compareRow) {
+	t.Helper()
+	for i := 1; i < len(rows); i++ {
+		assert.False(t, rows[i].Changed && !rows[i-1].Changed, "row %d (%s) is changed and follows an unchanged one", i, rows[i].Label)
+	}
+}
+
+// choicesInView checks, in both orientations, that the comparison's
+// choices are on the screen without scrolling (the list scrolls under
+// them) and that no cell's text runs out of its cell.
+func (k *kioskTab) choicesInView() {
+	k.t.Helper()
+	for _, o := range kioskScreens {
+		k.b.Viewport(o.width, o.height, shotScale)
+		var bad []string
+		k.b.Eval(`(() => { const bad = [];
+			for (const id of ["renewal-apply", "renewal-decline"]) { const r = document.getElementById(id).getBoundingClientRect();
+				if (r.top < 0 || r.bottom > innerHeight || r.height === 0) bad.push(id + " out of view: " + JSON.stringify(r)); }
+			const footer = document.querySelector("footer").getBoundingClientRect();
+			if (document.getElementById("renewal-apply").getBoundingClientRect().bottom > footer.top) bad.push("under the footer");
+			for (const c of document.querySelectorAll("#renewal .compare th, #renewal .compare td"))
+				if (c.scrollWidth > c.clientWidth + 1) bad.push(JSON.stringify(c.textContent) + " overflows its cell");
+			return bad; })()`, &bad)
+		assert.Empty(k.t, bad, o.name)
+	}
+	k.b.Viewport(kioskScreens[0].width, kioskScreens[0].height, shotScale)
 }
 
 // renewalAnswers are the agent's answers the kiosk page fetched so far,
@@ -167,7 +215,7 @@ func (k *kioskTab) toOffer(lang i18n.Lang, shot string) {
 	}
 	k.b.Click("#renewal-open")
 	k.screen("renewal")
-	k.b.Wait(`!document.getElementById("renewal-offer").hidden && document.querySelectorAll("#renewal-new-fields dt").length > 0`, 5*time.Second)
+	k.b.Wait(`!document.getElementById("renewal-offer").hidden && document.querySelectorAll("#renewal-fields tr").length > 0`, 5*time.Second)
 }
 
 // The kiosk's renewal screens in Chromium through the whole terminal (the
@@ -195,18 +243,20 @@ func TestKioskRenewalPage(t *testing.T) {
 		k.present("kpe-budi.json")
 		k.toOffer(i18n.Indonesian, "renewal-available")
 		assert.Equal(t, "Pembaruan data tersedia", k.text("#renewal-title"))
-		assert.Equal(t, "Data di kartu", k.text("#renewal-card h3"))
-		assert.Equal(t, "Data terbaru BKN", k.text("#renewal-new h3"))
+		assert.Equal(t, "Data di kartu", k.text("#renewal-card"))
+		assert.Equal(t, "Data terbaru BKN", k.text("#renewal-new"))
 		assert.Equal(t, "Perbarui kartu", k.text("#renewal-apply"))
 		assert.Equal(t, "Nanti saja", k.text("#renewal-decline"))
 		var hidden bool
 		k.b.Eval(`document.getElementById("renewal-was-interrupted").hidden`, &hidden)
 		assert.True(t, hidden, "no earlier renewal was interrupted")
-		compareShown(t, k.b, i18n.Indonesian, newChild, i18n.Indonesian.T("kiosk.not-held"))
+		compareShown(t, kioskRows(k.b), i18n.Indonesian, newChild, i18n.Indonesian.T("kiosk.not-held"))
+		changesFirst(t, kioskRows(k.b))
 		// the changed values are told to a screen reader as changed
 		var label string
-		k.b.Eval(`document.querySelector("#renewal-new-fields dd.changed").getAttribute("aria-label")`, &label)
-		assert.Contains(t, label, "(berubah)")
+		k.b.Eval(`document.querySelector("#renewal-fields tr.changed td:last-child").getAttribute("aria-label")`, &label)
+		assert.Equal(t, "Pembina Utama Madya IV/d (berubah)", label)
+		k.choicesInView()
 		k.check("renewal-compare")
 
 		k.b.Click("#renewal-decline")
@@ -241,11 +291,12 @@ func TestKioskRenewalPage(t *testing.T) {
 		k.present("kpe-budi.json")
 		k.toOffer(i18n.English, "")
 		assert.Equal(t, "Data update available", k.text("#renewal-title"))
-		assert.Equal(t, "Data on the card", k.text("#renewal-card h3"))
-		assert.Equal(t, "Latest BKN data", k.text("#renewal-new h3"))
+		assert.Equal(t, "Data on the card", k.text("#renewal-card"))
+		assert.Equal(t, "Latest BKN data", k.text("#renewal-new"))
 		assert.Equal(t, "Update card", k.text("#renewal-apply"))
 		assert.Equal(t, "Not now", k.text("#renewal-decline"))
-		compareShown(t, k.b, i18n.English, "Bayu Aji Santoso (Child, 3 May 2026, Dependant)", i18n.English.T("kiosk.not-held"))
+		compareShown(t, kioskRows(k.b), i18n.English, "Bayu Aji Santoso (Child, 3 May 2026, Dependant)", i18n.English.T("kiosk.not-held"))
+		k.choicesInView()
 		k.check("renewal-compare-en")
 		k.b.Click("#renewal-decline")
 		k.screen("result")
@@ -302,7 +353,7 @@ func TestKioskRenewalPage(t *testing.T) {
 		k.toOffer(i18n.Indonesian, "")
 		k.b.Wait(`!document.getElementById("renewal-was-interrupted").hidden`, 5*time.Second)
 		assert.Equal(t, i18n.Indonesian.T("kiosk.renewal.was-interrupted"), k.text("#renewal-was-interrupted"))
-		compareShown(t, k.b, i18n.Indonesian, newChild, i18n.Indonesian.T("kiosk.not-held"))
+		compareShown(t, kioskRows(k.b), i18n.Indonesian, newChild, i18n.Indonesian.T("kiosk.not-held"))
 		j, err = r.ob.Journal(budiSerial)
 		require.NoError(t, err)
 		assert.Nil(t, j, "the journal entry is cleared once the card is seen with its old data")
