@@ -426,3 +426,72 @@ func TestKioskRenewalPage(t *testing.T) {
 		k.clean(answers, nil, append(secrets, code)...)
 	})
 }
+
+// The counter screen's renewal in Chromium through the whole terminal:
+// the clerk authenticates Budi's card for Taspen; with an impostor's
+// finger nothing about a renewal is offered; with the holder's
+// fingerprint the clerk checks for a data update, sees the comparison
+// (the changes marked) and applies it; the code is the renewal record's,
+// which the back office verifies.
+func TestLoketRenewalPage(t *testing.T) {
+	r := renewalRig(t)
+	b := browsertest.Start(t, browsertest.WindowSize(1366, 900))
+	b.Navigate(r.loketLink(t))
+	b.Wait(`document.getElementById("link").dataset.state === "open"`, 10*time.Second)
+	b.Click("#lang-id")
+	b.SetValue("#operator", "clerk-07")
+	b.Click("#shift-start")
+	b.Wait(`!document.getElementById("work").hidden`, 5*time.Second)
+	b.Click(`input[name="service"][value="taspen"]`)
+	pcsctest.Insert(t, r.lab, 0, "lab/cards/kpe-budi.json")
+	t.Cleanup(func() {
+		_ = r.lab.Remove(0)
+		pcsctest.WaitCard(t, pcsctest.Slot0, false, 5*time.Second)
+	})
+	r.waitReader(t, pcsctest.Slot0, func(rd api.Reader) bool { return rd.CardPresent && !rd.Busy })
+
+	// the fingerprint does not match: no renewal
+	require.NoError(t, r.lab.PlaceFinger(0, cardsim.FingerImpostor))
+	b.Click("#start")
+	b.Wait(`document.getElementById("start").disabled === false && document.getElementById("message").dataset.kind === "error"`, 30*time.Second)
+	var hidden bool
+	b.Eval(`document.getElementById("renewal").hidden`, &hidden)
+	assert.True(t, hidden, "no renewal without the holder's fingerprint")
+	status, e := r.call("GET", api.PathRenewal+"?reader="+url.QueryEscape(pcsctest.Slot0), nil, nil)
+	assert.Equal(t, http.StatusNotFound, status, "%+v", e)
+	assert.Equal(t, "not-available", e.Code)
+
+	// the holder's fingerprint: the clerk may check
+	require.NoError(t, r.lab.PlaceFinger(0, cardsim.FingerGenuine))
+	b.Click("#start")
+	b.Wait(`/^[0-9A-Z]{4}-/.test(document.getElementById("code").textContent)`, 30*time.Second)
+	authCode := b.Text("#code")
+	b.Wait(`!document.getElementById("renewal").hidden && !document.getElementById("renewal-check").hidden`, 5*time.Second)
+	assert.Equal(t, i18n.Indonesian.T("loket.renewal.title"), b.Text("#renewal-title"))
+	assert.Zero(t, r.renewalRecords(t), "nothing asked or written before the clerk checks")
+	b.Click("#renewal-check")
+	b.Wait(`!document.getElementById("renewal-compare").hidden`, 20*time.Second)
+	assert.Equal(t, i18n.Indonesian.T("loket.renewal.available"), b.Text("#renewal-compare > p"))
+	assert.Equal(t, "Data di kartu", b.Text("#renewal-card h3"))
+	assert.Equal(t, "Data terbaru BKN", b.Text("#renewal-new h3"))
+	compareShown(t, loketRows(b), i18n.Indonesian, newChild, "—")
+	var title string
+	b.Eval(`document.querySelector("#renewal-new-fields dd.changed").title`, &title)
+	assert.Equal(t, i18n.Indonesian.T("loket.renewal.changed"), title)
+	assert.Equal(t, "Perbarui kartu", b.Text("#renewal-apply"))
+	assert.Equal(t, "Nanti saja", b.Text("#renewal-decline"))
+
+	b.Click("#renewal-apply")
+	b.Wait(`!document.getElementById("renewal-done").hidden`, 30*time.Second)
+	code := b.Text("#renewal-code")
+	assert.Regexp(t, `^[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{3}[0-9A-Z*~$=]$`, code)
+	assert.NotEqual(t, authCode, code, "the renewal's own record")
+	b.Eval(`document.getElementById("renewal-compare").hidden && document.getElementById("renewal-check").hidden`, &hidden)
+	assert.True(t, hidden, "nothing more to do")
+	assert.Equal(t, 1, r.renewalRecords(t))
+	last, err := r.ob.Last()
+	require.NoError(t, err)
+	assert.Equal(t, record.ServiceRenewal, last.Service)
+	assert.Equal(t, "clerk-07", last.OperatorID, "the clerk who applied it")
+	r.verifyUploaded(t, code)
+}
