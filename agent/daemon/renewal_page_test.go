@@ -331,7 +331,7 @@ func TestKioskRenewalPage(t *testing.T) {
 		// authentication and BEGIN, before COMMIT
 		require.NoError(t, r.lab.SetFault(0, cardsim.Fault{RemoveAtAPDU: 6}))
 		k.b.Click("#renewal-apply")
-		k.b.Wait(`!document.getElementById("renewal-interrupted").hidden`, 30*time.Second)
+		k.b.Wait(`!document.getElementById("renewal-interrupted").hidden`, 60*time.Second)
 		assert.Equal(t, "Pembaruan terputus", k.text("#renewal-interrupted h2"))
 		assert.Equal(t, i18n.Indonesian.T("kiosk.renewal.reason.card-removed"), k.text("#renewal-interrupted-message"))
 		var finish bool
@@ -348,7 +348,7 @@ func TestKioskRenewalPage(t *testing.T) {
 		k.b.Eval(`window.before = true`, nil)
 		require.NoError(t, r.lab.PlaceFinger(0, cardsim.FingerGenuine))
 		keep(t)
-		k.b.Wait(`window.before === undefined && document.body.dataset.screen === "attract" && !document.getElementById("start").hidden`, 15*time.Second)
+		k.b.Wait(`window.before === undefined && document.body.dataset.screen === "attract" && !document.getElementById("start").hidden`, 30*time.Second)
 		k.b.Click("#start")
 		k.toOffer(i18n.Indonesian, "")
 		k.b.Wait(`!document.getElementById("renewal-was-interrupted").hidden`, 5*time.Second)
@@ -369,7 +369,7 @@ func TestKioskRenewalPage(t *testing.T) {
 		k.b.Eval(`[...document.querySelectorAll("button")].filter((b) => b.getClientRects().length > 0 && !b.closest(".lang")).map((b) => b.id)`, &buttons)
 		assert.Empty(t, buttons, "nothing to press while the card is written")
 		k.check("renewal-progress")
-		k.b.Wait(`!document.getElementById("renewal-done").hidden`, 30*time.Second)
+		k.b.Wait(`!document.getElementById("renewal-done").hidden`, 60*time.Second)
 		require.NoError(t, r.lab.ClearFault(0))
 		assert.Equal(t, "Kartu Anda sudah diperbarui", k.text("#renewal-done h2"))
 		code = k.text("#renewal-code")
