@@ -419,7 +419,7 @@ func TestRenewalEndToEnd(t *testing.T) {
 		assert.Equal(t, "Pembina Utama Muda IV/c", field(t, v.Card, "employment.pangkat").Value)
 		assert.Equal(t, i18n.Indonesian.T("kiosk.renewal.field.employment.pangkat"), pangkat.Label)
 		assert.True(t, field(t, v.New, "employment.tmt-pangkat").Changed)
-		assert.Equal(t, "2026-10-01", field(t, v.New, "employment.tmt-pangkat").Value)
+		assert.Equal(t, "1 Oktober 2026", field(t, v.New, "employment.tmt-pangkat").Value, "in words, as the profile")
 		assert.False(t, field(t, v.New, "employment.jabatan").Changed)
 		child := field(t, v.New, "family.member.6")
 		assert.True(t, child.Changed)

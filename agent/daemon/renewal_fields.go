@@ -24,9 +24,12 @@ type groupField struct {
 	n     int // a family member's number (family.member), else 0
 }
 
-// fieldsOf lists the fields of data group dg (raw EF content); a group
-// that does not parse lists nothing (Verify has checked the offer's).
-func fieldsOf(dg int, b []byte) []groupField {
+// fieldsOf lists the fields of data group dg (raw EF content), their
+// values worded in lang as the kiosk's profile words them (dates in words,
+// a family member's role and dependant status from the catalogue); a
+// group that does not parse lists nothing (Verify has checked the offer's).
+func fieldsOf(dg int, b []byte, lang i18n.Lang) []groupField {
+	date := func(s string) string { return longDate(s, lang) }
 	var out []groupField
 	add := func(key, v string) { out = append(out, groupField{group: dg, key: key, value: v}) }
 	switch dg {
@@ -36,7 +39,7 @@ func fieldsOf(dg int, b []byte) []groupField {
 			return nil
 		}
 		add("personal.name", id.Name)
-		add("personal.birth", strings.TrimSpace(id.BirthPlace+", "+isoDate(id.BirthDate)))
+		add("personal.birth", strings.TrimSpace(id.BirthPlace+", "+date(id.BirthDate)))
 		add("personal.address", id.Address)
 	case kpedata.DGEmployment:
 		e, err := kpedata.ParseEmployment(b)
@@ -45,9 +48,9 @@ func fieldsOf(dg int, b []byte) []groupField {
 		}
 		add("employment.status", e.Status)
 		add("employment.pangkat", strings.TrimSpace(e.Pangkat+" "+e.GolonganRuang))
-		add("employment.tmt-pangkat", isoDate(e.TMTPangkat))
+		add("employment.tmt-pangkat", date(e.TMTPangkat))
 		add("employment.jabatan", e.Jabatan)
-		add("employment.tmt-jabatan", isoDate(e.TMTJabatan))
+		add("employment.tmt-jabatan", date(e.TMTJabatan))
 		add("employment.parent-agency", e.ParentAgency)
 		add("employment.working-agency", e.WorkingAgency)
 		var units []string
@@ -66,10 +69,11 @@ func fieldsOf(dg int, b []byte) []groupField {
 			if m.Spouse {
 				role = "spouse"
 			}
-			v := fmt.Sprintf("%s (%s, %s)", m.Name, role, isoDate(m.BirthDate))
+			parts := []string{lang.T("kiosk.role." + role), date(m.BirthDate)}
 			if m.Dependant {
-				v += " *"
+				parts = append(parts, lang.T("kiosk.family.dependant"))
 			}
+			v := fmt.Sprintf("%s (%s)", m.Name, strings.Join(parts, ", "))
 			out = append(out, groupField{group: dg, key: "family.member", value: v, n: i + 1})
 		}
 	case kpedata.DGBenefits:
@@ -98,7 +102,7 @@ func (f groupField) id() string {
 // the same order (a field one side lacks has an empty value there).
 func compareGroups(changed []int, card, offer map[int][]byte, lang i18n.Lang) (onCard, offered []api.RenewalField) {
 	for _, dg := range changed {
-		a, b := fieldsOf(dg, card[dg]), fieldsOf(dg, offer[dg])
+		a, b := fieldsOf(dg, card[dg], lang), fieldsOf(dg, offer[dg], lang)
 		var ids []string
 		byID := func(list []groupField) map[string]groupField {
 			m := map[string]groupField{}
@@ -127,4 +131,20 @@ func compareGroups(changed []int, card, offer map[int][]byte, lang i18n.Lang) (o
 		}
 	}
 	return onCard, offered
+}
+
+// longDate words a card date (YYYYMMDD) in lang: 1 Oktober 2026; anything
+// else is given as the card has it.
+func longDate(s string, lang i18n.Lang) string {
+	iso := isoDate(s)
+	if iso == s {
+		return s
+	}
+	months := strings.Split(lang.T("kiosk.months"), ",")
+	m, err := strconv.Atoi(iso[5:7])
+	if err != nil || m < 1 || m > len(months) {
+		return iso
+	}
+	d, _ := strconv.Atoi(iso[8:])
+	return strconv.Itoa(d) + " " + months[m-1] + " " + iso[:4]
 }

@@ -148,6 +148,7 @@ var kiosk = table{
 	"kiosk.renewal.title":           {"Pembaruan data tersedia", "Data update available"},
 	"kiosk.renewal.intro":           {"Kantor BKN mempunyai data terbaru untuk kartu Anda. Periksa perubahannya, lalu perbarui kartu Anda sekarang.", "BKN has newer data for your card. Check the changes, then update your card now."},
 	"kiosk.renewal.checking":        {"Memeriksa pembaruan data…", "Checking for a data update…"},
+	"kiosk.renewal.field":           {"Data", "Field"},
 	"kiosk.renewal.card":            {"Data di kartu", "Data on the card"},
 	"kiosk.renewal.new":             {"Data terbaru BKN", "Latest BKN data"},
 	"kiosk.renewal.changed":         {"berubah", "changed"},

@@ -432,6 +432,12 @@ function onEvent(ev) {
   }
   if (ev.type !== "session" || !reader || ev.reader !== reader) return;
   const inSession = screen !== "attract" && screen !== "oos";
+  if (ev.state === "detected" && interruptedShown()) {
+    // the card is back after an interrupted renewal: a fresh page offers
+    // to start with it, and the agent tells what the card holds
+    wipe();
+    return;
+  }
   if (inSession) touched(); // the holder is at the card and the sensor
   switch (ev.state) {
     case "removed":
@@ -649,6 +655,24 @@ function renewalEnded() {
   return st === "done" || st === "failed" || st === "interrupted";
 }
 
+/** The renewal's writing was interrupted (the card left) and says so. */
+function interruptedShown() {
+  return screen === "renewal" && !applying && shown?.renewal?.state === "interrupted";
+}
+
+/**
+ * The card may be back already when the writing's answer comes (the
+ * holder was quick): then as on its insertion.
+ */
+async function cardBack() {
+  try {
+    const rs = await agent.readers({ signal: life.signal });
+    if (interruptedShown() && rs.some((x) => x.name === reader && x.card_present && !x.busy)) wipe();
+  } catch {
+    // the reader's next event says when the card is back
+  }
+}
+
 /**
  * Asks the agent for the renewal of the card: the agent checks the back
  * office by itself after the authentication and tells of each change
@@ -688,25 +712,28 @@ function renderRenewal() {
   const part = v.state === "writing" || applying ? "writing" : v.state === "available" ? "offer" : v.state;
   for (const p of ["offer", "writing", "done", "failed", "interrupted"]) $("renewal-" + p).hidden = p !== part;
   $("renewal-was-interrupted").hidden = !v.interrupted;
-  fields($("renewal-card-fields"), v.card || []);
-  fields($("renewal-new-fields"), v.new || []);
+  fields($("renewal-fields"), v.card || [], v.new || []);
   $("renewal-code").textContent = v.code || "";
   $("renewal-failed-message").textContent = v.message || "";
   $("renewal-interrupted-message").textContent = v.message || "";
   $("finish").hidden = !renewalEnded();
 }
 
-/** Fills a definition list with the renewal's fields, the changed ones marked. */
-function fields(list, fs) {
-  const rows = [];
-  for (const f of fs) {
-    const cls = f.changed ? "changed" : "";
-    const dt = el("dt", { class: cls }, f.label);
-    const dd = f.value ? el("dd", { class: cls }, f.value) : el("dd", { class: "absent " + cls, "data-t": "not-held" });
-    if (f.changed) dd.setAttribute("aria-label", f.value + " (" + t("renewal.changed") + ")");
-    rows.push(dt, dd);
-  }
-  list.replaceChildren(...rows);
+/**
+ * Fills the comparison's rows: each field's label, its value on the card
+ * and its new value (the agent gives both sides the same fields in the
+ * same order). The changed rows come first, marked, so that a landscape
+ * screen shows every change before the list scrolls.
+ */
+function fields(tbody, card, fresh) {
+  const cell = (f) => {
+    const td = f?.value ? el("td", {}, f.value) : el("td", { class: "absent", "data-t": "not-held" });
+    if (f?.changed) td.setAttribute("aria-label", (td.textContent || "") + " (" + t("renewal.changed") + ")");
+    return td;
+  };
+  const rows = fresh.map((f, i) => el("tr", f.changed ? { class: "changed" } : {}, el("th", { scope: "row" }, f.label), cell(card[i]), cell(f)));
+  const changed = rows.filter((_, i) => fresh[i].changed);
+  tbody.replaceChildren(...changed, ...rows.filter((_, i) => !fresh[i].changed));
 }
 
 /** The holder agreed: write the card, then show how it ended. */
@@ -719,6 +746,7 @@ async function applyRenewal() {
     applying = false;
     shown.renewal = v;
     renderRenewal();
+    if (v.state === "interrupted") cardBack();
   } catch (e) {
     applying = false;
     if (e instanceof KpeError && (e.code === "not-available" || e.code === "card-removed")) wipe();
