@@ -37,6 +37,12 @@ func (s SoftwareSAM) BeginCardAuth(_ context.Context, serial [8]byte, rndIC []by
 	if err != nil {
 		return nil, nil, err
 	}
+	return s.begin(keys, rndIC)
+}
+
+// begin answers the card's challenge with keys and returns the check of
+// the card's answer.
+func (s SoftwareSAM) begin(keys CardKeys, rndIC []byte) ([]byte, func(context.Context, []byte) (*sm.Session, error), error) {
 	rng := s.Rand
 	if rng == nil {
 		rng = rand.Reader

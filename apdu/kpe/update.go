@@ -2,7 +2,6 @@ package kpe
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -274,15 +273,7 @@ func (s SoftwareSAM) BeginUpdateAuth(_ context.Context, serial [8]byte, rndIC []
 	if err != nil {
 		return nil, nil, err
 	}
-	rng := s.Rand
-	if rng == nil {
-		rng = rand.Reader
-	}
-	a, ext, err := StartAuth(keys, rndIC, rng)
-	if err != nil {
-		return nil, nil, err
-	}
-	return ext, func(_ context.Context, resp []byte) (*sm.Session, error) { return a.Finish(resp) }, nil
+	return s.begin(keys, rndIC)
 }
 
 // WriteStep is a step of WriteUpdate.
