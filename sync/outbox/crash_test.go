@@ -77,6 +77,28 @@ func crashIterations() int {
 	return 20
 }
 
+// startChild runs this test binary as a child with env added, and
+// answers it, the lines it prints and its standard error.
+func startChild(t *testing.T, env ...string) (*exec.Cmd, <-chan string, *bytes.Buffer) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	stderr := &bytes.Buffer{}
+	cmd.Stderr = stderr
+	require.NoError(t, cmd.Start())
+	lines := make(chan string)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	return cmd, lines, stderr
+}
+
 // A process appending records is killed with SIGKILL at random moments.
 // Every record it reported as saved is in the outbox afterwards, the
 // counters have no gap and the hash chain is unbroken.
@@ -89,21 +111,7 @@ func TestKill9DuringAppend(t *testing.T) {
 	acked := map[uint32]bool{}
 	n := crashIterations()
 	for it := 0; it < n; it++ {
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), childEnv+"="+path)
-		out, err := cmd.StdoutPipe()
-		require.NoError(t, err)
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		require.NoError(t, cmd.Start())
-		lines := make(chan string)
-		go func() {
-			sc := bufio.NewScanner(out)
-			for sc.Scan() {
-				lines <- sc.Text()
-			}
-			close(lines)
-		}()
+		cmd, lines, stderr := startChild(t, childEnv+"="+path)
 		// wait for the first saved record, then kill at a random moment
 		first, ok := <-lines
 		if !ok {

@@ -2,13 +2,11 @@ package outbox_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -189,24 +187,11 @@ func TestKill9JournalOrRecord(t *testing.T) {
 	journaled := map[string]bool{}
 	n := crashIterations()
 	for it := 0; it < n; it++ {
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), journalChildEnv+"="+path)
+		env := []string{journalChildEnv + "=" + path}
 		if it%4 == 1 {
-			cmd.Env = append(cmd.Env, journalStopEnv+"=1") // one kill certainly between entry and record
+			env = append(env, journalStopEnv+"=1") // one kill certainly between entry and record
 		}
-		out, err := cmd.StdoutPipe()
-		require.NoError(t, err)
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		require.NoError(t, cmd.Start())
-		lines := make(chan string)
-		go func() {
-			sc := bufio.NewScanner(out)
-			for sc.Scan() {
-				lines <- sc.Text()
-			}
-			close(lines)
-		}()
+		cmd, lines, _ := startChild(t, env...)
 		kill := time.After(time.Duration(5_000+rng.IntN(40_000)) * time.Microsecond)
 	read:
 		for {
