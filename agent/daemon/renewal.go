@@ -206,6 +206,7 @@ func (run *renewalRun) check(ctx context.Context) error {
 		return fail(CodeNotAvailable, fmt.Errorf("renewal is %s", run.state))
 	}
 	run.busy = true
+	dg1 := bytes.Clone(run.groups[kpe.DGIdentity])
 	run.mu.Unlock()
 	defer func() {
 		run.mu.Lock()
@@ -217,7 +218,8 @@ func (run *renewalRun) check(ctx context.Context) error {
 		return nil
 	}
 	run.set(api.RenewalChecking, "")
-	q := wire.RenewalQuery{CardSerial: run.serialHex(), NIP: run.cs.NIP, SOD: run.cs.SOD, Sequence: run.cs.Sequence}
+	// DG1 shows the back office the card is the holder's (docs/renewal.md)
+	q := wire.RenewalQuery{CardSerial: run.serialHex(), NIP: run.cs.NIP, SOD: run.cs.SOD, DG1: dg1, Sequence: run.cs.Sequence}
 	ans, err := run.env.ask(ctx, q)
 	switch {
 	case errors.Is(err, uploader.ErrBadSOD):

@@ -848,7 +848,7 @@ func TestRenewalForgedOffersRefused(t *testing.T) {
 	t.Run("wrong-issuer-key", func(t *testing.T) {
 		fg.set(func(o *renewal.Offer, q wire.RenewalQuery) []byte {
 			forged, err := renewal.Build(renewal.BuildInput{Staged: renewal.Staged{UpdateID: o.UpdateID, NIP: o.NIP, Groups: o.Groups},
-				Serial: o.Serial, CardSOD: q.SOD, Sequence: o.Sequence, NotAfter: o.NotAfter}, bkn, time.Now(), rogueKey, rogueCert)
+				Serial: o.Serial, CardSOD: q.SOD, CardDG1: q.DG1, Sequence: o.Sequence, NotAfter: o.NotAfter}, bkn, time.Now(), rogueKey, rogueCert)
 			require.NoError(t, err)
 			return marshalOffer(t, forged)
 		})

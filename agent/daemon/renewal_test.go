@@ -196,7 +196,7 @@ func newRenewalRig(t *testing.T) *renewalRig {
 func (rg *renewalRig) offer(iss renewalIssuer) *renewal.Offer {
 	o, err := renewal.Build(renewal.BuildInput{
 		Staged: renewal.Staged{UpdateID: [16]byte{0xAB, 1, 2, 3}, NIP: renewalNIP, Groups: map[int][]byte{2: employmentOf("III/b").Encode()}},
-		Serial: rg.card.serial, CardSOD: rg.card.sod, Sequence: rg.card.seq + 1, NotAfter: renewalNow.Add(24 * time.Hour),
+		Serial: rg.card.serial, CardSOD: rg.card.sod, CardDG1: rg.card.groups[1], Sequence: rg.card.seq + 1, NotAfter: renewalNow.Add(24 * time.Hour),
 	}, rg.iss.pool, renewalNow, iss.key, iss.cert)
 	require.NoError(rg.t, err)
 	return o
@@ -298,7 +298,7 @@ func TestRenewalRefusedOffers(t *testing.T) {
 			other := newRenewalIssuer(t)
 			o, err := renewal.Build(renewal.BuildInput{
 				Staged: renewal.Staged{UpdateID: [16]byte{9}, NIP: renewalNIP, Groups: map[int][]byte{2: employmentOf("IV/e").Encode()}},
-				Serial: rg.card.serial, CardSOD: rg.card.sod, Sequence: 2, NotAfter: renewalNow.Add(time.Hour),
+				Serial: rg.card.serial, CardSOD: rg.card.sod, CardDG1: rg.card.groups[1], Sequence: 2, NotAfter: renewalNow.Add(time.Hour),
 			}, rg.iss.pool, renewalNow, other.key, other.cert)
 			require.NoError(t, err)
 			return o

@@ -102,7 +102,7 @@ func TestMakeRunRenewalSetUp(t *testing.T) {
 	files := cardFiles(card)
 	info, err := kpedata.ParseCardInfo(card.(*kpeapp.Applet).File(kpe.FIDCardInfo))
 	require.NoError(t, err)
-	raw, err := bo.RenewalOffer(ctx, &wire.RenewalQuery{CardSerial: hex.EncodeToString(info.Serial[:]), NIP: budiNIP, SOD: files[kpe.FIDSOD]})
+	raw, err := bo.RenewalOffer(ctx, &wire.RenewalQuery{CardSerial: hex.EncodeToString(info.Serial[:]), NIP: budiNIP, SOD: files[kpe.FIDSOD], DG1: files[kpe.FIDIdentity]})
 	require.NoError(t, err)
 	require.NotNil(t, raw, "the back office offers Budi's update")
 	var o renewal.Offer

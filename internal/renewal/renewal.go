@@ -137,12 +137,44 @@ type BuildInput struct {
 	Staged   Staged
 	Serial   [8]byte
 	CardSOD  []byte    // the card's EF.SOD as the terminal read it
+	CardDG1  []byte    // the card's DG1 as the terminal read it: binds the EF.SOD to the NIP
 	Sequence uint32    // the sequence the offer takes (greater than the card's)
 	NotAfter time.Time // kept to the second
 }
 
-// Build issues an offer: it checks the card's EF.SOD (format, issuer
-// signature and chain to roots at now: the back office builds on nothing
+// CheckCard checks what a terminal says of a card before anything is
+// built on it or answered about it: the EF.SOD parses and verifies
+// against roots at now (ErrFormat, ErrIssuer), and it covers dg1, whose
+// NIP is nip (ErrMismatch). EF.SOD is public, but DG1 is read only under
+// secure messaging, so a terminal that sends a matching pair read the
+// holder's card: an offer, with the holder's staged data, is built only
+// on the holder's own card, and never mixes one holder's groups with
+// another card's photo, templates or identity. It answers the parsed
+// EF.SOD.
+func CheckCard(cardSOD, dg1 []byte, nip string, roots *x509.CertPool, now time.Time) (*sod.Object, error) {
+	cur, err := sod.Parse(cardSOD)
+	if err != nil {
+		return nil, fmt.Errorf("%w: the card's EF.SOD: %w", ErrFormat, err)
+	}
+	if err := cur.VerifySignature(roots, now); err != nil {
+		return nil, fmt.Errorf("%w: the card's EF.SOD: %w", ErrIssuer, err)
+	}
+	if err := cur.CheckGroup(kpedata.DGIdentity, dg1); err != nil {
+		return nil, fmt.Errorf("%w: the card's DG1 is not the one its EF.SOD covers: %w", ErrMismatch, err)
+	}
+	id, err := kpedata.ParseIdentity(dg1)
+	if err != nil {
+		return nil, fmt.Errorf("%w: the card's DG1: %w", ErrFormat, err)
+	}
+	if id.NIP != nip {
+		return nil, fmt.Errorf("%w: the card is another holder's", ErrMismatch)
+	}
+	return cur, nil
+}
+
+// Build issues an offer: it checks the card (CheckCard: the EF.SOD's
+// format, issuer signature and chain to roots at now, and that it covers
+// the card's DG1 with the staged NIP; the back office builds on nothing
 // it would not trust on a card), takes the unchanged groups' hashes from
 // it, hashes the staged groups, signs the new EF.SOD and the
 // authorisation with signer (the HSM), whose certificate cert the new
@@ -155,14 +187,11 @@ func Build(in BuildInput, roots *x509.CertPool, now time.Time, signer crypto.Sig
 	if pub, ok := cert.PublicKey.(*ecdsa.PublicKey); !ok || pub.Curve != elliptic.P256() || !pub.Equal(signer.Public()) {
 		return nil, fmt.Errorf("%w: the signer's key is not the certificate's P-256 key", ErrIssuer)
 	}
-	cur, err := sod.Parse(in.CardSOD)
-	if err != nil {
-		return nil, fmt.Errorf("%w: the card's EF.SOD: %w", ErrFormat, err)
-	}
-	if err := cur.VerifySignature(roots, now); err != nil {
-		return nil, fmt.Errorf("%w: the card's EF.SOD: %w", ErrIssuer, err)
-	}
 	if err := checkNIP(in.Staged.NIP); err != nil {
+		return nil, err
+	}
+	cur, err := CheckCard(in.CardSOD, in.CardDG1, in.Staged.NIP, roots, now)
+	if err != nil {
 		return nil, err
 	}
 	if !in.NotAfter.After(now) {

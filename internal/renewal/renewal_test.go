@@ -114,7 +114,7 @@ func staged(groups map[int][]byte) renewal.Staged {
 
 func build(t testing.TB, iss issuerKey, c *card, groups map[int][]byte) *renewal.Offer {
 	t.Helper()
-	o, err := renewal.Build(renewal.BuildInput{Staged: staged(groups), Serial: c.serial, CardSOD: c.sod, Sequence: c.seq + 1, NotAfter: now.Add(30 * time.Minute)},
+	o, err := renewal.Build(renewal.BuildInput{Staged: staged(groups), Serial: c.serial, CardSOD: c.sod, CardDG1: c.groups[1], Sequence: c.seq + 1, NotAfter: now.Add(30 * time.Minute)},
 		iss.pool(), now, iss.key, iss.cert)
 	require.NoError(t, err)
 	return o
@@ -159,7 +159,7 @@ func TestVerifyRefusesForgeries(t *testing.T) {
 		// a well-formed offer signed by a key the terminal does not trust
 		c2 := newCard(t, other)
 		c2.sod = c.sod // the card's real EF.SOD as base
-		o, err := renewal.Build(renewal.BuildInput{Staged: staged(promoted), Serial: c.serial, CardSOD: c2.sod, Sequence: 1, NotAfter: now.Add(time.Hour)},
+		o, err := renewal.Build(renewal.BuildInput{Staged: staged(promoted), Serial: c.serial, CardSOD: c2.sod, CardDG1: c.groups[1], Sequence: 1, NotAfter: now.Add(time.Hour)},
 			iss.pool(), now, other.key, other.cert)
 		require.NoError(t, err)
 		assert.ErrorIs(t, renewal.Verify(o, c.state(), iss.pool(), now), renewal.ErrIssuer)
@@ -254,7 +254,7 @@ func TestBuildRefuses(t *testing.T) {
 	other := newIssuer(t, "not BKN")
 	c := newCard(t, iss)
 	in := func(groups map[int][]byte, cardSOD []byte) renewal.BuildInput {
-		return renewal.BuildInput{Staged: staged(groups), Serial: c.serial, CardSOD: cardSOD, Sequence: 1, NotAfter: now.Add(time.Hour)}
+		return renewal.BuildInput{Staged: staged(groups), Serial: c.serial, CardSOD: cardSOD, CardDG1: c.groups[1], Sequence: 1, NotAfter: now.Add(time.Hour)}
 	}
 	promoted := map[int][]byte{2: employment("III/b").Encode()}
 	_, err := renewal.Build(in(promoted, []byte{0x77, 0}), iss.pool(), now, iss.key, iss.cert)
@@ -273,6 +273,21 @@ func TestBuildRefuses(t *testing.T) {
 	assert.ErrorIs(t, err, renewal.ErrMismatch)
 	_, err = renewal.Build(in(promoted, c.sod), iss.pool(), now, other.key, iss.cert)
 	assert.ErrorIs(t, err, renewal.ErrIssuer, "a signer whose key is not the certificate's")
+
+	// the card's EF.SOD with another DG1 (another holder's card, or a
+	// DG1 made up): nothing is built on it
+	noDG1 := in(promoted, c.sod)
+	noDG1.CardDG1 = nil
+	_, err = renewal.Build(noDG1, iss.pool(), now, iss.key, iss.cert)
+	assert.ErrorIs(t, err, renewal.ErrMismatch)
+	otherCard := newCard(t, iss)
+	otherCard.groups[1] = kpedata.Identity{NIP: "199001012015011001", Name: "Other Holder"}.Encode()
+	otherSOD, err := sod.Sign(otherCard.groups, iss.key, iss.cert)
+	require.NoError(t, err)
+	mixed := in(promoted, otherSOD)
+	mixed.CardDG1 = otherCard.groups[1]
+	_, err = renewal.Build(mixed, iss.pool(), now, iss.key, iss.cert)
+	assert.ErrorIs(t, err, renewal.ErrMismatch, "the staged NIP's groups on another holder's card")
 }
 
 func TestOfferJSONStrict(t *testing.T) {

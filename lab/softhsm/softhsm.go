@@ -1,3 +1,5 @@
+//go:build unix
+
 // Package softhsm gives tests a real PKCS#11 token: a SoftHSM2 token of
 // their own (Debian package softhsm2, installed by make deps), initialised
 // with scripts/softhsm-init.sh in a temporary directory named by

@@ -157,6 +157,23 @@ func (s *BoltStore) StagedRenewal(_ context.Context, nip string) (*RenewalUpdate
 	return u, nil
 }
 
+// RenewalUpdate implements RenewalStore.
+func (s *BoltStore) RenewalUpdate(_ context.Context, id [16]byte) (*RenewalUpdate, error) {
+	var u *RenewalUpdate
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		u, err = getRenewal(tx.Bucket(bbRenewals), id[:])
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if u == nil {
+		return nil, ErrNotFound
+	}
+	return u, nil
+}
+
 // RenewalUpdates implements RenewalStore.
 func (s *BoltStore) RenewalUpdates(_ context.Context, f RenewalFilter) ([]RenewalUpdate, error) {
 	var out []RenewalUpdate

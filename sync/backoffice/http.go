@@ -118,7 +118,7 @@ func (s *Service) TerminalHandlerWith(log *slog.Logger, o TerminalOptions) http.
 		writeJSON(w, http.StatusOK, res)
 	})
 	mux.HandleFunc("POST "+wire.PathRenewalOffer, func(w http.ResponseWriter, r *http.Request) {
-		s.serveRenewalOffer(w, r, log)
+		s.serveRenewalOffer(w, r, log, adm)
 	})
 	return mux
 }
@@ -127,8 +127,12 @@ func (s *Service) TerminalHandlerWith(log *slog.Logger, o TerminalOptions) http.
 // the terminal's identity as for records; the body a strict
 // wire.RenewalQuery of at most wire.MaxRenewalQueryBytes. The log names
 // the terminal and outcome, never the NIP.
-func (s *Service) serveRenewalOffer(w http.ResponseWriter, r *http.Request, log *slog.Logger) {
-	if _, status, code, detail := s.peer(r); status != 0 {
+//
+// An offer costs two signatures in the issuer's HSM and store writes: it
+// takes an ingest slot like a batch (503 busy with Retry-After beyond).
+func (s *Service) serveRenewalOffer(w http.ResponseWriter, r *http.Request, log *slog.Logger, adm *admission) {
+	peer, status, code, detail := s.peer(r)
+	if status != 0 {
 		problem(w, status, code, detail)
 		return
 	}
@@ -147,7 +151,12 @@ func (s *Service) serveRenewalOffer(w http.ResponseWriter, r *http.Request, log 
 		problem(w, http.StatusBadRequest, "bad-query", "query JSON: "+err.Error())
 		return
 	}
+	if !adm.enter(r.Context()) {
+		adm.busy(w)
+		return
+	}
 	body, err := s.RenewalOffer(r.Context(), &q)
+	adm.leave()
 	switch {
 	case err == nil && body == nil:
 		w.Header().Set("Cache-Control", "no-store")
@@ -166,7 +175,7 @@ func (s *Service) serveRenewalOffer(w http.ResponseWriter, r *http.Request, log 
 		problem(w, http.StatusUnprocessableEntity, wire.ProblemBadSOD, err.Error())
 	default:
 		if log != nil && !errors.Is(err, context.Canceled) {
-			log.Error("renewal offer failed", "err", err)
+			log.Error("renewal offer failed", "terminal", peer.Terminal, "err", err)
 		}
 		w.Header().Set("Retry-After", "5")
 		problem(w, http.StatusServiceUnavailable, "unavailable", "the back office cannot answer now; try again")

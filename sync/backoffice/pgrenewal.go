@@ -99,6 +99,19 @@ func (s *PGStore) StagedRenewal(ctx context.Context, nip string) (*RenewalUpdate
 	return &u, nil
 }
 
+// RenewalUpdate implements RenewalStore (on the main pool: terminals ask).
+func (s *PGStore) RenewalUpdate(ctx context.Context, id [16]byte) (*RenewalUpdate, error) {
+	rows, _ := s.pool.Query(ctx, "SELECT "+renewalColumns+" FROM renewal_updates WHERE update_id = $1", id[:])
+	u, err := pgx.CollectExactlyOneRow(rows, scanRenewal)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("backoffice: store: %w", err)
+	}
+	return &u, nil
+}
+
 // RenewalUpdates implements RenewalStore (on the staff pool).
 func (s *PGStore) RenewalUpdates(ctx context.Context, f RenewalFilter) ([]RenewalUpdate, error) {
 	limit := int64(f.Limit)

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"kpe-agent/internal/renewal"
-	"kpe-agent/internal/sod"
 	"kpe-agent/sync/record"
 	"kpe-agent/sync/wire"
 )
@@ -113,6 +112,8 @@ type RenewalStore interface {
 	RenewalCounts(ctx context.Context) (map[RenewalStatus]int64, error)
 	// PutRenewalOffer stores an issued offer.
 	PutRenewalOffer(ctx context.Context, o IssuedOffer) error
+	// RenewalUpdate is the update id, in any state (ErrNotFound).
+	RenewalUpdate(ctx context.Context, id [16]byte) (*RenewalUpdate, error)
 	// RenewalOfferByNewSOD is the offer for the card whose new EF.SOD
 	// hashes to newSOD (ErrNotFound).
 	RenewalOfferByNewSOD(ctx context.Context, serial [8]byte, newSOD [32]byte) (*IssuedOffer, error)
@@ -265,23 +266,36 @@ func (s *Service) renewalOffer(ctx context.Context, q *wire.RenewalQuery) (strin
 		return offerRefused, nil, err
 	}
 	now := s.cfg.Now()
+	// nothing is answered about a card before it is shown to be the
+	// holder's: its EF.SOD verifies and covers its DG1, whose NIP is the
+	// query's
+	if _, err := renewal.CheckCard(q.SOD, q.DG1, q.NIP, s.cfg.IssuerRoots, now); err != nil {
+		return offerRefused, nil, fmt.Errorf("%w: %w", ErrBadCardSOD, err)
+	}
 	current := renewal.SODHash(q.SOD)
+	byNew, err := rs.RenewalOfferByNewSOD(ctx, serial, current)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return offerRefused, nil, err
+	}
+	// a card with a sequence holds the data of an offer this back office
+	// issued for it, at that sequence; any other claim is refused, so
+	// that no offer takes a sequence the card never had
+	if q.Sequence > 0 && (byNew == nil || byNew.Sequence != q.Sequence) {
+		return offerRefused, nil, fmt.Errorf("%w: sequence: %d is not the sequence of an offer issued for this card's data", ErrRenewalQuery, q.Sequence)
+	}
 	// the card holds an issued offer's data already: that offer, so the
 	// terminal records the renewal it missed; once the update is applied
 	// (its record arrived) the card's state is simply the base of the
 	// NIP's next update, if any
-	switch o, err := rs.RenewalOfferByNewSOD(ctx, serial, current); {
-	case err == nil:
-		applied, err := renewalApplied(ctx, rs, q.NIP, o.UpdateID)
-		if err != nil {
+	if byNew != nil {
+		u, err := rs.RenewalUpdate(ctx, byNew.UpdateID)
+		if err != nil && !errors.Is(err, ErrNotFound) {
 			return offerRefused, nil, err
 		}
-		if !applied {
-			s.cfg.Log.Info("renewal offer: the card holds it already", "update", hex.EncodeToString(o.UpdateID[:]))
-			return offerApplied, o.JSON, nil
+		if u != nil && u.Status != RenewalApplied {
+			s.cfg.Log.Info("renewal offer: the card holds it already", "update", hex.EncodeToString(byNew.UpdateID[:]))
+			return offerApplied, byNew.JSON, nil
 		}
-	case !errors.Is(err, ErrNotFound):
-		return offerRefused, nil, err
 	}
 	u, err := rs.StagedRenewal(ctx, q.NIP)
 	if errors.Is(err, ErrNotFound) {
@@ -289,13 +303,6 @@ func (s *Service) renewalOffer(ctx context.Context, q *wire.RenewalQuery) (strin
 	}
 	if err != nil {
 		return offerRefused, nil, err
-	}
-	card, err := sod.Parse(q.SOD)
-	if err != nil {
-		return offerRefused, nil, fmt.Errorf("%w: %w", ErrBadCardSOD, err)
-	}
-	if err := card.VerifySignature(s.cfg.IssuerRoots, now); err != nil {
-		return offerRefused, nil, fmt.Errorf("%w: %w", ErrBadCardSOD, err)
 	}
 	seq := q.Sequence + 1
 	switch o, err := rs.RenewalOfferFor(ctx, serial, current, u.ID, seq); {
@@ -307,7 +314,7 @@ func (s *Service) renewalOffer(ctx context.Context, q *wire.RenewalQuery) (strin
 	}
 	cert := s.cfg.Issuer.Certificate()
 	o, err := renewal.Build(renewal.BuildInput{Staged: renewal.Staged{UpdateID: u.ID, NIP: u.NIP, Groups: u.Groups},
-		Serial: serial, CardSOD: q.SOD, Sequence: seq, NotAfter: now.Add(RenewalOfferLifetime)}, s.cfg.IssuerRoots, now, s.cfg.Issuer, cert)
+		Serial: serial, CardSOD: q.SOD, CardDG1: q.DG1, Sequence: seq, NotAfter: now.Add(RenewalOfferLifetime)}, s.cfg.IssuerRoots, now, s.cfg.Issuer, cert)
 	if errors.Is(err, renewal.ErrUnchanged) {
 		// the card holds the staged groups already (renewed elsewhere,
 		// or the import repeats the card): nothing to write; the update
@@ -328,22 +335,6 @@ func (s *Service) renewalOffer(ctx context.Context, q *wire.RenewalQuery) (strin
 	}
 	s.cfg.Log.Info("renewal offer issued", "update", hex.EncodeToString(u.ID[:]), "sequence", seq, "groups", o.Changed())
 	return offerIssued, body, nil
-}
-
-// renewalApplied says the update id of the NIP is applied (a renewal
-// record for it has arrived). An update of another NIP is not: the
-// offer is served and the terminal's renewal.Verify refuses it.
-func renewalApplied(ctx context.Context, rs RenewalStore, nip string, id [16]byte) (bool, error) {
-	us, err := rs.RenewalUpdates(ctx, RenewalFilter{NIP: nip})
-	if err != nil {
-		return false, err
-	}
-	for _, u := range us {
-		if u.ID == id {
-			return u.Status == RenewalApplied, nil
-		}
-	}
-	return false, nil
 }
 
 // renewalOf is the application a verified record carries, nil for a

@@ -108,7 +108,7 @@ func (c *testCard) state() renewal.CardState {
 }
 
 func (c *testCard) query() wire.RenewalQuery {
-	return wire.RenewalQuery{CardSerial: hex.EncodeToString(c.serial[:]), NIP: renewalNIP, SOD: c.sod, Sequence: c.seq}
+	return wire.RenewalQuery{CardSerial: hex.EncodeToString(c.serial[:]), NIP: renewalNIP, SOD: c.sod, DG1: c.groups[1], Sequence: c.seq}
 }
 
 // apply writes the offer to the card, as its COMMIT does.
@@ -165,9 +165,14 @@ func (rl *renewalLab) ask(t *testing.T, body []byte) (int, []byte) {
 
 func (rl *renewalLab) askCard(t *testing.T, c *testCard) (int, []byte) {
 	t.Helper()
-	q, err := json.Marshal(c.query())
+	return rl.askQuery(t, c.query())
+}
+
+func (rl *renewalLab) askQuery(t *testing.T, q wire.RenewalQuery) (int, []byte) {
+	t.Helper()
+	b, err := json.Marshal(q)
 	require.NoError(t, err)
-	return rl.ask(t, q)
+	return rl.ask(t, b)
 }
 
 func offerOf(t *testing.T, body []byte) *renewal.Offer {
@@ -268,7 +273,27 @@ func TestRenewalOfferRefusals(t *testing.T) {
 		assert.Equal(t, http.StatusUnprocessableEntity, status)
 		assert.Equal(t, wire.ProblemBadSOD, problemCode(t, body), "a malformed EF.SOD")
 
+		// a genuine EF.SOD with a DG1 it does not cover, or with another
+		// holder's NIP: nothing about the NIP is answered
 		card := newTestCard(t, iss)
+		q := card.query()
+		q.DG1 = nil
+		status, body = rl.askQuery(t, q)
+		assert.Equal(t, http.StatusUnprocessableEntity, status, "no DG1: %s", body)
+		other := newTestCard(t, iss)
+		other.groups[1] = kpedata.Identity{NIP: "199001012015011001", Name: "Other Holder"}.Encode()
+		other.sod, _ = sod.Sign(other.groups, iss.key, iss.cert)
+		q = other.query()
+		q.DG1 = other.groups[1]
+		status, body = rl.askQuery(t, q)
+		assert.Equal(t, http.StatusUnprocessableEntity, status, "another holder's card asking for this NIP: %s", body)
+		assert.Equal(t, wire.ProblemBadSOD, problemCode(t, body))
+		// a sequence no offer for this card's data had
+		q = card.query()
+		q.Sequence = 0xFFFFFFF0
+		status, body = rl.askQuery(t, q)
+		assert.Equal(t, http.StatusBadRequest, status, "a made-up sequence: %s", body)
+
 		for name, q := range map[string]string{
 			"unknown field": `{"card_serial":"4b50450000000011","nip":"` + renewalNIP + `","sod":"AAAA","sequence":0,"extra":1}`,
 			"bad serial":    `{"card_serial":"4b50","nip":"` + renewalNIP + `","sod":"AAAA","sequence":0}`,
@@ -291,7 +316,7 @@ func TestRenewalOfferRefusals(t *testing.T) {
 		assert.Equal(t, wire.ProblemRenewalUnavailable, problemCode(t, body))
 
 		s := scrape(t, rl.svc)
-		assert.Equal(t, 5.0, s[`kpe_backoffice_renewal_offers_total{result="refused"}`], "the bad SODs and the bad queries that decoded")
+		assert.Equal(t, 8.0, s[`kpe_backoffice_renewal_offers_total{result="refused"}`], "the bad SODs, the foreign DG1s, the made-up sequence and the bad queries that decoded")
 	})
 }
 

@@ -24,13 +24,19 @@ const (
 )
 
 // RenewalQuery is the body of POST /v1/renewal/offer: the card as the
-// terminal read it, after the holder's fingerprint matched. It holds the
-// NIP and the card's public security object, never data-group content.
+// terminal read it, after the holder's fingerprint matched: the NIP, the
+// card's public security object and its identity group (DG1), which
+// binds the two.
 type RenewalQuery struct {
 	CardSerial string `json:"card_serial"` // 16 hex digits
 	NIP        string `json:"nip"`         // 18 digits, from DG1
 	SOD        []byte `json:"sod"`         // the card's EF.SOD as read (base64 in JSON)
-	Sequence   uint32 `json:"sequence"`    // the card's last committed update sequence (0: never renewed)
+	// DG1 is the card's identity group as read under secure messaging
+	// (base64): the back office answers only when EF.SOD covers it and
+	// its NIP is NIP, so a terminal learns a holder's staged data only
+	// from the holder's own card (docs/renewal.md).
+	DG1      []byte `json:"dg1"`
+	Sequence uint32 `json:"sequence"` // the card's last committed update sequence (0: never renewed)
 }
 
 // MaxRenewalQueryBytes bounds a RenewalQuery body.
