@@ -51,6 +51,7 @@ const (
 	reasonOfferRefused = "offer-refused"             // the offer did not verify: not written
 	reasonNoUpdateKey  = "no-update-key"             // this terminal's SAM cannot renew cards
 	reasonCardRemoved  = "card-removed"              // the card left before the end: insert it again
+	reasonNotStarted   = "not-started"               // the journal could not be written, or holds an unsettled entry: nothing written
 	reasonWriteFailed  = "write-failed"              // the card refused the update; it holds its old data
 	reasonVerifyFailed = "verify-failed"             // the card read back does not hold the new data
 	reasonNotRecorded  = "not-recorded"              // written, but the record could not be stored (the journal keeps it)
@@ -100,6 +101,10 @@ type renewalRun struct {
 	code, recID string
 	busy        bool          // a check or an apply runs
 	looked      chan struct{} // closed when begin has looked at the journal
+	// attempted: an apply began in this card session. The card may have
+	// changed since it was read, so nothing more is checked or written
+	// until it is inserted again and read afresh.
+	attempted bool
 }
 
 // newRenewalRun keeps the card state of res (copies: the run outlives res).
@@ -204,6 +209,9 @@ func (run *renewalRun) check(ctx context.Context) error {
 	case run.state == api.RenewalDone || run.state == api.RenewalWriting || run.state == api.RenewalInterrupted || run.groups == nil:
 		run.mu.Unlock()
 		return fail(CodeNotAvailable, fmt.Errorf("renewal is %s", run.state))
+	case run.attempted:
+		run.mu.Unlock()
+		return fail(CodeNotAvailable, errors.New("a renewal was attempted in this card session: insert the card again"))
 	}
 	run.busy = true
 	dg1 := bytes.Clone(run.groups[kpe.DGIdentity])
@@ -306,7 +314,7 @@ func (run *renewalRun) apply(ctx context.Context) error {
 	case run.busy:
 		run.mu.Unlock()
 		return errRenewalBusy
-	case run.state != api.RenewalAvailable || o == nil:
+	case run.state != api.RenewalAvailable || o == nil || run.attempted:
 		run.mu.Unlock()
 		return fail(CodeNotAvailable, fmt.Errorf("no offer to apply (renewal is %s)", run.state))
 	}
@@ -317,12 +325,29 @@ func (run *renewalRun) apply(ctx context.Context) error {
 		run.busy = false
 		run.mu.Unlock()
 	}()
+	// the offer again, now: the holder may have taken longer than its
+	// expiry to agree
+	if err := renewal.Verify(o, run.cs, run.env.roots(), run.env.now()); err != nil {
+		run.env.log.Warn("renewal: the offer no longer verifies; nothing written", "card", run.serialHex(), "update", hex.EncodeToString(o.UpdateID[:]), "err", err)
+		run.set(api.RenewalFailed, reasonOfferRefused)
+		return nil
+	}
+	// a journal entry for this card is an earlier renewal the next
+	// insertion must settle: it is never overwritten
+	if j, err := run.env.ob.Journal(run.cs.Serial); err != nil || j != nil {
+		run.env.log.Warn("renewal: this card has an unsettled journal entry; nothing written", "card", run.serialHex(), "err", err)
+		run.set(api.RenewalFailed, reasonNotStarted)
+		return nil
+	}
+	run.mu.Lock()
+	run.attempted = true
+	run.mu.Unlock()
 	old := renewal.SODHash(run.cs.SOD)
 	j := outbox.Journal{Serial: run.cs.Serial, UpdateID: o.UpdateID, Sequence: o.Sequence, OldSOD: old, NewSOD: o.NewSOD, Step: outbox.JournalWriting}
 	// on disk before the first command that can change the card
 	if err := run.env.ob.PutJournal(j); err != nil {
 		run.env.log.Error("renewal: the journal cannot be written; nothing written to the card", "err", err)
-		run.set(api.RenewalFailed, reasonNotRecorded)
+		run.set(api.RenewalFailed, reasonNotStarted)
 		return nil
 	}
 	run.set(api.RenewalWriting, "")

@@ -190,6 +190,7 @@ var kiosk = table{
 	"kiosk.renewal.reason.offer-refused": {"Pembaruan ditolak karena tidak lolos pemeriksaan keamanan. Kartu Anda tidak diubah.", "The update was refused: it failed the security checks. Your card was not changed."},
 	"kiosk.renewal.reason.no-update-key": {"Pembaruan kartu tidak tersedia di anjungan ini.", "Card renewal is not available at this kiosk."},
 	"kiosk.renewal.reason.card-removed":  {"Kartu dicabut sebelum selesai: masukkan kembali kartu Anda.", "The card was removed before the end: insert it again."},
+	"kiosk.renewal.reason.not-started":   {"Pembaruan belum dapat dimulai; kartu Anda tidak diubah. Silakan coba lagi nanti.", "The update could not start; your card was not changed. Please try again later."},
 	"kiosk.renewal.reason.write-failed":  {"Kartu menolak pembaruan; data lama tetap di kartu.", "The card refused the update; it keeps its old data."},
 	"kiosk.renewal.reason.verify-failed": {"Kartu tidak dapat diperiksa setelah pembaruan. Silakan hubungi petugas.", "The card could not be checked after the update. Please ask the staff."},
 	"kiosk.renewal.reason.not-recorded":  {"Kartu diperbarui tetapi belum tercatat; masukkan kembali kartu Anda nanti.", "The card was updated but not yet recorded; insert it again later."},
