@@ -9,8 +9,12 @@
 # tokens, so tests and lab runs never share state. A token of that label
 # already in DIR is kept (exit 0): the lab keeps its issuer key across runs.
 # The PINs may come from the environment instead (SOFTHSM_PIN,
-# SOFTHSM_SO_PIN), out of the process list. SoftHSM2 is a software token:
-# for the lab and tests only; production uses a real HSM.
+# SOFTHSM_SO_PIN), which keeps them out of this script's own command line
+# only: softhsm2-util reads a PIN from its terminal or its command line
+# (it does not read one from a pipe), so the script passes them as
+# --pin/--so-pin and they are in the process list while softhsm2-util
+# runs. SoftHSM2 is a software token, with lab PINs: for the lab and
+# tests only; production uses a real HSM and its vendor's tools.
 set -euo pipefail
 usage() { echo "usage: $0 --dir DIR --label LABEL [--pin PIN] [--so-pin SOPIN]" >&2; exit 2; }
 dir="" label="" pin="${SOFTHSM_PIN:-}" sopin="${SOFTHSM_SO_PIN:-}"
@@ -40,6 +44,7 @@ export SOFTHSM2_CONF="$conf"
 if softhsm2-util --show-slots 2>/dev/null | sed -n 's/^ *Label: *//p' | sed 's/ *$//' | grep -Fxq -- "$label"; then
   echo "token \"$label\" exists already in $dir" >&2
 else
+  # the PINs are visible in the process list for this call (lab only; see above)
   softhsm2-util --init-token --free --label "$label" --pin "$pin" --so-pin "$sopin" >&2
 fi
 echo "SOFTHSM2_CONF=$conf"

@@ -259,7 +259,7 @@ type AuditEntry struct {
 	Action  string    `json:"action"`  // one of the Audit* constants
 	Target  string    `json:"target"`  // the code, semester, account or alarm acted on
 	Client  string    `json:"client"`  // the client's address
-	Outcome string    `json:"outcome"` // ok, failed, locked, refused, or a verdict
+	Outcome string    `json:"outcome"` // ok, failed, locked, refused, started (AuditOutcomeStarted), or a verdict
 	Detail  string    `json:"detail,omitempty"`
 }
 
@@ -275,7 +275,7 @@ const (
 	AuditAccountOff    = "account-disable"
 	AuditAccountOn     = "account-enable"
 	AuditAlarmAck      = "alarm-ack"
-	AuditRenewalImport = "renewal-import" // target: the import id; detail: how many updates, or the problems
+	AuditRenewalImport = "renewal-import" // outcome started (target: the file), then ok (target: the import id; detail: how many updates), refused (detail: how many problems) or failed
 )
 
 // AuditActions are the audit log's actions.

@@ -2,9 +2,12 @@ package backoffice_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -142,6 +145,20 @@ func TestRenewalParseRefusals(t *testing.T) {
 		{"bad quoting", "csv", csvHeader + "\n" + `196608011988031001,"employment` + "\n", 2, "", "extraneous or missing"},
 		{"control character", "json", `[` + jsonRow(nip2, `"employment":`+strings.Replace(jsonEmployment, `"Analis"`, `"Ana\u0007lis"`, 1)) + `]`, 0, "employment.jabatan", "control character"},
 		{"not utf-8", "csv", "nip,groups\n\xff\xfe\n", -1, "", "not UTF-8"},
+		// encoding/json alone matches keys case-insensitively and lets the last of a duplicate win
+		{"key twice", "json", `[` + jsonRow(nip2, `"nip":"`+nip2+`","employment":`+jsonEmployment) + `]`, 0, "nip", `key "nip" given twice`},
+		{"key twice in another case", "json", `[` + jsonRow(nip2, `"Nip":"196608011988031001","employment":`+jsonEmployment) + `]`, 0, "Nip", `given twice (first as "nip")`},
+		{"upper-case key", "json", `[{"NIP":"` + nip2 + `","employment":` + jsonEmployment + `}]`, 0, "NIP", "keys are lower-case"},
+		{"group key in capitals", "json", `[` + jsonRow(nip2, `"Employment":`+jsonEmployment) + `]`, 0, "Employment", "keys are lower-case"},
+		{"nested key twice", "json", `[` + jsonRow(nip2, `"employment":`+strings.Replace(jsonEmployment, `"status":"PNS"`, `"status":"PNS","status":"CPNS"`, 1)) + `]`, 0, "employment.status", "given twice"},
+		{"nested key folded", "json", `[` + jsonRow(nip2, `"employment":`+strings.Replace(jsonEmployment, `"status"`, `"ſtatus"`, 1)) + `]`, 0, "employment.ſtatus", "keys are lower-case"},
+		{"member key in capitals", "json", `[` + jsonRow(nip2, `"family":[{"kind":"child","name":"A","NIK":"3404011203100003","birth_date":"20100312","relation":"Anak"}]`) + `]`, 0, "family[0].NIK", "keys are lower-case"},
+		{"work unit key twice", "json", `[` + jsonRow(nip2, `"employment":`+strings.Replace(jsonEmployment, `}`, `,"work_units":[{"level":1,"name":"A","level":2}]}`, 1)) + `]`, 0, "employment.work_units[0].level", "given twice"},
+		{"dependant yes", "csv", dependantCSV("yes"), 2, "member_1_dependant", "want 1, Y or ya"},
+		{"dependant true", "csv", dependantCSV("true"), 2, "member_1_dependant", "want 1, Y or ya"},
+		{"dependant lower-case y", "csv", dependantCSV("y"), 2, "member_1_dependant", "want 1, Y or ya"},
+		{"dependant no", "csv", dependantCSV("no"), 2, "member_1_dependant", "want 1, Y or ya"},
+		{"spaces only", "json", `[` + jsonRow(nip2, `"employment":`+strings.Replace(jsonEmployment, `"Analis"`, `"   "`, 1)) + `]`, 0, "employment.jabatan", "missing"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -158,6 +175,79 @@ func TestRenewalParseRefusals(t *testing.T) {
 			}
 			assert.True(t, found, "want row %d field %q %q in %+v", c.row, c.field, c.reason, ie.Problems)
 		})
+	}
+}
+
+// dependantCSV is a family change whose one member's dependant column is d.
+func dependantCSV(d string) string {
+	return "nip,groups,member_1_kind,member_1_name,member_1_nik,member_1_birth_date,member_1_relation,member_1_dependant\n" +
+		"197501152000122002,family,child,A,3404011203100003,20100312,Anak Kandung," + d + "\n"
+}
+
+// The CSV dependant column takes exactly the spellings docs/renewal.md
+// gives: 1, Y, ya (dependant); 0, N, tidak or empty (not).
+func TestRenewalParseDependant(t *testing.T) {
+	for d, want := range map[string]bool{"1": true, "Y": true, "ya": true, "0": false, "N": false, "tidak": false, "": false, " ya ": true} {
+		changes, err := backoffice.ParseRenewals("csv", strings.NewReader(dependantCSV(d)))
+		require.NoError(t, err, "%q", d)
+		fam, err := kpedata.ParseFamily(changes[0].Groups()[3])
+		require.NoError(t, err)
+		assert.Equal(t, want, fam.Members[0].Dependant, "%q", d)
+	}
+}
+
+// Text values are trimmed in both formats: a JSON change whose values
+// have spaces around them stages what the same values without them
+// stage, as a CSV row with the spaces does.
+func TestRenewalParseTrimsText(t *testing.T) {
+	const nip = "197501152000122002"
+	padded := func(s string) string { return strings.ReplaceAll(s, `":"`, `":"  `) }
+	clean := `[` + jsonRow(nip, `"employment":`+strings.Replace(jsonEmployment, `}`, `,"work_units":[{"level":1,"name":"Kanreg I"}]}`, 1)+
+		`,"family":[{"kind":"spouse","name":"Siti","nik":"3404015501780002","birth_date":"19780115","relation":"Istri","dependant":true}]`+
+		`,"benefits":{"bpjs_number":"0001","bank":"BRI","account_masked":"****4321"}`) + `]`
+	spaced := strings.ReplaceAll(padded(clean), `",`, ` \t",`)
+	spaced = strings.ReplaceAll(spaced, `"}`, ` "}`)
+	require.NotEqual(t, clean, spaced)
+	want, err := backoffice.ParseRenewals("json", strings.NewReader(clean))
+	require.NoError(t, err)
+	got, err := backoffice.ParseRenewals("json", strings.NewReader(spaced))
+	require.NoError(t, err, "%s", spaced)
+	assert.Equal(t, nip, got[0].NIP)
+	assert.Equal(t, want[0].Groups(), got[0].Groups())
+
+	csvPadded := csvHeader + "\n" + strings.ReplaceAll(csvRow(nip, nil), ",", " , ") + "\n"
+	fromCSV, err := backoffice.ParseRenewals("csv", strings.NewReader(csvPadded))
+	require.NoError(t, err)
+	fromJSON, err := backoffice.ParseRenewals("json", strings.NewReader(`[`+jsonRow(nip, `"employment":{"status":" PNS ","pangkat":" Penata ",`+
+		`"golongan_ruang":" III/c ","tmt_pangkat":" 20261001 ","jabatan":" Analis ","tmt_jabatan":" 20261001 ","parent_agency":" BKN ",`+
+		`"working_agency":" Kanreg I ","work_location":" Yogyakarta "}`)+`]`))
+	require.NoError(t, err)
+	assert.Equal(t, fromCSV[0].Groups(), fromJSON[0].Groups(), "the same rule in both formats")
+}
+
+// The renewal offer's query is decoded by the same strict helper: a key
+// in another case, or given twice, is a bad query (400), not a match.
+func TestRenewalOfferQueryStrictKeys(t *testing.T) {
+	st, err := backoffice.OpenBolt(filepath.Join(t.TempDir(), "bo.db"))
+	require.NoError(t, err)
+	defer st.Close()
+	iss := newTestIssuer(t, "BKN")
+	rl := newRenewalLab(t, newLab(t, st), iss)
+	stage(t, rl.svc, "III/b")
+	card := newTestCard(t, iss)
+	good, err := json.Marshal(card.query())
+	require.NoError(t, err)
+	status, body := rl.ask(t, good)
+	require.Equal(t, http.StatusOK, status, "%s", body)
+	for name, q := range map[string]string{
+		"upper-case key": strings.Replace(string(good), `"nip":`, `"NIP":`, 1),
+		"key twice":      strings.Replace(string(good), `"nip":`, `"nip":"199001012015011001","nip":`, 1),
+		"folded twice":   strings.Replace(string(good), `"sequence":`, `"Sequence":7,"sequence":`, 1),
+	} {
+		require.NotEqual(t, string(good), q, name)
+		status, body := rl.ask(t, []byte(q))
+		assert.Equal(t, http.StatusBadRequest, status, "%s: %s", name, body)
+		assert.Equal(t, "bad-query", problemCode(t, body), name)
 	}
 }
 
@@ -266,6 +356,14 @@ func FuzzParseRenewals(f *testing.F) {
 	}
 	f.Add("csv", []byte(csvHeader+"\n"+csvGood+"\n"))
 	f.Add("json", []byte(`[`+jsonRow("196608011988031001", `"employment":`+jsonEmployment)+`]`))
+	// the strict JSON keys and the CSV spellings
+	f.Add("json", []byte(`[`+jsonRow("196608011988031001", `"nip":"196608011988031001","employment":`+jsonEmployment)+`]`))
+	f.Add("json", []byte(`[{"NIP":"196608011988031001","Employment":`+jsonEmployment+`}]`))
+	f.Add("json", []byte(`[`+jsonRow("196608011988031001", `"employment":`+strings.Replace(jsonEmployment, `"status"`, `"ſtatus"`, 1))+`]`))
+	f.Add("json", []byte(`[`+jsonRow("196608011988031001", `"family":[{"kind":"child","kind":"spouse","name":"A","nik":"3404011203100003","birth_date":"20100312","relation":"Anak"}]`)+`]`))
+	f.Add("json", []byte(`[`+jsonRow("196608011988031001", `"employment":`+strings.ReplaceAll(jsonEmployment, `":"`, `":" `))+`]`))
+	f.Add("csv", []byte(dependantCSV("yes")))
+	f.Add("csv", []byte(dependantCSV(" Y ")))
 	f.Fuzz(func(t *testing.T, format string, in []byte) {
 		if format != "csv" && format != "json" {
 			format = "json"

@@ -3,6 +3,7 @@ package backoffice
 import (
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"path"
@@ -14,6 +15,14 @@ import (
 // The staff page of card data renewals (docs/renewal.md, "Back office"):
 // the staged updates by state with their counts; an admin imports a file
 // there too (the same import as `kpe-backoffice renewal import`).
+
+// MaxStaffRenewalUpload bounds the body of an upload on the staff page
+// (the form with the file); larger files go through the command line.
+const MaxStaffRenewalUpload = 64 << 10
+
+// AuditOutcomeStarted is the outcome of the audit entry an upload writes
+// before it stages anything; the entry of its result follows.
+const AuditOutcomeStarted = "started"
 
 // Who may see the renewals and who may import.
 var (
@@ -95,11 +104,21 @@ func (s *Service) renewalPages(mux *http.ServeMux, render renderFunc, log *slog.
 		show(w, r, http.StatusOK, &renewalsPage{})
 	}), renewalRoles...))
 	mux.Handle("POST /renewals", requireRole(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// the sign-in checked the form's csrf_token and bounded the body
-		// to 64 KiB: larger files go through the command line
+		// Bounded here, whichever way the CSRF token came: the sign-in
+		// bounds the body only when it parses the form for the token, and
+		// with the X-CSRF-Token header FormFile would parse an unbounded
+		// multipart body (into temporary files beyond 32 MB). Larger files
+		// go through the command line.
+		r.Body = http.MaxBytesReader(w, r.Body, MaxStaffRenewalUpload)
 		v := &renewalsPage{}
 		file, hdr, err := r.FormFile("file")
-		if err != nil {
+		var tooBig *http.MaxBytesError
+		switch {
+		case errors.As(err, &tooBig):
+			v.Problems = []string{fmt.Sprintf("file: the upload is larger than %d KiB; import larger files with kpe-backoffice renewal import", MaxStaffRenewalUpload>>10)}
+			show(w, r, http.StatusRequestEntityTooLarge, v)
+			return
+		case err != nil:
 			v.Problems = []string{"file: " + err.Error()}
 			show(w, r, http.StatusBadRequest, v)
 			return
@@ -109,6 +128,16 @@ func (s *Service) renewalPages(mux *http.ServeMux, render renderFunc, log *slog.
 		if format != FormatCSV && format != FormatJSON {
 			v.Problems = []string{"file: name it .csv or .json"}
 			show(w, r, http.StatusBadRequest, v)
+			return
+		}
+		// The audit names the file and counts, never its rows (NIPs). The
+		// attempt is written before anything is staged, so that a staged
+		// import always has an entry even if the result's cannot be
+		// written; the result's entry follows (refused, failed or ok).
+		who := PrincipalFrom(r.Context())
+		if err := s.audit(r.Context(), who, AuditRenewalImport, hdr.Filename, r.RemoteAddr, AuditOutcomeStarted,
+			fmt.Sprintf("%s upload of %d bytes", format, hdr.Size)); err != nil {
+			s.internal(w, log, err)
 			return
 		}
 		res, err := s.ImportRenewals(r.Context(), format, file)
@@ -121,22 +150,28 @@ func (s *Service) renewalPages(mux *http.ServeMux, render renderFunc, log *slog.
 			if ie.More > 0 {
 				v.Problems = append(v.Problems, "…")
 			}
-			// the audit names the file and the count, not its rows (NIPs)
-			if err := s.audit(r.Context(), PrincipalFrom(r.Context()), AuditRenewalImport, hdr.Filename, r.RemoteAddr, "refused",
+			if err := s.audit(r.Context(), who, AuditRenewalImport, hdr.Filename, r.RemoteAddr, "refused",
 				strconv.Itoa(len(ie.Problems)+ie.More)+" problems"); err != nil {
 				s.internal(w, log, err)
 				return
 			}
 			show(w, r, http.StatusUnprocessableEntity, v)
 		case err != nil:
+			// nothing staged; the entry is best effort, the error is the answer
+			if aerr := s.audit(r.Context(), who, AuditRenewalImport, hdr.Filename, r.RemoteAddr, "failed", "not staged"); aerr != nil && log != nil {
+				log.Error("renewal import: audit entry of the failure", "err", aerr)
+			}
 			s.internal(w, log, err)
 		default:
-			if err := s.audit(r.Context(), PrincipalFrom(r.Context()), AuditRenewalImport, hex.EncodeToString(res.ImportID[:]), r.RemoteAddr, "ok",
-				strconv.Itoa(len(res.Updates))+" updates staged from "+hdr.Filename); err != nil {
-				s.internal(w, log, err)
-				return
-			}
 			v.Staged = len(res.Updates)
+			if err := s.audit(r.Context(), who, AuditRenewalImport, hex.EncodeToString(res.ImportID[:]), r.RemoteAddr, "ok",
+				strconv.Itoa(len(res.Updates))+" updates staged from "+hdr.Filename); err != nil {
+				// staged: its "started" entry stands in the log; the
+				// answer says what happened, the log says what is missing
+				if log != nil {
+					log.Error("renewal import staged, but its audit result entry was not written", "import", hex.EncodeToString(res.ImportID[:]), "err", err)
+				}
+			}
 			show(w, r, http.StatusOK, v)
 		}
 	}), renewalImportRoles...))

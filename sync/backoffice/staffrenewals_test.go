@@ -3,7 +3,9 @@ package backoffice_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"mime/multipart"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -104,13 +106,111 @@ func TestRenewalsPage(t *testing.T) {
 
 	audit, err := l.svc.AuditLog(ctx, backoffice.AuditQuery{Action: backoffice.AuditRenewalImport, Limit: 10})
 	require.NoError(t, err)
-	require.Len(t, audit, 2, "the refused and the staged upload")
+	require.Len(t, audit, 4, "the refused and the staged upload, each its attempt and its result")
 	assert.Equal(t, "ok", audit[0].Outcome)
 	assert.Equal(t, "boss", audit[0].Actor)
 	assert.Contains(t, audit[0].Detail, "1 updates staged from changes.csv")
-	assert.Equal(t, "refused", audit[1].Outcome)
+	assert.Equal(t, backoffice.AuditOutcomeStarted, audit[1].Outcome)
 	assert.Equal(t, "changes.csv", audit[1].Target)
+	assert.Equal(t, "refused", audit[2].Outcome)
+	assert.Equal(t, "changes.csv", audit[2].Target)
+	assert.Equal(t, backoffice.AuditOutcomeStarted, audit[3].Outcome)
 	for _, e := range audit {
 		assert.NotContains(t, e.Detail+e.Target, "198001012005011003", "no NIP in the audit log")
 	}
+}
+
+// headerUpload is a staff upload whose CSRF token comes in the
+// X-CSRF-Token header, as a script sends it, not in the form.
+func headerUpload(t *testing.T, h http.Handler, tok, name, content string) answer {
+	t.Helper()
+	var b bytes.Buffer
+	w := multipart.NewWriter(&b)
+	f, err := w.CreateFormFile("file", name)
+	require.NoError(t, err)
+	f.Write([]byte(content))
+	require.NoError(t, w.Close())
+	return staffCall(h, "POST", "/renewals", b.String(), "Content-Type", w.FormDataContentType(), "X-CSRF-Token", tok)
+}
+
+// The upload is bounded to MaxStaffRenewalUpload however the CSRF token
+// comes: with the X-CSRF-Token header (the sign-in then parses no form)
+// a larger body is 413 with the page's error, and nothing is staged; a
+// small one in the same form is imported.
+func TestRenewalsUploadBoundedWithHeaderToken(t *testing.T) {
+	st, err := backoffice.OpenBolt(filepath.Join(t.TempDir(), "bo.db"))
+	require.NoError(t, err)
+	defer st.Close()
+	l := newLab(t, st)
+	h := l.svc.StaffHandler(backoffice.StaffConfig{Zone: wib})
+	adm, tok := signedIn(t, l, h, &backoffice.Principal{Account: "boss", Roles: []backoffice.Role{backoffice.RoleAdmin}})
+
+	// a good file the CSV reader would take whole (blank lines are skipped)
+	big := csvHeader + "\n" + csvRow("198001012005011003", nil) + "\n" + strings.Repeat("\n", backoffice.MaxStaffRenewalUpload)
+	a := headerUpload(t, adm, tok, "changes.csv", big)
+	assert.Equal(t, http.StatusRequestEntityTooLarge, a.status, a.body)
+	assert.Contains(t, a.body, "larger than 64 KiB")
+	assert.Contains(t, a.body, "Pembaruan data kartu", "the page, with its error")
+	counts, err := l.svc.RenewalCounts(context.Background())
+	require.NoError(t, err)
+	assert.Zero(t, counts[backoffice.RenewalStaged], "nothing staged")
+
+	a = headerUpload(t, adm, tok, "changes.csv", csvHeader+"\n"+csvRow("198001012005011003", nil)+"\n")
+	require.Equal(t, http.StatusOK, a.status, a.body)
+	assert.Contains(t, a.body, "1 pembaruan disiapkan")
+}
+
+// auditFailStore is a bbolt store whose audit log refuses the entries
+// fail picks.
+type auditFailStore struct {
+	*backoffice.BoltStore
+	fail func(e *backoffice.AuditEntry) bool
+}
+
+func (s *auditFailStore) AppendAudit(ctx context.Context, e *backoffice.AuditEntry) error {
+	if s.fail != nil && s.fail(e) {
+		return errors.New("audit log unavailable")
+	}
+	return s.BoltStore.AppendAudit(ctx, e)
+}
+
+// A staged import always has an audit entry: its attempt is written
+// before anything is staged. When the result's entry cannot be written,
+// the import stays staged (the answer says so) and the attempt's entry
+// names it; when the attempt's cannot be written, nothing is staged (503).
+func TestRenewalsUploadAuditedWhenTheResultEntryFails(t *testing.T) {
+	bolt, err := backoffice.OpenBolt(filepath.Join(t.TempDir(), "bo.db"))
+	require.NoError(t, err)
+	defer bolt.Close()
+	st := &auditFailStore{BoltStore: bolt}
+	l := newLab(t, st)
+	ctx := context.Background()
+	h := l.svc.StaffHandler(backoffice.StaffConfig{Zone: wib})
+	adm, tok := signedIn(t, l, h, &backoffice.Principal{Account: "boss", Roles: []backoffice.Role{backoffice.RoleAdmin}})
+
+	st.fail = func(e *backoffice.AuditEntry) bool {
+		return e.Action == backoffice.AuditRenewalImport && e.Outcome == "ok"
+	}
+	body, ct := upload(t, "first.csv", csvHeader+"\n"+csvRow("198001012005011003", nil)+"\n", tok)
+	a := staffCall(adm, "POST", "/renewals", body, "Content-Type", ct)
+	require.Equal(t, http.StatusOK, a.status, a.body)
+	assert.Contains(t, a.body, "1 pembaruan disiapkan", "the import is staged, and the answer says so")
+	staged, err := l.svc.RenewalUpdates(ctx, backoffice.RenewalFilter{Status: backoffice.RenewalStaged})
+	require.NoError(t, err)
+	require.Len(t, staged, 1)
+	audit, err := l.svc.AuditLog(ctx, backoffice.AuditQuery{Action: backoffice.AuditRenewalImport, Limit: 10})
+	require.NoError(t, err)
+	require.Len(t, audit, 1, "the staged import has its entry")
+	assert.Equal(t, backoffice.AuditOutcomeStarted, audit[0].Outcome)
+	assert.Equal(t, "boss", audit[0].Actor)
+	assert.Equal(t, "first.csv", audit[0].Target)
+	assert.True(t, !audit[0].At.After(staged[0].ImportedAt), "written before the staging")
+
+	st.fail = func(e *backoffice.AuditEntry) bool { return e.Action == backoffice.AuditRenewalImport }
+	body, ct = upload(t, "second.csv", csvHeader+"\n"+csvRow("198001012005011004", nil)+"\n", tok)
+	a = staffCall(adm, "POST", "/renewals", body, "Content-Type", ct)
+	assert.Equal(t, http.StatusServiceUnavailable, a.status, a.body)
+	counts, err := l.svc.RenewalCounts(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, int64(1), counts[backoffice.RenewalStaged], "no entry, nothing staged")
 }

@@ -65,8 +65,11 @@ var (
 	// ErrKeyExists: GenerateInToken found a key with the label already; it
 	// never replaces one.
 	ErrKeyExists = errors.New("issuer: a key with this label exists already")
-	// ErrKeyExportable: the token key may leave the token (CKA_EXTRACTABLE
-	// true or CKA_SENSITIVE false); an issuer key must not.
+	// ErrKeyExportable: the token key was not generated in the token or
+	// may have left it (CKA_LOCAL, CKA_SENSITIVE, CKA_ALWAYS_SENSITIVE,
+	// CKA_NEVER_EXTRACTABLE or CKA_PRIVATE false, or CKA_EXTRACTABLE
+	// true); an issuer key must be made in the token and never leave it.
+	// The message names the attributes that are wrong.
 	ErrKeyExportable = errors.New("issuer: the key may leave the token")
 	// ErrBadKey: the key or the certificate is not ECDSA P-256, or the
 	// file is not a PEM key or certificate.

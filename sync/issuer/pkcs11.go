@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 
 	"github.com/ThalesGroup/crypto11"
@@ -19,9 +20,9 @@ import (
 
 // OpenPKCS11 opens the issuer key in a PKCS#11 token: it logs in to the
 // token cfg.TokenLabel of cfg.Module with cfg.PIN, finds the one key pair
-// labelled cfg.KeyLabel, and checks that it is ECDSA P-256, that it cannot
-// leave the token (CKA_SENSITIVE true, CKA_EXTRACTABLE false) and that
-// the certificate in cfg.CertPath is its certificate. Signing happens in
+// labelled cfg.KeyLabel, and checks that it is ECDSA P-256, that it was
+// made in the token and has never been able to leave it (checkKey) and
+// that the certificate in cfg.CertPath is its certificate. Signing happens in
 // the token; only digests go in and signatures come out.
 func OpenPKCS11(cfg PKCS11Config) (IssuerSigner, error) {
 	if cfg.Module == "" || cfg.TokenLabel == "" || cfg.KeyLabel == "" || cfg.CertPath == "" {
@@ -55,7 +56,11 @@ func OpenPKCS11(cfg PKCS11Config) (IssuerSigner, error) {
 // cfg.KeyLabel (with a random CKA_ID), whose private half is sensitive and
 // not extractable, and answers a certificate signing request (DER) for
 // subject signed by that key, for the issuer CA. It refuses a label that
-// is taken (ErrKeyExists). cfg.CertPath is not used.
+// is taken (ErrKeyExists). The new key must pass the same checks as
+// OpenPKCS11's (checkKey; a token that ignores the template fails them):
+// a key that fails them, or whose request cannot be signed, is destroyed
+// before the error is returned, so the label is free again and no key
+// without a certificate request is left behind. cfg.CertPath is not used.
 func GenerateInToken(cfg PKCS11Config, subject pkix.Name) (csrDER []byte, err error) {
 	if cfg.Module == "" || cfg.TokenLabel == "" || cfg.KeyLabel == "" {
 		return nil, fmt.Errorf("%w: PKCS#11 needs a module, a token label and a key label", ErrConfig)
@@ -81,28 +86,39 @@ func GenerateInToken(cfg PKCS11Config, subject pkix.Name) (csrDER []byte, err er
 		return nil, err
 	}
 	priv := pub.Copy()
-	for _, a := range []*pkcs11.Attribute{
-		pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, true),
-		pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, false),
-		pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, true),
-		pkcs11.NewAttribute(pkcs11.CKA_SIGN, true),
-		pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
-	} {
+	for _, a := range privateKeyTemplate() {
 		priv[a.Type] = a
 	}
 	key, err := ctx.GenerateECDSAKeyPairWithAttributes(pub, priv, elliptic.P256())
 	if err != nil {
 		return nil, fmt.Errorf("issuer: token %q: generating key %q: %w", cfg.TokenLabel, cfg.KeyLabel, err)
 	}
-	if err := checkKey(ctx, key, cfg); err != nil {
-		return nil, err
+	err = checkKey(ctx, key, cfg)
+	if err == nil {
+		csr, cerr := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: subject,
+			SignatureAlgorithm: x509.ECDSAWithSHA256}, key)
+		if cerr == nil {
+			return csr, nil
+		}
+		err = fmt.Errorf("issuer: certificate request signed in token %q: %w", cfg.TokenLabel, cerr)
 	}
-	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: subject,
-		SignatureAlgorithm: x509.ECDSAWithSHA256}, key)
-	if err != nil {
-		return nil, fmt.Errorf("issuer: certificate request signed in token %q: %w", cfg.TokenLabel, err)
+	if derr := key.Delete(); derr != nil {
+		return nil, errors.Join(err, fmt.Errorf("issuer: token %q: destroying the refused key %q: %w", cfg.TokenLabel, cfg.KeyLabel, derr))
 	}
-	return csr, nil
+	return nil, err
+}
+
+// privateKeyTemplate is what GenerateInToken asks of the private half: a
+// token object, private, sensitive, not extractable, for signing. A
+// variable so that the tests can ask a token for a key checkKey refuses.
+var privateKeyTemplate = func() []*pkcs11.Attribute {
+	return []*pkcs11.Attribute{
+		pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, true),
+		pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, false),
+		pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, true),
+		pkcs11.NewAttribute(pkcs11.CKA_SIGN, true),
+		pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
+	}
 }
 
 // configure opens the module and logs in to the token, mapping the
@@ -143,17 +159,49 @@ func findKey(ctx *crypto11.Context, cfg PKCS11Config) (crypto11.Signer, error) {
 	return nil, fmt.Errorf("%w: %d keys labelled %q in token %q", ErrAmbiguousKey, len(keys), cfg.KeyLabel, cfg.TokenLabel)
 }
 
-// checkKey refuses a key that is not P-256 or that may leave the token.
+// keyPolicy is what checkKey requires of the private half of an issuer
+// key: each attribute and the value it must have. CKA_LOCAL true: the key
+// was generated in the token (not imported, not unwrapped);
+// CKA_ALWAYS_SENSITIVE true and CKA_NEVER_EXTRACTABLE true: it has never
+// been readable or exportable since; CKA_SENSITIVE true and
+// CKA_EXTRACTABLE false: it is not now; CKA_PRIVATE true: it is usable
+// only after login.
+var keyPolicy = []struct {
+	typ  crypto11.AttributeType
+	name string
+	want bool
+}{
+	{crypto11.CkaLocal, "CKA_LOCAL", true},
+	{crypto11.CkaSensitive, "CKA_SENSITIVE", true},
+	{crypto11.CkaAlwaysSensitive, "CKA_ALWAYS_SENSITIVE", true},
+	{crypto11.CkaExtractable, "CKA_EXTRACTABLE", false},
+	{crypto11.CkaNeverExtractable, "CKA_NEVER_EXTRACTABLE", true},
+	{crypto11.CkaPrivate, "CKA_PRIVATE", true},
+}
+
+// checkKey refuses a key that is not P-256, or that was not generated in
+// the token or may have left it (keyPolicy): ErrKeyExportable naming every
+// attribute that is wrong.
 func checkKey(ctx *crypto11.Context, key crypto11.Signer, cfg PKCS11Config) error {
 	if _, err := p256(key.Public()); err != nil {
 		return fmt.Errorf("key %q in token %q: %w", cfg.KeyLabel, cfg.TokenLabel, err)
 	}
-	attrs, err := ctx.GetAttributes(key, []crypto11.AttributeType{crypto11.CkaSensitive, crypto11.CkaExtractable})
+	types := make([]crypto11.AttributeType, len(keyPolicy))
+	for i, a := range keyPolicy {
+		types[i] = a.typ
+	}
+	attrs, err := ctx.GetAttributes(key, types)
 	if err != nil {
 		return fmt.Errorf("issuer: key %q in token %q: reading its attributes: %w", cfg.KeyLabel, cfg.TokenLabel, err)
 	}
-	if !isTrue(attrs[crypto11.CkaSensitive]) || isTrue(attrs[crypto11.CkaExtractable]) {
-		return fmt.Errorf("%w: key %q in token %q", ErrKeyExportable, cfg.KeyLabel, cfg.TokenLabel)
+	var wrong []string
+	for _, a := range keyPolicy {
+		if isTrue(attrs[a.typ]) != a.want {
+			wrong = append(wrong, fmt.Sprintf("%s %v, want %v", a.name, !a.want, a.want))
+		}
+	}
+	if len(wrong) > 0 {
+		return fmt.Errorf("%w: key %q in token %q: %s", ErrKeyExportable, cfg.KeyLabel, cfg.TokenLabel, strings.Join(wrong, "; "))
 	}
 	return nil
 }

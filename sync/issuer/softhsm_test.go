@@ -4,15 +4,18 @@ package issuer
 
 import (
 	"crypto"
+	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/ThalesGroup/crypto11"
@@ -225,4 +228,199 @@ func TestTokenErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
+}
+
+// withRawSession runs f in a logged-in read-write session of cfg's token,
+// through the PKCS#11 module directly (what crypto11 does not offer: the
+// import of a private key, a search over every object class).
+func withRawSession(t *testing.T, cfg PKCS11Config, f func(p *pkcs11.Ctx, s pkcs11.SessionHandle)) {
+	t.Helper()
+	p := pkcs11.New(cfg.Module)
+	if p == nil {
+		t.Fatalf("loading %s", cfg.Module)
+	}
+	defer p.Destroy()
+	if err := p.Initialize(); err != nil {
+		t.Fatal(err)
+	}
+	defer p.Finalize()
+	slots, err := p.GetSlotList(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, slot := range slots {
+		info, err := p.GetTokenInfo(slot)
+		if err != nil || strings.TrimRight(info.Label, " ") != cfg.TokenLabel {
+			continue
+		}
+		s, err := p.OpenSession(slot, pkcs11.CKF_SERIAL_SESSION|pkcs11.CKF_RW_SESSION)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.CloseSession(s)
+		if err := p.Login(s, pkcs11.CKU_USER, cfg.PIN); err != nil {
+			t.Fatal(err)
+		}
+		defer p.Logout(s)
+		f(p, s)
+		return
+	}
+	t.Fatalf("no token %q", cfg.TokenLabel)
+}
+
+// importKey puts key into the token as a key pair labelled label with
+// C_CreateObject, its private half marked sensitive and not extractable
+// from now on: the way a key made outside the token gets in.
+func importKey(t *testing.T, cfg PKCS11Config, label string, key *ecdsa.PrivateKey) {
+	t.Helper()
+	params, err := asn1.Marshal(asn1.ObjectIdentifier{1, 2, 840, 10045, 3, 1, 7}) // prime256v1
+	if err != nil {
+		t.Fatal(err)
+	}
+	ecdh, err := key.PublicKey.ECDH()
+	if err != nil {
+		t.Fatal(err)
+	}
+	point, err := asn1.Marshal(ecdh.Bytes()) // an OCTET STRING of the uncompressed point
+	if err != nil {
+		t.Fatal(err)
+	}
+	scalar, err := key.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := []byte("imported-" + label)
+	withRawSession(t, cfg, func(p *pkcs11.Ctx, s pkcs11.SessionHandle) {
+		if _, err := p.CreateObject(s, []*pkcs11.Attribute{
+			pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_PRIVATE_KEY),
+			pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_EC),
+			pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
+			pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, true),
+			pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, true),
+			pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, false),
+			pkcs11.NewAttribute(pkcs11.CKA_SIGN, true),
+			pkcs11.NewAttribute(pkcs11.CKA_ID, id),
+			pkcs11.NewAttribute(pkcs11.CKA_LABEL, label),
+			pkcs11.NewAttribute(pkcs11.CKA_EC_PARAMS, params),
+			pkcs11.NewAttribute(pkcs11.CKA_VALUE, scalar),
+		}); err != nil {
+			t.Fatalf("importing the private key: %v", err)
+		}
+		if _, err := p.CreateObject(s, []*pkcs11.Attribute{
+			pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_PUBLIC_KEY),
+			pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_EC),
+			pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
+			pkcs11.NewAttribute(pkcs11.CKA_VERIFY, true),
+			pkcs11.NewAttribute(pkcs11.CKA_ID, id),
+			pkcs11.NewAttribute(pkcs11.CKA_LABEL, label),
+			pkcs11.NewAttribute(pkcs11.CKA_EC_PARAMS, params),
+			pkcs11.NewAttribute(pkcs11.CKA_EC_POINT, point),
+		}); err != nil {
+			t.Fatalf("importing the public key: %v", err)
+		}
+	})
+}
+
+// objectsLabelled counts the token's objects of any class labelled label.
+func objectsLabelled(t *testing.T, cfg PKCS11Config, label string) int {
+	t.Helper()
+	n := 0
+	withRawSession(t, cfg, func(p *pkcs11.Ctx, s pkcs11.SessionHandle) {
+		if err := p.FindObjectsInit(s, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_LABEL, label)}); err != nil {
+			t.Fatal(err)
+		}
+		defer p.FindObjectsFinal(s)
+		objs, _, err := p.FindObjects(s, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n = len(objs)
+	})
+	return n
+}
+
+// A key made outside the token and imported into it, even marked
+// sensitive and not extractable from then on, is not an issuer key: its
+// private value has been outside. OpenPKCS11 refuses it, naming the
+// attributes that give it away; the same key generated in the token opens.
+func TestTokenRefusesImportedKey(t *testing.T) {
+	cfg := newToken(t, "imported")
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	importKey(t, cfg, cfg.KeyLabel, key)
+	ca := labIssuer(t)
+	cert, err := ca.DocumentSigner(&key.PublicKey, pkix.Name{CommonName: "imported"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := labpki.WriteCert(cfg.CertPath, cert); err != nil {
+		t.Fatal(err)
+	}
+	s, err := OpenPKCS11(cfg)
+	if s != nil {
+		s.Close()
+	}
+	if !errors.Is(err, ErrKeyExportable) || s != nil {
+		t.Fatalf("OpenPKCS11 of an imported key = %v, %v; want ErrKeyExportable", s, err)
+	}
+	for _, attr := range []string{"CKA_LOCAL false", "CKA_ALWAYS_SENSITIVE false", "CKA_NEVER_EXTRACTABLE false"} {
+		if !strings.Contains(err.Error(), attr) {
+			t.Errorf("the refusal %q does not name %s", err, attr)
+		}
+	}
+	if strings.Contains(err.Error(), "CKA_SENSITIVE") || strings.Contains(err.Error(), "CKA_EXTRACTABLE") || strings.Contains(err.Error(), "CKA_PRIVATE") {
+		t.Errorf("the refusal %q names an attribute that is right", err)
+	}
+
+	good := cfg
+	good.KeyLabel, good.CertPath = "generated", filepath.Join(filepath.Dir(cfg.CertPath), "generated.pem")
+	csr, err := GenerateInToken(good, pkix.Name{CommonName: "generated"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	certify(t, ca, csr, good.CertPath)
+	s, err = OpenPKCS11(good)
+	if err != nil {
+		t.Fatalf("a key generated in the token: %v", err)
+	}
+	s.Close()
+}
+
+// A token that makes a key GenerateInToken's checks refuse (here it is
+// asked for an extractable one, as a token that ignored the template
+// would give): the error names the attribute, and the key pair is
+// destroyed, so the label is free and nothing of it stays in the token.
+func TestGenerateInTokenDestroysRefusedKey(t *testing.T) {
+	cfg := newToken(t, "issuer-ds-1")
+	keep := privateKeyTemplate
+	t.Cleanup(func() { privateKeyTemplate = keep })
+	privateKeyTemplate = func() []*pkcs11.Attribute {
+		return []*pkcs11.Attribute{
+			pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, true),
+			pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, true),
+			pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, true),
+			pkcs11.NewAttribute(pkcs11.CKA_SIGN, true),
+			pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
+		}
+	}
+	csr, err := GenerateInToken(cfg, pkix.Name{CommonName: "x"})
+	if !errors.Is(err, ErrKeyExportable) || csr != nil {
+		t.Fatalf("GenerateInToken of an extractable key = %x, %v; want ErrKeyExportable", csr, err)
+	}
+	if !strings.Contains(err.Error(), "CKA_EXTRACTABLE true") || !strings.Contains(err.Error(), "CKA_NEVER_EXTRACTABLE false") {
+		t.Errorf("the refusal %q does not name the attributes", err)
+	}
+	if n := objectsLabelled(t, cfg, cfg.KeyLabel); n != 0 {
+		t.Errorf("%d objects labelled %q left in the token after the refusal", n, cfg.KeyLabel)
+	}
+	privateKeyTemplate = keep
+	// the label is free again: with the right template the key is made
+	if _, err := GenerateInToken(cfg, pkix.Name{CommonName: "x"}); err != nil {
+		t.Fatalf("GenerateInToken after the refusal: %v", err)
+	}
+	if n := objectsLabelled(t, cfg, cfg.KeyLabel); n != 2 {
+		t.Errorf("%d objects labelled %q, want the key pair", n, cfg.KeyLabel)
+	}
 }
