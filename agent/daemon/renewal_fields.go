@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bytes"
 	"fmt"
 	"slices"
 	"strconv"
@@ -104,6 +105,7 @@ func compareGroups(changed []int, card, offer map[int][]byte, lang i18n.Lang) (o
 	for _, dg := range changed {
 		a, b := fieldsOf(dg, card[dg], lang), fieldsOf(dg, offer[dg], lang)
 		var ids []string
+		shown := false // a shown field differs
 		byID := func(list []groupField) map[string]groupField {
 			m := map[string]groupField{}
 			for _, f := range list {
@@ -126,8 +128,18 @@ func compareGroups(changed []int, card, offer map[int][]byte, lang i18n.Lang) (o
 				label += " " + strconv.Itoa(f.n)
 			}
 			changed := fa.value != fb.value
+			shown = shown || changed
 			onCard = append(onCard, api.RenewalField{Group: dg, Key: id, Label: label, Value: fa.value, Changed: changed})
 			offered = append(offered, api.RenewalField{Group: dg, Key: id, Label: label, Value: fb.value, Changed: changed})
+		}
+		// the group changes in something the comparison does not show (a
+		// NIK, a relation, a KPE Tambahan serial, a field of a later
+		// profile version): one marked row says so, so that the holder
+		// never agrees to two identical columns
+		if !shown && !bytes.Equal(card[dg], offer[dg]) {
+			label, id := lang.T("kiosk.renewal.field.other"), "other."+strconv.Itoa(dg)
+			onCard = append(onCard, api.RenewalField{Group: dg, Key: id, Label: label, Value: lang.T("kiosk.renewal.other.card"), Changed: true})
+			offered = append(offered, api.RenewalField{Group: dg, Key: id, Label: label, Value: lang.T("kiosk.renewal.other.new"), Changed: true})
 		}
 	}
 	return onCard, offered

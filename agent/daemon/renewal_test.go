@@ -518,3 +518,27 @@ func TestRenewalDeclineAndWipe(t *testing.T) {
 	assert.True(t, run.mayUse("kiosk-1"))
 	assert.False(t, run.mayUse("kiosk-2"), "another kiosk credential")
 }
+
+// A group that changes only in what the comparison does not show (here a
+// family member's NIK) gets one marked row, so the holder never agrees to
+// two identical columns; a group whose shown fields change gets none.
+func TestRenewalComparisonShowsHiddenChanges(t *testing.T) {
+	fam := func(nik string) []byte {
+		return kpedata.Family{Members: []kpedata.Member{{Spouse: true, Name: "Sri Wahyuni", NIK: nik, BirthDate: "19750315", Dependant: true}}}.Encode()
+	}
+	card := map[int][]byte{3: fam("3471015503750002"), 2: employmentOf("III/a").Encode()}
+	offer := map[int][]byte{3: fam("3471015503750009"), 2: employmentOf("III/b").Encode()}
+	onCard, offered := compareGroups([]int{2, 3}, card, offer, i18n.Indonesian)
+	var other []string
+	for i, f := range offered {
+		if f.Group == 3 && f.Changed {
+			other = append(other, f.Key)
+			assert.Equal(t, i18n.Indonesian.T("kiosk.renewal.other.card"), onCard[i].Value)
+		}
+		assert.NotContains(t, f.Value, "3471015503750009", "the NIK is not shown")
+	}
+	assert.Equal(t, []string{"other.3"}, other)
+	for _, f := range offered {
+		assert.NotEqual(t, "other.2", f.Key, "DG2's change is shown by its fields")
+	}
+}

@@ -221,8 +221,11 @@ func commitUpdateCommand() apdu.Command {
 }
 
 // ReadUpdateStatus selects the application aid (nil: DefaultAID) and reads
-// its renewal status in plain. A card without it (6A88, 6D00, 6A86, 6A82
-// or 6E00 to GET DATA) gives Supported false and no error.
+// its renewal status in plain. The status is optional: a card that answers
+// GET DATA with any status word other than 9000 (an older card: 6A88,
+// 6D00, 6A86, 6A82, 6E00, or anything else), or with an answer that does
+// not parse, gives Supported false and no error, so a read never fails
+// for it; only transport errors (a card removed, a reset) are returned.
 func ReadUpdateStatus(ctx context.Context, t apdu.Transmitter, aid []byte) (UpdateStatus, error) {
 	if aid == nil {
 		aid = DefaultAID
@@ -238,15 +241,16 @@ func readUpdateStatus(ctx context.Context, c *apdu.Client) (UpdateStatus, error)
 	b, err := c.Send(ctx, updateStatusCommand())
 	var se *apdu.StatusError
 	if errors.As(err, &se) {
-		switch se.SW {
-		case 0x6A88, 0x6D00, 0x6A86, 0x6A82, 0x6E00:
-			return UpdateStatus{}, nil
-		}
+		return UpdateStatus{}, nil
 	}
 	if err != nil {
 		return UpdateStatus{}, fmt.Errorf("kpe: renewal status: %w", err)
 	}
-	return ParseUpdateStatus(b)
+	st, err := ParseUpdateStatus(b)
+	if err != nil {
+		return UpdateStatus{}, nil // not a status this terminal can use: not renewable here
+	}
+	return st, nil
 }
 
 // Update is one renewal to write.

@@ -180,6 +180,9 @@ var kiosk = table{
 	"kiosk.renewal.field.benefits.taspen":           {"Nomor Taspen", "Taspen number"},
 	"kiosk.renewal.field.benefits.taperum":          {"Taperum", "Taperum"},
 	"kiosk.renewal.field.benefits.bank":             {"Bank dan rekening", "Bank and account"},
+	"kiosk.renewal.field.other":                     {"Data lain pada kartu", "Other data on the card"},
+	"kiosk.renewal.other.card":                      {"Data sebelumnya", "As before"},
+	"kiosk.renewal.other.new":                       {"Diperbarui (tidak ditampilkan di sini)", "Updated (not shown here)"},
 
 	"kiosk.renewal.reason.none":          {"Data kartu Anda sudah yang terbaru.", "Your card's data is up to date."},
 	"kiosk.renewal.reason.unavailable":   {"Pembaruan data tidak tersedia di sini.", "Data updates are not available here."},

@@ -2,6 +2,7 @@ package renewal_test
 
 import (
 	"encoding/json"
+	"reflect"
 	"testing"
 	"time"
 
@@ -37,6 +38,9 @@ func FuzzOfferJSON(f *testing.F) {
 		var back renewal.Offer
 		if err := json.Unmarshal(again, &back); err != nil {
 			t.Fatalf("an encoded offer does not decode: %v", err)
+		}
+		if !reflect.DeepEqual(o, back) {
+			t.Fatalf("an offer does not decode to itself:\n%+v\n%+v", o, back)
 		}
 		_ = renewal.Verify(&o, st, pool, time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC))
 	})

@@ -1,13 +1,13 @@
 package renewal
 
 import (
-	"bytes"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"strconv"
 	"time"
+
+	"kpe-agent/internal/strictjson"
 )
 
 // MaxOfferBytes bounds an offer's JSON: four data groups and a security
@@ -52,18 +52,14 @@ func (o *Offer) MarshalJSON() ([]byte, error) {
 	return json.Marshal(j)
 }
 
-// UnmarshalJSON reads the wire form strictly: no unknown field, exact hex
-// lengths, group numbers 1 to 4, nothing after the object. It checks the
+// UnmarshalJSON reads the wire form strictly (internal/strictjson: no
+// unknown field, every key exactly as documented and once, nothing after
+// the object), with exact hex lengths and group numbers 1 to 4. It checks the
 // form only; Verify decides whether to trust it.
 func (o *Offer) UnmarshalJSON(b []byte) error {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
 	var j offerJSON
-	if err := dec.Decode(&j); err != nil {
+	if err := strictjson.Decode(b, &j); err != nil {
 		return fmt.Errorf("%w: %w", ErrFormat, err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return fmt.Errorf("%w: data after the offer", ErrFormat)
 	}
 	var out Offer
 	for _, f := range []struct {

@@ -353,11 +353,11 @@ func checkGroup(dg int, content []byte, nip string) error {
 
 func checkNIP(nip string) error {
 	if len(nip) != 18 {
-		return fmt.Errorf("%w: NIP %q is not 18 digits", ErrFormat, nip)
+		return fmt.Errorf("%w: the NIP is not 18 digits", ErrFormat)
 	}
 	for i := 0; i < len(nip); i++ {
 		if nip[i] < '0' || nip[i] > '9' {
-			return fmt.Errorf("%w: NIP %q is not 18 digits", ErrFormat, nip)
+			return fmt.Errorf("%w: the NIP is not 18 digits", ErrFormat)
 		}
 	}
 	return nil

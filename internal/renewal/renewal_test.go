@@ -1,6 +1,7 @@
 package renewal_test
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -323,4 +324,11 @@ func TestOfferJSONStrict(t *testing.T) {
 	}
 	var back renewal.Offer
 	assert.ErrorIs(t, back.UnmarshalJSON(append(good, []byte(" {}")...)), renewal.ErrFormat)
+	// keys exactly as documented and once: encoding/json alone would take
+	// "NIP" for "nip" and the last of two
+	upper := bytes.Replace(good, []byte(`"nip"`), []byte(`"NIP"`), 1)
+	assert.ErrorIs(t, back.UnmarshalJSON(upper), renewal.ErrFormat, "an upper-case key")
+	twice := append(bytes.TrimSuffix(good, []byte("}")), []byte(`,"nip":"199001012015011001"}`)...)
+	assert.ErrorIs(t, back.UnmarshalJSON(twice), renewal.ErrFormat, "a key given twice")
+	require.NoError(t, back.UnmarshalJSON(good))
 }

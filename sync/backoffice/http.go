@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"kpe-agent/internal/i18n"
+	"kpe-agent/internal/strictjson"
 	"kpe-agent/sync/wire"
 )
 
@@ -147,7 +148,7 @@ func (s *Service) serveRenewalOffer(w http.ResponseWriter, r *http.Request, log 
 		return
 	}
 	var q wire.RenewalQuery
-	if err := strictJSON(raw, &q); err != nil {
+	if err := strictjson.Decode(raw, &q); err != nil {
 		problem(w, http.StatusBadRequest, "bad-query", "query JSON: "+err.Error())
 		return
 	}

@@ -17,6 +17,7 @@ import (
 	"unicode/utf8"
 
 	"kpe-agent/internal/kpedata"
+	"kpe-agent/internal/strictjson"
 )
 
 // The import of personnel changes for card data renewal (docs/renewal.md,
@@ -414,148 +415,13 @@ type benefitsJSON struct {
 	AccountMasked string `json:"account_masked"`
 }
 
-// strictJSON decodes exactly one JSON value into v, refusing unknown
-// fields and trailing data, and, before decoding, any object key that
-// jsonKeyProblems refuses (the first one is the error, a *jsonKeyError).
-// encoding/json alone would match a key case-insensitively (even "NIP" or
-// "ſtatus" for a field tagged "status") and let the last of a duplicate
-// key win. It is for structs whose JSON keys are all lower-case ASCII
-// (the import's and wire.RenewalQuery's), not for maps keyed by data.
-func strictJSON(raw []byte, v any) error {
-	if ps := jsonKeyProblems(raw); len(ps) > 0 {
-		return ps[0]
-	}
-	return decodeOneJSON(raw, v)
-}
-
-// decodeOneJSON decodes exactly one JSON value into v, refusing unknown
-// fields and trailing data.
-func decodeOneJSON(raw []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return errors.New("data after the value")
-	}
-	return nil
-}
-
-// jsonKeyError is a refused object key: Field is where it is (the key's
-// path, as the RowProblem fields name it: "employment.status",
-// "family[0].nik").
-type jsonKeyError struct {
-	Field  string
-	Reason string
-}
-
-func (e *jsonKeyError) Error() string {
-	if e.Field == "" {
-		return e.Reason
-	}
-	return e.Field + ": " + e.Reason
-}
-
-// jsonKeyRE: a key as the formats spell them (lower-case ASCII letters,
-// digits and underscores).
-var jsonKeyRE = regexp.MustCompile(`^[a-z0-9_]+$`)
-
-// jsonKeyProblems walks the tokens of one JSON value and answers every
-// object key that is not spelled as the formats spell them (jsonKeyRE)
-// and every key given twice in one object, compared as encoding/json
-// compares them (case-insensitively). Malformed JSON ends the walk
-// quietly: decoding reports it.
-func jsonKeyProblems(raw []byte) []*jsonKeyError {
-	type frame struct {
-		object  bool
-		path    string
-		wantKey bool   // object: the next string is a key
-		key     string // object: the key of the value being read
-		n       int    // array: index of the next element
-		seen    map[string]string
-	}
-	var (
-		out   []*jsonKeyError
-		stack []*frame
-	)
-	join := func(path, key string) string {
-		if path == "" {
-			return key
-		}
-		return path + "." + key
-	}
-	// childPath is the path of the value being read in top.
-	childPath := func(top *frame) string {
-		if top == nil {
-			return ""
-		}
-		if top.object {
-			return join(top.path, top.key)
-		}
-		return top.path + "[" + strconv.Itoa(top.n) + "]"
-	}
-	// done notes that a value of top was read.
-	done := func(top *frame) {
-		switch {
-		case top == nil:
-		case top.object:
-			top.wantKey = true
-		default:
-			top.n++
-		}
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	for {
-		tok, err := dec.Token()
-		if err != nil {
-			return out
-		}
-		var top *frame
-		if len(stack) > 0 {
-			top = stack[len(stack)-1]
-		}
-		if k, ok := tok.(string); ok && top != nil && top.object && top.wantKey {
-			top.wantKey, top.key = false, k
-			field := join(top.path, k)
-			if !jsonKeyRE.MatchString(k) {
-				out = append(out, &jsonKeyError{field, fmt.Sprintf("key %q: keys are lower-case, exactly as documented", k)})
-			}
-			folded := strings.ToUpper(strings.ToLower(k))
-			switch first, dup := top.seen[folded]; {
-			case !dup:
-				top.seen[folded] = k
-			case first == k:
-				out = append(out, &jsonKeyError{field, fmt.Sprintf("key %q given twice", k)})
-			default:
-				out = append(out, &jsonKeyError{field, fmt.Sprintf("key %q given twice (first as %q)", k, first)})
-			}
-			continue
-		}
-		switch tok {
-		case json.Delim('{'):
-			stack = append(stack, &frame{object: true, path: childPath(top), wantKey: true, seen: map[string]string{}})
-		case json.Delim('['):
-			stack = append(stack, &frame{path: childPath(top)})
-		case json.Delim('}'), json.Delim(']'):
-			stack = stack[:len(stack)-1]
-			if len(stack) > 0 {
-				done(stack[len(stack)-1])
-			}
-		default:
-			done(top)
-		}
-	}
-}
-
 func present(raw json.RawMessage) bool { return len(raw) > 0 }
 
 func isNull(raw json.RawMessage) bool { return bytes.Equal(bytes.TrimSpace(raw), []byte("null")) }
 
 func parseJSON(raw []byte, p *problems) []RenewalChange {
 	var rows []json.RawMessage
-	if err := decodeOneJSON(raw, &rows); err != nil { // each row's keys are checked with the row
+	if err := strictjson.DecodeOne(raw, &rows); err != nil { // each row's keys are checked with the row
 		p.add(-1, "", "want one JSON array of changes: %v", err)
 		return nil
 	}
@@ -565,7 +431,7 @@ func parseJSON(raw []byte, p *problems) []RenewalChange {
 	}
 	var out []RenewalChange
 	for i, row := range rows {
-		if ps := jsonKeyProblems(row); len(ps) > 0 {
+		if ps := strictjson.KeyProblems(row); len(ps) > 0 {
 			for _, kp := range ps {
 				p.add(i, kp.Field, "%s", kp.Reason)
 			}
@@ -573,7 +439,7 @@ func parseJSON(raw []byte, p *problems) []RenewalChange {
 			continue
 		}
 		var cj changeJSON
-		if err := strictJSON(row, &cj); err != nil {
+		if err := strictjson.Decode(row, &cj); err != nil {
 			p.add(i, "", "%v", err)
 			out = append(out, RenewalChange{Row: i})
 			continue
@@ -593,7 +459,7 @@ func parseJSON(raw []byte, p *problems) []RenewalChange {
 		}
 		if present(cj.Employment) && !isNull(cj.Employment) {
 			var ej employmentJSON
-			if err := strictJSON(cj.Employment, &ej); err != nil {
+			if err := strictjson.Decode(cj.Employment, &ej); err != nil {
 				p.add(i, groupEmployment, "%v", err)
 			} else {
 				trimText(&ej.Status, &ej.Pangkat, &ej.GolonganRuang, &ej.TMTPangkat, &ej.Jabatan, &ej.TMTJabatan,
@@ -623,7 +489,7 @@ func parseJSON(raw []byte, p *problems) []RenewalChange {
 		}
 		if present(cj.Family) && !isNull(cj.Family) {
 			var members []memberJSON
-			if err := strictJSON(cj.Family, &members); err != nil {
+			if err := strictjson.Decode(cj.Family, &members); err != nil {
 				p.add(i, groupFamily, "want an array of members: %v", err)
 			} else {
 				f := kpedata.Family{}
@@ -639,7 +505,7 @@ func parseJSON(raw []byte, p *problems) []RenewalChange {
 		}
 		if present(cj.Benefits) && !isNull(cj.Benefits) {
 			var bj benefitsJSON
-			if err := strictJSON(cj.Benefits, &bj); err != nil {
+			if err := strictjson.Decode(cj.Benefits, &bj); err != nil {
 				p.add(i, groupBenefits, "%v", err)
 			} else {
 				trimText(&bj.BPJSNumber, &bj.TaspenNumber, &bj.TaperumNumber, &bj.TaperumStatus, &bj.Bank, &bj.AccountMasked)
