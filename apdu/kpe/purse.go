@@ -33,12 +33,12 @@ const (
 
 // Sizes of the purse's values.
 const (
-	PurseLogSize      = 10     // records in the cyclic log
-	PurseStateLen     = 12     // READ PURSE: balance (4) ‖ PTC (4) ‖ max balance (4)
-	PurseMACLen       = 8      // MAC_SAM and MAC_card
-	PurseCommandLen   = 32     // DEBIT/CREDIT data: amount 4, SAM serial 8, SAM txn 4, time 8, MAC_SAM 8
-	PurseAnswerLen    = 16     // DEBIT/CREDIT answer: balance 4, PTC 4, MAC_card 8
-	PurseLogRecordLen = 41     // type 1, amount 4, balance 4, PTC 4, SAM serial 8, SAM txn 4, time 8, MAC_card 8
+	PurseLogSize      = 10 // records in the cyclic log
+	PurseStateLen     = 12 // READ PURSE: balance (4) ‖ PTC (4) ‖ max balance (4)
+	PurseMACLen       = 8  // MAC_SAM and MAC_card
+	PurseCommandLen   = 32 // DEBIT/CREDIT data: amount 4, SAM serial 8, SAM txn 4, time 8, MAC_SAM 8
+	PurseAnswerLen    = 16 // DEBIT/CREDIT answer: balance 4, PTC 4, MAC_card 8
+	PurseLogRecordLen = 41 // type 1, amount 4, balance 4, PTC 4, SAM serial 8, SAM txn 4, time 8, MAC_card 8
 	DefaultMaxBalance = 2_000_000
 )
 
@@ -87,7 +87,7 @@ var (
 	ErrInsufficientFunds = errors.New("kpe: insufficient funds on the card")
 	// ErrOverMaxBalance: CREDIT beyond the card's maximum balance (6985).
 	ErrOverMaxBalance = errors.New("kpe: credit beyond the card's maximum balance")
-	// ErrPurseExhausted: the PTC reached its end (6986); the purse takes
+	// ErrPurseExhausted: the PTC reached its end (6A84); the purse takes
 	// no more transactions.
 	ErrPurseExhausted = errors.New("kpe: purse transaction counter exhausted")
 	// ErrProof: the card's proof does not verify (the SAM answered 6300),
@@ -486,7 +486,7 @@ func purseTransaction(ctx context.Context, t apdu.Transmitter, s PurseSAM, kind 
 			pe.Err = fmt.Errorf("%w: %w", ErrInsufficientFunds, err)
 		case errors.Is(err, apdu.ErrConditionsNotSatisfied):
 			pe.Err = fmt.Errorf("%w: %w", ErrOverMaxBalance, err)
-		case errors.Is(err, apdu.ErrCommandNotAllowed):
+		case errors.Is(err, apdu.ErrNotEnoughMemory):
 			pe.Err = fmt.Errorf("%w: %w", ErrPurseExhausted, err)
 		default:
 			pe.Err = fmt.Errorf("%s: %w", kind, noPurse(err))

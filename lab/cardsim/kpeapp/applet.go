@@ -45,6 +45,9 @@ type Config struct {
 	// was already renewed (default 0: never).
 	UpdateSequence uint32
 	UpdateID       [16]byte
+	// Purse is the card's purse (docs/card-profiles.md §2.8); nil: the
+	// card has none and answers the purse commands 6D00.
+	Purse *PurseConfig
 	// Files are the EF contents by FID; Plain lists the EFs readable
 	// without secure messaging (default: kpe.PlainEFs, that is CardInfo,
 	// BIT and SOD).
@@ -73,6 +76,7 @@ type Applet struct {
 	update      bool // sess was opened with the update keys
 	bio         *bioState
 	upd         updateState
+	purse       *purseState
 }
 
 // New returns a personalised applet.
@@ -115,7 +119,14 @@ func New(cfg Config) (*Applet, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kpeapp: biometric reference: %w", err)
 	}
-	a := &Applet{cfg: cfg, bio: bio, upd: updateState{seq: cfg.UpdateSequence, id: cfg.UpdateID}}
+	purse, err := newPurse(cfg.Purse)
+	if err != nil {
+		return nil, fmt.Errorf("kpeapp: %w", err)
+	}
+	if purse != nil && cfg.DF != 0 {
+		return nil, errors.New("kpeapp: a purse is for KPE cards")
+	}
+	a := &Applet{cfg: cfg, bio: bio, upd: updateState{seq: cfg.UpdateSequence, id: cfg.UpdateID}, purse: purse}
 	a.Applet = cardsim.Applet{
 		Label:  cfg.Name,
 		Answer: cfg.ATR,
@@ -180,6 +191,9 @@ func (a *Applet) handle(cmd cardsim.Command) ([]byte, cardsim.SW) {
 }
 
 func (a *Applet) dispatch(cmd cardsim.Command, secure bool) ([]byte, cardsim.SW) {
+	if cmd.CLA == kpe.CLAProprietary && isPurseINS(cmd.INS) && a.cfg.DF == 0 {
+		return a.purseCommand(cmd, secure)
+	}
 	if cmd.CLA == kpe.CLAProprietary || cmd.INS == kpe.InsUpdateBinary {
 		return a.updateCommand(cmd, secure)
 	}

@@ -25,6 +25,8 @@ import (
 //	  "uid": "04 52 8A 1C 6D 31 80", // ktpel only, required
 //	  "keys": {"enc": "...", "mac": "..."},  // AES-128 (kpe) or 3-key 3DES (ktpel)
 //	  "update_keys": {"enc": "...", "mac": "..."}, // kpe only, optional: the renewal keys (§2.7)
+//	  "purse": {"serial": "00 00 00 00 00 00 00 01", "debit_key": "...", "credit_key": "...",
+//	            "balance": 0, "ptc": 0, "max_balance": 2000000}, // kpe only, optional (§2.8)
 //	  "max_response": 256,
 //	  "plain": ["0101", "010F", "0107"],     // EFs readable without SM (default per type)
 //	  "files": [{"fid": "0101", "hex": "..."}, {"fid": "0106", "file": "photo.jpg"}],
@@ -40,6 +42,7 @@ type image struct {
 	UID         string               `json:"uid,omitempty"`
 	Keys        imageKeys            `json:"keys"`
 	UpdateKeys  *imageKeys           `json:"update_keys,omitempty"`
+	Purse       *imagePurse          `json:"purse,omitempty"`
 	MaxResponse int                  `json:"max_response,omitempty"`
 	Plain       []string             `json:"plain,omitempty"`
 	Files       []cardsim.AppletFile `json:"files"`
@@ -58,6 +61,17 @@ type imageBio struct {
 	MaxTries  int       `json:"max_tries,omitempty"`
 	Tries     int       `json:"tries,omitempty"` // 0: max_tries; negative: blocked
 	Finger    FingerRef `json:"finger"`
+}
+
+// imagePurse is a kpe card's purse: its serial, its diversified keys and
+// the starting balance, counter and maximum (the log starts empty).
+type imagePurse struct {
+	Serial     string `json:"serial"`
+	DebitKey   string `json:"debit_key"`
+	CreditKey  string `json:"credit_key"`
+	Balance    uint32 `json:"balance,omitempty"`
+	PTC        uint32 `json:"ptc,omitempty"`
+	MaxBalance uint32 `json:"max_balance,omitempty"`
 }
 
 type imageKeys struct {
@@ -114,6 +128,24 @@ func (img image) config(baseDir string) (Config, error) {
 		if cfg.UpdateKeys.MAC, err = hexField("update_keys.mac", u.MAC); err != nil {
 			return Config{}, err
 		}
+	}
+	if p := img.Purse; p != nil {
+		if img.Type != "kpe" {
+			return Config{}, errors.New(`"purse" is for kpe images`)
+		}
+		pc := &PurseConfig{Balance: p.Balance, PTC: p.PTC, MaxBalance: p.MaxBalance}
+		serial, err := hexField("purse.serial", p.Serial)
+		if err != nil || len(serial) != 8 {
+			return Config{}, fmt.Errorf("purse.serial: want 8 bytes of hex (%v)", err)
+		}
+		pc.Serial = [8]byte(serial)
+		if pc.DebitKey, err = hexField("purse.debit_key", p.DebitKey); err != nil {
+			return Config{}, err
+		}
+		if pc.CreditKey, err = hexField("purse.credit_key", p.CreditKey); err != nil {
+			return Config{}, err
+		}
+		cfg.Purse = pc
 	}
 	if img.ATR != "" {
 		if cfg.ATR, err = hexField("atr", img.ATR); err != nil {
@@ -188,6 +220,10 @@ func Image(kind string, cfg Config, comment string, external map[uint16]string) 
 	}
 	if cfg.UpdateKeys.Enc != nil || cfg.UpdateKeys.MAC != nil {
 		img.UpdateKeys = &imageKeys{Enc: hex.EncodeToString(cfg.UpdateKeys.Enc), MAC: hex.EncodeToString(cfg.UpdateKeys.MAC)}
+	}
+	if p := cfg.Purse; p != nil {
+		img.Purse = &imagePurse{Serial: spaced(p.Serial[:]), DebitKey: hex.EncodeToString(p.DebitKey), CreditKey: hex.EncodeToString(p.CreditKey),
+			Balance: p.Balance, PTC: p.PTC, MaxBalance: p.MaxBalance}
 	}
 	if comment != "" {
 		img.Comment, _ = json.Marshal(comment)

@@ -63,6 +63,10 @@ type Config struct {
 	// KTP-el record's subject and card serial); nil: the SAM has none and
 	// answers PSEUDONYM with 6A88.
 	PseudonymKey []byte
+	// DebitMaster and CreditMaster are the purse masters from which the
+	// cards' debit and credit keys are derived (PURSE MAC / PURSE PROOF,
+	// docs/card-profiles.md §2.8); nil: the SAM answers that family 6A88.
+	DebitMaster, CreditMaster []byte
 	// Initial is the state of a SAM whose state file does not exist yet
 	// (default: inactive, MaxTries tries, counter 0); a blocked sample SAM
 	// starts with 0 tries.
@@ -75,6 +79,8 @@ type State struct {
 	KTPActive bool   `json:"ktp_active,omitempty"`
 	Tries     int    `json:"tries"`
 	Counter   uint32 `json:"counter"`
+	// PurseTxn is the last purse transaction number PURSE MAC issued.
+	PurseTxn uint32 `json:"purse_txn,omitempty"`
 }
 
 // Applet implements cardsim.Card.
@@ -172,6 +178,10 @@ func (a *Applet) handle(cmd cardsim.Command) ([]byte, cardsim.SW) {
 		return binary.BigEndian.AppendUint32(nil, a.st.Counter), cardsim.SWOK
 	case cmd.INS == sam.InsPseudonym:
 		return a.pseudonym(cmd)
+	case cmd.INS == sam.InsPurseMAC:
+		return a.purseMAC(cmd)
+	case cmd.INS == sam.InsPurseProof:
+		return a.purseProof(cmd)
 	case cmd.INS == sam.InsCardAuthInit && (cmd.P1 == sam.ProfileKPE || cmd.P1 == sam.ProfileKPEUpdate):
 		return a.cardAuthInit(cmd)
 	case cmd.INS == sam.InsCardAuthComplete && (cmd.P1 == sam.ProfileKPE || cmd.P1 == sam.ProfileKPEUpdate):

@@ -27,6 +27,7 @@ import (
 //	  "cert": "<X.509 DER hex>",          // terminal certificate
 //	  "kpe_master": "<hex>", "ktp_master": "<hex>",
 //	  "kpe_update_master": "<hex>",       // card update master (renewal, §2.7); optional
+//	  "purse_debit_master": "<hex>", "purse_credit_master": "<hex>", // purse masters (§2.8); optional
 //	  "ktp_secret1": "...", "ktp_secret2": "...",
 //	  "pseudonym_key": "<hex>",           // institution pseudonym key (PSEUDONYM), 32 bytes or more
 //	  "initial_state": {"active": false, "tries": 3, "counter": 0}
@@ -52,6 +53,8 @@ type image struct {
 	KTPSecret1     string          `json:"ktp_secret1,omitempty"`
 	KTPSecret2     string          `json:"ktp_secret2,omitempty"`
 	PseudonymKey   string          `json:"pseudonym_key,omitempty"`
+	DebitMaster    string          `json:"purse_debit_master,omitempty"`
+	CreditMaster   string          `json:"purse_credit_master,omitempty"`
 	InitialState   *State          `json:"initial_state,omitempty"`
 }
 
@@ -131,6 +134,12 @@ func (img image) config() (Config, error) {
 	if cfg.KTPMaster, err = cardsim.DecodeHex(img.KTPMaster); err != nil {
 		return Config{}, fmt.Errorf("ktp_master: %w", err)
 	}
+	if cfg.DebitMaster, err = cardsim.DecodeHex(img.DebitMaster); err != nil {
+		return Config{}, fmt.Errorf("purse_debit_master: %w", err)
+	}
+	if cfg.CreditMaster, err = cardsim.DecodeHex(img.CreditMaster); err != nil {
+		return Config{}, fmt.Errorf("purse_credit_master: %w", err)
+	}
 	if cfg.PseudonymKey, err = imagePseudonymKey(img.PseudonymKey); err != nil {
 		return Config{}, err
 	}
@@ -155,6 +164,7 @@ func Image(cfg Config, comment string) ([]byte, error) {
 		MaxTries: cfg.MaxTries, Key: hex.EncodeToString(der), Cert: hex.EncodeToString(cfg.CertDER),
 		KPEMaster: hex.EncodeToString(cfg.KPEMaster), UpdateMaster: hex.EncodeToString(cfg.UpdateMaster), KTPMaster: hex.EncodeToString(cfg.KTPMaster),
 		KTPSecret1: string(cfg.KTPSecret1), KTPSecret2: string(cfg.KTPSecret2), PseudonymKey: hex.EncodeToString(cfg.PseudonymKey),
+		DebitMaster: hex.EncodeToString(cfg.DebitMaster), CreditMaster: hex.EncodeToString(cfg.CreditMaster),
 		InitialState: cfg.Initial}
 	if comment != "" {
 		img.Comment, _ = json.Marshal(comment)
