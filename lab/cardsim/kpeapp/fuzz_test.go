@@ -1,6 +1,7 @@
 package kpeapp_test
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"testing"
@@ -62,4 +63,58 @@ func FuzzAppletBeginUpdate(f *testing.F) {
 			t.Fatalf("BEGIN UPDATE %X: not a status error: %v", data, err)
 		}
 	})
+}
+
+// The applet's DEBIT takes any data without panicking: it answers a
+// status word, and it changes the purse only for a command carrying the
+// genuine MAC_SAM over the current PTC, by exactly its amount.
+func FuzzAppletPurseDebit(f *testing.F) {
+	dk, err := kpe.DerivePurseKey(kpe.PurseDebit, debitMaster, updSerial)
+	if err != nil {
+		f.Fatal(err)
+	}
+	genuine := func(amount uint32, ptc uint32) []byte {
+		o := kpe.PurseOrder{Kind: kpe.PurseDebit, CardSerial: updSerial, PTC: ptc, Amount: amount, Time: 7}
+		mac, _ := kpe.PurseMAC(dk, kpe.PurseMACInput(o, samSerial, 1))
+		return kpe.PurseCommand{Amount: amount, SAMSerial: samSerial, SAMTxn: 1, Time: 7, MAC: mac}.Encode()
+	}
+	f.Add(genuine(100, 0))
+	f.Add(genuine(100_000, 0))
+	f.Add(genuine(0, 0))
+	f.Add([]byte{0x01})
+	a, r := purseCard(f, updSerial, 10_000, 0)
+	c := connectMem(f, r)
+	if _, err := kpe.ReadPurse(context.Background(), c, nil); err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) == 0 || len(data) > 255 {
+			return
+		}
+		before, _ := a.Purse()
+		_, sw := sendPurse(t, c, kpe.InsPurseDebit, data)
+		after, _ := a.Purse()
+		cmd, perr := kpe.ParsePurseCommand(data)
+		valid := perr == nil && bytes.Equal(data, genuineFor(t, dk, cmd, before.PTC)) && cmd.Amount <= before.Balance
+		if (sw == 0x9000) != valid {
+			t.Fatalf("DEBIT %X: SW %04X, valid %v", data, sw, valid)
+		}
+		if sw != 0x9000 && after != before {
+			t.Fatalf("DEBIT %X refused with %04X but the purse changed", data, sw)
+		}
+		if sw == 0x9000 && (after.Balance != before.Balance-cmd.Amount || after.PTC != before.PTC+1) {
+			t.Fatalf("DEBIT %X: %+v → %+v", data, before, after)
+		}
+	})
+}
+
+// genuineFor is the command with cmd's fields and the MAC_SAM over ptc.
+func genuineFor(t *testing.T, key []byte, cmd kpe.PurseCommand, ptc uint32) []byte {
+	o := kpe.PurseOrder{Kind: kpe.PurseDebit, CardSerial: updSerial, PTC: ptc, Amount: cmd.Amount, Time: cmd.Time}
+	mac, err := kpe.PurseMAC(key, kpe.PurseMACInput(o, cmd.SAMSerial, cmd.SAMTxn))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.MAC = mac
+	return cmd.Encode()
 }
