@@ -321,3 +321,33 @@ func TestPurseTearEveryAPDU(t *testing.T) {
 		}
 	}
 }
+
+// A kpe image carries the purse: written by Image, parsed back, the card
+// answers READ PURSE with the personalised figures and takes a debit.
+func TestPurseImageRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	keys, err := kpe.DeriveCardKeys(master, updSerial)
+	require.NoError(t, err)
+	dk, err := kpe.DerivePurseKey(kpe.PurseDebit, debitMaster, updSerial)
+	require.NoError(t, err)
+	ck, err := kpe.DerivePurseKey(kpe.PurseCredit, creditMaster, updSerial)
+	require.NoError(t, err)
+	img, err := kpeapp.Image("kpe", kpeapp.Config{Name: "purse", Keys: keys, Files: map[uint16][]byte{kpe.FIDCardInfo: {0}},
+		Purse: &kpeapp.PurseConfig{Serial: updSerial, DebitKey: dk, CreditKey: ck, Balance: 750, PTC: 4, MaxBalance: 1_000_000}}, "", nil)
+	require.NoError(t, err)
+	card, err := cardsim.ParseCard(img, "")
+	require.NoError(t, err)
+	r := cardsim.NewMemReader("kpe")
+	r.Insert(card)
+	c := connectMem(t, r)
+	st, err := kpe.ReadPurse(ctx, c, nil)
+	require.NoError(t, err)
+	require.Equal(t, kpe.PurseState{Balance: 750, PTC: 4, MaxBalance: 1_000_000}, st)
+	res, err := kpe.Debit(ctx, c, purseSAM(t), updSerial, 750, payTime)
+	require.NoError(t, err)
+	require.Equal(t, uint32(5), res.Proof.PTC)
+	require.Zero(t, res.Proof.Balance)
+
+	_, err = cardsim.ParseCard(bytes.Replace(img, []byte(`"type": "kpe"`), []byte(`"type": "ktpel"`), 1), "")
+	require.Error(t, err)
+}
