@@ -8,11 +8,42 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"kpe-agent/apdu"
 	"kpe-agent/apdu/kpe"
 	"kpe-agent/apdu/pcsc"
 	"kpe-agent/apdu/sam"
+	"kpe-agent/lab/cardsim"
 	"kpe-agent/lab/pcsctest"
 )
+
+// throughPCSC puts card in the lab's first reader and samApplet in the
+// second, connects to both through real pcscd, activates the SAM and
+// begins a transaction on the card; everything is closed at the end of
+// the test.
+func throughPCSC(t *testing.T, card, samApplet cardsim.Card) (context.Context, apdu.Card, *sam.SAM) {
+	t.Helper()
+	lab := pcsctest.Lab(t)
+	require.NoError(t, lab.Insert(0, card))
+	require.NoError(t, lab.Insert(1, samApplet))
+	pcsctest.WaitCard(t, pcsctest.Slot0, true, 5*time.Second)
+	pcsctest.WaitCard(t, pcsctest.Slot1, true, 5*time.Second)
+	tr := pcsc.New(pcsc.Options{})
+	t.Cleanup(func() { tr.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	c, err := tr.Connect(ctx, pcsctest.Slot0)
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	samCard, err := tr.Connect(ctx, pcsctest.Slot1)
+	require.NoError(t, err)
+	t.Cleanup(func() { samCard.Close() })
+	s, err := sam.Open(ctx, samCard)
+	require.NoError(t, err)
+	require.NoError(t, s.Activate(ctx, []byte("123456")))
+	require.NoError(t, c.BeginTransaction(ctx))
+	t.Cleanup(func() { c.EndTransaction() })
+	return ctx, c, s
+}
 
 // Through real pcscd: a genuine KPE, a clone and a tampered card each get
 // their own verdict.
@@ -48,26 +79,7 @@ func TestIntegrationKPEVerdicts(t *testing.T) {
 					f[kpe.FIDEmployment] = kpe.Employment{Status: "PNS", GolonganRuang: "IV/e"}.Encode()
 				})
 			}
-			lab := pcsctest.Lab(t)
-			require.NoError(t, lab.Insert(0, a))
-			require.NoError(t, lab.Insert(1, newLabSAM(t)))
-			pcsctest.WaitCard(t, pcsctest.Slot0, true, 5*time.Second)
-			pcsctest.WaitCard(t, pcsctest.Slot1, true, 5*time.Second)
-			tr := pcsc.New(pcsc.Options{})
-			defer tr.Close()
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-			defer cancel()
-			card, err := tr.Connect(ctx, pcsctest.Slot0)
-			require.NoError(t, err)
-			defer card.Close()
-			samCard, err := tr.Connect(ctx, pcsctest.Slot1)
-			require.NoError(t, err)
-			defer samCard.Close()
-			s, err := sam.Open(ctx, samCard)
-			require.NoError(t, err)
-			require.NoError(t, s.Activate(ctx, []byte("123456")))
-			require.NoError(t, card.BeginTransaction(ctx))
-			defer card.EndTransaction()
+			ctx, card, s := throughPCSC(t, a, newLabSAM(t))
 			// The production path: the SAM in the second reader authenticates
 			// the card; the master key never leaves it.
 			got, err := kpe.Read(ctx, card, s, kpe.ReadOptions{Photo: true, Roots: is.roots, Now: now})
@@ -85,26 +97,7 @@ func TestIntegrationWriteUpdate(t *testing.T) {
 	is := newIssuer(t)
 	a := renewableCard(t, is)
 	u, _ := renewal(t, is, a, 1, "IV/d")
-	lab := pcsctest.Lab(t)
-	require.NoError(t, lab.Insert(0, a))
-	require.NoError(t, lab.Insert(1, newLabSAMWithUpdate(t)))
-	pcsctest.WaitCard(t, pcsctest.Slot0, true, 5*time.Second)
-	pcsctest.WaitCard(t, pcsctest.Slot1, true, 5*time.Second)
-	tr := pcsc.New(pcsc.Options{})
-	defer tr.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	card, err := tr.Connect(ctx, pcsctest.Slot0)
-	require.NoError(t, err)
-	defer card.Close()
-	samCard, err := tr.Connect(ctx, pcsctest.Slot1)
-	require.NoError(t, err)
-	defer samCard.Close()
-	s, err := sam.Open(ctx, samCard)
-	require.NoError(t, err)
-	require.NoError(t, s.Activate(ctx, []byte("123456")))
-	require.NoError(t, card.BeginTransaction(ctx))
-	defer card.EndTransaction()
+	ctx, card, s := throughPCSC(t, a, newLabSAMWithUpdate(t))
 	require.NoError(t, kpe.WriteUpdate(ctx, card, s, updSerial, u, kpe.WriteOptions{}))
 	got, err := kpe.Read(ctx, card, s, kpe.ReadOptions{Roots: is.roots, Now: now})
 	require.NoError(t, err)
