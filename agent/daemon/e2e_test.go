@@ -40,7 +40,7 @@ import (
 	"kpe-agent/lab/labpki"
 	"kpe-agent/lab/labset"
 	"kpe-agent/lab/pcsctest"
-	"kpe-agent/lab/softhsm"
+	hsmsigner "kpe-agent/lab/softhsm/signer"
 	"kpe-agent/sync/backoffice"
 	"kpe-agent/sync/issuer"
 	"kpe-agent/sync/outbox"
@@ -286,7 +286,7 @@ func rigIssuer(t testing.TB, m *labset.Manifest, dir string, hsm bool) issuer.Is
 	ca, err := m.RenewalIssuer(dir)
 	require.NoError(t, err)
 	if hsm {
-		return softhsm.Signer(t, ca)
+		return hsmsigner.New(t, ca)
 	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	require.NoError(t, err)

@@ -25,7 +25,7 @@ import (
 	"kpe-agent/lab/cardsim/kpeapp"
 	"kpe-agent/lab/labset"
 	"kpe-agent/lab/pcsctest"
-	"kpe-agent/lab/softhsm"
+	hsmsigner "kpe-agent/lab/softhsm/signer"
 	"kpe-agent/sync/backoffice"
 	"kpe-agent/sync/wire"
 )
@@ -69,7 +69,7 @@ func TestRenewalAgentKilledAtEveryStep(t *testing.T) {
 		require.NoError(t, err)
 		ca, err := m.RenewalIssuer(labDir)
 		require.NoError(t, err)
-		o.issuer = softhsm.Signer(t, ca)
+		o.issuer = hsmsigner.New(t, ca)
 		o.issuerRoots, err = m.Roots(labDir, "bkn")
 		require.NoError(t, err)
 	}

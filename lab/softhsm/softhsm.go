@@ -3,22 +3,20 @@
 // Package softhsm gives tests a real PKCS#11 token: a SoftHSM2 token of
 // their own (Debian package softhsm2, installed by make deps), initialised
 // with scripts/softhsm-init.sh in a temporary directory named by
-// SOFTHSM2_CONF, and the issuer's document signer generated in it and
-// certified by a lab CA (docs/renewal.md, "HSM setup"). Under CI a missing
+// SOFTHSM2_CONF (docs/renewal.md, "HSM setup"); lab/softhsm/signer makes
+// the issuer's document signer in one. It imports nothing of sync/issuer,
+// so that package's own tests use it too. Under CI a missing
 // SoftHSM2 fails the test (internal/systest.Need), never skips it.
 package softhsm
 
 import (
-	"crypto/x509/pkix"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
 
 	"kpe-agent/internal/systest"
-	"kpe-agent/lab/labpki"
 	"kpe-agent/lab/pcsctest"
-	"kpe-agent/sync/issuer"
 )
 
 // DefaultModule is the SoftHSM2 PKCS#11 module of the Debian package;
@@ -55,32 +53,4 @@ func Token(t testing.TB, label, pin string) (module, dir string) {
 	}
 	t.Setenv("SOFTHSM2_CONF", filepath.Join(dir, "softhsm2.conf"))
 	return module, dir
-}
-
-// Signer makes a token, generates the document signer's key in it (never
-// extractable), has ca certify the key's CSR, and opens the signer
-// through PKCS#11, as a back office does in production. It is closed at
-// the end of the test.
-func Signer(t testing.TB, ca *labpki.CA) issuer.IssuerSigner {
-	t.Helper()
-	const label, pin = "kpe-issuer", "246810"
-	module, dir := Token(t, label, pin)
-	cfg := issuer.PKCS11Config{Module: module, TokenLabel: label, PIN: pin, KeyLabel: "document-signer", CertPath: filepath.Join(dir, "ds.pem")}
-	csr, err := issuer.GenerateInToken(cfg, pkix.Name{CommonName: "Lab BKN Renewal Signer"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := ca.DocumentSignerFromCSR(csr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := labpki.WriteCert(cfg.CertPath, cert); err != nil {
-		t.Fatal(err)
-	}
-	s, err := issuer.OpenPKCS11(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
 }

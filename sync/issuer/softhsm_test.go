@@ -13,7 +13,6 @@ import (
 	"encoding/asn1"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -21,43 +20,20 @@ import (
 	"github.com/ThalesGroup/crypto11"
 	"github.com/miekg/pkcs11"
 
-	"kpe-agent/internal/systest"
 	"kpe-agent/lab/labpki"
+	"kpe-agent/lab/softhsm"
 )
-
-// softHSMModule is the SoftHSM2 PKCS#11 module of the Debian package
-// softhsm2 (make deps); SOFTHSM2_MODULE overrides it.
-func softHSMModule(t *testing.T) string {
-	t.Helper()
-	mod := os.Getenv("SOFTHSM2_MODULE")
-	if mod == "" {
-		mod = "/usr/lib/softhsm/libsofthsm2.so"
-	}
-	_, modErr := os.Stat(mod)
-	_, utilErr := exec.LookPath("softhsm2-util")
-	systest.Need(t, modErr == nil && utilErr == nil, "SoftHSM2 ("+mod+" and softhsm2-util; Debian package softhsm2, make deps)")
-	return mod
-}
 
 const (
 	testToken = "kpe-issuer-test"
 	testPIN   = "246810"
-	testSOPIN = "13579111"
 )
 
-// newToken initialises a SoftHSM2 token of its own for the test with
-// scripts/softhsm-init.sh, in a temporary directory named by
-// SOFTHSM2_CONF, and answers the configuration of a key labelled label
-// in it.
+// newToken initialises a SoftHSM2 token of the test's own (lab/softhsm)
+// and answers the configuration of a key labelled label in it.
 func newToken(t *testing.T, label string) PKCS11Config {
 	t.Helper()
-	mod := softHSMModule(t)
-	dir := t.TempDir()
-	out, err := exec.Command("../../scripts/softhsm-init.sh", "--dir", dir, "--label", testToken, "--pin", testPIN, "--so-pin", testSOPIN).CombinedOutput()
-	if err != nil {
-		t.Fatalf("softhsm-init.sh: %v\n%s", err, out)
-	}
-	t.Setenv("SOFTHSM2_CONF", filepath.Join(dir, "softhsm2.conf"))
+	mod, dir := softhsm.Token(t, testToken, testPIN)
 	return PKCS11Config{Module: mod, TokenLabel: testToken, PIN: testPIN, KeyLabel: label, CertPath: filepath.Join(dir, "ds.pem")}
 }
 
