@@ -175,6 +175,19 @@ func (rl *renewalLab) askQuery(t *testing.T, q wire.RenewalQuery) (int, []byte) 
 	return rl.ask(t, b)
 }
 
+// takeOffer asks for the card's offer (200) and writes it to the card, as
+// the terminal does; it answers the offer, its wire body and the hash of
+// the card's EF.SOD before.
+func (rl *renewalLab) takeOffer(t *testing.T, c *testCard) (o *renewal.Offer, body []byte, old [32]byte) {
+	t.Helper()
+	status, body := rl.askCard(t, c)
+	require.Equal(t, http.StatusOK, status, "%s", body)
+	o = offerOf(t, body)
+	old = renewal.SODHash(c.sod)
+	c.apply(o)
+	return o, body, old
+}
+
 func offerOf(t *testing.T, body []byte) *renewal.Offer {
 	t.Helper()
 	var o renewal.Offer
@@ -361,11 +374,7 @@ func TestRenewalAppliedOnIngest(t *testing.T) {
 		rl := newRenewalLab(t, l, iss)
 		card := newTestCard(t, iss)
 		u := stage(t, rl.svc, "III/b")
-		status, body := rl.askCard(t, card)
-		require.Equal(t, http.StatusOK, status)
-		o := offerOf(t, body)
-		old := renewal.SODHash(card.sod)
-		card.apply(o)
+		o, _, old := rl.takeOffer(t, card)
 
 		// a newer import arrives while the card is being written: the
 		// update the card took is applied all the same
@@ -485,11 +494,7 @@ func TestRenewalOfferAfterApplied(t *testing.T) {
 		rl := newRenewalLab(t, l, iss)
 		card := newTestCard(t, iss)
 		u := stage(t, rl.svc, "III/b")
-		status, body := rl.askCard(t, card)
-		require.Equal(t, http.StatusOK, status)
-		o := offerOf(t, body)
-		old := renewal.SODHash(card.sod)
-		card.apply(o)
+		o, body, old := rl.takeOffer(t, card)
 
 		// the record not yet arrived: the offer, so the terminal records it
 		status, held := rl.askCard(t, card)
