@@ -35,6 +35,10 @@ const (
 	// of no other. Every other record stays version 2, so a back office
 	// that predates renewals reads them all.
 	VersionRenewal = 3
+	// VersionPurse is version 2 with the purse field (tag 14) after the
+	// previous hash: the encoding of a record of ServicePayment or
+	// ServiceTopUp, and of no other.
+	VersionPurse = 4
 )
 
 // Field tags.
@@ -58,6 +62,7 @@ const (
 	tagSAMSerial   = 0x11
 	tagPrevHash    = 0x12
 	tagRenewal     = 0x13
+	tagPurse       = 0x14
 	tagCounter     = 0x20
 	tagSignature   = 0x21
 )
@@ -120,8 +125,11 @@ func (r *Record) encode(p part) ([]byte, error) {
 	b = put(b, tagSigner, []byte{byte(r.Signer)})
 	b = put(b, tagSAMSerial, r.SAMSerial[:])
 	b = put(b, tagPrevHash, r.PrevHash[:])
-	if r.version() >= VersionRenewal {
+	switch r.version() {
+	case VersionRenewal:
 		b = put(b, tagRenewal, r.Renewal.bytes())
+	case VersionPurse:
+		b = put(b, tagPurse, r.Purse.bytes())
 	}
 	if p >= partContent {
 		b = put(b, tagCounter, binary.BigEndian.AppendUint32(nil, r.Counter))
@@ -132,7 +140,7 @@ func (r *Record) encode(p part) ([]byte, error) {
 	return b, nil
 }
 
-func knownVersion(v byte) bool { return v >= VersionLegacy && v <= VersionRenewal }
+func knownVersion(v byte) bool { return v >= VersionLegacy && v <= VersionPurse }
 
 // FormatError says where an encoding went wrong. It unwraps to ErrFormat,
 // and to Err where that says more (ErrHighS).
@@ -180,7 +188,7 @@ func DecodePrefix(b []byte) (*Record, int, error) {
 		return nil, 0, &FormatError{Offset: 0, What: "not a record (magic)"}
 	}
 	if !knownVersion(b[3]) {
-		return nil, 0, &FormatError{Offset: 3, What: fmt.Sprintf("version %d, this software reads %d to %d", b[3], VersionLegacy, VersionRenewal)}
+		return nil, 0, &FormatError{Offset: 3, What: fmt.Sprintf("version %d, this software reads %d to %d", b[3], VersionLegacy, VersionPurse)}
 	}
 	d := &decoder{b: b, off: 4}
 	r := &Record{Version: b[3]}
@@ -204,9 +212,17 @@ func DecodePrefix(b []byte) (*Record, int, error) {
 	r.Signer = SignerKind(d.byte(tagSigner))
 	copy(r.SAMSerial[:], d.field(tagSAMSerial, 8, 8))
 	copy(r.PrevHash[:], d.field(tagPrevHash, 32, 32))
-	if r.Version >= VersionRenewal {
+	switch r.Version {
+	case VersionRenewal:
 		if v := d.field(tagRenewal, renewalLen, renewalLen); v != nil {
 			r.Renewal = parseRenewal(v)
+		}
+	case VersionPurse:
+		at := d.off
+		if v := d.field(tagPurse, purseFixedLen+2, 255); v != nil {
+			if r.Purse = parsePurse(v); r.Purse == nil {
+				d.err = &FormatError{Offset: at, What: "purse field is malformed"}
+			}
 		}
 	}
 	if v := d.field(tagCounter, 4, 4); v != nil {

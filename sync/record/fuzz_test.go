@@ -16,6 +16,8 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte("KPR\x02"))
 	f.Add([]byte("KPR\x03"))
 	f.Add(sealedRenewal(f))
+	f.Add(sealedPurse(f, paymentSample()))
+	f.Add(sealedPurse(f, topUpSample()))
 	g := legacy(f) // version 1, with the low and the high s
 	f.Add(unhex(f, g["enc"]))
 	f.Add(unhex(f, g["twin"]))

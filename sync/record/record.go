@@ -184,6 +184,11 @@ type Record struct {
 	// on a record of ServiceRenewal and on no other.
 	Renewal *Renewal
 
+	// Purse is an e-wallet transaction (docs/ewallet.md): set on a record
+	// of ServicePayment (a DEBIT) or ServiceTopUp (a CREDIT) and on no
+	// other.
+	Purse *Purse
+
 	// Version is the encoding version (docs/records.md). Seal sets
 	// Version; Decode sets what it read. Zero encodes as Version, or as
 	// VersionRenewal for a record with Renewal: only a decoded legacy
@@ -203,6 +208,109 @@ type Renewal struct {
 	UpdateID [16]byte
 	OldSOD   [32]byte
 	NewSOD   [32]byte
+}
+
+// Services of the e-wallet's records: only their records carry Purse.
+const (
+	ServicePayment = "payment" // a DEBIT at a counter
+	ServiceTopUp   = "topup"   // a CREDIT ("update saldo") at a kiosk or counter
+)
+
+// PurseKind is a purse transaction's kind, as the card's log has it
+// (docs/card-profiles.md §2.8).
+type PurseKind uint8
+
+// Purse kinds.
+const (
+	PurseDebit  PurseKind = 1
+	PurseCredit PurseKind = 2
+)
+
+func (k PurseKind) String() string {
+	switch k {
+	case PurseDebit:
+		return "debit"
+	case PurseCredit:
+		return "credit"
+	}
+	return fmt.Sprintf("purse-kind(%d)", uint8(k))
+}
+
+// Purse is the purse field: one DEBIT or CREDIT the card took, as its
+// answer (or its log, after a tear) says, with the card's proof, so the
+// back office can check the proof and rebuild the purse's balance by PTC.
+type Purse struct {
+	Kind         PurseKind
+	Amount       uint32   // rupiah
+	BalanceAfter uint32   // the card's balance after the transaction
+	PTC          uint32   // the card's purse transaction counter after it
+	SAMTxn       uint32   // the SAM's purse transaction number (the SAM serial is the record's)
+	TxnTime      int64    // the time in the SAM's MAC, Unix milliseconds
+	Proof        [8]byte  // MAC_card, the card's proof
+	Request      [16]byte // payment: SHA-256 of the idempotency key, first 16 bytes; top-up: the authorisation id
+	Merchant     string   // payment: the merchant id; top-up: empty
+	Reference    string   // payment: the merchant's reference; top-up: empty
+	Resolved     bool     // the card's answer was lost and the transaction was found in its log
+}
+
+// purseFixedLen is the purse field's fixed part: kind (1), flags (1),
+// amount, balance after, PTC, SAM txn (4 each), time (8), proof (8),
+// request (16); then merchant and reference, each as length (1) ‖ text.
+const purseFixedLen = 1 + 1 + 4*4 + 8 + 8 + 16
+
+// Limits of the purse field's texts, in bytes.
+const (
+	maxMerchant  = 32
+	maxReference = 64
+)
+
+func (p *Purse) bytes() []byte {
+	b := make([]byte, 0, purseFixedLen+2+len(p.Merchant)+len(p.Reference))
+	var flags byte
+	if p.Resolved {
+		flags = 1
+	}
+	b = append(b, byte(p.Kind), flags)
+	b = binary.BigEndian.AppendUint32(b, p.Amount)
+	b = binary.BigEndian.AppendUint32(b, p.BalanceAfter)
+	b = binary.BigEndian.AppendUint32(b, p.PTC)
+	b = binary.BigEndian.AppendUint32(b, p.SAMTxn)
+	b = binary.BigEndian.AppendUint64(b, uint64(p.TxnTime))
+	b = append(b, p.Proof[:]...)
+	b = append(b, p.Request[:]...)
+	b = append(b, byte(len(p.Merchant)))
+	b = append(b, p.Merchant...)
+	b = append(b, byte(len(p.Reference)))
+	return append(b, p.Reference...)
+}
+
+// parsePurse reads the purse field; nil when it is malformed.
+func parsePurse(v []byte) *Purse {
+	if len(v) < purseFixedLen+2 || v[1] > 1 {
+		return nil
+	}
+	p := &Purse{Kind: PurseKind(v[0]), Resolved: v[1] == 1}
+	q := v[2:]
+	p.Amount = binary.BigEndian.Uint32(q[0:4])
+	p.BalanceAfter = binary.BigEndian.Uint32(q[4:8])
+	p.PTC = binary.BigEndian.Uint32(q[8:12])
+	p.SAMTxn = binary.BigEndian.Uint32(q[12:16])
+	p.TxnTime = int64(binary.BigEndian.Uint64(q[16:24]))
+	p.Proof = [8]byte(q[24:32])
+	p.Request = [16]byte(q[32:48])
+	q = q[48:]
+	n := int(q[0])
+	if len(q) < 1+n+1 {
+		return nil
+	}
+	p.Merchant = string(q[1 : 1+n])
+	q = q[1+n:]
+	m := int(q[0])
+	if len(q) != 1+m {
+		return nil
+	}
+	p.Reference = string(q[1:])
+	return p
 }
 
 // renewalLen is the renewal field's length in the encoding.
@@ -235,6 +343,9 @@ func (r *Record) version() uint8 {
 func currentVersion(r *Record) uint8 {
 	if r.Renewal != nil {
 		return VersionRenewal
+	}
+	if r.Purse != nil {
+		return VersionPurse
 	}
 	return Version
 }
@@ -363,11 +474,14 @@ func (r *Record) Validate() error {
 		}
 	}
 	switch r.Version {
-	case 0, VersionLegacy, Version, VersionRenewal:
+	case 0, VersionLegacy, Version, VersionRenewal, VersionPurse:
 	default:
 		return invalid("version", fmt.Sprintf("%d is unknown", r.Version))
 	}
 	if err := r.validateRenewal(); err != nil {
+		return err
+	}
+	if err := r.validatePurse(); err != nil {
 		return err
 	}
 	if ms := r.Time.UnixMilli(); ms <= 0 {
@@ -409,6 +523,61 @@ func (r *Record) validateRenewal() error {
 	}
 	if r.Renewal.OldSOD == r.Renewal.NewSOD {
 		return invalid("renewal", "changes nothing (old and new security object are the same)")
+	}
+	return nil
+}
+
+// validatePurse: the purse field goes with ServicePayment (a debit) or
+// ServiceTopUp (a credit), a KPE or KPE Tambahan with an 8-byte serial,
+// a SAM signer and version 4 (or zero), and with nothing else.
+func (r *Record) validatePurse() error {
+	purseService := r.Service == ServicePayment || r.Service == ServiceTopUp
+	if purseService != (r.Purse != nil) {
+		return invalid("purse", fmt.Sprintf("is the field of service %q and %q records and of no other", ServicePayment, ServiceTopUp))
+	}
+	if r.Purse == nil {
+		if r.Version == VersionPurse {
+			return invalid("version", fmt.Sprintf("%d without the purse field", VersionPurse))
+		}
+		return nil
+	}
+	if r.Version != 0 && r.Version != VersionPurse {
+		return invalid("version", fmt.Sprintf("%d cannot carry the purse field", r.Version))
+	}
+	p := r.Purse
+	want := PurseDebit
+	if r.Service == ServiceTopUp {
+		want = PurseCredit
+	}
+	if p.Kind != want {
+		return invalid("purse", fmt.Sprintf("kind %s does not go with service %q", p.Kind, r.Service))
+	}
+	if r.CardType != CardKPE && r.CardType != CardKPETambahan || len(r.CardSerial) != 8 {
+		return invalid("purse", "is for a KPE with an 8-byte serial")
+	}
+	if p.Amount == 0 {
+		return invalid("purse", "has amount 0")
+	}
+	if p.PTC == 0 {
+		return invalid("purse", "has PTC 0 (a transaction moves the counter to 1 at least)")
+	}
+	if p.TxnTime <= 0 {
+		return invalid("purse", "has no transaction time")
+	}
+	if p.Request == [16]byte{} {
+		return invalid("purse", "has no request id")
+	}
+	if err := checkText("purse merchant", p.Merchant, maxMerchant, true); err != nil {
+		return err
+	}
+	if err := checkText("purse reference", p.Reference, maxReference, true); err != nil {
+		return err
+	}
+	if (r.Service == ServicePayment) != (p.Merchant != "") {
+		return invalid("purse", "names a merchant on a payment and on nothing else")
+	}
+	if r.Service == ServiceTopUp && p.Reference != "" {
+		return invalid("purse", "carries a merchant reference on a top-up")
 	}
 	return nil
 }

@@ -96,7 +96,11 @@ func TestRenewalRecordDecodeRefuses(t *testing.T) {
 	_, err = record.Decode(p)
 	assert.ErrorIs(t, err, record.ErrFormat)
 
-	p[3] = 4
+	p[3] = record.VersionPurse
+	_, err = record.Decode(p)
+	assert.ErrorIs(t, err, record.ErrFormat)
+
+	p[3] = 5
 	_, err = record.Decode(p)
 	assert.ErrorIs(t, err, record.ErrFormat)
 }
