@@ -23,6 +23,7 @@ type Config struct {
 	Kiosk       Kiosk       `mapstructure:"kiosk"`
 	Loket       Loket       `mapstructure:"loket"`
 	Renewal     Renewal     `mapstructure:"renewal"`
+	EWallet     EWallet     `mapstructure:"ewallet"`
 	Log         Log         `mapstructure:"log"`
 	Messages    Messages    `mapstructure:"messages"`
 
@@ -175,6 +176,53 @@ const MaxOfferTimeout = time.Minute
 // RenewalOn says the terminal asks for renewal offers: renewal.enabled
 // and a back office configured (sync.url).
 func (c *Config) RenewalOn() bool { return c.Renewal.Enabled && c.Sync.URL != "" }
+
+// EWallet is the KPE e-wallet at this terminal (docs/ewallet.md):
+// payments at the counter (POST /v1/pay), the balance and "update saldo"
+// at the kiosk. Amounts are whole rupiah.
+type EWallet struct {
+	// Enabled takes payments and shows balances; it needs MerchantID.
+	Enabled bool `mapstructure:"enabled"`
+	// MerchantID names this terminal's merchant in payment records and
+	// in the bank's settlement (1 to 32 characters of a-z, 0-9, -, _, .).
+	MerchantID string `mapstructure:"merchant_id"`
+	// MerchantName is shown on receipts and settlement files.
+	MerchantName string `mapstructure:"merchant_name"`
+	// MaxPayment is the largest single payment (default: the balance
+	// limit, so only the card's balance bounds it).
+	MaxPayment int `mapstructure:"max_payment"`
+	// FingerprintAbove: a payment of more than this needs the holder's
+	// fingerprint to match on the card (0: every payment needs it).
+	FingerprintAbove int `mapstructure:"fingerprint_above"`
+	// MaxBalance is the largest balance a top-up may bring the card to
+	// (Bank Indonesia's limit for registered e-money; the card enforces
+	// its own maximum too).
+	MaxBalance int `mapstructure:"max_balance"`
+	// TopUp offers "update saldo" at the kiosk and the counter; it needs a
+	// back office (sync.url).
+	TopUp bool `mapstructure:"topup"`
+	// TopUpTimeout bounds one request for top-up authorisations to the
+	// back office (at most MaxOfferTimeout).
+	TopUpTimeout time.Duration `mapstructure:"topup_timeout"`
+}
+
+// E-wallet defaults and bounds (docs/ewallet.md names their sources).
+const (
+	// DefaultMaxBalance is Bank Indonesia's balance limit for registered
+	// chip e-money since 1 July 2022.
+	DefaultMaxBalance = 20_000_000
+	// DefaultFingerprintAbove is the suggested fingerprint threshold.
+	DefaultFingerprintAbove = 500_000
+	// MaxAmount is the largest amount a purse command carries (uint32).
+	MaxAmount = 1<<32 - 1
+)
+
+// EWalletOn says the terminal takes payments.
+func (c *Config) EWalletOn() bool { return c.EWallet.Enabled }
+
+// TopUpOn says the terminal offers "update saldo": the e-wallet on,
+// ewallet.topup, and a back office configured (sync.url).
+func (c *Config) TopUpOn() bool { return c.EWallet.Enabled && c.EWallet.TopUp && c.Sync.URL != "" }
 
 // Log configures logging.
 type Log struct {

@@ -104,6 +104,8 @@ func (l *loader) validate(c *Config) {
 		l.invalid("renewal.offer_timeout", t.String(), "is too long", "at most "+MaxOfferTimeout.String()+" (the holder waits at the kiosk meanwhile), e.g. 10s")
 	}
 
+	l.checkEWallet(&c.EWallet)
+
 	l.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 	l.between("log.max_size_mb", c.Log.MaxSize, 1, 1024)
 	l.between("log.max_files", c.Log.MaxFiles, 1, 100)
@@ -131,6 +133,28 @@ func (l *loader) oneOf(key, v string, allowed ...string) bool {
 	l.invalid(key, v, reason, "one of "+strings.Join(allowed, ", "))
 	return false
 }
+
+// checkEWallet: a merchant when payments are on; amounts a purse command
+// can carry; the fingerprint threshold below the largest payment.
+func (l *loader) checkEWallet(e *EWallet) {
+	if e.Enabled && e.MerchantID == "" {
+		l.invalid("ewallet.merchant_id", "", "missing", "the merchant id of this terminal (1 to 32 characters of a-z, 0-9, -, _, .), e.g. apotik-sehat-01; payments need it")
+	} else if e.MerchantID != "" && !merchantPattern.MatchString(e.MerchantID) {
+		l.invalid("ewallet.merchant_id", e.MerchantID, "is not a valid merchant id", "1 to 32 characters of a-z, 0-9, -, _, ., e.g. apotik-sehat-01")
+	}
+	if len(e.MerchantName) > 64 {
+		l.invalid("ewallet.merchant_name", e.MerchantName, "is too long", "at most 64 bytes")
+	}
+	l.between("ewallet.max_payment", e.MaxPayment, 1, MaxAmount)
+	l.between("ewallet.max_balance", e.MaxBalance, 1, MaxAmount)
+	l.between("ewallet.fingerprint_above", e.FingerprintAbove, 0, MaxAmount)
+	if t := e.TopUpTimeout; t <= 0 || t > MaxOfferTimeout {
+		l.invalid("ewallet.topup_timeout", t.String(), "is out of range", "above zero and at most "+MaxOfferTimeout.String()+" (the holder waits meanwhile), e.g. 10s")
+	}
+}
+
+// merchantPattern is a merchant id (record.Purse.Merchant).
+var merchantPattern = regexp.MustCompile(`^[a-z0-9._-]{1,32}$`)
 
 func (l *loader) between(key string, v, lo, hi int) {
 	if v < lo || v > hi {
