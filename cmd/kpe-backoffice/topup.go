@@ -26,22 +26,20 @@ type topUpFlags struct {
 // add adds the monthly limit (both) and, for serve, the offer's limits.
 func (t *topUpFlags) add(f *pflag.FlagSet, serve bool) {
 	f.Uint64Var(&t.monthly, "topup-monthly-limit", backoffice.DefaultTopUpMonthlyLimit,
-		"rupiah of top-ups a NIP may have staged per calendar month (Asia/Jakarta), staged, authorised and applied counted")
+		"rupiah of top-ups a NIP may have staged per calendar month (Asia/Jakarta), staged, authorised and applied counted (0: the default)")
 	if serve {
 		f.Uint64Var(&t.maxBalance, "topup-max-balance", backoffice.DefaultTopUpMaxBalance,
-			"no top-up authorisation takes a card's balance above this many rupiah (the card's own maximum applies too)")
-		f.DurationVar(&t.validity, "topup-validity", backoffice.DefaultTopUpValidity, "how long a top-up authorisation is valid")
+			"no top-up authorisation takes a card's balance above this many rupiah; the card's own maximum applies too (0: the default)")
+		f.DurationVar(&t.validity, "topup-validity", backoffice.DefaultTopUpValidity, "how long a top-up authorisation is valid (0: the default)")
 	}
 }
 
-// config checks the flags (serve: the offer's too) and makes the
-// service's settings.
+// config makes the service's settings from the flags (serve: the offer's
+// too); zero values take the defaults, as they do for a serve started
+// from options without flags.
 func (t topUpFlags) config(serve bool) (backoffice.TopUpConfig, error) {
-	if t.monthly == 0 {
-		return backoffice.TopUpConfig{}, clikit.UsageError{Err: errors.New("--topup-monthly-limit: at least 1")}
-	}
-	if serve && (t.maxBalance == 0 || t.validity <= 0) {
-		return backoffice.TopUpConfig{}, clikit.UsageError{Err: errors.New("--topup-max-balance: at least 1; --topup-validity: a positive duration")}
+	if serve && t.validity < 0 {
+		return backoffice.TopUpConfig{}, clikit.UsageError{Err: errors.New("--topup-validity: not negative")}
 	}
 	return backoffice.TopUpConfig{MonthlyLimit: t.monthly, MaxBalance: t.maxBalance, Validity: t.validity}, nil
 }

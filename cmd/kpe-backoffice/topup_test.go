@@ -39,7 +39,6 @@ func TestTopUpCommands(t *testing.T) {
 		{[]string{"stage", "--nip", nip, "--amount", "0", "--ref", "TRF-4"}, 2, []string{"amount"}},
 		{[]string{"stage", "--nip", "123", "--amount", "5", "--ref", "TRF-4"}, 2, []string{"nip"}},
 		{[]string{"stage", "--nip", nip, "--amount", "5"}, 2, []string{"ref"}},
-		{[]string{"stage", "--nip", nip, "--amount", "5", "--ref", "TRF-4", "--topup-monthly-limit", "0"}, 2, []string{"--topup-monthly-limit"}},
 		{[]string{"list"}, 0, []string{"TOPUP", "TRF-1", "TRF-2", "TRF-3", "staged"}},
 		{[]string{"cancel", id}, 0, []string{"cancelled"}},
 		{[]string{"cancel", id}, 1, []string{"state does not allow"}},

@@ -193,6 +193,13 @@ const (
 	AlarmTopUpUnmatched = "topup-unmatched"
 )
 
+// The top-up alarms have their series of kpe_backoffice_alarms_open
+// (metrics.go), zero included; added here so that each part of the
+// e-wallet keeps its own kinds.
+func init() {
+	AlarmKinds = append(AlarmKinds, AlarmTopUpReplayed, AlarmTopUpMismatch, AlarmTopUpUnmatched)
+}
+
 // Audit actions of top-ups.
 const (
 	AuditTopUpStage  = "topup-stage"  // target: the top-up id; detail: amount and reference

@@ -378,6 +378,11 @@ func TestTopUpAppliedOnIngest(t *testing.T) {
 		require.Equal(t, wire.Accepted, l.ingest(l.purseRecord("t-01", topUpCard, record.ServiceTopUp, [16]byte{0xEE}, 1, 9))[0].Status)
 		assert.Len(t, alarmsOf(t, l, backoffice.AlarmTopUpUnmatched), 1)
 		assert.Empty(t, tl.auths(t, topUpCard, 9, 0, 20_000_000), "nothing left")
+		m := scrape(t, tl.svc)
+		assert.Equal(t, 1.0, m[`kpe_backoffice_alarms_open{kind="topup-replayed"}`])
+		assert.Equal(t, 2.0, m[`kpe_backoffice_alarms_open{kind="topup-mismatch"}`])
+		assert.Equal(t, 1.0, m[`kpe_backoffice_alarms_open{kind="topup-unmatched"}`])
+		assert.Equal(t, 0.0, m[`kpe_backoffice_alarms_open{kind="other"}`])
 	})
 }
 
