@@ -7,6 +7,7 @@
 //	kpe-backoffice user add|passwd|disable|list   staff accounts
 //	kpe-backoffice issuer init|show    the issuer's document signer in an HSM
 //	kpe-backoffice renewal import|list  card data renewal updates
+//	kpe-backoffice topup stage|list|cancel  e-wallet top-ups
 //	kpe-backoffice version [--json]
 //
 // Storage is an embedded bbolt file by default (--db FILE) or PostgreSQL
@@ -62,6 +63,7 @@ type serveOptions struct {
 	maxIngest, pgConns, staffConns   int
 	issuer                           issuerFlags // issuer.go
 	issuerRoots                      string
+	topUp                            topUpFlags // topup.go
 }
 
 func rootCommand(stdout, stderr io.Writer) *cobra.Command {
@@ -120,10 +122,11 @@ Exit codes: 0 success; 1 failure; 2 usage error.`,
 	f.BoolVar(&o.oidc.AllowAdmin, "oidc-allow-admin", false, "let accounts holding the admin role sign in through OIDC (default: admins use their password)")
 	o.issuer.addSigner(f, "", "the issuer's document signer for card data renewals: pkcs11 (an HSM) or file (lab only); none: renewal offers are answered 503 (docs/renewal.md)")
 	f.StringVar(&o.issuerRoots, "issuer-roots", "", "PEM: the BKN issuer CAs a card's EF.SOD must chain to (needed with --issuer-signer)")
+	o.topUp.add(f, true)
 	for _, name := range []string{"sam-ca", "tls-cert", "tls-key", "client-ca"} {
 		_ = serveCmd.MarkFlagRequired(name)
 	}
-	root.AddCommand(serveCmd, institutionCommand(stdout), userCommand(stdout), issuerCommand(stdout), renewalCommand(stdout))
+	root.AddCommand(serveCmd, institutionCommand(stdout), userCommand(stdout), issuerCommand(stdout), renewalCommand(stdout), topUpCommand(stdout))
 	return root
 }
 
@@ -154,6 +157,10 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 		return clikit.Usagef("--max-ingest: want -1, 0 or more; --pg-conns and --pg-staff-conns: 0 (the default) or more")
 	}
 	if err := checkIssuerFlags(&o.issuer, o.issuerRoots); err != nil {
+		return err
+	}
+	topUpCfg, err := o.topUp.config(true) // topup.go
+	if err != nil {
 		return err
 	}
 	staffHosts, err := backoffice.StaffHosts(o.staff, o.staffHosts)
@@ -194,7 +201,7 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 	}
 	defer store.Close()
 	svc, err := backoffice.New(store, backoffice.Config{CA: roots, AcceptSoftware: o.soft, SkewTolerance: o.skew, Institutions: o.inst,
-		CertificateSkew: o.certSkew, Log: log, Issuer: signer, IssuerRoots: issuerRoots})
+		CertificateSkew: o.certSkew, Log: log, Issuer: signer, IssuerRoots: issuerRoots, TopUp: topUpCfg})
 	if err != nil {
 		return err
 	}

@@ -68,6 +68,9 @@ type Config struct {
 	// IssuerRoots are the BKN issuer CAs a card's EF.SOD must chain to
 	// before the back office builds a renewal on it.
 	IssuerRoots *x509.CertPool
+	// TopUp are the e-wallet top-ups' limits and timing (topup.go); the
+	// issuer above signs their authorisations.
+	TopUp TopUpConfig
 }
 
 // Service is the back office over a Store.

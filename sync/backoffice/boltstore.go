@@ -73,6 +73,9 @@ func OpenBolt(path string) (*BoltStore, error) {
 		if err := renewalBuckets(tx); err != nil { // boltrenewal.go
 			return err
 		}
+		if err := topUpBuckets(tx); err != nil { // bolttopup.go
+			return err
+		}
 		return pageBuckets(tx)
 	})
 	if err != nil {
@@ -247,6 +250,9 @@ func (s *BoltStore) Ingest(_ context.Context, entries []Entry, m Meta) ([]wire.R
 				if err := applyRenewalBolt(tx, a, m.Now); err != nil {
 					return err
 				}
+			}
+			if err := topUpIngestBolt(tx, e, m.Now); err != nil { // bolttopup.go: applied with the record, atomically
+				return err
 			}
 			if err := recs.Put(key, encodeStored(m.Now, flags, e.Encoded)); err != nil {
 				return err

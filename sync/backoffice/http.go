@@ -121,6 +121,7 @@ func (s *Service) TerminalHandlerWith(log *slog.Logger, o TerminalOptions) http.
 	mux.HandleFunc("POST "+wire.PathRenewalOffer, func(w http.ResponseWriter, r *http.Request) {
 		s.serveRenewalOffer(w, r, log, adm)
 	})
+	mux.HandleFunc("POST "+wire.PathTopUpOffer, func(w http.ResponseWriter, r *http.Request) { s.serveTopUpOffer(w, r, log, adm) }) // httptopup.go
 	return mux
 }
 

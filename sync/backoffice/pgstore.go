@@ -480,6 +480,9 @@ func (s *PGStore) ingest(ctx context.Context, tx pgx.Tx, entries []Entry, m Meta
 				alarms = append(alarms, *raised)
 			}
 		}
+		if alarms, err = topUpIngestPG(ctx, tx, e, m.Now, alarms); err != nil { // pgtopup.go: applied with the record, atomically
+			return nil, err
+		}
 		ins.serial = append(ins.serial, r.SAMSerial[:])
 		ins.counter = append(ins.counter, int64(r.Counter))
 		ins.hash = append(ins.hash, e.Hash[:])

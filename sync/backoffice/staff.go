@@ -140,6 +140,7 @@ func (s *Service) StaffHandler(c StaffConfig) http.Handler {
 		mux.HandleFunc("GET "+oidcCallback, auth.oidcCallback)
 	}
 	s.staffPages(mux, log, loc) // the staff pages (staffpages.go)
+	s.topUpAPI(mux, log)        // the top-ups (httptopup.go)
 	for _, name := range []string{"verify.js", "verify.css"} {
 		body, err := staffAssets.ReadFile("page/" + name)
 		if err != nil {
