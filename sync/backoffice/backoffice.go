@@ -22,6 +22,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"kpe-agent/internal/purse"
 	"kpe-agent/sync/issuer"
 	"kpe-agent/sync/record"
 	"kpe-agent/sync/wire"
@@ -68,6 +69,10 @@ type Config struct {
 	// IssuerRoots are the BKN issuer CAs a card's EF.SOD must chain to
 	// before the back office builds a renewal on it.
 	IssuerRoots *x509.CertPool
+	// PurseKeys are the purse masters card proofs are checked with
+	// (docs/ewallet.md). Nil: the ledger says "unchecked", never
+	// "verified".
+	PurseKeys *purse.Keys
 }
 
 // Service is the back office over a Store.
@@ -205,6 +210,7 @@ func (s *Service) ingest(ctx context.Context, b *wire.Batch, peer Identity) (*wi
 		if e.Rec.Time.After(now.Add(s.cfg.SkewTolerance)) {
 			e.Flags = append(e.Flags, wire.FlagClockSkewed)
 		}
+		e.PurseProof = CheckPurseProof(s.cfg.PurseKeys, e.Rec) // purseledger.go
 		keep = append(keep, e)
 		at = append(at, i)
 	}
@@ -367,6 +373,9 @@ type Entry struct {
 	Content [32]byte // record.ContentHash: the same for every encoding of the record
 	Code    string
 	Flags   []string // flags found before storage (clock)
+	// PurseProof is the card proof's status of a purse record
+	// (CheckPurseProof; purseledger.go); "" is unchecked.
+	PurseProof ProofStatus
 }
 
 // Meta is what a store needs to know about the batch.

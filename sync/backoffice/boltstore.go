@@ -73,6 +73,9 @@ func OpenBolt(path string) (*BoltStore, error) {
 		if err := renewalBuckets(tx); err != nil { // boltrenewal.go
 			return err
 		}
+		if err := purseBuckets(tx); err != nil { // boltpurse.go
+			return err
+		}
 		return pageBuckets(tx)
 	})
 	if err != nil {
@@ -247,6 +250,9 @@ func (s *BoltStore) Ingest(_ context.Context, entries []Entry, m Meta) ([]wire.R
 				if err := applyRenewalBolt(tx, a, m.Now); err != nil {
 					return err
 				}
+			}
+			if err := ledgerPurseBolt(tx, e, m.Now); err != nil { // boltpurse.go: the purse ledger
+				return err
 			}
 			if err := recs.Put(key, encodeStored(m.Now, flags, e.Encoded)); err != nil {
 				return err

@@ -480,6 +480,11 @@ func (s *PGStore) ingest(ctx context.Context, tx pgx.Tx, entries []Entry, m Meta
 				alarms = append(alarms, *raised)
 			}
 		}
+		purseAlarms, err := ledgerPursePG(ctx, tx, e, m.Now) // pgpurse.go: the purse ledger
+		if err != nil {
+			return nil, err
+		}
+		alarms = append(alarms, purseAlarms...)
 		ins.serial = append(ins.serial, r.SAMSerial[:])
 		ins.counter = append(ins.counter, int64(r.Counter))
 		ins.hash = append(ins.hash, e.Hash[:])
