@@ -97,12 +97,7 @@ func settlementFile(r *http.Request, s *Service, date, format string, buf *bytes
 			err = WriteSettlementCSV(buf, st)
 		}
 	} else {
-		ps, ok := s.store.(PurseStore)
-		if !ok {
-			err = ErrNoPurseLedger
-		} else {
-			err = WriteSettlementXLSX(r.Context(), buf, ps, date, s.cfg.Now())
-		}
+		err = s.SettlementXLSX(r.Context(), buf, date)
 	}
 	switch {
 	case errors.Is(err, ErrSettlementDate):

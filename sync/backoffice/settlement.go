@@ -134,6 +134,15 @@ func (s *Service) Settlement(ctx context.Context, date string, each func(*PurseR
 	return Settle(ctx, ps, date, s.cfg.Now(), each)
 }
 
+// SettlementXLSX is WriteSettlementXLSX on the service's store.
+func (s *Service) SettlementXLSX(ctx context.Context, w io.Writer, date string) error {
+	ps, ok := s.store.(PurseStore)
+	if !ok {
+		return ErrNoPurseLedger
+	}
+	return WriteSettlementXLSX(ctx, w, ps, date, s.cfg.Now())
+}
+
 func (l SettlementLine) cells() []string {
 	return []string{l.Date, cell(l.Merchant), strconv.FormatInt(l.Payments, 10), strconv.FormatInt(l.Amount, 10),
 		strconv.FormatInt(l.Refunds, 10), strconv.FormatInt(l.RefundAmount, 10), strconv.FormatInt(l.Net, 10), l.FirstCode, l.LastCode}
