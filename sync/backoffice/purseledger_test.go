@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/csv"
 	"encoding/hex"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -434,5 +435,52 @@ func TestBankScope(t *testing.T) {
 		defer srv2.Close()
 		c2 := apiClient{t: t, url: srv2.URL, http: srv2.Client()}
 		assert.Equal(t, http.StatusConflict, c2.get(bankKey, "/institution/v1/settlement/"+date, nil))
+	})
+}
+
+// TestStaffPurseAPI: GET /v1/purses/{serial} shows the view and the rows
+// without NIP, GET /v1/settlement/{date} the day's file, for the auditor
+// roles only; a day not over is 409.
+func TestStaffPurseAPI(t *testing.T) {
+	eachStore(t, func(t *testing.T, l *lab) {
+		date, want := settleFixture(t, l)
+		h := l.svc.StaffHandler(backoffice.StaffConfig{})
+		aud := signInAs(t, l.svc, h, "audit.siti", []backoffice.Role{backoffice.RoleAuditor})
+		ver := signInAs(t, l.svc, h, "loket.budi", []backoffice.Role{backoffice.RoleVerifier})
+		serial := "4b50450000000101"
+		rec := do(aud.as(h), request{method: "GET", path: "/v1/purses/" + serial})
+		require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+		assert.NotContains(t, rec.Body.String(), "196608011988031001", "no NIP")
+		var p backoffice.PurseJSON
+		require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &p))
+		assert.Equal(t, serial, p.CardSerial)
+		assert.Equal(t, uint32(1), p.FirstPTC)
+		assert.Equal(t, uint32(7), p.LastPTC, "a top-up, five payments and the bad proof; the repeat is not a PTC of its own")
+		assert.Equal(t, int64(1), p.Repeats)
+		assert.Len(t, p.Ledger, 8)
+		assert.Equal(t, int64(p.ReportedBalance), p.ShadowBalance)
+		assert.Equal(t, "bad", p.Ledger[7].Proof)
+		for path, code := range map[string]int{"/v1/purses/zz": 400, "/v1/purses/0000000000000099": 404, "/v1/purses/" + serial + "?limit=0": 400,
+			"/v1/settlement/" + date: 409, "/v1/settlement/2026-02-30": 400, "/v1/settlement/2020-01-01?format=doc": 400} {
+			rec := do(aud.as(h), request{method: "GET", path: path})
+			assert.Equal(t, code, rec.Code, "%s: %s", path, rec.Body.String())
+		}
+		for _, path := range []string{"/v1/purses/" + serial, "/v1/settlement/2020-01-01"} {
+			assert.Equal(t, http.StatusForbidden, do(ver.as(h), request{method: "GET", path: path}).Code, path)
+		}
+
+		svc, err := backoffice.New(l.store, backoffice.Config{CA: l.ca.Pool(), Password: cheap, Now: func() time.Time { return time.Now().Add(48 * time.Hour) }})
+		require.NoError(t, err)
+		h2 := svc.StaffHandler(backoffice.StaffConfig{})
+		aud2 := signInAs(t, svc, h2, "audit.rina", []backoffice.Role{backoffice.RoleAuditor})
+		rec = do(aud2.as(h2), request{method: "GET", path: "/v1/settlement/" + date})
+		require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+		assert.Contains(t, rec.Header().Get("Content-Disposition"), "kpe-settlement-"+date+".csv")
+		lines, err := csv.NewReader(rec.Body).ReadAll()
+		require.NoError(t, err)
+		assert.Len(t, lines, 1+len(want)+1)
+		rec = do(aud2.as(h2), request{method: "GET", path: "/v1/settlement/" + date + "?format=xlsx"})
+		require.Equal(t, http.StatusOK, rec.Code)
+		assert.Equal(t, backoffice.XLSXType, rec.Header().Get("Content-Type"))
 	})
 }
