@@ -37,22 +37,41 @@ func scanPurseRow(row pgx.CollectableRow) (PurseRow, error) {
 	return r, nil
 }
 
+// lockPursesPG locks the purses the batch's purse records name, in card
+// serial order, before any of them is applied: two batches naming the
+// same cards in another order wait for each other instead of
+// deadlocking.
+func lockPursesPG(ctx context.Context, tx pgx.Tx, entries []Entry) error {
+	var serials [][]byte
+	for _, e := range entries {
+		if e.Rec.Purse != nil && len(e.Rec.CardSerial) == 8 {
+			serials = append(serials, e.Rec.CardSerial)
+		}
+	}
+	if len(serials) == 0 {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO purses (card_serial) SELECT DISTINCT s FROM unnest($1::bytea[]) AS u(s) ORDER BY s
+		ON CONFLICT DO NOTHING`, serials); err != nil {
+		return err
+	}
+	_, err := tx.Exec(ctx, "SELECT 1 FROM purses WHERE card_serial = ANY($1) ORDER BY card_serial FOR UPDATE", serials)
+	return err
+}
+
 // ledgerPursePG puts an accepted entry with a purse field into the
-// ledger inside Ingest's transaction (ledgerPurse): the purse's row is
-// locked first. It returns the alarms to raise (with their once keys).
+// ledger inside Ingest's transaction (ledgerPurse); lockPursesPG locked
+// the purse's row. It returns the alarms to raise (with their once keys).
 func ledgerPursePG(ctx context.Context, tx pgx.Tx, e Entry, now time.Time) ([]pgAlarm, error) {
 	row := purseRowOf(e, now)
 	if row == nil {
 		return nil, nil
 	}
-	if _, err := tx.Exec(ctx, "INSERT INTO purses (card_serial) VALUES ($1) ON CONFLICT DO NOTHING", row.CardSerial[:]); err != nil {
-		return nil, err
-	}
 	st := &purseState{}
 	var gaps []byte
 	var first, last, firstBal, lastBal int64
 	if err := tx.QueryRow(ctx, `SELECT first_ptc, last_ptc, first_balance, first_delta, sum_delta, last_balance, rows, repeats, gaps
-		FROM purses WHERE card_serial = $1 FOR UPDATE`, row.CardSerial[:]).Scan(&first, &last, &firstBal, &st.FirstDelta, &st.SumDelta,
+		FROM purses WHERE card_serial = $1`, row.CardSerial[:]).Scan(&first, &last, &firstBal, &st.FirstDelta, &st.SumDelta,
 		&lastBal, &st.Rows, &st.Repeats, &gaps); err != nil {
 		return nil, err
 	}

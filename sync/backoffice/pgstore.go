@@ -408,6 +408,9 @@ func (s *PGStore) ingest(ctx context.Context, tx pgx.Tx, entries []Entry, m Meta
 		return nil, err
 	}
 
+	if err := lockPursesPG(ctx, tx, entries); err != nil { // pgpurse.go
+		return nil, err
+	}
 	// decide, in batch order
 	var ins struct {
 		serial, hash, id, prev, enc [][]byte

@@ -19,7 +19,9 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/xuri/excelize/v2"
 
+	"kpe-agent/internal/pgtest"
 	"kpe-agent/internal/purse"
+	"kpe-agent/lab/labpki"
 	"kpe-agent/sync/backoffice"
 	"kpe-agent/sync/record"
 	"kpe-agent/sync/wire"
@@ -59,6 +61,11 @@ type purseTxn struct {
 }
 
 func (l *lab) purseRecord(c *purseCard, tx purseTxn) []byte {
+	return l.purseRecordWith(c, tx, l.sam, "t-01")
+}
+
+// purseRecordWith is purseRecord sealed by sam at terminal.
+func (l *lab) purseRecordWith(c *purseCard, tx purseTxn, sam *labpki.SAM, terminal string) []byte {
 	t := l.t
 	if !tx.samePTC {
 		c.ptc += 1 + tx.skip
@@ -72,7 +79,7 @@ func (l *lab) purseRecord(c *purseCard, tx purseTxn) []byte {
 		c.bal = *tx.balance
 	}
 	c.txn++
-	r := baseRecord("t-01")
+	r := baseRecord(terminal)
 	r.Service, r.CardSerial = record.ServicePayment, c.serial[:]
 	if tx.kind == record.PurseCredit {
 		r.Service = record.ServiceTopUp
@@ -88,14 +95,14 @@ func (l *lab) purseRecord(c *purseCard, tx purseTxn) []byte {
 		master = testPurseKeys.Credit
 	}
 	mac, err := purse.Proof{Kind: purse.Kind(tx.kind), CardSerial: c.serial, PTC: c.ptc, Amount: tx.amount, Balance: c.bal,
-		SAMSerial: samSerial, SAMTxn: c.txn}.Sign(master)
+		SAMSerial: sam.Serial(), SAMTxn: c.txn}.Sign(master)
 	require.NoError(t, err)
 	if tx.badProof {
 		mac[0] ^= 0xff
 	}
 	p.Proof = mac
 	r.Purse = p
-	return l.seal(r, l.sam)
+	return l.seal(r, sam)
 }
 
 func alarmCounts(t *testing.T, l *lab) map[string]int {
@@ -483,4 +490,68 @@ func TestStaffPurseAPI(t *testing.T) {
 		require.Equal(t, http.StatusOK, rec.Code)
 		assert.Equal(t, backoffice.XLSXType, rec.Header().Get("Content-Type"))
 	})
+}
+
+// TestPurseLedgerConcurrentPG: batches of two SAMs naming the same two
+// cards in opposite orders, ingested at once on PostgreSQL, neither
+// deadlock nor lose a row: every PTC is counted once and the shadow
+// balance is the cards' own.
+func TestPurseLedgerConcurrentPG(t *testing.T) {
+	ctx := context.Background()
+	st, err := backoffice.OpenPostgres(ctx, pgtest.DB(t))
+	require.NoError(t, err)
+	defer st.Close()
+	l := newLab(t, st)
+	other, err := l.ca.NewSAM([8]byte{0x53, 0x41, 0x4d, 0, 0, 0, 0, 8})
+	require.NoError(t, err)
+	// both SAMs' certificates stored once
+	l.ingest(l.records(1, "t-01")...)
+	_, err = l.svc.Ingest(ctx, &wire.Batch{Certificates: [][]byte{other.Cert}, Records: [][]byte{l.seal(baseRecord("t-02"), other)}, SentAt: time.Now()},
+		backoffice.Identity{Terminal: "t-02"})
+	require.NoError(t, err)
+	x := &purseCard{serial: [8]byte{0x4b, 0x50, 0x45, 0, 0, 0, 2, 1}, bal: 0}
+	y := &purseCard{serial: [8]byte{0x4b, 0x50, 0x45, 0, 0, 0, 2, 2}, bal: 0}
+	const rounds = 15
+	entry := func(enc []byte) backoffice.Entry {
+		r, err := record.Decode(enc)
+		require.NoError(t, err)
+		h, content, err := record.HashesOf(enc)
+		require.NoError(t, err)
+		return backoffice.Entry{Rec: r, Encoded: enc, Hash: h, Content: content, Code: record.CodeOf(h).String()}
+	}
+	var a, b [][]backoffice.Entry
+	for i := 0; i < rounds; i++ {
+		// batch a (SAM 7, t-01): x then y; batch b (SAM 8, t-02): y then x
+		xa := entry(l.purseRecord(x, purseTxn{kind: record.PurseCredit, amount: 100}))
+		ya := entry(l.purseRecord(y, purseTxn{kind: record.PurseCredit, amount: 100}))
+		a = append(a, []backoffice.Entry{xa, ya})
+		yb := l.purseRecordWith(y, purseTxn{kind: record.PurseCredit, amount: 100}, other, "t-02")
+		xb := l.purseRecordWith(x, purseTxn{kind: record.PurseCredit, amount: 100}, other, "t-02")
+		b = append(b, []backoffice.Entry{entry(yb), entry(xb)})
+	}
+	errs := make(chan error, 2*rounds)
+	done := make(chan struct{})
+	for _, batches := range [][][]backoffice.Entry{a, b} {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for _, batch := range batches {
+				_, err := st.Ingest(ctx, batch, backoffice.Meta{Now: time.Now()})
+				errs <- err
+			}
+		}()
+	}
+	<-done
+	<-done
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	for _, c := range []*purseCard{x, y} {
+		v, err := st.Purse(ctx, c.serial)
+		require.NoError(t, err)
+		assert.Equal(t, int64(2*rounds), v.Rows)
+		assert.Equal(t, int64(c.bal), v.ShadowBalance)
+		assert.Empty(t, v.Missing)
+		assert.Equal(t, uint32(2*rounds), v.LastPTC)
+	}
 }
