@@ -142,6 +142,7 @@ BENCH_IDLE ?= 60s
 bench: pcscd postgres bio-bench
 	$(GO) test -run='^$$' -bench=. -benchtime=2s -count=1 ./apdu/pcsc/
 	$(GO) test -run='^$$' -bench=. -benchtime=1x -count=1 ./sync/uploader/
+	$(GO) test -run='^$$' -bench=Settlement -benchtime=1x -count=1 -timeout=30m ./sync/backoffice/
 	$(GO) test -run='^$$' -bench=TwoNodes -benchtime=1x -count=1 -timeout=20m ./lab/fleet/
 	$(GO) test -run='^$$' -bench=TapToCode -benchtime=40x -count=1 ./agent/daemon/
 	$(GO) test -run='^$$' -bench=Kiosk -benchtime=1x -count=1 -timeout=30m ./cmd/kpe-agent/

@@ -2,15 +2,13 @@ package kpe
 
 import (
 	"context"
-	"crypto/aes"
-	"crypto/subtle"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
 
 	"kpe-agent/apdu"
-	"kpe-agent/apdu/sm"
+	"kpe-agent/internal/purse"
 )
 
 // The purse, Dompet Elektronik (docs/card-profiles.md §2.8): a stored
@@ -98,28 +96,19 @@ var (
 )
 
 // DerivePurseKey computes a card's debit or credit key from the debit or
-// credit master and its serial, as DeriveCardKeys with its own labels:
+// credit master and its serial (internal/purse.DeriveKey):
 // K_debit = KDF108(K_DM, "KPE purse debit", serial),
 // K_credit = KDF108(K_CM, "KPE purse credit", serial).
 func DerivePurseKey(kind PurseKind, master []byte, serial [8]byte) ([]byte, error) {
-	var label string
-	switch kind {
-	case PurseDebit:
-		label = "KPE purse debit"
-	case PurseCredit:
-		label = "KPE purse credit"
-	default:
+	if !kind.Valid() {
 		return nil, fmt.Errorf("%w: purse kind %d", ErrPurseFormat, byte(kind))
 	}
-	return sm.KDF108CMAC(master, []byte(label), serial[:], 16)
+	k, err := purse.DeriveKey(purse.Kind(kind), master, serial)
+	if err != nil {
+		return nil, fmt.Errorf("kpe: %w", err)
+	}
+	return k, nil
 }
-
-// Domain bytes of the two MACs, so that a card's proof is never a SAM's
-// authorisation of the same bytes and the other way round.
-const (
-	domainSAM  byte = 0x53 // 'S': MAC_SAM
-	domainCard byte = 0x43 // 'C': MAC_card
-)
 
 // PurseOrder is what the SAM authorises: MAC_SAM = CMAC(K, 'S' ‖ kind ‖
 // card serial ‖ PTC ‖ amount ‖ SAM serial ‖ SAM txn no ‖ time)[:8], with
@@ -132,16 +121,9 @@ type PurseOrder struct {
 	Time       int64
 }
 
-// PurseMACInput is the message of MAC_SAM.
+// PurseMACInput is the message of MAC_SAM (internal/purse.OrderInput).
 func PurseMACInput(o PurseOrder, samSerial [8]byte, samTxn uint32) []byte {
-	m := make([]byte, 0, 2+8+4+4+8+4+8)
-	m = append(m, domainSAM, byte(o.Kind))
-	m = append(m, o.CardSerial[:]...)
-	m = binary.BigEndian.AppendUint32(m, o.PTC)
-	m = binary.BigEndian.AppendUint32(m, o.Amount)
-	m = append(m, samSerial[:]...)
-	m = binary.BigEndian.AppendUint32(m, samTxn)
-	return binary.BigEndian.AppendUint64(m, uint64(o.Time))
+	return purse.OrderInput(purse.Order{Kind: purse.Kind(o.Kind), CardSerial: o.CardSerial, PTC: o.PTC, Amount: o.Amount, Time: o.Time}, samSerial, samTxn)
 }
 
 // PurseProof is what the card's MAC covers: MAC_card = CMAC(K, 'C' ‖
@@ -158,29 +140,27 @@ type PurseProof struct {
 	MAC        [PurseMACLen]byte
 }
 
-// ProofInput is the message of MAC_card.
-func (p PurseProof) ProofInput() []byte {
-	m := make([]byte, 0, 2+8+4+4+4+8+4)
-	m = append(m, domainCard, byte(p.Kind))
-	m = append(m, p.CardSerial[:]...)
-	m = binary.BigEndian.AppendUint32(m, p.PTC)
-	m = binary.BigEndian.AppendUint32(m, p.Amount)
-	m = binary.BigEndian.AppendUint32(m, p.Balance)
-	m = append(m, p.SAMSerial[:]...)
-	return binary.BigEndian.AppendUint32(m, p.SAMTxn)
+// Proof is p as internal/purse has it.
+func (p PurseProof) Proof() purse.Proof {
+	return purse.Proof{Kind: purse.Kind(p.Kind), CardSerial: p.CardSerial, PTC: p.PTC, Amount: p.Amount, Balance: p.Balance,
+		SAMSerial: p.SAMSerial, SAMTxn: p.SAMTxn, MAC: p.MAC}
 }
 
-// PurseMAC is CMAC(key, msg) truncated to 8 bytes (AES-128 key).
+// ProofInput is the message of MAC_card (internal/purse.Proof.Input).
+func (p PurseProof) ProofInput() []byte { return p.Proof().Input() }
+
+// PurseMAC is CMAC(key, msg) truncated to 8 bytes (AES-128 key;
+// internal/purse.MAC).
 func PurseMAC(key, msg []byte) ([PurseMACLen]byte, error) {
-	b, err := aes.NewCipher(key)
+	m, err := purse.MAC(key, msg)
 	if err != nil {
-		return [PurseMACLen]byte{}, fmt.Errorf("kpe: purse key: %w", err)
+		return m, fmt.Errorf("kpe: %w", err)
 	}
-	return [PurseMACLen]byte(sm.CMAC(b, msg)), nil
+	return m, nil
 }
 
 // PurseMACEqual compares two MACs in constant time.
-func PurseMACEqual(a, b [PurseMACLen]byte) bool { return subtle.ConstantTimeCompare(a[:], b[:]) == 1 }
+func PurseMACEqual(a, b [PurseMACLen]byte) bool { return purse.MACEqual(a, b) }
 
 // PurseState is READ PURSE's answer.
 type PurseState struct {

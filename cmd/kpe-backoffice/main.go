@@ -8,6 +8,7 @@
 //	kpe-backoffice issuer init|show    the issuer's document signer in an HSM
 //	kpe-backoffice renewal import|list  card data renewal updates
 //	kpe-backoffice topup stage|list|cancel  e-wallet top-ups
+//	kpe-backoffice settlement --date D  the e-wallet's settlement file of a day
 //	kpe-backoffice version [--json]
 //
 // Storage is an embedded bbolt file by default (--db FILE) or PostgreSQL
@@ -63,7 +64,8 @@ type serveOptions struct {
 	maxIngest, pgConns, staffConns   int
 	issuer                           issuerFlags // issuer.go
 	issuerRoots                      string
-	topUp                            topUpFlags // topup.go
+	topUp                            topUpFlags    // topup.go
+	purseKeys                        purseKeyFlags // settlement.go
 }
 
 func rootCommand(stdout, stderr io.Writer) *cobra.Command {
@@ -123,10 +125,11 @@ Exit codes: 0 success; 1 failure; 2 usage error.`,
 	o.issuer.addSigner(f, "", "the issuer's document signer for card data renewals: pkcs11 (an HSM) or file (lab only); none: renewal offers are answered 503 (docs/renewal.md)")
 	f.StringVar(&o.issuerRoots, "issuer-roots", "", "PEM: the BKN issuer CAs a card's EF.SOD must chain to (needed with --issuer-signer)")
 	o.topUp.add(f, true)
+	o.purseKeys.add(f)
 	for _, name := range []string{"sam-ca", "tls-cert", "tls-key", "client-ca"} {
 		_ = serveCmd.MarkFlagRequired(name)
 	}
-	root.AddCommand(serveCmd, institutionCommand(stdout), userCommand(stdout), issuerCommand(stdout), renewalCommand(stdout), topUpCommand(stdout))
+	root.AddCommand(serveCmd, institutionCommand(stdout), userCommand(stdout), issuerCommand(stdout), renewalCommand(stdout), topUpCommand(stdout), settlementCommand(stdout))
 	return root
 }
 
@@ -193,6 +196,10 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 	if signer != nil {
 		defer signer.Close()
 	}
+	purseKeys, err := o.purseKeys.load()
+	if err != nil {
+		return err
+	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 
 	store, storeKind, err := openStore(ctx, o.dbPath, o.pg, backoffice.PGOptions{Conns: o.pgConns, StaffConns: o.staffConns})
@@ -201,7 +208,7 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 	}
 	defer store.Close()
 	svc, err := backoffice.New(store, backoffice.Config{CA: roots, AcceptSoftware: o.soft, SkewTolerance: o.skew, Institutions: o.inst,
-		CertificateSkew: o.certSkew, Log: log, Issuer: signer, IssuerRoots: issuerRoots, TopUp: topUpCfg})
+		CertificateSkew: o.certSkew, Log: log, Issuer: signer, IssuerRoots: issuerRoots, TopUp: topUpCfg, PurseKeys: purseKeys})
 	if err != nil {
 		return err
 	}

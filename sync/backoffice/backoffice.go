@@ -22,6 +22,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"kpe-agent/internal/purse"
 	"kpe-agent/sync/issuer"
 	"kpe-agent/sync/record"
 	"kpe-agent/sync/wire"
@@ -71,6 +72,10 @@ type Config struct {
 	// TopUp are the e-wallet top-ups' limits and timing (topup.go); the
 	// issuer above signs their authorisations.
 	TopUp TopUpConfig
+	// PurseKeys are the purse masters card proofs are checked with
+	// (docs/ewallet.md). Nil: the ledger says "unchecked", never
+	// "verified".
+	PurseKeys *purse.Keys
 }
 
 // Service is the back office over a Store.
@@ -208,6 +213,7 @@ func (s *Service) ingest(ctx context.Context, b *wire.Batch, peer Identity) (*wi
 		if e.Rec.Time.After(now.Add(s.cfg.SkewTolerance)) {
 			e.Flags = append(e.Flags, wire.FlagClockSkewed)
 		}
+		e.PurseProof = CheckPurseProof(s.cfg.PurseKeys, e.Rec) // purseledger.go
 		keep = append(keep, e)
 		at = append(at, i)
 	}
@@ -370,6 +376,9 @@ type Entry struct {
 	Content [32]byte // record.ContentHash: the same for every encoding of the record
 	Code    string
 	Flags   []string // flags found before storage (clock)
+	// PurseProof is the card proof's status of a purse record
+	// (CheckPurseProof; purseledger.go); "" is unchecked.
+	PurseProof ProofStatus
 }
 
 // Meta is what a store needs to know about the batch.

@@ -76,6 +76,9 @@ func OpenBolt(path string) (*BoltStore, error) {
 		if err := topUpBuckets(tx); err != nil { // bolttopup.go
 			return err
 		}
+		if err := purseBuckets(tx); err != nil { // boltpurse.go
+			return err
+		}
 		return pageBuckets(tx)
 	})
 	if err != nil {
@@ -252,6 +255,9 @@ func (s *BoltStore) Ingest(_ context.Context, entries []Entry, m Meta) ([]wire.R
 				}
 			}
 			if err := topUpIngestBolt(tx, e, m.Now); err != nil { // bolttopup.go: applied with the record, atomically
+				return err
+			}
+			if err := ledgerPurseBolt(tx, e, m.Now); err != nil { // boltpurse.go: the purse ledger
 				return err
 			}
 			if err := recs.Put(key, encodeStored(m.Now, flags, e.Encoded)); err != nil {

@@ -206,6 +206,9 @@ func CheckInstitution(in Institution) error {
 			return fmt.Errorf("%w: %s: service %q", ErrInstitution, in.Name, s)
 		}
 	}
+	if err := checkBankScope(in); err != nil { // institution_bank.go
+		return err
+	}
 	if in.WebhookURL != "" {
 		if err := checkWebhookURL(in.WebhookURL, in.InsecureWebhook); err != nil {
 			return fmt.Errorf("%w: %s: %v", ErrInstitution, in.Name, err)
@@ -304,8 +307,9 @@ func (s *Service) InstitutionHandler(cfg InstitutionConfig) (http.Handler, error
 	a := &institutionAPI{s: s, store: is, cfg: cfg, lims: map[string]*rate.Limiter{},
 		clients: newVerifyLimiter(cfg.ClientRate, Limit{Rate: math.Inf(1), Burst: 1}, 10000, cfg.Log.With("api", "institutions"))}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET "+PathInstitution+"verify/{code}", a.guard(a.verify))
-	mux.HandleFunc("GET "+PathInstitution+"records", a.guard(a.records))
+	mux.HandleFunc("GET "+PathInstitution+"verify/{code}", a.guard(a.scoped(false, a.verify)))
+	mux.HandleFunc("GET "+PathInstitution+"records", a.guard(a.scoped(false, a.records)))
+	mux.HandleFunc("GET "+PathInstitution+"settlement/{date}", a.guard(a.scoped(true, a.settlement))) // institution_bank.go
 	mux.HandleFunc(PathInstitution, a.guard(func(w http.ResponseWriter, _ *http.Request, _ *Institution) {
 		problem(w, http.StatusNotFound, "not-found", "no such resource in the institutions' API, version 1")
 	}))

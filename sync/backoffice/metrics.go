@@ -52,7 +52,7 @@ var verifyResults = []string{"valid", "unknown", "length", "symbol", "check-symb
 
 // AlarmKinds are the kinds of alarm the back office raises; the gauge
 // kpe_backoffice_alarms_open has a series for each, zero included.
-var AlarmKinds = []string{wire.ReasonConflict, "chain-restart", AlarmSAMConflict, AlarmRenewalUnmatched}
+var AlarmKinds = append([]string{wire.ReasonConflict, "chain-restart", AlarmSAMConflict, AlarmRenewalUnmatched}, purseAlarmKinds...)
 
 // latencyBuckets: 0.5 ms to about 8 s.
 var latencyBuckets = prometheus.ExponentialBuckets(0.0005, 2, 15)

@@ -408,6 +408,9 @@ func (s *PGStore) ingest(ctx context.Context, tx pgx.Tx, entries []Entry, m Meta
 		return nil, err
 	}
 
+	if err := lockPursesPG(ctx, tx, entries); err != nil { // pgpurse.go
+		return nil, err
+	}
 	// decide, in batch order
 	var ins struct {
 		serial, hash, id, prev, enc [][]byte
@@ -483,6 +486,11 @@ func (s *PGStore) ingest(ctx context.Context, tx pgx.Tx, entries []Entry, m Meta
 		if alarms, err = topUpIngestPG(ctx, tx, e, m.Now, alarms); err != nil { // pgtopup.go: applied with the record, atomically
 			return nil, err
 		}
+		purseAlarms, err := ledgerPursePG(ctx, tx, e, m.Now) // pgpurse.go: the purse ledger
+		if err != nil {
+			return nil, err
+		}
+		alarms = append(alarms, purseAlarms...)
 		ins.serial = append(ins.serial, r.SAMSerial[:])
 		ins.counter = append(ins.counter, int64(r.Counter))
 		ins.hash = append(ins.hash, e.Hash[:])

@@ -289,6 +289,7 @@ func (s *Service) StaffHandler(c StaffConfig) http.Handler {
 		w.Write(buf.Bytes())
 	}))
 	s.accountRoutes(mux, log)
+	s.purseRoutes(mux, log, auditor) // staffpurse.go: the purse ledger and the settlement
 
 	// Besides the session's CSRF token (signin.go), a browser request
 	// that is not same-origin (Sec-Fetch-Site, or else Origin against

@@ -103,9 +103,9 @@ func (tl *topUpLab) topUp(t *testing.T, id [16]byte) *backoffice.TopUp {
 	return tu
 }
 
-// purseRecord is a terminal's record of a purse transaction on card that
+// topUpRecord is a terminal's record of a purse transaction on card that
 // leaves it at ptc: a top-up (request: the top-up id) or a payment.
-func (l *lab) purseRecord(terminal string, card [8]byte, service string, request [16]byte, amount, ptc uint32) []byte {
+func (l *lab) topUpRecord(terminal string, card [8]byte, service string, request [16]byte, amount, ptc uint32) []byte {
 	r := baseRecord(terminal)
 	r.Service, r.CardSerial = service, card[:]
 	samCounter++
@@ -160,7 +160,7 @@ func TestTopUpStageLimits(t *testing.T) {
 		_, err = tl.svc.StageTopUp(ctx, backoffice.TopUpRequest{NIP: "197501152000122002", Amount: 40_000_000, Ref: "TRF-005"}, "test")
 		require.NoError(t, err)
 		// the applied top-up still counts
-		require.Equal(t, wire.Accepted, l.ingest(l.purseRecord("t-01", topUpCard, record.ServiceTopUp, a.ID, a.Amount, 4))[0].Status)
+		require.Equal(t, wire.Accepted, l.ingest(l.topUpRecord("t-01", topUpCard, record.ServiceTopUp, a.ID, a.Amount, 4))[0].Status)
 		require.Equal(t, backoffice.TopUpApplied, tl.topUp(t, a.ID).Status)
 		_, err = tl.svc.StageTopUp(ctx, backoffice.TopUpRequest{NIP: topUpNIP, Amount: 1, Ref: "TRF-004"}, "test")
 		require.ErrorIs(t, err, backoffice.ErrTopUpLimit)
@@ -333,7 +333,7 @@ func TestTopUpAppliedOnIngest(t *testing.T) {
 		require.Len(t, au, 1)
 		require.Equal(t, a.ID, au[0].ID)
 
-		enc := l.purseRecord("t-01", topUpCard, record.ServiceTopUp, a.ID, 100_000, 6)
+		enc := l.topUpRecord("t-01", topUpCard, record.ServiceTopUp, a.ID, 100_000, 6)
 		res := l.ingest(enc)
 		require.Equal(t, wire.Accepted, res[0].Status)
 		got := tl.topUp(t, a.ID)
@@ -349,7 +349,7 @@ func TestTopUpAppliedOnIngest(t *testing.T) {
 		// same top-up (a second credit) is stored, flagged and applies nothing
 		assert.Equal(t, wire.Duplicate, l.ingest(enc)[0].Status)
 		assert.Empty(t, alarmsOf(t, l, backoffice.AlarmTopUpReplayed))
-		replay := l.purseRecord("t-02", topUpCard, record.ServiceTopUp, a.ID, 100_000, 7)
+		replay := l.topUpRecord("t-02", topUpCard, record.ServiceTopUp, a.ID, 100_000, 7)
 		require.Equal(t, wire.Accepted, l.ingest(replay)[0].Status, "signed by a SAM: stored")
 		rep := alarmsOf(t, l, backoffice.AlarmTopUpReplayed)
 		require.Len(t, rep, 1)
@@ -364,10 +364,10 @@ func TestTopUpAppliedOnIngest(t *testing.T) {
 		au = tl.auths(t, topUpCard, 7, 200_000, 20_000_000)
 		require.Len(t, au, 1)
 		require.Equal(t, b.ID, au[0].ID)
-		require.Equal(t, wire.Accepted, l.ingest(l.purseRecord("t-01", topUpCard, record.ServiceTopUp, b.ID, 250_000, 8))[0].Status)
+		require.Equal(t, wire.Accepted, l.ingest(l.topUpRecord("t-01", topUpCard, record.ServiceTopUp, b.ID, 250_000, 8))[0].Status)
 		assert.Equal(t, backoffice.TopUpApplied, tl.topUp(t, b.ID).Status, "the id is spent: applied, and flagged")
 		// c never authorised, credited on another card
-		require.Equal(t, wire.Accepted, l.ingest(l.purseRecord("t-01", otherCard, record.ServiceTopUp, c.ID, 300_000, 1))[0].Status)
+		require.Equal(t, wire.Accepted, l.ingest(l.topUpRecord("t-01", otherCard, record.ServiceTopUp, c.ID, 300_000, 1))[0].Status)
 		assert.Equal(t, backoffice.TopUpApplied, tl.topUp(t, c.ID).Status)
 		mis := alarmsOf(t, l, backoffice.AlarmTopUpMismatch)
 		require.Len(t, mis, 2)
@@ -375,7 +375,7 @@ func TestTopUpAppliedOnIngest(t *testing.T) {
 		assert.Contains(t, details, "credits Rp 250000, staged Rp 200000")
 		assert.Contains(t, details, "never authorised")
 		// an unknown top-up
-		require.Equal(t, wire.Accepted, l.ingest(l.purseRecord("t-01", topUpCard, record.ServiceTopUp, [16]byte{0xEE}, 1, 9))[0].Status)
+		require.Equal(t, wire.Accepted, l.ingest(l.topUpRecord("t-01", topUpCard, record.ServiceTopUp, [16]byte{0xEE}, 1, 9))[0].Status)
 		assert.Len(t, alarmsOf(t, l, backoffice.AlarmTopUpUnmatched), 1)
 		assert.Empty(t, tl.auths(t, topUpCard, 9, 0, 20_000_000), "nothing left")
 		m := scrape(t, tl.svc)
@@ -396,10 +396,10 @@ func TestTopUpReleasedByCardTransaction(t *testing.T) {
 		require.Len(t, tl.auths(t, topUpCard, 5, 0, 20_000_000), 1)
 		assert.Empty(t, tl.auths(t, topUpCard, 6, 0, 20_000_000), "held: the card may have taken it")
 		// a payment at another PTC of the card releases nothing
-		require.Equal(t, wire.Accepted, l.ingest(l.purseRecord("t-01", topUpCard, record.ServicePayment, [16]byte{0xAA}, 5_000, 5))[0].Status)
+		require.Equal(t, wire.Accepted, l.ingest(l.topUpRecord("t-01", topUpCard, record.ServicePayment, [16]byte{0xAA}, 5_000, 5))[0].Status)
 		assert.Equal(t, backoffice.TopUpAuthorised, tl.topUp(t, a.ID).Status)
 		// the payment that moved the card from PTC 5 to 6
-		require.Equal(t, wire.Accepted, l.ingest(l.purseRecord("t-01", topUpCard, record.ServicePayment, [16]byte{0xAB}, 5_000, 6))[0].Status)
+		require.Equal(t, wire.Accepted, l.ingest(l.topUpRecord("t-01", topUpCard, record.ServicePayment, [16]byte{0xAB}, 5_000, 6))[0].Status)
 		got := tl.topUp(t, a.ID)
 		assert.Equal(t, backoffice.TopUpStaged, got.Status)
 		assert.Equal(t, 1, got.Authorisations, "its history stays")
@@ -408,7 +408,7 @@ func TestTopUpReleasedByCardTransaction(t *testing.T) {
 		assert.Equal(t, a.ID, au[0].ID)
 		assert.Equal(t, uint32(6), au[0].PTC)
 		// and its record at PTC 7 applies it without alarm
-		require.Equal(t, wire.Accepted, l.ingest(l.purseRecord("t-01", topUpCard, record.ServiceTopUp, a.ID, 100_000, 7))[0].Status)
+		require.Equal(t, wire.Accepted, l.ingest(l.topUpRecord("t-01", topUpCard, record.ServiceTopUp, a.ID, 100_000, 7))[0].Status)
 		assert.Equal(t, backoffice.TopUpApplied, tl.topUp(t, a.ID).Status)
 		assert.Empty(t, alarmsOf(t, l, backoffice.AlarmTopUpMismatch))
 	})

@@ -1,0 +1,216 @@
+// Package purse is the purse cryptography that the card side (apdu/kpe,
+// the lab applets) and the back office (sync/backoffice) both need
+// (docs/card-profiles.md §2.8): the per-card key diversification, the
+// 8-byte AES-CMAC and the messages of MAC_SAM and MAC_card, and the purse
+// masters file the back office checks card proofs with. It imports
+// nothing of apdu or sync, so both may use it.
+package purse
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/subtle"
+	"encoding/binary"
+	"errors"
+	"fmt"
+)
+
+// Kind is a purse transaction's type: the log byte of the card and the P1
+// of the SAM's PURSE MAC and PURSE PROOF.
+type Kind byte
+
+// Purse transaction kinds.
+const (
+	Debit  Kind = 0x01
+	Credit Kind = 0x02
+)
+
+// String returns "debit" or "credit".
+func (k Kind) String() string {
+	switch k {
+	case Debit:
+		return "debit"
+	case Credit:
+		return "credit"
+	}
+	return fmt.Sprintf("PurseKind(%d)", byte(k))
+}
+
+// Valid reports whether k is debit or credit.
+func (k Kind) Valid() bool { return k == Debit || k == Credit }
+
+// MACLen is the length of MAC_SAM and MAC_card.
+const MACLen = 8
+
+// ErrFormat: a purse value out of its domain (an unknown kind, a key that
+// is not AES-128).
+var ErrFormat = errors.New("purse: malformed purse data")
+
+// Domain bytes of the two MACs, so that a card's proof is never a SAM's
+// authorisation of the same bytes and the other way round.
+const (
+	domainSAM  byte = 0x53 // 'S': MAC_SAM
+	domainCard byte = 0x43 // 'C': MAC_card
+)
+
+// DeriveKey computes a card's debit or credit key from the debit or
+// credit master and the card serial: NIST SP 800-108 in counter mode with
+// AES-CMAC, K_debit = KDF108(K_DM, "KPE purse debit", serial) and
+// K_credit = KDF108(K_CM, "KPE purse credit", serial), 16 bytes.
+func DeriveKey(kind Kind, master []byte, serial [8]byte) ([]byte, error) {
+	var label string
+	switch kind {
+	case Debit:
+		label = "KPE purse debit"
+	case Credit:
+		label = "KPE purse credit"
+	default:
+		return nil, fmt.Errorf("%w: purse kind %d", ErrFormat, byte(kind))
+	}
+	b, err := aes.NewCipher(master)
+	if err != nil {
+		return nil, fmt.Errorf("%w: purse master: %v", ErrFormat, err)
+	}
+	return kdf108(b, []byte(label), serial[:], 16), nil
+}
+
+// kdf108 is SP 800-108r1 counter mode with CMAC: block i (from 1) is
+// CMAC([i]32 ‖ label ‖ 0x00 ‖ context ‖ [L]32), L the output in bits.
+func kdf108(b cipher.Block, label, context []byte, outLen int) []byte {
+	fixed := make([]byte, 0, len(label)+1+len(context)+4)
+	fixed = append(append(append(fixed, label...), 0x00), context...)
+	fixed = binary.BigEndian.AppendUint32(fixed, uint32(outLen*8))
+	var out []byte
+	for i := uint32(1); len(out) < outLen; i++ {
+		out = append(out, cmac(b, append(binary.BigEndian.AppendUint32(nil, i), fixed...))...)
+	}
+	return out[:outLen]
+}
+
+// cmac is AES-CMAC (NIST SP 800-38B) of msg.
+func cmac(b cipher.Block, msg []byte) []byte {
+	const bs = aes.BlockSize
+	l := make([]byte, bs)
+	b.Encrypt(l, l)
+	k1 := doubleBlock(l)
+	k2 := doubleBlock(k1)
+	n := (len(msg) + bs - 1) / bs
+	last := make([]byte, bs)
+	if n > 0 && len(msg)%bs == 0 {
+		subtle.XORBytes(last, msg[(n-1)*bs:], k1)
+	} else {
+		if n == 0 {
+			n = 1
+		}
+		rest := msg[(n-1)*bs:]
+		copy(last, rest)
+		last[len(rest)] = 0x80
+		subtle.XORBytes(last, last, k2)
+	}
+	x := make([]byte, bs)
+	for i := 0; i < n-1; i++ {
+		subtle.XORBytes(x, x, msg[i*bs:(i+1)*bs])
+		b.Encrypt(x, x)
+	}
+	subtle.XORBytes(x, x, last)
+	b.Encrypt(x, x)
+	return x
+}
+
+// doubleBlock multiplies a 128-bit block by x in GF(2^128) (the CMAC
+// subkey step).
+func doubleBlock(in []byte) []byte {
+	out := make([]byte, len(in))
+	var carry byte
+	for i := len(in) - 1; i >= 0; i-- {
+		out[i] = in[i]<<1 | carry
+		carry = in[i] >> 7
+	}
+	if carry != 0 {
+		out[len(out)-1] ^= 0x87
+	}
+	return out
+}
+
+// MAC is AES-CMAC(key, msg) truncated to MACLen bytes; key is an AES-128
+// key (a derived card key).
+func MAC(key, msg []byte) ([MACLen]byte, error) {
+	b, err := aes.NewCipher(key)
+	if err != nil {
+		return [MACLen]byte{}, fmt.Errorf("%w: purse key: %v", ErrFormat, err)
+	}
+	return [MACLen]byte(cmac(b, msg)), nil
+}
+
+// MACEqual compares two MACs in constant time.
+func MACEqual(a, b [MACLen]byte) bool { return subtle.ConstantTimeCompare(a[:], b[:]) == 1 }
+
+// Order is what a SAM authorises: MAC_SAM = CMAC(K, 'S' ‖ kind ‖ card
+// serial ‖ PTC ‖ amount ‖ SAM serial ‖ SAM txn no ‖ time)[:8], with PTC
+// the card's current counter and Time in Unix milliseconds.
+type Order struct {
+	Kind       Kind
+	CardSerial [8]byte
+	PTC        uint32
+	Amount     uint32
+	Time       int64
+}
+
+// OrderInput is the message of MAC_SAM.
+func OrderInput(o Order, samSerial [8]byte, samTxn uint32) []byte {
+	m := make([]byte, 0, 2+8+4+4+8+4+8)
+	m = append(m, domainSAM, byte(o.Kind))
+	m = append(m, o.CardSerial[:]...)
+	m = binary.BigEndian.AppendUint32(m, o.PTC)
+	m = binary.BigEndian.AppendUint32(m, o.Amount)
+	m = append(m, samSerial[:]...)
+	m = binary.BigEndian.AppendUint32(m, samTxn)
+	return binary.BigEndian.AppendUint64(m, uint64(o.Time))
+}
+
+// Proof is what the card's MAC covers: MAC_card = CMAC(K, 'C' ‖ kind ‖
+// card serial ‖ new PTC ‖ amount ‖ new balance ‖ SAM serial ‖ SAM txn
+// no)[:8].
+type Proof struct {
+	Kind       Kind
+	CardSerial [8]byte
+	PTC        uint32 // after the transaction
+	Amount     uint32
+	Balance    uint32 // after the transaction
+	SAMSerial  [8]byte
+	SAMTxn     uint32
+	MAC        [MACLen]byte
+}
+
+// Input is the message of MAC_card.
+func (p Proof) Input() []byte {
+	m := make([]byte, 0, 2+8+4+4+4+8+4)
+	m = append(m, domainCard, byte(p.Kind))
+	m = append(m, p.CardSerial[:]...)
+	m = binary.BigEndian.AppendUint32(m, p.PTC)
+	m = binary.BigEndian.AppendUint32(m, p.Amount)
+	m = binary.BigEndian.AppendUint32(m, p.Balance)
+	m = append(m, p.SAMSerial[:]...)
+	return binary.BigEndian.AppendUint32(m, p.SAMTxn)
+}
+
+// Sign computes p's MAC_card from the master of p's kind (what a card
+// does with its derived key; the lab and tests use it).
+func (p Proof) Sign(master []byte) ([MACLen]byte, error) {
+	key, err := DeriveKey(p.Kind, master, p.CardSerial)
+	if err != nil {
+		return [MACLen]byte{}, err
+	}
+	return MAC(key, p.Input())
+}
+
+// Verify reports whether p.MAC is the card's MAC under the master of p's
+// kind (the card key diversified from it with p's card serial). An error
+// means the check could not be made (an unknown kind, a bad master).
+func (p Proof) Verify(master []byte) (bool, error) {
+	want, err := p.Sign(master)
+	if err != nil {
+		return false, err
+	}
+	return MACEqual(want, p.MAC), nil
+}

@@ -1,0 +1,184 @@
+package backoffice
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// The purse ledger in bbolt (purseledger.go).
+var (
+	bbPurses     = []byte("purses")         // card serial → purseState (JSON)
+	bbPurseRows  = []byte("purse-rows")     // card serial ‖ PTC ‖ SAM serial ‖ counter → PurseRow (JSON)
+	bbPursePaid  = []byte("purse-payments") // settlement date ‖ 0 ‖ merchant ‖ 0 ‖ txn time (8) ‖ code → row key: the settled payments
+	bbPurseIndex = [][]byte{bbPurses, bbPurseRows, bbPursePaid}
+)
+
+func purseBuckets(tx *bolt.Tx) error {
+	for _, b := range bbPurseIndex {
+		if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ledgerPurseBolt puts an accepted entry with a purse field into the
+// ledger, inside Ingest's transaction (ledgerPurse), and raises its
+// alarms.
+func ledgerPurseBolt(tx *bolt.Tx, e Entry, now time.Time) error {
+	row := purseRowOf(e, now)
+	if row == nil {
+		return nil
+	}
+	purses, rows := tx.Bucket(bbPurses), tx.Bucket(bbPurseRows)
+	st := &purseState{}
+	if _, err := getJSON(purses, row.CardSerial[:], st); err != nil {
+		return err
+	}
+	alarms, err := ledgerPurse(st, row, func(serial [8]byte, ptc uint32) (*PurseRow, int, error) { return boltRowsAt(rows, serial, ptc) }, now)
+	if err != nil {
+		return err
+	}
+	key := purseRowKey(row)
+	if err := putJSON(rows, key, row); err != nil {
+		return err
+	}
+	if err := putJSON(purses, row.CardSerial[:], st); err != nil {
+		return err
+	}
+	if row.Settled() {
+		if err := tx.Bucket(bbPursePaid).Put(paidKey(row), key); err != nil {
+			return err
+		}
+	}
+	for _, a := range alarms {
+		if err := raiseBolt(tx.Bucket(bbAlarms), a); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// paidKey orders a day's settled payments by merchant, transaction time
+// and code (merchant ids hold no control characters).
+func paidKey(r *PurseRow) []byte {
+	k := append([]byte(settlementDate(r.ReceivedAt)), 0)
+	k = append(append(k, r.Merchant...), 0)
+	// txn times are after 1970 (record.validatePurse): big-endian sorts
+	k = binary.BigEndian.AppendUint64(k, uint64(r.TxnTime.UnixMilli()))
+	return append(k, r.Code...)
+}
+
+// boltRowsAt is the counted row at a card serial and PTC, and how many
+// rows name it.
+func boltRowsAt(rows *bolt.Bucket, serial [8]byte, ptc uint32) (*PurseRow, int, error) {
+	prefix := append(serial[:0:0], serial[:]...)
+	prefix = binary.BigEndian.AppendUint32(prefix, ptc)
+	var counted *PurseRow
+	n := 0
+	c := rows.Cursor()
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		n++
+		var r PurseRow
+		if err := json.Unmarshal(v, &r); err != nil {
+			return nil, 0, fmt.Errorf("backoffice: damaged purse row %x: %w", k, err)
+		}
+		if r.Counted {
+			counted = &r
+		}
+	}
+	return counted, n, nil
+}
+
+// Purse implements PurseStore.
+func (s *BoltStore) Purse(_ context.Context, serial [8]byte) (*PurseView, error) {
+	var v *PurseView
+	err := s.db.View(func(tx *bolt.Tx) error {
+		st := &purseState{}
+		ok, err := getJSON(tx.Bucket(bbPurses), serial[:], st)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return ErrNotFound
+		}
+		v = st.view(serial)
+		return nil
+	})
+	return v, err
+}
+
+// PurseRows implements PurseStore.
+func (s *BoltStore) PurseRows(_ context.Context, serial [8]byte, limit int) ([]PurseRow, error) {
+	var out []PurseRow
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bbPurseRows).Cursor()
+		var ptc []PurseRow // the rows of one PTC, counted first
+		flush := func() {
+			for _, r := range ptc {
+				if r.Counted {
+					out = append(out, r)
+				}
+			}
+			for _, r := range ptc {
+				if !r.Counted {
+					out = append(out, r)
+				}
+			}
+			ptc = ptc[:0]
+		}
+		for k, v := c.Seek(serial[:]); k != nil && bytes.HasPrefix(k, serial[:]); k, v = c.Next() {
+			var r PurseRow
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("backoffice: damaged purse row %x: %w", k, err)
+			}
+			if len(ptc) > 0 && ptc[0].PTC != r.PTC {
+				flush()
+			}
+			ptc = append(ptc, r)
+		}
+		flush()
+		return nil
+	})
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	return out, err
+}
+
+// EachPayment implements PurseStore.
+func (s *BoltStore) EachPayment(ctx context.Context, date string, f func(*PurseRow) error) error {
+	if _, _, err := settlementBounds(date); err != nil {
+		return err
+	}
+	prefix := append([]byte(date), 0)
+	return s.db.View(func(tx *bolt.Tx) error {
+		rows := tx.Bucket(bbPurseRows)
+		c := tx.Bucket(bbPursePaid).Cursor()
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			var r PurseRow
+			raw := rows.Get(v)
+			if raw == nil {
+				return fmt.Errorf("backoffice: settled payment %q names no purse row", k)
+			}
+			if err := json.Unmarshal(raw, &r); err != nil {
+				return fmt.Errorf("backoffice: damaged purse row %x: %w", v, err)
+			}
+			if err := f(&r); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+var _ PurseStore = (*BoltStore)(nil)
