@@ -12,22 +12,12 @@ import (
 // payment by its idempotency key (POST PathPayStatus). Scope counter may
 // call them (scope.go); the kiosk may not. Every answer is no-store.
 
-// Paths of the payment routes.
-const (
-	PathPay       = "/v1/pay"        // POST PayRequest → PayResult
-	PathPayStatus = "/v1/pay/status" // POST PayStatusRequest → PayResult
-)
-
 // Payment statuses (PayResult.Status).
 const (
 	PayDone    = "done"     // the card took it: Code is the payment record's receipt code
 	PayNotDone = "not-done" // the card did not take it: Reason says why; nothing was debited
 	PayPending = "pending"  // the card left while it was debited: insert the card again
 )
-
-// EventPayment is the event type of a payment's state (PayResult.Status,
-// or "paying" while the card is debited).
-const EventPayment = "payment"
 
 // PayPaying is the event state while the DEBIT runs.
 const PayPaying = "paying"
@@ -72,9 +62,6 @@ type PayResult struct {
 	Code     string `json:"code,omitempty"`
 	RecordID string `json:"record_id,omitempty"`
 	Balance  *int64 `json:"balance,omitempty"`
-	// Resolved: the card's answer was lost and the payment was found in
-	// the card's log at a later insertion.
-	Resolved bool `json:"resolved,omitempty"`
 	// Reason is a code saying why not done, or why pending; Message words
 	// it for the clerk.
 	Reason  string `json:"reason,omitempty"`
