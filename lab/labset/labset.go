@@ -89,6 +89,16 @@ type CardSpec struct {
 	Fingers    []int           `json:"fingers,omitempty"`   // KTP-el: the two finger codes
 	AID        string          `json:"aid,omitempty"`       // unknown card: its application
 	BioTries   int             `json:"bio_tries,omitempty"` // KPE: fingerprint retry counter (negative: blocked)
+	// Purse gives a KPE a purse (docs/card-profiles.md §2.8) with keys
+	// derived from the set's purse masters (a clone's from others).
+	Purse *PurseSpec `json:"purse,omitempty"`
+}
+
+// PurseSpec is a card's purse at personalisation: its starting balance
+// and its maximum balance (0: kpe.DefaultMaxBalance).
+type PurseSpec struct {
+	Balance    uint32 `json:"balance"`
+	MaxBalance uint32 `json:"max_balance,omitempty"`
 }
 
 // Manifest is what Generate writes as lab.json: where the trust lists and
@@ -102,7 +112,12 @@ type Manifest struct {
 	// the lab's back office can certify its document-signer key (in a
 	// SoftHSM2 token) with it. Lab only: a real issuer's keys are never
 	// in a file.
-	RenewalCA   *KeyFiles      `json:"renewal_ca,omitempty"`
+	RenewalCA *KeyFiles `json:"renewal_ca,omitempty"`
+	// PurseKeys is the lab's purse masters file (purse.LoadKeys format),
+	// the same masters as the set's SAM images hold, so that the lab's
+	// back office can check the cards' purse proofs. Lab only: a real
+	// issuer keeps them in an HSM.
+	PurseKeys   string         `json:"purse_keys,omitempty"`
 	SAM         SAMSpec        `json:"sam"`
 	Cards       []ManifestCard `json:"cards"`
 	GeneratedAt time.Time      `json:"generated_at"`
@@ -216,6 +231,9 @@ func Generate(spec *Spec, outDir string, now time.Time) (*Manifest, error) {
 	// The card update master (renewal, docs/card-profiles.md §2.7): every
 	// KPE gets update keys derived from it, the lab SAMs hold it.
 	updateMaster := randBytes(16)
+	// The purse masters (§2.8): every KPE with a purse gets debit and
+	// credit keys derived from them, the lab SAMs hold them.
+	debitMaster, creditMaster := randBytes(16), randBytes(16)
 	for _, d := range []string{"cards", "trust"} {
 		if err := os.MkdirAll(filepath.Join(outDir, d), 0o755); err != nil {
 			return nil, err
@@ -232,11 +250,15 @@ func Generate(spec *Spec, outDir string, now time.Time) (*Manifest, error) {
 	if m.RenewalCA, err = writeRenewalCA(outDir, m.Trust["bkn"], p.renewalCA); err != nil {
 		return nil, err
 	}
+	m.PurseKeys = "trust/purse-keys.json"
+	if err := WritePurseKeys(filepath.Join(outDir, m.PurseKeys), debitMaster, creditMaster); err != nil {
+		return nil, err
+	}
 	for _, cs := range spec.Cards {
 		if cs.File == "" || !filepath.IsLocal(cs.File) {
 			return nil, fmt.Errorf("labset: card %q: bad file name", cs.File)
 		}
-		img, extra, err := personalise(cs, spec.SAM, p, masters{kpe: kpeMaster, update: updateMaster, ktp: ktpMaster, pseudonym: pseudonymKey}, now)
+		img, extra, err := personalise(cs, spec.SAM, p, masters{kpe: kpeMaster, update: updateMaster, ktp: ktpMaster, pseudonym: pseudonymKey, debit: debitMaster, credit: creditMaster}, now)
 		if err != nil {
 			return nil, fmt.Errorf("labset: card %s: %w", cs.File, err)
 		}
@@ -259,7 +281,7 @@ func Generate(spec *Spec, outDir string, now time.Time) (*Manifest, error) {
 }
 
 // masters are the set's secret keys, which exist only in the SAM images.
-type masters struct{ kpe, update, ktp, pseudonym []byte }
+type masters struct{ kpe, update, ktp, pseudonym, debit, credit []byte }
 
 func personalise(cs CardSpec, ss SAMSpec, p *pki, m masters, now time.Time) ([]byte, map[string][]byte, error) {
 	kpeMaster, ktpMaster, pseudonymKey := m.kpe, m.ktp, m.pseudonym
@@ -275,9 +297,11 @@ func personalise(cs CardSpec, ss SAMSpec, p *pki, m masters, now time.Time) ([]b
 	if cs.Kind == KindKTPel {
 		keyMaster = ktpMaster
 	}
+	debitMaster, creditMaster := m.debit, m.credit
 	if cs.Variant == VariantClone {
 		keyMaster = randBytes(len(keyMaster)) // the cloner does not have the master
 		updateMaster = randBytes(len(updateMaster))
+		debitMaster, creditMaster = randBytes(16), randBytes(16)
 	}
 	switch cs.Kind {
 	case KindKPE, KindKPETambahan:
@@ -310,6 +334,11 @@ func personalise(cs CardSpec, ss SAMSpec, p *pki, m masters, now time.Time) ([]b
 			return nil, nil, err
 		}
 		cfg.Name, cfg.ATR, cfg.Bio = cs.Name, kpeapp.ATRKPE, bio
+		if cs.Purse != nil {
+			if cfg.Purse, err = PurseConfig([8]byte(serial), debitMaster, creditMaster, *cs.Purse); err != nil {
+				return nil, nil, err
+			}
+		}
 		if cs.Variant == VariantTampered {
 			if err := tamperKPE(cfg.Files, cs.Tamper); err != nil {
 				return nil, nil, err
@@ -358,7 +387,7 @@ func personalise(cs CardSpec, ss SAMSpec, p *pki, m masters, now time.Time) ([]b
 			return nil, nil, err
 		}
 		cfg := samapp.Config{Name: cs.Name, Serial: [8]byte(serial), ActivationCode: []byte(ss.ActivationCode), MaxTries: 3,
-			Key: term.key, CertDER: term.cert.Raw, KPEMaster: kpeMaster, UpdateMaster: m.update, KTPMaster: ktpMaster,
+			Key: term.key, CertDER: term.cert.Raw, KPEMaster: kpeMaster, UpdateMaster: m.update, KTPMaster: ktpMaster, DebitMaster: m.debit, CreditMaster: m.credit,
 			KTPSecret1: []byte(ss.KTPSecret1), KTPSecret2: []byte(ss.KTPSecret2), PseudonymKey: pseudonymKey}
 		if cs.Variant == VariantBlocked {
 			cfg.Initial = &samapp.State{Tries: 0}
