@@ -1,0 +1,335 @@
+package daemon_test
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"kpe-agent/agent/api"
+	"kpe-agent/agent/config"
+	"kpe-agent/apdu/kpe"
+	"kpe-agent/lab/cardsim"
+	"kpe-agent/lab/pcsctest"
+	"kpe-agent/sync/outbox"
+	"kpe-agent/sync/record"
+)
+
+// E-wallet payments through the whole terminal (docs/ewallet.md, part 2):
+// the agent on real pcscd with the lab's SAM (holding the purse masters)
+// and Budi's KPE (a purse of Rp 500.000), POST /v1/pay with the token.
+
+const (
+	payMerchant  = "apotik-sehat-01"
+	payFingerAt  = 100_000 // ewallet.fingerprint_above in these tests
+	payMax       = 200_000 // ewallet.max_payment in these tests
+	budiStartBal = 500_000 // the lab image's balance
+)
+
+// newPayRig is the rig with payments on and the SAM in place.
+func newPayRig(t *testing.T) *rig {
+	r := newRigWith(t, rigOptions{})
+	r.setConf(func(c *config.Config) {
+		c.EWallet = config.EWallet{Enabled: true, MerchantID: payMerchant, MerchantName: "Apotik Sehat", MaxPayment: payMax,
+			FingerprintAbove: payFingerAt, MaxBalance: 20_000_000, TopUpTimeout: 10 * time.Second}
+	})
+	r.insert(1, "sam.json")
+	r.waitHealth(samReady)
+	return r
+}
+
+// direct sends APDUs to a lab card in memory, past pcscd (the card's lock
+// is taken by Process): how a test reads the card's purse while the agent
+// is idle.
+type direct struct{ c cardsim.Card }
+
+func (d direct) Transmit(_ context.Context, cmd []byte) ([]byte, error) { return d.c.Process(cmd), nil }
+
+// purseOf reads the card's purse and log.
+func purseOf(t *testing.T, c cardsim.Card) (kpe.PurseState, []kpe.PurseLogEntry) {
+	t.Helper()
+	st, err := kpe.ReadPurse(context.Background(), direct{c}, nil)
+	require.NoError(t, err)
+	log, err := kpe.ReadPurseLog(context.Background(), direct{c}, nil)
+	require.NoError(t, err)
+	return st, log
+}
+
+func (r *rig) pay(t *testing.T, req api.PayRequest) (api.PayResult, int, api.Error) {
+	t.Helper()
+	if req.Operator == "" {
+		req.Operator = "kasir-01"
+	}
+	var res api.PayResult
+	status, e := r.call("POST", api.PathPay, req, &res)
+	return res, status, e
+}
+
+func (r *rig) payStatus(t *testing.T, key string) (api.PayResult, int, api.Error) {
+	t.Helper()
+	var res api.PayResult
+	status, e := r.call("POST", api.PathPayStatus, api.PayStatusRequest{IdempotencyKey: key}, &res)
+	return res, status, e
+}
+
+// payRecords are the outbox's payment records, oldest first.
+func (r *rig) payRecords(t *testing.T) []*record.Record {
+	t.Helper()
+	items, err := r.ob.List(0, 0)
+	require.NoError(t, err)
+	var out []*record.Record
+	for _, it := range items {
+		rec, err := record.Decode(it.Encoded)
+		require.NoError(t, err)
+		if rec.Service == record.ServicePayment {
+			out = append(out, rec)
+		}
+	}
+	slices.SortFunc(out, func(a, b *record.Record) int { return int(a.Counter) - int(b.Counter) })
+	return out
+}
+
+// codeOf is a record's receipt code.
+func codeOf(t *testing.T, rec *record.Record) string {
+	t.Helper()
+	h, err := rec.Hash()
+	require.NoError(t, err)
+	return record.CodeOf(h).String()
+}
+
+// checkPayRecord checks rec against the card's log entry e and the
+// request: a SAM-signed payment record of Budi's card whose proof is the
+// card's.
+func checkPayRecord(t *testing.T, rec *record.Record, e kpe.PurseLogEntry, amount uint32, ref string, resolved bool) {
+	t.Helper()
+	require.NotNil(t, rec.Purse)
+	p := rec.Purse
+	assert.Equal(t, record.VersionPurse, int(rec.Version))
+	assert.Equal(t, record.SignerSAM, rec.Signer)
+	assert.Equal(t, budiSerial[:], rec.CardSerial)
+	assert.Equal(t, budiNIP, rec.Subject)
+	assert.Equal(t, record.PurseDebit, p.Kind)
+	assert.Equal(t, amount, p.Amount)
+	assert.Equal(t, e.Balance, p.BalanceAfter)
+	assert.Equal(t, e.PTC, p.PTC)
+	assert.Equal(t, e.SAMTxn, p.SAMTxn)
+	assert.Equal(t, e.Time, p.TxnTime)
+	assert.Equal(t, e.MAC, p.Proof)
+	assert.Equal(t, payMerchant, p.Merchant)
+	assert.Equal(t, ref, p.Reference)
+	assert.Equal(t, resolved, p.Resolved)
+	assert.Equal(t, record.Pass, rec.CardAuth.Outcome)
+	assert.Equal(t, record.Pass, rec.IssuerSig.Outcome)
+	assert.NoError(t, rec.Validate())
+}
+
+// TestPayEndToEnd: a payment, its retry, the limits at their edges, the
+// fingerprint threshold at its edge, insufficient funds, and cards
+// without a purse.
+func TestPayEndToEnd(t *testing.T) {
+	r := newPayRig(t)
+	card := freshBudi(t)
+	r.insertCard(t, card)
+	require.NoError(t, r.lab.PlaceFinger(0, cardsim.FingerGenuine))
+	balance := uint32(budiStartBal)
+	st, log := purseOf(t, card)
+	require.Equal(t, balance, st.Balance)
+	require.Empty(t, log)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	evs := r.events(ctx)
+
+	var first api.PayResult
+	t.Run("payment", func(t *testing.T) {
+		res, status, e := r.pay(t, api.PayRequest{Amount: 25_000, MerchantRef: "INV-0001", IdempotencyKey: "pay-e2e-1"})
+		require.Equal(t, http.StatusOK, status, "%+v", e)
+		require.Equal(t, api.PayDone, res.Status, "%+v", res)
+		balance -= 25_000
+		require.NotNil(t, res.Balance)
+		assert.Equal(t, int64(balance), *res.Balance)
+		assert.Equal(t, int64(25_000), res.Amount)
+		assert.Equal(t, "Pembayaran berhasil dan tercatat. Berikan kode struk kepada pemegang kartu.", res.Message)
+		_, err := record.ParseCode(res.Code)
+		require.NoError(t, err)
+		// the card's balance went down by the amount, its log holds it
+		st, log := purseOf(t, card)
+		assert.Equal(t, balance, st.Balance)
+		assert.Equal(t, uint32(1), st.PTC)
+		require.Len(t, log, 1)
+		// the record: signed by the SAM, the card's proof, the receipt code
+		recs := r.payRecords(t)
+		require.Len(t, recs, 1)
+		checkPayRecord(t, recs[0], log[0], 25_000, "INV-0001", false)
+		assert.Equal(t, res.Code, codeOf(t, recs[0]))
+		// 25.000 is not above the threshold: no fingerprint was asked
+		assert.Equal(t, record.Skipped, recs[0].Fingerprint.Outcome)
+		// the request book, the journal settled
+		b, err := r.ob.PurseRequest(recs[0].Purse.Request)
+		require.NoError(t, err)
+		require.NotNil(t, b)
+		assert.Equal(t, outbox.PurseRequestDone, b.Status)
+		assert.Equal(t, res.Code, b.Code)
+		j, err := r.ob.PurseJournals()
+		require.NoError(t, err)
+		assert.Empty(t, j)
+		first = res
+		// the event stream told of the debit and its end
+		var states []string
+		timeout := time.After(5 * time.Second)
+		for !slices.Contains(states, api.PayDone) {
+			select {
+			case ev := <-evs:
+				if ev.Type == api.EventPayment {
+					states = append(states, ev.State)
+					if ev.State == api.PayDone {
+						assert.Equal(t, res.Code, ev.Code)
+						assert.Equal(t, "payment-done", ev.MessageCode)
+					}
+				}
+			case <-timeout:
+				t.Fatalf("payment events: %v", states)
+			}
+		}
+		assert.Equal(t, []string{api.PayPaying, api.PayDone}, states)
+		// the back office takes the record and its signature verifies
+		r.syncNow(t)
+		vd, err := r.svc.Verify(context.Background(), res.Code)
+		require.NoError(t, err)
+		assert.True(t, vd.Valid, "%+v", vd)
+		assert.Equal(t, record.ServicePayment, vd.Service)
+	})
+
+	t.Run("retry", func(t *testing.T) {
+		n := card.count()
+		// the same key again: the book's answer, the card not touched
+		res, status, e := r.pay(t, api.PayRequest{Amount: 25_000, MerchantRef: "INV-0001", IdempotencyKey: "pay-e2e-1"})
+		require.Equal(t, http.StatusOK, status, "%+v", e)
+		assert.Equal(t, first, res)
+		assert.Empty(t, card.since(n), "a retry sends the card nothing")
+		res, status, e = r.payStatus(t, "pay-e2e-1")
+		require.Equal(t, http.StatusOK, status, "%+v", e)
+		assert.Equal(t, first, res)
+		st, _ := purseOf(t, card)
+		assert.Equal(t, balance, st.Balance)
+		assert.Len(t, r.payRecords(t), 1)
+		// an unknown key
+		_, status, e = r.payStatus(t, "never-used")
+		assert.Equal(t, http.StatusNotFound, status)
+		assert.Equal(t, "not-available", e.Code)
+	})
+
+	t.Run("limits", func(t *testing.T) {
+		for _, c := range []struct {
+			amount int64
+			status int
+			code   string
+		}{{0, http.StatusBadRequest, "amount-invalid"}, {-5, http.StatusBadRequest, "amount-invalid"},
+			{payMax + 1, http.StatusUnprocessableEntity, "amount-too-large"}} {
+			_, status, e := r.pay(t, api.PayRequest{Amount: c.amount, IdempotencyKey: "limit"})
+			assert.Equal(t, c.status, status, "amount %d", c.amount)
+			assert.Equal(t, c.code, e.Code, "amount %d", c.amount)
+		}
+		for _, key := range []string{"", string(make([]byte, 65)), "tab\tkey", "é"} {
+			_, status, e := r.pay(t, api.PayRequest{Amount: 1, IdempotencyKey: key})
+			assert.Equal(t, http.StatusBadRequest, status, "key %q", key)
+			assert.Equal(t, api.CodeBadRequest, e.Code, "key %q", key)
+		}
+		_, status, e := r.pay(t, api.PayRequest{Amount: 1, IdempotencyKey: "k", MerchantRef: "bad\x01ref"})
+		assert.Equal(t, http.StatusBadRequest, status)
+		assert.Equal(t, api.CodeBadRequest, e.Code)
+		// the largest payment is taken (above the threshold: the finger)
+		res, status, e := r.pay(t, api.PayRequest{Amount: payMax, IdempotencyKey: "pay-e2e-max"})
+		require.Equal(t, http.StatusOK, status, "%+v", e)
+		require.Equal(t, api.PayDone, res.Status, "%+v", res)
+		balance -= payMax
+		// 1 rupiah is taken
+		res, status, e = r.pay(t, api.PayRequest{Amount: 1, IdempotencyKey: "pay-e2e-one"})
+		require.Equal(t, http.StatusOK, status, "%+v", e)
+		require.Equal(t, api.PayDone, res.Status, "%+v", res)
+		balance--
+		st, _ := purseOf(t, card)
+		assert.Equal(t, balance, st.Balance)
+		// payments off
+		r.setConf(func(c *config.Config) { c.EWallet.Enabled = false })
+		_, status, e = r.pay(t, api.PayRequest{Amount: 1, IdempotencyKey: "off"})
+		r.setConf(func(c *config.Config) { c.EWallet.Enabled = true })
+		assert.Equal(t, http.StatusConflict, status)
+		assert.Equal(t, "ewallet-disabled", e.Code)
+	})
+
+	t.Run("fingerprint threshold", func(t *testing.T) {
+		// an impostor's finger: the threshold itself needs none, one rupiah
+		// more needs the holder's
+		require.NoError(t, r.lab.PlaceFinger(0, cardsim.FingerImpostor))
+		defer r.lab.PlaceFinger(0, cardsim.FingerGenuine)
+		n := len(r.payRecords(t))
+		res, status, e := r.pay(t, api.PayRequest{Amount: payFingerAt, IdempotencyKey: "pay-e2e-at"})
+		require.Equal(t, http.StatusOK, status, "%+v", e)
+		require.Equal(t, api.PayDone, res.Status)
+		balance -= payFingerAt
+		recs := r.payRecords(t)
+		require.Len(t, recs, n+1)
+		assert.Equal(t, record.Skipped, recs[n].Fingerprint.Outcome)
+		_, status, e = r.pay(t, api.PayRequest{Amount: payFingerAt + 1, IdempotencyKey: "pay-e2e-above"})
+		assert.Equal(t, http.StatusUnprocessableEntity, status)
+		assert.Equal(t, "finger-no-match", e.Code)
+		st, _ := purseOf(t, card)
+		assert.Equal(t, balance, st.Balance, "no debit without the holder's finger")
+		// the holder's finger: taken, the record says the finger matched
+		require.NoError(t, r.lab.PlaceFinger(0, cardsim.FingerGenuine))
+		res, status, e = r.pay(t, api.PayRequest{Amount: payFingerAt + 1, IdempotencyKey: "pay-e2e-above-2"})
+		require.Equal(t, http.StatusOK, status, "%+v", e)
+		require.Equal(t, api.PayDone, res.Status)
+		balance -= payFingerAt + 1
+		recs = r.payRecords(t)
+		require.Len(t, recs, n+2)
+		assert.Equal(t, record.Pass, recs[n+1].Fingerprint.Outcome)
+	})
+
+	t.Run("insufficient funds", func(t *testing.T) {
+		st, log := purseOf(t, card)
+		require.Equal(t, balance, st.Balance)
+		n := card.count()
+		_, status, e := r.pay(t, api.PayRequest{Amount: int64(balance) + 1, IdempotencyKey: "pay-e2e-poor"})
+		assert.Equal(t, http.StatusUnprocessableEntity, status)
+		assert.Equal(t, "insufficient-funds", e.Code)
+		assert.NotContains(t, card.since(n), kpe.InsPurseDebit, "no DEBIT was sent")
+		st2, log2 := purseOf(t, card)
+		assert.Equal(t, st, st2)
+		assert.Equal(t, log, log2)
+		// the whole balance is taken
+		res, status, e := r.pay(t, api.PayRequest{Amount: int64(balance), IdempotencyKey: "pay-e2e-all"})
+		require.Equal(t, http.StatusOK, status, "%+v", e)
+		require.Equal(t, api.PayDone, res.Status)
+		assert.Equal(t, int64(0), *res.Balance)
+		balance = 0
+	})
+
+	t.Run("no purse", func(t *testing.T) {
+		r.pull(t)
+		for _, img := range []string{"kpe-nip-mismatch.json", "ktpel-siti.json"} {
+			r.insert(0, img)
+			r.waitReader(t, pcsctest.Slot0, func(rd api.Reader) bool { return rd.CardPresent && rd.State == api.StateAuthenticated })
+			_, status, e := r.pay(t, api.PayRequest{Amount: 1_000, IdempotencyKey: "pay-e2e-" + img})
+			assert.Equal(t, http.StatusUnprocessableEntity, status, img)
+			assert.Equal(t, "no-purse", e.Code, img)
+			r.pull(t)
+		}
+	})
+
+	// the money adds up: every record's amount left the card
+	var sum uint32
+	for _, rec := range r.payRecords(t) {
+		sum += rec.Purse.Amount
+	}
+	st, log = purseOf(t, card)
+	assert.Equal(t, uint32(budiStartBal), st.Balance+sum)
+	assert.Equal(t, balance, st.Balance)
+	assert.Equal(t, uint32(len(r.payRecords(t))), st.PTC)
+	assert.Len(t, log, len(r.payRecords(t)))
+}
