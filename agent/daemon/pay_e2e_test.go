@@ -333,3 +333,171 @@ func TestPayEndToEnd(t *testing.T) {
 	assert.Equal(t, uint32(len(r.payRecords(t))), st.PTC)
 	assert.Len(t, log, len(r.payRecords(t)))
 }
+
+// TestPayTear pulls the card at the DEBIT of a payment: after the card
+// processed it (its answer lost) and before it reached the card, and just
+// before it (the card's READ PURSE). The agent answers pending (or not
+// done when the DEBIT never went), and settles the payment at the card's
+// next insertion from the card's log: through any authentication, and
+// through a retry of the payment with the same key. Journal entries
+// without the SAM's transaction, and of another SAM, are settled or kept
+// as they must be. Afterwards the money adds up.
+func TestPayTear(t *testing.T) {
+	r := newPayRig(t)
+	card := freshBudi(t)
+	r.insertCard(t, card)
+	require.NoError(t, r.lab.PlaceFinger(0, cardsim.FingerGenuine))
+	balance := uint32(budiStartBal)
+
+	// a dry run counts the APDUs of one payment
+	before, mark := r.slotAPDUs(t), card.count()
+	res, status, e := r.pay(t, api.PayRequest{Amount: 10_000, IdempotencyKey: "tear-dry"})
+	require.Equal(t, http.StatusOK, status, "%+v", e)
+	require.Equal(t, api.PayDone, res.Status)
+	balance -= 10_000
+	ins := card.since(mark)
+	require.Len(t, ins, r.slotAPDUs(t)-before, "every APDU of the payment reached the card")
+	debitAt := slices.Index(ins, kpe.InsPurseDebit) + 1
+	require.Positive(t, debitAt)
+	require.Equal(t, kpe.InsReadPurse, ins[debitAt-2], "READ PURSE comes just before DEBIT")
+	t.Logf("one payment sends %d APDUs to the card (DEBIT is #%d)", len(ins), debitAt)
+
+	// torn pays with fault f armed and puts the card back once the agent
+	// has seen it go
+	torn := func(t *testing.T, f cardsim.Fault, key string, amount int64) api.PayResult {
+		t.Helper()
+		require.NoError(t, r.lab.SetFault(0, f))
+		res, status, e := r.pay(t, api.PayRequest{Amount: amount, MerchantRef: "INV-" + key, IdempotencyKey: key})
+		require.Equal(t, http.StatusOK, status, "%+v", e)
+		require.NoError(t, r.lab.ClearFault(0))
+		require.Eventually(t, func() bool {
+			st, err := r.lab.SlotStatus(0)
+			return err == nil && !st.Inserted
+		}, 5*time.Second, 10*time.Millisecond)
+		r.waitReader(t, pcsctest.Slot0, func(rd api.Reader) bool { return !rd.CardPresent })
+		return res
+	}
+	journal := func(t *testing.T) *outbox.PurseJournal {
+		t.Helper()
+		j, err := r.ob.PurseJournalOf(budiSerial)
+		require.NoError(t, err)
+		return j
+	}
+
+	t.Run("answer lost after DEBIT, settled by an authentication", func(t *testing.T) {
+		res := torn(t, cardsim.Fault{AnswerLostAtAPDU: debitAt}, "tear-after", 20_000)
+		assert.Equal(t, api.PayPending, res.Status, "%+v", res)
+		assert.Equal(t, "card-removed", res.Reason)
+		assert.Equal(t, "Kartu dicabut saat didebit: masukkan kembali kartu untuk mengetahui hasilnya.", res.Message)
+		balance -= 20_000
+		st, log := purseOf(t, card)
+		require.Equal(t, balance, st.Balance, "the card took the DEBIT")
+		j := journal(t)
+		require.NotNil(t, j)
+		assert.Equal(t, outbox.PurseSent, j.Step)
+		assert.Equal(t, log[0].SAMTxn, j.SAMTxn)
+		n := len(r.payRecords(t))
+		// asked while the card is away: still pending, nothing debited
+		got, status, e := r.payStatus(t, "tear-after")
+		require.Equal(t, http.StatusOK, status, "%+v", e)
+		assert.Equal(t, api.PayPending, got.Status)
+		// the card back; the clerk authenticates it for another service
+		r.insertCard(t, card)
+		var auth api.AuthResult
+		status, e = r.call("POST", api.PathAuth, api.AuthRequest{Service: "askes", Operator: "clerk-01"}, &auth)
+		require.Equal(t, http.StatusOK, status, "%+v", e)
+		assert.Nil(t, journal(t), "settled")
+		recs := r.payRecords(t)
+		require.Len(t, recs, n+1)
+		checkPayRecord(t, recs[n], log[0], 20_000, "INV-tear-after", true)
+		// the book answers done with the record's code, without a new debit
+		got, status, e = r.pay(t, api.PayRequest{Amount: 20_000, MerchantRef: "INV-tear-after", IdempotencyKey: "tear-after"})
+		require.Equal(t, http.StatusOK, status, "%+v", e)
+		assert.Equal(t, api.PayDone, got.Status, "%+v", got)
+		assert.Equal(t, codeOf(t, recs[n]), got.Code)
+		assert.Equal(t, int64(balance), *got.Balance)
+		st, _ = purseOf(t, card)
+		assert.Equal(t, balance, st.Balance, "debited once")
+	})
+
+	t.Run("removed at DEBIT, settled by the payment's retry", func(t *testing.T) {
+		n := len(r.payRecords(t))
+		res := torn(t, cardsim.Fault{RemoveAtAPDU: debitAt}, "tear-before", 30_000)
+		assert.Equal(t, api.PayPending, res.Status, "%+v", res)
+		st, _ := purseOf(t, card)
+		require.Equal(t, balance, st.Balance, "the DEBIT never reached the card")
+		require.NotNil(t, journal(t))
+		r.insertCard(t, card)
+		// the clerk retries with the same key: resolved from the log, not
+		// debited
+		got, status, e := r.pay(t, api.PayRequest{Amount: 30_000, MerchantRef: "INV-tear-before", IdempotencyKey: "tear-before"})
+		require.Equal(t, http.StatusOK, status, "%+v", e)
+		assert.Equal(t, api.PayNotDone, got.Status, "%+v", got)
+		assert.Equal(t, "not-in-log", got.Reason)
+		assert.Nil(t, journal(t))
+		st, _ = purseOf(t, card)
+		assert.Equal(t, balance, st.Balance)
+		assert.Len(t, r.payRecords(t), n)
+		// the same key stays not done; a new key pays
+		got, _, _ = r.pay(t, api.PayRequest{Amount: 30_000, IdempotencyKey: "tear-before"})
+		assert.Equal(t, api.PayNotDone, got.Status)
+		got, status, e = r.pay(t, api.PayRequest{Amount: 30_000, IdempotencyKey: "tear-before-2"})
+		require.Equal(t, http.StatusOK, status, "%+v", e)
+		require.Equal(t, api.PayDone, got.Status)
+		balance -= 30_000
+	})
+
+	t.Run("removed before DEBIT", func(t *testing.T) {
+		n := len(r.payRecords(t))
+		res := torn(t, cardsim.Fault{RemoveAtAPDU: debitAt - 1}, "tear-read", 5_000)
+		assert.Equal(t, api.PayNotDone, res.Status, "%+v", res)
+		assert.Equal(t, "not-sent", res.Reason)
+		assert.Nil(t, journal(t))
+		r.insertCard(t, card)
+		st, _ := purseOf(t, card)
+		assert.Equal(t, balance, st.Balance)
+		assert.Len(t, r.payRecords(t), n)
+	})
+
+	t.Run("journaled before PURSE MAC", func(t *testing.T) {
+		// a process killed between the journal and the SAM's answer
+		req := [16]byte{1, 2, 3}
+		require.NoError(t, r.ob.StartPurse(outbox.PurseJournal{Serial: budiSerial, Request: req, Kind: record.PurseDebit,
+			Step: outbox.PurseStarted, Amount: 7_000, Merchant: payMerchant}))
+		status, e := r.call("POST", api.PathAuth, api.AuthRequest{Service: "askes", Operator: "clerk-01"}, nil)
+		require.Equal(t, http.StatusOK, status, "%+v", e)
+		assert.Nil(t, journal(t))
+		b, err := r.ob.PurseRequest(req)
+		require.NoError(t, err)
+		assert.Equal(t, outbox.PurseRequestNotDone, b.Status)
+		assert.Equal(t, "not-sent", b.Reason)
+	})
+
+	t.Run("journaled by another SAM", func(t *testing.T) {
+		req := [16]byte{4, 5, 6}
+		require.NoError(t, r.ob.StartPurse(outbox.PurseJournal{Serial: budiSerial, Request: req, Kind: record.PurseDebit,
+			Step: outbox.PurseSent, Amount: 7_000, SAMSerial: [8]byte{9, 9, 9, 9, 9, 9, 9, 9}, SAMTxn: 3, TxnTime: time.Now().UnixMilli(), Merchant: payMerchant}))
+		// this SAM cannot tell: the entry stays, and no new payment of the
+		// card is taken meanwhile
+		_, status, e := r.pay(t, api.PayRequest{Amount: 1_000, IdempotencyKey: "tear-other-sam"})
+		assert.Equal(t, http.StatusConflict, status)
+		assert.Equal(t, "purse-pending", e.Code)
+		require.NotNil(t, journal(t))
+		b, err := r.ob.PurseRequest(req)
+		require.NoError(t, err)
+		assert.Equal(t, outbox.PurseRequestPending, b.Status)
+		require.NoError(t, r.ob.SettlePurseNotDone(budiSerial, req, "test"))
+	})
+
+	// the money adds up
+	var sum uint32
+	recs := r.payRecords(t)
+	for _, rec := range recs {
+		sum += rec.Purse.Amount
+	}
+	st, log := purseOf(t, card)
+	assert.Equal(t, uint32(budiStartBal), st.Balance+sum)
+	assert.Equal(t, balance, st.Balance)
+	assert.Equal(t, uint32(len(recs)), st.PTC)
+	assert.Len(t, log, len(recs))
+}
