@@ -2,6 +2,8 @@ package daemon_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"fmt"
 	"net/http"
 	"slices"
 	"testing"
@@ -500,4 +502,96 @@ func TestPayTear(t *testing.T) {
 	assert.Equal(t, balance, st.Balance)
 	assert.Equal(t, uint32(len(recs)), st.PTC)
 	assert.Len(t, log, len(recs))
+}
+
+// TestPayTearAtEveryAPDU pulls the card at every APDU of a payment, once
+// before the card gets the command (RemoveAtAPDU) and once after it
+// processed it (AnswerLostAtAPDU), and puts it back. The clerk then asks
+// again with the same key (POST /v1/pay: answered from the book, a
+// pending one settled from the card's log, one the book does not know
+// taken afresh). Every payment ends done or not done, none pending, and
+// the money adds up: the card's balance went down by exactly the amounts
+// of the payment records, one record per payment done, each request done
+// at most once.
+func TestPayTearAtEveryAPDU(t *testing.T) {
+	r := newPayRig(t)
+	card := freshBudi(t)
+	r.insertCard(t, card)
+	require.NoError(t, r.lab.PlaceFinger(0, cardsim.FingerGenuine))
+
+	mark := card.count()
+	res, status, e := r.pay(t, api.PayRequest{Amount: 1_000, IdempotencyKey: "sweep-dry"})
+	require.Equal(t, http.StatusOK, status, "%+v", e)
+	require.Equal(t, api.PayDone, res.Status)
+	n := len(card.since(mark))
+	require.Positive(t, n)
+	done := map[string]bool{"sweep-dry": true}
+
+	run := func(t *testing.T, key string, f cardsim.Fault) {
+		require.NoError(t, r.lab.SetFault(0, f))
+		res, status, e := r.pay(t, api.PayRequest{Amount: 1_000, IdempotencyKey: key})
+		require.NoError(t, r.lab.ClearFault(0))
+		if status == http.StatusOK {
+			require.Contains(t, []string{api.PayDone, api.PayNotDone, api.PayPending}, res.Status)
+		} else {
+			// the card left before anything was journaled
+			assert.Equal(t, "card-removed", e.Code, "%+v", e)
+		}
+		require.Eventually(t, func() bool {
+			st, err := r.lab.SlotStatus(0)
+			return err == nil && !st.Inserted
+		}, 5*time.Second, 10*time.Millisecond, "the fault removed the card")
+		r.waitReader(t, pcsctest.Slot0, func(rd api.Reader) bool { return !rd.CardPresent })
+		r.insertCard(t, card)
+		again, status, e := r.pay(t, api.PayRequest{Amount: 1_000, IdempotencyKey: key})
+		require.Equal(t, http.StatusOK, status, "%+v", e)
+		require.Contains(t, []string{api.PayDone, api.PayNotDone}, again.Status, "settled: %+v", again)
+		if res.Status == api.PayDone || res.Status == api.PayNotDone {
+			assert.Equal(t, res.Status, again.Status, "the book's answer")
+		}
+		done[key] = again.Status == api.PayDone
+		j, err := r.ob.PurseJournals()
+		require.NoError(t, err)
+		assert.Empty(t, j)
+	}
+	for pos := 1; pos <= n; pos++ {
+		for _, c := range []struct {
+			name string
+			f    cardsim.Fault
+		}{{"remove", cardsim.Fault{RemoveAtAPDU: pos}}, {"answer-lost", cardsim.Fault{AnswerLostAtAPDU: pos}}} {
+			key := fmt.Sprintf("sweep-%s-%02d", c.name, pos)
+			t.Run(key, func(t *testing.T) { run(t, key, c.f) })
+		}
+	}
+
+	// the money adds up
+	recs := r.payRecords(t)
+	var sum uint32
+	seen := map[[16]byte]bool{}
+	for _, rec := range recs {
+		sum += rec.Purse.Amount
+		assert.False(t, seen[rec.Purse.Request], "one record per request")
+		seen[rec.Purse.Request] = true
+	}
+	want := 0
+	for key, ok := range done {
+		if ok {
+			want++
+			assert.True(t, seen[payRequestIDOf(key)], "%s done has its record", key)
+		}
+	}
+	assert.Len(t, recs, want)
+	st, log := purseOf(t, card)
+	assert.Equal(t, uint32(budiStartBal), st.Balance+sum)
+	assert.Equal(t, uint32(len(recs)), st.PTC, "one card transaction per record")
+	if len(log) < kpe.PurseLogSize {
+		assert.Len(t, log, len(recs))
+	}
+	t.Logf("%d tears: %d payments done, %d not done", 2*n, want-1, 2*n+1-want)
+}
+
+// payRequestIDOf is the request id of a payment key at the rig's terminal.
+func payRequestIDOf(key string) [16]byte {
+	h := sha256.Sum256([]byte("KPE-PAY\x00" + terminal + "\x00" + key))
+	return [16]byte(h[:16])
 }
