@@ -292,6 +292,33 @@ export interface RenewalView {
   record_id?: string;
 }
 
+export interface PayOptions extends CallOptions {
+  /** Whole rupiah, 1 to the terminal's ewallet.max_payment. */
+  amount: number;
+  /** The clerk's ID, recorded with the payment. */
+  operator: string;
+  /** 1 to 64 printable ASCII characters: made once per payment, sent again unchanged on a retry. */
+  idempotencyKey: string;
+  /** The merchant's reference (an invoice number), at most 64 bytes. */
+  merchantRef?: string;
+  reader?: string;
+  waitSeconds?: number;
+  confirmLastTry?: boolean;
+}
+
+export interface PayResult {
+  status: "done" | "not-done" | "pending";
+  idempotency_key: string;
+  amount: number;
+  /** done: the payment record's receipt code and id, the card's balance after. */
+  code?: string;
+  record_id?: string;
+  balance?: number;
+  /** not-done, pending: why (docs/ewallet.md). */
+  reason?: string;
+  message?: string;
+}
+
 export interface KioskView {
   kind: CardKind;
   verified: boolean;
@@ -432,6 +459,10 @@ export class KpeClient {
   /** Answers when the renewal ended; not bounded by timeoutMs. */
   renewalApply(reader: string, o?: CallOptions): Promise<RenewalView>;
   renewalDecline(reader: string, o?: CallOptions): Promise<void>;
+  /** An e-wallet payment (docs/ewallet.md); not bounded by timeoutMs. */
+  pay(req: PayOptions): Promise<PayResult>;
+  /** The outcome of a payment by its idempotency key. */
+  payStatus(key: string, o?: CallOptions & { reader?: string }): Promise<PayResult>;
   /** image/jpeg */
   kioskPhoto(reader: string, o?: CallOptions): Promise<Blob>;
   /** image/png */

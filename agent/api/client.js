@@ -584,6 +584,46 @@ export class KpeClient {
   }
 
   /**
+   * Takes an e-wallet payment from the card in the reader (docs/ewallet.md):
+   * `amount` whole rupiah, the merchant's reference, and an idempotency key
+   * made once per payment and sent again unchanged on every retry (the
+   * agent answers a known key from its request book and never debits
+   * twice). Answers {status: "done" | "not-done" | "pending", ...}. Not
+   * bounded by timeoutMs: the debit runs to its end.
+   * @param {{amount: number, operator: string, idempotencyKey: string, merchantRef?: string, reader?: string,
+   *   waitSeconds?: number, confirmLastTry?: boolean, signal?: AbortSignal}} req
+   */
+  pay(req) {
+    if (typeof req !== "object" || req === null) throw new TypeError("kpe-agent client: pay needs {amount, operator, idempotencyKey, ...}");
+    if (!Number.isSafeInteger(req.amount)) throw new TypeError("kpe-agent client: amount must be an integer (rupiah)");
+    /** @type {Record<string, unknown>} */
+    const body = { amount: req.amount, operator: needString(req.operator, "operator"), idempotency_key: needString(req.idempotencyKey, "idempotencyKey") };
+    const ref = optString(req.merchantRef, "merchantRef");
+    if (ref) body.merchant_ref = ref;
+    const reader = optString(req.reader, "reader");
+    if (reader) body.reader = reader;
+    if (req.waitSeconds !== undefined) {
+      if (!Number.isInteger(req.waitSeconds) || req.waitSeconds < 0) throw new TypeError("kpe-agent client: waitSeconds must be an integer >= 0");
+      if (req.waitSeconds > 0) body.wait_seconds = req.waitSeconds;
+    }
+    if (req.confirmLastTry) body.confirm_last_try = true;
+    return this.#call("POST", "/v1/pay", { body, signal: req.signal, bounded: false });
+  }
+
+  /**
+   * The outcome of the payment of `key`; a pending one is settled first
+   * when its card is in the reader.
+   * @param {string} key @param {{reader?: string, signal?: AbortSignal}} [o]
+   */
+  payStatus(key, o = {}) {
+    /** @type {Record<string, unknown>} */
+    const body = { idempotency_key: needString(key, "key") };
+    const reader = optString(o.reader, "reader");
+    if (reader) body.reader = reader;
+    return this.#call("POST", "/v1/pay/status", { body, signal: o.signal, bounded: false });
+  }
+
+  /**
    * The KPE's photo (image/jpeg) for the kiosk view. Show it with
    * URL.createObjectURL and revoke that URL when the card leaves.
    * @param {string} reader @param {{signal?: AbortSignal}} [o]

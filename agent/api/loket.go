@@ -56,6 +56,9 @@ var counterRoutes = map[string]bool{
 	"POST " + PathRenewalCheck:   true,
 	"POST " + PathRenewalApply:   true,
 	"POST " + PathRenewalDecline: true,
+	// e-wallet payments taken by the clerk
+	"POST " + PathPay:       true,
+	"POST " + PathPayStatus: true,
 }
 
 // isLoketPage says r asks for the counter screen or one of its files.

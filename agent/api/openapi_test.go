@@ -223,6 +223,9 @@ func TestOpenAPISchemas(t *testing.T) {
 		{"RenewalView", RenewalView{}, true},
 		{"RenewalField", RenewalField{}, true},
 		{"RenewalRequest", RenewalRequest{}, false},
+		{"PayRequest", PayRequest{}, false},
+		{"PayStatusRequest", PayStatusRequest{}, false},
+		{"PayResult", PayResult{}, true},
 		{"LoketLogin", LoketLogin{}, true},
 		{"TodayCodes", TodayCodes{}, true},
 	} {
@@ -241,7 +244,7 @@ func TestOpenAPISchemas(t *testing.T) {
 	assert.Equal(t, []string{AnswerCancel, AnswerContinue}, oaStrs(oaNode(schemas, "PromptRequest", "properties", "answer", "enum")))
 	assert.Equal(t, []string{CodeQueued, CodeRejected, CodeSynced}, oaStrs(oaNode(schemas, "TodayCode", "properties", "state", "enum")))
 	types := oaStrs(oaNode(schemas, "Event", "properties", "type", "enum"))
-	assert.Equal(t, []string{EventReader, EventRenewal, EventSAM, EventService, EventSession, EventSync}, types)
+	assert.Equal(t, []string{EventPayment, EventReader, EventRenewal, EventSAM, EventService, EventSession, EventSync}, types)
 }
 
 // errorEnums finds every per-response list of error codes: the enum of

@@ -63,6 +63,8 @@ const (
 	PathRenewalCheck   = "/v1/renewal/check"   // POST RenewalRequest → RenewalView: ask the back office for an offer
 	PathRenewalApply   = "/v1/renewal/apply"   // POST RenewalRequest → RenewalView: write the offered update (the holder agreed)
 	PathRenewalDecline = "/v1/renewal/decline" // POST RenewalRequest → 204: not now
+	PathPay            = "/v1/pay"             // POST PayRequest → PayResult: an e-wallet payment (docs/ewallet.md)
+	PathPayStatus      = "/v1/pay/status"      // POST PayStatusRequest → PayResult: a payment's outcome by its idempotency key
 )
 
 // ServiceKiosk is the service of a self-service kiosk session, the only
@@ -301,6 +303,7 @@ const (
 	EventSync    = "sync"    // a sync requested through PathSync ended
 	EventService = "service" // PC/SC lost or restored
 	EventRenewal = "renewal" // a card data renewal's view changed state (RenewalView.State)
+	EventPayment = "payment" // a payment's state: PayPaying, then PayResult.Status
 )
 
 // Event is one change, streamed on PathEvents.

@@ -95,6 +95,13 @@ var codes = map[string]codeInfo{
 	CodeSyncFailed:      {http.StatusBadGateway, true},
 	CodeCardError:       {http.StatusUnprocessableEntity, true},
 	CodeInternal:        {http.StatusInternalServerError, true},
+	// payments (pay.go)
+	CodeEWalletDisabled:   {http.StatusConflict, false},
+	CodeAmountInvalid:     {http.StatusBadRequest, false},
+	CodeAmountTooLarge:    {http.StatusUnprocessableEntity, false},
+	CodeInsufficientFunds: {http.StatusUnprocessableEntity, false},
+	CodeNoPurse:           {http.StatusUnprocessableEntity, false},
+	CodePursePending:      {http.StatusConflict, false},
 }
 
 // Prompts and outcomes that are not errors, with words in the catalogue

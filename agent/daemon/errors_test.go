@@ -37,7 +37,7 @@ func TestEveryCodeHasItsWords(t *testing.T) {
 		}
 		seen[id] = code
 	}
-	for _, code := range []string{PromptPlaceFinger, PromptConfirmLastTry, OutcomeRecorded} {
+	for _, code := range []string{PromptPlaceFinger, PromptConfirmLastTry, OutcomeRecorded, OutcomePaymentDone, OutcomePaymentNotDone, OutcomePaymentPending} {
 		for _, a := range []i18n.Audience{i18n.Clerk, i18n.Holder} {
 			assert.True(t, i18n.Has(a.Key(code)), "%s has no %s wording", code, a)
 		}

@@ -325,6 +325,13 @@ func (d *Daemon) useCard(ctx context.Context, r *reader, s *cards.Session, req a
 		if err != nil {
 			return err
 		}
+		// a purse transaction of this card left unsettled (its card pulled
+		// at this terminal) is settled from the card's log first
+		if res.KPE != nil {
+			if _, err := d.settleJournaled(ctx, r, card, res.KPE.Info.Serial, *rec, nil); err != nil {
+				d.log.Warn("purse: the card's journaled transaction could not be settled now", "reader", r.name, "err", err)
+			}
+		}
 		// The wait for the SAM (another reader may be reading with it) is
 		// still before the point of no return: a cancel or a pulled card
 		// ends it, and nothing is signed.

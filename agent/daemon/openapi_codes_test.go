@@ -93,7 +93,7 @@ func TestOpenAPIErrorCodes(t *testing.T) {
 	for _, c := range oaLookup(doc, "components", "schemas", "Event", "properties", "message_code", "enum").([]any) {
 		msgCodes = append(msgCodes, c.(string))
 	}
-	assert.ElementsMatch(t, []string{PromptPlaceFinger, PromptConfirmLastTry, OutcomeRecorded}, msgCodes)
+	assert.ElementsMatch(t, []string{PromptPlaceFinger, PromptConfirmLastTry, OutcomeRecorded, OutcomePaymentDone, OutcomePaymentNotDone, OutcomePaymentPending}, msgCodes)
 }
 
 func oaLookup(m any, keys ...string) any {

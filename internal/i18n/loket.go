@@ -88,6 +88,37 @@ var loket = table{
 	"loket.codes.state.queued":   {"menunggu dikirim", "queued"},
 	"loket.codes.state.synced":   {"terkirim", "synced"},
 	"loket.codes.state.rejected": {"ditolak back office", "rejected by the back office"},
+	// the e-wallet payment panel (docs/ewallet.md): the clerk takes a
+	// payment from the card in the reader
+	"loket.pay.title":     {"Pembayaran dompet elektronik", "E-wallet payment"},
+	"loket.pay.amount":    {"Jumlah (Rp)", "Amount (Rp)"},
+	"loket.pay.reference": {"Referensi merchant (nomor nota)", "Merchant reference (invoice number)"},
+	"loket.pay.submit":    {"Terima pembayaran", "Take the payment"},
+	"loket.pay.retry":     {"Coba lagi pembayaran yang sama", "Retry the same payment"},
+	"loket.pay.new":       {"Pembayaran baru", "New payment"},
+	"loket.pay.paying":    {"Mendebit kartu… kartu jangan dicabut.", "Debiting the card… do not remove it."},
+	"loket.pay.done":      {"Pembayaran berhasil. Kode struk:", "Payment done. Receipt code:"},
+	"loket.pay.balance":   {"Saldo kartu sekarang: Rp", "Card balance now: Rp"},
+	"loket.pay.not-done":  {"Pembayaran tidak terjadi; kartu tidak didebit.", "The payment did not happen; the card was not debited."},
+	"loket.pay.pending":   {"Hasil belum diketahui: minta pemegang kartu memasukkan kartunya lagi, lalu tekan Coba lagi.", "Outcome not known yet: ask the card holder to insert the card again, then press Retry."},
+	"loket.pay.invalid":   {"Jumlah: bilangan bulat rupiah, paling sedikit 1.", "Amount: whole rupiah, at least 1."},
+
+	"loket.pay.reason.not-sent":           {"Perintah debit tidak sampai ke kartu; kartu tidak didebit.", "The debit never reached the card; the card was not debited."},
+	"loket.pay.reason.insufficient-funds": {"Kartu menolak: saldo tidak cukup.", "The card refused: its balance is too low."},
+	"loket.pay.reason.over-max-balance":   {"Kartu menolak: saldo akan melebihi batas maksimum kartu.", "The card refused: the balance would pass the card's maximum."},
+	"loket.pay.reason.mac-refused":        {"Kartu menolak otorisasi SAM; laporkan ke admin.", "The card refused the SAM's authorisation; report it to the administrator."},
+	"loket.pay.reason.purse-exhausted":    {"Penghitung transaksi dompet kartu sudah habis; kartu perlu diganti.", "The card's purse counter is exhausted; the card must be replaced."},
+	"loket.pay.reason.no-purse":           {"Kartu ini tidak memiliki dompet elektronik.", "This card has no e-wallet."},
+	"loket.pay.reason.no-purse-key":       {"SAM terminal ini tidak memegang kunci dompet; pembayaran tidak tersedia di terminal ini.", "This terminal's SAM holds no purse key; payments are not available at this terminal."},
+	"loket.pay.reason.card-refused":       {"Kartu menolak perintah debit; kartu tidak didebit.", "The card refused the debit; the card was not debited."},
+	"loket.pay.reason.not-in-log":         {"Log kartu menunjukkan pembayaran tidak terjadi; kartu tidak didebit.", "The card's log shows the payment did not happen; the card was not debited."},
+	"loket.pay.reason.card-removed":       {"Kartu dicabut saat didebit: masukkan kembali kartu untuk mengetahui hasilnya.", "The card was removed while it was debited: insert it again to learn the outcome."},
+	"loket.pay.reason.other-sam":          {"Transaksi ini diotorisasi oleh SAM lain; terminal ini tidak dapat menyelesaikannya. Laporkan ke admin.", "Another SAM authorised this transaction; this terminal cannot settle it. Report it to the administrator."},
+	"loket.pay.reason.proof-failed":       {"Bukti transaksi dari kartu tidak valid; back office akan merekonsiliasi. Laporkan ke admin.", "The card's transaction proof does not verify; the back office reconciles it. Report it to the administrator."},
+	"loket.pay.reason.log-overrun":        {"Log kartu tidak lagi mencakup transaksi ini; back office akan merekonsiliasi.", "The card's log no longer reaches this transaction; the back office reconciles it."},
+	"loket.pay.reason.not-recorded":       {"Kartu sudah didebit tetapi catatan belum tersimpan; jurnal menyimpannya sampai kartu dimasukkan lagi.", "The card was debited but the record is not stored; the journal keeps it until the card is inserted again."},
+	"loket.pay.reason.log-unreadable":     {"Log kartu tidak dapat dibaca: masukkan kembali kartu.", "The card's log could not be read: insert the card again."},
+
 	// the card data renewal on the counter screen (docs/renewal.md); the
 	// field labels are kiosk.renewal.field.*
 	"loket.renewal.title":           {"Pembaruan data kartu", "Card data renewal"},

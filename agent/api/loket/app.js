@@ -124,6 +124,7 @@ function showShift() {
   $("shift-current").hidden = !on;
   $("operator-name").textContent = operator;
   $("work").hidden = !on;
+  $("pay").hidden = !on;
 }
 
 $("shift-form").addEventListener("submit", (e) => {
@@ -273,6 +274,114 @@ $("cancel").addEventListener("click", async () => {
     run.ctl.abort();
     say(describe(err), "error");
   }
+});
+
+// --- e-wallet payments (docs/ewallet.md) ----------------------------------
+
+/**
+ * The payment attempt the panel shows: its idempotency key is made once,
+ * here, and sent again unchanged by Retry, so that the agent answers a
+ * retry from its request book and never debits the card twice.
+ * @type {{key: string, amount: number, ref: string, reader: string} | null}
+ */
+let payAttempt = null;
+let paying = false;
+/** The last payment answer, to word it again on a language switch. */
+let payShown = null;
+
+function newPayKey() {
+  const b = new Uint8Array(16);
+  crypto.getRandomValues(b);
+  return "loket-" + Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+}
+
+function payBusy(on) {
+  paying = on;
+  for (const id of ["pay-amount", "pay-ref", "pay-submit", "pay-retry", "pay-new"]) $(id).disabled = on;
+}
+
+/** Renders a payment answer (a result, or an error) for the clerk. */
+function showPay(res, err) {
+  payShown = { res, err };
+  $("pay-done").hidden = true;
+  $("pay-balance-line").hidden = true;
+  $("pay-message").textContent = "";
+  const settled = res && (res.status === "done" || res.status === "not-done");
+  $("pay-retry").hidden = !payAttempt || settled;
+  $("pay-new").hidden = !payAttempt;
+  if (err) {
+    $("pay-state").textContent = describe(err);
+    $("pay-state").dataset.kind = "error";
+    return;
+  }
+  if (!res) {
+    $("pay-state").textContent = paying ? t("pay.paying") : "";
+    $("pay-state").dataset.kind = "info";
+    return;
+  }
+  const words = { done: "pay.done", "not-done": "pay.not-done", pending: "pay.pending" };
+  $("pay-state").dataset.kind = res.status === "done" ? "ok" : res.status === "pending" ? "warn" : "error";
+  $("pay-state").textContent = res.status === "done" ? "" : t(words[res.status]);
+  if (res.status !== "done" && res.message) $("pay-message").textContent = res.message;
+  if (res.status === "done") {
+    $("pay-done").hidden = false;
+    $("pay-code").textContent = res.code || "";
+    if (res.balance !== undefined) {
+      $("pay-balance-line").hidden = false;
+      $("pay-balance").textContent = res.balance.toLocaleString(lang === "en" ? "en-GB" : "id-ID");
+    }
+  }
+}
+
+async function sendPay() {
+  const a = payAttempt;
+  if (!a || paying || !operator) return;
+  payBusy(true);
+  showPay(null, null);
+  try {
+    const res = await agent.pay({ amount: a.amount, operator, idempotencyKey: a.key, merchantRef: a.ref, reader: a.reader, waitSeconds: WAIT_CARD });
+    payBusy(false);
+    showPay(res, null);
+  } catch (err) {
+    payBusy(false);
+    if (isUnauthorized(err)) loggedOutNow();
+    else showPay(null, err);
+  }
+}
+
+$("pay-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  if (paying) return;
+  const v = $("pay-amount").value.trim();
+  const ok = /^[0-9]{1,10}$/.test(v) && Number(v) >= 1;
+  $("pay-invalid").hidden = ok;
+  if (!ok) return;
+  // a new attempt: a new key
+  payAttempt = { key: newPayKey(), amount: Number(v), ref: $("pay-ref").value.trim(), reader: reader() };
+  sendPay();
+});
+
+/** The shown payment's answer again (in the page's language now). */
+async function refreshPay() {
+  const a = payAttempt;
+  if (!a || !payShown?.res) return showPay(payShown?.res ?? null, payShown?.err ?? null);
+  try {
+    showPay(await agent.payStatus(a.key, { reader: a.reader }), null);
+  } catch (err) {
+    showPay(payShown.res, null);
+  }
+}
+
+$("pay-retry").addEventListener("click", () => sendPay());
+
+$("pay-new").addEventListener("click", () => {
+  if (paying) return;
+  payAttempt = null;
+  payShown = null;
+  $("pay-amount").value = "";
+  $("pay-ref").value = "";
+  showPay(null, null);
+  $("pay-amount").focus();
 });
 
 // --- the card data renewal (docs/renewal.md) -------------------------------
@@ -558,6 +667,7 @@ function setLang(l) {
   loadHealth();
   showCodes();
   if (renewalView && !renewalApplying) refreshRenewal();
+  if (payShown && !paying) refreshPay();
   // the agent words the events for each connection: follow them again
   if (!loggedOut && body.dataset.login === "ok") follow();
 }

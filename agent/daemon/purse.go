@@ -1,0 +1,333 @@
+package daemon
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"kpe-agent/agent/api"
+	"kpe-agent/apdu"
+	"kpe-agent/apdu/kpe"
+	"kpe-agent/sync/outbox"
+	"kpe-agent/sync/record"
+)
+
+// The purse transaction engine (docs/ewallet.md, part 2): the one way the
+// agent moves money on a card, for a payment (DEBIT) and a top-up
+// (CREDIT), and the resolution of a transaction whose card left before
+// its answer. Everything here runs inside the card's session goroutine
+// (cards.Session), with the card's PC/SC transaction begun and the SAM
+// leased by the caller.
+//
+// The order of one transaction, so that a process killed or a card
+// pulled at any point leaves either the journal entry or the record:
+//
+//  1. StartPurse: the card's journal entry and the request, pending
+//     (bbolt: fsynced before it returns);
+//  2. the SAM's PURSE MAC; its SAM serial and transaction number are
+//     journaled (UpdatePurse, step PurseSent) before the card is sent the
+//     command (journalingSAM);
+//  3. kpe.Debit or kpe.Credit: the card's proof, verified by the SAM;
+//  4. the SAM-signed record with the Purse field, appended with
+//     outbox.AppendPurse: record, journal removal and request done in one
+//     transaction.
+//
+// A refused command (insufficient funds, a bad MAC, over the maximum) or
+// one that never reached the card ends not done (SettlePurseNotDone). A
+// command that reached the card without its answer (the card pulled)
+// leaves the entry: the next authentication of that card, at any flow,
+// reads the card's log and settles it (resolvePurse) as done (a record
+// with Resolved) or not done. One request id is never sent twice.
+
+// Reasons of a purse request that is not done or pending (the request
+// book's Reason, api.PayResult.Reason); the catalogue words them for the
+// clerk (loket.pay.reason.<reason>).
+const (
+	purseNotSent       = "not-sent"           // the command never reached the card (it left before, or the SAM or journal failed)
+	purseInsufficient  = "insufficient-funds" // the card refused: less than the amount on it
+	purseOverMax       = "over-max-balance"   // the card refused: the credit would pass its maximum balance
+	purseMACRefused    = "mac-refused"        // the card refused the SAM's MAC
+	purseExhausted     = "purse-exhausted"    // the card's purse counter is at its end
+	purseNoPurse       = "no-purse"           // the card has no purse
+	purseNoKey         = "no-purse-key"       // this terminal's SAM holds no purse master
+	purseRefused       = "card-refused"       // the card refused the command otherwise
+	purseNotInLog      = "not-in-log"         // resolved: the card's log does not hold it, so it never took it
+	purseCardRemoved   = "card-removed"       // pending: the card left while it was sent the command
+	purseOtherSAM      = "other-sam"          // pending: another SAM authorised it; this terminal's SAM cannot resolve it
+	purseProofFailed   = "proof-failed"       // pending: the card's proof does not verify; the back office reconciles it
+	purseLogOverrun    = "log-overrun"        // pending: the card made too many transactions since to tell; the back office reconciles it
+	purseNotRecorded   = "not-recorded"       // pending: the card took it, the record could not be stored (the journal keeps it)
+	purseUnreadableLog = "log-unreadable"     // pending: the card's log could not be read
+)
+
+// purseTxn is one purse transaction to run.
+type purseTxn struct {
+	kind      record.PurseKind
+	request   [16]byte
+	amount    uint32
+	merchant  string // a payment's merchant (ewallet.merchant_id)
+	reference string // a payment's merchant reference
+}
+
+// purseOutcome is how a transaction or a resolution ended.
+type purseOutcome struct {
+	status   outbox.PurseStatus
+	request  [16]byte
+	amount   uint32
+	code     string // done: the record's receipt code
+	recordID [16]byte
+	balance  uint32 // done: the card's balance after it
+	resolved bool   // done from the card's log
+	reason   string // not done, pending
+}
+
+// journalingSAM is the SAM as kpe.Debit and kpe.Credit see it: its PURSE
+// MAC's transaction is journaled (step PurseSent) before the answer goes
+// back, so before the card can be sent the command. A journal that cannot
+// be written fails PURSE MAC: the command is not sent.
+type journalingSAM struct {
+	sam kpe.PurseSAM
+	ob  *outbox.Outbox
+	j   *outbox.PurseJournal
+}
+
+func (s *journalingSAM) PurseMAC(ctx context.Context, o kpe.PurseOrder) ([8]byte, uint32, [kpe.PurseMACLen]byte, error) {
+	serial, txn, mac, err := s.sam.PurseMAC(ctx, o)
+	if err != nil {
+		return serial, txn, mac, err
+	}
+	j := *s.j
+	j.SAMSerial, j.SAMTxn, j.TxnTime, j.PTC, j.Step, j.Time = serial, txn, o.Time, o.PTC, outbox.PurseSent, time.Time{}
+	if err := s.ob.UpdatePurse(j); err != nil {
+		return [8]byte{}, 0, [kpe.PurseMACLen]byte{}, fmt.Errorf("purse journal: %w", err)
+	}
+	*s.j = j
+	return serial, txn, mac, nil
+}
+
+func (s *journalingSAM) VerifyPurseProof(ctx context.Context, p kpe.PurseProof) error {
+	return s.sam.VerifyPurseProof(ctx, p)
+}
+
+// serial is the leased SAM's serial.
+func (l *samLease) serial() [8]byte {
+	l.h.mu.Lock()
+	defer l.h.mu.Unlock()
+	return l.h.info.Serial
+}
+
+// purseService is the record service of a purse kind.
+func purseService(k record.PurseKind) string {
+	if k == record.PurseCredit {
+		return record.ServiceTopUp
+	}
+	return record.ServicePayment
+}
+
+// runPurse runs t on the card (serial, its purse state st read in this
+// card transaction). tmpl is the authentication's record: the purse
+// record's checks, subject and operator. An error means nothing was
+// journaled (ErrPurseBusy: the card or the request has an entry).
+func (d *Daemon) runPurse(ctx context.Context, card apdu.Card, lease *samLease, serial [8]byte, st kpe.PurseState, t purseTxn, tmpl record.Record) (purseOutcome, error) {
+	j := outbox.PurseJournal{Serial: serial, Request: t.request, Kind: t.kind, Step: outbox.PurseStarted, Amount: t.amount,
+		PTC: st.PTC, Balance: st.Balance, Merchant: t.merchant, Reference: t.reference}
+	if err := d.ob.StartPurse(j); err != nil {
+		return purseOutcome{}, err
+	}
+	js := &journalingSAM{sam: lease.s, ob: d.ob, j: &j}
+	run := kpe.Debit
+	if t.kind == record.PurseCredit {
+		run = kpe.Credit
+	}
+	res, err := run(ctx, card, js, serial, t.amount, time.Now())
+	if err == nil {
+		j.Step, j.Time = outbox.PurseDone, time.Time{}
+		if err := d.ob.UpdatePurse(j); err != nil {
+			d.log.Error("purse: the journal cannot be updated", "step", j.Step.String(), "err", err)
+		}
+		p := &record.Purse{Kind: t.kind, Amount: t.amount, BalanceAfter: res.Proof.Balance, PTC: res.Proof.PTC, SAMTxn: res.Proof.SAMTxn,
+			TxnTime: res.Time, Proof: res.Proof.MAC, Request: t.request, Merchant: t.merchant, Reference: t.reference}
+		return d.sealPurse(ctx, lease, tmpl, j, p), nil
+	}
+	var pe *kpe.PurseError
+	sent := errors.As(err, &pe) && pe.Sent
+	switch {
+	case !sent:
+		// the card refused it, or it never reached the card
+		reason := purseReason(err)
+		d.log.Info("purse: not done", "card", hex.EncodeToString(serial[:]), "kind", t.kind.String(), "reason", reason, "err", err)
+		return d.settleNotDone(j, reason), nil
+	case cardGone(err) || errors.Is(err, apdu.ErrCardRemoved) || errors.Is(err, apdu.ErrTransport):
+		// sent, answer lost: the next insertion reads the card's log
+		d.log.Warn("purse: the card left while it was sent the command; the next insertion settles it", "card", hex.EncodeToString(serial[:]),
+			"kind", t.kind.String(), "sam_txn", j.SAMTxn, "err", err)
+		return purseOutcome{status: outbox.PurseRequestPending, request: t.request, amount: t.amount, reason: purseCardRemoved}, nil
+	}
+	// sent and answered, but not with a proof that verifies: the card's
+	// log tells whether it took the transaction
+	d.log.Warn("purse: the card's answer is not a verified proof; looking into its log", "card", hex.EncodeToString(serial[:]), "err", err)
+	return d.resolvePurse(ctx, card, lease, j, tmpl), nil
+}
+
+// purseReason is the reason code of a transaction that never reached the
+// card or that the card refused.
+func purseReason(err error) string {
+	switch {
+	case errors.Is(err, kpe.ErrInsufficientFunds):
+		return purseInsufficient
+	case errors.Is(err, kpe.ErrOverMaxBalance):
+		return purseOverMax
+	case errors.Is(err, kpe.ErrPurseMAC):
+		return purseMACRefused
+	case errors.Is(err, kpe.ErrPurseExhausted):
+		return purseExhausted
+	case errors.Is(err, kpe.ErrNoPurse):
+		return purseNoPurse
+	case errors.Is(err, kpe.ErrNoPurseKey):
+		return purseNoKey
+	}
+	var se *apdu.StatusError
+	if errors.As(err, &se) && !cardGone(err) {
+		return purseRefused
+	}
+	return purseNotSent
+}
+
+// settleNotDone ends j not done with reason.
+func (d *Daemon) settleNotDone(j outbox.PurseJournal, reason string) purseOutcome {
+	out := purseOutcome{status: outbox.PurseRequestNotDone, request: j.Request, amount: j.Amount, reason: reason}
+	if err := d.ob.SettlePurseNotDone(j.Serial, j.Request, reason); err != nil {
+		// the entry stays: the next insertion settles it again
+		d.log.Error("purse: the journal entry cannot be settled", "card", hex.EncodeToString(j.Serial[:]), "err", err)
+		out.status = outbox.PurseRequestPending
+	}
+	return out
+}
+
+// sealPurse has the SAM sign the purse record built from tmpl and p and
+// stores it with AppendPurse (the journal entry goes, the request is
+// done, in one transaction). A record that cannot be stored leaves the
+// entry: pending, resolved at the card's next insertion.
+func (d *Daemon) sealPurse(ctx context.Context, lease *samLease, tmpl record.Record, j outbox.PurseJournal, p *record.Purse) purseOutcome {
+	rec := tmpl
+	rec.Service, rec.Purse, rec.Renewal, rec.Version = purseService(p.Kind), p, nil, 0
+	rec.Time = time.Now()
+	var err error
+	out := purseOutcome{status: outbox.PurseRequestPending, request: j.Request, amount: j.Amount, reason: purseNotRecorded}
+	if rec.ID, err = record.NewID(); err != nil {
+		d.log.Error("purse: no record id", "err", err)
+		return out
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.cfg().Session.SignTimeout)
+	defer cancel()
+	var code string
+	err = d.commitWith(sctx, lease.signer, &rec, func(r *record.Record) (uint64, error) {
+		h, err := r.Hash()
+		if err != nil {
+			return 0, err
+		}
+		code = record.CodeOf(h).String()
+		return d.ob.AppendPurse(r, code)
+	})
+	if err != nil {
+		d.log.Error("purse: the card took the transaction but its record cannot be stored; the journal keeps it", "card", hex.EncodeToString(j.Serial[:]), "err", err)
+		return out
+	}
+	d.log.Info("purse transaction recorded", "kind", p.Kind.String(), "amount", p.Amount, "resolved", p.Resolved, "record", hex.EncodeToString(rec.ID[:]))
+	return purseOutcome{status: outbox.PurseRequestDone, request: j.Request, amount: j.Amount, code: code, recordID: rec.ID, balance: p.BalanceAfter, resolved: p.Resolved}
+}
+
+// resolvePurse settles the journal entry j from the card's log: found
+// (and its proof verified by the SAM), done with a record marked
+// Resolved; not found while the log reaches back to it, not done. An
+// entry journaled before PURSE MAC answered never reached the card. Only
+// the SAM that authorised it resolves it (this terminal's SAM since).
+func (d *Daemon) resolvePurse(ctx context.Context, card apdu.Card, lease *samLease, j outbox.PurseJournal, tmpl record.Record) purseOutcome {
+	pending := func(reason string) purseOutcome {
+		return purseOutcome{status: outbox.PurseRequestPending, request: j.Request, amount: j.Amount, reason: reason}
+	}
+	card8 := hex.EncodeToString(j.Serial[:])
+	if j.SAMTxn == 0 {
+		d.log.Info("purse: a journaled transaction never reached the card; not done", "card", card8, "request", hex.EncodeToString(j.Request[:]))
+		return d.settleNotDone(j, purseNotSent)
+	}
+	if got := lease.serial(); got != j.SAMSerial {
+		d.log.Warn("purse: the journaled transaction was authorised by another SAM; this SAM cannot resolve it",
+			"card", card8, "journal_sam", hex.EncodeToString(j.SAMSerial[:]), "sam", hex.EncodeToString(got[:]))
+		return pending(purseOtherSAM)
+	}
+	log, err := kpe.ReadPurseLog(ctx, card, d.o.Cards.Profiles.KPEAID)
+	if err != nil {
+		d.log.Warn("purse: the card's log cannot be read; the transaction stays pending", "card", card8, "err", err)
+		if cardGone(err) {
+			return pending(purseCardRemoved)
+		}
+		return pending(purseUnreadableLog)
+	}
+	e, found := kpe.FindInLog(log, j.SAMSerial, j.SAMTxn)
+	if !found {
+		// the log holds the last PurseLogSize transactions: when it is
+		// full and its oldest is past the journaled one's, the card may
+		// have taken it and pushed it out since
+		if len(log) == kpe.PurseLogSize && log[len(log)-1].PTC > j.PTC+1 {
+			d.log.Error("purse: the card's log no longer reaches the journaled transaction; the back office reconciles it", "card", card8, "ptc", j.PTC)
+			return pending(purseLogOverrun)
+		}
+		d.log.Info("purse: the card's log does not hold the journaled transaction; not done", "card", card8, "sam_txn", j.SAMTxn)
+		return d.settleNotDone(j, purseNotInLog)
+	}
+	if e.Kind != kpe.PurseKind(j.Kind) || e.Amount != j.Amount || e.Time != j.TxnTime {
+		d.log.Error("purse: the card's log entry of the journaled transaction does not match it", "card", card8, "sam_txn", j.SAMTxn)
+		return pending(purseProofFailed)
+	}
+	if err := lease.s.VerifyPurseProof(ctx, e.Proof(j.Serial)); err != nil {
+		d.log.Error("purse: the card's proof in its log does not verify", "card", card8, "sam_txn", j.SAMTxn, "err", err)
+		if cardGone(err) {
+			return pending(purseCardRemoved)
+		}
+		return pending(purseProofFailed)
+	}
+	d.log.Info("purse: the card's log holds the journaled transaction; recording it", "card", card8, "sam_txn", j.SAMTxn)
+	p := &record.Purse{Kind: j.Kind, Amount: j.Amount, BalanceAfter: e.Balance, PTC: e.PTC, SAMTxn: e.SAMTxn, TxnTime: e.Time,
+		Proof: e.MAC, Request: j.Request, Merchant: j.Merchant, Reference: j.Reference, Resolved: true}
+	return d.sealPurse(ctx, lease, tmpl, j, p)
+}
+
+// settleJournaled resolves the card's purse journal entry, if it has one,
+// in an authentication of any flow (the card read and its holder's
+// fingerprint checked as the flow asks; tmpl is its record). It runs in
+// the card's session: it begins the card's transaction and leases the
+// SAM itself when there is an entry. It returns the outcome, nil when the
+// card had no entry.
+func (d *Daemon) settleJournaled(ctx context.Context, r *reader, card apdu.Card, serial [8]byte, tmpl record.Record, lease *samLease) (*purseOutcome, error) {
+	j, err := d.ob.PurseJournalOf(serial)
+	if err != nil || j == nil {
+		return nil, err
+	}
+	if err := card.BeginTransaction(ctx); err != nil {
+		return nil, err
+	}
+	defer card.EndTransaction()
+	if lease == nil {
+		lctx, cancel := context.WithTimeout(ctx, d.cfg().Session.SignTimeout)
+		lease, err = d.sam.lease(lctx)
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+		defer lease.release()
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.cfg().Session.ReadTimeout)
+	defer cancel()
+	out := d.resolvePurse(rctx, card, lease, *j, tmpl)
+	d.publishPurse(r, out)
+	return &out, nil
+}
+
+// publishPurse tells the event stream of a purse outcome.
+func (d *Daemon) publishPurse(r *reader, out purseOutcome) {
+	ev := api.Event{Type: api.EventPayment, Reader: r.name, State: payStatus(out.status), Code: out.code, MessageCode: payMessageCode(out)}
+	d.publish(ev)
+}
