@@ -61,7 +61,7 @@ func (r *rig) checkMoney(t *testing.T, card cardsim.Card, start uint32) []backof
 	assert.Equal(t, st.PTC, view.LastPTC)
 	assert.Zero(t, view.Repeats)
 	assert.Empty(t, view.Missing, "no PTC missing")
-	alarms, err := r.svc.Alarms(ctx, backoffice.AlarmQuery{})
+	alarms, err := r.svc.Alarms(ctx, backoffice.AlarmQuery{Limit: 1000})
 	require.NoError(t, err)
 	for _, a := range alarms {
 		assert.False(t, strings.HasPrefix(a.Kind, "purse-"), "purse alarm: %+v", a)

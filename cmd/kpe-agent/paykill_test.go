@@ -295,7 +295,7 @@ func (p *payKill) step(t *testing.T, name string, afterDebit bool, kill func(t *
 		}
 		require.Zero(t, view.Repeats)
 		require.Empty(t, view.Missing)
-		alarms, err := lt.store.Alarms(ctx, backoffice.AlarmQuery{})
+		alarms, err := lt.store.Alarms(ctx, backoffice.AlarmQuery{Limit: 1000})
 		require.NoError(t, err)
 		require.Empty(t, alarms, "no alarm (purse counter, proof, balance, SAM counter)")
 		p.paid = debits
@@ -383,7 +383,9 @@ func (p *payKill) synced(t *testing.T) {
 // purseDirect sends APDUs to a lab card out of its slot.
 type purseDirect struct{ c cardsim.Card }
 
-func (d purseDirect) Transmit(_ context.Context, cmd []byte) ([]byte, error) { return d.c.Process(cmd), nil }
+func (d purseDirect) Transmit(_ context.Context, cmd []byte) ([]byte, error) {
+	return d.c.Process(cmd), nil
+}
 
 // purseState reads the card's purse (the card out of its slot).
 func purseState(t *testing.T, c cardsim.Card) kpe.PurseState {
