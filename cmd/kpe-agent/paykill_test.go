@@ -78,9 +78,8 @@ func TestPayAgentKilledAtEveryStep(t *testing.T) {
 	pcsctest.WaitCard(t, pcsctest.Slot1, false, 5*time.Second)
 	p.sam = pcsctest.Insert(t, lt.lab, 1, "lab/cards/sam.json")
 	lt.agent.waitHealth(t, samActive)
-	var err2 error
-	p.card, err2 = cardsim.LoadCard(pcsctest.RepoPath("testdata/cards/lab/cards/kpe-budi.json"))
-	require.NoError(t, err2)
+	p.card, err = cardsim.LoadCard(pcsctest.RepoPath("testdata/cards/lab/cards/kpe-budi.json"))
+	require.NoError(t, err)
 	st := purseState(t, p.card)
 	require.Equal(t, uint32(killStartPurse), st.Balance)
 
