@@ -73,11 +73,6 @@ func TestPayAgentKilledAtEveryStep(t *testing.T) {
 	require.NoError(t, err)
 	lt := startLabTerminalWith(t, labOptions{purseKeys: keys})
 	p := &payKill{lt: lt}
-	// our own SAM object, so that a step can pull it and put it back
-	require.NoError(t, lt.lab.Remove(1))
-	pcsctest.WaitCard(t, pcsctest.Slot1, false, 5*time.Second)
-	p.sam = pcsctest.Insert(t, lt.lab, 1, "lab/cards/sam.json")
-	lt.agent.waitHealth(t, samActive)
 	p.card, err = cardsim.LoadCard(pcsctest.RepoPath("testdata/cards/lab/cards/kpe-budi.json"))
 	require.NoError(t, err)
 	st := purseState(t, p.card)
@@ -175,7 +170,7 @@ func TestPayAgentKilledAtEveryStep(t *testing.T) {
 // payKill is the state of TestPayAgentKilledAtEveryStep.
 type payKill struct {
 	lt         *labTerminal
-	sam, card  cardsim.Card
+	card       cardsim.Card
 	runs, done int
 	paid       int64 // the ledger's debits so far
 	key, ref   string
