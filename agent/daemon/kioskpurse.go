@@ -52,7 +52,6 @@ const (
 	topupExpired     = "expired"                   // the authorisation expired
 	topupOverLimit   = "over-limit"                // the balance after it would pass ewallet.max_balance or the card's maximum
 	topupPending     = "purse-pending"             // the card has an earlier transaction this terminal cannot settle
-	topupTried       = "tried-here"                // this terminal tried this top-up and did not credit it: it is not run here again
 )
 
 // purseRun is the e-wallet view and top-up of one card session.
@@ -274,9 +273,9 @@ func (d *Daemon) checkAuthorisation(a *topup.Authorisation, serial [8]byte, st k
 	case b == nil:
 		return ""
 	case b.Status == outbox.PurseRequestNotDone:
-		// the request book keeps one outcome per request id: this top-up
-		// is not run here again while it keeps this one
-		return topupTried
+		// the card never took it: it may be tried again (creditCard
+		// drops the book's outcome first)
+		return ""
 	case b.Status == outbox.PurseRequestPending:
 		return topupPending
 	}
@@ -450,6 +449,16 @@ func (d *Daemon) creditCard(ctx context.Context, r *reader, s *cards.Session, ru
 		if reason := d.checkAuthorisation(a, serial, st); reason != "" {
 			out = notDone(reason)
 			return nil
+		}
+		// a top-up that was not done before (the card never took it) is
+		// tried again under the same request id
+		if b, err := d.ob.PurseRequest(a.ID); err != nil {
+			return fail(CodeInternal, err)
+		} else if b != nil {
+			if err := d.ob.ForgetPurseNotDone(a.ID); err != nil {
+				out = notDone(topupReplayed)
+				return nil
+			}
 		}
 		d.publish(api.Event{Type: api.EventTopUp, Reader: r.name, State: api.PayPaying})
 		out, err = d.runPurse(rctx, card, lease, serial, st, purseTxn{kind: record.PurseCredit, request: a.ID, amount: a.Amount}, tmpl)

@@ -238,7 +238,6 @@ var kiosk = table{
 	"kiosk.topup.reason.expired":          {"Masa berlaku isi ulang sudah habis; coba lagi.", "The top-up expired; try again."},
 	"kiosk.topup.reason.over-limit":       {"Isi ulang ini melebihi saldo maksimum kartu Anda.", "This top-up would take your card over its maximum balance."},
 	"kiosk.topup.reason.purse-pending":    {"Transaksi sebelumnya di kartu Anda belum selesai. Silakan hubungi petugas.", "An earlier transaction on your card is not settled yet. Please ask the staff."},
-	"kiosk.topup.reason.tried-here":       {"Isi ulang ini sudah dicoba di anjungan ini dan tidak berhasil. Silakan hubungi petugas.", "This top-up was tried at this kiosk and did not go through. Please ask the staff."},
 	"kiosk.topup.reason.not-sent":         {"Perintah isi ulang tidak sampai ke kartu; saldo Anda tidak diubah.", "The top-up never reached your card; your balance was not changed."},
 	"kiosk.topup.reason.over-max-balance": {"Kartu menolak: saldo akan melebihi batas maksimum kartu.", "The card refused: the balance would pass its maximum."},
 	"kiosk.topup.reason.mac-refused":      {"Kartu menolak isi ulang ini. Silakan hubungi petugas.", "The card refused this top-up. Please ask the staff."},
