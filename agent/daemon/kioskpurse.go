@@ -460,8 +460,15 @@ func (d *Daemon) creditCard(ctx context.Context, r *reader, s *cards.Session, ru
 				return nil
 			}
 		}
+		if err := ctx.Err(); err != nil {
+			return err // the card pulled before anything was journaled
+		}
+		// from here the credit runs to its end: a pulled card is its
+		// outcome (pending), not the call's error
 		d.publish(api.Event{Type: api.EventTopUp, Reader: r.name, State: api.PayPaying})
-		out, err = d.runPurse(rctx, card, lease, serial, st, purseTxn{kind: record.PurseCredit, request: a.ID, amount: a.Amount}, tmpl)
+		pctx, pcancel := context.WithTimeout(context.WithoutCancel(ctx), c.Session.ReadTimeout+c.Session.SignTimeout)
+		defer pcancel()
+		out, err = d.runPurse(pctx, card, lease, serial, st, purseTxn{kind: record.PurseCredit, request: a.ID, amount: a.Amount}, tmpl)
 		if errors.Is(err, outbox.ErrPurseBusy) {
 			out = notDone(topupReplayed)
 			return nil
@@ -470,7 +477,7 @@ func (d *Daemon) creditCard(ctx context.Context, r *reader, s *cards.Session, ru
 			return err
 		}
 		if out.status == outbox.PurseRequestDone {
-			if st, log, ok := d.readPurseLocked(rctx, card); ok {
+			if st, log, ok := d.readPurseLocked(pctx, card); ok {
 				run.mu.Lock()
 				run.st, run.log = st, log
 				run.mu.Unlock()
