@@ -373,6 +373,7 @@ func TestTopUpTearAtEveryAPDU(t *testing.T) {
 	require.Positive(t, n)
 	staged := map[[16]byte]string{dry.ID: "dry"}
 	credited := 1
+	outcomes := map[string]int{}
 
 	tear := func(t *testing.T, ref string, f cardsim.Fault) {
 		tu := r.stageTopUp(t, 1_000, ref)
@@ -385,8 +386,10 @@ func TestTopUpTearAtEveryAPDU(t *testing.T) {
 		require.NoError(t, r.lab.ClearFault(0))
 		if status == http.StatusOK {
 			require.Contains(t, []string{api.TopUpDone, api.TopUpNotDone, api.TopUpPending}, applied.TopUp.State)
+			outcomes[applied.TopUp.State]++
 		} else {
 			assert.Equal(t, "card-removed", e.Code, "%+v", e)
+			outcomes[e.Code]++
 		}
 		require.Eventually(t, func() bool {
 			st, err := r.lab.SlotStatus(0)
@@ -424,5 +427,6 @@ func TestTopUpTearAtEveryAPDU(t *testing.T) {
 	r.syncNow(t)
 	seen := r.moneyAddsUp(t, card, staged)
 	assert.Len(t, seen, len(staged), "every staged top-up credited exactly once in the end")
-	t.Logf("%d tears: %d top-ups credited after their tear was settled or on the retry; %s", 2*n, credited, time.Since(started).Round(time.Second))
+	assert.Positive(t, outcomes[api.TopUpPending], "some tears left the credit pending (settled by the next authentication)")
+	t.Logf("%d tears (%v); %d top-ups credited afterwards on a new check; %s", 2*n, outcomes, credited-1, time.Since(started).Round(time.Second))
 }
