@@ -33,7 +33,7 @@ const (
 )
 
 // newPayRig is the rig with payments on and the SAM in place.
-func newPayRig(t *testing.T) *rig {
+func newPayRig(t testing.TB) *rig {
 	r := newRigWith(t, rigOptions{})
 	r.setConf(func(c *config.Config) {
 		c.EWallet = config.EWallet{Enabled: true, MerchantID: payMerchant, MerchantName: "Apotik Sehat", MaxPayment: payMax,

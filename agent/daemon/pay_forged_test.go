@@ -69,7 +69,9 @@ func TestPayForgedReplayedOtherCard(t *testing.T) {
 		// the clone (a purse under other masters): refused, not debited
 		r.pull(t)
 		clone := pcsctest.Insert(t, r.lab, 0, "lab/cards/kpe-clone.json")
-		r.waitReader(t, pcsctest.Slot0, func(rd api.Reader) bool { return rd.CardPresent && (rd.State == api.StateAuthenticated || rd.State == api.StateFailed) })
+		r.waitReader(t, pcsctest.Slot0, func(rd api.Reader) bool {
+			return rd.CardPresent && (rd.State == api.StateAuthenticated || rd.State == api.StateFailed)
+		})
 		cb, _ := purseOf(t, clone)
 		res, status, e := r.pay(t, api.PayRequest{Amount: 1_000, IdempotencyKey: "forged-clone"})
 		t.Logf("the clone's payment: %d %+v %+v", status, e, res)
