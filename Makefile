@@ -145,6 +145,7 @@ bench: pcscd postgres bio-bench
 	$(GO) test -run='^$$' -bench=Settlement -benchtime=1x -count=1 -timeout=30m ./sync/backoffice/
 	$(GO) test -run='^$$' -bench=TwoNodes -benchtime=1x -count=1 -timeout=20m ./lab/fleet/
 	$(GO) test -run='^$$' -bench=TapToCode -benchtime=40x -count=1 ./agent/daemon/
+	$(GO) test -run='^$$' -bench=Payment -benchtime=40x -count=1 ./agent/daemon/
 	$(GO) test -run='^$$' -bench=Kiosk -benchtime=1x -count=1 -timeout=30m ./cmd/kpe-agent/
 	KPE_BENCH_IDLE=$(BENCH_IDLE) $(GO) test -run='^$$' -bench=IdleFootprint -benchtime=1x -count=1 ./cmd/kpe-agent/
 

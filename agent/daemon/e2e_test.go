@@ -35,6 +35,7 @@ import (
 	"kpe-agent/apdu"
 	"kpe-agent/apdu/pcsc"
 	"kpe-agent/internal/pgtest"
+	"kpe-agent/internal/purse"
 	"kpe-agent/lab/cardsim"
 	_ "kpe-agent/lab/cardsim/samapp"
 	"kpe-agent/lab/labpki"
@@ -237,7 +238,10 @@ func newRigWith(t testing.TB, o rigOptions) *rig {
 	t.Cleanup(func() { store.Close() })
 	r.store = store
 	r.issuer = rigIssuer(t, m, dir, o.hsm)
-	r.svc, err = backoffice.New(store, backoffice.Config{CA: samCA, Issuer: r.issuer, IssuerRoots: bkn})
+	// the lab's purse masters: the back office checks card proofs
+	purseKeys, err := purse.LoadLabKeys(filepath.Join(dir, "trust/purse-keys.json"))
+	require.NoError(t, err)
+	r.svc, err = backoffice.New(store, backoffice.Config{CA: samCA, Issuer: r.issuer, IssuerRoots: bkn, PurseKeys: purseKeys})
 	require.NoError(t, err)
 	tlsCA, err := labpki.NewCA("e2e TLS CA")
 	require.NoError(t, err)

@@ -33,7 +33,7 @@ const (
 )
 
 // newPayRig is the rig with payments on and the SAM in place.
-func newPayRig(t *testing.T) *rig {
+func newPayRig(t testing.TB) *rig {
 	r := newRigWith(t, rigOptions{})
 	r.setConf(func(c *config.Config) {
 		c.EWallet = config.EWallet{Enabled: true, MerchantID: payMerchant, MerchantName: "Apotik Sehat", MaxPayment: payMax,
@@ -512,7 +512,11 @@ func TestPayTear(t *testing.T) {
 // taken afresh). Every payment ends done or not done, none pending, and
 // the money adds up: the card's balance went down by exactly the amounts
 // of the payment records, one record per payment done, each request done
-// at most once.
+// at most once. Then the outbox is synced to the back office on
+// PostgreSQL (checkMoney): card balance + the ledger's debits = the start
+// balance, the shadow balance is the card's, every PTC once with its proof
+// verified, no purse alarm, and the merchant's settlement pays exactly the
+// payment records.
 func TestPayTearAtEveryAPDU(t *testing.T) {
 	r := newPayRig(t)
 	card := freshBudi(t)
@@ -588,6 +592,10 @@ func TestPayTearAtEveryAPDU(t *testing.T) {
 		assert.Len(t, log, len(recs))
 	}
 	t.Logf("%d tears: %d payments done, %d not done", 2*n, want-1, 2*n+1-want)
+	// and end to end: the outbox synced to the back office on PostgreSQL,
+	// its ledger, shadow balance and settlement agree with the card
+	rows := r.checkMoney(t, card, budiStartBal)
+	t.Logf("back office: %d ledger rows, every proof verified; the settlement pays Rp %d", len(rows), budiStartBal-st.Balance)
 }
 
 // payRequestIDOf is the request id of a payment key at the rig's terminal.

@@ -28,6 +28,7 @@ import (
 
 	"kpe-agent/agent/api"
 	"kpe-agent/agent/config"
+	"kpe-agent/internal/purse"
 	"kpe-agent/internal/systest"
 	"kpe-agent/lab/cardsim"
 	_ "kpe-agent/lab/cardsim/samapp"
@@ -128,6 +129,8 @@ type labOptions struct {
 	issuerRoots *x509.CertPool
 	// terminalHandler wraps the back office's terminal listener
 	terminalHandler func(http.Handler) http.Handler
+	// purseKeys: the back office checks card proofs with them (nil: unchecked)
+	purseKeys *purse.Keys
 }
 
 // startLabTerminalWith is startLabTerminal with o.
@@ -164,7 +167,7 @@ func startLabTerminalWith(t testing.TB, o labOptions) *labTerminal {
 	store, err := backoffice.OpenBolt(filepath.Join(state, "backoffice.db"))
 	require.NoError(t, err)
 	t.Cleanup(func() { store.Close() })
-	bo, err := backoffice.New(store, backoffice.Config{CA: samCA, Issuer: o.issuer, IssuerRoots: o.issuerRoots})
+	bo, err := backoffice.New(store, backoffice.Config{CA: samCA, Issuer: o.issuer, IssuerRoots: o.issuerRoots, PurseKeys: o.purseKeys})
 	require.NoError(t, err)
 	var terminal http.Handler = bo.TerminalHandler(nil)
 	if o.terminalHandler != nil {
