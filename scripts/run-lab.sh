@@ -102,9 +102,13 @@ fi
 issuer=$(scripts/lab-renewal.sh "$STATE" "$STATE/backoffice.db") || exit 1
 mapfile -t issuer_flags <<<"$issuer"
 export SOFTHSM2_CONF="$STATE/softhsm/softhsm2.conf" # the token's directory (scripts/softhsm-init.sh)
+# the e-wallet (docs/ewallet.md): a top-up staged for Budi, the bank as an
+# institution, and the lab's purse masters to check the cards' proofs
+ewallet=$(scripts/lab-ewallet.sh "$STATE" "$STATE/backoffice.db") || exit 1
+mapfile -t ewallet_flags <<<"$ewallet"
 
 say "back office: terminals https://$BO_TERMINAL, staff page http://$BO_STAFF"
-start bin/kpe-backoffice serve "${issuer_flags[@]}" --listen "$BO_TERMINAL" --staff-listen "$BO_STAFF" --db "$STATE/backoffice.db" \
+start bin/kpe-backoffice serve "${issuer_flags[@]}" "${ewallet_flags[@]}" --listen "$BO_TERMINAL" --staff-listen "$BO_STAFF" --db "$STATE/backoffice.db" \
   --sam-ca $LAB/trust/backoffice-ca.pem --tls-cert "$STATE/pki/server.pem" --tls-key "$STATE/pki/server-key.pem" \
   --client-ca "$STATE/pki/tls-ca.pem" --institution lab=Lab --institution-listen "$BO_INSTITUTIONS"
 wait_for "kpe-backoffice" $! curl -fsS -m 5 "http://$BO_STAFF/v1/health"
@@ -162,6 +166,12 @@ offer=$(api -X POST -d '{}' "http://$AGENT/v1/renewal/check") || { echo "the age
 printf '%s' "$offer" | grep -q '"state":"available"' || { echo "no renewal offered for Budi: $offer" >&2; exit 1; }
 echo "   an update is offered, signed in the SoftHSM2 token (kiosk: touch Mulai, finger, Perbarui kartu)"
 
+say "e-wallet: a payment of Rp 25,000 at the counter from Budi's purse"
+paid=$(api -X POST -d "{\"amount\":25000,\"merchant_ref\":\"LAB-INV-1\",\"idempotency_key\":\"lab-$(date +%s%N)\",\"operator\":\"demo-clerk\"}" "http://$AGENT/v1/pay") ||
+  { echo "the agent's payment failed" >&2; exit 1; }
+printf '%s' "$paid" | grep -q '"status":"done"' || { echo "the payment did not go through: $paid" >&2; exit 1; }
+echo "   receipt code $(printf '%s' "$paid" | grep -o '"code":"[^"]*"' | cut -d'"' -f4), balance Rp $(printf '%s' "$paid" | grep -o '"balance":[0-9]*' | cut -d: -f2)"
+
 # On a desktop, open the kiosk in the user's browser (not as root, whose
 # browser would need its sandbox turned off); KPE_LAB_NO_BROWSER=1 does not.
 if [ -z "${KPE_LAB_NO_BROWSER:-}" ] && [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ] && [ "$(id -u)" != 0 ] && command -v xdg-open >/dev/null; then
@@ -174,12 +184,16 @@ cat <<MSG
   Running: back office, card lab and agent. Ctrl-C stops them all.
   Token: $STATE/api-token   State: $STATE
   Staff sign-in: http://$BO_STAFF/login as lab-admin, password in $STATE/staff-password
-  Institutions' API: https://$BO_INSTITUTIONS/institution/v1/ as askes, key in $STATE/askes-api-key
+  Institutions' API: https://$BO_INSTITUTIONS/institution/v1/ as askes, key in $STATE/askes-api-key;
+         as the bank (settlement only), key in $STATE/bank-api-key
   Kiosk: http://$AGENT/kiosk/   (kiosk.enabled in configs/lab.yaml; open it in Chromium:
          the lab KPE is in the reader, touch Mulai; docs/kiosk.md)
   Renewal: an update waits for Budi; at the kiosk, after the finger, "Data di kartu" |
          "Data terbaru BKN", then Perbarui kartu (docs/card-lab.md, "In make run")
          bin/kpe-backoffice renewal list --db $STATE/backoffice.db   (after Ctrl-C: the store is the back office's)
+  E-wallet: a top-up of Rp 100,000 waits for Budi ("update saldo" at the kiosk); payments at the
+         counter screen (kpectl loket --open) or POST /v1/pay; the settlement of a finished day:
+         bin/kpe-backoffice settlement --date YYYY-MM-DD --db $STATE/backoffice.db   (after Ctrl-C)
 
   Try:
     curl -s -H "Authorization: Bearer \$(cat $STATE/api-token)" http://$AGENT/v1/readers

@@ -292,6 +292,33 @@ export interface RenewalView {
   record_id?: string;
 }
 
+/** GET /v1/purse: the e-wallet of the card in a reader (docs/ewallet.md). */
+export interface PurseView {
+  reader: string;
+  balance: number;
+  max_balance: number;
+  ptc: number;
+  /** Newest first. */
+  transactions: PurseTransaction[];
+  topup: TopUpView;
+}
+
+export interface PurseTransaction {
+  kind: "debit" | "credit";
+  amount: number;
+  balance_after: number;
+  time: string;
+}
+
+export interface TopUpView {
+  state: "none" | "available" | "done" | "not-done" | "pending";
+  reason?: string;
+  message?: string;
+  amount?: number;
+  code?: string;
+  record_id?: string;
+}
+
 export interface PayOptions extends CallOptions {
   /** Whole rupiah, 1 to the terminal's ewallet.max_payment. */
   amount: number;
@@ -459,6 +486,12 @@ export class KpeClient {
   /** Answers when the renewal ended; not bounded by timeoutMs. */
   renewalApply(reader: string, o?: CallOptions): Promise<RenewalView>;
   renewalDecline(reader: string, o?: CallOptions): Promise<void>;
+  /** The e-wallet of the card in reader (docs/ewallet.md part 3). */
+  purse(reader: string, o?: CallOptions): Promise<PurseView>;
+  topUpCheck(reader: string, o?: CallOptions): Promise<PurseView>;
+  /** Answers when the credit ended; not bounded by timeoutMs. */
+  topUpApply(reader: string, o?: CallOptions): Promise<PurseView>;
+  topUpDecline(reader: string, o?: CallOptions): Promise<void>;
   /** An e-wallet payment (docs/ewallet.md); not bounded by timeoutMs. */
   pay(req: PayOptions): Promise<PayResult>;
   /** The outcome of a payment by its idempotency key. */

@@ -584,6 +584,45 @@ export class KpeClient {
   }
 
   /**
+   * The e-wallet of the card in `reader` (docs/ewallet.md part 3): balance,
+   * maximum, purse counter, the card's logged transactions newest first,
+   * and the "update saldo" state, after an authentication in which the
+   * holder's fingerprint matched.
+   * @param {string} reader @param {{signal?: AbortSignal}} [o]
+   */
+  purse(reader, o = {}) {
+    return this.#call("GET", "/v1/purse", { query: { reader: needString(reader, "reader") }, signal: o.signal });
+  }
+
+  /**
+   * Asks the back office for a top-up staged for the holder and verifies
+   * it; answers the purse view (topup.state "available" with its amount, or
+   * "none" with the reason).
+   * @param {string} reader @param {{signal?: AbortSignal}} [o]
+   */
+  topUpCheck(reader, o = {}) {
+    return this.#call("POST", "/v1/purse/topup/check", { body: { reader: needString(reader, "reader") }, signal: o.signal, bounded: false });
+  }
+
+  /**
+   * Credits the offered top-up to the card (the holder agreed); answers when
+   * it ended (topup.state done, not-done or pending). Not bounded by
+   * timeoutMs: the credit runs to its end.
+   * @param {string} reader @param {{signal?: AbortSignal}} [o]
+   */
+  topUpApply(reader, o = {}) {
+    return this.#call("POST", "/v1/purse/topup/apply", { body: { reader: needString(reader, "reader") }, signal: o.signal, bounded: false });
+  }
+
+  /**
+   * Puts the offered top-up aside (not now).
+   * @param {string} reader @param {{signal?: AbortSignal}} [o]
+   */
+  async topUpDecline(reader, o = {}) {
+    await this.#call("POST", "/v1/purse/topup/decline", { body: { reader: needString(reader, "reader") }, signal: o.signal, expect: "none" });
+  }
+
+  /**
    * Takes an e-wallet payment from the card in the reader (docs/ewallet.md):
    * `amount` whole rupiah, the merchant's reference, and an idempotency key
    * made once per payment and sent again unchanged on every retry (the

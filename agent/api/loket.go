@@ -59,6 +59,11 @@ var counterRoutes = map[string]bool{
 	// e-wallet payments taken by the clerk
 	"POST " + PathPay:       true,
 	"POST " + PathPayStatus: true,
+	// the balance and "update saldo" of the holder this credential authenticated
+	"GET " + PathPurse:         true,
+	"POST " + PathTopUpCheck:   true,
+	"POST " + PathTopUpApply:   true,
+	"POST " + PathTopUpDecline: true,
 }
 
 // isLoketPage says r asks for the counter screen or one of its files.

@@ -223,6 +223,10 @@ func TestOpenAPISchemas(t *testing.T) {
 		{"RenewalView", RenewalView{}, true},
 		{"RenewalField", RenewalField{}, true},
 		{"RenewalRequest", RenewalRequest{}, false},
+		{"PurseRequest", PurseRequest{}, false},
+		{"PurseView", PurseView{}, true},
+		{"TopUpView", TopUpView{}, true},
+		{"PurseTransaction", PurseTransaction{}, true},
 		{"PayRequest", PayRequest{}, false},
 		{"PayStatusRequest", PayStatusRequest{}, false},
 		{"PayResult", PayResult{}, true},
@@ -244,7 +248,7 @@ func TestOpenAPISchemas(t *testing.T) {
 	assert.Equal(t, []string{AnswerCancel, AnswerContinue}, oaStrs(oaNode(schemas, "PromptRequest", "properties", "answer", "enum")))
 	assert.Equal(t, []string{CodeQueued, CodeRejected, CodeSynced}, oaStrs(oaNode(schemas, "TodayCode", "properties", "state", "enum")))
 	types := oaStrs(oaNode(schemas, "Event", "properties", "type", "enum"))
-	assert.Equal(t, []string{EventPayment, EventReader, EventRenewal, EventSAM, EventService, EventSession, EventSync}, types)
+	assert.Equal(t, []string{EventPayment, EventReader, EventRenewal, EventSAM, EventService, EventSession, EventSync, EventTopUp}, types)
 }
 
 // errorEnums finds every per-response list of error codes: the enum of

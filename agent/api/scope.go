@@ -76,6 +76,11 @@ var kioskRoutes = map[string]bool{
 	"POST " + PathRenewalCheck:   true,
 	"POST " + PathRenewalApply:   true,
 	"POST " + PathRenewalDecline: true,
+	// the balance and "update saldo" of the holder this credential authenticated
+	"GET " + PathPurse:         true,
+	"POST " + PathTopUpCheck:   true,
+	"POST " + PathTopUpApply:   true,
+	"POST " + PathTopUpDecline: true,
 }
 
 // kioskMay says whether scope kiosk may make request r.

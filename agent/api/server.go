@@ -218,6 +218,7 @@ func NewHandler(b Backend, c ServerConfig) http.Handler {
 	s.routeKiosk(mux)
 	s.routeLoket(mux)
 	s.routeRenewal(mux)
+	s.routePurse(mux)
 	s.routePay(mux)
 	return s.guard(s.scope(mux))
 }

@@ -59,12 +59,16 @@ const (
 // fingerprint matched in the card's session: its view, the offer check
 // (the kiosk runs it by itself after the authentication), apply, decline.
 const (
-	PathRenewal        = "/v1/renewal"         // GET  ?reader=NAME → RenewalView
-	PathRenewalCheck   = "/v1/renewal/check"   // POST RenewalRequest → RenewalView: ask the back office for an offer
-	PathRenewalApply   = "/v1/renewal/apply"   // POST RenewalRequest → RenewalView: write the offered update (the holder agreed)
-	PathRenewalDecline = "/v1/renewal/decline" // POST RenewalRequest → 204: not now
-	PathPay            = "/v1/pay"             // POST PayRequest → PayResult: an e-wallet payment (docs/ewallet.md)
-	PathPayStatus      = "/v1/pay/status"      // POST PayStatusRequest → PayResult: a payment's outcome by its idempotency key
+	PathRenewal        = "/v1/renewal"             // GET  ?reader=NAME → RenewalView
+	PathRenewalCheck   = "/v1/renewal/check"       // POST RenewalRequest → RenewalView: ask the back office for an offer
+	PathRenewalApply   = "/v1/renewal/apply"       // POST RenewalRequest → RenewalView: write the offered update (the holder agreed)
+	PathRenewalDecline = "/v1/renewal/decline"     // POST RenewalRequest → 204: not now
+	PathPay            = "/v1/pay"                 // POST PayRequest → PayResult: an e-wallet payment (docs/ewallet.md)
+	PathPayStatus      = "/v1/pay/status"          // POST PayStatusRequest → PayResult: a payment's outcome by its idempotency key
+	PathPurse          = "/v1/purse"               // GET  ?reader=NAME → PurseView: the balance and last transactions of the card (docs/ewallet.md)
+	PathTopUpCheck     = "/v1/purse/topup/check"   // POST PurseRequest → PurseView: ask the back office for a top-up and verify it
+	PathTopUpApply     = "/v1/purse/topup/apply"   // POST PurseRequest → PurseView: credit the offered top-up (the holder agreed)
+	PathTopUpDecline   = "/v1/purse/topup/decline" // POST PurseRequest → 204: not now
 )
 
 // ServiceKiosk is the service of a self-service kiosk session, the only
@@ -304,6 +308,7 @@ const (
 	EventService = "service" // PC/SC lost or restored
 	EventRenewal = "renewal" // a card data renewal's view changed state (RenewalView.State)
 	EventPayment = "payment" // a payment's state: PayPaying, then PayResult.Status
+	EventTopUp   = "topup"   // a top-up's credit: PayPaying, then done, not-done or pending
 )
 
 // Event is one change, streamed on PathEvents.
@@ -474,6 +479,55 @@ type RenewalView struct {
 	Card []RenewalField `json:"card,omitempty"`
 	New  []RenewalField `json:"new,omitempty"`
 	// Code and RecordID are the renewal record's (done).
+	Code     string `json:"code,omitempty"`
+	RecordID string `json:"record_id,omitempty"`
+}
+
+// Top-up states (TopUpView.State).
+const (
+	TopUpNone      = "none"      // no top-up offered (Reason says why: none staged, back office offline, refused, declined, ...)
+	TopUpAvailable = "available" // a verified authorisation waits for the holder's agreement (Amount)
+	TopUpDone      = "done"      // credited and recorded: Code is the top-up record's code, Balance the card's balance after it
+	TopUpNotDone   = "not-done"  // the card was not credited (Reason)
+	TopUpPending   = "pending"   // the card left while it was sent the credit: the next authentication of the card settles it
+)
+
+// PurseRequest names the reader of a purse view or top-up ("": the only
+// card reader holding a card).
+type PurseRequest struct {
+	Reader string `json:"reader,omitempty"`
+}
+
+// PurseView is the e-wallet of the card in a reader as read in the card
+// session in which its holder authenticated (memory only, gone with the
+// card), for the credential that ran that authentication.
+type PurseView struct {
+	Reader     string `json:"reader"`
+	Balance    int64  `json:"balance"`     // rupiah
+	MaxBalance int64  `json:"max_balance"` // the card's own maximum balance
+	PTC        int64  `json:"ptc"`         // the purse transaction counter
+	// Transactions are the card's logged transactions, newest first.
+	Transactions []PurseTransaction `json:"transactions"`
+	TopUp        TopUpView          `json:"topup"`
+}
+
+// PurseTransaction is one entry of the card's purse log.
+type PurseTransaction struct {
+	Kind         string    `json:"kind"` // "debit" (a payment) or "credit" (a top-up)
+	Amount       int64     `json:"amount"`
+	BalanceAfter int64     `json:"balance_after"`
+	Time         time.Time `json:"time"`
+}
+
+// TopUpView is the "update saldo" of the card session.
+type TopUpView struct {
+	State string `json:"state"`
+	// Reason is a code saying why no top-up is offered, or why one was
+	// not done or is pending; Message words it for the caller.
+	Reason  string `json:"reason,omitempty"`
+	Message string `json:"message,omitempty"`
+	Amount  int64  `json:"amount,omitempty"` // available, done, not done, pending: rupiah
+	// Code and RecordID are the top-up record's (done).
 	Code     string `json:"code,omitempty"`
 	RecordID string `json:"record_id,omitempty"`
 }

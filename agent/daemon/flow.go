@@ -332,6 +332,9 @@ func (d *Daemon) useCard(ctx context.Context, r *reader, s *cards.Session, req a
 				d.log.Warn("purse: the card's journaled transaction could not be settled now", "reader", r.name, "err", err)
 			}
 		}
+		// the card's purse and log for the e-wallet view (after the match:
+		// selecting the purse ends the secure channel)
+		pst, plog, hasPurse := d.purseAfterAuth(ctx, card, res)
 		// The wait for the SAM (another reader may be reading with it) is
 		// still before the point of no return: a cancel or a pulled card
 		// ends it, and nothing is signed.
@@ -358,6 +361,9 @@ func (d *Daemon) useCard(ctx context.Context, r *reader, s *cards.Session, req a
 		}
 		if d.renewable(res) {
 			d.keepRenewal(r, s, api.Caller(ctx), kiosk, res, &tmpl)
+		}
+		if hasPurse {
+			d.keepPurse(r, s, api.Caller(ctx), kiosk, res, &tmpl, pst, plog)
 		}
 		code, err := rec.Hash()
 		if err != nil {

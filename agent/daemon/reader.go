@@ -42,10 +42,14 @@ type reader struct {
 	// after its holder's fingerprint matched (renewal.go)
 	renewal     *renewalRun
 	renewalSess *cards.Session
-	ready       chan struct{} // closed when the inserted card's session is up (or failed)
-	stepStop    context.CancelCauseFunc
-	busy        bool
-	flowStop    context.CancelCauseFunc
+	// purse is the e-wallet view and top-up of the card session
+	// purseSess, after its holder's fingerprint matched (kioskpurse.go)
+	purse     *purseRun
+	purseSess *cards.Session
+	ready     chan struct{} // closed when the inserted card's session is up (or failed)
+	stepStop  context.CancelCauseFunc
+	busy      bool
+	flowStop  context.CancelCauseFunc
 	// flowOwner is the page credential that started the running workflow
 	// (api.Caller), "" for the token.
 	flowOwner string
@@ -259,6 +263,7 @@ func (r *reader) endCard(removed bool) {
 	r.mu.Unlock()
 	r.wipeSelfService()
 	r.wipeRenewal()
+	r.wipePurse()
 	if s != nil {
 		s.Close()
 	}

@@ -6,9 +6,10 @@ import (
 	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"math/bits"
+
+	"kpe-agent/internal/cmac"
 )
 
 // Cipher selects the block cipher of a secure-messaging session.
@@ -95,19 +96,9 @@ func DeriveKey(c Cipher, seed []byte, counter uint32) []byte {
 // bits; the output is the first outLen bytes of block 1 ‖ block 2 ‖ ...
 // KPE cards get their key as KDF108CMAC(master, "KPE card key", serial, 16).
 func KDF108CMAC(key, label, context []byte, outLen int) ([]byte, error) {
-	b, err := aes.NewCipher(key)
+	k, err := cmac.KDF108(key, label, context, outLen)
 	if err != nil {
-		return nil, fmt.Errorf("sm: KDF108 key: %w", err)
+		return nil, fmt.Errorf("sm: %w", err)
 	}
-	if outLen <= 0 || outLen > 1<<16 {
-		return nil, errors.New("sm: KDF108 output length out of range")
-	}
-	fixed := append(append(append(append([]byte(nil), label...), 0x00), context...), 0, 0, 0, 0)
-	binary.BigEndian.PutUint32(fixed[len(fixed)-4:], uint32(outLen*8))
-	var out []byte
-	for i := uint32(1); len(out) < outLen; i++ {
-		msg := binary.BigEndian.AppendUint32(nil, i)
-		out = append(out, CMAC(b, append(msg, fixed...))...)
-	}
-	return out[:outLen], nil
+	return k, nil
 }

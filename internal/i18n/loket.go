@@ -90,6 +90,7 @@ var loket = table{
 	"loket.codes.state.rejected": {"ditolak back office", "rejected by the back office"},
 	// the e-wallet payment panel (docs/ewallet.md): the clerk takes a
 	// payment from the card in the reader
+	"loket.purse.balance": {"Saldo dompet elektronik kartu: Rp", "The card's e-wallet balance: Rp"},
 	"loket.pay.title":     {"Pembayaran dompet elektronik", "E-wallet payment"},
 	"loket.pay.amount":    {"Jumlah (Rp)", "Amount (Rp)"},
 	"loket.pay.reference": {"Referensi merchant (nomor nota)", "Merchant reference (invoice number)"},

@@ -8,11 +8,12 @@ package purse
 
 import (
 	"crypto/aes"
-	"crypto/cipher"
 	"crypto/subtle"
 	"encoding/binary"
 	"errors"
 	"fmt"
+
+	"kpe-agent/internal/cmac"
 )
 
 // Kind is a purse transaction's type: the log byte of the card and the P1
@@ -67,69 +68,11 @@ func DeriveKey(kind Kind, master []byte, serial [8]byte) ([]byte, error) {
 	default:
 		return nil, fmt.Errorf("%w: purse kind %d", ErrFormat, byte(kind))
 	}
-	b, err := aes.NewCipher(master)
+	k, err := cmac.KDF108(master, []byte(label), serial[:], 16)
 	if err != nil {
 		return nil, fmt.Errorf("%w: purse master: %v", ErrFormat, err)
 	}
-	return kdf108(b, []byte(label), serial[:], 16), nil
-}
-
-// kdf108 is SP 800-108r1 counter mode with CMAC: block i (from 1) is
-// CMAC([i]32 ‖ label ‖ 0x00 ‖ context ‖ [L]32), L the output in bits.
-func kdf108(b cipher.Block, label, context []byte, outLen int) []byte {
-	fixed := make([]byte, 0, len(label)+1+len(context)+4)
-	fixed = append(append(append(fixed, label...), 0x00), context...)
-	fixed = binary.BigEndian.AppendUint32(fixed, uint32(outLen*8))
-	var out []byte
-	for i := uint32(1); len(out) < outLen; i++ {
-		out = append(out, cmac(b, append(binary.BigEndian.AppendUint32(nil, i), fixed...))...)
-	}
-	return out[:outLen]
-}
-
-// cmac is AES-CMAC (NIST SP 800-38B) of msg.
-func cmac(b cipher.Block, msg []byte) []byte {
-	const bs = aes.BlockSize
-	l := make([]byte, bs)
-	b.Encrypt(l, l)
-	k1 := doubleBlock(l)
-	k2 := doubleBlock(k1)
-	n := (len(msg) + bs - 1) / bs
-	last := make([]byte, bs)
-	if n > 0 && len(msg)%bs == 0 {
-		subtle.XORBytes(last, msg[(n-1)*bs:], k1)
-	} else {
-		if n == 0 {
-			n = 1
-		}
-		rest := msg[(n-1)*bs:]
-		copy(last, rest)
-		last[len(rest)] = 0x80
-		subtle.XORBytes(last, last, k2)
-	}
-	x := make([]byte, bs)
-	for i := 0; i < n-1; i++ {
-		subtle.XORBytes(x, x, msg[i*bs:(i+1)*bs])
-		b.Encrypt(x, x)
-	}
-	subtle.XORBytes(x, x, last)
-	b.Encrypt(x, x)
-	return x
-}
-
-// doubleBlock multiplies a 128-bit block by x in GF(2^128) (the CMAC
-// subkey step).
-func doubleBlock(in []byte) []byte {
-	out := make([]byte, len(in))
-	var carry byte
-	for i := len(in) - 1; i >= 0; i-- {
-		out[i] = in[i]<<1 | carry
-		carry = in[i] >> 7
-	}
-	if carry != 0 {
-		out[len(out)-1] ^= 0x87
-	}
-	return out
+	return k, nil
 }
 
 // MAC is AES-CMAC(key, msg) truncated to MACLen bytes; key is an AES-128
@@ -139,7 +82,7 @@ func MAC(key, msg []byte) ([MACLen]byte, error) {
 	if err != nil {
 		return [MACLen]byte{}, fmt.Errorf("%w: purse key: %v", ErrFormat, err)
 	}
-	return [MACLen]byte(cmac(b, msg)), nil
+	return [MACLen]byte(cmac.Sum(b, msg)), nil
 }
 
 // MACEqual compares two MACs in constant time.

@@ -64,6 +64,8 @@ let shown = {
   /** @type {any} */ result: null,
   /** @type {any} */ view: null,
   /** @type {any} the card data renewal's view (GET /v1/renewal) */ renewal: null,
+  /** @type {any} the card's e-wallet (GET /v1/purse) */ purse: null,
+  /** @type {any} the last top-up's outcome in this session (its topup view) */ topupLast: null,
   photo: "",
   qr: "",
   panel: "",
@@ -432,7 +434,7 @@ function onEvent(ev) {
   }
   if (ev.type !== "session" || !reader || ev.reader !== reader) return;
   const inSession = screen !== "attract" && screen !== "oos";
-  if (ev.state === "detected" && interruptedShown()) {
+  if (ev.state === "detected" && (interruptedShown() || (screen === "result" && !crediting && shown.topupLast?.state === "pending"))) {
     // the card is back after an interrupted renewal: a fresh page offers
     // to start with it, and the agent tells what the card holds
     wipe();
@@ -445,6 +447,8 @@ function onEvent(ev) {
       // a renewal's writing answers how it ended (interrupted: insert the
       // card again); its end screen stays until Selesai or the idle timeout
       if (inSession && screen === "renewal" && (applying || renewalEnded())) return;
+      // so does a top-up's credit (pending: insert the card again)
+      if (inSession && screen === "result" && (crediting || shown.topupLast?.state === "pending")) return;
       if (inSession) wipe();
       else if (screen === "attract") {
         note("");
@@ -512,6 +516,7 @@ async function recorded(res) {
   }
   renderResult();
   refreshRenewal();
+  refreshPurse(true);
   const first = shown.view.kind === "ktpel" ? "ktpel" : shown.view.kind === "kpe-tambahan" ? "tambahan" : "profile";
   panel(first);
   show("result");
@@ -766,6 +771,101 @@ async function declineRenewal() {
   panel(shown.panel || "profile");
 }
 
+// ---- the e-wallet: balance and "update saldo" (docs/ewallet.md) ---------
+
+/** A top-up is being credited: the card must stay, the session too. */
+let crediting = false;
+
+/** Whole rupiah, grouped as the language writes them. @param {number} n */
+function rupiah(n) {
+  return "Rp " + new Intl.NumberFormat(lang === "en" ? "en-US" : "id-ID").format(n);
+}
+
+/**
+ * Asks the agent for the card's e-wallet (a KPE with a purse, the e-wallet
+ * on; otherwise nothing shows) and, when check, for a top-up waiting for
+ * the holder.
+ * @param {boolean} check
+ */
+async function refreshPurse(check) {
+  try {
+    const v = await agent.purse(reader, { signal: life.signal });
+    purseShown(v);
+    if (check && v.topup.state === "none" && v.topup.reason !== "off") {
+      purseShown(await agent.topUpCheck(reader, { signal: life.signal }));
+    }
+  } catch (e) {
+    if (!(e instanceof KpeError && e.code === "not-available")) trouble(e);
+  }
+}
+
+/** @param {any} v */
+function purseShown(v) {
+  if (!shown) return;
+  shown.purse = v;
+  renderPurse();
+}
+
+/** Renders the e-wallet box: balance, the top-up, the card's log. */
+function renderPurse() {
+  const v = shown?.purse;
+  $("purse").hidden = !v;
+  if (!v) return;
+  $("purse-balance").textContent = rupiah(v.balance);
+  $("purse-max").textContent = rupiah(v.max_balance);
+  const last = shown.topupLast;
+  const offer = !crediting && v.topup.state === "available";
+  $("topup-offer").hidden = !offer;
+  $("topup-amount").textContent = offer ? rupiah(v.topup.amount || 0) : "";
+  $("topup-crediting").hidden = !crediting;
+  const ended = !crediting && last ? last.state : "";
+  $("topup-done").hidden = ended !== "done";
+  $("topup-new-balance").textContent = ended === "done" ? rupiah(v.balance) : "";
+  $("topup-code").textContent = ended === "done" ? last.code || "" : "";
+  $("topup-not-done").hidden = ended !== "not-done";
+  $("topup-not-done-message").textContent = ended === "not-done" ? last.message || "" : "";
+  $("topup-pending").hidden = ended !== "pending";
+  $("topup-pending-message").textContent = ended === "pending" ? last.message || "" : "";
+  const quiet = !crediting && !offer && v.topup.state === "none" && v.topup.reason && v.topup.reason !== "off" && !(ended === "done" && v.topup.reason === "none");
+  $("topup-quiet").hidden = !quiet;
+  $("topup-quiet").textContent = quiet ? v.topup.message || "" : "";
+  const rows = (v.transactions || []).map((x) =>
+    el("tr", {}, el("td", {}, dateTime(x.time)), el("td", {}, t(x.kind === "credit" ? "purse.credit" : "purse.debit")),
+      el("td", {}, rupiah(x.amount)), el("td", {}, rupiah(x.balance_after))));
+  $("purse-rows").replaceChildren(...rows);
+  $("purse-empty").hidden = rows.length > 0;
+  $("purse-log").hidden = rows.length === 0;
+}
+
+/** The holder said yes: credit the card, then show how it ended. */
+async function applyTopUp() {
+  if (crediting) return;
+  crediting = true;
+  renderPurse();
+  try {
+    const v = await agent.topUpApply(reader, { signal: life.signal });
+    crediting = false;
+    shown.topupLast = v.topup;
+    purseShown(v);
+    // one credit per authorisation: ask for the next staged top-up
+    if (v.topup.state === "done") purseShown(await agent.topUpCheck(reader, { signal: life.signal }));
+  } catch (e) {
+    crediting = false;
+    if (e instanceof KpeError && (e.code === "not-available" || e.code === "card-removed")) wipe();
+    else trouble(e);
+  }
+}
+
+/** Not now. */
+async function declineTopUp() {
+  try {
+    await agent.topUpDecline(reader, { signal: life.signal });
+    purseShown(await agent.purse(reader, { signal: life.signal }));
+  } catch (e) {
+    if (!(e instanceof KpeError && e.code === "not-available")) trouble(e);
+  }
+}
+
 // ---- the idle timeout and the end of a session ---------------------------
 
 function touched() {
@@ -779,7 +879,7 @@ function hideIdle() {
 
 function checkIdle() {
   if (wiping || screen === "attract" || screen === "oos") return;
-  if (applying) {
+  if (applying || crediting) {
     touched(); // the card is being written: the session never ends meanwhile
     return;
   }
@@ -842,6 +942,8 @@ function setLang(l) {
   }
   // the renewal's labels and reasons are the agent's words: ask again
   if (shown.renewal && !applying) refreshRenewal();
+  // the top-up's reasons too
+  if (shown.purse && !crediting) refreshPurse(false);
   // the event stream's words are chosen when it connects
   follow();
 }
@@ -873,6 +975,8 @@ function wire() {
     show("renewal");
   });
   $("renewal-apply").addEventListener("click", applyRenewal);
+  $("topup-apply").addEventListener("click", applyTopUp);
+  $("topup-decline").addEventListener("click", declineTopUp);
   $("renewal-decline").addEventListener("click", declineRenewal);
   for (const b of $("tabs").querySelectorAll("button")) {
     b.addEventListener("click", () => panel(/** @type {HTMLElement} */ (b).dataset.panel || "profile"));

@@ -238,6 +238,7 @@ $("auth").addEventListener("submit", async (e) => {
   $("progress").replaceChildren();
   $("result").hidden = true;
   hideRenewal();
+  hidePurse();
   $("code").textContent = "";
   say(t("waiting-card"));
   try {
@@ -245,7 +246,10 @@ $("auth").addEventListener("submit", async (e) => {
     say(res.message, "ok");
     $("code").textContent = res.code;
     $("result").hidden = false;
-    if (res.card_kind === "kpe") offerRenewal(res.reader);
+    if (res.card_kind === "kpe") {
+      offerRenewal(res.reader);
+      loadPurse(res.reader);
+    }
     if (run.service === "askes") {
       run.reader = res.reader;
       await showForm(await loadPrefill(run), res);
@@ -275,6 +279,41 @@ $("cancel").addEventListener("click", async () => {
     say(describe(err), "error");
   }
 });
+
+// --- the card's e-wallet balance (docs/ewallet.md) --------------------------
+
+/** The balance shown: {reader, balance} (null none). */
+let purseShown = null;
+
+function money(n) {
+  return n.toLocaleString(lang === "en" ? "en-GB" : "id-ID");
+}
+
+function showPurse() {
+  $("purse-line").hidden = !purseShown;
+  $("purse-balance").textContent = purseShown ? money(purseShown.balance) : "";
+}
+
+function hidePurse() {
+  purseShown = null;
+  showPurse();
+}
+
+/**
+ * After a KPE's authentication: the card's balance as the agent read it
+ * in that card session (GET /v1/purse). A card without a purse, the
+ * e-wallet off or the card gone: nothing is shown.
+ */
+async function loadPurse(r) {
+  try {
+    const v = await agent.purse(r);
+    purseShown = { reader: r, balance: v.balance };
+  } catch (err) {
+    if (isUnauthorized(err)) return loggedOutNow();
+    purseShown = null;
+  }
+  showPurse();
+}
 
 // --- e-wallet payments (docs/ewallet.md) ----------------------------------
 
@@ -328,7 +367,12 @@ function showPay(res, err) {
     $("pay-code").textContent = res.code || "";
     if (res.balance !== undefined) {
       $("pay-balance-line").hidden = false;
-      $("pay-balance").textContent = res.balance.toLocaleString(lang === "en" ? "en-GB" : "id-ID");
+      $("pay-balance").textContent = money(res.balance);
+      // the shown card paid: its balance now
+      if (purseShown && payAttempt && (payAttempt.reader ?? purseShown.reader) === purseShown.reader) {
+        purseShown.balance = res.balance;
+        showPurse();
+      }
     }
   }
 }
@@ -612,6 +656,7 @@ function onEvent(ev) {
   }
   if (ev.type !== "session") return;
   if (renewalReader && ev.reader === renewalReader && (ev.state === "removed" || ev.state === "idle") && !renewalApplying) hideRenewal();
+  if (purseShown && ev.reader === purseShown.reader && (ev.state === "removed" || ev.state === "idle")) hidePurse();
   const run = running;
   if (ev.state === "recorded") loadCodes();
   if (!run || (run.reader && ev.reader !== run.reader)) return;
@@ -666,6 +711,7 @@ function setLang(l) {
   translate();
   loadHealth();
   showCodes();
+  showPurse();
   if (renewalView && !renewalApplying) refreshRenewal();
   if (payShown && !paying) refreshPay();
   // the agent words the events for each connection: follow them again
