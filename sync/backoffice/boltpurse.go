@@ -13,10 +13,12 @@ import (
 
 // The purse ledger in bbolt (purseledger.go).
 var (
-	bbPurses     = []byte("purses")         // card serial → purseState (JSON)
-	bbPurseRows  = []byte("purse-rows")     // card serial ‖ PTC ‖ SAM serial ‖ counter → PurseRow (JSON)
-	bbPursePaid  = []byte("purse-payments") // settlement date ‖ 0 ‖ merchant ‖ 0 ‖ txn time (8) ‖ code → row key: the settled payments
-	bbPurseIndex = [][]byte{bbPurses, bbPurseRows, bbPursePaid}
+	bbPurses     = []byte("purses")          // card serial → purseState (JSON)
+	bbPurseRows  = []byte("purse-rows")      // card serial ‖ PTC ‖ SAM serial ‖ counter → PurseRow (JSON)
+	bbPursePaid  = []byte("purse-payments")  // settlement date ‖ 0 ‖ merchant ‖ 0 ‖ txn time (8) ‖ code → row key: the settled payments
+	bbSettleDays = []byte("settlement-days") // settlement date → closed at (RFC 3339): the closed days
+	bbUnchecked  = []byte("purse-unchecked") // row key → nil: the rows whose proof is unchecked
+	bbPurseIndex = [][]byte{bbPurses, bbPurseRows, bbPursePaid, bbSettleDays, bbUnchecked}
 )
 
 func purseBuckets(tx *bolt.Tx) error {
@@ -29,46 +31,72 @@ func purseBuckets(tx *bolt.Tx) error {
 }
 
 // ledgerPurseBolt puts an accepted entry with a purse field into the
-// ledger, inside Ingest's transaction (ledgerPurse), and raises its
-// alarms.
-func ledgerPurseBolt(tx *bolt.Tx, e Entry, now time.Time) error {
+// ledger, inside Ingest's transaction (ledgerPurse), raises its alarms
+// and returns the row as stored (nil: the record has no purse field).
+// The settlement day is stamped here, against the closed days: bbolt
+// has one writer, so no settlement closes a day meanwhile.
+func ledgerPurseBolt(tx *bolt.Tx, e Entry, now time.Time) (*PurseRow, error) {
 	row := purseRowOf(e, now)
 	if row == nil {
-		return nil
+		return nil, nil
 	}
+	day, err := openDay(now, func(d string) (bool, error) { return tx.Bucket(bbSettleDays).Get([]byte(d)) != nil, nil })
+	if err != nil {
+		return nil, err
+	}
+	row.SettlementDate = day
 	purses, rows := tx.Bucket(bbPurses), tx.Bucket(bbPurseRows)
 	st := &purseState{}
 	if _, err := getJSON(purses, row.CardSerial[:], st); err != nil {
-		return err
+		return nil, err
 	}
 	alarms, err := ledgerPurse(st, row, func(serial [8]byte, ptc uint32) (*PurseRow, int, error) { return boltRowsAt(rows, serial, ptc) }, now)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	key := purseRowKey(row)
 	if err := putJSON(rows, key, row); err != nil {
-		return err
+		return nil, err
 	}
 	if err := putJSON(purses, row.CardSerial[:], st); err != nil {
-		return err
+		return nil, err
 	}
 	if row.Settled() {
 		if err := tx.Bucket(bbPursePaid).Put(paidKey(row), key); err != nil {
-			return err
+			return nil, err
+		}
+	}
+	if row.Proof == ProofUnchecked {
+		if err := tx.Bucket(bbUnchecked).Put(key, nil); err != nil {
+			return nil, err
 		}
 	}
 	for _, a := range alarms {
 		if err := raiseBolt(tx.Bucket(bbAlarms), a); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return nil
+	return row, nil
+}
+
+// CloseSettlementDay implements PurseStore: the marker, once.
+func (s *BoltStore) CloseSettlementDay(_ context.Context, date string, at time.Time) error {
+	if _, _, err := settlementBounds(date); err != nil {
+		return err
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bbSettleDays)
+		if b.Get([]byte(date)) != nil {
+			return nil
+		}
+		return b.Put([]byte(date), []byte(at.UTC().Format(time.RFC3339Nano)))
+	})
 }
 
 // paidKey orders a day's settled payments by merchant, transaction time
 // and code (merchant ids hold no control characters).
 func paidKey(r *PurseRow) []byte {
-	k := append([]byte(settlementDate(r.ReceivedAt)), 0)
+	k := append([]byte(r.settlementDay()), 0)
 	k = append(append(k, r.Merchant...), 0)
 	// txn times are after 1970 (record.validatePurse): big-endian sorts
 	k = binary.BigEndian.AppendUint64(k, uint64(r.TxnTime.UnixMilli()))
@@ -76,7 +104,7 @@ func paidKey(r *PurseRow) []byte {
 }
 
 // boltRowsAt is the counted row at a card serial and PTC, and how many
-// rows name it.
+// rows whose proof is not bad name it.
 func boltRowsAt(rows *bolt.Bucket, serial [8]byte, ptc uint32) (*PurseRow, int, error) {
 	prefix := append(serial[:0:0], serial[:]...)
 	prefix = binary.BigEndian.AppendUint32(prefix, ptc)
@@ -84,10 +112,12 @@ func boltRowsAt(rows *bolt.Bucket, serial [8]byte, ptc uint32) (*PurseRow, int, 
 	n := 0
 	c := rows.Cursor()
 	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-		n++
 		var r PurseRow
 		if err := json.Unmarshal(v, &r); err != nil {
 			return nil, 0, fmt.Errorf("backoffice: damaged purse row %x: %w", k, err)
+		}
+		if r.Proof != ProofBad {
+			n++
 		}
 		if r.Counted {
 			counted = &r

@@ -281,16 +281,18 @@ func (s *BoltStore) CancelTopUp(_ context.Context, id [16]byte) error {
 }
 
 // topUpIngestBolt decides on a record with a purse field inside Ingest's
-// transaction: a top-up record applies its top-up (applyTopUp); any
-// purse record releases the top-ups authorised for its card at the PTC it
-// moved the card from (released). Alarms go with the record.
-func topUpIngestBolt(tx *bolt.Tx, e Entry, now time.Time) error {
+// transaction, after the ledger stored its row: a top-up record applies
+// its top-up (applyTopUp) unless its proof is bad (mayApply); a purse
+// record the ledger counted releases the top-ups authorised for its card
+// at the PTC it moved the card from (mayRelease, released). Alarms go
+// with the record.
+func topUpIngestBolt(tx *bolt.Tx, e Entry, row *PurseRow, now time.Time) error {
 	x := purseTxnOf(e)
 	if x == nil {
 		return nil
 	}
 	ts := tx.Bucket(bbTopUps)
-	if x.TopUp {
+	if x.TopUp && mayApply(row) {
 		t, err := getTopUp(ts, x.Request[:])
 		if err != nil {
 			return err
@@ -311,7 +313,7 @@ func topUpIngestBolt(tx *bolt.Tx, e Entry, now time.Time) error {
 			}
 		}
 	}
-	if x.PTC == 0 {
+	if x.PTC == 0 || !mayRelease(row) {
 		return nil
 	}
 	prefix := binary.BigEndian.AppendUint32(append([]byte{}, x.Serial[:]...), x.PTC-1)

@@ -165,14 +165,15 @@ func (s *PGStore) CancelTopUp(ctx context.Context, id [16]byte) error {
 }
 
 // topUpIngestPG decides on a record with a purse field inside Ingest's
-// transaction (as topUpIngestBolt), the top-up rows locked so that
-// concurrent batches apply a top-up once; it appends the alarms to raise.
-func topUpIngestPG(ctx context.Context, tx pgx.Tx, e Entry, now time.Time, alarms []pgAlarm) ([]pgAlarm, error) {
+// transaction (as topUpIngestBolt, after the ledger stored row), the
+// top-up rows locked so that concurrent batches apply a top-up once; it
+// appends the alarms to raise.
+func topUpIngestPG(ctx context.Context, tx pgx.Tx, e Entry, row *PurseRow, now time.Time, alarms []pgAlarm) ([]pgAlarm, error) {
 	x := purseTxnOf(e)
 	if x == nil {
 		return alarms, nil
 	}
-	if x.TopUp {
+	if x.TopUp && mayApply(row) {
 		rows, _ := tx.Query(ctx, "SELECT "+topUpColumns+" FROM topups WHERE topup_id = $1 FOR UPDATE", x.Request[:])
 		var t *TopUp
 		got, err := pgx.CollectExactlyOneRow(rows, scanTopUp)
@@ -194,7 +195,7 @@ func topUpIngestPG(ctx context.Context, tx pgx.Tx, e Entry, now time.Time, alarm
 			}
 		}
 	}
-	if x.PTC == 0 {
+	if x.PTC == 0 || !mayRelease(row) {
 		return alarms, nil
 	}
 	// the card's transaction at PTC-1 was not these top-ups' credit

@@ -71,11 +71,27 @@ type PurseRow struct {
 	Reference    string
 	TxnTime      time.Time // the time in MAC_SAM (the terminal's clock), UTC
 	ReceivedAt   time.Time // when the back office accepted the record, UTC
-	Proof        ProofStatus
-	// Counted: the first row of its card serial and PTC. A repeat (a
-	// second record naming the same PTC) is kept but counted neither in
-	// the shadow balance nor in a settlement.
+	// SettlementDate is the settlement day (YYYY-MM-DD, WIB) the row is
+	// booked in, stamped inside the store transaction: the day of
+	// ReceivedAt, or the next day not closed yet when that day was
+	// settled meanwhile (settlement.go). Empty in rows stored before
+	// it was kept: the day of ReceivedAt.
+	SettlementDate string
+	Proof          ProofStatus
+	// Counted: the first row of its card serial and PTC whose proof is
+	// not bad. A repeat (a second record naming the same PTC) and a row
+	// with a bad proof are kept but counted neither in the shadow balance
+	// nor in a settlement; a bad row takes no PTC's slot, so the genuine
+	// record of that PTC is counted when it comes.
 	Counted bool
+}
+
+// settlementDay is the row's settlement day.
+func (r *PurseRow) settlementDay() string {
+	if r.SettlementDate != "" {
+		return r.SettlementDate
+	}
+	return settlementDate(r.ReceivedAt)
 }
 
 // delta is the row's change of balance.
@@ -87,10 +103,11 @@ func (r *PurseRow) delta() int64 {
 }
 
 // Settled says whether the row is paid to a merchant in a settlement: a
-// counted debit with a merchant whose proof is not bad (a bad proof is
-// withheld; its alarm says why).
+// counted debit with a merchant whose proof is verified. A bad proof is
+// withheld (its alarm says why); an unchecked one too, until `kpe-backoffice
+// purse recheck` verifies it (the bank is paid only for verified payments).
 func (r *PurseRow) Settled() bool {
-	return r.Counted && r.Kind == record.PurseDebit && r.Merchant != "" && r.Proof != ProofBad
+	return r.Counted && r.Kind == record.PurseDebit && r.Merchant != "" && r.Proof == ProofVerified
 }
 
 // PurseView is one purse as the ledger sees it.
@@ -108,6 +125,7 @@ type PurseView struct {
 	ReportedBalance uint32
 	Rows            int64        // counted rows
 	Repeats         int64        // rows not counted: repeats of a PTC
+	BadProofs       int64        // rows not counted: their card proof does not verify
 	Missing         []wire.Range // PTCs missing between FirstPTC and LastPTC
 }
 
@@ -121,12 +139,13 @@ type purseState struct {
 	LastBalance  uint32       `json:"last_balance"`
 	Rows         int64        `json:"rows"`
 	Repeats      int64        `json:"repeats"`
+	BadProofs    int64        `json:"bad_proofs,omitempty"`
 	Gaps         []wire.Range `json:"gaps,omitempty"` // sorted, disjoint, inclusive
 }
 
 func (st *purseState) view(serial [8]byte) *PurseView {
 	return &PurseView{CardSerial: serial, FirstPTC: st.First, LastPTC: st.Last, ShadowBalance: int64(st.FirstBalance) + st.SumDelta,
-		ReportedBalance: st.LastBalance, Rows: st.Rows, Repeats: st.Repeats, Missing: slices.Clone(st.Gaps)}
+		ReportedBalance: st.LastBalance, Rows: st.Rows, Repeats: st.Repeats, BadProofs: st.BadProofs, Missing: slices.Clone(st.Gaps)}
 }
 
 // observe adds the counted row r (no counted row at its PTC before) and
@@ -211,7 +230,7 @@ func CheckPurseProof(keys *purse.Keys, r *record.Record) ProofStatus {
 
 // purseLookup is what a store gives the ledger rule inside its
 // transaction: the counted row at a card serial and PTC (nil: none), and
-// how many rows name it.
+// how many rows whose proof is not bad name it.
 type purseLookup func(serial [8]byte, ptc uint32) (counted *PurseRow, rows int, err error)
 
 // ledgerPurse is the one rule both stores apply to a new row: it decides
@@ -226,6 +245,9 @@ func ledgerPurse(st *purseState, row *PurseRow, at purseLookup, now time.Time) (
 	}
 	if row.Proof == ProofBad {
 		alarm(AlarmPurseBadProof, fmt.Sprintf("the card's proof of a %s of %d does not verify", row.Kind, row.Amount))
+		row.Counted = false
+		st.BadProofs++
+		return alarms, nil
 	}
 	counted, n, err := at(row.CardSerial, row.PTC)
 	if err != nil {
@@ -293,6 +315,10 @@ type PurseStore interface {
 	// merchant, then transaction time, then record code; an error from
 	// f stops it.
 	EachPayment(ctx context.Context, date string, f func(*PurseRow) error) error
+	// CloseSettlementDay closes date (YYYY-MM-DD, WIB) at at, once: no
+	// ingest that has not committed by then books a row in it (a row
+	// stamped in a closed day goes to the next open one).
+	CloseSettlementDay(ctx context.Context, date string, at time.Time) error
 }
 
 // ErrNoPurseLedger: the store keeps no purse ledger.

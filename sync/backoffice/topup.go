@@ -450,6 +450,19 @@ func applyTopUp(x *purseTxn, t *TopUp, now time.Time) ([]wire.Alarm, bool) {
 	return alarms, true
 }
 
+// mayApply says whether a top-up record may spend its top-up id, given
+// its ledger row (nil: none): not when its card proof is bad (the ledger
+// raised purse-bad-proof; the top-up keeps its state), so a forged
+// record cannot use up a top-up the card never took.
+func mayApply(row *PurseRow) bool { return row == nil || row.Proof != ProofBad }
+
+// mayRelease says whether a purse record's ledger row may put the
+// top-ups held for its card at the PTC it moved from back to staged: only
+// a row the ledger counted whose proof is not bad (with the purse keys:
+// verified). A forged or repeated record at that PTC releases nothing, so
+// the held top-up cannot be authorised again and credited twice.
+func mayRelease(row *PurseRow) bool { return row != nil && row.Counted && row.Proof != ProofBad }
+
 // released reports whether a purse transaction shows that the top-up t,
 // authorised, was not used: x is the card's transaction at t's PTC (the
 // card's PTC after it is one more) and is not t's credit. t goes back to
