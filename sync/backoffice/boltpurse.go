@@ -9,6 +9,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"kpe-agent/sync/record"
 )
 
 // The purse ledger in bbolt (purseledger.go).
@@ -212,3 +214,110 @@ func (s *BoltStore) EachPayment(ctx context.Context, date string, f func(*PurseR
 }
 
 var _ PurseStore = (*BoltStore)(nil)
+
+// UncheckedPurseRows implements PurseStore.
+func (s *BoltStore) UncheckedPurseRows(ctx context.Context) ([]PurseRow, error) {
+	var out []PurseRow
+	err := s.db.View(func(tx *bolt.Tx) error {
+		rows := tx.Bucket(bbPurseRows)
+		return tx.Bucket(bbUnchecked).ForEach(func(k, _ []byte) error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			var r PurseRow
+			if _, err := getJSON(rows, k, &r); err != nil {
+				return err
+			}
+			out = append(out, r)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// RecheckPurseRow implements PurseStore in one transaction (bbolt's one
+// writer: no settlement closes a day meanwhile).
+func (s *BoltStore) RecheckPurseRow(_ context.Context, row PurseRow, check func(*record.Record) ProofStatus, now time.Time) (ProofStatus, error) {
+	var out ProofStatus
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		rowsB, paid, closedB := tx.Bucket(bbPurseRows), tx.Bucket(bbPursePaid), tx.Bucket(bbSettleDays)
+		key := purseRowKey(&row)
+		var cur PurseRow
+		found, err := getJSON(rowsB, key, &cur)
+		if err != nil {
+			return err
+		}
+		if !found {
+			return fmt.Errorf("backoffice: no purse row %x", key)
+		}
+		if out = cur.Proof; out != ProofUnchecked {
+			return tx.Bucket(bbUnchecked).Delete(key)
+		}
+		raw := tx.Bucket(bbRecords).Get(recKey(cur.SAMSerial, cur.Counter))
+		if raw == nil {
+			return fmt.Errorf("backoffice: purse row %x names no record", key)
+		}
+		stored, err := decodeStored(raw)
+		if err != nil {
+			return err
+		}
+		if out = check(stored.Rec); out == ProofUnchecked {
+			return nil
+		}
+		var all []PurseRow
+		c := rowsB.Cursor()
+		for k, v := c.Seek(cur.CardSerial[:]); k != nil && bytes.HasPrefix(k, cur.CardSerial[:]); k, v = c.Next() {
+			var r PurseRow
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("backoffice: damaged purse row %x: %w", k, err)
+			}
+			all = append(all, r)
+		}
+		sortPurseRows(all)
+		before := map[string]PurseRow{}
+		for i := range all {
+			before[string(purseRowKey(&all[i]))] = all[i]
+			if all[i].SAMSerial == cur.SAMSerial && all[i].Counter == cur.Counter {
+				all[i].Proof = out
+			}
+		}
+		st, _ := rebuildPurse(all)
+		closed := func(d string) (bool, error) { return closedB.Get([]byte(d)) != nil, nil }
+		for i := range all {
+			r := &all[i]
+			k := purseRowKey(r)
+			old := before[string(k)]
+			if old.Proof == r.Proof && old.Counted == r.Counted {
+				continue
+			}
+			if old.Settled() {
+				if err := paid.Delete(paidKey(&old)); err != nil {
+					return err
+				}
+			}
+			if r.Settled() {
+				if closedB.Get([]byte(r.settlementDay())) != nil {
+					if r.SettlementDate, err = openDay(now, closed); err != nil {
+						return err
+					}
+				}
+				if err := paid.Put(paidKey(r), k); err != nil {
+					return err
+				}
+			}
+			if err := putJSON(rowsB, k, r); err != nil {
+				return err
+			}
+		}
+		if err := putJSON(tx.Bucket(bbPurses), cur.CardSerial[:], st); err != nil {
+			return err
+		}
+		if out == ProofBad {
+			if err := raiseBolt(tx.Bucket(bbAlarms), badProofAlarm(&cur, now)); err != nil {
+				return err
+			}
+		}
+		return tx.Bucket(bbUnchecked).Delete(key)
+	})
+	return out, err
+}

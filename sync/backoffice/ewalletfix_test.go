@@ -194,3 +194,71 @@ func TestForgedRecordKeepsTopUpHeld(t *testing.T) {
 		assert.Empty(t, alarmsOf(t, l, backoffice.AlarmTopUpReplayed))
 	})
 }
+
+// Without the purse keys the ledger's rows are unchecked and withheld
+// from settlement; the recheck with the keys verifies them: the genuine
+// payments are settled (in the next open day, as their own was settled
+// meanwhile), the forged one is alarmed and gives its PTC's slot to the
+// genuine record of that PTC.
+func TestRecheckUncheckedProofs(t *testing.T) {
+	eachStore(t, func(t *testing.T, l *lab) {
+		ctx := context.Background()
+		day := time.Date(2026, 5, 4, 0, 0, 0, 0, backoffice.SettlementZone)
+		clock := &fixClock{at: day.Add(9 * time.Hour)}
+		withClock(t, l, nil, clock)
+		c := &purseCard{serial: [8]byte{0x4b, 0x50, 0x45, 0, 0, 0, 9, 3}}
+		recs := [][]byte{
+			l.purseRecord(c, purseTxn{kind: record.PurseCredit, amount: 80_000}),                                // PTC 1: 80000
+			l.purseRecord(c, purseTxn{kind: record.PurseDebit, amount: 1_000, merchant: "m-1"}),                 // PTC 2: 79000
+			l.purseRecord(c, purseTxn{kind: record.PurseDebit, amount: 9_000, merchant: "m-1", badProof: true}), // PTC 3, forged
+			l.purseRecord(c, purseTxn{kind: record.PurseDebit, amount: 9_000, merchant: "m-2", samePTC: true}),  // PTC 3: 70000
+			l.purseRecord(c, purseTxn{kind: record.PurseDebit, amount: 500, merchant: "m-2"}),                   // PTC 4: 69500
+		}
+		for _, r := range recs {
+			require.Equal(t, wire.Accepted, l.ingest(r)[0].Status)
+		}
+		_, err := l.svc.RecheckPurses(ctx)
+		require.ErrorIs(t, err, backoffice.ErrNoPurseKeys)
+
+		clock.set(day.AddDate(0, 0, 1).Add(time.Hour))
+		empty, st := settleCSV(t, l, "2026-05-04")
+		assert.Empty(t, st.Lines, "unchecked proofs are not settled")
+
+		withClock(t, l, testPurseKeys, clock)
+		done, err := l.svc.RecheckPurses(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, backoffice.Recheck{Verified: 4, Bad: 1}, done)
+		v, rows, err := l.svc.Purse(ctx, c.serial, 0)
+		require.NoError(t, err)
+		require.Len(t, rows, 5)
+		for _, r := range rows {
+			if r.Proof == backoffice.ProofBad {
+				assert.False(t, r.Counted)
+				assert.Equal(t, uint32(3), r.PTC)
+				continue
+			}
+			assert.Equal(t, backoffice.ProofVerified, r.Proof)
+			assert.True(t, r.Counted, "PTC %d", r.PTC)
+			if r.Kind == record.PurseDebit {
+				assert.Equal(t, "2026-05-05", r.SettlementDate, "the 4th was settled: the next open day")
+			}
+		}
+		assert.Equal(t, int64(69_500), v.ShadowBalance)
+		assert.Equal(t, uint32(69_500), v.ReportedBalance)
+		assert.Equal(t, int64(0), v.Repeats)
+		assert.Equal(t, int64(1), v.BadProofs)
+		assert.Equal(t, map[string]int{backoffice.AlarmPurseBadProof: 1, backoffice.AlarmPurseRepeat: 1}, alarmCounts(t, l),
+			"the repeat was alarmed at the ingest, the bad proof at the recheck")
+
+		again, _ := settleCSV(t, l, "2026-05-04")
+		assert.Equal(t, empty, again, "the settled day does not change")
+		clock.set(day.AddDate(0, 0, 2).Add(time.Hour))
+		_, next := settleCSV(t, l, "2026-05-05")
+		assert.Equal(t, int64(3), next.Total.Payments)
+		assert.Equal(t, int64(10_500), next.Total.Amount, "1000 + the genuine 9000 + 500")
+
+		done, err = l.svc.RecheckPurses(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, backoffice.Recheck{}, done, "nothing left unchecked")
+	})
+}

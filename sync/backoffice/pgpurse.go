@@ -243,4 +243,111 @@ func (s *PGStore) EachPayment(ctx context.Context, date string, f func(*PurseRow
 	return nil
 }
 
+// UncheckedPurseRows implements PurseStore (through purse_ledger_unchecked).
+func (s *PGStore) UncheckedPurseRows(ctx context.Context) ([]PurseRow, error) {
+	rows, _ := s.pool.Query(ctx, "SELECT "+purseRowColumns+" FROM purse_ledger WHERE proof = 'unchecked' ORDER BY sam_serial, counter")
+	out, err := pgx.CollectRows(rows, scanPurseRow)
+	if err != nil {
+		return nil, fmt.Errorf("backoffice: store: %w", err)
+	}
+	return out, nil
+}
+
+// RecheckPurseRow implements PurseStore in one transaction that holds the
+// settlement lock shared (as an ingest) and the purse's row.
+func (s *PGStore) RecheckPurseRow(ctx context.Context, row PurseRow, check func(*record.Record) ProofStatus, now time.Time) (ProofStatus, error) {
+	var out ProofStatus
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock_shared($1::bigint)", int64(settleLock)); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, "SELECT 1 FROM purses WHERE card_serial = $1 FOR UPDATE", row.CardSerial[:]); err != nil {
+			return err
+		}
+		rows, _ := tx.Query(ctx, "SELECT "+purseRowColumns+" FROM purse_ledger WHERE card_serial = $1", row.CardSerial[:])
+		all, err := pgx.CollectRows(rows, scanPurseRow)
+		if err != nil {
+			return err
+		}
+		at := -1
+		for i := range all {
+			if all[i].SAMSerial == row.SAMSerial && all[i].Counter == row.Counter {
+				at = i
+			}
+		}
+		if at < 0 {
+			return fmt.Errorf("no purse row of SAM %x counter %d", row.SAMSerial, row.Counter)
+		}
+		if out = all[at].Proof; out != ProofUnchecked {
+			return nil
+		}
+		var enc []byte
+		if err := tx.QueryRow(ctx, `SELECT r.encoded FROM record_keys k JOIN records r USING (sam_serial, counter, received_at)
+			WHERE k.sam_serial = $1 AND k.counter = $2`, row.SAMSerial[:], int64(row.Counter)).Scan(&enc); err != nil {
+			return fmt.Errorf("the record of SAM %x counter %d: %w", row.SAMSerial, row.Counter, err)
+		}
+		rec, err := record.Decode(enc)
+		if err != nil {
+			return err
+		}
+		cur := all[at]
+		if out = check(rec); out == ProofUnchecked {
+			return nil
+		}
+		sortPurseRows(all)
+		before := make([]PurseRow, len(all))
+		copy(before, all)
+		for i := range all {
+			if all[i].SAMSerial == row.SAMSerial && all[i].Counter == row.Counter {
+				all[i].Proof = out
+			}
+		}
+		st, _ := rebuildPurse(all)
+		closed := func(d string) (c bool, err error) {
+			err = tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM settlement_days WHERE day = $1::date)", d).Scan(&c)
+			return c, err
+		}
+		// the rows that give up a slot first: purse_ledger_counted is unique
+		for _, pass := range []bool{false, true} {
+			for i := range all {
+				r, old := &all[i], before[i]
+				if (old.Proof == r.Proof && old.Counted == r.Counted) || r.Counted != pass {
+					continue
+				}
+				if r.Settled() {
+					c, err := closed(r.settlementDay())
+					if err != nil {
+						return err
+					}
+					if c {
+						if r.SettlementDate, err = openDay(now, closed); err != nil {
+							return err
+						}
+					}
+				}
+				if _, err := tx.Exec(ctx, `UPDATE purse_ledger SET proof = $3, counted = $4, settlement_date = $5::date
+					WHERE sam_serial = $1 AND counter = $2`, r.SAMSerial[:], int64(r.Counter), string(r.Proof), r.Counted, r.settlementDay()); err != nil {
+					return err
+				}
+			}
+		}
+		if err := putPurseStatePG(ctx, tx, row.CardSerial, st); err != nil {
+			return err
+		}
+		if out == ProofBad {
+			a := badProofAlarm(&cur, now)
+			if _, err := tx.Exec(ctx, `INSERT INTO alarms (kind, terminal_id, sam_serial, counter, detail, at, content) VALUES ($1, $2, $3, $4, $5, $6, $7)
+				ON CONFLICT (kind, sam_serial, counter, content) WHERE content IS NOT NULL DO NOTHING`,
+				a.Kind, a.TerminalID, cur.SAMSerial[:], int64(a.Counter), a.Detail, a.At, purseAlarmOnce(a)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("backoffice: store: %w", err)
+	}
+	return out, nil
+}
+
 var _ PurseStore = (*PGStore)(nil)

@@ -239,12 +239,9 @@ type purseLookup func(serial [8]byte, ptc uint32) (counted *PurseRow, rows int, 
 // repeat alarms at the second row of its PTC only).
 func ledgerPurse(st *purseState, row *PurseRow, at purseLookup, now time.Time) ([]wire.Alarm, error) {
 	var alarms []wire.Alarm
-	alarm := func(kind, detail string) {
-		alarms = append(alarms, wire.Alarm{Kind: kind, TerminalID: row.TerminalID, SAMSerial: hex.EncodeToString(row.SAMSerial[:]),
-			Counter: row.Counter, At: now.UTC(), Detail: fmt.Sprintf("card %x PTC %d: %s (record %s)", row.CardSerial, row.PTC, detail, row.Code)})
-	}
+	alarm := func(kind, detail string) { alarms = append(alarms, rowAlarm(row, kind, detail, now)) }
 	if row.Proof == ProofBad {
-		alarm(AlarmPurseBadProof, fmt.Sprintf("the card's proof of a %s of %d does not verify", row.Kind, row.Amount))
+		alarms = append(alarms, badProofAlarm(row, now))
 		row.Counted = false
 		st.BadProofs++
 		return alarms, nil
@@ -286,6 +283,80 @@ func ledgerPurse(st *purseState, row *PurseRow, at purseLookup, now time.Time) (
 	return alarms, nil
 }
 
+// rowAlarm is a purse alarm about row.
+func rowAlarm(row *PurseRow, kind, detail string, now time.Time) wire.Alarm {
+	return wire.Alarm{Kind: kind, TerminalID: row.TerminalID, SAMSerial: hex.EncodeToString(row.SAMSerial[:]),
+		Counter: row.Counter, At: now.UTC(), Detail: fmt.Sprintf("card %x PTC %d: %s (record %s)", row.CardSerial, row.PTC, detail, row.Code)}
+}
+
+// badProofAlarm is the purse-bad-proof alarm of row.
+func badProofAlarm(row *PurseRow, now time.Time) wire.Alarm {
+	return rowAlarm(row, AlarmPurseBadProof, fmt.Sprintf("the card's proof of a %s of %d does not verify", row.Kind, row.Amount), now)
+}
+
+// rebuildPurse recomputes, from all of a card's rows sorted by PTC and
+// then by arrival (received at, SAM serial, counter), which rows are
+// counted (at each PTC the first whose proof is not bad) and the purse's
+// state; it answers the indexes of the rows whose Counted changed. The
+// recheck uses it when a proof it checks turns out bad (that row gives
+// up its PTC's slot to the next record of that PTC, if any).
+func rebuildPurse(rows []PurseRow) (*purseState, []int) {
+	st := &purseState{}
+	var changed []int
+	for i := 0; i < len(rows); {
+		j := i
+		for j < len(rows) && rows[j].PTC == rows[i].PTC {
+			j++
+		}
+		slot := false
+		for k := i; k < j; k++ {
+			r := &rows[k]
+			want := false
+			switch {
+			case r.Proof == ProofBad:
+				st.BadProofs++
+			case !slot:
+				slot, want = true, true
+				st.observe(r)
+			default:
+				st.Repeats++
+			}
+			if r.Counted != want {
+				r.Counted = want
+				changed = append(changed, k)
+			}
+		}
+		i = j
+	}
+	return st, changed
+}
+
+// sortPurseRows sorts a card's rows by PTC, then arrival.
+func sortPurseRows(rows []PurseRow) {
+	slices.SortStableFunc(rows, func(a, b PurseRow) int {
+		if a.PTC != b.PTC {
+			return cmpU32(a.PTC, b.PTC)
+		}
+		if c := a.ReceivedAt.Compare(b.ReceivedAt); c != 0 {
+			return c
+		}
+		if c := slices.Compare(a.SAMSerial[:], b.SAMSerial[:]); c != 0 {
+			return c
+		}
+		return cmpU32(a.Counter, b.Counter)
+	})
+}
+
+func cmpU32(a, b uint32) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
 // purseAlarmOnce is a purse alarm's once key for PostgreSQL's
 // alarms_once index: SHA-256 of kind and detail (which names the card
 // serial, the PTC and the record).
@@ -315,10 +386,60 @@ type PurseStore interface {
 	// merchant, then transaction time, then record code; an error from
 	// f stops it.
 	EachPayment(ctx context.Context, date string, f func(*PurseRow) error) error
+	// UncheckedPurseRows are the rows whose proof is unchecked.
+	UncheckedPurseRows(ctx context.Context) ([]PurseRow, error)
+	// RecheckPurseRow checks the proof of row (one of UncheckedPurseRows)
+	// with check, over its stored record, in one transaction: a verified
+	// row becomes settled if counted (booked in the next open day when
+	// its own is closed); a bad one is alarmed and gives up its PTC's
+	// slot (rebuildPurse). It answers the status (the row's as stored when
+	// it was checked meanwhile; unchecked: check could not tell).
+	RecheckPurseRow(ctx context.Context, row PurseRow, check func(*record.Record) ProofStatus, now time.Time) (ProofStatus, error)
 	// CloseSettlementDay closes date (YYYY-MM-DD, WIB) at at, once: no
 	// ingest that has not committed by then books a row in it (a row
 	// stamped in a closed day goes to the next open one).
 	CloseSettlementDay(ctx context.Context, date string, at time.Time) error
+}
+
+// ErrNoPurseKeys: a recheck without the purse masters.
+var ErrNoPurseKeys = errors.New("backoffice: no purse keys: proofs cannot be checked")
+
+// Recheck is what RecheckPurses did.
+type Recheck struct {
+	Verified, Bad int
+}
+
+// RecheckPurses checks the proofs of the ledger's unchecked rows (stored
+// while the back office ran without --purse-keys) with the service's
+// purse keys: verified payments become settled, bad ones are alarmed and
+// uncounted (docs/ewallet.md, "Unchecked proofs").
+func (s *Service) RecheckPurses(ctx context.Context) (Recheck, error) {
+	var out Recheck
+	ps, ok := s.store.(PurseStore)
+	if !ok {
+		return out, ErrNoPurseLedger
+	}
+	if s.cfg.PurseKeys == nil {
+		return out, ErrNoPurseKeys
+	}
+	rows, err := ps.UncheckedPurseRows(ctx)
+	if err != nil {
+		return out, err
+	}
+	check := func(r *record.Record) ProofStatus { return CheckPurseProof(s.cfg.PurseKeys, r) }
+	for _, r := range rows {
+		st, err := ps.RecheckPurseRow(ctx, r, check, s.cfg.Now())
+		if err != nil {
+			return out, err
+		}
+		switch st {
+		case ProofVerified:
+			out.Verified++
+		case ProofBad:
+			out.Bad++
+		}
+	}
+	return out, nil
 }
 
 // ErrNoPurseLedger: the store keeps no purse ledger.
