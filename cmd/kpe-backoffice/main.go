@@ -212,7 +212,7 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	if err := purseKeysAtStart(ctx, svc, purseKeys, log); err != nil { // settlement.go
+	if err := ewalletAtStart(ctx, svc, purseKeys, log); err != nil { // settlement.go
 		return err
 	}
 	if o.crl != "" {

@@ -153,10 +153,15 @@ verified payments are paid to merchants (docs/ewallet.md, "Unchecked proofs"). s
 	return cmd
 }
 
-// purseKeysAtStart is serve's start for the purse ledger: without the
-// purse keys a warning (proofs stay unchecked and are not settled); with
-// them a recheck of the rows stored unchecked before.
-func purseKeysAtStart(ctx context.Context, svc *backoffice.Service, keys *purse.Keys, log *slog.Logger) error {
+// ewalletAtStart is serve's start for the e-wallet: it keeps the top-up
+// limits in the store (for `topup stage`); without the purse keys it
+// warns (proofs stay unchecked and are not settled); with them it
+// rechecks the rows stored unchecked before.
+func ewalletAtStart(ctx context.Context, svc *backoffice.Service, keys *purse.Keys, log *slog.Logger) error {
+	// serve's top-up limits, for `topup stage` (topup.go)
+	if err := svc.SaveTopUpSettings(ctx); err != nil && !errors.Is(err, backoffice.ErrNoTopUps) {
+		return fmt.Errorf("top-up settings: %w", err)
+	}
 	if keys == nil {
 		log.Warn("no --purse-keys: card proofs of e-wallet records are not checked; their payments are withheld from settlement until `kpe-backoffice purse recheck --purse-keys FILE` verifies them")
 		return nil

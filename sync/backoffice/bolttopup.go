@@ -341,3 +341,40 @@ func topUpIngestBolt(tx *bolt.Tx, e Entry, row *PurseRow, now time.Time) error {
 }
 
 var _ TopUpStore = (*BoltStore)(nil)
+
+// bbTopUpSettings holds serve's top-up limits under one key.
+var (
+	bbTopUpSettings  = []byte("topup-settings")
+	topUpSettingsKey = []byte("limits")
+)
+
+// SaveTopUpSettings implements TopUpSettingsStore.
+func (s *BoltStore) SaveTopUpSettings(_ context.Context, ts TopUpSettings) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(bbTopUpSettings)
+		if err != nil {
+			return err
+		}
+		return putJSON(b, topUpSettingsKey, ts)
+	})
+}
+
+// TopUpSettings implements TopUpSettingsStore.
+func (s *BoltStore) TopUpSettings(_ context.Context) (*TopUpSettings, error) {
+	var out *TopUpSettings
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bbTopUpSettings)
+		if b == nil {
+			return nil
+		}
+		var ts TopUpSettings
+		found, err := getJSON(b, topUpSettingsKey, &ts)
+		if found {
+			out = &ts
+		}
+		return err
+	})
+	return out, err
+}
+
+var _ TopUpSettingsStore = (*BoltStore)(nil)

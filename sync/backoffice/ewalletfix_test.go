@@ -262,3 +262,44 @@ func TestRecheckUncheckedProofs(t *testing.T) {
 		assert.Equal(t, backoffice.Recheck{}, done, "nothing left unchecked")
 	})
 }
+
+// The monthly limit serve starts with is kept in the store: a service
+// with no limit of its own (the command line's `topup stage`) applies
+// it; one given explicitly overrides it; without a saved one the default
+// applies. The command line's actions are audited by actor.
+func TestTopUpLimitFromServe(t *testing.T) {
+	eachStore(t, func(t *testing.T, l *lab) {
+		ctx := context.Background()
+		cli, err := backoffice.New(l.store, backoffice.Config{CA: l.ca.Pool()})
+		require.NoError(t, err)
+		stage := func(svc *backoffice.Service, amount uint32, ref string) error {
+			_, err := svc.StageTopUp(ctx, backoffice.TopUpRequest{NIP: topUpNIP, Amount: amount, Ref: ref}, "cli")
+			return err
+		}
+		require.NoError(t, stage(cli, 30_000_000, "TRF-D1"), "no saved limit: the default Rp 40,000,000")
+
+		serve, err := backoffice.New(l.store, backoffice.Config{CA: l.ca.Pool(), TopUp: backoffice.TopUpConfig{MonthlyLimit: 30_000_500, MaxBalance: 1_000_000}})
+		require.NoError(t, err)
+		require.NoError(t, serve.SaveTopUpSettings(ctx))
+		saved, err := l.store.(backoffice.TopUpSettingsStore).TopUpSettings(ctx)
+		require.NoError(t, err)
+		require.NotNil(t, saved)
+		assert.Equal(t, uint64(30_000_500), saved.MonthlyLimit)
+		assert.Equal(t, uint64(1_000_000), saved.MaxBalance)
+
+		var le *backoffice.TopUpLimitError
+		require.ErrorAs(t, stage(cli, 501, "TRF-D2"), &le, "serve's limit, not the default")
+		assert.Equal(t, uint64(30_000_500), le.Limit)
+		require.NoError(t, stage(cli, 500, "TRF-D3"))
+		explicit, err := backoffice.New(l.store, backoffice.Config{CA: l.ca.Pool(), TopUp: backoffice.TopUpConfig{MonthlyLimit: 40_000_000}})
+		require.NoError(t, err)
+		require.NoError(t, stage(explicit, 501, "TRF-D4"), "an explicit limit overrides the saved one")
+
+		require.NoError(t, cli.AuditBy(ctx, "cli", backoffice.AuditTopUpStage, "abc", "Rp 500, ref TRF-D3"))
+		log, err := cli.AuditLog(ctx, backoffice.AuditQuery{Action: backoffice.AuditTopUpStage, Limit: 10})
+		require.NoError(t, err)
+		require.Len(t, log, 1)
+		assert.Equal(t, "cli", log[0].Actor)
+		assert.Equal(t, "abc", log[0].Target)
+	})
+}
