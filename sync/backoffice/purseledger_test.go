@@ -471,6 +471,8 @@ func TestStaffPurseAPI(t *testing.T) {
 		assert.Equal(t, uint32(1), p.FirstPTC)
 		assert.Equal(t, uint32(6), p.LastPTC, "a top-up and five payments; the repeat and the bad proof are not PTCs of their own")
 		assert.Equal(t, int64(1), p.Repeats)
+		assert.Equal(t, int64(1), p.BadProofs)
+		assert.Equal(t, date, p.Ledger[0].SettlementDate)
 		assert.Len(t, p.Ledger, 8)
 		assert.Equal(t, int64(p.ReportedBalance), p.ShadowBalance)
 		assert.Equal(t, "bad", p.Ledger[7].Proof)
