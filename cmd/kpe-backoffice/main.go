@@ -129,7 +129,7 @@ Exit codes: 0 success; 1 failure; 2 usage error.`,
 	for _, name := range []string{"sam-ca", "tls-cert", "tls-key", "client-ca"} {
 		_ = serveCmd.MarkFlagRequired(name)
 	}
-	root.AddCommand(serveCmd, institutionCommand(stdout), userCommand(stdout), issuerCommand(stdout), renewalCommand(stdout), topUpCommand(stdout), settlementCommand(stdout))
+	root.AddCommand(serveCmd, institutionCommand(stdout), userCommand(stdout), issuerCommand(stdout), renewalCommand(stdout), topUpCommand(stdout), settlementCommand(stdout), purseCommand(stdout))
 	return root
 }
 
@@ -210,6 +210,9 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 	svc, err := backoffice.New(store, backoffice.Config{CA: roots, AcceptSoftware: o.soft, SkewTolerance: o.skew, Institutions: o.inst,
 		CertificateSkew: o.certSkew, Log: log, Issuer: signer, IssuerRoots: issuerRoots, TopUp: topUpCfg, PurseKeys: purseKeys})
 	if err != nil {
+		return err
+	}
+	if err := ewalletAtStart(ctx, svc, purseKeys, log); err != nil { // settlement.go
 		return err
 	}
 	if o.crl != "" {

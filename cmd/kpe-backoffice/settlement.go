@@ -1,8 +1,12 @@
 package main
 
 import (
+	"context"
+	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -102,4 +106,75 @@ func writeSettlement(c *cobra.Command, svc *backoffice.Service, w io.Writer, dat
 		return err
 	}
 	return backoffice.WriteSettlementCSV(w, st)
+}
+
+// purseCommand is `kpe-backoffice purse`: the purse ledger's upkeep.
+func purseCommand(stdout io.Writer) *cobra.Command {
+	cmd := &cobra.Command{Use: "purse", Short: "The e-wallet's purse ledger", Args: cobra.NoArgs}
+	var sf storeFlags
+	var keys purseKeyFlags
+	recheck := &cobra.Command{
+		Use:   "recheck --purse-keys FILE",
+		Short: "Check the card proofs of the ledger rows stored without --purse-keys",
+		Long: `Checks, with the purse masters, the card proofs of the purse ledger's rows that are "unchecked" (stored
+while serve ran without --purse-keys). A verified payment becomes settled (in the next settlement day not
+settled yet, when its own was); a bad proof raises purse-bad-proof and the row gives up its PTC. Only
+verified payments are paid to merchants (docs/ewallet.md, "Unchecked proofs"). serve started with
+--purse-keys does the same at its start.`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			if keys.path == "" {
+				return clikit.Usagef("--purse-keys is required")
+			}
+			k, err := keys.load()
+			if err != nil {
+				return err
+			}
+			store, _, err := openStore(c.Context(), sf.dbPath, sf.pg, backoffice.PGOptions{})
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			svc, err := backoffice.New(store, backoffice.Config{CA: x509.NewCertPool(), PurseKeys: k})
+			if err != nil {
+				return err
+			}
+			done, err := svc.RecheckPurses(c.Context())
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(stdout, "%d proofs verified, %d bad\n", done.Verified, done.Bad)
+			return err
+		},
+	}
+	sf.add(recheck.Flags())
+	keys.add(recheck.Flags())
+	cmd.AddCommand(recheck)
+	return cmd
+}
+
+// ewalletAtStart is serve's start for the e-wallet: it keeps the top-up
+// limits in the store (for `topup stage`); without the purse keys it
+// warns (proofs stay unchecked and are not settled); with them it
+// rechecks the rows stored unchecked before.
+func ewalletAtStart(ctx context.Context, svc *backoffice.Service, keys *purse.Keys, log *slog.Logger) error {
+	// serve's top-up limits, for `topup stage` (topup.go)
+	if err := svc.SaveTopUpSettings(ctx); err != nil && !errors.Is(err, backoffice.ErrNoTopUps) {
+		return fmt.Errorf("top-up settings: %w", err)
+	}
+	if keys == nil {
+		log.Warn("no --purse-keys: card proofs of e-wallet records are not checked; their payments are withheld from settlement until `kpe-backoffice purse recheck --purse-keys FILE` verifies them")
+		return nil
+	}
+	done, err := svc.RecheckPurses(ctx)
+	if errors.Is(err, backoffice.ErrNoPurseLedger) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("purse recheck: %w", err)
+	}
+	if done.Verified+done.Bad > 0 {
+		log.Info("purse proofs rechecked", "verified", done.Verified, "bad", done.Bad)
+	}
+	return nil
 }

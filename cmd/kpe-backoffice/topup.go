@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -24,9 +25,16 @@ type topUpFlags struct {
 }
 
 // add adds the monthly limit (both) and, for serve, the offer's limits.
+// serve keeps its limits in the store; `topup stage` applies serve's
+// monthly limit unless --topup-monthly-limit is given.
 func (t *topUpFlags) add(f *pflag.FlagSet, serve bool) {
-	f.Uint64Var(&t.monthly, "topup-monthly-limit", backoffice.DefaultTopUpMonthlyLimit,
-		"rupiah of top-ups a NIP may have staged per calendar month (Asia/Jakarta), staged, authorised and applied counted (0: the default)")
+	if serve {
+		f.Uint64Var(&t.monthly, "topup-monthly-limit", backoffice.DefaultTopUpMonthlyLimit,
+			"rupiah of top-ups a NIP may have staged per calendar month (Asia/Jakarta), staged, authorised and applied counted (0: the default); kept in the store for `topup stage`")
+	} else {
+		f.Uint64Var(&t.monthly, "topup-monthly-limit", 0,
+			"rupiah of top-ups a NIP may have staged per calendar month (Asia/Jakarta); default: the limit serve last started with, else Rp 40,000,000")
+	}
 	if serve {
 		f.Uint64Var(&t.maxBalance, "topup-max-balance", backoffice.DefaultTopUpMaxBalance,
 			"no top-up authorisation takes a card's balance above this many rupiah; the card's own maximum applies too (0: the default)")
@@ -76,7 +84,8 @@ back office signs for that card. See docs/ewallet.md.`,
 		Short: "Stage a top-up paid for a NIP, within the monthly limit",
 		Long: `Stages a top-up of --amount rupiah for --nip, paid by the bank transfer --ref (a reference is staged
 once). It is refused (exit code 1) when the NIP's top-ups staged in this calendar month (Asia/Jakarta),
-with it, would pass --topup-monthly-limit.`,
+with it, would pass the monthly limit: --topup-monthly-limit when given, else the one serve last started
+with (kept in the store), else the default. The audit log records it with actor "cli".`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			cfg, err := limits.config(false)
@@ -92,7 +101,7 @@ with it, would pass --topup-monthly-limit.`,
 					return err
 				}
 				fmt.Fprintf(stdout, "top-up %x staged: Rp %d for %s (ref %s)\n", t.ID, t.Amount, t.NIP, t.Ref)
-				return nil
+				return svc.AuditBy(c.Context(), "cli", backoffice.AuditTopUpStage, hex.EncodeToString(t.ID[:]), fmt.Sprintf("Rp %d, ref %s", t.Amount, t.Ref))
 			})
 		},
 	}
@@ -154,7 +163,7 @@ with it, would pass --topup-monthly-limit.`,
 					return err
 				}
 				fmt.Fprintf(stdout, "top-up %x cancelled\n", id)
-				return nil
+				return svc.AuditBy(c.Context(), "cli", backoffice.AuditTopUpCancel, hex.EncodeToString(id[:]), "")
 			})
 		},
 	}

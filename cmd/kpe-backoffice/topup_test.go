@@ -2,12 +2,15 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"crypto/x509"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 
 	"kpe-agent/internal/clikit"
+	"kpe-agent/sync/backoffice"
 )
 
 // kpe-backoffice topup stage|list|cancel on a bbolt file: staging within
@@ -58,5 +61,60 @@ func TestTopUpCommands(t *testing.T) {
 	}
 	if _, out := topup("list", "--status", "cancelled"); strings.Contains(out, "TRF-2") {
 		t.Errorf("the filter lets another state through:\n%s", out)
+	}
+}
+
+// `topup stage` without --topup-monthly-limit applies the limit serve
+// saved in the store; the flag overrides it; stage and cancel are in the
+// audit log with actor "cli".
+func TestTopUpStageServeLimit(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "bo.db")
+	st, err := backoffice.OpenBolt(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serve, err := backoffice.New(st, backoffice.Config{CA: x509.NewCertPool(), TopUp: backoffice.TopUpConfig{MonthlyLimit: 1000}})
+	if err == nil {
+		err = serve.SaveTopUpSettings(context.Background())
+	}
+	st.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	topup := func(args ...string) (int, string) {
+		var out, errOut bytes.Buffer
+		code := clikit.Main(rootCommand(&out, &errOut), append(append([]string{"topup"}, args...), "--db", db), &out, &errOut)
+		return code, out.String() + errOut.String()
+	}
+	const nip = "196608011988031001"
+	if code, out := topup("stage", "--nip", nip, "--amount", "1001", "--ref", "TRF-1"); code != 1 || !strings.Contains(out, "Rp 0 of Rp 1000") {
+		t.Errorf("over serve's limit: exit %d:\n%s", code, out)
+	}
+	code, out := topup("stage", "--nip", nip, "--amount", "1000", "--ref", "TRF-1")
+	if code != 0 {
+		t.Fatalf("within serve's limit: exit %d:\n%s", code, out)
+	}
+	id := regexp.MustCompile(`top-up ([0-9a-f]{32}) staged`).FindStringSubmatch(out)[1]
+	if code, out := topup("stage", "--nip", nip, "--amount", "1", "--ref", "TRF-2", "--topup-monthly-limit", "2000"); code != 0 {
+		t.Errorf("an explicit limit: exit %d:\n%s", code, out)
+	}
+	if code, out := topup("cancel", id); code != 0 {
+		t.Errorf("cancel: exit %d:\n%s", code, out)
+	}
+	st, err = backoffice.OpenBolt(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	log, err := st.AuditLog(context.Background(), backoffice.AuditQuery{Account: "cli", Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range log {
+		got = append(got, e.Action+" "+e.Target)
+	}
+	if len(got) != 3 || got[0] != backoffice.AuditTopUpCancel+" "+id || got[2] != backoffice.AuditTopUpStage+" "+id {
+		t.Errorf("audit log of cli: %q", got)
 	}
 }

@@ -9,14 +9,18 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"kpe-agent/sync/record"
 )
 
 // The purse ledger in bbolt (purseledger.go).
 var (
-	bbPurses     = []byte("purses")         // card serial → purseState (JSON)
-	bbPurseRows  = []byte("purse-rows")     // card serial ‖ PTC ‖ SAM serial ‖ counter → PurseRow (JSON)
-	bbPursePaid  = []byte("purse-payments") // settlement date ‖ 0 ‖ merchant ‖ 0 ‖ txn time (8) ‖ code → row key: the settled payments
-	bbPurseIndex = [][]byte{bbPurses, bbPurseRows, bbPursePaid}
+	bbPurses     = []byte("purses")          // card serial → purseState (JSON)
+	bbPurseRows  = []byte("purse-rows")      // card serial ‖ PTC ‖ SAM serial ‖ counter → PurseRow (JSON)
+	bbPursePaid  = []byte("purse-payments")  // settlement date ‖ 0 ‖ merchant ‖ 0 ‖ txn time (8) ‖ code → row key: the settled payments
+	bbSettleDays = []byte("settlement-days") // settlement date → closed at (RFC 3339): the closed days
+	bbUnchecked  = []byte("purse-unchecked") // row key → nil: the rows whose proof is unchecked
+	bbPurseIndex = [][]byte{bbPurses, bbPurseRows, bbPursePaid, bbSettleDays, bbUnchecked}
 )
 
 func purseBuckets(tx *bolt.Tx) error {
@@ -29,46 +33,72 @@ func purseBuckets(tx *bolt.Tx) error {
 }
 
 // ledgerPurseBolt puts an accepted entry with a purse field into the
-// ledger, inside Ingest's transaction (ledgerPurse), and raises its
-// alarms.
-func ledgerPurseBolt(tx *bolt.Tx, e Entry, now time.Time) error {
+// ledger, inside Ingest's transaction (ledgerPurse), raises its alarms
+// and returns the row as stored (nil: the record has no purse field).
+// The settlement day is stamped here, against the closed days: bbolt
+// has one writer, so no settlement closes a day meanwhile.
+func ledgerPurseBolt(tx *bolt.Tx, e Entry, now time.Time) (*PurseRow, error) {
 	row := purseRowOf(e, now)
 	if row == nil {
-		return nil
+		return nil, nil
 	}
+	day, err := openDay(now, func(d string) (bool, error) { return tx.Bucket(bbSettleDays).Get([]byte(d)) != nil, nil })
+	if err != nil {
+		return nil, err
+	}
+	row.SettlementDate = day
 	purses, rows := tx.Bucket(bbPurses), tx.Bucket(bbPurseRows)
 	st := &purseState{}
 	if _, err := getJSON(purses, row.CardSerial[:], st); err != nil {
-		return err
+		return nil, err
 	}
 	alarms, err := ledgerPurse(st, row, func(serial [8]byte, ptc uint32) (*PurseRow, int, error) { return boltRowsAt(rows, serial, ptc) }, now)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	key := purseRowKey(row)
 	if err := putJSON(rows, key, row); err != nil {
-		return err
+		return nil, err
 	}
 	if err := putJSON(purses, row.CardSerial[:], st); err != nil {
-		return err
+		return nil, err
 	}
 	if row.Settled() {
 		if err := tx.Bucket(bbPursePaid).Put(paidKey(row), key); err != nil {
-			return err
+			return nil, err
+		}
+	}
+	if row.Proof == ProofUnchecked {
+		if err := tx.Bucket(bbUnchecked).Put(key, nil); err != nil {
+			return nil, err
 		}
 	}
 	for _, a := range alarms {
 		if err := raiseBolt(tx.Bucket(bbAlarms), a); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return nil
+	return row, nil
+}
+
+// CloseSettlementDay implements PurseStore: the marker, once.
+func (s *BoltStore) CloseSettlementDay(_ context.Context, date string, at time.Time) error {
+	if _, _, err := settlementBounds(date); err != nil {
+		return err
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bbSettleDays)
+		if b.Get([]byte(date)) != nil {
+			return nil
+		}
+		return b.Put([]byte(date), []byte(at.UTC().Format(time.RFC3339Nano)))
+	})
 }
 
 // paidKey orders a day's settled payments by merchant, transaction time
 // and code (merchant ids hold no control characters).
 func paidKey(r *PurseRow) []byte {
-	k := append([]byte(settlementDate(r.ReceivedAt)), 0)
+	k := append([]byte(r.settlementDay()), 0)
 	k = append(append(k, r.Merchant...), 0)
 	// txn times are after 1970 (record.validatePurse): big-endian sorts
 	k = binary.BigEndian.AppendUint64(k, uint64(r.TxnTime.UnixMilli()))
@@ -76,7 +106,7 @@ func paidKey(r *PurseRow) []byte {
 }
 
 // boltRowsAt is the counted row at a card serial and PTC, and how many
-// rows name it.
+// rows whose proof is not bad name it.
 func boltRowsAt(rows *bolt.Bucket, serial [8]byte, ptc uint32) (*PurseRow, int, error) {
 	prefix := append(serial[:0:0], serial[:]...)
 	prefix = binary.BigEndian.AppendUint32(prefix, ptc)
@@ -84,10 +114,12 @@ func boltRowsAt(rows *bolt.Bucket, serial [8]byte, ptc uint32) (*PurseRow, int, 
 	n := 0
 	c := rows.Cursor()
 	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-		n++
 		var r PurseRow
 		if err := json.Unmarshal(v, &r); err != nil {
 			return nil, 0, fmt.Errorf("backoffice: damaged purse row %x: %w", k, err)
+		}
+		if r.Proof != ProofBad {
+			n++
 		}
 		if r.Counted {
 			counted = &r
@@ -182,3 +214,110 @@ func (s *BoltStore) EachPayment(ctx context.Context, date string, f func(*PurseR
 }
 
 var _ PurseStore = (*BoltStore)(nil)
+
+// UncheckedPurseRows implements PurseStore.
+func (s *BoltStore) UncheckedPurseRows(ctx context.Context) ([]PurseRow, error) {
+	var out []PurseRow
+	err := s.db.View(func(tx *bolt.Tx) error {
+		rows := tx.Bucket(bbPurseRows)
+		return tx.Bucket(bbUnchecked).ForEach(func(k, _ []byte) error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			var r PurseRow
+			if _, err := getJSON(rows, k, &r); err != nil {
+				return err
+			}
+			out = append(out, r)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// RecheckPurseRow implements PurseStore in one transaction (bbolt's one
+// writer: no settlement closes a day meanwhile).
+func (s *BoltStore) RecheckPurseRow(_ context.Context, row PurseRow, check func(*record.Record) ProofStatus, now time.Time) (ProofStatus, error) {
+	var out ProofStatus
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		rowsB, paid, closedB := tx.Bucket(bbPurseRows), tx.Bucket(bbPursePaid), tx.Bucket(bbSettleDays)
+		key := purseRowKey(&row)
+		var cur PurseRow
+		found, err := getJSON(rowsB, key, &cur)
+		if err != nil {
+			return err
+		}
+		if !found {
+			return fmt.Errorf("backoffice: no purse row %x", key)
+		}
+		if out = cur.Proof; out != ProofUnchecked {
+			return tx.Bucket(bbUnchecked).Delete(key)
+		}
+		raw := tx.Bucket(bbRecords).Get(recKey(cur.SAMSerial, cur.Counter))
+		if raw == nil {
+			return fmt.Errorf("backoffice: purse row %x names no record", key)
+		}
+		stored, err := decodeStored(raw)
+		if err != nil {
+			return err
+		}
+		if out = check(stored.Rec); out == ProofUnchecked {
+			return nil
+		}
+		var all []PurseRow
+		c := rowsB.Cursor()
+		for k, v := c.Seek(cur.CardSerial[:]); k != nil && bytes.HasPrefix(k, cur.CardSerial[:]); k, v = c.Next() {
+			var r PurseRow
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("backoffice: damaged purse row %x: %w", k, err)
+			}
+			all = append(all, r)
+		}
+		sortPurseRows(all)
+		before := map[string]PurseRow{}
+		for i := range all {
+			before[string(purseRowKey(&all[i]))] = all[i]
+			if all[i].SAMSerial == cur.SAMSerial && all[i].Counter == cur.Counter {
+				all[i].Proof = out
+			}
+		}
+		st, _ := rebuildPurse(all)
+		closed := func(d string) (bool, error) { return closedB.Get([]byte(d)) != nil, nil }
+		for i := range all {
+			r := &all[i]
+			k := purseRowKey(r)
+			old := before[string(k)]
+			if old.Proof == r.Proof && old.Counted == r.Counted {
+				continue
+			}
+			if old.Settled() {
+				if err := paid.Delete(paidKey(&old)); err != nil {
+					return err
+				}
+			}
+			if r.Settled() {
+				if closedB.Get([]byte(r.settlementDay())) != nil {
+					if r.SettlementDate, err = openDay(now, closed); err != nil {
+						return err
+					}
+				}
+				if err := paid.Put(paidKey(r), k); err != nil {
+					return err
+				}
+			}
+			if err := putJSON(rowsB, k, r); err != nil {
+				return err
+			}
+		}
+		if err := putJSON(tx.Bucket(bbPurses), cur.CardSerial[:], st); err != nil {
+			return err
+		}
+		if out == ProofBad {
+			if err := raiseBolt(tx.Bucket(bbAlarms), badProofAlarm(&cur, now)); err != nil {
+				return err
+			}
+		}
+		return tx.Bucket(bbUnchecked).Delete(key)
+	})
+	return out, err
+}

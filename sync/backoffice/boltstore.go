@@ -254,10 +254,11 @@ func (s *BoltStore) Ingest(_ context.Context, entries []Entry, m Meta) ([]wire.R
 					return err
 				}
 			}
-			if err := topUpIngestBolt(tx, e, m.Now); err != nil { // bolttopup.go: applied with the record, atomically
+			row, err := ledgerPurseBolt(tx, e, m.Now) // boltpurse.go: the purse ledger, before the top-ups
+			if err != nil {
 				return err
 			}
-			if err := ledgerPurseBolt(tx, e, m.Now); err != nil { // boltpurse.go: the purse ledger
+			if err := topUpIngestBolt(tx, e, row, m.Now); err != nil { // bolttopup.go: applied with the record, atomically
 				return err
 			}
 			if err := recs.Put(key, encodeStored(m.Now, flags, e.Encoded)); err != nil {

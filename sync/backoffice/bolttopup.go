@@ -281,16 +281,18 @@ func (s *BoltStore) CancelTopUp(_ context.Context, id [16]byte) error {
 }
 
 // topUpIngestBolt decides on a record with a purse field inside Ingest's
-// transaction: a top-up record applies its top-up (applyTopUp); any
-// purse record releases the top-ups authorised for its card at the PTC it
-// moved the card from (released). Alarms go with the record.
-func topUpIngestBolt(tx *bolt.Tx, e Entry, now time.Time) error {
+// transaction, after the ledger stored its row: a top-up record applies
+// its top-up (applyTopUp) unless its proof is bad (mayApply); a purse
+// record the ledger counted releases the top-ups authorised for its card
+// at the PTC it moved the card from (mayRelease, released). Alarms go
+// with the record.
+func topUpIngestBolt(tx *bolt.Tx, e Entry, row *PurseRow, now time.Time) error {
 	x := purseTxnOf(e)
 	if x == nil {
 		return nil
 	}
 	ts := tx.Bucket(bbTopUps)
-	if x.TopUp {
+	if x.TopUp && mayApply(row) {
 		t, err := getTopUp(ts, x.Request[:])
 		if err != nil {
 			return err
@@ -311,7 +313,7 @@ func topUpIngestBolt(tx *bolt.Tx, e Entry, now time.Time) error {
 			}
 		}
 	}
-	if x.PTC == 0 {
+	if x.PTC == 0 || !mayRelease(row) {
 		return nil
 	}
 	prefix := binary.BigEndian.AppendUint32(append([]byte{}, x.Serial[:]...), x.PTC-1)
@@ -339,3 +341,40 @@ func topUpIngestBolt(tx *bolt.Tx, e Entry, now time.Time) error {
 }
 
 var _ TopUpStore = (*BoltStore)(nil)
+
+// bbTopUpSettings holds serve's top-up limits under one key.
+var (
+	bbTopUpSettings  = []byte("topup-settings")
+	topUpSettingsKey = []byte("limits")
+)
+
+// SaveTopUpSettings implements TopUpSettingsStore.
+func (s *BoltStore) SaveTopUpSettings(_ context.Context, ts TopUpSettings) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(bbTopUpSettings)
+		if err != nil {
+			return err
+		}
+		return putJSON(b, topUpSettingsKey, ts)
+	})
+}
+
+// TopUpSettings implements TopUpSettingsStore.
+func (s *BoltStore) TopUpSettings(_ context.Context) (*TopUpSettings, error) {
+	var out *TopUpSettings
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bbTopUpSettings)
+		if b == nil {
+			return nil
+		}
+		var ts TopUpSettings
+		found, err := getJSON(b, topUpSettingsKey, &ts)
+		if found {
+			out = &ts
+		}
+		return err
+	})
+	return out, err
+}
+
+var _ TopUpSettingsStore = (*BoltStore)(nil)

@@ -483,14 +483,14 @@ func (s *PGStore) ingest(ctx context.Context, tx pgx.Tx, entries []Entry, m Meta
 				alarms = append(alarms, *raised)
 			}
 		}
-		if alarms, err = topUpIngestPG(ctx, tx, e, m.Now, alarms); err != nil { // pgtopup.go: applied with the record, atomically
-			return nil, err
-		}
-		purseAlarms, err := ledgerPursePG(ctx, tx, e, m.Now) // pgpurse.go: the purse ledger
+		row, purseAlarms, err := ledgerPursePG(ctx, tx, e, m.Now) // pgpurse.go: the purse ledger, before the top-ups
 		if err != nil {
 			return nil, err
 		}
 		alarms = append(alarms, purseAlarms...)
+		if alarms, err = topUpIngestPG(ctx, tx, e, row, m.Now, alarms); err != nil { // pgtopup.go: applied with the record, atomically
+			return nil, err
+		}
 		ins.serial = append(ins.serial, r.SAMSerial[:])
 		ins.counter = append(ins.counter, int64(r.Counter))
 		ins.hash = append(ins.hash, e.Hash[:])

@@ -165,14 +165,15 @@ func (s *PGStore) CancelTopUp(ctx context.Context, id [16]byte) error {
 }
 
 // topUpIngestPG decides on a record with a purse field inside Ingest's
-// transaction (as topUpIngestBolt), the top-up rows locked so that
-// concurrent batches apply a top-up once; it appends the alarms to raise.
-func topUpIngestPG(ctx context.Context, tx pgx.Tx, e Entry, now time.Time, alarms []pgAlarm) ([]pgAlarm, error) {
+// transaction (as topUpIngestBolt, after the ledger stored row), the
+// top-up rows locked so that concurrent batches apply a top-up once; it
+// appends the alarms to raise.
+func topUpIngestPG(ctx context.Context, tx pgx.Tx, e Entry, row *PurseRow, now time.Time, alarms []pgAlarm) ([]pgAlarm, error) {
 	x := purseTxnOf(e)
 	if x == nil {
 		return alarms, nil
 	}
-	if x.TopUp {
+	if x.TopUp && mayApply(row) {
 		rows, _ := tx.Query(ctx, "SELECT "+topUpColumns+" FROM topups WHERE topup_id = $1 FOR UPDATE", x.Request[:])
 		var t *TopUp
 		got, err := pgx.CollectExactlyOneRow(rows, scanTopUp)
@@ -194,7 +195,7 @@ func topUpIngestPG(ctx context.Context, tx pgx.Tx, e Entry, now time.Time, alarm
 			}
 		}
 	}
-	if x.PTC == 0 {
+	if x.PTC == 0 || !mayRelease(row) {
 		return alarms, nil
 	}
 	// the card's transaction at PTC-1 was not these top-ups' credit
@@ -216,3 +217,29 @@ func topUpIngestPG(ctx context.Context, tx pgx.Tx, e Entry, now time.Time, alarm
 }
 
 var _ TopUpStore = (*PGStore)(nil)
+
+// SaveTopUpSettings implements TopUpSettingsStore (migration 014).
+func (s *PGStore) SaveTopUpSettings(ctx context.Context, ts TopUpSettings) error {
+	if _, err := s.pool.Exec(ctx, `INSERT INTO topup_settings (id, monthly_limit, max_balance, updated_at) VALUES (true, $1, $2, $3)
+		ON CONFLICT (id) DO UPDATE SET monthly_limit = EXCLUDED.monthly_limit, max_balance = EXCLUDED.max_balance, updated_at = EXCLUDED.updated_at`,
+		int64(ts.MonthlyLimit), int64(ts.MaxBalance), ts.UpdatedAt); err != nil {
+		return fmt.Errorf("backoffice: store: %w", err)
+	}
+	return nil
+}
+
+// TopUpSettings implements TopUpSettingsStore.
+func (s *PGStore) TopUpSettings(ctx context.Context) (*TopUpSettings, error) {
+	var monthly, maxBal int64
+	var at time.Time
+	err := s.pool.QueryRow(ctx, "SELECT monthly_limit, max_balance, updated_at FROM topup_settings WHERE id").Scan(&monthly, &maxBal, &at)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("backoffice: store: %w", err)
+	}
+	return &TopUpSettings{MonthlyLimit: uint64(monthly), MaxBalance: uint64(maxBal), UpdatedAt: at.UTC()}, nil
+}
+
+var _ TopUpSettingsStore = (*PGStore)(nil)

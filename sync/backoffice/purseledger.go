@@ -71,11 +71,27 @@ type PurseRow struct {
 	Reference    string
 	TxnTime      time.Time // the time in MAC_SAM (the terminal's clock), UTC
 	ReceivedAt   time.Time // when the back office accepted the record, UTC
-	Proof        ProofStatus
-	// Counted: the first row of its card serial and PTC. A repeat (a
-	// second record naming the same PTC) is kept but counted neither in
-	// the shadow balance nor in a settlement.
+	// SettlementDate is the settlement day (YYYY-MM-DD, WIB) the row is
+	// booked in, stamped inside the store transaction: the day of
+	// ReceivedAt, or the next day not closed yet when that day was
+	// settled meanwhile (settlement.go). Empty in rows stored before
+	// it was kept: the day of ReceivedAt.
+	SettlementDate string
+	Proof          ProofStatus
+	// Counted: the first row of its card serial and PTC whose proof is
+	// not bad. A repeat (a second record naming the same PTC) and a row
+	// with a bad proof are kept but counted neither in the shadow balance
+	// nor in a settlement; a bad row takes no PTC's slot, so the genuine
+	// record of that PTC is counted when it comes.
 	Counted bool
+}
+
+// settlementDay is the row's settlement day.
+func (r *PurseRow) settlementDay() string {
+	if r.SettlementDate != "" {
+		return r.SettlementDate
+	}
+	return settlementDate(r.ReceivedAt)
 }
 
 // delta is the row's change of balance.
@@ -87,10 +103,11 @@ func (r *PurseRow) delta() int64 {
 }
 
 // Settled says whether the row is paid to a merchant in a settlement: a
-// counted debit with a merchant whose proof is not bad (a bad proof is
-// withheld; its alarm says why).
+// counted debit with a merchant whose proof is verified. A bad proof is
+// withheld (its alarm says why); an unchecked one too, until `kpe-backoffice
+// purse recheck` verifies it (the bank is paid only for verified payments).
 func (r *PurseRow) Settled() bool {
-	return r.Counted && r.Kind == record.PurseDebit && r.Merchant != "" && r.Proof != ProofBad
+	return r.Counted && r.Kind == record.PurseDebit && r.Merchant != "" && r.Proof == ProofVerified
 }
 
 // PurseView is one purse as the ledger sees it.
@@ -108,6 +125,7 @@ type PurseView struct {
 	ReportedBalance uint32
 	Rows            int64        // counted rows
 	Repeats         int64        // rows not counted: repeats of a PTC
+	BadProofs       int64        // rows not counted: their card proof does not verify
 	Missing         []wire.Range // PTCs missing between FirstPTC and LastPTC
 }
 
@@ -121,12 +139,13 @@ type purseState struct {
 	LastBalance  uint32       `json:"last_balance"`
 	Rows         int64        `json:"rows"`
 	Repeats      int64        `json:"repeats"`
+	BadProofs    int64        `json:"bad_proofs,omitempty"`
 	Gaps         []wire.Range `json:"gaps,omitempty"` // sorted, disjoint, inclusive
 }
 
 func (st *purseState) view(serial [8]byte) *PurseView {
 	return &PurseView{CardSerial: serial, FirstPTC: st.First, LastPTC: st.Last, ShadowBalance: int64(st.FirstBalance) + st.SumDelta,
-		ReportedBalance: st.LastBalance, Rows: st.Rows, Repeats: st.Repeats, Missing: slices.Clone(st.Gaps)}
+		ReportedBalance: st.LastBalance, Rows: st.Rows, Repeats: st.Repeats, BadProofs: st.BadProofs, Missing: slices.Clone(st.Gaps)}
 }
 
 // observe adds the counted row r (no counted row at its PTC before) and
@@ -211,7 +230,7 @@ func CheckPurseProof(keys *purse.Keys, r *record.Record) ProofStatus {
 
 // purseLookup is what a store gives the ledger rule inside its
 // transaction: the counted row at a card serial and PTC (nil: none), and
-// how many rows name it.
+// how many rows whose proof is not bad name it.
 type purseLookup func(serial [8]byte, ptc uint32) (counted *PurseRow, rows int, err error)
 
 // ledgerPurse is the one rule both stores apply to a new row: it decides
@@ -220,12 +239,12 @@ type purseLookup func(serial [8]byte, ptc uint32) (counted *PurseRow, rows int, 
 // repeat alarms at the second row of its PTC only).
 func ledgerPurse(st *purseState, row *PurseRow, at purseLookup, now time.Time) ([]wire.Alarm, error) {
 	var alarms []wire.Alarm
-	alarm := func(kind, detail string) {
-		alarms = append(alarms, wire.Alarm{Kind: kind, TerminalID: row.TerminalID, SAMSerial: hex.EncodeToString(row.SAMSerial[:]),
-			Counter: row.Counter, At: now.UTC(), Detail: fmt.Sprintf("card %x PTC %d: %s (record %s)", row.CardSerial, row.PTC, detail, row.Code)})
-	}
+	alarm := func(kind, detail string) { alarms = append(alarms, rowAlarm(row, kind, detail, now)) }
 	if row.Proof == ProofBad {
-		alarm(AlarmPurseBadProof, fmt.Sprintf("the card's proof of a %s of %d does not verify", row.Kind, row.Amount))
+		alarms = append(alarms, badProofAlarm(row, now))
+		row.Counted = false
+		st.BadProofs++
+		return alarms, nil
 	}
 	counted, n, err := at(row.CardSerial, row.PTC)
 	if err != nil {
@@ -264,6 +283,80 @@ func ledgerPurse(st *purseState, row *PurseRow, at purseLookup, now time.Time) (
 	return alarms, nil
 }
 
+// rowAlarm is a purse alarm about row.
+func rowAlarm(row *PurseRow, kind, detail string, now time.Time) wire.Alarm {
+	return wire.Alarm{Kind: kind, TerminalID: row.TerminalID, SAMSerial: hex.EncodeToString(row.SAMSerial[:]),
+		Counter: row.Counter, At: now.UTC(), Detail: fmt.Sprintf("card %x PTC %d: %s (record %s)", row.CardSerial, row.PTC, detail, row.Code)}
+}
+
+// badProofAlarm is the purse-bad-proof alarm of row.
+func badProofAlarm(row *PurseRow, now time.Time) wire.Alarm {
+	return rowAlarm(row, AlarmPurseBadProof, fmt.Sprintf("the card's proof of a %s of %d does not verify", row.Kind, row.Amount), now)
+}
+
+// rebuildPurse recomputes, from all of a card's rows sorted by PTC and
+// then by arrival (received at, SAM serial, counter), which rows are
+// counted (at each PTC the first whose proof is not bad) and the purse's
+// state; it answers the indexes of the rows whose Counted changed. The
+// recheck uses it when a proof it checks turns out bad (that row gives
+// up its PTC's slot to the next record of that PTC, if any).
+func rebuildPurse(rows []PurseRow) (*purseState, []int) {
+	st := &purseState{}
+	var changed []int
+	for i := 0; i < len(rows); {
+		j := i
+		for j < len(rows) && rows[j].PTC == rows[i].PTC {
+			j++
+		}
+		slot := false
+		for k := i; k < j; k++ {
+			r := &rows[k]
+			want := false
+			switch {
+			case r.Proof == ProofBad:
+				st.BadProofs++
+			case !slot:
+				slot, want = true, true
+				st.observe(r)
+			default:
+				st.Repeats++
+			}
+			if r.Counted != want {
+				r.Counted = want
+				changed = append(changed, k)
+			}
+		}
+		i = j
+	}
+	return st, changed
+}
+
+// sortPurseRows sorts a card's rows by PTC, then arrival.
+func sortPurseRows(rows []PurseRow) {
+	slices.SortStableFunc(rows, func(a, b PurseRow) int {
+		if a.PTC != b.PTC {
+			return cmpU32(a.PTC, b.PTC)
+		}
+		if c := a.ReceivedAt.Compare(b.ReceivedAt); c != 0 {
+			return c
+		}
+		if c := slices.Compare(a.SAMSerial[:], b.SAMSerial[:]); c != 0 {
+			return c
+		}
+		return cmpU32(a.Counter, b.Counter)
+	})
+}
+
+func cmpU32(a, b uint32) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
 // purseAlarmOnce is a purse alarm's once key for PostgreSQL's
 // alarms_once index: SHA-256 of kind and detail (which names the card
 // serial, the PTC and the record).
@@ -293,6 +386,60 @@ type PurseStore interface {
 	// merchant, then transaction time, then record code; an error from
 	// f stops it.
 	EachPayment(ctx context.Context, date string, f func(*PurseRow) error) error
+	// UncheckedPurseRows are the rows whose proof is unchecked.
+	UncheckedPurseRows(ctx context.Context) ([]PurseRow, error)
+	// RecheckPurseRow checks the proof of row (one of UncheckedPurseRows)
+	// with check, over its stored record, in one transaction: a verified
+	// row becomes settled if counted (booked in the next open day when
+	// its own is closed); a bad one is alarmed and gives up its PTC's
+	// slot (rebuildPurse). It answers the status (the row's as stored when
+	// it was checked meanwhile; unchecked: check could not tell).
+	RecheckPurseRow(ctx context.Context, row PurseRow, check func(*record.Record) ProofStatus, now time.Time) (ProofStatus, error)
+	// CloseSettlementDay closes date (YYYY-MM-DD, WIB) at at, once: no
+	// ingest that has not committed by then books a row in it (a row
+	// stamped in a closed day goes to the next open one).
+	CloseSettlementDay(ctx context.Context, date string, at time.Time) error
+}
+
+// ErrNoPurseKeys: a recheck without the purse masters.
+var ErrNoPurseKeys = errors.New("backoffice: no purse keys: proofs cannot be checked")
+
+// Recheck is what RecheckPurses did.
+type Recheck struct {
+	Verified, Bad int
+}
+
+// RecheckPurses checks the proofs of the ledger's unchecked rows (stored
+// while the back office ran without --purse-keys) with the service's
+// purse keys: verified payments become settled, bad ones are alarmed and
+// uncounted (docs/ewallet.md, "Unchecked proofs").
+func (s *Service) RecheckPurses(ctx context.Context) (Recheck, error) {
+	var out Recheck
+	ps, ok := s.store.(PurseStore)
+	if !ok {
+		return out, ErrNoPurseLedger
+	}
+	if s.cfg.PurseKeys == nil {
+		return out, ErrNoPurseKeys
+	}
+	rows, err := ps.UncheckedPurseRows(ctx)
+	if err != nil {
+		return out, err
+	}
+	check := func(r *record.Record) ProofStatus { return CheckPurseProof(s.cfg.PurseKeys, r) }
+	for _, r := range rows {
+		st, err := ps.RecheckPurseRow(ctx, r, check, s.cfg.Now())
+		if err != nil {
+			return out, err
+		}
+		switch st {
+		case ProofVerified:
+			out.Verified++
+		case ProofBad:
+			out.Bad++
+		}
+	}
+	return out, nil
 }
 
 // ErrNoPurseLedger: the store keeps no purse ledger.

@@ -207,10 +207,12 @@ func TestPurseLedgerStream(t *testing.T) {
 		last := rows[len(rows)-1]
 		assert.Equal(t, uint32(8), last.PTC)
 		assert.Equal(t, backoffice.ProofBad, last.Proof, "a bad proof is stored, flagged")
-		assert.True(t, last.Counted)
+		assert.False(t, last.Counted, "a bad proof takes no PTC's slot")
 		assert.False(t, last.Settled(), "a bad proof is withheld from settlement")
-		assert.Equal(t, int64(73000-1000-2000), v.ShadowBalance)
-		assert.Equal(t, uint32(68000), v.ReportedBalance)
+		assert.Equal(t, int64(73000-1000), v.ShadowBalance, "the forged debit moves nothing")
+		assert.Equal(t, uint32(70000), v.ReportedBalance, "PTC 7's: the forged row is not the card's word")
+		assert.Equal(t, int64(1), v.BadProofs)
+		assert.Equal(t, uint32(7), v.LastPTC)
 
 		// a mismatch seen from the later side: PTC 10 first, then PTC 9
 		// whose balance does not lead to PTC 10's
@@ -467,8 +469,10 @@ func TestStaffPurseAPI(t *testing.T) {
 		require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &p))
 		assert.Equal(t, serial, p.CardSerial)
 		assert.Equal(t, uint32(1), p.FirstPTC)
-		assert.Equal(t, uint32(7), p.LastPTC, "a top-up, five payments and the bad proof; the repeat is not a PTC of its own")
+		assert.Equal(t, uint32(6), p.LastPTC, "a top-up and five payments; the repeat and the bad proof are not PTCs of their own")
 		assert.Equal(t, int64(1), p.Repeats)
+		assert.Equal(t, int64(1), p.BadProofs)
+		assert.Equal(t, date, p.Ledger[0].SettlementDate)
 		assert.Len(t, p.Ledger, 8)
 		assert.Equal(t, int64(p.ReportedBalance), p.ShadowBalance)
 		assert.Equal(t, "bad", p.Ledger[7].Proof)

@@ -22,16 +22,30 @@ import (
 // transaction time: a day's file, made once the day is over, never
 // changes, and a payment uploaded late lands in the day it arrived, so
 // every payment is in exactly one settlement line of exactly one day.
+//
+// The day is stamped inside the store's Ingest transaction, against the
+// closed days: the first settlement of a day closes it (a marker the
+// store writes, PurseStore.CloseSettlementDay), and a row stamped in a
+// closed day is booked in the next day not closed (PurseRow.
+// SettlementDate). PostgreSQL writes the marker under an exclusive
+// advisory lock that every ingest with purse records holds shared, so an
+// ingest that began before the marker commits before it, and one after
+// sees it; bbolt has one writer. A day can be settled SettlementGrace
+// after it ends, so that batches in flight at midnight rarely move.
 
 // SettlementZone is the settlement day's zone: WIB (Asia/Jakarta), UTC+7.
 var SettlementZone = time.FixedZone("WIB", 7*60*60)
+
+// SettlementGrace is how long after its end (midnight WIB) a day can be
+// settled: 00:02 WIB the next day.
+const SettlementGrace = 2 * time.Minute
 
 // Settlement errors.
 var (
 	// ErrSettlementDate: a date that is not YYYY-MM-DD.
 	ErrSettlementDate = errors.New("backoffice: settlement date not acceptable")
-	// ErrSettlementOpen: the day is not over in WIB; its file could
-	// still change.
+	// ErrSettlementOpen: the day is not over in WIB, by SettlementGrace;
+	// its file could still change.
 	ErrSettlementOpen = errors.New("backoffice: the settlement day is not over")
 )
 
@@ -66,16 +80,31 @@ type Settlement struct {
 }
 
 // SettlementDay parses YYYY-MM-DD and returns the day's bounds in WIB;
-// ErrSettlementOpen when the day is not over at now.
+// ErrSettlementOpen when the day is not over at now by SettlementGrace.
 func SettlementDay(date string, now time.Time) (from, to time.Time, err error) {
 	from, to, err = settlementBounds(date)
 	if err != nil {
 		return from, to, err
 	}
-	if now.Before(to) {
-		return from, to, fmt.Errorf("%w: %s ends at %s", ErrSettlementOpen, date, to.Format(time.RFC3339))
+	if now.Before(to.Add(SettlementGrace)) {
+		return from, to, fmt.Errorf("%w: %s can be settled from %s", ErrSettlementOpen, date, to.Add(SettlementGrace).Format(time.RFC3339))
 	}
 	return from, to, nil
+}
+
+// openDay is the settlement day a row stamped at now is booked in: the
+// day of now, or the first later day that closed does not report closed.
+func openDay(now time.Time, closed func(day string) (bool, error)) (string, error) {
+	d, _ := time.ParseInLocation(time.DateOnly, settlementDate(now), SettlementZone)
+	for range 3660 { // ten years of closed days ahead would be a broken clock
+		day := d.Format(time.DateOnly)
+		c, err := closed(day)
+		if err != nil || !c {
+			return day, err
+		}
+		d = d.AddDate(0, 0, 1)
+	}
+	return "", fmt.Errorf("backoffice: no open settlement day within ten years of %s", settlementDate(now))
 }
 
 // settlementBounds are date's bounds in SettlementZone (ErrSettlementDate).
@@ -92,9 +121,13 @@ func settlementDate(t time.Time) string { return t.In(SettlementZone).Format(tim
 
 // Settle builds the settlement of date (YYYY-MM-DD, WIB) from the
 // store's settled payments; each payment is also handed to each (nil:
-// none) in the lines' order, for the payments sheet.
+// none) in the lines' order, for the payments sheet. It closes the day
+// first (PurseStore.CloseSettlementDay): no payment is booked in it after.
 func Settle(ctx context.Context, ps PurseStore, date string, now time.Time, each func(*PurseRow) error) (*Settlement, error) {
 	if _, _, err := SettlementDay(date, now); err != nil {
+		return nil, err
+	}
+	if err := ps.CloseSettlementDay(ctx, date, now); err != nil {
 		return nil, err
 	}
 	st := &Settlement{Date: date, Total: SettlementLine{Date: date}}

@@ -27,6 +27,7 @@ type PurseJSON struct {
 	ReportedBalance uint32         `json:"reported_balance"`
 	Rows            int64          `json:"rows"`
 	Repeats         int64          `json:"repeats"`
+	BadProofs       int64          `json:"bad_proofs"`
 	Missing         []wire.Range   `json:"missing"`
 	Ledger          []PurseRowJSON `json:"ledger"`
 }
@@ -47,15 +48,17 @@ type PurseRowJSON struct {
 	Reference    string    `json:"reference,omitempty"`
 	TxnTime      time.Time `json:"txn_time"`
 	ReceivedAt   time.Time `json:"received_at"`
-	Proof        string    `json:"proof"`
-	Counted      bool      `json:"counted"`
+	// SettlementDate: the settlement day the row is booked in (WIB).
+	SettlementDate string `json:"settlement_date"`
+	Proof          string `json:"proof"`
+	Counted        bool   `json:"counted"`
 }
 
 // JSON is the row as the API shows it.
 func (r *PurseRow) JSON() PurseRowJSON {
 	return PurseRowJSON{PTC: r.PTC, Kind: r.Kind.String(), Amount: r.Amount, BalanceAfter: r.BalanceAfter, SAMSerial: hex.EncodeToString(r.SAMSerial[:]),
 		Counter: r.Counter, SAMTxn: r.SAMTxn, RecordID: hex.EncodeToString(r.RecordID[:]), Code: r.Code, TerminalID: r.TerminalID,
-		Merchant: r.Merchant, Reference: r.Reference, TxnTime: r.TxnTime, ReceivedAt: r.ReceivedAt, Proof: string(r.Proof), Counted: r.Counted}
+		Merchant: r.Merchant, Reference: r.Reference, TxnTime: r.TxnTime, ReceivedAt: r.ReceivedAt, SettlementDate: r.settlementDay(), Proof: string(r.Proof), Counted: r.Counted}
 }
 
 // MaxPurseRows bounds the rows GET /v1/purses/{serial} answers (?limit=).
@@ -86,7 +89,7 @@ func (s *Service) purseRoutes(mux *http.ServeMux, log *slog.Logger, auditor func
 			return
 		}
 		out := PurseJSON{CardSerial: hex.EncodeToString(v.CardSerial[:]), FirstPTC: v.FirstPTC, LastPTC: v.LastPTC, ShadowBalance: v.ShadowBalance,
-			ReportedBalance: v.ReportedBalance, Rows: v.Rows, Repeats: v.Repeats, Missing: nonNil(v.Missing), Ledger: []PurseRowJSON{}}
+			ReportedBalance: v.ReportedBalance, Rows: v.Rows, Repeats: v.Repeats, BadProofs: v.BadProofs, Missing: nonNil(v.Missing), Ledger: []PurseRowJSON{}}
 		for i := range rows {
 			out.Ledger = append(out.Ledger, rows[i].JSON())
 		}

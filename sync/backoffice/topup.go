@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -87,7 +88,8 @@ type TopUpFilter struct {
 type TopUpConfig struct {
 	// MonthlyLimit bounds, per NIP and calendar month in Zone, the
 	// top-ups staged, authorised and applied, by their staging time
-	// (default DefaultTopUpMonthlyLimit).
+	// (0: the one serve saved in the store, SaveTopUpSettings, else
+	// DefaultTopUpMonthlyLimit).
 	MonthlyLimit uint64
 	// MaxBalance: no authorisation takes a card's balance above it
 	// (default DefaultTopUpMaxBalance); the card's own maximum applies too.
@@ -146,6 +148,61 @@ type TopUpStore interface {
 	AuthoriseTopUp(ctx context.Context, id [16]byte, serial [8]byte, ptc uint32, notAfter, at time.Time) error
 	// CancelTopUp cancels a staged top-up (ErrNotFound, ErrTopUpState).
 	CancelTopUp(ctx context.Context, id [16]byte) error
+}
+
+// TopUpSettings are the top-up limits `serve` runs with, kept in the
+// store so that the command line's `topup stage` applies the same
+// monthly limit (docs/ewallet.md, "Limits").
+type TopUpSettings struct {
+	MonthlyLimit uint64
+	MaxBalance   uint64
+	UpdatedAt    time.Time
+}
+
+// TopUpSettingsStore keeps the TopUpSettings (both stores).
+type TopUpSettingsStore interface {
+	// SaveTopUpSettings replaces the settings.
+	SaveTopUpSettings(ctx context.Context, s TopUpSettings) error
+	// TopUpSettings are the settings saved (nil: none yet).
+	TopUpSettings(ctx context.Context) (*TopUpSettings, error)
+}
+
+// SaveTopUpSettings keeps the service's top-up limits (with their
+// defaults) in the store; serve does it at its start.
+func (s *Service) SaveTopUpSettings(ctx context.Context) error {
+	ss, ok := s.store.(TopUpSettingsStore)
+	if !ok {
+		return ErrNoTopUps
+	}
+	cfg := s.cfg.TopUp.withDefaults()
+	if cfg.MonthlyLimit > math.MaxInt64 || cfg.MaxBalance > math.MaxInt64 {
+		return fmt.Errorf("%w: a top-up limit above %d", ErrTopUpQuery, int64(math.MaxInt64))
+	}
+	return ss.SaveTopUpSettings(ctx, TopUpSettings{MonthlyLimit: cfg.MonthlyLimit, MaxBalance: cfg.MaxBalance, UpdatedAt: s.cfg.Now().UTC()})
+}
+
+// monthlyLimit is the limit StageTopUp applies: the service's own when
+// configured, else the one serve saved in the store, else the default.
+func (s *Service) monthlyLimit(ctx context.Context) (uint64, error) {
+	if s.cfg.TopUp.MonthlyLimit != 0 {
+		return s.cfg.TopUp.MonthlyLimit, nil
+	}
+	if ss, ok := s.store.(TopUpSettingsStore); ok {
+		saved, err := ss.TopUpSettings(ctx)
+		if err != nil {
+			return 0, err
+		}
+		if saved != nil && saved.MonthlyLimit != 0 {
+			return saved.MonthlyLimit, nil
+		}
+	}
+	return DefaultTopUpMonthlyLimit, nil
+}
+
+// AuditBy appends an audit entry for an action taken outside the staff
+// API, by actor (the command line's is "cli").
+func (s *Service) AuditBy(ctx context.Context, actor, action, target, detail string) error {
+	return s.audit(ctx, &Principal{Account: actor}, action, target, "", "ok", detail)
 }
 
 // Top-up errors.
@@ -263,10 +320,14 @@ func (s *Service) StageTopUp(ctx context.Context, r TopUpRequest, by string) (*T
 		return nil, err
 	}
 	cfg := s.cfg.TopUp.withDefaults()
+	limit, err := s.monthlyLimit(ctx)
+	if err != nil {
+		return nil, err
+	}
 	now := s.cfg.Now().UTC()
 	t := TopUp{ID: randomID(), NIP: r.NIP, Amount: r.Amount, Ref: r.Ref, StagedAt: now, StagedBy: by, Status: TopUpStaged}
 	from, to, _ := monthOf(now, cfg.Zone)
-	if err := ts.StageTopUp(ctx, t, from, to, cfg.MonthlyLimit); err != nil {
+	if err := ts.StageTopUp(ctx, t, from, to, limit); err != nil {
 		return nil, err
 	}
 	s.cfg.Log.Info("top-up staged", "topup", hex.EncodeToString(t.ID[:]), "amount", t.Amount)
@@ -449,6 +510,19 @@ func applyTopUp(x *purseTxn, t *TopUp, now time.Time) ([]wire.Alarm, bool) {
 	t.AppliedSerial, t.AppliedPTC, t.AppliedAmount = x.Serial, x.PTC, x.Amount
 	return alarms, true
 }
+
+// mayApply says whether a top-up record may spend its top-up id, given
+// its ledger row (nil: none): not when its card proof is bad (the ledger
+// raised purse-bad-proof; the top-up keeps its state), so a forged
+// record cannot use up a top-up the card never took.
+func mayApply(row *PurseRow) bool { return row == nil || row.Proof != ProofBad }
+
+// mayRelease says whether a purse record's ledger row may put the
+// top-ups held for its card at the PTC it moved from back to staged: only
+// a row the ledger counted whose proof is not bad (with the purse keys:
+// verified). A forged or repeated record at that PTC releases nothing, so
+// the held top-up cannot be authorised again and credited twice.
+func mayRelease(row *PurseRow) bool { return row != nil && row.Counted && row.Proof != ProofBad }
 
 // released reports whether a purse transaction shows that the top-up t,
 // authorised, was not used: x is the card's transaction at t's PTC (the
