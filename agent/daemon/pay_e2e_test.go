@@ -595,3 +595,71 @@ func payRequestIDOf(key string) [16]byte {
 	h := sha256.Sum256([]byte("KPE-PAY\x00" + terminal + "\x00" + key))
 	return [16]byte(h[:16])
 }
+
+// TestPayStatusAfterDebit: the card takes the DEBIT but the terminal gets
+// a status word (a GET RESPONSE that fails after 61xx, a reader's error;
+// with 6Cxx the agent re-sends the DEBIT, which the card refuses since
+// its PTC moved). The agent reads the card's log and ends the payment
+// done with a resolved record, never not done with the card debited; a
+// refusal the log confirms ends not done with the card's reason.
+func TestPayStatusAfterDebit(t *testing.T) {
+	r := newPayRig(t)
+	card := freshBudi(t)
+	r.insertCard(t, card)
+	require.NoError(t, r.lab.PlaceFinger(0, cardsim.FingerGenuine))
+	balance := uint32(budiStartBal)
+	mark := card.count()
+	res, status, e := r.pay(t, api.PayRequest{Amount: 1_000, IdempotencyKey: "sw-dry"})
+	require.Equal(t, http.StatusOK, status, "%+v", e)
+	require.Equal(t, api.PayDone, res.Status)
+	balance -= 1_000
+	ins := card.since(mark)
+	debitAt := slices.Index(ins, kpe.InsPurseDebit) + 1
+	require.Positive(t, debitAt)
+
+	for _, sw := range []uint16{0x6985, 0x6982, 0x6F00, 0x6C10} {
+		key := fmt.Sprintf("sw-%04X", sw)
+		t.Run(key, func(t *testing.T) {
+			n := len(r.payRecords(t))
+			require.NoError(t, r.lab.SetFault(0, cardsim.Fault{StatusAtAPDU: debitAt, Status: sw}))
+			res, status, e := r.pay(t, api.PayRequest{Amount: 2_000, MerchantRef: "INV-" + key, IdempotencyKey: key})
+			require.NoError(t, r.lab.ClearFault(0))
+			require.Equal(t, http.StatusOK, status, "%+v", e)
+			balance -= 2_000
+			st, log := purseOf(t, card)
+			require.Equal(t, balance, st.Balance, "the card took the DEBIT")
+			assert.Equal(t, api.PayDone, res.Status, "%+v", res)
+			require.NotNil(t, res.Balance)
+			assert.Equal(t, int64(balance), *res.Balance)
+			recs := r.payRecords(t)
+			require.Len(t, recs, n+1)
+			checkPayRecord(t, recs[n], log[0], 2_000, "INV-"+key, true)
+			assert.Equal(t, codeOf(t, recs[n]), res.Code)
+			j, err := r.ob.PurseJournals()
+			require.NoError(t, err)
+			assert.Empty(t, j)
+		})
+	}
+
+	t.Run("a log entry at another PTC is not the journaled one", func(t *testing.T) {
+		// a journal entry naming the SAM's transaction of the card's last
+		// log entry, but journaled at that entry's own PTC (the entry
+		// would be at PTC+1): it must not be settled from that entry
+		_, log := purseOf(t, card)
+		e := log[0]
+		req := [16]byte{7, 7, 7}
+		require.NoError(t, r.ob.StartPurse(outbox.PurseJournal{Serial: budiSerial, Request: req, Kind: record.PurseDebit, Step: outbox.PurseSent,
+			Amount: e.Amount, PTC: e.PTC, SAMSerial: e.SAMSerial, SAMTxn: e.SAMTxn, TxnTime: e.Time, Merchant: payMerchant}))
+		n := len(r.payRecords(t))
+		status, er := r.call("POST", api.PathAuth, api.AuthRequest{Service: "askes", Operator: "clerk-01"}, nil)
+		require.Equal(t, http.StatusOK, status, "%+v", er)
+		assert.Len(t, r.payRecords(t), n, "no second record of the card's transaction")
+		j, err := r.ob.PurseJournalOf(budiSerial)
+		require.NoError(t, err)
+		require.NotNil(t, j, "left to the back office")
+		b, err := r.ob.PurseRequest(req)
+		require.NoError(t, err)
+		assert.Equal(t, outbox.PurseRequestPending, b.Status)
+		require.NoError(t, r.ob.SettlePurseNotDone(budiSerial, req, "test"))
+	})
+}

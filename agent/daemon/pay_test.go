@@ -61,6 +61,16 @@ func TestPurseReason(t *testing.T) {
 	}
 }
 
+// A transmitted command the card's log shows it did not take: the card's
+// refusal names the reason, anything else is not-in-log.
+func TestNotTakenReason(t *testing.T) {
+	assert.Equal(t, purseInsufficient, notTakenReason(&kpe.PurseError{Sent: true, Err: fmt.Errorf("%w: x", kpe.ErrInsufficientFunds)}))
+	assert.Equal(t, purseMACRefused, notTakenReason(&kpe.PurseError{Sent: true, Err: fmt.Errorf("%w: x", kpe.ErrPurseMAC)}))
+	assert.Equal(t, purseRefused, notTakenReason(&kpe.PurseError{Sent: true, Err: &apdu.StatusError{SW: 0x6F00}}))
+	assert.Equal(t, purseNotInLog, notTakenReason(&kpe.PurseError{Sent: true, Err: kpe.ErrProof}))
+	assert.Equal(t, purseNotInLog, notTakenReason(&kpe.PurseError{Sent: true, Err: kpe.ErrPurseFormat}))
+}
+
 func TestPayStatusWords(t *testing.T) {
 	assert.Equal(t, "done", payStatus(outbox.PurseRequestDone))
 	assert.Equal(t, "not-done", payStatus(outbox.PurseRequestNotDone))

@@ -34,10 +34,12 @@ import (
 //     outbox.AppendPurse: record, journal removal and request done in one
 //     transaction.
 //
-// A refused command (insufficient funds, a bad MAC, over the maximum) or
-// one that never reached the card ends not done (SettlePurseNotDone). A
-// command that reached the card without its answer (the card pulled)
-// leaves the entry: the next authentication of that card, at any flow,
+// A command that never left the terminal (the SAM or the journal failed
+// before it) ends not done (SettlePurseNotDone). Once the SAM's PURSE MAC
+// answered and the command was transmitted, every failure is settled from
+// the card's log (resolvePurse), a refusal too: its status word may be a
+// GET RESPONSE's after the card executed the command. A command that
+// reached the card without its answer (the card pulled) leaves the entry: the next authentication of that card, at any flow,
 // reads the card's log and settles it (resolvePurse) as done (a record
 // with Resolved) or not done. One request id is never sent twice.
 
@@ -155,7 +157,8 @@ func (d *Daemon) runPurse(ctx context.Context, card apdu.Card, lease *samLease, 
 	sent := errors.As(err, &pe) && pe.Sent
 	switch {
 	case !sent:
-		// the card refused it, or it never reached the card
+		// it never left the terminal (the purse unreadable, the SAM or
+		// the journal failed): the card cannot have taken it
 		reason := purseReason(err)
 		d.log.Info("purse: not done", "card", hex.EncodeToString(serial[:]), "kind", t.kind.String(), "reason", reason, "err", err)
 		return d.settleNotDone(j, reason), nil
@@ -165,10 +168,23 @@ func (d *Daemon) runPurse(ctx context.Context, card apdu.Card, lease *samLease, 
 			"kind", t.kind.String(), "sam_txn", j.SAMTxn, "err", err)
 		return purseOutcome{status: outbox.PurseRequestPending, request: t.request, amount: t.amount, reason: purseCardRemoved}, nil
 	}
-	// sent and answered, but not with a proof that verifies: the card's
-	// log tells whether it took the transaction
+	// sent and answered, but not with a proof that verifies: a refusal
+	// (its status word may be a GET RESPONSE's after the card executed
+	// the command, or the answer to a re-sent command after 6Cxx), a
+	// malformed answer, a proof that fails. The card's log tells whether
+	// it took the transaction; a refusal names the reason when it did not.
 	d.log.Warn("purse: the card's answer is not a verified proof; looking into its log", "card", hex.EncodeToString(serial[:]), "err", err)
-	return d.resolvePurse(ctx, card, lease, j, tmpl), nil
+	return d.resolvePurseAs(ctx, card, lease, j, tmpl, notTakenReason(err)), nil
+}
+
+// notTakenReason is the reason of a transmitted command that the card's
+// log shows it did not take: the card's refusal when it answered one,
+// not-in-log otherwise.
+func notTakenReason(err error) string {
+	if r := purseReason(err); r != purseNotSent {
+		return r
+	}
+	return purseNotInLog
 }
 
 // purseReason is the reason code of a transaction that never reached the
@@ -245,6 +261,12 @@ func (d *Daemon) sealPurse(ctx context.Context, lease *samLease, tmpl record.Rec
 // entry journaled before PURSE MAC answered never reached the card. Only
 // the SAM that authorised it resolves it (this terminal's SAM since).
 func (d *Daemon) resolvePurse(ctx context.Context, card apdu.Card, lease *samLease, j outbox.PurseJournal, tmpl record.Record) purseOutcome {
+	return d.resolvePurseAs(ctx, card, lease, j, tmpl, purseNotInLog)
+}
+
+// resolvePurseAs is resolvePurse with the reason of a transaction the log
+// shows the card did not take.
+func (d *Daemon) resolvePurseAs(ctx context.Context, card apdu.Card, lease *samLease, j outbox.PurseJournal, tmpl record.Record, notTaken string) purseOutcome {
 	pending := func(reason string) purseOutcome {
 		return purseOutcome{status: outbox.PurseRequestPending, request: j.Request, amount: j.Amount, reason: reason}
 	}
@@ -275,10 +297,12 @@ func (d *Daemon) resolvePurse(ctx context.Context, card apdu.Card, lease *samLea
 			d.log.Error("purse: the card's log no longer reaches the journaled transaction; the back office reconciles it", "card", card8, "ptc", j.PTC)
 			return pending(purseLogOverrun)
 		}
-		d.log.Info("purse: the card's log does not hold the journaled transaction; not done", "card", card8, "sam_txn", j.SAMTxn)
-		return d.settleNotDone(j, purseNotInLog)
+		d.log.Info("purse: the card's log does not hold the journaled transaction; not done", "card", card8, "sam_txn", j.SAMTxn, "reason", notTaken)
+		return d.settleNotDone(j, notTaken)
 	}
-	if e.Kind != kpe.PurseKind(j.Kind) || e.Amount != j.Amount || e.Time != j.TxnTime {
+	// the entry is the journaled transaction only when it is the one the
+	// SAM authorised for the card's PTC then: the next PTC
+	if e.Kind != kpe.PurseKind(j.Kind) || e.Amount != j.Amount || e.Time != j.TxnTime || e.PTC != j.PTC+1 {
 		d.log.Error("purse: the card's log entry of the journaled transaction does not match it", "card", card8, "sam_txn", j.SAMTxn)
 		return pending(purseProofFailed)
 	}
