@@ -33,8 +33,10 @@ const (
 )
 
 // newPayRig is the rig with payments on and the SAM in place.
-func newPayRig(t *testing.T) *rig {
-	r := newRigWith(t, rigOptions{})
+func newPayRig(t *testing.T) *rig { return newPayRigWith(t, rigOptions{}) }
+
+func newPayRigWith(t *testing.T, o rigOptions) *rig {
+	r := newRigWith(t, o)
 	r.setConf(func(c *config.Config) {
 		c.EWallet = config.EWallet{Enabled: true, MerchantID: payMerchant, MerchantName: "Apotik Sehat", MaxPayment: payMax,
 			FingerprintAbove: payFingerAt, MaxBalance: 20_000_000, TopUpTimeout: 10 * time.Second}
@@ -662,4 +664,70 @@ func TestPayStatusAfterDebit(t *testing.T) {
 		assert.Equal(t, outbox.PurseRequestPending, b.Status)
 		require.NoError(t, r.ob.SettlePurseNotDone(budiSerial, req, "test"))
 	})
+}
+
+// TestPayOutboxFull: with the back office away and outbox.max_records 2,
+// a payment that would take the outbox past its limit is refused before
+// anything is journaled or debited (outbox-full), while the record of a
+// torn payment settled from the card's log is stored past the limit: the
+// money already moved.
+func TestPayOutboxFull(t *testing.T) {
+	r := newPayRigWith(t, rigOptions{outbox: outbox.Options{MaxRecords: 2},
+		wrapTerminal: func(http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusServiceUnavailable) })
+		}})
+	card := freshBudi(t)
+	r.insertCard(t, card)
+	require.NoError(t, r.lab.PlaceFinger(0, cardsim.FingerGenuine))
+	mark := card.count()
+	res, status, e := r.pay(t, api.PayRequest{Amount: 1_000, IdempotencyKey: "full-1"})
+	require.Equal(t, http.StatusOK, status, "%+v", e)
+	require.Equal(t, api.PayDone, res.Status)
+	debitAt := slices.Index(card.since(mark), kpe.InsPurseDebit) + 1
+	require.Positive(t, debitAt)
+
+	// torn: the card takes the DEBIT, its answer is lost
+	require.NoError(t, r.lab.SetFault(0, cardsim.Fault{AnswerLostAtAPDU: debitAt}))
+	res, status, e = r.pay(t, api.PayRequest{Amount: 2_000, IdempotencyKey: "full-torn"})
+	require.NoError(t, r.lab.ClearFault(0))
+	require.Equal(t, http.StatusOK, status, "%+v", e)
+	require.Equal(t, api.PayPending, res.Status)
+	require.Eventually(t, func() bool {
+		st, err := r.lab.SlotStatus(0)
+		return err == nil && !st.Inserted
+	}, 5*time.Second, 10*time.Millisecond)
+	r.waitReader(t, pcsctest.Slot0, func(rd api.Reader) bool { return !rd.CardPresent })
+
+	// another card's authentication fills the outbox
+	r.insert(0, "ktpel-siti.json")
+	status, e = r.call("POST", api.PathAuth, api.AuthRequest{Service: "kiosk", Operator: "clerk-01", WaitSeconds: 10}, nil)
+	require.Equal(t, http.StatusOK, status, "%+v", e)
+	require.NoError(t, r.lab.Remove(0))
+	pcsctest.WaitCard(t, pcsctest.Slot0, false, 5*time.Second)
+	st, err := r.ob.Stats()
+	require.NoError(t, err)
+	require.Equal(t, 2, st.Unsynced, "the back office takes nothing")
+	require.ErrorIs(t, r.ob.Room(), outbox.ErrFull)
+
+	// the torn payment is settled and recorded past the limit
+	r.insertCard(t, card)
+	got, status, e := r.payStatus(t, "full-torn")
+	require.Equal(t, http.StatusOK, status, "%+v", e)
+	assert.Equal(t, api.PayDone, got.Status, "%+v", got)
+	assert.Len(t, r.payRecords(t), 2)
+	purse, _ := purseOf(t, card)
+	require.Equal(t, uint32(budiStartBal-3_000), purse.Balance)
+
+	// a new payment is refused before anything moves
+	_, status, e = r.pay(t, api.PayRequest{Amount: 500, IdempotencyKey: "full-3"})
+	assert.Equal(t, http.StatusInsufficientStorage, status)
+	assert.Equal(t, "outbox-full", e.Code, "%+v", e)
+	after, _ := purseOf(t, card)
+	assert.Equal(t, purse, after, "nothing debited")
+	b, err := r.ob.PurseRequest(payRequestIDOf("full-3"))
+	require.NoError(t, err)
+	assert.Nil(t, b, "nothing journaled")
+	j, err := r.ob.PurseJournals()
+	require.NoError(t, err)
+	assert.Empty(t, j)
 }

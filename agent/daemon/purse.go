@@ -131,8 +131,13 @@ func purseService(k record.PurseKind) string {
 // runPurse runs t on the card (serial, its purse state st read in this
 // card transaction). tmpl is the authentication's record: the purse
 // record's checks, subject and operator. An error means nothing was
-// journaled (ErrPurseBusy: the card or the request has an entry).
+// journaled (ErrPurseBusy: the card or the request has an entry;
+// outbox-full: the outbox is at its count or age limit, and the record of
+// the money moved would be stored past it, so no money is moved).
 func (d *Daemon) runPurse(ctx context.Context, card apdu.Card, lease *samLease, serial [8]byte, st kpe.PurseState, t purseTxn, tmpl record.Record) (purseOutcome, error) {
+	if err := d.ob.Room(); err != nil {
+		return purseOutcome{}, fail(CodeOutboxFull, err)
+	}
 	j := outbox.PurseJournal{Serial: serial, Request: t.request, Kind: t.kind, Step: outbox.PurseStarted, Amount: t.amount,
 		PTC: st.PTC, Balance: st.Balance, Merchant: t.merchant, Reference: t.reference}
 	if err := d.ob.StartPurse(j); err != nil {

@@ -365,7 +365,10 @@ func (ob *Outbox) PurseRequest(id [16]byte) (*PurseOutcome, error) {
 // AppendPurse is Append for a payment or top-up record: the same
 // transaction removes the card's journal entry and marks the record's
 // request done with the record's id and code, so that the entry goes and
-// the request is answered exactly when the record is stored.
+// the request is answered exactly when the record is stored. The record
+// is stored past the outbox's count and age limits (docs/outbox.md): the
+// money already moved on the card, and its record is what the back office
+// settles it by; callers refuse a new transaction beforehand (Room).
 func (ob *Outbox) AppendPurse(r *record.Record, code string) (uint64, error) {
 	if r.Purse == nil || len(r.CardSerial) != 8 {
 		return 0, fmt.Errorf("%w: not a purse record of a KPE", ErrNotRecorded)
@@ -373,7 +376,7 @@ func (ob *Outbox) AppendPurse(r *record.Record, code string) (uint64, error) {
 	serial := [8]byte(r.CardSerial)
 	o := PurseOutcome{Request: r.Purse.Request, Status: PurseRequestDone, Serial: serial, Kind: r.Purse.Kind,
 		Amount: r.Purse.Amount, RecordID: r.ID, Code: code, Balance: r.Purse.BalanceAfter, Time: ob.o.Now()}
-	return ob.appendWith(r, func(tx *bolt.Tx) error {
+	return ob.appendRecord(r, func(tx *bolt.Tx) error {
 		if b := tx.Bucket(bPurseJournal); b != nil {
 			if v := b.Get(serial[:]); v != nil {
 				if j, err := decodePurseJournal(serial[:], v); err == nil && j.Request == r.Purse.Request {
@@ -388,7 +391,7 @@ func (ob *Outbox) AppendPurse(r *record.Record, code string) (uint64, error) {
 			return err
 		}
 		return rb.Put(o.Request[:], o.encode())
-	})
+	}, false)
 }
 
 // SettlePurseNotDone ends the card's journal entry as not done (the card

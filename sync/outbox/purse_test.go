@@ -118,3 +118,46 @@ func TestPurseJournalRefusals(t *testing.T) {
 	_, err := ob.AppendPurse(&record.Record{}, "")
 	assert.ErrorIs(t, err, outbox.ErrNotRecorded)
 }
+
+// Room tells the limits before money moves; AppendPurse stores the record
+// of money that moved past them (count and age), while Append still
+// refuses.
+func TestPurseRecordPastLimits(t *testing.T) {
+	clk := &clock{t: time.Date(2026, 12, 6, 8, 0, 0, 0, time.UTC)}
+	ob := open(t, filepath.Join(t.TempDir(), "outbox.db"), outbox.Options{MaxRecords: 2, MaxAge: time.Hour, Now: clk.Now})
+	c := newChain()
+	require.NoError(t, ob.Room())
+	for i := 0; i < 2; i++ {
+		r := c.next(t)
+		_, err := ob.Append(r)
+		require.NoError(t, err)
+		c.appended(r)
+	}
+	var le *outbox.LimitError
+	require.ErrorAs(t, ob.Room(), &le)
+	assert.Equal(t, "count", le.Limit)
+	assert.ErrorIs(t, ob.Room(), outbox.ErrFull)
+	_, err := ob.Append(c.next(t))
+	require.ErrorIs(t, err, outbox.ErrFull)
+
+	s, req := serialOf(3), [16]byte{0xCD, 1}
+	require.NoError(t, ob.StartPurse(outbox.PurseJournal{Serial: s, Request: req, Kind: record.PurseDebit, Step: outbox.PurseSent,
+		Amount: 10_000, PTC: 4, Balance: 100_000, SAMSerial: [8]byte{0x53}, SAMTxn: 3, Merchant: "m-1", Reference: "r-1"}))
+	r := c.payment(t, s, req)
+	_, err = ob.AppendPurse(r, "CODE-1")
+	require.NoError(t, err, "past the count limit")
+	c.appended(r)
+	o, err := ob.PurseRequest(req)
+	require.NoError(t, err)
+	assert.Equal(t, outbox.PurseRequestDone, o.Status)
+	st, err := ob.Stats()
+	require.NoError(t, err)
+	assert.Equal(t, 3, st.Unsynced)
+
+	// the age limit as well
+	clk.t = clk.t.Add(2 * time.Hour)
+	require.ErrorAs(t, ob.Room(), &le)
+	r = c.payment(t, serialOf(4), [16]byte{0xCD, 2})
+	_, err = ob.AppendPurse(r, "CODE-2")
+	require.NoError(t, err, "past the age limit")
+}
