@@ -731,3 +731,86 @@ func TestPayOutboxFull(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, j)
 }
+
+// TestPayKeysAndEarlierPayment: a known key sent with another amount or
+// merchant reference is refused (idempotency-key-reused) and debits
+// nothing; a payment asked about while its DEBIT runs is pending
+// in-progress, not card-removed; a new payment that settles the card's
+// earlier torn payment as done debits nothing in the same call
+// (earlier-payment-settled).
+func TestPayKeysAndEarlierPayment(t *testing.T) {
+	r := newPayRig(t)
+	card := freshBudi(t)
+	r.insertCard(t, card)
+	require.NoError(t, r.lab.PlaceFinger(0, cardsim.FingerGenuine))
+	mark := card.count()
+	res, status, e := r.pay(t, api.PayRequest{Amount: 1_000, MerchantRef: "INV-A", IdempotencyKey: "reuse-1"})
+	require.Equal(t, http.StatusOK, status, "%+v", e)
+	require.Equal(t, api.PayDone, res.Status)
+	debitAt := slices.Index(card.since(mark), kpe.InsPurseDebit) + 1
+	require.Positive(t, debitAt)
+	balance := uint32(budiStartBal - 1_000)
+
+	t.Run("a key reused with other details", func(t *testing.T) {
+		for _, req := range []api.PayRequest{{Amount: 2_000, MerchantRef: "INV-A"}, {Amount: 1_000, MerchantRef: "INV-B"}, {Amount: 1_000}} {
+			req.IdempotencyKey = "reuse-1"
+			_, status, e := r.pay(t, req)
+			assert.Equal(t, http.StatusConflict, status, "%+v", req)
+			assert.Equal(t, "idempotency-key-reused", e.Code, "%+v", req)
+		}
+		got, status, e := r.pay(t, api.PayRequest{Amount: 1_000, MerchantRef: "INV-A", IdempotencyKey: "reuse-1"})
+		require.Equal(t, http.StatusOK, status, "%+v", e)
+		assert.Equal(t, res.Code, got.Code, "the same request: the book's answer")
+		st, _ := purseOf(t, card)
+		assert.Equal(t, balance, st.Balance, "debited once")
+	})
+
+	t.Run("asked while the DEBIT runs", func(t *testing.T) {
+		require.NoError(t, r.lab.SetFault(0, cardsim.Fault{HoldAtAPDU: 1, HoldINS: kpe.InsPurseDebit}))
+		done := make(chan api.PayResult, 1)
+		go func() {
+			res, _, _ := r.pay(t, api.PayRequest{Amount: 3_000, IdempotencyKey: "hold-1"})
+			done <- res
+		}()
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		_, err := r.lab.WaitHold(ctx, 0)
+		require.NoError(t, err)
+		got, status, e := r.payStatus(t, "hold-1")
+		require.NoError(t, r.lab.ReleaseHold(0))
+		require.Equal(t, http.StatusOK, status, "%+v", e)
+		assert.Equal(t, api.PayPending, got.Status)
+		assert.Equal(t, "in-progress", got.Reason, "%+v", got)
+		res := <-done
+		require.NoError(t, r.lab.ClearFault(0))
+		assert.Equal(t, api.PayDone, res.Status, "%+v", res)
+		balance -= 3_000
+	})
+
+	t.Run("a new payment that settles the earlier one", func(t *testing.T) {
+		require.NoError(t, r.lab.SetFault(0, cardsim.Fault{AnswerLostAtAPDU: debitAt}))
+		res, status, e := r.pay(t, api.PayRequest{Amount: 4_000, IdempotencyKey: "early-1"})
+		require.NoError(t, r.lab.ClearFault(0))
+		require.Equal(t, http.StatusOK, status, "%+v", e)
+		require.Equal(t, api.PayPending, res.Status)
+		balance -= 4_000
+		require.Eventually(t, func() bool {
+			st, err := r.lab.SlotStatus(0)
+			return err == nil && !st.Inserted
+		}, 5*time.Second, 10*time.Millisecond)
+		r.waitReader(t, pcsctest.Slot0, func(rd api.Reader) bool { return !rd.CardPresent })
+		r.insertCard(t, card)
+		// the clerk makes a new key for the same purchase
+		_, status, e = r.pay(t, api.PayRequest{Amount: 4_000, IdempotencyKey: "early-2"})
+		assert.Equal(t, http.StatusConflict, status)
+		assert.Equal(t, "earlier-payment-settled", e.Code, "%+v", e)
+		st, _ := purseOf(t, card)
+		assert.Equal(t, balance, st.Balance, "not debited again")
+		got, status, e := r.payStatus(t, "early-1")
+		require.Equal(t, http.StatusOK, status, "%+v", e)
+		assert.Equal(t, api.PayDone, got.Status)
+		b, err := r.ob.PurseRequest(payRequestIDOf("early-2"))
+		require.NoError(t, err)
+		assert.Nil(t, b, "nothing journaled for the new key")
+	})
+}

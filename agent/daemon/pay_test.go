@@ -77,6 +77,12 @@ func TestPayStatusWords(t *testing.T) {
 	assert.Equal(t, "pending", payStatus(outbox.PurseRequestPending))
 	assert.Equal(t, OutcomePaymentPending, payMessageCode(purseOutcome{status: outbox.PurseRequestPending}))
 	// a pending request from the book without a reason is a pulled card
-	o := outcomeOf(&outbox.PurseOutcome{Status: outbox.PurseRequestPending, Amount: 5})
+	o := outcomeOf(&outbox.PurseOutcome{Status: outbox.PurseRequestPending, Amount: 5}, false)
 	assert.Equal(t, purseCardRemoved, o.reason)
+	// ... unless a workflow holds its reader now: in progress
+	o = outcomeOf(&outbox.PurseOutcome{Status: outbox.PurseRequestPending, Amount: 5}, true)
+	assert.Equal(t, purseInProgress, o.reason)
+	// a reason in the book stands
+	o = outcomeOf(&outbox.PurseOutcome{Status: outbox.PurseRequestNotDone, Reason: purseNotInLog}, true)
+	assert.Equal(t, purseNotInLog, o.reason)
 }

@@ -57,6 +57,7 @@ const (
 	purseRefused       = "card-refused"       // the card refused the command otherwise
 	purseNotInLog      = "not-in-log"         // resolved: the card's log does not hold it, so it never took it
 	purseCardRemoved   = "card-removed"       // pending: the card left while it was sent the command
+	purseInProgress    = "in-progress"        // pending: the transaction runs now (a workflow holds its reader)
 	purseOtherSAM      = "other-sam"          // pending: another SAM authorised it; this terminal's SAM cannot resolve it
 	purseProofFailed   = "proof-failed"       // pending: the card's proof does not verify; the back office reconciles it
 	purseLogOverrun    = "log-overrun"        // pending: the card made too many transactions since to tell; the back office reconciles it
