@@ -147,7 +147,7 @@ func sameRequest(b *outbox.PurseOutcome, req api.PayRequest) error {
 // card's reader now, so it is in progress (in-progress); otherwise its
 // card left before it was settled (card-removed).
 func outcomeOf(b *outbox.PurseOutcome, busy bool) purseOutcome {
-	o := purseOutcome{status: b.Status, request: b.Request, amount: b.Amount, reason: b.Reason}
+	o := purseOutcome{kind: b.Kind, status: b.Status, request: b.Request, amount: b.Amount, reason: b.Reason}
 	if b.Status == outbox.PurseRequestDone {
 		o.code, o.recordID, o.balance = b.Code, b.RecordID, b.Balance
 	}

@@ -813,4 +813,34 @@ func TestPayKeysAndEarlierPayment(t *testing.T) {
 		require.NoError(t, err)
 		assert.Nil(t, b, "nothing journaled for the new key")
 	})
+
+	t.Run("a torn top-up settled is told as a top-up", func(t *testing.T) {
+		// a credit journaled before the SAM's MAC (a process killed
+		// there), settled not done by the next authentication
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		evs := r.events(ctx)
+		req := [16]byte{0x70, 1}
+		require.NoError(t, r.ob.StartPurse(outbox.PurseJournal{Serial: budiSerial, Request: req, Kind: record.PurseCredit,
+			Step: outbox.PurseStarted, Amount: 50_000}))
+		status, e := r.call("POST", api.PathAuth, api.AuthRequest{Service: "askes", Operator: "clerk-01"}, nil)
+		require.Equal(t, http.StatusOK, status, "%+v", e)
+		b, err := r.ob.PurseRequest(req)
+		require.NoError(t, err)
+		require.Equal(t, outbox.PurseRequestNotDone, b.Status)
+		var got []api.Event
+		for len(got) == 0 {
+			select {
+			case ev := <-evs:
+				if ev.Type == api.EventPayment || ev.Type == api.EventTopUp {
+					got = append(got, ev)
+				}
+			case <-ctx.Done():
+				t.Fatal("no purse event")
+			}
+		}
+		assert.Equal(t, api.EventTopUp, got[0].Type, "%+v", got[0])
+		assert.Equal(t, api.PayNotDone, got[0].State)
+		assert.NotContains(t, got[0].MessageCode, "payment")
+	})
 }

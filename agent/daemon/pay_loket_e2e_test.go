@@ -85,7 +85,7 @@ func TestLoketPayEndToEnd(t *testing.T) {
 		// disabled, and a form submitted anyway (Enter) starts nothing
 		var state struct {
 			Submit, Retry bool
-			State        string
+			State         string
 		}
 		b.Eval(`(() => { document.getElementById("pay-form").requestSubmit();
 			return {Submit: document.getElementById("pay-submit").disabled, Retry: document.getElementById("pay-retry").disabled,

@@ -76,6 +76,7 @@ type purseTxn struct {
 
 // purseOutcome is how a transaction or a resolution ended.
 type purseOutcome struct {
+	kind     record.PurseKind // the transaction's: a payment (debit) or a top-up (credit)
 	status   outbox.PurseStatus
 	request  [16]byte
 	amount   uint32
@@ -172,7 +173,7 @@ func (d *Daemon) runPurse(ctx context.Context, card apdu.Card, lease *samLease, 
 		// sent, answer lost: the next insertion reads the card's log
 		d.log.Warn("purse: the card left while it was sent the command; the next insertion settles it", "card", hex.EncodeToString(serial[:]),
 			"kind", t.kind.String(), "sam_txn", j.SAMTxn, "err", err)
-		return purseOutcome{status: outbox.PurseRequestPending, request: t.request, amount: t.amount, reason: purseCardRemoved}, nil
+		return purseOutcome{kind: t.kind, status: outbox.PurseRequestPending, request: t.request, amount: t.amount, reason: purseCardRemoved}, nil
 	}
 	// sent and answered, but not with a proof that verifies: a refusal
 	// (its status word may be a GET RESPONSE's after the card executed
@@ -219,7 +220,7 @@ func purseReason(err error) string {
 
 // settleNotDone ends j not done with reason.
 func (d *Daemon) settleNotDone(j outbox.PurseJournal, reason string) purseOutcome {
-	out := purseOutcome{status: outbox.PurseRequestNotDone, request: j.Request, amount: j.Amount, reason: reason}
+	out := purseOutcome{kind: j.Kind, status: outbox.PurseRequestNotDone, request: j.Request, amount: j.Amount, reason: reason}
 	if err := d.ob.SettlePurseNotDone(j.Serial, j.Request, reason); err != nil {
 		// the entry stays: the next insertion settles it again
 		d.log.Error("purse: the journal entry cannot be settled", "card", hex.EncodeToString(j.Serial[:]), "err", err)
@@ -237,7 +238,7 @@ func (d *Daemon) sealPurse(ctx context.Context, lease *samLease, tmpl record.Rec
 	rec.Service, rec.Purse, rec.Renewal, rec.Version = purseService(p.Kind), p, nil, 0
 	rec.Time = time.Now()
 	var err error
-	out := purseOutcome{status: outbox.PurseRequestPending, request: j.Request, amount: j.Amount, reason: purseNotRecorded}
+	out := purseOutcome{kind: j.Kind, status: outbox.PurseRequestPending, request: j.Request, amount: j.Amount, reason: purseNotRecorded}
 	if rec.ID, err = record.NewID(); err != nil {
 		d.log.Error("purse: no record id", "err", err)
 		return out
@@ -258,7 +259,7 @@ func (d *Daemon) sealPurse(ctx context.Context, lease *samLease, tmpl record.Rec
 		return out
 	}
 	d.log.Info("purse transaction recorded", "kind", p.Kind.String(), "amount", p.Amount, "resolved", p.Resolved, "record", hex.EncodeToString(rec.ID[:]))
-	return purseOutcome{status: outbox.PurseRequestDone, request: j.Request, amount: j.Amount, code: code, recordID: rec.ID, balance: p.BalanceAfter, resolved: p.Resolved}
+	return purseOutcome{kind: j.Kind, status: outbox.PurseRequestDone, request: j.Request, amount: j.Amount, code: code, recordID: rec.ID, balance: p.BalanceAfter, resolved: p.Resolved}
 }
 
 // resolvePurse settles the journal entry j from the card's log: found
@@ -274,7 +275,7 @@ func (d *Daemon) resolvePurse(ctx context.Context, card apdu.Card, lease *samLea
 // shows the card did not take.
 func (d *Daemon) resolvePurseAs(ctx context.Context, card apdu.Card, lease *samLease, j outbox.PurseJournal, tmpl record.Record, notTaken string) purseOutcome {
 	pending := func(reason string) purseOutcome {
-		return purseOutcome{status: outbox.PurseRequestPending, request: j.Request, amount: j.Amount, reason: reason}
+		return purseOutcome{kind: j.Kind, status: outbox.PurseRequestPending, request: j.Request, amount: j.Amount, reason: reason}
 	}
 	card8 := hex.EncodeToString(j.Serial[:])
 	if j.SAMTxn == 0 {
@@ -356,8 +357,14 @@ func (d *Daemon) settleJournaled(ctx context.Context, r *reader, card apdu.Card,
 	return &out, nil
 }
 
-// publishPurse tells the event stream of a purse outcome.
+// publishPurse tells the event stream of a purse outcome: a payment's
+// (debit) as a payment event with its message code, a top-up's (credit)
+// as a topup event, as the kiosk's own (publishTopUp).
 func (d *Daemon) publishPurse(r *reader, out purseOutcome) {
+	if out.kind == record.PurseCredit {
+		d.publishTopUp(r, out)
+		return
+	}
 	ev := api.Event{Type: api.EventPayment, Reader: r.name, State: payStatus(out.status), Code: out.code, MessageCode: payMessageCode(out)}
 	d.publish(ev)
 }
