@@ -465,6 +465,15 @@ func (ob *Outbox) SettlePurseNotDone(serial [8]byte, request [16]byte, reason st
 	})
 }
 
+// PrunePurseBook forgets the settled request outcomes older than the
+// outbox's retention (Options.Retention: outbox.retention, the horizon of
+// acknowledged records too), by the outbox's clock; the agent runs it in
+// its retention sweep. A key older than that is no longer known: sent
+// again, it is a new payment (docs/ewallet.md).
+func (ob *Outbox) PrunePurseBook() (int, error) {
+	return ob.PrunePurseRequests(ob.o.Now().Add(-ob.o.Retention))
+}
+
 // PrunePurseRequests forgets the outcomes of settled requests older than
 // before; pending ones stay. It returns how many went.
 func (ob *Outbox) PrunePurseRequests(before time.Time) (int, error) {
