@@ -443,7 +443,7 @@ func TestPayTear(t *testing.T) {
 		assert.Equal(t, balance, st.Balance)
 		assert.Len(t, r.payRecords(t), n)
 		// the same key stays not done; a new key pays
-		got, _, _ = r.pay(t, api.PayRequest{Amount: 30_000, IdempotencyKey: "tear-before"})
+		got, _, _ = r.pay(t, api.PayRequest{Amount: 30_000, MerchantRef: "INV-tear-before", IdempotencyKey: "tear-before"})
 		assert.Equal(t, api.PayNotDone, got.Status)
 		got, status, e = r.pay(t, api.PayRequest{Amount: 30_000, IdempotencyKey: "tear-before-2"})
 		require.Equal(t, http.StatusOK, status, "%+v", e)
