@@ -180,8 +180,9 @@ loop:
 // or unreachable still lets old acknowledged records go.
 var pruneEvery = time.Hour
 
-// pruneLoop prunes the outbox's acknowledged records past the retention
-// (outbox.retention) at start and then every pruneEvery, until ctx ends.
+// pruneLoop prunes the outbox's acknowledged records and the e-wallet
+// request book's settled outcomes past the retention (outbox.retention)
+// at start and then every pruneEvery, until ctx ends.
 func (d *Daemon) pruneLoop(ctx context.Context) {
 	t := time.NewTicker(pruneEvery)
 	defer t.Stop()
@@ -191,6 +192,12 @@ func (d *Daemon) pruneLoop(ctx context.Context) {
 			d.log.Error("pruning the outbox failed; acknowledged records stay until the next attempt", "err", err)
 		case n > 0:
 			d.log.Info("pruned acknowledged records past the retention", "records", n)
+		}
+		switch n, err := d.ob.PrunePurseBook(); {
+		case err != nil:
+			d.log.Error("pruning the e-wallet request book failed; its outcomes stay until the next attempt", "err", err)
+		case n > 0:
+			d.log.Info("pruned settled e-wallet request outcomes past the retention", "requests", n)
 		}
 		select {
 		case <-ctx.Done():

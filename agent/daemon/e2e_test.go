@@ -209,6 +209,8 @@ type rigOptions struct {
 	// wrapTerminal, when set, stands in front of the back office's
 	// terminal listener (a forging proxy in the renewal tests).
 	wrapTerminal func(http.Handler) http.Handler
+	// outbox: the agent's outbox options (its limits)
+	outbox outbox.Options
 }
 
 func newRigWith(t testing.TB, o rigOptions) *rig {
@@ -267,7 +269,7 @@ func newRigWith(t testing.TB, o rigOptions) *rig {
 		Sync:        config.Sync{URL: bo.URL, Interval: time.Hour},
 		Kiosk:       config.Kiosk{Enabled: true, IdleTimeout: time.Minute, IdleWarning: 10 * time.Second, VerifyURL: kioskVerifyURL},
 	})
-	r.ob, err = outbox.Open(filepath.Join(t.TempDir(), "outbox.db"), outbox.Options{})
+	r.ob, err = outbox.Open(filepath.Join(t.TempDir(), "outbox.db"), o.outbox)
 	require.NoError(t, err)
 	t.Cleanup(func() { r.ob.Close() })
 	up, err := uploader.New(r.ob, uploader.Config{URL: bo.URL, TLS: &tls.Config{Certificates: []tls.Certificate{client}, RootCAs: tlsCA.Pool()},

@@ -102,6 +102,8 @@ var codes = map[string]codeInfo{
 	CodeInsufficientFunds: {http.StatusUnprocessableEntity, false},
 	CodeNoPurse:           {http.StatusUnprocessableEntity, false},
 	CodePursePending:      {http.StatusConflict, false},
+	CodeEarlierSettled:    {http.StatusConflict, false},
+	CodeKeyReused:         {http.StatusConflict, false},
 }
 
 // Prompts and outcomes that are not errors, with words in the catalogue

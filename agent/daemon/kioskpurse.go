@@ -415,7 +415,7 @@ func (d *Daemon) creditCard(ctx context.Context, r *reader, s *cards.Session, ru
 	serial, tmpl := run.serial, run.tmpl
 	run.mu.Unlock()
 	notDone := func(reason string) purseOutcome {
-		return purseOutcome{status: outbox.PurseRequestNotDone, request: a.ID, amount: a.Amount, reason: reason}
+		return purseOutcome{kind: record.PurseCredit, status: outbox.PurseRequestNotDone, request: a.ID, amount: a.Amount, reason: reason}
 	}
 	var out purseOutcome
 	err := s.DoWait(ctx, func(ctx context.Context, card apdu.Card) error {

@@ -34,6 +34,13 @@ const (
 	CodeInsufficientFunds = "insufficient-funds" // the card's balance is below the amount: nothing was sent
 	CodeNoPurse           = "no-purse"           // the card has no purse (a KTP-el, a KPE without one)
 	CodePursePending      = "purse-pending"      // the card has an earlier transaction this terminal cannot settle
+	// CodeEarlierSettled: settling the card's earlier torn payment found
+	// it done; this request debited nothing (a second payment of the same
+	// purchase is what it would likely be).
+	CodeEarlierSettled = "earlier-payment-settled"
+	// CodeKeyReused: the idempotency key is known with another amount or
+	// merchant reference; nothing was debited.
+	CodeKeyReused = "idempotency-key-reused"
 )
 
 // payPrefix is the domain of a payment's request id.
@@ -119,14 +126,36 @@ func (d *Daemon) payResult(key string, o purseOutcome, loc api.Locale) api.PayRe
 	return res
 }
 
-// outcomeOf is the request book's answer as an outcome.
-func outcomeOf(b *outbox.PurseOutcome) purseOutcome {
-	o := purseOutcome{status: b.Status, request: b.Request, amount: b.Amount, reason: b.Reason}
+// sameRequest checks that a payment request sent under a known key is the
+// one the book holds: a debit of the same amount and merchant reference
+// (a book entry of encoding version 1 has no reference digest: its
+// amount alone is checked).
+func sameRequest(b *outbox.PurseOutcome, req api.PayRequest) error {
+	switch {
+	case b.Kind != record.PurseDebit:
+		return errors.New("the key names a top-up")
+	case int64(b.Amount) != req.Amount:
+		return fmt.Errorf("the key was used for %d rupiah, not %d", b.Amount, req.Amount)
+	case b.RefHash != [32]byte{} && b.RefHash != outbox.PurseRefHash(req.MerchantRef):
+		return errors.New("the key was used with another merchant reference")
+	}
+	return nil
+}
+
+// outcomeOf is the request book's answer as an outcome. A pending
+// request has no reason in the book: busy says a workflow holds the
+// card's reader now, so it is in progress (in-progress); otherwise its
+// card left before it was settled (card-removed).
+func outcomeOf(b *outbox.PurseOutcome, busy bool) purseOutcome {
+	o := purseOutcome{kind: b.Kind, status: b.Status, request: b.Request, amount: b.Amount, reason: b.Reason}
 	if b.Status == outbox.PurseRequestDone {
 		o.code, o.recordID, o.balance = b.Code, b.RecordID, b.Balance
 	}
 	if b.Status == outbox.PurseRequestPending && o.reason == "" {
 		o.reason = purseCardRemoved
+		if busy {
+			o.reason = purseInProgress
+		}
 	}
 	return o
 }
@@ -161,7 +190,11 @@ func (d *Daemon) Pay(ctx context.Context, req api.PayRequest, loc api.Locale) (a
 		return api.PayResult{}, fail(CodeInternal, err)
 	}
 	if known != nil {
-		// the same key again: the book's answer, never a new debit
+		// the same key again: the book's answer, never a new debit; with
+		// other details it is another payment under a reused key
+		if err := sameRequest(known, req); err != nil {
+			return api.PayResult{}, fail(CodeKeyReused, err)
+		}
 		return d.PayStatus(ctx, req.Reader, req.IdempotencyKey, loc)
 	}
 	r, err := d.pickReader(req.Reader)
@@ -257,6 +290,11 @@ func (d *Daemon) payCard(ctx context.Context, r *reader, s *cards.Session, req a
 			if prev.status == outbox.PurseRequestPending {
 				return fail(CodePursePending, fmt.Errorf("an earlier purse transaction of this card is unsettled (%s)", prev.reason))
 			}
+			if prev.status == outbox.PurseRequestDone && j.Kind == record.PurseDebit {
+				// the earlier payment went through: most likely this is
+				// the same purchase under a new key; debit nothing now
+				return fail(CodeEarlierSettled, fmt.Errorf("an earlier payment of this card (%d rupiah, receipt %s) was settled done; nothing was debited now", prev.amount, prev.code))
+			}
 		}
 		st, err := kpe.ReadPurse(ctx, card, d.o.Cards.Profiles.KPEAID)
 		if errors.Is(err, kpe.ErrNoPurse) {
@@ -305,39 +343,43 @@ func (d *Daemon) PayStatus(ctx context.Context, reader, key string, loc api.Loca
 	if b == nil {
 		return api.PayResult{}, fail(CodeNotAvailable, errors.New("no payment with this idempotency key on this terminal"))
 	}
+	busy := false
 	if b.Status == outbox.PurseRequestPending {
-		if o, ok := d.resolveIn(ctx, reader, b.Serial); ok && o.request == id {
+		o, ok, inUse := d.resolveIn(ctx, reader, b.Serial)
+		if ok && o.request == id {
 			return d.payResult(key, o, loc), nil
 		}
+		busy = inUse
 		if b, err = d.ob.PurseRequest(id); err != nil || b == nil {
 			return api.PayResult{}, fail(CodeInternal, err)
 		}
 	}
-	return d.payResult(key, outcomeOf(b), loc), nil
+	return d.payResult(key, outcomeOf(b, busy), loc), nil
 }
 
 // resolveIn settles the journal entry of the card serial when that card
 // is in the reader: it reads and authenticates the card (no fingerprint:
 // settling takes nothing from the card) and resolves the entry. ok says
-// it got an outcome.
-func (d *Daemon) resolveIn(ctx context.Context, name string, serial [8]byte) (purseOutcome, bool) {
+// it got an outcome; busy that a workflow held the reader (the card's
+// transaction may be running there now).
+func (d *Daemon) resolveIn(ctx context.Context, name string, serial [8]byte) (purseOutcome, bool, bool) {
 	if d.closing.Load() {
-		return purseOutcome{}, false
+		return purseOutcome{}, false, false
 	}
 	r, err := d.pickReader(name)
 	if err != nil {
-		return purseOutcome{}, false
+		return purseOutcome{}, false, false
 	}
 	r.mu.Lock()
 	present := r.present
 	r.mu.Unlock()
 	if !present {
-		return purseOutcome{}, false
+		return purseOutcome{}, false, false
 	}
 	d.mu.Lock()
 	if d.closing.Load() {
 		d.mu.Unlock()
-		return purseOutcome{}, false
+		return purseOutcome{}, false, false
 	}
 	d.flows.Add(1)
 	d.mu.Unlock()
@@ -345,12 +387,13 @@ func (d *Daemon) resolveIn(ctx context.Context, name string, serial [8]byte) (pu
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	if err := r.begin(cancel, api.Caller(ctx)); err != nil {
-		return purseOutcome{}, false
+		var f *Failure
+		return purseOutcome{}, false, errors.As(err, &f) && f.Code == CodeReaderBusy
 	}
 	defer r.end()
 	s, _, _, err := r.session(ctx, 0, nil)
 	if err != nil {
-		return purseOutcome{}, false
+		return purseOutcome{}, false, false
 	}
 	c := d.cfg()
 	var out *purseOutcome
@@ -377,9 +420,9 @@ func (d *Daemon) resolveIn(ctx context.Context, name string, serial [8]byte) (pu
 		d.log.Info("purse: the card in the reader could not be settled", "reader", r.name, "err", err)
 	}
 	if out == nil {
-		return purseOutcome{}, false
+		return purseOutcome{}, false, false
 	}
-	return *out, true
+	return *out, true, false
 }
 
 var _ api.PayBackend = (*Daemon)(nil)

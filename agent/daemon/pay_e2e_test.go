@@ -33,8 +33,10 @@ const (
 )
 
 // newPayRig is the rig with payments on and the SAM in place.
-func newPayRig(t testing.TB) *rig {
-	r := newRigWith(t, rigOptions{})
+func newPayRig(t testing.TB) *rig { return newPayRigWith(t, rigOptions{}) }
+
+func newPayRigWith(t testing.TB, o rigOptions) *rig {
+	r := newRigWith(t, o)
 	r.setConf(func(c *config.Config) {
 		c.EWallet = config.EWallet{Enabled: true, MerchantID: payMerchant, MerchantName: "Apotik Sehat", MaxPayment: payMax,
 			FingerprintAbove: payFingerAt, MaxBalance: 20_000_000, TopUpTimeout: 10 * time.Second}
@@ -441,7 +443,7 @@ func TestPayTear(t *testing.T) {
 		assert.Equal(t, balance, st.Balance)
 		assert.Len(t, r.payRecords(t), n)
 		// the same key stays not done; a new key pays
-		got, _, _ = r.pay(t, api.PayRequest{Amount: 30_000, IdempotencyKey: "tear-before"})
+		got, _, _ = r.pay(t, api.PayRequest{Amount: 30_000, MerchantRef: "INV-tear-before", IdempotencyKey: "tear-before"})
 		assert.Equal(t, api.PayNotDone, got.Status)
 		got, status, e = r.pay(t, api.PayRequest{Amount: 30_000, IdempotencyKey: "tear-before-2"})
 		require.Equal(t, http.StatusOK, status, "%+v", e)
@@ -602,4 +604,251 @@ func TestPayTearAtEveryAPDU(t *testing.T) {
 func payRequestIDOf(key string) [16]byte {
 	h := sha256.Sum256([]byte("KPE-PAY\x00" + terminal + "\x00" + key))
 	return [16]byte(h[:16])
+}
+
+// TestPayStatusAfterDebit: the card takes the DEBIT but the terminal gets
+// a status word (a GET RESPONSE that fails after 61xx, a reader's error;
+// with 6Cxx the agent re-sends the DEBIT, which the card refuses since
+// its PTC moved). The agent reads the card's log and ends the payment
+// done with a resolved record, never not done with the card debited; a
+// refusal the log confirms ends not done with the card's reason.
+func TestPayStatusAfterDebit(t *testing.T) {
+	r := newPayRig(t)
+	card := freshBudi(t)
+	r.insertCard(t, card)
+	require.NoError(t, r.lab.PlaceFinger(0, cardsim.FingerGenuine))
+	balance := uint32(budiStartBal)
+	mark := card.count()
+	res, status, e := r.pay(t, api.PayRequest{Amount: 1_000, IdempotencyKey: "sw-dry"})
+	require.Equal(t, http.StatusOK, status, "%+v", e)
+	require.Equal(t, api.PayDone, res.Status)
+	balance -= 1_000
+	ins := card.since(mark)
+	debitAt := slices.Index(ins, kpe.InsPurseDebit) + 1
+	require.Positive(t, debitAt)
+
+	for _, sw := range []uint16{0x6985, 0x6982, 0x6F00, 0x6C10} {
+		key := fmt.Sprintf("sw-%04X", sw)
+		t.Run(key, func(t *testing.T) {
+			n := len(r.payRecords(t))
+			require.NoError(t, r.lab.SetFault(0, cardsim.Fault{StatusAtAPDU: debitAt, Status: sw}))
+			res, status, e := r.pay(t, api.PayRequest{Amount: 2_000, MerchantRef: "INV-" + key, IdempotencyKey: key})
+			require.NoError(t, r.lab.ClearFault(0))
+			require.Equal(t, http.StatusOK, status, "%+v", e)
+			balance -= 2_000
+			st, log := purseOf(t, card)
+			require.Equal(t, balance, st.Balance, "the card took the DEBIT")
+			assert.Equal(t, api.PayDone, res.Status, "%+v", res)
+			require.NotNil(t, res.Balance)
+			assert.Equal(t, int64(balance), *res.Balance)
+			recs := r.payRecords(t)
+			require.Len(t, recs, n+1)
+			checkPayRecord(t, recs[n], log[0], 2_000, "INV-"+key, true)
+			assert.Equal(t, codeOf(t, recs[n]), res.Code)
+			j, err := r.ob.PurseJournals()
+			require.NoError(t, err)
+			assert.Empty(t, j)
+		})
+	}
+
+	t.Run("a log entry at another PTC is not the journaled one", func(t *testing.T) {
+		// a journal entry naming the SAM's transaction of the card's last
+		// log entry, but journaled at that entry's own PTC (the entry
+		// would be at PTC+1): it must not be settled from that entry
+		_, log := purseOf(t, card)
+		e := log[0]
+		req := [16]byte{7, 7, 7}
+		require.NoError(t, r.ob.StartPurse(outbox.PurseJournal{Serial: budiSerial, Request: req, Kind: record.PurseDebit, Step: outbox.PurseSent,
+			Amount: e.Amount, PTC: e.PTC, SAMSerial: e.SAMSerial, SAMTxn: e.SAMTxn, TxnTime: e.Time, Merchant: payMerchant}))
+		n := len(r.payRecords(t))
+		status, er := r.call("POST", api.PathAuth, api.AuthRequest{Service: "askes", Operator: "clerk-01"}, nil)
+		require.Equal(t, http.StatusOK, status, "%+v", er)
+		assert.Len(t, r.payRecords(t), n, "no second record of the card's transaction")
+		j, err := r.ob.PurseJournalOf(budiSerial)
+		require.NoError(t, err)
+		require.NotNil(t, j, "left to the back office")
+		b, err := r.ob.PurseRequest(req)
+		require.NoError(t, err)
+		assert.Equal(t, outbox.PurseRequestPending, b.Status)
+		require.NoError(t, r.ob.SettlePurseNotDone(budiSerial, req, "test"))
+	})
+}
+
+// TestPayOutboxFull: with the back office away and outbox.max_records 2,
+// a payment that would take the outbox past its limit is refused before
+// anything is journaled or debited (outbox-full), while the record of a
+// torn payment settled from the card's log is stored past the limit: the
+// money already moved.
+func TestPayOutboxFull(t *testing.T) {
+	r := newPayRigWith(t, rigOptions{outbox: outbox.Options{MaxRecords: 2},
+		wrapTerminal: func(http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusServiceUnavailable) })
+		}})
+	card := freshBudi(t)
+	r.insertCard(t, card)
+	require.NoError(t, r.lab.PlaceFinger(0, cardsim.FingerGenuine))
+	mark := card.count()
+	res, status, e := r.pay(t, api.PayRequest{Amount: 1_000, IdempotencyKey: "full-1"})
+	require.Equal(t, http.StatusOK, status, "%+v", e)
+	require.Equal(t, api.PayDone, res.Status)
+	debitAt := slices.Index(card.since(mark), kpe.InsPurseDebit) + 1
+	require.Positive(t, debitAt)
+
+	// torn: the card takes the DEBIT, its answer is lost
+	require.NoError(t, r.lab.SetFault(0, cardsim.Fault{AnswerLostAtAPDU: debitAt}))
+	res, status, e = r.pay(t, api.PayRequest{Amount: 2_000, IdempotencyKey: "full-torn"})
+	require.NoError(t, r.lab.ClearFault(0))
+	require.Equal(t, http.StatusOK, status, "%+v", e)
+	require.Equal(t, api.PayPending, res.Status)
+	require.Eventually(t, func() bool {
+		st, err := r.lab.SlotStatus(0)
+		return err == nil && !st.Inserted
+	}, 5*time.Second, 10*time.Millisecond)
+	r.waitReader(t, pcsctest.Slot0, func(rd api.Reader) bool { return !rd.CardPresent })
+
+	// another card's authentication fills the outbox
+	r.insert(0, "ktpel-siti.json")
+	status, e = r.call("POST", api.PathAuth, api.AuthRequest{Service: "kiosk", Operator: "clerk-01", WaitSeconds: 10}, nil)
+	require.Equal(t, http.StatusOK, status, "%+v", e)
+	require.NoError(t, r.lab.Remove(0))
+	pcsctest.WaitCard(t, pcsctest.Slot0, false, 5*time.Second)
+	st, err := r.ob.Stats()
+	require.NoError(t, err)
+	require.Equal(t, 2, st.Unsynced, "the back office takes nothing")
+	require.ErrorIs(t, r.ob.Room(), outbox.ErrFull)
+
+	// the torn payment is settled and recorded past the limit
+	r.insertCard(t, card)
+	got, status, e := r.payStatus(t, "full-torn")
+	require.Equal(t, http.StatusOK, status, "%+v", e)
+	assert.Equal(t, api.PayDone, got.Status, "%+v", got)
+	assert.Len(t, r.payRecords(t), 2)
+	purse, _ := purseOf(t, card)
+	require.Equal(t, uint32(budiStartBal-3_000), purse.Balance)
+
+	// a new payment is refused before anything moves
+	_, status, e = r.pay(t, api.PayRequest{Amount: 500, IdempotencyKey: "full-3"})
+	assert.Equal(t, http.StatusInsufficientStorage, status)
+	assert.Equal(t, "outbox-full", e.Code, "%+v", e)
+	after, _ := purseOf(t, card)
+	assert.Equal(t, purse, after, "nothing debited")
+	b, err := r.ob.PurseRequest(payRequestIDOf("full-3"))
+	require.NoError(t, err)
+	assert.Nil(t, b, "nothing journaled")
+	j, err := r.ob.PurseJournals()
+	require.NoError(t, err)
+	assert.Empty(t, j)
+}
+
+// TestPayKeysAndEarlierPayment: a known key sent with another amount or
+// merchant reference is refused (idempotency-key-reused) and debits
+// nothing; a payment asked about while its DEBIT runs is pending
+// in-progress, not card-removed; a new payment that settles the card's
+// earlier torn payment as done debits nothing in the same call
+// (earlier-payment-settled).
+func TestPayKeysAndEarlierPayment(t *testing.T) {
+	r := newPayRig(t)
+	card := freshBudi(t)
+	r.insertCard(t, card)
+	require.NoError(t, r.lab.PlaceFinger(0, cardsim.FingerGenuine))
+	mark := card.count()
+	res, status, e := r.pay(t, api.PayRequest{Amount: 1_000, MerchantRef: "INV-A", IdempotencyKey: "reuse-1"})
+	require.Equal(t, http.StatusOK, status, "%+v", e)
+	require.Equal(t, api.PayDone, res.Status)
+	debitAt := slices.Index(card.since(mark), kpe.InsPurseDebit) + 1
+	require.Positive(t, debitAt)
+	balance := uint32(budiStartBal - 1_000)
+
+	t.Run("a key reused with other details", func(t *testing.T) {
+		for _, req := range []api.PayRequest{{Amount: 2_000, MerchantRef: "INV-A"}, {Amount: 1_000, MerchantRef: "INV-B"}, {Amount: 1_000}} {
+			req.IdempotencyKey = "reuse-1"
+			_, status, e := r.pay(t, req)
+			assert.Equal(t, http.StatusConflict, status, "%+v", req)
+			assert.Equal(t, "idempotency-key-reused", e.Code, "%+v", req)
+		}
+		got, status, e := r.pay(t, api.PayRequest{Amount: 1_000, MerchantRef: "INV-A", IdempotencyKey: "reuse-1"})
+		require.Equal(t, http.StatusOK, status, "%+v", e)
+		assert.Equal(t, res.Code, got.Code, "the same request: the book's answer")
+		st, _ := purseOf(t, card)
+		assert.Equal(t, balance, st.Balance, "debited once")
+	})
+
+	t.Run("asked while the DEBIT runs", func(t *testing.T) {
+		require.NoError(t, r.lab.SetFault(0, cardsim.Fault{HoldAtAPDU: 1, HoldINS: kpe.InsPurseDebit}))
+		done := make(chan api.PayResult, 1)
+		go func() {
+			res, _, _ := r.pay(t, api.PayRequest{Amount: 3_000, IdempotencyKey: "hold-1"})
+			done <- res
+		}()
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		_, err := r.lab.WaitHold(ctx, 0)
+		require.NoError(t, err)
+		got, status, e := r.payStatus(t, "hold-1")
+		require.NoError(t, r.lab.ReleaseHold(0))
+		require.Equal(t, http.StatusOK, status, "%+v", e)
+		assert.Equal(t, api.PayPending, got.Status)
+		assert.Equal(t, "in-progress", got.Reason, "%+v", got)
+		res := <-done
+		require.NoError(t, r.lab.ClearFault(0))
+		assert.Equal(t, api.PayDone, res.Status, "%+v", res)
+		balance -= 3_000
+	})
+
+	t.Run("a new payment that settles the earlier one", func(t *testing.T) {
+		require.NoError(t, r.lab.SetFault(0, cardsim.Fault{AnswerLostAtAPDU: debitAt}))
+		res, status, e := r.pay(t, api.PayRequest{Amount: 4_000, IdempotencyKey: "early-1"})
+		require.NoError(t, r.lab.ClearFault(0))
+		require.Equal(t, http.StatusOK, status, "%+v", e)
+		require.Equal(t, api.PayPending, res.Status)
+		balance -= 4_000
+		require.Eventually(t, func() bool {
+			st, err := r.lab.SlotStatus(0)
+			return err == nil && !st.Inserted
+		}, 5*time.Second, 10*time.Millisecond)
+		r.waitReader(t, pcsctest.Slot0, func(rd api.Reader) bool { return !rd.CardPresent })
+		r.insertCard(t, card)
+		// the clerk makes a new key for the same purchase
+		_, status, e = r.pay(t, api.PayRequest{Amount: 4_000, IdempotencyKey: "early-2"})
+		assert.Equal(t, http.StatusConflict, status)
+		assert.Equal(t, "earlier-payment-settled", e.Code, "%+v", e)
+		st, _ := purseOf(t, card)
+		assert.Equal(t, balance, st.Balance, "not debited again")
+		got, status, e := r.payStatus(t, "early-1")
+		require.Equal(t, http.StatusOK, status, "%+v", e)
+		assert.Equal(t, api.PayDone, got.Status)
+		b, err := r.ob.PurseRequest(payRequestIDOf("early-2"))
+		require.NoError(t, err)
+		assert.Nil(t, b, "nothing journaled for the new key")
+	})
+
+	t.Run("a torn top-up settled is told as a top-up", func(t *testing.T) {
+		// a credit journaled before the SAM's MAC (a process killed
+		// there), settled not done by the next authentication
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		evs := r.events(ctx)
+		req := [16]byte{0x70, 1}
+		require.NoError(t, r.ob.StartPurse(outbox.PurseJournal{Serial: budiSerial, Request: req, Kind: record.PurseCredit,
+			Step: outbox.PurseStarted, Amount: 50_000}))
+		status, e := r.call("POST", api.PathAuth, api.AuthRequest{Service: "askes", Operator: "clerk-01"}, nil)
+		require.Equal(t, http.StatusOK, status, "%+v", e)
+		b, err := r.ob.PurseRequest(req)
+		require.NoError(t, err)
+		require.Equal(t, outbox.PurseRequestNotDone, b.Status)
+		var got []api.Event
+		for len(got) == 0 {
+			select {
+			case ev := <-evs:
+				if ev.Type == api.EventPayment || ev.Type == api.EventTopUp {
+					got = append(got, ev)
+				}
+			case <-ctx.Done():
+				t.Fatal("no purse event")
+			}
+		}
+		assert.Equal(t, api.EventTopUp, got[0].Type, "%+v", got[0])
+		assert.Equal(t, api.PayNotDone, got[0].State)
+		assert.NotContains(t, got[0].MessageCode, "payment")
+	})
 }

@@ -61,6 +61,9 @@ func TestLoketPayEndToEnd(t *testing.T) {
 		assert.Equal(t, i18n.Indonesian.T("loket.pay.done"), b.Text("#pay-done span"))
 		b.Eval(`document.getElementById("pay-retry").hidden`, &hidden)
 		assert.True(t, hidden, "nothing to retry once done")
+		var locked bool
+		b.Eval(`document.getElementById("pay-submit").disabled && document.getElementById("pay-amount").disabled`, &locked)
+		assert.True(t, locked, "the purchase is locked until Pembayaran baru")
 	})
 	ins := card.since(mark)
 	debitAt := slices.Index(ins, kpe.InsPurseDebit) + 1
@@ -78,6 +81,18 @@ func TestLoketPayEndToEnd(t *testing.T) {
 		assert.Equal(t, i18n.English.T("loket.pay.reason.card-removed"), b.Text("#pay-message"))
 		b.Eval(`document.getElementById("pay-retry").hidden`, &hidden)
 		assert.False(t, hidden, "the clerk can retry")
+		// the submit makes no second key for the same purchase: it is
+		// disabled, and a form submitted anyway (Enter) starts nothing
+		var state struct {
+			Submit, Retry bool
+			State         string
+		}
+		b.Eval(`(() => { document.getElementById("pay-form").requestSubmit();
+			return {Submit: document.getElementById("pay-submit").disabled, Retry: document.getElementById("pay-retry").disabled,
+				State: document.getElementById("pay-state").textContent}; })()`, &state)
+		assert.True(t, state.Submit, "submit disabled while the attempt is pending")
+		assert.False(t, state.Retry, "no payment started")
+		assert.Equal(t, i18n.English.T("loket.pay.pending"), state.State)
 		st, _ := purseOf(t, card)
 		assert.Equal(t, uint32(465_000), st.Balance, "the card took the DEBIT")
 		require.NoError(t, r.lab.ClearFault(0))
@@ -111,5 +126,11 @@ func TestLoketPayEndToEnd(t *testing.T) {
 		require.NoError(t, err)
 		assert.Empty(t, j)
 		assert.False(t, strings.Contains(b.Text("#pay"), "Budi"), "the panel shows no holder's data")
+		assert.Len(t, r.payRecords(t), 2, "the submitted form paid nothing")
+		// a new purchase only through Pembayaran baru: the form opens again
+		b.Click("#pay-new")
+		var open bool
+		b.Eval(`!document.getElementById("pay-submit").disabled && !document.getElementById("pay-amount").disabled && document.getElementById("pay-amount").value === ""`, &open)
+		assert.True(t, open)
 	})
 }

@@ -61,12 +61,28 @@ func TestPurseReason(t *testing.T) {
 	}
 }
 
+// A transmitted command the card's log shows it did not take: the card's
+// refusal names the reason, anything else is not-in-log.
+func TestNotTakenReason(t *testing.T) {
+	assert.Equal(t, purseInsufficient, notTakenReason(&kpe.PurseError{Sent: true, Err: fmt.Errorf("%w: x", kpe.ErrInsufficientFunds)}))
+	assert.Equal(t, purseMACRefused, notTakenReason(&kpe.PurseError{Sent: true, Err: fmt.Errorf("%w: x", kpe.ErrPurseMAC)}))
+	assert.Equal(t, purseRefused, notTakenReason(&kpe.PurseError{Sent: true, Err: &apdu.StatusError{SW: 0x6F00}}))
+	assert.Equal(t, purseNotInLog, notTakenReason(&kpe.PurseError{Sent: true, Err: kpe.ErrProof}))
+	assert.Equal(t, purseNotInLog, notTakenReason(&kpe.PurseError{Sent: true, Err: kpe.ErrPurseFormat}))
+}
+
 func TestPayStatusWords(t *testing.T) {
 	assert.Equal(t, "done", payStatus(outbox.PurseRequestDone))
 	assert.Equal(t, "not-done", payStatus(outbox.PurseRequestNotDone))
 	assert.Equal(t, "pending", payStatus(outbox.PurseRequestPending))
 	assert.Equal(t, OutcomePaymentPending, payMessageCode(purseOutcome{status: outbox.PurseRequestPending}))
 	// a pending request from the book without a reason is a pulled card
-	o := outcomeOf(&outbox.PurseOutcome{Status: outbox.PurseRequestPending, Amount: 5})
+	o := outcomeOf(&outbox.PurseOutcome{Status: outbox.PurseRequestPending, Amount: 5}, false)
 	assert.Equal(t, purseCardRemoved, o.reason)
+	// ... unless a workflow holds its reader now: in progress
+	o = outcomeOf(&outbox.PurseOutcome{Status: outbox.PurseRequestPending, Amount: 5}, true)
+	assert.Equal(t, purseInProgress, o.reason)
+	// a reason in the book stands
+	o = outcomeOf(&outbox.PurseOutcome{Status: outbox.PurseRequestNotDone, Reason: purseNotInLog}, true)
+	assert.Equal(t, purseNotInLog, o.reason)
 }

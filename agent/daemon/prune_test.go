@@ -194,6 +194,66 @@ func TestAgentPrunesAcknowledgedRecords(t *testing.T) {
 	require.Equal(t, 1, st.Dead)
 }
 
+// TestAgentPrunesPurseRequests: the agent's retention sweep forgets the
+// e-wallet request book's settled outcomes older than the retention
+// (outbox.retention), at start and on its timer; pending ones and younger
+// ones stay.
+func TestAgentPrunesPurseRequests(t *testing.T) {
+	clk := &pruneClock{t: time.Date(2026, 3, 2, 8, 0, 0, 0, time.UTC)}
+	const retention = 48 * time.Hour
+	ob, err := outbox.Open(filepath.Join(t.TempDir(), "outbox.db"), outbox.Options{Now: clk.Now, Retention: retention})
+	require.NoError(t, err)
+	t.Cleanup(func() { ob.Close() })
+	start := func(serial byte, req [16]byte) {
+		t.Helper()
+		require.NoError(t, ob.StartPurse(outbox.PurseJournal{Serial: [8]byte{serial}, Request: req, Kind: record.PurseDebit,
+			Step: outbox.PurseStarted, Amount: 1_000, Merchant: "m-1"}))
+	}
+	settled := func(serial byte, req [16]byte) {
+		t.Helper()
+		start(serial, req)
+		require.NoError(t, ob.SettlePurseNotDone([8]byte{serial}, req, "not-sent"))
+	}
+	oldDone, oldPending, young, later := [16]byte{1}, [16]byte{2}, [16]byte{3}, [16]byte{4}
+	settled(1, oldDone)
+	start(2, oldPending)
+	clk.Add(72 * time.Hour)
+	settled(3, young)
+	clk.Add(time.Hour)
+	settled(4, later)
+	known := func(req [16]byte) bool {
+		b, err := ob.PurseRequest(req)
+		require.NoError(t, err)
+		return b != nil
+	}
+
+	every := pruneEvery
+	pruneEvery = 20 * time.Millisecond
+	t.Cleanup(func() { pruneEvery = every })
+	cfg := &config.Config{Terminal: config.Terminal{ID: "pkm-01"}, Session: config.Session{ShutdownGrace: time.Second, SignTimeout: time.Second}}
+	d, err := New(Options{Config: func() *config.Config { return cfg }, Transport: noReaders{},
+		Watch: func(ctx context.Context) <-chan apdu.Event {
+			ch := make(chan apdu.Event)
+			go func() { <-ctx.Done(); close(ch) }()
+			return ch
+		},
+		Outbox: ob})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { d.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	require.Eventually(t, func() bool { return !known(oldDone) }, 10*time.Second, 10*time.Millisecond, "a settled outcome past the retention goes")
+	require.True(t, known(oldPending), "a pending request stays, however old")
+	require.True(t, known(young) && known(later), "younger outcomes stay")
+	// the timer: once the retention has passed for the young one too
+	clk.Add(retention - 30*time.Minute)
+	require.Eventually(t, func() bool { return !known(young) }, 10*time.Second, 10*time.Millisecond, "the timer prunes the book")
+	require.True(t, known(later), "not yet past the retention")
+	require.True(t, known(oldPending))
+}
+
 // The metrics say how big the outbox file is and how much of it is free
 // pages (docs/outbox.md bounds the size).
 func TestOutboxSizeMetrics(t *testing.T) {

@@ -34,10 +34,12 @@ import (
 //     outbox.AppendPurse: record, journal removal and request done in one
 //     transaction.
 //
-// A refused command (insufficient funds, a bad MAC, over the maximum) or
-// one that never reached the card ends not done (SettlePurseNotDone). A
-// command that reached the card without its answer (the card pulled)
-// leaves the entry: the next authentication of that card, at any flow,
+// A command that never left the terminal (the SAM or the journal failed
+// before it) ends not done (SettlePurseNotDone). Once the SAM's PURSE MAC
+// answered and the command was transmitted, every failure is settled from
+// the card's log (resolvePurse), a refusal too: its status word may be a
+// GET RESPONSE's after the card executed the command. A command that
+// reached the card without its answer (the card pulled) leaves the entry: the next authentication of that card, at any flow,
 // reads the card's log and settles it (resolvePurse) as done (a record
 // with Resolved) or not done. One request id is never sent twice.
 
@@ -55,6 +57,7 @@ const (
 	purseRefused       = "card-refused"       // the card refused the command otherwise
 	purseNotInLog      = "not-in-log"         // resolved: the card's log does not hold it, so it never took it
 	purseCardRemoved   = "card-removed"       // pending: the card left while it was sent the command
+	purseInProgress    = "in-progress"        // pending: the transaction runs now (a workflow holds its reader)
 	purseOtherSAM      = "other-sam"          // pending: another SAM authorised it; this terminal's SAM cannot resolve it
 	purseProofFailed   = "proof-failed"       // pending: the card's proof does not verify; the back office reconciles it
 	purseLogOverrun    = "log-overrun"        // pending: the card made too many transactions since to tell; the back office reconciles it
@@ -73,6 +76,7 @@ type purseTxn struct {
 
 // purseOutcome is how a transaction or a resolution ended.
 type purseOutcome struct {
+	kind     record.PurseKind // the transaction's: a payment (debit) or a top-up (credit)
 	status   outbox.PurseStatus
 	request  [16]byte
 	amount   uint32
@@ -129,8 +133,13 @@ func purseService(k record.PurseKind) string {
 // runPurse runs t on the card (serial, its purse state st read in this
 // card transaction). tmpl is the authentication's record: the purse
 // record's checks, subject and operator. An error means nothing was
-// journaled (ErrPurseBusy: the card or the request has an entry).
+// journaled (ErrPurseBusy: the card or the request has an entry;
+// outbox-full: the outbox is at its count or age limit, and the record of
+// the money moved would be stored past it, so no money is moved).
 func (d *Daemon) runPurse(ctx context.Context, card apdu.Card, lease *samLease, serial [8]byte, st kpe.PurseState, t purseTxn, tmpl record.Record) (purseOutcome, error) {
+	if err := d.ob.Room(); err != nil {
+		return purseOutcome{}, fail(CodeOutboxFull, err)
+	}
 	j := outbox.PurseJournal{Serial: serial, Request: t.request, Kind: t.kind, Step: outbox.PurseStarted, Amount: t.amount,
 		PTC: st.PTC, Balance: st.Balance, Merchant: t.merchant, Reference: t.reference}
 	if err := d.ob.StartPurse(j); err != nil {
@@ -155,7 +164,8 @@ func (d *Daemon) runPurse(ctx context.Context, card apdu.Card, lease *samLease, 
 	sent := errors.As(err, &pe) && pe.Sent
 	switch {
 	case !sent:
-		// the card refused it, or it never reached the card
+		// it never left the terminal (the purse unreadable, the SAM or
+		// the journal failed): the card cannot have taken it
 		reason := purseReason(err)
 		d.log.Info("purse: not done", "card", hex.EncodeToString(serial[:]), "kind", t.kind.String(), "reason", reason, "err", err)
 		return d.settleNotDone(j, reason), nil
@@ -163,12 +173,25 @@ func (d *Daemon) runPurse(ctx context.Context, card apdu.Card, lease *samLease, 
 		// sent, answer lost: the next insertion reads the card's log
 		d.log.Warn("purse: the card left while it was sent the command; the next insertion settles it", "card", hex.EncodeToString(serial[:]),
 			"kind", t.kind.String(), "sam_txn", j.SAMTxn, "err", err)
-		return purseOutcome{status: outbox.PurseRequestPending, request: t.request, amount: t.amount, reason: purseCardRemoved}, nil
+		return purseOutcome{kind: t.kind, status: outbox.PurseRequestPending, request: t.request, amount: t.amount, reason: purseCardRemoved}, nil
 	}
-	// sent and answered, but not with a proof that verifies: the card's
-	// log tells whether it took the transaction
+	// sent and answered, but not with a proof that verifies: a refusal
+	// (its status word may be a GET RESPONSE's after the card executed
+	// the command, or the answer to a re-sent command after 6Cxx), a
+	// malformed answer, a proof that fails. The card's log tells whether
+	// it took the transaction; a refusal names the reason when it did not.
 	d.log.Warn("purse: the card's answer is not a verified proof; looking into its log", "card", hex.EncodeToString(serial[:]), "err", err)
-	return d.resolvePurse(ctx, card, lease, j, tmpl), nil
+	return d.resolvePurseAs(ctx, card, lease, j, tmpl, notTakenReason(err)), nil
+}
+
+// notTakenReason is the reason of a transmitted command that the card's
+// log shows it did not take: the card's refusal when it answered one,
+// not-in-log otherwise.
+func notTakenReason(err error) string {
+	if r := purseReason(err); r != purseNotSent {
+		return r
+	}
+	return purseNotInLog
 }
 
 // purseReason is the reason code of a transaction that never reached the
@@ -197,7 +220,7 @@ func purseReason(err error) string {
 
 // settleNotDone ends j not done with reason.
 func (d *Daemon) settleNotDone(j outbox.PurseJournal, reason string) purseOutcome {
-	out := purseOutcome{status: outbox.PurseRequestNotDone, request: j.Request, amount: j.Amount, reason: reason}
+	out := purseOutcome{kind: j.Kind, status: outbox.PurseRequestNotDone, request: j.Request, amount: j.Amount, reason: reason}
 	if err := d.ob.SettlePurseNotDone(j.Serial, j.Request, reason); err != nil {
 		// the entry stays: the next insertion settles it again
 		d.log.Error("purse: the journal entry cannot be settled", "card", hex.EncodeToString(j.Serial[:]), "err", err)
@@ -215,7 +238,7 @@ func (d *Daemon) sealPurse(ctx context.Context, lease *samLease, tmpl record.Rec
 	rec.Service, rec.Purse, rec.Renewal, rec.Version = purseService(p.Kind), p, nil, 0
 	rec.Time = time.Now()
 	var err error
-	out := purseOutcome{status: outbox.PurseRequestPending, request: j.Request, amount: j.Amount, reason: purseNotRecorded}
+	out := purseOutcome{kind: j.Kind, status: outbox.PurseRequestPending, request: j.Request, amount: j.Amount, reason: purseNotRecorded}
 	if rec.ID, err = record.NewID(); err != nil {
 		d.log.Error("purse: no record id", "err", err)
 		return out
@@ -236,7 +259,7 @@ func (d *Daemon) sealPurse(ctx context.Context, lease *samLease, tmpl record.Rec
 		return out
 	}
 	d.log.Info("purse transaction recorded", "kind", p.Kind.String(), "amount", p.Amount, "resolved", p.Resolved, "record", hex.EncodeToString(rec.ID[:]))
-	return purseOutcome{status: outbox.PurseRequestDone, request: j.Request, amount: j.Amount, code: code, recordID: rec.ID, balance: p.BalanceAfter, resolved: p.Resolved}
+	return purseOutcome{kind: j.Kind, status: outbox.PurseRequestDone, request: j.Request, amount: j.Amount, code: code, recordID: rec.ID, balance: p.BalanceAfter, resolved: p.Resolved}
 }
 
 // resolvePurse settles the journal entry j from the card's log: found
@@ -245,8 +268,14 @@ func (d *Daemon) sealPurse(ctx context.Context, lease *samLease, tmpl record.Rec
 // entry journaled before PURSE MAC answered never reached the card. Only
 // the SAM that authorised it resolves it (this terminal's SAM since).
 func (d *Daemon) resolvePurse(ctx context.Context, card apdu.Card, lease *samLease, j outbox.PurseJournal, tmpl record.Record) purseOutcome {
+	return d.resolvePurseAs(ctx, card, lease, j, tmpl, purseNotInLog)
+}
+
+// resolvePurseAs is resolvePurse with the reason of a transaction the log
+// shows the card did not take.
+func (d *Daemon) resolvePurseAs(ctx context.Context, card apdu.Card, lease *samLease, j outbox.PurseJournal, tmpl record.Record, notTaken string) purseOutcome {
 	pending := func(reason string) purseOutcome {
-		return purseOutcome{status: outbox.PurseRequestPending, request: j.Request, amount: j.Amount, reason: reason}
+		return purseOutcome{kind: j.Kind, status: outbox.PurseRequestPending, request: j.Request, amount: j.Amount, reason: reason}
 	}
 	card8 := hex.EncodeToString(j.Serial[:])
 	if j.SAMTxn == 0 {
@@ -275,10 +304,12 @@ func (d *Daemon) resolvePurse(ctx context.Context, card apdu.Card, lease *samLea
 			d.log.Error("purse: the card's log no longer reaches the journaled transaction; the back office reconciles it", "card", card8, "ptc", j.PTC)
 			return pending(purseLogOverrun)
 		}
-		d.log.Info("purse: the card's log does not hold the journaled transaction; not done", "card", card8, "sam_txn", j.SAMTxn)
-		return d.settleNotDone(j, purseNotInLog)
+		d.log.Info("purse: the card's log does not hold the journaled transaction; not done", "card", card8, "sam_txn", j.SAMTxn, "reason", notTaken)
+		return d.settleNotDone(j, notTaken)
 	}
-	if e.Kind != kpe.PurseKind(j.Kind) || e.Amount != j.Amount || e.Time != j.TxnTime {
+	// the entry is the journaled transaction only when it is the one the
+	// SAM authorised for the card's PTC then: the next PTC
+	if e.Kind != kpe.PurseKind(j.Kind) || e.Amount != j.Amount || e.Time != j.TxnTime || e.PTC != j.PTC+1 {
 		d.log.Error("purse: the card's log entry of the journaled transaction does not match it", "card", card8, "sam_txn", j.SAMTxn)
 		return pending(purseProofFailed)
 	}
@@ -326,8 +357,14 @@ func (d *Daemon) settleJournaled(ctx context.Context, r *reader, card apdu.Card,
 	return &out, nil
 }
 
-// publishPurse tells the event stream of a purse outcome.
+// publishPurse tells the event stream of a purse outcome: a payment's
+// (debit) as a payment event with its message code, a top-up's (credit)
+// as a topup event, as the kiosk's own (publishTopUp).
 func (d *Daemon) publishPurse(r *reader, out purseOutcome) {
+	if out.kind == record.PurseCredit {
+		d.publishTopUp(r, out)
+		return
+	}
 	ev := api.Event{Type: api.EventPayment, Reader: r.name, State: payStatus(out.status), Code: out.code, MessageCode: payMessageCode(out)}
 	d.publish(ev)
 }

@@ -402,10 +402,13 @@ type PurseResult struct {
 }
 
 // PurseError is the error of Debit and Credit. Sent tells that DEBIT or
-// CREDIT went to the card: with a transport error (the card left, the
-// answer was lost) the outcome is unknown until ResolvePurse or FindInLog
-// on the card's log says done or not done; SAMSerial and SAMTxn name the
-// transaction to look for.
+// CREDIT was transmitted to the card: whatever came back (a transport
+// error, the card gone, a status word: its refusals ErrInsufficientFunds,
+// ErrPurseMAC, ... are wrapped, but a status word may be a GET
+// RESPONSE's after the card executed the command), the outcome is known
+// only from ResolvePurse or FindInLog on the card's log; SAMSerial and
+// SAMTxn name the transaction to look for. Sent false: the command never
+// left the terminal (the purse unreadable, the SAM failed).
 type PurseError struct {
 	Sent      bool
 	SAMSerial [8]byte
@@ -457,8 +460,11 @@ func purseTransaction(ctx context.Context, t apdu.Transmitter, s PurseSAM, kind 
 	b, err := c.Send(ctx, purseCommand(kind, PurseCommand{Amount: amount, SAMSerial: samSerial, SAMTxn: samTxn, Time: order.Time, MAC: mac}))
 	var se *apdu.StatusError
 	if errors.As(err, &se) {
-		// The card answered: it refused, and nothing changed.
-		pe.Sent = false
+		// A status word: the card refused it, as far as the answer goes.
+		// Sent stays true: the status may be a GET RESPONSE's after a
+		// 61xx (the card executed the command), or the card's answer to
+		// a re-sent command after a 6Cxx, so only the card's log tells
+		// whether it took the transaction.
 		switch {
 		case errors.Is(err, apdu.ErrSecurityStatusNotSatisfied):
 			pe.Err = fmt.Errorf("%w: %w", ErrPurseMAC, err)

@@ -114,6 +114,7 @@ var loket = table{
 	"loket.pay.reason.card-refused":       {"Kartu menolak perintah debit; kartu tidak didebit.", "The card refused the debit; the card was not debited."},
 	"loket.pay.reason.not-in-log":         {"Log kartu menunjukkan pembayaran tidak terjadi; kartu tidak didebit.", "The card's log shows the payment did not happen; the card was not debited."},
 	"loket.pay.reason.card-removed":       {"Kartu dicabut saat didebit: masukkan kembali kartu untuk mengetahui hasilnya.", "The card was removed while it was debited: insert it again to learn the outcome."},
+	"loket.pay.reason.in-progress":        {"Pembayaran ini sedang berjalan di pembaca kartu; tunggu hasilnya, jangan cabut kartu.", "This payment is running at the card reader now; wait for its outcome and do not remove the card."},
 	"loket.pay.reason.other-sam":          {"Transaksi ini diotorisasi oleh SAM lain; terminal ini tidak dapat menyelesaikannya. Laporkan ke admin.", "Another SAM authorised this transaction; this terminal cannot settle it. Report it to the administrator."},
 	"loket.pay.reason.proof-failed":       {"Bukti transaksi dari kartu tidak valid; back office akan merekonsiliasi. Laporkan ke admin.", "The card's transaction proof does not verify; the back office reconciles it. Report it to the administrator."},
 	"loket.pay.reason.log-overrun":        {"Log kartu tidak lagi mencakup transaksi ini; back office akan merekonsiliasi.", "The card's log no longer reaches this transaction; the back office reconciles it."},

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -20,7 +21,7 @@ import (
 //
 //	{"remove_at_apdu": 3, "reinsert_after": "1s", "delay": "200ms",
 //	 "delay_count": 2, "malformed_at_apdu": 5, "answer_lost_at_apdu": 4,
-//	 "hold_at_apdu": 2, "hold_ins": 64}
+//	 "hold_at_apdu": 2, "hold_ins": 64, "status_at_apdu": 6, "status": "6985"}
 type Fault struct {
 	// RemoveAtAPDU: instead of answering the Nth APDU the card is removed
 	// (vpcd: the connection is closed; MemReader: Transmit fails with
@@ -55,6 +56,14 @@ type Fault struct {
 	// instruction byte is HoldINS (the Nth SIGN RECORD of a SAM, the Nth
 	// UPDATE BINARY of a card); 0 counts every APDU.
 	HoldINS byte
+	// StatusAtAPDU: the Nth APDU reaches the card and is processed, and
+	// its answer is replaced by the status word Status alone (a card, a
+	// reader or a GET RESPONSE that fails after the command took effect).
+	// 0 = off.
+	StatusAtAPDU int
+	// Status: the status word of StatusAtAPDU, 6200 to 6FFF (6Cxx makes
+	// the terminal re-send the command, as ISO/IEC 7816-3 asks).
+	Status uint16
 }
 
 // IsZero reports whether f injects nothing.
@@ -69,6 +78,12 @@ func (f Fault) Validate() error {
 	if f.HoldINS != 0 && f.HoldAtAPDU == 0 {
 		return errors.New("fault: hold_ins without hold_at_apdu")
 	}
+	if f.StatusAtAPDU < 0 || (f.StatusAtAPDU == 0) != (f.Status == 0) {
+		return errors.New("fault: status_at_apdu and status go together")
+	}
+	if f.Status != 0 && (f.Status < 0x6200 || f.Status > 0x6FFF) {
+		return fmt.Errorf("fault: status %04X: want 6200 to 6FFF", f.Status)
+	}
 	return nil
 }
 
@@ -81,12 +96,17 @@ type faultJSON struct {
 	AnswerLostAt    int    `json:"answer_lost_at_apdu,omitempty"`
 	HoldAtAPDU      int    `json:"hold_at_apdu,omitempty"`
 	HoldINS         int    `json:"hold_ins,omitempty"`
+	StatusAtAPDU    int    `json:"status_at_apdu,omitempty"`
+	Status          string `json:"status,omitempty"` // hex, "6985"
 }
 
 // MarshalJSON encodes durations as strings ("500ms").
 func (f Fault) MarshalJSON() ([]byte, error) {
 	j := faultJSON{RemoveAtAPDU: f.RemoveAtAPDU, DelayCount: f.DelayCount, MalformedAtAPDU: f.MalformedAtAPDU, AnswerLostAt: f.AnswerLostAtAPDU,
-		HoldAtAPDU: f.HoldAtAPDU, HoldINS: int(f.HoldINS)}
+		HoldAtAPDU: f.HoldAtAPDU, HoldINS: int(f.HoldINS), StatusAtAPDU: f.StatusAtAPDU}
+	if f.Status != 0 {
+		j.Status = fmt.Sprintf("%04X", f.Status)
+	}
 	if f.Delay != 0 {
 		j.Delay = f.Delay.String()
 	}
@@ -108,8 +128,18 @@ func (f *Fault) UnmarshalJSON(b []byte) error {
 	if j.HoldINS < 0 || j.HoldINS > 0xFF {
 		return fmt.Errorf("fault: hold_ins: %d is not an instruction byte (0..255)", j.HoldINS)
 	}
+	var sw uint64
+	if j.Status != "" {
+		var err error
+		if len(j.Status) != 4 {
+			return fmt.Errorf("fault: status: %q is not a status word (4 hex digits)", j.Status)
+		}
+		if sw, err = strconv.ParseUint(j.Status, 16, 16); err != nil {
+			return fmt.Errorf("fault: status: %q is not a status word (4 hex digits)", j.Status)
+		}
+	}
 	out := Fault{RemoveAtAPDU: j.RemoveAtAPDU, DelayCount: j.DelayCount, MalformedAtAPDU: j.MalformedAtAPDU, AnswerLostAtAPDU: j.AnswerLostAt,
-		HoldAtAPDU: j.HoldAtAPDU, HoldINS: byte(j.HoldINS)}
+		HoldAtAPDU: j.HoldAtAPDU, HoldINS: byte(j.HoldINS), StatusAtAPDU: j.StatusAtAPDU, Status: uint16(sw)}
 	var err error
 	if out.Delay, err = parseDuration(j.Delay); err != nil {
 		return fmt.Errorf("fault: delay: %w", err)
@@ -138,7 +168,8 @@ type faultAction struct {
 	remove        bool
 	answerLost    bool
 	malformed     bool
-	hold          *hold // the APDU is held until released
+	status        uint16 // StatusAtAPDU: the answer's replacement
+	hold          *hold  // the APDU is held until released
 	reinsertAfter time.Duration
 }
 
@@ -235,6 +266,9 @@ func (s *faultState) next(cmd []byte) faultAction {
 	a.remove = n == f.RemoveAtAPDU
 	a.answerLost = !a.remove && n == f.AnswerLostAtAPDU
 	a.malformed = !a.remove && !a.answerLost && n == f.MalformedAtAPDU
+	if !a.remove && !a.answerLost && !a.malformed && n == f.StatusAtAPDU {
+		a.status = f.Status
+	}
 	if s.hold != nil && !s.holdOn && (f.HoldINS == 0 || len(cmd) >= 2 && cmd[1] == f.HoldINS) {
 		s.held++
 		if s.held == f.HoldAtAPDU {
@@ -295,6 +329,12 @@ func exchange(ctx context.Context, faults *faultState, card Card, cmd []byte, lo
 			log.Info("fault: answering with a malformed 1-byte response", "apdu", act.n)
 		}
 		return bytes.Clone(malformedResponse), act, nil
+	case act.status != 0:
+		processSafely(card, cmd, log)
+		if log != nil {
+			log.Info("fault: the card processed the APDU; answering with a status word instead", "apdu", act.n, "sw", fmt.Sprintf("%04X", act.status))
+		}
+		return []byte{byte(act.status >> 8), byte(act.status)}, act, nil
 	}
 	return processSafely(card, cmd, log), act, nil
 }

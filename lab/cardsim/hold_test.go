@@ -94,3 +94,33 @@ func TestFaultHoldJSON(t *testing.T) {
 		}
 	}
 }
+
+// StatusAtAPDU: the card processes the Nth APDU and its answer becomes
+// the status word alone; the other APDUs pass. JSON carries the status
+// as 4 hex digits, strictly.
+func TestFaultStatusAfterProcessing(t *testing.T) {
+	card := &countingCard{}
+	r := NewMemReader("mem")
+	r.Insert(card)
+	c, err := r.Connect(context.Background())
+	noErr(t, err)
+	r.SetFault(Fault{StatusAtAPDU: 2, Status: 0x6985})
+	equal(t, string(transmit(t, c, "00B0000001")), "\x90\x00", "1st APDU")
+	equal(t, string(transmit(t, c, "00B0000001")), "\x69\x85", "2nd APDU: the status word")
+	equal(t, card.n, 2, "the 2nd APDU reached the card")
+	equal(t, string(transmit(t, c, "00B0000001")), "\x90\x00", "3rd APDU")
+
+	f := Fault{StatusAtAPDU: 6, Status: 0x6C10}
+	b, err := json.Marshal(f)
+	noErr(t, err)
+	equal(t, string(b), `{"status_at_apdu":6,"status":"6C10"}`, "JSON")
+	var g Fault
+	noErr(t, json.Unmarshal(b, &g))
+	equal(t, g, f, "round trip")
+	for _, bad := range []string{`{"status_at_apdu":1}`, `{"status":"6985"}`, `{"status_at_apdu":1,"status":"9000"}`,
+		`{"status_at_apdu":1,"status":"69"}`, `{"status_at_apdu":1,"status":"69ZZ"}`, `{"status_at_apdu":-1,"status":"6985"}`} {
+		if json.Unmarshal([]byte(bad), &g) == nil {
+			t.Fatalf("%s accepted", bad)
+		}
+	}
+}

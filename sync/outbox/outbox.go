@@ -405,6 +405,38 @@ func (ob *Outbox) Append(r *record.Record) (uint64, error) { return ob.appendWit
 // appendWith is Append; also, when not nil, runs in the same transaction
 // (its error undoes the append).
 func (ob *Outbox) appendWith(r *record.Record, also func(*bolt.Tx) error) (uint64, error) {
+	return ob.appendRecord(r, also, true)
+}
+
+// limitOf is the limit the backlog u is at (a *LimitError), nil when a
+// record may be added.
+func (ob *Outbox) limitOf(u backlog) error {
+	if u.count >= ob.o.MaxRecords {
+		return &LimitError{"count", u.countUsed}
+	}
+	if u.ageUsed >= 1 {
+		return &LimitError{"age", u.ageUsed}
+	}
+	return nil
+}
+
+// Room reports whether Append would take a record now: nil, or the
+// *LimitError (wrapping ErrFull) that would refuse it. The purse engine
+// asks before it moves money, since the record of money that moved is
+// stored past the limits (AppendPurse).
+func (ob *Outbox) Room() error {
+	return ob.db.View(func(tx *bolt.Tx) error {
+		u, err := unsynced(tx, ob.o.Now(), ob.o)
+		if err != nil {
+			return err
+		}
+		return ob.limitOf(u)
+	})
+}
+
+// appendRecord is appendWith; limits false stores the record past the
+// count and age limits.
+func (ob *Outbox) appendRecord(r *record.Record, also func(*bolt.Tx) error, limits bool) (uint64, error) {
 	enc, err := r.Encode()
 	if err != nil {
 		return 0, fmt.Errorf("%w: %w", ErrNotRecorded, err)
@@ -420,15 +452,14 @@ func (ob *Outbox) appendWith(r *record.Record, also func(*bolt.Tx) error) (uint6
 		if last := m.Get(kLast); !bytes.Equal(r.PrevHash[:], last) && !(last == nil && r.PrevHash == [32]byte{}) {
 			return ErrChain
 		}
-		u, err := unsynced(tx, now, ob.o)
-		if err != nil {
-			return err
-		}
-		if u.count >= ob.o.MaxRecords {
-			return &LimitError{"count", u.countUsed}
-		}
-		if u.ageUsed >= 1 {
-			return &LimitError{"age", u.ageUsed}
+		if limits {
+			u, err := unsynced(tx, now, ob.o)
+			if err != nil {
+				return err
+			}
+			if err := ob.limitOf(u); err != nil {
+				return err
+			}
 		}
 		recs := tx.Bucket(bRecords)
 		seq, err = recs.NextSequence()

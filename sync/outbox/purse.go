@@ -1,6 +1,7 @@
 package outbox
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -114,8 +115,15 @@ type PurseOutcome struct {
 	Code     string   // PurseRequestDone: the record's printed code
 	Balance  uint32   // PurseRequestDone: the card's balance after it
 	Reason   string   // PurseRequestNotDone: a reason code
-	Time     time.Time
+	// RefHash is SHA-256 of the request's merchant reference (PurseRefHash),
+	// so that a key sent again with other details is told apart; zero in
+	// outcomes stored before encoding version 2 (unknown).
+	RefHash [32]byte
+	Time    time.Time
 }
+
+// PurseRefHash is the request book's digest of a merchant reference.
+func PurseRefHash(reference string) [32]byte { return sha256.Sum256([]byte(reference)) }
 
 // ErrPurseJournal: a purse journal entry or outcome that cannot be decoded
 // or stored.
@@ -126,6 +134,13 @@ var ErrPurseJournal = errors.New("outbox: bad purse journal entry")
 var ErrPurseBusy = errors.New("outbox: a purse transaction is already in progress")
 
 const purseJournalVersion = 1
+
+// Encoding versions of a request book outcome: 1 without RefHash (still
+// read), 2 with it.
+const (
+	purseOutcomeV1 = 1
+	purseOutcomeV2 = 2
+)
 
 func putText(b []byte, s string) []byte { return append(append(b, byte(len(s))), s...) }
 
@@ -189,15 +204,16 @@ func validStep(s PurseStep) bool        { return s >= PurseStarted && s <= Purse
 func validKind(k record.PurseKind) bool { return k == record.PurseDebit || k == record.PurseCredit }
 
 func (o PurseOutcome) encode() []byte {
-	b := make([]byte, 0, 80+len(o.Code)+len(o.Reason))
-	b = append(b, purseJournalVersion, byte(o.Status), byte(o.Kind))
+	b := make([]byte, 0, 112+len(o.Code)+len(o.Reason))
+	b = append(b, purseOutcomeV2, byte(o.Status), byte(o.Kind))
 	b = append(b, o.Serial[:]...)
 	b = binary.BigEndian.AppendUint32(b, o.Amount)
 	b = append(b, o.RecordID[:]...)
 	b = binary.BigEndian.AppendUint32(b, o.Balance)
 	b = binary.BigEndian.AppendUint64(b, uint64(o.Time.UnixMilli()))
 	b = putText(b, o.Code)
-	return putText(b, o.Reason)
+	b = putText(b, o.Reason)
+	return append(b, o.RefHash[:]...)
 }
 
 func decodePurseOutcome(id, b []byte) (PurseOutcome, error) {
@@ -210,7 +226,10 @@ func decodePurseOutcome(id, b []byte) (PurseOutcome, error) {
 	o.Balance = r.u32()
 	o.Time = time.UnixMilli(int64(r.u64()))
 	o.Code, o.Reason = r.text(), r.text()
-	if r.bad || len(r.b) != 0 || len(id) != 16 || head[0] != purseJournalVersion ||
+	if head[0] == purseOutcomeV2 {
+		o.RefHash = [32]byte(r.take(32))
+	}
+	if r.bad || len(r.b) != 0 || len(id) != 16 || (head[0] != purseOutcomeV1 && head[0] != purseOutcomeV2) ||
 		o.Status < PurseRequestPending || o.Status > PurseRequestNotDone || !validKind(o.Kind) {
 		return PurseOutcome{}, fmt.Errorf("%w: outcome of %d bytes", ErrPurseJournal, len(b))
 	}
@@ -263,7 +282,8 @@ func (ob *Outbox) StartPurse(j PurseJournal) error {
 		if err := jb.Put(j.Serial[:], j.encode()); err != nil {
 			return err
 		}
-		o := PurseOutcome{Request: j.Request, Status: PurseRequestPending, Serial: j.Serial, Kind: j.Kind, Amount: j.Amount, Time: j.Time}
+		o := PurseOutcome{Request: j.Request, Status: PurseRequestPending, Serial: j.Serial, Kind: j.Kind, Amount: j.Amount,
+			RefHash: PurseRefHash(j.Reference), Time: j.Time}
 		return rb.Put(j.Request[:], o.encode())
 	})
 }
@@ -365,15 +385,18 @@ func (ob *Outbox) PurseRequest(id [16]byte) (*PurseOutcome, error) {
 // AppendPurse is Append for a payment or top-up record: the same
 // transaction removes the card's journal entry and marks the record's
 // request done with the record's id and code, so that the entry goes and
-// the request is answered exactly when the record is stored.
+// the request is answered exactly when the record is stored. The record
+// is stored past the outbox's count and age limits (docs/outbox.md): the
+// money already moved on the card, and its record is what the back office
+// settles it by; callers refuse a new transaction beforehand (Room).
 func (ob *Outbox) AppendPurse(r *record.Record, code string) (uint64, error) {
 	if r.Purse == nil || len(r.CardSerial) != 8 {
 		return 0, fmt.Errorf("%w: not a purse record of a KPE", ErrNotRecorded)
 	}
 	serial := [8]byte(r.CardSerial)
 	o := PurseOutcome{Request: r.Purse.Request, Status: PurseRequestDone, Serial: serial, Kind: r.Purse.Kind,
-		Amount: r.Purse.Amount, RecordID: r.ID, Code: code, Balance: r.Purse.BalanceAfter, Time: ob.o.Now()}
-	return ob.appendWith(r, func(tx *bolt.Tx) error {
+		Amount: r.Purse.Amount, RecordID: r.ID, Code: code, Balance: r.Purse.BalanceAfter, RefHash: PurseRefHash(r.Purse.Reference), Time: ob.o.Now()}
+	return ob.appendRecord(r, func(tx *bolt.Tx) error {
 		if b := tx.Bucket(bPurseJournal); b != nil {
 			if v := b.Get(serial[:]); v != nil {
 				if j, err := decodePurseJournal(serial[:], v); err == nil && j.Request == r.Purse.Request {
@@ -388,7 +411,7 @@ func (ob *Outbox) AppendPurse(r *record.Record, code string) (uint64, error) {
 			return err
 		}
 		return rb.Put(o.Request[:], o.encode())
-	})
+	}, false)
 }
 
 // SettlePurseNotDone ends the card's journal entry as not done (the card
@@ -419,6 +442,9 @@ func (ob *Outbox) SettlePurseNotDone(serial [8]byte, request [16]byte, reason st
 			return err
 		}
 		o := PurseOutcome{Request: request, Status: PurseRequestNotDone, Serial: serial, Kind: j.Kind, Amount: j.Amount, Reason: reason, Time: ob.o.Now()}
+		if j.Request == request {
+			o.RefHash = PurseRefHash(j.Reference)
+		}
 		if v := rb.Get(request[:]); v != nil {
 			prev, err := decodePurseOutcome(request[:], v)
 			if err != nil {
@@ -428,12 +454,24 @@ func (ob *Outbox) SettlePurseNotDone(serial [8]byte, request [16]byte, reason st
 				return fmt.Errorf("%w: request %X is done", ErrPurseBusy, request)
 			}
 			o.Kind, o.Amount = prev.Kind, prev.Amount
+			if o.RefHash == ([32]byte{}) {
+				o.RefHash = prev.RefHash
+			}
 		}
 		if !validKind(o.Kind) {
 			return fmt.Errorf("%w: request %X is unknown", ErrPurseJournal, request)
 		}
 		return rb.Put(request[:], o.encode())
 	})
+}
+
+// PrunePurseBook forgets the settled request outcomes older than the
+// outbox's retention (Options.Retention: outbox.retention, the horizon of
+// acknowledged records too), by the outbox's clock; the agent runs it in
+// its retention sweep. A key older than that is no longer known: sent
+// again, it is a new payment (docs/ewallet.md).
+func (ob *Outbox) PrunePurseBook() (int, error) {
+	return ob.PrunePurseRequests(ob.o.Now().Add(-ob.o.Retention))
 }
 
 // PrunePurseRequests forgets the outcomes of settled requests older than

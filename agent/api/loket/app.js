@@ -320,7 +320,11 @@ async function loadPurse(r) {
 /**
  * The payment attempt the panel shows: its idempotency key is made once,
  * here, and sent again unchanged by Retry, so that the agent answers a
- * retry from its request book and never debits the card twice.
+ * retry from its request book and never debits the card twice. While an
+ * attempt is shown the form is locked: "Terima pembayaran" cannot make a
+ * second key for the same purchase (after a pending or failed answer the
+ * first may have gone through); only Retry (the same key) or "Pembayaran
+ * baru" (a new purchase, which clears the form) go on (docs/loket.md).
  * @type {{key: string, amount: number, ref: string, reader: string} | null}
  */
 let payAttempt = null;
@@ -336,7 +340,9 @@ function newPayKey() {
 
 function payBusy(on) {
   paying = on;
-  for (const id of ["pay-amount", "pay-ref", "pay-submit", "pay-retry", "pay-new"]) $(id).disabled = on;
+  for (const id of ["pay-retry", "pay-new"]) $(id).disabled = on;
+  // the purchase's fields and its submit stay locked while an attempt is shown
+  for (const id of ["pay-amount", "pay-ref", "pay-submit"]) $(id).disabled = on || payAttempt !== null;
 }
 
 /** Renders a payment answer (a result, or an error) for the clerk. */
@@ -395,7 +401,8 @@ async function sendPay() {
 
 $("pay-form").addEventListener("submit", (e) => {
   e.preventDefault();
-  if (paying) return;
+  // an attempt is shown: its Retry or "Pembayaran baru", never a new key here
+  if (paying || payAttempt) return;
   const v = $("pay-amount").value.trim();
   const ok = /^[0-9]{1,10}$/.test(v) && Number(v) >= 1;
   $("pay-invalid").hidden = ok;
@@ -422,6 +429,7 @@ $("pay-new").addEventListener("click", () => {
   if (paying) return;
   payAttempt = null;
   payShown = null;
+  payBusy(false);
   $("pay-amount").value = "";
   $("pay-ref").value = "";
   showPay(null, null);

@@ -116,7 +116,10 @@ func TestPurseLimitsAtEdges(t *testing.T) {
 	require.ErrorIs(t, err, kpe.ErrInsufficientFunds)
 	var pe *kpe.PurseError
 	require.ErrorAs(t, err, &pe)
-	require.False(t, pe.Sent)
+	require.True(t, pe.Sent, "the DEBIT was transmitted: a status word alone does not prove the card did not take it")
+	_, found, err := kpe.ResolvePurse(ctx, c, s, updSerial, pe.SAMSerial, pe.SAMTxn)
+	require.NoError(t, err)
+	require.False(t, found, "the card's log says it did not")
 	st, log := a.Purse()
 	require.Equal(t, kpe.PurseState{Balance: 1_000, PTC: 0, MaxBalance: 5_000}, st)
 	require.Empty(t, log)
