@@ -258,7 +258,7 @@ func topupReason(err error) string {
 // (its request book). "" when it may be credited.
 func (d *Daemon) checkAuthorisation(a *topup.Authorisation, serial [8]byte, st kpe.PurseState) string {
 	if err := topup.Verify(a, serial, st.PTC, d.o.Cards.BKNRoots, time.Now()); err != nil {
-		d.log.Warn("top-up: an authorisation is refused", "card", hex.EncodeToString(serial[:]), "err", err)
+		d.log.Warn("top-up: an authorisation is refused", "card_serial", hex.EncodeToString(serial[:]), "err", err)
 		return topupReason(err)
 	}
 	limit := uint64(min(uint32(max(d.cfg().EWallet.MaxBalance, 0)), st.MaxBalance))
@@ -279,7 +279,7 @@ func (d *Daemon) checkAuthorisation(a *topup.Authorisation, serial [8]byte, st k
 	case b.Status == outbox.PurseRequestPending:
 		return topupPending
 	}
-	d.log.Warn("top-up: an authorisation this terminal has credited already is refused", "card", hex.EncodeToString(serial[:]))
+	d.log.Warn("top-up: an authorisation this terminal has credited already is refused", "card_serial", hex.EncodeToString(serial[:]))
 	return topupReplayed
 }
 

@@ -167,11 +167,11 @@ func (d *Daemon) runPurse(ctx context.Context, card apdu.Card, lease *samLease, 
 		// it never left the terminal (the purse unreadable, the SAM or
 		// the journal failed): the card cannot have taken it
 		reason := purseReason(err)
-		d.log.Info("purse: not done", "card", hex.EncodeToString(serial[:]), "kind", t.kind.String(), "reason", reason, "err", err)
+		d.log.Info("purse: not done", "card_serial", hex.EncodeToString(serial[:]), "kind", t.kind.String(), "reason", reason, "err", err)
 		return d.settleNotDone(j, reason), nil
 	case cardGone(err) || errors.Is(err, apdu.ErrCardRemoved) || errors.Is(err, apdu.ErrTransport):
 		// sent, answer lost: the next insertion reads the card's log
-		d.log.Warn("purse: the card left while it was sent the command; the next insertion settles it", "card", hex.EncodeToString(serial[:]),
+		d.log.Warn("purse: the card left while it was sent the command; the next insertion settles it", "card_serial", hex.EncodeToString(serial[:]),
 			"kind", t.kind.String(), "sam_txn", j.SAMTxn, "err", err)
 		return purseOutcome{kind: t.kind, status: outbox.PurseRequestPending, request: t.request, amount: t.amount, reason: purseCardRemoved}, nil
 	}
@@ -180,7 +180,7 @@ func (d *Daemon) runPurse(ctx context.Context, card apdu.Card, lease *samLease, 
 	// the command, or the answer to a re-sent command after 6Cxx), a
 	// malformed answer, a proof that fails. The card's log tells whether
 	// it took the transaction; a refusal names the reason when it did not.
-	d.log.Warn("purse: the card's answer is not a verified proof; looking into its log", "card", hex.EncodeToString(serial[:]), "err", err)
+	d.log.Warn("purse: the card's answer is not a verified proof; looking into its log", "card_serial", hex.EncodeToString(serial[:]), "err", err)
 	return d.resolvePurseAs(ctx, card, lease, j, tmpl, notTakenReason(err)), nil
 }
 
@@ -223,7 +223,7 @@ func (d *Daemon) settleNotDone(j outbox.PurseJournal, reason string) purseOutcom
 	out := purseOutcome{kind: j.Kind, status: outbox.PurseRequestNotDone, request: j.Request, amount: j.Amount, reason: reason}
 	if err := d.ob.SettlePurseNotDone(j.Serial, j.Request, reason); err != nil {
 		// the entry stays: the next insertion settles it again
-		d.log.Error("purse: the journal entry cannot be settled", "card", hex.EncodeToString(j.Serial[:]), "err", err)
+		d.log.Error("purse: the journal entry cannot be settled", "card_serial", hex.EncodeToString(j.Serial[:]), "err", err)
 		out.status = outbox.PurseRequestPending
 	}
 	return out
@@ -255,7 +255,7 @@ func (d *Daemon) sealPurse(ctx context.Context, lease *samLease, tmpl record.Rec
 		return d.ob.AppendPurse(r, code)
 	})
 	if err != nil {
-		d.log.Error("purse: the card took the transaction but its record cannot be stored; the journal keeps it", "card", hex.EncodeToString(j.Serial[:]), "err", err)
+		d.log.Error("purse: the card took the transaction but its record cannot be stored; the journal keeps it", "card_serial", hex.EncodeToString(j.Serial[:]), "err", err)
 		return out
 	}
 	d.log.Info("purse transaction recorded", "kind", p.Kind.String(), "amount", p.Amount, "resolved", p.Resolved, "record", hex.EncodeToString(rec.ID[:]))
@@ -279,17 +279,17 @@ func (d *Daemon) resolvePurseAs(ctx context.Context, card apdu.Card, lease *samL
 	}
 	card8 := hex.EncodeToString(j.Serial[:])
 	if j.SAMTxn == 0 {
-		d.log.Info("purse: a journaled transaction never reached the card; not done", "card", card8, "request", hex.EncodeToString(j.Request[:]))
+		d.log.Info("purse: a journaled transaction never reached the card; not done", "card_serial", card8, "request", hex.EncodeToString(j.Request[:]))
 		return d.settleNotDone(j, purseNotSent)
 	}
 	if got := lease.serial(); got != j.SAMSerial {
 		d.log.Warn("purse: the journaled transaction was authorised by another SAM; this SAM cannot resolve it",
-			"card", card8, "journal_sam", hex.EncodeToString(j.SAMSerial[:]), "sam", hex.EncodeToString(got[:]))
+			"card_serial", card8, "journal_sam", hex.EncodeToString(j.SAMSerial[:]), "sam", hex.EncodeToString(got[:]))
 		return pending(purseOtherSAM)
 	}
 	log, err := kpe.ReadPurseLog(ctx, card, d.o.Cards.Profiles.KPEAID)
 	if err != nil {
-		d.log.Warn("purse: the card's log cannot be read; the transaction stays pending", "card", card8, "err", err)
+		d.log.Warn("purse: the card's log cannot be read; the transaction stays pending", "card_serial", card8, "err", err)
 		if cardGone(err) {
 			return pending(purseCardRemoved)
 		}
@@ -301,26 +301,26 @@ func (d *Daemon) resolvePurseAs(ctx context.Context, card apdu.Card, lease *samL
 		// full and its oldest is past the journaled one's, the card may
 		// have taken it and pushed it out since
 		if len(log) == kpe.PurseLogSize && log[len(log)-1].PTC > j.PTC+1 {
-			d.log.Error("purse: the card's log no longer reaches the journaled transaction; the back office reconciles it", "card", card8, "ptc", j.PTC)
+			d.log.Error("purse: the card's log no longer reaches the journaled transaction; the back office reconciles it", "card_serial", card8, "ptc", j.PTC)
 			return pending(purseLogOverrun)
 		}
-		d.log.Info("purse: the card's log does not hold the journaled transaction; not done", "card", card8, "sam_txn", j.SAMTxn, "reason", notTaken)
+		d.log.Info("purse: the card's log does not hold the journaled transaction; not done", "card_serial", card8, "sam_txn", j.SAMTxn, "reason", notTaken)
 		return d.settleNotDone(j, notTaken)
 	}
 	// the entry is the journaled transaction only when it is the one the
 	// SAM authorised for the card's PTC then: the next PTC
 	if e.Kind != kpe.PurseKind(j.Kind) || e.Amount != j.Amount || e.Time != j.TxnTime || e.PTC != j.PTC+1 {
-		d.log.Error("purse: the card's log entry of the journaled transaction does not match it", "card", card8, "sam_txn", j.SAMTxn)
+		d.log.Error("purse: the card's log entry of the journaled transaction does not match it", "card_serial", card8, "sam_txn", j.SAMTxn)
 		return pending(purseProofFailed)
 	}
 	if err := lease.s.VerifyPurseProof(ctx, e.Proof(j.Serial)); err != nil {
-		d.log.Error("purse: the card's proof in its log does not verify", "card", card8, "sam_txn", j.SAMTxn, "err", err)
+		d.log.Error("purse: the card's proof in its log does not verify", "card_serial", card8, "sam_txn", j.SAMTxn, "err", err)
 		if cardGone(err) {
 			return pending(purseCardRemoved)
 		}
 		return pending(purseProofFailed)
 	}
-	d.log.Info("purse: the card's log holds the journaled transaction; recording it", "card", card8, "sam_txn", j.SAMTxn)
+	d.log.Info("purse: the card's log holds the journaled transaction; recording it", "card_serial", card8, "sam_txn", j.SAMTxn)
 	p := &record.Purse{Kind: j.Kind, Amount: j.Amount, BalanceAfter: e.Balance, PTC: e.PTC, SAMTxn: e.SAMTxn, TxnTime: e.Time,
 		Proof: e.MAC, Request: j.Request, Merchant: j.Merchant, Reference: j.Reference, Resolved: true}
 	return d.sealPurse(ctx, lease, tmpl, j, p)
