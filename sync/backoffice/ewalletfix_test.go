@@ -303,3 +303,87 @@ func TestTopUpLimitFromServe(t *testing.T) {
 		assert.Equal(t, "abc", log[0].Target)
 	})
 }
+
+// A recheck never moves a counted slot from a kept row: two verified
+// records of one PTC received at the same instant, the later one from a
+// SAM of a lower serial (so it sorts first), the first counted and paid
+// in a settled day; the recheck of an unrelated unchecked row of the same
+// card leaves the counted row as it was, the other a repeat, and the
+// settled day's file byte-identical (the payment is not booked twice).
+func TestRecheckKeepsCountedSlot(t *testing.T) {
+	eachStore(t, func(t *testing.T, l *lab) {
+		ctx := context.Background()
+		day := time.Date(2026, 6, 8, 0, 0, 0, 0, backoffice.SettlementZone)
+		clock := &fixClock{at: day.Add(11 * time.Hour)}
+		withClock(t, l, testPurseKeys, clock)
+		low, err := l.ca.NewSAM([8]byte{0x53, 0x41, 0x4d, 0, 0, 0, 0, 6}) // below samSerial
+		require.NoError(t, err)
+		c := &purseCard{serial: [8]byte{0x4b, 0x50, 0x45, 0, 0, 0, 9, 4}}
+		require.Equal(t, wire.Accepted, l.ingest(l.purseRecord(c, purseTxn{kind: record.PurseCredit, amount: 60_000}))[0].Status) // PTC 1
+		first := l.purseRecord(c, purseTxn{kind: record.PurseDebit, amount: 3_000, merchant: "m-1"})                              // PTC 2, SAM 7
+		second := l.purseRecordWith(c, purseTxn{kind: record.PurseDebit, amount: 3_000, merchant: "m-2", samePTC: true}, low, "t-02")
+		require.Equal(t, wire.Accepted, l.ingest(first)[0].Status)
+		res, err := l.svc.Ingest(ctx, &wire.Batch{Certificates: [][]byte{low.Cert}, Records: [][]byte{second}, SentAt: time.Now()},
+			backoffice.Identity{Terminal: "t-02"})
+		require.NoError(t, err)
+		require.Equal(t, []wire.Status{wire.Accepted}, statuses(res.Results))
+
+		rowsAt2 := func() (counted, repeat backoffice.PurseRow) {
+			t.Helper()
+			rows, err := l.store.(backoffice.PurseStore).PurseRows(ctx, c.serial, 0)
+			require.NoError(t, err)
+			var at2 []backoffice.PurseRow
+			for _, r := range rows {
+				if r.PTC == 2 {
+					at2 = append(at2, r)
+				}
+			}
+			require.Len(t, at2, 2)
+			for _, r := range at2 {
+				if r.SAMSerial == samSerial {
+					counted = r
+				} else {
+					repeat = r
+				}
+			}
+			return counted, repeat
+		}
+		paid, rep := rowsAt2()
+		require.True(t, paid.Counted, "the first to arrive holds PTC 2")
+		require.False(t, rep.Counted)
+		require.Equal(t, paid.ReceivedAt, rep.ReceivedAt, "received at the same instant")
+		require.True(t, paid.Settled())
+
+		clock.set(day.AddDate(0, 0, 1).Add(time.Hour))
+		closed, st := settleCSV(t, l, "2026-06-08")
+		require.Len(t, st.Lines, 1)
+		require.Equal(t, "m-1", st.Lines[0].Merchant)
+		require.Equal(t, int64(3_000), st.Total.Amount)
+
+		// an unrelated row of the card, stored without the purse keys
+		withClock(t, l, nil, clock)
+		require.Equal(t, wire.Accepted, l.ingest(l.purseRecord(c, purseTxn{kind: record.PurseDebit, amount: 700, merchant: "m-3"}))[0].Status) // PTC 3
+		withClock(t, l, testPurseKeys, clock)
+		done, err := l.svc.RecheckPurses(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, backoffice.Recheck{Verified: 1}, done)
+
+		after, rep2 := rowsAt2()
+		assert.Equal(t, paid, after, "the counted row is left as it was")
+		assert.False(t, rep2.Counted, "the other stays a repeat")
+		assert.Equal(t, rep, rep2)
+		v, err := l.store.(backoffice.PurseStore).Purse(ctx, c.serial)
+		require.NoError(t, err)
+		assert.Equal(t, int64(1), v.Repeats)
+		assert.Equal(t, int64(3), v.Rows)
+		assert.Equal(t, int64(60_000-3_000-700), v.ShadowBalance)
+
+		clock.set(day.AddDate(0, 0, 2).Add(time.Hour))
+		again, _ := settleCSV(t, l, "2026-06-08")
+		assert.Equal(t, closed, again, "the settled day's file is byte-identical")
+		_, next := settleCSV(t, l, "2026-06-09")
+		require.Len(t, next.Lines, 1, "only the rechecked payment in the next day")
+		assert.Equal(t, "m-3", next.Lines[0].Merchant)
+		assert.Equal(t, int64(700), next.Total.Amount, "PTC 2 is not paid again")
+	})
+}

@@ -296,10 +296,16 @@ func badProofAlarm(row *PurseRow, now time.Time) wire.Alarm {
 
 // rebuildPurse recomputes, from all of a card's rows sorted by PTC and
 // then by arrival (received at, SAM serial, counter), which rows are
-// counted (at each PTC the first whose proof is not bad) and the purse's
-// state; it answers the indexes of the rows whose Counted changed. The
-// recheck uses it when a proof it checks turns out bad (that row gives
-// up its PTC's slot to the next record of that PTC, if any).
+// counted and the purse's state; it answers the indexes of the rows whose
+// Counted changed. A row that is counted and whose proof is not bad keeps
+// its PTC's slot: the slot was handed out by arrival order at the ingest,
+// which the sort order need not follow (two rows received at the same
+// instant sort by SAM serial), and the counted row may already be paid in
+// a closed settlement day. Only a PTC with no such row (its counted row
+// now found bad, or none counted) hands its slot to the first row in sort
+// order whose proof is not bad. The recheck uses it when a proof it checks
+// turns out bad (that row gives up its PTC's slot to the next record of
+// that PTC, if any).
 func rebuildPurse(rows []PurseRow) (*purseState, []int) {
 	st := &purseState{}
 	var changed []int
@@ -308,17 +314,27 @@ func rebuildPurse(rows []PurseRow) (*purseState, []int) {
 		for j < len(rows) && rows[j].PTC == rows[i].PTC {
 			j++
 		}
-		slot := false
+		slot := -1
+		for k := i; k < j && slot < 0; k++ {
+			if rows[k].Counted && rows[k].Proof != ProofBad {
+				slot = k
+			}
+		}
+		for k := i; k < j && slot < 0; k++ {
+			if rows[k].Proof != ProofBad {
+				slot = k
+			}
+		}
+		if slot >= 0 {
+			st.observe(&rows[slot])
+		}
 		for k := i; k < j; k++ {
 			r := &rows[k]
-			want := false
+			want := k == slot
 			switch {
 			case r.Proof == ProofBad:
 				st.BadProofs++
-			case !slot:
-				slot, want = true, true
-				st.observe(r)
-			default:
+			case !want:
 				st.Repeats++
 			}
 			if r.Counted != want {
