@@ -1,6 +1,7 @@
 package daemon_test
 
 import (
+	"encoding/json"
 	"slices"
 	"strings"
 	"testing"
@@ -133,4 +134,134 @@ func TestLoketPayEndToEnd(t *testing.T) {
 		b.Eval(`!document.getElementById("pay-submit").disabled && !document.getElementById("pay-amount").disabled && document.getElementById("pay-amount").value === ""`, &open)
 		assert.True(t, open)
 	})
+}
+
+// A payment whose answer the page lost survives a reload: the card is
+// pulled after its DEBIT (pending), the page is loaded again, and the
+// attempt comes back from sessionStorage with the form locked (only Retry
+// and "Pembayaran baru"), its outcome asked of the agent by the same key.
+// Retry, once the card is back, sends that key: done, the card debited once.
+func TestLoketPayReload(t *testing.T) {
+	r := newPayRig(t)
+	card := freshBudi(t)
+	r.insertCard(t, card)
+	require.NoError(t, r.lab.PlaceFinger(0, cardsim.FingerGenuine))
+	b := browsertest.Start(t, browsertest.WindowSize(1366, 900))
+	b.Navigate(r.loketLink(t))
+	b.Wait(`document.getElementById("link").dataset.state === "open"`, 10*time.Second)
+	b.Click("#lang-id")
+	startShift := func() {
+		b.SetValue("#operator", "kasir-01")
+		b.Click("#shift-start")
+		b.Wait(`!document.getElementById("pay").hidden`, 5*time.Second)
+	}
+	startShift()
+	stored := func() string {
+		var s string
+		b.Eval(`sessionStorage.getItem("kpe-loket.pay-attempt") ?? ""`, &s)
+		return s
+	}
+
+	// a first payment, done, to find the DEBIT among the card's commands
+	mark := card.count()
+	b.SetValue("#pay-amount", "15000")
+	b.SetValue("#pay-ref", "INV-77")
+	b.Click("#pay-submit")
+	b.Wait(`!document.getElementById("pay-done").hidden`, 30*time.Second)
+	assert.Empty(t, stored(), "a settled attempt is not kept")
+	debitAt := slices.Index(card.since(mark), kpe.InsPurseDebit) + 1
+	require.Positive(t, debitAt)
+
+	// the next one's answer is lost: the card is torn right after its DEBIT
+	b.Click("#pay-new")
+	b.SetValue("#pay-amount", "20000")
+	b.SetValue("#pay-ref", "INV-79")
+	require.NoError(t, r.lab.SetFault(0, cardsim.Fault{AnswerLostAtAPDU: debitAt}))
+	b.Click("#pay-submit")
+	b.Wait(`document.getElementById("pay-state").textContent === `+jsString(i18n.Indonesian.T("loket.pay.pending")), 30*time.Second)
+	var kept struct {
+		Key, Ref, Reader string
+		Amount           int
+	}
+	require.NoError(t, json.Unmarshal([]byte(stored()), &kept))
+	assert.Regexp(t, `^loket-[0-9a-f]{32}$`, kept.Key)
+	assert.Equal(t, 20000, kept.Amount)
+	assert.Equal(t, "INV-79", kept.Ref)
+	assert.NotContains(t, stored(), "Budi", "no personal data in the browser")
+	assert.NotContains(t, stored(), "kasir-01", "the clerk ID stays in the page's memory")
+	st, _ := purseOf(t, card)
+	assert.Equal(t, uint32(465_000), st.Balance, "the card took the DEBIT")
+	require.NoError(t, r.lab.ClearFault(0))
+	require.Eventually(t, func() bool {
+		st, err := r.lab.SlotStatus(0)
+		return err == nil && !st.Inserted
+	}, 5*time.Second, 10*time.Millisecond)
+	r.waitReader(t, pcsctest.Slot0, func(rd api.Reader) bool { return !rd.CardPresent })
+	j, err := r.ob.PurseJournals()
+	require.NoError(t, err)
+	require.Len(t, j, 1)
+	pending := j[0].Request
+
+	// the reload: the page forgets its memory, not the attempt
+	b.Navigate(r.base + api.PathLoket)
+	b.Wait(`document.getElementById("link").dataset.state === "open"`, 10*time.Second)
+	b.Click("#lang-id")
+	startShift()
+	b.Wait(`document.getElementById("pay-state").textContent === `+jsString(i18n.Indonesian.T("loket.pay.pending")), 10*time.Second)
+	var form struct {
+		Amount, Ref                                 string
+		Submit, AmountOff, RefOff, Retry, New, Busy bool
+	}
+	b.Eval(`(() => { const $ = (id) => document.getElementById(id);
+		$("pay-form").requestSubmit();
+		return {Amount: $("pay-amount").value, Ref: $("pay-ref").value, Submit: $("pay-submit").disabled,
+			AmountOff: $("pay-amount").disabled, RefOff: $("pay-ref").disabled,
+			Retry: !$("pay-retry").hidden && !$("pay-retry").disabled, New: !$("pay-new").hidden && !$("pay-new").disabled,
+			Busy: $("pay-state").textContent === `+jsString(i18n.Indonesian.T("loket.pay.paying"))+`}; })()`, &form)
+	assert.Equal(t, "20000", form.Amount)
+	assert.Equal(t, "INV-79", form.Ref)
+	assert.True(t, form.Submit && form.AmountOff && form.RefOff, "the form is locked after the reload")
+	assert.True(t, form.Retry, "Retry is offered")
+	assert.True(t, form.New, "Pembayaran baru is offered")
+	assert.False(t, form.Busy, "a submitted form starts nothing")
+	assert.Len(t, r.payRecords(t), 1, "nothing paid by the reload")
+
+	// the card back: Retry sends the stored key, settled from the card's log
+	r.insertCard(t, card)
+	b.Click("#pay-retry")
+	b.Wait(`!document.getElementById("pay-done").hidden`, 30*time.Second)
+	recs := r.payRecords(t)
+	require.Len(t, recs, 2)
+	assert.Equal(t, pending, recs[1].Purse.Request, "the retry after the reload sent the attempt's key")
+	assert.True(t, recs[1].Purse.Resolved)
+	assert.Equal(t, "INV-79", recs[1].Purse.Reference)
+	assert.Equal(t, codeOf(t, recs[1]), b.Text("#pay-code"))
+	assert.Equal(t, "465.000", b.Text("#pay-balance"))
+	st, _ = purseOf(t, card)
+	assert.Equal(t, uint32(465_000), st.Balance, "debited once")
+	o, err := r.ob.PurseRequest(pending)
+	require.NoError(t, err)
+	assert.Equal(t, outbox.PurseRequestDone, o.Status)
+	assert.Empty(t, stored(), "settled: forgotten")
+
+	// reloaded once more: nothing to restore, the form is open
+	b.Navigate(r.base + api.PathLoket)
+	b.Wait(`document.getElementById("link").dataset.state === "open"`, 10*time.Second)
+	startShift()
+	var open bool
+	b.Eval(`!document.getElementById("pay-submit").disabled && document.getElementById("pay-amount").value === "" && document.getElementById("pay-retry").hidden`, &open)
+	assert.True(t, open)
+
+	// an unsettled attempt is forgotten by "Ganti petugas" too
+	b.Eval(`(sessionStorage.setItem("kpe-loket.pay-attempt", JSON.stringify({key: "loket-`+strings.Repeat("ab", 16)+`", amount: 5000, ref: "INV-80", reader: ""})), true)`, &open)
+	b.Navigate(r.base + api.PathLoket)
+	b.Wait(`document.getElementById("link").dataset.state === "open"`, 10*time.Second)
+	startShift()
+	b.Wait(`!document.getElementById("pay-retry").hidden && document.getElementById("pay-submit").disabled`, 10*time.Second)
+	b.Click("#shift-change")
+	assert.Empty(t, stored())
+	startShift()
+	b.Eval(`!document.getElementById("pay-submit").disabled && document.getElementById("pay-amount").value === "" && document.getElementById("pay-retry").hidden`, &open)
+	assert.True(t, open, "the next clerk starts with an open form")
+	assert.Len(t, r.payRecords(t), 2)
 }

@@ -3,8 +3,10 @@
 // authentication and follows it, answers the last-try prompt, prints the ASKES
 // form with the code, and sees today's codes. It talks to the agent through the
 // JavaScript client only, with the counter credential (an HttpOnly cookie the
-// page never sees). Nothing is stored in the browser: the clerk ID and the form
-// live in this page's memory and are gone after a reload.
+// page never sees). The clerk ID and the form live in this page's memory and are
+// gone after a reload; the one thing kept in sessionStorage is an unsettled
+// payment attempt (its key, amount and merchant reference: no personal data),
+// so that a reload retries it with the same key instead of debiting again.
 
 import { createClient, KpeError } from "/v1/client.js";
 
@@ -140,7 +142,9 @@ $("shift-form").addEventListener("submit", (e) => {
 });
 
 $("shift-change").addEventListener("click", () => {
-  if (running) return;
+  if (running || paying) return;
+  // the clerk signs out of the page: the next one starts with no payment attempt
+  if (payAttempt) clearPay();
   operator = "";
   showShift();
   $("operator").focus();
@@ -331,6 +335,41 @@ let payAttempt = null;
 let paying = false;
 /** The last payment answer, to word it again on a language switch. */
 let payShown = null;
+/**
+ * The sessionStorage key of the unsettled attempt. It is written before the
+ * attempt is sent and removed once it settles (done, not done), on
+ * "Pembayaran baru" and on "Ganti petugas": a reload or a lost answer brings
+ * back the same key, never a new one for the same purchase (docs/loket.md).
+ */
+const PAY_STORE = "kpe-loket.pay-attempt";
+const PAY_KEY = /^loket-[0-9a-f]{32}$/;
+
+/** Keeps the attempt (no personal data: the key, amount, reference and reader's name), or forgets it. */
+function storePay(a) {
+  try {
+    if (a) sessionStorage.setItem(PAY_STORE, JSON.stringify({ key: a.key, amount: a.amount, ref: a.ref, reader: a.reader ?? "" }));
+    else sessionStorage.removeItem(PAY_STORE);
+  } catch {
+    // no storage in this browser: the attempt lives in the page's memory only
+  }
+}
+
+/** The stored unsettled attempt, or null (a malformed one is dropped). */
+function storedPay() {
+  let v = null;
+  try {
+    v = JSON.parse(sessionStorage.getItem(PAY_STORE) ?? "null");
+  } catch {
+    v = undefined;
+  }
+  if (v === null) return null;
+  if (v && typeof v.key === "string" && PAY_KEY.test(v.key) && Number.isSafeInteger(v.amount) && v.amount >= 1 &&
+      typeof v.ref === "string" && v.ref.length <= 64 && typeof v.reader === "string") {
+    return { key: v.key, amount: v.amount, ref: v.ref, reader: v.reader || undefined };
+  }
+  storePay(null);
+  return null;
+}
 
 function newPayKey() {
   const b = new Uint8Array(16);
@@ -352,6 +391,7 @@ function showPay(res, err) {
   $("pay-balance-line").hidden = true;
   $("pay-message").textContent = "";
   const settled = res && (res.status === "done" || res.status === "not-done");
+  if (settled && payAttempt) storePay(null);
   $("pay-retry").hidden = !payAttempt || settled;
   $("pay-new").hidden = !payAttempt;
   if (err) {
@@ -409,6 +449,8 @@ $("pay-form").addEventListener("submit", (e) => {
   if (!ok) return;
   // a new attempt: a new key
   payAttempt = { key: newPayKey(), amount: Number(v), ref: $("pay-ref").value.trim(), reader: reader() };
+  // kept before it is sent: a reload while the card is debited finds it
+  storePay(payAttempt);
   sendPay();
 });
 
@@ -423,16 +465,45 @@ async function refreshPay() {
   }
 }
 
-$("pay-retry").addEventListener("click", () => sendPay());
+/**
+ * After a reload (or in a new tab of this session): the unsettled attempt
+ * back, the form locked with only Retry (the same key) and "Pembayaran baru",
+ * and its outcome asked of the agent.
+ */
+async function restorePay() {
+  const a = storedPay();
+  if (!a) return;
+  payAttempt = a;
+  $("pay-amount").value = String(a.amount);
+  $("pay-ref").value = a.ref;
+  payBusy(false);
+  showPay(null, null);
+  try {
+    const res = await agent.payStatus(a.key, { reader: a.reader });
+    // the clerk may have pressed Retry or "Pembayaran baru" meanwhile
+    if (payAttempt === a && !paying) showPay(res, null);
+  } catch (err) {
+    if (isUnauthorized(err)) loggedOutNow();
+    else if (payAttempt === a && !paying) showPay(null, err);
+  }
+}
 
-$("pay-new").addEventListener("click", () => {
-  if (paying) return;
+/** Forgets the attempt: an empty, open form. */
+function clearPay() {
   payAttempt = null;
   payShown = null;
+  storePay(null);
   payBusy(false);
   $("pay-amount").value = "";
   $("pay-ref").value = "";
   showPay(null, null);
+}
+
+$("pay-retry").addEventListener("click", () => sendPay());
+
+$("pay-new").addEventListener("click", () => {
+  if (paying) return;
+  clearPay();
   $("pay-amount").focus();
 });
 
@@ -732,6 +803,7 @@ $("lang-en").addEventListener("click", () => setLang("en"));
 translate();
 if (body.dataset.login === "ok") {
   showShift();
+  restorePay();
   follow();
   setInterval(() => loggedOut || loadCodes(), CODES_EVERY_MS);
   $("operator").focus();
