@@ -126,7 +126,7 @@ const (
 // journalChild runs renewals one card after another as the agent does:
 // the journal entry ("j <serial>" once stored), its steps, then the
 // record with the entry removed ("r <serial>" once appended). It numbers
-// the cards on from what is stored.
+// the cards on from what is stored, records and journal entries.
 func journalChild(path string) {
 	ob, err := outbox.Open(path, outbox.Options{})
 	if err != nil {
@@ -141,7 +141,17 @@ func journalChild(path string) {
 	} else if last != nil {
 		c.prev, _ = last.Hash()
 		c.s = record.NewSoftwareSigner(testKey, last.SAMSerial, last.Counter)
-		n = uint64(last.Counter) + 1000 // beyond every serial used before
+		n = binary.BigEndian.Uint64(last.CardSerial) + 1 // beyond every serial recorded before
+	}
+	// and beyond every serial a killed child left journaled: reusing one
+	// would overwrite its entry and record it, so no entry would be left
+	entries, err := ob.Journals()
+	if err != nil {
+		fmt.Println("error", err)
+		os.Exit(2)
+	}
+	for _, j := range entries {
+		n = max(n, binary.BigEndian.Uint64(j.Serial[:])+1)
 	}
 	w := bufio.NewWriter(os.Stdout)
 	for ; ; n++ {
