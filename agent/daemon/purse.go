@@ -309,7 +309,7 @@ func (d *Daemon) resolvePurseAs(ctx context.Context, card apdu.Card, lease *samL
 	}
 	// the entry is the journaled transaction only when it is the one the
 	// SAM authorised for the card's PTC then: the next PTC
-	if e.Kind != kpe.PurseKind(j.Kind) || e.Amount != j.Amount || e.Time != j.TxnTime || e.PTC != j.PTC+1 {
+	if e.Kind != j.Kind || e.Amount != j.Amount || e.Time != j.TxnTime || e.PTC != j.PTC+1 {
 		d.log.Error("purse: the card's log entry of the journaled transaction does not match it", "card_serial", card8, "sam_txn", j.SAMTxn)
 		return pending(purseProofFailed)
 	}

@@ -41,32 +41,19 @@ const (
 )
 
 // PurseKind is a purse transaction's type: its log byte and the P1 of the
-// SAM's PURSE MAC and PURSE PROOF.
-type PurseKind byte
+// SAM's PURSE MAC and PURSE PROOF (internal/purse.Kind, which the back
+// office and the records share).
+type PurseKind = purse.Kind
 
 // Purse transaction types.
 const (
-	PurseDebit  PurseKind = 0x01
-	PurseCredit PurseKind = 0x02
+	PurseDebit  = purse.Debit
+	PurseCredit = purse.Credit
 )
 
-// String returns "debit" or "credit".
-func (k PurseKind) String() string {
-	switch k {
-	case PurseDebit:
-		return "debit"
-	case PurseCredit:
-		return "credit"
-	}
-	return fmt.Sprintf("PurseKind(%d)", byte(k))
-}
-
-// Valid reports whether k is debit or credit.
-func (k PurseKind) Valid() bool { return k == PurseDebit || k == PurseCredit }
-
-// Ins returns the card instruction of k.
-func (k PurseKind) Ins() byte {
-	if k == PurseCredit {
+// purseIns is the card instruction of kind.
+func purseIns(kind PurseKind) byte {
+	if kind == PurseCredit {
 		return InsPurseCredit
 	}
 	return InsPurseDebit
@@ -103,7 +90,7 @@ func DerivePurseKey(kind PurseKind, master []byte, serial [8]byte) ([]byte, erro
 	if !kind.Valid() {
 		return nil, fmt.Errorf("%w: purse kind %d", ErrPurseFormat, byte(kind))
 	}
-	k, err := purse.DeriveKey(purse.Kind(kind), master, serial)
+	k, err := purse.DeriveKey(kind, master, serial)
 	if err != nil {
 		return nil, fmt.Errorf("kpe: %w", err)
 	}
@@ -123,7 +110,7 @@ type PurseOrder struct {
 
 // PurseMACInput is the message of MAC_SAM (internal/purse.OrderInput).
 func PurseMACInput(o PurseOrder, samSerial [8]byte, samTxn uint32) []byte {
-	return purse.OrderInput(purse.Order{Kind: purse.Kind(o.Kind), CardSerial: o.CardSerial, PTC: o.PTC, Amount: o.Amount, Time: o.Time}, samSerial, samTxn)
+	return purse.OrderInput(purse.Order{Kind: o.Kind, CardSerial: o.CardSerial, PTC: o.PTC, Amount: o.Amount, Time: o.Time}, samSerial, samTxn)
 }
 
 // PurseProof is what the card's MAC covers: MAC_card = CMAC(K, 'C' ‖
@@ -142,7 +129,7 @@ type PurseProof struct {
 
 // Proof is p as internal/purse has it.
 func (p PurseProof) Proof() purse.Proof {
-	return purse.Proof{Kind: purse.Kind(p.Kind), CardSerial: p.CardSerial, PTC: p.PTC, Amount: p.Amount, Balance: p.Balance,
+	return purse.Proof{Kind: p.Kind, CardSerial: p.CardSerial, PTC: p.PTC, Amount: p.Amount, Balance: p.Balance,
 		SAMSerial: p.SAMSerial, SAMTxn: p.SAMTxn, MAC: p.MAC}
 }
 
@@ -322,7 +309,7 @@ func readLogCommand(n int) apdu.Command {
 }
 
 func purseCommand(kind PurseKind, c PurseCommand) apdu.Command {
-	return apdu.Command{CLA: CLAProprietary, INS: kind.Ins(), Data: c.Encode(), Ne: PurseAnswerLen}
+	return apdu.Command{CLA: CLAProprietary, INS: purseIns(kind), Data: c.Encode(), Ne: PurseAnswerLen}
 }
 
 // noPurse maps a card that does not know the purse commands to ErrNoPurse.

@@ -220,8 +220,8 @@ func CheckPurseProof(keys *purse.Keys, r *record.Record) ProofStatus {
 		return ProofUnchecked
 	}
 	p := r.Purse
-	ok, err := purse.Proof{Kind: purse.Kind(p.Kind), CardSerial: [8]byte(r.CardSerial), PTC: p.PTC, Amount: p.Amount,
-		Balance: p.BalanceAfter, SAMSerial: r.SAMSerial, SAMTxn: p.SAMTxn, MAC: p.Proof}.Verify(keys.Master(purse.Kind(p.Kind)))
+	ok, err := purse.Proof{Kind: p.Kind, CardSerial: [8]byte(r.CardSerial), PTC: p.PTC, Amount: p.Amount,
+		Balance: p.BalanceAfter, SAMSerial: r.SAMSerial, SAMTxn: p.SAMTxn, MAC: p.Proof}.Verify(keys.Master(p.Kind))
 	if err != nil || !ok {
 		return ProofBad
 	}

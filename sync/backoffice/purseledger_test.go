@@ -94,7 +94,7 @@ func (l *lab) purseRecordWith(c *purseCard, tx purseTxn, sam *labpki.SAM, termin
 	if tx.kind == record.PurseCredit {
 		master = testPurseKeys.Credit
 	}
-	mac, err := purse.Proof{Kind: purse.Kind(tx.kind), CardSerial: c.serial, PTC: c.ptc, Amount: tx.amount, Balance: c.bal,
+	mac, err := purse.Proof{Kind: tx.kind, CardSerial: c.serial, PTC: c.ptc, Amount: tx.amount, Balance: c.bal,
 		SAMSerial: sam.Serial(), SAMTxn: c.txn}.Sign(master)
 	require.NoError(t, err)
 	if tx.badProof {

@@ -193,15 +193,14 @@ func decodePurseJournal(serial, b []byte) (PurseJournal, error) {
 	j.TxnTime = int64(r.u64())
 	j.Time = time.UnixMilli(int64(r.u64()))
 	j.Merchant, j.Reference = r.text(), r.text()
-	if r.bad || len(r.b) != 0 || len(serial) != 8 || head[0] != purseJournalVersion || !validStep(j.Step) || !validKind(j.Kind) {
+	if r.bad || len(r.b) != 0 || len(serial) != 8 || head[0] != purseJournalVersion || !validStep(j.Step) || !j.Kind.Valid() {
 		return PurseJournal{}, fmt.Errorf("%w: %d bytes", ErrPurseJournal, len(b))
 	}
 	j.Serial = [8]byte(serial)
 	return j, nil
 }
 
-func validStep(s PurseStep) bool        { return s >= PurseStarted && s <= PurseDone }
-func validKind(k record.PurseKind) bool { return k == record.PurseDebit || k == record.PurseCredit }
+func validStep(s PurseStep) bool { return s >= PurseStarted && s <= PurseDone }
 
 func (o PurseOutcome) encode() []byte {
 	b := make([]byte, 0, 112+len(o.Code)+len(o.Reason))
@@ -230,7 +229,7 @@ func decodePurseOutcome(id, b []byte) (PurseOutcome, error) {
 		o.RefHash = [32]byte(r.take(32))
 	}
 	if r.bad || len(r.b) != 0 || len(id) != 16 || (head[0] != purseOutcomeV1 && head[0] != purseOutcomeV2) ||
-		o.Status < PurseRequestPending || o.Status > PurseRequestNotDone || !validKind(o.Kind) {
+		o.Status < PurseRequestPending || o.Status > PurseRequestNotDone || !o.Kind.Valid() {
 		return PurseOutcome{}, fmt.Errorf("%w: outcome of %d bytes", ErrPurseJournal, len(b))
 	}
 	o.Request = [16]byte(id)
@@ -241,7 +240,7 @@ func (j PurseJournal) check() error {
 	switch {
 	case !validStep(j.Step):
 		return fmt.Errorf("%w: step %d", ErrPurseJournal, j.Step)
-	case !validKind(j.Kind):
+	case !j.Kind.Valid():
 		return fmt.Errorf("%w: kind %d", ErrPurseJournal, j.Kind)
 	case j.Request == [16]byte{}:
 		return fmt.Errorf("%w: no request id", ErrPurseJournal)
@@ -458,7 +457,7 @@ func (ob *Outbox) SettlePurseNotDone(serial [8]byte, request [16]byte, reason st
 				o.RefHash = prev.RefHash
 			}
 		}
-		if !validKind(o.Kind) {
+		if !o.Kind.Valid() {
 			return fmt.Errorf("%w: request %X is unknown", ErrPurseJournal, request)
 		}
 		return rb.Put(request[:], o.encode())

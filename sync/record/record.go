@@ -21,6 +21,8 @@ import (
 	"math/big"
 	"time"
 	"unicode/utf8"
+
+	"kpe-agent/internal/purse"
 )
 
 // CardType is the kind of card the record is about.
@@ -217,24 +219,14 @@ const (
 )
 
 // PurseKind is a purse transaction's kind, as the card's log has it
-// (docs/card-profiles.md §2.8).
-type PurseKind uint8
+// (docs/card-profiles.md §2.8; internal/purse.Kind).
+type PurseKind = purse.Kind
 
 // Purse kinds.
 const (
-	PurseDebit  PurseKind = 1
-	PurseCredit PurseKind = 2
+	PurseDebit  = purse.Debit
+	PurseCredit = purse.Credit
 )
-
-func (k PurseKind) String() string {
-	switch k {
-	case PurseDebit:
-		return "debit"
-	case PurseCredit:
-		return "credit"
-	}
-	return fmt.Sprintf("purse-kind(%d)", uint8(k))
-}
 
 // Purse is the purse field: one DEBIT or CREDIT the card took, as its
 // answer (or its log, after a tear) says, with the card's proof, so the
