@@ -92,7 +92,8 @@ func TestKioskTopUpPage(t *testing.T) {
 
 		// the holder's words in English, the same session
 		k.b.Click("#lang-en")
-		k.b.Wait(`document.getElementById("purse-title").textContent === "Your e-wallet"`, 5*time.Second)
+		// the title and the amounts are reworded one after the other
+		k.b.Wait(`document.getElementById("purse-title").textContent === "Your e-wallet" && document.getElementById("purse-balance").textContent.includes(",")`, 5*time.Second)
 		assert.Equal(t, "Your balance", k.text(".purse-balance span"))
 		assert.Equal(t, "Rp 650,000", k.text("#purse-balance"))
 		assert.Equal(t, "Your balance has been topped up", k.text("#topup-done strong"))
