@@ -328,7 +328,7 @@ func (d *Daemon) useCard(ctx context.Context, r *reader, s *cards.Session, req a
 		// a purse transaction of this card left unsettled (its card pulled
 		// at this terminal) is settled from the card's log first
 		if res.KPE != nil {
-			if _, err := d.settleJournaled(ctx, r, card, res.KPE.Info.Serial, *rec, nil); err != nil {
+			if _, err := d.settleJournaled(ctx, r, card, res.KPE.Info.Serial, *rec); err != nil {
 				d.log.Warn("purse: the card's journaled transaction could not be settled now", "reader", r.name, "err", err)
 			}
 		}

@@ -419,75 +419,62 @@ func (d *Daemon) creditCard(ctx context.Context, r *reader, s *cards.Session, ru
 	}
 	var out purseOutcome
 	err := s.DoWait(ctx, func(ctx context.Context, card apdu.Card) error {
-		lctx, lcancel := context.WithTimeout(ctx, c.Session.SignTimeout)
-		lease, err := d.sam.lease(lctx)
-		lcancel()
-		if err != nil {
-			return err
-		}
-		defer lease.release()
-		if err := card.BeginTransaction(ctx); err != nil {
-			return err
-		}
-		defer card.EndTransaction()
-		rctx, cancel := context.WithTimeout(ctx, c.Session.ReadTimeout+c.Session.SignTimeout)
-		defer cancel()
-		if j, err := d.ob.PurseJournalOf(serial); err != nil {
-			return fail(CodeInternal, err)
-		} else if j != nil {
-			prev := d.resolvePurse(rctx, card, lease, *j, tmpl)
-			d.publishPurse(r, prev)
-			if prev.status == outbox.PurseRequestPending {
+		return d.withPurseCard(ctx, card, func(lease *samLease) error {
+			rctx, cancel := context.WithTimeout(ctx, c.Session.ReadTimeout+c.Session.SignTimeout)
+			defer cancel()
+			if _, prev, err := d.settleEarlier(rctx, r, card, lease, serial, tmpl); err != nil {
+				return fail(CodeInternal, err)
+			} else if prev != nil && prev.status == outbox.PurseRequestPending {
 				out = notDone(topupPending)
 				return nil
 			}
-		}
-		st, err := kpe.ReadPurse(rctx, card, d.o.Cards.Profiles.KPEAID)
-		if err != nil {
-			return err
-		}
-		if reason := d.checkAuthorisation(a, serial, st); reason != "" {
-			out = notDone(reason)
-			return nil
-		}
-		// a top-up that was not done before (the card never took it) is
-		// tried again under the same request id
-		if b, err := d.ob.PurseRequest(a.ID); err != nil {
-			return fail(CodeInternal, err)
-		} else if b != nil {
-			if err := d.ob.ForgetPurseNotDone(a.ID); err != nil {
+			st, err := kpe.ReadPurse(rctx, card, d.o.Cards.Profiles.KPEAID)
+			if err != nil {
+				return err
+			}
+			if reason := d.checkAuthorisation(a, serial, st); reason != "" {
+				out = notDone(reason)
+				return nil
+			}
+			// a top-up that was not done before (the card never took it) is
+			// tried again under the same request id
+			if b, err := d.ob.PurseRequest(a.ID); err != nil {
+				return fail(CodeInternal, err)
+			} else if b != nil {
+				if err := d.ob.ForgetPurseNotDone(a.ID); err != nil {
+					out = notDone(topupReplayed)
+					return nil
+				}
+			}
+			if err := ctx.Err(); err != nil {
+				return err // the card pulled before anything was journaled
+			}
+			// from here the credit runs to its end: a pulled card is its
+			// outcome (pending), not the call's error
+			d.publish(api.Event{Type: api.EventTopUp, Reader: r.name, State: api.PayPaying})
+			pctx, pcancel := context.WithTimeout(context.WithoutCancel(ctx), c.Session.ReadTimeout+c.Session.SignTimeout)
+			defer pcancel()
+			out, err = d.runPurse(pctx, card, lease, serial, st, purseTxn{kind: record.PurseCredit, request: a.ID, amount: a.Amount}, tmpl)
+			if errors.Is(err, outbox.ErrPurseBusy) {
 				out = notDone(topupReplayed)
 				return nil
 			}
-		}
-		if err := ctx.Err(); err != nil {
-			return err // the card pulled before anything was journaled
-		}
-		// from here the credit runs to its end: a pulled card is its
-		// outcome (pending), not the call's error
-		d.publish(api.Event{Type: api.EventTopUp, Reader: r.name, State: api.PayPaying})
-		pctx, pcancel := context.WithTimeout(context.WithoutCancel(ctx), c.Session.ReadTimeout+c.Session.SignTimeout)
-		defer pcancel()
-		out, err = d.runPurse(pctx, card, lease, serial, st, purseTxn{kind: record.PurseCredit, request: a.ID, amount: a.Amount}, tmpl)
-		if errors.Is(err, outbox.ErrPurseBusy) {
-			out = notDone(topupReplayed)
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if out.status == outbox.PurseRequestDone {
-			if st, log, ok := d.readPurseLocked(pctx, card); ok {
-				run.mu.Lock()
-				run.st, run.log = st, log
-				run.mu.Unlock()
-			} else {
-				run.mu.Lock()
-				run.st.Balance, run.st.PTC = out.balance, st.PTC+1
-				run.mu.Unlock()
+			if err != nil {
+				return err
 			}
-		}
-		return nil
+			if out.status == outbox.PurseRequestDone {
+				if st, log, ok := d.readPurseLocked(pctx, card); ok {
+					run.mu.Lock()
+					run.st, run.log = st, log
+					run.mu.Unlock()
+				} else {
+					run.mu.Lock()
+					run.st.Balance, run.st.PTC = out.balance, st.PTC+1
+					run.mu.Unlock()
+				}
+			}
+			return nil
+		})
 	})
 	if err != nil && cardGone(err) {
 		err = fail(CodeCardRemoved, err)

@@ -270,56 +270,45 @@ func (d *Daemon) payCard(ctx context.Context, r *reader, s *cards.Session, req a
 		} else {
 			tmpl.Fingerprint = record.Check{Outcome: record.Skipped, Reason: "below-fingerprint-threshold"}
 		}
-		lctx, lcancel := context.WithTimeout(ctx, c.Session.SignTimeout)
-		lease, err := d.sam.lease(lctx)
-		lcancel()
-		if err != nil {
-			return err
-		}
-		defer lease.release()
-		if err := card.BeginTransaction(ctx); err != nil {
-			return err
-		}
-		defer card.EndTransaction()
-		// an earlier transaction of this card first
-		if j, err := d.ob.PurseJournalOf(serial); err != nil {
-			return fail(CodeInternal, err)
-		} else if j != nil {
-			prev := d.resolvePurse(ctx, card, lease, *j, *tmpl)
-			d.publishPurse(r, prev)
-			if prev.status == outbox.PurseRequestPending {
-				return fail(CodePursePending, fmt.Errorf("an earlier purse transaction of this card is unsettled (%s)", prev.reason))
+		return d.withPurseCard(ctx, card, func(lease *samLease) error {
+			// an earlier transaction of this card first
+			if j, prev, err := d.settleEarlier(ctx, r, card, lease, serial, *tmpl); err != nil {
+				return fail(CodeInternal, err)
+			} else if prev != nil {
+				if prev.status == outbox.PurseRequestPending {
+					return fail(CodePursePending, fmt.Errorf("an earlier purse transaction of this card is unsettled (%s)", prev.reason))
+				}
+				if prev.status == outbox.PurseRequestDone && j.Kind == record.PurseDebit {
+					// the earlier payment went through: most likely this is
+					// the same purchase under a new key; debit nothing now
+					return fail(CodeEarlierSettled, fmt.Errorf("an earlier payment of this card (%d rupiah, receipt %s) was settled done; nothing was debited now", prev.amount, prev.code))
+				}
 			}
-			if prev.status == outbox.PurseRequestDone && j.Kind == record.PurseDebit {
-				// the earlier payment went through: most likely this is
-				// the same purchase under a new key; debit nothing now
-				return fail(CodeEarlierSettled, fmt.Errorf("an earlier payment of this card (%d rupiah, receipt %s) was settled done; nothing was debited now", prev.amount, prev.code))
+			st, err := kpe.ReadPurse(ctx, card, d.o.Cards.Profiles.KPEAID)
+			if errors.Is(err, kpe.ErrNoPurse) {
+				return fail(CodeNoPurse, err)
 			}
-		}
-		st, err := kpe.ReadPurse(ctx, card, d.o.Cards.Profiles.KPEAID)
-		if errors.Is(err, kpe.ErrNoPurse) {
-			return fail(CodeNoPurse, err)
-		}
-		if err != nil {
+			if err != nil {
+				return err
+			}
+			if st.Balance < t.amount {
+				return fail(CodeInsufficientFunds, fmt.Errorf("balance %d, amount %d", st.Balance, t.amount))
+			}
+			if err := ctx.Err(); err != nil {
+				return err // cancelled or pulled before anything was journaled
+			}
+			// from here the transaction runs to its end: a pulled card is its
+			// outcome (pending), not the call's error
+			debiting = true
+			d.publish(api.Event{Type: api.EventPayment, Reader: r.name, State: api.PayPaying})
+			pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.Session.ReadTimeout+c.Session.SignTimeout)
+			defer cancel()
+			out, err = d.runPurse(pctx, card, lease, serial, st, t, *tmpl)
+			if errors.Is(err, outbox.ErrPurseBusy) {
+				return fail(CodePursePending, err)
+			}
 			return err
-		}
-		if st.Balance < t.amount {
-			return fail(CodeInsufficientFunds, fmt.Errorf("balance %d, amount %d", st.Balance, t.amount))
-		}
-		if err := ctx.Err(); err != nil {
-			return err // cancelled or pulled before anything was journaled
-		}
-		// from here the transaction runs to its end: a pulled card is its
-		// outcome (pending), not the call's error
-		debiting = true
-		d.publish(api.Event{Type: api.EventPayment, Reader: r.name, State: api.PayPaying})
-		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.Session.ReadTimeout+c.Session.SignTimeout)
-		defer cancel()
-		out, err = d.runPurse(pctx, card, lease, serial, st, t, *tmpl)
-		if errors.Is(err, outbox.ErrPurseBusy) {
-			return fail(CodePursePending, err)
-		}
-		return err
+		})
 	})
 	if err != nil && !debiting && ctx.Err() == nil && errors.Is(context.Cause(actx), apdu.ErrCardRemoved) {
 		err = fail(CodeCardRemoved, err)
@@ -413,7 +402,7 @@ func (d *Daemon) resolveIn(ctx context.Context, name string, serial [8]byte) (pu
 			return err
 		}
 		tmpl.Fingerprint = record.Check{Outcome: record.Skipped, Reason: "settlement"}
-		out, err = d.settleJournaled(ctx, r, card, serial, *tmpl, nil)
+		out, err = d.settleJournaled(ctx, r, card, serial, *tmpl)
 		return err
 	})
 	if err != nil {

@@ -326,35 +326,57 @@ func (d *Daemon) resolvePurseAs(ctx context.Context, card apdu.Card, lease *samL
 	return d.sealPurse(ctx, lease, tmpl, j, p)
 }
 
+// withPurseCard runs fn in the card's session with the SAM leased and
+// the card's PC/SC transaction begun, as every purse transaction and
+// resolution runs.
+func (d *Daemon) withPurseCard(ctx context.Context, card apdu.Card, fn func(lease *samLease) error) error {
+	lctx, cancel := context.WithTimeout(ctx, d.cfg().Session.SignTimeout)
+	lease, err := d.sam.lease(lctx)
+	cancel()
+	if err != nil {
+		return err
+	}
+	defer lease.release()
+	if err := card.BeginTransaction(ctx); err != nil {
+		return err
+	}
+	defer card.EndTransaction()
+	return fn(lease)
+}
+
+// settleEarlier resolves the card's purse journal entry, if it has one,
+// inside withPurseCard (resolvePurse with ctx; tmpl is the
+// authentication's record) and tells the event stream. It returns the
+// entry and its outcome, both nil when the card had none.
+func (d *Daemon) settleEarlier(ctx context.Context, r *reader, card apdu.Card, lease *samLease, serial [8]byte, tmpl record.Record) (*outbox.PurseJournal, *purseOutcome, error) {
+	j, err := d.ob.PurseJournalOf(serial)
+	if err != nil || j == nil {
+		return nil, nil, err
+	}
+	out := d.resolvePurse(ctx, card, lease, *j, tmpl)
+	d.publishPurse(r, out)
+	return j, &out, nil
+}
+
 // settleJournaled resolves the card's purse journal entry, if it has one,
 // in an authentication of any flow (the card read and its holder's
 // fingerprint checked as the flow asks; tmpl is its record). It runs in
-// the card's session: it begins the card's transaction and leases the
-// SAM itself when there is an entry. It returns the outcome, nil when the
-// card had no entry.
-func (d *Daemon) settleJournaled(ctx context.Context, r *reader, card apdu.Card, serial [8]byte, tmpl record.Record, lease *samLease) (*purseOutcome, error) {
-	j, err := d.ob.PurseJournalOf(serial)
-	if err != nil || j == nil {
+// the card's session; only a card with an entry costs the SAM's lease and
+// a card transaction. It returns the outcome, nil when the card had no
+// entry.
+func (d *Daemon) settleJournaled(ctx context.Context, r *reader, card apdu.Card, serial [8]byte, tmpl record.Record) (*purseOutcome, error) {
+	if j, err := d.ob.PurseJournalOf(serial); err != nil || j == nil {
 		return nil, err
 	}
-	if err := card.BeginTransaction(ctx); err != nil {
-		return nil, err
-	}
-	defer card.EndTransaction()
-	if lease == nil {
-		lctx, cancel := context.WithTimeout(ctx, d.cfg().Session.SignTimeout)
-		lease, err = d.sam.lease(lctx)
-		cancel()
-		if err != nil {
-			return nil, err
-		}
-		defer lease.release()
-	}
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.cfg().Session.ReadTimeout)
-	defer cancel()
-	out := d.resolvePurse(rctx, card, lease, *j, tmpl)
-	d.publishPurse(r, out)
-	return &out, nil
+	var out *purseOutcome
+	err := d.withPurseCard(ctx, card, func(lease *samLease) error {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.cfg().Session.ReadTimeout)
+		defer cancel()
+		var err error
+		_, out, err = d.settleEarlier(rctx, r, card, lease, serial, tmpl)
+		return err
+	})
+	return out, err
 }
 
 // publishPurse tells the event stream of a purse outcome: a payment's
