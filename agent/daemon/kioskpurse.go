@@ -463,15 +463,16 @@ func (d *Daemon) creditCard(ctx context.Context, r *reader, s *cards.Session, ru
 				return err
 			}
 			if out.status == outbox.PurseRequestDone {
-				if st, log, ok := d.readPurseLocked(pctx, card); ok {
-					run.mu.Lock()
-					run.st, run.log = st, log
-					run.mu.Unlock()
+				after, log, ok := d.readPurseLocked(pctx, card)
+				run.mu.Lock()
+				if ok {
+					run.st, run.log = after, log
 				} else {
-					run.mu.Lock()
+					// not read back: the proof's balance, the counter one
+					// on from the one read before the credit
 					run.st.Balance, run.st.PTC = out.balance, st.PTC+1
-					run.mu.Unlock()
 				}
+				run.mu.Unlock()
 			}
 			return nil
 		})
