@@ -50,41 +50,12 @@ type OfferAnswer struct {
 // (renewal.ErrFormat, too large); everything else is an answer without an
 // offer and its reason.
 func (u *Uploader) RenewalOffer(ctx context.Context, q wire.RenewalQuery, timeout time.Duration) (OfferAnswer, error) {
-	if timeout <= 0 {
-		timeout = 10 * time.Second
-	}
-	body, err := json.Marshal(q)
-	if err != nil {
-		return OfferAnswer{}, err
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(u.cfg.URL, "/")+wire.PathRenewalOffer, bytes.NewReader(body))
-	if err != nil {
-		return OfferAnswer{}, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := u.client.Do(req)
-	if err != nil {
-		if ctx.Err() != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return OfferAnswer{Reason: NoOfferTimeout}, nil
-		}
-		if ctx.Err() != nil {
-			return OfferAnswer{}, ctx.Err() // the caller gave up
-		}
-		u.cfg.Log.Info("renewal: back office not reached for an offer", "err", err)
-		return OfferAnswer{Reason: NoOfferOffline}, nil
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, renewal.MaxOfferBytes+1))
-	if err != nil {
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return OfferAnswer{Reason: NoOfferTimeout}, nil
-		}
-		return OfferAnswer{Reason: NoOfferOffline}, nil
+	status, raw, reason, err := u.offerCall(ctx, wire.PathRenewalOffer, q, timeout, renewal.MaxOfferBytes, "renewal", wire.ProblemRenewalUnavailable)
+	if err != nil || reason != "" {
+		return OfferAnswer{Reason: reason}, err
 	}
 	switch {
-	case resp.StatusCode == http.StatusOK:
+	case status == http.StatusOK:
 		if len(raw) > renewal.MaxOfferBytes {
 			return OfferAnswer{}, fmt.Errorf("%w: offer larger than %d bytes", renewal.ErrFormat, renewal.MaxOfferBytes)
 		}
@@ -93,18 +64,70 @@ func (u *Uploader) RenewalOffer(ctx context.Context, q wire.RenewalQuery, timeou
 			return OfferAnswer{}, err
 		}
 		return OfferAnswer{Offer: &o}, nil
-	case resp.StatusCode == http.StatusNoContent:
+	case status == http.StatusNoContent:
 		return OfferAnswer{Reason: NoOfferNone}, nil
-	case resp.StatusCode == http.StatusServiceUnavailable && problemCode(raw) == wire.ProblemRenewalUnavailable,
-		resp.StatusCode == http.StatusNotFound: // a back office from before renewals
-		return OfferAnswer{Reason: NoOfferUnavailable}, nil
-	case resp.StatusCode == http.StatusUnprocessableEntity && problemCode(raw) == wire.ProblemBadSOD:
+	case status == http.StatusUnprocessableEntity && problemCode(raw) == wire.ProblemBadSOD:
 		return OfferAnswer{}, fmt.Errorf("%w: %s", ErrBadSOD, problemText(raw))
-	case resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests:
-		u.cfg.Log.Info("renewal: the back office could not answer an offer request", "status", resp.StatusCode)
-		return OfferAnswer{Reason: NoOfferOffline}, nil
 	}
-	return OfferAnswer{}, fmt.Errorf("%w: %s: %s", ErrRefused, resp.Status, problemText(raw))
+	return OfferAnswer{}, refused(status, raw)
+}
+
+// offerCall posts q as JSON to the back office's path (a renewal or
+// top-up request, what names it in the log), waiting at most timeout
+// (default 10 s), and reads at most limit+1 bytes of the answer. A back
+// office not reached or not answering in time, answering 5xx or 429, or
+// saying it offers none of these (503 with the problem code unavailable,
+// or 404 from a back office that predates the path) is a reason
+// (NoOfferOffline, NoOfferTimeout, NoOfferUnavailable) and no status; an
+// error is the caller giving up, or q that does not marshal.
+func (u *Uploader) offerCall(ctx context.Context, path string, q any, timeout time.Duration, limit int, what, unavailable string) (status int, raw []byte, reason string, err error) {
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	body, err := json.Marshal(q)
+	if err != nil {
+		return 0, nil, "", err
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(u.cfg.URL, "/")+path, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, "", err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := u.client.Do(req)
+	if err != nil {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return 0, nil, NoOfferTimeout, nil
+		}
+		if ctx.Err() != nil {
+			return 0, nil, "", ctx.Err() // the caller gave up
+		}
+		u.cfg.Log.Info(what+": back office not reached", "err", err)
+		return 0, nil, NoOfferOffline, nil
+	}
+	defer resp.Body.Close()
+	raw, err = io.ReadAll(io.LimitReader(resp.Body, int64(limit)+1))
+	if err != nil {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return 0, nil, NoOfferTimeout, nil
+		}
+		return 0, nil, NoOfferOffline, nil
+	}
+	switch {
+	case resp.StatusCode == http.StatusServiceUnavailable && problemCode(raw) == unavailable,
+		resp.StatusCode == http.StatusNotFound: // a back office from before the request existed
+		return 0, nil, NoOfferUnavailable, nil
+	case resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests:
+		u.cfg.Log.Info(what+": the back office could not answer", "status", resp.StatusCode)
+		return 0, nil, NoOfferOffline, nil
+	}
+	return resp.StatusCode, raw, "", nil
+}
+
+// refused is ErrRefused for an answer no case of the caller took.
+func refused(status int, raw []byte) error {
+	return fmt.Errorf("%w: %d %s: %s", ErrRefused, status, http.StatusText(status), problemText(raw))
 }
 
 func problemCode(raw []byte) string {

@@ -1,14 +1,10 @@
 package uploader
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"strings"
 	"time"
 
 	"kpe-agent/internal/strictjson"
@@ -39,41 +35,12 @@ type TopUpAnswer struct {
 // large); everything else is an answer and, without authorisations, its
 // reason.
 func (u *Uploader) TopUpOffer(ctx context.Context, q wire.TopUpQuery, timeout time.Duration) (TopUpAnswer, error) {
-	if timeout <= 0 {
-		timeout = 10 * time.Second
-	}
-	body, err := json.Marshal(q)
-	if err != nil {
-		return TopUpAnswer{}, err
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(u.cfg.URL, "/")+wire.PathTopUpOffer, bytes.NewReader(body))
-	if err != nil {
-		return TopUpAnswer{}, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := u.client.Do(req)
-	if err != nil {
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return TopUpAnswer{Reason: NoOfferTimeout}, nil
-		}
-		if ctx.Err() != nil {
-			return TopUpAnswer{}, ctx.Err() // the caller gave up
-		}
-		u.cfg.Log.Info("topup: back office not reached", "err", err)
-		return TopUpAnswer{Reason: NoOfferOffline}, nil
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, wire.MaxTopUpOffersBytes+1))
-	if err != nil {
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return TopUpAnswer{Reason: NoOfferTimeout}, nil
-		}
-		return TopUpAnswer{Reason: NoOfferOffline}, nil
+	status, raw, reason, err := u.offerCall(ctx, wire.PathTopUpOffer, q, timeout, wire.MaxTopUpOffersBytes, "topup", wire.ProblemTopUpUnavailable)
+	if err != nil || reason != "" {
+		return TopUpAnswer{Reason: reason}, err
 	}
 	switch {
-	case resp.StatusCode == http.StatusOK:
+	case status == http.StatusOK:
 		if len(raw) > wire.MaxTopUpOffersBytes {
 			return TopUpAnswer{}, fmt.Errorf("%w: answer larger than %d bytes", topup.ErrFormat, wire.MaxTopUpOffersBytes)
 		}
@@ -91,12 +58,6 @@ func (u *Uploader) TopUpOffer(ctx context.Context, q wire.TopUpQuery, timeout ti
 			return TopUpAnswer{Reason: NoOfferNone}, nil
 		}
 		return TopUpAnswer{Authorisations: o.Authorisations}, nil
-	case resp.StatusCode == http.StatusServiceUnavailable && problemCode(raw) == wire.ProblemTopUpUnavailable,
-		resp.StatusCode == http.StatusNotFound: // a back office from before top-ups
-		return TopUpAnswer{Reason: NoOfferUnavailable}, nil
-	case resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests:
-		u.cfg.Log.Info("topup: the back office could not answer", "status", resp.StatusCode)
-		return TopUpAnswer{Reason: NoOfferOffline}, nil
 	}
-	return TopUpAnswer{}, fmt.Errorf("%w: %s: %s", ErrRefused, resp.Status, problemText(raw))
+	return TopUpAnswer{}, refused(status, raw)
 }
