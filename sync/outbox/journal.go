@@ -117,40 +117,52 @@ func (ob *Outbox) PutJournal(j Journal) error {
 
 // Journal returns the card's journal entry, nil when it has none.
 func (ob *Outbox) Journal(serial [8]byte) (*Journal, error) {
-	var out *Journal
-	err := ob.db.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bJournal)
+	return getDecoded(ob.db, bJournal, serial[:], decodeJournal)
+}
+
+// Journals lists every journal entry (kpectl, tests), by serial.
+func (ob *Outbox) Journals() ([]Journal, error) {
+	return listDecoded(ob.db, bJournal, decodeJournal)
+}
+
+// getDecoded reads key from bucket and decodes it; nil when the bucket or
+// the key is not there.
+func getDecoded[T any](db *bolt.DB, bucket, key []byte, decode func(k, v []byte) (T, error)) (*T, error) {
+	var out *T
+	err := db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucket)
 		if b == nil {
 			return nil
 		}
-		v := b.Get(serial[:])
+		v := b.Get(key)
 		if v == nil {
 			return nil
 		}
-		j, err := decodeJournal(serial[:], v)
+		x, err := decode(key, v)
 		if err != nil {
 			return err
 		}
-		out = &j
+		out = &x
 		return nil
 	})
 	return out, err
 }
 
-// Journals lists every journal entry (kpectl, tests), by serial.
-func (ob *Outbox) Journals() ([]Journal, error) {
-	var out []Journal
-	err := ob.db.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bJournal)
+// listDecoded decodes every entry of bucket, in key order (none when the
+// bucket is not there).
+func listDecoded[T any](db *bolt.DB, bucket []byte, decode func(k, v []byte) (T, error)) ([]T, error) {
+	var out []T
+	err := db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucket)
 		if b == nil {
 			return nil
 		}
 		return b.ForEach(func(k, v []byte) error {
-			j, err := decodeJournal(k, v)
+			x, err := decode(k, v)
 			if err != nil {
 				return err
 			}
-			out = append(out, j)
+			out = append(out, x)
 			return nil
 		})
 	})

@@ -318,67 +318,18 @@ func (ob *Outbox) UpdatePurse(j PurseJournal) error {
 
 // PurseJournalOf returns the card's journal entry, nil when it has none.
 func (ob *Outbox) PurseJournalOf(serial [8]byte) (*PurseJournal, error) {
-	var out *PurseJournal
-	err := ob.db.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bPurseJournal)
-		if b == nil {
-			return nil
-		}
-		v := b.Get(serial[:])
-		if v == nil {
-			return nil
-		}
-		j, err := decodePurseJournal(serial[:], v)
-		if err != nil {
-			return err
-		}
-		out = &j
-		return nil
-	})
-	return out, err
+	return getDecoded(ob.db, bPurseJournal, serial[:], decodePurseJournal)
 }
 
 // PurseJournals lists every purse journal entry (kpectl, tests), by serial.
 func (ob *Outbox) PurseJournals() ([]PurseJournal, error) {
-	var out []PurseJournal
-	err := ob.db.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bPurseJournal)
-		if b == nil {
-			return nil
-		}
-		return b.ForEach(func(k, v []byte) error {
-			j, err := decodePurseJournal(k, v)
-			if err != nil {
-				return err
-			}
-			out = append(out, j)
-			return nil
-		})
-	})
-	return out, err
+	return listDecoded(ob.db, bPurseJournal, decodePurseJournal)
 }
 
 // PurseRequest returns what the book says of a request id, nil when it
 // does not know it.
 func (ob *Outbox) PurseRequest(id [16]byte) (*PurseOutcome, error) {
-	var out *PurseOutcome
-	err := ob.db.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bPurseRequests)
-		if b == nil {
-			return nil
-		}
-		v := b.Get(id[:])
-		if v == nil {
-			return nil
-		}
-		o, err := decodePurseOutcome(id[:], v)
-		if err != nil {
-			return err
-		}
-		out = &o
-		return nil
-	})
-	return out, err
+	return getDecoded(ob.db, bPurseRequests, id[:], decodePurseOutcome)
 }
 
 // AppendPurse is Append for a payment or top-up record: the same
