@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -83,10 +81,10 @@ func TestPayAgentKilledAtEveryStep(t *testing.T) {
 		// after the journal and before the SAM's PURSE MAC
 		require.NoError(t, lt.lab.SetFault(0, cardsim.Fault{HoldAtAPDU: 2, HoldINS: kpe.InsReadPurse}))
 		p.payAsync(t)
-		p.waitHold(t, 0)
+		p.lt.waitHold(t, 0)
 		lt.agent.kill(t)
 		require.NoError(t, lt.lab.ReleaseHold(0))
-		j := p.journal(t)
+		j := p.lt.purseJournal(t)
 		require.NotNil(t, j, "the request is journaled")
 		require.Equal(t, outbox.PurseStarted, j.Step)
 		require.Zero(t, j.SAMTxn, "no SAM transaction yet")
@@ -94,10 +92,10 @@ func TestPayAgentKilledAtEveryStep(t *testing.T) {
 	p.step(t, "SAM PURSE MAC", false, func(t *testing.T) {
 		require.NoError(t, lt.lab.SetFault(1, cardsim.Fault{HoldAtAPDU: 1, HoldINS: sam.InsPurseMAC}))
 		p.payAsync(t)
-		p.waitHold(t, 1)
+		p.lt.waitHold(t, 1)
 		lt.agent.kill(t)
 		require.NoError(t, lt.lab.ReleaseHold(1))
-		j := p.journal(t)
+		j := p.lt.purseJournal(t)
 		require.NotNil(t, j)
 		require.Equal(t, outbox.PurseStarted, j.Step, "the SAM's answer died with the agent")
 	})
@@ -119,7 +117,7 @@ func TestPayAgentKilledAtEveryStep(t *testing.T) {
 				}
 				require.NoError(t, lt.lab.SetFault(0, f))
 				p.payAsync(t)
-				cmd := p.waitHold(t, 0)
+				cmd := p.lt.waitHold(t, 0)
 				ins = cmd[1]
 				lt.agent.kill(t)
 				if drop {
@@ -130,7 +128,7 @@ func TestPayAgentKilledAtEveryStep(t *testing.T) {
 				}
 				require.NoError(t, lt.lab.ReleaseHold(0))
 				if ins == kpe.InsPurseDebit {
-					j := p.journal(t)
+					j := p.lt.purseJournal(t)
 					require.NotNil(t, j)
 					require.Equal(t, outbox.PurseSent, j.Step, "the SAM's transaction journaled before DEBIT")
 				}
@@ -143,20 +141,20 @@ func TestPayAgentKilledAtEveryStep(t *testing.T) {
 	p.step(t, "proof check", true, func(t *testing.T) {
 		require.NoError(t, lt.lab.SetFault(1, cardsim.Fault{HoldAtAPDU: 1, HoldINS: sam.InsPurseProof}))
 		p.payAsync(t)
-		p.waitHold(t, 1)
+		p.lt.waitHold(t, 1)
 		lt.agent.kill(t)
 		require.NoError(t, lt.lab.ReleaseHold(1))
-		j := p.journal(t)
+		j := p.lt.purseJournal(t)
 		require.NotNil(t, j)
 		require.Equal(t, outbox.PurseSent, j.Step)
 	})
 	p.step(t, "record sealing", true, func(t *testing.T) {
 		require.NoError(t, lt.lab.SetFault(1, cardsim.Fault{HoldAtAPDU: 1, HoldINS: sam.InsSignRecord}))
 		p.payAsync(t)
-		p.waitHold(t, 1)
+		p.lt.waitHold(t, 1)
 		lt.agent.kill(t)
 		require.NoError(t, lt.lab.ReleaseHold(1))
-		j := p.journal(t)
+		j := p.lt.purseJournal(t)
 		require.NotNil(t, j)
 		require.Equal(t, outbox.PurseDone, j.Step, "the card's proof verified, the record not stored")
 	})
@@ -201,7 +199,7 @@ func (p *payKill) step(t *testing.T, name string, afterDebit bool, kill func(t *
 		// (done); journaled without the SAM's transaction, not done; the
 		// SAM's transaction journaled, done iff the card took the DEBIT
 		var wantDone bool
-		switch j := p.journal(t); {
+		switch j := p.lt.purseJournal(t); {
 		case j == nil:
 			wantDone = true
 		case j.Step == outbox.PurseStarted:
@@ -235,7 +233,7 @@ func (p *payKill) step(t *testing.T, name string, afterDebit bool, kill func(t *
 		st, e = a.call(t, "POST", api.PathPay, p.request(), &again)
 		require.Equal(t, http.StatusOK, st, "%+v", e)
 		require.Equal(t, res, again)
-		p.synced(t)
+		p.lt.synced(t)
 		require.NoError(t, lt.lab.Remove(0)) // the card's purse is ours to read now
 		pcsctest.WaitCard(t, pcsctest.Slot0, false, 5*time.Second)
 
@@ -319,59 +317,7 @@ func (p *payKill) present(t *testing.T) {
 // payAsync starts the clerk's payment; the kill ends its request.
 func (p *payKill) payAsync(t *testing.T) {
 	t.Helper()
-	done := make(chan struct{})
-	p.pay = done
-	a := p.lt.agent
-	b, err := json.Marshal(p.request())
-	require.NoError(t, err)
-	go func() {
-		defer close(done)
-		req, err := http.NewRequest("POST", a.base+api.PathPay, bytes.NewReader(b))
-		if err != nil {
-			return
-		}
-		req.Header.Set("Authorization", "Bearer "+a.token)
-		if resp, err := http.DefaultClient.Do(req); err == nil {
-			resp.Body.Close()
-		}
-	}()
-}
-
-// waitHold waits until the lab's slot holds its APDU.
-func (p *payKill) waitHold(t *testing.T, slot int) []byte {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	cmd, err := p.lt.lab.WaitHold(ctx, slot)
-	require.NoError(t, err, "slot %d held no APDU", slot)
-	require.GreaterOrEqual(t, len(cmd), 4)
-	return cmd
-}
-
-// journal is the card's purse journal entry in the outbox of the killed
-// agent (nil: none).
-func (p *payKill) journal(t *testing.T) *outbox.PurseJournal {
-	t.Helper()
-	ob, err := outbox.Open(p.lt.cfg.Outbox.Path, outbox.Options{})
-	require.NoError(t, err)
-	defer ob.Close()
-	j, err := ob.PurseJournalOf(killSerial)
-	require.NoError(t, err)
-	return j
-}
-
-// synced sends the outbox now and waits until it is empty.
-func (p *payKill) synced(t *testing.T) {
-	t.Helper()
-	a := p.lt.agent
-	var q api.QueueStatus
-	require.Eventually(t, func() bool {
-		a.call(t, "POST", api.PathSync, nil, nil)
-		q = api.QueueStatus{}
-		st, _ := a.call(t, "GET", api.PathQueue, nil, &q)
-		return st == http.StatusOK && q.Pending == 0 && q.Sending == 0
-	}, 20*time.Second, 100*time.Millisecond, "the outbox does not empty: %+v", q)
-	require.Zero(t, q.Dead, "no record dead-lettered")
+	p.pay = p.lt.postAsync(t, api.PathPay, p.request())
 }
 
 // purseDirect sends APDUs to a lab card out of its slot.

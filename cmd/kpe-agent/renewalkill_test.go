@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/x509"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -79,7 +78,7 @@ func TestRenewalAgentKilledAtEveryStep(t *testing.T) {
 	// a first record, so that the back office knows the SAM's counter
 	k.present(t, nil)
 	k.auth(t)
-	k.synced(t)
+	k.lt.synced(t)
 	require.NoError(t, lt.lab.Remove(0))
 	pcsctest.WaitCard(t, pcsctest.Slot0, false, 5*time.Second)
 	k.mark(t)
@@ -105,7 +104,7 @@ func TestRenewalAgentKilledAtEveryStep(t *testing.T) {
 		k.step(t, name, true, func(t *testing.T) {
 			require.NoError(t, k.lt.lab.SetFault(0, cardsim.Fault{HoldAtAPDU: n}))
 			k.applyAsync(t)
-			cmd := k.waitHold(t, 0)
+			cmd := k.lt.waitHold(t, 0)
 			ins = cmd[1]
 			if n == 1 {
 				require.Equal(t, byte(0xA4), ins, "the write begins with SELECT: %X", cmd)
@@ -128,7 +127,7 @@ func TestRenewalAgentKilledAtEveryStep(t *testing.T) {
 		// outbox commit: the signature is lost, its counter a gap
 		require.NoError(t, k.lt.lab.SetFault(1, cardsim.Fault{HoldAtAPDU: 1, HoldINS: sam.InsSignRecord}))
 		k.applyAsync(t)
-		k.waitHold(t, 1)
+		k.lt.waitHold(t, 1)
 		k.kill(t)
 		require.NoError(t, k.lt.lab.ReleaseHold(1))
 		k.burned++
@@ -184,7 +183,7 @@ func (k *killRig) step(t *testing.T, name string, journal bool, kill func(t *tes
 		card := k.present(t, nil)
 		oldFiles := cardFiles(card)
 		k.auth(t)
-		k.synced(t) // the authentication's record is in the back office
+		k.lt.synced(t) // the authentication's record is in the back office
 		var v api.RenewalView
 		st, e := a.call(t, "POST", api.PathRenewalCheck, api.RenewalRequest{Reader: pcsctest.Slot0}, &v)
 		require.Equal(t, http.StatusOK, st, "%+v", e)
@@ -222,7 +221,7 @@ func (k *killRig) step(t *testing.T, name string, journal bool, kill func(t *tes
 			require.Equal(t, http.StatusOK, st, "%+v", e)
 			require.Equal(t, api.RenewalDone, after.State, "the check is refused only after a resumed renewal: %+v", after)
 		}
-		k.synced(t)
+		k.lt.synced(t)
 		require.NoError(t, k.lt.lab.Remove(0)) // the card's state is ours to read now
 		pcsctest.WaitCard(t, pcsctest.Slot0, false, 5*time.Second)
 
@@ -326,20 +325,6 @@ func (k *killRig) auth(t *testing.T) string {
 	return res.Code
 }
 
-// synced sends the outbox now and waits until it is empty.
-func (k *killRig) synced(t *testing.T) {
-	t.Helper()
-	a := k.lt.agent
-	var q api.QueueStatus
-	require.Eventually(t, func() bool {
-		a.call(t, "POST", api.PathSync, nil, nil)
-		q = api.QueueStatus{}
-		st, _ := a.call(t, "GET", api.PathQueue, nil, &q)
-		return st == http.StatusOK && q.Pending == 0 && q.Sending == 0
-	}, 20*time.Second, 100*time.Millisecond, "the outbox does not empty: %+v", q)
-	require.Zero(t, q.Dead, "no record dead-lettered")
-}
-
 // mark notes the back office's counts.
 func (k *killRig) mark(t *testing.T) {
 	t.Helper()
@@ -359,32 +344,7 @@ func (k *killRig) markAt(ts *wire.TerminalStatus) {
 // applyAsync starts the holder's apply; the kill ends its request.
 func (k *killRig) applyAsync(t *testing.T) {
 	t.Helper()
-	done := make(chan struct{})
-	k.apply = done
-	a := k.lt.agent
-	go func() {
-		defer close(done)
-		b, _ := json.Marshal(api.RenewalRequest{Reader: pcsctest.Slot0})
-		req, err := http.NewRequest("POST", a.base+api.PathRenewalApply, bytes.NewReader(b))
-		if err != nil {
-			return
-		}
-		req.Header.Set("Authorization", "Bearer "+a.token)
-		if resp, err := http.DefaultClient.Do(req); err == nil {
-			resp.Body.Close()
-		}
-	}()
-}
-
-// waitHold waits until the lab's slot holds its APDU.
-func (k *killRig) waitHold(t *testing.T, slot int) []byte {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	cmd, err := k.lt.lab.WaitHold(ctx, slot)
-	require.NoError(t, err, "slot %d held no APDU", slot)
-	require.GreaterOrEqual(t, len(cmd), 4)
-	return cmd
+	k.apply = k.lt.postAsync(t, api.PathRenewalApply, api.RenewalRequest{Reader: pcsctest.Slot0})
 }
 
 // kill kills the agent (SIGKILL).

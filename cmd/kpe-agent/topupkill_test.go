@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -106,7 +105,7 @@ func TestTopUpAgentKilledAtEveryStep(t *testing.T) {
 		MerchantRef: "TOPKILL-PAY", IdempotencyKey: "topkill-pay", WaitSeconds: 10}, &paid)
 	require.Equal(t, http.StatusOK, st, "%+v", e)
 	require.Equal(t, api.PayDone, paid.Status, "%+v", paid)
-	k.synced(t)
+	k.lt.synced(t)
 	k.remove(t)
 	k.moneyAddsUp(t)
 
@@ -130,10 +129,10 @@ func TestTopUpAgentKilledAtEveryStep(t *testing.T) {
 		// after the journal and before the SAM's PURSE MAC
 		require.NoError(t, lt.lab.SetFault(0, cardsim.Fault{HoldAtAPDU: 2, HoldINS: kpe.InsReadPurse}))
 		k.asyncCall(t, api.PathTopUpApply)
-		k.waitHold(t, 0)
+		k.lt.waitHold(t, 0)
 		lt.agent.kill(t)
 		require.NoError(t, lt.lab.ReleaseHold(0))
-		j := k.journal(t)
+		j := k.lt.purseJournal(t)
 		require.NotNil(t, j, "the credit is journaled")
 		require.Equal(t, outbox.PurseStarted, j.Step)
 		require.Equal(t, record.PurseCredit, j.Kind)
@@ -142,10 +141,10 @@ func TestTopUpAgentKilledAtEveryStep(t *testing.T) {
 	k.step(t, "SAM PURSE MAC", true, func(t *testing.T) {
 		require.NoError(t, lt.lab.SetFault(1, cardsim.Fault{HoldAtAPDU: 1, HoldINS: sam.InsPurseMAC}))
 		k.asyncCall(t, api.PathTopUpApply)
-		k.waitHold(t, 1)
+		k.lt.waitHold(t, 1)
 		lt.agent.kill(t)
 		require.NoError(t, lt.lab.ReleaseHold(1))
-		j := k.journal(t)
+		j := k.lt.purseJournal(t)
 		require.NotNil(t, j)
 		require.Equal(t, outbox.PurseStarted, j.Step, "the SAM's answer died with the agent")
 	})
@@ -165,7 +164,7 @@ func TestTopUpAgentKilledAtEveryStep(t *testing.T) {
 				}
 				require.NoError(t, lt.lab.SetFault(0, f))
 				k.asyncCall(t, api.PathTopUpApply)
-				cmd := k.waitHold(t, 0)
+				cmd := k.lt.waitHold(t, 0)
 				ins = cmd[1]
 				lt.agent.kill(t)
 				if drop {
@@ -175,7 +174,7 @@ func TestTopUpAgentKilledAtEveryStep(t *testing.T) {
 				}
 				require.NoError(t, lt.lab.ReleaseHold(0))
 				if ins == kpe.InsPurseCredit {
-					j := k.journal(t)
+					j := k.lt.purseJournal(t)
 					require.NotNil(t, j)
 					require.Equal(t, outbox.PurseSent, j.Step, "the SAM's transaction journaled before CREDIT")
 				}
@@ -188,20 +187,20 @@ func TestTopUpAgentKilledAtEveryStep(t *testing.T) {
 	k.step(t, "proof check", true, func(t *testing.T) {
 		require.NoError(t, lt.lab.SetFault(1, cardsim.Fault{HoldAtAPDU: 1, HoldINS: sam.InsPurseProof}))
 		k.asyncCall(t, api.PathTopUpApply)
-		k.waitHold(t, 1)
+		k.lt.waitHold(t, 1)
 		lt.agent.kill(t)
 		require.NoError(t, lt.lab.ReleaseHold(1))
-		j := k.journal(t)
+		j := k.lt.purseJournal(t)
 		require.NotNil(t, j)
 		require.Equal(t, outbox.PurseSent, j.Step)
 	})
 	k.step(t, "record sealing", true, func(t *testing.T) {
 		require.NoError(t, lt.lab.SetFault(1, cardsim.Fault{HoldAtAPDU: 1, HoldINS: sam.InsSignRecord}))
 		k.asyncCall(t, api.PathTopUpApply)
-		k.waitHold(t, 1)
+		k.lt.waitHold(t, 1)
 		lt.agent.kill(t)
 		require.NoError(t, lt.lab.ReleaseHold(1))
-		j := k.journal(t)
+		j := k.lt.purseJournal(t)
 		require.NotNil(t, j)
 		require.Equal(t, outbox.PurseDone, j.Step, "the card's proof verified, the record not stored")
 	})
@@ -261,7 +260,7 @@ func (k *topKill) step(t *testing.T, name string, checked bool, kill func(t *tes
 		// without the SAM's transaction, the card untouched; the SAM's
 		// transaction journaled, credited iff the card's PTC moved
 		var want bool
-		if j := k.journal(t); j != nil && j.Step != outbox.PurseStarted {
+		if j := k.lt.purseJournal(t); j != nil && j.Step != outbox.PurseStarted {
 			want = purseState(t, k.card).PTC != before.PTC
 		}
 
@@ -276,7 +275,7 @@ func (k *topKill) step(t *testing.T, name string, checked bool, kill func(t *tes
 		require.Eventually(t, func() bool { return !a.reader(t).CardPresent }, 10*time.Second, 20*time.Millisecond, "the agent missed the removal")
 		k.present(t)
 		k.auth(t)
-		k.synced(t)
+		k.lt.synced(t)
 		var v api.PurseView
 		st, e := a.call(t, "GET", api.PathPurse+"?reader="+url.QueryEscape(pcsctest.Slot0), nil, &v)
 		require.Equal(t, http.StatusOK, st, "%+v", e)
@@ -316,7 +315,7 @@ func (k *topKill) step(t *testing.T, name string, checked bool, kill func(t *tes
 			c = k.topUp(t, api.PathTopUpCheck)
 			require.Equal(t, api.TopUpNone, c.TopUp.State, "nothing left to offer: %+v", c.TopUp)
 		}
-		k.synced(t)
+		k.lt.synced(t)
 		k.remove(t)
 
 		// the card: credited exactly once with this top-up
@@ -440,59 +439,7 @@ func (k *topKill) topUp(t *testing.T, path string) api.PurseView {
 // asyncCall starts an update saldo call; the kill ends its request.
 func (k *topKill) asyncCall(t *testing.T, path string) {
 	t.Helper()
-	done := make(chan struct{})
-	k.call = done
-	a := k.lt.agent
-	b, err := json.Marshal(api.PurseRequest{Reader: pcsctest.Slot0})
-	require.NoError(t, err)
-	go func() {
-		defer close(done)
-		req, err := http.NewRequest("POST", a.base+path, bytes.NewReader(b))
-		if err != nil {
-			return
-		}
-		req.Header.Set("Authorization", "Bearer "+a.token)
-		if resp, err := http.DefaultClient.Do(req); err == nil {
-			resp.Body.Close()
-		}
-	}()
-}
-
-// waitHold waits until the lab's slot holds its APDU.
-func (k *topKill) waitHold(t *testing.T, slot int) []byte {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	cmd, err := k.lt.lab.WaitHold(ctx, slot)
-	require.NoError(t, err, "slot %d held no APDU", slot)
-	require.GreaterOrEqual(t, len(cmd), 4)
-	return cmd
-}
-
-// journal is the card's purse journal entry in the outbox of the killed
-// agent (nil: none).
-func (k *topKill) journal(t *testing.T) *outbox.PurseJournal {
-	t.Helper()
-	ob, err := outbox.Open(k.lt.cfg.Outbox.Path, outbox.Options{})
-	require.NoError(t, err)
-	defer ob.Close()
-	j, err := ob.PurseJournalOf(killSerial)
-	require.NoError(t, err)
-	return j
-}
-
-// synced sends the outbox now and waits until it is empty.
-func (k *topKill) synced(t *testing.T) {
-	t.Helper()
-	a := k.lt.agent
-	var q api.QueueStatus
-	require.Eventually(t, func() bool {
-		a.call(t, "POST", api.PathSync, nil, nil)
-		q = api.QueueStatus{}
-		st, _ := a.call(t, "GET", api.PathQueue, nil, &q)
-		return st == http.StatusOK && q.Pending == 0 && q.Sending == 0
-	}, 20*time.Second, 100*time.Millisecond, "the outbox does not empty: %+v", q)
-	require.Zero(t, q.Dead, "no record dead-lettered")
+	k.call = k.lt.postAsync(t, path, api.PurseRequest{Reader: pcsctest.Slot0})
 }
 
 // pathGate holds the terminal's next POST to path at the back office when
