@@ -6,10 +6,19 @@ import (
 	"kpe-agent/lab/cardsim"
 )
 
-// purseKey derives the card's debit or credit key (P1) from the SAM's
-// master; 6A86 for an unknown P1 or P2, 6A88 when the SAM has no master.
-func (a *Applet) purseKey(cmd cardsim.Command, serial [8]byte) ([]byte, cardsim.SW) {
+// purseKey checks a purse command's length (dataLen, once P1 and P2 are
+// right) and derives the card's debit or credit key (P1) from the SAM's
+// master and the card serial the data starts with; 6700 for another
+// length, 6A86 for an unknown P1 or P2, 6A88 when the SAM has no master.
+func (a *Applet) purseKey(cmd cardsim.Command, dataLen int) ([]byte, cardsim.SW) {
 	kind := kpe.PurseKind(cmd.P1)
+	if kind.Valid() && cmd.P2 == 0 && len(cmd.Data) != dataLen {
+		return nil, cardsim.SWWrongLength
+	}
+	var serial [8]byte
+	if len(cmd.Data) >= 8 {
+		serial = [8]byte(cmd.Data[:8])
+	}
 	if !kind.Valid() || cmd.P2 != 0 {
 		return nil, cardsim.SWIncorrectP1P2
 	}
@@ -30,14 +39,7 @@ func (a *Applet) purseKey(cmd cardsim.Command, serial [8]byte) ([]byte, cardsim.
 // purseMAC: PURSE MAC. The next purse transaction number is persisted
 // before MAC_SAM leaves the SAM, so no number is ever issued twice.
 func (a *Applet) purseMAC(cmd cardsim.Command) ([]byte, cardsim.SW) {
-	if kpe.PurseKind(cmd.P1).Valid() && cmd.P2 == 0 && len(cmd.Data) != sam.PurseMACDataLen {
-		return nil, cardsim.SWWrongLength
-	}
-	var serial [8]byte
-	if len(cmd.Data) >= 8 {
-		serial = [8]byte(cmd.Data[:8])
-	}
-	key, sw := a.purseKey(cmd, serial)
+	key, sw := a.purseKey(cmd, sam.PurseMACDataLen)
 	if sw != cardsim.SWOK {
 		return nil, sw
 	}
@@ -63,14 +65,7 @@ func (a *Applet) purseMAC(cmd cardsim.Command) ([]byte, cardsim.SW) {
 
 // purseProof: PURSE PROOF → 9000 when MAC_card verifies, 6300 when not.
 func (a *Applet) purseProof(cmd cardsim.Command) ([]byte, cardsim.SW) {
-	if kpe.PurseKind(cmd.P1).Valid() && cmd.P2 == 0 && len(cmd.Data) != sam.PurseProofDataLen {
-		return nil, cardsim.SWWrongLength
-	}
-	var serial [8]byte
-	if len(cmd.Data) >= 8 {
-		serial = [8]byte(cmd.Data[:8])
-	}
-	key, sw := a.purseKey(cmd, serial)
+	key, sw := a.purseKey(cmd, sam.PurseProofDataLen)
 	if sw != cardsim.SWOK {
 		return nil, sw
 	}
