@@ -419,7 +419,13 @@ func TestPGDeliveryLeaseOwnSession(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("ingest waits for the connection the lease holds")
 	}
-	recs, _, _, err := st.Feed(ctx, []string{"askes"}, backoffice.Cursor{}, 10)
+	// the feed serves transactions below the cluster's snapshot xmin: a
+	// transaction another test holds open in another database delays them
+	var recs []backoffice.FeedRecord
+	require.Eventually(t, func() bool {
+		recs, _, _, err = st.Feed(ctx, []string{"askes"}, backoffice.Cursor{}, 10)
+		return err != nil || len(recs) == 2
+	}, 10*time.Second, 20*time.Millisecond)
 	require.NoError(t, err)
 	require.Len(t, recs, 2)
 	require.NoError(t, lease.SetPending(ctx, backoffice.Cursor{}, recs[1].Cursor))
