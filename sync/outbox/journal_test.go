@@ -198,11 +198,28 @@ func TestKill9JournalOrRecord(t *testing.T) {
 	n := crashIterations()
 	for it := 0; it < n; it++ {
 		env := []string{journalChildEnv + "=" + path}
-		if it%4 == 1 {
+		stops := it%4 == 1
+		if stops {
 			env = append(env, journalStopEnv+"=1") // one kill certainly between entry and record
 		}
-		cmd, lines, _ := startChild(t, env...)
-		kill := time.After(time.Duration(5_000+rng.IntN(40_000)) * time.Microsecond)
+		cmd, lines, stderr := startChild(t, env...)
+		// The timer starts at the child's first entry, not at its start: a
+		// loaded machine can take longer than the whole window to start a
+		// process, and then no child ever stored anything. A stopping
+		// child kills itself, so it gets no timer.
+		first, ok := <-lines
+		if !ok {
+			cmd.Wait()
+			t.Fatalf("child said nothing: %s", stderr.String())
+		}
+		f := strings.Fields(first)
+		require.Len(t, f, 2, "child: %s", first)
+		require.Equal(t, "j", f[0], "child: %s", first)
+		journaled[f[1]] = true
+		var kill <-chan time.Time
+		if !stops {
+			kill = time.After(time.Duration(rng.IntN(40_000)) * time.Microsecond)
+		}
 	read:
 		for {
 			select {
