@@ -35,7 +35,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"runtime"
 	"slices"
@@ -340,11 +342,19 @@ type Report struct {
 	UploadP50, UploadP99, UploadMax time.Duration // per answered batch
 
 	// The prober's verifications during the run: how many, their
-	// latency, the 429 answers, and the answers that did not find a
-	// code known to be accepted (must be zero).
+	// latency, the 429 answers, the answers that did not find a code
+	// known to be accepted (must be zero), and the errors (no answer,
+	// an answer other than 200 or 429, or a body that is not a
+	// verdict), by reason. VerifyUnsent counts the ticks on which the
+	// prober sent nothing because 256 verifications were already in
+	// flight: a stall, but of what the prober cannot tell (in one
+	// process it is as likely the fleet's own run queue as the back
+	// office), so it is reported beside the latency, not as an error.
 	Verifies                          int
 	VerifyP50, VerifyP99, VerifyMax   time.Duration
 	Verify429, VerifyWrong, VerifyErr int
+	VerifyUnsent                      int
+	VerifyErrReasons                  map[string]int
 
 	// DBBefore and DBAfter are the database sizes (Config.DBSize);
 	// BytesPerRecord their difference over the records taken.
@@ -363,9 +373,9 @@ func (r *Report) String() string {
 	fmt.Fprintf(&b, "\ndrained in %s: %.0f records/s over %d batches\n", r.Elapsed.Round(time.Millisecond), r.Rate, r.Batches)
 	fmt.Fprintf(&b, "upload latency per batch: p50 %s, p99 %s, max %s\n", ms(r.UploadP50), ms(r.UploadP99), ms(r.UploadMax))
 	fmt.Fprintf(&b, "busy answers: 429 ×%d, 503 ×%d (%d with Retry-After); other failures %d; fail-overs %d\n", r.Answers429, r.Answers503, r.RetryAfter, r.OtherFailures, r.Failovers)
-	if r.Verifies > 0 || r.Verify429 > 0 || r.VerifyErr > 0 {
-		fmt.Fprintf(&b, "verify during the run: %d answers, p50 %s, p99 %s, max %s; 429 ×%d, wrong %d, errors %d, fail-overs %d\n",
-			r.Verifies, ms(r.VerifyP50), ms(r.VerifyP99), ms(r.VerifyMax), r.Verify429, r.VerifyWrong, r.VerifyErr, r.VerifyFailovers)
+	if r.Verifies > 0 || r.Verify429 > 0 || r.VerifyErr > 0 || r.VerifyUnsent > 0 {
+		fmt.Fprintf(&b, "verify during the run: %d answers, p50 %s, p99 %s, max %s; 429 ×%d, wrong %d, errors %d%s, fail-overs %d, not sent (256 in flight) %d\n",
+			r.Verifies, ms(r.VerifyP50), ms(r.VerifyP99), ms(r.VerifyMax), r.Verify429, r.VerifyWrong, r.VerifyErr, reasons(r.VerifyErrReasons), r.VerifyFailovers, r.VerifyUnsent)
 	}
 	if r.DBAfter > 0 {
 		fmt.Fprintf(&b, "database: %d → %d bytes, %.0f bytes per record (%.2f GB per million)\n",
@@ -437,6 +447,7 @@ func (f *Fleet) Run(ctx context.Context) (*Report, error) {
 	}
 	rep.UploadP50, rep.UploadP99, rep.UploadMax = quantiles(r.lat)
 	rep.Verifies, rep.Verify429, rep.VerifyWrong, rep.VerifyErr, rep.VerifyFailovers = len(pr.lat), pr.n429, pr.wrong, pr.errs, pr.failovers
+	rep.VerifyUnsent, rep.VerifyErrReasons = pr.unsent, pr.reasons
 	rep.VerifyP50, rep.VerifyP99, rep.VerifyMax = quantiles(pr.lat)
 	if f.cfg.DBSize != nil && ctx.Err() == nil {
 		n, err := f.cfg.DBSize(ctx)
@@ -625,13 +636,52 @@ func (r *run) send(ctx context.Context, t *terminal, recs [][]byte) (*wire.Batch
 type probeResult struct {
 	lat                          []time.Duration
 	n429, wrong, errs, failovers int
+	unsent                       int            // ticks with maxProbes in flight
+	reasons                      map[string]int // errs by reason
+}
+
+// fail counts an error under its reason.
+func (p *probeResult) fail(reason string) {
+	p.errs++
+	if p.reasons == nil {
+		p.reasons = map[string]int{}
+	}
+	p.reasons[reason]++
+}
+
+// errClass names a request's error by kind, so the reasons stay few.
+func errClass(err error) string {
+	var ne net.Error
+	var op *net.OpError
+	switch {
+	case errors.As(err, &ne) && ne.Timeout():
+		return "timeout"
+	case errors.As(err, &op):
+		return op.Op
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		return "connection closed"
+	}
+	return "other"
+}
+
+// reasons is the error reasons as " (reason ×n, …)", sorted, or "".
+func reasons(m map[string]int) string {
+	if len(m) == 0 {
+		return ""
+	}
+	keys := slices.Sorted(maps.Keys(m))
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s ×%d", k, m[k])
+	}
+	return " (" + strings.Join(parts, ", ") + ")"
 }
 
 // probe verifies accepted codes on the staff listener at the probe rate
 // until ctx ends. It is open-loop: each verification starts on its tick,
 // whether or not the ones before have been answered (a slow answer does
 // not thin the sample), at most maxProbes in flight (a tick beyond that
-// counts as an error: the staff listener is not answering).
+// sends nothing and is counted as unsent).
 func (r *run) probe(ctx context.Context, c *http.Client) probeResult {
 	return probe(ctx, c, r.f.cfg.StaffURLs, r.f.cfg.ProbeRate, func() string {
 		r.mu.Lock()
@@ -667,12 +717,14 @@ type ProbeReport struct {
 	Verifies                             int
 	P50, P99, Max                        time.Duration
 	Answers429, Wrong, Errors, Failovers int
+	Unsent                               int            // ticks with 256 verifications in flight
+	ErrReasons                           map[string]int // Errors by reason
 }
 
 // String is the report as the command prints it.
 func (p ProbeReport) String() string {
-	return fmt.Sprintf("verify: %d answers, p50 %s, p99 %s, max %s; 429 ×%d, wrong %d, errors %d, fail-overs %d\n",
-		p.Verifies, ms(p.P50), ms(p.P99), ms(p.Max), p.Answers429, p.Wrong, p.Errors, p.Failovers)
+	return fmt.Sprintf("verify: %d answers, p50 %s, p99 %s, max %s; 429 ×%d, wrong %d, errors %d%s, fail-overs %d, not sent (256 in flight) %d\n",
+		p.Verifies, ms(p.P50), ms(p.P99), ms(p.Max), p.Answers429, p.Wrong, p.Errors, reasons(p.ErrReasons), p.Failovers, p.Unsent)
 }
 
 // Probe verifies codes on the staff listeners at the rate until ctx ends.
@@ -689,7 +741,8 @@ func Probe(ctx context.Context, pc ProbeConfig) (ProbeReport, error) {
 	}
 	defer c.CloseIdleConnections()
 	pr := probe(ctx, c, pc.StaffURLs, pc.Rate, pc.Code)
-	out := ProbeReport{Verifies: len(pr.lat), Answers429: pr.n429, Wrong: pr.wrong, Errors: pr.errs, Failovers: pr.failovers}
+	out := ProbeReport{Verifies: len(pr.lat), Answers429: pr.n429, Wrong: pr.wrong, Errors: pr.errs, Failovers: pr.failovers,
+		Unsent: pr.unsent, ErrReasons: pr.reasons}
 	out.P50, out.P99, out.Max = quantiles(pr.lat)
 	return out, nil
 }
@@ -766,11 +819,13 @@ func probe(ctx context.Context, c *http.Client, staff []string, rate float64, pi
 		defer mu.Unlock()
 		switch {
 		case err != nil:
-			pr.errs++
+			pr.fail("no answer: " + errClass(err))
 		case resp.StatusCode == http.StatusTooManyRequests:
 			pr.n429++
-		case resp.StatusCode != http.StatusOK || derr != nil:
-			pr.errs++
+		case resp.StatusCode != http.StatusOK:
+			pr.fail(fmt.Sprintf("status %d", resp.StatusCode))
+		case derr != nil:
+			pr.fail("not a verdict")
 		case !v.Valid:
 			pr.wrong++
 		default:
@@ -794,7 +849,7 @@ func probe(ctx context.Context, c *http.Client, staff []string, rate float64, pi
 			go one(code)
 		default:
 			mu.Lock()
-			pr.errs++
+			pr.unsent++
 			mu.Unlock()
 		}
 	}

@@ -52,7 +52,7 @@ func TestStorm(t *testing.T) {
 	assert.Positive(t, rep.Verifies, "the prober verified codes during the storm")
 	assert.GreaterOrEqual(t, rep.VerifyP99, rep.VerifyP50)
 	assert.Zero(t, rep.VerifyWrong, "a code the back office accepted was not found")
-	assert.Zero(t, rep.VerifyErr)
+	assert.Zero(t, rep.VerifyErr, "verification errors: %v", rep.VerifyErrReasons)
 	assert.Positive(t, rep.DBAfter-rep.DBBefore)
 	assert.Positive(t, rep.BytesPerRecord)
 
@@ -82,7 +82,7 @@ func TestStorm(t *testing.T) {
 	rep2, err := f.Run(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, n, rep2.Duplicate, "a resent backlog is all duplicates")
-	assert.Zero(t, rep2.Accepted+rep2.Rejected)
+	assert.Zero(t, rep2.Accepted+rep2.Rejected, "the second run took or refused records: %s", rep2)
 }
 
 // A fleet it cannot run is a typed error before anything is made.

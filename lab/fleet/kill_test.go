@@ -143,7 +143,7 @@ func TestNodeKilledMidStorm(t *testing.T) {
 	assert.Zero(t, rep.Rejected, "%v", rep.RejectReasons)
 	assert.Equal(t, n, rep.Accepted+rep.Duplicate, "every record answered taken")
 	assert.Zero(t, rep.VerifyWrong, "an accepted code not found")
-	assert.Zero(t, rep.VerifyErr, "the prober fails over to the other node's staff listener")
+	assert.Zero(t, rep.VerifyErr, "the prober fails over to the other node's staff listener: %v", rep.VerifyErrReasons)
 	assert.Positive(t, rep.Verifies, "the prober, signed in on both nodes, verified codes")
 
 	var rows, codes, terms, badSAMs, badTerms, alarms int
