@@ -158,7 +158,10 @@ func TestKill9DuringUpload(t *testing.T) {
 			}
 			close(lines)
 		}()
-		kill := time.After(time.Duration(30+rng.IntN(250)) * time.Millisecond)
+		// the timer starts at the first record saved, not at the start: a
+		// loaded machine can spend the whole window starting the process
+		var kill <-chan time.Time
+		killed := false
 	read:
 		for {
 			select {
@@ -170,12 +173,15 @@ func TestKill9DuringUpload(t *testing.T) {
 					n, err := strconv.ParseUint(c, 10, 32)
 					require.NoError(t, err)
 					reported[uint32(n)] = true
+					if kill == nil && !killed {
+						kill = time.After(time.Duration(30+rng.IntN(250)) * time.Millisecond)
+					}
 				} else {
 					t.Fatalf("child: %s", l)
 				}
 			case <-kill:
 				require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
-				kill = nil
+				kill, killed = nil, true
 			}
 		}
 		cmd.Wait()
