@@ -374,8 +374,8 @@ func (r *Report) String() string {
 	fmt.Fprintf(&b, "upload latency per batch: p50 %s, p99 %s, max %s\n", ms(r.UploadP50), ms(r.UploadP99), ms(r.UploadMax))
 	fmt.Fprintf(&b, "busy answers: 429 ×%d, 503 ×%d (%d with Retry-After); other failures %d; fail-overs %d\n", r.Answers429, r.Answers503, r.RetryAfter, r.OtherFailures, r.Failovers)
 	if r.Verifies > 0 || r.Verify429 > 0 || r.VerifyErr > 0 || r.VerifyUnsent > 0 {
-		fmt.Fprintf(&b, "verify during the run: %d answers, p50 %s, p99 %s, max %s; 429 ×%d, wrong %d, errors %d%s, fail-overs %d, not sent (256 in flight) %d\n",
-			r.Verifies, ms(r.VerifyP50), ms(r.VerifyP99), ms(r.VerifyMax), r.Verify429, r.VerifyWrong, r.VerifyErr, reasons(r.VerifyErrReasons), r.VerifyFailovers, r.VerifyUnsent)
+		fmt.Fprintf(&b, "verify during the run: %d answers, p50 %s, p99 %s, max %s; 429 ×%d, wrong %d, errors %d%s, fail-overs %d, not sent (%d in flight) %d\n",
+			r.Verifies, ms(r.VerifyP50), ms(r.VerifyP99), ms(r.VerifyMax), r.Verify429, r.VerifyWrong, r.VerifyErr, reasons(r.VerifyErrReasons), r.VerifyFailovers, maxProbes, r.VerifyUnsent)
 	}
 	if r.DBAfter > 0 {
 		fmt.Fprintf(&b, "database: %d → %d bytes, %.0f bytes per record (%.2f GB per million)\n",
@@ -633,6 +633,9 @@ func (r *run) send(ctx context.Context, t *terminal, recs [][]byte) (*wire.Batch
 	return res, resp.StatusCode, 0, took, err
 }
 
+// maxProbes bounds the prober's verifications in flight.
+const maxProbes = 256
+
 type probeResult struct {
 	lat                          []time.Duration
 	n429, wrong, errs, failovers int
@@ -723,8 +726,8 @@ type ProbeReport struct {
 
 // String is the report as the command prints it.
 func (p ProbeReport) String() string {
-	return fmt.Sprintf("verify: %d answers, p50 %s, p99 %s, max %s; 429 ×%d, wrong %d, errors %d%s, fail-overs %d, not sent (256 in flight) %d\n",
-		p.Verifies, ms(p.P50), ms(p.P99), ms(p.Max), p.Answers429, p.Wrong, p.Errors, reasons(p.ErrReasons), p.Failovers, p.Unsent)
+	return fmt.Sprintf("verify: %d answers, p50 %s, p99 %s, max %s; 429 ×%d, wrong %d, errors %d%s, fail-overs %d, not sent (%d in flight) %d\n",
+		p.Verifies, ms(p.P50), ms(p.P99), ms(p.Max), p.Answers429, p.Wrong, p.Errors, reasons(p.ErrReasons), p.Failovers, maxProbes, p.Unsent)
 }
 
 // Probe verifies codes on the staff listeners at the rate until ctx ends.
@@ -773,7 +776,6 @@ func verifierClient(ctx context.Context, c *http.Client, roots *x509.CertPool, s
 }
 
 func probe(ctx context.Context, c *http.Client, staff []string, rate float64, pick func() string) probeResult {
-	const maxProbes = 256
 	var (
 		mu sync.Mutex
 		pr probeResult
