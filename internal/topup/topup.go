@@ -121,9 +121,33 @@ func (a *Authorisation) Sign(signer crypto.Signer, cert *x509.Certificate) error
 // Verify checks an authorisation for the card with serial at ptc before
 // anything is written to it, in this order: its form (ErrFormat); its
 // certificate's chain to roots at now and use for signatures, and the
-// signature by the certificate's key (ErrIssuer); the card's serial
-// (ErrMismatch); the card's PTC (ErrReplayed); the expiry (ErrExpired).
+// signature by the certificate's key (ErrIssuer) (VerifySignature); the
+// card's serial (ErrMismatch); the card's PTC (ErrReplayed); the expiry
+// (ErrExpired). The terminal runs it against the card's purse state and
+// its clock; the SAM runs it against the order it is asked to MAC, at the
+// order's time (docs/card-profiles.md, PURSE AUTHORISE).
 func Verify(a *Authorisation, serial [8]byte, ptc uint32, roots *x509.CertPool, now time.Time) error {
+	if err := VerifySignature(a, roots, now); err != nil {
+		return err
+	}
+	if a.Serial != serial {
+		return fmt.Errorf("%w: the authorisation is for card %X, this is %X", ErrMismatch, a.Serial, serial)
+	}
+	if a.PTC != ptc {
+		return fmt.Errorf("%w: issued at PTC %d, the card is at %d", ErrReplayed, a.PTC, ptc)
+	}
+	if !now.Before(a.NotAfter) {
+		return fmt.Errorf("%w: valid until %s", ErrExpired, a.NotAfter.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+// VerifySignature checks an authorisation without a card: its form
+// (ErrFormat), its certificate's chain to roots at the time at and use
+// for signatures, and the signature by the certificate's P-256 key over
+// SHA-256 of Encode() (ErrIssuer). It does not look at the serial, the
+// PTC or the expiry: Verify does, on top of it.
+func VerifySignature(a *Authorisation, roots *x509.CertPool, at time.Time) error {
 	if a == nil || len(a.Cert) == 0 || len(a.Signature) == 0 {
 		return fmt.Errorf("%w: incomplete", ErrFormat)
 	}
@@ -137,7 +161,7 @@ func Verify(a *Authorisation, serial [8]byte, ptc uint32, roots *x509.CertPool, 
 	if roots == nil {
 		return fmt.Errorf("%w: no issuer roots configured", ErrIssuer)
 	}
-	if _, err := cert.Verify(x509.VerifyOptions{Roots: roots, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+	if _, err := cert.Verify(x509.VerifyOptions{Roots: roots, CurrentTime: at, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
 		return fmt.Errorf("%w: %w", ErrIssuer, err)
 	}
 	if cert.KeyUsage != 0 && cert.KeyUsage&x509.KeyUsageDigitalSignature == 0 {
@@ -150,15 +174,6 @@ func Verify(a *Authorisation, serial [8]byte, ptc uint32, roots *x509.CertPool, 
 	digest := sha256.Sum256(a.Encode())
 	if !ecdsa.VerifyASN1(pub, digest[:], a.Signature) {
 		return fmt.Errorf("%w: the signature is not the certificate's key's", ErrIssuer)
-	}
-	if a.Serial != serial {
-		return fmt.Errorf("%w: the authorisation is for card %X, this is %X", ErrMismatch, a.Serial, serial)
-	}
-	if a.PTC != ptc {
-		return fmt.Errorf("%w: issued at PTC %d, the card is at %d", ErrReplayed, a.PTC, ptc)
-	}
-	if !now.Before(a.NotAfter) {
-		return fmt.Errorf("%w: valid until %s", ErrExpired, a.NotAfter.UTC().Format(time.RFC3339))
 	}
 	return nil
 }

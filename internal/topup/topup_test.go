@@ -209,3 +209,29 @@ func TestJSONStrict(t *testing.T) {
 		})
 	}
 }
+
+// VerifySignature is the card-less part of Verify: it refuses what is
+// forged or untrusted at the time, and does not judge serial, PTC or
+// expiry (the SAM judges those against the order it is asked to MAC).
+func TestVerifySignature(t *testing.T) {
+	iss := newIssuer(t, "BKN", x509.KeyUsageDigitalSignature)
+	other := newIssuer(t, "Other", x509.KeyUsageDigitalSignature)
+	good := signed(t, iss)
+	if err := topup.VerifySignature(good, iss.pool(), t0.Add(time.Hour)); err != nil {
+		t.Fatalf("a good authorisation past its expiry (not judged here): %v", err)
+	}
+	raised := *good
+	raised.Amount++
+	if err := topup.VerifySignature(&raised, iss.pool(), t0); !errors.Is(err, topup.ErrIssuer) {
+		t.Fatalf("amount raised: %v, want ErrIssuer", err)
+	}
+	if err := topup.VerifySignature(good, other.pool(), t0); !errors.Is(err, topup.ErrIssuer) {
+		t.Fatalf("another root: %v, want ErrIssuer", err)
+	}
+	if err := topup.VerifySignature(good, iss.pool(), t0.AddDate(2, 0, 0)); !errors.Is(err, topup.ErrIssuer) {
+		t.Fatalf("the certificate expired at the time: %v, want ErrIssuer", err)
+	}
+	if err := topup.VerifySignature(nil, iss.pool(), t0); !errors.Is(err, topup.ErrFormat) {
+		t.Fatalf("nil: %v, want ErrFormat", err)
+	}
+}
