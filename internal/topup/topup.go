@@ -17,6 +17,7 @@
 package topup
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -26,6 +27,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"kpe-agent/internal/tlv"
@@ -90,6 +92,48 @@ func (a *Authorisation) Encode() []byte {
 		tlv.New(tagAmount, binary.BigEndian.AppendUint32(nil, a.Amount)),
 		tlv.New(tagNotAfter, binary.BigEndian.AppendUint64(nil, uint64(a.NotAfter.Unix()))),
 	).Bytes()
+}
+
+// DecodeSigned parses the signed encoding (Encode's output) strictly:
+// one 7E object holding exactly 80..85 in that order, each of its fixed
+// length, format 1, an amount of at least 1, and nothing else (the bytes
+// must be what Encode gives for the fields read). Cert and Signature of
+// the answer are empty: they travel beside the encoding. Errors wrap
+// ErrFormat. The SAM reads the encoding of PURSE AUTHORISE with it.
+func DecodeSigned(b []byte) (Authorisation, error) {
+	t, err := tlv.ParseOne(b)
+	if err != nil {
+		return Authorisation{}, fmt.Errorf("%w: signed encoding: %w", ErrFormat, err)
+	}
+	want := []struct {
+		tag tlv.Tag
+		n   int
+	}{{tagFormat, 1}, {tagID, 16}, {tagSerial, 8}, {tagPTC, 4}, {tagAmount, 4}, {tagNotAfter, 8}}
+	if t.Tag != tagAuth || len(t.Children) != len(want) {
+		return Authorisation{}, fmt.Errorf("%w: signed encoding: want 7E with %d data objects", ErrFormat, len(want))
+	}
+	for i, w := range want {
+		if c := t.Children[i]; c.Tag != w.tag || len(c.Value) != w.n {
+			return Authorisation{}, fmt.Errorf("%w: signed encoding: data object %d is %s of %d bytes, want %s of %d", ErrFormat, i, c.Tag, len(c.Value), w.tag, w.n)
+		}
+	}
+	v := func(i int) []byte { return t.Children[i].Value }
+	if v(0)[0] != format1 {
+		return Authorisation{}, fmt.Errorf("%w: signed encoding: format %d", ErrFormat, v(0)[0])
+	}
+	secs := binary.BigEndian.Uint64(v(5))
+	if secs > math.MaxInt64 {
+		return Authorisation{}, fmt.Errorf("%w: signed encoding: not-after out of range", ErrFormat)
+	}
+	a := Authorisation{ID: [16]byte(v(1)), Serial: [8]byte(v(2)), PTC: binary.BigEndian.Uint32(v(3)), Amount: binary.BigEndian.Uint32(v(4)),
+		NotAfter: time.Unix(int64(secs), 0).UTC()}
+	if a.Amount == 0 {
+		return Authorisation{}, fmt.Errorf("%w: signed encoding: amount 0", ErrFormat)
+	}
+	if !bytes.Equal(a.Encode(), b) {
+		return Authorisation{}, fmt.Errorf("%w: signed encoding: not in its canonical form", ErrFormat)
+	}
+	return a, nil
 }
 
 // Sign signs the authorisation with signer, whose certificate is cert (a

@@ -235,3 +235,33 @@ func TestVerifySignature(t *testing.T) {
 		t.Fatalf("nil: %v, want ErrFormat", err)
 	}
 }
+
+func TestDecodeSigned(t *testing.T) {
+	iss := newIssuer(t, "BKN", x509.KeyUsageDigitalSignature)
+	a := signed(t, iss)
+	enc := a.Encode()
+	got, err := topup.DecodeSigned(enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ID != a.ID || got.Serial != a.Serial || got.PTC != a.PTC || got.Amount != a.Amount || !got.NotAfter.Equal(a.NotAfter) || got.Cert != nil {
+		t.Fatalf("decoded %+v, want the fields of %+v", got, a)
+	}
+	bad := func(f func(b []byte) []byte) []byte { return f(append([]byte{}, enc...)) }
+	for name, b := range map[string][]byte{
+		"empty":         nil,
+		"truncated":     enc[:len(enc)-1],
+		"trailing byte": append(append([]byte{}, enc...), 0),
+		"other outer":   bad(func(b []byte) []byte { b[0] = 0x7D; return b }),
+		"format 2":      bad(func(b []byte) []byte { b[4] = 2; return b }),
+		"amount 0": func() []byte {
+			z := *a
+			z.Amount = 0
+			return z.Encode()
+		}(),
+	} {
+		if _, err := topup.DecodeSigned(b); !errors.Is(err, topup.ErrFormat) {
+			t.Errorf("%s: %v, want ErrFormat", name, err)
+		}
+	}
+}
