@@ -2,9 +2,14 @@ package labset
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"kpe-agent/lab/cardsim/samapp"
 	"os"
 	"path/filepath"
 	"strings"
@@ -62,12 +67,25 @@ func checkPurses(t *testing.T, dir string, m *Manifest, spec *Spec) {
 		}
 		return conn
 	}
-	s, err := sam.Open(ctx, load("sam"))
+	bare, err := sam.Open(ctx, load("sam"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Activate(ctx, []byte(m.SAM.ActivationCode)); err != nil {
+	if err := bare.Activate(ctx, []byte(m.SAM.ActivationCode)); err != nil {
 		t.Fatal(err)
+	}
+	// the set's SAM trusts the set's BKN roots for top-up authorisations:
+	// a document signer under the renewal root (the back office's) signs
+	renewal, err := m.RenewalIssuer(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dsKey := must(ecdsa.GenerateKey(elliptic.P256(), rand.Reader))
+	dsCert := must(renewal.DocumentSigner(&dsKey.PublicKey, pkix.Name{CommonName: "Lab top-up signer"}))
+	s := samapp.AuthorisingSAM{SAM: bare, Issuer: &samapp.TopUpIssuer{Root: renewal.Cert, Key: dsKey, Cert: dsCert}}
+	// without an authorisation the SAM refuses a credit
+	if _, err := kpe.Credit(ctx, load(spec.Cards[0].File), bare, [8]byte(must(hex.DecodeString(spec.Cards[0].Serial))), 500, time.Now()); spec.Cards[0].Kind == KindKPE && spec.Cards[0].Purse != nil && !errors.Is(err, sam.ErrCreditNotAuthorised) {
+		t.Errorf("a credit without an authorisation: %v, want sam.ErrCreditNotAuthorised", err)
 	}
 	purses := 0
 	for _, cs := range spec.Cards {
