@@ -6,6 +6,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"path/filepath"
 	"testing"
 	"time"
@@ -18,6 +19,8 @@ import (
 	"kpe-agent/internal/topup"
 	"kpe-agent/lab/cardsim"
 	"kpe-agent/lab/cardsim/samapp"
+	"kpe-agent/lab/labset"
+	"kpe-agent/lab/pcsctest"
 )
 
 var (
@@ -175,4 +178,44 @@ func TestPurseAuthoriseRefusals(t *testing.T) {
 	_, _, _, err = none.PurseMAC(ctx, topupOrder)
 	require.ErrorIs(t, err, sam.ErrCreditNotAuthorised)
 	require.Equal(t, uint32(0), txnOf(t, none))
+}
+
+// PURSE AUTHORISE through pcscd: the chained command reaches the lab
+// set's SAM (testdata/cards/lab/cards/sam.json), which trusts the set's
+// BKN roots; an authorisation under the renewal root allows one CREDIT
+// MAC.
+func TestIntegrationPurseAuthoriseThroughPCSC(t *testing.T) {
+	pcsctest.Require(t)
+	t.Setenv("KPE_CARDSIM_STATE_DIR", t.TempDir())
+	lab := pcsctest.Lab(t)
+	pcsctest.Insert(t, lab, 1, "lab/cards/sam.json")
+	dir := pcsctest.RepoPath("testdata/cards/lab")
+	m, err := labset.LoadManifest(dir)
+	require.NoError(t, err)
+	ca, err := m.RenewalIssuer(dir)
+	require.NoError(t, err)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	cert, err := ca.DocumentSigner(&key.PublicKey, pkix.Name{CommonName: "Lab top-up signer (test)"})
+	require.NoError(t, err)
+	iss := &samapp.TopUpIssuer{Root: ca.Cert, Key: key, Cert: cert}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	s, err := sam.Open(ctx, pcsctest.Connect(t, pcsctest.Slot1))
+	require.NoError(t, err)
+	require.NoError(t, s.Activate(ctx, []byte(m.SAM.ActivationCode)))
+	o := topupOrder
+	o.Time = time.Now().UnixMilli()
+	a := authorise(t, iss, o)
+	require.Greater(t, len(sam.EncodePurseAuthorise(a)), 255, "chained")
+	require.NoError(t, s.PurseAuthorise(ctx, a))
+	_, _, _, err = s.PurseMAC(ctx, o)
+	require.NoError(t, err)
+	_, _, _, err = s.PurseMAC(ctx, o)
+	require.ErrorIs(t, err, sam.ErrCreditNotAuthorised)
+
+	rogue, err := samapp.NewTopUpIssuer("rogue")
+	require.NoError(t, err)
+	require.ErrorIs(t, s.PurseAuthorise(ctx, authorise(t, rogue, o)), sam.ErrTopUpRefused)
 }
