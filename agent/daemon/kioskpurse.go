@@ -454,7 +454,7 @@ func (d *Daemon) creditCard(ctx context.Context, r *reader, s *cards.Session, ru
 			d.publish(api.Event{Type: api.EventTopUp, Reader: r.name, State: api.PayPaying})
 			pctx, pcancel := context.WithTimeout(context.WithoutCancel(ctx), c.Session.ReadTimeout+c.Session.SignTimeout)
 			defer pcancel()
-			out, err = d.runPurse(pctx, card, lease, serial, st, purseTxn{kind: record.PurseCredit, request: a.ID, amount: a.Amount}, tmpl)
+			out, err = d.runPurse(pctx, card, lease, serial, st, purseTxn{kind: record.PurseCredit, request: a.ID, amount: a.Amount, auth: a}, tmpl)
 			if errors.Is(err, outbox.ErrPurseBusy) {
 				out = notDone(topupReplayed)
 				return nil

@@ -10,6 +10,7 @@ import (
 
 	"kpe-agent/apdu"
 	"kpe-agent/apdu/kpe"
+	"kpe-agent/apdu/sam"
 	"kpe-agent/sync/outbox"
 )
 
@@ -47,15 +48,17 @@ func TestValidKey(t *testing.T) {
 func TestPurseReason(t *testing.T) {
 	sw := func(s uint16) error { return &apdu.StatusError{SW: s} }
 	for err, want := range map[error]string{
-		&kpe.PurseError{Err: fmt.Errorf("%w: x", kpe.ErrInsufficientFunds)}: purseInsufficient,
-		&kpe.PurseError{Err: fmt.Errorf("%w: x", kpe.ErrOverMaxBalance)}:    purseOverMax,
-		&kpe.PurseError{Err: fmt.Errorf("%w: x", kpe.ErrPurseMAC)}:          purseMACRefused,
-		&kpe.PurseError{Err: kpe.ErrPurseExhausted}:                         purseExhausted,
-		&kpe.PurseError{Err: kpe.ErrNoPurse}:                                purseNoPurse,
-		&kpe.PurseError{Err: fmt.Errorf("SAM: %w", kpe.ErrNoPurseKey)}:      purseNoKey,
-		&kpe.PurseError{Err: fmt.Errorf("debit: %w", sw(0x6F00))}:           purseRefused,
-		&kpe.PurseError{Err: apdu.ErrCardRemoved}:                           purseNotSent,
-		errors.New("purse journal: disk full"):                              purseNotSent,
+		&kpe.PurseError{Err: fmt.Errorf("%w: x", kpe.ErrInsufficientFunds)}:                                        purseInsufficient,
+		&kpe.PurseError{Err: fmt.Errorf("%w: x", kpe.ErrOverMaxBalance)}:                                           purseOverMax,
+		&kpe.PurseError{Err: fmt.Errorf("%w: x", kpe.ErrPurseMAC)}:                                                 purseMACRefused,
+		&kpe.PurseError{Err: kpe.ErrPurseExhausted}:                                                                purseExhausted,
+		&kpe.PurseError{Err: kpe.ErrNoPurse}:                                                                       purseNoPurse,
+		&kpe.PurseError{Err: fmt.Errorf("SAM: %w", kpe.ErrNoPurseKey)}:                                             purseNoKey,
+		&kpe.PurseError{Err: fmt.Errorf("SAM: %w: %w", sam.ErrTopUpRefused, &apdu.StatusError{SW: 0x6300})}:        purseSAMRefused,
+		&kpe.PurseError{Err: fmt.Errorf("SAM: %w: %w", sam.ErrCreditNotAuthorised, &apdu.StatusError{SW: 0x6984})}: purseSAMRefused,
+		&kpe.PurseError{Err: fmt.Errorf("debit: %w", sw(0x6F00))}:                                                  purseRefused,
+		&kpe.PurseError{Err: apdu.ErrCardRemoved}:                                                                  purseNotSent,
+		errors.New("purse journal: disk full"):                                                                     purseNotSent,
 	} {
 		assert.Equal(t, want, purseReason(err), "%v", err)
 	}

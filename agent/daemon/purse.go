@@ -10,6 +10,8 @@ import (
 	"kpe-agent/agent/api"
 	"kpe-agent/apdu"
 	"kpe-agent/apdu/kpe"
+	"kpe-agent/apdu/sam"
+	"kpe-agent/internal/topup"
 	"kpe-agent/sync/outbox"
 	"kpe-agent/sync/record"
 )
@@ -63,6 +65,12 @@ const (
 	purseLogOverrun    = "log-overrun"        // pending: the card made too many transactions since to tell; the back office reconciles it
 	purseNotRecorded   = "not-recorded"       // pending: the card took it, the record could not be stored (the journal keeps it)
 	purseUnreadableLog = "log-unreadable"     // pending: the card's log could not be read
+	// purseSAMRefused: the SAM refused the top-up's authorisation (PURSE
+	// AUTHORISE) or the CREDIT MAC for it, although the agent accepted
+	// it (topup.Verify): a SAM with other issuer roots, or an
+	// authorisation that expired between the agent's check and the
+	// order's time. A credit only; the command never reached the card.
+	purseSAMRefused = "sam-refused"
 )
 
 // purseTxn is one purse transaction to run.
@@ -72,6 +80,9 @@ type purseTxn struct {
 	amount    uint32
 	merchant  string // a payment's merchant (ewallet.merchant_id)
 	reference string // a payment's merchant reference
+	// auth is a top-up's authorisation, handed to the SAM (PURSE
+	// AUTHORISE) immediately before its CREDIT MAC, in the same lease.
+	auth *topup.Authorisation
 }
 
 // purseOutcome is how a transaction or a resolution ended.
@@ -91,13 +102,34 @@ type purseOutcome struct {
 // MAC's transaction is journaled (step PurseSent) before the answer goes
 // back, so before the card can be sent the command. A journal that cannot
 // be written fails PURSE MAC: the command is not sent.
+//
+// A CREDIT MAC is preceded by PURSE AUTHORISE with the top-up's
+// authorisation (auth): the SAM itself refuses a credit it holds no
+// verified authorisation for (docs/ewallet.md, "The SAM's check"). A
+// refusal of either (sam.ErrTopUpRefused, sam.ErrCreditNotAuthorised)
+// fails PURSE MAC: the command is not sent.
 type journalingSAM struct {
-	sam kpe.PurseSAM
-	ob  *outbox.Outbox
-	j   *outbox.PurseJournal
+	sam  purseSAM
+	auth *topup.Authorisation
+	ob   *outbox.Outbox
+	j    *outbox.PurseJournal
+}
+
+// purseSAM is the SAM the purse engine uses (sam.SAM).
+type purseSAM interface {
+	kpe.PurseSAM
+	PurseAuthorise(ctx context.Context, a *topup.Authorisation) error
 }
 
 func (s *journalingSAM) PurseMAC(ctx context.Context, o kpe.PurseOrder) ([8]byte, uint32, [kpe.PurseMACLen]byte, error) {
+	if o.Kind == kpe.PurseCredit {
+		if s.auth == nil {
+			return [8]byte{}, 0, [kpe.PurseMACLen]byte{}, fmt.Errorf("%w: a credit without its top-up authorisation", sam.ErrCreditNotAuthorised)
+		}
+		if err := s.sam.PurseAuthorise(ctx, s.auth); err != nil {
+			return [8]byte{}, 0, [kpe.PurseMACLen]byte{}, err
+		}
+	}
 	serial, txn, mac, err := s.sam.PurseMAC(ctx, o)
 	if err != nil {
 		return serial, txn, mac, err
@@ -145,7 +177,7 @@ func (d *Daemon) runPurse(ctx context.Context, card apdu.Card, lease *samLease, 
 	if err := d.ob.StartPurse(j); err != nil {
 		return purseOutcome{}, err
 	}
-	js := &journalingSAM{sam: lease.s, ob: d.ob, j: &j}
+	js := &journalingSAM{sam: lease.s, auth: t.auth, ob: d.ob, j: &j}
 	run := kpe.Debit
 	if t.kind == record.PurseCredit {
 		run = kpe.Credit
@@ -210,6 +242,8 @@ func purseReason(err error) string {
 		return purseNoPurse
 	case errors.Is(err, kpe.ErrNoPurseKey):
 		return purseNoKey
+	case errors.Is(err, sam.ErrTopUpRefused) || errors.Is(err, sam.ErrCreditNotAuthorised):
+		return purseSAMRefused
 	}
 	var se *apdu.StatusError
 	if errors.As(err, &se) && !cardGone(err) {

@@ -19,7 +19,9 @@ const (
 	// InsPurseMAC is PURSE MAC: data card serial (8) ‖ PTC (4) ‖ amount (4)
 	// ‖ time (8, Unix ms) → SAM serial (8) ‖ SAM purse txn no (4) ‖
 	// MAC_SAM (8). The txn no is incremented and persisted before the SAM
-	// answers, as the signature counter.
+	// answers, as the signature counter. A CREDIT (P1 02) is answered only
+	// for the order PURSE AUTHORISE authorised (else 6984, no txn no
+	// consumed).
 	InsPurseMAC byte = 0x44
 	// InsPurseProof is PURSE PROOF: data card serial (8) ‖ new PTC (4) ‖
 	// amount (4) ‖ new balance (4) ‖ SAM serial (8) ‖ SAM txn no (4) ‖
@@ -112,14 +114,17 @@ func noPurseKey(err error) error {
 }
 
 // PurseMAC implements kpe.PurseSAM: PURSE MAC authorises one DEBIT or
-// CREDIT of the card's current PTC.
+// CREDIT of the card's current PTC. A CREDIT needs the top-up
+// authorisation of exactly this order in the SAM first (PurseAuthorise);
+// without one the SAM answers 6984, an error wrapping
+// ErrCreditNotAuthorised.
 func (s *SAM) PurseMAC(ctx context.Context, o kpe.PurseOrder) ([SerialLen]byte, uint32, [kpe.PurseMACLen]byte, error) {
 	if !o.Kind.Valid() || o.Amount == 0 {
 		return [8]byte{}, 0, [8]byte{}, fmt.Errorf("%w: purse %s of %d", apdu.ErrInvalidCommand, o.Kind, o.Amount)
 	}
 	b, err := s.c.Send(ctx, purseMACCommand(o))
 	if err != nil {
-		return [8]byte{}, 0, [8]byte{}, fmt.Errorf("sam: purse MAC: %w", noPurseKey(err))
+		return [8]byte{}, 0, [8]byte{}, fmt.Errorf("sam: purse MAC: %w", purseMACError(o.Kind, err))
 	}
 	return ParsePurseMACAnswer(b)
 }

@@ -251,5 +251,6 @@ var kiosk = table{
 	"kiosk.topup.reason.proof-failed":     {"Jawaban kartu tidak dapat diperiksa. Silakan hubungi petugas.", "The card's answer could not be checked. Please ask the staff."},
 	"kiosk.topup.reason.log-overrun":      {"Transaksi sebelumnya tidak dapat dipastikan di sini. Silakan hubungi petugas.", "An earlier transaction cannot be settled here. Please ask the staff."},
 	"kiosk.topup.reason.not-recorded":     {"Saldo ditambahkan tetapi belum tercatat; masukkan kembali kartu Anda nanti.", "Your balance was topped up but not yet recorded; insert your card again later."},
+	"kiosk.topup.reason.sam-refused":      {"Modul keamanan anjungan menolak isi ulang ini; saldo Anda tidak diubah. Silakan hubungi petugas.", "The kiosk's security module refused this top-up; your balance was not changed. Please ask the staff."},
 	"kiosk.topup.reason.log-unreadable":   {"Catatan transaksi kartu tidak dapat dibaca. Silakan coba lagi.", "The card's transaction log could not be read. Please try again."},
 }

@@ -17,6 +17,7 @@
 package topup
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -26,6 +27,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"kpe-agent/internal/tlv"
@@ -92,6 +94,48 @@ func (a *Authorisation) Encode() []byte {
 	).Bytes()
 }
 
+// DecodeSigned parses the signed encoding (Encode's output) strictly:
+// one 7E object holding exactly 80..85 in that order, each of its fixed
+// length, format 1, an amount of at least 1, and nothing else (the bytes
+// must be what Encode gives for the fields read). Cert and Signature of
+// the answer are empty: they travel beside the encoding. Errors wrap
+// ErrFormat. The SAM reads the encoding of PURSE AUTHORISE with it.
+func DecodeSigned(b []byte) (Authorisation, error) {
+	t, err := tlv.ParseOne(b)
+	if err != nil {
+		return Authorisation{}, fmt.Errorf("%w: signed encoding: %w", ErrFormat, err)
+	}
+	want := []struct {
+		tag tlv.Tag
+		n   int
+	}{{tagFormat, 1}, {tagID, 16}, {tagSerial, 8}, {tagPTC, 4}, {tagAmount, 4}, {tagNotAfter, 8}}
+	if t.Tag != tagAuth || len(t.Children) != len(want) {
+		return Authorisation{}, fmt.Errorf("%w: signed encoding: want 7E with %d data objects", ErrFormat, len(want))
+	}
+	for i, w := range want {
+		if c := t.Children[i]; c.Tag != w.tag || len(c.Value) != w.n {
+			return Authorisation{}, fmt.Errorf("%w: signed encoding: data object %d is %s of %d bytes, want %s of %d", ErrFormat, i, c.Tag, len(c.Value), w.tag, w.n)
+		}
+	}
+	v := func(i int) []byte { return t.Children[i].Value }
+	if v(0)[0] != format1 {
+		return Authorisation{}, fmt.Errorf("%w: signed encoding: format %d", ErrFormat, v(0)[0])
+	}
+	secs := binary.BigEndian.Uint64(v(5))
+	if secs > math.MaxInt64 {
+		return Authorisation{}, fmt.Errorf("%w: signed encoding: not-after out of range", ErrFormat)
+	}
+	a := Authorisation{ID: [16]byte(v(1)), Serial: [8]byte(v(2)), PTC: binary.BigEndian.Uint32(v(3)), Amount: binary.BigEndian.Uint32(v(4)),
+		NotAfter: time.Unix(int64(secs), 0).UTC()}
+	if a.Amount == 0 {
+		return Authorisation{}, fmt.Errorf("%w: signed encoding: amount 0", ErrFormat)
+	}
+	if !bytes.Equal(a.Encode(), b) {
+		return Authorisation{}, fmt.Errorf("%w: signed encoding: not in its canonical form", ErrFormat)
+	}
+	return a, nil
+}
+
 // Sign signs the authorisation with signer, whose certificate is cert (a
 // P-256 key: the issuer's document signer). NotAfter is kept to the
 // second, as the encoding has it.
@@ -121,9 +165,33 @@ func (a *Authorisation) Sign(signer crypto.Signer, cert *x509.Certificate) error
 // Verify checks an authorisation for the card with serial at ptc before
 // anything is written to it, in this order: its form (ErrFormat); its
 // certificate's chain to roots at now and use for signatures, and the
-// signature by the certificate's key (ErrIssuer); the card's serial
-// (ErrMismatch); the card's PTC (ErrReplayed); the expiry (ErrExpired).
+// signature by the certificate's key (ErrIssuer) (VerifySignature); the
+// card's serial (ErrMismatch); the card's PTC (ErrReplayed); the expiry
+// (ErrExpired). The terminal runs it against the card's purse state and
+// its clock; the SAM runs it against the order it is asked to MAC, at the
+// order's time (docs/card-profiles.md, PURSE AUTHORISE).
 func Verify(a *Authorisation, serial [8]byte, ptc uint32, roots *x509.CertPool, now time.Time) error {
+	if err := VerifySignature(a, roots, now); err != nil {
+		return err
+	}
+	if a.Serial != serial {
+		return fmt.Errorf("%w: the authorisation is for card %X, this is %X", ErrMismatch, a.Serial, serial)
+	}
+	if a.PTC != ptc {
+		return fmt.Errorf("%w: issued at PTC %d, the card is at %d", ErrReplayed, a.PTC, ptc)
+	}
+	if !now.Before(a.NotAfter) {
+		return fmt.Errorf("%w: valid until %s", ErrExpired, a.NotAfter.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+// VerifySignature checks an authorisation without a card: its form
+// (ErrFormat), its certificate's chain to roots at the time at and use
+// for signatures, and the signature by the certificate's P-256 key over
+// SHA-256 of Encode() (ErrIssuer). It does not look at the serial, the
+// PTC or the expiry: Verify does, on top of it.
+func VerifySignature(a *Authorisation, roots *x509.CertPool, at time.Time) error {
 	if a == nil || len(a.Cert) == 0 || len(a.Signature) == 0 {
 		return fmt.Errorf("%w: incomplete", ErrFormat)
 	}
@@ -137,7 +205,7 @@ func Verify(a *Authorisation, serial [8]byte, ptc uint32, roots *x509.CertPool, 
 	if roots == nil {
 		return fmt.Errorf("%w: no issuer roots configured", ErrIssuer)
 	}
-	if _, err := cert.Verify(x509.VerifyOptions{Roots: roots, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+	if _, err := cert.Verify(x509.VerifyOptions{Roots: roots, CurrentTime: at, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
 		return fmt.Errorf("%w: %w", ErrIssuer, err)
 	}
 	if cert.KeyUsage != 0 && cert.KeyUsage&x509.KeyUsageDigitalSignature == 0 {
@@ -150,15 +218,6 @@ func Verify(a *Authorisation, serial [8]byte, ptc uint32, roots *x509.CertPool, 
 	digest := sha256.Sum256(a.Encode())
 	if !ecdsa.VerifyASN1(pub, digest[:], a.Signature) {
 		return fmt.Errorf("%w: the signature is not the certificate's key's", ErrIssuer)
-	}
-	if a.Serial != serial {
-		return fmt.Errorf("%w: the authorisation is for card %X, this is %X", ErrMismatch, a.Serial, serial)
-	}
-	if a.PTC != ptc {
-		return fmt.Errorf("%w: issued at PTC %d, the card is at %d", ErrReplayed, a.PTC, ptc)
-	}
-	if !now.Before(a.NotAfter) {
-		return fmt.Errorf("%w: valid until %s", ErrExpired, a.NotAfter.UTC().Format(time.RFC3339))
 	}
 	return nil
 }

@@ -209,3 +209,59 @@ func TestJSONStrict(t *testing.T) {
 		})
 	}
 }
+
+// VerifySignature is the card-less part of Verify: it refuses what is
+// forged or untrusted at the time, and does not judge serial, PTC or
+// expiry (the SAM judges those against the order it is asked to MAC).
+func TestVerifySignature(t *testing.T) {
+	iss := newIssuer(t, "BKN", x509.KeyUsageDigitalSignature)
+	other := newIssuer(t, "Other", x509.KeyUsageDigitalSignature)
+	good := signed(t, iss)
+	if err := topup.VerifySignature(good, iss.pool(), t0.Add(time.Hour)); err != nil {
+		t.Fatalf("a good authorisation past its expiry (not judged here): %v", err)
+	}
+	raised := *good
+	raised.Amount++
+	if err := topup.VerifySignature(&raised, iss.pool(), t0); !errors.Is(err, topup.ErrIssuer) {
+		t.Fatalf("amount raised: %v, want ErrIssuer", err)
+	}
+	if err := topup.VerifySignature(good, other.pool(), t0); !errors.Is(err, topup.ErrIssuer) {
+		t.Fatalf("another root: %v, want ErrIssuer", err)
+	}
+	if err := topup.VerifySignature(good, iss.pool(), t0.AddDate(2, 0, 0)); !errors.Is(err, topup.ErrIssuer) {
+		t.Fatalf("the certificate expired at the time: %v, want ErrIssuer", err)
+	}
+	if err := topup.VerifySignature(nil, iss.pool(), t0); !errors.Is(err, topup.ErrFormat) {
+		t.Fatalf("nil: %v, want ErrFormat", err)
+	}
+}
+
+func TestDecodeSigned(t *testing.T) {
+	iss := newIssuer(t, "BKN", x509.KeyUsageDigitalSignature)
+	a := signed(t, iss)
+	enc := a.Encode()
+	got, err := topup.DecodeSigned(enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ID != a.ID || got.Serial != a.Serial || got.PTC != a.PTC || got.Amount != a.Amount || !got.NotAfter.Equal(a.NotAfter) || got.Cert != nil {
+		t.Fatalf("decoded %+v, want the fields of %+v", got, a)
+	}
+	bad := func(f func(b []byte) []byte) []byte { return f(append([]byte{}, enc...)) }
+	for name, b := range map[string][]byte{
+		"empty":         nil,
+		"truncated":     enc[:len(enc)-1],
+		"trailing byte": append(append([]byte{}, enc...), 0),
+		"other outer":   bad(func(b []byte) []byte { b[0] = 0x7D; return b }),
+		"format 2":      bad(func(b []byte) []byte { b[4] = 2; return b }),
+		"amount 0": func() []byte {
+			z := *a
+			z.Amount = 0
+			return z.Encode()
+		}(),
+	} {
+		if _, err := topup.DecodeSigned(b); !errors.Is(err, topup.ErrFormat) {
+			t.Errorf("%s: %v, want ErrFormat", name, err)
+		}
+	}
+}

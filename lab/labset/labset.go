@@ -389,6 +389,11 @@ func personalise(cs CardSpec, ss SAMSpec, p *pki, m masters, now time.Time) ([]b
 		cfg := samapp.Config{Name: cs.Name, Serial: [8]byte(serial), ActivationCode: []byte(ss.ActivationCode), MaxTries: 3,
 			Key: term.key, CertDER: term.cert.Raw, KPEMaster: kpeMaster, UpdateMaster: m.update, KTPMaster: ktpMaster, DebitMaster: m.debit, CreditMaster: m.credit,
 			KTPSecret1: []byte(ss.KTPSecret1), KTPSecret2: []byte(ss.KTPSecret2), PseudonymKey: pseudonymKey}
+		if len(m.credit) > 0 {
+			// the roots of the bkn trust list: the terminal's issuer roots,
+			// which the back office's top-up authorisations chain to
+			cfg.TopUpRoots = []*x509.Certificate{p.bknCA.cert, p.renewalCA.cert}
+		}
 		if cs.Variant == VariantBlocked {
 			cfg.Initial = &samapp.State{Tries: 0}
 		}

@@ -2,9 +2,14 @@ package labset
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"kpe-agent/lab/cardsim/samapp"
 	"os"
 	"path/filepath"
 	"strings"
@@ -62,13 +67,22 @@ func checkPurses(t *testing.T, dir string, m *Manifest, spec *Spec) {
 		}
 		return conn
 	}
-	s, err := sam.Open(ctx, load("sam"))
+	bare, err := sam.Open(ctx, load("sam"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Activate(ctx, []byte(m.SAM.ActivationCode)); err != nil {
+	if err := bare.Activate(ctx, []byte(m.SAM.ActivationCode)); err != nil {
 		t.Fatal(err)
 	}
+	// the set's SAM trusts the set's BKN roots for top-up authorisations:
+	// a document signer under the renewal root (the back office's) signs
+	renewal, err := m.RenewalIssuer(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dsKey := must(ecdsa.GenerateKey(elliptic.P256(), rand.Reader))
+	dsCert := must(renewal.DocumentSigner(&dsKey.PublicKey, pkix.Name{CommonName: "Lab top-up signer"}))
+	s := samapp.AuthorisingSAM{SAM: bare, Issuer: &samapp.TopUpIssuer{Root: renewal.Cert, Key: dsKey, Cert: dsCert}}
 	purses := 0
 	for _, cs := range spec.Cards {
 		if cs.Kind != KindKPE && cs.Kind != KindKPETambahan {
@@ -90,6 +104,14 @@ func checkPurses(t *testing.T, dir string, m *Manifest, spec *Spec) {
 		}
 		if err != nil || st.Balance != cs.Purse.Balance || st.MaxBalance != wantMax || st.PTC != 0 {
 			t.Fatalf("%s: purse %+v, %v; want balance %d max %d", cs.File, st, err, cs.Purse.Balance, wantMax)
+		}
+		// without an authorisation the SAM refuses a credit, and the
+		// card does not move
+		if _, err := kpe.Credit(ctx, conn, bare, serial, 500, time.Now()); !errors.Is(err, sam.ErrCreditNotAuthorised) {
+			t.Errorf("%s: a credit without an authorisation: %v, want sam.ErrCreditNotAuthorised", cs.File, err)
+		}
+		if st2, _ := kpe.ReadPurse(ctx, conn, kpe.DefaultAID); st2 != st {
+			t.Errorf("%s: the refused credit moved the purse: %+v", cs.File, st2)
 		}
 		res, err := kpe.Debit(ctx, conn, s, serial, 1_000, time.Now())
 		if cs.Variant == VariantClone {

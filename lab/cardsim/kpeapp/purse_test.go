@@ -6,6 +6,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -45,8 +46,15 @@ func purseCard(t testing.TB, serial [8]byte, balance, maxBalance uint32) (*kpeap
 	return a, r
 }
 
-func purseSAM(t testing.TB) *sam.SAM {
-	return activeSAM(t, func(c *samapp.Config) { c.DebitMaster, c.CreditMaster = debitMaster, creditMaster })
+// purseSAM is an activated lab SAM with both purse masters whose credits
+// are authorised by a lab top-up issuer (samapp.AuthorisingSAM).
+func purseSAM(t testing.TB) samapp.AuthorisingSAM {
+	iss, err := samapp.NewTopUpIssuer("kpeapp test")
+	require.NoError(t, err)
+	s := activeSAM(t, func(c *samapp.Config) {
+		c.DebitMaster, c.CreditMaster, c.TopUpRoots = debitMaster, creditMaster, []*x509.Certificate{iss.Root}
+	})
+	return samapp.AuthorisingSAM{SAM: s, Issuer: iss}
 }
 
 // Credit then debit through the lab SAM: balances, PTC, answers and the

@@ -6,7 +6,9 @@
 // cards with the master key that never leaves the SAM; KTP-el activation
 // with two secrets, KTP-el card authentication and SM WRAP/UNWRAP with
 // session keys that stay inside the SAM; PSEUDONYM with the institution's
-// pseudonym key, which never leaves it either.
+// pseudonym key, which never leaves it either; the purse's PURSE MAC and
+// PURSE PROOF, a CREDIT MAC only for the top-up authorisation PURSE
+// AUTHORISE handed it and it verified.
 package samapp
 
 import (
@@ -16,6 +18,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"crypto/x509"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -28,6 +31,7 @@ import (
 	"kpe-agent/apdu/ktpel"
 	"kpe-agent/apdu/sam"
 	"kpe-agent/apdu/sm"
+	"kpe-agent/internal/topup"
 	"kpe-agent/lab/cardsim"
 )
 
@@ -67,6 +71,11 @@ type Config struct {
 	// cards' debit and credit keys are derived (PURSE MAC / PURSE PROOF,
 	// docs/card-profiles.md §2.8); nil: the SAM answers that family 6A88.
 	DebitMaster, CreditMaster []byte
+	// TopUpRoots are the issuer roots the SAM trusts for top-up
+	// authorisations (PURSE AUTHORISE, docs/card-profiles.md §4): the
+	// BKN roots the terminal trusts. A SAM with a credit master and no
+	// roots refuses every CREDIT MAC: it cannot check an authorisation.
+	TopUpRoots []*x509.Certificate
 	// Initial is the state of a SAM whose state file does not exist yet
 	// (default: inactive, MaxTries tries, counter 0); a blocked sample SAM
 	// starts with 0 tries.
@@ -94,6 +103,12 @@ type Applet struct {
 	pendUpd  bool      // pending is an update-key authentication
 	ktpAuth  *sm.Auth  // KTP-el CARD AUTH INIT done
 	ktpSess  *sm.Session
+	// topupRoots is TopUpRoots as a pool (nil: none).
+	topupRoots *x509.CertPool
+	// topup is the volatile slot of PURSE AUTHORISE: the authorisation
+	// the next CREDIT MAC may use (nil: none). SELECT, a reset and the
+	// CREDIT MAC it allows empty it; a new PURSE AUTHORISE replaces it.
+	topup *topup.Authorisation
 }
 
 // New loads the SAM's state (a missing file starts inactive with full
@@ -109,6 +124,12 @@ func New(cfg Config) (*Applet, error) {
 		return nil, errors.New("samapp: key, activation code and state path are required")
 	}
 	a := &Applet{cfg: cfg, st: State{Tries: cfg.MaxTries}}
+	if len(cfg.TopUpRoots) > 0 {
+		a.topupRoots = x509.NewCertPool()
+		for _, c := range cfg.TopUpRoots {
+			a.topupRoots.AddCert(c)
+		}
+	}
 	if cfg.Initial != nil {
 		if cfg.Initial.Tries < 0 || cfg.Initial.Tries > cfg.MaxTries {
 			return nil, fmt.Errorf("samapp: initial tries %d out of range 0..%d", cfg.Initial.Tries, cfg.MaxTries)
@@ -128,11 +149,12 @@ func New(cfg Config) (*Applet, error) {
 		}
 	}
 	a.Applet = cardsim.Applet{
-		Label:   cfg.Name,
-		Answer:  cfg.ATR,
-		FE:      cardsim.Frontend{Limits: cardsim.Limits{MaxCommandData: 255, MaxResponseData: 256}.WithDefaults(), ProprietaryClass: true},
+		Label:  cfg.Name,
+		Answer: cfg.ATR,
+		FE: cardsim.Frontend{Limits: cardsim.Limits{MaxCommandData: 255, MaxResponseData: 256}.WithDefaults(), ProprietaryClass: true,
+			Chainable: func(ins byte) bool { return ins == sam.InsPurseAuthorise }},
 		Handle:  a.handle,
-		OnReset: func() { a.selected, a.ef, a.pending = false, 0, nil; a.dropKTP() },
+		OnReset: func() { a.selected, a.ef, a.pending, a.topup = false, 0, nil, nil; a.dropKTP() },
 	}
 	return a, nil
 }
@@ -178,6 +200,8 @@ func (a *Applet) handle(cmd cardsim.Command) ([]byte, cardsim.SW) {
 		return binary.BigEndian.AppendUint32(nil, a.st.Counter), cardsim.SWOK
 	case cmd.INS == sam.InsPseudonym:
 		return a.pseudonym(cmd)
+	case cmd.INS == sam.InsPurseAuthorise:
+		return a.purseAuthorise(cmd)
 	case cmd.INS == sam.InsPurseMAC:
 		return a.purseMAC(cmd)
 	case cmd.INS == sam.InsPurseProof:
@@ -319,6 +343,7 @@ func (a *Applet) cardAuthComplete(cmd cardsim.Command) ([]byte, cardsim.SW) {
 }
 
 func (a *Applet) selectFile(cmd cardsim.Command) ([]byte, cardsim.SW) {
+	a.topup = nil // any SELECT empties the top-up slot
 	switch {
 	case cmd.P1 == apdu.SelectByName && bytes.Equal(cmd.Data, sam.AID):
 		a.selected, a.ef = true, 0

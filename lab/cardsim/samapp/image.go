@@ -28,6 +28,7 @@ import (
 //	  "kpe_master": "<hex>", "ktp_master": "<hex>",
 //	  "kpe_update_master": "<hex>",       // card update master (renewal, §2.7); optional
 //	  "purse_debit_master": "<hex>", "purse_credit_master": "<hex>", // purse masters (§2.8); optional
+//	  "purse_topup_roots": ["<X.509 DER hex>", ...], // issuer roots of top-up authorisations (PURSE AUTHORISE)
 //	  "ktp_secret1": "...", "ktp_secret2": "...",
 //	  "pseudonym_key": "<hex>",           // institution pseudonym key (PSEUDONYM), 32 bytes or more
 //	  "initial_state": {"active": false, "tries": 3, "counter": 0}
@@ -55,6 +56,7 @@ type image struct {
 	PseudonymKey   string          `json:"pseudonym_key,omitempty"`
 	DebitMaster    string          `json:"purse_debit_master,omitempty"`
 	CreditMaster   string          `json:"purse_credit_master,omitempty"`
+	TopUpRoots     []string        `json:"purse_topup_roots,omitempty"`
 	InitialState   *State          `json:"initial_state,omitempty"`
 }
 
@@ -140,6 +142,17 @@ func (img image) config() (Config, error) {
 	if cfg.CreditMaster, err = cardsim.DecodeHex(img.CreditMaster); err != nil {
 		return Config{}, fmt.Errorf("purse_credit_master: %w", err)
 	}
+	for i, h := range img.TopUpRoots {
+		der, err := cardsim.DecodeHex(h)
+		if err != nil {
+			return Config{}, fmt.Errorf("purse_topup_roots[%d]: %w", i, err)
+		}
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			return Config{}, fmt.Errorf("purse_topup_roots[%d]: %w", i, err)
+		}
+		cfg.TopUpRoots = append(cfg.TopUpRoots, c)
+	}
 	if cfg.PseudonymKey, err = imagePseudonymKey(img.PseudonymKey); err != nil {
 		return Config{}, err
 	}
@@ -166,6 +179,9 @@ func Image(cfg Config, comment string) ([]byte, error) {
 		KTPSecret1: string(cfg.KTPSecret1), KTPSecret2: string(cfg.KTPSecret2), PseudonymKey: hex.EncodeToString(cfg.PseudonymKey),
 		DebitMaster: hex.EncodeToString(cfg.DebitMaster), CreditMaster: hex.EncodeToString(cfg.CreditMaster),
 		InitialState: cfg.Initial}
+	for _, c := range cfg.TopUpRoots {
+		img.TopUpRoots = append(img.TopUpRoots, hex.EncodeToString(c.Raw))
+	}
 	if comment != "" {
 		img.Comment, _ = json.Marshal(comment)
 	}
