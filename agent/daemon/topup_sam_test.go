@@ -2,10 +2,6 @@ package daemon_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509/pkix"
 	"testing"
 	"time"
 
@@ -51,14 +47,10 @@ func TestTopUpCompromisedTerminal(t *testing.T) {
 	dir := pcsctest.RepoPath(labDir)
 	m, err := labset.LoadManifest(dir)
 	require.NoError(t, err)
-	ca, err := m.RenewalIssuer(dir)
-	require.NoError(t, err)
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	cert, err := ca.DocumentSigner(&key.PublicKey, pkix.Name{CommonName: "Lab BKN top-up signer (test)"})
+	iss, err := m.TopUpIssuer(dir, "Lab BKN top-up signer (test)")
 	require.NoError(t, err)
 	a := &topup.Authorisation{ID: [16]byte{0xC0, 0x4B}, Serial: budiSerial, PTC: before.PTC, Amount: 100_000, NotAfter: time.Now().Add(5 * time.Minute)}
-	require.NoError(t, a.Sign(key, cert))
+	require.NoError(t, a.Sign(iss.Key, iss.Cert))
 
 	require.NoError(t, s.PurseAuthorise(ctx, a))
 	_, err = kpe.Credit(ctx, direct{card}, s, budiSerial, 1_000_000, time.Now())

@@ -515,6 +515,25 @@ func (m *Manifest) RenewalIssuer(dir string) (*labpki.CA, error) {
 	return labpki.LoadCA(filepath.Join(dir, m.RenewalCA.Cert), filepath.Join(dir, m.RenewalCA.Key))
 }
 
+// TopUpIssuer is a lab issuer of top-up authorisations the set's SAM
+// trusts: a fresh document signer (named name) under the set's renewal
+// root, one of the BKN roots in the SAM's purse_topup_roots.
+func (m *Manifest) TopUpIssuer(dir, name string) (*samapp.TopUpIssuer, error) {
+	ca, err := m.RenewalIssuer(dir)
+	if err != nil {
+		return nil, err
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := ca.DocumentSigner(&key.PublicKey, pkix.Name{CommonName: name})
+	if err != nil {
+		return nil, err
+	}
+	return &samapp.TopUpIssuer{Root: ca.Cert, Key: key, Cert: cert}, nil
+}
+
 func writePEM(path string, der []byte) error {
 	return os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
 }

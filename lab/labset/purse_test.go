@@ -2,10 +2,6 @@ package labset
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -76,13 +72,7 @@ func checkPurses(t *testing.T, dir string, m *Manifest, spec *Spec) {
 	}
 	// the set's SAM trusts the set's BKN roots for top-up authorisations:
 	// a document signer under the renewal root (the back office's) signs
-	renewal, err := m.RenewalIssuer(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dsKey := must(ecdsa.GenerateKey(elliptic.P256(), rand.Reader))
-	dsCert := must(renewal.DocumentSigner(&dsKey.PublicKey, pkix.Name{CommonName: "Lab top-up signer"}))
-	s := samapp.AuthorisingSAM{SAM: bare, Issuer: &samapp.TopUpIssuer{Root: renewal.Cert, Key: dsKey, Cert: dsCert}}
+	s := samapp.AuthorisingSAM{SAM: bare, Issuer: must(m.TopUpIssuer(dir, "Lab top-up signer"))}
 	purses := 0
 	for _, cs := range spec.Cards {
 		if cs.Kind != KindKPE && cs.Kind != KindKPETambahan {

@@ -6,7 +6,6 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"path/filepath"
 	"testing"
 	"time"
@@ -192,13 +191,8 @@ func TestIntegrationPurseAuthoriseThroughPCSC(t *testing.T) {
 	dir := pcsctest.RepoPath("testdata/cards/lab")
 	m, err := labset.LoadManifest(dir)
 	require.NoError(t, err)
-	ca, err := m.RenewalIssuer(dir)
+	iss, err := m.TopUpIssuer(dir, "Lab top-up signer (test)")
 	require.NoError(t, err)
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	cert, err := ca.DocumentSigner(&key.PublicKey, pkix.Name{CommonName: "Lab top-up signer (test)"})
-	require.NoError(t, err)
-	iss := &samapp.TopUpIssuer{Root: ca.Cert, Key: key, Cert: cert}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
