@@ -4,8 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +16,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"kpe-agent/internal/browsertest"
+	"kpe-agent/internal/pgtest"
 	"kpe-agent/sync/backoffice"
 )
 
@@ -243,7 +248,6 @@ func TestSettlementPage(t *testing.T) {
 
 func settlementDay(t time.Time) string { return t.In(backoffice.SettlementZone).Format(time.DateOnly) }
 
-
 // A store without top-ups or a purse ledger: each page says so (200),
 // staging is refused with the same message (503), nothing is a 500.
 func TestEWalletPagesWithoutLedger(t *testing.T) {
@@ -268,4 +272,107 @@ func TestEWalletPagesWithoutLedger(t *testing.T) {
 	a := postForm(adm, "/topups", tok, url.Values{"nip": {topUpNIP}, "amount": {"1000"}, "ref": {"TRF-1"}})
 	assert.Equal(t, http.StatusServiceUnavailable, a.status, a.body)
 	assert.Contains(t, a.body, "tidak menyimpan isi ulang")
+}
+
+// In headless Chromium, against PostgreSQL: an admin signs in, stages a
+// top-up through the form, sees it in the staged tab, cancels it, looks
+// a purse up by its serial, opens the settlement of a day with payments
+// (its totals are the ledger's) and fetches its CSV through the link.
+func TestEWalletPagesInChromium(t *testing.T) {
+	st, err := backoffice.OpenPostgres(context.Background(), pgtest.DB(t))
+	require.NoError(t, err)
+	t.Cleanup(func() { st.Close() })
+	l := newLab(t, st)
+	date, want := settleFixture(t, l)
+	later := time.Now().Add(48 * time.Hour) // the fixture's day is over
+	svc, err := backoffice.New(l.store, backoffice.Config{CA: l.ca.Pool(), Password: cheap, Now: func() time.Time { return later }})
+	require.NoError(t, err)
+	addAccount(t, svc, "admin.dewi", []backoffice.Role{backoffice.RoleAdmin})
+	srv := httptest.NewServer(svc.StaffHandler(backoffice.StaffConfig{Zone: wib}))
+	defer srv.Close()
+	b := browsertest.Start(t, browsertest.WindowSize(1280, 1000))
+	shot := func(name string) {
+		if *staffShots != "" {
+			require.NoError(t, os.MkdirAll(*staffShots, 0o755))
+			b.Screenshot(filepath.Join(*staffShots, name+".png"))
+		}
+	}
+	wait := func(expr string) { t.Helper(); b.Wait(expr, 10*time.Second) }
+
+	b.Navigate(srv.URL + "/topups?lang=id")
+	wait(`document.getElementById("login") !== null`)
+	b.SetValue("#user", "admin.dewi")
+	b.SetValue("#password", testPassword)
+	b.Click("#signin")
+	wait(`location.pathname === "/topups"`)
+	assert.Equal(t, "Isi ulang dompet", b.Text("h1"))
+	assert.Equal(t, "page", attr(b, `header nav a[href^="/topups"]`, "aria-current"))
+	for _, p := range []string{"/purses", "/settlement"} {
+		assert.NotEmpty(t, attr(b, `header nav a[href^="`+p+`"]`, "href"), "the menu links "+p)
+	}
+
+	// stage one through the form: back on the list (PRG), in the staged tab
+	b.SetValue("#stage-nip", topUpNIP)
+	b.SetValue("#stage-amount", "250000")
+	b.SetValue("#stage-ref", "TRF-CHROME-1")
+	b.Click("#stage-button")
+	wait(`(document.getElementById("done") || {}).textContent?.includes("disiapkan")`)
+	var at struct{ Path, Search string }
+	b.Eval(`({Path: location.pathname, Search: location.search})`, &at)
+	assert.Equal(t, "/topups", at.Path, "redirected to the list")
+	assert.Contains(t, at.Search, "done=staged")
+	row := `tr[data-ref="TRF-CHROME-1"]`
+	assert.Equal(t, "staged", attr(b, row, "data-status"))
+	assert.Equal(t, "Rp 250.000", b.Text(row+` [data-field="amount"]`))
+	assert.Equal(t, "1", attr(b, `.tabs a[data-state="staged"]`, "data-count"))
+	shot("topups-id")
+
+	// cancel it: it leaves the staged tab for the cancelled one
+	b.Click(row + ` button[data-cancel]`)
+	wait(`(document.getElementById("done") || {}).textContent?.includes("dibatalkan")`)
+	assert.Equal(t, "0", attr(b, `.tabs a[data-state="staged"]`, "data-count"))
+	assert.Equal(t, "1", attr(b, `.tabs a[data-state="cancelled"]`, "data-count"))
+	b.Navigate(srv.URL + attr(b, `.tabs a[data-state="cancelled"]`, "href"))
+	wait(`document.querySelector('tr[data-ref="TRF-CHROME-1"]') !== null`)
+	assert.Equal(t, "cancelled", attr(b, row, "data-status"))
+	ts, err := svc.TopUps(context.Background(), backoffice.TopUpFilter{Status: backoffice.TopUpCancelled})
+	require.NoError(t, err)
+	require.Len(t, ts, 1)
+	assert.Equal(t, "TRF-CHROME-1", ts[0].Ref)
+
+	// a purse by its serial
+	b.Click(`header nav a[href^="/purses"]`)
+	wait(`location.pathname === "/purses"`)
+	b.SetValue("#serial", "4b50450000000101")
+	b.Click("#lookup")
+	wait(`document.getElementById("ledger") !== null`)
+	var rows int
+	b.Eval(`document.querySelectorAll("#ledger tbody tr").length`, &rows)
+	assert.Equal(t, 8, rows)
+	assert.Equal(t, "1 – 6", b.Text(`[data-field="ptcs"]`))
+	assert.Equal(t, attr(b, `[data-field="reported"]`, "data-value"), attr(b, `[data-field="shadow"]`, "data-value"))
+	shot("purses-id")
+
+	// the settlement of the fixture's day, and its CSV through the link
+	b.Navigate(srv.URL + "/settlement?lang=en&date=" + date)
+	wait(`document.getElementById("settlement") !== null`)
+	var count, total int64
+	for m, w := range want {
+		assert.Equal(t, strconv.FormatInt(w[1], 10), attr(b, `tr[data-merchant="`+m+`"]`, "data-amount"), m)
+		count += w[0]
+		total += w[1]
+	}
+	assert.Equal(t, strconv.FormatInt(count, 10), attr(b, "#settle-total", "data-payments"))
+	assert.Equal(t, strconv.FormatInt(total, 10), attr(b, "#settle-total", "data-net"))
+	shot("settlement-en")
+	var got struct {
+		Status int
+		Type   string
+		Body   string
+	}
+	b.Eval(`fetch(document.getElementById("csv").href).then(async r => ({Status: r.status, Type: r.headers.get("content-type"), Body: await r.text()}))`, &got)
+	assert.Equal(t, 200, got.Status)
+	assert.Equal(t, "text/csv; charset=utf-8", got.Type)
+	assert.Contains(t, got.Body, "TOTAL,"+date+","+strconv.Itoa(len(want))+","+strconv.FormatInt(count, 10)+","+strconv.FormatInt(total, 10))
+	require.Len(t, auditOf(t, svc, backoffice.AuditSettlement, date), 1, "the download is in the audit log")
 }
