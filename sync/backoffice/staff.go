@@ -101,8 +101,9 @@ var staffAssets embed.FS
 // its history), POST /v1/alarms/{id}/ack, GET
 // /v1/reports/semester?semester=2026-1 (CSV, or XLSX with
 // &format=xlsx), GET /v1/audit and the admin's /v1/accounts; and the
-// staff pages (staffpages.go, staffadmin.go): /dashboard, /terminals,
-// /alarms, /reports, /accounts and /audit.
+// staff pages (staffpages.go, staffadmin.go, staffrenewals.go,
+// staffewallet.go): /dashboard, /terminals, /alarms, /reports,
+// /accounts, /audit, /renewals, /topups, /purses and /settlement.
 //
 // Every request is checked first for its Host (StaffConfig.Hosts); every
 // answer carries the security headers (staffCSP, nosniff, no framing, no

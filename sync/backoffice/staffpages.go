@@ -32,7 +32,7 @@ var staffPageFS embed.FS
 // staffTemplates are the pages, each parsed with the layout.
 var staffTemplates = func() map[string]*template.Template {
 	out := map[string]*template.Template{}
-	for _, name := range []string{"dashboard", "terminals", "alarms", "alarm", "reports", "accounts", "audit", "renewals"} {
+	for _, name := range []string{"dashboard", "terminals", "alarms", "alarm", "reports", "accounts", "audit", "renewals", "topups", "purses", "settlement"} {
 		out[name] = template.Must(template.ParseFS(staffPageFS, "page/staff/layout.html", "page/staff/"+name+".html"))
 	}
 	return out
@@ -73,6 +73,8 @@ func (d *pageData) May(page string) bool {
 		return d.p.Has(accountRoles...)
 	case "renewals":
 		return d.p.Has(renewalRoles...)
+	case "topups":
+		return d.p.Has(topUpRoles...)
 	}
 	return d.p.Has(auditRoles...)
 }
@@ -272,6 +274,7 @@ func (s *Service) staffPages(mux *http.ServeMux, log *slog.Logger, loc *time.Loc
 
 	s.adminPages(mux, render, log, loc)   // accounts and the audit log (staffadmin.go)
 	s.renewalPages(mux, render, log, loc) // card data renewals (staffrenewals.go)
+	s.ewalletPages(mux, render, log, loc) // top-ups, purses, settlement (staffewallet.go)
 }
 
 // renderFunc writes a staff page: its template, title (catalogue key)
