@@ -65,6 +65,37 @@ func rupiah(l i18n.Lang, n int64) string {
 // Rp is n rupiah in the page's language.
 func (d *pageData) Rp(n int64) string { return rupiah(d.Lang, n) }
 
+// parseRupiah reads an amount typed on a staff form: whole rupiah, as
+// digits alone or grouped by thousands with one kind of separator (".",
+// "," or a space: "1.250.000", "1,250,000", "1 250 000"). Anything else
+// is refused rather than guessed: "1,5" or "12.50" are not read as 15 or
+// 1250.
+func parseRupiah(s string) (uint32, error) {
+	if s == "" {
+		return 0, errors.New("no amount")
+	}
+	digits := s
+	if i := strings.IndexAny(s, ". ,"); i >= 0 {
+		groups := strings.Split(s, s[i:i+1])
+		for k, g := range groups {
+			if (k == 0 && (len(g) < 1 || len(g) > 3)) || (k > 0 && len(g) != 3) {
+				return 0, fmt.Errorf("amount %q: not grouped by thousands", s)
+			}
+		}
+		digits = strings.Join(groups, "")
+	}
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			return 0, fmt.Errorf("amount %q: not whole rupiah", s)
+		}
+	}
+	n, err := strconv.ParseUint(digits, 10, 32)
+	if err != nil {
+		return 0, fmt.Errorf("amount %q: %w", s, err)
+	}
+	return uint32(n), nil
+}
+
 // topUpsPage is /topups' view.
 type topUpsPage struct {
 	States  []renewalTab
@@ -105,25 +136,24 @@ func (p *topUpsPage) localise(d *pageData) {
 // error; ok is false for an error the user cannot mend (internal).
 func topUpErr(err error, p *topUpsPage) (key string, status int, ok bool) {
 	var le *TopUpLimitError
+	var fe *TopUpFieldError
 	switch {
 	case errors.As(err, &le):
 		p.limit = le
 		return "staff.topup.err.limit", http.StatusUnprocessableEntity, true
 	case errors.Is(err, ErrTopUpRef):
 		return "staff.topup.err.ref-exists", http.StatusConflict, true
-	case errors.Is(err, ErrTopUpQuery):
-		// the field is in the message of checkTopUpRequest / ParseTopUpID
-		msg := err.Error()
+	case errors.As(err, &fe):
 		switch {
-		case strings.Contains(msg, ": nip:"):
+		case fe.Field == TopUpFieldNIP:
 			return "staff.topup.err.nip", http.StatusBadRequest, true
-		case strings.Contains(msg, ": amount:"):
+		case fe.Field == TopUpFieldAmount:
 			return "staff.topup.err.amount", http.StatusBadRequest, true
-		case strings.Contains(msg, ": ref: printable"):
+		case fe.NotASCII:
 			return "staff.topup.err.ref-ascii", http.StatusBadRequest, true
-		case strings.Contains(msg, ": ref:"):
-			return "staff.topup.err.ref-length", http.StatusBadRequest, true
 		}
+		return "staff.topup.err.ref-length", http.StatusBadRequest, true
+	case errors.Is(err, ErrTopUpQuery): // ParseTopUpID
 		return "staff.topup.err.id", http.StatusBadRequest, true
 	case errors.Is(err, ErrNotFound):
 		return "staff.topup.err.unknown", http.StatusNotFound, true
@@ -248,9 +278,9 @@ func (s *Service) ewalletPages(mux *http.ServeMux, render renderFunc, log *slog.
 	mux.Handle("POST /topups", requireRole(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		v := &topUpsPage{Amount: strings.TrimSpace(r.PostFormValue("amount"))}
 		v.Form = TopUpRequest{NIP: strings.TrimSpace(r.PostFormValue("nip")), Ref: strings.TrimSpace(r.PostFormValue("ref"))}
-		amount, err := strconv.ParseUint(strings.NewReplacer(".", "", ",", "", " ", "").Replace(v.Amount), 10, 32)
+		amount, err := parseRupiah(v.Amount)
 		if err != nil || amount == 0 {
-			answer(w, r, fmt.Errorf("%w: amount: at least Rp 1", ErrTopUpQuery), "", "", v)
+			answer(w, r, &TopUpFieldError{Field: TopUpFieldAmount, Reason: "a whole number of rupiah"}, "", "", v)
 			return
 		}
 		v.Form.Amount = uint32(amount)

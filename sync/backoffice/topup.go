@@ -278,6 +278,29 @@ type TopUpRequest struct {
 	Ref    string `json:"ref"`
 }
 
+// The fields of a staging request a TopUpFieldError names.
+const (
+	TopUpFieldNIP    = "nip"
+	TopUpFieldAmount = "amount"
+	TopUpFieldRef    = "ref"
+)
+
+// TopUpFieldError is a staging request's field that breaks the rules
+// (its reason in English, for logs and the JSON API); it matches
+// ErrTopUpQuery. NotASCII tells a reference with other characters from
+// one of the wrong length.
+type TopUpFieldError struct {
+	Field, Reason string
+	NotASCII      bool
+}
+
+func (e *TopUpFieldError) Error() string {
+	return fmt.Sprintf("%s: %s: %s", ErrTopUpQuery, e.Field, e.Reason)
+}
+
+// Is matches ErrTopUpQuery.
+func (e *TopUpFieldError) Is(target error) bool { return target == ErrTopUpQuery }
+
 // maxTopUpRef bounds a source reference.
 const maxTopUpRef = 64
 
@@ -285,17 +308,17 @@ func checkTopUpRequest(r TopUpRequest) error {
 	var p problems
 	checkNIP(&p, 0, "nip", r.NIP)
 	if p.err() != nil {
-		return fmt.Errorf("%w: nip: want 18 digits", ErrTopUpQuery)
+		return &TopUpFieldError{Field: TopUpFieldNIP, Reason: "want 18 digits"}
 	}
 	if r.Amount < 1 {
-		return fmt.Errorf("%w: amount: at least Rp 1", ErrTopUpQuery)
+		return &TopUpFieldError{Field: TopUpFieldAmount, Reason: "at least Rp 1"}
 	}
 	if r.Ref == "" || len(r.Ref) > maxTopUpRef || strings.TrimSpace(r.Ref) != r.Ref {
-		return fmt.Errorf("%w: ref: 1 to %d bytes, no surrounding spaces", ErrTopUpQuery, maxTopUpRef)
+		return &TopUpFieldError{Field: TopUpFieldRef, Reason: fmt.Sprintf("1 to %d bytes, no surrounding spaces", maxTopUpRef)}
 	}
 	for _, c := range r.Ref {
 		if c < 0x21 || c > 0x7E {
-			return fmt.Errorf("%w: ref: printable ASCII only", ErrTopUpQuery)
+			return &TopUpFieldError{Field: TopUpFieldRef, Reason: "printable ASCII only", NotASCII: true}
 		}
 	}
 	return nil
