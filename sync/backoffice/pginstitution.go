@@ -15,9 +15,31 @@ import (
 	"kpe-agent/sync/record"
 )
 
+// feedHorizon is the CTE h (one row, xmin): the feed's horizon, the
+// lowest transaction id of the query's snapshot still in progress in
+// this database, else the snapshot's xmax. Every transaction below it
+// has ended as the snapshot sees it, or cannot write here. Transaction
+// ids are the cluster's, and a transaction open in another database
+// (another back office, a test, a migration elsewhere) would otherwise
+// hold the feed back as long as it stays open. Only those
+// pg_stat_activity shows as running in another database, with their
+// xid, are passed over; anything it does not show (another role's
+// session, a prepared transaction, one that ended since the snapshot
+// was taken) holds the horizon as before. The snapshot's xids are 64
+// bits and backend_xid 32: they are matched modulo 2^32 (the ids in
+// flight at once span far less).
+const feedHorizon = `s AS MATERIALIZED (SELECT pg_current_snapshot() AS snap),
+	elsewhere AS MATERIALIZED (SELECT backend_xid::text::bigint AS x FROM pg_stat_activity
+		WHERE backend_xid IS NOT NULL AND datname IS NOT NULL AND datname <> current_database()),
+	h AS MATERIALIZED (SELECT coalesce(
+		(SELECT min(x) FROM s, pg_snapshot_xip(s.snap) AS x
+			WHERE (x::text::numeric % 4294967296)::bigint NOT IN (SELECT x FROM elsewhere)),
+		(SELECT pg_snapshot_xmax(snap) FROM s)) AS xmin)`
+
 // Feed implements InstitutionStore over record_feed (migration 007): the
-// rows of transactions below the xmin of the query's snapshot, which have
-// all ended, in (xid, seq) order. A transaction still open holds back
+// rows of transactions below the feed's horizon (feedHorizon: the lowest
+// transaction of the query's snapshot still open in this database), in
+// (xid, seq) order. A transaction of this database still open holds back
 // every row after it, so a record committed late is never skipped; the
 // feed rows are not partitioned, and the records' partitions are reached
 // through record_keys (received_at). Several nodes on one database share
@@ -26,14 +48,14 @@ import (
 // Each service is read on its own from the index (service, xid, seq),
 // at most limit+1 rows each (LATERAL), and the few merged: the tail of
 // the other services is never scanned nor sorted. When no more follow,
-// next is (xmin, 0): every row below xmin was seen, and a row written
-// later has a larger xid.
+// next is (horizon, 0): every row below the horizon was seen, and a row
+// written later has a larger xid.
 func (s *PGStore) Feed(ctx context.Context, services []string, after Cursor, limit int) ([]FeedRecord, Cursor, bool, error) {
 	if after.XID == 0 && after.Seq != 0 {
 		return nil, Cursor{}, false, fmt.Errorf("%w: not a cursor of this store", ErrCursor)
 	}
 	services = slices.Compact(slices.Sorted(slices.Values(services)))
-	rows, err := s.staff.Query(ctx, `WITH h AS MATERIALIZED (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin)
+	rows, err := s.staff.Query(ctx, `WITH `+feedHorizon+`
 		SELECT h.xmin::text, x.xid::text, x.seq, x.encoded, x.received_at, x.flags, x.code FROM h LEFT JOIN (
 			SELECT f.xid, f.seq, r.encoded, r.received_at, r.flags, k.code
 			FROM unnest($1::text[]) AS sv(service)
@@ -89,7 +111,7 @@ func (s *PGStore) Feed(ctx context.Context, services []string, after Cursor, lim
 	}
 	xmin, err := strconv.ParseUint(horizon, 10, 64)
 	if err != nil {
-		return nil, Cursor{}, false, fmt.Errorf("backoffice: feed: snapshot xmin %q: %w", horizon, err)
+		return nil, Cursor{}, false, fmt.Errorf("backoffice: feed: horizon %q: %w", horizon, err)
 	}
 	if h := (Cursor{XID: xmin}); next.Less(h) {
 		next = h
