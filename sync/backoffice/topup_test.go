@@ -40,10 +40,10 @@ type topUpLab struct {
 	*lab
 	iss  *testIssuer
 	card *testCard // the holder's card (topUpNIP): its EF.SOD and DG1 go with every query
-	svc *backoffice.Service
-	srv *httptest.Server
-	mu  sync.Mutex
-	at  time.Time
+	svc  *backoffice.Service
+	srv  *httptest.Server
+	mu   sync.Mutex
+	at   time.Time
 }
 
 func newTopUpLab(t *testing.T, l *lab, iss *testIssuer, cfg backoffice.TopUpConfig, at time.Time) *topUpLab {
