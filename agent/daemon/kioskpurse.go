@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -62,6 +63,10 @@ type purseRun struct {
 	serial [8]byte
 	nip    string
 	tmpl   record.Record // the authentication's record: the top-up record's checks and subject
+	// sod and dg1 are the card's EF.SOD and DG1 as read (copies): the
+	// top-up query shows the back office with them that the NIP is the
+	// card's (docs/ewallet.md). Memory only; wiped with the purse.
+	sod, dg1 []byte
 
 	mu     sync.Mutex
 	st     kpe.PurseState
@@ -82,7 +87,8 @@ func (run *purseRun) wipe() {
 	run.mu.Lock()
 	defer run.mu.Unlock()
 	clear(run.log)
-	run.log, run.offer, run.st, run.nip = nil, nil, kpe.PurseState{}, ""
+	clear(run.dg1)
+	run.log, run.offer, run.st, run.nip, run.sod, run.dg1 = nil, nil, kpe.PurseState{}, "", nil, nil
 }
 
 // readPurseState reads the card's purse and log in its own PC/SC
@@ -132,7 +138,7 @@ func sortLog(log []kpe.PurseLogEntry) []kpe.PurseLogEntry {
 // authentication of res (its record tmpl, before it was sealed).
 func (d *Daemon) keepPurse(r *reader, s *cards.Session, owner string, kiosk bool, res *cards.Result, tmpl *record.Record, st kpe.PurseState, log []kpe.PurseLogEntry) {
 	run := &purseRun{reader: r.name, owner: owner, kiosk: kiosk, serial: res.KPE.Info.Serial, nip: res.KPE.Identity.NIP, tmpl: *tmpl,
-		st: st, log: log, state: api.TopUpNone}
+		st: st, log: log, state: api.TopUpNone, sod: bytes.Clone(res.KPE.SOD), dg1: bytes.Clone(res.KPE.Groups[kpe.DGIdentity])}
 	run.tmpl.Renewal, run.tmpl.Purse = nil, nil
 	if !d.cfg().TopUpOn() || d.up == nil {
 		run.reason = topupOff
@@ -303,14 +309,21 @@ func (d *Daemon) TopUpCheck(ctx context.Context, name string, loc api.Locale) (a
 	}
 	defer run.unclaim()
 	run.mu.Lock()
-	st, serial, nip := run.st, run.serial, run.nip
+	st, serial, nip, efSOD, dg1 := run.st, run.serial, run.nip, run.sod, run.dg1
 	run.mu.Unlock()
 	cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
 	defer context.AfterFunc(d.halt, cancel)()
-	q := wire.TopUpQuery{Serial: hex.EncodeToString(serial[:]), NIP: nip, PTC: st.PTC, Balance: st.Balance, MaxBalance: st.MaxBalance}
+	// EF.SOD and DG1 show the back office the NIP is the card's
+	q := wire.TopUpQuery{Serial: hex.EncodeToString(serial[:]), NIP: nip, PTC: st.PTC, Balance: st.Balance, MaxBalance: st.MaxBalance,
+		SOD: efSOD, DG1: dg1}
 	ans, err := d.up.TopUpOffer(cctx, q, d.cfg().EWallet.TopUpTimeout)
-	if err != nil {
+	switch {
+	case errors.Is(err, uploader.ErrBadSOD):
+		d.log.Warn("top-up: the back office refused the card's security object", "card_serial", hex.EncodeToString(serial[:]), "err", err)
+		run.setNone(topupRefused)
+		return run.view(lang), nil
+	case err != nil:
 		d.log.Warn("top-up: the back office's answer is refused", "err", err)
 		run.setNone(topupRefused)
 		return run.view(lang), nil

@@ -20,7 +20,9 @@ import (
 // serveTopUpOffer answers POST /v1/topup/offer (docs/ewallet.md, part 3):
 // the terminal's identity as for records; the body a strict
 // wire.TopUpQuery of at most wire.MaxTopUpQueryBytes; the answer 200
-// wire.TopUpOffers (no authorisation when none can be issued). An
+// wire.TopUpOffers (no authorisation when none can be issued), 422
+// bad-sod when the card's EF.SOD and DG1 do not show the NIP is the
+// card's (renewal.CheckCard), 400 bad-query without them. An
 // authorisation costs a signature in the issuer's HSM and a store write:
 // it takes an ingest slot like a batch. The log names the terminal and
 // the top-up id, never the NIP.
@@ -58,6 +60,8 @@ func (s *Service) serveTopUpOffer(w http.ResponseWriter, r *http.Request, log *s
 		problem(w, http.StatusServiceUnavailable, wire.ProblemTopUpUnavailable, "this back office issues no top-ups")
 	case errors.Is(err, ErrTopUpQuery):
 		problem(w, http.StatusBadRequest, "bad-query", err.Error())
+	case errors.Is(err, ErrBadCardSOD):
+		problem(w, http.StatusUnprocessableEntity, wire.ProblemBadSOD, err.Error())
 	default:
 		if log != nil && !errors.Is(err, context.Canceled) {
 			log.Error("top-up offer failed", "terminal", peer.Terminal, "err", err)

@@ -234,6 +234,18 @@ func checkRenewalQuery(q *wire.RenewalQuery) ([8]byte, error) {
 	return serial, nil
 }
 
+// checkCard shows a terminal's query is about the holder's own card, before
+// anything is answered about the NIP (the renewal and the top-up offers):
+// the card's EF.SOD verifies against the issuer roots at now and covers
+// its DG1, whose NIP is nip (renewal.CheckCard). ErrBadCardSOD otherwise.
+// Neither is kept or logged.
+func (s *Service) checkCard(cardSOD, dg1 []byte, nip string, now time.Time) error {
+	if _, err := renewal.CheckCard(cardSOD, dg1, nip, s.cfg.IssuerRoots, now); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadCardSOD, err)
+	}
+	return nil
+}
+
 // Offer outcomes, for the metrics and the log.
 const (
 	offerIssued  = "issued"
@@ -269,8 +281,8 @@ func (s *Service) renewalOffer(ctx context.Context, q *wire.RenewalQuery) (strin
 	// nothing is answered about a card before it is shown to be the
 	// holder's: its EF.SOD verifies and covers its DG1, whose NIP is the
 	// query's
-	if _, err := renewal.CheckCard(q.SOD, q.DG1, q.NIP, s.cfg.IssuerRoots, now); err != nil {
-		return offerRefused, nil, fmt.Errorf("%w: %w", ErrBadCardSOD, err)
+	if err := s.checkCard(q.SOD, q.DG1, q.NIP, now); err != nil {
+		return offerRefused, nil, err
 	}
 	current := renewal.SODHash(q.SOD)
 	byNew, err := rs.RenewalOfferByNewSOD(ctx, serial, current)

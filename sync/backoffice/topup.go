@@ -405,6 +405,12 @@ func checkTopUpQuery(q *wire.TopUpQuery) ([8]byte, error) {
 	if q.PTC == ^uint32(0) {
 		return serial, fmt.Errorf("%w: ptc: the card's purse counter is exhausted", ErrTopUpQuery)
 	}
+	if len(q.SOD) == 0 {
+		return serial, fmt.Errorf("%w: sod: missing", ErrTopUpQuery)
+	}
+	if len(q.DG1) == 0 {
+		return serial, fmt.Errorf("%w: dg1: missing", ErrTopUpQuery)
+	}
 	return serial, nil
 }
 
@@ -415,8 +421,12 @@ func checkTopUpQuery(q *wire.TopUpQuery) ([8]byte, error) {
 // is issued again (the card took no transaction since); one authorised
 // for another card or PTC is held until its record arrives, or a record
 // of the card's transaction at that PTC shows it was not used (the
-// ingest puts it back to staged). Errors: ErrTopUpUnavailable,
-// ErrNoTopUps, ErrTopUpQuery, or the store's.
+// ingest puts it back to staged). Nothing is answered before the card is
+// shown to be the NIP's: its EF.SOD verifies against the issuer roots and
+// covers its DG1, whose NIP is the query's (renewal.CheckCard, as the
+// renewal offer); the serial stays the terminal's word (neither carries
+// it). Errors: ErrTopUpUnavailable, ErrNoTopUps, ErrTopUpQuery,
+// ErrBadCardSOD, or the store's.
 func (s *Service) TopUpOffer(ctx context.Context, q *wire.TopUpQuery) ([]topup.Authorisation, error) {
 	if s.cfg.Issuer == nil {
 		return nil, ErrTopUpUnavailable
@@ -427,6 +437,10 @@ func (s *Service) TopUpOffer(ctx context.Context, q *wire.TopUpQuery) ([]topup.A
 	}
 	serial, err := checkTopUpQuery(q)
 	if err != nil {
+		return nil, err
+	}
+	now := s.cfg.Now()
+	if err := s.checkCard(q.SOD, q.DG1, q.NIP, now); err != nil {
 		return nil, err
 	}
 	cfg := s.cfg.TopUp.withDefaults()
@@ -440,7 +454,6 @@ func (s *Service) TopUpOffer(ctx context.Context, q *wire.TopUpQuery) ([]topup.A
 	} else {
 		room = min(room, cfg.MaxBalance-uint64(q.Balance))
 	}
-	now := s.cfg.Now()
 	for _, t := range pending {
 		switch {
 		case t.Status == TopUpAuthorised && (t.AuthSerial != serial || t.AuthPTC != q.PTC):

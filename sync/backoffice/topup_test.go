@@ -17,6 +17,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"kpe-agent/internal/kpedata"
+	"kpe-agent/internal/sod"
 	"kpe-agent/internal/topup"
 	"kpe-agent/sync/backoffice"
 	"kpe-agent/sync/record"
@@ -36,11 +38,12 @@ var (
 // plain HTTP.
 type topUpLab struct {
 	*lab
-	iss *testIssuer
-	svc *backoffice.Service
-	srv *httptest.Server
-	mu  sync.Mutex
-	at  time.Time
+	iss  *testIssuer
+	card *testCard // the holder's card (topUpNIP): its EF.SOD and DG1 go with every query
+	svc  *backoffice.Service
+	srv  *httptest.Server
+	mu   sync.Mutex
+	at   time.Time
 }
 
 func newTopUpLab(t *testing.T, l *lab, iss *testIssuer, cfg backoffice.TopUpConfig, at time.Time) *topUpLab {
@@ -48,6 +51,9 @@ func newTopUpLab(t *testing.T, l *lab, iss *testIssuer, cfg backoffice.TopUpConf
 	c := backoffice.Config{CA: l.ca.Pool(), PlaintextTerminals: true, Now: tl.now, TopUp: cfg}
 	if iss != nil {
 		c.Issuer, c.IssuerRoots = iss, iss.pool()
+		tl.card = newTestCard(t, iss)
+	} else {
+		tl.card = newTestCard(t, newTestIssuer(t, "BKN"))
 	}
 	svc, err := backoffice.New(l.store, c)
 	require.NoError(t, err)
@@ -75,7 +81,20 @@ func (tl *topUpLab) stage(t *testing.T, amount uint32, ref string) *backoffice.T
 // returns the status and the body.
 func (tl *topUpLab) offer(t *testing.T, card [8]byte, ptc, balance, max uint32) (int, []byte) {
 	t.Helper()
-	b, err := json.Marshal(wire.TopUpQuery{Serial: hex.EncodeToString(card[:]), NIP: topUpNIP, PTC: ptc, Balance: balance, MaxBalance: max})
+	return tl.offerQuery(t, tl.query(card, ptc, balance, max))
+}
+
+// query is the query of the lab's card, as serial card, at ptc with
+// balance and max.
+func (tl *topUpLab) query(card [8]byte, ptc, balance, max uint32) wire.TopUpQuery {
+	return wire.TopUpQuery{Serial: hex.EncodeToString(card[:]), NIP: topUpNIP, PTC: ptc, Balance: balance, MaxBalance: max,
+		SOD: tl.card.sod, DG1: tl.card.groups[1]}
+}
+
+// offerQuery posts q and returns the status and the body.
+func (tl *topUpLab) offerQuery(t *testing.T, q wire.TopUpQuery) (int, []byte) {
+	t.Helper()
+	b, err := json.Marshal(q)
 	require.NoError(t, err)
 	resp, err := http.Post(tl.srv.URL+wire.PathTopUpOffer, "application/json", bytes.NewReader(b))
 	require.NoError(t, err)
@@ -314,6 +333,80 @@ func TestTopUpOfferRefusals(t *testing.T) {
 		resp.Body.Close()
 		assert.Equal(t, http.StatusBadRequest, resp.StatusCode, q)
 	}
+}
+
+// The query carries the card's EF.SOD and DG1: the back office answers
+// only when the EF.SOD verifies against its issuer roots and covers the
+// DG1, whose NIP is the query's; else nothing is looked up or authorised
+// (the top-up stays staged). On both stores.
+func TestTopUpOfferCardData(t *testing.T) {
+	eachStore(t, func(t *testing.T, l *lab) {
+		iss := newTestIssuer(t, "BKN")
+		tl := newTopUpLab(t, l, iss, backoffice.TopUpConfig{}, time.Now())
+		tu := tl.stage(t, 100_000, "TRF-A")
+
+		// without card data: a bad query (no agent predates the fields)
+		for name, mutate := range map[string]func(*wire.TopUpQuery){
+			"no sod":  func(q *wire.TopUpQuery) { q.SOD = nil },
+			"no dg1":  func(q *wire.TopUpQuery) { q.DG1 = nil },
+			"neither": func(q *wire.TopUpQuery) { q.SOD, q.DG1 = nil, nil },
+		} {
+			q := tl.query(topUpCard, 5, 0, 20_000_000)
+			mutate(&q)
+			status, body := tl.offerQuery(t, q)
+			assert.Equal(t, http.StatusBadRequest, status, "%s: %s", name, body)
+			assert.Equal(t, "bad-query", problemOf(t, string(body)), name)
+		}
+		status, body := tl.offerQuery(t, wire.TopUpQuery{Serial: hex.EncodeToString(topUpCard[:]), NIP: topUpNIP, PTC: 5, MaxBalance: 20_000_000})
+		assert.Equal(t, http.StatusBadRequest, status, "an agent that sends no card data: %s", body)
+
+		badCard := func(name string, q wire.TopUpQuery) {
+			t.Helper()
+			status, body := tl.offerQuery(t, q)
+			assert.Equal(t, http.StatusUnprocessableEntity, status, "%s: %s", name, body)
+			assert.Equal(t, wire.ProblemBadSOD, problemOf(t, string(body)), name)
+		}
+		// another holder's genuine card asking for this NIP
+		other := newTestCard(t, iss)
+		other.groups[1] = kpedata.Identity{NIP: "199001012015011001", Name: "Other Holder"}.Encode()
+		var err error
+		other.sod, err = sod.Sign(other.groups, iss.key, iss.cert)
+		require.NoError(t, err)
+		q := tl.query(topUpCard, 5, 0, 20_000_000)
+		q.SOD, q.DG1 = other.sod, other.groups[1]
+		badCard("DG1 of another NIP", q)
+		// a DG1 with this NIP the EF.SOD does not cover
+		q = tl.query(topUpCard, 5, 0, 20_000_000)
+		q.DG1 = kpedata.Identity{NIP: topUpNIP, Name: "Somebody Else"}.Encode()
+		badCard("DG1 not covered", q)
+		// a genuine EF.SOD with the DG1 of the other card
+		q = tl.query(topUpCard, 5, 0, 20_000_000)
+		q.DG1 = other.groups[1]
+		badCard("the EF.SOD covers another DG1", q)
+		// a card personalised by an issuer this back office does not trust
+		rogue := newTestCard(t, newTestIssuer(t, "Rogue"))
+		q = tl.query(topUpCard, 5, 0, 20_000_000)
+		q.SOD, q.DG1 = rogue.sod, rogue.groups[1]
+		badCard("untrusted issuer", q)
+		// a malformed EF.SOD
+		q = tl.query(topUpCard, 5, 0, 20_000_000)
+		q.SOD = q.SOD[:len(q.SOD)/2]
+		badCard("malformed EF.SOD", q)
+		assert.Equal(t, backoffice.TopUpStaged, tl.topUp(t, tu.ID).Status, "no refused query authorised it")
+		assert.Equal(t, 0, tl.topUp(t, tu.ID).Authorisations)
+
+		// the genuine card: answered (the serial stays the terminal's word)
+		got := tl.auths(t, topUpCard, 5, 0, 20_000_000)
+		require.Len(t, got, 1)
+		assert.Equal(t, tu.ID, got[0].ID)
+		assert.Equal(t, backoffice.TopUpAuthorised, tl.topUp(t, tu.ID).Status)
+
+		// EF.SOD and DG1 fit; a larger body is 413
+		big := tl.query(topUpCard, 5, 0, 20_000_000)
+		big.SOD = make([]byte, wire.MaxTopUpQueryBytes)
+		status, _ = tl.offerQuery(t, big)
+		assert.Equal(t, http.StatusRequestEntityTooLarge, status)
+	})
 }
 
 // A top-up record marks its top-up applied in the ingest transaction

@@ -32,8 +32,9 @@ const (
 )
 
 // ErrBadSOD: the back office refused the card's EF.SOD (422 bad-sod): it
-// does not chain to the issuer roots or is malformed. The agent reports it;
-// the card cannot be renewed.
+// does not chain to the issuer roots, is malformed, or does not cover the
+// card's DG1 with the query's NIP. The agent reports it; the card cannot
+// be renewed or topped up.
 var ErrBadSOD = errors.New("uploader: the back office refused the card's security object")
 
 // OfferAnswer is the back office's answer to an offer request: the offer,

@@ -30,9 +30,10 @@ type TopUpAnswer struct {
 
 // TopUpOffer asks the back office for the top-ups staged for the card q
 // describes, waiting at most timeout (default 10 s). An error means the
-// back office answered something the agent must report: ErrRefused (401,
-// 403, another 4xx) or an answer that is not one (topup.ErrFormat, too
-// large); everything else is an answer and, without authorisations, its
+// back office answered something the agent must report: ErrBadSOD (the
+// card's EF.SOD and DG1 in q do not show the NIP is the card's),
+// ErrRefused (401, 403, another 4xx) or an answer that is not one
+// (topup.ErrFormat, too large); everything else is an answer and, without authorisations, its
 // reason.
 func (u *Uploader) TopUpOffer(ctx context.Context, q wire.TopUpQuery, timeout time.Duration) (TopUpAnswer, error) {
 	status, raw, reason, err := u.offerCall(ctx, wire.PathTopUpOffer, q, timeout, wire.MaxTopUpOffersBytes, "topup", wire.ProblemTopUpUnavailable)
@@ -58,6 +59,8 @@ func (u *Uploader) TopUpOffer(ctx context.Context, q wire.TopUpQuery, timeout ti
 			return TopUpAnswer{Reason: NoOfferNone}, nil
 		}
 		return TopUpAnswer{Authorisations: o.Authorisations}, nil
+	case status == http.StatusUnprocessableEntity && problemCode(raw) == wire.ProblemBadSOD:
+		return TopUpAnswer{}, fmt.Errorf("%w: %s", ErrBadSOD, problemText(raw))
 	}
 	return TopUpAnswer{}, refused(status, raw)
 }

@@ -22,6 +22,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"kpe-agent/internal/kpedata"
+	"kpe-agent/internal/sod"
 	"kpe-agent/internal/topup"
 	"kpe-agent/sync/backoffice"
 	"kpe-agent/sync/uploader"
@@ -72,6 +74,16 @@ func newKeyIssuer(t *testing.T) *keyIssuer {
 
 var topUpSerial = [8]byte{0x4B, 0x50, 0x45, 0, 0, 0, 0, 0x11}
 
+// cardData is a card's EF.SOD, signed by iss over its groups, and its DG1
+// with nip.
+func cardData(t *testing.T, iss *keyIssuer, nip string) (efSOD, dg1 []byte) {
+	t.Helper()
+	dg1 = kpedata.Identity{NIP: nip, Name: "Drs. Budi Santoso", BirthPlace: "Bandung", BirthDate: "19660801", Gender: "L"}.Encode()
+	efSOD, err := sod.Sign(map[int][]byte{1: dg1, 2: kpedata.Employment{Status: "PNS"}.Encode()}, iss.key, iss.cert)
+	require.NoError(t, err)
+	return efSOD, dg1
+}
+
 // Against the back office over mutual TLS: nothing staged is reason none;
 // a staged top-up comes back as one authorisation that verifies for the
 // card at its PTC; a back office without an issuer is reason
@@ -97,6 +109,7 @@ func TestTopUpOfferBackOffice(t *testing.T) {
 	require.NoError(t, err)
 	ctx := context.Background()
 	q := wire.TopUpQuery{Serial: hex.EncodeToString(topUpSerial[:]), NIP: "196608011988031001", PTC: 4, Balance: 10_000, MaxBalance: 20_000_000}
+	q.SOD, q.DG1 = cardData(t, iss, q.NIP)
 
 	a, err := up.TopUpOffer(ctx, q, 5*time.Second)
 	require.NoError(t, err)
@@ -113,6 +126,17 @@ func TestTopUpOfferBackOffice(t *testing.T) {
 	assert.Equal(t, uint32(250_000), au.Amount)
 	require.NoError(t, topup.Verify(&au, topUpSerial, 4, iss.pool(), time.Now()))
 	assert.ErrorIs(t, topup.Verify(&au, topUpSerial, 5, iss.pool(), time.Now()), topup.ErrReplayed)
+
+	// another holder's card, or one of an issuer the back office does not
+	// trust, asking for this NIP: ErrBadSOD
+	other := q
+	other.SOD, other.DG1 = cardData(t, iss, "199001012015011001")
+	_, err = up.TopUpOffer(ctx, other, 5*time.Second)
+	assert.ErrorIs(t, err, uploader.ErrBadSOD)
+	rogue := q
+	rogue.SOD, rogue.DG1 = cardData(t, newKeyIssuer(t), q.NIP)
+	_, err = up.TopUpOffer(ctx, rogue, 5*time.Second)
+	assert.ErrorIs(t, err, uploader.ErrBadSOD)
 
 	srv = serve(backoffice.Config{})
 	up, err = uploader.New(nil, uploader.Config{URL: srv.URL, TLS: r.client})
@@ -145,6 +169,7 @@ func TestTopUpOfferAnswers(t *testing.T) {
 	up, err := uploader.New(nil, uploader.Config{URL: srv.URL + "/"})
 	require.NoError(t, err)
 	q := wire.TopUpQuery{Serial: hex.EncodeToString(topUpSerial[:]), NIP: "196608011988031001", PTC: 3, Balance: 1, MaxBalance: 2_000_000}
+	q.SOD, q.DG1 = cardData(t, iss, q.NIP)
 	ask := func() (uploader.TopUpAnswer, error) { return up.TopUpOffer(context.Background(), q, time.Second) }
 	problem := func(status int, code string) func(w http.ResponseWriter) {
 		return func(w http.ResponseWriter) {
@@ -159,7 +184,7 @@ func TestTopUpOfferAnswers(t *testing.T) {
 	require.Len(t, a.Authorisations, 1)
 	assert.Equal(t, au.ID, a.Authorisations[0].ID)
 	require.NoError(t, topup.Verify(&a.Authorisations[0], topUpSerial, 3, iss.pool(), time.Now()))
-	assert.Equal(t, q, got, "the query as sent")
+	assert.Equal(t, q, got, "the query as sent, EF.SOD and DG1 with it")
 
 	answer = func(w http.ResponseWriter) { w.Write([]byte(`{"authorisations":[]}`)) }
 	a, err = ask()
@@ -185,6 +210,12 @@ func TestTopUpOfferAnswers(t *testing.T) {
 	_, err = ask()
 	assert.ErrorIs(t, err, uploader.ErrRefused)
 	answer = problem(http.StatusBadRequest, "bad-query")
+	_, err = ask()
+	assert.ErrorIs(t, err, uploader.ErrRefused)
+	answer = problem(http.StatusUnprocessableEntity, wire.ProblemBadSOD)
+	_, err = ask()
+	assert.ErrorIs(t, err, uploader.ErrBadSOD, "the card's data refused")
+	answer = problem(http.StatusUnprocessableEntity, "other")
 	_, err = ask()
 	assert.ErrorIs(t, err, uploader.ErrRefused)
 
