@@ -279,11 +279,11 @@ func (s *Service) ewalletPages(mux *http.ServeMux, render renderFunc, log *slog.
 		v := &topUpsPage{Amount: strings.TrimSpace(r.PostFormValue("amount"))}
 		v.Form = TopUpRequest{NIP: strings.TrimSpace(r.PostFormValue("nip")), Ref: strings.TrimSpace(r.PostFormValue("ref"))}
 		amount, err := parseRupiah(v.Amount)
-		if err != nil || amount == 0 {
+		if err != nil {
 			answer(w, r, &TopUpFieldError{Field: TopUpFieldAmount, Reason: "a whole number of rupiah"}, "", "", v)
 			return
 		}
-		v.Form.Amount = uint32(amount)
+		v.Form.Amount = amount // 0 is StageTopUp's refusal, the same field error
 		who := PrincipalFrom(r.Context())
 		t, err := s.StageTopUp(r.Context(), v.Form, who.Account)
 		if err != nil {
