@@ -318,13 +318,12 @@ func (d *Daemon) TopUpCheck(ctx context.Context, name string, loc api.Locale) (a
 	q := wire.TopUpQuery{Serial: hex.EncodeToString(serial[:]), NIP: nip, PTC: st.PTC, Balance: st.Balance, MaxBalance: st.MaxBalance,
 		SOD: efSOD, DG1: dg1}
 	ans, err := d.up.TopUpOffer(cctx, q, d.cfg().EWallet.TopUpTimeout)
-	switch {
-	case errors.Is(err, uploader.ErrBadSOD):
-		d.log.Warn("top-up: the back office refused the card's security object", "card_serial", hex.EncodeToString(serial[:]), "err", err)
-		run.setNone(topupRefused)
-		return run.view(lang), nil
-	case err != nil:
-		d.log.Warn("top-up: the back office's answer is refused", "err", err)
+	if err != nil {
+		if errors.Is(err, uploader.ErrBadSOD) {
+			d.log.Warn("top-up: the back office refused the card's security object", "card_serial", hex.EncodeToString(serial[:]), "err", err)
+		} else {
+			d.log.Warn("top-up: the back office's answer is refused", "err", err)
+		}
 		run.setNone(topupRefused)
 		return run.view(lang), nil
 	}
