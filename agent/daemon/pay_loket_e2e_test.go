@@ -94,18 +94,7 @@ func TestLoketPayEndToEnd(t *testing.T) {
 		assert.True(t, state.Submit, "submit disabled while the attempt is pending")
 		assert.False(t, state.Retry, "no payment started")
 		assert.Equal(t, i18n.English.T("loket.pay.pending"), state.State)
-		st, _ := purseOf(t, card)
-		assert.Equal(t, uint32(465_000), st.Balance, "the card took the DEBIT")
-		require.NoError(t, r.lab.ClearFault(0))
-		require.Eventually(t, func() bool {
-			st, err := r.lab.SlotStatus(0)
-			return err == nil && !st.Inserted
-		}, 5*time.Second, 10*time.Millisecond)
-		r.waitReader(t, pcsctest.Slot0, func(rd api.Reader) bool { return !rd.CardPresent })
-		j, err := r.ob.PurseJournals()
-		require.NoError(t, err)
-		require.Len(t, j, 1)
-		pending := j[0].Request
+		pending := tornAfterDebit(t, r, card, 465_000)
 		// the card back; the clerk retries: the same key, settled from the
 		// card's log, not debited again
 		r.insertCard(t, card)
@@ -118,12 +107,12 @@ func TestLoketPayEndToEnd(t *testing.T) {
 		assert.Equal(t, codeOf(t, recs[1]), b.Text("#pay-code"))
 		assert.Equal(t, "465,000", b.Text("#pay-balance"))
 		assert.Equal(t, i18n.English.T("loket.pay.done"), b.Text("#pay-done span"))
-		st, _ = purseOf(t, card)
+		st, _ := purseOf(t, card)
 		assert.Equal(t, uint32(465_000), st.Balance, "debited once")
 		o, err := r.ob.PurseRequest(pending)
 		require.NoError(t, err)
 		assert.Equal(t, outbox.PurseRequestDone, o.Status)
-		j, err = r.ob.PurseJournals()
+		j, err := r.ob.PurseJournals()
 		require.NoError(t, err)
 		assert.Empty(t, j)
 		assert.False(t, strings.Contains(b.Text("#pay"), "Budi"), "the panel shows no holder's data")
@@ -189,18 +178,7 @@ func TestLoketPayReload(t *testing.T) {
 	assert.Equal(t, "INV-79", kept.Ref)
 	assert.NotContains(t, stored(), "Budi", "no personal data in the browser")
 	assert.NotContains(t, stored(), "kasir-01", "the clerk ID stays in the page's memory")
-	st, _ := purseOf(t, card)
-	assert.Equal(t, uint32(465_000), st.Balance, "the card took the DEBIT")
-	require.NoError(t, r.lab.ClearFault(0))
-	require.Eventually(t, func() bool {
-		st, err := r.lab.SlotStatus(0)
-		return err == nil && !st.Inserted
-	}, 5*time.Second, 10*time.Millisecond)
-	r.waitReader(t, pcsctest.Slot0, func(rd api.Reader) bool { return !rd.CardPresent })
-	j, err := r.ob.PurseJournals()
-	require.NoError(t, err)
-	require.Len(t, j, 1)
-	pending := j[0].Request
+	pending := tornAfterDebit(t, r, card, 465_000)
 
 	// the reload: the page forgets its memory, not the attempt
 	b.Navigate(r.base + api.PathLoket)
@@ -237,7 +215,7 @@ func TestLoketPayReload(t *testing.T) {
 	assert.Equal(t, "INV-79", recs[1].Purse.Reference)
 	assert.Equal(t, codeOf(t, recs[1]), b.Text("#pay-code"))
 	assert.Equal(t, "465.000", b.Text("#pay-balance"))
-	st, _ = purseOf(t, card)
+	st, _ := purseOf(t, card)
 	assert.Equal(t, uint32(465_000), st.Balance, "debited once")
 	o, err := r.ob.PurseRequest(pending)
 	require.NoError(t, err)
@@ -264,4 +242,23 @@ func TestLoketPayReload(t *testing.T) {
 	b.Eval(`!document.getElementById("pay-submit").disabled && document.getElementById("pay-amount").value === "" && document.getElementById("pay-retry").hidden`, &open)
 	assert.True(t, open, "the next clerk starts with an open form")
 	assert.Len(t, r.payRecords(t), 2)
+}
+
+// tornAfterDebit checks the card took a DEBIT torn by the armed fault (its
+// balance now balance), clears the fault, waits until the lab and the
+// agent saw the card go, and answers the one journaled request.
+func tornAfterDebit(t *testing.T, r *rig, card *tracedCard, balance uint32) [16]byte {
+	t.Helper()
+	st, _ := purseOf(t, card)
+	assert.Equal(t, balance, st.Balance, "the card took the DEBIT")
+	require.NoError(t, r.lab.ClearFault(0))
+	require.Eventually(t, func() bool {
+		st, err := r.lab.SlotStatus(0)
+		return err == nil && !st.Inserted
+	}, 5*time.Second, 10*time.Millisecond)
+	r.waitReader(t, pcsctest.Slot0, func(rd api.Reader) bool { return !rd.CardPresent })
+	j, err := r.ob.PurseJournals()
+	require.NoError(t, err)
+	require.Len(t, j, 1)
+	return j[0].Request
 }
