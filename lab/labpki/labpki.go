@@ -295,10 +295,21 @@ func (c *CA) DocumentSignerTemplate(subject pkix.Name) *x509.Certificate {
 // trust list (testdata/cards/lab/trust/bkn-ca.pem, made by lab/labset)
 // when c holds that root's key.
 func (c *CA) DocumentSigner(pub crypto.PublicKey, subject pkix.Name) (*x509.Certificate, error) {
+	return c.documentSigner(pub, c.DocumentSignerTemplate(subject))
+}
+
+// DocumentSignerFor is DocumentSigner valid from notBefore to notAfter
+// instead (tests that sign at fixed dates).
+func (c *CA) DocumentSignerFor(pub crypto.PublicKey, subject pkix.Name, notBefore, notAfter time.Time) (*x509.Certificate, error) {
+	tmpl := c.DocumentSignerTemplate(subject)
+	tmpl.NotBefore, tmpl.NotAfter = notBefore, notAfter
+	return c.documentSigner(pub, tmpl)
+}
+
+func (c *CA) documentSigner(pub crypto.PublicKey, tmpl *x509.Certificate) (*x509.Certificate, error) {
 	if k, ok := pub.(*ecdsa.PublicKey); !ok || k.Curve != elliptic.P256() {
 		return nil, fmt.Errorf("labpki: document signer: want an ECDSA P-256 public key, got %T", pub)
 	}
-	tmpl := c.DocumentSignerTemplate(subject)
 	sn, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 120))
 	if err != nil {
 		return nil, err

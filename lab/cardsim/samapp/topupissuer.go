@@ -8,12 +8,12 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"fmt"
-	"math/big"
 	"time"
 
 	"kpe-agent/apdu/kpe"
 	"kpe-agent/apdu/sam"
 	"kpe-agent/internal/topup"
+	"kpe-agent/lab/labpki"
 )
 
 // TopUpIssuer is a lab issuer of top-up authorisations: a root (what a
@@ -25,21 +25,11 @@ type TopUpIssuer struct {
 	Cert *x509.Certificate
 }
 
-// NewTopUpIssuer makes a fresh root and document signer, valid from 2000
-// to 2100 (lab tests run at fixed dates).
+// NewTopUpIssuer makes a fresh root (labpki.NewCA, valid from
+// labpki.LabEpoch) and a document signer under it valid as long as the
+// root: lab tests sign at fixed dates.
 func NewTopUpIssuer(name string) (*TopUpIssuer, error) {
-	from, to := time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)
-	rootKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	rt := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name + " Root CA"}, NotBefore: from, NotAfter: to,
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	der, err := x509.CreateCertificate(rand.Reader, rt, rt, &rootKey.PublicKey, rootKey)
-	if err != nil {
-		return nil, err
-	}
-	root, err := x509.ParseCertificate(der)
+	ca, err := labpki.NewCA(name + " Root CA")
 	if err != nil {
 		return nil, err
 	}
@@ -47,16 +37,11 @@ func NewTopUpIssuer(name string) (*TopUpIssuer, error) {
 	if err != nil {
 		return nil, err
 	}
-	dt := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: name + " Document Signer"}, NotBefore: from, NotAfter: to,
-		KeyUsage: x509.KeyUsageDigitalSignature}
-	if der, err = x509.CreateCertificate(rand.Reader, dt, root, &key.PublicKey, rootKey); err != nil {
-		return nil, err
-	}
-	cert, err := x509.ParseCertificate(der)
+	cert, err := ca.DocumentSignerFor(&key.PublicKey, pkix.Name{CommonName: name + " Document Signer"}, ca.Cert.NotBefore, ca.Cert.NotAfter)
 	if err != nil {
 		return nil, err
 	}
-	return &TopUpIssuer{Root: root, Key: key, Cert: cert}, nil
+	return &TopUpIssuer{Root: ca.Cert, Key: key, Cert: cert}, nil
 }
 
 // Authorise signs an authorisation for exactly the CREDIT order o, valid
