@@ -841,6 +841,9 @@ func probe(ctx context.Context, c *http.Client, staff []string, rate float64, pi
 			return pr
 		case <-tick.C:
 		}
+		if ctx.Err() != nil {
+			continue // a tick and the end both ready: select picks either, and nothing is sent after the end
+		}
 		code := pick()
 		if code == "" {
 			continue
