@@ -88,8 +88,11 @@ check:
 	$(GO) vet ./...
 	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1; }
 
+# -timeout: a package's clock runs while it waits for the shared pcscd lock
+# (scripts/pcsclock) behind other packages, so Go's 10-minute default is
+# too close to what agent/daemon takes on a loaded 2-core machine.
 unit:
-	@./scripts/gotest.sh -race -count=1 ./...
+	@./scripts/gotest.sh -race -count=1 -timeout=45m ./...
 
 # A short run of every fuzz target; see the script for the retry of Go's
 # fuzzing-coordinator race (golang/go#75804).
