@@ -230,6 +230,9 @@ func (b *Browser) Eval(expr string, out any) {
 	}
 }
 
+// minWait is the least time Wait gives a condition.
+const minWait = 20 * time.Second
+
 // ErrTimeout: a condition did not hold in time.
 var ErrTimeout = errors.New("browsertest: condition not met in time")
 
@@ -265,6 +268,11 @@ func (b *Browser) WaitErr(expr string, d time.Duration) error {
 // Wait is WaitErr that fails the test on an error.
 func (b *Browser) Wait(expr string, d time.Duration) {
 	b.t.Helper()
+	// a condition that holds costs no more with a longer wait, and a
+	// shared 2-core CI machine can stall chromium and a race-built server
+	// for seconds: Wait gives at least minWait (WaitErr keeps d, for the
+	// checks that something does not happen)
+	d = max(d, minWait)
 	if err := b.WaitErr(expr, d); err != nil {
 		var page string
 		_ = b.EvalErr(`document.body ? document.body.innerText.slice(0, 2000) : ""`, &page)
