@@ -73,7 +73,7 @@ func TestEventStreamCap(t *testing.T) {
 		resp, stop := openStream(t, srv)
 		closers = append(closers, stop)
 		return resp.StatusCode == http.StatusOK
-	}, 5*time.Second, 20*time.Millisecond, "a closed stream did not free its slot")
+	}, 20*time.Second, 20*time.Millisecond, "a closed stream did not free its slot")
 	resp, stop = openStream(t, srv)
 	closers = append(closers, stop)
 	assert.Equal(t, http.StatusTooManyRequests, resp.StatusCode, "the cap holds again")

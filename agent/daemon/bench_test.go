@@ -41,7 +41,7 @@ func BenchmarkTapToCode(b *testing.B) {
 		base = append(base, bareRead(b))
 	}
 	require.NoError(b, r.lab.Remove(0))
-	pcsctest.WaitCard(b, pcsctest.Slot0, false, 5*time.Second)
+	pcsctest.WaitCard(b, pcsctest.Slot0, false, 15*time.Second)
 
 	var taps []time.Duration
 	b.ResetTimer()
@@ -61,7 +61,7 @@ func BenchmarkTapToCode(b *testing.B) {
 		taps = append(taps, time.Duration(res.TapToCodeMS*float64(time.Millisecond)))
 		b.StopTimer()
 		require.NoError(b, r.lab.Remove(0))
-		pcsctest.WaitCard(b, pcsctest.Slot0, false, 5*time.Second)
+		pcsctest.WaitCard(b, pcsctest.Slot0, false, 15*time.Second)
 		b.StartTimer()
 	}
 	b.StopTimer()
@@ -140,7 +140,7 @@ func BenchmarkPayment(b *testing.B) {
 		base = append(base, bareRead(b))
 	}
 	require.NoError(b, r.lab.Remove(0))
-	pcsctest.WaitCard(b, pcsctest.Slot0, false, 5*time.Second)
+	pcsctest.WaitCard(b, pcsctest.Slot0, false, 15*time.Second)
 
 	card, err := cardsim.LoadCard(pcsctest.RepoPath(budiImage))
 	require.NoError(b, err)
@@ -183,7 +183,7 @@ func BenchmarkPayment(b *testing.B) {
 			}
 		}
 		require.NoError(b, r.lab.Remove(0))
-		pcsctest.WaitCard(b, pcsctest.Slot0, false, 5*time.Second)
+		pcsctest.WaitCard(b, pcsctest.Slot0, false, 15*time.Second)
 		b.StartTimer()
 	}
 	b.StopTimer()

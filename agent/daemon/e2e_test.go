@@ -194,7 +194,7 @@ func (r *rig) waitReader(t testing.TB, name string, ok func(api.Reader) bool) {
 		r.call("GET", api.PathReaders, nil, &rs)
 		i := slices.IndexFunc(rs, func(rd api.Reader) bool { return rd.Name == name })
 		return i >= 0 && ok(rs[i])
-	}, 10*time.Second, 10*time.Millisecond)
+	}, 20*time.Second, 10*time.Millisecond)
 }
 
 func newRig(t testing.TB) *rig { return newRigWith(t, rigOptions{}) }
@@ -617,11 +617,13 @@ func TestEndToEnd(t *testing.T) {
 		assert.Equal(t, terminal, v.TerminalID)
 		assert.Equal(t, "sam", v.Signer)
 		assert.Equal(t, a.res.Counter, v.Counter)
+		// the back office commits before it answers, and the agent settles
+		// its outbox after reading the answer: the queue follows a moment later
 		var q api.QueueStatus
-		r.call("GET", api.PathQueue, nil, &q)
-		assert.Equal(t, 1, q.Acknowledged)
-		assert.Zero(t, q.Pending+q.Sending)
-		assert.Equal(t, uint64(1), q.Sync.Accepted)
+		require.Eventually(t, func() bool {
+			r.call("GET", api.PathQueue, nil, &q)
+			return q.Acknowledged == 1 && q.Pending+q.Sending == 0 && q.Sync.Accepted == 1
+		}, 10*time.Second, 20*time.Millisecond, "the outbox settles the acknowledged record: %+v", q)
 
 		// the card's data and the ASKES form, read when the card stays in
 		var readers []api.Reader
@@ -759,13 +761,13 @@ func TestEndToEnd(t *testing.T) {
 	// finds that card gone before it could begin with it and waits for
 	// the next card instead of failing with card-removed.
 	t.Run("card-pulled-before-the-workflow-used-it", func(t *testing.T) {
-		pcsctest.WaitCard(t, pcsctest.Slot0, false, 5*time.Second)
+		pcsctest.WaitCard(t, pcsctest.Slot0, false, 15*time.Second)
 		require.NoError(t, r.lab.PlaceFinger(0, cardsim.FingerGenuine))
 		r.insert(0, "kpe-budi.json")
 		r.waitReader(t, pcsctest.Slot0, func(rd api.Reader) bool { return rd.CardPresent && rd.State == api.StateAuthenticated })
 		r.gate.hold()
 		require.NoError(t, r.lab.Remove(0))
-		pcsctest.WaitCard(t, pcsctest.Slot0, false, 5*time.Second)
+		pcsctest.WaitCard(t, pcsctest.Slot0, false, 15*time.Second)
 		var rs []api.Reader
 		r.call("GET", api.PathReaders, nil, &rs)
 		require.True(t, rs[0].CardPresent, "the agent should not know yet")
@@ -797,7 +799,7 @@ func TestEndToEnd(t *testing.T) {
 		require.NoError(t, err, res.Code)
 		assert.Positive(t, res.TapToCodeMS, "the code comes from the next card, which the workflow waited for")
 		require.NoError(t, r.lab.Remove(0))
-		pcsctest.WaitCard(t, pcsctest.Slot0, false, 5*time.Second)
+		pcsctest.WaitCard(t, pcsctest.Slot0, false, 15*time.Second)
 	})
 
 	t.Run("unknown-card", func(t *testing.T) {
@@ -830,7 +832,7 @@ func TestEndToEnd(t *testing.T) {
 		assert.Equal(t, "Unknown card. Use a KPE, KPE Tambahan or KTP-el.", failed.Error.Message)
 		assert.Equal(t, failed.Error.Message, failed.Message)
 		require.NoError(t, r.lab.Remove(0))
-		pcsctest.WaitCard(t, pcsctest.Slot0, false, 5*time.Second)
+		pcsctest.WaitCard(t, pcsctest.Slot0, false, 15*time.Second)
 	})
 
 	t.Run("pcscd-restarted-mid-shift", func(t *testing.T) {
@@ -857,7 +859,7 @@ func TestEndToEnd(t *testing.T) {
 		require.NoError(t, err)
 		assert.True(t, v)
 		require.NoError(t, r.lab.Remove(0))
-		pcsctest.WaitCard(t, pcsctest.Slot0, false, 5*time.Second)
+		pcsctest.WaitCard(t, pcsctest.Slot0, false, 15*time.Second)
 	})
 
 	t.Run("ktpel", func(t *testing.T) {
@@ -865,7 +867,7 @@ func TestEndToEnd(t *testing.T) {
 		r.insert(0, "ktpel-siti.json")
 		defer func() {
 			require.NoError(t, r.lab.Remove(0))
-			pcsctest.WaitCard(t, pcsctest.Slot0, false, 5*time.Second)
+			pcsctest.WaitCard(t, pcsctest.Slot0, false, 15*time.Second)
 		}()
 		var res api.AuthResult
 		status, e := r.call("POST", api.PathAuth, api.AuthRequest{Service: "kiosk", Operator: "clerk-01", WaitSeconds: 10}, &res)
@@ -1052,7 +1054,7 @@ func TestEndToEnd(t *testing.T) {
 		status, _ = answerPrompt(ev.Prompt.ID, api.AnswerContinue)
 		assert.Equal(t, http.StatusNotFound, status)
 		assert.Equal(t, before, recorded())
-		pcsctest.WaitCard(t, pcsctest.Slot0, false, 5*time.Second)
+		pcsctest.WaitCard(t, pcsctest.Slot0, false, 15*time.Second)
 	})
 
 	// No fingerprint sensor configured: health says so (a kiosk shows out
@@ -1104,7 +1106,9 @@ func TestEndToEnd(t *testing.T) {
 		t0 := time.Now()
 		r.stop()
 		took := time.Since(t0)
-		assert.Less(t, took, 5*time.Second)
+		// well under the finger's 20 s wait (a loaded machine needs room
+		// for the teardown after the 1 s grace)
+		assert.Less(t, took, 12*time.Second, "the workflow is cancelled, not left to its finger wait")
 		assert.GreaterOrEqual(t, took, time.Second, "the workflow gets the grace first")
 		select {
 		case e := <-got:

@@ -118,14 +118,14 @@ func (r *rig) present(t *testing.T, image string) {
 	r.insert(0, image)
 	t.Cleanup(func() {
 		_ = r.lab.Remove(0) // taken out already, unless the sub-test failed
-		pcsctest.WaitCard(t, pcsctest.Slot0, false, 5*time.Second)
+		pcsctest.WaitCard(t, pcsctest.Slot0, false, 15*time.Second)
 	})
 }
 
 func (r *rig) pull(t *testing.T) {
 	t.Helper()
 	require.NoError(t, r.lab.Remove(0))
-	pcsctest.WaitCard(t, pcsctest.Slot0, false, 5*time.Second)
+	pcsctest.WaitCard(t, pcsctest.Slot0, false, 15*time.Second)
 	r.waitReader(t, pcsctest.Slot0, func(rd api.Reader) bool { return !rd.CardPresent && rd.State == api.StateIdle })
 }
 

@@ -134,7 +134,7 @@ func (k *kioskTab) present(image string) {
 	pcsctest.Insert(k.t, k.r.lab, 0, filepath.Join("lab/cards", image))
 	k.t.Cleanup(func() {
 		_ = k.r.lab.Remove(0) // taken out already, unless the sub-test failed
-		pcsctest.WaitCard(k.t, pcsctest.Slot0, false, 5*time.Second)
+		pcsctest.WaitCard(k.t, pcsctest.Slot0, false, 15*time.Second)
 	})
 }
 
@@ -143,7 +143,7 @@ func (k *kioskTab) present(image string) {
 func (k *kioskTab) pull() {
 	k.t.Helper()
 	require.NoError(k.t, k.r.lab.Remove(0))
-	pcsctest.WaitCard(k.t, pcsctest.Slot0, false, 5*time.Second)
+	pcsctest.WaitCard(k.t, pcsctest.Slot0, false, 15*time.Second)
 	k.r.waitReader(k.t, pcsctest.Slot0, func(rd api.Reader) bool { return !rd.CardPresent })
 }
 

@@ -112,7 +112,7 @@ func TestLoketEndToEnd(t *testing.T) {
 		r.insert(0, "kpe-budi.json")
 		t.Cleanup(func() {
 			_ = r.lab.Remove(0)
-			pcsctest.WaitCard(t, pcsctest.Slot0, false, 5*time.Second)
+			pcsctest.WaitCard(t, pcsctest.Slot0, false, 15*time.Second)
 		})
 		b.Wait(`/^[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{3}[0-9A-Z*~$=]$/.test(document.getElementById("code").textContent)`, 30*time.Second)
 		code = b.Text("#code")

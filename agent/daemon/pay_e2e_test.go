@@ -377,7 +377,7 @@ func TestPayTear(t *testing.T) {
 		require.Eventually(t, func() bool {
 			st, err := r.lab.SlotStatus(0)
 			return err == nil && !st.Inserted
-		}, 5*time.Second, 10*time.Millisecond)
+		}, 20*time.Second, 10*time.Millisecond)
 		r.waitReader(t, pcsctest.Slot0, func(rd api.Reader) bool { return !rd.CardPresent })
 		return res
 	}
@@ -546,7 +546,7 @@ func TestPayTearAtEveryAPDU(t *testing.T) {
 		require.Eventually(t, func() bool {
 			st, err := r.lab.SlotStatus(0)
 			return err == nil && !st.Inserted
-		}, 5*time.Second, 10*time.Millisecond, "the fault removed the card")
+		}, 20*time.Second, 10*time.Millisecond, "the fault removed the card")
 		r.waitReader(t, pcsctest.Slot0, func(rd api.Reader) bool { return !rd.CardPresent })
 		r.insertCard(t, card)
 		again, status, e := r.pay(t, api.PayRequest{Amount: 1_000, IdempotencyKey: key})
@@ -703,7 +703,7 @@ func TestPayOutboxFull(t *testing.T) {
 	require.Eventually(t, func() bool {
 		st, err := r.lab.SlotStatus(0)
 		return err == nil && !st.Inserted
-	}, 5*time.Second, 10*time.Millisecond)
+	}, 20*time.Second, 10*time.Millisecond)
 	r.waitReader(t, pcsctest.Slot0, func(rd api.Reader) bool { return !rd.CardPresent })
 
 	// another card's authentication fills the outbox
@@ -711,7 +711,7 @@ func TestPayOutboxFull(t *testing.T) {
 	status, e = r.call("POST", api.PathAuth, api.AuthRequest{Service: "kiosk", Operator: "clerk-01", WaitSeconds: 10}, nil)
 	require.Equal(t, http.StatusOK, status, "%+v", e)
 	require.NoError(t, r.lab.Remove(0))
-	pcsctest.WaitCard(t, pcsctest.Slot0, false, 5*time.Second)
+	pcsctest.WaitCard(t, pcsctest.Slot0, false, 15*time.Second)
 	st, err := r.ob.Stats()
 	require.NoError(t, err)
 	require.Equal(t, 2, st.Unsynced, "the back office takes nothing")
@@ -805,7 +805,7 @@ func TestPayKeysAndEarlierPayment(t *testing.T) {
 		require.Eventually(t, func() bool {
 			st, err := r.lab.SlotStatus(0)
 			return err == nil && !st.Inserted
-		}, 5*time.Second, 10*time.Millisecond)
+		}, 20*time.Second, 10*time.Millisecond)
 		r.waitReader(t, pcsctest.Slot0, func(rd api.Reader) bool { return !rd.CardPresent })
 		r.insertCard(t, card)
 		// the clerk makes a new key for the same purchase

@@ -255,7 +255,7 @@ func tornAfterDebit(t *testing.T, r *rig, card *tracedCard, balance uint32) [16]
 	require.Eventually(t, func() bool {
 		st, err := r.lab.SlotStatus(0)
 		return err == nil && !st.Inserted
-	}, 5*time.Second, 10*time.Millisecond)
+	}, 20*time.Second, 10*time.Millisecond)
 	r.waitReader(t, pcsctest.Slot0, func(rd api.Reader) bool { return !rd.CardPresent })
 	j, err := r.ob.PurseJournals()
 	require.NoError(t, err)

@@ -34,7 +34,7 @@ func (r *rig) authKTPel(t *testing.T) (*record.Record, int, api.Error) {
 	r.insert(0, "ktpel-siti.json")
 	defer func() {
 		require.NoError(t, r.lab.Remove(0))
-		pcsctest.WaitCard(t, pcsctest.Slot0, false, 5*time.Second)
+		pcsctest.WaitCard(t, pcsctest.Slot0, false, 15*time.Second)
 	}()
 	var res api.AuthResult
 	status, e := r.call("POST", api.PathAuth, api.AuthRequest{Service: "askes", Operator: "clerk-01", WaitSeconds: 10}, &res)
@@ -96,9 +96,9 @@ func TestKTPelPseudonymFromSAM(t *testing.T) {
 	c, err := cardsim.ParseCard(noKey, "")
 	require.NoError(t, err)
 	require.NoError(t, r.lab.Remove(1))
-	pcsctest.WaitCard(t, pcsctest.Slot1, false, 5*time.Second)
+	pcsctest.WaitCard(t, pcsctest.Slot1, false, 15*time.Second)
 	require.NoError(t, r.lab.Insert(1, c))
-	pcsctest.WaitCard(t, pcsctest.Slot1, true, 5*time.Second)
+	pcsctest.WaitCard(t, pcsctest.Slot1, true, 15*time.Second)
 	r.waitHealth(samReady)
 	last, err := r.ob.Last()
 	require.NoError(t, err)
@@ -122,7 +122,7 @@ func TestKTPelPseudonymFileFallback(t *testing.T) {
 	fileKey := bytes.Repeat([]byte("f"), 32)
 	r.nikKey = fileKey
 	r.restart()
-	require.Eventually(t, func() bool { return r.logs.seen(daemon.PseudonymFileWarning) }, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return r.logs.seen(daemon.PseudonymFileWarning) }, 20*time.Second, 10*time.Millisecond)
 	r.waitHealth(samReady)
 
 	rec, status, e := r.authKTPel(t)

@@ -59,7 +59,7 @@ func TestLoketPurseBalance(t *testing.T) {
 
 	// the card leaves: the balance goes with it
 	require.NoError(t, r.lab.Remove(0))
-	pcsctest.WaitCard(t, pcsctest.Slot0, false, 5*time.Second)
+	pcsctest.WaitCard(t, pcsctest.Slot0, false, 15*time.Second)
 	b.Wait(`document.getElementById("purse-line").hidden`, 10*time.Second)
 	assert.Empty(t, b.Text("#purse-balance"))
 

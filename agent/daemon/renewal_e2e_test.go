@@ -195,7 +195,7 @@ func freshBudi(t *testing.T) *tracedCard {
 func (r *rig) insertCard(t *testing.T, c cardsim.Card) {
 	t.Helper()
 	require.NoError(t, r.lab.Insert(0, c))
-	pcsctest.WaitCard(t, pcsctest.Slot0, true, 5*time.Second)
+	pcsctest.WaitCard(t, pcsctest.Slot0, true, 15*time.Second)
 	r.waitReader(t, pcsctest.Slot0, func(rd api.Reader) bool { return rd.CardPresent && rd.State == api.StateAuthenticated })
 }
 
@@ -612,7 +612,7 @@ func TestRenewalTearAtEveryAPDU(t *testing.T) {
 				require.Eventually(t, func() bool {
 					st, err := r.lab.SlotStatus(0)
 					return err == nil && !st.Inserted
-				}, 5*time.Second, 10*time.Millisecond)
+				}, 20*time.Second, 10*time.Millisecond)
 				require.NoError(t, r.lab.Insert(0, card))
 			} else {
 				// back before pcscd noticed: the agent takes the lost
@@ -625,9 +625,9 @@ func TestRenewalTearAtEveryAPDU(t *testing.T) {
 			require.Eventually(t, func() bool {
 				st, err := r.lab.SlotStatus(0)
 				return err == nil && st.Inserted && st.Connected
-			}, 5*time.Second, 10*time.Millisecond)
+			}, 20*time.Second, 10*time.Millisecond)
 			require.NoError(t, r.lab.ClearFault(0))
-			pcsctest.WaitCard(t, pcsctest.Slot0, true, 5*time.Second)
+			pcsctest.WaitCard(t, pcsctest.Slot0, true, 15*time.Second)
 			if applied.State != api.RenewalDone {
 				k.authenticate(t, true)
 			}

@@ -309,7 +309,7 @@ func TestKioskRenewalPage(t *testing.T) {
 	}
 	t.Cleanup(func() {
 		_ = r.lab.Remove(0)
-		pcsctest.WaitCard(t, pcsctest.Slot0, false, 5*time.Second)
+		pcsctest.WaitCard(t, pcsctest.Slot0, false, 15*time.Second)
 	})
 	t.Run("interrupted-then-applied", func(t *testing.T) {
 		k := kt.in(t)
@@ -435,7 +435,7 @@ func TestLoketRenewalPage(t *testing.T) {
 	pcsctest.Insert(t, r.lab, 0, "lab/cards/kpe-budi.json")
 	t.Cleanup(func() {
 		_ = r.lab.Remove(0)
-		pcsctest.WaitCard(t, pcsctest.Slot0, false, 5*time.Second)
+		pcsctest.WaitCard(t, pcsctest.Slot0, false, 15*time.Second)
 	})
 	r.waitReader(t, pcsctest.Slot0, func(rd api.Reader) bool { return rd.CardPresent && !rd.Busy })
 

@@ -394,7 +394,7 @@ func TestTopUpTearAtEveryAPDU(t *testing.T) {
 		require.Eventually(t, func() bool {
 			st, err := r.lab.SlotStatus(0)
 			return err == nil && !st.Inserted
-		}, 5*time.Second, 10*time.Millisecond, "the fault removed the card")
+		}, 20*time.Second, 10*time.Millisecond, "the fault removed the card")
 		r.waitReader(t, pcsctest.Slot0, func(rd api.Reader) bool { return !rd.CardPresent })
 		r.insertCard(t, card)
 		k.authenticate(t, true) // settles a torn credit from the card's log

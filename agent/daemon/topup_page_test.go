@@ -46,11 +46,11 @@ func TestKioskTopUpPage(t *testing.T) {
 	require.NoError(t, err)
 	insert := func(t *testing.T) {
 		require.NoError(t, r.lab.Insert(0, card))
-		pcsctest.WaitCard(t, pcsctest.Slot0, true, 5*time.Second)
+		pcsctest.WaitCard(t, pcsctest.Slot0, true, 15*time.Second)
 	}
 	t.Cleanup(func() {
 		_ = r.lab.Remove(0)
-		pcsctest.WaitCard(t, pcsctest.Slot0, false, 5*time.Second)
+		pcsctest.WaitCard(t, pcsctest.Slot0, false, 15*time.Second)
 	})
 
 	var code string
@@ -108,7 +108,7 @@ func TestKioskTopUpPage(t *testing.T) {
 		k.b.Wait(`document.documentElement.lang === "id"`, 5*time.Second)
 		k.clean(answers, nil, append(secrets, code)...)
 		require.NoError(t, r.lab.Remove(0))
-		pcsctest.WaitCard(t, pcsctest.Slot0, false, 5*time.Second)
+		pcsctest.WaitCard(t, pcsctest.Slot0, false, 15*time.Second)
 		k.waiting()
 	})
 	require.NotEmpty(t, code)
@@ -139,7 +139,7 @@ func TestKioskTopUpPage(t *testing.T) {
 		require.Eventually(t, func() bool {
 			st, err := r.lab.SlotStatus(0)
 			return err == nil && !st.Inserted
-		}, 5*time.Second, 10*time.Millisecond)
+		}, 20*time.Second, 10*time.Millisecond)
 
 		// the card back: a fresh page, then the authentication settles it
 		k.b.Eval(`window.before = true`, nil)

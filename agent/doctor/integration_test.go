@@ -107,7 +107,7 @@ func TestIntegrationDoctorSAM(t *testing.T) {
 	require.Equal(t, "missing", find(t, rep, CheckSAM).Code)
 
 	require.NoError(t, lab.Remove(1))
-	pcsctest.WaitCard(t, pcsctest.Slot1, false, 5*time.Second)
+	pcsctest.WaitCard(t, pcsctest.Slot1, false, 15*time.Second)
 	pcsctest.Insert(t, lab, 1, "lab/cards/sam-blocked.json")
 	rep = runPCSC(t, &config.Config{}, "linux")
 	requireAction(t, find(t, rep, CheckSAM), Fail, "blocked", "Jangan mencoba mengaktifkannya lagi", "Do not try to activate it again")

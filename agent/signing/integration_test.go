@@ -33,7 +33,7 @@ func TestIntegrationSAMSealsRecords(t *testing.T) {
 	require.NoError(t, err)
 	lab := pcsctest.Lab(t)
 	require.NoError(t, lab.Insert(1, card))
-	pcsctest.WaitCard(t, pcsctest.Slot1, true, 5*time.Second)
+	pcsctest.WaitCard(t, pcsctest.Slot1, true, 15*time.Second)
 
 	tr := pcsc.New(pcsc.Options{})
 	defer tr.Close()

@@ -91,7 +91,7 @@ func BenchmarkKPERead(b *testing.B) {
 			if err := lab.Insert(0, applet); err != nil {
 				b.Fatal(err)
 			}
-			pcsctest.WaitCard(b, pcsctest.Slot0, true, 5*time.Second)
+			pcsctest.WaitCard(b, pcsctest.Slot0, true, 15*time.Second)
 			c := setupBenchConn(b)
 			ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
 			defer cancel()
@@ -196,7 +196,7 @@ func BenchmarkKPERenewal(b *testing.B) {
 	if err := lab.Insert(0, applet); err != nil {
 		b.Fatal(err)
 	}
-	pcsctest.WaitCard(b, pcsctest.Slot0, true, 5*time.Second)
+	pcsctest.WaitCard(b, pcsctest.Slot0, true, 15*time.Second)
 	c := setupBenchConn(b)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
 	defer cancel()

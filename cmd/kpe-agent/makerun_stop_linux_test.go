@@ -183,7 +183,7 @@ func (r *makeRun) requireAllGone(t *testing.T, d time.Duration) {
 	// next run, or another package's test under the vpcd lock, takes the
 	// slots (a card still shown present there is this run's, not theirs).
 	for _, reader := range pcsctest.SlotReaders {
-		pcsctest.WaitCard(t, reader, false, 5*time.Second)
+		pcsctest.WaitCard(t, reader, false, 15*time.Second)
 	}
 }
 

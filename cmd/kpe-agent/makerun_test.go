@@ -603,7 +603,7 @@ func (a *agentProc) swap(t testing.TB, lab *cardsim.Lab, image string) {
 	require.NoError(t, err)
 	if st.Inserted {
 		require.NoError(t, lab.Remove(0))
-		pcsctest.WaitCard(t, pcsctest.Slot0, false, 5*time.Second)
+		pcsctest.WaitCard(t, pcsctest.Slot0, false, 15*time.Second)
 		require.Eventually(t, func() bool { return !a.reader(t).CardPresent }, 10*time.Second, 20*time.Millisecond, "the agent missed the removal")
 	}
 	pcsctest.Insert(t, lab, 0, filepath.Join("lab", image))

@@ -71,7 +71,7 @@ func TestTether(t *testing.T) {
 			_ = sh.Wait()
 			gone := func() bool { return !alive(child) }
 			if tethered {
-				require.Eventually(t, gone, 5*time.Second, 10*time.Millisecond, "the tethered child outlived its parent")
+				require.Eventually(t, gone, 20*time.Second, 10*time.Millisecond, "the tethered child outlived its parent")
 			} else {
 				time.Sleep(300 * time.Millisecond)
 				require.False(t, gone(), "an untethered child died with its parent: the test shows nothing")

@@ -208,7 +208,7 @@ func TestIntegrationKpectl(t *testing.T) {
 
 	// No card: a clear message with the action, in Bahasa Indonesia.
 	require.NoError(t, lab.Remove(0))
-	pcsctest.WaitCard(t, pcsctest.Slot0, false, 5*time.Second)
+	pcsctest.WaitCard(t, pcsctest.Slot0, false, 15*time.Second)
 	_, errOut, code = runCLI(t, "", "apdu", "00A4000C")
 	require.Equal(t, 1, code)
 	require.Contains(t, errOut, "Tidak ada kartu di pembaca. Masukkan kartu.")

@@ -87,7 +87,7 @@ func TestBrowser(t *testing.T) {
 			}
 		}
 		return false
-	}, 5*time.Second, 20*time.Millisecond, "console: %q", b.Console())
+	}, 20*time.Second, 20*time.Millisecond, "console: %q", b.Console())
 
 	// a kiosk's portrait screen, drawn at half scale; print media; a
 	// screenshot of the viewport
