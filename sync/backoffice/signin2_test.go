@@ -122,16 +122,20 @@ func TestUnknownNameCostsTheSame(t *testing.T) {
 	ctx := context.Background()
 	_, _ = svc.SignIn(ctx, "warm-up", "x", "") // the dummy hash is made once
 	took := func(name string) time.Duration {
-		best := time.Hour
-		for range 3 {
-			start := time.Now()
-			_, err := svc.SignIn(ctx, name, "wrong password!", "192.0.2.1:1")
-			best = min(best, time.Since(start))
-			require.ErrorIs(t, err, backoffice.ErrSignIn)
-		}
-		return best
+		start := time.Now()
+		_, err := svc.SignIn(ctx, name, "wrong password!", "192.0.2.1:1")
+		d := time.Since(start)
+		require.ErrorIs(t, err, backoffice.ErrSignIn)
+		return d
 	}
-	known, unknown := took("siti"), took("nobody-here")
+	// the best of four each, taken in turns: a burst of load on a shared
+	// machine then slows both names alike instead of all of one name's
+	// tries (four failures: the account's lockout is at five)
+	known, unknown := time.Hour, time.Hour
+	for range 4 {
+		known = min(known, took("siti"))
+		unknown = min(unknown, took("nobody-here"))
+	}
 	t.Logf("wrong password %v, unknown name %v", known, unknown)
 	assert.Greater(t, unknown, known/2, "an unknown name is not answered faster")
 	assert.Greater(t, known, unknown/2)

@@ -115,6 +115,21 @@ func TestWebhookRetriesUntilAcknowledged(t *testing.T) {
 		rc.waitFor(t, len(want))
 		want = append(want, codesOf(t, l.ingest(l.serviceRecords(5, "t-01", "askes")...))...)
 		rc.waitFor(t, len(want))
+		// the receiver has the records before the dispatcher has its
+		// answer: wait until the last acknowledgement is stored and
+		// counted, else the cancel below can cut it off on a loaded
+		// machine
+		pendingZero := `kpe_backoffice_webhook_pending_records{institution="askes"} 0`
+		require.Eventually(t, func() bool {
+			in, err := l.store.(backoffice.InstitutionStore).Institution(context.Background(), "askes")
+			if err != nil {
+				t.Error(err)
+				return false
+			}
+			rec := httptest.NewRecorder()
+			l.svc.MetricsHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+			return in.Pending == (backoffice.Cursor{}) && strings.Contains(rec.Body.String(), pendingZero)
+		}, 30*time.Second, 10*time.Millisecond, "the last acknowledgement is not stored")
 		time.Sleep(50 * time.Millisecond) // a few more rounds: nothing more may come
 		cancel()
 		require.NoError(t, <-done)
@@ -130,7 +145,7 @@ func TestWebhookRetriesUntilAcknowledged(t *testing.T) {
 		rec := httptest.NewRecorder()
 		l.svc.MetricsHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 		assert.Contains(t, rec.Body.String(), `kpe_backoffice_webhook_deliveries_total{outcome="refused"} 3`)
-		assert.Contains(t, rec.Body.String(), `kpe_backoffice_webhook_pending_records{institution="askes"} 0`)
+		assert.Contains(t, rec.Body.String(), pendingZero)
 	})
 }
 
@@ -244,12 +259,29 @@ func TestWebhookRedirectIsNotAnAck(t *testing.T) {
 		register(t, l.store, "taspen", "taspen", srv.URL+"/hook303", backoffice.NewWebhookSecret())
 		l.ingest(l.serviceRecords(2, "t-01", "askes")...)
 		l.ingest(l.serviceRecords(2, "t-01", "taspen")...)
+		failures := func(name string) int {
+			in, err := l.store.(backoffice.InstitutionStore).Institution(context.Background(), name)
+			if err != nil { // called from Eventually's goroutine: no require
+				t.Error(err)
+				return -1
+			}
+			return in.Failures
+		}
 		for _, client := range []*http.Client{nil, {Timeout: 5 * time.Second}} {
 			cfg := fastHooks
 			cfg.Client = client
-			ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
-			require.NoError(t, l.svc.RunWebhooks(ctx, cfg))
+			// run until both institutions had a whole attempt refused
+			// (its failure stored after the answer, so after any
+			// redirect it followed), not for a fixed time a loaded
+			// machine may spend before the first post
+			askes, taspen := failures("askes"), failures("taspen")
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- l.svc.RunWebhooks(ctx, cfg) }()
+			assert.Eventually(t, func() bool { return failures("askes") > askes && failures("taspen") > taspen },
+				30*time.Second, 10*time.Millisecond, "both deliveries refused")
 			cancel()
+			require.NoError(t, <-done)
 		}
 		mu.Lock()
 		assert.Zero(t, got["GET /elsewhere"]+got["POST /elsewhere"], "a redirect was followed: %v", got)
@@ -374,18 +406,34 @@ func TestWebhookBackoffIsStored(t *testing.T) {
 		l.ingest(l.serviceRecords(2, "t-01", "askes")...)
 		cfg := fastHooks
 		cfg.MinBackoff, cfg.MaxBackoff = time.Hour, 2*time.Hour
-		run := func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
-			defer cancel()
-			require.NoError(t, l.svc.RunWebhooks(ctx, cfg))
+		institution := func() backoffice.Institution {
+			in, err := l.store.(backoffice.InstitutionStore).Institution(context.Background(), "askes")
+			if err != nil { // called from Eventually's goroutine: no require
+				t.Error(err)
+				return backoffice.Institution{}
+			}
+			return *in
 		}
-		run()
-		in, err := l.store.(backoffice.InstitutionStore).Institution(context.Background(), "askes")
-		require.NoError(t, err)
+		run := func(until func() bool) {
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- l.svc.RunWebhooks(ctx, cfg) }()
+			if until != nil {
+				assert.Eventually(t, until, 30*time.Second, 10*time.Millisecond, "the refusal is not stored")
+			} else {
+				time.Sleep(500 * time.Millisecond) // a few rounds
+			}
+			cancel()
+			require.NoError(t, <-done)
+		}
+		// until the refusal is stored, not for a fixed time: a loaded
+		// machine may not have posted yet
+		run(func() bool { return institution().Failures > 0 })
+		in := institution()
 		assert.Equal(t, 1, in.Failures)
 		assert.True(t, in.NextAttempt.After(time.Now().Add(29*time.Minute)), "next attempt %v", in.NextAttempt)
 		assert.NotEqual(t, backoffice.Cursor{}, in.Pending, "the event in flight is stored")
-		run() // restarted: still within the backoff
+		run(nil) // restarted: still within the backoff
 		rc.mu.Lock()
 		assert.Len(t, rc.refused, 1, "a new dispatcher retried within the stored backoff")
 		assert.Empty(t, rc.events)

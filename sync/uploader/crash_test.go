@@ -30,6 +30,9 @@ import (
 
 const crashChildEnv = "KPE_UPLOAD_CRASH_CHILD"
 
+// closedTime is always ready: a kill now.
+var closedTime = func() <-chan time.Time { c := make(chan time.Time); close(c); return c }()
+
 func TestMain(m *testing.M) {
 	if dir := os.Getenv(crashChildEnv); dir != "" {
 		crashChild(dir)
@@ -52,7 +55,8 @@ type childSetup struct {
 
 // crashChild appends records, printing "ok <counter>" once Append returned
 // (the moment the clerk would see the code), while its uploader sends
-// them; the parent kills it with SIGKILL at a random moment. The stand-in
+// them, and "acked" once its uploader has settled a first acknowledged
+// batch; the parent kills it with SIGKILL at a random moment. The stand-in
 // SAM continues from the outbox's last counter (a real SAM persists its
 // own; a record signed but never committed is then signed again here
 // rather than left as a gap, which the back-office tests cover).
@@ -101,7 +105,13 @@ func crashChild(dir string) {
 	}
 	go u.Run(context.Background())
 	w := bufio.NewWriter(os.Stdout)
+	acked := false
 	for {
+		if st := u.Status(); !acked && st.Accepted+st.Duplicates > 0 {
+			// the status counts a batch after the outbox settled it
+			fmt.Fprintln(w, "acked")
+			acked = true
+		}
 		rec := sampleRec(prev)
 		if err := record.Seal(context.Background(), rec, sam); err != nil {
 			fail(err)
@@ -158,10 +168,15 @@ func TestKill9DuringUpload(t *testing.T) {
 			}
 			close(lines)
 		}()
-		// the timer starts at the first record saved, not at the start: a
-		// loaded machine can spend the whole window starting the process
-		var kill <-chan time.Time
-		killed := false
+		// The timer starts at the first record saved, not at the start: a
+		// loaded machine can spend the whole window starting the process.
+		// Every other child is killed only after its first acknowledged
+		// batch (still at a random point of its uploads): on a loaded
+		// machine a child can otherwise die before any upload came back,
+		// every time, and the run proves nothing about kills mid-upload.
+		afterAck := i%2 == 1
+		var kill, noAck <-chan time.Time
+		started, killed := false, false
 	read:
 		for {
 			select {
@@ -173,12 +188,25 @@ func TestKill9DuringUpload(t *testing.T) {
 					n, err := strconv.ParseUint(c, 10, 32)
 					require.NoError(t, err)
 					reported[uint32(n)] = true
-					if kill == nil && !killed {
-						kill = time.After(time.Duration(30+rng.IntN(250)) * time.Millisecond)
+					if !started {
+						started = true
+						if afterAck {
+							noAck = time.After(time.Minute)
+						} else {
+							kill = time.After(time.Duration(30+rng.IntN(250)) * time.Millisecond)
+						}
+					}
+				} else if l == "acked" {
+					if afterAck && !killed && kill == nil {
+						noAck = nil
+						kill = time.After(time.Duration(rng.IntN(250)) * time.Millisecond)
 					}
 				} else {
 					t.Fatalf("child: %s", l)
 				}
+			case <-noAck:
+				t.Errorf("child %d: no batch acknowledged within a minute of its first record", i)
+				noAck, kill = nil, closedTime
 			case <-kill:
 				require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
 				kill, killed = nil, true

@@ -221,9 +221,14 @@ func failing(n int, kind string) (func(http.Handler) http.Handler, *atomic.Int32
 				w.WriteHeader(http.StatusOK)
 				io.WriteString(w, `{"results":[{"status":"maybe"}]}`)
 			case "stored-then-slow":
-				// the back office stores the batch but answers too late
+				// the back office stores the batch but answers too late:
+				// not before the terminal gave up (its timeout, whatever
+				// the machine's load), with a cap in case it never does
 				next.ServeHTTP(httptest.NewRecorder(), req)
-				time.Sleep(1500 * time.Millisecond)
+				select {
+				case <-req.Context().Done():
+				case <-time.After(time.Minute):
+				}
 			}
 		})
 	}, &seen
@@ -237,7 +242,11 @@ func TestServerFailures(t *testing.T) {
 			r.wrap = wrap
 			r.start("")
 			r.add(10, nil)
-			u := r.uploader(func(c *uploader.Config) { c.Timeout = time.Second })
+			// the rig's request timeout (5 s): the failing drain only
+			// meets it in "stored-then-slow", whose answer waits for it;
+			// the retry below has room for a new mutual-TLS connection
+			// and 10 records verified and stored under -race
+			u := r.uploader(nil)
 			_, err := u.Drain(context.Background())
 			require.Error(t, err)
 			if kind == "503" {
