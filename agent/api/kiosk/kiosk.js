@@ -684,10 +684,16 @@ async function cardBack() {
  * (events of type renewal). Without one (not a KPE, renewal off) nothing
  * shows.
  */
+/** The number of the newest renewal question: an older answer is stale. */
+let renewalAsked = 0;
+
 async function refreshRenewal() {
+  const n = ++renewalAsked;
   try {
     const v = await agent.renewal(reader, { signal: life.signal });
-    renewalShown(v);
+    // answers can come back out of order: a late "checking" must not
+    // bring the banner back after "none"
+    if (n === renewalAsked) renewalShown(v);
   } catch (e) {
     if (!(e instanceof KpeError && e.code === "not-available")) trouble(e);
   }
