@@ -459,9 +459,12 @@ async function refreshPay() {
   const a = payAttempt;
   if (!a || !payShown?.res) return showPay(payShown?.res ?? null, payShown?.err ?? null);
   try {
-    showPay(await agent.payStatus(a.key, { reader: a.reader }), null);
+    const res = await agent.payStatus(a.key, { reader: a.reader });
+    // as in restorePay: a late answer about an attempt the clerk has left
+    // must not be shown, nor forget the new attempt's stored key
+    if (payAttempt === a && !paying) showPay(res, null);
   } catch (err) {
-    showPay(payShown.res, null);
+    if (payAttempt === a && !paying) showPay(payShown.res, null);
   }
 }
 
