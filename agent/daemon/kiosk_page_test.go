@@ -627,7 +627,9 @@ func TestKioskPage(t *testing.T) {
 	// browser keeps nothing of the holder.
 	t.Run("idle-timeout", func(t *testing.T) {
 		k := kt.in(t)
-		r.setConf(func(c *config.Config) { c.Kiosk.IdleTimeout, c.Kiosk.IdleWarning = 6*time.Second, 3*time.Second })
+		// the warning stays up 10 s: the layout check and the touch below
+		// must fit in it on a loaded machine
+		r.setConf(func(c *config.Config) { c.Kiosk.IdleTimeout, c.Kiosk.IdleWarning = 15*time.Second, 10*time.Second })
 		r.restart()
 		r.waitHealth(samReady)
 		k.open()

@@ -100,6 +100,8 @@ func TestLoketEndToEnd(t *testing.T) {
 	b.Wait(`!document.getElementById("work").hidden`, 5*time.Second)
 	assert.Equal(t, "clerk-07", b.Text("#operator-name"))
 	var readers []string
+	// the list is filled by a fetch the open stream starts
+	b.Wait(`document.getElementById("reader").options.length > 0`, 10*time.Second)
 	b.Eval(`[...document.getElementById("reader").options].map((o) => o.value)`, &readers)
 	assert.Equal(t, []string{pcsctest.Slot0}, readers, "the card reader, not the SAM's")
 
@@ -118,6 +120,9 @@ func TestLoketEndToEnd(t *testing.T) {
 		code = b.Text("#code")
 		assert.Equal(t, i18n.English.T("clerk.recorded"), b.Text("#message"))
 		var steps []string
+		// the code comes with the answer, the steps with the event stream:
+		// either can arrive first
+		b.Wait(`[...document.querySelectorAll("#progress li")].some((li) => li.dataset.state === "recorded")`, 10*time.Second)
 		b.Eval(`[...document.querySelectorAll("#progress li")].map((li) => li.dataset.state)`, &steps)
 		assert.Equal(t, []string{"detected", "identified", "authenticated", "fingerprint", "verified", "recorded"}, steps)
 

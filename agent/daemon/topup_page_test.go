@@ -84,7 +84,7 @@ func TestKioskTopUpPage(t *testing.T) {
 		require.Len(t, rows, 1)
 		assert.Contains(t, rows[0], "Isi ulang")
 		assert.Contains(t, rows[0], "Rp 150.000")
-		// the next check found nothing more staged
+		// the offer is gone (the apply's answer hides it)
 		k.b.Wait(`document.getElementById("topup-offer").hidden`, 10*time.Second)
 		k.check("topup-done")
 		st, _ := purseOf(t, card)

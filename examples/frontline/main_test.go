@@ -168,6 +168,10 @@ func newFakeAgent(t *testing.T) *fakeAgent {
 // the page ignores Start while a request runs.
 const done = `document.getElementById("code").textContent !== "" && !document.getElementById("start").disabled`
 
+// recorded: the "recorded" event has been shown; the answer can come
+// before the events too.
+const recorded = `[...document.querySelectorAll("#progress li")].some((li) => li.dataset.state === "recorded")`
+
 func TestExamplePage(t *testing.T) {
 	f := newFakeAgent(t)
 	b := browsertest.Start(t)
@@ -189,7 +193,7 @@ func TestExamplePage(t *testing.T) {
 	b.Wait(`!document.getElementById("prompt").hidden`, 10*time.Second)
 	assert.Equal(t, "One fingerprint try left on the card. Confirm before it is used.", b.Text("#prompt-text"))
 	b.Click("#prompt-continue")
-	b.Wait(done, 10*time.Second)
+	b.Wait(done+" && "+recorded, 10*time.Second)
 	assert.Equal(t, "7K3M-Q0ZD-9XH2-WB4*", b.Text("#code"))
 	assert.Equal(t, "Authentication succeeded and is recorded. Write the authentication code on the form.", b.Text("#message"))
 	var steps []string
