@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"kpe-agent/agent/config"
+	"kpe-agent/internal/systest"
 )
 
 const (
@@ -410,6 +411,47 @@ func runHelper(t *testing.T, d time.Duration, env []string, args ...string) (cod
 	}
 }
 
+// runHelperUntil runs the kiosk helper until its stderr holds line (at
+// most limit), lets it run for another `after`, then kills it and returns
+// its stderr; it fails the test if the helper exits or never says line.
+func runHelperUntil(t *testing.T, line string, limit, after time.Duration, env []string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(kioskHelperSrc, args...)
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "KPE_KIOSK_POLL=0.05"}, env...)
+	var errb systest.Buffer
+	cmd.Stderr = &errb
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	defer func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-done
+	}()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(limit)
+	for !strings.Contains(errb.String(), line) {
+		select {
+		case err := <-done:
+			done <- err
+			t.Fatalf("the helper exited (%v) before saying %q; stderr:\n%s", err, line, errb.String())
+		case <-deadline:
+			t.Fatalf("the helper did not say %q within %v; stderr:\n%s", line, limit, errb.String())
+		case <-tick.C:
+		}
+	}
+	select {
+	case err := <-done:
+		done <- err
+		t.Fatalf("the helper exited (%v), want still waiting; stderr:\n%s", err, errb.String())
+	case <-time.After(after):
+	}
+	return errb.String()
+}
+
 func TestKioskBrowserHelper(t *testing.T) {
 	if _, err := exec.LookPath("bash"); err != nil {
 		t.Fatalf("kpe-kiosk-browser is a bash script: %v", err)
@@ -468,10 +510,10 @@ func TestKioskBrowserHelper(t *testing.T) {
 		addr := ln.Addr().String()
 		ln.Close() // nothing listens there now
 		os.Remove(argsFile)
-		code, stderr := runHelper(t, 1500*time.Millisecond, []string{"KPE_KIOSK_BROWSER=" + bin}, "--kiosk", "http://"+addr+"/kiosk/")
-		if code != -1 {
-			t.Fatalf("exit %d, want still waiting; stderr:\n%s", code, stderr)
-		}
+		// It says so once it found no agent, then keeps polling (every
+		// 0.05 s) for a second more without saying it again.
+		stderr := runHelperUntil(t, "waiting for the kpe-agent at "+addr, 30*time.Second, time.Second,
+			[]string{"KPE_KIOSK_BROWSER=" + bin}, "--kiosk", "http://"+addr+"/kiosk/")
 		if n := strings.Count(stderr, "waiting for the kpe-agent at "+addr); n != 1 {
 			t.Errorf("the wait is said %d times, want once:\n%s", n, stderr)
 		}

@@ -143,6 +143,9 @@ func (p *program) runWait() {
 			fmt.Fprintf(p.stderr, "kpe-agent: second signal (after %v) during the shutdown: exiting now\n", s)
 			os.Exit(1)
 		}()
+		if runSignalHook != nil {
+			runSignalHook(s)
+		}
 	case <-p.done:
 		signal.Stop(sig)
 	}
@@ -150,6 +153,10 @@ func (p *program) runWait() {
 
 // runWaitHook, when set (by tests), runs once the signal handler is in place.
 var runWaitHook func()
+
+// runSignalHook, when set (by tests), runs once the first signal was taken:
+// a signal sent after it is a second one, not merged with the first.
+var runSignalHook func(os.Signal)
 
 func isClosed(c <-chan struct{}) bool {
 	select {

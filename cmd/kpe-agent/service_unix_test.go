@@ -27,6 +27,8 @@ func TestMain(m *testing.M) {
 func serviceChild(mode string) int {
 	// "ready" once the agent runs and the wrapper handles signals.
 	runWaitHook = func() { fmt.Println("ready") }
+	// "signalled" once the first signal was taken.
+	runSignalHook = func(os.Signal) { fmt.Println("signalled") }
 	stop := 10 * time.Second
 	var agent agentFunc
 	switch mode {
@@ -65,7 +67,8 @@ func serviceChild(mode string) int {
 }
 
 // runChild starts the child in mode, waits for "ready" when signals is
-// not empty, sends the signals and returns the exit code and stderr.
+// not empty, sends the signals (each once the child took the one before)
+// and returns the exit code and stderr.
 func runChild(t *testing.T, mode string, signals ...syscall.Signal) (int, string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -89,11 +92,15 @@ func runChild(t *testing.T, mode string, signals ...syscall.Signal) (int, string
 			t.Fatalf("child %s: no ready line (stderr %q)", mode, stderr.String())
 		}
 		for i, s := range signals {
-			if i > 0 {
-				time.Sleep(200 * time.Millisecond)
-			}
 			if err := cmd.Process.Signal(s); err != nil {
 				t.Fatal(err)
+			}
+			// Two signals sent before the child takes the first can merge
+			// into one: the next goes only once this one was taken.
+			if i < len(signals)-1 && (!lines.Scan() || lines.Text() != "signalled") {
+				_ = cmd.Process.Kill()
+				_ = cmd.Wait()
+				t.Fatalf("child %s: no signalled line (stderr %q)", mode, stderr.String())
 			}
 		}
 	}

@@ -332,12 +332,29 @@ func (c *cli) auth(ctx context.Context, o authOptions) error {
 	followed := o.reader
 	last := ""
 	var res result
+	// The answer and the session's events travel on two connections: the
+	// answer can come first. After it, the followed reader's events are
+	// still printed until its session ends (ended: its latest state ends a
+	// session), for at most drainFor, so that no progress line is lost or
+	// printed after the outcome. A failure with no event of the reader
+	// (seen) may have had no session at all: nothing to wait for.
+	seen, ended := false, false
+	var drain <-chan time.Time
+	over := func() bool { // once answered: the session's end was seen
+		if res.err == nil {
+			return last == api.StateRecorded
+		}
+		return ended
+	}
 wait:
 	for {
 		select {
 		case ev, ok := <-events:
 			if !ok {
 				events = nil
+				if drain != nil {
+					break wait
+				}
 				continue
 			}
 			if ev.Type != api.EventSession || (!ev.Time.IsZero() && ev.Time.Before(start.Add(-time.Second))) {
@@ -346,23 +363,39 @@ wait:
 			if followed == "" && ev.State != api.StateIdle && ev.State != api.StateRemoved {
 				followed = ev.Reader
 			}
-			if ev.Reader != followed || ev.State == last {
+			if ev.Reader != followed {
 				continue
+			}
+			seen = true
+			ended = sessionEnded(ev.State)
+			// The outcome (recorded or failed) is printed from the answer.
+			if ev.State != last && ev.State != api.StateRecorded && ev.State != api.StateFailed && ev.State != api.StateIdle {
+				text := a.States[ev.State]
+				if text == "" {
+					text = ev.State
+				}
+				if ev.State == api.StateIdentified && ev.CardKind != "" {
+					text += ": " + ev.CardKind
+				}
+				fmt.Fprintf(c.out, "%s  %s\n", time.Now().Format("15:04:05"), text)
 			}
 			last = ev.State
-			// The outcome (recorded or failed) is printed from the answer.
-			if ev.State == api.StateRecorded || ev.State == api.StateFailed || ev.State == api.StateIdle {
-				continue
+			if drain != nil && over() {
+				break wait
 			}
-			text := a.States[ev.State]
-			if text == "" {
-				text = ev.State
-			}
-			if ev.State == api.StateIdentified && ev.CardKind != "" {
-				text += ": " + ev.CardKind
-			}
-			fmt.Fprintf(c.out, "%s  %s\n", time.Now().Format("15:04:05"), text)
 		case res = <-done:
+			if res.err == nil && res.res.Reader != "" && res.res.Reader != followed {
+				// a success names its reader, whose events may not be here yet
+				followed, last, seen, ended = res.res.Reader, "", false, false
+			}
+			if events == nil || over() || ctx.Err() != nil || (!seen && res.err != nil) {
+				break wait
+			}
+			done = nil
+			t := time.NewTimer(drainFor)
+			defer t.Stop()
+			drain = t.C
+		case <-drain:
 			break wait
 		}
 	}
@@ -415,6 +448,19 @@ wait:
 		fmt.Fprintln(c.out, "  "+r.Message)
 	}
 	return nil
+}
+
+// drainFor bounds how long kpectl auth, once answered, waits for the rest
+// of the session's events (a variable for a test).
+var drainFor = 1500 * time.Millisecond
+
+// sessionEnded: after state, the session's workflow is over.
+func sessionEnded(state string) bool {
+	switch state {
+	case api.StateRecorded, api.StateFailed, api.StateRemoved, api.StateIdle:
+		return true
+	}
+	return false
 }
 
 func isNotFound(err error) bool {

@@ -193,7 +193,6 @@ func TestAuth(t *testing.T) {
 			}
 			a.events <- sse(ev)
 		}
-		time.Sleep(200 * time.Millisecond) // let kpectl print the events first
 		_ = json.NewEncoder(w).Encode(api.AuthResult{Code: "ABCD-EFGH-JKLM", RecordID: "r1", Service: got.Service,
 			Reader: "Virtual PCD 00 00", CardKind: "kpe", Counter: 43, Message: "Autentikasi berhasil."})
 	}
@@ -215,6 +214,37 @@ func TestAuth(t *testing.T) {
 	var res api.AuthResult
 	require.NoError(t, json.Unmarshal([]byte(out), &res), out)
 	require.Equal(t, "ABCD-EFGH-JKLM", res.Code)
+}
+
+// The answer can reach kpectl before the session's events (two
+// connections): they are still printed, before the outcome.
+func TestAuthEventsAfterAnswer(t *testing.T) {
+	// Generous, so that only the order is tested, not the machine's speed.
+	old := drainFor
+	drainFor = time.Minute
+	t.Cleanup(func() { drainFor = old })
+	a := newCannedAgent(t)
+	a.auth = func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		_ = json.NewEncoder(w).Encode(api.AuthResult{Code: "ABCD-EFGH-JKLM", RecordID: "r1", Service: "askes",
+			Reader: "Virtual PCD 00 00", CardKind: "kpe", Counter: 43})
+		go func() {
+			// Late, to let the answer (the handler returning) come first;
+			// any lateness gives the same output.
+			time.Sleep(100 * time.Millisecond)
+			for i, st := range []string{api.StateDetected, api.StateVerified, api.StateRecorded} {
+				a.events <- sse(api.Event{Seq: uint64(10 + i), Type: api.EventSession, Reader: "Virtual PCD 00 00", State: st})
+			}
+		}()
+	}
+	out, errOut, code := runCLI(t, "", agentArgs(t, a, "--lang", "en", "auth", "--service", "askes", "--operator", "op-1")...)
+	require.Equal(t, 0, code, errOut)
+	last := -1
+	for _, w := range []string{"Card detected", "Fingerprint verified", "RECORDED"} {
+		i := strings.Index(out, w)
+		require.Greater(t, i, last, "%q out of order in:\n%s", w, out)
+		last = i
+	}
 }
 
 func TestAuthFailure(t *testing.T) {

@@ -210,7 +210,9 @@ func TestMemReaderFaults(t *testing.T) {
 	transmit(t, c, selAIDNo)
 
 	// Delay beyond the deadline → ErrTimeout; within it → fine.
-	r.SetFault(Fault{Delay: 300 * time.Millisecond, DelayCount: 1})
+	// The delay is far beyond the bound so that a Transmit that waited for
+	// the card instead of its deadline fails even on a loaded machine.
+	r.SetFault(Fault{Delay: 3 * time.Second, DelayCount: 1})
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	start := time.Now()
 	_, err := c.Transmit(ctx, hx(selAIDNo))
@@ -218,7 +220,7 @@ func TestMemReaderFaults(t *testing.T) {
 	if !errors.Is(err, apdu.ErrTimeout) {
 		t.Fatalf("delayed transmit: %v", err)
 	}
-	if el := time.Since(start); el > 250*time.Millisecond {
+	if el := time.Since(start); el > 1500*time.Millisecond {
 		t.Fatalf("Transmit waited %v past its deadline", el)
 	}
 	transmit(t, c, selAIDNo) // DelayCount 1: no more delays

@@ -220,25 +220,28 @@ func TestVPCDFaults(t *testing.T) {
 		t.Fatalf("apdu 3: %X", got)
 	}
 
-	// Delay on the first APDU only; ATR answers are never delayed.
-	noErr(t, lab.SetFault(0, Fault{Delay: 300 * time.Millisecond, DelayCount: 1}))
+	// Delay on the first APDU only; ATR answers are never delayed. The
+	// delay is wide enough that a loopback round trip on a loaded machine
+	// (bounded at 1 s) cannot be mistaken for it.
+	const delay = 2500 * time.Millisecond
+	noErr(t, lab.SetFault(0, Fault{Delay: delay, DelayCount: 1}))
 	start := time.Now()
 	conn.atr()
-	if el := time.Since(start); el > 200*time.Millisecond {
+	if el := time.Since(start); el >= time.Second {
 		t.Fatalf("ATR took %v", el)
 	}
 	start = time.Now()
 	conn.apdu(selAIDNo)
-	if el := time.Since(start); el < 300*time.Millisecond {
+	if el := time.Since(start); el < delay {
 		t.Fatalf("delayed APDU took only %v", el)
 	}
 	start = time.Now()
 	conn.apdu(selAIDNo)
-	if el := time.Since(start); el > 200*time.Millisecond {
+	if el := time.Since(start); el >= time.Second {
 		t.Fatalf("second APDU took %v", el)
 	}
 	st := lab.Status()[0]
-	if st.Fault == nil || st.Fault.Delay != 300*time.Millisecond {
+	if st.Fault == nil || st.Fault.Delay != delay {
 		t.Fatalf("status fault %+v", st.Fault)
 	}
 	noErr(t, lab.ClearFault(0))

@@ -77,12 +77,16 @@ func startNode(t testing.TB, bin, dsn string, pki fleet.PKIFiles, extra ...strin
 // without a gap, each terminal's count and chain whole, no alarm.
 func TestNodeKilledMidStorm(t *testing.T) {
 	const terminals, records = 200, 20
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "kpe-backoffice")
-	out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "kpe-agent/cmd/kpe-backoffice").CombinedOutput()
+	// The build has its own generous bound: on a loaded CI machine with a
+	// cold cache it can take minutes, which is not the storm's time.
+	buildCtx, buildCancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	out, err := exec.CommandContext(buildCtx, "go", "build", "-o", bin, "kpe-agent/cmd/kpe-backoffice").CombinedOutput()
+	buildCancel()
 	require.NoError(t, err, "%s", out)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
 	_, files, err := fleet.OpenPKI(filepath.Join(dir, "pki"))
 	require.NoError(t, err)
 	pki, files2, err := fleet.OpenPKI(files.Dir) // read back as written
