@@ -377,20 +377,28 @@ func fakeBrowser(t *testing.T) (bin, argsFile string) {
 	return bin, argsFile
 }
 
-// runHelper runs kpe-kiosk-browser with the arguments and environment,
-// at most for d; it reports the exit status (-1: still running, killed).
-func runHelper(t *testing.T, d time.Duration, env []string, args ...string) (code int, stderr string) {
+// startHelper starts kpe-kiosk-browser with the arguments and
+// environment, in its own process group; done gets its exit.
+func startHelper(t *testing.T, env []string, args ...string) (cmd *exec.Cmd, stderr *systest.Buffer, done chan error) {
 	t.Helper()
-	cmd := exec.Command(kioskHelperSrc, args...)
+	cmd = exec.Command(kioskHelperSrc, args...)
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "KPE_KIOSK_POLL=0.05"}, env...)
-	var errb bytes.Buffer
-	cmd.Stderr = &errb
+	stderr = &systest.Buffer{}
+	cmd.Stderr = stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
+	done = make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
+	return cmd, stderr, done
+}
+
+// runHelper runs kpe-kiosk-browser with the arguments and environment,
+// at most for d; it reports the exit status (-1: still running, killed).
+func runHelper(t *testing.T, d time.Duration, env []string, args ...string) (code int, stderr string) {
+	t.Helper()
+	cmd, errb, done := startHelper(t, env, args...)
 	var err error
 	select {
 	case err = <-done:
@@ -416,16 +424,7 @@ func runHelper(t *testing.T, d time.Duration, env []string, args ...string) (cod
 // its stderr; it fails the test if the helper exits or never says line.
 func runHelperUntil(t *testing.T, line string, limit, after time.Duration, env []string, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(kioskHelperSrc, args...)
-	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "KPE_KIOSK_POLL=0.05"}, env...)
-	var errb systest.Buffer
-	cmd.Stderr = &errb
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	cmd, errb, done := startHelper(t, env, args...)
 	defer func() {
 		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		<-done
