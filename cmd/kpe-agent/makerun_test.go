@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -19,6 +20,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -420,11 +422,43 @@ func hostOf(t testing.TB, rawURL string) string {
 // freePort returns host:port with a port free at the time of the call.
 func freePort(t testing.TB, host string) string {
 	t.Helper()
+	// Below the kernel's ephemeral range where it is known: the kill tests
+	// start the agent on this port again a hundred times, and between two
+	// runs an outgoing connection of another package could be given it as
+	// its local port (the agent's bind then fails with EADDRINUSE).
+	// (from 20000: the lab's and the defaults' fixed ports are lower)
+	if low := ephemeralLow(); low > 20000 {
+		for range 64 {
+			p := 20000 + mrand.IntN(low-20000)
+			if ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(p))); err == nil {
+				addr := ln.Addr().String()
+				require.NoError(t, ln.Close())
+				return addr
+			}
+		}
+	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	require.NoError(t, err)
 	addr := ln.Addr().String()
 	require.NoError(t, ln.Close())
 	return addr
+}
+
+// ephemeralLow is the lowest port Linux gives outgoing connections, or 0.
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return 0
+	}
+	n, err := strconv.Atoi(f[0])
+	if err != nil {
+		return 0
+	}
+	return n
 }
 
 // serveOn serves h on a free port of host (over TLS when cfg is not nil)
