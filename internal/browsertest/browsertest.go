@@ -193,9 +193,18 @@ func (b *Browser) step() (context.Context, context.CancelFunc) {
 
 // NavigateErr opens u and waits for its load event.
 func (b *Browser) NavigateErr(u string) error {
-	ctx, cancel := b.step()
-	defer cancel()
-	return chromedp.Do(ctx, chromedp.Navigate(u))
+	for try := 1; ; try++ {
+		ctx, cancel := b.step()
+		err := chromedp.Do(ctx, chromedp.Navigate(u))
+		cancel()
+		// net::ERR_ABORTED: a navigation of the page's own was under way
+		// (a kiosk page loading itself again after the agent restarted)
+		// and the browser gave up ours; ours is asked for again
+		if err == nil || !strings.Contains(err.Error(), "net::ERR_ABORTED") || try == 5 {
+			return err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // Navigate opens u and waits for its load event.

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -178,4 +179,35 @@ func TestPerf(t *testing.T) {
 	b.Eval(`(() => { window.kept = []; return true; })()`, nil)
 	after := b.HeapAfterGC()
 	assert.Less(t, after.Used, before.Used+(1<<20), "%+v then %+v", before, after)
+}
+
+// A page whose own navigation is pending when Navigate is called (as the
+// kiosk page's, which loads itself again when the agent restarted): the
+// browser reports ours aborted, and Navigate asks again, ending on the page
+// it was asked for.
+func TestNavigateRacedByThePage(t *testing.T) {
+	var wanted, slowself atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		switch r.URL.Path {
+		case "/restless":
+			fmt.Fprint(w, `<!doctype html><title>r</title><script>setTimeout(() => location.replace("/slowself"), 300)</script>`)
+		case "/slowself":
+			slowself.Add(1)
+			time.Sleep(time.Second)
+			fmt.Fprint(w, `<!doctype html><title>self</title>`)
+		case "/wanted":
+			wanted.Add(1)
+			fmt.Fprint(w, `<!doctype html><title>wanted</title><p id="here">here</p>`)
+		}
+	}))
+	defer srv.Close()
+	b := browsertest.Start(t)
+	b.Navigate(srv.URL + "/restless")
+	for slowself.Load() == 0 { // the page's own navigation is under way
+		time.Sleep(10 * time.Millisecond)
+	}
+	b.Navigate(srv.URL + "/wanted")
+	assert.Equal(t, "here", b.Text("#here"))
+	t.Logf("wanted asked %d times", wanted.Load())
 }
