@@ -374,11 +374,7 @@ func TestPayTear(t *testing.T) {
 		res, status, e := r.pay(t, api.PayRequest{Amount: amount, MerchantRef: "INV-" + key, IdempotencyKey: key})
 		require.Equal(t, http.StatusOK, status, "%+v", e)
 		require.NoError(t, r.lab.ClearFault(0))
-		require.Eventually(t, func() bool {
-			st, err := r.lab.SlotStatus(0)
-			return err == nil && !st.Inserted
-		}, 20*time.Second, 10*time.Millisecond)
-		r.waitReader(t, pcsctest.Slot0, func(rd api.Reader) bool { return !rd.CardPresent })
+		r.faultRemoved(t)
 		return res
 	}
 	journal := func(t *testing.T) *outbox.PurseJournal {
@@ -543,11 +539,7 @@ func TestPayTearAtEveryAPDU(t *testing.T) {
 			// the card left before anything was journaled
 			assert.Equal(t, "card-removed", e.Code, "%+v", e)
 		}
-		require.Eventually(t, func() bool {
-			st, err := r.lab.SlotStatus(0)
-			return err == nil && !st.Inserted
-		}, 20*time.Second, 10*time.Millisecond, "the fault removed the card")
-		r.waitReader(t, pcsctest.Slot0, func(rd api.Reader) bool { return !rd.CardPresent })
+		r.faultRemoved(t)
 		r.insertCard(t, card)
 		again, status, e := r.pay(t, api.PayRequest{Amount: 1_000, IdempotencyKey: key})
 		require.Equal(t, http.StatusOK, status, "%+v", e)
@@ -700,11 +692,7 @@ func TestPayOutboxFull(t *testing.T) {
 	require.NoError(t, r.lab.ClearFault(0))
 	require.Equal(t, http.StatusOK, status, "%+v", e)
 	require.Equal(t, api.PayPending, res.Status)
-	require.Eventually(t, func() bool {
-		st, err := r.lab.SlotStatus(0)
-		return err == nil && !st.Inserted
-	}, 20*time.Second, 10*time.Millisecond)
-	r.waitReader(t, pcsctest.Slot0, func(rd api.Reader) bool { return !rd.CardPresent })
+	r.faultRemoved(t)
 
 	// another card's authentication fills the outbox
 	r.insert(0, "ktpel-siti.json")
@@ -802,11 +790,7 @@ func TestPayKeysAndEarlierPayment(t *testing.T) {
 		require.Equal(t, http.StatusOK, status, "%+v", e)
 		require.Equal(t, api.PayPending, res.Status)
 		balance -= 4_000
-		require.Eventually(t, func() bool {
-			st, err := r.lab.SlotStatus(0)
-			return err == nil && !st.Inserted
-		}, 20*time.Second, 10*time.Millisecond)
-		r.waitReader(t, pcsctest.Slot0, func(rd api.Reader) bool { return !rd.CardPresent })
+		r.faultRemoved(t)
 		r.insertCard(t, card)
 		// the clerk makes a new key for the same purchase
 		_, status, e = r.pay(t, api.PayRequest{Amount: 4_000, IdempotencyKey: "early-2"})

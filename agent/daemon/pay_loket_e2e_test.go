@@ -15,7 +15,6 @@ import (
 	"kpe-agent/internal/browsertest"
 	"kpe-agent/internal/i18n"
 	"kpe-agent/lab/cardsim"
-	"kpe-agent/lab/pcsctest"
 	"kpe-agent/sync/outbox"
 )
 
@@ -252,11 +251,7 @@ func tornAfterDebit(t *testing.T, r *rig, card *tracedCard, balance uint32) [16]
 	st, _ := purseOf(t, card)
 	assert.Equal(t, balance, st.Balance, "the card took the DEBIT")
 	require.NoError(t, r.lab.ClearFault(0))
-	require.Eventually(t, func() bool {
-		st, err := r.lab.SlotStatus(0)
-		return err == nil && !st.Inserted
-	}, 20*time.Second, 10*time.Millisecond)
-	r.waitReader(t, pcsctest.Slot0, func(rd api.Reader) bool { return !rd.CardPresent })
+	r.faultRemoved(t)
 	j, err := r.ob.PurseJournals()
 	require.NoError(t, err)
 	require.Len(t, j, 1)

@@ -199,6 +199,17 @@ func (r *rig) insertCard(t *testing.T, c cardsim.Card) {
 	r.waitReader(t, pcsctest.Slot0, func(rd api.Reader) bool { return rd.CardPresent && rd.State == api.StateAuthenticated })
 }
 
+// faultRemoved waits until a fault has taken the card out of slot 0 and
+// the agent has seen it go.
+func (r *rig) faultRemoved(t *testing.T) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		st, err := r.lab.SlotStatus(0)
+		return err == nil && !st.Inserted
+	}, 20*time.Second, 10*time.Millisecond, "the fault removed the card")
+	r.waitReader(t, pcsctest.Slot0, func(rd api.Reader) bool { return !rd.CardPresent })
+}
+
 // chipReader reads the card in slot 0 on its own PC/SC connection, with
 // the card's keys from its image (not the agent's SAM): what is really on
 // the chip, verified against the BKN roots.

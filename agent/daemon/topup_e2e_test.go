@@ -391,11 +391,7 @@ func TestTopUpTearAtEveryAPDU(t *testing.T) {
 			assert.Equal(t, "card-removed", e.Code, "%+v", e)
 			outcomes[e.Code]++
 		}
-		require.Eventually(t, func() bool {
-			st, err := r.lab.SlotStatus(0)
-			return err == nil && !st.Inserted
-		}, 20*time.Second, 10*time.Millisecond, "the fault removed the card")
-		r.waitReader(t, pcsctest.Slot0, func(rd api.Reader) bool { return !rd.CardPresent })
+		r.faultRemoved(t)
 		r.insertCard(t, card)
 		k.authenticate(t, true) // settles a torn credit from the card's log
 		j, err := r.ob.PurseJournals()
